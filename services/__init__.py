@@ -1,0 +1,1 @@
+"""Cantus services: each folder is one process (gateway, melody, harmony, lyric, render)."""

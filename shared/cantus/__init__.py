@@ -1,0 +1,1 @@
+"""Cantus: compose complete pieces with language models, streamed bar by bar."""

@@ -1,0 +1,1 @@
+"""The melody language model: tokenizer, corpus, transformer, decoding, training."""

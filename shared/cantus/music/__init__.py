@@ -1,0 +1,1 @@
+"""The symbolic music domain: notes, bars, keys, meters, MIDI, chords, arrangement."""
