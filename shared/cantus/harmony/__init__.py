@@ -1,0 +1,1 @@
+"""Harmony: chord symbols, the rule-based harmoniser, voicing and bass lines."""

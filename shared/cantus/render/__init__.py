@@ -1,0 +1,1 @@
+"""Render: arrangement of the parts and their MIDI/audio output."""
