@@ -1,0 +1,1 @@
+"""Event contracts on Kafka: the codec (CloudEvents binary mode) and domain conversions."""

@@ -1,0 +1,106 @@
+"""Settings of every Cantus process, read once from the environment (``CANTUS_…``).
+
+The same code runs on one machine (the embedded stack that ``cantus up`` starts) and
+against a real Kafka cluster and a remote Triton: only these values change. Each process
+builds one ``Settings`` at start-up and fails fast when a value is invalid.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package runs from (``shared/cantus/settings.py`` → repo root)."""
+
+
+class Topics(BaseSettings):
+    """Kafka topic names. Every event is keyed by its piece id."""
+
+    model_config = SettingsConfigDict(env_prefix="CANTUS_TOPIC_")
+
+    compose_requested: str = "cantus.compose.requested"
+    melody_bar: str = "cantus.melody.bar"
+    harmony_bar: str = "cantus.harmony.bar"
+    lyric_line: str = "cantus.lyric.line"
+    render_segment: str = "cantus.render.segment"
+    piece_completed: str = "cantus.piece.completed"
+    dead_letter: str = "cantus.dead-letter"
+
+    def all(self) -> list[str]:
+        return list(self.model_dump().values())
+
+
+class Settings(BaseSettings):
+    """One object per process. Ports are TCP ports on ``host``; folders are created on use."""
+
+    model_config = SettingsConfigDict(env_prefix="CANTUS_", env_nested_delimiter="__")
+
+    # --- where things listen -------------------------------------------------------------
+    host: str = "127.0.0.1"
+    broker: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,…]")
+    broker_port: int = 19092
+    triton_grpc: str = Field("127.0.0.1:18001", description="Triton gRPC address host:port")
+    triton_http_port: int = 18000
+    triton_grpc_port: int = 18001
+    triton_metrics_port: int = 18002
+    gateway_port: int = 50051
+    gateway_metrics_port: int = 19100
+    service_web_ports: dict[str, int] = Field(
+        default_factory=lambda: {"melody": 19101, "harmony": 19102, "lyric": 19103, "render": 19104},
+        description="HTTP port per stream service: /health and /metrics",
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    partitions: int = Field(4, ge=1, le=256, description="partitions of every Cantus topic")
+    topics: Topics = Field(default_factory=Topics)
+    kafka_security_protocol: str = "PLAINTEXT"
+
+    # --- folders -------------------------------------------------------------------------
+    state_dir: Path = Field(REPO_ROOT / ".cantus", description="run files, logs, service state")
+    data_dir: Path = Field(REPO_ROOT / ".cantus" / "pieces", description="finished pieces")
+    triton_model_repository: Path = REPO_ROOT / "triton_models"
+
+    # --- requests ------------------------------------------------------------------------
+    max_bars: int = Field(128, ge=1, le=1000, description="largest piece a request may ask for")
+    compose_timeout_s: float = Field(300.0, gt=0, description="give up on a piece after this")
+
+    # --- melody model --------------------------------------------------------------------
+    melody_model_name: str = "melody_lm"
+    melody_concurrency: int = Field(8, ge=1, le=64, description="pieces one melody process decodes at once")
+    melody_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "melody_lm.pt"
+    melody_max_batch: int = Field(32, ge=1, le=256)
+
+    # --- render --------------------------------------------------------------------------
+    segment_bars: int = Field(4, ge=1, le=64, description="bars per rendered segment")
+
+    # --- processing ----------------------------------------------------------------------
+    max_attempts: int = Field(4, ge=1, description="tries of a failing event before dead-letter")
+
+    @field_validator("broker", "triton_grpc")
+    @classmethod
+    def _has_port(cls, value: str) -> str:
+        for address in value.split(","):
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{address!r} is not host:port")
+        return value
+
+    @cached_property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @cached_property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def web_port(self, service: str) -> int:
+        return self.service_web_ports[service]
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; raises ``pydantic.ValidationError`` naming the bad value."""
+    return Settings()
