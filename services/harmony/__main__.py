@@ -1,0 +1,3 @@
+from services.harmony.app import service
+
+service.run()

@@ -1,0 +1,3 @@
+from services.lyric.app import service
+
+service.run()

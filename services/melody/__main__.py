@@ -1,0 +1,3 @@
+from services.melody.app import service
+
+service.run()

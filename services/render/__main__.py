@@ -1,0 +1,3 @@
+from services.render.app import service
+
+service.run()

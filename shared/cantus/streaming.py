@@ -1,0 +1,228 @@
+"""What every Faust stream service shares: the app, its topics, the event loop around a
+handler (decode → handle → publish), dead letters, health and Prometheus metrics.
+
+Delivery is at-least-once: a handler awaits the broker's acknowledgement of everything it
+publishes before its input event is acknowledged, and Faust commits only acknowledged
+offsets. A service killed mid-event sees that event again after restart, so every handler
+is idempotent on (piece_id, index). ``exactly_once`` is avoided on purpose (faust-streaming
+issues #323, #517, #177: duplicates and ProducerFenced on rebalance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import faust
+from google.protobuf.message import Message
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from cantus.events.codec import (
+    EVENT_TYPES,
+    InvalidEvent,
+    decode_event,
+    encode_event,
+    header_value,
+    new_meta,
+    now_ns,
+    topic_kind,
+)
+from cantus.settings import Settings, load_settings
+from cantus.v1 import events_pb2 as pb
+
+EVENTS_IN = Counter("cantus_events_in_total", "Events consumed", ["service", "topic"])
+EVENTS_OUT = Counter("cantus_events_out_total", "Events published", ["service", "topic"])
+ERRORS = Counter("cantus_errors_total", "Events that failed", ["service", "kind"])
+STAGE_LATENCY = Histogram(
+    "cantus_stage_latency_seconds",
+    "From receiving an input event to publishing its output",
+    ["service", "topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+@dataclass(frozen=True)
+class Received:
+    """Where an input event came from and when it arrived (Unix ns)."""
+
+    topic: str
+    partition: int
+    offset: int
+    received_at_ns: int
+
+
+Handler = Callable[[Message, Received], Awaitable[None]]
+
+
+class StreamService:
+    """One Faust app for one service, e.g. ``StreamService("harmony")``."""
+
+    def __init__(self, name: str, settings: Settings | None = None) -> None:
+        self.name = name
+        self.settings = settings or load_settings()
+        self.log = logging.getLogger(f"cantus.{name}")
+        s = self.settings
+        datadir = s.state_dir / "faust" / name
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(
+            f"cantus-{name}",
+            broker=[f"kafka://{address}" for address in s.broker.split(",")],
+            broker_credentials=None,
+            store="memory://",  # tables are rebuilt from their changelog topics on start
+            datadir=str(datadir),
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=2.0,
+            broker_commit_interval=0.5,
+            producer_acks=-1,
+            web_enabled=True,
+            web_bind="127.0.0.1",
+            web_port=s.web_port(name),
+            web_host="127.0.0.1",
+        )
+        self._topics: dict[str, faust.TopicT] = {}
+        self._register_pages()
+
+    # --- topics --------------------------------------------------------------------------
+    def topic(self, *kinds: str) -> faust.TopicT:
+        """The Faust topic for one or more event kinds (``Topics`` field names)."""
+        names = [getattr(self.settings.topics, kind) for kind in kinds]
+        key = ",".join(names)
+        if key not in self._topics:
+            self._topics[key] = self.app.topic(
+                *names, key_type=bytes, value_type=bytes, partitions=self.settings.partitions,
+                internal=False,
+            )
+        return self._topics[key]
+
+    # --- the loop around a handler -------------------------------------------------------
+    async def process(self, stream: faust.StreamT, handle: Handler) -> None:
+        """Run ``handle`` on every event of ``stream``; poison events go to the dead-letter
+        topic, failing ones are retried then dead-lettered; the loop itself never dies."""
+        async for event in stream.events():
+            message = event.message
+            received = Received(message.topic, message.partition, message.offset, now_ns())
+            EVENTS_IN.labels(self.name, message.topic).inc()
+            try:
+                kind = topic_kind(self.settings.topics, message.topic)
+                decoded = decode_event(kind, event.value, event.headers)
+            except (InvalidEvent, KeyError) as error:
+                ERRORS.labels(self.name, "invalid_event").inc()
+                self.log.warning("dead-lettering invalid event from %s: %s", message.topic, error)
+                await self.dead_letter(event, str(error), kind="invalid_event")
+                continue
+            await self._handle_with_retries(handle, decoded, received, event)
+
+    async def _handle_with_retries(self, handle: Handler, decoded: Message, received: Received,
+                                   event: faust.EventT) -> None:
+        attempts = self.settings.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                await handle(decoded, received)
+                return
+            except InvalidEvent as error:  # the payload is wrong in a way only the handler sees
+                ERRORS.labels(self.name, "invalid_event").inc()
+                await self.dead_letter(event, str(error), kind="invalid_event", decoded=decoded)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                ERRORS.labels(self.name, "processing_failed").inc()
+                self.log.exception("attempt %d/%d failed for %s", attempt, attempts,
+                                   decoded.meta.piece_id)  # type: ignore[attr-defined]
+                if attempt == attempts:
+                    await self.dead_letter(
+                        event, f"{type(error).__name__}: {error}", kind="processing_failed",
+                        decoded=decoded,
+                    )
+                    return
+                await asyncio.sleep(min(2.0**attempt * 0.25, 5.0))
+
+    # --- publishing ----------------------------------------------------------------------
+    async def publish(self, message: Message, *, received: Received | None = None) -> None:
+        """Publish one event to its topic and wait for the broker's acknowledgement."""
+        kind = next(k for k, t in EVENT_TYPES.items() if isinstance(message, t.message))
+        topic_name = getattr(self.settings.topics, kind)
+        key, value, headers = encode_event(message, source=self.name)
+        pending = await self.topic(kind).send(key=key, value=value, headers=headers)
+        await pending
+        EVENTS_OUT.labels(self.name, topic_name).inc()
+        if received is not None:
+            STAGE_LATENCY.labels(self.name, topic_name).observe(
+                (time.time_ns() - received.received_at_ns) / 1e9
+            )
+
+    async def dead_letter(self, event: faust.EventT, reason: str, *, kind: str,
+                          decoded: Message | None = None) -> None:
+        message = event.message
+        piece_id = decoded.meta.piece_id if decoded is not None else ""  # type: ignore[attr-defined]
+        if not piece_id and isinstance(event.key, bytes):
+            candidate = event.key.decode("utf-8", "replace")
+            piece_id = candidate if candidate.replace("-", "").isalnum() else ""
+        letter = pb.DeadLetter(
+            meta=new_meta(piece_id or "unknown", 0, self.name),
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+            source_key=event.key if isinstance(event.key, bytes) else b"",
+            source_value=event.value if isinstance(event.value, bytes) else b"",
+            reason=reason,
+            kind=kind,
+            service=self.name,
+        )
+        await self.publish(letter)
+
+    # --- health and metrics --------------------------------------------------------------
+    def _register_pages(self) -> None:
+        app = self.app
+
+        @app.page("/health")
+        async def health(web, request):  # type: ignore[no-untyped-def]
+            consumer = app.consumer if app.consumer is not None else None
+            ready = (
+                consumer is not None
+                and not app.rebalancing
+                and bool(consumer.assignment())
+                and app.tables.recovery.completed.is_set()
+            )
+            return web.json({"service": self.name, "ready": ready}, status=200 if ready else 503)
+
+        @app.page("/metrics")
+        async def metrics(web, request):  # type: ignore[no-untyped-def]
+            return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    def run(self) -> None:
+        """Run the worker until stopped (SIGTERM / SIGINT)."""
+        configure_logging()
+        worker = faust.Worker(self.app, loglevel="INFO", redirect_stdouts=False)
+        worker.execute_from_commandline()
