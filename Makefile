@@ -1,0 +1,65 @@
+# Cantus — every workflow is a target here. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CANTUS := $(VENV)/bin/cantus
+# The CPU build of torch lies in /opt/wheels on the team's machines; elsewhere pip finds it on PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+PROTOS := $(wildcard protos/cantus/v1/*.proto)
+GENERATED := shared/cantus/v1/.generated
+
+.PHONY: setup system-deps protos lint test test-unit test-integration demo up down clean
+
+setup: $(VENV)/.installed $(GENERATED)
+
+# Debian packages: the system libpython3.11 that Triton's Python backend stub embeds.
+system-deps:
+	@if ! ldconfig -p | grep -q 'libpython3.11.so.1.0'; then \
+	  echo "installing Debian packages (libpython3.11)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpython3.11 >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml | system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	touch $@
+
+# Generated gRPC/protobuf code goes to one place, shared/cantus/v1/; never edit it by hand.
+protos: $(GENERATED)
+$(GENERATED): $(PROTOS) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc -I protos --python_out=shared --pyi_out=shared \
+	  --grpc_python_out=shared $(PROTOS)
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check shared services tests
+	$(VENV)/bin/ruff format --check shared services tests
+
+test-unit: setup
+	$(VENV)/bin/pytest -m "not integration" -q
+
+test-integration: setup
+	$(VENV)/bin/pytest -m integration -q
+
+# The whole suite: lint, unit tests, then integration tests against the real embedded stack.
+test: lint
+	$(VENV)/bin/pytest -q
+
+up: setup
+	$(CANTUS) up
+
+down:
+	-$(CANTUS) down
+
+demo: setup
+	$(CANTUS) up
+	$(CANTUS) compose --key C --mode major --tempo 100 --meter 4/4 --bars 16 --style folk \
+	  --mood calm --seed 7 --out out || ($(CANTUS) down; exit 1)
+	$(CANTUS) down
+
+clean:
+	-$(CANTUS) down
+	rm -rf .cantus out shared/cantus/v1/*_pb2*.py shared/cantus/v1/*_pb2*.pyi $(GENERATED)

@@ -1,0 +1,171 @@
+"""The gateway: the gRPC front door. Validates a request, publishes it, and relays every
+event of the piece back on the client's stream until the piece completes or fails.
+
+in:  gRPC Composer.Compose / Composer.GetPiece (+ grpc.health.v1, reflection)
+out: cantus.compose.requested
+in:  every output topic, through ``PieceEventRouter``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import grpc
+from aiokafka import AIOKafkaProducer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from cantus.events.codec import encode_event, new_meta
+from cantus.requests import RequestError, validate_compose_request
+from cantus.settings import Settings, load_settings
+from cantus.storage import LocalPieceStore, StorageError, media_type
+from cantus.streaming import configure_logging
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import composer_pb2_grpc as api_grpc
+from cantus.v1 import events_pb2 as pb
+from services.gateway.events import PieceEventRouter, dedup_key
+
+log = logging.getLogger("cantus.gateway")
+
+REQUESTS = Counter("cantus_gateway_requests_total", "Compose requests", ["outcome"])
+TIME_TO_FIRST_BAR = Histogram(
+    "cantus_gateway_time_to_first_bar_seconds", "From request to the first melody bar",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_EVENT_FIELD = {
+    pb.MelodyBar: "melody_bar",
+    pb.HarmonyBar: "harmony_bar",
+    pb.LyricLine: "lyric_line",
+    pb.RenderSegment: "render_segment",
+    pb.PieceCompleted: "completed",
+    pb.DeadLetter: "failed",
+}
+
+
+class Composer(api_grpc.ComposerServicer):
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer,
+                 router: PieceEventRouter) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.router = router
+        self.store = LocalPieceStore(settings.data_dir)
+
+    async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        try:
+            validated = validate_compose_request(request, max_bars=self.settings.max_bars)
+        except RequestError as error:
+            REQUESTS.labels("invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return
+        piece_id = uuid.uuid4().hex
+        requested = pb.ComposeRequested(
+            meta=new_meta(piece_id, 0, "gateway"), spec=validated.spec,
+            given_bars=validated.given_bars,
+        )
+        queue = self.router.subscribe(piece_id)
+        started = time.monotonic()
+        try:
+            key, value, headers = encode_event(requested, source="gateway")
+            await self.producer.send_and_wait(
+                self.settings.topics.compose_requested, value, key=key, headers=headers
+            )
+            log.info("piece %s requested: %s bars", piece_id, validated.spec.bars)
+            yield api.PieceEvent(requested=requested)
+            seen: set[tuple[str, int]] = set()
+            deadline = started + self.settings.compose_timeout_s
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    REQUESTS.labels("timeout").inc()
+                    await context.abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"piece {piece_id} did not complete within "
+                        f"{self.settings.compose_timeout_s:.0f} s",
+                    )
+                    return
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=remaining)
+                except TimeoutError:
+                    continue
+                identity = dedup_key(message)
+                if identity in seen:
+                    continue
+                seen.add(identity)
+                if isinstance(message, pb.MelodyBar) and message.meta.index == 0:
+                    TIME_TO_FIRST_BAR.observe(time.monotonic() - started)
+                yield api.PieceEvent(**{_EVENT_FIELD[type(message)]: message})
+                if isinstance(message, pb.PieceCompleted):
+                    REQUESTS.labels("completed").inc()
+                    return
+                if isinstance(message, pb.DeadLetter):
+                    REQUESTS.labels("failed").inc()
+                    return
+        finally:
+            self.router.unsubscribe(piece_id, queue)
+
+    async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+        try:
+            files = self.store.read_all(request.piece_id)
+        except StorageError as error:
+            code = (grpc.StatusCode.INVALID_ARGUMENT if "not a 32-character" in str(error)
+                    else grpc.StatusCode.NOT_FOUND)
+            await context.abort(code, f"piece_id: {error}")
+            return api.Piece()
+        return api.Piece(
+            piece_id=request.piece_id,
+            files=[api.PieceFile(name=name, media_type=media_type(name), content=content)
+                   for name, content in files.items()],
+        )
+
+
+async def serve(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
+    start_http_server(settings.gateway_metrics_port, addr="127.0.0.1")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+    await producer.start()
+    router = PieceEventRouter(settings, producer)
+    await router.start()
+
+    server = grpc.aio.server(options=[
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ])
+    api_grpc.add_ComposerServicer_to_server(Composer(settings, producer, router), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (
+        api.DESCRIPTOR.services_by_name["Composer"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(service_names, server)
+    address = f"{settings.host}:{settings.gateway_port}"
+    server.add_insecure_port(address)
+    await server.start()
+    for name in ("", service_names[0]):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gateway serving on %s", address)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("gateway stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=5)
+    await router.stop()
+    await producer.stop()
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(serve())

@@ -1,0 +1,1 @@
+"""Benchmarks: `cantus bench …`."""

@@ -1,0 +1,137 @@
+"""``cantus bench pipeline``: compose N pieces, C at a time, through the running gateway and
+read time to first bar and per-stage latency off the events' own timestamps.
+
+Stages, per bar or segment (all from ``meta.produced_at`` / ``meta.received_at``):
+* time to first bar — request published → melody bar 0 published;
+* melody per bar — previous melody event → this bar (decode time of one bar);
+* harmony / lyric — melody bar published → its harmony bar / lyric line published
+  (broker transit included);
+* harmony / lyric processing — input received → output published (service time only);
+* render segment — last input of the segment published → segment published;
+* end to end — request published → piece completed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from cantus.cli.compose import compose
+from cantus.v1 import composer_pb2 as api
+
+
+@dataclass
+class PipelineReport:
+    pieces: int
+    concurrency: int
+    bars: int
+    wall_seconds: float
+    failures: list[str] = field(default_factory=list)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _ms(later_ns: int, earlier_ns: int) -> float:
+    return (later_ns - earlier_ns) / 1e6
+
+
+def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
+    """Latencies in milliseconds, by stage name, for one piece's events."""
+    by_kind: dict[str, dict[int, object]] = {}
+    for event in events:
+        kind = event.WhichOneof("event")
+        message = getattr(event, kind)
+        by_kind.setdefault(kind, {})[message.meta.index] = message
+    stages: dict[str, list[float]] = {}
+
+    def add(stage: str, value: float) -> None:
+        stages.setdefault(stage, []).append(value)
+
+    requested = by_kind["requested"][0].meta  # type: ignore[attr-defined]
+    melody = by_kind.get("melody_bar", {})
+    if 0 in melody:
+        add("time to first bar", _ms(melody[0].meta.produced_at_unix_ns, requested.produced_at_unix_ns))  # type: ignore[attr-defined]
+    previous = requested.produced_at_unix_ns
+    for index in sorted(melody):
+        produced = melody[index].meta.produced_at_unix_ns  # type: ignore[attr-defined]
+        add("melody, per bar", _ms(produced, previous))
+        previous = produced
+    for kind, stage in (("harmony_bar", "harmony"), ("lyric_line", "lyric")):
+        for index, message in by_kind.get(kind, {}).items():
+            meta = message.meta  # type: ignore[attr-defined]
+            if index in melody:
+                add(f"{stage}, after melody bar", _ms(meta.produced_at_unix_ns,
+                                                      melody[index].meta.produced_at_unix_ns))  # type: ignore[attr-defined]
+            add(f"{stage}, processing", _ms(meta.produced_at_unix_ns, meta.received_at_unix_ns))
+    harmony = by_kind.get("harmony_bar", {})
+    lyrics = by_kind.get("lyric_line", {})
+    for segment in by_kind.get("render_segment", {}).values():
+        inputs = [
+            source[i].meta.produced_at_unix_ns  # type: ignore[attr-defined]
+            for i in range(segment.first_bar, segment.first_bar + segment.bar_count)  # type: ignore[attr-defined]
+            for source in (melody, harmony, lyrics) if i in source
+        ]
+        if inputs:
+            add("render segment, after last input",
+                _ms(segment.meta.produced_at_unix_ns, max(inputs)))  # type: ignore[attr-defined]
+    completed = by_kind.get("completed", {})
+    for message in completed.values():
+        add("end to end", _ms(message.meta.produced_at_unix_ns, requested.produced_at_unix_ns))  # type: ignore[attr-defined]
+    return stages
+
+
+def run_pipeline_bench(address: str, *, pieces: int, concurrency: int, bars: int,
+                       seed: int = 1000) -> PipelineReport:
+    report = PipelineReport(pieces=pieces, concurrency=concurrency, bars=bars, wall_seconds=0.0)
+    styles = ("folk", "celtic", "chorale")
+    moods = ("calm", "happy", "energetic")
+    with TemporaryDirectory() as tmp:
+        def one(i: int):  # type: ignore[no-untyped-def]
+            request = api.ComposeRequest(bars=bars, seed=seed + i, style=styles[i % 3],
+                                         mood=moods[i % 3], key=("C", "G", "D", "F")[i % 4])
+            return compose(address, request, Path(tmp))
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            futures = [pool.submit(one, i) for i in range(pieces)]
+            for future in futures:
+                try:
+                    piece = future.result()
+                except Exception as error:  # report, don't stop the benchmark
+                    report.failures.append(str(error))
+                    continue
+                for stage, values in stage_latencies(piece.events).items():
+                    report.stages_ms.setdefault(stage, []).extend(values)
+        report.wall_seconds = time.monotonic() - started
+    return report
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def format_report(report: PipelineReport, *, command: str) -> str:
+    done = report.pieces - len(report.failures)
+    lines = [
+        "# Pipeline benchmark",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{done}/{report.pieces} pieces of {report.bars} bars, {report.concurrency} at a time, "
+        f"in {report.wall_seconds:.1f} s ({done * 60 / max(report.wall_seconds, 1e-9):.1f} "
+        "pieces per minute).",
+        "",
+        "| stage | n | p50 ms | p95 ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for stage, values in report.stages_ms.items():
+        lines.append(f"| {stage} | {len(values)} | {_percentile(values, 50):.1f} | "
+                     f"{_percentile(values, 95):.1f} |")
+    if report.failures:
+        lines += ["", "Failures:", *[f"- {failure}" for failure in report.failures]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,180 @@
+"""The ``cantus`` command: the embedded stack (up, down, status), compose, train, bench, eval."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(help="Compose music with language models, streamed bar by bar.",
+                  no_args_is_help=True, add_completion=False)
+train_app = typer.Typer(help="Train the models this project serves.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (ratios against baselines measured in the same run).",
+                        no_args_is_help=True)
+eval_app = typer.Typer(help="Quality evaluations against baselines.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(bench_app, name="bench")
+app.add_typer(eval_app, name="eval")
+
+console = Console(stderr=True)
+
+
+# --- the embedded stack ------------------------------------------------------------------------
+
+
+@app.command()
+def up() -> None:
+    """Start the broker, topics, Triton, every service and the gateway; wait until healthy."""
+    from cantus.settings import load_settings
+    from cantus.stack import Stack, StackError
+
+    settings = load_settings()
+    stack = Stack(settings)
+    try:
+        with console.status("starting the embedded stack…"):
+            stack.up(report=lambda c: console.print(f"  [green]✓[/] {c.name:<8} {c.address}"))
+    except StackError as error:
+        console.print(f"[red]cantus up failed:[/] {error} (logs in {settings.log_dir})")
+        raise typer.Exit(1) from None
+    console.print(f"[bold]Cantus is up.[/] gRPC gateway at {settings.host}:{settings.gateway_port}; "
+                  f"logs in {settings.log_dir}; stop with `cantus down`.")
+
+
+@app.command()
+def down() -> None:
+    """Stop every component of the embedded stack (no orphan processes)."""
+    from cantus.settings import load_settings
+    from cantus.stack import Stack
+
+    stopped = Stack(load_settings()).down()
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command()
+def status() -> None:
+    """Show the components of the embedded stack and where they listen."""
+    from cantus.settings import load_settings
+    from cantus.stack import Stack
+
+    components = Stack(load_settings()).components()
+    if not components:
+        console.print("the embedded stack is not running")
+        raise typer.Exit(1)
+    for component in components.values():
+        console.print(f"{component.name:<8} pid {component.pid:<8} {component.address}")
+
+
+# --- compose -----------------------------------------------------------------------------------
+
+
+@app.command()
+def compose(
+    key: Annotated[str, typer.Option(help="Tonic: C, F#, Bb, …")] = "C",
+    mode: Annotated[str, typer.Option(help="major or minor")] = "major",
+    tempo: Annotated[float, typer.Option(help="Quarter-note beats per minute")] = 100.0,
+    meter: Annotated[str, typer.Option(help="Time signature, e.g. 4/4, 6/8")] = "4/4",
+    bars: Annotated[int, typer.Option(help="Bars to compose")] = 16,
+    style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
+    mood: Annotated[str, typer.Option(help="calm, happy, energetic, …")] = "calm",
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random)")] = None,
+    lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
+    lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
+    continue_midi: Annotated[
+        Path | None, typer.Option("--continue", help="A melody (.mid) to continue")] = None,
+    harmonize_midi: Annotated[
+        Path | None, typer.Option("--harmonize", help="A melody (.mid) to harmonise")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for DIR/<piece_id>/ files")] = Path("out"),
+    gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
+) -> None:
+    """Compose one piece through the gateway and write DIR/<piece_id>/piece.mid and piece.json."""
+    from cantus.cli.compose import ComposeFailed
+    from cantus.cli.compose import compose as compose_piece
+    from cantus.settings import load_settings
+    from cantus.v1 import composer_pb2 as api
+
+    settings = load_settings()
+    address = gateway or f"{settings.host}:{settings.gateway_port}"
+    request = api.ComposeRequest(
+        key=key, mode=mode, tempo_bpm=tempo, meter=meter, bars=bars, style=style, mood=mood,
+        lyrics_theme=lyrics, lyrics_language=lang,
+    )
+    if seed is not None:
+        request.seed = seed
+    for path, field in ((continue_midi, "continue_midi"), (harmonize_midi, "harmonize_midi")):
+        if path is not None:
+            try:
+                setattr(request, field, path.read_bytes())
+            except OSError as error:
+                console.print(f"[red]error:[/] --{field.split('_')[0]}: cannot read {path}: {error}")
+                raise typer.Exit(2) from None
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("composing", total=None)
+
+        def on_event(event: api.PieceEvent) -> None:
+            kind = event.WhichOneof("event")
+            if kind == "requested":
+                progress.update(task, total=event.requested.spec.bars,
+                                description=f"piece {event.requested.meta.piece_id}")
+            elif kind == "melody_bar":
+                progress.advance(task)
+
+        try:
+            piece = compose_piece(address, request, out, on_event=on_event)
+        except ComposeFailed as error:
+            progress.stop()
+            console.print(f"[red]error:[/] {error}")
+            raise typer.Exit(1) from None
+    console.print(f"[green]✓[/] {piece.folder}")
+    print(piece.folder)
+
+
+# --- train / bench / eval ------------------------------------------------------------------------
+
+
+@train_app.command("melody")
+def train_melody(
+    minutes: Annotated[float, typer.Option(help="Wall-clock training budget")] = 40.0,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
+    config: Annotated[str, typer.Option(help="Model size: default or tiny")] = "default",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
+    from cantus.melody.training import train_melody_command
+    from cantus.settings import load_settings
+
+    train_melody_command(minutes=minutes, out=out or load_settings().melody_checkpoint,
+                         config_name=config, seed=seed)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    pieces: Annotated[int, typer.Option(help="Pieces to compose")] = 20,
+    concurrency: Annotated[int, typer.Option(help="Pieces in flight at once")] = 4,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Time to first bar and per-stage latency (p50/p95) from the events' timestamps."""
+    from cantus.bench.pipeline import format_report, run_pipeline_bench
+    from cantus.settings import load_settings
+
+    settings = load_settings()
+    report = run_pipeline_bench(f"{settings.host}:{settings.gateway_port}", pieces=pieces,
+                                concurrency=concurrency, bars=bars)
+    text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
+    print(text)
+    if out is not None:
+        out.write_text(text)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

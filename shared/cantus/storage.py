@@ -1,0 +1,72 @@
+"""Where finished pieces are kept: one folder per piece id, files named by the service.
+
+File and folder names never come from user input: a piece id is checked to be the
+hex id the gateway minted, and file names are fixed by the code (``piece.mid``, …).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+PIECE_ID = re.compile(r"^[0-9a-f]{32}$")
+FILE_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9]+)+$")
+
+MEDIA_TYPES = {
+    ".mid": "audio/midi",
+    ".json": "application/json",
+    ".wav": "audio/wav",
+    ".musicxml": "application/vnd.recordare.musicxml+xml",
+    ".png": "image/png",
+    ".pdf": "application/pdf",
+}
+
+
+class StorageError(ValueError):
+    """A bad piece id or file name, or a missing piece."""
+
+
+def check_piece_id(piece_id: str) -> str:
+    if not PIECE_ID.match(piece_id):
+        raise StorageError(f"piece_id {piece_id[:80]!r} is not a 32-character hex piece id")
+    return piece_id
+
+
+def media_type(name: str) -> str:
+    return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+class LocalPieceStore:
+    """Pieces under ``root/<piece_id>/``; writes are atomic (temporary file + rename), so a
+    service killed mid-write never leaves half a file, and rewriting is idempotent."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _folder(self, piece_id: str) -> Path:
+        return self.root / check_piece_id(piece_id)
+
+    def write(self, piece_id: str, name: str, content: bytes) -> str:
+        """Store one file; returns its URI."""
+        if not FILE_NAME.match(name):
+            raise StorageError(f"file name {name!r} is not allowed")
+        folder = self._folder(piece_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as tmp:
+            tmp.write(content)
+            tmp_path = Path(tmp.name)
+        os.replace(tmp_path, folder / name)
+        return (folder / name).as_uri()
+
+    def read_all(self, piece_id: str) -> dict[str, bytes]:
+        """Every file of a piece by name; raises ``StorageError`` if there is none."""
+        folder = self._folder(piece_id)
+        if not (folder / "piece.json").exists():
+            raise StorageError(f"piece {piece_id} is not finished or does not exist")
+        return {
+            path.name: path.read_bytes()
+            for path in sorted(folder.iterdir())
+            if path.is_file() and FILE_NAME.match(path.name)
+        }
