@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from cantus.events.conversions import mode_to_pb, notes_to_pb
+from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
 from cantus.music.notes import Key, Melody, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
 from cantus.v1 import composer_pb2 as api
@@ -143,4 +144,12 @@ def _parse_melody(field: str, data: bytes, meter: Meter) -> Melody:
         )
     if any(bar.meter != meter for bar in melody.bars):
         raise RequestError(field, "the melody changes meter; only single-meter melodies are supported")
+    low, high = MELODY_PITCH_RANGE
+    for index, bar in enumerate(melody.bars):
+        for note in bar.notes:
+            if not low <= note.pitch <= high:
+                raise RequestError(
+                    field, f"bar {index + 1}: pitch {note.pitch} is outside the melody range "
+                    f"{low}..{high} (MIDI numbers)"
+                )
     return melody

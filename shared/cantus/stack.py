@@ -259,15 +259,23 @@ class Stack:
 
     def start_service(self, name: str) -> Component:
         """Start one stream service (``python -m services.<name>``) and wait for /health."""
-        if name not in STREAM_SERVICES:
-            raise StackError(f"unknown service {name!r}")
-        port = self.settings.web_port(name)
-        process, log = self._spawn(name, [sys.executable, "-m", f"services.{name}"])
-        wait_until(lambda: _http_ok(f"http://127.0.0.1:{port}/health"), what=name,
-                   timeout_s=90, process=process)
-        component = Component(name, process.pid, f"http://127.0.0.1:{port}/metrics", log)
-        self._record(component)
-        return component
+        return self.start_services([name])[0]
+
+    def start_services(self, names: list[str]) -> list[Component]:
+        """Start stream services side by side, then wait for each one's /health."""
+        started = []
+        for name in names:
+            if name not in STREAM_SERVICES:
+                raise StackError(f"unknown service {name!r}")
+            process, log = self._spawn(name, [sys.executable, "-m", f"services.{name}"])
+            port = self.settings.web_port(name)
+            component = Component(name, process.pid, f"http://127.0.0.1:{port}/metrics", log)
+            self._record(component)
+            started.append((component, process, port))
+        for component, process, port in started:
+            wait_until(lambda port=port: _http_ok(f"http://127.0.0.1:{port}/health"),
+                       what=component.name, timeout_s=120, process=process)
+        return [component for component, _, _ in started]
 
     def start_gateway(self) -> Component:
         s = self.settings
@@ -291,8 +299,8 @@ class Stack:
             report(self.start_broker())
             self.create_topics()
             report(self.start_triton())
-            for name in STREAM_SERVICES:
-                report(self.start_service(name))
+            for component in self.start_services(list(STREAM_SERVICES)):
+                report(component)
             report(self.start_gateway())
         except BaseException:
             self.down()

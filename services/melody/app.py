@@ -1,0 +1,120 @@
+"""Melody service. Reads top to bottom as data flows: topics, state, agent, handler.
+
+in:  cantus.compose.requested
+out: cantus.melody.bar   (one event per bar, published the moment the bar is decoded)
+
+Bars come from the ``melody_lm`` model on Triton, streamed token by token; several pieces
+are decoded at once (agent concurrency) and Triton batches them into one forward step.
+
+Restart safety: each bar is recorded in a Faust table (changelog-backed) before it is
+published, and the request's offset is committed only when the whole piece is out. A
+restarted service sees the request again, republishes the recorded bars (downstream keeps
+the first copy per bar) and asks the model to continue after them.
+"""
+
+from __future__ import annotations
+
+from cantus.events.codec import InvalidEvent, new_meta
+from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_meter
+from cantus.melody.client import MelodyLMClient, SamplingOptions
+from cantus.melody.prompting import MelodyPrompter
+from cantus.music.notes import Bar, MusicError
+from cantus.streaming import Received, StreamService
+from cantus.v1 import events_pb2 as pb
+
+service = StreamService("melody")
+compose_requests = service.topic("compose_requested")
+progress = service.app.Table("melody-progress", default=None,
+                             partitions=service.settings.partitions)
+"""piece_id → {"bars": [[[onset, pitch, duration, velocity], …] per bar], "done": bool}."""
+triton = MelodyLMClient(service.settings.triton_grpc, service.settings.melody_model_name)
+prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
+
+
+@service.app.agent(compose_requests, concurrency=service.settings.melody_concurrency)
+async def compose_melody(stream):  # type: ignore[no-untyped-def]
+    await service.process(stream, handle_compose_requested)
+
+
+async def handle_compose_requested(request: pb.ComposeRequested, received: Received) -> None:
+    piece_id, spec = request.meta.piece_id, request.spec
+    state = progress.get(piece_id) or {"bars": [], "done": False}
+    if state["done"]:
+        return
+    meter = spec_meter(spec)
+    recorded = [_bar_from_state(notes, meter) for notes in state["bars"]]
+
+    given = [_given_bar(bar_notes, meter, i) for i, bar_notes in enumerate(request.given_bars)]
+    if spec.melody_source == pb.MELODY_SOURCE_HARMONIZE:
+        given = given[: spec.bars]
+    for index, bar in enumerate(given):
+        if index >= len(recorded):
+            recorded.append(bar)
+            _record(piece_id, recorded, done=False)
+        await _publish_bar(request, index, bar, received, given=True)
+
+    for index in range(len(given), len(recorded)):  # bars decoded before a restart
+        await _publish_bar(request, index, recorded[index], received, given=False)
+
+    remaining = spec.bars - len(recorded)
+    if remaining > 0:
+        prompt = prompter.prompt(spec, recorded)
+        assembler = prompter.bar_assembler(spec)
+        index = len(recorded)
+        # Resuming after k bars samples with seed + k: the same restart point gives the same piece.
+        async for token in triton.stream_tokens(
+            prompt, n_bars=remaining, seed=spec.seed + len(recorded),
+            options=SamplingOptions(key_constraint=True), request_id=f"{piece_id}:{index}",
+        ):
+            bar = assembler.push(token)
+            if bar is None:
+                continue
+            recorded.append(bar)
+            _record(piece_id, recorded, done=False)
+            await _publish_bar(request, index, bar, received, given=False)
+            index += 1
+            if index == spec.bars:
+                break
+        if index < spec.bars:
+            for bar in assembler.finish():
+                if index == spec.bars:
+                    break
+                recorded.append(bar)
+                await _publish_bar(request, index, bar, received, given=False)
+                index += 1
+        if index < spec.bars:
+            raise RuntimeError(f"the model stopped after {index} of {spec.bars} bars")
+    _record(piece_id, recorded, done=True)
+
+
+async def _publish_bar(request: pb.ComposeRequested, index: int, bar: Bar, received: Received,
+                       *, given: bool) -> None:
+    event = pb.MelodyBar(
+        meta=new_meta(request.meta.piece_id, index, service.name,
+                      received_at_unix_ns=received.received_at_ns),
+        spec=request.spec,
+        notes=notes_to_pb(bar.notes),
+        given=given,
+        model="user" if given else prompter.model_version,
+    )
+    await service.publish(event, received=received)
+
+
+def _record(piece_id: str, bars: list[Bar], *, done: bool) -> None:
+    progress[piece_id] = {
+        "bars": [[[n.onset, n.pitch, n.duration, n.velocity] for n in bar.notes] for bar in bars],
+        "done": done,
+    }
+
+
+def _bar_from_state(notes: list[list[int]], meter) -> Bar:  # type: ignore[no-untyped-def]
+    from cantus.music.notes import Note
+
+    return Bar(meter, tuple(Note(*note) for note in notes))
+
+
+def _given_bar(bar_notes: pb.BarNotes, meter, index: int) -> Bar:  # type: ignore[no-untyped-def]
+    try:
+        return pb_to_bar(bar_notes.notes, meter)
+    except MusicError as error:
+        raise InvalidEvent(f"given_bars[{index}]: {error}") from None

@@ -1,0 +1,104 @@
+"""Client of the ``melody_lm`` Triton model: one gRPC stream per request, tokens as they come.
+
+Triton serves decoupled models only over gRPC ``ModelStreamInfer``. The model marks its
+last response with ``FINISHED``; closing the stream early (a cancelled task, a killed
+process) cancels the request in Triton, which frees its decoding slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc.aio as triton_aio
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
+
+
+class MelodyLMError(RuntimeError):
+    """Triton refused or failed a melody request; the message is Triton's."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Sampling settings sent with every request."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    top_p: float = 0.95
+    key_constraint: bool = False
+
+
+def _tensor(name: str, values: Sequence | np.ndarray, dtype: str, np_dtype) -> InferInput:
+    array = np.asarray(values, dtype=np_dtype)
+    tensor = InferInput(name, list(array.shape), dtype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+class MelodyLMClient:
+    """``async for token in client.stream_tokens(prompt, n_bars=16, seed=7): …``"""
+
+    def __init__(self, address: str, model_name: str = "melody_lm") -> None:
+        self.address = address
+        self.model_name = model_name
+        self._client: triton_aio.InferenceServerClient | None = None
+
+    def _connection(self) -> triton_aio.InferenceServerClient:
+        if self._client is None:
+            self._client = triton_aio.InferenceServerClient(self.address)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def ready(self) -> bool:
+        try:
+            return await self._connection().is_model_ready(self.model_name)
+        except InferenceServerException:
+            return False
+
+    async def stream_tokens(
+        self,
+        prompt: Sequence[int],
+        *,
+        n_bars: int,
+        seed: int,
+        options: SamplingOptions = SamplingOptions(),
+        request_id: str = "",
+    ) -> AsyncIterator[int]:
+        """Yield each sampled token id; ends after the model's final response."""
+        inputs = [
+            _tensor("PROMPT", list(prompt), "INT32", np.int32),
+            _tensor("N_BARS", [n_bars], "INT32", np.int32),
+            _tensor("SEED", [seed % (2**63)], "INT64", np.int64),
+            _tensor("TEMPERATURE", [options.temperature], "FP32", np.float32),
+            _tensor("TOP_K", [options.top_k], "INT32", np.int32),
+            _tensor("TOP_P", [options.top_p], "FP32", np.float32),
+            _tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
+        ]
+        outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
+        finished = asyncio.Event()
+
+        async def requests():  # type: ignore[no-untyped-def]
+            yield {"model_name": self.model_name, "inputs": inputs, "outputs": outputs,
+                   "request_id": request_id}
+            await finished.wait()  # keep the stream open until the final response
+
+        responses = self._connection().stream_infer(requests())
+        try:
+            async for result, error in responses:
+                if error is not None:
+                    raise MelodyLMError(str(error))
+                for token in result.as_numpy("TOKENS").tolist():
+                    yield int(token)
+                if bool(result.as_numpy("FINISHED")[0]):
+                    return
+            raise MelodyLMError("the melody_lm stream ended before its final response")
+        finally:
+            finished.set()
+            responses.cancel()

@@ -1,0 +1,60 @@
+"""What the melody service needs of the model without loading it: the prompt for a piece
+(control tokens, then the bars already there) and a streaming decoder of the answer.
+
+The vocabulary is read from the JSON file saved beside the checkpoint, so the service
+tokenizes exactly as the served model was trained, without importing torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cantus.events.conversions import spec_energy, spec_key, spec_meter, spec_style
+from cantus.melody.controls import Controls
+from cantus.melody.tokenizer import BarAssembler, MelodyTokenizer, Vocabulary
+from cantus.music.notes import Bar
+from cantus.v1 import events_pb2 as pb
+
+
+def vocabulary_path(checkpoint: Path) -> Path:
+    """The vocabulary file saved beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``."""
+    return checkpoint.with_suffix(".vocab.json")
+
+
+def checkpoint_version(checkpoint: Path) -> str:
+    """``melody_lm@<first 12 hex of the checkpoint's sha256>``: which weights made a bar."""
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
+    return f"{checkpoint.stem}@{digest}"
+
+
+@dataclass(frozen=True)
+class MelodyPrompter:
+    tokenizer: MelodyTokenizer
+    model_version: str
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Path) -> MelodyPrompter:
+        vocab_file = vocabulary_path(checkpoint)
+        if not vocab_file.exists():
+            raise FileNotFoundError(f"no vocabulary beside the melody checkpoint: {vocab_file}")
+        vocab = Vocabulary.from_json(vocab_file.read_text())
+        return cls(MelodyTokenizer(vocab), checkpoint_version(checkpoint))
+
+    def controls(self, spec: pb.PieceSpec) -> Controls:
+        return Controls(
+            key=spec_key(spec), meter=spec_meter(spec), tempo_bpm=spec.tempo_bpm,
+            style=spec_style(spec), energy=spec_energy(spec),
+        )
+
+    def prompt(self, spec: pb.PieceSpec, bars: Sequence[Bar]) -> list[int]:
+        """Control tokens then every bar so far; the model continues with the next ``BAR``."""
+        tokens = self.tokenizer.controls_prefix(self.controls(spec))
+        for bar in bars:
+            tokens += self.tokenizer.bar_to_tokens(bar)
+        return tokens
+
+    def bar_assembler(self, spec: pb.PieceSpec) -> BarAssembler:
+        return self.tokenizer.bar_assembler(spec_meter(spec))

@@ -1,0 +1,57 @@
+"""Compose request validation: defaults, and an error naming the field for each bad value."""
+
+import pytest
+
+from cantus.requests import RequestError, validate_compose_request
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+
+
+def validate(**fields):
+    return validate_compose_request(api.ComposeRequest(**fields), max_bars=64)
+
+
+def test_empty_request_gets_sensible_defaults():
+    spec = validate().spec
+    assert (spec.key_tonic, spec.mode, spec.tempo_bpm) == (0, pb.MODE_MAJOR, 100.0)
+    assert (spec.meter_numerator, spec.meter_denominator, spec.bars) == (4, 4, 16)
+    assert (spec.style, spec.mood, spec.energy) == ("folk", "calm", "low")
+    assert spec.melody_source == pb.MELODY_SOURCE_COMPOSE
+
+
+@pytest.mark.parametrize(("name", "tonic"), [("C", 0), ("F#", 6), ("Bb", 10), ("eb", 3)])
+def test_key_spellings(name, tonic):
+    assert validate(key=name).spec.key_tonic == tonic
+
+
+def test_seed_is_kept_and_mood_sets_energy():
+    spec = validate(seed=7, mood="energetic").spec
+    assert spec.seed == 7
+    assert spec.energy == "high"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"key": "H"}, "key"),
+        ({"key": "C##"}, "key"),
+        ({"mode": "lydian"}, "mode"),
+        ({"tempo_bpm": 10}, "tempo_bpm"),
+        ({"tempo_bpm": 500}, "tempo_bpm"),
+        ({"bars": 0}, "bars"),
+        ({"bars": 65}, "bars"),
+        ({"meter": "4-4"}, "meter"),
+        ({"meter": "11/8"}, "meter"),
+        ({"style": "polka"}, "style"),
+        ({"mood": "furious"}, "mood"),
+        ({"lyrics_language": "fr"}, "lyrics_language"),
+        ({"lyrics_theme": "x" * 600}, "lyrics_theme"),
+        ({"continue_midi": b"not a midi file"}, "continue_midi"),
+        ({"continue_midi": b"x", "harmonize_midi": b"y"}, "harmonize_midi"),
+    ],
+)
+def test_invalid_fields_are_named(fields, field):
+    with pytest.raises(RequestError) as raised:
+        validate(**fields)
+    assert raised.value.field == field
+    assert str(raised.value).startswith(f"{field}: ")
