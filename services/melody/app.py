@@ -22,6 +22,11 @@ from cantus.music.notes import Bar, MusicError
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 
+BARS_PER_REQUEST = 12
+"""Bars decoded per model request: with ``CONTEXT_BARS`` of prompt, a worst-case request
+(16 notes a bar, 49 tokens) still fits the model's 1,024-token context."""
+CONTEXT_BARS = 6
+
 service = StreamService("melody")
 compose_requests = service.topic("compose_requested")
 progress = service.app.Table("melody-progress", default=None,
@@ -56,35 +61,42 @@ async def handle_compose_requested(request: pb.ComposeRequested, received: Recei
     for index in range(len(given), len(recorded)):  # bars decoded before a restart
         await _publish_bar(request, index, recorded[index], received, given=False)
 
-    remaining = spec.bars - len(recorded)
-    if remaining > 0:
-        prompt = prompter.prompt(spec, recorded)
-        assembler = prompter.bar_assembler(spec)
-        index = len(recorded)
-        # Resuming after k bars samples with seed + k: the same restart point gives the same piece.
-        async for token in triton.stream_tokens(
-            prompt, n_bars=remaining, seed=spec.seed + len(recorded),
-            options=SamplingOptions(key_constraint=True), request_id=f"{piece_id}:{index}",
-        ):
-            bar = assembler.push(token)
-            if bar is None:
-                continue
-            recorded.append(bar)
-            _record(piece_id, recorded, done=False)
-            await _publish_bar(request, index, bar, received, given=False)
-            index += 1
-            if index == spec.bars:
-                break
-        if index < spec.bars:
-            for bar in assembler.finish():
-                if index == spec.bars:
-                    break
-                recorded.append(bar)
-                await _publish_bar(request, index, bar, received, given=False)
-                index += 1
-        if index < spec.bars:
-            raise RuntimeError(f"the model stopped after {index} of {spec.bars} bars")
+    while len(recorded) < spec.bars:
+        await _continue_melody(request, recorded, received)
     _record(piece_id, recorded, done=True)
+
+
+async def _continue_melody(request: pb.ComposeRequested, recorded: list[Bar],
+                           received: Received) -> None:
+    """Decode up to ``BARS_PER_REQUEST`` more bars after ``recorded`` (appended in place),
+    publishing each as it closes. Long pieces take several requests, each prompted with the
+    last ``CONTEXT_BARS`` bars, so prompt and answer stay within the model's context."""
+    piece_id, spec = request.meta.piece_id, request.spec
+    n_bars = min(BARS_PER_REQUEST, spec.bars - len(recorded))
+    prompt = prompter.prompt(spec, recorded[-CONTEXT_BARS:])
+    assembler = prompter.bar_assembler(spec)
+    target = len(recorded) + n_bars
+    # Resuming after k bars samples with seed + k: the same restart point gives the same piece.
+    async for token in triton.stream_tokens(
+        prompt, n_bars=n_bars, seed=spec.seed + len(recorded),
+        options=SamplingOptions(key_constraint=True), request_id=f"{piece_id}:{len(recorded)}",
+    ):
+        bar = assembler.push(token)
+        if bar is not None:
+            await _accept_bar(request, recorded, bar, received)
+            if len(recorded) == target:
+                return
+    for bar in assembler.finish():
+        await _accept_bar(request, recorded, bar, received)
+    if len(recorded) < target:
+        raise RuntimeError(f"the model stopped after {len(recorded)} of {spec.bars} bars")
+
+
+async def _accept_bar(request: pb.ComposeRequested, recorded: list[Bar], bar: Bar,
+                      received: Received) -> None:
+    recorded.append(bar)
+    _record(request.meta.piece_id, recorded, done=False)
+    await _publish_bar(request, len(recorded) - 1, bar, received, given=False)
 
 
 async def _publish_bar(request: pb.ComposeRequested, index: int, bar: Bar, received: Received,

@@ -1,0 +1,121 @@
+"""The melody model as Triton serves it, without Triton: input checks, the decode engine,
+and delivery of each request's tokens through callbacks.
+
+``triton_models/melody_lm/1/model.py`` only converts between Triton tensors and these
+calls, so everything here is unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cantus.melody.checkpoint import load_melody_checkpoint
+from cantus.melody.engine import DecodeEngine, DecodeRequest
+
+EXPECTED_INPUTS = ("PROMPT", "N_BARS", "SEED", "TEMPERATURE", "TOP_K", "TOP_P", "KEY_CONSTRAINT")
+REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
+EXPECTED_OUTPUTS = ("TOKENS", "FINISHED")
+MAX_BARS_PER_REQUEST = 64
+
+
+class RequestInputError(ValueError):
+    """A request's input tensor is missing or out of range; the message names it."""
+
+
+def check_model_config(config: Mapping, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless the Triton config declares exactly these inputs/outputs."""
+    declared_inputs = {entry["name"] for entry in config.get("input", [])}
+    declared_outputs = {entry["name"] for entry in config.get("output", [])}
+    if declared_inputs != set(inputs):
+        raise ValueError(f"inputs {sorted(declared_inputs)} != expected {sorted(inputs)}")
+    if declared_outputs != set(outputs):
+        raise ValueError(f"outputs {sorted(declared_outputs)} != expected {sorted(outputs)}")
+
+
+def _scalar(inputs: Mapping[str, np.ndarray], name: str, default=None):  # type: ignore[no-untyped-def]
+    array = inputs.get(name)
+    if array is None:
+        if default is None:
+            raise RequestInputError(f"input {name} is required")
+        return default
+    if array.size != 1:
+        raise RequestInputError(f"input {name} must hold one value, got shape {array.shape}")
+    return array.reshape(-1)[0].item()
+
+
+def parse_decode_request(inputs: Mapping[str, np.ndarray], vocab_size: int,
+                         max_len: int) -> DecodeRequest:
+    """A ``DecodeRequest`` from the request's tensors; ``RequestInputError`` names a bad one."""
+    for name in REQUIRED_INPUTS:
+        if name not in inputs:
+            raise RequestInputError(f"input {name} is required")
+    prompt = inputs["PROMPT"].reshape(-1).astype(np.int64).tolist()
+    if not prompt:
+        raise RequestInputError("input PROMPT is empty: it needs at least the control tokens")
+    if len(prompt) >= max_len:
+        raise RequestInputError(f"input PROMPT has {len(prompt)} tokens; the model's context "
+                                f"is {max_len}")
+    bad = [t for t in prompt if not 0 <= t < vocab_size]
+    if bad:
+        raise RequestInputError(f"input PROMPT has token ids outside 0..{vocab_size - 1}: {bad[:5]}")
+    n_bars = int(_scalar(inputs, "N_BARS"))
+    if not 1 <= n_bars <= MAX_BARS_PER_REQUEST:
+        raise RequestInputError(f"input N_BARS {n_bars} is outside 1..{MAX_BARS_PER_REQUEST}")
+    temperature = float(_scalar(inputs, "TEMPERATURE", 1.0))
+    if not 0.0 <= temperature <= 5.0:
+        raise RequestInputError(f"input TEMPERATURE {temperature} is outside 0..5")
+    top_k = int(_scalar(inputs, "TOP_K", 0))
+    if top_k < 0:
+        raise RequestInputError(f"input TOP_K {top_k} is negative")
+    top_p = float(_scalar(inputs, "TOP_P", 1.0))
+    if not 0.0 < top_p <= 1.0:
+        raise RequestInputError(f"input TOP_P {top_p} is outside (0, 1]")
+    return DecodeRequest(
+        prompt_tokens=prompt,
+        n_bars=n_bars,
+        seed=int(_scalar(inputs, "SEED")),
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        key_constraint=bool(_scalar(inputs, "KEY_CONSTRAINT", False)),
+    )
+
+
+TokensCallback = Callable[[list[int], bool], None]
+ErrorCallback = Callable[[str], None]
+
+
+@dataclass
+class MelodyServing:
+    engine: DecodeEngine
+    model_version: str
+    max_batch: int
+    vocab_size: int
+    max_len: int
+
+    @classmethod
+    def load(cls, checkpoint: Path, *, max_batch: int, torch_threads: int,
+             device: str = "cpu") -> MelodyServing:
+        torch.set_num_threads(torch_threads)
+        model, tokenizer, metadata = load_melody_checkpoint(checkpoint, device=device)
+        engine = DecodeEngine(model, tokenizer, max_batch=max_batch, device=device)
+        digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
+        return cls(engine, f"{checkpoint.stem}@{digest}", max_batch, len(tokenizer.vocab),
+                   metadata["config"].max_len)
+
+    def submit(self, inputs: Mapping[str, np.ndarray], *, on_tokens: TokensCallback,
+               on_error: ErrorCallback, is_cancelled: Callable[[], bool]) -> None:
+        """Admit one request; its tokens arrive through ``on_tokens(tokens, finished)``, the
+        last call with ``finished=True`` (also when cancelled). Raises ``RequestInputError``."""
+        request = parse_decode_request(inputs, self.vocab_size, self.max_len)
+        self.engine.submit(request, on_tokens=on_tokens, on_error=on_error,
+                           is_cancelled=is_cancelled)
+
+    def close(self) -> None:
+        self.engine.close()

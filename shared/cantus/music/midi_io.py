@@ -1,0 +1,440 @@
+"""Reading melodies from Standard MIDI Files and writing pieces to them, with mido.
+
+Reading (``midi_bytes_to_melody``) accepts type 0 and 1 files with any resolution, running
+status, several tracks and tempo / time-signature changes; it picks the melody track,
+reduces it to one voice, quantizes to the sixteenth grid and cuts it into bars along the
+file's time-signature map. Anything it cannot read raises ``MidiError`` saying what is
+wrong and where (track numbers count from 0, byte offsets from the start of the file).
+
+Writing (``tracks_to_midi_bytes``) produces type 1 files at 480 ticks per quarter: a
+conductor track (title, tempo, time signature, key signature) and one track per ``Track``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import mido
+
+from cantus.music.notes import (
+    TICKS_PER_QUARTER,
+    Key,
+    Melody,
+    Meter,
+    Mode,
+    MusicError,
+    Track,
+)
+from cantus.music.transcription import (
+    TimedNote,
+    estimate_key,
+    notes_to_bars,
+    skyline,
+    snap_to_grid,
+)
+
+__all__ = [
+    "MidiError",
+    "estimate_key",
+    "melody_to_midi_bytes",
+    "midi_bytes_to_melody",
+    "tracks_to_midi_bytes",
+]
+
+DRUM_CHANNEL = 9
+"""MIDI channel (0-based) reserved for percussion in General MIDI; never a melody."""
+
+DEFAULT_TEMPO_BPM = 120.0
+"""Tempo a MIDI file has when it holds no set_tempo event (the standard's default)."""
+
+MELODY_TRACK_NAME = "melody"
+"""Track name that marks the melody track, on reading and writing."""
+
+# Key signature names mido accepts, spelled with the fewest accidentals.
+_MAJOR_KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_MINOR_KEY_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+
+
+class MidiError(MusicError):
+    """MIDI data cannot be read (or a piece cannot be written); the message says what is
+    wrong and where, e.g. ``truncated track 2 at byte 812``."""
+
+
+# ---------------------------------------------------------------- reading: chunk framing
+
+
+@dataclass(frozen=True)
+class _Header:
+    file_format: int
+    track_count: int
+    ticks_per_beat: int
+
+
+def _read_header(data: bytes) -> tuple[_Header, int]:
+    """Validate the MThd chunk; returns the header and the byte offset after it."""
+    if not data:
+        raise MidiError("not a MIDI file (no data: 0 bytes)")
+    if data[:4] != b"MThd":
+        raise MidiError(f"not a MIDI file (missing MThd header; starts with {data[:4]!r})")
+    if len(data) < 14:
+        raise MidiError(f"truncated MIDI header: the file has only {len(data)} bytes, need 14")
+    length = int.from_bytes(data[4:8], "big")
+    if length < 6:
+        raise MidiError(f"bad MThd chunk length {length} at byte 4 (must be at least 6)")
+    if 8 + length > len(data):
+        raise MidiError(
+            f"bad MThd chunk length {length} at byte 4: only {len(data) - 8} bytes follow"
+        )
+    file_format, track_count, division = struct.unpack(">HHH", data[8:14])
+    if file_format == 2:
+        raise MidiError("type 2 MIDI files (independent sequences) are not supported")
+    if file_format not in (0, 1):
+        raise MidiError(f"unknown MIDI file format {file_format} (expected 0 or 1)")
+    if division & 0x8000:
+        raise MidiError("SMPTE time division is not supported (need ticks per quarter note)")
+    if division == 0:
+        raise MidiError("bad time division: 0 ticks per quarter note")
+    if track_count == 0:
+        raise MidiError("the MIDI header declares no tracks")
+    if file_format == 0 and track_count != 1:
+        raise MidiError(f"type 0 MIDI file declares {track_count} tracks (must be 1)")
+    return _Header(file_format, track_count, division), 8 + length
+
+
+def _track_chunks(data: bytes, header: _Header, offset: int) -> list[tuple[int, bytes]]:
+    """(byte offset, chunk bytes including its 8-byte header) of each MTrk chunk; chunks of
+    other types are skipped, as the standard asks; bytes after the last track are ignored."""
+    chunks: list[tuple[int, bytes]] = []
+    while len(chunks) < header.track_count:
+        if offset >= len(data):
+            raise MidiError(
+                f"truncated file: it ends after {len(chunks)} of the "
+                f"{header.track_count} tracks its header declares (at byte {offset})"
+            )
+        if len(data) - offset < 8:
+            raise MidiError(
+                f"truncated track {len(chunks)} at byte {offset}: incomplete chunk header"
+            )
+        name = data[offset : offset + 4]
+        length = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        if not all(0x20 <= byte < 0x7F for byte in name):
+            raise MidiError(f"garbage at byte {offset}: expected a chunk (MTrk), found {name!r}")
+        end = offset + 8 + length
+        if end > len(data):
+            if name == b"MTrk":
+                raise MidiError(
+                    f"truncated track {len(chunks)} at byte {offset}: its chunk length says "
+                    f"{length} bytes but only {len(data) - offset - 8} remain"
+                )
+            raise MidiError(f"bad chunk length {length} of chunk {name!r} at byte {offset}")
+        if name == b"MTrk":
+            chunks.append((offset, data[offset:end]))
+        offset = end
+    return chunks
+
+
+def _parse_track(index: int, offset: int, chunk: bytes, ticks_per_beat: int) -> mido.MidiTrack:
+    """Parse one MTrk chunk with mido, alone, so an error can name the track."""
+    single = b"MThd" + struct.pack(">LHHH", 6, 0, 1, ticks_per_beat) + chunk
+    try:
+        return mido.MidiFile(file=io.BytesIO(single), clip=True).tracks[0]
+    except EOFError:
+        raise MidiError(
+            f"truncated track {index} at byte {offset}: its events run past the end of its "
+            f"{len(chunk) - 8}-byte chunk"
+        ) from None
+    except Exception as error:  # mido raises OSError, ValueError, KeyError, ... on bad bytes
+        raise MidiError(
+            f"corrupt track {index} at byte {offset}: {type(error).__name__}: {error}"
+        ) from None
+
+
+# ---------------------------------------------------------------- reading: events
+
+
+@dataclass
+class _Voice:
+    """The notes of one track (all channels but drums) gathered while reading."""
+
+    name: str = ""
+    notes: list[TimedNote] = field(default_factory=list)
+
+
+@dataclass
+class _Conductor:
+    tempo_bpm: float | None = None
+    tempo_tick: int = -1
+    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, n, d)
+    key: Key | None = None
+    key_tick: int = -1
+
+
+def _key_from_meta(name: str) -> Key:
+    mode = Mode.MINOR if name.endswith("m") else Mode.MAJOR
+    return Key.parse(name.removesuffix("m"), mode)
+
+
+def _read_voices(
+    tracks: Sequence[mido.MidiTrack], ticks_per_beat: int
+) -> tuple[list[_Voice], _Conductor]:
+    scale = Fraction(TICKS_PER_QUARTER, ticks_per_beat)
+    conductor = _Conductor()
+    voices: list[_Voice] = []
+    for track in tracks:
+        voice = _Voice()
+        open_notes: dict[tuple[int, int], deque[tuple[int, int]]] = defaultdict(deque)
+        tick = 0
+        for message in track:
+            tick += message.time
+            kind = message.type
+            if kind == "note_on" and message.velocity > 0:
+                if message.channel != DRUM_CHANNEL:
+                    open_notes[message.channel, message.note].append((tick, message.velocity))
+            elif kind in ("note_off", "note_on"):
+                starts = open_notes.get((message.channel, message.note))
+                # First in, first out: a note_off ends the oldest sounding copy of its pitch.
+                if starts:
+                    start, velocity = starts.popleft()
+                    if tick > start:
+                        voice.notes.append(
+                            TimedNote(start * scale, tick * scale, message.note, velocity)
+                        )
+            elif kind == "track_name" and not voice.name:
+                voice.name = message.name.strip()
+            elif kind == "set_tempo" and (
+                conductor.tempo_bpm is None or tick < conductor.tempo_tick
+            ):
+                conductor.tempo_bpm = round(mido.tempo2bpm(message.tempo), 2)
+                conductor.tempo_tick = tick
+            elif kind == "time_signature":
+                conductor.time_signatures.append((tick, message.numerator, message.denominator))
+            elif kind == "key_signature" and (conductor.key is None or tick < conductor.key_tick):
+                try:
+                    conductor.key = _key_from_meta(message.key)
+                except MusicError:
+                    continue
+                conductor.key_tick = tick
+        # Notes still sounding when the track ends stop there.
+        for (_, pitch), starts in open_notes.items():
+            for start, velocity in starts:
+                if tick > start:
+                    voice.notes.append(TimedNote(start * scale, tick * scale, pitch, velocity))
+        voices.append(voice)
+    return voices, conductor
+
+
+def _melody_voice(voices: Sequence[_Voice]) -> _Voice:
+    named = [v for v in voices if v.name.lower() == MELODY_TRACK_NAME and v.notes]
+    if named:
+        return named[0]
+    best = max(voices, key=lambda v: len(v.notes))
+    if not best.notes:
+        raise MidiError("no notes: the file holds no note events outside the drum channel")
+    return best
+
+
+def _meter_map(conductor: _Conductor, ticks_per_beat: int) -> list[tuple[int, Meter]]:
+    changes: dict[int, Meter] = {}
+    for tick, numerator, denominator in sorted(conductor.time_signatures, key=lambda e: e[0]):
+        try:
+            meter = Meter(numerator, denominator)
+        except MusicError as error:
+            raise MidiError(f"unsupported time signature at tick {tick}: {error}") from None
+        # A change lands on our tick scale; later events at the same tick win.
+        changes[round(Fraction(tick * TICKS_PER_QUARTER, ticks_per_beat))] = meter
+    if not changes:
+        return [(0, Meter(4, 4))]
+    return sorted(changes.items())
+
+
+def midi_bytes_to_melody(
+    data: bytes,
+    *,
+    default_key: Key | None = None,
+    default_tempo_bpm: float = DEFAULT_TEMPO_BPM,
+) -> Melody:
+    """Read the melody of a type 0 or 1 Standard MIDI File.
+
+    The melody is the track named ``melody`` if there is one, else the track with the most
+    notes outside the drum channel; it is reduced to its highest sounding note, snapped to
+    the sixteenth grid (120 ticks at 480 per quarter, whatever the file's resolution) and
+    split into bars at the barlines of the file's time-signature map (4/4 if none), notes
+    crossing a barline split in two. Trailing empty bars are dropped. Tempo (bpm, 2 decimals)
+    is the first set_tempo, else ``default_tempo_bpm`` (120, the MIDI default); the key is the
+    first key_signature, else ``default_key``, else ``estimate_key`` of the notes. Velocities
+    are kept.
+
+    Raises ``MidiError`` (and no other exception) for data that is not MIDI, is truncated or
+    corrupt, is a type 2 file, or has no notes.
+    """
+    header, offset = _read_header(bytes(data))
+    chunks = _track_chunks(bytes(data), header, offset)
+    tracks = [
+        _parse_track(index, chunk_offset, chunk, header.ticks_per_beat)
+        for index, (chunk_offset, chunk) in enumerate(chunks)
+    ]
+    voices, conductor = _read_voices(tracks, header.ticks_per_beat)
+    voice = _melody_voice(voices)
+    line, _ = skyline(snap_to_grid(voice.notes))
+    bars = notes_to_bars(line, _meter_map(conductor, header.ticks_per_beat))
+    key = conductor.key or default_key or estimate_key(line)
+    tempo = conductor.tempo_bpm if conductor.tempo_bpm is not None else default_tempo_bpm
+    return Melody(key, tempo, tuple(bars))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _key_signature_name(key: Key) -> str:
+    names = _MAJOR_KEY_NAMES if key.mode is Mode.MAJOR else _MINOR_KEY_NAMES
+    return names[key.tonic]
+
+
+def _delta_track(
+    events: Iterable[tuple[int, int, mido.Message | mido.MetaMessage]], end_tick: int
+) -> mido.MidiTrack:
+    """A track from (absolute tick, order, message) events: sorted by tick then ``order``,
+    times turned into deltas, closed by end_of_track at ``end_tick`` (or the last event)."""
+    track = mido.MidiTrack()
+    now = 0
+    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(message.copy(time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end_tick - now)))
+    return track
+
+
+# Event order within one tick: names and settings, then note offs before note ons (so a
+# repeated pitch is released before it sounds again), lyrics with their notes.
+_ORDER_SETUP, _ORDER_NOTE_OFF, _ORDER_LYRIC, _ORDER_NOTE_ON = 0, 1, 2, 3
+
+
+def _write(
+    tracks: Sequence[Track],
+    *,
+    tempo_bpm: float,
+    meter_changes: Sequence[tuple[int, Meter]],
+    key: Key,
+    title: str | None,
+    end_tick: int,
+) -> bytes:
+    if not 1 <= tempo_bpm <= 1000:
+        raise MidiError(f"tempo must be 1..1000 bpm to be written, got {tempo_bpm}")
+    midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER, charset="utf-8")
+    end_tick = max(
+        [
+            end_tick,
+            *(n.end for t in tracks for n in t.notes),
+            *(tick for t in tracks for tick, _ in t.lyrics),
+        ]
+    )
+    conductor: list[tuple[int, int, mido.MetaMessage]] = []
+    if title:
+        conductor.append((0, _ORDER_SETUP, mido.MetaMessage("track_name", name=title)))
+    conductor.append(
+        (0, _ORDER_SETUP, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+    )
+    for tick, meter in meter_changes:
+        conductor.append(
+            (
+                tick,
+                _ORDER_SETUP,
+                mido.MetaMessage(
+                    "time_signature", numerator=meter.numerator, denominator=meter.denominator
+                ),
+            )
+        )
+    conductor.append(
+        (0, _ORDER_SETUP, mido.MetaMessage("key_signature", key=_key_signature_name(key)))
+    )
+    midi.tracks.append(_delta_track(conductor, end_tick))
+
+    for part in tracks:
+        if not 0 <= part.channel <= 15:
+            raise MidiError(f"track {part.name!r}: channel must be 0..15, got {part.channel}")
+        if not 0 <= part.program <= 127:
+            raise MidiError(f"track {part.name!r}: program must be 0..127, got {part.program}")
+        events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
+            (0, _ORDER_SETUP, mido.MetaMessage("track_name", name=part.name)),
+            (
+                0,
+                _ORDER_SETUP,
+                mido.Message("program_change", channel=part.channel, program=part.program),
+            ),
+        ]
+        for note in part.notes:
+            events.append(
+                (
+                    note.onset,
+                    _ORDER_NOTE_ON,
+                    mido.Message(
+                        "note_on", channel=part.channel, note=note.pitch, velocity=note.velocity
+                    ),
+                )
+            )
+            events.append(
+                (
+                    note.end,
+                    _ORDER_NOTE_OFF,
+                    mido.Message("note_off", channel=part.channel, note=note.pitch, velocity=0),
+                )
+            )
+        for tick, syllable in part.lyrics:
+            if tick < 0:
+                raise MidiError(f"track {part.name!r}: lyric {syllable!r} at negative tick {tick}")
+            events.append((tick, _ORDER_LYRIC, mido.MetaMessage("lyrics", text=syllable)))
+        midi.tracks.append(_delta_track(events, end_tick))
+
+    buffer = io.BytesIO()
+    try:
+        midi.save(file=buffer)
+    except (ValueError, TypeError, UnicodeEncodeError) as error:
+        raise MidiError(f"cannot write MIDI file: {error}") from error
+    return buffer.getvalue()
+
+
+def tracks_to_midi_bytes(
+    tracks: Sequence[Track],
+    *,
+    tempo_bpm: float,
+    meter: Meter,
+    key: Key,
+    title: str | None = None,
+) -> bytes:
+    """A type 1 MIDI file (480 ticks per quarter) of the tracks: track 0 is the conductor
+    (``title`` as track name, tempo in bpm, time signature, key signature), then one track
+    per ``Track`` with its name, a program change on its channel, its notes (onsets in ticks
+    from the start of the piece) and its lyrics as ``lyrics`` meta events (UTF-8). Every
+    track ends with end_of_track at the end of the last note."""
+    return _write(
+        tracks, tempo_bpm=tempo_bpm, meter_changes=[(0, meter)], key=key, title=title, end_tick=0
+    )
+
+
+def melody_to_midi_bytes(melody: Melody, *, name: str = MELODY_TRACK_NAME) -> bytes:
+    """A type 1 MIDI file of one melody (program 0, channel 0, track named ``name``); every
+    change of meter between bars becomes a time_signature event, and the file lasts to the
+    end of the last bar, so ``midi_bytes_to_melody`` gives back the same melody (up to
+    trailing empty bars)."""
+    meter_changes: list[tuple[int, Meter]] = []
+    bar_start = 0
+    for bar in melody.bars:
+        if not meter_changes or meter_changes[-1][1] != bar.meter:
+            meter_changes.append((bar_start, bar.meter))
+        bar_start += bar.meter.bar_ticks
+    if not meter_changes:
+        meter_changes = [(0, melody.meter)]
+    track = Track(name, program=0, channel=0, notes=melody.notes_absolute())
+    return _write(
+        [track],
+        tempo_bpm=melody.tempo_bpm,
+        meter_changes=meter_changes,
+        key=melody.key,
+        title=None,
+        end_tick=bar_start,
+    )
