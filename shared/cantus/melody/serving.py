@@ -8,6 +8,7 @@ calls, so everything here is unit-tested without a server.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +111,30 @@ class MelodyServing:
                    metadata["config"].max_len)
 
     def submit(self, inputs: Mapping[str, np.ndarray], *, on_tokens: TokensCallback,
-               on_error: ErrorCallback, is_cancelled: Callable[[], bool]) -> None:
+               on_error: ErrorCallback, is_cancelled: Callable[[], bool]) -> str:
         """Admit one request; its tokens arrive through ``on_tokens(tokens, finished)``, the
-        last call with ``finished=True`` (also when cancelled). Raises ``RequestInputError``."""
+        last call with ``finished=True`` (also when the client cancelled), or an error through
+        ``on_error``. Raises ``RequestInputError`` for bad inputs. Returns the request id."""
         request = parse_decode_request(inputs, self.vocab_size, self.max_len)
-        self.engine.submit(request, on_tokens=on_tokens, on_error=on_error,
-                           is_cancelled=is_cancelled)
+        request_id = uuid.uuid4().hex
+
+        def on_token(token: int) -> None:
+            # A closed client stream shows up as cancellation: free the slot at the next step.
+            if is_cancelled():
+                self.engine.cancel(request_id)
+                return
+            on_tokens([token], False)
+
+        def on_done(reason: str) -> None:
+            if reason.startswith("error"):
+                on_error(f"melody_lm: {reason}")
+            else:
+                on_tokens([], True)
+
+        try:
+            return self.engine.submit(request, on_token, on_done, request_id=request_id)
+        except ValueError as error:  # a prompt the grammar refuses, bad sampling settings
+            raise RequestInputError(str(error)) from None
 
     def close(self) -> None:
         self.engine.close()
