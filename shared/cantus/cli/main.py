@@ -169,6 +169,28 @@ def bench_pipeline(
     text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
     print(text)
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+@bench_app.command("decode")
+def bench_decode(
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Melody checkpoint")] = None,
+    triton: Annotated[str | None, typer.Option(help="Use this Triton (host:port) instead "
+                                                    "of starting one")] = None,
+) -> None:
+    """Tokens/s at 1..32 Triton streams, time per token vs context (KV cache on/off), and
+    transformers generate() on a same-size GPT-2."""
+    from cantus.bench.decode import format_report, run_decode_bench
+    from cantus.settings import load_settings
+
+    report = run_decode_bench(checkpoint or load_settings().melody_checkpoint,
+                              triton_address=triton, log=lambda line: console.print(line))
+    text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
 
 

@@ -1,0 +1,187 @@
+"""``cantus bench decode``: how fast the melody model decodes, served and in process, against
+Hugging Face ``transformers`` ``generate()`` on a GPT-2 of the same shape, in one run.
+
+Measured:
+1. tokens/s through Triton (``melody_lm``, gRPC streaming) at 1, 2, 4, … concurrent streams;
+2. time per token against context length, with and without the KV cache (in process);
+3. ``generate()`` on a randomly initialised ``GPT2LMHeadModel`` of the same size (batch 1 and
+   batch = the largest stream count), the everyday alternative.
+Ratios are taken between numbers of this run only: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from cantus.melody.checkpoint import load_melody_checkpoint
+from cantus.melody.client import MelodyLMClient, SamplingOptions
+from cantus.melody.controls import Controls
+from cantus.melody.engine import time_decode_step
+from cantus.music.notes import Key, Meter
+from cantus.music.styles import Energy, Style
+
+STREAM_COUNTS = (1, 2, 4, 8, 16, 32)
+CONTEXTS = (64, 128, 256, 512, 1023)
+
+
+@dataclass
+class DecodeReport:
+    parameters: int
+    stream_tokens_per_s: dict[int, float] = field(default_factory=dict)
+    token_ms_cached: dict[int, float] = field(default_factory=dict)
+    token_ms_uncached: dict[int, float] = field(default_factory=dict)
+    hf_tokens_per_s: dict[int, float] = field(default_factory=dict)
+    hf_parameters: int = 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def _streams_tokens_per_s(address: str, prompt: list[int], streams: int, n_bars: int) -> float:
+    client = MelodyLMClient(address)
+    counts = [0] * streams
+
+    async def one(index: int) -> None:
+        async for _ in client.stream_tokens(prompt, n_bars=n_bars, seed=index,
+                                            options=SamplingOptions(key_constraint=True)):
+            counts[index] += 1
+
+    await one(0)  # warm up: first request pays for lazy initialisation
+    counts = [0] * streams
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(streams)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return sum(counts) / elapsed
+
+
+def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(
+        vocab_size=config.vocab_size, n_positions=config.max_len, n_embd=config.d_model,
+        n_layer=config.n_layers, n_head=config.n_heads, n_inner=config.d_ff,
+    )).eval()
+    prompt = torch.randint(1, config.vocab_size, (batch, 8), generator=torch.Generator().manual_seed(0))
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True, top_p=0.95,
+                  pad_token_id=0, attention_mask=torch.ones_like(prompt))
+    with torch.no_grad():
+        gpt2.generate(prompt, **{**kwargs, "max_new_tokens": 8, "min_new_tokens": 8})  # warm up
+        started = time.perf_counter()
+        gpt2.generate(prompt, **kwargs)
+        elapsed = time.perf_counter() - started
+    return batch * new_tokens / elapsed, sum(p.numel() for p in gpt2.parameters())
+
+
+def run_decode_bench(checkpoint: Path, *, streams: tuple[int, ...] = STREAM_COUNTS,
+                     contexts: tuple[int, ...] = CONTEXTS, n_bars: int = 16,
+                     triton_address: str | None = None, log=print) -> DecodeReport:  # type: ignore[no-untyped-def]
+    """Run all three measurements; starts a private Triton unless ``triton_address`` is given."""
+    model, tokenizer, _ = load_melody_checkpoint(checkpoint)
+    report = DecodeReport(parameters=sum(p.numel() for p in model.parameters()))
+    controls = Controls(Key.parse("G"), Meter(4, 4), 110.0, Style.FOLK, Energy.MID)
+    prompt = tokenizer.controls_prefix(controls)
+
+    # 1. Triton streams
+    with tempfile.TemporaryDirectory() as state_dir:
+        stack = None
+        if triton_address is None:
+            from cantus.settings import Settings
+            from cantus.stack import Stack
+
+            ports = [_free_port() for _ in range(3)]
+            settings = Settings(state_dir=Path(state_dir), triton_http_port=ports[0],
+                                triton_grpc_port=ports[1], triton_metrics_port=ports[2],
+                                triton_grpc=f"127.0.0.1:{ports[1]}", melody_checkpoint=checkpoint)
+            stack = Stack(settings)
+            log("starting Triton…")
+            stack.start_triton()
+            triton_address = settings.triton_grpc
+        try:
+            for count in streams:
+                rate = asyncio.run(_streams_tokens_per_s(triton_address, prompt, count, n_bars))
+                report.stream_tokens_per_s[count] = rate
+                log(f"triton, {count:>2} streams: {rate:8.1f} tokens/s")
+        finally:
+            if stack is not None:
+                stack.down()
+
+    # 2. context length, in process (Triton is stopped: it no longer competes for the cores)
+    torch.set_num_threads(int(os.environ.get("CANTUS_BENCH_THREADS", "2")))
+    for context in contexts:
+        cached = time_decode_step(model, context, use_cache=True, repeats=21)
+        uncached = time_decode_step(model, context, use_cache=False, repeats=7)
+        report.token_ms_cached[context] = cached * 1e3
+        report.token_ms_uncached[context] = uncached * 1e3
+        log(f"context {context:>4}: {cached * 1e3:6.2f} ms/token cached, "
+            f"{uncached * 1e3:7.2f} ms uncached")
+
+    # 3. transformers generate() on the same shape
+    for batch in sorted({1, max(streams)}):
+        rate, report.hf_parameters = _hf_tokens_per_s(model.config, batch, new_tokens=256)
+        report.hf_tokens_per_s[batch] = rate
+        log(f"transformers generate(), batch {batch}: {rate:8.1f} tokens/s")
+    return report
+
+
+def format_report(report: DecodeReport, *, command: str) -> str:
+    one = report.stream_tokens_per_s.get(1, 0.0)
+    most = max(report.stream_tokens_per_s) if report.stream_tokens_per_s else 1
+    first_context, last_context = min(report.token_ms_cached), max(report.token_ms_cached)
+    lines = [
+        "# Decode benchmark",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Melody LM: {report.parameters / 1e6:.2f} M parameters; GPT-2 of the same shape: "
+        f"{report.hf_parameters / 1e6:.2f} M.",
+        "",
+        "## Tokens per second through Triton (gRPC streaming, continuous batching)",
+        "",
+        "| streams | tokens/s | × one stream |",
+        "|---:|---:|---:|",
+    ]
+    for count, rate in report.stream_tokens_per_s.items():
+        lines.append(f"| {count} | {rate:.1f} | {rate / one:.2f} |")
+    lines += [
+        "",
+        "## Time per token against context length (in process)",
+        "",
+        "| context | ms/token, KV cache | ms/token, no cache |",
+        "|---:|---:|---:|",
+    ]
+    for context in report.token_ms_cached:
+        lines.append(f"| {context} | {report.token_ms_cached[context]:.2f} | "
+                     f"{report.token_ms_uncached[context]:.2f} |")
+    cache_ratio = report.token_ms_cached[last_context] / report.token_ms_cached[first_context]
+    hf_one = report.hf_tokens_per_s.get(1, float("nan"))
+    hf_most = report.hf_tokens_per_s.get(most, float("nan"))
+    lines += [
+        "",
+        "## transformers generate() on the same shape",
+        "",
+        "| batch | tokens/s |",
+        "|---:|---:|",
+        *[f"| {batch} | {rate:.1f} |" for batch, rate in report.hf_tokens_per_s.items()],
+        "",
+        "## Ratios (targets on the 2-core CPU)",
+        "",
+        f"- {most} streams / 1 stream: **{report.stream_tokens_per_s[most] / one:.2f}×** (target ≥ 8×)",
+        f"- time per token at {last_context + 1 if last_context == 1023 else last_context} "
+        f"context / at {first_context}, with the KV cache: **{cache_ratio:.2f}×** (target ≤ 1.5×)",
+        f"- Triton, 1 stream / generate() batch 1: **{one / hf_one:.2f}×** (target ≥ 1.5×)",
+        f"- Triton, {most} streams / generate() batch {most}: "
+        f"**{report.stream_tokens_per_s[most] / hf_most:.2f}×**",
+    ]
+    return "\n".join(lines) + "\n"
