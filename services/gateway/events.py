@@ -54,6 +54,7 @@ class PieceEventRouter:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
         )
         await self.consumer.start()
         partitions = []

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, le=256, description="partitions of every Cantus topic")
     topics: Topics = Field(default_factory=Topics)
     kafka_security_protocol: str = "PLAINTEXT"
+    kafka_fetch_max_wait_ms: int = Field(
+        20, ge=1, le=5000,
+        description="longest a consumer's fetch waits for data; the embedded broker (Tansu) "
+        "holds every fetch this long, so it bounds the latency of each hop",
+    )
 
     # --- folders -------------------------------------------------------------------------
     state_dir: Path = Field(REPO_ROOT / ".cantus", description="run files, logs, service state")

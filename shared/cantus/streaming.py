@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from google.protobuf.message import Message
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -80,6 +81,35 @@ class Received:
 Handler = Callable[[Message, Received], Awaitable[None]]
 
 
+class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer with ``fetch_max_wait_ms`` from settings instead of its fixed 1,500 ms.
+
+    Tansu (the embedded broker) answers a fetch only when that wait expires, so the fixed
+    value would add most of a second to every hop of a stream that should move bar by bar.
+    """
+
+    fetch_max_wait_ms = 20
+
+    def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by aiokafka at start()
+        return consumer
+
+
+class _TunedConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self):  # type: ignore[no-untyped-def]
+        return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _TunedTransport(faust_aiokafka.Transport):
+    Consumer = _TunedConsumer
+
+
+class _CantusApp(faust.App):
+    def _new_transport(self):  # type: ignore[no-untyped-def]
+        return _TunedTransport(self.conf.broker_consumer, self)
+
+
 class StreamService:
     """One Faust app for one service, e.g. ``StreamService("harmony")``."""
 
@@ -90,7 +120,8 @@ class StreamService:
         s = self.settings
         datadir = s.state_dir / "faust" / name
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
+        _TunedConsumerThread.fetch_max_wait_ms = s.kafka_fetch_max_wait_ms
+        self.app = _CantusApp(
             f"cantus-{name}",
             broker=[f"kafka://{address}" for address in s.broker.split(",")],
             broker_credentials=None,

@@ -47,9 +47,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         running.up()
         yield running
     finally:
+        pids = [component.pid for component in running.components().values()]
         running.down()
         os.environ.clear()
         os.environ.update(saved)
+        orphans = [pid for pid in pids if _group_alive(pid)]
+        assert not orphans, f"process groups left running after down: {orphans}"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import mido
@@ -221,3 +225,33 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_addre
     piece = result["piece"]
     assert_piece_complete(piece.folder, bars)
     assert sorted(set(seen_bars)) == list(range(bars))
+
+
+def run_cli(stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cantus.cli.main", *args], capture_output=True, text=True,
+        timeout=300, env=dict(os.environ),
+    )
+
+
+def test_cli_compose_writes_the_piece(stack, tmp_path):
+    result = run_cli(stack, "compose", "--key", "F#", "--mode", "minor", "--tempo", "90",
+                     "--meter", "3/4", "--bars", "6", "--style", "folk", "--mood", "sad",
+                     "--seed", "5", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    assert folder.parent == tmp_path
+    summary = assert_piece_complete(folder, 6)
+    assert summary["key"] == "F# minor"
+    assert summary["request"]["seed"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [(["--bars", "0"], "bars"), (["--key", "X#"], "key"), (["--style", "polka"], "style"),
+     (["--meter", "4/5"], "meter")],
+)
+def test_cli_compose_exits_non_zero_naming_the_field(stack, tmp_path, args, field):
+    result = run_cli(stack, "compose", *args, "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert f"{field}: " in result.stderr
