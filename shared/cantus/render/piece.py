@@ -133,7 +133,8 @@ class PieceParts:
 
     def tracks(self, first: int, count: int) -> list[Track]:
         bars = [self.arranged_bar(i) for i in range(first, first + count)]
-        return arrange_tracks(bars, style=spec_style(self.spec), energy=spec_energy(self.spec))
+        return arrange_tracks(bars, style=spec_style(self.spec), energy=spec_energy(self.spec),
+                              first_index=first, total_bars=self.bar_count)
 
     def midi(self, first: int, count: int) -> bytes:
         return tracks_to_midi_bytes(
