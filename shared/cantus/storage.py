@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 PIECE_ID = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9]+)+$")
@@ -69,4 +70,71 @@ class LocalPieceStore:
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())
             if path.is_file() and FILE_NAME.match(path.name)
+        }
+
+
+class S3PieceStore:
+    """Pieces in an S3-compatible bucket (AWS S3, MinIO, Ceph, R2, …) under
+    ``s3://<bucket>/<prefix>/<piece_id>/<name>``, with ``LocalPieceStore``'s interface.
+
+    One ``PutObject`` is atomic (a reader sees the old object or the new one whole, never
+    half), so the local store's guarantees hold: a service killed mid-write leaves no half
+    file, and rewriting is idempotent. Credentials come from boto3's usual chain
+    (environment, config files, instance role); ``client`` may be passed ready-made.
+    Needs the PyPI package ``boto3`` (imported only when this class is used).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "pieces",
+        endpoint_url: str | None = None,
+        *,
+        region_name: str | None = None,
+        client: Any = None,
+        **client_options: object,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if client is None:
+            try:
+                import boto3
+            except ImportError:
+                raise StorageError(
+                    "S3 storage needs the boto3 package (pip install boto3)"
+                ) from None
+            client = boto3.client(
+                "s3", endpoint_url=endpoint_url, region_name=region_name, **client_options
+            )
+        self.client: Any = client
+
+    def _folder(self, piece_id: str) -> str:
+        check_piece_id(piece_id)
+        return f"{self.prefix}/{piece_id}/" if self.prefix else f"{piece_id}/"
+
+    def write(self, piece_id: str, name: str, content: bytes) -> str:
+        """Store one file; returns its ``s3://`` URI."""
+        if not FILE_NAME.match(name):
+            raise StorageError(f"file name {name!r} is not allowed")
+        key = self._folder(piece_id) + name
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=content, ContentType=media_type(name)
+        )
+        return f"s3://{self.bucket}/{key}"
+
+    def read_all(self, piece_id: str) -> dict[str, bytes]:
+        """Every file of a piece by name; raises ``StorageError`` if there is none."""
+        folder = self._folder(piece_id)
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(folder) :]
+                if FILE_NAME.match(name):
+                    names.append(name)
+        if "piece.json" not in names:
+            raise StorageError(f"piece {piece_id} is not finished or does not exist")
+        return {
+            name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
+            for name in sorted(names)
         }

@@ -1,0 +1,406 @@
+"""Continuous-batching decoding of many melody requests at once, and a one-shot ``generate``.
+
+``DecodeEngine`` owns a model, a ``KVCache`` with ``max_batch`` slots and a background
+thread. ``submit`` checks a request and queues it; the thread admits queued requests into
+free slots (prefill of the prompt, then the first token is sampled), and every step runs ONE
+batched forward that advances every active sequence by one token. Each sampled token goes
+to the request's ``on_token(token_id)``; the end goes to ``on_done(reason)`` with reason
+``"eos"``, ``"cancelled"`` or ``"error: ..."``. ``cancel`` frees the slot before the next
+step. Callbacks run on the engine thread, so they must be quick and must not block.
+
+Nothing here knows about Triton: the ``melody_lm`` Triton model wraps this engine.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import (
+    DEFAULT_MAX_NOTES_PER_BAR,
+    DEFAULT_PITCH_RANGE,
+    MelodyGrammar,
+    SamplingParams,
+    sample_token,
+    seeded_generator,
+)
+from cantus.melody.model import KVCache, MelodyLM
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.notes import Bar, Melody
+
+TokenCallback = Callable[[int], None]
+DoneCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """One melody to continue: ``prompt_tokens`` (control prefix and any given bars, no
+    ``EOS``), ``n_bars`` new bars to generate, sampling ``seed`` and settings (see
+    ``SamplingParams``), ``key_constraint`` (scale tones only) and ``pitch_range`` (MIDI,
+    inclusive)."""
+
+    prompt_tokens: Sequence[int]
+    n_bars: int
+    seed: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    key_constraint: bool = False
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
+    max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
+
+    @property
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_k, self.top_p)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """One engine step, for benchmarks: ``kind`` "prefill" or "decode", sequences in the
+    step, the longest context in tokens, and the seconds the forward and sampling took."""
+
+    kind: str
+    batch: int
+    context: int
+    seconds: float
+
+
+@dataclass
+class _Active:
+    request_id: str
+    request: DecodeRequest
+    grammar: MelodyGrammar
+    generator: torch.Generator
+    on_token: TokenCallback
+    on_done: DoneCallback
+    slot: int = -1
+    last_token: int = -1  # sampled, not yet in the cache
+    tokens: list[int] = field(default_factory=list)
+
+
+class DecodeEngine:
+    """Batched incremental decoding on a background thread (started on construction)."""
+
+    def __init__(
+        self,
+        model: MelodyLM,
+        tokenizer: MelodyTokenizer,
+        max_batch: int = 32,
+        device: str | torch.device = "cpu",
+        *,
+        step_hook: Callable[[StepTiming], None] | None = None,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.max_batch = max_batch
+        self.step_hook = step_hook
+        self.cache = KVCache(
+            model.config, max_batch, device=self.device, dtype=next(model.parameters()).dtype
+        )
+        self._lock = threading.Condition()
+        self._queue: collections.deque[_Active] = collections.deque()
+        self._active: dict[int, _Active] = {}  # slot -> sequence (engine thread only)
+        self._cancelled: set[str] = set()
+        self._ids = itertools.count(1)
+        self._closing = False
+        self.steps = 0
+        self.tokens_generated = 0
+        self._thread = threading.Thread(target=self._run, name="melody-decode-engine", daemon=True)
+        self._thread.start()
+
+    # --- public API (any thread) ------------------------------------------------------------
+
+    def submit(
+        self,
+        request: DecodeRequest,
+        on_token: TokenCallback,
+        on_done: DoneCallback,
+        *,
+        request_id: str | None = None,
+    ) -> str:
+        """Queue a request; returns its id. Raises ``MusicError`` (a ``ValueError``) at once
+        if the prompt is malformed or leaves no room for ``n_bars`` bars, ``ValueError`` for
+        bad sampling settings, ``RuntimeError`` after ``close``."""
+        grammar = MelodyGrammar(
+            self.tokenizer.vocab,
+            n_bars=request.n_bars,
+            pitch_range=request.pitch_range,
+            key_constraint=request.key_constraint,
+            max_notes_per_bar=request.max_notes_per_bar,
+            max_len=self.model.config.max_len,
+        )
+        grammar.feed_prompt(request.prompt_tokens)
+        request.sampling  # noqa: B018 - validates temperature/top_k/top_p now, not on the thread
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the decode engine is closed")
+            request_id = request_id or f"req-{next(self._ids)}"
+            self._queue.append(
+                _Active(
+                    request_id, request, grammar, seeded_generator(request.seed), on_token, on_done
+                )
+            )
+            self._lock.notify_all()
+        return request_id
+
+    def cancel(self, request_id: str) -> None:
+        """Stop a request: its ``on_done("cancelled")`` runs and its slot is freed before the
+        next step. Unknown or finished ids are ignored."""
+        with self._lock:
+            self._cancelled.add(request_id)
+            self._lock.notify_all()
+
+    def decode(self, request: DecodeRequest, timeout: float | None = None) -> tuple[list[int], str]:
+        """Submit and wait: the sampled tokens and the end reason (for tests and tools)."""
+        tokens: list[int] = []
+        finished = threading.Event()
+        reasons: list[str] = []
+
+        def done(reason: str) -> None:
+            reasons.append(reason)
+            finished.set()
+
+        self.submit(request, tokens.append, done)
+        if not finished.wait(timeout):
+            raise TimeoutError("the decode engine did not finish the request in time")
+        return tokens, reasons[0]
+
+    @property
+    def active_count(self) -> int:
+        """Requests in slots now (approximate when read from another thread)."""
+        return len(self._active)
+
+    @property
+    def queued_count(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread; queued and active requests end with ``on_done("cancelled")``."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(timeout)
+
+    def __enter__(self) -> DecodeEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- engine thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closing and not self._queue and not self._active:
+                    self._lock.wait()
+                if self._closing:
+                    break
+                cancelled, self._cancelled = self._cancelled, set()
+                admitted, dropped = [], []
+                free_slots = [s for s in range(self.max_batch) if s not in self._active]
+                kept: collections.deque[_Active] = collections.deque()
+                for sequence in self._queue:
+                    if sequence.request_id in cancelled:
+                        dropped.append(sequence)
+                    elif free_slots and len(admitted) < len(free_slots):
+                        admitted.append(sequence)
+                    else:
+                        kept.append(sequence)
+                self._queue = kept
+                for sequence, slot in zip(admitted, free_slots, strict=False):
+                    sequence.slot = slot
+            for sequence in dropped:  # callbacks run outside the lock
+                self._finish(sequence, "cancelled")
+            for sequence in [s for s in self._active.values() if s.request_id in cancelled]:
+                self._release(sequence, "cancelled")
+            for sequence in admitted:
+                self._prefill(sequence)
+            if self._active:
+                self._decode_step()
+        with self._lock:
+            leftovers = list(self._queue) + list(self._active.values())
+            self._queue.clear()
+        for sequence in leftovers:
+            self._release(sequence, "cancelled")
+
+    def _prefill(self, sequence: _Active) -> None:
+        self._active[sequence.slot] = sequence
+        try:
+            started = time.perf_counter()
+            prompt = torch.tensor(
+                list(sequence.request.prompt_tokens), dtype=torch.long, device=self.device
+            )
+            logits = self.model.prefill(prompt, self.cache, sequence.slot)
+            self._sample_and_deliver(sequence, logits)
+            if self.step_hook is not None:
+                self.step_hook(StepTiming("prefill", 1, len(prompt), time.perf_counter() - started))
+        except Exception as error:  # a bad request must not stop the other sequences
+            self._release(sequence, f"error: {error}")
+
+    def _decode_step(self) -> None:
+        sequences = list(self._active.values())
+        started = time.perf_counter()
+        tokens = torch.tensor(
+            [s.last_token for s in sequences], dtype=torch.long, device=self.device
+        )
+        slots = torch.tensor([s.slot for s in sequences], dtype=torch.long, device=self.device)
+        context = int(self.cache.lengths[slots].max()) + 1
+        try:
+            logits = self.model.decode_step(tokens, self.cache, slots).float().cpu()
+        except Exception as error:
+            for sequence in sequences:
+                self._release(sequence, f"error: {error}")
+            return
+        for row, sequence in enumerate(sequences):
+            try:
+                self._sample_and_deliver(sequence, logits[row])
+            except Exception as error:
+                self._release(sequence, f"error: {error}")
+        self.steps += 1
+        if self.step_hook is not None:
+            self.step_hook(
+                StepTiming("decode", len(sequences), context, time.perf_counter() - started)
+            )
+
+    def _sample_and_deliver(self, sequence: _Active, logits: torch.Tensor) -> None:
+        token = sample_token(
+            logits, sequence.grammar.allowed_mask(), sequence.request.sampling, sequence.generator
+        )
+        sequence.grammar.advance(token)
+        sequence.last_token = token
+        sequence.tokens.append(token)
+        self.tokens_generated += 1
+        sequence.on_token(token)
+        if sequence.grammar.done:
+            self._release(sequence, "eos")
+
+    def _release(self, sequence: _Active, reason: str) -> None:
+        if self._active.get(sequence.slot) is sequence:
+            del self._active[sequence.slot]
+            self.cache.reset(sequence.slot)
+        self._finish(sequence, reason)
+
+    @staticmethod
+    def _finish(sequence: _Active, reason: str) -> None:
+        with contextlib.suppress(Exception):  # a failing callback must not stop the engine
+            sequence.on_done(reason)
+
+
+# --- one sequence, no thread: for tests, evaluation and benchmarks ----------------------------
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generated melody: all tokens (prompt included), the decoded controls and melody,
+    and the seconds each generated token took (forward plus sampling)."""
+
+    tokens: list[int]
+    controls: Controls
+    melody: Melody
+    token_seconds: list[float]
+
+
+@torch.no_grad()
+def generate(
+    model: MelodyLM,
+    tokenizer: MelodyTokenizer,
+    controls: Controls,
+    n_bars: int,
+    seed: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 0.95,
+    key_constraint: bool = False,
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
+    max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
+    given_bars: Sequence[Bar] = (),
+    use_cache: bool = True,
+    on_token: Callable[[int, float], None] | None = None,
+) -> Generation:
+    """Generate ``n_bars`` bars after the controls (and ``given_bars``), one sequence.
+
+    ``use_cache=False`` recomputes the whole sequence every token (the baseline the KV cache
+    is measured against). ``on_token(token_id, seconds)`` is called after every token.
+    The melody returned holds the given bars followed by the generated ones."""
+    model.eval()
+    device = next(model.parameters()).device
+    prompt = tokenizer.controls_prefix(controls)
+    for bar in given_bars:
+        prompt += tokenizer.bar_to_tokens(bar)
+    grammar = MelodyGrammar(
+        tokenizer.vocab,
+        n_bars=n_bars,
+        pitch_range=pitch_range,
+        key_constraint=key_constraint,
+        max_notes_per_bar=max_notes_per_bar,
+        max_len=model.config.max_len,
+    )
+    grammar.feed_prompt(prompt)
+    params = SamplingParams(temperature, top_k, top_p)
+    generator = seeded_generator(seed)
+    tokens = list(prompt)
+    seconds: list[float] = []
+    cache = KVCache(model.config, 1, device=device) if use_cache else None
+    slot = torch.zeros(1, dtype=torch.long, device=device)
+    while not grammar.done:
+        started = time.perf_counter()
+        if cache is None:
+            logits = model(torch.tensor([tokens], device=device))[0, -1]
+        elif len(tokens) == len(prompt):
+            logits = model.prefill(torch.tensor(tokens, device=device), cache, 0)
+        else:
+            logits = model.decode_step(torch.tensor(tokens[-1:], device=device), cache, slot)[0]
+        token = sample_token(logits, grammar.allowed_mask(), params, generator)
+        grammar.advance(token)
+        tokens.append(token)
+        seconds.append(time.perf_counter() - started)
+        if on_token is not None:
+            on_token(token, seconds[-1])
+    decoded_controls, melody = tokenizer.decode(tokens)
+    return Generation(tokens, decoded_controls, melody, seconds)
+
+
+@torch.no_grad()
+def time_decode_step(
+    model: MelodyLM, context: int, *, batch: int = 1, use_cache: bool = True, repeats: int = 5
+) -> float:
+    """Median seconds to produce the next token of ``batch`` sequences that already hold
+    ``context`` tokens (random ids): one cached ``decode_step``, or with ``use_cache=False``
+    a full forward over ``context + 1`` tokens. ``context`` in 1..max_len-1."""
+    if not 1 <= context < model.config.max_len:
+        raise ValueError(f"context must be 1..{model.config.max_len - 1}, got {context}")
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(1, model.config.vocab_size, (batch, context + 1), generator=generator)
+    tokens = tokens.to(device)
+    cache = KVCache(model.config, batch, device=device)
+    slots = torch.arange(batch, device=device)
+    for slot in range(batch):
+        model.prefill(tokens[slot, :context], cache, slot)
+    durations = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        if use_cache:
+            cache.lengths[slots] = context  # re-run the same step each repeat
+            model.decode_step(tokens[:, context], cache, slots)
+        else:
+            model(tokens)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        durations.append(time.perf_counter() - started)
+    return sorted(durations)[len(durations) // 2]

@@ -1,0 +1,351 @@
+"""Training the melody model on the corpus, on CPU, within a wall-clock budget.
+
+Each tune becomes one token sequence (controls prefix, bars, ``EOS``): key, meter, tempo
+and style from the tune, energy from its note-density tertile on the train split. Train
+sequences are transposed at random every time they are drawn (-5..+6 semitones, done on the
+tokens: PITCH ids shift, the KEY token rotates); sequences longer than the model's context
+are cut into a window that starts at a bar (with the controls prefix kept in front). Batches
+group sequences of similar length so little compute goes to padding. AdamW, linear warmup,
+then a cosine decay over the time budget; the checkpoint with the best validation loss is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpoint
+from cantus.melody.controls import Controls, EnergyThresholds
+from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.tokenizer import PITCH_RANGE, PREFIX_LENGTH, MelodyTokenizer, snap_to_grid
+from cantus.music.notes import MusicError
+from cantus.music.styles import TEMPO_RANGE_BPM, Style
+
+__all__ = ["load_melody_checkpoint", "train_melody", "train_melody_command"]
+
+CORPUS_CACHE_DIR = Path(__file__).resolve().parents[3] / ".cantus" / "corpus"
+"""Where ``load_or_build_corpus`` keeps the built corpus (``/work/main/.cantus/corpus``)."""
+TRANSPOSITIONS = range(-5, 7)
+"""Semitone shifts of the train-time augmentation."""
+
+
+@dataclass(frozen=True)
+class EncodedTune:
+    """One tune as token ids, with the id's pitch span (for legal transpositions)."""
+
+    tune_id: str
+    tokens: list[int]
+    lowest_pitch: int
+    highest_pitch: int
+
+
+def tune_controls(tune: Any, thresholds: EnergyThresholds) -> Controls:
+    """The controls a corpus ``Tune`` was written with (tempo clamped to the request range)."""
+    melody = tune.melody
+    low, high = TEMPO_RANGE_BPM
+    return Controls(
+        key=melody.key,
+        meter=melody.meter,
+        tempo_bpm=min(max(float(melody.tempo_bpm), low), high),
+        style=Style(tune.style),
+        energy=thresholds.energy(melody),
+    )
+
+
+def encode_tunes(
+    tunes: Sequence[Any], tokenizer: MelodyTokenizer, thresholds: EnergyThresholds
+) -> list[EncodedTune]:
+    """Token sequences of the tunes; tunes the tokenizer cannot write are skipped."""
+    encoded = []
+    for tune in tunes:
+        try:
+            melody = snap_to_grid(tune.melody)
+            tokens = tokenizer.encode(melody, tune_controls(tune, thresholds))
+        except MusicError:
+            continue
+        pitches = [n.pitch for bar in melody.bars for n in bar.notes] or [60]
+        encoded.append(EncodedTune(tune.tune_id, tokens, min(pitches), max(pitches)))
+    return encoded
+
+
+class TokenTransposer:
+    """Transposes token sequences: PITCH ids shift by the interval, KEY ids rotate."""
+
+    def __init__(self, tokenizer: MelodyTokenizer) -> None:
+        vocab = tokenizer.vocab
+        self.key0 = vocab.id("KEY_0")
+        self.pitch_low = vocab.pitch(PITCH_RANGE[0])
+        self.pitch_high = vocab.pitch(PITCH_RANGE[1])
+
+    def __call__(self, tokens: Sequence[int], semitones: int) -> list[int]:
+        out = list(tokens)
+        out[1] = self.key0 + (out[1] - self.key0 + semitones) % 12
+        if semitones:
+            for i in range(PREFIX_LENGTH, len(out)):
+                if self.pitch_low <= out[i] <= self.pitch_high:
+                    out[i] += semitones
+        return out
+
+
+def window(tokens: list[int], max_len: int, bar_id: int, rng: random.Random) -> list[int]:
+    """The whole sequence if it fits, else the controls prefix plus ``max_len - 7`` tokens
+    starting at a random ``BAR``."""
+    if len(tokens) <= max_len:
+        return tokens
+    body_len = max_len - PREFIX_LENGTH
+    starts = [i for i in range(PREFIX_LENGTH, len(tokens) - body_len + 1) if tokens[i] == bar_id]
+    start = rng.choice(starts) if starts else PREFIX_LENGTH
+    return tokens[:PREFIX_LENGTH] + tokens[start : start + body_len]
+
+
+def length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Indices grouped into batches of similar length, batches in random order. Sorting
+    within shuffled pools of 50 batches keeps some randomness in which tunes meet."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    longest = max(len(s) for s in sequences)
+    batch = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        batch[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+    return batch
+
+
+def sequence_loss(model: MelodyLM, batch: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy (nats) over non-padding targets, and their count."""
+    logits = model(batch[:, :-1])
+    targets = batch[:, 1:]
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=pad_id,
+        reduction="sum",
+    )
+    n_targets = int((targets != pad_id).sum())
+    return loss / max(n_targets, 1), n_targets
+
+
+@torch.no_grad()
+def evaluate(
+    model: MelodyLM, sequences: Sequence[list[int]], pad_id: int, batch_size: int = 16
+) -> float:
+    """Mean per-token loss (nats) over the sequences (cut to the model's context)."""
+    model.eval()
+    max_len = model.config.max_len
+    ordered = sorted((s[:max_len] for s in sequences), key=len)
+    total, count = 0.0, 0
+    for start in range(0, len(ordered), batch_size):
+        loss, n = sequence_loss(
+            model, pad_batch(ordered[start : start + batch_size], pad_id), pad_id
+        )
+        total += float(loss) * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def learning_rate(step: int, progress: float, peak: float, warmup_steps: int) -> float:
+    """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to 10 % of it as the
+    time ``progress`` (0..1) runs out."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def train_melody(
+    split: Any,
+    config: MelodyLMConfig,
+    *,
+    max_minutes: float,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    out_path: Path,
+    log: Callable[[str], None] = print,
+    max_steps: int | None = None,
+    warmup_steps: int = 200,
+    log_every: int = 50,
+    eval_every_minutes: float = 4.0,
+    weight_decay: float = 0.1,
+) -> dict[str, Any]:
+    """Train on ``split`` (a ``CorpusSplit``: ``train``/``valid`` lists of tunes and a
+    ``manifest``) for ``max_minutes`` of wall time (or ``max_steps``); save the best-valid
+    checkpoint to ``out_path``. Returns the training metadata saved with it."""
+    started = time.monotonic()
+    budget_s = max_minutes * 60.0
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    tokenizer = MelodyTokenizer()
+    vocab = tokenizer.vocab
+    if config.vocab_size != len(vocab):
+        raise ValueError(f"config vocab_size {config.vocab_size} != vocabulary {len(vocab)}")
+    thresholds = EnergyThresholds.from_melodies([t.melody for t in split.train])
+    train = encode_tunes(split.train, tokenizer, thresholds)
+    valid = [t.tokens for t in encode_tunes(split.valid, tokenizer, thresholds)]
+    if not train or not valid:
+        raise ValueError("training needs at least one encodable train and valid tune")
+    transpose = TokenTransposer(tokenizer)
+    log(
+        f"train {len(train)} tunes ({sum(len(t.tokens) for t in train)} tokens), valid "
+        f"{len(valid)} tunes ({sum(len(t) for t in valid)} tokens); energy thresholds "
+        f"{thresholds.low_below:.3f} / {thresholds.high_from:.3f} notes per quarter"
+    )
+
+    model = MelodyLM(config)
+    model.train()
+    log(f"model: {model.n_parameters() / 1e6:.2f}M parameters {config}")
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+    )
+
+    history: dict[str, list[Any]] = {"train": [], "valid": []}
+    metadata: dict[str, Any] = {}
+    best_valid = math.inf
+    step, tokens_seen, epoch = 0, 0, 0
+    running, running_n = 0.0, 0
+    last_eval = time.monotonic()
+
+    def checkpoint_if_best(train_loss: float) -> None:
+        nonlocal best_valid, last_eval
+        valid_loss = evaluate(model, valid, vocab.pad)
+        last_eval = time.monotonic()
+        elapsed = last_eval - started
+        history["valid"].append([step, round(elapsed, 1), valid_loss])
+        improved = valid_loss < best_valid
+        log(
+            f"step {step} valid loss {valid_loss:.4f}{' (best)' if improved else ''} "
+            f"[{elapsed / 60:.1f} min]"
+        )
+        if improved:
+            best_valid = valid_loss
+            metadata.update(
+                {
+                    "steps": step,
+                    "epochs": epoch,
+                    "tokens_seen": tokens_seen,
+                    "train_loss": train_loss,
+                    "valid_loss": valid_loss,
+                    "best_valid_loss": valid_loss,
+                    "minutes": round(elapsed / 60, 2),
+                    "seed": seed,
+                    "batch_size": batch_size,
+                    "lr": lr,
+                    "n_parameters": model.n_parameters(),
+                    "corpus_manifest_sha256": manifest_hash(getattr(split, "manifest", {})),
+                    "train_tunes": len(train),
+                    "valid_tunes": len(valid),
+                    "history": {k: list(v) for k, v in history.items()},
+                }
+            )
+            save_melody_checkpoint(out_path, model, tokenizer, thresholds, metadata)
+
+    last_train_loss = math.nan
+    done = False
+    while not done:
+        epoch += 1
+        drawn = []
+        for tune in train:
+            shifts = [
+                s
+                for s in TRANSPOSITIONS
+                if PITCH_RANGE[0] <= tune.lowest_pitch + s
+                and tune.highest_pitch + s <= PITCH_RANGE[1]
+            ] or [0]
+            tokens = transpose(tune.tokens, rng.choice(shifts))
+            drawn.append(window(tokens, config.max_len + 1, vocab.bar, rng))
+        for batch_indices in length_bucketed_batches([len(s) for s in drawn], batch_size, rng):
+            elapsed = time.monotonic() - started
+            if elapsed >= budget_s or (max_steps is not None and step >= max_steps):
+                done = True
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, elapsed / budget_s, lr, warmup_steps)
+            batch = pad_batch([drawn[i] for i in batch_indices], vocab.pad)
+            loss, n_targets = sequence_loss(model, batch, vocab.pad)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            tokens_seen += n_targets
+            running += float(loss.detach()) * n_targets
+            running_n += n_targets
+            if step % log_every == 0:
+                last_train_loss = running / running_n
+                history["train"].append([step, round(elapsed, 1), last_train_loss])
+                log(
+                    f"step {step} epoch {epoch} train loss {last_train_loss:.4f} "
+                    f"lr {optimizer.param_groups[0]['lr']:.2e} "
+                    f"{tokens_seen / max(elapsed, 1e-9):.0f} tok/s [{elapsed / 60:.1f} min]"
+                )
+                running, running_n = 0.0, 0
+            if time.monotonic() - last_eval >= eval_every_minutes * 60:
+                checkpoint_if_best(last_train_loss)
+    if running_n:
+        last_train_loss = running / running_n
+    checkpoint_if_best(last_train_loss)
+    metadata["final"] = {
+        "steps": step,
+        "train_loss": last_train_loss,
+        "valid_loss": history["valid"][-1][2],
+        "minutes": round((time.monotonic() - started) / 60, 2),
+    }
+    log(f"done: {step} steps, best valid loss {best_valid:.4f}, checkpoint {out_path}")
+    return metadata
+
+
+def train_melody_command(
+    minutes: float, out: Path, config_name: str = "default", seed: int = 0
+) -> None:
+    """``cantus train melody``: load the cached corpus (building it if needed), train for
+    ``minutes`` on 2 threads and write the checkpoint to ``out``."""
+    from cantus.melody.corpus import load_or_build_corpus
+
+    torch.set_num_threads(2)
+    split = load_or_build_corpus(CORPUS_CACHE_DIR)
+    config = MelodyLMConfig.named(config_name, len(MelodyTokenizer().vocab))
+    train_melody(
+        split,
+        config,
+        max_minutes=minutes,
+        seed=seed,
+        out_path=Path(out),
+        log=lambda line: print(line, flush=True),
+    )
+
+
+if __name__ == "__main__":  # python -m cantus.melody.training MINUTES OUT [CONFIG]
+    import sys
+
+    train_melody_command(
+        float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "default"
+    )

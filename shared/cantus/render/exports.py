@@ -1,0 +1,124 @@
+"""Encoding mastered audio into the files a user downloads.
+
+``export_audio(audio, sample_rate, fmt)`` turns float ``[samples, channels]`` audio
+(full scale = 1.0) into the bytes of one file. Every format is written by libsndfile
+through the ``soundfile`` wheel, which bundles libsndfile 1.2 with its FLAC, Ogg
+Vorbis, Opus and MPEG (LAME) encoders, so no system codec is needed:
+
+========  ===========================  ======================================================
+fmt       file                         notes
+========  ===========================  ======================================================
+wav       WAV, 16-bit PCM              TPDF-dithered to 16 bits
+wav24     WAV, 24-bit PCM
+flac      FLAC, 16-bit                 lossless; TPDF-dithered to 16 bits
+flac24    FLAC, 24-bit                 lossless
+ogg       Ogg Vorbis                   VBR, about 128 kbit/s for music
+opus      Ogg Opus                     resampled to 48 kHz (Opus's rate); about 120 kbit/s
+mp3       MPEG-1 Layer III             VBR, about 170 kbit/s for music
+========  ===========================  ======================================================
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+OPUS_SAMPLE_RATE = 48000
+"""Opus encodes at 8, 12, 16, 24 or 48 kHz only; we always use 48 kHz."""
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One downloadable format: libsndfile container and subtype, file suffix, media type,
+    and libsndfile's compression level (0 = best quality/largest .. 1; None = default)."""
+
+    container: str
+    subtype: str
+    suffix: str
+    media_type: str
+    compression_level: float | None = None
+    dither_bits: int | None = None
+
+
+EXPORT_FORMATS: dict[str, ExportFormat] = {
+    "wav": ExportFormat("WAV", "PCM_16", ".wav", "audio/wav", dither_bits=16),
+    "wav24": ExportFormat("WAV", "PCM_24", ".wav", "audio/wav"),
+    "flac": ExportFormat("FLAC", "PCM_16", ".flac", "audio/flac", dither_bits=16),
+    "flac24": ExportFormat("FLAC", "PCM_24", ".flac", "audio/flac"),
+    "ogg": ExportFormat("OGG", "VORBIS", ".ogg", "audio/ogg"),
+    "opus": ExportFormat("OGG", "OPUS", ".opus", "audio/ogg; codecs=opus"),
+    "mp3": ExportFormat("MP3", "MPEG_LAYER_III", ".mp3", "audio/mpeg", compression_level=0.25),
+}
+"""Every export by name (see the module docstring)."""
+
+
+class ExportError(ValueError):
+    """An unknown format, or audio that cannot be encoded; the message says which."""
+
+
+def tpdf_dither(audio: np.ndarray, bits: int, *, seed: int = 0) -> np.ndarray:
+    """``audio`` plus triangular (TPDF) noise of ±1 LSB at ``bits`` bits, so quantisation
+    error becomes a steady noise floor instead of distortion on quiet passages. Seeded:
+    the same audio always encodes to the same file."""
+    lsb = 1.0 / (2 ** (bits - 1))
+    rng = np.random.default_rng(seed)
+    noise = (rng.random(audio.shape) - rng.random(audio.shape)) * lsb
+    return (audio + noise).astype(np.float32)
+
+
+def export_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    """Encode float ``[samples, channels]`` audio at ``sample_rate`` (Hz) as ``fmt`` (a key
+    of ``EXPORT_FORMATS``); the file's bytes. Samples beyond ±1.0 are clipped."""
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(
+            f"unknown export format {fmt!r}: expected one of {sorted(EXPORT_FORMATS)}"
+        )
+    spec = EXPORT_FORMATS[fmt]
+    if audio.ndim != 2 or audio.shape[0] == 0:
+        raise ExportError(f"audio must be [samples, channels] with samples > 0, got {audio.shape}")
+    data = np.asarray(audio, dtype=np.float32)
+    rate = sample_rate
+    if spec.subtype == "OPUS" and sample_rate != OPUS_SAMPLE_RATE:
+        divisor = np.gcd(OPUS_SAMPLE_RATE, sample_rate)
+        data = resample_poly(
+            data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
+        ).astype(np.float32)
+        rate = OPUS_SAMPLE_RATE
+    if spec.dither_bits:
+        data = tpdf_dither(data, spec.dither_bits)
+    data = np.clip(data, -1.0, 1.0)
+    buffer = io.BytesIO()
+    try:
+        soundfile.write(
+            buffer,
+            data,
+            rate,
+            format=spec.container,
+            subtype=spec.subtype,
+            compression_level=spec.compression_level,
+        )
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+        raise ExportError(f"could not encode {fmt}: {error}") from None
+    return buffer.getvalue()
+
+
+def export_file_name(fmt: str, stem: str = "piece") -> str:
+    """The stored file name of an export: ``piece.wav``, ``piece.mp3``, … (``wav24`` and
+    ``flac24`` get ``piece_24bit.wav``/``.flac`` so they can sit beside the 16-bit ones)."""
+    spec = EXPORT_FORMATS[fmt]
+    return f"{stem}_24bit{spec.suffix}" if fmt.endswith("24") else f"{stem}{spec.suffix}"
+
+
+DEFAULT_EXPORTS = ("wav", "flac", "mp3", "opus")
+"""The audio files stored with every finished piece."""
+
+
+def audio_export_files(
+    audio: np.ndarray, sample_rate: int, formats: tuple[str, ...] = DEFAULT_EXPORTS
+) -> dict[str, bytes]:
+    """Every export of one mastered piece by stored file name (``piece.wav``, …)."""
+    return {export_file_name(fmt): export_audio(audio, sample_rate, fmt) for fmt in formats}

@@ -1,0 +1,284 @@
+"""The lead sheet of a piece: melody, chord symbols above it and lyrics under its notes.
+
+``leadsheet_musicxml`` builds the score with music21 and writes MusicXML (what notation
+programs open). ``engrave_leadsheet`` engraves that MusicXML to PDF and PNG with
+LilyPond: ``musicxml2ly`` (shipped with LilyPond) converts it, ``lilypond`` typesets.
+We convert from MusicXML rather than writing LilyPond by hand or using music21's own
+LilyPond writer because music21 already solves the hard part (splitting odd durations
+into tied notes, tuplets, spelling) and musicxml2ly maps ``<harmony>`` to a ChordNames
+staff and ``<lyric>`` to lyrics reliably. Engraving takes about 2-4 s a page (LilyPond
+start-up dominates).
+
+Needs the Debian package ``lilypond`` for engraving (MusicXML needs only music21).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
+
+_CHORD_TEXT = re.compile(r"^([A-Ga-g])([#b♯♭]?)(.*?)(?:/([A-Ga-g])([#b♯♭]?))?$")
+# musicxml2ly 2.24 writes triads with an explicit fifth (``c:5``, ``a:m5``), which
+# LilyPond reads as power chords and prints "C5"; drop that fifth.
+_LILY_TRIAD_FIFTH = re.compile(r"(?<=[a-gs\d.]):((?:m|dim|aug)?)5(?=[\s/}|])")
+_LILY_STANZA = re.compile(r'\\set stanza = "[^"]*"\s*')
+
+
+class LeadsheetError(RuntimeError):
+    """The lead sheet could not be built or engraved; the message says why."""
+
+
+class EngravingUnavailable(LeadsheetError):
+    """LilyPond is not installed."""
+
+
+def _quarters(ticks: int) -> Fraction:
+    return Fraction(ticks, TICKS_PER_QUARTER)
+
+
+def _m21_accidental(accidental: str) -> str:
+    return {"#": "#", "♯": "#", "b": "-", "♭": "-"}.get(accidental, "")
+
+
+def chord_symbol(text: str) -> Any:
+    """A music21 ``ChordSymbol`` for chord text such as ``Bb``, ``F#m7``, ``Ebmaj7/G`` or
+    ``N.C.`` (music21 spells flats ``-``, so ``Bb`` is rewritten ``B-``). Text music21
+    does not know keeps its root (and bass) and shows the original text."""
+    from music21 import harmony
+
+    text = text.strip()
+    if text.upper() in ("N.C.", "NC", "N.C", "-", ""):
+        return harmony.NoChord()
+    match = _CHORD_TEXT.match(text)
+    if not match:
+        raise LeadsheetError(f"chord symbol {text!r} does not start with a root A-G")
+    root, accidental, kind, bass, bass_accidental = match.groups()
+    root = root.upper() + _m21_accidental(accidental)
+    bass_part = f"/{bass.upper()}{_m21_accidental(bass_accidental or '')}" if bass else ""
+    try:
+        return harmony.ChordSymbol(root + kind + bass_part)
+    except Exception:  # music21 raises assorted errors on unknown chord kinds
+        symbol = harmony.ChordSymbol(root + bass_part)
+        symbol.chordKindStr = kind
+        return symbol
+
+
+def _span_onset_and_text(span: Any) -> tuple[int, str]:
+    """Onset (ticks from the bar's start) and chord text of one chord span: an
+    ``(onset, text)`` or ``(onset, duration, chord, ...)`` tuple, or an object with
+    ``onset``/``onset_ticks`` and ``symbol``/``chord``."""
+    if isinstance(span, tuple | list):
+        onset, chord = (span[0], span[2]) if len(span) >= 3 else (span[0], span[1])
+    else:
+        onset = getattr(span, "onset", getattr(span, "onset_ticks", 0))
+        chord = getattr(span, "symbol", None) or getattr(span, "chord", None)
+    if isinstance(chord, str):
+        return int(onset), chord
+    for attribute in ("text", "name", "symbol"):
+        value = getattr(chord, attribute, None)
+        if isinstance(value, str):
+            return int(onset), value
+    return int(onset), str(chord)
+
+
+def _m21_key(key: Key) -> Any:
+    from music21 import key as m21key
+
+    name = PITCH_CLASS_NAMES[key.tonic].replace("b", "-")
+    return m21key.Key(name if key.mode is Mode.MAJOR else name.lower(), key.mode.value)
+
+
+def _spelled_pitch(midi: int, scale_names: dict[int, str]) -> Any:
+    """The pitch spelled as the key's scale spells it (Ab, not G#, in Eb major);
+    chromatic notes keep music21's default spelling."""
+    from music21 import pitch
+
+    spelled = pitch.Pitch(midi=midi)
+    wanted = scale_names.get(midi % 12)
+    if wanted and spelled.name != wanted:
+        for candidate in spelled.getAllCommonEnharmonics():
+            if candidate.name == wanted:
+                return candidate
+    return spelled
+
+
+def build_leadsheet_score(
+    melody_bars: Sequence[Bar],
+    chord_spans_per_bar: Sequence[Sequence[Any]],
+    lyrics: Sequence[tuple[int, str]],
+    key: Key,
+    meter: Meter,
+    tempo: float,
+    *,
+    title: str | None = None,
+) -> Any:
+    """The lead sheet as a music21 ``Score`` (see ``leadsheet_musicxml``)."""
+    from music21 import metadata, note, stream
+    from music21 import meter as m21meter
+    from music21 import tempo as m21tempo
+
+    m21_key = _m21_key(key)
+    scale_names = {p.pitchClass: p.name for p in m21_key.pitches}
+    lyric_at = dict(lyrics)
+    score = stream.Score()
+    score.insert(0, metadata.Metadata(title=title or "Cantus", composer="Cantus"))
+    part = stream.Part()
+    part.partName = "Melody"
+    bar_start = 0
+    for index, bar in enumerate(melody_bars):
+        bar_ticks = bar.meter.bar_ticks
+        measure = stream.Measure(number=index + 1)
+        if index == 0:
+            measure.insert(0, m21meter.TimeSignature(str(meter)))
+            measure.insert(0, m21_key)
+            measure.insert(0, m21tempo.MetronomeMark(number=round(tempo, 1), referent=1.0))
+        elif bar.meter != melody_bars[index - 1].meter:
+            measure.insert(0, m21meter.TimeSignature(str(bar.meter)))
+        position = 0
+        for melody_note in bar.notes:
+            if melody_note.onset > position:
+                rest = note.Rest(quarterLength=_quarters(melody_note.onset - position))
+                measure.insert(_quarters(position), rest)
+            m21_note = note.Note(quarterLength=_quarters(melody_note.duration))
+            m21_note.pitch = _spelled_pitch(melody_note.pitch, scale_names)
+            syllable = lyric_at.get(bar_start + melody_note.onset)
+            if syllable:
+                m21_note.addLyric(syllable)  # "sing-" / "-ing": music21 sets the syllabic
+            measure.insert(_quarters(melody_note.onset), m21_note)
+            position = melody_note.end
+        if position < bar_ticks:
+            measure.insert(
+                _quarters(position), note.Rest(quarterLength=_quarters(bar_ticks - position))
+            )
+        spans = chord_spans_per_bar[index] if index < len(chord_spans_per_bar) else ()
+        for span in spans:
+            onset, text = _span_onset_and_text(span)
+            measure.insert(_quarters(onset), chord_symbol(text))
+        part.append(measure)
+        bar_start += bar_ticks
+    score.insert(0, part)
+    return score
+
+
+def leadsheet_musicxml(
+    melody_bars: Sequence[Bar],
+    chord_spans_per_bar: Sequence[Sequence[Any]],
+    lyrics: Sequence[tuple[int, str]],
+    key: Key,
+    meter: Meter,
+    tempo: float,
+    *,
+    title: str | None = None,
+) -> bytes:
+    """MusicXML (UTF-8 bytes) of the lead sheet.
+
+    ``melody_bars``: the melody bar by bar (onsets from each bar's start, ticks).
+    ``chord_spans_per_bar``: per bar, chord spans as ``(onset ticks in the bar, text)``
+    (or harmony ``ChordSpan`` objects); the text is a chord symbol such as ``F#m7``.
+    ``lyrics``: ``(tick from the piece's start, syllable)``; a syllable sits under the
+    melody note starting at that tick. ``tempo``: quarter-note beats per minute."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    score = build_leadsheet_score(
+        melody_bars, chord_spans_per_bar, lyrics, key, meter, tempo, title=title
+    )
+    try:
+        return GeneralObjectExporter(score).parse()
+    except Exception as error:  # music21 raises its own exception types
+        raise LeadsheetError(f"music21 could not write MusicXML: {error}") from error
+
+
+@dataclass(frozen=True)
+class EngravedLeadsheet:
+    """The engraved lead sheet: PDF bytes, PNG bytes of each page (``png`` is page 1)
+    and how long LilyPond took, seconds."""
+
+    pdf: bytes
+    png_pages: tuple[bytes, ...]
+    seconds: float
+
+    @property
+    def png(self) -> bytes:
+        return self.png_pages[0]
+
+
+def tidy_lilypond_source(source: str) -> str:
+    """Fix what musicxml2ly gets wrong for a lead sheet: triads printed as power chords, a
+    "1." verse number before single-verse lyrics, the title repeated as the subtitle, and
+    LilyPond's advertising tagline."""
+    source = _LILY_TRIAD_FIFTH.sub(lambda m: f":{m.group(1)}" if m.group(1) else "", source)
+    source = _LILY_STANZA.sub("", source)
+    title = re.search(r"^\s*title\s*=\s*(.+)$", source, re.MULTILINE)
+    if title:
+        source = re.sub(
+            r"^\s*subtitle\s*=\s*" + re.escape(title.group(1).strip()) + r"\s*\n",
+            "",
+            source,
+            flags=re.MULTILINE,
+        )
+    return source.replace("\\header {", "\\header {\n    tagline = ##f", 1)
+
+
+def _run(command: list[str], folder: Path, timeout_s: float) -> None:
+    try:
+        done = subprocess.run(
+            command, cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise LeadsheetError(f"{command[0]} took more than {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise LeadsheetError(
+            f"{command[0]} failed with status {done.returncode}: {done.stderr.strip()[-800:]}"
+        )
+
+
+def engrave_leadsheet(
+    musicxml: bytes, *, resolution_dpi: int = 110, timeout_s: float = 120.0
+) -> EngravedLeadsheet:
+    """Engrave MusicXML to PDF and PNG (``resolution_dpi`` dots per inch, A4 pages) with
+    LilyPond; raises ``EngravingUnavailable`` if LilyPond is not installed."""
+    converter, engraver = shutil.which("musicxml2ly"), shutil.which("lilypond")
+    if not converter or not engraver:
+        raise EngravingUnavailable(
+            "LilyPond is not installed (musicxml2ly and lilypond not on PATH): "
+            "install the Debian package lilypond"
+        )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cantus-leadsheet-") as tmp:
+        folder = Path(tmp)
+        (folder / "sheet.musicxml").write_bytes(musicxml)
+        _run([converter, "--output=sheet.ly", "sheet.musicxml"], folder, timeout_s)
+        source = folder / "sheet.ly"
+        source.write_text(tidy_lilypond_source(source.read_text()))
+        _run(
+            [
+                engraver,
+                "--formats=pdf,png",
+                f"-dresolution={resolution_dpi}",
+                "-o",
+                "sheet",
+                "sheet.ly",
+            ],
+            folder,
+            timeout_s,
+        )
+        pdf = (folder / "sheet.pdf").read_bytes()
+        pages = sorted(
+            folder.glob("sheet-page*.png"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)
+        )
+        if not pages and (folder / "sheet.png").exists():
+            pages = [folder / "sheet.png"]
+        if not pages:
+            raise LeadsheetError("lilypond wrote no PNG")
+        png_pages = tuple(page.read_bytes() for page in pages)
+    return EngravedLeadsheet(pdf, png_pages, time.perf_counter() - started)

@@ -1,0 +1,605 @@
+"""Mixing and mastering of a piece's stems into a finished stereo track.
+
+Signal flow, float32 stereo ``[samples, 2]`` at the synth's sample rate:
+
+1. per part (``PART_PROFILES``; pedalboard): gain (dB), high-pass, EQ, compression,
+   constant-power pan, and a send to a shared reverb bus;
+2. bus: the parts plus the reverb return, then a gentle glue compressor;
+3. master: a loudness-normalising gain (dB), then pedalboard's lookahead brick-wall
+   limiter with 4x-oversampled (true-peak) detection, its ceiling ``LIMITER_MARGIN_DB``
+   under the preset's true-peak ceiling.
+
+Loudness is integrated loudness after ITU-R BS.1770 (K-weighted, gated), in LUFS;
+``integrated_loudness`` uses pyloudnorm, ``LoudnessMeter`` is the same measure kept
+running over a stream. True peak (``true_peak_dbtp``) is the peak of the signal
+oversampled 4x, in dBTP (dB relative to full scale).
+
+Two ways to master, one per use:
+
+* ``master(stems, sample_rate, preset)`` — offline, for the files of a finished piece:
+  mixes the whole piece, then finds the gain by measuring the limited output and
+  correcting it (a few passes), so integrated loudness lands within
+  ``LOUDNESS_TOLERANCE_LU`` of the target.
+* ``StreamingMaster`` — for audio published segment by segment while the piece is
+  composed. Per-segment normalisation would make every segment equally loud, a jump at
+  every joint; a gain fixed in advance would miss the target by several LU depending on
+  instrumentation and density. So the gain is *running*: the first segment gets the gain
+  that brings it to the target (nothing has been heard yet, so no jump); after that
+  the gain follows the integrated loudness of everything so far, moving as a linear ramp
+  across each segment and never faster than ``MAX_GAIN_SLEW_DB_PER_SECOND``: no step at
+  any joint, and the whole piece converges on the target. Every processor keeps its state
+  across segments (reverb tails, compressor envelopes, the limiter's lookahead), so the
+  segments join seamlessly; the stream is delayed by the limiter's lookahead
+  (``finish()`` returns the last of it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pedalboard as pb
+import pyloudnorm
+from scipy.signal import firwin, lfilter, upfirdn
+
+TRUE_PEAK_OVERSAMPLING = 4
+"""Oversampling factor of the true-peak measurement and the limiter's detector."""
+
+LIMITER_MARGIN_DB = 0.5
+"""Limiter ceiling below the preset's true-peak ceiling, dB: the limiter detects
+inter-sample peaks but does not guarantee the reconstructed waveform under its ceiling."""
+
+LOUDNESS_TOLERANCE_LU = 0.1
+"""Offline mastering stops correcting its gain once within this many LU of the target."""
+
+GAIN_RAMP_SECONDS = 2.0
+"""The streaming master changes its gain over the first this many seconds of a segment."""
+
+MAX_GAIN_STEP_DB = 1.5
+"""Largest change of the streaming master's gain from one segment to the next, dB (so at
+most 0.75 dB a second, a slow fade rather than a jump)."""
+
+TYPICAL_BUS_LUFS = -22.0
+"""Integrated loudness of a typical arrangement's bus before the master gain, LUFS
+(measured over generated arrangements): the streaming gain before anything is measured."""
+
+_TRUE_PEAK_FIR = (
+    firwin(48, 1.0 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 5.0)) * TRUE_PEAK_OVERSAMPLING
+).astype(np.float32)
+_PREPARE_SAMPLES = 8192  # pedalboard's default block; see _prepared()
+
+
+@dataclass(frozen=True)
+class MasterPreset:
+    """A delivery target: integrated loudness in LUFS and a true-peak ceiling in dBTP."""
+
+    name: str
+    target_lufs: float
+    ceiling_dbtp: float
+
+
+PRESETS: dict[str, MasterPreset] = {
+    "streaming": MasterPreset("streaming", -14.0, -1.0),
+    "broadcast": MasterPreset("broadcast", -23.0, -1.0),  # EBU R 128
+}
+"""``streaming`` (the default: -14 LUFS, -1 dBTP, as the big streaming services
+normalise) and ``broadcast`` (EBU R 128: -23 LUFS, -1 dBTP)."""
+
+DEFAULT_PRESET = "streaming"
+
+
+@dataclass(frozen=True)
+class PartProfile:
+    """How one part is treated in the mix. Gains in dB, frequencies in Hz, pan from -1
+    (left) to +1 (right), ``reverb_send`` a linear amount 0..1, ``eq`` as
+    (kind, frequency Hz, gain dB, Q) with kind ``peak``, ``low_shelf`` or ``high_shelf``,
+    ``compressor`` as (threshold dBFS, ratio, attack ms, release ms) or None."""
+
+    gain_db: float = 0.0
+    pan: float = 0.0
+    highpass_hz: float | None = 40.0
+    eq: tuple[tuple[str, float, float, float], ...] = ()
+    compressor: tuple[float, float, float, float] | None = None
+    reverb_send: float = 0.15
+
+
+PART_PROFILES: dict[str, PartProfile] = {
+    # The tune: forward, with a little presence and the most reverb.
+    "melody": PartProfile(
+        gain_db=1.5,
+        pan=0.05,
+        highpass_hz=150.0,
+        eq=(("peak", 3000.0, 2.0, 1.0),),
+        compressor=(-24.0, 2.5, 10.0, 150.0),
+        reverb_send=0.25,
+    ),
+    # Accompaniment: under the melody, mud cut, a little off centre.
+    "chords": PartProfile(
+        gain_db=-5.0,
+        pan=-0.25,
+        highpass_hz=120.0,
+        eq=(("peak", 350.0, -2.5, 1.0), ("high_shelf", 6000.0, -2.0, 0.7)),
+        compressor=(-26.0, 2.0, 20.0, 200.0),
+        reverb_send=0.3,
+    ),
+    # Bass: centred, steady, nearly dry.
+    "bass": PartProfile(
+        gain_db=-2.0,
+        pan=0.0,
+        highpass_hz=35.0,
+        eq=(("low_shelf", 120.0, 1.5, 0.7), ("high_shelf", 4000.0, -3.0, 0.7)),
+        compressor=(-24.0, 4.0, 15.0, 120.0),
+        reverb_send=0.05,
+    ),
+    # Drums: behind the tune, transients kept (fast release), a short room.
+    "drums": PartProfile(
+        gain_db=-4.0,
+        pan=0.0,
+        highpass_hz=40.0,
+        eq=(("peak", 400.0, -2.0, 1.0),),
+        compressor=(-20.0, 3.0, 5.0, 80.0),
+        reverb_send=0.1,
+    ),
+}
+"""Mix profiles of the four parts the arrangement makes; other names get ``PartProfile()``."""
+
+BUS_COMPRESSOR = (-22.0, 2.0, 20.0, 200.0)
+"""Glue compressor on the mix bus: threshold dBFS, ratio, attack ms, release ms."""
+
+REVERB = {"room_size": 0.55, "damping": 0.5, "width": 1.0}
+"""The shared reverb (pedalboard ``Reverb``), fed by each part's ``reverb_send``."""
+
+
+@dataclass(frozen=True)
+class MasterResult:
+    """A mastered piece: float32 ``[samples, 2]`` audio, its integrated loudness (LUFS),
+    true peak (dBTP, 4x oversampled) and the master gain that was applied (dB)."""
+
+    audio: np.ndarray
+    sample_rate: int
+    integrated_lufs: float
+    true_peak_dbtp: float
+    gain_db: float
+    preset: str
+
+
+# --- measurement ------------------------------------------------------------------------
+
+
+def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness of ``[samples, channels]`` audio, LUFS
+    (``-inf`` for silence or audio shorter than one 400 ms gating block)."""
+    if len(audio) < int(0.4 * sample_rate) + 1:
+        return -math.inf
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.astype(np.float64)))
+
+
+def true_peak_dbtp(audio: np.ndarray, sample_rate: int) -> float:
+    """True peak of ``[samples, channels]`` audio: the largest absolute value of the signal
+    oversampled 4x (a 48-tap polyphase interpolator, 12 taps a phase, like the one
+    ITU-R BS.1770-4 Annex 2 describes), in dBTP. ``sample_rate`` only documents the input."""
+    del sample_rate  # the oversampling factor, not the rate, sets the measurement
+    if audio.size == 0:
+        return -math.inf
+    oversampled = upfirdn(_TRUE_PEAK_FIR, audio.astype(np.float32), TRUE_PEAK_OVERSAMPLING, axis=0)
+    peak = float(np.abs(oversampled).max())
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def gated_loudness(sub_block_powers: np.ndarray) -> float:
+    """BS.1770 integrated loudness (LUFS) from the K-weighted mean-square powers of
+    consecutive 100 ms sub-blocks (summed over channels): 400 ms gating blocks every
+    100 ms, absolute gate -70 LUFS, relative gate -10 LU; ``-inf`` if nothing passes."""
+    if len(sub_block_powers) < 4:
+        return -math.inf
+    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(sub_block_powers), 4)
+    powers = windows.mean(axis=1)
+    with np.errstate(divide="ignore"):
+        loudness = -0.691 + 10.0 * np.log10(powers)
+    above_absolute = loudness >= -70.0
+    if not above_absolute.any():
+        return -math.inf
+    relative_gate = -0.691 + 10.0 * math.log10(powers[above_absolute].mean()) - 10.0
+    gated = powers[above_absolute & (loudness > relative_gate)]
+    return -0.691 + 10.0 * math.log10(gated.mean())
+
+
+class LoudnessMeter:
+    """Running BS.1770 integrated loudness of a stereo stream, with the same K-weighting
+    filters as pyloudnorm. ``add`` audio in any chunk sizes; read ``integrated_lufs`` or
+    the 100 ms ``sub_block_powers`` any time."""
+
+    def __init__(self, sample_rate: int) -> None:
+        stages = pyloudnorm.Meter(sample_rate)._filters.values()  # K-weighting biquads
+        self._filters = [(s.passband_gain, s.b, s.a) for s in stages]
+        self._states: list[np.ndarray | None] = [None] * len(self._filters)
+        self._step = round(0.1 * sample_rate)  # samples per 100 ms sub-block
+        self._partial = np.zeros((0, 2))
+        self.sub_block_powers: list[float] = []
+        """K-weighted mean square (summed over channels) of each complete 100 ms."""
+
+    def add(self, audio: np.ndarray) -> None:
+        """Feed float ``[samples, 2]`` audio."""
+        weighted = audio.astype(np.float64)
+        for index, (gain, b, a) in enumerate(self._filters):
+            state = self._states[index]
+            if state is None:
+                state = np.zeros((max(len(a), len(b)) - 1, weighted.shape[1]))
+            weighted, self._states[index] = lfilter(b, a, weighted, axis=0, zi=state)
+            weighted = gain * weighted
+        pending = np.concatenate([self._partial, weighted])
+        whole = len(pending) // self._step * self._step
+        if whole:
+            squares = (pending[:whole] ** 2).reshape(-1, self._step, pending.shape[1])
+            self.sub_block_powers.extend(squares.mean(axis=1).sum(axis=1).tolist())
+        self._partial = pending[whole:]
+
+    @property
+    def integrated_lufs(self) -> float:
+        """Gated integrated loudness so far, LUFS; ``-inf`` before the first 400 ms or
+        while everything is below the absolute gate."""
+        return gated_loudness(np.array(self.sub_block_powers))
+
+
+# --- mixing -----------------------------------------------------------------------------
+
+
+def _prepared(board: pb.Pedalboard, sample_rate: int) -> pb.Pedalboard:
+    """Prepare ``board`` for its largest block once, then clear it. pedalboard re-prepares
+    (and so clears filter and reverb state) whenever a call is longer than any before,
+    which would make a segmented run differ from a one-shot run."""
+    board.process(np.zeros((2, _PREPARE_SAMPLES), np.float32), sample_rate, reset=True)
+    board.reset()
+    return board
+
+
+def _run(board: pb.Pedalboard, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Process ``[samples, 2]`` through ``board`` keeping its state; ``[samples', 2]`` back."""
+    planar = np.ascontiguousarray(audio.T, dtype=np.float32)
+    return board.process(planar, sample_rate, reset=False).T
+
+
+def _part_board(profile: PartProfile, sample_rate: int) -> pb.Pedalboard:
+    plugins: list[pb.Plugin] = []  # the part's gain is applied with its pan (_pan_gains)
+    if profile.highpass_hz:
+        plugins.append(pb.HighpassFilter(profile.highpass_hz))
+    for kind, frequency, gain_db, q in profile.eq:
+        if kind == "peak":
+            plugins.append(pb.PeakFilter(frequency, gain_db, q))
+        elif kind == "low_shelf":
+            plugins.append(pb.LowShelfFilter(frequency, gain_db, q))
+        elif kind == "high_shelf":
+            plugins.append(pb.HighShelfFilter(frequency, gain_db, q))
+        else:
+            raise ValueError(f"unknown EQ kind {kind!r}")
+    if profile.compressor:
+        threshold, ratio, attack, release = profile.compressor
+        plugins.append(pb.Compressor(threshold, ratio, attack, release))
+    return _prepared(pb.Pedalboard(plugins), sample_rate)
+
+
+def _pan_gains(pan: float, gain_db: float) -> np.ndarray:
+    """Left and right gains: ``gain_db`` and a constant-power pan law (unity in the centre)."""
+    angle = (max(-1.0, min(1.0, pan)) + 1.0) * math.pi / 4.0
+    gains = np.array([math.cos(angle), math.sin(angle)]) * math.sqrt(2.0) * _db_to_gain(gain_db)
+    return gains.astype(np.float32)
+
+
+class Mixer:
+    """Stems to a stereo mix bus, keeping every processor's state between calls so that
+    mixing a piece in segments equals mixing it at once. A part missing from a call is
+    fed silence (its reverb and compressor run on); a new part gets its chain then.
+
+    pedalboard cannot tell channels from samples in an array of 1 or 2 samples, so a
+    call with fewer than ``MIN_BLOCK_SAMPLES`` in all is held back and mixed with the
+    next (that call returns fewer samples, the next more); ``flush`` mixes what is left."""
+
+    MIN_BLOCK_SAMPLES = 3
+
+    def __init__(self, sample_rate: int, profiles: Mapping[str, PartProfile] | None = None):
+        self.sample_rate = sample_rate
+        self.profiles = dict(PART_PROFILES if profiles is None else profiles)
+        self._parts: dict[str, tuple[pb.Pedalboard, np.ndarray, float]] = {}
+        self._reverb = _prepared(
+            pb.Pedalboard([pb.Reverb(**REVERB, wet_level=1.0, dry_level=0.0)]), sample_rate
+        )
+        threshold, ratio, attack, release = BUS_COMPRESSOR
+        self._bus = _prepared(
+            pb.Pedalboard([pb.Compressor(threshold, ratio, attack, release)]), sample_rate
+        )
+        self._held: dict[str, np.ndarray] = {}
+        self._held_samples = 0
+
+    def _part(self, name: str) -> tuple[pb.Pedalboard, np.ndarray, float]:
+        if name not in self._parts:
+            profile = self.profiles.get(name, PartProfile())
+            self._parts[name] = (
+                _part_board(profile, self.sample_rate),
+                _pan_gains(profile.pan, profile.gain_db),
+                profile.reverb_send,
+            )
+        return self._parts[name]
+
+    def _mix(self, stems: Mapping[str, np.ndarray], length: int) -> np.ndarray:
+        dry = np.zeros((length, 2), dtype=np.float32)
+        send = np.zeros((length, 2), dtype=np.float32)
+        for name in sorted(stems):  # a fixed order: float sums then do not depend on dicts
+            board, pan, reverb_send = self._part(name)
+            treated = _run(board, stems[name], self.sample_rate) * pan
+            dry += treated
+            send += treated * reverb_send
+        wet = _run(self._reverb, send, self.sample_rate)
+        return _run(self._bus, dry + wet, self.sample_rate)
+
+    def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Mix one segment of stems (all the same length, float ``[samples, 2]``) to the
+        bus: float32 ``[samples, 2]``."""
+        lengths = {len(stem) for stem in stems.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"stems of one segment differ in length: {sorted(lengths)} samples")
+        length = lengths.pop() if lengths else 0
+        total = self._held_samples + length
+        silence = np.zeros((length, 2), np.float32)
+        held_silence = np.zeros((self._held_samples, 2), np.float32)
+        names = set(stems) | set(self._parts) | set(self._held)
+        merged = {
+            name: np.concatenate(
+                [self._held.get(name, held_silence), stems.get(name, silence)]
+            ).astype(np.float32)
+            for name in names
+        }
+        if total < self.MIN_BLOCK_SAMPLES:
+            self._held, self._held_samples = merged, total
+            return np.zeros((0, 2), np.float32)
+        self._held, self._held_samples = {}, 0
+        return self._mix(merged, total)
+
+    def flush(self) -> np.ndarray:
+        """Mix what ``process`` held back (padded with silence to a mixable length)."""
+        held = self._held_samples
+        if not held:
+            return np.zeros((0, 2), np.float32)
+        pad = np.zeros((self.MIN_BLOCK_SAMPLES - held, 2), np.float32)
+        padded = {name: np.concatenate([stem, pad]) for name, stem in self._held.items()}
+        self._held, self._held_samples = {}, 0
+        return self._mix(padded, self.MIN_BLOCK_SAMPLES)[:held]
+
+
+def mix_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> np.ndarray:
+    """One-shot mix bus of a whole piece's stems (before the master gain and limiter)."""
+    mixer = Mixer(sample_rate)
+    return np.concatenate([mixer.process(stems), mixer.flush()])
+
+
+def _limiter(preset: MasterPreset, sample_rate: int) -> pb.Pedalboard:
+    return _prepared(
+        pb.Pedalboard(
+            [
+                pb.BrickwallLimiter(
+                    ceiling_db=preset.ceiling_dbtp - LIMITER_MARGIN_DB,
+                    release_ms=120.0,
+                    lookahead_ms=5.0,
+                    true_peak=True,
+                )
+            ]
+        ),
+        sample_rate,
+    )
+
+
+def _preset(preset: str | MasterPreset) -> MasterPreset:
+    if isinstance(preset, MasterPreset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown mastering preset {preset!r}: expected one of {sorted(PRESETS)}")
+    return PRESETS[preset]
+
+
+def _db_to_gain(db: float) -> float:
+    return 10.0 ** (db / 20.0)
+
+
+# --- offline mastering ------------------------------------------------------------------
+
+
+def master(
+    stems: Mapping[str, np.ndarray],
+    sample_rate: int,
+    preset: str | MasterPreset = DEFAULT_PRESET,
+    *,
+    max_passes: int = 4,
+) -> MasterResult:
+    """Mix and master a whole piece to ``preset`` (``streaming`` or ``broadcast``).
+
+    The gain starts from the bus loudness; each pass limits, measures the output and
+    corrects the gain by the remaining error (the limiter takes off a little loudness
+    when it works), until within ``LOUDNESS_TOLERANCE_LU`` or ``max_passes`` are done."""
+    chosen = _preset(preset)
+    bus = mix_stems(stems, sample_rate)
+    bus_lufs = integrated_loudness(bus, sample_rate)
+    if not math.isfinite(bus_lufs):  # silence, or under 400 ms: nothing to normalise
+        gain_db = chosen.target_lufs - TYPICAL_BUS_LUFS
+        audio = bus * np.float32(_db_to_gain(gain_db))
+        return MasterResult(
+            audio,
+            sample_rate,
+            integrated_loudness(audio, sample_rate),
+            true_peak_dbtp(audio, sample_rate),
+            gain_db,
+            chosen.name,
+        )
+    gain_db = chosen.target_lufs - bus_lufs
+    limiter = _limiter(chosen, sample_rate)
+    for _ in range(max_passes):
+        # A one-shot call (reset=True) compensates the lookahead: output as long as input.
+        gained = np.ascontiguousarray((bus * np.float32(_db_to_gain(gain_db))).T)
+        audio = limiter.process(gained, sample_rate, reset=True).T
+        lufs = integrated_loudness(audio, sample_rate)
+        error = chosen.target_lufs - lufs
+        if abs(error) <= LOUDNESS_TOLERANCE_LU:
+            break
+        gain_db += error
+    return MasterResult(
+        np.ascontiguousarray(audio),
+        sample_rate,
+        lufs,
+        true_peak_dbtp(audio, sample_rate),
+        gain_db,
+        chosen.name,
+    )
+
+
+# --- streaming mastering ----------------------------------------------------------------
+
+
+@dataclass
+class GainRamp:
+    """The master gain across one segment of input samples ``[first_sample, first_sample +
+    samples)``: from ``start_db`` to ``end_db`` (dB), linear in dB over the first
+    ``ramp_samples``, then constant."""
+
+    first_sample: int
+    samples: int
+    start_db: float
+    end_db: float
+    ramp_samples: int
+
+    def gains(self) -> np.ndarray:
+        """Linear gain of each sample of the segment."""
+        position = np.minimum(np.arange(1, self.samples + 1) / max(self.ramp_samples, 1), 1.0)
+        return 10.0 ** ((self.start_db + (self.end_db - self.start_db) * position) / 20.0)
+
+
+@dataclass
+class StreamingMaster:
+    """Mix and master a piece segment by segment (see the module docstring).
+
+    ``process(stems)`` takes one segment's stems and returns the mastered audio available
+    so far (the limiter's lookahead delays it by a few milliseconds, so the first call
+    returns that much less); ``finish(tail_stems)`` takes the synth's release tail and
+    returns the rest. Concatenated, the output is exactly as long as the input.
+
+    Gain: the first segment gets the constant gain that brings it to the target. Each
+    later segment gets the gain that puts the integrated loudness of everything so far,
+    itself included, on the target (plus the loudness the limiter has taken off so far),
+    reached by a linear ramp in dB over the segment's first ``GAIN_RAMP_SECONDS`` and at
+    most ``MAX_GAIN_STEP_DB`` away from the previous segment's. The tail keeps the last
+    gain."""
+
+    sample_rate: int = 44100
+    preset: str | MasterPreset = DEFAULT_PRESET
+    max_step_db: float = MAX_GAIN_STEP_DB
+    ramp_seconds: float = GAIN_RAMP_SECONDS
+    ramps: list[GainRamp] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._preset = _preset(self.preset)
+        self._mixer = Mixer(self.sample_rate)
+        self._limiter = _limiter(self._preset, self.sample_rate)
+        self._bus_meter = LoudnessMeter(self.sample_rate)
+        self._gained_meter = LoudnessMeter(self.sample_rate)
+        self._output_meter = LoudnessMeter(self.sample_rate)
+        self._gain_db: float | None = None
+        self._samples_in = 0
+        self._samples_out = 0
+        self._finished = False
+
+    @property
+    def gain_db(self) -> float | None:
+        """The master gain at the end of the last segment, dB (None before the first)."""
+        return self._gain_db
+
+    def _limiter_loss_db(self) -> float:
+        """How much loudness the limiter has taken off so far, LU (0 until measurable)."""
+        gained, output = self._gained_meter.integrated_lufs, self._output_meter.integrated_lufs
+        if math.isfinite(gained) and math.isfinite(output):
+            return max(0.0, gained - output)
+        return 0.0
+
+    def _end_gain_db(self, ramp: GainRamp, new_powers: np.ndarray) -> float:
+        """The end gain (dB) of ``ramp`` that puts the integrated loudness of all gained
+        audio so far on the goal, within ``max_step_db`` of its start (bisection: more gain
+        is always louder). ``new_powers`` are the segment's 100 ms bus powers."""
+        goal = self._preset.target_lufs + self._limiter_loss_db()
+        previous = np.array(self._gained_meter.sub_block_powers)
+        centres = (np.arange(len(new_powers)) + 0.5) * ramp.samples / len(new_powers)
+        position = np.minimum(centres / max(ramp.ramp_samples, 1), 1.0)
+
+        def loudness(end_db: float) -> float:
+            gains_db = ramp.start_db + (end_db - ramp.start_db) * position
+            return gated_loudness(np.concatenate([previous, new_powers * 10.0 ** (gains_db / 10)]))
+
+        low, high = ramp.start_db - self.max_step_db, ramp.start_db + self.max_step_db
+        if not math.isfinite(loudness(high)) or loudness(high) <= goal:
+            return high
+        if loudness(low) >= goal:
+            return low
+        for _ in range(24):  # to under 0.001 dB
+            middle = (low + high) / 2.0
+            low, high = (middle, high) if loudness(middle) < goal else (low, middle)
+        return (low + high) / 2.0
+
+    def _master(self, bus: np.ndarray, ramp: GainRamp) -> np.ndarray:
+        gained = (bus * ramp.gains()[:, None]).astype(np.float32)
+        if len(bus):
+            self.ramps.append(ramp)
+        self._gained_meter.add(gained)
+        output = _run(self._limiter, gained, self.sample_rate)
+        self._output_meter.add(output)
+        self._samples_in += len(bus)
+        self._samples_out += len(output)
+        return np.ascontiguousarray(output)
+
+    def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Master one segment of stems; float32 ``[samples, 2]`` of output back."""
+        if self._finished:
+            raise RuntimeError("this StreamingMaster is finished")
+        bus = self._mixer.process(stems)
+        measured_before = len(self._bus_meter.sub_block_powers)
+        self._bus_meter.add(bus)
+        new_powers = np.array(self._bus_meter.sub_block_powers[measured_before:])
+        ramp_samples = round(self.ramp_seconds * self.sample_rate)
+        if self._gain_db is None:
+            # Nothing heard yet: the constant gain that brings this segment to the target
+            # (the typical gain while it is too short or quiet to measure).
+            bus_lufs = self._bus_meter.integrated_lufs
+            measured = math.isfinite(bus_lufs)
+            gain = self._preset.target_lufs - (bus_lufs if measured else TYPICAL_BUS_LUFS)
+            ramp = GainRamp(self._samples_in, len(bus), gain, gain, ramp_samples)
+            if measured:
+                self._gain_db = gain
+        else:
+            ramp = GainRamp(self._samples_in, len(bus), self._gain_db, self._gain_db, ramp_samples)
+            if new_powers.size:
+                ramp.end_db = self._end_gain_db(ramp, new_powers)
+            self._gain_db = ramp.end_db
+        return self._master(bus, ramp)
+
+    def finish(self, tail_stems: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Master the synth's release tail (``SegmentRenderer.finish_stems``) at the last
+        gain, then flush the limiter: the rest of the output, float32 ``[samples, 2]``."""
+        if self._finished:
+            raise RuntimeError("this StreamingMaster is finished")
+        chunks = []
+        bus = self._mixer.process(tail_stems or {})
+        bus = np.concatenate([bus, self._mixer.flush()])
+        if len(bus):
+            self._bus_meter.add(bus)
+            gain = (
+                self._gain_db
+                if self._gain_db is not None
+                else (self._preset.target_lufs - TYPICAL_BUS_LUFS)
+            )
+            chunks.append(self._master(bus, GainRamp(self._samples_in, len(bus), gain, gain, 0)))
+        self._finished = True
+        missing = self._samples_in - self._samples_out
+        silence = np.zeros((_PREPARE_SAMPLES, 2), np.float32)
+        while missing > 0:
+            chunks.append(_run(self._limiter, silence, self.sample_rate)[:missing])
+            missing -= len(chunks[-1])
+        self._samples_out = self._samples_in
+        if not chunks:
+            return np.zeros((0, 2), np.float32)
+        return np.ascontiguousarray(np.concatenate(chunks))

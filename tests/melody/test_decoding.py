@@ -1,0 +1,120 @@
+"""Constrained sampling: the grammar's limits hold and sampling is deterministic per seed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import MelodyGrammar, SamplingParams, sample_token, seeded_generator
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
+from cantus.music.styles import Energy, Style
+
+torch.set_num_threads(1)
+TOKENIZER = MelodyTokenizer()
+VOCAB = TOKENIZER.vocab
+
+
+C_MAJOR, COMMON_TIME = Key(0), Meter(4, 4)
+
+
+def _prefix(key: Key = C_MAJOR, meter: Meter = COMMON_TIME) -> list[int]:
+    return TOKENIZER.controls_prefix(Controls(key, meter, 100.0, Style.FOLK, Energy.MID))
+
+
+def _random_walk(grammar: MelodyGrammar, seed: int) -> list[int]:
+    """Sample uniformly among allowed tokens until the grammar is done."""
+    generator = seeded_generator(seed)
+    tokens = []
+    while not grammar.done:
+        token = sample_token(
+            torch.zeros(len(VOCAB)), grammar.allowed_mask(), SamplingParams(), generator
+        )
+        grammar.advance(token)
+        tokens.append(token)
+    return tokens
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_generated_bars_respect_range_key_count_and_density(seed: int) -> None:
+    key = Key(9, Mode.MINOR)  # A minor: F# and G# (raised 6th, 7th) are allowed too
+    prompt = _prefix(key, Meter(6, 8))
+    grammar = MelodyGrammar(
+        VOCAB, n_bars=6, pitch_range=(55, 79), key_constraint=True, max_notes_per_bar=5
+    )
+    grammar.feed_prompt(prompt)
+    tokens = prompt + _random_walk(grammar, seed)
+    _, melody = TOKENIZER.decode(tokens)
+    assert tokens[-1] == VOCAB.eos and len(melody.bars) == 6
+    allowed_classes = {9, 11, 0, 2, 4, 5, 7, 6, 8}
+    for bar in melody.bars:
+        assert bar.meter == Meter(6, 8) and len(bar.notes) <= 5
+        for note in bar.notes:
+            assert 55 <= note.pitch <= 79 and note.pitch % 12 in allowed_classes
+
+
+def test_generation_after_given_bars_starts_a_new_bar() -> None:
+    given = Bar(Meter(4, 4), (Note(0, 60, 240),))  # the given bar is not full: still final
+    prompt = _prefix() + TOKENIZER.bar_to_tokens(given)
+    grammar = MelodyGrammar(VOCAB, n_bars=2)
+    grammar.feed_prompt(prompt)
+    assert grammar.allowed_ids() == [VOCAB.bar]
+    tokens = prompt + _random_walk(grammar, 0)
+    _, melody = TOKENIZER.decode(tokens)
+    assert melody.bars[0] == given and len(melody.bars) == 3
+
+
+def test_the_context_limit_is_never_exceeded() -> None:
+    prompt = _prefix()
+    grammar = MelodyGrammar(VOCAB, n_bars=8, max_len=40)
+    grammar.feed_prompt(prompt)
+    tokens = prompt + _random_walk(grammar, 3)
+    assert len(tokens) <= 40 and tokens[-1] == VOCAB.eos
+    assert len(TOKENIZER.decode(tokens)[1].bars) == 8
+    with pytest.raises(MusicError, match="no room"):
+        MelodyGrammar(VOCAB, n_bars=40, max_len=40).feed_prompt(prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        [],
+        _prefix()[:5],
+        [*_prefix(), VOCAB.bar, VOCAB.pos(0)],
+        [*_prefix(), VOCAB.eos],
+        [VOCAB.bar, *_prefix()],
+    ],
+)
+def test_malformed_prompts_are_rejected(prompt: list[int]) -> None:
+    with pytest.raises(MusicError):
+        MelodyGrammar(VOCAB, n_bars=1).feed_prompt(prompt)
+
+
+def test_sampling_is_deterministic_per_seed_and_respects_the_mask() -> None:
+    logits = torch.randn(len(VOCAB), generator=torch.Generator().manual_seed(0))
+    allowed = torch.zeros(len(VOCAB), dtype=torch.bool)
+    allowed[10:40] = True
+    params = SamplingParams(temperature=1.5, top_k=20, top_p=0.9)
+
+    def draws(seed: int) -> list[int]:
+        generator = seeded_generator(seed)
+        return [sample_token(logits, allowed, params, generator) for _ in range(50)]
+
+    assert draws(7) == draws(7)
+    assert draws(7) != draws(8)
+    assert all(10 <= t < 40 for t in draws(7))
+    best = int(torch.argmax(logits.masked_fill(~allowed, float("-inf"))))
+    for greedy in (
+        SamplingParams(temperature=0),
+        SamplingParams(top_k=1),
+        SamplingParams(top_p=1e-6),
+    ):
+        assert sample_token(logits, allowed, greedy, seeded_generator(1)) == best
+    assert sample_token(logits, allowed, params, seeded_generator(-5)) >= 10  # any int seeds
+
+
+def test_sampling_settings_are_validated() -> None:
+    with pytest.raises(ValueError):
+        SamplingParams(top_p=0)
+    with pytest.raises(ValueError):
+        SamplingParams(temperature=-1)

@@ -1,0 +1,165 @@
+"""The continuous-batching engine and ``generate``, with a tiny random model."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpoint
+from cantus.melody.controls import Controls, EnergyThresholds
+from cantus.melody.engine import DecodeEngine, DecodeRequest, StepTiming, generate
+from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
+from cantus.music.styles import Energy, Style
+
+torch.set_num_threads(1)
+TOKENIZER = MelodyTokenizer()
+
+
+@pytest.fixture(scope="module")
+def model() -> MelodyLM:
+    torch.manual_seed(0)
+    return MelodyLM(MelodyLMConfig.tiny(len(TOKENIZER.vocab))).eval()
+
+
+COMMON_TIME, G_MAJOR = Meter(4, 4), Key(7)
+
+
+def _controls(meter: Meter = COMMON_TIME, key: Key = G_MAJOR) -> Controls:
+    return Controls(key, meter, 120.0, Style.CELTIC, Energy.HIGH)
+
+
+def _prompt(meter: Meter = COMMON_TIME, given: int = 0) -> list[int]:
+    tokens = TOKENIZER.controls_prefix(_controls(meter))
+    for i in range(given):
+        tokens += TOKENIZER.bar_to_tokens(Bar(meter, (Note(0, 60 + i, meter.bar_ticks),)))
+    return tokens
+
+
+def test_concurrent_requests_all_yield_valid_melodies(model: MelodyLM) -> None:
+    timings: list[StepTiming] = []
+    requests = [
+        DecodeRequest(_prompt(Meter(4, 4)), n_bars=4, seed=1),
+        DecodeRequest(_prompt(Meter(6, 8), given=2), n_bars=3, seed=2, key_constraint=True),
+        DecodeRequest(
+            _prompt(Meter(3, 4), given=1),
+            n_bars=2,
+            seed=3,
+            temperature=0.7,
+            top_k=10,
+            pitch_range=(60, 72),
+        ),
+        DecodeRequest(_prompt(Meter(2, 4)), n_bars=5, seed=4, top_p=0.5),
+    ]
+    results: dict[str, list[int]] = {}
+    reasons: dict[str, str] = {}
+    all_done = threading.Event()
+
+    with DecodeEngine(model, TOKENIZER, max_batch=3, step_hook=timings.append) as engine:
+        for index, request in enumerate(requests):
+            results[str(index)] = []
+
+            def done(reason: str, index: int = index) -> None:
+                reasons[str(index)] = reason
+                if len(reasons) == len(requests):
+                    all_done.set()
+
+            engine.submit(request, results[str(index)].append, done, request_id=str(index))
+        assert all_done.wait(60)
+        assert engine.active_count == 0
+
+    assert set(reasons.values()) == {"eos"}
+    for index, request in enumerate(requests):
+        tokens = list(request.prompt_tokens) + results[str(index)]
+        _, melody = TOKENIZER.decode(tokens)
+        given = (len(request.prompt_tokens) - 7) // 4  # one note (4 tokens) per given bar
+        assert len(melody.bars) == given + request.n_bars
+        low, high = request.pitch_range
+        for bar in melody.bars[given:]:
+            assert all(low <= n.pitch <= high for n in bar.notes)
+    # several sequences shared forward steps (batch > 1), never more than max_batch
+    assert max(t.batch for t in timings if t.kind == "decode") > 1
+    assert all(t.batch <= 3 for t in timings)
+
+
+def test_cancel_frees_the_slot_for_the_next_request(model: MelodyLM) -> None:
+    first_token = threading.Event()
+    reasons: list[str] = []
+    cancelled = threading.Event()
+
+    def on_done(reason: str) -> None:
+        reasons.append(reason)
+        cancelled.set()
+
+    with DecodeEngine(model, TOKENIZER, max_batch=1) as engine:
+        long = DecodeRequest(_prompt(), n_bars=30, seed=5)
+        request_id = engine.submit(long, lambda _: first_token.set(), on_done)
+        # queued behind the long one: it can only run once the single slot is freed
+        waiting = DecodeRequest(_prompt(), n_bars=1, seed=6)
+        second: dict[str, object] = {}
+        second_done = threading.Event()
+        engine.submit(
+            waiting,
+            lambda _: None,
+            lambda reason: (second.update(reason=reason), second_done.set()),
+        )
+        assert first_token.wait(30)
+        engine.cancel(request_id)
+        assert cancelled.wait(30) and reasons == ["cancelled"]
+        assert second_done.wait(30) and second["reason"] == "eos"
+        assert engine.active_count == 0
+
+
+def test_same_seed_gives_the_same_tokens_and_matches_generate(model: MelodyLM) -> None:
+    request = DecodeRequest(_prompt(), n_bars=3, seed=42, temperature=1.0)
+    with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
+        first, reason = engine.decode(request, timeout=60)
+        second, _ = engine.decode(request, timeout=60)
+        other, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=43), timeout=60)
+    assert reason == "eos" and first == second and first != other
+    cached = generate(model, TOKENIZER, _controls(), 3, seed=42)
+    uncached = generate(model, TOKENIZER, _controls(), 3, seed=42, use_cache=False)
+    assert cached.tokens[7:] == first == uncached.tokens[7:]
+    assert len(cached.melody.bars) == 3 and len(cached.token_seconds) == len(first)
+
+
+def test_bad_requests_are_refused_at_submit(model: MelodyLM) -> None:
+    with DecodeEngine(model, TOKENIZER, max_batch=1) as engine:
+        with pytest.raises(MusicError):
+            engine.submit(DecodeRequest([1, 2, 3], n_bars=2, seed=0), print, print)
+        with pytest.raises(MusicError, match="no room"):
+            engine.submit(DecodeRequest(_prompt(), n_bars=500, seed=0), print, print)
+        with pytest.raises(ValueError):
+            engine.submit(DecodeRequest(_prompt(), n_bars=2, seed=0, top_p=0), print, print)
+
+
+def test_generate_with_given_bars_and_key_constraint(model: MelodyLM) -> None:
+    meter = Meter(3, 4)
+    given = [Bar(meter, (Note(0, 62, 480), Note(480, 64, 960)))]
+    key = Key(2, Mode.MINOR)
+    result = generate(
+        model, TOKENIZER, _controls(meter, key), 4, seed=1, given_bars=given, key_constraint=True
+    )
+    assert result.melody.bars[0] == given[0] and len(result.melody.bars) == 5
+    scale = set(key.scale_pitch_classes) | {(key.tonic + 9) % 12, (key.tonic + 11) % 12}
+    assert all(n.pitch % 12 in scale for bar in result.melody.bars[1:] for n in bar.notes)
+
+
+def test_checkpoint_round_trip(model: MelodyLM, tmp_path) -> None:
+    path = tmp_path / "melody_lm.pt"
+    save_melody_checkpoint(path, model, TOKENIZER, EnergyThresholds(1.0, 2.0), {"steps": 3})
+    loaded, tokenizer, metadata = load_melody_checkpoint(path)
+    assert (tmp_path / "melody_lm.vocab.json").exists()
+    assert tokenizer.vocab == TOKENIZER.vocab and metadata["steps"] == 3
+    assert metadata["energy_thresholds"] == EnergyThresholds(1.0, 2.0)
+    tokens = torch.tensor([_prompt()])
+    torch.testing.assert_close(loaded(tokens), model(tokens))
+
+
+def test_step_timing_helper(model: MelodyLM) -> None:
+    from cantus.melody.engine import time_decode_step
+
+    for use_cache in (True, False):
+        assert time_decode_step(model, 64, batch=2, use_cache=use_cache, repeats=2) > 0

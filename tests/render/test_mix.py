@@ -1,0 +1,138 @@
+"""Mixing and mastering: loudness on target, true peak under the ceiling, seamless segments."""
+
+import itertools
+import math
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from cantus.bench.render import joint_discontinuity, synthetic_arrangement, tracks_in_ticks
+from cantus.music.notes import Meter
+from cantus.render import synth
+from cantus.render.mix import (
+    PRESETS,
+    LoudnessMeter,
+    Mixer,
+    StreamingMaster,
+    integrated_loudness,
+    master,
+    mix_stems,
+    true_peak_dbtp,
+)
+
+SR = 44100
+LOUDNESS_ERROR_LU = 0.5
+
+
+def noise(seconds, level=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((int(seconds * SR), 2)) * level).astype(np.float32)
+
+
+# --- measurement (no synthesis needed) ----------------------------------------------------
+
+
+def test_running_meter_agrees_with_pyloudnorm_in_any_chunks():
+    audio = noise(4.0)
+    audio[SR : 2 * SR] *= 0.05  # a quiet second, to exercise the gates
+    meter = LoudnessMeter(SR)
+    for chunk in np.array_split(audio, [1, 777, 50000, 50001, 120000]):
+        meter.add(chunk)
+    reference = pyloudnorm.Meter(SR).integrated_loudness(audio.astype(np.float64))
+    assert meter.integrated_lufs == pytest.approx(reference, abs=0.05)
+    assert integrated_loudness(audio, SR) == pytest.approx(reference, abs=1e-9)
+
+
+def test_true_peak_finds_the_peak_between_samples():
+    # A sine at a quarter of the sample rate, sampled 45 degrees off its crests: every
+    # sample is at 0.707 of the amplitude, the waveform itself reaches 1.0.
+    n = np.arange(SR)
+    sine = np.sin(2 * np.pi * n / 4 + np.pi / 4).astype(np.float32)[:, None].repeat(2, axis=1)
+    assert 20 * np.log10(np.abs(sine).max()) == pytest.approx(-3.01, abs=0.01)
+    assert true_peak_dbtp(sine, SR) == pytest.approx(0.0, abs=0.1)
+
+
+def test_silence_has_no_loudness():
+    silence = np.zeros((SR, 2), np.float32)
+    assert integrated_loudness(silence, SR) == -math.inf
+    assert LoudnessMeter(SR).integrated_lufs == -math.inf
+
+
+def test_unknown_preset_is_refused():
+    with pytest.raises(ValueError, match="unknown mastering preset"):
+        master({"melody": noise(1.0)}, SR, "loud")
+
+
+# --- with synthesised parts ---------------------------------------------------------------
+
+try:
+    synth.find_soundfont()
+    synth._load_fluidsynth()
+    HAVE_SYNTH = True
+except synth.SynthUnavailable:
+    HAVE_SYNTH = False
+needs_synth = pytest.mark.skipif(not HAVE_SYNTH, reason="FluidSynth or a GM SoundFont missing")
+
+
+@pytest.fixture(scope="module")
+def piece():
+    """Eight bars of 4/4 at 176 bpm: 11 s of music."""
+    return synthetic_arrangement(4, bars=8, meter=Meter(4, 4), tempo_bpm=176.0, energy="mid")
+
+
+@pytest.fixture(scope="module")
+def stems(piece):
+    return synth.render_stems(piece.tracks, tempo_bpm=piece.tempo_bpm, end_tick=piece.end_tick)
+
+
+@needs_synth
+def test_mixing_in_segments_equals_mixing_at_once(stems):
+    whole = mix_stems(stems, SR)
+    mixer = Mixer(SR)
+    edges = [0, 1, 4096, 9000, 70001, len(whole)]
+    parts = [
+        mixer.process({name: stem[a:b] for name, stem in stems.items()})
+        for a, b in itertools.pairwise(edges)
+    ]
+    assert np.abs(np.concatenate(parts) - whole).max() <= 1e-6
+
+
+@needs_synth
+@pytest.mark.parametrize("preset", ["streaming", "broadcast"])
+def test_master_hits_the_loudness_target_under_the_true_peak_ceiling(stems, preset):
+    result = master(stems, SR, preset)
+    target = PRESETS[preset]
+    assert result.audio.shape == (len(stems["melody"]), 2)
+    assert abs(result.integrated_lufs - target.target_lufs) <= LOUDNESS_ERROR_LU
+    assert result.true_peak_dbtp <= target.ceiling_dbtp
+    # The reported numbers are the file's, measured independently.
+    assert integrated_loudness(result.audio, SR) == pytest.approx(result.integrated_lufs)
+    assert true_peak_dbtp(result.audio, SR) == pytest.approx(result.true_peak_dbtp)
+
+
+@needs_synth
+def test_streamed_master_is_seamless_and_on_target(piece):
+    renderer = synth.SegmentRenderer(piece.tempo_bpm)
+    streaming = StreamingMaster(SR, "streaming")
+    chunks, joints = [], []
+    bar = piece.meter.bar_ticks
+    for first in range(0, piece.end_tick, 2 * bar):  # two bars (2.7 s) a segment
+        end = first + 2 * bar
+        stems = renderer.render_stems_until(end, tracks_in_ticks(piece.tracks, first, end))
+        chunks.append(streaming.process(stems))
+        joints.append(sum(len(c) for c in chunks))
+    chunks.append(streaming.finish(renderer.finish_stems()))
+    audio = np.concatenate(chunks)
+
+    assert len(audio) == sum(r.samples for r in streaming.ramps)  # nothing lost or added
+    assert abs(integrated_loudness(audio, SR) - PRESETS["streaming"].target_lufs) <= (
+        LOUDNESS_ERROR_LU
+    )
+    assert true_peak_dbtp(audio, SR) <= PRESETS["streaming"].ceiling_dbtp
+    # The gain never steps: each segment starts where the last one ended, and moves
+    # at most MAX_GAIN_STEP_DB.
+    for before, after in zip(streaming.ramps, streaming.ramps[1:], strict=False):
+        assert after.start_db == before.end_db
+        assert abs(after.end_db - after.start_db) <= streaming.max_step_db + 1e-9
+    assert joint_discontinuity(audio, joints[:-1]) <= 1.0
