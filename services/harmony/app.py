@@ -48,7 +48,8 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     piece_id, index = bar.meta.piece_id, bar.meta.index
     state = piece_state.get(piece_id) or {"next_index": 0, "previous_chord": None, "voicing": None}
     if index < state["next_index"]:
-        return  # already harmonised: a redelivery after a restart
+        service.log.info("piece %s bar %d: already harmonised, skipped", piece_id, index)
+        return  # a redelivery after a restart
     try:
         melody_bar = pb_to_bar(bar.notes, spec_meter(bar.spec))
     except MusicError as error:
@@ -78,6 +79,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         harmonizer=HARMONIZER,
     )
     await service.publish(harmony, received=received)
+    service.log.info("piece %s bar %d: %s", piece_id, index, " ".join(str(s.symbol) for s in spans))
 
     last_onset = max((n.onset for n in voicing), default=None)
     piece_state[piece_id] = {

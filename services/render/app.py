@@ -65,6 +65,8 @@ async def handle_piece_event(message: Message, received: Received) -> None:
             midi=render_segment_midi(parts, first, count),
         )
         await service.publish(segment, received=received)
+        service.log.info("piece %s segment %d: bars %d-%d", piece_id, segment.meta.index, first,
+                         first + count - 1)
         state["log"].append(log_entry(segment, "render_segment"))
         state["segments"] += 1
         pieces[piece_id] = state
@@ -87,6 +89,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
             pb.StoredFile(name=name, media_type=media_type(name), size_bytes=len(content), uri=uri)
         )
     await service.publish(completed, received=received)
+    service.log.info("piece %s completed: %d bars", piece_id, parts.bar_count)
     # Keep a tombstone, not the parts: late duplicates of this piece are ignored.
     pieces[piece_id] = {"events": {}, "log": [], "segments": state["segments"], "completed": True}
 

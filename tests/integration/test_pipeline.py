@@ -194,16 +194,15 @@ def test_services_expose_prometheus_metrics(stack):
 @pytest.mark.parametrize("victim", ["melody", "harmony", "render"])
 def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_address, tmp_path,
                                                             victim):
-    bars = 32
-    melody_bars_seen = threading.Event()
+    bars = 48
+    first_bar_seen = threading.Event()
     seen_bars: list[int] = []
     result: dict = {}
 
     def on_event(event: api.PieceEvent) -> None:
         if event.WhichOneof("event") == "melody_bar":
             seen_bars.append(event.melody_bar.meta.index)
-            if len(seen_bars) >= 3:
-                melody_bars_seen.set()
+            first_bar_seen.set()
 
     def run() -> None:
         try:
@@ -216,15 +215,20 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_addre
 
     client = threading.Thread(target=run)
     client.start()
-    assert melody_bars_seen.wait(120), "no melody bars arrived"
+    assert first_bar_seen.wait(120), "no melody bars arrived"
     stack.kill(victim)
+    killed_at_ns = time.time_ns()
     time.sleep(1.0)
     stack.start_service(victim)
     client.join(300)
     assert "error" not in result, result.get("error")
     piece = result["piece"]
-    assert_piece_complete(piece.folder, bars)
+    summary = assert_piece_complete(piece.folder, bars)
     assert sorted(set(seen_bars)) == list(range(bars))
+    # The kill really came mid-piece: the restarted service still had work to do.
+    after_restart = [e for e in summary["event_log"]
+                     if e["producer"] == victim and e["produced_at_unix_ns"] > killed_at_ns]
+    assert after_restart, f"{victim} produced nothing after it was killed"
 
 
 def run_cli(stack, *args: str) -> subprocess.CompletedProcess:
