@@ -9,6 +9,7 @@ dropped per (piece, event kind, index) so a client sees each bar exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 
@@ -29,7 +30,12 @@ from cantus.v1 import events_pb2 as pb
 log = logging.getLogger("cantus.gateway.events")
 
 RELAYED_KINDS = (
-    "melody_bar", "harmony_bar", "lyric_line", "render_segment", "piece_completed", "dead_letter",
+    "melody_bar",
+    "harmony_bar",
+    "lyric_line",
+    "render_segment",
+    "piece_completed",
+    "dead_letter",
 )
 """Event kinds the gateway follows."""
 GATEWAY_OWNED_KINDS = ("render_segment", "piece_completed")
@@ -74,10 +80,8 @@ class PieceEventRouter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self.consumer is not None:
             await self.consumer.stop()
 

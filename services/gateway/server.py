@@ -33,7 +33,8 @@ log = logging.getLogger("cantus.gateway")
 
 REQUESTS = Counter("cantus_gateway_requests_total", "Compose requests", ["outcome"])
 TIME_TO_FIRST_BAR = Histogram(
-    "cantus_gateway_time_to_first_bar_seconds", "From request to the first melody bar",
+    "cantus_gateway_time_to_first_bar_seconds",
+    "From request to the first melody bar",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -49,14 +50,15 @@ _EVENT_FIELD = {
 
 
 class Composer(api_grpc.ComposerServicer):
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer,
-                 router: PieceEventRouter) -> None:
+    def __init__(
+        self, settings: Settings, producer: AIOKafkaProducer, router: PieceEventRouter
+    ) -> None:
         self.settings = settings
         self.producer = producer
         self.router = router
         self.store = LocalPieceStore(settings.data_dir)
 
-    async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):
         try:
             validated = validate_compose_request(request, max_bars=self.settings.max_bars)
         except RequestError as error:
@@ -65,7 +67,8 @@ class Composer(api_grpc.ComposerServicer):
             return
         piece_id = uuid.uuid4().hex
         requested = pb.ComposeRequested(
-            meta=new_meta(piece_id, 0, "gateway"), spec=validated.spec,
+            meta=new_meta(piece_id, 0, "gateway"),
+            spec=validated.spec,
             given_bars=validated.given_bars,
         )
         queue = self.router.subscribe(piece_id)
@@ -109,18 +112,23 @@ class Composer(api_grpc.ComposerServicer):
         finally:
             self.router.unsubscribe(piece_id, queue)
 
-    async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):  # noqa: N802
+    async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):
         try:
             files = self.store.read_all(request.piece_id)
         except StorageError as error:
-            code = (grpc.StatusCode.INVALID_ARGUMENT if "not a 32-character" in str(error)
-                    else grpc.StatusCode.NOT_FOUND)
+            code = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if "not a 32-character" in str(error)
+                else grpc.StatusCode.NOT_FOUND
+            )
             await context.abort(code, f"piece_id: {error}")
             return api.Piece()
         return api.Piece(
             piece_id=request.piece_id,
-            files=[api.PieceFile(name=name, media_type=media_type(name), content=content)
-                   for name, content in files.items()],
+            files=[
+                api.PieceFile(name=name, media_type=media_type(name), content=content)
+                for name, content in files.items()
+            ],
         )
 
 
@@ -132,10 +140,12 @@ async def serve(settings: Settings | None = None) -> None:
     router = PieceEventRouter(settings, producer)
     await router.start()
 
-    server = grpc.aio.server(options=[
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    ])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ]
+    )
     api_grpc.add_ComposerServicer_to_server(Composer(settings, producer, router), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -12,7 +12,7 @@ first copy per (piece_id, bar).
 
 from __future__ import annotations
 
-from cantus.events.codec import new_meta
+from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import (
     notes_to_pb,
     pb_to_bar,
@@ -25,7 +25,6 @@ from cantus.harmony.rules import harmonize_bar
 from cantus.harmony.voicing import bass_line, voice_chords
 from cantus.music.chords import ChordSymbol
 from cantus.music.notes import MusicError
-from cantus.events.codec import InvalidEvent
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 
@@ -69,8 +68,11 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         spec=bar.spec,
         chords=[
             pb.ChordSpan(
-                onset_ticks=span.onset, duration_ticks=span.duration, symbol=str(span.symbol),
-                roman=span.roman, pitch_classes=sorted(span.symbol.pitch_classes),
+                onset_ticks=span.onset,
+                duration_ticks=span.duration,
+                symbol=str(span.symbol),
+                roman=span.roman,
+                pitch_classes=sorted(span.symbol.pitch_classes),
             )
             for span in spans
         ],

@@ -1,1 +1,1 @@
-"""The lyric service: melody bars in, lyric lines out (one line per bar when no lyrics are asked)."""
+"""The lyric service: melody bars in, lyric lines out (a line per bar when no lyrics are asked)."""

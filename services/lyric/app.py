@@ -26,8 +26,12 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     """Publish the lyric line for ``bar``; republishing after a restart is harmless because
     render keeps the first line per (piece_id, bar)."""
     line = pb.LyricLine(
-        meta=new_meta(bar.meta.piece_id, bar.meta.index, service.name,
-                      received_at_unix_ns=received.received_at_ns),
+        meta=new_meta(
+            bar.meta.piece_id,
+            bar.meta.index,
+            service.name,
+            received_at_unix_ns=received.received_at_ns,
+        ),
         spec=bar.spec,
         first_bar=bar.meta.index,
         bar_count=1,

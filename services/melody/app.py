@@ -29,8 +29,9 @@ CONTEXT_BARS = 6
 
 service = StreamService("melody")
 compose_requests = service.topic("compose_requested")
-progress = service.app.Table("melody-progress", default=None,
-                             partitions=service.settings.partitions)
+progress = service.app.Table(
+    "melody-progress", default=None, partitions=service.settings.partitions
+)
 """piece_id → {"bars": [[[onset, pitch, duration, velocity], …] per bar], "done": bool}."""
 triton = MelodyLMClient(service.settings.triton_grpc, service.settings.melody_model_name)
 prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
@@ -66,8 +67,9 @@ async def handle_compose_requested(request: pb.ComposeRequested, received: Recei
     _record(piece_id, recorded, done=True)
 
 
-async def _continue_melody(request: pb.ComposeRequested, recorded: list[Bar],
-                           received: Received) -> None:
+async def _continue_melody(
+    request: pb.ComposeRequested, recorded: list[Bar], received: Received
+) -> None:
     """Decode up to ``BARS_PER_REQUEST`` more bars after ``recorded`` (appended in place),
     publishing each as it closes. Long pieces take several requests, each prompted with the
     last ``CONTEXT_BARS`` bars, so prompt and answer stay within the model's context."""
@@ -78,8 +80,11 @@ async def _continue_melody(request: pb.ComposeRequested, recorded: list[Bar],
     target = len(recorded) + n_bars
     # Resuming after k bars samples with seed + k: the same restart point gives the same piece.
     async for token in triton.stream_tokens(
-        prompt, n_bars=n_bars, seed=spec.seed + len(recorded),
-        options=SamplingOptions(key_constraint=True), request_id=f"{piece_id}:{len(recorded)}",
+        prompt,
+        n_bars=n_bars,
+        seed=spec.seed + len(recorded),
+        options=SamplingOptions(key_constraint=True),
+        request_id=f"{piece_id}:{len(recorded)}",
     ):
         bar = assembler.push(token)
         if bar is not None:
@@ -92,18 +97,21 @@ async def _continue_melody(request: pb.ComposeRequested, recorded: list[Bar],
         raise RuntimeError(f"the model stopped after {len(recorded)} of {spec.bars} bars")
 
 
-async def _accept_bar(request: pb.ComposeRequested, recorded: list[Bar], bar: Bar,
-                      received: Received) -> None:
+async def _accept_bar(
+    request: pb.ComposeRequested, recorded: list[Bar], bar: Bar, received: Received
+) -> None:
     recorded.append(bar)
     _record(request.meta.piece_id, recorded, done=False)
     await _publish_bar(request, len(recorded) - 1, bar, received, given=False)
 
 
-async def _publish_bar(request: pb.ComposeRequested, index: int, bar: Bar, received: Received,
-                       *, given: bool) -> None:
+async def _publish_bar(
+    request: pb.ComposeRequested, index: int, bar: Bar, received: Received, *, given: bool
+) -> None:
     event = pb.MelodyBar(
-        meta=new_meta(request.meta.piece_id, index, service.name,
-                      received_at_unix_ns=received.received_at_ns),
+        meta=new_meta(
+            request.meta.piece_id, index, service.name, received_at_unix_ns=received.received_at_ns
+        ),
         spec=request.spec,
         notes=notes_to_pb(bar.notes),
         given=given,

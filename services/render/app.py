@@ -56,17 +56,27 @@ async def handle_piece_event(message: Message, received: Received) -> None:
         if not parts.bars_ready(first, count):
             break
         segment = pb.RenderSegment(
-            meta=new_meta(piece_id, state["segments"], service.name,
-                          received_at_unix_ns=received.received_at_ns),
+            meta=new_meta(
+                piece_id,
+                state["segments"],
+                service.name,
+                received_at_unix_ns=received.received_at_ns,
+            ),
             first_bar=first,
             bar_count=count,
             start_seconds=parts.seconds_before_bar(first),
-            duration_seconds=parts.seconds_before_bar(first + count) - parts.seconds_before_bar(first),
+            duration_seconds=parts.seconds_before_bar(first + count)
+            - parts.seconds_before_bar(first),
             midi=render_segment_midi(parts, first, count),
         )
         await service.publish(segment, received=received)
-        service.log.info("piece %s segment %d: bars %d-%d", piece_id, segment.meta.index, first,
-                         first + count - 1)
+        service.log.info(
+            "piece %s segment %d: bars %d-%d",
+            piece_id,
+            segment.meta.index,
+            first,
+            first + count - 1,
+        )
         state["log"].append(log_entry(segment, "render_segment"))
         state["segments"] += 1
         pieces[piece_id] = state
@@ -77,8 +87,9 @@ async def handle_piece_event(message: Message, received: Received) -> None:
 
 async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received: Received) -> None:
     completed = pb.PieceCompleted(
-        meta=new_meta(piece_id, parts.bar_count, service.name,
-                      received_at_unix_ns=received.received_at_ns),
+        meta=new_meta(
+            piece_id, parts.bar_count, service.name, received_at_unix_ns=received.received_at_ns
+        ),
         duration_seconds=parts.seconds_before_bar(parts.bar_count),
         chords_per_bar=[" ".join(span.symbol for span in bar.chords) for bar in parts.harmony],
     )

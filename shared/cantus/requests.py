@@ -80,12 +80,15 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         raise RequestError("lyrics_theme", f"{len(theme)} characters; at most {MAX_THEME_CHARS}")
     if theme:
         raise RequestError(
-            "lyrics_theme", "lyrics are not available yet on this server (the lyric model is "
-            "not deployed); leave lyrics_theme empty"
+            "lyrics_theme",
+            "lyrics are not available yet on this server (the lyric model is "
+            "not deployed); leave lyrics_theme empty",
         )
 
     if request.continue_midi and request.harmonize_midi:
-        raise RequestError("harmonize_midi", "give either continue_midi or harmonize_midi, not both")
+        raise RequestError(
+            "harmonize_midi", "give either continue_midi or harmonize_midi, not both"
+        )
     source = pb.MELODY_SOURCE_COMPOSE
     given_bars: list[pb.BarNotes] = []
     for field in ("continue_midi", "harmonize_midi"):
@@ -98,8 +101,9 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
             source = pb.MELODY_SOURCE_CONTINUE
             if len(given_bars) >= bars:
                 raise RequestError(
-                    "bars", f"{bars} bars leave nothing to continue after the {len(given_bars)} "
-                    "bars of continue_midi"
+                    "bars",
+                    f"{bars} bars leave nothing to continue after the {len(given_bars)} "
+                    "bars of continue_midi",
                 )
         else:
             source = pb.MELODY_SOURCE_HARMONIZE
@@ -139,17 +143,21 @@ def _parse_melody(field: str, data: bytes, meter: Meter) -> Melody:
         raise RequestError(field, "the MIDI file has no melody notes")
     if melody.meter != meter:
         raise RequestError(
-            field, f"the melody is in {melody.meter} but the request asks for {meter}; "
-            f"pass --meter {melody.meter}"
+            field,
+            f"the melody is in {melody.meter} but the request asks for {meter}; "
+            f"pass --meter {melody.meter}",
         )
     if any(bar.meter != meter for bar in melody.bars):
-        raise RequestError(field, "the melody changes meter; only single-meter melodies are supported")
+        raise RequestError(
+            field, "the melody changes meter; only single-meter melodies are supported"
+        )
     low, high = MELODY_PITCH_RANGE
     for index, bar in enumerate(melody.bars):
         for note in bar.notes:
             if not low <= note.pitch <= high:
                 raise RequestError(
-                    field, f"bar {index + 1}: pitch {note.pitch} is outside the melody range "
-                    f"{low}..{high} (MIDI numbers)"
+                    field,
+                    f"bar {index + 1}: pitch {note.pitch} is outside the melody range "
+                    f"{low}..{high} (MIDI numbers)",
                 )
     return melody

@@ -50,7 +50,12 @@ class Settings(BaseSettings):
     gateway_port: int = 50051
     gateway_metrics_port: int = 19100
     service_web_ports: dict[str, int] = Field(
-        default_factory=lambda: {"melody": 19101, "harmony": 19102, "lyric": 19103, "render": 19104},
+        default_factory=lambda: {
+            "melody": 19101,
+            "harmony": 19102,
+            "lyric": 19103,
+            "render": 19104,
+        },
         description="HTTP port per stream service: /health and /metrics",
     )
 
@@ -59,7 +64,9 @@ class Settings(BaseSettings):
     topics: Topics = Field(default_factory=Topics)
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_fetch_max_wait_ms: int = Field(
-        20, ge=1, le=5000,
+        20,
+        ge=1,
+        le=5000,
         description="longest a consumer's fetch waits for data; the embedded broker (Tansu) "
         "holds every fetch this long, so it bounds the latency of each hop",
     )
@@ -75,7 +82,9 @@ class Settings(BaseSettings):
 
     # --- melody model --------------------------------------------------------------------
     melody_model_name: str = "melody_lm"
-    melody_concurrency: int = Field(8, ge=1, le=64, description="pieces one melody process decodes at once")
+    melody_concurrency: int = Field(
+        8, ge=1, le=64, description="pieces one melody process decodes at once"
+    )
     melody_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "melody_lm.pt"
     melody_max_batch: int = Field(32, ge=1, le=256)
 

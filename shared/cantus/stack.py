@@ -186,7 +186,10 @@ class Stack:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(
             json.dumps(
-                {n: {"pid": c.pid, "address": c.address, "log": str(c.log)} for n, c in entries.items()},
+                {
+                    n: {"pid": c.pid, "address": c.address, "log": str(c.log)}
+                    for n, c in entries.items()
+                },
                 indent=2,
             )
         )
@@ -214,14 +217,19 @@ class Stack:
         process, log = self._spawn(
             "broker",
             [
-                str(broker_binary()), "broker",
-                "--listener-url", url,
-                "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                str(broker_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
         )
-        wait_until(lambda: _port_open(s.host, s.broker_port), what="broker", timeout_s=30,
-                   process=process)
+        wait_until(
+            lambda: _port_open(s.host, s.broker_port), what="broker", timeout_s=30, process=process
+        )
         component = Component("broker", process.pid, f"{s.host}:{s.broker_port}", log)
         self._record(component)
         return component
@@ -251,7 +259,9 @@ class Stack:
         )
         wait_until(
             lambda: _http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/health/ready"),
-            what="triton", timeout_s=120, process=process,
+            what="triton",
+            timeout_s=120,
+            process=process,
         )
         component = Component("triton", process.pid, f"127.0.0.1:{s.triton_grpc_port}", log)
         self._record(component)
@@ -273,16 +283,19 @@ class Stack:
             self._record(component)
             started.append((component, process, port))
         for component, process, port in started:
-            wait_until(lambda port=port: _http_ok(f"http://127.0.0.1:{port}/health"),
-                       what=component.name, timeout_s=120, process=process)
+            wait_until(
+                lambda port=port: _http_ok(f"http://127.0.0.1:{port}/health"),
+                what=component.name,
+                timeout_s=120,
+                process=process,
+            )
         return [component for component, _, _ in started]
 
     def start_gateway(self) -> Component:
         s = self.settings
         address = f"{s.host}:{s.gateway_port}"
         process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
-        wait_until(lambda: _gateway_serving(address), what="gateway", timeout_s=60,
-                   process=process)
+        wait_until(lambda: _gateway_serving(address), what="gateway", timeout_s=60, process=process)
         component = Component("gateway", process.pid, address, log)
         self._record(component)
         return component
@@ -377,8 +390,10 @@ async def create_topics(settings: Settings) -> list[str]:
         wanted = [name for name in settings.topics.all() if name not in existing]
         if wanted:
             await admin.create_topics(
-                [NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
-                 for name in wanted]
+                [
+                    NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
+                    for name in wanted
+                ]
             )
         return wanted
     finally:

@@ -28,7 +28,6 @@ from cantus.events.codec import (
     InvalidEvent,
     decode_event,
     encode_event,
-    header_value,
     new_meta,
     now_ns,
     topic_kind,
@@ -151,7 +150,10 @@ class StreamService:
         key = ",".join(names)
         if key not in self._topics:
             self._topics[key] = self.app.topic(
-                *names, key_type=bytes, value_type=bytes, partitions=self.settings.partitions,
+                *names,
+                key_type=bytes,
+                value_type=bytes,
+                partitions=self.settings.partitions,
                 internal=False,
             )
         return self._topics[key]
@@ -174,8 +176,9 @@ class StreamService:
                 continue
             await self._handle_with_retries(handle, decoded, received, event)
 
-    async def _handle_with_retries(self, handle: Handler, decoded: Message, received: Received,
-                                   event: faust.EventT) -> None:
+    async def _handle_with_retries(
+        self, handle: Handler, decoded: Message, received: Received, event: faust.EventT
+    ) -> None:
         attempts = self.settings.max_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -189,11 +192,14 @@ class StreamService:
                 raise
             except Exception as error:
                 ERRORS.labels(self.name, "processing_failed").inc()
-                self.log.exception("attempt %d/%d failed for %s", attempt, attempts,
-                                   decoded.meta.piece_id)  # type: ignore[attr-defined]
+                self.log.exception(
+                    "attempt %d/%d failed for %s", attempt, attempts, decoded.meta.piece_id
+                )  # type: ignore[attr-defined]
                 if attempt == attempts:
                     await self.dead_letter(
-                        event, f"{type(error).__name__}: {error}", kind="processing_failed",
+                        event,
+                        f"{type(error).__name__}: {error}",
+                        kind="processing_failed",
                         decoded=decoded,
                     )
                     return
@@ -213,8 +219,9 @@ class StreamService:
                 (time.time_ns() - received.received_at_ns) / 1e9
             )
 
-    async def dead_letter(self, event: faust.EventT, reason: str, *, kind: str,
-                          decoded: Message | None = None) -> None:
+    async def dead_letter(
+        self, event: faust.EventT, reason: str, *, kind: str, decoded: Message | None = None
+    ) -> None:
         message = event.message
         piece_id = decoded.meta.piece_id if decoded is not None else ""  # type: ignore[attr-defined]
         if not piece_id and isinstance(event.key, bytes):

@@ -13,9 +13,18 @@ from cantus.v1 import events_pb2 as pb
 
 
 def make_spec(**overrides) -> pb.PieceSpec:
-    fields = dict(key_tonic=0, mode=pb.MODE_MAJOR, tempo_bpm=100, meter_numerator=4,
-                  meter_denominator=4, bars=16, style="folk", mood="calm", energy="low",
-                  melody_source=pb.MELODY_SOURCE_COMPOSE)
+    fields = dict(
+        key_tonic=0,
+        mode=pb.MODE_MAJOR,
+        tempo_bpm=100,
+        meter_numerator=4,
+        meter_denominator=4,
+        bars=16,
+        style="folk",
+        mood="calm",
+        energy="low",
+        melody_source=pb.MELODY_SOURCE_COMPOSE,
+    )
     fields.update(overrides)
     return pb.PieceSpec(**fields)
 

@@ -1,5 +1,7 @@
 """The rule-based harmoniser: chords that fit, cadences, and no crash on odd bars."""
 
+import itertools
+
 import pytest
 
 from cantus.harmony.rules import harmonize_bar
@@ -26,20 +28,30 @@ def covers(spans, meter: Meter) -> bool:
 
 
 def test_triad_melodies_get_their_triads():
-    for pitches, chord in (((60, 64, 67, 72), "C"), ((65, 69, 72, 69), "F"), ((67, 71, 74, 71), "G")):
+    for pitches, chord in (
+        ((60, 64, 67, 72), "C"),
+        ((65, 69, 72, 69), "F"),
+        ((67, 71, 74, 71), "G"),
+    ):
         spans = harmonize_bar(bar(FOUR, *pitches), C_MAJOR, previous=None, style=Style.FOLK)
         assert [str(s.symbol) for s in spans] == [chord]
 
 
 def test_final_bar_cadences_on_the_tonic():
-    spans = harmonize_bar(bar(FOUR, 62, 59, 60, 60), C_MAJOR, previous=ChordSymbol.parse("G7"),
-                          style=Style.FOLK, is_final=True)
+    spans = harmonize_bar(
+        bar(FOUR, 62, 59, 60, 60),
+        C_MAJOR,
+        previous=ChordSymbol.parse("G7"),
+        style=Style.FOLK,
+        is_final=True,
+    )
     assert str(spans[-1].symbol) == "C" and spans[-1].roman == "I"
 
 
 def test_minor_key_uses_the_harmonic_minor_dominant():
-    spans = harmonize_bar(bar(FOUR, 68, 71, 64, 71), Key(9, Mode.MINOR), previous=None,
-                          style=Style.FOLK)
+    spans = harmonize_bar(
+        bar(FOUR, 68, 71, 64, 71), Key(9, Mode.MINOR), previous=None, style=Style.FOLK
+    )
     assert str(spans[0].symbol) in ("E", "E7")
 
 
@@ -63,15 +75,20 @@ def test_odd_bars_get_spans_covering_the_bar(melody, meter):
         bass = bass_line(spans, meter, style=Style.FOLK, energy=energy)
         assert all(BASS_RANGE[0] <= n.pitch <= BASS_RANGE[1] for n in bass)
         assert all(n.end <= meter.bar_ticks for n in bass)
-        assert all(a.end <= b.onset for a, b in zip(bass, bass[1:], strict=False))
+        assert all(a.end <= b.onset for a, b in itertools.pairwise(bass))
 
 
 def test_voicing_moves_smoothly():
     spans_c = harmonize_bar(bar(FOUR, 60, 64, 67, 72), C_MAJOR, previous=None, style=Style.FOLK)
     spans_f = harmonize_bar(bar(FOUR, 65, 69, 72, 69), C_MAJOR, previous=None, style=Style.FOLK)
     first = voice_chords(spans_c, style=Style.FOLK, previous_voicing=None)
-    second = voice_chords(spans_f, style=Style.FOLK,
-                          previous_voicing=tuple(sorted(n.pitch for n in first)))
-    moves = [abs(a - b) for a, b in zip(sorted(n.pitch for n in first),
-                                        sorted(n.pitch for n in second), strict=True)]
+    second = voice_chords(
+        spans_f, style=Style.FOLK, previous_voicing=tuple(sorted(n.pitch for n in first))
+    )
+    moves = [
+        abs(a - b)
+        for a, b in zip(
+            sorted(n.pitch for n in first), sorted(n.pitch for n in second), strict=True
+        )
+    ]
     assert max(moves) <= 2  # C -> F keeps the common tone and steps the others

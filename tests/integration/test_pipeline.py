@@ -64,8 +64,16 @@ def assert_piece_complete(folder, bars: int) -> dict:
 
 
 def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
-    request = api.ComposeRequest(key="D", mode="minor", tempo_bpm=120, meter="6/8", bars=12,
-                                 style="celtic", mood="happy", seed=7)
+    request = api.ComposeRequest(
+        key="D",
+        mode="minor",
+        tempo_bpm=120,
+        meter="6/8",
+        bars=12,
+        style="celtic",
+        mood="happy",
+        seed=7,
+    )
     piece = compose(gateway_address, request, tmp_path)
     order = kinds(piece.events)
     assert order[0] == ("requested", 0)
@@ -117,8 +125,9 @@ def test_invalid_request_is_refused_naming_the_field(gateway_address, tmp_path, 
     assert str(raised.value).startswith(f"{field}: ")
 
 
-def test_poison_events_go_to_dead_letters_and_service_keeps_serving(stack, gateway_address,
-                                                                    tmp_path):
+def test_poison_events_go_to_dead_letters_and_service_keeps_serving(
+    stack, gateway_address, tmp_path
+):
     topics = stack.settings.topics
     poison = {
         topics.compose_requested: (b"\x08\x96\x01garbage", "cantus.compose.requested.v1"),
@@ -129,21 +138,35 @@ def test_poison_events_go_to_dead_letters_and_service_keeps_serving(stack, gatew
     # A schema-valid protobuf that breaks an invariant (pitch 300) on the melody topic.
     bad_bar = pb.MelodyBar(
         meta=new_meta("feedfeedfeedfeedfeedfeedfeedfeed", 0, "test"),
-        spec=pb.PieceSpec(key_tonic=0, mode=pb.MODE_MAJOR, tempo_bpm=100, meter_numerator=4,
-                          meter_denominator=4, bars=4, style="folk", mood="calm", energy="low"),
+        spec=pb.PieceSpec(
+            key_tonic=0,
+            mode=pb.MODE_MAJOR,
+            tempo_bpm=100,
+            meter_numerator=4,
+            meter_denominator=4,
+            bars=4,
+            style="folk",
+            mood="calm",
+            energy="low",
+        ),
         notes=[pb.Note(onset_ticks=0, pitch=300, duration_ticks=480, velocity=90)],
     )
 
     async def publish_and_collect() -> list[pb.DeadLetter]:
-        consumer = AIOKafkaConsumer(topics.dead_letter, bootstrap_servers=stack.settings.broker,
-                                    group_id=None, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            topics.dead_letter,
+            bootstrap_servers=stack.settings.broker,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
         producer = AIOKafkaProducer(bootstrap_servers=stack.settings.broker)
         await consumer.start()
         await producer.start()
         try:
             for topic, (value, ce_type) in poison.items():
-                await producer.send_and_wait(topic, value, key=b"poison",
-                                             headers=[("ce_type", ce_type.encode())])
+                await producer.send_and_wait(
+                    topic, value, key=b"poison", headers=[("ce_type", ce_type.encode())]
+                )
             key, value, headers = encode_event(bad_bar, source="test")
             await producer.send_and_wait(topics.melody_bar, value, key=key, headers=headers)
             await producer.send_and_wait(topics.harmony_bar, b"no headers", key=b"x")
@@ -165,10 +188,14 @@ def test_poison_events_go_to_dead_letters_and_service_keeps_serving(stack, gatew
     letters = asyncio.run(publish_and_collect())
     seen = {(letter.source_topic, letter.service): letter.reason for letter in letters}
     # Every consumer of a topic dead-letters what it cannot read, saying why.
-    assert "not a valid" in seen[(topics.compose_requested, "melody")] or \
-        "piece_id" in seen[(topics.compose_requested, "melody")]
-    assert "not a valid" in seen[(topics.melody_bar, "harmony")] or \
-        "pitch 300" in seen[(topics.melody_bar, "harmony")]
+    assert (
+        "not a valid" in seen[(topics.compose_requested, "melody")]
+        or "piece_id" in seen[(topics.compose_requested, "melody")]
+    )
+    assert (
+        "not a valid" in seen[(topics.melody_bar, "harmony")]
+        or "pitch 300" in seen[(topics.melody_bar, "harmony")]
+    )
     assert (topics.melody_bar, "lyric") in seen
     assert (topics.harmony_bar, "render") in seen
     assert (topics.lyric_line, "render") in seen
@@ -192,8 +219,9 @@ def test_services_expose_prometheus_metrics(stack):
 
 
 @pytest.mark.parametrize("victim", ["melody", "harmony", "render"])
-def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_address, tmp_path,
-                                                            victim):
+def test_piece_completes_when_a_service_is_killed_mid_piece(
+    stack, gateway_address, tmp_path, victim
+):
     bars = 48
     first_bar_seen = threading.Event()
     seen_bars: list[int] = []
@@ -207,8 +235,11 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_addre
     def run() -> None:
         try:
             result["piece"] = compose(
-                gateway_address, api.ComposeRequest(bars=bars, seed=11, tempo_bpm=140),
-                tmp_path, on_event=on_event, timeout_s=240,
+                gateway_address,
+                api.ComposeRequest(bars=bars, seed=11, tempo_bpm=140),
+                tmp_path,
+                on_event=on_event,
+                timeout_s=240,
             )
         except Exception as error:  # surfaced below
             result["error"] = error
@@ -226,22 +257,47 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(stack, gateway_addre
     summary = assert_piece_complete(piece.folder, bars)
     assert sorted(set(seen_bars)) == list(range(bars))
     # The kill really came mid-piece: the restarted service still had work to do.
-    after_restart = [e for e in summary["event_log"]
-                     if e["producer"] == victim and e["produced_at_unix_ns"] > killed_at_ns]
+    after_restart = [
+        e
+        for e in summary["event_log"]
+        if e["producer"] == victim and e["produced_at_unix_ns"] > killed_at_ns
+    ]
     assert after_restart, f"{victim} produced nothing after it was killed"
 
 
 def run_cli(stack, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cantus.cli.main", *args], capture_output=True, text=True,
-        timeout=300, env=dict(os.environ),
+        [sys.executable, "-m", "cantus.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
     )
 
 
 def test_cli_compose_writes_the_piece(stack, tmp_path):
-    result = run_cli(stack, "compose", "--key", "F#", "--mode", "minor", "--tempo", "90",
-                     "--meter", "3/4", "--bars", "6", "--style", "folk", "--mood", "sad",
-                     "--seed", "5", "--out", str(tmp_path))
+    result = run_cli(
+        stack,
+        "compose",
+        "--key",
+        "F#",
+        "--mode",
+        "minor",
+        "--tempo",
+        "90",
+        "--meter",
+        "3/4",
+        "--bars",
+        "6",
+        "--style",
+        "folk",
+        "--mood",
+        "sad",
+        "--seed",
+        "5",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     folder = Path(result.stdout.strip().splitlines()[-1])
     assert folder.parent == tmp_path
@@ -252,8 +308,12 @@ def test_cli_compose_writes_the_piece(stack, tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [(["--bars", "0"], "bars"), (["--key", "X#"], "key"), (["--style", "polka"], "style"),
-     (["--meter", "4/5"], "meter")],
+    [
+        (["--bars", "0"], "bars"),
+        (["--key", "X#"], "key"),
+        (["--style", "polka"], "style"),
+        (["--meter", "4/5"], "meter"),
+    ],
 )
 def test_cli_compose_exits_non_zero_naming_the_field(stack, tmp_path, args, field):
     result = run_cli(stack, "compose", *args, "--out", str(tmp_path))

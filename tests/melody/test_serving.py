@@ -73,8 +73,7 @@ def test_bad_inputs_are_named(overrides, message):
 
 
 def test_config_check_names_the_mismatch():
-    config = {"input": [{"name": n} for n in EXPECTED_INPUTS],
-              "output": [{"name": "TOKENS"}]}
+    config = {"input": [{"name": n} for n in EXPECTED_INPUTS], "output": [{"name": "TOKENS"}]}
     with pytest.raises(ValueError, match="outputs"):
         check_model_config(config, EXPECTED_INPUTS, EXPECTED_OUTPUTS)
 
@@ -90,8 +89,12 @@ def stream(serving: MelodyServing, tensors, cancel_after: int | None = None):
             finals.append(True)
             done.set()
 
-    serving.submit(tensors, on_tokens=on_tokens, on_error=lambda message: done.set(),
-                   is_cancelled=lambda: cancel_after is not None and len(tokens) >= cancel_after)
+    serving.submit(
+        tensors,
+        on_tokens=on_tokens,
+        on_error=lambda message: done.set(),
+        is_cancelled=lambda: cancel_after is not None and len(tokens) >= cancel_after,
+    )
     assert done.wait(30)
     return tokens, finals
 
@@ -114,5 +117,9 @@ def test_cancelled_stream_still_gets_its_final_response(serving):
 
 def test_prompt_the_grammar_refuses_is_an_input_error(serving):
     with pytest.raises(RequestInputError):
-        serving.submit(inputs(PROMPT=np.array(PROMPT[:3], np.int32)), on_tokens=print,
-                       on_error=print, is_cancelled=lambda: False)
+        serving.submit(
+            inputs(PROMPT=np.array(PROMPT[:3], np.int32)),
+            on_tokens=print,
+            on_error=print,
+            is_cancelled=lambda: False,
+        )

@@ -18,8 +18,14 @@ def test_symbol_print_parse_round_trip(root, quality, bass):
 
 @pytest.mark.parametrize(
     ("text", "classes"),
-    [("C", {0, 4, 7}), ("Am7/G", {9, 0, 4, 7}), ("F#m7b5", {6, 9, 0, 4}), ("Bbmaj7", {10, 2, 5, 9}),
-     ("Gsus4", {7, 0, 2}), ("Ebdim7", {3, 6, 9, 0})],
+    [
+        ("C", {0, 4, 7}),
+        ("Am7/G", {9, 0, 4, 7}),
+        ("F#m7b5", {6, 9, 0, 4}),
+        ("Bbmaj7", {10, 2, 5, 9}),
+        ("Gsus4", {7, 0, 2}),
+        ("Ebdim7", {3, 6, 9, 0}),
+    ],
 )
 def test_pitch_classes(text, classes):
     assert ChordSymbol.parse(text).pitch_classes == frozenset(classes)
@@ -34,9 +40,17 @@ def test_unreadable_symbols_name_the_text(text):
 
 @pytest.mark.parametrize(
     ("symbol", "key", "roman"),
-    [("C", Key(0), "I"), ("Dm", Key(0), "ii"), ("G7", Key(0), "V7"), ("Bdim", Key(0), "viio"),
-     ("D7", Key(0), "V7/V"), ("A7", Key(0), "V7/ii"), ("E", Key(9, Mode.MINOR), "V"),
-     ("Am", Key(9, Mode.MINOR), "i"), ("Bb", Key(0), "bVII")],
+    [
+        ("C", Key(0), "I"),
+        ("Dm", Key(0), "ii"),
+        ("G7", Key(0), "V7"),
+        ("Bdim", Key(0), "viio"),
+        ("D7", Key(0), "V7/V"),
+        ("A7", Key(0), "V7/ii"),
+        ("E", Key(9, Mode.MINOR), "V"),
+        ("Am", Key(9, Mode.MINOR), "i"),
+        ("Bb", Key(0), "bVII"),
+    ],
 )
 def test_roman_numerals_round_trip(symbol, key, roman):
     chord = ChordSymbol.parse(symbol)

@@ -10,15 +10,20 @@ from cantus.render.arrangement import ArrangedBar, arrange_tracks, drum_pattern
 def arranged(meter: Meter, pitch: int) -> ArrangedBar:
     melody = Bar(meter, (Note(0, pitch, meter.bar_ticks),))
     spans = harmonize_bar(melody, Key(0), previous=None, style=Style.FOLK)
-    return ArrangedBar(melody, spans, voice_chords(spans, style=Style.FOLK, previous_voicing=None),
-                       bass_line(spans, meter, style=Style.FOLK, energy=Energy.MID),
-                       [(0, "la")])
+    return ArrangedBar(
+        melody,
+        spans,
+        voice_chords(spans, style=Style.FOLK, previous_voicing=None),
+        bass_line(spans, meter, style=Style.FOLK, energy=Energy.MID),
+        [(0, "la")],
+    )
 
 
 def test_four_named_tracks_with_absolute_onsets():
     meter = Meter(3, 4)
-    tracks = arrange_tracks([arranged(meter, 60), arranged(meter, 67)], style=Style.CELTIC,
-                            energy=Energy.HIGH)
+    tracks = arrange_tracks(
+        [arranged(meter, 60), arranged(meter, 67)], style=Style.CELTIC, energy=Energy.HIGH
+    )
     assert [t.name for t in tracks] == ["melody", "chords", "bass", "drums"]
     melody = tracks[0]
     assert [n.onset for n in melody.notes] == [0, meter.bar_ticks]
@@ -27,8 +32,17 @@ def test_four_named_tracks_with_absolute_onsets():
 
 
 def test_chorales_have_no_drums_and_segments_know_their_place():
-    assert drum_pattern(Meter(4, 4), style=Style.CHORALE, energy=Energy.HIGH, bar_index=0,
-                        is_final=False) == []
-    middle = arrange_tracks([arranged(Meter(4, 4), 60)], style=Style.FOLK, energy=Energy.LOW,
-                            first_index=4, total_bars=16)
+    assert (
+        drum_pattern(
+            Meter(4, 4), style=Style.CHORALE, energy=Energy.HIGH, bar_index=0, is_final=False
+        )
+        == []
+    )
+    middle = arrange_tracks(
+        [arranged(Meter(4, 4), 60)],
+        style=Style.FOLK,
+        energy=Energy.LOW,
+        first_index=4,
+        total_bars=16,
+    )
     assert 49 not in {n.pitch for n in middle[3].notes}  # no crash cymbal mid-piece

@@ -48,13 +48,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def _streams_tokens_per_s(address: str, prompt: list[int], streams: int, n_bars: int) -> float:
+async def _streams_tokens_per_s(
+    address: str, prompt: list[int], streams: int, n_bars: int
+) -> float:
     client = MelodyLMClient(address)
     counts = [0] * streams
 
     async def one(index: int) -> None:
-        async for _ in client.stream_tokens(prompt, n_bars=n_bars, seed=index,
-                                            options=SamplingOptions(key_constraint=True)):
+        async for _ in client.stream_tokens(
+            prompt, n_bars=n_bars, seed=index, options=SamplingOptions(key_constraint=True)
+        ):
             counts[index] += 1
 
     await one(0)  # warm up: first request pays for lazy initialisation
@@ -69,13 +72,27 @@ async def _streams_tokens_per_s(address: str, prompt: list[int], streams: int, n
 def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    gpt2 = GPT2LMHeadModel(GPT2Config(
-        vocab_size=config.vocab_size, n_positions=config.max_len, n_embd=config.d_model,
-        n_layer=config.n_layers, n_head=config.n_heads, n_inner=config.d_ff,
-    )).eval()
-    prompt = torch.randint(1, config.vocab_size, (batch, 8), generator=torch.Generator().manual_seed(0))
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True, top_p=0.95,
-                  pad_token_id=0, attention_mask=torch.ones_like(prompt))
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=config.vocab_size,
+            n_positions=config.max_len,
+            n_embd=config.d_model,
+            n_layer=config.n_layers,
+            n_head=config.n_heads,
+            n_inner=config.d_ff,
+        )
+    ).eval()
+    prompt = torch.randint(
+        1, config.vocab_size, (batch, 8), generator=torch.Generator().manual_seed(0)
+    )
+    kwargs = dict(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=True,
+        top_p=0.95,
+        pad_token_id=0,
+        attention_mask=torch.ones_like(prompt),
+    )
     with torch.no_grad():
         gpt2.generate(prompt, **{**kwargs, "max_new_tokens": 8, "min_new_tokens": 8})  # warm up
         started = time.perf_counter()
@@ -84,9 +101,15 @@ def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]: 
     return batch * new_tokens / elapsed, sum(p.numel() for p in gpt2.parameters())
 
 
-def run_decode_bench(checkpoint: Path, *, streams: tuple[int, ...] = STREAM_COUNTS,
-                     contexts: tuple[int, ...] = CONTEXTS, n_bars: int = 16,
-                     triton_address: str | None = None, log=print) -> DecodeReport:  # type: ignore[no-untyped-def]
+def run_decode_bench(
+    checkpoint: Path,
+    *,
+    streams: tuple[int, ...] = STREAM_COUNTS,
+    contexts: tuple[int, ...] = CONTEXTS,
+    n_bars: int = 16,
+    triton_address: str | None = None,
+    log=print,
+) -> DecodeReport:  # type: ignore[no-untyped-def]
     """Run all three measurements; starts a private Triton unless ``triton_address`` is given."""
     model, tokenizer, _ = load_melody_checkpoint(checkpoint)
     report = DecodeReport(parameters=sum(p.numel() for p in model.parameters()))
@@ -101,9 +124,14 @@ def run_decode_bench(checkpoint: Path, *, streams: tuple[int, ...] = STREAM_COUN
             from cantus.stack import Stack
 
             ports = [_free_port() for _ in range(3)]
-            settings = Settings(state_dir=Path(state_dir), triton_http_port=ports[0],
-                                triton_grpc_port=ports[1], triton_metrics_port=ports[2],
-                                triton_grpc=f"127.0.0.1:{ports[1]}", melody_checkpoint=checkpoint)
+            settings = Settings(
+                state_dir=Path(state_dir),
+                triton_http_port=ports[0],
+                triton_grpc_port=ports[1],
+                triton_metrics_port=ports[2],
+                triton_grpc=f"127.0.0.1:{ports[1]}",
+                melody_checkpoint=checkpoint,
+            )
             stack = Stack(settings)
             log("starting Triton…")
             stack.start_triton()
@@ -124,8 +152,10 @@ def run_decode_bench(checkpoint: Path, *, streams: tuple[int, ...] = STREAM_COUN
         uncached = time_decode_step(model, context, use_cache=False, repeats=7)
         report.token_ms_cached[context] = cached * 1e3
         report.token_ms_uncached[context] = uncached * 1e3
-        log(f"context {context:>4}: {cached * 1e3:6.2f} ms/token cached, "
-            f"{uncached * 1e3:7.2f} ms uncached")
+        log(
+            f"context {context:>4}: {cached * 1e3:6.2f} ms/token cached, "
+            f"{uncached * 1e3:7.2f} ms uncached"
+        )
 
     # 3. transformers generate() on the same shape
     for batch in sorted({1, max(streams)}):
@@ -162,8 +192,10 @@ def format_report(report: DecodeReport, *, command: str) -> str:
         "|---:|---:|---:|",
     ]
     for context in report.token_ms_cached:
-        lines.append(f"| {context} | {report.token_ms_cached[context]:.2f} | "
-                     f"{report.token_ms_uncached[context]:.2f} |")
+        lines.append(
+            f"| {context} | {report.token_ms_cached[context]:.2f} | "
+            f"{report.token_ms_uncached[context]:.2f} |"
+        )
     cache_ratio = report.token_ms_cached[last_context] / report.token_ms_cached[first_context]
     hf_one = report.hf_tokens_per_s.get(1, float("nan"))
     hf_most = report.hf_tokens_per_s.get(most, float("nan"))
@@ -177,7 +209,8 @@ def format_report(report: DecodeReport, *, command: str) -> str:
         "",
         "## Ratios (targets on the 2-core CPU)",
         "",
-        f"- {most} streams / 1 stream: **{report.stream_tokens_per_s[most] / one:.2f}×** (target ≥ 8×)",
+        f"- {most} streams / 1 stream: **{report.stream_tokens_per_s[most] / one:.2f}×** "
+        "(target ≥ 8×)",
         f"- time per token at {last_context + 1 if last_context == 1023 else last_context} "
         f"context / at {first_context}, with the KV cache: **{cache_ratio:.2f}×** (target ≤ 1.5×)",
         f"- Triton, 1 stream / generate() batch 1: **{one / hf_one:.2f}×** (target ≥ 1.5×)",

@@ -53,7 +53,10 @@ def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
     requested = by_kind["requested"][0].meta  # type: ignore[attr-defined]
     melody = by_kind.get("melody_bar", {})
     if 0 in melody:
-        add("time to first bar", _ms(melody[0].meta.produced_at_unix_ns, requested.produced_at_unix_ns))  # type: ignore[attr-defined]
+        add(
+            "time to first bar",
+            _ms(melody[0].meta.produced_at_unix_ns, requested.produced_at_unix_ns),
+        )  # type: ignore[attr-defined]
     previous = requested.produced_at_unix_ns
     for index in sorted(melody):
         produced = melody[index].meta.produced_at_unix_ns  # type: ignore[attr-defined]
@@ -63,8 +66,10 @@ def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
         for index, message in by_kind.get(kind, {}).items():
             meta = message.meta  # type: ignore[attr-defined]
             if index in melody:
-                add(f"{stage}, after melody bar", _ms(meta.produced_at_unix_ns,
-                                                      melody[index].meta.produced_at_unix_ns))  # type: ignore[attr-defined]
+                add(
+                    f"{stage}, after melody bar",
+                    _ms(meta.produced_at_unix_ns, melody[index].meta.produced_at_unix_ns),
+                )  # type: ignore[attr-defined]
             add(f"{stage}, processing", _ms(meta.produced_at_unix_ns, meta.received_at_unix_ns))
     harmony = by_kind.get("harmony_bar", {})
     lyrics = by_kind.get("lyric_line", {})
@@ -72,26 +77,36 @@ def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
         inputs = [
             source[i].meta.produced_at_unix_ns  # type: ignore[attr-defined]
             for i in range(segment.first_bar, segment.first_bar + segment.bar_count)  # type: ignore[attr-defined]
-            for source in (melody, harmony, lyrics) if i in source
+            for source in (melody, harmony, lyrics)
+            if i in source
         ]
         if inputs:
-            add("render segment, after last input",
-                _ms(segment.meta.produced_at_unix_ns, max(inputs)))  # type: ignore[attr-defined]
+            add(
+                "render segment, after last input",
+                _ms(segment.meta.produced_at_unix_ns, max(inputs)),
+            )  # type: ignore[attr-defined]
     completed = by_kind.get("completed", {})
     for message in completed.values():
         add("end to end", _ms(message.meta.produced_at_unix_ns, requested.produced_at_unix_ns))  # type: ignore[attr-defined]
     return stages
 
 
-def run_pipeline_bench(address: str, *, pieces: int, concurrency: int, bars: int,
-                       seed: int = 1000) -> PipelineReport:
+def run_pipeline_bench(
+    address: str, *, pieces: int, concurrency: int, bars: int, seed: int = 1000
+) -> PipelineReport:
     report = PipelineReport(pieces=pieces, concurrency=concurrency, bars=bars, wall_seconds=0.0)
     styles = ("folk", "celtic", "chorale")
     moods = ("calm", "happy", "energetic")
     with TemporaryDirectory() as tmp:
+
         def one(i: int):  # type: ignore[no-untyped-def]
-            request = api.ComposeRequest(bars=bars, seed=seed + i, style=styles[i % 3],
-                                         mood=moods[i % 3], key=("C", "G", "D", "F")[i % 4])
+            request = api.ComposeRequest(
+                bars=bars,
+                seed=seed + i,
+                style=styles[i % 3],
+                mood=moods[i % 3],
+                key=("C", "G", "D", "F")[i % 4],
+            )
             return compose(address, request, Path(tmp))
 
         started = time.monotonic()
@@ -130,8 +145,10 @@ def format_report(report: PipelineReport, *, command: str) -> str:
         "|---|---:|---:|---:|",
     ]
     for stage, values in report.stages_ms.items():
-        lines.append(f"| {stage} | {len(values)} | {_percentile(values, 50):.1f} | "
-                     f"{_percentile(values, 95):.1f} |")
+        lines.append(
+            f"| {stage} | {len(values)} | {_percentile(values, 50):.1f} | "
+            f"{_percentile(values, 95):.1f} |"
+        )
     if report.failures:
         lines += ["", "Failures:", *[f"- {failure}" for failure in report.failures]]
     return "\n".join(lines) + "\n"

@@ -41,8 +41,9 @@ def open_channel(address: str) -> grpc.Channel:
     )
 
 
-def stream_piece(channel: grpc.Channel, request: api.ComposeRequest,
-                 timeout_s: float | None = None) -> Iterator[api.PieceEvent]:
+def stream_piece(
+    channel: grpc.Channel, request: api.ComposeRequest, timeout_s: float | None = None
+) -> Iterator[api.PieceEvent]:
     """Every event of the piece as it arrives; raises ``ComposeFailed`` with the server's
     message on an invalid request or a failed piece."""
     stub = api_grpc.ComposerStub(channel)
@@ -71,9 +72,14 @@ def fetch_piece(channel: grpc.Channel, piece_id: str, out_dir: Path) -> Path:
     return folder
 
 
-def compose(address: str, request: api.ComposeRequest, out_dir: Path, *,
-            on_event: Callable[[api.PieceEvent], None] = lambda e: None,
-            timeout_s: float | None = None) -> ComposedPiece:
+def compose(
+    address: str,
+    request: api.ComposeRequest,
+    out_dir: Path,
+    *,
+    on_event: Callable[[api.PieceEvent], None] = lambda e: None,
+    timeout_s: float | None = None,
+) -> ComposedPiece:
     """Compose one piece end to end and store its files; returns where they are."""
     with open_channel(address) as channel:
         events = []

@@ -10,11 +10,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-app = typer.Typer(help="Compose music with language models, streamed bar by bar.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Compose music with language models, streamed bar by bar.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 train_app = typer.Typer(help="Train the models this project serves.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks (ratios against baselines measured in the same run).",
-                        no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (ratios against baselines measured in the same run).", no_args_is_help=True
+)
 eval_app = typer.Typer(help="Quality evaluations against baselines.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
@@ -40,8 +44,10 @@ def up() -> None:
     except StackError as error:
         console.print(f"[red]cantus up failed:[/] {error} (logs in {settings.log_dir})")
         raise typer.Exit(1) from None
-    console.print(f"[bold]Cantus is up.[/] gRPC gateway at {settings.host}:{settings.gateway_port}; "
-                  f"logs in {settings.log_dir}; stop with `cantus down`.")
+    console.print(
+        f"[bold]Cantus is up.[/] gRPC gateway at {settings.host}:{settings.gateway_port}; "
+        f"logs in {settings.log_dir}; stop with `cantus down`."
+    )
 
 
 @app.command()
@@ -84,9 +90,11 @@ def compose(
     lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
     continue_midi: Annotated[
-        Path | None, typer.Option("--continue", help="A melody (.mid) to continue")] = None,
+        Path | None, typer.Option("--continue", help="A melody (.mid) to continue")
+    ] = None,
     harmonize_midi: Annotated[
-        Path | None, typer.Option("--harmonize", help="A melody (.mid) to harmonise")] = None,
+        Path | None, typer.Option("--harmonize", help="A melody (.mid) to harmonise")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for DIR/<piece_id>/ files")] = Path("out"),
     gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
 ) -> None:
@@ -99,8 +107,15 @@ def compose(
     settings = load_settings()
     address = gateway or f"{settings.host}:{settings.gateway_port}"
     request = api.ComposeRequest(
-        key=key, mode=mode, tempo_bpm=tempo, meter=meter, bars=bars, style=style, mood=mood,
-        lyrics_theme=lyrics, lyrics_language=lang,
+        key=key,
+        mode=mode,
+        tempo_bpm=tempo,
+        meter=meter,
+        bars=bars,
+        style=style,
+        mood=mood,
+        lyrics_theme=lyrics,
+        lyrics_language=lang,
     )
     if seed is not None:
         request.seed = seed
@@ -109,18 +124,28 @@ def compose(
             try:
                 setattr(request, field, path.read_bytes())
             except OSError as error:
-                console.print(f"[red]error:[/] --{field.split('_')[0]}: cannot read {path}: {error}")
+                console.print(
+                    f"[red]error:[/] --{field.split('_')[0]}: cannot read {path}: {error}"
+                )
                 raise typer.Exit(2) from None
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("composing", total=None)
 
         def on_event(event: api.PieceEvent) -> None:
             kind = event.WhichOneof("event")
             if kind == "requested":
-                progress.update(task, total=event.requested.spec.bars,
-                                description=f"piece {event.requested.meta.piece_id}")
+                progress.update(
+                    task,
+                    total=event.requested.spec.bars,
+                    description=f"piece {event.requested.meta.piece_id}",
+                )
             elif kind == "melody_bar":
                 progress.advance(task)
 
@@ -148,8 +173,9 @@ def train_melody(
     from cantus.melody.training import train_melody_command
     from cantus.settings import load_settings
 
-    train_melody_command(minutes=minutes, out=out or load_settings().melody_checkpoint,
-                         config_name=config, seed=seed)
+    train_melody_command(
+        minutes=minutes, out=out or load_settings().melody_checkpoint, config_name=config, seed=seed
+    )
 
 
 @bench_app.command("pipeline")
@@ -164,8 +190,12 @@ def bench_pipeline(
     from cantus.settings import load_settings
 
     settings = load_settings()
-    report = run_pipeline_bench(f"{settings.host}:{settings.gateway_port}", pieces=pieces,
-                                concurrency=concurrency, bars=bars)
+    report = run_pipeline_bench(
+        f"{settings.host}:{settings.gateway_port}",
+        pieces=pieces,
+        concurrency=concurrency,
+        bars=bars,
+    )
     text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
     print(text)
     if out is not None:
@@ -177,16 +207,20 @@ def bench_pipeline(
 def bench_decode(
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Melody checkpoint")] = None,
-    triton: Annotated[str | None, typer.Option(help="Use this Triton (host:port) instead "
-                                                    "of starting one")] = None,
+    triton: Annotated[
+        str | None, typer.Option(help="Use this Triton (host:port) instead of starting one")
+    ] = None,
 ) -> None:
     """Tokens/s at 1..32 Triton streams, time per token vs context (KV cache on/off), and
     transformers generate() on a same-size GPT-2."""
     from cantus.bench.decode import format_report, run_decode_bench
     from cantus.settings import load_settings
 
-    report = run_decode_bench(checkpoint or load_settings().melody_checkpoint,
-                              triton_address=triton, log=lambda line: console.print(line))
+    report = run_decode_bench(
+        checkpoint or load_settings().melody_checkpoint,
+        triton_address=triton,
+        log=lambda line: console.print(line),
+    )
     text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
     print(text)
     if out is not None:

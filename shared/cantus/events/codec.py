@@ -106,7 +106,9 @@ def header_value(headers: Sequence[tuple[str, bytes]] | dict | None, name: str) 
 
 
 def decode_event(
-    expected_kind: str | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | dict | None
+    expected_kind: str | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]] | dict | None,
 ) -> Message:
     """Parse and validate one record. ``expected_kind`` (a ``Topics`` field name) is the kind
     the topic carries, or None to accept any Cantus event. Raises ``InvalidEvent``."""
@@ -138,7 +140,8 @@ def validate_event(message: Message) -> None:
         raise InvalidEvent(f"meta.piece_id {meta.piece_id[:80]!r} is not a piece id")
     if meta.schema_version != SCHEMA_VERSION:
         raise InvalidEvent(
-            f"meta.schema_version {meta.schema_version} is not supported (expected {SCHEMA_VERSION})"
+            f"meta.schema_version {meta.schema_version} is not supported "
+            f"(expected {SCHEMA_VERSION})"
         )
     spec = getattr(message, "spec", None)
     if spec is not None and message.HasField("spec"):

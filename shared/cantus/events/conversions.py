@@ -34,7 +34,10 @@ def spec_energy(spec: pb.PieceSpec) -> Energy:
 
 def note_to_pb(note: Note) -> pb.Note:
     return pb.Note(
-        onset_ticks=note.onset, pitch=note.pitch, duration_ticks=note.duration, velocity=note.velocity
+        onset_ticks=note.onset,
+        pitch=note.pitch,
+        duration_ticks=note.duration,
+        velocity=note.velocity,
     )
 
 

@@ -110,14 +110,22 @@ def harmonize_bar(
     first = _choose(notes, spans[0], bar.meter, key, previous, False)
     second = _choose(notes, spans[1], bar.meter, key, first, is_final)
     fit_single = _fit(one_chord, notes, single[0], bar.meter)
-    fit_split = (_fit(first, notes, spans[0], bar.meter) + _fit(second, notes, spans[1], bar.meter)) / 2
+    fit_split = (
+        _fit(first, notes, spans[0], bar.meter) + _fit(second, notes, spans[1], bar.meter)
+    ) / 2
     if first == second or fit_split < fit_single + 0.2:  # change harmony only when it helps
         return [_span(single[0], one_chord, key)]
     return [_span(spans[0], first, key), _span(spans[1], second, key)]
 
 
-def _choose(notes: list[Note], span: tuple[int, int], meter: Meter, key: Key,
-            previous: ChordSymbol | None, cadence: bool) -> ChordSymbol:
+def _choose(
+    notes: list[Note],
+    span: tuple[int, int],
+    meter: Meter,
+    key: Key,
+    previous: ChordSymbol | None,
+    cadence: bool,
+) -> ChordSymbol:
     if cadence:
         return diatonic_triads(key)[0]
     best, best_score = None, float("-inf")

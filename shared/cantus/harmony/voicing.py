@@ -56,8 +56,9 @@ def _bass_pitch(pitch_class: int) -> int:
     return low + (pitch_class - low) % 12
 
 
-def bass_line(spans: Sequence[ChordSpan], meter: Meter, *, style: Style,
-              energy: Energy) -> list[Note]:
+def bass_line(
+    spans: Sequence[ChordSpan], meter: Meter, *, style: Style, energy: Energy
+) -> list[Note]:
     """Bass notes inside the bar, onsets from the bar start (monophonic)."""
     beat = TICKS_PER_QUARTER * 4 // meter.denominator
     if meter.denominator == 8 and meter.numerator % 3 == 0:

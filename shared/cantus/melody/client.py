@@ -85,8 +85,12 @@ class MelodyLMClient:
         finished = asyncio.Event()
 
         async def requests():  # type: ignore[no-untyped-def]
-            yield {"model_name": self.model_name, "inputs": inputs, "outputs": outputs,
-                   "request_id": request_id}
+            yield {
+                "model_name": self.model_name,
+                "inputs": inputs,
+                "outputs": outputs,
+                "request_id": request_id,
+            }
             await finished.wait()  # keep the stream open until the final response
 
         responses = self._connection().stream_infer(requests())

@@ -20,7 +20,7 @@ from cantus.v1 import events_pb2 as pb
 
 
 def vocabulary_path(checkpoint: Path) -> Path:
-    """The vocabulary file saved beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``."""
+    """The vocabulary beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``."""
     return checkpoint.with_suffix(".vocab.json")
 
 
@@ -45,8 +45,11 @@ class MelodyPrompter:
 
     def controls(self, spec: pb.PieceSpec) -> Controls:
         return Controls(
-            key=spec_key(spec), meter=spec_meter(spec), tempo_bpm=spec.tempo_bpm,
-            style=spec_style(spec), energy=spec_energy(spec),
+            key=spec_key(spec),
+            meter=spec_meter(spec),
+            tempo_bpm=spec.tempo_bpm,
+            style=spec_style(spec),
+            energy=spec_energy(spec),
         )
 
     def prompt(self, spec: pb.PieceSpec, bars: Sequence[Bar]) -> list[int]:

@@ -50,8 +50,9 @@ def _scalar(inputs: Mapping[str, np.ndarray], name: str, default=None):  # type:
     return array.reshape(-1)[0].item()
 
 
-def parse_decode_request(inputs: Mapping[str, np.ndarray], vocab_size: int,
-                         max_len: int) -> DecodeRequest:
+def parse_decode_request(
+    inputs: Mapping[str, np.ndarray], vocab_size: int, max_len: int
+) -> DecodeRequest:
     """A ``DecodeRequest`` from the request's tensors; ``RequestInputError`` names a bad one."""
     for name in REQUIRED_INPUTS:
         if name not in inputs:
@@ -60,11 +61,14 @@ def parse_decode_request(inputs: Mapping[str, np.ndarray], vocab_size: int,
     if not prompt:
         raise RequestInputError("input PROMPT is empty: it needs at least the control tokens")
     if len(prompt) >= max_len:
-        raise RequestInputError(f"input PROMPT has {len(prompt)} tokens; the model's context "
-                                f"is {max_len}")
+        raise RequestInputError(
+            f"input PROMPT has {len(prompt)} tokens; the model's context is {max_len}"
+        )
     bad = [t for t in prompt if not 0 <= t < vocab_size]
     if bad:
-        raise RequestInputError(f"input PROMPT has token ids outside 0..{vocab_size - 1}: {bad[:5]}")
+        raise RequestInputError(
+            f"input PROMPT has token ids outside 0..{vocab_size - 1}: {bad[:5]}"
+        )
     n_bars = int(_scalar(inputs, "N_BARS"))
     if not 1 <= n_bars <= MAX_BARS_PER_REQUEST:
         raise RequestInputError(f"input N_BARS {n_bars} is outside 1..{MAX_BARS_PER_REQUEST}")
@@ -101,17 +105,29 @@ class MelodyServing:
     max_len: int
 
     @classmethod
-    def load(cls, checkpoint: Path, *, max_batch: int, torch_threads: int,
-             device: str = "cpu") -> MelodyServing:
+    def load(
+        cls, checkpoint: Path, *, max_batch: int, torch_threads: int, device: str = "cpu"
+    ) -> MelodyServing:
         torch.set_num_threads(torch_threads)
         model, tokenizer, metadata = load_melody_checkpoint(checkpoint, device=device)
         engine = DecodeEngine(model, tokenizer, max_batch=max_batch, device=device)
         digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
-        return cls(engine, f"{checkpoint.stem}@{digest}", max_batch, len(tokenizer.vocab),
-                   metadata["config"].max_len)
+        return cls(
+            engine,
+            f"{checkpoint.stem}@{digest}",
+            max_batch,
+            len(tokenizer.vocab),
+            metadata["config"].max_len,
+        )
 
-    def submit(self, inputs: Mapping[str, np.ndarray], *, on_tokens: TokensCallback,
-               on_error: ErrorCallback, is_cancelled: Callable[[], bool]) -> str:
+    def submit(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        on_tokens: TokensCallback,
+        on_error: ErrorCallback,
+        is_cancelled: Callable[[], bool],
+    ) -> str:
         """Admit one request; its tokens arrive through ``on_tokens(tokens, finished)``, the
         last call with ``finished=True`` (also when the client cancelled), or an error through
         ``on_error``. Raises ``RequestInputError`` for bad inputs. Returns the request id."""

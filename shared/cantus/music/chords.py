@@ -1,7 +1,13 @@
-"""Chord symbols (``Am7/G``), their pitch classes, and Roman numerals relative to a key.
+"""Chord vocabulary and the bit of theory the harmoniser needs.
 
-``ChordSymbol.parse`` and ``str`` round-trip; ``roman_numeral`` and ``chord_from_roman``
-round-trip for diatonic chords and secondary dominants (``V/V``, ``V7/ii``).
+A ``ChordSymbol`` is a lead-sheet chord (``Am7/G``): a root pitch class, a ``ChordQuality``
+and an optional bass pitch class. ``ChordSymbol.parse`` reads the usual spellings and
+``str`` prints one canonical spelling that parses back to the same symbol.
+
+Roman numerals name a chord by its function in a ``Key``: ``roman_numeral`` writes them
+(``I``, ``ii``, ``V7``, ``viiø7``, ``V65``, secondary dominants ``V/V``, ``V7/ii``,
+``vii°7/V``) and ``chord_from_roman`` reads them back. Minor keys follow harmonic minor
+for the dominant (``V``, ``V7``) and the leading-tone chords (``vii°``, ``vii°7``).
 """
 
 from __future__ import annotations
@@ -10,181 +16,477 @@ import enum
 import re
 from dataclasses import dataclass
 
-from cantus.music.notes import PITCH_CLASS_NAMES, Key, Mode, MusicError, pitch_class_from_name
+from cantus.music.notes import (
+    PITCH_CLASS_NAMES,
+    Key,
+    Mode,
+    MusicError,
+    pitch_class_from_name,
+)
 
 
-class ChordQuality(enum.Enum):
-    """Quality: (symbol suffix, intervals in semitones above the root)."""
+class ChordQuality(str, enum.Enum):
+    """The kinds of chord Cantus knows. The value is a readable name; ``suffix`` is the
+    lead-sheet spelling after the root and ``intervals`` the chord tones in semitones
+    above the root, root first."""
 
-    MAJOR = ("", (0, 4, 7))
-    MINOR = ("m", (0, 3, 7))
-    DIMINISHED = ("dim", (0, 3, 6))
-    AUGMENTED = ("aug", (0, 4, 8))
-    DOMINANT_7 = ("7", (0, 4, 7, 10))
-    MAJOR_7 = ("maj7", (0, 4, 7, 11))
-    MINOR_7 = ("m7", (0, 3, 7, 10))
-    HALF_DIMINISHED_7 = ("m7b5", (0, 3, 6, 10))
-    DIMINISHED_7 = ("dim7", (0, 3, 6, 9))
-    SUS2 = ("sus2", (0, 2, 7))
-    SUS4 = ("sus4", (0, 5, 7))
-    DOMINANT_7_SUS4 = ("7sus4", (0, 5, 7, 10))
-    MAJOR_6 = ("6", (0, 4, 7, 9))
-    MINOR_6 = ("m6", (0, 3, 7, 9))
+    MAJOR = "major"
+    MINOR = "minor"
+    DIMINISHED = "diminished"
+    AUGMENTED = "augmented"
+    DOMINANT_7 = "dominant 7"
+    MAJOR_7 = "major 7"
+    MINOR_7 = "minor 7"
+    HALF_DIMINISHED_7 = "half-diminished 7"
+    DIMINISHED_7 = "diminished 7"
+    SUS2 = "sus2"
+    SUS4 = "sus4"
+    SEVEN_SUS4 = "7sus4"
+    SIX = "6"
+    MINOR_6 = "minor 6"
 
     @property
     def suffix(self) -> str:
-        return self.value[0]
+        """Canonical lead-sheet suffix: ``""``, ``m``, ``dim``, ``m7b5`` ..."""
+        return _SUFFIX[self]
 
     @property
     def intervals(self) -> tuple[int, ...]:
-        return self.value[1]
+        """Chord tones as semitones above the root (0..11), root first, in stacking order."""
+        return _INTERVALS[self]
+
+    @property
+    def is_triad(self) -> bool:
+        """Major, minor, diminished or augmented: the chords with inversion figures 6, 64."""
+        return self in _TRIADS
+
+    @property
+    def is_seventh(self) -> bool:
+        """A stacked-thirds seventh chord: the chords with inversion figures 65, 43, 42."""
+        return self in _SEVENTHS
 
 
-_BY_SUFFIX = {quality.suffix: quality for quality in ChordQuality}
-_SYMBOL = re.compile(r"^([A-G][#b]?)([a-z0-9]*)(?:/([A-G][#b]?))?$")
+_SUFFIX = {
+    ChordQuality.MAJOR: "",
+    ChordQuality.MINOR: "m",
+    ChordQuality.DIMINISHED: "dim",
+    ChordQuality.AUGMENTED: "aug",
+    ChordQuality.DOMINANT_7: "7",
+    ChordQuality.MAJOR_7: "maj7",
+    ChordQuality.MINOR_7: "m7",
+    ChordQuality.HALF_DIMINISHED_7: "m7b5",
+    ChordQuality.DIMINISHED_7: "dim7",
+    ChordQuality.SUS2: "sus2",
+    ChordQuality.SUS4: "sus4",
+    ChordQuality.SEVEN_SUS4: "7sus4",
+    ChordQuality.SIX: "6",
+    ChordQuality.MINOR_6: "m6",
+}
+
+_INTERVALS = {
+    ChordQuality.MAJOR: (0, 4, 7),
+    ChordQuality.MINOR: (0, 3, 7),
+    ChordQuality.DIMINISHED: (0, 3, 6),
+    ChordQuality.AUGMENTED: (0, 4, 8),
+    ChordQuality.DOMINANT_7: (0, 4, 7, 10),
+    ChordQuality.MAJOR_7: (0, 4, 7, 11),
+    ChordQuality.MINOR_7: (0, 3, 7, 10),
+    ChordQuality.HALF_DIMINISHED_7: (0, 3, 6, 10),
+    ChordQuality.DIMINISHED_7: (0, 3, 6, 9),
+    ChordQuality.SUS2: (0, 2, 7),
+    ChordQuality.SUS4: (0, 5, 7),
+    ChordQuality.SEVEN_SUS4: (0, 5, 7, 10),
+    ChordQuality.SIX: (0, 4, 7, 9),
+    ChordQuality.MINOR_6: (0, 3, 7, 9),
+}
+
+_TRIADS = frozenset(
+    {ChordQuality.MAJOR, ChordQuality.MINOR, ChordQuality.DIMINISHED, ChordQuality.AUGMENTED}
+)
+_SEVENTHS = frozenset(
+    {
+        ChordQuality.DOMINANT_7,
+        ChordQuality.MAJOR_7,
+        ChordQuality.MINOR_7,
+        ChordQuality.HALF_DIMINISHED_7,
+        ChordQuality.DIMINISHED_7,
+    }
+)
+
+# Every spelling ``ChordSymbol.parse`` accepts after the root, including the canonical ones.
+_SUFFIX_ALIASES: dict[str, ChordQuality] = {
+    **{suffix: quality for quality, suffix in _SUFFIX.items()},
+    "M": ChordQuality.MAJOR,
+    "maj": ChordQuality.MAJOR,
+    "min": ChordQuality.MINOR,
+    "-": ChordQuality.MINOR,
+    "°": ChordQuality.DIMINISHED,
+    "o": ChordQuality.DIMINISHED,
+    "+": ChordQuality.AUGMENTED,
+    "dom7": ChordQuality.DOMINANT_7,
+    "M7": ChordQuality.MAJOR_7,
+    "ma7": ChordQuality.MAJOR_7,
+    "Δ": ChordQuality.MAJOR_7,
+    "Δ7": ChordQuality.MAJOR_7,
+    "min7": ChordQuality.MINOR_7,
+    "-7": ChordQuality.MINOR_7,
+    "ø": ChordQuality.HALF_DIMINISHED_7,
+    "ø7": ChordQuality.HALF_DIMINISHED_7,
+    "min7b5": ChordQuality.HALF_DIMINISHED_7,
+    "m7-5": ChordQuality.HALF_DIMINISHED_7,
+    "-7b5": ChordQuality.HALF_DIMINISHED_7,
+    "°7": ChordQuality.DIMINISHED_7,
+    "o7": ChordQuality.DIMINISHED_7,
+    "sus": ChordQuality.SUS4,
+    "7sus": ChordQuality.SEVEN_SUS4,
+    "min6": ChordQuality.MINOR_6,
+    "-6": ChordQuality.MINOR_6,
+}
+
+_NOTE_NAME = r"[A-G][#b♯♭]?"
+# Longest suffixes first so that ``m7b5`` is not read as ``m7`` followed by junk.
+_SUFFIX_PATTERN = "|".join(re.escape(s) for s in sorted(_SUFFIX_ALIASES, key=len, reverse=True))
+_CHORD_SYMBOL = re.compile(
+    rf"^(?P<root>{_NOTE_NAME})(?P<suffix>{_SUFFIX_PATTERN})(?:/(?P<bass>{_NOTE_NAME}))?$"
+)
 
 
 @dataclass(frozen=True)
 class ChordSymbol:
-    """A chord: root pitch class 0..11, quality, optional bass pitch class (slash chord)."""
+    """A lead-sheet chord: ``root`` pitch class 0..11 (0 = C), ``quality``, and ``bass``,
+    the pitch class 0..11 written after a slash, or None for a chord over its root."""
 
     root: int
-    quality: ChordQuality = ChordQuality.MAJOR
+    quality: ChordQuality
     bass: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.root <= 11:
+            raise MusicError(f"chord root must be a pitch class 0..11, got {self.root}")
+        if self.bass is not None and not 0 <= self.bass <= 11:
+            raise MusicError(f"chord bass must be a pitch class 0..11 or None, got {self.bass}")
+        if not isinstance(self.quality, ChordQuality):
+            raise MusicError(f"chord quality must be a ChordQuality, got {self.quality!r}")
 
     @classmethod
     def parse(cls, text: str) -> ChordSymbol:
-        match = _SYMBOL.match(text.strip())
-        if not match or match.group(2) not in _BY_SUFFIX:
-            raise MusicError(f"chord symbol {text!r} is not understood (e.g. C, Am7, F#m7b5, G/B)")
-        root, suffix, bass = match.groups()
+        """``ChordSymbol.parse("Am7/G")``. Accepts ``#``/``b`` (or ``♯``/``♭``) roots and
+        common suffix spellings (``min``, ``-``, ``M7``, ``Δ``, ``ø``, ``°``, ``+``,
+        ``sus``); raises ``MusicError`` naming the text otherwise."""
+        match = _CHORD_SYMBOL.match(text.strip())
+        if not match:
+            raise MusicError(
+                f"cannot parse chord symbol {text!r}: expected a root A-G with optional # or b, "
+                "a quality such as m, dim, aug, 7, maj7, m7, m7b5, dim7, sus2, sus4, 7sus4, 6, "
+                "m6, and an optional /bass note"
+            )
+        bass = match.group("bass")
         return cls(
-            pitch_class_from_name(root),
-            _BY_SUFFIX[suffix],
-            pitch_class_from_name(bass) if bass else None,
+            root=pitch_class_from_name(match.group("root")),
+            quality=_SUFFIX_ALIASES[match.group("suffix")],
+            bass=pitch_class_from_name(bass) if bass is not None else None,
         )
 
     def __str__(self) -> str:
         text = PITCH_CLASS_NAMES[self.root] + self.quality.suffix
-        if self.bass is not None and self.bass != self.root:
+        if self.bass is not None:
             text += "/" + PITCH_CLASS_NAMES[self.bass]
         return text
 
     @property
+    def tones(self) -> tuple[int, ...]:
+        """Chord tones as pitch classes in stacking order, root first (bass not included)."""
+        return tuple((self.root + interval) % 12 for interval in self.quality.intervals)
+
+    @property
     def pitch_classes(self) -> frozenset[int]:
-        classes = {(self.root + interval) % 12 for interval in self.quality.intervals}
-        if self.bass is not None:
-            classes.add(self.bass)
-        return frozenset(classes)
+        """Every pitch class the chord sounds, the slash bass included."""
+        tones = frozenset(self.tones)
+        return tones if self.bass is None else tones | {self.bass}
 
     @property
     def bass_pitch_class(self) -> int:
+        """The pitch class in the bass: the slash bass if given, else the root."""
         return self.root if self.bass is None else self.bass
 
+    @property
+    def without_bass(self) -> ChordSymbol:
+        """The same chord over its root."""
+        return ChordSymbol(self.root, self.quality)
 
-# --- Roman numerals ---------------------------------------------------------------------
+    def transpose(self, semitones: int) -> ChordSymbol:
+        """The chord moved by ``semitones`` (any integer; pitch classes wrap mod 12)."""
+        bass = None if self.bass is None else (self.bass + semitones) % 12
+        return ChordSymbol((self.root + semitones) % 12, self.quality, bass)
+
+
+# --- roman numerals ------------------------------------------------------------------------
 
 _NUMERALS = ("I", "II", "III", "IV", "V", "VI", "VII")
-_ROMAN = re.compile(r"^([b#]?)(VII|VI|IV|V|III|II|I|vii|vi|iv|v|iii|ii|i)(o7|ø7|o|\+|maj7|7)?$")
+
+_UPPER_CASE_QUALITIES = frozenset(
+    {
+        ChordQuality.MAJOR,
+        ChordQuality.AUGMENTED,
+        ChordQuality.DOMINANT_7,
+        ChordQuality.MAJOR_7,
+        ChordQuality.SUS2,
+        ChordQuality.SUS4,
+        ChordQuality.SEVEN_SUS4,
+        ChordQuality.SIX,
+    }
+)
+"""Qualities with a major third (or none, for sus chords): written with an upper-case numeral."""
+
+_DIMINISHED_FAMILY = frozenset(
+    {ChordQuality.DIMINISHED, ChordQuality.DIMINISHED_7, ChordQuality.HALF_DIMINISHED_7}
+)
+
+# Quality marker written between the numeral and the figure.
+_ROMAN_MARKER = {
+    ChordQuality.DIMINISHED: "°",
+    ChordQuality.AUGMENTED: "+",
+    ChordQuality.HALF_DIMINISHED_7: "ø",
+    ChordQuality.DIMINISHED_7: "°",
+    ChordQuality.MAJOR_7: "maj",
+}
+# Suffixes of the chords that take no inversion figure.
+_ROMAN_PLAIN_SUFFIX = {
+    ChordQuality.SUS2: "sus2",
+    ChordQuality.SUS4: "sus4",
+    ChordQuality.SEVEN_SUS4: "7sus4",
+    ChordQuality.SIX: "add6",
+    ChordQuality.MINOR_6: "add6",
+}
+_TRIAD_FIGURES = ("", "6", "64")
+_SEVENTH_FIGURES = ("7", "65", "43", "42")
+_FIGURE_INVERSION = {"": 0, "7": 0, "6": 1, "65": 1, "64": 2, "43": 2, "42": 3, "2": 3}
+
+_ROMAN = re.compile(
+    r"^(?P<accidental>[b#♭♯]?)"
+    r"(?P<numeral>VII|VI|V|IV|III|II|I|vii|vi|v|iv|iii|ii|i)"
+    r"(?P<marker>°|o|ø|\+|maj|M)?"
+    r"(?P<figure>7sus4|sus2|sus4|add6|64|65|43|42|7|6|2)?$"
+)
+
+# Chromatic roots (semitones above the tonic, off the scale) and how to spell them:
+# (scale degree index 0..6, accidental -1 flat / +1 sharp). Flats for the borrowed chords
+# folk and pop use (bII, bIII, bVI, bVII), a sharp for the raised fourth.
+_CHROMATIC_SPELLING = {
+    Mode.MAJOR: {1: (1, -1), 3: (2, -1), 6: (3, +1), 8: (5, -1), 10: (6, -1)},
+    Mode.MINOR: {1: (1, -1), 4: (2, +1), 6: (3, +1), 9: (5, +1)},
+}
 
 
-def _scale_degree(pitch_class: int, key: Key) -> tuple[int, str] | None:
-    """(degree 0..6, accidental '' / 'b' / '#') of a root in the key's scale."""
-    scale = key.scale_pitch_classes
-    if pitch_class in scale:
-        return scale.index(pitch_class), ""
-    if (pitch_class + 1) % 12 in scale:
-        return scale.index((pitch_class + 1) % 12), "b"
-    return None
-
-
-def _figure(quality: ChordQuality) -> tuple[bool, str]:
-    """(written upper case, figure) for a quality."""
-    return {
-        ChordQuality.MAJOR: (True, ""),
-        ChordQuality.MINOR: (False, ""),
-        ChordQuality.DIMINISHED: (False, "o"),
-        ChordQuality.AUGMENTED: (True, "+"),
-        ChordQuality.DOMINANT_7: (True, "7"),
-        ChordQuality.MAJOR_7: (True, "maj7"),
-        ChordQuality.MINOR_7: (False, "7"),
-        ChordQuality.HALF_DIMINISHED_7: (False, "ø7"),
-        ChordQuality.DIMINISHED_7: (False, "o7"),
-    }.get(quality, (True, ""))
-
-
-def roman_numeral(symbol: ChordSymbol, key: Key) -> str:
-    """``V7``, ``ii``, ``viiø7``, ``bVII``, or a secondary dominant such as ``V7/V``."""
-    if symbol.quality in (ChordQuality.MAJOR, ChordQuality.DOMINANT_7):
-        target = (symbol.root + 5) % 12  # the chord a dominant resolves to
-        diatonic = {_diatonic_triad(key, d).root: d for d in range(7)}
-        own = _scale_degree(symbol.root, key)
-        is_diatonic = own is not None and own[1] == "" and (
-            _diatonic_triad(key, own[0]).quality is ChordQuality.MAJOR
-        )
-        if not is_diatonic and target in diatonic and diatonic[target] != 0:
-            degree = diatonic[target]
-            target_chord = _diatonic_triad(key, degree)
-            if target_chord.quality is not ChordQuality.DIMINISHED:
-                upper = target_chord.quality is ChordQuality.MAJOR
-                numeral = _NUMERALS[degree] if upper else _NUMERALS[degree].lower()
-                return f"V{symbol.quality.suffix}/{numeral}"
-    placed = _scale_degree(symbol.root, key)
-    if placed is None:
-        return "?"
-    degree, accidental = placed
-    upper, figure = _figure(symbol.quality)
-    numeral = _NUMERALS[degree] if upper else _NUMERALS[degree].lower()
-    return accidental + numeral + figure
-
-
-def _diatonic_triad(key: Key, degree: int) -> ChordSymbol:
-    scale = key.scale_pitch_classes
-    root, third, fifth = scale[degree], scale[(degree + 2) % 7], scale[(degree + 4) % 7]
-    intervals = ((third - root) % 12, (fifth - root) % 12)
-    quality = {
-        (4, 7): ChordQuality.MAJOR,
-        (3, 7): ChordQuality.MINOR,
-        (3, 6): ChordQuality.DIMINISHED,
-        (4, 8): ChordQuality.AUGMENTED,
-    }[intervals]
-    return ChordSymbol(root, quality)
-
-
-def chord_from_roman(text: str, key: Key) -> ChordSymbol:
-    """The chord a Roman numeral names in ``key``; raises ``MusicError`` if unreadable."""
-    primary, _, secondary = text.partition("/")
-    if secondary:
-        target = chord_from_roman(secondary, key)
-        dominant = chord_from_roman(primary, Key(target.root, Mode.MAJOR))
-        return dominant
-    match = _ROMAN.match(primary)
-    if not match:
-        raise MusicError(f"Roman numeral {text!r} is not understood (e.g. I, ii, V7, V7/V)")
-    accidental, numeral, figure = match.groups()
-    degree = _NUMERALS.index(numeral.upper())
+def _degree_root(key: Key, degree: int, quality: ChordQuality) -> int:
+    """Root pitch class of scale degree ``degree`` (0..6) in ``key`` before any written
+    accidental. In minor, the seventh degree of a diminished-family chord is the raised
+    leading tone (harmonic minor ``vii°``); otherwise the natural-minor subtonic (``VII``)."""
     root = key.scale_pitch_classes[degree]
-    if accidental == "b":
-        root = (root - 1) % 12
-    elif accidental == "#":
+    if key.mode is Mode.MINOR and degree == 6 and quality in _DIMINISHED_FAMILY:
         root = (root + 1) % 12
-    upper = numeral.isupper()
-    quality = {
-        (True, None): ChordQuality.MAJOR,
-        (False, None): ChordQuality.MINOR,
-        (False, "o"): ChordQuality.DIMINISHED,
-        (True, "+"): ChordQuality.AUGMENTED,
-        (True, "7"): ChordQuality.DOMINANT_7,
-        (True, "maj7"): ChordQuality.MAJOR_7,
-        (False, "7"): ChordQuality.MINOR_7,
-        (False, "ø7"): ChordQuality.HALF_DIMINISHED_7,
-        (False, "o7"): ChordQuality.DIMINISHED_7,
-    }.get((upper, figure))
-    if quality is None:
-        raise MusicError(f"Roman numeral {text!r}: figure {figure!r} does not fit its case")
-    return ChordSymbol(root, quality)
+    return root
+
+
+def _diatonic_chords(key: Key) -> frozenset[ChordSymbol]:
+    """Triads and seventh chords native to ``key`` (harmonic minor V, V7, vii°, vii°7 too)."""
+    scale = key.scale_pitch_classes
+    chords = set()
+    for degree in range(7):
+        third = (scale[(degree + 2) % 7] - scale[degree]) % 12
+        fifth = (scale[(degree + 4) % 7] - scale[degree]) % 12
+        seventh = (scale[(degree + 6) % 7] - scale[degree]) % 12
+        for quality in ChordQuality:
+            intervals = quality.intervals
+            if intervals[1:] == (third, fifth) or intervals[1:] == (third, fifth, seventh):
+                chords.add(ChordSymbol(scale[degree], quality))
+    if key.mode is Mode.MINOR:
+        dominant, leading_tone = (key.tonic + 7) % 12, (key.tonic + 11) % 12
+        chords |= {
+            ChordSymbol(dominant, ChordQuality.MAJOR),
+            ChordSymbol(dominant, ChordQuality.DOMINANT_7),
+            ChordSymbol(leading_tone, ChordQuality.DIMINISHED),
+            ChordSymbol(leading_tone, ChordQuality.DIMINISHED_7),
+        }
+    return frozenset(chords)
 
 
 def diatonic_triads(key: Key) -> list[ChordSymbol]:
-    """The seven triads on the key's scale degrees (natural minor for minor keys)."""
-    return [_diatonic_triad(key, degree) for degree in range(7)]
+    """The seven triads on the degrees of ``key``, tonic first. Minor keys use harmonic
+    minor for the dominant (``V``) and the leading-tone chord (``vii°``) and keep the
+    natural subtonic out of this list (``VII`` is available via ``chord_from_roman``)."""
+    numerals = (
+        ("I", "ii", "iii", "IV", "V", "vi", "vii°")
+        if key.mode is Mode.MAJOR
+        else ("i", "ii°", "III", "iv", "V", "VI", "vii°")
+    )
+    return [chord_from_roman(numeral, key) for numeral in numerals]
+
+
+def _numeral_and_accidental(root: int, key: Key, quality: ChordQuality) -> str:
+    """The numeral, case-marked for ``quality``, with a ``b``/``#`` if the root is off the
+    degree's default root."""
+    for degree in range(7):
+        if _degree_root(key, degree, quality) == root:
+            accidental = ""
+            break
+    else:
+        interval = (root - key.tonic) % 12
+        if key.mode is Mode.MINOR and interval == 11:
+            degree, accidental = 6, "#"  # raised seventh under a non-diminished chord
+        elif key.mode is Mode.MINOR and interval == 10:
+            degree, accidental = 6, "b"  # subtonic under a diminished chord
+        else:
+            degree, step = _CHROMATIC_SPELLING[key.mode][interval]
+            accidental = "b" if step < 0 else "#"
+    numeral = _NUMERALS[degree]
+    if quality not in _UPPER_CASE_QUALITIES:
+        numeral = numeral.lower()
+    return accidental + numeral
+
+
+def _quality_and_figure(symbol: ChordSymbol) -> str:
+    """Everything after the numeral: quality marker plus inversion figure or plain suffix.
+    A slash bass that is not a chord tone (or on a chord without figures) is left out."""
+    quality = symbol.quality
+    if quality in _ROMAN_PLAIN_SUFFIX:
+        return _ROMAN_PLAIN_SUFFIX[quality]
+    inversion = 0
+    if symbol.bass is not None and symbol.bass in symbol.tones:
+        inversion = symbol.tones.index(symbol.bass)
+    figures = _SEVENTH_FIGURES if quality.is_seventh else _TRIAD_FIGURES
+    return _ROMAN_MARKER.get(quality, "") + figures[inversion]
+
+
+def _tonicised_degree(root: int, key: Key) -> int | None:
+    """The degree (1..6, not the tonic) whose diatonic major or minor triad has root
+    ``root``, if any: a chord that a secondary dominant can point at."""
+    diatonic = _diatonic_chords(key)
+    for degree in range(1, 7):
+        if key.scale_pitch_classes[degree] != root:
+            continue
+        for quality in (ChordQuality.MAJOR, ChordQuality.MINOR):
+            if ChordSymbol(root, quality) in diatonic:
+                return degree
+    return None
+
+
+def _diatonic_triad_numeral(degree: int, key: Key) -> str:
+    root = key.scale_pitch_classes[degree]
+    quality = (
+        ChordQuality.MAJOR
+        if ChordSymbol(root, ChordQuality.MAJOR) in _diatonic_chords(key)
+        else ChordQuality.MINOR
+    )
+    return _numeral_and_accidental(root, key, quality)
+
+
+def roman_numeral(symbol: ChordSymbol, key: Key) -> str:
+    """The roman numeral of ``symbol`` in ``key``: upper case for major-third chords, lower
+    for minor; ``°``, ``ø``, ``+``, ``maj`` mark the quality; inversion figures ``6``,
+    ``64`` (triads) and ``65``, ``43``, ``42`` (sevenths) come from a slash bass on a chord
+    tone; ``sus2``, ``sus4``, ``7sus4`` and ``add6`` chords carry no figure. A chromatic
+    major or dominant-seventh chord a fifth above a diatonic triad is a secondary dominant
+    (``V/V``, ``V7/ii``), a chromatic diminished chord a semitone below one a secondary
+    leading-tone chord (``vii°7/V``); other chromatic chords get ``b``/``#`` (``bVII``).
+    A slash bass that is not a chord tone does not appear in the numeral."""
+    plain = symbol.without_bass
+    if plain not in _diatonic_chords(key):
+        secondary_target = None
+        if symbol.quality in (ChordQuality.MAJOR, ChordQuality.DOMINANT_7):
+            secondary_target = _tonicised_degree((symbol.root - 7) % 12, key)
+        elif symbol.quality in _DIMINISHED_FAMILY:
+            secondary_target = _tonicised_degree((symbol.root + 1) % 12, key)
+        if secondary_target is not None:
+            target = chord_from_roman(_diatonic_triad_numeral(secondary_target, key), key)
+            local_key = Key(
+                target.root, Mode.MAJOR if target.quality is ChordQuality.MAJOR else Mode.MINOR
+            )
+            return roman_numeral(symbol, local_key) + "/" + _diatonic_triad_numeral(
+                secondary_target, key
+            )
+    numeral = _numeral_and_accidental(symbol.root, key, symbol.quality)
+    return numeral + _quality_and_figure(symbol)
+
+
+def _parse_quality(numeral: str, marker: str, figure: str, text: str) -> ChordQuality:
+    upper = numeral.isupper()
+    if figure in ("sus2", "sus4", "7sus4"):
+        if marker or not upper:
+            raise MusicError(f"roman numeral {text!r}: {figure} takes an upper-case numeral")
+        return {
+            "sus2": ChordQuality.SUS2,
+            "sus4": ChordQuality.SUS4,
+            "7sus4": ChordQuality.SEVEN_SUS4,
+        }[figure]
+    if figure == "add6":
+        if marker:
+            raise MusicError(f"roman numeral {text!r}: add6 takes no quality marker")
+        return ChordQuality.SIX if upper else ChordQuality.MINOR_6
+    seventh = figure in ("7", "65", "43", "42", "2")
+    if marker == "ø":
+        # ``ø`` alone means the half-diminished seventh in root position.
+        if upper or figure in ("6", "64"):
+            raise MusicError(f"roman numeral {text!r}: ø needs a lower-case numeral, figure 7")
+        return ChordQuality.HALF_DIMINISHED_7
+    candidates = {
+        ("", True, False): ChordQuality.MAJOR,
+        ("", False, False): ChordQuality.MINOR,
+        ("", True, True): ChordQuality.DOMINANT_7,
+        ("", False, True): ChordQuality.MINOR_7,
+        ("°", False, False): ChordQuality.DIMINISHED,
+        ("°", False, True): ChordQuality.DIMINISHED_7,
+        ("+", True, False): ChordQuality.AUGMENTED,
+        ("maj", True, True): ChordQuality.MAJOR_7,
+    }
+    normalised_marker = {"o": "°", "M": "maj"}.get(marker, marker)
+    quality = candidates.get((normalised_marker, upper, seventh))
+    if quality is None:
+        raise MusicError(
+            f"roman numeral {text!r}: numeral case, quality marker {marker!r} and "
+            f"figure {figure!r} do not make a known chord"
+        )
+    return quality
+
+
+def _parse_plain_roman(text: str, key: Key, whole: str) -> ChordSymbol:
+    match = _ROMAN.match(text)
+    if not match:
+        raise MusicError(
+            f"cannot parse roman numeral {whole!r}: expected e.g. I, ii, V7, viiø7, IV6, "
+            "bVII, V/V or V7/ii"
+        )
+    numeral = match.group("numeral")
+    marker = match.group("marker") or ""
+    figure = match.group("figure") or ""
+    quality = _parse_quality(numeral, marker, figure, whole)
+    degree = _NUMERALS.index(numeral.upper())
+    root = _degree_root(key, degree, quality)
+    accidental = match.group("accidental")
+    if accidental in ("b", "♭"):
+        root = (root - 1) % 12
+    elif accidental in ("#", "♯"):
+        root = (root + 1) % 12
+    inversion = _FIGURE_INVERSION.get(figure, 0)
+    intervals = quality.intervals
+    bass = (root + intervals[inversion]) % 12 if inversion else None
+    return ChordSymbol(root, quality, bass)
+
+
+def chord_from_roman(text: str, key: Key) -> ChordSymbol:
+    """The chord a roman numeral (as ``roman_numeral`` writes it) names in ``key``:
+    ``chord_from_roman("V7/ii", Key(0))`` is ``A7``. Also reads ``o`` for ``°`` and ``M``
+    for ``maj``. Raises ``MusicError`` naming the text if it cannot be read or names a
+    diminished or augmented chord as the target of a secondary function."""
+    stripped = text.strip()
+    function, _, target_text = stripped.partition("/")
+    if not target_text:
+        return _parse_plain_roman(stripped, key, text)
+    target = chord_from_roman(target_text, key)
+    if target.quality not in (ChordQuality.MAJOR, ChordQuality.MINOR):
+        raise MusicError(
+            f"roman numeral {text!r}: only a major or minor chord can be tonicised, "
+            f"not {target_text!r}"
+        )
+    local_key = Key(target.root, Mode.MAJOR if target.quality is ChordQuality.MAJOR else Mode.MINOR)
+    return _parse_plain_roman(function, local_key, text)

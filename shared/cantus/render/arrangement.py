@@ -34,8 +34,9 @@ class ArrangedBar:
     lyrics: list[tuple[int, str]] = field(default_factory=list)
 
 
-def drum_pattern(meter: Meter, *, style: Style, energy: Energy, bar_index: int,
-                 is_final: bool) -> list[Note]:
+def drum_pattern(
+    meter: Meter, *, style: Style, energy: Energy, bar_index: int, is_final: bool
+) -> list[Note]:
     """GM drum notes (channel 9) for one bar; none for chorales."""
     if style is Style.CHORALE:
         return []
@@ -72,8 +73,14 @@ def _shifted(notes: Sequence[Note], offset: int, scale: float) -> list[Note]:
     ]
 
 
-def arrange_tracks(bars: Sequence[ArrangedBar], *, style: Style, energy: Energy,
-                   first_index: int = 0, total_bars: int | None = None) -> list[Track]:
+def arrange_tracks(
+    bars: Sequence[ArrangedBar],
+    *,
+    style: Style,
+    energy: Energy,
+    first_index: int = 0,
+    total_bars: int | None = None,
+) -> list[Track]:
     """Four tracks named ``melody``, ``chords``, ``bass``, ``drums``, onsets from the first
     bar given. ``first_index`` and ``total_bars`` place a segment within its piece, so only
     the piece's own first and last bars get the opening crash and the final hit."""
@@ -88,10 +95,15 @@ def arrange_tracks(bars: Sequence[ArrangedBar], *, style: Style, energy: Energy,
         chords += _shifted(bar.voicing, offset, scale * 0.85)
         bass += _shifted(bar.bass, offset, scale)
         drums += _shifted(
-            drum_pattern(bar.melody.meter, style=style, energy=energy,
-                         bar_index=first_index + index,
-                         is_final=first_index + index == total - 1 and total > 1),
-            offset, scale,
+            drum_pattern(
+                bar.melody.meter,
+                style=style,
+                energy=energy,
+                bar_index=first_index + index,
+                is_final=first_index + index == total - 1 and total > 1,
+            ),
+            offset,
+            scale,
         )
         lyrics += [(offset + tick, text) for tick, text in bar.lyrics]
         offset += bar.melody.meter.bar_ticks

@@ -122,8 +122,12 @@ class PieceParts:
         return ArrangedBar(
             melody=melody,
             chords=[
-                ChordSpan(span.onset_ticks, span.duration_ticks, ChordSymbol.parse(span.symbol),
-                          span.roman)
+                ChordSpan(
+                    span.onset_ticks,
+                    span.duration_ticks,
+                    ChordSymbol.parse(span.symbol),
+                    span.roman,
+                )
                 for span in harmony.chords
             ],
             voicing=pb_to_notes(harmony.voicing),
@@ -133,8 +137,13 @@ class PieceParts:
 
     def tracks(self, first: int, count: int) -> list[Track]:
         bars = [self.arranged_bar(i) for i in range(first, first + count)]
-        return arrange_tracks(bars, style=spec_style(self.spec), energy=spec_energy(self.spec),
-                              first_index=first, total_bars=self.bar_count)
+        return arrange_tracks(
+            bars,
+            style=spec_style(self.spec),
+            energy=spec_energy(self.spec),
+            first_index=first,
+            total_bars=self.bar_count,
+        )
 
     def midi(self, first: int, count: int) -> bytes:
         return tracks_to_midi_bytes(
@@ -150,16 +159,18 @@ def render_segment_midi(parts: PieceParts, first: int, count: int) -> bytes:
     return parts.midi(first, count)
 
 
-def render_piece_files(parts: PieceParts, *, piece_id: str, event_log: list[dict]) -> dict[str, bytes]:
+def render_piece_files(
+    parts: PieceParts, *, piece_id: str, event_log: list[dict]
+) -> dict[str, bytes]:
     """The files of a finished piece by name: ``piece.mid`` and ``piece.json``."""
     midi = parts.midi(0, parts.bar_count)
     key = spec_key(parts.spec)
     melody_models = sorted({bar.model for bar in parts.melody.values() if bar.model})
     harmonizers = sorted({bar.harmonizer for bar in parts.harmony})
     lyrics = [
-        {"line": index, "first_bar": line.first_bar, "bar_count": line.bar_count,
-         "text": line.text}
-        for index, line in sorted(parts.lyric_lines.items()) if line.text
+        {"line": index, "first_bar": line.first_bar, "bar_count": line.bar_count, "text": line.text}
+        for index, line in sorted(parts.lyric_lines.items())
+        if line.text
     ]
     summary = {
         "piece_id": piece_id,
@@ -185,4 +196,3 @@ def render_piece_files(parts: PieceParts, *, piece_id: str, event_log: list[dict
         "piece.mid": midi,
         "piece.json": json.dumps(summary, indent=2).encode(),
     }
-

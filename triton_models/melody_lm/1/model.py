@@ -42,8 +42,9 @@ class TritonPythonModel:
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         checkpoint = parameters.get("checkpoint") or os.environ.get("CANTUS_MELODY_CHECKPOINT")
         if not checkpoint:
-            checkpoint = str(Path(__import__("cantus").__file__).parent / "checkpoints" /
-                             "melody_lm.pt")
+            checkpoint = str(
+                Path(__import__("cantus").__file__).parent / "checkpoints" / "melody_lm.pt"
+            )
         device = "cuda" if args.get("model_instance_kind") == "GPU" else "cpu"
         if device == "cuda":
             device = f"cuda:{args['model_instance_device_id']}"
@@ -69,8 +70,9 @@ class TritonPythonModel:
             try:
                 self.serving.submit(
                     inputs,
-                    on_tokens=lambda tokens, finished, sender=sender: _send(sender, tokens,
-                                                                            finished),
+                    on_tokens=lambda tokens, finished, sender=sender: _send(
+                        sender, tokens, finished
+                    ),
                     on_error=lambda message, sender=sender: _send_error(sender, message),
                     is_cancelled=sender.is_cancelled,
                 )
@@ -83,10 +85,12 @@ class TritonPythonModel:
 
 
 def _send(sender, tokens, finished):
-    response = pb_utils.InferenceResponse(output_tensors=[
-        pb_utils.Tensor("TOKENS", np.asarray(tokens, dtype=np.int32)),
-        pb_utils.Tensor("FINISHED", np.asarray([finished], dtype=np.bool_)),
-    ])
+    response = pb_utils.InferenceResponse(
+        output_tensors=[
+            pb_utils.Tensor("TOKENS", np.asarray(tokens, dtype=np.int32)),
+            pb_utils.Tensor("FINISHED", np.asarray([finished], dtype=np.bool_)),
+        ]
+    )
     flags = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL if finished else 0
     sender.send(response, flags=flags)
 
