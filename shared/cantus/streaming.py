@@ -104,6 +104,57 @@ class _TunedTransport(faust_aiokafka.Transport):
     Consumer = _TunedConsumer
 
 
+class _OffsetGuard:
+    """Notices records a Faust consumer skipped, and reads them again.
+
+    faust-streaming can drop part of a fetched batch while it resumes after a rebalance
+    (``Consumer.getmany`` stops yielding when the flow pauses, after the broker position has
+    moved on) and then treats the hole as a gap of already-acknowledged offsets: after a
+    restart, bars vanished. We track the next offset expected per partition — from the
+    committed offset, then from what we processed — and on a jump seek back to it, skipping
+    what arrives meanwhile. Cantus topics are neither compacted nor transactional, so their
+    offsets are contiguous; after ``MAX_REWINDS`` tries at one offset we accept the gap.
+    """
+
+    MAX_REWINDS = 3
+
+    def __init__(self, app: faust.App, log: logging.Logger) -> None:
+        self.app = app
+        self.log = log
+        self._next: dict[object, int] = {}
+        self._rewinding: dict[object, int] = {}
+        self._rewinds: dict[tuple[object, int], int] = {}
+
+    def reset(self) -> None:
+        """Forget positions (partitions moved in a rebalance)."""
+        self._next.clear()
+        self._rewinding.clear()
+
+    async def skipped_before(self, message) -> bool:  # type: ignore[no-untyped-def]
+        """True if ``message`` comes after records that were never delivered (it will be
+        delivered again after the seek); records its offset otherwise."""
+        tp, offset = message.tp, message.offset
+        expected = self._next.get(tp)
+        if expected is None:
+            committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+            expected = committed if isinstance(committed, int) and committed >= 0 else None
+        if expected is not None and offset > expected:
+            if self._rewinding.get(tp) == expected:
+                return True  # already seeking back: drop what was buffered after the hole
+            tries = self._rewinds.get((tp, expected), 0)
+            if tries < self.MAX_REWINDS:
+                self._rewinds[(tp, expected)] = tries + 1
+                self._rewinding[tp] = expected
+                self.log.warning("%s: offsets %d..%d were skipped; reading them again",
+                                 tp, expected, offset - 1)
+                await self.app.consumer.seek(tp, expected)
+                return True
+            self.log.error("%s: offsets %d..%d never arrived; going on", tp, expected, offset - 1)
+        self._rewinding.pop(tp, None)
+        self._next[tp] = offset + 1
+        return False
+
+
 class _CantusApp(faust.App):
     def _new_transport(self):  # type: ignore[no-untyped-def]
         return _TunedTransport(self.conf.broker_consumer, self)
@@ -141,6 +192,8 @@ class StreamService:
             web_host="127.0.0.1",
         )
         self._topics: dict[str, faust.TopicT] = {}
+        self._offsets = _OffsetGuard(self.app, self.log)
+        self.app.on_partitions_revoked.connect(self._forget_offsets)
         self._register_pages()
 
     # --- topics --------------------------------------------------------------------------
@@ -164,6 +217,8 @@ class StreamService:
         topic, failing ones are retried then dead-lettered; the loop itself never dies."""
         async for event in stream.events():
             message = event.message
+            if await self._offsets.skipped_before(message):
+                continue  # records were lost before this one; they are being read again
             received = Received(message.topic, message.partition, message.offset, now_ns())
             EVENTS_IN.labels(self.name, message.topic).inc()
             try:
@@ -204,6 +259,9 @@ class StreamService:
                     )
                     return
                 await asyncio.sleep(min(2.0**attempt * 0.25, 5.0))
+
+    async def _forget_offsets(self, sender, revoked, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._offsets.reset()
 
     # --- publishing ----------------------------------------------------------------------
     async def publish(self, message: Message, *, received: Received | None = None) -> None:
