@@ -8,17 +8,22 @@ CANTUS := $(VENV)/bin/cantus
 # The CPU build of torch lies in /opt/wheels on the team's machines; elsewhere pip finds it on PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PROTOS := $(wildcard protos/cantus/v1/*.proto)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GENERATED := shared/cantus/v1/.generated
 
 .PHONY: setup system-deps protos lint test test-unit test-integration demo up down clean
 
 setup: $(VENV)/.installed $(GENERATED)
 
-# Debian packages: the system libpython3.11 that Triton's Python backend stub embeds.
+# Debian packages: the system libpython3.11 that Triton's Python backend stub embeds,
+# FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets).
+DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond
 system-deps:
-	@if ! ldconfig -p | grep -q 'libpython3.11.so.1.0'; then \
-	  echo "installing Debian packages (libpython3.11)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpython3.11 >/dev/null; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
 	fi
 
 $(VENV)/.installed: pyproject.toml | system-deps

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import MelodyGrammar, SamplingParams, sample_token, seeded_generator
 from cantus.melody.tokenizer import MelodyTokenizer

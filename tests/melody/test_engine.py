@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import torch
+
 from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpoint
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.engine import DecodeEngine, DecodeRequest, StepTiming, generate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from cantus.melody.model import KVCache, MelodyLM, MelodyLMConfig
 
 torch.set_num_threads(1)

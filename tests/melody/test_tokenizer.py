@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cantus.melody.controls import (
     TEMPO_BUCKET_CENTERS_BPM,
     Controls,
@@ -20,8 +23,6 @@ from cantus.melody.tokenizer import (
 )
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, MusicError, Note
 from cantus.music.styles import SUPPORTED_METERS, Energy, Style
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TOKENIZER = MelodyTokenizer()
 

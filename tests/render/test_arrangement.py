@@ -1,10 +1,12 @@
 """Arrangement: four named tracks with absolute onsets, drums on channel 9."""
 
+import pytest
+
 from cantus.harmony.rules import harmonize_bar
 from cantus.harmony.voicing import bass_line, voice_chords
 from cantus.music.notes import Bar, Key, Meter, Note
 from cantus.music.styles import Energy, Style
-from cantus.render.arrangement import ArrangedBar, arrange_tracks, drum_pattern
+from cantus.render.arrangement import ArrangedBar, arrange_tracks, drum_pattern, programs_for
 
 
 def arranged(meter: Meter, pitch: int) -> ArrangedBar:
@@ -46,3 +48,162 @@ def test_chorales_have_no_drums_and_segments_know_their_place():
         total_bars=16,
     )
     assert 49 not in {n.pitch for n in middle[3].notes}  # no crash cymbal mid-piece
+
+
+# --- tracks -----------------------------------------------------------------------------------
+
+
+def piece(meter: Meter, style: Style, energy: Energy, bars: int = 4) -> list[ArrangedBar]:
+    result, previous_chord, previous_voicing = [], None, None
+    for index in range(bars):
+        step = meter.bar_ticks // 2
+        melody = Bar(meter, (Note(0, 67 + index, step), Note(step, 64, meter.bar_ticks - step)))
+        spans = harmonize_bar(melody, Key(0), previous=previous_chord, style=style)
+        voicing = voice_chords(spans, style=style, previous_voicing=previous_voicing)
+        bass = bass_line(spans, meter, style=style, energy=energy)
+        result.append(ArrangedBar(melody, spans, voicing, bass, [(0, f"la{index}")]))
+        previous_chord = spans[-1].symbol
+        previous_voicing = tuple(sorted(n.pitch for n in voicing if n.onset == spans[-1].onset))
+    return result
+
+
+@pytest.mark.parametrize("style", list(Style))
+@pytest.mark.parametrize("energy", list(Energy))
+@pytest.mark.parametrize("meter", [Meter(4, 4), Meter(3, 4), Meter(6, 8), Meter(5, 4), Meter(7, 8)])
+def test_every_bar_lands_inside_its_own_stretch_of_time(style, energy, meter):
+    bars = piece(meter, style, energy)
+    tracks = arrange_tracks(bars, style=style, energy=energy)
+    assert [t.name for t in tracks] == ["melody", "chords", "bass", "drums"]
+    assert [t.channel for t in tracks] == [0, 1, 2, 9]
+    for track in tracks:
+        assert list(track.notes) == sorted(track.notes)
+        for index in range(len(bars)):
+            start, end = index * meter.bar_ticks, (index + 1) * meter.bar_ticks
+            inside = [n for n in track.notes if start <= n.onset < end]
+            assert all(n.end <= end for n in inside)
+            if track.name != "drums" or style is not Style.CHORALE:
+                assert inside, (track.name, index)
+    assert tracks[0].lyrics == [(i * meter.bar_ticks, f"la{i}") for i in range(len(bars))]
+    if style is Style.CHORALE:
+        assert tracks[3].notes == []
+
+
+def test_programs_follow_the_style():
+    programs = {
+        style: [
+            t.program
+            for t in arrange_tracks(
+                piece(Meter(4, 4), style, Energy.MID), style=style, energy=Energy.MID
+            )
+        ]
+        for style in Style
+    }
+    assert programs[Style.FOLK][:3] == [73, 24, 32]
+    assert programs[Style.CELTIC][:3] == [40, 25, 32]
+    assert programs[Style.CHORALE][:3] == [52, 19, 19]
+    assert programs_for(Style.FOLK, Energy.HIGH)["melody"] == 21
+
+
+def test_velocities_rise_with_energy():
+    def mean_velocity(energy: Energy, name: str) -> float:
+        tracks = arrange_tracks(
+            piece(Meter(4, 4), Style.FOLK, energy), style=Style.FOLK, energy=energy
+        )
+        notes = next(t for t in tracks if t.name == name).notes
+        return sum(n.velocity for n in notes) / len(notes)
+
+    for name in ("melody", "bass", "drums"):
+        low, mid, high = (mean_velocity(e, name) for e in (Energy.LOW, Energy.MID, Energy.HIGH))
+        assert low < mid < high, name
+
+
+def test_crash_opens_the_piece_and_the_last_bar_is_a_final_hit():
+    meter = Meter(4, 4)
+    tracks = arrange_tracks(
+        piece(meter, Style.FOLK, Energy.MID), style=Style.FOLK, energy=Energy.MID
+    )
+    drums = tracks[3].notes
+    assert [n.onset for n in drums if n.pitch == 49] == [0, 3 * meter.bar_ticks]
+    last_bar = [n for n in drums if n.onset >= 3 * meter.bar_ticks]
+    assert {n.pitch for n in last_bar} == {36, 49} and {n.onset for n in last_bar} == {
+        3 * meter.bar_ticks
+    }
+
+
+def test_a_segment_in_the_middle_has_neither_crash_nor_final_hit():
+    tracks = arrange_tracks(
+        piece(Meter(4, 4), Style.FOLK, Energy.HIGH),
+        style=Style.FOLK,
+        energy=Energy.HIGH,
+        first_index=8,
+        total_bars=32,
+    )
+    assert 49 not in {n.pitch for n in tracks[3].notes}
+
+
+# --- drum patterns ----------------------------------------------------------------------------
+
+GM_DRUMS = {36, 37, 38, 42, 49, 51}
+
+
+@pytest.mark.parametrize(
+    "meter",
+    [
+        Meter.parse(m)
+        for m in (
+            "2/4",
+            "3/4",
+            "4/4",
+            "2/2",
+            "3/8",
+            "6/8",
+            "9/8",
+            "12/8",
+            "5/4",
+            "7/8",
+            "6/4",
+            "3/2",
+        )
+    ],
+)
+@pytest.mark.parametrize("style", [Style.FOLK, Style.CELTIC])
+@pytest.mark.parametrize("energy", list(Energy))
+def test_drum_patterns_fit_every_meter(meter, style, energy):
+    notes = drum_pattern(meter, style=style, energy=energy, bar_index=3, is_final=False)
+    assert notes and {n.pitch for n in notes} <= GM_DRUMS
+    assert all(n.end <= meter.bar_ticks for n in notes)
+    assert any(n.pitch == 36 and n.onset == 0 for n in notes)  # every bar opens with a kick
+    assert 49 not in {n.pitch for n in notes}
+
+
+def test_low_energy_is_sparse_and_high_energy_busy():
+    counts = [
+        len(drum_pattern(Meter(4, 4), style=Style.FOLK, energy=e, bar_index=2, is_final=False))
+        for e in (Energy.LOW, Energy.MID, Energy.HIGH)
+    ]
+    assert counts[0] < counts[1] <= counts[2]
+    low = drum_pattern(
+        Meter(4, 4), style=Style.FOLK, energy=Energy.LOW, bar_index=2, is_final=False
+    )
+    assert 38 not in {n.pitch for n in low}
+
+
+def test_odd_meters_kick_on_each_group():
+    five = drum_pattern(
+        Meter(5, 4), style=Style.FOLK, energy=Energy.MID, bar_index=1, is_final=False
+    )
+    assert [n.onset for n in five if n.pitch == 36] == [0, 3 * 480]  # 3 + 2
+    seven = drum_pattern(
+        Meter(7, 8), style=Style.FOLK, energy=Energy.MID, bar_index=1, is_final=False
+    )
+    assert [n.onset for n in seven if n.pitch == 36] == [0, 480, 960]  # 2 + 2 + 3
+
+
+def test_celtic_rides_where_folk_uses_the_hi_hat():
+    celtic = drum_pattern(
+        Meter(6, 8), style=Style.CELTIC, energy=Energy.MID, bar_index=1, is_final=False
+    )
+    folk = drum_pattern(
+        Meter(6, 8), style=Style.FOLK, energy=Energy.MID, bar_index=1, is_final=False
+    )
+    assert 51 in {n.pitch for n in celtic} and 42 in {n.pitch for n in folk}

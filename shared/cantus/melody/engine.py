@@ -249,7 +249,8 @@ class DecodeEngine:
             self._release(sequence, f"error: {error}")
 
     def _decode_step(self) -> None:
-        sequences = list(self._active.values())
+        # in slot order: consecutive slots let the model read the cache without copying
+        sequences = sorted(self._active.values(), key=lambda s: s.slot)
         started = time.perf_counter()
         tokens = torch.tensor(
             [s.last_token for s in sequences], dtype=torch.long, device=self.device

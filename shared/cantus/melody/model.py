@@ -130,15 +130,19 @@ class _SelfAttention(nn.Module):
         slots: torch.Tensor,
         positions: torch.Tensor,
         context: int,
+        span: slice | None = None,
     ) -> torch.Tensor:
         """One new token per sequence. ``x`` [batch, 1, d_model]; ``cache`` this layer's
         [2, max_batch, heads, max_len, head_dim]; ``positions`` [batch] where each new token
-        goes; ``context`` = max(positions) + 1, the attention span of this step."""
+        goes; ``context`` = max(positions) + 1, the attention span of this step; ``span``:
+        the same slots as a slice when they are consecutive and ascending."""
         q, k, v = self._split(x)
         cache[0, slots, :, positions] = k[:, :, 0]
         cache[1, slots, :, positions] = v[:, :, 0]
-        keys = cache[0, slots, :, :context]
-        values = cache[1, slots, :, :context]
+        # a slice reads the cache in place; indexing by a tensor would copy every key and value
+        rows = span if span is not None else slots
+        keys = cache[0, rows, :, :context]
+        values = cache[1, rows, :, :context]
         visible = torch.arange(context, device=x.device)[None, :] <= positions[:, None]
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible[:, None, None, :])
         return self._merge(y)
@@ -170,8 +174,9 @@ class _Block(nn.Module):
         slots: torch.Tensor,
         positions: torch.Tensor,
         context: int,
+        span: slice | None = None,
     ) -> torch.Tensor:
-        x = x + self.attention.step(self.ln_attention(x), cache, slots, positions, context)
+        x = x + self.attention.step(self.ln_attention(x), cache, slots, positions, context, span)
         return x + self.mlp(self.ln_mlp(x))
 
 
@@ -244,13 +249,17 @@ class MelodyLM(nn.Module):
         self, tokens: torch.Tensor, cache: KVCache, slots: torch.Tensor
     ) -> torch.Tensor:
         """Append one token per slot (``tokens`` [batch], ``slots`` [batch], distinct) and
-        return each slot's next-token logits [batch, vocab]. Each slot's length grows by 1."""
+        return each slot's next-token logits [batch, vocab]. Each slot's length grows by 1.
+        Consecutive ascending slots (e.g. 0..n-1) are read from the cache without a copy."""
         positions = cache.lengths[slots]
+        slot_list = slots.tolist()
+        consecutive = slot_list == list(range(slot_list[0], slot_list[0] + len(slot_list)))
+        span = slice(slot_list[0], slot_list[0] + len(slot_list)) if consecutive else None
         if int(positions.max()) >= self.config.max_len:
             raise ValueError(f"a sequence would exceed max_len {self.config.max_len}")
         context = int(positions.max()) + 1
         x = self._embed(tokens[:, None], positions[:, None])
         for layer, block in enumerate(self.blocks):
-            x = block.step(x, cache.data[layer], slots, positions, context)
+            x = block.step(x, cache.data[layer], slots, positions, context, span)
         cache.lengths[slots] = positions + 1
         return self._logits(x)[:, 0]

@@ -5,14 +5,16 @@ and an optional bass pitch class. ``ChordSymbol.parse`` reads the usual spelling
 ``str`` prints one canonical spelling that parses back to the same symbol.
 
 Roman numerals name a chord by its function in a ``Key``: ``roman_numeral`` writes them
-(``I``, ``ii``, ``V7``, ``viiø7``, ``V65``, secondary dominants ``V/V``, ``V7/ii``,
-``vii°7/V``) and ``chord_from_roman`` reads them back. Minor keys follow harmonic minor
-for the dominant (``V``, ``V7``) and the leading-tone chords (``vii°``, ``vii°7``).
+(``I``, ``ii``, ``V7``, ``viio``, ``viiø7``, ``V65``, secondary dominants ``V/V``,
+``V7/ii``, ``viio7/V``) and ``chord_from_roman`` reads them back. Diminished is written
+with a plain ``o`` (``°`` is read too). Minor keys follow harmonic minor for the dominant
+(``V``, ``V7``) and the leading-tone chords (``viio``, ``viio7``).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ from cantus.music.notes import (
 )
 
 
-class ChordQuality(str, enum.Enum):
+class ChordQuality(enum.Enum):
     """The kinds of chord Cantus knows. The value is a readable name; ``suffix`` is the
     lead-sheet spelling after the root and ``intervals`` the chord tones in semitones
     above the root, root first."""
@@ -41,8 +43,8 @@ class ChordQuality(str, enum.Enum):
     DIMINISHED_7 = "diminished 7"
     SUS2 = "sus2"
     SUS4 = "sus4"
-    SEVEN_SUS4 = "7sus4"
-    SIX = "6"
+    DOMINANT_7_SUS4 = "7sus4"
+    MAJOR_6 = "6"
     MINOR_6 = "minor 6"
 
     @property
@@ -78,8 +80,8 @@ _SUFFIX = {
     ChordQuality.DIMINISHED_7: "dim7",
     ChordQuality.SUS2: "sus2",
     ChordQuality.SUS4: "sus4",
-    ChordQuality.SEVEN_SUS4: "7sus4",
-    ChordQuality.SIX: "6",
+    ChordQuality.DOMINANT_7_SUS4: "7sus4",
+    ChordQuality.MAJOR_6: "6",
     ChordQuality.MINOR_6: "m6",
 }
 
@@ -95,8 +97,8 @@ _INTERVALS = {
     ChordQuality.DIMINISHED_7: (0, 3, 6, 9),
     ChordQuality.SUS2: (0, 2, 7),
     ChordQuality.SUS4: (0, 5, 7),
-    ChordQuality.SEVEN_SUS4: (0, 5, 7, 10),
-    ChordQuality.SIX: (0, 4, 7, 9),
+    ChordQuality.DOMINANT_7_SUS4: (0, 5, 7, 10),
+    ChordQuality.MAJOR_6: (0, 4, 7, 9),
     ChordQuality.MINOR_6: (0, 3, 7, 9),
 }
 
@@ -138,7 +140,7 @@ _SUFFIX_ALIASES: dict[str, ChordQuality] = {
     "°7": ChordQuality.DIMINISHED_7,
     "o7": ChordQuality.DIMINISHED_7,
     "sus": ChordQuality.SUS4,
-    "7sus": ChordQuality.SEVEN_SUS4,
+    "7sus": ChordQuality.DOMINANT_7_SUS4,
     "min6": ChordQuality.MINOR_6,
     "-6": ChordQuality.MINOR_6,
 }
@@ -154,7 +156,8 @@ _CHORD_SYMBOL = re.compile(
 @dataclass(frozen=True)
 class ChordSymbol:
     """A lead-sheet chord: ``root`` pitch class 0..11 (0 = C), ``quality``, and ``bass``,
-    the pitch class 0..11 written after a slash, or None for a chord over its root."""
+    the pitch class 0..11 written after a slash, or None for a chord over its root. A bass
+    equal to the root is stored as None, so ``C/C`` and ``C`` are the same chord."""
 
     root: int
     quality: ChordQuality
@@ -167,6 +170,9 @@ class ChordSymbol:
             raise MusicError(f"chord bass must be a pitch class 0..11 or None, got {self.bass}")
         if not isinstance(self.quality, ChordQuality):
             raise MusicError(f"chord quality must be a ChordQuality, got {self.quality!r}")
+        if self.bass == self.root:
+            # One spelling per chord keeps parse/print an exact round trip.
+            object.__setattr__(self, "bass", None)
 
     @classmethod
     def parse(cls, text: str) -> ChordSymbol:
@@ -220,7 +226,7 @@ class ChordSymbol:
         return ChordSymbol((self.root + semitones) % 12, self.quality, bass)
 
 
-# --- roman numerals ------------------------------------------------------------------------
+# --- Roman numerals ------------------------------------------------------------------------
 
 _NUMERALS = ("I", "II", "III", "IV", "V", "VI", "VII")
 
@@ -232,8 +238,8 @@ _UPPER_CASE_QUALITIES = frozenset(
         ChordQuality.MAJOR_7,
         ChordQuality.SUS2,
         ChordQuality.SUS4,
-        ChordQuality.SEVEN_SUS4,
-        ChordQuality.SIX,
+        ChordQuality.DOMINANT_7_SUS4,
+        ChordQuality.MAJOR_6,
     }
 )
 """Qualities with a major third (or none, for sus chords): written with an upper-case numeral."""
@@ -244,18 +250,18 @@ _DIMINISHED_FAMILY = frozenset(
 
 # Quality marker written between the numeral and the figure.
 _ROMAN_MARKER = {
-    ChordQuality.DIMINISHED: "°",
+    ChordQuality.DIMINISHED: "o",
     ChordQuality.AUGMENTED: "+",
     ChordQuality.HALF_DIMINISHED_7: "ø",
-    ChordQuality.DIMINISHED_7: "°",
+    ChordQuality.DIMINISHED_7: "o",
     ChordQuality.MAJOR_7: "maj",
 }
 # Suffixes of the chords that take no inversion figure.
 _ROMAN_PLAIN_SUFFIX = {
     ChordQuality.SUS2: "sus2",
     ChordQuality.SUS4: "sus4",
-    ChordQuality.SEVEN_SUS4: "7sus4",
-    ChordQuality.SIX: "add6",
+    ChordQuality.DOMINANT_7_SUS4: "7sus4",
+    ChordQuality.MAJOR_6: "add6",
     ChordQuality.MINOR_6: "add6",
 }
 _TRIAD_FIGURES = ("", "6", "64")
@@ -281,15 +287,16 @@ _CHROMATIC_SPELLING = {
 def _degree_root(key: Key, degree: int, quality: ChordQuality) -> int:
     """Root pitch class of scale degree ``degree`` (0..6) in ``key`` before any written
     accidental. In minor, the seventh degree of a diminished-family chord is the raised
-    leading tone (harmonic minor ``vii°``); otherwise the natural-minor subtonic (``VII``)."""
+    leading tone (harmonic minor ``viio``); otherwise the natural-minor subtonic (``VII``)."""
     root = key.scale_pitch_classes[degree]
     if key.mode is Mode.MINOR and degree == 6 and quality in _DIMINISHED_FAMILY:
         root = (root + 1) % 12
     return root
 
 
+@functools.cache  # 24 keys; consulted for every numeral written
 def _diatonic_chords(key: Key) -> frozenset[ChordSymbol]:
-    """Triads and seventh chords native to ``key`` (harmonic minor V, V7, vii°, vii°7 too)."""
+    """Triads and seventh chords native to ``key`` (harmonic minor V, V7, viio, viio7 too)."""
     scale = key.scale_pitch_classes
     chords = set()
     for degree in range(7):
@@ -313,12 +320,12 @@ def _diatonic_chords(key: Key) -> frozenset[ChordSymbol]:
 
 def diatonic_triads(key: Key) -> list[ChordSymbol]:
     """The seven triads on the degrees of ``key``, tonic first. Minor keys use harmonic
-    minor for the dominant (``V``) and the leading-tone chord (``vii°``) and keep the
+    minor for the dominant (``V``) and the leading-tone chord (``viio``) and keep the
     natural subtonic out of this list (``VII`` is available via ``chord_from_roman``)."""
     numerals = (
-        ("I", "ii", "iii", "IV", "V", "vi", "vii°")
+        ("I", "ii", "iii", "IV", "V", "vi", "viio")
         if key.mode is Mode.MAJOR
-        else ("i", "ii°", "III", "iv", "V", "VI", "vii°")
+        else ("i", "iio", "III", "iv", "V", "VI", "viio")
     )
     return [chord_from_roman(numeral, key) for numeral in numerals]
 
@@ -382,13 +389,13 @@ def _diatonic_triad_numeral(degree: int, key: Key) -> str:
 
 
 def roman_numeral(symbol: ChordSymbol, key: Key) -> str:
-    """The roman numeral of ``symbol`` in ``key``: upper case for major-third chords, lower
-    for minor; ``°``, ``ø``, ``+``, ``maj`` mark the quality; inversion figures ``6``,
+    """The Roman numeral of ``symbol`` in ``key``: upper case for major-third chords, lower
+    for minor; ``o``, ``ø``, ``+``, ``maj`` mark the quality; inversion figures ``6``,
     ``64`` (triads) and ``65``, ``43``, ``42`` (sevenths) come from a slash bass on a chord
     tone; ``sus2``, ``sus4``, ``7sus4`` and ``add6`` chords carry no figure. A chromatic
     major or dominant-seventh chord a fifth above a diatonic triad is a secondary dominant
     (``V/V``, ``V7/ii``), a chromatic diminished chord a semitone below one a secondary
-    leading-tone chord (``vii°7/V``); other chromatic chords get ``b``/``#`` (``bVII``).
+    leading-tone chord (``viio7/V``); other chromatic chords get ``b``/``#`` (``bVII``).
     A slash bass that is not a chord tone does not appear in the numeral."""
     plain = symbol.without_bass
     if plain not in _diatonic_chords(key):
@@ -402,8 +409,10 @@ def roman_numeral(symbol: ChordSymbol, key: Key) -> str:
             local_key = Key(
                 target.root, Mode.MAJOR if target.quality is ChordQuality.MAJOR else Mode.MINOR
             )
-            return roman_numeral(symbol, local_key) + "/" + _diatonic_triad_numeral(
-                secondary_target, key
+            return (
+                roman_numeral(symbol, local_key)
+                + "/"
+                + _diatonic_triad_numeral(secondary_target, key)
             )
     numeral = _numeral_and_accidental(symbol.root, key, symbol.quality)
     return numeral + _quality_and_figure(symbol)
@@ -413,37 +422,37 @@ def _parse_quality(numeral: str, marker: str, figure: str, text: str) -> ChordQu
     upper = numeral.isupper()
     if figure in ("sus2", "sus4", "7sus4"):
         if marker or not upper:
-            raise MusicError(f"roman numeral {text!r}: {figure} takes an upper-case numeral")
+            raise MusicError(f"Roman numeral {text!r}: {figure} takes an upper-case numeral")
         return {
             "sus2": ChordQuality.SUS2,
             "sus4": ChordQuality.SUS4,
-            "7sus4": ChordQuality.SEVEN_SUS4,
+            "7sus4": ChordQuality.DOMINANT_7_SUS4,
         }[figure]
     if figure == "add6":
         if marker:
-            raise MusicError(f"roman numeral {text!r}: add6 takes no quality marker")
-        return ChordQuality.SIX if upper else ChordQuality.MINOR_6
+            raise MusicError(f"Roman numeral {text!r}: add6 takes no quality marker")
+        return ChordQuality.MAJOR_6 if upper else ChordQuality.MINOR_6
     seventh = figure in ("7", "65", "43", "42", "2")
     if marker == "ø":
         # ``ø`` alone means the half-diminished seventh in root position.
         if upper or figure in ("6", "64"):
-            raise MusicError(f"roman numeral {text!r}: ø needs a lower-case numeral, figure 7")
+            raise MusicError(f"Roman numeral {text!r}: ø needs a lower-case numeral, figure 7")
         return ChordQuality.HALF_DIMINISHED_7
     candidates = {
         ("", True, False): ChordQuality.MAJOR,
         ("", False, False): ChordQuality.MINOR,
         ("", True, True): ChordQuality.DOMINANT_7,
         ("", False, True): ChordQuality.MINOR_7,
-        ("°", False, False): ChordQuality.DIMINISHED,
-        ("°", False, True): ChordQuality.DIMINISHED_7,
+        ("o", False, False): ChordQuality.DIMINISHED,
+        ("o", False, True): ChordQuality.DIMINISHED_7,
         ("+", True, False): ChordQuality.AUGMENTED,
         ("maj", True, True): ChordQuality.MAJOR_7,
     }
-    normalised_marker = {"o": "°", "M": "maj"}.get(marker, marker)
+    normalised_marker = {"°": "o", "M": "maj"}.get(marker, marker)
     quality = candidates.get((normalised_marker, upper, seventh))
     if quality is None:
         raise MusicError(
-            f"roman numeral {text!r}: numeral case, quality marker {marker!r} and "
+            f"Roman numeral {text!r}: numeral case, quality marker {marker!r} and "
             f"figure {figure!r} do not make a known chord"
         )
     return quality
@@ -453,7 +462,7 @@ def _parse_plain_roman(text: str, key: Key, whole: str) -> ChordSymbol:
     match = _ROMAN.match(text)
     if not match:
         raise MusicError(
-            f"cannot parse roman numeral {whole!r}: expected e.g. I, ii, V7, viiø7, IV6, "
+            f"cannot parse Roman numeral {whole!r}: expected e.g. I, ii, V7, viiø7, IV6, "
             "bVII, V/V or V7/ii"
         )
     numeral = match.group("numeral")
@@ -474,8 +483,8 @@ def _parse_plain_roman(text: str, key: Key, whole: str) -> ChordSymbol:
 
 
 def chord_from_roman(text: str, key: Key) -> ChordSymbol:
-    """The chord a roman numeral (as ``roman_numeral`` writes it) names in ``key``:
-    ``chord_from_roman("V7/ii", Key(0))`` is ``A7``. Also reads ``o`` for ``°`` and ``M``
+    """The chord a Roman numeral (as ``roman_numeral`` writes it) names in ``key``:
+    ``chord_from_roman("V7/ii", Key(0))`` is ``A7``. Also reads ``°`` for ``o`` and ``M``
     for ``maj``. Raises ``MusicError`` naming the text if it cannot be read or names a
     diminished or augmented chord as the target of a secondary function."""
     stripped = text.strip()
@@ -485,7 +494,7 @@ def chord_from_roman(text: str, key: Key) -> ChordSymbol:
     target = chord_from_roman(target_text, key)
     if target.quality not in (ChordQuality.MAJOR, ChordQuality.MINOR):
         raise MusicError(
-            f"roman numeral {text!r}: only a major or minor chord can be tonicised, "
+            f"Roman numeral {text!r}: only a major or minor chord can be tonicised, "
             f"not {target_text!r}"
         )
     local_key = Key(target.root, Mode.MAJOR if target.quality is ChordQuality.MAJOR else Mode.MINOR)
