@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import faust
@@ -104,55 +104,47 @@ class _TunedTransport(faust_aiokafka.Transport):
     Consumer = _TunedConsumer
 
 
-class _OffsetGuard:
-    """Notices records a Faust consumer skipped, and reads them again.
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record as the handler loop sees it, from Faust or from a side consumer."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] | dict | None
+
+
+class OffsetGuard:
+    """Notices records a Faust consumer skipped, so they can be read again.
 
     faust-streaming can drop part of a fetched batch while it resumes after a rebalance
     (``Consumer.getmany`` stops yielding when the flow pauses, after the broker position has
-    moved on) and then treats the hole as a gap of already-acknowledged offsets: after a
-    restart, bars vanished. We track the next offset expected per partition — from the
-    committed offset, then from what we processed — and on a jump seek back to it, skipping
-    what arrives meanwhile. Cantus topics are neither compacted nor transactional, so their
-    offsets are contiguous; after ``MAX_REWINDS`` tries at one offset we accept the gap.
+    moved on) and then books the hole as a gap of acknowledged offsets: after a restart,
+    bars vanished. We keep the next offset expected per partition — first the committed
+    offset, then one past what was processed — and report a jump. Cantus topics are neither
+    compacted nor transactional, so their offsets are contiguous.
     """
 
-    MAX_REWINDS = 3
-
-    def __init__(self, app: faust.App, log: logging.Logger) -> None:
-        self.app = app
-        self.log = log
+    def __init__(self, committed: Callable[[object], int | None]) -> None:
+        self._committed = committed
         self._next: dict[object, int] = {}
-        self._rewinding: dict[object, int] = {}
-        self._rewinds: dict[tuple[object, int], int] = {}
 
     def reset(self) -> None:
         """Forget positions (partitions moved in a rebalance)."""
         self._next.clear()
-        self._rewinding.clear()
 
-    async def skipped_before(self, message) -> bool:  # type: ignore[no-untyped-def]
-        """True if ``message`` comes after records that were never delivered (it will be
-        delivered again after the seek); records its offset otherwise."""
-        tp, offset = message.tp, message.offset
+    def take(self, tp: object, offset: int) -> tuple[int, int] | None:
+        """Record ``offset`` as processed; returns the skipped range ``[start, offset)`` if
+        records before it never arrived."""
         expected = self._next.get(tp)
         if expected is None:
-            committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-            expected = committed if isinstance(committed, int) and committed >= 0 else None
-        if expected is not None and offset > expected:
-            if self._rewinding.get(tp) == expected:
-                return True  # already seeking back: drop what was buffered after the hole
-            tries = self._rewinds.get((tp, expected), 0)
-            if tries < self.MAX_REWINDS:
-                self._rewinds[(tp, expected)] = tries + 1
-                self._rewinding[tp] = expected
-                self.log.warning("%s: offsets %d..%d were skipped; reading them again",
-                                 tp, expected, offset - 1)
-                await self.app.consumer.seek(tp, expected)
-                return True
-            self.log.error("%s: offsets %d..%d never arrived; going on", tp, expected, offset - 1)
-        self._rewinding.pop(tp, None)
-        self._next[tp] = offset + 1
-        return False
+            expected = self._committed(tp)
+        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
+        if expected is not None and 0 <= expected < offset:
+            return expected, offset
+        return None
 
 
 class _CantusApp(faust.App):
@@ -192,7 +184,7 @@ class StreamService:
             web_host="127.0.0.1",
         )
         self._topics: dict[str, faust.TopicT] = {}
-        self._offsets = _OffsetGuard(self.app, self.log)
+        self._offsets = OffsetGuard(self._committed_offset)
         self.app.on_partitions_revoked.connect(self._forget_offsets)
         self._register_pages()
 
@@ -217,22 +209,75 @@ class StreamService:
         topic, failing ones are retried then dead-lettered; the loop itself never dies."""
         async for event in stream.events():
             message = event.message
-            if await self._offsets.skipped_before(message):
-                continue  # records were lost before this one; they are being read again
-            received = Received(message.topic, message.partition, message.offset, now_ns())
-            EVENTS_IN.labels(self.name, message.topic).inc()
-            try:
-                kind = topic_kind(self.settings.topics, message.topic)
-                decoded = decode_event(kind, event.value, event.headers)
-            except (InvalidEvent, KeyError) as error:
-                ERRORS.labels(self.name, "invalid_event").inc()
-                self.log.warning("dead-lettering invalid event from %s: %s", message.topic, error)
-                await self.dead_letter(event, str(error), kind="invalid_event")
-                continue
-            await self._handle_with_retries(handle, decoded, received, event)
+            skipped = self._offsets.take(message.tp, message.offset)
+            if skipped is not None:
+                for record in await self._read_again(message.topic, message.partition, *skipped):
+                    await self._process_record(record, handle)
+            await self._process_record(
+                Record(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    event.key,
+                    event.value,
+                    event.headers,
+                ),
+                handle,
+            )
+
+    async def _process_record(self, record: Record, handle: Handler) -> None:
+        received = Received(record.topic, record.partition, record.offset, now_ns())
+        EVENTS_IN.labels(self.name, record.topic).inc()
+        try:
+            kind = topic_kind(self.settings.topics, record.topic)
+            decoded = decode_event(kind, record.value, record.headers)
+        except (InvalidEvent, KeyError) as error:
+            ERRORS.labels(self.name, "invalid_event").inc()
+            self.log.warning("dead-lettering invalid event from %s: %s", record.topic, error)
+            await self.dead_letter(record, str(error), kind="invalid_event")
+            return
+        await self._handle_with_retries(handle, decoded, received, record)
+
+    async def _read_again(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        """Records ``start`` .. ``end - 1`` of one partition, read by a side consumer that
+        joins no group (so Faust's own consumer is left alone)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self.log.warning(
+            "%s[%d]: offsets %d..%d were skipped by the consumer; reading them again",
+            topic,
+            partition,
+            start,
+            end - 1,
+        )
+        tp = TopicPartition(topic, partition)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+        )
+        await consumer.start()
+        records: list[Record] = []
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            deadline = time.monotonic() + 30.0
+            while time.monotonic() < deadline and (not records or records[-1].offset < end - 1):
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                for r in batch.get(tp, []):
+                    if r.offset < end:
+                        records.append(
+                            Record(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                        )
+                if await consumer.position(tp) >= end:
+                    break
+        finally:
+            await consumer.stop()
+        return records
 
     async def _handle_with_retries(
-        self, handle: Handler, decoded: Message, received: Received, event: faust.EventT
+        self, handle: Handler, decoded: Message, received: Received, record: Record
     ) -> None:
         attempts = self.settings.max_attempts
         for attempt in range(1, attempts + 1):
@@ -241,7 +286,7 @@ class StreamService:
                 return
             except InvalidEvent as error:  # the payload is wrong in a way only the handler sees
                 ERRORS.labels(self.name, "invalid_event").inc()
-                await self.dead_letter(event, str(error), kind="invalid_event", decoded=decoded)
+                await self.dead_letter(record, str(error), kind="invalid_event", decoded=decoded)
                 return
             except asyncio.CancelledError:
                 raise
@@ -252,7 +297,7 @@ class StreamService:
                 )  # type: ignore[attr-defined]
                 if attempt == attempts:
                     await self.dead_letter(
-                        event,
+                        record,
                         f"{type(error).__name__}: {error}",
                         kind="processing_failed",
                         decoded=decoded,
@@ -262,6 +307,11 @@ class StreamService:
 
     async def _forget_offsets(self, sender, revoked, **kwargs) -> None:  # type: ignore[no-untyped-def]
         self._offsets.reset()
+
+    def _committed_offset(self, tp: object) -> int | None:
+        # Faust records the committed offsets it sought to after an assignment.
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return committed if isinstance(committed, int) else None
 
     # --- publishing ----------------------------------------------------------------------
     async def publish(self, message: Message, *, received: Received | None = None) -> None:
@@ -278,20 +328,19 @@ class StreamService:
             )
 
     async def dead_letter(
-        self, event: faust.EventT, reason: str, *, kind: str, decoded: Message | None = None
+        self, record: Record, reason: str, *, kind: str, decoded: Message | None = None
     ) -> None:
-        message = event.message
         piece_id = decoded.meta.piece_id if decoded is not None else ""  # type: ignore[attr-defined]
-        if not piece_id and isinstance(event.key, bytes):
-            candidate = event.key.decode("utf-8", "replace")
+        if not piece_id and isinstance(record.key, bytes):
+            candidate = record.key.decode("utf-8", "replace")
             piece_id = candidate if candidate.replace("-", "").isalnum() else ""
         letter = pb.DeadLetter(
             meta=new_meta(piece_id or "unknown", 0, self.name),
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            source_key=event.key if isinstance(event.key, bytes) else b"",
-            source_value=event.value if isinstance(event.value, bytes) else b"",
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            source_key=record.key if isinstance(record.key, bytes) else b"",
+            source_value=record.value if isinstance(record.value, bytes) else b"",
             reason=reason,
             kind=kind,
             service=self.name,

@@ -3,34 +3,45 @@ process, on ports and folders of the test session's own, started once per sessio
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cantus.settings import Settings
-from cantus.stack import Stack
+from cantus.stack import STREAM_SERVICES, Stack
 
-PORT_BASE = 29000  # away from the defaults, so a developer's own `cantus up` does not clash
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now, so test stacks never clash with a developer's own
+    `cantus up` or with another test run on the same machine."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def stack_environment(state_dir: Path) -> dict[str, str]:
+    broker, http, grpc, metrics, gateway, gateway_metrics, *web = free_ports(10)
     return {
         "CANTUS_STATE_DIR": str(state_dir),
         "CANTUS_DATA_DIR": str(state_dir / "pieces"),
-        "CANTUS_BROKER": f"127.0.0.1:{PORT_BASE + 92}",
-        "CANTUS_BROKER_PORT": str(PORT_BASE + 92),
-        "CANTUS_TRITON_GRPC": f"127.0.0.1:{PORT_BASE + 1}",
-        "CANTUS_TRITON_HTTP_PORT": str(PORT_BASE + 0),
-        "CANTUS_TRITON_GRPC_PORT": str(PORT_BASE + 1),
-        "CANTUS_TRITON_METRICS_PORT": str(PORT_BASE + 2),
-        "CANTUS_GATEWAY_PORT": str(PORT_BASE + 51),
-        "CANTUS_GATEWAY_METRICS_PORT": str(PORT_BASE + 100),
-        "CANTUS_SERVICE_WEB_PORTS": (
-            f'{{"melody": {PORT_BASE + 101}, "harmony": {PORT_BASE + 102}, '
-            f'"lyric": {PORT_BASE + 103}, "render": {PORT_BASE + 104}}}'
-        ),
+        "CANTUS_BROKER": f"127.0.0.1:{broker}",
+        "CANTUS_BROKER_PORT": str(broker),
+        "CANTUS_TRITON_GRPC": f"127.0.0.1:{grpc}",
+        "CANTUS_TRITON_HTTP_PORT": str(http),
+        "CANTUS_TRITON_GRPC_PORT": str(grpc),
+        "CANTUS_TRITON_METRICS_PORT": str(metrics),
+        "CANTUS_GATEWAY_PORT": str(gateway),
+        "CANTUS_GATEWAY_METRICS_PORT": str(gateway_metrics),
+        "CANTUS_SERVICE_WEB_PORTS": json.dumps(dict(zip(STREAM_SERVICES, web, strict=True))),
         "CANTUS_PARTITIONS": "2",
         "CANTUS_MAX_BARS": "64",
         "CANTUS_SEGMENT_BARS": "4",

@@ -228,6 +228,85 @@ def bench_decode(
         out.write_text(text)
 
 
+@eval_app.command("melody")
+def eval_melody(
+    pieces: Annotated[int, typer.Option(help="Generated pieces per setting")] = 100,
+    lstm_minutes: Annotated[float, typer.Option(help="LSTM baseline training budget")] = 20.0,
+    quick: Annotated[bool, typer.Option(help="Small smoke run")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="Melody checkpoint")] = None,
+) -> None:
+    """Held-out NLL against n-gram and LSTM baselines; key, metre and cadence of generated
+    pieces; pitch-class and interval KL against the test set."""
+    import torch
+
+    from cantus.eval.melody import format_report, run_melody_eval
+    from cantus.settings import load_settings
+
+    torch.set_num_threads(2)
+    command = " ".join(["cantus", *sys.argv[1:]])
+    report = run_melody_eval(
+        checkpoint or load_settings().melody_checkpoint,
+        pieces_per_setting=pieces,
+        lstm_minutes=lstm_minutes,
+        out=out,
+        quick=quick,
+        command=command,
+        log=lambda line: console.print(line),
+    )
+    print(format_report(report, command=command))
+
+
+@bench_app.command("render")
+def bench_render(
+    pieces: Annotated[int, typer.Option(help="Generated arrangements to render")] = 20,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    preset: Annotated[str, typer.Option(help="Mastering preset: streaming or broadcast")] = (
+        "streaming"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the first arrangement")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Synthesis + mixing + mastering: real-time factor streamed and offline, loudness
+    error against the preset, true peak, clicks at segment joints."""
+    import json
+    import platform
+    import time
+
+    from cantus.bench.render import format_report, run_render_bench
+
+    started = time.perf_counter()
+    with console.status(f"rendering {pieces} pieces…"):
+        report = run_render_bench(pieces, preset=preset, bars=bars, seed=seed)
+    wall = time.perf_counter() - started
+    command = " ".join(["cantus", *sys.argv[1:]])
+    text = "\n".join(
+        [
+            "# Render benchmark",
+            "",
+            f"Command: `{command}` ({wall:.0f} s wall, {platform.machine()}, "
+            f"Python {platform.python_version()}).",
+            "",
+            "Each generated arrangement is rendered as the render service does: streamed in "
+            "segments of 4 bars (`SegmentRenderer` + `StreamingMaster`) and mastered offline "
+            "in one pass (`master`, the final files).",
+            "",
+            "```",
+            format_report(report),
+            "```",
+            "",
+            "```json",
+            json.dumps(report.as_dict(), indent=2),
+            "```",
+            "",
+        ]
+    )
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
 def main() -> None:
     app()
 
