@@ -164,3 +164,23 @@ def test_step_timing_helper(model: MelodyLM) -> None:
 
     for use_cache in (True, False):
         assert time_decode_step(model, 64, batch=2, use_cache=use_cache, repeats=2) > 0
+
+
+def test_a_failing_token_receiver_ends_only_its_request(model: MelodyLM) -> None:
+    """A client that went away (its sender raises) must not stop the engine thread."""
+    reasons: dict[str, str] = {}
+    done = threading.Event()
+
+    def broken(token: int) -> None:
+        raise RuntimeError("stream closed")
+
+    with DecodeEngine(model, TOKENIZER, max_batch=2) as engine:
+        engine.submit(
+            DecodeRequest(_prompt(), n_bars=2, seed=1),
+            broken,
+            lambda reason: reasons.setdefault("broken", reason),
+        )
+        tokens, reason = engine.decode(DecodeRequest(_prompt(), n_bars=2, seed=2), timeout=30)
+        done.set()
+    assert reasons["broken"].startswith("error: delivering a token failed")
+    assert reason == "eos" and tokens

@@ -224,10 +224,16 @@ class DecodeEngine:
                 self._finish(sequence, "cancelled")
             for sequence in [s for s in self._active.values() if s.request_id in cancelled]:
                 self._release(sequence, "cancelled")
-            for sequence in admitted:
-                self._prefill(sequence)
-            if self._active:
-                self._decode_step()
+            try:
+                for sequence in admitted:
+                    self._prefill(sequence)
+                if self._active:
+                    self._decode_step()
+            except Exception as error:  # the thread must outlive any one step
+                # A failed step leaves the batch's caches in an unknown state: end those
+                # requests with the error and keep serving new ones.
+                for sequence in list(self._active.values()):
+                    self._release(sequence, f"error: {type(error).__name__}: {error}")
         with self._lock:
             leftovers = list(self._queue) + list(self._active.values())
             self._queue.clear()
@@ -282,7 +288,11 @@ class DecodeEngine:
         sequence.last_token = token
         sequence.tokens.append(token)
         self.tokens_generated += 1
-        sequence.on_token(token)
+        try:
+            sequence.on_token(token)
+        except Exception as error:  # a broken receiver ends its own request only
+            self._release(sequence, f"error: delivering a token failed: {error}")
+            return
         if sequence.grammar.done:
             self._release(sequence, "eos")
 

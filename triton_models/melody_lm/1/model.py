@@ -85,6 +85,7 @@ class TritonPythonModel:
 
 
 def _send(sender, tokens, finished):
+    # Raising here ends this request in the engine (the client went away); others go on.
     response = pb_utils.InferenceResponse(
         output_tensors=[
             pb_utils.Tensor("TOKENS", np.asarray(tokens, dtype=np.int32)),
