@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from cantus.events.codec import encode_event, new_meta
 from cantus.requests import RequestError, validate_compose_request
 from cantus.settings import Settings, load_settings
-from cantus.storage import LocalPieceStore, StorageError, media_type
+from cantus.storage import StorageError, media_type, piece_store
 from cantus.streaming import configure_logging
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -56,7 +56,7 @@ class Composer(api_grpc.ComposerServicer):
         self.settings = settings
         self.producer = producer
         self.router = router
-        self.store = LocalPieceStore(settings.data_dir)
+        self.store = piece_store(settings)
 
     async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):
         try:

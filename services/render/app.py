@@ -2,33 +2,63 @@
 
 in:  cantus.compose.requested, cantus.melody.bar, cantus.harmony.bar, cantus.lyric.line
      (one merged stream: every event of a piece, in order, on one partition)
-out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their parts are in)
-     cantus.piece.completed  (after piece.mid and piece.json are stored)
+out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their parts are in:
+                              MIDI and the segment's mastered audio as Ogg Opus)
+     cantus.piece.completed  (after the piece's files are stored: piece.mid, piece.wav,
+                              .flac, .mp3, .opus, piece.musicxml, .pdf, .png,
+                              pianoroll.png, piece.json)
 
 The join lives in a Faust table keyed by piece id. Each handler stores what the event
 brings (the first copy per (piece, kind, index) wins, so redeliveries change nothing),
 then publishes whatever has become ready and is not yet recorded as published. A crash
 between publishing and recording publishes again; the gateway drops such duplicates.
+
+Segment audio comes from one synthesizer and streaming master per piece
+(``SegmentAudio``), kept in this process's memory only, never in the table. When it is
+missing or not at the segment to render next (a restart, a rebalance, a crash between
+publishing and recording, an eviction), it is rebuilt by replaying the segments recorded
+as published from the table's events, discarding their audio; rendering is
+deterministic, so a republished segment carries the same audio as the first copy. Audio
+that cannot be rendered is logged and left out of the segment (the MIDI still goes);
+files that cannot be rendered are named in piece.json's ``render_errors``. Synthesis,
+mastering and engraving run in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
+from collections import OrderedDict
 
 from google.protobuf.message import Message
 
 from cantus.events.codec import kind_of, new_meta
-from cantus.render.piece import PieceParts, render_piece_files, render_segment_midi
-from cantus.storage import LocalPieceStore, media_type
+from cantus.render.piece import (
+    SEGMENT_AUDIO_MEDIA_TYPE,
+    PieceParts,
+    SegmentAudio,
+    encode_segment_audio,
+    render_piece_files,
+    render_segment_midi,
+)
+from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("render")
+settings = service.settings
 piece_inputs = service.topic("compose_requested", "melody_bar", "harmony_bar", "lyric_line")
-pieces = service.app.Table("render-pieces", default=None, partitions=service.settings.partitions)
+pieces = service.app.Table("render-pieces", default=None, partitions=settings.partitions)
 """piece_id → {"events": {kind: {index: base64 protobuf}}, "log": [...], "segments": n,
 "completed": bool}."""
-store = LocalPieceStore(service.settings.data_dir)
+store = piece_store(settings)
+
+MAX_LIVE_PIECES = 32
+"""Pieces whose synthesizer stays in memory; the least recently used beyond this is closed
+(and rebuilt by replay should the piece go on)."""
+live_audio: OrderedDict[str, SegmentAudio] = OrderedDict()
+"""piece_id → its segment audio renderer, in this process only."""
 
 
 @service.app.agent(piece_inputs)
@@ -48,11 +78,11 @@ async def handle_piece_event(message: Message, received: Received) -> None:
         state["log"].append(log_entry(message, kind))
     pieces[piece_id] = state  # reassign: in-place changes do not reach the changelog
 
-    parts = PieceParts.from_state(state["events"])
+    parts = PieceParts.from_state(state["events"], humanise=settings.humanise)
     if parts is None:
         return  # no bar yet says how long the piece is
-    while state["segments"] < parts.segment_count(service.settings.segment_bars):
-        first, count = parts.segment_bars(state["segments"], service.settings.segment_bars)
+    while state["segments"] < parts.segment_count(settings.segment_bars):
+        first, count = parts.segment_bars(state["segments"], settings.segment_bars)
         if not parts.bars_ready(first, count):
             break
         segment = pb.RenderSegment(
@@ -69,13 +99,16 @@ async def handle_piece_event(message: Message, received: Received) -> None:
             - parts.seconds_before_bar(first),
             midi=render_segment_midi(parts, first, count),
         )
+        if settings.segment_audio:
+            await asyncio.to_thread(add_segment_audio, segment, piece_id, parts)
         await service.publish(segment, received=received)
         service.log.info(
-            "piece %s segment %d: bars %d-%d",
+            "piece %s segment %d: bars %d-%d, audio %d bytes",
             piece_id,
             segment.meta.index,
             first,
             first + count - 1,
+            len(segment.audio),
         )
         state["log"].append(log_entry(segment, "render_segment"))
         state["segments"] += 1
@@ -83,6 +116,52 @@ async def handle_piece_event(message: Message, received: Received) -> None:
 
     if parts.all_bars_ready():
         await complete_piece(piece_id, parts, state, received)
+
+
+def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PieceParts) -> None:
+    """Render, master and encode the segment's audio into ``segment`` (worker thread; the
+    agent handles one event at a time, so ``live_audio`` is never used concurrently)."""
+    index = segment.meta.index
+    started = time.perf_counter()
+    try:
+        audio = live_audio.pop(piece_id, None)
+        if audio is not None and (audio.next_segment != index or audio.finished):
+            audio.close()
+            audio = None
+        if audio is None:
+            audio = SegmentAudio(parts.spec.tempo_bpm, preset=settings.loudness_preset)
+            audio.catch_up(parts, index, settings.segment_bars)
+            if index:
+                service.log.info(
+                    "piece %s: rebuilt its audio by replaying segments 0-%d", piece_id, index - 1
+                )
+        rendered = audio.render(parts, index, settings.segment_bars)
+        encoded = encode_segment_audio(
+            rendered.audio,
+            rendered.sample_rate,
+            kbps=settings.segment_audio_kbps,
+            serial=index + 1,  # same audio, same bytes; each segment its own stream
+        )
+    except Exception as error:  # bad data or no synth: the segment goes out without audio
+        service.log.warning(
+            "piece %s segment %d: no audio (%s: %s)", piece_id, index, type(error).__name__, error
+        )
+        if audio is not None:
+            audio.close()
+        return
+    if not audio.finished:
+        live_audio[piece_id] = audio
+        while len(live_audio) > MAX_LIVE_PIECES:
+            _, evicted = live_audio.popitem(last=False)
+            evicted.close()
+    segment.audio = encoded
+    segment.audio_media_type = SEGMENT_AUDIO_MEDIA_TYPE
+    segment.audio_start_seconds = rendered.start_seconds
+    segment.audio_duration_seconds = rendered.duration_seconds
+    segment.audio_sample_rate = rendered.sample_rate
+    service.log.debug(
+        "piece %s segment %d audio in %.2f s", piece_id, index, time.perf_counter() - started
+    )
 
 
 async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received: Received) -> None:
@@ -94,13 +173,40 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
         chords_per_bar=[" ".join(span.symbol for span in bar.chords) for bar in parts.harmony],
     )
     event_log = [*state["log"], log_entry(completed, "piece_completed")]
-    for name, content in render_piece_files(parts, piece_id=piece_id, event_log=event_log).items():
-        uri = store.write(piece_id, name, content)
+    started = time.perf_counter()
+    rendered = await asyncio.to_thread(
+        render_piece_files,
+        parts,
+        piece_id=piece_id,
+        event_log=event_log,
+        preset=settings.loudness_preset,
+        audio_formats=settings.audio_formats,
+        leadsheet=settings.leadsheet,
+    )
+    render_seconds = time.perf_counter() - started
+    for name, content in rendered.files.items():
+        uri = await asyncio.to_thread(store.write, piece_id, name, content)
         completed.files.append(
             pb.StoredFile(name=name, media_type=media_type(name), size_bytes=len(content), uri=uri)
         )
+    if rendered.loudness is not None:
+        completed.integrated_lufs = rendered.loudness["integrated_lufs"]  # type: ignore[assignment]
+        completed.true_peak_dbtp = rendered.loudness["true_peak_dbtp"]  # type: ignore[assignment]
+        completed.loudness_preset = rendered.loudness["preset"]  # type: ignore[assignment]
+        completed.target_lufs = rendered.loudness["target_lufs"]  # type: ignore[assignment]
     await service.publish(completed, received=received)
-    service.log.info("piece %s completed: %d bars", piece_id, parts.bar_count)
+    service.log.info(
+        "piece %s completed: %d bars, %d files rendered in %.2f s (%s)%s",
+        piece_id,
+        parts.bar_count,
+        len(rendered.files),
+        render_seconds,
+        ", ".join(f"{step} {seconds:.2f} s" for step, seconds in rendered.timings.items()),
+        f"; not rendered: {rendered.errors}" if rendered.errors else "",
+    )
+    stale = live_audio.pop(piece_id, None)
+    if stale is not None:
+        stale.close()
     # Keep a tombstone, not the parts: late duplicates of this piece are ignored.
     pieces[piece_id] = {"events": {}, "log": [], "segments": state["segments"], "completed": True}
 

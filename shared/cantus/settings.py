@@ -90,9 +90,58 @@ class Settings(BaseSettings):
 
     # --- render --------------------------------------------------------------------------
     segment_bars: int = Field(4, ge=1, le=64, description="bars per rendered segment")
+    segment_audio: bool = Field(
+        True, description="embed each segment's mastered audio in its RenderSegment event"
+    )
+    segment_audio_kbps: int = Field(
+        48,
+        ge=8,
+        le=256,
+        description="Ogg Opus bit rate of segment audio, kbit/s (lowered for long segments "
+        "so that an event stays under ~512 KB)",
+    )
+    loudness_preset: str = Field(
+        "streaming",
+        description="mastering preset: streaming (-14 LUFS, -1 dBTP) or broadcast (-23 LUFS)",
+    )
+    audio_formats: list[str] = Field(
+        default_factory=lambda: ["wav", "flac", "mp3", "opus"],
+        description="audio files stored with each piece (cantus.render.exports.EXPORT_FORMATS)",
+    )
+    humanise: bool = Field(True, description="seeded velocity and micro-timing humanisation")
+    leadsheet: bool = Field(
+        True, description="store piece.musicxml, and piece.pdf/piece.png engraved by LilyPond"
+    )
+
+    # --- piece store ---------------------------------------------------------------------
+    s3_bucket: str | None = Field(
+        None, description="keep finished pieces in this S3 bucket instead of data_dir"
+    )
+    s3_prefix: str = Field("pieces", description="key prefix of the pieces in the S3 bucket")
+    s3_endpoint: str | None = Field(
+        None, description="S3-compatible endpoint URL (MinIO, Ceph, R2, …); None for AWS"
+    )
+    s3_region: str | None = None
 
     # --- processing ----------------------------------------------------------------------
     max_attempts: int = Field(4, ge=1, description="tries of a failing event before dead-letter")
+
+    @field_validator("loudness_preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        presets = ("streaming", "broadcast")  # cantus.render.mix.PRESETS, without its imports
+        if value not in presets:
+            raise ValueError(f"{value!r} is not a mastering preset: expected one of {presets}")
+        return value
+
+    @field_validator("audio_formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        formats = ("wav", "wav24", "flac", "flac24", "ogg", "opus", "mp3")  # EXPORT_FORMATS
+        unknown = [fmt for fmt in value if fmt not in formats]
+        if unknown:
+            raise ValueError(f"unknown audio formats {unknown}: expected some of {formats}")
+        return list(dict.fromkeys(value))
 
     @field_validator("broker", "triton_grpc")
     @classmethod

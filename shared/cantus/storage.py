@@ -10,7 +10,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from cantus.settings import Settings
 
 PIECE_ID = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9]+)+$")
@@ -19,6 +22,10 @@ MEDIA_TYPES = {
     ".mid": "audio/midi",
     ".json": "application/json",
     ".wav": "audio/wav",
+    ".flac": "audio/flac",
+    ".mp3": "audio/mpeg",
+    ".opus": "audio/ogg; codecs=opus",
+    ".ogg": "audio/ogg",
     ".musicxml": "application/vnd.recordare.musicxml+xml",
     ".png": "image/png",
     ".pdf": "application/pdf",
@@ -37,6 +44,27 @@ def check_piece_id(piece_id: str) -> str:
 
 def media_type(name: str) -> str:
     return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+class PieceStore(Protocol):
+    """What the render service writes through and the gateway reads from."""
+
+    def write(self, piece_id: str, name: str, content: bytes) -> str: ...
+
+    def read_all(self, piece_id: str) -> dict[str, bytes]: ...
+
+
+def piece_store(settings: Settings) -> LocalPieceStore | S3PieceStore:
+    """The store the settings name: ``S3PieceStore`` when ``s3_bucket`` is set (with
+    ``s3_prefix``, ``s3_endpoint``, ``s3_region``), else ``LocalPieceStore(data_dir)``."""
+    if settings.s3_bucket:
+        return S3PieceStore(
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.s3_endpoint,
+            region_name=settings.s3_region,
+        )
+    return LocalPieceStore(settings.data_dir)
 
 
 class LocalPieceStore:

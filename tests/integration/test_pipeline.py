@@ -17,7 +17,9 @@ from pathlib import Path
 
 import grpc
 import mido
+import pyloudnorm
 import pytest
+import soundfile
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cantus.cli.compose import ComposeFailed, compose, open_channel
@@ -93,6 +95,28 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     assert summary["key"] == "D minor"
     assert summary["meter"] == "6/8"
     assert summary["models"]["melody"][0].startswith("melody_lm")
+    # Every segment carries its mastered audio, back to back, in small events.
+    segments = [e.render_segment for e in by_kind["render_segment"]]
+    position = 0.0
+    for segment in sorted(segments, key=lambda s: s.meta.index):
+        assert segment.audio[:4] == b"OggS", segment.meta.index
+        assert segment.audio_media_type == "audio/ogg; codecs=opus"
+        assert len(segment.SerializeToString()) < 512 * 1024
+        assert segment.audio_start_seconds == pytest.approx(position, abs=1e-6)
+        assert segment.audio_duration_seconds > 0.9 * segment.duration_seconds
+        position += segment.audio_duration_seconds
+    # The finished files: a mastered mix at -14 LUFS, its encodings, the lead sheet, the roll.
+    audio, rate = soundfile.read(io.BytesIO((piece.folder / "piece.wav").read_bytes()))
+    assert abs(pyloudnorm.Meter(rate).integrated_loudness(audio) + 14.0) <= 0.5
+    files = ("piece.flac", "piece.mp3", "piece.opus", "piece.musicxml", "piece.pdf", "piece.png")
+    for name in (*files, "pianoroll.png"):
+        assert (piece.folder / name).stat().st_size > 0, name
+    assert sorted(summary["files"]) == sorted(p.name for p in piece.folder.iterdir())
+    assert summary["loudness"]["preset"] == "streaming"
+    assert abs(summary["loudness"]["integrated_lufs"] + 14.0) <= 0.5
+    completed = by_kind["completed"][0].completed
+    assert completed.target_lufs == -14.0 and abs(completed.integrated_lufs + 14.0) <= 0.5
+    assert summary["render_errors"] == {}
 
 
 def test_get_piece_errors(gateway_address):
@@ -225,12 +249,18 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(
     bars = 48
     first_bar_seen = threading.Event()
     seen_bars: list[int] = []
+    segments: dict[int, pb.RenderSegment] = {}
     result: dict = {}
 
     def on_event(event: api.PieceEvent) -> None:
-        if event.WhichOneof("event") == "melody_bar":
+        kind = event.WhichOneof("event")
+        if kind == "melody_bar":
             seen_bars.append(event.melody_bar.meta.index)
-            first_bar_seen.set()
+            if victim != "render":
+                first_bar_seen.set()
+        elif kind == "render_segment":
+            segments[event.render_segment.meta.index] = event.render_segment
+            first_bar_seen.set()  # render dies with a piece's audio half rendered
 
     def run() -> None:
         try:
@@ -263,6 +293,13 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(
         if e["producer"] == victim and e["produced_at_unix_ns"] > killed_at_ns
     ]
     assert after_restart, f"{victim} produced nothing after it was killed"
+    # Audio goes on after a restart (render rebuilds its synthesizer by replay), back to back.
+    assert sorted(segments) == list(range(bars // 4))
+    position = 0.0
+    for index in sorted(segments):
+        assert segments[index].audio[:4] == b"OggS", index
+        assert segments[index].audio_start_seconds == pytest.approx(position, abs=1e-6)
+        position += segments[index].audio_duration_seconds
 
 
 def run_cli(stack, *args: str) -> subprocess.CompletedProcess:

@@ -4,10 +4,19 @@ Bars arrive as ``ArrangedBar``s with onsets counted from each bar's start; the t
 count from the start of the first bar given. Each style has its General MIDI band
 (``programs_for``), each meter and energy a drum pattern (``drum_pattern``), and energy
 shapes the velocities: soft and sustained at low energy, accented and re-strummed at high.
+
+Humanisation (``Humanise``, on when ``arrange_tracks`` gets one) makes the parts sound
+played rather than sequenced: each note's velocity moves by a few steps and its onset
+comes up to a few ticks late (``humanise_bar``). It is deterministic and bar-local: the
+random stream of a note depends only on (piece seed, bar index, part, note's place in
+the bar), so arranging a piece segment by segment gives exactly the notes of arranging
+it whole. Onsets only ever move later, never past their bar's end, and a note's end stays
+put, so no note leaves its bar or starts to overlap another.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -131,6 +140,49 @@ def drum_pattern(
     return sorted(notes)
 
 
+# --- humanisation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Humanise:
+    """Humanisation of one piece, seeded by its seed. Per part: the velocity spread
+    (standard deviation, MIDI velocity steps) and the micro-timing (mean and standard
+    deviation of the delay, ticks; at most ``max_delay_ticks``). At 120 bpm a tick is about
+    1 ms, so the default melody lays back by 4 ± 3 ms."""
+
+    seed: int
+    velocity_sd: dict[str, float] = field(
+        default_factory=lambda: {"melody": 5.0, "chords": 4.0, "bass": 4.0, "drums": 6.0}
+    )
+    delay_ticks: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {
+            "melody": (4.0, 3.0),
+            "chords": (6.0, 4.0),  # each chord tone on its own: a slight spread
+            "bass": (3.0, 2.0),
+            "drums": (2.0, 2.0),
+        }
+    )
+    max_delay_ticks: int = 15
+
+
+def humanise_bar(
+    notes: Sequence[Note], humanise: Humanise, *, part: str, bar_index: int, bar_ticks: int
+) -> list[Note]:
+    """``notes`` of one bar of ``part`` (onsets from the bar start) with velocity and
+    timing humanised; same count and order. Onsets move only later and stay inside the
+    bar; ends stay put, and a note keeps at least half its length."""
+    rng = random.Random(f"cantus-humanise:{humanise.seed}:{bar_index}:{part}")
+    velocity_sd = humanise.velocity_sd.get(part, 0.0)
+    mean, sd = humanise.delay_ticks.get(part, (0.0, 0.0))
+    out = []
+    for note in notes:
+        velocity = _clamp_velocity(note.velocity + rng.gauss(0.0, velocity_sd))
+        delay = max(0, min(humanise.max_delay_ticks, round(rng.gauss(mean, sd))))
+        delay = min(delay, note.duration // 2, max(0, bar_ticks - 1 - note.onset))
+        out.append(Note(note.onset + delay, note.pitch, note.duration - delay, velocity))
+    return out
+
+
 # --- tracks -------------------------------------------------------------------------------
 
 
@@ -182,6 +234,7 @@ def arrange_tracks(
     energy: Energy,
     first_index: int = 0,
     total_bars: int | None = None,
+    humanise: Humanise | None = None,
 ) -> list[Track]:
     """Exactly four tracks, named ``melody``, ``chords``, ``bass``, ``drums`` (on channels
     0, 1, 2, 9), with notes sorted and onsets in ticks from the start of the first bar
@@ -191,7 +244,7 @@ def arrange_tracks(
     ``first_index`` (the piece's bar number of ``bars[0]``) and ``total_bars`` (the
     piece's length; default: these bars end the piece) place a segment within its piece,
     so only the piece's own first bar gets the opening crash and its last bar the final
-    hit."""
+    hit. ``humanise`` (default: none) humanises every part (see the module docstring)."""
     total = total_bars if total_bars is not None else first_index + len(bars)
     programs = programs_for(style, energy)
     restrike = energy is Energy.HIGH and style is not Style.CHORALE
@@ -203,15 +256,28 @@ def arrange_tracks(
     offset = 0
     for index, bar in enumerate(bars):
         meter = bar.melody.meter
-        melody += _melody_notes(bar.melody, offset, energy)
-        voicing = _strummed(bar.voicing, meter) if restrike else bar.voicing
-        chords += _shifted(voicing, offset, _CHORD_VELOCITY_SCALE[energy])
-        bass += _shifted(bar.bass, offset, _BASS_VELOCITY_SCALE[energy])
         bar_index = first_index + index
+        voicing = _strummed(bar.voicing, meter) if restrike else bar.voicing
         pattern = drum_pattern(
             meter, style=style, energy=energy, bar_index=bar_index, is_final=bar_index == total - 1
         )
-        drums += _shifted(pattern, offset, 1.0)
+        parts = {
+            "melody": _melody_notes(bar.melody, 0, energy),
+            "chords": _shifted(voicing, 0, _CHORD_VELOCITY_SCALE[energy]),
+            "bass": _shifted(bar.bass, 0, _BASS_VELOCITY_SCALE[energy]),
+            "drums": list(pattern),
+        }
+        if humanise is not None:
+            parts = {
+                part: humanise_bar(
+                    notes, humanise, part=part, bar_index=bar_index, bar_ticks=meter.bar_ticks
+                )
+                for part, notes in parts.items()
+            }
+        melody += _shifted(parts["melody"], offset, 1.0)
+        chords += _shifted(parts["chords"], offset, 1.0)
+        bass += _shifted(parts["bass"], offset, 1.0)
+        drums += _shifted(parts["drums"], offset, 1.0)
         lyrics += [(offset + tick, syllable) for tick, syllable in bar.lyrics]
         offset += meter.bar_ticks
     return [

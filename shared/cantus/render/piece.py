@@ -1,16 +1,36 @@
 """A piece as the render service assembles it from events, and the files rendered from it.
 
 ``PieceParts`` is the join of one piece's melody, harmony and lyric events by bar; it
-answers which bars are complete and renders segments (``render_segment_midi``) and the
-finished files (``render_piece_files``: ``piece.mid``, ``piece.json``).
+answers which bars are complete and arranges them (humanised, seeded by the piece's seed,
+unless switched off).
+
+Segments, while the piece is composed: ``render_segment_midi`` (all parts as MIDI) and
+``SegmentAudio``, which keeps one ``SegmentRenderer`` (FluidSynth) and one
+``StreamingMaster`` per piece and turns each segment into a small mastered Ogg Opus file
+(``encode_segment_audio``). Rendering is deterministic, so a ``SegmentAudio`` lost with
+its process is rebuilt by replaying the segments already published (``SegmentAudio.
+catch_up``) and then renders the next one exactly as the lost one would have.
+
+The finished piece (``render_piece_files``): ``piece.mid``, the mastered full mix
+(``master``) as ``piece.wav``/``.flac``/``.mp3``/``.opus`` (``Settings.audio_formats``),
+the lead sheet as ``piece.musicxml`` and, engraved by LilyPond, ``piece.pdf`` and
+``piece.png``, ``pianoroll.png``, and ``piece.json`` (summary, loudness, file list, event
+log). File names are fixed here; only the folder comes from the piece id.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
-from dataclasses import dataclass
+import logging
+import math
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 from google.protobuf.json_format import MessageToDict
 
 from cantus.events.codec import EVENT_TYPES
@@ -25,9 +45,22 @@ from cantus.events.conversions import (
 from cantus.harmony.rules import ChordSpan
 from cantus.music.chords import ChordSymbol
 from cantus.music.midi_io import tracks_to_midi_bytes
-from cantus.music.notes import TICKS_PER_QUARTER, Track
-from cantus.render.arrangement import ArrangedBar, arrange_tracks
+from cantus.music.notes import TICKS_PER_QUARTER, Bar, Note, Track
+from cantus.render.arrangement import ArrangedBar, Humanise, arrange_tracks
 from cantus.v1 import events_pb2 as pb
+
+if TYPE_CHECKING:
+    from cantus.render.leadsheet import EngravedLeadsheet
+
+log = logging.getLogger("cantus.render.piece")
+
+TAIL_SECONDS = 2.0
+"""Release and reverb tail rendered after the last bar, seconds (last segment and files)."""
+
+SEGMENT_AUDIO_MEDIA_TYPE = "audio/ogg; codecs=opus"
+SEGMENT_AUDIO_MAX_BYTES = 512 * 1024
+"""Largest segment audio; the bit rate drops for long segments to stay under it (Kafka's
+default record limit is 1 MB)."""
 
 
 @dataclass
@@ -39,11 +72,15 @@ class PieceParts:
     harmony_by_bar: dict[int, pb.HarmonyBar]
     lyric_lines: dict[int, pb.LyricLine]
     requested: pb.ComposeRequested | None
+    humanise: bool = True
 
     @classmethod
-    def from_state(cls, events: dict[str, dict[str, str]]) -> PieceParts | None:
+    def from_state(
+        cls, events: dict[str, dict[str, str]], *, humanise: bool = True
+    ) -> PieceParts | None:
         """From the render table's ``events`` (kind → index → base64 protobuf); None until
-        some event carries the piece's spec."""
+        some event carries the piece's spec. ``humanise``: arrange with the piece's
+        seeded humanisation."""
         decoded: dict[str, dict[int, object]] = {}
         for kind, by_index in events.items():
             message_type = EVENT_TYPES[kind].message
@@ -67,6 +104,7 @@ class PieceParts:
             harmony_by_bar=decoded.get("harmony_bar", {}),  # type: ignore[arg-type]
             lyric_lines=decoded.get("lyric_line", {}),  # type: ignore[arg-type]
             requested=requested,  # type: ignore[arg-type]
+            humanise=humanise,
         )
 
     # --- readiness -----------------------------------------------------------------------
@@ -135,7 +173,13 @@ class PieceParts:
             lyrics=sorted(lyrics),
         )
 
+    @property
+    def bar_ticks(self) -> int:
+        return spec_meter(self.spec).bar_ticks
+
     def tracks(self, first: int, count: int) -> list[Track]:
+        """The four arranged parts of bars ``first`` .. ``first + count - 1``, onsets from
+        the start of bar ``first``."""
         bars = [self.arranged_bar(i) for i in range(first, first + count)]
         return arrange_tracks(
             bars,
@@ -143,7 +187,22 @@ class PieceParts:
             energy=spec_energy(self.spec),
             first_index=first,
             total_bars=self.bar_count,
+            humanise=Humanise(self.spec.seed) if self.humanise else None,
         )
+
+    def piece_tracks(self, first: int, count: int) -> list[Track]:
+        """Like ``tracks``, with onsets from the start of the piece (what the synth wants)."""
+        shift = first * self.bar_ticks
+        return [
+            Track(
+                track.name,
+                track.program,
+                track.channel,
+                [Note(n.onset + shift, n.pitch, n.duration, n.velocity) for n in track.notes],
+                [(tick + shift, syllable) for tick, syllable in track.lyrics],
+            )
+            for track in self.tracks(first, count)
+        ]
 
     def midi(self, first: int, count: int) -> bytes:
         return tracks_to_midi_bytes(
@@ -159,11 +218,315 @@ def render_segment_midi(parts: PieceParts, first: int, count: int) -> bytes:
     return parts.midi(first, count)
 
 
+# --- segment audio ----------------------------------------------------------------------
+
+
+def encode_segment_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    kbps: int = 48,
+    max_bytes: int = SEGMENT_AUDIO_MAX_BYTES,
+    serial: int = 1,
+) -> bytes:
+    """Float ``[samples, 2]`` audio as one small Ogg Opus file (48 kHz), at about ``kbps``
+    kbit/s, lower if that would exceed ``max_bytes``; ``b""`` for no samples. The Ogg
+    stream gets serial number ``serial``, so the same audio always gives the same bytes."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    from cantus.render.exports import OPUS_SAMPLE_RATE
+
+    if audio.ndim != 2 or len(audio) == 0:
+        return b""
+    seconds = len(audio) / sample_rate
+    bits_per_second = min(kbps * 1000.0, 0.9 * max_bytes * 8 / seconds)
+    data = np.asarray(audio, np.float32)
+    if sample_rate != OPUS_SAMPLE_RATE:
+        divisor = math.gcd(OPUS_SAMPLE_RATE, sample_rate)
+        data = resample_poly(
+            data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
+        ).astype(np.float32)
+    data = np.clip(data, -1.0, 1.0)
+    encoded = b""
+    for level in (_opus_level(bits_per_second), 1.0):  # 1.0: libsndfile's lowest rate
+        buffer = io.BytesIO()
+        soundfile.write(
+            buffer,
+            data,
+            OPUS_SAMPLE_RATE,
+            format="OGG",
+            subtype="OPUS",
+            compression_level=level,
+        )
+        encoded = set_ogg_serial(buffer.getvalue(), serial)
+        if len(encoded) <= max_bytes:
+            break
+    return encoded
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def set_ogg_serial(data: bytes, serial: int) -> bytes:
+    """``data`` (an Ogg file of one logical stream) with every page's stream serial number
+    set to ``serial`` and its checksum recomputed. libsndfile picks a random serial, so
+    without this the same audio would encode to different bytes each time."""
+    out = bytearray(data)
+    position = 0
+    while position + 27 <= len(out) and out[position : position + 4] == b"OggS":
+        segments = out[position + 26]
+        body = sum(out[position + 27 : position + 27 + segments])
+        end = position + 27 + segments + body
+        out[position + 14 : position + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
+        out[position + 22 : position + 26] = b"\0\0\0\0"
+        crc = 0
+        for byte in out[position:end]:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+        out[position + 22 : position + 26] = crc.to_bytes(4, "little")
+        position = end
+    return bytes(out)
+
+
+def _opus_level(bits_per_second: float) -> float:
+    """libsndfile's Opus compression level (0..1) for about ``bits_per_second`` of music:
+    it maps the level linearly onto the bit rate, ~500 kbit/s at 0 down to ~6 at 1
+    (measured: level 0.9 ≈ 64 kbit/s, 0.8 ≈ 115 kbit/s on a dense stereo signal)."""
+    return min(1.0, max(0.0, 1.0 - (bits_per_second - 6000.0) / 510000.0))
+
+
+@dataclass
+class RenderedSegment:
+    """One segment's mastered audio: float32 ``[samples, 2]`` starting ``start_seconds``
+    into the piece."""
+
+    audio: np.ndarray
+    sample_rate: int
+    start_seconds: float
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class SegmentAudio:
+    """One piece's audio, rendered and mastered segment by segment, in order, from one
+    persistent synthesizer and master (``SegmentRenderer`` + ``StreamingMaster``).
+
+    ``render(parts, segment, segment_bars)`` renders segment ``next_segment``; the last
+    segment of the piece also gets the release tail, and closes the synthesizer. After a
+    restart, ``catch_up(parts, segments_done, segment_bars)`` replays segments
+    ``0 .. segments_done - 1`` (discarding their audio): rendering is deterministic, so
+    the next segment then comes out exactly as it would have without the restart."""
+
+    def __init__(self, tempo_bpm: float, *, preset: str = "streaming") -> None:
+        from cantus.render.mix import StreamingMaster
+        from cantus.render.synth import SAMPLE_RATE, SegmentRenderer
+
+        self.sample_rate = SAMPLE_RATE
+        self._renderer = SegmentRenderer(tempo_bpm, sample_rate=SAMPLE_RATE)
+        self._master = StreamingMaster(SAMPLE_RATE, preset)
+        self.next_segment = 0
+        self.samples_out = 0
+        self.finished = False
+        self.last_used = time.monotonic()
+
+    def render(self, parts: PieceParts, segment: int, segment_bars: int) -> RenderedSegment:
+        if self.finished:
+            raise RuntimeError("this piece's audio is finished")
+        if segment != self.next_segment:
+            raise ValueError(f"segment {segment} asked for, {self.next_segment} is next")
+        first, count = parts.segment_bars(segment, segment_bars)
+        end_tick = (first + count) * parts.bar_ticks
+        stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
+        chunks = [self._master.process(stems)]
+        if segment == parts.segment_count(segment_bars) - 1:
+            chunks.append(self._master.finish(self._renderer.finish_stems(TAIL_SECONDS)))
+            self.finished = True
+        audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        rendered = RenderedSegment(audio, self.sample_rate, self.samples_out / self.sample_rate)
+        self.samples_out += len(audio)
+        self.next_segment += 1
+        self.last_used = time.monotonic()
+        return rendered
+
+    def catch_up(self, parts: PieceParts, segments_done: int, segment_bars: int) -> None:
+        """Replay segments up to ``segments_done`` (exclusive), discarding their audio."""
+        while self.next_segment < segments_done and not self.finished:
+            self.render(parts, self.next_segment, segment_bars)
+
+    def close(self) -> None:
+        self._renderer.close()
+        self.finished = True
+
+
+# --- the finished piece ------------------------------------------------------------------
+
+LEADSHEET_FILES = ("piece.musicxml", "piece.pdf", "piece.png")
+PIANOROLL_FILE = "pianoroll.png"
+
+
+@dataclass
+class PieceFiles:
+    """The files of a finished piece by name, and what ``PieceCompleted`` reports of them:
+    loudness of the mastered mix (None if audio failed), the audio's length with its
+    tail, seconds per rendering step, and what could not be rendered (name: reason)."""
+
+    files: dict[str, bytes]
+    loudness: dict[str, object] | None = None
+    audio_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def leadsheet_inputs(parts: PieceParts) -> tuple[list[Bar], list[list[tuple[int, str]]], list]:
+    """Melody bars, chord spans ``(onset in bar, symbol)`` per bar and lyrics ``(piece tick,
+    syllable)`` of the whole piece, un-humanised (notation is written as composed)."""
+    meter = spec_meter(parts.spec)
+    bars, chords, lyrics = [], [], []
+    for index in range(parts.bar_count):
+        bar = pb_to_bar(parts.melody[index].notes, meter)
+        bars.append(bar)
+        chords.append(
+            [(span.onset_ticks, span.symbol) for span in parts.harmony_by_bar[index].chords]
+        )
+        for line in parts.lyric_lines.values():
+            for syllable in line.syllables:
+                if syllable.bar_index == index and syllable.note_index < len(bar.notes):
+                    onset = index * meter.bar_ticks + bar.notes[syllable.note_index].onset
+                    lyrics.append((onset, syllable.text))
+    return bars, chords, sorted(lyrics)
+
+
+def piece_title(parts: PieceParts) -> str:
+    return f"{parts.spec.style.title() or 'Folk'} in {spec_key(parts.spec).name}"
+
+
 def render_piece_files(
-    parts: PieceParts, *, piece_id: str, event_log: list[dict]
-) -> dict[str, bytes]:
-    """The files of a finished piece by name: ``piece.mid`` and ``piece.json``."""
-    midi = parts.midi(0, parts.bar_count)
+    parts: PieceParts,
+    *,
+    piece_id: str,
+    event_log: list[dict],
+    preset: str = "streaming",
+    audio_formats: tuple[str, ...] | list[str] = ("wav", "flac", "mp3", "opus"),
+    leadsheet: bool = True,
+) -> PieceFiles:
+    """Every file of a finished piece (see the module docstring). A step that fails (no
+    FluidSynth, no LilyPond, music21 refusing a chord) leaves its files out and is named
+    in ``PieceFiles.errors`` and piece.json; the MIDI and the summary are always there."""
+    from cantus.render.exports import audio_export_files
+    from cantus.render.mix import PRESETS, master
+    from cantus.render.pianoroll import pianoroll_png
+    from cantus.render.synth import SAMPLE_RATE, render_stems
+
+    started = time.perf_counter()
+    result = PieceFiles(files={})
+    meter = spec_meter(parts.spec)
+    tracks = parts.piece_tracks(0, parts.bar_count)
+
+    def step(name: str):  # type: ignore[no-untyped-def]
+        return _Step(result, name)
+
+    with step("midi"):
+        result.files["piece.mid"] = parts.midi(0, parts.bar_count)
+    # The lead sheet first: LilyPond (a subprocess, ~2-5 s) engraves it while the audio
+    # is synthesised, mastered and encoded here.
+    engraving: Future[EngravedLeadsheet] | None = None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engrave")
+    if leadsheet:
+        from cantus.render.leadsheet import engrave_leadsheet, leadsheet_musicxml
+
+        with step("musicxml"):
+            bars, chords, lyrics = leadsheet_inputs(parts)
+            result.files["piece.musicxml"] = leadsheet_musicxml(
+                bars,
+                chords,
+                lyrics,
+                spec_key(parts.spec),
+                meter,
+                parts.spec.tempo_bpm,
+                title=piece_title(parts),
+            )
+        if "piece.musicxml" in result.files:
+            engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
+    stems = mastered = None
+    with step("synth"):
+        last_end = max((n.end for t in tracks for n in t.notes), default=0)
+        stems = render_stems(
+            tracks,
+            tempo_bpm=parts.spec.tempo_bpm,
+            end_tick=max(parts.bar_count * parts.bar_ticks, last_end),
+            tail_seconds=TAIL_SECONDS,
+        )
+    if stems is not None:
+        with step("master"):
+            mastered = master(stems, SAMPLE_RATE, preset)
+            chosen = PRESETS[mastered.preset]
+            result.audio_seconds = len(mastered.audio) / SAMPLE_RATE
+            result.loudness = {
+                "preset": mastered.preset,
+                "target_lufs": chosen.target_lufs,
+                "ceiling_dbtp": chosen.ceiling_dbtp,
+                "integrated_lufs": round(mastered.integrated_lufs, 2),
+                "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
+                "gain_db": round(mastered.gain_db, 2),
+            }
+        del stems
+    if mastered is not None:
+        with step("encode"):
+            result.files.update(
+                audio_export_files(mastered.audio, SAMPLE_RATE, tuple(audio_formats))
+            )
+    with step("pianoroll"):
+        result.files[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
+    if engraving is not None:
+        with step("engrave"):
+            engraved = engraving.result()
+            result.files["piece.pdf"] = engraved.pdf
+            result.files["piece.png"] = engraved.png
+        if "engrave" not in result.errors:
+            result.timings["engrave"] = round(engraved.seconds, 3)  # its own time, not the wait
+    pool.shutdown(wait=True)
+    result.timings["wall"] = round(time.perf_counter() - started, 3)  # steps overlap
+    result.files["piece.json"] = _summary_json(parts, piece_id, event_log, result)
+    return result
+
+
+class _Step:
+    """Times one rendering step into ``timings``; an exception is logged and recorded in
+    ``errors`` instead of failing the piece."""
+
+    def __init__(self, result: PieceFiles, name: str) -> None:
+        self.result, self.name = result, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, kind, error, traceback) -> bool:  # type: ignore[no-untyped-def]
+        if self.name not in self.result.timings:
+            self.result.timings[self.name] = round(time.perf_counter() - self.started, 3)
+        if error is None:
+            return False
+        if self.name == "midi" or not isinstance(error, Exception):
+            return False  # no MIDI, no piece: let the service retry and dead-letter
+        log.warning("rendering %s failed: %s: %s", self.name, type(error).__name__, error)
+        self.result.errors[self.name] = f"{type(error).__name__}: {error}"[:500]
+        return True
+
+
+def _summary_json(
+    parts: PieceParts, piece_id: str, event_log: list[dict], result: PieceFiles
+) -> bytes:
     key = spec_key(parts.spec)
     melody_models = sorted({bar.model for bar in parts.melody.values() if bar.model})
     harmonizers = sorted({bar.harmonizer for bar in parts.harmony})
@@ -180,6 +543,9 @@ def render_piece_files(
         "tempo_bpm": parts.spec.tempo_bpm,
         "bars": parts.bar_count,
         "duration_seconds": round(parts.seconds_before_bar(parts.bar_count), 3),
+        "audio_duration_seconds": round(result.audio_seconds, 3),
+        "loudness": result.loudness,
+        "humanised": parts.humanise,
         "chords_per_bar": [[span.symbol for span in bar.chords] for bar in parts.harmony],
         "roman_numerals_per_bar": [[span.roman for span in bar.chords] for bar in parts.harmony],
         "melody_per_bar": [
@@ -189,10 +555,9 @@ def render_piece_files(
         "lyrics": lyrics,
         "models": {"melody": melody_models, "harmony": harmonizers},
         "ticks_per_quarter": TICKS_PER_QUARTER,
-        "files": ["piece.mid", "piece.json"],
+        "files": sorted([*result.files, "piece.json"]),
+        "render_seconds": result.timings,
+        "render_errors": result.errors,
         "event_log": sorted(event_log, key=lambda entry: entry["produced_at_unix_ns"]),
     }
-    return {
-        "piece.mid": midi,
-        "piece.json": json.dumps(summary, indent=2).encode(),
-    }
+    return json.dumps(summary, indent=2).encode()

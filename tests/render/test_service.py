@@ -1,0 +1,118 @@
+"""The render service's handler with its table, broker and store replaced by fakes:
+segments carry audio as soon as their bars are in, a restart rebuilds the audio by
+replay (same bytes), redeliveries change nothing, and the finished piece is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).parent))
+from piece_fixtures import PIECE_ID, piece_events, spec
+
+from cantus.storage import LocalPieceStore
+from cantus.streaming import Received
+from cantus.v1 import events_pb2 as pb
+
+
+@pytest.fixture
+def render(monkeypatch, tmp_path):
+    monkeypatch.setenv("CANTUS_STATE_DIR", str(tmp_path / "state"))
+    from services.render import app
+
+    published: list = []
+
+    async def publish(message, *, received=None):
+        published.append(message)
+
+    monkeypatch.setattr(app, "pieces", {})
+    monkeypatch.setattr(app, "store", LocalPieceStore(tmp_path / "pieces"))
+    monkeypatch.setattr(app.service, "publish", publish)
+    monkeypatch.setattr(app.settings, "leadsheet", False)  # engraving has its own tests
+    monkeypatch.setattr(app.settings, "audio_formats", ["wav"])
+    app.live_audio.clear()
+    app.published = published  # type: ignore[attr-defined]
+    yield app
+    for audio in app.live_audio.values():
+        audio.close()
+    app.live_audio.clear()
+
+
+def feed(app, events) -> None:
+    async def run():
+        for offset, event in enumerate(events):
+            await app.handle_piece_event(event, Received("t", 0, offset, 1))
+
+    asyncio.run(run())
+
+
+def segments(published) -> list[pb.RenderSegment]:
+    return [m for m in published if isinstance(m, pb.RenderSegment)]
+
+
+def test_segments_carry_audio_and_the_piece_is_stored(render, tmp_path):
+    events = piece_events(spec(8))
+    feed(render, events[: 1 + 3 * 4])  # request + bars 0-3
+    first = segments(render.published)
+    assert [s.meta.index for s in first] == [0]
+    assert first[0].audio[:4] == b"OggS" and first[0].audio_media_type.startswith("audio/ogg")
+    assert len(first[0].SerializeToString()) < 200_000
+    assert first[0].audio_start_seconds == 0.0
+    assert first[0].audio_duration_seconds == pytest.approx(8.0, abs=0.01)
+    decoded, rate = soundfile.read(io.BytesIO(first[0].audio))
+    assert abs(len(decoded) / rate - 8.0) < 0.05 and np.abs(decoded).max() > 0.05
+    assert PIECE_ID in render.live_audio  # kept in memory, not in the table
+    assert "audio" not in str(render.pieces[PIECE_ID])
+
+    feed(render, events[1 + 3 * 4 :])
+    done = [m for m in render.published if isinstance(m, pb.PieceCompleted)]
+    assert len(done) == 1 and [s.meta.index for s in segments(render.published)] == [0, 1]
+    last = segments(render.published)[1]
+    assert last.audio_start_seconds == pytest.approx(first[0].audio_duration_seconds)
+    assert last.audio_duration_seconds == pytest.approx(8.0 + 2.0, abs=0.01)  # + the tail
+    assert abs(done[0].integrated_lufs + 14.0) < 0.5 and done[0].target_lufs == -14.0
+    assert done[0].loudness_preset == "streaming"
+    names = {f.name for f in done[0].files}
+    assert names == {"piece.mid", "piece.wav", "pianoroll.png", "piece.json"}
+    assert (tmp_path / "pieces" / PIECE_ID / "piece.wav").stat().st_size > 100_000
+    assert PIECE_ID not in render.live_audio and render.pieces[PIECE_ID]["completed"]
+
+
+def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):
+    events = piece_events(spec(12))
+    feed(render, events)
+    steady = {s.meta.index: s.audio for s in segments(render.published)}
+    assert len(steady) == 3
+
+    # The same piece again, with the process "restarted" after segment 0 was published.
+    render.pieces.clear()
+    render.published.clear()
+    feed(render, events[: 1 + 3 * 4])
+    render.live_audio.clear()  # the restart: memory gone, the table kept
+    feed(render, events[1 + 3 * 4 :])
+    again = {s.meta.index: s.audio for s in segments(render.published)}
+    assert again == steady
+
+
+def test_redelivered_events_publish_nothing_twice(render):
+    events = piece_events(spec(4))
+    feed(render, events)
+    count = len(render.published)
+    feed(render, events)  # a completed piece keeps a tombstone
+    assert len(render.published) == count
+
+
+def test_audio_that_cannot_be_rendered_leaves_the_segment_without_it(render, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no FluidSynth here")
+
+    monkeypatch.setattr(render, "SegmentAudio", broken)
+    feed(render, piece_events(spec(4))[:13])
+    (segment,) = segments(render.published)
+    assert segment.midi and not segment.audio
