@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from google.protobuf.message import Message
 
@@ -61,12 +63,33 @@ live_audio: OrderedDict[str, SegmentAudio] = OrderedDict()
 """piece_id → its segment audio renderer, in this process only."""
 
 
-@service.app.agent(piece_inputs)
+final_render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-render")
+"""Finished pieces are mastered and exported one at a time, on one thread, so that the
+segments listeners are waiting for (rendered on the default pool) are not starved."""
+
+piece_locks: dict[str, asyncio.Lock] = {}
+"""One lock per piece in flight: pieces render side by side (agent concurrency), while the
+events of one piece are handled one at a time, in the order they arrived."""
+
+
+@service.app.agent(piece_inputs, concurrency=settings.render_concurrency)
 async def render(stream):  # type: ignore[no-untyped-def]
     await service.process(stream, handle_piece_event)
 
 
 async def handle_piece_event(message: Message, received: Received) -> None:
+    piece_id = message.meta.piece_id  # type: ignore[attr-defined]
+    # Taken before any suspension, so a piece's events queue on it in arrival order.
+    lock = piece_locks.setdefault(piece_id, asyncio.Lock())
+    try:
+        async with lock:
+            await render_piece_event(message, received)
+    finally:
+        if not lock.locked() and (pieces.get(piece_id) or {}).get("completed"):
+            piece_locks.pop(piece_id, None)
+
+
+async def render_piece_event(message: Message, received: Received) -> None:
     piece_id = message.meta.piece_id  # type: ignore[attr-defined]
     state = pieces.get(piece_id) or {"events": {}, "log": [], "segments": 0, "completed": False}
     if state["completed"]:
@@ -174,14 +197,17 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
     )
     event_log = [*state["log"], log_entry(completed, "piece_completed")]
     started = time.perf_counter()
-    rendered = await asyncio.to_thread(
-        render_piece_files,
-        parts,
-        piece_id=piece_id,
-        event_log=event_log,
-        preset=settings.loudness_preset,
-        audio_formats=settings.audio_formats,
-        leadsheet=settings.leadsheet,
+    rendered = await asyncio.get_running_loop().run_in_executor(
+        final_render_pool,
+        functools.partial(
+            render_piece_files,
+            parts,
+            piece_id=piece_id,
+            event_log=event_log,
+            preset=settings.loudness_preset,
+            audio_formats=settings.audio_formats,
+            leadsheet=settings.leadsheet,
+        ),
     )
     render_seconds = time.perf_counter() - started
     for name, content in rendered.files.items():

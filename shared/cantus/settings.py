@@ -90,6 +90,9 @@ class Settings(BaseSettings):
 
     # --- render --------------------------------------------------------------------------
     segment_bars: int = Field(4, ge=1, le=64, description="bars per rendered segment")
+    render_concurrency: int = Field(
+        4, ge=1, le=64, description="pieces one render process works on at once"
+    )
     segment_audio: bool = Field(
         True, description="embed each segment's mastered audio in its RenderSegment event"
     )
