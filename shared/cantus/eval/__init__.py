@@ -1,0 +1,6 @@
+"""Quality evaluations of the models against baselines (``cantus eval ...``).
+
+``cantus.eval.melody``: held-out likelihood of the melody transformer against an n-gram and an
+LSTM baseline, and musical statistics of generated melodies (key, metre, cadence, pitch and
+interval distributions).
+"""

@@ -1,0 +1,206 @@
+"""``cantus eval melody`` on tiny models and a tiny synthetic corpus: the NLL bookkeeping,
+the windowed scoring of long sequences, the piece statistics and one quick end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cantus.eval.melody import (
+    EvalSetting,
+    MelodyEvalReport,
+    bar_validity,
+    detect_key,
+    format_report,
+    interval_counts,
+    kl_divergence,
+    pitch_class_counts,
+    run_melody_eval,
+    summarize_nll,
+    transformer_token_nlls,
+)
+from cantus.melody.checkpoint import save_melody_checkpoint
+from cantus.melody.controls import Controls, EnergyThresholds
+from cantus.melody.corpus import Tune, split_corpus
+from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
+
+torch.set_num_threads(1)
+TOKENIZER = MelodyTokenizer()
+VOCAB = TOKENIZER.vocab
+QUARTER = 480
+COMMON = Meter(4, 4)
+
+
+C_MAJOR = Key(0)
+
+
+def _melody(pitches: list[int], key: Key = C_MAJOR, meter: Meter = COMMON) -> Melody:
+    """Quarter notes, four to a 4/4 bar."""
+    bars = []
+    for start in range(0, len(pitches), 4):
+        notes = tuple(
+            Note(i * QUARTER, p, QUARTER) for i, p in enumerate(pitches[start : start + 4])
+        )
+        bars.append(Bar(meter, notes))
+    return Melody(key, 100.0, tuple(bars))
+
+
+def _controls(key: Key = C_MAJOR) -> Controls:
+    return Controls(key, COMMON, 100.0, Style.FOLK, Energy.MID)
+
+
+def test_summarize_nll_scores_only_after_the_prefix_and_sums_notes() -> None:
+    melody = _melody([60, 62, 64, 65])
+    tokens = TOKENIZER.encode(melody, _controls())  # prefix, BAR, 4 notes, EOS
+    nlls = np.arange(len(tokens) - 1, dtype=float)  # target i+1 costs i nats
+    summary = summarize_nll("m", 1, TOKENIZER, [tokens], [nlls])
+    assert summary.tokens == len(tokens) - 7 == 14
+    assert summary.notes == 4
+    assert summary.kind_counts == {"BAR": 1, "POS": 4, "PITCH": 4, "DUR": 4, "EOS": 1}
+    assert summary.per_token == pytest.approx(np.mean(nlls[6:]))
+    # note k (0..3) sits at targets 8+3k, 9+3k, 10+3k -> NLLs 7+3k, 8+3k, 9+3k
+    assert summary.per_note == pytest.approx(np.mean([24 + 9 * k for k in range(4)]))
+    assert summary.by_kind["BAR"] == 6 and summary.by_kind["EOS"] == len(tokens) - 2
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> MelodyLM:
+    torch.manual_seed(0)
+    return MelodyLM(MelodyLMConfig.tiny(len(VOCAB))).eval()
+
+
+def test_transformer_nlls_match_a_plain_forward_and_cover_long_sequences(
+    tiny_model: MelodyLM,
+) -> None:
+    rng = random.Random(0)
+    long = _melody([rng.randint(55, 75) for _ in range(4 * 30)])  # 30 bars: > 256 tokens
+    short = _melody([60, 62, 64, 65, 67, 65, 64, 62])
+    sequences = [TOKENIZER.encode(m, _controls()) for m in (long, short)]
+    assert len(sequences[0]) > tiny_model.config.max_len
+    nlls = transformer_token_nlls(tiny_model, sequences, pad_id=VOCAB.pad, bar_id=VOCAB.bar)
+    with torch.no_grad():
+        for sequence, scored in zip(sequences, nlls, strict=True):
+            window = torch.tensor([sequence[: tiny_model.config.max_len]])
+            logits = tiny_model(window[:, :-1])[0]
+            direct = -torch.log_softmax(logits, -1).gather(-1, window[0, 1:, None])[:, 0]
+            assert len(scored) == len(sequence) - 1
+            np.testing.assert_allclose(scored[: len(direct)], direct.numpy(), rtol=1e-4, atol=1e-5)
+    assert np.isfinite(nlls[0]).all() and (nlls[0] > 0).all()
+
+
+def test_bar_validity_flags_overlaps_and_overfull_bars() -> None:
+    prefix = TOKENIZER.controls_prefix(_controls())
+    good = [VOCAB.bar, VOCAB.pos(0), VOCAB.pitch(60), VOCAB.dur(16)]
+    overlap = [
+        VOCAB.bar,
+        VOCAB.pos(0),
+        VOCAB.pitch(60),
+        VOCAB.dur(8),
+        VOCAB.pos(4),
+        VOCAB.pitch(62),
+        VOCAB.dur(4),
+    ]
+    overfull = [VOCAB.bar, VOCAB.pos(8), VOCAB.pitch(60), VOCAB.dur(12)]
+    rest = [VOCAB.bar]
+    tokens = prefix + good + overlap + overfull + rest + [VOCAB.eos]
+    assert bar_validity(TOKENIZER, tokens, COMMON) == [True, False, False, True]
+
+
+def test_histograms_and_kl() -> None:
+    melody = _melody([62, 64, 66, 67, 69, 81, 62, 62], key=Key(2))
+    assert pitch_class_counts([melody], [2]).tolist() == [3, 0, 1, 0, 1, 1, 0, 2, 0, 0, 0, 0]
+    intervals = interval_counts([melody])
+    assert intervals[12 + 2] == 3 and intervals[24] == 1 and intervals[0] == 1  # ±12 clipped
+    assert intervals[12] == 1 and intervals.sum() == 7
+    counts = np.array([10.0, 5.0, 1.0])
+    assert kl_divergence(counts, counts) == pytest.approx(0.0)
+    assert kl_divergence(counts, np.array([1.0, 5.0, 10.0])) > 0.5
+
+
+def test_detect_key_reads_a_scale_and_a_minor_tune() -> None:
+    c_major = _melody([60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 62, 60])
+    assert detect_key(c_major) == Key(0, Mode.MAJOR)
+    a_minor = _melody([69, 71, 72, 74, 76, 72, 71, 69, 64, 68, 69, 69], key=Key(9, Mode.MINOR))
+    assert detect_key(a_minor) == Key(9, Mode.MINOR)
+
+
+def _tiny_split() -> object:
+    rng = random.Random(1)
+    tunes = []
+    for index in range(48):
+        key = Key(rng.choice([0, 7, 9]), Mode.MINOR if index % 4 == 0 else Mode.MAJOR)
+        scale = key.scale_pitch_classes
+        pitches, pitch = [], 60 + key.tonic % 12
+        for _ in range(4 * 6):
+            pitch = min(76, max(55, pitch + rng.choice([-2, -1, 1, 2])))
+            while pitch % 12 not in scale:
+                pitch += 1
+            pitches.append(pitch)
+        pitches[-1] = 60 + key.tonic
+        tunes.append(Tune(f"synthetic/{index}", "essen", "folk", _melody(pitches, key)))
+    return split_corpus(tunes, valid_fraction=0.15, test_fraction=0.15)
+
+
+def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
+    split = _tiny_split()
+    checkpoint = tmp_path / "melody_lm.pt"
+    thresholds = EnergyThresholds.from_melodies([t.melody for t in split.train])
+    save_melody_checkpoint(
+        checkpoint,
+        tiny_model,
+        TOKENIZER,
+        thresholds,
+        {"steps": 0, "minutes": 0.0, "valid_loss": 5.0},
+    )
+    settings = (
+        EvalSetting("C major 4/4 folk", _controls(Key(0))),
+        EvalSetting("A minor 4/4 folk", _controls(Key(9, Mode.MINOR))),
+    )
+    out = tmp_path / "report.md"
+    report = run_melody_eval(
+        checkpoint,
+        pieces_per_setting=3,
+        quick=True,
+        out=out,
+        json_out=tmp_path / "report.json",
+        samples_out=tmp_path / "samples.jsonl",
+        command="cantus eval melody --quick",
+        lstm_path=tmp_path / "lstm.pt",
+        split=split,
+        settings=settings,
+        n_bars=2,
+        ngram_orders=(2, 3),
+        lstm_max_steps=2,
+        max_batch=4,
+        log=lambda _: None,
+    )
+    assert [s.model for s in report.nll] == [
+        "transformer",
+        f"{report.ngram_choice['order']}-gram KN",
+        "LSTM",
+    ]
+    assert all(s.tokens == report.nll[0].tokens > 0 for s in report.nll)
+    assert (tmp_path / "lstm-quick.pt").exists() and report.lstm["trained_now"]
+    assert len(report.generation) == 2 * 4  # per setting: transformer ±constraint, 2 baselines
+    for result in report.generation:
+        assert result.pieces == 3 and result.failed == 0
+        assert result.valid_bars == 1.0 and result.complete == 1.0
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 2 * 4 * 3 and all(len(s["tokens"]) > 7 for s in samples)
+    assert set(report.forbidden_mass) == {"metre", "length", "other", "total"}
+    text = out.read_text()
+    assert text.startswith("# Melody model evaluation")
+    assert "`cantus eval melody --quick`" in text and "| LSTM |" in text
+    assert text == format_report(report, command="cantus eval melody --quick")
+    assert "## Targets" in text
+    stored = MelodyEvalReport.from_json((tmp_path / "report.json").read_text())
+    assert format_report(stored, command="cantus eval melody --quick") == text
+    assert json.loads((tmp_path / "report.json").read_text())["test_tunes"] == report.test_tunes
