@@ -99,6 +99,28 @@ def stream(serving: MelodyServing, tensors, cancel_after: int | None = None):
     return tokens, finals
 
 
+def test_tokens_arrive_a_bar_at_a_time(serving):
+    chunks: list[list[int]] = []
+    done = threading.Event()
+
+    def on_tokens(batch, finished):
+        chunks.append(list(batch))
+        if finished:
+            done.set()
+
+    serving.submit(
+        inputs(N_BARS=np.array([3], np.int32)),
+        on_tokens=on_tokens,
+        on_error=print,
+        is_cancelled=lambda: False,
+    )
+    assert done.wait(30)
+    bar = TOKENIZER.vocab.bar
+    # Every response but the last ends with the BAR that closes the bar before it.
+    assert all(chunk[-1] == bar for chunk in chunks[:-1])
+    assert chunks[-1][-1] == TOKENIZER.vocab.eos
+
+
 def test_stream_ends_with_one_final_response_and_decodes(serving):
     tokens, finals = stream(serving, inputs())
     assert finals == [True]
@@ -108,9 +130,11 @@ def test_stream_ends_with_one_final_response_and_decodes(serving):
 
 
 def test_cancelled_stream_still_gets_its_final_response(serving):
+    full, _ = stream(serving, inputs(N_BARS=np.array([8], np.int32)))
     tokens, finals = stream(serving, inputs(N_BARS=np.array([8], np.int32)), cancel_after=3)
     assert finals == [True]
-    assert len(tokens) == 3
+    assert 3 <= len(tokens) < len(full)
+    assert TOKENIZER.vocab.eos not in tokens
     # The slot is free again: a new request completes.
     assert stream(serving, inputs())[1] == [True]
 

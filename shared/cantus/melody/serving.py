@@ -23,6 +23,8 @@ EXPECTED_INPUTS = ("PROMPT", "N_BARS", "SEED", "TEMPERATURE", "TOP_K", "TOP_P", 
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
 EXPECTED_OUTPUTS = ("TOKENS", "FINISHED")
 MAX_BARS_PER_REQUEST = 64
+MAX_TOKENS_PER_RESPONSE = 64
+"""Tokens are sent when a bar closes, or at the latest after this many."""
 
 
 class RequestInputError(ValueError):
@@ -103,6 +105,7 @@ class MelodyServing:
     max_batch: int
     vocab_size: int
     max_len: int
+    flush_tokens: frozenset[int] = frozenset()
 
     @classmethod
     def load(
@@ -118,6 +121,7 @@ class MelodyServing:
             max_batch,
             len(tokenizer.vocab),
             metadata["config"].max_len,
+            frozenset({tokenizer.vocab.bar}),  # EOS goes out with the final response
         )
 
     def submit(
@@ -133,19 +137,26 @@ class MelodyServing:
         ``on_error``. Raises ``RequestInputError`` for bad inputs. Returns the request id."""
         request = parse_decode_request(inputs, self.vocab_size, self.max_len)
         request_id = uuid.uuid4().hex
+        pending: list[int] = []
 
         def on_token(token: int) -> None:
             # A closed client stream shows up as cancellation: free the slot at the next step.
             if is_cancelled():
                 self.engine.cancel(request_id)
                 return
-            on_tokens([token], False)
+            # One response per bar (the BAR that closes it), not per token: a response costs
+            # more than a decode step, and clients act on whole bars.
+            pending.append(token)
+            if token in self.flush_tokens or len(pending) >= MAX_TOKENS_PER_RESPONSE:
+                on_tokens(pending.copy(), False)
+                pending.clear()
 
         def on_done(reason: str) -> None:
             if reason.startswith("error"):
                 on_error(f"melody_lm: {reason}")
             else:
-                on_tokens([], True)
+                on_tokens(pending.copy(), True)
+                pending.clear()
 
         try:
             return self.engine.submit(request, on_token, on_done, request_id=request_id)
