@@ -11,6 +11,9 @@ from pathlib import Path
 
 import mido
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cantus.music.midi_io import (
     MidiError,
     estimate_key,
@@ -20,8 +23,6 @@ from cantus.music.midi_io import (
 )
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note, Track
 from cantus.music.styles import SUPPORTED_METERS
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 CORRUPTED = Path(__file__).parent.parent / "data" / "midi" / "corrupted"
 GRID = 120

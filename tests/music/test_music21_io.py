@@ -5,6 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from music21 import meter, note, stream
+
 from cantus.music.music21_io import (
     ScoreConversionError,
     abc_key_names_mode,
@@ -12,7 +14,6 @@ from cantus.music.music21_io import (
     score_to_melody,
 )
 from cantus.music.notes import Meter
-from music21 import meter, note, stream
 
 BAR = 960  # a 2/4 bar in ticks
 

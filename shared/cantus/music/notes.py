@@ -98,7 +98,9 @@ class Meter:
         if not 1 <= self.numerator <= 32:
             raise MusicError(f"meter numerator must be 1..32, got {self.numerator}")
         if self.denominator not in (1, 2, 4, 8, 16, 32):
-            raise MusicError(f"meter denominator must be a power of two 1..32, got {self.denominator}")
+            raise MusicError(
+                f"meter denominator must be a power of two 1..32, got {self.denominator}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Meter:
