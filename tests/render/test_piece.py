@@ -160,3 +160,22 @@ def test_without_lead_sheet_or_audio_the_piece_still_has_midi_and_summary(monkey
     rendered = render_piece_files(parts_of(4), piece_id=PIECE_ID, event_log=[], leadsheet=False)
     assert set(rendered.files) == {"piece.mid", "pianoroll.png", "piece.json"}
     assert rendered.loudness is None and "synth" in rendered.errors
+
+
+def test_piece_midi_reads_back_in_mido_music21_and_pretty_midi_without_warnings(recwarn):
+    import mido
+    import music21
+    import pretty_midi
+
+    midi = render_piece_files(parts_of(4), piece_id=PIECE_ID, event_log=[]).files["piece.mid"]
+    parsed = mido.MidiFile(file=io.BytesIO(midi))
+    names = [track.name for track in parsed.tracks]
+    assert {"melody", "chords", "bass", "drums"} <= set(names)
+    metas = {m.type for track in parsed.tracks for m in track if m.is_meta}
+    assert {"set_tempo", "time_signature", "key_signature"} <= metas
+    score = music21.converter.parseData(midi, format="midi")
+    assert len(score.parts) >= 3
+    roll = pretty_midi.PrettyMIDI(io.BytesIO(midi))
+    assert {i.name for i in roll.instruments} >= {"melody", "chords", "bass"}
+    assert any(i.is_drum for i in roll.instruments)
+    assert not recwarn.list, [str(w.message) for w in recwarn]
