@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from google.protobuf.message import Message
 
 from cantus.events.codec import kind_of, new_meta
@@ -43,6 +44,7 @@ from cantus.render.piece import (
     encode_segment_audio,
     render_piece_files,
     render_segment_midi,
+    streamed_piece_audio,
 )
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
@@ -61,6 +63,8 @@ MAX_LIVE_PIECES = 32
 (and rebuilt by replay should the piece go on)."""
 live_audio: OrderedDict[str, SegmentAudio] = OrderedDict()
 """piece_id → its segment audio renderer, in this process only."""
+finished_audio: dict[str, np.ndarray] = {}
+"""piece_id → the joined mastered segments of a piece whose last segment is out."""
 
 
 final_render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-render")
@@ -172,7 +176,10 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
         if audio is not None:
             audio.close()
         return
-    if not audio.finished:
+    if audio.finished:
+        # The piece's final audio files are exactly the segments listeners heard.
+        finished_audio[piece_id] = audio.piece_audio()
+    else:
         live_audio[piece_id] = audio
         while len(live_audio) > MAX_LIVE_PIECES:
             _, evicted = live_audio.popitem(last=False)
@@ -197,7 +204,21 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
     )
     event_log = [*state["log"], log_entry(completed, "piece_completed")]
     started = time.perf_counter()
-    rendered = await asyncio.get_running_loop().run_in_executor(
+    loop = asyncio.get_running_loop()
+    streamed = finished_audio.pop(piece_id, None)
+    if streamed is None and settings.segment_audio:
+        # Lost with a restart: replay the segments (deterministic) rather than master anew,
+        # so the files still match what was streamed.
+        streamed = await loop.run_in_executor(
+            final_render_pool,
+            functools.partial(
+                streamed_piece_audio,
+                parts,
+                settings.segment_bars,
+                preset=settings.loudness_preset,
+            ),
+        )
+    rendered = await loop.run_in_executor(
         final_render_pool,
         functools.partial(
             render_piece_files,
@@ -207,6 +228,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
             preset=settings.loudness_preset,
             audio_formats=settings.audio_formats,
             leadsheet=settings.leadsheet,
+            streamed_audio=streamed,
         ),
     )
     render_seconds = time.perf_counter() - started

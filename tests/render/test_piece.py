@@ -179,3 +179,30 @@ def test_piece_midi_reads_back_in_mido_music21_and_pretty_midi_without_warnings(
     assert {i.name for i in roll.instruments} >= {"melody", "chords", "bass"}
     assert any(i.is_drum for i in roll.instruments)
     assert not recwarn.list, [str(w.message) for w in recwarn]
+
+
+def test_final_audio_is_the_streamed_segments_joined_and_on_target():
+    """What listeners heard segment by segment is what piece.wav holds, and it is on the
+    loudness target; a replay after a restart gives the same audio."""
+    from cantus.render.piece import streamed_piece_audio
+
+    parts = parts_of(8, tempo=120.0)
+    live = SegmentAudio(parts.spec.tempo_bpm)
+    segments = [live.render(parts, i, 4).audio for i in range(parts.segment_count(4))]
+    joined = np.concatenate(segments)
+    assert np.array_equal(live.piece_audio(), joined)
+    assert np.array_equal(streamed_piece_audio(parts, 4, preset="streaming"), joined)
+
+    rendered = render_piece_files(
+        parts,
+        piece_id=PIECE_ID,
+        event_log=[],
+        leadsheet=False,
+        audio_formats=("wav24",),
+        streamed_audio=joined,
+    )
+    wav, _ = soundfile.read(io.BytesIO(rendered.files["piece_24bit.wav"]), dtype="float32")
+    assert wav.shape == joined.shape
+    assert np.max(np.abs(wav - joined)) < 1e-4  # 24-bit quantisation only
+    assert abs(rendered.loudness["integrated_lufs"] + 14.0) <= 0.5
+    assert rendered.loudness["true_peak_dbtp"] <= -1.0

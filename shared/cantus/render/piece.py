@@ -340,6 +340,8 @@ class SegmentAudio:
         self.samples_out = 0
         self.finished = False
         self.last_used = time.monotonic()
+        self.mastered: list[np.ndarray] = []
+        """Every segment's mastered audio so far: joined, they are the piece's final mix."""
 
     def render(self, parts: PieceParts, segment: int, segment_bars: int) -> RenderedSegment:
         if self.finished:
@@ -354,6 +356,7 @@ class SegmentAudio:
             chunks.append(self._master.finish(self._renderer.finish_stems(TAIL_SECONDS)))
             self.finished = True
         audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        self.mastered.append(audio)
         rendered = RenderedSegment(audio, self.sample_rate, self.samples_out / self.sample_rate)
         self.samples_out += len(audio)
         self.next_segment += 1
@@ -361,13 +364,29 @@ class SegmentAudio:
         return rendered
 
     def catch_up(self, parts: PieceParts, segments_done: int, segment_bars: int) -> None:
-        """Replay segments up to ``segments_done`` (exclusive), discarding their audio."""
+        """Replay segments up to ``segments_done`` (exclusive); their audio is kept in
+        ``mastered`` only, as it was already published."""
         while self.next_segment < segments_done and not self.finished:
             self.render(parts, self.next_segment, segment_bars)
 
     def close(self) -> None:
         self._renderer.close()
         self.finished = True
+
+    def piece_audio(self) -> np.ndarray:
+        """The whole mastered piece: the segments as listeners heard them, joined."""
+        return np.concatenate(self.mastered) if self.mastered else np.zeros((0, 2), np.float32)
+
+
+def streamed_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -> np.ndarray:
+    """Render every segment as the service streams them and join them (used when the live
+    renderer of a finished piece is gone, e.g. after a restart: rendering is deterministic)."""
+    audio = SegmentAudio(parts.spec.tempo_bpm, preset=preset)
+    try:
+        audio.catch_up(parts, parts.segment_count(segment_bars), segment_bars)
+        return audio.piece_audio()
+    finally:
+        audio.close()
 
 
 # --- the finished piece ------------------------------------------------------------------
@@ -412,6 +431,52 @@ def piece_title(parts: PieceParts) -> str:
     return f"{parts.spec.style.title() or 'Folk'} in {spec_key(parts.spec).name}"
 
 
+def _synthesise(step, tracks: list[Track], parts: PieceParts):  # type: ignore[no-untyped-def]
+    """All parts synthesised in one pass (stems by part name), or None if that failed."""
+    from cantus.render.synth import render_stems
+
+    stems = None
+    with step("synth"):
+        last_end = max((n.end for t in tracks for n in t.notes), default=0)
+        stems = render_stems(
+            tracks,
+            tempo_bpm=parts.spec.tempo_bpm,
+            end_tick=max(parts.bar_count * parts.bar_ticks, last_end),
+            tail_seconds=TAIL_SECONDS,
+        )
+    return stems
+
+
+def _measured_master(audio: np.ndarray, preset: str):  # type: ignore[no-untyped-def]
+    """Already-mastered audio (the streamed segments) with its loudness measured."""
+    from cantus.render.mix import MasterResult, integrated_loudness, true_peak_dbtp
+    from cantus.render.synth import SAMPLE_RATE
+
+    return MasterResult(
+        audio=audio,
+        sample_rate=SAMPLE_RATE,
+        integrated_lufs=integrated_loudness(audio, SAMPLE_RATE),
+        true_peak_dbtp=true_peak_dbtp(audio, SAMPLE_RATE),
+        gain_db=0.0,
+        preset=preset,
+    )
+
+
+def _record_loudness(result: PieceFiles, mastered) -> None:  # type: ignore[no-untyped-def]
+    from cantus.render.mix import PRESETS
+
+    chosen = PRESETS[mastered.preset]
+    result.audio_seconds = len(mastered.audio) / mastered.sample_rate
+    result.loudness = {
+        "preset": mastered.preset,
+        "target_lufs": chosen.target_lufs,
+        "ceiling_dbtp": chosen.ceiling_dbtp,
+        "integrated_lufs": round(mastered.integrated_lufs, 2),
+        "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
+        "gain_db": round(mastered.gain_db, 2),
+    }
+
+
 def render_piece_files(
     parts: PieceParts,
     *,
@@ -420,14 +485,19 @@ def render_piece_files(
     preset: str = "streaming",
     audio_formats: tuple[str, ...] | list[str] = ("wav", "flac", "mp3", "opus"),
     leadsheet: bool = True,
+    streamed_audio: np.ndarray | None = None,
 ) -> PieceFiles:
     """Every file of a finished piece (see the module docstring). A step that fails (no
     FluidSynth, no LilyPond, music21 refusing a chord) leaves its files out and is named
-    in ``PieceFiles.errors`` and piece.json; the MIDI and the summary are always there."""
+    in ``PieceFiles.errors`` and piece.json; the MIDI and the summary are always there.
+
+    ``streamed_audio``: the piece's segments as they were streamed, mastered and joined
+    ([samples, 2] float at ``SAMPLE_RATE``). Given, the audio files are exactly what
+    listeners heard; without it the piece is synthesised and mastered here in one pass."""
     from cantus.render.exports import audio_export_files
-    from cantus.render.mix import PRESETS, master
+    from cantus.render.mix import master
     from cantus.render.pianoroll import pianoroll_png
-    from cantus.render.synth import SAMPLE_RATE, render_stems
+    from cantus.render.synth import SAMPLE_RATE
 
     started = time.perf_counter()
     result = PieceFiles(files={})
@@ -460,27 +530,16 @@ def render_piece_files(
         if "piece.musicxml" in result.files:
             engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
     stems = mastered = None
-    with step("synth"):
-        last_end = max((n.end for t in tracks for n in t.notes), default=0)
-        stems = render_stems(
-            tracks,
-            tempo_bpm=parts.spec.tempo_bpm,
-            end_tick=max(parts.bar_count * parts.bar_ticks, last_end),
-            tail_seconds=TAIL_SECONDS,
-        )
+    if streamed_audio is not None and len(streamed_audio):
+        with step("master"):
+            mastered = _measured_master(streamed_audio, preset)
+            _record_loudness(result, mastered)
+    else:
+        stems = _synthesise(step, tracks, parts)
     if stems is not None:
         with step("master"):
             mastered = master(stems, SAMPLE_RATE, preset)
-            chosen = PRESETS[mastered.preset]
-            result.audio_seconds = len(mastered.audio) / SAMPLE_RATE
-            result.loudness = {
-                "preset": mastered.preset,
-                "target_lufs": chosen.target_lufs,
-                "ceiling_dbtp": chosen.ceiling_dbtp,
-                "integrated_lufs": round(mastered.integrated_lufs, 2),
-                "true_peak_dbtp": round(mastered.true_peak_dbtp, 2),
-                "gain_db": round(mastered.gain_db, 2),
-            }
+            _record_loudness(result, mastered)
         del stems
     if mastered is not None:
         with step("encode"):
