@@ -207,3 +207,18 @@ def test_celtic_rides_where_folk_uses_the_hi_hat():
         Meter(6, 8), style=Style.FOLK, energy=Energy.MID, bar_index=1, is_final=False
     )
     assert 51 in {n.pitch for n in celtic} and 42 in {n.pitch for n in folk}
+
+
+def test_tempo_thins_or_fills_the_cymbal():
+    def hats(tempo: float) -> int:
+        notes = drum_pattern(
+            Meter(4, 4),
+            style=Style.FOLK,
+            energy=Energy.MID,
+            bar_index=3,
+            is_final=False,
+            tempo_bpm=tempo,
+        )
+        return sum(1 for n in notes if n.pitch == 42)
+
+    assert hats(60) > hats(100) > hats(170)

@@ -86,15 +86,30 @@ def _beat_groups(beats: int) -> list[int]:
     return [2] * ((beats - 3) // 2) + [3]
 
 
+FAST_TEMPO_BPM = 150.0
+"""From this tempo the cymbal keeps to the beats and chords are not re-struck: busier
+parts would blur."""
+SLOW_TEMPO_BPM = 72.0
+"""Below this tempo, mid and high energy cymbals move in sixteenths (simple meters)."""
+
+
 def drum_pattern(
-    meter: Meter, *, style: Style, energy: Energy, bar_index: int, is_final: bool
+    meter: Meter,
+    *,
+    style: Style,
+    energy: Energy,
+    bar_index: int,
+    is_final: bool,
+    tempo_bpm: float = 100.0,
 ) -> list[Note]:
     """General MIDI drum notes (for channel 9) for one bar, onsets in ticks from the bar
     start, sorted. Chorales have no drums (``[]``). Low energy: a soft kick on each beat
     group and a hi-hat on each beat. Mid: kick, snare on the other beats of each group,
     hi-hat (celtic: ride) on every eighth. High: the same, louder, with the cymbal on
     every eighth and a snare pickup before the next bar. ``bar_index`` 0 opens with a
-    crash; the final bar is a single kick and crash."""
+    crash; the final bar is a single kick and crash. Tempo (quarter-note bpm) thins or
+    fills the cymbal: beats only from ``FAST_TEMPO_BPM``, sixteenths below
+    ``SLOW_TEMPO_BPM``."""
     if style is Style.CHORALE:
         return []
     bar_ticks = meter.bar_ticks
@@ -110,6 +125,10 @@ def drum_pattern(
     beats = max(1, bar_ticks // pulse)
     # Eighths: two per simple beat, three per dotted (compound) beat.
     subdivisions = 3 if is_compound_meter(meter) else 2
+    if tempo_bpm >= FAST_TEMPO_BPM:
+        subdivisions = 1
+    elif tempo_bpm < SLOW_TEMPO_BPM and subdivisions == 2:
+        subdivisions = 4
     cymbal = RIDE if style is Style.CELTIC else CLOSED_HAT
     beat = 0
     for group in _beat_groups(beats):
@@ -235,6 +254,7 @@ def arrange_tracks(
     first_index: int = 0,
     total_bars: int | None = None,
     humanise: Humanise | None = None,
+    tempo_bpm: float = 100.0,
 ) -> list[Track]:
     """Exactly four tracks, named ``melody``, ``chords``, ``bass``, ``drums`` (on channels
     0, 1, 2, 9), with notes sorted and onsets in ticks from the start of the first bar
@@ -244,10 +264,12 @@ def arrange_tracks(
     ``first_index`` (the piece's bar number of ``bars[0]``) and ``total_bars`` (the
     piece's length; default: these bars end the piece) place a segment within its piece,
     so only the piece's own first bar gets the opening crash and its last bar the final
-    hit. ``humanise`` (default: none) humanises every part (see the module docstring)."""
+    hit. ``humanise`` (default: none) humanises every part (see the module docstring).
+    ``tempo_bpm`` shapes the busy parts (see ``drum_pattern``; no chord re-strikes from
+    ``FAST_TEMPO_BPM``)."""
     total = total_bars if total_bars is not None else first_index + len(bars)
     programs = programs_for(style, energy)
-    restrike = energy is Energy.HIGH and style is not Style.CHORALE
+    restrike = energy is Energy.HIGH and style is not Style.CHORALE and tempo_bpm < FAST_TEMPO_BPM
     melody: list[Note] = []
     chords: list[Note] = []
     bass: list[Note] = []
@@ -259,7 +281,12 @@ def arrange_tracks(
         bar_index = first_index + index
         voicing = _strummed(bar.voicing, meter) if restrike else bar.voicing
         pattern = drum_pattern(
-            meter, style=style, energy=energy, bar_index=bar_index, is_final=bar_index == total - 1
+            meter,
+            style=style,
+            energy=energy,
+            bar_index=bar_index,
+            is_final=bar_index == total - 1,
+            tempo_bpm=tempo_bpm,
         )
         parts = {
             "melody": _melody_notes(bar.melody, 0, energy),

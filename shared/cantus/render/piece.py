@@ -188,6 +188,7 @@ class PieceParts:
             first_index=first,
             total_bars=self.bar_count,
             humanise=Humanise(self.spec.seed) if self.humanise else None,
+            tempo_bpm=self.spec.tempo_bpm,
         )
 
     def piece_tracks(self, first: int, count: int) -> list[Track]:
