@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cantus.melody.tokenizer import PITCH_RANGE
@@ -309,16 +308,10 @@ def lstm_sequence_loss(
 ) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy (nats) over non-padding targets, and their count.
     Right padding cannot leak into earlier positions: the LSTM reads left to right."""
+    from cantus.melody.training import next_token_loss
+
     logits, _ = model(batch[:, :-1])
-    targets = batch[:, 1:]
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        ignore_index=pad_id,
-        reduction="sum",
-    )
-    n_targets = int((targets != pad_id).sum())
-    return loss / max(n_targets, 1), n_targets
+    return next_token_loss(logits, batch[:, 1:], pad_id)
 
 
 @torch.no_grad()

@@ -15,14 +15,9 @@ import torch
 
 from cantus.melody.controls import EnergyThresholds
 from cantus.melody.model import MelodyLM, MelodyLMConfig
-from cantus.melody.tokenizer import MelodyTokenizer, Vocabulary
+from cantus.melody.tokenizer import MelodyTokenizer, Vocabulary, vocabulary_path
 
 CHECKPOINT_FORMAT = "cantus-melody-lm/1"
-
-
-def vocabulary_path(checkpoint: Path) -> Path:
-    """``melody_lm.pt`` → ``melody_lm.vocab.json``."""
-    return Path(checkpoint).with_suffix(".vocab.json")
 
 
 def save_melody_checkpoint(

@@ -14,14 +14,9 @@ from pathlib import Path
 
 from cantus.events.conversions import spec_energy, spec_key, spec_meter, spec_style
 from cantus.melody.controls import Controls
-from cantus.melody.tokenizer import BarAssembler, MelodyTokenizer, Vocabulary
+from cantus.melody.tokenizer import BarAssembler, MelodyTokenizer, Vocabulary, vocabulary_path
 from cantus.music.notes import Bar
 from cantus.v1 import events_pb2 as pb
-
-
-def vocabulary_path(checkpoint: Path) -> Path:
-    """The vocabulary beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``."""
-    return checkpoint.with_suffix(".vocab.json")
 
 
 def checkpoint_version(checkpoint: Path) -> str:

@@ -7,7 +7,6 @@ calls, so everything here is unit-tested without a server.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.engine import DecodeEngine, DecodeRequest
+from cantus.melody.prompting import checkpoint_version
 
 EXPECTED_INPUTS = ("PROMPT", "N_BARS", "SEED", "TEMPERATURE", "TOP_K", "TOP_P", "KEY_CONSTRAINT")
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
@@ -114,10 +114,9 @@ class MelodyServing:
         torch.set_num_threads(torch_threads)
         model, tokenizer, metadata = load_melody_checkpoint(checkpoint, device=device)
         engine = DecodeEngine(model, tokenizer, max_batch=max_batch, device=device)
-        digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
         return cls(
             engine,
-            f"{checkpoint.stem}@{digest}",
+            checkpoint_version(checkpoint),
             max_batch,
             len(tokenizer.vocab),
             metadata["config"].max_len,

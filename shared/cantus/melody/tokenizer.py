@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cantus.melody.controls import (
     N_TEMPO_BUCKETS,
@@ -75,6 +76,12 @@ def _default_tokens() -> list[str]:
     tokens += [f"PITCH_{m}" for m in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1)]
     tokens += [f"DUR_{d}" for d in range(1, MAX_BAR_STEPS + 1)]
     return tokens
+
+
+def vocabulary_path(checkpoint: Path) -> Path:
+    """The vocabulary saved beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``
+    (read by services that tokenize without loading the model)."""
+    return Path(checkpoint).with_suffix(".vocab.json")
 
 
 @dataclass(frozen=True)

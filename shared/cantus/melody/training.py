@@ -134,8 +134,14 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
 
 def sequence_loss(model: MelodyLM, batch: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy (nats) over non-padding targets, and their count."""
-    logits = model(batch[:, :-1])
-    targets = batch[:, 1:]
+    return next_token_loss(model(batch[:, :-1]), batch[:, 1:], pad_id)
+
+
+def next_token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pad_id: int
+) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy (nats) of ``logits`` [B, T, V] against ``targets`` [B, T], padding
+    ignored, and the number of targets counted (shared by every model trained here)."""
     loss = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]),
         targets.reshape(-1),
