@@ -33,3 +33,15 @@ def test_reset_forgets_positions():
     guard.take("t-0", 3)
     guard.reset()
     assert guard.take("t-0", 9) is None
+
+
+def test_a_dropped_tail_shows_as_a_stalled_partition():
+    guard = OffsetGuard({"t-0": 10}.get)
+    highwater = {"t-0": 20}.get
+    guard.begin("t-0")
+    guard.take("t-0", 10)
+    assert guard.stalled(["t-0"], highwater, idle_s=0.0) == []  # still being handled
+    guard.end("t-0")
+    assert guard.stalled(["t-0"], highwater, idle_s=60.0) == []  # not idle long enough
+    assert guard.stalled(["t-0"], highwater, idle_s=0.0) == [("t-0", 11)]
+    assert guard.stalled(["t-0"], {"t-0": 11}.get, idle_s=0.0) == []  # nothing waiting

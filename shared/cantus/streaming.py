@@ -116,6 +116,10 @@ class Record:
     headers: Sequence[tuple[str, bytes]] | dict | None
 
 
+STALL_SECONDS = 2.0
+"""How long records may wait undelivered on an idle partition before it is sought back."""
+
+
 class OffsetGuard:
     """Notices records a Faust consumer skipped, so they can be read again.
 
@@ -130,10 +134,45 @@ class OffsetGuard:
     def __init__(self, committed: Callable[[object], int | None]) -> None:
         self._committed = committed
         self._next: dict[object, int] = {}
+        self._seen_at: dict[object, float] = {}
+        self._in_flight: dict[object, int] = {}
 
     def reset(self) -> None:
         """Forget positions (partitions moved in a rebalance)."""
         self._next.clear()
+        self._seen_at.clear()
+
+    def begin(self, tp: object) -> None:
+        self._in_flight[tp] = self._in_flight.get(tp, 0) + 1
+        self._seen_at[tp] = time.monotonic()
+
+    def end(self, tp: object) -> None:
+        self._in_flight[tp] -= 1
+        self._seen_at[tp] = time.monotonic()
+
+    def touch(self, tp: object) -> None:
+        self._seen_at[tp] = time.monotonic()
+
+    def stalled(
+        self, tps: list, highwater: Callable[[object], int | None], *, idle_s: float
+    ) -> list[tuple[object, int]]:
+        """Partitions where records wait beyond the next expected offset (the highwater mark
+        says so) yet nothing has been delivered for ``idle_s`` seconds and nothing is being
+        handled: the tail of a batch was dropped. (tp, offset to read from) each."""
+        now = time.monotonic()
+        found = []
+        for tp in tps:
+            expected = self._next.get(tp)
+            if expected is None:
+                expected = self._committed(tp)
+            mark = highwater(tp)
+            if expected is None or mark is None or mark <= expected:
+                continue
+            if self._in_flight.get(tp, 0):
+                continue
+            if now - self._seen_at.setdefault(tp, now) >= idle_s:
+                found.append((tp, expected))
+        return found
 
     def take(self, tp: object, offset: int) -> tuple[int, int] | None:
         """Record ``offset`` as processed; returns the skipped range ``[start, offset)`` if
@@ -185,6 +224,14 @@ class StreamService:
         )
         self._topics: dict[str, faust.TopicT] = {}
         self._offsets = OffsetGuard(self._committed_offset)
+
+        @self.app.timer(interval=STALL_SECONDS)
+        async def seek_stalled_partitions() -> None:
+            try:
+                await self._seek_stalled_partitions()
+            except Exception:  # a failed check is retried at the next tick
+                self.log.exception("checking for undelivered records failed")
+
         self.app.on_partitions_revoked.connect(self._forget_offsets)
         self._register_pages()
 
@@ -209,21 +256,45 @@ class StreamService:
         topic, failing ones are retried then dead-lettered; the loop itself never dies."""
         async for event in stream.events():
             message = event.message
-            skipped = self._offsets.take(message.tp, message.offset)
-            if skipped is not None:
-                for record in await self._read_again(message.topic, message.partition, *skipped):
-                    await self._process_record(record, handle)
-            await self._process_record(
-                Record(
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    event.key,
-                    event.value,
-                    event.headers,
-                ),
-                handle,
+            self._offsets.begin(message.tp)
+            try:
+                skipped = self._offsets.take(message.tp, message.offset)
+                if skipped is not None:
+                    for record in await self._read_again(
+                        message.topic, message.partition, *skipped
+                    ):
+                        await self._process_record(record, handle)
+                await self._process_record(
+                    Record(
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        event.key,
+                        event.value,
+                        event.headers,
+                    ),
+                    handle,
+                )
+            finally:
+                self._offsets.end(message.tp)
+
+    async def _seek_stalled_partitions(self) -> None:
+        """The other half of ``OffsetGuard``: a dropped *tail* of a batch shows no later
+        record, so every few seconds partitions with records waiting but none delivered are
+        sought back to the next expected offset (from a timer, not from inside the agent)."""
+        consumer = self.app.consumer
+        if consumer is None or self.app.rebalancing:
+            return
+        ours = set(self.settings.topics.all())
+        tps = [tp for tp in consumer.assignment() if tp.topic in ours]
+        for tp, offset in self._offsets.stalled(tps, consumer.highwater, idle_s=STALL_SECONDS):
+            self.log.warning(
+                "%s: records from offset %d wait but were not delivered; seeking back to read them",
+                tp,
+                offset,
             )
+            self._offsets.touch(tp)
+            await consumer.seek(tp, offset)
 
     async def _process_record(self, record: Record, handle: Handler) -> None:
         received = Received(record.topic, record.partition, record.offset, now_ns())
