@@ -31,12 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cantus.melody.tokenizer import PITCH_RANGE
 from cantus.melody.training import (
-    TRANSPOSITIONS,
     EncodedTune,
     TokenTransposer,
     learning_rate,
+    legal_transpositions,
     length_bucketed_batches,
     pad_batch,
     window,
@@ -48,15 +47,6 @@ MAX_NGRAM_ORDER = 8
 
 
 # ============================================================================ n-gram
-
-
-def legal_transpositions(tune: EncodedTune) -> list[int]:
-    """Shifts of ``TRANSPOSITIONS`` (semitones) that keep the tune inside ``PITCH_RANGE``."""
-    return [
-        s
-        for s in TRANSPOSITIONS
-        if PITCH_RANGE[0] <= tune.lowest_pitch + s and tune.highest_pitch + s <= PITCH_RANGE[1]
-    ] or [0]
 
 
 def all_transpositions(

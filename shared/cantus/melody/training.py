@@ -49,6 +49,15 @@ class EncodedTune:
     highest_pitch: int
 
 
+def legal_transpositions(tune: EncodedTune) -> list[int]:
+    """Shifts of ``TRANSPOSITIONS`` (semitones) that keep the tune inside ``PITCH_RANGE``."""
+    return [
+        s
+        for s in TRANSPOSITIONS
+        if PITCH_RANGE[0] <= tune.lowest_pitch + s and tune.highest_pitch + s <= PITCH_RANGE[1]
+    ] or [0]
+
+
 def tune_controls(tune: Any, thresholds: EnergyThresholds) -> Controls:
     """The controls a corpus ``Tune`` was written with (tempo clamped to the request range)."""
     melody = tune.melody
@@ -280,13 +289,7 @@ def train_melody(
         epoch += 1
         drawn = []
         for tune in train:
-            shifts = [
-                s
-                for s in TRANSPOSITIONS
-                if PITCH_RANGE[0] <= tune.lowest_pitch + s
-                and tune.highest_pitch + s <= PITCH_RANGE[1]
-            ] or [0]
-            tokens = transpose(tune.tokens, rng.choice(shifts))
+            tokens = transpose(tune.tokens, rng.choice(legal_transpositions(tune)))
             drawn.append(window(tokens, config.max_len + 1, vocab.bar, rng))
         for batch_indices in length_bucketed_batches([len(s) for s in drawn], batch_size, rng):
             elapsed = time.monotonic() - started
