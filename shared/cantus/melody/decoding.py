@@ -4,15 +4,19 @@ The grammar masks the model's logits every step so that every sampled sequence d
 valid melody: a well-formed control prefix, bars whose notes neither overlap nor cross the bar
 line (rests are the gaps, so every bar is exactly full), pitches inside a range (optionally
 only the key's scale), at most ``max_notes_per_bar`` notes a bar, exactly ``n_bars`` new bars
-and then ``EOS`` — always within the model's context length.
+and then ``EOS`` — always within the model's context length. ``end_on_tonic`` adds a cadence:
+the last note of the last bar is the key's tonic.
 
-Sampling (temperature, top-k, top-p) draws with a ``torch.Generator`` per sequence, seeded
-from the request's seed, so the same request samples the same tokens.
+Sampling (temperature, top-k, top-p) is batched: ``sample_tokens`` draws one token for every
+row of a [batch, vocab] logits matrix in a handful of tensor operations, because per-sequence
+Python work, not the model, limited a 32-sequence decode step. Each sequence draws its uniform
+number from its own ``torch.Generator`` seeded from the request's seed, so a request samples
+the same tokens whatever else shares its batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +31,9 @@ DEFAULT_MAX_NOTES_PER_BAR = 16
 _PREFIX_KINDS = ("BOS", "KEY_", "MODE_", "METER_", "TEMPO_", "STYLE_", "ENERGY_")
 _MINOR_EXTRA_STEPS = (9, 11)  # raised 6th and 7th of melodic/harmonic minor
 _SEED_MASK = (1 << 64) - 1
+_MASKS: dict[tuple[int, tuple[tuple[int, int], ...]], torch.Tensor] = {}
+"""Allowed-token masks by (vocabulary size, allowed ranges): a grammar has a few hundred
+distinct states, so masks are built once and shared (read-only) by every sequence."""
 
 
 @dataclass(frozen=True)
@@ -58,23 +65,45 @@ def sample_token(
     generator: torch.Generator,
 ) -> int:
     """Draw one token id from ``logits`` [vocab] restricted to ``allowed`` [vocab] (bool)."""
-    if not bool(allowed.any()):
+    return sample_tokens(logits[None], allowed[None], [params], [generator])[0]
+
+
+def sample_tokens(
+    logits: torch.Tensor,
+    allowed: torch.Tensor,
+    params: Sequence[SamplingParams],
+    generators: Sequence[torch.Generator],
+) -> list[int]:
+    """Draw one token id per row of ``logits`` [batch, vocab], restricted to ``allowed``
+    [batch, vocab] (bool), with each row's own sampling settings and generator.
+
+    Top-k keeps the k most likely allowed tokens, then top-p the smallest head of what is left
+    whose mass reaches p (never empty); the draw inverts the cumulative distribution at one
+    uniform number from the row's generator."""
+    vocab_size = logits.shape[1]
+    if not bool(allowed.any(dim=-1).all()):
         raise MusicError("no token is allowed here: the grammar is finished or stuck")
     logits = logits.detach().float().cpu().masked_fill(~allowed.cpu(), float("-inf"))
-    if params.temperature == 0:
-        return int(torch.argmax(logits))
-    logits = logits / params.temperature
-    if params.top_k > 0 and params.top_k < logits.numel():
-        kth = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    if params.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
-        # keep the smallest head of the distribution whose mass reaches top_p (never empty)
-        sorted_probs = sorted_probs.masked_fill(before >= params.top_p, 0.0)
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=generator))
+    temperatures = torch.tensor([p.temperature for p in params])
+    greedy = temperatures == 0
+    scaled = logits / torch.where(greedy, 1.0, temperatures)[:, None]
+    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)
+    rank = torch.arange(vocab_size)[None, :]
+    top_k = torch.tensor([p.top_k if 0 < p.top_k < vocab_size else vocab_size for p in params])
+    sorted_logits = sorted_logits.masked_fill(rank >= top_k[:, None], float("-inf"))
+    probs = torch.softmax(sorted_logits, dim=-1)
+    top_p = torch.tensor([p.top_p for p in params])
+    before = torch.cumsum(probs, dim=-1) - probs
+    probs = probs.masked_fill(before >= top_p[:, None], 0.0)
+    cumulative = torch.cumsum(probs, dim=-1)
+    uniforms = torch.stack([torch.rand((), generator=g) for g in generators])
+    picks = torch.searchsorted(cumulative, (uniforms * cumulative[:, -1])[:, None], right=True)
+    # kept tokens are a prefix of the sorted row; rounding must not step past the last one
+    last_kept = (probs > 0).sum(dim=-1, keepdim=True) - 1
+    tokens = order.gather(1, torch.minimum(picks, last_kept))[:, 0]
+    if bool(greedy.any()):
+        tokens = torch.where(greedy, torch.argmax(logits, dim=-1), tokens)
+    return tokens.tolist()
 
 
 class MelodyGrammar:
@@ -89,7 +118,9 @@ class MelodyGrammar:
     ``pitch_range``: inclusive MIDI range of generated pitches. ``key_constraint``: only the
     key's scale pitch classes (for minor keys also the raised 6th and 7th). ``max_len``: the
     model's context; the grammar keeps room for the remaining bars and ``EOS`` so that the
-    whole sequence (prompt included) never exceeds it.
+    whole sequence (prompt included) never exceeds it. ``end_on_tonic``: the last generated
+    bar ends on the tonic — in that bar a note that is not the tonic must leave room for
+    another note, and ``EOS`` waits for a tonic (ignored if the pitch range holds no tonic).
     """
 
     def __init__(
@@ -99,6 +130,7 @@ class MelodyGrammar:
         n_bars: int,
         pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
         key_constraint: bool = False,
+        end_on_tonic: bool = False,
         max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
         max_len: int = 1024,
     ) -> None:
@@ -116,6 +148,7 @@ class MelodyGrammar:
         self.n_bars = n_bars
         self.pitch_range = (low, high)
         self.key_constraint = key_constraint
+        self.end_on_tonic = end_on_tonic
         self.max_notes_per_bar = max_notes_per_bar
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
@@ -138,6 +171,9 @@ class MelodyGrammar:
         self._previous_end = 0  # grid steps
         self._notes_in_bar = 0
         self._pos = 0
+        self._pitch = 0  # MIDI pitch of the note being written
+        self._ends_on_tonic = False  # the bar's last note so far is the tonic
+        self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -173,16 +209,19 @@ class MelodyGrammar:
             self.done = True
         elif token == self._bar:
             self._in_bar, self._previous_end, self._notes_in_bar = True, 0, 0
+            self._ends_on_tonic = False
             if self.generating:
                 self.bars_generated += 1
         elif self._expect == "next":
             self._pos = token - self._pos0
             self._expect = "pitch"
         elif self._expect == "pitch":
+            self._pitch = token - self._pitch0 + PITCH_RANGE[0]
             self._expect = "dur"
         else:
             self._previous_end = self._pos + token - self._dur1 + 1
             self._notes_in_bar += 1
+            self._ends_on_tonic = self._pitch % 12 == self._tonic
             self._expect = "next"
 
     def _take_control(self, token: int) -> None:
@@ -210,11 +249,30 @@ class MelodyGrammar:
                 return [(self._bos, self._bos + 1)]
             ids = self._groups[_PREFIX_KINDS[self._prefix_index]]
             return [(ids[0], ids[-1] + 1)]
+        cadence = self._in_cadence_bar()
         if self._expect == "pitch":
-            return self._pitch_ranges()
+            # the bar's last possible note must be the tonic
+            last = self._notes_in_bar + 1 >= self.max_notes_per_bar
+            last = last or self._pos >= self._bar_steps - 1 or self.length + 6 > self.max_len
+            return self._pitch_ranges(tonic_only=cadence and last)
         if self._expect == "dur":
-            return [(self._dur1, self._dur1 + self._bar_steps - self._pos)]
-        return self._next_ranges()
+            longest = self._bar_steps - self._pos
+            if cadence and self._pitch % 12 != self._tonic:
+                longest -= 1  # leave room for the tonic that must follow
+            return [(self._dur1, self._dur1 + longest)]
+        ranges = self._next_ranges()
+        if cadence and not self._ends_on_tonic and len(ranges) > 1:
+            ranges = [r for r in ranges if r[0] != self._eos]
+        return ranges
+
+    def _in_cadence_bar(self) -> bool:
+        return (
+            self.end_on_tonic
+            and self.generating
+            and self._in_bar
+            and self.bars_generated == self.n_bars
+            and bool(self._pitch_ranges(tonic_only=True))
+        )
 
     def _next_ranges(self) -> list[tuple[int, int]]:
         ranges: list[tuple[int, int]] = []
@@ -238,17 +296,28 @@ class MelodyGrammar:
             ranges.append((self._eos, self._eos + 1))
         return sorted(ranges)
 
-    def _pitch_ranges(self) -> list[tuple[int, int]]:
-        low, high = self.pitch_range if self.generating else PITCH_RANGE
-        if not (self.generating and self.key_constraint):
+    def _pitch_ranges(self, *, tonic_only: bool = False) -> list[tuple[int, int]]:
+        if not self.generating:
+            return [(self._pitch0, self._pitch0 + PITCH_RANGE[1] - PITCH_RANGE[0] + 1)]
+        cached = self._pitch_ranges_cache.get(tonic_only)
+        if cached is None:
+            cached = self._pitch_ranges_cache[tonic_only] = self._generated_pitch_ranges(tonic_only)
+        return cached
+
+    def _generated_pitch_ranges(self, tonic_only: bool) -> list[tuple[int, int]]:
+        low, high = self.pitch_range
+        if tonic_only:
+            pitches = [m for m in range(low, high + 1) if m % 12 == self._tonic]
+        elif self.key_constraint:
+            steps = {0, 2, 4, 5, 7, 9, 11} if self._mode is Mode.MAJOR else {0, 2, 3, 5, 7, 8, 10}
+            if self._mode is Mode.MINOR:
+                steps |= set(_MINOR_EXTRA_STEPS)
+            classes = {(self._tonic + step) % 12 for step in steps}
+            pitches = [m for m in range(low, high + 1) if m % 12 in classes]
+            if not pitches:  # a range narrower than a scale step: fall back to all its pitches
+                pitches = list(range(low, high + 1))
+        else:
             return [(self._pitch0 + low - PITCH_RANGE[0], self._pitch0 + high - PITCH_RANGE[0] + 1)]
-        steps = {0, 2, 4, 5, 7, 9, 11} if self._mode is Mode.MAJOR else {0, 2, 3, 5, 7, 8, 10}
-        if self._mode is Mode.MINOR:
-            steps |= set(_MINOR_EXTRA_STEPS)
-        classes = {(self._tonic + step) % 12 for step in steps}
-        pitches = [m for m in range(low, high + 1) if m % 12 in classes]
-        if not pitches:  # a range narrower than a scale step: fall back to all its pitches
-            pitches = list(range(low, high + 1))
         return [
             (self._pitch0 + m - PITCH_RANGE[0], self._pitch0 + m - PITCH_RANGE[0] + 1)
             for m in pitches
@@ -258,9 +327,15 @@ class MelodyGrammar:
         return [i for start, stop in self.allowed_ranges() for i in range(start, stop)]
 
     def allowed_mask(self, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Bool mask [vocab] of the allowed tokens (written into ``out`` when given)."""
-        mask = out if out is not None else torch.zeros(len(self.vocab), dtype=torch.bool)
-        mask.zero_()
-        for start, stop in self.allowed_ranges():
-            mask[start:stop] = True
-        return mask
+        """Bool mask [vocab] of the allowed tokens. Without ``out`` the mask is shared with
+        other grammars in the same state: read it, never write to it."""
+        key = (len(self.vocab), tuple(self.allowed_ranges()))
+        mask = _MASKS.get(key)
+        if mask is None:
+            mask = torch.zeros(len(self.vocab), dtype=torch.bool)
+            for start, stop in key[1]:
+                mask[start:stop] = True
+            _MASKS[key] = mask
+        if out is None:
+            return mask
+        return out.copy_(mask)

@@ -29,7 +29,7 @@ from cantus.melody.decoding import (
     DEFAULT_PITCH_RANGE,
     MelodyGrammar,
     SamplingParams,
-    sample_token,
+    sample_tokens,
     seeded_generator,
 )
 from cantus.melody.model import KVCache, MelodyLM
@@ -44,8 +44,9 @@ DoneCallback = Callable[[str], None]
 class DecodeRequest:
     """One melody to continue: ``prompt_tokens`` (control prefix and any given bars, no
     ``EOS``), ``n_bars`` new bars to generate, sampling ``seed`` and settings (see
-    ``SamplingParams``), ``key_constraint`` (scale tones only) and ``pitch_range`` (MIDI,
-    inclusive)."""
+    ``SamplingParams``), ``key_constraint`` (scale tones only), ``end_on_tonic`` (the last
+    bar ends on the tonic: a cadence, for the request that ends a piece) and ``pitch_range``
+    (MIDI, inclusive)."""
 
     prompt_tokens: Sequence[int]
     n_bars: int
@@ -54,6 +55,7 @@ class DecodeRequest:
     top_k: int = 0
     top_p: float = 0.95
     key_constraint: bool = False
+    end_on_tonic: bool = False
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -135,6 +137,7 @@ class DecodeEngine:
             n_bars=request.n_bars,
             pitch_range=request.pitch_range,
             key_constraint=request.key_constraint,
+            end_on_tonic=request.end_on_tonic,
             max_notes_per_bar=request.max_notes_per_bar,
             max_len=self.model.config.max_len,
         )
@@ -248,7 +251,7 @@ class DecodeEngine:
                 list(sequence.request.prompt_tokens), dtype=torch.long, device=self.device
             )
             logits = self.model.prefill(prompt, self.cache, sequence.slot)
-            self._sample_and_deliver(sequence, logits)
+            self._sample_and_deliver([sequence], logits[None].float().cpu())
             if self.step_hook is not None:
                 self.step_hook(StepTiming("prefill", 1, len(prompt), time.perf_counter() - started))
         except Exception as error:  # a bad request must not stop the other sequences
@@ -269,32 +272,43 @@ class DecodeEngine:
             for sequence in sequences:
                 self._release(sequence, f"error: {error}")
             return
-        for row, sequence in enumerate(sequences):
-            try:
-                self._sample_and_deliver(sequence, logits[row])
-            except Exception as error:
-                self._release(sequence, f"error: {error}")
+        self._sample_and_deliver(sequences, logits)
         self.steps += 1
         if self.step_hook is not None:
             self.step_hook(
                 StepTiming("decode", len(sequences), context, time.perf_counter() - started)
             )
 
-    def _sample_and_deliver(self, sequence: _Active, logits: torch.Tensor) -> None:
-        token = sample_token(
-            logits, sequence.grammar.allowed_mask(), sequence.request.sampling, sequence.generator
-        )
-        sequence.grammar.advance(token)
-        sequence.last_token = token
-        sequence.tokens.append(token)
-        self.tokens_generated += 1
+    def _sample_and_deliver(self, sequences: list[_Active], logits: torch.Tensor) -> None:
+        """Sample the next token of every sequence at once (row i of ``logits`` is
+        ``sequences[i]``'s), then advance each grammar and hand each token over."""
         try:
-            sequence.on_token(token)
-        except Exception as error:  # a broken receiver ends its own request only
-            self._release(sequence, f"error: delivering a token failed: {error}")
+            sampled = sample_tokens(
+                logits,
+                torch.stack([s.grammar.allowed_mask() for s in sequences]),
+                [s.request.sampling for s in sequences],
+                [s.generator for s in sequences],
+            )
+        except Exception as error:
+            for sequence in sequences:
+                self._release(sequence, f"error: {error}")
             return
-        if sequence.grammar.done:
-            self._release(sequence, "eos")
+        for sequence, token in zip(sequences, sampled, strict=True):
+            try:
+                sequence.grammar.advance(token)
+            except Exception as error:
+                self._release(sequence, f"error: {error}")
+                continue
+            sequence.last_token = token
+            sequence.tokens.append(token)
+            self.tokens_generated += 1
+            try:
+                sequence.on_token(token)
+            except Exception as error:  # a broken receiver ends its own request only
+                self._release(sequence, f"error: delivering a token failed: {error}")
+                continue
+            if sequence.grammar.done:
+                self._release(sequence, "eos")
 
     def _release(self, sequence: _Active, reason: str) -> None:
         if self._active.get(sequence.slot) is sequence:
@@ -334,6 +348,7 @@ def generate(
     top_k: int = 0,
     top_p: float = 0.95,
     key_constraint: bool = False,
+    end_on_tonic: bool = False,
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
     given_bars: Sequence[Bar] = (),
@@ -355,6 +370,7 @@ def generate(
         n_bars=n_bars,
         pitch_range=pitch_range,
         key_constraint=key_constraint,
+        end_on_tonic=end_on_tonic,
         max_notes_per_bar=max_notes_per_bar,
         max_len=model.config.max_len,
     )
@@ -373,7 +389,7 @@ def generate(
             logits = model.prefill(torch.tensor(tokens, device=device), cache, 0)
         else:
             logits = model.decode_step(torch.tensor(tokens[-1:], device=device), cache, slot)[0]
-        token = sample_token(logits, grammar.allowed_mask(), params, generator)
+        token = sample_tokens(logits[None], grammar.allowed_mask()[None], [params], [generator])[0]
         grammar.advance(token)
         tokens.append(token)
         seconds.append(time.perf_counter() - started)

@@ -130,22 +130,29 @@ class _SelfAttention(nn.Module):
         slots: torch.Tensor,
         positions: torch.Tensor,
         context: int,
+        visible: torch.Tensor | None,
         span: slice | None = None,
     ) -> torch.Tensor:
         """One new token per sequence. ``x`` [batch, 1, d_model]; ``cache`` this layer's
         [2, max_batch, heads, max_len, head_dim]; ``positions`` [batch] where each new token
-        goes; ``context`` = max(positions) + 1, the attention span of this step; ``span``:
-        the same slots as a slice when they are consecutive and ascending."""
-        q, k, v = self._split(x)
-        cache[0, slots, :, positions] = k[:, :, 0]
-        cache[1, slots, :, positions] = v[:, :, 0]
+        goes; ``context`` = max(positions) + 1, the attention span of this step; ``visible``
+        [batch, 1, 1, context] which cached positions each new token sees, or None when
+        every one is visible (one sequence); ``span``: the same slots as a slice when they
+        are consecutive and ascending.
+
+        Written with functional calls and views: at batch 1 the per-operation overhead, not
+        arithmetic, sets the time per token."""
+        batch = x.shape[0]
+        qkv = F.linear(x, self.qkv.weight, self.qkv.bias).view(
+            batch, 3, self.n_heads, self.head_dim
+        )
+        cache[:, slots, :, positions] = qkv[:, 1:]  # keys and values in one write
         # a slice reads the cache in place; indexing by a tensor would copy every key and value
         rows = span if span is not None else slots
         keys = cache[0, rows, :, :context]
         values = cache[1, rows, :, :context]
-        visible = torch.arange(context, device=x.device)[None, :] <= positions[:, None]
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible[:, None, None, :])
-        return self._merge(y)
+        y = F.scaled_dot_product_attention(qkv[:, 0, :, None], keys, values, attn_mask=visible)
+        return F.linear(y.view(batch, 1, -1), self.out.weight, self.out.bias)
 
 
 class _Block(nn.Module):
@@ -174,10 +181,21 @@ class _Block(nn.Module):
         slots: torch.Tensor,
         positions: torch.Tensor,
         context: int,
+        visible: torch.Tensor | None,
         span: slice | None = None,
     ) -> torch.Tensor:
-        x = x + self.attention.step(self.ln_attention(x), cache, slots, positions, context, span)
-        return x + self.mlp(self.ln_mlp(x))
+        ln_attention, ln_mlp = self.ln_attention, self.ln_mlp
+        normed = F.layer_norm(
+            x,
+            ln_attention.normalized_shape,
+            ln_attention.weight,
+            ln_attention.bias,
+            ln_attention.eps,
+        )
+        x = x + self.attention.step(normed, cache, slots, positions, context, visible, span)
+        normed = F.layer_norm(x, ln_mlp.normalized_shape, ln_mlp.weight, ln_mlp.bias, ln_mlp.eps)
+        hidden = F.gelu(F.linear(normed, self.mlp[0].weight, self.mlp[0].bias))
+        return x + F.linear(hidden, self.mlp[2].weight, self.mlp[2].bias)
 
 
 class MelodyLM(nn.Module):
@@ -258,8 +276,13 @@ class MelodyLM(nn.Module):
         if int(positions.max()) >= self.config.max_len:
             raise ValueError(f"a sequence would exceed max_len {self.config.max_len}")
         context = int(positions.max()) + 1
-        x = self._embed(tokens[:, None], positions[:, None])
+        # the same attention mask serves every layer; one sequence sees all it has cached
+        visible = None
+        if len(slot_list) > 1:
+            visible = torch.arange(context, device=tokens.device)[None, :] <= positions[:, None]
+            visible = visible[:, None, None, :]
+        x = self.token_embedding(tokens[:, None]) + self.position_embedding(positions[:, None])
         for layer, block in enumerate(self.blocks):
-            x = block.step(x, cache.data[layer], slots, positions, context, span)
+            x = block.step(x, cache.data[layer], slots, positions, context, visible, span)
         cache.lengths[slots] = positions + 1
         return self._logits(x)[:, 0]
