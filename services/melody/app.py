@@ -83,7 +83,8 @@ async def _continue_melody(
         prompt,
         n_bars=n_bars,
         seed=spec.seed + len(recorded),
-        options=SamplingOptions(key_constraint=True),
+        # the request that reaches the last bar closes the piece with a cadence on the tonic
+        options=SamplingOptions(key_constraint=True, end_on_tonic=target == spec.bars),
         request_id=f"{piece_id}:{len(recorded)}",
     ):
         bar = assembler.push(token)

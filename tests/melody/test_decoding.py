@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from cantus.melody.controls import Controls
-from cantus.melody.decoding import MelodyGrammar, SamplingParams, sample_token, seeded_generator
+from cantus.melody.decoding import (
+    MelodyGrammar,
+    SamplingParams,
+    sample_token,
+    sample_tokens,
+    seeded_generator,
+)
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
@@ -119,3 +125,59 @@ def test_sampling_settings_are_validated() -> None:
         SamplingParams(top_p=0)
     with pytest.raises(ValueError):
         SamplingParams(temperature=-1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    ("key", "meter", "max_notes"),
+    [(Key(9, Mode.MINOR), Meter(3, 4), 16), (Key(2), Meter(6, 8), 3), (Key(7), Meter(2, 4), 1)],
+)
+def test_end_on_tonic_closes_the_last_bar_on_the_tonic(
+    seed: int, key: Key, meter: Meter, max_notes: int
+) -> None:
+    prompt = _prefix(key, meter)
+    grammar = MelodyGrammar(
+        VOCAB, n_bars=3, key_constraint=True, end_on_tonic=True, max_notes_per_bar=max_notes
+    )
+    grammar.feed_prompt(prompt)
+    _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
+    assert len(melody.bars) == 3 and all(bar.meter == meter for bar in melody.bars)
+    last_bar = melody.bars[-1]
+    assert last_bar.notes and last_bar.notes[-1].pitch % 12 == key.tonic
+
+
+def test_end_on_tonic_is_dropped_when_the_range_holds_no_tonic() -> None:
+    grammar = MelodyGrammar(VOCAB, n_bars=1, pitch_range=(62, 70), end_on_tonic=True)
+    grammar.feed_prompt(_prefix())  # C major: no C between D4 and Bb4
+    _, melody = TOKENIZER.decode(_prefix() + _random_walk(grammar, 0))
+    assert len(melody.bars) == 1
+
+
+def test_batched_sampling_gives_each_row_what_it_would_get_alone() -> None:
+    logits = torch.randn(5, len(VOCAB), generator=torch.Generator().manual_seed(3))
+    allowed = torch.rand(5, len(VOCAB), generator=torch.Generator().manual_seed(4)) > 0.5
+    params = [
+        SamplingParams(),
+        SamplingParams(temperature=0.0),
+        SamplingParams(top_k=3),
+        SamplingParams(top_p=0.3),
+        SamplingParams(temperature=1.7, top_k=20, top_p=0.9),
+    ]
+    alone = [
+        [sample_token(logits[i], allowed[i], params[i], seeded_generator(i)) for _ in range(1)]
+        for i in range(5)
+    ]
+    together = sample_tokens(logits, allowed, params, [seeded_generator(i) for i in range(5)])
+    assert together == [row[0] for row in alone]
+    assert all(bool(allowed[i, token]) for i, token in enumerate(together))
+    assert together[1] == int(logits[1].masked_fill(~allowed[1], float("-inf")).argmax())
+
+
+def test_top_k_one_always_picks_the_best_allowed_token() -> None:
+    logits = torch.randn(len(VOCAB), generator=torch.Generator().manual_seed(5))
+    allowed = torch.zeros(len(VOCAB), dtype=torch.bool)
+    allowed[10:40] = True
+    best = int(logits.masked_fill(~allowed, float("-inf")).argmax())
+    generator = seeded_generator(9)
+    picks = {sample_token(logits, allowed, SamplingParams(top_k=1), generator) for _ in range(20)}
+    assert picks == {best}

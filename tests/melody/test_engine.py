@@ -184,3 +184,31 @@ def test_a_failing_token_receiver_ends_only_its_request(model: MelodyLM) -> None
         done.set()
     assert reasons["broken"].startswith("error: delivering a token failed")
     assert reason == "eos" and tokens
+
+
+def test_sequences_decode_the_same_alone_or_batched_while_others_come_and_go(
+    model: MelodyLM,
+) -> None:
+    # Short requests finish first; the engine moves the remaining sequences down into the
+    # freed slots. Each request must still sample exactly what it samples alone.
+    requests = [DecodeRequest(_prompt(), n_bars=1 + i % 4, seed=100 + i) for i in range(7)]
+    with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
+        alone = [engine.decode(request, timeout=60)[0] for request in requests]
+        batched: dict[int, list[int]] = {i: [] for i in range(len(requests))}
+        finished = threading.Semaphore(0)
+        for i, request in enumerate(requests):
+            engine.submit(request, batched[i].append, lambda _reason: finished.release())
+        for _ in requests:
+            assert finished.acquire(timeout=60)
+        assert engine.active_count == 0
+    assert [batched[i] for i in range(len(requests))] == alone
+
+
+def test_a_bfloat16_cache_decodes_valid_melodies(model: MelodyLM) -> None:
+    request = DecodeRequest(_prompt(Meter(3, 4)), n_bars=3, seed=5, end_on_tonic=True)
+    with DecodeEngine(model, TOKENIZER, max_batch=2, kv_dtype=torch.bfloat16) as engine:
+        assert engine.cache.data.dtype == torch.bfloat16
+        tokens, reason = engine.decode(request, timeout=60)
+    _, melody = TOKENIZER.decode(_prompt(Meter(3, 4)) + tokens)
+    assert reason == "eos" and len(melody.bars) == 3
+    assert melody.bars[-1].notes[-1].pitch % 12 == G_MAJOR.tonic

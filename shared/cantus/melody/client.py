@@ -29,6 +29,7 @@ class SamplingOptions:
     top_k: int = 0  # 0: no top-k cut
     top_p: float = 0.95
     key_constraint: bool = False
+    end_on_tonic: bool = False  # a cadence: set on the request that ends a piece
 
 
 def _tensor(name: str, values: Sequence | np.ndarray, dtype: str, np_dtype) -> InferInput:
@@ -80,6 +81,7 @@ class MelodyLMClient:
             _tensor("TOP_K", [options.top_k], "INT32", np.int32),
             _tensor("TOP_P", [options.top_p], "FP32", np.float32),
             _tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
+            _tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
         ]
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()

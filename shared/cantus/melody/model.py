@@ -146,12 +146,15 @@ class _SelfAttention(nn.Module):
         qkv = F.linear(x, self.qkv.weight, self.qkv.bias).view(
             batch, 3, self.n_heads, self.head_dim
         )
-        cache[:, slots, :, positions] = qkv[:, 1:]  # keys and values in one write
+        # keys and values in one write; the cache may hold them in a narrower dtype (bf16
+        # halves the memory a long batched step reads, which bounds its attention time)
+        cache[:, slots, :, positions] = qkv[:, 1:].to(cache.dtype)
         # a slice reads the cache in place; indexing by a tensor would copy every key and value
         rows = span if span is not None else slots
         keys = cache[0, rows, :, :context]
         values = cache[1, rows, :, :context]
-        y = F.scaled_dot_product_attention(qkv[:, 0, :, None], keys, values, attn_mask=visible)
+        query = qkv[:, 0, :, None].to(cache.dtype)
+        y = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible).to(x.dtype)
         return F.linear(y.view(batch, 1, -1), self.out.weight, self.out.bias)
 
 

@@ -19,7 +19,16 @@ from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.prompting import checkpoint_version
 
-EXPECTED_INPUTS = ("PROMPT", "N_BARS", "SEED", "TEMPERATURE", "TOP_K", "TOP_P", "KEY_CONSTRAINT")
+EXPECTED_INPUTS = (
+    "PROMPT",
+    "N_BARS",
+    "SEED",
+    "TEMPERATURE",
+    "TOP_K",
+    "TOP_P",
+    "KEY_CONSTRAINT",
+    "END_ON_TONIC",
+)
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
 EXPECTED_OUTPUTS = ("TOKENS", "FINISHED")
 MAX_BARS_PER_REQUEST = 64
@@ -91,6 +100,7 @@ def parse_decode_request(
         top_k=top_k,
         top_p=top_p,
         key_constraint=bool(_scalar(inputs, "KEY_CONSTRAINT", False)),
+        end_on_tonic=bool(_scalar(inputs, "END_ON_TONIC", False)),
     )
 
 
@@ -109,11 +119,27 @@ class MelodyServing:
 
     @classmethod
     def load(
-        cls, checkpoint: Path, *, max_batch: int, torch_threads: int, device: str = "cpu"
+        cls,
+        checkpoint: Path,
+        *,
+        max_batch: int,
+        torch_threads: int,
+        device: str = "cpu",
+        kv_cache_dtype: str = "bfloat16",
     ) -> MelodyServing:
+        """``kv_cache_dtype``: float32 or bfloat16 (the default: a 32-sequence step reads half
+        the memory, which sets its attention time)."""
+        if kv_cache_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"kv_cache_dtype must be float32 or bfloat16, not {kv_cache_dtype!r}")
         torch.set_num_threads(torch_threads)
         model, tokenizer, metadata = load_melody_checkpoint(checkpoint, device=device)
-        engine = DecodeEngine(model, tokenizer, max_batch=max_batch, device=device)
+        engine = DecodeEngine(
+            model,
+            tokenizer,
+            max_batch=max_batch,
+            device=device,
+            kv_dtype=getattr(torch, kv_cache_dtype),
+        )
         return cls(
             engine,
             checkpoint_version(checkpoint),

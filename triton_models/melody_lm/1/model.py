@@ -53,6 +53,7 @@ class TritonPythonModel:
             max_batch=int(parameters.get("max_batch", "32")),
             torch_threads=int(parameters.get("torch_threads", "2")),
             device=device,
+            kv_cache_dtype=parameters.get("kv_cache_dtype", "bfloat16"),
         )
         pb_utils.Logger.log_info(
             f"melody_lm: {self.serving.model_version} on {device}, "
