@@ -11,13 +11,16 @@ PROTOS := $(wildcard protos/cantus/v1/*.proto)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GENERATED := shared/cantus/v1/.generated
 
-.PHONY: setup system-deps protos lint test test-unit test-integration demo up down clean
+.PHONY: setup system-deps protos lint test test-unit test-integration demo up down clean \
+	images images-lint k8s-validate
 
 setup: $(VENV)/.installed $(GENERATED)
 
 # Debian packages: the system libpython3.11 that Triton's Python backend stub embeds,
-# FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets).
-DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond
+# FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets),
+# fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text.
+DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
+	fortunes fortunes-zh
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -49,8 +52,19 @@ test-unit: setup
 test-integration: setup
 	$(VENV)/bin/pytest -m integration -q
 
+# Deploy (deploy/docker, deploy/k8s): `make images` needs docker; the other two run offline
+# and are part of `make test` (tests/deploy runs the same checks under pytest).
+images: setup
+	$(PY) -m cantus.deploy.images build --registry $(or $(IMAGE_REGISTRY),cantus) --tag $(or $(IMAGE_TAG),0.1.0)
+
+images-lint: setup
+	$(PY) -m cantus.deploy.images lint
+
+k8s-validate: setup
+	$(PY) -m cantus.deploy.manifests
+
 # The whole suite: lint, unit tests, then integration tests against the real embedded stack.
-test: lint
+test: lint images-lint k8s-validate
 	$(VENV)/bin/pytest -q
 
 up: setup

@@ -24,6 +24,7 @@ from cantus.events.codec import (
     new_meta,
     topic_kind,
 )
+from cantus.security import kafka_client_options
 from cantus.settings import Settings
 from cantus.v1 import events_pb2 as pb
 
@@ -61,6 +62,7 @@ class PieceEventRouter:
             enable_auto_commit=False,
             auto_offset_reset="latest",
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **kafka_client_options(self.settings),
         )
         await self.consumer.start()
         partitions = []

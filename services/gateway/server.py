@@ -21,13 +21,24 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from cantus.events.codec import encode_event, new_meta
 from cantus.requests import RequestError, validate_compose_request
+from cantus.security import (
+    check_gateway_edge,
+    gateway_server_credentials,
+    gateway_tokens,
+    kafka_client_options,
+)
 from cantus.settings import Settings, load_settings
 from cantus.storage import StorageError, media_type, piece_store
 from cantus.streaming import configure_logging
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 from cantus.v1 import events_pb2 as pb
+from cantus.v1 import station_pb2 as st
+from cantus.v1 import station_pb2_grpc as st_grpc
+from services.gateway.auth import BearerTokenInterceptor
 from services.gateway.events import PieceEventRouter, dedup_key
+from services.gateway.stations import StationApi, StationDirectory
+from services.gateway.web import GatewayWeb
 
 log = logging.getLogger("cantus.gateway")
 
@@ -134,8 +145,12 @@ class Composer(api_grpc.ComposerServicer):
 
 async def serve(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
-    start_http_server(settings.gateway_metrics_port, addr="127.0.0.1")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+    check_gateway_edge(settings)  # before anything starts: a half-secured edge fails fast
+    tokens = gateway_tokens(settings)
+    start_http_server(settings.gateway_metrics_port, addr=settings.host)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.broker, acks="all", **kafka_client_options(settings)
+    )
     await producer.start()
     router = PieceEventRouter(settings, producer)
     await router.start()
@@ -144,23 +159,47 @@ async def serve(settings: Settings | None = None) -> None:
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ]
+        ],
+        interceptors=[BearerTokenInterceptor(tokens)] if tokens else [],
     )
     api_grpc.add_ComposerServicer_to_server(Composer(settings, producer, router), server)
+    # Stations: gRPC here, the work in the station service (over Kafka), HTTP (HLS) below.
+    stations = StationDirectory(settings)
+    await stations.start()
+    st_grpc.add_StationServicer_to_server(StationApi(settings, producer, stations), server)
+    web_side = GatewayWeb(settings, producer, router, stations)
+    await web_side.start()
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         api.DESCRIPTOR.services_by_name["Composer"].full_name,
+        st.DESCRIPTOR.services_by_name["Station"].full_name,
         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(service_names, server)
     address = f"{settings.host}:{settings.gateway_port}"
-    server.add_insecure_port(address)
+    credentials = gateway_server_credentials(settings)
+    if credentials is None:
+        server.add_insecure_port(address)
+    else:
+        server.add_secure_port(address, credentials)
+    health_server = None
+    if settings.gateway_health_port is not None:
+        # kubelet gRPC probes speak no TLS: health alone on a plaintext port of its own
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_server.add_insecure_port(f"{settings.host}:{settings.gateway_health_port}")
+        await health_server.start()
     await server.start()
     for name in ("", service_names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gateway serving on %s", address)
+    log.info(
+        "gateway serving on %s (%s, %s)",
+        address,
+        "TLS" if credentials is not None else "plaintext",
+        f"{len(tokens)} bearer token(s)" if tokens else "no token check",
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -172,6 +211,10 @@ async def serve(settings: Settings | None = None) -> None:
     log.info("gateway stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
+    if health_server is not None:
+        await health_server.stop(grace=1)
+    await web_side.stop()
+    await stations.stop()
     await router.stop()
     await producer.stop()
 

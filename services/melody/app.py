@@ -84,7 +84,11 @@ async def _continue_melody(
         n_bars=n_bars,
         seed=spec.seed + len(recorded),
         # the request that reaches the last bar closes the piece with a cadence on the tonic
-        options=SamplingOptions(key_constraint=True, end_on_tonic=target == spec.bars),
+        options=SamplingOptions(
+            key_constraint=True,
+            end_on_tonic=target == spec.bars,
+            tonal_emphasis=service.settings.melody_tonal_emphasis,
+        ),
         request_id=f"{piece_id}:{len(recorded)}",
     ):
         bar = assembler.push(token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +29,10 @@ class Topics(BaseSettings):
     render_segment: str = "cantus.render.segment"
     piece_completed: str = "cantus.piece.completed"
     dead_letter: str = "cantus.dead-letter"
+    station_command: str = "cantus.station.command"
+    station_state: str = "cantus.station.state"
+    station_feedback: str = "cantus.station.feedback"
+    station_segment: str = "cantus.station.segment"
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())
@@ -49,12 +53,16 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 18002
     gateway_port: int = 50051
     gateway_metrics_port: int = 19100
+    gateway_http_port: int = Field(
+        8080, description="HTTP port of the gateway: station HLS streams, feeds, web player"
+    )
     service_web_ports: dict[str, int] = Field(
         default_factory=lambda: {
             "melody": 19101,
             "harmony": 19102,
             "lyric": 19103,
             "render": 19104,
+            "station": 19105,
         },
         description="HTTP port per stream service: /health and /metrics",
     )
@@ -62,13 +70,52 @@ class Settings(BaseSettings):
     # --- Kafka ---------------------------------------------------------------------------
     partitions: int = Field(4, ge=1, le=256, description="partitions of every Cantus topic")
     topics: Topics = Field(default_factory=Topics)
-    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (cantus.security)"
+    )
+    kafka_sasl_mechanism: str = Field(
+        "SCRAM-SHA-512", description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)"
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="key of kafka_ssl_certfile")
+    kafka_replication_factor: int = Field(
+        1, ge=1, le=32, description="replicas of the topics Faust creates itself (changelogs)"
+    )
     kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=1,
         le=5000,
         description="longest a consumer's fetch waits for data; the embedded broker (Tansu) "
         "holds every fetch this long, so it bounds the latency of each hop",
+    )
+
+    # --- the gateway's edge: TLS and bearer tokens (cantus.security) ---------------------
+    gateway_tls_cert: Path | None = Field(None, description="PEM certificate chain: serve TLS")
+    gateway_tls_key: Path | None = Field(None, description="PEM private key of gateway_tls_cert")
+    gateway_auth_token: SecretStr | None = Field(
+        None, description="a bearer token clients must send (authorization: Bearer …)"
+    )
+    gateway_auth_tokens_file: Path | None = Field(
+        None, description="file of accepted bearer tokens, one a line (a mounted Secret)"
+    )
+    gateway_require_auth: bool = Field(
+        False, description="refuse to start without TLS and at least one token (production)"
+    )
+    gateway_client_ca: Path | None = Field(
+        None, description="clients (cantus compose, bench): CA of the gateway's certificate; TLS"
+    )
+    gateway_client_token: SecretStr | None = Field(
+        None, description="clients: bearer token sent with every call (implies TLS)"
+    )
+    gateway_health_port: int | None = Field(
+        None,
+        description="extra plaintext port serving only grpc.health.v1 (kubelet gRPC probes "
+        "speak no TLS); None: health is served on gateway_port only",
     )
 
     # --- folders -------------------------------------------------------------------------
@@ -87,6 +134,29 @@ class Settings(BaseSettings):
     )
     melody_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "melody_lm.pt"
     melody_max_batch: int = Field(32, ge=1, le=256)
+    # Chosen on 60–80 pieces per `cantus eval melody` setting: 1.0–2.0 lifted key agreement
+    # from 42–88 % to 80–100 % with little loss of pitch variety (docs/results/melody_eval.md).
+    melody_tonal_emphasis: float = Field(
+        1.5, ge=0.0, le=4.0, description="logit bonus (nats) for tonic-triad notes on the beats"
+    )
+
+    # --- harmony model -------------------------------------------------------------------
+    harmony_model_name: str = "harmony"
+    harmony_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "harmony_gru.pt"
+    harmony_timeout_s: float = Field(
+        10.0, gt=0, description="longest the harmony service waits for Triton before it "
+        "falls back to the rule-based harmoniser for a bar",
+    )
+
+    # --- lyric model ----------------------------------------------------------------------
+    lyric_model_name: str = Field(
+        "lyric_lm", description="Triton model answering the lyric scoring interface"
+    )
+    lyric_melisma: bool = Field(
+        False,
+        description="sing a short note that follows its predecessor within a beat on the "
+        "same syllable (default: one syllable per note onset)",
+    )
 
     # --- render --------------------------------------------------------------------------
     segment_bars: int = Field(4, ge=1, le=64, description="bars per rendered segment")
@@ -145,6 +215,38 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown audio formats {unknown}: expected some of {formats}")
         return list(dict.fromkeys(value))
+
+    @field_validator("kafka_security_protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        protocols = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+        if value.upper() not in protocols:
+            raise ValueError(f"{value!r} is not a Kafka security protocol: expected {protocols}")
+        return value.upper()
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _known_mechanism(cls, value: str) -> str:
+        mechanisms = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+        if value.upper() not in mechanisms:
+            raise ValueError(f"{value!r} is not a SASL mechanism: expected one of {mechanisms}")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _edge_security_complete(self) -> Settings:
+        # Half a configuration is a mistake to report at start-up, not a silent plaintext.
+        if (self.gateway_tls_cert is None) != (self.gateway_tls_key is None):
+            raise ValueError("gateway_tls_cert and gateway_tls_key must be set together")
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "kafka_sasl_username and kafka_sasl_password"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile must be set together")
+        return self
 
     @field_validator("broker", "triton_grpc")
     @classmethod

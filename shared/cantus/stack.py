@@ -23,8 +23,9 @@ from pathlib import Path
 
 from cantus.settings import REPO_ROOT, Settings
 
-STREAM_SERVICES = ("melody", "harmony", "lyric", "render")
-"""Faust services, in the order data flows through them."""
+STREAM_SERVICES = ("melody", "harmony", "lyric", "render", "station")
+"""Stream services, in the order data flows through them (station: an aiokafka loop that
+feeds the others requests and streams their pieces)."""
 ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway")
 
 
@@ -294,8 +295,10 @@ class Stack:
     def start_gateway(self) -> Component:
         s = self.settings
         address = f"{s.host}:{s.gateway_port}"
+        # with TLS on, the plaintext health port (if any) is the one a probe can reach
+        probe = f"{s.host}:{s.gateway_health_port or s.gateway_port}"
         process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
-        wait_until(lambda: _gateway_serving(address), what="gateway", timeout_s=60, process=process)
+        wait_until(lambda: _gateway_serving(probe), what="gateway", timeout_s=60, process=process)
         component = Component("gateway", process.pid, address, log)
         self._record(component)
         return component
@@ -383,7 +386,9 @@ async def create_topics(settings: Settings) -> list[str]:
     """Create the Cantus topics that do not exist yet; returns the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker)
+    from cantus.security import kafka_client_options
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.broker, **kafka_client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -32,6 +32,7 @@ from cantus.events.codec import (
     now_ns,
     topic_kind,
 )
+from cantus.security import faust_credentials, kafka_client_options
 from cantus.settings import Settings, load_settings
 from cantus.v1 import events_pb2 as pb
 
@@ -205,20 +206,20 @@ class StreamService:
         self.app = _CantusApp(
             f"cantus-{name}",
             broker=[f"kafka://{address}" for address in s.broker.split(",")],
-            broker_credentials=None,
+            broker_credentials=faust_credentials(s),
             store="memory://",  # tables are rebuilt from their changelog topics on start
             datadir=str(datadir),
             key_serializer="raw",
             value_serializer="raw",
             topic_partitions=s.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=s.kafka_replication_factor,
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=10.0,
             broker_heartbeat_interval=2.0,
             broker_commit_interval=0.5,
             producer_acks=-1,
             web_enabled=True,
-            web_bind="127.0.0.1",
+            web_bind=s.host,  # 0.0.0.0 in a pod, so kubelet probes and Prometheus reach it
             web_port=s.web_port(name),
             web_host="127.0.0.1",
         )
@@ -327,6 +328,7 @@ class StreamService:
             group_id=None,
             enable_auto_commit=False,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **kafka_client_options(self.settings),
         )
         await consumer.start()
         records: list[Record] = []

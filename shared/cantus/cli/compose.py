@@ -9,6 +9,8 @@ from pathlib import Path
 
 import grpc
 
+from cantus.security import channel_credentials
+from cantus.settings import Settings, load_settings
 from cantus.storage import check_piece_id
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -31,14 +33,20 @@ class ComposedPiece:
     events: list[api.PieceEvent] = field(default_factory=list)
 
 
-def open_channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ],
-    )
+def open_channel(address: str, settings: Settings | None = None) -> grpc.Channel:
+    """A channel to the gateway: plaintext, or TLS (with a bearer token) when the client
+    settings ``gateway_client_ca`` / ``gateway_client_token`` say so (a secured cluster)."""
+    settings = settings or load_settings()
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if settings.gateway_client_ca is None and settings.gateway_client_token is None:
+        return grpc.insecure_channel(address, options=options)
+    ca = settings.gateway_client_ca.read_bytes() if settings.gateway_client_ca else None
+    token = settings.gateway_client_token
+    credentials = channel_credentials(ca, token.get_secret_value() if token else None)
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def stream_piece(

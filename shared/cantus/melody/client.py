@@ -30,6 +30,7 @@ class SamplingOptions:
     top_p: float = 0.95
     key_constraint: bool = False
     end_on_tonic: bool = False  # a cadence: set on the request that ends a piece
+    tonal_emphasis: float = 0.0  # nats for tonic-triad notes on the beats (0..4)
 
 
 def _tensor(name: str, values: Sequence | np.ndarray, dtype: str, np_dtype) -> InferInput:
@@ -82,6 +83,7 @@ class MelodyLMClient:
             _tensor("TOP_P", [options.top_p], "FP32", np.float32),
             _tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
             _tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
+            _tensor("TONAL_EMPHASIS", [options.tonal_emphasis], "FP32", np.float32),
         ]
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()

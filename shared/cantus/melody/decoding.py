@@ -5,7 +5,9 @@ valid melody: a well-formed control prefix, bars whose notes neither overlap nor
 line (rests are the gaps, so every bar is exactly full), pitches inside a range (optionally
 only the key's scale), at most ``max_notes_per_bar`` notes a bar, exactly ``n_bars`` new bars
 and then ``EOS`` — always within the model's context length. ``end_on_tonic`` adds a cadence:
-the last note of the last bar is the key's tonic.
+the last note of the last bar is the key's tonic. ``tonal_emphasis`` is a soft constraint: a
+logit bonus for the tonic triad's pitches (in minor also the leading tone, which tells a minor
+key from its relative major) on the beats, where a listener (and a key finder) hears the key.
 
 Sampling (temperature, top-k, top-p) is batched: ``sample_tokens`` draws one token for every
 row of a [batch, vocab] logits matrix in a handful of tensor operations, because per-sequence
@@ -27,11 +29,16 @@ from cantus.music.notes import Meter, Mode, MusicError
 DEFAULT_PITCH_RANGE = (48, 88)
 """Pitches generated melodies may use unless a request says otherwise (MIDI, inclusive)."""
 DEFAULT_MAX_NOTES_PER_BAR = 16
+MAX_TONAL_EMPHASIS = 4.0
+"""Largest ``tonal_emphasis`` (nats): beyond it melodies collapse onto the tonic triad."""
 
 _PREFIX_KINDS = ("BOS", "KEY_", "MODE_", "METER_", "TEMPO_", "STYLE_", "ENERGY_")
 _MINOR_EXTRA_STEPS = (9, 11)  # raised 6th and 7th of melodic/harmonic minor
 _SEED_MASK = (1 << 64) - 1
 _MASKS: dict[tuple[int, tuple[tuple[int, int], ...]], torch.Tensor] = {}
+_BIASES: dict[tuple[int, int, Mode, float], torch.Tensor] = {}
+_EMPHASIS_STEPS = {Mode.MAJOR: (0, 4, 7), Mode.MINOR: (0, 3, 7, 11)}
+"""Scale steps that ``tonal_emphasis`` favours: the tonic triad, and the leading tone in minor."""
 """Allowed-token masks by (vocabulary size, allowed ranges): a grammar has a few hundred
 distinct states, so masks are built once and shared (read-only) by every sequence."""
 
@@ -131,6 +138,7 @@ class MelodyGrammar:
         pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
         key_constraint: bool = False,
         end_on_tonic: bool = False,
+        tonal_emphasis: float = 0.0,
         max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
         max_len: int = 1024,
     ) -> None:
@@ -144,11 +152,16 @@ class MelodyGrammar:
             raise MusicError(f"n_bars must be >= 0, got {n_bars}")
         if max_notes_per_bar < 1:
             raise MusicError(f"max_notes_per_bar must be >= 1, got {max_notes_per_bar}")
+        if not 0.0 <= tonal_emphasis <= MAX_TONAL_EMPHASIS:
+            raise MusicError(
+                f"tonal_emphasis must be 0..{MAX_TONAL_EMPHASIS}, got {tonal_emphasis}"
+            )
         self.vocab = vocab
         self.n_bars = n_bars
         self.pitch_range = (low, high)
         self.key_constraint = key_constraint
         self.end_on_tonic = end_on_tonic
+        self.tonal_emphasis = tonal_emphasis
         self.max_notes_per_bar = max_notes_per_bar
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
@@ -166,6 +179,7 @@ class MelodyGrammar:
         self._tonic = 0
         self._mode = Mode.MAJOR
         self._bar_steps = 0
+        self._beat_steps = 1
         self._in_bar = False
         self._expect = "next"  # "next" (POS/BAR/EOS), "pitch" or "dur"
         self._previous_end = 0  # grid steps
@@ -232,7 +246,9 @@ class MelodyGrammar:
         elif name.startswith("MODE_"):
             self._mode = Mode(value)
         elif name.startswith("METER_"):
-            self._bar_steps = Meter.parse(value).bar_ticks // GRID_TICKS
+            meter = Meter.parse(value)
+            self._bar_steps = meter.bar_ticks // GRID_TICKS
+            self._beat_steps = max(1, meter.beat_ticks // GRID_TICKS)
         self._prefix_index += 1
 
     # --- what may come next -------------------------------------------------------------------
@@ -325,6 +341,28 @@ class MelodyGrammar:
 
     def allowed_ids(self) -> list[int]:
         return [i for start, stop in self.allowed_ranges() for i in range(start, stop)]
+
+    def logit_bias(self) -> torch.Tensor | None:
+        """Additive logits [vocab] for the next token, or None for none: with
+        ``tonal_emphasis``, the ``_EMPHASIS_STEPS`` pitches get that bonus when a note starts
+        on a beat. Shared between grammars: read it, never write to it."""
+        if not (
+            self.tonal_emphasis
+            and self.generating
+            and self._expect == "pitch"
+            and self._pos % self._beat_steps == 0
+        ):
+            return None
+        key = (len(self.vocab), self._tonic, self._mode, self.tonal_emphasis)
+        bias = _BIASES.get(key)
+        if bias is None:
+            bias = torch.zeros(len(self.vocab))
+            steps = _EMPHASIS_STEPS[self._mode]
+            for pitch in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1):
+                if (pitch - self._tonic) % 12 in steps:
+                    bias[self._pitch0 + pitch - PITCH_RANGE[0]] = self.tonal_emphasis
+            _BIASES[key] = bias
+        return bias
 
     def allowed_mask(self, out: torch.Tensor | None = None) -> torch.Tensor:
         """Bool mask [vocab] of the allowed tokens. Without ``out`` the mask is shared with

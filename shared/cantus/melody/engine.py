@@ -45,7 +45,8 @@ class DecodeRequest:
     """One melody to continue: ``prompt_tokens`` (control prefix and any given bars, no
     ``EOS``), ``n_bars`` new bars to generate, sampling ``seed`` and settings (see
     ``SamplingParams``), ``key_constraint`` (scale tones only), ``end_on_tonic`` (the last
-    bar ends on the tonic: a cadence, for the request that ends a piece) and ``pitch_range``
+    bar ends on the tonic: a cadence, for the request that ends a piece), ``tonal_emphasis``
+    (a logit bonus in nats for tonic-triad notes on the beats) and ``pitch_range``
     (MIDI, inclusive)."""
 
     prompt_tokens: Sequence[int]
@@ -56,6 +57,7 @@ class DecodeRequest:
     top_p: float = 0.95
     key_constraint: bool = False
     end_on_tonic: bool = False
+    tonal_emphasis: float = 0.0
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -144,6 +146,7 @@ class DecodeEngine:
             pitch_range=request.pitch_range,
             key_constraint=request.key_constraint,
             end_on_tonic=request.end_on_tonic,
+            tonal_emphasis=request.tonal_emphasis,
             max_notes_per_bar=request.max_notes_per_bar,
             max_len=self.model.config.max_len,
         )
@@ -289,6 +292,10 @@ class DecodeEngine:
         """Sample the next token of every sequence at once (row i of ``logits`` is
         ``sequences[i]``'s), then advance each grammar and hand each token over."""
         try:
+            biases = [s.grammar.logit_bias() for s in sequences]
+            if any(bias is not None for bias in biases):
+                no_bias = torch.zeros(logits.shape[1])
+                logits = logits + torch.stack([no_bias if b is None else b for b in biases])
             sampled = sample_tokens(
                 logits,
                 torch.stack([s.grammar.allowed_mask() for s in sequences]),
@@ -373,6 +380,7 @@ def generate(
     top_p: float = 0.95,
     key_constraint: bool = False,
     end_on_tonic: bool = False,
+    tonal_emphasis: float = 0.0,
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
     given_bars: Sequence[Bar] = (),
@@ -395,6 +403,7 @@ def generate(
         pitch_range=pitch_range,
         key_constraint=key_constraint,
         end_on_tonic=end_on_tonic,
+        tonal_emphasis=tonal_emphasis,
         max_notes_per_bar=max_notes_per_bar,
         max_len=model.config.max_len,
     )
@@ -413,6 +422,9 @@ def generate(
             logits = model.prefill(torch.tensor(tokens, device=device), cache, 0)
         else:
             logits = model.decode_step(torch.tensor(tokens[-1:], device=device), cache, slot)[0]
+        bias = grammar.logit_bias()
+        if bias is not None:
+            logits = logits + bias
         token = sample_tokens(logits[None], grammar.allowed_mask()[None], [params], [generator])[0]
         grammar.advance(token)
         tokens.append(token)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cantus.melody.checkpoint import load_melody_checkpoint
+from cantus.melody.decoding import MAX_TONAL_EMPHASIS
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.prompting import checkpoint_version
 
@@ -28,6 +29,7 @@ EXPECTED_INPUTS = (
     "TOP_P",
     "KEY_CONSTRAINT",
     "END_ON_TONIC",
+    "TONAL_EMPHASIS",
 )
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
 EXPECTED_OUTPUTS = ("TOKENS", "FINISHED")
@@ -92,6 +94,11 @@ def parse_decode_request(
     top_p = float(_scalar(inputs, "TOP_P", 1.0))
     if not 0.0 < top_p <= 1.0:
         raise RequestInputError(f"input TOP_P {top_p} is outside (0, 1]")
+    tonal_emphasis = float(_scalar(inputs, "TONAL_EMPHASIS", 0.0))
+    if not 0.0 <= tonal_emphasis <= MAX_TONAL_EMPHASIS:
+        raise RequestInputError(
+            f"input TONAL_EMPHASIS {tonal_emphasis} is outside 0..{MAX_TONAL_EMPHASIS}"
+        )
     return DecodeRequest(
         prompt_tokens=prompt,
         n_bars=n_bars,
@@ -101,6 +108,7 @@ def parse_decode_request(
         top_p=top_p,
         key_constraint=bool(_scalar(inputs, "KEY_CONSTRAINT", False)),
         end_on_tonic=bool(_scalar(inputs, "END_ON_TONIC", False)),
+        tonal_emphasis=tonal_emphasis,
     )
 
 

@@ -115,6 +115,14 @@ class Meter:
         """Length of one bar in ticks."""
         return self.numerator * TICKS_PER_QUARTER * 4 // self.denominator
 
+    @property
+    def beat_ticks(self) -> int:
+        """Length of one beat in ticks: a dotted note in compound meters (6/8, 9/8, 12/8),
+        otherwise one 1/denominator note."""
+        unit = TICKS_PER_QUARTER * 4 // self.denominator
+        compound = self.denominator >= 8 and self.numerator % 3 == 0 and self.numerator > 3
+        return 3 * unit if compound else unit
+
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
 
