@@ -14,7 +14,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import free_ports, stack_environment
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,6 +27,8 @@ from cantus.settings import Settings
 from cantus.stack import Stack
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
+
+from .conftest import free_ports, stack_environment
 
 pytestmark = pytest.mark.integration
 

@@ -91,6 +91,9 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     # Each bar exactly once on the stream.
     assert sorted(i for k, i in order if k == "melody_bar") == list(range(12))
     assert sorted(i for k, i in order if k == "render_segment") == [0, 1, 2]
+    # The request that reaches the last bar asks for a cadence: the piece ends on D.
+    last_bar = max(by_kind["melody_bar"], key=lambda e: e.melody_bar.meta.index).melody_bar
+    assert last_bar.notes and max(last_bar.notes, key=lambda n: n.onset_ticks).pitch % 12 == 2
     summary = assert_piece_complete(piece.folder, 12)
     assert summary["key"] == "D minor"
     assert summary["meter"] == "6/8"

@@ -14,14 +14,14 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from piece_fixtures import PIECE_ID, piece_events, spec, table_events
-
 from cantus.render.piece import (
     PieceParts,
     SegmentAudio,
     encode_segment_audio,
     render_piece_files,
 )
+
+from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
 
 
 def parts_of(bars: int = 8, **kwargs) -> PieceParts:

@@ -14,11 +14,11 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from piece_fixtures import PIECE_ID, piece_events, spec
-
 from cantus.storage import LocalPieceStore
 from cantus.streaming import Received
 from cantus.v1 import events_pb2 as pb
+
+from .piece_fixtures import PIECE_ID, piece_events, spec
 
 
 @pytest.fixture

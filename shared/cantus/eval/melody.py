@@ -9,8 +9,10 @@
    Sequences longer than the transformer's context are scored with sliding windows that start
    at a bar, keep the control prefix and give every scored token at least half a context.
 2. Generated pieces: ``pieces_per_setting`` melodies of ``n_bars`` bars per setting (key,
-   mode, meter, style), sampled through the batched ``DecodeEngine`` with and without the
-   decoder's key constraint, and from the baselines (same grammar and sampling). Measured:
+   mode, meter, style), sampled through the batched ``DecodeEngine`` (bf16 KV cache, as served)
+   with and without the decoder's key constraint — *on* is what the melody service asks for:
+   scale tones only, a tonic cadence in the last bar and tonal emphasis on the beats — and
+   from the baselines (same grammar and sampling, no key constraint). Measured:
    music21's detected key equals the requested key; bars that exactly fill the meter; the
    last note on the tonic; KL divergence (nats) of the pitch-class-relative-to-tonic and
    melodic-interval histograms of the test tunes of the same mode and style from the
@@ -68,6 +70,7 @@ from cantus.melody.tokenizer import (
 from cantus.melody.training import CORPUS_CACHE_DIR, TokenTransposer, encode_tunes
 from cantus.music.notes import Key, Melody, Meter, MusicError
 from cantus.music.styles import Energy, Style
+from cantus.settings import Settings
 
 DEFAULT_LSTM_PATH = CORPUS_CACHE_DIR.parent / "baselines" / "lstm.pt"
 """Where the LSTM baseline is kept (``/work/main/.cantus/baselines/lstm.pt``, not committed)."""
@@ -112,6 +115,8 @@ DEFAULT_SETTINGS = (
 
 SAMPLING = SamplingParams(temperature=1.0, top_k=0, top_p=0.95)
 """Sampling of every generated piece (the engine's defaults)."""
+SERVED_TONAL_EMPHASIS = Settings.model_fields["melody_tonal_emphasis"].default
+"""The melody service's tonal emphasis, used with the key constraint on."""
 
 
 # ============================================================================ likelihood
@@ -252,7 +257,7 @@ def sample_transformer(
     remaining = [len(jobs)]
     finished = threading.Condition()
 
-    with DecodeEngine(model, tokenizer, max_batch=max_batch) as engine:
+    with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
         for index, (controls, seed, key_constraint) in enumerate(jobs):
             prompt = tokenizer.controls_prefix(controls)
             tokens = list(prompt)
@@ -271,7 +276,11 @@ def sample_transformer(
                 temperature=SAMPLING.temperature,
                 top_k=SAMPLING.top_k,
                 top_p=SAMPLING.top_p,
+                # "key constraint on" is what the melody service asks for: scale tones, a
+                # tonic cadence in the last bar and tonal emphasis on the beats
                 key_constraint=key_constraint,
+                end_on_tonic=key_constraint,
+                tonal_emphasis=SERVED_TONAL_EMPHASIS if key_constraint else 0.0,
             )
             engine.submit(request, tokens.append, done)
         with finished:
@@ -1154,7 +1163,11 @@ def format_report(report: MelodyEvalReport, *, command: str) -> str:
         f"with temperature {SAMPLING.temperature:g}, top-p {SAMPLING.top_p:g}, pitch range "
         f"{DEFAULT_PITCH_RANGE[0]}..{DEFAULT_PITCH_RANGE[1]} (MIDI), through the batched "
         "`DecodeEngine` (transformer) or a lockstep sampler (baselines) under the same "
-        "grammar. *key*: music21 `analyze('key')` equals the requested key (target ≥ 90 %); "
+        "grammar. *key constraint on* is what the melody service asks for: scale tones only "
+        "(minor: also the raised 6th and 7th), a tonic cadence in the last bar (`end_on_tonic`) "
+        f"and a {SERVED_TONAL_EMPHASIS:g}-nat logit bonus for the tonic triad (minor: and the "
+        "leading tone) on the beats (`tonal_emphasis`); *off*: the grammar's metre and range "
+        "only. *key*: music21 `analyze('key')` equals the requested key (target ≥ 90 %); "
         "*bars*: bars whose notes and rests fill the meter exactly (target 100 %); "
         "*complete*: pieces with all bars valid and exactly the requested number; *tonic*: "
         "last note on the tonic (target ≥ 80 %); KL(test ‖ generated) in nats of the "
