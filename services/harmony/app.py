@@ -1,16 +1,25 @@
 """Harmony service. Reads top to bottom as data flows: topics, state, agent, handler.
 
 in:  cantus.melody.bar    (bars of a piece arrive in order on one partition)
-out: cantus.harmony.bar   (chords, voicing and bass for the same bar, published at once)
+out: cantus.harmony.bar   (chords, voicing and bass for one bar)
 
-Per-piece state (the next bar expected, the previous chord and voicing) lives in a Faust
-table backed by a changelog topic, so a restarted service continues a piece where it
-stopped. A bar already harmonised (index below the next expected) is skipped; one
-published but not yet recorded before a crash is published again, and render keeps the
-first copy per (piece_id, bar).
+Chords come from the ``harmony`` model on Triton, which reads one bar of lookahead: bar i
+is harmonised when bar i+1 arrives (at most one bar of delay), the final bar at once. A
+bar of rests holds the chord before it (nothing to harmonise), and the rule-based
+harmoniser stands in only where the model cannot answer (Triton down, an error); the
+event's ``harmonizer`` says which one made the bar and why.
+
+Per-piece state (the next bar expected, the bar waiting for its lookahead, the last bars
+with their chords, the voicing) lives in a Faust table backed by a changelog topic, so a
+restarted service continues a piece where it stopped: the model is stateless and gets
+the history with every request. A bar already seen (index below the next expected) is
+skipped; one published but not yet recorded before a crash is published again, and
+render keeps the first copy per (piece_id, bar).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import (
@@ -21,21 +30,46 @@ from cantus.events.conversions import (
     spec_meter,
     spec_style,
 )
-from cantus.harmony.rules import harmonize_bar
-from cantus.harmony.voicing import bass_line, voice_chords
-from cantus.music.chords import ChordSymbol
-from cantus.music.notes import MusicError
+from cantus.harmony.client import HarmonyClient, HarmonyModelError
+from cantus.harmony.context import (
+    HarmonizedBar,
+    beats_to_spans,
+    build_window,
+    checkpoint_version,
+)
+from cantus.harmony.features import beat_spans
+from cantus.harmony.rules import ChordSpan, harmonize_bar
+from cantus.harmony.serving import HISTORY_BARS
+from cantus.harmony.vocabulary import (
+    CHORD_CLASSES,
+    chord_inversion,
+    chord_to_class,
+    class_to_chord,
+)
+from cantus.harmony.voicing import bass_line, tune_before, voice_chords
+from cantus.music.chords import ChordQuality, ChordSymbol
+from cantus.music.notes import Bar, Key, Meter, MusicError, Note
+from cantus.music.styles import Energy, Style
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 
-HARMONIZER = "rules-v1"
+RULES = "rules-v1"
 
 service = StreamService("harmony")
 melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table(
     "harmony-piece-state", default=None, partitions=service.settings.partitions
 )
-"""piece_id → {"next_index": int, "previous_chord": str | None, "voicing": [pitches]}."""
+"""piece_id → {"next_index": int, "pending": [index, notes] | None, "history": [[notes,
+beats] …], "history_complete": bool, "voicing": [pitches] | None, "melody_before":
+[pitches]}; notes as [onset, pitch, duration, velocity], beats as [chord class,
+inversion]."""
+triton = HarmonyClient(
+    service.settings.triton_grpc,
+    service.settings.harmony_model_name,
+    timeout_s=service.settings.harmony_timeout_s,
+)
+model_version = checkpoint_version(service.settings.harmony_checkpoint)
 
 
 @service.app.agent(melody_bars)
@@ -43,29 +77,117 @@ async def harmonize(stream):  # type: ignore[no-untyped-def]
     await service.process(stream, handle_melody_bar)
 
 
+def _new_state() -> dict[str, Any]:
+    return {
+        "next_index": 0,
+        "pending": None,
+        "history": [],
+        "history_complete": True,
+        "voicing": None,
+        "melody_before": [],
+    }
+
+
 async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
-    piece_id, index = bar.meta.piece_id, bar.meta.index
-    state = piece_state.get(piece_id) or {"next_index": 0, "previous_chord": None, "voicing": None}
+    piece_id, index, spec = bar.meta.piece_id, bar.meta.index, bar.spec
+    state = {**_new_state(), **(piece_state.get(piece_id) or {})}
     if index < state["next_index"]:
         service.log.info("piece %s bar %d: already harmonised, skipped", piece_id, index)
         return  # a redelivery after a restart
     try:
-        melody_bar = pb_to_bar(bar.notes, spec_meter(bar.spec))
-    except MusicError as error:
+        meter = spec_meter(spec)
+        key, style, energy = spec_key(spec), spec_style(spec), spec_energy(spec)
+        melody_bar = pb_to_bar(bar.notes, meter)
+    except (MusicError, ValueError, KeyError) as error:
         raise InvalidEvent(f"melody bar {index}: {error}") from None
 
-    previous = ChordSymbol.parse(state["previous_chord"]) if state["previous_chord"] else None
-    style, key = spec_style(bar.spec), spec_key(bar.spec)
-    spans = harmonize_bar(
-        melody_bar, key, previous=previous, style=style, is_final=index == bar.spec.bars - 1
-    )
-    previous_voicing = tuple(state["voicing"]) if state["voicing"] else None
-    voicing = voice_chords(spans, style=style, previous_voicing=previous_voicing)
-    bass = bass_line(spans, melody_bar.meter, style=style, energy=spec_energy(bar.spec))
+    pending = state["pending"]
+    if pending is not None:
+        pending_index, pending_notes = pending
+        lookahead = melody_bar if pending_index == index - 1 else None
+        await _harmonize_and_publish(
+            bar,
+            received,
+            state,
+            pending_index,
+            _bar_from(pending_notes, meter),
+            lookahead,
+            key=key,
+            style=style,
+            energy=energy,
+        )
+        state["pending"] = None
+    if index >= spec.bars - 1:
+        await _harmonize_and_publish(
+            bar, received, state, index, melody_bar, None, key=key, style=style, energy=energy
+        )
+    else:
+        state["pending"] = [index, _notes_of(melody_bar)]
+    state["next_index"] = index + 1
+    piece_state[piece_id] = state
 
+
+async def _harmonize_and_publish(
+    event: pb.MelodyBar,
+    received: Received,
+    state: dict[str, Any],
+    index: int,
+    bar: Bar,
+    next_bar: Bar | None,
+    *,
+    key: Key,
+    style: Style,
+    energy: Energy,
+) -> None:
+    """Harmonise bar ``index``, publish its HarmonyBar and update ``state`` in place."""
+    piece_id, spec = event.meta.piece_id, event.spec
+    history = [
+        HarmonizedBar(_bar_from(notes, bar.meter), tuple(tuple(b) for b in beats))
+        for notes, beats in state["history"]
+    ]
+    is_final = index == spec.bars - 1
+    previous = _last_chord(history, key)
+    if bar.is_rest:
+        spans = harmonize_bar(bar, key, previous=previous, style=style, is_final=is_final)
+        harmonizer = f"{RULES} (bar of rests: the chord before is held)"
+    else:
+        window = build_window(
+            history,
+            bar,
+            next_bar=next_bar,
+            key=key,
+            style=style,
+            energy=energy,
+            is_final=is_final,
+            history_is_complete=state["history_complete"],
+        )
+        try:
+            beats = await triton.harmonize(window)
+            if any(not 0 <= chord < CHORD_CLASSES for chord, _ in beats):
+                raise HarmonyModelError(f"chord classes out of range: {beats}")
+            spans = beats_to_spans(bar, beats, key)
+            harmonizer = model_version
+        except HarmonyModelError as error:
+            service.log.warning(
+                "piece %s bar %d: model failed (%s), rules used", piece_id, index, error
+            )
+            spans = harmonize_bar(
+                bar, key, previous=previous, style=style, next_bar=next_bar, is_final=is_final
+            )
+            harmonizer = f"{RULES} (fallback: the harmony model did not answer)"
+
+    previous_voicing = tuple(state["voicing"]) if state["voicing"] else None
+    voicing = voice_chords(
+        spans,
+        style=style,
+        previous_voicing=previous_voicing,
+        melody=bar,
+        melody_before=tuple(state["melody_before"] or ()),
+    )
+    bass = bass_line(spans, bar.meter, style=style, energy=energy)
     harmony = pb.HarmonyBar(
         meta=new_meta(piece_id, index, service.name, received_at_unix_ns=received.received_at_ns),
-        spec=bar.spec,
+        spec=spec,
         chords=[
             pb.ChordSpan(
                 onset_ticks=span.onset,
@@ -78,14 +200,56 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         ],
         voicing=notes_to_pb(voicing),
         bass=notes_to_pb(bass),
-        harmonizer=HARMONIZER,
+        harmonizer=harmonizer,
     )
     await service.publish(harmony, received=received)
-    service.log.info("piece %s bar %d: %s", piece_id, index, " ".join(str(s.symbol) for s in spans))
+    service.log.info(
+        "piece %s bar %d: %s (%s)",
+        piece_id,
+        index,
+        " ".join(str(s.symbol) for s in spans),
+        harmonizer,
+    )
 
+    state["history"] = [
+        *state["history"],
+        [_notes_of(bar), [list(b) for b in _span_beats(bar, spans, key)]],
+    ]
+    if len(state["history"]) > HISTORY_BARS:
+        state["history"] = state["history"][-HISTORY_BARS:]
+        state["history_complete"] = False
     last_onset = max((n.onset for n in voicing), default=None)
-    piece_state[piece_id] = {
-        "next_index": index + 1,
-        "previous_chord": str(spans[-1].symbol) if spans else state["previous_chord"],
-        "voicing": sorted(n.pitch for n in voicing if n.onset == last_onset) or state["voicing"],
-    }
+    state["voicing"] = sorted(n.pitch for n in voicing if n.onset == last_onset) or state["voicing"]
+    state["melody_before"] = list(tune_before(bar, bar.meter.bar_ticks))
+
+
+def _span_beats(bar: Bar, spans: list[ChordSpan], key: Key) -> list[tuple[int, int]]:
+    """(chord class, inversion) of each beat under ``spans``, for the model's history; a
+    chord outside the model's vocabulary is read as its nearest triad."""
+    beats = []
+    for onset, _ in beat_spans(bar.meter):
+        chord = next(s.symbol for s in spans if s.onset <= onset < s.onset + s.duration)
+        try:
+            beats.append((chord_to_class(chord, key), chord_inversion(chord)))
+        except ValueError:
+            beats.append((chord_to_class(ChordSymbol(chord.root, _triad_of(chord)), key), 0))
+    return beats
+
+
+def _triad_of(chord: ChordSymbol) -> ChordQuality:
+    return ChordQuality.MINOR if 3 in chord.quality.intervals else ChordQuality.MAJOR
+
+
+def _last_chord(history: list[HarmonizedBar], key: Key) -> ChordSymbol | None:
+    if not history or not history[-1].beats:
+        return None
+    chord_class, inversion = history[-1].beats[-1]
+    return class_to_chord(chord_class, key, inversion) if chord_class >= 0 else None
+
+
+def _notes_of(bar: Bar) -> list[list[int]]:
+    return [[n.onset, n.pitch, n.duration, n.velocity] for n in bar.notes]
+
+
+def _bar_from(notes: list[list[int]], meter: Meter) -> Bar:
+    return Bar(meter, tuple(Note(*note) for note in notes))

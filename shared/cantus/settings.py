@@ -144,7 +144,9 @@ class Settings(BaseSettings):
     harmony_model_name: str = "harmony"
     harmony_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "harmony_gru.pt"
     harmony_timeout_s: float = Field(
-        10.0, gt=0, description="longest the harmony service waits for Triton before it "
+        10.0,
+        gt=0,
+        description="longest the harmony service waits for Triton before it "
         "falls back to the rule-based harmoniser for a bar",
     )
 

@@ -212,3 +212,16 @@ def test_any_spans_give_notes_in_range_inside_the_bar(spans_in_meter, style, ene
 @pytest.mark.parametrize("style", list(Style))
 def test_voicing_is_deterministic(style):
     assert voicings(["C", "F", "G7", "C"], style) == voicings(["C", "F", "G7", "C"], style)
+
+
+def test_chorale_voicing_stays_under_the_tune_without_parallels():
+    from cantus.eval.harmony import parallel_rate
+    from cantus.music.notes import Bar
+
+    tune = Bar(FOUR, (Note(0, 67, 960), Note(960, 69, 960)))
+    spans = halves("C", "F")
+    notes = voice_chords(spans, style=Style.CHORALE, previous_voicing=(48, 55, 64), melody=tune)
+    first = sorted(n.pitch for n in notes if n.onset == 0)
+    second = sorted(n.pitch for n in notes if n.onset == 960)
+    assert first[-1] < 67 and second[-1] < 69
+    assert parallel_rate([(*first, 67), (*second, 69)]) == (0, 1)

@@ -23,6 +23,11 @@ eval_app = typer.Typer(help="Quality evaluations against baselines.", no_args_is
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
+from cantus.cli.station import plan as _plan  # noqa: E402 - registered beside the others
+from cantus.cli.station import station_app  # noqa: E402
+
+app.add_typer(station_app, name="station")
+app.command("plan")(_plan)
 
 console = Console(stderr=True)
 
@@ -89,6 +94,7 @@ def compose(
     seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random)")] = None,
     lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
+    rhyme: Annotated[str, typer.Option(help="Rhyme scheme per stanza: AABB, ABAB, ABCB…")] = "",
     continue_midi: Annotated[
         Path | None, typer.Option("--continue", help="A melody (.mid) to continue")
     ] = None,
@@ -116,6 +122,7 @@ def compose(
         mood=mood,
         lyrics_theme=lyrics,
         lyrics_language=lang,
+        lyrics_rhyme_scheme=rhyme,
     )
     if seed is not None:
         request.seed = seed
@@ -176,6 +183,74 @@ def train_melody(
     train_melody_command(
         minutes=minutes, out=out or load_settings().melody_checkpoint, config_name=config, seed=seed
     )
+
+
+@train_app.command("harmony")
+def train_harmony(
+    steps: Annotated[int, typer.Option(help="Optimiser steps (the checkpoint: 2400)")] = 2400,
+    minutes: Annotated[float, typer.Option(help="Safety cap on wall-clock time")] = 20.0,
+    out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train the harmony model on the Bach chorales (and chord-annotated tunes) shipped in
+    music21; reproduces shared/cantus/checkpoints/harmony_gru.pt."""
+    from cantus.harmony.training import train_harmony as run_training
+    from cantus.settings import load_settings
+
+    settings = load_settings()
+    run_training(
+        out=out or settings.harmony_checkpoint,
+        cache_dir=settings.state_dir / "harmony",
+        steps=steps,
+        minutes=minutes,
+        seed=seed,
+        log=lambda line: console.print(line),
+    )
+
+
+@train_app.command("lyrics")
+def train_lyrics(
+    minutes: Annotated[float, typer.Option(help="Wall-clock budget per language")] = 6.0,
+    language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
+) -> None:
+    """Train the English and Mandarin lyric LMs on the Debian fortunes corpora and build
+    their lexicons (reproduces checkpoints/lyric_*.pt and lyric_lexicon_*.npz)."""
+    from cantus.lyrics.training import train_lyrics_command
+    from cantus.settings import REPO_ROOT
+
+    train_lyrics_command(
+        minutes=minutes,
+        languages=tuple(language or ("en", "zh")),
+        log_path=REPO_ROOT / "docs" / "results" / "lyrics_training.log",
+    )
+
+
+@bench_app.command("station")
+def bench_station(
+    stations: Annotated[int, typer.Option(help="Stations running at once")] = 8,
+    minutes: Annotated[float, typer.Option(help="Length of each phase")] = 5.0,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    buffer: Annotated[int, typer.Option(help="Pieces each station composes ahead")] = 2,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """How many stations the running stack keeps ahead of real-time playback."""
+    from cantus.bench.station import format_report, run_station_bench
+    from cantus.settings import load_settings
+
+    settings = load_settings()
+    baseline, loaded = run_station_bench(
+        f"{settings.host}:{settings.gateway_port}",
+        stations=stations,
+        minutes=minutes,
+        bars=bars,
+        buffer=buffer,
+    )
+    command = " ".join(["cantus", *sys.argv[1:]])
+    text = format_report(baseline, loaded, command=command, bars=bars, buffer=buffer)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
 
 
 @bench_app.command("pipeline")
@@ -255,6 +330,56 @@ def eval_melody(
         log=lambda line: console.print(line),
     )
     print(format_report(report, command=command))
+
+
+@eval_app.command("harmony")
+def eval_harmony(
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
+        "docs/results/harmony_eval.md"
+    ),
+    checkpoint: Annotated[Path | None, typer.Option(help="Harmony checkpoint")] = None,
+) -> None:
+    """Held-out chorales, soprano given: the model, Bach, the rule-based harmoniser and an
+    HMM side by side (CHE, CC, CTD, CTnCTR, PCS, MCTD, root agreement, parallels)."""
+    from cantus.eval.harmony import format_report, run_harmony_eval
+    from cantus.settings import load_settings
+
+    settings = load_settings()
+    command = " ".join(["cantus", *sys.argv[1:]])
+    report = run_harmony_eval(
+        checkpoint or settings.harmony_checkpoint,
+        cache_dir=settings.state_dir / "harmony",
+        log=lambda line: console.print(line),
+    )
+    text = format_report(report, command=command)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
+@eval_app.command("lyrics")
+def eval_lyrics(
+    pieces: Annotated[int, typer.Option(help="Pieces per language")] = 100,
+    language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Constrained lyric decoding against the same LM sampled without constraints: syllable
+    fit, stress on strong beats, rhyme compliance, theme similarity, distinct-2, repeated
+    lines, Mandarin tone-contour agreement."""
+    from cantus.eval.lyrics import format_report, run_lyrics_eval
+
+    command = " ".join(["cantus", *sys.argv[1:]])
+    report = run_lyrics_eval(
+        pieces=pieces,
+        languages=tuple(language or ("en", "zh")),
+        log=lambda line: console.print(line),
+    )
+    text = format_report(report, command=command)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
 
 
 @bench_app.command("render")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
 from cantus.music.chords import ChordSymbol
-from cantus.music.notes import Meter, Note
+from cantus.music.notes import Bar, Meter, Note
 from cantus.music.styles import Energy, Style
 
 VOICING_RANGE = (48, 72)
@@ -36,6 +36,8 @@ _BASS_CENTRE = 45
 """Where the bass line likes to sit (A2)."""
 _PARALLEL_PENALTY = 20.0
 """Cost of a parallel fifth or octave between two chorale voices: worth a long leap."""
+_SOPRANO_PARALLEL_PENALTY = 60.0
+"""The same against the tune, the most exposed voice: worth a leap in every voice."""
 
 
 # --- accompaniment voicings ---------------------------------------------------------------
@@ -102,6 +104,8 @@ def _chorale_upper_tones(symbol: ChordSymbol) -> list[tuple[int, int, float]]:
     pairs = [(upper[0], upper[1], 0.0)]
     if symbol.bass_pitch_class == symbol.root and upper[1] == tones[2]:
         pairs.append((upper[0], symbol.root, 1.5))
+    # Doubling the bass note: poorer, but a way out of parallels with the tune.
+    pairs.append((upper[0], symbol.bass_pitch_class, 3.0))
     return pairs
 
 
@@ -153,14 +157,64 @@ def _chorale_cost(voicing: tuple[int, int, int], previous: tuple[int, ...] | Non
     return cost
 
 
+def _soprano_cost(
+    voicing: tuple[int, int, int],
+    soprano: int | None,
+    previous: tuple[int, ...] | None,
+    previous_sopranos: Sequence[int],
+) -> float:
+    """What the melody (the chorale's soprano) adds to a voicing's cost: the alto must stay
+    below it and within an octave, and no voice may move in parallel fifths or octaves
+    with it."""
+    if soprano is None:
+        return 0.0
+    cost = 0.0
+    if voicing[2] >= soprano:
+        cost += 4 * _PARALLEL_PENALTY  # the alto crossing the tune
+    cost += 0.5 * max(0, soprano - voicing[2] - 12)
+    if previous and len(previous) == 3:
+        for previous_soprano in set(previous_sopranos):
+            cost += _SOPRANO_PARALLEL_PENALTY * (
+                _parallels((*voicing, soprano), (*previous, previous_soprano))
+                - _parallels(voicing, previous)
+            )
+    return cost
+
+
+def tune_before(melody: Bar | None, onset: int) -> tuple[int, ...]:
+    """The tune's pitches that the chord starting at ``onset`` ticks follows: the note
+    sounding just before it and the note on the beat before it (a passing note between
+    them must not hide parallels from one beat to the next). ``onset`` may be the bar's
+    length: what the next bar's first chord follows."""
+    if melody is None or onset <= 0:
+        return ()
+    beat_before = max(0, onset - pulse_ticks(melody.meter))
+    pitches = (_sounding_pitch(melody, onset - 1), _sounding_pitch(melody, beat_before))
+    return tuple(p for p in pitches if p is not None)
+
+
+def _sounding_pitch(melody: Bar | None, onset: int) -> int | None:
+    if melody is None:
+        return None
+    return next((n.pitch for n in melody.notes if n.onset <= onset < n.end), None)
+
+
 def voice_chords(
-    spans: Sequence[ChordSpan], *, style: Style, previous_voicing: tuple[int, ...] | None
+    spans: Sequence[ChordSpan],
+    *,
+    style: Style,
+    previous_voicing: tuple[int, ...] | None,
+    melody: Bar | None = None,
+    melody_before: Sequence[int] = (),
 ) -> list[Note]:
     """Each span's chord as notes held for the span (onsets in ticks from the bar start),
     sorted. Folk and celtic: four notes in ``VOICING_RANGE`` (48..72). Chorale: bass,
-    tenor and alto in ``CHORALE_VOICE_RANGES`` (40..72). ``previous_voicing`` is the
-    sorted MIDI pitches of the chord sounding before the bar (None at the start); each
-    voicing moves from the one before by the fewest semitones. Deterministic."""
+    tenor and alto in ``CHORALE_VOICE_RANGES`` (40..72), under ``melody`` (the bar's
+    tune, the soprano) when given: the alto stays below it and no voice moves in parallel
+    fifths or octaves with it (``melody_before``: ``tune_before`` of the bar before, at
+    its end). ``previous_voicing`` is the sorted MIDI pitches of the
+    chord sounding before the bar (None at the start); each voicing moves from the one
+    before by the fewest semitones. Deterministic."""
     chorale = style is Style.CHORALE
     velocity = CHORALE_VELOCITY if chorale else CHORD_VELOCITY
     previous = tuple(sorted(previous_voicing)) if previous_voicing else None
@@ -168,9 +222,17 @@ def voice_chords(
     for span in spans:
         voicing: tuple[int, ...]
         if chorale:
+            soprano = _sounding_pitch(melody, span.onset)
+            # The tune just before the chord change, against the voicing it leaves.
+            previous_sopranos = tune_before(melody, span.onset) if span.onset else melody_before
             voicing, _ = min(
                 _chorale_candidates(span.symbol),
-                key=lambda c: (c[1] + _chorale_cost(c[0], previous), c),
+                key=lambda c: (
+                    c[1]
+                    + _chorale_cost(c[0], previous)
+                    + _soprano_cost(c[0], soprano, previous, previous_sopranos),
+                    c,
+                ),
             )
         else:
             voicing = min(
