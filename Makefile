@@ -18,9 +18,10 @@ setup: $(VENV)/.installed $(GENERATED)
 
 # Debian packages: the system libpython3.11 that Triton's Python backend stub embeds,
 # FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets),
-# fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text.
+# fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text,
+# ffmpeg (stations' HLS encoding; ffprobe in their tests), chromium (the web player's test).
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh
+	fortunes fortunes-zh ffmpeg chromium
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -1,20 +1,50 @@
-"""Lyric service. Reads top to bottom as data flows: topics, agent, handler.
+"""Lyric service. Reads top to bottom as data flows: topics, state, agent, handler.
 
-in:  cantus.melody.bar   (one event per melody bar)
-out: cantus.lyric.line   (one line per bar: the render service joins on it)
+in:  cantus.melody.bar   (bars of a piece arrive in order on one partition)
+out: cantus.lyric.line   (one event per line of lyrics, covering the line's bars)
 
-Until the lyric model lands (its own issue), pieces carry no lyrics: each bar passes through
-as an empty line so that render knows the bar's lyrics are settled.
+A piece without a lyrics theme passes each bar through as an empty line (render joins on
+lines, so it learns that the bar's lyrics are settled). With a theme, bars are kept in a
+Faust table (changelog-backed) until they close a line (``cantus.lyrics.slots``); the line
+is written by constrained decoding against the ``lyric_lm`` Triton model, in a worker
+thread, and published with one syllable per note. Decoding is seeded by the piece's seed
+and the line, so a line written again after a restart comes out the same; render keeps the
+first copy per line. A line whose bars hold no notes is published without syllables (the
+documented fallback for a silent melody).
 """
 
 from __future__ import annotations
 
-from cantus.events.codec import new_meta
+import asyncio
+
+from cantus.events.codec import InvalidEvent, new_meta
+from cantus.events.conversions import spec_meter
+from cantus.lyrics.client import TritonLyricScorer
+from cantus.lyrics.decoding import DecodedLine
+from cantus.lyrics.slots import (
+    DEFAULT_RHYME_SCHEME,
+    RHYME_SCHEME_PATTERN,
+    is_rhyme_anchor,
+    make_line,
+    next_line_bars,
+)
+from cantus.lyrics.writer import LyricResources, write_piece_line
+from cantus.music.notes import Note
+from cantus.requests import LYRICS_LANGUAGES
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("lyric")
+settings = service.settings
 melody_bars = service.topic("melody_bar")
+piece_state = service.app.Table("lyric-piece-state", default=None, partitions=settings.partitions)
+"""piece_id → {"bars": {bar: [[onset, pitch, duration], …]}, "line_start": first bar of the
+open line, "lines": {line: {"words": […], "syllables": […], "rhyme": str}}}."""
+resources = LyricResources(
+    scorer_for=lambda language: TritonLyricScorer(
+        settings.triton_grpc, language, model_name=settings.lyric_model_name
+    )
+)
 
 
 @service.app.agent(melody_bars)
@@ -23,17 +53,97 @@ async def write_lyrics(stream):  # type: ignore[no-untyped-def]
 
 
 async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
-    """Publish the lyric line for ``bar``; republishing after a restart is harmless because
-    render keeps the first line per (piece_id, bar)."""
+    if not bar.spec.lyrics_theme.strip():
+        await publish_line(
+            bar.spec, bar.meta.piece_id, bar.meta.index, bar.meta.index, 1, None, received
+        )
+        return
+    piece_id, index, spec = bar.meta.piece_id, bar.meta.index, bar.spec
+    if spec.lyrics_language not in LYRICS_LANGUAGES:
+        raise InvalidEvent(f"lyrics_language {spec.lyrics_language!r} is not one of en, zh")
+    scheme = spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME
+    if not RHYME_SCHEME_PATTERN.match(scheme):
+        raise InvalidEvent(f"lyrics_rhyme_scheme {scheme!r} is not 2..8 letters A..H")
+    state = piece_state.get(piece_id) or {"bars": {}, "line_start": 0, "lines": {}}
+    if index < state["line_start"]:
+        service.log.info("piece %s bar %d: its line is out already, skipped", piece_id, index)
+        return
+    if str(index) not in state["bars"]:  # a redelivered bar goes on: its line may be unwritten
+        state["bars"][str(index)] = [[n.onset_ticks, n.pitch, n.duration_ticks] for n in bar.notes]
+        piece_state[piece_id] = state  # reassign: in-place changes do not reach the changelog
+
+    meter = spec_meter(spec)
+    while True:
+        start = state["line_start"]
+        received_bars = {
+            int(i): [Note(o, p, d) for o, p, d in notes] for i, notes in state["bars"].items()
+        }
+        line_bars = next_line_bars(received_bars, start, meter, spec.bars)
+        if line_bars is None:
+            return
+        line_index = len(state["lines"])
+        line = make_line(line_index, start, line_bars, meter, scheme, settings.lyric_melisma)
+        written = {
+            int(i): DecodedLine(entry["words"], entry["syllables"], entry["rhyme"])
+            for i, entry in state["lines"].items()
+        }
+        decoded = await asyncio.to_thread(
+            write_piece_line,
+            resources,
+            line,
+            language=spec.lyrics_language,
+            theme=spec.lyrics_theme,
+            mood=spec.mood,
+            seed=spec.seed,
+            written=written,
+            is_anchor=is_rhyme_anchor(line_index, scheme),
+        )
+        syllables = [
+            pb.Syllable(bar_index=slot.bar_index, note_index=slot.note_index, text=text)
+            for slot, text in zip(line.slots, decoded.syllables, strict=True)
+        ]
+        await publish_line(
+            spec, piece_id, line_index, start, line.bar_count, (syllables, decoded.text), received
+        )
+        service.log.info(
+            "piece %s line %d (bars %d-%d, %d syllables%s): %s",
+            piece_id,
+            line_index,
+            start,
+            start + line.bar_count - 1,
+            line.syllables,
+            f", relaxed {'+'.join(decoded.relaxed)}" if decoded.relaxed else "",
+            decoded.text,
+        )
+        for done in range(start, start + line.bar_count):
+            state["bars"].pop(str(done), None)
+        state["lines"][str(line_index)] = {
+            "words": decoded.words,
+            "syllables": decoded.syllables,
+            "rhyme": decoded.rhyme,
+        }
+        state["line_start"] = start + line.bar_count
+        piece_state[piece_id] = state
+
+
+async def publish_line(
+    spec: pb.PieceSpec,
+    piece_id: str,
+    line_index: int,
+    first_bar: int,
+    bar_count: int,
+    content: tuple[list[pb.Syllable], str] | None,
+    received: Received,
+) -> None:
     line = pb.LyricLine(
         meta=new_meta(
-            bar.meta.piece_id,
-            bar.meta.index,
-            service.name,
-            received_at_unix_ns=received.received_at_ns,
+            piece_id, line_index, service.name, received_at_unix_ns=received.received_at_ns
         ),
-        spec=bar.spec,
-        first_bar=bar.meta.index,
-        bar_count=1,
+        spec=spec,
+        first_bar=first_bar,
+        bar_count=bar_count,
     )
+    if content is not None:
+        line.syllables.extend(content[0])
+        line.text = content[1]
     await service.publish(line, received=received)

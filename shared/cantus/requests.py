@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from cantus.events.conversions import mode_to_pb, notes_to_pb
+from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
 from cantus.music.notes import Key, Melody, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
@@ -78,11 +79,15 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
     theme = request.lyrics_theme.strip()
     if len(theme) > MAX_THEME_CHARS:
         raise RequestError("lyrics_theme", f"{len(theme)} characters; at most {MAX_THEME_CHARS}")
-    if theme:
+    if request.lyrics_theme and not theme:
+        raise RequestError("lyrics_theme", "is only white space; leave it empty for no lyrics")
+    if theme and not any(character.isalnum() for character in theme):
+        raise RequestError("lyrics_theme", "has no words (only punctuation or symbols)")
+    rhyme_scheme = (request.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME).upper()
+    if not RHYME_SCHEME_PATTERN.match(rhyme_scheme):
         raise RequestError(
-            "lyrics_theme",
-            "lyrics are not available yet on this server (the lyric model is "
-            "not deployed); leave lyrics_theme empty",
+            "lyrics_rhyme_scheme",
+            f"{request.lyrics_rhyme_scheme!r} is not 2..8 letters A..H (e.g. AABB, ABAB, ABCB)",
         )
 
     if request.continue_midi and request.harmonize_midi:
@@ -126,6 +131,7 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         lyrics_theme=theme,
         lyrics_language=language,
         melody_source=source,
+        lyrics_rhyme_scheme=rhyme_scheme if theme else "",
     )
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 

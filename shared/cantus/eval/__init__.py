@@ -3,4 +3,7 @@
 ``cantus.eval.melody``: held-out likelihood of the melody transformer against an n-gram and an
 LSTM baseline, and musical statistics of generated melodies (key, metre, cadence, pitch and
 interval distributions).
+
+``cantus.eval.harmony``: held-out chorales harmonised by the model, Bach, the rule-based
+harmoniser and an HMM, scored with the metrics of Yeh et al. 2020.
 """

@@ -425,7 +425,18 @@ def leadsheet_inputs(parts: PieceParts) -> tuple[list[Bar], list[list[tuple[int,
                 if syllable.bar_index == index and syllable.note_index < len(bar.notes):
                     onset = index * meter.bar_ticks + bar.notes[syllable.note_index].onset
                     lyrics.append((onset, syllable.text))
-    return bars, chords, sorted(lyrics)
+    return bars, chords, hyphenated_for_notation(sorted(lyrics))
+
+
+def hyphenated_for_notation(lyrics: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Syllables as notation wants them: a word's later syllables also get a leading hyphen
+    ("hap-", "py" → "hap-", "-py"), which music21 reads as the end (or middle) of a word.
+    Events and MIDI keep the karaoke form, a trailing hyphen on all but the last."""
+    out, continues = [], False
+    for tick, text in lyrics:
+        out.append((tick, f"-{text}" if continues and not text.startswith("-") else text))
+        continues = text.endswith("-")
+    return out
 
 
 def piece_title(parts: PieceParts) -> str:

@@ -1,0 +1,100 @@
+"""``TritonLyricScorer``: the scoring interface (``scoring``) answered by the ``lyric_lm``
+model on Triton over gRPC. Decoupled models are served only over ``ModelStreamInfer``, so
+the scorer keeps one stream open and matches responses to requests by id. Calls block
+(the lyric service decodes in a worker thread) and are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import tritonclient.grpc as triton_grpc
+from tritonclient.utils import InferenceServerException
+
+
+class LyricLMError(RuntimeError):
+    """Triton refused or failed a scoring request; the message is Triton's."""
+
+
+def _text_tensor(name: str, texts: Sequence[str]) -> triton_grpc.InferInput:
+    array = np.array([t.encode() for t in texts], dtype=np.object_)
+    tensor = triton_grpc.InferInput(name, [len(texts)], "BYTES")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+class TritonLyricScorer:
+    def __init__(
+        self, address: str, language: str, *, model_name: str = "lyric_lm", timeout_s: float = 60.0
+    ) -> None:
+        self.address = address
+        self.language = language
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.version = model_name
+        self._client: triton_grpc.InferenceServerClient | None = None
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._responses: queue.Queue = queue.Queue()
+
+    def _stream(self) -> triton_grpc.InferenceServerClient:
+        if self._client is None:
+            client = triton_grpc.InferenceServerClient(self.address)
+            client.start_stream(callback=lambda result, error: self._responses.put((result, error)))
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.stop_stream()
+                    self._client.close()
+                finally:
+                    self._client = None
+
+    def score(self, contexts: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            request_id = str(next(self._ids))
+            try:
+                self._stream().async_stream_infer(
+                    self.model_name,
+                    [
+                        _text_tensor("LANGUAGE", [self.language]),
+                        _text_tensor("CONTEXTS", contexts),
+                        _text_tensor("CANDIDATES", candidates),
+                    ],
+                    request_id=request_id,
+                    outputs=[
+                        triton_grpc.InferRequestedOutput("LOGPROBS"),
+                        triton_grpc.InferRequestedOutput("MODEL"),
+                    ],
+                )
+                while True:
+                    result, error = self._responses.get(timeout=self.timeout_s)
+                    if error is not None:
+                        raise LyricLMError(str(error))
+                    if result.get_response().id == request_id:
+                        break  # an answer to an abandoned request is skipped
+            except (InferenceServerException, queue.Empty) as error:
+                self._reset()
+                raise LyricLMError(f"lyric_lm: {error or 'no response in time'}") from None
+            except LyricLMError:
+                self._reset()
+                raise
+            self.version = result.as_numpy("MODEL")[0].decode()
+            return result.as_numpy("LOGPROBS").reshape(len(contexts), len(candidates))
+
+    def _reset(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.stop_stream()
+                self._client.close()
+            except Exception:  # the stream is broken already; a new one comes next call
+                pass
+            self._client = None
+        self._responses = queue.Queue()

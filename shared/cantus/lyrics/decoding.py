@@ -1,0 +1,317 @@
+"""Constrained decoding of lyric lines against any ``LyricScorer``, and the baseline that
+samples the same LM without constraints and trims to length.
+
+``LyricWriter.write_line`` runs a stochastic beam search (Gumbel noise on the scores,
+seeded) over lexicon entries. Hard constraints, as masks over the lexicon:
+
+* the line has exactly as many syllables as slots (a word fits only in the syllables left);
+* English: the primary stress of a word of two or more syllables falls on a strong slot;
+* the last word rhymes with the line's anchor (CMUdict rhyming part / merged pinyin
+  final), and is not the anchor's own word; a line that others will rhyme with ends on a
+  word with at least ``MIN_RHYME_CLASS`` rhymes in the lexicon;
+* no blocked word (the lexicon has none) and no word twice in a row.
+
+Soft scores added to the LM's log probability: theme similarity of each word (sentence
+embeddings), a penalty for a content monosyllable on a weak slot, for words already sung
+in the piece, and (Mandarin) a reward or penalty for each tone step that agrees or clashes
+with the melody's step. Finished candidates are reranked with the similarity of the whole
+line to the theme. If the masks leave nothing, the stress constraint and then the rhyme
+are relaxed (counted in ``DecodedLine.relaxed``) so a line always comes out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.english import pronounce, sung_syllables
+from cantus.lyrics.lexicon import Lexicon
+from cantus.lyrics.mandarin import TONE_LEVEL
+from cantus.lyrics.scoring import LyricScorer
+from cantus.lyrics.slots import LineSlots
+
+MIN_RHYME_CLASS = 3
+END_OF_LINE = "\n"
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    beam: int = 8
+    expand: int = 6
+    """Expansions kept per beam and step."""
+    noise: float = 0.6
+    """Scale of the Gumbel noise added to candidate scores (0: plain beam search)."""
+    theme_weight: float = 6.0
+    line_theme_weight: float = 8.0
+    word_bonus: float = 2.5
+    """Added per word, so that lines of short words are not favoured for having more."""
+    weak_content_penalty: float = 1.5
+    repeat_penalty: float = 2.5
+    tone_weight: float = 2.5
+    end_weight: float = 2.0
+
+
+@dataclass
+class DecodedLine:
+    """A line of lyrics: its words, one text per slot (English syllables end in "-" inside
+    a word), the rhyme key of its last word, and the constraints that had to be relaxed."""
+
+    words: list[str]
+    syllables: list[str]
+    rhyme: str = ""
+    score: float = 0.0
+    relaxed: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return (
+            "".join(self.words) if self.words and _is_cjk(self.words[0]) else " ".join(self.words)
+        )
+
+
+def _is_cjk(word: str) -> bool:
+    return bool(word) and "\u4e00" <= word[0] <= "\u9fff"
+
+
+def slot_texts(words: Sequence[str], language: str) -> list[str]:
+    """One sung text per syllable of ``words``."""
+    if language == "zh":
+        return list(words)
+    texts: list[str] = []
+    for word in words:
+        texts += sung_syllables(word, pronounce(word).syllables)
+    return texts
+
+
+@dataclass
+class _Beam:
+    words: tuple[str, ...]
+    ids: tuple[int, ...]
+    position: int
+    score: float
+
+
+class LyricWriter:
+    """Writes the lines of one piece, in order, remembering what it needs of earlier lines
+    (the text so far, line endings for rhymes, words used)."""
+
+    def __init__(
+        self,
+        scorer: LyricScorer,
+        lexicon: Lexicon,
+        *,
+        theme_vector: np.ndarray | None = None,
+        theme_text: str = "",
+        embed=None,  # type: ignore[no-untyped-def]  # texts -> unit vectors, for reranking
+        options: DecodeOptions = DecodeOptions(),
+        seed: int = 0,
+    ) -> None:
+        self.scorer = scorer
+        self.lexicon = lexicon
+        self.language = lexicon.language
+        self.options = options
+        self.seed = seed
+        self.theme_vector = theme_vector
+        self.embed = embed
+        self.static = np.zeros(len(lexicon), dtype=np.float32)
+        if theme_vector is not None and lexicon.embeddings is not None:
+            similarity = lexicon.embeddings.astype(np.float32) @ theme_vector.astype(np.float32)
+            self.static += options.theme_weight * (similarity - float(np.median(similarity)))
+        if self.language == "zh" and theme_text:
+            in_theme = np.array([w in theme_text for w in lexicon.words])
+            self.static += 1.5 * in_theme
+        self.levels = np.array([TONE_LEVEL.get(int(t), 3.0) for t in lexicon.tones], np.float32)
+
+    # --- the constrained search ----------------------------------------------------------
+    def write_line(
+        self,
+        line: LineSlots,
+        *,
+        context: str,
+        anchor: DecodedLine | None = None,
+        used: Counter | None = None,
+        is_anchor: bool = False,
+    ) -> DecodedLine:
+        """Line ``line`` after the lyrics ``context``; ``anchor``: the line it must rhyme
+        with; ``is_anchor``: later lines will rhyme with it; ``used``: words sung so far."""
+        if line.syllables == 0:
+            return DecodedLine([], [])
+        for relaxed in ([], ["stress"], ["stress", "rhyme"]):
+            found = self._search(line, context, anchor, used or Counter(), is_anchor, relaxed)
+            if found is not None:
+                found.relaxed = relaxed
+                return found
+        raise RuntimeError(f"no words fit line {line.index} ({line.syllables} syllables)")
+
+    def _search(self, line, context, anchor, used, is_anchor, relaxed):  # type: ignore[no-untyped-def]
+        lex, opts = self.lexicon, self.options
+        rng = np.random.default_rng([self.seed, line.index, len(relaxed)])
+        n = line.syllables
+        strong_bits = sum(1 << i for i, strong in enumerate(line.strong) if strong)
+        strong = np.array(line.strong, dtype=bool)
+        pitches = [slot.pitch for slot in line.slots]
+        used_penalty = np.array([used.get(w, 0) for w in lex.words], np.float32)
+        used_penalty = opts.repeat_penalty * np.minimum(used_penalty, 2)
+        if self.language == "zh":
+            used_penalty *= 0.4  # characters recur in verse far more than words do
+        rhyme_ok = np.ones(len(lex), dtype=bool)
+        if anchor is not None and anchor.rhyme and "rhyme" not in relaxed:
+            rhyme_ok = np.array([r == anchor.rhyme for r in lex.rhymes])
+            if anchor.words:
+                rhyme_ok &= np.array([w != anchor.words[-1] for w in lex.words])
+        elif is_anchor and "rhyme" not in relaxed:
+            rhyme_ok = lex.rhyme_sizes >= MIN_RHYME_CLASS
+        prefix = context + END_OF_LINE if context else ""
+        beams = [_Beam((), (), 0, 0.0)]
+        done: list[_Beam] = []
+        for _ in range(n):
+            active = [b for b in beams if b.position < n]
+            if not active:
+                break
+            texts = [prefix + self._join(b.words) for b in active]
+            scores = self.scorer.score(texts, lex.words)
+            pool: list[_Beam] = []
+            for beam, row in zip(active, scores, strict=True):
+                left = n - beam.position
+                allowed = lex.syllables <= left
+                if "stress" not in relaxed and self.language == "en":
+                    allowed &= ((lex.stress_mask << beam.position) & ~strong_bits) == 0
+                ends = lex.syllables == left
+                allowed &= ~ends | rhyme_ok
+                if beam.ids:
+                    allowed[beam.ids[-1]] = False
+                if not allowed.any():
+                    continue
+                total = row + self.static - used_penalty + opts.word_bonus
+                if self.language == "en" and not strong[beam.position]:
+                    total = total - opts.weak_content_penalty * lex.content_mono
+                if self.language == "zh" and beam.ids:
+                    total = total + self._tone_scores(beam.ids[-1], pitches, beam.position)
+                if beam.ids:  # a word twice in one line reads as a stutter
+                    total[list(beam.ids)] -= 1.5 * opts.repeat_penalty
+                if opts.noise:
+                    total = total + opts.noise * rng.gumbel(size=len(total)).astype(np.float32)
+                total = np.where(allowed, total, -np.inf)
+                top = np.argpartition(-total, min(opts.expand, len(total) - 1))[: opts.expand]
+                for k in top:
+                    if math.isfinite(total[k]):
+                        pool.append(
+                            _Beam(
+                                (*beam.words, lex.words[k]),
+                                (*beam.ids, int(k)),
+                                beam.position + int(lex.syllables[k]),
+                                beam.score + float(total[k]),
+                            )
+                        )
+            seen, beams = set(), []
+            for candidate in sorted(pool, key=lambda b: -b.score):
+                if candidate.words not in seen:
+                    seen.add(candidate.words)
+                    beams.append(candidate)
+                if len(beams) == opts.beam:
+                    break
+            finished = [b for b in beams if b.position == n]
+            if finished:  # how well the line ends there: log P(end of line | line)
+                ends = self.scorer.score(
+                    [prefix + self._join(b.words) for b in finished], [END_OF_LINE]
+                )
+                for beam, end in zip(finished, ends[:, 0], strict=True):
+                    beam.score += opts.end_weight * float(end)
+            done += finished
+        if not done:
+            return None
+        return self._best(sorted(done, key=lambda b: -b.score)[: opts.beam])
+
+    def _tone_scores(self, previous: int, pitches: Sequence[int], position: int) -> np.ndarray:
+        step = pitches[position] - pitches[position - 1]
+        if step == 0:
+            return np.zeros(len(self.lexicon), np.float32)
+        tone_step = self.levels - self.levels[previous]
+        agrees = (np.sign(tone_step) == np.sign(step)) & (tone_step != 0)
+        return np.where(agrees, self.options.tone_weight, -self.options.tone_weight).astype(
+            np.float32
+        )
+
+    def _best(self, finished: list[_Beam]) -> DecodedLine:
+        scores = np.array([b.score for b in finished], dtype=np.float32)
+        if self.embed is not None and self.theme_vector is not None:
+            vectors = self.embed([self._join(b.words) for b in finished])
+            scores = scores + self.options.line_theme_weight * (vectors @ self.theme_vector)
+        best = finished[int(np.argmax(scores))]
+        words = list(best.words)
+        return DecodedLine(
+            words,
+            slot_texts(words, self.language),
+            self.lexicon.rhymes[best.ids[-1]],
+            float(scores.max()),
+        )
+
+    def _join(self, words: Sequence[str]) -> str:
+        return "".join(words) if self.language == "zh" else " ".join(words)
+
+    # --- whole pieces ----------------------------------------------------------------------
+    def write_lines(self, lines: Sequence[LineSlots]) -> list[DecodedLine]:
+        """Every line of a piece, in order (what the service does line by line)."""
+        written: dict[int, DecodedLine] = {}
+        anchors = {line.rhymes_with for line in lines if line.rhymes_with is not None}
+        used: Counter = Counter()
+        for line in lines:
+            decoded = self.write_line(
+                line,
+                context=self.context(written),
+                anchor=written.get(line.rhymes_with) if line.rhymes_with is not None else None,
+                used=used,
+                is_anchor=line.index in anchors,
+            )
+            written[line.index] = decoded
+            used.update(decoded.words)
+        return [written[line.index] for line in lines]
+
+    @staticmethod
+    def context(written: dict[int, DecodedLine], lines: int = 4) -> str:
+        """The last few lines sung, the LM's context for the next one."""
+        return "\n".join(written[i].text for i in sorted(written)[-lines:] if written[i].words)
+
+
+# --- the unconstrained baseline -----------------------------------------------------------
+
+
+def sample_line_unconstrained(
+    scorer: LyricScorer,
+    lexicon: Lexicon,
+    line: LineSlots,
+    *,
+    context: str,
+    rng: np.random.Generator,
+    temperature: float = 1.0,
+    max_words: int = 24,
+) -> DecodedLine:
+    """Baseline: sample words from the same LM, no constraints (the end of line is not
+    offered, so the line never stops early), until the slots are filled, trimmed at a word
+    boundary: a word that would run past the last note is dropped, so the line may come
+    out a syllable or two short."""
+    if line.syllables == 0:
+        return DecodedLine([], [])
+    candidates = lexicon.words
+    syllables = lexicon.syllables.tolist()
+    prefix = context + END_OF_LINE if context else ""
+    words: list[str] = []
+    count = 0
+    join = "".join if lexicon.language == "zh" else " ".join
+    while count < line.syllables and len(words) < max_words:
+        logits = scorer.score([prefix + join(words)], candidates)[0] / temperature
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        k = int(rng.choice(len(candidates), p=probabilities))
+        if count + syllables[k] > line.syllables:
+            break  # trimmed: the word does not fit
+        words.append(candidates[k])
+        count += syllables[k]
+    words = [w for w in words if not is_blocked(w, lexicon.language)]
+    rhyme = lexicon.rhymes[lexicon.index[words[-1]]] if words else ""
+    return DecodedLine(words, slot_texts(words, lexicon.language), rhyme)

@@ -1,0 +1,187 @@
+"""The lyric language model trained here: a small LSTM over words (English) or characters
+(Mandarin), with its vocabulary and checkpoint format, and ``LocalLyricScorer``, which
+answers the lyric scoring interface (``scoring``) from it in-process.
+
+Text goes in as lines joined by newlines; a newline is the token ``<eol>``, which also
+starts every context (so the first word of a piece is predicted after ``<eol>``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.english import WORD_PATTERN
+from cantus.lyrics.mandarin import is_hanzi
+
+PAD, UNK, EOL = "<pad>", "<unk>", "<eol>"
+CHECKPOINT_VERSION = 1
+MAX_CONTEXT_TOKENS = 96
+"""Context kept for a prediction: the latest tokens (about the last three lines or more)."""
+
+
+def tokenize(text: str, language: str) -> list[str]:
+    """Tokens of ``text``: ``<eol>`` per newline, then words (en) or characters (zh)."""
+    tokens: list[str] = []
+    for number, line in enumerate(text.split("\n")):
+        if number:
+            tokens.append(EOL)
+        if language == "zh":
+            tokens.extend(c for c in line if is_hanzi(c))
+        else:
+            tokens.extend(WORD_PATTERN.findall(line.lower()))
+    return tokens
+
+
+@dataclass
+class Vocabulary:
+    tokens: list[str]
+
+    def __post_init__(self) -> None:
+        self.index = {token: i for i, token in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def ids(self, tokens: Sequence[str]) -> list[int]:
+        unk = self.index[UNK]
+        return [self.index.get(token, unk) for token in tokens]
+
+    @classmethod
+    def build(cls, documents: Sequence[Sequence[str]], language: str, min_count: int = 2):
+        counts: Counter = Counter()
+        for document in documents:
+            for line in document:
+                counts.update(tokenize(line, language))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= min_count and not is_blocked(t, language)),
+            key=lambda t: (-counts[t], t),
+        )
+        return cls([PAD, UNK, EOL, *kept])
+
+
+@dataclass(frozen=True)
+class LyricLMConfig:
+    vocab_size: int
+    embedding: int = 192
+    hidden: int = 384
+    layers: int = 1
+    dropout: float = 0.3
+
+
+class LyricLM(nn.Module):
+    """Embedding → LSTM → projection onto the vocabulary (next-token logits)."""
+
+    def __init__(self, config: LyricLMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.embedding, padding_idx=0)
+        self.lstm = nn.LSTM(
+            config.embedding, config.hidden, num_layers=config.layers, batch_first=True
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.hidden, config.vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """``ids`` [batch, time] → logits [batch, time, vocab]."""
+        hidden, _ = self.lstm(self.drop(self.embed(ids)))
+        return self.out(self.drop(hidden))
+
+
+def save_checkpoint(path: Path, model: LyricLM, vocab: Vocabulary, language: str, **info) -> None:
+    torch.save(
+        {
+            "version": CHECKPOINT_VERSION,
+            "language": language,
+            "config": model.config.__dict__,
+            "vocab": vocab.tokens,
+            "state_dict": {k: v.half() for k, v in model.state_dict().items()},
+            "info": info,
+        },
+        path,
+    )
+
+
+@dataclass
+class LoadedLyricLM:
+    model: LyricLM
+    vocab: Vocabulary
+    language: str
+    version: str
+    """``lyric_<language>@<first 12 hex digits of the checkpoint's SHA-256>``."""
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> LoadedLyricLM:
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: lyric checkpoint version {data.get('version')} unsupported")
+    model = LyricLM(LyricLMConfig(**data["config"]))
+    model.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
+    model.to(device).eval()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    language = data["language"]
+    return LoadedLyricLM(
+        model, Vocabulary(list(data["vocab"])), language, f"lyric_{language}@{digest}"
+    )
+
+
+class LocalLyricScorer:
+    """The scoring interface answered by a ``LyricLM`` in this process (tests, evaluation,
+    and the Triton model's backend).
+
+    ``score(contexts, candidates)`` → float32 [len(contexts), len(candidates)]: the log
+    probability of each candidate text following each context (summed over its tokens;
+    ``"\\n"`` is the end of the line)."""
+
+    def __init__(self, loaded: LoadedLyricLM, device: str = "cpu") -> None:
+        self.loaded = loaded
+        self.device = device
+        self.language = loaded.language
+        self.version = loaded.version
+        self._candidate_cache: tuple[tuple[str, ...], list[list[int]]] | None = None
+
+    def _candidate_ids(self, candidates: Sequence[str]) -> list[list[int]]:
+        key = tuple(candidates)
+        if self._candidate_cache is None or self._candidate_cache[0] != key:
+            vocab = self.loaded.vocab
+            ids = [vocab.ids(tokenize(c, self.language)) or [vocab.index[UNK]] for c in key]
+            self._candidate_cache = (key, ids)
+        return self._candidate_cache[1]
+
+    @torch.inference_mode()
+    def score(self, contexts: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        vocab = self.loaded.vocab
+        eol = vocab.index[EOL]
+        rows = [
+            [eol, *vocab.ids(tokenize(c, self.language))][-MAX_CONTEXT_TOKENS:] for c in contexts
+        ]
+        width = max(len(r) for r in rows)
+        batch = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            batch[i, : len(row)] = torch.tensor(row)  # right padding: the LSTM is causal
+        last = torch.tensor([len(row) - 1 for row in rows], device=self.device)
+        outputs = self.loaded.model(batch.to(self.device))
+        logits = outputs[torch.arange(len(rows), device=self.device), last]
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+        candidate_ids = self._candidate_ids(candidates)
+        first = np.array([ids[0] for ids in candidate_ids])
+        scores = logprobs[:, first].astype(np.float32)
+        for k, ids in enumerate(candidate_ids):
+            if len(ids) > 1:  # rare: a candidate of several tokens, scored token by token
+                for i in range(len(contexts)):
+                    scores[i, k] = self._sequence_logprob(rows[i], ids)
+        return scores
+
+    def _sequence_logprob(self, context: list[int], ids: list[int]) -> float:
+        sequence = torch.tensor([context + ids])
+        logprobs = torch.log_softmax(self.loaded.model(sequence.to(self.device))[0].float(), -1)
+        start = len(context) - 1
+        return float(sum(logprobs[start + j, token] for j, token in enumerate(ids)))

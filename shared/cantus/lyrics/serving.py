@@ -1,0 +1,71 @@
+"""What the ``lyric_lm`` Triton model does, kept out of ``model.py`` so that it is tested
+without Triton: load one LM per language and answer scoring requests (``scoring``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cantus.lyrics.model import LocalLyricScorer, load_checkpoint
+from cantus.lyrics.scoring import (
+    INPUTS,
+    OUTPUTS,
+    LyricScorer,
+    ScoringInputError,
+    parse_scoring_request,
+)
+
+EXPECTED_INPUTS = INPUTS
+EXPECTED_OUTPUTS = OUTPUTS
+
+
+class LyricServing:
+    def __init__(self, scorers: Mapping[str, LyricScorer]) -> None:
+        self.scorers = dict(scorers)
+
+    @classmethod
+    def load(
+        cls,
+        checkpoint_dir: Path,
+        languages=("en", "zh"),
+        *,
+        device="cpu",
+        torch_threads=1,
+        causal_lm_dir: str | None = None,
+    ) -> LyricServing:
+        """The LSTMs trained here from ``checkpoint_dir``; or, with ``causal_lm_dir``, one
+        Hugging Face causal LM (saved with ``save_pretrained``) for every language."""
+        torch.set_num_threads(torch_threads)
+        scorers = {}
+        if causal_lm_dir:
+            from cantus.lyrics.causal_lm import CausalLMScorer
+
+            return cls(
+                {
+                    lang: CausalLMScorer.load(causal_lm_dir, lang, device=device)
+                    for lang in languages
+                }
+            )
+        for language in languages:
+            path = Path(checkpoint_dir) / f"lyric_{language}.pt"
+            scorers[language] = LocalLyricScorer(load_checkpoint(path, device), device)
+        return cls(scorers)
+
+    @property
+    def versions(self) -> str:
+        return " ".join(s.version for s in self.scorers.values())
+
+    def handle(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Output tensors for one request; ``ScoringInputError`` names a bad input."""
+        language, contexts, candidates = parse_scoring_request(dict(inputs), tuple(self.scorers))
+        scorer = self.scorers[language]
+        return {
+            "LOGPROBS": scorer.score(contexts, candidates).astype(np.float32),
+            "MODEL": np.array([scorer.version.encode()], dtype=np.object_),
+        }
+
+
+__all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUTS", "LyricServing", "ScoringInputError"]

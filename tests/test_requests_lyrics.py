@@ -1,0 +1,42 @@
+"""Compose requests with lyrics: theme, language and rhyme scheme are checked at the edge."""
+
+import pytest
+
+from cantus.requests import RequestError, validate_compose_request
+from cantus.v1 import composer_pb2 as api
+
+
+def validate(**fields):
+    return validate_compose_request(api.ComposeRequest(**fields), max_bars=64).spec
+
+
+def test_a_theme_is_accepted_with_language_and_default_scheme():
+    spec = validate(lyrics_theme="  the sea at night ", lyrics_language="zh")
+    assert (spec.lyrics_theme, spec.lyrics_language, spec.lyrics_rhyme_scheme) == (
+        "the sea at night",
+        "zh",
+        "AABB",
+    )
+    assert validate(lyrics_theme="rain", lyrics_rhyme_scheme="abcb").lyrics_rhyme_scheme == "ABCB"
+
+
+def test_no_theme_means_no_lyrics():
+    spec = validate()
+    assert spec.lyrics_theme == "" and spec.lyrics_rhyme_scheme == ""
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"lyrics_theme": "   "}, "lyrics_theme"),
+        ({"lyrics_theme": "?!…"}, "lyrics_theme"),
+        ({"lyrics_theme": "x" * 501}, "lyrics_theme"),
+        ({"lyrics_theme": "sea", "lyrics_language": "fr"}, "lyrics_language"),
+        ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "A"}, "lyrics_rhyme_scheme"),
+        ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "AZ"}, "lyrics_rhyme_scheme"),
+    ],
+)
+def test_bad_lyrics_fields_are_named(fields, field):
+    with pytest.raises(RequestError) as raised:
+        validate(**fields)
+    assert raised.value.field == field
