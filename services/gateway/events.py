@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from google.protobuf.message import Message
@@ -39,6 +39,7 @@ RELAYED_KINDS = (
     "dead_letter",
 )
 """Event kinds the gateway follows."""
+RECENT_PIECES = 64
 GATEWAY_OWNED_KINDS = ("render_segment", "piece_completed")
 """Topics no service consumes: the gateway dead-letters invalid events found there."""
 
@@ -51,6 +52,9 @@ class PieceEventRouter:
         self.producer = producer
         self.consumer: AIOKafkaConsumer | None = None
         self._subscribers: dict[str, list[asyncio.Queue[Message]]] = defaultdict(list)
+        self._recent: OrderedDict[str, list[Message]] = OrderedDict()
+        """The last ``RECENT_PIECES`` pieces' events, replayed to a late subscriber (the web
+        player opens a piece's event stream after its first bars are out)."""
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
@@ -87,8 +91,10 @@ class PieceEventRouter:
         if self.consumer is not None:
             await self.consumer.stop()
 
-    def subscribe(self, piece_id: str) -> asyncio.Queue[Message]:
+    def subscribe(self, piece_id: str, *, replay: bool = False) -> asyncio.Queue[Message]:
         queue: asyncio.Queue[Message] = asyncio.Queue()
+        for message in self._recent.get(piece_id, []) if replay else []:
+            queue.put_nowait(message)
         self._subscribers[piece_id].append(queue)
         return queue
 
@@ -109,6 +115,10 @@ class PieceEventRouter:
                 await self._reject(record, str(error))
                 continue
             piece_id = message.meta.piece_id  # type: ignore[attr-defined]
+            self._recent.setdefault(piece_id, []).append(message)
+            self._recent.move_to_end(piece_id)
+            while len(self._recent) > RECENT_PIECES:
+                self._recent.popitem(last=False)
             for queue in self._subscribers.get(piece_id, ()):
                 queue.put_nowait(message)
 

@@ -29,7 +29,9 @@ def free_ports(count: int) -> list[int]:
 
 
 def stack_environment(state_dir: Path) -> dict[str, str]:
-    broker, http, grpc, metrics, gateway, gateway_metrics, *web = free_ports(10)
+    broker, http, grpc, metrics, gateway, gateway_metrics, gateway_http, *web = free_ports(
+        7 + len(STREAM_SERVICES)
+    )
     return {
         "CANTUS_STATE_DIR": str(state_dir),
         "CANTUS_DATA_DIR": str(state_dir / "pieces"),
@@ -41,6 +43,7 @@ def stack_environment(state_dir: Path) -> dict[str, str]:
         "CANTUS_TRITON_METRICS_PORT": str(metrics),
         "CANTUS_GATEWAY_PORT": str(gateway),
         "CANTUS_GATEWAY_METRICS_PORT": str(gateway_metrics),
+        "CANTUS_GATEWAY_HTTP_PORT": str(gateway_http),
         "CANTUS_SERVICE_WEB_PORTS": json.dumps(dict(zip(STREAM_SERVICES, web, strict=True))),
         "CANTUS_PARTITIONS": "2",
         "CANTUS_MAX_BARS": "64",

@@ -1,0 +1,241 @@
+"""The gateway's side of stations: the ``Station`` gRPC service, and the directory of every
+station's last snapshot and stream segments that the gRPC calls and the HTTP side read.
+
+The directory reads ``cantus.station.state`` and ``cantus.station.segment`` from the start
+with no consumer group, so any gateway replica, restarted or not, serves every station.
+Commands and feedback go to Kafka for the station service; a call waits (briefly) until
+the station's next snapshot shows their effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import grpc
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from cantus.events.codec import InvalidEvent
+from cantus.security import kafka_client_options
+from cantus.settings import Settings
+from cantus.stations.config import (
+    StationConfigError,
+    check_station_name,
+    parse_station_config,
+)
+from cantus.stations.feeds import SegmentEntry
+from cantus.stations.plans import PlanError, State, plan_session
+from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.v1 import station_pb2 as st
+from cantus.v1 import station_pb2_grpc as st_grpc
+
+log = logging.getLogger("cantus.gateway.stations")
+
+MAX_SEGMENTS_KEPT = 1800
+"""Segments kept per station (about two hours at 4 s): the playlist slides past older ones."""
+WAIT_FOR_STATION_S = 15.0
+
+
+@dataclass
+class StationStream:
+    status: st.StationStatus | None = None
+    segments: OrderedDict[int, st.StationSegment] | None = None
+    changed: asyncio.Event | None = None
+
+    def entries(self) -> list[SegmentEntry]:
+        return [
+            SegmentEntry(s.sequence, s.duration_seconds, s.discontinuity)
+            for s in (self.segments or {}).values()
+        ]
+
+
+class StationDirectory:
+    """Every station's last snapshot and its segments, kept current from Kafka."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stations: dict[str, StationStream] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def stream(self, name: str) -> StationStream:
+        if name not in self.stations:
+            self.stations[name] = StationStream(segments=OrderedDict(), changed=asyncio.Event())
+        return self.stations[name]
+
+    async def start(self) -> None:
+        topics = [self.settings.topics.station_state, self.settings.topics.station_segment]
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **kafka_client_options(self.settings),
+        )
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        self._task = asyncio.create_task(self._run(), name="station-directory")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        state_topic = self.settings.topics.station_state
+        async for record in self._consumer:
+            kind = "station_state" if record.topic == state_topic else "station_segment"
+            try:
+                message = decode_station_record(kind, record.value, record.headers)
+            except InvalidEvent as error:
+                log.warning("skipping a bad %s record: %s", kind, error)
+                continue
+            if kind == "station_state":
+                stream = self.stream(message.name)  # type: ignore[attr-defined]
+                stream.status = message  # type: ignore[assignment]
+            else:
+                stream = self.stream(message.station)  # type: ignore[attr-defined]
+                assert stream.segments is not None
+                stream.segments[message.sequence] = message  # type: ignore[attr-defined]
+                while len(stream.segments) > MAX_SEGMENTS_KEPT:
+                    stream.segments.popitem(last=False)
+            assert stream.changed is not None
+            stream.changed.set()
+            stream.changed = asyncio.Event()
+
+    async def wait_for(self, name: str, check, timeout_s: float) -> st.StationStatus | None:  # type: ignore[no-untyped-def]
+        """The station's snapshot once ``check(status)`` holds, or the last one on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stream = self.stream(name)
+            if stream.status is not None and check(stream.status):
+                return stream.status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return stream.status
+            assert stream.changed is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stream.changed.wait(), timeout=remaining)
+
+
+class StationApi(st_grpc.StationServicer):
+    def __init__(
+        self, settings: Settings, producer: AIOKafkaProducer, directory: StationDirectory
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.directory = directory
+
+    async def _send(self, kind: str, message, station: str) -> None:  # type: ignore[no-untyped-def]
+        key, value, headers = encode_station_record(kind, message, station, source="gateway")
+        await self.producer.send_and_wait(
+            getattr(self.settings.topics, kind), value, key=key, headers=headers
+        )
+
+    async def StartStation(self, request: st.StartStationRequest, context):  # type: ignore[no-untyped-def]
+        try:
+            check_station_name(request.name)
+            parse_station_config(request.config_yaml)
+        except StationConfigError as error:
+            field = "name" if error.field == "name" else f"config_yaml.{error.field}"
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {error.problem}")
+            return st.StationStatus()
+        sent_at = time.time_ns()
+        await self._send(
+            "station_command",
+            st.StationCommand(name=request.name, action="start", config_yaml=request.config_yaml),
+            request.name,
+        )
+        status = await self.directory.wait_for(
+            request.name,
+            lambda s: s.running and s.updated_unix_ns >= sent_at,
+            WAIT_FOR_STATION_S,
+        )
+        if status is None:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"station {request.name} did not start within {WAIT_FOR_STATION_S:.0f} s "
+                "(is the station service running?)",
+            )
+        return status
+
+    async def StopStation(self, request: st.StationName, context):  # type: ignore[no-untyped-def]
+        await self._known(request.name, context)
+        await self._send(
+            "station_command", st.StationCommand(name=request.name, action="stop"), request.name
+        )
+        return await self.directory.wait_for(
+            request.name, lambda s: not s.running, WAIT_FOR_STATION_S
+        )
+
+    async def GetStation(self, request: st.StationName, context):  # type: ignore[no-untyped-def]
+        return await self._known(request.name, context)
+
+    async def SendFeedback(self, request: st.StationFeedback, context):  # type: ignore[no-untyped-def]
+        status = await self._known(request.station, context)
+        if request.kind not in ("like", "skip"):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"kind: {request.kind!r} is not like or skip"
+            )
+        entry = next((e for e in status.program if e.piece_id == request.piece_id), None)
+        if entry is None:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"piece_id: {request.piece_id[:40]!r} is not in station {request.station}",
+            )
+        count = entry.likes if request.kind == "like" else entry.skips
+        await self._send("station_feedback", request, request.station)
+
+        def counted(s: st.StationStatus) -> bool:
+            e = next((e for e in s.program if e.piece_id == request.piece_id), None)
+            return e is not None and (e.likes if request.kind == "like" else e.skips) > count
+
+        return await self.directory.wait_for(request.station, counted, WAIT_FOR_STATION_S)
+
+    async def PlanSession(self, request: st.PlanRequest, context):  # type: ignore[no-untyped-def]
+        try:
+            start = State.from_pb(request.start, "start")
+            target = State.from_pb(request.target, "target")
+            name = request.plan_name or f"plan-{uuid.uuid4().hex[:8]}"
+            check_station_name(name)
+            style = request.style or "folk"
+            config_yaml = f"styles: {{{style}: 1}}\nbars: {request.bars or 16}\nmeters: ['4/4']\n"
+            parse_station_config(config_yaml)
+            steps = plan_session(
+                start,
+                target,
+                minutes=request.minutes,
+                pieces=request.pieces,
+                bars=request.bars or 16,
+            )
+        except (PlanError, StationConfigError) as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return st.PlanReply()
+        await self._send(
+            "station_command",
+            st.StationCommand(name=name, action="start", config_yaml=config_yaml, plan=steps),
+            name,
+        )
+        return st.PlanReply(plan_name=name, steps=steps)
+
+    async def _known(self, name: str, context) -> st.StationStatus:  # type: ignore[no-untyped-def]
+        status = self.directory.stream(name).status if name in self.directory.stations else None
+        if status is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"name: no station {name[:60]!r}")
+        return status  # type: ignore[return-value]

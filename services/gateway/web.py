@@ -1,0 +1,265 @@
+"""The gateway's HTTP side: station streams (HLS), playlist feeds (M3U, JSON), finished
+pieces' files, live piece events (server-sent events) and the web player page.
+
+GET  /                                  the web player (``static/player.html``)
+GET  /stations                          every station's name and state (JSON)
+GET  /stations/{name}/live.m3u8         HLS media playlist (grows as segments arrive)
+GET  /stations/{name}/seg{n}.ts         HLS media segment (MPEG-TS, AAC)
+GET  /stations/{name}/playlist.m3u      delivered pieces, extended M3U
+GET  /stations/{name}/playlist.json     program, now playing, plan, steering
+POST /stations/{name}/feedback          {"piece_id": …, "kind": "like"|"skip"}
+GET  /pieces/{piece_id}/events          a piece's events as they happen (SSE, JSON)
+GET  /pieces/{piece_id}/{file}          a finished piece's file (piece.mp3, piece.json, …)
+GET  /compose/events?key=…&bars=…       compose a piece; its events as they happen (SSE)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from google.protobuf.message import Message
+
+from cantus.events.codec import encode_event, kind_of, new_meta
+from cantus.requests import RequestError, validate_compose_request
+from cantus.settings import Settings
+from cantus.stations.feeds import json_feed, m3u_feed, media_playlist
+from cantus.stations.records import encode_station_record
+from cantus.storage import FILE_NAME, StorageError, media_type, piece_store
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+from cantus.v1 import station_pb2 as st
+from services.gateway.events import PieceEventRouter, dedup_key
+from services.gateway.stations import StationDirectory
+
+log = logging.getLogger("cantus.gateway.web")
+
+STATIC = Path(__file__).parent / "static"
+HLS_MEDIA_TYPE = "application/vnd.apple.mpegurl"
+EVENT_STREAM_IDLE_S = 300.0
+
+
+def event_to_json(message: Message) -> dict:
+    """A piece event as the web player reads it (notes in ticks, 480 per quarter note)."""
+    kind = kind_of(message)
+    meta = message.meta  # type: ignore[attr-defined]
+    out: dict = {"kind": kind, "piece_id": meta.piece_id, "index": meta.index}
+    if isinstance(message, pb.MelodyBar):
+        spec = message.spec
+        out |= {
+            "notes": [[n.onset_ticks, n.pitch, n.duration_ticks] for n in message.notes],
+            "bars": spec.bars,
+            "meter": [spec.meter_numerator, spec.meter_denominator],
+            "tempo_bpm": spec.tempo_bpm,
+        }
+    elif isinstance(message, pb.HarmonyBar):
+        out["chords"] = [span.symbol for span in message.chords]
+    elif isinstance(message, pb.LyricLine):
+        out |= {"first_bar": message.first_bar, "text": message.text}
+    elif isinstance(message, pb.RenderSegment):
+        out |= {
+            "first_bar": message.first_bar,
+            "bar_count": message.bar_count,
+            "audio_media_type": message.audio_media_type,
+            "audio": base64.b64encode(message.audio).decode(),
+        }
+    elif isinstance(message, pb.PieceCompleted):
+        out |= {"duration_seconds": message.duration_seconds, "lufs": message.integrated_lufs}
+    elif isinstance(message, pb.DeadLetter):
+        out["reason"] = message.reason
+    return out
+
+
+class GatewayWeb:
+    def __init__(
+        self,
+        settings: Settings,
+        producer,  # type: ignore[no-untyped-def]
+        router: PieceEventRouter,
+        directory: StationDirectory,
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.router = router
+        self.directory = directory
+        self.store = piece_store(settings)
+        self.runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.index)
+        app.router.add_get("/stations", self.stations)
+        app.router.add_get("/stations/{name}/live.m3u8", self.playlist)
+        app.router.add_get(r"/stations/{name}/seg{sequence:\d+}.ts", self.segment)
+        app.router.add_get("/stations/{name}/playlist.m3u", self.m3u)
+        app.router.add_get("/stations/{name}/playlist.json", self.feed)
+        app.router.add_post("/stations/{name}/feedback", self.feedback)
+        app.router.add_get("/pieces/{piece_id}/events", self.piece_events)
+        app.router.add_get("/pieces/{piece_id}/{file}", self.piece_file)
+        app.router.add_get("/compose/events", self.compose_events)
+        return app
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app())
+        await self.runner.setup()
+        await web.TCPSite(self.runner, self.settings.host, self.settings.gateway_http_port).start()
+        log.info("gateway HTTP on %s:%d", self.settings.host, self.settings.gateway_http_port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    # --- pages ----------------------------------------------------------------------------
+    async def index(self, request: web.Request) -> web.Response:
+        return web.FileResponse(STATIC / "player.html")
+
+    async def stations(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {"name": name, "running": s.status.running, "pieces": len(s.status.program)}
+                for name, s in sorted(self.directory.stations.items())
+                if s.status is not None
+            ]
+        )
+
+    def _status(self, request: web.Request) -> st.StationStatus:
+        name = request.match_info["name"]
+        stream = self.directory.stations.get(name)
+        if stream is None or stream.status is None:
+            raise web.HTTPNotFound(text=f"no station {name[:60]!r}\n")
+        return stream.status
+
+    async def playlist(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        stream = self.directory.stations[status.name]
+        text = media_playlist(stream.entries(), ended=not status.running)
+        return web.Response(
+            text=text, content_type=HLS_MEDIA_TYPE, headers={"Cache-Control": "no-cache"}
+        )
+
+    async def segment(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        segments = self.directory.stations[status.name].segments or {}
+        segment = segments.get(int(request.match_info["sequence"]))
+        if segment is None:
+            raise web.HTTPNotFound(text="no such segment\n")
+        return web.Response(body=segment.data, content_type=segment.media_type)
+
+    async def m3u(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        base = f"http://{request.host}/pieces/{{piece_id}}/piece.mp3"
+        return web.Response(text=m3u_feed(status, base), content_type="audio/x-mpegurl")
+
+    async def feed(self, request: web.Request) -> web.Response:
+        return web.Response(text=json_feed(self._status(request)), content_type="application/json")
+
+    async def feedback(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        try:
+            body = await request.json()
+            piece_id, kind = str(body["piece_id"]), str(body["kind"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(
+                text='expected {"piece_id": …, "kind": "like"|"skip"}\n'
+            ) from None
+        if kind not in ("like", "skip"):
+            raise web.HTTPBadRequest(text=f"kind: {kind[:20]!r} is not like or skip\n")
+        if not any(e.piece_id == piece_id for e in status.program):
+            raise web.HTTPBadRequest(text=f"piece_id: not in station {status.name}\n")
+        message = st.StationFeedback(station=status.name, piece_id=piece_id, kind=kind)
+        key, value, headers = encode_station_record(
+            "station_feedback", message, status.name, source="gateway"
+        )
+        await self.producer.send_and_wait(
+            self.settings.topics.station_feedback, value, key=key, headers=headers
+        )
+        return web.json_response({"ok": True})
+
+    async def piece_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["file"]
+        if not FILE_NAME.match(name):
+            raise web.HTTPBadRequest(text="bad file name\n")
+        try:
+            files = await asyncio.to_thread(self.store.read_all, request.match_info["piece_id"])
+        except StorageError as error:
+            raise web.HTTPNotFound(text=f"{error}\n") from None
+        if name not in files:
+            raise web.HTTPNotFound(text=f"no {name}\n")
+        return web.Response(body=files[name], content_type=media_type(name).split(";")[0])
+
+    # --- live events ----------------------------------------------------------------------
+    async def piece_events(self, request: web.Request) -> web.StreamResponse:
+        piece_id = request.match_info["piece_id"]
+        queue = self.router.subscribe(piece_id, replay=True)
+        try:
+            return await self._event_stream(request, queue, first=None)
+        finally:
+            self.router.unsubscribe(piece_id, queue)
+
+    async def compose_events(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        compose = api.ComposeRequest(
+            key=query.get("key", ""),
+            mode=query.get("mode", ""),
+            meter=query.get("meter", ""),
+            style=query.get("style", ""),
+            mood=query.get("mood", ""),
+        )
+        try:
+            if "tempo" in query:
+                compose.tempo_bpm = float(query["tempo"])
+            if "bars" in query:
+                compose.bars = int(query["bars"])
+            if "seed" in query:
+                compose.seed = int(query["seed"])
+            validated = validate_compose_request(compose, max_bars=self.settings.max_bars)
+        except ValueError as error:
+            field = error.field if isinstance(error, RequestError) else "query"
+            raise web.HTTPBadRequest(text=f"{field}: {error}\n") from None
+        piece_id = uuid.uuid4().hex
+        requested = pb.ComposeRequested(meta=new_meta(piece_id, 0, "gateway"), spec=validated.spec)
+        queue = self.router.subscribe(piece_id)
+        try:
+            key, value, headers = encode_event(requested, source="gateway")
+            await self.producer.send_and_wait(
+                self.settings.topics.compose_requested, value, key=key, headers=headers
+            )
+            first = {"kind": "compose_requested", "piece_id": piece_id, "bars": validated.spec.bars}
+            return await self._event_stream(request, queue, first=first)
+        finally:
+            self.router.unsubscribe(piece_id, queue)
+
+    async def _event_stream(
+        self, request: web.Request, queue: asyncio.Queue, first: dict | None
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        if first is not None:
+            await response.write(f"data: {json.dumps(first)}\n\n".encode())
+        seen: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + EVENT_STREAM_IDLE_S
+        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+            while time.monotonic() < deadline:
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                identity = dedup_key(message)
+                if identity in seen:
+                    continue
+                seen.add(identity)
+                payload = json.dumps(event_to_json(message))
+                await response.write(f"data: {payload}\n\n".encode())
+                if isinstance(message, pb.PieceCompleted | pb.DeadLetter):
+                    break
+        return response

@@ -1,0 +1,3 @@
+from services.station.app import main
+
+main()

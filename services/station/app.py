@@ -1,0 +1,637 @@
+"""Station service: keeps every running station composing ahead of playback and streams
+its pieces, crossfaded, as HLS segments.
+
+in:  cantus.station.command   (start / stop, from the gateway's Station service)
+     cantus.station.feedback  (like / skip per piece)
+     cantus.melody.bar, cantus.render.segment, cantus.piece.completed, cantus.dead-letter
+                              (the station's own pieces, as the normal pipeline makes them)
+out: cantus.compose.requested (the next pieces, through the normal pipeline)
+     cantus.station.segment   (HLS media segments: MPEG-TS, AAC)
+     cantus.station.state     (a snapshot of the station after each change)
+
+An aiokafka loop rather than a Faust app: each station needs its own timer (real-time
+playback, the buffer) and its own long-lived encoder, and the state of one station is one
+record, so a Faust table adds nothing. State survives a restart: on start the service reads
+the last snapshot of every station from ``cantus.station.state`` and resumes; the audio of a
+piece it was streaming is then read back from the piece store (the segments it saw before
+are gone with the process), and the stream gets an HLS discontinuity.
+
+One replica serves every station (the command topic is read by one consumer group member);
+spreading stations over replicas would partition them by station name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import signal
+import time
+import uuid
+
+import numpy as np
+import soundfile
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+
+from cantus.events.codec import InvalidEvent, decode_event, encode_event, new_meta, topic_kind
+from cantus.requests import RequestError, validate_compose_request
+from cantus.security import kafka_client_options
+from cantus.settings import Settings, load_settings
+from cantus.stations.config import StationConfigError, parse_station_config
+from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
+from cantus.stations.measure import measure_midi, step_problems
+from cantus.stations.mixing import StationMixer, resample
+from cantus.stations.program import Program, new_status
+from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.storage import StorageError, piece_store
+from cantus.streaming import configure_logging
+from cantus.v1 import events_pb2 as pb
+from cantus.v1 import station_pb2 as st
+
+log = logging.getLogger("cantus.station")
+
+SAMPLE_RATE = 48000
+"""The stream's sample rate: Ogg Opus segment audio decodes at 48 kHz."""
+TICK_SECONDS = 0.25
+PIECES_REQUESTED = Counter("cantus_station_pieces_requested_total", "Pieces asked for", ["station"])
+PIECES_REJECTED = Counter(
+    "cantus_station_pieces_rejected_total", "Pieces rejected (near-duplicates)", ["station"]
+)
+AHEAD_SECONDS = Gauge(
+    "cantus_station_ahead_seconds", "Stream audio ahead of real-time playback", ["station"]
+)
+UNDERRUNS = Gauge("cantus_station_underruns", "Times playback would have run dry", ["station"])
+
+
+class StationWorker:
+    """One running station: its program, mixer and encoder."""
+
+    def __init__(self, service: StationService, status: st.StationStatus) -> None:
+        self.service = service
+        self.program = Program(status)
+        self.name = status.name
+        self.mixer = StationMixer(SAMPLE_RATE, self.program.config.crossfade_seconds)
+        self.segmenter: HlsSegmenter | None = None
+        self.base_seconds = 0.0
+        self.requested_bars: dict[str, int] = {}
+        self.melodies: dict[str, dict[int, list[int]]] = {}
+        self.audio: dict[str, dict[int, tuple[np.ndarray, bool]]] = {}
+        """piece_id → segment index → (frames, is the last segment)."""
+        self.fed: dict[str, int] = {}
+        """piece_id → next segment index to feed (pieces fed from live segments)."""
+        self.bars_total: dict[str, int] = {}
+        self.dirty = True
+        self._tasks: list[asyncio.Task] = []
+        self._lock = asyncio.Lock()
+        self._discontinuity = True
+        self._closed = False
+
+    @property
+    def status(self) -> st.StationStatus:
+        return self.program.status
+
+    async def start(self) -> None:
+        self.segmenter = HlsSegmenter(
+            self.service.settings.state_dir / "stations" / self.name,
+            sample_rate=SAMPLE_RATE,
+            segment_seconds=self.program.config.segment_seconds,
+            first_sequence=self.status.next_segment,
+        )
+        await self.segmenter.start()
+        # Stream positions go on from what was published before this process took over.
+        self.base_seconds = self.status.stream_seconds
+        await self._catch_up_from_store()
+        self._tasks = [
+            asyncio.create_task(self._publish_segments(), name=f"{self.name}-segments"),
+            asyncio.create_task(self._run(), name=f"{self.name}-tick"),
+        ]
+
+    async def _catch_up_from_store(self) -> None:
+        """Pieces that finished while no station process was watching: completed from the
+        piece store (piece.json, piece.mid) as if their events had been seen."""
+        for entry in list(self.status.program):
+            if entry.status not in ("requested", "composing"):
+                continue
+            files = await asyncio.to_thread(self.service.stored_files, entry.piece_id)
+            if "piece.json" not in files:
+                continue
+            summary = json.loads(files["piece.json"])
+            done = pb.PieceCompleted(
+                meta=new_meta(entry.piece_id, int(summary.get("bars", 0)), "station"),
+                duration_seconds=float(summary.get("duration_seconds", 0.0)),
+                integrated_lufs=float((summary.get("loudness") or {}).get("integrated_lufs", 0.0)),
+            )
+            await self.on_event(done)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.segmenter is not None:
+            await self.segmenter.close()
+
+    # --- the loop ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._lock:
+                    await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("station %s: tick failed; retrying", self.name)
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _tick(self) -> None:
+        program = self.program
+        program.tick()
+        AHEAD_SECONDS.labels(self.name).set(self.status.ahead_seconds)
+        UNDERRUNS.labels(self.name).set(self.status.underruns)
+        while program.wants_piece():
+            await self._request_piece()
+        await self._feed()
+        if (
+            self.status.running
+            and program.plan_finished()
+            and program.next_to_stream() is None
+            and not self._closed
+        ):
+            await self._end_stream()
+        if self.dirty:
+            await self.service.publish_state(self.status)
+            self.dirty = False
+
+    async def _request_piece(self) -> None:
+        piece_id = uuid.uuid4().hex
+        entry, request = self.program.next_request(piece_id)
+        try:
+            validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
+        except RequestError as error:
+            if error.field != "lyrics_theme":
+                entry.status = "rejected"
+                entry.reason = str(error)
+                self.dirty = True
+                return
+            # Lyrics are not served (yet) by this deployment: the piece goes without them.
+            log.warning("station %s: %s; composing without lyrics", self.name, error)
+            request.lyrics_theme = ""
+            validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
+        self.requested_bars[piece_id] = validated.spec.bars
+        self.program.accepted(piece_id, validated.spec)
+        self.service.owners[piece_id] = self.name
+        message = pb.ComposeRequested(
+            meta=new_meta(piece_id, 0, "station"),
+            spec=validated.spec,
+            given_bars=validated.given_bars,
+        )
+        await self.service.publish_event(message)
+        PIECES_REQUESTED.labels(self.name).inc()
+        log.info("station %s: requested %s (%s)", self.name, piece_id, entry.title)
+        self.dirty = True
+
+    # --- what the pipeline delivers ---------------------------------------------------------
+    async def on_event(self, message) -> None:  # type: ignore[no-untyped-def]
+        async with self._lock:
+            piece_id = message.meta.piece_id
+            entry = self.program.entry(piece_id)
+            if entry is None:
+                return
+            if isinstance(message, pb.MelodyBar):
+                bars = self.melodies.setdefault(piece_id, {})
+                bars[message.meta.index] = [n.pitch for n in message.notes]
+                total = self.requested_bars.get(piece_id, message.spec.bars)
+                if len(bars) >= total and entry.status == "requested":
+                    pitches = [p for i in sorted(bars) for p in bars[i]]
+                    self._check_melody(piece_id, pitches)
+            elif isinstance(message, pb.RenderSegment):
+                if not message.audio:
+                    return
+                frames, rate = soundfile.read(io.BytesIO(message.audio), dtype="float32")
+                total = self.requested_bars.get(piece_id, 0)
+                last = bool(total) and message.first_bar + message.bar_count >= total
+                self.audio.setdefault(piece_id, {})[message.meta.index] = (
+                    resample(frames, rate, SAMPLE_RATE),
+                    last,
+                )
+            elif isinstance(message, pb.PieceCompleted):
+                self.bars_total[piece_id] = message.meta.index
+                if entry.status == "requested":  # its melody bars were missed (a restart)
+                    pitches = await asyncio.to_thread(self.service.stored_melody, piece_id)
+                    self._check_melody(piece_id, pitches)
+                self.program.completed(piece_id, message)
+                preset = self.program.config.loudness_preset
+                if message.loudness_preset and message.loudness_preset != preset:
+                    # Mastering is the render service's setting (CANTUS_LOUDNESS_PRESET).
+                    log.warning(
+                        "station %s wants %s loudness; piece %s was mastered for %s",
+                        self.name,
+                        preset,
+                        piece_id,
+                        message.loudness_preset,
+                    )
+                step = self.program.plan_step(entry)
+                if step is not None and entry.status == "ready":
+                    await self._hold_to_step(entry, step)
+                self.dirty = True
+            elif isinstance(message, pb.DeadLetter):
+                self.program.failed(piece_id, message.reason)
+                self.dirty = True
+
+    async def _hold_to_step(self, entry: st.ProgramEntry, step: st.PlanStep) -> None:
+        """A plan piece streams only once its measured tempo and key fit its step."""
+        midi = (await asyncio.to_thread(self.service.stored_files, entry.piece_id)).get("piece.mid")
+        if midi is None:
+            problems = ["piece.mid is missing from the piece store"]
+        else:
+            problems = step_problems(await asyncio.to_thread(measure_midi, midi), step)
+        if problems:
+            self.program.reject(
+                entry.piece_id, f"outside plan step {step.index}: " + "; ".join(problems)
+            )
+            self.audio.pop(entry.piece_id, None)
+            log.info("station %s: %s", self.name, entry.reason)
+        else:
+            entry.reason = ""
+
+    def _check_melody(self, piece_id: str, pitches: list[int]) -> None:
+        if not self.program.melody_done(piece_id, pitches):
+            PIECES_REJECTED.labels(self.name).inc()
+            entry = self.program.entry(piece_id)
+            log.info("station %s: rejected %s: %s", self.name, piece_id, entry and entry.reason)
+            self.audio.pop(piece_id, None)
+        self.dirty = True
+
+    async def on_feedback(self, feedback: st.StationFeedback) -> None:
+        async with self._lock:
+            try:
+                self.program.feedback(feedback.piece_id, feedback.kind)
+            except (KeyError, ValueError) as error:
+                log.warning("station %s: feedback ignored: %s", self.name, error)
+                return
+            self.dirty = True
+
+    # --- feeding the stream -----------------------------------------------------------------
+    async def _feed(self) -> None:
+        while True:
+            entry = self.program.next_to_stream()
+            if entry is None or entry.status not in ("composing", "ready"):
+                return
+            if entry.plan_step >= 0 and entry.status != "ready":
+                return  # a plan piece waits for its measurement (``_hold_to_step``)
+            piece_id = entry.piece_id
+            segments = self.audio.get(piece_id, {})
+            live = piece_id in self.fed or (0 in segments and entry.fed_seconds == 0)
+            if live:
+                index = self.fed.setdefault(piece_id, 0)
+                finished = False
+                while index in segments:
+                    frames, last = segments.pop(index)
+                    await self._write(entry, frames)
+                    index += 1
+                    self.fed[piece_id] = index
+                    finished = finished or last
+                if not finished:
+                    return
+            elif entry.status == "ready":
+                # Its segments went by before this process saw them: read the stored audio.
+                frames = await asyncio.to_thread(self.service.stored_audio, piece_id)
+                if frames is None:
+                    entry.status = "rejected"
+                    entry.reason = "its audio is missing from the piece store"
+                    self.dirty = True
+                    continue
+                skip = int(entry.fed_seconds * SAMPLE_RATE)
+                await self._write(entry, frames[skip:])
+            else:
+                return
+            entry.status = "streamed"
+            self.audio.pop(piece_id, None)
+            self.fed.pop(piece_id, None)
+            self.mixer.start_piece()
+            self.dirty = True
+
+    async def _write(self, entry: st.ProgramEntry, frames: np.ndarray) -> None:
+        if entry.stream_start_seconds < 0:
+            entry.stream_start_seconds = self.base_seconds + self.mixer.frames_out / SAMPLE_RATE
+        entry.fed_seconds += len(frames) / SAMPLE_RATE
+        assert self.segmenter is not None
+        await self.segmenter.write(self.mixer.feed(frames))
+        self.dirty = True
+
+    async def _end_stream(self) -> None:
+        """The plan is played out: flush the last crossfade, close the encoder."""
+        assert self.segmenter is not None
+        await self.segmenter.write(self.mixer.flush())
+        await self.segmenter.close()
+        self._closed = True
+
+    async def _publish_segments(self) -> None:
+        assert self.segmenter is not None
+        async for segment in self.segmenter.segments():
+            start = self.status.stream_seconds
+            end = start + segment.duration_seconds
+            heard = [
+                e.piece_id
+                for e in self.status.program
+                if 0 <= e.stream_start_seconds < end
+                and e.stream_start_seconds + e.duration_seconds > start
+            ]
+            message = st.StationSegment(
+                station=self.name,
+                sequence=segment.sequence,
+                duration_seconds=segment.duration_seconds,
+                data=segment.data,
+                media_type=MEDIA_TYPE,
+                discontinuity=self._discontinuity,
+                piece_ids=heard,
+            )
+            self._discontinuity = False
+            await self.service.publish_station("station_segment", message, self.name)
+            async with self._lock:
+                self.program.segment_published(segment.duration_seconds)
+                self.status.next_segment = segment.sequence + 1
+                if self._closed and self.program.next_to_stream() is None:
+                    self.status.running = False
+                self.dirty = True
+        async with self._lock:
+            if self._closed:
+                self.status.running = False
+                await self.service.publish_state(self.status)
+
+
+class StationService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = piece_store(settings)
+        self.workers: dict[str, StationWorker] = {}
+        self.owners: dict[str, str] = {}
+        """piece_id → station name."""
+        self.producer: AIOKafkaProducer | None = None
+        self.ready = False
+        self.snapshots: dict[str, st.StationStatus] = {}
+        """Every station's last snapshot, stopped ones included (a restart resumes them)."""
+
+    # --- publishing -------------------------------------------------------------------------
+    async def publish_event(self, message) -> None:  # type: ignore[no-untyped-def]
+        assert self.producer is not None
+        key, value, headers = encode_event(message, source="station")
+        await self.producer.send_and_wait(
+            self.settings.topics.compose_requested, value, key=key, headers=headers
+        )
+
+    async def publish_station(self, kind: str, message, station: str) -> None:  # type: ignore[no-untyped-def]
+        assert self.producer is not None
+        key, value, headers = encode_station_record(kind, message, station, source="station")
+        await self.producer.send_and_wait(
+            getattr(self.settings.topics, kind), value, key=key, headers=headers
+        )
+
+    async def publish_state(self, status: st.StationStatus) -> None:
+        status.updated_unix_ns = time.time_ns()
+        self.snapshots[status.name] = status
+        await self.publish_station("station_state", status, status.name)
+
+    # --- the piece store (after a restart) --------------------------------------------------
+    def stored_files(self, piece_id: str) -> dict[str, bytes]:
+        try:
+            return self.store.read_all(piece_id)
+        except StorageError:
+            return {}
+
+    def stored_audio(self, piece_id: str) -> np.ndarray | None:
+        files = self.stored_files(piece_id)
+        for name in ("piece.opus", "piece.flac", "piece.wav"):
+            if name in files:
+                frames, rate = soundfile.read(io.BytesIO(files[name]), dtype="float32")
+                return resample(frames, rate, SAMPLE_RATE)
+        return None
+
+    def stored_melody(self, piece_id: str) -> list[int]:
+        from cantus.music.midi_io import midi_bytes_to_melody
+
+        data = self.stored_files(piece_id).get("piece.mid")
+        if data is None:
+            return []
+        melody = midi_bytes_to_melody(data)
+        return [note.pitch for bar in melody.bars for note in bar.notes]
+
+    # --- commands -------------------------------------------------------------------------
+    async def on_command(self, command: st.StationCommand) -> None:
+        worker = self.workers.get(command.name)
+        if command.action == "stop":
+            if worker is not None:
+                worker.status.running = False
+                await worker.stop()
+                await self.publish_state(worker.status)
+                del self.workers[command.name]
+            return
+        if command.action != "start":
+            log.warning("unknown station command %r for %s", command.action, command.name)
+            return
+        try:
+            parse_station_config(command.config_yaml)
+            if worker is not None:
+                await worker.stop()
+            known = worker.status if worker is not None else self.snapshots.get(command.name)
+            if known is not None:  # reconfigure or restart: the program and its history stay
+                status = known
+                status.config_yaml = command.config_yaml
+                status.running = True
+                if command.plan:
+                    status.plan[:] = list(command.plan)
+            else:
+                status = new_status(command.name, command.config_yaml, list(command.plan))
+        except StationConfigError as error:
+            log.warning("station %s: bad config: %s", command.name, error)
+            return
+        await self.start_worker(status)
+
+    async def start_worker(self, status: st.StationStatus) -> None:
+        worker = StationWorker(self, status)
+        for entry in status.program:
+            self.owners[entry.piece_id] = status.name
+        self.workers[status.name] = worker
+        await worker.start()
+        log.info("station %s running (%d pieces so far)", status.name, len(status.program))
+
+    # --- consuming --------------------------------------------------------------------------
+    async def restore(self) -> None:
+        """Resume every station that was running, from its last snapshot."""
+        topic = self.settings.topics.station_state
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **kafka_client_options(self.settings),
+        )
+        await consumer.start()
+        latest: dict[str, st.StationStatus] = {}
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                batch = await consumer.getmany(*partitions, timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        try:
+                            status = decode_station_record(
+                                "station_state", record.value, record.headers
+                            )
+                        except InvalidEvent as error:
+                            log.warning("skipping a bad station snapshot: %s", error)
+                            continue
+                        latest[status.name] = status  # type: ignore[attr-defined]
+        finally:
+            await consumer.stop()
+        self.snapshots.update(latest)
+        for status in latest.values():
+            if status.running:
+                await self.start_worker(status)
+
+    async def consume_commands(self) -> None:
+        topics = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            topics.station_command,
+            topics.station_feedback,
+            bootstrap_servers=self.settings.broker,
+            group_id="cantus-station",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            **kafka_client_options(self.settings),
+        )
+        await consumer.start()
+        try:
+            async for record in consumer:
+                kind = (
+                    "station_command"
+                    if record.topic == topics.station_command
+                    else "station_feedback"
+                )
+                try:
+                    message = decode_station_record(kind, record.value, record.headers)
+                    if kind == "station_command":
+                        await self.on_command(message)  # type: ignore[arg-type]
+                    else:
+                        worker = self.workers.get(message.station)  # type: ignore[attr-defined]
+                        if worker is not None:
+                            await worker.on_feedback(message)  # type: ignore[arg-type]
+                except InvalidEvent as error:
+                    log.warning("skipping a bad %s record: %s", kind, error)
+                except Exception:
+                    log.exception("handling %s failed; going on", kind)
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+
+    async def consume_pieces(self, started: asyncio.Event) -> None:
+        topics = self.settings.topics
+        names = [
+            topics.melody_bar,
+            topics.render_segment,
+            topics.piece_completed,
+            topics.dead_letter,
+        ]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.broker,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **kafka_client_options(self.settings),
+        )
+        await consumer.start()
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        started.set()
+        try:
+            async for record in consumer:
+                piece_id = (record.key or b"").decode("utf-8", "replace")
+                station = self.owners.get(piece_id)
+                if station is None or station not in self.workers:
+                    continue
+                try:
+                    message = decode_event(
+                        topic_kind(self.settings.topics, record.topic), record.value, record.headers
+                    )
+                    await self.workers[station].on_event(message)
+                except InvalidEvent:
+                    continue  # the service that owns the topic dead-letters it
+                except Exception:
+                    log.exception("station %s: handling %s failed", station, record.topic)
+        finally:
+            await consumer.stop()
+
+    async def serve(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.broker,
+            acks="all",
+            max_request_size=4 * 1024 * 1024,
+            **kafka_client_options(self.settings),
+        )
+        await self.producer.start()
+        pieces_started = asyncio.Event()
+        tasks = [asyncio.create_task(self.consume_pieces(pieces_started), name="pieces")]
+        await pieces_started.wait()
+        await self.restore()
+        tasks.append(asyncio.create_task(self.consume_commands(), name="commands"))
+        runner = await self._start_web()
+        self.ready = True
+        log.info("station service ready (%d stations resumed)", len(self.workers))
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        self.ready = False
+        for worker in list(self.workers.values()):
+            await worker.stop()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runner.cleanup()
+        await self.producer.stop()
+
+    async def _start_web(self) -> web.AppRunner:
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response(
+                {"service": "station", "ready": self.ready, "stations": len(self.workers)},
+                status=200 if self.ready else 503,
+            )
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(
+                body=generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0]
+            )
+
+        app = web.Application()
+        app.router.add_get("/health", health)
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.settings.web_port("station")).start()
+        return runner
+
+
+def main() -> None:
+    configure_logging()
+    asyncio.run(StationService(load_settings()).serve())

@@ -1,0 +1,144 @@
+"""``cantus bench station --stations S``: how many stations one machine keeps in real time.
+
+Runs through the running stack in two phases, side by side in one run: a baseline of one
+station, then S stations at once, each for ``minutes``. Every second it reads each station's
+snapshot (``GetStation``). A station *sustains real time* when, once its stream has started,
+playback never runs dry (no underrun) — its buffer of composed pieces stays ahead of the
+listener. Reported per phase: stations sustained, the real-time factor (stream audio produced
+per wall-clock second, per station: 1.0 is just enough), the least and median audio ahead of
+playback, and the time to the first audio. The S-station real-time factor is also given as a
+ratio of the one-station baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+
+from cantus.v1 import station_pb2 as st
+from cantus.v1 import station_pb2_grpc as st_grpc
+
+BENCH_CONFIG = """
+styles: {{folk: 1, celtic: 1}}
+tempo_bpm: [90, 120]
+meters: ['4/4']
+bars: {bars}
+buffer_pieces: {buffer}
+"""
+
+
+@dataclass
+class PhaseResult:
+    stations: int
+    minutes: float
+    sustained: int = 0
+    realtime_factors: list[float] = field(default_factory=list)
+    min_ahead_s: list[float] = field(default_factory=list)
+    median_ahead_s: list[float] = field(default_factory=list)
+    first_audio_s: list[float] = field(default_factory=list)
+    underruns: list[int] = field(default_factory=list)
+    pieces: int = 0
+    rejected: int = 0
+
+
+def run_phase(
+    stub: st_grpc.StationStub, prefix: str, count: int, minutes: float, bars: int, buffer: int
+) -> PhaseResult:
+    names = [f"{prefix}-{i}" for i in range(count)]
+    config = BENCH_CONFIG.format(bars=bars, buffer=buffer)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(count, 16)) as pool:
+        list(
+            pool.map(
+                lambda n: stub.StartStation(
+                    st.StartStationRequest(name=n, config_yaml=config), timeout=60
+                ),
+                names,
+            )
+        )
+    ahead: dict[str, list[float]] = {n: [] for n in names}
+    first_audio: dict[str, float] = {}
+    last: dict[str, st.StationStatus] = {}
+    deadline = started + minutes * 60
+    while time.monotonic() < deadline:
+        for name in names:
+            status = stub.GetStation(st.StationName(name=name), timeout=30)
+            last[name] = status
+            if status.stream_started_unix_ns:
+                first_audio.setdefault(name, time.monotonic() - started)
+                ahead[name].append(status.ahead_seconds)
+        time.sleep(1.0)
+    wall = time.monotonic() - started
+    result = PhaseResult(stations=count, minutes=minutes)
+    for name in names:
+        stub.StopStation(st.StationName(name=name), timeout=60)
+        status = last[name]
+        streaming_for = wall - first_audio.get(name, wall)
+        result.realtime_factors.append(
+            status.stream_seconds / streaming_for if streaming_for > 0 else 0.0
+        )
+        result.underruns.append(status.underruns)
+        result.min_ahead_s.append(min(ahead[name], default=0.0))
+        result.median_ahead_s.append(statistics.median(ahead[name]) if ahead[name] else 0.0)
+        result.first_audio_s.append(first_audio.get(name, float("nan")))
+        result.pieces += sum(1 for e in status.program if e.status == "streamed")
+        result.rejected += sum(1 for e in status.program if e.status == "rejected")
+        if name in first_audio and status.underruns == 0:
+            result.sustained += 1
+    return result
+
+
+def run_station_bench(
+    address: str, *, stations: int, minutes: float, bars: int, buffer: int
+) -> tuple[PhaseResult, PhaseResult]:
+    with grpc.insecure_channel(address) as channel:
+        stub = st_grpc.StationStub(channel)
+        tag = time.strftime("%H%M%S")
+        baseline = run_phase(stub, f"bench{tag}-one", 1, minutes, bars, buffer)
+        loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
+    return baseline, loaded
+
+
+def _row(label: str, r: PhaseResult) -> str:
+    rtf = statistics.median(r.realtime_factors)
+    return (
+        f"| {label} | {r.stations} | {r.sustained}/{r.stations} | {rtf:.2f} "
+        f"(min {min(r.realtime_factors):.2f}) | {min(r.min_ahead_s):.1f} | "
+        f"{statistics.median(r.median_ahead_s):.1f} | "
+        f"{statistics.median(r.first_audio_s):.1f} | {sum(r.underruns)} | {r.pieces} | "
+        f"{r.rejected} |"
+    )
+
+
+def format_report(
+    baseline: PhaseResult, loaded: PhaseResult, *, command: str, bars: int, buffer: int
+) -> str:
+    ratio = statistics.median(loaded.realtime_factors) / max(
+        statistics.median(baseline.realtime_factors), 1e-9
+    )
+    return "\n".join(
+        [
+            "# Station load benchmark",
+            "",
+            f"`{command}`",
+            "",
+            f"Each station: {bars}-bar pieces, a buffer of {buffer} pieces ahead of playback, "
+            f"HLS (AAC) encoding; {loaded.minutes:g} minutes per phase. A station is "
+            "*sustained* when its playback never ran dry after its stream started.",
+            "",
+            "| phase | stations | sustained | real-time factor, median | least ahead (s) | "
+            "median ahead (s) | first audio (s) | underruns | pieces streamed | rejected |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            _row("baseline: one station", baseline),
+            _row(f"{loaded.stations} stations at once", loaded),
+            "",
+            f"Real-time factor of {loaded.stations} stations against one, same run: "
+            f"**{ratio:.2f}×**. A factor ≥ 1.0 means a station produces audio at least as fast "
+            "as it is played; the buffer absorbs the start-up and the variance.",
+            "",
+        ]
+    )

@@ -1,0 +1,192 @@
+"""``cantus station …`` and ``cantus plan``: the client side of the gateway's Station service.
+
+``cantus station start NAME --config station.yaml`` starts (or reconfigures) a station and
+prints where its HLS stream and playlist feeds are; ``cantus plan --from 110,0.8,0.9 --to
+65,0.1,0.2 --minutes 20`` plans a session, starts composing it and prints the playlist.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cantus.cli.compose import open_channel
+from cantus.settings import load_settings
+from cantus.stations.plans import PlanError, State
+from cantus.v1 import station_pb2 as st
+from cantus.v1 import station_pb2_grpc as st_grpc
+
+station_app = typer.Typer(
+    help="Stations: continuous, non-repeating programs.", no_args_is_help=True
+)
+console = Console(stderr=True)
+
+
+def _stub(gateway: str | None) -> st_grpc.StationStub:
+    settings = load_settings()
+    return st_grpc.StationStub(
+        open_channel(gateway or f"{settings.host}:{settings.gateway_port}", settings)
+    )
+
+
+def _fail(error: grpc.RpcError) -> None:
+    console.print(f"[red]error:[/] {error.details()}")  # type: ignore[attr-defined]
+    raise typer.Exit(1)
+
+
+def _urls(name: str) -> str:
+    settings = load_settings()
+    base = f"http://{settings.host}:{settings.gateway_http_port}"
+    return (
+        f"stream   {base}/stations/{name}/live.m3u8\n"
+        f"playlist {base}/stations/{name}/playlist.m3u  {base}/stations/{name}/playlist.json\n"
+        f"player   {base}/?station={name}"
+    )
+
+
+def print_program(status: st.StationStatus) -> None:
+    table = Table(title=f"station {status.name} ({'running' if status.running else 'stopped'})")
+    for column in ("#", "title", "key", "BPM", "mood", "energy", "s", "LUFS", "status"):
+        table.add_column(column)
+    for e in status.program:
+        table.add_row(
+            str(e.position + 1),
+            e.title,
+            f"{e.key} {e.mode}",
+            f"{e.tempo_bpm:g}",
+            e.mood,
+            e.energy,
+            f"{e.duration_seconds:.1f}",
+            f"{e.integrated_lufs:.1f}",
+            e.status + (f" ({e.reason})" if e.reason else ""),
+        )
+    Console().print(table)
+
+
+@station_app.command("start")
+def start(
+    name: Annotated[str, typer.Argument(help="Station name: lower-case letters, digits, dashes")],
+    config: Annotated[
+        Path | None, typer.Option(help="station.yaml (default: the defaults)")
+    ] = None,
+    gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
+) -> None:
+    """Start (or reconfigure) a station; it keeps composing ahead of playback."""
+    try:
+        text = config.read_text() if config is not None else ""
+    except OSError as error:
+        console.print(f"[red]error:[/] --config: cannot read {config}: {error.strerror}")
+        raise typer.Exit(2) from None
+    try:
+        status = _stub(gateway).StartStation(
+            st.StartStationRequest(name=name, config_yaml=text), timeout=60
+        )
+    except grpc.RpcError as error:
+        _fail(error)
+    console.print(f"[green]✓[/] station {status.name} running")
+    print(_urls(name))
+
+
+@station_app.command("stop")
+def stop(name: str, gateway: Annotated[str | None, typer.Option()] = None) -> None:
+    """Stop composing for a station (its stream and playlist stay readable)."""
+    try:
+        status = _stub(gateway).StopStation(st.StationName(name=name), timeout=60)
+    except grpc.RpcError as error:
+        _fail(error)
+    print_program(status)
+
+
+@station_app.command("status")
+def status(name: str, gateway: Annotated[str | None, typer.Option()] = None) -> None:
+    """The station's program with now-playing metadata."""
+    try:
+        found = _stub(gateway).GetStation(st.StationName(name=name), timeout=30)
+    except grpc.RpcError as error:
+        _fail(error)
+    print_program(found)
+    print(_urls(name))
+
+
+@station_app.command("feedback")
+def feedback(
+    name: str,
+    piece_id: str,
+    kind: Annotated[str, typer.Argument(help="like or skip")],
+    gateway: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Like or skip a piece: steers the station's next choices."""
+    try:
+        _stub(gateway).SendFeedback(
+            st.StationFeedback(station=name, piece_id=piece_id, kind=kind), timeout=60
+        )
+    except grpc.RpcError as error:
+        _fail(error)
+    console.print(f"[green]✓[/] {kind} sent")
+
+
+def plan(
+    start_state: Annotated[
+        str, typer.Option("--from", help="Listener now: TEMPO[,ENERGY[,VALENCE]] e.g. 110,0.8,0.9")
+    ],
+    target_state: Annotated[
+        str, typer.Option("--to", help="Target: TEMPO[,ENERGY[,VALENCE]] e.g. 65,0.1,0.2")
+    ],
+    minutes: Annotated[float, typer.Option(help="Session length in minutes")] = 0.0,
+    pieces: Annotated[int, typer.Option(help="Number of pieces (instead of minutes)")] = 0,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
+    name: Annotated[str, typer.Option(help="Station name of the session")] = "",
+    wait: Annotated[bool, typer.Option(help="Wait until every piece is delivered")] = False,
+    gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
+) -> None:
+    """Plan a therapy session (iso principle) and compose it; prints the playlist."""
+    try:
+        start_at, target = State.parse(start_state, "from"), State.parse(target_state, "to")
+    except PlanError as error:
+        console.print(f"[red]error:[/] --{error}")
+        raise typer.Exit(2) from None
+    stub = _stub(gateway)
+    try:
+        reply = stub.PlanSession(
+            st.PlanRequest(
+                start=start_at.to_pb(),
+                target=target.to_pb(),
+                minutes=minutes,
+                pieces=pieces,
+                bars=bars,
+                style=style,
+                plan_name=name,
+            ),
+            timeout=60,
+        )
+    except grpc.RpcError as error:
+        _fail(error)
+    table = Table(title=f"plan {reply.plan_name}")
+    for column in ("step", "starts at", "BPM (bounds)", "energy", "mood", "key", "s"):
+        table.add_column(column)
+    for s in reply.steps:
+        table.add_row(
+            str(s.index + 1),
+            f"{s.start_seconds / 60:.1f} min",
+            f"{s.tempo_bpm:g} ({s.tempo_min_bpm:g}–{s.tempo_max_bpm:g})",
+            f"{s.energy:.2f}",
+            s.mood,
+            f"{s.key} {s.mode}",
+            f"{s.duration_seconds:.0f}",
+        )
+    Console().print(table)
+    print(_urls(reply.plan_name))
+    if wait:
+        while True:
+            found = stub.GetStation(st.StationName(name=reply.plan_name), timeout=30)
+            if not found.running:
+                break
+            time.sleep(2)
+        print_program(found)

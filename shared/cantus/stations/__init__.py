@@ -1,0 +1,1 @@
+"""Stations and therapy plans: continuous, non-repeating programs of composed pieces."""

@@ -1,0 +1,168 @@
+"""A station's configuration: what it plays (style mix, tempo range, energy, keys, lyrics,
+loudness) and how far ahead it composes. Written as YAML, checked by pydantic; a bad value
+is a ``StationConfigError`` naming the field.
+
+Example ``station.yaml``::
+
+    styles: {folk: 2, celtic: 1}
+    tempo_bpm: [80, 110]
+    energy: [0.2, 0.6]
+    keys: [C, G, D, F]
+    modes: [major, minor]
+    lyrics: false
+    loudness_preset: streaming
+    bars: 16
+    buffer_pieces: 2
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cantus.music.notes import Key, Meter, MusicError
+from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
+
+STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+LOUDNESS_PRESETS = ("streaming", "broadcast")
+
+
+class StationConfigError(ValueError):
+    """An invalid station name or configuration; ``field`` names the offending field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def check_station_name(name: str) -> str:
+    if not STATION_NAME.match(name or ""):
+        raise StationConfigError(
+            "name", f"{name[:60]!r} is not 1..40 lower-case letters, digits and dashes"
+        )
+    return name
+
+
+class StationConfig(BaseModel):
+    """What a station plays. Ranges are inclusive ``[low, high]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    styles: dict[str, float] = Field(
+        default_factory=lambda: {"folk": 1.0}, description="style → relative weight (> 0)"
+    )
+    tempo_bpm: tuple[float, float] = Field((80.0, 120.0), description="quarter-note BPM range")
+    energy: tuple[float, float] = Field((0.0, 1.0), description="energy (arousal) range, 0..1")
+    keys: list[str] = Field(default_factory=lambda: ["C", "G", "D", "F", "A", "Bb"])
+    modes: list[str] = Field(default_factory=lambda: ["major", "minor"])
+    meters: list[str] = Field(default_factory=lambda: ["4/4", "3/4", "6/8"])
+    lyrics: bool = False
+    lyrics_theme: str = Field("", description="theme sent with each piece when lyrics is on")
+    loudness_preset: str = "streaming"
+    bars: int = Field(16, ge=2, le=128, description="bars per piece")
+    buffer_pieces: int = Field(2, ge=1, le=16, description="pieces composed ahead of playback")
+    crossfade_seconds: float = Field(2.0, ge=0.0, le=10.0)
+    segment_seconds: float = Field(4.0, ge=1.0, le=10.0, description="HLS segment length")
+    prebuffer_seconds: float = Field(
+        20.0, ge=0.0, le=600.0, description="stream audio in before real-time playback starts"
+    )
+    similarity_threshold: float = Field(
+        0.5, gt=0.0, le=1.0, description="interval n-gram similarity that counts as a repeat"
+    )
+
+    @field_validator("styles")
+    @classmethod
+    def _known_styles(cls, value: dict[str, float]) -> dict[str, float]:
+        known = [s.value for s in Style]
+        if not value:
+            raise ValueError("give at least one style")
+        for style, weight in value.items():
+            if style not in known:
+                raise ValueError(f"unknown style {style!r} (known: {', '.join(known)})")
+            if weight <= 0:
+                raise ValueError(f"weight of {style!r} is {weight}; it must be > 0")
+        return value
+
+    @field_validator("tempo_bpm")
+    @classmethod
+    def _tempo_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = TEMPO_RANGE_BPM
+        if not low <= value[0] <= value[1] <= high:
+            raise ValueError(f"{list(value)} is not a range within {low:g}..{high:g} BPM")
+        return value
+
+    @field_validator("energy")
+    @classmethod
+    def _energy_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError(f"{list(value)} is not a range within 0..1")
+        return value
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one key")
+        for name in value:
+            try:
+                Key.parse(name)
+            except MusicError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("modes")
+    @classmethod
+    def _modes(cls, value: list[str]) -> list[str]:
+        if not value or any(mode not in ("major", "minor") for mode in value):
+            raise ValueError(f"{value} must list major and/or minor")
+        return value
+
+    @field_validator("meters")
+    @classmethod
+    def _meters(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one meter")
+        for text in value:
+            try:
+                meter = Meter.parse(text)
+            except MusicError as error:
+                raise ValueError(str(error)) from None
+            if meter not in SUPPORTED_METERS:
+                raise ValueError(f"{text} is not a supported meter")
+        return value
+
+    @field_validator("loudness_preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        if value not in LOUDNESS_PRESETS:
+            raise ValueError(f"{value!r} is not one of {LOUDNESS_PRESETS}")
+        return value
+
+    @model_validator(mode="after")
+    def _theme_with_lyrics(self) -> StationConfig:
+        if self.lyrics and not self.lyrics_theme.strip():
+            raise ValueError("lyrics_theme: lyrics is on, so give a theme")
+        return self
+
+
+def parse_station_config(text: str) -> StationConfig:
+    """A ``StationConfig`` from YAML text (empty text: the defaults)."""
+    try:
+        raw = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        raise StationConfigError("config_yaml", f"not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise StationConfigError("config_yaml", "the YAML must be a mapping of settings")
+    try:
+        return StationConfig.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "config_yaml"
+        raise StationConfigError(field, first["msg"]) from None
+
+
+def station_config_to_yaml(config: StationConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,246 @@
+"""One station's program, without I/O: which piece to ask for next, what each delivered
+piece is, which are rejected as repeats, and where real-time playback stands.
+
+The whole state is a ``StationStatus`` message, so the station service can snapshot it to
+Kafka after every change and rebuild from the last snapshot after a restart.
+
+Entry statuses: ``requested`` (sent to the composer) → ``composing`` (its melody passed
+the repeat check) → ``ready`` (completed and stored) → ``streamed`` (all its audio is in
+the stream); ``rejected`` (a near-duplicate, never streamed) is final. Whether a streamed
+piece is playing or played follows from the playback clock (``feeds.now_playing``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+
+from cantus.music.notes import PITCH_CLASS_NAMES
+from cantus.stations import novelty
+from cantus.stations.config import StationConfig, parse_station_config
+from cantus.stations.feeds import playback_seconds
+from cantus.stations.steering import PieceChoice, apply_feedback, choose_next, initial_steering
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+from cantus.v1 import station_pb2 as st
+
+ACTIVE = ("requested", "composing", "ready")
+"""Entries whose audio is not yet in the stream."""
+MAX_TRIES_PER_STEP = 4
+"""A plan step whose pieces were rejected this often is given up (the plan goes on)."""
+
+
+def new_status(
+    name: str, config_yaml: str, plan: list[st.PlanStep] | None = None
+) -> st.StationStatus:
+    config = parse_station_config(config_yaml)
+    return st.StationStatus(
+        name=name,
+        config_yaml=config_yaml,
+        running=True,
+        steering=initial_steering(config),
+        plan=plan or [],
+        updated_unix_ns=time.time_ns(),
+    )
+
+
+class Program:
+    """Decisions over one station's ``StationStatus`` (mutated in place)."""
+
+    def __init__(self, status: st.StationStatus) -> None:
+        self.status = status
+        self.config: StationConfig = parse_station_config(status.config_yaml)
+
+    # --- what to compose next -----------------------------------------------------------------
+    def pieces_ahead(self, now_ns: int | None = None) -> int:
+        """Pieces not yet heard: being composed, ready, or streamed but not yet reached."""
+        position = playback_seconds(self.status, now_ns)
+        return sum(
+            1
+            for e in self.status.program
+            if e.status in ACTIVE or (e.status == "streamed" and e.stream_start_seconds > position)
+        )
+
+    def plan_finished(self) -> bool:
+        """A plan station asks for nothing once each step has a piece that was not rejected."""
+        if not self.status.plan:
+            return False
+        return all(step.index in self._steps_done() for step in self.status.plan)
+
+    def _steps_done(self) -> set[int]:
+        tries: dict[int, int] = {}
+        for e in self.status.program:
+            if e.status == "rejected":
+                tries[e.plan_step] = tries.get(e.plan_step, 0) + 1
+        done = {e.plan_step for e in self.status.program if e.status != "rejected"}
+        return done | {step for step, count in tries.items() if count >= MAX_TRIES_PER_STEP}
+
+    def wants_piece(self, now_ns: int | None = None) -> bool:
+        if not self.status.running or self.plan_finished():
+            return False
+        return self.pieces_ahead(now_ns) < self.config.buffer_pieces + 1
+
+    def next_request(self, piece_id: str) -> tuple[st.ProgramEntry, api.ComposeRequest]:
+        """Add the next piece to the program; returns its entry and the request to send."""
+        position = len(self.status.program)
+        seed = _seed(self.status.name, position)
+        rng = random.Random(seed)
+        plan_step = -1
+        if self.status.plan:
+            done = self._steps_done()
+            step = next(s for s in self.status.plan if s.index not in done)
+            plan_step = step.index
+            choice = PieceChoice(
+                style=self._plan_style(rng),
+                tempo_bpm=step.tempo_bpm,
+                energy=step.energy,
+                mood=step.mood,
+                key=step.key,
+                mode=step.mode,
+                meter="4/4",
+                bars=step.bars,
+            )
+        else:
+            choice = choose_next(self.config, self.status.steering, rng)
+        entry = st.ProgramEntry(
+            piece_id=piece_id,
+            position=position,
+            title=f"{self.status.name} #{position + 1}: {choice.mood} {choice.style} "
+            f"in {choice.key} {choice.mode}",
+            key=choice.key,
+            mode=choice.mode,
+            tempo_bpm=choice.tempo_bpm,
+            mood=choice.mood,
+            style=choice.style,
+            status="requested",
+            stream_start_seconds=-1,
+            plan_step=plan_step,
+        )
+        request = api.ComposeRequest(
+            key=choice.key,
+            mode=choice.mode,
+            tempo_bpm=choice.tempo_bpm,
+            meter=choice.meter,
+            bars=choice.bars,
+            style=choice.style,
+            mood=choice.mood,
+            seed=seed,
+        )
+        if self.config.lyrics:
+            request.lyrics_theme = self.config.lyrics_theme
+        self.status.program.append(entry)
+        return entry, request
+
+    def _plan_style(self, rng: random.Random) -> str:
+        styles = list(self.config.styles)
+        return rng.choices(styles, weights=[self.config.styles[s] for s in styles])[0]
+
+    # --- what arrives -------------------------------------------------------------------------
+    def entry(self, piece_id: str) -> st.ProgramEntry | None:
+        return next((e for e in self.status.program if e.piece_id == piece_id), None)
+
+    def accepted(self, piece_id: str, spec: pb.PieceSpec) -> None:
+        entry = self.entry(piece_id)
+        if entry is not None:
+            entry.energy = spec.energy
+            entry.key = PITCH_CLASS_NAMES[spec.key_tonic]
+
+    def melody_done(self, piece_id: str, pitches: list[int]) -> bool:
+        """Check a finished melody against every earlier piece; False if it was rejected."""
+        entry = self.entry(piece_id)
+        if entry is None or entry.status != "requested":
+            return entry is not None and entry.status != "rejected"
+        intervals = novelty.pitches_to_intervals(pitches)
+        earlier = [
+            (e.piece_id, list(e.melody_intervals))
+            for e in self.status.program
+            if e.piece_id != piece_id and e.status != "rejected" and e.melody_intervals
+        ]
+        closest = novelty.most_similar(intervals, earlier)
+        entry.melody_intervals[:] = intervals
+        if closest is not None and closest[1] >= self.config.similarity_threshold:
+            entry.status = "rejected"
+            entry.reason = (
+                f"near-duplicate of {closest[0]}: interval {novelty.DEFAULT_N}-gram "
+                f"similarity {closest[1]:.2f} >= {self.config.similarity_threshold:.2f}"
+            )
+            return False
+        entry.status = "composing"
+        return True
+
+    def completed(self, piece_id: str, done: pb.PieceCompleted) -> None:
+        entry = self.entry(piece_id)
+        if entry is None:
+            return
+        entry.duration_seconds = done.duration_seconds
+        entry.integrated_lufs = done.integrated_lufs
+        if entry.status == "composing":
+            entry.status = "ready"
+
+    def plan_step(self, entry: st.ProgramEntry) -> st.PlanStep | None:
+        return next((s for s in self.status.plan if s.index == entry.plan_step), None)
+
+    def reject(self, piece_id: str, reason: str) -> None:
+        entry = self.entry(piece_id)
+        if entry is not None and entry.status in ACTIVE:
+            entry.status = "rejected"
+            entry.reason = reason
+
+    def failed(self, piece_id: str, reason: str) -> None:
+        entry = self.entry(piece_id)
+        if entry is not None and entry.status in ACTIVE:
+            entry.status = "rejected"
+            entry.reason = f"composition failed: {reason}"
+
+    def feedback(self, piece_id: str, kind: str) -> None:
+        entry = self.entry(piece_id)
+        if entry is None:
+            raise KeyError(f"piece_id: {piece_id} is not in station {self.status.name}")
+        if kind == "like":
+            entry.likes += 1
+        else:
+            entry.skips += 1
+        self.status.steering.CopyFrom(
+            apply_feedback(self.config, self.status.steering, entry, kind)
+        )
+
+    # --- the stream ---------------------------------------------------------------------------
+    def next_to_stream(self) -> st.ProgramEntry | None:
+        """The first entry, in program order, whose audio is not yet all in the stream."""
+        for entry in self.status.program:
+            if entry.status in ("rejected", "streamed"):
+                continue
+            return entry
+        return None
+
+    def segment_published(self, duration_seconds: float, now_ns: int | None = None) -> None:
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        self.status.stream_seconds += duration_seconds
+        if (
+            not self.status.stream_started_unix_ns
+            and self.status.stream_seconds >= self.config.prebuffer_seconds
+        ):
+            # Playback starts once the prebuffer is in: the first piece streams while it is
+            # rendered, barely faster than real time, and would otherwise run dry at once.
+            self.status.stream_started_unix_ns = now_ns
+        self.status.next_segment += 1
+
+    def tick(self, now_ns: int | None = None) -> None:
+        """Update how far the stream is ahead of playback; count (and ride over) underruns."""
+        if not self.status.stream_started_unix_ns:
+            return
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        ahead = self.status.stream_seconds - playback_seconds(self.status, now_ns)
+        if ahead < 0 and self.status.running and not self.plan_finished():
+            # Playback would have stalled: it resumes where the stream ends. One underrun
+            # per time it runs dry, not per tick it stays dry.
+            if self.status.ahead_seconds > 0:
+                self.status.underruns += 1
+            self.status.stream_started_unix_ns = now_ns - int(self.status.stream_seconds * 1e9)
+        self.status.ahead_seconds = max(ahead, 0.0)
+
+
+def _seed(name: str, position: int) -> int:
+    digest = hashlib.sha256(f"{name}/{position}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1

@@ -1,0 +1,95 @@
+"""The gateway's HTTP side for stations, over an in-process station directory."""
+
+import asyncio
+import json
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from cantus.settings import Settings
+from cantus.v1 import station_pb2 as st
+from services.gateway.stations import StationDirectory
+from services.gateway.web import GatewayWeb
+
+
+class RecordingProducer:
+    def __init__(self):
+        self.sent = []
+
+    async def send_and_wait(self, topic, value, key=None, headers=None):
+        self.sent.append((topic, key, value))
+
+
+def directory_with_station(settings):
+    directory = StationDirectory(settings)
+    stream = directory.stream("radio")
+    stream.status = st.StationStatus(
+        name="radio",
+        running=True,
+        program=[st.ProgramEntry(piece_id="a" * 32, title="One", status="streamed")],
+    )
+    for sequence in range(3):
+        stream.segments[sequence] = st.StationSegment(
+            station="radio", sequence=sequence, duration_seconds=4.0, data=b"ts%d" % sequence,
+            media_type="video/mp2t", discontinuity=sequence == 0,
+        )  # fmt: skip
+    return directory
+
+
+def run(check):
+    async def main():
+        settings = Settings()
+        producer = RecordingProducer()
+        web = GatewayWeb(settings, producer, None, directory_with_station(settings))
+        async with TestClient(TestServer(web.app())) as client:
+            await check(client, producer)
+
+    asyncio.run(main())
+
+
+def test_playlist_segments_and_feeds():
+    async def check(client, producer):
+        playlist = await client.get("/stations/radio/live.m3u8")
+        assert playlist.status == 200
+        assert playlist.content_type == "application/vnd.apple.mpegurl"
+        text = await playlist.text()
+        assert text.count("#EXTINF:4.000,") == 3 and "#EXT-X-ENDLIST" not in text
+        segment = await client.get("/stations/radio/seg1.ts")
+        assert await segment.read() == b"ts1" and segment.content_type == "video/mp2t"
+        assert (await client.get("/stations/radio/seg9.ts")).status == 404
+        assert (await client.get("/stations/nobody/live.m3u8")).status == 404
+        feed = json.loads(await (await client.get("/stations/radio/playlist.json")).text())
+        assert feed["pieces"][0]["title"] == "One"
+        page = await client.get("/")
+        assert "MediaSource" in await page.text()
+
+    run(check)
+
+
+def test_feedback_is_checked_then_published():
+    async def check(client, producer):
+        bad = await client.post(
+            "/stations/radio/feedback", json={"piece_id": "a" * 32, "kind": "x"}
+        )
+        assert bad.status == 400 and "kind" in await bad.text()
+        unknown = await client.post(
+            "/stations/radio/feedback", json={"piece_id": "b", "kind": "like"}
+        )
+        assert unknown.status == 400 and "piece_id" in await unknown.text()
+        assert (await client.post("/stations/radio/feedback", data="nope")).status == 400
+        ok = await client.post(
+            "/stations/radio/feedback", json={"piece_id": "a" * 32, "kind": "like"}
+        )
+        assert ok.status == 200
+        ((topic, key, value),) = producer.sent
+        assert topic == Settings().topics.station_feedback and key == b"radio"
+        assert st.StationFeedback.FromString(value).kind == "like"
+
+    run(check)
+
+
+def test_bad_piece_file_names_are_refused():
+    async def check(client, producer):
+        assert (await client.get("/pieces/" + "a" * 32 + "/..%2fsecret")).status in (400, 404)
+        assert (await client.get("/pieces/not-an-id/piece.mp3")).status == 404
+
+    run(check)

@@ -1,0 +1,52 @@
+"""Station configuration: YAML in, every bad field named."""
+
+import pytest
+
+from cantus.stations.config import (
+    StationConfigError,
+    check_station_name,
+    parse_station_config,
+    station_config_to_yaml,
+)
+
+
+def test_defaults_and_round_trip():
+    config = parse_station_config("styles: {folk: 2, celtic: 1}\ntempo_bpm: [80, 100]\n")
+    assert config.styles == {"folk": 2, "celtic": 1}
+    assert config.tempo_bpm == (80, 100)
+    assert parse_station_config(station_config_to_yaml(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("styles: {jazz: 1}", "styles"),
+        ("tempo_bpm: [120, 80]", "tempo_bpm"),
+        ("tempo_bpm: [20, 80]", "tempo_bpm"),
+        ("energy: [0.5, 1.5]", "energy"),
+        ("keys: [H]", "keys"),
+        ("modes: [dorian]", "modes"),
+        ("meters: [11/8]", "meters"),
+        ("loudness_preset: loud", "loudness_preset"),
+        ("buffer_pieces: 0", "buffer_pieces"),
+        ("colour: red", "colour"),
+        ("- a list", "config_yaml"),
+        ("styles: {folk: [", "config_yaml"),
+    ],
+)
+def test_bad_fields_are_named(text, field):
+    with pytest.raises(StationConfigError) as caught:
+        parse_station_config(text)
+    assert caught.value.field == field
+
+
+def test_lyrics_need_a_theme():
+    with pytest.raises(StationConfigError, match="lyrics_theme"):
+        parse_station_config("lyrics: true")
+    assert parse_station_config("lyrics: true\nlyrics_theme: the sea").lyrics
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "a b", "x" * 41, "-lead"])
+def test_bad_station_names(name):
+    with pytest.raises(StationConfigError, match="name"):
+        check_station_name(name)

@@ -1,0 +1,50 @@
+"""Near-duplicate detection by interval n-grams."""
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as strategies
+
+from cantus.stations.novelty import (
+    interval_ngrams,
+    most_similar,
+    pitches_to_intervals,
+    similarity,
+)
+
+melodies = strategies.lists(strategies.integers(48, 84), min_size=2, max_size=64)
+
+
+@given(melodies, strategies.integers(-12, 12))
+def test_transposed_melody_is_identical(pitches, shift):
+    a = pitches_to_intervals(pitches)
+    b = pitches_to_intervals([p + shift for p in pitches])
+    assert similarity(a, b) == 1.0
+
+
+@given(melodies, melodies)
+def test_similarity_is_symmetric_and_bounded(a, b):
+    x, y = pitches_to_intervals(a), pitches_to_intervals(b)
+    assert 0.0 <= similarity(x, y) == similarity(y, x) <= 1.0
+
+
+def test_unrelated_melodies_score_low_and_a_variant_scores_high():
+    rng = random.Random(3)
+    tune = [rng.randint(60, 72) for _ in range(64)]
+    other = [rng.randint(60, 72) for _ in range(64)]
+    variant = tune[:56] + [rng.randint(60, 72) for _ in range(8)]
+    assert similarity(pitches_to_intervals(tune), pitches_to_intervals(other)) < 0.1
+    assert similarity(pitches_to_intervals(tune), pitches_to_intervals(variant)) > 0.7
+
+
+def test_ngrams_of_short_sequences():
+    assert interval_ngrams([1, 2], n=4) == {(1, 2)}
+    assert interval_ngrams([], n=4) == set()
+    assert interval_ngrams([1, 2, 3, 4, 5], n=4) == {(1, 2, 3, 4), (2, 3, 4, 5)}
+
+
+def test_most_similar_picks_the_closest():
+    tune = pitches_to_intervals([60, 62, 64, 65, 67, 65, 64, 62, 60])
+    earlier = [("a", pitches_to_intervals([60, 67, 60, 67, 60, 67])), ("b", tune)]
+    assert most_similar(tune, earlier) == ("b", 1.0)
+    assert most_similar(tune, []) is None
