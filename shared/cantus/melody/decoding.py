@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from cantus.melody.tokenizer import GRID_TICKS, PITCH_RANGE, PREFIX_LENGTH, Vocabulary
@@ -87,29 +88,32 @@ def sample_tokens(
     Top-k keeps the k most likely allowed tokens, then top-p the smallest head of what is left
     whose mass reaches p (never empty); the draw inverts the cumulative distribution at one
     uniform number from the row's generator."""
-    vocab_size = logits.shape[1]
-    if not bool(allowed.any(dim=-1).all()):
+    # numpy, not torch: on a [batch, ~200] matrix each torch call costs more in dispatch than
+    # in arithmetic, and this runs once per decode step
+    rows, vocab_size = logits.shape
+    allowed_rows = allowed.cpu().numpy()
+    if not allowed_rows.any(axis=1).all():
         raise MusicError("no token is allowed here: the grammar is finished or stuck")
-    logits = logits.detach().float().cpu().masked_fill(~allowed.cpu(), float("-inf"))
-    temperatures = torch.tensor([p.temperature for p in params])
+    masked = np.where(allowed_rows, logits.detach().float().cpu().numpy(), -np.inf)
+    temperatures = np.array([p.temperature for p in params], dtype=np.float32)
     greedy = temperatures == 0
-    scaled = logits / torch.where(greedy, 1.0, temperatures)[:, None]
-    sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)
-    rank = torch.arange(vocab_size)[None, :]
-    top_k = torch.tensor([p.top_k if 0 < p.top_k < vocab_size else vocab_size for p in params])
-    sorted_logits = sorted_logits.masked_fill(rank >= top_k[:, None], float("-inf"))
-    probs = torch.softmax(sorted_logits, dim=-1)
-    top_p = torch.tensor([p.top_p for p in params])
-    before = torch.cumsum(probs, dim=-1) - probs
-    probs = probs.masked_fill(before >= top_p[:, None], 0.0)
-    cumulative = torch.cumsum(probs, dim=-1)
-    uniforms = torch.stack([torch.rand((), generator=g) for g in generators])
-    picks = torch.searchsorted(cumulative, (uniforms * cumulative[:, -1])[:, None], right=True)
+    scaled = masked / np.where(greedy, 1.0, temperatures)[:, None]
+    order = np.argsort(-scaled, axis=1, kind="stable")
+    sorted_logits = np.take_along_axis(scaled, order, axis=1)
+    top_k = np.array([p.top_k if 0 < p.top_k < vocab_size else vocab_size for p in params])
+    sorted_logits[np.arange(vocab_size)[None, :] >= top_k[:, None]] = -np.inf
+    weights = np.exp(sorted_logits - sorted_logits[:, :1])  # sorted: column 0 is the maximum
+    probs = weights / weights.sum(axis=1, keepdims=True)
+    top_p = np.array([p.top_p for p in params], dtype=np.float32)
+    probs[np.cumsum(probs, axis=1) - probs >= top_p[:, None]] = 0.0
+    cumulative = np.cumsum(probs, axis=1)
+    uniforms = np.array([float(torch.rand((), generator=g)) for g in generators])
+    picks = (cumulative <= (uniforms * cumulative[:, -1])[:, None]).sum(axis=1)
     # kept tokens are a prefix of the sorted row; rounding must not step past the last one
-    last_kept = (probs > 0).sum(dim=-1, keepdim=True) - 1
-    tokens = order.gather(1, torch.minimum(picks, last_kept))[:, 0]
-    if bool(greedy.any()):
-        tokens = torch.where(greedy, torch.argmax(logits, dim=-1), tokens)
+    picks = np.minimum(picks, (probs > 0).sum(axis=1) - 1)
+    tokens = order[np.arange(rows), picks]
+    if greedy.any():
+        tokens = np.where(greedy, masked.argmax(axis=1), tokens)
     return tokens.tolist()
 
 

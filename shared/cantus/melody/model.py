@@ -148,7 +148,10 @@ class _SelfAttention(nn.Module):
         )
         # keys and values in one write; the cache may hold them in a narrower dtype (bf16
         # halves the memory a long batched step reads, which bounds its attention time)
-        cache[:, slots, :, positions] = qkv[:, 1:].to(cache.dtype)
+        if batch == 1 and span is not None:  # one sequence: its position is context - 1
+            cache[:, span.start, :, context - 1] = qkv[0, 1:]
+        else:
+            cache[:, slots, :, positions] = qkv[:, 1:].to(cache.dtype)
         # a slice reads the cache in place; indexing by a tensor would copy every key and value
         rows = span if span is not None else slots
         keys = cache[0, rows, :, :context]
@@ -265,7 +268,7 @@ class MelodyLM(nn.Module):
         cache.lengths[slot] = time
         return logits[0, -1]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode_step(
         self, tokens: torch.Tensor, cache: KVCache, slots: torch.Tensor
     ) -> torch.Tensor:
@@ -276,16 +279,20 @@ class MelodyLM(nn.Module):
         slot_list = slots.tolist()
         consecutive = slot_list == list(range(slot_list[0], slot_list[0] + len(slot_list)))
         span = slice(slot_list[0], slot_list[0] + len(slot_list)) if consecutive else None
-        if int(positions.max()) >= self.config.max_len:
-            raise ValueError(f"a sequence would exceed max_len {self.config.max_len}")
         context = int(positions.max()) + 1
+        if context > self.config.max_len:
+            raise ValueError(f"a sequence would exceed max_len {self.config.max_len}")
         # the same attention mask serves every layer; one sequence sees all it has cached
         visible = None
         if len(slot_list) > 1:
             visible = torch.arange(context, device=tokens.device)[None, :] <= positions[:, None]
             visible = visible[:, None, None, :]
-        x = self.token_embedding(tokens[:, None]) + self.position_embedding(positions[:, None])
+        x = F.embedding(tokens[:, None], self.token_embedding.weight) + F.embedding(
+            positions[:, None], self.position_embedding.weight
+        )
         for layer, block in enumerate(self.blocks):
             x = block.step(x, cache.data[layer], slots, positions, context, visible, span)
         cache.lengths[slots] = positions + 1
-        return self._logits(x)[:, 0]
+        final = self.ln_final
+        x = F.layer_norm(x[:, 0], final.normalized_shape, final.weight, final.bias, final.eps)
+        return F.linear(x, self.token_embedding.weight)  # tied output embedding

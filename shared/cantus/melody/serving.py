@@ -173,14 +173,16 @@ class MelodyServing:
         pending: list[int] = []
 
         def on_token(token: int) -> None:
-            # A closed client stream shows up as cancellation: free the slot at the next step.
-            if is_cancelled():
-                self.engine.cancel(request_id)
-                return
             # One response per bar (the BAR that closes it), not per token: a response costs
             # more than a decode step, and clients act on whole bars.
             pending.append(token)
             if token in self.flush_tokens or len(pending) >= MAX_TOKENS_PER_RESPONSE:
+                # A closed client stream shows up as cancellation: free the slot at the next
+                # step. Asked once per response, since in Triton's Python backend the question
+                # is a round trip to the server that costs more than a decode step.
+                if is_cancelled():
+                    self.engine.cancel(request_id)
+                    return
                 on_tokens(pending.copy(), False)
                 pending.clear()
 
