@@ -55,3 +55,18 @@ def test_invalid_fields_are_named(fields, field):
         validate(**fields)
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: ")
+
+
+def test_loudness_preset_is_checked_and_carried_into_the_spec():
+    assert validate().spec.loudness_preset == ""  # the render service's default
+    assert validate(loudness_preset="broadcast").spec.loudness_preset == "broadcast"
+    with pytest.raises(RequestError) as error:
+        validate(loudness_preset="loud")
+    assert error.value.field == "loudness_preset" and "streaming" in str(error.value)
+
+
+def test_settings_know_the_render_presets():
+    from cantus.render.mix import PRESETS
+    from cantus.settings import MASTERING_PRESETS
+
+    assert set(PRESETS) == set(MASTERING_PRESETS)

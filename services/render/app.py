@@ -156,7 +156,7 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
             audio.close()
             audio = None
         if audio is None:
-            audio = SegmentAudio(parts.spec.tempo_bpm, preset=settings.loudness_preset)
+            audio = SegmentAudio(parts.spec.tempo_bpm, preset=_preset(parts))
             audio.catch_up(parts, index, settings.segment_bars)
             if index:
                 service.log.info(
@@ -215,7 +215,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
                 streamed_piece_audio,
                 parts,
                 settings.segment_bars,
-                preset=settings.loudness_preset,
+                preset=_preset(parts),
             ),
         )
     rendered = await loop.run_in_executor(
@@ -225,7 +225,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
             parts,
             piece_id=piece_id,
             event_log=event_log,
-            preset=settings.loudness_preset,
+            preset=_preset(parts),
             audio_formats=settings.audio_formats,
             leadsheet=settings.leadsheet,
             streamed_audio=streamed,
@@ -257,6 +257,11 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
         stale.close()
     # Keep a tombstone, not the parts: late duplicates of this piece are ignored.
     pieces[piece_id] = {"events": {}, "log": [], "segments": state["segments"], "completed": True}
+
+
+def _preset(parts: PieceParts) -> str:
+    """The piece's mastering preset (a station asks for its own), else the service's."""
+    return parts.spec.loudness_preset or settings.loudness_preset
 
 
 def log_entry(message: Message, kind: str) -> dict:

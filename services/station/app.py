@@ -177,7 +177,7 @@ class StationWorker:
                 entry.reason = str(error)
                 self.dirty = True
                 return
-            # Lyrics are not served (yet) by this deployment: the piece goes without them.
+            # This server refuses the theme (e.g. too long for it): the piece goes without lyrics.
             log.warning("station %s: %s; composing without lyrics", self.name, error)
             request.lyrics_theme = ""
             validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
@@ -628,7 +628,7 @@ class StationService:
         app.router.add_get("/metrics", metrics)
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.settings.web_port("station")).start()
+        await web.TCPSite(runner, self.settings.host, self.settings.web_port("station")).start()
         return runner
 
 

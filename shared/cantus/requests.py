@@ -14,6 +14,7 @@ from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
 from cantus.music.notes import Key, Melody, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
+from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 
@@ -90,6 +91,12 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
             f"{request.lyrics_rhyme_scheme!r} is not 2..8 letters A..H (e.g. AABB, ABAB, ABCB)",
         )
 
+    if request.loudness_preset and request.loudness_preset not in MASTERING_PRESETS:
+        raise RequestError(
+            "loudness_preset",
+            f"unknown preset {request.loudness_preset!r} (known: {', '.join(MASTERING_PRESETS)})",
+        )
+
     if request.continue_midi and request.harmonize_midi:
         raise RequestError(
             "harmonize_midi", "give either continue_midi or harmonize_midi, not both"
@@ -132,6 +139,7 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         lyrics_language=language,
         melody_source=source,
         lyrics_rhyme_scheme=rhyme_scheme if theme else "",
+        loudness_preset=request.loudness_preset,
     )
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 

@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MASTERING_PRESETS = ("streaming", "broadcast")
+"""Names of ``cantus.render.mix.PRESETS``, here without that module's audio imports."""
 """The checkout this package runs from (``shared/cantus/settings.py`` → repo root)."""
 
 
@@ -204,9 +206,10 @@ class Settings(BaseSettings):
     @field_validator("loudness_preset")
     @classmethod
     def _known_preset(cls, value: str) -> str:
-        presets = ("streaming", "broadcast")  # cantus.render.mix.PRESETS, without its imports
-        if value not in presets:
-            raise ValueError(f"{value!r} is not a mastering preset: expected one of {presets}")
+        if value not in MASTERING_PRESETS:
+            raise ValueError(
+                f"{value!r} is not a mastering preset: expected one of {MASTERING_PRESETS}"
+            )
         return value
 
     @field_validator("audio_formats")

@@ -83,3 +83,8 @@ def test_underrun_is_counted_once_per_dry_spell():
     assert program.status.ahead_seconds == 2.0
     program.tick(now_ns=start + 14 * 10**9)
     assert program.status.underruns == 2
+
+
+def test_requests_carry_the_station_loudness_preset():
+    program = Program(new_status("s", CONFIG + "loudness_preset: broadcast\n"))
+    assert {request.loudness_preset for _, request in fill(program)} == {"broadcast"}

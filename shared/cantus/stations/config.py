@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
+from cantus.settings import MASTERING_PRESETS
 
 STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-LOUDNESS_PRESETS = ("streaming", "broadcast")
+LOUDNESS_PRESETS = MASTERING_PRESETS
 
 
 class StationConfigError(ValueError):

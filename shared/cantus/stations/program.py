@@ -126,6 +126,7 @@ class Program:
             style=choice.style,
             mood=choice.mood,
             seed=seed,
+            loudness_preset=self.config.loudness_preset,
         )
         if self.config.lyrics:
             request.lyrics_theme = self.config.lyrics_theme
