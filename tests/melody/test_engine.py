@@ -212,3 +212,25 @@ def test_a_bfloat16_cache_decodes_valid_melodies(model: MelodyLM) -> None:
     _, melody = TOKENIZER.decode(_prompt(Meter(3, 4)) + tokens)
     assert reason == "eos" and len(melody.bars) == 3
     assert melody.bars[-1].notes[-1].pitch % 12 == G_MAJOR.tonic
+
+
+def test_bfloat16_copies_serve_large_steps_close_to_fp32(model: MelodyLM) -> None:
+    from cantus.melody.model import KVCache
+
+    cache = KVCache(model.config, 4)
+    tokens = torch.tensor(TOKENIZER.controls_prefix(_controls()))
+    for slot in range(4):
+        model.prefill(tokens, cache, slot)
+    slots, step_tokens = torch.arange(4), torch.full((4,), TOKENIZER.vocab.bar)
+    exact = model.decode_step(step_tokens, cache, slots)
+    cache.lengths[:] = len(tokens)
+    low_precision = MelodyLM(model.config).eval()
+    low_precision.load_state_dict(model.state_dict())
+    low_precision.keep_bfloat16_copies(from_batch=2)
+    approximate = low_precision.decode_step(step_tokens, cache, slots)
+    assert not torch.equal(exact, approximate)  # the bf16 path really ran
+    assert torch.allclose(exact, approximate, atol=0.05)
+    # a single sequence stays in fp32
+    cache.lengths[:] = len(tokens)
+    single = low_precision.decode_step(step_tokens[:1], cache, slots[:1])
+    assert torch.allclose(single[0], exact[0], atol=1e-5)

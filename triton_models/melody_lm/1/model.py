@@ -54,6 +54,7 @@ class TritonPythonModel:
             torch_threads=int(parameters.get("torch_threads", "2")),
             device=device,
             kv_cache_dtype=parameters.get("kv_cache_dtype", "bfloat16"),
+            bfloat16_from_batch=int(parameters.get("bfloat16_from_batch", "0")),
         )
         pb_utils.Logger.log_info(
             f"melody_lm: {self.serving.model_version} on {device}, "
