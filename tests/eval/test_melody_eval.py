@@ -204,3 +204,14 @@ def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
     stored = MelodyEvalReport.from_json((tmp_path / "report.json").read_text())
     assert format_report(stored, command="cantus eval melody --quick") == text
     assert json.loads((tmp_path / "report.json").read_text())["test_tunes"] == report.test_tunes
+
+
+def test_eval_samples_with_the_served_precision_setting():
+    import re
+    from pathlib import Path
+
+    from cantus.eval.melody import SERVED_BFLOAT16_FROM_BATCH
+
+    config = (Path(__file__).parents[2] / "triton_models/melody_lm/config.pbtxt").read_text()
+    served = re.search(r'key: "bfloat16_from_batch" value: \{ string_value: "(\d+)" \}', config)
+    assert served and int(served.group(1)) == SERVED_BFLOAT16_FROM_BATCH

@@ -117,6 +117,8 @@ SAMPLING = SamplingParams(temperature=1.0, top_k=0, top_p=0.95)
 """Sampling of every generated piece (the engine's defaults)."""
 SERVED_TONAL_EMPHASIS = Settings.model_fields["melody_tonal_emphasis"].default
 """The melody service's tonal emphasis, used with the key constraint on."""
+SERVED_BFLOAT16_FROM_BATCH = 16
+"""``bfloat16_from_batch`` of ``triton_models/melody_lm/config.pbtxt``."""
 
 
 # ============================================================================ likelihood
@@ -257,6 +259,7 @@ def sample_transformer(
     remaining = [len(jobs)]
     finished = threading.Condition()
 
+    model.keep_bfloat16_copies(SERVED_BFLOAT16_FROM_BATCH)  # as the Triton model serves it
     with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
         for index, (controls, seed, key_constraint) in enumerate(jobs):
             prompt = tokenizer.controls_prefix(controls)
