@@ -18,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import grpc
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cantus.events.codec import InvalidEvent
@@ -97,6 +98,18 @@ class StationDirectory:
             await self._consumer.stop()
 
     async def _run(self) -> None:
+        # The directory must outlive a broker hiccup: a failure is logged and reading resumes,
+        # rather than the task ending and the gateway serving a frozen view.
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("station directory: reading the station topics failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
         assert self._consumer is not None
         state_topic = self.settings.topics.station_state
         async for record in self._consumer:
@@ -214,8 +227,9 @@ class StationApi(st_grpc.StationServicer):
             target = State.from_pb(request.target, "target")
             name = request.plan_name or f"plan-{uuid.uuid4().hex[:8]}"
             check_station_name(name)
-            style = request.style or "folk"
-            config_yaml = f"styles: {{{style}: 1}}\nbars: {request.bars or 16}\nmeters: ['4/4']\n"
+            # built as data and dumped, never by pasting the client's text into YAML
+            config = {"styles": {request.style or "folk": 1}, "bars": request.bars or 16}
+            config_yaml = yaml.safe_dump({**config, "meters": ["4/4"]}, sort_keys=False)
             parse_station_config(config_yaml)
             steps = plan_session(
                 start,

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import json
 import logging
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +30,7 @@ from google.protobuf.message import Message
 
 from cantus.events.codec import encode_event, kind_of, new_meta
 from cantus.requests import RequestError, validate_compose_request
+from cantus.security import gateway_tokens
 from cantus.settings import Settings
 from cantus.stations.feeds import json_feed, m3u_feed, media_playlist
 from cantus.stations.records import encode_station_record
@@ -36,6 +38,7 @@ from cantus.storage import FILE_NAME, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 from cantus.v1 import station_pb2 as st
+from services.gateway.auth import REJECTED, bearer_token, token_accepted
 from services.gateway.events import PieceEventRouter, dedup_key
 from services.gateway.stations import StationDirectory
 
@@ -91,9 +94,10 @@ class GatewayWeb:
         self.directory = directory
         self.store = piece_store(settings)
         self.runner: web.AppRunner | None = None
+        self._tokens: list[bytes] = []
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._require_token])
         app.router.add_get("/", self.index)
         app.router.add_get("/stations", self.stations)
         app.router.add_get("/stations/{name}/live.m3u8", self.playlist)
@@ -106,10 +110,33 @@ class GatewayWeb:
         app.router.add_get("/compose/events", self.compose_events)
         return app
 
+    @web.middleware
+    async def _require_token(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+        """With gateway tokens configured, the HTTP side asks for one as gRPC does: an
+        ``Authorization: Bearer`` header, or ``?token=`` for players that cannot set headers
+        (HLS, the browser's audio element). Only the player page itself, which holds no
+        data, is served without one."""
+        if self._tokens and request.path != "/":
+            header = [("authorization", request.headers.get("Authorization", ""))]
+            token = bearer_token(header) or request.query.get("token", "").encode() or None
+            if token is None or not token_accepted(token, self._tokens):
+                REJECTED.labels(reason="missing" if token is None else "invalid").inc()
+                raise web.HTTPUnauthorized(
+                    text="a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+                )
+        return await handler(request)
+
     async def start(self) -> None:
+        self._tokens = gateway_tokens(self.settings)
+        tls = None
+        if self.settings.gateway_tls_cert is not None and self.settings.gateway_tls_key is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.settings.gateway_tls_cert, self.settings.gateway_tls_key)
         self.runner = web.AppRunner(self.app())
         await self.runner.setup()
-        await web.TCPSite(self.runner, self.settings.host, self.settings.gateway_http_port).start()
+        await web.TCPSite(
+            self.runner, self.settings.host, self.settings.gateway_http_port, ssl_context=tls
+        ).start()
         log.info("gateway HTTP on %s:%d", self.settings.host, self.settings.gateway_http_port)
 
     async def stop(self) -> None:

@@ -67,6 +67,12 @@ AHEAD_SECONDS = Gauge(
 UNDERRUNS = Gauge("cantus_station_underruns", "Times playback would have run dry", ["station"])
 
 
+def _decode_segment_audio(audio: bytes) -> np.ndarray:
+    """A render segment's encoded audio as float32 frames at the stations' sample rate."""
+    frames, rate = soundfile.read(io.BytesIO(audio), dtype="float32")
+    return resample(frames, rate, SAMPLE_RATE)
+
+
 class StationWorker:
     """One running station: its program, mixer and encoder."""
 
@@ -211,13 +217,12 @@ class StationWorker:
             elif isinstance(message, pb.RenderSegment):
                 if not message.audio:
                     return
-                frames, rate = soundfile.read(io.BytesIO(message.audio), dtype="float32")
+                # decoding Opus and resampling take milliseconds: off the event loop, which
+                # every station's clock and the Kafka consumers share
+                samples = await asyncio.to_thread(_decode_segment_audio, message.audio)
                 total = self.requested_bars.get(piece_id, 0)
                 last = bool(total) and message.first_bar + message.bar_count >= total
-                self.audio.setdefault(piece_id, {})[message.meta.index] = (
-                    resample(frames, rate, SAMPLE_RATE),
-                    last,
-                )
+                self.audio.setdefault(piece_id, {})[message.meta.index] = (samples, last)
             elif isinstance(message, pb.PieceCompleted):
                 self.bars_total[piece_id] = message.meta.index
                 if entry.status == "requested":  # its melody bars were missed (a restart)
@@ -452,11 +457,21 @@ class StationService:
         await self.start_worker(status)
 
     async def start_worker(self, status: st.StationStatus) -> None:
-        worker = StationWorker(self, status)
+        """Start one station; one that cannot start (a config that no longer parses, an
+        encoder that will not run) is logged and left out, and the others keep running."""
+        worker: StationWorker | None = None
+        try:
+            worker = StationWorker(self, status)
+            await worker.start()
+        except Exception:
+            log.exception("station %s could not start; the others carry on", status.name)
+            if worker is not None:
+                with contextlib.suppress(Exception):
+                    await worker.stop()  # its encoder may already be running
+            return
         for entry in status.program:
             self.owners[entry.piece_id] = status.name
         self.workers[status.name] = worker
-        await worker.start()
         log.info("station %s running (%d pieces so far)", status.name, len(status.program))
 
     # --- consuming --------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package runs from (``shared/cantus/settings.py`` → repo root)."""
+CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+"""Committed model checkpoints: package data, so also found when installed (images)."""
 MASTERING_PRESETS = ("streaming", "broadcast")
 """Names of ``cantus.render.mix.PRESETS``, here without that module's audio imports."""
-"""The checkout this package runs from (``shared/cantus/settings.py`` → repo root)."""
 
 
 class Topics(BaseSettings):
@@ -134,7 +136,7 @@ class Settings(BaseSettings):
     melody_concurrency: int = Field(
         8, ge=1, le=64, description="pieces one melody process decodes at once"
     )
-    melody_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "melody_lm.pt"
+    melody_checkpoint: Path = CHECKPOINTS / "melody_lm.pt"
     melody_max_batch: int = Field(32, ge=1, le=256)
     # Chosen on 60–80 pieces per `cantus eval melody` setting: 1.0–2.0 lifted key agreement
     # from 42–88 % to 80–100 % with little loss of pitch variety (docs/results/melody_eval.md).
@@ -144,7 +146,7 @@ class Settings(BaseSettings):
 
     # --- harmony model -------------------------------------------------------------------
     harmony_model_name: str = "harmony"
-    harmony_checkpoint: Path = REPO_ROOT / "shared" / "cantus" / "checkpoints" / "harmony_gru.pt"
+    harmony_checkpoint: Path = CHECKPOINTS / "harmony_gru.pt"
     harmony_timeout_s: float = Field(
         10.0,
         gt=0,

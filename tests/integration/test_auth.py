@@ -156,3 +156,29 @@ def test_cantus_clients_connect_with_client_settings(secured_gateway: Settings) 
             api.GetPieceRequest(piece_id=uuid.uuid4().hex), timeout=10
         )
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _http_status(settings: Settings, path: str, headers: dict[str, str] | None = None) -> int:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    tls = ssl.create_default_context(cafile=str(settings.gateway_tls_cert))
+    url = f"https://localhost:{settings.gateway_http_port}{path}"
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=10, context=tls
+        ) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_http_side_asks_for_the_same_token_over_tls(secured_gateway: Settings) -> None:
+    assert _http_status(secured_gateway, "/stations") == 401
+    wrong = {"Authorization": "Bearer wrong-token-" + uuid.uuid4().hex}
+    assert _http_status(secured_gateway, "/stations", wrong) == 401
+    assert _http_status(secured_gateway, "/stations", {"Authorization": f"Bearer {TOKEN}"}) == 200
+    # players that cannot set headers pass it in the query; the page itself needs none
+    assert _http_status(secured_gateway, f"/stations/none/playlist.json?token={TOKEN}") == 404
+    assert _http_status(secured_gateway, "/") == 200
