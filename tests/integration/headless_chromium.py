@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,18 +51,26 @@ class HeadlessPage:
             stderr=subprocess.PIPE,
             text=True,
         )
-        port = await asyncio.to_thread(self._devtools_port)
-        self._session = aiohttp.ClientSession()
-        targets: list = []
-        for _ in range(50):
-            async with self._session.get(f"http://127.0.0.1:{port}/json/list") as response:
-                targets = [t for t in await response.json() if t["type"] == "page"]
-            if targets:
-                break
-            await asyncio.sleep(0.2)
-        self._socket = await self._session.ws_connect(
-            targets[0]["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024
-        )
+        self._session: aiohttp.ClientSession | None = None
+        self._socket = None
+        try:
+            port = await asyncio.to_thread(self._devtools_port)
+            self._session = aiohttp.ClientSession()
+            targets: list = []
+            for _ in range(50):
+                async with self._session.get(f"http://127.0.0.1:{port}/json/list") as response:
+                    targets = [t for t in await response.json() if t["type"] == "page"]
+                if targets:
+                    break
+                await asyncio.sleep(0.2)
+            if not targets:
+                raise RuntimeError("chromium opened no page")
+            self._socket = await self._session.ws_connect(
+                targets[0]["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024
+            )
+        except BaseException:
+            await self.__aexit__()  # no browser or profile left behind by a failed start
+            raise
         return self
 
     def _devtools_port(self) -> int:
@@ -71,12 +80,16 @@ class HeadlessPage:
             line = self._process.stderr.readline()
             found = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
             if found:
+                # keep reading what Chromium logs, or a full pipe would block it
+                threading.Thread(target=self._process.stderr.read, daemon=True).start()
                 return int(found.group(1))
         raise RuntimeError("chromium did not open its DevTools port")
 
     async def __aexit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
-        await self._socket.close()
-        await self._session.close()
+        if self._socket is not None:
+            await self._socket.close()
+        if self._session is not None:
+            await self._session.close()
         self._process.terminate()
         try:
             self._process.wait(timeout=10)
