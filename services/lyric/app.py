@@ -20,7 +20,7 @@ import asyncio
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import spec_meter
 from cantus.lyrics.client import TritonLyricScorer
-from cantus.lyrics.decoding import DecodedLine
+from cantus.lyrics.decoding import DecodedLine, NoWordsFit
 from cantus.lyrics.slots import (
     DEFAULT_RHYME_SCHEME,
     RHYME_SCHEME_PATTERN,
@@ -87,24 +87,32 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             int(i): DecodedLine(entry["words"], entry["syllables"], entry["rhyme"])
             for i, entry in state["lines"].items()
         }
-        decoded = await asyncio.to_thread(
-            write_piece_line,
-            resources,
-            line,
-            language=spec.lyrics_language,
-            theme=spec.lyrics_theme,
-            mood=spec.mood,
-            seed=spec.seed,
-            written=written,
-            is_anchor=is_rhyme_anchor(line_index, scheme),
-        )
-        syllables = [
-            pb.Syllable(bar_index=slot.bar_index, note_index=slot.note_index, text=text)
-            for slot, text in zip(line.slots, decoded.syllables, strict=True)
-        ]
-        await publish_line(
-            spec, piece_id, line_index, start, line.bar_count, (syllables, decoded.text), received
-        )
+        try:
+            decoded = await asyncio.to_thread(
+                write_piece_line,
+                resources,
+                line,
+                language=spec.lyrics_language,
+                theme=spec.lyrics_theme,
+                mood=spec.mood,
+                seed=spec.seed,
+                written=written,
+                is_anchor=is_rhyme_anchor(line_index, scheme),
+            )
+        except NoWordsFit as error:
+            # deterministic: a retry would fail the same way; the line is sung without words
+            service.log.warning(
+                "piece %s line %d: %s; left without words", piece_id, line_index, error
+            )
+            decoded = DecodedLine([], [])
+        content = None
+        if decoded.syllables:
+            syllables = [
+                pb.Syllable(bar_index=slot.bar_index, note_index=slot.note_index, text=text)
+                for slot, text in zip(line.slots, decoded.syllables, strict=True)
+            ]
+            content = (syllables, decoded.text)
+        await publish_line(spec, piece_id, line_index, start, line.bar_count, content, received)
         service.log.info(
             "piece %s line %d (bars %d-%d, %d syllables%s): %s",
             piece_id,

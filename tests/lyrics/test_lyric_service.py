@@ -123,3 +123,24 @@ def test_without_a_theme_every_bar_passes_through(lyric):
 def test_an_unsupported_language_is_an_invalid_event(lyric):
     with pytest.raises(InvalidEvent, match="lyrics_language"):
         feed(lyric, bars("the sea", "fr")[:1])
+
+
+def test_a_line_no_words_fit_is_sung_without_words_and_the_piece_goes_on(lyric, monkeypatch):
+    from cantus.lyrics.decoding import NoWordsFit
+
+    real = lyric.write_piece_line
+    calls = []
+
+    def first_line_fails(resources, line, **kwargs):
+        calls.append(line.index)
+        if line.index == 0:
+            raise NoWordsFit("no words fit line 0")
+        return real(resources, line, **kwargs)
+
+    monkeypatch.setattr(lyric, "write_piece_line", first_line_fails)
+    feed(lyric, bars("the sea at night"))
+    lines = lyric.published
+    covered = [b for line in lines for b in range(line.first_bar, line.first_bar + line.bar_count)]
+    assert covered == list(range(BARS))  # every bar's lyrics are settled, so render goes on
+    assert not lines[0].syllables and not lines[0].text
+    assert all(line.syllables and line.text for line in lines[1:])

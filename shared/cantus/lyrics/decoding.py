@@ -39,6 +39,11 @@ MIN_RHYME_CLASS = 3
 END_OF_LINE = "\n"
 
 
+class NoWordsFit(RuntimeError):
+    """Not even the relaxed constraints left a line of words: the same line would fail again,
+    so callers sing it without words rather than retry."""
+
+
 @dataclass(frozen=True)
 class DecodeOptions:
     beam: int = 8
@@ -146,7 +151,7 @@ class LyricWriter:
             if found is not None:
                 found.relaxed = relaxed
                 return found
-        raise RuntimeError(f"no words fit line {line.index} ({line.syllables} syllables)")
+        raise NoWordsFit(f"no words fit line {line.index} ({line.syllables} syllables)")
 
     def _search(self, line, context, anchor, used, is_anchor, relaxed):  # type: ignore[no-untyped-def]
         lex, opts = self.lexicon, self.options
