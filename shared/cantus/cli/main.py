@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cantus.requests import LYRICS_LANGUAGES
+
 app = typer.Typer(
     help="Compose music with language models, streamed bar by bar.",
     no_args_is_help=True,
@@ -220,7 +222,7 @@ def train_lyrics(
 
     train_lyrics_command(
         minutes=minutes,
-        languages=tuple(language or ("en", "zh")),
+        languages=tuple(language or LYRICS_LANGUAGES),
         log_path=REPO_ROOT / "docs" / "results" / "lyrics_training.log",
     )
 
@@ -372,7 +374,7 @@ def eval_lyrics(
     command = " ".join(["cantus", *sys.argv[1:]])
     report = run_lyrics_eval(
         pieces=pieces,
-        languages=tuple(language or ("en", "zh")),
+        languages=tuple(language or LYRICS_LANGUAGES),
         log=lambda line: console.print(line),
     )
     text = format_report(report, command=command)

@@ -46,6 +46,7 @@ from cantus.lyrics.model import LocalLyricScorer, load_checkpoint
 from cantus.lyrics.slots import LineSlots, plan_lines
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
+from cantus.requests import LYRICS_LANGUAGES
 
 THEMES = {
     "en": [
@@ -191,7 +192,7 @@ class LyricsEvalReport:
 def run_lyrics_eval(
     *,
     pieces: int = 100,
-    languages: tuple[str, ...] = ("en", "zh"),
+    languages: tuple[str, ...] = LYRICS_LANGUAGES,
     checkpoint_dir: Path = CHECKPOINT_DIR,
     options: DecodeOptions | None = None,
     log: Callable[[str], None] = print,

@@ -17,6 +17,7 @@ from cantus.lyrics.scoring import (
     ScoringInputError,
     parse_scoring_request,
 )
+from cantus.requests import LYRICS_LANGUAGES
 
 EXPECTED_INPUTS = INPUTS
 EXPECTED_OUTPUTS = OUTPUTS
@@ -30,7 +31,7 @@ class LyricServing:
     def load(
         cls,
         checkpoint_dir: Path,
-        languages=("en", "zh"),
+        languages=LYRICS_LANGUAGES,
         *,
         device="cpu",
         torch_threads=1,

@@ -30,6 +30,7 @@ from cantus.lyrics.model import (
     save_checkpoint,
     tokenize,
 )
+from cantus.requests import LYRICS_LANGUAGES
 
 log = logging.getLogger("cantus.lyrics.training")
 
@@ -155,7 +156,7 @@ def train_language(
 
 
 def train_lyrics_command(
-    *, minutes: float, out_dir: Path = CHECKPOINT_DIR, languages=("en", "zh"), log_path=None
+    *, minutes: float, out_dir: Path = CHECKPOINT_DIR, languages=LYRICS_LANGUAGES, log_path=None
 ) -> None:
     """Train every language in turn, ``minutes`` each at most, one thread; the progress
     lines also go to ``log_path`` (``docs/results/lyrics_training.log``)."""
