@@ -57,3 +57,8 @@ def test_split_syllables_rejoins_to_the_word(word, count):
 def test_estimates_are_positive(word):
     assert estimate_syllables(word) >= 1
     assert pronounce(word).syllables >= 1
+
+
+def test_vowelless_dictionary_words_still_get_a_syllable():
+    # CMUdict spells "sh" as SH alone: found by the property test above on a CI run
+    assert pronounce("sh").syllables == 1 and pronounce("sh").stresses == "1"

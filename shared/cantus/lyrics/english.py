@@ -58,7 +58,9 @@ def stressed_offsets(stresses: str, syllables: int) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=65536)
 def pronounce(word: str) -> Pronunciation:
     """The pronunciation of ``word`` (lower case)."""
-    phones = pronouncing.phones_for_word(word)
+    # CMUdict spells a few interjections ("sh", "hmm") without a vowel: no syllable to sing
+    # on, so they are estimated from their spelling like unknown words (one syllable)
+    phones = [p for p in pronouncing.phones_for_word(word) if pronouncing.stresses(p)]
     if phones:
         stresses = pronouncing.stresses(phones[0])
         return Pronunciation(
