@@ -24,7 +24,7 @@ from cantus.events.codec import (
     new_meta,
     topic_kind,
 )
-from cantus.security import kafka_client_options
+from cantus.kafka_clients import unmanaged_consumer
 from cantus.settings import Settings
 from cantus.v1 import events_pb2 as pb
 
@@ -60,13 +60,9 @@ class PieceEventRouter:
 
     async def start(self) -> None:
         topics = [getattr(self.settings.topics, kind) for kind in RELAYED_KINDS]
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=None,
-            enable_auto_commit=False,
+        self.consumer = unmanaged_consumer(
+            self.settings,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-            **kafka_client_options(self.settings),
         )
         await self.consumer.start()
         partitions = []

@@ -22,7 +22,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from cantus.events.codec import InvalidEvent
-from cantus.security import kafka_client_options
+from cantus.kafka_clients import unmanaged_consumer
 from cantus.settings import Settings
 from cantus.stations.config import (
     StationConfigError,
@@ -71,13 +71,9 @@ class StationDirectory:
 
     async def start(self) -> None:
         topics = [self.settings.topics.station_state, self.settings.topics.station_segment]
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+        self._consumer = unmanaged_consumer(
+            self.settings,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **kafka_client_options(self.settings),
         )
         await self._consumer.start()
         partitions = [

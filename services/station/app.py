@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 from cantus.events.codec import InvalidEvent, decode_event, encode_event, new_meta, topic_kind
+from cantus.kafka_clients import unmanaged_consumer
 from cantus.requests import RequestError, validate_compose_request
 from cantus.security import kafka_client_options
 from cantus.settings import Settings, load_settings
@@ -478,13 +479,7 @@ class StationService:
     async def restore(self) -> None:
         """Resume every station that was running, from its last snapshot."""
         topic = self.settings.topics.station_state
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-            **kafka_client_options(self.settings),
-        )
+        consumer = unmanaged_consumer(self.settings)
         await consumer.start()
         latest: dict[str, st.StationStatus] = {}
         try:
@@ -557,13 +552,9 @@ class StationService:
             topics.piece_completed,
             topics.dead_letter,
         ]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+        consumer = unmanaged_consumer(
+            self.settings,
             max_partition_fetch_bytes=4 * 1024 * 1024,
-            **kafka_client_options(self.settings),
         )
         await consumer.start()
         partitions = [

@@ -32,7 +32,8 @@ from cantus.events.codec import (
     now_ns,
     topic_kind,
 )
-from cantus.security import faust_credentials, kafka_client_options
+from cantus.kafka_clients import unmanaged_consumer
+from cantus.security import faust_credentials
 from cantus.settings import Settings, load_settings
 from cantus.v1 import events_pb2 as pb
 
@@ -313,7 +314,7 @@ class StreamService:
     async def _read_again(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """Records ``start`` .. ``end - 1`` of one partition, read by a side consumer that
         joins no group (so Faust's own consumer is left alone)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
         self.log.warning(
             "%s[%d]: offsets %d..%d were skipped by the consumer; reading them again",
@@ -323,13 +324,7 @@ class StreamService:
             end - 1,
         )
         tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.broker,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-            **kafka_client_options(self.settings),
-        )
+        consumer = unmanaged_consumer(self.settings)
         await consumer.start()
         records: list[Record] = []
         try:

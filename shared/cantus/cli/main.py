@@ -34,6 +34,19 @@ app.command("plan")(_plan)
 console = Console(stderr=True)
 
 
+def _invoked_command() -> str:
+    """The command line as typed, for the report that records how it was made."""
+    return " ".join(["cantus", *sys.argv[1:]])
+
+
+def _emit_report(text: str, out: Path | None) -> None:
+    """Print a Markdown report, and write it to ``out`` when given."""
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
 # --- the embedded stack ------------------------------------------------------------------------
 
 
@@ -247,12 +260,9 @@ def bench_station(
         bars=bars,
         buffer=buffer,
     )
-    command = " ".join(["cantus", *sys.argv[1:]])
+    command = _invoked_command()
     text = format_report(baseline, loaded, command=command, bars=bars, buffer=buffer)
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    _emit_report(text, out)
 
 
 @bench_app.command("pipeline")
@@ -273,11 +283,8 @@ def bench_pipeline(
         concurrency=concurrency,
         bars=bars,
     )
-    text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    text = format_report(report, command=_invoked_command())
+    _emit_report(text, out)
 
 
 @bench_app.command("decode")
@@ -298,11 +305,8 @@ def bench_decode(
         triton_address=triton,
         log=lambda line: console.print(line),
     )
-    text = format_report(report, command=" ".join(["cantus", *sys.argv[1:]]))
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    text = format_report(report, command=_invoked_command())
+    _emit_report(text, out)
 
 
 @eval_app.command("melody")
@@ -321,7 +325,7 @@ def eval_melody(
     from cantus.settings import load_settings
 
     torch.set_num_threads(2)
-    command = " ".join(["cantus", *sys.argv[1:]])
+    command = _invoked_command()
     report = run_melody_eval(
         checkpoint or load_settings().melody_checkpoint,
         pieces_per_setting=pieces,
@@ -347,17 +351,14 @@ def eval_harmony(
     from cantus.settings import load_settings
 
     settings = load_settings()
-    command = " ".join(["cantus", *sys.argv[1:]])
+    command = _invoked_command()
     report = run_harmony_eval(
         checkpoint or settings.harmony_checkpoint,
         cache_dir=settings.state_dir / "harmony",
         log=lambda line: console.print(line),
     )
     text = format_report(report, command=command)
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    _emit_report(text, out)
 
 
 @eval_app.command("lyrics")
@@ -371,17 +372,14 @@ def eval_lyrics(
     lines, Mandarin tone-contour agreement."""
     from cantus.eval.lyrics import format_report, run_lyrics_eval
 
-    command = " ".join(["cantus", *sys.argv[1:]])
+    command = _invoked_command()
     report = run_lyrics_eval(
         pieces=pieces,
         languages=tuple(language or LYRICS_LANGUAGES),
         log=lambda line: console.print(line),
     )
     text = format_report(report, command=command)
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    _emit_report(text, out)
 
 
 @bench_app.command("render")
@@ -406,7 +404,7 @@ def bench_render(
     with console.status(f"rendering {pieces} pieces…"):
         report = run_render_bench(pieces, preset=preset, bars=bars, seed=seed)
     wall = time.perf_counter() - started
-    command = " ".join(["cantus", *sys.argv[1:]])
+    command = _invoked_command()
     text = "\n".join(
         [
             "# Render benchmark",
@@ -428,10 +426,7 @@ def bench_render(
             "",
         ]
     )
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+    _emit_report(text, out)
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import tritonclient.grpc.aio as triton_aio
-from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.utils import InferenceServerException
+from tritonclient.grpc import InferRequestedOutput
+
+from cantus.triton_client import TritonModelClient, input_tensor
 
 
 class MelodyLMError(RuntimeError):
@@ -33,36 +33,11 @@ class SamplingOptions:
     tonal_emphasis: float = 0.0  # nats for tonic-triad notes on the beats (0..4)
 
 
-def _tensor(name: str, values: Sequence | np.ndarray, dtype: str, np_dtype) -> InferInput:
-    array = np.asarray(values, dtype=np_dtype)
-    tensor = InferInput(name, list(array.shape), dtype)
-    tensor.set_data_from_numpy(array)
-    return tensor
-
-
-class MelodyLMClient:
+class MelodyLMClient(TritonModelClient):
     """``async for token in client.stream_tokens(prompt, n_bars=16, seed=7): …``"""
 
     def __init__(self, address: str, model_name: str = "melody_lm") -> None:
-        self.address = address
-        self.model_name = model_name
-        self._client: triton_aio.InferenceServerClient | None = None
-
-    def _connection(self) -> triton_aio.InferenceServerClient:
-        if self._client is None:
-            self._client = triton_aio.InferenceServerClient(self.address)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
-    async def ready(self) -> bool:
-        try:
-            return await self._connection().is_model_ready(self.model_name)
-        except InferenceServerException:
-            return False
+        super().__init__(address, model_name)
 
     async def stream_tokens(
         self,
@@ -75,15 +50,15 @@ class MelodyLMClient:
     ) -> AsyncIterator[int]:
         """Yield each sampled token id; ends after the model's final response."""
         inputs = [
-            _tensor("PROMPT", list(prompt), "INT32", np.int32),
-            _tensor("N_BARS", [n_bars], "INT32", np.int32),
-            _tensor("SEED", [seed % (2**63)], "INT64", np.int64),
-            _tensor("TEMPERATURE", [options.temperature], "FP32", np.float32),
-            _tensor("TOP_K", [options.top_k], "INT32", np.int32),
-            _tensor("TOP_P", [options.top_p], "FP32", np.float32),
-            _tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
-            _tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
-            _tensor("TONAL_EMPHASIS", [options.tonal_emphasis], "FP32", np.float32),
+            input_tensor("PROMPT", list(prompt), "INT32", np.int32),
+            input_tensor("N_BARS", [n_bars], "INT32", np.int32),
+            input_tensor("SEED", [seed % (2**63)], "INT64", np.int64),
+            input_tensor("TEMPERATURE", [options.temperature], "FP32", np.float32),
+            input_tensor("TOP_K", [options.top_k], "INT32", np.int32),
+            input_tensor("TOP_P", [options.top_p], "FP32", np.float32),
+            input_tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
+            input_tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
+            input_tensor("TONAL_EMPHASIS", [options.tonal_emphasis], "FP32", np.float32),
         ]
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()
