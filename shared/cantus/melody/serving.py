@@ -142,7 +142,9 @@ class MelodyServing:
         sequence stays faster in fp32); 0 keeps every step in fp32."""
         if kv_cache_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"kv_cache_dtype must be float32 or bfloat16, not {kv_cache_dtype!r}")
-        torch.set_num_threads(torch_threads)
+        # The loading thread stays single-threaded: only the engine thread, which runs every
+        # forward, gets ``torch_threads`` (see DecodeEngine._run).
+        torch.set_num_threads(1)
         model, tokenizer, metadata = load_melody_checkpoint(checkpoint, device=device)
         if bfloat16_from_batch > 0:
             model.keep_bfloat16_copies(bfloat16_from_batch)
@@ -152,6 +154,7 @@ class MelodyServing:
             max_batch=max_batch,
             device=device,
             kv_dtype=getattr(torch, kv_cache_dtype),
+            torch_threads=torch_threads,
         )
         return cls(
             engine,
