@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     )
     melody_checkpoint: Path = CHECKPOINTS / "melody_lm.pt"
     melody_max_batch: int = Field(32, ge=1, le=256)
+    # Intra-op threads of the melody model in a Triton started here (None: its config.pbtxt
+    # value, meant for a Triton with cores of its own). The local stack runs every service on
+    # the same cores, and two OpenMP threads stall at each barrier whenever another process
+    # holds one of them (measured on 2 cores: from ~180 to ~9 decode steps/s), so it takes 1.
+    melody_torch_threads: int | None = Field(1, ge=1, le=64)
     # Chosen on 60–80 pieces per `cantus eval melody` setting: 1.0–2.0 lifted key agreement
     # from 42–88 % to 80–100 % with little loss of pitch variety (docs/results/melody_eval.md).
     melody_tonal_emphasis: float = Field(

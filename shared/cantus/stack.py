@@ -100,6 +100,8 @@ def triton_environment(settings: Settings) -> dict[str, str]:
         [str(REPO_ROOT / "shared"), str(REPO_ROOT), *site.getsitepackages()]
     )
     env["CANTUS_MELODY_CHECKPOINT"] = str(settings.melody_checkpoint)
+    if settings.melody_torch_threads is not None:
+        env["CANTUS_MELODY_TORCH_THREADS"] = str(settings.melody_torch_threads)
     return env
 
 

@@ -147,3 +147,27 @@ def test_prompt_the_grammar_refuses_is_an_input_error(serving):
             on_error=print,
             is_cancelled=lambda: False,
         )
+
+
+def test_a_failing_send_ends_only_its_own_request(serving):
+    """Responses go out on the delivery thread: a send that raises (the client went away)
+    cancels that request in the engine, and the next request is served as usual."""
+    calls: list[bool] = []
+    done = threading.Event()
+
+    def broken(batch, finished):
+        calls.append(finished)
+        if finished:
+            done.set()
+        raise ConnectionError("client went away")
+
+    serving.submit(
+        inputs(N_BARS=np.array([8], np.int32)),
+        on_tokens=broken,
+        on_error=print,
+        is_cancelled=lambda: False,
+    )
+    assert done.wait(30)
+    assert calls[0] is False and calls[-1] is True
+    assert len(calls) < 8  # cancelled after its first response, not all 8 bars sent
+    assert stream(serving, inputs())[1] == [True]

@@ -147,6 +147,8 @@ def run_decode_bench(
                 triton_metrics_port=ports[2],
                 triton_grpc=f"127.0.0.1:{ports[1]}",
                 melody_checkpoint=checkpoint,
+                # Triton alone on the machine: the thread count of melody_lm's config.pbtxt
+                melody_torch_threads=None,
             )
             stack = Stack(settings)
             log("starting Triton…")

@@ -94,14 +94,16 @@ class KVCache:
         self.lengths[slot] = 0
 
 
-def _step_linear(x: torch.Tensor, layer: nn.Linear, low_precision: bool) -> torch.Tensor:
-    """``layer(x)`` for a decode step; with ``low_precision`` through the layer's bfloat16
-    copy (``MelodyLM.keep_bfloat16_copies``): a batched step's matrix products run twice as
-    fast in bf16 on CPUs with AMX, while a single row is faster in fp32."""
-    if not low_precision:
-        return F.linear(x, layer.weight, layer.bias)
-    weight, bias = layer.bfloat16_copy  # type: ignore[attr-defined]
-    return F.linear(x.to(torch.bfloat16), weight, bias).to(x.dtype)
+def _step_linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """``layer(x)`` for a decode step. A bfloat16 ``x`` goes through the layer's bfloat16
+    copy (``MelodyLM.keep_bfloat16_copies``) and gives bfloat16: a batched step's matrix
+    products run twice as fast in bf16 on CPUs with AMX, while a single row is faster in
+    fp32. A batched step stays in bf16 from each layer norm to the residual add, since on a
+    [32, 256] activation every dtype conversion costs about as much as a GEMM's dispatch."""
+    copy = getattr(layer, "bfloat16_copy", None)
+    if copy is not None and x.dtype == torch.bfloat16:
+        return F.linear(x, *copy)
+    return F.linear(x, layer.weight, layer.bias)
 
 
 class _SelfAttention(nn.Module):
@@ -154,8 +156,7 @@ class _SelfAttention(nn.Module):
         Written with functional calls and views: at batch 1 the per-operation overhead, not
         arithmetic, sets the time per token."""
         batch = x.shape[0]
-        low_precision = batch >= self.low_precision_batch
-        qkv = _step_linear(x, self.qkv, low_precision).view(batch, 3, self.n_heads, self.head_dim)
+        qkv = _step_linear(x, self.qkv).view(batch, 3, self.n_heads, self.head_dim)
         # keys and values in one write; the cache may hold them in a narrower dtype (bf16
         # halves the memory a long batched step reads, which bounds its attention time)
         if batch == 1 and span is not None:  # one sequence: its position is context - 1
@@ -167,8 +168,8 @@ class _SelfAttention(nn.Module):
         keys = cache[0, rows, :, :context]
         values = cache[1, rows, :, :context]
         query = qkv[:, 0, :, None].to(cache.dtype)
-        y = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible).to(x.dtype)
-        return _step_linear(y.view(batch, 1, -1), self.out, low_precision)
+        y = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible)
+        return _step_linear(y.to(x.dtype).view(batch, 1, -1), self.out)
 
 
 class _Block(nn.Module):
@@ -201,18 +202,21 @@ class _Block(nn.Module):
         span: slice | None = None,
     ) -> torch.Tensor:
         ln_attention, ln_mlp = self.ln_attention, self.ln_mlp
+        # the residual stream and layer norms stay fp32; a batched step's linear layers and
+        # attention run in bf16 between them (see _step_linear)
+        low_precision = x.shape[0] >= self.attention.low_precision_batch
+        compute_dtype = torch.bfloat16 if low_precision else x.dtype
         normed = F.layer_norm(
             x,
             ln_attention.normalized_shape,
             ln_attention.weight,
             ln_attention.bias,
             ln_attention.eps,
-        )
+        ).to(compute_dtype)
         x = x + self.attention.step(normed, cache, slots, positions, context, visible, span)
         normed = F.layer_norm(x, ln_mlp.normalized_shape, ln_mlp.weight, ln_mlp.bias, ln_mlp.eps)
-        low_precision = x.shape[0] >= self.attention.low_precision_batch
-        hidden = F.gelu(_step_linear(normed, self.mlp[0], low_precision))
-        return x + _step_linear(hidden, self.mlp[2], low_precision)
+        hidden = F.gelu(_step_linear(normed.to(compute_dtype), self.mlp[0]))
+        return x + _step_linear(hidden, self.mlp[2])
 
 
 class MelodyLM(nn.Module):

@@ -51,7 +51,10 @@ class TritonPythonModel:
         self.serving = MelodyServing.load(
             Path(checkpoint),
             max_batch=int(parameters.get("max_batch", "32")),
-            torch_threads=int(parameters.get("torch_threads", "2")),
+            torch_threads=int(
+                os.environ.get("CANTUS_MELODY_TORCH_THREADS")
+                or parameters.get("torch_threads", "2")
+            ),
             device=device,
             kv_cache_dtype=parameters.get("kv_cache_dtype", "bfloat16"),
             bfloat16_from_batch=int(parameters.get("bfloat16_from_batch", "0")),
@@ -88,6 +91,7 @@ class TritonPythonModel:
 
 def _send(sender, tokens, finished):
     # Raising here ends this request in the engine (the client went away); others go on.
+    # Runs on MelodyServing's delivery thread, not the decode engine's.
     response = pb_utils.InferenceResponse(
         output_tensors=[
             pb_utils.Tensor("TOKENS", np.asarray(tokens, dtype=np.int32)),
