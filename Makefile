@@ -20,8 +20,9 @@ setup: $(VENV)/.installed $(GENERATED)
 # FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets),
 # fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text,
 # ffmpeg (stations' HLS encoding; ffprobe in their tests), chromium (the web player's test).
+# abcmidi and abcm2ps: their chord-annotated example tunes test the harmony model's styles.
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium
+	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

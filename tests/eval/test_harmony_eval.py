@@ -84,3 +84,46 @@ def test_voiced_slices_put_the_voicing_under_the_tune():
     for voices in slices:
         assert voices is not None and len(voices) == 4
         assert list(voices) == sorted(voices)  # the alto stays under the soprano
+
+
+def test_control_profile_counts_functions_sevenths_and_harmonic_rhythm():
+    from dataclasses import replace
+
+    from cantus.eval.harmony import (
+        beats_differing,
+        chord_agreement,
+        chord_changes,
+        chord_function,
+        chord_profile,
+    )
+    from cantus.harmony.dataset import HarmonizedTune
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy, Style
+
+    c_major, a_minor = Key(0, Mode.MAJOR), Key(9, Mode.MINOR)
+    assert [
+        chord_function(ChordSymbol.parse(n), c_major) for n in ("C", "F7", "G/B", "Am", "D")
+    ] == [
+        "I",
+        "IV",
+        "V",
+        "vi",
+        None,
+    ]
+    assert chord_function(ChordSymbol.parse("F"), a_minor) == "vi"  # VI in minor
+    progression = chords("C", "C", "G7", "G7", "Am", "Fsus4", "C/E", "C")
+    assert chord_changes(progression) == 4  # C/E to C is no change
+    bars = quarters(60, 60, 62, 62, 64, 65, 64, 60)
+    tune = HarmonizedTune(
+        "t", "test", Style.FOLK, Energy.MID, c_major, 100.0, tuple(bars), (), (), "test"
+    )
+    profile = chord_profile([(tune, progression)])
+    assert profile["I"] == pytest.approx(4 / 8)
+    assert profile["V"] == profile["7ths"] == pytest.approx(2 / 8)
+    assert profile["vi"] == profile["sus"] == pytest.approx(1 / 8)
+    assert profile["changes/bar"] == pytest.approx(2.0)
+    assert profile["CC"] == 4
+    other = chords("C", "C", "G", "G", "Am", "F", "C", "C")
+    assert chord_agreement(other, progression) == pytest.approx(5 / 8)
+    assert beats_differing([other], [progression]) == pytest.approx(3 / 8)
+    assert chord_profile([(replace(tune, bars=()), [])])["I"] == 0.0

@@ -202,13 +202,14 @@ def train_melody(
 
 @train_app.command("harmony")
 def train_harmony(
-    steps: Annotated[int, typer.Option(help="Optimiser steps (the checkpoint: 2400)")] = 2400,
+    steps: Annotated[int, typer.Option(help="Optimiser steps (the checkpoint: 3600)")] = 3600,
     minutes: Annotated[float, typer.Option(help="Safety cap on wall-clock time")] = 20.0,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
-    """Train the harmony model on the Bach chorales (and chord-annotated tunes) shipped in
-    music21; reproduces shared/cantus/checkpoints/harmony_gru.pt."""
+    """Train the harmony model on the Bach chorales shipped in music21 and folk and celtic
+    melodies with derived chords (cantus.harmony.dataset); reproduces
+    shared/cantus/checkpoints/harmony_gru.pt."""
     from cantus.harmony.training import train_harmony as run_training
     from cantus.settings import load_settings
 
@@ -346,8 +347,14 @@ def eval_harmony(
     checkpoint: Annotated[Path | None, typer.Option(help="Harmony checkpoint")] = None,
 ) -> None:
     """Held-out chorales, soprano given: the model, Bach, the rule-based harmoniser and an
-    HMM side by side (CHE, CC, CTD, CTnCTR, PCS, MCTD, root agreement, parallels)."""
-    from cantus.eval.harmony import format_report, run_harmony_eval
+    HMM side by side (CHE, CC, CTD, CTnCTR, PCS, MCTD, root agreement, parallels); then the
+    style and energy controls' effect on the same held-out melodies."""
+    from cantus.eval.harmony import (
+        format_controls,
+        format_report,
+        run_controls_eval,
+        run_harmony_eval,
+    )
     from cantus.settings import load_settings
 
     settings = load_settings()
@@ -357,7 +364,12 @@ def eval_harmony(
         cache_dir=settings.state_dir / "harmony",
         log=lambda line: console.print(line),
     )
-    text = format_report(report, command=command)
+    controls = run_controls_eval(
+        checkpoint or settings.harmony_checkpoint,
+        cache_dir=settings.state_dir / "harmony",
+        log=lambda line: console.print(line),
+    )
+    text = format_report(report, command=command) + "\n" + format_controls(controls)
     _emit_report(text, out)
 
 

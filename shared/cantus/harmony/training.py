@@ -3,7 +3,10 @@
 Each training example is a window of up to ``CONTEXT_BEATS`` beats of one tune, ending at
 a barline, left-padded the way the service pads its requests (``cantus.harmony.context``).
 Every beat is a target: its chord class (cross-entropy, beats without a readable chord
-ignored) and its inversion. The features are key-relative, so transposing a tune to
+ignored) and its inversion. A batch draws its tunes style by style (``STYLE_SHARE``: half
+chorales, a quarter each folk and celtic) so the 330 chorales are not drowned by the
+derived folk and celtic tunes (``cantus.harmony.dataset``); validation loss is the mean
+of the per-style losses. The features are key-relative, so transposing a tune to
 another key changes only its register; each window is transposed by a random -6..+5
 semitones (key-transposition augmentation of the register feature). Single-threaded, about a
 minute; the model with the best validation loss is kept.
@@ -28,9 +31,13 @@ from cantus.harmony.dataset import HarmonizedTune, load_or_build_dataset
 from cantus.harmony.features import FEATURES, REGISTER_COLUMN, bar_features
 from cantus.harmony.model import HarmonyNet, HarmonyNetConfig, save_harmony_checkpoint
 from cantus.harmony.vocabulary import NO_CHORD, chord_inversion, chord_to_class
+from cantus.music.styles import Style
 
-TRAIN_COMMAND = "cantus train harmony --steps 2400 --seed 0"
+TRAIN_COMMAND = "cantus train harmony --steps 3600 --seed 0"
 """The command that made the committed checkpoint."""
+TRAIN_STEPS = 3600
+STYLE_SHARE = {Style.CHORALE: 0.5, Style.FOLK: 0.25, Style.CELTIC: 0.25}
+"""Share of each style among the tunes of a training batch."""
 
 
 @dataclass(frozen=True)
@@ -141,11 +148,17 @@ def dataset_hash(tunes: list[HarmonizedTune]) -> str:
     return hashlib.sha1(ids.encode()).hexdigest()[:12]
 
 
+def _evaluate_by_style(
+    net: HarmonyNet, tunes: dict[Style, list[EncodedTune]]
+) -> dict[Style, tuple[float, float]]:
+    return {style: _evaluate(net, encoded) for style, encoded in tunes.items() if encoded}
+
+
 def train_harmony(
     *,
     out: Path,
     cache_dir: Path,
-    steps: int = 2400,
+    steps: int = TRAIN_STEPS,
     minutes: float = 20.0,
     seed: int = 0,
     config: HarmonyNetConfig | None = None,
@@ -159,15 +172,19 @@ def train_harmony(
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tunes = load_or_build_dataset(cache_dir)
-    train = [encode_tune(t) for t in tunes if t.split == "train"]
-    valid = [encode_tune(t) for t in tunes if t.split == "valid"]
+    train, valid = (
+        {s: [encode_tune(t) for t in tunes if t.split == split and t.style is s] for s in Style}
+        for split in ("train", "valid")
+    )
+    styles = [s for s in STYLE_SHARE if train[s]]
+    shares = [STYLE_SHARE[s] for s in styles]
     net = HarmonyNet(config or HarmonyNetConfig())
     optimiser = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.05)
     deadline = time.monotonic() + minutes * 60
     best: dict[str, Any] = {"valid_loss": float("inf")}
     started, step = time.monotonic(), 0
     while step < steps and time.monotonic() < deadline:
-        chosen = [rng.choice(train) for _ in range(batch_size)]
+        chosen = [rng.choice(train[s]) for s in rng.choices(styles, shares, k=batch_size)]
         ends = [rng.choice(t.bar_ends) for t in chosen]
         shifts = [rng.randrange(-6, 6) for _ in chosen]
         loss, _, _ = _loss(net, window_batch(chosen, ends, shifts))
@@ -177,15 +194,24 @@ def train_harmony(
         optimiser.step()
         step += 1
         if step % 200 == 0:
-            valid_loss, valid_accuracy = _evaluate(net, valid)
+            by_style = _evaluate_by_style(net, valid)
+            valid_loss = float(np.mean([loss for loss, _ in by_style.values()]))
+            valid_accuracy = by_style[Style.CHORALE][1]
             log(
                 f"step {step} train loss {loss.item():.3f} valid loss {valid_loss:.3f} "
-                f"chord accuracy {valid_accuracy:.3f} ({time.monotonic() - started:.0f} s)"
+                + " ".join(
+                    f"{style.value} {loss:.3f}/{accuracy:.3f}"
+                    for style, (loss, accuracy) in by_style.items()
+                )
+                + f" ({time.monotonic() - started:.0f} s)"
             )
             if valid_loss < best["valid_loss"]:
                 best = {
                     "valid_loss": valid_loss,
                     "valid_chord_accuracy": valid_accuracy,
+                    "valid_chord_accuracy_by_style": {
+                        style.value: round(accuracy, 4) for style, (_, accuracy) in by_style.items()
+                    },
                     "step": step,
                     "state": {k: v.clone() for k, v in net.state_dict().items()},
                 }
@@ -196,8 +222,9 @@ def train_harmony(
         "best_step": best.get("step"),
         "valid_loss": best.get("valid_loss"),
         "valid_chord_accuracy": best.get("valid_chord_accuracy"),
-        "train_tunes": len(train),
-        "valid_tunes": len(valid),
+        "valid_chord_accuracy_by_style": best.get("valid_chord_accuracy_by_style"),
+        "train_tunes": {s.value: len(train[s]) for s in Style},
+        "valid_tunes": {s.value: len(valid[s]) for s in Style},
         "dataset": dataset_hash(tunes),
         "seed": seed,
         "command": TRAIN_COMMAND,
