@@ -16,10 +16,10 @@ from cantus.melody.serving import (
     EXPECTED_OUTPUTS,
     MelodyServing,
     RequestInputError,
-    check_model_config,
     parse_decode_request,
 )
 from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.model_config import check_model_config
 from cantus.music.notes import Key, Meter
 from cantus.music.styles import Energy, Style
 

@@ -46,16 +46,6 @@ class RequestInputError(ValueError):
     """A request's input tensor is missing or out of range; the message names it."""
 
 
-def check_model_config(config: Mapping, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` unless the Triton config declares exactly these inputs/outputs."""
-    declared_inputs = {entry["name"] for entry in config.get("input", [])}
-    declared_outputs = {entry["name"] for entry in config.get("output", [])}
-    if declared_inputs != set(inputs):
-        raise ValueError(f"inputs {sorted(declared_inputs)} != expected {sorted(inputs)}")
-    if declared_outputs != set(outputs):
-        raise ValueError(f"outputs {sorted(declared_outputs)} != expected {sorted(outputs)}")
-
-
 def _scalar(inputs: Mapping[str, np.ndarray], name: str, default=None):  # type: ignore[no-untyped-def]
     array = inputs.get(name)
     if array is None:

@@ -24,7 +24,7 @@ from cantus.lyrics.serving import (  # noqa: E402
     LyricServing,
     ScoringInputError,
 )
-from cantus.melody.serving import check_model_config  # noqa: E402
+from cantus.model_config import check_model_config  # noqa: E402
 
 
 class TritonPythonModel:

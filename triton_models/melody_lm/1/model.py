@@ -26,8 +26,8 @@ from cantus.melody.serving import (  # noqa: E402
     EXPECTED_OUTPUTS,
     MelodyServing,
     RequestInputError,
-    check_model_config,
 )
+from cantus.model_config import check_model_config  # noqa: E402
 
 
 class TritonPythonModel:
