@@ -3,6 +3,9 @@ station's last snapshot and stream segments that the gRPC calls and the HTTP sid
 
 The directory reads ``cantus.station.state`` and ``cantus.station.segment`` from the start
 with no consumer group, so any gateway replica, restarted or not, serves every station.
+It keeps each station's segments of the last ``Settings.station_segment_retention_s``, the
+same setting as the segment topic's retention, so that a replica that has run for days and
+one that has just read the topic back list the same segments.
 Commands and feedback go to Kafka for the station service; a call waits (briefly) until
 the station's next snapshot shows their effect.
 """
@@ -15,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import yaml
@@ -37,8 +40,6 @@ from cantus.v1 import station_pb2_grpc as st_grpc
 
 log = logging.getLogger("cantus.gateway.stations")
 
-MAX_SEGMENTS_KEPT = 1800
-"""Segments kept per station (about two hours at 4 s): the playlist slides past older ones."""
 WAIT_FOR_STATION_S = 15.0
 
 
@@ -47,12 +48,43 @@ class StationStream:
     status: st.StationStatus | None = None
     segments: OrderedDict[int, st.StationSegment] | None = None
     changed: asyncio.Event | None = None
+    published_ms: dict[int, int] = field(default_factory=dict)
+    """sequence → Kafka timestamp of its record (what the topic's retention goes by)."""
+    seconds: float = 0.0
+    """Audio in ``segments``, seconds."""
+    newest_ms: int = 0
+    """The latest of ``published_ms``."""
+    discontinuity_sequence: int = 0
+    """Discontinuity tags that left the playlist's head (HLS ``EXT-X-DISCONTINUITY-SEQUENCE``,
+    by which players line up discontinuities across reloads). A segment's tag goes when it
+    becomes the window's first segment, since no tag precedes the first."""
 
     def entries(self) -> list[SegmentEntry]:
         return [
             SegmentEntry(s.sequence, s.duration_seconds, s.discontinuity)
             for s in (self.segments or {}).values()
         ]
+
+    def add_segment(self, segment: st.StationSegment, published_ms: int, window_s: float) -> None:
+        """Keep ``segment``; drop the oldest ones published more than ``window_s`` before the
+        newest (the topic's own rule) or beyond ``window_s`` of audio (a bound on memory even
+        when records' timestamps bunch up), so the playlist slides past them."""
+        assert self.segments is not None
+        if segment.sequence in self.segments:
+            self.seconds -= self.segments[segment.sequence].duration_seconds
+        self.segments[segment.sequence] = segment
+        self.published_ms[segment.sequence] = published_ms
+        self.seconds += segment.duration_seconds
+        self.newest_ms = max(self.newest_ms, published_ms)
+        oldest_kept_ms = self.newest_ms - window_s * 1000
+        while len(self.segments) > 1:
+            sequence, oldest = next(iter(self.segments.items()))
+            if self.seconds <= window_s and self.published_ms[sequence] >= oldest_kept_ms:
+                break
+            del self.segments[sequence]
+            del self.published_ms[sequence]
+            self.seconds -= oldest.duration_seconds
+            self.discontinuity_sequence += next(iter(self.segments.values())).discontinuity
 
 
 class StationDirectory:
@@ -107,26 +139,30 @@ class StationDirectory:
 
     async def _follow(self) -> None:
         assert self._consumer is not None
-        state_topic = self.settings.topics.station_state
         async for record in self._consumer:
-            kind = "station_state" if record.topic == state_topic else "station_segment"
-            try:
-                message = decode_station_record(kind, record.value, record.headers)
-            except InvalidEvent as error:
-                log.warning("skipping a bad %s record: %s", kind, error)
-                continue
-            if kind == "station_state":
-                stream = self.stream(message.name)  # type: ignore[attr-defined]
-                stream.status = message  # type: ignore[assignment]
-            else:
-                stream = self.stream(message.station)  # type: ignore[attr-defined]
-                assert stream.segments is not None
-                stream.segments[message.sequence] = message  # type: ignore[attr-defined]
-                while len(stream.segments) > MAX_SEGMENTS_KEPT:
-                    stream.segments.popitem(last=False)
-            assert stream.changed is not None
-            stream.changed.set()
-            stream.changed = asyncio.Event()
+            self.on_record(record.topic, record.value, record.headers, record.timestamp)
+
+    def on_record(self, topic: str, value: bytes | None, headers, timestamp_ms: int) -> None:  # type: ignore[no-untyped-def]
+        """Take in one record of the state or segment topic."""
+        kind = "station_state" if topic == self.settings.topics.station_state else "station_segment"
+        try:
+            message = decode_station_record(kind, value, headers)
+        except InvalidEvent as error:
+            log.warning("skipping a bad %s record: %s", kind, error)
+            return
+        if kind == "station_state":
+            stream = self.stream(message.name)  # type: ignore[attr-defined]
+            stream.status = message  # type: ignore[assignment]
+        else:
+            stream = self.stream(message.station)  # type: ignore[attr-defined]
+            stream.add_segment(
+                message,  # type: ignore[arg-type]
+                timestamp_ms,
+                self.settings.station_segment_retention_s,
+            )
+        assert stream.changed is not None
+        stream.changed.set()
+        stream.changed = asyncio.Event()
 
     async def wait_for(self, name: str, check, timeout_s: float) -> st.StationStatus | None:  # type: ignore[no-untyped-def]
         """The station's snapshot once ``check(status)`` holds, or the last one on timeout."""

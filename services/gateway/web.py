@@ -150,7 +150,12 @@ class GatewayWeb:
     async def stations(self, request: web.Request) -> web.Response:
         return web.json_response(
             [
-                {"name": name, "running": s.status.running, "pieces": len(s.status.program)}
+                # the program is a window of recent pieces; the counter has them all
+                {
+                    "name": name,
+                    "running": s.status.running,
+                    "pieces": max(s.status.next_position, len(s.status.program)),
+                }
                 for name, s in sorted(self.directory.stations.items())
                 if s.status is not None
             ]
@@ -166,7 +171,11 @@ class GatewayWeb:
     async def playlist(self, request: web.Request) -> web.Response:
         status = self._status(request)
         stream = self.directory.stations[status.name]
-        text = media_playlist(stream.entries(), ended=not status.running)
+        text = media_playlist(
+            stream.entries(),
+            ended=not status.running,
+            discontinuity_sequence=stream.discontinuity_sequence,
+        )
         return web.Response(
             text=text, content_type=HLS_MEDIA_TYPE, headers={"Cache-Control": "no-cache"}
         )

@@ -14,7 +14,9 @@ playback, the buffer) and its own long-lived encoder, and the state of one stati
 record, so a Faust table adds nothing. State survives a restart: on start the service reads
 the last snapshot of every station from ``cantus.station.state`` and resumes; the audio of a
 piece it was streaming is then read back from the piece store (the segments it saw before
-are gone with the process), and the stream gets an HLS discontinuity.
+are gone with the process), and the stream gets an HLS discontinuity. A snapshot keeps a
+bounded window of the program (``cantus.stations.program``, ``Settings.station_*``), so it
+fits one Kafka record however long the station runs.
 
 One replica serves every station (the command topic is read by one consumer group member);
 spreading stations over replicas would partition them by station name.
@@ -46,7 +48,7 @@ from cantus.stations.config import StationConfigError, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
 from cantus.stations.measure import measure_midi, step_problems
 from cantus.stations.mixing import StationMixer, resample
-from cantus.stations.program import Program, new_status
+from cantus.stations.program import Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
 from cantus.storage import StorageError, piece_store
 from cantus.streaming import configure_logging
@@ -79,7 +81,7 @@ class StationWorker:
 
     def __init__(self, service: StationService, status: st.StationStatus) -> None:
         self.service = service
-        self.program = Program(status)
+        self.program = Program(status, SnapshotLimits.from_settings(service.settings))
         self.name = status.name
         self.mixer = StationMixer(SAMPLE_RATE, self.program.config.crossfade_seconds)
         self.segmenter: HlsSegmenter | None = None
@@ -180,8 +182,7 @@ class StationWorker:
             validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
         except RequestError as error:
             if error.field != "lyrics_theme":
-                entry.status = "rejected"
-                entry.reason = str(error)
+                self.program.reject(piece_id, str(error))
                 self.dirty = True
                 return
             # This server refuses the theme (e.g. too long for it): the piece goes without lyrics.
@@ -214,6 +215,7 @@ class StationWorker:
                 total = self.requested_bars.get(piece_id, message.spec.bars)
                 if len(bars) >= total and entry.status == "requested":
                     pitches = [p for i in sorted(bars) for p in bars[i]]
+                    del self.melodies[piece_id]  # checked once: its notes are not needed again
                     self._check_melody(piece_id, pitches)
             elif isinstance(message, pb.RenderSegment):
                 if not message.audio:
@@ -307,8 +309,7 @@ class StationWorker:
                 # Its segments went by before this process saw them: read the stored audio.
                 frames = await asyncio.to_thread(self.service.stored_audio, piece_id)
                 if frames is None:
-                    entry.status = "rejected"
-                    entry.reason = "its audio is missing from the piece store"
+                    self.program.reject(piece_id, "its audio is missing from the piece store")
                     self.dirty = True
                     continue
                 skip = int(entry.fed_seconds * SAMPLE_RATE)

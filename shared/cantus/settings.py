@@ -197,6 +197,45 @@ class Settings(BaseSettings):
         True, description="store piece.musicxml, and piece.pdf/piece.png engraved by LilyPond"
     )
 
+    # --- stations ------------------------------------------------------------------------
+    # A station's snapshot is one Kafka record (1 MB at most), so it holds a window of its
+    # program, not all of it. With the defaults it measures ~0.17 MB for 16-bar pieces and
+    # ~0.31 MB at most for any length (1000 fingerprints of at most 256 one-byte steps, and
+    # ~100 entries of ~250 B; tests/stations/test_snapshot.py). The maxima keep even the
+    # largest settings near 0.75 MB: 2000 fingerprints of 256 steps and 500 entries.
+    station_history_pieces: int = Field(
+        100,
+        ge=1,
+        le=500,
+        description="played or rejected pieces a station snapshot keeps (its feeds' history) "
+        "besides those still to play: about an hour of 16-bar pieces",
+    )
+    station_fingerprints: int = Field(
+        1000,
+        ge=1,
+        le=2000,
+        description="most recent accepted melodies a station checks a new one against for "
+        "near-duplicates: half a day of 16-bar pieces, longer than a listener stays",
+    )
+    station_fingerprint_intervals: int = Field(
+        256,
+        ge=16,
+        le=256,
+        description="steps of a melody its fingerprint keeps (the first ones; the check "
+        "compares as many of the new melody's): 32 bars of quavers, so exact for most pieces",
+    )
+    # One value for both ends of the segment topic: its retention (deploy/k8s topics.yaml,
+    # checked by cantus.deploy.manifests) and the gateway's in-memory window. A gateway that
+    # kept more than the topic retains would serve a longer playlist than a replica that
+    # (re)started from the topic, so replicas would disagree about the same station.
+    station_segment_retention_s: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description="seconds of HLS segments the cantus.station.segment topic retains and "
+        "the gateway keeps (and lists) per station",
+    )
+
     # --- piece store ---------------------------------------------------------------------
     s3_bucket: str | None = Field(
         None, description="keep finished pieces in this S3 bucket instead of data_dir"

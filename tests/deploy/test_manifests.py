@@ -84,6 +84,18 @@ def test_a_topic_off_the_partition_count_fails(rendered: tuple[str, list[dict]])
     assert any("cantus.dead-letter has 1 partitions" in m for m in messages)
 
 
+def test_a_segment_retention_off_the_gateway_window_fails(
+    rendered: tuple[str, list[dict]],
+) -> None:
+    overlay, docs = rendered  # the rendered ones agree: test_overlay_is_clean
+
+    def lengthen(docs: list[dict]) -> None:
+        _find(docs, "KafkaTopic", "station-segment")["spec"]["config"]["retention.ms"] = 7200000
+
+    messages = _messages(overlay, _broken(docs, lengthen))
+    assert any("retention.ms is 7200000, CANTUS_STATION_SEGMENT_RETENTION_S" in m for m in messages)
+
+
 def test_a_missing_topic_fails(rendered: tuple[str, list[dict]]) -> None:
     overlay, docs = rendered
     without = [

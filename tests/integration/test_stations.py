@@ -154,8 +154,9 @@ def test_station_streams_hls_that_ffmpeg_reads(stations, http_base, stack):
     mp3 = get(first_url)
     assert mp3[:3] == b"ID3" or (mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0)
 
-    # No two delivered pieces share a melody.
-    melodies = [list(e.melody_intervals) for e in streamed(status)]
+    # No two delivered pieces share a melody (the snapshot's fingerprints hold them).
+    fingerprints = {f.piece_id: list(f.intervals) for f in status.fingerprints}
+    melodies = [fingerprints.get(e.piece_id) for e in streamed(status)]
     assert all(melodies)
     for i, a in enumerate(melodies):
         for b in melodies[i + 1 :]:

@@ -78,3 +78,10 @@ def test_m3u_lists_delivered_pieces_with_metadata():
     assert text.startswith("#EXTM3U")
     assert "http://h/pieces/a/piece.mp3" in text and "/c/" not in text
     assert "#EXTINF:10,A (C major, 100 BPM" in text
+
+
+def test_a_sliding_playlist_is_live_and_counts_the_discontinuities_it_dropped():
+    segments = [SegmentEntry(40, 4.0, True), SegmentEntry(41, 4.0, False)]
+    text = media_playlist(segments, ended=False, discontinuity_sequence=2)
+    assert "#EXT-X-PLAYLIST-TYPE" not in text  # an EVENT playlist may never drop a segment
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:2" in text.splitlines()

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as strategies
 
 from cantus.stations.novelty import (
+    MelodyIndex,
     interval_ngrams,
     most_similar,
     pitches_to_intervals,
@@ -48,3 +49,23 @@ def test_most_similar_picks_the_closest():
     earlier = [("a", pitches_to_intervals([60, 67, 60, 67, 60, 67])), ("b", tune)]
     assert most_similar(tune, earlier) == ("b", 1.0)
     assert most_similar(tune, []) is None
+
+
+any_melodies = strategies.lists(strategies.integers(48, 84), min_size=1, max_size=64)
+
+
+@given(strategies.lists(any_melodies, max_size=12), any_melodies, strategies.integers(0, 11))
+def test_the_index_scores_as_comparing_with_every_melody(earlier, candidate, removed):
+    ids = [f"p{i}" for i in range(len(earlier))]
+    pairs = [(i, pitches_to_intervals(m)) for i, m in zip(ids, earlier, strict=True)]
+    index = MelodyIndex()
+    for piece_id, intervals in pairs:
+        index.add(piece_id, interval_ngrams(intervals))
+    if removed < len(pairs):  # one melody forgotten: as if it had never been there
+        index.remove(pairs.pop(removed)[0])
+    expected = most_similar(pitches_to_intervals(candidate), pairs)
+    found = index.most_similar(interval_ngrams(pitches_to_intervals(candidate)))
+    assert (found is None) == (expected is None)
+    if found is not None:
+        assert found[1] == expected[1]
+        assert similarity(pitches_to_intervals(candidate), dict(pairs)[found[0]]) == found[1]

@@ -235,6 +235,18 @@ def topic_rules(docs: list[Manifest], settings: Settings) -> Iterator[tuple[str,
                 f"{topic_name} has {partitions} partitions, "
                 f"CANTUS_PARTITIONS is {settings.partitions}",
             )
+    segment_topic = topics.get(settings.topics.station_segment)
+    if segment_topic is not None:
+        # The gateway keeps as many seconds of segments as the topic retains: one setting
+        # for both, or replicas (re)started from the topic list fewer than the others.
+        retention = segment_topic["spec"].get("config", {}).get("retention.ms")
+        window_ms = settings.station_segment_retention_s * 1000
+        if retention is None or int(retention) != window_ms:
+            yield (
+                resource_name(segment_topic),
+                f"retention.ms is {retention}, CANTUS_STATION_SEGMENT_RETENTION_S is "
+                f"{settings.station_segment_retention_s} (the gateway keeps that many seconds)",
+            )
     deployments = {d["metadata"]["name"] for d in _of_kind(docs, "Deployment")}
     for scaled in _of_kind(docs, "ScaledObject"):
         name = resource_name(scaled)

@@ -1,5 +1,5 @@
-"""What listeners' players read: the HLS media playlist of a station's stream (it grows as
-segments are published: an EVENT playlist, ``#EXT-X-ENDLIST`` once the station stops), and
+"""What listeners' players read: the HLS media playlist of a station's stream (a live
+playlist over a sliding window of segments, ``#EXT-X-ENDLIST`` once the station stops), and
 the playlist feeds (M3U and JSON) with now-playing metadata.
 """
 
@@ -25,16 +25,23 @@ class SegmentEntry:
     discontinuity: bool
 
 
-def media_playlist(segments: Sequence[SegmentEntry], *, ended: bool) -> str:
-    """An HLS media playlist (RFC 8216) over ``segments``, in order; ``seg<N>.ts`` URIs."""
+def media_playlist(
+    segments: Sequence[SegmentEntry], *, ended: bool, discontinuity_sequence: int = 0
+) -> str:
+    """An HLS media playlist (RFC 8216) over ``segments``, in order; ``seg<N>.ts`` URIs.
+
+    A live playlist without ``EXT-X-PLAYLIST-TYPE``: the window slides (old segments leave
+    it), which an EVENT playlist must never do. ``discontinuity_sequence``: discontinuity
+    tags that already left the playlist's head (RFC 8216 section 4.3.3.3)."""
     target = max((math.ceil(s.duration_seconds) for s in segments), default=4)
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{HLS_VERSION}",
         f"#EXT-X-TARGETDURATION:{target}",
         f"#EXT-X-MEDIA-SEQUENCE:{segments[0].sequence if segments else 0}",
-        "#EXT-X-PLAYLIST-TYPE:EVENT",
     ]
+    if discontinuity_sequence:
+        lines.append(f"#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}")
     for index, segment in enumerate(segments):
         if segment.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
@@ -119,7 +126,8 @@ def json_feed(status: st.StationStatus, now_ns: int | None = None) -> str:
 
 
 def m3u_feed(status: st.StationStatus, piece_url: str) -> str:
-    """An extended M3U of the station's delivered, stored pieces; ``piece_url`` has a
+    """An extended M3U of the station's delivered, stored pieces (those in the snapshot's
+    window: the most recent ``Settings.station_history_pieces`` played); ``piece_url`` has a
     ``{piece_id}``."""
     lines = ["#EXTM3U", f"#PLAYLIST:{status.name}"]
     for entry in status.program:

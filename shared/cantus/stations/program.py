@@ -2,7 +2,12 @@
 piece is, which are rejected as repeats, and where real-time playback stands.
 
 The whole state is a ``StationStatus`` message, so the station service can snapshot it to
-Kafka after every change and rebuild from the last snapshot after a restart.
+Kafka after every change and rebuild from the last snapshot after a restart. A snapshot is
+one Kafka record (1 MB at most), so it stays bounded however long the station runs: the
+program keeps the pieces still to play and a window of recent ones (``SnapshotLimits``),
+older melodies live on as capped fingerprints for the repeat check, and a piece counter
+(``next_position``) keeps positions and seeds unique once pieces leave the window.
+Snapshots written before the window (``snapshot_version`` 0) are migrated on load.
 
 Entry statuses: ``requested`` (sent to the composer) → ``composing`` (its melody passed
 the repeat check) → ``ready`` (completed and stored) → ``streamed`` (all its audio is in
@@ -15,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from dataclasses import dataclass
 
 from cantus.music.notes import PITCH_CLASS_NAMES
+from cantus.settings import Settings
 from cantus.stations import novelty
 from cantus.stations.config import StationConfig, parse_station_config
 from cantus.stations.feeds import playback_seconds
@@ -29,6 +36,29 @@ ACTIVE = ("requested", "composing", "ready")
 """Entries whose audio is not yet in the stream."""
 MAX_TRIES_PER_STEP = 4
 """A plan step whose pieces were rejected this often is given up (the plan goes on)."""
+SNAPSHOT_VERSION = 1
+"""``StationStatus.snapshot_version`` this module writes: 1 is the bounded window."""
+
+
+def _setting_default(name: str) -> int:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True)
+class SnapshotLimits:
+    """How much of its past a station's snapshot keeps (``Settings.station_*``)."""
+
+    history_pieces: int = _setting_default("station_history_pieces")
+    fingerprints: int = _setting_default("station_fingerprints")
+    fingerprint_intervals: int = _setting_default("station_fingerprint_intervals")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SnapshotLimits:
+        return cls(
+            history_pieces=settings.station_history_pieces,
+            fingerprints=settings.station_fingerprints,
+            fingerprint_intervals=settings.station_fingerprint_intervals,
+        )
 
 
 def new_status(
@@ -42,15 +72,49 @@ def new_status(
         steering=initial_steering(config),
         plan=plan or [],
         updated_unix_ns=time.time_ns(),
+        snapshot_version=SNAPSHOT_VERSION,
     )
+
+
+def migrate(status: st.StationStatus, limits: SnapshotLimits) -> None:
+    """Bring a snapshot of the unbounded format (version 0: the whole program, each entry
+    with its melody) to the current one, in place; a current snapshot is left as it is.
+    The window itself is cut by ``Program.trim``."""
+    if status.snapshot_version >= SNAPSHOT_VERSION:
+        return
+    if status.program:
+        last = max(entry.position for entry in status.program)
+        status.next_position = max(status.next_position, last + 1)
+    melodies = [
+        entry
+        for entry in sorted(status.program, key=lambda e: e.position)
+        if entry.status != "rejected" and entry.melody_intervals
+    ]
+    for entry in melodies[-limits.fingerprints :]:
+        status.fingerprints.add(
+            piece_id=entry.piece_id,
+            intervals=list(entry.melody_intervals)[: limits.fingerprint_intervals],
+        )
+    for entry in status.program:
+        entry.ClearField("melody_intervals")
+    status.snapshot_version = SNAPSHOT_VERSION
 
 
 class Program:
     """Decisions over one station's ``StationStatus`` (mutated in place)."""
 
-    def __init__(self, status: st.StationStatus) -> None:
+    def __init__(self, status: st.StationStatus, limits: SnapshotLimits | None = None) -> None:
         self.status = status
         self.config: StationConfig = parse_station_config(status.config_yaml)
+        self.limits = limits or SnapshotLimits()
+        migrate(status, self.limits)
+        self.trim()
+        self._melodies = novelty.MelodyIndex()
+        """The fingerprints' n-grams (the snapshot keeps only their intervals)."""
+        for fingerprint in status.fingerprints:
+            self._melodies.add(
+                fingerprint.piece_id, novelty.interval_ngrams(list(fingerprint.intervals))
+            )
 
     # --- what to compose next -----------------------------------------------------------------
     def pieces_ahead(self, now_ns: int | None = None) -> int:
@@ -69,11 +133,14 @@ class Program:
         return all(step.index in self._steps_done() for step in self.status.plan)
 
     def _steps_done(self) -> set[int]:
-        tries: dict[int, int] = {}
+        # Pieces that left the window count through plan_progress.
+        progress = self.status.plan_progress
+        tries: dict[int, int] = dict(progress.rejections)
         for e in self.status.program:
             if e.status == "rejected":
                 tries[e.plan_step] = tries.get(e.plan_step, 0) + 1
         done = {e.plan_step for e in self.status.program if e.status != "rejected"}
+        done |= set(progress.steps_done)
         return done | {step for step, count in tries.items() if count >= MAX_TRIES_PER_STEP}
 
     def wants_piece(self, now_ns: int | None = None) -> bool:
@@ -83,7 +150,9 @@ class Program:
 
     def next_request(self, piece_id: str) -> tuple[st.ProgramEntry, api.ComposeRequest]:
         """Add the next piece to the program; returns its entry and the request to send."""
-        position = len(self.status.program)
+        self.trim()
+        position = self.status.next_position
+        self.status.next_position += 1
         seed = _seed(self.status.name, position)
         rng = random.Random(seed)
         plan_step = -1
@@ -130,8 +199,10 @@ class Program:
         )
         if self.config.lyrics:
             request.lyrics_theme = self.config.lyrics_theme
+        # append copies the message: hand back the entry the program holds, so that what
+        # the caller sets on it (a rejection) is in the snapshot
         self.status.program.append(entry)
-        return entry, request
+        return self.status.program[-1], request
 
     def _plan_style(self, rng: random.Random) -> str:
         styles = list(self.config.styles)
@@ -148,18 +219,15 @@ class Program:
             entry.key = PITCH_CLASS_NAMES[spec.key_tonic]
 
     def melody_done(self, piece_id: str, pitches: list[int]) -> bool:
-        """Check a finished melody against every earlier piece; False if it was rejected."""
+        """Check a finished melody against the recent accepted ones (the fingerprints);
+        False if it was rejected."""
         entry = self.entry(piece_id)
         if entry is None or entry.status != "requested":
             return entry is not None and entry.status != "rejected"
-        intervals = novelty.pitches_to_intervals(pitches)
-        earlier = [
-            (e.piece_id, list(e.melody_intervals))
-            for e in self.status.program
-            if e.piece_id != piece_id and e.status != "rejected" and e.melody_intervals
-        ]
-        closest = novelty.most_similar(intervals, earlier)
-        entry.melody_intervals[:] = intervals
+        # Both sides of the comparison are cut to the same first steps.
+        intervals = novelty.pitches_to_intervals(pitches)[: self.limits.fingerprint_intervals]
+        grams = novelty.interval_ngrams(intervals)
+        closest = self._melodies.most_similar(grams)
         if closest is not None and closest[1] >= self.config.similarity_threshold:
             entry.status = "rejected"
             entry.reason = (
@@ -168,7 +236,22 @@ class Program:
             )
             return False
         entry.status = "composing"
+        self.status.fingerprints.add(piece_id=piece_id, intervals=intervals)
+        self._melodies.add(piece_id, grams)
+        excess = len(self.status.fingerprints) - self.limits.fingerprints
+        if excess > 0:
+            for oldest in self.status.fingerprints[:excess]:
+                self._melodies.remove(oldest.piece_id)
+            del self.status.fingerprints[:excess]
         return True
+
+    def _forget_melody(self, piece_id: str) -> None:
+        """A rejected piece is never heard, so its melody does not count as played."""
+        self._melodies.remove(piece_id)
+        for index, fingerprint in enumerate(self.status.fingerprints):
+            if fingerprint.piece_id == piece_id:
+                del self.status.fingerprints[index]
+                return
 
     def completed(self, piece_id: str, done: pb.PieceCompleted) -> None:
         entry = self.entry(piece_id)
@@ -187,12 +270,10 @@ class Program:
         if entry is not None and entry.status in ACTIVE:
             entry.status = "rejected"
             entry.reason = reason
+            self._forget_melody(piece_id)
 
     def failed(self, piece_id: str, reason: str) -> None:
-        entry = self.entry(piece_id)
-        if entry is not None and entry.status in ACTIVE:
-            entry.status = "rejected"
-            entry.reason = f"composition failed: {reason}"
+        self.reject(piece_id, f"composition failed: {reason}")
 
     def feedback(self, piece_id: str, kind: str) -> None:
         entry = self.entry(piece_id)
@@ -205,6 +286,32 @@ class Program:
         self.status.steering.CopyFrom(
             apply_feedback(self.config, self.status.steering, entry, kind)
         )
+
+    # --- the snapshot's window ---------------------------------------------------------------
+    def trim(self, now_ns: int | None = None) -> None:
+        """Drop all but the ``history_pieces`` most recent finished entries (rejected, or
+        streamed and played out); what the plan needs of them moves to ``plan_progress``."""
+        position = playback_seconds(self.status, now_ns)
+        finished = [
+            index
+            for index, e in enumerate(self.status.program)
+            if e.status == "rejected"
+            or (
+                e.status == "streamed"
+                and e.stream_start_seconds >= 0
+                and e.stream_start_seconds + max(e.duration_seconds, e.fed_seconds) <= position
+            )
+        ]
+        dropped = finished[: max(len(finished) - self.limits.history_pieces, 0)]
+        progress = self.status.plan_progress
+        for index in reversed(dropped):  # deleting in place keeps the other entries' objects
+            entry = self.status.program[index]
+            if entry.plan_step >= 0:
+                if entry.status == "rejected":
+                    progress.rejections[entry.plan_step] += 1
+                elif entry.plan_step not in progress.steps_done:
+                    progress.steps_done.append(entry.plan_step)
+            del self.status.program[index]
 
     # --- the stream ---------------------------------------------------------------------------
     def next_to_stream(self) -> st.ProgramEntry | None:
