@@ -146,7 +146,10 @@ class Settings(BaseSettings):
     # Chosen on 60–80 pieces per `cantus eval melody` setting: 1.0–2.0 lifted key agreement
     # from 42–88 % to 80–100 % with little loss of pitch variety (docs/results/melody_eval.md).
     melody_tonal_emphasis: float = Field(
-        1.5, ge=0.0, le=4.0, description="logit bonus (nats) for tonic-triad notes on the beats"
+        1.5,
+        ge=0.0,
+        le=4.0,
+        description="logit bonus (nats) on the beats for the pitches that establish the key",
     )
 
     # --- harmony model -------------------------------------------------------------------

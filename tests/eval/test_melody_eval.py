@@ -158,7 +158,7 @@ def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
         tiny_model,
         TOKENIZER,
         thresholds,
-        {"steps": 0, "minutes": 0.0, "valid_loss": 5.0},
+        {"steps": 0, "minutes": 0.0, "valid_loss": 5.0, "tokens_seen": 40},
     )
     settings = (
         EvalSetting("C major 4/4 folk", _controls(Key(0))),
@@ -180,6 +180,7 @@ def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
         ngram_orders=(2, 3),
         lstm_max_steps=2,
         max_batch=4,
+        extra_seed_sets=1,
         log=lambda _: None,
     )
     assert [s.model for s in report.nll] == [
@@ -189,6 +190,15 @@ def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
     ]
     assert all(s.tokens == report.nll[0].tokens > 0 for s in report.nll)
     assert (tmp_path / "lstm-quick.pt").exists() and report.lstm["trained_now"]
+    # the LSTM's token budget is the transformer's training tokens (DEFAULT_LSTM_TOKEN_SHARE 1)
+    assert report.lstm["budget_tokens"] == 40
+    # the main run is seed set 0; one more set of key-constrained transformer pieces
+    assert sorted((r["seed_set"], r["setting"]) for r in report.seed_sets) == [
+        (0, "A minor 4/4 folk"),
+        (0, "C major 4/4 folk"),
+        (1, "A minor 4/4 folk"),
+        (1, "C major 4/4 folk"),
+    ]
     assert len(report.generation) == 2 * 4  # per setting: transformer ±constraint, 2 baselines
     for result in report.generation:
         assert result.pieces == 3 and result.failed == 0
@@ -201,6 +211,8 @@ def test_quick_run_end_to_end(tmp_path: Path, tiny_model: MelodyLM) -> None:
     assert "`cantus eval melody --quick`" in text and "| LSTM |" in text
     assert text == format_report(report, command="cantus eval melody --quick")
     assert "## Targets" in text
+    assert "| setting | set 0 | set 1 | mean | worst |" in text
+    assert "a budget of 0.00 M training tokens (wall-clock cap 1.0 min)" in text
     stored = MelodyEvalReport.from_json((tmp_path / "report.json").read_text())
     assert format_report(stored, command="cantus eval melody --quick") == text
     assert json.loads((tmp_path / "report.json").read_text())["test_tunes"] == report.test_tunes
@@ -215,3 +227,64 @@ def test_eval_samples_with_the_served_precision_setting():
     config = (Path(__file__).parents[2] / "triton_models/melody_lm/config.pbtxt").read_text()
     served = re.search(r'key: "bfloat16_from_batch" value: \{ string_value: "(\d+)" \}', config)
     assert served and int(served.group(1)) == SERVED_BFLOAT16_FROM_BATCH
+
+
+def _report_with_lstm(lstm: dict, transformer_tokens: int) -> MelodyEvalReport:
+    return MelodyEvalReport(
+        checkpoint="c.pt",
+        quick=False,
+        test_tunes=0,
+        n_bars=16,
+        pieces_per_setting=100,
+        nll=[],
+        ngram_candidates=[],
+        ngram_choice={},
+        lstm=lstm,
+        transformer={"tokens_seen": transformer_tokens},
+        generation=[],
+        test_reference={},
+        forbidden_mass={},
+        timings_s={},
+        settings=[],
+    )
+
+
+def test_training_balance_warns_only_when_the_lstm_saw_far_fewer_tokens() -> None:
+    from cantus.eval.melody import _training_balance_lines
+
+    history = [[100, 240.0, 1.30], [900, 2400.0, 1.10]]
+    balanced = _training_balance_lines(
+        _report_with_lstm({"tokens_seen": 9_100_000, "history": history}, 9_000_000)
+    )
+    assert "Caveat" not in "".join(balanced)
+    assert "9.1 M training tokens, 101 % of the transformer's 9.0 M" in balanced[0]
+    assert "1.3000 (step 100) to 1.1000 (step 900)" in balanced[0]
+    short = _training_balance_lines(
+        _report_with_lstm({"tokens_seen": 4_000_000, "history": history}, 9_000_000)
+    )
+    assert short[0].startswith("**Caveat:** the LSTM saw 4.0 M training tokens, 44 %")
+    assert "--lstm-token-share" in short[0]
+    assert _training_balance_lines(_report_with_lstm({"tokens_seen": 1}, 0)) == []
+
+
+def test_lstm_budget_text_names_the_token_budget_and_its_cap() -> None:
+    from cantus.eval.melody import _lstm_budget_text
+
+    assert _lstm_budget_text({"budget_tokens": 9_058_446, "budget_minutes": 90.0}) == (
+        "a budget of 9.06 M training tokens (wall-clock cap 90.0 min)"
+    )
+    assert _lstm_budget_text({"budget_minutes": 20.0}) == "a 20.0 min budget"
+
+
+def test_seed_set_table_reports_mean_and_worst_per_setting() -> None:
+    from cantus.eval.melody import _seed_set_lines
+
+    report = _report_with_lstm({}, 1)
+    assert _seed_set_lines(report) == []
+    report.seed_sets = [
+        {"setting": "A minor", "seed_set": s, "key_match": k, "tonic_ending": 1.0}
+        for s, k in ((0, 0.96), (1, 0.86), (2, 0.95))
+    ]
+    lines = _seed_set_lines(report)
+    assert "| setting | set 0 | set 1 | set 2 | mean | worst |" in lines
+    assert "| A minor | 96 % | 86 % | 95 % | 92 % | 86 % |" in lines

@@ -176,3 +176,55 @@ def test_train_lstm_saves_a_loadable_best_checkpoint(tmp_path: Path) -> None:
     assert loaded["steps"] == metadata["steps"] <= 6
     assert loaded["n_parameters"] == model.n_parameters()
     assert math.isfinite(loaded["valid_loss"])
+
+
+def _tiny_tunes(n: int = 12) -> list[EncodedTune]:
+    vocab = MelodyTokenizer().vocab
+    prefix = [vocab.bos, *(vocab.id(t) for t in ("KEY_0", "MODE_major", "METER_4/4"))]
+    prefix += [vocab.id(t) for t in ("TEMPO_3", "STYLE_folk", "ENERGY_mid")]
+    note = [vocab.pos(0), vocab.pitch(60), vocab.dur(16)]
+    return [
+        EncodedTune(f"t{i}", prefix + ([vocab.bar, *note]) * (2 + i % 3) + [vocab.eos], 60, 60)
+        for i in range(n)
+    ]
+
+
+def test_train_lstm_stops_once_its_token_budget_is_spent(tmp_path: Path) -> None:
+    tokenizer = MelodyTokenizer()
+    vocab = tokenizer.vocab
+    tunes = _tiny_tunes()
+    lines: list[str] = []
+    metadata = train_lstm(
+        tunes,
+        [t.tokens for t in tunes[:3]],
+        LSTMConfig(len(vocab), hidden_size=16, n_layers=2),
+        TokenTransposer(tokenizer),
+        pad_id=vocab.pad,
+        bar_id=vocab.bar,
+        max_minutes=10.0,
+        out_path=tmp_path / "lstm.pt",
+        max_tokens=100,
+        batch_size=4,
+        log=lines.append,
+    )
+    # a batch of 4 tunes has 60..92 targets (15, 19 or 23 each): 100 tokens take 2 batches
+    assert metadata["steps"] == 2 and metadata["tokens_seen"] >= 100
+    assert metadata["budget_tokens"] == 100
+    assert "0.00 M tokens" in lines[0]
+
+
+def test_train_lstm_rejects_an_empty_token_budget(tmp_path: Path) -> None:
+    vocab = MelodyTokenizer().vocab
+    with pytest.raises(ValueError, match="max_tokens"):
+        train_lstm(
+            _tiny_tunes(2),
+            [],
+            LSTMConfig(len(vocab), hidden_size=8, n_layers=1),
+            TokenTransposer(MelodyTokenizer()),
+            pad_id=vocab.pad,
+            bar_id=vocab.bar,
+            max_minutes=1.0,
+            out_path=tmp_path / "lstm.pt",
+            max_tokens=0,
+            log=lambda _: None,
+        )

@@ -7,6 +7,7 @@ import torch
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import (
+    TONAL_EMPHASIS_WEIGHTS,
     MelodyGrammar,
     SamplingParams,
     sample_token,
@@ -181,3 +182,52 @@ def test_top_k_one_always_picks_the_best_allowed_token() -> None:
     generator = seeded_generator(9)
     picks = {sample_token(logits, allowed, SamplingParams(top_k=1), generator) for _ in range(20)}
     assert picks == {best}
+
+
+def _bias_by_step(key: Key, meter: Meter, emphasis: float) -> dict[int, float]:
+    """The grammar's bias for the first note of a bar, per scale step above the tonic."""
+    grammar = MelodyGrammar(VOCAB, n_bars=1, key_constraint=True, tonal_emphasis=emphasis)
+    grammar.feed_prompt(_prefix(key, meter))
+    grammar.advance(VOCAB.bar)
+    grammar.advance(VOCAB.pos(0))
+    bias = grammar.logit_bias()
+    assert bias is not None
+    by_step: dict[int, set[float]] = {}
+    for pitch in range(36, 97):
+        by_step.setdefault((pitch - key.tonic) % 12, set()).add(float(bias[VOCAB.pitch(pitch)]))
+    assert all(len(values) == 1 for values in by_step.values())  # every octave alike
+    return {step: values.pop() for step, values in by_step.items()}
+
+
+def test_tonal_emphasis_favours_the_tonic_triad_in_major() -> None:
+    bias = _bias_by_step(Key(7), Meter(6, 8), 1.5)
+    assert {step for step, value in bias.items() if value} == {0, 4, 7}
+    assert bias[0] == bias[4] == bias[7] == pytest.approx(1.5)
+
+
+def test_tonal_emphasis_in_minor_weighs_the_fifth_over_the_third() -> None:
+    # A minor: A and C alone also spell F major (its 3rd and 5th); E and B tell them apart
+    bias = _bias_by_step(Key(9, Mode.MINOR), Meter(3, 4), 2.0)
+    assert bias[7] > bias[0] > bias[3] > bias[2] > 0  # E > A > C > B
+    assert bias[8] < 0  # F, the tonic of F major, is held back on the beats
+    assert bias[11] == bias[9] == 0  # the raised 7th and 6th get nothing
+    assert bias == pytest.approx(
+        {step: 2.0 * TONAL_EMPHASIS_WEIGHTS[Mode.MINOR].get(step, 0.0) for step in range(12)}
+    )
+
+
+def test_tonal_emphasis_applies_only_to_notes_on_a_beat() -> None:
+    grammar = MelodyGrammar(VOCAB, n_bars=1, tonal_emphasis=1.5)
+    grammar.feed_prompt(_prefix(Key(9, Mode.MINOR), Meter(3, 4)))
+    grammar.advance(VOCAB.bar)
+    assert grammar.logit_bias() is None  # a position comes next, not a pitch
+    grammar.advance(VOCAB.pos(2))  # an eighth note after the downbeat
+    assert grammar.logit_bias() is None
+    assert MelodyGrammar(VOCAB, n_bars=1).logit_bias() is None
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_tonal_emphasis_only_touches_steps_of_the_key_constrained_scale(mode: Mode) -> None:
+    scale = {Mode.MAJOR: {0, 2, 4, 5, 7, 9, 11}, Mode.MINOR: {0, 2, 3, 5, 7, 8, 10, 9, 11}}
+    assert set(TONAL_EMPHASIS_WEIGHTS[mode]) <= scale[mode]
+    assert all(-1.0 <= w <= 1.5 for w in TONAL_EMPHASIS_WEIGHTS[mode].values())

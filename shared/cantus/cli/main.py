@@ -313,7 +313,16 @@ def bench_decode(
 @eval_app.command("melody")
 def eval_melody(
     pieces: Annotated[int, typer.Option(help="Generated pieces per setting")] = 100,
-    lstm_minutes: Annotated[float, typer.Option(help="LSTM baseline training budget")] = 20.0,
+    lstm_token_share: Annotated[
+        float | None,
+        typer.Option(help="LSTM baseline budget: this share of the transformer's tokens [1.0]"),
+    ] = None,
+    lstm_minutes: Annotated[
+        float | None, typer.Option(help="Cap on the LSTM baseline's training time [90]")
+    ] = None,
+    extra_seed_sets: Annotated[
+        int, typer.Option(help="Sample the key-constrained pieces again with N more seed sets")
+    ] = 0,
     quick: Annotated[bool, typer.Option(help="Small smoke run")] = False,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Melody checkpoint")] = None,
@@ -330,7 +339,16 @@ def eval_melody(
     report = run_melody_eval(
         checkpoint or load_settings().melody_checkpoint,
         pieces_per_setting=pieces,
-        lstm_minutes=lstm_minutes,
+        extra_seed_sets=extra_seed_sets,
+        # unset: the evaluation's own defaults (one definition, in cantus.eval.melody)
+        **{
+            name: value
+            for name, value in (
+                ("lstm_minutes", lstm_minutes),
+                ("lstm_token_share", lstm_token_share),
+            )
+            if value is not None
+        },
         out=out,
         quick=quick,
         command=command,

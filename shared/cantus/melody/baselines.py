@@ -11,7 +11,8 @@ raw and continuation counts of every order once, so models of several orders sha
 embedding, stacked LSTM, linear softmax. ``LSTMConfig.matching`` picks the hidden size that
 gives a parameter count close to a target (the transformer's). ``train_lstm`` trains it like
 ``cantus.melody.training`` trains the transformer: same sequences, same random transposition
-on every draw, same windows, best-validation checkpoint, within a wall-clock budget.
+on every draw, same windows, best-validation checkpoint, until a budget of training tokens
+(to match what the transformer saw) or of wall-clock time runs out.
 
 All losses and log-probabilities are natural logarithms (nats).
 """
@@ -364,22 +365,30 @@ def train_lstm(
     warmup_steps: int = 100,
     seed: int = 0,
     max_steps: int | None = None,
+    max_tokens: int | None = None,
     eval_every_minutes: float = 4.0,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train ``MelodyLSTM(config)`` on ``train`` for ``max_minutes`` of wall time (or
-    ``max_steps``), as the transformer is trained: every draw a random legal transposition,
-    sequences longer than ``max_len + 1`` tokens cut to a window starting at a ``BAR`` with
-    the control prefix kept, length-bucketed batches, Adam with warmup and cosine decay.
-    The best-valid checkpoint goes to ``out_path``; returns its metadata."""
+    """Train ``MelodyLSTM(config)`` on ``train`` until ``max_tokens`` training targets have
+    been seen, ``max_minutes`` of wall time or ``max_steps``, whichever comes first, as the
+    transformer is trained: every draw a random legal transposition, sequences longer than
+    ``max_len + 1`` tokens cut to a window starting at a ``BAR`` with the control prefix
+    kept, length-bucketed batches, Adam with warmup and cosine decay over whichever budget
+    is further spent. The best-valid checkpoint goes to ``out_path``; returns its metadata."""
     started = time.monotonic()
     budget_s = max_minutes * 60.0
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model = MelodyLSTM(config)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    log(f"lstm: {model.n_parameters() / 1e6:.2f}M parameters {config}, {max_minutes:g} min")
+    token_budget = f", {max_tokens / 1e6:.2f} M tokens" if max_tokens is not None else ""
+    log(
+        f"lstm: {model.n_parameters() / 1e6:.2f}M parameters {config}, "
+        f"at most {max_minutes:g} min{token_budget}"
+    )
     best_valid = math.inf
     metadata: dict[str, Any] = {}
     step, tokens_seen, epoch = 0, 0, 0
@@ -408,6 +417,7 @@ def train_lstm(
                 valid_loss=valid_loss,
                 minutes=round(elapsed / 60, 2),
                 budget_minutes=max_minutes,
+                budget_tokens=max_tokens,
                 seed=seed,
                 batch_size=batch_size,
                 lr=lr,
@@ -427,11 +437,20 @@ def train_lstm(
         ]
         for indices in length_bucketed_batches([len(s) for s in drawn], batch_size, rng):
             elapsed = time.monotonic() - started
-            if elapsed >= budget_s or (max_steps is not None and step >= max_steps):
+            if (
+                elapsed >= budget_s
+                or (max_steps is not None and step >= max_steps)
+                or (max_tokens is not None and tokens_seen >= max_tokens)
+            ):
                 done = True
                 break
+            # a token budget makes the schedule independent of how busy the machine is;
+            # the wall-clock budget still anneals the rate if it runs out first
+            progress = elapsed / budget_s
+            if max_tokens is not None:
+                progress = max(progress, tokens_seen / max_tokens)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, elapsed / budget_s, lr, warmup_steps)
+                group["lr"] = learning_rate(step, progress, lr, warmup_steps)
             loss, n_targets = lstm_sequence_loss(
                 model, pad_batch([drawn[i] for i in indices], pad_id), pad_id
             )

@@ -30,7 +30,7 @@ class SamplingOptions:
     top_p: float = 0.95
     key_constraint: bool = False
     end_on_tonic: bool = False  # a cadence: set on the request that ends a piece
-    tonal_emphasis: float = 0.0  # nats for tonic-triad notes on the beats (0..4)
+    tonal_emphasis: float = 0.0  # nats on the beats for key-defining pitches (0..4)
 
 
 class MelodyLMClient(TritonModelClient):

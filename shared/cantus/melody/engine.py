@@ -46,7 +46,8 @@ class DecodeRequest:
     ``EOS``), ``n_bars`` new bars to generate, sampling ``seed`` and settings (see
     ``SamplingParams``), ``key_constraint`` (scale tones only), ``end_on_tonic`` (the last
     bar ends on the tonic: a cadence, for the request that ends a piece), ``tonal_emphasis``
-    (a logit bonus in nats for tonic-triad notes on the beats) and ``pitch_range``
+    (a logit bonus in nats on the beats for the pitches that establish the key, weighted
+    by ``TONAL_EMPHASIS_WEIGHTS``) and ``pitch_range``
     (MIDI, inclusive)."""
 
     prompt_tokens: Sequence[int]
