@@ -92,7 +92,6 @@ class StationWorker:
         """piece_id → segment index → (frames, is the last segment)."""
         self.fed: dict[str, int] = {}
         """piece_id → next segment index to feed (pieces fed from live segments)."""
-        self.bars_total: dict[str, int] = {}
         self.dirty = True
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
@@ -177,7 +176,8 @@ class StationWorker:
 
     async def _request_piece(self) -> None:
         piece_id = uuid.uuid4().hex
-        entry, request = self.program.next_request(piece_id)
+        entry, request = self.program.next_request(piece_id)  # trims the window
+        self.forget_pieces_out_of_window()
         try:
             validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
         except RequestError as error:
@@ -201,6 +201,19 @@ class StationWorker:
         PIECES_REQUESTED.labels(self.name).inc()
         log.info("station %s: requested %s (%s)", self.name, piece_id, entry.title)
         self.dirty = True
+
+    def forget_pieces_out_of_window(self) -> None:
+        """Drop the per-piece state of pieces that left the program window, and their routing
+        entries: the window bounds the snapshot, and this keeps memory bounded with it (a
+        late event of such a piece is ignored, as for any piece the station does not know)."""
+        in_window = {entry.piece_id for entry in self.program.status.program}
+        for per_piece in (self.requested_bars, self.melodies, self.audio, self.fed):
+            for piece_id in [p for p in per_piece if p not in in_window]:
+                del per_piece[piece_id]
+        owners = self.service.owners
+        for piece_id in [p for p, name in owners.items() if name == self.name]:
+            if piece_id not in in_window:
+                del owners[piece_id]
 
     # --- what the pipeline delivers ---------------------------------------------------------
     async def on_event(self, message) -> None:  # type: ignore[no-untyped-def]
@@ -227,7 +240,6 @@ class StationWorker:
                 last = bool(total) and message.first_bar + message.bar_count >= total
                 self.audio.setdefault(piece_id, {})[message.meta.index] = (samples, last)
             elif isinstance(message, pb.PieceCompleted):
-                self.bars_total[piece_id] = message.meta.index
                 if entry.status == "requested":  # its melody bars were missed (a restart)
                     pitches = await asyncio.to_thread(self.service.stored_melody, piece_id)
                     self._check_melody(piece_id, pitches)
