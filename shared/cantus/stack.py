@@ -396,9 +396,20 @@ async def create_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         wanted = [name for name in settings.topics.all() if name not in existing]
         if wanted:
+            # the segment topic keeps what the gateway keeps (deploy/k8s/base/topics.yaml too)
+            retention = {
+                settings.topics.station_segment: {
+                    "retention.ms": str(settings.station_segment_retention_s * 1000)
+                }
+            }
             await admin.create_topics(
                 [
-                    NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
+                    NewTopic(
+                        name,
+                        num_partitions=settings.partitions,
+                        replication_factor=1,
+                        topic_configs=retention.get(name, {}),
+                    )
                     for name in wanted
                 ]
             )
