@@ -74,10 +74,11 @@ from cantus.melody.tokenizer import (
 from cantus.melody.training import CORPUS_CACHE_DIR, TokenTransposer, encode_tunes
 from cantus.music.notes import Key, Melody, Meter, MusicError
 from cantus.music.styles import Energy, Style
-from cantus.settings import Settings
+from cantus.settings import REPO_ROOT, Settings
 
 DEFAULT_LSTM_PATH = CORPUS_CACHE_DIR.parent / "baselines" / "lstm.pt"
-"""Where the LSTM baseline is kept (``/work/main/.cantus/baselines/lstm.pt``, not committed)."""
+"""Where the LSTM baseline is kept (``.cantus/baselines/lstm.pt`` in the repository, not
+committed)."""
 DEFAULT_LSTM_TOKEN_SHARE = 1.0
 """Training tokens of the LSTM baseline as a share of those the transformer's checkpoint saw:
 the baseline trains until it has seen at least as many, so the comparison does not favour the
@@ -1238,6 +1239,15 @@ def _target_lines(report: MelodyEvalReport) -> list[str]:
     return [*lines, ""]
 
 
+def _shown_path(path: object) -> str:
+    """A path as the report shows it: relative to the repository when inside it, so the
+    results file reads the same on every machine."""
+    try:
+        return str(Path(str(path)).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def format_report(report: MelodyEvalReport, *, command: str) -> str:
     """The report as Markdown, starting with the command that produced it."""
     t = report.transformer
@@ -1247,7 +1257,8 @@ def format_report(report: MelodyEvalReport, *, command: str) -> str:
         f"Command: `{command}`"
         + (" (quick mode: a subset, not the reported numbers)" if report.quick else ""),
         "",
-        f"Checkpoint `{report.checkpoint}`: {t['n_parameters'] / 1e6:.2f} M parameters, "
+        f"Checkpoint `{_shown_path(report.checkpoint)}`: "
+        f"{t['n_parameters'] / 1e6:.2f} M parameters, "
         f"{t.get('steps')} steps, {t.get('minutes')} min of training, "
         f"{(t.get('tokens_seen') or 0) / 1e6:.1f} M training tokens seen, best valid loss "
         f"{t.get('valid_loss') or float('nan'):.4f} nats/token (all tokens).",
@@ -1304,7 +1315,7 @@ def format_report(report: MelodyEvalReport, *, command: str) -> str:
         f"valid {lstm.get('valid_loss', float('nan')):.4f} nats/token incl. prefix, "
         f"{lstm.get('tokens_seen', 0) / 1e6:.1f} M training tokens seen, "
         f"{lstm.get('tokens_seen', 0) / max(60 * (lstm.get('minutes') or 0), 1e-9):.0f} "
-        f"tokens/s; `{lstm.get('path')}`).",
+        f"tokens/s; `{_shown_path(lstm.get('path'))}`).",
         "",
         *_training_balance_lines(report),
         "## Generated pieces",
