@@ -6,7 +6,8 @@ import types
 from cantus.settings import Settings
 from cantus.v1 import station_pb2 as st
 from services.station.app import StationWorker
-from tests.stations.test_snapshot import CONFIG, play
+
+from .test_snapshot import CONFIG, play
 
 
 def test_pieces_that_left_the_window_leave_the_workers_maps():
