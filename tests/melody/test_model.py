@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cantus.melody.model import KVCache, MelodyLM, MelodyLMConfig
@@ -9,16 +10,24 @@ from cantus.melody.model import KVCache, MelodyLM, MelodyLMConfig
 torch.set_num_threads(1)
 
 
-def _model(max_len: int = 64) -> MelodyLM:
+def _model(max_len: int = 64, n_kv_heads: int | None = None) -> MelodyLM:
     torch.manual_seed(0)
     config = MelodyLMConfig(
-        vocab_size=50, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_len=max_len, dropout=0.0
+        vocab_size=50,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        d_ff=64,
+        max_len=max_len,
+        dropout=0.0,
+        n_kv_heads=n_kv_heads,
     )
     return MelodyLM(config).eval()
 
 
-def test_cached_batched_decoding_matches_the_full_forward() -> None:
-    model = _model()
+@pytest.mark.parametrize("n_kv_heads", [None, 2, 1], ids=["multi-head", "grouped", "multi-query"])
+def test_cached_batched_decoding_matches_the_full_forward(n_kv_heads) -> None:
+    model = _model(n_kv_heads=n_kv_heads)
     generator = torch.Generator().manual_seed(1)
     lengths = [5, 12, 1, 20]  # prompt lengths differ per sequence
     extra = 9  # tokens decoded one step at a time after the prompt

@@ -21,7 +21,9 @@ from torch import nn
 @dataclass(frozen=True)
 class MelodyLMConfig:
     """Model shape. ``max_len``: longest sequence in tokens (positions 0..max_len-1);
-    ``d_model`` must divide by ``n_heads``; ``dropout`` in [0, 1) (training only)."""
+    ``d_model`` must divide by ``n_heads``; ``dropout`` in [0, 1) (training only).
+    ``n_kv_heads``: key/value heads (grouped-query attention; None: one per query head, the
+    shipped model). Fewer of them shrink the KV cache that a batched decode step reads."""
 
     vocab_size: int
     d_model: int = 256
@@ -30,10 +32,15 @@ class MelodyLMConfig:
     d_ff: int = 1024
     max_len: int = 1024
     dropout: float = 0.1
+    n_kv_heads: int | None = None
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.kv_heads:
+            raise ValueError(
+                f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.kv_heads}"
+            )
 
     @classmethod
     def tiny(cls, vocab_size: int) -> MelodyLMConfig:
@@ -56,6 +63,10 @@ class MelodyLMConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
@@ -63,7 +74,7 @@ class MelodyLMConfig:
 class KVCache:
     """Keys and values of up to ``max_batch`` sequences, one slot each.
 
-    ``data``: [n_layers, 2 (key, value), max_batch, n_heads, max_len, head_dim];
+    ``data``: [n_layers, 2 (key, value), max_batch, kv_heads, max_len, head_dim];
     ``lengths[slot]``: tokens cached in the slot (0 = free or empty).
     """
 
@@ -81,7 +92,7 @@ class KVCache:
             config.n_layers,
             2,
             max_batch,
-            config.n_heads,
+            config.kv_heads,
             config.max_len,
             config.head_dim,
             device=device,
@@ -110,17 +121,20 @@ class _SelfAttention(nn.Module):
     def __init__(self, config: MelodyLMConfig) -> None:
         super().__init__()
         self.n_heads = config.n_heads
+        self.kv_heads = config.kv_heads
         self.head_dim = config.head_dim
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        # queries, then keys, then values (one per kv head each)
+        self.qkv = nn.Linear(config.d_model, (config.n_heads + 2 * config.kv_heads) * self.head_dim)
         self.out = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
         self.low_precision_batch = math.inf  # see MelodyLM.keep_bfloat16_copies
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch, time, _ = x.shape
-        q, k, v = self.qkv(x).split(self.n_heads * self.head_dim, dim=-1)
+        kv_width = self.kv_heads * self.head_dim
+        q, k, v = self.qkv(x).split([self.n_heads * self.head_dim, kv_width, kv_width], dim=-1)
         return tuple(  # type: ignore[return-value]
-            t.view(batch, time, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v)
+            t.view(batch, time, -1, self.head_dim).transpose(1, 2) for t in (q, k, v)
         )
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
@@ -132,7 +146,12 @@ class _SelfAttention(nn.Module):
         [batch, heads, time, head_dim] for a prefill."""
         q, k, v = self._split(x)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            q,
+            k,
+            v,
+            is_causal=True,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.kv_heads != self.n_heads,
         )
         return self._merge(y), k, v
 
@@ -156,19 +175,24 @@ class _SelfAttention(nn.Module):
         Written with functional calls and views: at batch 1 the per-operation overhead, not
         arithmetic, sets the time per token."""
         batch = x.shape[0]
-        qkv = _step_linear(x, self.qkv).view(batch, 3, self.n_heads, self.head_dim)
+        qkv = _step_linear(x, self.qkv)
+        width = self.n_heads * self.head_dim
+        key_value = qkv[:, 0, width:].view(batch, 2, self.kv_heads, self.head_dim)
         # keys and values in one write; the cache may hold them in a narrower dtype (bf16
         # halves the memory a long batched step reads, which bounds its attention time)
         if batch == 1 and span is not None:  # one sequence: its position is context - 1
-            cache[:, span.start, :, context - 1] = qkv[0, 1:]
+            cache[:, span.start, :, context - 1] = key_value[0]
         else:
-            cache[:, slots, :, positions] = qkv[:, 1:].to(cache.dtype)
+            cache[:, slots, :, positions] = key_value.to(cache.dtype)
         # a slice reads the cache in place; indexing by a tensor would copy every key and value
         rows = span if span is not None else slots
         keys = cache[0, rows, :, :context]
         values = cache[1, rows, :, :context]
-        query = qkv[:, 0, :, None].to(cache.dtype)
-        y = F.scaled_dot_product_attention(query, keys, values, attn_mask=visible)
+        # a group of query heads shares one kv head: with one new token each, the group's
+        # queries are several query rows against the same keys, which reads each key once
+        group = self.n_heads // self.kv_heads
+        query = qkv[:, 0, :width].view(batch, self.kv_heads, group, self.head_dim)
+        y = F.scaled_dot_product_attention(query.to(cache.dtype), keys, values, attn_mask=visible)
         return _step_linear(y.to(x.dtype).view(batch, 1, -1), self.out)
 
 
