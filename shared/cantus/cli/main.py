@@ -190,13 +190,21 @@ def train_melody(
     out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
     config: Annotated[str, typer.Option(help="Model size: default or tiny")] = "default",
     seed: Annotated[int, typer.Option()] = 0,
+    kv_heads: Annotated[
+        int | None,
+        typer.Option(help="Key/value heads (grouped-query attention); unset: one per head"),
+    ] = None,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import train_melody_command
     from cantus.settings import load_settings
 
     train_melody_command(
-        minutes=minutes, out=out or load_settings().melody_checkpoint, config_name=config, seed=seed
+        minutes=minutes,
+        out=out or load_settings().melody_checkpoint,
+        config_name=config,
+        seed=seed,
+        kv_heads=kv_heads,
     )
 
 

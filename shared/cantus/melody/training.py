@@ -11,6 +11,7 @@ then a cosine decay over the time budget; the checkpoint with the best validatio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -333,15 +334,22 @@ def train_melody(
 
 
 def train_melody_command(
-    minutes: float, out: Path, config_name: str = "default", seed: int = 0
+    minutes: float,
+    out: Path,
+    config_name: str = "default",
+    seed: int = 0,
+    kv_heads: int | None = None,
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train for
-    ``minutes`` on 2 threads and write the checkpoint to ``out``."""
+    ``minutes`` on 2 threads and write the checkpoint to ``out``. ``kv_heads``: key/value
+    heads of the attention (None: the named config's, one per query head)."""
     from cantus.melody.corpus import load_or_build_corpus
 
     torch.set_num_threads(2)
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     config = MelodyLMConfig.named(config_name, len(MelodyTokenizer().vocab))
+    if kv_heads is not None:
+        config = dataclasses.replace(config, n_kv_heads=kv_heads)
     train_melody(
         split,
         config,
