@@ -207,13 +207,20 @@ def melody_chord_tonal_distance(bars: Sequence[Bar], chords: BeatChords) -> floa
     return total / weight if weight else 0.0
 
 
-def root_agreement(chords: BeatChords, reference: BeatChords) -> float:
-    pairs = [
+def _both_chorded(
+    chords: BeatChords, reference: BeatChords
+) -> list[tuple[ChordSymbol, ChordSymbol]]:
+    """The (chord, reference chord) pairs of the beats where both have a chord."""
+    return [
         (a, b)
         for bar_a, bar_b in zip(chords, reference, strict=True)
         for a, b in zip(bar_a, bar_b, strict=True)
         if a is not None and b is not None
     ]
+
+
+def root_agreement(chords: BeatChords, reference: BeatChords) -> float:
+    pairs = _both_chorded(chords, reference)
     return sum(a.root == b.root for a, b in pairs) / len(pairs) if pairs else 0.0
 
 
@@ -564,12 +571,7 @@ def chord_profile(
 
 def chord_agreement(chords: BeatChords, reference: BeatChords) -> float:
     """Share of beats, where both have a chord, with the same chord (bass ignored)."""
-    pairs = [
-        (a, b)
-        for bar_a, bar_b in zip(chords, reference, strict=True)
-        for a, b in zip(bar_a, bar_b, strict=True)
-        if a is not None and b is not None
-    ]
+    pairs = _both_chorded(chords, reference)
     return sum(a.without_bass == b.without_bass for a, b in pairs) / len(pairs) if pairs else 0.0
 
 

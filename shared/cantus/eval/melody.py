@@ -724,6 +724,18 @@ def _load_or_train_lstm(
     return model, info
 
 
+def _setting_jobs(
+    settings: Sequence[EvalSetting], pieces_per_setting: int, seed_set: int
+) -> list[tuple[EvalSetting, int]]:
+    """(setting, sampling seed) of every piece of one seed set: seeds never repeat across
+    settings, pieces or seed sets."""
+    return [
+        (setting, s * 100_000 + seed_set * 1000 + i)
+        for s, setting in enumerate(settings)
+        for i in range(pieces_per_setting)
+    ]
+
+
 def run_melody_eval(
     checkpoint: Path,
     *,
@@ -852,11 +864,7 @@ def run_melody_eval(
         log(f"{summary.model}: {summary.per_token:.4f} nats/token, {summary.per_note:.3f}/note")
 
     # --- generation ---
-    jobs = [
-        (setting, s * 100_000 + seed * 1000 + i)
-        for s, setting in enumerate(settings)
-        for i in range(pieces_per_setting)
-    ]
+    jobs = _setting_jobs(settings, pieces_per_setting, seed)
     sampled: dict[tuple[str, bool], list[list[int] | None]] = {}
     for constrained in (False, True):
         tokens = sample_transformer(
@@ -931,11 +939,7 @@ def run_melody_eval(
         if r.model == "transformer" and r.key_constraint
     ]
     for seed_set in range(seed + 1, seed + 1 + extra_seed_sets):
-        extra_jobs = [
-            (setting, s * 100_000 + seed_set * 1000 + i)
-            for s, setting in enumerate(settings)
-            for i in range(pieces_per_setting)
-        ]
+        extra_jobs = _setting_jobs(settings, pieces_per_setting, seed_set)
         tokens = sample_transformer(
             model,
             tokenizer,
