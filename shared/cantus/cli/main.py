@@ -194,6 +194,10 @@ def train_melody(
         int | None,
         typer.Option(help="Key/value heads (grouped-query attention); unset: one per head"),
     ] = None,
+    minor_draws: Annotated[
+        int | None,
+        typer.Option(help="Draws per epoch of each minor tune (major: 1); unset: the default"),
+    ] = None,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import train_melody_command
@@ -205,6 +209,7 @@ def train_melody(
         config_name=config,
         seed=seed,
         kv_heads=kv_heads,
+        **({} if minor_draws is None else {"minor_draws": minor_draws}),
     )
 
 

@@ -7,6 +7,11 @@ tokens: PITCH ids shift, the KEY token rotates); sequences longer than the model
 are cut into a window that starts at a bar (with the controls prefix kept in front). Batches
 group sequences of similar length so little compute goes to padding. AdamW, linear warmup,
 then a cosine decay over the time budget; the checkpoint with the best validation loss is kept.
+
+Minor tunes are drawn ``minor_draws`` times per epoch (each time with its own transposition):
+they are about 8 % of the corpus, and with one draw each the model learned the MODE control
+too weakly to keep a requested minor key (a third of unconstrained A minor pieces read as A
+minor; a one-kv-head model played A major as often as A minor).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpo
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.model import MelodyLM, MelodyLMConfig
 from cantus.melody.tokenizer import PITCH_RANGE, PREFIX_LENGTH, MelodyTokenizer, snap_to_grid
-from cantus.music.notes import MusicError
+from cantus.music.notes import Mode, MusicError
 from cantus.music.styles import TEMPO_RANGE_BPM, Style
 
 __all__ = ["load_melody_checkpoint", "train_melody", "train_melody_command"]
@@ -38,6 +43,10 @@ CORPUS_CACHE_DIR = Path(__file__).resolve().parents[3] / ".cantus" / "corpus"
 """Where ``load_or_build_corpus`` keeps the built corpus (``/work/main/.cantus/corpus``)."""
 TRANSPOSITIONS = range(-5, 7)
 """Semitone shifts of the train-time augmentation."""
+MINOR_DRAWS = 3
+"""How many times each minor train tune is drawn per epoch (major tunes: once)."""
+MODE_POSITION = 2
+"""Index of the MODE token in an encoded tune (BOS KEY MODE ...)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,20 @@ class TokenTransposer:
                 if self.pitch_low <= out[i] <= self.pitch_high:
                     out[i] += semitones
         return out
+
+
+def epoch_draws(
+    tunes: Sequence[EncodedTune], minor_draws: int, minor_mode_id: int
+) -> list[EncodedTune]:
+    """The tunes one epoch draws: each minor tune (MODE token ``minor_mode_id``)
+    ``minor_draws`` times, each major tune once, in corpus order."""
+    if minor_draws < 1:
+        raise ValueError(f"minor_draws must be at least 1, got {minor_draws}")
+    return [
+        tune
+        for tune in tunes
+        for _ in range(minor_draws if tune.tokens[MODE_POSITION] == minor_mode_id else 1)
+    ]
 
 
 def window(tokens: list[int], max_len: int, bar_id: int, rng: random.Random) -> list[int]:
@@ -208,6 +231,7 @@ def train_melody(
     log_every: int = 50,
     eval_every_minutes: float = 4.0,
     weight_decay: float = 0.1,
+    minor_draws: int = MINOR_DRAWS,
 ) -> dict[str, Any]:
     """Train on ``split`` (a ``CorpusSplit``: ``train``/``valid`` lists of tunes and a
     ``manifest``) for ``max_minutes`` of wall time (or ``max_steps``); save the best-valid
@@ -226,6 +250,11 @@ def train_melody(
     if not train or not valid:
         raise ValueError("training needs at least one encodable train and valid tune")
     transpose = TokenTransposer(tokenizer)
+    draws = epoch_draws(train, minor_draws, vocab.id(f"MODE_{Mode.MINOR.value}"))
+    log(
+        f"mode balance: {len(draws) - len(train)} extra draws of minor tunes per epoch "
+        f"({minor_draws}x each; {len(draws)} draws of {len(train)} tunes)"
+    )
     log(
         f"train {len(train)} tunes ({sum(len(t.tokens) for t in train)} tokens), valid "
         f"{len(valid)} tunes ({sum(len(t) for t in valid)} tokens); energy thresholds "
@@ -273,6 +302,7 @@ def train_melody(
                     "best_valid_loss": valid_loss,
                     "minutes": round(elapsed / 60, 2),
                     "seed": seed,
+                    "minor_draws": minor_draws,
                     "batch_size": batch_size,
                     "lr": lr,
                     "n_parameters": model.n_parameters(),
@@ -289,7 +319,7 @@ def train_melody(
     while not done:
         epoch += 1
         drawn = []
-        for tune in train:
+        for tune in draws:
             tokens = transpose(tune.tokens, rng.choice(legal_transpositions(tune)))
             drawn.append(window(tokens, config.max_len + 1, vocab.bar, rng))
         for batch_indices in length_bucketed_batches([len(s) for s in drawn], batch_size, rng):
@@ -339,6 +369,7 @@ def train_melody_command(
     config_name: str = "default",
     seed: int = 0,
     kv_heads: int | None = None,
+    minor_draws: int = MINOR_DRAWS,
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train for
     ``minutes`` on 2 threads and write the checkpoint to ``out``. ``kv_heads``: key/value
@@ -355,6 +386,7 @@ def train_melody_command(
         config,
         max_minutes=minutes,
         seed=seed,
+        minor_draws=minor_draws,
         out_path=Path(out),
         log=lambda line: print(line, flush=True),
     )
