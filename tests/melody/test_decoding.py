@@ -10,9 +10,9 @@ from cantus.melody.decoding import (
     TONAL_EMPHASIS_WEIGHTS,
     MelodyGrammar,
     SamplingParams,
+    UniformDraws,
     sample_token,
     sample_tokens,
-    seeded_generator,
 )
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
@@ -32,7 +32,7 @@ def _prefix(key: Key = C_MAJOR, meter: Meter = COMMON_TIME) -> list[int]:
 
 def _random_walk(grammar: MelodyGrammar, seed: int) -> list[int]:
     """Sample uniformly among allowed tokens until the grammar is done."""
-    generator = seeded_generator(seed)
+    generator = UniformDraws(seed)
     tokens = []
     while not grammar.done:
         token = sample_token(
@@ -105,7 +105,7 @@ def test_sampling_is_deterministic_per_seed_and_respects_the_mask() -> None:
     params = SamplingParams(temperature=1.5, top_k=20, top_p=0.9)
 
     def draws(seed: int) -> list[int]:
-        generator = seeded_generator(seed)
+        generator = UniformDraws(seed)
         return [sample_token(logits, allowed, params, generator) for _ in range(50)]
 
     assert draws(7) == draws(7)
@@ -117,8 +117,8 @@ def test_sampling_is_deterministic_per_seed_and_respects_the_mask() -> None:
         SamplingParams(top_k=1),
         SamplingParams(top_p=1e-6),
     ):
-        assert sample_token(logits, allowed, greedy, seeded_generator(1)) == best
-    assert sample_token(logits, allowed, params, seeded_generator(-5)) >= 10  # any int seeds
+        assert sample_token(logits, allowed, greedy, UniformDraws(1)) == best
+    assert sample_token(logits, allowed, params, UniformDraws(-5)) >= 10  # any int seeds
 
 
 def test_sampling_settings_are_validated() -> None:
@@ -165,10 +165,10 @@ def test_batched_sampling_gives_each_row_what_it_would_get_alone() -> None:
         SamplingParams(temperature=1.7, top_k=20, top_p=0.9),
     ]
     alone = [
-        [sample_token(logits[i], allowed[i], params[i], seeded_generator(i)) for _ in range(1)]
+        [sample_token(logits[i], allowed[i], params[i], UniformDraws(i)) for _ in range(1)]
         for i in range(5)
     ]
-    together = sample_tokens(logits, allowed, params, [seeded_generator(i) for i in range(5)])
+    together = sample_tokens(logits, allowed, params, [UniformDraws(i) for i in range(5)])
     assert together == [row[0] for row in alone]
     assert all(bool(allowed[i, token]) for i, token in enumerate(together))
     assert together[1] == int(logits[1].masked_fill(~allowed[1], float("-inf")).argmax())
@@ -179,7 +179,7 @@ def test_top_k_one_always_picks_the_best_allowed_token() -> None:
     allowed = torch.zeros(len(VOCAB), dtype=torch.bool)
     allowed[10:40] = True
     best = int(logits.masked_fill(~allowed, float("-inf")).argmax())
-    generator = seeded_generator(9)
+    generator = UniformDraws(9)
     picks = {sample_token(logits, allowed, SamplingParams(top_k=1), generator) for _ in range(20)}
     assert picks == {best}
 

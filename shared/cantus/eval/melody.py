@@ -60,8 +60,8 @@ from cantus.melody.decoding import (
     TONAL_EMPHASIS_WEIGHTS,
     MelodyGrammar,
     SamplingParams,
+    UniformDraws,
     sample_token,
-    seeded_generator,
 )
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.model import MelodyLM
@@ -370,7 +370,7 @@ def sample_with_stepper(
         )
         grammar.feed_prompt(prompt)
         grammars.append(grammar)
-    generators = [seeded_generator(seed) for _, seed in jobs]
+    generators = [UniformDraws(seed) for _, seed in jobs]
     sequences = [list(p) for p in prompts]
     logits = stepper.start(prompts)
     while not all(g.done for g in grammars):

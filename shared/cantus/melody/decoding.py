@@ -14,8 +14,8 @@ minor 6th, which tell the key from the keys that share its tonic and third.
 Sampling (temperature, top-k, top-p) is batched: ``sample_tokens`` draws one token for every
 row of a [batch, vocab] logits matrix in a handful of tensor operations, because per-sequence
 Python work, not the model, limited a 32-sequence decode step. Each sequence draws its uniform
-number from its own ``torch.Generator`` seeded from the request's seed, so a request samples
-the same tokens whatever else shares its batch.
+numbers from its own ``UniformDraws`` (a ``torch.Generator`` seeded from the request's seed,
+read in blocks), so a request samples the same tokens whatever else shares its batch.
 """
 
 from __future__ import annotations
@@ -78,16 +78,30 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
-def seeded_generator(seed: int) -> torch.Generator:
-    """A CPU generator seeded from any integer (negative or above 2**64 are folded in)."""
-    return torch.Generator().manual_seed(seed & _SEED_MASK)
+class UniformDraws:
+    """One sequence's uniform numbers in [0, 1): a CPU generator seeded from any integer
+    (negative or above 2**64 are folded in), read ``block`` numbers at a time because one
+    ``torch.rand`` call per token and sequence cost ~3 us of a 32-sequence step's sampling."""
+
+    def __init__(self, seed: int, block: int = 256) -> None:
+        self._generator = torch.Generator().manual_seed(seed & _SEED_MASK)
+        self._block = block
+        self._numbers: list[float] = []
+        self._next = 0
+
+    def next(self) -> float:
+        if self._next == len(self._numbers):
+            self._numbers = torch.rand(self._block, generator=self._generator).tolist()
+            self._next = 0
+        self._next += 1
+        return self._numbers[self._next - 1]
 
 
 def sample_token(
     logits: torch.Tensor,
     allowed: torch.Tensor,
     params: SamplingParams,
-    generator: torch.Generator,
+    generator: UniformDraws,
 ) -> int:
     """Draw one token id from ``logits`` [vocab] restricted to ``allowed`` [vocab] (bool)."""
     return sample_tokens(logits[None], allowed[None], [params], [generator])[0]
@@ -97,7 +111,7 @@ def sample_tokens(
     logits: torch.Tensor,
     allowed: torch.Tensor,
     params: Sequence[SamplingParams],
-    generators: Sequence[torch.Generator],
+    generators: Sequence[UniformDraws],
 ) -> list[int]:
     """Draw one token id per row of ``logits`` [batch, vocab], restricted to ``allowed``
     [batch, vocab] (bool), with each row's own sampling settings and generator.
@@ -116,15 +130,20 @@ def sample_tokens(
     greedy = temperatures == 0
     scaled = masked / np.where(greedy, 1.0, temperatures)[:, None]
     order = np.argsort(-scaled, axis=1, kind="stable")
-    sorted_logits = np.take_along_axis(scaled, order, axis=1)
+    row_index = np.arange(rows)[:, None]
+    sorted_logits = scaled[row_index, order]
     top_k = np.array([p.top_k if 0 < p.top_k < vocab_size else vocab_size for p in params])
-    sorted_logits[np.arange(vocab_size)[None, :] >= top_k[:, None]] = -np.inf
-    weights = np.exp(sorted_logits - sorted_logits[:, :1])  # sorted: column 0 is the maximum
-    probs = weights / weights.sum(axis=1, keepdims=True)
-    top_p = np.array([p.top_p for p in params], dtype=np.float32)
-    probs[np.cumsum(probs, axis=1) - probs >= top_p[:, None]] = 0.0
+    if (top_k < vocab_size).any():
+        sorted_logits[np.arange(vocab_size)[None, :] >= top_k[:, None]] = -np.inf
+    probs = np.exp(sorted_logits - sorted_logits[:, :1])  # sorted: column 0 is the maximum
     cumulative = np.cumsum(probs, axis=1)
-    uniforms = np.array([float(torch.rand((), generator=g)) for g in generators])
+    top_p = np.array([p.top_p for p in params], dtype=np.float32)
+    if (top_p < 1).any():
+        # mass before each token, as a share of the row's: cut where it reaches p
+        cut = cumulative - probs >= top_p[:, None] * cumulative[:, -1:]
+        probs[cut] = 0.0
+        cumulative = np.cumsum(probs, axis=1)
+    uniforms = np.array([g.next() for g in generators])
     picks = (cumulative <= (uniforms * cumulative[:, -1])[:, None]).sum(axis=1)
     # kept tokens are a prefix of the sorted row; rounding must not step past the last one
     picks = np.minimum(picks, (probs > 0).sum(axis=1) - 1)
@@ -209,6 +228,9 @@ class MelodyGrammar:
         self._pitch = 0  # MIDI pitch of the note being written
         self._ends_on_tonic = False  # the bar's last note so far is the tonic
         self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
+        # allowed_ranges() of the current state: the engine asks twice per token (to mask
+        # the logits, then to check the sampled token), for 32 sequences a step
+        self._ranges: list[tuple[int, int]] | None = None
 
     # --- feeding ------------------------------------------------------------------------------
 
@@ -225,6 +247,7 @@ class MelodyGrammar:
             raise MusicError("the prompt ends in the middle of a note")
         self.generating = True
         self._in_bar = False  # the prompt's bars are final
+        self._ranges = None
         if self.length + self.n_bars + 1 > self.max_len:
             raise MusicError(
                 f"a {self.length}-token prompt leaves no room for {self.n_bars} "
@@ -237,6 +260,7 @@ class MelodyGrammar:
             name = self.vocab.token(token) if 0 <= token < len(self.vocab) else str(token)
             raise MusicError(f"token {name} is not allowed at position {self.length}")
         self.length += 1
+        self._ranges = None
         if self._prefix_index < PREFIX_LENGTH:
             self._take_control(token)
             return
@@ -278,7 +302,13 @@ class MelodyGrammar:
         return any(start <= token < stop for start, stop in self.allowed_ranges())
 
     def allowed_ranges(self) -> list[tuple[int, int]]:
-        """Half-open id ranges ``[start, stop)`` of the tokens allowed next (empty when done)."""
+        """Half-open id ranges ``[start, stop)`` of the tokens allowed next (empty when done).
+        Read the list, never write to it: it is kept until the next ``advance``."""
+        if self._ranges is None:
+            self._ranges = self._current_ranges()
+        return self._ranges
+
+    def _current_ranges(self) -> list[tuple[int, int]]:
         if self.done:
             return []
         if self._prefix_index < PREFIX_LENGTH:

@@ -29,8 +29,8 @@ from cantus.melody.decoding import (
     DEFAULT_PITCH_RANGE,
     MelodyGrammar,
     SamplingParams,
+    UniformDraws,
     sample_tokens,
-    seeded_generator,
 )
 from cantus.melody.model import KVCache, MelodyLM
 from cantus.melody.tokenizer import MelodyTokenizer
@@ -83,7 +83,7 @@ class _Active:
     request_id: str
     request: DecodeRequest
     grammar: MelodyGrammar
-    generator: torch.Generator
+    generator: UniformDraws
     on_token: TokenCallback
     on_done: DoneCallback
     slot: int = -1
@@ -161,9 +161,7 @@ class DecodeEngine:
                 raise RuntimeError("the decode engine is closed")
             request_id = request_id or f"req-{next(self._ids)}"
             self._queue.append(
-                _Active(
-                    request_id, request, grammar, seeded_generator(request.seed), on_token, on_done
-                )
+                _Active(request_id, request, grammar, UniformDraws(request.seed), on_token, on_done)
             )
             self._lock.notify_all()
         return request_id
@@ -419,7 +417,7 @@ def generate(
     )
     grammar.feed_prompt(prompt)
     params = SamplingParams(temperature, top_k, top_p)
-    generator = seeded_generator(seed)
+    generator = UniformDraws(seed)
     tokens = list(prompt)
     seconds: list[float] = []
     cache = KVCache(model.config, 1, device=device) if use_cache else None

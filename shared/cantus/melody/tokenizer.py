@@ -95,6 +95,7 @@ class Vocabulary:
         if len(index) != len(self.tokens):
             raise MusicError("vocabulary has duplicate tokens")
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_groups", {})  # every new decode grammar asks for 6 groups
         for needed in (PAD, BOS, EOS, BAR, "KEY_0", "POS_0", "DUR_1", f"PITCH_{PITCH_RANGE[0]}"):
             if needed not in index:
                 raise MusicError(f"vocabulary lacks token {needed}")
@@ -116,7 +117,10 @@ class Vocabulary:
 
     def group(self, prefix: str) -> list[int]:
         """Ids of all tokens starting with ``prefix`` (e.g. ``"METER_"``), in id order."""
-        return [i for i, token in enumerate(self.tokens) if token.startswith(prefix)]
+        groups: dict[str, list[int]] = self._groups  # type: ignore[attr-defined]
+        if prefix not in groups:
+            groups[prefix] = [i for i, token in enumerate(self.tokens) if token.startswith(prefix)]
+        return list(groups[prefix])
 
     # Frequently used ids and group bases (groups are contiguous).
     @property
