@@ -11,18 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from cantus.eval.melody import (
-    EvalSetting,
-    MelodyEvalReport,
+from cantus.eval.melody import EvalSetting, MelodyEvalReport, format_report, run_melody_eval
+from cantus.eval.melody_likelihood import summarize_nll, transformer_token_nlls
+from cantus.eval.melody_scoring import (
     bar_validity,
     detect_key,
-    format_report,
     interval_counts,
     kl_divergence,
     pitch_class_counts,
-    run_melody_eval,
-    summarize_nll,
-    transformer_token_nlls,
 )
 from cantus.melody.checkpoint import save_melody_checkpoint
 from cantus.melody.controls import Controls, EnergyThresholds
@@ -222,7 +218,7 @@ def test_eval_samples_with_the_served_precision_setting():
     import re
     from pathlib import Path
 
-    from cantus.eval.melody import SERVED_BFLOAT16_FROM_BATCH
+    from cantus.eval.melody_sampling import SERVED_BFLOAT16_FROM_BATCH
 
     config = (Path(__file__).parents[2] / "triton_models/melody_lm/config.pbtxt").read_text()
     served = re.search(r'key: "bfloat16_from_batch" value: \{ string_value: "(\d+)" \}', config)
@@ -250,7 +246,7 @@ def _report_with_lstm(lstm: dict, transformer_tokens: int) -> MelodyEvalReport:
 
 
 def test_training_balance_warns_only_when_the_lstm_saw_far_fewer_tokens() -> None:
-    from cantus.eval.melody import _training_balance_lines
+    from cantus.eval.melody_report import _training_balance_lines
 
     history = [[100, 240.0, 1.30], [900, 2400.0, 1.10]]
     balanced = _training_balance_lines(
@@ -268,7 +264,7 @@ def test_training_balance_warns_only_when_the_lstm_saw_far_fewer_tokens() -> Non
 
 
 def test_lstm_budget_text_names_the_token_budget_and_its_cap() -> None:
-    from cantus.eval.melody import _lstm_budget_text
+    from cantus.eval.melody_report import _lstm_budget_text
 
     assert _lstm_budget_text({"budget_tokens": 9_058_446, "budget_minutes": 90.0}) == (
         "a budget of 9.06 M training tokens (wall-clock cap 90.0 min)"
@@ -277,7 +273,7 @@ def test_lstm_budget_text_names_the_token_budget_and_its_cap() -> None:
 
 
 def test_seed_set_table_reports_mean_and_worst_per_setting() -> None:
-    from cantus.eval.melody import _seed_set_lines
+    from cantus.eval.melody_report import _seed_set_lines
 
     report = _report_with_lstm({}, 1)
     assert _seed_set_lines(report) == []

@@ -2,7 +2,8 @@
 
 ``cantus.eval.melody``: held-out likelihood of the melody transformer against an n-gram and an
 LSTM baseline, and musical statistics of generated melodies (key, metre, cadence, pitch and
-interval distributions).
+interval distributions). Its parts: ``melody_likelihood``, ``melody_sampling``,
+``melody_scoring`` and ``melody_report``.
 
 ``cantus.eval.harmony``: held-out chorales harmonised by the model, Bach, the rule-based
 harmoniser and an HMM, scored with the metrics of Yeh et al. 2020.
