@@ -11,7 +11,7 @@ PROTOS := $(wildcard protos/cantus/v1/*.proto)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GENERATED := shared/cantus/v1/.generated
 
-.PHONY: setup system-deps protos lint test test-unit test-integration demo up down clean \
+.PHONY: setup system-deps protos lint test test-unit test-integration golden demo up down clean \
 	images images-lint k8s-validate
 
 setup: $(VENV)/.installed $(GENERATED)
@@ -53,6 +53,11 @@ test-unit: setup
 
 test-integration: setup
 	$(VENV)/bin/pytest -m integration -q
+
+# Rewrites tests/data/golden (MIDI and MusicXML outputs) from the current code; review the diff.
+GOLDEN_TESTS := tests/music/test_golden_midi.py tests/render/test_golden_files.py
+golden: setup
+	CANTUS_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q $(GOLDEN_TESTS)
 
 # Deploy (deploy/docker, deploy/k8s): `make images` needs docker; the other two run offline
 # and are part of `make test` (tests/deploy runs the same checks under pytest).
