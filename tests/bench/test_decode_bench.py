@@ -20,3 +20,21 @@ def test_report_takes_ratios_from_its_own_numbers() -> None:
     assert "generate() batch 1: **1.60×**" in text
     assert "| 1 | 1 | 450.0 |" in text and "| 32 | 2 | 4000.0 |" in text
     assert text.startswith("# Decode benchmark") and "Command: `cantus bench decode`" in text
+
+
+def test_the_gpt2_baseline_matches_the_parameter_count_of_a_one_kv_head_model() -> None:
+    from transformers import GPT2LMHeadModel
+
+    from cantus.bench.decode import gpt2_config_of_same_size
+    from cantus.melody.model import MelodyLM, MelodyLMConfig
+
+    config = MelodyLMConfig(
+        vocab_size=201, d_model=64, n_layers=2, n_heads=4, d_ff=256, max_len=128, n_kv_heads=1
+    )
+    parameters = MelodyLM(config).n_parameters()
+    gpt2_config = gpt2_config_of_same_size(config, parameters)
+    gpt2_parameters = sum(p.numel() for p in GPT2LMHeadModel(gpt2_config).parameters())
+    assert (gpt2_config.n_embd, gpt2_config.n_layer, gpt2_config.n_head) == (64, 2, 4)
+    assert gpt2_config.n_inner < config.d_ff  # shared keys and values: a narrower MLP
+    # within one feed-forward unit (one unit adds 2 * d_model + 1 weights per layer)
+    assert abs(gpt2_parameters - parameters) <= config.n_layers * (2 * config.d_model + 1) / 2

@@ -1,5 +1,5 @@
 """``cantus bench decode``: how fast the melody model decodes, served and in process, against
-Hugging Face ``transformers`` ``generate()`` on a GPT-2 of the same shape, in one run.
+Hugging Face ``transformers`` ``generate()`` on a GPT-2 of the same size, in one run.
 
 Measured:
 1. tokens/s through Triton (``melody_lm``, gRPC streaming) at 1, 2, 4, … concurrent streams;
@@ -42,6 +42,7 @@ class DecodeReport:
     hf_tokens_per_s: dict[int, float] = field(default_factory=dict)  # best over threads
     hf_runs: dict[tuple[int, int], float] = field(default_factory=dict)  # (batch, threads)
     hf_parameters: int = 0
+    hf_inner: int = 0  # the GPT-2's feed-forward width
     windows: int = 3
     window_seconds: float = 4.0
 
@@ -91,19 +92,41 @@ async def _streams_tokens_per_s(
     return statistics.median(rates)
 
 
-def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    from transformers import GPT2Config, GPT2LMHeadModel
+def gpt2_config_of_same_size(config, parameters: int):  # type: ignore[no-untyped-def]
+    """A GPT-2 config with the melody model's vocabulary, context, width, depth and heads,
+    and the feed-forward width that gives it the same parameter count (``parameters``): GPT-2
+    has no grouped-query attention, so where the melody model shares keys and values across
+    heads the GPT-2 gives up the same number of parameters in its feed-forward layers."""
+    from transformers import GPT2Config
 
-    gpt2 = GPT2LMHeadModel(
-        GPT2Config(
+    def shaped(n_inner: int) -> GPT2Config:
+        return GPT2Config(
             vocab_size=config.vocab_size,
             n_positions=config.max_len,
             n_embd=config.d_model,
             n_layer=config.n_layers,
             n_head=config.n_heads,
-            n_inner=config.d_ff,
+            n_inner=n_inner,
         )
-    ).eval()
+
+    # each feed-forward unit adds an input and an output weight and a bias, in every layer
+    per_unit = config.n_layers * (2 * config.d_model + 1)
+    at_d_ff = _gpt2_parameters(shaped(config.d_ff))
+    return shaped(config.d_ff + round((parameters - at_d_ff) / per_unit))
+
+
+def _gpt2_parameters(gpt2_config) -> int:  # type: ignore[no-untyped-def]
+    from transformers import GPT2LMHeadModel
+
+    return sum(p.numel() for p in GPT2LMHeadModel(gpt2_config).parameters())
+
+
+def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """Tokens/s of ``generate()`` on a randomly initialised GPT-2 of ``config`` (a
+    ``GPT2Config``), and its parameter count."""
+    from transformers import GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(config).eval()
     prompt = torch.randint(
         1, config.vocab_size, (batch, 8), generator=torch.Generator().manual_seed(0)
     )
@@ -189,12 +212,14 @@ def run_decode_bench(
             f"{uncached * 1e3:7.2f} ms uncached"
         )
 
-    # 3. transformers generate() on the same shape, with 1 and 2 threads: the faster one is
-    # the baseline, so the ratios never flatter Cantus by a thread setting
+    # 3. transformers generate() on a GPT-2 of the same size, with 1 and 2 threads: the
+    # faster one is the baseline, so the ratios never flatter Cantus by a thread setting
+    gpt2_config = gpt2_config_of_same_size(model.config, report.parameters)
+    report.hf_inner = gpt2_config.n_inner
     for batch in sorted({1, max(streams)}):
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            rate, report.hf_parameters = _hf_tokens_per_s(model.config, batch, new_tokens=256)
+            rate, report.hf_parameters = _hf_tokens_per_s(gpt2_config, batch, new_tokens=256)
             report.hf_runs[(batch, threads)] = rate
             report.hf_tokens_per_s[batch] = max(rate, report.hf_tokens_per_s.get(batch, 0.0))
             log(f"transformers generate(), batch {batch}, {threads} threads: {rate:8.1f} tokens/s")
@@ -210,8 +235,9 @@ def format_report(report: DecodeReport, *, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Melody LM: {report.parameters / 1e6:.2f} M parameters; GPT-2 of the same shape: "
-        f"{report.hf_parameters / 1e6:.2f} M.",
+        f"Melody LM: {report.parameters / 1e6:.2f} M parameters; GPT-2 of the same size: "
+        f"{report.hf_parameters / 1e6:.2f} M (same vocabulary, context, width, depth and "
+        f"heads; feed-forward width {report.hf_inner} sized to match the parameter count).",
         "",
         "## Tokens per second through Triton (gRPC streaming, continuous batching)",
         "",
@@ -244,7 +270,7 @@ def format_report(report: DecodeReport, *, command: str) -> str:
     hf_most = report.hf_tokens_per_s.get(most, float("nan"))
     lines += [
         "",
-        "## transformers generate() on the same shape",
+        "## transformers generate() on a GPT-2 of the same size",
         "",
         "| batch | torch threads | tokens/s |",
         "|---:|---:|---:|",
