@@ -192,7 +192,7 @@ def train_melody(
     seed: Annotated[int, typer.Option()] = 0,
     kv_heads: Annotated[
         int | None,
-        typer.Option(help="Key/value heads (grouped-query attention); unset: one per head"),
+        typer.Option(help="Key/value heads (grouped-query attention); unset: the config's"),
     ] = None,
     minor_draws: Annotated[
         int | None,

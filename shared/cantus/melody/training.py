@@ -373,7 +373,7 @@ def train_melody_command(
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train for
     ``minutes`` on 2 threads and write the checkpoint to ``out``. ``kv_heads``: key/value
-    heads of the attention (None: the named config's, one per query head)."""
+    heads of the attention (None: the named config's)."""
     from cantus.melody.corpus import load_or_build_corpus
 
     torch.set_num_threads(2)
