@@ -98,8 +98,29 @@ class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _TunedConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer with the tuned thread, remembering where each assignment began.
+
+    ``committed_at_assignment``: the committed offset of each partition that Faust sought to
+    after its last assignment (``seek_to_committed``, part of Faust's consumer API), where
+    ``OffsetGuard`` starts counting."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.committed_at_assignment: dict[object, int] = {}
+
     def _new_consumer_thread(self):  # type: ignore[no-untyped-def]
         return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self):  # type: ignore[no-untyped-def]
+        committed = await super().seek_to_committed()
+        self.committed_at_assignment.update(
+            {
+                tp: offset
+                for tp, offset in committed.items()
+                if isinstance(offset, int) and offset >= 0
+            }
+        )
+        return committed
 
 
 class _TunedTransport(faust_aiokafka.Transport):
@@ -377,9 +398,7 @@ class StreamService:
         self._offsets.reset()
 
     def _committed_offset(self, tp: object) -> int | None:
-        # Faust records the committed offsets it sought to after an assignment.
-        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        return committed if isinstance(committed, int) else None
+        return getattr(self.app.consumer, "committed_at_assignment", {}).get(tp)
 
     # --- publishing ----------------------------------------------------------------------
     async def publish(self, message: Message, *, received: Received | None = None) -> None:
