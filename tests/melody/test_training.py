@@ -1,12 +1,26 @@
-"""Melody training data: mode-balanced epochs and token-level transposition."""
+"""Melody training: mode-balanced epochs, token-level transposition, and a step budget
+that makes a run reproducible."""
 
 from __future__ import annotations
 
-import pytest
+import random
+from pathlib import Path
 
+import pytest
+import torch
+
+from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.controls import Controls
+from cantus.melody.corpus import Tune, split_corpus
+from cantus.melody.model import MelodyLMConfig
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.melody.training import MODE_POSITION, EncodedTune, TokenTransposer, epoch_draws
+from cantus.melody.training import (
+    MODE_POSITION,
+    EncodedTune,
+    TokenTransposer,
+    epoch_draws,
+    train_melody,
+)
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -39,3 +53,49 @@ def test_transposition_keeps_the_mode_and_rotates_the_key() -> None:
     shifted = TokenTransposer(TOKENIZER)(tune.tokens, 5)
     assert shifted[MODE_POSITION] == MINOR_ID
     assert TOKENIZER.vocab.token(shifted[1]) == "KEY_2"  # A + 5 semitones = D
+
+
+def _tiny_split():  # type: ignore[no-untyped-def]
+    rng = random.Random(1)
+    meter = Meter.parse("4/4")
+    tunes = []
+    for index in range(40):
+        key = Key(rng.choice([0, 7, 9]), Mode.MINOR if index % 4 == 0 else Mode.MAJOR)
+        bars = []
+        for _ in range(4):
+            pitches = [rng.choice([60, 62, 64, 65, 67]) + key.tonic for _ in range(4)]
+            notes = tuple(Note(i * 480, p, 480) for i, p in enumerate(pitches))
+            bars.append(Bar(meter, notes))
+        tunes.append(Tune(f"synthetic/{index}", "essen", "folk", Melody(key, 100.0, tuple(bars))))
+    return split_corpus(tunes, valid_fraction=0.15, test_fraction=0.15)
+
+
+def test_a_step_budget_reproduces_the_same_weights(tmp_path: Path) -> None:
+    split = _tiny_split()
+    config = MelodyLMConfig.tiny(len(TOKENIZER.vocab))
+    runs = []
+    for name in ("first", "second"):
+        path = tmp_path / f"{name}.pt"
+        metadata = train_melody(
+            split,
+            config,
+            max_steps=12,
+            eval_every_steps=5,
+            batch_size=4,
+            out_path=path,
+            log=lambda line: None,
+        )
+        runs.append((load_melody_checkpoint(path)[0].state_dict(), metadata))
+    (first, first_metadata), (second, _) = runs
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    # validation at steps 5, 10 and the last step, whatever the clock said
+    assert [row[0] for row in first_metadata["history"]["valid"]] == [5, 10, 12]
+    assert first_metadata["final"]["steps"] == 12 and first_metadata["max_steps"] == 12
+
+
+def test_a_run_needs_a_budget(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="give a budget"):
+        train_melody(
+            _tiny_split(), MelodyLMConfig.tiny(len(TOKENIZER.vocab)), out_path=tmp_path / "x.pt"
+        )

@@ -186,7 +186,13 @@ def compose(
 
 @train_app.command("melody")
 def train_melody(
-    minutes: Annotated[float, typer.Option(help="Wall-clock training budget")] = 40.0,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Training steps (reproducible); unset: the shipped checkpoint's"),
+    ] = None,
+    minutes: Annotated[
+        float | None, typer.Option(help="Wall-clock budget instead of steps (not reproducible)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
     config: Annotated[str, typer.Option(help="Model size: default or tiny")] = "default",
     seed: Annotated[int, typer.Option()] = 0,
@@ -203,9 +209,11 @@ def train_melody(
     from cantus.melody.training import train_melody_command
     from cantus.settings import load_settings
 
+    # neither: the shipped checkpoint's steps; --minutes alone: a wall-clock run
+    budget = {} if steps is None and minutes is None else {"steps": steps, "minutes": minutes}
     train_melody_command(
-        minutes=minutes,
-        out=out or load_settings().melody_checkpoint,
+        out or load_settings().melody_checkpoint,
+        **budget,
         config_name=config,
         seed=seed,
         kv_heads=kv_heads,

@@ -6,7 +6,12 @@ sequences are transposed at random every time they are drawn (-5..+6 semitones, 
 tokens: PITCH ids shift, the KEY token rotates); sequences longer than the model's context
 are cut into a window that starts at a bar (with the controls prefix kept in front). Batches
 group sequences of similar length so little compute goes to padding. AdamW, linear warmup,
-then a cosine decay over the time budget; the checkpoint with the best validation loss is kept.
+then a cosine decay over the budget; the checkpoint with the best validation loss is kept.
+
+The budget is a number of steps or of minutes. A step budget makes the run reproducible: the
+learning-rate schedule and the validation points then follow the step count, not the clock,
+so the same command on the same machine writes the same weights (the shipped checkpoint is
+made this way). A minute budget suits quick experiments.
 
 Minor tunes are drawn ``minor_draws`` times per epoch (each time with its own transposition):
 they are about 8 % of the corpus, and with one draw each the model learned the MODE control
@@ -45,6 +50,8 @@ TRANSPOSITIONS = range(-5, 7)
 """Semitone shifts of the train-time augmentation."""
 MINOR_DRAWS = 3
 """How many times each minor train tune is drawn per epoch (major tunes: once)."""
+SHIPPED_STEPS = 3400
+"""Training steps of the shipped checkpoint (~40 minutes on the 2-core CPU)."""
 MODE_POSITION = 2
 """Index of the MODE token in an encoded tune (BOS KEY MODE ...)."""
 
@@ -205,8 +212,8 @@ def evaluate(
 
 
 def learning_rate(step: int, progress: float, peak: float, warmup_steps: int) -> float:
-    """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to 10 % of it as the
-    time ``progress`` (0..1) runs out."""
+    """Linear warmup over ``warmup_steps``, then cosine from ``peak`` to 10 % of it as
+    ``progress`` (0..1) through the step or time budget runs out."""
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
@@ -220,7 +227,7 @@ def train_melody(
     split: Any,
     config: MelodyLMConfig,
     *,
-    max_minutes: float,
+    max_minutes: float | None = None,
     batch_size: int = 16,
     lr: float = 1e-3,
     seed: int = 0,
@@ -230,14 +237,30 @@ def train_melody(
     warmup_steps: int = 200,
     log_every: int = 50,
     eval_every_minutes: float = 4.0,
+    eval_every_steps: int = 400,
     weight_decay: float = 0.1,
     minor_draws: int = MINOR_DRAWS,
 ) -> dict[str, Any]:
     """Train on ``split`` (a ``CorpusSplit``: ``train``/``valid`` lists of tunes and a
-    ``manifest``) for ``max_minutes`` of wall time (or ``max_steps``); save the best-valid
-    checkpoint to ``out_path``. Returns the training metadata saved with it."""
+    ``manifest``) for ``max_steps`` steps (reproducible: schedule and validation every
+    ``eval_every_steps`` follow the step count) or else ``max_minutes`` of wall time
+    (validation every ``eval_every_minutes``); save the best-valid checkpoint to
+    ``out_path``. Returns the training metadata saved with it."""
+    if max_steps is None and max_minutes is None:
+        raise ValueError("give a budget: max_steps or max_minutes")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     started = time.monotonic()
-    budget_s = max_minutes * 60.0
+    budget_s = math.inf if max_minutes is None else max_minutes * 60.0
+
+    def progress(step: int, elapsed: float) -> float:
+        return step / max_steps if max_steps is not None else elapsed / budget_s
+
+    def validation_due(step: int) -> bool:
+        if max_steps is not None:
+            return step % eval_every_steps == 0
+        return time.monotonic() - last_eval >= eval_every_minutes * 60
+
     rng = random.Random(seed)
     torch.manual_seed(seed)
     tokenizer = MelodyTokenizer()
@@ -303,6 +326,7 @@ def train_melody(
                     "minutes": round(elapsed / 60, 2),
                     "seed": seed,
                     "minor_draws": minor_draws,
+                    "max_steps": max_steps,
                     "batch_size": batch_size,
                     "lr": lr,
                     "n_parameters": model.n_parameters(),
@@ -328,7 +352,7 @@ def train_melody(
                 done = True
                 break
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, elapsed / budget_s, lr, warmup_steps)
+                group["lr"] = learning_rate(step, progress(step, elapsed), lr, warmup_steps)
             batch = pad_batch([drawn[i] for i in batch_indices], vocab.pad)
             loss, n_targets = sequence_loss(model, batch, vocab.pad)
             optimizer.zero_grad(set_to_none=True)
@@ -348,11 +372,12 @@ def train_melody(
                     f"{tokens_seen / max(elapsed, 1e-9):.0f} tok/s [{elapsed / 60:.1f} min]"
                 )
                 running, running_n = 0.0, 0
-            if time.monotonic() - last_eval >= eval_every_minutes * 60:
+            if validation_due(step):
                 checkpoint_if_best(last_train_loss)
     if running_n:
         last_train_loss = running / running_n
-    checkpoint_if_best(last_train_loss)
+    if not history["valid"] or history["valid"][-1][0] != step:
+        checkpoint_if_best(last_train_loss)
     metadata["final"] = {
         "steps": step,
         "train_loss": last_train_loss,
@@ -364,16 +389,19 @@ def train_melody(
 
 
 def train_melody_command(
-    minutes: float,
     out: Path,
+    *,
+    steps: int | None = SHIPPED_STEPS,
+    minutes: float | None = None,
     config_name: str = "default",
     seed: int = 0,
     kv_heads: int | None = None,
     minor_draws: int = MINOR_DRAWS,
 ) -> None:
-    """``cantus train melody``: load the cached corpus (building it if needed), train for
-    ``minutes`` on 2 threads and write the checkpoint to ``out``. ``kv_heads``: key/value
-    heads of the attention (None: the named config's)."""
+    """``cantus train melody``: load the cached corpus (building it if needed), train on 2
+    threads for ``steps`` steps (the default reproduces the shipped checkpoint) or, with
+    ``steps`` None, ``minutes`` of wall time, and write the checkpoint to ``out``.
+    ``kv_heads``: key/value heads of the attention (None: the named config's)."""
     from cantus.melody.corpus import load_or_build_corpus
 
     torch.set_num_threads(2)
@@ -384,6 +412,7 @@ def train_melody_command(
     train_melody(
         split,
         config,
+        max_steps=steps,
         max_minutes=minutes,
         seed=seed,
         minor_draws=minor_draws,
@@ -392,9 +421,9 @@ def train_melody_command(
     )
 
 
-if __name__ == "__main__":  # python -m cantus.melody.training MINUTES OUT [CONFIG]
+if __name__ == "__main__":  # python -m cantus.melody.training OUT [STEPS]
     import sys
 
     train_melody_command(
-        float(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "default"
+        Path(sys.argv[1]), steps=int(sys.argv[2]) if len(sys.argv) > 2 else SHIPPED_STEPS
     )
