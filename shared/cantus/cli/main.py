@@ -188,10 +188,11 @@ def compose(
 def train_melody(
     steps: Annotated[
         int | None,
-        typer.Option(help="Training steps (reproducible); unset: the shipped checkpoint's"),
+        typer.Option(help="Train this many steps (reproducible) instead of for minutes"),
     ] = None,
     minutes: Annotated[
-        float | None, typer.Option(help="Wall-clock budget instead of steps (not reproducible)")
+        float | None,
+        typer.Option(help="Wall-clock budget; unset: the shipped checkpoint's 40 minutes"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Checkpoint path")] = None,
     config: Annotated[str, typer.Option(help="Model size: default or tiny")] = "default",
@@ -209,7 +210,7 @@ def train_melody(
     from cantus.melody.training import train_melody_command
     from cantus.settings import load_settings
 
-    # neither: the shipped checkpoint's steps; --minutes alone: a wall-clock run
+    # neither: the shipped checkpoint's 40 minutes; --steps alone: a reproducible run
     budget = {} if steps is None and minutes is None else {"steps": steps, "minutes": minutes}
     train_melody_command(
         out or load_settings().melody_checkpoint,

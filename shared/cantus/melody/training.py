@@ -8,10 +8,12 @@ are cut into a window that starts at a bar (with the controls prefix kept in fro
 group sequences of similar length so little compute goes to padding. AdamW, linear warmup,
 then a cosine decay over the budget; the checkpoint with the best validation loss is kept.
 
-The budget is a number of steps or of minutes. A step budget makes the run reproducible: the
-learning-rate schedule and the validation points then follow the step count, not the clock,
-so the same command on the same machine writes the same weights (the shipped checkpoint is
-made this way). A minute budget suits quick experiments.
+The budget is a number of minutes or of steps. The shipped checkpoint was trained for 40
+minutes; the schedule and validation points then follow the clock, so a rerun gives a model
+of the same recipe and about the same quality, not the same bytes (a 3,400-step run: best
+valid loss 0.7283 against the shipped 0.7298, A minor key agreement 91 % against 94 % over
+400 pieces). A step budget makes a run reproducible: schedule and validation follow the step
+count, so the same command on the same machine writes the same weights.
 
 Minor tunes are drawn ``minor_draws`` times per epoch (each time with its own transposition):
 they are about 8 % of the corpus, and with one draw each the model learned the MODE control
@@ -50,8 +52,8 @@ TRANSPOSITIONS = range(-5, 7)
 """Semitone shifts of the train-time augmentation."""
 MINOR_DRAWS = 3
 """How many times each minor train tune is drawn per epoch (major tunes: once)."""
-SHIPPED_STEPS = 3400
-"""Training steps of the shipped checkpoint (~40 minutes on the 2-core CPU)."""
+SHIPPED_MINUTES = 40.0
+"""Wall-clock budget the shipped checkpoint was trained with (3,409 steps on the 2 cores)."""
 MODE_POSITION = 2
 """Index of the MODE token in an encoded tune (BOS KEY MODE ...)."""
 
@@ -391,16 +393,16 @@ def train_melody(
 def train_melody_command(
     out: Path,
     *,
-    steps: int | None = SHIPPED_STEPS,
-    minutes: float | None = None,
+    steps: int | None = None,
+    minutes: float | None = SHIPPED_MINUTES,
     config_name: str = "default",
     seed: int = 0,
     kv_heads: int | None = None,
     minor_draws: int = MINOR_DRAWS,
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train on 2
-    threads for ``steps`` steps (the default reproduces the shipped checkpoint) or, with
-    ``steps`` None, ``minutes`` of wall time, and write the checkpoint to ``out``.
+    threads for ``minutes`` of wall time (the default: as the shipped checkpoint was trained)
+    or, reproducibly, for ``steps`` steps, and write the checkpoint to ``out``.
     ``kv_heads``: key/value heads of the attention (None: the named config's)."""
     from cantus.melody.corpus import load_or_build_corpus
 
@@ -421,9 +423,9 @@ def train_melody_command(
     )
 
 
-if __name__ == "__main__":  # python -m cantus.melody.training OUT [STEPS]
+if __name__ == "__main__":  # python -m cantus.melody.training OUT [MINUTES]
     import sys
 
     train_melody_command(
-        Path(sys.argv[1]), steps=int(sys.argv[2]) if len(sys.argv) > 2 else SHIPPED_STEPS
+        Path(sys.argv[1]), minutes=float(sys.argv[2]) if len(sys.argv) > 2 else SHIPPED_MINUTES
     )
