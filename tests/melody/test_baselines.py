@@ -144,20 +144,7 @@ def test_lstm_is_causal_and_its_nlls_match_the_logits() -> None:
 def test_train_lstm_saves_a_loadable_best_checkpoint(tmp_path: Path) -> None:
     tokenizer = MelodyTokenizer()
     vocab = tokenizer.vocab
-    prefix = [
-        vocab.bos,
-        vocab.id("KEY_0"),
-        vocab.id("MODE_major"),
-        vocab.id("METER_4/4"),
-        vocab.id("TEMPO_3"),
-        vocab.id("STYLE_folk"),
-        vocab.id("ENERGY_mid"),
-    ]
-    note = [vocab.pos(0), vocab.pitch(60), vocab.dur(16)]
-    tunes = [
-        EncodedTune(f"t{i}", prefix + ([vocab.bar, *note]) * (2 + i % 3) + [vocab.eos], 60, 60)
-        for i in range(12)
-    ]
+    tunes = _tiny_tunes()
     path = tmp_path / "lstm.pt"
     metadata = train_lstm(
         tunes,

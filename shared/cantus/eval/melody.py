@@ -73,6 +73,7 @@ from cantus.melody.baselines import (
 )
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.corpus import CorpusSplit, Tune, load_or_build_corpus
+from cantus.melody.model import MelodyLM
 from cantus.melody.tokenizer import PREFIX_LENGTH, MelodyTokenizer
 from cantus.melody.training import CORPUS_CACHE_DIR, TokenTransposer, encode_tunes
 from cantus.music.notes import Melody
@@ -166,6 +167,32 @@ def _setting_jobs(
         for s, setting in enumerate(settings)
         for i in range(pieces_per_setting)
     ]
+
+
+def _sample_seed_set(
+    model: MelodyLM,
+    tokenizer: MelodyTokenizer,
+    settings: Sequence[EvalSetting],
+    pieces_per_setting: int,
+    seed_set: int,
+    key_constraint: bool,
+    n_bars: int,
+    max_batch: int,
+) -> dict[str, list[list[int] | None]]:
+    """The transformer's pieces of one seed set, sampled in one batched run, by setting name
+    (each piece's tokens, or None where the engine failed)."""
+    jobs = _setting_jobs(settings, pieces_per_setting, seed_set)
+    tokens = sample_transformer(
+        model,
+        tokenizer,
+        [(setting.controls, seed, key_constraint) for setting, seed in jobs],
+        n_bars=n_bars,
+        max_batch=max_batch,
+    )
+    return {
+        setting.name: [t for (st, _), t in zip(jobs, tokens, strict=True) if st is setting]
+        for setting in settings
+    }
 
 
 def run_melody_eval(
@@ -296,20 +323,14 @@ def run_melody_eval(
         log(f"{summary.model}: {summary.per_token:.4f} nats/token, {summary.per_note:.3f}/note")
 
     # --- generation ---
-    jobs = _setting_jobs(settings, pieces_per_setting, seed)
+    jobs = _setting_jobs(settings, pieces_per_setting, seed)  # also the baselines' jobs
     sampled: dict[tuple[str, bool], list[list[int] | None]] = {}
     for constrained in (False, True):
-        tokens = sample_transformer(
-            model,
-            tokenizer,
-            [(st.controls, sd, constrained) for st, sd in jobs],
-            n_bars=n_bars,
-            max_batch=max_batch,
+        pieces_by_setting = _sample_seed_set(
+            model, tokenizer, settings, pieces_per_setting, seed, constrained, n_bars, max_batch
         )
         for setting in settings:
-            sampled[(setting.name, constrained)] = [
-                t for (st, _), t in zip(jobs, tokens, strict=True) if st is setting
-            ]
+            sampled[(setting.name, constrained)] = pieces_by_setting[setting.name]
     lap("transformer sampling")
     baseline_samples: dict[tuple[str, str], list[list[int]]] = {}
     for name, make_stepper in (
@@ -371,16 +392,11 @@ def run_melody_eval(
         if r.model == "transformer" and r.key_constraint
     ]
     for seed_set in range(seed + 1, seed + 1 + extra_seed_sets):
-        extra_jobs = _setting_jobs(settings, pieces_per_setting, seed_set)
-        tokens = sample_transformer(
-            model,
-            tokenizer,
-            [(st.controls, sd, True) for st, sd in extra_jobs],
-            n_bars=n_bars,
-            max_batch=max_batch,
+        pieces_by_setting = _sample_seed_set(
+            model, tokenizer, settings, pieces_per_setting, seed_set, True, n_bars, max_batch
         )
         for setting in settings:
-            pieces = [t for (st, _), t in zip(extra_jobs, tokens, strict=True) if st is setting]
+            pieces = pieces_by_setting[setting.name]
             r = score_pieces(
                 tokenizer, setting, "transformer", True, pieces, n_bars, references[setting.name]
             )
