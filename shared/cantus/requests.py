@@ -2,18 +2,40 @@
 
 Every rejection is a ``RequestError`` that names the offending field, which the gateway
 returns as gRPC ``INVALID_ARGUMENT`` and ``cantus compose`` prints.
+
+The length is ``bars`` or ``duration_seconds`` (whole phrases closest to it at the tempo and
+meter), never both. Every spec gets a form plan (``PieceSpec.form``, ``cantus.music.form``):
+the request's ``form``, or ``auto`` (chosen by length: 16 bars give AABA in 4-bar sections).
+A continued melody (``continue_midi``) keeps the plan of the whole piece when the given bars
+end on a section boundary (they are its first sections, and later returns reuse them);
+otherwise they form one section of their own, labelled ``given``, and the form is planned
+over the bars after them. A harmonised melody (``harmonize_midi``) has one section covering
+its bars: its form is the melody's own, so the request takes no form for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import secrets
 from dataclasses import dataclass
 
-from cantus.events.conversions import mode_to_pb, notes_to_pb
+from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
+from cantus.music.form import (
+    AUTO,
+    Cadence,
+    FormPlan,
+    KeyArea,
+    Section,
+    Treatment,
+    bars_for_duration,
+    normalise_form_name,
+    plan_form,
+)
 from cantus.music.notes import Key, Melody, Meter, MusicError
-from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
+from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -23,6 +45,10 @@ DEFAULT_TEMPO_BPM = 100.0
 LYRICS_LANGUAGES = ("en", "zh")
 MAX_THEME_CHARS = 500
 MAX_MIDI_BYTES = 1_000_000
+DURATION_RANGE_S = (1.0, 300.0)
+"""Accepted ``duration_seconds``: up to five minutes."""
+GIVEN_SECTION_LABEL = "given"
+"""Label of the section of a continued melody's given bars when they end inside a section."""
 
 
 class RequestError(ValueError):
@@ -61,9 +87,12 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         supported = ", ".join(str(m) for m in SUPPORTED_METERS)
         raise RequestError("meter", f"{meter} is not supported (supported: {supported})")
 
-    bars = request.bars if request.HasField("bars") else DEFAULT_BARS
-    if not 1 <= bars <= max_bars:
-        raise RequestError("bars", f"{bars} is outside 1..{max_bars}")
+    bars = _requested_bars(request, tempo, meter, max_bars)
+    length_field = "duration_seconds" if request.HasField("duration_seconds") else "bars"
+    try:
+        form = normalise_form_name(request.form)
+    except MusicError as error:
+        raise RequestError("form", str(error)) from None
 
     styles = [s.value for s in Style]
     style = request.style or Style.FOLK.value
@@ -113,15 +142,29 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
             source = pb.MELODY_SOURCE_CONTINUE
             if len(given_bars) >= bars:
                 raise RequestError(
-                    "bars",
+                    length_field,
                     f"{bars} bars leave nothing to continue after the {len(given_bars)} "
                     "bars of continue_midi",
                 )
         else:
             source = pb.MELODY_SOURCE_HARMONIZE
+            if request.HasField("duration_seconds"):
+                raise RequestError(
+                    "duration_seconds",
+                    "harmonize_midi sets the length; give no duration_seconds with it",
+                )
+            if form != AUTO:
+                raise RequestError(
+                    "form",
+                    f"{form}: a harmonised melody keeps its own form; give no form with "
+                    "harmonize_midi",
+                )
             bars = len(given_bars)
             if bars > max_bars:
                 raise RequestError("harmonize_midi", f"{bars} bars; at most {max_bars}")
+
+    energy = MOOD_ENERGY[mood]
+    plan = _form_plan(form, bars, key, energy, source, len(given_bars), length_field)
 
     seed = request.seed if request.HasField("seed") else secrets.randbits(63)
     spec = pb.PieceSpec(
@@ -133,15 +176,95 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         bars=bars,
         style=style,
         mood=mood,
-        energy=MOOD_ENERGY[mood].value,
+        energy=energy.value,
         seed=seed,
         lyrics_theme=theme,
         lyrics_language=language,
         melody_source=source,
         lyrics_rhyme_scheme=rhyme_scheme if theme else "",
         loudness_preset=request.loudness_preset,
+        form=form_to_pb(plan),
     )
     return ValidatedRequest(spec=spec, given_bars=given_bars)
+
+
+def _requested_bars(request: api.ComposeRequest, tempo: float, meter: Meter, max_bars: int) -> int:
+    """The piece's length in bars: ``bars``, or ``duration_seconds`` at the tempo and meter
+    (whole phrases), or ``DEFAULT_BARS``."""
+    if request.HasField("duration_seconds"):
+        if request.HasField("bars"):
+            raise RequestError("duration_seconds", "give either bars or duration_seconds, not both")
+        seconds = request.duration_seconds
+        low, high = DURATION_RANGE_S
+        if not (math.isfinite(seconds) and low <= seconds <= high):
+            raise RequestError("duration_seconds", f"{seconds:g} is outside {low:g}..{high:g} s")
+        bars = bars_for_duration(seconds, tempo, meter)
+        if bars > max_bars:
+            raise RequestError(
+                "duration_seconds",
+                f"{seconds:g} s at {tempo:g} beats per minute in {meter} is {bars} bars; at "
+                f"most {max_bars} (a slower tempo or a longer meter fits more time)",
+            )
+        return bars
+    bars = request.bars if request.HasField("bars") else DEFAULT_BARS
+    if not 1 <= bars <= max_bars:
+        raise RequestError("bars", f"{bars} is outside 1..{max_bars}")
+    return bars
+
+
+def _form_plan(
+    form: str,
+    bars: int,
+    key: Key,
+    energy: Energy,
+    source: pb.MelodySource.ValueType,
+    given: int,
+    length_field: str,
+) -> FormPlan:
+    """The plan of the piece (see the module docstring for continued and harmonised
+    melodies); ``RequestError`` naming ``form`` if the form does not fit the bars."""
+    if source == pb.MELODY_SOURCE_HARMONIZE:
+        section = Section("A", 0, bars, key, KeyArea.HOME, energy, Treatment.NEW, Cadence.AUTHENTIC)
+        return FormPlan("through", (section,), key)
+    try:
+        plan = plan_form(form, bars=bars, key=key, energy=energy)
+        if source != pb.MELODY_SOURCE_CONTINUE or any(s.first_bar == given for s in plan.sections):
+            return plan
+        rest = plan_form(form, bars=bars - given, key=key, energy=energy)
+    except MusicError:
+        shortest = _shortest_bars(form, key, energy)
+        if source == pb.MELODY_SOURCE_CONTINUE:
+            have = f"{bars - given} bars after the {given} given bars of continue_midi"
+        else:
+            have = f"{bars} bars"
+        raise RequestError(
+            "form",
+            f"{form} needs at least {shortest} bars and the piece has {have}; ask for a "
+            f"longer piece ({length_field}) or another form",
+        ) from None
+    opening = Section(
+        GIVEN_SECTION_LABEL, 0, given, key, KeyArea.HOME, energy, Treatment.NEW, Cadence.HALF
+    )
+    shifted = tuple(
+        dataclasses.replace(
+            s,
+            first_bar=s.first_bar + given,
+            source=None if s.source is None else s.source + 1,
+        )
+        for s in rest.sections
+    )
+    return FormPlan(rest.name, (opening, *shifted), key)
+
+
+def _shortest_bars(form: str, key: Key, energy: Energy) -> int:
+    """The fewest bars ``form`` can be planned over (for the error message)."""
+    for bars in range(1, 65):
+        try:
+            plan_form(form, bars=bars, key=key, energy=energy)
+        except MusicError:
+            continue
+        return bars
+    return 65
 
 
 def _parse_melody(field: str, data: bytes, meter: Meter) -> Melody:

@@ -128,8 +128,13 @@ class Settings(BaseSettings):
     triton_model_repository: Path = REPO_ROOT / "triton_models"
 
     # --- requests ------------------------------------------------------------------------
-    max_bars: int = Field(128, ge=1, le=1000, description="largest piece a request may ask for")
-    compose_timeout_s: float = Field(300.0, gt=0, description="give up on a piece after this")
+    # A five-minute piece (ComposeRequest.duration_seconds up to 300) is 125 bars at 100 BPM
+    # in 4/4 and 250 at 200 BPM: 256 lets every such request through but the fastest tempi in
+    # the shortest meters.
+    max_bars: int = Field(256, ge=1, le=1000, description="largest piece a request may ask for")
+    # Long pieces render one segment per segment_bars bars, then their files (audio of up to
+    # five minutes, a lead sheet of several pages): 900 s leaves room for 256 bars.
+    compose_timeout_s: float = Field(900.0, gt=0, description="give up on a piece after this")
 
     # --- melody model --------------------------------------------------------------------
     melody_model_name: str = "melody_lm"
