@@ -103,7 +103,20 @@ def compose(
     mode: Annotated[str, typer.Option(help="major or minor")] = "major",
     tempo: Annotated[float, typer.Option(help="Quarter-note beats per minute")] = 100.0,
     meter: Annotated[str, typer.Option(help="Time signature, e.g. 4/4, 6/8")] = "4/4",
-    bars: Annotated[int, typer.Option(help="Bars to compose")] = 16,
+    bars: Annotated[
+        int | None, typer.Option(help="Bars to compose (default 16; not with --duration)")
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(help="Length instead of bars: 90s, 2m, 1m30s or 150 (seconds), up to 5m"),
+    ] = None,
+    form: Annotated[
+        str,
+        typer.Option(
+            help="Form: auto (chosen by length), through, AA', AABA, ABAC, AABB, ABA, rondo, "
+            "verse-chorus"
+        ),
+    ] = "auto",
     style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
     mood: Annotated[str, typer.Option(help="calm, happy, energetic, …")] = "calm",
     seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random)")] = None,
@@ -120,7 +133,7 @@ def compose(
     gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
 ) -> None:
     """Compose one piece through the gateway and write DIR/<piece_id>/piece.mid and piece.json."""
-    from cantus.cli.compose import ComposeFailed
+    from cantus.cli.compose import ComposeFailed, describe_form, parse_duration
     from cantus.cli.compose import compose as compose_piece
     from cantus.settings import load_settings
     from cantus.v1 import composer_pb2 as api
@@ -132,15 +145,23 @@ def compose(
         mode=mode,
         tempo_bpm=tempo,
         meter=meter,
-        bars=bars,
         style=style,
         mood=mood,
         lyrics_theme=lyrics,
         lyrics_language=lang,
         lyrics_rhyme_scheme=rhyme,
+        form=form,
     )
     if seed is not None:
         request.seed = seed
+    if bars is not None:
+        request.bars = bars
+    if duration is not None:
+        try:
+            request.duration_seconds = parse_duration(duration)
+        except ValueError as error:
+            console.print(f"[red]error:[/] --duration: {error}")
+            raise typer.Exit(2) from None
     for path, field in ((continue_midi, "continue_midi"), (harmonize_midi, "harmonize_midi")):
         if path is not None:
             try:
@@ -163,6 +184,9 @@ def compose(
         def on_event(event: api.PieceEvent) -> None:
             kind = event.WhichOneof("event")
             if kind == "requested":
+                plan = describe_form(event.requested.spec)
+                if plan:
+                    progress.console.print(f"form {plan}", highlight=False, markup=False)
                 progress.update(
                     task,
                     total=event.requested.spec.bars,
@@ -205,6 +229,14 @@ def train_melody(
         int | None,
         typer.Option(help="Draws per epoch of each minor tune (major: 1); unset: the default"),
     ] = None,
+    key_labels: Annotated[
+        str,
+        typer.Option(help="Key labels: heard (music21's analysis of each tune) or score"),
+    ] = "heard",
+    control_dropout: Annotated[
+        float | None,
+        typer.Option(help="Share of draws without key and mode (for guidance); unset: 0.1"),
+    ] = None,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import train_melody_command
@@ -219,6 +251,8 @@ def train_melody(
         seed=seed,
         kv_heads=kv_heads,
         **({} if minor_draws is None else {"minor_draws": minor_draws}),
+        key_labels=key_labels,
+        **({} if control_dropout is None else {"control_dropout": control_dropout}),
     )
 
 

@@ -19,7 +19,8 @@ from cantus.melody.corpus import Tune
 from cantus.melody.decoding import DEFAULT_MAX_NOTES_PER_BAR, MelodyGrammar
 from cantus.melody.model import MelodyLM
 from cantus.melody.tokenizer import GRID_TICKS, PITCH_RANGE, PREFIX_LENGTH, MelodyTokenizer
-from cantus.music.notes import Key, Melody, Meter, MusicError
+from cantus.music.key_analysis import heard_key
+from cantus.music.notes import Melody, Meter, MusicError
 from cantus.music.styles import Style
 
 INTERVAL_LIMIT = 12
@@ -28,20 +29,9 @@ KL_SMOOTHING = 0.5
 """Pseudo-count added to every histogram bin before a KL divergence (no infinite values)."""
 
 
-def detect_key(melody: Melody) -> Key | None:
-    """music21's ``analyze('key')`` (Krumhansl-Schmuckler) on the melody's notes; church
-    modes read as major or minor (``music21_key_to_key``). None for a melody without notes."""
-    from music21 import note, stream
-
-    from cantus.music.music21_io import music21_key_to_key
-
-    notes = melody.notes_absolute()
-    if not notes:
-        return None
-    part = stream.Stream()
-    for n in notes:
-        part.insert(n.onset / 480, note.Note(n.pitch, quarterLength=n.duration / 480))
-    return music21_key_to_key(part.analyze("key"))
+detect_key = heard_key
+"""music21's key of a melody (``cantus.music.key_analysis.heard_key``): the key agreement of
+``cantus eval`` and the key label the melody model trains on are one definition."""
 
 
 def bar_validity(tokenizer: MelodyTokenizer, tokens: Sequence[int], meter: Meter) -> list[bool]:

@@ -12,7 +12,7 @@ sixteenths from the start of its bar, ``DUR_d`` its length in sixteenths; rests 
 between notes, so an empty bar (``BAR BAR``) is a whole-bar rest. Velocity is not encoded
 (decoded notes get ``DEFAULT_VELOCITY``).
 
-Vocabulary, 201 tokens (ids in this order; ``Vocabulary.to_json`` stores the list beside a
+Vocabulary, 203 tokens (ids in this order; ``Vocabulary.to_json`` stores the list beside a
 checkpoint):
 
 ==============  ============================================  =====
@@ -29,6 +29,7 @@ ENERGY_e        low, mid, high                                3
 POS_0..47       onset in sixteenths from the bar start        48
 PITCH_36..96    MIDI pitch                                    61
 DUR_1..48       duration in sixteenths                        48
+NOKEY, NOMODE   key and mode not given (``NO_KEY``)           2
 ==============  ============================================  =====
 
 Bars are at most 48 sixteenths (12 quarter notes) long. ``BarAssembler`` turns a stream of
@@ -60,6 +61,12 @@ DEFAULT_VELOCITY = 90
 """Velocity of decoded notes (velocity is not tokenized)."""
 
 PAD, BOS, EOS, BAR = "PAD", "BOS", "EOS", "BAR"
+NO_KEY, NO_MODE = "NOKEY", "NOMODE"
+"""Stand-ins for the KEY and MODE tokens of a prefix whose key is not given: training drops a
+tune's key to them now and then (control dropout), and classifier-free guidance decodes a
+key-free twin of each sequence with them. Appended after the other tokens, so the ids of a
+vocabulary without them do not move, and named without ``KEY_``/``MODE_`` so the token
+groups stay contiguous."""
 PREFIX_LENGTH = 7
 """Tokens in the control prefix: BOS KEY MODE METER TEMPO STYLE ENERGY."""
 
@@ -75,6 +82,7 @@ def _default_tokens() -> list[str]:
     tokens += [f"POS_{p}" for p in range(MAX_BAR_STEPS)]
     tokens += [f"PITCH_{m}" for m in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1)]
     tokens += [f"DUR_{d}" for d in range(1, MAX_BAR_STEPS + 1)]
+    tokens += [NO_KEY, NO_MODE]
     return tokens
 
 
