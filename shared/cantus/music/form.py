@@ -422,10 +422,10 @@ def _spread_remainder(parts: list[_Part], lengths: list[int], bars: int) -> list
     reused = {p.source for p in parts if p.source}
     for index in range(len(parts) - 1, -1, -1):
         part = parts[index]
-        if not part.fixed_bars and part.label not in reused and part.source is None:
-            if lengths[index] + remainder >= 1:
-                lengths[index] += remainder
-                return parts
+        free = not part.fixed_bars and part.label not in reused and part.source is None
+        if free and lengths[index] + remainder >= 1:
+            lengths[index] += remainder
+            return parts
     lengths[-1] += remainder
     if lengths[-1] < 1:
         raise MusicError(f"cannot fit the form into {bars} bars")
@@ -474,4 +474,10 @@ def _build(
             Cadence.AUTHENTIC,
             last.source if last.key_area is KeyArea.HOME else None,
         )
+    # a note-for-note repeat ends as its source does: one that must end on another cadence
+    # (the last section, closing on the tonic after a half-cadence strain) is a variation
+    for index, section in enumerate(sections):
+        source = None if section.source is None else sections[section.source]
+        if section.treatment is Treatment.REPEAT and source and source.cadence != section.cadence:
+            sections[index] = dataclasses.replace(section, treatment=Treatment.VARY)
     return FormPlan(form, tuple(sections), key)
