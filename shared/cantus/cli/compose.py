@@ -3,19 +3,57 @@ progress bar, then fetch the finished files and write them under ``DIR/<piece_id
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from cantus.music.notes import PITCH_CLASS_NAMES
 from cantus.security import channel_credentials
 from cantus.settings import Settings, load_settings
 from cantus.storage import check_piece_id
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
+from cantus.v1 import events_pb2 as pb
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_DURATION = re.compile(
+    r"^\s*(?:(?P<minutes>\d+(?:\.\d*)?|\.\d+)\s*m(?:in)?)?"
+    r"\s*(?:(?P<seconds>\d+(?:\.\d*)?|\.\d+)\s*s?)?\s*$"
+)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``150`` or ``150s`` (seconds), ``2m`` or ``2min`` (minutes),
+    ``1m30s``, ``2.5m``. ``ValueError`` for anything else; the range is the server's to check."""
+    match = _DURATION.match(text.lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration such as 90s, 2m, 1m30s or 150")
+    minutes, seconds = match.group("minutes"), match.group("seconds")
+    total = float(minutes or 0) * 60.0 + float(seconds or 0)
+    if not math.isfinite(total):
+        raise ValueError(f"{text!r} is not a finite duration")
+    return total
+
+
+def describe_form(spec: pb.PieceSpec) -> str:
+    """One line per piece: the form's name and each section's label and bars (1-based), with
+    its key where it leaves the home key, e.g. ``AABA: A 1-4 | A' 5-8 | B 9-12 (G major) |
+    A'' 13-16``; empty for a spec without a plan."""
+    if not spec.form.sections:
+        return ""
+    parts = []
+    for section in spec.form.sections:
+        first, last = section.first_bar + 1, section.first_bar + section.bar_count
+        text = f"{section.label} {first}-{last}" if last > first else f"{section.label} {first}"
+        if section.key_area and section.key_area != "home":
+            mode = "minor" if section.mode == pb.MODE_MINOR else "major"
+            text += f" ({PITCH_CLASS_NAMES[section.key_tonic]} {mode})"
+        parts.append(text)
+    return f"{spec.form.name}: " + " | ".join(parts)
 
 
 class ComposeFailed(RuntimeError):

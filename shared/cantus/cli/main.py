@@ -186,7 +186,9 @@ def compose(
             if kind == "requested":
                 plan = describe_form(event.requested.spec)
                 if plan:
-                    progress.console.print(f"form {plan}", highlight=False, markup=False)
+                    progress.console.print(
+                        f"form {plan}", highlight=False, markup=False, soft_wrap=True
+                    )
                 progress.update(
                     task,
                     total=event.requested.spec.bars,
