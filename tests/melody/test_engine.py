@@ -234,3 +234,63 @@ def test_bfloat16_copies_serve_large_steps_close_to_fp32(model: MelodyLM) -> Non
     cache.lengths[:] = len(tokens)
     single = low_precision.decode_step(step_tokens[:1], cache, slots[:1])
     assert torch.allclose(single[0], exact[0], atol=1e-5)
+
+
+def test_guided_requests_take_a_twin_slot_and_match_their_solo_decode(model: MelodyLM) -> None:
+    # A guided request decodes a key-free twin beside it; alone or batched with others that
+    # come and go (slots compacted under it), it must sample the same melody.
+    requests = [
+        DecodeRequest(_prompt(), n_bars=1 + i % 3, seed=300 + i, guidance=1.0 + (i % 2))
+        for i in range(6)
+    ]
+    with DecodeEngine(model, TOKENIZER, max_batch=5) as engine:
+        alone = [engine.decode(request, timeout=60) for request in requests]
+        assert all(reason == "eos" for _, reason in alone)
+        batched: dict[int, list[int]] = {i: [] for i in range(len(requests))}
+        finished = threading.Semaphore(0)
+        for i, request in enumerate(requests):
+            engine.submit(request, batched[i].append, lambda _reason: finished.release())
+        for _ in requests:
+            assert finished.acquire(timeout=60)
+        assert engine.active_count == 0
+    assert [batched[i] for i in range(len(requests))] == [tokens for tokens, _ in alone]
+    for tokens, _ in alone:
+        TOKENIZER.decode(_prompt() + tokens)  # a valid melody
+
+
+def test_guidance_changes_only_pitches_and_one_means_none(model: MelodyLM) -> None:
+    with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
+        plain, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9), timeout=60)
+        one, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9, guidance=1.0), 60)
+        guided, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9, guidance=3.0), 60)
+    assert one == plain
+    assert guided != plain
+    with pytest.raises(ValueError, match="guidance"):
+        DecodeRequest(_prompt(), n_bars=1, seed=1, guidance=0.5)
+
+
+def test_a_model_without_key_free_tokens_refuses_guidance() -> None:
+    from cantus.melody.tokenizer import Vocabulary
+
+    old = Vocabulary(tuple(t for t in TOKENIZER.vocab.tokens if t not in ("NOKEY", "NOMODE")))
+    tokenizer = MelodyTokenizer(old)
+    tiny = MelodyLM(MelodyLMConfig.tiny(len(old))).eval()
+    prompt = tokenizer.controls_prefix(_controls())
+    with DecodeEngine(tiny, tokenizer, max_batch=2) as engine:
+        with pytest.raises(MusicError, match="control dropout"):
+            engine.submit(DecodeRequest(prompt, n_bars=1, seed=1, guidance=2.0), print, print)
+
+
+def test_a_half_cadence_ends_on_a_dominant_chord_tone(model: MelodyLM) -> None:
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
+        for seed in range(8):
+            request = DecodeRequest(
+                _prompt(), n_bars=2, seed=seed, cadence_steps=HALF_CADENCE_STEPS
+            )
+            tokens, reason = engine.decode(request, timeout=60)
+            assert reason == "eos"
+            _, melody = TOKENIZER.decode(_prompt() + tokens)
+            last = melody.notes_absolute()[-1].pitch
+            assert (last - G_MAJOR.tonic) % 12 in HALF_CADENCE_STEPS

@@ -31,6 +31,8 @@ class SamplingOptions:
     key_constraint: bool = False
     end_on_tonic: bool = False  # a cadence: set on the request that ends a piece
     tonal_emphasis: float = 0.0  # nats on the beats for key-defining pitches (0..4)
+    cadence_steps: tuple[int, ...] = ()  # the last note's scale steps (a phrase's cadence)
+    guidance: float = 1.0  # classifier-free guidance on the key (1: none)
 
 
 class MelodyLMClient(TritonModelClient):
@@ -59,7 +61,12 @@ class MelodyLMClient(TritonModelClient):
             input_tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
             input_tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
             input_tensor("TONAL_EMPHASIS", [options.tonal_emphasis], "FP32", np.float32),
+            input_tensor("GUIDANCE", [options.guidance], "FP32", np.float32),
         ]
+        if options.cadence_steps:
+            inputs.append(
+                input_tensor("CADENCE_STEPS", list(options.cadence_steps), "INT32", np.int32)
+            )
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()
 

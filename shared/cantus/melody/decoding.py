@@ -4,8 +4,11 @@ The grammar masks the model's logits every step so that every sampled sequence d
 valid melody: a well-formed control prefix, bars whose notes neither overlap nor cross the bar
 line (rests are the gaps, so every bar is exactly full), pitches inside a range (optionally
 only the key's scale), at most ``max_notes_per_bar`` notes a bar, exactly ``n_bars`` new bars
-and then ``EOS`` — always within the model's context length. ``end_on_tonic`` adds a cadence:
-the last note of the last bar is the key's tonic. ``tonal_emphasis`` is a soft constraint: a
+and then ``EOS`` — always within the model's context length. ``cadence_steps`` adds a cadence:
+the last note of the last bar is one of those scale steps (semitones above the tonic):
+``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a section,
+``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside one. ``tonal_emphasis``
+is a soft constraint, off in the served configuration since the form issue (#14): a
 logit bonus on the beats, where a listener (and a key finder) hears the key, for the pitches
 that establish it (``TONAL_EMPHASIS_WEIGHTS``): the tonic triad in major; in minor the tonic,
 the fifth weighted above the third and a little for the 2nd, and a small penalty for the
@@ -36,6 +39,11 @@ MAX_TONAL_EMPHASIS = 4.0
 """Largest ``tonal_emphasis`` (nats): beyond it melodies collapse onto the tonic triad."""
 
 _PREFIX_KINDS = ("BOS", "KEY_", "MODE_", "METER_", "TEMPO_", "STYLE_", "ENERGY_")
+AUTHENTIC_CADENCE_STEPS = (0,)
+"""A phrase that closes on the tonic."""
+HALF_CADENCE_STEPS = (7, 2, 11)
+"""A phrase that stops on the dominant chord: its root, fifth (the 2nd) or third (the
+leading tone; in the folk minor the model learned it is rare, so root and fifth carry it)."""
 _MINOR_EXTRA_STEPS = (9, 11)  # raised 6th and 7th of melodic/harmonic minor
 _SEED_MASK = (1 << 64) - 1
 _MASKS: dict[tuple[int, tuple[tuple[int, int], ...]], torch.Tensor] = {}
@@ -181,6 +189,7 @@ class MelodyGrammar:
         tonal_emphasis: float = 0.0,
         max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
         max_len: int = 1024,
+        cadence_steps: Sequence[int] = (),
     ) -> None:
         low, high = pitch_range
         if not PITCH_RANGE[0] <= low <= high <= PITCH_RANGE[1]:
@@ -200,7 +209,12 @@ class MelodyGrammar:
         self.n_bars = n_bars
         self.pitch_range = (low, high)
         self.key_constraint = key_constraint
-        self.end_on_tonic = end_on_tonic
+        if any(not 0 <= step < 12 for step in cadence_steps):
+            raise MusicError(f"cadence steps must be 0..11 semitones, got {list(cadence_steps)}")
+        self.cadence_steps = frozenset(cadence_steps) or (
+            frozenset(AUTHENTIC_CADENCE_STEPS) if end_on_tonic else frozenset()
+        )
+        self.end_on_tonic = self.cadence_steps == frozenset(AUTHENTIC_CADENCE_STEPS)
         self.tonal_emphasis = tonal_emphasis
         self.max_notes_per_bar = max_notes_per_bar
         self.max_len = max_len
@@ -226,7 +240,7 @@ class MelodyGrammar:
         self._notes_in_bar = 0
         self._pos = 0
         self._pitch = 0  # MIDI pitch of the note being written
-        self._ends_on_tonic = False  # the bar's last note so far is the tonic
+        self._ends_on_cadence = False  # the bar's last note so far is a cadence tone
         self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
         # allowed_ranges() of the current state: the engine asks twice per token (to mask
         # the logits, then to check the sampled token), for 32 sequences a step
@@ -268,7 +282,7 @@ class MelodyGrammar:
             self.done = True
         elif token == self._bar:
             self._in_bar, self._previous_end, self._notes_in_bar = True, 0, 0
-            self._ends_on_tonic = False
+            self._ends_on_cadence = False
             if self.generating:
                 self.bars_generated += 1
         elif self._expect == "next":
@@ -280,7 +294,7 @@ class MelodyGrammar:
         else:
             self._previous_end = self._pos + token - self._dur1 + 1
             self._notes_in_bar += 1
-            self._ends_on_tonic = self._pitch % 12 == self._tonic
+            self._ends_on_cadence = self._is_cadence_tone(self._pitch)
             self._expect = "next"
 
     def _take_control(self, token: int) -> None:
@@ -318,27 +332,30 @@ class MelodyGrammar:
             return [(ids[0], ids[-1] + 1)]
         cadence = self._in_cadence_bar()
         if self._expect == "pitch":
-            # the bar's last possible note must be the tonic
+            # the bar's last possible note must be a cadence tone
             last = self._notes_in_bar + 1 >= self.max_notes_per_bar
             last = last or self._pos >= self._bar_steps - 1 or self.length + 6 > self.max_len
-            return self._pitch_ranges(tonic_only=cadence and last)
+            return self._pitch_ranges(cadence_only=cadence and last)
         if self._expect == "dur":
             longest = self._bar_steps - self._pos
-            if cadence and self._pitch % 12 != self._tonic:
-                longest -= 1  # leave room for the tonic that must follow
+            if cadence and not self._is_cadence_tone(self._pitch):
+                longest -= 1  # leave room for the cadence tone that must follow
             return [(self._dur1, self._dur1 + longest)]
         ranges = self._next_ranges()
-        if cadence and not self._ends_on_tonic and len(ranges) > 1:
+        if cadence and not self._ends_on_cadence and len(ranges) > 1:
             ranges = [r for r in ranges if r[0] != self._eos]
         return ranges
 
+    def _is_cadence_tone(self, pitch: int) -> bool:
+        return (pitch - self._tonic) % 12 in self.cadence_steps
+
     def _in_cadence_bar(self) -> bool:
         return (
-            self.end_on_tonic
+            bool(self.cadence_steps)
             and self.generating
             and self._in_bar
             and self.bars_generated == self.n_bars
-            and bool(self._pitch_ranges(tonic_only=True))
+            and bool(self._pitch_ranges(cadence_only=True))
         )
 
     def _next_ranges(self) -> list[tuple[int, int]]:
@@ -363,18 +380,19 @@ class MelodyGrammar:
             ranges.append((self._eos, self._eos + 1))
         return sorted(ranges)
 
-    def _pitch_ranges(self, *, tonic_only: bool = False) -> list[tuple[int, int]]:
+    def _pitch_ranges(self, *, cadence_only: bool = False) -> list[tuple[int, int]]:
         if not self.generating:
             return [(self._pitch0, self._pitch0 + PITCH_RANGE[1] - PITCH_RANGE[0] + 1)]
-        cached = self._pitch_ranges_cache.get(tonic_only)
+        cached = self._pitch_ranges_cache.get(cadence_only)
         if cached is None:
-            cached = self._pitch_ranges_cache[tonic_only] = self._generated_pitch_ranges(tonic_only)
+            cached = self._generated_pitch_ranges(cadence_only)
+            self._pitch_ranges_cache[cadence_only] = cached
         return cached
 
-    def _generated_pitch_ranges(self, tonic_only: bool) -> list[tuple[int, int]]:
+    def _generated_pitch_ranges(self, cadence_only: bool) -> list[tuple[int, int]]:
         low, high = self.pitch_range
-        if tonic_only:
-            pitches = [m for m in range(low, high + 1) if m % 12 == self._tonic]
+        if cadence_only:
+            pitches = [m for m in range(low, high + 1) if self._is_cadence_tone(m)]
         elif self.key_constraint:
             steps = {0, 2, 4, 5, 7, 9, 11} if self._mode is Mode.MAJOR else {0, 2, 3, 5, 7, 8, 10}
             if self._mode is Mode.MINOR:
@@ -389,6 +407,11 @@ class MelodyGrammar:
             (self._pitch0 + m - PITCH_RANGE[0], self._pitch0 + m - PITCH_RANGE[0] + 1)
             for m in pitches
         ]
+
+    @property
+    def expects_pitch(self) -> bool:
+        """The next token is a generated note's pitch."""
+        return self.generating and self._expect == "pitch"
 
     def allowed_ids(self) -> list[int]:
         return [i for start, stop in self.allowed_ranges() for i in range(start, stop)]

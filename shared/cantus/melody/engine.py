@@ -8,6 +8,12 @@ to the request's ``on_token(token_id)``; the end goes to ``on_done(reason)`` wit
 ``"eos"``, ``"cancelled"`` or ``"error: ..."``. ``cancel`` frees the slot before the next
 step. Callbacks run on the engine thread, so they must be quick and must not block.
 
+Classifier-free guidance (``DecodeRequest.guidance`` > 1): the request also takes a second
+slot for a twin whose prompt has no key (``NOKEY NOMODE``, which the model learned by
+control dropout) and which is fed the same tokens. Where the grammar expects a pitch, the
+request samples from ``twin + guidance * (keyed - twin)`` logits: pitches that the asked key
+makes likelier than no key at all gain, the rest lose, and rhythm is left to the model.
+
 Nothing here knows about Triton: the ``melody_lm`` Triton model wraps this engine.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import itertools
 import threading
 import time
@@ -33,11 +40,13 @@ from cantus.melody.decoding import (
     sample_tokens,
 )
 from cantus.melody.model import KVCache, MelodyLM
-from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.notes import Bar, Melody
+from cantus.melody.tokenizer import NO_KEY, NO_MODE, MelodyTokenizer
+from cantus.music.notes import Bar, Melody, MusicError
 
 TokenCallback = Callable[[int], None]
 DoneCallback = Callable[[str], None]
+MAX_GUIDANCE = 4.0
+"""Largest classifier-free guidance scale a request may ask for (1: none)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,12 @@ class DecodeRequest:
     tonal_emphasis: float = 0.0
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
+    cadence_steps: tuple[int, ...] = ()
+    guidance: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must be 1..{MAX_GUIDANCE}, got {self.guidance}")
 
     @property
     def sampling(self) -> SamplingParams:
@@ -89,6 +104,16 @@ class _Active:
     slot: int = -1
     last_token: int = -1  # sampled, not yet in the cache
     tokens: list[int] = field(default_factory=list)
+    twin: _Active | None = None  # the key-free twin of a guided request
+    is_twin: bool = False
+
+    @property
+    def slots_needed(self) -> int:
+        return 1 if self.twin is None else 2
+
+
+def _ignore(*_: object) -> None:
+    """Callbacks of a guidance twin: it samples nothing and reports nothing."""
 
 
 class DecodeEngine:
@@ -153,18 +178,36 @@ class DecodeEngine:
             tonal_emphasis=request.tonal_emphasis,
             max_notes_per_bar=request.max_notes_per_bar,
             max_len=self.model.config.max_len,
+            cadence_steps=request.cadence_steps,
         )
         grammar.feed_prompt(request.prompt_tokens)
         request.sampling  # noqa: B018 - validates temperature/top_k/top_p now, not on the thread
+        twin = self._twin(request) if request.guidance > 1.0 else None
         with self._lock:
             if self._closing:
                 raise RuntimeError("the decode engine is closed")
             request_id = request_id or f"req-{next(self._ids)}"
-            self._queue.append(
-                _Active(request_id, request, grammar, UniformDraws(request.seed), on_token, on_done)
+            sequence = _Active(
+                request_id, request, grammar, UniformDraws(request.seed), on_token, on_done
             )
+            sequence.twin = twin
+            self._queue.append(sequence)
             self._lock.notify_all()
         return request_id
+
+    def _twin(self, request: DecodeRequest) -> _Active:
+        """The key-free twin of a guided request (its prompt with ``NOKEY NOMODE``)."""
+        vocab = self.tokenizer.vocab
+        try:
+            no_key, no_mode = vocab.id(NO_KEY), vocab.id(NO_MODE)
+        except MusicError:
+            raise MusicError(
+                "guidance needs a model trained with control dropout (NOKEY, NOMODE tokens)"
+            ) from None
+        prompt = list(request.prompt_tokens)
+        prompt[1:3] = [no_key, no_mode]
+        twin_request = dataclasses.replace(request, prompt_tokens=prompt, guidance=1.0)
+        return _Active("twin", twin_request, None, None, _ignore, _ignore, is_twin=True)  # type: ignore[arg-type]
 
     def cancel(self, request_id: str) -> None:
         """Stop a request: its ``on_done("cancelled")`` runs and its slot is freed before the
@@ -233,16 +276,19 @@ class DecodeEngine:
                 for sequence in self._queue:
                     if sequence.request_id in cancelled:
                         dropped.append(sequence)
-                    elif free_slots and len(admitted) < len(free_slots):
+                    elif sequence.slots_needed <= len(free_slots):
                         admitted.append(sequence)
+                        sequence.slot = free_slots.pop(0)
+                        if sequence.twin is not None:
+                            sequence.twin.slot = free_slots.pop(0)
                     else:
                         kept.append(sequence)
                 self._queue = kept
-                for sequence, slot in zip(admitted, free_slots, strict=False):
-                    sequence.slot = slot
             for sequence in dropped:  # callbacks run outside the lock
                 self._finish(sequence, "cancelled")
-            for sequence in [s for s in self._active.values() if s.request_id in cancelled]:
+            for sequence in [
+                s for s in self._active.values() if s.request_id in cancelled and not s.is_twin
+            ]:
                 self._release(sequence, "cancelled")
             try:
                 for sequence in admitted:
@@ -252,23 +298,33 @@ class DecodeEngine:
             except Exception as error:  # the thread must outlive any one step
                 # A failed step leaves the batch's caches in an unknown state: end those
                 # requests with the error and keep serving new ones.
-                for sequence in list(self._active.values()):
+                for sequence in [s for s in self._active.values() if not s.is_twin]:
                     self._release(sequence, f"error: {type(error).__name__}: {error}")
         with self._lock:
-            leftovers = list(self._queue) + list(self._active.values())
+            leftovers = list(self._queue) + [s for s in self._active.values() if not s.is_twin]
             self._queue.clear()
         for sequence in leftovers:
             self._release(sequence, "cancelled")
 
     def _prefill(self, sequence: _Active) -> None:
         self._active[sequence.slot] = sequence
+        if sequence.twin is not None:
+            self._active[sequence.twin.slot] = sequence.twin
         try:
             started = time.perf_counter()
             prompt = torch.tensor(
                 list(sequence.request.prompt_tokens), dtype=torch.long, device=self.device
             )
-            logits = self.model.prefill(prompt, self.cache, sequence.slot)
-            self._sample_and_deliver([sequence], logits[None].float().cpu())
+            logits = self.model.prefill(prompt, self.cache, sequence.slot)[None]
+            if sequence.twin is not None:
+                twin_prompt = torch.tensor(
+                    list(sequence.twin.request.prompt_tokens), dtype=torch.long, device=self.device
+                )
+                twin_logits = self.model.prefill(twin_prompt, self.cache, sequence.twin.slot)
+                logits = torch.cat([logits, twin_logits[None]])
+                self._sample_and_deliver([sequence, sequence.twin], logits.float().cpu())
+                return
+            self._sample_and_deliver([sequence], logits.float().cpu())
             if self.step_hook is not None:
                 self.step_hook(StepTiming("prefill", 1, len(prompt), time.perf_counter() - started))
         except Exception as error:  # a bad request must not stop the other sequences
@@ -298,7 +354,10 @@ class DecodeEngine:
 
     def _sample_and_deliver(self, sequences: list[_Active], logits: torch.Tensor) -> None:
         """Sample the next token of every sequence at once (row i of ``logits`` is
-        ``sequences[i]``'s), then advance each grammar and hand each token over."""
+        ``sequences[i]``'s), then advance each grammar and hand each token over. Twins sample
+        nothing: their rows guide their request's, and they take its token."""
+        if any(s.twin is not None or s.is_twin for s in sequences):
+            logits, sequences = self._guided(sequences, logits)
         try:
             biases = [s.grammar.logit_bias() for s in sequences]
             if any(bias is not None for bias in biases):
@@ -322,6 +381,8 @@ class DecodeEngine:
                 continue
             sequence.last_token = token
             sequence.tokens.append(token)
+            if sequence.twin is not None:
+                sequence.twin.last_token = token
             self.tokens_generated += 1
             try:
                 sequence.on_token(token)
@@ -331,7 +392,28 @@ class DecodeEngine:
             if sequence.grammar.done:
                 self._release(sequence, "eos")
 
+    def _guided(
+        self, sequences: list[_Active], logits: torch.Tensor
+    ) -> tuple[torch.Tensor, list[_Active]]:
+        """The rows of the sequences that sample (twins dropped), each guided request's row
+        replaced, where its grammar expects a pitch, by ``twin + w * (keyed - twin)``."""
+        row_of = {id(s): i for i, s in enumerate(sequences)}
+        rows, kept = [], []
+        for i, sequence in enumerate(sequences):
+            if sequence.is_twin:
+                continue
+            row = logits[i]
+            twin = sequence.twin
+            if twin is not None and id(twin) in row_of and sequence.grammar.expects_pitch:
+                twin_row = logits[row_of[id(twin)]]
+                row = twin_row + sequence.request.guidance * (row - twin_row)
+            rows.append(row)
+            kept.append(sequence)
+        return torch.stack(rows), kept
+
     def _release(self, sequence: _Active, reason: str) -> None:
+        if sequence.twin is not None:
+            self._release(sequence.twin, reason)
         if self._active.get(sequence.slot) is sequence:
             del self._active[sequence.slot]
             self.cache.reset(sequence.slot)

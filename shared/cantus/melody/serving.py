@@ -21,7 +21,7 @@ import torch
 
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.decoding import MAX_TONAL_EMPHASIS
-from cantus.melody.engine import DecodeEngine, DecodeRequest
+from cantus.melody.engine import MAX_GUIDANCE, DecodeEngine, DecodeRequest
 from cantus.melody.prompting import checkpoint_version
 
 EXPECTED_INPUTS = (
@@ -93,6 +93,16 @@ def parse_decode_request(
         raise RequestInputError(
             f"input TONAL_EMPHASIS {tonal_emphasis} is outside 0..{MAX_TONAL_EMPHASIS}"
         )
+    cadence_steps = ()
+    if "CADENCE_STEPS" in inputs:
+        cadence_steps = tuple(int(v) for v in inputs["CADENCE_STEPS"].reshape(-1).tolist())
+        if any(not 0 <= step < 12 for step in cadence_steps):
+            raise RequestInputError(
+                f"input CADENCE_STEPS {list(cadence_steps)} must hold semitones 0..11"
+            )
+    guidance = float(_scalar(inputs, "GUIDANCE", 1.0))
+    if not 1.0 <= guidance <= MAX_GUIDANCE:
+        raise RequestInputError(f"input GUIDANCE {guidance} is outside 1..{MAX_GUIDANCE}")
     return DecodeRequest(
         prompt_tokens=prompt,
         n_bars=n_bars,
@@ -103,6 +113,8 @@ def parse_decode_request(
         key_constraint=bool(_scalar(inputs, "KEY_CONSTRAINT", False)),
         end_on_tonic=bool(_scalar(inputs, "END_ON_TONIC", False)),
         tonal_emphasis=tonal_emphasis,
+        cadence_steps=cadence_steps,
+        guidance=guidance,
     )
 
 
