@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
+from cantus.music.form import Cadence, FormPlan, KeyArea, Section, Treatment
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy
 from cantus.render.leadsheet import leadsheet_musicxml
 from cantus.render.piece import PieceParts
 
@@ -17,6 +19,7 @@ from .piece_fixtures import piece_events, spec, table_events
 
 GOLDEN_PIECE_MIDI = "piece.mid"
 GOLDEN_LEADSHEET = "leadsheet.musicxml"
+GOLDEN_LEADSHEET_FORM = "leadsheet_form.musicxml"
 
 LEADSHEET_KEY = Key(3, Mode.MAJOR)
 """Eb major: Ab, Bb and Eb are spelled flat."""
@@ -48,6 +51,26 @@ LEADSHEET_LYRICS = (
     (3120, "-ny"),
 )
 """(tick from the start of the piece, syllable) in notation form: "-py" ends "Hap-"."""
+
+LEADSHEET_FORM = FormPlan(
+    "AB",
+    (
+        Section("A", 0, 2, LEADSHEET_KEY, KeyArea.HOME, Energy.MID, Treatment.NEW, Cadence.HALF),
+        Section(
+            "B",
+            2,
+            1,
+            KeyArea.DOMINANT.key(LEADSHEET_KEY),
+            KeyArea.DOMINANT,
+            Energy.HIGH,
+            Treatment.NEW,
+            Cadence.AUTHENTIC,
+        ),
+    ),
+    LEADSHEET_KEY,
+)
+"""Two sections over the three bars: a rehearsal mark on bars 1 and 3, a double barline after
+bar 2, and "Bb major (dominant)" on bar 3."""
 
 _MUSIC21_PART_ID = re.compile(rb'\bid="(P[0-9a-f]+)"')
 
@@ -84,6 +107,20 @@ def test_leadsheet_musicxml_matches_golden(golden) -> None:
         title="Golden tune",
     )
     golden(GOLDEN_LEADSHEET, musicxml, normalise=normalise_musicxml)
+
+
+def test_leadsheet_musicxml_with_a_form_matches_golden(golden) -> None:
+    musicxml = leadsheet_musicxml(
+        LEADSHEET_BARS,
+        LEADSHEET_CHORDS,
+        LEADSHEET_LYRICS,
+        LEADSHEET_KEY,
+        LEADSHEET_METER,
+        96.0,
+        title="Golden tune",
+        form=LEADSHEET_FORM,
+    )
+    golden(GOLDEN_LEADSHEET_FORM, musicxml, normalise=normalise_musicxml)
 
 
 def test_musicxml_normaliser_removes_only_what_varies() -> None:

@@ -9,6 +9,11 @@ into tied notes, tuplets, spelling) and musicxml2ly maps ``<harmony>`` to a Chor
 staff and ``<lyric>`` to lyrics reliably. Engraving takes about 2-4 s a page (LilyPond
 start-up dominates).
 
+A piece with a form plan (``cantus.music.form``) gets a rehearsal mark with each section's
+label on the section's first bar, a double barline where a section ends (the piece's end keeps
+its final barline), and, where a section moves to another key area, a text direction naming
+it ("G major (dominant)"); the key signature stays the piece's.
+
 Needs the Debian package ``lilypond`` for engraving (MusicXML needs only music21).
 """
 
@@ -23,9 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
+
+if TYPE_CHECKING:
+    from cantus.music.form import FormPlan
 
 _CHORD_TEXT = re.compile(r"^([A-Ga-g])([#b♯♭]?)(.*?)(?:/([A-Ga-g])([#b♯♭]?))?$")
 # musicxml2ly 2.24 writes triads with an explicit fifth (``c:5``, ``a:m5``), which
@@ -112,6 +120,37 @@ def _spelled_pitch(midi: int, scale_names: dict[int, str]) -> Any:
     return spelled
 
 
+def _section_marks(form: FormPlan | None, bar_count: int) -> dict[int, list[Any]]:
+    """music21 directions to put at the start of each bar (0-based) for ``form``: a rehearsal
+    mark with the section's label, and a text naming the key area where it changes."""
+    from music21 import expressions
+
+    marks: dict[int, list[Any]] = {}
+    if form is None:
+        return marks
+    previous_area = None
+    for section in form.sections:
+        if section.first_bar >= bar_count:
+            break
+        directions = marks.setdefault(section.first_bar, [])
+        directions.append(expressions.RehearsalMark(section.label))
+        area = (section.key, section.key_area)
+        if previous_area is not None and area != previous_area:
+            words = expressions.TextExpression(f"{section.key.name} ({section.key_area.value})")
+            words.style.fontStyle = "italic"
+            words.placement = "above"
+            directions.append(words)
+        previous_area = area
+    return marks
+
+
+def _section_ends(form: FormPlan | None, bar_count: int) -> set[int]:
+    """Bars (0-based) that end a section, the piece's last bar excepted."""
+    if form is None:
+        return set()
+    return {s.end_bar - 1 for s in form.sections if s.end_bar < bar_count}
+
+
 def build_leadsheet_score(
     melody_bars: Sequence[Bar],
     chord_spans_per_bar: Sequence[Sequence[Any]],
@@ -121,8 +160,10 @@ def build_leadsheet_score(
     tempo: float,
     *,
     title: str | None = None,
+    form: FormPlan | None = None,
 ) -> Any:
     """The lead sheet as a music21 ``Score`` (see ``leadsheet_musicxml``)."""
+    from music21 import bar as m21bar
     from music21 import metadata, note, stream
     from music21 import meter as m21meter
     from music21 import tempo as m21tempo
@@ -130,6 +171,8 @@ def build_leadsheet_score(
     m21_key = _m21_key(key)
     scale_names = {p.pitchClass: p.name for p in m21_key.pitches}
     lyric_at = dict(lyrics)
+    marks = _section_marks(form, len(melody_bars))
+    section_ends = _section_ends(form, len(melody_bars))
     score = stream.Score()
     score.insert(0, metadata.Metadata(title=title or "Cantus", composer="Cantus"))
     part = stream.Part()
@@ -144,6 +187,10 @@ def build_leadsheet_score(
             measure.insert(0, m21tempo.MetronomeMark(number=round(tempo, 1), referent=1.0))
         elif bar.meter != melody_bars[index - 1].meter:
             measure.insert(0, m21meter.TimeSignature(str(bar.meter)))
+        for direction in marks.get(index, ()):
+            measure.insert(0, direction)
+        if index in section_ends:
+            measure.rightBarline = m21bar.Barline("double")
         position = 0
         for melody_note in bar.notes:
             if melody_note.onset > position:
@@ -179,6 +226,7 @@ def leadsheet_musicxml(
     tempo: float,
     *,
     title: str | None = None,
+    form: FormPlan | None = None,
 ) -> bytes:
     """MusicXML (UTF-8 bytes) of the lead sheet.
 
@@ -186,11 +234,12 @@ def leadsheet_musicxml(
     ``chord_spans_per_bar``: per bar, chord spans as ``(onset ticks in the bar, text)``
     (or harmony ``ChordSpan`` objects); the text is a chord symbol such as ``F#m7``.
     ``lyrics``: ``(tick from the piece's start, syllable)``; a syllable sits under the
-    melody note starting at that tick. ``tempo``: quarter-note beats per minute."""
+    melody note starting at that tick. ``tempo``: quarter-note beats per minute.
+    ``form``: the piece's plan of sections (rehearsal marks, double barlines, key areas)."""
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     score = build_leadsheet_score(
-        melody_bars, chord_spans_per_bar, lyrics, key, meter, tempo, title=title
+        melody_bars, chord_spans_per_bar, lyrics, key, meter, tempo, title=title, form=form
     )
     try:
         return GeneralObjectExporter(score).parse()

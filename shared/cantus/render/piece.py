@@ -38,14 +38,16 @@ from cantus.events.conversions import (
     pb_to_bar,
     pb_to_notes,
     spec_energy,
+    spec_form,
     spec_key,
     spec_meter,
     spec_style,
 )
 from cantus.harmony.rules import ChordSpan
 from cantus.music.chords import ChordSymbol
+from cantus.music.form import FormPlan
 from cantus.music.midi_io import tracks_to_midi_bytes
-from cantus.music.notes import TICKS_PER_QUARTER, Bar, Note, Track
+from cantus.music.notes import TICKS_PER_QUARTER, Bar, MusicError, Note, Track
 from cantus.render.arrangement import ArrangedBar, Humanise, arrange_tracks
 from cantus.v1 import events_pb2 as pb
 
@@ -439,6 +441,22 @@ def hyphenated_for_notation(lyrics: list[tuple[int, str]]) -> list[tuple[int, st
     return out
 
 
+def piece_form(parts: PieceParts) -> FormPlan | None:
+    """The piece's form plan; None for a spec without one (or with a plan that does not
+    hold, which is logged: the files are rendered without sections then)."""
+    try:
+        plan = spec_form(parts.spec)
+    except MusicError as error:
+        log.warning("ignoring the piece's form plan: %s", error)
+        return None
+    if plan is not None and plan.total_bars != parts.bar_count:
+        log.warning(
+            "ignoring a form plan of %d bars in a %d-bar piece", plan.total_bars, parts.bar_count
+        )
+        return None
+    return plan
+
+
 def piece_title(parts: PieceParts) -> str:
     return f"{parts.spec.style.title() or 'Folk'} in {spec_key(parts.spec).name}"
 
@@ -538,6 +556,7 @@ def render_piece_files(
                 meter,
                 parts.spec.tempo_bpm,
                 title=piece_title(parts),
+                form=piece_form(parts),
             )
         if "piece.musicxml" in result.files:
             engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
@@ -613,6 +632,7 @@ def _summary_json(
         "meter": str(spec_meter(parts.spec)),
         "tempo_bpm": parts.spec.tempo_bpm,
         "bars": parts.bar_count,
+        "form": _form_summary(parts),
         "duration_seconds": round(parts.seconds_before_bar(parts.bar_count), 3),
         "audio_duration_seconds": round(result.audio_seconds, 3),
         "loudness": result.loudness,
@@ -632,3 +652,19 @@ def _summary_json(
         "event_log": sorted(event_log, key=lambda entry: entry["produced_at_unix_ns"]),
     }
     return json.dumps(summary, indent=2).encode()
+
+
+def _form_summary(parts: PieceParts) -> dict | None:
+    """piece.json's ``form``: the plan's name, home key and sections (label, first bar and
+    bars, key and key area, energy, treatment, cadence, the source section a repeat or
+    variation reuses by index and label, and where the section starts in seconds); None
+    without a plan."""
+    plan = piece_form(parts)
+    if plan is None:
+        return None
+    summary = plan.to_dict()
+    labels = plan.labels()
+    for section in summary["sections"]:
+        section["source_label"] = None if section["source"] is None else labels[section["source"]]
+        section["start_seconds"] = round(parts.seconds_before_bar(section["first_bar"]), 3)
+    return summary

@@ -1,0 +1,125 @@
+"""The form plan in a finished piece's files: piece.json's ``form`` entry, and the lead sheet's
+rehearsal marks, double barlines at section ends and key-area texts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from music21 import bar as m21bar
+from music21 import converter, expressions
+
+from cantus.events.conversions import form_to_pb
+from cantus.music.form import plan_form
+from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy
+from cantus.render.leadsheet import leadsheet_musicxml
+from cantus.render.piece import PieceParts, render_piece_files
+
+from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
+
+
+@pytest.fixture
+def quick_render(monkeypatch):
+    """render_piece_files without synthesis or LilyPond (what is tested here is the text)."""
+    import cantus.render.leadsheet as leadsheet
+    import cantus.render.synth as synth
+
+    def no_synth(*args, **kwargs):
+        raise RuntimeError("not synthesised in this test")
+
+    def no_engraving(musicxml: bytes):
+        raise leadsheet.EngravingUnavailable("not engraved in this test")
+
+    monkeypatch.setattr(synth, "render_stems", no_synth)
+    monkeypatch.setattr(leadsheet, "engrave_leadsheet", no_engraving)
+
+    def render(piece_spec):
+        parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=False)
+        assert parts is not None
+        return render_piece_files(parts, piece_id=PIECE_ID, event_log=[], audio_formats=())
+
+    return render
+
+
+def spec_with_form(bars: int, form: str = "auto"):
+    piece_spec = spec(bars, tempo=120.0)
+    plan = plan_form(form, bars=bars, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    return piece_spec
+
+
+def test_piece_json_lists_the_sections(quick_render):
+    rendered = quick_render(spec_with_form(16))
+    form = json.loads(rendered.files["piece.json"])["form"]
+    assert form["name"] == "AABA" and form["total_bars"] == 16 and form["home_key"] == "C major"
+    sections = form["sections"]
+    assert [(s["label"], s["first_bar"], s["bars"]) for s in sections] == [
+        ("A", 0, 4),
+        ("A'", 4, 4),
+        ("B", 8, 4),
+        ("A''", 12, 4),
+    ]
+    bridge = sections[2]
+    assert (bridge["key"], bridge["key_area"], bridge["energy"]) == ("G major", "dominant", "high")
+    assert (bridge["treatment"], bridge["cadence"], bridge["source"]) == ("new", "half", None)
+    ret = sections[1]
+    assert (ret["treatment"], ret["source"], ret["source_label"]) == ("vary", 0, "A")
+    assert [s["start_seconds"] for s in sections] == [0.0, 8.0, 16.0, 24.0]  # 2 s a bar
+    assert sections[-1]["cadence"] == "authentic"
+
+
+def test_a_piece_without_a_plan_has_no_form_and_no_rehearsal_marks(quick_render):
+    rendered = quick_render(spec(8))
+    assert json.loads(rendered.files["piece.json"])["form"] is None
+    assert b"<rehearsal" not in rendered.files["piece.musicxml"]
+
+
+def test_the_rendered_lead_sheet_marks_the_sections(quick_render):
+    musicxml = quick_render(spec_with_form(16)).files["piece.musicxml"]
+    assert musicxml.count(b"<rehearsal") == 4
+    assert musicxml.count(b"<bar-style>light-light</bar-style>") == 3
+
+
+def test_a_plan_of_other_length_than_the_piece_is_ignored(quick_render):
+    piece_spec = spec(8)
+    plan = plan_form("auto", bars=16, key=Key(0), energy=Energy.MID)
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    rendered = quick_render(piece_spec)
+    assert json.loads(rendered.files["piece.json"])["form"] is None
+    assert b"<rehearsal" not in rendered.files["piece.musicxml"]
+
+
+def test_lead_sheet_rehearsal_marks_barlines_and_key_areas():
+    meter = Meter(4, 4)
+    bars = [Bar(meter, (Note(0, 60 + i % 5, 960), Note(960, 64, 960))) for i in range(16)]
+    chords = [[(0, "C")]] * 16
+    plan = plan_form("AABA", bars=16, key=Key(0), energy=Energy.MID)
+    xml = leadsheet_musicxml(bars, chords, [], Key(0), meter, 100.0, form=plan)
+    part = converter.parse(xml, format="musicxml").parts[0]
+    measures = list(part.getElementsByClass("Measure"))
+    marks = {
+        m.number: [r.content for r in m.getElementsByClass(expressions.RehearsalMark)]
+        for m in measures
+    }
+    assert {n: labels for n, labels in marks.items() if labels} == {
+        1: ["A"],
+        5: ["A'"],
+        9: ["B"],
+        13: ["A''"],
+    }
+    doubles = [
+        m.number
+        for m in measures
+        if isinstance(m.rightBarline, m21bar.Barline) and m.rightBarline.type == "double"
+    ]
+    assert doubles == [4, 8, 12]  # the piece's end keeps its final barline
+    texts = {
+        m.number: [t.content for t in m.getElementsByClass(expressions.TextExpression)]
+        for m in measures
+    }
+    assert texts[9] == ["G major (dominant)"]
+    assert texts[13] == ["C major (home)"]  # back in the home key area
+    assert texts[5] == []  # the same key area: no text
+    # the key signature stays the piece's
+    assert [k.sharps for k in part.flatten().getElementsByClass("KeySignature")] == [0]
