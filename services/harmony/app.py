@@ -9,6 +9,13 @@ bar of rests holds the chord before it (nothing to harmonise), and the rule-base
 harmoniser stands in only where the model cannot answer (Triton down, an error); the
 event's ``harmonizer`` says which one made the bar and why.
 
+A piece whose spec carries a form plan is harmonised section by section
+(``cantus.harmony.cadence``): each bar in its section's key area with its section's energy,
+and the bars that end a phrase cadence as the plan says (half: on V; authentic: V–I; the
+last bar on I of the home key), the cadence chords given to the model as allowed chord
+classes on the bar's last beats and to the rules as constraints. Chords and Roman numerals
+stay in the piece's key (a dominant-key section's V is ``V/V``).
+
 Per-piece state (the next bar expected, the bar waiting for its lookahead, the last bars
 with their chords, the voicing) lives in a Faust table backed by a changelog topic, so a
 restarted service continues a piece where it stopped: the model is stateless and gets
@@ -26,16 +33,18 @@ from cantus.events.conversions import (
     notes_to_pb,
     pb_to_bar,
     spec_energy,
+    spec_form,
     spec_key,
     spec_meter,
     spec_style,
 )
+from cantus.harmony.cadence import bar_harmony_plan
 from cantus.harmony.client import HarmonyClient, HarmonyModelError
 from cantus.harmony.context import (
     HarmonizedBar,
     beats_to_spans,
-    build_window,
     checkpoint_version,
+    planned_window,
 )
 from cantus.harmony.features import beat_spans
 from cantus.harmony.rules import ChordSpan, harmonize_bar
@@ -47,7 +56,8 @@ from cantus.harmony.vocabulary import (
     class_to_chord,
 )
 from cantus.harmony.voicing import bass_line, tune_before, voice_chords
-from cantus.music.chords import ChordQuality, ChordSymbol
+from cantus.music.chords import ChordQuality, ChordSymbol, roman_numeral
+from cantus.music.form import FormPlan
 from cantus.music.notes import Bar, Key, Meter, MusicError, Note
 from cantus.music.styles import Energy, Style
 from cantus.streaming import Received, StreamService
@@ -97,6 +107,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     try:
         meter = spec_meter(spec)
         key, style, energy = spec_key(spec), spec_style(spec), spec_energy(spec)
+        plan = spec_form(spec)
         melody_bar = pb_to_bar(bar.notes, meter)
     except (MusicError, ValueError, KeyError) as error:
         raise InvalidEvent(f"melody bar {index}: {error}") from None
@@ -115,11 +126,21 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             key=key,
             style=style,
             energy=energy,
+            plan=plan,
         )
         state["pending"] = None
     if index >= spec.bars - 1:
         await _harmonize_and_publish(
-            bar, received, state, index, melody_bar, None, key=key, style=style, energy=energy
+            bar,
+            received,
+            state,
+            index,
+            melody_bar,
+            None,
+            key=key,
+            style=style,
+            energy=energy,
+            plan=plan,
         )
     else:
         state["pending"] = [index, _notes_of(melody_bar)]
@@ -138,8 +159,11 @@ async def _harmonize_and_publish(
     key: Key,
     style: Style,
     energy: Energy,
+    plan: FormPlan | None,
 ) -> None:
-    """Harmonise bar ``index``, publish its HarmonyBar and update ``state`` in place."""
+    """Harmonise bar ``index``, publish its HarmonyBar and update ``state`` in place.
+    ``history`` chords are kept relative to the piece's ``key``; ``plan`` (None for a spec
+    without one) sets the bar's key area, energy and cadence."""
     piece_id, spec = event.meta.piece_id, event.spec
     history = [
         HarmonizedBar(_bar_from(notes, bar.meter), tuple(tuple(b) for b in beats))
@@ -147,17 +171,25 @@ async def _harmonize_and_publish(
     ]
     is_final = index == spec.bars - 1
     previous = _last_chord(history, key)
+    bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=energy)
     if bar.is_rest:
-        spans = harmonize_bar(bar, key, previous=previous, style=style, is_final=is_final)
+        spans = harmonize_bar(
+            bar,
+            bar_plan.key,
+            previous=previous,
+            style=style,
+            is_final=is_final,
+            constraints=bar_plan.constraints,
+        )
         harmonizer = f"{RULES} (bar of rests: the chord before is held)"
     else:
-        window = build_window(
+        window = planned_window(
             history,
             bar,
             next_bar=next_bar,
-            key=key,
+            plan=bar_plan,
+            home_key=key,
             style=style,
-            energy=energy,
             is_final=is_final,
             history_is_complete=state["history_complete"],
         )
@@ -165,16 +197,29 @@ async def _harmonize_and_publish(
             beats = await triton.harmonize(window)
             if any(not 0 <= chord < CHORD_CLASSES for chord, _ in beats):
                 raise HarmonyModelError(f"chord classes out of range: {beats}")
-            spans = beats_to_spans(bar, beats, key)
+            if bar_plan.violations(beats, bar.meter):
+                raise HarmonyModelError(f"the answer {beats} breaks the bar's cadence")
+            beats = bar_plan.root_position(beats, bar.meter)
+            spans = beats_to_spans(bar, beats, bar_plan.key)
             harmonizer = model_version
         except HarmonyModelError as error:
             service.log.warning(
                 "piece %s bar %d: model failed (%s), rules used", piece_id, index, error
             )
             spans = harmonize_bar(
-                bar, key, previous=previous, style=style, next_bar=next_bar, is_final=is_final
+                bar,
+                bar_plan.key,
+                previous=previous,
+                style=style,
+                next_bar=next_bar,
+                is_final=is_final,
+                constraints=bar_plan.constraints,
             )
             harmonizer = f"{RULES} (fallback: the harmony model did not answer)"
+    if bar_plan.key != key:  # Roman numerals in the piece's key
+        spans = [
+            ChordSpan(s.onset, s.duration, s.symbol, roman_numeral(s.symbol, key)) for s in spans
+        ]
 
     previous_voicing = tuple(state["voicing"]) if state["voicing"] else None
     voicing = voice_chords(
@@ -184,7 +229,7 @@ async def _harmonize_and_publish(
         melody=bar,
         melody_before=tuple(state["melody_before"] or ()),
     )
-    bass = bass_line(spans, bar.meter, style=style, energy=energy)
+    bass = bass_line(spans, bar.meter, style=style, energy=bar_plan.energy)
     harmony = pb.HarmonyBar(
         meta=new_meta(piece_id, index, service.name, received_at_unix_ns=received.received_at_ns),
         spec=spec,
@@ -204,11 +249,12 @@ async def _harmonize_and_publish(
     )
     await service.publish(harmony, received=received)
     service.log.info(
-        "piece %s bar %d: %s (%s)",
+        "piece %s bar %d: %s (%s)%s",
         piece_id,
         index,
         " ".join(str(s.symbol) for s in spans),
         harmonizer,
+        f", {bar_plan.cadence.value} cadence in {bar_plan.key.name}" if bar_plan.cadence else "",
     )
 
     state["history"] = [

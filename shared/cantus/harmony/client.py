@@ -32,6 +32,8 @@ class HarmonyClient(TritonModelClient):
             input_tensor("PREVIOUS", window.previous[None].astype(np.int32), "INT32"),
             input_tensor("HOLD", window.hold[None].astype(np.bool_), "BOOL"),
             input_tensor("DECODE_FROM", np.array([[window.decode_from]], dtype=np.int32), "INT32"),
+            # Optional in the model, sent always: requests with one set of inputs batch together.
+            input_tensor("ALLOWED", window.allowed_classes()[None].astype(np.bool_), "BOOL"),
         ]
         outputs = [InferRequestedOutput("CHORDS"), InferRequestedOutput("INVERSIONS")]
         try:

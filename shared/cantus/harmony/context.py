@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cantus.harmony.cadence import BarHarmonyPlan, rekey_beats
 from cantus.harmony.features import FEATURES, bar_features, beat_spans
 from cantus.harmony.rules import ChordSpan, chord_segments
 from cantus.harmony.vocabulary import CHORD_CLASSES, NO_CHORD, class_to_chord
@@ -43,12 +44,21 @@ class HarmonizedBar:
 class Window:
     """One model request. ``features`` [CONTEXT_BEATS, FEATURES] float32; ``previous``
     [CONTEXT_BEATS] int32 (the chord class of the beat before each beat, or a token);
-    ``hold`` [CONTEXT_BEATS] bool; ``decode_from`` the first beat to harmonise."""
+    ``hold`` [CONTEXT_BEATS] bool; ``decode_from`` the first beat to harmonise;
+    ``allowed`` [CONTEXT_BEATS, CHORD_CLASSES] bool, the classes each beat may take
+    (None: any)."""
 
     features: np.ndarray
     previous: np.ndarray
     hold: np.ndarray
     decode_from: int
+    allowed: np.ndarray | None = None
+
+    def allowed_classes(self) -> np.ndarray:
+        """``allowed``, or every class on every beat."""
+        if self.allowed is not None:
+            return self.allowed
+        return np.ones((CONTEXT_BEATS, CHORD_CLASSES), dtype=bool)
 
 
 def _token(chord_class: int) -> int:
@@ -76,10 +86,13 @@ def build_window(
     energy: Energy,
     is_final: bool,
     history_is_complete: bool,
+    allowed: np.ndarray | None = None,
 ) -> Window:
     """The window that asks for ``bar``'s chords. ``history`` holds the bars before it,
     oldest first (the service keeps the last few); ``history_is_complete`` says it starts
-    at the first bar of the piece (so the first chord follows ``START``)."""
+    at the first bar of the piece (so the first chord follows ``START``). ``allowed``
+    [beats of ``bar``, CHORD_CLASSES] bool limits the chord classes of the bar's beats
+    (a cadence; None: any)."""
     blocks, previous_tokens = [], []
     for index, done in enumerate(history):
         following = history[index + 1].bar if index + 1 < len(history) else bar
@@ -115,7 +128,45 @@ def build_window(
     hold[padding + keep :] = hold_beats(bar, style)
     if first_current_previous in (START, UNKNOWN):
         hold[padding + keep] = False
-    return Window(features, previous, hold, padding + keep)
+    window_allowed = None
+    if allowed is not None:
+        if allowed.shape != (beats, CHORD_CLASSES):
+            raise ValueError(f"allowed must be [{beats}, {CHORD_CLASSES}], got {allowed.shape}")
+        window_allowed = np.ones((CONTEXT_BEATS, CHORD_CLASSES), dtype=bool)
+        window_allowed[padding + keep :] = allowed
+    return Window(features, previous, hold, padding + keep, window_allowed)
+
+
+def planned_window(
+    history: Sequence[HarmonizedBar],
+    bar: Bar,
+    *,
+    next_bar: Bar | None,
+    plan: BarHarmonyPlan,
+    home_key: Key,
+    style: Style,
+    is_final: bool,
+    history_is_complete: bool,
+) -> Window:
+    """``build_window`` for a bar of a piece with a form plan: ``history`` holds chord
+    classes relative to ``home_key``; the window reads everything relative to the bar's
+    key area (``plan.key``), with its section's energy and its cadence's allowed chords.
+    The model's answer is relative to ``plan.key``."""
+    if plan.key != home_key:
+        history = [
+            HarmonizedBar(done.bar, rekey_beats(done.beats, home_key, plan.key)) for done in history
+        ]
+    return build_window(
+        history,
+        bar,
+        next_bar=next_bar,
+        key=plan.key,
+        style=style,
+        energy=plan.energy,
+        is_final=is_final,
+        history_is_complete=history_is_complete,
+        allowed=plan.allowed_classes(bar.meter),
+    )
 
 
 def beats_to_spans(bar: Bar, beats: Sequence[tuple[int, int]], key: Key) -> list[ChordSpan]:

@@ -9,7 +9,8 @@ t-1 (``START`` before the first chord, ``PAD`` on left padding). Outputs: logits
 Decoding (``decode``) is greedy and batched: the known history is read in one pass, then
 the beats to harmonise are decoded one step at a time for every sequence of the batch
 together; a ``hold`` beat repeats the chord before it (the chord rhythm of folk and
-celtic accompaniment).
+celtic accompaniment); an ``allowed`` mask limits a beat to some chord classes (a form
+plan's cadences, ``cantus.harmony.cadence``), the model choosing among them.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def decode(
     hold: torch.Tensor,
     decode_from: torch.Tensor,
     melody_fit: float = 0.0,
+    allowed: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Greedy chords for the beats ``decode_from[b]..T-1`` of each window.
 
@@ -133,7 +135,9 @@ def decode(
     beats of history, the rest decoded (0 allowed: no history). ``melody_fit`` > 0 adds
     that many times the beat melody's consonance with each chord (``consonance_matrix``
     against the beat's pitch-class durations) to the chord log-probabilities before the
-    choice. Returns chord classes,
+    choice. ``allowed`` [B, T, CHORD_CLASSES] bool (None: every class) restricts each
+    decoded beat to its allowed classes; a hold beat whose chord before is not allowed
+    there takes the best allowed chord instead. Returns chord classes,
     inversions and the chord probability, each [B, T] (history beats: -1, -1, 0)."""
     global _CONSONANCE
     if _CONSONANCE is None:
@@ -160,8 +164,13 @@ def decode(
         scores = probabilities.log()
         if melody_fit:
             scores = scores + melody_fit * features[:, t, :12] @ consonance.T
-        choice = scores.argmax(-1)
         holding = hold[:, t] & (current_previous < CHORD_CLASSES)
+        if allowed is not None:
+            beat_allowed = allowed[:, t]
+            scores = scores.masked_fill(~beat_allowed, -float("inf"))
+            previous_allowed = beat_allowed[rows, current_previous.clamp(0, CHORD_CLASSES - 1)]
+            holding = holding & previous_allowed
+        choice = scores.argmax(-1)
         choice = torch.where(holding, current_previous, choice)
         active = t >= decode_from
         # A window still reading its history this step takes the given previous chord.

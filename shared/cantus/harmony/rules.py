@@ -11,6 +11,11 @@ Choice: every diatonic triad and the dominant seventh (minor keys: harmonic-mino
 the melody that are its chord tones (downbeats and beats weigh more), a per-style prior
 for common chords, and a preference table of functional progressions from the previous
 chord. The final bar cadences (``V``–``I`` when it splits, ``I`` at the end).
+
+Constraints (``ChordConstraint``, from a form plan's cadences: ``cantus.harmony.cadence``)
+limit a chord segment to a few chords, e.g. ``V`` or ``V7`` at a half cadence; the best of
+them for the melody is taken, and a bar whose segments are constrained to different chords
+splits even where one chord would have scored better.
 """
 
 from __future__ import annotations
@@ -37,6 +42,25 @@ class ChordSpan:
 
 Segment = tuple[int, int]
 """(onset, duration) in ticks from the bar start."""
+
+
+@dataclass(frozen=True)
+class ChordConstraint:
+    """The chords allowed over ``duration`` ticks from ``onset`` (from the bar start), in
+    order of preference; ``role`` says why (``dominant`` or ``tonic`` of a cadence)."""
+
+    onset: int
+    duration: int
+    chords: tuple[ChordSymbol, ...]
+    role: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.onset + self.duration
+
+    def covers(self, tick: int) -> bool:
+        return self.onset <= tick < self.end
+
 
 # --- chord rhythm -------------------------------------------------------------------------
 
@@ -127,6 +151,13 @@ def _weighted_pitch_classes(bar: Bar, segment: Segment) -> dict[int, float]:
         pitch_class = note.pitch % 12
         weights[pitch_class] = weights.get(pitch_class, 0.0) + overlap / TICKS_PER_QUARTER * accent
     return weights
+
+
+def segment_fit(chord: ChordSymbol, bar: Bar, segment: Segment) -> float | None:
+    """How well ``chord`` fits the melody sounding in ``segment`` of ``bar`` (``_fit``:
+    -0.5 no chord tones .. 1.1); None where the segment is silent."""
+    weights = _weighted_pitch_classes(bar, segment)
+    return _fit(chord, weights) if weights else None
 
 
 def _fit(chord: ChordSymbol, weights: dict[int, float]) -> float:
@@ -309,6 +340,29 @@ def _lookahead_target(
     return best.symbol
 
 
+def _allowed(
+    segment: Segment, constraints: Sequence[ChordConstraint]
+) -> tuple[ChordSymbol, ...] | None:
+    """The chords ``constraints`` allow at the start of ``segment``; None: any."""
+    for constraint in constraints:
+        if constraint.covers(segment[0]):
+            return constraint.chords
+    return None
+
+
+def _options(
+    allowed: tuple[ChordSymbol, ...] | None, candidates: Sequence[_Candidate], key: Key
+) -> Sequence[_Candidate]:
+    """The candidates for a segment: all, or the allowed chords (with their prior where
+    they are among the key's candidates)."""
+    if allowed is None:
+        return candidates
+    known = {c.symbol: c for c in candidates}
+    return [
+        known.get(chord) or _Candidate(roman_numeral(chord, key), chord, 0.0) for chord in allowed
+    ]
+
+
 def harmonize_bar(
     bar: Bar,
     key: Key,
@@ -317,6 +371,7 @@ def harmonize_bar(
     style: Style,
     next_bar: Bar | None = None,
     is_final: bool = False,
+    constraints: Sequence[ChordConstraint] = (),
 ) -> list[ChordSpan]:
     """Chords for one bar: one or two ``ChordSpan``s that cover the bar exactly (onsets
     in ticks from the bar start), chosen from the key's diatonic chords.
@@ -325,13 +380,23 @@ def harmonize_bar(
     ``next_bar``, when known, lets the last chord lead into the next bar's harmony;
     ``is_final`` makes the bar cadence on the tonic. An empty bar or a bar of rests
     prolongs ``previous`` (the tonic when there is none, or in the final bar). Chromatic
-    or atonal melodies still get the best-fitting diatonic chord. Deterministic."""
+    or atonal melodies still get the best-fitting diatonic chord. ``constraints`` (on
+    whole chord segments, see ``chord_segments``) limit the chords of the segments they
+    cover; the bar splits where its segments are constrained apart. Deterministic."""
     candidates = _candidates(key, style)
     tonic = candidates[0].symbol
     whole_bar: Segment = (0, bar.meter.bar_ticks)
+    segments = chord_segments(bar.meter, bar)
+    allowed = [_allowed(segment, constraints) for segment in segments]
     if bar.is_rest:
         held = tonic if is_final or previous is None else previous
-        return [_span(whole_bar, held, key)]
+        if not any(allowed):
+            return [_span(whole_bar, held, key)]
+        spans = [
+            _span(segment, chords[0] if chords else held, key)
+            for segment, chords in zip(segments, allowed, strict=True)
+        ]
+        return _merged(spans, key)
 
     lookahead = _lookahead_target(next_bar, key, candidates)
 
@@ -343,9 +408,18 @@ def harmonize_bar(
             return _LOOKAHEAD_WEIGHT * _transition(chord, lookahead, key)
         return 0.0
 
+    # One chord for the whole bar: one that every constrained segment allows.
+    single_options: Sequence[_Candidate] = candidates
+    constrained = [chords for chords in allowed if chords is not None]
+    if constrained:
+        single_options = [
+            c
+            for c in _options(constrained[0], candidates, key)
+            if all(c.symbol in chords for chords in constrained)
+        ]
     bar_weights = _weighted_pitch_classes(bar, whole_bar)
-    single_score, single = -float("inf"), tonic
-    for candidate in candidates:  # strict > keeps the earlier candidate on a tie
+    single_score, single = -float("inf"), None
+    for candidate in single_options:  # strict > keeps the earlier candidate on a tie
         score = (
             _fit(candidate.symbol, bar_weights)
             + candidate.prior
@@ -355,22 +429,21 @@ def harmonize_bar(
         if score > single_score:
             single_score, single = score, candidate.symbol
 
-    segments = chord_segments(bar.meter, bar)
     if len(segments) == 1:
-        return [_span(whole_bar, single, key)]
+        return [_span(whole_bar, single if single is not None else tonic, key)]
     first_weights = _weighted_pitch_classes(bar, segments[0])
     second_weights = _weighted_pitch_classes(bar, segments[1])
     first_total, second_total = sum(first_weights.values()), sum(second_weights.values())
-    if first_total == 0 or second_total == 0:
+    if single is not None and (first_total == 0 or second_total == 0):
         return [_span(whole_bar, single, key)]  # half a bar of rest: nothing asks for a change
 
     best_split: tuple[float, ChordSymbol, ChordSymbol] | None = None
-    for first in candidates:
+    for first in _options(allowed[0], candidates, key):
         first_fit = _fit(first.symbol, first_weights)
         opening = _transition(previous, first.symbol, key)
         if is_final and _is_dominant(first.symbol, key):
             opening += 2 * _FINAL_DOMINANT_BONUS  # halved below with the transitions
-        for second in candidates:
+        for second in _options(allowed[1], candidates, key):
             if second.symbol == first.symbol:
                 continue
             fit = (first_fit * first_total + _fit(second.symbol, second_weights) * second_total) / (
@@ -384,11 +457,23 @@ def harmonize_bar(
             )
             if best_split is None or score > best_split[0]:
                 best_split = (score, first.symbol, second.symbol)
-    assert best_split is not None
-    split_score, first_chord, second_chord = best_split
-    if split_score <= single_score + _SPLIT_MARGIN[style]:
-        return [_span(whole_bar, single, key)]
+    if best_split is None or (
+        single is not None and best_split[0] <= single_score + _SPLIT_MARGIN[style]
+    ):
+        return [_span(whole_bar, single if single is not None else tonic, key)]
+    _, first_chord, second_chord = best_split
     return [_span(segments[0], first_chord, key), _span(segments[1], second_chord, key)]
+
+
+def _merged(spans: list[ChordSpan], key: Key) -> list[ChordSpan]:
+    """Neighbouring spans of the same chord joined into one."""
+    out: list[ChordSpan] = []
+    for span in spans:
+        if out and out[-1].symbol == span.symbol:
+            out[-1] = _span((out[-1].onset, out[-1].duration + span.duration), span.symbol, key)
+        else:
+            out.append(span)
+    return out
 
 
 def _span(segment: Segment, chord: ChordSymbol, key: Key) -> ChordSpan:

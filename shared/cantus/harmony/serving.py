@@ -17,15 +17,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cantus.harmony.cadence import bar_harmony_plan, rekey_beats
 from cantus.harmony.context import (
     CONTEXT_BEATS,
     PAD,
     HarmonizedBar,
     Window,
-    build_window,
+    planned_window,
 )
 from cantus.harmony.features import FEATURES
 from cantus.harmony.model import HarmonyNet, checkpoint_version, decode, load_harmony_checkpoint
+from cantus.harmony.vocabulary import CHORD_CLASSES
+from cantus.music.form import FormPlan
 from cantus.music.notes import Bar, Key
 from cantus.music.styles import Energy, Style
 
@@ -34,8 +37,12 @@ INPUTS = {
     "PREVIOUS": ("TYPE_INT32", [CONTEXT_BEATS]),
     "HOLD": ("TYPE_BOOL", [CONTEXT_BEATS]),
     "DECODE_FROM": ("TYPE_INT32", [1]),
+    "ALLOWED": ("TYPE_BOOL", [CONTEXT_BEATS, CHORD_CLASSES]),
 }
 """Triton input name → (data type, dims without the batch dimension)."""
+OPTIONAL_INPUTS = frozenset({"ALLOWED"})
+"""Inputs a request may leave out: ``ALLOWED`` (the chord classes each beat may take, from
+a form plan's cadences) defaults to every class."""
 OUTPUTS = {
     "CHORDS": ("TYPE_INT32", [CONTEXT_BEATS]),
     "INVERSIONS": ("TYPE_INT32", [CONTEXT_BEATS]),
@@ -68,10 +75,22 @@ def check_model_config(config: dict) -> None:
         raise ValueError("max_batch_size must be >= 1 (pieces are batched)")
 
 
+def complete_inputs(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``inputs`` with the optional inputs it leaves out filled in with their defaults
+    (``ALLOWED``: every class), for a batch as long as its ``FEATURES``."""
+    if "ALLOWED" in inputs or "FEATURES" not in inputs:
+        return inputs
+    batch = len(inputs["FEATURES"])
+    return {**inputs, "ALLOWED": np.ones((batch, CONTEXT_BEATS, CHORD_CLASSES), dtype=bool)}
+
+
 def check_inputs(inputs: dict[str, np.ndarray]) -> None:
-    """Raise ``RequestInputError`` naming the first bad input of a batch of windows."""
+    """Raise ``RequestInputError`` naming the first bad input of a batch of windows
+    (optional inputs may be missing)."""
     for name, (_, dims) in INPUTS.items():
         if name not in inputs:
+            if name in OPTIONAL_INPUTS:
+                continue
             raise RequestInputError(f"input {name} is missing")
         if list(inputs[name].shape[1:]) != dims:
             raise RequestInputError(
@@ -85,6 +104,8 @@ def check_inputs(inputs: dict[str, np.ndarray]) -> None:
     decode_from = inputs["DECODE_FROM"][:, 0]
     if decode_from.min() < 0 or decode_from.max() >= CONTEXT_BEATS:
         raise RequestInputError(f"input DECODE_FROM must be 0..{CONTEXT_BEATS - 1}")
+    if "ALLOWED" in inputs and not inputs["ALLOWED"].any(-1).all():
+        raise RequestInputError("input ALLOWED leaves a beat without any chord class")
 
 
 class HarmonyServing:
@@ -119,6 +140,7 @@ class HarmonyServing:
         """Chords, inversions and confidence [batch, CONTEXT_BEATS] for a batch of windows
         (arrays as named in ``INPUTS``, batch first)."""
         check_inputs(inputs)
+        inputs = complete_inputs(inputs)
         device = self.device
         chords, inversions, confidence = decode(
             self.net,
@@ -127,6 +149,9 @@ class HarmonyServing:
             torch.from_numpy(inputs["HOLD"].astype(bool)).to(device),
             torch.from_numpy(inputs["DECODE_FROM"][:, 0].astype(np.int64)).to(device),
             melody_fit=self.melody_fit,
+            allowed=None
+            if inputs["ALLOWED"].all()
+            else torch.from_numpy(inputs["ALLOWED"].astype(bool)).to(device),
         )
         return {
             "CHORDS": chords.cpu().numpy().astype(np.int32),
@@ -142,6 +167,7 @@ def windows_to_inputs(windows: Sequence[Window]) -> dict[str, np.ndarray]:
         "PREVIOUS": np.stack([w.previous for w in windows]).astype(np.int32),
         "HOLD": np.stack([w.hold for w in windows]),
         "DECODE_FROM": np.array([[w.decode_from] for w in windows], dtype=np.int32),
+        "ALLOWED": np.stack([w.allowed_classes() for w in windows]),
     }
 
 
@@ -167,12 +193,16 @@ class MelodyToHarmonize:
     key: Key
     style: Style
     energy: Energy
+    plan: FormPlan | None = None
+    """The piece's form plan: key areas, energy and cadences per bar (None: none)."""
 
 
 class ModelHarmonizer:
     """``ModelHarmonizer(serving).harmonize(pieces)``: per piece, per bar, per beat
-    (chord class, inversion). Bar i is decoded with bar i+1 as lookahead and the chords of
-    the bars before it as history, as the service does."""
+    (chord class relative to the piece's key, inversion). Bar i is decoded with bar i+1 as
+    lookahead and the chords of the bars before it as history, as the service does
+    (with a plan: in its section's key area, energy and cadence,
+    ``cantus.harmony.cadence``)."""
 
     def __init__(self, serving: HarmonyServing, batch_size: int = 64) -> None:
         self.serving = serving
@@ -185,24 +215,34 @@ class ModelHarmonizer:
             active = [i for i, p in enumerate(pieces) if index < len(p.bars)]
             for chunk_start in range(0, len(active), self.batch_size):
                 chunk = active[chunk_start : chunk_start + self.batch_size]
-                windows = []
+                windows, plans = [], []
                 for i in chunk:
                     piece = pieces[i]
                     history = done[i][-HISTORY_BARS:]
+                    bar_plan = bar_harmony_plan(
+                        piece.plan,
+                        index,
+                        piece.bars[index],
+                        home_key=piece.key,
+                        energy=piece.energy,
+                    )
+                    plans.append(bar_plan)
                     windows.append(
-                        build_window(
+                        planned_window(
                             history,
                             piece.bars[index],
                             next_bar=piece.bars[index + 1] if index + 1 < len(piece.bars) else None,
-                            key=piece.key,
+                            plan=bar_plan,
+                            home_key=piece.key,
                             style=piece.style,
-                            energy=piece.energy,
                             is_final=index == len(piece.bars) - 1,
                             history_is_complete=len(done[i]) <= HISTORY_BARS,
                         )
                     )
                 outputs = self.serving.decode(windows_to_inputs(windows))
                 for row, (i, window) in enumerate(zip(chunk, windows, strict=True)):
-                    beats = tuple(window_beats(window, outputs, row))
-                    done[i].append(HarmonizedBar(pieces[i].bars[index], beats))
+                    bar_plan, bar = plans[row], pieces[i].bars[index]
+                    beats = bar_plan.root_position(window_beats(window, outputs, row), bar.meter)
+                    beats = list(rekey_beats(beats, bar_plan.key, pieces[i].key))
+                    done[i].append(HarmonizedBar(bar, tuple(beats)))
         return [[list(b.beats) for b in piece_bars] for piece_bars in done]

@@ -27,6 +27,7 @@ from cantus.harmony.serving import (  # noqa: E402
     RequestInputError,
     check_inputs,
     check_model_config,
+    complete_inputs,
 )
 
 
@@ -70,7 +71,7 @@ class TritonPythonModel:
                 )
                 continue
             good.append((index, len(inputs["FEATURES"])))
-            arrays.append(inputs)
+            arrays.append(complete_inputs(inputs))
         if arrays:
             batch = {name: np.concatenate([a[name] for a in arrays]) for name in INPUTS}
             outputs = self.serving.decode(batch)
