@@ -3,29 +3,34 @@
 in:  cantus.compose.requested
 out: cantus.melody.bar   (one event per bar, published the moment the bar is decoded)
 
-Bars come from the ``melody_lm`` model on Triton, streamed token by token; several pieces
-are decoded at once (agent concurrency) and Triton batches them into one forward step.
+The piece follows its form plan (``spec.form``, ``cantus.melody.composition``): new
+sections are decoded phrase by phrase by the ``melody_lm`` model on Triton, streamed token
+by token, each phrase ending in its cadence; repeated sections are copied, varied ones
+copied with ornaments and a new ending. Several pieces are decoded at once (agent
+concurrency) and Triton batches them into one forward step.
 
 Restart safety: each bar is recorded in a Faust table (changelog-backed) before it is
 published, and the request's offset is committed only when the whole piece is out. A
 restarted service sees the request again, republishes the recorded bars (downstream keeps
-the first copy per bar) and asks the model to continue after them.
+the first copy per bar) and composes on from there (the same plan, bars and seed give the
+same continuation).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import AsyncIterator
+
 from cantus.events.codec import InvalidEvent, new_meta
-from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_meter
+from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_meter
 from cantus.melody.client import MelodyLMClient, SamplingOptions
+from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.prompting import MelodyPrompter
+from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
+from cantus.music.styles import Energy
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
-
-BARS_PER_REQUEST = 12
-"""Bars decoded per model request: with ``CONTEXT_BARS`` of prompt, a worst-case request
-(16 notes a bar, 49 tokens) still fits the model's 1,024-token context."""
-CONTEXT_BARS = 6
 
 service = StreamService("melody")
 compose_requests = service.topic("compose_requested")
@@ -62,52 +67,53 @@ async def handle_compose_requested(request: pb.ComposeRequested, received: Recei
     for index in range(len(given), len(recorded)):  # bars decoded before a restart
         await _publish_bar(request, index, recorded[index], received, given=False)
 
-    while len(recorded) < spec.bars:
-        await _continue_melody(request, recorded, received)
+    if len(recorded) < spec.bars:
+        composer = FormComposer(_plan(spec), prompter.controls(spec), spec.seed)
+
+        async for index, bar in composer.compose(
+            recorded, functools.partial(_decode_phrase, request)
+        ):
+            _record(piece_id, recorded, done=False)
+            await _publish_bar(request, index, bar, received, given=False)
     _record(piece_id, recorded, done=True)
 
 
-async def _continue_melody(
-    request: pb.ComposeRequested, recorded: list[Bar], received: Received
-) -> None:
-    """Decode up to ``BARS_PER_REQUEST`` more bars after ``recorded`` (appended in place),
-    publishing each as it closes. Long pieces take several requests, each prompted with the
-    last ``CONTEXT_BARS`` bars, so prompt and answer stay within the model's context."""
-    piece_id, spec = request.meta.piece_id, request.spec
-    n_bars = min(BARS_PER_REQUEST, spec.bars - len(recorded))
-    prompt = prompter.prompt(spec, recorded[-CONTEXT_BARS:])
-    assembler = prompter.bar_assembler(spec)
-    target = len(recorded) + n_bars
-    # Resuming after k bars samples with seed + k: the same restart point gives the same piece.
+def _plan(spec: pb.PieceSpec) -> FormPlan:
+    """The spec's form plan; a spec from before forms existed is through-composed."""
+    try:
+        plan = spec_form(spec)
+    except MusicError as error:
+        raise InvalidEvent(f"spec.form: {error}") from None
+    if plan is None:
+        plan = plan_form(
+            "through", bars=spec.bars, key=prompter.controls(spec).key, energy=Energy(spec.energy)
+        )
+    if plan.total_bars != spec.bars:
+        raise InvalidEvent(f"spec.form covers {plan.total_bars} bars, spec.bars is {spec.bars}")
+    return plan
+
+
+async def _decode_phrase(request: pb.ComposeRequested, phrase: PhraseRequest) -> AsyncIterator[Bar]:
+    """The phrase's bars, each as soon as the model closes it."""
+    assembler = prompter.bar_assembler(request.spec)
+    settings = service.settings
     async for token in triton.stream_tokens(
-        prompt,
-        n_bars=n_bars,
-        seed=spec.seed + len(recorded),
-        # the request that reaches the last bar closes the piece with a cadence on the tonic
+        prompter.prompt_for(phrase.controls, phrase.context),
+        n_bars=phrase.n_bars,
+        seed=phrase.seed,
         options=SamplingOptions(
             key_constraint=True,
-            end_on_tonic=target == spec.bars,
-            tonal_emphasis=service.settings.melody_tonal_emphasis,
+            cadence_steps=phrase.cadence_steps,
+            guidance=settings.melody_guidance,
+            tonal_emphasis=settings.melody_tonal_emphasis,
         ),
-        request_id=f"{piece_id}:{len(recorded)}",
+        request_id=f"{request.meta.piece_id}:{phrase.first_bar}",
     ):
         bar = assembler.push(token)
         if bar is not None:
-            await _accept_bar(request, recorded, bar, received)
-            if len(recorded) == target:
-                return
+            yield bar
     for bar in assembler.finish():
-        await _accept_bar(request, recorded, bar, received)
-    if len(recorded) < target:
-        raise RuntimeError(f"the model stopped after {len(recorded)} of {spec.bars} bars")
-
-
-async def _accept_bar(
-    request: pb.ComposeRequested, recorded: list[Bar], bar: Bar, received: Received
-) -> None:
-    recorded.append(bar)
-    _record(request.meta.piece_id, recorded, done=False)
-    await _publish_bar(request, len(recorded) - 1, bar, received, given=False)
+        yield bar
 
 
 async def _publish_bar(

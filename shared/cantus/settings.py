@@ -148,13 +148,21 @@ class Settings(BaseSettings):
     # the same cores, and two OpenMP threads stall at each barrier whenever another process
     # holds one of them (measured on 2 cores: from ~180 to ~9 decode steps/s), so it takes 1.
     melody_torch_threads: int | None = Field(1, ge=1, le=64)
-    # Chosen on 60–80 pieces per `cantus eval melody` setting: 1.0–2.0 lifted key agreement
-    # from 42–88 % to 80–100 % with little loss of pitch variety (docs/results/melody_eval.md).
+    # Off since the form issue (#14): the bonus lifted key agreement by clustering notes on
+    # triad tones (34 % repeated notes against the corpus's 19 %); the key now comes from
+    # the model (heard-key labels) and guidance. Kept as a setting for comparisons.
     melody_tonal_emphasis: float = Field(
-        1.5,
+        0.0,
         ge=0.0,
         le=4.0,
         description="logit bonus (nats) on the beats for the pitches that establish the key",
+    )
+    melody_guidance: float = Field(
+        1.5,
+        ge=1.0,
+        le=4.0,
+        description="classifier-free guidance on the key for pitches (1: none); a guided "
+        "piece takes two of melody_lm's batch slots",
     )
 
     # --- harmony model -------------------------------------------------------------------

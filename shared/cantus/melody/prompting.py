@@ -49,7 +49,12 @@ class MelodyPrompter:
 
     def prompt(self, spec: pb.PieceSpec, bars: Sequence[Bar]) -> list[int]:
         """Control tokens then every bar so far; the model continues with the next ``BAR``."""
-        tokens = self.tokenizer.controls_prefix(self.controls(spec))
+        return self.prompt_for(self.controls(spec), bars)
+
+    def prompt_for(self, controls: Controls, bars: Sequence[Bar]) -> list[int]:
+        """Control tokens of ``controls`` (a section's key area and energy, say), then
+        ``bars``; the model continues with the next ``BAR``."""
+        tokens = self.tokenizer.controls_prefix(controls)
         for bar in bars:
             tokens += self.tokenizer.bar_to_tokens(bar)
         return tokens

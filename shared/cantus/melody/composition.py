@@ -1,0 +1,220 @@
+"""A piece's melody that follows its form plan: what to decode, what to reuse, what to vary.
+
+``FormComposer`` walks the plan (``cantus.music.form``) bar by bar from wherever the piece
+stands (given bars, or bars recorded before a restart) and yields each new bar as soon as it
+exists, so the melody service can publish it at once:
+
+* a ``NEW`` section is decoded phrase by phrase: one model request per phrase, ending in the
+  phrase's cadence (a half cadence inside a section, the section's own at its end), with the
+  section's key area and energy as the controls;
+* a ``REPEAT`` section copies its source section note for note;
+* a ``VARY`` section copies its source with ornaments (a passing tone filling a third, a
+  dotted rhythm) and decodes its closing bars anew towards its cadence, the way a returning
+  strain changes its ending.
+
+Every request is prompted with the material it refers to: the piece's opening bars (its main
+theme), then the source's version of the bars it decodes if the section has a source, then
+the bars just before — not only the last bars (at most 12 bars, ~600 tokens in the worst case,
+so prompt and phrase fit the model's 1,024-token context). All of it is a function of the plan, the bars so far and the seed: a restarted service that
+resumes after bar k composes the same bars every time it resumes there (at a phrase start,
+the same as the first attempt; mid-phrase the rest of the phrase is decoded anew, seeded by
+k, and still ends in the phrase's cadence).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.tokenizer import GRID_TICKS
+from cantus.music.form import Cadence, FormPlan, Section, Treatment
+from cantus.music.notes import Bar, Key, Mode, Note
+
+THEME_BARS = 4
+"""Opening bars of the piece put at the front of every later prompt."""
+RECENT_BARS = 4
+"""Bars just before the new ones that close every prompt."""
+SOURCE_LEAD_BARS = 2
+"""Bars of the source before its version of the bars a varied section decodes anew."""
+VARIED_ENDING_BARS = 2
+"""Closing bars of a VARY section decoded anew (1 for sections shorter than 4 bars)."""
+
+CADENCE_STEPS = {Cadence.AUTHENTIC: AUTHENTIC_CADENCE_STEPS, Cadence.HALF: HALF_CADENCE_STEPS}
+
+
+@dataclass(frozen=True)
+class PhraseRequest:
+    """One model request: decode ``n_bars`` bars after ``context`` under ``controls``, the
+    last note on one of ``cadence_steps`` (semitones above the controls' tonic)."""
+
+    first_bar: int
+    n_bars: int
+    controls: Controls
+    context: tuple[Bar, ...]
+    cadence_steps: tuple[int, ...]
+    seed: int
+
+
+DecodePhrase = Callable[[PhraseRequest], AsyncIterator[Bar]]
+"""Streams the bars of one request as the model closes them (exactly ``n_bars``)."""
+
+
+class FormComposer:
+    """``async for index, bar in FormComposer(plan, controls, seed).compose(bars, decode)``."""
+
+    def __init__(self, plan: FormPlan, controls: Controls, seed: int) -> None:
+        self.plan = plan
+        self.controls = controls
+        self.seed = seed
+
+    async def compose(
+        self, bars: list[Bar], decode: DecodePhrase
+    ) -> AsyncIterator[tuple[int, Bar]]:
+        """Append bars to ``bars`` (the piece so far) until the plan is complete, yielding
+        each new bar with its index right after it is appended."""
+        while len(bars) < self.plan.total_bars:
+            index = len(bars)
+            section = self.plan.section_at(index)
+            reused = self.reused_bar(section, index, bars)
+            if reused is not None:
+                bars.append(reused)
+                yield index, reused
+                continue
+            request = self.phrase_request(section, index, bars)
+            produced = 0
+            async for bar in decode(request):
+                bars.append(bar)
+                produced += 1
+                yield len(bars) - 1, bar
+                if produced == request.n_bars:
+                    break
+            if produced < request.n_bars:
+                raise RuntimeError(
+                    f"the model stopped after {produced} of {request.n_bars} bars "
+                    f"of the phrase at bar {request.first_bar}"
+                )
+
+    # --- what each bar is ---------------------------------------------------------------------
+
+    def reused_bar(self, section: Section, index: int, bars: Sequence[Bar]) -> Bar | None:
+        """The bar copied (or ornamented) from the section's source, or None if this bar
+        is decoded."""
+        if section.source is None or section.treatment is Treatment.NEW:
+            return None
+        source = self.plan.sections[section.source]
+        offset = index - section.first_bar
+        original = bars[source.first_bar + offset]
+        if section.treatment is Treatment.REPEAT:
+            return original
+        if index >= self.varied_from(section):
+            return None
+        rng = random.Random(self.seed * 1_000_003 + index)
+        return ornament(original, section.key, rng)
+
+    @staticmethod
+    def varied_from(section: Section) -> int:
+        """First bar of a VARY section that is decoded anew."""
+        return section.end_bar - (VARIED_ENDING_BARS if section.bars >= 4 else 1)
+
+    def phrase_request(self, section: Section, index: int, bars: Sequence[Bar]) -> PhraseRequest:
+        """The request that decodes from ``index`` to the end of its phrase."""
+        end, cadence = next((e, c) for e, c in section.phrase_ends() if e >= index)
+        controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
+        return PhraseRequest(
+            first_bar=index,
+            n_bars=end - index + 1,
+            controls=controls,
+            context=tuple(self.context(section, index, end - index + 1, bars)),
+            cadence_steps=CADENCE_STEPS[cadence],
+            seed=self.seed + index,
+        )
+
+    def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:
+        """The bars a request is prompted with, each once and in piece order so the model
+        reads them as one tune: the theme, the source's version of the bars to decode (with
+        ``SOURCE_LEAD_BARS`` before them) and the recent bars."""
+        chosen: set[int] = set(range(min(THEME_BARS, index)))
+        if section.source is not None:
+            source = self.plan.sections[section.source]
+            offset = index - section.first_bar
+            start = source.first_bar + max(0, offset - SOURCE_LEAD_BARS)
+            stop = source.first_bar + min(source.bars, offset + n_bars)
+            chosen.update(range(start, min(stop, index)))
+        chosen.update(range(max(0, index - RECENT_BARS), index))
+        return [bars[i] for i in sorted(chosen)]
+
+
+# --- ornaments -------------------------------------------------------------------------------
+
+
+def scale_pitch_classes(key: Key) -> set[int]:
+    steps = (0, 2, 4, 5, 7, 9, 11) if key.mode is Mode.MAJOR else (0, 2, 3, 5, 7, 8, 10)
+    return {(key.tonic + step) % 12 for step in steps}
+
+
+def ornament(bar: Bar, key: Key, rng: random.Random) -> Bar:
+    """The bar with one light ornament, where one fits: a passing tone that fills a third
+    (the first note's second half moves to the scale tone between), else a dotted rhythm
+    on two equal notes; unchanged otherwise (and half the time, so returns stay close to
+    their source)."""
+    if rng.random() < 0.5:
+        return bar
+    notes = list(bar.notes)
+    passing = _passing_tone(notes, scale_pitch_classes(key))
+    if passing is not None:
+        return Bar(bar.meter, tuple(passing))
+    dotted = _dotted(notes)
+    if dotted is not None:
+        return Bar(bar.meter, tuple(dotted))
+    return bar
+
+
+def _passing_tone(notes: list[Note], scale: set[int]) -> list[Note] | None:
+    for i in range(len(notes) - 1):
+        first, second = notes[i], notes[i + 1]
+        leap = second.pitch - first.pitch
+        if abs(leap) not in (3, 4) or first.onset + first.duration != second.onset:
+            continue
+        if first.duration < 2 * GRID_TICKS or (first.duration // GRID_TICKS) % 2:
+            continue
+        step = 1 if leap > 0 else -1
+        between = [p for p in range(first.pitch + step, second.pitch, step) if p % 12 in scale]
+        if len(between) != 1:
+            continue
+        half = first.duration // 2
+        return [
+            *notes[:i],
+            dataclasses.replace(first, duration=half),
+            Note(first.onset + half, between[0], half, first.velocity),
+            *notes[i + 1 :],
+        ]
+    return None
+
+
+def _dotted(notes: list[Note]) -> list[Note] | None:
+    for i in range(len(notes) - 1):
+        first, second = notes[i], notes[i + 1]
+        if (
+            first.duration == second.duration == 2 * GRID_TICKS
+            and first.onset + first.duration == second.onset
+            and first.pitch != second.pitch
+        ):
+            longer = 3 * GRID_TICKS
+            return [
+                *notes[:i],
+                dataclasses.replace(first, duration=longer),
+                dataclasses.replace(second, onset=first.onset + longer, duration=GRID_TICKS),
+                *notes[i + 2 :],
+            ]
+    return None
+
+
+async def collect(composer: FormComposer, bars: list[Bar], decode: DecodePhrase) -> list[Bar]:
+    """Compose to the end (for tools and tests)."""
+    async for _ in composer.compose(bars, decode):
+        pass
+    return bars

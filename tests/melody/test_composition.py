@@ -1,0 +1,119 @@
+"""The form-following composer: which bars are decoded, copied or varied, with what prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cantus.melody.composition import (
+    FormComposer,
+    PhraseRequest,
+    collect,
+    ornament,
+)
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.music.form import Treatment, plan_form
+from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
+
+METER = Meter(4, 4)
+C_MAJOR = Key(0, Mode.MAJOR)
+CONTROLS = Controls(C_MAJOR, METER, 100.0, Style.FOLK, Energy.MID)
+
+
+class FakeModel:
+    """Decodes bar i of a request as four quarter notes that depend on the seed and index;
+    records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[PhraseRequest] = []
+
+    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
+        self.requests.append(request)
+        for i in range(request.n_bars):
+            rng = random.Random(request.seed * 100 + i)
+            pitches = [rng.choice([60, 62, 64, 65, 67, 69, 71]) for _ in range(4)]
+            yield Bar(METER, tuple(Note(q * 480, p, 480, 90) for q, p in enumerate(pitches)))
+
+
+def _compose(plan, bars=None, model=None):  # type: ignore[no-untyped-def]
+    model = model or FakeModel()
+    composer = FormComposer(plan, CONTROLS, seed=7)
+    return asyncio.run(collect(composer, list(bars or []), model.decode)), model
+
+
+def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    bars, model = _compose(plan)
+    assert len(bars) == 16
+    decoded = [(r.first_bar, r.n_bars) for r in model.requests]
+    # A: 0-3; A' copies 4-5 (ornamented) and decodes 6-7; B: 8-11; A'': 12-13 copied, 14-15
+    assert decoded == [(0, 4), (6, 2), (8, 4), (14, 2)]
+    b_request = model.requests[2]
+    assert b_request.controls.key == C_MAJOR.transpose(7)  # B in the dominant
+    assert b_request.controls.energy == Energy.HIGH
+    assert model.requests[0].cadence_steps == HALF_CADENCE_STEPS  # A ends on a half cadence
+    assert model.requests[-1].cadence_steps == AUTHENTIC_CADENCE_STEPS
+    for copy, source in ((4, 0), (5, 1), (12, 0), (13, 1)):
+        # an ornament keeps the bar's onset span and first pitch
+        assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch
+        assert sum(n.duration for n in bars[copy].notes) == METER.bar_ticks
+
+
+def test_a_repeated_section_is_copied_note_for_note() -> None:
+    plan = plan_form("ABAC", bars=16, key=C_MAJOR, energy=Energy.MID)
+    assert plan.sections[2].treatment is Treatment.REPEAT
+    bars, model = _compose(plan)
+    assert bars[8:12] == bars[0:4]
+    assert all(not 8 <= r.first_bar < 12 for r in model.requests)
+
+
+def test_prompts_hold_the_theme_the_source_and_the_recent_bars() -> None:
+    plan = plan_form("AABA", bars=32, key=C_MAJOR, energy=Energy.MID)
+    bars, model = _compose(plan)
+    last = model.requests[-1]  # A'' closing bars, from bar 30
+    assert last.first_bar == 30
+    # the theme, A's own ending with two bars before it, then the bars before 30
+    expected = [bars[i] for i in [0, 1, 2, 3, 4, 5, 6, 7, 26, 27, 28, 29]]
+    assert list(last.context) == expected
+    assert all(len(r.context) <= 12 for r in model.requests)
+
+
+def test_a_resumed_piece_is_the_same_at_phrase_starts_and_repeatable_anywhere() -> None:
+    plan = plan_form("verse-chorus", bars=40, key=C_MAJOR, energy=Energy.LOW)
+    whole, model = _compose(plan)
+    for request in model.requests:  # resuming where a phrase starts: the same piece
+        assert _compose(plan, bars=whole[: request.first_bar])[0] == whole
+    for cut in (1, 5, 13, 22, 39):  # anywhere: the same continuation each time
+        resumed, _ = _compose(plan, bars=whole[:cut])
+        assert resumed[:cut] == whole[:cut] and len(resumed) == 40
+        assert _compose(plan, bars=whole[:cut])[0] == resumed
+
+
+def test_a_model_that_stops_early_is_an_error() -> None:
+    plan = plan_form("through", bars=8, key=C_MAJOR, energy=Energy.MID)
+
+    async def short(request: PhraseRequest) -> AsyncIterator[Bar]:
+        yield Bar(METER, (Note(0, 60, METER.bar_ticks, 90),))
+
+    with pytest.raises(RuntimeError, match="stopped after 1 of 4 bars"):
+        asyncio.run(collect(FormComposer(plan, CONTROLS, 1), [], short))
+
+
+def test_ornament_fills_a_third_with_a_passing_tone() -> None:
+    bar = Bar(METER, (Note(0, 60, 960, 90), Note(960, 64, 960, 90)))
+    varied = {ornament(bar, C_MAJOR, random.Random(seed)) for seed in range(20)}
+    filled = Bar(METER, (Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)))
+    assert varied == {bar, filled}
+
+
+def test_ornament_dots_two_equal_eighths() -> None:
+    bar = Bar(METER, (Note(0, 60, 240, 90), Note(240, 62, 240, 90), Note(480, 64, 1440, 90)))
+    dotted = {ornament(bar, C_MAJOR, random.Random(seed)) for seed in range(20)} - {bar}
+    assert dotted == {
+        Bar(METER, (Note(0, 60, 360, 90), Note(360, 62, 120, 90), Note(480, 64, 1440, 90)))
+    }
