@@ -10,7 +10,11 @@ GET  /stations/{name}/playlist.json     program, now playing, plan, steering
 POST /stations/{name}/feedback          {"piece_id": …, "kind": "like"|"skip"}
 GET  /pieces/{piece_id}/events          a piece's events as they happen (SSE, JSON)
 GET  /pieces/{piece_id}/{file}          a finished piece's file (piece.mp3, piece.json, …)
-GET  /compose/events?key=…&bars=…       compose a piece; its events as they happen (SSE)
+GET  /compose/events?key=…&bars=…       compose a piece; its events as they happen (SSE);
+                                        also form=…, duration=SECONDS (instead of bars)
+
+A piece's form shows where it is cheap: playlist.json entries carry ``form`` (the sections),
+the compose stream's first event carries it too, and each melody bar names its ``section``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from cantus.events.codec import encode_event, kind_of, new_meta
 from cantus.requests import RequestError, validate_compose_request
 from cantus.security import gateway_tokens
 from cantus.settings import Settings
-from cantus.stations.feeds import json_feed, m3u_feed, media_playlist
+from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_playlist
 from cantus.stations.records import encode_station_record
 from cantus.storage import FILE_NAME, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
@@ -61,6 +65,7 @@ def event_to_json(message: Message) -> dict:
             "bars": spec.bars,
             "meter": [spec.meter_numerator, spec.meter_denominator],
             "tempo_bpm": spec.tempo_bpm,
+            "section": _section_label(spec.form, meta.index),
         }
     elif isinstance(message, pb.HarmonyBar):
         out["chords"] = [span.symbol for span in message.chords]
@@ -78,6 +83,14 @@ def event_to_json(message: Message) -> dict:
     elif isinstance(message, pb.DeadLetter):
         out["reason"] = message.reason
     return out
+
+
+def _section_label(form: pb.FormPlan, bar: int) -> str | None:
+    """The label of the section of ``form`` holding ``bar``, None outside it or without one."""
+    for section in form.sections:
+        if section.first_bar <= bar < section.first_bar + section.bar_count:
+            return section.label
+    return None
 
 
 class GatewayWeb:
@@ -247,12 +260,15 @@ class GatewayWeb:
             meter=query.get("meter", ""),
             style=query.get("style", ""),
             mood=query.get("mood", ""),
+            form=query.get("form", ""),
         )
         try:
             if "tempo" in query:
                 compose.tempo_bpm = float(query["tempo"])
             if "bars" in query:
                 compose.bars = int(query["bars"])
+            if "duration" in query:
+                compose.duration_seconds = float(query["duration"])
             if "seed" in query:
                 compose.seed = int(query["seed"])
             validated = validate_compose_request(compose, max_bars=self.settings.max_bars)
@@ -267,7 +283,12 @@ class GatewayWeb:
             await self.producer.send_and_wait(
                 self.settings.topics.compose_requested, value, key=key, headers=headers
             )
-            first = {"kind": "compose_requested", "piece_id": piece_id, "bars": validated.spec.bars}
+            first = {
+                "kind": "compose_requested",
+                "piece_id": piece_id,
+                "bars": validated.spec.bars,
+                "form": form_metadata(validated.spec.form),
+            }
             return await self._event_stream(request, queue, first=first)
         finally:
             self.router.unsubscribe(piece_id, queue)

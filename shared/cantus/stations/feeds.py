@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cantus.music.notes import Key, Mode
+from cantus.v1 import events_pb2 as pb
 from cantus.v1 import station_pb2 as st
 
 HLS_VERSION = 3
@@ -52,6 +54,27 @@ def media_playlist(
     return "\n".join(lines) + "\n"
 
 
+def form_metadata(form: pb.FormPlan) -> dict | None:
+    """A piece's form as players show it: its name and each section's label, bars (first,
+    0-based, and count), key, key area and energy; None for a piece without a plan."""
+    if not form.sections:
+        return None
+    return {
+        "name": form.name,
+        "sections": [
+            {
+                "label": s.label,
+                "first_bar": s.first_bar,
+                "bar_count": s.bar_count,
+                "key": Key(s.key_tonic, Mode.MINOR if s.mode == pb.MODE_MINOR else Mode.MAJOR).name,
+                "key_area": s.key_area,
+                "energy": s.energy,
+            }
+            for s in form.sections
+        ],
+    }
+
+
 def entry_metadata(entry: st.ProgramEntry) -> dict:
     """Now-playing metadata of one program entry."""
     return {
@@ -71,6 +94,7 @@ def entry_metadata(entry: st.ProgramEntry) -> dict:
         "likes": entry.likes,
         "skips": entry.skips,
         "reason": entry.reason,
+        "form": form_metadata(entry.form),
     }
 
 

@@ -217,6 +217,7 @@ class Program:
         if entry is not None:
             entry.energy = spec.energy
             entry.key = PITCH_CLASS_NAMES[spec.key_tonic]
+            entry.form.CopyFrom(spec.form)  # the plan the request validation chose (auto)
 
     def melody_done(self, piece_id: str, pitches: list[int]) -> bool:
         """Check a finished melody against the recent accepted ones (the fingerprints);

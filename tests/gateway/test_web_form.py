@@ -1,0 +1,89 @@
+"""The gateway's HTTP side shows a piece's form: /compose/events takes form and duration and
+its first event carries the plan; each melody bar's JSON names its section."""
+
+import asyncio
+import json
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from cantus.events.codec import new_meta
+from cantus.requests import validate_compose_request
+from cantus.settings import Settings
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+from services.gateway.stations import StationDirectory
+from services.gateway.web import GatewayWeb, event_to_json
+
+
+class RecordingProducer:
+    def __init__(self):
+        self.sent = []
+
+    async def send_and_wait(self, topic, value, key=None, headers=None):
+        self.sent.append((topic, key, value))
+
+
+class FinishingRouter:
+    """Subscribers get the piece's completion at once, so the event stream ends."""
+
+    def subscribe(self, piece_id, replay=False):
+        queue = asyncio.Queue()
+        queue.put_nowait(pb.PieceCompleted(meta=new_meta(piece_id, 0, "render")))
+        return queue
+
+    def unsubscribe(self, piece_id, queue):
+        pass
+
+
+def run(check):
+    async def main():
+        settings = Settings()
+        producer = RecordingProducer()
+        web = GatewayWeb(settings, producer, FinishingRouter(), StationDirectory(settings))
+        async with TestClient(TestServer(web.app())) as client:
+            await check(client, producer)
+
+    asyncio.run(main())
+
+
+def first_event(text: str) -> dict:
+    return json.loads(text.split("\n\n")[0].removeprefix("data: "))
+
+
+def test_compose_events_take_form_and_duration_and_announce_the_plan():
+    async def check(client, producer):
+        response = await client.get("/compose/events?form=rondo&duration=60&tempo=120")
+        assert response.status == 200
+        first = first_event(await response.text())
+        assert first["bars"] == 32  # 60 s at 2 s a bar
+        assert first["form"]["name"] == "rondo"
+        sections = first["form"]["sections"]
+        assert sum(s["bar_count"] for s in sections) == 32
+        assert sections[0]["label"] == "A" and sections[1]["key"] == "G major"
+        ((_, _, value),) = producer.sent
+        assert pb.ComposeRequested.FromString(value).spec.form.name == "rondo"
+
+    run(check)
+
+
+def test_compose_events_name_the_bad_field():
+    async def check(client, producer):
+        bad_form = await client.get("/compose/events?form=sonata")
+        assert bad_form.status == 400 and (await bad_form.text()).startswith("form: ")
+        both = await client.get("/compose/events?duration=60&bars=16")
+        assert both.status == 400 and (await both.text()).startswith("duration_seconds: ")
+        unreadable = await client.get("/compose/events?duration=soon")
+        assert unreadable.status == 400
+        assert producer.sent == []
+
+    run(check)
+
+
+def test_melody_bars_name_their_section():
+    spec = validate_compose_request(api.ComposeRequest(), max_bars=64).spec
+    labels = [
+        event_to_json(pb.MelodyBar(meta=new_meta("p", index, "melody"), spec=spec))["section"]
+        for index in range(16)
+    ]
+    assert labels == ["A"] * 4 + ["A'"] * 4 + ["B"] * 4 + ["A''"] * 4
+    assert event_to_json(pb.MelodyBar(meta=new_meta("p", 0, "melody")))["section"] is None
