@@ -276,9 +276,11 @@ def test_a_model_without_key_free_tokens_refuses_guidance() -> None:
     tokenizer = MelodyTokenizer(old)
     tiny = MelodyLM(MelodyLMConfig.tiny(len(old))).eval()
     prompt = tokenizer.controls_prefix(_controls())
-    with DecodeEngine(tiny, tokenizer, max_batch=2) as engine:
-        with pytest.raises(MusicError, match="control dropout"):
-            engine.submit(DecodeRequest(prompt, n_bars=1, seed=1, guidance=2.0), print, print)
+    with (
+        DecodeEngine(tiny, tokenizer, max_batch=2) as engine,
+        pytest.raises(MusicError, match="control dropout"),
+    ):
+        engine.submit(DecodeRequest(prompt, n_bars=1, seed=1, guidance=2.0), print, print)
 
 
 def test_a_half_cadence_ends_on_a_dominant_chord_tone(model: MelodyLM) -> None:

@@ -15,7 +15,9 @@ exists, so the melody service can publish it at once:
 Every request is prompted with the material it refers to: the piece's opening bars (its main
 theme), then the source's version of the bars it decodes if the section has a source, then
 the bars just before — not only the last bars (at most 12 bars, ~600 tokens in the worst case,
-so prompt and phrase fit the model's 1,024-token context). All of it is a function of the plan, the bars so far and the seed: a restarted service that
+so prompt and phrase fit the model's 1,024-token context).
+
+All of it is a function of the plan, the bars so far and the seed: a restarted service that
 resumes after bar k composes the same bars every time it resumes there (at a phrase start,
 the same as the first attempt; mid-phrase the rest of the phrase is decoded anew, seeded by
 k, and still ends in the phrase's cadence).
