@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cantus.cli.compose import ComposeFailed, compose, open_channel
 from cantus.events.codec import decode_event, encode_event, new_meta
+from cantus.events.conversions import spec_form
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 from cantus.v1 import events_pb2 as pb
@@ -80,6 +81,13 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     order = kinds(piece.events)
     assert order[0] == ("requested", 0)
     assert order[-1] == ("completed", 12)
+    # The first event carries the piece's form: a plan whose sections cover the bars (auto
+    # over 12 bars: AABA in 3-bar sections, B in the dominant).
+    spec = piece.events[0].requested.spec
+    plan = spec_form(spec)
+    assert plan is not None and plan.total_bars == spec.bars == 12
+    assert [(s.first_bar, s.bars) for s in plan.sections] == [(0, 3), (3, 3), (6, 3), (9, 3)]
+    assert plan.labels() == ["A", "A'", "B", "A''"]
     # Streaming is real: bar 0's melody and chords reach the client before the last bar
     # of melody has been decoded.
     last_melody = order.index(("melody_bar", 11))
@@ -96,6 +104,8 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     assert last_bar.notes and max(last_bar.notes, key=lambda n: n.onset_ticks).pitch % 12 == 2
     summary = assert_piece_complete(piece.folder, 12)
     assert summary["key"] == "D minor"
+    assert [s["label"] for s in summary["form"]["sections"]] == plan.labels()
+    assert (piece.folder / "piece.musicxml").read_bytes().count(b"<rehearsal") == 4
     assert summary["meter"] == "6/8"
     assert summary["models"]["melody"][0].startswith("melody_lm")
     # Every segment carries its mastered audio, back to back, in small events.
@@ -143,6 +153,9 @@ def test_get_piece_errors(gateway_address):
         ({"tempo_bpm": 5}, "tempo_bpm"),
         ({"style": "polka"}, "style"),
         ({"continue_midi": b"MThd garbage"}, "continue_midi"),
+        ({"form": "sonata"}, "form"),
+        ({"duration_seconds": 60, "bars": 16}, "duration_seconds"),
+        ({"duration_seconds": 301}, "duration_seconds"),
     ],
 )
 def test_invalid_request_is_refused_naming_the_field(gateway_address, tmp_path, fields, field):
