@@ -461,14 +461,18 @@ def train_melody_command(
     minor_draws: int = MINOR_DRAWS,
     key_labels: str = "heard",
     control_dropout: float = CONTROL_DROPOUT,
+    threads: int = 2,
 ) -> None:
-    """``cantus train melody``: load the cached corpus (building it if needed), train on 2
-    threads for ``minutes`` of wall time (the default: as the shipped checkpoint was trained)
-    or, reproducibly, for ``steps`` steps, and write the checkpoint to ``out``.
+    """``cantus train melody``: load the cached corpus (building it if needed), train on
+    ``threads`` threads (2) for ``minutes`` of wall time (the default: as the shipped
+    checkpoint was trained) or, reproducibly, for ``steps`` steps, and write the checkpoint
+    to ``out``.
     ``kv_heads``: key/value heads of the attention (None: the named config's)."""
     from cantus.melody.corpus import load_or_build_corpus
 
-    torch.set_num_threads(2)
+    # 1 thread on a machine whose other core is busy: two OpenMP threads then wait for each
+    # other at every barrier, and a step took twice as long as on one thread
+    torch.set_num_threads(threads)
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     config = MelodyLMConfig.named(config_name, len(MelodyTokenizer().vocab))
     if kv_heads is not None:
