@@ -55,6 +55,15 @@ def test_parse_fills_defaults():
     assert list(request.prompt_tokens) == PROMPT
 
 
+def test_parse_reads_cadence_and_guidance():
+    request = parse_decode_request(
+        inputs(CADENCE_STEPS=np.array([7, 2], np.int32), GUIDANCE=np.array([2.0], np.float32)),
+        vocab_size=len(TOKENIZER.vocab),
+        max_len=1024,
+    )
+    assert (request.cadence_steps, request.guidance) == ((7, 2), 2.0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -65,6 +74,8 @@ def test_parse_fills_defaults():
         ({"PROMPT": np.array([9999], np.int32)}, "outside"),
         ({"TOP_P": np.array([0.0], np.float32)}, "TOP_P"),
         ({"TEMPERATURE": np.array([-1.0], np.float32)}, "TEMPERATURE"),
+        ({"GUIDANCE": np.array([0.5], np.float32)}, "GUIDANCE 0.5"),
+        ({"CADENCE_STEPS": np.array([7, 12], np.int32)}, "CADENCE_STEPS"),
     ],
 )
 def test_bad_inputs_are_named(overrides, message):

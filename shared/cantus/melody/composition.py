@@ -108,8 +108,12 @@ class FormComposer:
         if section.source is None or section.treatment is Treatment.NEW:
             return None
         source = self.plan.sections[section.source]
+        if source.key.mode is not section.key.mode:
+            return None  # a return in the relative key: a transposed copy would change mode
         offset = index - section.first_bar
-        original = bars[source.first_bar + offset]
+        original = transpose_bar(
+            bars[source.first_bar + offset], key_shift(source.key, section.key)
+        )
         if section.treatment is Treatment.REPEAT:
             return original
         if index >= self.varied_from(section):
@@ -151,6 +155,21 @@ class FormComposer:
 
 
 # --- ornaments -------------------------------------------------------------------------------
+
+
+def key_shift(source: Key, target: Key) -> int:
+    """The smallest transposition (-5..+6 semitones) from ``source``'s tonic to ``target``'s:
+    a return in another key area (an A' in the dominant) is its source moved there."""
+    return (target.tonic - source.tonic + 5) % 12 - 5
+
+
+def transpose_bar(bar: Bar, semitones: int) -> Bar:
+    if not semitones:
+        return bar
+    return Bar(
+        bar.meter,
+        tuple(dataclasses.replace(n, pitch=n.pitch + semitones) for n in bar.notes),
+    )
 
 
 def scale_pitch_classes(key: Key) -> set[int]:
