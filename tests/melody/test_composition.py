@@ -117,3 +117,19 @@ def test_ornament_dots_two_equal_eighths() -> None:
     assert dotted == {
         Bar(METER, (Note(0, 60, 360, 90), Note(360, 62, 120, 90), Note(480, 64, 1440, 90)))
     }
+
+
+def test_a_return_in_another_key_area_is_its_source_transposed_there() -> None:
+    import dataclasses
+
+    from cantus.music.form import FormPlan, KeyArea
+
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    # A' moved to the dominant: its copied bars are A's a fifth up (G: +7 -> -5 nearest)
+    sections = list(plan.sections)
+    sections[1] = dataclasses.replace(
+        sections[1], key=C_MAJOR.transpose(7), key_area=KeyArea.DOMINANT
+    )
+    bars, _ = _compose(FormPlan(plan.name, tuple(sections), C_MAJOR))
+    for copy, source in ((4, 0), (5, 1)):
+        assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch - 5
