@@ -156,7 +156,7 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
             audio.close()
             audio = None
         if audio is None:
-            audio = SegmentAudio(parts.spec.tempo_bpm, preset=_preset(parts))
+            audio = SegmentAudio(parts.tempo_map, preset=_preset(parts))
             audio.catch_up(parts, index, settings.segment_bars)
             if index:
                 service.log.info(

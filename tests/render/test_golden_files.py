@@ -20,6 +20,7 @@ from .piece_fixtures import piece_events, spec, table_events
 GOLDEN_PIECE_MIDI = "piece.mid"
 GOLDEN_LEADSHEET = "leadsheet.musicxml"
 GOLDEN_LEADSHEET_FORM = "leadsheet_form.musicxml"
+GOLDEN_PIECE_FORM_MIDI = "piece_form.mid"
 
 LEADSHEET_KEY = Key(3, Mode.MAJOR)
 """Eb major: Ab, Bb and Eb are spelled flat."""
@@ -94,6 +95,22 @@ def test_piece_midi_matches_golden(golden) -> None:
     parts = PieceParts.from_state(table_events(piece_events(spec(4))))
     assert parts is not None
     golden(GOLDEN_PIECE_MIDI, parts.midi(0, parts.bar_count))
+
+
+def test_planned_piece_midi_matches_golden(golden) -> None:
+    """A 16-bar AABA piece: sections arranged apart (a fifth track, the pad, in the last
+    return), fills into each section, the closing ritardando as set_tempo events and the
+    final chord held past the last barline."""
+    from cantus.events.conversions import form_to_pb
+    from cantus.music.form import plan_form
+
+    piece_spec = spec(16)
+    piece_spec.form.CopyFrom(
+        form_to_pb(plan_form("AABA", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID))
+    )
+    parts = PieceParts.from_state(table_events(piece_events(piece_spec)))
+    assert parts is not None
+    golden(GOLDEN_PIECE_FORM_MIDI, parts.midi(0, parts.bar_count))
 
 
 def test_leadsheet_musicxml_matches_golden(golden) -> None:

@@ -136,3 +136,33 @@ def test_streamed_master_is_seamless_and_on_target(piece):
         assert after.start_db == before.end_db
         assert abs(after.end_db - after.start_db) <= streaming.max_step_db + 1e-9
     assert joint_discontinuity(audio, joints[:-1]) <= 1.0
+
+
+def test_planned_levels_keep_their_difference_instead_of_being_chased():
+    """A quiet segment, then one 6 dB louder, planned 3 dB under and over the piece: the gain
+    holds (the difference is meant), where unplanned it comes down after the loud one."""
+    # Quiet enough to pass the mix bus compressor untouched.
+    quiet, loud = noise(4.0, level=0.004, seed=1), noise(4.0, level=0.008, seed=2)
+
+    def master_two(levels):
+        streaming = StreamingMaster(SR, "streaming")
+        first = streaming.process({"part": quiet}, level_db=levels[0])
+        second = streaming.process({"part": loud}, level_db=levels[1])
+        second = np.concatenate([second, streaming.finish()])
+        return first, second, streaming
+
+    first, second, planned = master_two((-3.0, 3.0))
+    target = PRESETS["streaming"].target_lufs
+    assert integrated_loudness(first, SR) == pytest.approx(target - 3.0, abs=0.5)
+    assert planned.ramps[1].end_db == pytest.approx(planned.ramps[0].end_db, abs=0.2)
+    # The piece lands where the planned levels put it: their power mean over the target
+    # (``section_levels_db`` plans them around 0 dB).
+    planned_mean = 10 * math.log10((10 ** (-0.3) + 10**0.3) / 2)
+    assert integrated_loudness(np.concatenate([first, second]), SR) == pytest.approx(
+        target + planned_mean, abs=0.5
+    )
+    _, _, unplanned = master_two((0.0, 0.0))
+    assert unplanned.ramps[1].end_db < unplanned.ramps[0].end_db - 1.0
+    # Level 0 is exactly the unplanned master.
+    plain = StreamingMaster(SR, "streaming")
+    assert np.array_equal(plain.process({"part": quiet}), master_two((0.0, 0.0))[0])

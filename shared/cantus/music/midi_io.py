@@ -322,9 +322,11 @@ def _write(
     key: Key,
     title: str | None,
     end_tick: int,
+    tempo_changes: Sequence[tuple[int, float]] = (),
 ) -> bytes:
-    if not 1 <= tempo_bpm <= 1000:
-        raise MidiError(f"tempo must be 1..1000 bpm to be written, got {tempo_bpm}")
+    for bpm in (tempo_bpm, *(bpm for _, bpm in tempo_changes)):
+        if not 1 <= bpm <= 1000:
+            raise MidiError(f"tempo must be 1..1000 bpm to be written, got {bpm}")
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_QUARTER, charset="utf-8")
     end_tick = max(
         [
@@ -339,6 +341,12 @@ def _write(
     conductor.append(
         (0, _ORDER_SETUP, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
     )
+    for tick, bpm in tempo_changes:
+        if tick < 0:
+            raise MidiError(f"tempo change at negative tick {tick}")
+        conductor.append(
+            (tick, _ORDER_SETUP, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))
+        )
     for tick, meter in meter_changes:
         conductor.append(
             (
@@ -405,14 +413,22 @@ def tracks_to_midi_bytes(
     meter: Meter,
     key: Key,
     title: str | None = None,
+    tempo_changes: Sequence[tuple[int, float]] = (),
 ) -> bytes:
     """A type 1 MIDI file (480 ticks per quarter) of the tracks: track 0 is the conductor
-    (``title`` as track name, tempo in bpm, time signature, key signature), then one track
-    per ``Track`` with its name, a program change on its channel, its notes (onsets in ticks
-    from the start of the piece) and its lyrics as ``lyrics`` meta events (UTF-8). Every
-    track ends with end_of_track at the end of the last note."""
+    (``title`` as track name, tempo in bpm, time signature, key signature, and a set_tempo
+    at each of ``tempo_changes``, (tick, bpm) pairs after the start: a ritardando), then one
+    track per ``Track`` with its name, a program change on its channel, its notes (onsets in
+    ticks from the start of the piece) and its lyrics as ``lyrics`` meta events (UTF-8).
+    Every track ends with end_of_track at the end of the last note."""
     return _write(
-        tracks, tempo_bpm=tempo_bpm, meter_changes=[(0, meter)], key=key, title=title, end_tick=0
+        tracks,
+        tempo_bpm=tempo_bpm,
+        meter_changes=[(0, meter)],
+        key=key,
+        title=title,
+        end_tick=0,
+        tempo_changes=tempo_changes,
     )
 
 

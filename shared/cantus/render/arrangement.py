@@ -1,4 +1,5 @@
-"""Arrangement: the four parts of a piece (melody, chords, bass, drums) as MIDI tracks.
+"""Arrangement: the parts of a piece (melody, chords, bass, drums; a pad with a form plan)
+as MIDI tracks.
 
 Bars arrive as ``ArrangedBar``s with onsets counted from each bar's start; the tracks
 count from the start of the first bar given. Each style has its General MIDI band
@@ -12,23 +13,44 @@ random stream of a note depends only on (piece seed, bar index, part, note's pla
 the bar), so arranging a piece segment by segment gives exactly the notes of arranging
 it whole. Onsets only ever move later, never past their bar's end, and a note's end stays
 put, so no note leaves its bar or starts to overlap another.
+
+A piece with a form plan is arranged section by section (``section_arrangements``): each
+section gets a role, and with it the parts that play, an energy (drum pattern, chord
+re-strikes, velocities), a dynamics factor on every velocity and an accompaniment pattern.
+An intro is thin (melody, a string pad and bass), the first statement has the band, a
+contrasting section (B, a bridge) changes colour (broken chords instead of block chords;
+in a chorale the strings take the accompaniment from the organ), a return is fuller than
+the statement it returns to (a step more energy, louder), the last return is the fullest
+(every part, the pad added, the loudest) and an outro thins out again. The last bar of a
+section that another follows leads into it: a drum fill over its last beat (or two) where
+drums play, else a rising pickup figure on the accompaniment, and the new section opens
+with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past the
+barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on a
+held tonic rather than a cut. All of it is decided per bar from the plan, so segments
+still arrange exactly as the whole piece.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
+from cantus.music.form import FormPlan, Section, shift_energy
 from cantus.music.notes import Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
 
 MELODY_CHANNEL, CHORDS_CHANNEL, BASS_CHANNEL, DRUMS_CHANNEL = 0, 1, 2, 9
 """MIDI channels (0-based) of the four tracks; 9 is the General MIDI drum channel."""
+PAD_CHANNEL = 3
+"""MIDI channel of the pad, the fifth track of a piece with a form plan."""
 
 KICK, SIDE_STICK, SNARE, CLOSED_HAT, CRASH, RIDE = 36, 37, 38, 42, 49, 51
 """General MIDI drum keys used by the patterns."""
+LOW_TOM, MID_TOM, HIGH_TOM = 43, 47, 50
+"""General MIDI toms of the fills."""
 
 PROGRAMS: dict[Style, dict[str, int]] = {
     Style.FOLK: {"melody": 73, "chords": 24, "bass": 32},  # flute, nylon guitar, acoustic bass
@@ -39,6 +61,11 @@ PROGRAMS: dict[Style, dict[str, int]] = {
 
 FOLK_HIGH_ENERGY_MELODY_PROGRAM = 21
 """Accordion: a lively folk tune is carried by it instead of the flute."""
+
+PAD_PROGRAM = 48
+"""String ensemble: the pad of a planned piece (intro, outro, the last return; a chorale's
+contrasting section)."""
+_PAD_VELOCITY_SCALE = 0.7
 
 _MELODY_VELOCITY = {Energy.LOW: 72, Energy.MID: 88, Energy.HIGH: 100}
 _CHORD_VELOCITY_SCALE = {Energy.LOW: 0.75, Energy.MID: 0.9, Energy.HIGH: 1.05}
@@ -159,6 +186,280 @@ def drum_pattern(
     return sorted(notes)
 
 
+def drum_fill(meter: Meter, *, energy: Energy, tempo_bpm: float = 100.0) -> tuple[int, list[Note]]:
+    """A fill that leads into the next section: (the tick it starts, its notes), over the
+    bar's last beat (its last two at high energy in bars of four or more beats): snare
+    strokes, then toms falling high to low, getting louder, a kick under the first stroke.
+    Strokes are sixteenths in simple meters (eighths from ``FAST_TEMPO_BPM``), eighths in
+    compound ones."""
+    bar_ticks = meter.bar_ticks
+    pulse = pulse_ticks(meter)
+    beats = max(1, bar_ticks // pulse)
+    span = pulse * (2 if energy is Energy.HIGH and beats >= 4 else 1)
+    span = min(span, bar_ticks)
+    start = bar_ticks - span
+    if is_compound_meter(meter):
+        step = pulse // 3
+    else:
+        step = pulse // (2 if tempo_bpm >= FAST_TEMPO_BPM else 4)
+    step = max(1, min(step, span))
+    onsets = list(range(start, bar_ticks, step))
+    low, high = {Energy.LOW: (50, 80), Energy.MID: (65, 100), Energy.HIGH: (80, 118)}[energy]
+    toms = (HIGH_TOM, MID_TOM, LOW_TOM)
+    snares = max(1, len(onsets) // 2)
+    notes = [Note(start, KICK, min(_DRUM_HIT, bar_ticks - start), high - 10)]
+    for index, onset in enumerate(onsets):
+        if index < snares:
+            drum = SNARE
+        else:
+            drum = toms[min(len(toms) - 1, (index - snares) * len(toms) // (len(onsets) - snares))]
+        velocity = low + (high - low) * index // max(1, len(onsets) - 1)
+        notes.append(Note(onset, drum, min(_DRUM_HIT, step, bar_ticks - onset), velocity))
+    return start, sorted(notes)
+
+
+# --- sections of a form plan ---------------------------------------------------------------
+
+PARTS = ("melody", "chords", "bass", "drums")
+"""The parts of every piece; a piece with a form plan adds ``pad``."""
+MAIN_LABELS = frozenset({"verse", "chorus"})
+"""Labels of sections that are stated rather than contrasted (in a verse-chorus form)."""
+BLOCK, ARPEGGIO = "block", "arpeggio"
+"""Accompaniment patterns: chords as voiced (re-struck at high energy), or broken."""
+
+ROLE_DYNAMICS = {
+    "intro": 0.8,
+    "outro": 0.8,
+    "statement": 0.92,
+    "contrast": 0.96,
+    "return": 1.0,
+    "climax": 1.08,
+}
+"""Velocity factor of each section role: a return plays louder than the statement it
+returns to, the last return loudest."""
+
+
+@dataclass(frozen=True)
+class SectionArrangement:
+    """How the band plays one section: its ``role`` (intro, statement, contrast, return,
+    climax, outro), the ``energy`` that sets the drum pattern, chord re-strikes and the
+    velocities, a ``dynamics`` factor on every velocity, the ``parts`` that play and the
+    accompaniment pattern (``BLOCK`` or ``ARPEGGIO``)."""
+
+    role: str
+    energy: Energy
+    dynamics: float
+    parts: frozenset[str]
+    accompaniment: str = BLOCK
+
+
+_ENERGY_RANK = {Energy.LOW: 0, Energy.MID: 1, Energy.HIGH: 2}
+
+
+def _role(plan: FormPlan, index: int, last_return: int | None) -> str:
+    section = plan.sections[index]
+    label = section.label.lower().rstrip("'")
+    if label == "intro":
+        return "intro"
+    if label == "outro":
+        return "outro"
+    if section.source is not None:
+        return "climax" if index == last_return else "return"
+    first_main = next(
+        i for i, s in enumerate(plan.sections) if s.label.lower().rstrip("'") != "intro"
+    )
+    if index == first_main or label in MAIN_LABELS:
+        return "statement"
+    return "contrast"  # B, C, a bridge: the sections that contrast with the main one
+
+
+def _source_of(plan: FormPlan, section: Section) -> int | None:
+    """The section a return reuses, or the first section with its label without primes."""
+    if section.source is not None:
+        return section.source
+    base = section.label.rstrip("'")
+    for index, other in enumerate(plan.sections):
+        if other.label == base and other is not section:
+            return index
+    return None
+
+
+def section_arrangements(plan: FormPlan, style: Style) -> list[SectionArrangement]:
+    """The arrangement of each section of ``plan`` (see the module docstring)."""
+    returns = [i for i, s in enumerate(plan.sections) if s.source is not None]
+    last_return = returns[-1] if returns else None
+    drums = style is not Style.CHORALE
+    out: list[SectionArrangement] = []
+    for index, section in enumerate(plan.sections):
+        role = _role(plan, index, last_return)
+        energy = section.energy
+        parts = {"melody", "chords", "bass"} | ({"drums"} if drums else set())
+        accompaniment = BLOCK
+        if role in ("intro", "outro"):
+            energy = Energy.LOW
+            parts = {"melody", "pad", "bass"}
+        elif role == "contrast":
+            if style is Style.CHORALE:
+                parts = (parts - {"chords"}) | {"pad"}  # strings instead of the organ
+            else:
+                accompaniment = ARPEGGIO
+        elif role in ("return", "climax"):
+            source = _source_of(plan, section)
+            if source is not None and source < index:
+                energy = max(energy, shift_energy(out[source].energy, 1), key=_ENERGY_RANK.get)
+            if role == "climax":
+                energy = max([energy, *(a.energy for a in out)], key=_ENERGY_RANK.get)
+                parts = parts | {"pad"}
+        out.append(
+            SectionArrangement(role, energy, ROLE_DYNAMICS[role], frozenset(parts), accompaniment)
+        )
+    return out
+
+
+ENERGY_LEVEL_DB = {Energy.LOW: -2.0, Energy.MID: 0.0, Energy.HIGH: 1.5}
+ROLE_LEVEL_DB = {
+    "intro": -4.0,
+    "outro": -4.0,
+    "statement": -1.0,
+    "contrast": -0.5,
+    "return": 0.5,
+    "climax": 1.0,
+}
+"""How loud a section's arrangement sounds against an average one, dB, by its energy plus
+its role (fitted to the one-gain loudness of rendered sections: a thin low intro about 6 dB
+under the piece, a high-energy last return about 2.5 dB over it)."""
+
+
+def section_levels_db(plan: FormPlan, style: Style) -> list[float]:
+    """Each section's planned loudness relative to the whole piece, dB: ``ENERGY_LEVEL_DB``
+    plus ``ROLE_LEVEL_DB``, less their power mean over the piece's bars (so a piece
+    mastered to a target with these levels kept lands on the target)."""
+    arrangements = section_arrangements(plan, style)
+    raw = [ENERGY_LEVEL_DB[a.energy] + ROLE_LEVEL_DB[a.role] for a in arrangements]
+    mean = 10.0 * math.log10(
+        sum(s.bars * 10.0 ** (level / 10.0) for s, level in zip(plan.sections, raw, strict=True))
+        / plan.total_bars
+    )
+    return [level - mean for level in raw]
+
+
+def segment_level_db(plan: FormPlan | None, style: Style, first: int, count: int) -> float:
+    """The planned loudness (``section_levels_db``) of bars ``first`` .. ``first + count -
+    1``, their power mean, dB; 0 without a plan (what ``StreamingMaster.process`` takes)."""
+    if plan is None or count < 1:
+        return 0.0
+    levels = section_levels_db(plan, style)
+    bars = [
+        levels[plan.section_index(bar)] for bar in range(first, min(first + count, plan.total_bars))
+    ]
+    if not bars:
+        return 0.0
+    return 10.0 * math.log10(sum(10.0 ** (level / 10.0) for level in bars) / len(bars))
+
+
+@dataclass(frozen=True)
+class BarArrangement:
+    """What one bar plays: its section's arrangement, whether it opens a section (a crash),
+    leads into the next one (a fill or pickup) and ends the piece (the final chord held)."""
+
+    section: SectionArrangement
+    opens_section: bool = False
+    leads_in: bool = False
+    is_final: bool = False
+
+
+def bar_arrangements(plan: FormPlan, style: Style) -> list[BarArrangement]:
+    """One ``BarArrangement`` per bar of ``plan``."""
+    sections = section_arrangements(plan, style)
+    out = []
+    for index, section in enumerate(plan.sections):
+        for bar in range(section.first_bar, section.end_bar):
+            out.append(
+                BarArrangement(
+                    sections[index],
+                    opens_section=bar == section.first_bar and bar > 0,
+                    leads_in=bar == section.end_bar - 1 and index + 1 < len(plan.sections),
+                    is_final=bar == plan.total_bars - 1,
+                )
+            )
+    return out
+
+
+def fermata_ticks(meter: Meter) -> int:
+    """How long the final chord is held past the last barline: half a bar, at least a beat."""
+    return max(meter.bar_ticks // 2, pulse_ticks(meter))
+
+
+def _held(notes: Sequence[Note], bar_ticks: int, extra: int) -> list[Note]:
+    """``notes`` with those starting at the part's last onset held to ``extra`` ticks past
+    the barline (the final chord, the last note)."""
+    if not notes:
+        return list(notes)
+    last = max(n.onset for n in notes)
+    end = bar_ticks + extra
+    return [
+        Note(n.onset, n.pitch, end - n.onset, n.velocity) if n.onset == last else n for n in notes
+    ]
+
+
+def _arpeggiated(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    """Chord notes broken into a rising and falling figure: one note per eighth (a third
+    of a dotted beat in compound meters), each ringing for two."""
+    pulse = pulse_ticks(meter)
+    step = pulse // 3 if is_compound_meter(meter) else pulse // 2
+    out: list[Note] = []
+    for onset in sorted({n.onset for n in notes}):
+        chord = sorted((n for n in notes if n.onset == onset), key=lambda n: n.pitch)
+        end = max(n.end for n in chord)
+        order = list(range(len(chord))) + list(range(len(chord) - 2, 0, -1))
+        for position, tick in enumerate(range(onset, end, step)):
+            note = chord[order[position % len(order)]]
+            length = min(2 * step, end - tick)
+            velocity = note.velocity * (1.0 if tick == onset else 0.85)
+            out.append(Note(tick, note.pitch, length, _clamp_velocity(velocity)))
+    return sorted(out)
+
+
+def _rising(base: int, pitch_classes: frozenset[int], count: int) -> list[int]:
+    """``count`` pitches from ``base`` up through the chord tones ``pitch_classes``."""
+    pitches = [base]
+    while len(pitches) < count:
+        pitch = pitches[-1] + 1
+        while pitch % 12 not in pitch_classes:
+            pitch += 1
+        pitches.append(pitch)
+    return pitches
+
+
+def _pickup(notes: Sequence[Note], chord: ChordSpan | None, meter: Meter) -> list[Note]:
+    """``notes`` with their last beat replaced by a figure rising through the tones of the
+    bar's last ``chord`` from the lowest note sounding there (a pickup into the next
+    section): three notes in compound meters, four (two for beats under a quarter) in
+    simple ones."""
+    bar_ticks = meter.bar_ticks
+    pulse = pulse_ticks(meter)
+    start = bar_ticks - pulse
+    sounding = [n for n in notes if n.onset <= start < n.end]
+    if not sounding or chord is None:
+        return list(notes)
+    count = 3 if is_compound_meter(meter) else (4 if pulse >= 480 else 2)
+    step = pulse // count
+    velocity = max(n.velocity for n in sounding)
+    pitch_classes = frozenset(chord.symbol.pitch_classes) | {min(n.pitch for n in sounding) % 12}
+    figure = _rising(min(n.pitch for n in sounding), pitch_classes, count)
+    kept = [
+        Note(n.onset, n.pitch, min(n.duration, start - n.onset), n.velocity)
+        for n in notes
+        if n.onset < start
+    ]
+    rising = [
+        Note(start + i * step, pitch, step, _clamp_velocity(velocity * (0.8 + 0.1 * i)))
+        for i, pitch in enumerate(figure)
+        if pitch <= 127
+    ]
+    return sorted(kept + rising)
+
+
 # --- humanisation ------------------------------------------------------------------------
 
 
@@ -171,7 +472,13 @@ class Humanise:
 
     seed: int
     velocity_sd: dict[str, float] = field(
-        default_factory=lambda: {"melody": 5.0, "chords": 4.0, "bass": 4.0, "drums": 6.0}
+        default_factory=lambda: {
+            "melody": 5.0,
+            "chords": 4.0,
+            "bass": 4.0,
+            "drums": 6.0,
+            "pad": 3.0,
+        }
     )
     delay_ticks: dict[str, tuple[float, float]] = field(
         default_factory=lambda: {
@@ -179,6 +486,7 @@ class Humanise:
             "chords": (6.0, 4.0),  # each chord tone on its own: a slight spread
             "bass": (3.0, 2.0),
             "drums": (2.0, 2.0),
+            "pad": (8.0, 4.0),  # strings speak late
         }
     )
     max_delay_ticks: int = 15
@@ -255,61 +563,131 @@ def arrange_tracks(
     total_bars: int | None = None,
     humanise: Humanise | None = None,
     tempo_bpm: float = 100.0,
+    form: FormPlan | None = None,
 ) -> list[Track]:
-    """Exactly four tracks, named ``melody``, ``chords``, ``bass``, ``drums`` (on channels
-    0, 1, 2, 9), with notes sorted and onsets in ticks from the start of the first bar
-    given (each bar starts where the previous one's ``meter.bar_ticks`` end). The melody
-    track carries the lyrics. Chorale drums have no notes.
+    """Four tracks, named ``melody``, ``chords``, ``bass``, ``drums`` (on channels 0, 1, 2,
+    9), and with a form plan a fifth, ``pad`` (channel 3), with notes sorted and onsets in
+    ticks from the start of the first bar given (each bar starts where the previous one's
+    ``meter.bar_ticks`` end). The melody track carries the lyrics. Chorale drums have no
+    notes.
 
     ``first_index`` (the piece's bar number of ``bars[0]``) and ``total_bars`` (the
     piece's length; default: these bars end the piece) place a segment within its piece,
     so only the piece's own first bar gets the opening crash and its last bar the final
     hit. ``humanise`` (default: none) humanises every part (see the module docstring).
     ``tempo_bpm`` shapes the busy parts (see ``drum_pattern``; no chord re-strikes from
-    ``FAST_TEMPO_BPM``)."""
+    ``FAST_TEMPO_BPM``). ``form`` (the piece's plan, covering ``total_bars``) arranges it
+    section by section (see the module docstring); without one every bar is played alike
+    at ``energy``."""
     total = total_bars if total_bars is not None else first_index + len(bars)
     programs = programs_for(style, energy)
-    restrike = energy is Energy.HIGH and style is not Style.CHORALE and tempo_bpm < FAST_TEMPO_BPM
-    melody: list[Note] = []
-    chords: list[Note] = []
-    bass: list[Note] = []
-    drums: list[Note] = []
+    planned = bar_arrangements(form, style) if form is not None else None
+    unplanned = BarArrangement(SectionArrangement("piece", energy, 1.0, frozenset(PARTS)))
+    names = [*PARTS, "pad"] if planned is not None else list(PARTS)
+    notes: dict[str, list[Note]] = {name: [] for name in names}
     lyrics: list[tuple[int, str]] = []
     offset = 0
     for index, bar in enumerate(bars):
         meter = bar.melody.meter
         bar_index = first_index + index
-        voicing = _strummed(bar.voicing, meter) if restrike else bar.voicing
-        pattern = drum_pattern(
-            meter,
+        arrangement = unplanned
+        if planned is not None and bar_index < len(planned):
+            arrangement = planned[bar_index]
+        parts = _bar_parts(
+            bar,
+            arrangement,
             style=style,
-            energy=energy,
             bar_index=bar_index,
             is_final=bar_index == total - 1,
             tempo_bpm=tempo_bpm,
         )
-        parts = {
-            "melody": _melody_notes(bar.melody, 0, energy),
-            "chords": _shifted(voicing, 0, _CHORD_VELOCITY_SCALE[energy]),
-            "bass": _shifted(bar.bass, 0, _BASS_VELOCITY_SCALE[energy]),
-            "drums": list(pattern),
-        }
         if humanise is not None:
             parts = {
                 part: humanise_bar(
-                    notes, humanise, part=part, bar_index=bar_index, bar_ticks=meter.bar_ticks
+                    part_notes, humanise, part=part, bar_index=bar_index, bar_ticks=meter.bar_ticks
                 )
-                for part, notes in parts.items()
+                for part, part_notes in parts.items()
             }
-        melody += _shifted(parts["melody"], offset, 1.0)
-        chords += _shifted(parts["chords"], offset, 1.0)
-        bass += _shifted(parts["bass"], offset, 1.0)
-        drums += _shifted(parts["drums"], offset, 1.0)
+        for part, part_notes in parts.items():
+            notes[part] += _shifted(part_notes, offset, 1.0)
         lyrics += [(offset + tick, syllable) for tick, syllable in bar.lyrics]
         offset += meter.bar_ticks
-    return [
-        Track("melody", programs["melody"], MELODY_CHANNEL, sorted(melody), sorted(lyrics)),
-        Track("chords", programs["chords"], CHORDS_CHANNEL, sorted(chords)),
-        Track("bass", programs["bass"], BASS_CHANNEL, sorted(bass)),
-        Track("drums", 0, DRUMS_CHANNEL, sorted(drums)),
+    tracks = [
+        Track(
+            "melody", programs["melody"], MELODY_CHANNEL, sorted(notes["melody"]), sorted(lyrics)
+        ),
+        Track("chords", programs["chords"], CHORDS_CHANNEL, sorted(notes["chords"])),
+        Track("bass", programs["bass"], BASS_CHANNEL, sorted(notes["bass"])),
+        Track("drums", 0, DRUMS_CHANNEL, sorted(notes["drums"])),
     ]
+    if planned is not None:
+        tracks.append(Track("pad", PAD_PROGRAM, PAD_CHANNEL, sorted(notes["pad"])))
+    return tracks
+
+
+def _bar_parts(
+    bar: ArrangedBar,
+    arrangement: BarArrangement,
+    *,
+    style: Style,
+    bar_index: int,
+    is_final: bool,
+    tempo_bpm: float,
+) -> dict[str, list[Note]]:
+    """The notes of every part of one bar (onsets from the bar start), before humanising.
+    An unplanned bar (every part, dynamics 1, no section events) plays as it always has."""
+    section = arrangement.section
+    energy, dynamics, playing = section.energy, section.dynamics, section.parts
+    meter = bar.melody.meter
+    restrike = energy is Energy.HIGH and style is not Style.CHORALE and tempo_bpm < FAST_TEMPO_BPM
+    voicing = list(bar.voicing)
+    if section.accompaniment == ARPEGGIO:
+        voicing = _arpeggiated(voicing, meter)
+    elif restrike:
+        voicing = _strummed(voicing, meter)
+    drums = drum_pattern(
+        meter,
+        style=style,
+        energy=energy,
+        bar_index=bar_index,
+        is_final=is_final,
+        tempo_bpm=tempo_bpm,
+    )
+    parts = {
+        "melody": _melody_notes(bar.melody, 0, energy),
+        "chords": _shifted(voicing, 0, _CHORD_VELOCITY_SCALE[energy] * dynamics),
+        "bass": _shifted(bar.bass, 0, _BASS_VELOCITY_SCALE[energy] * dynamics),
+        "drums": list(drums),
+    }
+    if dynamics != 1.0:
+        parts["melody"] = _shifted(parts["melody"], 0, dynamics)
+        parts["drums"] = _shifted(parts["drums"], 0, dynamics)
+    if section.role == "piece":
+        return parts  # no plan: four parts, as before plans existed
+    parts["pad"] = _shifted(bar.voicing, 0, _PAD_VELOCITY_SCALE * dynamics)
+    final_hit = is_final and "drums" not in playing  # the last bar's crash still closes
+    parts = {
+        name: part_notes if name in playing or (name == "drums" and final_hit) else []
+        for name, part_notes in parts.items()
+    }
+    has_drums = bool(parts["drums"]) and not is_final
+    if (
+        arrangement.opens_section
+        and has_drums
+        and not any(n.pitch == CRASH for n in parts["drums"])
+    ):
+        parts["drums"].append(Note(0, CRASH, min(meter.bar_ticks, 4 * _DRUM_HIT), 92))
+    if arrangement.leads_in and not is_final:
+        if has_drums:
+            start, fill = drum_fill(meter, energy=energy, tempo_bpm=tempo_bpm)
+            kept = [n for n in parts["drums"] if n.onset < start]
+            parts["drums"] = kept + _shifted(fill, 0, dynamics)
+        else:
+            lead = "chords" if parts["chords"] else "bass"
+            chord = bar.chords[-1] if bar.chords else None
+            parts[lead] = _pickup(parts[lead], chord, meter)
+    if is_final:
+        hold = fermata_ticks(meter)
+        for name in ("melody", "chords", "bass", "pad"):
+            parts[name] = _held(parts[name], meter.bar_ticks, hold)
+    return {name: sorted(part_notes) for name, part_notes in parts.items()}

@@ -142,8 +142,18 @@ PART_PROFILES: dict[str, PartProfile] = {
         compressor=(-20.0, 3.0, 5.0, 80.0),
         reverb_send=0.1,
     ),
+    # Pad (a planned piece's strings): a wash behind the band, off to the other side.
+    "pad": PartProfile(
+        gain_db=-7.0,
+        pan=0.3,
+        highpass_hz=150.0,
+        eq=(("peak", 300.0, -3.0, 1.0), ("high_shelf", 7000.0, -3.0, 0.7)),
+        compressor=(-28.0, 2.0, 40.0, 300.0),
+        reverb_send=0.4,
+    ),
 }
-"""Mix profiles of the four parts the arrangement makes; other names get ``PartProfile()``."""
+"""Mix profiles of the parts the arrangement makes (four, and the pad of a piece with a form
+plan); other names get ``PartProfile()``."""
 
 BUS_COMPRESSOR = (-22.0, 2.0, 20.0, 200.0)
 """Glue compressor on the mix bus: threshold dBFS, ratio, attack ms, release ms."""
@@ -486,7 +496,15 @@ class StreamingMaster:
     itself included, on the target (plus the loudness the limiter has taken off so far),
     reached by a linear ramp in dB over the segment's first ``GAIN_RAMP_SECONDS`` and at
     most ``MAX_GAIN_STEP_DB`` away from the previous segment's. The tail keeps the last
-    gain."""
+    gain.
+
+    Planned dynamics: a segment may come with the ``level_db`` its arrangement is meant to
+    sound at, relative to the piece as a whole (a thin intro under it, the last chorus over
+    it; ``cantus.render.arrangement.segment_level_db``). The gain is then found for the
+    audio as if each segment were ``level_db`` quieter, so it does not chase those
+    differences: the intro is not pushed up to the target nor the climax pulled down, and
+    the piece still lands near the target on average. ``level_db`` 0 everywhere (the
+    default) masters exactly as without it."""
 
     sample_rate: int = 44100
     preset: str | MasterPreset = DEFAULT_PRESET
@@ -502,6 +520,9 @@ class StreamingMaster:
         self._gained_meter = LoudnessMeter(self.sample_rate)
         self._output_meter = LoudnessMeter(self.sample_rate)
         self._gain_db: float | None = None
+        self._reference_powers: list[float] = []
+        """The gained audio's 100 ms powers, each less its segment's ``level_db``."""
+        self._level_db = 0.0
         self._samples_in = 0
         self._samples_out = 0
         self._finished = False
@@ -523,7 +544,7 @@ class StreamingMaster:
         audio so far on the goal, within ``max_step_db`` of its start (bisection: more gain
         is always louder). ``new_powers`` are the segment's 100 ms bus powers."""
         goal = self._preset.target_lufs + self._limiter_loss_db()
-        previous = np.array(self._gained_meter.sub_block_powers)
+        previous = np.array(self._reference_powers)
         centres = (np.arange(len(new_powers)) + 0.5) * ramp.samples / len(new_powers)
         position = np.minimum(centres / max(ramp.ramp_samples, 1), 1.0)
 
@@ -545,26 +566,34 @@ class StreamingMaster:
         gained = (bus * ramp.gains()[:, None]).astype(np.float32)
         if len(bus):
             self.ramps.append(ramp)
+        measured_before = len(self._gained_meter.sub_block_powers)
         self._gained_meter.add(gained)
+        scale = 10.0 ** (-self._level_db / 10.0)
+        self._reference_powers.extend(
+            power * scale for power in self._gained_meter.sub_block_powers[measured_before:]
+        )
         output = _run(self._limiter, gained, self.sample_rate)
         self._output_meter.add(output)
         self._samples_in += len(bus)
         self._samples_out += len(output)
         return np.ascontiguousarray(output)
 
-    def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Master one segment of stems; float32 ``[samples, 2]`` of output back."""
+    def process(self, stems: Mapping[str, np.ndarray], *, level_db: float = 0.0) -> np.ndarray:
+        """Master one segment of stems, planned to sound ``level_db`` relative to the whole
+        piece (see the class docstring); float32 ``[samples, 2]`` of output back."""
         if self._finished:
             raise RuntimeError("this StreamingMaster is finished")
         bus = self._mixer.process(stems)
         measured_before = len(self._bus_meter.sub_block_powers)
         self._bus_meter.add(bus)
-        new_powers = np.array(self._bus_meter.sub_block_powers[measured_before:])
+        self._level_db = level_db
+        scale = 10.0 ** (-level_db / 10.0)
+        new_powers = np.array(self._bus_meter.sub_block_powers[measured_before:]) * scale
         ramp_samples = round(self.ramp_seconds * self.sample_rate)
         if self._gain_db is None:
             # Nothing heard yet: the constant gain that brings this segment to the target
             # (the typical gain while it is too short or quiet to measure).
-            bus_lufs = self._bus_meter.integrated_lufs
+            bus_lufs = gated_loudness(np.array(self._bus_meter.sub_block_powers) * scale)
             measured = math.isfinite(bus_lufs)
             gain = self._preset.target_lufs - (bus_lufs if measured else TYPICAL_BUS_LUFS)
             ramp = GainRamp(self._samples_in, len(bus), gain, gain, ramp_samples)

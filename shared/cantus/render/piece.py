@@ -21,6 +21,7 @@ log). File names are fixed here; only the folder comes from the piece id.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import logging
@@ -48,7 +49,13 @@ from cantus.music.chords import ChordSymbol
 from cantus.music.form import FormPlan
 from cantus.music.midi_io import tracks_to_midi_bytes
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, MusicError, Note, Track
-from cantus.render.arrangement import ArrangedBar, Humanise, arrange_tracks
+from cantus.render.arrangement import (
+    ArrangedBar,
+    Humanise,
+    arrange_tracks,
+    segment_level_db,
+)
+from cantus.render.tempo import TempoMap, ending_tempo_map, midi_tempo_changes
 from cantus.v1 import events_pb2 as pb
 
 if TYPE_CHECKING:
@@ -142,8 +149,18 @@ class PieceParts:
         quarters = spec_meter(self.spec).bar_ticks / TICKS_PER_QUARTER
         return quarters * 60.0 / self.spec.tempo_bpm
 
+    @functools.cached_property
+    def tempo_map(self) -> TempoMap:
+        """The spec's tempo; with a form plan, closing with a ritardando (``cantus.render.
+        tempo``): MIDI, audio and segment times all follow it."""
+        if piece_form(self) is None:
+            return TempoMap.constant(self.spec.tempo_bpm)
+        return ending_tempo_map(self.spec.tempo_bpm, spec_meter(self.spec), self.bar_count)
+
     def seconds_before_bar(self, index: int) -> float:
-        return index * self.bar_seconds
+        if self.tempo_map.is_constant:
+            return index * self.bar_seconds
+        return self.tempo_map.seconds_at(index * self.bar_ticks)
 
     # --- parts ---------------------------------------------------------------------------
     @property
@@ -180,8 +197,8 @@ class PieceParts:
         return spec_meter(self.spec).bar_ticks
 
     def tracks(self, first: int, count: int) -> list[Track]:
-        """The four arranged parts of bars ``first`` .. ``first + count - 1``, onsets from
-        the start of bar ``first``."""
+        """The arranged parts of bars ``first`` .. ``first + count - 1`` (section by section
+        with a form plan), onsets from the start of bar ``first``."""
         bars = [self.arranged_bar(i) for i in range(first, first + count)]
         return arrange_tracks(
             bars,
@@ -191,6 +208,7 @@ class PieceParts:
             total_bars=self.bar_count,
             humanise=Humanise(self.spec.seed) if self.humanise else None,
             tempo_bpm=self.spec.tempo_bpm,
+            form=piece_form(self),
         )
 
     def piece_tracks(self, first: int, count: int) -> list[Track]:
@@ -208,9 +226,11 @@ class PieceParts:
         ]
 
     def midi(self, first: int, count: int) -> bytes:
+        tempo = self.tempo_map.from_tick(first * self.bar_ticks)
         return tracks_to_midi_bytes(
             self.tracks(first, count),
-            tempo_bpm=self.spec.tempo_bpm,
+            tempo_bpm=tempo.initial_bpm,
+            tempo_changes=midi_tempo_changes(tempo),
             meter=spec_meter(self.spec),
             key=spec_key(self.spec),
         )
@@ -332,7 +352,7 @@ class SegmentAudio:
     ``0 .. segments_done - 1`` (discarding their audio): rendering is deterministic, so
     the next segment then comes out exactly as it would have without the restart."""
 
-    def __init__(self, tempo_bpm: float, *, preset: str = "streaming") -> None:
+    def __init__(self, tempo_bpm: float | TempoMap, *, preset: str = "streaming") -> None:
         from cantus.render.mix import StreamingMaster
         from cantus.render.synth import SAMPLE_RATE, SegmentRenderer
 
@@ -354,7 +374,8 @@ class SegmentAudio:
         first, count = parts.segment_bars(segment, segment_bars)
         end_tick = (first + count) * parts.bar_ticks
         stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
-        chunks = [self._master.process(stems)]
+        level = segment_level_db(piece_form(parts), spec_style(parts.spec), first, count)
+        chunks = [self._master.process(stems, level_db=level)]
         if segment == parts.segment_count(segment_bars) - 1:
             chunks.append(self._master.finish(self._renderer.finish_stems(TAIL_SECONDS)))
             self.finished = True
@@ -384,7 +405,7 @@ class SegmentAudio:
 def streamed_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -> np.ndarray:
     """Render every segment as the service streams them and join them (used when the live
     renderer of a finished piece is gone, e.g. after a restart: rendering is deterministic)."""
-    audio = SegmentAudio(parts.spec.tempo_bpm, preset=preset)
+    audio = SegmentAudio(parts.tempo_map, preset=preset)
     try:
         audio.catch_up(parts, parts.segment_count(segment_bars), segment_bars)
         return audio.piece_audio()
@@ -470,7 +491,7 @@ def _synthesise(step, tracks: list[Track], parts: PieceParts):  # type: ignore[n
         last_end = max((n.end for t in tracks for n in t.notes), default=0)
         stems = render_stems(
             tracks,
-            tempo_bpm=parts.spec.tempo_bpm,
+            tempo_bpm=parts.tempo_map,
             end_tick=max(parts.bar_count * parts.bar_ticks, last_end),
             tail_seconds=TAIL_SECONDS,
         )

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cantus.music.notes import TICKS_PER_QUARTER, Track
+from cantus.render.tempo import TempoMap
 
 SAMPLE_RATE = 44100
 """Default output sample rate, samples per second."""
@@ -151,6 +152,9 @@ class _Part:
 class SegmentRenderer:
     """Renders one piece segment by segment from one persistent FluidSynth state.
 
+    ``tempo``: the piece's quarter-note tempo, or its ``TempoMap`` (a closing ritardando):
+    every tick is placed in time by it.
+
     ``render_until(tick, tracks_so_far)`` returns the audio from the end of the previous
     call up to ``tick`` (piece ticks, from the start of the piece). ``tracks_so_far`` must
     hold at least every note with an onset in that range, with onsets counted from the
@@ -162,15 +166,20 @@ class SegmentRenderer:
 
     def __init__(
         self,
-        tempo_bpm: float,
+        tempo: float | TempoMap,
         *,
         sample_rate: int = SAMPLE_RATE,
         soundfont: str | os.PathLike[str] | None = None,
         gain: float = SYNTH_GAIN,
     ) -> None:
+        tempo_map = tempo if isinstance(tempo, TempoMap) else None
+        tempo_bpm = tempo_map.initial_bpm if tempo_map else tempo
         if tempo_bpm <= 0:
             raise ValueError(f"tempo must be > 0 beats per minute, got {tempo_bpm}")
         self.tempo_bpm = float(tempo_bpm)
+        """The tempo at the start of the piece."""
+        self.tempo_map = tempo_map if tempo_map and not tempo_map.is_constant else None
+        """The tempo map when the tempo changes (None: ``tempo_bpm`` throughout)."""
         self.sample_rate = int(sample_rate)
         self.soundfont = find_soundfont(soundfont)
         fluidsynth, self._process, self._set_channel_type = _load_fluidsynth()
@@ -228,8 +237,7 @@ class SegmentRenderer:
                 if self._scheduled_until_tick <= note.onset < tick:
                     self._schedule_note(part, note.onset, note.end, note.pitch, note.velocity)
         self._scheduled_until_tick = tick
-        end_sample = ticks_to_samples(tick, self.tempo_bpm, self.sample_rate)
-        return self._emit(end_sample)
+        return self._emit(self._sample_at(tick))
 
     def render_until(self, tick: int, tracks_so_far: Iterable[Track]) -> np.ndarray:
         """The sum of all stems from the previous end up to ``tick``: float32 ``[samples, 2]``."""
@@ -302,9 +310,15 @@ class SegmentRenderer:
             self._events, _Event(sample, kind, self._event_order, part.channel, pitch, velocity)
         )
 
+    def _sample_at(self, tick: int) -> int:
+        """The sample index of a piece tick (the tempo map's, else the constant tempo's)."""
+        if self.tempo_map is not None:
+            return self.tempo_map.samples_at(tick, self.sample_rate)
+        return ticks_to_samples(tick, self.tempo_bpm, self.sample_rate)
+
     def _schedule_note(self, part: _Part, onset: int, end: int, pitch: int, velocity: int) -> None:
-        on = _block_at_or_after(ticks_to_samples(onset, self.tempo_bpm, self.sample_rate))
-        off = _block_at_or_after(ticks_to_samples(end, self.tempo_bpm, self.sample_rate))
+        on = _block_at_or_after(self._sample_at(onset))
+        off = _block_at_or_after(self._sample_at(end))
         on = max(on, self._synth_samples)  # never in the past (only by rounding)
         self._push(on, 1, part, pitch, velocity)
         self._push(max(off, on + BLOCK_SAMPLES), 0, part, pitch)  # off after its own on
@@ -386,14 +400,15 @@ def piece_end_tick(tracks: Sequence[Track]) -> int:
 def render_stems(
     tracks: Sequence[Track],
     *,
-    tempo_bpm: float,
+    tempo_bpm: float | TempoMap,
     sample_rate: int = SAMPLE_RATE,
     end_tick: int | None = None,
     tail_seconds: float = 2.0,
     soundfont: str | os.PathLike[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """One-shot render: stems (track name -> float32 ``[samples, 2]``) of the whole piece up
-    to ``end_tick`` (default: the last note's end) plus ``tail_seconds`` of release."""
+    to ``end_tick`` (default: the last note's end) plus ``tail_seconds`` of release.
+    ``tempo_bpm``: a constant tempo or the piece's ``TempoMap``."""
     end = piece_end_tick(tracks) if end_tick is None else end_tick
     with SegmentRenderer(tempo_bpm, sample_rate=sample_rate, soundfont=soundfont) as renderer:
         body = renderer.render_stems_until(end, tracks)
@@ -404,7 +419,7 @@ def render_stems(
 def render_tracks(
     tracks: Sequence[Track],
     *,
-    tempo_bpm: float,
+    tempo_bpm: float | TempoMap,
     sample_rate: int = SAMPLE_RATE,
     end_tick: int | None = None,
     tail_seconds: float = 2.0,

@@ -1,0 +1,111 @@
+"""A piece's tempo map: the quarter-note tempo from each tick on, and where each tick falls in
+time.
+
+A piece without a form plan plays at its spec's tempo throughout (``TempoMap.constant``). A
+piece with a plan ends the way a player ends it (``ending_tempo_map``): a ritardando over its
+last ``RITARDANDO_BARS`` bars (one in a piece of two or three bars, none in a one-bar
+piece), the tempo falling beat by beat to ``RITARDANDO_END`` of the
+tempo on the last beat, and the final chord held (``cantus.render.arrangement`` lengthens
+it; the last tempo lasts past the final bar). The same map writes piece.mid's set_tempo
+events (``midi_tempo_changes``), times the synthesiser's note events (``SegmentRenderer``)
+and the segments' ``start_seconds``/``duration_seconds``, so MIDI, audio and events agree.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cantus.harmony.rules import pulse_ticks
+from cantus.music.notes import TICKS_PER_QUARTER, Meter
+
+RITARDANDO_BARS = 2
+"""Bars the closing ritardando spans (one in a piece of two or three bars)."""
+RITARDANDO_END = 0.7
+"""Tempo of the last beat as a fraction of the piece's tempo."""
+
+
+@dataclass(frozen=True)
+class TempoMap:
+    """Tempo changes as (tick, quarter-note bpm), the first at tick 0, ticks increasing; the
+    tempo holds from each change to the next (and after the last)."""
+
+    changes: tuple[tuple[int, float], ...]
+    _ticks: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _starts: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    """The tick and the time in seconds of each change."""
+
+    def __post_init__(self) -> None:
+        if not self.changes or self.changes[0][0] != 0:
+            raise ValueError("a tempo map starts with a tempo at tick 0")
+        ticks = [tick for tick, _ in self.changes]
+        if any(b <= a for a, b in itertools.pairwise(ticks)):
+            raise ValueError(f"tempo change ticks must increase: {ticks}")
+        if any(not bpm > 0 for _, bpm in self.changes):
+            raise ValueError("tempos must be > 0 beats per minute")
+        # seconds at each change, for seconds_at()
+        starts = [0.0]
+        for (tick, bpm), (next_tick, _) in itertools.pairwise(self.changes):
+            starts.append(starts[-1] + (next_tick - tick) * 60.0 / (bpm * TICKS_PER_QUARTER))
+        object.__setattr__(self, "_starts", tuple(starts))  # frozen: set once, here
+        object.__setattr__(self, "_ticks", tuple(ticks))
+
+    @classmethod
+    def constant(cls, tempo_bpm: float) -> TempoMap:
+        return cls(((0, float(tempo_bpm)),))
+
+    @property
+    def initial_bpm(self) -> float:
+        return self.changes[0][1]
+
+    @property
+    def is_constant(self) -> bool:
+        return len(self.changes) == 1
+
+    def bpm_at(self, tick: int) -> float:
+        """The tempo sounding at ``tick``."""
+        return self.changes[max(0, bisect.bisect_right(self._ticks, tick) - 1)][1]
+
+    def seconds_at(self, tick: float) -> float:
+        """Seconds from tick 0 to ``tick``."""
+        index = max(0, bisect.bisect_right(self._ticks, tick) - 1)
+        change_tick, bpm = self.changes[index]
+        start = self._starts[index]
+        return start + (tick - change_tick) * 60.0 / (bpm * TICKS_PER_QUARTER)
+
+    def from_tick(self, start: int) -> TempoMap:
+        """The map as heard from ``start`` on, ticks counted from there (a segment's)."""
+        if start <= 0:
+            return self
+        later = tuple((tick - start, bpm) for tick, bpm in self.changes if tick > start)
+        return TempoMap(((0, self.bpm_at(start)), *later))
+
+    def samples_at(self, tick: float, sample_rate: int) -> int:
+        """Sample index (rounded to nearest) of ``tick``."""
+        return round(self.seconds_at(tick) * sample_rate)
+
+
+def ending_tempo_map(tempo_bpm: float, meter: Meter, bars: int) -> TempoMap:
+    """The tempo map of a piece of ``bars`` bars that closes with a ritardando: constant
+    ``tempo_bpm``, then over the last ``RITARDANDO_BARS`` bars (one when the piece has
+    fewer than four) one step down per beat (``pulse_ticks``), linear in tempo, the last
+    beat at ``RITARDANDO_END`` × ``tempo_bpm``."""
+    rit_bars = RITARDANDO_BARS if bars >= 4 else 1
+    start = (bars - rit_bars) * meter.bar_ticks
+    if start <= 0:  # a one-bar piece keeps its tempo: the map starts at the piece's tempo
+        return TempoMap.constant(tempo_bpm)
+    pulse = pulse_ticks(meter)
+    beat_starts = list(range(start, bars * meter.bar_ticks, pulse))
+    steps = len(beat_starts)
+    changes: list[tuple[int, float]] = [(0, float(tempo_bpm))]
+    for step, tick in enumerate(beat_starts):
+        fraction = 1.0 - (1.0 - RITARDANDO_END) * (step + 1) / steps
+        changes.append((tick, round(tempo_bpm * fraction, 3)))
+    return TempoMap(tuple(changes))
+
+
+def midi_tempo_changes(tempo_map: TempoMap) -> Sequence[tuple[int, float]]:
+    """The changes after the initial tempo, as (tick, bpm) for a MIDI conductor track."""
+    return tempo_map.changes[1:]

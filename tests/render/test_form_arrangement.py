@@ -1,0 +1,303 @@
+"""A piece with a form plan is arranged section by section: a thin intro, returns fuller than
+their first statement, the last return fullest, a contrasting colour in a bridge, fills or
+pickups into each new section, and an ending with a ritardando (a tempo map in piece.mid that
+the audio follows) and a held final chord."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import mido
+import numpy as np
+import pytest
+
+from cantus.events.conversions import form_to_pb
+from cantus.music.form import plan_form
+from cantus.music.notes import Key, Meter, Mode, Track
+from cantus.music.styles import Energy, Style
+from cantus.render.arrangement import (
+    ARPEGGIO,
+    CRASH,
+    HIGH_TOM,
+    KICK,
+    LOW_TOM,
+    MID_TOM,
+    SNARE,
+    drum_fill,
+    fermata_ticks,
+    section_arrangements,
+    section_levels_db,
+    segment_level_db,
+)
+from cantus.render.mix import integrated_loudness
+from cantus.render.piece import PieceParts, SegmentAudio
+from cantus.render.tempo import (
+    RITARDANDO_END,
+    TempoMap,
+    ending_tempo_map,
+    midi_tempo_changes,
+)
+
+from .piece_fixtures import piece_events, spec, table_events
+
+C = Key(0, Mode.MAJOR)
+TOMS = {HIGH_TOM, MID_TOM, LOW_TOM}
+
+
+def planned_parts(
+    form: str, bars: int, *, style: str = "folk", tempo: float = 120.0, humanise=True
+):
+    piece_spec = spec(bars, tempo=tempo, style=style)
+    plan = plan_form(form, bars=bars, key=C, energy=Energy.MID)
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=humanise)
+    assert parts is not None
+    return parts, plan
+
+
+def section_notes(tracks: list[Track], plan, index: int, bar_ticks: int) -> dict[str, list]:
+    section = plan.sections[index]
+    low, high = section.first_bar * bar_ticks, section.end_bar * bar_ticks
+    return {t.name: [n for n in t.notes if low <= n.onset < high] for t in tracks}
+
+
+def density(notes: dict[str, list], bars: int) -> float:
+    return sum(len(v) for v in notes.values()) / bars
+
+
+def loudness(notes: dict[str, list]) -> float:
+    velocities = [n.velocity for v in notes.values() for n in v]
+    return float(np.mean(velocities))
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+def test_sections_get_roles_parts_energy_and_dynamics():
+    plan = plan_form("verse-chorus", bars=32, key=C, energy=Energy.MID)
+    assert plan.labels() == [
+        "intro",
+        "verse",
+        "chorus",
+        "verse'",
+        "chorus'",
+        "bridge",
+        "chorus''",
+        "outro",
+    ]
+    arrangements = dict(zip(plan.labels(), section_arrangements(plan, Style.FOLK), strict=True))
+    intro, verse, chorus = arrangements["intro"], arrangements["verse"], arrangements["chorus"]
+    assert intro.role == "intro" and intro.parts == {"melody", "pad", "bass"}
+    assert intro.energy is Energy.LOW
+    assert verse.role == chorus.role == "statement"
+    assert verse.parts == {"melody", "chords", "bass", "drums"}
+    # A return is fuller than its first statement: more energy or louder, never less.
+    for ret, first in (("verse'", "verse"), ("chorus'", "chorus"), ("chorus''", "chorus")):
+        assert arrangements[ret].dynamics > arrangements[first].dynamics
+        rank = [Energy.LOW, Energy.MID, Energy.HIGH]
+        assert rank.index(arrangements[ret].energy) >= rank.index(arrangements[first].energy)
+    # The last chorus is the fullest of all.
+    last = arrangements["chorus''"]
+    assert last.role == "climax" and "pad" in last.parts and last.energy is Energy.HIGH
+    assert last.dynamics == max(a.dynamics for a in arrangements.values())
+    assert all(a.parts <= last.parts for a in arrangements.values() if a.role != "intro")
+    # The bridge changes colour; the outro thins out again.
+    assert arrangements["bridge"].role == "contrast"
+    assert arrangements["bridge"].accompaniment == ARPEGGIO
+    assert arrangements["outro"].parts == intro.parts
+    # A chorale's contrasting section hands the accompaniment to the strings.
+    chorale = section_arrangements(
+        plan_form("ABA", bars=12, key=C, energy=Energy.MID), Style.CHORALE
+    )
+    assert [a.role for a in chorale] == ["statement", "contrast", "climax"]
+    assert "chords" not in chorale[1].parts and "pad" in chorale[1].parts
+    assert all("drums" not in a.parts for a in chorale)
+
+
+def test_final_chorus_is_denser_and_louder_than_the_first_and_the_intro_thinnest():
+    parts, plan = planned_parts("verse-chorus", 32, humanise=False)
+    tracks = parts.piece_tracks(0, 32)
+    assert [t.name for t in tracks] == ["melody", "chords", "bass", "drums", "pad"]
+    labels = plan.labels()
+    notes = {
+        label: section_notes(tracks, plan, index, parts.bar_ticks)
+        for index, label in enumerate(labels)
+    }
+    bars = {s.label: s.bars for s in plan.sections}
+    first, last = notes["chorus"], notes["chorus''"]
+    assert density(last, bars["chorus''"]) > density(first, bars["chorus"])
+    assert loudness(last) > loudness(first)
+    assert not first["pad"] and last["pad"]
+    intro = notes["intro"]
+    assert not intro["drums"] and not intro["chords"] and intro["pad"]
+    assert density(intro, bars["intro"]) < min(
+        density(notes[label], bars[label]) for label in labels if label not in ("intro", "outro")
+    )
+    # The bridge's accompaniment is broken up: more chord notes, one at a time.
+    bridge = notes["bridge"]["chords"]
+    assert len({n.onset for n in bridge}) > len({n.onset for n in notes["verse"]["chords"]})
+
+
+def test_levels_are_planned_around_the_piece_and_follow_the_roles():
+    plan = plan_form("verse-chorus", bars=32, key=C, energy=Energy.MID)
+    levels = dict(zip(plan.labels(), section_levels_db(plan, Style.FOLK), strict=True))
+    assert levels["intro"] < levels["verse"] < levels["verse'"] < levels["chorus''"]
+    assert levels["chorus"] < levels["chorus''"]
+    power_mean = (
+        sum(
+            s.bars * 10 ** (level / 10)
+            for s, level in zip(plan.sections, levels.values(), strict=True)
+        )
+        / plan.total_bars
+    )
+    assert 10 * math.log10(power_mean) == pytest.approx(0.0, abs=1e-9)
+    assert segment_level_db(plan, Style.FOLK, 0, 4) == pytest.approx(levels["intro"])
+    assert segment_level_db(None, Style.FOLK, 0, 4) == 0.0
+
+
+# --- fills, pickups and the ending -----------------------------------------------------
+
+
+def test_a_fill_leads_into_each_new_section_and_a_crash_opens_it():
+    parts, plan = planned_parts("AABA", 16, humanise=False)
+    drums = next(t for t in parts.piece_tracks(0, 16) if t.name == "drums").notes
+    bar_ticks, pulse = parts.bar_ticks, 480
+    for section in plan.sections[1:]:
+        boundary = section.first_bar * bar_ticks
+        last_beat = [n for n in drums if boundary - pulse <= n.onset < boundary]
+        assert {n.pitch for n in last_beat} & TOMS, section.label
+        last_two = [n for n in drums if boundary - 2 * pulse <= n.onset < boundary]
+        assert SNARE in {n.pitch for n in last_two}
+        assert CRASH in {n.pitch for n in drums if n.onset == boundary}
+    # Mid-section bars keep their groove: no toms.
+    assert not {n.pitch for n in drums if bar_ticks <= n.onset < 2 * bar_ticks} & TOMS
+
+
+def test_drum_fill_rises_in_velocity_and_ends_on_the_toms():
+    start, notes = drum_fill(Meter(4, 4), energy=Energy.HIGH)
+    assert start == 1920 - 960  # two beats at high energy
+    strokes = [n for n in notes if n.pitch != KICK]
+    assert [n.velocity for n in strokes] == sorted(n.velocity for n in strokes)
+    assert strokes[0].pitch == SNARE and strokes[-1].pitch == LOW_TOM
+    start, notes = drum_fill(Meter(6, 8), energy=Energy.MID)
+    assert start == 1440 - 720 and all(n.end <= 1440 for n in notes)
+
+
+def test_without_drums_a_pickup_figure_leads_into_the_next_section():
+    parts, plan = planned_parts("ABA", 12, style="chorale", humanise=False)
+    tracks = {t.name: t for t in parts.piece_tracks(0, 12)}
+    assert not tracks["drums"].notes
+    boundary = plan.sections[1].first_bar * parts.bar_ticks
+    figure = [n for n in tracks["chords"].notes if boundary - 480 <= n.onset < boundary]
+    pitches = [n.pitch for n in sorted(figure)]
+    assert len(pitches) == 4 and pitches == sorted(pitches) and len(set(pitches)) == 4
+    assert all(n.end <= boundary for n in figure)
+
+
+def test_the_final_chord_is_held_past_the_last_barline():
+    parts, _ = planned_parts("AABA", 16, humanise=False)
+    end = 16 * parts.bar_ticks
+    held = end + fermata_ticks(Meter(4, 4))
+    for track in parts.piece_tracks(0, 16):
+        if track.name in ("melody", "chords", "bass", "pad") and track.notes:
+            last_onset = max(n.onset for n in track.notes)
+            assert {n.end for n in track.notes if n.onset == last_onset} == {held}, track.name
+            assert all(n.end <= end for n in track.notes if n.onset < last_onset)
+
+
+def test_segments_arrange_exactly_as_the_whole_planned_piece():
+    parts, _ = planned_parts("verse-chorus", 32)
+    whole = parts.piece_tracks(0, 32)
+    pieces = [parts.piece_tracks(first, 4) for first in range(0, 32, 4)]
+    for index, track in enumerate(whole):
+        joined = sorted(n for segment in pieces for n in segment[index].notes)
+        assert list(track.notes) == joined
+
+
+def test_a_piece_without_a_plan_keeps_four_tracks_and_its_tempo():
+    parts = PieceParts.from_state(table_events(piece_events(spec(8))))
+    assert [t.name for t in parts.tracks(0, 8)] == ["melody", "chords", "bass", "drums"]
+    assert parts.tempo_map == TempoMap.constant(120.0)
+    midi = mido.MidiFile(file=io.BytesIO(parts.midi(0, 8)))
+    assert len([m for m in midi.tracks[0] if m.type == "set_tempo"]) == 1
+
+
+# --- the tempo map --------------------------------------------------------------------------
+
+
+def test_ending_tempo_map_slows_beat_by_beat_over_the_last_two_bars():
+    tempo = ending_tempo_map(100.0, Meter(4, 4), 8)
+    ticks = [tick for tick, _ in tempo.changes]
+    assert ticks == [0, *range(6 * 1920, 8 * 1920, 480)]
+    bpms = [bpm for _, bpm in tempo.changes]
+    assert bpms[0] == 100.0 and bpms == sorted(bpms, reverse=True)
+    assert bpms[-1] == pytest.approx(100.0 * RITARDANDO_END)
+    # Six bars at 100 bpm, then eight beats slower.
+    expected = 6 * 2.4 + sum(60.0 / bpm for bpm in bpms[1:])
+    assert tempo.seconds_at(8 * 1920) == pytest.approx(expected)
+    assert tempo.seconds_at(3 * 1920) == pytest.approx(3 * 2.4)
+    assert tempo.bpm_at(8 * 1920 + 5000) == bpms[-1]  # the last tempo holds the fermata
+    later = tempo.from_tick(7 * 1920)
+    assert later.initial_bpm == bpms[5] and later.changes[1][0] == 480
+    assert ending_tempo_map(90.0, Meter(3, 4), 1) == TempoMap.constant(90.0)
+    assert ending_tempo_map(90.0, Meter(3, 4), 3).changes[1][0] == 2 * 1440
+
+
+def test_piece_midi_has_the_ritardando_as_set_tempo_events():
+    parts, _ = planned_parts("AABA", 16)
+    midi = mido.MidiFile(file=io.BytesIO(parts.midi(0, 16)))
+    tick, tempos = 0, []
+    for message in midi.tracks[0]:
+        tick += message.time
+        if message.type == "set_tempo":
+            tempos.append((tick, mido.tempo2bpm(message.tempo)))
+    assert tempos[0] == (0, pytest.approx(120.0))
+    expected = midi_tempo_changes(parts.tempo_map)
+    assert [t for t, _ in tempos[1:]] == [t for t, _ in expected] and len(expected) == 8
+    assert [bpm for _, bpm in tempos[1:]] == pytest.approx([bpm for _, bpm in expected], abs=0.01)
+    # mido's own clock agrees with the map on the length of the piece.
+    assert midi.length == pytest.approx(
+        parts.tempo_map.seconds_at(16 * parts.bar_ticks + fermata_ticks(Meter(4, 4))), abs=0.05
+    )
+    # The last segment's MIDI starts at the tempo reached there.
+    segment = mido.MidiFile(file=io.BytesIO(parts.midi(12, 4)))
+    first = next(m for m in segment.tracks[0] if m.type == "set_tempo")
+    assert mido.tempo2bpm(first.tempo) == pytest.approx(120.0)
+
+
+def test_audio_follows_the_tempo_map_and_segments_join_without_a_gap():
+    parts, plan = planned_parts("AABA", 16, tempo=160.0)
+    audio = SegmentAudio(parts.tempo_map)
+    segments = [audio.render(parts, i, 4) for i in range(parts.segment_count(4))]
+    assert audio.finished
+    position = 0.0
+    for index, segment in enumerate(segments):
+        first, count = parts.segment_bars(index, 4)
+        assert segment.start_seconds == pytest.approx(position)
+        assert segment.start_seconds == pytest.approx(parts.seconds_before_bar(first), abs=0.01)
+        if index < len(segments) - 1:
+            expected = parts.seconds_before_bar(first + count) - parts.seconds_before_bar(first)
+            assert segment.duration_seconds == pytest.approx(expected, abs=0.01)
+        position += segment.duration_seconds
+    # The ritardando makes the piece longer than at a steady tempo; the held chord and the
+    # release tail follow the last bar.
+    music = parts.seconds_before_bar(16)
+    assert music > 16 * parts.bar_seconds + 0.5
+    held = parts.tempo_map.seconds_at(16 * parts.bar_ticks + fermata_ticks(Meter(4, 4))) - music
+    assert position == pytest.approx(music + held + 2.0, abs=0.02)
+    joined = audio.piece_audio()
+    assert len(joined) == sum(len(s.audio) for s in segments)
+    # No cut: the held chord still sounds in the second after the last barline.
+    after = joined[round(music * 44100) : round((music + 1.0) * 44100)]
+    assert np.sqrt(np.mean(after**2)) > 0.01
+    # The streamed master keeps the sections' dynamics and the piece on its target.
+    assert integrated_loudness(joined, 44100) == pytest.approx(-14.0, abs=0.5)
+
+    def section_lufs(index: int) -> float:
+        section = plan.sections[index]
+        start = round(parts.seconds_before_bar(section.first_bar) * 44100)
+        end = round(parts.seconds_before_bar(section.end_bar) * 44100)
+        return integrated_loudness(joined[start:end], 44100)
+
+    assert section_lufs(3) > section_lufs(0) + 2.0  # A'' (the last return) over A
