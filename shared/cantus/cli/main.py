@@ -424,11 +424,15 @@ def eval_realness(
     pieces: Annotated[int, typer.Option(help="Melodies to sample")] = 200,
     bars: Annotated[int, typer.Option(help="Bars per melody (the compared window)")] = 16,
     tonal_emphasis: Annotated[
-        float, typer.Option(help="Decoding-time key emphasis in nats (the service's: see settings)")
+        float, typer.Option(help="Decoding-time key emphasis in nats (the service's is 0)")
     ] = 0.0,
     guidance: Annotated[
-        float, typer.Option(help="Classifier-free guidance on the key (1: none)")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Classifier-free guidance on the key (1: none); unset: the service's where "
+            "the checkpoint was trained for it"
+        ),
+    ] = None,
     expand_repeats: Annotated[
         bool, typer.Option(help="Also measure held-out celtic tunes with repeats written out")
     ] = True,

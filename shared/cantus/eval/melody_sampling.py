@@ -71,9 +71,13 @@ def sample_transformer(
     n_bars: int,
     max_batch: int = 50,
     timeout_s: float = 3600.0,
+    tonal_emphasis: float = SERVED_TONAL_EMPHASIS,
+    guidance: float = 1.0,
 ) -> list[list[int] | None]:
     """Sample one piece per job (controls, seed, key constraint) through one batched
-    ``DecodeEngine``; the whole token sequence of each, or None where the engine failed."""
+    ``DecodeEngine``; the whole token sequence of each, or None where the engine failed.
+    ``tonal_emphasis`` applies with the key constraint on (default: the service's);
+    ``guidance``: classifier-free guidance on the key (1: none)."""
     results: list[list[int] | None] = [None] * len(jobs)
     remaining = [len(jobs)]
     finished = threading.Condition()
@@ -102,7 +106,8 @@ def sample_transformer(
                 # tonic cadence in the last bar and tonal emphasis on the beats
                 key_constraint=key_constraint,
                 end_on_tonic=key_constraint,
-                tonal_emphasis=SERVED_TONAL_EMPHASIS if key_constraint else 0.0,
+                tonal_emphasis=tonal_emphasis if key_constraint else 0.0,
+                guidance=guidance,
             )
             engine.submit(request, tokens.append, done)
         with finished:

@@ -1,0 +1,319 @@
+"""``cantus eval realness``: sample melodies from the shipped checkpoint in process and compare
+them with held-out real tunes (``realness_report``), then write the Markdown report.
+
+What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling through all
+24 (major and minor alternating, so each mode gets half). Each piece borrows its other
+controls (meter, tempo, style and energy) from a held-out real tune in its mode, drawn at
+random: the generated set has the real tunes' mix of meters and styles, so the classifier
+cannot tell the sets apart by their mix. Sampling is the melody service's: the key
+constraint (scale tones, raised 6th and 7th in minor), a tonic cadence at the end, top-p
+0.95 at temperature 1, through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
+emphasis and the classifier-free guidance on the key are parameters (the report records
+them; guidance defaults to the service's where the checkpoint was trained for it). One
+difference: the service composes a piece phrase by phrase along a form plan, with cadences,
+copied repeats and varied returns; here a piece is decoded freely in one request, which is
+what the model itself does. Melodies from the form composer can be compared the same way:
+``realness_report`` takes melodies from anywhere.
+
+What it is compared with. The valid and test splits (never trained on), each tune labelled
+with the key music21 hears in it (the labels the model trains on), cut to the same window.
+
+Structure bands of the corpus. Besides the comparison, the report gives the real tunes'
+band of each structure measure at 16 and 32 bars: stored (repeat signs not expanded), and
+for the held-out celtic tunes with repeat signs, the same tunes with repeats written out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cantus.eval.melody_features import first_bars
+from cantus.eval.realness_report import (
+    STRUCTURE_MEASURES,
+    RealnessReport,
+    format_report,
+    realness_report,
+    structure_values,
+)
+from cantus.eval.structure import Band
+from cantus.melody.controls import Controls, EnergyThresholds
+from cantus.melody.corpus import CorpusSplit, Tune
+from cantus.music.notes import Key, Melody, Mode, MusicError
+from cantus.music.styles import Style
+from cantus.settings import Settings
+
+DEFAULT_PIECES = 200
+DEFAULT_BARS = 16
+STRUCTURE_WINDOWS = (16, 32)
+"""Windows (bars) of the corpus structure bands."""
+SERVED_GUIDANCE = Settings.model_fields["melody_guidance"].default
+"""The melody service's classifier-free guidance on the key (``settings.melody_guidance``)."""
+KEY_CYCLE = tuple(Key(tonic, mode) for tonic in range(12) for mode in (Mode.MAJOR, Mode.MINOR))
+"""The asked keys, cycled piece by piece: C major, C minor, C# major, …"""
+
+
+def held_out_tunes(split: CorpusSplit, cache_dir: Path | None) -> list[Tune]:
+    """The valid and test tunes, each labelled with the key music21 hears in it."""
+    from cantus.melody.training import relabel_heard_keys
+
+    tunes: list[Tune] = []
+    for part in (split.valid, split.test):
+        relabelled, _ = relabel_heard_keys(list(part), cache_dir)
+        tunes += relabelled
+    return tunes
+
+
+def realness_jobs(
+    real_tunes: Sequence[Tune],
+    pieces: int,
+    n_bars: int,
+    thresholds: EnergyThresholds,
+    seed: int = 0,
+) -> list[tuple[Controls, int]]:
+    """(controls, sampling seed) of each piece: keys from ``KEY_CYCLE``, the rest borrowed
+    from a random real tune of the key's mode that is at least ``n_bars`` long."""
+    rng = np.random.default_rng(seed)
+    long_enough = [t for t in real_tunes if len(t.melody.bars) >= n_bars]
+    by_mode = {mode: [t for t in long_enough if t.melody.key.mode is mode] for mode in Mode}
+    jobs = []
+    for index in range(pieces):
+        key = KEY_CYCLE[index % len(KEY_CYCLE)]
+        pool = by_mode[key.mode] or long_enough
+        tune = pool[int(rng.integers(len(pool)))]
+        controls = Controls(
+            key=key,
+            meter=tune.melody.meter,
+            tempo_bpm=tune.melody.tempo_bpm,
+            style=Style(tune.style),
+            energy=thresholds.energy(tune.melody),
+        )
+        jobs.append((controls, seed * 1_000_000 + index))
+    return jobs
+
+
+def served_guidance(tokenizer) -> float:  # type: ignore[no-untyped-def]
+    """``SERVED_GUIDANCE`` for a checkpoint trained with control dropout (its vocabulary has
+    ``NOKEY``), 1 (none) for an older one, which cannot be guided."""
+    from cantus.melody.tokenizer import NO_KEY
+
+    return SERVED_GUIDANCE if NO_KEY in tokenizer.vocab.tokens else 1.0
+
+
+def sample_melodies(
+    checkpoint: Path,
+    jobs: Sequence[tuple[Controls, int]],
+    *,
+    n_bars: int,
+    tonal_emphasis: float,
+    guidance: float | None = None,
+    max_batch: int = 50,
+) -> list[Melody | None]:
+    """One melody per job from the checkpoint, sampled as the melody service does (module
+    docstring; ``guidance`` None: ``served_guidance``); None where the engine failed or the
+    tokens do not decode."""
+    from cantus.eval.melody_sampling import sample_transformer
+    from cantus.melody.checkpoint import load_melody_checkpoint
+
+    model, tokenizer, _ = load_melody_checkpoint(Path(checkpoint))
+    sequences = sample_transformer(
+        model,
+        tokenizer,
+        [(controls, seed, True) for controls, seed in jobs],
+        n_bars=n_bars,
+        max_batch=max_batch,
+        tonal_emphasis=tonal_emphasis,
+        guidance=served_guidance(tokenizer) if guidance is None else guidance,
+    )
+    melodies: list[Melody | None] = []
+    for tokens in sequences:
+        try:
+            melodies.append(tokenizer.decode(tokens)[1] if tokens is not None else None)
+        except MusicError:
+            melodies.append(None)
+    return melodies
+
+
+@dataclass(frozen=True)
+class CorpusBand:
+    """Structure bands (``STRUCTURE_MEASURES``) of a set of real tunes over one window."""
+
+    label: str
+    n_bars: int
+    bands: dict[str, Band]
+
+
+def corpus_bands(label: str, melodies: Sequence[Melody], n_bars: int) -> CorpusBand | None:
+    """The bands of ``melodies`` cut to ``n_bars`` (None when fewer than 5 are that long)."""
+    window = [m for m in (first_bars(m, n_bars) for m in melodies) if m]
+    if len(window) < 5:
+        return None
+    values = structure_values(window)
+    return CorpusBand(label, n_bars, {name: Band.of(values[name]) for name in values})
+
+
+def structure_bands(
+    split: CorpusSplit, held_out: Sequence[Tune], *, expand: bool, log: Callable[[str], None]
+) -> list[CorpusBand]:
+    """The corpus's structure bands at each ``STRUCTURE_WINDOWS`` window: held-out and all
+    tunes as stored; with ``expand`` also the held-out celtic tunes with repeat signs, as
+    stored and with their repeats expanded."""
+    everything = [t.melody for part in (split.train, split.valid, split.test) for t in part]
+    sets = [
+        ("held-out tunes, stored", [t.melody for t in held_out]),
+        ("all corpus tunes, stored", everything),
+    ]
+    if expand:
+        from cantus.eval.expanded_repeats import expanded_tunes
+
+        started = time.monotonic()
+        with_signs, expanded = expanded_tunes(held_out)
+        log(
+            f"expanded the repeats of {len(expanded)} of {len(with_signs)} held-out tunes with "
+            f"repeat signs in {time.monotonic() - started:.0f} s"
+        )
+        sets += [
+            ("held-out tunes with repeat signs, stored", [t.melody for t in with_signs]),
+            ("the same tunes, repeats expanded", expanded),
+        ]
+    bands = []
+    for label, melodies in sets:
+        for n_bars in STRUCTURE_WINDOWS:
+            band = corpus_bands(label, melodies, n_bars)
+            if band is not None:
+                bands.append(band)
+    return bands
+
+
+@dataclass
+class RealnessRun:
+    """One ``cantus eval realness`` run: the report, the corpus bands and how it was made."""
+
+    report: RealnessReport
+    bands: list[CorpusBand]
+    checkpoint: str
+    pieces: int
+    failed: int
+    tonal_emphasis: float
+    guidance: float
+    timings: dict[str, float]
+
+
+def run_realness_eval(
+    checkpoint: Path,
+    *,
+    pieces: int = DEFAULT_PIECES,
+    n_bars: int = DEFAULT_BARS,
+    tonal_emphasis: float = 0.0,
+    guidance: float | None = None,
+    expand_repeats: bool = True,
+    seed: int = 0,
+    split: CorpusSplit | None = None,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> RealnessRun:
+    """Sample, compare, measure the corpus bands (module docstring); ``guidance`` None: the
+    service's (``served_guidance``)."""
+    from cantus.melody.checkpoint import load_melody_checkpoint
+    from cantus.melody.corpus import load_or_build_corpus
+    from cantus.melody.training import CORPUS_CACHE_DIR
+
+    timings: dict[str, float] = {}
+    clock = started = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name] = round(time.monotonic() - clock, 1)
+        clock = time.monotonic()
+
+    cache_dir = cache_dir or CORPUS_CACHE_DIR
+    split = split or load_or_build_corpus(cache_dir)
+    held_out = held_out_tunes(split, cache_dir)
+    _, tokenizer, metadata = load_melody_checkpoint(Path(checkpoint))
+    thresholds = metadata["energy_thresholds"]
+    guidance = served_guidance(tokenizer) if guidance is None else guidance
+    lap("corpus and key labels")
+    jobs = realness_jobs(held_out, pieces, n_bars, thresholds, seed)
+    log(f"sampling {len(jobs)} pieces of {n_bars} bars")
+    generated = sample_melodies(
+        checkpoint, jobs, n_bars=n_bars, tonal_emphasis=tonal_emphasis, guidance=guidance
+    )
+    lap("sampling")
+    found = [m for m in generated if m is not None]
+    report = realness_report(found, [t.melody for t in held_out], n_bars=n_bars, seed=seed)
+    lap("comparison")
+    bands = structure_bands(split, held_out, expand=expand_repeats, log=log)
+    lap("corpus structure bands")
+    timings["total"] = round(time.monotonic() - started, 1)
+    return RealnessRun(
+        report=report,
+        bands=bands,
+        checkpoint=str(checkpoint),
+        pieces=pieces,
+        failed=len(generated) - len(found),
+        tonal_emphasis=tonal_emphasis,
+        guidance=guidance,
+        timings=timings,
+    )
+
+
+def format_run(run: RealnessRun, *, command: str) -> str:
+    """The whole Markdown report of a run, starting with the command that made it."""
+    report = run.report
+    lines = [
+        "# Melody realness: generated melodies against held-out real tunes",
+        "",
+        f"Command: `{command}` ({run.timings['total']:.0f} s wall; "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in run.timings.items() if k != "total")
+        + ").",
+        "",
+        f"Checkpoint `{_relative(run.checkpoint)}`; {run.pieces} pieces sampled in process "
+        f"({run.failed} failed), asked keys cycling through all 24, meter, tempo, style and "
+        "energy borrowed from a random held-out tune of the same mode; sampled as the "
+        "melody service samples (key constraint, tonic cadence, top-p 0.95, temperature 1), "
+        f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
+        f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
+        "checkpoint trained with key dropout); each piece decoded freely in one request, "
+        "without a form plan. Real tunes: "
+        "the valid and test splits, keys as music21 hears them (the training labels). "
+        "Module docs: `cantus.eval.realness_run`, `realness_report`, `melody_features`, "
+        "`melody_overlap`, `realness`, `structure`.",
+        "",
+        *format_report(report),
+        "",
+        "## Structure bands of the corpus",
+        "",
+        "Median (5th–95th percentile) of each measure over real tunes cut to the window "
+        "(tunes shorter than it left out). The corpus stores tunes as written, without "
+        "expanding repeat signs: a celtic tune played AABB is stored as AB, so stored tunes "
+        "show fewer returns than a listener hears. Essen folk songs carry no repeat signs; "
+        "for the held-out celtic tunes that do, the last rows show the same tunes stored "
+        "and with their repeats written out (`cantus.eval.expanded_repeats`).",
+        "",
+        "| tunes | bars | n | " + " | ".join(STRUCTURE_MEASURES.values()) + " |",
+        "|---|---|---|" + "---|" * len(STRUCTURE_MEASURES),
+    ]
+    for band in run.bands:
+        cells = []
+        for name in STRUCTURE_MEASURES:
+            b = band.bands[name]
+            if name == "si":
+                cells.append(f"{b.median:.2f} ({b.low:.2f}–{b.high:.2f})")
+            else:
+                cells.append(f"{100 * b.median:.0f} % ({100 * b.low:.0f}–{100 * b.high:.0f} %)")
+        n = next(iter(band.bands.values())).n
+        lines.append(f"| {band.label} | {band.n_bars} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _relative(path: str) -> str:
+    from cantus.settings import REPO_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path

@@ -1,0 +1,123 @@
+"""The realness report (``cantus.eval.realness_report``) on hand-built sets, and one
+``cantus eval realness`` run end to end on a tiny random model and a tiny corpus."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from cantus.eval.realness_report import format_report, percentile_rank, realness_report
+from cantus.eval.realness_run import KEY_CYCLE, format_run, realness_jobs, run_realness_eval
+from cantus.melody.checkpoint import save_melody_checkpoint
+from cantus.melody.controls import EnergyThresholds
+from cantus.melody.corpus import Tune, split_corpus
+from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.notes import Key, Melody, Mode
+from cantus.music.styles import Style
+
+from .melodies import hammered_melody, stepwise_melody
+
+
+def _keyed(melody: Melody, key: Key) -> Melody:
+    return Melody(key, melody.tempo_bpm, melody.bars)
+
+
+def test_report_tells_hammered_melodies_from_stepwise_ones() -> None:
+    rng = random.Random(0)
+    minor = Key(0, Mode.MINOR)
+    real = [stepwise_melody(rng, bars=10) for _ in range(40)]
+    real += [_keyed(stepwise_melody(rng, bars=10), minor) for _ in range(10)]
+    generated = [hammered_melody(rng, bars=8) for _ in range(24)]  # 8 bars: left out
+    generated += [hammered_melody(rng, bars=10) for _ in range(20)]
+    generated += [_keyed(hammered_melody(rng, bars=10), minor) for _ in range(4)]
+
+    report = realness_report(generated, real, n_bars=10)
+    assert (report.generated, report.dropped_generated) == (24, 24)
+    assert (report.real, report.dropped_real) == (50, 0)
+    assert report.matched == {"major": 20, "minor": 4}
+    assert report.strongest.mean > 0.9
+    assert all(a.per_class == 24 for a in report.classifier)
+    assert all(a.per_class <= 24 for a in report.control)
+    assert report.telltale[0][0] in {
+        "pitch_class[7]",  # the hammered G
+        "repeated_note_rate",
+        "interval[+0]",
+        "top_pitch_class_share",
+        "stepwise_rate",
+        "interval[-2]",
+        "interval[+2]",
+    }
+    assert {k.key for k in report.key_agreement} == {"C major", "C minor"}
+    assert sum(k.pieces for k in report.key_agreement) == 24
+    assert [row.measure for row in report.structure] == ["returning", "exact", "si"]
+    assert all(0.0 <= row.median_rank <= 1.0 for row in report.structure)
+
+    text = "\n".join(format_report(report))
+    for heading in ("## Realness", "## Features", "## Key agreement", "## Structure"):
+        assert heading in text
+    assert "repeated-note intervals" in text and "pitch_class[0]" in text
+
+
+def test_percentile_rank_counts_ties_half() -> None:
+    assert percentile_rank(2.0, [1.0, 2.0, 3.0, 4.0]) == 0.375
+    assert percentile_rank(0.0, [0.0, 0.0]) == 0.5
+    assert percentile_rank(9.0, [1.0, 2.0]) == 1.0
+
+
+def test_jobs_cycle_every_key_and_borrow_the_rest_from_a_tune_of_the_mode() -> None:
+    rng = random.Random(1)
+    tunes = [
+        Tune(f"t{i}", "essen", Style.FOLK.value, stepwise_melody(rng, bars=16)) for i in range(6)
+    ]
+    tunes.append(
+        Tune(
+            "minor", "oneill", Style.CELTIC.value, _keyed(stepwise_melody(rng), Key(9, Mode.MINOR))
+        )
+    )
+    thresholds = EnergyThresholds.from_melodies([t.melody for t in tunes])
+    jobs = realness_jobs(tunes, 48, 16, thresholds, seed=3)
+    assert [controls.key for controls, _ in jobs] == list(KEY_CYCLE) * 2
+    assert len({seed for _, seed in jobs}) == 48
+    # the one minor tune has 8 bars: minor pieces fall back to any tune that is long enough
+    assert Counter(c.style for c, _ in jobs) == {Style.FOLK: 48}
+
+
+def _tiny_split():  # type: ignore[no-untyped-def]
+    rng = random.Random(2)
+    tunes = []
+    for index in range(40):
+        key = Key(rng.choice([0, 7, 9]), Mode.MINOR if index % 3 == 0 else Mode.MAJOR)
+        melody = _keyed(stepwise_melody(rng, bars=6), key)
+        tunes.append(Tune(f"essen/tiny.abc#{index}", "essen", Style.FOLK.value, melody))
+    return split_corpus(tunes, valid_fraction=0.3, test_fraction=0.3)
+
+
+def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    tokenizer = MelodyTokenizer()
+    model = MelodyLM(MelodyLMConfig.tiny(len(tokenizer.vocab))).eval()
+    split = _tiny_split()
+    checkpoint = tmp_path / "melody_lm.pt"
+    thresholds = EnergyThresholds.from_melodies([t.melody for t in split.train])
+    save_melody_checkpoint(checkpoint, model, tokenizer, thresholds, {"steps": 0})
+
+    run = run_realness_eval(
+        checkpoint,
+        pieces=24,
+        n_bars=4,
+        expand_repeats=False,
+        split=split,
+        cache_dir=tmp_path,
+        log=lambda line: None,
+    )
+    assert run.pieces == 24 and run.failed == 0
+    assert run.report.generated == 24
+    assert {band.n_bars for band in run.bands} == {16, 32} or run.bands == []
+    text = format_run(run, command="cantus eval realness --pieces 24")
+    assert text.startswith("# Melody realness")
+    assert "Command: `cantus eval realness --pieces 24`" in text
+    assert "tonal emphasis **0** nats" in text

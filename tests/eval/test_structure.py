@@ -1,0 +1,105 @@
+"""Repetition structure (``cantus.eval.structure``): a melody built from a repeated phrase
+against one of random bars."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cantus.eval.structure import (
+    Band,
+    bar_similarity,
+    plot_self_similarity,
+    repetition,
+    self_similarity_matrix,
+    structure_measures,
+    structureness,
+)
+from cantus.music.notes import Bar, Melody, Note
+
+from .melodies import C_MAJOR, COMMON, QUARTER, from_bars, random_bar, random_melody
+
+
+def _bar(*pitches: int) -> Bar:
+    return Bar(COMMON, tuple(Note(i * QUARTER, p, QUARTER) for i, p in enumerate(pitches)))
+
+
+def _phrase_melody(rng: random.Random, phrase_bars: int = 4, times: int = 4) -> Melody:
+    phrase = [random_bar(rng) for _ in range(phrase_bars)]
+    return Melody(C_MAJOR, 100.0, tuple(phrase * times))
+
+
+def test_bar_similarity() -> None:
+    a = _bar(60, 62, 64, 65)
+    assert bar_similarity(a, a) == 1.0
+    assert bar_similarity(a, _bar(62, 64, 66, 67)) == 1.0  # transposed up a step
+    assert bar_similarity(a, _bar(60, 62, 64, 67)) == pytest.approx(3 / 5)  # one note changed
+    assert bar_similarity(a, _bar(60, 62, 67, 69)) == pytest.approx(2 / 6)
+    assert bar_similarity(_bar(60), _bar(67)) == 0.0  # one-note bars are not transposed
+    assert bar_similarity(Bar(COMMON), Bar(COMMON)) == 1.0
+    assert bar_similarity(Bar(COMMON), a) == 0.0
+
+
+def test_a_repeated_phrase_returns_and_is_structured() -> None:
+    measures = structure_measures(_phrase_melody(random.Random(0)))
+    assert measures.repetition.exact == pytest.approx(12 / 15)
+    assert measures.repetition.returning >= 12 / 15
+    assert measures.structureness.si > 0.7
+    assert measures.structureness.length in (4, 8)
+    assert len(measures.structureness.repeats) >= 2
+
+
+def test_random_bars_return_less_and_are_less_structured() -> None:
+    rng = random.Random(1)
+    structured = [structure_measures(_phrase_melody(rng)) for _ in range(10)]
+    scattered = [structure_measures(random_melody(rng, bars=16)) for _ in range(10)]
+    assert max(m.structureness.si for m in scattered) < min(m.structureness.si for m in structured)
+    assert np.mean([m.repetition.exact for m in scattered]) < 0.2
+    assert np.mean([m.structureness.si for m in scattered]) < 0.35
+
+
+def test_aaba_finds_the_returning_a() -> None:
+    a = [_bar(60, 62, 64, 65), _bar(67, 65, 64, 62), _bar(60, 64, 67, 72), _bar(71, 67, 62, 60)]
+    b = [_bar(69, 69, 69, 69), _bar(65, 65, 65, 65), _bar(67, 67, 67, 67), _bar(62, 62, 62, 62)]
+    melody = Melody(C_MAJOR, 100.0, tuple(a + a + b + a))
+    assert repetition(melody).exact == pytest.approx(8 / 15)
+    found = structureness(melody)
+    assert found.length == 4 and found.repeats == (0, 4, 12)
+    # three of four sections covered: score 2/3, coverage 8/16 -> harmonic mean 4/7
+    assert found.si == pytest.approx(4 / 7)
+
+
+def test_a_melody_that_never_returns_scores_zero() -> None:
+    melody = from_bars([[(0, 60 + i, 1920)] for i in range(8)])  # one note a bar, all different
+    assert repetition(melody).returning == 0.0
+    assert structureness(melody).si == 0.0
+    assert structureness(Melody(C_MAJOR, 100.0, (_bar(60),))).si == 0.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 12))
+def test_similarity_matrix_is_symmetric_and_measures_are_bounded(seed: int, bars: int) -> None:
+    melody = random_melody(random.Random(seed), bars=bars)
+    matrix = self_similarity_matrix(melody)
+    assert matrix.shape == (bars, bars)
+    assert np.allclose(matrix, matrix.T)
+    assert np.all(np.diag(matrix) == 1.0)
+    assert matrix.min() >= 0.0 and matrix.max() <= 1.0
+    measures = structure_measures(melody)
+    assert 0.0 <= measures.repetition.returning <= 1.0
+    assert 0.0 <= measures.structureness.si <= 1.0
+
+
+def test_band_is_percentiles() -> None:
+    band = Band.of(list(range(101)))
+    assert (band.low, band.median, band.high, band.n) == (5.0, 50.0, 95.0, 101)
+    assert band.contains(50.0) and not band.contains(99.0)
+
+
+def test_plot_self_similarity_writes_a_png(tmp_path) -> None:
+    path = plot_self_similarity(_phrase_melody(random.Random(2)), tmp_path / "ssm.png", title="x")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
