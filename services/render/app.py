@@ -6,7 +6,7 @@ out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their part
                               MIDI and the segment's mastered audio as Ogg Opus)
      cantus.piece.completed  (after the piece's files are stored: piece.mid, piece.wav,
                               .flac, .mp3, .opus, piece.musicxml, .pdf, .png,
-                              pianoroll.png, piece.json)
+                              pianoroll.png, selfsim.png, piece.json)
 
 The join lives in a Faust table keyed by piece id. Each handler stores what the event
 brings (the first copy per (piece, kind, index) wins, so redeliveries change nothing),

@@ -14,8 +14,9 @@ catch_up``) and then renders the next one exactly as the lost one would have.
 The finished piece (``render_piece_files``): ``piece.mid``, the mastered full mix
 (``master``) as ``piece.wav``/``.flac``/``.mp3``/``.opus`` (``Settings.audio_formats``),
 the lead sheet as ``piece.musicxml`` and, engraved by LilyPond, ``piece.pdf`` and
-``piece.png``, ``pianoroll.png``, and ``piece.json`` (summary, loudness, file list, event
-log). File names are fixed here; only the folder comes from the piece id.
+``piece.png``, ``pianoroll.png``, ``selfsim.png`` (the melody's bar self-similarity), and
+``piece.json`` (summary, loudness, file list, event log). File names are fixed here; only
+the folder comes from the piece id.
 """
 
 from __future__ import annotations
@@ -600,6 +601,13 @@ def render_piece_files(
             )
     with step("pianoroll"):
         result.files[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
+    with step("selfsim"):
+        from cantus.render.selfsim import SELFSIM_FILE, selfsim_png
+
+        melody = [pb_to_bar(parts.melody[i].notes, meter) for i in range(parts.bar_count)]
+        result.files[SELFSIM_FILE] = selfsim_png(
+            melody, key=spec_key(parts.spec), plan=piece_form(parts), title=piece_title(parts)
+        )
     if engraving is not None:
         with step("engrave"):
             engraved = engraving.result()
