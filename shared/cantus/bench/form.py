@@ -1,0 +1,426 @@
+"""What the form plan does to harmony and arrangement, measured offline (no stack needed).
+
+``python -m cantus.bench.form --out docs/results/form_render.md`` reports:
+
+* **Cadences.** Held-out corpus tunes of at least 16 bars (folk, celtic, chorale), their first
+  16 bars harmonised by the shipped harmony model as the harmony service does
+  (``ModelHarmonizer``), once under a 16-bar AABA plan in the tune's key and once without a
+  plan. Per cadence bar of the plan: whether its last chord is the intended one (half: V of
+  the section's key area; authentic: I), whether an authentic cadence is V–I, and how much of
+  the melody in the cadence's last chord segment is on chord tones — split by whether the
+  melody itself ends the phrase as the plan asks (its last note the tonic at an authentic
+  cadence, a dominant-chord tone at a half cadence), which is what the melody service now
+  composes; real tunes do so only in part.
+* **Sections.** One piece per form (verse–chorus, AABA, rondo) made of a held-out tune's
+  bars (repeated to the plan's length), harmonised under the plan (chords, voicing, bass as
+  the harmony service makes them), arranged and rendered as the render service does
+  (``PieceParts``, ``SegmentAudio``: streamed in 4-bar segments): per section its role,
+  energy, parts, notes per bar (every part), the melody's mean velocity and the loudness
+  of the streamed audio; the whole piece's loudness against the target, the closing
+  ritardando's tempos and how much longer it makes the piece, and whether the segments'
+  times agree with the audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
+from cantus.harmony.cadence import bar_harmony_plan, rekey_beats
+from cantus.harmony.context import beats_to_spans
+from cantus.harmony.features import beat_spans
+from cantus.harmony.rules import chord_segments
+from cantus.harmony.vocabulary import class_to_chord
+from cantus.harmony.voicing import bass_line, tune_before, voice_chords
+from cantus.music.chords import roman_numeral
+from cantus.music.form import Cadence, FormPlan, plan_form
+from cantus.music.notes import Bar, Key
+from cantus.music.styles import Energy, Style
+from cantus.settings import REPO_ROOT
+
+CHECKPOINT = REPO_ROOT / "shared/cantus/checkpoints/harmony_gru.pt"
+SEGMENT_BARS = 4
+PIECES = (
+    ("verse-chorus", 32, Style.FOLK),
+    ("AABA", 32, Style.CELTIC),
+    ("rondo", 40, Style.CHORALE),
+)
+
+
+@dataclass
+class Counter:
+    hits: int = 0
+    total: int = 0
+
+    def add(self, hit: bool) -> None:
+        self.hits += int(hit)
+        self.total += 1
+
+    def __str__(self) -> str:
+        if not self.total:
+            return "-"
+        return f"{self.hits}/{self.total} ({100 * self.hits / self.total:.0f} %)"
+
+
+@dataclass
+class CadenceResult:
+    tunes: dict[str, int]
+    counts: dict[str, Counter] = field(default_factory=dict)
+    tones: dict[str, list[int]] = field(default_factory=dict)
+
+    def count(self, name: str, hit: bool) -> None:
+        self.counts.setdefault(name, Counter()).add(hit)
+
+    def tone(self, name: str, on: int, total: int) -> None:
+        totals = self.tones.setdefault(name, [0, 0])
+        totals[0] += on
+        totals[1] += total
+
+
+def _held_out_tunes(per_style: int):
+    from cantus.melody.corpus import load_or_build_corpus
+
+    split = load_or_build_corpus(REPO_ROOT / ".cantus/corpus", progress=False)
+    tunes = []
+    for style in (Style.FOLK, Style.CELTIC, Style.CHORALE):
+        chosen = [t for t in split.test if t.style == style.value and len(t.melody.bars) >= 16]
+        tunes += chosen[:per_style]
+    return tunes
+
+
+def _last_segment_chord_tones(
+    bar: Bar, beats: Sequence[tuple[int, int]], key: Key
+) -> tuple[int, int]:
+    """(ticks of melody on chord tones, ticks of melody) in the bar's last chord segment."""
+    onset, length = chord_segments(bar.meter, bar)[-1]
+    end = onset + length
+    on = total = 0
+    for (start, span), (chord_class, inversion) in zip(beat_spans(bar.meter), beats, strict=True):
+        chord = class_to_chord(chord_class, key, inversion)
+        for note in bar.notes:
+            overlap = min(note.end, start + span, end) - max(note.onset, start, onset)
+            if overlap > 0:
+                total += overlap
+                on += overlap if note.pitch % 12 in chord.pitch_classes else 0
+    return on, total
+
+
+def measure_cadences(per_style: int = 40) -> CadenceResult:
+    """Cadence bars of held-out tunes under an AABA plan, with and without the plan."""
+    from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
+
+    tunes = _held_out_tunes(per_style)
+    harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
+    pieces = []
+    for tune in tunes:
+        bars = tuple(tune.melody.bars[:16])
+        plan = plan_form("AABA", bars=16, key=tune.melody.key, energy=Energy.MID)
+        pieces.append((bars, tune.melody.key, Style(tune.style), plan))
+    planned = harmonizer.harmonize(
+        [MelodyToHarmonize(b, k, s, Energy.MID, p) for b, k, s, p in pieces]
+    )
+    free = harmonizer.harmonize([MelodyToHarmonize(b, k, s, Energy.MID) for b, k, s, _ in pieces])
+    result = CadenceResult({s.value: sum(t.style == s.value for t in tunes) for s in Style})
+    for (bars, key, _, plan), with_plan, without in zip(pieces, planned, free, strict=True):
+        for index, bar in enumerate(bars):
+            bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=Energy.MID)
+            if bar_plan.cadence is None or not bar.notes:
+                continue
+            authentic = bar_plan.cadence is Cadence.AUTHENTIC
+            last_note = max(bar.notes, key=lambda n: n.onset)
+            degree = (last_note.pitch - bar_plan.key.tonic) % 12
+            follows = degree == 0 if authentic else degree in (7, 11, 2)
+            for name, beats in (("plan", with_plan), ("no plan", without)):
+                local = rekey_beats(beats[index], key, bar_plan.key)
+                last = class_to_chord(local[-1][0], bar_plan.key)
+                wanted = 0 if authentic else 7
+                hit = (last.root - bar_plan.key.tonic) % 12 == wanted
+                kind = bar_plan.cadence.value
+                result.count(f"{name}|{kind}", hit)
+                if authentic:
+                    segments = chord_segments(bar.meter, bar)
+                    if len(segments) > 1:
+                        starts = [o for o, _ in beat_spans(bar.meter)]
+                        before = local[starts.index(segments[-1][0]) - 1][0]
+                    else:
+                        previous = rekey_beats(beats[index - 1][-1:], key, bar_plan.key)
+                        before = previous[0][0]
+                    dominant = (class_to_chord(before, bar_plan.key).root - bar_plan.key.tonic) % 12
+                    result.count(f"{name}|V-I", hit and dominant == 7)
+                on, total = _last_segment_chord_tones(bar, local, bar_plan.key)
+                result.tone(f"{name}|{'follows' if follows else 'does not follow'}", on, total)
+                result.count(f"melody follows|{name}", follows)
+    return result
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+@dataclass
+class SectionRow:
+    label: str
+    role: str
+    energy: str
+    parts: str
+    accompaniment: str
+    notes_per_bar: float
+    melody_velocity: float
+    lufs: float
+
+
+@dataclass
+class PieceResult:
+    form: str
+    bars: int
+    style: str
+    tempo_bpm: float
+    rows: list[SectionRow]
+    lufs: float
+    target_lufs: float
+    ritardando: list[float]
+    music_seconds: float
+    steady_seconds: float
+    audio_seconds: float
+    segments_agree: bool
+    render_seconds: float
+
+
+def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_bpm: float):
+    """``PieceParts`` of ``tune_bars`` (repeated to the plan's length) harmonised under
+    ``plan`` as the harmony service does."""
+    from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
+    from cantus.render.piece import PieceParts
+    from cantus.v1 import events_pb2 as pb
+
+    key = plan.home_key
+    bars = tuple(tune_bars[i % len(tune_bars)] for i in range(plan.total_bars))
+    meter = bars[0].meter
+    spec = pb.PieceSpec(
+        key_tonic=key.tonic,
+        mode=mode_to_pb(key.mode),
+        tempo_bpm=tempo_bpm,
+        meter_numerator=meter.numerator,
+        meter_denominator=meter.denominator,
+        bars=plan.total_bars,
+        style=style.value,
+        mood="happy",
+        energy=Energy.MID.value,
+        seed=1,
+        melody_source=pb.MELODY_SOURCE_COMPOSE,
+    )
+    spec.form.CopyFrom(form_to_pb(plan))
+    harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
+    (beats,) = harmonizer.harmonize([MelodyToHarmonize(bars, key, style, Energy.MID, plan)])
+    melody, harmony, lyrics = {}, {}, {}
+    voicing_before, melody_before = None, ()
+    for index, bar in enumerate(bars):
+        bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=Energy.MID)
+        spans = beats_to_spans(bar, beats[index], key)
+        voicing = voice_chords(
+            spans,
+            style=style,
+            previous_voicing=voicing_before,
+            melody=bar,
+            melody_before=melody_before,
+        )
+        last_onset = max((n.onset for n in voicing), default=None)
+        voicing_before = tuple(sorted(n.pitch for n in voicing if n.onset == last_onset))
+        melody_before = tune_before(bar, bar.meter.bar_ticks)
+        meta = pb.EventMeta(piece_id="0" * 32, index=index)
+        melody[index] = pb.MelodyBar(meta=meta, spec=spec, notes=notes_to_pb(bar.notes))
+        harmony[index] = pb.HarmonyBar(
+            meta=meta,
+            spec=spec,
+            chords=[
+                pb.ChordSpan(
+                    onset_ticks=s.onset,
+                    duration_ticks=s.duration,
+                    symbol=str(s.symbol),
+                    roman=roman_numeral(s.symbol, key),
+                    pitch_classes=sorted(s.symbol.pitch_classes),
+                )
+                for s in spans
+            ],
+            voicing=notes_to_pb(voicing),
+            bass=notes_to_pb(bass_line(spans, bar.meter, style=style, energy=bar_plan.energy)),
+        )
+        lyrics[index] = pb.LyricLine(meta=meta, spec=spec, first_bar=index, bar_count=1)
+    return PieceParts(spec, melody, harmony, lyrics, None)
+
+
+def measure_piece(form: str, bars: int, style: Style, tune_bars: Sequence[Bar], key: Key):
+    from cantus.render.arrangement import section_arrangements
+    from cantus.render.mix import PRESETS, integrated_loudness
+    from cantus.render.piece import SegmentAudio
+
+    tempo = 110.0
+    plan = plan_form(form, bars=bars, key=key, energy=Energy.MID)
+    parts = planned_piece(plan, tune_bars, style, tempo)
+    tracks = parts.piece_tracks(0, bars)
+    started = time.perf_counter()
+    audio = SegmentAudio(parts.tempo_map)
+    segments = [audio.render(parts, i, SEGMENT_BARS) for i in range(parts.segment_count(4))]
+    render_seconds = time.perf_counter() - started
+    joined = audio.piece_audio()
+    rate = audio.sample_rate
+    agree = True
+    position = 0.0
+    for index, segment in enumerate(segments):
+        first, count = parts.segment_bars(index, SEGMENT_BARS)
+        agree &= abs(segment.start_seconds - position) < 1e-6
+        agree &= abs(segment.start_seconds - parts.seconds_before_bar(first)) < 0.01
+        if index < len(segments) - 1:
+            expected = parts.seconds_before_bar(first + count) - parts.seconds_before_bar(first)
+            agree &= abs(segment.duration_seconds - expected) < 0.01
+        position += segment.duration_seconds
+    rows = []
+    bar_ticks = parts.bar_ticks
+    for section, arrangement in zip(plan.sections, section_arrangements(plan, style), strict=True):
+        low, high = section.first_bar * bar_ticks, section.end_bar * bar_ticks
+        notes = [n for t in tracks for n in t.notes if low <= n.onset < high]
+        melody = [n for n in tracks[0].notes if low <= n.onset < high]
+        start = round(parts.seconds_before_bar(section.first_bar) * rate)
+        end = round(parts.seconds_before_bar(section.end_bar) * rate)
+        rows.append(
+            SectionRow(
+                section.label,
+                arrangement.role,
+                arrangement.energy.value,
+                " ".join(
+                    p
+                    for p in ("melody", "chords", "bass", "drums", "pad")
+                    if p in arrangement.parts
+                ),
+                arrangement.accompaniment,
+                len(notes) / section.bars,
+                float(np.mean([n.velocity for n in melody])) if melody else 0.0,
+                integrated_loudness(joined[start:end], rate),
+            )
+        )
+    tempos = [bpm for _, bpm in parts.tempo_map.changes]
+    return PieceResult(
+        form,
+        bars,
+        style.value,
+        tempo,
+        rows,
+        integrated_loudness(joined, rate),
+        PRESETS["streaming"].target_lufs,
+        tempos,
+        parts.seconds_before_bar(bars),
+        bars * parts.bar_seconds,
+        len(joined) / rate,
+        agree,
+        render_seconds,
+    )
+
+
+def format_report(cadences: CadenceResult, pieces: list[PieceResult], command: str) -> str:
+    lines = [
+        "# Form in harmony and arrangement",
+        "",
+        f"Command: `{command}` (x86_64, Python {platform.python_version()}; 2 CPU cores shared "
+        "with other work).",
+        "",
+        "## Cadences",
+        "",
+        "Held-out tunes ("
+        + ", ".join(f"{n} {s}" for s, n in cadences.tunes.items() if n)
+        + "), first 16 bars, harmonised by the shipped model under a 16-bar AABA plan "
+        "(A: half cadence; A': authentic; B in the dominant: half; A'': authentic, the end) "
+        "and without a plan.",
+        "",
+        "| cadence bars | with the plan | without a plan |",
+        "|---|---|---|",
+    ]
+    c = cadences.counts
+    for label, key in (
+        ("half cadence ends on V of the section's key", "half"),
+        ("authentic cadence ends on I", "authentic"),
+        ("authentic cadence is V–I", "V-I"),
+    ):
+        lines.append(f"| {label} | {c.get('plan|' + key)} | {c.get('no plan|' + key)} |")
+    lines += [
+        "",
+        "Melody in the cadence's last chord segment on chord tones (share of its duration):",
+        "",
+        "| the tune's own phrase ending | with the plan | without a plan |",
+        "|---|---|---|",
+    ]
+    for follows in ("follows", "does not follow"):
+        cells = []
+        for name in ("plan", "no plan"):
+            on, total = cadences.tones.get(f"{name}|{follows}", [0, 0])
+            cells.append(f"{100 * on / total:.1f} %" if total else "-")
+        lines.append(f"| {follows} the plan's cadence | {cells[0]} | {cells[1]} |")
+    lines += [
+        "",
+        f"Tunes whose phrase end follows the plan: {c.get('melody follows|plan')} of the "
+        "cadence bars. Where it does (what the melody service composes), the plan's chords "
+        "keep most of the melody on chord tones; where a real tune ends its phrase elsewhere, "
+        "forcing the cadence costs consonance — the price of a plan the melody did not follow.",
+        "",
+        "## Sections",
+        "",
+    ]
+    for piece in pieces:
+        lines += [
+            f"### {piece.form}, {piece.bars} bars, {piece.style}, {piece.tempo_bpm:g} bpm",
+            "",
+            "| section | role | energy | parts | accompaniment | notes/bar | melody velocity "
+            "| loudness (streamed) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in piece.rows:
+            lines.append(
+                f"| {row.label} | {row.role} | {row.energy} | {row.parts} | {row.accompaniment} "
+                f"| {row.notes_per_bar:.1f} | {row.melody_velocity:.1f} | {row.lufs:.1f} LUFS |"
+            )
+        rit = piece.ritardando
+        lines += [
+            "",
+            f"Whole piece {piece.lufs:.2f} LUFS (target {piece.target_lufs:g}). Ritardando "
+            f"{rit[0]:g} → {rit[-1]:g} bpm over the last two bars ({len(rit) - 1} steps): the "
+            f"music lasts {piece.music_seconds:.2f} s instead of {piece.steady_seconds:.2f} s; "
+            f"audio {piece.audio_seconds:.2f} s with the held final chord and the 2 s tail. "
+            f"Segment times agree with the audio: {'yes' if piece.segments_agree else 'NO'}. "
+            f"Rendered (streamed) in {piece.render_seconds:.1f} s.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cantus.bench.form", description=__doc__)
+    parser.add_argument("--tunes-per-style", type=int, default=40)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    command = "python -m cantus.bench.form" + (
+        f" --tunes-per-style {args.tunes_per_style}" if args.tunes_per_style != 40 else ""
+    )
+    if args.out:
+        command += f" --out {args.out}"
+    cadences = measure_cadences(args.tunes_per_style)
+    tunes = _held_out_tunes(40)
+    pieces = []
+    for form, bars, style in PIECES:
+        tune = next(t for t in tunes if t.style == style.value)
+        pieces.append(measure_piece(form, bars, style, tune.melody.bars[:16], tune.melody.key))
+    report = format_report(cadences, pieces, command)
+    if args.out:
+        args.out.write_text(report + "\n")
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
