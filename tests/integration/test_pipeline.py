@@ -25,6 +25,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cantus.cli.compose import ComposeFailed, compose, open_channel
 from cantus.events.codec import decode_event, encode_event, new_meta
 from cantus.events.conversions import spec_form
+from cantus.music.chords import ChordSymbol
+from cantus.music.form import Cadence
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 from cantus.v1 import events_pb2 as pb
@@ -130,6 +132,20 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     completed = by_kind["completed"][0].completed
     assert completed.target_lufs == -14.0 and abs(completed.integrated_lufs + 14.0) <= 0.5
     assert summary["render_errors"] == {}
+    # Harmony follows the plan's cadences: each section's last bar ends on the dominant of
+    # its key area (half) or its tonic (authentic), the piece on the home tonic.
+    harmony = {e.harmony_bar.meta.index: e.harmony_bar for e in by_kind["harmony_bar"]}
+    for section in plan.sections:
+        end = section.end_bar - 1
+        key = plan.home_key if end == plan.total_bars - 1 else section.key
+        half = plan.cadence_at(end) is Cadence.HALF
+        last = ChordSymbol.parse(harmony[end].chords[-1].symbol)
+        assert last.root == (key.tonic + (7 if half else 0)) % 12, (section.label, last)
+    # It ends slowing down (piece.mid's tempo map) and has its self-similarity picture.
+    midi = mido.MidiFile(file=io.BytesIO((piece.folder / "piece.mid").read_bytes()))
+    tempos = [mido.tempo2bpm(m.tempo) for m in midi.tracks[0] if m.type == "set_tempo"]
+    assert tempos[0] == pytest.approx(120.0) and tempos[-1] < 0.75 * 120.0
+    assert (piece.folder / "selfsim.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_get_piece_errors(gateway_address):
