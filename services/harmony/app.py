@@ -171,7 +171,7 @@ async def _harmonize_and_publish(
     ]
     is_final = index == spec.bars - 1
     previous = _last_chord(history, key)
-    bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=energy)
+    bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=energy, next_bar=next_bar)
     if bar.is_rest:
         spans = harmonize_bar(
             bar,

@@ -104,6 +104,17 @@ def test_approach_is_dropped_where_the_melody_clashes_with_every_dominant():
     assert [c.role for c in bar_plan.constraints] == [TONIC]
 
 
+def test_an_approach_the_cadence_bar_has_no_room_for_moves_to_the_bar_before():
+    plan = aaba(16)
+    clash = bar(FOUR, 64, 60, 60, 60)  # E C | C C: no dominant fits the first half
+    fits = bar(FOUR, 62, 59, 60, 60)  # D B | C C: the dominant fits the first half
+    before = bar(FOUR, 67, 65, 62, 59)  # G F | D B: a dominant bar
+    moved = bar_harmony_plan(plan, 6, before, home_key=C, energy=Energy.MID, next_bar=clash)
+    assert [(c.onset, c.role) for c in moved.constraints] == [(960, DOMINANT)]
+    kept = bar_harmony_plan(plan, 6, before, home_key=C, energy=Energy.MID, next_bar=fits)
+    assert kept.constraints == ()
+
+
 def test_sections_in_other_key_areas_are_harmonised_in_them():
     plan = aaba(16)
     b_section = plan.sections[2]
@@ -281,7 +292,10 @@ def test_model_harmonizer_follows_the_plan_cadences():
         ]
     )
     for index, beats in enumerate(planned):
-        bar_plan = bar_harmony_plan(plan, index, bars[index], home_key=C, energy=Energy.MID)
+        following = bars[index + 1] if index + 1 < len(bars) else None
+        bar_plan = bar_harmony_plan(
+            plan, index, bars[index], home_key=C, energy=Energy.MID, next_bar=following
+        )
         local = rekey_beats(beats, C, bar_plan.key)
         assert bar_plan.violations(local, FOUR) == [], index
         if bar_plan.cadence is not None:

@@ -130,7 +130,10 @@ def measure_cadences(per_style: int = 40) -> CadenceResult:
     result = CadenceResult({s.value: sum(t.style == s.value for t in tunes) for s in Style})
     for (bars, key, _, plan), with_plan, without in zip(pieces, planned, free, strict=True):
         for index, bar in enumerate(bars):
-            bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=Energy.MID)
+            following = bars[index + 1] if index + 1 < len(bars) else None
+            bar_plan = bar_harmony_plan(
+                plan, index, bar, home_key=key, energy=Energy.MID, next_bar=following
+            )
             if bar_plan.cadence is None or not bar.notes:
                 continue
             authentic = bar_plan.cadence is Cadence.AUTHENTIC
@@ -145,15 +148,15 @@ def measure_cadences(per_style: int = 40) -> CadenceResult:
                 kind = bar_plan.cadence.value
                 result.count(f"{name}|{kind}", hit)
                 if authentic:
-                    segments = chord_segments(bar.meter, bar)
-                    if len(segments) > 1:
-                        starts = [o for o, _ in beat_spans(bar.meter)]
-                        before = local[starts.index(segments[-1][0]) - 1][0]
-                    else:
-                        previous = rekey_beats(beats[index - 1][-1:], key, bar_plan.key)
-                        before = previous[0][0]
-                    dominant = (class_to_chord(before, bar_plan.key).root - bar_plan.key.tonic) % 12
-                    result.count(f"{name}|V-I", hit and dominant == 7)
+                    # the chord heard before the closing tonic (in this bar or the one before)
+                    heard = [*rekey_beats(beats[index - 1], key, bar_plan.key), *local]
+                    roots = [
+                        (class_to_chord(c, bar_plan.key).root - bar_plan.key.tonic) % 12
+                        for c, _ in heard
+                    ]
+                    while roots and roots[-1] == 0:
+                        roots.pop()
+                    result.count(f"{name}|V-I", hit and bool(roots) and roots[-1] == 7)
                 on, total = _last_segment_chord_tones(bar, local, bar_plan.key)
                 result.tone(f"{name}|{'follows' if follows else 'does not follow'}", on, total)
                 result.count(f"melody follows|{name}", follows)

@@ -9,16 +9,18 @@ cadence that ends a phrase on it (``FormPlan.cadence_at``):
   segment (``cantus.harmony.rules.chord_segments``) takes ``V`` or ``V7``;
 * an **authentic cadence** ends it on the tonic, approached from the dominant: the last
   segment takes ``I`` (``i`` in minor) and the segment before it ``V`` or ``V7`` — in the
-  same bar where the bar has two chord segments, otherwise the last segment of the bar
-  before (which is harmonised with the cadence bar as its lookahead, so it is known);
+  same bar where the bar has two chord segments and the melody lets the dominant sound in
+  the first, otherwise the last segment of the bar before (which is harmonised with the
+  cadence bar as its lookahead, so it is known);
 * the **last bar of the piece** cadences on ``I`` of the home key whatever the plan says.
 
 Consistency with the melody: the harmoniser (model or rules) chooses among the allowed
 chords by the melody's fit; in minor the modal ``v`` is allowed beside ``V`` and ``V7`` where
 the melody sounds the subtonic and not the leading tone (a natural-minor tune). The
 approach to an authentic cadence is dropped where the melody clashes with every dominant
-chord (fits none of them: more weight on non-chord tones than on chord tones); the cadence
-chord itself always stays. A piece without a plan gets no constraints, its spec's key and
+chord (fits none of them: more weight on non-chord tones than on chord tones) — first moved
+to the end of the bar before where it is not there already; the cadence chord itself always
+stays. A piece without a plan gets no constraints, its spec's key and
 energy: harmonised exactly as before plans existed.
 
 Constraints become the harmony model's ``ALLOWED`` mask (``allowed_classes``: per beat, the
@@ -142,10 +144,12 @@ def bar_harmony_plan(
     *,
     home_key: Key,
     energy: Energy,
+    next_bar: Bar | None = None,
 ) -> BarHarmonyPlan:
     """How bar ``index`` (0-based) of a piece is harmonised (see the module docstring).
     ``home_key`` and ``energy`` are the spec's, used as they are without a plan (or for a
-    bar the plan does not reach)."""
+    bar the plan does not reach). ``next_bar`` (the lookahead, when known) tells whether an
+    authentic cadence in it takes its dominant in this bar."""
     if plan is None or not 0 <= index < plan.total_bars:
         return BarHarmonyPlan(home_key, energy)
     section = plan.section_at(index)
@@ -166,10 +170,11 @@ def bar_harmony_plan(
         constraints.append(_constraint(segments[-1], (tonic_chord(key),), TONIC))
     elif (
         index + 1 < plan.total_bars
-        and _approached_from_bar_before(plan, index + 1, bar.meter)
+        and _approached_from_bar_before(plan, index + 1, bar.meter, next_bar)
         and cadence_key(plan, index + 1) == key
     ):
-        # The next bar cadences on its tonic with one chord: the dominant ends this bar.
+        # The next bar cadences on its tonic with no room for its dominant (one chord, or
+        # a first half the dominant does not fit): the dominant ends this bar.
         last = segments[-1]
         options = dominant_chords(key, bar, last)
         if not _clashes(bar, last, options):
@@ -177,12 +182,21 @@ def bar_harmony_plan(
     return BarHarmonyPlan(key, section.energy, cadence, tuple(constraints))
 
 
-def _approached_from_bar_before(plan: FormPlan, index: int, meter: Meter) -> bool:
-    """True when bar ``index`` ends an authentic cadence with a single chord segment, so
-    its dominant falls in the bar before."""
+def _approached_from_bar_before(plan: FormPlan, index: int, meter: Meter, bar: Bar | None) -> bool:
+    """True when bar ``index`` (``bar``, None if not known yet) ends an authentic cadence
+    whose dominant falls in the bar before: it has a single chord segment, or its melody
+    leaves no room for the dominant before the tonic (``bar_harmony_plan`` drops it)."""
     is_last = index == plan.total_bars - 1
     cadence = Cadence.AUTHENTIC if is_last else plan.cadence_at(index)
-    return cadence is Cadence.AUTHENTIC and len(chord_segments(meter)) == 1
+    if cadence is not Cadence.AUTHENTIC:
+        return False
+    segments = chord_segments(meter, bar)
+    if len(segments) == 1:
+        return True
+    if bar is None:
+        return False
+    key = cadence_key(plan, index)
+    return _clashes(bar, segments[-2], dominant_chords(key, bar, segments[-2]))
 
 
 def rekey_beats(

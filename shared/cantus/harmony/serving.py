@@ -219,19 +219,21 @@ class ModelHarmonizer:
                 for i in chunk:
                     piece = pieces[i]
                     history = done[i][-HISTORY_BARS:]
+                    next_bar = piece.bars[index + 1] if index + 1 < len(piece.bars) else None
                     bar_plan = bar_harmony_plan(
                         piece.plan,
                         index,
                         piece.bars[index],
                         home_key=piece.key,
                         energy=piece.energy,
+                        next_bar=next_bar,
                     )
                     plans.append(bar_plan)
                     windows.append(
                         planned_window(
                             history,
                             piece.bars[index],
-                            next_bar=piece.bars[index + 1] if index + 1 < len(piece.bars) else None,
+                            next_bar=next_bar,
                             plan=bar_plan,
                             home_key=piece.key,
                             style=piece.style,
