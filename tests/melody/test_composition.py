@@ -133,3 +133,20 @@ def test_a_return_in_another_key_area_is_its_source_transposed_there() -> None:
     bars, _ = _compose(FormPlan(plan.name, tuple(sections), C_MAJOR))
     for copy, source in ((4, 0), (5, 1)):
         assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch - 5
+
+
+def test_a_phrase_ends_on_its_cadence_note_held_to_the_bar_line() -> None:
+    from cantus.melody.composition import hold_last_note
+
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+
+    async def short_endings(request: PhraseRequest) -> AsyncIterator[Bar]:
+        for _ in range(request.n_bars):
+            yield Bar(METER, (Note(0, 67, 480, 90), Note(480, 60, 480, 90)))
+
+    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, 3), [], short_endings))
+    for end in (3, 7, 11, 15):
+        assert bars[end].notes[-1].duration == METER.bar_ticks - 480
+    assert bars[0].notes[-1].duration == 480  # inside a phrase: as decoded
+    empty = Bar(METER, ())
+    assert hold_last_note(empty) == empty

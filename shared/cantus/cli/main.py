@@ -437,6 +437,12 @@ def eval_realness(
         bool, typer.Option(help="Also measure held-out celtic tunes with repeats written out")
     ] = True,
     seed: Annotated[int, typer.Option()] = 0,
+    composer: Annotated[
+        str,
+        typer.Option(
+            help="form: along a form plan, as the service composes; model: one free request"
+        ),
+    ] = "form",
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -459,6 +465,7 @@ def eval_realness(
         guidance=guidance,
         expand_repeats=expand_repeats,
         seed=seed,
+        composer=composer,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

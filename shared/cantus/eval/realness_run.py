@@ -9,11 +9,12 @@ cannot tell the sets apart by their mix. Sampling is the melody service's: the k
 constraint (scale tones, raised 6th and 7th in minor), a tonic cadence at the end, top-p
 0.95 at temperature 1, through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
 emphasis and the classifier-free guidance on the key are parameters (the report records
-them; guidance defaults to the service's where the checkpoint was trained for it). One
-difference: the service composes a piece phrase by phrase along a form plan, with cadences,
-copied repeats and varied returns; here a piece is decoded freely in one request, which is
-what the model itself does. Melodies from the form composer can be compared the same way:
-``realness_report`` takes melodies from anywhere.
+them; guidance defaults to the service's where the checkpoint was trained for it). With
+``composer="form"`` (the default) each piece is composed as the service composes it: along
+the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase by
+phrase with cadences, repeats copied and returns varied (``cantus.melody.local_composition``);
+with ``composer="model"`` a piece is decoded freely in one request, which is what the model
+itself does.
 
 What it is compared with. The valid and test splits (never trained on), each tune labelled
 with the key music21 hears in it (the labels the model trains on), cut to the same window.
@@ -104,6 +105,9 @@ def served_guidance(tokenizer) -> float:  # type: ignore[no-untyped-def]
     return SERVED_GUIDANCE if NO_KEY in tokenizer.vocab.tokens else 1.0
 
 
+COMPOSERS = ("form", "model")
+
+
 def sample_melodies(
     checkpoint: Path,
     jobs: Sequence[tuple[Controls, int]],
@@ -112,14 +116,24 @@ def sample_melodies(
     tonal_emphasis: float,
     guidance: float | None = None,
     max_batch: int = 50,
+    composer: str = "form",
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``); None where the engine failed or the
     tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
+    from cantus.melody.local_composition import PhraseSampling, compose_pieces
 
+    if composer not in COMPOSERS:
+        raise ValueError(f"composer must be one of {COMPOSERS}, got {composer!r}")
     model, tokenizer, _ = load_melody_checkpoint(Path(checkpoint))
+    guidance = served_guidance(tokenizer) if guidance is None else guidance
+    if composer == "form":
+        sampling = PhraseSampling(guidance=guidance, tonal_emphasis=tonal_emphasis)
+        return compose_pieces(
+            model, tokenizer, jobs, n_bars=n_bars, sampling=sampling, max_batch=max_batch
+        )
     sequences = sample_transformer(
         model,
         tokenizer,
@@ -127,7 +141,7 @@ def sample_melodies(
         n_bars=n_bars,
         max_batch=max_batch,
         tonal_emphasis=tonal_emphasis,
-        guidance=served_guidance(tokenizer) if guidance is None else guidance,
+        guidance=guidance,
     )
     melodies: list[Melody | None] = []
     for tokens in sequences:
@@ -201,6 +215,7 @@ class RealnessRun:
     tonal_emphasis: float
     guidance: float
     timings: dict[str, float]
+    composer: str = "form"
 
 
 def run_realness_eval(
@@ -212,6 +227,7 @@ def run_realness_eval(
     guidance: float | None = None,
     expand_repeats: bool = True,
     seed: int = 0,
+    composer: str = "form",
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -240,7 +256,12 @@ def run_realness_eval(
     jobs = realness_jobs(held_out, pieces, n_bars, thresholds, seed)
     log(f"sampling {len(jobs)} pieces of {n_bars} bars")
     generated = sample_melodies(
-        checkpoint, jobs, n_bars=n_bars, tonal_emphasis=tonal_emphasis, guidance=guidance
+        checkpoint,
+        jobs,
+        n_bars=n_bars,
+        tonal_emphasis=tonal_emphasis,
+        guidance=guidance,
+        composer=composer,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -258,6 +279,7 @@ def run_realness_eval(
         tonal_emphasis=tonal_emphasis,
         guidance=guidance,
         timings=timings,
+        composer=composer,
     )
 
 
@@ -277,8 +299,15 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         "melody service samples (key constraint, tonic cadence, top-p 0.95, temperature 1), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
-        "checkpoint trained with key dropout); each piece decoded freely in one request, "
-        "without a form plan. Real tunes: "
+        "checkpoint trained with key dropout); "
+        + (
+            "each piece composed as the melody service composes it, along the form plan "
+            "`auto` picks for its length (phrase by phrase with cadences, repeats copied, "
+            "returns varied). "
+            if run.composer == "form"
+            else "each piece decoded freely in one request, without a form plan. "
+        )
+        + "Real tunes: "
         "the valid and test splits, keys as music21 hears them (the training labels). "
         "Module docs: `cantus.eval.realness_run`, `realness_report`, `melody_features`, "
         "`melody_overlap`, `realness`, `structure`.",

@@ -89,8 +89,10 @@ class FormComposer:
             request = self.phrase_request(section, index, bars)
             produced = 0
             async for bar in decode(request):
-                bars.append(bar)
                 produced += 1
+                if produced == request.n_bars:
+                    bar = hold_last_note(bar)
+                bars.append(bar)
                 yield len(bars) - 1, bar
                 if produced == request.n_bars:
                     break
@@ -155,6 +157,18 @@ class FormComposer:
 
 
 # --- ornaments -------------------------------------------------------------------------------
+
+
+def hold_last_note(bar: Bar) -> Bar:
+    """The phrase's last bar with its cadence note held to the bar line. The model closes a
+    request with ``EOS``, which it learned as the end of a tune, and often played the cadence
+    note short and left the rest of the bar silent: form-composed pieces had twice the real
+    tunes' time in rests (12 % against 6 %), a rest after every phrase."""
+    if not bar.notes:
+        return bar
+    last = bar.notes[-1]
+    held = dataclasses.replace(last, duration=bar.meter.bar_ticks - last.onset)
+    return Bar(bar.meter, (*bar.notes[:-1], held))
 
 
 def key_shift(source: Key, target: Key) -> int:

@@ -1,0 +1,109 @@
+"""The form composer (``cantus.melody.composition``) on a local ``DecodeEngine`` instead of
+Triton: for the evaluation, the CI quality gates and tools that compose whole pieces in
+process with the melody service's own decoding settings. (Kept apart from the composer so
+that the service, which talks to Triton, does not import torch.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest, collect
+from cantus.melody.controls import Controls
+from cantus.melody.engine import DecodeEngine, DecodeRequest
+from cantus.melody.model import MelodyLM
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.form import AUTO, plan_form
+from cantus.music.notes import Bar, Melody, Meter, MusicError
+from cantus.settings import Settings
+
+
+@dataclass(frozen=True)
+class PhraseSampling:
+    """What every phrase request asks of the model beside its cadence: the melody service's
+    settings (``settings.melody_guidance``, ``melody_tonal_emphasis``)."""
+
+    guidance: float = Settings.model_fields["melody_guidance"].default
+    tonal_emphasis: float = Settings.model_fields["melody_tonal_emphasis"].default
+    key_constraint: bool = True
+    temperature: float = 1.0  # as cantus.melody.client.SamplingOptions
+    top_p: float = 0.95
+
+
+def engine_phrase_decoder(
+    engine: DecodeEngine, tokenizer: MelodyTokenizer, meter: Meter, sampling: PhraseSampling
+) -> DecodePhrase:
+    """A ``DecodePhrase`` that runs each request on ``engine`` (its thread) and streams the
+    bars back to the asyncio loop of the caller, so many pieces composed concurrently share
+    the engine's batched steps as they would share Triton's."""
+
+    async def decode(phrase: PhraseRequest) -> AsyncIterator[Bar]:
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue[int | str] = asyncio.Queue()
+        prompt = tokenizer.controls_prefix(phrase.controls)
+        for bar in phrase.context:
+            prompt += tokenizer.bar_to_tokens(bar)
+        request = DecodeRequest(
+            prompt,
+            n_bars=phrase.n_bars,
+            seed=phrase.seed,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            key_constraint=sampling.key_constraint,
+            tonal_emphasis=sampling.tonal_emphasis,
+            cadence_steps=phrase.cadence_steps,
+            guidance=sampling.guidance,
+        )
+        engine.submit(
+            request,
+            lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token),
+            lambda reason: loop.call_soon_threadsafe(tokens.put_nowait, reason),
+        )
+        assembler = tokenizer.bar_assembler(meter)
+        while True:
+            item = await tokens.get()
+            if isinstance(item, str):
+                if item != "eos":
+                    raise RuntimeError(f"the phrase at bar {phrase.first_bar} ended: {item}")
+                break
+            bar = assembler.push(item)
+            if bar is not None:
+                yield bar
+        for bar in assembler.finish():
+            yield bar
+
+    return decode
+
+
+def compose_pieces(
+    model: MelodyLM,
+    tokenizer: MelodyTokenizer,
+    jobs: Sequence[tuple[Controls, int]],
+    *,
+    n_bars: int,
+    sampling: PhraseSampling,
+    form: str = AUTO,
+    max_batch: int = 32,
+) -> list[Melody | None]:
+    """One piece per job (controls, seed) composed along ``plan_form(form, …)`` in the
+    controls' key and energy, all at once on one engine (as concurrent pieces share Triton's
+    steps); None where a piece failed."""
+
+    async def compose_all() -> list[Melody | None]:
+        with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
+
+            async def one(controls: Controls, seed: int) -> Melody | None:
+                plan = plan_form(form, bars=n_bars, key=controls.key, energy=controls.energy)
+                decode = engine_phrase_decoder(engine, tokenizer, controls.meter, sampling)
+                try:
+                    bars = await collect(FormComposer(plan, controls, seed), [], decode)
+                except (RuntimeError, MusicError):
+                    return None
+                return Melody(controls.key, controls.tempo_bpm, tuple(bars))
+
+            return list(await asyncio.gather(*(one(c, s) for c, s in jobs)))
+
+    return asyncio.run(compose_all())

@@ -1,0 +1,60 @@
+"""A form round trip with the shipped checkpoint, in process: a plan in, a piece out that
+follows it (a quality gate of ``make test``: the served decoding settings, the real model)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from cantus.melody.checkpoint import load_melody_checkpoint
+from cantus.melody.composition import FormComposer, collect
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import HALF_CADENCE_STEPS
+from cantus.melody.engine import DecodeEngine
+from cantus.melody.local_composition import PhraseSampling, engine_phrase_decoder
+from cantus.music.form import Cadence, Treatment, plan_form
+from cantus.music.notes import Key, Meter, Mode
+from cantus.music.styles import Energy, Style
+from cantus.settings import load_settings
+
+
+@pytest.fixture(scope="module")
+def shipped():  # type: ignore[no-untyped-def]
+    torch.set_num_threads(1)
+    return load_melody_checkpoint(load_settings().melody_checkpoint)
+
+
+@pytest.mark.parametrize(
+    ("form", "key", "meter"),
+    [("AABA", Key(7, Mode.MAJOR), "6/8"), ("verse-chorus", Key(2, Mode.MINOR), "4/4")],
+)
+def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: str) -> None:  # type: ignore[no-untyped-def]
+    model, tokenizer, _ = shipped
+    plan = plan_form(form, bars=32, key=key, energy=Energy.MID)
+    controls = Controls(key, Meter.parse(meter), 110.0, Style.FOLK, Energy.MID)
+
+    async def compose():  # type: ignore[no-untyped-def]
+        with DecodeEngine(model, tokenizer, max_batch=4) as engine:
+            decode = engine_phrase_decoder(engine, tokenizer, controls.meter, PhraseSampling())
+            return await collect(FormComposer(plan, controls, seed=11), [], decode)
+
+    bars = asyncio.run(compose())
+    assert len(bars) == plan.total_bars
+    assert all(sum(n.duration for n in b.notes) <= b.meter.bar_ticks for b in bars)
+    for section in plan.sections:
+        last_bar = bars[section.end_bar - 1]
+        assert last_bar.notes, f"section {section.label} ends on an empty bar"
+        step = (last_bar.notes[-1].pitch - section.key.tonic) % 12
+        if section.cadence is Cadence.AUTHENTIC:
+            assert step == 0, f"section {section.label} does not end on its tonic"
+        else:
+            assert step in HALF_CADENCE_STEPS
+        if section.treatment is Treatment.REPEAT:
+            source = plan.sections[section.source]  # type: ignore[index]
+            assert (
+                bars[section.first_bar : section.end_bar] == bars[source.first_bar : source.end_bar]
+            )
+    last = bars[-1].notes[-1]
+    assert last.pitch % 12 == key.tonic
