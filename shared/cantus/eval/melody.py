@@ -51,6 +51,7 @@ from cantus.eval.melody_sampling import (
     NGramStepper,
     sample_transformer,
     sample_with_stepper,
+    served_guidance,
 )
 from cantus.eval.melody_scoring import (
     PieceSetResult,
@@ -188,6 +189,8 @@ def _sample_seed_set(
         [(setting.controls, seed, key_constraint) for setting, seed in jobs],
         n_bars=n_bars,
         max_batch=max_batch,
+        # with the key constraint on, the service's key controls: guidance too
+        guidance=served_guidance(tokenizer) if key_constraint else 1.0,
     )
     return {
         setting.name: [t for (st, _), t in zip(jobs, tokens, strict=True) if st is setting]
@@ -436,6 +439,7 @@ def run_melody_eval(
         forbidden_mass=masses,
         timings_s=timings,
         seed_sets=seed_sets if extra_seed_sets else [],
+        guidance=served_guidance(tokenizer),
         settings=[
             {"name": s.name, "tempo_bpm": s.controls.tempo_bpm, "energy": s.controls.energy.value}
             for s in settings

@@ -40,6 +40,8 @@ class MelodyEvalReport:
     settings: list[dict[str, Any]]
     seed_sets: list[dict[str, Any]] = field(default_factory=list)
     """Key-constrained transformer runs with other seeds: setting, seed set, shares."""
+    guidance: float = 1.0
+    """Classifier-free guidance on the key with the key constraint on (1: none)."""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -308,8 +310,10 @@ def format_report(report: MelodyEvalReport, *, command: str) -> str:
         f"{DEFAULT_PITCH_RANGE[0]}..{DEFAULT_PITCH_RANGE[1]} (MIDI), through the batched "
         "`DecodeEngine` (transformer) or a lockstep sampler (baselines) under the same "
         "grammar. *key constraint on* is what the melody service asks for: scale tones only "
-        "(minor: also the raised 6th and 7th), a tonic cadence in the last bar (`end_on_tonic`) "
-        f"and a logit bonus of {SERVED_TONAL_EMPHASIS:g} nats times a share per scale step "
+        "(minor: also the raised 6th and 7th), a tonic cadence in the last bar (`end_on_tonic`), "
+        f"classifier-free guidance {report.guidance:g} on the key for pitches (1: none; a "
+        "checkpoint trained without key dropout cannot be guided) and a logit bonus of "
+        f"{SERVED_TONAL_EMPHASIS:g} nats times a share per scale step "
         f"for notes on the beats (`tonal_emphasis`; {_emphasis_text()}); *off*: the "
         "grammar's metre and range only. *key*: music21 `analyze('key')` equals the "
         "requested key (target ≥ 90 %); "

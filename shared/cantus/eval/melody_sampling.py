@@ -59,6 +59,18 @@ SAMPLING = SamplingParams(temperature=1.0, top_k=0, top_p=0.95)
 """Sampling of every generated piece (the engine's defaults)."""
 SERVED_TONAL_EMPHASIS = Settings.model_fields["melody_tonal_emphasis"].default
 """The melody service's tonal emphasis, used with the key constraint on."""
+SERVED_GUIDANCE = Settings.model_fields["melody_guidance"].default
+"""The melody service's classifier-free guidance on the key (``settings.melody_guidance``)."""
+
+
+def served_guidance(tokenizer: MelodyTokenizer) -> float:
+    """``SERVED_GUIDANCE`` for a checkpoint trained with control dropout (its vocabulary has
+    ``NOKEY``), 1 (none) for an older one, which cannot be guided."""
+    from cantus.melody.tokenizer import NO_KEY
+
+    return SERVED_GUIDANCE if NO_KEY in tokenizer.vocab.tokens else 1.0
+
+
 SERVED_BFLOAT16_FROM_BATCH = 16
 """``bfloat16_from_batch`` of ``triton_models/melody_lm/config.pbtxt``."""
 

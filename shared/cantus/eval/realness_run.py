@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cantus.eval.melody_features import first_bars
+from cantus.eval.melody_sampling import SERVED_GUIDANCE, served_guidance
 from cantus.eval.realness_report import (
     STRUCTURE_MEASURES,
     RealnessReport,
@@ -46,14 +47,11 @@ from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
 from cantus.music.notes import Key, Melody, Mode, MusicError
 from cantus.music.styles import Style
-from cantus.settings import Settings
 
 DEFAULT_PIECES = 200
 DEFAULT_BARS = 16
 STRUCTURE_WINDOWS = (16, 32)
 """Windows (bars) of the corpus structure bands."""
-SERVED_GUIDANCE = Settings.model_fields["melody_guidance"].default
-"""The melody service's classifier-free guidance on the key (``settings.melody_guidance``)."""
 KEY_CYCLE = tuple(Key(tonic, mode) for tonic in range(12) for mode in (Mode.MAJOR, Mode.MINOR))
 """The asked keys, cycled piece by piece: C major, C minor, C# major, …"""
 
@@ -95,14 +93,6 @@ def realness_jobs(
         )
         jobs.append((controls, seed * 1_000_000 + index))
     return jobs
-
-
-def served_guidance(tokenizer) -> float:  # type: ignore[no-untyped-def]
-    """``SERVED_GUIDANCE`` for a checkpoint trained with control dropout (its vocabulary has
-    ``NOKEY``), 1 (none) for an older one, which cannot be guided."""
-    from cantus.melody.tokenizer import NO_KEY
-
-    return SERVED_GUIDANCE if NO_KEY in tokenizer.vocab.tokens else 1.0
 
 
 COMPOSERS = ("form", "model")
