@@ -148,5 +148,22 @@ def test_a_phrase_ends_on_its_cadence_note_held_to_the_bar_line() -> None:
     for end in (3, 7, 11, 15):
         assert bars[end].notes[-1].duration == METER.bar_ticks - 480
     assert bars[0].notes[-1].duration == 480  # inside a phrase: as decoded
+    breath = Bar(METER, (Note(0, 67, 1440, 90),))  # a beat's rest at the end stays
+    assert hold_last_note(breath) == breath
     empty = Bar(METER, ())
     assert hold_last_note(empty) == empty
+
+
+def test_returns_of_a_pickup_opening_start_on_the_downbeat() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+
+    async def pickup_first(request: PhraseRequest) -> AsyncIterator[Bar]:
+        for i in range(request.n_bars):
+            if request.first_bar == 0 and i == 0:
+                yield Bar(METER, (Note(1440, 67, 480, 90),))  # the corpus's pickup bar
+            else:
+                yield Bar(METER, (Note(0, 60, 960, 90), Note(960, 62, 960, 90)))
+
+    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, 3), [], pickup_first))
+    assert bars[0].notes == (Note(1440, 67, 480, 90),)  # the opening keeps its pickup
+    assert bars[4].notes == bars[12].notes == (Note(0, 67, 1920, 90),)

@@ -116,6 +116,8 @@ class FormComposer:
         original = transpose_bar(
             bars[source.first_bar + offset], key_shift(source.key, section.key)
         )
+        if source.first_bar + offset == 0:
+            original = start_on_downbeat(original)
         if section.treatment is Treatment.REPEAT:
             return original
         if index >= self.varied_from(section):
@@ -159,14 +161,27 @@ class FormComposer:
 # --- ornaments -------------------------------------------------------------------------------
 
 
+def start_on_downbeat(bar: Bar) -> Bar:
+    """A copy of the piece's first bar with its leading rest folded into its first note.
+    The corpus writes a pickup as a bar of rest ending in the upbeat; a return that copied
+    the opening then fell silent for most of a bar in mid-piece (AABA: three beats of rest
+    at each A). The opening keeps its pickup; a return holds the upbeat from the downbeat."""
+    if not bar.notes or bar.notes[0].onset == 0:
+        return bar
+    first = bar.notes[0]
+    opening = dataclasses.replace(first, onset=0, duration=first.onset + first.duration)
+    return Bar(bar.meter, (opening, *bar.notes[1:]))
+
+
 def hold_last_note(bar: Bar) -> Bar:
-    """The phrase's last bar with its cadence note held to the bar line. The model closes a
-    request with ``EOS``, which it learned as the end of a tune, and often played the cadence
-    note short and left the rest of the bar silent: form-composed pieces had twice the real
-    tunes' time in rests (12 % against 6 %), a rest after every phrase."""
+    """The phrase's last bar with its cadence note held to the bar line, leaving at most a
+    beat's breath. The model closes a request with ``EOS``, which it learned as the end of
+    a tune, and often played the cadence note short, the rest of the bar silent."""
     if not bar.notes:
         return bar
     last = bar.notes[-1]
+    if bar.meter.bar_ticks - (last.onset + last.duration) <= bar.meter.beat_ticks:
+        return bar
     held = dataclasses.replace(last, duration=bar.meter.bar_ticks - last.onset)
     return Bar(bar.meter, (*bar.notes[:-1], held))
 
