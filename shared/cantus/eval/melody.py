@@ -76,7 +76,12 @@ from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.corpus import CorpusSplit, Tune, load_or_build_corpus
 from cantus.melody.model import MelodyLM
 from cantus.melody.tokenizer import PREFIX_LENGTH, MelodyTokenizer
-from cantus.melody.training import CORPUS_CACHE_DIR, TokenTransposer, encode_tunes
+from cantus.melody.training import (
+    CORPUS_CACHE_DIR,
+    TokenTransposer,
+    encode_tunes,
+    relabel_heard_keys,
+)
 from cantus.music.notes import Melody
 
 DEFAULT_LSTM_PATH = CORPUS_CACHE_DIR.parent / "baselines" / "lstm.pt"
@@ -243,6 +248,15 @@ def run_melody_eval(
     model, tokenizer, metadata = load_melody_checkpoint(Path(checkpoint))
     vocab = tokenizer.vocab
     split = split or load_or_build_corpus(CORPUS_CACHE_DIR)
+    if metadata.get("key_labels") == "heard":
+        # every model is trained and scored on the labels the checkpoint was trained on
+        split = CorpusSplit(
+            *(
+                relabel_heard_keys(list(part), CORPUS_CACHE_DIR)[0]
+                for part in split.splits().values()
+            ),
+            manifest=split.manifest,
+        )
     test_tunes = list(split.test)
     if quick:
         pieces_per_setting = min(pieces_per_setting, QUICK_PIECES)
