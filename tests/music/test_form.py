@@ -1,0 +1,107 @@
+"""Form plans: what every plan guarantees, the named forms' shapes, durations and errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cantus.music.form import (
+    PHRASE_BARS,
+    Cadence,
+    FormPlan,
+    KeyArea,
+    Treatment,
+    bars_for_duration,
+    form_names,
+    normalise_form_name,
+    plan_form,
+)
+from cantus.music.notes import Key, Meter, Mode, MusicError
+from cantus.music.styles import Energy
+
+KEYS = st.builds(Key, st.integers(0, 11), st.sampled_from(list(Mode)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(form_names()),
+    bars=st.integers(1, 256),
+    key=KEYS,
+    energy=st.sampled_from(list(Energy)),
+)
+def test_every_plan_covers_its_bars_and_reuses_only_what_came_before(name, bars, key, energy):
+    try:
+        plan = plan_form(name, bars=bars, key=key, energy=energy)
+    except MusicError as error:
+        assert "cannot fit" in str(error) or "at least" in str(error)
+        return
+    assert plan.total_bars == bars
+    assert plan.sections[0].first_bar == 0
+    for previous, section in zip(plan.sections, plan.sections[1:], strict=False):
+        assert section.first_bar == previous.end_bar
+    for index, section in enumerate(plan.sections):
+        if section.treatment is not Treatment.NEW:
+            source = plan.sections[section.source]
+            assert section.source < index and source.bars == section.bars
+            assert source.treatment is Treatment.NEW
+        assert section.key == section.key_area.key(key)
+        ends = section.phrase_ends()
+        assert ends[-1] == (section.end_bar - 1, section.cadence)
+        assert all(section.first_bar <= end < section.end_bar for end, _ in ends)
+    last = plan.sections[-1]
+    assert (last.cadence, last.key_area) == (Cadence.AUTHENTIC, KeyArea.HOME)
+    assert FormPlan.from_dict(plan.to_dict()) == plan
+
+
+def test_the_default_sixteen_bars_are_aaba_in_four_bar_phrases():
+    plan = plan_form("auto", bars=16, key=Key(0), energy=Energy.MID)
+    assert plan.name == "AABA"
+    assert [(s.label, s.bars, s.treatment) for s in plan.sections] == [
+        ("A", 4, Treatment.NEW),
+        ("A'", 4, Treatment.VARY),
+        ("B", 4, Treatment.NEW),
+        ("A''", 4, Treatment.VARY),
+    ]
+    assert plan.sections[2].key == Key(7)  # B in the dominant, one step up in energy
+    assert plan.sections[2].energy is Energy.HIGH
+    assert [plan.cadence_at(bar) for bar in (3, 7, 11, 15)] == [
+        Cadence.HALF,
+        Cadence.AUTHENTIC,
+        Cadence.HALF,
+        Cadence.AUTHENTIC,
+    ]
+    assert plan.cadence_at(5) is None
+
+
+def test_a_five_minute_piece_is_a_verse_chorus_form_of_phrase_sections():
+    bars = bars_for_duration(300, 128.0, Meter(4, 4))
+    assert bars == 160
+    plan = plan_form("auto", bars=bars, key=Key(9, Mode.MINOR), energy=Energy.LOW)
+    assert plan.name == "verse-chorus"
+    labels = plan.labels()
+    assert labels[0] == "intro" and labels[-1] == "outro"
+    assert "bridge" in labels and labels.count("chorus") == 1
+    assert all(s.bars % PHRASE_BARS == 0 for s in plan.sections)
+    decoded = sum(s.bars for s in plan.sections if s.treatment is Treatment.NEW)
+    assert decoded < bars / 2  # most of a long piece is reused material
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("aaba", "AABA"), ("verse_chorus", "verse-chorus"), ("", "auto"), (" Rondo ", "rondo")],
+)
+def test_form_names_are_normalised(name, expected):
+    assert normalise_form_name(name) == expected
+
+
+def test_an_unknown_form_names_the_accepted_ones():
+    with pytest.raises(MusicError, match=r"unknown form 'sonata'.*AABA"):
+        normalise_form_name("sonata")
+
+
+def test_durations_round_to_whole_phrases():
+    assert bars_for_duration(30, 120.0, Meter(4, 4)) == 16  # 15 bars of 2 s -> 4 phrases
+    assert bars_for_duration(1, 60.0, Meter(6, 8)) == PHRASE_BARS
+    with pytest.raises(MusicError, match="duration"):
+        bars_for_duration(0, 100.0, Meter(4, 4))
