@@ -157,8 +157,11 @@ class Settings(BaseSettings):
         le=4.0,
         description="logit bonus (nats) on the beats for the pitches that establish the key",
     )
+    # Chosen on 72 form-composed pieces per value (cantus eval realness, all 24 keys): key
+    # heard as asked 65 % (1.0), 67 % (1.5), 89 % (2.0), 86 % (3.0); repeated notes, steps
+    # and top pitch class closest to the corpus at 2.0, the classifier no better at any.
     melody_guidance: float = Field(
-        1.5,
+        2.0,
         ge=1.0,
         le=4.0,
         description="classifier-free guidance on the key for pitches (1: none); a guided "
