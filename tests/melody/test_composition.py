@@ -51,8 +51,9 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
     bars, model = _compose(plan)
     assert len(bars) == 16
     decoded = [(r.first_bar, r.n_bars) for r in model.requests]
-    # A: 0-3; A' copies 4-5 (ornamented) and decodes 6-7; B: 8-11; A'': 12-13 copied, 14-15
-    assert decoded == [(0, 4), (6, 2), (8, 4), (14, 2)]
+    # A: 0-3; A' copies 4-6 (ornamented) and decodes its cadence bar 7; B: 8-11; A'': 12-14
+    # copied, 15 decoded
+    assert decoded == [(0, 4), (7, 1), (8, 4), (15, 1)]
     b_request = model.requests[2]
     assert b_request.controls.key == C_MAJOR.transpose(7)  # B in the dominant
     assert b_request.controls.energy == Energy.HIGH

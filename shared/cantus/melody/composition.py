@@ -43,7 +43,9 @@ RECENT_BARS = 4
 SOURCE_LEAD_BARS = 2
 """Bars of the source before its version of the bars a varied section decodes anew."""
 VARIED_ENDING_BARS = 2
-"""Closing bars of a VARY section decoded anew (1 for sections shorter than 4 bars)."""
+"""Closing bars of a VARY section of 8 bars or more decoded anew; a shorter one changes its
+cadence bar only. (With two of four bars new, 16-bar AABA pieces had 27 % of their bars
+returning, against a median of 47 % in real tunes.)"""
 
 CADENCE_STEPS = {Cadence.AUTHENTIC: AUTHENTIC_CADENCE_STEPS, Cadence.HALF: HALF_CADENCE_STEPS}
 
@@ -128,7 +130,7 @@ class FormComposer:
     @staticmethod
     def varied_from(section: Section) -> int:
         """First bar of a VARY section that is decoded anew."""
-        return section.end_bar - (VARIED_ENDING_BARS if section.bars >= 4 else 1)
+        return section.end_bar - (VARIED_ENDING_BARS if section.bars >= 8 else 1)
 
     def phrase_request(self, section: Section, index: int, bars: Sequence[Bar]) -> PhraseRequest:
         """The request that decodes from ``index`` to the end of its phrase."""
