@@ -148,7 +148,14 @@ def test_station_streams_hls_that_ffmpeg_reads(stations, http_base, stack):
         "loudness_lufs",
     ):
         assert now[field] not in (None, "")
-    m3u = get(f"{http_base}/stations/radio/playlist.m3u").decode()
+    # The M3U lists stored pieces; a piece is stored after its whole render (files, lead
+    # sheet, pictures), which may end after later pieces have started streaming.
+    deadline = time.monotonic() + 90
+    while True:
+        m3u = get(f"{http_base}/stations/radio/playlist.m3u").decode()
+        if "/piece.mp3" in m3u or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert m3u.startswith("#EXTM3U") and "/piece.mp3" in m3u
     first_url = next(line for line in m3u.splitlines() if line.startswith("http"))
     mp3 = get(first_url)

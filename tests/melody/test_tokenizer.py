@@ -129,7 +129,7 @@ def test_grammar_accepted_sequences_decode_to_valid_melodies(tokens: list[int]) 
 def test_vocabulary_json_round_trip() -> None:
     vocab = Vocabulary()
     assert Vocabulary.from_json(vocab.to_json()) == vocab
-    assert len(vocab) == 4 + 12 + 2 + 12 + 8 + 3 + 3 + 48 + 61 + 48
+    assert len(vocab) == 4 + 12 + 2 + 12 + 8 + 3 + 3 + 48 + 61 + 48 + 2  # + NOKEY NOMODE
 
 
 def test_tempo_buckets_cover_the_request_range() -> None:
