@@ -27,7 +27,7 @@ from cantus.security import (
     gateway_tokens,
     kafka_client_options,
 )
-from cantus.settings import Settings, load_settings
+from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
 from cantus.storage import StorageError, media_type, piece_store
 from cantus.streaming import configure_logging
 from cantus.v1 import composer_pb2 as api
@@ -48,7 +48,6 @@ TIME_TO_FIRST_BAR = Histogram(
     "From request to the first melody bar",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _EVENT_FIELD = {
     pb.MelodyBar: "melody_bar",
@@ -157,8 +156,8 @@ async def serve(settings: Settings | None = None) -> None:
 
     server = grpc.aio.server(
         options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
         ],
         interceptors=[BearerTokenInterceptor(tokens)] if tokens else [],
     )

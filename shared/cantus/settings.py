@@ -18,6 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 """Committed model checkpoints: package data, so also found when installed (images)."""
 MASTERING_PRESETS = ("streaming", "broadcast")
+MAX_GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
+"""Largest gRPC message the gateway and its clients take: ``GetPiece`` returns every file of
+a piece in one message, and a five-minute piece's files (WAV, FLAC, MP3, Opus, MIDI, lead
+sheet, pictures) came to 121 MB, over the 64 MB allowed before."""
 """Names of ``cantus.render.mix.PRESETS``, here without that module's audio imports."""
 
 

@@ -13,13 +13,12 @@ import grpc
 
 from cantus.music.notes import PITCH_CLASS_NAMES
 from cantus.security import channel_credentials
-from cantus.settings import Settings, load_settings
+from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
 from cantus.storage import check_piece_id
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 from cantus.v1 import events_pb2 as pb
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _DURATION = re.compile(
     r"^\s*(?:(?P<minutes>\d+(?:\.\d*)?|\.\d+)\s*m(?:in)?)?"
     r"\s*(?:(?P<seconds>\d+(?:\.\d*)?|\.\d+)\s*s?)?\s*$"
@@ -76,8 +75,8 @@ def open_channel(address: str, settings: Settings | None = None) -> grpc.Channel
     settings ``gateway_client_ca`` / ``gateway_client_token`` say so (a secured cluster)."""
     settings = settings or load_settings()
     options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
     ]
     if settings.gateway_client_ca is None and settings.gateway_client_token is None:
         return grpc.insecure_channel(address, options=options)
