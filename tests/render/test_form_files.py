@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from music21 import bar as m21bar
 from music21 import converter, expressions
 
@@ -14,32 +13,8 @@ from cantus.music.form import plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy
 from cantus.render.leadsheet import leadsheet_musicxml
-from cantus.render.piece import PieceParts, render_piece_files
 
-from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
-
-
-@pytest.fixture
-def quick_render(monkeypatch):
-    """render_piece_files without synthesis or LilyPond (what is tested here is the text)."""
-    import cantus.render.leadsheet as leadsheet
-    import cantus.render.synth as synth
-
-    def no_synth(*args, **kwargs):
-        raise RuntimeError("not synthesised in this test")
-
-    def no_engraving(musicxml: bytes):
-        raise leadsheet.EngravingUnavailable("not engraved in this test")
-
-    monkeypatch.setattr(synth, "render_stems", no_synth)
-    monkeypatch.setattr(leadsheet, "engrave_leadsheet", no_engraving)
-
-    def render(piece_spec):
-        parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=False)
-        assert parts is not None
-        return render_piece_files(parts, piece_id=PIECE_ID, event_log=[], audio_formats=())
-
-    return render
+from .piece_fixtures import spec
 
 
 def spec_with_form(bars: int, form: str = "auto"):

@@ -13,10 +13,9 @@ from cantus.events.conversions import form_to_pb
 from cantus.music.form import plan_form
 from cantus.music.notes import Bar, Key, Meter, Note
 from cantus.music.styles import Energy
-from cantus.render.piece import PieceParts, render_piece_files
 from cantus.render.selfsim import SELFSIM_FILE, selfsim_png
 
-from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
+from .piece_fixtures import spec
 
 FOUR = Meter(4, 4)
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -45,29 +44,6 @@ def test_picture_of_a_melody_with_and_without_sections():
     assert plain != marked
     height, width, _ = pixels(marked).shape
     assert width > height > 300  # a square matrix and its colour bar
-
-
-@pytest.fixture
-def quick_render(monkeypatch):
-    """render_piece_files without synthesis or LilyPond."""
-    import cantus.render.leadsheet as leadsheet
-    import cantus.render.synth as synth
-
-    def no_synth(*args, **kwargs):
-        raise RuntimeError("not synthesised in this test")
-
-    def no_engraving(musicxml: bytes):
-        raise leadsheet.EngravingUnavailable("not engraved in this test")
-
-    monkeypatch.setattr(synth, "render_stems", no_synth)
-    monkeypatch.setattr(leadsheet, "engrave_leadsheet", no_engraving)
-
-    def render(piece_spec):
-        parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=False)
-        assert parts is not None
-        return render_piece_files(parts, piece_id=PIECE_ID, event_log=[], audio_formats=())
-
-    return render
 
 
 @pytest.mark.parametrize("planned", [False, True])

@@ -484,9 +484,7 @@ def generate(
     The melody returned holds the given bars followed by the generated ones."""
     model.eval()
     device = next(model.parameters()).device
-    prompt = tokenizer.controls_prefix(controls)
-    for bar in given_bars:
-        prompt += tokenizer.bar_to_tokens(bar)
+    prompt = tokenizer.prompt(controls, given_bars)
     grammar = MelodyGrammar(
         tokenizer.vocab,
         n_bars=n_bars,

@@ -43,11 +43,8 @@ def engine_phrase_decoder(
     async def decode(phrase: PhraseRequest) -> AsyncIterator[Bar]:
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[int | str] = asyncio.Queue()
-        prompt = tokenizer.controls_prefix(phrase.controls)
-        for bar in phrase.context:
-            prompt += tokenizer.bar_to_tokens(bar)
         request = DecodeRequest(
-            prompt,
+            tokenizer.prompt(phrase.controls, phrase.context),
             n_bars=phrase.n_bars,
             seed=phrase.seed,
             temperature=sampling.temperature,

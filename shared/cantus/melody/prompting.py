@@ -54,10 +54,7 @@ class MelodyPrompter:
     def prompt_for(self, controls: Controls, bars: Sequence[Bar]) -> list[int]:
         """Control tokens of ``controls`` (a section's key area and energy, say), then
         ``bars``; the model continues with the next ``BAR``."""
-        tokens = self.tokenizer.controls_prefix(controls)
-        for bar in bars:
-            tokens += self.tokenizer.bar_to_tokens(bar)
-        return tokens
+        return self.tokenizer.prompt(controls, bars)
 
     def bar_assembler(self, spec: pb.PieceSpec) -> BarAssembler:
         return self.tokenizer.bar_assembler(spec_meter(spec))

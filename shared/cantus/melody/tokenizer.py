@@ -201,6 +201,13 @@ class MelodyTokenizer:
             v.id(f"ENERGY_{Energy(controls.energy).value}"),
         ]
 
+    def prompt(self, controls: Controls, bars: Iterable[Bar] = ()) -> list[int]:
+        """The control prefix then ``bars``: what the model continues with the next ``BAR``."""
+        tokens = self.controls_prefix(controls)
+        for bar in bars:
+            tokens += self.bar_to_tokens(bar)
+        return tokens
+
     def bar_to_tokens(self, bar: Bar) -> list[int]:
         """``BAR`` then ``POS PITCH DUR`` per note. ``MusicError`` if a note is off the
         sixteenth grid, out of the pitch range, or the bar is longer than 48 sixteenths."""
