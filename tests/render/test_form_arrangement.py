@@ -111,14 +111,14 @@ def test_sections_get_roles_parts_energy_and_dynamics():
         plan_form("ABA", bars=12, key=C, energy=Energy.MID), Style.CHORALE
     )
     assert [a.role for a in chorale] == ["statement", "contrast", "climax"]
-    assert "chords" not in chorale[1].parts and "pad" in chorale[1].parts
+    assert "chords" not in chorale[1].parts and "colour" in chorale[1].parts
     assert all("drums" not in a.parts for a in chorale)
 
 
 def test_final_chorus_is_denser_and_louder_than_the_first_and_the_intro_thinnest():
     parts, plan = planned_parts("verse-chorus", 32, humanise=False)
     tracks = parts.piece_tracks(0, 32)
-    assert [t.name for t in tracks] == ["melody", "chords", "bass", "drums", "pad"]
+    assert [t.name for t in tracks] == ["melody", "chords", "bass", "drums", "pad", "colour"]
     labels = plan.labels()
     notes = {
         label: section_notes(tracks, plan, index, parts.bar_ticks)
@@ -134,8 +134,10 @@ def test_final_chorus_is_denser_and_louder_than_the_first_and_the_intro_thinnest
     assert density(intro, bars["intro"]) < min(
         density(notes[label], bars[label]) for label in labels if label not in ("intro", "outro")
     )
-    # The bridge's accompaniment is broken up: more chord notes, one at a time.
-    bridge = notes["bridge"]["chords"]
+    # The bridge's accompaniment changes instrument (the colour part) and is broken up:
+    # more chord notes, one at a time.
+    assert not notes["bridge"]["chords"]
+    bridge = notes["bridge"]["colour"]
     assert len({n.onset for n in bridge}) > len({n.onset for n in notes["verse"]["chords"]})
 
 

@@ -3,7 +3,11 @@ chord spans.
 
 Folk and celtic voicings are four notes in a piano/guitar register, each chord placed
 nearest to the previous one: common tones stay, the other voices move by the smallest
-steps. Chorales get three voices (alto, tenor, bass) under the melody, moving smoothly
+steps. Given the bar's melody, a voicing sits below it: its top note under the lowest
+melody note sounding over the chord (issue #15: the tune must stay the top voice), going
+down to ``ACCOMPANIMENT_FLOOR`` and to three notes where the tune dips low.
+
+Chorales get three voices (alto, tenor, bass) under the melody, moving smoothly
 and avoiding parallel fifths and octaves between chords. Bass lines put the chord's bass
 note (the slash bass, else the root) in the bass register; more energy adds fifths and
 chromatic approach notes on weak beats.
@@ -11,6 +15,7 @@ chromatic approach notes on weak beats.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -23,8 +28,10 @@ VOICING_RANGE = (48, 72)
 """MIDI pitches of folk and celtic accompaniment chord notes (C3..C5), inclusive."""
 CHORALE_VOICE_RANGES = ((40, 60), (48, 67), (55, 72))
 """MIDI pitch ranges (inclusive) of the chorale's bass, tenor and alto voices, bottom up."""
-BASS_RANGE = (36, 55)
-"""MIDI pitches of the bass line (C2..G3), inclusive."""
+ACCOMPANIMENT_FLOOR = 43
+"""Lowest chord note (G2) when a low melody pushes the voicing under ``VOICING_RANGE``."""
+BASS_RANGE = (33, 52)
+"""MIDI pitches of the bass line (A1..E3), inclusive: a bass register, under the chords."""
 
 CHORD_VELOCITY = 70
 CHORALE_VELOCITY = 62
@@ -32,8 +39,10 @@ BASS_VELOCITY_STRONG, BASS_VELOCITY_WEAK = 84, 74
 
 _VOICING_CENTRE = 62
 """Where a voicing's mean pitch likes to sit (D4): keeps a piece from drifting to an edge."""
-_BASS_CENTRE = 45
-"""Where the bass line likes to sit (A2)."""
+_BASS_CENTRE = 43
+"""Where the bass line likes to sit (G2)."""
+_CEILING_GAP = 3
+"""Semitones under the melody the top chord note likes to keep: closer, it rubs."""
 _PARALLEL_PENALTY = 20.0
 """Cost of a parallel fifth or octave between two chorale voices: worth a long leap."""
 _SOPRANO_PARALLEL_PENALTY = 60.0
@@ -58,33 +67,58 @@ def _movement(voicing: tuple[int, ...], previous: tuple[int, ...]) -> float:
     )
 
 
-def _close_candidates(symbol: ChordSymbol) -> list[tuple[int, ...]]:
-    """Four-note voicings of ``symbol`` inside ``VOICING_RANGE``, sorted low to high: every
-    chord tone at least once (a triad doubles its root or fifth, never the third, which
-    would sound too strong), distinct pitches, at most an octave and a fifth wide."""
-    tones = symbol.tones
-    doublings = [(*tones, tones[0]), (*tones, tones[2])] if len(tones) == 3 else [tones]
-    low, high = VOICING_RANGE
+def _close_candidates(
+    symbol: ChordSymbol, low: int = VOICING_RANGE[0], high: int = VOICING_RANGE[1]
+) -> list[tuple[int, ...]]:
+    """Four-note voicings of ``symbol`` inside ``low..high`` (default ``VOICING_RANGE``),
+    sorted low to high: every chord tone at least once (a triad doubles its root or fifth,
+    never the third, which would sound too strong), distinct pitches, at most an octave
+    and a fifth wide."""
+    return list(_close_candidates_of(tuple(symbol.tones), low, high))
+
+
+def _three_note_candidates(symbol: ChordSymbol, low: int, high: int) -> list[tuple[int, ...]]:
+    """Three-note voicings of ``symbol`` inside ``low..high`` for a melody too low for four
+    notes under it: a triad's tones once each, a seventh chord without its fifth."""
+    tones = tuple(symbol.tones)
+    if len(tones) > 3:
+        tones = (tones[0], tones[1], *tones[3:4])
+    return list(_close_candidates_of(tones[:3], low, high, double=False))
+
+
+@functools.lru_cache(maxsize=4096)
+def _close_candidates_of(
+    tones: tuple[int, ...], low: int, high: int, *, double: bool = True
+) -> tuple[tuple[int, ...], ...]:
+    doublings = [(*tones, tones[0]), (*tones, tones[2])] if double and len(tones) == 3 else [tones]
     voicings = set()
     for doubled in doublings:
         for choice in itertools.product(*(_pitches_of(pc, low, high) for pc in doubled)):
             voicing = tuple(sorted(choice))
             if len(set(voicing)) == len(voicing) and voicing[-1] - voicing[0] <= 19:
                 voicings.add(voicing)
-    return sorted(voicings)
+    return tuple(sorted(voicings))
 
 
 def _close_cost(
-    voicing: tuple[int, ...], symbol: ChordSymbol, previous: tuple[int, ...] | None
+    voicing: tuple[int, ...],
+    symbol: ChordSymbol,
+    previous: tuple[int, ...] | None,
+    ceiling: int | None = None,
 ) -> float:
     mean = sum(voicing) / len(voicing)
-    cost = 0.3 * abs(mean - _VOICING_CENTRE)
+    # Under a melody the voicing centres a sixth or so below its lowest note, not higher
+    # than the usual centre: close enough to sound as one texture, far enough not to rub.
+    centre = _VOICING_CENTRE if ceiling is None else min(_VOICING_CENTRE, ceiling - 8)
+    cost = 0.3 * abs(mean - centre)
+    if ceiling is not None:
+        cost += 1.5 * max(0, voicing[-1] - (ceiling - _CEILING_GAP))
     if [p % 12 for p in voicing].count(symbol.root) < 2 and len(symbol.tones) == 3:
         cost += 0.5  # a doubled root is the steadier sound; the fifth only when it is closer
     if previous:
         cost += _movement(voicing, previous)
     else:
-        cost += 2.0 * abs(mean - _VOICING_CENTRE)
+        cost += 2.0 * abs(mean - centre)
     cost += 0.3 * max(0, voicing[-1] - voicing[0] - 12)  # open voicings only to move less
     steps = [b - a for a, b in itertools.pairwise(voicing)]
     cost += 3.0 * sum(1 for step in steps if step == 1)  # a semitone rubs on guitar and piano
@@ -193,6 +227,36 @@ def tune_before(melody: Bar | None, onset: int) -> tuple[int, ...]:
     return tuple(p for p in pitches if p is not None)
 
 
+def melody_ceiling(melody: Bar | None, onset: int, end: int) -> int | None:
+    """The lowest melody pitch sounding between ``onset`` and ``end`` ticks of the bar: the
+    pitch a chord held there must stay under. Over rests, the bar's lowest note (the tune's
+    register nearby); None without a melody or in a bar of rests."""
+    if melody is None or not melody.notes:
+        return None
+    sounding = [n.pitch for n in melody.notes if n.onset < end and n.end > onset]
+    return min(sounding or [n.pitch for n in melody.notes])
+
+
+def _candidates_under(symbol: ChordSymbol, ceiling: int | None) -> list[tuple[int, ...]]:
+    """Voicings of ``symbol`` whose every note is below ``ceiling``: four notes in
+    ``VOICING_RANGE``, else four reaching down to ``ACCOMPANIMENT_FLOOR``, else three; if
+    the tune sits lower still, the lowest four-note voicings (the arrangement drops what
+    still reaches the tune)."""
+    if ceiling is None:
+        return _close_candidates(symbol)
+    for candidates in (
+        _close_candidates(symbol),
+        _close_candidates(symbol, ACCOMPANIMENT_FLOOR, VOICING_RANGE[1]),
+        _three_note_candidates(symbol, ACCOMPANIMENT_FLOOR, VOICING_RANGE[1]),
+    ):
+        under = [v for v in candidates if v[-1] < ceiling]
+        if under:
+            return under
+    lowest = _close_candidates(symbol, ACCOMPANIMENT_FLOOR, VOICING_RANGE[1])
+    top = min(v[-1] for v in lowest)
+    return [v for v in lowest if v[-1] == top]
+
+
 def _sounding_pitch(melody: Bar | None, onset: int) -> int | None:
     if melody is None:
         return None
@@ -208,7 +272,8 @@ def voice_chords(
     melody_before: Sequence[int] = (),
 ) -> list[Note]:
     """Each span's chord as notes held for the span (onsets in ticks from the bar start),
-    sorted. Folk and celtic: four notes in ``VOICING_RANGE`` (48..72). Chorale: bass,
+    sorted. Folk and celtic: four notes in ``VOICING_RANGE`` (48..72), under ``melody``
+    when given (``melody_ceiling``; lower, or three notes, where it dips). Chorale: bass,
     tenor and alto in ``CHORALE_VOICE_RANGES`` (40..72), under ``melody`` (the bar's
     tune, the soprano) when given: the alto stays below it and no voice moves in parallel
     fifths or octaves with it (``melody_before``: ``tune_before`` of the bar before, at
@@ -235,9 +300,10 @@ def voice_chords(
                 ),
             )
         else:
+            ceiling = melody_ceiling(melody, span.onset, span.onset + span.duration)
             voicing = min(
-                _close_candidates(span.symbol),
-                key=lambda v: (_close_cost(v, span.symbol, previous), v),
+                _candidates_under(span.symbol, ceiling),
+                key=lambda v: (_close_cost(v, span.symbol, previous, ceiling), v),
             )
         notes.extend(Note(span.onset, pitch, span.duration, velocity) for pitch in voicing)
         previous = voicing

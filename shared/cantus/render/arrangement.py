@@ -1,10 +1,13 @@
-"""Arrangement: the parts of a piece (melody, chords, bass, drums; a pad with a form plan)
-as MIDI tracks.
+"""Arrangement: the parts of a piece (melody, chords, bass, drums; a pad and a colour part
+with a form plan) as MIDI tracks.
 
 Bars arrive as ``ArrangedBar``s with onsets counted from each bar's start; the tracks
-count from the start of the first bar given. Each style has its General MIDI band
-(``programs_for``), each meter and energy a drum pattern (``drum_pattern``), and energy
-shapes the velocities: soft and sustained at low energy, accented and re-strummed at high.
+count from the start of the first bar given. A palette (``cantus.render.palettes``;
+default: the style's band) gives every part its General MIDI instrument, the percussion
+and the accompaniment patterns (``cantus.render.patterns``); each meter and energy has a
+drum pattern (``drum_pattern``), and energy shapes the velocities: soft and sustained at
+low energy, accented and re-strummed at high. Every pitched part stays under the melody
+(``under_melody``): the tune is the top voice.
 
 Humanisation (``Humanise``, on when ``arrange_tracks`` gets one) makes the parts sound
 played rather than sequenced: each note's velocity moves by a few steps and its onset
@@ -17,11 +20,12 @@ put, so no note leaves its bar or starts to overlap another.
 A piece with a form plan is arranged section by section (``section_arrangements``): each
 section gets a role, and with it the parts that play, an energy (drum pattern, chord
 re-strikes, velocities), a dynamics factor on every velocity and an accompaniment pattern.
-An intro is thin (melody, a string pad and bass), the first statement has the band, a
-contrasting section (B, a bridge) changes colour (broken chords instead of block chords;
-in a chorale the strings take the accompaniment from the organ), a return is fuller than
-the statement it returns to (a step more energy, louder), the last return is the fullest
-(every part, the pad added, the loudest) and an outro thins out again. The last bar of a
+An intro is thin (melody, the palette's pad and bass), the first statement has the band, a
+contrasting section (B, a bridge) changes colour (the palette's colour instrument takes
+the accompaniment in its contrast pattern: a folk bridge on accordion, a celtic one on
+harp, a chorale's on strings), a return is fuller than the statement it returns to (a step
+more energy, louder), the last return is the fullest (every part, pad and colour added, the
+loudest) and an outro thins out again. The last bar of a
 section that another follows leads into it: a drum fill over its last beat (or two) where
 drums play, else a rising pickup figure on the accompaniment, and the new section opens
 with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past the
@@ -41,11 +45,23 @@ from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
 from cantus.music.form import FormPlan, Section, shift_energy
 from cantus.music.notes import Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
+from cantus.render.palettes import (
+    ARPEGGIO,  # noqa: F401 (re-exported: the form tests and bench name the patterns here)
+    BLOCK,
+    BODHRAN,
+    STRUM,
+    STYLE_BANDS,
+    Palette,
+    get_palette,
+)
+from cantus.render.patterns import play
 
 MELODY_CHANNEL, CHORDS_CHANNEL, BASS_CHANNEL, DRUMS_CHANNEL = 0, 1, 2, 9
 """MIDI channels (0-based) of the four tracks; 9 is the General MIDI drum channel."""
 PAD_CHANNEL = 3
 """MIDI channel of the pad, the fifth track of a piece with a form plan."""
+COLOUR_CHANNEL = 4
+"""MIDI channel of the colour part (a contrasting section's accompaniment), the sixth."""
 
 KICK, SIDE_STICK, SNARE, CLOSED_HAT, CRASH, RIDE = 36, 37, 38, 42, 49, 51
 """General MIDI drum keys used by the patterns."""
@@ -96,6 +112,26 @@ def programs_for(style: Style, energy: Energy) -> dict[str, int]:
     if style is Style.FOLK and energy is Energy.HIGH:
         programs["melody"] = FOLK_HIGH_ENERGY_MELODY_PROGRAM
     return programs
+
+
+def style_band(style: Style) -> Palette:
+    """The palette of ``style``'s own band (what a piece gets without a palette)."""
+    return get_palette(STYLE_BANDS[style])
+
+
+BODHRAN_KEYS = {KICK: 64, SIDE_STICK: 63, SNARE: 63, CLOSED_HAT: 62, RIDE: 62}
+"""A bodhrán from General MIDI hand drums: the kit's kick becomes the low conga (the
+drum's open bass tone), snare strokes the open high conga, the cymbal's eighths the muted
+high conga (the tipper's light strokes); crashes have no place on a frame drum."""
+
+
+def as_bodhran(notes: Sequence[Note]) -> list[Note]:
+    """Kit notes played on the bodhrán-like frame drum (``BODHRAN_KEYS``; toms kept)."""
+    return sorted(
+        Note(n.onset, BODHRAN_KEYS.get(n.pitch, n.pitch), n.duration, n.velocity)
+        for n in notes
+        if n.pitch != CRASH
+    )
 
 
 # --- drums --------------------------------------------------------------------------------
@@ -221,11 +257,12 @@ def drum_fill(meter: Meter, *, energy: Energy, tempo_bpm: float = 100.0) -> tupl
 # --- sections of a form plan ---------------------------------------------------------------
 
 PARTS = ("melody", "chords", "bass", "drums")
-"""The parts of every piece; a piece with a form plan adds ``pad``."""
+"""The parts of every piece; a piece with a form plan adds ``pad`` and ``colour``."""
+PLANNED_PARTS = (*PARTS, "pad", "colour")
+ACCOMPANYING_PARTS = ("chords", "bass", "pad", "colour")
+"""Pitched parts under the melody (``under_melody`` keeps them there)."""
 MAIN_LABELS = frozenset({"verse", "chorus"})
 """Labels of sections that are stated rather than contrasted (in a verse-chorus form)."""
-BLOCK, ARPEGGIO = "block", "arpeggio"
-"""Accompaniment patterns: chords as voiced (re-struck at high energy), or broken."""
 
 ROLE_DYNAMICS = {
     "intro": 0.8,
@@ -244,7 +281,8 @@ class SectionArrangement:
     """How the band plays one section: its ``role`` (intro, statement, contrast, return,
     climax, outro), the ``energy`` that sets the drum pattern, chord re-strikes and the
     velocities, a ``dynamics`` factor on every velocity, the ``parts`` that play and the
-    accompaniment pattern (``BLOCK`` or ``ARPEGGIO``)."""
+    accompaniment pattern (``cantus.render.patterns``) of the part that accompanies:
+    ``chords``, or in a contrasting section ``colour``."""
 
     role: str
     energy: Energy
@@ -284,32 +322,35 @@ def _source_of(plan: FormPlan, section: Section) -> int | None:
     return None
 
 
-def section_arrangements(plan: FormPlan, style: Style) -> list[SectionArrangement]:
-    """The arrangement of each section of ``plan`` (see the module docstring)."""
+def section_arrangements(
+    plan: FormPlan, style: Style, palette: Palette | None = None
+) -> list[SectionArrangement]:
+    """The arrangement of each section of ``plan`` (see the module docstring) in
+    ``palette`` (default: the style's band)."""
+    palette = palette or style_band(style)
     returns = [i for i, s in enumerate(plan.sections) if s.source is not None]
     last_return = returns[-1] if returns else None
-    drums = style is not Style.CHORALE
+    drums = palette.has_drums
     out: list[SectionArrangement] = []
     for index, section in enumerate(plan.sections):
         role = _role(plan, index, last_return)
         energy = section.energy
         parts = {"melody", "chords", "bass"} | ({"drums"} if drums else set())
-        accompaniment = BLOCK
+        accompaniment = palette.accompaniment
         if role in ("intro", "outro"):
             energy = Energy.LOW
             parts = {"melody", "pad", "bass"}
         elif role == "contrast":
-            if style is Style.CHORALE:
-                parts = (parts - {"chords"}) | {"pad"}  # strings instead of the organ
-            else:
-                accompaniment = ARPEGGIO
+            # Another colour: the palette's colour instrument takes the accompaniment.
+            parts = (parts - {"chords"}) | {"colour"}
+            accompaniment = palette.contrast
         elif role in ("return", "climax"):
             source = _source_of(plan, section)
             if source is not None and source < index:
                 energy = max(energy, shift_energy(out[source].energy, 1), key=_ENERGY_RANK.get)
             if role == "climax":
                 energy = max([energy, *(a.energy for a in out)], key=_ENERGY_RANK.get)
-                parts = parts | {"pad"}
+                parts = parts | {"pad", "colour"}
         out.append(
             SectionArrangement(role, energy, ROLE_DYNAMICS[role], frozenset(parts), accompaniment)
         )
@@ -330,11 +371,11 @@ its role (fitted to the one-gain loudness of rendered sections: a thin low intro
 under the piece, a high-energy last return about 2.5 dB over it)."""
 
 
-def section_levels_db(plan: FormPlan, style: Style) -> list[float]:
+def section_levels_db(plan: FormPlan, style: Style, palette: Palette | None = None) -> list[float]:
     """Each section's planned loudness relative to the whole piece, dB: ``ENERGY_LEVEL_DB``
     plus ``ROLE_LEVEL_DB``, less their power mean over the piece's bars (so a piece
     mastered to a target with these levels kept lands on the target)."""
-    arrangements = section_arrangements(plan, style)
+    arrangements = section_arrangements(plan, style, palette)
     raw = [ENERGY_LEVEL_DB[a.energy] + ROLE_LEVEL_DB[a.role] for a in arrangements]
     mean = 10.0 * math.log10(
         sum(s.bars * 10.0 ** (level / 10.0) for s, level in zip(plan.sections, raw, strict=True))
@@ -343,12 +384,14 @@ def section_levels_db(plan: FormPlan, style: Style) -> list[float]:
     return [level - mean for level in raw]
 
 
-def segment_level_db(plan: FormPlan | None, style: Style, first: int, count: int) -> float:
+def segment_level_db(
+    plan: FormPlan | None, style: Style, first: int, count: int, palette: Palette | None = None
+) -> float:
     """The planned loudness (``section_levels_db``) of bars ``first`` .. ``first + count -
     1``, their power mean, dB; 0 without a plan (what ``StreamingMaster.process`` takes)."""
     if plan is None or count < 1:
         return 0.0
-    levels = section_levels_db(plan, style)
+    levels = section_levels_db(plan, style, palette)
     bars = [
         levels[plan.section_index(bar)] for bar in range(first, min(first + count, plan.total_bars))
     ]
@@ -368,9 +411,11 @@ class BarArrangement:
     is_final: bool = False
 
 
-def bar_arrangements(plan: FormPlan, style: Style) -> list[BarArrangement]:
+def bar_arrangements(
+    plan: FormPlan, style: Style, palette: Palette | None = None
+) -> list[BarArrangement]:
     """One ``BarArrangement`` per bar of ``plan``."""
-    sections = section_arrangements(plan, style)
+    sections = section_arrangements(plan, style, palette)
     out = []
     for index, section in enumerate(plan.sections):
         for bar in range(section.first_bar, section.end_bar):
@@ -400,24 +445,6 @@ def _held(notes: Sequence[Note], bar_ticks: int, extra: int) -> list[Note]:
     return [
         Note(n.onset, n.pitch, end - n.onset, n.velocity) if n.onset == last else n for n in notes
     ]
-
-
-def _arpeggiated(notes: Sequence[Note], meter: Meter) -> list[Note]:
-    """Chord notes broken into a rising and falling figure: one note per eighth (a third
-    of a dotted beat in compound meters), each ringing for two."""
-    pulse = pulse_ticks(meter)
-    step = pulse // 3 if is_compound_meter(meter) else pulse // 2
-    out: list[Note] = []
-    for onset in sorted({n.onset for n in notes}):
-        chord = sorted((n for n in notes if n.onset == onset), key=lambda n: n.pitch)
-        end = max(n.end for n in chord)
-        order = list(range(len(chord))) + list(range(len(chord) - 2, 0, -1))
-        for position, tick in enumerate(range(onset, end, step)):
-            note = chord[order[position % len(order)]]
-            length = min(2 * step, end - tick)
-            velocity = note.velocity * (1.0 if tick == onset else 0.85)
-            out.append(Note(tick, note.pitch, length, _clamp_velocity(velocity)))
-    return sorted(out)
 
 
 def _rising(base: int, pitch_classes: frozenset[int], count: int) -> list[int]:
@@ -539,19 +566,31 @@ def _shifted(notes: Sequence[Note], offset: int, scale: float) -> list[Note]:
     ]
 
 
-def _strummed(notes: Sequence[Note], meter: Meter) -> list[Note]:
-    """Chord notes re-struck on every beat they sound through (high-energy guitar),
-    lighter off the downbeat; onsets stay relative to the bar."""
-    pulse = pulse_ticks(meter)
-    strummed = []
+def under_melody(notes: Sequence[Note], melody: Sequence[Note], *, floor: int) -> list[Note]:
+    """``notes`` of an accompanying part kept under the melody: a note that would sound at
+    or above a melody note it overlaps moves down by octaves until it is below the lowest
+    of them; one that would fall under ``floor`` is left out (the voicing's other notes
+    carry the chord), as is a note that lands on a pitch already struck at its onset.
+    The voicing already sits under the tune (``cantus.harmony.voicing``); this catches
+    what patterns, pickups and a tune dipping low bring back up."""
+    out: list[Note] = []
+    struck: set[tuple[int, int]] = set()
     for note in notes:
-        start = note.onset
-        while start < note.end:
-            end = min(note.end, (start // pulse + 1) * pulse)
-            velocity = note.velocity if start == 0 else note.velocity * 0.88
-            strummed.append(Note(start, note.pitch, end - start, _clamp_velocity(velocity)))
-            start = end
-    return strummed
+        over = [m.pitch for m in melody if m.onset < note.end and m.end > note.onset]
+        pitch = note.pitch
+        if over:
+            ceiling = min(over)
+            while pitch >= ceiling:
+                pitch -= 12
+        if pitch < floor or (note.onset, pitch) in struck:
+            continue
+        struck.add((note.onset, pitch))
+        out.append(Note(note.onset, pitch, note.duration, note.velocity))
+    return out
+
+
+CHORD_FLOOR, BASS_FLOOR = 36, 28
+"""Lowest pitches ``under_melody`` moves chord notes (C2) and bass notes (E1) down to."""
 
 
 def arrange_tracks(
@@ -564,12 +603,14 @@ def arrange_tracks(
     humanise: Humanise | None = None,
     tempo_bpm: float = 100.0,
     form: FormPlan | None = None,
+    palette: Palette | None = None,
 ) -> list[Track]:
     """Four tracks, named ``melody``, ``chords``, ``bass``, ``drums`` (on channels 0, 1, 2,
-    9), and with a form plan a fifth, ``pad`` (channel 3), with notes sorted and onsets in
-    ticks from the start of the first bar given (each bar starts where the previous one's
-    ``meter.bar_ticks`` end). The melody track carries the lyrics. Chorale drums have no
-    notes.
+    9), and with a form plan two more, ``pad`` (channel 3) and ``colour`` (channel 4),
+    with notes sorted and onsets in ticks from the start of the first bar given (each bar
+    starts where the previous one's ``meter.bar_ticks`` end). The melody track carries the
+    lyrics. A palette without percussion leaves the drums without notes. Every pitched
+    part sounds under the melody (``under_melody``).
 
     ``first_index`` (the piece's bar number of ``bars[0]``) and ``total_bars`` (the
     piece's length; default: these bars end the piece) place a segment within its piece,
@@ -578,12 +619,16 @@ def arrange_tracks(
     ``tempo_bpm`` shapes the busy parts (see ``drum_pattern``; no chord re-strikes from
     ``FAST_TEMPO_BPM``). ``form`` (the piece's plan, covering ``total_bars``) arranges it
     section by section (see the module docstring); without one every bar is played alike
-    at ``energy``."""
+    at ``energy``. ``palette`` (``cantus.render.palettes``; default: the style's band)
+    sets the instruments, percussion, patterns and overall dynamics."""
+    palette = palette or style_band(style)
     total = total_bars if total_bars is not None else first_index + len(bars)
-    programs = programs_for(style, energy)
-    planned = bar_arrangements(form, style) if form is not None else None
-    unplanned = BarArrangement(SectionArrangement("piece", energy, 1.0, frozenset(PARTS)))
-    names = [*PARTS, "pad"] if planned is not None else list(PARTS)
+    programs = palette.programs(energy)
+    planned = bar_arrangements(form, style, palette) if form is not None else None
+    unplanned = BarArrangement(
+        SectionArrangement("piece", energy, 1.0, frozenset(PARTS), palette.accompaniment)
+    )
+    names = list(PLANNED_PARTS) if planned is not None else list(PARTS)
     notes: dict[str, list[Note]] = {name: [] for name in names}
     lyrics: list[tuple[int, str]] = []
     offset = 0
@@ -597,6 +642,7 @@ def arrange_tracks(
             bar,
             arrangement,
             style=style,
+            palette=palette,
             bar_index=bar_index,
             is_final=bar_index == total - 1,
             tempo_bpm=tempo_bpm,
@@ -621,8 +667,28 @@ def arrange_tracks(
         Track("drums", 0, DRUMS_CHANNEL, sorted(notes["drums"])),
     ]
     if planned is not None:
-        tracks.append(Track("pad", PAD_PROGRAM, PAD_CHANNEL, sorted(notes["pad"])))
+        tracks.append(Track("pad", programs["pad"], PAD_CHANNEL, sorted(notes["pad"])))
+        tracks.append(Track("colour", programs["colour"], COLOUR_CHANNEL, sorted(notes["colour"])))
     return tracks
+
+
+def _accompaniment(
+    voicing: Sequence[Note],
+    pattern: str,
+    meter: Meter,
+    *,
+    energy: Energy,
+    tempo_bpm: float,
+    restrike: bool,
+) -> list[Note]:
+    """The bar's voicing played in ``pattern``: a block chord is re-struck on every beat
+    at high energy where ``restrike`` (a strum; an organ holds its chords), and nothing
+    is re-struck from ``FAST_TEMPO_BPM``."""
+    if pattern == BLOCK and energy is Energy.HIGH and restrike:
+        pattern = STRUM
+    if pattern == STRUM and tempo_bpm >= FAST_TEMPO_BPM:
+        pattern = BLOCK
+    return play(pattern, voicing, meter)
 
 
 def _bar_parts(
@@ -630,6 +696,7 @@ def _bar_parts(
     arrangement: BarArrangement,
     *,
     style: Style,
+    palette: Palette,
     bar_index: int,
     is_final: bool,
     tempo_bpm: float,
@@ -637,57 +704,82 @@ def _bar_parts(
     """The notes of every part of one bar (onsets from the bar start), before humanising.
     An unplanned bar (every part, dynamics 1, no section events) plays as it always has."""
     section = arrangement.section
-    energy, dynamics, playing = section.energy, section.dynamics, section.parts
+    energy, playing = section.energy, section.parts
+    dynamics = section.dynamics * palette.dynamics
     meter = bar.melody.meter
-    restrike = energy is Energy.HIGH and style is not Style.CHORALE and tempo_bpm < FAST_TEMPO_BPM
-    voicing = list(bar.voicing)
-    if section.accompaniment == ARPEGGIO:
-        voicing = _arpeggiated(voicing, meter)
-    elif restrike:
-        voicing = _strummed(voicing, meter)
-    drums = drum_pattern(
+    accompaniment = _accompaniment(
+        bar.voicing,
+        section.accompaniment,
         meter,
-        style=style,
         energy=energy,
-        bar_index=bar_index,
-        is_final=is_final,
         tempo_bpm=tempo_bpm,
+        restrike=style is not Style.CHORALE,
     )
+    drums: list[Note] = []
+    if palette.has_drums:
+        drums = drum_pattern(
+            meter,
+            style=style,
+            energy=energy,
+            bar_index=bar_index,
+            is_final=is_final,
+            tempo_bpm=tempo_bpm,
+        )
+    chord_scale = _CHORD_VELOCITY_SCALE[energy] * dynamics
     parts = {
         "melody": _melody_notes(bar.melody, 0, energy),
-        "chords": _shifted(voicing, 0, _CHORD_VELOCITY_SCALE[energy] * dynamics),
+        "chords": _shifted(accompaniment, 0, chord_scale),
         "bass": _shifted(bar.bass, 0, _BASS_VELOCITY_SCALE[energy] * dynamics),
         "drums": list(drums),
     }
     if dynamics != 1.0:
         parts["melody"] = _shifted(parts["melody"], 0, dynamics)
         parts["drums"] = _shifted(parts["drums"], 0, dynamics)
-    if section.role == "piece":
-        return parts  # no plan: four parts, as before plans existed
-    parts["pad"] = _shifted(bar.voicing, 0, _PAD_VELOCITY_SCALE * dynamics)
-    final_hit = is_final and "drums" not in playing  # the last bar's crash still closes
-    parts = {
-        name: part_notes if name in playing or (name == "drums" and final_hit) else []
-        for name, part_notes in parts.items()
-    }
-    has_drums = bool(parts["drums"]) and not is_final
-    if (
-        arrangement.opens_section
-        and has_drums
-        and not any(n.pitch == CRASH for n in parts["drums"])
-    ):
-        parts["drums"].append(Note(0, CRASH, min(meter.bar_ticks, 4 * _DRUM_HIT), 92))
-    if arrangement.leads_in and not is_final:
-        if has_drums:
-            start, fill = drum_fill(meter, energy=energy, tempo_bpm=tempo_bpm)
-            kept = [n for n in parts["drums"] if n.onset < start]
-            parts["drums"] = kept + _shifted(fill, 0, dynamics)
-        else:
-            lead = "chords" if parts["chords"] else "bass"
-            chord = bar.chords[-1] if bar.chords else None
-            parts[lead] = _pickup(parts[lead], chord, meter)
-    if is_final:
-        hold = fermata_ticks(meter)
-        for name in ("melody", "chords", "bass", "pad"):
-            parts[name] = _held(parts[name], meter.bar_ticks, hold)
+    if section.role != "piece":
+        parts["pad"] = _shifted(bar.voicing, 0, _PAD_VELOCITY_SCALE * dynamics)
+        colour = _accompaniment(
+            bar.voicing,
+            palette.contrast,
+            meter,
+            energy=energy,
+            tempo_bpm=tempo_bpm,
+            restrike=style is not Style.CHORALE,
+        )
+        # Beside the chords (the last return) the colour is a second, lighter layer.
+        colour_scale = chord_scale * (0.75 if "chords" in playing else 1.0)
+        parts["colour"] = _shifted(colour, 0, colour_scale)
+        final_hit = is_final and "drums" not in playing  # the last bar's crash still closes
+        parts = {
+            name: part_notes
+            if name in playing or (name == "drums" and final_hit and palette.has_drums)
+            else []
+            for name, part_notes in parts.items()
+        }
+        has_drums = bool(parts["drums"]) and not is_final
+        if (
+            arrangement.opens_section
+            and has_drums
+            and not any(n.pitch == CRASH for n in parts["drums"])
+        ):
+            parts["drums"].append(Note(0, CRASH, min(meter.bar_ticks, 4 * _DRUM_HIT), 92))
+        if arrangement.leads_in and not is_final:
+            if has_drums:
+                start, fill = drum_fill(meter, energy=energy, tempo_bpm=tempo_bpm)
+                kept = [n for n in parts["drums"] if n.onset < start]
+                parts["drums"] = kept + _shifted(fill, 0, dynamics)
+            else:
+                lead = next((name for name in ("chords", "colour") if parts[name]), "bass")
+                chord = bar.chords[-1] if bar.chords else None
+                parts[lead] = _pickup(parts[lead], chord, meter)
+        if is_final:
+            hold = fermata_ticks(meter)
+            for name in ("melody", "chords", "bass", "pad", "colour"):
+                parts[name] = _held(parts[name], meter.bar_ticks, hold)
+    if palette.percussion == BODHRAN:
+        parts["drums"] = as_bodhran(parts["drums"])
+    melody = parts["melody"]
+    for name in ACCOMPANYING_PARTS:
+        if name in parts:
+            floor = BASS_FLOOR if name == "bass" else CHORD_FLOOR
+            parts[name] = under_melody(parts[name], melody, floor=floor)
     return {name: sorted(part_notes) for name, part_notes in parts.items()}

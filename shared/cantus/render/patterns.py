@@ -1,0 +1,152 @@
+"""Accompaniment patterns: how one bar's chord voicing is played.
+
+The harmony service sends each bar's chords as held notes (a ``voicing``: one chord per
+span, onsets from the bar start). A pattern turns them into what an instrument plays,
+keeping every note inside its chord's span and on the voicing's own pitches, so a voicing
+placed under the melody stays under it:
+
+* ``block`` — the chords as voiced; ``sustain`` the same, softer (a pad or string bed);
+* ``arpeggio`` — broken into a rising and falling figure, one note per eighth;
+* ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
+* ``strum`` — re-struck on every beat, a lighter upstroke on the last third of a compound
+  beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
+* ``waltz`` — the chord on the beats after each group's first (oom-pah-pah in triple
+  meters, a march's oom-pah in duple ones), the bass taking the strong beats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from cantus.harmony.rules import is_compound_meter, pulse_ticks
+from cantus.music.notes import Meter, Note
+from cantus.render.palettes import ALBERTI, ARPEGGIO, BLOCK, STRUM, SUSTAIN, WALTZ
+
+_SUSTAIN_SCALE = 0.85
+
+
+def _velocity(velocity: float) -> int:
+    return max(1, min(127, round(velocity)))
+
+
+def _chords(notes: Sequence[Note]) -> list[list[Note]]:
+    """The voicing's chords, in time order, each sorted low to high."""
+    return [
+        sorted((n for n in notes if n.onset == onset), key=lambda n: n.pitch)
+        for onset in sorted({n.onset for n in notes})
+    ]
+
+
+def _eighth(meter: Meter) -> int:
+    pulse = pulse_ticks(meter)
+    return pulse // 3 if is_compound_meter(meter) else pulse // 2
+
+
+def block(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    return sorted(notes)
+
+
+def sustain(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    return sorted(
+        Note(n.onset, n.pitch, n.duration, _velocity(n.velocity * _SUSTAIN_SCALE)) for n in notes
+    )
+
+
+def _figure(notes: Sequence[Note], meter: Meter, order_of: Callable[[int], list[int]]):
+    """Each chord played one note per eighth in the order ``order_of(chord size)`` gives
+    (cycled), each note ringing for two eighths; the chord's first stroke accented."""
+    step = _eighth(meter)
+    out: list[Note] = []
+    for chord in _chords(notes):
+        onset = chord[0].onset
+        end = max(n.end for n in chord)
+        order = order_of(len(chord))
+        for position, tick in enumerate(range(onset, end, step)):
+            note = chord[order[position % len(order)]]
+            velocity = note.velocity * (1.0 if tick == onset else 0.85)
+            out.append(Note(tick, note.pitch, min(2 * step, end - tick), _velocity(velocity)))
+    return sorted(out)
+
+
+def arpeggio(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    return _figure(notes, meter, lambda size: [*range(size), *range(size - 2, 0, -1)])
+
+
+def alberti(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    if is_compound_meter(meter):
+        return _figure(notes, meter, lambda size: [0, size - 1, size // 2])
+    return _figure(notes, meter, lambda size: [0, size - 1, size // 2, size - 1])
+
+
+def strum(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    pulse = pulse_ticks(meter)
+    offbeat = pulse * 2 // 3 if is_compound_meter(meter) else pulse // 2
+    out: list[Note] = []
+    for note in notes:
+        start = note.onset
+        while start < note.end:
+            beat_end = min(note.end, (start // pulse + 1) * pulse)
+            down = note.velocity if start == 0 else note.velocity * 0.88
+            up_at = (start // pulse) * pulse + offbeat
+            if start < up_at < beat_end:
+                out.append(Note(start, note.pitch, up_at - start, _velocity(down)))
+                up = _velocity(note.velocity * 0.7)
+                out.append(Note(up_at, note.pitch, beat_end - up_at, up))
+            else:
+                out.append(Note(start, note.pitch, beat_end - start, _velocity(down)))
+            start = beat_end
+    return sorted(out)
+
+
+def _group_starts(meter: Meter) -> set[int]:
+    """Beats (0-based) that open a group of the bar: where the bass, not the chord, plays."""
+    beats = max(1, meter.bar_ticks // pulse_ticks(meter))
+    if beats <= 3:
+        return {0}
+    if beats % 2 == 0:
+        return set(range(0, beats, 2))
+    return {0, 3} if beats == 5 else {0, 2, 4}
+
+
+def waltz(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    pulse = pulse_ticks(meter)
+    beats = max(1, meter.bar_ticks // pulse)
+    if beats < 2:
+        return block(notes, meter)
+    strong = {beat * pulse for beat in _group_starts(meter)}
+    out: list[Note] = []
+    for note in notes:
+        for beat in range(beats):
+            tick = beat * pulse
+            if tick in strong or not note.onset <= tick < note.end:
+                continue
+            length = min(pulse * 3 // 4, note.end - tick)
+            out.append(Note(tick, note.pitch, length, _velocity(note.velocity * 0.85)))
+    return sorted(out)
+
+
+PATTERNS: dict[str, Callable[[Sequence[Note], Meter], list[Note]]] = {
+    BLOCK: block,
+    SUSTAIN: sustain,
+    ARPEGGIO: arpeggio,
+    ALBERTI: alberti,
+    STRUM: strum,
+    WALTZ: waltz,
+}
+"""Every pattern by name."""
+
+
+def pattern_for(name: str, meter: Meter) -> str:
+    """The pattern that plays ``name`` in ``meter``: a strum in a simple triple meter
+    becomes a waltz; an Alberti bass in a bar of one beat a plain arpeggio."""
+    beats = meter.bar_ticks // pulse_ticks(meter)
+    if name == STRUM and beats == 3 and not is_compound_meter(meter):
+        return WALTZ
+    if name == ALBERTI and beats < 2:
+        return ARPEGGIO
+    return name
+
+
+def play(name: str, notes: Sequence[Note], meter: Meter) -> list[Note]:
+    """``notes`` (a bar's voicing) played in pattern ``name`` (``pattern_for`` the meter)."""
+    return PATTERNS[pattern_for(name, meter)](notes, meter)
