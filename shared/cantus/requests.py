@@ -10,7 +10,9 @@ A continued melody (``continue_midi``) keeps the plan of the whole piece when th
 end on a section boundary (they are its first sections, and later returns reuse them);
 otherwise they form one section of their own, labelled ``given``, and the form is planned
 over the bars after them. A harmonised melody (``harmonize_midi``) has one section covering
-its bars: its form is the melody's own, so the request takes no form for it.
+its bars: its form is the melody's own, so the request takes no form for it. A melody
+file (MIDI, MusicXML or ABC) sets the key, mode, meter and tempo the request leaves unset,
+and what was read goes into ``PieceSpec.given_melody`` (``cantus.given_melody``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
+from cantus.given_melody import GivenMelodyError, read_given_melody
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
-from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
 from cantus.music.form import (
     AUTO,
     Cadence,
@@ -34,7 +37,8 @@ from cantus.music.form import (
     normalise_form_name,
     plan_form,
 )
-from cantus.music.notes import Key, Melody, Meter, MusicError
+from cantus.music.melody_reading import MelodyReading
+from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
@@ -44,7 +48,6 @@ DEFAULT_BARS = 16
 DEFAULT_TEMPO_BPM = 100.0
 LYRICS_LANGUAGES = ("en", "zh")
 MAX_THEME_CHARS = 500
-MAX_MIDI_BYTES = 1_000_000
 DURATION_RANGE_S = (1.0, 300.0)
 """Accepted ``duration_seconds``: up to five minutes."""
 GIVEN_SECTION_LABEL = "given"
@@ -66,26 +69,28 @@ class ValidatedRequest:
     given_bars: list[pb.BarNotes]
 
 
-def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> ValidatedRequest:
-    """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field."""
+def validate_compose_request(
+    request: api.ComposeRequest,
+    *,
+    max_bars: int,
+    read_melody_file: Callable[[bytes], MelodyReading] | None = None,
+) -> ValidatedRequest:
+    """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field.
+    A melody file is read with ``read_melody_file`` (default: in an isolated process) and
+    sets the key, mode, meter and tempo the request leaves unset (``cantus.given_melody``).
+    """
     try:
-        key = Key.parse(request.key or "C", request.mode or "major")
-    except MusicError as error:
-        field = "mode" if "mode" in str(error) else "key"
-        raise RequestError(field, str(error)) from None
-
-    tempo = request.tempo_bpm if request.HasField("tempo_bpm") else DEFAULT_TEMPO_BPM
-    low, high = TEMPO_RANGE_BPM
-    if not low <= tempo <= high:
-        raise RequestError("tempo_bpm", f"{tempo:g} is outside {low:g}..{high:g} beats per minute")
-
-    try:
-        meter = Meter.parse(request.meter or "4/4")
-    except MusicError as error:
-        raise RequestError("meter", str(error)) from None
-    if meter not in SUPPORTED_METERS:
-        supported = ", ".join(str(m) for m in SUPPORTED_METERS)
-        raise RequestError("meter", f"{meter} is not supported (supported: {supported})")
+        given = read_given_melody(
+            request,
+            default_tempo_bpm=DEFAULT_TEMPO_BPM,
+            **({"read_file": read_melody_file} if read_melody_file else {}),
+        )
+    except GivenMelodyError as error:
+        raise RequestError(error.field, error.problem) from None
+    if given is not None:
+        key, tempo, meter = given.key, given.tempo_bpm, given.meter
+    else:
+        key, tempo, meter = _key_tempo_meter(request)
 
     bars = _requested_bars(request, tempo, meter, max_bars)
     length_field = "duration_seconds" if request.HasField("duration_seconds") else "bars"
@@ -126,18 +131,11 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
             f"unknown preset {request.loudness_preset!r} (known: {', '.join(MASTERING_PRESETS)})",
         )
 
-    if request.continue_midi and request.harmonize_midi:
-        raise RequestError(
-            "harmonize_midi", "give either continue_midi or harmonize_midi, not both"
-        )
     source = pb.MELODY_SOURCE_COMPOSE
     given_bars: list[pb.BarNotes] = []
-    for field in ("continue_midi", "harmonize_midi"):
-        data: bytes = getattr(request, field)
-        if not data:
-            continue
-        melody = _parse_melody(field, data, meter)
-        given_bars = [pb.BarNotes(notes=notes_to_pb(bar.notes)) for bar in melody.bars]
+    if given is not None:
+        field = given.field
+        given_bars = [pb.BarNotes(notes=notes_to_pb(bar.notes)) for bar in given.bars]
         if field == "continue_midi":
             source = pb.MELODY_SOURCE_CONTINUE
             if len(given_bars) >= bars:
@@ -185,6 +183,8 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         loudness_preset=request.loudness_preset,
         form=form_to_pb(plan),
     )
+    if given is not None:
+        spec.given_melody.CopyFrom(given.info)
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 
 
@@ -267,34 +267,24 @@ def _shortest_bars(form: str, key: Key, energy: Energy) -> int:
     return 65
 
 
-def _parse_melody(field: str, data: bytes, meter: Meter) -> Melody:
-    from cantus.music.midi_io import midi_bytes_to_melody
-
-    if len(data) > MAX_MIDI_BYTES:
-        raise RequestError(field, f"{len(data)} bytes; at most {MAX_MIDI_BYTES}")
+def _key_tempo_meter(request: api.ComposeRequest) -> tuple[Key, float, Meter]:
+    """The key, tempo and meter of a request without a melody file, defaults filled in."""
     try:
-        melody = midi_bytes_to_melody(data)
+        key = Key.parse(request.key or "C", request.mode or "major")
     except MusicError as error:
+        field = "mode" if "mode" in str(error) else "key"
         raise RequestError(field, str(error)) from None
-    if not melody.bars or not any(bar.notes for bar in melody.bars):
-        raise RequestError(field, "the MIDI file has no melody notes")
-    if melody.meter != meter:
-        raise RequestError(
-            field,
-            f"the melody is in {melody.meter} but the request asks for {meter}; "
-            f"pass --meter {melody.meter}",
-        )
-    if any(bar.meter != meter for bar in melody.bars):
-        raise RequestError(
-            field, "the melody changes meter; only single-meter melodies are supported"
-        )
-    low, high = MELODY_PITCH_RANGE
-    for index, bar in enumerate(melody.bars):
-        for note in bar.notes:
-            if not low <= note.pitch <= high:
-                raise RequestError(
-                    field,
-                    f"bar {index + 1}: pitch {note.pitch} is outside the melody range "
-                    f"{low}..{high} (MIDI numbers)",
-                )
-    return melody
+
+    tempo = request.tempo_bpm if request.HasField("tempo_bpm") else DEFAULT_TEMPO_BPM
+    low, high = TEMPO_RANGE_BPM
+    if not low <= tempo <= high:
+        raise RequestError("tempo_bpm", f"{tempo:g} is outside {low:g}..{high:g} beats per minute")
+
+    try:
+        meter = Meter.parse(request.meter or "4/4")
+    except MusicError as error:
+        raise RequestError("meter", str(error)) from None
+    if meter not in SUPPORTED_METERS:
+        supported = ", ".join(str(m) for m in SUPPORTED_METERS)
+        raise RequestError("meter", f"{meter} is not supported (supported: {supported})")
+    return key, tempo, meter

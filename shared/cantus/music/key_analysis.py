@@ -41,6 +41,30 @@ def heard_key(melody: Melody) -> Key | None:
     return music21_key_to_key(part.analyze("key"))
 
 
+def heard_key_among(melody: Melody, candidates: Sequence[Key]) -> Key | None:
+    """Of ``candidates`` (e.g. the major and relative minor a key signature allows), the
+    one music21's key analysis of the melody correlates best with; None without notes."""
+    from music21 import note, stream
+
+    from cantus.music.music21_io import music21_key_to_key
+
+    notes = melody.notes_absolute()
+    if not notes or not candidates:
+        return None
+    part = stream.Stream()
+    for n in notes:
+        part.insert(
+            n.onset / TICKS_PER_QUARTER,
+            note.Note(n.pitch, quarterLength=n.duration / TICKS_PER_QUARTER),
+        )
+    best = part.analyze("key")
+    correlation = {}
+    for interpretation in [best, *best.alternateInterpretations]:
+        key = music21_key_to_key(interpretation)
+        correlation.setdefault(key, interpretation.correlationCoefficient)
+    return max(candidates, key=lambda key: correlation.get(key, -1.0))
+
+
 def _label(melody: Melody) -> tuple[int, str] | None:
     key = heard_key(melody)
     return None if key is None else (key.tonic, key.mode.value)

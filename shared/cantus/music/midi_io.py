@@ -21,6 +21,7 @@ from fractions import Fraction
 
 import mido
 
+from cantus.music.melody_reading import FORMAT_MIDI, KeySignature, MelodyReading
 from cantus.music.notes import (
     TICKS_PER_QUARTER,
     Key,
@@ -28,8 +29,10 @@ from cantus.music.notes import (
     Meter,
     Mode,
     MusicError,
+    Note,
     Track,
 )
+from cantus.music.pickup import estimate_pickup, right_align_pickup
 from cantus.music.transcription import (
     TimedNote,
     estimate_key,
@@ -43,6 +46,7 @@ __all__ = [
     "estimate_key",
     "melody_to_midi_bytes",
     "midi_bytes_to_melody",
+    "read_midi_melody",
     "tracks_to_midi_bytes",
 ]
 
@@ -159,10 +163,12 @@ def _parse_track(index: int, offset: int, chunk: bytes, ticks_per_beat: int) -> 
 
 @dataclass
 class _Voice:
-    """The notes of one track (all channels but drums) gathered while reading."""
+    """The notes of one track (all channels but drums) gathered while reading, and the
+    channel of each note (``channels[i]`` for ``notes[i]``)."""
 
     name: str = ""
     notes: list[TimedNote] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +178,9 @@ class _Conductor:
     time_signatures: list[tuple[int, int, int]] = field(default_factory=list)  # (tick, n, d)
     key: Key | None = None
     key_tick: int = -1
+    # Whether the key signature says minor: a MIDI key signature's mode byte is 0 (major)
+    # in most exports whatever the tune, so only the minor flag is taken as stated.
+    key_mode_stated: bool = False
 
 
 def _key_from_meta(name: str) -> Key:
@@ -204,10 +213,13 @@ def _read_voices(
                         voice.notes.append(
                             TimedNote(start * scale, tick * scale, message.note, velocity)
                         )
+                        voice.channels.append(message.channel)
             elif kind == "track_name" and not voice.name:
                 voice.name = message.name.strip()
-            elif kind == "set_tempo" and (
-                conductor.tempo_bpm is None or tick < conductor.tempo_tick
+            elif (
+                kind == "set_tempo"
+                and message.tempo > 0  # 0 µs per quarter is no tempo (and divides by zero)
+                and (conductor.tempo_bpm is None or tick < conductor.tempo_tick)
             ):
                 conductor.tempo_bpm = round(mido.tempo2bpm(message.tempo), 2)
                 conductor.tempo_tick = tick
@@ -219,11 +231,13 @@ def _read_voices(
                 except MusicError:
                     continue
                 conductor.key_tick = tick
+                conductor.key_mode_stated = message.key.endswith("m")
         # Notes still sounding when the track ends stop there.
-        for (_, pitch), starts in open_notes.items():
+        for (channel, pitch), starts in open_notes.items():
             for start, velocity in starts:
                 if tick > start:
                     voice.notes.append(TimedNote(start * scale, tick * scale, pitch, velocity))
+                    voice.channels.append(channel)
         voices.append(voice)
     return voices, conductor
 
@@ -285,6 +299,208 @@ def midi_bytes_to_melody(
     key = conductor.key or default_key or estimate_key(line)
     tempo = conductor.tempo_bpm if conductor.tempo_bpm is not None else default_tempo_bpm
     return Melody(key, tempo, tuple(bars))
+
+
+# ---------------------------------------------------------------- reading: a given melody
+
+MELODY_PART_NAMES = frozenset(
+    {"melody", "lead", "vocal", "vocals", "voice", "soprano", "singer", "tune", "song"}
+)
+"""Words that mark a track as the melody when they occur in its name (case-insensitive)."""
+
+MAX_MELODY_NOTES = 5_000
+"""Most notes the chosen melody line may hold before reduction (a 64-bar tune has under
+1,100 sixteenths); more is not a melody, and reducing it would take long."""
+
+MAX_READ_BARS = 1_000
+"""Longest melody (bars) a file may span; beyond it a file is refused before bars are
+built, so a huge delta time cannot make a huge list."""
+
+MONOPHONIC_OVERLAP = 0.1
+"""A line counts as monophonic when at most this fraction of its notes start while an
+earlier note still sounds."""
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One candidate melody line: the notes of one channel of one track."""
+
+    track: int
+    channel: int
+    name: str
+    notes: list[TimedNote]
+
+    @property
+    def label(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return f"track {self.track}{name} (channel {self.channel + 1})"
+
+    @property
+    def overlap_fraction(self) -> float:
+        ordered = sorted(self.notes, key=lambda n: n.onset)
+        overlapping, sounding_until = 0, Fraction(-1)
+        for note in ordered:
+            if note.onset < sounding_until:
+                overlapping += 1
+            sounding_until = max(sounding_until, note.end)
+        return overlapping / len(ordered) if ordered else 0.0
+
+    @property
+    def mean_pitch(self) -> float:
+        return sum(n.pitch for n in self.notes) / len(self.notes)
+
+
+def _lines(voices: Sequence[_Voice]) -> list[_Line]:
+    """Every (track, channel) with notes: a type 0 file keeps each instrument on its own
+    channel of its one track."""
+    lines = []
+    for index, voice in enumerate(voices):
+        by_channel: dict[int, list[TimedNote]] = defaultdict(list)
+        for note, channel in zip(voice.notes, voice.channels, strict=True):
+            by_channel[channel].append(note)
+        for channel in sorted(by_channel):
+            lines.append(_Line(index, channel, voice.name, by_channel[channel]))
+    return lines
+
+
+def _names_melody(name: str) -> bool:
+    words = "".join(c if c.isalnum() else " " for c in name.lower()).split()
+    return any(word in MELODY_PART_NAMES for word in words)
+
+
+def _choose_line(lines: Sequence[_Line]) -> tuple[_Line, str]:
+    """The melody line and why: the first line whose track name says melody (lead, vocal,
+    ...), else the highest monophonic line, else the highest line."""
+    if not lines:
+        raise MidiError("no notes: the file holds no note events outside the drum channel")
+    if len(lines) == 1:
+        return lines[0], f"{lines[0].label}, the only part with notes"
+    named = [line for line in lines if _names_melody(line.name)]
+    if named:
+        return named[0], f"{named[0].label}, named as the melody"
+    monophonic = [line for line in lines if line.overlap_fraction <= MONOPHONIC_OVERLAP]
+    if monophonic:
+        best = max(monophonic, key=lambda line: line.mean_pitch)
+        return best, f"{best.label}, the highest of {len(monophonic)} single-note lines"
+    best = max(lines, key=lambda line: line.mean_pitch)
+    return best, f"{best.label}, the highest of {len(lines)} parts (none plays one note at a time)"
+
+
+def _bar_number(tick: int, pickup: int, meter: Meter) -> int:
+    """1-based bar number of ``tick`` (file ticks at 480 per quarter) in a tune whose first
+    full bar starts at ``pickup`` (the pickup bar, if any, is bar 1)."""
+    full_bars = (tick - pickup) // meter.bar_ticks
+    return full_bars + (2 if pickup else 1)
+
+
+def _single_meter(
+    changes: Sequence[tuple[int, Meter]],
+) -> tuple[Meter, int]:
+    """The melody's meter and the pickup a short first bar marks (0: none), from the file's
+    (tick, meter) map; ``MidiError`` naming the bar where the meter changes."""
+    meter = changes[0][1]
+    pickup = 0
+    rest = list(changes[1:])
+    if rest and rest[0][0] == meter.bar_ticks and meter.bar_ticks < rest[0][1].bar_ticks:
+        # A short first bar then the tune's meter: how notation programs write a pickup.
+        pickup, meter = meter.bar_ticks, rest[0][1]
+        rest = rest[1:]
+    for tick, changed in rest:
+        if changed != meter:
+            raise MidiError(
+                f"the meter changes from {meter} to {changed} at bar "
+                f"{_bar_number(tick, pickup, meter)}; a melody must keep one meter "
+                "(a shorter pickup bar is fine)"
+            )
+    return meter, pickup
+
+
+def _drop_leading_empty_bars(notes: list[Note], meter: Meter) -> tuple[list[Note], int]:
+    """Notes moved earlier by the whole empty bars before the first one (an intro other
+    tracks play, a count-in), and how many bars that was."""
+    empty_bars = notes[0].onset // meter.bar_ticks if notes else 0
+    if not empty_bars:
+        return notes, 0
+    shift = empty_bars * meter.bar_ticks
+    return [Note(n.onset - shift, n.pitch, n.duration, n.velocity) for n in notes], empty_bars
+
+
+def read_midi_melody(data: bytes) -> MelodyReading:
+    """Read a musician's melody from a type 0 or 1 Standard MIDI File, saying what was read.
+
+    The melody is the track named melody (lead, vocal, voice, ...), else the highest line
+    that plays one note at a time, else the highest line, where a line is one channel of
+    one track (so type 0 files with several instruments work); a line with chords or
+    overlapping voices is reduced to its top note, with a notice. The meter is the file's
+    time signature (4/4 when it has none, as the standard says); a pickup is a short
+    first bar, a leading rest, or, when the notes start at once, found by
+    ``estimate_pickup``, and it is kept right-aligned in bar 1. Whole empty bars before
+    the first note are dropped. The tempo is the first set_tempo (None if none); the key
+    signature is reported for ``melody_files`` to settle the key.
+
+    Raises ``MidiError`` (and no other exception) for data that is not MIDI, is truncated
+    or corrupt, has no notes, changes meter after the first bar (naming the bar), spans
+    more than ``MAX_READ_BARS`` bars or holds more than ``MAX_MELODY_NOTES`` notes in the
+    chosen line.
+    """
+    header, offset = _read_header(bytes(data))
+    chunks = _track_chunks(bytes(data), header, offset)
+    tracks = [
+        _parse_track(index, chunk_offset, chunk, header.ticks_per_beat)
+        for index, (chunk_offset, chunk) in enumerate(chunks)
+    ]
+    voices, conductor = _read_voices(tracks, header.ticks_per_beat)
+    line, part = _choose_line(_lines(voices))
+    if len(line.notes) > MAX_MELODY_NOTES:
+        raise MidiError(
+            f"{line.label} holds {len(line.notes)} notes; a melody may have at most "
+            f"{MAX_MELODY_NOTES}"
+        )
+    changes = _meter_map(conductor, header.ticks_per_beat)
+    meter, pickup = _single_meter(changes)
+    snapped = snap_to_grid(line.notes)
+    span_bars = max(n.end for n in snapped) // min(m.bar_ticks for _, m in changes) + 1
+    if span_bars > MAX_READ_BARS:
+        raise MidiError(
+            f"the notes of {line.label} span {span_bars} bars; at most {MAX_READ_BARS} "
+            "can be read (is a time value corrupt?)"
+        )
+    notes, dropped = skyline(snapped)
+    notices = []
+    if len(notes) < len(snapped):
+        notices.append(
+            f"{line.label} plays several notes at once: kept its top line, "
+            f"{len(snapped) - len(notes)} of {len(snapped)} notes left out"
+            + (f" ({dropped} of them under a higher voice)" if dropped else "")
+        )
+    if pickup:
+        # The file's barlines fall a pickup after tick 0: move the pickup to the end of bar 1.
+        notes = right_align_pickup(notes, pickup, meter)
+    elif notes[0].onset == 0 and conductor.time_signatures:
+        # Bar 1 starts with a note and nothing marks a pickup: find where the barlines
+        # fall (without a time signature there is no meter to measure against).
+        pickup = estimate_pickup(notes, meter)
+        notes = right_align_pickup(notes, pickup, meter)
+    elif notes[0].onset % meter.bar_ticks:
+        # A leading rest already places the pickup against the file's barlines.
+        pickup = meter.bar_ticks - notes[0].onset % meter.bar_ticks
+    notes, empty_bars = _drop_leading_empty_bars(notes, meter)
+    if empty_bars:
+        notices.append(f"left out {empty_bars} empty bar(s) before the melody's first note")
+    key_signature = (
+        KeySignature(conductor.key, conductor.key_mode_stated) if conductor.key else None
+    )
+    return MelodyReading(
+        file_format=FORMAT_MIDI,
+        bars=tuple(notes_to_bars(notes, [(0, meter)])),
+        meter=meter,
+        meter_from_file=bool(conductor.time_signatures),
+        pickup_ticks=pickup,
+        tempo_bpm=conductor.tempo_bpm,
+        key_signature=key_signature,
+        part=part,
+        notices=tuple(notices),
+    )
 
 
 # ---------------------------------------------------------------- writing

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from cantus.music.melody_reading import KeySignature, MelodyReading
 from cantus.music.notes import TICKS_PER_QUARTER, Key, Melody, Meter, Mode, MusicError
 from cantus.music.styles import TEMPO_RANGE_BPM
 from cantus.music.transcription import (
@@ -196,8 +197,12 @@ def _score_meter(part: Any) -> Meter:
             raise ScoreConversionError(
                 IRREGULAR_BARS, "a bar holds more than the meter allows (music21 split it)"
             )
+        first = signatures[0].ratioString
+        change = next(ts for ts in signatures if ts.ratioString != first)
         raise ScoreConversionError(
-            METER_CHANGE, f"the meter changes within the tune: {', '.join(sorted(ratios))}"
+            METER_CHANGE,
+            f"the meter changes from {first} to {change.ratioString} at bar "
+            f"{change.measureNumber}; a melody must keep one meter",
         )
     try:
         return Meter.parse(signatures[0].ratioString)
@@ -254,25 +259,9 @@ def _score_key(part: Any, notes: Sequence[Any], mode_is_explicit: bool) -> Key:
     return estimate_key(notes)
 
 
-def score_to_melody(
-    score: stream.Score | stream.Part | stream.Opus,
-    *,
-    default_tempo_bpm: float,
-    mode_is_explicit: bool = True,
-    max_off_grid_fraction: float = 0.05,
-    max_polyphonic_fraction: float = 0.2,
-) -> Melody:
-    """Convert a music21 score to a quantized monophonic ``Melody`` (velocity 90).
-
-    Tempo comes from the first metronome mark, else ``default_tempo_bpm``; the key from the
-    first key object when ``mode_is_explicit``, else from the key signature plus the notes
-    (``estimate_key``). Raises ``ScoreConversionError`` when there is no single meter, a
-    measure is longer than a bar, more than ``max_off_grid_fraction`` (0..1) of notes are off
-    the sixteenth grid, more than ``max_polyphonic_fraction`` of notes lie under an
-    independent higher voice, or no notes remain.
-    """
-    part = melody_part(score)
-    meter = _score_meter(part)
+def _timed_line(part: Any, meter: Meter) -> list[TimedNote]:
+    """The part's notes laid out on full bars of ``meter`` (ticks from the start, a pickup
+    measure right-aligned in bar 1, ties merged)."""
     from music21 import stream as m21_stream
 
     measures = list(part.getElementsByClass(m21_stream.Measure))
@@ -297,12 +286,38 @@ def score_to_melody(
                 timed.append(TimedNote(onset, onset + duration, pitch))
     if not timed:
         raise ScoreConversionError(NO_NOTES, "the melody part has no notes")
+    return timed
 
+
+def _check_grid(timed: Sequence[TimedNote], max_off_grid_fraction: float) -> None:
     off_grid = off_grid_fraction(timed)
     if off_grid > max_off_grid_fraction:
         raise ScoreConversionError(
             OFF_GRID, f"{off_grid:.0%} of notes are off the sixteenth grid (triplets?)"
         )
+
+
+def score_to_melody(
+    score: stream.Score | stream.Part | stream.Opus,
+    *,
+    default_tempo_bpm: float,
+    mode_is_explicit: bool = True,
+    max_off_grid_fraction: float = 0.05,
+    max_polyphonic_fraction: float = 0.2,
+) -> Melody:
+    """Convert a music21 score to a quantized monophonic ``Melody`` (velocity 90).
+
+    Tempo comes from the first metronome mark, else ``default_tempo_bpm``; the key from the
+    first key object when ``mode_is_explicit``, else from the key signature plus the notes
+    (``estimate_key``). Raises ``ScoreConversionError`` when there is no single meter, a
+    measure is longer than a bar, more than ``max_off_grid_fraction`` (0..1) of notes are off
+    the sixteenth grid, more than ``max_polyphonic_fraction`` of notes lie under an
+    independent higher voice, or no notes remain.
+    """
+    part = melody_part(score)
+    meter = _score_meter(part)
+    timed = _timed_line(part, meter)
+    _check_grid(timed, max_off_grid_fraction)
     line, dropped = skyline(snap_to_grid(timed))
     if dropped > max_polyphonic_fraction * len(timed):
         raise ScoreConversionError(
@@ -313,3 +328,151 @@ def score_to_melody(
         raise ScoreConversionError(NO_NOTES, "no notes remain after quantization")
     key = _score_key(part, line, mode_is_explicit)
     return Melody(key, _score_tempo(score, default_tempo_bpm), tuple(bars))
+
+
+# ---------------------------------------------------------------- a given melody
+
+MELODY_PART_WORDS = frozenset(
+    {"melody", "lead", "vocal", "vocals", "voice", "soprano", "singer", "tune", "song"}
+)
+"""Words that mark a part as the melody when they occur in its name (case-insensitive)."""
+
+MAX_SCORE_NOTES = 5_000
+"""Most notes the melody part may hold (a 64-bar tune has under 1,100 sixteenths)."""
+
+MAX_SCORE_BARS = 1_000
+"""Longest melody (bars) a score may span; beyond it the score is refused before bars
+are built, so a huge duration cannot make a huge list."""
+
+
+def _part_label(index: int, part: Any) -> str:
+    name = (part.partName or "").strip()
+    return f"part {index + 1}" + (f" {name!r}" if name else "")
+
+
+def _names_melody(part: Any) -> bool:
+    text = f"{part.partName or ''} {part.id}".lower()
+    words = "".join(c if c.isalnum() else " " for c in text).split()
+    return any(word in MELODY_PART_WORDS for word in words)
+
+
+def _note_stats(part: Any) -> tuple[int, float, float]:
+    """(note count, fraction of chords and overlapping notes, mean top pitch) of a part."""
+    events = [n for n in part.flatten().notes if getattr(n, "pitches", ())]
+    if not events:
+        return 0, 0.0, 0.0
+    chords = sum(1 for n in events if len(n.pitches) > 1)
+    overlapping, sounding_until = 0, -1.0
+    for event in sorted(events, key=lambda n: float(n.offset)):
+        if float(event.offset) < sounding_until:
+            overlapping += 1
+        sounding_until = max(sounding_until, float(event.offset + event.duration.quarterLength))
+    top = sum(max(p.midi for p in n.pitches) for n in events) / len(events)
+    return len(events), (chords + overlapping) / len(events), top
+
+
+def choose_melody_part(score: Any) -> tuple[Any, str]:
+    """The part that holds the melody and why: the first part named melody (lead, vocal,
+    voice, soprano, ...), else the highest part that plays one note at a time, else the
+    highest part. A score without parts is its own part."""
+    from music21 import stream as m21_stream
+
+    parts = list(score.getElementsByClass(m21_stream.Part))
+    if not parts:
+        return score, "the score's single line"
+    if len(parts) == 1:
+        return parts[0], f"{_part_label(0, parts[0])}, the only part"
+    for index, part in enumerate(parts):
+        if _names_melody(part):
+            return part, f"{_part_label(index, part)}, named as the melody"
+    stats = [(index, part, *_note_stats(part)) for index, part in enumerate(parts)]
+    with_notes = [s for s in stats if s[2] > 0]
+    if not with_notes:
+        raise ScoreConversionError(NO_NOTES, "no part of the score has notes")
+    single = [s for s in with_notes if s[3] <= 0.1]
+    pool = single or with_notes
+    index, part, *_ = max(pool, key=lambda s: s[4])
+    why = (
+        f"the highest of {len(single)} single-note parts"
+        if single
+        else f"the highest of {len(with_notes)} parts (none plays one note at a time)"
+    )
+    return part, f"{_part_label(index, part)}, {why}"
+
+
+def _score_key_signature(part: Any, mode_is_explicit: bool) -> KeySignature | None:
+    from music21 import key as m21_key
+
+    signatures = list(part.recurse().getElementsByClass(m21_key.KeySignature))
+    if not signatures:
+        return None
+    first = signatures[0]
+    if isinstance(first, m21_key.Key) and mode_is_explicit:
+        return KeySignature(music21_key_to_key(first), mode_stated=True)
+    if not -7 <= first.sharps <= 7:
+        return None  # a nonsense signature says nothing
+    major, _ = key_signature_candidates(first.sharps)
+    return KeySignature(major, mode_stated=False)
+
+
+def _file_tempo(score: Any) -> float | None:
+    sentinel = -1.0
+    tempo = _score_tempo(score, sentinel)
+    return None if tempo == sentinel else tempo
+
+
+def read_score_melody(
+    score: Any,
+    *,
+    file_format: str,
+    mode_is_explicit: bool = True,
+    max_off_grid_fraction: float = 0.05,
+) -> MelodyReading:
+    """Read a musician's melody from a parsed MusicXML or ABC score, saying what was read.
+
+    The melody is the part ``choose_melody_part`` picks; a pickup measure is kept
+    right-aligned in bar 1; chords and overlapping voices are reduced to the top note, with
+    a notice. Raises ``ScoreConversionError`` when the meter changes (naming the bar), a
+    measure is longer than a bar, too many notes are off the sixteenth grid, the part has
+    no notes, more than ``MAX_SCORE_NOTES`` notes or spans more than ``MAX_SCORE_BARS``."""
+    from music21 import meter as m21_meter
+
+    part, why = choose_melody_part(score)
+    count, _, _ = _note_stats(part)
+    if count > MAX_SCORE_NOTES:
+        raise ScoreConversionError(
+            NO_NOTES, f"the melody part holds {count} notes; at most {MAX_SCORE_NOTES}"
+        )
+    meter_from_file = bool(list(part.recurse().getElementsByClass(m21_meter.TimeSignature)))
+    meter = _score_meter(part) if meter_from_file else Meter(4, 4)
+    timed = _timed_line(part, meter)
+    span = max(n.end for n in timed) / meter.bar_ticks
+    if span > MAX_SCORE_BARS:
+        raise ScoreConversionError(
+            IRREGULAR_BARS, f"the melody spans {span:.0f} bars; at most {MAX_SCORE_BARS}"
+        )
+    _check_grid(timed, max_off_grid_fraction)
+    snapped = snap_to_grid(timed)
+    line, _ = skyline(snapped)
+    notices = []
+    if len(line) < len(snapped):
+        notices.append(
+            f"the melody part plays several notes at once: kept its top line, "
+            f"{len(snapped) - len(line)} of {len(snapped)} notes left out"
+        )
+    bars = drop_trailing_empty_bars(notes_to_bars(line, [(0, meter)]))
+    if not bars:
+        raise ScoreConversionError(NO_NOTES, "no notes remain after quantization")
+    first_onset = line[0].onset
+    pickup = meter.bar_ticks - first_onset if 0 < first_onset < meter.bar_ticks else 0
+    return MelodyReading(
+        file_format=file_format,
+        bars=tuple(bars),
+        meter=meter,
+        meter_from_file=meter_from_file,
+        pickup_ticks=pickup,
+        tempo_bpm=_file_tempo(score),
+        key_signature=_score_key_signature(part, mode_is_explicit),
+        part=why,
+        notices=tuple(notices),
+    )
