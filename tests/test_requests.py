@@ -70,3 +70,19 @@ def test_settings_know_the_render_presets():
     from cantus.settings import MASTERING_PRESETS
 
     assert set(PRESETS) == set(MASTERING_PRESETS)
+
+
+def test_an_unknown_palette_is_rejected_naming_the_field():
+    with pytest.raises(RequestError) as raised:
+        validate_compose_request(api.ComposeRequest(palette="kazoo"), max_bars=64)
+    assert raised.value.field == "palette"
+    assert "kazoo" in raised.value.problem and "piano-strings" in raised.value.problem
+
+
+def test_the_palette_defaults_from_style_and_mood_and_can_be_chosen():
+    calm = validate_compose_request(api.ComposeRequest(mood="calm"), max_bars=64).spec
+    happy = validate_compose_request(api.ComposeRequest(mood="happy"), max_bars=64).spec
+    chosen = validate_compose_request(
+        api.ComposeRequest(style="celtic", mood="energetic", palette="lullaby"), max_bars=64
+    ).spec
+    assert (calm.palette, happy.palette, chosen.palette) == ("piano-strings", "folk", "lullaby")

@@ -40,6 +40,7 @@ from cantus.music.form import (
 from cantus.music.melody_reading import MelodyReading
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
+from cantus.render.palettes import PALETTES, default_palette
 from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -107,6 +108,10 @@ def validate_compose_request(
     mood = request.mood or "calm"
     if mood not in MOOD_ENERGY:
         raise RequestError("mood", f"unknown mood {mood!r} (known: {', '.join(MOOD_ENERGY)})")
+
+    palette = request.palette or default_palette(Style(style), mood)
+    if palette not in PALETTES:
+        raise RequestError("palette", f"unknown palette {palette!r} (known: {', '.join(PALETTES)})")
 
     language = request.lyrics_language or "en"
     if language not in LYRICS_LANGUAGES:
@@ -182,6 +187,7 @@ def validate_compose_request(
         lyrics_rhyme_scheme=rhyme_scheme if theme else "",
         loudness_preset=request.loudness_preset,
         form=form_to_pb(plan),
+        palette=palette,
     )
     if given is not None:
         spec.given_melody.CopyFrom(given.info)

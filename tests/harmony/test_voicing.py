@@ -225,3 +225,68 @@ def test_chorale_voicing_stays_under_the_tune_without_parallels():
     second = sorted(n.pitch for n in notes if n.onset == 960)
     assert first[-1] < 67 and second[-1] < 69
     assert parallel_rate([(*first, 67), (*second, 69)]) == (0, 1)
+
+
+# --- under the melody ---------------------------------------------------------------------
+
+melody_bars = st.lists(
+    st.tuples(st.integers(55, 84), st.sampled_from([240, 480, 960])), min_size=1, max_size=8
+)
+
+
+def _bar_of(notes: list[tuple[int, int]], meter: Meter = FOUR):
+    from cantus.music.notes import Bar
+
+    out, onset = [], 0
+    for pitch, duration in notes:
+        if onset + duration > meter.bar_ticks:
+            break
+        out.append(Note(onset, pitch, duration))
+        onset += duration
+    return Bar(meter, tuple(out))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    melody_bars,
+    st.sampled_from(["C", "Am", "G7", "F", "Dm7", "E", "Bb", "F#m7b5", "C/E", "Esus4"]),
+    st.sampled_from(["C", "G", "Am", "D7", "Ebmaj7"]),
+    st.sampled_from([Style.FOLK, Style.CELTIC]),
+)
+def test_folk_and_celtic_voicings_sit_under_the_melody(notes, first, second, style):
+    """The voicing rule (issue #15): no chord note at or above a melody note it sounds
+    with, for a tune from G3 up; every chord tone still there, four or three notes."""
+    bar = _bar_of(notes)
+    spans = halves(first, second)
+    voicing = voice_chords(spans, style=style, previous_voicing=None, melody=bar)
+    for chord in voicing:
+        over = [m.pitch for m in bar.notes if m.onset < chord.end and m.end > chord.onset]
+        assert not over or chord.pitch < min(over), (chord, bar.notes)
+    for span in spans:
+        pitches = [n.pitch for n in voicing if n.onset == span.onset]
+        assert len(pitches) in (3, 4)
+        assert all(43 <= p <= 72 for p in pitches)
+
+
+def test_voicings_under_a_moving_tune_still_move_by_small_steps():
+    from cantus.music.notes import Bar
+
+    progression = ["C", "Am", "F", "G7", "C", "Dm", "G", "C"]
+    tunes = [76, 72, 69, 71, 67, 65, 74, 72]
+    previous, moves = None, []
+    for symbol, top in zip(progression, tunes, strict=True):
+        bar = Bar(FOUR, (Note(0, top, FOUR.bar_ticks),))
+        notes = voice_chords(
+            whole_bar(symbol), style=Style.FOLK, previous_voicing=previous, melody=bar
+        )
+        voicing = tuple(sorted(n.pitch for n in notes))
+        assert voicing[-1] < top
+        if previous is not None and len(previous) == len(voicing):
+            moves.append(max(abs(a - b) for a, b in zip(previous, voicing, strict=True)))
+        previous = voicing
+    # A tune falling a fourth may push one voice by up to a fifth; most changes are steps.
+    assert max(moves) <= 7 and sum(moves) / len(moves) <= 4
+
+
+def test_the_bass_sits_in_a_bass_register():
+    assert BASS_RANGE[1] <= 52 and BASS_RANGE[0] >= 28

@@ -119,6 +119,13 @@ def compose(
     ] = "auto",
     style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
     mood: Annotated[str, typer.Option(help="calm, happy, energetic, …")] = "calm",
+    palette: Annotated[
+        str,
+        typer.Option(
+            help="The sound: folk, celtic, chorale, piano, piano-strings, strings, harp-flute, "
+            "ambient, lullaby, therapy (default: from style and mood)"
+        ),
+    ] = "",
     seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random)")] = None,
     lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
@@ -147,6 +154,7 @@ def compose(
         meter=meter,
         style=style,
         mood=mood,
+        palette=palette,
         lyrics_theme=lyrics,
         lyrics_language=lang,
         lyrics_rhyme_scheme=rhyme,
@@ -503,6 +511,23 @@ def eval_harmony(
     )
     text = format_report(report, command=command) + "\n" + format_controls(controls)
     _emit_report(text, out)
+
+
+@eval_app.command("arrangement")
+def eval_arrangement(
+    pieces: Annotated[int, typer.Option(help="Pieces composed in process")] = 24,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the requests and the sampling")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Is the melody the top voice? Masking rate from piece.mid and the melody's margin in
+    its band of the mixed audio over pieces composed in process (mixed keys, meters, styles,
+    moods), and each palette's streamed real-time factor."""
+    from cantus.eval.arrangement import format_run, run_arrangement_eval
+
+    with console.status(f"composing and arranging {pieces} pieces…"):
+        run = run_arrangement_eval(pieces, bars=bars, seed=seed)
+    _emit_report(format_run(run, command=_invoked_command()), out)
 
 
 @eval_app.command("lyrics")

@@ -151,9 +151,19 @@ PART_PROFILES: dict[str, PartProfile] = {
         compressor=(-28.0, 2.0, 40.0, 300.0),
         reverb_send=0.4,
     ),
+    # Colour (a contrasting section's own accompaniment, a layer in the last return): like
+    # the chords, on the pad's side of the stage, its low mids cut to leave the tune room.
+    "colour": PartProfile(
+        gain_db=-5.0,
+        pan=0.35,
+        highpass_hz=120.0,
+        eq=(("peak", 350.0, -2.5, 1.0), ("high_shelf", 6000.0, -2.0, 0.7)),
+        compressor=(-26.0, 2.0, 20.0, 200.0),
+        reverb_send=0.3,
+    ),
 }
-"""Mix profiles of the parts the arrangement makes (four, and the pad of a piece with a form
-plan); other names get ``PartProfile()``."""
+"""Mix profiles of the parts the arrangement makes (four, and the pad and colour of a piece
+with a form plan); other names get ``PartProfile()``."""
 
 BUS_COMPRESSOR = (-22.0, 2.0, 20.0, 200.0)
 """Glue compressor on the mix bus: threshold dBFS, ratio, attack ms, release ms."""

@@ -229,6 +229,12 @@ def default_palette(style: Style, mood: str) -> str:
     return STYLE_BANDS[style]
 
 
+def spec_palette(style: Style, mood: str, name: str) -> Palette:
+    """The palette of a piece spec: ``name``, or for a spec from before palettes (empty)
+    the default of its style and mood."""
+    return get_palette(name or default_palette(style, mood))
+
+
 def get_palette(name: str) -> Palette:
     """The palette called ``name``; ``PaletteError`` naming the known ones otherwise."""
     try:

@@ -56,6 +56,7 @@ from cantus.render.arrangement import (
     arrange_tracks,
     segment_level_db,
 )
+from cantus.render.palettes import Palette, spec_palette
 from cantus.render.tempo import TempoMap, ending_tempo_map, midi_tempo_changes
 from cantus.v1 import events_pb2 as pb
 
@@ -197,6 +198,11 @@ class PieceParts:
     def bar_ticks(self) -> int:
         return spec_meter(self.spec).bar_ticks
 
+    @property
+    def palette(self) -> Palette:
+        """The spec's palette (its style and mood's default for a spec without one)."""
+        return spec_palette(spec_style(self.spec), self.spec.mood, self.spec.palette)
+
     def tracks(self, first: int, count: int) -> list[Track]:
         """The arranged parts of bars ``first`` .. ``first + count - 1`` (section by section
         with a form plan), onsets from the start of bar ``first``."""
@@ -210,6 +216,7 @@ class PieceParts:
             humanise=Humanise(self.spec.seed) if self.humanise else None,
             tempo_bpm=self.spec.tempo_bpm,
             form=piece_form(self),
+            palette=self.palette,
         )
 
     def piece_tracks(self, first: int, count: int) -> list[Track]:
@@ -375,7 +382,9 @@ class SegmentAudio:
         first, count = parts.segment_bars(segment, segment_bars)
         end_tick = (first + count) * parts.bar_ticks
         stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
-        level = segment_level_db(piece_form(parts), spec_style(parts.spec), first, count)
+        level = segment_level_db(
+            piece_form(parts), spec_style(parts.spec), first, count, parts.palette
+        )
         chunks = [self._master.process(stems, level_db=level)]
         if segment == parts.segment_count(segment_bars) - 1:
             chunks.append(self._master.finish(self._renderer.finish_stems(TAIL_SECONDS)))
@@ -662,6 +671,7 @@ def _summary_json(
         "tempo_bpm": parts.spec.tempo_bpm,
         "bars": parts.bar_count,
         "form": _form_summary(parts),
+        "palette": parts.palette.name,
         "duration_seconds": round(parts.seconds_before_bar(parts.bar_count), 3),
         "audio_duration_seconds": round(result.audio_seconds, 3),
         "loudness": result.loudness,

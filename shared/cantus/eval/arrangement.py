@@ -1,0 +1,337 @@
+"""``cantus eval arrangement``: is the melody heard over its arrangement, and does every
+palette render fast enough for a station?
+
+Pieces are composed in process as the stack composes them: the shipped melody model along
+the form plan ``auto`` picks (``cantus.melody.local_composition``), keys, meters, styles
+and moods mixed; the shipped harmony model under the plan (``ModelHarmonizer``), voiced and
+given a bass line as the harmony service does; arranged by the render service's
+``PieceParts`` in the palette the gateway picks for style and mood. Per piece:
+
+* the **masking rate** of its ``piece.mid`` (``cantus.eval.masking``): the share of melody
+  notes under which another pitched part sounds at or above them;
+* the **melody margin**: the melody stem against the sum of the other stems, each through
+  its part's mix chain (gain, EQ, compression, pan; ``cantus.render.mix``), in the melody's
+  own band (its lowest fundamental to the second harmonic of its highest), dB, the median
+  over the 46 ms frames where the melody sounds.
+
+Then one piece per palette is streamed as the render service streams it (4-bar segments
+through ``SegmentAudio``) for its real-time factor.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cantus.eval.masking import midi_masking
+from cantus.music.form import AUTO, plan_form
+from cantus.music.notes import Key, Melody, Meter, Mode
+from cantus.music.styles import MOOD_ENERGY, Energy, Style
+from cantus.settings import REPO_ROOT
+
+MELODY_CHECKPOINT = REPO_ROOT / "shared/cantus/checkpoints/melody_lm.pt"
+HARMONY_CHECKPOINT = REPO_ROOT / "shared/cantus/checkpoints/harmony_gru.pt"
+METERS = tuple(Meter.parse(m) for m in ("4/4", "3/4", "6/8", "2/4", "9/8", "12/8"))
+MOODS = ("calm", "happy", "energetic", "tender", "bright", "dreamy", "sad", "driving")
+STYLES = (Style.FOLK, Style.CELTIC, Style.CHORALE)
+TEMPOS = (88.0, 112.0, 132.0, 72.0, 100.0)
+SEGMENT_BARS = 4
+FRAME = 2048
+"""Samples per spectrum frame of the margin (46 ms at 44.1 kHz)."""
+
+
+@dataclass(frozen=True)
+class PieceRequest:
+    key: Key
+    meter: Meter
+    tempo_bpm: float
+    style: Style
+    mood: str
+    palette: str
+    seed: int
+
+    @property
+    def energy(self) -> Energy:
+        return MOOD_ENERGY[self.mood]
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    request: PieceRequest
+    melody_notes: int
+    masked: int
+    margin_db: float
+
+    @property
+    def masking(self) -> float:
+        return self.masked / self.melody_notes if self.melody_notes else 0.0
+
+
+def mixed_requests(pieces: int, *, seed: int = 0) -> list[PieceRequest]:
+    """``pieces`` requests cycling keys (major and minor), meters, styles, moods and tempos
+    at co-prime strides, each in the default palette of its style and mood."""
+    from cantus.render.palettes import default_palette
+
+    out = []
+    for index in range(pieces):
+        style = STYLES[index % len(STYLES)]
+        mood = MOODS[(index * 3) % len(MOODS)]
+        if style is Style.CHORALE and not METERS[index % len(METERS)].numerator % 3:
+            meter = Meter(4, 4)  # chorales are in simple duple or triple time
+        else:
+            meter = METERS[index % len(METERS)]
+        out.append(
+            PieceRequest(
+                key=Key((index * 7) % 12, Mode.MINOR if index % 2 else Mode.MAJOR),
+                meter=meter,
+                tempo_bpm=TEMPOS[index % len(TEMPOS)],
+                style=style,
+                mood=mood,
+                palette=default_palette(style, mood),
+                seed=seed * 1000 + index,
+            )
+        )
+    return out
+
+
+def compose_melodies(requests: Sequence[PieceRequest], bars: int) -> list[Melody | None]:
+    """Melodies of ``requests`` from the shipped model, as the melody service composes."""
+    from cantus.melody.checkpoint import load_melody_checkpoint
+    from cantus.melody.controls import Controls
+    from cantus.melody.local_composition import PhraseSampling, compose_pieces
+
+    model, tokenizer, _ = load_melody_checkpoint(MELODY_CHECKPOINT)
+    jobs = [(Controls(r.key, r.meter, r.tempo_bpm, r.style, r.energy), r.seed) for r in requests]
+    return compose_pieces(model, tokenizer, jobs, n_bars=bars, sampling=PhraseSampling())
+
+
+def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str | None = None):  # type: ignore[no-untyped-def]
+    """``PieceParts`` of ``melody`` harmonised under its form plan as the harmony service
+    does, its spec carrying ``palette`` (default: the request's)."""
+    from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
+    from cantus.harmony.cadence import bar_harmony_plan
+    from cantus.harmony.context import beats_to_spans
+    from cantus.harmony.serving import MelodyToHarmonize
+    from cantus.harmony.voicing import bass_line, tune_before, voice_chords
+    from cantus.music.chords import roman_numeral
+    from cantus.render.piece import PieceParts
+    from cantus.v1 import events_pb2 as pb
+
+    bars = melody.bars
+    key = request.key
+    plan = plan_form(AUTO, bars=len(bars), key=key, energy=request.energy)
+    spec = pb.PieceSpec(
+        key_tonic=key.tonic,
+        mode=mode_to_pb(key.mode),
+        tempo_bpm=request.tempo_bpm,
+        meter_numerator=request.meter.numerator,
+        meter_denominator=request.meter.denominator,
+        bars=len(bars),
+        style=request.style.value,
+        mood=request.mood,
+        energy=request.energy.value,
+        seed=request.seed,
+        melody_source=pb.MELODY_SOURCE_COMPOSE,
+        form=form_to_pb(plan),
+        palette=palette or request.palette,
+    )
+    (beats,) = harmonizer.harmonize(
+        [MelodyToHarmonize(bars, key, request.style, request.energy, plan)]
+    )
+    melody_pb, harmony, lyrics = {}, {}, {}
+    voicing_before, melody_before = None, ()
+    for index, bar in enumerate(bars):
+        bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=request.energy)
+        spans = beats_to_spans(bar, beats[index], key)
+        voicing = voice_chords(
+            spans,
+            style=request.style,
+            previous_voicing=voicing_before,
+            melody=bar,
+            melody_before=melody_before,
+        )
+        last_onset = max((n.onset for n in voicing), default=None)
+        if last_onset is not None:
+            voicing_before = tuple(sorted(n.pitch for n in voicing if n.onset == last_onset))
+        melody_before = tune_before(bar, bar.meter.bar_ticks)
+        meta = pb.EventMeta(piece_id="0" * 32, index=index)
+        melody_pb[index] = pb.MelodyBar(meta=meta, spec=spec, notes=notes_to_pb(bar.notes))
+        harmony[index] = pb.HarmonyBar(
+            meta=meta,
+            spec=spec,
+            chords=[
+                pb.ChordSpan(
+                    onset_ticks=s.onset,
+                    duration_ticks=s.duration,
+                    symbol=str(s.symbol),
+                    roman=roman_numeral(s.symbol, key),
+                    pitch_classes=sorted(s.symbol.pitch_classes),
+                )
+                for s in spans
+            ],
+            voicing=notes_to_pb(voicing),
+            bass=notes_to_pb(
+                bass_line(spans, bar.meter, style=request.style, energy=bar_plan.energy)
+            ),
+        )
+        lyrics[index] = pb.LyricLine(meta=meta, spec=spec, first_bar=index, bar_count=1)
+    return PieceParts(spec, melody_pb, harmony, lyrics, None)
+
+
+def _band_power(audio: np.ndarray, low_hz: float, high_hz: float, rate: int) -> np.ndarray:
+    """Power in ``low_hz..high_hz`` of each ``FRAME`` of mono ``audio`` (Hann window)."""
+    frames = len(audio) // FRAME
+    if frames == 0:
+        return np.zeros(0)
+    shaped = audio[: frames * FRAME].reshape(frames, FRAME) * np.hanning(FRAME)
+    spectrum = np.abs(np.fft.rfft(shaped, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(FRAME, 1.0 / rate)
+    band = (freqs >= low_hz) & (freqs <= high_hz)
+    return spectrum[:, band].sum(axis=1)
+
+
+def melody_margin_db(stems: dict[str, np.ndarray], rate: int, pitch_range: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """The melody stem against the rest, each part through its mix chain, in the melody's
+    band (``pitch_range``'s lowest fundamental, a quarter tone lower, to the second
+    harmonic of its highest), dB: the median over frames where the melody sounds (within
+    30 dB of its loudest frame)."""
+    from cantus.render.mix import PART_PROFILES, PartProfile, _pan_gains, _part_board, _run
+
+    treated: dict[str, np.ndarray] = {}
+    for name, stem in stems.items():
+        profile = PART_PROFILES.get(name, PartProfile())
+        board = _part_board(profile, rate)
+        treated[name] = (_run(board, stem, rate) * _pan_gains(profile.pan, profile.gain_db)).mean(
+            axis=1
+        )
+    low = 440.0 * 2 ** ((pitch_range[0] - 69) / 12) * 2 ** (-1 / 24)
+    high = 2 * 440.0 * 2 ** ((pitch_range[1] - 69) / 12) * 2 ** (1 / 24)
+    melody = _band_power(treated["melody"], low, high, rate)
+    rest_audio = sum(
+        (a for n, a in treated.items() if n != "melody"), np.zeros_like(treated["melody"])
+    )
+    rest = _band_power(rest_audio, low, high, rate)
+    if not len(melody) or melody.max() <= 0:
+        return float("nan")
+    sounding = melody > melody.max() * 1e-3
+    ratios = 10 * np.log10((melody[sounding] + 1e-12) / (rest[sounding] + 1e-12))
+    return float(np.median(ratios))
+
+
+def measure_piece(parts, request: PieceRequest) -> PieceResult:  # type: ignore[no-untyped-def]
+    from cantus.render.synth import SAMPLE_RATE, render_stems
+
+    masking = midi_masking(parts.midi(0, parts.bar_count))
+    tracks = parts.piece_tracks(0, parts.bar_count)
+    stems = render_stems(tracks, tempo_bpm=parts.tempo_map, sample_rate=SAMPLE_RATE)
+    pitches = [n.pitch for t in tracks if t.name == "melody" for n in t.notes]
+    margin = melody_margin_db(stems, SAMPLE_RATE, (min(pitches), max(pitches)))
+    return PieceResult(request, masking.melody_notes, masking.masked, margin)
+
+
+def streamed_rtf(parts) -> float:  # type: ignore[no-untyped-def]
+    """Seconds of audio per second of rendering, streamed in ``SEGMENT_BARS``-bar segments
+    as the render service does (synthesis, mix, streaming master)."""
+    from cantus.render.piece import SegmentAudio
+
+    started = time.perf_counter()
+    audio = SegmentAudio(parts.tempo_map)
+    seconds = 0.0
+    for segment in range(parts.segment_count(SEGMENT_BARS)):
+        seconds += audio.render(parts, segment, SEGMENT_BARS).duration_seconds
+    return seconds / (time.perf_counter() - started)
+
+
+@dataclass
+class ArrangementRun:
+    pieces: list[PieceResult]
+    failed: int
+    rtf: dict[str, float]
+    bars: int
+    seconds: float
+
+
+def run_arrangement_eval(pieces: int = 24, *, bars: int = 16, seed: int = 0) -> ArrangementRun:
+    """Compose, arrange and measure ``pieces`` pieces, then stream one per palette."""
+    import torch
+
+    from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
+    from cantus.render.palettes import PALETTES
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    requests = mixed_requests(pieces, seed=seed)
+    melodies = compose_melodies(requests, bars)
+    harmonizer = ModelHarmonizer(HarmonyServing.load(HARMONY_CHECKPOINT))
+    results, failed, parts_of = [], 0, []
+    for request, melody in zip(requests, melodies, strict=True):
+        if melody is None:
+            failed += 1
+            continue
+        parts = piece_parts(request, melody, harmonizer)
+        parts_of.append((request, melody))
+        results.append(measure_piece(parts, request))
+    rtf = {}
+    if parts_of:
+        request, melody = parts_of[0]
+        for name in PALETTES:
+            rtf[name] = streamed_rtf(piece_parts(request, melody, harmonizer, palette=name))
+    return ArrangementRun(results, failed, rtf, bars, time.perf_counter() - started)
+
+
+def _summary(values: Sequence[float], worst) -> str:  # type: ignore[no-untyped-def]
+    return f"{statistics.median(values):.1f} | {statistics.fmean(values):.1f} | {worst(values):.1f}"
+
+
+def format_run(run: ArrangementRun, *, command: str, before: str = "") -> str:
+    rates = [100 * p.masking for p in run.pieces]
+    margins = [p.margin_db for p in run.pieces if not np.isnan(p.margin_db)]
+    lines = [
+        "# Arrangement: the melody on top",
+        "",
+        f"Command: `{command}` ({platform.machine()}, Python {platform.python_version()}; "
+        f"2 CPU cores shared with other work; {run.seconds:.0f} s).",
+        "",
+        f"{len(run.pieces)} pieces of {run.bars} bars composed in process (shipped melody and "
+        f"harmony models, form `auto`), keys, meters, styles and moods mixed, each in the "
+        f"default palette of its style and mood ({run.failed} failed to compose).",
+        "",
+        "| measure | median | mean | worst |",
+        "|---|---|---|---|",
+        f"| masking rate, % of melody notes with another pitched part at or above them "
+        f"| {_summary(rates, max)} |",
+        f"| melody margin in its band, dB (melody stem against the rest, mixed) "
+        f"| {_summary(margins, min)} |",
+        "",
+    ]
+    if before:
+        lines += [before, ""]
+    lines += [
+        "| style | meter | key | mood | palette | melody notes | masked | margin dB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in run.pieces:
+        r = p.request
+        lines.append(
+            f"| {r.style.value} | {r.meter} | {r.key.name} | {r.mood} | {r.palette} "
+            f"| {p.melody_notes} | {p.masked} ({100 * p.masking:.1f} %) | {p.margin_db:.1f} |"
+        )
+    lines += [
+        "",
+        "## Real-time factor per palette (streamed)",
+        "",
+        "The first piece above re-arranged in every palette and streamed in "
+        f"{SEGMENT_BARS}-bar segments through the render service's `SegmentAudio` "
+        "(FluidSynth, mix, streaming master): seconds of audio per second of rendering.",
+        "",
+        "| palette | real-time factor |",
+        "|---|---|",
+    ]
+    for name, value in run.rtf.items():
+        lines.append(f"| {name} | {value:.1f} |")
+    return "\n".join(lines) + "\n"
