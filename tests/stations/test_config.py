@@ -21,6 +21,8 @@ def test_defaults_and_round_trip():
     ("text", "field"),
     [
         ("styles: {jazz: 1}", "styles"),
+        ("palettes: {kazoo: 1}", "palettes"),
+        ("palettes: {piano: 0}", "palettes"),
         ("tempo_bpm: [120, 80]", "tempo_bpm"),
         ("tempo_bpm: [20, 80]", "tempo_bpm"),
         ("energy: [0.5, 1.5]", "energy"),

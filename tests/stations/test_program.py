@@ -88,3 +88,10 @@ def test_underrun_is_counted_once_per_dry_spell():
 def test_requests_carry_the_station_loudness_preset():
     program = Program(new_status("s", CONFIG + "loudness_preset: broadcast\n"))
     assert {request.loudness_preset for _, request in fill(program)} == {"broadcast"}
+
+
+def test_requests_carry_a_palette_from_the_station_mix():
+    program = Program(new_status("s", CONFIG + "palettes: {piano: 1, lullaby: 1}\n"))
+    assert {request.palette for _, request in fill(program)} <= {"piano", "lullaby"}
+    default = Program(new_status("s", CONFIG))
+    assert {request.palette for _, request in fill(default)} == {""}  # style and mood pick

@@ -5,6 +5,7 @@ is a ``StationConfigError`` naming the field.
 Example ``station.yaml``::
 
     styles: {folk: 2, celtic: 1}
+    palettes: {piano-strings: 1, harp-flute: 1}   # optional; default: from style and mood
     tempo_bpm: [80, 110]
     energy: [0.2, 0.6]
     keys: [C, G, D, F]
@@ -55,6 +56,10 @@ class StationConfig(BaseModel):
     styles: dict[str, float] = Field(
         default_factory=lambda: {"folk": 1.0}, description="style → relative weight (> 0)"
     )
+    palettes: dict[str, float] = Field(
+        default_factory=dict,
+        description="palette → relative weight (> 0); empty: each piece's style and mood pick",
+    )
     tempo_bpm: tuple[float, float] = Field((80.0, 120.0), description="quarter-note BPM range")
     energy: tuple[float, float] = Field((0.0, 1.0), description="energy (arousal) range, 0..1")
     keys: list[str] = Field(default_factory=lambda: ["C", "G", "D", "F", "A", "Bb"])
@@ -85,6 +90,18 @@ class StationConfig(BaseModel):
                 raise ValueError(f"unknown style {style!r} (known: {', '.join(known)})")
             if weight <= 0:
                 raise ValueError(f"weight of {style!r} is {weight}; it must be > 0")
+        return value
+
+    @field_validator("palettes")
+    @classmethod
+    def _known_palettes(cls, value: dict[str, float]) -> dict[str, float]:
+        from cantus.render.palettes import PALETTES
+
+        for palette, weight in value.items():
+            if palette not in PALETTES:
+                raise ValueError(f"unknown palette {palette!r} (known: {', '.join(PALETTES)})")
+            if weight <= 0:
+                raise ValueError(f"weight of {palette!r} is {weight}; it must be > 0")
         return value
 
     @field_validator("tempo_bpm")

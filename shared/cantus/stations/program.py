@@ -197,6 +197,10 @@ class Program:
             seed=seed,
             loudness_preset=self.config.loudness_preset,
         )
+        if self.config.palettes:
+            names = list(self.config.palettes)
+            weights = [self.config.palettes[name] for name in names]
+            request.palette = rng.choices(names, weights=weights)[0]
         if self.config.lyrics:
             request.lyrics_theme = self.config.lyrics_theme
         # append copies the message: hand back the entry the program holds, so that what
