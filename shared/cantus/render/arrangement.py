@@ -775,6 +775,12 @@ def _bar_parts(
             hold = fermata_ticks(meter)
             for name in ("melody", "chords", "bass", "pad", "colour"):
                 parts[name] = _held(parts[name], meter.bar_ticks, hold)
+    if palette.melody_scale != 1.0:
+        parts["melody"] = _shifted(parts["melody"], 0, palette.melody_scale)
+    if palette.accompaniment_scale != 1.0:
+        for name in ACCOMPANYING_PARTS:
+            if name in parts:
+                parts[name] = _shifted(parts[name], 0, palette.accompaniment_scale)
     if palette.percussion == BODHRAN:
         parts["drums"] = as_bodhran(parts["drums"])
     melody = parts["melody"]

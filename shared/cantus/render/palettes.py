@@ -38,7 +38,10 @@ class Palette:
     melody's instrument at high energy instead of ``melody`` (None: the same).
     ``accompaniment``: the chords' pattern in stated sections; ``contrast``: the colour
     part's pattern in contrasting ones. ``dynamics`` scales every velocity (a lullaby
-    plays softer)."""
+    plays softer); ``melody_scale`` and ``accompaniment_scale`` balance the tune against
+    the rest (sustained accompaniments such as an organ or a string bed fill the tune's
+    band with their overtones, so they play softer and the tune louder: measured by the
+    melody margin of ``cantus eval arrangement``)."""
 
     name: str
     summary: str
@@ -52,6 +55,8 @@ class Palette:
     contrast: str = ARPEGGIO
     melody_high: int | None = None
     dynamics: float = 1.0
+    melody_scale: float = 1.0
+    accompaniment_scale: float = 1.0
 
     def programs(self, energy: Energy) -> dict[str, int]:
         """Program of each pitched part at ``energy``."""
@@ -111,6 +116,8 @@ PALETTES: dict[str, Palette] = {
             colour=48,
             accompaniment=BLOCK,
             contrast=BLOCK,
+            melody_scale=1.1,
+            accompaniment_scale=0.8,
         ),
         Palette(
             "piano",
@@ -122,6 +129,8 @@ PALETTES: dict[str, Palette] = {
             colour=0,
             accompaniment=ARPEGGIO,
             contrast=ALBERTI,
+            melody_scale=1.1,
+            accompaniment_scale=0.8,
         ),
         Palette(
             "piano-strings",
@@ -134,6 +143,8 @@ PALETTES: dict[str, Palette] = {
             colour=48,
             accompaniment=ARPEGGIO,
             contrast=SUSTAIN,
+            melody_scale=1.2,
+            accompaniment_scale=0.65,
         ),
         Palette(
             "strings",
@@ -145,6 +156,8 @@ PALETTES: dict[str, Palette] = {
             colour=45,
             accompaniment=SUSTAIN,
             contrast=ARPEGGIO,
+            melody_scale=1.1,
+            accompaniment_scale=0.85,
         ),
         Palette(
             "harp-flute",
@@ -159,15 +172,17 @@ PALETTES: dict[str, Palette] = {
         ),
         Palette(
             "ambient",
-            "soft piano over a warm pad, a choir pad, bowed glass in the bridge",
+            "soft piano over a warm pad and cello, a choir pad, bowed glass in the bridge",
             melody=0,
             chords=89,
-            bass=89,
+            bass=42,
             pad=91,
             colour=92,
             accompaniment=SUSTAIN,
             contrast=SUSTAIN,
             dynamics=0.85,
+            melody_scale=1.15,
+            accompaniment_scale=0.8,
         ),
         Palette(
             "lullaby",
