@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -559,14 +560,41 @@ def bench_render(
         "streaming"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the first arrangement")] = 0,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            help="Instead: CPU time by step of the render service's handler over whole "
+            "form pieces (--pieces of --bars), in process"
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Synthesis + mixing + mastering: real-time factor streamed and offline, loudness
-    error against the preset, true peak, clicks at segment joints."""
+    error against the preset, true peak, clicks at segment joints. With --profile: where
+    the render service's CPU time goes, step by step."""
     import json
     import platform
     import time
 
+    if profile:
+        from cantus.bench.render_profile import format_profile, run_render_profile
+
+        with console.status(f"rendering {pieces} form pieces through the render handler…"):
+            result = run_render_profile(pieces, bars=bars)
+        text = "\n".join(
+            [
+                "# Render profile",
+                "",
+                f"Command: `{_invoked_command()}` ({platform.machine()}, "
+                f"Python {platform.python_version()}, {os.cpu_count()} cores, load average "
+                f"{os.getloadavg()[0]:.2f} at the end).",
+                "",
+                format_profile(result),
+                "",
+            ]
+        )
+        _emit_report(text, out)
+        return
     from cantus.bench.render import format_report, run_render_bench
 
     started = time.perf_counter()

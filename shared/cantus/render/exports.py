@@ -16,16 +16,30 @@ ogg       Ogg Vorbis                   VBR, about 128 kbit/s for music
 opus      Ogg Opus                     resampled to 48 kHz (Opus's rate); about 120 kbit/s
 mp3       MPEG-1 Layer III             VBR, about 170 kbit/s for music
 ========  ===========================  ======================================================
+
+Where ``ffmpeg`` is installed (``make setup``, the render image), Opus and MP3 go through
+its libopus and libmp3lame instead, with the settings libsndfile uses (Opus at libopus's
+automatic bit rate, MP3 at LAME VBR quality 2.5): the same codec and the same rate, for a
+third of the CPU time of the encoders in the ``soundfile`` wheel (docs/results/
+render_profile.md). Either way the same audio always encodes to the same bytes.
+``audio_export_files`` encodes the formats side by side, each in its own thread (libsndfile
+and ffmpeg run outside the GIL).
 """
 
 from __future__ import annotations
 
 import io
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile
 from scipy.signal import resample_poly
+
+from cantus.render.subprocesses import run_program
 
 OPUS_SAMPLE_RATE = 48000
 """Opus encodes at 8, 12, 16, 24 or 48 kHz only; we always use 48 kHz."""
@@ -42,6 +56,9 @@ class ExportFormat:
     media_type: str
     compression_level: float | None = None
     dither_bits: int | None = None
+    ffmpeg_codec: tuple[str, ...] = ()
+    """ffmpeg output options that encode this format as libsndfile would; empty: libsndfile
+    only."""
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
@@ -50,8 +67,23 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
     "flac": ExportFormat("FLAC", "PCM_16", ".flac", "audio/flac", dither_bits=16),
     "flac24": ExportFormat("FLAC", "PCM_24", ".flac", "audio/flac"),
     "ogg": ExportFormat("OGG", "VORBIS", ".ogg", "audio/ogg"),
-    "opus": ExportFormat("OGG", "OPUS", ".opus", "audio/ogg; codecs=opus"),
-    "mp3": ExportFormat("MP3", "MPEG_LAYER_III", ".mp3", "audio/mpeg", compression_level=0.25),
+    "opus": ExportFormat(
+        "OGG",
+        "OPUS",
+        ".opus",
+        "audio/ogg; codecs=opus",
+        # libsndfile leaves libopus at OPUS_AUTO: 60 * 48000 / 960 + 48000 * 2 channels.
+        ffmpeg_codec=("-c:a", "libopus", "-b:a", "99000", "-f", "ogg"),
+    ),
+    "mp3": ExportFormat(
+        "MP3",
+        "MPEG_LAYER_III",
+        ".mp3",
+        "audio/mpeg",
+        compression_level=0.25,
+        # libsndfile sets LAME's VBR quality to 10 x the compression level.
+        ffmpeg_codec=("-c:a", "libmp3lame", "-q:a", "2.5", "-f", "mp3"),
+    ),
 }
 """Every export by name (see the module docstring)."""
 
@@ -91,6 +123,9 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     if spec.dither_bits:
         data = tpdf_dither(data, spec.dither_bits)
     data = np.clip(data, -1.0, 1.0)
+    ffmpeg = shutil.which("ffmpeg") if spec.ffmpeg_codec else None
+    if ffmpeg:
+        return ffmpeg_encode(ffmpeg, data, rate, spec.ffmpeg_codec, label=f"ffmpeg {fmt}")
     buffer = io.BytesIO()
     try:
         soundfile.write(
@@ -104,6 +139,31 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise ExportError(f"could not encode {fmt}: {error}") from None
     return buffer.getvalue()
+
+
+def ffmpeg_encode(
+    ffmpeg: str, data: np.ndarray, sample_rate: int, codec: tuple[str, ...], *, label: str
+) -> bytes:
+    """Float ``[samples, channels]`` audio encoded by ``ffmpeg`` with the output options
+    ``codec`` (codec, rate, container); bit-exact, so the same audio gives the same bytes."""
+    # A file, not a pipe: the MP3 muxer goes back to fill in its Xing header (frame count
+    # and seek table), without which decoders stop early.
+    with tempfile.TemporaryDirectory(prefix="cantus-encode-") as folder:
+        output = Path(folder) / "encoded"
+        command = [
+            ffmpeg,
+            *("-hide_banner", "-loglevel", "error", "-nostdin"),
+            *("-f", "f32le", "-ar", str(sample_rate), "-ac", str(data.shape[1]), "-i", "pipe:0"),
+            *("-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"),
+            *codec,
+            str(output),
+        ]
+        done = run_program(command, label=label, stdin=np.ascontiguousarray(data, "<f4").tobytes())
+        encoded = output.read_bytes() if output.exists() else b""
+    if done.returncode != 0 or not encoded:
+        message = done.stderr.decode(errors="replace").strip()[-500:]
+        raise ExportError(f"ffmpeg could not encode ({label}): {message}")
+    return encoded
 
 
 def export_file_name(fmt: str, stem: str = "piece") -> str:
@@ -120,5 +180,12 @@ DEFAULT_EXPORTS = ("wav", "flac", "mp3", "opus")
 def audio_export_files(
     audio: np.ndarray, sample_rate: int, formats: tuple[str, ...] = DEFAULT_EXPORTS
 ) -> dict[str, bytes]:
-    """Every export of one mastered piece by stored file name (``piece.wav``, …)."""
-    return {export_file_name(fmt): export_audio(audio, sample_rate, fmt) for fmt in formats}
+    """Every export of one mastered piece by stored file name (``piece.wav``, …), encoded
+    side by side."""
+    if len(formats) <= 1:
+        return {export_file_name(fmt): export_audio(audio, sample_rate, fmt) for fmt in formats}
+    with ThreadPoolExecutor(max_workers=len(formats), thread_name_prefix="export") as pool:
+        encoded = [pool.submit(export_audio, audio, sample_rate, fmt) for fmt in formats]
+        return {
+            export_file_name(fmt): done.result() for fmt, done in zip(formats, encoded, strict=True)
+        }

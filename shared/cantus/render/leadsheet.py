@@ -6,8 +6,9 @@ LilyPond: ``musicxml2ly`` (shipped with LilyPond) converts it, ``lilypond`` type
 We convert from MusicXML rather than writing LilyPond by hand or using music21's own
 LilyPond writer because music21 already solves the hard part (splitting odd durations
 into tied notes, tuplets, spelling) and musicxml2ly maps ``<harmony>`` to a ChordNames
-staff and ``<lyric>`` to lyrics reliably. Engraving takes about 2-4 s a page (LilyPond
-start-up dominates).
+staff and ``<lyric>`` to lyrics reliably. LilyPond's start-up costs more than a short lead
+sheet's typesetting, so one long-lived LilyPond engraves them all
+(``cantus.render.lilypond_server``).
 
 A piece with a form plan (``cantus.music.form``) gets a rehearsal mark with each section's
 label on the section's first bar, a double barline where a section ends (the piece's end keeps
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
+from cantus.render.lilypond_server import EngravingFailed, ServerUnavailable, engrave_with_server
+from cantus.render.subprocesses import ProgramTimeout, run_program
 
 if TYPE_CHECKING:
     from cantus.music.form import FormPlan
@@ -280,15 +282,12 @@ def tidy_lilypond_source(source: str) -> str:
 
 def _run(command: list[str], folder: Path, timeout_s: float) -> None:
     try:
-        done = subprocess.run(
-            command, cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise LeadsheetError(f"{command[0]} took more than {timeout_s:g} s") from None
+        done = run_program(command, label=Path(command[0]).name, cwd=folder, timeout_s=timeout_s)
+    except ProgramTimeout as error:
+        raise LeadsheetError(str(error)) from None
     if done.returncode != 0:
-        raise LeadsheetError(
-            f"{command[0]} failed with status {done.returncode}: {done.stderr.strip()[-800:]}"
-        )
+        stderr = done.stderr.decode(errors="replace").strip()[-800:]
+        raise LeadsheetError(f"{command[0]} failed with status {done.returncode}: {stderr}")
 
 
 def engrave_leadsheet(
@@ -309,18 +308,13 @@ def engrave_leadsheet(
         _run([converter, "--output=sheet.ly", "sheet.musicxml"], folder, timeout_s)
         source = folder / "sheet.ly"
         source.write_text(tidy_lilypond_source(source.read_text()))
-        _run(
-            [
-                engraver,
-                "--formats=pdf,png",
-                f"-dresolution={resolution_dpi}",
-                "-o",
-                "sheet",
-                "sheet.ly",
-            ],
-            folder,
-            timeout_s,
-        )
+        options = ("--formats=pdf,png", f"-dresolution={resolution_dpi}")
+        try:
+            engrave_with_server(engraver, options, source.resolve(), timeout_s)
+        except EngravingFailed as error:
+            raise LeadsheetError(str(error)) from None
+        except ServerUnavailable:  # typeset by a lilypond of its own instead
+            _run([engraver, *options, "-o", "sheet", "sheet.ly"], folder, timeout_s)
         pdf = (folder / "sheet.pdf").read_bytes()
         pages = sorted(
             folder.glob("sheet-page*.png"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)

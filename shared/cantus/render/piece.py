@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import time
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -262,8 +263,10 @@ def encode_segment_audio(
 ) -> bytes:
     """Float ``[samples, 2]`` audio as one small Ogg Opus file (48 kHz), at about ``kbps``
     kbit/s, lower if that would exceed ``max_bytes``; ``b""`` for no samples. The Ogg
-    stream gets serial number ``serial``, so the same audio always gives the same bytes."""
-    import soundfile
+    stream gets serial number ``serial``, so the same audio always gives the same bytes.
+    Encoded by ffmpeg's libopus where ffmpeg is installed, else by libsndfile's."""
+    import shutil
+
     from scipy.signal import resample_poly
 
     from cantus.render.exports import OPUS_SAMPLE_RATE
@@ -279,34 +282,57 @@ def encode_segment_audio(
             data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
         ).astype(np.float32)
     data = np.clip(data, -1.0, 1.0)
+    ffmpeg = shutil.which("ffmpeg")
     encoded = b""
-    for level in (_opus_level(bits_per_second), 1.0):  # 1.0: libsndfile's lowest rate
-        buffer = io.BytesIO()
-        soundfile.write(
-            buffer,
-            data,
-            OPUS_SAMPLE_RATE,
-            format="OGG",
-            subtype="OPUS",
-            compression_level=level,
-        )
-        encoded = set_ogg_serial(buffer.getvalue(), serial)
+    for rate in (bits_per_second, OPUS_LOWEST_BITS_PER_SECOND):
+        if ffmpeg:
+            encoded = _ffmpeg_opus(ffmpeg, data, rate, serial)
+        else:
+            encoded = set_ogg_serial(_libsndfile_opus(data, rate), serial)
         if len(encoded) <= max_bytes:
             break
     return encoded
 
 
-def _ogg_crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 24
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
-        table.append(crc & 0xFFFFFFFF)
-    return table
+OPUS_LOWEST_BITS_PER_SECOND = 6000.0
+"""The fallback rate of a segment too long for its byte limit (libsndfile's lowest)."""
 
 
-_OGG_CRC = _ogg_crc_table()
+def _ffmpeg_opus(ffmpeg: str, data: np.ndarray, bits_per_second: float, serial: int) -> bytes:
+    from cantus.render.exports import OPUS_SAMPLE_RATE, ffmpeg_encode
+
+    codec = (
+        *("-c:a", "libopus", "-b:a", str(round(bits_per_second))),
+        *("-serial_offset", str(serial), "-f", "ogg"),
+    )
+    return ffmpeg_encode(ffmpeg, data, OPUS_SAMPLE_RATE, codec, label="ffmpeg segment opus")
+
+
+def _libsndfile_opus(data: np.ndarray, bits_per_second: float) -> bytes:
+    import soundfile
+
+    from cantus.render.exports import OPUS_SAMPLE_RATE
+
+    buffer = io.BytesIO()
+    soundfile.write(
+        buffer,
+        data,
+        OPUS_SAMPLE_RATE,
+        format="OGG",
+        subtype="OPUS",
+        compression_level=_opus_level(bits_per_second),
+    )
+    return buffer.getvalue()
+
+
+_BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def ogg_crc(data: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, not reflected, initial value and
+    final XOR 0), computed by zlib's reflected CRC-32 on the bit-reversed bytes."""
+    reflected = zlib.crc32(data.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
 
 
 def set_ogg_serial(data: bytes, serial: int) -> bytes:
@@ -321,9 +347,7 @@ def set_ogg_serial(data: bytes, serial: int) -> bytes:
         end = position + 27 + segments + body
         out[position + 14 : position + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
         out[position + 22 : position + 26] = b"\0\0\0\0"
-        crc = 0
-        for byte in out[position:end]:
-            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+        crc = ogg_crc(bytes(out[position:end]))
         out[position + 22 : position + 26] = crc.to_bytes(4, "little")
         position = end
     return bytes(out)
@@ -570,10 +594,10 @@ def render_piece_files(
 
     with step("midi"):
         result.files["piece.mid"] = parts.midi(0, parts.bar_count)
-    # The lead sheet first: LilyPond (a subprocess, ~2-5 s) engraves it while the audio
-    # is synthesised, mastered and encoded here.
+    # The lead sheet first: LilyPond (a subprocess) engraves it while the audio is
+    # mastered and encoded and the pictures are drawn.
     engraving: Future[EngravedLeadsheet] | None = None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engrave")
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="piece-files")
     if leadsheet:
         from cantus.render.leadsheet import engrave_leadsheet, leadsheet_musicxml
 
@@ -603,20 +627,29 @@ def render_piece_files(
             mastered = master(stems, SAMPLE_RATE, preset)
             _record_loudness(result, mastered)
         del stems
+    # The encoders (ffmpeg or libsndfile, outside the GIL) run while the pictures are drawn.
+    encoding: Future[tuple[dict[str, bytes], float]] | None = None
     if mastered is not None:
-        with step("encode"):
-            result.files.update(
-                audio_export_files(mastered.audio, SAMPLE_RATE, tuple(audio_formats))
-            )
+        encoding = pool.submit(
+            _timed, audio_export_files, mastered.audio, SAMPLE_RATE, tuple(audio_formats)
+        )
+    pictures: dict[str, bytes] = {}  # filed after the audio, in the order files always had
     with step("pianoroll"):
-        result.files[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
+        pictures[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
     with step("selfsim"):
         from cantus.render.selfsim import SELFSIM_FILE, selfsim_png
 
         melody = [pb_to_bar(parts.melody[i].notes, meter) for i in range(parts.bar_count)]
-        result.files[SELFSIM_FILE] = selfsim_png(
+        pictures[SELFSIM_FILE] = selfsim_png(
             melody, key=spec_key(parts.spec), plan=piece_form(parts), title=piece_title(parts)
         )
+    if encoding is not None:
+        with step("encode"):
+            exported, seconds = encoding.result()
+            result.files.update(exported)
+        if "encode" not in result.errors:
+            result.timings["encode"] = round(seconds, 3)  # its own time, not the wait
+    result.files.update(pictures)
     if engraving is not None:
         with step("engrave"):
             engraved = engraving.result()
@@ -628,6 +661,12 @@ def render_piece_files(
     result.timings["wall"] = round(time.perf_counter() - started, 3)  # steps overlap
     result.files["piece.json"] = _summary_json(parts, piece_id, event_log, result)
     return result
+
+
+def _timed(function, *args):  # type: ignore[no-untyped-def]
+    """``function(*args)`` and the seconds it took (for a step run beside others)."""
+    started = time.perf_counter()
+    return function(*args), time.perf_counter() - started
 
 
 class _Step:
