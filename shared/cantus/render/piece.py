@@ -284,18 +284,21 @@ def encode_segment_audio(
     data = np.clip(data, -1.0, 1.0)
     ffmpeg = shutil.which("ffmpeg")
     encoded = b""
-    for rate in (bits_per_second, OPUS_LOWEST_BITS_PER_SECOND):
+    for lowest in (False, True):
         if ffmpeg:
+            rate = OPUS_LOWEST_BITS_PER_SECOND if lowest else bits_per_second
             encoded = _ffmpeg_opus(ffmpeg, data, rate, serial)
-        else:
-            encoded = set_ogg_serial(_libsndfile_opus(data, rate), serial)
+        else:  # 1.0: libsndfile's lowest rate
+            level = 1.0 if lowest else _opus_level(bits_per_second)
+            encoded = set_ogg_serial(_libsndfile_opus(data, level), serial)
         if len(encoded) <= max_bytes:
             break
     return encoded
 
 
-OPUS_LOWEST_BITS_PER_SECOND = 6000.0
-"""The fallback rate of a segment too long for its byte limit (libsndfile's lowest)."""
+OPUS_LOWEST_BITS_PER_SECOND = 12000.0
+"""The fallback rate of a segment too long for its byte limit: libsndfile's lowest, 6 kbit/s
+a channel."""
 
 
 def _ffmpeg_opus(ffmpeg: str, data: np.ndarray, bits_per_second: float, serial: int) -> bytes:
@@ -308,7 +311,7 @@ def _ffmpeg_opus(ffmpeg: str, data: np.ndarray, bits_per_second: float, serial: 
     return ffmpeg_encode(ffmpeg, data, OPUS_SAMPLE_RATE, codec, label="ffmpeg segment opus")
 
 
-def _libsndfile_opus(data: np.ndarray, bits_per_second: float) -> bytes:
+def _libsndfile_opus(data: np.ndarray, level: float) -> bytes:
     import soundfile
 
     from cantus.render.exports import OPUS_SAMPLE_RATE
@@ -320,7 +323,7 @@ def _libsndfile_opus(data: np.ndarray, bits_per_second: float) -> bytes:
         OPUS_SAMPLE_RATE,
         format="OGG",
         subtype="OPUS",
-        compression_level=_opus_level(bits_per_second),
+        compression_level=level,
     )
     return buffer.getvalue()
 
