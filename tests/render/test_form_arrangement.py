@@ -303,3 +303,24 @@ def test_audio_follows_the_tempo_map_and_segments_join_without_a_gap():
         return integrated_loudness(joined[start:end], 44100)
 
     assert section_lufs(3) > section_lufs(0) + 2.0  # A'' (the last return) over A
+
+
+def test_each_phrase_swells_into_its_cadence_and_the_next_starts_softer():
+    from cantus.render.arrangement import PHRASE_SWELL, bar_arrangements
+
+    plan = plan_form("AABA", bars=16, key=C, energy=Energy.MID)
+    swells = [bar.swell for bar in bar_arrangements(plan, Style.FOLK)]
+    for section in plan.sections:
+        phrase = swells[section.first_bar : section.end_bar]
+        assert phrase == sorted(phrase) and phrase[0] < 1.0 < phrase[-1]
+        assert abs(phrase[-1] - 1.0 - PHRASE_SWELL) < 1e-9
+    parts, _ = planned_parts("AABA", 16, humanise=False)
+    melody = next(t for t in parts.piece_tracks(0, 16) if t.name == "melody")
+    ticks = parts.bar_ticks
+
+    def mean_velocity(bar):
+        notes = [n.velocity for n in melody.notes if bar * ticks <= n.onset < (bar + 1) * ticks]
+        return sum(notes) / len(notes)
+
+    # Louder into each cadence than at the phrase's start (the fixture's bars are alike).
+    assert mean_velocity(3) > mean_velocity(0) and mean_velocity(7) > mean_velocity(4)

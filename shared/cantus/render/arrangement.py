@@ -403,12 +403,26 @@ def segment_level_db(
 @dataclass(frozen=True)
 class BarArrangement:
     """What one bar plays: its section's arrangement, whether it opens a section (a crash),
-    leads into the next one (a fill or pickup) and ends the piece (the final chord held)."""
+    leads into the next one (a fill or pickup) and ends the piece (the final chord held),
+    and its ``swell``: the phrase's dynamics, a factor on every velocity."""
 
     section: SectionArrangement
     opens_section: bool = False
     leads_in: bool = False
     is_final: bool = False
+    swell: float = 1.0
+
+
+PHRASE_SWELL = 0.06
+"""A section is a phrase ending in its cadence: its velocities rise from 1 - this at its
+first bar to 1 + this at its cadence bar, and the next phrase starts soft again."""
+
+
+def phrase_swell(position: int, bars: int) -> float:
+    """The velocity factor of bar ``position`` (0-based) of a ``bars``-bar phrase."""
+    if bars < 2:
+        return 1.0
+    return 1.0 + PHRASE_SWELL * (2.0 * position / (bars - 1) - 1.0)
 
 
 def bar_arrangements(
@@ -425,6 +439,7 @@ def bar_arrangements(
                     opens_section=bar == section.first_bar and bar > 0,
                     leads_in=bar == section.end_bar - 1 and index + 1 < len(plan.sections),
                     is_final=bar == plan.total_bars - 1,
+                    swell=phrase_swell(bar - section.first_bar, section.bars),
                 )
             )
     return out
@@ -705,7 +720,7 @@ def _bar_parts(
     An unplanned bar (every part, dynamics 1, no section events) plays as it always has."""
     section = arrangement.section
     energy, playing = section.energy, section.parts
-    dynamics = section.dynamics * palette.dynamics
+    dynamics = section.dynamics * palette.dynamics * arrangement.swell
     meter = bar.melody.meter
     accompaniment = _accompaniment(
         bar.voicing,

@@ -331,6 +331,7 @@ class Mixer:
         )
         self._held: dict[str, np.ndarray] = {}
         self._held_samples = 0
+        self._sounded: set[str] = set()
 
     def _part(self, name: str) -> tuple[pb.Pedalboard, np.ndarray, float]:
         if name not in self._parts:
@@ -346,6 +347,13 @@ class Mixer:
         dry = np.zeros((length, 2), dtype=np.float32)
         send = np.zeros((length, 2), dtype=np.float32)
         for name in sorted(stems):  # a fixed order: float sums then do not depend on dicts
+            if name not in self._sounded:
+                # A part that has not yet sounded (drums of a palette without them, a
+                # bridge's colour before the bridge) would come out of its chain as exact
+                # zeros: skip the work until its first sound, in segments as at once.
+                if not stems[name].any():
+                    continue
+                self._sounded.add(name)
             board, pan, reverb_send = self._part(name)
             treated = _run(board, stems[name], self.sample_rate) * pan
             dry += treated
