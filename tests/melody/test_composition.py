@@ -112,12 +112,18 @@ def test_ornament_fills_a_third_with_a_passing_tone() -> None:
     assert varied == {bar, filled}
 
 
-def test_ornament_dots_two_equal_eighths() -> None:
-    bar = Bar(METER, (Note(0, 60, 240, 90), Note(240, 62, 240, 90), Note(480, 64, 1440, 90)))
+def test_ornament_dots_two_equal_quarters() -> None:
+    bar = Bar(METER, (Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)))
     dotted = {ornament(bar, C_MAJOR, random.Random(seed)) for seed in range(20)} - {bar}
     assert dotted == {
-        Bar(METER, (Note(0, 60, 360, 90), Note(360, 62, 120, 90), Note(480, 64, 1440, 90)))
+        Bar(METER, (Note(0, 60, 720, 90), Note(720, 62, 240, 90), Note(960, 64, 960, 90)))
     }
+
+
+def test_ornaments_never_split_eighths_into_sixteenths() -> None:
+    # a third filled or a dotted pair made of eighths would be sixteenths, rare in the corpus
+    eighths = Bar(METER, (Note(0, 60, 240, 90), Note(240, 64, 240, 90), Note(480, 62, 1440, 90)))
+    assert {ornament(eighths, C_MAJOR, random.Random(seed)) for seed in range(20)} == {eighths}
 
 
 def test_a_return_in_another_key_area_is_its_source_transposed_there() -> None:

@@ -147,6 +147,28 @@ def test_end_on_tonic_closes_the_last_bar_on_the_tonic(
     assert last_bar.notes and last_bar.notes[-1].pitch % 12 == key.tonic
 
 
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("meter", [Meter(4, 4), Meter(6, 8), Meter(3, 4), Meter(2, 4)])
+def test_a_cadence_tone_holds_the_last_beat_alone(seed: int, meter: Meter) -> None:
+    # no other note sounds in the cadence bar's last beat, and a cadence tone that reaches
+    # into it sounds through at least half of it: no sixteenth snatched before the bar line
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    key = Key(7)
+    prompt = _prefix(key, meter)
+    grammar = MelodyGrammar(VOCAB, n_bars=2, cadence_steps=HALF_CADENCE_STEPS)
+    grammar.feed_prompt(prompt)
+    _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
+    last_beat = meter.bar_ticks - meter.beat_ticks
+    notes = melody.bars[-1].notes
+    assert notes and (notes[-1].pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+    for note in notes:
+        if note.end > last_beat:
+            assert (note.pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+            assert note.end >= last_beat + meter.beat_ticks // 2
+    assert all(note.end <= last_beat for note in notes[:-1])
+
+
 def test_end_on_tonic_is_dropped_when_the_range_holds_no_tonic() -> None:
     grammar = MelodyGrammar(VOCAB, n_bars=1, pitch_range=(62, 70), end_on_tonic=True)
     grammar.feed_prompt(_prefix())  # C major: no C between D4 and Bb4

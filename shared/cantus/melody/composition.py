@@ -32,9 +32,8 @@ from dataclasses import dataclass
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
-from cantus.melody.tokenizer import GRID_TICKS
 from cantus.music.form import Cadence, FormPlan, Section, Treatment
-from cantus.music.notes import Bar, Key, Mode, Note
+from cantus.music.notes import TICKS_PER_QUARTER, Bar, Key, Mode, Note
 
 THEME_BARS = 4
 """Opening bars of the piece put at the front of every later prompt."""
@@ -46,6 +45,9 @@ VARIED_ENDING_BARS = 2
 """Closing bars of a VARY section of 8 bars or more decoded anew; a shorter one changes its
 cadence bar only. (With two of four bars new, 16-bar AABA pieces had 27 % of their bars
 returning, against a median of 47 % in real tunes.)"""
+
+QUARTER_TICKS = TICKS_PER_QUARTER
+EIGHTH_TICKS = TICKS_PER_QUARTER // 2
 
 CADENCE_STEPS = {Cadence.AUTHENTIC: AUTHENTIC_CADENCE_STEPS, Cadence.HALF: HALF_CADENCE_STEPS}
 
@@ -210,9 +212,9 @@ def scale_pitch_classes(key: Key) -> set[int]:
 
 def ornament(bar: Bar, key: Key, rng: random.Random) -> Bar:
     """The bar with one light ornament, where one fits: a passing tone that fills a third
-    (the first note's second half moves to the scale tone between), else a dotted rhythm
-    on two equal notes; unchanged otherwise (and half the time, so returns stay close to
-    their source)."""
+    (a quarter note or longer gives its second half to the scale tone between), else a
+    dotted rhythm on two quarter notes; unchanged otherwise (and half the time, so returns
+    stay close to their source)."""
     if rng.random() < 0.5:
         return bar
     notes = list(bar.notes)
@@ -231,8 +233,8 @@ def _passing_tone(notes: list[Note], scale: set[int]) -> list[Note] | None:
         leap = second.pitch - first.pitch
         if abs(leap) not in (3, 4) or first.onset + first.duration != second.onset:
             continue
-        if first.duration < 2 * GRID_TICKS or (first.duration // GRID_TICKS) % 2:
-            continue
+        if first.duration < QUARTER_TICKS or first.duration % QUARTER_TICKS:
+            continue  # an ornament made of sixteenths is not the corpus's: halve quarters up
         step = 1 if leap > 0 else -1
         between = [p for p in range(first.pitch + step, second.pitch, step) if p % 12 in scale]
         if len(between) != 1:
@@ -251,15 +253,15 @@ def _dotted(notes: list[Note]) -> list[Note] | None:
     for i in range(len(notes) - 1):
         first, second = notes[i], notes[i + 1]
         if (
-            first.duration == second.duration == 2 * GRID_TICKS
+            first.duration == second.duration == QUARTER_TICKS
             and first.onset + first.duration == second.onset
             and first.pitch != second.pitch
         ):
-            longer = 3 * GRID_TICKS
+            longer = QUARTER_TICKS + EIGHTH_TICKS
             return [
                 *notes[:i],
                 dataclasses.replace(first, duration=longer),
-                dataclasses.replace(second, onset=first.onset + longer, duration=GRID_TICKS),
+                dataclasses.replace(second, onset=first.onset + longer, duration=EIGHTH_TICKS),
                 *notes[i + 2 :],
             ]
     return None

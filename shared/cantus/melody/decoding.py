@@ -5,7 +5,8 @@ valid melody: a well-formed control prefix, bars whose notes neither overlap nor
 line (rests are the gaps, so every bar is exactly full), pitches inside a range (optionally
 only the key's scale), at most ``max_notes_per_bar`` notes a bar, exactly ``n_bars`` new bars
 and then ``EOS`` — always within the model's context length. ``cadence_steps`` adds a cadence:
-the last note of the last bar is one of those scale steps (semitones above the tonic):
+the last note of the last bar is one of those scale steps (semitones above the tonic), and
+no other note sounds in the bar's last beat:
 ``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a section,
 ``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside one. ``tonal_emphasis``
 is a soft constraint, off in the served configuration since the form issue (#14): a
@@ -332,19 +333,48 @@ class MelodyGrammar:
             return [(ids[0], ids[-1] + 1)]
         cadence = self._in_cadence_bar()
         if self._expect == "pitch":
-            # the bar's last possible note must be a cadence tone
+            # the bar's last possible note must be a cadence tone, and so must a note in
+            # its last beat (held to the bar line, below)
             last = self._notes_in_bar + 1 >= self.max_notes_per_bar
-            last = last or self._pos >= self._bar_steps - 1 or self.length + 6 > self.max_len
+            last = last or self._pos >= self._cadence_beat_start() or self.length + 6 > self.max_len
             return self._pitch_ranges(cadence_only=cadence and last)
         if self._expect == "dur":
             longest = self._bar_steps - self._pos
-            if cadence and not self._is_cadence_tone(self._pitch):
-                longest -= 1  # leave room for the cadence tone that must follow
-            return [(self._dur1, self._dur1 + longest)]
+            if not cadence:
+                return [(self._dur1, self._dur1 + longest)]
+            return self._cadence_durations(longest)
         ranges = self._next_ranges()
         if cadence and not self._ends_on_cadence and len(ranges) > 1:
             ranges = [r for r in ranges if r[0] != self._eos]
+        if cadence and self._previous_end > self._cadence_beat_start():
+            ranges = [r for r in ranges if r[0] in (self._bar, self._eos)]  # the bar is closed
         return ranges
+
+    def _cadence_beat_start(self) -> int:
+        """Grid step where the cadence bar's last beat starts: the cadence tone sounds
+        through it. A one-beat bar has none (the bar's last step instead)."""
+        start = self._bar_steps - self._beat_steps
+        return start if start > 0 else self._bar_steps - 1
+
+    def _cadence_durations(self, longest: int) -> list[tuple[int, int]]:
+        """Durations of a note in the cadence bar. A cadence on a sixteenth snatched before
+        the bar line is no cadence (constrained decoding left 28-39 % sixteenths in cadence
+        bars, against 15 % elsewhere): other notes end by the last beat, and a cadence tone
+        either ends by then too or holds to the bar line."""
+        room = self._cadence_beat_start() - self._pos
+        if not self._is_cadence_tone(self._pitch):
+            return [(self._dur1, self._dur1 + max(1, min(room, longest - 1)))]
+        # held: through at least half the last beat, leaving at most the rest a breath
+        # takes before the next phrase
+        shortest_held = max(1, min(longest, room + (self._beat_steps + 1) // 2))
+        if room <= 0:  # a cadence tone that starts late holds to the bar line
+            shortest_held = longest
+        held = (self._dur1 + shortest_held - 1, self._dur1 + longest)
+        if room <= 0:
+            return [held]
+        if room + 1 >= shortest_held:
+            return [(self._dur1, self._dur1 + longest)]
+        return [(self._dur1, self._dur1 + room), held]
 
     def _is_cadence_tone(self, pitch: int) -> bool:
         return (pitch - self._tonic) % 12 in self.cadence_steps
