@@ -219,6 +219,24 @@ def compose(
 # --- train / bench / eval ------------------------------------------------------------------------
 
 
+@app.command()
+def gallery(
+    out: Annotated[Path, typer.Option(help="Folder for DIR/<palette>/ and index.md")] = Path(
+        "out/gallery"
+    ),
+    bars: Annotated[int, typer.Option(help="Bars per example")] = 16,
+    seed: Annotated[int, typer.Option(help="Sampling seed")] = 0,
+) -> None:
+    """One short example per palette, composed in process: piece.mid, piece.ogg and
+    pianoroll.png in DIR/<palette>/, listed in DIR/index.md."""
+    from cantus.render.gallery import build_gallery
+
+    with console.status("composing and rendering one example per palette…"):
+        entries = build_gallery(out, bars=bars, seed=seed)
+    for entry in entries:
+        print(f"{entry.palette:14} {entry.folder}  masking {100 * entry.masking:.1f} %")
+
+
 @train_app.command("melody")
 def train_melody(
     steps: Annotated[
