@@ -78,8 +78,8 @@ def test_form_and_duration_reach_the_request_and_the_plan_is_printed(gateway, tm
     assert request.HasField("duration_seconds") and request.duration_seconds == 60.0
     assert not request.HasField("bars")  # the length comes from the duration alone
     assert "form rondo: A 1-" in result.output
-    # 60 s at 2 s a bar: 32 bars, rondo sections of 4 with B in the dominant, one line
-    assert "A 1-4 | B 5-8 (G major) | A' 9-12 | C 13-16 (A minor) | A'' 17-20 |" in result.output
+    # 60 s at 2 s a bar: 32 bars, rondo sections of 4 (one phrase each: all home), one line
+    assert "A 1-4 | B 5-8 | A' 9-12 | C 13-16 | A'' 17-20 |" in result.output
 
 
 def test_the_defaults_send_no_length_and_get_the_auto_form(gateway, tmp_path):
@@ -88,7 +88,7 @@ def test_the_defaults_send_no_length_and_get_the_auto_form(gateway, tmp_path):
     (request,) = gateway
     assert request.form == "auto" and not request.HasField("bars")
     assert not request.HasField("duration_seconds")
-    assert "form AABA: A 1-4 | A' 5-8 | B 9-12 (G major) | A'' 13-16" in result.output
+    assert "form AABA: A 1-4 | A' 5-8 | B 9-12 | A'' 13-16" in result.output
     assert "16/16" in result.output  # the progress bar advanced once per bar
 
 
@@ -115,6 +115,8 @@ def test_an_unreadable_duration_is_refused_before_any_call(gateway, tmp_path):
 
 
 def test_describe_form_marks_key_areas_away_from_home():
-    spec = validate_compose_request(api.ComposeRequest(key="A", mode="minor"), max_bars=64).spec
-    assert describe_form(spec) == "AABA: A 1-4 | A' 5-8 | B 9-12 (E minor) | A'' 13-16"
+    spec = validate_compose_request(
+        api.ComposeRequest(key="A", mode="minor", bars=32), max_bars=64
+    ).spec
+    assert describe_form(spec) == "AABA: A 1-8 | A' 9-16 | B 17-24 (E minor) | A'' 25-32"
     assert describe_form(pb.PieceSpec()) == ""

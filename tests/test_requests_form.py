@@ -53,8 +53,8 @@ def test_the_default_is_a_whole_short_piece_in_aaba():
     ]
     assert [s.treatment for s in spec.form.sections] == ["new", "vary", "new", "vary"]
     assert spec.form.sections[1].source_section == 0
-    assert spec.form.sections[2].key_area == "dominant"
-    assert spec.form.sections[2].key_tonic == 7  # G: the dominant of C
+    # a four-bar B stays in the home key (form.MIN_KEY_AREA_BARS)
+    assert spec.form.sections[2].key_area == "home" and spec.form.sections[2].key_tonic == 0
     assert spec.form.sections[-1].cadence == "authentic"
     assert_covers(spec)
 

@@ -116,7 +116,7 @@ def test_an_approach_the_cadence_bar_has_no_room_for_moves_to_the_bar_before():
 
 
 def test_sections_in_other_key_areas_are_harmonised_in_them():
-    plan = aaba(16)
+    plan = aaba(32)  # 8-bar sections: B takes its key area
     b_section = plan.sections[2]
     assert b_section.key_area is KeyArea.DOMINANT
     bar_plan = bar_harmony_plan(

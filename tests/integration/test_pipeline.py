@@ -84,7 +84,7 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     assert order[0] == ("requested", 0)
     assert order[-1] == ("completed", 12)
     # The first event carries the piece's form: a plan whose sections cover the bars (auto
-    # over 12 bars: AABA in 3-bar sections, B in the dominant).
+    # over 12 bars: AABA in 3-bar sections, all in the home key).
     spec = piece.events[0].requested.spec
     plan = spec_form(spec)
     assert plan is not None and plan.total_bars == spec.bars == 12

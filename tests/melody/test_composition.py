@@ -55,7 +55,7 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
     # copied, 15 decoded
     assert decoded == [(0, 4), (7, 1), (8, 4), (15, 1)]
     b_request = model.requests[2]
-    assert b_request.controls.key == C_MAJOR.transpose(7)  # B in the dominant
+    assert b_request.controls.key == C_MAJOR  # a four-bar B stays home
     assert b_request.controls.energy == Energy.HIGH
     assert model.requests[0].cadence_steps == HALF_CADENCE_STEPS  # A ends on a half cadence
     assert model.requests[-1].cadence_steps == AUTHENTIC_CADENCE_STEPS

@@ -54,6 +54,19 @@ def test_every_plan_covers_its_bars_and_reuses_only_what_came_before(name, bars,
     assert FormPlan.from_dict(plan.to_dict()) == plan
 
 
+def test_sections_of_two_phrases_or_more_move_to_their_key_area():
+    plan = plan_form("AABA", bars=32, key=Key(0), energy=Energy.MID)
+    assert [(s.label, s.bars, s.key_area) for s in plan.sections] == [
+        ("A", 8, KeyArea.HOME),
+        ("A'", 8, KeyArea.HOME),
+        ("B", 8, KeyArea.DOMINANT),
+        ("A''", 8, KeyArea.HOME),
+    ]
+    assert plan.sections[2].key == Key(7)
+    short = plan_form("rondo", bars=20, key=Key(0), energy=Energy.MID)
+    assert {s.key_area for s in short.sections} == {KeyArea.HOME}
+
+
 def test_the_default_sixteen_bars_are_aaba_in_four_bar_phrases():
     plan = plan_form("auto", bars=16, key=Key(0), energy=Energy.MID)
     assert plan.name == "AABA"
@@ -63,7 +76,8 @@ def test_the_default_sixteen_bars_are_aaba_in_four_bar_phrases():
         ("B", 4, Treatment.NEW),
         ("A''", 4, Treatment.VARY),
     ]
-    assert plan.sections[2].key == Key(7)  # B in the dominant, one step up in energy
+    # B, one phrase long, stays home (MIN_KEY_AREA_BARS), one step up in energy
+    assert plan.sections[2].key == Key(0) and plan.sections[2].key_area is KeyArea.HOME
     assert plan.sections[2].energy is Energy.HIGH
     assert [plan.cadence_at(bar) for bar in (3, 7, 11, 15)] == [
         Cadence.HALF,

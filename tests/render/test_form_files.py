@@ -3,13 +3,14 @@ rehearsal marks, double barlines at section ends and key-area texts."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from music21 import bar as m21bar
 from music21 import converter, expressions
 
 from cantus.events.conversions import form_to_pb
-from cantus.music.form import plan_form
+from cantus.music.form import FormPlan, KeyArea, plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy
 from cantus.render.leadsheet import leadsheet_musicxml
@@ -36,7 +37,7 @@ def test_piece_json_lists_the_sections(quick_render):
         ("A''", 12, 4),
     ]
     bridge = sections[2]
-    assert (bridge["key"], bridge["key_area"], bridge["energy"]) == ("G major", "dominant", "high")
+    assert (bridge["key"], bridge["key_area"], bridge["energy"]) == ("C major", "home", "high")
     assert (bridge["treatment"], bridge["cadence"], bridge["source"]) == ("new", "half", None)
     ret = sections[1]
     assert (ret["treatment"], ret["source"], ret["source_label"]) == ("vary", 0, "A")
@@ -70,6 +71,9 @@ def test_lead_sheet_rehearsal_marks_barlines_and_key_areas():
     bars = [Bar(meter, (Note(0, 60 + i % 5, 960), Note(960, 64, 960))) for i in range(16)]
     chords = [[(0, "C")]] * 16
     plan = plan_form("AABA", bars=16, key=Key(0), energy=Energy.MID)
+    sections = list(plan.sections)  # B in the dominant, as a longer B would be
+    sections[2] = dataclasses.replace(sections[2], key=Key(7), key_area=KeyArea.DOMINANT)
+    plan = FormPlan(plan.name, tuple(sections), plan.home_key)
     xml = leadsheet_musicxml(bars, chords, [], Key(0), meter, 100.0, form=plan)
     part = converter.parse(xml, format="musicxml").parts[0]
     measures = list(part.getElementsByClass("Measure"))

@@ -31,7 +31,7 @@ def test_a_station_piece_is_planned_and_its_entry_keeps_the_plan():
         ("B", 8, 4),
         ("A''", 12, 4),
     ]
-    assert form["sections"][2]["key_area"] == "dominant"
+    assert form["sections"][2]["key_area"] == "home"  # one phrase: no key area of its own
     status = program.status
     status.program[0].stream_start_seconds = 0
     feed = json.loads(json_feed(status))
@@ -44,7 +44,7 @@ def test_an_entry_without_a_plan_has_no_form():
 
 
 def test_form_keys_are_named_with_their_mode():
-    request = api.ComposeRequest(key="A", mode="minor")
+    request = api.ComposeRequest(key="A", mode="minor", bars=32)
     spec = validate_compose_request(request, max_bars=64).spec
     keys = [s["key"] for s in form_metadata(spec.form)["sections"]]
     assert keys == ["A minor", "A minor", "E minor", "A minor"]

@@ -32,6 +32,11 @@ PHRASE_BARS = 4
 """Bars per phrase: cadences fall every ``PHRASE_BARS`` bars inside a section."""
 MAX_SECTION_BARS = 16
 """Longest section; longer pieces get more sections, not longer ones."""
+MIN_KEY_AREA_BARS = 2 * PHRASE_BARS
+"""Shortest section that moves to its template's key area; a shorter one stays home. One
+phrase is too short to establish a key and leave it again: a four-bar B in the dominant
+made a 16-bar tune's key be heard as the dominant's, where a folk tune's short B stays in
+the key and leans on the dominant chord (its half cadence)."""
 
 
 class Treatment(str, enum.Enum):
@@ -441,6 +446,7 @@ def _build(
     for part, length in zip(parts, lengths, strict=True):
         source = None
         treatment = part.treatment
+        key_area = part.key_area if length >= MIN_KEY_AREA_BARS else KeyArea.HOME
         if part.source is not None:
             source = first_index.get(part.source)
             if source is None or sections[source].bars != length:
@@ -450,8 +456,8 @@ def _build(
                 label=part.label,
                 first_bar=first_bar,
                 bars=length,
-                key=part.key_area.key(key),
-                key_area=part.key_area,
+                key=key_area.key(key),
+                key_area=key_area,
                 energy=shift_energy(energy, part.energy_step),
                 treatment=treatment,
                 cadence=part.cadence,
