@@ -8,8 +8,8 @@ placed under the melody stays under it:
 * ``block`` — the chords as voiced; ``sustain`` the same, softer (a pad or string bed);
 * ``arpeggio`` — broken into a rising and falling figure, one note per eighth;
 * ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
-* ``strum`` — re-struck on every beat, a lighter upstroke on the last third of a compound
-  beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
+* ``strum`` — re-struck on every beat, a lighter upstroke on the top strings on the last
+  third of a compound beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
 * ``waltz`` — the chord on the beats after each group's first (oom-pah-pah in triple
   meters, a march's oom-pah in duple ones), the bass taking the strong beats.
 """
@@ -23,6 +23,8 @@ from cantus.music.notes import Meter, Note
 from cantus.render.palettes import ALBERTI, ARPEGGIO, BLOCK, STRUM, SUSTAIN, WALTZ
 
 _SUSTAIN_SCALE = 0.85
+UPSTROKE_NOTES = 2
+"""Notes of a chord a strum's upstroke sounds (the highest)."""
 
 
 def _velocity(velocity: float) -> int:
@@ -81,14 +83,17 @@ def alberti(notes: Sequence[Note], meter: Meter) -> list[Note]:
 def strum(notes: Sequence[Note], meter: Meter) -> list[Note]:
     pulse = pulse_ticks(meter)
     offbeat = pulse * 2 // 3 if is_compound_meter(meter) else pulse // 2
+    # An upstroke catches only the top strings: the chord's two highest notes.
+    upper = {(chord[0].onset, n.pitch) for chord in _chords(notes) for n in chord[-UPSTROKE_NOTES:]}
     out: list[Note] = []
     for note in notes:
         start = note.onset
+        up_strings = (note.onset, note.pitch) in upper
         while start < note.end:
             beat_end = min(note.end, (start // pulse + 1) * pulse)
             down = note.velocity if start == 0 else note.velocity * 0.88
             up_at = (start // pulse) * pulse + offbeat
-            if start < up_at < beat_end:
+            if up_strings and start < up_at < beat_end:
                 out.append(Note(start, note.pitch, up_at - start, _velocity(down)))
                 up = _velocity(note.velocity * 0.7)
                 out.append(Note(up_at, note.pitch, beat_end - up_at, up))

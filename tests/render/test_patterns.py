@@ -1,0 +1,68 @@
+"""Accompaniment patterns: every note inside its chord's span and on the voicing's pitches
+(so a voicing under the melody stays under it), and each pattern's own shape."""
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cantus.harmony.rules import pulse_ticks
+from cantus.music.notes import Meter, Note
+from cantus.render.palettes import ALBERTI, STRUM, WALTZ
+from cantus.render.patterns import PATTERNS, UPSTROKE_NOTES, pattern_for, play
+
+METERS = [Meter(4, 4), Meter(3, 4), Meter(6, 8), Meter(2, 4), Meter(9, 8), Meter(5, 4)]
+
+
+def voicing(meter: Meter, splits: int) -> list[Note]:
+    """``splits`` chords of four notes across the bar."""
+    bar = meter.bar_ticks
+    edges = [bar * i // splits for i in range(splits + 1)]
+    notes = []
+    for index, (start, end) in enumerate(itertools.pairwise(edges)):
+        for pitch in (48 + index, 52 + index, 55 + index, 60 + index):
+            notes.append(Note(start, pitch, end - start, 70))
+    return notes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(list(PATTERNS)), st.sampled_from(METERS), st.integers(1, 2))
+def test_patterns_keep_to_the_chords_spans_and_pitches(name, meter, splits):
+    chords = voicing(meter, splits)
+    played = play(name, chords, meter)
+    assert played
+    for note in played:
+        span = [c for c in chords if c.onset <= note.onset < c.end]
+        assert span, note
+        assert note.end <= max(c.end for c in span)
+        assert note.pitch in {c.pitch for c in span}
+
+
+def test_waltz_leaves_the_downbeat_to_the_bass():
+    meter = Meter(3, 4)
+    played = play(WALTZ, voicing(meter, 1), meter)
+    assert {n.onset for n in played} == {480, 960}
+
+
+def test_a_strum_in_three_four_is_a_waltz():
+    assert pattern_for(STRUM, Meter(3, 4)) == WALTZ
+    assert pattern_for(STRUM, Meter(6, 8)) == STRUM
+    assert pattern_for(ALBERTI, Meter(4, 4)) == ALBERTI
+
+
+@pytest.mark.parametrize("meter", [Meter(4, 4), Meter(6, 8)])
+def test_the_upstroke_sounds_only_the_top_strings(meter):
+    chords = voicing(meter, 1)
+    played = play(STRUM, chords, meter)
+    pulse = pulse_ticks(meter)
+    offbeats = [n for n in played if n.onset % pulse]
+    assert offbeats
+    top = sorted(c.pitch for c in chords)[-UPSTROKE_NOTES:]
+    assert {n.pitch for n in offbeats} == set(top)
+
+
+def test_alberti_goes_low_high_middle_high():
+    meter = Meter(4, 4)
+    played = play(ALBERTI, voicing(meter, 1), meter)
+    assert [n.pitch for n in played[:4]] == [48, 60, 55, 60]
