@@ -14,8 +14,8 @@ given a bass line as the harmony service does; arranged by the render service's
   own band (its lowest fundamental to the second harmonic of its highest), dB, the median
   over the 46 ms frames where the melody sounds.
 
-Then one piece per palette is streamed as the render service streams it (4-bar segments
-through ``SegmentAudio``) for its real-time factor.
+Then the first piece is streamed in every palette as the render service streams it (4-bar
+segments through ``SegmentAudio``) for its real-time factor, loudness and true peak.
 """
 
 from __future__ import annotations
@@ -241,11 +241,23 @@ def measure_piece(parts, request: PieceRequest) -> PieceResult:  # type: ignore[
     return PieceResult(request, masking.melody_notes, masking.masked, margin)
 
 
-def streamed_rtf(parts) -> tuple[float, float]:  # type: ignore[no-untyped-def]
-    """Seconds of audio per second of rendering, streamed in ``SEGMENT_BARS``-bar segments
-    as the render service does (synthesis, mix, streaming master): per second of wall
-    clock, and per second of this process's CPU time (what one free core would give; the
-    wall clock counts the other work on a shared machine too)."""
+@dataclass(frozen=True)
+class StreamedPalette:
+    """One palette's piece streamed as the render service streams it: real-time factor
+    by wall clock and by this process's CPU time (what one free core would give; the wall
+    clock counts the other work on a shared machine too), and the streamed audio's
+    integrated loudness (LUFS) and true peak (dBTP)."""
+
+    rtf_wall: float
+    rtf_cpu: float
+    lufs: float
+    true_peak_dbtp: float
+
+
+def stream_palette(parts) -> StreamedPalette:  # type: ignore[no-untyped-def]
+    """Render ``parts`` in ``SEGMENT_BARS``-bar segments through ``SegmentAudio``
+    (synthesis, mix, streaming master), timed; then measure the joined audio."""
+    from cantus.render.mix import integrated_loudness, true_peak_dbtp
     from cantus.render.piece import SegmentAudio
 
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -255,14 +267,21 @@ def streamed_rtf(parts) -> tuple[float, float]:  # type: ignore[no-untyped-def]
         seconds += audio.render(parts, segment, SEGMENT_BARS).duration_seconds
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    return seconds / wall, seconds / cpu
+    joined = audio.piece_audio()
+    rate = audio.sample_rate
+    return StreamedPalette(
+        seconds / wall,
+        seconds / cpu,
+        integrated_loudness(joined, rate),
+        true_peak_dbtp(joined, rate),
+    )
 
 
 @dataclass
 class ArrangementRun:
     pieces: list[PieceResult]
     failed: int
-    rtf: dict[str, tuple[float, float]]
+    streamed: dict[str, StreamedPalette]
     bars: int
     seconds: float
 
@@ -287,14 +306,14 @@ def run_arrangement_eval(pieces: int = 24, *, bars: int = 16, seed: int = 0) -> 
         parts = piece_parts(request, melody, harmonizer)
         parts_of.append((request, melody))
         results.append(measure_piece(parts, request))
-    rtf = {}
+    streamed: dict[str, StreamedPalette] = {}
     if parts_of:
         request, melody = parts_of[0]
         # Once untimed: the first render pays for imports and SoundFont loading.
-        streamed_rtf(piece_parts(request, melody, harmonizer))
+        stream_palette(piece_parts(request, melody, harmonizer))
         for name in PALETTES:
-            rtf[name] = streamed_rtf(piece_parts(request, melody, harmonizer, palette=name))
-    return ArrangementRun(results, failed, rtf, bars, time.perf_counter() - started)
+            streamed[name] = stream_palette(piece_parts(request, melody, harmonizer, palette=name))
+    return ArrangementRun(results, failed, streamed, bars, time.perf_counter() - started)
 
 
 def _summary(values: Sequence[float], worst) -> str:  # type: ignore[no-untyped-def]
@@ -302,6 +321,9 @@ def _summary(values: Sequence[float], worst) -> str:  # type: ignore[no-untyped-
 
 
 def format_run(run: ArrangementRun, *, command: str, before: str = BEFORE) -> str:
+    from cantus.render.mix import PRESETS
+
+    target, ceiling = PRESETS["streaming"].target_lufs, PRESETS["streaming"].ceiling_dbtp
     rates = [100 * p.masking for p in run.pieces]
     margins = [p.margin_db for p in run.pieces if not np.isnan(p.margin_db)]
     lines = [
@@ -336,17 +358,21 @@ def format_run(run: ArrangementRun, *, command: str, before: str = BEFORE) -> st
         )
     lines += [
         "",
-        "## Real-time factor per palette (streamed)",
+        "## Real-time factor and loudness per palette (streamed)",
         "",
         "The first piece above re-arranged in every palette and streamed in "
         f"{SEGMENT_BARS}-bar segments through the render service's `SegmentAudio` "
         "(FluidSynth, mix, streaming master): seconds of audio per second of rendering, by "
         "the wall clock (the machine's other work included) and by this process's CPU time "
-        "(what one free core gives).",
+        "(what one free core gives); the streamed audio's loudness (target "
+        f"{target:g} LUFS ±0.5 LU) and true peak (ceiling {ceiling:g} dBTP).",
         "",
-        "| palette | real-time factor (wall clock) | real-time factor (CPU time) |",
-        "|---|---|---|",
+        "| palette | RTF (wall clock) | RTF (CPU time) | loudness LUFS | true peak dBTP |",
+        "|---|---|---|---|---|",
     ]
-    for name, (wall, cpu) in run.rtf.items():
-        lines.append(f"| {name} | {wall:.1f} | {cpu:.1f} |")
+    for name, p in run.streamed.items():
+        lines.append(
+            f"| {name} | {p.rtf_wall:.1f} | {p.rtf_cpu:.1f} | {p.lufs:.2f} "
+            f"| {p.true_peak_dbtp:.2f} |"
+        )
     return "\n".join(lines) + "\n"
