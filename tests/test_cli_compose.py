@@ -120,3 +120,37 @@ def test_describe_form_marks_key_areas_away_from_home():
     ).spec
     assert describe_form(spec) == "AABA: A 1-8 | A' 9-16 | B 17-24 (E minor) | A'' 25-32"
     assert describe_form(pb.PieceSpec()) == ""
+
+
+GIVEN_MELODIES = Path(__file__).parent / "data" / "given_melodies"
+
+
+def test_a_harmonised_file_sends_no_key_meter_or_tempo_and_what_was_read_is_printed(
+    gateway, tmp_path
+):
+    tune = GIVEN_MELODIES / "altdeu20-10.mid"  # B minor, 4/4, a quarter-note pickup
+    result = run("--harmonize", str(tune), tmp_path=tmp_path)
+    assert result.exit_code == 0, result.output
+    (request,) = gateway
+    assert (request.key, request.mode, request.meter) == ("", "", "")
+    assert not request.HasField("tempo_bpm")
+    assert "melody file (midi): track 1 'Melody' (channel 1), the only part with notes" in (
+        result.output
+    )
+    assert "key B minor (from the key signature, mode from the notes)" in result.output
+    assert "meter 4/4 (from the file)" in result.output
+    assert "tempo 96 bpm (from the file)" in result.output
+    assert "pickup of 1 quarter note, kept as a pickup" in result.output
+
+
+def test_explicit_values_are_sent_and_the_files_own_are_shown(gateway, tmp_path):
+    tune = GIVEN_MELODIES / "ballad20-47.mid"  # 2/4, E major
+    result = run(
+        "--harmonize", str(tune), "--key", "D", "--meter", "4/4", "--tempo", "90",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (request,) = gateway
+    assert (request.key, request.meter, request.tempo_bpm) == ("D", "4/4", 90.0)
+    assert "key D major (as asked), the file's: E major" in result.output
+    assert "meter 4/4 (as asked), the file's: 2/4" in result.output

@@ -70,7 +70,11 @@ class Composer(api_grpc.ComposerServicer):
 
     async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):
         try:
-            validated = validate_compose_request(request, max_bars=self.settings.max_bars)
+            # In a thread: a melody file is read in a child process, which may take a while,
+            # and the event loop serves every other piece meanwhile.
+            validated = await asyncio.to_thread(
+                validate_compose_request, request, max_bars=self.settings.max_bars
+            )
         except RequestError as error:
             REQUESTS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from cantus.music.notes import PITCH_CLASS_NAMES
+from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER
 from cantus.security import channel_credentials
 from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
 from cantus.storage import check_piece_id
@@ -53,6 +53,53 @@ def describe_form(spec: pb.PieceSpec) -> str:
             text += f" ({PITCH_CLASS_NAMES[section.key_tonic]} {mode})"
         parts.append(text)
     return f"{spec.form.name}: " + " | ".join(parts)
+
+
+_FROM_WORDS = {
+    "request": "as asked",
+    "default": "the default; the file names none",
+    "file": "from the file",
+    "time_signature": "from the file",
+    "midi_default": "the MIDI default; the file has no time signature",
+    "key_signature": "from the key signature",
+    "key_signature_and_notes": "from the key signature, mode from the notes",
+    "notes": "from a key analysis of the notes",
+}
+
+
+def describe_given_melody(spec: pb.PieceSpec) -> str:
+    """What was read from the user's melody file, for the user: where the melody is, the
+    key, meter and tempo and where each comes from, the pickup and any notices; empty for
+    a spec without a melody file."""
+    if not spec.HasField("given_melody"):
+        return ""
+    given = spec.given_melody
+
+    def source(value: str) -> str:
+        return _FROM_WORDS.get(value, value)
+
+    key = (
+        f"{PITCH_CLASS_NAMES[spec.key_tonic]} {'minor' if spec.mode == pb.MODE_MINOR else 'major'}"
+    )
+    meter = f"{spec.meter_numerator}/{spec.meter_denominator}"
+    key_line = f"  key {key} ({source(given.key_from)})"
+    if given.key_from == "request" and given.file_key:
+        key_line += f", the file's: {given.file_key}"
+    meter_line = f"  meter {meter} ({source(given.meter_from)})"
+    if given.meter_from == "request":
+        meter_line += f", the file's: {given.file_meter}"
+    lines = [
+        f"melody file ({given.file_format}): {given.part}",
+        key_line,
+        meter_line,
+        f"  tempo {spec.tempo_bpm:g} bpm ({source(given.tempo_from)})",
+    ]
+    if given.pickup_ticks:
+        quarters = given.pickup_ticks / TICKS_PER_QUARTER
+        plural = "" if quarters == 1 else "s"
+        lines.append(f"  pickup of {quarters:g} quarter note{plural}, kept as a pickup")
+    lines.extend(f"  note: {notice}" for notice in given.notices)
+    return "\n".join(lines)
 
 
 class ComposeFailed(RuntimeError):

@@ -100,10 +100,27 @@ def status() -> None:
 
 @app.command()
 def compose(
-    key: Annotated[str, typer.Option(help="Tonic: C, F#, Bb, …")] = "C",
-    mode: Annotated[str, typer.Option(help="major or minor")] = "major",
-    tempo: Annotated[float, typer.Option(help="Quarter-note beats per minute")] = 100.0,
-    meter: Annotated[str, typer.Option(help="Time signature, e.g. 4/4, 6/8")] = "4/4",
+    key: Annotated[
+        str | None,
+        typer.Option(help="Tonic: C, F#, Bb, … (default C; with a melody file, the file's)"),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="major or minor (default major; with a melody file, the file's)"),
+    ] = None,
+    tempo: Annotated[
+        float | None,
+        typer.Option(
+            help="Quarter-note beats per minute (default 100; with a melody file, the file's)"
+        ),
+    ] = None,
+    meter: Annotated[
+        str | None,
+        typer.Option(
+            help="Time signature, e.g. 4/4, 6/8 (default 4/4; with a melody file, the "
+            "file's, and a meter given re-bars it)"
+        ),
+    ] = None,
     bars: Annotated[
         int | None, typer.Option(help="Bars to compose (default 16; not with --duration)")
     ] = None,
@@ -132,27 +149,35 @@ def compose(
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
     rhyme: Annotated[str, typer.Option(help="Rhyme scheme per stanza: AABB, ABAB, ABCB…")] = "",
     continue_midi: Annotated[
-        Path | None, typer.Option("--continue", help="A melody (.mid) to continue")
+        Path | None,
+        typer.Option("--continue", help="A melody to continue (.mid, .musicxml, .mxl or .abc)"),
     ] = None,
     harmonize_midi: Annotated[
-        Path | None, typer.Option("--harmonize", help="A melody (.mid) to harmonise")
+        Path | None,
+        typer.Option("--harmonize", help="A melody to harmonise (.mid, .musicxml, .mxl or .abc)"),
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for DIR/<piece_id>/ files")] = Path("out"),
     gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
 ) -> None:
     """Compose one piece through the gateway and write DIR/<piece_id>/piece.mid and piece.json."""
-    from cantus.cli.compose import ComposeFailed, describe_form, parse_duration
+    from cantus.cli.compose import (
+        ComposeFailed,
+        describe_form,
+        describe_given_melody,
+        parse_duration,
+    )
     from cantus.cli.compose import compose as compose_piece
     from cantus.settings import load_settings
     from cantus.v1 import composer_pb2 as api
 
     settings = load_settings()
     address = gateway or f"{settings.host}:{settings.gateway_port}"
+    # Unset key, mode, meter and tempo stay unset: the server fills them in, from the
+    # melody file when there is one.
     request = api.ComposeRequest(
-        key=key,
-        mode=mode,
-        tempo_bpm=tempo,
-        meter=meter,
+        key=key or "",
+        mode=mode or "",
+        meter=meter or "",
         style=style,
         mood=mood,
         palette=palette,
@@ -161,6 +186,8 @@ def compose(
         lyrics_rhyme_scheme=rhyme,
         form=form,
     )
+    if tempo is not None:
+        request.tempo_bpm = tempo
     if seed is not None:
         request.seed = seed
     if bars is not None:
@@ -193,6 +220,9 @@ def compose(
         def on_event(event: api.PieceEvent) -> None:
             kind = event.WhichOneof("event")
             if kind == "requested":
+                given = describe_given_melody(event.requested.spec)
+                if given:
+                    progress.console.print(given, highlight=False, markup=False, soft_wrap=True)
                 plan = describe_form(event.requested.spec)
                 if plan:
                     progress.console.print(

@@ -33,7 +33,7 @@ from cantus.music.melody_reading import (
     KeySignature,
     MelodyReading,
 )
-from cantus.music.notes import Key, Mode, MusicError
+from cantus.music.notes import Key, Meter, Mode, MusicError
 
 MAX_FILE_BYTES = 1_000_000
 """Largest melody file accepted (a long tune in MusicXML is about 200 kB)."""
@@ -41,7 +41,13 @@ MAX_FILE_BYTES = 1_000_000
 MAX_UNZIPPED_BYTES = 5_000_000
 """Largest MusicXML document a compressed .mxl file may unpack to (a zip bomb guard)."""
 
+MAX_ABC_BYTES = 100_000
+"""Largest ABC file accepted: a long tune is a few kilobytes, and music21's ABC reader
+takes seconds for every 10,000 notes."""
+
 _XML_HEAD_BYTES = 4_096
+_ABC_METER = re.compile(r"(?:^|\[)M:([^\]\n]*)", re.MULTILINE)
+_ABC_UNIT_LENGTH = re.compile(r"(?:^|\[)L:([^\]\n]*)", re.MULTILINE)
 _ABC_FIELD_LINE = re.compile(rb"^\s*[XTMLKQ]:", re.MULTILINE)
 _ABC_TUNE_START = re.compile(r"^X:", re.MULTILINE)
 
@@ -134,9 +140,32 @@ def _read_musicxml(data: bytes) -> MelodyReading:
     return reading
 
 
+def _check_abc_fields(text: str) -> None:
+    """Refuse meters and unit note lengths no tune has before music21 sees them: its ABC
+    reader lays out a bar of M:99999/1 for minutes, in ever more memory."""
+    for value in _ABC_METER.findall(text):
+        value = value.strip()
+        if value in ("C", "C|", "none", ""):
+            continue
+        try:
+            Meter.parse(value)
+        except MusicError as error:
+            raise MelodyFileError(f"ABC meter M:{value}: {error}") from None
+    for value in _ABC_UNIT_LENGTH.findall(text):
+        value = value.strip()
+        numerator, _, denominator = value.partition("/")
+        if not (
+            numerator.strip() == "1"
+            and denominator.strip() in ("1", "2", "4", "8", "16", "32", "64")
+        ):
+            raise MelodyFileError(f"ABC unit note length L:{value} is not 1/1 .. 1/64")
+
+
 def _read_abc(data: bytes) -> MelodyReading:
     from cantus.music import music21_io
 
+    if len(data) > MAX_ABC_BYTES:
+        raise MelodyFileError(f"the ABC tune has {len(data)} bytes; at most {MAX_ABC_BYTES}")
     text = _text(data, "ABC")
     starts = [match.start() for match in _ABC_TUNE_START.finditer(text)]
     notices = []
@@ -144,6 +173,7 @@ def _read_abc(data: bytes) -> MelodyReading:
         header = text[: starts[0]]
         text = header + text[starts[0] : starts[1]]
         notices.append(f"the ABC file holds {len(starts)} tunes: read the first")
+    _check_abc_fields(text)
     fields = music21_io.abc_header_fields(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -381,7 +381,7 @@ def _choose_line(lines: Sequence[_Line]) -> tuple[_Line, str]:
     monophonic = [line for line in lines if line.overlap_fraction <= MONOPHONIC_OVERLAP]
     if monophonic:
         best = max(monophonic, key=lambda line: line.mean_pitch)
-        return best, f"{best.label}, the highest of {len(monophonic)} single-note lines"
+        return best, f"{best.label}, the highest of {len(monophonic)} single-note parts"
     best = max(lines, key=lambda line: line.mean_pitch)
     return best, f"{best.label}, the highest of {len(lines)} parts (none plays one note at a time)"
 
