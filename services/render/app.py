@@ -28,10 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
-import os
-import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -70,34 +67,24 @@ finished_audio: dict[str, np.ndarray] = {}
 """piece_id → the joined mastered segments of a piece whose last segment is out."""
 
 
-FINAL_RENDER_NICE = 10
-"""How much lower the final render's thread runs than the rest of the process (Linux
-nice increment). The files of a finished piece are waited for by nobody listening, while
-a new piece's first bar and the next segment are: under load the scheduler should serve
-those first. The encoders and LilyPond it starts inherit the increment."""
-
-
-def _lower_this_threads_priority() -> None:
-    """Renice the calling thread (on Linux, a thread's nice value is its own and is
-    inherited by the threads and processes it starts); elsewhere nothing."""
-    # Not Linux, or not permitted: it runs at normal priority.
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FINAL_RENDER_NICE)
-
-
-final_render_pool = ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="final-render", initializer=_lower_this_threads_priority
-)
-"""Finished pieces are mastered and exported one at a time, on one thread at a lower
-priority, so that the segments listeners are waiting for (rendered on the default pool)
-are not starved."""
+final_render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-render")
+"""Finished pieces are mastered and exported one at a time, on one thread, so that the
+segments listeners are waiting for (rendered on the default pool) are not starved."""
 
 piece_locks: dict[str, asyncio.Lock] = {}
 """One lock per piece in flight: pieces render side by side (agent concurrency), while the
 events of one piece are handled one at a time, in the order they arrived."""
 
 
-@service.app.agent(piece_inputs, concurrency=settings.render_concurrency)
+ACTORS_PER_PIECE = 16
+"""Agent actors for each piece the service works on at once (``render_concurrency``). While
+a piece's segment or files render, its next events wait for its lock, each holding an
+actor; with one actor per piece, a piece whose bars came in faster than its segments
+rendered took every actor, the other pieces' events found none free, and pieces were
+rendered one after another instead of side by side."""
+
+
+@service.app.agent(piece_inputs, concurrency=settings.render_concurrency * ACTORS_PER_PIECE)
 async def render(stream):  # type: ignore[no-untyped-def]
     await service.process(stream, handle_piece_event)
 
