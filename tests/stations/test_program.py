@@ -2,6 +2,7 @@
 
 import uuid
 
+from cantus.requests import validate_compose_request
 from cantus.stations.plans import State, plan_session
 from cantus.stations.program import Program, new_status
 from cantus.v1 import events_pb2 as pb
@@ -95,3 +96,16 @@ def test_requests_carry_a_palette_from_the_station_mix():
     assert {request.palette for _, request in fill(program)} <= {"piano", "lullaby"}
     default = Program(new_status("s", CONFIG))
     assert {request.palette for _, request in fill(default)} == {""}  # style and mood pick
+
+
+def test_requests_carry_a_form_from_the_station_mix():
+    config = "styles: {folk: 1}\nbars: 32\nbuffer_pieces: 4\n"
+    program = Program(new_status("s", config + "forms: {aabb: 1, verse_chorus: 2}\n"))
+    assert program.config.forms == {"AABB": 1, "verse-chorus": 2}  # canonical names
+    requests = [request for _, request in fill(program)]
+    assert {request.form for request in requests} <= {"AABB", "verse-chorus"}
+    for request in requests:  # the gateway's validation plans the chosen form
+        spec = validate_compose_request(request, max_bars=256).spec
+        assert spec.form.name == request.form
+    default = Program(new_status("s", CONFIG))
+    assert {request.form for _, request in fill(default)} == {""}  # auto, by length

@@ -6,6 +6,7 @@ Example ``station.yaml``::
 
     styles: {folk: 2, celtic: 1}
     palettes: {piano-strings: 1, harp-flute: 1}   # optional; default: from style and mood
+    forms: {AABA: 2, AABB: 1}   # optional; default: auto, chosen by the piece's length
     tempo_bpm: [80, 110]
     energy: [0.2, 0.6]
     keys: [C, G, D, F]
@@ -60,6 +61,10 @@ class StationConfig(BaseModel):
         default_factory=dict,
         description="palette → relative weight (> 0); empty: each piece's style and mood pick",
     )
+    forms: dict[str, float] = Field(
+        default_factory=dict,
+        description="form → relative weight (> 0); empty: auto, chosen by each piece's length",
+    )
     tempo_bpm: tuple[float, float] = Field((80.0, 120.0), description="quarter-note BPM range")
     energy: tuple[float, float] = Field((0.0, 1.0), description="energy (arousal) range, 0..1")
     keys: list[str] = Field(default_factory=lambda: ["C", "G", "D", "F", "A", "Bb"])
@@ -103,6 +108,19 @@ class StationConfig(BaseModel):
             if weight <= 0:
                 raise ValueError(f"weight of {palette!r} is {weight}; it must be > 0")
         return value
+
+    @field_validator("forms")
+    @classmethod
+    def _known_forms(cls, value: dict[str, float]) -> dict[str, float]:
+        from cantus.music.form import normalise_form_name
+
+        forms: dict[str, float] = {}
+        for form, weight in value.items():
+            name = normalise_form_name(form)  # MusicError (a ValueError) naming the known ones
+            if weight <= 0:
+                raise ValueError(f"weight of {form!r} is {weight}; it must be > 0")
+            forms[name] = weight
+        return forms
 
     @field_validator("tempo_bpm")
     @classmethod
@@ -160,6 +178,21 @@ class StationConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _forms_fit_bars(self) -> StationConfig:
+        from cantus.music.form import plan_form
+        from cantus.music.styles import Energy
+
+        for form in self.forms:
+            try:
+                plan_form(form, bars=self.bars, key=Key(0), energy=Energy.MID)
+            except MusicError:
+                raise ValueError(
+                    f"forms: {form} does not fit pieces of {self.bars} bars; "
+                    "give more bars or another form"
+                ) from None
+        return self
+
+    @model_validator(mode="after")
     def _theme_with_lyrics(self) -> StationConfig:
         if self.lyrics and not self.lyrics_theme.strip():
             raise ValueError("lyrics_theme: lyrics is on, so give a theme")
@@ -178,8 +211,11 @@ def parse_station_config(text: str) -> StationConfig:
         return StationConfig.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "config_yaml"
-        raise StationConfigError(field, first["msg"]) from None
+        field, problem = ".".join(str(part) for part in first["loc"]), first["msg"]
+        if not field:  # a check across fields names its field in its message: "forms: …"
+            named = re.match(r"(?:Value error, )?([a-z_]+): (.*)", problem, re.DOTALL)
+            field, problem = named.groups() if named else ("config_yaml", problem)
+        raise StationConfigError(field, problem) from None
 
 
 def station_config_to_yaml(config: StationConfig) -> str:

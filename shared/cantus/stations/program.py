@@ -201,6 +201,9 @@ class Program:
             names = list(self.config.palettes)
             weights = [self.config.palettes[name] for name in names]
             request.palette = rng.choices(names, weights=weights)[0]
+        if self.config.forms:  # drawn after the palette: a config without forms keeps its draws
+            names = list(self.config.forms)
+            request.form = rng.choices(names, weights=[self.config.forms[n] for n in names])[0]
         if self.config.lyrics:
             request.lyrics_theme = self.config.lyrics_theme
         # append copies the message: hand back the entry the program holds, so that what
