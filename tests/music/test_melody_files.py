@@ -73,6 +73,23 @@ def test_essen_tunes_exported_to_midi_read_with_their_meter_key_tempo_and_pickup
     assert "named as the melody" in reading.part or "the only part" in reading.part
 
 
+def test_a_pickup_found_from_the_rhythm_is_reported_and_a_bar_of_rest_keeps_the_barlines():
+    name = "ballad40-96-unmarked.mid"  # 3/4 with a pickup of three eighths, not marked
+    reading = read_melody_file((FIXTURES / name).read_bytes())
+    assert reading.pickup_ticks == 720
+    assert (
+        "the file marks no pickup, but its rhythm puts the first barline after 720"
+        in (reading.notices[0])
+    )
+    # A downbeat tune begun with a bar of rest is read with the file's barlines.
+    rest_first = [mido.MetaMessage("track_name", name="melody")]
+    rest_first += [mido.Message("note_on", note=72, velocity=80, time=1440)]
+    rest_first += [mido.Message("note_off", note=72, time=240)]
+    rest_first += _line([71, 69, 67, 65, 64], length=240)
+    reading = read_melody_file(_file([_conductor(3, 4), rest_first]))
+    assert reading.pickup_ticks == 0 and _notes(reading)[0] == (0, 72, 240)
+
+
 def test_the_fixtures_cover_the_issue_cases():
     meters = {tune["meter"] for tune in EXPECTED.values()}
     assert {"2/4", "3/4", "4/4", "6/8"} <= meters

@@ -481,6 +481,12 @@ def read_midi_melody(data: bytes) -> MelodyReading:
         # fall (without a time signature there is no meter to measure against).
         pickup = estimate_pickup(notes, meter)
         notes = right_align_pickup(notes, pickup, meter)
+        if pickup:
+            notices.append(
+                f"the file marks no pickup, but its rhythm puts the first barline after "
+                f"{pickup} ticks, so the melody opens with a pickup of that length (if it "
+                "starts on a downbeat, begin the file with a bar of rest)"
+            )
     elif notes[0].onset % meter.bar_ticks:
         # A leading rest already places the pickup against the file's barlines.
         pickup = meter.bar_ticks - notes[0].onset % meter.bar_ticks

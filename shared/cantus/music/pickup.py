@@ -6,8 +6,9 @@ rest to a full bar, or with the pickup's notes simply placed at the start of bar
 every barline the file implies is off by the pickup's length. The first two say where the
 barlines are; for the third ``estimate_pickup`` finds the shift of the barlines that puts
 the longest notes on downbeats, as a listener's sense of metre does.
-On 247 Essen folk tunes exported that way (174 with a pickup) it finds the written pickup
-in 207 (84%); reading every such file from tick 0 would be right in 73 (30%).
+On 247 Essen folk tunes exported that way it finds the written barlines in 207 (84%: 142
+of the 174 with a pickup, 65 of the 73 without); reading every such file from tick 0 would
+be right in 73 (30%).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from cantus.music.transcription import GRID_TICKS
 
 # Weights of the evidence for a downbeat, fitted on the Essen tunes above: a note's weight
 # grows with the log of its length (long notes fall on strong beats); an onset on a
-# downbeat counts four times one on another beat, half a beat counts half; tick 0 gets a
-# small bonus so that a tune with no clear evidence keeps the file's barlines.
+# downbeat counts four times one on another beat, half a beat counts half. Tick 0 gets a
+# bonus so that a tune without clear evidence keeps the file's barlines: of the bonuses
+# that place as many tunes right, this one errs least on tunes that start on a downbeat.
 _DOWNBEAT_WEIGHT = 4.0
 _BEAT_WEIGHT = 1.0
 _HALF_BEAT_WEIGHT = 0.5
-_NO_PICKUP_BONUS = 2.0
+_NO_PICKUP_BONUS = 8.0
 
 
 def _metric_weight(position: int, meter: Meter) -> float:
