@@ -10,10 +10,10 @@ the pickup kept. What was read, and where each value comes from, goes into the s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
+from cantus.music.isolated_reading import read_melody_file_isolated
 from cantus.music.melody_files import MAX_FILE_BYTES, MelodyFileError
 from cantus.music.melody_reading import MelodyReading
 from cantus.music.notes import PITCH_CLASS_NAMES, Bar, Key, Meter, MusicError, Note
@@ -53,12 +53,6 @@ class GivenMelody:
     meter: Meter
     tempo_bpm: float
     info: pb.GivenMelody
-
-
-def _default_reader(data: bytes) -> MelodyReading:
-    from cantus.music.isolated_reading import read_melody_file_isolated
-
-    return read_melody_file_isolated(data)
 
 
 def rebar(reading: MelodyReading, meter: Meter) -> tuple[Bar, ...]:
@@ -112,11 +106,9 @@ def read_given_melody(
     request: api.ComposeRequest,
     *,
     default_tempo_bpm: float,
-    read_file: Callable[[bytes], MelodyReading] = _default_reader,
 ) -> GivenMelody | None:
-    """The request's melody file read and applied (None without one); raises
-    ``GivenMelodyError`` naming the field. ``read_file`` reads the bytes (default: in an
-    isolated child process)."""
+    """The request's melody file read (in an isolated child process) and applied; None
+    without one. Raises ``GivenMelodyError`` naming the field."""
     fields = [field for field in MELODY_FIELDS if getattr(request, field)]
     if not fields:
         return None
@@ -129,7 +121,7 @@ def read_given_melody(
     if len(data) > MAX_FILE_BYTES:
         raise GivenMelodyError(field, f"{len(data)} bytes; at most {MAX_FILE_BYTES}")
     try:
-        reading = read_file(data)
+        reading = read_melody_file_isolated(data)
     except MelodyFileError as error:
         raise GivenMelodyError(field, str(error)) from None
 

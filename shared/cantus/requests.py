@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
@@ -37,7 +36,6 @@ from cantus.music.form import (
     normalise_form_name,
     plan_form,
 )
-from cantus.music.melody_reading import MelodyReading
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES, default_palette
@@ -70,22 +68,12 @@ class ValidatedRequest:
     given_bars: list[pb.BarNotes]
 
 
-def validate_compose_request(
-    request: api.ComposeRequest,
-    *,
-    max_bars: int,
-    read_melody_file: Callable[[bytes], MelodyReading] | None = None,
-) -> ValidatedRequest:
+def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> ValidatedRequest:
     """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field.
-    A melody file is read with ``read_melody_file`` (default: in an isolated process) and
-    sets the key, mode, meter and tempo the request leaves unset (``cantus.given_melody``).
-    """
+    A melody file is read in an isolated process and sets the key, mode, meter and tempo
+    the request leaves unset (``cantus.given_melody``)."""
     try:
-        given = read_given_melody(
-            request,
-            default_tempo_bpm=DEFAULT_TEMPO_BPM,
-            **({"read_file": read_melody_file} if read_melody_file else {}),
-        )
+        given = read_given_melody(request, default_tempo_bpm=DEFAULT_TEMPO_BPM)
     except GivenMelodyError as error:
         raise RequestError(error.field, error.problem) from None
     if given is not None:

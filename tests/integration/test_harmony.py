@@ -267,3 +267,45 @@ def test_cli_compose_harmonize_uses_the_trained_model(stack, tmp_path):
     assert [h.split("@")[0] for h in summary["models"]["harmony"]] == ["harmony"]
     # The user's melody is kept as it is.
     assert [len(bar) for bar in summary["melody_per_bar"]] == [4, 3, 3]
+
+
+def test_cli_harmonises_an_essen_midi_export_in_its_own_meter_key_and_pickup(stack, tmp_path):
+    """The issue's case: a 2/4 minor folk tune exported as a notation program writes MIDI,
+    harmonised with no --key or --meter, reads as the file says and keeps its pickup."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent.parent / "data" / "given_melodies"
+    expected = json.loads((fixtures / "expected.json").read_text())["fink0-497-unmarked.mid"]
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "cantus.cli.main", "compose",
+            "--harmonize", str(fixtures / "fink0-497-unmarked.mid"),
+            "--seed", "1", "--out", str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "key G minor (from the key signature, mode from the notes)" in result.stdout
+    folder = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((folder / "piece.json").read_text())
+    assert (summary["meter"], summary["key"], summary["tempo_bpm"]) == ("2/4", "G minor", 96.0)
+    assert summary["bars"] == expected["bars"] == len(summary["chords_per_bar"])
+    given = summary["request"]["given_melody"]
+    assert (given["meter_from"], given["key_from"]) == ("time_signature", "key_signature_and_notes")
+    assert given["pickup_ticks"] == expected["pickup_ticks"]
+    # The pickup ends the first bar; the melody is the file's, note for note.
+    first_bar = summary["melody_per_bar"][0]
+    assert first_bar[0][0] == 960 - expected["pickup_ticks"]
+    notes = [
+        [index * 960 + onset, pitch, duration]
+        for index, bar in enumerate(summary["melody_per_bar"])
+        for onset, pitch, duration in bar
+    ]
+    assert notes == expected["notes"]

@@ -99,7 +99,9 @@ class IsolatedReader:
                 raise _ChildGone
         except (_Deadline, _ChildGone):
             self._kill(child)
-            raise MelodyFileError("the melody file reader could not start") from None
+            raise MelodyFileError(
+                "the melody file reader could not start (a server fault)"
+            ) from None
         return child
 
     @staticmethod
@@ -134,7 +136,8 @@ class IsolatedReader:
                 self._kill(child)
                 self._child = None
                 raise MelodyFileError(
-                    "reading the file failed: it needs more memory than a melody can"
+                    "the reader stopped while reading the file (it needs more memory than "
+                    "a melody file may)"
                 ) from None
         if "error" in answer:
             raise MelodyFileError(str(answer["error"]))
