@@ -187,6 +187,17 @@ def test_a_meter_change_after_a_pickup_counts_the_pickup_bar():
         read_melody_file(_file([conductor, _line([60] * 12, name="melody")]))
 
 
+def test_a_last_bar_cut_short_to_balance_the_pickup_is_no_meter_change():
+    conductor = [
+        mido.MetaMessage("time_signature", numerator=1, denominator=4),
+        mido.MetaMessage("time_signature", numerator=3, denominator=4, time=Q),
+        mido.MetaMessage("time_signature", numerator=2, denominator=4, time=2 * 1440),
+    ]
+    reading = read_melody_file(_file([conductor, _line([60] * 9, name="melody")]))
+    assert reading.meter == Meter(3, 4) and reading.pickup_ticks == Q
+    assert len(reading.bars) == 4 and len(reading.bars[-1].notes) == 2
+
+
 def test_a_pickup_written_as_a_leading_rest_is_kept():
     tune = [mido.MetaMessage("track_name", name="melody")]
     tune += [mido.Message("note_on", note=67, velocity=80, time=3 * Q)]  # rests, then beat 4

@@ -393,11 +393,10 @@ def _bar_number(tick: int, pickup: int, meter: Meter) -> int:
     return full_bars + (2 if pickup else 1)
 
 
-def _single_meter(
-    changes: Sequence[tuple[int, Meter]],
-) -> tuple[Meter, int]:
+def _single_meter(changes: Sequence[tuple[int, Meter]], notes_end: int) -> tuple[Meter, int]:
     """The melody's meter and the pickup a short first bar marks (0: none), from the file's
-    (tick, meter) map; ``MidiError`` naming the bar where the meter changes."""
+    (tick, meter) map and where the notes end; ``MidiError`` naming the bar where the meter
+    changes. A shorter last bar, which balances a pickup, is no change of meter."""
     meter = changes[0][1]
     pickup = 0
     rest = list(changes[1:])
@@ -406,6 +405,8 @@ def _single_meter(
         pickup, meter = meter.bar_ticks, rest[0][1]
         rest = rest[1:]
     for tick, changed in rest:
+        if changed.bar_ticks < meter.bar_ticks and notes_end <= tick + changed.bar_ticks:
+            continue  # the tune ends inside this shorter bar: its last bar, cut short
         if changed != meter:
             raise MidiError(
                 f"the meter changes from {meter} to {changed} at bar "
@@ -457,7 +458,6 @@ def read_midi_melody(data: bytes) -> MelodyReading:
             f"{MAX_MELODY_NOTES}"
         )
     changes = _meter_map(conductor, header.ticks_per_beat)
-    meter, pickup = _single_meter(changes)
     snapped = snap_to_grid(line.notes)
     span_bars = max(n.end for n in snapped) // min(m.bar_ticks for _, m in changes) + 1
     if span_bars > MAX_READ_BARS:
@@ -465,6 +465,7 @@ def read_midi_melody(data: bytes) -> MelodyReading:
             f"the notes of {line.label} span {span_bars} bars; at most {MAX_READ_BARS} "
             "can be read (is a time value corrupt?)"
         )
+    meter, pickup = _single_meter(changes, max(n.end for n in snapped))
     notes, dropped = skyline(snapped)
     notices = []
     if len(notes) < len(snapped):
