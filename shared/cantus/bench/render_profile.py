@@ -338,9 +338,24 @@ def format_profile(profile: RenderProfile) -> str:
             f"{100 * seconds / profile.total_cpu:.1f} % |"
         )
     walls = ", ".join(f"{w:.2f}" for w in profile.final_render_wall)
+    segment_steps = sum(s for name, s in profile.steps.items() if name in STEPS_OF_THE_SEGMENTS)
     lines += [
         "",
+        f"While the piece is composed (segments): {segment_steps / per_piece:.2f} CPU s per "
+        f"piece; its files (final render): "
+        f"{(profile.total_cpu - segment_steps - profile.other) / per_piece:.2f}.",
         f"Final render wall time per piece (piece.json `render_seconds.wall`): {walls} s.",
         f"Table writes serialised: {profile.table_bytes / 1e6:.1f} MB in all.",
+        "",
+        "CPU time is the time of the thread that ran each step (exclusive of the steps inside "
+        "it) plus the CPU time of the programs it ran (ffmpeg, musicxml2ly, LilyPond; the "
+        "long-lived LilyPond's start-up is charged to the first piece's engraving). The "
+        "pieces are held-out corpus tunes under a 16-bar AABA plan, harmonised by the shipped "
+        "harmony model, one syllable per note, fed to `services.render.app."
+        "handle_piece_event` side by side with the service's default settings.",
+        "",
+        "Flame graph of the same run: `py-spy record --subprocesses -o "
+        "docs/results/render_profile.svg -- cantus bench render --profile --pieces 2` "
+        "([render_profile.svg](render_profile.svg)).",
     ]
     return "\n".join(lines)
