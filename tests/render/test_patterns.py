@@ -66,3 +66,32 @@ def test_alberti_goes_low_high_middle_high():
     meter = Meter(4, 4)
     played = play(ALBERTI, voicing(meter, 1), meter)
     assert [n.pitch for n in played[:4]] == [48, 60, 55, 60]
+
+
+def test_sustain_holds_the_tones_two_chords_share():
+    from cantus.render.patterns import tied
+
+    c_major = [Note(0, p, 960, 70) for p in (48, 55, 60, 64)]
+    a_minor = [Note(960, p, 960, 70) for p in (45, 57, 60, 64)]
+    held = tied(c_major + a_minor)
+    assert Note(0, 60, 1920, 70) in held and Note(0, 64, 1920, 70) in held
+    assert len(held) == 6  # two common tones held, not struck again
+    assert {(n.onset, n.pitch) for n in held} >= {(960, 45), (960, 57), (0, 48), (0, 55)}
+
+
+def test_a_band_plays_oom_pah_in_two_and_three_and_strums_a_lively_jig():
+    from cantus.music.styles import Energy
+    from cantus.render.arrangement import _accompaniment
+
+    def onsets(meter, energy, restrike=True):
+        played = _accompaniment(
+            voicing(meter, 1), "block", meter, energy=energy, tempo_bpm=100, restrike=restrike
+        )
+        return sorted({n.onset for n in played})
+
+    assert onsets(Meter(3, 4), Energy.MID) == [480, 960]  # waltz: the bass has beat one
+    assert onsets(Meter(2, 4), Energy.HIGH) == [480]  # march: oom-pah
+    assert onsets(Meter(3, 4), Energy.LOW) == [0]  # quiet: held chords
+    assert onsets(Meter(3, 4), Energy.MID, restrike=False) == [0]  # an organ holds
+    jig = onsets(Meter(6, 8), Energy.HIGH)
+    assert 0 in jig and 720 in jig and len(jig) > 2

@@ -51,10 +51,11 @@ from cantus.render.palettes import (
     BODHRAN,
     STRUM,
     STYLE_BANDS,
+    WALTZ,
     Palette,
     get_palette,
 )
-from cantus.render.patterns import play
+from cantus.render.patterns import play, tied
 
 MELODY_CHANNEL, CHORDS_CHANNEL, BASS_CHANNEL, DRUMS_CHANNEL = 0, 1, 2, 9
 """MIDI channels (0-based) of the four tracks; 9 is the General MIDI drum channel."""
@@ -696,11 +697,17 @@ def _accompaniment(
     tempo_bpm: float,
     restrike: bool,
 ) -> list[Note]:
-    """The bar's voicing played in ``pattern``: a block chord is re-struck on every beat
-    at high energy where ``restrike`` (a strum; an organ holds its chords), and nothing
-    is re-struck from ``FAST_TEMPO_BPM``."""
-    if pattern == BLOCK and energy is Energy.HIGH and restrike:
-        pattern = STRUM
+    """The bar's voicing played in ``pattern``, by meter and energy where ``restrike`` (a
+    band; an organ holds its chords): a block chord in a simple bar of two or three beats
+    above low energy becomes an oom-pah (a march) or oom-pah-pah (a waltz); elsewhere it
+    is re-struck on every beat at high energy (a strum; a jig's in compound meters).
+    Nothing is re-struck from ``FAST_TEMPO_BPM``."""
+    beats = meter.bar_ticks // pulse_ticks(meter)
+    if pattern == BLOCK and restrike and energy is not Energy.LOW:
+        if beats in (2, 3) and not is_compound_meter(meter):
+            pattern = WALTZ
+        elif energy is Energy.HIGH:
+            pattern = STRUM
     if pattern == STRUM and tempo_bpm >= FAST_TEMPO_BPM:
         pattern = BLOCK
     return play(pattern, voicing, meter)
@@ -751,7 +758,7 @@ def _bar_parts(
         parts["melody"] = _shifted(parts["melody"], 0, dynamics)
         parts["drums"] = _shifted(parts["drums"], 0, dynamics)
     if section.role != "piece":
-        parts["pad"] = _shifted(bar.voicing, 0, _PAD_VELOCITY_SCALE * dynamics)
+        parts["pad"] = _shifted(tied(bar.voicing), 0, _PAD_VELOCITY_SCALE * dynamics)
         colour = _accompaniment(
             bar.voicing,
             palette.contrast,

@@ -5,7 +5,8 @@ span, onsets from the bar start). A pattern turns them into what an instrument p
 keeping every note inside its chord's span and on the voicing's own pitches, so a voicing
 placed under the melody stays under it:
 
-* ``block`` — the chords as voiced; ``sustain`` the same, softer (a pad or string bed);
+* ``block`` — the chords as voiced; ``sustain`` the same, softer, common tones held from
+  chord to chord (a pad or string bed);
 * ``arpeggio`` — broken into a rising and falling figure, one note per eighth;
 * ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
 * ``strum`` — re-struck on every beat, a lighter upstroke on the top strings on the last
@@ -48,9 +49,27 @@ def block(notes: Sequence[Note], meter: Meter) -> list[Note]:
     return sorted(notes)
 
 
+def tied(notes: Sequence[Note]) -> list[Note]:
+    """``notes`` with common tones held: a note that the next chord sounds again at the
+    same pitch, starting where it ends, is extended through it instead of struck again
+    (a pad or a string bed sustains the tones two chords share; fewer voices to render)."""
+    out: list[Note] = []
+    open_at: dict[tuple[int, int], int] = {}  # (pitch, end tick) -> index in out
+    for note in sorted(notes):
+        index = open_at.pop((note.pitch, note.onset), None)
+        if index is None:
+            out.append(note)
+            index = len(out) - 1
+        else:
+            held = out[index]
+            out[index] = Note(held.onset, held.pitch, note.end - held.onset, held.velocity)
+        open_at[(note.pitch, out[index].end)] = index
+    return sorted(out)
+
+
 def sustain(notes: Sequence[Note], meter: Meter) -> list[Note]:
-    return sorted(
-        Note(n.onset, n.pitch, n.duration, _velocity(n.velocity * _SUSTAIN_SCALE)) for n in notes
+    return tied(
+        [Note(n.onset, n.pitch, n.duration, _velocity(n.velocity * _SUSTAIN_SCALE)) for n in notes]
     )
 
 
