@@ -292,7 +292,7 @@ def test_cli_harmonises_an_essen_midi_export_in_its_own_meter_key_and_pickup(sta
         env=dict(os.environ),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "key G minor (from the key signature, mode from the notes)" in result.stdout
+    assert "key G minor (from the key signature, mode from the notes)" in result.stderr
     folder = Path(result.stdout.strip().splitlines()[-1])
     summary = json.loads((folder / "piece.json").read_text())
     assert (summary["meter"], summary["key"], summary["tempo_bpm"]) == ("2/4", "G minor", 96.0)
