@@ -23,9 +23,10 @@ from collections.abc import AsyncIterator
 
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_meter
-from cantus.melody.client import MelodyLMClient, SamplingOptions
+from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.prompting import MelodyPrompter
+from cantus.melody.sampling import served_sampling
 from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy
@@ -96,17 +97,11 @@ def _plan(spec: pb.PieceSpec) -> FormPlan:
 async def _decode_phrase(request: pb.ComposeRequested, phrase: PhraseRequest) -> AsyncIterator[Bar]:
     """The phrase's bars, each as soon as the model closes it."""
     assembler = prompter.bar_assembler(request.spec)
-    settings = service.settings
     async for token in triton.stream_tokens(
         prompter.prompt_for(phrase.controls, phrase.context),
         n_bars=phrase.n_bars,
         seed=phrase.seed,
-        options=SamplingOptions(
-            key_constraint=True,
-            cadence_steps=phrase.cadence_steps,
-            guidance=settings.melody_guidance,
-            tonal_emphasis=settings.melody_tonal_emphasis,
-        ),
+        sampling=served_sampling(service.settings, phrase.cadence_steps),
         request_id=f"{request.meta.piece_id}:{phrase.first_bar}",
     ):
         bar = assembler.push(token)

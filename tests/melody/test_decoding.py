@@ -9,11 +9,11 @@ from cantus.melody.controls import Controls
 from cantus.melody.decoding import (
     TONAL_EMPHASIS_WEIGHTS,
     MelodyGrammar,
-    SamplingParams,
     UniformDraws,
     sample_token,
     sample_tokens,
 )
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
@@ -48,7 +48,9 @@ def test_generated_bars_respect_range_key_count_and_density(seed: int) -> None:
     key = Key(9, Mode.MINOR)  # A minor: F# and G# (raised 6th, 7th) are allowed too
     prompt = _prefix(key, Meter(6, 8))
     grammar = MelodyGrammar(
-        VOCAB, n_bars=6, pitch_range=(55, 79), key_constraint=True, max_notes_per_bar=5
+        VOCAB,
+        n_bars=6,
+        sampling=SamplingParams(pitch_range=(55, 79), key_constraint=True, max_notes_per_bar=5),
     )
     grammar.feed_prompt(prompt)
     tokens = prompt + _random_walk(grammar, seed)
@@ -138,7 +140,11 @@ def test_end_on_tonic_closes_the_last_bar_on_the_tonic(
 ) -> None:
     prompt = _prefix(key, meter)
     grammar = MelodyGrammar(
-        VOCAB, n_bars=3, key_constraint=True, end_on_tonic=True, max_notes_per_bar=max_notes
+        VOCAB,
+        n_bars=3,
+        sampling=SamplingParams(
+            key_constraint=True, end_on_tonic=True, max_notes_per_bar=max_notes
+        ),
     )
     grammar.feed_prompt(prompt)
     _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
@@ -156,7 +162,9 @@ def test_a_cadence_tone_holds_the_last_beat_alone(seed: int, meter: Meter) -> No
 
     key = Key(7)
     prompt = _prefix(key, meter)
-    grammar = MelodyGrammar(VOCAB, n_bars=2, cadence_steps=HALF_CADENCE_STEPS)
+    grammar = MelodyGrammar(
+        VOCAB, n_bars=2, sampling=SamplingParams(cadence_steps=HALF_CADENCE_STEPS)
+    )
     grammar.feed_prompt(prompt)
     _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
     last_beat = meter.bar_ticks - meter.beat_ticks
@@ -170,7 +178,9 @@ def test_a_cadence_tone_holds_the_last_beat_alone(seed: int, meter: Meter) -> No
 
 
 def test_end_on_tonic_is_dropped_when_the_range_holds_no_tonic() -> None:
-    grammar = MelodyGrammar(VOCAB, n_bars=1, pitch_range=(62, 70), end_on_tonic=True)
+    grammar = MelodyGrammar(
+        VOCAB, n_bars=1, sampling=SamplingParams(pitch_range=(62, 70), end_on_tonic=True)
+    )
     grammar.feed_prompt(_prefix())  # C major: no C between D4 and Bb4
     _, melody = TOKENIZER.decode(_prefix() + _random_walk(grammar, 0))
     assert len(melody.bars) == 1
@@ -208,7 +218,9 @@ def test_top_k_one_always_picks_the_best_allowed_token() -> None:
 
 def _bias_by_step(key: Key, meter: Meter, emphasis: float) -> dict[int, float]:
     """The grammar's bias for the first note of a bar, per scale step above the tonic."""
-    grammar = MelodyGrammar(VOCAB, n_bars=1, key_constraint=True, tonal_emphasis=emphasis)
+    grammar = MelodyGrammar(
+        VOCAB, n_bars=1, sampling=SamplingParams(key_constraint=True, tonal_emphasis=emphasis)
+    )
     grammar.feed_prompt(_prefix(key, meter))
     grammar.advance(VOCAB.bar)
     grammar.advance(VOCAB.pos(0))
@@ -239,7 +251,7 @@ def test_tonal_emphasis_in_minor_weighs_the_fifth_over_the_third() -> None:
 
 
 def test_tonal_emphasis_applies_only_to_notes_on_a_beat() -> None:
-    grammar = MelodyGrammar(VOCAB, n_bars=1, tonal_emphasis=1.5)
+    grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(tonal_emphasis=1.5))
     grammar.feed_prompt(_prefix(Key(9, Mode.MINOR), Meter(3, 4)))
     grammar.advance(VOCAB.bar)
     assert grammar.logit_bias() is None  # a position comes next, not a pitch

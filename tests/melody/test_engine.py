@@ -11,6 +11,7 @@ from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpo
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.engine import DecodeEngine, DecodeRequest, StepTiming, generate
 from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
@@ -43,16 +44,19 @@ def test_concurrent_requests_all_yield_valid_melodies(model: MelodyLM) -> None:
     timings: list[StepTiming] = []
     requests = [
         DecodeRequest(_prompt(Meter(4, 4)), n_bars=4, seed=1),
-        DecodeRequest(_prompt(Meter(6, 8), given=2), n_bars=3, seed=2, key_constraint=True),
+        DecodeRequest(
+            _prompt(Meter(6, 8), given=2),
+            n_bars=3,
+            seed=2,
+            sampling=SamplingParams(key_constraint=True),
+        ),
         DecodeRequest(
             _prompt(Meter(3, 4), given=1),
             n_bars=2,
             seed=3,
-            temperature=0.7,
-            top_k=10,
-            pitch_range=(60, 72),
+            sampling=SamplingParams(temperature=0.7, top_k=10, pitch_range=(60, 72)),
         ),
-        DecodeRequest(_prompt(Meter(2, 4)), n_bars=5, seed=4, top_p=0.5),
+        DecodeRequest(_prompt(Meter(2, 4)), n_bars=5, seed=4, sampling=SamplingParams(top_p=0.5)),
     ]
     results: dict[str, list[int]] = {}
     reasons: dict[str, str] = {}
@@ -77,7 +81,7 @@ def test_concurrent_requests_all_yield_valid_melodies(model: MelodyLM) -> None:
         _, melody = TOKENIZER.decode(tokens)
         given = (len(request.prompt_tokens) - 7) // 4  # one note (4 tokens) per given bar
         assert len(melody.bars) == given + request.n_bars
-        low, high = request.pitch_range
+        low, high = request.sampling.pitch_range
         for bar in melody.bars[given:]:
             assert all(low <= n.pitch <= high for n in bar.notes)
     # several sequences shared forward steps (batch > 1), never more than max_batch
@@ -114,7 +118,7 @@ def test_cancel_frees_the_slot_for_the_next_request(model: MelodyLM) -> None:
 
 
 def test_same_seed_gives_the_same_tokens_and_matches_generate(model: MelodyLM) -> None:
-    request = DecodeRequest(_prompt(), n_bars=3, seed=42, temperature=1.0)
+    request = DecodeRequest(_prompt(), n_bars=3, seed=42, sampling=SamplingParams(temperature=1.0))
     with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
         first, reason = engine.decode(request, timeout=60)
         second, _ = engine.decode(request, timeout=60)
@@ -133,7 +137,11 @@ def test_bad_requests_are_refused_at_submit(model: MelodyLM) -> None:
         with pytest.raises(MusicError, match="no room"):
             engine.submit(DecodeRequest(_prompt(), n_bars=500, seed=0), print, print)
         with pytest.raises(ValueError):
-            engine.submit(DecodeRequest(_prompt(), n_bars=2, seed=0, top_p=0), print, print)
+            engine.submit(
+                DecodeRequest(_prompt(), n_bars=2, seed=0, sampling=SamplingParams(top_p=0)),
+                print,
+                print,
+            )
 
 
 def test_generate_with_given_bars_and_key_constraint(model: MelodyLM) -> None:
@@ -141,7 +149,13 @@ def test_generate_with_given_bars_and_key_constraint(model: MelodyLM) -> None:
     given = [Bar(meter, (Note(0, 62, 480), Note(480, 64, 960)))]
     key = Key(2, Mode.MINOR)
     result = generate(
-        model, TOKENIZER, _controls(meter, key), 4, seed=1, given_bars=given, key_constraint=True
+        model,
+        TOKENIZER,
+        _controls(meter, key),
+        4,
+        seed=1,
+        given_bars=given,
+        sampling=SamplingParams(key_constraint=True),
     )
     assert result.melody.bars[0] == given[0] and len(result.melody.bars) == 5
     scale = set(key.scale_pitch_classes) | {(key.tonic + 9) % 12, (key.tonic + 11) % 12}
@@ -205,7 +219,9 @@ def test_sequences_decode_the_same_alone_or_batched_while_others_come_and_go(
 
 
 def test_a_bfloat16_cache_decodes_valid_melodies(model: MelodyLM) -> None:
-    request = DecodeRequest(_prompt(Meter(3, 4)), n_bars=3, seed=5, end_on_tonic=True)
+    request = DecodeRequest(
+        _prompt(Meter(3, 4)), n_bars=3, seed=5, sampling=SamplingParams(end_on_tonic=True)
+    )
     with DecodeEngine(model, TOKENIZER, max_batch=2, kv_dtype=torch.bfloat16) as engine:
         assert engine.cache.data.dtype == torch.bfloat16
         tokens, reason = engine.decode(request, timeout=60)
@@ -240,7 +256,12 @@ def test_guided_requests_take_a_twin_slot_and_match_their_solo_decode(model: Mel
     # A guided request decodes a key-free twin beside it; alone or batched with others that
     # come and go (slots compacted under it), it must sample the same melody.
     requests = [
-        DecodeRequest(_prompt(), n_bars=1 + i % 3, seed=300 + i, guidance=1.0 + (i % 2))
+        DecodeRequest(
+            _prompt(),
+            n_bars=1 + i % 3,
+            seed=300 + i,
+            sampling=SamplingParams(guidance=1.0 + (i % 2)),
+        )
         for i in range(6)
     ]
     with DecodeEngine(model, TOKENIZER, max_batch=5) as engine:
@@ -261,12 +282,16 @@ def test_guided_requests_take_a_twin_slot_and_match_their_solo_decode(model: Mel
 def test_guidance_changes_only_pitches_and_one_means_none(model: MelodyLM) -> None:
     with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
         plain, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9), timeout=60)
-        one, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9, guidance=1.0), 60)
-        guided, _ = engine.decode(DecodeRequest(_prompt(), n_bars=3, seed=9, guidance=3.0), 60)
+        one, _ = engine.decode(
+            DecodeRequest(_prompt(), n_bars=3, seed=9, sampling=SamplingParams(guidance=1.0)), 60
+        )
+        guided, _ = engine.decode(
+            DecodeRequest(_prompt(), n_bars=3, seed=9, sampling=SamplingParams(guidance=3.0)), 60
+        )
     assert one == plain
     assert guided != plain
     with pytest.raises(ValueError, match="guidance"):
-        DecodeRequest(_prompt(), n_bars=1, seed=1, guidance=0.5)
+        DecodeRequest(_prompt(), n_bars=1, seed=1, sampling=SamplingParams(guidance=0.5))
 
 
 def test_a_model_without_key_free_tokens_refuses_guidance() -> None:
@@ -280,7 +305,11 @@ def test_a_model_without_key_free_tokens_refuses_guidance() -> None:
         DecodeEngine(tiny, tokenizer, max_batch=2) as engine,
         pytest.raises(MusicError, match="control dropout"),
     ):
-        engine.submit(DecodeRequest(prompt, n_bars=1, seed=1, guidance=2.0), print, print)
+        engine.submit(
+            DecodeRequest(prompt, n_bars=1, seed=1, sampling=SamplingParams(guidance=2.0)),
+            print,
+            print,
+        )
 
 
 def test_a_half_cadence_ends_on_a_dominant_chord_tone(model: MelodyLM) -> None:
@@ -289,7 +318,10 @@ def test_a_half_cadence_ends_on_a_dominant_chord_tone(model: MelodyLM) -> None:
     with DecodeEngine(model, TOKENIZER, max_batch=4) as engine:
         for seed in range(8):
             request = DecodeRequest(
-                _prompt(), n_bars=2, seed=seed, cadence_steps=HALF_CADENCE_STEPS
+                _prompt(),
+                n_bars=2,
+                seed=seed,
+                sampling=SamplingParams(cadence_steps=HALF_CADENCE_STEPS),
             )
             tokens, reason = engine.decode(request, timeout=60)
             assert reason == "eos"

@@ -13,7 +13,7 @@ from cantus.melody.composition import FormComposer, collect
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
 from cantus.melody.engine import DecodeEngine
-from cantus.melody.local_composition import PhraseSampling, engine_phrase_decoder
+from cantus.melody.local_composition import default_sampling, engine_phrase_decoder
 from cantus.music.form import Cadence, Treatment, plan_form
 from cantus.music.notes import Key, Meter, Mode
 from cantus.music.styles import Energy, Style
@@ -37,7 +37,7 @@ def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: 
 
     async def compose():  # type: ignore[no-untyped-def]
         with DecodeEngine(model, tokenizer, max_batch=4) as engine:
-            decode = engine_phrase_decoder(engine, tokenizer, controls.meter, PhraseSampling())
+            decode = engine_phrase_decoder(engine, tokenizer, controls.meter, default_sampling())
             return await collect(FormComposer(plan, controls, seed=11), [], decode)
 
     bars = asyncio.run(compose())

@@ -11,6 +11,7 @@ import torch
 from cantus.melody.checkpoint import save_melody_checkpoint
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.serving import (
     EXPECTED_INPUTS,
     EXPECTED_OUTPUTS,
@@ -51,7 +52,8 @@ def serving(tmp_path_factory) -> MelodyServing:
 
 def test_parse_fills_defaults():
     request = parse_decode_request(inputs(), vocab_size=len(TOKENIZER.vocab), max_len=1024)
-    assert (request.n_bars, request.seed, request.temperature, request.top_k) == (2, 7, 1.0, 0)
+    assert (request.n_bars, request.seed) == (2, 7)
+    assert request.sampling == SamplingParams()  # a tensor left out: the field's default
     assert list(request.prompt_tokens) == PROMPT
 
 
@@ -61,7 +63,7 @@ def test_parse_reads_cadence_and_guidance():
         vocab_size=len(TOKENIZER.vocab),
         max_len=1024,
     )
-    assert (request.cadence_steps, request.guidance) == ((7, 2), 2.0)
+    assert (request.sampling.cadence_steps, request.sampling.guidance) == ((7, 2), 2.0)
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from cantus.melody.controls import (
     tempo_bucket,
 )
 from cantus.melody.decoding import MelodyGrammar
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import (
     GRID_TICKS,
     PITCH_RANGE,
@@ -99,8 +100,9 @@ def grammar_sequences(draw) -> list[int]:
     grammar = MelodyGrammar(
         TOKENIZER.vocab,
         n_bars=n_bars,
-        key_constraint=key_constraint,
-        max_notes_per_bar=draw(st.integers(1, 16)),
+        sampling=SamplingParams(
+            key_constraint=key_constraint, max_notes_per_bar=draw(st.integers(1, 16))
+        ),
         max_len=max_len,
     )
     tokens: list[int] = []

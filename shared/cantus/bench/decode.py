@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from cantus.melody.checkpoint import load_melody_checkpoint
-from cantus.melody.client import MelodyLMClient, SamplingOptions
+from cantus.melody.client import MelodyLMClient
 from cantus.melody.controls import Controls
 from cantus.melody.engine import time_decode_step
+from cantus.melody.sampling import SamplingParams
 from cantus.music.notes import Key, Meter
 from cantus.music.styles import Energy, Style
 
@@ -62,8 +63,8 @@ async def _streams_tokens_per_s(
     a serving engine sees in steady state, not the ramp-down of one synchronised burst. The
     median window is returned: on a shared VM one window can lose a tenth to a neighbour."""
     client = MelodyLMClient(address)
-    options = SamplingOptions(key_constraint=True)
-    async for _ in client.stream_tokens(prompt, n_bars=2, seed=0, options=options):
+    sampling = SamplingParams(key_constraint=True)
+    async for _ in client.stream_tokens(prompt, n_bars=2, seed=0, sampling=sampling):
         pass  # warm up: the first request pays for lazy initialisation
     counting = False
     counted = 0
@@ -74,7 +75,9 @@ async def _streams_tokens_per_s(
         seed = index * 1_000
         while time.perf_counter() < deadline:
             seed += 1
-            async for _ in client.stream_tokens(prompt, n_bars=n_bars, seed=seed, options=options):
+            async for _ in client.stream_tokens(
+                prompt, n_bars=n_bars, seed=seed, sampling=sampling
+            ):
                 if counting:
                     counted += 1
 

@@ -110,11 +110,11 @@ def compose_melodies(requests: Sequence[PieceRequest], bars: int) -> list[Melody
     """Melodies of ``requests`` from the shipped model, as the melody service composes."""
     from cantus.melody.checkpoint import load_melody_checkpoint
     from cantus.melody.controls import Controls
-    from cantus.melody.local_composition import PhraseSampling, compose_pieces
+    from cantus.melody.local_composition import compose_pieces
 
     model, tokenizer, _ = load_melody_checkpoint(MELODY_CHECKPOINT)
     jobs = [(Controls(r.key, r.meter, r.tempo_bpm, r.style, r.energy), r.seed) for r in requests]
-    return compose_pieces(model, tokenizer, jobs, n_bars=bars, sampling=PhraseSampling())
+    return compose_pieces(model, tokenizer, jobs, n_bars=bars)
 
 
 def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str | None = None):  # type: ignore[no-untyped-def]

@@ -15,7 +15,8 @@ import numpy as np
 from cantus.eval.melody_likelihood import SCORED_KINDS, NLLSummary
 from cantus.eval.melody_sampling import SAMPLING, SERVED_TONAL_EMPHASIS
 from cantus.eval.melody_scoring import KL_SMOOTHING, MIN_REFERENCE_TUNES, PieceSetResult
-from cantus.melody.decoding import DEFAULT_PITCH_RANGE, TONAL_EMPHASIS_WEIGHTS
+from cantus.melody.decoding import TONAL_EMPHASIS_WEIGHTS
+from cantus.melody.sampling import DEFAULT_PITCH_RANGE
 from cantus.settings import REPO_ROOT
 
 

@@ -5,6 +5,7 @@ same grammar."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,15 +15,10 @@ import torch
 
 from cantus.melody.baselines import KneserNeyLM, MelodyLSTM
 from cantus.melody.controls import Controls
-from cantus.melody.decoding import (
-    DEFAULT_PITCH_RANGE,
-    MelodyGrammar,
-    SamplingParams,
-    UniformDraws,
-    sample_token,
-)
+from cantus.melody.decoding import MelodyGrammar, UniformDraws, sample_token
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.model import MelodyLM
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.notes import Key, Meter
 from cantus.music.styles import Energy, Style
@@ -111,15 +107,15 @@ def sample_transformer(
                 prompt,
                 n_bars=n_bars,
                 seed=seed,
-                temperature=SAMPLING.temperature,
-                top_k=SAMPLING.top_k,
-                top_p=SAMPLING.top_p,
                 # "key constraint on" is what the melody service asks for: scale tones, a
                 # tonic cadence in the last bar and tonal emphasis on the beats
-                key_constraint=key_constraint,
-                end_on_tonic=key_constraint,
-                tonal_emphasis=tonal_emphasis if key_constraint else 0.0,
-                guidance=guidance,
+                sampling=dataclasses.replace(
+                    SAMPLING,
+                    key_constraint=key_constraint,
+                    end_on_tonic=key_constraint,
+                    tonal_emphasis=tonal_emphasis if key_constraint else 0.0,
+                    guidance=guidance,
+                ),
             )
             engine.submit(request, tokens.append, done)
         with finished:
@@ -191,9 +187,7 @@ def sample_with_stepper(
         raise ValueError("prompts must have equal length")
     grammars = []
     for prompt in prompts:
-        grammar = MelodyGrammar(
-            tokenizer.vocab, n_bars=n_bars, pitch_range=DEFAULT_PITCH_RANGE, max_len=max_len
-        )
+        grammar = MelodyGrammar(tokenizer.vocab, n_bars=n_bars, max_len=max_len)
         grammar.feed_prompt(prompt)
         grammars.append(grammar)
     generators = [UniformDraws(seed) for _, seed in jobs]

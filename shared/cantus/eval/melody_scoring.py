@@ -16,8 +16,9 @@ import torch
 from cantus.eval.melody_sampling import EvalSetting
 from cantus.melody.controls import Controls
 from cantus.melody.corpus import Tune
-from cantus.melody.decoding import DEFAULT_MAX_NOTES_PER_BAR, MelodyGrammar
+from cantus.melody.decoding import MelodyGrammar
 from cantus.melody.model import MelodyLM
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import GRID_TICKS, PITCH_RANGE, PREFIX_LENGTH, MelodyTokenizer
 from cantus.music.key_analysis import heard_key
 from cantus.music.notes import Melody, Meter, MusicError
@@ -229,8 +230,7 @@ def forbidden_mass(
         grammar = MelodyGrammar(
             tokenizer.vocab,
             n_bars=n_bars,
-            pitch_range=PITCH_RANGE,
-            max_notes_per_bar=DEFAULT_MAX_NOTES_PER_BAR,
+            sampling=SamplingParams(pitch_range=PITCH_RANGE),
             max_len=model.config.max_len,
         )
         grammar.feed_prompt(tokens[:PREFIX_LENGTH])

@@ -26,6 +26,7 @@ for the held-out celtic tunes with repeat signs, the same tunes with repeats wri
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,14 +114,16 @@ def sample_melodies(
     tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
-    from cantus.melody.local_composition import PhraseSampling, compose_pieces
+    from cantus.melody.local_composition import compose_pieces, default_sampling
 
     if composer not in COMPOSERS:
         raise ValueError(f"composer must be one of {COMPOSERS}, got {composer!r}")
     model, tokenizer, _ = load_melody_checkpoint(Path(checkpoint))
     guidance = served_guidance(tokenizer) if guidance is None else guidance
     if composer == "form":
-        sampling = PhraseSampling(guidance=guidance, tonal_emphasis=tonal_emphasis)
+        sampling = dataclasses.replace(
+            default_sampling(), guidance=guidance, tonal_emphasis=tonal_emphasis
+        )
         return compose_pieces(
             model, tokenizer, jobs, n_bars=n_bars, sampling=sampling, max_batch=max_batch
         )

@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
-from tritonclient.grpc import InferRequestedOutput
+from tritonclient.grpc import InferInput, InferRequestedOutput
 
+from cantus.melody.sampling import DEFAULT_SAMPLING, WIRE_TENSORS, SamplingParams
 from cantus.triton_client import TritonModelClient, input_tensor
 
 
 class MelodyLMError(RuntimeError):
     """Triton refused or failed a melody request; the message is Triton's."""
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    """Sampling settings sent with every request."""
-
-    temperature: float = 1.0
-    top_k: int = 0  # 0: no top-k cut
-    top_p: float = 0.95
-    key_constraint: bool = False
-    end_on_tonic: bool = False  # a cadence: set on the request that ends a piece
-    tonal_emphasis: float = 0.0  # nats on the beats for key-defining pitches (0..4)
-    cadence_steps: tuple[int, ...] = ()  # the last note's scale steps (a phrase's cadence)
-    guidance: float = 1.0  # classifier-free guidance on the key (1: none)
 
 
 class MelodyLMClient(TritonModelClient):
@@ -47,7 +33,7 @@ class MelodyLMClient(TritonModelClient):
         *,
         n_bars: int,
         seed: int,
-        options: SamplingOptions = SamplingOptions(),
+        sampling: SamplingParams = DEFAULT_SAMPLING,
         request_id: str = "",
     ) -> AsyncIterator[int]:
         """Yield each sampled token id; ends after the model's final response."""
@@ -55,18 +41,8 @@ class MelodyLMClient(TritonModelClient):
             input_tensor("PROMPT", list(prompt), "INT32", np.int32),
             input_tensor("N_BARS", [n_bars], "INT32", np.int32),
             input_tensor("SEED", [seed % (2**63)], "INT64", np.int64),
-            input_tensor("TEMPERATURE", [options.temperature], "FP32", np.float32),
-            input_tensor("TOP_K", [options.top_k], "INT32", np.int32),
-            input_tensor("TOP_P", [options.top_p], "FP32", np.float32),
-            input_tensor("KEY_CONSTRAINT", [options.key_constraint], "BOOL", np.bool_),
-            input_tensor("END_ON_TONIC", [options.end_on_tonic], "BOOL", np.bool_),
-            input_tensor("TONAL_EMPHASIS", [options.tonal_emphasis], "FP32", np.float32),
-            input_tensor("GUIDANCE", [options.guidance], "FP32", np.float32),
+            *sampling_tensors(sampling),
         ]
-        if options.cadence_steps:
-            inputs.append(
-                input_tensor("CADENCE_STEPS", list(options.cadence_steps), "INT32", np.int32)
-            )
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()
 
@@ -92,3 +68,20 @@ class MelodyLMClient(TritonModelClient):
         finally:
             finished.set()
             responses.cancel()
+
+
+_NUMPY_TYPES = {"FP32": np.float32, "INT32": np.int32, "BOOL": np.bool_}
+
+
+def sampling_tensors(sampling: SamplingParams) -> list[InferInput]:
+    """The request's ``SamplingParams`` as Triton input tensors (``WIRE_TENSORS``); an empty
+    list field (no cadence) is left out, which the model reads as its default."""
+    tensors = []
+    for field_name, tensor in WIRE_TENSORS.items():
+        value = getattr(sampling, field_name)
+        values = list(value) if tensor.is_list else [value]
+        if values:
+            tensors.append(
+                input_tensor(tensor.name, values, tensor.datatype, _NUMPY_TYPES[tensor.datatype])
+            )
+    return tensors

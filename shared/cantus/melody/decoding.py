@@ -25,19 +25,13 @@ read in blocks), so a request samples the same tokens whatever else shares its b
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
 from cantus.melody.tokenizer import GRID_TICKS, PITCH_RANGE, PREFIX_LENGTH, Vocabulary
 from cantus.music.notes import Meter, Mode, MusicError
-
-DEFAULT_PITCH_RANGE = (48, 88)
-"""Pitches generated melodies may use unless a request says otherwise (MIDI, inclusive)."""
-DEFAULT_MAX_NOTES_PER_BAR = 16
-MAX_TONAL_EMPHASIS = 4.0
-"""Largest ``tonal_emphasis`` (nats): beyond it melodies collapse onto the tonic triad."""
 
 _PREFIX_KINDS = ("BOS", "KEY_", "MODE_", "METER_", "TEMPO_", "STYLE_", "ENERGY_")
 AUTHENTIC_CADENCE_STEPS = (0,)
@@ -68,23 +62,6 @@ minor one) a small penalty. The leading tone gets nothing: the folk minor the mo
 hardly uses it (0.8 % of the notes of minor test tunes; music21's Aarden-Essen profile weighs
 it low in minor), and favouring it lowered the key agreement. Chosen on seed sets 0-3 of the
 evaluation's A minor pieces and checked on sets 4-6 (docs/results/melody_eval.md)."""
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """``temperature`` > 0 (0 means greedy); ``top_k`` 0 = no cut; ``top_p`` in (0, 1]."""
-
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 class UniformDraws:
@@ -171,12 +148,13 @@ class MelodyGrammar:
     The prompt's last bar counts as finished: generation starts with ``BAR``. Then exactly
     ``n_bars`` bars are generated and ``EOS``; ``done`` turns true after ``EOS``.
 
-    ``pitch_range``: inclusive MIDI range of generated pitches. ``key_constraint``: only the
-    key's scale pitch classes (for minor keys also the raised 6th and 7th). ``max_len``: the
+    What it enforces comes from the request's ``SamplingParams``: ``pitch_range`` (inclusive
+    MIDI range of generated pitches), ``key_constraint`` (only the key's scale pitch classes;
+    for minor keys also the raised 6th and 7th), ``max_notes_per_bar``, and ``end_on_tonic``
+    or ``cadence_steps`` (the last generated bar ends on the tonic or a cadence step, the
+    module docstring says how; ignored if the pitch range holds none). ``max_len``: the
     model's context; the grammar keeps room for the remaining bars and ``EOS`` so that the
-    whole sequence (prompt included) never exceeds it. ``end_on_tonic``: the last generated
-    bar ends on the tonic — in that bar a note that is not the tonic must leave room for
-    another note, and ``EOS`` waits for a tonic (ignored if the pitch range holds no tonic).
+    whole sequence (prompt included) never exceeds it.
     """
 
     def __init__(
@@ -184,15 +162,10 @@ class MelodyGrammar:
         vocab: Vocabulary,
         *,
         n_bars: int,
-        pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
-        key_constraint: bool = False,
-        end_on_tonic: bool = False,
-        tonal_emphasis: float = 0.0,
-        max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
+        sampling: SamplingParams = DEFAULT_SAMPLING,
         max_len: int = 1024,
-        cadence_steps: Sequence[int] = (),
     ) -> None:
-        low, high = pitch_range
+        low, high = sampling.pitch_range
         if not PITCH_RANGE[0] <= low <= high <= PITCH_RANGE[1]:
             raise MusicError(
                 f"pitch range {low}..{high} must lie within {PITCH_RANGE[0]}.."
@@ -200,24 +173,16 @@ class MelodyGrammar:
             )
         if n_bars < 0:
             raise MusicError(f"n_bars must be >= 0, got {n_bars}")
-        if max_notes_per_bar < 1:
-            raise MusicError(f"max_notes_per_bar must be >= 1, got {max_notes_per_bar}")
-        if not 0.0 <= tonal_emphasis <= MAX_TONAL_EMPHASIS:
-            raise MusicError(
-                f"tonal_emphasis must be 0..{MAX_TONAL_EMPHASIS}, got {tonal_emphasis}"
-            )
         self.vocab = vocab
         self.n_bars = n_bars
         self.pitch_range = (low, high)
-        self.key_constraint = key_constraint
-        if any(not 0 <= step < 12 for step in cadence_steps):
-            raise MusicError(f"cadence steps must be 0..11 semitones, got {list(cadence_steps)}")
-        self.cadence_steps = frozenset(cadence_steps) or (
-            frozenset(AUTHENTIC_CADENCE_STEPS) if end_on_tonic else frozenset()
+        self.key_constraint = sampling.key_constraint
+        self.cadence_steps = frozenset(sampling.cadence_steps) or (
+            frozenset(AUTHENTIC_CADENCE_STEPS) if sampling.end_on_tonic else frozenset()
         )
         self.end_on_tonic = self.cadence_steps == frozenset(AUTHENTIC_CADENCE_STEPS)
-        self.tonal_emphasis = tonal_emphasis
-        self.max_notes_per_bar = max_notes_per_bar
+        self.tonal_emphasis = sampling.tonal_emphasis
+        self.max_notes_per_bar = sampling.max_notes_per_bar
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar

@@ -8,7 +8,7 @@ to the request's ``on_token(token_id)``; the end goes to ``on_done(reason)`` wit
 ``"eos"``, ``"cancelled"`` or ``"error: ..."``. ``cancel`` frees the slot before the next
 step. Callbacks run on the engine thread, so they must be quick and must not block.
 
-Classifier-free guidance (``DecodeRequest.guidance`` > 1): the request also takes a second
+Classifier-free guidance (``SamplingParams.guidance`` > 1): the request also takes a second
 slot for a twin whose prompt has no key (``NOKEY NOMODE``, which the model learned by
 control dropout) and which is fed the same tokens. Where the grammar expects a pitch, the
 request samples from ``twin + guidance * (keyed - twin)`` logits: pitches that the asked key
@@ -31,55 +31,26 @@ from dataclasses import dataclass, field
 import torch
 
 from cantus.melody.controls import Controls
-from cantus.melody.decoding import (
-    DEFAULT_MAX_NOTES_PER_BAR,
-    DEFAULT_PITCH_RANGE,
-    MelodyGrammar,
-    SamplingParams,
-    UniformDraws,
-    sample_tokens,
-)
+from cantus.melody.decoding import MelodyGrammar, UniformDraws, sample_tokens
 from cantus.melody.model import KVCache, MelodyLM
+from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
 from cantus.melody.tokenizer import NO_KEY, NO_MODE, MelodyTokenizer
 from cantus.music.notes import Bar, Melody, MusicError
 
 TokenCallback = Callable[[int], None]
 DoneCallback = Callable[[str], None]
-MAX_GUIDANCE = 4.0
-"""Largest classifier-free guidance scale a request may ask for (1: none)."""
 
 
 @dataclass(frozen=True)
 class DecodeRequest:
     """One melody to continue: ``prompt_tokens`` (control prefix and any given bars, no
-    ``EOS``), ``n_bars`` new bars to generate, sampling ``seed`` and settings (see
-    ``SamplingParams``), ``key_constraint`` (scale tones only), ``end_on_tonic`` (the last
-    bar ends on the tonic: a cadence, for the request that ends a piece), ``tonal_emphasis``
-    (a logit bonus in nats on the beats for the pitches that establish the key, weighted
-    by ``TONAL_EMPHASIS_WEIGHTS``) and ``pitch_range``
-    (MIDI, inclusive)."""
+    ``EOS``), ``n_bars`` new bars to generate, the sampling ``seed``, and how to sample
+    (``SamplingParams``, checked when it is made)."""
 
     prompt_tokens: Sequence[int]
     n_bars: int
     seed: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 0.95
-    key_constraint: bool = False
-    end_on_tonic: bool = False
-    tonal_emphasis: float = 0.0
-    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
-    max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
-    cadence_steps: tuple[int, ...] = ()
-    guidance: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 1.0 <= self.guidance <= MAX_GUIDANCE:
-            raise ValueError(f"guidance must be 1..{MAX_GUIDANCE}, got {self.guidance}")
-
-    @property
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(self.temperature, self.top_k, self.top_p)
+    sampling: SamplingParams = DEFAULT_SAMPLING
 
 
 @dataclass(frozen=True)
@@ -172,17 +143,11 @@ class DecodeEngine:
         grammar = MelodyGrammar(
             self.tokenizer.vocab,
             n_bars=request.n_bars,
-            pitch_range=request.pitch_range,
-            key_constraint=request.key_constraint,
-            end_on_tonic=request.end_on_tonic,
-            tonal_emphasis=request.tonal_emphasis,
-            max_notes_per_bar=request.max_notes_per_bar,
+            sampling=request.sampling,
             max_len=self.model.config.max_len,
-            cadence_steps=request.cadence_steps,
         )
         grammar.feed_prompt(request.prompt_tokens)
-        request.sampling  # noqa: B018 - validates temperature/top_k/top_p now, not on the thread
-        twin = self._twin(request) if request.guidance > 1.0 else None
+        twin = self._twin(request) if request.sampling.guidance > 1.0 else None
         with self._lock:
             if self._closing:
                 raise RuntimeError("the decode engine is closed")
@@ -206,7 +171,11 @@ class DecodeEngine:
             ) from None
         prompt = list(request.prompt_tokens)
         prompt[1:3] = [no_key, no_mode]
-        twin_request = dataclasses.replace(request, prompt_tokens=prompt, guidance=1.0)
+        twin_request = dataclasses.replace(
+            request,
+            prompt_tokens=prompt,
+            sampling=dataclasses.replace(request.sampling, guidance=1.0),
+        )
         return _Active("twin", twin_request, None, None, _ignore, _ignore, is_twin=True)  # type: ignore[arg-type]
 
     def cancel(self, request_id: str) -> None:
@@ -406,7 +375,7 @@ class DecodeEngine:
             twin = sequence.twin
             if twin is not None and id(twin) in row_of and sequence.grammar.expects_pitch:
                 twin_row = logits[row_of[id(twin)]]
-                row = twin_row + sequence.request.guidance * (row - twin_row)
+                row = twin_row + sequence.request.sampling.guidance * (row - twin_row)
             rows.append(row)
             kept.append(sequence)
         return torch.stack(rows), kept
@@ -465,14 +434,7 @@ def generate(
     n_bars: int,
     seed: int,
     *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 0.95,
-    key_constraint: bool = False,
-    end_on_tonic: bool = False,
-    tonal_emphasis: float = 0.0,
-    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
-    max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR,
+    sampling: SamplingParams = DEFAULT_SAMPLING,
     given_bars: Sequence[Bar] = (),
     use_cache: bool = True,
     on_token: Callable[[int, float], None] | None = None,
@@ -482,21 +444,15 @@ def generate(
     ``use_cache=False`` recomputes the whole sequence every token (the baseline the KV cache
     is measured against). ``on_token(token_id, seconds)`` is called after every token.
     The melody returned holds the given bars followed by the generated ones."""
+    if sampling.guidance > 1.0:
+        raise ValueError("generate samples one sequence: guidance needs the DecodeEngine's twin")
     model.eval()
     device = next(model.parameters()).device
     prompt = tokenizer.prompt(controls, given_bars)
     grammar = MelodyGrammar(
-        tokenizer.vocab,
-        n_bars=n_bars,
-        pitch_range=pitch_range,
-        key_constraint=key_constraint,
-        end_on_tonic=end_on_tonic,
-        tonal_emphasis=tonal_emphasis,
-        max_notes_per_bar=max_notes_per_bar,
-        max_len=model.config.max_len,
+        tokenizer.vocab, n_bars=n_bars, sampling=sampling, max_len=model.config.max_len
     )
     grammar.feed_prompt(prompt)
-    params = SamplingParams(temperature, top_k, top_p)
     generator = UniformDraws(seed)
     tokens = list(prompt)
     seconds: list[float] = []
@@ -513,7 +469,9 @@ def generate(
         bias = grammar.logit_bias()
         if bias is not None:
             logits = logits + bias
-        token = sample_tokens(logits[None], grammar.allowed_mask()[None], [params], [generator])[0]
+        token = sample_tokens(logits[None], grammar.allowed_mask()[None], [sampling], [generator])[
+            0
+        ]
         grammar.advance(token)
         tokens.append(token)
         seconds.append(time.perf_counter() - started)

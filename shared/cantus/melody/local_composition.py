@@ -6,8 +6,8 @@ that the service, which talks to Triton, does not import torch.)"""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -15,26 +15,21 @@ from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest,
 from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.model import MelodyLM
+from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import AUTO, plan_form
 from cantus.music.notes import Bar, Melody, Meter, MusicError
 from cantus.settings import Settings
 
 
-@dataclass(frozen=True)
-class PhraseSampling:
-    """What every phrase request asks of the model beside its cadence: the melody service's
-    settings (``settings.melody_guidance``, ``melody_tonal_emphasis``)."""
-
-    guidance: float = Settings.model_fields["melody_guidance"].default
-    tonal_emphasis: float = Settings.model_fields["melody_tonal_emphasis"].default
-    key_constraint: bool = True
-    temperature: float = 1.0  # as cantus.melody.client.SamplingOptions
-    top_p: float = 0.95
+def default_sampling() -> SamplingParams:
+    """What the melody service asks of the model with the default settings (not this
+    machine's environment): the base of every phrase request, its cadence aside."""
+    return served_sampling(Settings.model_construct())
 
 
 def engine_phrase_decoder(
-    engine: DecodeEngine, tokenizer: MelodyTokenizer, meter: Meter, sampling: PhraseSampling
+    engine: DecodeEngine, tokenizer: MelodyTokenizer, meter: Meter, sampling: SamplingParams
 ) -> DecodePhrase:
     """A ``DecodePhrase`` that runs each request on ``engine`` (its thread) and streams the
     bars back to the asyncio loop of the caller, so many pieces composed concurrently share
@@ -47,12 +42,7 @@ def engine_phrase_decoder(
             tokenizer.prompt(phrase.controls, phrase.context),
             n_bars=phrase.n_bars,
             seed=phrase.seed,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            key_constraint=sampling.key_constraint,
-            tonal_emphasis=sampling.tonal_emphasis,
-            cadence_steps=phrase.cadence_steps,
-            guidance=sampling.guidance,
+            sampling=dataclasses.replace(sampling, cadence_steps=phrase.cadence_steps),
         )
         engine.submit(
             request,
@@ -81,20 +71,22 @@ def compose_pieces(
     jobs: Sequence[tuple[Controls, int]],
     *,
     n_bars: int,
-    sampling: PhraseSampling,
+    sampling: SamplingParams | None = None,
     form: str = AUTO,
     max_batch: int = 32,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) composed along ``plan_form(form, …)`` in the
     controls' key and energy, all at once on one engine (as concurrent pieces share Triton's
-    steps); None where a piece failed."""
+    steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
+    cadence; None where a piece failed."""
+    base = sampling or default_sampling()
 
     async def compose_all() -> list[Melody | None]:
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
             async def one(controls: Controls, seed: int) -> Melody | None:
                 plan = plan_form(form, bars=n_bars, key=controls.key, energy=controls.energy)
-                decode = engine_phrase_decoder(engine, tokenizer, controls.meter, sampling)
+                decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
                     bars = await collect(FormComposer(plan, controls, seed), [], decode)
                 except (RuntimeError, MusicError):

@@ -20,24 +20,12 @@ import numpy as np
 import torch
 
 from cantus.melody.checkpoint import load_melody_checkpoint
-from cantus.melody.decoding import MAX_TONAL_EMPHASIS
-from cantus.melody.engine import MAX_GUIDANCE, DecodeEngine, DecodeRequest
+from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.prompting import checkpoint_version
+from cantus.melody.sampling import WIRE_TENSORS, SamplingError, SamplingParams
 
-EXPECTED_INPUTS = (
-    "PROMPT",
-    "N_BARS",
-    "SEED",
-    "TEMPERATURE",
-    "TOP_K",
-    "TOP_P",
-    "KEY_CONSTRAINT",
-    "END_ON_TONIC",
-    "TONAL_EMPHASIS",
-    "CADENCE_STEPS",
-    "GUIDANCE",
-)
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
+EXPECTED_INPUTS = (*REQUIRED_INPUTS, *(tensor.name for tensor in WIRE_TENSORS.values()))
 EXPECTED_OUTPUTS = ("TOKENS", "FINISHED")
 MAX_BARS_PER_REQUEST = 64
 MAX_TOKENS_PER_RESPONSE = 64
@@ -81,43 +69,30 @@ def parse_decode_request(
     n_bars = int(_scalar(inputs, "N_BARS"))
     if not 1 <= n_bars <= MAX_BARS_PER_REQUEST:
         raise RequestInputError(f"input N_BARS {n_bars} is outside 1..{MAX_BARS_PER_REQUEST}")
-    temperature = float(_scalar(inputs, "TEMPERATURE", 1.0))
-    if not 0.0 <= temperature <= 5.0:
-        raise RequestInputError(f"input TEMPERATURE {temperature} is outside 0..5")
-    top_k = int(_scalar(inputs, "TOP_K", 0))
-    if top_k < 0:
-        raise RequestInputError(f"input TOP_K {top_k} is negative")
-    top_p = float(_scalar(inputs, "TOP_P", 1.0))
-    if not 0.0 < top_p <= 1.0:
-        raise RequestInputError(f"input TOP_P {top_p} is outside (0, 1]")
-    tonal_emphasis = float(_scalar(inputs, "TONAL_EMPHASIS", 0.0))
-    if not 0.0 <= tonal_emphasis <= MAX_TONAL_EMPHASIS:
-        raise RequestInputError(
-            f"input TONAL_EMPHASIS {tonal_emphasis} is outside 0..{MAX_TONAL_EMPHASIS}"
-        )
-    cadence_steps = ()
-    if "CADENCE_STEPS" in inputs:
-        cadence_steps = tuple(int(v) for v in inputs["CADENCE_STEPS"].reshape(-1).tolist())
-        if any(not 0 <= step < 12 for step in cadence_steps):
-            raise RequestInputError(
-                f"input CADENCE_STEPS {list(cadence_steps)} must hold semitones 0..11"
-            )
-    guidance = float(_scalar(inputs, "GUIDANCE", 1.0))
-    if not 1.0 <= guidance <= MAX_GUIDANCE:
-        raise RequestInputError(f"input GUIDANCE {guidance} is outside 1..{MAX_GUIDANCE}")
     return DecodeRequest(
         prompt_tokens=prompt,
         n_bars=n_bars,
         seed=int(_scalar(inputs, "SEED")),
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        key_constraint=bool(_scalar(inputs, "KEY_CONSTRAINT", False)),
-        end_on_tonic=bool(_scalar(inputs, "END_ON_TONIC", False)),
-        tonal_emphasis=tonal_emphasis,
-        cadence_steps=cadence_steps,
-        guidance=guidance,
+        sampling=parse_sampling(inputs),
     )
+
+
+def parse_sampling(inputs: Mapping[str, np.ndarray]) -> SamplingParams:
+    """The request's ``SamplingParams`` from its tensors (``WIRE_TENSORS``; a missing one
+    takes the field's default); ``RequestInputError`` names a bad tensor."""
+    values: dict[str, object] = {}
+    for field_name, tensor in WIRE_TENSORS.items():
+        if tensor.name not in inputs:
+            continue
+        if tensor.is_list:
+            values[field_name] = tuple(int(v) for v in inputs[tensor.name].reshape(-1).tolist())
+        else:
+            value = _scalar(inputs, tensor.name)
+            values[field_name] = {"FP32": float, "INT32": int, "BOOL": bool}[tensor.datatype](value)
+    try:
+        return SamplingParams(**values)  # type: ignore[arg-type]
+    except SamplingError as error:
+        raise RequestInputError(f"input {WIRE_TENSORS[error.field].name} {error.problem}") from None
 
 
 TokensCallback = Callable[[list[int], bool], None]

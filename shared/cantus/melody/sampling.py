@@ -1,0 +1,128 @@
+"""How one melody request is sampled: the settings every layer passes along unchanged.
+
+``SamplingParams`` is the one definition, torch-free, from the melody service and the tools
+through the Triton client, the tensors on the wire (``WIRE_TENSORS``) and the serving model's
+parser, to the decode engine, the grammar and the token sampler. Every value is checked
+here, once: a bad one raises ``SamplingError`` naming the field, which the Triton parser
+reports under the tensor's name.
+
+``served_sampling`` is what the melody service asks of the model for a phrase, so the
+service and the in-process composer that evaluations use cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cantus.settings import Settings
+
+MAX_TONAL_EMPHASIS = 4.0
+"""Largest ``tonal_emphasis`` (nats): beyond it melodies collapse onto the tonic triad."""
+MAX_GUIDANCE = 4.0
+"""Largest classifier-free guidance scale a request may ask for (1: none)."""
+MAX_TEMPERATURE = 5.0
+DEFAULT_PITCH_RANGE = (48, 88)
+"""Pitches generated melodies may use unless a request says otherwise (MIDI, inclusive)."""
+DEFAULT_MAX_NOTES_PER_BAR = 16
+
+
+class SamplingError(ValueError):
+    """A sampling setting out of range; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How the tokens of one request are drawn and constrained.
+
+    * ``temperature`` (0: greedy), ``top_k`` (0: no cut), ``top_p`` (nucleus mass, (0, 1]);
+    * ``key_constraint``: scale tones only (``cantus.melody.decoding.MelodyGrammar``);
+    * ``end_on_tonic`` and ``cadence_steps``: the last note of the last bar on the tonic, or
+      on one of these scale steps (semitones above the tonic): a phrase's cadence;
+    * ``tonal_emphasis``: a logit bonus in nats on the beats for the pitches that establish
+      the key (``TONAL_EMPHASIS_WEIGHTS``);
+    * ``guidance``: classifier-free guidance on the key (1: none);
+    * ``pitch_range`` (MIDI, inclusive) and ``max_notes_per_bar``: not sent over the wire,
+      the served model uses the defaults.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    key_constraint: bool = False
+    end_on_tonic: bool = False
+    tonal_emphasis: float = 0.0
+    cadence_steps: tuple[int, ...] = ()
+    guidance: float = 1.0
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
+    max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.temperature <= MAX_TEMPERATURE:
+            raise SamplingError(
+                "temperature", f"{self.temperature} is outside 0..{MAX_TEMPERATURE}"
+            )
+        if self.top_k < 0:
+            raise SamplingError("top_k", f"{self.top_k} is negative")
+        if not 0.0 < self.top_p <= 1.0:
+            raise SamplingError("top_p", f"{self.top_p} is outside (0, 1]")
+        if not 0.0 <= self.tonal_emphasis <= MAX_TONAL_EMPHASIS:
+            raise SamplingError(
+                "tonal_emphasis", f"{self.tonal_emphasis} is outside 0..{MAX_TONAL_EMPHASIS}"
+            )
+        if any(not 0 <= step < 12 for step in self.cadence_steps):
+            raise SamplingError(
+                "cadence_steps", f"{list(self.cadence_steps)} must hold semitones 0..11"
+            )
+        if not 1.0 <= self.guidance <= MAX_GUIDANCE:
+            raise SamplingError("guidance", f"{self.guidance} is outside 1..{MAX_GUIDANCE}")
+        low, high = self.pitch_range
+        if not 0 <= low <= high <= 127:
+            raise SamplingError("pitch_range", f"{self.pitch_range} is not a MIDI range")
+        if self.max_notes_per_bar < 1:
+            raise SamplingError("max_notes_per_bar", f"{self.max_notes_per_bar} is below 1")
+
+
+DEFAULT_SAMPLING = SamplingParams()
+"""The defaults, one shared (frozen) instance for signatures to default to."""
+
+
+@dataclass(frozen=True)
+class WireTensor:
+    """How one ``SamplingParams`` field travels to Triton: the tensor's name, its Triton
+    datatype, and whether it holds a list (``cadence_steps``) rather than one value."""
+
+    name: str
+    datatype: str
+    is_list: bool = False
+
+
+WIRE_TENSORS: dict[str, WireTensor] = {
+    "temperature": WireTensor("TEMPERATURE", "FP32"),
+    "top_k": WireTensor("TOP_K", "INT32"),
+    "top_p": WireTensor("TOP_P", "FP32"),
+    "key_constraint": WireTensor("KEY_CONSTRAINT", "BOOL"),
+    "end_on_tonic": WireTensor("END_ON_TONIC", "BOOL"),
+    "tonal_emphasis": WireTensor("TONAL_EMPHASIS", "FP32"),
+    "cadence_steps": WireTensor("CADENCE_STEPS", "INT32", is_list=True),
+    "guidance": WireTensor("GUIDANCE", "FP32"),
+}
+"""The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
+leaves a tensor out gets the field's default."""
+
+
+def served_sampling(settings: Settings, cadence_steps: tuple[int, ...] = ()) -> SamplingParams:
+    """What the melody service asks of the model for one phrase: scale tones only, the
+    phrase's cadence, and the settings' guidance and tonal emphasis."""
+    return SamplingParams(
+        key_constraint=True,
+        cadence_steps=cadence_steps,
+        guidance=settings.melody_guidance,
+        tonal_emphasis=settings.melody_tonal_emphasis,
+    )
