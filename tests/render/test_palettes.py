@@ -110,3 +110,13 @@ def test_defaults_come_from_style_and_mood():
 def test_an_unknown_palette_is_named_with_the_known_ones():
     with pytest.raises(PaletteError, match=r"unknown palette 'kazoo'.*piano"):
         get_palette("kazoo")
+
+
+def test_a_solo_palette_plans_smaller_section_contrasts_around_the_same_mean():
+    from cantus.render.arrangement import section_levels_db
+
+    plan = plan_form("verse-chorus", bars=32, key=C, energy=Energy.MID)
+    band = section_levels_db(plan, Style.FOLK, get_palette("folk"))
+    solo = section_levels_db(plan, Style.FOLK, get_palette("piano"))
+    assert max(solo) - min(solo) < max(band) - min(band)
+    assert band == section_levels_db(plan, Style.FOLK)  # a band plans as before palettes

@@ -374,10 +374,12 @@ under the piece, a high-energy last return about 2.5 dB over it)."""
 
 def section_levels_db(plan: FormPlan, style: Style, palette: Palette | None = None) -> list[float]:
     """Each section's planned loudness relative to the whole piece, dB: ``ENERGY_LEVEL_DB``
-    plus ``ROLE_LEVEL_DB``, less their power mean over the piece's bars (so a piece
-    mastered to a target with these levels kept lands on the target)."""
+    plus ``ROLE_LEVEL_DB`` (times the palette's ``level_contrast``: a solo instrument
+    grows less from intro to last chorus than a band), less their power mean over the
+    piece's bars (so a piece mastered to a target with these levels kept lands on it)."""
+    contrast = palette.level_contrast if palette is not None else 1.0
     arrangements = section_arrangements(plan, style, palette)
-    raw = [ENERGY_LEVEL_DB[a.energy] + ROLE_LEVEL_DB[a.role] for a in arrangements]
+    raw = [contrast * (ENERGY_LEVEL_DB[a.energy] + ROLE_LEVEL_DB[a.role]) for a in arrangements]
     mean = 10.0 * math.log10(
         sum(s.bars * 10.0 ** (level / 10.0) for s, level in zip(plan.sections, raw, strict=True))
         / plan.total_bars

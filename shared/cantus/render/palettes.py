@@ -41,7 +41,9 @@ class Palette:
     plays softer); ``melody_scale`` and ``accompaniment_scale`` balance the tune against
     the rest (sustained accompaniments such as an organ or a string bed fill the tune's
     band with their overtones, so they play softer and the tune louder: measured by the
-    melody margin of ``cantus eval arrangement``)."""
+    melody margin of ``cantus eval arrangement``). ``level_contrast`` scales how much
+    louder its fuller sections are planned to sound than its thin ones (what the
+    streaming master keeps; ``cantus.render.arrangement.section_levels_db``)."""
 
     name: str
     summary: str
@@ -57,6 +59,7 @@ class Palette:
     dynamics: float = 1.0
     melody_scale: float = 1.0
     accompaniment_scale: float = 1.0
+    level_contrast: float = 1.0
 
     def programs(self, energy: Energy) -> dict[str, int]:
         """Program of each pitched part at ``energy``."""
@@ -131,6 +134,7 @@ PALETTES: dict[str, Palette] = {
             contrast=ALBERTI,
             melody_scale=1.1,
             accompaniment_scale=0.8,
+            level_contrast=0.5,
         ),
         Palette(
             "piano-strings",
@@ -145,6 +149,7 @@ PALETTES: dict[str, Palette] = {
             contrast=SUSTAIN,
             melody_scale=1.2,
             accompaniment_scale=0.65,
+            level_contrast=0.6,
         ),
         Palette(
             "strings",
