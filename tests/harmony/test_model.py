@@ -1,8 +1,5 @@
 """The harmony net, its batched greedy decoding, checkpoints and the Triton config."""
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,11 +15,8 @@ from cantus.harmony.model import (
     save_harmony_checkpoint,
 )
 from cantus.harmony.serving import (
-    INPUTS,
-    OUTPUTS,
     HarmonyServing,
     RequestInputError,
-    check_model_config,
 )
 from cantus.harmony.vocabulary import CHORD_CLASSES, chord_to_class
 from cantus.music.chords import ChordSymbol
@@ -92,32 +86,6 @@ def test_checkpoint_round_trip(tmp_path):
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a harmony checkpoint"):
         load_harmony_checkpoint(tmp_path / "other.pt")
-
-
-def read_pbtxt(path: Path) -> dict:
-    """The parts of a Triton config.pbtxt that ``check_model_config`` reads."""
-    text = path.read_text()
-    config: dict = {"max_batch_size": int(re.search(r"max_batch_size:\s*(\d+)", text).group(1))}
-    for section in ("input", "output"):
-        block = re.search(section + r" \[(.*?)\n\]", text, re.S).group(1)
-        config[section] = [
-            {"name": name, "data_type": data_type, "dims": dims.replace(" ", "").split(",")}
-            for name, data_type, dims in re.findall(
-                r'name: "(\w+)" data_type: (\w+) dims: \[ ([\d, ]+) \]', block
-            )
-        ]
-    return config
-
-
-@pytest.mark.parametrize("name", ["config.pbtxt", "configs/gpu.pbtxt"])
-def test_triton_configs_match_the_serving_contract(name):
-    config = read_pbtxt(REPO_ROOT / "triton_models" / "harmony" / name)
-    check_model_config(config)
-    assert {e["name"] for e in config["input"]} == set(INPUTS)
-    assert {e["name"] for e in config["output"]} == set(OUTPUTS)
-    broken = dict(config, input=config["input"][1:])
-    with pytest.raises(ValueError, match="FEATURES is missing"):
-        check_model_config(broken)
 
 
 def test_committed_checkpoint_serves_a_batch():

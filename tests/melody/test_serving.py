@@ -87,7 +87,7 @@ def test_bad_inputs_are_named(overrides, message):
 
 def test_config_check_names_the_mismatch():
     config = {"input": [{"name": n} for n in EXPECTED_INPUTS], "output": [{"name": "TOKENS"}]}
-    with pytest.raises(ValueError, match="outputs"):
+    with pytest.raises(ValueError, match="output FINISHED is missing"):
         check_model_config(config, EXPECTED_INPUTS, EXPECTED_OUTPUTS)
 
 

@@ -60,21 +60,6 @@ class RequestInputError(ValueError):
     """A request's tensors are malformed; the message names the input."""
 
 
-def check_model_config(config: dict) -> None:
-    """Raise ``ValueError`` naming the first input or output of a Triton model config that
-    does not match ``INPUTS``/``OUTPUTS`` (checked when the model loads)."""
-    for section, expected in (("input", INPUTS), ("output", OUTPUTS)):
-        found = {entry["name"]: entry for entry in config.get(section, [])}
-        for name, (data_type, dims) in expected.items():
-            entry = found.get(name)
-            if entry is None:
-                raise ValueError(f"{section} {name} is missing")
-            if entry["data_type"] != data_type or [int(d) for d in entry["dims"]] != dims:
-                raise ValueError(f"{section} {name} must be {data_type} {dims}")
-    if int(config.get("max_batch_size", 0)) < 1:
-        raise ValueError("max_batch_size must be >= 1 (pieces are batched)")
-
-
 def complete_inputs(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``inputs`` with the optional inputs it leaves out filled in with their defaults
     (``ALLOWED``: every class), for a batch as long as its ``FEATURES``."""

@@ -14,9 +14,6 @@ for _path in reversed(os.environ.get("CANTUS_PYTHONPATH", "").split(os.pathsep))
     if _path and _path not in sys.path:
         sys.path.insert(0, _path)
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
@@ -26,33 +23,23 @@ from cantus.harmony.serving import (  # noqa: E402
     HarmonyServing,
     RequestInputError,
     check_inputs,
-    check_model_config,
     complete_inputs,
 )
+from cantus.model_config import model_setup  # noqa: E402
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
         try:
-            check_model_config(config)
+            setup = model_setup(args, INPUTS, OUTPUTS, decoupled=False, batched=True)
         except ValueError as error:
             raise pb_utils.TritonModelException(f"harmony config: {error}") from None
-        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        checkpoint = parameters.get("checkpoint") or os.environ.get("CANTUS_HARMONY_CHECKPOINT")
-        if not checkpoint:
-            checkpoint = str(
-                Path(__import__("cantus").__file__).parent / "checkpoints" / "harmony_gru.pt"
-            )
-        device = "cpu"
-        if args.get("model_instance_kind") == "GPU":
-            device = f"cuda:{args['model_instance_device_id']}"
         self.serving = HarmonyServing.load(
-            Path(checkpoint),
-            device=device,
-            torch_threads=int(parameters.get("torch_threads", "1")),
+            setup.checkpoint("checkpoint", "CANTUS_HARMONY_CHECKPOINT", "harmony_gru.pt"),
+            device=setup.device,
+            torch_threads=setup.int_parameter("torch_threads", 1),
         )
-        pb_utils.Logger.log_info(f"harmony: {self.serving.model_version} on {device}")
+        pb_utils.Logger.log_info(f"harmony: {self.serving.model_version} on {setup.device}")
 
     def execute(self, requests):
         responses = [None] * len(requests)

@@ -13,9 +13,6 @@ for _path in reversed(os.environ.get("CANTUS_PYTHONPATH", "").split(os.pathsep))
     if _path and _path not in sys.path:
         sys.path.insert(0, _path)
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
 from cantus.lyrics.serving import (  # noqa: E402
@@ -24,37 +21,25 @@ from cantus.lyrics.serving import (  # noqa: E402
     LyricServing,
     ScoringInputError,
 )
-from cantus.model_config import check_model_config  # noqa: E402
+from cantus.model_config import model_setup  # noqa: E402
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
         try:
-            check_model_config(config, EXPECTED_INPUTS, EXPECTED_OUTPUTS)
+            setup = model_setup(args, EXPECTED_INPUTS, EXPECTED_OUTPUTS, decoupled=True)
         except ValueError as error:
             raise pb_utils.TritonModelException(f"lyric_lm config: {error}") from None
-        if not pb_utils.using_decoupled_model_transaction_policy(config):
-            raise pb_utils.TritonModelException("lyric_lm must be decoupled")
-        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        directory = parameters.get("checkpoint_dir") or os.environ.get(
-            "CANTUS_LYRIC_CHECKPOINT_DIR"
-        )
-        if not directory:
-            directory = str(Path(__import__("cantus").__file__).parent / "checkpoints")
-        device = "cuda" if args.get("model_instance_kind") == "GPU" else "cpu"
-        if device == "cuda":
-            device = f"cuda:{args['model_instance_device_id']}"
         try:
             self.serving = LyricServing.load(
-                Path(directory),
-                device=device,
-                torch_threads=int(parameters.get("torch_threads", "1")),
-                causal_lm_dir=parameters.get("causal_lm_dir") or None,
+                setup.checkpoint("checkpoint_dir", "CANTUS_LYRIC_CHECKPOINT_DIR", ""),
+                device=setup.device,
+                torch_threads=setup.int_parameter("torch_threads", 1),
+                causal_lm_dir=setup.parameter("causal_lm_dir", "") or None,
             )
         except (OSError, ValueError) as error:
             raise pb_utils.TritonModelException(f"lyric_lm checkpoints: {error}") from None
-        pb_utils.Logger.log_info(f"lyric_lm: {self.serving.versions} on {device}")
+        pb_utils.Logger.log_info(f"lyric_lm: {self.serving.versions} on {setup.device}")
 
     def execute(self, requests):
         for request in requests:

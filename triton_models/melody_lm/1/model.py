@@ -15,9 +15,6 @@ for _path in reversed(os.environ.get("CANTUS_PYTHONPATH", "").split(os.pathsep))
     if _path and _path not in sys.path:
         sys.path.insert(0, _path)
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 import numpy as np  # noqa: E402
 import triton_python_backend_utils as pb_utils  # noqa: E402
 
@@ -27,40 +24,27 @@ from cantus.melody.serving import (  # noqa: E402
     MelodyServing,
     RequestInputError,
 )
-from cantus.model_config import check_model_config  # noqa: E402
+from cantus.model_config import model_setup  # noqa: E402
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
         try:
-            check_model_config(config, EXPECTED_INPUTS, EXPECTED_OUTPUTS)
+            setup = model_setup(args, EXPECTED_INPUTS, EXPECTED_OUTPUTS, decoupled=True)
         except ValueError as error:
             raise pb_utils.TritonModelException(f"melody_lm config: {error}") from None
-        if not pb_utils.using_decoupled_model_transaction_policy(config):
-            raise pb_utils.TritonModelException("melody_lm must be decoupled")
-        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        checkpoint = parameters.get("checkpoint") or os.environ.get("CANTUS_MELODY_CHECKPOINT")
-        if not checkpoint:
-            checkpoint = str(
-                Path(__import__("cantus").__file__).parent / "checkpoints" / "melody_lm.pt"
-            )
-        device = "cuda" if args.get("model_instance_kind") == "GPU" else "cpu"
-        if device == "cuda":
-            device = f"cuda:{args['model_instance_device_id']}"
         self.serving = MelodyServing.load(
-            Path(checkpoint),
-            max_batch=int(parameters.get("max_batch", "32")),
-            torch_threads=int(
-                os.environ.get("CANTUS_MELODY_TORCH_THREADS")
-                or parameters.get("torch_threads", "2")
+            setup.checkpoint("checkpoint", "CANTUS_MELODY_CHECKPOINT", "melody_lm.pt"),
+            max_batch=setup.int_parameter("max_batch", 32),
+            torch_threads=setup.int_parameter(
+                "torch_threads", 2, env="CANTUS_MELODY_TORCH_THREADS"
             ),
-            device=device,
-            kv_cache_dtype=parameters.get("kv_cache_dtype", "bfloat16"),
-            bfloat16_from_batch=int(parameters.get("bfloat16_from_batch", "0")),
+            device=setup.device,
+            kv_cache_dtype=setup.parameter("kv_cache_dtype", "bfloat16"),
+            bfloat16_from_batch=setup.int_parameter("bfloat16_from_batch", 0),
         )
         pb_utils.Logger.log_info(
-            f"melody_lm: {self.serving.model_version} on {device}, "
+            f"melody_lm: {self.serving.model_version} on {setup.device}, "
             f"max batch {self.serving.max_batch}"
         )
 
