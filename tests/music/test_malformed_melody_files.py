@@ -1,7 +1,6 @@
 """Corrupt and hostile melody files never crash or stall a reader: every file of the
 generated corpus (``malformed_files``) reads or fails with a ``MelodyFileError`` that says
-why, within a bounded time, in process and in the isolated reader the gateway uses; the
-isolated reader gives up a read that runs too long and keeps serving."""
+why, within a bounded time, in process and in the isolated reader the gateway uses."""
 
 from __future__ import annotations
 
@@ -92,27 +91,6 @@ def test_the_isolated_reader_survives_the_whole_corpus(corpus, reader):
         except MelodyFileError as error:
             assert str(error).strip(), name
     assert reader.read(SEED_MIDI.read_bytes()).file_format == "midi"
-
-
-def test_a_read_that_runs_too_long_is_given_up_and_the_reader_recovers():
-    _, xml, _ = seed_files()
-    impatient = IsolatedReader(timeout_s=0.001)
-    try:
-        with pytest.raises(MelodyFileError, match=r"took longer than 0\.001 s"):
-            impatient.read(xml)
-        impatient.timeout_s = 60
-        assert impatient.read(xml).file_format == "musicxml"
-    finally:
-        impatient.close()
-
-
-def test_a_reader_out_of_memory_fails_the_read_not_the_caller():
-    starved = IsolatedReader(memory_limit_bytes=64 * 1024**2)  # music21 alone needs more
-    try:
-        with pytest.raises(MelodyFileError):
-            starved.read(SEED_MIDI.read_bytes())
-    finally:
-        starved.close()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
