@@ -9,9 +9,11 @@ in:  every output topic, through ``PieceEventRouter``
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from aiokafka import AIOKafkaProducer
@@ -49,6 +51,10 @@ TIME_TO_FIRST_BAR = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 
+MELODY_FILE_THREADS = 4
+"""Compose requests with a melody file that may wait for the file reader at once; more
+queue for a thread."""
+
 _EVENT_FIELD = {
     pb.MelodyBar: "melody_bar",
     pb.HarmonyBar: "harmony_bar",
@@ -67,14 +73,24 @@ class Composer(api_grpc.ComposerServicer):
         self.producer = producer
         self.router = router
         self.store = piece_store(settings)
+        self.melody_file_threads = ThreadPoolExecutor(
+            max_workers=MELODY_FILE_THREADS, thread_name_prefix="melody-file"
+        )
 
     async def Compose(self, request: api.ComposeRequest, context: grpc.aio.ServicerContext):
         try:
-            # In a thread: a melody file is read in a child process, which may take a while,
-            # and the event loop serves every other piece meanwhile.
-            validated = await asyncio.to_thread(
-                validate_compose_request, request, max_bars=self.settings.max_bars
-            )
+            if request.continue_midi or request.harmonize_midi:
+                # A melody file is read in a child process, one at a time, for up to
+                # READ_TIMEOUT_S: wait in threads of its own, so that neither the event
+                # loop nor the default executor (piece downloads) waits behind it.
+                validated = await asyncio.get_running_loop().run_in_executor(
+                    self.melody_file_threads,
+                    functools.partial(
+                        validate_compose_request, request, max_bars=self.settings.max_bars
+                    ),
+                )
+            else:
+                validated = validate_compose_request(request, max_bars=self.settings.max_bars)
         except RequestError as error:
             REQUESTS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

@@ -42,3 +42,17 @@ def test_a_reader_out_of_memory_fails_the_read_not_the_caller():
             starved.read(SEED_MIDI.read_bytes())
     finally:
         starved.close()
+
+
+def test_a_read_waits_for_the_reads_before_it_only_so_long(monkeypatch):
+    import cantus.music.isolated_reading as isolated_reading
+
+    monkeypatch.setattr(isolated_reading, "QUEUE_TIMEOUT_S", 0.05)
+    reader = IsolatedReader()
+    reader._lock.acquire()  # another request's slow file
+    try:
+        with pytest.raises(MelodyFileError, match="busy with other files"):
+            reader.read(SEED_MIDI.read_bytes())
+    finally:
+        reader._lock.release()
+        reader.close()

@@ -27,6 +27,10 @@ from cantus.music.melody_reading import MelodyReading
 READ_TIMEOUT_S = 15.0
 """Longest one file may take to read; an Essen tune in MusicXML takes about 0.2 s."""
 
+QUEUE_TIMEOUT_S = 2 * READ_TIMEOUT_S
+"""Longest a read waits for the reads before it (one at a time); beyond it the file is
+refused as the reader being busy, so slow files cannot hold every request for long."""
+
 START_TIMEOUT_S = 120.0
 """Longest a fresh child may take to import the readers (music21) and say it is ready."""
 
@@ -115,7 +119,11 @@ class IsolatedReader:
     def read(self, data: bytes) -> MelodyReading:
         """The file read by the child; ``MelodyFileError`` for a file it cannot read, one
         that takes longer than ``timeout_s`` or needs more memory than the child has."""
-        with self._lock:
+        if not self._lock.acquire(timeout=QUEUE_TIMEOUT_S):
+            raise MelodyFileError(
+                "the melody file reader is busy with other files; try again in a minute"
+            )
+        try:
             if self._child is None or self._child.poll() is not None:
                 self._child = self._start()
             child = self._child
@@ -139,9 +147,14 @@ class IsolatedReader:
                     "the reader stopped while reading the file (it needs more memory than "
                     "a melody file may)"
                 ) from None
+        finally:
+            self._lock.release()
         if "error" in answer:
             raise MelodyFileError(str(answer["error"]))
-        return MelodyReading.from_json(answer["reading"])
+        try:
+            return MelodyReading.from_json(answer["reading"])
+        except (KeyError, TypeError, ValueError) as error:  # MusicError is a ValueError
+            raise MelodyFileError(f"the reader answered nonsense: {error}") from None
 
     def close(self) -> None:
         with self._lock:
