@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cantus.harmony.rules import pulse_ticks
 from cantus.music.notes import Meter, Note
-from cantus.render.palettes import ALBERTI, STRUM, WALTZ
+from cantus.render.palettes import ALBERTI, ARPEGGIO, STRUM, WALTZ
 from cantus.render.patterns import PATTERNS, UPSTROKE_NOTES, pattern_for, play
 
 METERS = [Meter(4, 4), Meter(3, 4), Meter(6, 8), Meter(2, 4), Meter(9, 8), Meter(5, 4)]
@@ -95,3 +95,20 @@ def test_a_band_plays_oom_pah_in_two_and_three_and_strums_a_lively_jig():
     assert onsets(Meter(3, 4), Energy.MID, restrike=False) == [0]  # an organ holds
     jig = onsets(Meter(6, 8), Energy.HIGH)
     assert 0 in jig and 720 in jig and len(jig) > 2
+
+
+def test_the_pedal_holds_a_broken_chord_until_it_changes_or_the_key_is_struck_again():
+    from cantus.render.patterns import pedalled
+
+    meter = Meter(4, 4)
+    chords = voicing(meter, 2)  # two chords of a half bar each
+    played = play(ARPEGGIO, chords, meter)
+    held = pedalled(played, chords)
+    assert len(held) == len(played)
+    for before, after in zip(played, held, strict=True):
+        assert after.onset == before.onset and after.end >= before.end
+        assert after.end <= (960 if before.onset < 960 else 1920)  # never past its chord
+        again = [n.onset for n in played if n.pitch == before.pitch and n.onset > before.onset]
+        if again:
+            assert after.end <= again[0]
+    assert any(a.end > b.end for a, b in zip(held, played, strict=True))

@@ -55,7 +55,7 @@ from cantus.render.palettes import (
     Palette,
     get_palette,
 )
-from cantus.render.patterns import play, tied
+from cantus.render.patterns import BROKEN, pattern_for, pedalled, play, tied
 
 MELODY_CHANNEL, CHORDS_CHANNEL, BASS_CHANNEL, DRUMS_CHANNEL = 0, 1, 2, 9
 """MIDI channels (0-based) of the four tracks; 9 is the General MIDI drum channel."""
@@ -698,6 +698,7 @@ def _accompaniment(
     energy: Energy,
     tempo_bpm: float,
     restrike: bool,
+    pedal: bool = False,
 ) -> list[Note]:
     """The bar's voicing played in ``pattern``, by meter and energy where ``restrike`` (a
     band; an organ holds its chords): a block chord in a simple bar of two or three beats
@@ -712,7 +713,10 @@ def _accompaniment(
             pattern = STRUM
     if pattern == STRUM and tempo_bpm >= FAST_TEMPO_BPM:
         pattern = BLOCK
-    return play(pattern, voicing, meter)
+    played = play(pattern, voicing, meter)
+    if pedal and pattern_for(pattern, meter) in BROKEN:
+        return pedalled(played, voicing)
+    return played
 
 
 def _bar_parts(
@@ -738,6 +742,7 @@ def _bar_parts(
         energy=energy,
         tempo_bpm=tempo_bpm,
         restrike=style is not Style.CHORALE,
+        pedal=palette.pedal,
     )
     drums: list[Note] = []
     if palette.has_drums:
@@ -768,6 +773,7 @@ def _bar_parts(
             energy=energy,
             tempo_bpm=tempo_bpm,
             restrike=style is not Style.CHORALE,
+            pedal=palette.pedal,
         )
         # Beside the chords (the last return) the colour is a second, lighter layer.
         colour_scale = chord_scale * (0.75 if "chords" in playing else 1.0)

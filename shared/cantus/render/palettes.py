@@ -43,7 +43,8 @@ class Palette:
     band with their overtones, so they play softer and the tune louder: measured by the
     melody margin of ``cantus eval arrangement``). ``level_contrast`` scales how much
     louder its fuller sections are planned to sound than its thin ones (what the
-    streaming master keeps; ``cantus.render.arrangement.section_levels_db``)."""
+    streaming master keeps; ``cantus.render.arrangement.section_levels_db``). ``pedal``:
+    broken chords ring until the chord changes (a piano's sustain pedal)."""
 
     name: str
     summary: str
@@ -60,6 +61,7 @@ class Palette:
     melody_scale: float = 1.0
     accompaniment_scale: float = 1.0
     level_contrast: float = 1.0
+    pedal: bool = False
 
     def programs(self, energy: Energy) -> dict[str, int]:
         """Program of each pitched part at ``energy``."""
@@ -135,6 +137,7 @@ PALETTES: dict[str, Palette] = {
             melody_scale=1.1,
             accompaniment_scale=0.8,
             level_contrast=0.5,
+            pedal=True,
         ),
         Palette(
             "piano-strings",
@@ -150,6 +153,7 @@ PALETTES: dict[str, Palette] = {
             melody_scale=1.2,
             accompaniment_scale=0.65,
             level_contrast=0.6,
+            pedal=True,
         ),
         Palette(
             "strings",

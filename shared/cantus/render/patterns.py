@@ -11,6 +11,8 @@ placed under the melody stays under it:
 * ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
 * ``strum`` — re-struck on every beat, a lighter upstroke on the top strings on the last
   third of a compound beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
+* with ``pedalled``, a broken chord rings until the chord changes (a piano's sustain
+  pedal);
 * ``waltz`` — the chord on the beats after each group's first (oom-pah-pah in triple
   meters, a march's oom-pah in duple ones), the bass taking the strong beats.
 """
@@ -169,6 +171,26 @@ def pattern_for(name: str, meter: Meter) -> str:
     if name == ALBERTI and beats < 2:
         return ARPEGGIO
     return name
+
+
+def pedalled(played: Sequence[Note], voicing: Sequence[Note]) -> list[Note]:
+    """A broken chord with the sustain pedal down: each note rings on until its chord
+    changes (the end of its span in ``voicing``) or its key is struck again."""
+    out = []
+    ordered = sorted(played)
+    for index, note in enumerate(ordered):
+        span_end = max((v.end for v in voicing if v.onset <= note.onset < v.end), default=note.end)
+        again = next(
+            (later.onset for later in ordered[index + 1 :] if later.pitch == note.pitch),
+            span_end,
+        )
+        end = max(note.end, min(span_end, again))
+        out.append(Note(note.onset, note.pitch, end - note.onset, note.velocity))
+    return out
+
+
+BROKEN = frozenset({ARPEGGIO, ALBERTI})
+"""Patterns that break the chord into single notes (what a sustain pedal holds)."""
 
 
 def play(name: str, notes: Sequence[Note], meter: Meter) -> list[Note]:
