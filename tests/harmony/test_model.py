@@ -84,7 +84,7 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(tensor, loaded.state_dict()[name])
     (tmp_path / "other.pt").write_bytes(b"")
     torch.save({"format": "something else"}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a harmony checkpoint"):
+    with pytest.raises(ValueError, match="not a cantus-harmony/1 checkpoint"):
         load_harmony_checkpoint(tmp_path / "other.pt")
 
 

@@ -42,7 +42,7 @@ from cantus.lyrics.decoding import (
 from cantus.lyrics.english import is_content_word, pronounce
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
-from cantus.lyrics.model import LocalLyricScorer, load_checkpoint
+from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
 from cantus.lyrics.slots import LineSlots, plan_lines
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
@@ -207,7 +207,7 @@ def run_lyrics_eval(
     embedder = ThemeEmbedder()
     report = LyricsEvalReport(pieces=len(tunes), models={}, stats={})
     for language in languages:
-        scorer = LocalLyricScorer(load_checkpoint(checkpoint_path(language, checkpoint_dir)))
+        scorer = LocalLyricScorer(load_lyric_checkpoint(checkpoint_path(language, checkpoint_dir)))
         lexicon = Lexicon.load(lexicon_path(language, checkpoint_dir))
         report.models[language] = scorer.version
         stats = {method: MethodStats() for method in METHODS}

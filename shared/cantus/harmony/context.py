@@ -9,13 +9,13 @@ the music package, so the harmony service builds windows without importing torch
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cantus import checkpoint_io
 from cantus.harmony.cadence import BarHarmonyPlan, rekey_beats
 from cantus.harmony.features import FEATURES, bar_features, beat_spans
 from cantus.harmony.rules import ChordSpan, chord_segments
@@ -184,6 +184,6 @@ def beats_to_spans(bar: Bar, beats: Sequence[tuple[int, int]], key: Key) -> list
 
 
 def checkpoint_version(path: Path) -> str:
-    """``harmony@<first 10 hex digits of the checkpoint's sha256>``: names the model that
-    made a bar in its event (the service computes it without loading the model)."""
-    return "harmony@" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:10]
+    """``harmony@<digest>`` (``cantus.checkpoint_io``): names the model that made a bar in
+    its event (the service computes it without loading the model)."""
+    return checkpoint_io.checkpoint_version(path, "harmony")

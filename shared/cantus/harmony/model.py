@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cantus.checkpoint_io import cpu_state_dict, load_checkpoint, save_checkpoint
 from cantus.harmony.context import PAD, START, UNKNOWN, checkpoint_version
 from cantus.harmony.features import FEATURES
 from cantus.harmony.vocabulary import CHORD_CLASSES, INVERSIONS
@@ -194,27 +195,20 @@ CHECKPOINT_FORMAT = "cantus-harmony/1"
 
 
 def save_harmony_checkpoint(path: Path, net: HarmonyNet, metadata: dict[str, Any]) -> None:
-    """Write the checkpoint atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the checkpoint (``cantus.checkpoint_io``)."""
     state = {
-        "format": CHECKPOINT_FORMAT,
         "config": net.config.to_dict(),
-        "state_dict": {name: t.detach().cpu().clone() for name, t in net.state_dict().items()},
+        "state_dict": cpu_state_dict(net),
         "metadata": metadata,
     }
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, temporary)
-    temporary.replace(path)
+    save_checkpoint(path, CHECKPOINT_FORMAT, state)
 
 
 def load_harmony_checkpoint(
     path: Path, *, device: str | torch.device = "cpu"
 ) -> tuple[HarmonyNet, dict[str, Any]]:
     """The model in eval mode on ``device`` and the training metadata."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a harmony checkpoint (format {state.get('format')!r})")
+    state = load_checkpoint(path, CHECKPOINT_FORMAT)
     net = HarmonyNet(HarmonyNetConfig(**state["config"]))
     net.load_state_dict(state["state_dict"])
     net.to(device).eval()

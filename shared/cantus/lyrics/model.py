@@ -8,7 +8,6 @@ starts every context (so the first word of a piece is predicted after ``<eol>``)
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,12 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from cantus.checkpoint_io import (
+    checkpoint_version,
+    cpu_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.english import WORD_PATTERN
 from cantus.lyrics.mandarin import is_hanzi
 
 PAD, UNK, EOL = "<pad>", "<unk>", "<eol>"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_FORMAT = "cantus-lyric-lm/1"
 MAX_CONTEXT_TOKENS = 96
 """Context kept for a prediction: the latest tokens (about the last three lines or more)."""
 
@@ -96,18 +101,18 @@ class LyricLM(nn.Module):
         return self.out(self.drop(hidden))
 
 
-def save_checkpoint(path: Path, model: LyricLM, vocab: Vocabulary, language: str, **info) -> None:
-    torch.save(
-        {
-            "version": CHECKPOINT_VERSION,
-            "language": language,
-            "config": model.config.__dict__,
-            "vocab": vocab.tokens,
-            "state_dict": {k: v.half() for k, v in model.state_dict().items()},
-            "info": info,
-        },
-        path,
-    )
+def save_lyric_checkpoint(
+    path: Path, model: LyricLM, vocab: Vocabulary, language: str, **info
+) -> None:
+    """Write the checkpoint (``cantus.checkpoint_io``), weights in half precision."""
+    state = {
+        "language": language,
+        "config": model.config.__dict__,
+        "vocab": vocab.tokens,
+        "state_dict": cpu_state_dict(model, torch.float16),
+        "info": info,
+    }
+    save_checkpoint(path, CHECKPOINT_FORMAT, state)
 
 
 @dataclass
@@ -119,18 +124,14 @@ class LoadedLyricLM:
     """``lyric_<language>@<first 12 hex digits of the checkpoint's SHA-256>``."""
 
 
-def load_checkpoint(path: Path, device: str = "cpu") -> LoadedLyricLM:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if data.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: lyric checkpoint version {data.get('version')} unsupported")
+def load_lyric_checkpoint(path: Path, device: str = "cpu") -> LoadedLyricLM:
+    data = load_checkpoint(path, CHECKPOINT_FORMAT)
     model = LyricLM(LyricLMConfig(**data["config"]))
     model.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
     model.to(device).eval()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     language = data["language"]
-    return LoadedLyricLM(
-        model, Vocabulary(list(data["vocab"])), language, f"lyric_{language}@{digest}"
-    )
+    version = checkpoint_version(path, f"lyric_{language}")
+    return LoadedLyricLM(model, Vocabulary(list(data["vocab"])), language, version)
 
 
 class LocalLyricScorer:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cantus.lyrics.model import LocalLyricScorer, load_checkpoint
+from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
 from cantus.lyrics.scoring import (
     INPUTS,
     OUTPUTS,
@@ -52,7 +52,7 @@ class LyricServing:
             )
         for language in languages:
             path = Path(checkpoint_dir) / f"lyric_{language}.pt"
-            scorers[language] = LocalLyricScorer(load_checkpoint(path, device), device)
+            scorers[language] = LocalLyricScorer(load_lyric_checkpoint(path, device), device)
         return cls(scorers)
 
     @property

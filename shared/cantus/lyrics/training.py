@@ -27,7 +27,7 @@ from cantus.lyrics.model import (
     LyricLM,
     LyricLMConfig,
     Vocabulary,
-    save_checkpoint,
+    save_lyric_checkpoint,
     tokenize,
 )
 from cantus.requests import LYRICS_LANGUAGES
@@ -143,7 +143,7 @@ def train_language(
         "train_tokens": len(train),
         "epochs": epoch,
     }
-    save_checkpoint(checkpoint_path(language, out_dir), model, vocab, language, **summary)
+    save_lyric_checkpoint(checkpoint_path(language, out_dir), model, vocab, language, **summary)
     lexicon = build_lexicon(vocab.tokens, language)
     if embed_lexicon:
         from cantus.lyrics.theme import ThemeEmbedder

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cantus.checkpoint_io import cpu_state_dict, load_checkpoint, save_checkpoint
 from cantus.melody.training import (
     EncodedTune,
     TokenTransposer,
@@ -325,25 +326,18 @@ def lstm_token_nlls(
 
 
 def save_lstm_checkpoint(path: Path, model: MelodyLSTM, metadata: dict[str, Any]) -> None:
-    """Write config, weights and training metadata atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write config, weights and training metadata (``cantus.checkpoint_io``)."""
     state = {
-        "format": LSTM_CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
-        "state_dict": {name: t.detach().cpu().clone() for name, t in model.state_dict().items()},
+        "state_dict": cpu_state_dict(model),
         "metadata": metadata,
     }
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, temporary)
-    temporary.replace(path)
+    save_checkpoint(path, LSTM_CHECKPOINT_FORMAT, state)
 
 
 def load_lstm_checkpoint(path: Path) -> tuple[MelodyLSTM, dict[str, Any]]:
     """The LSTM (eval mode, CPU) and its training metadata."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if state.get("format") != LSTM_CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an LSTM checkpoint (format {state.get('format')!r})")
+    state = load_checkpoint(path, LSTM_CHECKPOINT_FORMAT)
     model = MelodyLSTM(LSTMConfig(**state["config"]))
     model.load_state_dict(state["state_dict"])
     return model.eval(), dict(state["metadata"])

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from cantus.checkpoint_io import cpu_state_dict, load_checkpoint, save_checkpoint
 from cantus.melody.controls import EnergyThresholds
 from cantus.melody.model import MelodyLM, MelodyLMConfig
 from cantus.melody.tokenizer import MelodyTokenizer, Vocabulary, vocabulary_path
@@ -27,21 +28,16 @@ def save_melody_checkpoint(
     energy_thresholds: EnergyThresholds,
     metadata: dict[str, Any],
 ) -> None:
-    """Write the checkpoint atomically (temp file then rename) and the vocabulary beside it."""
+    """Write the checkpoint (``cantus.checkpoint_io``) and the vocabulary beside it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
-        "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
-        # clone: a state_dict shares storage with the tied weights; save plain tensors
-        "state_dict": {name: t.detach().cpu().clone() for name, t in model.state_dict().items()},
+        "state_dict": cpu_state_dict(model),
         "vocabulary": tokenizer.vocab.to_json(),
         "energy_thresholds": energy_thresholds.to_dict(),
         "metadata": metadata,
     }
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, temporary)
-    temporary.replace(path)
+    save_checkpoint(path, CHECKPOINT_FORMAT, state)
     vocabulary_path(path).write_text(tokenizer.vocab.to_json() + "\n")
 
 
@@ -50,9 +46,7 @@ def load_melody_checkpoint(
 ) -> tuple[MelodyLM, MelodyTokenizer, dict[str, Any]]:
     """The model (in eval mode, on ``device``), its tokenizer, and metadata: the training
     metadata plus ``energy_thresholds`` (an ``EnergyThresholds``) and ``config``."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a melody checkpoint (format {state.get('format')!r})")
+    state = load_checkpoint(path, CHECKPOINT_FORMAT)
     config = MelodyLMConfig(**state["config"])
     model = MelodyLM(config)
     model.load_state_dict(state["state_dict"])

@@ -7,22 +7,16 @@ tokenizes exactly as the served model was trained, without importing torch.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cantus.checkpoint_io import checkpoint_version
 from cantus.events.conversions import spec_energy, spec_key, spec_meter, spec_style
 from cantus.melody.controls import Controls
 from cantus.melody.tokenizer import BarAssembler, MelodyTokenizer, Vocabulary, vocabulary_path
 from cantus.music.notes import Bar
 from cantus.v1 import events_pb2 as pb
-
-
-def checkpoint_version(checkpoint: Path) -> str:
-    """``melody_lm@<first 12 hex of the checkpoint's sha256>``: which weights made a bar."""
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
-    return f"{checkpoint.stem}@{digest}"
 
 
 @dataclass(frozen=True)

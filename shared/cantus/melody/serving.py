@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cantus.checkpoint_io import checkpoint_version
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.engine import DecodeEngine, DecodeRequest
-from cantus.melody.prompting import checkpoint_version
 from cantus.melody.sampling import WIRE_TENSORS, SamplingError, SamplingParams
 
 REQUIRED_INPUTS = ("PROMPT", "N_BARS", "SEED")
