@@ -114,6 +114,13 @@ def test_the_track_named_lead_is_the_melody_and_the_choice_is_reported():
     assert reading.part == "track 2 'Lead Vocal' (channel 1), named as the melody"
 
 
+def test_an_instrument_name_marks_the_melody_when_the_track_has_no_name():
+    voice = [mido.MetaMessage("instrument_name", name="Voice"), *_line([60, 62, 64])]
+    reading = read_melody_file(_file([_conductor(), _line([79, 81, 83]), voice]))
+    assert [p for _, p, _ in _notes(reading)] == [60, 62, 64]
+    assert reading.part == "track 2 'Voice' (channel 1), named as the melody"
+
+
 def test_without_a_name_the_highest_single_note_line_is_the_melody():
     chords = [mido.MetaMessage("track_name", name="Piano")]
     for root in (60, 65, 67, 60):

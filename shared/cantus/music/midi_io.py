@@ -167,6 +167,7 @@ class _Voice:
     channel of each note (``channels[i]`` for ``notes[i]``)."""
 
     name: str = ""
+    instrument: str = ""
     notes: list[TimedNote] = field(default_factory=list)
     channels: list[int] = field(default_factory=list)
 
@@ -216,6 +217,8 @@ def _read_voices(
                         voice.channels.append(message.channel)
             elif kind == "track_name" and not voice.name:
                 voice.name = message.name.strip()
+            elif kind == "instrument_name" and not voice.instrument:
+                voice.instrument = message.name.strip()
             elif (
                 kind == "set_tempo"
                 and message.tempo > 0  # 0 µs per quarter is no tempo (and divides by zero)
@@ -359,7 +362,9 @@ def _lines(voices: Sequence[_Voice]) -> list[_Line]:
         for note, channel in zip(voice.notes, voice.channels, strict=True):
             by_channel[channel].append(note)
         for channel in sorted(by_channel):
-            lines.append(_Line(index, channel, voice.name, by_channel[channel]))
+            # Some programs name a track only by its instrument ("Voice", "Lead Synth").
+            name = voice.name or voice.instrument
+            lines.append(_Line(index, channel, name, by_channel[channel]))
     return lines
 
 
