@@ -54,7 +54,7 @@ class PieceStore(Protocol):
     def read_all(self, piece_id: str) -> dict[str, bytes]: ...
 
 
-def piece_store(settings: Settings) -> LocalPieceStore | S3PieceStore:
+def piece_store(settings: Settings) -> PieceStore:
     """The store the settings name: ``S3PieceStore`` when ``s3_bucket`` is set (with
     ``s3_prefix``, ``s3_endpoint``, ``s3_region``), else ``LocalPieceStore(data_dir)``."""
     if settings.s3_bucket:

@@ -173,11 +173,16 @@ def test_checkpoint_round_trip(model: MelodyLM, tmp_path) -> None:
     torch.testing.assert_close(loaded(tokens), model(tokens))
 
 
-def test_step_timing_helper(model: MelodyLM) -> None:
+def test_step_timing_helper_reports_the_median_repeat(model: MelodyLM) -> None:
     from cantus.melody.engine import time_decode_step
 
     for use_cache in (True, False):
-        assert time_decode_step(model, 64, batch=2, use_cache=use_cache, repeats=2) > 0
+        # a clock whose repeats last 1, 3 and 2 s: the median is 2 s whatever the machine
+        clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0]).__next__
+        step = time_decode_step(model, 64, batch=2, use_cache=use_cache, repeats=3, clock=clock)
+        assert step == 2.0
+    with pytest.raises(ValueError, match="context must be"):
+        time_decode_step(model, model.config.max_len)
 
 
 def test_a_failing_token_receiver_ends_only_its_request(model: MelodyLM) -> None:

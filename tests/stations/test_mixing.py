@@ -34,12 +34,18 @@ def test_equal_power_fade_keeps_uncorrelated_power():
     mixer.start_piece()
     joined = mixer.feed(b.astype(np.float32))[:RATE]
     assert len(first) == 2 * RATE
-    assert np.mean(joined**2) == np.float32(np.mean(joined**2))
-    assert 0.8 < np.mean(joined**2) < 1.2
+    # each piece has power 1; an equal-power fade keeps it through the whole overlap (a
+    # linear fade of uncorrelated signals dips to 0.5 in the middle)
+    for quarter in np.split(joined, 4):
+        assert 0.8 < np.mean(quarter**2) < 1.2
 
 
 def test_resample_changes_length_and_makes_stereo():
     mono = np.sin(np.linspace(0, 100, 44100)).astype(np.float32)
     out = resample(mono, 44100, 48000)
     assert out.shape == (48000, 2)
-    assert resample(out, 48000, 48000) is not None
+    assert np.array_equal(out[:, 0], out[:, 1])  # mono is copied to both channels
+    # the waveform is kept: the resampled sine matches the sine at the new rate
+    expected = np.sin(np.linspace(0, 100, 48000)).astype(np.float32)
+    assert np.max(np.abs(out[:, 0] - expected)) < 1e-3
+    assert np.array_equal(resample(out, 48000, 48000), out)  # same rate: unchanged

@@ -34,9 +34,6 @@ POSITION_SLOTS = 8
 REGISTER_COLUMN = 62
 STYLES = (Style.FOLK, Style.CELTIC, Style.CHORALE)
 ENERGIES = (Energy.LOW, Energy.MID, Energy.HIGH)
-MAX_BEATS_PER_BAR = 12
-"""Most beats a supported meter has (12/8 has 4, 7/8 has 7; 12/16-like meters are not
-supported)."""
 
 
 def beats_in_bar(meter: Meter) -> int:

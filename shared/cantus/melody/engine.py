@@ -483,11 +483,18 @@ def generate(
 
 @torch.no_grad()
 def time_decode_step(
-    model: MelodyLM, context: int, *, batch: int = 1, use_cache: bool = True, repeats: int = 5
+    model: MelodyLM,
+    context: int,
+    *,
+    batch: int = 1,
+    use_cache: bool = True,
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
-    """Median seconds to produce the next token of ``batch`` sequences that already hold
-    ``context`` tokens (random ids): one cached ``decode_step``, or with ``use_cache=False``
-    a full forward over ``context + 1`` tokens. ``context`` in 1..max_len-1."""
+    """Median seconds (by ``clock``) to produce the next token of ``batch`` sequences that
+    already hold ``context`` tokens (random ids): one cached ``decode_step``, or with
+    ``use_cache=False`` a full forward over ``context + 1`` tokens. ``context`` in
+    1..max_len-1."""
     if not 1 <= context < model.config.max_len:
         raise ValueError(f"context must be 1..{model.config.max_len - 1}, got {context}")
     model.eval()
@@ -503,7 +510,7 @@ def time_decode_step(
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        started = time.perf_counter()
+        started = clock()
         if use_cache:
             cache.lengths[slots] = context  # re-run the same step each repeat
             model.decode_step(tokens[:, context], cache, slots)
@@ -511,5 +518,5 @@ def time_decode_step(
             model(tokens)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        durations.append(time.perf_counter() - started)
+        durations.append(clock() - started)
     return sorted(durations)[len(durations) // 2]

@@ -400,7 +400,3 @@ def snap_to_grid(melody: Melody) -> Melody:
         bars.append(Bar(bar.meter, tuple(notes)))
     return Melody(melody.key, melody.tempo_bpm, tuple(bars))
 
-
-def tokens_to_text(vocab: Vocabulary, tokens: Iterable[int]) -> str:
-    """Space-separated token names, for logs and error messages."""
-    return " ".join(vocab.token(t) for t in tokens)

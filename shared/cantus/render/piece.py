@@ -452,7 +452,6 @@ def streamed_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -
 
 # --- the finished piece ------------------------------------------------------------------
 
-LEADSHEET_FILES = ("piece.musicxml", "piece.pdf", "piece.png")
 PIANOROLL_FILE = "pianoroll.png"
 
 
