@@ -1,5 +1,5 @@
-"""The record of what was read from a melody file: key signature candidates, the JSON the
-isolated reader sends, and the line a user sees."""
+"""The record of what was read from a melody file: key signature candidates and the JSON
+the isolated reader sends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from cantus.music.melody_reading import (
     KEY_FROM_SIGNATURE_AND_NOTES,
     KeySignature,
     MelodyReading,
-    key_signature_name,
 )
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 
@@ -36,13 +35,6 @@ def test_a_signature_without_a_stated_mode_allows_major_and_relative_minor():
     assert KeySignature(Key(0), False).candidates() == (Key(0), Key(9, Mode.MINOR))
     assert KeySignature(Key(9, Mode.MINOR), False).candidates() == (Key(0), Key(9, Mode.MINOR))
     assert KeySignature(Key(4, Mode.MINOR), True).candidates() == (Key(4, Mode.MINOR),)
-    assert key_signature_name(KeySignature(Key(7), False)) == "G major / E minor"
-
-
-def test_description_says_what_was_read():
-    text = _reading().describe()
-    assert text.startswith("midi, track 1 'Melody'")
-    assert "2/4; A minor (key signature, mode from the notes); 96 bpm; pickup of 240" in text
 
 
 def test_the_defaults_fill_what_the_file_leaves():

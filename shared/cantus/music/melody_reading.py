@@ -2,8 +2,7 @@
 
 The readers (``midi_io.read_midi_melody``, ``music21_io.read_score_melody``) fill in what
 the file says; ``melody_files.read_melody_file`` then settles the key. The record travels
-as JSON between the isolated reader process and the gateway (``to_json`` / ``from_json``),
-and ``describe`` is the text a user sees of it.
+as JSON between the isolated reader process and the gateway (``to_json`` / ``from_json``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from cantus.music.notes import PITCH_CLASS_NAMES, Bar, Key, Melody, Meter, Mode, Note
+from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
 
 FORMAT_MIDI = "midi"
 FORMAT_MUSICXML = "musicxml"
@@ -72,19 +71,6 @@ class MelodyReading:
         tempo = self.tempo_bpm if self.tempo_bpm is not None else default_tempo_bpm
         return Melody(self.key or default_key, tempo, self.bars)
 
-    def describe(self) -> str:
-        """One line for the user, e.g. ``MusicXML, part 1 'Voice': 3/4, A minor (key
-        signature, mode from the notes), 96 bpm, pickup of 1 beat``."""
-        parts = [f"{self.file_format}, {self.part}", f"{self.meter}"]
-        if not self.meter_from_file:
-            parts[-1] += " (no time signature: the MIDI default)"
-        if self.key is not None:
-            parts.append(f"{self.key.name} ({_KEY_SOURCE_WORDS.get(self.key_source, '?')})")
-        parts.append(f"{self.tempo_bpm:g} bpm" if self.tempo_bpm else "no tempo")
-        if self.pickup_ticks:
-            parts.append(f"pickup of {self.pickup_ticks} ticks")
-        return "; ".join(parts)
-
     def to_json(self) -> dict:
         """A JSON-ready dict (notes as [onset, pitch, duration, velocity] per bar)."""
         signature = self.key_signature
@@ -131,16 +117,3 @@ class MelodyReading:
 
     def with_key(self, key: Key, source: str) -> MelodyReading:
         return dataclasses.replace(self, key=key, key_source=source)
-
-
-_KEY_SOURCE_WORDS = {
-    KEY_FROM_SIGNATURE: "key signature",
-    KEY_FROM_SIGNATURE_AND_NOTES: "key signature, mode from the notes",
-    KEY_FROM_NOTES: "key analysis of the notes",
-}
-
-
-def key_signature_name(signature: KeySignature) -> str:
-    """``A minor`` for a stated mode, ``C major / A minor`` for sharps and flats alone."""
-    names = [f"{PITCH_CLASS_NAMES[k.tonic]} {k.mode.value}" for k in signature.candidates()]
-    return " / ".join(names)
