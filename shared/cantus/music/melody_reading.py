@@ -16,6 +16,31 @@ FORMAT_MIDI = "midi"
 FORMAT_MUSICXML = "musicxml"
 FORMAT_ABC = "abc"
 
+MELODY_PART_WORDS = frozenset(
+    {"melody", "lead", "vocal", "vocals", "voice", "soprano", "singer", "tune", "song"}
+)
+"""Words that mark a track or part as the melody when they occur in its name."""
+
+MONOPHONIC_OVERLAP = 0.1
+"""A track or part counts as playing one note at a time when at most this fraction of its
+notes start while another of its notes still sounds (or are chords)."""
+
+
+MAX_MELODY_NOTES = 5_000
+"""Most notes a file's melody track or part may hold (a 64-bar tune has under 1,100
+sixteenths); more is not a melody, and reducing it to one line would take long."""
+
+MAX_SPAN_BARS = 1_000
+"""Longest a file's melody may span, in bars; beyond it the file is refused before bars are
+built, so a huge delta time or duration cannot make a huge list."""
+
+
+def names_melody(name: str) -> bool:
+    """Whether a track or part name says it holds the melody (``Lead Vocal``, ``Melody``)."""
+    words = "".join(c if c.isalnum() else " " for c in name.lower()).split()
+    return any(word in MELODY_PART_WORDS for word in words)
+
+
 KEY_FROM_SIGNATURE = "key_signature"
 """The key is the file's key signature with the mode it states."""
 KEY_FROM_SIGNATURE_AND_NOTES = "key_signature_and_notes"

@@ -21,7 +21,15 @@ from fractions import Fraction
 
 import mido
 
-from cantus.music.melody_reading import FORMAT_MIDI, KeySignature, MelodyReading
+from cantus.music.melody_reading import (
+    FORMAT_MIDI,
+    MAX_MELODY_NOTES,
+    MAX_SPAN_BARS,
+    MONOPHONIC_OVERLAP,
+    KeySignature,
+    MelodyReading,
+    names_melody,
+)
 from cantus.music.notes import (
     TICKS_PER_QUARTER,
     Key,
@@ -306,23 +314,6 @@ def midi_bytes_to_melody(
 
 # ---------------------------------------------------------------- reading: a given melody
 
-MELODY_PART_NAMES = frozenset(
-    {"melody", "lead", "vocal", "vocals", "voice", "soprano", "singer", "tune", "song"}
-)
-"""Words that mark a track as the melody when they occur in its name (case-insensitive)."""
-
-MAX_MELODY_NOTES = 5_000
-"""Most notes the chosen melody line may hold before reduction (a 64-bar tune has under
-1,100 sixteenths); more is not a melody, and reducing it would take long."""
-
-MAX_READ_BARS = 1_000
-"""Longest melody (bars) a file may span; beyond it a file is refused before bars are
-built, so a huge delta time cannot make a huge list."""
-
-MONOPHONIC_OVERLAP = 0.1
-"""A line counts as monophonic when at most this fraction of its notes start while an
-earlier note still sounds."""
-
 
 @dataclass(frozen=True)
 class _Line:
@@ -368,11 +359,6 @@ def _lines(voices: Sequence[_Voice]) -> list[_Line]:
     return lines
 
 
-def _names_melody(name: str) -> bool:
-    words = "".join(c if c.isalnum() else " " for c in name.lower()).split()
-    return any(word in MELODY_PART_NAMES for word in words)
-
-
 def _choose_line(lines: Sequence[_Line]) -> tuple[_Line, str]:
     """The melody line and why: the first line whose track name says melody (lead, vocal,
     ...), else the highest monophonic line, else the highest line."""
@@ -380,7 +366,7 @@ def _choose_line(lines: Sequence[_Line]) -> tuple[_Line, str]:
         raise MidiError("no notes: the file holds no note events outside the drum channel")
     if len(lines) == 1:
         return lines[0], f"{lines[0].label}, the only part with notes"
-    named = [line for line in lines if _names_melody(line.name)]
+    named = [line for line in lines if names_melody(line.name)]
     if named:
         return named[0], f"{named[0].label}, named as the melody"
     monophonic = [line for line in lines if line.overlap_fraction <= MONOPHONIC_OVERLAP]
@@ -446,7 +432,7 @@ def read_midi_melody(data: bytes) -> MelodyReading:
 
     Raises ``MidiError`` (and no other exception) for data that is not MIDI, is truncated
     or corrupt, has no notes, changes meter after the first bar (naming the bar), spans
-    more than ``MAX_READ_BARS`` bars or holds more than ``MAX_MELODY_NOTES`` notes in the
+    more than ``MAX_SPAN_BARS`` bars or holds more than ``MAX_MELODY_NOTES`` notes in the
     chosen line.
     """
     header, offset = _read_header(bytes(data))
@@ -465,9 +451,9 @@ def read_midi_melody(data: bytes) -> MelodyReading:
     changes = _meter_map(conductor, header.ticks_per_beat)
     snapped = snap_to_grid(line.notes)
     span_bars = max(n.end for n in snapped) // min(m.bar_ticks for _, m in changes) + 1
-    if span_bars > MAX_READ_BARS:
+    if span_bars > MAX_SPAN_BARS:
         raise MidiError(
-            f"the notes of {line.label} span {span_bars} bars; at most {MAX_READ_BARS} "
+            f"the notes of {line.label} span {span_bars} bars; at most {MAX_SPAN_BARS} "
             "can be read (is a time value corrupt?)"
         )
     meter, pickup = _single_meter(changes, max(n.end for n in snapped))

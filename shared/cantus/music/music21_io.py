@@ -17,7 +17,14 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from cantus.music.melody_reading import KeySignature, MelodyReading
+from cantus.music.melody_reading import (
+    MAX_MELODY_NOTES,
+    MAX_SPAN_BARS,
+    MONOPHONIC_OVERLAP,
+    KeySignature,
+    MelodyReading,
+    names_melody,
+)
 from cantus.music.notes import TICKS_PER_QUARTER, Key, Melody, Meter, Mode, MusicError
 from cantus.music.styles import TEMPO_RANGE_BPM
 from cantus.music.transcription import (
@@ -332,28 +339,10 @@ def score_to_melody(
 
 # ---------------------------------------------------------------- a given melody
 
-MELODY_PART_WORDS = frozenset(
-    {"melody", "lead", "vocal", "vocals", "voice", "soprano", "singer", "tune", "song"}
-)
-"""Words that mark a part as the melody when they occur in its name (case-insensitive)."""
-
-MAX_SCORE_NOTES = 5_000
-"""Most notes the melody part may hold (a 64-bar tune has under 1,100 sixteenths)."""
-
-MAX_SCORE_BARS = 1_000
-"""Longest melody (bars) a score may span; beyond it the score is refused before bars
-are built, so a huge duration cannot make a huge list."""
-
 
 def _part_label(index: int, part: Any) -> str:
     name = (part.partName or "").strip()
     return f"part {index + 1}" + (f" {name!r}" if name else "")
-
-
-def _names_melody(part: Any) -> bool:
-    text = f"{part.partName or ''} {part.id}".lower()
-    words = "".join(c if c.isalnum() else " " for c in text).split()
-    return any(word in MELODY_PART_WORDS for word in words)
 
 
 def _note_stats(part: Any) -> tuple[int, float, float]:
@@ -383,13 +372,13 @@ def choose_melody_part(score: Any) -> tuple[Any, str]:
     if len(parts) == 1:
         return parts[0], f"{_part_label(0, parts[0])}, the only part"
     for index, part in enumerate(parts):
-        if _names_melody(part):
+        if names_melody(f"{part.partName or ''} {part.id}"):
             return part, f"{_part_label(index, part)}, named as the melody"
     stats = [(index, part, *_note_stats(part)) for index, part in enumerate(parts)]
     with_notes = [s for s in stats if s[2] > 0]
     if not with_notes:
         raise ScoreConversionError(NO_NOTES, "no part of the score has notes")
-    single = [s for s in with_notes if s[3] <= 0.1]
+    single = [s for s in with_notes if s[3] <= MONOPHONIC_OVERLAP]
     pool = single or with_notes
     index, part, *_ = max(pool, key=lambda s: s[4])
     why = (
@@ -434,22 +423,22 @@ def read_score_melody(
     right-aligned in bar 1; chords and overlapping voices are reduced to the top note, with
     a notice. Raises ``ScoreConversionError`` when the meter changes (naming the bar), a
     measure is longer than a bar, too many notes are off the sixteenth grid, the part has
-    no notes, more than ``MAX_SCORE_NOTES`` notes or spans more than ``MAX_SCORE_BARS``."""
+    no notes, more than ``MAX_MELODY_NOTES`` notes or spans more than ``MAX_SPAN_BARS``."""
     from music21 import meter as m21_meter
 
     part, why = choose_melody_part(score)
     count, _, _ = _note_stats(part)
-    if count > MAX_SCORE_NOTES:
+    if count > MAX_MELODY_NOTES:
         raise ScoreConversionError(
-            NO_NOTES, f"the melody part holds {count} notes; at most {MAX_SCORE_NOTES}"
+            NO_NOTES, f"the melody part holds {count} notes; at most {MAX_MELODY_NOTES}"
         )
     meter_from_file = bool(list(part.recurse().getElementsByClass(m21_meter.TimeSignature)))
     meter = _score_meter(part) if meter_from_file else Meter(4, 4)
     timed = _timed_line(part, meter)
     span = max(n.end for n in timed) / meter.bar_ticks
-    if span > MAX_SCORE_BARS:
+    if span > MAX_SPAN_BARS:
         raise ScoreConversionError(
-            IRREGULAR_BARS, f"the melody spans {span:.0f} bars; at most {MAX_SCORE_BARS}"
+            IRREGULAR_BARS, f"the melody spans {span:.0f} bars; at most {MAX_SPAN_BARS}"
         )
     _check_grid(timed, max_off_grid_fraction)
     snapped = snap_to_grid(timed)
