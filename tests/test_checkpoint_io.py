@@ -18,7 +18,7 @@ from cantus.checkpoint_io import (
 from cantus.harmony.model import load_harmony_checkpoint
 from cantus.lyrics.model import load_lyric_checkpoint
 from cantus.melody.checkpoint import load_melody_checkpoint
-from cantus.model_config import CHECKPOINT_DIR
+from cantus.settings import CHECKPOINTS
 
 
 def test_a_checkpoint_round_trips_and_leaves_no_temporary(tmp_path) -> None:
@@ -55,12 +55,12 @@ def test_half_precision_weights_stay_small() -> None:
 
 
 def test_every_committed_checkpoint_loads_and_has_a_version_of_one_length() -> None:
-    _, _, metadata = load_melody_checkpoint(CHECKPOINT_DIR / "melody_lm.pt")
+    _, _, metadata = load_melody_checkpoint(CHECKPOINTS / "melody_lm.pt")
     assert metadata["config"]
-    load_harmony_checkpoint(CHECKPOINT_DIR / "harmony_gru.pt")
-    versions = [checkpoint_version(CHECKPOINT_DIR / "melody_lm.pt")]
-    versions.append(checkpoint_version(CHECKPOINT_DIR / "harmony_gru.pt", "harmony"))
+    load_harmony_checkpoint(CHECKPOINTS / "harmony_gru.pt")
+    versions = [checkpoint_version(CHECKPOINTS / "melody_lm.pt")]
+    versions.append(checkpoint_version(CHECKPOINTS / "harmony_gru.pt", "harmony"))
     for language in ("en", "zh"):
-        versions.append(load_lyric_checkpoint(CHECKPOINT_DIR / f"lyric_{language}.pt").version)
+        versions.append(load_lyric_checkpoint(CHECKPOINTS / f"lyric_{language}.pt").version)
     for version in versions:
         assert re.fullmatch(rf"[a-z_]+@[0-9a-f]{{{VERSION_DIGITS}}}", version), version

@@ -14,8 +14,8 @@ from tritonclient.grpc import model_config_pb2
 from cantus.harmony import serving as harmony
 from cantus.lyrics import serving as lyrics
 from cantus.melody import serving as melody
-from cantus.model_config import CHECKPOINT_DIR, check_model_config, model_setup
-from cantus.settings import REPO_ROOT
+from cantus.model_config import check_model_config, model_setup
+from cantus.settings import CHECKPOINTS, REPO_ROOT
 
 CONTRACTS = {
     "melody_lm": (melody.EXPECTED_INPUTS, melody.EXPECTED_OUTPUTS, True, False),
@@ -91,7 +91,7 @@ def test_setup_reads_parameters_device_and_checkpoint(monkeypatch) -> None:
     assert setup.int_parameter("torch_threads", 2, env="CANTUS_MELODY_TORCH_THREADS") == 3
     assert setup.int_parameter("bfloat16_from_batch", 0) == 0
     checkpoint = setup.checkpoint("checkpoint", "CANTUS_MELODY_CHECKPOINT", "melody_lm.pt")
-    assert checkpoint == CHECKPOINT_DIR / "melody_lm.pt" and checkpoint.is_file()
+    assert checkpoint == CHECKPOINTS / "melody_lm.pt" and checkpoint.is_file()
     monkeypatch.setenv("CANTUS_MELODY_CHECKPOINT", "/elsewhere/m.pt")
     assert setup.checkpoint("checkpoint", "CANTUS_MELODY_CHECKPOINT", "x") == Path(
         "/elsewhere/m.pt"

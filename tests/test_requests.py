@@ -65,13 +65,6 @@ def test_loudness_preset_is_checked_and_carried_into_the_spec():
     assert error.value.field == "loudness_preset" and "streaming" in str(error.value)
 
 
-def test_settings_know_the_render_presets():
-    from cantus.render.mix import PRESETS
-    from cantus.settings import MASTERING_PRESETS
-
-    assert set(PRESETS) == set(MASTERING_PRESETS)
-
-
 def test_an_unknown_palette_is_rejected_naming_the_field():
     with pytest.raises(RequestError) as raised:
         validate_compose_request(api.ComposeRequest(palette="kazoo"), max_bars=64)

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
-"""Where the shipped checkpoints lie (inside the package)."""
+from cantus.settings import CHECKPOINTS
 
 TensorContract = Collection[str] | Mapping[str, tuple[str, list[int]]]
 """The tensors a model reads or writes: their names, or name → (Triton data type, dims
@@ -88,7 +87,7 @@ class ModelSetup:
         """The checkpoint file or folder: the config's ``parameter``, else the ``env``
         variable, else ``default_name`` among the shipped checkpoints."""
         chosen = self.parameters.get(parameter) or os.environ.get(env)
-        return Path(chosen) if chosen else CHECKPOINT_DIR / default_name
+        return Path(chosen) if chosen else CHECKPOINTS / default_name
 
 
 def model_setup(

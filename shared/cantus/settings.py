@@ -13,16 +13,18 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cantus.mastering_presets import PRESETS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (``shared/cantus/settings.py`` → repo root)."""
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 """Committed model checkpoints: package data, so also found when installed (images)."""
-MASTERING_PRESETS = ("streaming", "broadcast")
+MASTERING_PRESETS = tuple(PRESETS)
+"""Names of the mastering presets (``cantus.mastering_presets``)."""
 MAX_GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 """Largest gRPC message the gateway and its clients take: ``GetPiece`` returns every file of
 a piece in one message, and a five-minute piece's files (WAV, FLAC, MP3, Opus, MIDI, lead
 sheet, pictures) came to 121 MB, over the 64 MB allowed before."""
-"""Names of ``cantus.render.mix.PRESETS``, here without that module's audio imports."""
 
 
 class Topics(BaseSettings):
@@ -53,11 +55,16 @@ class Settings(BaseSettings):
 
     # --- where things listen -------------------------------------------------------------
     host: str = "127.0.0.1"
-    broker: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,…]")
-    broker_port: int = 19092
-    triton_grpc: str = Field("127.0.0.1:18001", description="Triton gRPC address host:port")
+    broker: str = Field(
+        "127.0.0.1:19092",
+        description="Kafka bootstrap servers, host:port[,…]; the embedded broker listens on "
+        "the first one's port",
+    )
+    triton_grpc: str = Field(
+        "127.0.0.1:18001",
+        description="Triton gRPC address host:port; the embedded Triton listens on its port",
+    )
     triton_http_port: int = 18000
-    triton_grpc_port: int = 18001
     triton_metrics_port: int = 18002
     gateway_port: int = 50051
     gateway_metrics_port: int = 19100
@@ -330,6 +337,17 @@ class Settings(BaseSettings):
             if not host or not port.isdigit():
                 raise ValueError(f"{address!r} is not host:port")
         return value
+
+    @property
+    def broker_port(self) -> int:
+        """Port of the embedded broker: ``broker``'s first address's (one setting, so the
+        stack and its clients cannot end up on different ports)."""
+        return int(self.broker.split(",")[0].rpartition(":")[2])
+
+    @property
+    def triton_grpc_port(self) -> int:
+        """gRPC port of the embedded Triton: ``triton_grpc``'s."""
+        return int(self.triton_grpc.rpartition(":")[2])
 
     @cached_property
     def run_dir(self) -> Path:

@@ -181,7 +181,6 @@ def run_decode_bench(
             settings = Settings(
                 state_dir=Path(state_dir),
                 triton_http_port=ports[0],
-                triton_grpc_port=ports[1],
                 triton_metrics_port=ports[2],
                 triton_grpc=f"127.0.0.1:{ports[1]}",
                 melody_checkpoint=checkpoint,

@@ -44,6 +44,8 @@ import pedalboard as pb
 import pyloudnorm
 from scipy.signal import firwin, lfilter, upfirdn
 
+from cantus.mastering_presets import DEFAULT_PRESET, PRESETS, MasterPreset
+
 TRUE_PEAK_OVERSAMPLING = 4
 """Oversampling factor of the true-peak measurement and the limiter's detector."""
 
@@ -69,25 +71,6 @@ _TRUE_PEAK_FIR = (
     firwin(48, 1.0 / TRUE_PEAK_OVERSAMPLING, window=("kaiser", 5.0)) * TRUE_PEAK_OVERSAMPLING
 ).astype(np.float32)
 _PREPARE_SAMPLES = 8192  # pedalboard's default block; see _prepared()
-
-
-@dataclass(frozen=True)
-class MasterPreset:
-    """A delivery target: integrated loudness in LUFS and a true-peak ceiling in dBTP."""
-
-    name: str
-    target_lufs: float
-    ceiling_dbtp: float
-
-
-PRESETS: dict[str, MasterPreset] = {
-    "streaming": MasterPreset("streaming", -14.0, -1.0),
-    "broadcast": MasterPreset("broadcast", -23.0, -1.0),  # EBU R 128
-}
-"""``streaming`` (the default: -14 LUFS, -1 dBTP, as the big streaming services
-normalise) and ``broadcast`` (EBU R 128: -23 LUFS, -1 dBTP)."""
-
-DEFAULT_PRESET = "streaming"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
 from cantus.settings import MASTERING_PRESETS
 
 STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-LOUDNESS_PRESETS = MASTERING_PRESETS
 
 
 class StationConfigError(ValueError):
@@ -173,8 +172,8 @@ class StationConfig(BaseModel):
     @field_validator("loudness_preset")
     @classmethod
     def _preset(cls, value: str) -> str:
-        if value not in LOUDNESS_PRESETS:
-            raise ValueError(f"{value!r} is not one of {LOUDNESS_PRESETS}")
+        if value not in MASTERING_PRESETS:
+            raise ValueError(f"{value!r} is not one of {MASTERING_PRESETS}")
         return value
 
     @model_validator(mode="after")

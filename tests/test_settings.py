@@ -1,0 +1,25 @@
+"""Settings: one address per component, from which the embedded stack takes its ports."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from cantus.settings import Settings
+
+
+def test_the_embedded_ports_come_from_the_addresses_clients_use(monkeypatch) -> None:
+    monkeypatch.setenv("CANTUS_BROKER", "127.0.0.1:20001,127.0.0.1:20002")
+    monkeypatch.setenv("CANTUS_TRITON_GRPC", "127.0.0.1:20003")
+    settings = Settings()
+    assert (settings.broker_port, settings.triton_grpc_port) == (20001, 20003)
+
+
+def test_a_port_cannot_be_set_apart_from_its_address() -> None:
+    with pytest.raises(ValidationError):
+        Settings(broker_port=1234)
+
+
+def test_addresses_need_a_port() -> None:
+    with pytest.raises(ValidationError, match="is not host:port"):
+        Settings(triton_grpc="localhost")
