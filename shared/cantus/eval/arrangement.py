@@ -20,6 +20,7 @@ segments through ``SegmentAudio``) for its real-time factor, loudness and true p
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -330,7 +331,8 @@ def format_run(run: ArrangementRun, *, command: str, before: str = BEFORE) -> st
         "# Arrangement: the melody on top",
         "",
         f"Command: `{command}` ({platform.machine()}, Python {platform.python_version()}; "
-        f"2 CPU cores shared with other work; {run.seconds:.0f} s).",
+        f"2 CPU cores shared with other work, load average {os.getloadavg()[0]:.1f} at the "
+        f"end; {run.seconds:.0f} s).",
         "",
         f"{len(run.pieces)} pieces of {run.bars} bars composed in process (shipped melody and "
         f"harmony models, form `auto`), keys, meters, styles and moods mixed, each in the "
