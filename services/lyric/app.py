@@ -19,6 +19,7 @@ import asyncio
 
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import spec_meter
+from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.client import TritonLyricScorer
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
 from cantus.lyrics.slots import (
@@ -30,7 +31,6 @@ from cantus.lyrics.slots import (
 )
 from cantus.lyrics.writer import LyricResources, write_piece_line
 from cantus.music.notes import Note
-from cantus.requests import LYRICS_LANGUAGES
 from cantus.streaming import Received, StreamService
 from cantus.v1 import events_pb2 as pb
 

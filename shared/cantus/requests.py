@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
 from cantus.given_melody import GivenMelodyError, read_given_melody
+from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.music.form import (
     AUTO,
@@ -45,7 +46,6 @@ from cantus.v1 import events_pb2 as pb
 
 DEFAULT_BARS = 16
 DEFAULT_TEMPO_BPM = 100.0
-LYRICS_LANGUAGES = ("en", "zh")
 MAX_THEME_CHARS = 500
 DURATION_RANGE_S = (1.0, 300.0)
 """Accepted ``duration_seconds``: up to five minutes."""

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cantus.requests import LYRICS_LANGUAGES
+from cantus.lyrics import LYRICS_LANGUAGES
 
 app = typer.Typer(
     help="Compose music with language models, streamed bar by bar.",

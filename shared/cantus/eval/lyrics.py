@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.decoding import (
     DecodedLine,
@@ -46,7 +47,6 @@ from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
 from cantus.lyrics.slots import LineSlots, plan_lines
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
-from cantus.requests import LYRICS_LANGUAGES
 
 THEMES = {
     "en": [

@@ -18,11 +18,9 @@ from pathlib import Path
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.english import WORD_PATTERN
 from cantus.lyrics.mandarin import is_hanzi
-from cantus.requests import LYRICS_LANGUAGES
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 SOURCES = {"en": ("songs-poems", "love", "literature"), "zh": ("tang300", "song100")}
-LANGUAGES = LYRICS_LANGUAGES
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ZH_CLAUSE_END = re.compile(r"[，。？！；：、,.?!;:「」『』“”（）()\s]+")
 

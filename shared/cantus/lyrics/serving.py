@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
 from cantus.lyrics.scoring import (
     INPUTS,
@@ -17,7 +18,6 @@ from cantus.lyrics.scoring import (
     ScoringInputError,
     parse_scoring_request,
 )
-from cantus.requests import LYRICS_LANGUAGES
 
 EXPECTED_INPUTS = INPUTS
 EXPECTED_OUTPUTS = OUTPUTS

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.corpus import load_documents
 from cantus.lyrics.lexicon import build_lexicon
 from cantus.lyrics.model import (
@@ -30,7 +31,6 @@ from cantus.lyrics.model import (
     save_lyric_checkpoint,
     tokenize,
 )
-from cantus.requests import LYRICS_LANGUAGES
 
 log = logging.getLogger("cantus.lyrics.training")
 
