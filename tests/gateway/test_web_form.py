@@ -59,7 +59,8 @@ def test_compose_events_take_form_and_duration_and_announce_the_plan():
         assert first["form"]["name"] == "rondo"
         sections = first["form"]["sections"]
         assert sum(s["bar_count"] for s in sections) == 32
-        assert sections[0]["label"] == "A" and sections[1]["key"] == "G major"
+        # rondo in 4-bar sections: B, one phrase, stays home (form.MIN_KEY_AREA_BARS)
+        assert sections[0]["label"] == "A" and sections[1]["key"] == "C major"
         ((_, _, value),) = producer.sent
         assert pb.ComposeRequested.FromString(value).spec.form.name == "rondo"
 
