@@ -9,10 +9,15 @@ Stages, per bar or segment (all from ``meta.produced_at`` / ``meta.received_at``
 * harmony / lyric processing — input received → output published (service time only);
 * render segment — last input of the segment published → segment published;
 * end to end — request published → piece completed.
+
+Beside the latencies: the CPU seconds each component of the embedded stack spent per piece
+during the run, and how busy the rest of the machine was (``cantus.bench.stack_cpu``), since
+on a shared machine other work takes cores from the stack.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from cantus.bench.stack_cpu import CpuSnapshot
 from cantus.cli.compose import compose
 from cantus.v1 import composer_pb2 as api
 
@@ -32,6 +38,10 @@ class PipelineReport:
     wall_seconds: float
     failures: list[str] = field(default_factory=list)
     stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    cpu: CpuSnapshot | None = None
+    """CPU seconds spent during the run, per stack component and machine-wide."""
+    load_average: tuple[float, float] = (0.0, 0.0)
+    """The machine's one-minute load average at the start and at the end."""
 
 
 def _ms(later_ns: int, earlier_ns: int) -> float:
@@ -109,6 +119,9 @@ def run_pipeline_bench(
             )
             return compose(address, request, Path(tmp))
 
+        stack = _running_stack()
+        before = CpuSnapshot.take(stack) if stack else None
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             futures = [pool.submit(one, i) for i in range(pieces)]
@@ -121,7 +134,19 @@ def run_pipeline_bench(
                 for stage, values in stage_latencies(piece.events).items():
                     report.stages_ms.setdefault(stage, []).extend(values)
         report.wall_seconds = time.monotonic() - started
+        if stack and before is not None:
+            report.cpu = CpuSnapshot.take(stack).since(before)
+        report.load_average = (load_before, os.getloadavg()[0])
     return report
+
+
+def _running_stack():  # type: ignore[no-untyped-def]
+    """The embedded stack ``cantus up`` started, or None (a remote gateway)."""
+    from cantus.settings import load_settings
+    from cantus.stack import Stack
+
+    stack = Stack(load_settings())
+    return stack if stack.components() else None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -149,6 +174,30 @@ def format_report(report: PipelineReport, *, command: str) -> str:
             f"| {stage} | {len(values)} | {_percentile(values, 50):.1f} | "
             f"{_percentile(values, 95):.1f} |"
         )
+    lines += ["", *_cpu_lines(report, done)]
     if report.failures:
         lines += ["", "Failures:", *[f"- {failure}" for failure in report.failures]]
     return "\n".join(lines) + "\n"
+
+
+def _cpu_lines(report: PipelineReport, done: int) -> list[str]:
+    """Where the machine's CPU time went during the run, per piece."""
+    start, end = report.load_average
+    lines = [f"Load average (1 min) {start:.2f} at the start, {end:.2f} at the end."]
+    cpu = report.cpu
+    if cpu is None or not cpu.components or not done:
+        return lines
+    cores = os.cpu_count() or 1
+    lines += [
+        "",
+        f"CPU during the run ({cores} cores, {cores * report.wall_seconds:.0f} core-seconds): "
+        f"the stack {cpu.stack_total:.0f} s, the rest of the machine (other users, this "
+        f"client) {cpu.elsewhere:.0f} s.",
+        "",
+        "| component | CPU s per piece |",
+        "|---|---:|",
+    ]
+    for name, seconds in sorted(cpu.components.items(), key=lambda item: -item[1]):
+        lines.append(f"| {name} | {seconds / done:.2f} |")
+    lines.append(f"| the stack | {cpu.stack_total / done:.2f} |")
+    return lines
