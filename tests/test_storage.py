@@ -2,7 +2,7 @@
 
 import pytest
 
-from cantus.storage import LocalPieceStore, StorageError
+from cantus.storage import InvalidPieceId, LocalPieceStore, PieceNotFound, StorageError
 
 PIECE = "0123456789abcdef0123456789abcdef"
 
@@ -17,7 +17,7 @@ def test_write_then_read_all(tmp_path):
 
 @pytest.mark.parametrize("piece_id", ["../x", "", "ABC", PIECE + "0", "0" * 31 + "/"])
 def test_piece_ids_that_are_not_ours_are_refused(tmp_path, piece_id):
-    with pytest.raises(StorageError, match="piece_id"):
+    with pytest.raises(InvalidPieceId, match="piece_id"):
         LocalPieceStore(tmp_path).write(piece_id, "piece.mid", b"")
 
 
@@ -30,5 +30,5 @@ def test_file_names_are_checked(tmp_path, name):
 def test_unfinished_piece_is_not_found(tmp_path):
     store = LocalPieceStore(tmp_path)
     store.write(PIECE, "piece.mid", b"")
-    with pytest.raises(StorageError, match="not finished"):
+    with pytest.raises(PieceNotFound, match="not finished"):
         store.read_all(PIECE)

@@ -30,7 +30,7 @@ from cantus.security import (
     kafka_client_options,
 )
 from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
-from cantus.storage import StorageError, media_type, piece_store
+from cantus.storage import InvalidPieceId, StorageError, media_type, piece_store
 from cantus.streaming import configure_logging
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -146,11 +146,8 @@ class Composer(api_grpc.ComposerServicer):
         try:
             files = self.store.read_all(request.piece_id)
         except StorageError as error:
-            code = (
-                grpc.StatusCode.INVALID_ARGUMENT
-                if "not a 32-character" in str(error)
-                else grpc.StatusCode.NOT_FOUND
-            )
+            invalid = isinstance(error, InvalidPieceId)
+            code = grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.NOT_FOUND
             await context.abort(code, f"piece_id: {error}")
             return api.Piece()
         return api.Piece(

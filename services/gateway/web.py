@@ -38,7 +38,7 @@ from cantus.security import gateway_tokens
 from cantus.settings import Settings
 from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_playlist
 from cantus.stations.records import encode_station_record
-from cantus.storage import FILE_NAME, StorageError, media_type, piece_store
+from cantus.storage import FILE_NAME, InvalidPieceId, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 from cantus.v1 import station_pb2 as st
@@ -237,6 +237,8 @@ class GatewayWeb:
             raise web.HTTPBadRequest(text="bad file name\n")
         try:
             files = await asyncio.to_thread(self.store.read_all, request.match_info["piece_id"])
+        except InvalidPieceId as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
         except StorageError as error:
             raise web.HTTPNotFound(text=f"{error}\n") from None
         if name not in files:

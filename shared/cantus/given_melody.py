@@ -16,7 +16,7 @@ from cantus.melody.tokenizer import PITCH_RANGE as MELODY_PITCH_RANGE
 from cantus.music.isolated_reading import read_melody_file_isolated
 from cantus.music.melody_files import MAX_FILE_BYTES, MelodyFileError
 from cantus.music.melody_reading import MelodyReading
-from cantus.music.notes import PITCH_CLASS_NAMES, Bar, Key, Meter, MusicError, Note
+from cantus.music.notes import PITCH_CLASS_NAMES, Bar, Key, Meter, MusicError, Note, parse_mode
 from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM
 from cantus.music.transcription import notes_to_bars
 from cantus.v1 import composer_pb2 as api
@@ -76,11 +76,13 @@ def _key(request: api.ComposeRequest, reading: MelodyReading) -> tuple[Key, str]
     if not (request.key or request.mode):
         return file_key, reading.key_source
     try:
-        key = Key.parse(
-            request.key or PITCH_CLASS_NAMES[file_key.tonic], request.mode or file_key.mode
-        )
+        mode = parse_mode(request.mode or file_key.mode)
     except MusicError as error:
-        raise GivenMelodyError("mode" if "mode" in str(error) else "key", str(error)) from None
+        raise GivenMelodyError("mode", str(error)) from None
+    try:
+        key = Key.parse(request.key or PITCH_CLASS_NAMES[file_key.tonic], mode)
+    except MusicError as error:
+        raise GivenMelodyError("key", str(error)) from None
     return key, FROM_REQUEST
 
 

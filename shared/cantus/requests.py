@@ -37,7 +37,7 @@ from cantus.music.form import (
     normalise_form_name,
     plan_form,
 )
-from cantus.music.notes import Key, Meter, MusicError
+from cantus.music.notes import Key, Meter, MusicError, parse_mode
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES, default_palette
 from cantus.settings import MASTERING_PRESETS
@@ -264,10 +264,13 @@ def _shortest_bars(form: str, key: Key, energy: Energy) -> int:
 def _key_tempo_meter(request: api.ComposeRequest) -> tuple[Key, float, Meter]:
     """The key, tempo and meter of a request without a melody file, defaults filled in."""
     try:
-        key = Key.parse(request.key or "C", request.mode or "major")
+        mode = parse_mode(request.mode or "major")
     except MusicError as error:
-        field = "mode" if "mode" in str(error) else "key"
-        raise RequestError(field, str(error)) from None
+        raise RequestError("mode", str(error)) from None
+    try:
+        key = Key.parse(request.key or "C", mode)
+    except MusicError as error:
+        raise RequestError("key", str(error)) from None
 
     tempo = request.tempo_bpm if request.HasField("tempo_bpm") else DEFAULT_TEMPO_BPM
     low, high = TEMPO_RANGE_BPM

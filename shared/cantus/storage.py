@@ -36,9 +36,17 @@ class StorageError(ValueError):
     """A bad piece id or file name, or a missing piece."""
 
 
+class InvalidPieceId(StorageError):
+    """A piece id that is not 32 hex characters (a client's mistake, not a missing piece)."""
+
+
+class PieceNotFound(StorageError):
+    """No finished piece has this id."""
+
+
 def check_piece_id(piece_id: str) -> str:
     if not PIECE_ID.match(piece_id):
-        raise StorageError(f"piece_id {piece_id[:80]!r} is not a 32-character hex piece id")
+        raise InvalidPieceId(f"piece_id {piece_id[:80]!r} is not a 32-character hex piece id")
     return piece_id
 
 
@@ -93,7 +101,7 @@ class LocalPieceStore:
         """Every file of a piece by name; raises ``StorageError`` if there is none."""
         folder = self._folder(piece_id)
         if not (folder / "piece.json").exists():
-            raise StorageError(f"piece {piece_id} is not finished or does not exist")
+            raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
         return {
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())
@@ -161,7 +169,7 @@ class S3PieceStore:
                 if FILE_NAME.match(name):
                     names.append(name)
         if "piece.json" not in names:
-            raise StorageError(f"piece {piece_id} is not finished or does not exist")
+            raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
         return {
             name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
             for name in sorted(names)

@@ -90,6 +90,9 @@ def test_feedback_is_checked_then_published():
 def test_bad_piece_file_names_are_refused():
     async def check(client, producer):
         assert (await client.get("/pieces/" + "a" * 32 + "/..%2fsecret")).status in (400, 404)
-        assert (await client.get("/pieces/not-an-id/piece.mp3")).status == 404
+        # a malformed id is the client's mistake (400), a well-formed unknown one is missing
+        response = await client.get("/pieces/not-an-id/piece.mp3")
+        assert response.status == 400 and "32-character" in await response.text()
+        assert (await client.get("/pieces/" + "b" * 32 + "/piece.mp3")).status == 404
 
     run(check)

@@ -49,6 +49,14 @@ class Mode(str, enum.Enum):
     MINOR = "minor"
 
 
+def parse_mode(mode: str | Mode) -> Mode:
+    """``Mode`` from its name; ``MusicError`` naming the accepted ones."""
+    try:
+        return Mode(mode)
+    except ValueError:
+        raise MusicError(f"unknown mode {mode!r}: expected 'major' or 'minor'") from None
+
+
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 NATURAL_MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10)
 
@@ -67,11 +75,7 @@ class Key:
     @classmethod
     def parse(cls, tonic_name: str, mode: str | Mode = Mode.MAJOR) -> Key:
         """``Key.parse("Bb", "minor")``; raises ``MusicError`` naming the bad part."""
-        try:
-            parsed_mode = Mode(mode)
-        except ValueError:
-            raise MusicError(f"unknown mode {mode!r}: expected 'major' or 'minor'") from None
-        return cls(pitch_class_from_name(tonic_name), parsed_mode)
+        return cls(pitch_class_from_name(tonic_name), parse_mode(mode))
 
     @property
     def name(self) -> str:
