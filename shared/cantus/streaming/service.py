@@ -1,5 +1,7 @@
 """What every Faust stream service shares: the app, its topics, the event loop around a
-handler (decode → handle → publish), dead letters, health and Prometheus metrics.
+handler (decode → handle → publish), dead letters, health and metrics (the metrics and logs
+themselves: ``observability``; the tuned Kafka transport: ``transport``; skipped offsets:
+``offsets``).
 
 Delivery is at-least-once: a handler awaits the broker's acknowledgement of everything it
 publishes before its input event is acknowledged, and Faust commits only acknowledged
@@ -11,17 +13,14 @@ issues #323, #517, #177: duplicates and ProducerFenced on rebalance).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from google.protobuf.message import Message
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cantus.events.codec import (
     EVENT_TYPES,
@@ -35,38 +34,16 @@ from cantus.events.codec import (
 from cantus.kafka_clients import unmanaged_consumer
 from cantus.security import faust_credentials
 from cantus.settings import Settings, load_settings
-from cantus.v1 import events_pb2 as pb
-
-EVENTS_IN = Counter("cantus_events_in_total", "Events consumed", ["service", "topic"])
-EVENTS_OUT = Counter("cantus_events_out_total", "Events published", ["service", "topic"])
-ERRORS = Counter("cantus_errors_total", "Events that failed", ["service", "kind"])
-STAGE_LATENCY = Histogram(
-    "cantus_stage_latency_seconds",
-    "From receiving an input event to publishing its output",
-    ["service", "topic"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+from cantus.streaming.observability import (
+    ERRORS,
+    EVENTS_IN,
+    EVENTS_OUT,
+    STAGE_LATENCY,
+    configure_logging,
 )
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+from cantus.streaming.offsets import STALL_SECONDS, OffsetGuard
+from cantus.streaming.transport import CantusApp, TunedConsumerThread
+from cantus.v1 import events_pb2 as pb
 
 
 @dataclass(frozen=True)
@@ -82,51 +59,6 @@ class Received:
 Handler = Callable[[Message, Received], Awaitable[None]]
 
 
-class _TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer with ``fetch_max_wait_ms`` from settings instead of its fixed 1,500 ms.
-
-    Tansu (the embedded broker) answers a fetch only when that wait expires, so the fixed
-    value would add most of a second to every hop of a stream that should move bar by bar.
-    """
-
-    fetch_max_wait_ms = 20
-
-    def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by aiokafka at start()
-        return consumer
-
-
-class _TunedConsumer(faust_aiokafka.Consumer):
-    """Faust's consumer with the tuned thread, remembering where each assignment began.
-
-    ``committed_at_assignment``: the committed offset of each partition that Faust sought to
-    after its last assignment (``seek_to_committed``, part of Faust's consumer API), where
-    ``OffsetGuard`` starts counting."""
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self.committed_at_assignment: dict[object, int] = {}
-
-    def _new_consumer_thread(self):  # type: ignore[no-untyped-def]
-        return _TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def seek_to_committed(self):  # type: ignore[no-untyped-def]
-        committed = await super().seek_to_committed()
-        self.committed_at_assignment.update(
-            {
-                tp: offset
-                for tp, offset in committed.items()
-                if isinstance(offset, int) and offset >= 0
-            }
-        )
-        return committed
-
-
-class _TunedTransport(faust_aiokafka.Transport):
-    Consumer = _TunedConsumer
-
-
 @dataclass(frozen=True)
 class Record:
     """One Kafka record as the handler loop sees it, from Faust or from a side consumer."""
@@ -139,81 +71,6 @@ class Record:
     headers: Sequence[tuple[str, bytes]] | dict | None
 
 
-STALL_SECONDS = 2.0
-"""How long records may wait undelivered on an idle partition before it is sought back."""
-
-
-class OffsetGuard:
-    """Notices records a Faust consumer skipped, so they can be read again.
-
-    faust-streaming can drop part of a fetched batch while it resumes after a rebalance
-    (``Consumer.getmany`` stops yielding when the flow pauses, after the broker position has
-    moved on) and then books the hole as a gap of acknowledged offsets: after a restart,
-    bars vanished. We keep the next offset expected per partition — first the committed
-    offset, then one past what was processed — and report a jump. Cantus topics are neither
-    compacted nor transactional, so their offsets are contiguous.
-    """
-
-    def __init__(self, committed: Callable[[object], int | None]) -> None:
-        self._committed = committed
-        self._next: dict[object, int] = {}
-        self._seen_at: dict[object, float] = {}
-        self._in_flight: dict[object, int] = {}
-
-    def reset(self) -> None:
-        """Forget positions (partitions moved in a rebalance)."""
-        self._next.clear()
-        self._seen_at.clear()
-
-    def begin(self, tp: object) -> None:
-        self._in_flight[tp] = self._in_flight.get(tp, 0) + 1
-        self._seen_at[tp] = time.monotonic()
-
-    def end(self, tp: object) -> None:
-        self._in_flight[tp] -= 1
-        self._seen_at[tp] = time.monotonic()
-
-    def touch(self, tp: object) -> None:
-        self._seen_at[tp] = time.monotonic()
-
-    def stalled(
-        self, tps: list, highwater: Callable[[object], int | None], *, idle_s: float
-    ) -> list[tuple[object, int]]:
-        """Partitions where records wait beyond the next expected offset (the highwater mark
-        says so) yet nothing has been delivered for ``idle_s`` seconds and nothing is being
-        handled: the tail of a batch was dropped. (tp, offset to read from) each."""
-        now = time.monotonic()
-        found = []
-        for tp in tps:
-            expected = self._next.get(tp)
-            if expected is None:
-                expected = self._committed(tp)
-            mark = highwater(tp)
-            if expected is None or mark is None or mark <= expected:
-                continue
-            if self._in_flight.get(tp, 0):
-                continue
-            if now - self._seen_at.setdefault(tp, now) >= idle_s:
-                found.append((tp, expected))
-        return found
-
-    def take(self, tp: object, offset: int) -> tuple[int, int] | None:
-        """Record ``offset`` as processed; returns the skipped range ``[start, offset)`` if
-        records before it never arrived."""
-        expected = self._next.get(tp)
-        if expected is None:
-            expected = self._committed(tp)
-        self._next[tp] = max(self._next.get(tp, 0), offset + 1)
-        if expected is not None and 0 <= expected < offset:
-            return expected, offset
-        return None
-
-
-class _CantusApp(faust.App):
-    def _new_transport(self):  # type: ignore[no-untyped-def]
-        return _TunedTransport(self.conf.broker_consumer, self)
-
-
 class StreamService:
     """One Faust app for one service, e.g. ``StreamService("harmony")``."""
 
@@ -224,8 +81,8 @@ class StreamService:
         s = self.settings
         datadir = s.state_dir / "faust" / name
         datadir.mkdir(parents=True, exist_ok=True)
-        _TunedConsumerThread.fetch_max_wait_ms = s.kafka_fetch_max_wait_ms
-        self.app = _CantusApp(
+        TunedConsumerThread.fetch_max_wait_ms = s.kafka_fetch_max_wait_ms
+        self.app = CantusApp(
             f"cantus-{name}",
             broker=[f"kafka://{address}" for address in s.broker.split(",")],
             broker_credentials=faust_credentials(s),
