@@ -26,8 +26,6 @@ render keeps the first copy per (piece_id, bar).
 
 from __future__ import annotations
 
-from typing import Any
-
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import (
     notes_to_pb,
@@ -58,9 +56,10 @@ from cantus.harmony.vocabulary import (
 from cantus.harmony.voicing import bass_line, tune_before, voice_chords
 from cantus.music.chords import ChordQuality, ChordSymbol, roman_numeral
 from cantus.music.form import FormPlan
-from cantus.music.notes import Bar, Key, Meter, MusicError, Note
+from cantus.music.notes import Bar, Key, MusicError
 from cantus.music.styles import Energy, Style
 from cantus.streaming import Received, StreamService
+from cantus.streaming.table_state import HarmonyState, bar_from_rows, note_rows
 from cantus.v1 import events_pb2 as pb
 
 RULES = "rules-v1"
@@ -70,10 +69,7 @@ melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table(
     "harmony-piece-state", default=None, partitions=service.settings.partitions
 )
-"""piece_id → {"next_index": int, "pending": [index, notes] | None, "history": [[notes,
-beats] …], "history_complete": bool, "voicing": [pitches] | None, "melody_before":
-[pitches]}; notes as [onset, pitch, duration, velocity], beats as [chord class,
-inversion]."""
+"""piece_id → ``HarmonyState`` (``cantus.streaming.table_state``)."""
 triton = HarmonyClient(
     service.settings.triton_grpc,
     service.settings.harmony_model_name,
@@ -87,21 +83,10 @@ async def harmonize(stream):  # type: ignore[no-untyped-def]
     await service.process(stream, handle_melody_bar)
 
 
-def _new_state() -> dict[str, Any]:
-    return {
-        "next_index": 0,
-        "pending": None,
-        "history": [],
-        "history_complete": True,
-        "voicing": None,
-        "melody_before": [],
-    }
-
-
 async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     piece_id, index, spec = bar.meta.piece_id, bar.meta.index, bar.spec
-    state = {**_new_state(), **(piece_state.get(piece_id) or {})}
-    if index < state["next_index"]:
+    state = HarmonyState.from_table(piece_state.get(piece_id))
+    if index < state.next_index:
         service.log.info("piece %s bar %d: already harmonised, skipped", piece_id, index)
         return  # a redelivery after a restart
     try:
@@ -112,23 +97,22 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     except (MusicError, ValueError, KeyError) as error:
         raise InvalidEvent(f"melody bar {index}: {error}") from None
 
-    pending = state["pending"]
-    if pending is not None:
-        pending_index, pending_notes = pending
+    if state.pending is not None:
+        pending_index, pending_notes = state.pending
         lookahead = melody_bar if pending_index == index - 1 else None
         await _harmonize_and_publish(
             bar,
             received,
             state,
             pending_index,
-            _bar_from(pending_notes, meter),
+            bar_from_rows(pending_notes, meter),
             lookahead,
             key=key,
             style=style,
             energy=energy,
             plan=plan,
         )
-        state["pending"] = None
+        state.pending = None
     if index >= spec.bars - 1:
         await _harmonize_and_publish(
             bar,
@@ -143,15 +127,15 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             plan=plan,
         )
     else:
-        state["pending"] = [index, _notes_of(melody_bar)]
-    state["next_index"] = index + 1
-    piece_state[piece_id] = state
+        state.pending = (index, note_rows(melody_bar.notes))
+    state.next_index = index + 1
+    piece_state[piece_id] = state.to_table()
 
 
 async def _harmonize_and_publish(
     event: pb.MelodyBar,
     received: Received,
-    state: dict[str, Any],
+    state: HarmonyState,
     index: int,
     bar: Bar,
     next_bar: Bar | None,
@@ -166,8 +150,8 @@ async def _harmonize_and_publish(
     without one) sets the bar's key area, energy and cadence."""
     piece_id, spec = event.meta.piece_id, event.spec
     history = [
-        HarmonizedBar(_bar_from(notes, bar.meter), tuple(tuple(b) for b in beats))
-        for notes, beats in state["history"]
+        HarmonizedBar(bar_from_rows(notes, bar.meter), tuple(tuple(b) for b in beats))
+        for notes, beats in state.history
     ]
     is_final = index == spec.bars - 1
     previous = _last_chord(history, key)
@@ -191,7 +175,7 @@ async def _harmonize_and_publish(
             home_key=key,
             style=style,
             is_final=is_final,
-            history_is_complete=state["history_complete"],
+            history_is_complete=state.history_complete,
         )
         try:
             beats = await triton.harmonize(window)
@@ -221,13 +205,13 @@ async def _harmonize_and_publish(
             ChordSpan(s.onset, s.duration, s.symbol, roman_numeral(s.symbol, key)) for s in spans
         ]
 
-    previous_voicing = tuple(state["voicing"]) if state["voicing"] else None
+    previous_voicing = tuple(state.voicing) if state.voicing else None
     voicing = voice_chords(
         spans,
         style=style,
         previous_voicing=previous_voicing,
         melody=bar,
-        melody_before=tuple(state["melody_before"] or ()),
+        melody_before=tuple(state.melody_before),
     )
     bass = bass_line(spans, bar.meter, style=style, energy=bar_plan.energy)
     harmony = pb.HarmonyBar(
@@ -257,16 +241,13 @@ async def _harmonize_and_publish(
         f", {bar_plan.cadence.value} cadence in {bar_plan.key.name}" if bar_plan.cadence else "",
     )
 
-    state["history"] = [
-        *state["history"],
-        [_notes_of(bar), [list(b) for b in _span_beats(bar, spans, key)]],
-    ]
-    if len(state["history"]) > HISTORY_BARS:
-        state["history"] = state["history"][-HISTORY_BARS:]
-        state["history_complete"] = False
+    state.history = [*state.history, (note_rows(bar.notes), _span_beats(bar, spans, key))]
+    if len(state.history) > HISTORY_BARS:
+        state.history = state.history[-HISTORY_BARS:]
+        state.history_complete = False
     last_onset = max((n.onset for n in voicing), default=None)
-    state["voicing"] = sorted(n.pitch for n in voicing if n.onset == last_onset) or state["voicing"]
-    state["melody_before"] = list(tune_before(bar, bar.meter.bar_ticks))
+    state.voicing = sorted(n.pitch for n in voicing if n.onset == last_onset) or state.voicing
+    state.melody_before = list(tune_before(bar, bar.meter.bar_ticks))
 
 
 def _span_beats(bar: Bar, spans: list[ChordSpan], key: Key) -> list[tuple[int, int]]:
@@ -291,11 +272,3 @@ def _last_chord(history: list[HarmonizedBar], key: Key) -> ChordSymbol | None:
         return None
     chord_class, inversion = history[-1].beats[-1]
     return class_to_chord(chord_class, key, inversion) if chord_class >= 0 else None
-
-
-def _notes_of(bar: Bar) -> list[list[int]]:
-    return [[n.onset, n.pitch, n.duration, n.velocity] for n in bar.notes]
-
-
-def _bar_from(notes: list[list[int]], meter: Meter) -> Bar:
-    return Bar(meter, tuple(Note(*note) for note in notes))

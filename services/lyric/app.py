@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from cantus.events.codec import InvalidEvent, new_meta
-from cantus.events.conversions import spec_meter
+from cantus.events.conversions import pb_to_notes, spec_meter
 from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.client import TritonLyricScorer
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
@@ -30,16 +30,16 @@ from cantus.lyrics.slots import (
     next_line_bars,
 )
 from cantus.lyrics.writer import LyricResources, write_piece_line
-from cantus.music.notes import Note
+from cantus.music.notes import MusicError
 from cantus.streaming import Received, StreamService
+from cantus.streaming.table_state import LyricState, WrittenLine, note_rows, notes_from_rows
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("lyric")
 settings = service.settings
 melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table("lyric-piece-state", default=None, partitions=settings.partitions)
-"""piece_id → {"bars": {bar: [[onset, pitch, duration], …]}, "line_start": first bar of the
-open line, "lines": {line: {"words": […], "syllables": […], "rhyme": str}}}."""
+"""piece_id → ``LyricState`` (``cantus.streaming.table_state``)."""
 resources = LyricResources(
     scorer_for=lambda language: TritonLyricScorer(
         settings.triton_grpc, language, model_name=settings.lyric_model_name
@@ -64,28 +64,29 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     scheme = spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME
     if not RHYME_SCHEME_PATTERN.match(scheme):
         raise InvalidEvent(f"lyrics_rhyme_scheme {scheme!r} is not 2..8 letters A..H")
-    state = piece_state.get(piece_id) or {"bars": {}, "line_start": 0, "lines": {}}
-    if index < state["line_start"]:
+    state = LyricState.from_table(piece_state.get(piece_id))
+    if index < state.line_start:
         service.log.info("piece %s bar %d: its line is out already, skipped", piece_id, index)
         return
-    if str(index) not in state["bars"]:  # a redelivered bar goes on: its line may be unwritten
-        state["bars"][str(index)] = [[n.onset_ticks, n.pitch, n.duration_ticks] for n in bar.notes]
-        piece_state[piece_id] = state  # reassign: in-place changes do not reach the changelog
+    if str(index) not in state.bars:  # a redelivered bar goes on: its line may be unwritten
+        try:
+            state.bars[str(index)] = note_rows(pb_to_notes(bar.notes))
+        except MusicError as error:
+            raise InvalidEvent(f"melody bar {index}: {error}") from None
+        piece_state[piece_id] = state.to_table()  # the changelog sees only assignments
 
     meter = spec_meter(spec)
     while True:
-        start = state["line_start"]
-        received_bars = {
-            int(i): [Note(o, p, d) for o, p, d in notes] for i, notes in state["bars"].items()
-        }
+        start = state.line_start
+        received_bars = {int(i): list(notes_from_rows(rows)) for i, rows in state.bars.items()}
         line_bars = next_line_bars(received_bars, start, meter, spec.bars)
         if line_bars is None:
             return
-        line_index = len(state["lines"])
+        line_index = len(state.lines)
         line = make_line(line_index, start, line_bars, meter, scheme, settings.lyric_melisma)
         written = {
-            int(i): DecodedLine(entry["words"], entry["syllables"], entry["rhyme"])
-            for i, entry in state["lines"].items()
+            int(i): DecodedLine(entry.words, entry.syllables, entry.rhyme)
+            for i, entry in state.lines.items()
         }
         try:
             decoded = await asyncio.to_thread(
@@ -124,14 +125,12 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             decoded.text,
         )
         for done in range(start, start + line.bar_count):
-            state["bars"].pop(str(done), None)
-        state["lines"][str(line_index)] = {
-            "words": decoded.words,
-            "syllables": decoded.syllables,
-            "rhyme": decoded.rhyme,
-        }
-        state["line_start"] = start + line.bar_count
-        piece_state[piece_id] = state
+            state.bars.pop(str(done), None)
+        state.lines[str(line_index)] = WrittenLine(
+            words=decoded.words, syllables=decoded.syllables, rhyme=decoded.rhyme
+        )
+        state.line_start = start + line.bar_count
+        piece_state[piece_id] = state.to_table()
 
 
 async def publish_line(

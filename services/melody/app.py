@@ -31,6 +31,7 @@ from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy
 from cantus.streaming import Received, StreamService
+from cantus.streaming.table_state import MelodyProgress, bar_from_rows, note_rows
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("melody")
@@ -38,7 +39,7 @@ compose_requests = service.topic("compose_requested")
 progress = service.app.Table(
     "melody-progress", default=None, partitions=service.settings.partitions
 )
-"""piece_id → {"bars": [[[onset, pitch, duration, velocity], …] per bar], "done": bool}."""
+"""piece_id → ``MelodyProgress`` (``cantus.streaming.table_state``)."""
 triton = MelodyLMClient(service.settings.triton_grpc, service.settings.melody_model_name)
 prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
 
@@ -50,11 +51,11 @@ async def compose_melody(stream):  # type: ignore[no-untyped-def]
 
 async def handle_compose_requested(request: pb.ComposeRequested, received: Received) -> None:
     piece_id, spec = request.meta.piece_id, request.spec
-    state = progress.get(piece_id) or {"bars": [], "done": False}
-    if state["done"]:
+    state = MelodyProgress.from_table(progress.get(piece_id))
+    if state.done:
         return
     meter = spec_meter(spec)
-    recorded = [_bar_from_state(notes, meter) for notes in state["bars"]]
+    recorded = [bar_from_rows(rows, meter) for rows in state.bars]
 
     given = [_given_bar(bar_notes, meter, i) for i, bar_notes in enumerate(request.given_bars)]
     if spec.melody_source == pb.MELODY_SOURCE_HARMONIZE:
@@ -127,16 +128,8 @@ async def _publish_bar(
 
 
 def _record(piece_id: str, bars: list[Bar], *, done: bool) -> None:
-    progress[piece_id] = {
-        "bars": [[[n.onset, n.pitch, n.duration, n.velocity] for n in bar.notes] for bar in bars],
-        "done": done,
-    }
-
-
-def _bar_from_state(notes: list[list[int]], meter) -> Bar:  # type: ignore[no-untyped-def]
-    from cantus.music.notes import Note
-
-    return Bar(meter, tuple(Note(*note) for note in notes))
+    state = MelodyProgress(bars=[note_rows(bar.notes) for bar in bars], done=done)
+    progress[piece_id] = state.to_table()
 
 
 def _given_bar(bar_notes: pb.BarNotes, meter, index: int) -> Bar:  # type: ignore[no-untyped-def]

@@ -1,0 +1,114 @@
+"""What a stream service keeps per piece in its Faust table: one typed, versioned record per
+service, and one codec for notes.
+
+A Faust table holds plain JSON-like values (its changelog topic carries them), so each
+record turns into dicts and lists (``to_table``) and back (``from_table``). Every record
+carries ``version``: a value written by another version of the record is refused by name
+instead of being misread after an upgrade (values written before versions existed read as
+version 1, the shapes they had). Notes travel as ``[onset, pitch, duration, velocity]``
+rows (``note_rows``, ``notes_from_rows``), velocity included, in every service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cantus.music.notes import Bar, Meter, Note
+
+STATE_VERSION = 1
+DEFAULT_VELOCITY = 90
+"""Velocity of a note row written without one (the lyric service's rows before version 1)."""
+
+NoteRow = list[int]
+"""``[onset, pitch, duration, velocity]`` in ticks and MIDI numbers."""
+
+
+def note_rows(notes: Iterable[Note]) -> list[NoteRow]:
+    return [[n.onset, n.pitch, n.duration, n.velocity] for n in notes]
+
+
+def notes_from_rows(rows: Iterable[Sequence[int]]) -> tuple[Note, ...]:
+    return tuple(
+        Note(row[0], row[1], row[2], row[3] if len(row) > 3 else DEFAULT_VELOCITY) for row in rows
+    )
+
+
+def bar_from_rows(rows: Iterable[Sequence[int]], meter: Meter) -> Bar:
+    return Bar(meter, notes_from_rows(rows))
+
+
+class StateVersionError(ValueError):
+    """A table value written by another version of its record."""
+
+
+class TableState(BaseModel):
+    """Base of the per-piece records: ``from_table(table.get(piece_id))`` to read one (a
+    fresh record when there is none), ``table[piece_id] = record.to_table()`` to store it."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    version: int = STATE_VERSION
+
+    @classmethod
+    def from_table(cls, value: Any) -> Self:
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            raise StateVersionError(f"{cls.__name__}: a table value must be a mapping")
+        version = value.get("version", 1)
+        if version != STATE_VERSION:
+            raise StateVersionError(
+                f"{cls.__name__}: table value of version {version}, this code reads "
+                f"version {STATE_VERSION}"
+            )
+        return cls.model_validate(value)
+
+    def to_table(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class MelodyProgress(TableState):
+    """The melody service's piece: the bars published so far, and whether it is complete
+    (a restarted service resumes after the last recorded bar)."""
+
+    bars: list[list[NoteRow]] = Field(default_factory=list)
+    done: bool = False
+
+
+class HarmonyState(TableState):
+    """The harmony service's piece: the next bar index it expects, the bar held back for its
+    lookahead (``pending``: index and notes), the recent bars with their chords for the
+    model's context (``history``: notes and ``[chord class, inversion]`` per beat, relative
+    to the piece's key; ``history_complete`` until older bars are dropped), the last
+    chord's voicing and the melody just before the next bar."""
+
+    next_index: int = 0
+    pending: tuple[int, list[NoteRow]] | None = None
+    history: list[tuple[list[NoteRow], list[tuple[int, int]]]] = Field(default_factory=list)
+    history_complete: bool = True
+    voicing: list[int] | None = None
+    melody_before: list[int] = Field(default_factory=list)
+
+
+class WrittenLine(BaseModel):
+    """A lyric line written: its words, one text per slot, and its rhyme key (what later
+    lines rhyme with and avoid repeating)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    words: list[str]
+    syllables: list[str]
+    rhyme: str = ""
+
+
+class LyricState(TableState):
+    """The lyric service's piece: melody bars not yet in a written line (by bar index, as
+    text: table keys are strings), the first bar of the next line, and the lines written
+    (by line index)."""
+
+    bars: dict[str, list[NoteRow]] = Field(default_factory=dict)
+    line_start: int = 0
+    lines: dict[str, WrittenLine] = Field(default_factory=dict)
