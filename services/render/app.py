@@ -48,14 +48,14 @@ from cantus.render.piece import (
 )
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
+from cantus.streaming.table_state import RenderState
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("render")
 settings = service.settings
 piece_inputs = service.topic("compose_requested", "melody_bar", "harmony_bar", "lyric_line")
 pieces = service.app.Table("render-pieces", default=None, partitions=settings.partitions)
-"""piece_id → {"events": {kind: {index: base64 protobuf}}, "log": [...], "segments": n,
-"completed": bool}."""
+"""piece_id → ``RenderState`` (``cantus.streaming.table_state``)."""
 store = piece_store(settings)
 
 MAX_LIVE_PIECES = 32
@@ -97,33 +97,33 @@ async def handle_piece_event(message: Message, received: Received) -> None:
         async with lock:
             await render_piece_event(message, received)
     finally:
-        if not lock.locked() and (pieces.get(piece_id) or {}).get("completed"):
+        if not lock.locked() and RenderState.from_table(pieces.get(piece_id)).completed:
             piece_locks.pop(piece_id, None)
 
 
 async def render_piece_event(message: Message, received: Received) -> None:
     piece_id = message.meta.piece_id  # type: ignore[attr-defined]
-    state = pieces.get(piece_id) or {"events": {}, "log": [], "segments": 0, "completed": False}
-    if state["completed"]:
+    state = RenderState.from_table(pieces.get(piece_id))
+    if state.completed:
         return
     kind, index = kind_of(message), str(message.meta.index)  # type: ignore[attr-defined]
-    stored = state["events"].setdefault(kind, {})
+    stored = state.events.setdefault(kind, {})
     if index not in stored:
         stored[index] = base64.b64encode(message.SerializeToString()).decode()
-        state["log"].append(log_entry(message, kind))
-    pieces[piece_id] = state  # reassign: in-place changes do not reach the changelog
+        state.log.append(log_entry(message, kind))
+    pieces[piece_id] = state.to_table()  # the changelog sees only assignments
 
-    parts = PieceParts.from_state(state["events"], humanise=settings.humanise)
+    parts = PieceParts.from_state(state.events, humanise=settings.humanise)
     if parts is None:
         return  # no bar yet says how long the piece is
-    while state["segments"] < parts.segment_count(settings.segment_bars):
-        first, count = parts.segment_bars(state["segments"], settings.segment_bars)
+    while state.segments < parts.segment_count(settings.segment_bars):
+        first, count = parts.segment_bars(state.segments, settings.segment_bars)
         if not parts.bars_ready(first, count):
             break
         segment = pb.RenderSegment(
             meta=new_meta(
                 piece_id,
-                state["segments"],
+                state.segments,
                 service.name,
                 received_at_unix_ns=received.received_at_ns,
             ),
@@ -145,9 +145,9 @@ async def render_piece_event(message: Message, received: Received) -> None:
             first + count - 1,
             len(segment.audio),
         )
-        state["log"].append(log_entry(segment, "render_segment"))
-        state["segments"] += 1
-        pieces[piece_id] = state
+        state.log.append(log_entry(segment, "render_segment"))
+        state.segments += 1
+        pieces[piece_id] = state.to_table()
 
     if parts.all_bars_ready():
         await complete_piece(piece_id, parts, state, received)
@@ -202,7 +202,9 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
     )
 
 
-async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received: Received) -> None:
+async def complete_piece(
+    piece_id: str, parts: PieceParts, state: RenderState, received: Received
+) -> None:
     completed = pb.PieceCompleted(
         meta=new_meta(
             piece_id, parts.bar_count, service.name, received_at_unix_ns=received.received_at_ns
@@ -210,7 +212,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
         duration_seconds=parts.seconds_before_bar(parts.bar_count),
         chords_per_bar=[" ".join(span.symbol for span in bar.chords) for bar in parts.harmony],
     )
-    event_log = [*state["log"], log_entry(completed, "piece_completed")]
+    event_log = [*state.log, log_entry(completed, "piece_completed")]
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     streamed = finished_audio.pop(piece_id, None)
@@ -264,7 +266,7 @@ async def complete_piece(piece_id: str, parts: PieceParts, state: dict, received
     if stale is not None:
         stale.close()
     # Keep a tombstone, not the parts: late duplicates of this piece are ignored.
-    pieces[piece_id] = {"events": {}, "log": [], "segments": state["segments"], "completed": True}
+    pieces[piece_id] = RenderState(segments=state.segments, completed=True).to_table()
 
 
 def _preset(parts: PieceParts) -> str:

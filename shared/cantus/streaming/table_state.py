@@ -93,6 +93,18 @@ class HarmonyState(TableState):
     melody_before: list[int] = Field(default_factory=list)
 
 
+class RenderState(TableState):
+    """The render service's piece: every input event by kind and index (base64 protobuf:
+    the render needs whole events, spec and all), the event log that piece.json reports,
+    the segments published, and whether the piece is complete (then a tombstone without
+    events, so late duplicates are ignored)."""
+
+    events: dict[str, dict[str, str]] = Field(default_factory=dict)
+    log: list[dict[str, Any]] = Field(default_factory=list)
+    segments: int = 0
+    completed: bool = False
+
+
 class WrittenLine(BaseModel):
     """A lyric line written: its words, one text per slot, and its rhyme key (what later
     lines rhyme with and avoid repeating)."""
