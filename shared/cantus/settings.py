@@ -24,7 +24,7 @@ MASTERING_PRESETS = tuple(PRESETS)
 MAX_GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 """Largest gRPC message the gateway and its clients take: ``GetPiece`` returns every file of
 a piece in one message, and a five-minute piece's files (WAV, FLAC, MP3, Opus, MIDI, lead
-sheet, pictures) came to 121 MB, over the 64 MB allowed before."""
+sheet, pictures) outgrow gRPC's usual limits (docs/results/design_measurements.md)."""
 
 
 class Topics(BaseSettings):
@@ -157,11 +157,11 @@ class Settings(BaseSettings):
     # Intra-op threads of the melody model in a Triton started here (None: its config.pbtxt
     # value, meant for a Triton with cores of its own). The local stack runs every service on
     # the same cores, and two OpenMP threads stall at each barrier whenever another process
-    # holds one of them (measured on 2 cores: from ~180 to ~9 decode steps/s), so it takes 1.
+    # holds one of them (docs/results/design_measurements.md), so it takes 1.
     melody_torch_threads: int | None = Field(1, ge=1, le=64)
     # Off since the form issue (#14): the bonus lifted key agreement by clustering notes on
-    # triad tones (34 % repeated notes against the corpus's 19 %); the key now comes from
-    # the model (heard-key labels) and guidance. Kept as a setting for comparisons.
+    # triad tones (docs/results/melody_realness.md); the key now comes from the model
+    # (heard-key labels) and guidance. Kept as a setting for comparisons.
     melody_tonal_emphasis: float = Field(
         0.0,
         ge=0.0,

@@ -52,8 +52,8 @@ OUTPUTS = {
 
 MELODY_FIT = 1.0
 """Weight of the melody-consonance term in decoding (``cantus.harmony.model.decode``),
-chosen on the validation split (PCS 0.740 at 0, 0.773 at 1, 0.807 at 2; root agreement
-with Bach 59.2 %, 59.1 %, 57.8 %): the smallest weight whose PCS beats the HMM's 0.765."""
+chosen on the validation split: the smallest weight whose PCS beats the HMM's
+(docs/results/design_measurements.md)."""
 
 
 class RequestInputError(ValueError):

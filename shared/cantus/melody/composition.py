@@ -43,8 +43,8 @@ SOURCE_LEAD_BARS = 2
 """Bars of the source before its version of the bars a varied section decodes anew."""
 VARIED_ENDING_BARS = 2
 """Closing bars of a VARY section of 8 bars or more decoded anew; a shorter one changes its
-cadence bar only. (With two of four bars new, 16-bar AABA pieces had 27 % of their bars
-returning, against a median of 47 % in real tunes.)"""
+cadence bar only: with half of a 4-bar return new, too few bars returned compared with
+real tunes (docs/results/design_measurements.md)."""
 
 QUARTER_TICKS = TICKS_PER_QUARTER
 EIGHTH_TICKS = TICKS_PER_QUARTER // 2

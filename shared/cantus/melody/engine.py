@@ -230,7 +230,8 @@ class DecodeEngine:
             # Every forward runs on this thread, so it alone owns an OpenMP team. Once a
             # second thread (say, the one that loaded the model) has run a parallel region
             # too, libgomp counts more threads than cores and stops spin-waiting between
-            # regions: a step then paid ~4x in futex wake-ups (measured on 2 cores).
+            # regions, and a step pays for it in futex wake-ups
+            # (docs/results/design_measurements.md).
             torch.set_num_threads(self.torch_threads)
         while True:
             with self._lock:

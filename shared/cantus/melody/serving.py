@@ -102,9 +102,9 @@ ErrorCallback = Callable[[str], None]
 @dataclass
 class MelodyServing:
     """Responses go out on a delivery thread of their own, in order: in Triton's Python
-    backend a response send and a cancellation check are round trips to the server (about
-    0.35 and 0.08 ms measured), and a slow server or client must not delay the batch's
-    next decode step. (On the 2-core bench machine the throughput gain was within noise.)"""
+    backend a response send and a cancellation check are round trips to the server, and a
+    slow server or client must not delay the batch's next decode step
+    (docs/results/design_measurements.md)."""
 
     engine: DecodeEngine
     model_version: str
