@@ -730,7 +730,9 @@ def _bar_parts(
     tempo_bpm: float,
 ) -> dict[str, list[Note]]:
     """The notes of every part of one bar (onsets from the bar start), before humanising.
-    An unplanned bar (every part, dynamics 1, no section events) plays as it always has."""
+    An unplanned bar has the four parts at dynamics 1 and no section events (no pad or
+    colour, fills or pickups); planned or not, the palette's patterns and balance apply
+    and every accompanying part is kept under the melody."""
     section = arrangement.section
     energy, playing = section.energy, section.parts
     dynamics = section.dynamics * palette.dynamics * arrangement.swell
@@ -766,15 +768,17 @@ def _bar_parts(
         parts["drums"] = _shifted(parts["drums"], 0, dynamics)
     if section.role != "piece":
         parts["pad"] = _shifted(tied(bar.voicing), 0, _PAD_VELOCITY_SCALE * dynamics)
-        colour = _accompaniment(
-            bar.voicing,
-            palette.contrast,
-            meter,
-            energy=energy,
-            tempo_bpm=tempo_bpm,
-            restrike=style is not Style.CHORALE,
-            pedal=palette.pedal,
-        )
+        colour = []
+        if "colour" in playing:
+            colour = _accompaniment(
+                bar.voicing,
+                palette.contrast,
+                meter,
+                energy=energy,
+                tempo_bpm=tempo_bpm,
+                restrike=style is not Style.CHORALE,
+                pedal=palette.pedal,
+            )
         # Beside the chords (the last return) the colour is a second, lighter layer.
         colour_scale = chord_scale * (0.75 if "chords" in playing else 1.0)
         parts["colour"] = _shifted(colour, 0, colour_scale)
