@@ -399,4 +399,3 @@ def snap_to_grid(melody: Melody) -> Melody:
             previous_end = end
         bars.append(Bar(bar.meter, tuple(notes)))
     return Melody(melody.key, melody.tempo_bpm, tuple(bars))
-
