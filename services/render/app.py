@@ -37,11 +37,10 @@ import numpy as np
 from google.protobuf.message import Message
 
 from cantus.events.codec import kind_of, new_meta
+from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
 from cantus.render.piece import (
-    SEGMENT_AUDIO_MEDIA_TYPE,
     PieceParts,
     SegmentAudio,
-    encode_segment_audio,
     render_piece_files,
     render_segment_midi,
     streamed_piece_audio,

@@ -13,8 +13,7 @@ import pytest
 import soundfile
 
 from cantus.render import exports
-from cantus.render.exports import audio_export_files, export_audio
-from cantus.render.piece import ogg_crc, set_ogg_serial
+from cantus.render.exports import audio_export_files, export_audio, ogg_crc, set_ogg_serial
 
 SR = 44100
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")

@@ -14,12 +14,8 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cantus.render.piece import (
-    PieceParts,
-    SegmentAudio,
-    encode_segment_audio,
-    render_piece_files,
-)
+from cantus.render.exports import encode_segment_audio
+from cantus.render.piece import PieceParts, SegmentAudio, render_piece_files
 
 from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
 

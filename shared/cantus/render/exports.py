@@ -29,8 +29,10 @@ and ffmpeg run outside the GIL).
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +191,110 @@ def audio_export_files(
         return {
             export_file_name(fmt): done.result() for fmt, done in zip(formats, encoded, strict=True)
         }
+
+
+SEGMENT_AUDIO_MEDIA_TYPE = "audio/ogg; codecs=opus"
+SEGMENT_AUDIO_MAX_BYTES = 512 * 1024
+"""Largest segment audio; the bit rate drops for long segments to stay under it (Kafka's
+default record limit is 1 MB)."""
+
+
+# --- segment audio: each streamed segment as a small Ogg Opus file ---------------------
+
+
+def encode_segment_audio(
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    kbps: int = 48,
+    max_bytes: int = SEGMENT_AUDIO_MAX_BYTES,
+    serial: int = 1,
+) -> bytes:
+    """Float ``[samples, 2]`` audio as one small Ogg Opus file (48 kHz), at about ``kbps``
+    kbit/s, lower if that would exceed ``max_bytes``; ``b""`` for no samples. The Ogg
+    stream gets serial number ``serial``, so the same audio always gives the same bytes.
+    Encoded by ffmpeg's libopus where ffmpeg is installed, else by libsndfile's."""
+    if audio.ndim != 2 or len(audio) == 0:
+        return b""
+    seconds = len(audio) / sample_rate
+    bits_per_second = min(kbps * 1000.0, 0.9 * max_bytes * 8 / seconds)
+    data = np.asarray(audio, np.float32)
+    if sample_rate != OPUS_SAMPLE_RATE:
+        divisor = math.gcd(OPUS_SAMPLE_RATE, sample_rate)
+        data = resample_poly(
+            data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
+        ).astype(np.float32)
+    data = np.clip(data, -1.0, 1.0)
+    ffmpeg = shutil.which("ffmpeg")
+    encoded = b""
+    for lowest in (False, True):
+        if ffmpeg:
+            rate = OPUS_LOWEST_BITS_PER_SECOND if lowest else bits_per_second
+            encoded = _ffmpeg_opus(ffmpeg, data, rate, serial)
+        else:  # 1.0: libsndfile's lowest rate
+            level = 1.0 if lowest else _opus_level(bits_per_second)
+            encoded = set_ogg_serial(_libsndfile_opus(data, level), serial)
+        if len(encoded) <= max_bytes:
+            break
+    return encoded
+
+
+OPUS_LOWEST_BITS_PER_SECOND = 12000.0
+"""The fallback rate of a segment too long for its byte limit: libsndfile's lowest, 6 kbit/s
+a channel."""
+
+
+def _ffmpeg_opus(ffmpeg: str, data: np.ndarray, bits_per_second: float, serial: int) -> bytes:
+    codec = (
+        *("-c:a", "libopus", "-b:a", str(round(bits_per_second))),
+        *("-serial_offset", str(serial), "-f", "ogg"),
+    )
+    return ffmpeg_encode(ffmpeg, data, OPUS_SAMPLE_RATE, codec, label="ffmpeg segment opus")
+
+
+def _libsndfile_opus(data: np.ndarray, level: float) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(
+        buffer,
+        data,
+        OPUS_SAMPLE_RATE,
+        format="OGG",
+        subtype="OPUS",
+        compression_level=level,
+    )
+    return buffer.getvalue()
+
+
+_BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
+
+
+def ogg_crc(data: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, not reflected, initial value and
+    final XOR 0), computed by zlib's reflected CRC-32 on the bit-reversed bytes."""
+    reflected = zlib.crc32(data.translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{reflected:032b}"[::-1], 2)
+
+
+def set_ogg_serial(data: bytes, serial: int) -> bytes:
+    """``data`` (an Ogg file of one logical stream) with every page's stream serial number
+    set to ``serial`` and its checksum recomputed. libsndfile picks a random serial, so
+    without this the same audio would encode to different bytes each time."""
+    out = bytearray(data)
+    position = 0
+    while position + 27 <= len(out) and out[position : position + 4] == b"OggS":
+        segments = out[position + 26]
+        body = sum(out[position + 27 : position + 27 + segments])
+        end = position + 27 + segments + body
+        out[position + 14 : position + 18] = (serial & 0xFFFFFFFF).to_bytes(4, "little")
+        out[position + 22 : position + 26] = b"\0\0\0\0"
+        crc = ogg_crc(bytes(out[position:end]))
+        out[position + 22 : position + 26] = crc.to_bytes(4, "little")
+        position = end
+    return bytes(out)
+
+
+def _opus_level(bits_per_second: float) -> float:
+    """libsndfile's Opus compression level (0..1) for about ``bits_per_second`` of music:
+    it maps the level linearly onto the bit rate, ~500 kbit/s at 0 down to ~6 at 1
+    (docs/results/design_measurements.md)."""
+    return min(1.0, max(0.0, 1.0 - (bits_per_second - 6000.0) / 510000.0))
