@@ -25,7 +25,7 @@ def gateway(monkeypatch, tmp_path):
     the requested event and one melody bar per bar to ``on_event``."""
     requests: list[api.ComposeRequest] = []
 
-    def fake_compose(address, request, out_dir, *, on_event=lambda e: None, timeout_s=None):
+    def fake_compose(address, request, out_dir, *, on_event=lambda e: None, **options):
         requests.append(request)
         try:
             validated = validate_compose_request(request, max_bars=256)
@@ -154,3 +154,79 @@ def test_explicit_values_are_sent_and_the_files_own_are_shown(gateway, tmp_path)
     assert (request.key, request.meter, request.tempo_bpm) == ("D", "4/4", 90.0)
     assert "key D major (as asked), the file's: E major" in result.output
     assert "meter 4/4 (as asked), the file's: 2/4" in result.output
+
+
+class _BusyThenReady:
+    """A gateway that is busy for its first ``busy`` calls, then streams a finished piece."""
+
+    def __init__(self, busy: int) -> None:
+        from cantus.v1 import composer_pb2_grpc as api_grpc
+
+        self.busy = busy
+        self.calls = 0
+        self.servicer_base = api_grpc.ComposerServicer
+
+    def servicer(self):  # type: ignore[no-untyped-def]
+        outer = self
+
+        class Servicer(self.servicer_base):  # type: ignore[misc, name-defined]
+            def Compose(self, request, context):  # type: ignore[no-untyped-def]
+                import grpc
+
+                from cantus.events.codec import new_meta
+                from cantus.requests import RETRY_AFTER_METADATA
+                from cantus.v1 import events_pb2 as pb
+
+                outer.calls += 1
+                if outer.calls <= outer.busy:
+                    context.set_trailing_metadata(((RETRY_AFTER_METADATA, "2"),))
+                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the gateway is busy")
+                piece_id = "ab" * 16
+                yield api.PieceEvent(requested=pb.ComposeRequested(meta=new_meta(piece_id, 0, "g")))
+                yield api.PieceEvent(completed=pb.PieceCompleted(meta=new_meta(piece_id, 1, "r")))
+
+            def GetPiece(self, request, context):  # type: ignore[no-untyped-def]
+                return api.Piece(
+                    piece_id=request.piece_id,
+                    files=[api.PieceFile(name="piece.json", content=b"{}")],
+                )
+
+        return Servicer()
+
+
+@pytest.mark.parametrize(("busy", "succeeds"), [(2, True), (9, False)])
+def test_compose_waits_for_a_busy_gateway_then_gives_up(tmp_path, busy, succeeds):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from cantus.cli.compose import ComposeFailed, compose
+    from cantus.v1 import composer_pb2_grpc as api_grpc
+
+    gateway = _BusyThenReady(busy)
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    api_grpc.add_ComposerServicer_to_server(gateway.servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    waits: list[float] = []
+    try:
+        call = lambda: compose(  # noqa: E731
+            f"127.0.0.1:{port}",
+            api.ComposeRequest(bars=4),
+            tmp_path,
+            on_busy=lambda message, wait: waits.append(wait),
+            busy_wait_s=30.0,
+            sleep=lambda seconds: None,
+        )
+        if succeeds:
+            piece = call()
+            assert (piece.folder / "piece.json").read_bytes() == b"{}"
+            assert waits == [2.0, 2.0]  # the server's hint, then doubling (2 waited so far)
+        else:
+            with pytest.raises(ComposeFailed) as failed:
+                call()
+            assert failed.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert failed.value.retry_after_s == 2.0
+            assert sum(waits) <= 30.0 and waits == [2.0, 2.0, 4.0, 8.0, 16.0][: len(waits)]
+    finally:
+        server.stop(0)

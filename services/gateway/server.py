@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -22,7 +23,12 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from cantus.events.codec import encode_event, new_meta
-from cantus.requests import RequestError, validate_compose_request
+from cantus.requests import (
+    RETRY_AFTER_METADATA,
+    RequestError,
+    ValidatedRequest,
+    validate_compose_request,
+)
 from cantus.security import (
     check_gateway_edge,
     gateway_server_credentials,
@@ -73,6 +79,7 @@ class Composer(api_grpc.ComposerServicer):
         self.producer = producer
         self.router = router
         self.store = piece_store(settings)
+        self.pieces_in_flight = 0
         self.melody_file_threads = ThreadPoolExecutor(
             max_workers=MELODY_FILE_THREADS, thread_name_prefix="melody-file"
         )
@@ -95,6 +102,28 @@ class Composer(api_grpc.ComposerServicer):
             REQUESTS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
+        limit = self.settings.gateway_max_pieces_in_flight
+        if self.pieces_in_flight >= limit:
+            REQUESTS.labels("busy").inc()
+            retry_after = self.settings.gateway_retry_after_s
+            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{retry_after:g}"),))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the gateway is streaming {self.pieces_in_flight} pieces, its limit "
+                f"(gateway_max_pieces_in_flight); retry in {retry_after:g} s",
+            )
+            return
+        self.pieces_in_flight += 1
+        try:
+            async for event in self._compose(validated, context):
+                yield event
+        finally:
+            self.pieces_in_flight -= 1
+
+    async def _compose(
+        self, validated: ValidatedRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api.PieceEvent]:
+        """Publish the request and stream the piece's events until it completes or fails."""
         piece_id = uuid.uuid4().hex
         requested = pb.ComposeRequested(
             meta=new_meta(piece_id, 0, "gateway"),

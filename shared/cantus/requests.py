@@ -47,6 +47,9 @@ from cantus.v1 import events_pb2 as pb
 DEFAULT_BARS = 16
 DEFAULT_TEMPO_BPM = 100.0
 MAX_THEME_CHARS = 500
+RETRY_AFTER_METADATA = "retry-after-s"
+"""Trailing metadata of a Compose refused with RESOURCE_EXHAUSTED: seconds to wait before
+trying again (the gateway is streaming as many pieces as it takes)."""
 DURATION_RANGE_S = (1.0, 300.0)
 """Accepted ``duration_seconds``: up to five minutes."""
 GIVEN_SECTION_LABEL = "given"

@@ -146,6 +146,17 @@ class Settings(BaseSettings):
     # Long pieces render one segment per segment_bars bars, then their files (audio of up to
     # five minutes, a lead sheet of several pages): 900 s leaves room for 256 bars.
     compose_timeout_s: float = Field(900.0, gt=0, description="give up on a piece after this")
+    # A piece waits its turn in the services' queues; past a few minutes' work, more pieces
+    # only make every piece late. Refusing at once tells a client to come back.
+    gateway_max_pieces_in_flight: int = Field(
+        32,
+        ge=1,
+        description="Compose calls one gateway streams at once; more are refused at once with "
+        "RESOURCE_EXHAUSTED and a retry hint",
+    )
+    gateway_retry_after_s: float = Field(
+        5.0, gt=0, description="retry hint sent with RESOURCE_EXHAUSTED (trailing metadata)"
+    )
 
     # --- melody model --------------------------------------------------------------------
     melody_model_name: str = "melody_lm"

@@ -3,8 +3,10 @@ progress bar, then fetch the finished files and write them under ``DIR/<piece_id
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import grpc
 
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER
+from cantus.requests import RETRY_AFTER_METADATA
 from cantus.security import channel_credentials
 from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
 from cantus.storage import check_piece_id
@@ -103,11 +106,32 @@ def describe_given_melody(spec: pb.PieceSpec) -> str:
 
 
 class ComposeFailed(RuntimeError):
-    """The server rejected the request or the piece failed; the message is the server's."""
+    """The server rejected the request or the piece failed; the message is the server's.
+    ``retry_after_s``: the server's hint when it was busy (RESOURCE_EXHAUSTED)."""
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: grpc.StatusCode | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after_s = retry_after_s
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> ComposeFailed:
+        retry_after = None
+        for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+            if key == RETRY_AFTER_METADATA:
+                # a hint we cannot read leaves the client's own backoff
+                with contextlib.suppress(ValueError):
+                    retry_after = float(value)
+        return cls(error.details() or str(error), error.code(), retry_after)  # type: ignore[attr-defined]
+
+
+BUSY_WAIT_S = 300.0
+"""Longest a client waits, retrying, for a busy gateway to take its piece."""
 
 
 @dataclass
@@ -146,7 +170,7 @@ def stream_piece(
                 raise ComposeFailed(f"{failed.service} failed the piece: {failed.reason}")
             yield event
     except grpc.RpcError as error:
-        raise ComposeFailed(error.details() or str(error), error.code()) from None
+        raise ComposeFailed.from_rpc_error(error) from None
 
 
 def fetch_piece(channel: grpc.Channel, piece_id: str, out_dir: Path) -> Path:
@@ -155,7 +179,7 @@ def fetch_piece(channel: grpc.Channel, piece_id: str, out_dir: Path) -> Path:
     try:
         piece = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id), timeout=60)
     except grpc.RpcError as error:
-        raise ComposeFailed(error.details() or str(error), error.code()) from None
+        raise ComposeFailed.from_rpc_error(error) from None
     folder = out_dir / check_piece_id(piece.piece_id)
     folder.mkdir(parents=True, exist_ok=True)
     for file in piece.files:
@@ -171,16 +195,34 @@ def compose(
     *,
     on_event: Callable[[api.PieceEvent], None] = lambda e: None,
     timeout_s: float | None = None,
+    on_busy: Callable[[str, float], None] = lambda message, wait_s: None,
+    busy_wait_s: float = BUSY_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ComposedPiece:
-    """Compose one piece end to end and store its files; returns where they are."""
+    """Compose one piece end to end and store its files; returns where they are. A gateway
+    too busy to take the piece (RESOURCE_EXHAUSTED, before any event) is asked again after
+    its hint, doubling the wait each time, for up to ``busy_wait_s`` in all (``on_busy``
+    hears each wait)."""
+    waited = 0.0
     with open_channel(address) as channel:
-        events = []
+        events: list[api.PieceEvent] = []
         piece_id = ""
-        for event in stream_piece(channel, request, timeout_s):
-            events.append(event)
-            if event.WhichOneof("event") == "requested":
-                piece_id = event.requested.meta.piece_id
-            on_event(event)
+        while True:
+            try:
+                for event in stream_piece(channel, request, timeout_s):
+                    events.append(event)
+                    if event.WhichOneof("event") == "requested":
+                        piece_id = event.requested.meta.piece_id
+                    on_event(event)
+                break
+            except ComposeFailed as error:
+                busy = error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not events
+                wait = max(error.retry_after_s or 1.0, waited)  # the hint, then doubling
+                if not busy or waited + wait > busy_wait_s:
+                    raise
+                on_busy(str(error), wait)
+                sleep(wait)
+                waited += wait
         if not events or events[-1].WhichOneof("event") != "completed":
             raise ComposeFailed(f"the stream of piece {piece_id or '?'} ended before completion")
         folder = fetch_piece(channel, piece_id, out_dir)

@@ -236,8 +236,11 @@ def compose(
             elif kind == "melody_bar":
                 progress.advance(task)
 
+        def on_busy(message: str, wait_s: float) -> None:
+            progress.console.print(f"gateway busy ({message}); asking again in {wait_s:g} s")
+
         try:
-            piece = compose_piece(address, request, out, on_event=on_event)
+            piece = compose_piece(address, request, out, on_event=on_event, on_busy=on_busy)
         except ComposeFailed as error:
             progress.stop()
             console.print(f"[red]error:[/] {error}")
