@@ -304,20 +304,25 @@ def train_melody(
     ] = 2,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
-    from cantus.melody.training import train_melody_command
+    from cantus.melody.training import (
+        CONTROL_DROPOUT,
+        MINOR_DRAWS,
+        SHIPPED_MINUTES,
+        train_melody_command,
+    )
     from cantus.settings import load_settings
 
-    # neither: the shipped checkpoint's 40 minutes; --steps alone: a reproducible run
-    budget = {} if steps is None and minutes is None else {"steps": steps, "minutes": minutes}
     train_melody_command(
         out or load_settings().melody_checkpoint,
-        **budget,
+        steps=steps,
+        # neither: the shipped checkpoint's 40 minutes; --steps alone: a reproducible run
+        minutes=SHIPPED_MINUTES if steps is None and minutes is None else minutes,
         config_name=config,
         seed=seed,
         kv_heads=kv_heads,
-        **({} if minor_draws is None else {"minor_draws": minor_draws}),
+        minor_draws=MINOR_DRAWS if minor_draws is None else minor_draws,
         key_labels=key_labels,
-        **({} if control_dropout is None else {"control_dropout": control_dropout}),
+        control_dropout=CONTROL_DROPOUT if control_dropout is None else control_dropout,
         threads=threads,
     )
 
@@ -453,7 +458,12 @@ def eval_melody(
     pieces; pitch-class and interval KL against the test set."""
     import torch
 
-    from cantus.eval.melody import format_report, run_melody_eval
+    from cantus.eval.melody import (
+        DEFAULT_LSTM_MINUTES,
+        DEFAULT_LSTM_TOKEN_SHARE,
+        format_report,
+        run_melody_eval,
+    )
     from cantus.settings import load_settings
 
     torch.set_num_threads(2)
@@ -463,14 +473,10 @@ def eval_melody(
         pieces_per_setting=pieces,
         extra_seed_sets=extra_seed_sets,
         # unset: the evaluation's own defaults (one definition, in cantus.eval.melody)
-        **{
-            name: value
-            for name, value in (
-                ("lstm_minutes", lstm_minutes),
-                ("lstm_token_share", lstm_token_share),
-            )
-            if value is not None
-        },
+        lstm_minutes=DEFAULT_LSTM_MINUTES if lstm_minutes is None else lstm_minutes,
+        lstm_token_share=(
+            DEFAULT_LSTM_TOKEN_SHARE if lstm_token_share is None else lstm_token_share
+        ),
         out=out,
         quick=quick,
         command=command,
