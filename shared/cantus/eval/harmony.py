@@ -329,7 +329,7 @@ def _beats_from_classes(key: Key, per_bar: Sequence[Sequence[tuple[int, int]]]) 
 
 
 def _rules_beats(tune: HarmonizedTune, style: Style = Style.CHORALE) -> BeatChords:
-    result = []
+    result: BeatChords = []
     for bar, spans in zip(tune.bars, harmonize_bars(tune.bars, tune.key, style=style), strict=True):
         result.append(
             [
@@ -724,18 +724,18 @@ def format_controls(report: ControlsReport) -> str:
     for style in CONTROL_STYLES:
         own = [c for _, c in report.flat((style, None))]
         for energy in (None, *CONTROL_ENERGIES):
-            pieces = report.flat((style, energy))
-            profile = chord_profile(pieces)
-            chords = [c for _, c in pieces]
+            flat = report.flat((style, energy))
+            profile = chord_profile(flat)
+            chords = [c for _, c in flat]
             changed = beats_differing(chords, chorale if energy is None else own)
             lines.append(
                 f"| {style.value} | {energy.value if energy else 'own'} | "
                 + " | ".join(_cell(c, profile[c]) for c in PROFILE_COLUMNS)
                 + f" | {changed:.1%} |"
             )
-    own = {style: [c for _, c in report.flat((style, None))] for style in CONTROL_STYLES}
+    own_by_style = {style: [c for _, c in report.flat((style, None))] for style in CONTROL_STYLES}
     energy_moves = [
-        beats_differing([c for _, c in report.flat((style, energy))], own[style])
+        beats_differing([c for _, c in report.flat((style, energy))], own_by_style[style])
         for style in CONTROL_STYLES
         for energy in CONTROL_ENERGIES
     ]
@@ -743,11 +743,13 @@ def format_controls(report: ControlsReport) -> str:
         "",
         "Reading: the style input moves "
         + ", ".join(
-            f"{beats_differing(own[style], own[Style.CHORALE]):.0%} of beats ({style.value})"
+            f"{beats_differing(own_by_style[style], own_by_style[Style.CHORALE]):.0%} of beats "
+            f"({style.value})"
             for style in CONTROL_STYLES[1:]
         )
         + " away from the chorale style, and folk and celtic differ from each other on "
-        f"{beats_differing(own[Style.FOLK], own[Style.CELTIC]):.0%} of beats; an energy "
+        f"{beats_differing(own_by_style[Style.FOLK], own_by_style[Style.CELTIC]):.0%} of beats; "
+        "an energy "
         f"level moves {min(energy_moves):.0%} to {max(energy_moves):.0%} of beats within a "
         "style. Folk and celtic learned the derived analysis, whose two styles differ only "
         "in its chord priors and change costs, so they stay close to each other. Energy is "

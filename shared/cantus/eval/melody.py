@@ -250,13 +250,10 @@ def run_melody_eval(
     split = split or load_or_build_corpus(CORPUS_CACHE_DIR)
     if metadata.get("key_labels") == "heard":
         # every model is trained and scored on the labels the checkpoint was trained on
-        split = CorpusSplit(
-            *(
-                relabel_heard_keys(list(part), CORPUS_CACHE_DIR)[0]
-                for part in split.splits().values()
-            ),
-            manifest=split.manifest,
+        train, valid, test = (
+            relabel_heard_keys(list(part), CORPUS_CACHE_DIR)[0] for part in split.splits().values()
         )
+        split = CorpusSplit(train, valid, test, manifest=split.manifest)
     test_tunes = list(split.test)
     if quick:
         pieces_per_setting = min(pieces_per_setting, QUICK_PIECES)
@@ -397,7 +394,7 @@ def run_melody_eval(
     unconstrained = [t for s in settings for t in sampled[(s.name, False)] if t is not None]
     masses = forbidden_mass(model, tokenizer, unconstrained, n_bars)
     lap("piece statistics")
-    seed_sets = [
+    seed_sets: list[dict[str, Any]] = [  # MelodyEvalReport.seed_sets: JSON rows
         {
             "setting": r.setting,
             "seed_set": seed,
@@ -480,7 +477,9 @@ def _write_samples(
     with path.open("w") as stream:
         for setting in settings:
             seeds = [seed for s, seed in jobs if s is setting]
-            groups = [("transformer", c, transformer[(setting.name, c)]) for c in (False, True)]
+            groups: list[tuple[str, bool, Sequence[list[int] | None]]] = [
+                ("transformer", c, transformer[(setting.name, c)]) for c in (False, True)
+            ]
             groups += [(m, False, t) for (m, name), t in baselines.items() if name == setting.name]
             for model_name, constrained, sequences in groups:
                 for seed, tokens in zip(seeds, sequences, strict=True):

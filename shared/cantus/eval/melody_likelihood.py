@@ -5,7 +5,7 @@ per token, per kind of token and per note (``NLLSummary``)."""
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,7 +52,7 @@ def summarize_nll(
 ) -> NLLSummary:
     """Aggregate per-target NLLs (``token_nlls[s][i]`` scores token i+1 of sequence s) over
     the tokens after the control prefix."""
-    sums: Counter[str] = Counter()
+    sums: defaultdict[str, float] = defaultdict(float)
     counts: Counter[str] = Counter()
     kind_of = [token.partition("_")[0] for token in tokenizer.vocab.tokens]
     for sequence, nlls in zip(sequences, token_nlls, strict=True):

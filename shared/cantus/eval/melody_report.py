@@ -158,8 +158,10 @@ def _seed_set_lines(report: MelodyEvalReport) -> list[str]:
 
 def _emphasis_text() -> str:
     """``TONAL_EMPHASIS_WEIGHTS`` in words, for the report."""
-    names = ("tonic", "♭2nd", "2nd", "♭3rd", "3rd", "4th", "♯4th", "5th", "♭6th", "6th")
-    names += ("♭7th", "7th")
+    names = (
+        *("tonic", "♭2nd", "2nd", "♭3rd", "3rd", "4th", "♯4th", "5th", "♭6th", "6th"),
+        *("♭7th", "7th"),
+    )
     return "; ".join(
         f"{mode.value}: "
         + ", ".join(f"{names[step]} {weight:g}" for step, weight in sorted(weights.items()))
