@@ -111,7 +111,10 @@ def dominant_chords(
     minor keys), and in minor also ``v`` where the melody of ``segment`` of ``bar`` sounds
     the subtonic and not the leading tone."""
     root = (key.tonic + 7) % 12
-    chords = (ChordSymbol(root, ChordQuality.MAJOR), ChordSymbol(root, ChordQuality.DOMINANT_7))
+    chords: tuple[ChordSymbol, ...] = (
+        ChordSymbol(root, ChordQuality.MAJOR),
+        ChordSymbol(root, ChordQuality.DOMINANT_7),
+    )
     if key.mode is Mode.MINOR and bar is not None and segment is not None:
         start, end = segment[0], segment[0] + segment[1]
         sounding = {n.pitch % 12 for n in bar.notes if n.onset < end and n.end > start}

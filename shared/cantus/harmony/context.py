@@ -93,7 +93,8 @@ def build_window(
     at the first bar of the piece (so the first chord follows ``START``). ``allowed``
     [beats of ``bar``, CHORD_CLASSES] bool limits the chord classes of the bar's beats
     (a cadence; None: any)."""
-    blocks, previous_tokens = [], []
+    blocks: list[np.ndarray] = []
+    previous_tokens: list[int] = []
     for index, done in enumerate(history):
         following = history[index + 1].bar if index + 1 < len(history) else bar
         blocks.append(

@@ -50,8 +50,8 @@ class HMMHarmonizer:
         transition = np.full((size, size), 0.1)
         emission = np.full((size, 12), 0.5)
         for seq in sequences:
-            for position, (chord, profile) in enumerate(seq):
-                state = index[chord]
+            for position, (chord_class, profile) in enumerate(seq):
+                state = index[chord_class]
                 emission[state] += profile
                 if position == 0:
                     start[state] += 1

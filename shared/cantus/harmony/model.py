@@ -151,10 +151,12 @@ def decode(
     inversions = torch.full((batch, length), -1, dtype=torch.long, device=device)
     confidence = torch.zeros((batch, length), device=device)
     first = int(decode_from.min())
+    if first >= length:
+        return chords, inversions, confidence
     state = None
     if first > 0:
         _, _, state = net(features[:, :first], previous[:, :first])
-    current_previous = previous[:, first].clone() if first < length else None
+    current_previous = previous[:, first].clone()
     rows = torch.arange(batch, device=features.device)
     last_inversion = torch.full((batch,), -1, dtype=torch.long, device=device)
     for t in range(first, length):

@@ -114,7 +114,7 @@ def window_batch(
     )
 
 
-def _loss(net: HarmonyNet, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, float, int]:
+def _loss(net: HarmonyNet, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, int, int]:
     features, previous, chords, inversions = batch
     chord_logits, inversion_logits, _ = net(features, previous, chords.clamp(min=0))
     chord_loss = F.cross_entropy(chord_logits.flatten(0, 1), chords.flatten(), ignore_index=-100)
@@ -122,7 +122,7 @@ def _loss(net: HarmonyNet, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tenso
         inversion_logits.flatten(0, 1), inversions.flatten(), ignore_index=-100
     )
     mask = chords >= 0
-    correct = (chord_logits.argmax(-1) == chords)[mask].sum().item()
+    correct = int((chord_logits.argmax(-1) == chords)[mask].sum())
     return chord_loss + 0.5 * inversion_loss, correct, int(mask.sum())
 
 
