@@ -44,11 +44,14 @@ def engine_phrase_decoder(
             seed=phrase.seed,
             sampling=dataclasses.replace(sampling, cadence_steps=phrase.cadence_steps),
         )
-        engine.submit(
-            request,
-            lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token),
-            lambda reason: loop.call_soon_threadsafe(tokens.put_nowait, reason),
-        )
+
+        def on_token(token: int) -> None:
+            loop.call_soon_threadsafe(tokens.put_nowait, token)
+
+        def on_done(reason: str) -> None:
+            loop.call_soon_threadsafe(tokens.put_nowait, reason)
+
+        engine.submit(request, on_token, on_done)
         assembler = tokenizer.bar_assembler(meter)
         while True:
             item = await tokens.get()

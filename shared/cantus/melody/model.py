@@ -11,7 +11,9 @@ cost of a step follows the real context rather than ``max_len``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -135,9 +137,7 @@ class _SelfAttention(nn.Module):
         batch, time, _ = x.shape
         kv_width = self.kv_heads * self.head_dim
         q, k, v = self.qkv(x).split([self.n_heads * self.head_dim, kv_width, kv_width], dim=-1)
-        return tuple(  # type: ignore[return-value]
-            t.view(batch, time, -1, self.head_dim).transpose(1, 2) for t in (q, k, v)
-        )
+        return tuple(t.view(batch, time, -1, self.head_dim).transpose(1, 2) for t in (q, k, v))
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
         batch, _, time, _ = y.shape
@@ -212,6 +212,10 @@ class _Block(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
+    def mlp_linears(self) -> tuple[nn.Linear, nn.Linear]:
+        """``mlp[0]`` and ``mlp[2]``, typed (``nn.Sequential`` indexes as ``nn.Module``)."""
+        return cast(nn.Linear, self.mlp[0]), cast(nn.Linear, self.mlp[2])
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         attended, k, v = self.attention(self.ln_attention(x))
         x = x + self.dropout(attended)
@@ -241,8 +245,9 @@ class _Block(nn.Module):
         ).to(compute_dtype)
         x = x + self.attention.step(normed, cache, slots, positions, context, visible, span)
         normed = F.layer_norm(x, ln_mlp.normalized_shape, ln_mlp.weight, ln_mlp.bias, ln_mlp.eps)
-        hidden = F.gelu(_step_linear(normed.to(compute_dtype), self.mlp[0]))
-        return x + _step_linear(hidden, self.mlp[2])
+        mlp_in, mlp_out = self.mlp_linears()
+        hidden = F.gelu(_step_linear(normed.to(compute_dtype), mlp_in))
+        return x + _step_linear(hidden, mlp_out)
 
 
 class MelodyLM(nn.Module):
@@ -258,8 +263,8 @@ class MelodyLM(nn.Module):
         self.ln_final = nn.LayerNorm(config.d_model)
         self.apply(self._init_weights)
         # GPT-2: scale the residual projections by depth so the residual stream stays O(1)
-        for block in self.blocks:
-            for projection in (block.attention.out, block.mlp[2]):
+        for block in self.typed_blocks():
+            for projection in (block.attention.out, block.mlp_linears()[1]):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * config.n_layers))
 
     @staticmethod
@@ -275,13 +280,17 @@ class MelodyLM(nn.Module):
         """Decode steps of ``from_batch`` or more sequences multiply by bfloat16 copies of
         the blocks' weights (the fp32 weights stay for smaller steps and for training).
         The sampled tokens of a sequence may then depend on how many share its step."""
-        for block in self.blocks:
-            for layer in (block.attention.qkv, block.attention.out, block.mlp[0], block.mlp[2]):
-                layer.bfloat16_copy = (  # type: ignore[assignment]
+        for block in self.typed_blocks():
+            for layer in (block.attention.qkv, block.attention.out, *block.mlp_linears()):
+                layer.bfloat16_copy = (  # type: ignore[assignment]  # an attribute nn.Linear lacks
                     layer.weight.detach().to(torch.bfloat16),
                     layer.bias.detach().to(torch.bfloat16),
                 )
             block.attention.low_precision_batch = from_batch
+
+    def typed_blocks(self) -> Iterable[_Block]:
+        """``blocks``, typed (``nn.ModuleList`` iterates as ``nn.Module``)."""
+        return cast("Iterable[_Block]", self.blocks)
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -343,7 +352,7 @@ class MelodyLM(nn.Module):
         x = F.embedding(tokens[:, None], self.token_embedding.weight) + F.embedding(
             positions[:, None], self.position_embedding.weight
         )
-        for layer, block in enumerate(self.blocks):
+        for layer, block in enumerate(self.typed_blocks()):
             x = block.step(x, cache.data[layer], slots, positions, context, visible, span)
         cache.lengths[slots] = positions + 1
         final = self.ln_final
