@@ -214,7 +214,7 @@ def _form_plan(
     bars: int,
     key: Key,
     energy: Energy,
-    source: pb.MelodySource.ValueType,
+    source: pb.MelodySource,
     given: int,
     length_field: str,
 ) -> FormPlan:

@@ -79,7 +79,7 @@ def kind_of(message: Message) -> str:
 def encode_event(message: Message, *, source: str) -> tuple[bytes, bytes, Headers]:
     """(key, value, headers) for a record carrying ``message``; stamps ``produced_at`` now."""
     kind = kind_of(message)
-    meta = message.meta  # type: ignore[attr-defined]
+    meta = message.meta
     meta.produced_at_unix_ns = now_ns()
     produced = datetime.fromtimestamp(meta.produced_at_unix_ns / 1e9, tz=UTC)
     headers: Headers = [
@@ -133,7 +133,7 @@ def decode_event(
 
 def validate_event(message: Message) -> None:
     """Check the invariants protobuf cannot express; raises ``InvalidEvent`` naming the field."""
-    meta = message.meta  # type: ignore[attr-defined]
+    meta = message.meta
     if not meta.piece_id:
         raise InvalidEvent("meta.piece_id is empty")
     if len(meta.piece_id) > 64 or not meta.piece_id.replace("-", "").isalnum():
@@ -148,7 +148,9 @@ def validate_event(message: Message) -> None:
         _validate_spec(spec)
     elif isinstance(message, pb.ComposeRequested | pb.MelodyBar | pb.HarmonyBar | pb.LyricLine):
         raise InvalidEvent("spec is missing")
-    if isinstance(message, pb.MelodyBar | pb.HarmonyBar | pb.LyricLine) and meta.index >= spec.bars:
+    # these carry a spec: a missing one was rejected above
+    bar_event = isinstance(message, pb.MelodyBar | pb.HarmonyBar | pb.LyricLine)
+    if bar_event and spec is not None and meta.index >= spec.bars:
         raise InvalidEvent(f"meta.index {meta.index} is past the piece's {spec.bars} bars")
     for field_name in ("notes", "voicing", "bass"):
         for note in getattr(message, field_name, ()):

@@ -13,7 +13,7 @@ _MODE_TO_PB = {Mode.MAJOR: pb.MODE_MAJOR, Mode.MINOR: pb.MODE_MINOR}
 _PB_TO_MODE = {value: key for key, value in _MODE_TO_PB.items()}
 
 
-def mode_to_pb(mode: Mode) -> int:
+def mode_to_pb(mode: Mode) -> pb.Mode:
     return _MODE_TO_PB[mode]
 
 

@@ -483,7 +483,7 @@ def _build(
     # a note-for-note repeat ends as its source does: one that must end on another cadence
     # (the last section, closing on the tonic after a half-cadence strain) is a variation
     for index, section in enumerate(sections):
-        source = None if section.source is None else sections[section.source]
-        if section.treatment is Treatment.REPEAT and source and source.cadence != section.cadence:
+        origin = None if section.source is None else sections[section.source]
+        if section.treatment is Treatment.REPEAT and origin and origin.cadence != section.cadence:
             sections[index] = dataclasses.replace(section, treatment=Treatment.VARY)
     return FormPlan(form, tuple(sections), key)

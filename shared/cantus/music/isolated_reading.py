@@ -202,6 +202,7 @@ def _serve() -> None:
             return
         (size,) = _LENGTH.unpack(header)
         data = stdin.read(size)
+        answer: dict[str, str | dict]
         try:
             answer = {"reading": read_melody_file(data).to_json()}
         except MelodyFileError as error:

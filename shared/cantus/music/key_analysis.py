@@ -32,7 +32,7 @@ def heard_key(melody: Melody) -> Key | None:
     notes = melody.notes_absolute()
     if not notes:
         return None
-    part = stream.Stream()
+    part: stream.Stream[note.Note] = stream.Stream()
     for n in notes:
         part.insert(
             n.onset / TICKS_PER_QUARTER,
@@ -51,14 +51,14 @@ def heard_key_among(melody: Melody, candidates: Sequence[Key]) -> Key | None:
     notes = melody.notes_absolute()
     if not notes or not candidates:
         return None
-    part = stream.Stream()
+    part: stream.Stream[note.Note] = stream.Stream()
     for n in notes:
         part.insert(
             n.onset / TICKS_PER_QUARTER,
             note.Note(n.pitch, quarterLength=n.duration / TICKS_PER_QUARTER),
         )
     best = part.analyze("key")
-    correlation = {}
+    correlation: dict[Key, float] = {}
     for interpretation in [best, *best.alternateInterpretations]:
         key = music21_key_to_key(interpretation)
         correlation.setdefault(key, interpretation.correlationCoefficient)
