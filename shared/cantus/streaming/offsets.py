@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 STALL_SECONDS = 2.0
 """How long records may wait undelivered on an idle partition before it is sought back."""
 
+P = TypeVar("P", bound=Hashable)
+"""A partition (Faust's ``TP``; any hashable key in tests)."""
 
-class OffsetGuard:
+
+class OffsetGuard(Generic[P]):
     """Notices records a Faust consumer skipped, so they can be read again.
 
     faust-streaming can drop part of a fetched batch while it resumes after a rebalance
@@ -20,31 +24,31 @@ class OffsetGuard:
     compacted nor transactional, so their offsets are contiguous.
     """
 
-    def __init__(self, committed: Callable[[object], int | None]) -> None:
+    def __init__(self, committed: Callable[[P], int | None]) -> None:
         self._committed = committed
-        self._next: dict[object, int] = {}
-        self._seen_at: dict[object, float] = {}
-        self._in_flight: dict[object, int] = {}
+        self._next: dict[P, int] = {}
+        self._seen_at: dict[P, float] = {}
+        self._in_flight: dict[P, int] = {}
 
     def reset(self) -> None:
         """Forget positions (partitions moved in a rebalance)."""
         self._next.clear()
         self._seen_at.clear()
 
-    def begin(self, tp: object) -> None:
+    def begin(self, tp: P) -> None:
         self._in_flight[tp] = self._in_flight.get(tp, 0) + 1
         self._seen_at[tp] = time.monotonic()
 
-    def end(self, tp: object) -> None:
+    def end(self, tp: P) -> None:
         self._in_flight[tp] -= 1
         self._seen_at[tp] = time.monotonic()
 
-    def touch(self, tp: object) -> None:
+    def touch(self, tp: P) -> None:
         self._seen_at[tp] = time.monotonic()
 
     def stalled(
-        self, tps: list, highwater: Callable[[object], int | None], *, idle_s: float
-    ) -> list[tuple[object, int]]:
+        self, tps: list[P], highwater: Callable[[P], int | None], *, idle_s: float
+    ) -> list[tuple[P, int]]:
         """Partitions where records wait beyond the next expected offset (the highwater mark
         says so) yet nothing has been delivered for ``idle_s`` seconds and nothing is being
         handled: the tail of a batch was dropped. (tp, offset to read from) each."""
@@ -63,7 +67,7 @@ class OffsetGuard:
                 found.append((tp, expected))
         return found
 
-    def take(self, tp: object, offset: int) -> tuple[int, int] | None:
+    def take(self, tp: P, offset: int) -> tuple[int, int] | None:
         """Record ``offset`` as processed; returns the skipped range ``[start, offset)`` if
         records before it never arrived."""
         expected = self._next.get(tp)

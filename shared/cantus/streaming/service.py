@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import faust
+from faust.types import TP
 from google.protobuf.message import Message
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -103,7 +104,7 @@ class StreamService:
             web_host="127.0.0.1",
         )
         self._topics: dict[str, faust.TopicT] = {}
-        self._offsets = OffsetGuard(self._committed_offset)
+        self._offsets: OffsetGuard[TP] = OffsetGuard(self._committed_offset)
 
         @self.app.timer(interval=STALL_SECONDS)
         async def seek_stalled_partitions() -> None:
@@ -240,7 +241,7 @@ class StreamService:
                 ERRORS.labels(self.name, "processing_failed").inc()
                 self.log.exception(
                     "attempt %d/%d failed for %s", attempt, attempts, decoded.meta.piece_id
-                )  # type: ignore[attr-defined]
+                )
                 if attempt == attempts:
                     await self.dead_letter(
                         record,
@@ -251,10 +252,10 @@ class StreamService:
                     return
                 await asyncio.sleep(min(2.0**attempt * 0.25, 5.0))
 
-    async def _forget_offsets(self, sender, revoked, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    async def _forget_offsets(self, sender: object, /, *args: object, **kwargs: object) -> None:
         self._offsets.reset()
 
-    def _committed_offset(self, tp: object) -> int | None:
+    def _committed_offset(self, tp: TP) -> int | None:
         return getattr(self.app.consumer, "committed_at_assignment", {}).get(tp)
 
     # --- publishing ----------------------------------------------------------------------
@@ -274,7 +275,7 @@ class StreamService:
     async def dead_letter(
         self, record: Record, reason: str, *, kind: str, decoded: Message | None = None
     ) -> None:
-        piece_id = decoded.meta.piece_id if decoded is not None else ""  # type: ignore[attr-defined]
+        piece_id = decoded.meta.piece_id if decoded is not None else ""
         if not piece_id and isinstance(record.key, bytes):
             candidate = record.key.decode("utf-8", "replace")
             piece_id = candidate if candidate.replace("-", "").isalnum() else ""
@@ -296,7 +297,7 @@ class StreamService:
         app = self.app
 
         @app.page("/health")
-        async def health(web, request):  # type: ignore[no-untyped-def]
+        async def health(web, request):
             consumer = app.consumer if app.consumer is not None else None
             ready = (
                 consumer is not None
@@ -307,7 +308,7 @@ class StreamService:
             return web.json({"service": self.name, "ready": ready}, status=200 if ready else 503)
 
         @app.page("/metrics")
-        async def metrics(web, request):  # type: ignore[no-untyped-def]
+        async def metrics(web, request):
             return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def run(self) -> None:
