@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import grpc
 import yaml
@@ -87,6 +88,13 @@ class StationStream:
             self.discontinuity_sequence += next(iter(self.segments.values())).discontinuity
 
 
+async def _abort(context, code: grpc.StatusCode, details: str) -> NoReturn:
+    """``context.abort``, which ends the call by raising (grpc has no type hints here, so
+    mypy cannot know that it never returns)."""
+    await context.abort(code, details)
+    raise AssertionError("context.abort returned")
+
+
 class StationDirectory:
     """Every station's last snapshot and its segments, kept current from Kafka."""
 
@@ -142,7 +150,7 @@ class StationDirectory:
         async for record in self._consumer:
             self.on_record(record.topic, record.value, record.headers, record.timestamp)
 
-    def on_record(self, topic: str, value: bytes | None, headers, timestamp_ms: int) -> None:  # type: ignore[no-untyped-def]
+    def on_record(self, topic: str, value: bytes | None, headers, timestamp_ms: int) -> None:
         """Take in one record of the state or segment topic."""
         kind = "station_state" if topic == self.settings.topics.station_state else "station_segment"
         try:
@@ -151,12 +159,12 @@ class StationDirectory:
             log.warning("skipping a bad %s record: %s", kind, error)
             return
         if kind == "station_state":
-            stream = self.stream(message.name)  # type: ignore[attr-defined]
-            stream.status = message  # type: ignore[assignment]
+            stream = self.stream(message.name)
+            stream.status = message
         else:
-            stream = self.stream(message.station)  # type: ignore[attr-defined]
+            stream = self.stream(message.station)
             stream.add_segment(
-                message,  # type: ignore[arg-type]
+                message,
                 timestamp_ms,
                 self.settings.station_segment_retention_s,
             )
@@ -164,7 +172,7 @@ class StationDirectory:
         stream.changed.set()
         stream.changed = asyncio.Event()
 
-    async def wait_for(self, name: str, check, timeout_s: float) -> st.StationStatus | None:  # type: ignore[no-untyped-def]
+    async def wait_for(self, name: str, check, timeout_s: float) -> st.StationStatus | None:
         """The station's snapshot once ``check(status)`` holds, or the last one on timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -187,13 +195,13 @@ class StationApi(st_grpc.StationServicer):
         self.producer = producer
         self.directory = directory
 
-    async def _send(self, kind: str, message, station: str) -> None:  # type: ignore[no-untyped-def]
+    async def _send(self, kind: str, message, station: str) -> None:
         key, value, headers = encode_station_record(kind, message, station, source="gateway")
         await self.producer.send_and_wait(
             getattr(self.settings.topics, kind), value, key=key, headers=headers
         )
 
-    async def StartStation(self, request: st.StartStationRequest, context):  # type: ignore[no-untyped-def]
+    async def StartStation(self, request: st.StartStationRequest, context):
         try:
             check_station_name(request.name)
             parse_station_config(request.config_yaml)
@@ -220,7 +228,7 @@ class StationApi(st_grpc.StationServicer):
             )
         return status
 
-    async def StopStation(self, request: st.StationName, context):  # type: ignore[no-untyped-def]
+    async def StopStation(self, request: st.StationName, context):
         await self._known(request.name, context)
         await self._send(
             "station_command", st.StationCommand(name=request.name, action="stop"), request.name
@@ -229,10 +237,10 @@ class StationApi(st_grpc.StationServicer):
             request.name, lambda s: not s.running, WAIT_FOR_STATION_S
         )
 
-    async def GetStation(self, request: st.StationName, context):  # type: ignore[no-untyped-def]
+    async def GetStation(self, request: st.StationName, context):
         return await self._known(request.name, context)
 
-    async def SendFeedback(self, request: st.StationFeedback, context):  # type: ignore[no-untyped-def]
+    async def SendFeedback(self, request: st.StationFeedback, context):
         status = await self._known(request.station, context)
         if request.kind not in ("like", "skip"):
             await context.abort(
@@ -240,7 +248,8 @@ class StationApi(st_grpc.StationServicer):
             )
         entry = next((e for e in status.program if e.piece_id == request.piece_id), None)
         if entry is None:
-            await context.abort(
+            await _abort(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"piece_id: {request.piece_id[:40]!r} is not in station {request.station}",
             )
@@ -253,7 +262,7 @@ class StationApi(st_grpc.StationServicer):
 
         return await self.directory.wait_for(request.station, counted, WAIT_FOR_STATION_S)
 
-    async def PlanSession(self, request: st.PlanRequest, context):  # type: ignore[no-untyped-def]
+    async def PlanSession(self, request: st.PlanRequest, context):
         try:
             start = State.from_pb(request.start, "start")
             target = State.from_pb(request.target, "target")
@@ -280,8 +289,8 @@ class StationApi(st_grpc.StationServicer):
         )
         return st.PlanReply(plan_name=name, steps=steps)
 
-    async def _known(self, name: str, context) -> st.StationStatus:  # type: ignore[no-untyped-def]
+    async def _known(self, name: str, context) -> st.StationStatus:
         status = self.directory.stream(name).status if name in self.directory.stations else None
         if status is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"name: no station {name[:60]!r}")
-        return status  # type: ignore[return-value]
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"name: no station {name[:60]!r}")
+        return status

@@ -27,6 +27,7 @@ import logging
 import ssl
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -56,7 +57,7 @@ EVENT_STREAM_IDLE_S = 300.0
 def event_to_json(message: Message) -> dict:
     """A piece event as the web player reads it (notes in ticks, 480 per quarter note)."""
     kind = kind_of(message)
-    meta = message.meta  # type: ignore[attr-defined]
+    meta = message.meta
     out: dict = {"kind": kind, "piece_id": meta.piece_id, "index": meta.index}
     if isinstance(message, pb.MelodyBar):
         spec = message.spec
@@ -97,7 +98,7 @@ class GatewayWeb:
     def __init__(
         self,
         settings: Settings,
-        producer,  # type: ignore[no-untyped-def]
+        producer,
         router: PieceEventRouter,
         directory: StationDirectory,
     ) -> None:
@@ -124,7 +125,7 @@ class GatewayWeb:
         return app
 
     @web.middleware
-    async def _require_token(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
+    async def _require_token(self, request: web.Request, handler):
         """With gateway tokens configured, the HTTP side asks for one as gRPC does: an
         ``Authorization: Bearer`` header, or ``?token=`` for players that cannot set headers
         (HLS, the browser's audio element). Only the player page itself, which holds no
@@ -157,7 +158,7 @@ class GatewayWeb:
             await self.runner.cleanup()
 
     # --- pages ----------------------------------------------------------------------------
-    async def index(self, request: web.Request) -> web.Response:
+    async def index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "player.html")
 
     async def stations(self, request: web.Request) -> web.Response:
@@ -195,7 +196,9 @@ class GatewayWeb:
 
     async def segment(self, request: web.Request) -> web.Response:
         status = self._status(request)
-        segments = self.directory.stations[status.name].segments or {}
+        segments: Mapping[int, st.StationSegment] = (
+            self.directory.stations[status.name].segments or {}
+        )
         segment = segments.get(int(request.match_info["sequence"]))
         if segment is None:
             raise web.HTTPNotFound(text="no such segment\n")

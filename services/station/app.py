@@ -216,7 +216,7 @@ class StationWorker:
                 del owners[piece_id]
 
     # --- what the pipeline delivers ---------------------------------------------------------
-    async def on_event(self, message) -> None:  # type: ignore[no-untyped-def]
+    async def on_event(self, message) -> None:
         async with self._lock:
             piece_id = message.meta.piece_id
             entry = self.program.entry(piece_id)
@@ -319,13 +319,13 @@ class StationWorker:
                     return
             elif entry.status == "ready":
                 # Its segments went by before this process saw them: read the stored audio.
-                frames = await asyncio.to_thread(self.service.stored_audio, piece_id)
-                if frames is None:
+                stored = await asyncio.to_thread(self.service.stored_audio, piece_id)
+                if stored is None:
                     self.program.reject(piece_id, "its audio is missing from the piece store")
                     self.dirty = True
                     continue
                 skip = int(entry.fed_seconds * SAMPLE_RATE)
-                await self._write(entry, frames[skip:])
+                await self._write(entry, stored[skip:])
             else:
                 return
             entry.status = "streamed"
@@ -396,14 +396,14 @@ class StationService:
         """Every station's last snapshot, stopped ones included (a restart resumes them)."""
 
     # --- publishing -------------------------------------------------------------------------
-    async def publish_event(self, message) -> None:  # type: ignore[no-untyped-def]
+    async def publish_event(self, message) -> None:
         assert self.producer is not None
         key, value, headers = encode_event(message, source="station")
         await self.producer.send_and_wait(
             self.settings.topics.compose_requested, value, key=key, headers=headers
         )
 
-    async def publish_station(self, kind: str, message, station: str) -> None:  # type: ignore[no-untyped-def]
+    async def publish_station(self, kind: str, message, station: str) -> None:
         assert self.producer is not None
         key, value, headers = encode_station_record(kind, message, station, source="station")
         await self.producer.send_and_wait(
@@ -513,7 +513,7 @@ class StationService:
                         except InvalidEvent as error:
                             log.warning("skipping a bad station snapshot: %s", error)
                             continue
-                        latest[status.name] = status  # type: ignore[attr-defined]
+                        latest[status.name] = status
         finally:
             await consumer.stop()
         self.snapshots.update(latest)
@@ -544,11 +544,11 @@ class StationService:
                 try:
                     message = decode_station_record(kind, record.value, record.headers)
                     if kind == "station_command":
-                        await self.on_command(message)  # type: ignore[arg-type]
+                        await self.on_command(message)
                     else:
-                        worker = self.workers.get(message.station)  # type: ignore[attr-defined]
+                        worker = self.workers.get(message.station)
                         if worker is not None:
-                            await worker.on_feedback(message)  # type: ignore[arg-type]
+                            await worker.on_feedback(message)
                 except InvalidEvent as error:
                     log.warning("skipping a bad %s record: %s", kind, error)
                 except Exception:

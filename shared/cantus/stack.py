@@ -8,6 +8,7 @@ all its children; pids and addresses are kept in ``<state_dir>/run/stack.json``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -287,7 +288,7 @@ class Stack:
             started.append((component, process, port))
         for component, process, port in started:
             wait_until(
-                lambda port=port: _http_ok(f"http://127.0.0.1:{port}/health"),
+                functools.partial(_http_ok, f"http://127.0.0.1:{port}/health"),
                 what=component.name,
                 timeout_s=120,
                 process=process,

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class HlsSegmenter:
         self.first_sequence = first_sequence
         self._process: asyncio.subprocess.Process | None = None
         self._list = workdir / "segments.csv"
-        self._log = None
+        self._log: BinaryIO | None = None
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
