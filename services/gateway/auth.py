@@ -52,7 +52,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
             raise ValueError("BearerTokenInterceptor needs at least one token")
         self._tokens = list(tokens)
 
-    def check(self, method: str, metadata) -> str | None:  # type: ignore[no-untyped-def]
+    def check(self, method: str, metadata) -> str | None:
         """Why a call to ``method`` with ``metadata`` is refused, or None if it may proceed."""
         if method.startswith(HEALTH_METHOD_PREFIX):
             return None
@@ -81,7 +81,7 @@ def _refusing(handler: grpc.RpcMethodHandler, reason: str) -> grpc.RpcMethodHand
     """A handler of the same shape as ``handler`` (so requests still deserialise and the
     client's stream ends properly) that aborts with UNAUTHENTICATED."""
 
-    async def refuse(request_or_iterator, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+    async def refuse(request_or_iterator, context: grpc.aio.ServicerContext):
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
 
     shape = {

@@ -110,7 +110,7 @@ class PieceEventRouter:
             except (InvalidEvent, KeyError) as error:
                 await self._reject(record, str(error))
                 continue
-            piece_id = message.meta.piece_id  # type: ignore[attr-defined]
+            piece_id = message.meta.piece_id
             self._recent.setdefault(piece_id, []).append(message)
             self._recent.move_to_end(piece_id)
             while len(self._recent) > RECENT_PIECES:
@@ -118,7 +118,7 @@ class PieceEventRouter:
             for queue in self._subscribers.get(piece_id, ()):
                 queue.put_nowait(message)
 
-    async def _reject(self, record, reason: str) -> None:  # type: ignore[no-untyped-def]
+    async def _reject(self, record, reason: str) -> None:
         kind = topic_kind(self.settings.topics, record.topic)
         if kind not in GATEWAY_OWNED_KINDS:
             return  # the service consuming that topic dead-letters it
@@ -142,4 +142,4 @@ class PieceEventRouter:
 
 def dedup_key(message: Message) -> tuple[str, int]:
     """Identity of an event within its piece: (kind, index)."""
-    return kind_of(message), message.meta.index  # type: ignore[attr-defined]
+    return kind_of(message), message.meta.index

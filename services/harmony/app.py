@@ -79,7 +79,7 @@ model_version = checkpoint_version(service.settings.harmony_checkpoint)
 
 
 @service.app.agent(melody_bars)
-async def harmonize(stream):  # type: ignore[no-untyped-def]
+async def harmonize(stream):
     await service.process(stream, handle_melody_bar)
 
 

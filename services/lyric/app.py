@@ -48,7 +48,7 @@ resources = LyricResources(
 
 
 @service.app.agent(melody_bars)
-async def write_lyrics(stream):  # type: ignore[no-untyped-def]
+async def write_lyrics(stream):
     await service.process(stream, handle_melody_bar)
 
 

@@ -45,7 +45,7 @@ prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
 
 
 @service.app.agent(compose_requests, concurrency=service.settings.melody_concurrency)
-async def compose_melody(stream):  # type: ignore[no-untyped-def]
+async def compose_melody(stream):
     await service.process(stream, handle_compose_requested)
 
 
@@ -132,7 +132,7 @@ def _record(piece_id: str, bars: list[Bar], *, done: bool) -> None:
     progress[piece_id] = state.to_table()
 
 
-def _given_bar(bar_notes: pb.BarNotes, meter, index: int) -> Bar:  # type: ignore[no-untyped-def]
+def _given_bar(bar_notes: pb.BarNotes, meter, index: int) -> Bar:
     try:
         return pb_to_bar(bar_notes.notes, meter)
     except MusicError as error:

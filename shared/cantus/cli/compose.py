@@ -122,12 +122,12 @@ class ComposeFailed(RuntimeError):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> ComposeFailed:
         retry_after = None
-        for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
+        for key, value in error.trailing_metadata() or ():
             if key == RETRY_AFTER_METADATA:
                 # a hint we cannot read leaves the client's own backoff
                 with contextlib.suppress(ValueError):
                     retry_after = float(value)
-        return cls(error.details() or str(error), error.code(), retry_after)  # type: ignore[attr-defined]
+        return cls(error.details() or str(error), error.code(), retry_after)
 
 
 BUSY_WAIT_S = 300.0

@@ -36,7 +36,7 @@ def _stub(gateway: str | None) -> st_grpc.StationStub:
 
 
 def _fail(error: grpc.RpcError) -> None:
-    console.print(f"[red]error:[/] {error.details()}")  # type: ignore[attr-defined]
+    console.print(f"[red]error:[/] {error.details()}")
     raise typer.Exit(1)
 
 

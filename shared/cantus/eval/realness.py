@@ -34,7 +34,7 @@ REPEATS = 3
 """Cross-validation: ``FOLDS``-fold, repeated ``REPEATS`` times with different shuffles."""
 
 
-def make_classifier(name: str, seed: int = 0):  # type: ignore[no-untyped-def]
+def make_classifier(name: str, seed: int = 0):
     """A fresh scikit-learn classifier: ``logistic`` (standardised features, L2, C = 1) or
     ``boosting`` (``HistGradientBoostingClassifier``, 200 shallow trees, no early stop)."""
     from sklearn.ensemble import HistGradientBoostingClassifier

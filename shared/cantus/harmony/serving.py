@@ -109,7 +109,7 @@ class HarmonyServing:
         self.melody_fit = melody_fit
 
     @classmethod
-    def load(  # type: ignore[no-untyped-def]
+    def load(
         cls,
         checkpoint: Path,
         *,

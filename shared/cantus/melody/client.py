@@ -46,7 +46,7 @@ class MelodyLMClient(TritonModelClient):
         outputs = [InferRequestedOutput("TOKENS"), InferRequestedOutput("FINISHED")]
         finished = asyncio.Event()
 
-        async def requests():  # type: ignore[no-untyped-def]
+        async def requests():
             yield {
                 "model_name": self.model_name,
                 "inputs": inputs,

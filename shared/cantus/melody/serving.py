@@ -36,7 +36,7 @@ class RequestInputError(ValueError):
     """A request's input tensor is missing or out of range; the message names it."""
 
 
-def _scalar(inputs: Mapping[str, np.ndarray], name: str, default=None):  # type: ignore[no-untyped-def]
+def _scalar(inputs: Mapping[str, np.ndarray], name: str, default=None):
     array = inputs.get(name)
     if array is None:
         if default is None:

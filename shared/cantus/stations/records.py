@@ -38,7 +38,7 @@ def encode_station_record(
     return station.encode(), message.SerializeToString(), headers
 
 
-def decode_station_record(kind: str, value: bytes | None, headers) -> Message:  # type: ignore[no-untyped-def]
+def decode_station_record(kind: str, value: bytes | None, headers) -> Message:
     """Parse one record of a station topic; raises ``InvalidEvent`` naming the problem."""
     message_type, ce_type = STATION_TYPES[kind]
     found = header_value(headers, "ce_type")

@@ -17,7 +17,7 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     fetch_max_wait_ms = 20
 
-    def _create_worker_consumer(self, transport):  # type: ignore[no-untyped-def]
+    def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read by aiokafka at start()
         return consumer
@@ -30,14 +30,14 @@ class TunedConsumer(faust_aiokafka.Consumer):
     after its last assignment (``seek_to_committed``, part of Faust's consumer API), where
     ``OffsetGuard`` starts counting."""
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.committed_at_assignment: dict[object, int] = {}
 
-    def _new_consumer_thread(self):  # type: ignore[no-untyped-def]
+    def _new_consumer_thread(self):
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def seek_to_committed(self):  # type: ignore[no-untyped-def]
+    async def seek_to_committed(self):
         committed = await super().seek_to_committed()
         self.committed_at_assignment.update(
             {
@@ -54,5 +54,5 @@ class TunedTransport(faust_aiokafka.Transport):
 
 
 class CantusApp(faust.App):
-    def _new_transport(self):  # type: ignore[no-untyped-def]
+    def _new_transport(self):
         return TunedTransport(self.conf.broker_consumer, self)
