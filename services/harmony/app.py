@@ -150,7 +150,10 @@ async def _harmonize_and_publish(
     without one) sets the bar's key area, energy and cadence."""
     piece_id, spec = event.meta.piece_id, event.spec
     history = [
-        HarmonizedBar(bar_from_rows(notes, bar.meter), tuple(tuple(b) for b in beats))
+        HarmonizedBar(
+            bar_from_rows(notes, bar.meter),
+            tuple((chord, inversion) for chord, inversion in beats),
+        )
         for notes, beats in state.history
     ]
     is_final = index == spec.bars - 1
