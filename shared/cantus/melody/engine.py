@@ -176,6 +176,7 @@ class DecodeEngine:
             prompt_tokens=prompt,
             sampling=dataclasses.replace(request.sampling, guidance=1.0),
         )
+        # a twin has no grammar or draws of its own: it takes its guided request's tokens
         return _Active("twin", twin_request, None, None, _ignore, _ignore, is_twin=True)  # type: ignore[arg-type]
 
     def cancel(self, request_id: str) -> None:

@@ -90,6 +90,7 @@ def parse_sampling(inputs: Mapping[str, np.ndarray]) -> SamplingParams:
             value = _scalar(inputs, tensor.name)
             values[field_name] = {"FP32": float, "INT32": int, "BOOL": bool}[tensor.datatype](value)
     try:
+        # values: dict[str, object] built from WIRE_TENSORS; SamplingParams checks them
         return SamplingParams(**values)  # type: ignore[arg-type]
     except SamplingError as error:
         raise RequestInputError(f"input {WIRE_TENSORS[error.field].name} {error.problem}") from None

@@ -97,6 +97,9 @@ class Vocabulary:
     """Token strings and their ids, with the id of the first token of each group."""
 
     tokens: tuple[str, ...] = field(default_factory=lambda: tuple(_default_tokens()))
+    # caches derived from ``tokens``, set in __post_init__
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _groups: dict[str, list[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = {token: i for i, token in enumerate(self.tokens)}
@@ -114,7 +117,7 @@ class Vocabulary:
     def id(self, token: str) -> int:
         """Id of a token string; ``MusicError`` if unknown."""
         try:
-            return self._index[token]  # type: ignore[attr-defined]
+            return self._index[token]
         except KeyError:
             raise MusicError(f"unknown token {token!r}") from None
 
@@ -125,7 +128,7 @@ class Vocabulary:
 
     def group(self, prefix: str) -> list[int]:
         """Ids of all tokens starting with ``prefix`` (e.g. ``"METER_"``), in id order."""
-        groups: dict[str, list[int]] = self._groups  # type: ignore[attr-defined]
+        groups = self._groups
         if prefix not in groups:
             groups[prefix] = [i for i, token in enumerate(self.tokens) if token.startswith(prefix)]
         return list(groups[prefix])
