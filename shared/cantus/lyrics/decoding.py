@@ -153,7 +153,15 @@ class LyricWriter:
                 return found
         raise NoWordsFit(f"no words fit line {line.index} ({line.syllables} syllables)")
 
-    def _search(self, line, context, anchor, used, is_anchor, relaxed):
+    def _search(
+        self,
+        line: LineSlots,
+        context: str,
+        anchor: DecodedLine | None,
+        used: Counter,
+        is_anchor: bool,
+        relaxed: list[str],
+    ) -> DecodedLine | None:
         lex, opts = self.lexicon, self.options
         rng = np.random.default_rng([self.seed, line.index, len(relaxed)])
         n = line.syllables
