@@ -84,12 +84,12 @@ rendered one after another instead of side by side."""
 
 
 @service.app.agent(piece_inputs, concurrency=settings.render_concurrency * ACTORS_PER_PIECE)
-async def render(stream):  # type: ignore[no-untyped-def]
+async def render(stream):
     await service.process(stream, handle_piece_event)
 
 
 async def handle_piece_event(message: Message, received: Received) -> None:
-    piece_id = message.meta.piece_id  # type: ignore[attr-defined]
+    piece_id = message.meta.piece_id
     # Taken before any suspension, so a piece's events queue on it in arrival order.
     lock = piece_locks.setdefault(piece_id, asyncio.Lock())
     try:
@@ -101,11 +101,11 @@ async def handle_piece_event(message: Message, received: Received) -> None:
 
 
 async def render_piece_event(message: Message, received: Received) -> None:
-    piece_id = message.meta.piece_id  # type: ignore[attr-defined]
+    piece_id = message.meta.piece_id
     state = RenderState.from_table(pieces.get(piece_id))
     if state.completed:
         return
-    kind, index = kind_of(message), str(message.meta.index)  # type: ignore[attr-defined]
+    kind, index = kind_of(message), str(message.meta.index)
     stored = state.events.setdefault(kind, {})
     if index not in stored:
         stored[index] = base64.b64encode(message.SerializeToString()).decode()
@@ -274,7 +274,7 @@ def _preset(parts: PieceParts) -> str:
 
 
 def log_entry(message: Message, kind: str) -> dict:
-    meta = message.meta  # type: ignore[attr-defined]
+    meta = message.meta
     return {
         "kind": kind,
         "index": meta.index,

@@ -348,9 +348,11 @@ def section_arrangements(
         elif role in ("return", "climax"):
             source = _source_of(plan, section)
             if source is not None and source < index:
-                energy = max(energy, shift_energy(out[source].energy, 1), key=_ENERGY_RANK.get)
+                energy = max(
+                    energy, shift_energy(out[source].energy, 1), key=_ENERGY_RANK.__getitem__
+                )
             if role == "climax":
-                energy = max([energy, *(a.energy for a in out)], key=_ENERGY_RANK.get)
+                energy = max([energy, *(a.energy for a in out)], key=_ENERGY_RANK.__getitem__)
                 parts = parts | {"pad", "colour"}
         out.append(
             SectionArrangement(role, energy, ROLE_DYNAMICS[role], frozenset(parts), accompaniment)

@@ -28,13 +28,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
 from cantus.render.lilypond_server import EngravingFailed, ServerUnavailable, engrave_with_server
 from cantus.render.subprocesses import ProgramTimeout, run_program
 
 if TYPE_CHECKING:
+    from music21.style import TextStyle
+
     from cantus.music.form import FormPlan
 
 _CHORD_TEXT = re.compile(r"^([A-Ga-g])([#b♯♭]?)(.*?)(?:/([A-Ga-g])([#b♯♭]?))?$")
@@ -139,7 +141,8 @@ def _section_marks(form: FormPlan | None, bar_count: int) -> dict[int, list[Any]
         area = (section.key, section.key_area)
         if previous_area is not None and area != previous_area:
             words = expressions.TextExpression(f"{section.key.name} ({section.key_area.value})")
-            words.style.fontStyle = "italic"
+            # a TextExpression's style is a TextStyle (music21 annotates it as Style)
+            cast("TextStyle", words.style).fontStyle = "italic"
             words.placement = "above"
             directions.append(words)
         previous_area = area

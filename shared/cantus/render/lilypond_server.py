@@ -104,8 +104,8 @@ class LilyPondServer:
         self.files += 1
         if answer == "cantus-engraving done":
             return
-        error = b"".join(self._errors).decode(errors="replace").strip()[-800:]
-        raise EngravingFailed(f"lilypond failed: {error}")
+        errors = b"".join(self._errors).decode(errors="replace").strip()[-800:]
+        raise EngravingFailed(f"lilypond failed: {errors}")
 
     def _read_line(self, deadline: float) -> str:
         descriptor = self.process.stdout.fileno()  # type: ignore[union-attr]
@@ -145,7 +145,7 @@ _servers: dict[tuple[str, tuple[str, ...]], LilyPondServer] = {}
 _servers_lock = threading.Lock()
 
 
-def engrave_with_server(engraver: str, options: tuple[str, ...], source: Path, timeout_s: float):  # type: ignore[no-untyped-def]
+def engrave_with_server(engraver: str, options: tuple[str, ...], source: Path, timeout_s: float):
     """Engrave ``source`` on the shared server for ``engraver`` and ``options`` (started on
     first use, replaced when dead or worn); one file at a time."""
     with _servers_lock:

@@ -134,7 +134,7 @@ def pianoroll_png(
         opacity = _opacity(track.notes)
         roll.add_collection(
             PolyCollection(
-                _boxes(
+                _boxes(  # type: ignore[arg-type]  # an (N, 4, 2) array; the stubs want a sequence
                     [(n.onset, n.duration) for n in track.notes],
                     [n.pitch - 0.4 for n in track.notes],
                     0.8,
@@ -162,7 +162,7 @@ def pianoroll_png(
             colour = _colour(track.name, index)
             lane.add_collection(
                 PolyCollection(
-                    _boxes(
+                    _boxes(  # type: ignore[arg-type]  # as above
                         [(n.onset, max(n.duration, 60)) for n in track.notes],
                         [
                             drum_rows.index(DRUM_NAMES.get(n.pitch, str(n.pitch))) - 0.35

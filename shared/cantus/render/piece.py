@@ -398,7 +398,7 @@ def piece_title(parts: PieceParts) -> str:
     return f"{parts.spec.style.title() or 'Folk'} in {spec_key(parts.spec).name}"
 
 
-def _synthesise(step, tracks: list[Track], parts: PieceParts):  # type: ignore[no-untyped-def]
+def _synthesise(step, tracks: list[Track], parts: PieceParts):
     """All parts synthesised in one pass (stems by part name), or None if that failed."""
     from cantus.render.synth import render_stems
 
@@ -414,7 +414,7 @@ def _synthesise(step, tracks: list[Track], parts: PieceParts):  # type: ignore[n
     return stems
 
 
-def _measured_master(audio: np.ndarray, preset: str):  # type: ignore[no-untyped-def]
+def _measured_master(audio: np.ndarray, preset: str):
     """Already-mastered audio (the streamed segments) with its loudness measured."""
     from cantus.render.mix import MasterResult, integrated_loudness, true_peak_dbtp
     from cantus.render.synth import SAMPLE_RATE
@@ -429,7 +429,7 @@ def _measured_master(audio: np.ndarray, preset: str):  # type: ignore[no-untyped
     )
 
 
-def _record_loudness(result: PieceFiles, mastered) -> None:  # type: ignore[no-untyped-def]
+def _record_loudness(result: PieceFiles, mastered) -> None:
     from cantus.render.mix import PRESETS
 
     chosen = PRESETS[mastered.preset]
@@ -471,7 +471,7 @@ def render_piece_files(
     meter = spec_meter(parts.spec)
     tracks = parts.piece_tracks(0, parts.bar_count)
 
-    def step(name: str):  # type: ignore[no-untyped-def]
+    def step(name: str):
         return _Step(result, name)
 
     with step("midi"):
@@ -545,7 +545,7 @@ def render_piece_files(
     return result
 
 
-def _timed(function, *args):  # type: ignore[no-untyped-def]
+def _timed(function, *args):
     """``function(*args)`` and the seconds it took (for a step run beside others)."""
     started = time.perf_counter()
     return function(*args), time.perf_counter() - started
@@ -561,7 +561,7 @@ class _Step:
     def __enter__(self) -> None:
         self.started = time.perf_counter()
 
-    def __exit__(self, kind, error, traceback) -> bool:  # type: ignore[no-untyped-def]
+    def __exit__(self, kind, error, traceback) -> bool:
         if self.name not in self.result.timings:
             self.result.timings[self.name] = round(time.perf_counter() - self.started, 3)
         if error is None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-CHILD_CPU_SECONDS: Counter[str] = Counter()
+CHILD_CPU_SECONDS: defaultdict[str, float] = defaultdict(float)
 """CPU seconds (user + system) of finished child programs, by label."""
 _counter_lock = threading.Lock()
 

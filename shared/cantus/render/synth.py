@@ -92,7 +92,7 @@ def find_soundfont(explicit: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def _load_fluidsynth():  # type: ignore[no-untyped-def]
+def _load_fluidsynth():
     """The ``fluidsynth`` module and a ctypes handle on ``fluid_synth_process``, which
     pyfluidsynth does not wrap (it renders every MIDI channel to its own stereo pair)."""
     try:
@@ -173,7 +173,7 @@ class SegmentRenderer:
         gain: float = SYNTH_GAIN,
     ) -> None:
         tempo_map = tempo if isinstance(tempo, TempoMap) else None
-        tempo_bpm = tempo_map.initial_bpm if tempo_map else tempo
+        tempo_bpm = tempo.initial_bpm if isinstance(tempo, TempoMap) else tempo
         if tempo_bpm <= 0:
             raise ValueError(f"tempo must be > 0 beats per minute, got {tempo_bpm}")
         self.tempo_bpm = float(tempo_bpm)
