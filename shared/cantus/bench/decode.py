@@ -95,7 +95,7 @@ async def _streams_tokens_per_s(
     return statistics.median(rates)
 
 
-def gpt2_config_of_same_size(config, parameters: int):  # type: ignore[no-untyped-def]
+def gpt2_config_of_same_size(config, parameters: int):
     """A GPT-2 config with the melody model's vocabulary, context, width, depth and heads,
     and the feed-forward width that gives it the same parameter count (``parameters``): GPT-2
     has no grouped-query attention, so where the melody model shares keys and values across
@@ -118,13 +118,13 @@ def gpt2_config_of_same_size(config, parameters: int):  # type: ignore[no-untype
     return shaped(config.d_ff + round((parameters - at_d_ff) / per_unit))
 
 
-def _gpt2_parameters(gpt2_config) -> int:  # type: ignore[no-untyped-def]
+def _gpt2_parameters(gpt2_config) -> int:
     from transformers import GPT2LMHeadModel
 
     return sum(p.numel() for p in GPT2LMHeadModel(gpt2_config).parameters())
 
 
-def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _hf_tokens_per_s(config, batch: int, new_tokens: int) -> tuple[float, int]:
     """Tokens/s of ``generate()`` on a randomly initialised GPT-2 of ``config`` (a
     ``GPT2Config``), and its parameter count."""
     from transformers import GPT2LMHeadModel
@@ -159,7 +159,7 @@ def run_decode_bench(
     windows: int = 3,
     triton_address: str | None = None,
     log=print,
-) -> DecodeReport:  # type: ignore[no-untyped-def]
+) -> DecodeReport:
     """Run all three measurements; starts a private Triton unless ``triton_address`` is given."""
     model, tokenizer, _ = load_melody_checkpoint(checkpoint)
     report = DecodeReport(

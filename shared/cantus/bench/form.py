@@ -222,7 +222,8 @@ def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_
     harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
     (beats,) = harmonizer.harmonize([MelodyToHarmonize(bars, key, style, Energy.MID, plan)])
     melody, harmony, lyrics = {}, {}, {}
-    voicing_before, melody_before = None, ()
+    voicing_before: tuple[int, ...] | None = None
+    melody_before: tuple[int, ...] = ()
     for index, bar in enumerate(bars):
         bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=Energy.MID)
         spans = beats_to_spans(bar, beats[index], key)

@@ -24,10 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Protocol
 
 from cantus.bench.stack_cpu import CpuSnapshot
 from cantus.cli.compose import compose
 from cantus.v1 import composer_pb2 as api
+from cantus.v1.events_pb2 import EventMeta, RenderSegment
 
 
 @dataclass
@@ -48,45 +50,55 @@ def _ms(later_ns: int, earlier_ns: int) -> float:
     return (later_ns - earlier_ns) / 1e6
 
 
+class _Event(Protocol):
+    """What every piece event message has (the generated classes share no such base)."""
+
+    @property
+    def meta(self) -> EventMeta: ...
+
+
 def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
     """Latencies in milliseconds, by stage name, for one piece's events."""
-    by_kind: dict[str, dict[int, object]] = {}
+    by_kind: dict[str, dict[int, _Event]] = {}
+    segments: dict[int, RenderSegment] = {}
     for event in events:
         kind = event.WhichOneof("event")
         message = getattr(event, kind)
         by_kind.setdefault(kind, {})[message.meta.index] = message
+        if kind == "render_segment":
+            segments[event.render_segment.meta.index] = event.render_segment
     stages: dict[str, list[float]] = {}
 
     def add(stage: str, value: float) -> None:
         stages.setdefault(stage, []).append(value)
 
-    requested = by_kind["requested"][0].meta  # type: ignore[attr-defined]
+    requested = by_kind["requested"][0].meta
     melody = by_kind.get("melody_bar", {})
     if 0 in melody:
         add(
             "time to first bar",
             _ms(melody[0].meta.produced_at_unix_ns, requested.produced_at_unix_ns),
-        )  # type: ignore[attr-defined]
+        )
     previous = requested.produced_at_unix_ns
     for index in sorted(melody):
-        produced = melody[index].meta.produced_at_unix_ns  # type: ignore[attr-defined]
+        produced = melody[index].meta.produced_at_unix_ns
         add("melody, per bar", _ms(produced, previous))
         previous = produced
     for kind, stage in (("harmony_bar", "harmony"), ("lyric_line", "lyric")):
         for index, message in by_kind.get(kind, {}).items():
-            meta = message.meta  # type: ignore[attr-defined]
+            meta = message.meta
             if index in melody:
                 add(
                     f"{stage}, after melody bar",
                     _ms(meta.produced_at_unix_ns, melody[index].meta.produced_at_unix_ns),
-                )  # type: ignore[attr-defined]
+                )
             add(f"{stage}, processing", _ms(meta.produced_at_unix_ns, meta.received_at_unix_ns))
     harmony = by_kind.get("harmony_bar", {})
     lyrics = by_kind.get("lyric_line", {})
-    for segment in by_kind.get("render_segment", {}).values():
+    for segment in segments.values():
         inputs = [
-            source[i].meta.produced_at_unix_ns  # type: ignore[attr-defined]
-            for i in range(segment.first_bar, segment.first_bar + segment.bar_count)  # type: ignore[attr-defined]
+            source[i].meta.produced_at_unix_ns
+            for i in range(segment.first_bar, segment.first_bar + segment.bar_count)
             for source in (melody, harmony, lyrics)
             if i in source
         ]
@@ -94,10 +106,10 @@ def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
             add(
                 "render segment, after last input",
                 _ms(segment.meta.produced_at_unix_ns, max(inputs)),
-            )  # type: ignore[attr-defined]
+            )
     completed = by_kind.get("completed", {})
     for message in completed.values():
-        add("end to end", _ms(message.meta.produced_at_unix_ns, requested.produced_at_unix_ns))  # type: ignore[attr-defined]
+        add("end to end", _ms(message.meta.produced_at_unix_ns, requested.produced_at_unix_ns))
     return stages
 
 
@@ -109,7 +121,7 @@ def run_pipeline_bench(
     moods = ("calm", "happy", "energetic")
     with TemporaryDirectory() as tmp:
 
-        def one(i: int):  # type: ignore[no-untyped-def]
+        def one(i: int):
             request = api.ComposeRequest(
                 bars=bars,
                 seed=seed + i,
@@ -140,7 +152,7 @@ def run_pipeline_bench(
     return report
 
 
-def _running_stack():  # type: ignore[no-untyped-def]
+def _running_stack():
     """The embedded stack ``cantus up`` started, or None (a remote gateway)."""
     from cantus.settings import load_settings
     from cantus.stack import Stack

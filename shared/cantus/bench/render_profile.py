@@ -134,7 +134,7 @@ def profiled_targets(profiler: StepProfiler, app: Any) -> list[tuple[Any, str, C
     from cantus.render.mix import StreamingMaster
     from cantus.render.synth import SegmentRenderer
 
-    def wrapped(owner: Any, attribute: str, name: Any):  # type: ignore[no-untyped-def]
+    def wrapped(owner: Any, attribute: str, name: Any):
         function = vars(owner)[attribute]
         if isinstance(function, classmethod):
             return owner, attribute, classmethod(profiler.wrap(function.__func__, name))

@@ -118,7 +118,7 @@ def compose_melodies(requests: Sequence[PieceRequest], bars: int) -> list[Melody
     return compose_pieces(model, tokenizer, jobs, n_bars=bars)
 
 
-def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str | None = None):  # type: ignore[no-untyped-def]
+def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str | None = None):
     """``PieceParts`` of ``melody`` harmonised under its form plan as the harmony service
     does, its spec carrying ``palette`` (default: the request's)."""
     from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
@@ -152,7 +152,8 @@ def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str 
         [MelodyToHarmonize(bars, key, request.style, request.energy, plan)]
     )
     melody_pb, harmony, lyrics = {}, {}, {}
-    voicing_before, melody_before = None, ()
+    voicing_before: tuple[int, ...] | None = None
+    melody_before: tuple[int, ...] = ()
     for index, bar in enumerate(bars):
         bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=request.energy)
         spans = beats_to_spans(bar, beats[index], key)
@@ -203,7 +204,7 @@ def _band_power(audio: np.ndarray, low_hz: float, high_hz: float, rate: int) -> 
     return spectrum[:, band].sum(axis=1)
 
 
-def melody_margin_db(stems: dict[str, np.ndarray], rate: int, pitch_range: tuple[int, int]):  # type: ignore[no-untyped-def]
+def melody_margin_db(stems: dict[str, np.ndarray], rate: int, pitch_range: tuple[int, int]):
     """The melody stem against the rest, each part through its mix chain, in the melody's
     band (``pitch_range``'s lowest fundamental, a quarter tone lower, to the second
     harmonic of its highest), dB: the median over frames where the melody sounds (within
@@ -231,7 +232,7 @@ def melody_margin_db(stems: dict[str, np.ndarray], rate: int, pitch_range: tuple
     return float(np.median(ratios))
 
 
-def measure_piece(parts, request: PieceRequest) -> PieceResult:  # type: ignore[no-untyped-def]
+def measure_piece(parts, request: PieceRequest) -> PieceResult:
     from cantus.render.synth import SAMPLE_RATE, render_stems
 
     masking = midi_masking(parts.midi(0, parts.bar_count))
@@ -255,7 +256,7 @@ class StreamedPalette:
     true_peak_dbtp: float
 
 
-def stream_palette(parts) -> StreamedPalette:  # type: ignore[no-untyped-def]
+def stream_palette(parts) -> StreamedPalette:
     """Render ``parts`` in ``SEGMENT_BARS``-bar segments through ``SegmentAudio``
     (synthesis, mix, streaming master), timed; then measure the joined audio."""
     from cantus.render.mix import integrated_loudness, true_peak_dbtp
@@ -317,7 +318,7 @@ def run_arrangement_eval(pieces: int = 24, *, bars: int = 16, seed: int = 0) -> 
     return ArrangementRun(results, failed, streamed, bars, time.perf_counter() - started)
 
 
-def _summary(values: Sequence[float], worst) -> str:  # type: ignore[no-untyped-def]
+def _summary(values: Sequence[float], worst) -> str:
     return f"{statistics.median(values):.1f} | {statistics.fmean(values):.1f} | {worst(values):.1f}"
 
 
@@ -372,9 +373,9 @@ def format_run(run: ArrangementRun, *, command: str, before: str = BEFORE) -> st
         "| palette | RTF (wall clock) | RTF (CPU time) | loudness LUFS | true peak dBTP |",
         "|---|---|---|---|---|",
     ]
-    for name, p in run.streamed.items():
+    for name, streamed in run.streamed.items():
         lines.append(
-            f"| {name} | {p.rtf_wall:.1f} | {p.rtf_cpu:.1f} | {p.lufs:.2f} "
-            f"| {p.true_peak_dbtp:.2f} |"
+            f"| {name} | {streamed.rtf_wall:.1f} | {streamed.rtf_cpu:.1f} | {streamed.lufs:.2f} "
+            f"| {streamed.true_peak_dbtp:.2f} |"
         )
     return "\n".join(lines) + "\n"
