@@ -247,6 +247,7 @@ async def complete_piece(
             pb.StoredFile(name=name, media_type=media_type(name), size_bytes=len(content), uri=uri)
         )
     if rendered.loudness is not None:
+        # loudness is a dict[str, object]: floats, and the preset's name
         completed.integrated_lufs = rendered.loudness["integrated_lufs"]  # type: ignore[assignment]
         completed.true_peak_dbtp = rendered.loudness["true_peak_dbtp"]  # type: ignore[assignment]
         completed.loudness_preset = rendered.loudness["preset"]  # type: ignore[assignment]

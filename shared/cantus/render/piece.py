@@ -93,6 +93,8 @@ class PieceParts:
                 int(index): message_type.FromString(base64.b64decode(raw))
                 for index, raw in by_index.items()
             }
+        # the ignores below: each kind's messages are of its EVENT_TYPES class, which the
+        # dict of decoded messages cannot say to mypy
         spec = None
         for kind in ("compose_requested", "melody_bar", "harmony_bar", "lyric_line"):
             for message in decoded.get(kind, {}).values():
