@@ -47,6 +47,7 @@ $(GENERATED): $(PROTOS) $(VENV)/.installed
 lint: setup
 	$(VENV)/bin/ruff check shared services tests
 	$(VENV)/bin/ruff format --check shared services tests
+	$(VENV)/bin/mypy shared/cantus services
 
 test-unit: setup
 	$(VENV)/bin/pytest -m "not integration" -q
