@@ -32,14 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
+from cantus.events.conversions import form_to_pb, mode_to_pb
 from cantus.harmony.cadence import bar_harmony_plan, rekey_beats
-from cantus.harmony.context import beats_to_spans
 from cantus.harmony.features import beat_spans
 from cantus.harmony.rules import chord_segments
 from cantus.harmony.vocabulary import class_to_chord
-from cantus.harmony.voicing import bass_line, tune_before, voice_chords
-from cantus.music.chords import roman_numeral
 from cantus.music.form import Cadence, FormPlan, plan_form
 from cantus.music.notes import Bar, Key
 from cantus.music.styles import Energy, Style
@@ -199,7 +196,7 @@ def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_
     """``PieceParts`` of ``tune_bars`` (repeated to the plan's length) harmonised under
     ``plan`` as the harmony service does."""
     from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
-    from cantus.render.piece import PieceParts
+    from cantus.render.offline_parts import parts_from_beats
     from cantus.v1 import events_pb2 as pb
 
     key = plan.home_key
@@ -221,42 +218,7 @@ def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_
     spec.form.CopyFrom(form_to_pb(plan))
     harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
     (beats,) = harmonizer.harmonize([MelodyToHarmonize(bars, key, style, Energy.MID, plan)])
-    melody, harmony, lyrics = {}, {}, {}
-    voicing_before: tuple[int, ...] | None = None
-    melody_before: tuple[int, ...] = ()
-    for index, bar in enumerate(bars):
-        bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=Energy.MID)
-        spans = beats_to_spans(bar, beats[index], key)
-        voicing = voice_chords(
-            spans,
-            style=style,
-            previous_voicing=voicing_before,
-            melody=bar,
-            melody_before=melody_before,
-        )
-        last_onset = max((n.onset for n in voicing), default=None)
-        voicing_before = tuple(sorted(n.pitch for n in voicing if n.onset == last_onset))
-        melody_before = tune_before(bar, bar.meter.bar_ticks)
-        meta = pb.EventMeta(piece_id="0" * 32, index=index)
-        melody[index] = pb.MelodyBar(meta=meta, spec=spec, notes=notes_to_pb(bar.notes))
-        harmony[index] = pb.HarmonyBar(
-            meta=meta,
-            spec=spec,
-            chords=[
-                pb.ChordSpan(
-                    onset_ticks=s.onset,
-                    duration_ticks=s.duration,
-                    symbol=str(s.symbol),
-                    roman=roman_numeral(s.symbol, key),
-                    pitch_classes=sorted(s.symbol.pitch_classes),
-                )
-                for s in spans
-            ],
-            voicing=notes_to_pb(voicing),
-            bass=notes_to_pb(bass_line(spans, bar.meter, style=style, energy=bar_plan.energy)),
-        )
-        lyrics[index] = pb.LyricLine(meta=meta, spec=spec, first_bar=index, bar_count=1)
-    return PieceParts(spec, melody, harmony, lyrics, None)
+    return parts_from_beats(spec, bars, beats, plan, key=key, style=style, energy=Energy.MID)
 
 
 def measure_piece(form: str, bars: int, style: Style, tune_bars: Sequence[Bar], key: Key):

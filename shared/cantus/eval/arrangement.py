@@ -121,13 +121,9 @@ def compose_melodies(requests: Sequence[PieceRequest], bars: int) -> list[Melody
 def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str | None = None):
     """``PieceParts`` of ``melody`` harmonised under its form plan as the harmony service
     does, its spec carrying ``palette`` (default: the request's)."""
-    from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
-    from cantus.harmony.cadence import bar_harmony_plan
-    from cantus.harmony.context import beats_to_spans
+    from cantus.events.conversions import form_to_pb, mode_to_pb
     from cantus.harmony.serving import MelodyToHarmonize
-    from cantus.harmony.voicing import bass_line, tune_before, voice_chords
-    from cantus.music.chords import roman_numeral
-    from cantus.render.piece import PieceParts
+    from cantus.render.offline_parts import parts_from_beats
     from cantus.v1 import events_pb2 as pb
 
     bars = melody.bars
@@ -151,45 +147,9 @@ def piece_parts(request: PieceRequest, melody: Melody, harmonizer, palette: str 
     (beats,) = harmonizer.harmonize(
         [MelodyToHarmonize(bars, key, request.style, request.energy, plan)]
     )
-    melody_pb, harmony, lyrics = {}, {}, {}
-    voicing_before: tuple[int, ...] | None = None
-    melody_before: tuple[int, ...] = ()
-    for index, bar in enumerate(bars):
-        bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=request.energy)
-        spans = beats_to_spans(bar, beats[index], key)
-        voicing = voice_chords(
-            spans,
-            style=request.style,
-            previous_voicing=voicing_before,
-            melody=bar,
-            melody_before=melody_before,
-        )
-        last_onset = max((n.onset for n in voicing), default=None)
-        if last_onset is not None:
-            voicing_before = tuple(sorted(n.pitch for n in voicing if n.onset == last_onset))
-        melody_before = tune_before(bar, bar.meter.bar_ticks)
-        meta = pb.EventMeta(piece_id="0" * 32, index=index)
-        melody_pb[index] = pb.MelodyBar(meta=meta, spec=spec, notes=notes_to_pb(bar.notes))
-        harmony[index] = pb.HarmonyBar(
-            meta=meta,
-            spec=spec,
-            chords=[
-                pb.ChordSpan(
-                    onset_ticks=s.onset,
-                    duration_ticks=s.duration,
-                    symbol=str(s.symbol),
-                    roman=roman_numeral(s.symbol, key),
-                    pitch_classes=sorted(s.symbol.pitch_classes),
-                )
-                for s in spans
-            ],
-            voicing=notes_to_pb(voicing),
-            bass=notes_to_pb(
-                bass_line(spans, bar.meter, style=request.style, energy=bar_plan.energy)
-            ),
-        )
-        lyrics[index] = pb.LyricLine(meta=meta, spec=spec, first_bar=index, bar_count=1)
-    return PieceParts(spec, melody_pb, harmony, lyrics, None)
+    return parts_from_beats(
+        spec, bars, beats, plan, key=key, style=request.style, energy=request.energy
+    )
 
 
 def _band_power(audio: np.ndarray, low_hz: float, high_hz: float, rate: int) -> np.ndarray:
