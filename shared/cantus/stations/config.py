@@ -20,6 +20,7 @@ Example ``station.yaml``::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -46,6 +47,28 @@ def check_station_name(name: str) -> str:
             "name", f"{name[:60]!r} is not 1..40 lower-case letters, digits and dashes"
         )
     return name
+
+
+def _one_of(kind: str, known: list[str]) -> Callable[[str], str]:
+    """A check that a name is one of ``known`` (``ValueError`` listing them)."""
+
+    def check(name: str) -> str:
+        if name not in known:
+            raise ValueError(f"unknown {kind} {name!r} (known: {', '.join(known)})")
+        return name
+
+    return check
+
+
+def _weights(value: dict[str, float], canonical: Callable[[str], str]) -> dict[str, float]:
+    """Name → weight, each name checked and made canonical, each weight > 0."""
+    weights: dict[str, float] = {}
+    for name, weight in value.items():
+        key = canonical(name)
+        if weight <= 0:
+            raise ValueError(f"weight of {name!r} is {weight}; it must be > 0")
+        weights[key] = weight
+    return weights
 
 
 class StationConfig(BaseModel):
@@ -86,40 +109,24 @@ class StationConfig(BaseModel):
     @field_validator("styles")
     @classmethod
     def _known_styles(cls, value: dict[str, float]) -> dict[str, float]:
-        known = [s.value for s in Style]
         if not value:
             raise ValueError("give at least one style")
-        for style, weight in value.items():
-            if style not in known:
-                raise ValueError(f"unknown style {style!r} (known: {', '.join(known)})")
-            if weight <= 0:
-                raise ValueError(f"weight of {style!r} is {weight}; it must be > 0")
-        return value
+        return _weights(value, _one_of("style", [s.value for s in Style]))
 
     @field_validator("palettes")
     @classmethod
     def _known_palettes(cls, value: dict[str, float]) -> dict[str, float]:
         from cantus.render.palettes import PALETTES
 
-        for palette, weight in value.items():
-            if palette not in PALETTES:
-                raise ValueError(f"unknown palette {palette!r} (known: {', '.join(PALETTES)})")
-            if weight <= 0:
-                raise ValueError(f"weight of {palette!r} is {weight}; it must be > 0")
-        return value
+        return _weights(value, _one_of("palette", list(PALETTES)))
 
     @field_validator("forms")
     @classmethod
     def _known_forms(cls, value: dict[str, float]) -> dict[str, float]:
         from cantus.music.form import normalise_form_name
 
-        forms: dict[str, float] = {}
-        for form, weight in value.items():
-            name = normalise_form_name(form)  # MusicError (a ValueError) naming the known ones
-            if weight <= 0:
-                raise ValueError(f"weight of {form!r} is {weight}; it must be > 0")
-            forms[name] = weight
-        return forms
+        # MusicError (a ValueError) names the known forms
+        return _weights(value, normalise_form_name)
 
     @field_validator("tempo_bpm")
     @classmethod
