@@ -22,12 +22,10 @@ from typing import Any
 from cantus.music.notes import TICKS_PER_QUARTER, Key, Melody, Mode
 
 
-def heard_key(melody: Melody) -> Key | None:
-    """music21's ``analyze('key')`` on the melody's notes (church modes read as major or
-    minor); None for a melody without notes."""
+def _analysed(melody: Melody) -> Any:
+    """music21's ``analyze('key')`` of the melody's notes (its best key, with the others as
+    ``alternateInterpretations``); None for a melody without notes."""
     from music21 import note, stream
-
-    from cantus.music.music21_io import music21_key_to_key
 
     notes = melody.notes_absolute()
     if not notes:
@@ -38,26 +36,26 @@ def heard_key(melody: Melody) -> Key | None:
             n.onset / TICKS_PER_QUARTER,
             note.Note(n.pitch, quarterLength=n.duration / TICKS_PER_QUARTER),
         )
-    return music21_key_to_key(part.analyze("key"))
+    return part.analyze("key")
+
+
+def heard_key(melody: Melody) -> Key | None:
+    """music21's ``analyze('key')`` on the melody's notes (church modes read as major or
+    minor); None for a melody without notes."""
+    from cantus.music.music21_io import music21_key_to_key
+
+    best = _analysed(melody)
+    return None if best is None else music21_key_to_key(best)
 
 
 def heard_key_among(melody: Melody, candidates: Sequence[Key]) -> Key | None:
     """Of ``candidates`` (e.g. the major and relative minor a key signature allows), the
     one music21's key analysis of the melody correlates best with; None without notes."""
-    from music21 import note, stream
-
     from cantus.music.music21_io import music21_key_to_key
 
-    notes = melody.notes_absolute()
-    if not notes or not candidates:
+    best = _analysed(melody) if candidates else None
+    if best is None:
         return None
-    part: stream.Stream[note.Note] = stream.Stream()
-    for n in notes:
-        part.insert(
-            n.onset / TICKS_PER_QUARTER,
-            note.Note(n.pitch, quarterLength=n.duration / TICKS_PER_QUARTER),
-        )
-    best = part.analyze("key")
     correlation: dict[Key, float] = {}
     for interpretation in [best, *best.alternateInterpretations]:
         key = music21_key_to_key(interpretation)
