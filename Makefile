@@ -11,7 +11,7 @@ PROTOS := $(wildcard protos/cantus/v1/*.proto)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GENERATED := shared/cantus/v1/.generated
 
-.PHONY: setup system-deps protos lint test test-unit test-integration golden demo up down clean \
+.PHONY: setup system-deps lyric-data protos lint test test-unit test-integration golden demo up down clean \
 	images images-lint k8s-validate
 
 setup: $(VENV)/.installed $(GENERATED)
@@ -36,6 +36,26 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
 	touch $@
+
+# The lyric transformers' training text and the grammar check of `cantus eval lyrics`, from the
+# registries (docs/lyrics_data.md): Debian's KJV Bible and its reader, GCIDE (1913 Webster
+# quotations), WordNet (example sentences), Link Grammar; the npm tarball of chinese-poetry,
+# pinned and checked against its published sha512. Not needed by `make test`.
+LYRIC_DATA_PACKAGES := bible-kjv bible-kjv-text dict-gcide wordnet-base link-grammar
+LYRIC_DATA := .cache/lyric-data
+CHINESE_POETRY := chinese-poetry-2.0.1.tgz
+CHINESE_POETRY_SHA512 := KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg==
+lyric-data: setup $(LYRIC_DATA)/$(CHINESE_POETRY)
+	@missing=$$(for p in $(LYRIC_DATA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+$(LYRIC_DATA)/$(CHINESE_POETRY):
+	mkdir -p $(LYRIC_DATA)
+	cd $(LYRIC_DATA) && npm pack --silent chinese-poetry@2.0.1 >/dev/null
+	test "$$(openssl dgst -sha512 -binary $@ | base64 -w0)" = "$(CHINESE_POETRY_SHA512)"
 
 # Generated gRPC/protobuf code goes to one place, shared/cantus/v1/; never edit it by hand.
 protos: $(GENERATED)

@@ -17,6 +17,7 @@ from cantus.checkpoint_io import (
 )
 from cantus.harmony.model import load_harmony_checkpoint
 from cantus.lyrics.model import load_lyric_checkpoint
+from cantus.lyrics.serving import load_lyric_scorer
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.settings import CHECKPOINTS
 
@@ -61,6 +62,7 @@ def test_every_committed_checkpoint_loads_and_has_a_version_of_one_length() -> N
     versions = [checkpoint_version(CHECKPOINTS / "melody_lm.pt")]
     versions.append(checkpoint_version(CHECKPOINTS / "harmony_gru.pt", "harmony"))
     for language in ("en", "zh"):
-        versions.append(load_lyric_checkpoint(CHECKPOINTS / f"lyric_{language}.pt").version)
+        versions.append(load_lyric_scorer(CHECKPOINTS / f"lyric_{language}.pt").version)
+        versions.append(load_lyric_checkpoint(CHECKPOINTS / f"lyric_lstm_{language}.pt").version)
     for version in versions:
         assert re.fullmatch(rf"[a-z_]+@[0-9a-f]{{{VERSION_DIGITS}}}", version), version

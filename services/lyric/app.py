@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from cantus.events.codec import InvalidEvent, new_meta
-from cantus.events.conversions import pb_to_notes, spec_meter
+from cantus.events.conversions import pb_to_notes, spec_form, spec_meter
 from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.client import TritonLyricScorer
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
@@ -28,6 +28,13 @@ from cantus.lyrics.slots import (
     is_rhyme_anchor,
     make_line,
     next_line_bars,
+)
+from cantus.lyrics.song_form import (
+    SungLine,
+    line_melody,
+    repeated_line,
+    section_end,
+    stanza_start,
 )
 from cantus.lyrics.writer import LyricResources, write_piece_line
 from cantus.music.notes import MusicError
@@ -76,30 +83,58 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         piece_state[piece_id] = state.to_table()  # the changelog sees only assignments
 
     meter = spec_meter(spec)
+    plan = spec_form(spec)
     while True:
         start = state.line_start
         received_bars = {int(i): list(notes_from_rows(rows)) for i, rows in state.bars.items()}
-        line_bars = next_line_bars(received_bars, start, meter, spec.bars)
+        end = section_end(plan, start, spec.bars)  # a line never crosses a section's end
+        line_bars = next_line_bars(received_bars, start, meter, end)
         if line_bars is None:
             return
         line_index = len(state.lines)
-        line = make_line(line_index, start, line_bars, meter, scheme, settings.lyric_melisma)
+        sung = [
+            SungLine(
+                int(i),
+                entry.first_bar,
+                entry.bar_count,
+                tuple(entry.melody),
+                tuple(entry.words),
+                tuple(entry.syllables),
+                entry.rhyme,
+            )
+            for i, entry in sorted(state.lines.items(), key=lambda item: int(item[0]))
+        ]
+        stanza = stanza_start(plan, start, sung)
+        line = make_line(
+            line_index,
+            start,
+            line_bars,
+            meter,
+            scheme,
+            settings.lyric_melisma,
+            stanza_start=stanza,
+        )
+        melody = line_melody(start, line.slots)
         written = {
             int(i): DecodedLine(entry.words, entry.syllables, entry.rhyme)
             for i, entry in state.lines.items()
         }
+        again = repeated_line(plan, start, line.bar_count, melody, sung)
         try:
-            decoded = await asyncio.to_thread(
-                write_piece_line,
-                resources,
-                line,
-                language=spec.lyrics_language,
-                theme=spec.lyrics_theme,
-                mood=spec.mood,
-                seed=spec.seed,
-                written=written,
-                is_anchor=is_rhyme_anchor(line_index, scheme),
-            )
+            if again is not None:  # the chorus again: its words again
+                decoded = DecodedLine(list(again.words), list(again.syllables), again.rhyme)
+            else:
+                decoded = await asyncio.to_thread(
+                    write_piece_line,
+                    resources,
+                    line,
+                    language=spec.lyrics_language,
+                    theme=spec.lyrics_theme,
+                    mood=spec.mood,
+                    seed=spec.seed,
+                    written=written,
+                    is_anchor=is_rhyme_anchor(line_index - stanza, scheme),
+                )
         except NoWordsFit as error:
             # deterministic: a retry would fail the same way; the line is sung without words
             service.log.warning(
@@ -127,7 +162,12 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         for done in range(start, start + line.bar_count):
             state.bars.pop(str(done), None)
         state.lines[str(line_index)] = WrittenLine(
-            words=decoded.words, syllables=decoded.syllables, rhyme=decoded.rhyme
+            words=decoded.words,
+            syllables=decoded.syllables,
+            rhyme=decoded.rhyme,
+            first_bar=start,
+            bar_count=line.bar_count,
+            melody=list(melody),
         )
         state.line_start = start + line.bar_count
         piece_state[piece_id] = state.to_table()

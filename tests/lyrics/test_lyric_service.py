@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from cantus.events.codec import InvalidEvent
-from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
+from cantus.lyrics.serving import load_lyric_scorer
 from cantus.lyrics.training import checkpoint_path
 from cantus.streaming import Received
 from cantus.v1 import events_pb2 as pb
@@ -35,7 +35,7 @@ def lyric(monkeypatch, tmp_path):
 
     def scorer_for(language):
         if language not in local:
-            local[language] = LocalLyricScorer(load_lyric_checkpoint(checkpoint_path(language)))
+            local[language] = load_lyric_scorer(checkpoint_path(language))
         return local[language]
 
     monkeypatch.setattr(app.resources, "scorer_for", scorer_for)

@@ -355,11 +355,31 @@ def train_harmony(
 def train_lyrics(
     minutes: Annotated[float, typer.Option(help="Wall-clock budget per language")] = 6.0,
     language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
+    model: Annotated[
+        str, typer.Option(help="transformer (registry corpora, `make lyric-data`) or lstm")
+    ] = "transformer",
 ) -> None:
-    """Train the English and Mandarin lyric LMs on the Debian fortunes corpora and build
-    their lexicons (reproduces checkpoints/lyric_*.pt and lyric_lexicon_*.npz)."""
-    from cantus.lyrics.training import train_lyrics_command
+    """Train the English and Mandarin lyric LMs and build their lexicons (reproduces
+    checkpoints/lyric_*.pt and lyric_lexicon_*.npz). The transformer is installed only if
+    it beats the LSTM on held-out perplexity; lstm retrains the fortunes-only baseline."""
     from cantus.settings import REPO_ROOT
+
+    if model == "transformer":
+        from cantus.lyrics.sources import LYRIC_DATA_DIR
+        from cantus.lyrics.training import CHECKPOINT_DIR
+        from cantus.lyrics.transformer_training import train_transformer_command
+
+        train_transformer_command(
+            minutes=minutes,
+            languages=tuple(language or LYRICS_LANGUAGES),
+            checkpoint_dir=CHECKPOINT_DIR,
+            work_dir=LYRIC_DATA_DIR,
+            log_path=REPO_ROOT / "docs" / "results" / "lyrics_training.log",
+        )
+        return
+    if model != "lstm":
+        raise typer.BadParameter(f"--model {model}: transformer or lstm")
+    from cantus.lyrics.training import train_lyrics_command
 
     train_lyrics_command(
         minutes=minutes,

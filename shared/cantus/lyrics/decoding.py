@@ -34,6 +34,8 @@ from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import TONE_LEVEL
 from cantus.lyrics.scoring import LyricScorer
 from cantus.lyrics.slots import LineSlots
+from cantus.lyrics.song_form import SungLine, line_melody, repeated_line
+from cantus.music.form import FormPlan
 
 MIN_RHYME_CLASS = 3
 END_OF_LINE = "\n"
@@ -268,21 +270,41 @@ class LyricWriter:
         return "".join(words) if self.language == "zh" else " ".join(words)
 
     # --- whole pieces ----------------------------------------------------------------------
-    def write_lines(self, lines: Sequence[LineSlots]) -> list[DecodedLine]:
-        """Every line of a piece, in order (what the service does line by line)."""
+    def write_lines(
+        self, lines: Sequence[LineSlots], plan: FormPlan | None = None
+    ) -> list[DecodedLine]:
+        """Every line of a piece, in order (what the service does line by line); with a
+        form ``plan``, a repeated chorus sings its words again (``song_form``)."""
         written: dict[int, DecodedLine] = {}
         anchors = {line.rhymes_with for line in lines if line.rhymes_with is not None}
         used: Counter = Counter()
+        sung: list[SungLine] = []
         for line in lines:
-            decoded = self.write_line(
-                line,
-                context=self.context(written),
-                anchor=written.get(line.rhymes_with) if line.rhymes_with is not None else None,
-                used=used,
-                is_anchor=line.index in anchors,
-            )
+            melody = line_melody(line.first_bar, line.slots)
+            again = repeated_line(plan, line.first_bar, line.bar_count, melody, sung)
+            if again is not None:
+                decoded = DecodedLine(list(again.words), list(again.syllables), again.rhyme)
+            else:
+                decoded = self.write_line(
+                    line,
+                    context=self.context(written),
+                    anchor=written.get(line.rhymes_with) if line.rhymes_with is not None else None,
+                    used=used,
+                    is_anchor=line.index in anchors,
+                )
+                used.update(decoded.words)
             written[line.index] = decoded
-            used.update(decoded.words)
+            sung.append(
+                SungLine(
+                    line.index,
+                    line.first_bar,
+                    line.bar_count,
+                    melody,
+                    tuple(decoded.words),
+                    tuple(decoded.syllables),
+                    decoded.rhyme,
+                )
+            )
         return [written[line.index] for line in lines]
 
     @staticmethod

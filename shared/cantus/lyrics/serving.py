@@ -18,9 +18,19 @@ from cantus.lyrics.scoring import (
     ScoringInputError,
     parse_scoring_request,
 )
+from cantus.lyrics.transformer import TransformerLyricScorer, load_transformer_checkpoint
 
 EXPECTED_INPUTS = INPUTS
 EXPECTED_OUTPUTS = OUTPUTS
+
+
+def load_lyric_scorer(path: Path, device: str = "cpu") -> LyricScorer:
+    """The scorer of a lyric checkpoint: the transformer (``transformer``) or the LSTM
+    baseline (``model``), told apart by the checkpoint's format."""
+    try:
+        return TransformerLyricScorer(load_transformer_checkpoint(path, device), device=device)
+    except ValueError:
+        return LocalLyricScorer(load_lyric_checkpoint(path, device), device)
 
 
 class LyricServing:
@@ -37,8 +47,9 @@ class LyricServing:
         torch_threads=1,
         causal_lm_dir: str | None = None,
     ) -> LyricServing:
-        """The LSTMs trained here from ``checkpoint_dir``; or, with ``causal_lm_dir``, one
-        Hugging Face causal LM (saved with ``save_pretrained``) for every language."""
+        """The LMs trained here (``lyric_<language>.pt``) from ``checkpoint_dir``; or, with
+        ``causal_lm_dir``, one Hugging Face causal LM (saved with ``save_pretrained``) for
+        every language."""
         torch.set_num_threads(torch_threads)
         scorers = {}
         if causal_lm_dir:
@@ -52,7 +63,7 @@ class LyricServing:
             )
         for language in languages:
             path = Path(checkpoint_dir) / f"lyric_{language}.pt"
-            scorers[language] = LocalLyricScorer(load_lyric_checkpoint(path, device), device)
+            scorers[language] = load_lyric_scorer(path, device)
         return cls(scorers)
 
     @property
@@ -69,4 +80,10 @@ class LyricServing:
         }
 
 
-__all__ = ["EXPECTED_INPUTS", "EXPECTED_OUTPUTS", "LyricServing", "ScoringInputError"]
+__all__ = [
+    "EXPECTED_INPUTS",
+    "EXPECTED_OUTPUTS",
+    "LyricServing",
+    "ScoringInputError",
+    "load_lyric_scorer",
+]

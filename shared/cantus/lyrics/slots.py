@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cantus.lyrics.song_form import section_end
+from cantus.music.form import FormPlan
 from cantus.music.notes import TICKS_PER_QUARTER, Meter, Note
 
 RHYME_SCHEME_PATTERN = re.compile(r"^[A-H]{2,8}$")
@@ -198,16 +200,23 @@ def plan_lines(
     *,
     scheme: str = DEFAULT_RHYME_SCHEME,
     melisma: bool = False,
+    plan: FormPlan | None = None,
 ) -> list[LineSlots]:
     """Every line of a whole melody (a list of bars' notes), as the service would close
-    them bar by bar."""
+    them bar by bar; with a form ``plan``, lines end at section ends and the rhyme scheme
+    starts again with each section (``song_form``)."""
     lines: list[LineSlots] = []
-    start = 0
+    start, stanza = 0, 0
     for index in range(len(bars)):
-        if line_closes(bars[start : index + 1], meter, bars_left=len(bars) - 1 - index):
+        end = section_end(plan, start, len(bars))
+        if line_closes(bars[start : index + 1], meter, bars_left=end - 1 - index):
             line_bars = bars[start : index + 1]
-            lines.append(make_line(len(lines), start, line_bars, meter, scheme, melisma))
+            lines.append(
+                make_line(len(lines), start, line_bars, meter, scheme, melisma, stanza_start=stanza)
+            )
             start = index + 1
+            if start == end:
+                stanza = len(lines)
     return lines
 
 
@@ -218,9 +227,15 @@ def make_line(
     meter: Meter,
     scheme: str,
     melisma: bool = False,
+    *,
+    stanza_start: int = 0,
 ) -> LineSlots:
+    """Line ``line_index``; its rhyme position counts from line ``stanza_start`` (the first
+    line of its section in song form, else the piece's first)."""
     slots = line_slots_from_bars(
         [(first_bar + i, notes) for i, notes in enumerate(line_bars)], meter, melisma=melisma
     )
-    letter, anchor = rhyme_position(line_index, scheme)
+    letter, anchor = rhyme_position(line_index - stanza_start, scheme)
+    if anchor is not None:
+        anchor += stanza_start
     return LineSlots(line_index, first_bar, len(line_bars), tuple(slots), letter, anchor)

@@ -45,6 +45,7 @@ from cantus.events.conversions import (
     spec_style,
 )
 from cantus.harmony.rules import ChordSpan
+from cantus.lyrics.song_form import title_line
 from cantus.music.chords import ChordSymbol
 from cantus.music.form import FormPlan
 from cantus.music.midi_io import tracks_to_midi_bytes
@@ -396,7 +397,19 @@ def piece_form(parts: PieceParts) -> FormPlan | None:
     return plan
 
 
+def lyric_title(parts: PieceParts) -> str | None:
+    """The lyrics' title line (``song_form.title_line``: the first line of the first
+    chorus, else the first line), or None without lyrics."""
+    lines = {i: (line.first_bar, line.text) for i, line in parts.lyric_lines.items()}
+    found = title_line(piece_form(parts), lines)
+    return None if found is None else found[1]
+
+
 def piece_title(parts: PieceParts) -> str:
+    """The lyrics' title line when the piece has lyrics, else its style and key."""
+    title = lyric_title(parts)
+    if title:
+        return title[:1].upper() + title[1:]
     return f"{parts.spec.style.title() or 'Folk'} in {spec_key(parts.spec).name}"
 
 
@@ -581,8 +594,15 @@ def _summary_json(
     key = spec_key(parts.spec)
     melody_models = sorted({bar.model for bar in parts.melody.values() if bar.model})
     harmonizers = sorted({bar.harmonizer for bar in parts.harmony})
+    plan = piece_form(parts)
     lyrics = [
-        {"line": index, "first_bar": line.first_bar, "bar_count": line.bar_count, "text": line.text}
+        {
+            "line": index,
+            "first_bar": line.first_bar,
+            "bar_count": line.bar_count,
+            "text": line.text,
+            "section": plan.section_at(line.first_bar).label if plan is not None else None,
+        }
         for index, line in sorted(parts.lyric_lines.items())
         if line.text
     ]
@@ -606,6 +626,7 @@ def _summary_json(
             for i in sorted(parts.melody)
         ],
         "lyrics": lyrics,
+        "lyrics_title": lyric_title(parts),
         "models": {"melody": melody_models, "harmony": harmonizers},
         "ticks_per_quarter": TICKS_PER_QUARTER,
         "files": sorted([*result.files, "piece.json"]),

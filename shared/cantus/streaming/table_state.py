@@ -114,6 +114,11 @@ class WrittenLine(BaseModel):
     words: list[str]
     syllables: list[str]
     rhyme: str = ""
+    first_bar: int = -1
+    bar_count: int = 0
+    melody: list[tuple[int, int, int, bool]] = Field(default_factory=list)
+    """Per slot: bar offset, onset in ticks, pitch, strong (``song_form.SungLine``): a
+    repeated chorus line is recognised by it."""
 
 
 class LyricState(TableState):
