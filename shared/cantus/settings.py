@@ -179,6 +179,20 @@ class Settings(BaseSettings):
         le=4.0,
         description="logit bonus (nats) on the beats for the pitches that establish the key",
     )
+    # Both off since session 7 (#14), measured on 240 form-composed pieces against held-out
+    # tunes (docs/results/melody_realness.md): the nucleus cut (top-p 0.95) and the scale
+    # mask each pushed the pitch classes toward tonic and fifth and dropped the 4th, 6th
+    # and 7th (realness classifier on pitch classes alone 66 % -> 72 % each) without any
+    # gain in key agreement, which comes from the model and the guidance.
+    melody_top_p: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="nucleus sampling of the melody (1: the whole distribution)",
+    )
+    melody_key_constraint: bool = Field(
+        False, description="mask the melody's pitches to the key's scale (raised 6th, 7th in minor)"
+    )
     # Chosen on 72 form-composed pieces per value (cantus eval realness, all 24 keys): key
     # heard as asked 65 % (1.0), 67 % (1.5), 89 % (2.0), 86 % (3.0); repeated notes, steps
     # and top pitch class closest to the corpus at 2.0, the classifier no better at any.

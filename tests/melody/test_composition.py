@@ -13,6 +13,7 @@ from cantus.melody.composition import (
     PhraseRequest,
     collect,
     ornament,
+    return_to_opening,
 )
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
@@ -161,7 +162,7 @@ def test_a_phrase_ends_on_its_cadence_note_held_to_the_bar_line() -> None:
     assert hold_last_note(empty) == empty
 
 
-def test_returns_of_a_pickup_opening_start_on_the_downbeat() -> None:
+def test_returns_of_a_pickup_opening_hold_the_cadence_note_then_play_the_upbeat() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
 
     async def pickup_first(request: PhraseRequest) -> AsyncIterator[Bar]:
@@ -173,4 +174,6 @@ def test_returns_of_a_pickup_opening_start_on_the_downbeat() -> None:
 
     bars = asyncio.run(collect(FormComposer(plan, CONTROLS, 3), [], pickup_first))
     assert bars[0].notes == (Note(1440, 67, 480, 90),)  # the opening keeps its pickup
-    assert bars[4].notes == bars[12].notes == (Note(0, 67, 1920, 90),)
+    # the previous phrase's last note (62) sounds on through the rest, then the upbeat
+    assert bars[4].notes == bars[12].notes == (Note(0, 62, 1440, 90), Note(1440, 67, 480, 90))
+    assert return_to_opening(bars[0], None).notes == (Note(0, 67, 1920, 90),)

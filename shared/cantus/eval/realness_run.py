@@ -5,9 +5,9 @@ What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling 
 24 (major and minor alternating, so each mode gets half). Each piece borrows its other
 controls (meter, tempo, style and energy) from a held-out real tune in its mode, drawn at
 random: the generated set has the real tunes' mix of meters and styles, so the classifier
-cannot tell the sets apart by their mix. Sampling is the melody service's: the key
-constraint (scale tones, raised 6th and 7th in minor), a tonic cadence at the end, top-p
-0.95 at temperature 1, through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
+cannot tell the sets apart by their mix. Sampling is the melody service's (``served_sampling``
+with the default settings: since #14 the whole distribution at temperature 1, no scale mask,
+cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
 emphasis and the classifier-free guidance on the key are parameters (the report records
 them; guidance defaults to the service's where the checkpoint was trained for it). With
 ``composer="form"`` (the default) each piece is composed as the service composes it: along
@@ -289,7 +289,7 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         f"Checkpoint `{_relative(run.checkpoint)}`; {run.pieces} pieces sampled in process "
         f"({run.failed} failed), asked keys cycling through all 24, meter, tempo, style and "
         "energy borrowed from a random held-out tune of the same mode; sampled as the "
-        "melody service samples (key constraint, tonic cadence, top-p 0.95, temperature 1), "
+        f"melody service samples ({_sampling_words(run.composer)}), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
         "checkpoint trained with key dropout); "
@@ -339,3 +339,17 @@ def _relative(path: str) -> str:
         return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return path
+
+
+def _sampling_words(composer: str) -> str:
+    """How the pieces were sampled, in the report's words."""
+    if composer != "form":
+        return "key constraint, tonic cadence, top-p 0.95, temperature 1"
+    from cantus.melody.local_composition import default_sampling
+
+    sampling = default_sampling()
+    mask = "scale mask" if sampling.key_constraint else "no scale mask"
+    return (
+        f"{mask}, cadences at phrase ends, top-p {sampling.top_p:g}, "
+        f"temperature {sampling.temperature:g}"
+    )

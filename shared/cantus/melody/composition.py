@@ -121,7 +121,7 @@ class FormComposer:
             bars[source.first_bar + offset], key_shift(source.key, section.key)
         )
         if source.first_bar + offset == 0:
-            original = start_on_downbeat(original)
+            original = return_to_opening(original, bars[index - 1] if index else None)
         if section.treatment is Treatment.REPEAT:
             return original
         if index >= self.varied_from(section):
@@ -165,14 +165,22 @@ class FormComposer:
 # --- ornaments -------------------------------------------------------------------------------
 
 
-def start_on_downbeat(bar: Bar) -> Bar:
-    """A copy of the piece's first bar with its leading rest folded into its first note.
-    The corpus writes a pickup as a bar of rest ending in the upbeat; a return that copied
-    the opening then fell silent for most of a bar in mid-piece (AABA: three beats of rest
-    at each A). The opening keeps its pickup; a return holds the upbeat from the downbeat."""
+def return_to_opening(bar: Bar, previous: Bar | None) -> Bar:
+    """A copy of the piece's first bar for a return of the opening, after ``previous``.
+
+    The corpus writes a pickup as a bar of rest ending in the upbeat. Copied as it is, a
+    return fell silent for most of a bar in mid-piece (AABA: three beats of rest at each
+    A); with the rest folded into the upbeat, the upbeat became a note held from the
+    downbeat, which no real tune does. A real tune's strain ends with the cadence note held
+    and then the upbeat, so the return sounds the previous bar's last pitch through the
+    rest (struck again on the downbeat: the representation has no ties) and then plays
+    the upbeat. Without a previous note the rest is folded into the first note."""
     if not bar.notes or bar.notes[0].onset == 0:
         return bar
     first = bar.notes[0]
+    if previous is not None and previous.notes:
+        held = previous.notes[-1]
+        return Bar(bar.meter, (Note(0, held.pitch, first.onset, held.velocity), *bar.notes))
     opening = dataclasses.replace(first, onset=0, duration=first.onset + first.duration)
     return Bar(bar.meter, (opening, *bar.notes[1:]))
 

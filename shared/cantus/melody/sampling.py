@@ -118,10 +118,11 @@ leaves a tensor out gets the field's default."""
 
 
 def served_sampling(settings: Settings, cadence_steps: tuple[int, ...] = ()) -> SamplingParams:
-    """What the melody service asks of the model for one phrase: scale tones only, the
-    phrase's cadence, and the settings' guidance and tonal emphasis."""
+    """What the melody service asks of the model for one phrase: the phrase's cadence, and
+    the settings' nucleus, scale mask, guidance and tonal emphasis."""
     return SamplingParams(
-        key_constraint=True,
+        top_p=settings.melody_top_p,
+        key_constraint=settings.melody_key_constraint,
         cadence_steps=cadence_steps,
         guidance=settings.melody_guidance,
         tonal_emphasis=settings.melody_tonal_emphasis,
