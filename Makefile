@@ -21,8 +21,9 @@ setup: $(VENV)/.installed $(GENERATED)
 # fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text,
 # ffmpeg (stations' HLS encoding; ffprobe in their tests), chromium (the web player's test).
 # abcmidi and abcm2ps: their chord-annotated example tunes test the harmony model's styles.
+# link-grammar: the grammaticality check of `cantus eval lyrics` (cantus.eval.grammar).
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps
+	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -37,11 +38,11 @@ $(VENV)/.installed: pyproject.toml | system-deps
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
 	touch $@
 
-# The lyric transformers' training text and the grammar check of `cantus eval lyrics`, from the
+# The lyric transformers' training text (and the human lines of `cantus eval lyrics`), from the
 # registries (docs/lyrics_data.md): Debian's KJV Bible and its reader, GCIDE (1913 Webster
-# quotations), WordNet (example sentences), Link Grammar; the npm tarball of chinese-poetry,
+# quotations), WordNet (example sentences); the npm tarball of chinese-poetry,
 # pinned and checked against its published sha512. Not needed by `make test`.
-LYRIC_DATA_PACKAGES := bible-kjv bible-kjv-text dict-gcide wordnet-base link-grammar
+LYRIC_DATA_PACKAGES := bible-kjv bible-kjv-text dict-gcide wordnet-base
 LYRIC_DATA := .cache/lyric-data
 CHINESE_POETRY := chinese-poetry-2.0.1.tgz
 CHINESE_POETRY_SHA512 := KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg==

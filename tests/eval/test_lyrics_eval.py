@@ -1,6 +1,15 @@
 """The lyrics metrics on hand-made lines, where the right answer is known."""
 
-from cantus.eval.lyrics import LyricsEvalReport, MethodStats, format_report, measure_piece
+from cantus.eval.grammar import parses
+from cantus.eval.lyrics import (
+    BigramJudge,
+    LyricsEvalReport,
+    MethodStats,
+    distinct_2,
+    format_report,
+    measure_piece,
+    song_melody,
+)
 from cantus.lyrics.decoding import DecodedLine, slot_texts
 from cantus.lyrics.slots import plan_lines
 from cantus.music.notes import Meter, Note
@@ -31,7 +40,7 @@ def test_english_metrics():
         LyricsEvalReport(1, {"en": "x"}, {"en": {"constrained": stats, "baseline": stats}}),
         command="cantus eval lyrics",
     )
-    assert "| syllable fit | 50.0 % | 50.0 % | 1.00× | = 100 %: not met |" in text
+    assert "| syllable fit | 50.0 % | 50.0 % | = 100 %: not met |" in text
 
 
 def test_mandarin_tone_contour():
@@ -42,3 +51,36 @@ def test_mandarin_tone_contour():
     stats = MethodStats()
     measure_piece(stats, "zh", lines[:1], [line_of(list("人天地水人天地水"), "zh")], 0.0)
     assert (stats.tone_pairs, stats.tone_agreeing) == (5, 4)
+
+
+def test_link_grammar_parses_sentences_and_not_word_salad():
+    verdicts = parses(["i walked home through the snow", "i could be loved you", "!the dog runs"])
+    assert verdicts == [True, False, True]
+
+
+def test_the_judge_prefers_what_it_has_seen_and_never_gives_zero():
+    judge = BigramJudge([["the", "sea", "is", "wide"]] * 5, {"the", "sea", "rock"})
+    seen = judge.perplexity([["the", "sea", "is", "wide"]])
+    unseen = judge.perplexity([["wide", "is", "rock", "the"]])
+    assert 1 < seen < unseen < float("inf")
+
+
+def test_distinct_2_counts_bigrams_within_lines():
+    assert distinct_2(["a b a b", "a b"], "en") == 2 / 4
+    assert distinct_2(["明月明月"], "zh") == 2 / 3
+
+
+def test_a_song_melody_copies_its_repeated_sections():
+    from cantus.music.form import plan_form
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy
+
+    plan = plan_form("verse-chorus", bars=24, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    tune = [[Note(0, 60 + i, 480)] for i in range(12)]
+    bars = song_melody(tune, plan)
+    assert len(bars) == 24
+    for section in plan.sections:
+        if section.source is not None:
+            source = plan.sections[section.source]
+            copied = bars[section.first_bar : section.end_bar]
+            assert copied == bars[source.first_bar : source.first_bar + section.bars]

@@ -77,15 +77,17 @@ def test_a_repeated_chorus_sings_the_same_words_and_verses_get_new_ones():
         assert shared
 
 
-def test_a_chorus_line_with_other_notes_gets_new_words():
+def test_a_chorus_line_with_another_rhythm_gets_new_words():
     plan = verse_chorus()
     chorus = next(s for s in plan.sections if s.label == "chorus")
     again = next(s for s in plan.sections if s.label == "chorus'")
     melody = ((0, 0, 60, True), (0, 480, 62, False))
     earlier = [SungLine(0, chorus.first_bar, 2, melody, ("a", "b"), ("a", "b"))]
     assert repeated_line(plan, again.first_bar, 2, melody, earlier) is earlier[0]
-    other = ((0, 0, 60, True), (0, 480, 64, False))
-    assert repeated_line(plan, again.first_bar, 2, other, earlier) is None
+    new_pitch = ((0, 0, 60, True), (0, 480, 64, False))  # a varied cadence: same words
+    assert repeated_line(plan, again.first_bar, 2, new_pitch, earlier) is earlier[0]
+    new_rhythm = ((0, 0, 60, True), (0, 480, 62, True))
+    assert repeated_line(plan, again.first_bar, 2, new_rhythm, earlier) is None
     assert repeated_line(None, again.first_bar, 2, melody, earlier) is None
 
 

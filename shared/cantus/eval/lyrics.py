@@ -19,10 +19,28 @@ ABCB) rotate over the pieces. Measured per method:
 * tone–contour agreement (Mandarin): adjacent sung characters whose tone step goes the way
   the melody steps, over the note pairs where the pitch changes;
 * blocked words in the output.
+
+Since #21 the LM is the transformer (``lyric_<language>.pt``); *constrained (LSTM)* decodes
+with every constraint against the fortunes LSTM it replaced (``lyric_lstm_<language>.pt``,
+its own lexicon), and *human* lines are held out from both LMs' training (the lyric
+register's held-out documents: fortunes songs and love poems; Song ci). Measured on all of
+them, in the same run:
+
+* grammaticality (English): the share of lines Link Grammar parses completely
+  (``cantus.eval.grammar``);
+* judge perplexity: per token (words or characters, and the line end) of each line on its
+  own, under an interpolated Kneser-Ney bigram trained on the other held-out documents (an
+  LM that shares no training text with the generators nor with the human lines);
+* distinct-2 at equal size: over the first N lines of each, N the fewest any has.
+
+Song form: ``SONG_THEMES`` themes per language are set to 24-bar verse-chorus songs
+(``song_melody``: a test tune's bars laid out by the plan, repeats copied) and printed by
+section with their title line; their guarantees are measured like the pieces'.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -43,10 +61,15 @@ from cantus.lyrics.decoding import (
 from cantus.lyrics.english import is_content_word, pronounce
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
-from cantus.lyrics.model import LocalLyricScorer, load_lyric_checkpoint
+from cantus.lyrics.model import tokenize
+from cantus.lyrics.serving import load_lyric_scorer
 from cantus.lyrics.slots import LineSlots, plan_lines
+from cantus.lyrics.song_form import title_line
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
+from cantus.music.form import FormPlan, plan_form
+from cantus.music.notes import Key, Mode, Note
+from cantus.music.styles import Energy
 
 THEMES = {
     "en": [
@@ -77,7 +100,16 @@ THEMES = {
 MOODS = ("calm", "happy", "sad", "hopeful", "tender")
 SCHEMES = ("AABB", "ABAB", "ABCB")
 BARS_PER_PIECE = 16
-METHODS = ("constrained", "baseline")
+METHODS = ("constrained", "constrained_lstm", "baseline")
+METHOD_NAMES = {
+    "constrained": "constrained",
+    "constrained_lstm": "constrained (LSTM)",
+    "baseline": "baseline",
+    "human": "human (held out)",
+}
+SONG_FORM = "verse-chorus"
+SONG_BARS = 24
+HUMAN_REGISTER = {"en": "song", "zh": "ci"}
 
 
 @dataclass
@@ -187,6 +219,133 @@ class LyricsEvalReport:
     pieces: int
     models: dict[str, str]
     stats: dict[str, dict[str, MethodStats]]
+    texts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """language → method (and ``human``) → every sung line."""
+    language_checks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """language → method → grammaticality, judge perplexity, distinct-2 at equal size."""
+    songs: dict[str, list[str]] = field(default_factory=dict)
+    song_stats: dict[str, MethodStats] = field(default_factory=dict)
+
+
+# --- the human lines and the judge LM ------------------------------------------------------
+
+
+def human_and_judge_documents(language: str) -> tuple[list[str], list[list[str]]]:
+    """Held-out lyric-register lines (human) and the other held-out documents' lines (the
+    judge's training text), both unseen by either LM (``transformer_training``'s split)."""
+    from cantus.lyrics.sources import load_corpus
+    from cantus.lyrics.transformer_training import split_documents
+
+    documents, _ = load_corpus(language)
+    held_out = split_documents(documents, language).held_out
+    human = [d for d in held_out if d.register == HUMAN_REGISTER[language]]
+    human = human[::2]
+    chosen = {id(d) for d in human}
+    judge = [list(d.lines) for d in held_out if id(d) not in chosen]
+    return [line for d in human for line in d.lines], judge
+
+
+class BigramJudge:
+    """Interpolated Kneser-Ney bigram over words (English) or characters (Mandarin), each
+    line scored on its own between ``<s>`` and ``</s>``; the continuation distribution is
+    add-one smoothed over ``vocabulary`` so that no token has probability 0."""
+
+    def __init__(self, lines: list[list[str]], vocabulary: set[str], discount: float = 0.75):
+        self.discount = discount
+        self.pairs: Counter = Counter()
+        for tokens in lines:
+            padded = ["<s>", *tokens, "</s>"]
+            self.pairs.update(itertools.pairwise(padded))
+        self.history: Counter = Counter()
+        self.followers: Counter = Counter()
+        continuation: Counter = Counter()
+        for (u, v), _n in self.pairs.items():
+            continuation[v] += 1
+            self.followers[u] += 1
+        for (u, _v), n in self.pairs.items():
+            self.history[u] += n
+        size = len(vocabulary | set(continuation) | {"</s>"})
+        total = sum(continuation.values())
+        self.continuation = {v: (continuation[v] + 1) / (total + size) for v in continuation}
+        self.unseen = 1 / (total + size)
+
+    def logprob(self, u: str, v: str) -> float:
+        base = self.continuation.get(v, self.unseen)
+        seen = self.history[u]
+        if not seen:
+            return float(np.log(base))
+        direct = max(self.pairs[(u, v)] - self.discount, 0) / seen
+        weight = self.discount * self.followers[u] / seen
+        return float(np.log(direct + weight * base))
+
+    def perplexity(self, lines: list[list[str]]) -> float:
+        total, count = 0.0, 0
+        for tokens in lines:
+            padded = ["<s>", *tokens, "</s>"]
+            for u, v in itertools.pairwise(padded):
+                total -= self.logprob(u, v)
+                count += 1
+        return float(np.exp(total / max(1, count)))
+
+
+def _tokens(line: str, language: str) -> list[str]:
+    return tokenize(line, language)
+
+
+def distinct_2(lines: list[str], language: str) -> float:
+    pairs: Counter = Counter()
+    for line in lines:
+        tokens = _tokens(line, language)
+        pairs.update(itertools.pairwise(tokens))
+    return len(pairs) / max(1, sum(pairs.values()))
+
+
+def language_checks(
+    language: str, texts: dict[str, list[str]], judge_lines: list[list[str]]
+) -> dict[str, dict[str, float]]:
+    """Grammaticality (English), judge perplexity and distinct-2 at equal size per method."""
+    from cantus.eval.grammar import parser_available, parses
+
+    vocabulary = {t for lines in texts.values() for line in lines for t in _tokens(line, language)}
+    judge = BigramJudge(judge_lines, vocabulary)
+    size = min(len(lines) for lines in texts.values())
+    out: dict[str, dict[str, float]] = {}
+    for method, lines in texts.items():
+        checks = {
+            "judge_perplexity": judge.perplexity([_tokens(line, language) for line in lines]),
+            "distinct_2_equal": distinct_2(lines[:size], language),
+            "lines": float(len(lines)),
+            "equal_size": float(size),
+        }
+        if language == "en" and parser_available():
+            verdicts = parses(lines)
+            checks["grammatical"] = sum(verdicts) / max(1, len(verdicts))
+        out[method] = checks
+    return out
+
+
+# --- song form ----------------------------------------------------------------------------
+
+
+def song_melody(tune_bars: list[list[Note]], plan: FormPlan) -> list[list[Note]]:
+    """The piece's bars for ``plan`` from a tune: each new section takes the tune's next
+    bars (from the start again when they run out), a repeat or variation copies its
+    source's bars."""
+    bars: list[list[Note]] = []
+    starts: dict[int, int] = {}
+    cursor = 0
+    usable = [bar for bar in tune_bars if bar] or [[Note(0, 60, 480)]]
+    for number, section in enumerate(plan.sections):
+        starts[number] = len(bars)
+        if section.source is not None:
+            source = plan.sections[section.source]
+            first = starts[section.source]
+            bars += [bars[first + i % source.bars] for i in range(section.bars)]
+            continue
+        for _ in range(section.bars):
+            bars.append(usable[cursor % len(usable)])
+            cursor += 1
+    return bars
 
 
 def run_lyrics_eval(
@@ -195,6 +354,7 @@ def run_lyrics_eval(
     languages: tuple[str, ...] = LYRICS_LANGUAGES,
     checkpoint_dir: Path = CHECKPOINT_DIR,
     options: DecodeOptions | None = None,
+    songs: int = 10,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
     from cantus.melody.corpus import load_or_build_corpus
@@ -203,14 +363,26 @@ def run_lyrics_eval(
     torch.set_num_threads(1)
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     tunes = sorted(split.test, key=lambda t: t.tune_id)
-    tunes = [t for t in tunes if any(bar.notes for bar in t.melody.bars)][:pieces]
+    tunes = [t for t in tunes if any(bar.notes for bar in t.melody.bars)]
+    song_tunes = [t for t in tunes if sum(1 for bar in t.melody.bars if bar.notes) >= 12]
+    tunes = tunes[:pieces]
     embedder = ThemeEmbedder()
     report = LyricsEvalReport(pieces=len(tunes), models={}, stats={})
     for language in languages:
-        scorer = LocalLyricScorer(load_lyric_checkpoint(checkpoint_path(language, checkpoint_dir)))
+        scorer = load_lyric_scorer(checkpoint_path(language, checkpoint_dir))
         lexicon = Lexicon.load(lexicon_path(language, checkpoint_dir))
-        report.models[language] = scorer.version
-        stats = {method: MethodStats() for method in METHODS}
+        lstm_path = checkpoint_dir / f"lyric_lstm_{language}.pt"
+        writers_for = {"constrained": (scorer, lexicon)}
+        if lstm_path.exists():
+            writers_for["constrained_lstm"] = (
+                load_lyric_scorer(lstm_path),
+                Lexicon.load(checkpoint_dir / f"lyric_lexicon_lstm_{language}.npz"),
+            )
+        report.models[language] = " ".join(
+            f"{METHOD_NAMES[m]}: {w[0].version}" for m, w in writers_for.items()
+        )
+        stats = {method: MethodStats() for method in [*writers_for, "baseline"]}
+        texts: dict[str, list[str]] = {method: [] for method in stats}
         for number, tune in enumerate(tunes):
             theme = THEMES[language][number % len(THEMES[language])]
             mood = MOODS[number % len(MOODS)]
@@ -219,19 +391,20 @@ def run_lyrics_eval(
             lines = plan_lines(bars, tune.melody.meter, scheme=scheme)
             target = theme_text(theme, mood)
             theme_vector = embedder.embed([target])[0]
-
-            started = time.perf_counter()
-            writer = LyricWriter(
-                scorer,
-                lexicon,
-                theme_vector=theme_vector,
-                theme_text=theme,
-                embed=embedder.embed,
-                options=options or DecodeOptions(),
-                seed=number,
-            )
-            constrained = writer.write_lines(lines)
-            stats["constrained"].seconds += time.perf_counter() - started
+            outputs: dict[str, list[DecodedLine]] = {}
+            for method, (method_scorer, method_lexicon) in writers_for.items():
+                started = time.perf_counter()
+                writer = LyricWriter(
+                    method_scorer,
+                    method_lexicon,
+                    theme_vector=theme_vector,
+                    theme_text=theme,
+                    embed=embedder.embed,
+                    options=options or DecodeOptions(),
+                    seed=number,
+                )
+                outputs[method] = writer.write_lines(lines)
+                stats[method].seconds += time.perf_counter() - started
 
             started = time.perf_counter()
             rng = np.random.default_rng(number)
@@ -242,9 +415,11 @@ def run_lyrics_eval(
                     sample_line_unconstrained(scorer, lexicon, line, context=context, rng=rng)
                 )
             stats["baseline"].seconds += time.perf_counter() - started
+            outputs["baseline"] = baseline
 
-            for method, decoded in (("constrained", constrained), ("baseline", baseline)):
+            for method, decoded in outputs.items():
                 text = "\n".join(d.text for d in decoded if d.words)
+                texts[method] += [d.text for d in decoded if d.words]
                 similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
                 measure_piece(stats[method], language, lines, decoded, similarity)
                 if number < 3:
@@ -252,10 +427,72 @@ def run_lyrics_eval(
                         f"{tune.tune_id} ({tune.melody.meter}, {scheme}, theme “{theme}”, {mood}): "
                         + " / ".join(d.text for d in decoded[:4])
                     )
-            if (number + 1) % 20 == 0:
+            if (number + 1) % 10 == 0:
                 log(f"{language}: {number + 1}/{len(tunes)} pieces")
         report.stats[language] = stats
+        human, judge_lines = human_and_judge_documents(language)
+        texts["human"] = human[: max(len(v) for v in texts.values())]
+        report.texts[language] = texts
+        report.language_checks[language] = language_checks(
+            language, texts, [_tokens(line, language) for d in judge_lines for line in d]
+        )
+        report.songs[language], report.song_stats[language] = write_songs(
+            language, scorer, lexicon, embedder, song_tunes[:songs], options or DecodeOptions()
+        )
+        log(f"{language}: {len(report.songs[language])} songs")
     return report
+
+
+def write_songs(
+    language: str,
+    scorer,
+    lexicon: Lexicon,
+    embedder: ThemeEmbedder,
+    tunes: list,
+    options: DecodeOptions,
+) -> tuple[list[str], MethodStats]:
+    """One verse-chorus song per theme (Markdown: title, then each section's lines)."""
+    stats = MethodStats()
+    out = []
+    for number, tune in enumerate(tunes):
+        theme = THEMES[language][number % len(THEMES[language])]
+        mood = MOODS[number % len(MOODS)]
+        plan = plan_form(SONG_FORM, bars=SONG_BARS, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+        bars = song_melody([bar.notes for bar in tune.melody.bars], plan)
+        lines = plan_lines(bars, tune.melody.meter, scheme="AABB", plan=plan)
+        theme_vector = embedder.embed([theme_text(theme, mood)])[0]
+        writer = LyricWriter(
+            scorer,
+            lexicon,
+            theme_vector=theme_vector,
+            theme_text=theme,
+            embed=embedder.embed,
+            options=options,
+            seed=1000 + number,
+        )
+        started = time.perf_counter()
+        decoded = writer.write_lines(lines, plan)
+        stats.seconds += time.perf_counter() - started
+        text = "\n".join(d.text for d in decoded if d.words)
+        similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
+        measure_piece(stats, language, lines, decoded, similarity)
+        found = title_line(
+            plan, {ln.index: (ln.first_bar, d.text) for ln, d in zip(lines, decoded, strict=True)}
+        )
+        title = found[1] if found else ""
+        sections: list[tuple[str, list[str]]] = []
+        for line, words in zip(lines, decoded, strict=True):
+            label = plan.section_at(line.first_bar).label
+            if not sections or sections[-1][0] != label:
+                sections.append((label, []))
+            if words.words:
+                sections[-1][1].append(words.text)
+        body = "<br>".join(f"*{label}*: {' / '.join(texts)}" for label, texts in sections)
+        out.append(
+            f"**“{title}”** — theme “{theme}”, {mood}; {tune.tune_id} "
+            f"({tune.melody.meter}), {SONG_FORM}, AABB per section<br>{body}"
+        )
+    return out, stats
 
 
 TARGETS = {
@@ -272,11 +509,13 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         f"Command: `{command}`",
         "",
         f"{report.pieces} pieces per language: the first {BARS_PER_PIECE} bars of test-split tunes "
-        "of the melody corpus; themes, moods and rhyme schemes (AABB, ABAB, ABCB) rotate. Both "
-        "methods use the same LM in the same run: *constrained* is `LyricWriter` (syllables, "
-        "stress, rhyme, tone, theme, blocklist), *baseline* samples the LM without constraints "
-        "and trims each line to its notes at a word boundary. Definitions: "
-        "`shared/cantus/eval/lyrics.py`.",
+        "of the melody corpus; themes, moods and rhyme schemes (AABB, ABAB, ABCB) rotate. All "
+        "methods run in the same run: *constrained* is `LyricWriter` (syllables, stress, rhyme, "
+        "tone, theme, blocklist) on the transformer, *constrained (LSTM)* the same decoder on "
+        "the fortunes LSTM it replaced, *baseline* samples the transformer without constraints "
+        "and trims each line to its notes at a word boundary; *human* lines are held out from "
+        "both LMs' training. Definitions: `shared/cantus/eval/lyrics.py`; the corpora: "
+        "`docs/lyrics_data.md`.",
         "",
     ]
     names = [
@@ -290,39 +529,103 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         ("tone_contour_agreement", "tone–contour agreement", True),
     ]
     for language, stats in report.stats.items():
+        methods = list(stats)
         rates = {m: s.rates() for m, s in stats.items()}
         title = "English" if language == "en" else "Mandarin"
         lines += [
-            f"## {title} (`{report.models[language]}`)",
+            f"## {title}",
             "",
-            "| metric | constrained | baseline | ratio | target |",
-            "|---|---:|---:|---:|---|",
+            f"Models: {report.models[language]}.",
+            "",
+            "| metric | " + " | ".join(METHOD_NAMES[m] for m in methods) + " | target |",
+            "|---|" + "---:|" * len(methods) + "---|",
         ]
         for key, name, percent in names:
-            a, b = rates["constrained"][key], rates["baseline"][key]
-            if np.isnan(a) and np.isnan(b):
+            values = [rates[m][key] for m in methods]
+            if all(np.isnan(v) for v in values):
                 continue
             fmt = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.3f}")
-            ratio = f"{a / b:.2f}×" if b and not np.isnan(b) and not np.isnan(a) else "–"
             target = ""
             if key in TARGETS and not (key == "stress_on_strong" and language != "en"):
                 label, met = TARGETS[key]
-                target = f"{label}: {'met' if met(a) else 'not met'}"
-            lines.append(f"| {name} | {fmt(a)} | {fmt(b)} | {ratio} | {target} |")
-        c, base = stats["constrained"], stats["baseline"]
+                target = f"{label}: {'met' if met(values[0]) else 'not met'}"
+            cells = " | ".join("–" if np.isnan(v) else fmt(v) for v in values)
+            lines.append(f"| {name} | {cells} | {target} |")
         lines += [
-            f"| blocked words in output | {c.blocked} | {base.blocked} | | 0 |",
-            f"| lines | {c.lines} | {base.lines} | | |",
-            f"| seconds per piece (1 thread) | {c.seconds / report.pieces:.2f} | "
-            f"{base.seconds / report.pieces:.2f} | | |",
+            "| blocked words in output | "
+            + " | ".join(str(stats[m].blocked) for m in methods)
+            + " | 0 |",
+            "| lines | " + " | ".join(str(stats[m].lines) for m in methods) + " | |",
+            "| seconds per piece (1 thread) | "
+            + " | ".join(f"{stats[m].seconds / report.pieces:.2f}" for m in methods)
+            + " | |",
             "",
+        ]
+        checks = report.language_checks.get(language, {})
+        if checks:
+            order = [m for m in [*methods, "human"] if m in checks]
+            human = checks.get("human", {})
+            lines += [
+                "Language checks, the same lines plus held-out human lines "
+                "(ratio: constrained ÷ human):",
+                "",
+                "| check | " + " | ".join(METHOD_NAMES[m] for m in order) + " | ratio | goal |",
+                "|---|" + "---:|" * len(order) + "---:|---|",
+            ]
+            rows = [
+                ("grammatical", "parsed completely by Link Grammar", True, "≥ 0.9× human"),
+                ("judge_perplexity", "judge perplexity (held-out KN bigram)", False, "lower"),
+                ("distinct_2_equal", "distinct-2 (equal line counts)", True, "≥ 0.9× human"),
+            ]
+            for key, name, percent, goal in rows:
+                if not all(key in checks[m] for m in order):
+                    continue
+                fmt = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.0f}")
+                cells = " | ".join(fmt(checks[m][key]) for m in order)
+                ratio = checks["constrained"][key] / human[key] if human.get(key) else float("nan")
+                verdict = ""
+                if goal.startswith("≥"):
+                    verdict = ": met" if ratio >= 0.9 else ": not met"
+                lines.append(f"| {name} | {cells} | {ratio:.2f}× | {goal}{verdict} |")
+            lines += [
+                "",
+                "Lines: "
+                + ", ".join(f"{METHOD_NAMES[m]} {int(checks[m]['lines'])}" for m in order)
+                + "; "
+                f"distinct-2 over the first {int(checks[order[0]]['equal_size'])} of each.",
+                "",
+            ]
+        c = stats["constrained"]
+        lines += [
             f"Constraints relaxed to find a line (constrained): {dict(c.relaxed) or 'none'}.",
             "",
             "Examples (first four lines):",
             "",
         ]
-        for method in METHODS:
+        for method in methods:
             for example in stats[method].examples:
-                lines.append(f"* {method}: {example}")
+                lines.append(f"* {METHOD_NAMES[method]}: {example}")
+        human_lines = report.texts.get(language, {}).get("human", [])
+        if human_lines:
+            lines.append(f"* human (held out): {' / '.join(human_lines[:8])}")
         lines.append("")
+        songs = report.songs.get(language, [])
+        if songs:
+            song = report.song_stats[language].rates()
+            lines += [
+                f"### Songs ({title}): {len(songs)} themes, {SONG_BARS}-bar {SONG_FORM}",
+                "",
+                "Each theme set to a test tune laid out as verse, chorus, verse', chorus' "
+                "(repeat), bridge, chorus'' (variation); the title is the first chorus line. "
+                f"Over these songs: syllable fit {100 * song['syllable_fit']:.1f} %, "
+                + (
+                    f"stress on strong beats {100 * song['stress_on_strong']:.1f} %, "
+                    if language == "en"
+                    else f"tone–contour agreement {100 * song['tone_contour_agreement']:.1f} %, "
+                )
+                + f"rhyme compliance {100 * song['rhyme_compliance']:.1f} %.",
+                "",
+            ]
+            lines += [f"{number}. {song_text}" for number, song_text in enumerate(songs, 1)]
+            lines.append("")
     return "\n".join(lines)

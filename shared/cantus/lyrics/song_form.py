@@ -4,8 +4,9 @@
   the rhyme scheme starts again with each section (``stanza_start``).
 * A chorus (``CHORUS_LABELS``) whose melody repeats an earlier chorus's (treatment
   ``repeat`` or ``vary``) sings that chorus's words again, line for line, wherever the line
-  has the same bars, notes, and strong slots as the earlier line (``repeated_line``); a
-  varied closing phrase gets new words. Verses get new words: their context is the lines
+  has as many syllables, strong on the same slots, over as many bars at the same place in
+  the section (``repeated_line``): every stress and rhyme guarantee then holds for the copy
+  too. A varied phrase with another rhythm gets new words. Verses get new words: their context is the lines
   sung before, so the story moves on.
 * The title is the first line of the first chorus; without a chorus, the first line
   (``title_line``).
@@ -89,11 +90,17 @@ def repeated_line(
         if (
             line.first_bar == target
             and line.bar_count == bar_count
-            and line.melody == melody
+            and _rhythm(line.melody) == _rhythm(melody)
             and line.words
         ):
             return line
     return None
+
+
+def _rhythm(melody: tuple[tuple[int, int, int, bool], ...]) -> tuple[bool, ...]:
+    """What the words of a line depend on: its slots and which of them are strong (the
+    pitches may change: a varied chorus sings the same words to a new cadence)."""
+    return tuple(strong for _, _, _, strong in melody)
 
 
 def title_line(
