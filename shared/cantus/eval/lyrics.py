@@ -29,8 +29,9 @@ them, in the same run:
 * grammaticality (English): the share of lines Link Grammar parses completely
   (``cantus.eval.grammar``);
 * judge perplexity: per token (words or characters, and the line end) of each line on its
-  own, under an interpolated Kneser-Ney bigram trained on the other held-out documents (an
-  LM that shares no training text with the generators nor with the human lines);
+  own, under an interpolated Kneser-Ney bigram trained on the held-out documents of the
+  other registers (an LM that shares no training text with the generators nor with the
+  human lines);
 * distinct-2 at equal size: over the first N lines of each, N the fewest any has.
 
 Song form: ``SONG_THEMES`` themes per language are set to 24-bar verse-chorus songs
@@ -231,17 +232,16 @@ class LyricsEvalReport:
 
 
 def human_and_judge_documents(language: str) -> tuple[list[str], list[list[str]]]:
-    """Held-out lyric-register lines (human) and the other held-out documents' lines (the
-    judge's training text), both unseen by either LM (``transformer_training``'s split)."""
+    """Held-out lines of the lyric register (human: song; ci) and the held-out documents of
+    the other registers (the judge's training text), all unseen by either LM
+    (``transformer_training``'s split)."""
     from cantus.lyrics.sources import load_corpus
     from cantus.lyrics.transformer_training import split_documents
 
     documents, _ = load_corpus(language)
     held_out = split_documents(documents, language).held_out
     human = [d for d in held_out if d.register == HUMAN_REGISTER[language]]
-    human = human[::2]
-    chosen = {id(d) for d in human}
-    judge = [list(d.lines) for d in held_out if id(d) not in chosen]
+    judge = [list(d.lines) for d in held_out if d.register != HUMAN_REGISTER[language]]
     return [line for d in human for line in d.lines], judge
 
 
