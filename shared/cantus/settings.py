@@ -43,6 +43,8 @@ class Topics(BaseSettings):
     station_state: str = "cantus.station.state"
     station_feedback: str = "cantus.station.feedback"
     station_segment: str = "cantus.station.segment"
+    station_signal: str = "cantus.station.signal"
+    station_outcome: str = "cantus.station.outcome"
 
     def all(self) -> list[str]:
         return list(self.model_dump().values())

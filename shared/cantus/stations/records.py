@@ -16,6 +16,8 @@ STATION_TYPES: dict[str, tuple[type[Message], str]] = {
     "station_state": (st.StationStatus, "cantus.station.state.v1"),
     "station_feedback": (st.StationFeedback, "cantus.station.feedback.v1"),
     "station_segment": (st.StationSegment, "cantus.station.segment.v1"),
+    "station_signal": (st.ListenerSignal, "cantus.station.signal.v1"),
+    "station_outcome": (st.OutcomeRecord, "cantus.station.outcome.v1"),
 }
 """Station topic kind (a ``Topics`` field name) → payload and CloudEvents type."""
 
