@@ -43,7 +43,7 @@ from cantus.render.piece import (
     SegmentAudio,
     render_piece_files,
     render_segment_midi,
-    streamed_piece_audio,
+    streamed_piece_render,
 )
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
@@ -62,8 +62,9 @@ MAX_LIVE_PIECES = 32
 (and rebuilt by replay should the piece go on)."""
 live_audio: OrderedDict[str, SegmentAudio] = OrderedDict()
 """piece_id → its segment audio renderer, in this process only."""
-finished_audio: dict[str, np.ndarray] = {}
-"""piece_id → the joined mastered segments of a piece whose last segment is out."""
+finished_audio: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+"""piece_id → the joined mastered segments of a piece whose last segment is out, and its
+vocal stem (None without vocals)."""
 
 
 final_render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-render")
@@ -117,7 +118,7 @@ async def render_piece_event(message: Message, received: Received) -> None:
         return  # no bar yet says how long the piece is
     while state.segments < parts.segment_count(settings.segment_bars):
         first, count = parts.segment_bars(state.segments, settings.segment_bars)
-        if not parts.bars_ready(first, count):
+        if not parts.segment_ready(state.segments, settings.segment_bars):
             break
         segment = pb.RenderSegment(
             meta=new_meta(
@@ -185,7 +186,7 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
         return
     if audio.finished:
         # The piece's final audio files are exactly the segments listeners heard.
-        finished_audio[piece_id] = audio.piece_audio()
+        finished_audio[piece_id] = (audio.piece_audio(), audio.piece_vocals())
     else:
         live_audio[piece_id] = audio
         while len(live_audio) > MAX_LIVE_PIECES:
@@ -214,14 +215,14 @@ async def complete_piece(
     event_log = [*state.log, log_entry(completed, "piece_completed")]
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
-    streamed = finished_audio.pop(piece_id, None)
+    streamed: tuple[np.ndarray, np.ndarray | None] | None = finished_audio.pop(piece_id, None)
     if streamed is None and settings.segment_audio:
         # Lost with a restart: replay the segments (deterministic) rather than master anew,
         # so the files still match what was streamed.
         streamed = await loop.run_in_executor(
             final_render_pool,
             functools.partial(
-                streamed_piece_audio,
+                streamed_piece_render,
                 parts,
                 settings.segment_bars,
                 preset=_preset(parts),
@@ -237,7 +238,8 @@ async def complete_piece(
             preset=_preset(parts),
             audio_formats=settings.audio_formats,
             leadsheet=settings.leadsheet,
-            streamed_audio=streamed,
+            streamed_audio=None if streamed is None else streamed[0],
+            streamed_vocals=None if streamed is None else streamed[1],
         ),
     )
     render_seconds = time.perf_counter() - started

@@ -40,6 +40,7 @@ from cantus.music.form import (
 from cantus.music.notes import Key, Meter, MusicError, parse_mode
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES, default_palette
+from cantus.render.vocals import VOCAL_LANGUAGES
 from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -114,6 +115,15 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         raise RequestError("lyrics_theme", "is only white space; leave it empty for no lyrics")
     if theme and not any(character.isalnum() for character in theme):
         raise RequestError("lyrics_theme", "has no words (only punctuation or symbols)")
+    # Sung lyrics: on by default when there are lyrics (cantus.render.vocals).
+    vocals = request.vocals if request.HasField("vocals") else bool(theme)
+    if vocals and not theme:
+        raise RequestError("vocals", "sings the lyrics, and there are none: give lyrics_theme")
+    if vocals and language not in VOCAL_LANGUAGES:
+        raise RequestError(
+            "lyrics_language",
+            f"no singing voice for {language!r} (vocals in: {', '.join(VOCAL_LANGUAGES)})",
+        )
     rhyme_scheme = (request.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME).upper()
     if not RHYME_SCHEME_PATTERN.match(rhyme_scheme):
         raise RequestError(
@@ -179,6 +189,7 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         loudness_preset=request.loudness_preset,
         form=form_to_pb(plan),
         palette=palette,
+        vocals=vocals,
     )
     if given is not None:
         spec.given_melody.CopyFrom(given.info)

@@ -148,6 +148,13 @@ def compose(
     lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
     rhyme: Annotated[str, typer.Option(help="Rhyme scheme per stanza: AABB, ABAB, ABCB…")] = "",
+    vocals: Annotated[
+        bool | None,
+        typer.Option(
+            "--vocals/--no-vocals",
+            help="Sing the lyrics: a vocal stem mixed as the lead (default: on with --lyrics)",
+        ),
+    ] = None,
     continue_midi: Annotated[
         Path | None,
         typer.Option("--continue", help="A melody to continue (.mid, .musicxml, .mxl or .abc)"),
@@ -188,6 +195,8 @@ def compose(
     )
     if tempo is not None:
         request.tempo_bpm = tempo
+    if vocals is not None:
+        request.vocals = vocals
     if seed is not None:
         request.seed = seed
     if bars is not None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pedalboard as pb
@@ -147,6 +147,41 @@ PART_PROFILES: dict[str, PartProfile] = {
 }
 """Mix profiles of the parts the arrangement makes (four, and the pad and colour of a piece
 with a form plan); other names get ``PartProfile()``."""
+
+VOCALS_PROFILE = PartProfile(
+    gain_db=2.0,
+    pan=0.0,
+    highpass_hz=110.0,
+    eq=(("peak", 320.0, -2.0, 1.2), ("peak", 3200.0, 3.0, 0.9), ("high_shelf", 9000.0, -2.0, 0.7)),
+    compressor=(-22.0, 3.0, 5.0, 120.0),
+    reverb_send=0.25,
+)
+"""The sung lead (``cantus.render.vocals``): centred, low rumble and mud cut, presence where
+consonants and vowel formants are heard, the eSpeak voice's hiss tamed, levelled firmly."""
+
+VOCAL_REVERB_SENDS = {"chorale": 0.4, "ambient": 0.45, "lullaby": 0.4, "therapy": 0.4}
+"""Reverb send of the vocals per palette (others 0.25): a hall for the slow, sustained
+palettes, a shorter sense of room for the bands."""
+
+MELODY_UNDER_VOCALS_DB = -9.0
+"""The melody instrument's gain change when the vocals sing its tune: it doubles them softly."""
+
+
+def vocal_profiles(palette: str) -> dict[str, PartProfile]:
+    """``PART_PROFILES`` for a piece with vocals in ``palette``: the vocals as the lead, the
+    melody instrument stepped back and with more reverb, so it doubles the voice from behind."""
+    melody = PART_PROFILES["melody"]
+    return {
+        **PART_PROFILES,
+        "melody": replace(
+            melody,
+            gain_db=melody.gain_db + MELODY_UNDER_VOCALS_DB,
+            pan=-0.2,
+            reverb_send=melody.reverb_send + 0.1,
+        ),
+        "vocals": replace(VOCALS_PROFILE, reverb_send=VOCAL_REVERB_SENDS.get(palette, 0.25)),
+    }
+
 
 BUS_COMPRESSOR = (-22.0, 2.0, 20.0, 200.0)
 """Glue compressor on the mix bus: threshold dBFS, ratio, attack ms, release ms."""
@@ -378,9 +413,13 @@ class Mixer:
         return self._mix(padded, self.MIN_BLOCK_SAMPLES)[:held]
 
 
-def mix_stems(stems: Mapping[str, np.ndarray], sample_rate: int) -> np.ndarray:
+def mix_stems(
+    stems: Mapping[str, np.ndarray],
+    sample_rate: int,
+    profiles: Mapping[str, PartProfile] | None = None,
+) -> np.ndarray:
     """One-shot mix bus of a whole piece's stems (before the master gain and limiter)."""
-    mixer = Mixer(sample_rate)
+    mixer = Mixer(sample_rate, profiles)
     return np.concatenate([mixer.process(stems), mixer.flush()])
 
 
@@ -421,6 +460,7 @@ def master(
     preset: str | MasterPreset = DEFAULT_PRESET,
     *,
     max_passes: int = 4,
+    profiles: Mapping[str, PartProfile] | None = None,
 ) -> MasterResult:
     """Mix and master a whole piece to ``preset`` (``streaming`` or ``broadcast``).
 
@@ -428,7 +468,7 @@ def master(
     corrects the gain by the remaining error (the limiter takes off a little loudness
     when it works), until within ``LOUDNESS_TOLERANCE_LU`` or ``max_passes`` are done."""
     chosen = _preset(preset)
-    bus = mix_stems(stems, sample_rate)
+    bus = mix_stems(stems, sample_rate, profiles)
     bus_lufs = integrated_loudness(bus, sample_rate)
     if not math.isfinite(bus_lufs):  # silence, or under 400 ms: nothing to normalise
         gain_db = chosen.target_lufs - TYPICAL_BUS_LUFS
@@ -512,10 +552,12 @@ class StreamingMaster:
     max_step_db: float = MAX_GAIN_STEP_DB
     ramp_seconds: float = GAIN_RAMP_SECONDS
     ramps: list[GainRamp] = field(default_factory=list)
+    profiles: Mapping[str, PartProfile] | None = None
+    """The parts' mix profiles (``PART_PROFILES`` when None; ``vocal_profiles`` with vocals)."""
 
     def __post_init__(self) -> None:
         self._preset = _preset(self.preset)
-        self._mixer = Mixer(self.sample_rate)
+        self._mixer = Mixer(self.sample_rate, self.profiles)
         self._limiter = _limiter(self._preset, self.sample_rate)
         self._bus_meter = LoudnessMeter(self.sample_rate)
         self._gained_meter = LoudnessMeter(self.sample_rate)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import io
 import json
 import logging
 import time
@@ -62,6 +63,7 @@ from cantus.v1 import events_pb2 as pb
 
 if TYPE_CHECKING:
     from cantus.render.leadsheet import EngravedLeadsheet
+    from cantus.render.vocals import SungNote, VocalTrack
 
 log = logging.getLogger("cantus.render.piece")
 
@@ -135,6 +137,27 @@ class PieceParts:
     def all_bars_ready(self) -> bool:
         return self.bars_ready(0, self.bar_count)
 
+    @property
+    def vocals(self) -> bool:
+        """Whether the piece sings its lyrics (``PieceSpec.vocals`` with a lyrics theme)."""
+        return bool(self.spec.vocals and self.spec.lyrics_theme)
+
+    def segment_ready(self, segment: int, segment_bars: int) -> bool:
+        """Whether segment ``segment`` can be rendered: its bars are ready and, with vocals,
+        the bar after it too (a syllable on its downbeat is sung from before the bar line:
+        ``cantus.render.vocals.LOOKAHEAD_BARS``)."""
+        first, count = self.segment_bars(segment, segment_bars)
+        if not self.bars_ready(first, count):
+            return False
+        after = first + count
+        if not self.vocals:
+            return True
+        from cantus.render.vocals import LOOKAHEAD_BARS
+
+        return all(
+            self.bar_ready(i) for i in range(after, min(after + LOOKAHEAD_BARS, self.bar_count))
+        )
+
     def segment_count(self, segment_bars: int) -> int:
         return -(-self.bar_count // segment_bars)
 
@@ -194,6 +217,76 @@ class PieceParts:
     @property
     def bar_ticks(self) -> int:
         return spec_meter(self.spec).bar_ticks
+
+    def tick_seconds(self, tick: float) -> float:
+        """Seconds from the start of the piece to piece tick ``tick`` (the tempo map's)."""
+        if self.tempo_map.is_constant:
+            return tick * 60.0 / (self.spec.tempo_bpm * TICKS_PER_QUARTER)
+        return self.tempo_map.seconds_at(tick)
+
+    @functools.cached_property
+    def _line_phones(self) -> dict[tuple[int, int], tuple[str, bool]]:
+        """(bar, note) → (eSpeak input, last syllable of its line) of every syllable in the
+        lyric lines so far; each line is read whole (a word never crosses a line)."""
+        from cantus.render.vocals import syllable_phones
+
+        language = self.spec.lyrics_language or "en"
+        found: dict[tuple[int, int], tuple[str, bool]] = {}
+        for line in self.lyric_lines.values():
+            syllables = sorted(line.syllables, key=lambda s: (s.bar_index, s.note_index))
+            phones = syllable_phones([s.text for s in syllables], language)
+            for position, (syllable, phone) in enumerate(zip(syllables, phones, strict=True)):
+                found[(syllable.bar_index, syllable.note_index)] = (
+                    phone,
+                    position == len(syllables) - 1,
+                )
+        return found
+
+    def sung_notes(self, first: int, count: int) -> list[SungNote]:
+        """The notes the voice sings in bars ``first - 1`` .. ``first + count - 1`` (the bar
+        before for context), times in seconds from the start of the piece: a note with a
+        syllable sings it, a note right after a sung one (legato) without a syllable of
+        its own continues its vowel (a melisma), other notes are not sung. Bars not yet
+        in are left out."""
+        from cantus.render.vocals import LEGATO_GAP_SECONDS, SungNote
+
+        meter = spec_meter(self.spec)
+        phones = self._line_phones
+        notes: list[SungNote] = []
+        previous: SungNote | None = None
+        for index in range(max(0, first - 1), min(first + count, self.bar_count)):
+            if index not in self.melody:
+                previous = None
+                continue
+            bar = pb_to_bar(self.melody[index].notes, meter)
+            for position, note in enumerate(bar.notes):
+                tick = index * meter.bar_ticks + note.onset
+                onset = self.tick_seconds(tick)
+                end = self.tick_seconds(tick + note.duration)
+                sung = phones.get((index, position))
+                if sung is not None:
+                    previous = SungNote(
+                        onset, end, note.pitch, note.velocity, sung[0], phrase_end=sung[1]
+                    )
+                elif (
+                    previous is not None
+                    and onset - previous.end < LEGATO_GAP_SECONDS
+                    and self._lyrics_cover(index)
+                ):
+                    previous = SungNote(
+                        onset,
+                        end,
+                        note.pitch,
+                        note.velocity,
+                        previous.phones,
+                        continues=True,
+                        phrase_end=previous.phrase_end,
+                    )
+                else:
+                    previous = None
+                    continue
+                notes.append(previous)
+        return notes
 
     @property
     def palette(self) -> Palette:
@@ -283,6 +376,46 @@ class SegmentAudio:
         self.last_used = time.monotonic()
         self.mastered: list[np.ndarray] = []
         """Every segment's mastered audio so far: joined, they are the piece's final mix."""
+        self.preset = preset
+        self._vocals: VocalTrack | None = None
+        self._vocal_samples = 0
+        self.vocal_chunks: list[np.ndarray] = []
+        """The vocal stem (mono, before the mix) segment by segment, for ``vocals.wav``."""
+
+    def _vocal_stems(
+        self, parts: PieceParts, stems: dict[str, np.ndarray], first: int, count: int
+    ) -> dict[str, np.ndarray]:
+        """``stems`` with the vocals' stem for the same samples (with vocals; the first call
+        sets up the voice and the mix that puts it in front)."""
+        if not parts.vocals:
+            return stems
+        from cantus.render.mix import StreamingMaster, vocal_profiles
+        from cantus.render.vocals import LOOKAHEAD_BARS, VocalTrack
+
+        if self._vocals is None:
+            if self.samples_out or self.next_segment:
+                raise RuntimeError("vocals must be set up from the first segment")
+            self._vocals = VocalTrack(parts.spec.lyrics_language or "en", self.sample_rate)
+            self._master = StreamingMaster(
+                self.sample_rate, self.preset, profiles=vocal_profiles(parts.palette.name)
+            )
+        samples = len(next(iter(stems.values()))) if stems else 0
+        notes = [] if count == 0 else parts.sung_notes(first, count + LOOKAHEAD_BARS)
+        voice = self._vocals.render_until(self._vocal_samples + samples, notes)
+        self._vocal_samples += samples
+        self.vocal_chunks.append(voice)
+        return {**stems, "vocals": np.repeat(voice[:, None], 2, axis=1)}
+
+    def piece_vocals(self) -> np.ndarray | None:
+        """The whole vocal stem as rendered (mono float32), None without vocals."""
+        if self._vocals is None:
+            return None
+        return np.concatenate(self.vocal_chunks) if self.vocal_chunks else np.zeros(0, np.float32)
+
+    @property
+    def master_gain_db(self) -> float:
+        """The streaming master's last gain, dB (0 before the first segment)."""
+        return self._master.gain_db or 0.0
 
     def render(self, parts: PieceParts, segment: int, segment_bars: int) -> RenderedSegment:
         if self.finished:
@@ -292,12 +425,15 @@ class SegmentAudio:
         first, count = parts.segment_bars(segment, segment_bars)
         end_tick = (first + count) * parts.bar_ticks
         stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
+        stems = self._vocal_stems(parts, stems, first, count)
         level = segment_level_db(
             piece_form(parts), spec_style(parts.spec), first, count, parts.palette
         )
         chunks = [self._master.process(stems, level_db=level)]
         if segment == parts.segment_count(segment_bars) - 1:
-            chunks.append(self._master.finish(self._renderer.finish_stems(TAIL_SECONDS)))
+            tail = self._renderer.finish_stems(TAIL_SECONDS)
+            tail = self._vocal_stems(parts, tail, first + count, 0)
+            chunks.append(self._master.finish(tail))
             self.finished = True
         audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
         self.mastered.append(audio)
@@ -325,12 +461,40 @@ class SegmentAudio:
 def streamed_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -> np.ndarray:
     """Render every segment as the service streams them and join them (used when the live
     renderer of a finished piece is gone, e.g. after a restart: rendering is deterministic)."""
+    return streamed_piece_render(parts, segment_bars, preset=preset)[0]
+
+
+def streamed_piece_render(
+    parts: PieceParts, segment_bars: int, *, preset: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``streamed_piece_audio`` and the vocal stem (mono; None without vocals)."""
     audio = SegmentAudio(parts.tempo_map, preset=preset)
     try:
         audio.catch_up(parts, parts.segment_count(segment_bars), segment_bars)
-        return audio.piece_audio()
+        return audio.piece_audio(), audio.piece_vocals()
     finally:
         audio.close()
+
+
+VOCALS_FILE = "vocals.wav"
+
+
+def vocals_wav(vocals: np.ndarray, sample_rate: int, target_lufs: float) -> bytes:
+    """The vocal stem as a mono 16-bit WAV at ``target_lufs`` (the mix's target), its sample
+    peak kept under -1 dBFS."""
+    import soundfile
+
+    from cantus.render.mix import integrated_loudness
+
+    stereo = np.repeat(vocals[:, None], 2, axis=1)
+    lufs = integrated_loudness(stereo, sample_rate)
+    gain = 10.0 ** ((target_lufs - lufs) / 20.0) if np.isfinite(lufs) else 1.0
+    peak = float(np.abs(vocals).max()) if len(vocals) else 0.0
+    if peak * gain > 10.0 ** (-1.0 / 20.0):
+        gain = 10.0 ** (-1.0 / 20.0) / peak
+    out = io.BytesIO()
+    soundfile.write(out, (vocals * gain).astype(np.float32), sample_rate, "PCM_16", format="WAV")
+    return out.getvalue()
 
 
 # --- the finished piece ------------------------------------------------------------------
@@ -468,6 +632,7 @@ def render_piece_files(
     audio_formats: tuple[str, ...] | list[str] = ("wav", "flac", "mp3", "opus"),
     leadsheet: bool = True,
     streamed_audio: np.ndarray | None = None,
+    streamed_vocals: np.ndarray | None = None,
 ) -> PieceFiles:
     """Every file of a finished piece (see the module docstring). A step that fails (no
     FluidSynth, no LilyPond, music21 refusing a chord) leaves its files out and is named
@@ -475,7 +640,9 @@ def render_piece_files(
 
     ``streamed_audio``: the piece's segments as they were streamed, mastered and joined
     ([samples, 2] float at ``SAMPLE_RATE``). Given, the audio files are exactly what
-    listeners heard; without it the piece is synthesised and mastered here in one pass."""
+    listeners heard; without it the piece is synthesised and mastered here in one pass.
+    ``streamed_vocals``: the vocal stem of those segments (mono), written as ``vocals.wav``;
+    a piece with vocals rendered here gets its stem sung here."""
     from cantus.render.exports import audio_export_files
     from cantus.render.mix import master
     from cantus.render.pianoroll import pianoroll_png
@@ -513,17 +680,39 @@ def render_piece_files(
         if "piece.musicxml" in result.files:
             engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
     stems = mastered = None
+    vocals = streamed_vocals
+    profiles = None
     if streamed_audio is not None and len(streamed_audio):
         with step("master"):
             mastered = _measured_master(streamed_audio, preset)
             _record_loudness(result, mastered)
     else:
         stems = _synthesise(step, tracks, parts)
+    if stems is not None and parts.vocals:
+        from cantus.render.mix import vocal_profiles
+        from cantus.render.vocals import render_vocals
+
+        with step("vocals"):
+            samples = len(next(iter(stems.values())))
+            vocals = render_vocals(
+                parts.sung_notes(0, parts.bar_count),
+                parts.spec.lyrics_language or "en",
+                samples,
+                SAMPLE_RATE,
+            )
+            stems["vocals"] = np.repeat(vocals[:, None], 2, axis=1)
+            profiles = vocal_profiles(parts.palette.name)
     if stems is not None:
         with step("master"):
-            mastered = master(stems, SAMPLE_RATE, preset)
+            mastered = master(stems, SAMPLE_RATE, preset, profiles=profiles)
             _record_loudness(result, mastered)
         del stems
+    if vocals is not None and mastered is not None:
+        from cantus.render.mix import PRESETS
+
+        with step("vocals_wav"):
+            target = PRESETS[mastered.preset].target_lufs
+            result.files[VOCALS_FILE] = vocals_wav(vocals, SAMPLE_RATE, target)
     # The encoders (ffmpeg or libsndfile, outside the GIL) run while the pictures are drawn.
     encoding: Future[tuple[dict[str, bytes], float]] | None = None
     if mastered is not None:
