@@ -22,8 +22,9 @@ setup: $(VENV)/.installed $(GENERATED)
 # ffmpeg (stations' HLS encoding; ffprobe in their tests), chromium (the web player's test).
 # abcmidi and abcm2ps: their chord-annotated example tunes test the harmony model's styles.
 # link-grammar: the grammaticality check of `cantus eval lyrics` (cantus.eval.grammar).
+# espeak-ng: the singing voice's phones (cantus.render.vocals; English and Mandarin).
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar
+	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
