@@ -193,6 +193,15 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
     )
     if given is not None:
         spec.given_melody.CopyFrom(given.info)
+    if request.HasField("tempo_end_bpm"):
+        low, high = TEMPO_RANGE_BPM
+        if not low <= request.tempo_end_bpm <= high:
+            raise RequestError(
+                "tempo_end_bpm",
+                f"{request.tempo_end_bpm:g} is outside {low:g}..{high:g} beats per minute",
+            )
+        spec.tempo_end_bpm = request.tempo_end_bpm
+    spec.no_ritardando = request.no_ritardando
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 
 

@@ -174,10 +174,18 @@ class PieceParts:
     @functools.cached_property
     def tempo_map(self) -> TempoMap:
         """The spec's tempo; with a form plan, closing with a ritardando (``cantus.render.
-        tempo``): MIDI, audio and segment times all follow it."""
-        if piece_form(self) is None:
+        tempo``), unless ``no_ritardando``; ramped beat by beat to ``tempo_end_bpm`` when it
+        is set (session pieces): MIDI, audio and segment times all follow it."""
+        form = piece_form(self)
+        if form is None and not self.spec.tempo_end_bpm:
             return TempoMap.constant(self.spec.tempo_bpm)
-        return ending_tempo_map(self.spec.tempo_bpm, spec_meter(self.spec), self.bar_count)
+        return ending_tempo_map(
+            self.spec.tempo_bpm,
+            spec_meter(self.spec),
+            self.bar_count,
+            tempo_end_bpm=self.spec.tempo_end_bpm,
+            ritardando=form is not None and not self.spec.no_ritardando,
+        )
 
     def seconds_before_bar(self, index: int) -> float:
         if self.tempo_map.is_constant:

@@ -6,9 +6,12 @@ piece with a plan ends the way a player ends it (``ending_tempo_map``): a ritard
 last ``RITARDANDO_BARS`` bars (one in a piece of two or three bars, none in a one-bar
 piece), the tempo falling beat by beat to ``RITARDANDO_END`` of the
 tempo on the last beat, and the final chord held (``cantus.render.arrangement`` lengthens
-it; the last tempo lasts past the final bar). The same map writes piece.mid's set_tempo
-events (``midi_tempo_changes``), times the synthesiser's note events (``SegmentRenderer``)
-and the segments' ``start_seconds``/``duration_seconds``, so MIDI, audio and events agree.
+it; the last tempo lasts past the final bar). A therapy session's piece (issue #17) may
+ramp its tempo beat by beat towards the next piece's (``PieceSpec.tempo_end_bpm``) and skip
+the ritardando (``no_ritardando``) when it flows into the next piece. The same map writes
+piece.mid's set_tempo events (``midi_tempo_changes``), times the synthesiser's note events
+(``SegmentRenderer``) and the segments' ``start_seconds``/``duration_seconds``, so MIDI,
+audio and events agree.
 """
 
 from __future__ import annotations
@@ -87,23 +90,58 @@ class TempoMap:
         return round(self.seconds_at(tick) * sample_rate)
 
 
-def ending_tempo_map(tempo_bpm: float, meter: Meter, bars: int) -> TempoMap:
+def ending_tempo_map(
+    tempo_bpm: float,
+    meter: Meter,
+    bars: int,
+    *,
+    tempo_end_bpm: float = 0.0,
+    ritardando: bool = True,
+) -> TempoMap:
     """The tempo map of a piece of ``bars`` bars that closes with a ritardando: constant
     ``tempo_bpm``, then over the last ``RITARDANDO_BARS`` bars (one when the piece has
     fewer than four) one step down per beat (``pulse_ticks``), linear in tempo, the last
-    beat at ``RITARDANDO_END`` × ``tempo_bpm``."""
-    rit_bars = RITARDANDO_BARS if bars >= 4 else 1
-    start = (bars - rit_bars) * meter.bar_ticks
-    if start <= 0:  # a one-bar piece keeps its tempo: the map starts at the piece's tempo
+    beat at ``RITARDANDO_END`` × the tempo before it.
+
+    With ``tempo_end_bpm`` > 0 (a therapy session's piece) the tempo ramps from
+    ``tempo_bpm`` to ``tempo_end_bpm`` over the beats before the ritardando, one equal step
+    per beat (``ramp_tempos``), so the change is beat-aligned and never a jump; with
+    ``ritardando`` false the piece keeps its (ramped) tempo to the end and flows into the
+    next."""
+    rit_bars = (RITARDANDO_BARS if bars >= 4 else 1) if ritardando else 0
+    if bars - rit_bars <= 0:  # a one-bar piece keeps its tempo: the map starts at the piece's tempo
         return TempoMap.constant(tempo_bpm)
     pulse = pulse_ticks(meter)
+    start = (bars - rit_bars) * meter.bar_ticks
+    changes: list[tuple[int, float]] = [(0, float(tempo_bpm))]
+    held = float(tempo_bpm)
+    if tempo_end_bpm > 0 and abs(tempo_end_bpm - tempo_bpm) > 1e-6:
+        ramp_ticks = list(range(0, start, pulse))
+        tempos = ramp_tempos(tempo_bpm, tempo_end_bpm, len(ramp_ticks))
+        changes = [(tick, bpm) for tick, bpm in zip(ramp_ticks, tempos, strict=True)]
+        held = tempos[-1]
     beat_starts = list(range(start, bars * meter.bar_ticks, pulse))
     steps = len(beat_starts)
-    changes: list[tuple[int, float]] = [(0, float(tempo_bpm))]
     for step, tick in enumerate(beat_starts):
         fraction = 1.0 - (1.0 - RITARDANDO_END) * (step + 1) / steps
-        changes.append((tick, round(tempo_bpm * fraction, 3)))
+        changes.append((tick, round(held * fraction, 3)))
     return TempoMap(tuple(changes))
+
+
+def ramp_tempos(start_bpm: float, end_bpm: float, beats: int) -> list[float]:
+    """The tempo of each of ``beats`` beats going linearly from ``start_bpm`` (the first
+    beat) to ``end_bpm`` (the last): every step is ``(end - start) / (beats - 1)``."""
+    if beats <= 1:
+        return [float(start_bpm)]
+    return [
+        round(start_bpm + (end_bpm - start_bpm) * beat / (beats - 1), 3) for beat in range(beats)
+    ]
+
+
+def largest_step_bpm(tempo_map: TempoMap) -> float:
+    """The largest tempo change between two successive changes of the map, BPM."""
+    tempos = [bpm for _, bpm in tempo_map.changes]
+    return max((abs(b - a) for a, b in itertools.pairwise(tempos)), default=0.0)
 
 
 def midi_tempo_changes(tempo_map: TempoMap) -> Sequence[tuple[int, float]]:
