@@ -1,8 +1,9 @@
 """The gateway's side of stations: the ``Station`` gRPC service, and the directory of every
 station's last snapshot and stream segments that the gRPC calls and the HTTP side read.
 
-The directory reads ``cantus.station.state`` and ``cantus.station.segment`` from the start
-with no consumer group, so any gateway replica, restarted or not, serves every station.
+The directory reads ``cantus.station.state``, ``cantus.station.segment`` and
+``cantus.station.outcome`` (sessions' outcome logs) from the start with no consumer group,
+so any gateway replica, restarted or not, serves every station.
 It keeps each station's segments of the last ``Settings.station_segment_retention_s``, the
 same setting as the segment topic's retention, so that a replica that has run for days and
 one that has just read the topic back list the same segments.
@@ -36,12 +37,17 @@ from cantus.stations.config import (
 from cantus.stations.feeds import SegmentEntry
 from cantus.stations.plans import PlanError, State, plan_session
 from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.sessions import ControlMode, session_config, session_config_to_yaml
+from cantus.stations.signals import SignalError, check_signal, new_session_state
 from cantus.v1 import station_pb2 as st
 from cantus.v1 import station_pb2_grpc as st_grpc
 
 log = logging.getLogger("cantus.gateway.stations")
 
 WAIT_FOR_STATION_S = 15.0
+OUTCOME_RECORDS_KEPT = 50_000
+"""Outcome records kept per station in memory (a 45-minute session with a reading every
+second has about 3,000); the topic keeps them all."""
 
 
 @dataclass
@@ -55,6 +61,8 @@ class StationStream:
     """Audio in ``segments``, seconds."""
     newest_ms: int = 0
     """The latest of ``published_ms``."""
+    outcomes: list[st.OutcomeRecord] = field(default_factory=list)
+    """The session's outcome log, in the order the records were written."""
     discontinuity_sequence: int = 0
     """Discontinuity tags that left the playlist's head (HLS ``EXT-X-DISCONTINUITY-SEQUENCE``,
     by which players line up discontinuities across reloads). A segment's tag goes when it
@@ -110,7 +118,11 @@ class StationDirectory:
         return self.stations[name]
 
     async def start(self) -> None:
-        topics = [self.settings.topics.station_state, self.settings.topics.station_segment]
+        topics = [
+            self.settings.topics.station_state,
+            self.settings.topics.station_segment,
+            self.settings.topics.station_outcome,
+        ]
         self._consumer = unmanaged_consumer(
             self.settings,
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -152,13 +164,21 @@ class StationDirectory:
 
     def on_record(self, topic: str, value: bytes | None, headers, timestamp_ms: int) -> None:
         """Take in one record of the state or segment topic."""
-        kind = "station_state" if topic == self.settings.topics.station_state else "station_segment"
+        topics = self.settings.topics
+        kind = {
+            topics.station_state: "station_state",
+            topics.station_outcome: "station_outcome",
+        }.get(topic, "station_segment")
         try:
             message = decode_station_record(kind, value, headers)
         except InvalidEvent as error:
             log.warning("skipping a bad %s record: %s", kind, error)
             return
-        if kind == "station_state":
+        if kind == "station_outcome":
+            stream = self.stream(message.station)
+            stream.outcomes.append(message)
+            del stream.outcomes[:-OUTCOME_RECORDS_KEPT]
+        elif kind == "station_state":
             stream = self.stream(message.name)
             stream.status = message
         else:
@@ -264,30 +284,104 @@ class StationApi(st_grpc.StationServicer):
 
     async def PlanSession(self, request: st.PlanRequest, context):
         try:
-            start = State.from_pb(request.start, "start")
-            target = State.from_pb(request.target, "target")
             name = request.plan_name or f"plan-{uuid.uuid4().hex[:8]}"
             check_station_name(name)
-            # built as data and dumped, never by pasting the client's text into YAML
-            config = {"styles": {request.style or "folk": 1}, "bars": request.bars or 16}
-            config_yaml = yaml.safe_dump({**config, "meters": ["4/4"]}, sort_keys=False)
-            parse_station_config(config_yaml)
-            steps = plan_session(
-                start,
-                target,
-                minutes=request.minutes,
-                pieces=request.pieces,
-                bars=request.bars or 16,
-            )
+            if request.preset or request.session_yaml:
+                command, steps = self._session(request, name)
+            else:
+                start = State.from_pb(request.start, "start")
+                target = State.from_pb(request.target, "target")
+                # built as data and dumped, never by pasting the client's text into YAML
+                config = {"styles": {request.style or "folk": 1}, "bars": request.bars or 16}
+                config_yaml = yaml.safe_dump({**config, "meters": ["4/4"]}, sort_keys=False)
+                parse_station_config(config_yaml)
+                steps = plan_session(
+                    start,
+                    target,
+                    minutes=request.minutes,
+                    pieces=request.pieces,
+                    bars=request.bars or 16,
+                )
+                command = st.StationCommand(
+                    name=name, action="start", config_yaml=config_yaml, plan=steps
+                )
         except (PlanError, StationConfigError) as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return st.PlanReply()
-        await self._send(
-            "station_command",
-            st.StationCommand(name=name, action="start", config_yaml=config_yaml, plan=steps),
-            name,
-        )
+        await self._send("station_command", command, name)
         return st.PlanReply(plan_name=name, steps=steps)
+
+    def _session(
+        self, request: st.PlanRequest, name: str
+    ) -> tuple[st.StationCommand, list[st.PlanStep]]:
+        """A listening session's start command and its open-loop plan (the reference that
+        closed-loop adjustments are logged against)."""
+        start = State.from_pb(request.start, "start") if request.HasField("start") else None
+        target = State.from_pb(request.target, "target") if request.HasField("target") else None
+        overrides = request.session_yaml
+        extra: dict[str, object] = {}
+        if request.minutes:
+            extra["minutes"] = request.minutes
+        if request.bars:
+            extra["piece_bars"] = request.bars
+        if request.style:
+            extra["style"] = request.style
+        if extra:
+            overrides = yaml.safe_dump(
+                {**(yaml.safe_load(overrides) if overrides.strip() else {}), **extra}
+            )
+        config = session_config(request.preset, overrides, start=start, target=target)
+        station_config = {
+            "styles": {config.style: 1},
+            "bars": config.piece_bars,
+            "meters": ["4/4"],
+            "buffer_pieces": 1,
+            "crossfade_seconds": 1.0,
+        }
+        if config.palette:
+            station_config["palettes"] = {config.palette: 1}
+        config_yaml = yaml.safe_dump(station_config, sort_keys=False)
+        parse_station_config(config_yaml)
+        steps = plan_session(
+            config.start_state,
+            config.target_state,
+            minutes=config.minutes,
+            bars=config.piece_bars,
+        )
+        steps[-1].last = True
+        session = new_session_state(session_config_to_yaml(config), config)
+        closed = config.mode is not ControlMode.OPEN
+        command = st.StationCommand(
+            name=name,
+            action="start",
+            config_yaml=config_yaml,
+            plan=[] if closed else steps,
+            session=session,
+        )
+        return command, steps
+
+    async def SendSignals(self, request_iterator, context):
+        count = 0
+        async for signal in request_iterator:
+            try:
+                check_signal(signal)
+            except SignalError as error:
+                await _abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"signals[{count}].{error.field}: {error.problem}",
+                )
+            status = await self._known(signal.station, context)
+            if not status.HasField("session"):
+                await _abort(
+                    context,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"signals[{count}].station: {signal.station} is not a listening session "
+                    "(PlanSession with a preset or session_yaml)",
+                )
+            await self._send("station_signal", signal, signal.station)
+            count += 1
+        return st.SignalsAccepted(count=count)
 
     async def _known(self, name: str, context) -> st.StationStatus:
         status = self.directory.stream(name).status if name in self.directory.stations else None

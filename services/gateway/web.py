@@ -8,6 +8,8 @@ GET  /stations/{name}/seg{n}.ts         HLS media segment (MPEG-TS, AAC)
 GET  /stations/{name}/playlist.m3u      delivered pieces, extended M3U
 GET  /stations/{name}/playlist.json     program, now playing, plan, steering
 POST /stations/{name}/feedback          {"piece_id": …, "kind": "like"|"skip"}
+GET  /stations/{name}/session.json      a listening session's outcome log (plan, signals,
+GET  /stations/{name}/session.csv       pieces played, adjustments; cantus.stations.outcomes)
 GET  /pieces/{piece_id}/events          a piece's events as they happen (SSE, JSON)
 GET  /pieces/{piece_id}/{file}          a finished piece's file (piece.mp3, piece.json, …)
 GET  /compose/events?key=…&bars=…       compose a piece; its events as they happen (SSE);
@@ -38,6 +40,7 @@ from cantus.requests import RequestError, validate_compose_request
 from cantus.security import gateway_tokens
 from cantus.settings import Settings
 from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_playlist
+from cantus.stations.outcomes import session_log_csv, session_log_json
 from cantus.stations.records import encode_station_record
 from cantus.storage import FILE_NAME, InvalidPieceId, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
@@ -119,6 +122,8 @@ class GatewayWeb:
         app.router.add_get("/stations/{name}/playlist.m3u", self.m3u)
         app.router.add_get("/stations/{name}/playlist.json", self.feed)
         app.router.add_post("/stations/{name}/feedback", self.feedback)
+        app.router.add_get("/stations/{name}/session.json", self.session_json)
+        app.router.add_get("/stations/{name}/session.csv", self.session_csv)
         app.router.add_get("/pieces/{piece_id}/events", self.piece_events)
         app.router.add_get("/pieces/{piece_id}/{file}", self.piece_file)
         app.router.add_get("/compose/events", self.compose_events)
@@ -211,6 +216,23 @@ class GatewayWeb:
 
     async def feed(self, request: web.Request) -> web.Response:
         return web.Response(text=json_feed(self._status(request)), content_type="application/json")
+
+    async def session_json(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        records = self.directory.stations[status.name].outcomes
+        return web.json_response(
+            session_log_json(status.name, records),
+            headers={"Content-Disposition": f'inline; filename="{status.name}-session.json"'},
+        )
+
+    async def session_csv(self, request: web.Request) -> web.Response:
+        status = self._status(request)
+        records = self.directory.stations[status.name].outcomes
+        return web.Response(
+            text=session_log_csv(records),
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{status.name}-session.csv"'},
+        )
 
     async def feedback(self, request: web.Request) -> web.Response:
         status = self._status(request)

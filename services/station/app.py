@@ -3,11 +3,13 @@ its pieces, crossfaded, as HLS segments.
 
 in:  cantus.station.command   (start / stop, from the gateway's Station service)
      cantus.station.feedback  (like / skip per piece)
+     cantus.station.signal    (listener signals of sessions: heart rate, cadence, reports)
      cantus.melody.bar, cantus.render.segment, cantus.piece.completed, cantus.dead-letter
                               (the station's own pieces, as the normal pipeline makes them)
 out: cantus.compose.requested (the next pieces, through the normal pipeline)
      cantus.station.segment   (HLS media segments: MPEG-TS, AAC)
      cantus.station.state     (a snapshot of the station after each change)
+     cantus.station.outcome   (sessions' outcome logs: plan, signals, pieces, adjustments)
 
 An aiokafka loop rather than a Faust app: each station needs its own timer (real-time
 playback, the buffer) and its own long-lived encoder, and the state of one station is one
@@ -47,9 +49,11 @@ from cantus.settings import Settings, load_settings
 from cantus.stations.config import StationConfigError, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
 from cantus.stations.measure import measure_midi, step_problems
-from cantus.stations.mixing import StationMixer, resample
+from cantus.stations.mixing import StationMixer, fade_out, resample
+from cantus.stations.outcomes import outcome
 from cantus.stations.program import Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.signals import SignalError, check_signal
 from cantus.storage import StorageError, piece_store
 from cantus.streaming import configure_logging
 from cantus.v1 import events_pb2 as pb
@@ -198,6 +202,9 @@ class StationWorker:
             given_bars=validated.given_bars,
         )
         await self.service.publish_event(message)
+        if self.program.adjustment is not None:
+            await self.publish_outcome(adjustment=self.program.adjustment)
+            self.program.adjustment = None
         PIECES_REQUESTED.labels(self.name).inc()
         log.info("station %s: requested %s (%s)", self.name, piece_id, entry.title)
         self.dirty = True
@@ -295,6 +302,26 @@ class StationWorker:
                 return
             self.dirty = True
 
+    async def on_signal(self, signal: st.ListenerSignal) -> None:
+        async with self._lock:
+            try:
+                rejection = self.program.signal(signal)
+            except KeyError as error:
+                log.warning("station %s: signal ignored: %s", self.name, error)
+                return
+            self.dirty = True
+        await self.publish_outcome(
+            signal=st.SignalOutcome(signal=signal, rejected=rejection.value if rejection else "")
+        )
+
+    async def publish_outcome(self, **what) -> None:
+        """One record of a session's outcome log (stations without a session keep none)."""
+        if self.program.session is None:
+            return
+        position = self.status.stream_seconds - self.status.ahead_seconds
+        record = outcome(self.name, position if self.status.stream_started_unix_ns else -1, **what)
+        await self.service.publish_station("station_outcome", record, self.name)
+
     # --- feeding the stream -----------------------------------------------------------------
     async def _feed(self) -> None:
         while True:
@@ -306,7 +333,14 @@ class StationWorker:
             piece_id = entry.piece_id
             segments = self.audio.get(piece_id, {})
             live = piece_id in self.fed or (0 in segments and entry.fed_seconds == 0)
-            if live:
+            step = self.program.plan_step(entry)
+            fade = self.program.session is not None and step is not None and step.last
+            if fade and entry.fed_seconds == 0 and (live or entry.status == "ready"):
+                # The session's last piece (held until ready, so all of it is here): fed
+                # whole, its end faded out.
+                if not await self._write_faded(entry, segments):
+                    continue
+            elif live:
                 index = self.fed.setdefault(piece_id, 0)
                 finished = False
                 while index in segments:
@@ -333,6 +367,26 @@ class StationWorker:
             self.fed.pop(piece_id, None)
             self.mixer.start_piece()
             self.dirty = True
+            await self.publish_outcome(played=entry)
+
+    async def _write_faded(
+        self, entry: st.ProgramEntry, segments: dict[int, tuple[np.ndarray, bool]]
+    ) -> bool:
+        """Write the whole of a session's last piece with its last ``fade_seconds`` faded;
+        False if its audio is gone (the piece is rejected)."""
+        assert self.program.session is not None
+        if segments and all(i in segments for i in range(max(segments) + 1)):
+            frames = np.concatenate([segments[i][0] for i in sorted(segments)])
+        else:
+            stored = await asyncio.to_thread(self.service.stored_audio, entry.piece_id)
+            if stored is None:
+                self.program.reject(entry.piece_id, "its audio is missing from the piece store")
+                self.dirty = True
+                return False
+            frames = stored
+        faded = fade_out(frames, SAMPLE_RATE, self.program.session.fade_seconds)
+        await self._write(entry, faded)
+        return True
 
     async def _write(self, entry: st.ProgramEntry, frames: np.ndarray) -> None:
         if entry.stream_start_seconds < 0:
@@ -348,6 +402,8 @@ class StationWorker:
         await self.segmenter.write(self.mixer.flush())
         await self.segmenter.close()
         self._closed = True
+        if self.program.session is not None:
+            await self.publish_outcome(ended=self.status.session)
 
     async def _publish_segments(self) -> None:
         assert self.segmenter is not None
@@ -464,11 +520,17 @@ class StationService:
                 if command.plan:
                     status.plan[:] = list(command.plan)
             else:
-                status = new_status(command.name, command.config_yaml, list(command.plan))
+                session = command.session if command.HasField("session") else None
+                status = new_status(command.name, command.config_yaml, list(command.plan), session)
         except StationConfigError as error:
             log.warning("station %s: bad config: %s", command.name, error)
             return
         await self.start_worker(status)
+        started = self.workers.get(command.name)
+        if started is not None and known is None and command.HasField("session"):
+            await started.publish_outcome(
+                started=st.SessionStarted(plan=list(command.plan), session=command.session)
+            )
 
     async def start_worker(self, status: st.StationStatus) -> None:
         """Start one station; one that cannot start (a config that no longer parses, an
@@ -526,6 +588,7 @@ class StationService:
         consumer = AIOKafkaConsumer(
             topics.station_command,
             topics.station_feedback,
+            topics.station_signal,
             bootstrap_servers=self.settings.broker,
             group_id="cantus-station",
             enable_auto_commit=False,
@@ -536,20 +599,26 @@ class StationService:
         await consumer.start()
         try:
             async for record in consumer:
-                kind = (
-                    "station_command"
-                    if record.topic == topics.station_command
-                    else "station_feedback"
-                )
+                kind = {
+                    topics.station_command: "station_command",
+                    topics.station_feedback: "station_feedback",
+                    topics.station_signal: "station_signal",
+                }[record.topic]
                 try:
                     message = decode_station_record(kind, record.value, record.headers)
                     if kind == "station_command":
                         await self.on_command(message)
+                    elif kind == "station_signal":
+                        # the topic is open to devices: checked here as at the gateway
+                        signal = check_signal(message)
+                        worker = self.workers.get(signal.station)
+                        if worker is not None:
+                            await worker.on_signal(signal)
                     else:
                         worker = self.workers.get(message.station)
                         if worker is not None:
                             await worker.on_feedback(message)
-                except InvalidEvent as error:
+                except (InvalidEvent, SignalError) as error:
                     log.warning("skipping a bad %s record: %s", kind, error)
                 except Exception:
                     log.exception("handling %s failed; going on", kind)

@@ -101,3 +101,16 @@ def resample(frames: np.ndarray, rate: int, target: int) -> np.ndarray:
         ],
         axis=1,
     ).astype(np.float32)
+
+
+def fade_out(frames: np.ndarray, sample_rate: int, seconds: float) -> np.ndarray:
+    """``frames`` with their last ``seconds`` faded to silence (a raised-cosine gain, so
+    the fade has no corner where it starts); the whole piece when it is shorter."""
+    count = min(len(frames), round(seconds * sample_rate))
+    if count <= 0:
+        return frames
+    gain = 0.5 * (1.0 + np.cos(np.linspace(0.0, np.pi, count, dtype=np.float32)))
+    faded = frames.copy()
+    shape = (count, 1) if faded.ndim == 2 else (count,)
+    faded[-count:] = faded[-count:] * gain.reshape(shape)
+    return faded

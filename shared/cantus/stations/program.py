@@ -26,7 +26,10 @@ from cantus.music.notes import PITCH_CLASS_NAMES
 from cantus.settings import Settings
 from cantus.stations import novelty
 from cantus.stations.config import StationConfig, parse_station_config
+from cantus.stations.control import next_step
 from cantus.stations.feeds import playback_seconds
+from cantus.stations.sessions import ControlMode, SessionConfig, session_config_from_yaml
+from cantus.stations.signals import Rejection, take_signal
 from cantus.stations.steering import PieceChoice, apply_feedback, choose_next, initial_steering
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -62,10 +65,13 @@ class SnapshotLimits:
 
 
 def new_status(
-    name: str, config_yaml: str, plan: list[st.PlanStep] | None = None
+    name: str,
+    config_yaml: str,
+    plan: list[st.PlanStep] | None = None,
+    session: st.SessionState | None = None,
 ) -> st.StationStatus:
     config = parse_station_config(config_yaml)
-    return st.StationStatus(
+    status = st.StationStatus(
         name=name,
         config_yaml=config_yaml,
         running=True,
@@ -74,6 +80,9 @@ def new_status(
         updated_unix_ns=time.time_ns(),
         snapshot_version=SNAPSHOT_VERSION,
     )
+    if session is not None and session.config_yaml:
+        status.session.CopyFrom(session)
+    return status
 
 
 def migrate(status: st.StationStatus, limits: SnapshotLimits) -> None:
@@ -109,6 +118,14 @@ class Program:
         self.limits = limits or SnapshotLimits()
         migrate(status, self.limits)
         self.trim()
+        self.session: SessionConfig | None = (
+            session_config_from_yaml(status.session.config_yaml)
+            if status.HasField("session")
+            else None
+        )
+        self.adjustment: st.Adjustment | None = None
+        """What closed-loop control decided for the last step it added (for the outcome
+        log; the caller takes it)."""
         self._melodies = novelty.MelodyIndex()
         """The fingerprints' n-grams (the snapshot keeps only their intervals)."""
         for fingerprint in status.fingerprints:
@@ -126,9 +143,17 @@ class Program:
             if e.status in ACTIVE or (e.status == "streamed" and e.stream_start_seconds > position)
         )
 
+    @property
+    def closed_loop(self) -> bool:
+        """A session whose steps control decides one by one (``cantus.stations.control``)."""
+        return self.session is not None and self.session.mode is not ControlMode.OPEN
+
     def plan_finished(self) -> bool:
-        """A plan station asks for nothing once each step has a piece that was not rejected."""
+        """A plan station asks for nothing once each step has a piece that was not rejected
+        (a closed-loop session: once its last step has been decided, too)."""
         if not self.status.plan:
+            return False
+        if self.closed_loop and not self.status.plan[-1].last:
             return False
         return all(step.index in self._steps_done() for step in self.status.plan)
 
@@ -156,9 +181,12 @@ class Program:
         seed = _seed(self.status.name, position)
         rng = random.Random(seed)
         plan_step = -1
-        if self.status.plan:
+        step: st.PlanStep | None = None
+        if self.status.plan or self.closed_loop:
             done = self._steps_done()
-            step = next(s for s in self.status.plan if s.index not in done)
+            step = next((s for s in self.status.plan if s.index not in done), None)
+            if step is None:  # a closed-loop session decides its next step now
+                step = self._decide_step()
             plan_step = step.index
             choice = PieceChoice(
                 style=self._plan_style(rng),
@@ -197,6 +225,12 @@ class Program:
             seed=seed,
             loudness_preset=self.config.loudness_preset,
         )
+        if step is not None and self.session is not None:
+            entry.energy_asked = step.energy
+            if step.tempo_end_bpm and step.tempo_end_bpm != step.tempo_bpm:
+                request.tempo_end_bpm = entry.tempo_end_bpm = step.tempo_end_bpm
+            # a session's pieces flow into each other; only the last closes (final cadence)
+            request.no_ritardando = self.closed_loop and not step.last
         if self.config.palettes:
             names = list(self.config.palettes)
             weights = [self.config.palettes[name] for name in names]
@@ -210,6 +244,30 @@ class Program:
         # the caller sets on it (a rejection) is in the snapshot
         self.status.program.append(entry)
         return self.status.program[-1], request
+
+    def _decide_step(self) -> st.PlanStep:
+        """The next step of a closed-loop session, from the signals so far; it starts at the
+        tempo the step before it ends on."""
+        assert self.session is not None
+        plan = self.status.plan
+        previous = (plan[-1].tempo_end_bpm or plan[-1].tempo_bpm) if plan else 0.0
+        decision = next_step(
+            self.session,
+            self.status.session,
+            index=len(plan),
+            previous_end_bpm=previous,
+            now_ns=time.time_ns(),
+        )
+        plan.append(decision.step)
+        self.adjustment = decision.adjustment
+        return plan[-1]
+
+    def signal(self, signal: st.ListenerSignal) -> Rejection | None:
+        """Take a (checked) listener signal into the session's state; why it was not used,
+        if it was not. ``KeyError`` for a station that is no session."""
+        if self.session is None:
+            raise KeyError(f"station: {self.status.name} is not a listening session")
+        return take_signal(self.status.session, self.session, signal)
 
     def _plan_style(self, rng: random.Random) -> str:
         styles = list(self.config.styles)

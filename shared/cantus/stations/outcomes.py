@@ -1,0 +1,140 @@
+"""A session's outcome log: what was planned, what the listener signalled, what was played
+and what control changed, as ``OutcomeRecord`` messages (topic ``cantus.station.outcome``),
+and the same log as one JSON document or one CSV table per session for a clinic.
+
+CSV columns (one row per record, in the order they happened): ``at_utc`` (ISO 8601),
+``stream_seconds`` (playback position, -1 before playback), ``record`` (started, signal,
+played, adjustment, ended), ``piece_id``, ``plan_step``, ``tempo_bpm`` (a piece's start
+tempo, or the tempo control asked for), ``tempo_end_bpm``, ``planned_tempo_bpm`` (the
+open-loop plan's), ``key``, ``mode``, ``energy`` (0..1), ``planned_energy``,
+``signal_kind``, ``value`` (heart rate, cadence, intensity), ``valence``, ``arousal``,
+``measured_utc``, ``rejected`` (why a signal was not used), ``reason`` (why control
+changed the step).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from google.protobuf.json_format import MessageToDict
+
+from cantus.v1 import station_pb2 as st
+
+CSV_COLUMNS = (
+    "at_utc",
+    "stream_seconds",
+    "record",
+    "piece_id",
+    "plan_step",
+    "tempo_bpm",
+    "tempo_end_bpm",
+    "planned_tempo_bpm",
+    "key",
+    "mode",
+    "energy",
+    "planned_energy",
+    "signal_kind",
+    "value",
+    "valence",
+    "arousal",
+    "measured_utc",
+    "rejected",
+    "reason",
+)
+
+
+def outcome(station: str, stream_seconds: float, **what) -> st.OutcomeRecord:
+    """A record stamped now: ``started=…``, ``signal=…``, ``played=…``, ``adjustment=…`` or
+    ``ended=…``."""
+    return st.OutcomeRecord(
+        station=station, at_unix_ns=time.time_ns(), stream_seconds=stream_seconds, **what
+    )
+
+
+def _utc(unix_ns: int) -> str:
+    return datetime.fromtimestamp(unix_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def session_log_json(station: str, records: Iterable[st.OutcomeRecord]) -> dict:
+    """The log as one document: the plan and config, then lists per kind of record."""
+    log: dict = {"station": station, "started": None, "signals": [], "played": [],
+                 "adjustments": [], "ended": None}  # fmt: skip
+    for record in records:
+        kind = record.WhichOneof("what")
+        at = {"at_utc": _utc(record.at_unix_ns), "stream_seconds": round(record.stream_seconds, 2)}
+        body = MessageToDict(getattr(record, kind), preserving_proto_field_name=True)
+        if kind == "started":
+            log["started"] = at | body
+        elif kind == "signal":
+            signal = record.signal.signal
+            log["signals"].append(
+                at
+                | body.get("signal", {})
+                | {
+                    "measured_utc": _utc(signal.measured_unix_ns),
+                    "rejected": record.signal.rejected,
+                }
+            )
+        elif kind == "played":
+            log["played"].append(at | body)
+        elif kind == "adjustment":
+            log["adjustments"].append(at | body)
+        elif kind == "ended":
+            log["ended"] = at | body
+    return log
+
+
+def session_log_csv(records: Iterable[st.OutcomeRecord]) -> str:
+    """The log as CSV, one row per record (``CSV_COLUMNS``)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        kind = record.WhichOneof("what")
+        row: dict[str, object] = {
+            "at_utc": _utc(record.at_unix_ns),
+            "stream_seconds": round(record.stream_seconds, 2),
+            "record": kind,
+        }
+        if kind == "signal":
+            signal = record.signal.signal
+            row |= {
+                "signal_kind": st.SignalKind.Name(signal.kind),
+                "value": signal.value,
+                "valence": signal.valence if signal.kind == st.MOOD else "",
+                "arousal": signal.arousal if signal.kind == st.MOOD else "",
+                "measured_utc": _utc(signal.measured_unix_ns),
+                "rejected": record.signal.rejected,
+            }
+        elif kind == "played":
+            entry = record.played
+            row |= {
+                "piece_id": entry.piece_id,
+                "plan_step": entry.plan_step,
+                "tempo_bpm": entry.tempo_bpm,
+                "tempo_end_bpm": entry.tempo_end_bpm or entry.tempo_bpm,
+                "key": entry.key,
+                "mode": entry.mode,
+                "energy": entry.energy_asked,
+            }
+        elif kind == "adjustment":
+            adjustment = record.adjustment
+            row |= {
+                "plan_step": adjustment.plan_step,
+                "tempo_bpm": adjustment.tempo_bpm,
+                "planned_tempo_bpm": adjustment.planned_tempo_bpm,
+                "energy": adjustment.energy,
+                "planned_energy": adjustment.planned_energy,
+                "reason": adjustment.reason,
+            }
+        elif kind == "started":
+            first = record.started.plan[0] if record.started.plan else None
+            row |= {"tempo_bpm": record.started.session.start.tempo_bpm,
+                    "planned_tempo_bpm": first.tempo_bpm if first else "",
+                    "reason": "session started"}  # fmt: skip
+        writer.writerow(row)
+    return out.getvalue()

@@ -1,0 +1,139 @@
+"""A listening session inside a station's program: closed-loop steps decided one by one as
+pieces are asked for, requests that ramp and flow on, signals taken, the last piece faded,
+and the outcome log as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import numpy as np
+import pytest
+
+from cantus.requests import validate_compose_request
+from cantus.stations.mixing import fade_out
+from cantus.stations.outcomes import CSV_COLUMNS, outcome, session_log_csv, session_log_json
+from cantus.stations.program import Program, new_status
+from cantus.stations.sessions import session_config, session_config_to_yaml
+from cantus.stations.signals import Rejection, new_session_state
+from cantus.v1 import station_pb2 as st
+
+STATION_YAML = "styles: {folk: 1}\nbars: 8\nmeters: ['4/4']\nbuffer_pieces: 1\n"
+
+
+def session_program(preset="walk", overrides="minutes: 1.5") -> Program:
+    config = session_config(preset, overrides)
+    session = new_session_state(session_config_to_yaml(config), config)
+    return Program(new_status("walk-1", STATION_YAML, [], session))
+
+
+def cadence(value, at_ns):
+    return st.ListenerSignal(
+        station="walk-1", measured_unix_ns=at_ns, kind=st.STEP_CADENCE, value=value
+    )
+
+
+def test_a_closed_loop_session_decides_steps_as_it_asks_for_pieces():
+    program = session_program()
+    assert program.closed_loop and not program.status.plan
+    assert program.wants_piece()
+    now = time.time_ns()
+    assert program.signal(cadence(92.0, now)) is None
+    entry, request = program.next_request("a" * 32)
+    step = program.status.plan[0]
+    assert entry.plan_step == 0 and step.tempo_bpm == 92.0  # met where the walker is
+    assert request.tempo_bpm == 92.0 and request.no_ritardando
+    assert program.adjustment is not None and "cadence" in program.adjustment.reason
+    spec = validate_compose_request(request, max_bars=64).spec
+    assert spec.no_ritardando and spec.bars == 8
+    # every next step starts where the one before ends, until the last
+    steps = [step]
+    for number in range(1, 20):
+        program.signal(cadence(steps[-1].tempo_end_bpm or steps[-1].tempo_bpm, now + number))
+        _, request = program.next_request(f"{number:032x}")
+        steps.append(program.status.plan[-1])
+        assert steps[-1].tempo_bpm == pytest.approx(steps[-2].tempo_end_bpm or steps[-2].tempo_bpm)
+        if steps[-1].last:
+            assert not request.no_ritardando  # the last piece closes: final cadence
+            break
+    assert steps[-1].last
+    for entry in program.status.program:
+        entry.status = "streamed"
+    assert program.plan_finished() and not program.wants_piece()
+
+
+def test_a_rejected_step_is_composed_again_with_the_same_targets():
+    program = session_program()
+    entry, _ = program.next_request("a" * 32)
+    program.reject(entry.piece_id, "outside plan step 0")
+    again, request = program.next_request("b" * 32)
+    assert again.plan_step == 0 and len(program.status.plan) == 1
+    assert request.tempo_bpm == program.status.plan[0].tempo_bpm
+
+
+def test_signals_go_to_sessions_only():
+    program = session_program()
+    late = cadence(90.0, 5)
+    assert program.signal(cadence(90.0, 10)) is None
+    assert program.signal(late) is Rejection.LATE
+    assert program.status.session.signals_rejected == 1
+    plain = Program(new_status("radio", STATION_YAML))
+    with pytest.raises(KeyError):
+        plain.signal(cadence(90.0, 10))
+
+
+def test_fade_out_reaches_silence_without_a_corner():
+    frames = np.ones((48000, 2), dtype=np.float32)
+    faded = fade_out(frames, 48000, 0.5)
+    assert np.all(faded[:24000] == 1.0)
+    assert faded[-1].max() < 1e-6
+    assert np.all(np.diff(faded[24000:, 0]) <= 1e-7)  # falls monotonically
+    assert abs(faded[24001, 0] - 1.0) < 1e-3  # starts without a step
+    assert fade_out(frames[:100], 48000, 2.0)[-1].max() < 1e-6  # shorter than the fade
+
+
+def test_the_outcome_log_as_json_and_csv():
+    program = session_program()
+    records = [
+        outcome("walk-1", -1, started=st.SessionStarted(session=program.status.session)),
+        outcome("walk-1", 3.0, signal=st.SignalOutcome(signal=cadence(101.0, 10**18))),
+        outcome(
+            "walk-1",
+            4.0,
+            signal=st.SignalOutcome(signal=cadence(150.0, 10**18 + 1), rejected="outlier"),
+        ),
+        outcome(
+            "walk-1",
+            5.0,
+            adjustment=st.Adjustment(
+                plan_step=1, planned_tempo_bpm=101, tempo_bpm=103, reason="entrain"
+            ),
+        ),
+        outcome(
+            "walk-1",
+            20.0,
+            played=st.ProgramEntry(
+                piece_id="a" * 32,
+                tempo_bpm=101,
+                tempo_end_bpm=103,
+                key="F",
+                mode="major",
+                energy_asked=0.6,
+            ),
+        ),
+        outcome("walk-1", 90.0, ended=program.status.session),
+    ]
+    log = session_log_json("walk-1", records)
+    assert log["started"]["session"]["target"]["tempo_bpm"] == 120.0
+    assert [s["value"] for s in log["signals"]] == [101.0, 150.0]
+    assert log["signals"][1]["rejected"] == "outlier"
+    assert log["played"][0]["piece_id"] == "a" * 32 and log["adjustments"][0]["tempo_bpm"] == 103
+    assert log["ended"] is not None
+    rows = list(csv.DictReader(io.StringIO(session_log_csv(records))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r["record"] for r in rows] == [
+        "started", "signal", "signal", "adjustment", "played", "ended",
+    ]  # fmt: skip
+    assert rows[1]["signal_kind"] == "STEP_CADENCE" and rows[2]["rejected"] == "outlier"
+    assert rows[4]["tempo_end_bpm"] == "103.0" and rows[4]["energy"] == "0.6"
