@@ -14,6 +14,7 @@ from tritonclient.grpc import model_config_pb2
 from cantus.harmony import serving as harmony
 from cantus.lyrics import serving as lyrics
 from cantus.melody import serving as melody
+from cantus.melody import suffix_scoring
 from cantus.model_config import check_model_config, model_setup
 from cantus.settings import CHECKPOINTS, REPO_ROOT
 
@@ -21,6 +22,7 @@ CONTRACTS = {
     "melody_lm": (melody.EXPECTED_INPUTS, melody.EXPECTED_OUTPUTS, True, False),
     "lyric_lm": (lyrics.EXPECTED_INPUTS, lyrics.EXPECTED_OUTPUTS, True, False),
     "harmony": (harmony.INPUTS, harmony.OUTPUTS, False, True),
+    "melody_score": (suffix_scoring.EXPECTED_INPUTS, suffix_scoring.EXPECTED_OUTPUTS, False, False),
 }
 """Model → (inputs, outputs, decoupled, batched by Triton)."""
 

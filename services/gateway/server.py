@@ -1,7 +1,11 @@
 """The gateway: the gRPC front door. Validates a request, publishes it, and relays every
 event of the piece back on the client's stream until the piece completes or fails.
 
-in:  gRPC Composer.Compose / Composer.GetPiece (+ grpc.health.v1, reflection)
+Edits of stored pieces (Composer.Edit, issue #18) run here, not through Kafka: an edit
+changes a few bars of a finished piece, reads and writes the piece store, and asks the
+models on Triton directly (``cantus.editing``); its events stream back on the call.
+
+in:  gRPC Composer.Compose / Composer.GetPiece / Composer.Edit (+ grpc.health.v1, reflection)
 out: cantus.compose.requested
 in:  every output topic, through ``PieceEventRouter``
 """
@@ -22,6 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
+from cantus.editing.editor import EditUnsupported, PieceEditor
+from cantus.editing.requests import EditError
 from cantus.events.codec import encode_event, new_meta
 from cantus.requests import (
     RETRY_AFTER_METADATA,
@@ -36,7 +42,13 @@ from cantus.security import (
     kafka_client_options,
 )
 from cantus.settings import MAX_GRPC_MESSAGE_BYTES, Settings, load_settings
-from cantus.storage import InvalidPieceId, StorageError, media_type, piece_store
+from cantus.storage import (
+    InvalidPieceId,
+    StorageError,
+    VersionNotFound,
+    media_type,
+    piece_store,
+)
 from cantus.streaming import configure_logging
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -57,6 +69,8 @@ TIME_TO_FIRST_BAR = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 
+EDITS = Counter("cantus_gateway_edits_total", "Edit requests", ["outcome"])
+
 MELODY_FILE_THREADS = 4
 """Compose requests with a melody file that may wait for the file reader at once; more
 queue for a thread."""
@@ -73,12 +87,17 @@ _EVENT_FIELD = {
 
 class Composer(api_grpc.ComposerServicer):
     def __init__(
-        self, settings: Settings, producer: AIOKafkaProducer, router: PieceEventRouter
+        self,
+        settings: Settings,
+        producer: AIOKafkaProducer,
+        router: PieceEventRouter,
+        editor: PieceEditor | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.router = router
         self.store = piece_store(settings)
+        self._editor = editor
         self.pieces_in_flight = 0
         self.melody_file_threads = ThreadPoolExecutor(
             max_workers=MELODY_FILE_THREADS, thread_name_prefix="melody-file"
@@ -173,11 +192,14 @@ class Composer(api_grpc.ComposerServicer):
 
     async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):
         try:
-            files = self.store.read_all(request.piece_id)
+            versions = self.store.versions(request.piece_id)
+            version = request.version or (versions[-1] if versions else 1)
+            files = self.store.read_all(request.piece_id, version)
         except StorageError as error:
             invalid = isinstance(error, InvalidPieceId)
             code = grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.NOT_FOUND
-            await context.abort(code, f"piece_id: {error}")
+            field = "version" if isinstance(error, VersionNotFound) else "piece_id"
+            await context.abort(code, f"{field}: {error}")
             return api.Piece()
         return api.Piece(
             piece_id=request.piece_id,
@@ -185,7 +207,77 @@ class Composer(api_grpc.ComposerServicer):
                 api.PieceFile(name=name, media_type=media_type(name), content=content)
                 for name, content in files.items()
             ],
+            version=version,
+            latest_version=versions[-1] if versions else version,
         )
+
+    @property
+    def editor(self) -> PieceEditor:
+        """Made on the first edit (it reads the melody vocabulary and opens Triton clients)."""
+        if self._editor is None:
+            from cantus.editing.triton import edit_options, triton_edit_models
+
+            self._editor = PieceEditor(
+                self.store, triton_edit_models(self.settings), edit_options(self.settings)
+            )
+        return self._editor
+
+    async def Edit(self, request: api.EditRequest, context: grpc.aio.ServicerContext):
+        """A new version of a stored piece; streams what changes (``cantus.editing``)."""
+        limit = self.settings.gateway_max_pieces_in_flight
+        if self.pieces_in_flight >= limit:
+            EDITS.labels("busy").inc()
+            retry_after = self.settings.gateway_retry_after_s
+            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{retry_after:g}"),))
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the gateway is streaming {self.pieces_in_flight} pieces, its limit "
+                f"(gateway_max_pieces_in_flight); retry in {retry_after:g} s",
+            )
+            return
+        self.pieces_in_flight += 1
+        editor = self.editor
+        try:
+            async with editor.lock(request.piece_id):
+                try:
+                    opened = await asyncio.to_thread(editor.open, request)
+                except EditError as error:
+                    EDITS.labels("invalid").inc()
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                    return
+                except StorageError as error:
+                    EDITS.labels("invalid").inc()
+                    await context.abort(_storage_status(error), str(error))
+                    return
+                log.info(
+                    "piece %s: edit %s, version %d from %d",
+                    opened.piece_id,
+                    opened.edit.kind,
+                    opened.version,
+                    opened.from_version,
+                )
+                try:
+                    async for event in editor.run(opened):
+                        yield event
+                except EditError as error:
+                    EDITS.labels("invalid").inc()
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                    return
+                EDITS.labels("completed").inc()
+        finally:
+            self.pieces_in_flight -= 1
+            if not editor.lock(request.piece_id).locked():
+                editor.locks.pop(request.piece_id, None)
+
+
+def _storage_status(error: StorageError) -> grpc.StatusCode:
+    """INVALID_ARGUMENT for a malformed id, FAILED_PRECONDITION for a version that cannot be
+    edited, NOT_FOUND for a piece or version that is not stored."""
+    if isinstance(error, InvalidPieceId):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(error, EditUnsupported):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.NOT_FOUND
 
 
 async def serve(settings: Settings | None = None) -> None:

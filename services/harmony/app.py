@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import (
-    notes_to_pb,
     pb_to_bar,
     spec_energy,
     spec_form,
@@ -36,33 +35,15 @@ from cantus.events.conversions import (
     spec_meter,
     spec_style,
 )
-from cantus.harmony.cadence import bar_harmony_plan
-from cantus.harmony.client import HarmonyClient, HarmonyModelError
-from cantus.harmony.context import (
-    HarmonizedBar,
-    beats_to_spans,
-    checkpoint_version,
-    planned_window,
-)
-from cantus.harmony.features import beat_spans
-from cantus.harmony.rules import ChordSpan, harmonize_bar
-from cantus.harmony.serving import HISTORY_BARS
-from cantus.harmony.vocabulary import (
-    CHORD_CLASSES,
-    chord_inversion,
-    chord_to_class,
-    class_to_chord,
-)
-from cantus.harmony.voicing import bass_line, tune_before, voice_chords
-from cantus.music.chords import ChordQuality, ChordSymbol, roman_numeral
+from cantus.harmony.bar_harmony import HarmonyContext, harmonize_piece_bar
+from cantus.harmony.client import HarmonyClient
+from cantus.harmony.context import HarmonizedBar, checkpoint_version
 from cantus.music.form import FormPlan
 from cantus.music.notes import Bar, Key, MusicError
 from cantus.music.styles import Energy, Style
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import HarmonyState, bar_from_rows, note_rows
 from cantus.v1 import events_pb2 as pb
-
-RULES = "rules-v1"
 
 service = StreamService("harmony")
 melody_bars = service.topic("melody_bar")
@@ -145,133 +126,54 @@ async def _harmonize_and_publish(
     energy: Energy,
     plan: FormPlan | None,
 ) -> None:
-    """Harmonise bar ``index``, publish its HarmonyBar and update ``state`` in place.
-    ``history`` chords are kept relative to the piece's ``key``; ``plan`` (None for a spec
-    without one) sets the bar's key area, energy and cadence."""
+    """Harmonise bar ``index`` (``cantus.harmony.bar_harmony``), publish its HarmonyBar and
+    update ``state`` in place. ``history`` chords are kept relative to the piece's ``key``;
+    ``plan`` (None for a spec without one) sets the bar's key area, energy and cadence."""
     piece_id, spec = event.meta.piece_id, event.spec
-    history = [
-        HarmonizedBar(
-            bar_from_rows(notes, bar.meter),
-            tuple((chord, inversion) for chord, inversion in beats),
-        )
-        for notes, beats in state.history
-    ]
-    is_final = index == spec.bars - 1
-    previous = _last_chord(history, key)
-    bar_plan = bar_harmony_plan(plan, index, bar, home_key=key, energy=energy, next_bar=next_bar)
-    if bar.is_rest:
-        spans = harmonize_bar(
-            bar,
-            bar_plan.key,
-            previous=previous,
-            style=style,
-            is_final=is_final,
-            constraints=bar_plan.constraints,
-        )
-        harmonizer = f"{RULES} (bar of rests: the chord before is held)"
-    else:
-        window = planned_window(
-            history,
-            bar,
-            next_bar=next_bar,
-            plan=bar_plan,
-            home_key=key,
-            style=style,
-            is_final=is_final,
-            history_is_complete=state.history_complete,
-        )
-        try:
-            beats = await triton.harmonize(window)
-            if any(not 0 <= chord < CHORD_CLASSES for chord, _ in beats):
-                raise HarmonyModelError(f"chord classes out of range: {beats}")
-            if bar_plan.violations(beats, bar.meter):
-                raise HarmonyModelError(f"the answer {beats} breaks the bar's cadence")
-            beats = bar_plan.root_position(beats, bar.meter)
-            spans = beats_to_spans(bar, beats, bar_plan.key)
-            harmonizer = model_version
-        except HarmonyModelError as error:
-            service.log.warning(
-                "piece %s bar %d: model failed (%s), rules used", piece_id, index, error
+    context = HarmonyContext(
+        history=[
+            HarmonizedBar(
+                bar_from_rows(notes, bar.meter),
+                tuple((chord, inversion) for chord, inversion in beats),
             )
-            spans = harmonize_bar(
-                bar,
-                bar_plan.key,
-                previous=previous,
-                style=style,
-                next_bar=next_bar,
-                is_final=is_final,
-                constraints=bar_plan.constraints,
-            )
-            harmonizer = f"{RULES} (fallback: the harmony model did not answer)"
-    if bar_plan.key != key:  # Roman numerals in the piece's key
-        spans = [
-            ChordSpan(s.onset, s.duration, s.symbol, roman_numeral(s.symbol, key)) for s in spans
-        ]
-
-    previous_voicing = tuple(state.voicing) if state.voicing else None
-    voicing = voice_chords(
-        spans,
-        style=style,
-        previous_voicing=previous_voicing,
-        melody=bar,
+            for notes, beats in state.history
+        ],
+        complete=state.history_complete,
+        voicing=tuple(state.voicing) if state.voicing else None,
         melody_before=tuple(state.melody_before),
     )
-    bass = bass_line(spans, bar.meter, style=style, energy=bar_plan.energy)
-    harmony = pb.HarmonyBar(
-        meta=new_meta(piece_id, index, service.name, received_at_unix_ns=received.received_at_ns),
-        spec=spec,
-        chords=[
-            pb.ChordSpan(
-                onset_ticks=span.onset,
-                duration_ticks=span.duration,
-                symbol=str(span.symbol),
-                roman=span.roman,
-                pitch_classes=sorted(span.symbol.pitch_classes),
-            )
-            for span in spans
-        ],
-        voicing=notes_to_pb(voicing),
-        bass=notes_to_pb(bass),
-        harmonizer=harmonizer,
+    made = await harmonize_piece_bar(
+        index,
+        bar,
+        next_bar,
+        context,
+        triton.harmonize,
+        bars=spec.bars,
+        key=key,
+        style=style,
+        energy=energy,
+        plan=plan,
+        model_version=model_version,
     )
-    await service.publish(harmony, received=received)
+    if made.model_error is not None:
+        service.log.warning(
+            "piece %s bar %d: model failed (%s), rules used", piece_id, index, made.model_error
+        )
+    meta = new_meta(piece_id, index, service.name, received_at_unix_ns=received.received_at_ns)
+    await service.publish(made.to_pb(meta, spec), received=received)
     service.log.info(
         "piece %s bar %d: %s (%s)%s",
         piece_id,
         index,
-        " ".join(str(s.symbol) for s in spans),
-        harmonizer,
-        f", {bar_plan.cadence.value} cadence in {bar_plan.key.name}" if bar_plan.cadence else "",
+        " ".join(str(s.symbol) for s in made.spans),
+        made.harmonizer,
+        f", {made.cadence} cadence in {made.key_area.name}" if made.cadence else "",
     )
 
-    state.history = [*state.history, (note_rows(bar.notes), _span_beats(bar, spans, key))]
-    if len(state.history) > HISTORY_BARS:
-        state.history = state.history[-HISTORY_BARS:]
-        state.history_complete = False
-    last_onset = max((n.onset for n in voicing), default=None)
-    state.voicing = sorted(n.pitch for n in voicing if n.onset == last_onset) or state.voicing
-    state.melody_before = list(tune_before(bar, bar.meter.bar_ticks))
-
-
-def _span_beats(bar: Bar, spans: list[ChordSpan], key: Key) -> list[tuple[int, int]]:
-    """(chord class, inversion) of each beat under ``spans``, for the model's history; a
-    chord outside the model's vocabulary is read as its nearest triad."""
-    beats = []
-    for onset, _ in beat_spans(bar.meter):
-        chord = next(s.symbol for s in spans if s.onset <= onset < s.onset + s.duration)
-        try:
-            beats.append((chord_to_class(chord, key), chord_inversion(chord)))
-        except ValueError:
-            beats.append((chord_to_class(ChordSymbol(chord.root, _triad_of(chord)), key), 0))
-    return beats
-
-
-def _triad_of(chord: ChordSymbol) -> ChordQuality:
-    return ChordQuality.MINOR if 3 in chord.quality.intervals else ChordQuality.MAJOR
-
-
-def _last_chord(history: list[HarmonizedBar], key: Key) -> ChordSymbol | None:
-    if not history or not history[-1].beats:
-        return None
-    chord_class, inversion = history[-1].beats[-1]
-    return class_to_chord(chord_class, key, inversion) if chord_class >= 0 else None
+    context.advance(bar, made.spans, made.voicing, key)
+    state.history = [
+        (note_rows(harmonized.bar.notes), list(harmonized.beats)) for harmonized in context.history
+    ]
+    state.history_complete = context.complete
+    state.voicing = list(context.voicing) if context.voicing else state.voicing
+    state.melody_before = list(context.melody_before)

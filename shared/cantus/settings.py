@@ -162,6 +162,16 @@ class Settings(BaseSettings):
 
     # --- melody model --------------------------------------------------------------------
     melody_model_name: str = "melody_lm"
+    melody_score_model_name: str = Field(
+        "melody_score", description="Triton model scoring the bars after a gap (edits, #18)"
+    )
+    edit_candidates: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="candidates decoded for the bars that close a regenerated span; the one "
+        "after which the following bars are likeliest is kept (cantus.melody.infill)",
+    )
     melody_concurrency: int = Field(
         8, ge=1, le=64, description="pieces one melody process decodes at once"
     )

@@ -2,6 +2,12 @@
 
 File and folder names never come from user input: a piece id is checked to be the
 hex id the gateway minted, and file names are fixed by the code (``piece.mid``, …).
+
+Versions (issue #18): a piece as composed is version 1, its files directly in the piece's
+folder; each edit makes the next version, its files in ``v<N>/`` inside that folder, and
+never touches an older one. A version exists once its ``piece.json`` is stored, which is
+written last: an edit that fails half-way leaves files nobody can read as a version, and
+the next edit writes that version number again.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ MEDIA_TYPES = {
     ".musicxml": "application/vnd.recordare.musicxml+xml",
     ".png": "image/png",
     ".pdf": "application/pdf",
+    ".pb": "application/x-protobuf",
 }
 
 
@@ -44,6 +51,10 @@ class PieceNotFound(StorageError):
     """No finished piece has this id."""
 
 
+class VersionNotFound(StorageError):
+    """The piece exists, but not this version of it."""
+
+
 def check_piece_id(piece_id: str) -> str:
     if not PIECE_ID.match(piece_id):
         raise InvalidPieceId(f"piece_id {piece_id[:80]!r} is not a 32-character hex piece id")
@@ -54,12 +65,25 @@ def media_type(name: str) -> str:
     return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
 
 
+def version_folder(version: int) -> str:
+    """The folder of ``version`` inside the piece's folder: "" for version 1, ``v<N>/``
+    for an edit."""
+    if version < 1:
+        raise VersionNotFound(f"version {version} does not exist (versions start at 1)")
+    return "" if version == 1 else f"v{version}/"
+
+
+VERSION_FOLDER = re.compile(r"^v([0-9]{1,6})$")
+
+
 class PieceStore(Protocol):
     """What the render service writes through and the gateway reads from."""
 
-    def write(self, piece_id: str, name: str, content: bytes) -> str: ...
+    def write(self, piece_id: str, name: str, content: bytes, *, version: int = 1) -> str: ...
 
-    def read_all(self, piece_id: str) -> dict[str, bytes]: ...
+    def read_all(self, piece_id: str, version: int = 1) -> dict[str, bytes]: ...
+
+    def versions(self, piece_id: str) -> list[int]: ...
 
 
 def piece_store(settings: Settings) -> PieceStore:
@@ -82,14 +106,14 @@ class LocalPieceStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _folder(self, piece_id: str) -> Path:
-        return self.root / check_piece_id(piece_id)
+    def _folder(self, piece_id: str, version: int = 1) -> Path:
+        return self.root / check_piece_id(piece_id) / version_folder(version)
 
-    def write(self, piece_id: str, name: str, content: bytes) -> str:
-        """Store one file; returns its URI."""
+    def write(self, piece_id: str, name: str, content: bytes, *, version: int = 1) -> str:
+        """Store one file of ``version``; returns its URI."""
         if not FILE_NAME.match(name):
             raise StorageError(f"file name {name!r} is not allowed")
-        folder = self._folder(piece_id)
+        folder = self._folder(piece_id, version)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}.", delete=False) as tmp:
             tmp.write(content)
@@ -97,16 +121,31 @@ class LocalPieceStore:
         os.replace(tmp_path, folder / name)
         return (folder / name).as_uri()
 
-    def read_all(self, piece_id: str) -> dict[str, bytes]:
-        """Every file of a piece by name; raises ``StorageError`` if there is none."""
-        folder = self._folder(piece_id)
+    def read_all(self, piece_id: str, version: int = 1) -> dict[str, bytes]:
+        """Every file of one version of a piece by name; raises ``PieceNotFound`` if the
+        piece is not there, ``VersionNotFound`` if that version is not."""
+        folder = self._folder(piece_id, version)
         if not (folder / "piece.json").exists():
+            if version != 1 and (self._folder(piece_id) / "piece.json").exists():
+                raise VersionNotFound(f"piece {piece_id} has no version {version}")
             raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
         return {
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())
             if path.is_file() and FILE_NAME.match(path.name)
         }
+
+    def versions(self, piece_id: str) -> list[int]:
+        """The piece's stored versions, ascending ([] for no finished piece)."""
+        folder = self._folder(piece_id)
+        if not (folder / "piece.json").exists():
+            return []
+        found = [1]
+        for path in folder.iterdir():
+            match = VERSION_FOLDER.match(path.name)
+            if match and (path / "piece.json").exists():
+                found.append(int(match.group(1)))
+        return sorted(found)
 
 
 class S3PieceStore:
@@ -144,33 +183,53 @@ class S3PieceStore:
             )
         self.client: Any = client
 
-    def _folder(self, piece_id: str) -> str:
+    def _folder(self, piece_id: str, version: int = 1) -> str:
         check_piece_id(piece_id)
-        return f"{self.prefix}/{piece_id}/" if self.prefix else f"{piece_id}/"
+        base = f"{self.prefix}/{piece_id}/" if self.prefix else f"{piece_id}/"
+        return base + version_folder(version)
 
-    def write(self, piece_id: str, name: str, content: bytes) -> str:
-        """Store one file; returns its ``s3://`` URI."""
+    def write(self, piece_id: str, name: str, content: bytes, *, version: int = 1) -> str:
+        """Store one file of ``version``; returns its ``s3://`` URI."""
         if not FILE_NAME.match(name):
             raise StorageError(f"file name {name!r} is not allowed")
-        key = self._folder(piece_id) + name
+        key = self._folder(piece_id, version) + name
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=content, ContentType=media_type(name)
         )
         return f"s3://{self.bucket}/{key}"
 
-    def read_all(self, piece_id: str) -> dict[str, bytes]:
-        """Every file of a piece by name; raises ``StorageError`` if there is none."""
-        folder = self._folder(piece_id)
+    def _names(self, folder: str) -> list[str]:
+        """Every key under ``folder``, less the folder (names in sub-folders keep theirs)."""
         names = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
             for item in page.get("Contents", []):
-                name = item["Key"][len(folder) :]
-                if FILE_NAME.match(name):
-                    names.append(name)
+                names.append(item["Key"][len(folder) :])
+        return names
+
+    def read_all(self, piece_id: str, version: int = 1) -> dict[str, bytes]:
+        """Every file of one version of a piece by name; raises ``PieceNotFound`` if the
+        piece is not there, ``VersionNotFound`` if that version is not."""
+        folder = self._folder(piece_id, version)
+        names = [name for name in self._names(folder) if FILE_NAME.match(name)]
         if "piece.json" not in names:
+            if version != 1 and self.versions(piece_id):
+                raise VersionNotFound(f"piece {piece_id} has no version {version}")
             raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
         return {
             name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
             for name in sorted(names)
         }
+
+    def versions(self, piece_id: str) -> list[int]:
+        """The piece's stored versions, ascending ([] for no finished piece)."""
+        names = self._names(self._folder(piece_id))
+        if "piece.json" not in names:
+            return []
+        found = [1]
+        for name in names:
+            folder, _, file_name = name.partition("/")
+            match = VERSION_FOLDER.match(folder)
+            if match and file_name == "piece.json":
+                found.append(int(match.group(1)))
+        return sorted(found)

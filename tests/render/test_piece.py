@@ -108,6 +108,7 @@ def test_finished_piece_files_are_complete_and_mastered(tmp_path):
         "piece.png",
         "pianoroll.png",
         "selfsim.png",
+        "parts.pb",
         "piece.json",
     }
     assert set(rendered.files) == expected
@@ -155,7 +156,13 @@ def test_without_lead_sheet_or_audio_the_piece_still_has_midi_and_summary(monkey
 
     monkeypatch.setattr(synth, "render_stems", no_synth)
     rendered = render_piece_files(parts_of(4), piece_id=PIECE_ID, event_log=[], leadsheet=False)
-    assert set(rendered.files) == {"piece.mid", "pianoroll.png", "selfsim.png", "piece.json"}
+    assert set(rendered.files) == {
+        "piece.mid",
+        "parts.pb",
+        "pianoroll.png",
+        "selfsim.png",
+        "piece.json",
+    }
     assert rendered.loudness is None and "synth" in rendered.errors
 
 

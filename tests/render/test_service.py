@@ -79,7 +79,14 @@ def test_segments_carry_audio_and_the_piece_is_stored(render, tmp_path):
     assert abs(done[0].integrated_lufs + 14.0) < 0.5 and done[0].target_lufs == -14.0
     assert done[0].loudness_preset == "streaming"
     names = {f.name for f in done[0].files}
-    assert names == {"piece.mid", "piece.wav", "pianoroll.png", "selfsim.png", "piece.json"}
+    assert names == {
+        "piece.mid",
+        "piece.wav",
+        "pianoroll.png",
+        "selfsim.png",
+        "parts.pb",
+        "piece.json",
+    }
     assert (tmp_path / "pieces" / PIECE_ID / "piece.wav").stat().st_size > 100_000
     assert PIECE_ID not in render.live_audio and render.pieces[PIECE_ID]["completed"]
 

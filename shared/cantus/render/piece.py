@@ -117,6 +117,30 @@ class PieceParts:
             humanise=humanise,
         )
 
+    @classmethod
+    def from_record(cls, record: pb.PieceRecord, *, humanise: bool = True) -> PieceParts:
+        """From a stored ``parts.pb`` (``to_record``): bars and lines by their indices."""
+        return cls(
+            spec=record.spec,
+            melody={bar.meta.index: bar for bar in record.melody},
+            harmony_by_bar={bar.meta.index: bar for bar in record.harmony},
+            lyric_lines={line.meta.index: line for line in record.lyric_lines},
+            requested=record.requested if record.HasField("requested") else None,
+            humanise=humanise,
+        )
+
+    def to_record(self) -> pb.PieceRecord:
+        """The parts as stored beside the files (``parts.pb``), for edits (issue #18)."""
+        record = pb.PieceRecord(
+            spec=self.spec,
+            melody=[self.melody[i] for i in sorted(self.melody)],
+            harmony=[self.harmony_by_bar[i] for i in sorted(self.harmony_by_bar)],
+            lyric_lines=[self.lyric_lines[i] for i in sorted(self.lyric_lines)],
+        )
+        if self.requested is not None:
+            record.requested.CopyFrom(self.requested)
+        return record
+
     # --- readiness -----------------------------------------------------------------------
     @property
     def bar_count(self) -> int:
@@ -508,6 +532,8 @@ def vocals_wav(vocals: np.ndarray, sample_rate: int, target_lufs: float) -> byte
 # --- the finished piece ------------------------------------------------------------------
 
 PIANOROLL_FILE = "pianoroll.png"
+PARTS_FILE = "parts.pb"
+"""The piece's ``PieceRecord`` (melody, harmony and lyric events as joined)."""
 
 
 @dataclass
@@ -666,6 +692,8 @@ def render_piece_files(
 
     with step("midi"):
         result.files["piece.mid"] = parts.midi(0, parts.bar_count)
+    # What an edit starts from (issue #18): the parts exactly as they were rendered.
+    result.files[PARTS_FILE] = parts.to_record().SerializeToString()
     # The lead sheet first: LilyPond (a subprocess) engraves it while the audio is
     # mastered and encoded and the pictures are drawn.
     engraving: Future[EngravedLeadsheet] | None = None

@@ -1,0 +1,1 @@
+"""Editing stored pieces into new versions (issue #18)."""

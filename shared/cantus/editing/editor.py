@@ -1,0 +1,481 @@
+"""Edits of stored pieces: each makes a new version of the piece and streams only what
+changes (issue #18).
+
+``PieceEditor.open`` reads the version edited (its ``parts.pb``: melody, harmony and lyric
+events as render joined them), checks the edit against it and claims the next version
+number; ``PieceEditor.run`` streams ``PieceEdited``, then the melody and harmony bars that
+change as they are made, the render segments whose audio changes, and ``PieceCompleted``
+once the new version's files are stored. Nothing is stored before the end, and the
+version's ``piece.json`` is written last (``cantus.storage``): an edit that fails leaves
+every stored version as it was.
+
+* **regenerate** bars i..j: the melody is infilled (``cantus.melody.infill``: left context
+  in the prompt, the closing phrase chosen by the likelihood of the bars after it, the
+  plan's cadence kept), and each new bar is harmonised as soon as the bar after it is
+  known (the harmony model reads one bar of lookahead).
+* **reharmonize** bars i..j (or all): chords again in another style or energy, with the
+  same history, cadences and voicing as the harmony service.
+* **change_sound**: palette and/or tempo of the whole piece; no bar changes, every
+  segment is rendered again.
+
+The models come in as functions (``EditModels``), so the same editor runs on Triton in the
+gateway and on in-process fakes in unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cantus.editing.audio import SplicedAudio, splice_bars, wav_to_audio, whole_piece_audio
+from cantus.editing.requests import (
+    Edit,
+    EditError,
+    RegenerateEdit,
+    ReharmonizeEdit,
+    SoundEdit,
+    validate_edit,
+)
+from cantus.events.codec import new_meta
+from cantus.events.conversions import (
+    notes_to_pb,
+    pb_to_bar,
+    pb_to_notes,
+    spec_energy,
+    spec_form,
+    spec_key,
+    spec_meter,
+    spec_style,
+)
+from cantus.harmony.bar_harmony import AskModel, HarmonyContext, harmonize_piece_bar, span_beats
+from cantus.harmony.context import HarmonizedBar
+from cantus.harmony.rules import ChordSpan
+from cantus.harmony.serving import HISTORY_BARS
+from cantus.harmony.voicing import tune_before
+from cantus.melody.composition import DecodePhrase
+from cantus.melody.infill import Infiller, ScoreSuffix
+from cantus.melody.prompting import MelodyPrompter
+from cantus.music.chords import ChordSymbol
+from cantus.music.form import FormPlan, plan_form
+from cantus.music.notes import Bar, MusicError
+from cantus.music.styles import Energy, Style
+from cantus.render.piece import PARTS_FILE, PieceParts, render_piece_files, render_segment_midi
+from cantus.storage import PieceStore, StorageError, VersionNotFound, check_piece_id
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+
+log = logging.getLogger("cantus.editing")
+
+PRODUCER = "editor"
+
+
+class EditUnsupported(StorageError):
+    """The stored version cannot be edited (it predates stored parts)."""
+
+
+@dataclass
+class EditModels:
+    """What an edit asks of the models: a phrase decoder for a piece's spec (melody_lm), the
+    suffix scorer (melody_score; None: left context only), one bar's chords (harmony)."""
+
+    decoder: Callable[[pb.PieceSpec], DecodePhrase]
+    score: ScoreSuffix | None
+    harmonize: AskModel
+    prompter: MelodyPrompter
+    harmony_model_version: str
+
+
+@dataclass(frozen=True)
+class EditOptions:
+    """Rendering and infilling settings (the service's ``Settings`` hold them)."""
+
+    segment_bars: int = 4
+    candidates: int = 4
+    preset: str = "streaming"
+    audio_formats: tuple[str, ...] = ("wav", "flac", "mp3", "opus")
+    leadsheet: bool = True
+    humanise: bool = True
+
+
+@dataclass
+class OpenedEdit:
+    """An edit checked against the version it starts from, ready to run."""
+
+    piece_id: str
+    from_version: int
+    version: int
+    edit: Edit
+    parts: PieceParts
+    summary: dict[str, Any]
+    previous_audio: bytes | None
+    seed: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class PieceEditor:
+    def __init__(self, store: PieceStore, models: EditModels, options: EditOptions) -> None:
+        self.store = store
+        self.models = models
+        self.options = options
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, piece_id: str) -> asyncio.Lock:
+        """One edit of a piece at a time in this process: each takes the next version."""
+        return self.locks.setdefault(piece_id, asyncio.Lock())
+
+    # --- checking ------------------------------------------------------------------------
+
+    def open(self, request: api.EditRequest) -> OpenedEdit:
+        """Read and check; raises ``InvalidPieceId``, ``PieceNotFound``, ``VersionNotFound``,
+        ``EditUnsupported`` or ``EditError`` (each naming the request field)."""
+        piece_id = check_piece_id(request.piece_id)
+        versions = self.store.versions(piece_id)
+        if not versions:
+            self.store.read_all(piece_id)  # raises PieceNotFound
+        from_version = request.from_version or versions[-1]
+        if from_version not in versions:
+            raise VersionNotFound(
+                f"from_version: piece {piece_id} has no version {from_version} "
+                f"(versions 1..{versions[-1]})"
+            )
+        files = self.store.read_all(piece_id, from_version)
+        if PARTS_FILE not in files:
+            raise EditUnsupported(
+                f"piece_id: version {from_version} of piece {piece_id} was stored before "
+                f"pieces kept their parts ({PARTS_FILE}); compose it again to edit it"
+            )
+        record = pb.PieceRecord.FromString(files[PARTS_FILE])
+        parts = PieceParts.from_record(record, humanise=self.options.humanise)
+        edit = validate_edit(request, parts.spec, record)
+        seed = request.seed if request.HasField("seed") else random.randrange(2**31)
+        return OpenedEdit(
+            piece_id=piece_id,
+            from_version=from_version,
+            version=versions[-1] + 1,
+            edit=edit,
+            parts=parts,
+            summary=json.loads(files["piece.json"]),
+            previous_audio=files.get("piece.wav"),
+            seed=seed,
+        )
+
+    # --- running -------------------------------------------------------------------------
+
+    async def run(self, opened: OpenedEdit) -> AsyncIterator[api.PieceEvent]:
+        """Make the new version, streaming what changes; stores it at the end."""
+        started = time.perf_counter()
+        edit, old = opened.edit, opened.parts
+        spec = pb.PieceSpec()
+        spec.CopyFrom(old.spec)
+        if isinstance(edit, SoundEdit):
+            spec.palette = edit.palette
+            spec.tempo_bpm = edit.tempo_bpm
+        parts = dataclasses.replace(
+            old,
+            spec=spec,
+            melody=dict(old.melody),
+            harmony_by_bar=dict(old.harmony_by_bar),
+            lyric_lines=dict(old.lyric_lines),
+        )
+        yield api.PieceEvent(
+            edited=api.PieceEdited(
+                piece_id=opened.piece_id,
+                version=opened.version,
+                from_version=opened.from_version,
+                spec=spec,
+                kind=edit.kind,
+                description=edit.describe(),
+            )
+        )
+        if isinstance(edit, RegenerateEdit):
+            async for event in self._regenerate(opened, parts, edit):
+                yield event
+            changed = (edit.first, edit.last)
+        elif isinstance(edit, ReharmonizeEdit):
+            async for event in self._reharmonize(opened, parts, edit):
+                yield event
+            changed = (edit.first, edit.last)
+        else:
+            changed = (0, parts.bar_count - 1)
+        opened.timings["bars"] = round(time.perf_counter() - started, 3)
+
+        audio = await asyncio.to_thread(self._audio, opened, parts, changed)
+        opened.timings["audio"] = round(time.perf_counter() - started, 3)
+        for segment in await asyncio.to_thread(self._segments, opened, parts, changed, audio):
+            yield api.PieceEvent(render_segment=segment)
+        completed = await asyncio.to_thread(self._store, opened, parts, changed, audio, started)
+        yield api.PieceEvent(completed=completed)
+
+    async def _regenerate(
+        self, opened: OpenedEdit, parts: PieceParts, edit: RegenerateEdit
+    ) -> AsyncIterator[api.PieceEvent]:
+        spec = parts.spec
+        meter = spec_meter(spec)
+        bars = [pb_to_bar(parts.melody[i].notes, meter) for i in range(parts.bar_count)]
+        controls = self.models.prompter.controls(spec)
+        plan = _plan(spec, controls.key, spec_energy(spec))
+        infiller = Infiller(
+            plan,
+            controls,
+            opened.seed,
+            self.models.prompter.tokenizer,
+            candidates=self.options.candidates,
+        )
+        harmonizer = _RangeHarmonizer(
+            self.models, parts, edit.first, spec_style(spec), spec_energy(spec), plan
+        )
+        try:
+            async for index, bar in infiller.fill(
+                bars, edit.first, edit.last, self.models.decoder(spec), self.models.score
+            ):
+                melody = pb.MelodyBar(
+                    meta=new_meta(opened.piece_id, index, PRODUCER),
+                    spec=spec,
+                    notes=notes_to_pb(bar.notes),
+                    model=self.models.prompter.model_version,
+                )
+                parts.melody[index] = melody
+                yield api.PieceEvent(melody_bar=melody)
+                if index > edit.first:
+                    yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
+        except MusicError as error:
+            raise EditError("regenerate.bars", f"the bars around them: {error}") from None
+        yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
+        scores = infiller.report.suffix_logprobs
+        if scores:
+            log.info(
+                "piece %s v%d: closing phrase chosen among %d candidates by the bars after "
+                "them (log P %s, kept %d)",
+                opened.piece_id,
+                opened.version,
+                len(scores),
+                ", ".join(f"{s:.1f}" for s in scores),
+                infiller.report.chosen,
+            )
+
+    async def _reharmonize(
+        self, opened: OpenedEdit, parts: PieceParts, edit: ReharmonizeEdit
+    ) -> AsyncIterator[api.PieceEvent]:
+        spec = parts.spec
+        plan = _plan(spec, spec_key(spec), spec_energy(spec))
+        if edit.energy != spec_energy(spec):
+            plan = dataclasses.replace(
+                plan,
+                sections=tuple(dataclasses.replace(s, energy=edit.energy) for s in plan.sections),
+            )
+        harmonizer = _RangeHarmonizer(self.models, parts, edit.first, edit.style, edit.energy, plan)
+        for _ in range(edit.first, edit.last + 1):
+            yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
+
+    # --- audio and files (worker threads) ------------------------------------------------
+
+    def _audio(
+        self, opened: OpenedEdit, parts: PieceParts, changed: tuple[int, int]
+    ) -> SplicedAudio | None:
+        edit = opened.edit
+        try:
+            if isinstance(edit, SoundEdit) or opened.previous_audio is None:
+                return whole_piece_audio(
+                    parts, self.options.segment_bars, preset=self._preset(parts)
+                )
+            previous, rate = wav_to_audio(opened.previous_audio)
+            return splice_bars(
+                previous, rate, parts, changed[0], changed[1], preset=self._preset(parts)
+            )
+        except Exception as error:  # no synthesiser: the version is stored without audio
+            log.warning("piece %s: no audio for the edit (%s)", opened.piece_id, error)
+            return None
+
+    def _preset(self, parts: PieceParts) -> str:
+        return parts.spec.loudness_preset or self.options.preset
+
+    def _segments(
+        self,
+        opened: OpenedEdit,
+        parts: PieceParts,
+        changed: tuple[int, int],
+        audio: SplicedAudio | None,
+    ) -> list[pb.RenderSegment]:
+        """The render segments whose bars changed (MIDI and, where rendered, audio), and the
+        next one when the crossfade out of the changed bars spills into it."""
+        from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
+
+        size = self.options.segment_bars
+        last_segment = changed[1] // size
+        after = changed[1] + 1
+        if audio is not None and after % size == 0 and after < parts.bar_count:
+            last_segment += 1  # the crossfade into the unchanged bars starts that segment
+        segments = []
+        for index in range(changed[0] // size, last_segment + 1):
+            first, count = parts.segment_bars(index, size)
+            start = parts.seconds_before_bar(first)
+            end = parts.seconds_before_bar(first + count)
+            segment = pb.RenderSegment(
+                meta=new_meta(opened.piece_id, index, PRODUCER),
+                first_bar=first,
+                bar_count=count,
+                start_seconds=start,
+                duration_seconds=end - start,
+                midi=render_segment_midi(parts, first, count),
+            )
+            if audio is not None:
+                last = first + count == parts.bar_count
+                begin = round(start * audio.sample_rate)
+                stop = len(audio.audio) if last else round(end * audio.sample_rate)
+                samples = audio.audio[begin:stop]
+                segment.audio = encode_segment_audio(samples, audio.sample_rate, serial=index + 1)
+                segment.audio_media_type = SEGMENT_AUDIO_MEDIA_TYPE
+                segment.audio_start_seconds = begin / audio.sample_rate
+                segment.audio_duration_seconds = len(samples) / audio.sample_rate
+                segment.audio_sample_rate = audio.sample_rate
+            segments.append(segment)
+        return segments
+
+    def _store(
+        self,
+        opened: OpenedEdit,
+        parts: PieceParts,
+        changed: tuple[int, int],
+        audio: SplicedAudio | None,
+        started: float,
+    ) -> pb.PieceCompleted:
+        from cantus.storage import media_type
+
+        rendered = render_piece_files(
+            parts,
+            piece_id=opened.piece_id,
+            event_log=[],
+            preset=self._preset(parts),
+            audio_formats=self.options.audio_formats,
+            leadsheet=self.options.leadsheet,
+            streamed_audio=None if audio is None else audio.audio,
+        )
+        summary = json.loads(rendered.files["piece.json"])
+        history = list(opened.summary.get("edit_history", []))
+        entry = {
+            "version": opened.version,
+            "from_version": opened.from_version,
+            "kind": opened.edit.kind,
+            "description": opened.edit.describe(),
+            "bars": [changed[0] + 1, changed[1] + 1],
+            "seed": opened.seed,
+            "edit": _edit_dict(opened.edit),
+            "rendered_bars": (None if audio is None else [b + 1 for b in audio.rendered_bars]),
+            "rendered_audio_seconds": None if audio is None else round(audio.rendered_seconds, 3),
+            "edited_at_unix_s": round(time.time(), 3),
+            "seconds": {**opened.timings, "total": round(time.perf_counter() - started, 3)},
+        }
+        summary["version"] = opened.version
+        summary["edit_history"] = [*history, entry]
+        summary["event_log"] = opened.summary.get("event_log", [])
+        rendered.files["piece.json"] = json.dumps(summary, indent=2).encode()
+        completed = pb.PieceCompleted(
+            meta=new_meta(opened.piece_id, parts.bar_count, PRODUCER),
+            duration_seconds=parts.seconds_before_bar(parts.bar_count),
+            chords_per_bar=[" ".join(span.symbol for span in bar.chords) for bar in parts.harmony],
+        )
+        # piece.json last: the version exists once it is stored
+        for name in sorted(rendered.files, key=lambda n: n == "piece.json"):
+            content = rendered.files[name]
+            uri = self.store.write(opened.piece_id, name, content, version=opened.version)
+            completed.files.append(
+                pb.StoredFile(
+                    name=name, media_type=media_type(name), size_bytes=len(content), uri=uri
+                )
+            )
+        if rendered.loudness is not None:
+            completed.integrated_lufs = float(rendered.loudness["integrated_lufs"])  # type: ignore[arg-type]
+            completed.true_peak_dbtp = float(rendered.loudness["true_peak_dbtp"])  # type: ignore[arg-type]
+            completed.loudness_preset = str(rendered.loudness["preset"])
+            completed.target_lufs = float(rendered.loudness["target_lufs"])  # type: ignore[arg-type]
+        return completed
+
+
+class _RangeHarmonizer:
+    """Harmonises bars from ``first`` on, one per ``next`` call, with the stored bars before
+    them as history (as the harmony service would have had it)."""
+
+    def __init__(
+        self,
+        models: EditModels,
+        parts: PieceParts,
+        first: int,
+        style: Style,
+        energy: Energy,
+        plan: FormPlan,
+    ) -> None:
+        self.models, self.parts = models, parts
+        self.style, self.energy, self.plan = style, energy, plan
+        self.key = spec_key(parts.spec)
+        self.meter = spec_meter(parts.spec)
+        self.index = first
+        self.context = HarmonyContext(complete=first <= HISTORY_BARS)
+        for i in range(max(0, first - HISTORY_BARS), first):
+            bar = self._melody(i)
+            spans = _spans(parts.harmony_by_bar[i])
+            self.context.history.append(HarmonizedBar(bar, tuple(span_beats(bar, spans, self.key))))
+        if first > 0:
+            before = parts.harmony_by_bar[first - 1]
+            voicing = pb_to_notes(before.voicing)
+            last_onset = max((n.onset for n in voicing), default=None)
+            chord = sorted(n.pitch for n in voicing if n.onset == last_onset)
+            self.context.voicing = tuple(chord) or None
+            self.context.melody_before = tuple(
+                tune_before(self._melody(first - 1), self.meter.bar_ticks)
+            )
+
+    def _melody(self, index: int) -> Bar:
+        return pb_to_bar(self.parts.melody[index].notes, self.meter)
+
+    async def next(self, piece_id: str) -> pb.HarmonyBar:
+        index = self.index
+        bar = self._melody(index)
+        next_bar = self._melody(index + 1) if index + 1 < self.parts.bar_count else None
+        made = await harmonize_piece_bar(
+            index,
+            bar,
+            next_bar,
+            self.context,
+            self.models.harmonize,
+            bars=self.parts.bar_count,
+            key=self.key,
+            style=self.style,
+            energy=self.energy,
+            plan=self.plan,
+            model_version=self.models.harmony_model_version,
+        )
+        self.context.advance(bar, made.spans, made.voicing, self.key)
+        harmony = made.to_pb(new_meta(piece_id, index, PRODUCER), self.parts.spec)
+        self.parts.harmony_by_bar[index] = harmony
+        self.index += 1
+        return harmony
+
+
+def _spans(harmony: pb.HarmonyBar) -> list[ChordSpan]:
+    return [
+        ChordSpan(s.onset_ticks, s.duration_ticks, ChordSymbol.parse(s.symbol), s.roman)
+        for s in harmony.chords
+    ]
+
+
+def _plan(spec: pb.PieceSpec, key, energy: Energy) -> FormPlan:
+    """The spec's plan; a piece from before plans is one through-composed section."""
+    plan = spec_form(spec)
+    if plan is None or plan.total_bars != spec.bars:
+        plan = plan_form("through", bars=spec.bars, key=key, energy=energy)
+    return plan
+
+
+def _edit_dict(edit: Edit) -> dict[str, Any]:
+    values = dataclasses.asdict(edit)
+    for name in ("first", "last"):
+        if name in values:
+            values[name] += 1  # bars as the request numbers them
+    return {k: getattr(v, "value", v) for k, v in values.items()}

@@ -1,0 +1,146 @@
+"""An ``EditRequest`` checked against the stored piece it edits: the typed edit, or an
+``EditError`` naming the request field.
+
+Bars are 1-based and inclusive on the wire (bar 1 is the first bar, as on the lead sheet);
+the typed edits hold 0-based indices, as events do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cantus.music.styles import TEMPO_RANGE_BPM, Energy, Style
+from cantus.render.palettes import PALETTES
+from cantus.requests import RequestError
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+
+
+class EditError(RequestError):
+    """An edit that cannot be made on this piece; ``field`` names the request field."""
+
+
+@dataclass(frozen=True)
+class RegenerateEdit:
+    """Melody bars ``first`` .. ``last`` (0-based, inclusive) decoded anew, harmonised again."""
+
+    first: int
+    last: int
+    kind = "regenerate"
+
+    def describe(self) -> str:
+        return f"melody of bars {self.first + 1}-{self.last + 1} composed anew, chords to fit"
+
+
+@dataclass(frozen=True)
+class ReharmonizeEdit:
+    """Chords of bars ``first`` .. ``last`` chosen again in ``style`` with ``energy``."""
+
+    first: int
+    last: int
+    style: Style
+    energy: Energy
+    kind = "reharmonize"
+
+    def describe(self) -> str:
+        return (
+            f"bars {self.first + 1}-{self.last + 1} harmonised again "
+            f"({self.style.value}, {self.energy.value} energy)"
+        )
+
+
+@dataclass(frozen=True)
+class SoundEdit:
+    """The whole piece in ``palette`` at ``tempo_bpm`` (either may be unchanged)."""
+
+    palette: str
+    tempo_bpm: float
+    kind = "change_sound"
+
+    def describe(self) -> str:
+        return f"palette {self.palette}, {self.tempo_bpm:g} bpm"
+
+
+Edit = RegenerateEdit | ReharmonizeEdit | SoundEdit
+
+
+def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.PieceRecord) -> Edit:
+    """The edit ``request`` asks of a piece with this ``spec`` and stored parts."""
+    which = request.WhichOneof("edit")
+    if which is None:
+        raise EditError("edit", "say what to change: regenerate, reharmonize or change_sound")
+    if which == "regenerate":
+        if not request.regenerate.HasField("bars"):
+            raise EditError("regenerate.bars", "give the bars to compose anew")
+        first, last = _bars("regenerate.bars", request.regenerate.bars, spec.bars)
+        pickup = spec.given_melody.pickup_ticks if spec.HasField("given_melody") else 0
+        if first == 0 and pickup:
+            raise EditError(
+                "regenerate.bars.first_bar",
+                f"bar 1 is a pickup (its last {pickup} ticks); a bar composed anew fills the "
+                "whole bar, which would move the meter's downbeats mid-bar: start at bar 2",
+            )
+        sung = _sung_lines(record, first, last)
+        if sung:
+            raise EditError(
+                "regenerate.bars",
+                f"bars {first + 1}-{last + 1} are sung (lyric lines {sung}); new notes would "
+                "leave their syllables without notes, and rewriting lyrics in an edit is not "
+                "supported yet",
+            )
+        return RegenerateEdit(first, last)
+    if which == "reharmonize":
+        edit = request.reharmonize
+        if edit.HasField("bars"):
+            first, last = _bars("reharmonize.bars", edit.bars, spec.bars)
+        else:
+            first, last = 0, spec.bars - 1
+        try:
+            style = Style(edit.style or spec.style)
+        except ValueError:
+            known = ", ".join(s.value for s in Style)
+            raise EditError(
+                "reharmonize.style", f"unknown style {edit.style!r} ({known})"
+            ) from None
+        try:
+            energy = Energy(edit.energy or spec.energy)
+        except ValueError:
+            known = ", ".join(e.value for e in Energy)
+            raise EditError(
+                "reharmonize.energy", f"unknown energy {edit.energy!r} ({known})"
+            ) from None
+        return ReharmonizeEdit(first, last, style, energy)
+    sound = request.change_sound
+    palette = sound.palette or spec.palette
+    if sound.palette and sound.palette not in PALETTES:
+        known = ", ".join(PALETTES)
+        raise EditError("change_sound.palette", f"unknown palette {sound.palette!r} ({known})")
+    tempo = sound.tempo_bpm if sound.HasField("tempo_bpm") else spec.tempo_bpm
+    low, high = TEMPO_RANGE_BPM
+    if not low <= tempo <= high:
+        raise EditError(
+            "change_sound.tempo_bpm", f"{tempo:g} is outside {low:g}..{high:g} beats per minute"
+        )
+    if not sound.palette and not sound.HasField("tempo_bpm"):
+        raise EditError("change_sound", "give a palette, a tempo_bpm or both")
+    return SoundEdit(palette, tempo)
+
+
+def _bars(field: str, bars: api.BarRange, total: int) -> tuple[int, int]:
+    """0-based first and last bar of a 1-based inclusive range within ``total`` bars."""
+    if bars.first_bar < 1 or bars.first_bar > total:
+        raise EditError(f"{field}.first_bar", f"{bars.first_bar} is not a bar of 1..{total}")
+    if bars.last_bar < bars.first_bar or bars.last_bar > total:
+        raise EditError(
+            f"{field}.last_bar", f"{bars.last_bar} is not a bar of {bars.first_bar}..{total}"
+        )
+    return bars.first_bar - 1, bars.last_bar - 1
+
+
+def _sung_lines(record: pb.PieceRecord, first: int, last: int) -> list[int]:
+    """Indices of lyric lines with a syllable in bars ``first`` .. ``last``."""
+    return [
+        line.meta.index
+        for line in record.lyric_lines
+        if any(first <= s.bar_index <= last for s in line.syllables)
+    ]

@@ -1,0 +1,202 @@
+"""Infilling: bars ``first`` .. ``last`` of a melody decoded anew, fitting both sides.
+
+The melody LM reads left to right, so the left side is its prompt: each request is built as
+the form composer builds it (``FormComposer.phrase_request``: the section's key area and
+energy as controls, the piece's theme, the source section's bars and the bars just before
+as context, the phrase's cadence where the gap reaches a phrase end). The right side is
+used by choice: the gap's closing phrase (at most a phrase of ``PHRASE_BARS``) is decoded
+as several candidates at once (they share melody_lm's batch), and the one after which the
+model finds the following ``RIGHT_BARS`` bars likeliest is kept — the last note that leads
+into the bar after, in the model's own judgement. Earlier phrases of a long gap are far
+from the right side and stream as soon as they are decoded, so an 8-bar regeneration
+shows its first bar as fast as a new piece does.
+
+A gap that ends on a phrase end keeps the plan's cadence there: the grammar holds the
+cadence tone, and the note is held to the bar line as in a composed phrase.
+
+``fill`` takes the decoder and the scorer as functions (melody_lm and melody_score on
+Triton in the gateway; the model in process for ``cantus eval infill``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest, hold_last_note
+from cantus.melody.controls import Controls
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.form import FormPlan
+from cantus.music.notes import Bar
+
+RIGHT_BARS = 2
+"""Bars after the gap whose likelihood chooses among the closing candidates."""
+CANDIDATE_SEED_STRIDE = 1_000_003
+"""Seeds of a phrase's candidates: its seed plus multiples of this (distinct streams)."""
+
+ScoreSuffix = Callable[[Sequence[Sequence[int]], Sequence[int]], Awaitable[list[float]]]
+"""Sum of log P(token | tokens before) over ``sequence[score_from:]`` per sequence
+(``MelodyScoreClient.score``, or ``suffix_logprobs`` on a model in process)."""
+
+
+@dataclass(frozen=True)
+class GapPhrase:
+    """One request of a gap: ``request`` (bars, controls, context, cadence), and whether it
+    closes the gap (then chosen among candidates by the right side)."""
+
+    request: PhraseRequest
+    closes_gap: bool
+    cadence: bool
+
+
+@dataclass
+class FillReport:
+    """What ``fill`` chose: the closing phrase's candidates' suffix log-probabilities
+    (nats; empty where nothing follows the gap) and the index of the one kept."""
+
+    suffix_logprobs: list[float] = field(default_factory=list)
+    chosen: int = 0
+
+
+class Infiller:
+    """``async for index, bar in Infiller(plan, controls, seed, tokenizer).fill(...)``."""
+
+    def __init__(
+        self,
+        plan: FormPlan,
+        controls: Controls,
+        seed: int,
+        tokenizer: MelodyTokenizer,
+        *,
+        candidates: int = 4,
+    ) -> None:
+        self.plan = plan
+        self.composer = FormComposer(plan, controls, seed)
+        self.tokenizer = tokenizer
+        self.candidates = max(1, candidates)
+        self.report = FillReport()
+
+    def phrases(self, bars: Sequence[Bar], first: int, last: int) -> list[GapPhrase]:
+        """The gap's requests in order: each up to its phrase's end or the gap's end. The
+        contexts are built from ``bars`` as they stand (only bars before each request's
+        first bar are read, so a later request sees the earlier requests' bars once
+        ``bars`` holds them: call again after each)."""
+        phrases = []
+        index = first
+        while index <= last:
+            section = self.plan.section_at(index)
+            request = self.composer.phrase_request(section, index, bars)
+            phrase_end = request.first_bar + request.n_bars - 1
+            end = min(phrase_end, last)
+            cadence = end == phrase_end
+            phrases.append(
+                GapPhrase(
+                    dataclasses.replace(
+                        request,
+                        n_bars=end - index + 1,
+                        cadence_steps=request.cadence_steps if cadence else (),
+                    ),
+                    closes_gap=end == last,
+                    cadence=cadence,
+                )
+            )
+            index = end + 1
+        return phrases
+
+    async def fill(
+        self,
+        bars: list[Bar],
+        first: int,
+        last: int,
+        decode: DecodePhrase,
+        score: ScoreSuffix | None,
+    ) -> AsyncIterator[tuple[int, Bar]]:
+        """Replace ``bars[first .. last]`` (0-based, inclusive) in place, yielding each new
+        bar with its index as soon as it is final: a bar of a phrase that does not close the
+        gap the moment the model closes it, the closing phrase once its candidates are
+        decoded and scored. ``score`` None, or nothing after the gap: the first candidate
+        is kept (left context only)."""
+        if not 0 <= first <= last < len(bars):
+            raise ValueError(f"bars {first}..{last} are not within the piece's {len(bars)}")
+        right = list(bars[last + 1 : last + 1 + RIGHT_BARS])
+        self.report = FillReport()
+        index = first
+        while index <= last:
+            phrase = self.phrases(bars, index, last)[0]
+            request = phrase.request
+            if phrase.closes_gap and right and score is not None and self.candidates > 1:
+                chosen = await self._best_candidate(request, right, decode, score)
+            else:
+                chosen = []
+                async for bar in decode(request):
+                    chosen.append(bar)
+                    if len(chosen) == request.n_bars:
+                        break
+                    bars[index + len(chosen) - 1] = bar
+                    yield index + len(chosen) - 1, bar
+                chosen = chosen[len(chosen) - 1 :] if len(chosen) == request.n_bars else []
+                if not chosen:
+                    raise RuntimeError(
+                        f"the model stopped before the end of the phrase at bar "
+                        f"{request.first_bar} ({request.n_bars} bars)"
+                    )
+                start = index + request.n_bars - 1
+                last_bar = hold_last_note(chosen[0]) if phrase.cadence else chosen[0]
+                bars[start] = last_bar
+                yield start, last_bar
+                index += request.n_bars
+                continue
+            if len(chosen) < request.n_bars:
+                raise RuntimeError(
+                    f"the model stopped after {len(chosen)} of {request.n_bars} bars "
+                    f"of the phrase at bar {request.first_bar}"
+                )
+            if phrase.cadence:
+                chosen[-1] = hold_last_note(chosen[-1])
+            for offset, bar in enumerate(chosen):
+                bars[index + offset] = bar
+                yield index + offset, bar
+            index += request.n_bars
+
+    async def _best_candidate(
+        self,
+        request: PhraseRequest,
+        right: list[Bar],
+        decode: DecodePhrase,
+        score: ScoreSuffix,
+    ) -> list[Bar]:
+        requests = [
+            dataclasses.replace(request, seed=request.seed + k * CANDIDATE_SEED_STRIDE)
+            for k in range(self.candidates)
+        ]
+        decoded = await asyncio.gather(*(_decode_all(decode, r) for r in requests))
+        complete = [bars for bars in decoded if len(bars) >= request.n_bars]
+        if not complete:
+            return decoded[0]
+        sequences, starts = [], []
+        for candidate in complete:
+            left = self.tokenizer.prompt(request.controls, [*request.context, *candidate])
+            sequences.append(left + [t for bar in right for t in self.tokenizer.bar_to_tokens(bar)])
+            starts.append(len(left))
+        scores = await score(sequences, starts)
+        best = max(range(len(complete)), key=lambda k: scores[k])
+        self.report = FillReport(suffix_logprobs=list(scores), chosen=best)
+        return complete[best]
+
+
+async def _decode_all(decode: DecodePhrase, request: PhraseRequest) -> list[Bar]:
+    bars = []
+    async for bar in decode(request):
+        bars.append(bar)
+        if len(bars) == request.n_bars:
+            break
+    return bars
+
+
+def logmeanexp(values: Sequence[float]) -> float:
+    """log(mean(exp(values))), stable (the importance estimate of log P(right | left))."""
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values) / len(values))

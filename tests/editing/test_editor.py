@@ -1,0 +1,277 @@
+"""Edits of stored pieces (issue #18) on in-process fakes of the models: only what changes
+is streamed, the new version is stored beside the old one (untouched), the history is in
+piece.json, the right side of a gap chooses its closing bars, and bad edits fail naming
+the field without storing anything."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from cantus.editing.editor import EditModels, EditOptions, EditUnsupported, PieceEditor
+from cantus.editing.requests import EditError
+from cantus.harmony.client import HarmonyModelError
+from cantus.melody.composition import PhraseRequest
+from cantus.melody.prompting import MelodyPrompter
+from cantus.music.notes import Bar, Note
+from cantus.render.piece import PARTS_FILE, PieceParts, render_piece_files
+from cantus.settings import CHECKPOINTS
+from cantus.storage import LocalPieceStore, PieceNotFound, VersionNotFound
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import events_pb2 as pb
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "render"))
+from piece_fixtures import PIECE_ID, piece_events, spec, table_events
+
+PROMPTER = MelodyPrompter.from_checkpoint(CHECKPOINTS / "melody_lm.pt")
+OPTIONS = EditOptions(audio_formats=("wav",), leadsheet=False)
+
+
+class FakeModels:
+    """The models as functions: a decoder writing one pitch per candidate seed, a scorer that
+    likes a candidate whose last note is near the first note after the gap, and a harmony
+    model that cannot answer (the rules harmonise, as in the service's fallback)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.requests: list[PhraseRequest] = []
+        self.scored = 0
+        self.fail_at = fail_at
+
+    def decoder(self, piece_spec: pb.PieceSpec):
+        async def decode(phrase: PhraseRequest) -> AsyncIterator[Bar]:
+            self.requests.append(phrase)
+            meter = phrase.context[0].meter if phrase.context else None
+            assert meter is not None
+            pitch = 60 + (phrase.seed // 1_000_003) * 3  # candidates k = 0, 1, 2, 3: 60, 63, ...
+            for k in range(phrase.n_bars):
+                if self.fail_at is not None and phrase.first_bar + k == self.fail_at:
+                    raise RuntimeError("the model went away")
+                yield Bar(meter, tuple(Note(q * 480, pitch, 480) for q in range(4)))
+
+        return decode
+
+    async def score(self, sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
+        self.scored += len(sequences)
+        vocab = PROMPTER.tokenizer.vocab
+        scores = []
+        for sequence, start in zip(sequences, starts, strict=True):
+            pitches = [
+                int(vocab.token(t)[6:]) for t in sequence if vocab.token(t).startswith("PITCH_")
+            ]
+            before = [
+                int(vocab.token(t)[6:])
+                for t in sequence[:start]
+                if vocab.token(t).startswith("PITCH_")
+            ]
+            scores.append(-abs(pitches[len(before)] - before[-1]))
+        return scores
+
+    async def harmonize(self, window):
+        raise HarmonyModelError("no model in this test")
+
+    def models(self) -> EditModels:
+        return EditModels(
+            decoder=self.decoder,
+            score=self.score,
+            harmonize=self.harmonize,
+            prompter=PROMPTER,
+            harmony_model_version="fake",
+        )
+
+
+def stored_piece(tmp_path: Path, *, bars: int = 8, lyrics: bool = False) -> LocalPieceStore:
+    store = LocalPieceStore(tmp_path / "pieces")
+    parts = PieceParts.from_state(table_events(piece_events(spec(bars), lyrics=lyrics)))
+    assert parts is not None
+    rendered = render_piece_files(
+        parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
+    )
+    for name, content in rendered.files.items():
+        store.write(PIECE_ID, name, content)
+    return store
+
+
+def run_edit(editor: PieceEditor, request: api.EditRequest) -> list[api.PieceEvent]:
+    async def go() -> list[api.PieceEvent]:
+        opened = editor.open(request)
+        return [event async for event in editor.run(opened)]
+
+    return asyncio.run(go())
+
+
+def regenerate(first: int, last: int, **kwargs) -> api.EditRequest:
+    return api.EditRequest(
+        piece_id=PIECE_ID,
+        seed=11,
+        regenerate=api.RegenerateBars(bars=api.BarRange(first_bar=first, last_bar=last)),
+        **kwargs,
+    )
+
+
+def kinds(events: list[api.PieceEvent]) -> list[tuple[str, int]]:
+    out = []
+    for event in events:
+        which = event.WhichOneof("event")
+        message = getattr(event, which)
+        out.append((which, message.version if which == "edited" else message.meta.index))
+    return out
+
+
+def test_regenerating_bars_streams_only_them_and_stores_a_new_version(tmp_path):
+    store = stored_piece(tmp_path)
+    before = store.read_all(PIECE_ID)
+    fakes = FakeModels()
+    events = run_edit(PieceEditor(store, fakes.models(), OPTIONS), regenerate(3, 4))
+
+    assert kinds(events) == [
+        ("edited", 2),
+        ("melody_bar", 2),  # one phrase, closing the gap: chosen among candidates, then out
+        ("melody_bar", 3),
+        ("harmony_bar", 2),  # each bar harmonised once the bar after it is known
+        ("harmony_bar", 3),
+        ("render_segment", 0),
+        ("render_segment", 1),
+        ("completed", 8),
+    ]
+    assert store.versions(PIECE_ID) == [1, 2]
+    assert store.read_all(PIECE_ID) == before  # version 1 untouched
+    v2 = store.read_all(PIECE_ID, 2)
+    old = pb.PieceRecord.FromString(before[PARTS_FILE])
+    new = pb.PieceRecord.FromString(v2[PARTS_FILE])
+    for index in (0, 1, 4, 5, 6, 7):
+        assert new.melody[index].notes == old.melody[index].notes
+        assert new.harmony[index].chords == old.harmony[index].chords
+    assert new.melody[2].notes != old.melody[2].notes
+    summary = json.loads(v2["piece.json"])
+    assert summary["version"] == 2
+    [entry] = summary["edit_history"]
+    assert entry["from_version"] == 1 and entry["kind"] == "regenerate"
+    assert entry["bars"] == [3, 4] and entry["rendered_bars"] == [2, 4]
+    # the spliced audio keeps the untouched bars' samples (to the 16-bit WAV's last bit)
+    a, rate = soundfile.read(io.BytesIO(before["piece.wav"]), dtype="float32")
+    b, _ = soundfile.read(io.BytesIO(v2["piece.wav"]), dtype="float32")
+    assert len(a) == len(b)
+    bar = int(2.0 * rate)  # 4/4 at 120 bpm
+    fade = 4000  # samples, more than the crossfade
+    assert np.abs(a[: 2 * bar] - b[: 2 * bar]).max() < 1e-4
+    assert np.abs(a[4 * bar + fade :] - b[4 * bar + fade :]).max() < 1e-4
+    assert np.abs(a[2 * bar + fade : 4 * bar] - b[2 * bar + fade : 4 * bar]).max() > 0.01
+
+
+def test_the_closing_bars_are_chosen_by_the_bars_after_the_gap(tmp_path):
+    store = stored_piece(tmp_path)
+    fakes = FakeModels()
+    events = run_edit(PieceEditor(store, fakes.models(), OPTIONS), regenerate(2, 3))
+    assert fakes.scored == OPTIONS.candidates
+    # candidates play 60, 63, 66, 69; bar 5 starts on 67 in the fixture: 66 leads into it
+    last = [e.melody_bar for e in events if e.WhichOneof("event") == "melody_bar"][-1]
+    assert {n.pitch for n in last.notes} == {66}
+
+
+def test_a_later_edit_starts_from_any_version_and_keeps_the_history(tmp_path):
+    store = stored_piece(tmp_path)
+    editor = PieceEditor(store, FakeModels().models(), OPTIONS)
+    run_edit(editor, regenerate(3, 4))
+    run_edit(
+        editor,
+        api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(palette="piano")),
+    )
+    events = run_edit(
+        editor,
+        api.EditRequest(
+            piece_id=PIECE_ID,
+            from_version=1,
+            reharmonize=api.Reharmonize(style="chorale"),
+        ),
+    )
+    assert [k for k, _ in kinds(events)].count("harmony_bar") == 8
+    assert store.versions(PIECE_ID) == [1, 2, 3, 4]
+    v3 = json.loads(store.read_all(PIECE_ID, 3)["piece.json"])
+    assert [e["version"] for e in v3["edit_history"]] == [2, 3]
+    assert v3["palette"] == "piano" and v3["request"]["palette"] == "piano"
+    v4 = json.loads(store.read_all(PIECE_ID, 4)["piece.json"])
+    assert [(e["version"], e["from_version"]) for e in v4["edit_history"]] == [(4, 1)]
+
+
+def test_changing_the_sound_renders_every_segment_and_no_bar(tmp_path):
+    store = stored_piece(tmp_path)
+    events = run_edit(
+        PieceEditor(store, FakeModels().models(), OPTIONS),
+        api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(tempo_bpm=90)),
+    )
+    assert [k for k, _ in kinds(events)] == [
+        "edited",
+        "render_segment",
+        "render_segment",
+        "completed",
+    ]
+    assert events[0].edited.spec.tempo_bpm == 90
+    assert events[-1].completed.duration_seconds == pytest.approx(8 * 4 * 60 / 90)
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "field"),
+    [
+        (regenerate(0, 2), EditError, "regenerate.bars.first_bar"),
+        (regenerate(3, 9), EditError, "regenerate.bars.last_bar"),
+        (regenerate(5, 4), EditError, "regenerate.bars.last_bar"),
+        (api.EditRequest(piece_id=PIECE_ID), EditError, "edit"),
+        (
+            api.EditRequest(piece_id=PIECE_ID, reharmonize=api.Reharmonize(style="jazz")),
+            EditError,
+            "reharmonize.style",
+        ),
+        (
+            api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(palette="kazoo")),
+            EditError,
+            "change_sound.palette",
+        ),
+        (
+            api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(tempo_bpm=500)),
+            EditError,
+            "change_sound.tempo_bpm",
+        ),
+        (regenerate(1, 2, from_version=3), VersionNotFound, "from_version"),
+        (api.EditRequest(piece_id="f" * 32, regenerate=api.RegenerateBars()), PieceNotFound, ""),
+    ],
+)
+def test_bad_edits_name_the_field_and_store_nothing(tmp_path, request_, error, field):
+    store = stored_piece(tmp_path)
+    with pytest.raises(error) as raised:
+        PieceEditor(store, FakeModels().models(), OPTIONS).open(request_)
+    if error is EditError:
+        assert raised.value.field == field
+    else:
+        assert str(raised.value).startswith(field)
+    assert store.versions(PIECE_ID) == [1]
+
+
+def test_sung_bars_and_a_pickup_bar_are_refused(tmp_path):
+    store = stored_piece(tmp_path, lyrics=True)
+    with pytest.raises(EditError, match="sung") as raised:
+        PieceEditor(store, FakeModels().models(), OPTIONS).open(regenerate(2, 3))
+    assert raised.value.field == "regenerate.bars"
+
+
+def test_a_piece_stored_before_parts_cannot_be_edited(tmp_path):
+    store = stored_piece(tmp_path)
+    (tmp_path / "pieces" / PIECE_ID / PARTS_FILE).unlink()
+    with pytest.raises(EditUnsupported, match="compose it again"):
+        PieceEditor(store, FakeModels().models(), OPTIONS).open(regenerate(2, 3))
+
+
+def test_a_failed_edit_leaves_the_stored_piece_untouched(tmp_path):
+    store = stored_piece(tmp_path)
+    before = store.read_all(PIECE_ID)
+    with pytest.raises(RuntimeError, match="went away"):
+        run_edit(PieceEditor(store, FakeModels(fail_at=3).models(), OPTIONS), regenerate(2, 7))
+    assert store.versions(PIECE_ID) == [1]
+    assert store.read_all(PIECE_ID) == before
