@@ -26,11 +26,17 @@ eval_app = typer.Typer(help="Quality evaluations against baselines.", no_args_is
 app.add_typer(train_app, name="train")
 app.add_typer(bench_app, name="bench")
 app.add_typer(eval_app, name="eval")
-from cantus.cli.station import plan as _plan  # noqa: E402 - registered beside the others
-from cantus.cli.station import station_app  # noqa: E402
+from cantus.cli.station import (  # noqa: E402 - registered beside the others
+    bench_therapy,
+    station_app,
+)
+from cantus.cli.station import plan as _plan  # noqa: E402
+from cantus.cli.station import signal as _signal  # noqa: E402
 
 app.add_typer(station_app, name="station")
 app.command("plan")(_plan)
+app.command("signal")(_signal)
+bench_app.command("therapy")(bench_therapy)
 
 console = Console(stderr=True)
 

@@ -2,7 +2,9 @@
 
 ``cantus station start NAME --config station.yaml`` starts (or reconfigures) a station and
 prints where its HLS stream and playlist feeds are; ``cantus plan --from 110,0.8,0.9 --to
-65,0.1,0.2 --minutes 20`` plans a session, starts composing it and prints the playlist.
+65,0.1,0.2 --minutes 20`` plans a session, starts composing it and prints the playlist;
+``cantus plan --preset walk`` starts a listening session (closed loop) and ``cantus signal
+NAME --cadence 104`` sends it a listener's reading.
 """
 
 from __future__ import annotations
@@ -133,39 +135,58 @@ def feedback(
 
 def plan(
     start_state: Annotated[
-        str, typer.Option("--from", help="Listener now: TEMPO[,ENERGY[,VALENCE]] e.g. 110,0.8,0.9")
-    ],
+        str,
+        typer.Option("--from", help="Listener now: TEMPO[,ENERGY[,VALENCE]] e.g. 110,0.8,0.9"),
+    ] = "",
     target_state: Annotated[
         str, typer.Option("--to", help="Target: TEMPO[,ENERGY[,VALENCE]] e.g. 65,0.1,0.2")
-    ],
+    ] = "",
     minutes: Annotated[float, typer.Option(help="Session length in minutes")] = 0.0,
     pieces: Annotated[int, typer.Option(help="Number of pieces (instead of minutes)")] = 0,
-    bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
-    style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 0,
+    style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "",
+    preset: Annotated[
+        str, typer.Option(help="A listening session: sleep, focus, relax or walk")
+    ] = "",
+    session: Annotated[
+        str,
+        typer.Option(
+            help="Session settings as YAML over the preset's, e.g. 'mode: open' "
+            "(cantus.stations.sessions.SessionConfig)"
+        ),
+    ] = "",
     name: Annotated[str, typer.Option(help="Station name of the session")] = "",
     wait: Annotated[bool, typer.Option(help="Wait until every piece is delivered")] = False,
     gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
 ) -> None:
-    """Plan a therapy session (iso principle) and compose it; prints the playlist."""
+    """Plan a therapy session (iso principle) and compose it; prints the playlist. With
+    --preset or --session it is a listening session that steers by the listener's signals
+    (`cantus signal`); the playlist printed is then its open-loop reference."""
+    listening = bool(preset or session)
     try:
-        start_at, target = State.parse(start_state, "from"), State.parse(target_state, "to")
+        if not listening and not (start_state and target_state):
+            raise PlanError("from", "give --from and --to, or a --preset")
+        start_at = State.parse(start_state, "from") if start_state else None
+        target = State.parse(target_state, "to") if target_state else None
     except PlanError as error:
         console.print(f"[red]error:[/] --{error}")
         raise typer.Exit(2) from None
     stub = _stub(gateway)
+    request = st.PlanRequest(
+        minutes=minutes,
+        pieces=pieces,
+        bars=bars or (0 if listening else 16),
+        style=style or ("" if listening else "folk"),
+        plan_name=name,
+        preset=preset,
+        session_yaml=session,
+    )
+    if start_at is not None:
+        request.start.CopyFrom(start_at.to_pb())
+    if target is not None:
+        request.target.CopyFrom(target.to_pb())
     try:
-        reply = stub.PlanSession(
-            st.PlanRequest(
-                start=start_at.to_pb(),
-                target=target.to_pb(),
-                minutes=minutes,
-                pieces=pieces,
-                bars=bars,
-                style=style,
-                plan_name=name,
-            ),
-            timeout=60,
-        )
+        reply = stub.PlanSession(request, timeout=60)
     except grpc.RpcError as error:
         _fail(error)
     table = Table(title=f"plan {reply.plan_name}")
@@ -183,6 +204,10 @@ def plan(
         )
     Console().print(table)
     print(_urls(reply.plan_name))
+    if listening:
+        settings = load_settings()
+        base = f"http://{settings.host}:{settings.gateway_http_port}/stations/{reply.plan_name}"
+        print(f"outcome  {base}/session.json  {base}/session.csv")
     if wait:
         while True:
             found = stub.GetStation(st.StationName(name=reply.plan_name), timeout=30)
@@ -190,3 +215,80 @@ def plan(
                 break
             time.sleep(2)
         print_program(found)
+
+
+REPORTS: dict[str, st.SignalKind] = {
+    "too-fast": st.TOO_FAST,
+    "too-slow": st.TOO_SLOW,
+    "more-calm": st.MORE_CALM,
+}
+
+
+def signal(
+    name: Annotated[str, typer.Argument(help="The session's station name")],
+    heart_rate: Annotated[float | None, typer.Option(help="Heart rate, BPM")] = None,
+    cadence: Annotated[float | None, typer.Option(help="Step cadence, steps per minute")] = None,
+    mood: Annotated[str | None, typer.Option(help="Self-reported VALENCE,AROUSAL (0..1)")] = None,
+    report: Annotated[str | None, typer.Option(help="too-fast, too-slow or more-calm")] = None,
+    intensity: Annotated[
+        float | None, typer.Option(help="Intensity 0..1 (0.5: as planned)")
+    ] = None,
+    gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
+) -> None:
+    """Send listener signals to a running session (stamped now)."""
+    now = time.time_ns()
+    signals: list[st.ListenerSignal] = []
+
+    def add(kind: st.SignalKind, value: float = 0.0, **mood_fields: float) -> None:
+        signals.append(
+            st.ListenerSignal(
+                station=name, measured_unix_ns=now, kind=kind, value=value, **mood_fields
+            )
+        )
+
+    if heart_rate is not None:
+        add(st.HEART_RATE, heart_rate)
+    if cadence is not None:
+        add(st.STEP_CADENCE, cadence)
+    if mood is not None:
+        try:
+            valence, arousal = (float(x) for x in mood.split(","))
+        except ValueError:
+            console.print(f"[red]error:[/] --mood: {mood!r} is not VALENCE,AROUSAL")
+            raise typer.Exit(2) from None
+        add(st.MOOD, valence=valence, arousal=arousal)
+    if report is not None:
+        if report not in REPORTS:
+            console.print(f"[red]error:[/] --report: {report!r} is not one of {', '.join(REPORTS)}")
+            raise typer.Exit(2)
+        add(REPORTS[report])
+    if intensity is not None:
+        add(st.INTENSITY, intensity)
+    if not signals:
+        console.print("[red]error:[/] give a signal (--heart-rate, --cadence, --mood, …)")
+        raise typer.Exit(2)
+    try:
+        accepted = _stub(gateway).SendSignals(iter(signals), timeout=30)
+    except grpc.RpcError as error:
+        _fail(error)
+    console.print(f"[green]✓[/] {accepted.count} signal(s) sent")
+
+
+def bench_therapy(
+    listeners: Annotated[int, typer.Option(help="Simulated listeners per preset")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the listeners and their sensors")] = 17,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Closed-loop sessions against today's open-loop plan on simulated listeners."""
+    import sys
+
+    from cantus.bench.therapy import format_report, run_therapy_bench
+
+    results = run_therapy_bench(listeners=listeners, seed=seed)
+    command = " ".join(["cantus", *sys.argv[1:]])
+    text = f"# Therapy sessions: closed loop against open loop\n\n`{command}`\n\n"
+    text += format_report(results, listeners, seed)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)

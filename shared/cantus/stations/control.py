@@ -5,7 +5,7 @@ Pure functions over the session's config and state (``cantus.stations.sessions``
 same ``next_step``. Each piece starts at the tempo the previous one ended on and ramps, one
 equal step per beat, to an end tempo chosen here:
 
-1. **Desired tempo** by mode. ``follow``: one ``follow_lead_bpm`` step from the measured
+1. **Desired tempo** by mode. ``follow``: one ``follow_lead_fraction`` step from the measured
    rate towards the target (the iso principle re-planned from the measurement);
    with self-reported mood instead of a rate, towards the target unless the reported
    arousal is well above what the plan has reached (then hold). ``entrain``: match the
@@ -173,7 +173,8 @@ def _desired(
     rate = state.rate_bpm
     name = "cadence" if config.signal is RateSignal.STEP_CADENCE else "heart rate"
     if config.mode is ControlMode.FOLLOW:
-        lead = max(-config.follow_lead_bpm, min(config.follow_lead_bpm, target - rate))
+        step = config.follow_lead_fraction * rate
+        lead = max(-step, min(step, target - rate))
         return rate + lead, f"follow: {name} {rate:.1f}"
     # entrain
     tolerance = config.match_tolerance * rate

@@ -94,8 +94,11 @@ class SessionConfig(BaseModel):
     lead_fraction: float = Field(
         0.02, gt=0.0, le=0.1, description="entrainment: lead by this fraction per piece"
     )
-    follow_lead_bpm: float = Field(
-        4.0, ge=0.0, le=30.0, description="follow: aim this far beyond the listener's rate"
+    follow_lead_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        le=0.2,
+        description="follow: aim this fraction of the rate beyond the listener's rate",
     )
     nudge_fraction: float = Field(
         0.04, gt=0.0, le=0.2, description="tempo change of a too fast / too slow report"
@@ -170,7 +173,6 @@ PRESETS: dict[str, dict[str, object]] = {
         "tempo_ceiling_bpm": 90.0,
         "energy_floor": 0.0,
         "energy_ceiling": 0.4,
-        "follow_lead_bpm": 3.0,
     },
     "relax": {
         "mode": "follow",
