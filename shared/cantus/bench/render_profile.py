@@ -267,9 +267,9 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
         store = LocalPieceStore(Path(tmp) / "pieces")
         original_write = store.write
 
-        def write(piece_id: str, name: str, content: bytes) -> str:
+        def write(piece_id: str, name: str, content: bytes, *, version: int = 1) -> str:
             with profiler.step("storing files"):
-                return original_write(piece_id, name, content)
+                return original_write(piece_id, name, content, version=version)
 
         store.write = write  # type: ignore[method-assign]  # timed for the profile
         table = JsonTable(profiler)

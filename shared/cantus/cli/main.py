@@ -37,6 +37,9 @@ app.add_typer(station_app, name="station")
 app.command("plan")(_plan)
 app.command("signal")(_signal)
 bench_app.command("therapy")(bench_therapy)
+from cantus.cli.edit import register as _register_edit  # noqa: E402
+
+_register_edit(app, eval_app)  # cantus edit, cantus eval infill (#18)
 
 console = Console(stderr=True)
 

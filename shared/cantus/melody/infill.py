@@ -59,6 +59,7 @@ class FillReport:
 
     suffix_logprobs: list[float] = field(default_factory=list)
     chosen: int = 0
+    candidates: list[list[Bar]] = field(default_factory=list)
 
 
 class Infiller:
@@ -168,23 +169,52 @@ class Infiller:
         decode: DecodePhrase,
         score: ScoreSuffix,
     ) -> list[Bar]:
-        requests = [
-            dataclasses.replace(request, seed=request.seed + k * CANDIDATE_SEED_STRIDE)
-            for k in range(self.candidates)
-        ]
-        decoded = await asyncio.gather(*(_decode_all(decode, r) for r in requests))
-        complete = [bars for bars in decoded if len(bars) >= request.n_bars]
-        if not complete:
-            return decoded[0]
-        sequences, starts = [], []
-        for candidate in complete:
-            left = self.tokenizer.prompt(request.controls, [*request.context, *candidate])
-            sequences.append(left + [t for bar in right for t in self.tokenizer.bar_to_tokens(bar)])
-            starts.append(len(left))
-        scores = await score(sequences, starts)
-        best = max(range(len(complete)), key=lambda k: scores[k])
-        self.report = FillReport(suffix_logprobs=list(scores), chosen=best)
-        return complete[best]
+        chosen, self.report = await best_of_candidates(
+            request, right, decode, score, self.tokenizer, self.candidates
+        )
+        return chosen
+
+
+async def best_of_candidates(
+    request: PhraseRequest,
+    right: Sequence[Bar],
+    decode: DecodePhrase,
+    score: ScoreSuffix,
+    tokenizer: MelodyTokenizer,
+    candidates: int,
+) -> tuple[list[Bar], FillReport]:
+    """``candidates`` decodings of ``request`` (seeds ``request.seed + k *
+    CANDIDATE_SEED_STRIDE``, so candidate 0 is what left-context-only decoding gives), and
+    the one after which ``right`` is likeliest."""
+    requests = [
+        dataclasses.replace(request, seed=request.seed + k * CANDIDATE_SEED_STRIDE)
+        for k in range(candidates)
+    ]
+    decoded = await asyncio.gather(*(_decode_all(decode, r) for r in requests))
+    complete = [bars for bars in decoded if len(bars) >= request.n_bars]
+    if not complete:
+        return decoded[0], FillReport()
+    sequences, starts = suffix_sequences(tokenizer, request, complete, right)
+    scores = await score(sequences, starts)
+    best = max(range(len(complete)), key=lambda k: scores[k])
+    return complete[best], FillReport(list(scores), best, complete)
+
+
+def suffix_sequences(
+    tokenizer: MelodyTokenizer,
+    request: PhraseRequest,
+    middles: Sequence[Sequence[Bar]],
+    right: Sequence[Bar],
+) -> tuple[list[list[int]], list[int]]:
+    """Per middle: the tokens of controls, context, middle and ``right``, and where the
+    right side's tokens start (what ``ScoreSuffix`` scores)."""
+    right_tokens = [t for bar in right for t in tokenizer.bar_to_tokens(bar)]
+    sequences, starts = [], []
+    for middle in middles:
+        left = tokenizer.prompt(request.controls, [*request.context, *middle])
+        sequences.append(left + right_tokens)
+        starts.append(len(left))
+    return sequences, starts
 
 
 async def _decode_all(decode: DecodePhrase, request: PhraseRequest) -> list[Bar]:
