@@ -626,6 +626,33 @@ def eval_arrangement(
     _emit_report(format_run(run, command=_invoked_command()), out)
 
 
+@eval_app.command("vocals")
+def eval_vocals(
+    pieces: Annotated[int, typer.Option(help="Pieces per language")] = 4,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the requests and the sampling")] = 0,
+    language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help="Write each language's first piece here (opus, F0 plot)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Sung lyrics: the vocal stem's F0 against the melody, vowel onsets against note
+    onsets, intelligibility by pocketsphinx sung against spoken, the mix's loudness and
+    true peak, and the streamed real-time factor with vocals, on pieces composed in process."""
+    from cantus.eval.vocals import format_run, run_vocals_eval
+
+    run = run_vocals_eval(
+        pieces=pieces,
+        bars=bars,
+        seed=seed,
+        languages=tuple(language or ("en", "zh")),
+        examples=examples,
+        log=lambda message: console.print(message),
+    )
+    _emit_report(format_run(run, command=_invoked_command()), out)
+
+
 @eval_app.command("lyrics")
 def eval_lyrics(
     pieces: Annotated[int, typer.Option(help="Pieces per language")] = 100,
