@@ -137,3 +137,39 @@ def test_the_outcome_log_as_json_and_csv():
     ]  # fmt: skip
     assert rows[1]["signal_kind"] == "STEP_CADENCE" and rows[2]["rejected"] == "outlier"
     assert rows[4]["tempo_end_bpm"] == "103.0" and rows[4]["energy"] == "0.6"
+
+
+def test_a_ramped_piece_is_measured_against_its_ramps_end():
+    from cantus.music.notes import Meter
+    from cantus.render.tempo import ending_tempo_map
+    from cantus.stations.measure import Measured, step_problems
+
+    tempo = ending_tempo_map(100, Meter.parse("4/4"), 8, tempo_end_bpm=104, ritardando=False)
+    tempi = tuple(bpm for _, bpm in tempo.changes)
+    step = st.PlanStep(
+        tempo_bpm=100, tempo_min_bpm=98, tempo_max_bpm=102, tempo_end_bpm=104, key="F",
+        mode="major",
+    )  # fmt: skip
+    measured = Measured(100.0, "F", "major", ("F major", "D minor"), tempi)
+    assert step_problems(measured, step) == []
+    flat = Measured(100.0, "F", "major", ("F major", "D minor"), (100.0,))
+    assert "ramp" in step_problems(flat, step)[0]
+
+
+def test_mood_steered_sessions_hold_while_the_listener_reports_high_arousal():
+    config = session_config("relax", "signal: mood")
+    state = new_session_state("", config)
+    now = time.time_ns()
+    calm = st.ListenerSignal(station="x", measured_unix_ns=now, kind=st.MOOD, valence=0.5,
+                             arousal=0.2)  # fmt: skip
+    from cantus.stations.control import next_step
+    from cantus.stations.signals import take_signal
+
+    take_signal(state, config, calm)
+    moving = next_step(config, state, index=1, previous_end_bpm=88.0, now_ns=now).step
+    assert moving.tempo_end_bpm < 88.0
+    aroused = st.ListenerSignal(station="x", measured_unix_ns=now + 1, kind=st.MOOD,
+                                valence=0.5, arousal=0.95)  # fmt: skip
+    take_signal(state, config, aroused)
+    held = next_step(config, state, index=2, previous_end_bpm=88.0, now_ns=now + 1).step
+    assert held.tempo_end_bpm == 88.0 and held.adjusted.startswith("hold")

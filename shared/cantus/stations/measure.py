@@ -25,6 +25,8 @@ class Measured:
     tonic: str
     mode: str
     candidates: tuple[str, ...]
+    tempi: tuple[float, ...] = ()
+    """Every tempo the MIDI's tempo events set, in order (a session piece's ramp)."""
 
 
 def midi_tempo_bpm(midi: bytes) -> float:
@@ -37,6 +39,17 @@ def midi_tempo_bpm(midi: bytes) -> float:
     return 120.0
 
 
+def midi_tempi(midi: bytes) -> tuple[float, ...]:
+    """Every tempo a Standard MIDI File sets, in file order, quarter-note BPM."""
+    parsed = mido.MidiFile(file=io.BytesIO(midi))
+    return tuple(
+        round(mido.tempo2bpm(message.tempo), 2)
+        for track in parsed.tracks
+        for message in track
+        if message.type == "set_tempo"
+    )
+
+
 def measure_midi(midi: bytes) -> Measured:
     import music21
 
@@ -44,7 +57,9 @@ def measure_midi(midi: bytes) -> Measured:
     key = score.analyze("key")
     ranked = [key, *key.alternateInterpretations]
     names = tuple(f"{_tonic_name(k.tonic.name)} {k.mode}" for k in ranked[: KEY_CANDIDATES + 2])
-    return Measured(midi_tempo_bpm(midi), _tonic_name(key.tonic.name), key.mode, names)
+    return Measured(
+        midi_tempo_bpm(midi), _tonic_name(key.tonic.name), key.mode, names, midi_tempi(midi)
+    )
 
 
 def _tonic_name(name: str) -> str:
@@ -60,6 +75,11 @@ def step_problems(measured: Measured, step: st.PlanStep) -> list[str]:
             f"tempo {measured.tempo_bpm:g} BPM outside "
             f"{step.tempo_min_bpm:g}..{step.tempo_max_bpm:g}"
         )
+    if step.tempo_end_bpm and step.tempo_end_bpm != step.tempo_bpm:
+        # a session piece's ramp must reach its end tempo (before any closing ritardando)
+        tolerance = step.tempo_max_bpm - step.tempo_bpm
+        if not any(abs(t - step.tempo_end_bpm) <= tolerance for t in measured.tempi):
+            problems.append(f"its tempo never reaches the ramp's end {step.tempo_end_bpm:g} BPM")
     planned = f"{step.key} {step.mode}"
     if planned not in measured.candidates[:KEY_CANDIDATES]:
         problems.append(
