@@ -37,7 +37,12 @@ from cantus.stations.config import (
 from cantus.stations.feeds import SegmentEntry
 from cantus.stations.plans import PlanError, State, plan_session
 from cantus.stations.records import decode_station_record, encode_station_record
-from cantus.stations.sessions import ControlMode, session_config, session_config_to_yaml
+from cantus.stations.sessions import (
+    ControlMode,
+    reference_plan,
+    session_config,
+    session_config_to_yaml,
+)
 from cantus.stations.signals import SignalError, check_signal, new_session_state
 from cantus.v1 import station_pb2 as st
 from cantus.v1 import station_pb2_grpc as st_grpc
@@ -342,13 +347,7 @@ class StationApi(st_grpc.StationServicer):
             station_config["palettes"] = {config.palette: 1}
         config_yaml = yaml.safe_dump(station_config, sort_keys=False)
         parse_station_config(config_yaml)
-        steps = plan_session(
-            config.start_state,
-            config.target_state,
-            minutes=config.minutes,
-            bars=config.piece_bars,
-        )
-        steps[-1].last = True
+        steps = reference_plan(config)
         session = new_session_state(session_config_to_yaml(config), config)
         closed = config.mode is not ControlMode.OPEN
         command = st.StationCommand(

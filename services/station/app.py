@@ -53,6 +53,7 @@ from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
 from cantus.stations.program import Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
 from cantus.storage import StorageError, piece_store
 from cantus.streaming import configure_logging
@@ -527,9 +528,11 @@ class StationService:
             return
         await self.start_worker(status)
         started = self.workers.get(command.name)
-        if started is not None and known is None and command.HasField("session"):
+        if started is not None and known is None and started.program.session is not None:
+            # the open-loop plan: played as it is (open), or the reference of the adjustments
+            plan = reference_plan(started.program.session)
             await started.publish_outcome(
-                started=st.SessionStarted(plan=list(command.plan), session=command.session)
+                started=st.SessionStarted(plan=plan, session=command.session)
             )
 
     async def start_worker(self, status: st.StationStatus) -> None:

@@ -45,7 +45,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cantus.music.styles import TEMPO_RANGE_BPM
-from cantus.stations.plans import PlanError, State
+from cantus.stations.plans import PlanError, State, plan_session
+from cantus.v1 import station_pb2 as st
 
 
 class ControlMode(StrEnum):
@@ -264,6 +265,16 @@ def session_config(
         if field in ("start", "target") and (start if field == "start" else target) is not None:
             raise PlanError(field, problem) from None
         raise PlanError(f"session_yaml.{field}" if field else "session_yaml", problem) from None
+
+
+def reference_plan(config: SessionConfig) -> list[st.PlanStep]:
+    """The open-loop plan of a session: today's iso-principle plan over its length, its last
+    step marked. An ``open`` session plays it; a closed loop logs its adjustments against it."""
+    steps = plan_session(
+        config.start_state, config.target_state, minutes=config.minutes, bars=config.piece_bars
+    )
+    steps[-1].last = True
+    return steps
 
 
 def session_config_to_yaml(config: SessionConfig) -> str:
