@@ -60,14 +60,20 @@ from cantus.harmony.rules import ChordSpan
 from cantus.harmony.serving import HISTORY_BARS
 from cantus.harmony.voicing import tune_before
 from cantus.melody.composition import DecodePhrase
-from cantus.melody.infill import Infiller, ScoreSuffix
+from cantus.melody.infill import RIGHT_BARS, Infiller, ScoreSuffix
 from cantus.melody.prompting import MelodyPrompter
 from cantus.music.chords import ChordSymbol
 from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy, Style
 from cantus.render.piece import PARTS_FILE, PieceParts, render_piece_files, render_segment_midi
-from cantus.storage import PieceStore, StorageError, VersionNotFound, check_piece_id
+from cantus.storage import (
+    PieceNotFound,
+    PieceStore,
+    StorageError,
+    VersionNotFound,
+    check_piece_id,
+)
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 
@@ -117,6 +123,8 @@ class OpenedEdit:
     previous_audio: bytes | None
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
+    infill: dict[str, Any] | None = None
+    """How the closing phrase of a regeneration was chosen (piece.json's history)."""
 
 
 class PieceEditor:
@@ -138,7 +146,7 @@ class PieceEditor:
         piece_id = check_piece_id(request.piece_id)
         versions = self.store.versions(piece_id)
         if not versions:
-            self.store.read_all(piece_id)  # raises PieceNotFound
+            raise PieceNotFound(f"piece_id: piece {piece_id} is not finished or does not exist")
         from_version = request.from_version or versions[-1]
         if from_version not in versions:
             raise VersionNotFound(
@@ -249,6 +257,12 @@ class PieceEditor:
             raise EditError("regenerate.bars", f"the bars around them: {error}") from None
         yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
         scores = infiller.report.suffix_logprobs
+        opened.infill = {
+            "candidates": len(scores) or 1,
+            "suffix_logprobs": [round(s, 3) for s in scores],
+            "chosen": infiller.report.chosen,
+            "scored_bars_after": min(RIGHT_BARS, parts.bar_count - 1 - edit.last),
+        }
         if scores:
             log.info(
                 "piece %s v%d: closing phrase chosen among %d candidates by the bars after "
@@ -369,6 +383,7 @@ class PieceEditor:
             "edit": _edit_dict(opened.edit),
             "rendered_bars": (None if audio is None else [b + 1 for b in audio.rendered_bars]),
             "rendered_audio_seconds": None if audio is None else round(audio.rendered_seconds, 3),
+            "infill": opened.infill,
             "edited_at_unix_s": round(time.time(), 3),
             "seconds": {**opened.timings, "total": round(time.perf_counter() - started, 3)},
         }
