@@ -6,8 +6,8 @@
   ``repeat`` or ``vary``) sings that chorus's words again, line for line, wherever the line
   has as many syllables, strong on the same slots, over as many bars at the same place in
   the section (``repeated_line``): every stress and rhyme guarantee then holds for the copy
-  too. A varied phrase with another rhythm gets new words. Verses get new words: their context is the lines
-  sung before, so the story moves on.
+  too. A varied phrase with another rhythm gets new words. Verses get new words: their
+  context is the lines sung before, so the story moves on.
 * The title is the first line of the first chorus; without a chorus, the first line
   (``title_line``).
 """
