@@ -125,6 +125,8 @@ class GatewayWeb:
         app.router.add_get("/stations/{name}/session.json", self.session_json)
         app.router.add_get("/stations/{name}/session.csv", self.session_csv)
         app.router.add_get("/pieces/{piece_id}/events", self.piece_events)
+        app.router.add_get("/pieces/{piece_id}/versions", self.piece_versions)
+        app.router.add_get(r"/pieces/{piece_id}/v{version:\d+}/{file}", self.piece_file)
         app.router.add_get("/pieces/{piece_id}/{file}", self.piece_file)
         app.router.add_get("/compose/events", self.compose_events)
         return app
@@ -256,12 +258,28 @@ class GatewayWeb:
         )
         return web.json_response({"ok": True})
 
+    async def piece_versions(self, request: web.Request) -> web.Response:
+        """``{"versions": [1, 2, …]}``: the stored versions of a piece (issue #18)."""
+        try:
+            versions = await asyncio.to_thread(self.store.versions, request.match_info["piece_id"])
+        except InvalidPieceId as error:
+            raise web.HTTPBadRequest(text=f"{error}\n") from None
+        if not versions:
+            raise web.HTTPNotFound(text="no such piece\n")
+        return web.json_response({"versions": versions})
+
     async def piece_file(self, request: web.Request) -> web.Response:
+        """A file of a piece as composed (``/pieces/ID/NAME``) or of one of its versions
+        (``/pieces/ID/vN/NAME``, issue #18: the player shows a version beside the one it was
+        edited from)."""
         name = request.match_info["file"]
         if not FILE_NAME.match(name):
             raise web.HTTPBadRequest(text="bad file name\n")
+        version = int(request.match_info.get("version", "1")[:6])
         try:
-            files = await asyncio.to_thread(self.store.read_all, request.match_info["piece_id"])
+            files = await asyncio.to_thread(
+                self.store.read_all, request.match_info["piece_id"], version
+            )
         except InvalidPieceId as error:
             raise web.HTTPBadRequest(text=f"{error}\n") from None
         except StorageError as error:

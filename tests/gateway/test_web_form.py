@@ -88,3 +88,33 @@ def test_melody_bars_name_their_section():
     ]
     assert labels == ["A"] * 4 + ["A'"] * 4 + ["B"] * 4 + ["A''"] * 4
     assert event_to_json(pb.MelodyBar(meta=new_meta("p", 0, "melody")))["section"] is None
+
+
+def test_versions_of_a_piece_are_served_beside_each_other(tmp_path, monkeypatch):
+    """/pieces/ID/versions lists them, /pieces/ID/vN/NAME serves one version's files (the
+    player's side-by-side view, issue #18), /pieces/ID/NAME the piece as composed."""
+    from cantus.storage import LocalPieceStore
+
+    piece_id = "ab" * 16
+    store = LocalPieceStore(tmp_path)
+    store.write(piece_id, "piece.json", b'{"version": 1}')
+    store.write(piece_id, "piece.json", b'{"version": 2}', version=2)
+
+    async def main():
+        settings = Settings()
+        web = GatewayWeb(
+            settings, RecordingProducer(), FinishingRouter(), StationDirectory(settings)
+        )
+        web.store = store
+        async with TestClient(TestServer(web.app())) as client:
+            assert await (await client.get(f"/pieces/{piece_id}/versions")).json() == {
+                "versions": [1, 2]
+            }
+            v2 = await client.get(f"/pieces/{piece_id}/v2/piece.json")
+            assert await v2.json() == {"version": 2}
+            v1 = await client.get(f"/pieces/{piece_id}/piece.json")
+            assert await v1.json() == {"version": 1}
+            assert (await client.get(f"/pieces/{piece_id}/v3/piece.json")).status == 404
+            assert (await client.get(f"/pieces/{'cd' * 16}/versions")).status == 404
+
+    asyncio.run(main())
