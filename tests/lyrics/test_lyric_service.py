@@ -144,3 +144,55 @@ def test_a_line_no_words_fit_is_sung_without_words_and_the_piece_goes_on(lyric, 
     assert covered == list(range(BARS))  # every bar's lyrics are settled, so render goes on
     assert not lines[0].syllables and not lines[0].text
     assert all(line.syllables and line.text for line in lines[1:])
+
+
+def test_song_form_lines_stay_in_sections_and_the_chorus_repeats(lyric, monkeypatch):
+    """A 16-bar verse-chorus piece (its plan in the spec, repeated sections with the same
+    notes); each line is written as its own index by a stand-in writer, so the service's
+    song-form logic is what is seen."""
+    from cantus.events.conversions import form_to_pb
+    from cantus.lyrics.decoding import DecodedLine
+    from cantus.music.form import plan_form
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy
+
+    plan = plan_form("verse-chorus", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    written = []
+
+    def by_index(resources, line, **kwargs):
+        written.append(line.index)
+        words = [f"w{line.index}"] * line.syllables
+        return DecodedLine(words, list(words), f"r{line.index}")
+
+    monkeypatch.setattr(lyric, "write_piece_line", by_index)
+    events = []
+    for section_number, section in enumerate(plan.sections):
+        figure = section.source if section.source is not None else section_number
+        for offset in range(section.bars):
+            index = section.first_bar + offset
+            notes = [
+                pb.Note(onset_ticks=o, pitch=60 + figure + offset, duration_ticks=480, velocity=90)
+                for o in (0, 480, 960, 1440)
+            ]
+            events.append(pb.MelodyBar(meta=pb.EventMeta(piece_id=PIECE, index=index), notes=notes))
+    spec = bars("the sea at night")[0].spec
+    spec.bars = plan.total_bars
+    spec.form.CopyFrom(form_to_pb(plan))
+    for event in events:
+        event.spec.CopyFrom(spec)
+    feed(lyric, events)
+    lines = lyric.published
+    texts: dict[int, list[str]] = {}
+    for line in lines:
+        number = plan.section_index(line.first_bar)
+        assert line.first_bar + line.bar_count <= plan.sections[number].end_bar
+        texts.setdefault(number, []).append(line.text)
+    labels = [section.label for section in plan.sections]
+    chorus = texts[labels.index("chorus")]
+    verse = texts[labels.index("verse")]
+    for number, label in enumerate(labels):
+        if label.startswith("chorus"):  # repeated or varied with the same rhythm: same words
+            assert texts[number] == chorus
+        elif label.startswith("verse") and number:
+            assert texts[number] != verse
+    assert len(written) < len(lines)
