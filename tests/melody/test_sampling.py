@@ -90,8 +90,8 @@ def test_the_service_asks_its_settings_sampling_and_the_phrase_cadence() -> None
     settings = Settings.model_construct()
     sampling = served_sampling(settings, (7, 2, 11))
     assert sampling.cadence_steps == (7, 2, 11)
-    # the whole distribution, no scale mask: both distorted the pitch classes (#14)
-    assert sampling.top_p == settings.melody_top_p == 1.0
+    # no scale mask: it removed every chromatic note (#14)
+    assert sampling.top_p == settings.melody_top_p == 0.95
     assert sampling.key_constraint is settings.melody_key_constraint is False
     assert sampling.guidance == settings.melody_guidance
     assert sampling.tonal_emphasis == settings.melody_tonal_emphasis

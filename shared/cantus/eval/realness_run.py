@@ -6,8 +6,8 @@ What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling 
 controls (meter, tempo, style and energy) from a held-out real tune in its mode, drawn at
 random: the generated set has the real tunes' mix of meters and styles, so the classifier
 cannot tell the sets apart by their mix. Sampling is the melody service's (``served_sampling``
-with the default settings: since #14 the whole distribution at temperature 1, no scale mask,
-cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
+with the default settings: top-p 0.95 at temperature 1, no scale mask since session 7 of
+#14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
 emphasis and the classifier-free guidance on the key are parameters (the report records
 them; guidance defaults to the service's where the checkpoint was trained for it). With
 ``composer="form"`` (the default) each piece is composed as the service composes it: along
