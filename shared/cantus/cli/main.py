@@ -39,7 +39,7 @@ app.command("signal")(_signal)
 bench_app.command("therapy")(bench_therapy)
 from cantus.cli.edit import register as _register_edit  # noqa: E402
 
-_register_edit(app, eval_app)  # cantus edit, cantus eval infill (#18)
+_register_edit(app, eval_app, bench_app)  # cantus edit, eval infill, bench edit (#18)
 
 console = Console(stderr=True)
 
@@ -658,16 +658,37 @@ def eval_lyrics(
     pieces: Annotated[int, typer.Option(help="Pieces per language")] = 100,
     language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+    songs: Annotated[int, typer.Option(help="Verse-chorus songs per language")] = 10,
+    beam: Annotated[int | None, typer.Option(help="Decoder beam (default: DecodeOptions)")] = None,
+    noise: Annotated[float | None, typer.Option(help="Decoder Gumbel noise scale")] = None,
+    theme_weight: Annotated[float | None, typer.Option(help="Per-word theme weight")] = None,
+    line_theme_weight: Annotated[float | None, typer.Option(help="Line theme weight")] = None,
 ) -> None:
-    """Constrained lyric decoding against the same LM sampled without constraints: syllable
-    fit, stress on strong beats, rhyme compliance, theme similarity, distinct-2, repeated
-    lines, Mandarin tone-contour agreement."""
-    from cantus.eval.lyrics import format_report, run_lyrics_eval
+    """Constrained lyric decoding (transformer, and the LSTM it replaced) against the
+    transformer sampled without constraints and held-out human lines: syllable fit, stress on
+    strong beats, rhyme compliance, theme similarity, distinct-2, repeated lines, Mandarin
+    tone-contour agreement, Link Grammar parse rate, judge perplexity; verse-chorus songs."""
+    import dataclasses
 
+    from cantus.eval.lyrics import format_report, run_lyrics_eval
+    from cantus.lyrics.decoding import DecodeOptions
+
+    defaults = DecodeOptions()
+    options = dataclasses.replace(
+        defaults,
+        beam=defaults.beam if beam is None else beam,
+        noise=defaults.noise if noise is None else noise,
+        theme_weight=defaults.theme_weight if theme_weight is None else theme_weight,
+        line_theme_weight=defaults.line_theme_weight
+        if line_theme_weight is None
+        else line_theme_weight,
+    )
     command = _invoked_command()
     report = run_lyrics_eval(
         pieces=pieces,
         languages=tuple(language or LYRICS_LANGUAGES),
+        options=options,
+        songs=songs,
         log=lambda line: console.print(line),
     )
     text = format_report(report, command=command)
