@@ -81,8 +81,8 @@ def edit_piece(
     return EditedPiece(request.piece_id, version, folder, events)
 
 
-def register(app: typer.Typer, eval_app: typer.Typer) -> None:
-    """Add ``cantus edit`` and ``cantus eval infill`` to the CLI."""
+def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) -> None:
+    """Add ``cantus edit``, ``cantus eval infill`` and ``cantus bench edit`` to the CLI."""
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -217,6 +217,37 @@ def register(app: typer.Typer, eval_app: typer.Typer) -> None:
         )
         command = "cantus " + " ".join(sys.argv[1:])
         text = format_infill(result, command=command)
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+        print(text)
+
+    @bench_app.command("edit")
+    def bench_edit(
+        pieces: Annotated[int, typer.Option(help="Pieces composed, then edited")] = 4,
+        bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+        regen_bars: Annotated[int, typer.Option(help="Bars regenerated in each")] = 8,
+        out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
+            "docs/results/edit_bench.md"
+        ),
+        gateway: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
+    ) -> None:
+        """Edits against new pieces through the running stack: time to the first new bar of
+        a regeneration against a new piece's first bar, and the audio rendered per edit."""
+        import sys
+
+        from cantus.bench.edit import format_edit_bench, run_edit_bench
+        from cantus.settings import load_settings
+
+        settings = load_settings()
+        bench = run_edit_bench(
+            gateway or f"{settings.host}:{settings.gateway_port}",
+            pieces=pieces,
+            bars=bars,
+            regen_bars=regen_bars,
+            log=lambda line: console.print(line),
+        )
+        text = format_edit_bench(bench, command="cantus " + " ".join(sys.argv[1:]))
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)

@@ -1,0 +1,163 @@
+"""``cantus bench edit``: edits against new pieces through a running stack (issue #18).
+
+Side by side in one run, piece after piece (so the shared machine's load falls on both
+alike): compose a piece (time to its first melody bar and to completion), then regenerate
+``regen_bars`` bars in its middle (time to the first new bar, to completion), then change
+its palette (every segment rendered again). Each edit's piece.json says how much audio it
+rendered (``rendered_audio_seconds``) against the piece's whole audio.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from cantus.cli.compose import open_channel
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import composer_pb2_grpc as api_grpc
+
+
+@dataclass
+class Timed:
+    """Seconds from the request to its first melody bar and to its last event."""
+
+    first_bar_s: float | None
+    total_s: float
+    events: list[api.PieceEvent] = field(default_factory=list)
+
+
+def _timed(stream: Iterator[api.PieceEvent]) -> Timed:
+    started = time.monotonic()
+    first = None
+    events = []
+    for event in stream:
+        if first is None and event.WhichOneof("event") == "melody_bar":
+            first = time.monotonic() - started
+        events.append(event)
+    return Timed(first, time.monotonic() - started, events)
+
+
+@dataclass
+class EditBench:
+    pieces: int
+    bars: int
+    regen_bars: int
+    compose: list[Timed]
+    regenerate: list[Timed]
+    palette: list[Timed]
+    rendered_seconds: list[float]
+    piece_seconds: list[float]
+    regen_segments: list[int]
+    segments: list[int]
+
+
+def run_edit_bench(
+    gateway: str,
+    *,
+    pieces: int = 4,
+    bars: int = 16,
+    regen_bars: int = 8,
+    log: Callable[[str], None] = print,
+) -> EditBench:
+    first = (bars - regen_bars) // 2 + 1
+    compose, regenerate, palette = [], [], []
+    rendered, whole, regen_segments, segments = [], [], [], []
+    with open_channel(gateway) as channel:
+        stub = api_grpc.ComposerStub(channel)
+        for index in range(pieces):
+            request = api.ComposeRequest(bars=bars, tempo_bpm=110, mood="calm", seed=100 + index)
+            composed = _timed(stub.Compose(request, timeout=600))
+            piece_id = composed.events[0].requested.meta.piece_id
+            compose.append(composed)
+            edit = api.EditRequest(
+                piece_id=piece_id,
+                seed=index,
+                regenerate=api.RegenerateBars(
+                    bars=api.BarRange(first_bar=first, last_bar=first + regen_bars - 1)
+                ),
+            )
+            regenerated = _timed(stub.Edit(edit, timeout=600))
+            regenerate.append(regenerated)
+            stored = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id), timeout=60)
+            summary = json.loads(next(f.content for f in stored.files if f.name == "piece.json"))
+            entry = summary["edit_history"][-1]
+            rendered.append(entry["rendered_audio_seconds"] or 0.0)
+            whole.append(summary["audio_duration_seconds"])
+            regen_segments.append(
+                sum(e.WhichOneof("event") == "render_segment" for e in regenerated.events)
+            )
+            segments.append(sum(e.WhichOneof("event") == "render_segment" for e in composed.events))
+            sound = api.EditRequest(
+                piece_id=piece_id, change_sound=api.ChangeSound(palette="piano")
+            )
+            palette.append(_timed(stub.Edit(sound, timeout=600)))
+            log(
+                f"piece {index + 1}: compose first bar {composed.first_bar_s:.2f} s, "
+                f"regenerate first bar {regenerated.first_bar_s:.2f} s "
+                f"(done {regenerated.total_s:.1f} s), palette {palette[-1].total_s:.1f} s"
+            )
+    return EditBench(
+        pieces,
+        bars,
+        regen_bars,
+        compose,
+        regenerate,
+        palette,
+        rendered,
+        whole,
+        regen_segments,
+        segments,
+    )
+
+
+def _median(values: list[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else float("nan")
+
+
+def format_edit_bench(bench: EditBench, *, command: str) -> str:
+    b = bench
+    rows = [
+        ("compose a new piece", b.compose),
+        (f"regenerate {b.regen_bars} bars", b.regenerate),
+        ("change the palette (whole piece)", b.palette),
+    ]
+    lines = [
+        f"# Edits against new pieces ({b.pieces} pieces of {b.bars} bars)",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "Medians; each piece is composed, then its bars regenerated, then its palette changed, "
+        "one after another on the same stack (`cantus.bench.edit`).",
+        "",
+        "| request | first melody bar (s) | last event (s) |",
+        "|---|---|---|",
+    ]
+    for name, timed in rows:
+        first = _median([t.first_bar_s for t in timed])
+        lines.append(
+            f"| {name} | {'–' if first != first else f'{first:.2f}'} | "
+            f"{_median([t.total_s for t in timed]):.2f} |"
+        )
+    ratio = _median([r / w for r, w in zip(b.rendered_seconds, b.piece_seconds, strict=True)])
+    lines += [
+        "",
+        "Per piece (seconds): "
+        + "; ".join(
+            f"compose first bar {c.first_bar_s:.2f}, regenerate first bar {r.first_bar_s:.2f}"
+            for c, r in zip(b.compose, b.regenerate, strict=True)
+        )
+        + ".",
+        "",
+        f"Audio rendered for a regeneration: median {100 * ratio:.0f} % of the piece's audio "
+        f"(the changed bars, one bar of pre-roll and the crossfade); segments streamed: "
+        f"{_median([float(s) for s in b.regen_segments]):.0f} of "
+        f"{_median([float(s) for s in b.segments]):.0f}.",
+        "",
+    ]
+    return "\n".join(lines)
