@@ -64,6 +64,8 @@ log = logging.getLogger("cantus.station")
 
 SAMPLE_RATE = 48000
 """The stream's sample rate: Ogg Opus segment audio decodes at 48 kHz."""
+JOIN_FADE_IN_SECONDS = 0.05
+"""How fast a session's next piece comes in on the beat (a click-free onset)."""
 TICK_SECONDS = 0.25
 PIECES_REQUESTED = Counter("cantus_station_pieces_requested_total", "Pieces asked for", ["station"])
 PIECES_REJECTED = Counter(
@@ -336,6 +338,14 @@ class StationWorker:
             live = piece_id in self.fed or (0 in segments and entry.fed_seconds == 0)
             step = self.program.plan_step(entry)
             fade = self.program.session is not None and step is not None and step.last
+            if (
+                step is not None
+                and self.program.closed_loop
+                and not step.last
+                and entry.fed_seconds == 0
+                and (live or entry.status == "ready")
+            ):
+                await self._hold_release(entry, step, segments)
             if fade and entry.fed_seconds == 0 and (live or entry.status == "ready"):
                 # The session's last piece (held until ready, so all of it is here): fed
                 # whole, its end faded out.
@@ -369,6 +379,23 @@ class StationWorker:
             self.mixer.start_piece()
             self.dirty = True
             await self.publish_outcome(played=entry)
+
+    async def _hold_release(
+        self,
+        entry: st.ProgramEntry,
+        step: st.PlanStep,
+        segments: dict[int, tuple[np.ndarray, bool]],
+    ) -> None:
+        """A session piece's release (everything after its last barline, at the step's
+        length) overlaps the next piece, which comes in on the next downbeat."""
+        if segments and all(i in segments for i in range(max(segments) + 1)):
+            total = sum(len(frames) for frames, _ in segments.values())
+        else:
+            stored = await asyncio.to_thread(self.service.stored_audio, entry.piece_id)
+            total = 0 if stored is None else len(stored)
+        release = total - round(step.duration_seconds * SAMPLE_RATE)
+        if 0 < release < total // 2:
+            self.mixer.hold(release, round(JOIN_FADE_IN_SECONDS * SAMPLE_RATE))
 
     async def _write_faded(
         self, entry: st.ProgramEntry, segments: dict[int, tuple[np.ndarray, bool]]

@@ -173,3 +173,24 @@ def test_mood_steered_sessions_hold_while_the_listener_reports_high_arousal():
     take_signal(state, config, aroused)
     held = next_step(config, state, index=2, previous_end_bpm=88.0, now_ns=now + 1).step
     assert held.tempo_end_bpm == 88.0 and held.adjusted.startswith("hold")
+
+
+def test_session_pieces_join_on_the_beat():
+    from cantus.stations.mixing import StationMixer
+
+    rate = 1000
+    mixer = StationMixer(rate, crossfade_seconds=0.1)
+    first = np.full((3000, 2), 0.5, dtype=np.float32)  # 2 s of bars, then 1 s of release
+    mixer.hold(1000, fade_in_frames=50)
+    out = [mixer.feed(first)]
+    mixer.start_piece()
+    second = np.ones((2000, 2), dtype=np.float32)
+    out.append(mixer.feed(second))
+    out.append(mixer.flush())
+    stream = np.concatenate(out)
+    assert len(stream) == 3000 + 2000 - 1000  # the release overlaps the next piece
+    # the next piece is at full level 50 frames after the first piece's last barline
+    assert stream[2000 + 60, 0] == pytest.approx(1.0 + 0.5 * np.cos(60.5 / 1000 * np.pi / 2),
+                                                 abs=1e-3)  # fmt: skip
+    # and the piece after it joins with the configured crossfade again
+    assert mixer.crossfade_frames == 100

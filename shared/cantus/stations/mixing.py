@@ -5,6 +5,11 @@ at one sample rate). The mixer passes it straight on, except the last ``crossfad
 of each piece, which it holds back until the next piece's first seconds arrive and then
 emits mixed (the outgoing piece fading out while the next fades in). The stream is thus
 shorter than the pieces by one crossfade per join, and never has a gap between pieces.
+
+A listening session's pieces join on the beat instead (``hold``): a piece's whole release
+(the held final chord and its decay, everything after its last barline) overlaps the next
+piece, which comes in quickly on what would have been the next downbeat, so the pulse goes
+on across the join while the old chord dies away under it.
 """
 
 from __future__ import annotations
@@ -24,12 +29,23 @@ class StationMixer:
         self._held = np.zeros((0, CHANNELS), np.float32)  # held end of the current piece
         self._head_needed = 0  # frames of the current piece still to mix into _tail
         self.frames_out = 0
+        self._default_frames = self.crossfade_frames
+        self._fade_in_frames: int | None = None  # the current piece's hold: its successor's
+        self._join_fade_in: int | None = None  # fade-in of the piece mixing into _tail
+
+    def hold(self, frames: int, fade_in_frames: int) -> None:
+        """For the current piece only, before it is fed: overlap its last ``frames`` with the
+        next piece, which fades in over ``fade_in_frames`` (not over the whole overlap)."""
+        self.crossfade_frames = max(frames, 0)
+        self._fade_in_frames = fade_in_frames
 
     def start_piece(self) -> None:
         """Begin the next piece; the previous one's held tail waits to be mixed into it."""
         self._tail = self._held
         self._held = np.zeros((0, CHANNELS), np.float32)
         self._head_needed = len(self._tail)
+        self._join_fade_in = self._fade_in_frames
+        self.crossfade_frames, self._fade_in_frames = self._default_frames, None
 
     def feed(self, frames: np.ndarray) -> np.ndarray:
         """Add the current piece's next frames; returns the frames ready to stream."""
@@ -39,7 +55,9 @@ class StationMixer:
             take = min(self._head_needed, len(frames))
             start = len(self._tail) - self._head_needed
             tail_part = self._tail[start : start + take]
-            ready.append(_crossfade(tail_part, frames[:take], start, len(self._tail)))
+            ready.append(
+                _crossfade(tail_part, frames[:take], start, len(self._tail), self._join_fade_in)
+            )
             self._head_needed -= take
             frames = frames[take:]
             if not self._head_needed:
@@ -67,13 +85,18 @@ class StationMixer:
         return len(self._held) + self._head_needed
 
 
-def _crossfade(tail: np.ndarray, head: np.ndarray, offset: int, length: int) -> np.ndarray:
+def _crossfade(
+    tail: np.ndarray, head: np.ndarray, offset: int, length: int, fade_in: int | None = None
+) -> np.ndarray:
     """Equal-power crossfade of ``tail`` (fading out) and ``head`` (fading in); ``offset`` is
-    where these frames sit within a fade of ``length`` frames."""
-    position = (np.arange(len(head)) + offset + 0.5) / max(length, 1)
-    fade_in = np.sin(position * np.pi / 2)[:, None].astype(np.float32)
-    fade_out = np.cos(position * np.pi / 2)[:, None].astype(np.float32)
-    return tail * fade_out + head * fade_in
+    where these frames sit within a fade of ``length`` frames. With ``fade_in`` the head
+    comes in over its first ``fade_in`` frames only (a beat-aligned join)."""
+    frames = np.arange(len(head)) + offset + 0.5
+    position = frames / max(length, 1)
+    rising = position if fade_in is None else np.minimum(frames / max(fade_in, 1), 1.0)
+    gain_in = np.sin(rising * np.pi / 2)[:, None].astype(np.float32)
+    gain_out = np.cos(position * np.pi / 2)[:, None].astype(np.float32)
+    return tail * gain_out + head * gain_in
 
 
 def _as_stereo(frames: np.ndarray) -> np.ndarray:

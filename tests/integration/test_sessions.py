@@ -1,0 +1,190 @@
+"""A short closed-loop listening session against the real stack (issue #17): a walk session
+whose walker sends cadence readings through gRPC and the Kafka topic, steps decided one by
+one from them, ramped beat by beat in the pieces' MIDI, the last piece closing the
+session, and the outcome log downloaded from the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import itertools
+import json
+import os
+import shutil
+import time
+import urllib.request
+
+import grpc
+import mido
+import pytest
+
+from cantus.stations.records import encode_station_record
+from cantus.v1 import composer_pb2 as api
+from cantus.v1 import composer_pb2_grpc as api_grpc
+from cantus.v1 import station_pb2 as st
+from cantus.v1 import station_pb2_grpc as st_grpc
+
+from .headless_chromium import HeadlessPage, chromium_binary
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs Debian ffmpeg"),
+]
+
+# About 40 s of music in pieces of 4 bars (~10 s each); the per-minute bound is raised so
+# that such short pieces can move.
+SESSION_YAML = """
+minutes: 0.7
+piece_bars: 4
+fade_seconds: 3
+max_tempo_change_per_minute_bpm: 30
+"""
+
+
+def cadence(value: float) -> st.ListenerSignal:
+    return st.ListenerSignal(
+        station="walk-it", measured_unix_ns=time.time_ns(), kind=st.STEP_CADENCE, value=value
+    )
+
+
+def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    with grpc.insecure_channel(gateway_address, options=options) as channel:
+        stub, composer = st_grpc.StationStub(channel), api_grpc.ComposerStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.PlanSession(st.PlanRequest(preset="jog", plan_name="walk-it"), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith("preset")
+
+        reply = stub.PlanSession(
+            st.PlanRequest(preset="walk", session_yaml=SESSION_YAML, plan_name="walk-it"),
+            timeout=30,
+        )
+        assert reply.steps and reply.steps[-1].last  # the open-loop reference
+        status = _wait(stub, lambda s: True)
+        assert status.HasField("session")
+
+        # A bad reading ends the call naming it; the ones before it were sent.
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.SendSignals(iter([cadence(96.0), cadence(400.0)]), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith("signals[1].value")
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.SendSignals(iter([st.ListenerSignal(station="nobody", measured_unix_ns=1,
+                                                     kind=st.HEART_RATE, value=70)]),
+                             timeout=30)  # fmt: skip
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+        # The walker follows the music: it reports the tempo the last decided step ends on.
+        asyncio.run(_send_through_kafka(stack, cadence(96.5)))
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            status = stub.GetStation(st.StationName(name="walk-it"), timeout=10)
+            if not status.running:
+                break
+            last = status.plan[-1] if status.plan else None
+            walker = (last.tempo_end_bpm or last.tempo_bpm) if last else 96.0
+            stub.SendSignals(iter([cadence(walker)]), timeout=30)
+            time.sleep(2.0)
+        assert not status.running, "the session did not end within 300 s"
+
+        plan = list(status.plan)
+        assert len(plan) >= 3 and plan[-1].last and not any(s.last for s in plan[:-1])
+        for before, after in itertools.pairwise(plan):
+            assert after.tempo_bpm == pytest.approx(before.tempo_end_bpm or before.tempo_bpm)
+            assert abs(after.tempo_end_bpm - after.tempo_bpm) <= 4.0 + 1e-6  # the preset's step
+        assert any("cadence" in s.adjusted for s in plan[1:])  # the signals steered
+        end = plan[-1].start_seconds + plan[-1].duration_seconds
+        assert abs(end - 0.7 * 60) < 6.0
+
+        # A ramped piece's MIDI: tempo changes on beats, in small steps, no ritardando.
+        streamed = [e for e in status.program if e.status == "streamed"]
+        assert sorted({e.plan_step for e in streamed}) == [s.index for s in plan]
+        # Pieces join on the beat: each starts where the one before it ends its last bar.
+        by_step = sorted(streamed, key=lambda e: e.plan_step)
+        for before, after in itertools.pairwise(by_step):
+            bar_line = before.stream_start_seconds + plan[before.plan_step].duration_seconds
+            assert after.stream_start_seconds == pytest.approx(bar_line, abs=0.15)
+        ramped = next(e for e in streamed if e.tempo_end_bpm and not plan[e.plan_step].last)
+        files = composer.GetPiece(api.GetPieceRequest(piece_id=ramped.piece_id), timeout=30)
+        midi = mido.MidiFile(file=io.BytesIO(next(f.content for f in files.files
+                                                   if f.name == "piece.mid")))  # fmt: skip
+        tempos = []
+        for track in midi.tracks:
+            tick = 0
+            for message in track:
+                tick += message.time
+                if message.type == "set_tempo":
+                    tempos.append((tick, mido.tempo2bpm(message.tempo)))
+        tempos.sort()
+        assert len(tempos) > 4 and all(t % midi.ticks_per_beat == 0 for t, _ in tempos)
+        steps = [abs(b - a) for (_, a), (_, b) in itertools.pairwise(tempos)]
+        assert max(steps) < 1.0
+        assert tempos[-1][1] == pytest.approx(ramped.tempo_end_bpm, abs=0.05)
+
+        http = f"http://{stack.settings.host}:{stack.settings.gateway_http_port}"
+        playlist = _get(f"{http}/stations/walk-it/live.m3u8").decode()
+        assert "#EXT-X-ENDLIST" in playlist
+        log = json.loads(_get(f"{http}/stations/walk-it/session.json"))
+        assert log["started"] is not None and log["ended"] is not None
+        kinds = {(s.get("kind"), s["rejected"]) for s in log["signals"]}
+        assert ("STEP_CADENCE", "") in kinds
+        assert len(log["played"]) == len(streamed)
+        assert len(log["adjustments"]) >= len(plan)
+        rows = list(csv.DictReader(io.StringIO(_get(f"{http}/stations/walk-it/session.csv")
+                                               .decode())))  # fmt: skip
+        assert {r["record"] for r in rows} >= {"started", "signal", "adjustment", "played", "ended"}
+
+    if chromium_binary() is not None:  # the web player plots the session's log
+        plotted = asyncio.run(_plot(f"{http}/?station=walk-it", tmp_path))
+        assert plotted["played"] == len(streamed) and plotted["plan"] >= 1
+        assert plotted["rates"] >= 1
+        if os.environ.get("CANTUS_SAVE_SCREENSHOTS"):
+            shutil.copy(tmp_path / "session_player.png", "docs/session_player.png")
+
+
+async def _plot(url, tmp_path):
+    async with HeadlessPage(url) as page:
+        await page.wait_for(
+            "window.cantus && cantus.sessionPlot && cantus.sessionPlot.played > 0", 60
+        )
+        plotted = await page.evaluate("cantus.sessionPlot")
+        await page.screenshot(tmp_path / "session_player.png")
+    return plotted
+
+
+def _wait(stub, check, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status = stub.GetStation(st.StationName(name="walk-it"), timeout=10)
+            if check(status):
+                return status
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        time.sleep(0.5)
+    pytest.fail("the session did not start")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=20) as response:
+        return response.read()
+
+
+async def _send_through_kafka(stack, signal: st.ListenerSignal) -> None:
+    """A reading as a device gateway would publish it, straight to the signal topic."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=stack.settings.broker)
+    await producer.start()
+    try:
+        key, value, headers = encode_station_record(
+            "station_signal", signal, signal.station, source="test"
+        )
+        await producer.send_and_wait(
+            stack.settings.topics.station_signal, value, key=key, headers=headers
+        )
+    finally:
+        await producer.stop()
