@@ -140,13 +140,21 @@ def vowel_onsets(
     notes: Sequence[SungNote],
 ) -> tuple[list[float], int]:
     """Vowel onset minus note onset (s) of every note with a syllable of its own (see the
-    module docstring), and how many had no onset found within 150 ms."""
+    module docstring), and how many had no onset marked within 150 ms: the search starts
+    after the middle of the note before, and an onset counts only after a frame that is
+    not yet vowel (a consonant, a dip, silence); a vowel sung legato into a vowel on the
+    same level shows no such frame."""
     hop, window = round(0.005 * sample_rate), round(0.02 * sample_rate)
     errors, missed = [], 0
+    before: SungNote | None = None
     for note in notes:
+        previous, before = before, note
         if note.continues:
             continue
-        start = max(0, round((note.onset - 0.15) * sample_rate))
+        earliest = note.onset - 0.15
+        if previous is not None:
+            earliest = max(earliest, previous.onset + previous.duration / 2)
+        start = max(0, round(earliest * sample_rate))
         stop = round(min(note.end, note.onset + 0.15) * sample_rate)
         frame_starts = np.arange(start, max(start, stop - window), hop)
         if len(frame_starts) == 0:
@@ -166,7 +174,9 @@ def vowel_onsets(
             continue
         held_db = 10 * np.log10(np.mean(held**2) + 1e-12)
         voiced = np.interp(centres, times, (f0 > 0).astype(float)) > 0.5
-        found = np.flatnonzero(voiced & (level >= held_db - ONSET_LEVEL_DB))
+        vowel = voiced & (level >= held_db - ONSET_LEVEL_DB)
+        not_yet = np.flatnonzero(~vowel)
+        found = np.flatnonzero(vowel[not_yet[0] :]) + not_yet[0] if len(not_yet) else []
         if len(found) == 0:
             missed += 1
             continue
@@ -709,7 +719,8 @@ def format_run(run: VocalsRun, *, command: str) -> str:
             out.append(
                 f"| vowel onset − note onset: within 40 ms | "
                 f"{_percent(on_time, len(errors) + missed)}"
-                f" of {len(errors) + missed} syllables ({missed} not found) | within 40 ms |"
+                f" of {len(errors) + missed} syllables ({missed} without a marked onset) |"
+                " within 40 ms |"
             )
             out.append(
                 f"| vowel onset − note onset: median, 10th–90th percentile | "

@@ -284,6 +284,7 @@ class PieceParts:
 
         meter = spec_meter(self.spec)
         phones = self._line_phones
+        form, style = piece_form(self), spec_style(self.spec)
         notes: list[SungNote] = []
         previous: SungNote | None = None
         for index in range(max(0, first - 1), min(first + count, self.bar_count)):
@@ -291,6 +292,7 @@ class PieceParts:
                 previous = None
                 continue
             bar = pb_to_bar(self.melody[index].notes, meter)
+            level = segment_level_db(form, style, index, 1, self.palette)
             for position, note in enumerate(bar.notes):
                 tick = index * meter.bar_ticks + note.onset
                 onset = self.tick_seconds(tick)
@@ -298,7 +300,13 @@ class PieceParts:
                 sung = phones.get((index, position))
                 if sung is not None:
                     previous = SungNote(
-                        onset, end, note.pitch, note.velocity, sung[0], phrase_end=sung[1]
+                        onset,
+                        end,
+                        note.pitch,
+                        note.velocity,
+                        sung[0],
+                        phrase_end=sung[1],
+                        level_db=level,
                     )
                 elif (
                     previous is not None
@@ -313,6 +321,7 @@ class PieceParts:
                         previous.phones,
                         continues=True,
                         phrase_end=previous.phrase_end,
+                        level_db=level,
                     )
                 else:
                     previous = None

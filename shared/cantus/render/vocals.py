@@ -102,11 +102,12 @@ LEGATO_GAP_SECONDS = 0.06
 
 BREATH_SECONDS = 0.35
 BREATH_MIN_GAP_SECONDS = 0.3
-BREATH_LEVEL = 0.05
-"""A breath's longest length, the gap it needs and its peak level (the vowels' is 0.25)."""
+BREATH_LEVEL = 0.016
+"""A breath's longest length, the gap it needs and its peak level (the vowels' RMS is 0.08)."""
 
-VOWEL_LEVEL = 0.25
-"""RMS every syllable's vowel is brought to before note velocity (the mix sets the level)."""
+VOWEL_LEVEL = 0.08
+"""RMS every syllable's vowel is brought to before note velocity and the section's level
+(-22 dBFS, where the synth's stems sit: the mix chain's compressor then works on peaks)."""
 
 LOOKAHEAD_BARS = 1
 """Bars after a segment whose notes its vocals need (leads that start before the bar line)."""
@@ -131,6 +132,9 @@ class SungNote:
     phones: str
     continues: bool = False
     phrase_end: bool = False
+    level_db: float = 0.0
+    """The planned level of the note's section (``segment_level_db``): the voice sings the
+    form's dynamics as the band plays them, so the streaming master hears them as planned."""
 
     @property
     def duration(self) -> float:
@@ -481,7 +485,7 @@ class VocalTrack:
             if note.onset - MAX_LEAD_SECONDS - BREATH_SECONDS > end_seconds:
                 break
             syllable = spoken_syllable(note.phones, self.language)
-            scale = (note.velocity / 100.0) ** 0.5
+            scale = (note.velocity / 100.0) ** 0.5 * 10.0 ** (note.level_db / 20.0)
             if ("lead", key) not in self._done:
                 lead = lead_piece(before, note, syllable)
                 lead_start = note.onset if lead is None else lead.start
