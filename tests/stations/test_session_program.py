@@ -194,3 +194,34 @@ def test_session_pieces_join_on_the_beat():
                                                  abs=1e-3)  # fmt: skip
     # and the piece after it joins with the configured crossfade again
     assert mixer.crossfade_frames == 100
+
+
+def test_a_session_resumes_from_its_snapshot():
+    program = session_program()
+    program.signal(cadence(95.0, time.time_ns()))
+    program.next_request("a" * 32)
+    program.next_request("b" * 32)
+    restored = Program(st.StationStatus.FromString(program.status.SerializeToString()))
+    assert restored.closed_loop and restored.session == program.session
+    assert restored.status.session.rate_bpm == 95.0
+    restored.next_request("c" * 32)
+    plan = restored.status.plan
+    assert [s.index for s in plan] == [0, 1, 2]
+    assert plan[2].tempo_bpm == pytest.approx(plan[1].tempo_end_bpm or plan[1].tempo_bpm)
+
+
+def test_an_open_session_plays_todays_plan_and_logs_its_signals():
+    from cantus.stations.sessions import reference_plan
+
+    config = session_config("relax", "mode: open\nminutes: 2")
+    session = new_session_state(session_config_to_yaml(config), config)
+    plan = reference_plan(config)
+    program = Program(new_status("relax-1", STATION_YAML, plan, session))
+    assert not program.closed_loop and plan[-1].last
+    _, request = program.next_request("a" * 32)
+    assert request.tempo_bpm == plan[0].tempo_bpm
+    assert not request.HasField("tempo_end_bpm") and not request.no_ritardando
+    report = st.ListenerSignal(station="relax-1", measured_unix_ns=time.time_ns(),
+                               kind=st.TOO_FAST)  # fmt: skip
+    assert program.signal(report) is Rejection.SESSION_OPEN
+    assert len(program.status.plan) == len(plan)  # nothing re-planned
