@@ -275,3 +275,41 @@ def test_a_failed_edit_leaves_the_stored_piece_untouched(tmp_path):
         run_edit(PieceEditor(store, FakeModels(fail_at=3).models(), OPTIONS), regenerate(2, 7))
     assert store.versions(PIECE_ID) == [1]
     assert store.read_all(PIECE_ID) == before
+
+
+def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_path):
+    from cantus.lyrics.serving import load_lyric_scorer
+    from cantus.lyrics.training import checkpoint_path
+    from cantus.lyrics.writer import LyricResources
+
+    store = LocalPieceStore(tmp_path / "pieces")
+    piece_spec = spec(4)
+    piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
+    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=True)))
+    assert parts is not None
+    rendered = render_piece_files(
+        parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
+    )
+    for name, content in rendered.files.items():
+        store.write(PIECE_ID, name, content)
+    models = FakeModels().models()
+    models.lyrics = LyricResources(scorer_for=lambda lang: load_lyric_scorer(checkpoint_path(lang)))
+    request = api.EditRequest(
+        piece_id=PIECE_ID, seed=3, rewrite_lyrics=api.RewriteLyrics(section=1, theme="winter night")
+    )
+    events = run_edit(PieceEditor(store, models, OPTIONS), request)
+    lines = [e.lyric_line for e in events if e.HasField("lyric_line")]
+    assert [line.meta.index for line in lines] == [0, 1, 2, 3]
+    for line in lines:  # one syllable per note of the line's bar, words where "la lo" was
+        assert len(line.syllables) == 8 and line.text and line.text != "la lo"
+    v2 = store.read_all(PIECE_ID, 2)
+    assert v2["piece.wav"] == store.read_all(PIECE_ID)["piece.wav"]  # no vocals: same mix
+    summary = json.loads(v2["piece.json"])
+    assert [line["text"] for line in summary["lyrics"]] == [line.text for line in lines]
+    assert summary["edit_history"][0]["rendered_audio_seconds"] == 0.0
+
+    with pytest.raises(EditError) as raised:
+        PieceEditor(store, models, OPTIONS).open(
+            api.EditRequest(piece_id=PIECE_ID, rewrite_lyrics=api.RewriteLyrics(section=2))
+        )
+    assert raised.value.field == "rewrite_lyrics.section"

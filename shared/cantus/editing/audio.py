@@ -25,11 +25,12 @@ CROSSFADE_SECONDS = 0.08
 @dataclass(frozen=True)
 class SplicedAudio:
     """The new version's whole mix, float32 ``[samples, 2]``, and what was rendered for it:
-    bars ``rendered_bars`` (first, last; 0-based) and the seconds of audio synthesised."""
+    bars ``rendered_bars`` (first, last; 0-based; None: nothing, the mix is unchanged) and
+    the seconds of audio synthesised."""
 
     audio: np.ndarray
     sample_rate: int
-    rendered_bars: tuple[int, int]
+    rendered_bars: tuple[int, int] | None
     rendered_seconds: float
 
 

@@ -32,12 +32,13 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cantus.editing.audio import SplicedAudio, splice_bars, wav_to_audio, whole_piece_audio
 from cantus.editing.requests import (
     Edit,
     EditError,
+    LyricsEdit,
     RegenerateEdit,
     ReharmonizeEdit,
     SoundEdit,
@@ -77,6 +78,9 @@ from cantus.storage import (
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 
+if TYPE_CHECKING:
+    from cantus.lyrics.writer import LyricResources
+
 log = logging.getLogger("cantus.editing")
 
 PRODUCER = "editor"
@@ -96,6 +100,8 @@ class EditModels:
     harmonize: AskModel
     prompter: MelodyPrompter
     harmony_model_version: str
+    lyrics: LyricResources | None = None
+    """Lexicons, theme embedder and the lyric_lm scorer (lyric rewrites)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class EditOptions:
     audio_formats: tuple[str, ...] = ("wav", "flac", "mp3", "opus")
     leadsheet: bool = True
     humanise: bool = True
+    lyric_melisma: bool = False
 
 
 @dataclass
@@ -121,6 +128,7 @@ class OpenedEdit:
     parts: PieceParts
     summary: dict[str, Any]
     previous_audio: bytes | None
+    previous_files: dict[str, bytes]
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
     infill: dict[str, Any] | None = None
@@ -171,6 +179,7 @@ class PieceEditor:
             parts=parts,
             summary=json.loads(files["piece.json"]),
             previous_audio=files.get("piece.wav"),
+            previous_files=files,
             seed=seed,
         )
 
@@ -208,6 +217,10 @@ class PieceEditor:
             changed = (edit.first, edit.last)
         elif isinstance(edit, ReharmonizeEdit):
             async for event in self._reharmonize(opened, parts, edit):
+                yield event
+            changed = (edit.first, edit.last)
+        elif isinstance(edit, LyricsEdit):
+            async for event in self._rewrite_lyrics(opened, parts, edit):
                 yield event
             changed = (edit.first, edit.last)
         else:
@@ -288,6 +301,85 @@ class PieceEditor:
         for _ in range(edit.first, edit.last + 1):
             yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
 
+    async def _rewrite_lyrics(
+        self, opened: OpenedEdit, parts: PieceParts, edit: LyricsEdit
+    ) -> AsyncIterator[api.PieceEvent]:
+        """The section's lines written again, each on the lines before it (as the lyric
+        service writes them: same slots, rhyme scheme per section, constraints), seeded by
+        the edit; the other lines are kept word for word."""
+        from cantus.lyrics.decoding import DecodedLine, NoWordsFit
+        from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, is_rhyme_anchor, make_line
+        from cantus.lyrics.song_form import SungLine, line_melody, stanza_start
+        from cantus.lyrics.writer import write_piece_line
+
+        if self.models.lyrics is None:
+            raise RuntimeError("this editor has no lyric model")
+        spec = parts.spec
+        meter = spec_meter(spec)
+        plan = spec_form(spec)
+        scheme = spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME
+        written: dict[int, DecodedLine] = {}
+        sung: list[SungLine] = []
+        for index in sorted(parts.lyric_lines):
+            line = parts.lyric_lines[index]
+            bars = [
+                pb_to_notes(parts.melody[b].notes)
+                for b in range(line.first_bar, line.first_bar + line.bar_count)
+            ]
+            stanza = stanza_start(plan, line.first_bar, sung)
+            slots = make_line(
+                index,
+                line.first_bar,
+                bars,
+                meter,
+                scheme,
+                self.options.lyric_melisma,
+                stanza_start=stanza,
+            )
+            if edit.first <= line.first_bar <= edit.last and line.syllables:
+                try:
+                    decoded = await asyncio.to_thread(
+                        write_piece_line,
+                        self.models.lyrics,
+                        slots,
+                        language=spec.lyrics_language or "en",
+                        theme=edit.theme,
+                        mood=spec.mood,
+                        seed=opened.seed,
+                        written=dict(written),
+                        is_anchor=is_rhyme_anchor(index - stanza, scheme),
+                    )
+                except NoWordsFit as error:
+                    raise EditError("rewrite_lyrics", f"line {index + 1}: {error}") from None
+                rewritten = pb.LyricLine(
+                    meta=new_meta(opened.piece_id, index, PRODUCER),
+                    spec=spec,
+                    first_bar=line.first_bar,
+                    bar_count=line.bar_count,
+                    syllables=[
+                        pb.Syllable(bar_index=slot.bar_index, note_index=slot.note_index, text=text)
+                        for slot, text in zip(slots.slots, decoded.syllables, strict=True)
+                    ],
+                    text=decoded.text,
+                )
+                parts.lyric_lines[index] = rewritten
+                yield api.PieceEvent(lyric_line=rewritten)
+            else:
+                words = list(line.text) if _is_cjk(line.text) else line.text.split()
+                decoded = DecodedLine(words, [s.text for s in line.syllables])
+            written[index] = decoded
+            sung.append(
+                SungLine(
+                    index,
+                    line.first_bar,
+                    line.bar_count,
+                    line_melody(line.first_bar, slots.slots),
+                    tuple(decoded.words),
+                    tuple(decoded.syllables),
+                    decoded.rhyme,
+                )
+            )
+
     # --- audio and files (worker threads) ------------------------------------------------
 
     def _audio(
@@ -295,7 +387,12 @@ class PieceEditor:
     ) -> SplicedAudio | None:
         edit = opened.edit
         try:
-            if isinstance(edit, SoundEdit) or opened.previous_audio is None:
+            # A sung piece's vocal stem is rendered by the segment renderer, line by line
+            # with lookahead, not per bar: such a piece is rendered whole, as render does.
+            if isinstance(edit, LyricsEdit) and not parts.vocals and opened.previous_audio:
+                previous, rate = wav_to_audio(opened.previous_audio)
+                return SplicedAudio(previous, rate, rendered_bars=None, rendered_seconds=0.0)
+            if isinstance(edit, SoundEdit) or opened.previous_audio is None or parts.vocals:
                 return whole_piece_audio(
                     parts, self.options.segment_bars, preset=self._preset(parts)
                 )
@@ -360,18 +457,25 @@ class PieceEditor:
         audio: SplicedAudio | None,
         started: float,
     ) -> pb.PieceCompleted:
+        from cantus.render.exports import export_file_name
         from cantus.storage import media_type
 
+        unchanged = audio is not None and audio.rendered_bars is None
         rendered = render_piece_files(
             parts,
             piece_id=opened.piece_id,
             event_log=[],
             preset=self._preset(parts),
-            audio_formats=self.options.audio_formats,
+            audio_formats=() if unchanged else self.options.audio_formats,
             leadsheet=self.options.leadsheet,
             streamed_audio=None if audio is None else audio.audio,
         )
         summary = json.loads(rendered.files["piece.json"])
+        if unchanged:  # the same mix: the previous version's exports, byte for byte
+            for name in map(export_file_name, self.options.audio_formats):
+                if name in opened.previous_files:
+                    rendered.files[name] = opened.previous_files[name]
+            summary["files"] = sorted(rendered.files)
         history = list(opened.summary.get("edit_history", []))
         entry = {
             "version": opened.version,
@@ -381,7 +485,11 @@ class PieceEditor:
             "bars": [changed[0] + 1, changed[1] + 1],
             "seed": opened.seed,
             "edit": _edit_dict(opened.edit),
-            "rendered_bars": (None if audio is None else [b + 1 for b in audio.rendered_bars]),
+            "rendered_bars": (
+                None
+                if audio is None or audio.rendered_bars is None
+                else [b + 1 for b in audio.rendered_bars]
+            ),
             "rendered_audio_seconds": None if audio is None else round(audio.rendered_seconds, 3),
             "infill": opened.infill,
             "edited_at_unix_s": round(time.time(), 3),
@@ -471,6 +579,10 @@ class _RangeHarmonizer:
         self.parts.harmony_by_bar[index] = harmony
         self.index += 1
         return harmony
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def _spans(harmony: pb.HarmonyBar) -> list[ChordSpan]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cantus.music.styles import TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES
-from cantus.requests import RequestError
+from cantus.requests import MAX_THEME_CHARS, RequestError
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 
@@ -61,7 +61,23 @@ class SoundEdit:
         return f"palette {self.palette}, {self.tempo_bpm:g} bpm"
 
 
-Edit = RegenerateEdit | ReharmonizeEdit | SoundEdit
+@dataclass(frozen=True)
+class LyricsEdit:
+    """The lyric lines starting in section ``section`` (0-based; bars ``first`` .. ``last``)
+    written again on ``theme``."""
+
+    section: int
+    first: int
+    last: int
+    theme: str
+    kind = "rewrite_lyrics"
+
+    def describe(self) -> str:
+        bars = f"bars {self.first + 1}-{self.last + 1}"
+        return f"lyrics of section {self.section + 1} ({bars}) rewritten"
+
+
+Edit = RegenerateEdit | ReharmonizeEdit | SoundEdit | LyricsEdit
 
 
 def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.PieceRecord) -> Edit:
@@ -110,6 +126,8 @@ def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.Piece
                 "reharmonize.energy", f"unknown energy {edit.energy!r} ({known})"
             ) from None
         return ReharmonizeEdit(first, last, style, energy)
+    if which == "rewrite_lyrics":
+        return _lyrics_edit(request.rewrite_lyrics, spec, record)
     sound = request.change_sound
     palette = sound.palette or spec.palette
     if sound.palette and sound.palette not in PALETTES:
@@ -144,3 +162,27 @@ def _sung_lines(record: pb.PieceRecord, first: int, last: int) -> list[int]:
         for line in record.lyric_lines
         if any(first <= s.bar_index <= last for s in line.syllables)
     ]
+
+
+def _lyrics_edit(edit: api.RewriteLyrics, spec: pb.PieceSpec, record: pb.PieceRecord) -> LyricsEdit:
+    from cantus.events.conversions import spec_form
+
+    if not spec.lyrics_theme.strip():
+        raise EditError("rewrite_lyrics", "the piece has no lyrics (compose it with a theme)")
+    theme = edit.theme.strip() or spec.lyrics_theme
+    if len(theme) > MAX_THEME_CHARS:
+        raise EditError("rewrite_lyrics.theme", f"longer than {MAX_THEME_CHARS} characters")
+    plan = spec_form(spec)
+    spans = (
+        [(s.first_bar, s.end_bar - 1) for s in plan.sections]
+        if plan is not None and plan.total_bars == spec.bars
+        else [(0, spec.bars - 1)]
+    )
+    if not 1 <= edit.section <= len(spans):
+        raise EditError(
+            "rewrite_lyrics.section", f"{edit.section} is not a section of 1..{len(spans)}"
+        )
+    first, last = spans[edit.section - 1]
+    if not any(first <= line.first_bar <= last and line.syllables for line in record.lyric_lines):
+        raise EditError("rewrite_lyrics.section", f"section {edit.section} has no sung lines")
+    return LyricsEdit(edit.section - 1, first, last, theme)

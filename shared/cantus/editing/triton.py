@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from cantus.editing.editor import EditModels, EditOptions
 from cantus.harmony.client import HarmonyClient
 from cantus.harmony.context import checkpoint_version
+from cantus.lyrics.client import TritonLyricScorer
+from cantus.lyrics.writer import LyricResources
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import DecodePhrase, PhraseRequest
 from cantus.melody.prompting import MelodyPrompter
@@ -45,12 +47,18 @@ def triton_edit_models(settings: Settings) -> EditModels:
 
         return decode
 
+    lyrics = LyricResources(
+        scorer_for=lambda language: TritonLyricScorer(
+            settings.triton_grpc, language, model_name=settings.lyric_model_name
+        )
+    )
     return EditModels(
         decoder=decoder,
         score=scorer.score,
         harmonize=harmony.harmonize,
         prompter=prompter,
         harmony_model_version=checkpoint_version(settings.harmony_checkpoint),
+        lyrics=lyrics,
     )
 
 
@@ -62,4 +70,5 @@ def edit_options(settings: Settings) -> EditOptions:
         audio_formats=tuple(settings.audio_formats),
         leadsheet=settings.leadsheet,
         humanise=settings.humanise,
+        lyric_melisma=settings.lyric_melisma,
     )
