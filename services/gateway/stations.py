@@ -332,9 +332,14 @@ class StationApi(st_grpc.StationServicer):
         if request.style:
             extra["style"] = request.style
         if extra:
-            overrides = yaml.safe_dump(
-                {**(yaml.safe_load(overrides) if overrides.strip() else {}), **extra}
-            )
+            try:
+                parsed = yaml.safe_load(overrides) if overrides.strip() else {}
+            except yaml.YAMLError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                session_config(request.preset, overrides)  # raises, naming session_yaml
+                parsed = {}
+            overrides = yaml.safe_dump({**parsed, **extra})
         config = session_config(request.preset, overrides, start=start, target=target)
         station_config = {
             "styles": {config.style: 1},

@@ -50,3 +50,25 @@ def test_session_log_downloads():
             assert (await client.get("/stations/nobody/session.csv")).status == 404
 
     asyncio.run(main())
+
+
+def test_plan_session_settings_merge_and_name_their_field():
+    import pytest
+
+    from cantus.stations.plans import PlanError
+    from services.gateway.stations import StationApi
+
+    api = StationApi(Settings(), None, None)
+    for text, field in [("[1, 2]", "session_yaml"), ("a: [", "session_yaml"),
+                        ("mode: jog", "session_yaml.mode")]:  # fmt: skip
+        with pytest.raises(PlanError) as caught:
+            api._session(st.PlanRequest(preset="walk", session_yaml=text, minutes=3), "x")
+        assert caught.value.field == field
+    command, steps = api._session(st.PlanRequest(preset="sleep", minutes=3, bars=4), "x")
+    assert steps[-1].last and not command.plan  # closed loop: steps decided as it goes
+    assert "minutes: 3" in command.session.config_yaml
+    assert "piece_bars: 4" in command.session.config_yaml
+    open_command, open_steps = api._session(
+        st.PlanRequest(preset="relax", session_yaml="mode: open"), "y"
+    )
+    assert list(open_command.plan) == list(open_steps)
