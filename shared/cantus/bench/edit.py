@@ -27,17 +27,29 @@ class Timed:
     first_bar_s: float | None
     total_s: float
     events: list[api.PieceEvent] = field(default_factory=list)
+    first_event_s: float | None = None
+    stages: dict[str, float] = field(default_factory=dict)
+    """An edit's seconds from piece.json: bars done, audio done, total (files stored)."""
 
 
 def _timed(stream: Iterator[api.PieceEvent]) -> Timed:
     started = time.monotonic()
-    first = None
+    first = first_event = None
     events = []
     for event in stream:
+        if first_event is None:
+            first_event = time.monotonic() - started
         if first is None and event.WhichOneof("event") == "melody_bar":
             first = time.monotonic() - started
         events.append(event)
-    return Timed(first, time.monotonic() - started, events)
+    return Timed(first, time.monotonic() - started, events, first_event)
+
+
+def _edit_stages(stub: api_grpc.ComposerStub, piece_id: str) -> tuple[dict, dict[str, float]]:
+    stored = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id), timeout=60)
+    summary = json.loads(next(f.content for f in stored.files if f.name == "piece.json"))
+    entry = summary["edit_history"][-1]
+    return summary, dict(entry["seconds"])
 
 
 @dataclass
@@ -81,8 +93,7 @@ def run_edit_bench(
             )
             regenerated = _timed(stub.Edit(edit, timeout=600))
             regenerate.append(regenerated)
-            stored = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id), timeout=60)
-            summary = json.loads(next(f.content for f in stored.files if f.name == "piece.json"))
+            summary, regenerated.stages = _edit_stages(stub, piece_id)
             entry = summary["edit_history"][-1]
             rendered.append(entry["rendered_audio_seconds"] or 0.0)
             whole.append(summary["audio_duration_seconds"])
@@ -94,6 +105,7 @@ def run_edit_bench(
                 piece_id=piece_id, change_sound=api.ChangeSound(palette="piano")
             )
             palette.append(_timed(stub.Edit(sound, timeout=600)))
+            _, palette[-1].stages = _edit_stages(stub, piece_id)
             log(
                 f"piece {index + 1}: compose first bar {composed.first_bar_s:.2f} s, "
                 f"regenerate first bar {regenerated.first_bar_s:.2f} s "
@@ -133,15 +145,25 @@ def format_edit_bench(bench: EditBench, *, command: str) -> str:
         "```",
         "",
         "Medians; each piece is composed, then its bars regenerated, then its palette changed, "
-        "one after another on the same stack (`cantus.bench.edit`).",
+        "one after another on the same stack (`cantus.bench.edit`). An edit's bars, audio "
+        "and total seconds are its own account in piece.json (from the start of the edit; "
+        "after the audio come the version's files: MIDI, lead sheet engraved by LilyPond, "
+        "pictures, four audio exports).",
         "",
-        "| request | first melody bar (s) | last event (s) |",
-        "|---|---|---|",
+        "| request | first event (s) | first melody bar (s) | bars done (s) | audio done (s) "
+        "| last event (s) |",
+        "|---|---|---|---|---|---|",
     ]
+
+    def cell(value: float) -> str:
+        return "–" if value != value else f"{value:.2f}"
+
     for name, timed in rows:
-        first = _median([t.first_bar_s for t in timed])
         lines.append(
-            f"| {name} | {'–' if first != first else f'{first:.2f}'} | "
+            f"| {name} | {cell(_median([t.first_event_s for t in timed]))} | "
+            f"{cell(_median([t.first_bar_s for t in timed]))} | "
+            f"{cell(_median([t.stages.get('bars') for t in timed]))} | "
+            f"{cell(_median([t.stages.get('audio') for t in timed]))} | "
             f"{_median([t.total_s for t in timed]):.2f} |"
         )
     ratio = _median([r / w for r, w in zip(b.rendered_seconds, b.piece_seconds, strict=True)])

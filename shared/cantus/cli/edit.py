@@ -103,6 +103,13 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
         ] = "",
         energy: Annotated[str, typer.Option(help="With --reharmonize: low, mid or high")] = "",
         palette: Annotated[str, typer.Option(help="A new palette for the whole piece")] = "",
+        lyrics_section: Annotated[
+            int | None,
+            typer.Option(help="Write the lyrics of this section again (1 = the first section)"),
+        ] = None,
+        theme: Annotated[
+            str, typer.Option(help="With --lyrics-section: the new lines' theme")
+        ] = "",
         tempo: Annotated[
             float | None, typer.Option(help="A new tempo for the whole piece (bpm)")
         ] = None,
@@ -116,8 +123,8 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
         address: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
     ) -> None:
         """Edit a stored piece into a new version (the old one is kept): regenerate bars,
-        reharmonise bars or all, or change the palette or tempo. Prints what changes as it
-        streams, then where the new version's files are."""
+        reharmonise bars or all, change the palette or tempo, or rewrite a section's lyrics.
+        Prints what changes as it streams, then where the new version's files are."""
         from cantus.settings import load_settings
 
         chosen = [
@@ -126,13 +133,15 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
                 ("--regenerate", regenerate is not None),
                 ("--reharmonize", reharmonize is not None),
                 ("--palette/--tempo", bool(palette) or tempo is not None),
+                ("--lyrics-section", lyrics_section is not None),
             )
             if given
         ]
         if len(chosen) != 1:
             console.print(
-                "[red]error:[/] give one edit: --regenerate BARS, --reharmonize BARS|all "
-                "or --palette/--tempo" + (f" (got {', '.join(chosen)})" if chosen else "")
+                "[red]error:[/] give one edit: --regenerate BARS, --reharmonize BARS|all, "
+                "--palette/--tempo or --lyrics-section N"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
             )
             raise typer.Exit(2)
         request = api.EditRequest(piece_id=piece_id, from_version=from_version)
@@ -141,6 +150,9 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
         try:
             if regenerate is not None:
                 request.regenerate.bars.CopyFrom(parse_bars(regenerate))
+            elif lyrics_section is not None:
+                request.rewrite_lyrics.section = lyrics_section
+                request.rewrite_lyrics.theme = theme
             elif reharmonize is not None:
                 request.reharmonize.style = style
                 request.reharmonize.energy = energy
@@ -164,6 +176,9 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
             elif kind == "harmony_bar":
                 chords = " ".join(c.symbol for c in event.harmony_bar.chords)
                 console.print(f"  chords of bar {event.harmony_bar.meta.index + 1}: {chords}")
+            elif kind == "lyric_line":
+                line = event.lyric_line
+                console.print(f"  lyrics from bar {line.first_bar + 1}: {line.text}")
             elif kind == "render_segment":
                 s = event.render_segment
                 console.print(
