@@ -16,7 +16,10 @@ Each listener hears two sessions of the preset's length:
 Time runs in steps of one second. A piece is decided when the piece before it starts to
 play (a station composes one piece ahead), so control acts on readings one piece old. The
 tempo heard at each moment is read off the same tempo map the render service writes
-(``cantus.render.tempo.ending_tempo_map``); crossfades are left out.
+(``cantus.render.tempo.ending_tempo_map``). Between two of today's pieces the final chord
+is held past the barline (``fermata_ticks``) before the next piece comes in, a stretch with
+no beat (no pull on the listener); a closed-loop session's pieces join on the beat
+(``StationMixer.hold``).
 
 Reported per preset and loop, over the population: listeners that reached the target
 (within ±3 % of its rate and staying there until the last piece's closing ritardando), the
@@ -33,6 +36,8 @@ import random
 import statistics
 from dataclasses import dataclass, field
 
+from cantus.music.notes import TICKS_PER_QUARTER
+from cantus.render.arrangement import fermata_ticks
 from cantus.render.tempo import RITARDANDO_BARS, TempoMap, ending_tempo_map
 from cantus.stations.control import METER, next_step
 from cantus.stations.listeners import ListenerModel, SimulatedListener, population
@@ -156,7 +161,10 @@ def simulate(config: SessionConfig, model: ListenerModel, *, loop: str, seed: in
             tempo = ending_tempo_map(step.tempo_bpm, METER, step.bars, ritardando=loop == "open")
             duration = tempo.seconds_at(step.bars * METER.bar_ticks)
             pieces.append(Piece(clock, tempo, duration))
-            clock += duration
+            # today's join: the final chord is held past the barline, the next piece comes
+            # in over the crossfade after it (its 2 s overlap the 2 s release tail)
+            held = fermata_ticks(METER) * 60.0 / (TICKS_PER_QUARTER * tempo.changes[-1][1])
+            clock += duration + held
     rates: list[float] = []
     second = 0
     finished = not closed
@@ -168,8 +176,7 @@ def simulate(config: SessionConfig, model: ListenerModel, *, loop: str, seed: in
         if finished and now_s >= pieces[-1].start_s + pieces[-1].duration_s:
             break
         piece = _playing(pieces, now_s)
-        tempo_bpm = piece.bpm_at(now_s - piece.start_s) if piece else listener.rate_bpm
-        listener.advance(tempo_bpm, 1.0)
+        listener.advance(piece.bpm_at(now_s - piece.start_s) if piece else None, 1.0)
         rates.append(listener.rate_bpm)
         if second % max(int(model.reading_seconds), 1) == 0:
             reading = listener.reading(now_s)
@@ -296,16 +303,18 @@ open-loop plan knows. Walk entrains cadence (2 s readings, lag 10-30 s); relax a
 follow heart rate (5 s readings, lag 40-90 s and 60-120 s).
 
 * *open*: today's plan, every piece at its step's tempo closing with the form's
-  ritardando (to 70 % over two bars), so the tempo falls and jumps back at each piece.
-* *open, no ritardando*: the same plan with smooth pieces: how much smooth pieces alone buy.
+  ritardando (to 70 % over two bars), so the tempo falls and jumps back at each piece,
+  after the final chord held half a bar without a beat.
+* *open, no ritardando*: the same plan with smooth pieces (the held chord between pieces
+  kept): how much smooth pieces alone buy.
 * *closed*: `cantus.stations.control` per piece, decided one piece ahead, ramped beat by
-  beat, within the preset's bounds.
+  beat, within the preset's bounds, joined on the beat.
 
 *Reached target*: within ±3 % of the target rate from some time on, until the last
 piece's closing ritardando (the ending all loops share). *Overshoot*: the furthest the rate
 went past the target. *Largest step heard*: the largest tempo change from one beat to the
 next inside a piece (the last piece's closing ritardando left out) and from one piece's
-end to the next one's start (crossfades left out). *End vs length*: how far the music's end
+end to the next one's start. *End vs length*: how far the music's end
 is from the session's length.
 """
     return "\n".join(lines) + "\n" + legend

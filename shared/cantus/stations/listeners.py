@@ -11,7 +11,7 @@ steps of ``dt`` seconds):
   Music further away does not pull (a walker does not fall into step with a beat 20 %
   off; van Dyck et al. 2017 found heart rate moved only with a matched tempo): the rate
   relaxes towards the listener's own ``natural_bpm`` with ``dr/dt = (natural - r) /
-  relax_seconds``.
+  relax_seconds``. So does a stretch with no beat.
 * **A floor.** ``r`` never falls below ``floor_bpm`` (a resting heart rate, the slowest
   comfortable cadence).
 * **The sensor.** A reading every ``reading_seconds``: ``r`` plus Gaussian noise of
@@ -56,10 +56,10 @@ class SimulatedListener:
         self.rate_bpm = model.start_bpm
         self.rng = rng
 
-    def advance(self, tempo_bpm: float, dt: float) -> None:
-        """Hear ``tempo_bpm`` for ``dt`` seconds."""
+    def advance(self, tempo_bpm: float | None, dt: float) -> None:
+        """Hear ``tempo_bpm`` for ``dt`` seconds (None: no beat, e.g. a held chord)."""
         model = self.model
-        if abs(tempo_bpm - self.rate_bpm) <= model.basin * self.rate_bpm:
+        if tempo_bpm is not None and abs(tempo_bpm - self.rate_bpm) <= model.basin * self.rate_bpm:
             goal, tau = tempo_bpm, model.follow_seconds
         else:
             goal, tau = model.natural_bpm, model.relax_seconds
