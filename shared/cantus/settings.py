@@ -135,6 +135,22 @@ class Settings(BaseSettings):
         "speak no TLS); None: health is served on gateway_port only",
     )
 
+    # --- `cantus up`'s supervisor (cantus.supervisor, #22) --------------------------------
+    # Kubernetes starts at 10 s and caps at 5 min; one machine's services start in seconds,
+    # so the same doubling runs on a shorter scale.
+    supervisor_initial_backoff_s: float = Field(
+        1.0, gt=0, description="wait before restarting a component after its first crash"
+    )
+    supervisor_max_backoff_s: float = Field(
+        30.0, gt=0, description="longest wait between restarts (the doubling stops here)"
+    )
+    supervisor_healthy_reset_s: float = Field(
+        60.0, gt=0, description="a component up this long has its crash count reset"
+    )
+    supervisor_max_crash_loops: int = Field(
+        5, ge=1, description="crashes in a row (none up healthy_reset_s) before giving up"
+    )
+
     # --- folders -------------------------------------------------------------------------
     state_dir: Path = Field(REPO_ROOT / ".cantus", description="run files, logs, service state")
     data_dir: Path = Field(REPO_ROOT / ".cantus" / "pieces", description="finished pieces")

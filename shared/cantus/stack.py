@@ -27,7 +27,8 @@ from cantus.settings import REPO_ROOT, Settings
 STREAM_SERVICES = ("melody", "harmony", "lyric", "render", "station")
 """Stream services, in the order data flows through them (station: an aiokafka loop that
 feeds the others requests and streams their pieces)."""
-ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway")
+ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway", "supervisor")
+"""Start order; ``down`` stops them in reverse (the supervisor first, so it restarts nothing)."""
 
 
 class StackError(RuntimeError):
@@ -170,25 +171,11 @@ class Stack:
             for name, entry in raw.items()
         }
 
-    def _record(self, component: Component) -> None:
-        entries = {name: c for name, c in self.components().items() if name != component.name}
-        entries[component.name] = component
+    def _write(self, entries: dict[str, Component]) -> None:
+        # replaced whole: the supervisor records restarts while others read the file
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(
-            json.dumps(
-                {
-                    name: {"pid": c.pid, "address": c.address, "log": str(c.log)}
-                    for name, c in entries.items()
-                },
-                indent=2,
-            )
-        )
-
-    def _forget(self, name: str) -> None:
-        entries = self.components()
-        entries.pop(name, None)
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(
+        temporary = self.state_file.with_name(f"{self.state_file.name}.{os.getpid()}.tmp")
+        temporary.write_text(
             json.dumps(
                 {
                     n: {"pid": c.pid, "address": c.address, "log": str(c.log)}
@@ -197,6 +184,17 @@ class Stack:
                 indent=2,
             )
         )
+        os.replace(temporary, self.state_file)
+
+    def _record(self, component: Component) -> None:
+        entries = {name: c for name, c in self.components().items() if name != component.name}
+        entries[component.name] = component
+        self._write(entries)
+
+    def _forget(self, name: str) -> None:
+        entries = self.components()
+        entries.pop(name, None)
+        self._write(entries)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None):
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -275,39 +273,89 @@ class Stack:
         """Start one stream service (``python -m services.<name>``) and wait for /health."""
         return self.start_services([name])[0]
 
-    def start_services(self, names: list[str]) -> list[Component]:
-        """Start stream services side by side, then wait for each one's /health."""
-        started = []
-        for name in names:
-            if name not in STREAM_SERVICES:
-                raise StackError(f"unknown service {name!r}")
+    def launch(self, name: str) -> tuple[Component, subprocess.Popen]:
+        """Start a stream service or the gateway and record it; returns without waiting for
+        it to be healthy (``healthy`` says when it is)."""
+        s = self.settings
+        if name == "gateway":
+            process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
+            component = Component("gateway", process.pid, f"{s.host}:{s.gateway_port}", log)
+        elif name in STREAM_SERVICES:
             process, log = self._spawn(name, [sys.executable, "-m", f"services.{name}"])
-            port = self.settings.web_port(name)
-            component = Component(name, process.pid, f"http://127.0.0.1:{port}/metrics", log)
-            self._record(component)
-            started.append((component, process, port))
-        for component, process, port in started:
+            address = f"http://127.0.0.1:{s.web_port(name)}/metrics"
+            component = Component(name, process.pid, address, log)
+        else:
+            raise StackError(f"unknown service {name!r}")
+        self._record(component)
+        return component, process
+
+    def healthy(self, name: str) -> bool:
+        """One probe of a stream service's /health or the gateway's gRPC health check."""
+        s = self.settings
+        if name == "gateway":
+            # with TLS on, the plaintext health port (if any) is the one a probe can reach
+            return _gateway_serving(f"{s.host}:{s.gateway_health_port or s.gateway_port}")
+        return _http_ok(f"http://127.0.0.1:{s.web_port(name)}/health")
+
+    def start_services_processes(self, names: list[str]) -> list[subprocess.Popen]:
+        """Start stream services side by side, then wait for each one's /health."""
+        started = [self.launch(name) for name in names]
+        for component, process in started:
             wait_until(
-                functools.partial(_http_ok, f"http://127.0.0.1:{port}/health"),
+                functools.partial(self.healthy, component.name),
                 what=component.name,
                 timeout_s=120,
                 process=process,
             )
-        return [component for component, _, _ in started]
+        return [process for _, process in started]
+
+    def start_services(self, names: list[str]) -> list[Component]:
+        """Start stream services side by side, then wait for each one's /health."""
+        for name in names:
+            if name not in STREAM_SERVICES:
+                raise StackError(f"unknown service {name!r}")
+        self.start_services_processes(names)
+        components = self.components()
+        return [components[name] for name in names]
+
+    def start_gateway_process(self) -> subprocess.Popen:
+        _, process = self.launch("gateway")
+        wait_until(
+            functools.partial(self.healthy, "gateway"),
+            what="gateway",
+            timeout_s=60,
+            process=process,
+        )
+        return process
 
     def start_gateway(self) -> Component:
-        s = self.settings
-        address = f"{s.host}:{s.gateway_port}"
-        # with TLS on, the plaintext health port (if any) is the one a probe can reach
-        probe = f"{s.host}:{s.gateway_health_port or s.gateway_port}"
-        process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
-        wait_until(lambda: _gateway_serving(probe), what="gateway", timeout_s=60, process=process)
-        component = Component("gateway", process.pid, address, log)
-        self._record(component)
-        return component
+        self.start_gateway_process()
+        return self.components()["gateway"]
 
-    def up(self, report: Callable[[Component], None] = lambda c: None) -> dict[str, Component]:
-        """Start everything in dependency order; on any failure stop what was started."""
+    def start_supervisor(self, timeout_s: float = 300.0) -> Component:
+        """Start ``cantus.supervisor``, which starts the stream services and the gateway as
+        its children and restarts any that dies; returns once it says they are all healthy."""
+        from cantus.supervisor import read_state, state_path
+
+        state_path(self.settings.run_dir).unlink(missing_ok=True)
+        process, log = self._spawn("supervisor", [sys.executable, "-m", "cantus.supervisor"])
+        self._record(Component("supervisor", process.pid, "", log))
+
+        def ready() -> bool:
+            state = read_state(self.settings.run_dir) or {}
+            if state.get("state") == "failed":
+                raise StackError(state.get("error") or "the supervisor failed to start")
+            return state.get("state") == "ready"
+
+        wait_until(ready, what="supervisor", timeout_s=timeout_s, process=process)
+        return self.components()["supervisor"]
+
+    def up(
+        self, report: Callable[[Component], None] = lambda c: None, *, supervise: bool = False
+    ) -> dict[str, Component]:
+        """Start everything in dependency order; on any failure stop what was started.
+        ``supervise``: the stream services and the gateway are started by the supervisor
+        (``cantus.supervisor``), which restarts any that dies."""
         running = self.components()
         if running:
             raise StackError(
@@ -318,9 +366,15 @@ class Stack:
             report(self.start_broker())
             self.create_topics()
             report(self.start_triton())
-            for component in self.start_services(list(STREAM_SERVICES)):
-                report(component)
-            report(self.start_gateway())
+            if supervise:
+                self.start_supervisor()
+                components = self.components()
+                for name in (*STREAM_SERVICES, "gateway", "supervisor"):
+                    report(components[name])
+            else:
+                for component in self.start_services(list(STREAM_SERVICES)):
+                    report(component)
+                report(self.start_gateway())
         except BaseException:
             self.down()
             raise

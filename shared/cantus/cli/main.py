@@ -61,7 +61,15 @@ def _emit_report(text: str, out: Path | None) -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            help="Restart a stream service or the gateway that dies, with back-off "
+            "(a supervisor process; logs/supervisor.log)"
+        ),
+    ] = True,
+) -> None:
     """Start the broker, topics, Triton, every service and the gateway; wait until healthy."""
     from cantus.settings import load_settings
     from cantus.stack import Stack, StackError
@@ -70,7 +78,10 @@ def up() -> None:
     stack = Stack(settings)
     try:
         with console.status("starting the embedded stack…"):
-            stack.up(report=lambda c: console.print(f"  [green]✓[/] {c.name:<8} {c.address}"))
+            stack.up(
+                report=lambda c: console.print(f"  [green]✓[/] {c.name:<10} {c.address}"),
+                supervise=supervise,
+            )
     except StackError as error:
         console.print(f"[red]cantus up failed:[/] {error} (logs in {settings.log_dir})")
         raise typer.Exit(1) from None
@@ -100,8 +111,19 @@ def status() -> None:
     if not components:
         console.print("the embedded stack is not running")
         raise typer.Exit(1)
+    from cantus.supervisor import read_state
+
+    supervised = (read_state(load_settings().run_dir) or {}).get("components", {})
     for component in components.values():
-        console.print(f"{component.name:<8} pid {component.pid:<8} {component.address}")
+        line = f"{component.name:<10} pid {component.pid:<8} {component.address}"
+        child = supervised.get(component.name)
+        if child is not None:
+            line += f"  restarts {child['restarts']}"
+            if child["last_exit"]:
+                line += f" (last: {child['last_exit']})"
+            if child["given_up"]:
+                line += " [red]given up[/]"
+        console.print(line)
 
 
 # --- compose -----------------------------------------------------------------------------------
