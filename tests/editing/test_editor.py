@@ -313,3 +313,20 @@ def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_p
             api.EditRequest(piece_id=PIECE_ID, rewrite_lyrics=api.RewriteLyrics(section=2))
         )
     assert raised.value.field == "rewrite_lyrics.section"
+
+
+def test_a_gap_ending_on_a_phrase_end_keeps_its_cadence(tmp_path):
+    """An 8-bar piece without a plan is through-composed: phrases end on bars 4 and 8. A
+    gap to bar 4 asks the model for the cadence there and holds its last note; a gap that
+    ends mid-phrase asks for none."""
+    store = stored_piece(tmp_path)
+    fakes = FakeModels()
+    editor = PieceEditor(store, fakes.models(), OPTIONS)
+    run_edit(editor, regenerate(2, 4))
+    assert {r.cadence_steps != () for r in fakes.requests} == {True}
+    assert {(r.first_bar, r.n_bars) for r in fakes.requests} == {(1, 3)}
+    fakes.requests.clear()
+    run_edit(editor, regenerate(2, 6))  # bars 2-4 end a phrase, 5-6 close the gap mid-phrase
+    by_start = {r.first_bar: r for r in fakes.requests}
+    assert by_start[1].cadence_steps != () and by_start[1].n_bars == 3
+    assert by_start[4].cadence_steps == () and by_start[4].n_bars == 2
