@@ -106,6 +106,11 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
         for before, after in itertools.pairwise(by_step):
             bar_line = before.stream_start_seconds + plan[before.plan_step].duration_seconds
             assert after.stream_start_seconds == pytest.approx(bar_line, abs=0.15)
+        # and the final cadence lands on time in the stream itself
+        last = by_step[-1]
+        assert last.stream_start_seconds + plan[last.plan_step].duration_seconds == (
+            pytest.approx(0.7 * 60, abs=6.0)
+        )
         ramped = next(e for e in streamed if e.tempo_end_bpm and not plan[e.plan_step].last)
         files = composer.GetPiece(api.GetPieceRequest(piece_id=ramped.piece_id), timeout=30)
         midi = mido.MidiFile(file=io.BytesIO(next(f.content for f in files.files
