@@ -193,3 +193,20 @@ def test_vocals_are_on_by_default_with_lyrics_and_refused_without():
             _request(lyrics_theme="la mer", lyrics_language="fr", vocals=True), max_bars=64
         )
     assert raised.value.field == "lyrics_language"
+
+
+def test_a_note_without_its_own_syllable_holds_the_vowel_before_it():
+    parts = lyric_piece("en")
+    line = parts.lyric_lines[0]
+    kept = [s for s in line.syllables if not (s.bar_index == 0 and s.note_index == 1)]
+    del line.syllables[:]
+    line.syllables.extend(kept)
+    notes = parts.sung_notes(0, 2)
+    assert notes[1].continues and notes[1].phones == notes[0].phones
+    assert not notes[0].continues and not notes[2].continues
+    # the melisma is sung through, on its own pitch
+    stem = render_vocals(notes, "en", round(notes[-1].end * 44100) + 4410, 44100)
+    off = cents_off(stem, 44100, parts)
+    assert np.mean(off < 50.0) >= 0.9
+    held = stem[round((notes[1].onset + 0.1) * 44100) : round((notes[1].end - 0.05) * 44100)]
+    assert np.sqrt(np.mean(held**2)) > 0.02

@@ -669,7 +669,10 @@ def write_example(parts, folder: Path) -> None:
     axis.plot(times[voiced], 69 + 12 * np.log2(f0[voiced] / 440.0), ".", markersize=2)
     axis.set_xlabel("seconds")
     axis.set_ylabel("MIDI pitch")
-    lines = " / ".join(line.text for _, line in sorted(parts.lyric_lines.items()))
+    if parts.spec.lyrics_language == "zh":  # the plot's font has no hanzi: their pinyin
+        lines = " ".join(note.phones for note in notes if not note.continues)
+    else:
+        lines = " / ".join(line.text for _, line in sorted(parts.lyric_lines.items()))
     axis.set_title(f"{folder.name}: sung F0 (dots) over the melody (bars) — {lines[:70]}")
     figure.tight_layout()
     figure.savefig(f"{folder}.f0.png")
