@@ -299,7 +299,11 @@ async def serve(settings: Settings | None = None) -> None:
         ],
         interceptors=[BearerTokenInterceptor(tokens)] if tokens else [],
     )
-    api_grpc.add_ComposerServicer_to_server(Composer(settings, producer, router), server)
+    composer = Composer(settings, producer, router)
+    # The editor's imports (render, lyrics) and vocabulary load at start, not on the first
+    # edit, whose first bar would wait for them.
+    await asyncio.to_thread(lambda: composer.editor)
+    api_grpc.add_ComposerServicer_to_server(composer, server)
     # Stations: gRPC here, the work in the station service (over Kafka), HTTP (HLS) below.
     stations = StationDirectory(settings)
     await stations.start()
