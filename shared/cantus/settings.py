@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     # --- `cantus up`'s supervisor (cantus.supervisor, #22) --------------------------------
     # Kubernetes starts at 10 s and caps at 5 min; one machine's services start in seconds,
     # so the same doubling runs on a shorter scale.
+    startup_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="cantus up: longest wait for Triton or a service to be healthy (the "
+        "gateway: half of it); a machine busy with other work may need more",
+    )
     supervisor_initial_backoff_s: float = Field(
         1.0, gt=0, description="wait before restarting a component after its first crash"
     )

@@ -262,7 +262,7 @@ class Stack:
         wait_until(
             lambda: _http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/health/ready"),
             what="triton",
-            timeout_s=120,
+            timeout_s=s.startup_timeout_s,
             process=process,
         )
         component = Component("triton", process.pid, f"127.0.0.1:{s.triton_grpc_port}", log)
@@ -304,7 +304,7 @@ class Stack:
             wait_until(
                 functools.partial(self.healthy, component.name),
                 what=component.name,
-                timeout_s=120,
+                timeout_s=self.settings.startup_timeout_s,
                 process=process,
             )
         return [process for _, process in started]
@@ -323,7 +323,7 @@ class Stack:
         wait_until(
             functools.partial(self.healthy, "gateway"),
             what="gateway",
-            timeout_s=60,
+            timeout_s=self.settings.startup_timeout_s / 2,
             process=process,
         )
         return process
@@ -332,7 +332,7 @@ class Stack:
         self.start_gateway_process()
         return self.components()["gateway"]
 
-    def start_supervisor(self, timeout_s: float = 300.0) -> Component:
+    def start_supervisor(self) -> Component:
         """Start ``cantus.supervisor``, which starts the stream services and the gateway as
         its children and restarts any that dies; returns once it says they are all healthy."""
         from cantus.supervisor import read_state, state_path
@@ -347,6 +347,8 @@ class Stack:
                 raise StackError(state.get("error") or "the supervisor failed to start")
             return state.get("state") == "ready"
 
+        # it starts five services side by side, then the gateway
+        timeout_s = 2.5 * self.settings.startup_timeout_s
         wait_until(ready, what="supervisor", timeout_s=timeout_s, process=process)
         return self.components()["supervisor"]
 

@@ -453,6 +453,40 @@ def bench_station(
     _emit_report(text, out)
 
 
+@bench_app.command("chaos")
+def bench_chaos(
+    trials: Annotated[int, typer.Option(help="Kill -9 trials (at most)")] = 40,
+    minutes: Annotated[float, typer.Option(help="Start no trial after this many minutes")] = 60.0,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed of the victims, kill points and pieces")] = 0,
+    victims: Annotated[
+        str, typer.Option(help="Comma-separated components to choose victims from")
+    ] = "melody,harmony,lyric,render,station,gateway",
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Kill -9 campaign on a private supervised stack: a random stream service, the station
+    service or the gateway per trial; pieces completed, bars exactly once, recovery times."""
+    from cantus.bench.chaos import VICTIMS, format_report, run_chaos_bench
+
+    if bars < 2:
+        raise typer.BadParameter("--bars: at least 2 (the kill comes between bars)")
+    chosen = tuple(v.strip() for v in victims.split(",") if v.strip())
+    unknown = [v for v in chosen if v not in VICTIMS]
+    if not chosen or unknown:
+        raise typer.BadParameter(f"--victims: choose from {', '.join(VICTIMS)}")
+    report = run_chaos_bench(
+        trials=trials,
+        minutes=minutes,
+        bars=bars,
+        seed=seed,
+        victims=chosen,
+        log=lambda line: console.print(line, soft_wrap=True),
+    )
+    _emit_report(format_report(report, command=_invoked_command()), out)
+    if any(not t.completed for t in report.trials):
+        raise typer.Exit(1)
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     pieces: Annotated[int, typer.Option(help="Pieces to compose")] = 20,

@@ -1,0 +1,103 @@
+"""The chaos bench's output checks (cantus.bench.chaos) on small pieces written here with mido:
+a bar twice or a bar missing, on the client's stream, in piece.json's event log or in
+piece.mid's melody, is counted and named; a whole piece counts nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mido
+
+from cantus.bench.chaos import ChaosReport, Exactness, Trial, check_piece_files, format_report
+
+TPQ = 480
+BAR = 4 * TPQ
+# four bars of 4/4: (onset in the bar, pitch, duration), ticks
+BARS = [
+    [[0, 60, 960], [960, 62, 960]],
+    [[0, 64, 1920]],
+    [[0, 65, 480], [480, 67, 480], [960, 69, 960]],
+    [[0, 72, 1920]],
+]
+
+
+def write_piece(folder: Path, midi_bars: list[int], log_bars: list[int] | None = None) -> Path:
+    """piece.json for BARS, and a piece.mid whose melody plays the bars ``midi_bars`` in turn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log_bars = list(range(len(BARS))) if log_bars is None else log_bars
+    log = [
+        {"kind": kind, "index": i, "producer": "x", "produced_at_unix_ns": n}
+        for n, i in enumerate(log_bars)
+        for kind in ("melody_bar", "harmony_bar", "lyric_line")
+    ]
+    summary = {
+        "meter": "4/4",
+        "ticks_per_quarter": TPQ,
+        "melody_per_bar": BARS,
+        "event_log": log,
+    }
+    (folder / "piece.json").write_text(json.dumps(summary))
+    notes = []
+    for position, bar in enumerate(midi_bars):
+        for onset, pitch, duration in BARS[bar]:
+            start = position * BAR + onset
+            notes += [(start, 1, pitch), (start + duration, 0, pitch)]
+    track = mido.MidiTrack([mido.MetaMessage("track_name", name="melody", time=0)])
+    now = 0
+    for tick, on, pitch in sorted(notes, key=lambda n: (n[0], n[1])):
+        kind = "note_on" if on else "note_off"
+        track.append(mido.Message(kind, note=pitch, velocity=80, time=tick - now))
+        now = tick
+    midi = mido.MidiFile(ticks_per_beat=TPQ)
+    midi.tracks.append(track)
+    midi.save(folder / "piece.mid")
+    return folder
+
+
+def test_a_whole_piece_counts_no_duplicate_and_no_gap(tmp_path):
+    exact = Exactness()
+    check_piece_files(write_piece(tmp_path, [0, 1, 2, 3]), 4, exact)
+    assert (exact.duplicate_count, exact.gap_count) == (0, 0)
+
+
+def test_a_bar_twice_in_piece_mid_is_named(tmp_path):
+    exact = Exactness()
+    check_piece_files(write_piece(tmp_path, [0, 1, 1, 3]), 4, exact)
+    # bar 2 holds bar 1's note (one note where three belong): short; bar 1 is whole
+    assert exact.gaps == {"piece.mid melody": [2]}
+
+
+def test_a_bar_missing_from_piece_mid_is_named(tmp_path):
+    exact = Exactness()
+    check_piece_files(write_piece(tmp_path, [0, 1, 2]), 4, exact)
+    assert exact.gaps == {"piece.mid melody": [3]}
+
+
+def test_a_bar_twice_in_the_event_log_is_counted(tmp_path):
+    exact = Exactness()
+    check_piece_files(write_piece(tmp_path, [0, 1, 2, 3], log_bars=[0, 1, 1, 2, 3]), 4, exact)
+    assert exact.duplicates == {
+        "piece.json melody_bar": [1],
+        "piece.json harmony_bar": [1],
+        "piece.json lyric_line": [1],
+    }
+
+
+def test_the_client_stream_is_checked_index_by_index():
+    exact = Exactness()
+    exact.check("client melody_bar", [0, 1, 1, 3], range(4))
+    assert exact.duplicates == {"client melody_bar": [1]}
+    assert exact.gaps == {"client melody_bar": [2]}
+
+
+def test_the_report_says_what_was_counted():
+    report = ChaosReport(bars=8, seed=0, planned=40, wall_s=600, load=[3.0, 5.0], cpus=2)
+    report.trials = [
+        Trial(0, "melody", "piece", completed=True, restart_to_healthy_s=4.0, victim_back_s=5.0),
+        Trial(1, "station", "station", completed=True, restart_to_healthy_s=6.0),
+    ]
+    text = format_report(report, command="cantus bench chaos --trials 2")
+    assert "`cantus bench chaos --trials 2`" in text
+    assert "| completed | 2 of 2 (100 %) |" in text
+    assert "median 4.0" in text
