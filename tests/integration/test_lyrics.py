@@ -11,7 +11,9 @@ import json
 import grpc
 import mido
 import music21
+import numpy as np
 import pytest
+import soundfile
 
 from cantus.cli.compose import ComposeFailed, compose
 from cantus.lyrics.mandarin import is_hanzi
@@ -98,6 +100,12 @@ def test_themed_piece_has_fitting_lyrics_in_every_file(gateway_address, tmp_path
         line.text for line in sorted(events_of(piece, "lyric_line"), key=lambda x: x.meta.index)
     ]
     assert summary["request"]["lyrics_language"] == language
+    # Lyrics are sung by default: a vocal stem beside the mix, as long as it (issue #19).
+    assert summary["request"]["vocals"] is True
+    stem, rate = soundfile.read(piece.folder / "vocals.wav")
+    mix, mix_rate = soundfile.read(piece.folder / "piece.wav")
+    assert stem.ndim == 1 and rate == mix_rate
+    assert abs(len(stem) - len(mix)) < rate // 10 and np.abs(stem).max() > 0.1
 
 
 @pytest.mark.parametrize(
