@@ -95,10 +95,12 @@ class StationWorker:
         self.base_seconds = 0.0
         self.requested_bars: dict[str, int] = {}
         self.melodies: dict[str, dict[int, list[int]]] = {}
-        self.audio: dict[str, dict[int, tuple[np.ndarray, bool]]] = {}
-        """piece_id → segment index → (frames, is the last segment)."""
+        self.audio: dict[str, dict[int, tuple[np.ndarray, int]]] = {}
+        """piece_id → segment index → (frames, the bar after the segment's last, 0-based)."""
         self.fed: dict[str, int] = {}
         """piece_id → next segment index to feed (pieces fed from live segments)."""
+        self.fed_bars: dict[str, int] = {}
+        """piece_id → bars fed so far (pieces fed from live segments)."""
         self.dirty = True
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
@@ -217,7 +219,7 @@ class StationWorker:
         entries: the window bounds the snapshot, and this keeps memory bounded with it (a
         late event of such a piece is ignored, as for any piece the station does not know)."""
         in_window = {entry.piece_id for entry in self.program.status.program}
-        for per_piece in (self.requested_bars, self.melodies, self.audio, self.fed):
+        for per_piece in (self.requested_bars, self.melodies, self.audio, self.fed, self.fed_bars):
             for piece_id in [p for p in per_piece if p not in in_window]:
                 del per_piece[piece_id]
         owners = self.service.owners
@@ -235,7 +237,9 @@ class StationWorker:
             if isinstance(message, pb.MelodyBar):
                 bars = self.melodies.setdefault(piece_id, {})
                 bars[message.meta.index] = [n.pitch for n in message.notes]
-                total = self.requested_bars.get(piece_id, message.spec.bars)
+                # a piece requested before a restart: its bar count, as its request said
+                total = self.requested_bars.get(piece_id) or message.spec.bars
+                self.requested_bars[piece_id] = total
                 if len(bars) >= total and entry.status == "requested":
                     pitches = [p for i in sorted(bars) for p in bars[i]]
                     del self.melodies[piece_id]  # checked once: its notes are not needed again
@@ -246,10 +250,13 @@ class StationWorker:
                 # decoding Opus and resampling take milliseconds: off the event loop, which
                 # every station's clock and the Kafka consumers share
                 samples = await asyncio.to_thread(_decode_segment_audio, message.audio)
-                total = self.requested_bars.get(piece_id, 0)
-                last = bool(total) and message.first_bar + message.bar_count >= total
-                self.audio.setdefault(piece_id, {})[message.meta.index] = (samples, last)
+                end_bar = message.first_bar + message.bar_count
+                self.audio.setdefault(piece_id, {})[message.meta.index] = (samples, end_bar)
             elif isinstance(message, pb.PieceCompleted):
+                # Its bar count (meta.index), for a piece requested before a restart whose
+                # melody bars went by: without it, its live-fed audio would never end (#22).
+                if not self.requested_bars.get(piece_id):
+                    self.requested_bars[piece_id] = message.meta.index
                 if entry.status == "requested":  # its melody bars were missed (a restart)
                     pitches = await asyncio.to_thread(self.service.stored_melody, piece_id)
                     self._check_melody(piece_id, pitches)
@@ -353,14 +360,17 @@ class StationWorker:
                     continue
             elif live:
                 index = self.fed.setdefault(piece_id, 0)
-                finished = False
                 while index in segments:
-                    frames, last = segments.pop(index)
+                    frames, end_bar = segments.pop(index)
                     await self._write(entry, frames)
                     index += 1
                     self.fed[piece_id] = index
-                    finished = finished or last
-                if not finished:
+                    self.fed_bars[piece_id] = max(self.fed_bars.get(piece_id, 0), end_bar)
+                # The piece's length is known from its request, or (requested before a
+                # restart) from its melody bars or its completion, which may come after
+                # its last segment was fed.
+                total = self.requested_bars.get(piece_id, 0)
+                if not total or self.fed_bars.get(piece_id, 0) < total:
                     return
             elif entry.status == "ready":
                 # Its segments went by before this process saw them: read the stored audio.
@@ -376,6 +386,7 @@ class StationWorker:
             entry.status = "streamed"
             self.audio.pop(piece_id, None)
             self.fed.pop(piece_id, None)
+            self.fed_bars.pop(piece_id, None)
             self.mixer.start_piece()
             self.dirty = True
             await self.publish_outcome(played=entry)
@@ -384,7 +395,7 @@ class StationWorker:
         self,
         entry: st.ProgramEntry,
         step: st.PlanStep,
-        segments: dict[int, tuple[np.ndarray, bool]],
+        segments: dict[int, tuple[np.ndarray, int]],
     ) -> None:
         """A session piece's release (everything after its last barline, at the step's
         length) overlaps the next piece, which comes in on the next downbeat."""
@@ -398,7 +409,7 @@ class StationWorker:
             self.mixer.hold(release, round(JOIN_FADE_IN_SECONDS * SAMPLE_RATE))
 
     async def _write_faded(
-        self, entry: st.ProgramEntry, segments: dict[int, tuple[np.ndarray, bool]]
+        self, entry: st.ProgramEntry, segments: dict[int, tuple[np.ndarray, int]]
     ) -> bool:
         """Write the whole of a session's last piece with its last ``fade_seconds`` faded;
         False if its audio is gone (the piece is rejected)."""

@@ -27,3 +27,84 @@ def test_pieces_that_left_the_window_leave_the_workers_maps():
     assert set(worker.requested_bars) <= in_window and set(worker.fed) <= in_window
     assert {p for p, name in service.owners.items() if name == "radio"} <= in_window
     assert service.owners["other-piece"] == "other-station"  # other stations' pieces stay
+
+
+def _worker_feeding_into(fed: list[int], monkeypatch) -> StationWorker:
+    """A worker whose audio goes to ``fed`` (frames per write) instead of an encoder, and
+    whose segments decode to silence (no Opus here)."""
+    import numpy as np
+
+    import services.station.app as station_app
+
+    monkeypatch.setattr(station_app, "_decode_segment_audio", lambda audio: np.zeros(480))
+    service = types.SimpleNamespace(settings=Settings(), owners={})
+    worker = StationWorker(service, st.StationStatus(name="radio", config_yaml=CONFIG))
+
+    async def write(entry, frames):
+        fed.append(len(frames))
+        entry.fed_seconds += len(frames) / 48_000
+
+    async def publish_outcome(**what):
+        pass
+
+    worker._write = write  # type: ignore[method-assign]
+    worker.publish_outcome = publish_outcome  # type: ignore[method-assign]
+    return worker
+
+
+def _segment(piece_id: str, index: int, first_bar: int, bars: int):
+    from cantus.events.codec import new_meta
+    from cantus.v1 import events_pb2 as pb
+
+    meta = new_meta(piece_id, index, "render")
+    return pb.RenderSegment(meta=meta, first_bar=first_bar, bar_count=bars, audio=b"ogg")
+
+
+def test_a_piece_requested_before_a_restart_ends_when_its_completion_tells_its_length(
+    monkeypatch,
+):
+    """Found by `cantus bench chaos` (#22): the station service killed after requesting a
+    piece; the restarted process saw its only segment live but not how many bars it has (that
+    was in the dead process's memory), so it waited for more audio forever and the station's
+    stream stopped. Its completion (meta.index: the bar count) now ends it."""
+    import asyncio
+
+    from cantus.events.codec import new_meta
+    from cantus.v1 import events_pb2 as pb
+
+    fed: list[int] = []
+    worker = _worker_feeding_into(fed, monkeypatch)
+    entry, _ = worker.program.next_request("restarted-piece")
+    entry.status = "composing"  # as the snapshot the restarted process resumed from says
+
+    async def scenario() -> None:
+        await worker.on_event(_segment("restarted-piece", 0, 0, 4))
+        await worker._feed()
+        assert fed and entry.status == "composing"  # fed, and more might come
+        done = pb.PieceCompleted(meta=new_meta("restarted-piece", 4, "render"))
+        await worker.on_event(done)
+        await worker._feed()
+
+    asyncio.run(scenario())
+    assert entry.status == "streamed"
+    assert len(fed) == 1  # its audio once
+
+
+def test_a_piece_this_process_requested_ends_with_its_last_segment(monkeypatch):
+    import asyncio
+
+    fed: list[int] = []
+    worker = _worker_feeding_into(fed, monkeypatch)
+    entry, _ = worker.program.next_request("live-piece")
+    entry.status = "composing"
+    worker.requested_bars["live-piece"] = 8
+
+    async def scenario() -> None:
+        await worker.on_event(_segment("live-piece", 0, 0, 4))
+        await worker._feed()
+        assert entry.status == "composing"
+        await worker.on_event(_segment("live-piece", 1, 4, 4))
+        await worker._feed()
+
+    asyncio.run(scenario())
+    assert entry.status == "streamed" and len(fed) == 2
