@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +84,10 @@ class PieceStore(Protocol):
 
     def read_all(self, piece_id: str, version: int = 1) -> dict[str, bytes]: ...
 
+    def read_files(
+        self, piece_id: str, names: Iterable[str], version: int = 1
+    ) -> dict[str, bytes]: ...
+
     def versions(self, piece_id: str) -> list[int]: ...
 
 
@@ -134,6 +139,18 @@ class LocalPieceStore:
             for path in sorted(folder.iterdir())
             if path.is_file() and FILE_NAME.match(path.name)
         }
+
+    def read_files(self, piece_id: str, names: Iterable[str], version: int = 1) -> dict[str, bytes]:
+        """The named files of one version (those it has), without reading the others (an
+        edit needs three small files, not the audio exports); raises as ``read_all``."""
+        folder = self._folder(piece_id, version)
+        if not (folder / "piece.json").exists():
+            self.read_all(piece_id, version)  # raises PieceNotFound / VersionNotFound
+        found = {}
+        for name in names:
+            if FILE_NAME.match(name) and (folder / name).is_file():
+                found[name] = (folder / name).read_bytes()
+        return found
 
     def versions(self, piece_id: str) -> list[int]:
         """The piece's stored versions, ascending ([] for no finished piece)."""
@@ -219,6 +236,18 @@ class S3PieceStore:
         return {
             name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
             for name in sorted(names)
+        }
+
+    def read_files(self, piece_id: str, names: Iterable[str], version: int = 1) -> dict[str, bytes]:
+        """The named files of one version (those it has); raises as ``read_all``."""
+        folder = self._folder(piece_id, version)
+        stored = set(self._names(folder))
+        if "piece.json" not in stored:
+            self.read_all(piece_id, version)  # raises PieceNotFound / VersionNotFound
+        return {
+            name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
+            for name in names
+            if FILE_NAME.match(name) and name in stored
         }
 
     def versions(self, piece_id: str) -> list[int]:

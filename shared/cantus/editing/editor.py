@@ -84,6 +84,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cantus.editing")
 
 PRODUCER = "editor"
+EDIT_INPUTS = (PARTS_FILE, "piece.json", "piece.wav")
+"""What an edit reads of the version it starts from (not the other exports or pictures)."""
 
 
 class EditUnsupported(StorageError):
@@ -128,7 +130,6 @@ class OpenedEdit:
     parts: PieceParts
     summary: dict[str, Any]
     previous_audio: bytes | None
-    previous_files: dict[str, bytes]
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
     infill: dict[str, Any] | None = None
@@ -161,7 +162,7 @@ class PieceEditor:
                 f"from_version: piece {piece_id} has no version {from_version} "
                 f"(versions 1..{versions[-1]})"
             )
-        files = self.store.read_all(piece_id, from_version)
+        files = self.store.read_files(piece_id, EDIT_INPUTS, from_version)
         if PARTS_FILE not in files:
             raise EditUnsupported(
                 f"piece_id: version {from_version} of piece {piece_id} was stored before "
@@ -179,7 +180,6 @@ class PieceEditor:
             parts=parts,
             summary=json.loads(files["piece.json"]),
             previous_audio=files.get("piece.wav"),
-            previous_files=files,
             seed=seed,
         )
 
@@ -472,9 +472,10 @@ class PieceEditor:
         )
         summary = json.loads(rendered.files["piece.json"])
         if unchanged:  # the same mix: the previous version's exports, byte for byte
-            for name in map(export_file_name, self.options.audio_formats):
-                if name in opened.previous_files:
-                    rendered.files[name] = opened.previous_files[name]
+            exports = [export_file_name(fmt) for fmt in self.options.audio_formats]
+            rendered.files.update(
+                self.store.read_files(opened.piece_id, exports, opened.from_version)
+            )
             summary["files"] = sorted(rendered.files)
         history = list(opened.summary.get("edit_history", []))
         entry = {
