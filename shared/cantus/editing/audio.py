@@ -81,7 +81,9 @@ def splice_bars(
         end_tick=(end - start) * bar_ticks,
         tail_seconds=tail,
     )
-    fresh = master(stems, sample_rate, preset).audio
+    # one limiter pass: the span is brought to the previous mix's level below anyway, so
+    # the passes that home in on the preset's loudness would be wasted
+    fresh = master(stems, sample_rate, preset, max_passes=1).audio
     offset = round(parts.seconds_before_bar(start) * sample_rate)
     cut_in = round(parts.seconds_before_bar(first) * sample_rate)
     cut_out = round(parts.seconds_before_bar(end) * sample_rate)
