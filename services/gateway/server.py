@@ -121,16 +121,9 @@ class Composer(api_grpc.ComposerServicer):
             REQUESTS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return
-        limit = self.settings.gateway_max_pieces_in_flight
-        if self.pieces_in_flight >= limit:
+        if self.pieces_in_flight >= self.settings.gateway_max_pieces_in_flight:
             REQUESTS.labels("busy").inc()
-            retry_after = self.settings.gateway_retry_after_s
-            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{retry_after:g}"),))
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the gateway is streaming {self.pieces_in_flight} pieces, its limit "
-                f"(gateway_max_pieces_in_flight); retry in {retry_after:g} s",
-            )
+            await self._refuse_busy(context)
             return
         self.pieces_in_flight += 1
         try:
@@ -222,18 +215,22 @@ class Composer(api_grpc.ComposerServicer):
             )
         return self._editor
 
+    async def _refuse_busy(self, context: grpc.aio.ServicerContext) -> None:
+        """Refuse a stream at the in-flight limit at once, with the wait as trailing
+        metadata (``RETRY_AFTER_METADATA``), instead of queueing it until its deadline."""
+        retry_after = self.settings.gateway_retry_after_s
+        context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{retry_after:g}"),))
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"the gateway is streaming {self.pieces_in_flight} pieces, its limit "
+            f"(gateway_max_pieces_in_flight); retry in {retry_after:g} s",
+        )
+
     async def Edit(self, request: api.EditRequest, context: grpc.aio.ServicerContext):
         """A new version of a stored piece; streams what changes (``cantus.editing``)."""
-        limit = self.settings.gateway_max_pieces_in_flight
-        if self.pieces_in_flight >= limit:
+        if self.pieces_in_flight >= self.settings.gateway_max_pieces_in_flight:
             EDITS.labels("busy").inc()
-            retry_after = self.settings.gateway_retry_after_s
-            context.set_trailing_metadata(((RETRY_AFTER_METADATA, f"{retry_after:g}"),))
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the gateway is streaming {self.pieces_in_flight} pieces, its limit "
-                f"(gateway_max_pieces_in_flight); retry in {retry_after:g} s",
-            )
+            await self._refuse_busy(context)
             return
         self.pieces_in_flight += 1
         editor = self.editor
