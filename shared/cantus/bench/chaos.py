@@ -46,6 +46,10 @@ import grpc
 from cantus.stack import STREAM_SERVICES
 
 VICTIMS = ("melody", "harmony", "lyric", "render", "station", "gateway")
+"""The default campaign's victims: what `cantus up`'s supervisor restarts."""
+EXTRA_VICTIMS = ("triton",)
+"""Victims only when asked for (``--victims``): Triton is restarted by the bench itself (the
+supervisor does not restart it), as an operator or Kubernetes would, once it is gone."""
 
 STATION_CONFIG = """
 styles: {folk: 1}
@@ -248,6 +252,14 @@ def piece_trial(
     def kill_and_watch() -> None:
         trial.killed = True  # before the kill: the client may hear of it at once
         killed_at.append(_kill(stack, trial.victim))
+        if trial.victim == "triton":
+            try:
+                time.sleep(1.0)
+                stack.start_triton()  # blocks until Triton says it is ready
+                recovery["s"], recovery["exit"] = time.time() - killed_at[0], "killed by bench"
+            except Exception as error:
+                recovery["error"] = f"triton did not come back: {error}"
+            return
         try:
             recovery["s"], recovery["exit"] = _await_recovery(
                 stack, trial.victim, killed_at[0], timeout_s=120
@@ -472,6 +484,8 @@ def run_chaos_bench(
 
 def _settle(stack, victim: str, timeout_s: float = 120.0) -> None:
     """Wait until the victim serves again, so one trial's restart never spills into the next."""
+    if victim not in VICTIMS:
+        return  # Triton: the trial waited for it to be ready
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not stack.healthy(victim):
         time.sleep(0.5)
@@ -556,7 +570,7 @@ def format_report(report: ChaosReport, *, command: str) -> str:
         "| kill → the victim's next output for the piece, s (median / p95 / max) | "
         f"{_summary([t.victim_back_s for t in pieces if t.victim_back_s is not None])} |",
         "| piece trials whose victim had no work left on the piece when killed | "
-        f"{sum(t.victim_back_s is None for t in pieces if t.victim != 'gateway')} |",
+        f"{sum(t.victim_back_s is None for t in pieces if t.victim in STREAM_SERVICES)} |",
         f"| restarts counted by the supervisor | "
         f"{', '.join(f'{k} {v}' for k, v in sorted(report.restarts.items()))} |",
         f"| components given up on | {', '.join(report.gave_up) or 'none'} |",
@@ -566,7 +580,7 @@ def format_report(report: ChaosReport, *, command: str) -> str:
         "| victim | trials | completed | duplicates | gaps | healthy after (s, median) |",
         "|---|---|---|---|---|---|",
     ]
-    for victim in VICTIMS:
+    for victim in VICTIMS + EXTRA_VICTIMS:
         mine = [t for t in trials if t.victim == victim]
         if not mine:
             continue

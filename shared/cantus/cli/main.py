@@ -460,20 +460,21 @@ def bench_chaos(
     bars: Annotated[int, typer.Option(help="Bars per piece")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the victims, kill points and pieces")] = 0,
     victims: Annotated[
-        str, typer.Option(help="Comma-separated components to choose victims from")
+        str,
+        typer.Option(help="Comma-separated components to choose victims from (also: triton)"),
     ] = "melody,harmony,lyric,render,station,gateway",
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Kill -9 campaign on a private supervised stack: a random stream service, the station
     service or the gateway per trial; pieces completed, bars exactly once, recovery times."""
-    from cantus.bench.chaos import VICTIMS, format_report, run_chaos_bench
+    from cantus.bench.chaos import EXTRA_VICTIMS, VICTIMS, format_report, run_chaos_bench
 
     if bars < 2:
         raise typer.BadParameter("--bars: at least 2 (the kill comes between bars)")
     chosen = tuple(v.strip() for v in victims.split(",") if v.strip())
-    unknown = [v for v in chosen if v not in VICTIMS]
+    unknown = [v for v in chosen if v not in VICTIMS + EXTRA_VICTIMS]
     if not chosen or unknown:
-        raise typer.BadParameter(f"--victims: choose from {', '.join(VICTIMS)}")
+        raise typer.BadParameter(f"--victims: choose from {', '.join(VICTIMS + EXTRA_VICTIMS)}")
     report = run_chaos_bench(
         trials=trials,
         minutes=minutes,
