@@ -41,7 +41,7 @@ class HarmonyClient(TritonModelClient):
                 self.model_name, inputs, outputs=outputs, client_timeout=self.timeout_s
             )
         except InferenceServerException as error:
-            raise HarmonyModelError(f"{self.model_name}: {error}") from None
+            raise HarmonyModelError(f"{self.model_name}: {error}") from error
         chords = result.as_numpy("CHORDS")[0, window.decode_from :]
         inversions = result.as_numpy("INVERSIONS")[0, window.decode_from :]
         return [(int(c), int(i)) for c, i in zip(chords, inversions, strict=True)]

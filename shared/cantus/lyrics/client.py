@@ -82,7 +82,7 @@ class TritonLyricScorer:
                         break  # an answer to an abandoned request is skipped
             except (InferenceServerException, queue.Empty) as error:
                 self._reset()
-                raise LyricLMError(f"lyric_lm: {error or 'no response in time'}") from None
+                raise LyricLMError(f"lyric_lm: {error or 'no response in time'}") from error
             except LyricLMError:
                 self._reset()
                 raise

@@ -227,7 +227,11 @@ class StreamService:
         self, handle: Handler, decoded: Message, received: Received, record: Record
     ) -> None:
         attempts = self.settings.max_attempts
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        unavailable_s = 0.0
+        waits = 0
+        while attempt < attempts:
+            attempt += 1
             try:
                 await handle(decoded, received)
                 return
@@ -238,6 +242,21 @@ class StreamService:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if upstream_unavailable(error) and unavailable_s < self.settings.unavailable_wait_s:
+                    # Triton restarting: wait for it, not counted as a failed try (#22)
+                    waits += 1
+                    wait = min(0.5 * 2.0 ** (waits - 1), 10.0)  # 0.5, 1, 2 … 10 s
+                    ERRORS.labels(self.name, "upstream_unavailable").inc()
+                    self.log.warning(
+                        "%s: a model server is unavailable (%s); retrying in %.1f s",
+                        decoded.meta.piece_id,
+                        type(error).__name__,
+                        wait,
+                    )
+                    attempt -= 1
+                    unavailable_s += wait
+                    await asyncio.sleep(wait)
+                    continue
                 ERRORS.labels(self.name, "processing_failed").inc()
                 self.log.exception(
                     "attempt %d/%d failed for %s", attempt, attempts, decoded.meta.piece_id
@@ -316,3 +335,22 @@ class StreamService:
         configure_logging()
         worker = faust.Worker(self.app, loglevel="INFO", redirect_stdouts=False)
         worker.execute_from_commandline()
+
+
+def upstream_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) says a server it called is not
+    reachable: gRPC ``UNAVAILABLE`` from Triton's client, by status code, not by text."""
+    import grpc
+
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain of causes, not forever
+        if seen is None:
+            return False
+        code = getattr(seen, "code", None) if isinstance(seen, grpc.RpcError) else None
+        if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
+            return True
+        status = getattr(seen, "status", None)
+        if callable(status) and status() in ("StatusCode.UNAVAILABLE", "UNAVAILABLE"):
+            return True  # tritonclient's InferenceServerException
+        seen = seen.__cause__ or seen.__context__
+    return False
