@@ -31,6 +31,41 @@ ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway", "supervisor")
 """Start order; ``down`` stops them in reverse (the supervisor first, so it restarts nothing)."""
 
 
+def free_ports(count: int) -> list[int]:
+    """Loopback ports nothing listens on now, so a private stack (a test session's, a
+    chaos campaign's) never clashes with a developer's ``cantus up`` or another run."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def private_stack_environment(state_dir: Path) -> dict[str, str]:
+    """Settings (as environment variables, which every process of the stack reads) for a
+    stack of its own: ``state_dir`` and free loopback ports, 2 partitions, 4-bar segments."""
+    broker, http, grpc_port, metrics, gateway, gateway_metrics, gateway_http, *web = free_ports(
+        7 + len(STREAM_SERVICES)
+    )
+    return {
+        "CANTUS_STATE_DIR": str(state_dir),
+        "CANTUS_DATA_DIR": str(state_dir / "pieces"),
+        "CANTUS_BROKER": f"127.0.0.1:{broker}",
+        "CANTUS_TRITON_GRPC": f"127.0.0.1:{grpc_port}",
+        "CANTUS_TRITON_HTTP_PORT": str(http),
+        "CANTUS_TRITON_METRICS_PORT": str(metrics),
+        "CANTUS_GATEWAY_PORT": str(gateway),
+        "CANTUS_GATEWAY_METRICS_PORT": str(gateway_metrics),
+        "CANTUS_GATEWAY_HTTP_PORT": str(gateway_http),
+        "CANTUS_SERVICE_WEB_PORTS": json.dumps(dict(zip(STREAM_SERVICES, web, strict=True))),
+        "CANTUS_PARTITIONS": "2",
+        "CANTUS_SEGMENT_BARS": "4",
+    }
+
+
 class StackError(RuntimeError):
     """A component failed to start or to become healthy; the message says which and why."""
 

@@ -24,11 +24,11 @@ from pydantic import SecretStr
 from cantus.cli.compose import open_channel
 from cantus.security import channel_credentials
 from cantus.settings import Settings
-from cantus.stack import Stack
+from cantus.stack import Stack, free_ports
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 
-from .conftest import free_ports, stack_environment
+from .conftest import stack_environment
 
 pytestmark = pytest.mark.integration
 

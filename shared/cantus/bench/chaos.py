@@ -31,7 +31,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import tempfile
 import threading
@@ -43,7 +42,7 @@ from pathlib import Path
 
 import grpc
 
-from cantus.stack import STREAM_SERVICES
+from cantus.stack import STREAM_SERVICES, private_stack_environment
 
 VICTIMS = ("melody", "harmony", "lyric", "render", "station", "gateway")
 """The default campaign's victims: what `cantus up`'s supervisor restarts."""
@@ -60,40 +59,10 @@ buffer_pieces: 1
 """
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def private_stack_environment(state_dir: Path) -> dict[str, str]:
-    """Settings (as environment variables, which every process of the stack reads) for a
-    stack of its own: ``state_dir`` and free loopback ports, so it never meets a developer's
-    ``cantus up``."""
-    broker, http, grpc_port, metrics, gateway, gateway_metrics, gateway_http, *web = _free_ports(
-        7 + len(STREAM_SERVICES)
-    )
-    return {
-        "CANTUS_STATE_DIR": str(state_dir),
-        "CANTUS_DATA_DIR": str(state_dir / "pieces"),
-        "CANTUS_BROKER": f"127.0.0.1:{broker}",
-        "CANTUS_TRITON_GRPC": f"127.0.0.1:{grpc_port}",
-        "CANTUS_TRITON_HTTP_PORT": str(http),
-        "CANTUS_TRITON_METRICS_PORT": str(metrics),
-        "CANTUS_GATEWAY_PORT": str(gateway),
-        "CANTUS_GATEWAY_METRICS_PORT": str(gateway_metrics),
-        "CANTUS_GATEWAY_HTTP_PORT": str(gateway_http),
-        "CANTUS_SERVICE_WEB_PORTS": json.dumps(dict(zip(STREAM_SERVICES, web, strict=True))),
-        "CANTUS_PARTITIONS": "2",
-        "CANTUS_SEGMENT_BARS": "4",
-        # a campaign runs on a machine busy with other work: starting may take long
-        "CANTUS_STARTUP_TIMEOUT_S": "600",
-    }
+def campaign_environment(state_dir: Path) -> dict[str, str]:
+    """``private_stack_environment`` with a long start-up timeout: a campaign runs on a
+    machine busy with other work, where starting may take long."""
+    return {**private_stack_environment(state_dir), "CANTUS_STARTUP_TIMEOUT_S": "600"}
 
 
 # --- what a piece's output must look like ----------------------------------------------------
@@ -441,7 +410,7 @@ def run_chaos_bench(
     with tempfile.TemporaryDirectory(prefix="cantus-chaos-") as tmp:
         state_dir = Path(tmp)
         saved = dict(os.environ)
-        os.environ.update(private_stack_environment(state_dir))
+        os.environ.update(campaign_environment(state_dir))
         stack = Stack(Settings())
         try:
             log("starting a private stack with its supervisor…")
