@@ -99,7 +99,7 @@ async def _decode_phrase(request: pb.ComposeRequested, phrase: PhraseRequest) ->
     """The phrase's bars, each as soon as the model closes it."""
     assembler = prompter.bar_assembler(request.spec)
     async for token in triton.stream_tokens(
-        prompter.prompt_for(phrase.controls, phrase.context),
+        phrase.prompt(prompter.tokenizer),
         n_bars=phrase.n_bars,
         seed=phrase.seed,
         sampling=served_sampling(service.settings, phrase.cadence_steps),

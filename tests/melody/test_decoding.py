@@ -14,7 +14,7 @@ from cantus.melody.decoding import (
     sample_tokens,
 )
 from cantus.melody.sampling import SamplingParams
-from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX, MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
 
@@ -85,6 +85,21 @@ def test_the_context_limit_is_never_exceeded() -> None:
         MelodyGrammar(VOCAB, n_bars=40, max_len=40).feed_prompt(prompt)
 
 
+def test_a_fill_in_the_middle_prompt_generates_the_gap() -> None:
+    before = Bar(COMMON_TIME, (Note(0, 60, 960), Note(960, 62, 960)))
+    after = Bar(COMMON_TIME, (Note(0, 67, 1920),))
+    controls = Controls(C_MAJOR, COMMON_TIME, 100.0, Style.FOLK, Energy.MID)
+    prompt = TOKENIZER.infill_prompt(controls, [before], [after])
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=SamplingParams(end_on_tonic=True))
+    grammar.feed_prompt(prompt)
+    assert grammar.allowed_ids() == [VOCAB.bar]
+    generated = _random_walk(grammar, 1)
+    markers = {VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_MIDDLE)}
+    assert not markers & set(generated) and generated[-1] == VOCAB.eos
+    gap = TOKENIZER.decode(_prefix() + generated)[1]
+    assert len(gap.bars) == 2 and gap.bars[-1].notes[-1].pitch % 12 == 0
+
+
 @pytest.mark.parametrize(
     "prompt",
     [
@@ -93,6 +108,10 @@ def test_the_context_limit_is_never_exceeded() -> None:
         [*_prefix(), VOCAB.bar, VOCAB.pos(0)],
         [*_prefix(), VOCAB.eos],
         [VOCAB.bar, *_prefix()],
+        [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.bar],  # a suffix without FIM_MID
+        [*_prefix(), VOCAB.id(FIM_MIDDLE)],  # FIM_MID before FIM_SUF
+        [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_MIDDLE), VOCAB.bar],  # bars after it
+        [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_SUFFIX)],
     ],
 )
 def test_malformed_prompts_are_rejected(prompt: list[int]) -> None:

@@ -16,6 +16,8 @@ from cantus.melody.controls import (
 from cantus.melody.decoding import MelodyGrammar
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import (
+    FIM_MIDDLE,
+    FIM_SUFFIX,
     GRID_TICKS,
     PITCH_RANGE,
     MelodyTokenizer,
@@ -131,7 +133,26 @@ def test_grammar_accepted_sequences_decode_to_valid_melodies(tokens: list[int]) 
 def test_vocabulary_json_round_trip() -> None:
     vocab = Vocabulary()
     assert Vocabulary.from_json(vocab.to_json()) == vocab
-    assert len(vocab) == 4 + 12 + 2 + 12 + 8 + 3 + 3 + 48 + 61 + 48 + 2  # + NOKEY NOMODE
+    # ... + NOKEY NOMODE + FIM_SUF FIM_MID
+    assert len(vocab) == 4 + 12 + 2 + 12 + 8 + 3 + 3 + 48 + 61 + 48 + 2 + 2
+
+
+def test_an_infill_prompt_puts_the_bars_after_the_gap_between_the_markers() -> None:
+    meter = Meter(3, 4)
+    controls = Controls(Key(7), meter, 100.0, Style.FOLK, Energy.MID)
+    before = [Bar(meter, (Note(0, 67, 1440),))]
+    after = [Bar(meter, (Note(0, 71, 480),)), Bar(meter, ())]
+    prompt = TOKENIZER.infill_prompt(controls, before, after)
+    vocab = TOKENIZER.vocab
+    middle = vocab.id(FIM_MIDDLE)
+    suffix_at = prompt.index(vocab.id(FIM_SUFFIX))
+    assert prompt[:suffix_at] == TOKENIZER.prompt(controls, before)
+    assert prompt[suffix_at + 1 : -1] == TOKENIZER.prompt(controls, after)[7:]
+    assert prompt[-1] == middle and TOKENIZER.has_infill
+    older = MelodyTokenizer(Vocabulary(vocab.tokens[:-2]))  # a checkpoint before FIM
+    assert not older.has_infill
+    with pytest.raises(MusicError, match="fill-in-the-middle"):
+        older.infill_prompt(controls, before, after)
 
 
 def test_tempo_buckets_cover_the_request_range() -> None:

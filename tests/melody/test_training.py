@@ -3,22 +3,35 @@ that makes a run reproducible."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from cantus.melody.checkpoint import load_melody_checkpoint
-from cantus.melody.controls import Controls
+from cantus.melody.checkpoint import load_melody_checkpoint, save_melody_checkpoint
+from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import Tune, split_corpus
-from cantus.melody.model import MelodyLMConfig
-from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.melody.model import MelodyLM, MelodyLMConfig
+from cantus.melody.tokenizer import (
+    FIM_MIDDLE,
+    FIM_SUFFIX,
+    PREFIX_LENGTH,
+    MelodyTokenizer,
+    Vocabulary,
+)
 from cantus.melody.training import (
+    FIM_MAX_GAP_BARS,
+    FIM_MAX_SUFFIX_BARS,
     MODE_POSITION,
     EncodedTune,
     TokenTransposer,
+    continue_from,
     epoch_draws,
+    fim_order,
     train_melody,
 )
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
@@ -99,3 +112,86 @@ def test_a_run_needs_a_budget(tmp_path: Path) -> None:
         train_melody(
             _tiny_split(), MelodyLMConfig.tiny(len(TOKENIZER.vocab)), out_path=tmp_path / "x.pt"
         )
+
+
+# --- fill-in-the-middle ------------------------------------------------------------------------
+
+VOCAB = TOKENIZER.vocab
+SUFFIX_ID, MIDDLE_ID = VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_MIDDLE)
+
+
+def _bars_of(tokens: list[int]) -> list[list[int]]:
+    """The bars of a token run (each from its BAR up to the next BAR)."""
+    bars: list[list[int]] = []
+    for token in tokens:
+        if token == VOCAB.bar:
+            bars.append([])
+        bars[-1].append(token)
+    return bars
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=20), st.integers(0, 10_000))
+def test_fim_order_writes_prefix_suffix_then_the_gap(notes_per_bar: list[int], seed: int) -> None:
+    meter = Meter.parse("4/4")
+    bars = tuple(
+        Bar(meter, tuple(Note(i * 480, 60 + b % 12, 480, 80) for i in range(n)))
+        for b, n in enumerate(notes_per_bar)
+    )
+    controls = Controls(Key(0), meter, 100.0, Style.FOLK, Energy.MID)
+    tokens = TOKENIZER.encode(Melody(Key(0), 100.0, bars), controls)
+    fim = fim_order(tokens, VOCAB.bar, VOCAB.eos, SUFFIX_ID, MIDDLE_ID, random.Random(seed))
+    assert fim is not None
+    assert fim[:PREFIX_LENGTH] == tokens[:PREFIX_LENGTH] and fim[-1] == VOCAB.eos
+    assert fim.count(SUFFIX_ID) == 1 and fim.count(MIDDLE_ID) == 1
+    suffix_at, middle_at = fim.index(SUFFIX_ID), fim.index(MIDDLE_ID)
+    before = _bars_of(fim[PREFIX_LENGTH:suffix_at])
+    after = _bars_of(fim[suffix_at + 1 : middle_at])
+    gap = _bars_of(fim[middle_at + 1 : -1])
+    assert 1 <= len(gap) <= FIM_MAX_GAP_BARS and 1 <= len(after) <= FIM_MAX_SUFFIX_BARS
+    # before, gap and after are the tune's bars in order, from its first bar
+    original = _bars_of(tokens[PREFIX_LENGTH:-1])
+    assert before + gap + after == original[: len(before) + len(gap) + len(after)]
+    assert len(fim) <= len(tokens) + 2
+
+
+def test_fim_order_needs_two_bars_and_a_whole_tune() -> None:
+    one_bar = _tune("a", Mode.MAJOR).tokens
+    assert fim_order(one_bar, VOCAB.bar, VOCAB.eos, SUFFIX_ID, MIDDLE_ID, random.Random(0)) is None
+    two_bars = one_bar[:-1] + one_bar[PREFIX_LENGTH:]
+    cut = two_bars[:-1]  # a window of a long tune: no EOS
+    assert fim_order(cut, VOCAB.bar, VOCAB.eos, SUFFIX_ID, MIDDLE_ID, random.Random(0)) is None
+    assert fim_order(two_bars, VOCAB.bar, VOCAB.eos, SUFFIX_ID, MIDDLE_ID, random.Random(0))
+
+
+def test_training_continues_from_a_checkpoint_with_a_shorter_vocabulary(tmp_path: Path) -> None:
+    old_tokenizer = MelodyTokenizer(Vocabulary(VOCAB.tokens[:-2]))  # before the FIM markers
+    old_model = MelodyLM(MelodyLMConfig.tiny(len(old_tokenizer.vocab)))
+    path = tmp_path / "old.pt"
+    thresholds = EnergyThresholds(1.0, 2.0)
+    save_melody_checkpoint(path, old_model, old_tokenizer, thresholds, {"steps": 7})
+    model = MelodyLM(MelodyLMConfig.tiny(len(VOCAB)))
+    assert continue_from(model, path, TOKENIZER)["steps"] == 7
+    old_rows = old_model.token_embedding.weight.detach()
+    rows = model.token_embedding.weight.detach()
+    assert torch.equal(rows[: len(old_rows)], old_rows)
+    assert torch.allclose(rows[len(old_rows) :], old_rows.mean(dim=0).expand(2, -1))
+    bigger = MelodyLM(dataclasses.replace(MelodyLMConfig.tiny(len(VOCAB)), d_model=64))
+    with pytest.raises(ValueError, match="not a"):
+        continue_from(bigger, path, TOKENIZER)
+
+
+def test_a_run_with_fim_scores_fim_validation_apart(tmp_path: Path) -> None:
+    metadata = train_melody(
+        _tiny_split(),
+        MelodyLMConfig.tiny(len(VOCAB)),
+        max_steps=4,
+        eval_every_steps=2,
+        batch_size=4,
+        fim_rate=0.5,
+        key_labels="score",
+        out_path=tmp_path / "fim.pt",
+        log=lambda line: None,
+    )
+    assert [row[0] for row in metadata["history"]["valid_fim"]] == [2, 4]
+    assert metadata["fim_rate"] == 0.5 and metadata["valid_fim_loss"] > 0

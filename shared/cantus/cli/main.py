@@ -342,10 +342,20 @@ def train_melody(
     threads: Annotated[
         int, typer.Option(help="Torch threads (1 when other work shares the cores)")
     ] = 2,
+    fim_rate: Annotated[
+        float | None,
+        typer.Option(help="Share of draws written fill-in-the-middle; unset: 0.25"),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Continue from this checkpoint instead of random weights"),
+    ] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import (
         CONTROL_DROPOUT,
+        FIM_RATE,
         MINOR_DRAWS,
         SHIPPED_MINUTES,
         train_melody_command,
@@ -364,6 +374,9 @@ def train_melody(
         key_labels=key_labels,
         control_dropout=CONTROL_DROPOUT if control_dropout is None else control_dropout,
         threads=threads,
+        fim_rate=FIM_RATE if fim_rate is None else fim_rate,
+        init_from=init_from,
+        lr=lr,
     )
 
 

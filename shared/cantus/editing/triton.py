@@ -33,7 +33,7 @@ def triton_edit_models(settings: Settings) -> EditModels:
         async def decode(phrase: PhraseRequest) -> AsyncIterator[Bar]:
             assembler = prompter.bar_assembler(spec)
             async for token in melody.stream_tokens(
-                prompter.prompt_for(phrase.controls, phrase.context),
+                phrase.prompt(prompter.tokenizer),
                 n_bars=phrase.n_bars,
                 seed=phrase.seed,
                 sampling=served_sampling(settings, phrase.cadence_steps),

@@ -10,11 +10,15 @@ Each tune gives a window: ``LEFT_BARS`` bars of left context, a gap of ``gap_bar
   the mean of P(r | l, m_k) over the K middles decoded for the gap (an importance estimate
   with the decoder as the proposal; the decoder samples the model's whole distribution
   under the grammar, so it is close to the model's own).
+* With a checkpoint trained to fill in the middle (the FIM markers in its vocabulary), the
+  same model reads both sides directly: -log P(middle | left, ``FIM_SUF`` right ``FIM_MID``).
 * **Smooth joins**: the interval from the last note before each edge to the first note
   after it, left edge (context → middle) and right edge (middle → the bars after), for the
   real middle, the middle decoded from the left only (candidate 0), and the middle chosen
   among the K candidates by the likelihood of the bars after it (``cantus.melody.infill``,
-  as edits choose). Smooth: within the corpus's distribution of intervals across bar lines
+  as edits choose); with a FIM checkpoint also the middle decoded fill-in-the-middle
+  (candidate 0) and the best of K such middles by the bars after it, which is what edits
+  do with it. Smooth: within the corpus's distribution of intervals across bar lines
   (held-out tunes), i.e. no larger than its 90th percentile; the histograms' total
   variation distance to the corpus's is given too.
 
@@ -25,6 +29,7 @@ here), with the melody service's sampling settings, on one in-process engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +80,7 @@ class InfillResult:
     nll_both: float
     nll_left_per_tune: list[float]
     nll_both_per_tune: list[float]
+    nll_fim: float | None  # None: the checkpoint has no FIM markers
     smooth_limit: int
     corpus_bar_line_intervals: int
     corpus_smooth_rate: float
@@ -177,6 +183,12 @@ def run_infill_eval(
         )
         jobs.append((window_bars, request))
 
+    fim = tokenizer.has_infill
+    fim_jobs = [
+        (bars, dataclasses.replace(request, after=tuple(bars[LEFT_BARS + gap_bars :])))
+        for bars, request in (jobs if fim else [])
+    ]
+
     def score_now(sequences, starts):
         async def scored() -> list[float]:
             return suffix_logprobs(model, sequences, starts)
@@ -195,20 +207,23 @@ def run_infill_eval(
                     request, right, decode, score_now, tokenizer, candidates
                 )
 
-            return await asyncio.gather(*(one(b, r) for b, r in jobs))
+            return await asyncio.gather(*(one(b, r) for b, r in jobs + fim_jobs))
 
     clock = time.monotonic()
-    filled = asyncio.run(fill_all())
+    filled_all = asyncio.run(fill_all())
+    filled, filled_fim = filled_all[: len(jobs)], filled_all[len(jobs) :]
     seconds["decoding and scoring"] = round(time.monotonic() - clock, 1)
 
     clock = time.monotonic()
     joins = {
         (kind, edge): JoinStats()
-        for kind in ("real", "left", "infill")
+        for kind in ("real", "left", "infill", *(("fim", "fim_best") if fim else ()))
         for edge in ("left", "right")
     }
-    nll_left, nll_both, tokens_total = [], [], 0
-    for (window_bars, request), (best, report) in zip(jobs, filled, strict=True):
+    nll_left, nll_both, nll_fim, tokens_total = [], [], [], 0
+    for index, ((window_bars, request), (best, report)) in enumerate(
+        zip(jobs, filled, strict=True)
+    ):
         left = window_bars[:LEFT_BARS]
         real_middle = window_bars[LEFT_BARS : LEFT_BARS + gap_bars]
         right = window_bars[LEFT_BARS + gap_bars :]
@@ -217,6 +232,10 @@ def run_infill_eval(
             "left": report.candidates[0] if report.candidates else best,
             "infill": best,
         }
+        if fim:
+            fim_best, fim_report = filled_fim[index]
+            middles["fim"] = fim_report.candidates[0] if fim_report.candidates else fim_best
+            middles["fim_best"] = fim_best
         for kind, middle in middles.items():
             for edge, (before, after) in (("left", (left, middle)), ("right", (middle, right))):
                 interval = join_interval(before, after)
@@ -234,6 +253,12 @@ def run_infill_eval(
         tokens_total += n
         nll_left.append(-log_middle)
         nll_both.append(-(log_middle + log_right_real - log_right))
+        if fim:
+            fim_prompt = tokenizer.infill_prompt(request.controls, left, right)
+            [log_middle_fim] = suffix_logprobs(
+                model, [fim_prompt + middle_tokens], [len(fim_prompt)]
+            )
+            nll_fim.append(-log_middle_fim)
     seconds["likelihoods"] = round(time.monotonic() - clock, 1)
     return InfillResult(
         tunes=len(chosen),
@@ -244,6 +269,7 @@ def run_infill_eval(
         nll_both=sum(nll_both) / tokens_total,
         nll_left_per_tune=nll_left,
         nll_both_per_tune=nll_both,
+        nll_fim=sum(nll_fim) / tokens_total if fim else None,
         smooth_limit=limit,
         corpus_bar_line_intervals=len(reference),
         corpus_smooth_rate=float(np.mean(np.abs(reference) <= limit)),
@@ -274,6 +300,11 @@ def format_infill(result: InfillResult, *, command: str) -> str:
         "|---|---|",
         f"| left context only: -log P(middle \\| left) | {r.nll_left:.3f} |",
         f"| both sides: -log P(middle \\| left, right), estimated | {r.nll_both:.3f} |",
+        *(
+            [f"| fill-in-the-middle: -log P(middle \\| left, right), read | {r.nll_fim:.3f} |"]
+            if r.nll_fim is not None
+            else []
+        ),
         "",
         f"{r.middle_tokens} middle tokens; the right side lowers the NLL in {better} of "
         f"{r.tunes} tunes.",
@@ -293,8 +324,12 @@ def format_infill(result: InfillResult, *, command: str) -> str:
         "real": "the real middle",
         "left": "decoded, left context only",
         "infill": f"decoded, best of {r.candidates} by the bars after it",
+        "fim": "decoded fill-in-the-middle (bars after it in the prompt)",
+        "fim_best": f"decoded fill-in-the-middle, best of {r.candidates} by the bars after it",
     }
     for kind, name in names.items():
+        if (kind, "left") not in r.joins:
+            continue
         left, right = r.joins[(kind, "left")], r.joins[(kind, "right")]
         lines.append(
             f"| {name} | {100 * left.smooth_rate(r.smooth_limit):.1f} % | "

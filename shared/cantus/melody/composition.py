@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import Cadence, FormPlan, Section, Treatment
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Key, Mode, Note
 
@@ -55,7 +56,9 @@ CADENCE_STEPS = {Cadence.AUTHENTIC: AUTHENTIC_CADENCE_STEPS, Cadence.HALF: HALF_
 @dataclass(frozen=True)
 class PhraseRequest:
     """One model request: decode ``n_bars`` bars after ``context`` under ``controls``, the
-    last note on one of ``cadence_steps`` (semitones above the controls' tonic)."""
+    last note on one of ``cadence_steps`` (semitones above the controls' tonic). ``after``:
+    the bars that follow the new ones (an edit's gap), read by a model trained to fill in
+    the middle; empty when the phrase is decoded left to right."""
 
     first_bar: int
     n_bars: int
@@ -63,6 +66,15 @@ class PhraseRequest:
     context: tuple[Bar, ...]
     cadence_steps: tuple[int, ...]
     seed: int
+    after: tuple[Bar, ...] = ()
+
+    def prompt(self, tokenizer: MelodyTokenizer) -> list[int]:
+        """The model's prompt: controls and context, and where ``after`` is given and the
+        vocabulary has the markers, ``FIM_SUF`` ``after`` ``FIM_MID`` (fill-in-the-middle);
+        a checkpoint older than them continues the context alone."""
+        if self.after and tokenizer.has_infill:
+            return tokenizer.infill_prompt(self.controls, self.context, self.after)
+        return tokenizer.prompt(self.controls, self.context)
 
 
 DecodePhrase = Callable[[PhraseRequest], AsyncIterator[Bar]]

@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
-from cantus.melody.tokenizer import GRID_TICKS, PITCH_RANGE, PREFIX_LENGTH, Vocabulary
+from cantus.melody.tokenizer import (
+    FIM_MIDDLE,
+    FIM_SUFFIX,
+    GRID_TICKS,
+    PITCH_RANGE,
+    PREFIX_LENGTH,
+    Vocabulary,
+)
 from cantus.music.notes import Meter, Mode, MusicError
 
 _PREFIX_KINDS = ("BOS", "KEY_", "MODE_", "METER_", "TEMPO_", "STYLE_", "ENERGY_")
@@ -146,7 +153,9 @@ class MelodyGrammar:
     First ``feed_prompt`` (a control prefix and zero or more complete bars, no ``EOS``) — those
     tokens are checked only for structure, since given bars may break the generation limits.
     The prompt's last bar counts as finished: generation starts with ``BAR``. Then exactly
-    ``n_bars`` bars are generated and ``EOS``; ``done`` turns true after ``EOS``.
+    ``n_bars`` bars are generated and ``EOS``; ``done`` turns true after ``EOS``. A
+    fill-in-the-middle prompt (bars, ``FIM_SUF``, the bars after a gap, ``FIM_MID``: see the
+    tokenizer) is taken too; the generated bars are then the gap's.
 
     What it enforces comes from the request's ``SamplingParams``: ``pitch_range`` (inclusive
     MIDI range of generated pitches), ``key_constraint`` (only the key's scale pitch classes;
@@ -186,6 +195,11 @@ class MelodyGrammar:
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
+        # fill-in-the-middle markers, where the vocabulary has them (FIM_SUF, FIM_MID)
+        self._fim_ids = (
+            (vocab.id(FIM_SUFFIX), vocab.id(FIM_MIDDLE)) if FIM_MIDDLE in vocab.tokens else None
+        )
+        self._fim_stage = 0  # 0: no marker yet, 1: after FIM_SUF, 2: after FIM_MID
         self._pos0, self._pitch0, self._dur1 = (
             vocab.pos(0),
             vocab.pitch(PITCH_RANGE[0]),
@@ -225,6 +239,8 @@ class MelodyGrammar:
             raise MusicError("the prompt must start with a complete control prefix")
         if self._expect != "next":
             raise MusicError("the prompt ends in the middle of a note")
+        if self._fim_stage == 1:
+            raise MusicError("a prompt with FIM_SUF must end with FIM_MID")
         self.generating = True
         self._in_bar = False  # the prompt's bars are final
         self._ranges = None
@@ -246,6 +262,10 @@ class MelodyGrammar:
             return
         if token == self._eos:
             self.done = True
+        elif self._fim_ids is not None and token in self._fim_ids:
+            # the bars after the gap follow (FIM_SUF), or the gap's own bars (FIM_MID)
+            self._fim_stage += 1
+            self._in_bar = False
         elif token == self._bar:
             self._in_bar, self._previous_end, self._notes_in_bar = True, 0, 0
             self._ends_on_cadence = False
@@ -356,9 +376,14 @@ class MelodyGrammar:
     def _next_ranges(self) -> list[tuple[int, int]]:
         ranges: list[tuple[int, int]] = []
         if not self.generating:  # prompt: structure only
+            if self._fim_stage == 2:
+                return []  # FIM_MID ends the prompt
             if self._in_bar and self._previous_end < self._bar_steps:
                 ranges.append((self._pos0 + self._previous_end, self._pos0 + self._bar_steps))
             ranges.append((self._bar, self._bar + 1))
+            if self._fim_ids is not None:
+                marker = self._fim_ids[self._fim_stage]
+                ranges.append((marker, marker + 1))
             return ranges
         bars_left = self.n_bars - self.bars_generated
         note_fits = self.length + 3 + bars_left + 1 <= self.max_len

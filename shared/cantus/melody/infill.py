@@ -1,15 +1,17 @@
 """Infilling: bars ``first`` .. ``last`` of a melody decoded anew, fitting both sides.
 
-The melody LM reads left to right, so the left side is its prompt: each request is built as
+The left side is the prompt: each request is built as
 the form composer builds it (``FormComposer.phrase_request``: the section's key area and
 energy as controls, the piece's theme, the source section's bars and the bars just before
 as context, the phrase's cadence where the gap reaches a phrase end). The right side is
-used by choice: the gap's closing phrase (at most a phrase of ``PHRASE_BARS``) is decoded
-as several candidates at once (they share melody_lm's batch), and the one after which the
-model finds the following ``RIGHT_BARS`` bars likeliest is kept — the last note that leads
-into the bar after, in the model's own judgement. Earlier phrases of a long gap are far
-from the right side and stream as soon as they are decoded, so an 8-bar regeneration
-shows its first bar as fast as a new piece does.
+used twice over: the gap's closing phrase (at most a phrase of ``PHRASE_BARS``) is decoded
+fill-in-the-middle, with the following ``RIGHT_BARS`` bars in its prompt (a checkpoint
+trained with the FIM markers: ``PhraseRequest.after``), as several candidates at once (they
+share melody_lm's batch), and the one after which the model, reading left to right, finds
+those bars likeliest is kept — the last note that leads into the bar after, in the model's
+own judgement. Earlier phrases of a long gap are far from the right side and stream as soon
+as they are decoded, left to right, so an 8-bar regeneration shows its first bar as fast as
+a new piece does.
 
 A gap that ends on a phrase end keeps the plan's cadence there: the grammar holds the
 cadence tone, and the note is held to the bar line as in a composed phrase.
@@ -128,6 +130,9 @@ class Infiller:
         while index <= last:
             phrase = self.phrases(bars, index, last)[0]
             request = phrase.request
+            if phrase.closes_gap and right:
+                # a model trained to fill in the middle reads the bars after the gap too
+                request = dataclasses.replace(request, after=tuple(right))
             if phrase.closes_gap and right and score is not None and self.candidates > 1:
                 chosen = await self._best_candidate(request, right, decode, score)
             else:

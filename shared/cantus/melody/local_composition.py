@@ -39,7 +39,7 @@ def engine_phrase_decoder(
         loop = asyncio.get_running_loop()
         tokens: asyncio.Queue[int | str] = asyncio.Queue()
         request = DecodeRequest(
-            tokenizer.prompt(phrase.controls, phrase.context),
+            phrase.prompt(tokenizer),
             n_bars=phrase.n_bars,
             seed=phrase.seed,
             sampling=dataclasses.replace(sampling, cadence_steps=phrase.cadence_steps),

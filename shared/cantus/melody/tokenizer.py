@@ -12,7 +12,7 @@ sixteenths from the start of its bar, ``DUR_d`` its length in sixteenths; rests 
 between notes, so an empty bar (``BAR BAR``) is a whole-bar rest. Velocity is not encoded
 (decoded notes get ``DEFAULT_VELOCITY``).
 
-Vocabulary, 203 tokens (ids in this order; ``Vocabulary.to_json`` stores the list beside a
+Vocabulary, 205 tokens (ids in this order; ``Vocabulary.to_json`` stores the list beside a
 checkpoint):
 
 ==============  ============================================  =====
@@ -30,7 +30,17 @@ POS_0..47       onset in sixteenths from the bar start        48
 PITCH_36..96    MIDI pitch                                    61
 DUR_1..48       duration in sixteenths                        48
 NOKEY, NOMODE   key and mode not given (``NO_KEY``)           2
+FIM_SUF         the bars after a gap follow (fill-in-middle)  1
+FIM_MID         the gap's bars follow (fill-in-middle)        1
 ==============  ============================================  =====
+
+Fill-in-the-middle (FIM, as code LMs are trained: Bavarian et al. 2022, "prefix, suffix,
+middle"): a gap between given bars is written as ::
+
+    <controls> <bars before> FIM_SUF <bars after> FIM_MID <the gap's bars> EOS
+
+so the model reads both sides before it writes the gap, left to right as always
+(``MelodyTokenizer.infill_prompt`` builds the part up to ``FIM_MID``).
 
 Bars are at most 48 sixteenths (12 quarter notes) long. ``BarAssembler`` turns a stream of
 sampled tokens back into bars, each returned the moment the next ``BAR`` or ``EOS`` closes it.
@@ -67,6 +77,8 @@ tune's key to them now and then (control dropout), and classifier-free guidance 
 key-free twin of each sequence with them. Appended after the other tokens, so the ids of a
 vocabulary without them do not move, and named without ``KEY_``/``MODE_`` so the token
 groups stay contiguous."""
+FIM_SUFFIX, FIM_MIDDLE = "FIM_SUF", "FIM_MID"
+"""Fill-in-the-middle markers (module docstring), appended last for the same reason."""
 PREFIX_LENGTH = 7
 """Tokens in the control prefix: BOS KEY MODE METER TEMPO STYLE ENERGY."""
 
@@ -83,6 +95,7 @@ def _default_tokens() -> list[str]:
     tokens += [f"PITCH_{m}" for m in range(PITCH_RANGE[0], PITCH_RANGE[1] + 1)]
     tokens += [f"DUR_{d}" for d in range(1, MAX_BAR_STEPS + 1)]
     tokens += [NO_KEY, NO_MODE]
+    tokens += [FIM_SUFFIX, FIM_MIDDLE]
     return tokens
 
 
@@ -210,6 +223,26 @@ class MelodyTokenizer:
         for bar in bars:
             tokens += self.bar_to_tokens(bar)
         return tokens
+
+    def infill_prompt(
+        self, controls: Controls, before: Iterable[Bar], after: Iterable[Bar]
+    ) -> list[int]:
+        """A fill-in-the-middle prompt: controls, ``before``, ``FIM_SUF``, ``after``,
+        ``FIM_MID``; the model continues with the gap's bars (``BAR`` first), then ``EOS``.
+        ``MusicError`` if the vocabulary has no FIM markers (a checkpoint older than them)."""
+        if FIM_SUFFIX not in self.vocab.tokens:
+            raise MusicError("this melody vocabulary has no fill-in-the-middle tokens")
+        tokens = self.prompt(controls, before)
+        tokens.append(self.vocab.id(FIM_SUFFIX))
+        for bar in after:
+            tokens += self.bar_to_tokens(bar)
+        tokens.append(self.vocab.id(FIM_MIDDLE))
+        return tokens
+
+    @property
+    def has_infill(self) -> bool:
+        """Whether the vocabulary (and so the model trained on it) knows the FIM markers."""
+        return FIM_MIDDLE in self.vocab.tokens
 
     def bar_to_tokens(self, bar: Bar) -> list[int]:
         """``BAR`` then ``POS PITCH DUR`` per note. ``MusicError`` if a note is off the
