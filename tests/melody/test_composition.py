@@ -17,6 +17,7 @@ from cantus.melody.composition import (
 )
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.tokenizer import FIM_MIDDLE, MelodyTokenizer, Vocabulary
 from cantus.music.form import Treatment, plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
@@ -64,6 +65,29 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
         # an ornament keeps the bar's onset span and first pitch
         assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch
         assert sum(n.duration for n in bars[copy].notes) == METER.bar_ticks
+
+
+def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    bars, model = _compose(plan)
+    by_first_bar = {r.first_bar: r for r in model.requests}
+    # B (8-11) leads into A'' whose bars 12-13 copy bars 0-1 (unornamented, the opening
+    # as written): the B phrase is decoded knowing them
+    assert by_first_bar[8].after == (bars[0], bars[1])
+    # A (0-3) leads into A' (copies of bars not yet composed when A is decoded): nothing
+    assert by_first_bar[0].after == ()
+    # A' and A'' decode their cadence bar: A' leads into B (new), A'' ends the piece
+    assert by_first_bar[7].after == () and by_first_bar[15].after == ()
+    tokenizer = MelodyTokenizer()
+    prompt = by_first_bar[8].prompt(tokenizer)
+    assert prompt[-1] == tokenizer.vocab.id(FIM_MIDDLE)
+    older = MelodyTokenizer(Vocabulary(tokenizer.vocab.tokens[:-2]))  # no FIM markers
+    request = by_first_bar[8]
+    assert request.prompt(older) == older.prompt(request.controls, request.context)
+    blind = FakeModel()
+    composer = FormComposer(plan, CONTROLS, seed=7, look_ahead=False)
+    assert asyncio.run(collect(composer, [], blind.decode)) == bars  # the fake ignores it
+    assert all(r.after == () for r in blind.requests)
 
 
 def test_a_repeated_section_is_copied_note_for_note() -> None:

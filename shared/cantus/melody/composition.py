@@ -15,7 +15,9 @@ exists, so the melody service can publish it at once:
 Every request is prompted with the material it refers to: the piece's opening bars (its main
 theme), then the source's version of the bars it decodes if the section has a source, then
 the bars just before — not only the last bars (at most 12 bars, ~600 tokens in the worst case,
-so prompt and phrase fit the model's 1,024-token context).
+so prompt and phrase fit the model's 1,024-token context). A phrase that leads into a return
+also reads the return's first bars after it (fill-in-the-middle, where the checkpoint was
+trained so: ``PhraseRequest.after``), so a bridge heads back to the tune it returns to.
 
 All of it is a function of the plan, the bars so far and the seed: a restarted service that
 resumes after bar k composes the same bars every time it resumes there (at a phrase start,
@@ -46,6 +48,9 @@ VARIED_ENDING_BARS = 2
 """Closing bars of a VARY section of 8 bars or more decoded anew; a shorter one changes its
 cadence bar only: with half of a 4-bar return new, too few bars returned compared with
 real tunes (docs/results/design_measurements.md)."""
+
+LOOK_AHEAD_BARS = 2
+"""Bars of a coming return a phrase reads after its gap (as ``cantus.melody.infill``)."""
 
 QUARTER_TICKS = TICKS_PER_QUARTER
 EIGHTH_TICKS = TICKS_PER_QUARTER // 2
@@ -84,10 +89,13 @@ DecodePhrase = Callable[[PhraseRequest], AsyncIterator[Bar]]
 class FormComposer:
     """``async for index, bar in FormComposer(plan, controls, seed).compose(bars, decode)``."""
 
-    def __init__(self, plan: FormPlan, controls: Controls, seed: int) -> None:
+    def __init__(
+        self, plan: FormPlan, controls: Controls, seed: int, *, look_ahead: bool = True
+    ) -> None:
         self.plan = plan
         self.controls = controls
         self.seed = seed
+        self.look_ahead = look_ahead
 
     async def compose(
         self, bars: list[Bar], decode: DecodePhrase
@@ -123,23 +131,48 @@ class FormComposer:
     def reused_bar(self, section: Section, index: int, bars: Sequence[Bar]) -> Bar | None:
         """The bar copied (or ornamented) from the section's source, or None if this bar
         is decoded."""
+        copied = self.copied_bar(section, index, bars)
+        if copied is None:
+            return None
+        original, source_index = copied
+        if source_index == 0:
+            original = return_to_opening(original, bars[index - 1] if index else None)
+        if section.treatment is Treatment.REPEAT:
+            return original
+        rng = random.Random(self.seed * 1_000_003 + index)
+        return ornament(original, section.key, rng)
+
+    def copied_bar(
+        self, section: Section, index: int, bars: Sequence[Bar]
+    ) -> tuple[Bar, int] | None:
+        """The source's bar that bar ``index`` returns to, moved to the section's key area,
+        and its index; None if the bar is decoded (a new section, a return in the other
+        mode, the decoded ending of a varied one) or its source is not composed yet."""
         if section.source is None or section.treatment is Treatment.NEW:
             return None
         source = self.plan.sections[section.source]
         if source.key.mode is not section.key.mode:
             return None  # a return in the relative key: a transposed copy would change mode
-        offset = index - section.first_bar
-        original = transpose_bar(
-            bars[source.first_bar + offset], key_shift(source.key, section.key)
-        )
-        if source.first_bar + offset == 0:
-            original = return_to_opening(original, bars[index - 1] if index else None)
-        if section.treatment is Treatment.REPEAT:
-            return original
-        if index >= self.varied_from(section):
+        if section.treatment is Treatment.VARY and index >= self.varied_from(section):
             return None
-        rng = random.Random(self.seed * 1_000_003 + index)
-        return ornament(original, section.key, rng)
+        source_index = source.first_bar + index - section.first_bar
+        if source_index >= len(bars):
+            return None
+        return transpose_bar(bars[source_index], key_shift(source.key, section.key)), source_index
+
+    def known_after(self, end: int, bars: Sequence[Bar]) -> tuple[Bar, ...]:
+        """Up to ``LOOK_AHEAD_BARS`` bars after bar ``end`` that are already decided: the
+        start of a return (copied from its source, unornamented). A phrase that leads into
+        a return is decoded knowing where it goes (``PhraseRequest.after``)."""
+        after: list[Bar] = []
+        index = end + 1
+        while index < self.plan.total_bars and len(after) < LOOK_AHEAD_BARS:
+            copied = self.copied_bar(self.plan.section_at(index), index, bars)
+            if copied is None:
+                break
+            after.append(copied[0])
+            index += 1
+        return tuple(after)
 
     @staticmethod
     def varied_from(section: Section) -> int:
@@ -157,6 +190,7 @@ class FormComposer:
             context=tuple(self.context(section, index, end - index + 1, bars)),
             cadence_steps=CADENCE_STEPS[cadence],
             seed=self.seed + index,
+            after=self.known_after(end, bars) if self.look_ahead else (),
         )
 
     def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:

@@ -101,6 +101,7 @@ class Infiller:
                         request,
                         n_bars=end - index + 1,
                         cadence_steps=request.cadence_steps if cadence else (),
+                        after=(),  # ``fill`` gives the closing phrase the bars after the gap
                     ),
                     closes_gap=end == last,
                     cadence=cadence,
