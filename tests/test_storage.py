@@ -82,3 +82,56 @@ def test_s3_versions_are_kept_apart(monkeypatch):
         assert store.read_files(PIECE, ["piece.mp3", "piece.wav"]) == {"piece.mp3": b"ID3"}
         with pytest.raises(VersionNotFound):
             store.read_all(PIECE, 3)
+
+
+def test_version_claims_are_exclusive_under_concurrency(tmp_path):
+    """Edits of one piece at once (issue #18): each claim creates its v<N>/ exclusively, so
+    16 threads claiming together get 16 different numbers, above every stored one; a
+    released claim that was never stored is gone, a stored version is never released."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = LocalPieceStore(tmp_path)
+    store.write(PIECE, "piece.json", b"{}")
+    store.write(PIECE, "piece.json", b"{}", version=2)
+    with ThreadPoolExecutor(16) as pool:
+        claimed = list(pool.map(lambda _: store.claim_version(PIECE), range(16)))
+    assert sorted(claimed) == list(range(3, 19))
+    assert store.versions(PIECE) == [1, 2]  # claimed is not stored
+    store.write(PIECE, "piece.wav", b"RIFF", version=5)  # a failed edit's leftovers
+    store.release_version(PIECE, 5)
+    assert not (tmp_path / PIECE / "v5").exists()
+    store.release_version(PIECE, 2)
+    assert store.versions(PIECE) == [1, 2]
+    assert store.claim_version(PIECE) == 19  # never below a claim still held
+    with pytest.raises(PieceNotFound):
+        store.claim_version("f" * 32)
+
+
+def test_s3_version_claims_are_exclusive(monkeypatch):
+    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
+    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+    from cantus.storage import S3PieceStore
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="cantus")
+        store = S3PieceStore("cantus", prefix="pieces")
+        store.write(PIECE, "piece.json", b"{}")
+        assert [store.claim_version(PIECE) for _ in range(3)] == [2, 3, 4]
+        # two gateways that listed the same versions race for the same number: the
+        # conditional create lets one have it and sends the other to the next
+        other = S3PieceStore("cantus", prefix="pieces")
+        monkeypatch.setattr(other, "_names", lambda folder: ["piece.json"])
+        assert other.claim_version(PIECE) == 5
+        store.write(PIECE, "piece.json", b"[3]", version=3)
+        assert store.versions(PIECE) == [1, 3]
+        assert store.read_all(PIECE, 3) == {"piece.json": b"[3]"}  # the claim is no file
+        store.release_version(PIECE, 2)
+        store.release_version(PIECE, 3)  # stored: kept
+        assert store.versions(PIECE) == [1, 3]
+        assert store.claim_version(PIECE) == 6

@@ -6,12 +6,19 @@ hex id the gateway minted, and file names are fixed by the code (``piece.mid``, 
 Versions (issue #18): a piece as composed is version 1, its files directly in the piece's
 folder; each edit makes the next version, its files in ``v<N>/`` inside that folder, and
 never touches an older one. A version exists once its ``piece.json`` is stored, which is
-written last: an edit that fails half-way leaves files nobody can read as a version, and
-the next edit writes that version number again.
+written last: an edit that fails half-way leaves files nobody can read as a version.
+
+An edit claims its version number before it writes anything (``claim_version``): the
+claim is an exclusive create (the ``v<N>/`` folder on disk, a conditional ``PutObject``
+of ``v<N>/.claim`` on S3), so two edits of one piece at once, in one process or in two
+gateways, never get the same number. A failed edit gives its number back
+(``release_version``); one killed before it could leaves a gap in the numbers, never a
+version made of two edits' files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -75,6 +82,14 @@ def version_folder(version: int) -> str:
 
 
 VERSION_FOLDER = re.compile(r"^v([0-9]{1,6})$")
+CLAIM_FILE = ".claim"
+"""On S3, the object whose conditional create claims a version (a folder there is only a
+prefix); its name is not a FILE_NAME, so it is never read as one of the version's files."""
+MAX_CLAIM_TRIES = 1000
+
+
+class VersionClaimConflict(StorageError):
+    """No free version number could be claimed (other edits kept taking them)."""
 
 
 class PieceStore(Protocol):
@@ -89,6 +104,10 @@ class PieceStore(Protocol):
     ) -> dict[str, bytes]: ...
 
     def versions(self, piece_id: str) -> list[int]: ...
+
+    def claim_version(self, piece_id: str) -> int: ...
+
+    def release_version(self, piece_id: str, version: int) -> None: ...
 
 
 def piece_store(settings: Settings) -> PieceStore:
@@ -163,6 +182,43 @@ class LocalPieceStore:
             if match and (path / "piece.json").exists():
                 found.append(int(match.group(1)))
         return sorted(found)
+
+    def claim_version(self, piece_id: str) -> int:
+        """The next version number, above every stored or claimed one, claimed by creating
+        its folder exclusively (``mkdir`` fails if another edit made it first: that edit
+        has the number, and this one tries the next)."""
+        folder = self._folder(piece_id)
+        if not (folder / "piece.json").exists():
+            raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
+        taken = [
+            int(match.group(1))
+            for path in folder.iterdir()
+            if (match := VERSION_FOLDER.match(path.name)) and path.is_dir()
+        ]
+        version = max([1, *taken]) + 1
+        for _ in range(MAX_CLAIM_TRIES):
+            try:
+                (folder / version_folder(version)).mkdir()
+            except FileExistsError:
+                version += 1
+                continue
+            return version
+        raise VersionClaimConflict(f"piece {piece_id}: no free version number after {version}")
+
+    def release_version(self, piece_id: str, version: int) -> None:
+        """Give back a claimed version that was never stored (its piece.json missing): its
+        folder and any files a failed edit left in it are removed. A stored version is
+        never touched."""
+        if version < 2:
+            return
+        folder = self._folder(piece_id, version)
+        if not folder.is_dir() or (folder / "piece.json").exists():
+            return
+        for path in folder.iterdir():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # something else in it: a gap, never a mix
+            folder.rmdir()
 
 
 class S3PieceStore:
@@ -262,3 +318,41 @@ class S3PieceStore:
             if match and file_name == "piece.json":
                 found.append(int(match.group(1)))
         return sorted(found)
+
+    def claim_version(self, piece_id: str) -> int:
+        """The next version number, above every stored or claimed one, claimed by a
+        conditional create of ``v<N>/.claim`` (``If-None-Match: *``: S3 answers 412 when
+        the object exists, i.e. another edit claimed N; this one tries the next)."""
+        names = self._names(self._folder(piece_id))
+        if "piece.json" not in names:
+            raise PieceNotFound(f"piece {piece_id} is not finished or does not exist")
+        taken = [
+            int(match.group(1))
+            for name in names
+            if (match := VERSION_FOLDER.match(name.partition("/")[0])) and "/" in name
+        ]
+        version = max([1, *taken]) + 1
+        for _ in range(MAX_CLAIM_TRIES):
+            key = self._folder(piece_id, version) + CLAIM_FILE
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"", IfNoneMatch="*")
+            except Exception as error:
+                code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+                if str(code) in {"PreconditionFailed", "412", "ConditionalRequestConflict"}:
+                    version += 1
+                    continue
+                raise
+            return version
+        raise VersionClaimConflict(f"piece {piece_id}: no free version number after {version}")
+
+    def release_version(self, piece_id: str, version: int) -> None:
+        """Give back a claimed version that was never stored (no piece.json): its claim and
+        any files a failed edit left are deleted; a stored version is never touched."""
+        if version < 2:
+            return
+        folder = self._folder(piece_id, version)
+        names = self._names(folder)
+        if "piece.json" in names:
+            return
+        for name in names:
+            self.client.delete_object(Bucket=self.bucket, Key=folder + name)

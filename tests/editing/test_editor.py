@@ -277,6 +277,43 @@ def test_a_failed_edit_leaves_the_stored_piece_untouched(tmp_path):
     assert store.read_all(PIECE_ID) == before
 
 
+def test_concurrent_edits_of_one_piece_make_different_versions(tmp_path):
+    """Two gateways (two editors, no shared lock) edit one piece at once: both open before
+    either stores, as in the race, yet each gets its own version, stored whole; a failed
+    edit gives its claimed number back to the next edit."""
+    store = stored_piece(tmp_path)
+    first = PieceEditor(store, FakeModels().models(), OPTIONS)
+    second = PieceEditor(store, FakeModels().models(), OPTIONS)
+
+    async def both() -> list[list[api.PieceEvent]]:
+        opened = [
+            await asyncio.to_thread(first.open, regenerate(2, 3)),
+            await asyncio.to_thread(
+                second.open,
+                api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(tempo_bpm=90)),
+            ),
+        ]
+        assert [o.version for o in opened] == [2, 3]
+
+        async def run(editor: PieceEditor, o) -> list[api.PieceEvent]:
+            return [event async for event in editor.run(o)]
+
+        return list(await asyncio.gather(run(first, opened[0]), run(second, opened[1])))
+
+    regenerated, resounded = asyncio.run(both())
+    assert regenerated[0].edited.version == 2 and resounded[0].edited.version == 3
+    assert store.versions(PIECE_ID) == [1, 2, 3]
+    v2 = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])
+    v3 = json.loads(store.read_all(PIECE_ID, 3)["piece.json"])
+    assert [e["kind"] for e in v2["edit_history"]] == ["regenerate"]
+    assert [e["kind"] for e in v3["edit_history"]] == ["change_sound"]
+
+    with pytest.raises(RuntimeError, match="went away"):
+        run_edit(PieceEditor(store, FakeModels(fail_at=3).models(), OPTIONS), regenerate(2, 7))
+    assert not (tmp_path / "pieces" / PIECE_ID / "v4").exists()
+    assert run_edit(first, regenerate(5, 6))[0].edited.version == 4
+
+
 def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_path):
     from cantus.lyrics.serving import load_lyric_scorer
     from cantus.lyrics.training import checkpoint_path

@@ -3,8 +3,9 @@ changes (issue #18).
 
 ``PieceEditor.open`` reads the version edited (its ``parts.pb``: melody, harmony and lyric
 events as render joined them), checks the edit against it and claims the next version
-number; ``PieceEditor.run`` streams ``PieceEdited``, then the melody and harmony bars that
-change as they are made, the render segments whose audio changes, and ``PieceCompleted``
+number (an exclusive create in the store, so concurrent edits never share one);
+``PieceEditor.run`` streams ``PieceEdited``, then the melody and harmony bars that change
+as they are made, the render segments whose audio changes, and ``PieceCompleted``
 once the new version's files are stored. Nothing is stored before the end, and the
 version's ``piece.json`` is written last (``cantus.storage``): an edit that fails leaves
 every stored version as it was.
@@ -144,7 +145,8 @@ class PieceEditor:
         self.locks: dict[str, asyncio.Lock] = {}
 
     def lock(self, piece_id: str) -> asyncio.Lock:
-        """One edit of a piece at a time in this process: each takes the next version."""
+        """One edit of a piece at a time in this process (edits in other processes are kept
+        apart by the store's exclusive version claim, ``PieceStore.claim_version``)."""
         return self.locks.setdefault(piece_id, asyncio.Lock())
 
     # --- checking ------------------------------------------------------------------------
@@ -172,10 +174,13 @@ class PieceEditor:
         parts = PieceParts.from_record(record, humanise=self.options.humanise)
         edit = validate_edit(request, parts.spec, record)
         seed = request.seed if request.HasField("seed") else random.randrange(2**31)
+        # last, once the edit is known to be valid: an exclusive claim, so two edits of the
+        # piece at once (here or in another gateway) never make the same version
+        version = self.store.claim_version(piece_id)
         return OpenedEdit(
             piece_id=piece_id,
             from_version=from_version,
-            version=versions[-1] + 1,
+            version=version,
             edit=edit,
             parts=parts,
             summary=json.loads(files["piece.json"]),
@@ -186,7 +191,27 @@ class PieceEditor:
     # --- running -------------------------------------------------------------------------
 
     async def run(self, opened: OpenedEdit) -> AsyncIterator[api.PieceEvent]:
-        """Make the new version, streaming what changes; stores it at the end."""
+        """Make the new version, streaming what changes; stores it at the end. An edit that
+        fails or is abandoned (the client went away) gives its claimed version back."""
+        stored = False
+        try:
+            async for event in self._run(opened):
+                stored = event.HasField("completed")
+                yield event
+        finally:
+            if not stored:
+                await asyncio.to_thread(self.release, opened)
+
+    def release(self, opened: OpenedEdit) -> None:
+        """Give back the version ``open`` claimed, for an edit that will not run."""
+        try:
+            self.store.release_version(opened.piece_id, opened.version)
+        except Exception as error:  # a gap in the version numbers, never a mixed version
+            log.warning(
+                "piece %s: version %d not given back (%s)", opened.piece_id, opened.version, error
+            )
+
+    async def _run(self, opened: OpenedEdit) -> AsyncIterator[api.PieceEvent]:
         started = time.perf_counter()
         edit, old = opened.edit, opened.parts
         spec = pb.PieceSpec()
