@@ -5,7 +5,7 @@ Edits of stored pieces (Composer.Edit, issue #18) run here, not through Kafka: a
 changes a few bars of a finished piece, reads and writes the piece store, and asks the
 models on Triton directly (``cantus.editing``); its events stream back on the call.
 
-in:  gRPC Composer.Compose / Composer.GetPiece / Composer.Edit (+ grpc.health.v1, reflection)
+in:  gRPC Composer.Compose / GetPiece / GetPieceFiles / Edit (+ grpc.health.v1, reflection)
 out: cantus.compose.requested
 in:  every output topic, through ``PieceEventRouter``
 """
@@ -75,6 +75,12 @@ MELODY_FILE_THREADS = 4
 """Compose requests with a melody file that may wait for the file reader at once; more
 queue for a thread."""
 
+PIECE_CHUNK_BYTES = 1024 * 1024
+"""Largest chunk of a file GetPieceFiles sends in one message."""
+PIECE_MESSAGE_MAX_BYTES = MAX_GRPC_MESSAGE_BYTES - PIECE_CHUNK_BYTES
+"""Most bytes of files one GetPiece message carries (the rest of the limit is left to names
+and framing); a larger version is refused with a pointer to GetPieceFiles."""
+
 _EVENT_FIELD = {
     pb.MelodyBar: "melody_bar",
     pb.HarmonyBar: "harmony_bar",
@@ -99,6 +105,7 @@ class Composer(api_grpc.ComposerServicer):
         self.store = piece_store(settings)
         self._editor = editor
         self.pieces_in_flight = 0
+        self.piece_message_limit = PIECE_MESSAGE_MAX_BYTES
         self.melody_file_threads = ThreadPoolExecutor(
             max_workers=MELODY_FILE_THREADS, thread_name_prefix="melody-file"
         )
@@ -183,7 +190,11 @@ class Composer(api_grpc.ComposerServicer):
         finally:
             self.router.unsubscribe(piece_id, queue)
 
-    async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):
+    async def _read_piece(
+        self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext
+    ) -> tuple[dict[str, bytes], int, int]:
+        """The files of the asked version, the version and the latest version; aborts with
+        INVALID_ARGUMENT or NOT_FOUND naming the field."""
         try:
             versions = self.store.versions(request.piece_id)
             version = request.version or (versions[-1] if versions else 1)
@@ -193,7 +204,21 @@ class Composer(api_grpc.ComposerServicer):
             code = grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.NOT_FOUND
             field = "version" if isinstance(error, VersionNotFound) else "piece_id"
             await context.abort(code, f"{field}: {error}")
-            return api.Piece()
+            raise  # abort raises; for type checkers
+        return files, version, versions[-1] if versions else version
+
+    async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):
+        files, version, latest = await self._read_piece(request, context)
+        size = sum(len(content) for content in files.values())
+        if size > self.piece_message_limit:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"piece_id: version {version} of piece {request.piece_id} has "
+                f"{size / 2**20:.1f} MiB of files, over the "
+                f"{self.piece_message_limit / 2**20:.0f} MiB one GetPiece message may carry; "
+                "fetch it with GetPieceFiles, which streams the files in chunks "
+                "(the cantus CLI does)",
+            )
         return api.Piece(
             piece_id=request.piece_id,
             files=[
@@ -201,8 +226,33 @@ class Composer(api_grpc.ComposerServicer):
                 for name, content in files.items()
             ],
             version=version,
-            latest_version=versions[-1] if versions else version,
+            latest_version=latest,
         )
+
+    async def GetPieceFiles(
+        self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api.PieceChunk]:
+        """Every file of the version in chunks of ``PIECE_CHUNK_BYTES``; each ``yield`` waits
+        for gRPC's flow control, so a slow reader holds at most the piece in memory."""
+        files, version, latest = await self._read_piece(request, context)
+        for name, content in files.items():
+            view = memoryview(content)
+            offset = 0
+            while True:
+                data = bytes(view[offset : offset + PIECE_CHUNK_BYTES])
+                yield api.PieceChunk(
+                    piece_id=request.piece_id,
+                    version=version,
+                    latest_version=latest,
+                    name=name,
+                    media_type=media_type(name),
+                    size=len(content),
+                    offset=offset,
+                    data=data,
+                )
+                offset += len(data)
+                if offset >= len(content):
+                    break
 
     @property
     def editor(self) -> PieceEditor:

@@ -7,7 +7,7 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,19 +173,75 @@ def stream_piece(
         raise ComposeFailed.from_rpc_error(error) from None
 
 
-def fetch_piece(channel: grpc.Channel, piece_id: str, out_dir: Path) -> Path:
-    """Write every file of a finished piece to ``out_dir/<piece_id>/``."""
+@dataclass
+class FetchedPiece:
+    """One version of a stored piece, its files joined from GetPieceFiles' chunks."""
+
+    piece_id: str
+    version: int
+    latest_version: int
+    files: dict[str, bytes]
+
+
+def download_piece(
+    channel: grpc.Channel, piece_id: str, version: int = 0, timeout_s: float = 600
+) -> FetchedPiece:
+    """Every file of a version of a piece (0: the latest), streamed in chunks by
+    ``GetPieceFiles`` and joined here, so no file size limit applies; a gateway older than
+    that call gets ``GetPiece``. Raises ``ComposeFailed`` with the server's message, or when
+    a file's chunks do not join into its announced size."""
     stub = api_grpc.ComposerStub(channel)
+    request = api.GetPieceRequest(piece_id=piece_id, version=version)
     try:
-        piece = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id), timeout=60)
+        return _join_chunks(stub.GetPieceFiles(request, timeout=timeout_s))
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.UNIMPLEMENTED:
+            raise ComposeFailed.from_rpc_error(error) from None
+    try:
+        piece = stub.GetPiece(request, timeout=timeout_s)
     except grpc.RpcError as error:
         raise ComposeFailed.from_rpc_error(error) from None
-    folder = out_dir / check_piece_id(piece.piece_id)
+    return FetchedPiece(
+        piece.piece_id,
+        piece.version,
+        piece.latest_version,
+        {file.name: file.content for file in piece.files},
+    )
+
+
+def _join_chunks(chunks: Iterable[api.PieceChunk]) -> FetchedPiece:
+    parts: dict[str, bytearray] = {}
+    sizes: dict[str, int] = {}
+    fetched = FetchedPiece("", 0, 0, {})
+    for chunk in chunks:
+        fetched.piece_id, fetched.version = chunk.piece_id, chunk.version
+        fetched.latest_version = chunk.latest_version
+        part = parts.setdefault(chunk.name, bytearray())
+        sizes[chunk.name] = chunk.size
+        if chunk.offset != len(part):
+            raise ComposeFailed(
+                f"{chunk.name}: chunk at offset {chunk.offset} after {len(part)} bytes"
+            )
+        part += chunk.data
+    for name, part in parts.items():
+        if len(part) != sizes[name]:
+            raise ComposeFailed(f"{name}: {len(part)} of {sizes[name]} bytes received")
+        fetched.files[name] = bytes(part)
+    return fetched
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for file in piece.files:
+    for name, content in files.items():
         # Names come from the server; keep only the base name as a guard.
-        (folder / Path(file.name).name).write_bytes(file.content)
+        (folder / Path(name).name).write_bytes(content)
     return folder
+
+
+def fetch_piece(channel: grpc.Channel, piece_id: str, out_dir: Path) -> Path:
+    """Write every file of a finished piece to ``out_dir/<piece_id>/``."""
+    piece = download_piece(channel, piece_id)
+    return write_files(out_dir / check_piece_id(piece.piece_id), piece.files)
 
 
 def compose(

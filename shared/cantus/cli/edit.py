@@ -13,7 +13,7 @@ from typing import Annotated
 import grpc
 import typer
 
-from cantus.cli.compose import ComposeFailed, open_channel
+from cantus.cli.compose import ComposeFailed, download_piece, open_channel, write_files
 from cantus.storage import check_piece_id
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -42,18 +42,11 @@ class EditedPiece:
 def fetch_version(channel: grpc.Channel, piece_id: str, version: int, out_dir: Path) -> Path:
     """Write every file of one version to ``out_dir/<piece_id>/`` (version 1) or
     ``out_dir/<piece_id>/v<N>/``."""
-    stub = api_grpc.ComposerStub(channel)
-    try:
-        piece = stub.GetPiece(api.GetPieceRequest(piece_id=piece_id, version=version), timeout=60)
-    except grpc.RpcError as error:
-        raise ComposeFailed.from_rpc_error(error) from None
+    piece = download_piece(channel, piece_id, version)
     folder = out_dir / check_piece_id(piece.piece_id)
     if piece.version > 1:
         folder = folder / f"v{piece.version}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for file in piece.files:
-        (folder / Path(file.name).name).write_bytes(file.content)
-    return folder
+    return write_files(folder, piece.files)
 
 
 def edit_piece(
