@@ -46,7 +46,7 @@ from cantus.kafka_clients import unmanaged_consumer
 from cantus.requests import RequestError, validate_compose_request
 from cantus.security import kafka_client_options
 from cantus.settings import Settings, load_settings
-from cantus.stations.config import StationConfigError, parse_station_config
+from cantus.stations.config import StationConfigError, check_station_name, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
 from cantus.stations.measure import measure_midi, step_problems
 from cantus.stations.mixing import StationMixer, fade_out, resample
@@ -505,6 +505,26 @@ class StationService:
             getattr(self.settings.topics, kind), value, key=key, headers=headers
         )
 
+    async def dead_letter(self, record, reason: str) -> None:
+        """A station record no one can act on goes to the dead-letter topic, as the stream
+        services' invalid events do: kept, with the reason, never silently dropped."""
+        assert self.producer is not None
+        letter = pb.DeadLetter(
+            meta=new_meta("unknown", 0, "station"),
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            source_key=record.key if isinstance(record.key, bytes) else b"",
+            source_value=record.value if isinstance(record.value, bytes) else b"",
+            reason=reason,
+            kind="invalid_event",
+            service="station",
+        )
+        key, value, headers = encode_event(letter, source="station")
+        await self.producer.send_and_wait(
+            self.settings.topics.dead_letter, value, key=key, headers=headers
+        )
+
     async def publish_state(self, status: st.StationStatus) -> None:
         status.updated_unix_ns = time.time_ns()
         self.snapshots[status.name] = status
@@ -545,9 +565,9 @@ class StationService:
                 del self.workers[command.name]
             return
         if command.action != "start":
-            log.warning("unknown station command %r for %s", command.action, command.name)
-            return
+            raise InvalidEvent(f"action: {command.action[:40]!r} is not start or stop")
         try:
+            check_station_name(command.name)
             parse_station_config(command.config_yaml)
             if worker is not None:
                 await worker.stop()
@@ -562,8 +582,8 @@ class StationService:
                 session = command.session if command.HasField("session") else None
                 status = new_status(command.name, command.config_yaml, list(command.plan), session)
         except StationConfigError as error:
-            log.warning("station %s: bad config: %s", command.name, error)
-            return
+            field = "name" if error.field == "name" else f"config_yaml.{error.field}"
+            raise InvalidEvent(f"{field}: {error.problem}") from None
         await self.start_worker(status)
         started = self.workers.get(command.name)
         if started is not None and known is None and started.program.session is not None:
@@ -660,7 +680,8 @@ class StationService:
                         if worker is not None:
                             await worker.on_feedback(message)
                 except (InvalidEvent, SignalError) as error:
-                    log.warning("skipping a bad %s record: %s", kind, error)
+                    log.warning("dead-lettering a bad %s record: %s", kind, error)
+                    await self.dead_letter(record, str(error))
                 except Exception:
                     log.exception("handling %s failed; going on", kind)
                 await consumer.commit()
