@@ -23,8 +23,9 @@ setup: $(VENV)/.installed $(GENERATED)
 # abcmidi and abcm2ps: their chord-annotated example tunes test the harmony model's styles.
 # link-grammar: the grammaticality check of `cantus eval lyrics` (cantus.eval.grammar).
 # espeak-ng: the singing voice's phones (cantus.render.vocals; English and Mandarin).
+# kcat: the standard Kafka tool, run by `cantus kcat` (and its test) on confluent-kafka's librdkafka.
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng
+	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng kcat
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

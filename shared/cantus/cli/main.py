@@ -69,12 +69,29 @@ def up(
             "(a supervisor process; logs/supervisor.log)"
         ),
     ] = True,
+    broker_storage: Annotated[
+        str | None,
+        typer.Option(
+            help="The broker's storage: memory (topics lost when the broker restarts), "
+            "local-s3 (a local S3 store started with the stack: topics survive a broker "
+            "restart) or s3://BUCKET/ (an S3-compatible store from the AWS_* environment: "
+            "AWS_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP). "
+            "Default: CANTUS_BROKER_STORAGE or memory"
+        ),
+    ] = None,
 ) -> None:
     """Start the broker, topics, Triton, every service and the gateway; wait until healthy."""
+    from pydantic import ValidationError
+
     from cantus.settings import load_settings
     from cantus.stack import Stack, StackError
 
-    settings = load_settings()
+    if broker_storage is not None:
+        os.environ["CANTUS_BROKER_STORAGE"] = broker_storage
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        raise typer.BadParameter(str(error), param_hint="--broker-storage") from None
     stack = Stack(settings)
     try:
         with console.status("starting the embedded stack…"):
@@ -99,6 +116,24 @@ def down() -> None:
 
     stopped = Stack(load_settings()).down()
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def kcat(context: typer.Context) -> None:
+    """Run kcat against the stack's broker (-b added unless given), with the librdkafka of the
+    confluent-kafka wheel: the system kcat's own (Debian 12: 2.0.2) cannot read the broker's
+    ApiVersions reply. Example: `cantus kcat -L`, `cantus kcat -C -t cantus.melody.bar -e`."""
+    from cantus.kcat import KcatUnavailable, kcat_command
+    from cantus.settings import load_settings
+
+    try:
+        argv, env = kcat_command(list(context.args), load_settings().broker)
+    except KcatUnavailable as error:
+        console.print(f"[red]cantus kcat:[/] {error}")
+        raise typer.Exit(1) from None
+    os.execvpe(argv[0], argv, env)
 
 
 @app.command()
