@@ -79,3 +79,15 @@ def test_the_palette_defaults_from_style_and_mood_and_can_be_chosen():
         api.ComposeRequest(style="celtic", mood="energetic", palette="lullaby"), max_bars=64
     ).spec
     assert (calm.palette, happy.palette, chosen.palette) == ("piano-strings", "folk", "lullaby")
+
+
+def test_a_rejection_of_a_huge_value_stays_small_enough_for_a_grpc_status():
+    """A 1 MB palette was echoed whole: the status did not fit gRPC's 16 KiB of metadata and
+    the client got a bare RESOURCE_EXHAUSTED instead of the field (#22, hostile input)."""
+    from cantus.requests import MAX_PROBLEM_CHARS, RequestError, validate_compose_request
+    from cantus.v1 import composer_pb2 as api
+
+    with pytest.raises(RequestError) as refused:
+        validate_compose_request(api.ComposeRequest(palette="x" * 1_000_000), max_bars=64)
+    assert str(refused.value).startswith("palette: ")
+    assert len(refused.value.problem) <= MAX_PROBLEM_CHARS + 40

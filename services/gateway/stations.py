@@ -32,6 +32,7 @@ from cantus.settings import Settings
 from cantus.stations.config import (
     StationConfigError,
     check_station_name,
+    load_yaml_text,
     parse_station_config,
 )
 from cantus.stations.feeds import SegmentEntry
@@ -266,7 +267,7 @@ class StationApi(st_grpc.StationServicer):
         return await self._known(request.name, context)
 
     async def SendFeedback(self, request: st.StationFeedback, context):
-        status = await self._known(request.station, context)
+        status = await self._known(request.station, context, "station")
         if request.kind not in ("like", "skip"):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"kind: {request.kind!r} is not like or skip"
@@ -290,7 +291,10 @@ class StationApi(st_grpc.StationServicer):
     async def PlanSession(self, request: st.PlanRequest, context):
         try:
             name = request.plan_name or f"plan-{uuid.uuid4().hex[:8]}"
-            check_station_name(name)
+            try:
+                check_station_name(name)
+            except StationConfigError as error:
+                raise PlanError("plan_name", error.problem) from None
             if request.preset or request.session_yaml:
                 command, steps = self._session(request, name)
             else:
@@ -332,10 +336,9 @@ class StationApi(st_grpc.StationServicer):
         if request.style:
             extra["style"] = request.style
         if extra:
-            try:
-                parsed = yaml.safe_load(overrides) if overrides.strip() else {}
-            except yaml.YAMLError:
-                parsed = None
+            parsed = (
+                load_yaml_text(overrides, "session_yaml", PlanError) if overrides.strip() else {}
+            )
             if not isinstance(parsed, dict):
                 session_config(request.preset, overrides)  # raises, naming session_yaml
                 parsed = {}
@@ -375,7 +378,7 @@ class StationApi(st_grpc.StationServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"signals[{count}].{error.field}: {error.problem}",
                 )
-            status = await self._known(signal.station, context)
+            status = await self._known(signal.station, context, f"signals[{count}].station")
             if not status.HasField("session"):
                 await _abort(
                     context,
@@ -387,8 +390,10 @@ class StationApi(st_grpc.StationServicer):
             count += 1
         return st.SignalsAccepted(count=count)
 
-    async def _known(self, name: str, context) -> st.StationStatus:
+    async def _known(self, name: str, context, field: str = "name") -> st.StationStatus:
+        """The station's status; NOT_FOUND naming ``field`` (the request's field that holds
+        the station's name) when the gateway does not know it."""
         status = self.directory.stream(name).status if name in self.directory.stations else None
         if status is None:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, f"name: no station {name[:60]!r}")
+            await _abort(context, grpc.StatusCode.NOT_FOUND, f"{field}: no station {name[:60]!r}")
         return status

@@ -97,6 +97,16 @@ def _section_label(form: pb.FormPlan, bar: int) -> str | None:
     return None
 
 
+QUERY_NUMBERS = (
+    ("tempo", "tempo_bpm", float),
+    ("bars", "bars", int),
+    ("duration", "duration_seconds", float),
+    ("seed", "seed", int),
+)
+"""The compose page's number parameters: query name, ComposeRequest field, type. A value that
+is not one (or out of the field's range, such as bars=-1) is refused naming the parameter."""
+
+
 class GatewayWeb:
     def __init__(
         self,
@@ -186,7 +196,7 @@ class GatewayWeb:
         name = request.match_info["name"]
         stream = self.directory.stations.get(name)
         if stream is None or stream.status is None:
-            raise web.HTTPNotFound(text=f"no station {name[:60]!r}\n")
+            raise web.HTTPNotFound(text=f"name: no station {name[:60]!r}\n")
         return stream.status
 
     async def playlist(self, request: web.Request) -> web.Response:
@@ -238,13 +248,17 @@ class GatewayWeb:
 
     async def feedback(self, request: web.Request) -> web.Response:
         status = self._status(request)
+        expected = 'expected {"piece_id": …, "kind": "like"|"skip"}'
         try:
             body = await request.json()
-            piece_id, kind = str(body["piece_id"]), str(body["kind"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(
-                text='expected {"piece_id": …, "kind": "like"|"skip"}\n'
-            ) from None
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"body: not JSON; {expected}\n") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text=f"body: a JSON {type(body).__name__}; {expected}\n")
+        for name in ("piece_id", "kind"):
+            if not isinstance(body.get(name), str):
+                raise web.HTTPBadRequest(text=f"{name}: missing or not a string; {expected}\n")
+        piece_id, kind = body["piece_id"], body["kind"]
         if kind not in ("like", "skip"):
             raise web.HTTPBadRequest(text=f"kind: {kind[:20]!r} is not like or skip\n")
         if not any(e.piece_id == piece_id for e in status.program):
@@ -263,9 +277,9 @@ class GatewayWeb:
         try:
             versions = await asyncio.to_thread(self.store.versions, request.match_info["piece_id"])
         except InvalidPieceId as error:
-            raise web.HTTPBadRequest(text=f"{error}\n") from None
+            raise web.HTTPBadRequest(text=f"piece_id: {error}\n") from None
         if not versions:
-            raise web.HTTPNotFound(text="no such piece\n")
+            raise web.HTTPNotFound(text="piece_id: no such piece\n")
         return web.json_response({"versions": versions})
 
     async def piece_file(self, request: web.Request) -> web.Response:
@@ -274,18 +288,18 @@ class GatewayWeb:
         edited from)."""
         name = request.match_info["file"]
         if not FILE_NAME.match(name):
-            raise web.HTTPBadRequest(text="bad file name\n")
+            raise web.HTTPBadRequest(text=f"file: {name[:60]!r} is not a piece's file name\n")
         version = int(request.match_info.get("version", "1")[:6])
         try:
             files = await asyncio.to_thread(
                 self.store.read_all, request.match_info["piece_id"], version
             )
         except InvalidPieceId as error:
-            raise web.HTTPBadRequest(text=f"{error}\n") from None
+            raise web.HTTPBadRequest(text=f"piece_id: {error}\n") from None
         except StorageError as error:
-            raise web.HTTPNotFound(text=f"{error}\n") from None
+            raise web.HTTPNotFound(text=f"piece_id: {error}\n") from None
         if name not in files:
-            raise web.HTTPNotFound(text=f"no {name}\n")
+            raise web.HTTPNotFound(text=f"file: no {name} in the piece\n")
         return web.Response(body=files[name], content_type=media_type(name).split(";")[0])
 
     # --- live events ----------------------------------------------------------------------
@@ -307,19 +321,21 @@ class GatewayWeb:
             mood=query.get("mood", ""),
             form=query.get("form", ""),
         )
+        for name, field, kind in QUERY_NUMBERS:
+            if name not in query:
+                continue
+            try:
+                setattr(compose, field, kind(query[name]))
+            except (ValueError, TypeError, OverflowError):
+                raise web.HTTPBadRequest(
+                    text=f"{name}: {query[name][:40]!r} is not a valid {kind.__name__} "
+                    f"for {field}\n"
+                ) from None
         try:
-            if "tempo" in query:
-                compose.tempo_bpm = float(query["tempo"])
-            if "bars" in query:
-                compose.bars = int(query["bars"])
-            if "duration" in query:
-                compose.duration_seconds = float(query["duration"])
-            if "seed" in query:
-                compose.seed = int(query["seed"])
             validated = validate_compose_request(compose, max_bars=self.settings.max_bars)
-        except ValueError as error:
-            field = error.field if isinstance(error, RequestError) else "query"
-            raise web.HTTPBadRequest(text=f"{field}: {error}\n") from None
+        except ValueError as error:  # RequestError: "field: problem"
+            text = str(error) if isinstance(error, RequestError) else f"query: {error}"
+            raise web.HTTPBadRequest(text=f"{text}\n") from None
         piece_id = uuid.uuid4().hex
         requested = pb.ComposeRequested(meta=new_meta(piece_id, 0, "gateway"), spec=validated.spec)
         queue = self.router.subscribe(piece_id)

@@ -57,10 +57,24 @@ GIVEN_SECTION_LABEL = "given"
 """Label of the section of a continued melody's given bars when they end inside a section."""
 
 
+MAX_PROBLEM_CHARS = 400
+"""Longest problem text an error carries: a rejection that echoes a client's megabyte-long
+value would not fit in gRPC's status (16 KiB of metadata), and the client would get a bare
+RESOURCE_EXHAUSTED instead of the field (found by cantus bench chaos --scenario hostile)."""
+
+
+def clip_problem(problem: str) -> str:
+    if len(problem) <= MAX_PROBLEM_CHARS:
+        return problem
+    return f"{problem[:MAX_PROBLEM_CHARS]}… ({len(problem)} characters)"
+
+
 class RequestError(ValueError):
-    """An invalid request field. ``field`` is the request field's name."""
+    """An invalid request field. ``field`` is the request field's name; the problem is
+    clipped to ``MAX_PROBLEM_CHARS``."""
 
     def __init__(self, field: str, problem: str) -> None:
+        problem = clip_problem(problem)
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem

@@ -55,3 +55,31 @@ def test_lyrics_need_a_theme():
 def test_bad_station_names(name):
     with pytest.raises(StationConfigError, match="name"):
         check_station_name(name)
+
+
+# --- hostile configs (#22, cantus bench chaos --scenario hostile) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("styles: {folk: .nan}\n", "styles"),  # NaN is not > 0, nor <= 0: it was taken
+        ("styles: {folk: .inf}\n", "styles"),
+        ("styles: {folk: 1}\n# " + "x" * 100_000 + "\n", "config_yaml"),  # was taken
+        ("styles: " + "[" * 5000 + "]" * 5000 + "\n", "config_yaml"),  # RecursionError
+    ],
+)
+def test_hostile_configs_are_refused_naming_the_field(text, field):
+    from cantus.stations.config import StationConfigError, parse_station_config
+
+    with pytest.raises(StationConfigError) as refused:
+        parse_station_config(text)
+    assert refused.value.field == field
+
+
+def test_a_session_yaml_nested_too_deeply_is_refused_naming_it():
+    from cantus.stations.plans import PlanError
+    from cantus.stations.sessions import session_config
+
+    with pytest.raises(PlanError, match=r"^session_yaml: "):
+        session_config("", "a: " + "[" * 5000 + "]" * 5000 + "\n")

@@ -19,14 +19,17 @@ Example ``station.yaml``::
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
+from cantus.requests import clip_problem
 from cantus.settings import MASTERING_PRESETS
 
 STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -36,6 +39,7 @@ class StationConfigError(ValueError):
     """An invalid station name or configuration; ``field`` names the offending field."""
 
     def __init__(self, field: str, problem: str) -> None:
+        problem = clip_problem(problem)
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
@@ -65,7 +69,7 @@ def _weights(value: dict[str, float], canonical: Callable[[str], str]) -> dict[s
     weights: dict[str, float] = {}
     for name, weight in value.items():
         key = canonical(name)
-        if weight <= 0:
+        if not math.isfinite(weight) or weight <= 0:
             raise ValueError(f"weight of {name!r} is {weight}; it must be > 0")
         weights[key] = weight
     return weights
@@ -205,12 +209,27 @@ class StationConfig(BaseModel):
         return self
 
 
+MAX_CONFIG_CHARS = 64_000
+"""Longest station config or session YAML taken (a real one is under 2 000 characters)."""
+
+
+def load_yaml_text(text: str, field: str, error_type: Callable[[str, str], Exception]) -> Any:
+    """``yaml.safe_load`` of a client's text, refused as ``error_type(field, problem)`` when
+    it is longer than ``MAX_CONFIG_CHARS``, not YAML, or nested too deeply for the parser
+    (a RecursionError, which would otherwise end the call with an internal error)."""
+    if len(text) > MAX_CONFIG_CHARS:
+        raise error_type(field, f"{len(text)} characters; at most {MAX_CONFIG_CHARS}")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise error_type(field, f"not valid YAML: {error}") from None
+    except RecursionError:
+        raise error_type(field, "not valid YAML: nested too deeply") from None
+
+
 def parse_station_config(text: str) -> StationConfig:
     """A ``StationConfig`` from YAML text (empty text: the defaults)."""
-    try:
-        raw = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as error:
-        raise StationConfigError("config_yaml", f"not valid YAML: {error}") from None
+    raw = load_yaml_text(text, "config_yaml", StationConfigError) if text.strip() else {}
     if not isinstance(raw, dict):
         raise StationConfigError("config_yaml", "the YAML must be a mapping of settings")
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cantus.music.notes import Meter
 from cantus.music.styles import TEMPO_RANGE_BPM
+from cantus.requests import clip_problem
 from cantus.stations.steering import mood_for
 from cantus.v1 import station_pb2 as st
 
@@ -27,7 +28,7 @@ class PlanError(ValueError):
     """An impossible plan; ``field`` names the request field at fault."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
+        super().__init__(f"{field}: {clip_problem(problem)}")
         self.field = field
 
 

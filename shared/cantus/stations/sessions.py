@@ -45,6 +45,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cantus.music.styles import TEMPO_RANGE_BPM
+from cantus.stations.config import load_yaml_text
 from cantus.stations.plans import PlanError, State, plan_session
 from cantus.v1 import station_pb2 as st
 
@@ -244,10 +245,7 @@ def session_config(
             raise PlanError("preset", f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         values.update(PRESETS[preset])
     if overrides_yaml.strip():
-        try:
-            overrides = yaml.safe_load(overrides_yaml)
-        except yaml.YAMLError as error:
-            raise PlanError("session_yaml", f"not valid YAML: {error}") from None
+        overrides = load_yaml_text(overrides_yaml, "session_yaml", PlanError)
         if not isinstance(overrides, dict):
             raise PlanError("session_yaml", "the YAML must be a mapping of settings")
         values.update(overrides)
