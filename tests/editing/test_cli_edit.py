@@ -16,7 +16,13 @@ def test_bar_ranges_are_one_based_and_inclusive():
 
 @pytest.mark.parametrize(
     "arguments",
-    [[], ["--regenerate", "1-2", "--palette", "piano"], ["--regenerate", "x"]],
+    [
+        [],
+        ["--regenerate", "1-2", "--palette", "piano"],
+        ["--regenerate", "x"],
+        ["--regenerate", "1-2", "--section", "B"],
+        ["--section", "B"],
+    ],
 )
 def test_one_edit_is_asked_for(arguments):
     result = CliRunner().invoke(app, ["edit", "ab" * 16, *arguments])

@@ -314,6 +314,150 @@ def test_concurrent_edits_of_one_piece_make_different_versions(tmp_path):
     assert run_edit(first, regenerate(5, 6))[0].edited.version == 4
 
 
+def stored_aaba(tmp_path: Path) -> LocalPieceStore:
+    """A 16-bar AABA piece (sections A, A', B, A'' of 4 bars) in the folk palette."""
+    from cantus.events.conversions import form_to_pb
+    from cantus.music.form import plan_form
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy
+
+    store = LocalPieceStore(tmp_path / "pieces")
+    piece_spec = spec(16)
+    piece_spec.palette = "folk"
+    plan = plan_form("AABA", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=False)))
+    assert parts is not None
+    rendered = render_piece_files(
+        parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
+    )
+    for name, content in rendered.files.items():
+        store.write(PIECE_ID, name, content)
+    return store
+
+
+def section_sound(section: str, **change) -> api.EditRequest:
+    return api.EditRequest(
+        piece_id=PIECE_ID, change_sound=api.ChangeSound(section=section, **change)
+    )
+
+
+LSB = 2 / 32768
+"""piece.wav is 16-bit and dithered when written: kept audio is equal within this."""
+
+
+def mix(store: LocalPieceStore, version: int) -> np.ndarray:
+    audio, _ = soundfile.read(
+        io.BytesIO(store.read_files(PIECE_ID, ["piece.wav"], version)["piece.wav"]),
+        dtype="float32",
+    )
+    return audio
+
+
+def test_one_sections_tempo_renders_it_and_moves_the_bars_after_it(tmp_path):
+    """Section B (bars 9-12) at 90 bpm in a 120 bpm piece: the bar before it ramps in,
+    so bars 8-12 are rendered (bar 7 as pre-roll); bars 13-16 are the previous mix's
+    samples, later by what the slower bars add; the later segments are streamed again
+    with their new times; the joins do not click."""
+    store = stored_aaba(tmp_path)
+    old = PieceParts.from_record(pb.PieceRecord.FromString(store.read_all(PIECE_ID)[PARTS_FILE]))
+    events = run_edit(
+        PieceEditor(store, FakeModels().models(), OPTIONS), section_sound("B", tempo_bpm=90)
+    )
+    assert kinds(events) == [
+        ("edited", 2),
+        ("render_segment", 1),
+        ("render_segment", 2),
+        ("render_segment", 3),
+        ("completed", 16),
+    ]
+    assert [s.tempo_bpm for s in events[0].edited.spec.form.sections] == [0, 0, 90, 0]
+    new = PieceParts.from_record(pb.PieceRecord.FromString(store.read_all(PIECE_ID, 2)[PARTS_FILE]))
+    assert new.tempo_map.bpm_at(9 * new.bar_ticks) == 90
+    later = new.seconds_before_bar(12) - old.seconds_before_bar(12)
+    assert later == pytest.approx(4 * 4 * (60 / 90 - 60 / 120), rel=0.15)
+    assert events[-1].completed.duration_seconds == pytest.approx(
+        old.seconds_before_bar(16) + later
+    )
+    segment = events[3].render_segment
+    assert segment.start_seconds == pytest.approx(new.seconds_before_bar(12))
+
+    entry = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])["edit_history"][0]
+    assert entry["description"] == "section B: 90 bpm"
+    assert entry["bars"] == [8, 12] and entry["rendered_spans"] == [[7, 12]]
+    before, after = mix(store, 1), mix(store, 2)
+    rate = 44100
+    cut = round(old.seconds_before_bar(6) * rate)
+    assert np.allclose(after[:cut], before[:cut], atol=LSB, rtol=0)  # bars 1-6: untouched
+    old_13, new_13 = (round(p.seconds_before_bar(13) * rate) for p in (old, new))
+    assert np.allclose(
+        after[new_13 : new_13 + rate], before[old_13 : old_13 + rate], atol=LSB, rtol=0
+    )
+    assert len(after) - len(before) == pytest.approx(later * rate, abs=2)
+    assert len(entry["joins"]) == 2
+    assert all(join["ratio"] < 1.5 for join in entry["joins"]), entry["joins"]
+
+
+def test_one_sections_palette_renders_only_that_section(tmp_path):
+    store = stored_aaba(tmp_path)
+    editor = PieceEditor(store, FakeModels().models(), OPTIONS)
+    events = run_edit(editor, section_sound("b", palette="strings"))
+    assert kinds(events) == [
+        ("edited", 2),
+        ("render_segment", 2),
+        ("render_segment", 3),  # the crossfade out of bar 12 starts it
+        ("completed", 16),
+    ]
+    assert [s.palette for s in events[0].edited.spec.form.sections] == ["", "", "strings", ""]
+    entry = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])["edit_history"][0]
+    assert entry["rendered_spans"] == [[8, 12]] and entry["bars"] == [9, 12]
+    before, after = mix(store, 1), mix(store, 2)
+    assert len(after) == len(before)
+    rate, bar = 44100, 2 * 44100  # 4/4 at 120 bpm before the closing bars
+    assert np.allclose(after[: 8 * bar], before[: 8 * bar], atol=LSB, rtol=0)
+    assert not np.allclose(after[9 * bar : 12 * bar], before[9 * bar : 12 * bar], atol=1e-3)
+    assert np.allclose(
+        after[12 * bar + rate : 14 * bar], before[12 * bar + rate : 14 * bar], atol=LSB, rtol=0
+    )
+    assert all(join["ratio"] < 1.5 for join in entry["joins"]), entry["joins"]
+
+    # the same palette again changes no sound: nothing is rendered, the mix is kept
+    again = run_edit(editor, section_sound("B", palette="strings"))
+    assert [k for k, _ in kinds(again)] == [
+        "edited",
+        "render_segment",
+        "render_segment",
+        "completed",
+    ]
+    assert mix(store, 3).tobytes() == after.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"section": "C", "palette": "strings"}, "change_sound.section", "A, A', B, A''"),
+        ({"section": "B", "palette": "kazoo"}, "change_sound.palette", "unknown palette"),
+        ({"section": "B", "tempo_bpm": 300}, "change_sound.tempo_bpm", "outside"),
+        ({"section": "B"}, "change_sound", "give a palette"),
+    ],
+)
+def test_bad_section_sound_edits_name_the_field(tmp_path, change, field, message):
+    store = stored_aaba(tmp_path)
+    with pytest.raises(EditError, match=message) as raised:
+        PieceEditor(store, FakeModels().models(), OPTIONS).open(
+            api.EditRequest(piece_id=PIECE_ID, change_sound=api.ChangeSound(**change))
+        )
+    assert raised.value.field == field
+    assert store.versions(PIECE_ID) == [1]
+
+
+def test_a_piece_without_a_plan_has_no_sections_to_change(tmp_path):
+    store = stored_piece(tmp_path)
+    with pytest.raises(EditError, match="no form plan") as raised:
+        PieceEditor(store, FakeModels().models(), OPTIONS).open(section_sound("A", tempo_bpm=90))
+    assert raised.value.field == "change_sound.section"
+
+
 def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_path):
     from cantus.lyrics.serving import load_lyric_scorer
     from cantus.lyrics.training import checkpoint_path

@@ -95,7 +95,16 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
             str, typer.Option(help="With --reharmonize: folk, celtic or chorale")
         ] = "",
         energy: Annotated[str, typer.Option(help="With --reharmonize: low, mid or high")] = "",
-        palette: Annotated[str, typer.Option(help="A new palette for the whole piece")] = "",
+        palette: Annotated[
+            str, typer.Option(help="A new palette for the whole piece (or --section)")
+        ] = "",
+        section: Annotated[
+            str,
+            typer.Option(
+                help="With --palette/--tempo: only the sections with this label in the "
+                "piece's form plan (e.g. B, chorus), or a section's number"
+            ),
+        ] = "",
         lyrics_section: Annotated[
             int | None,
             typer.Option(help="Write the lyrics of this section again (1 = the first section)"),
@@ -104,7 +113,8 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
             str, typer.Option(help="With --lyrics-section: the new lines' theme")
         ] = "",
         tempo: Annotated[
-            float | None, typer.Option(help="A new tempo for the whole piece (bpm)")
+            float | None,
+            typer.Option(help="A new tempo for the whole piece (or --section), bpm"),
         ] = None,
         from_version: Annotated[
             int, typer.Option(help="The version to start from (default: the latest)")
@@ -116,7 +126,8 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
         address: Annotated[str | None, typer.Option(help="Gateway host:port")] = None,
     ) -> None:
         """Edit a stored piece into a new version (the old one is kept): regenerate bars,
-        reharmonise bars or all, change the palette or tempo, or rewrite a section's lyrics.
+        reharmonise bars or all, change the palette or tempo of the piece or of one section
+        (--section B --tempo 90), or rewrite a section's lyrics.
         Prints what changes as it streams, then where the new version's files are."""
         from cantus.settings import load_settings
 
@@ -137,6 +148,9 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
                 + (f" (got {', '.join(chosen)})" if chosen else "")
             )
             raise typer.Exit(2)
+        if section and chosen != ["--palette/--tempo"]:
+            console.print("[red]error:[/] --section goes with --palette and/or --tempo")
+            raise typer.Exit(2)
         request = api.EditRequest(piece_id=piece_id, from_version=from_version)
         if seed is not None:
             request.seed = seed
@@ -153,6 +167,7 @@ def register(app: typer.Typer, eval_app: typer.Typer, bench_app: typer.Typer) ->
                     request.reharmonize.bars.CopyFrom(parse_bars(reharmonize))
             else:
                 request.change_sound.palette = palette
+                request.change_sound.section = section
                 if tempo is not None:
                     request.change_sound.tempo_bpm = tempo
         except ValueError as error:

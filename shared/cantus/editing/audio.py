@@ -6,12 +6,15 @@ that ring into it are there, as in the whole piece) to its last changed bar, plu
 crossfade; it is mastered like a piece and brought to the level the previous mix had over
 the same bars (RMS), so the splice neither jumps in loudness nor re-masters the rest.
 An edit that changes the whole piece's sound (palette, tempo) renders every segment, as
-the render service does (``streamed_piece_audio``).
+the render service does (``streamed_piece_audio``). An edit of one section's sound
+(``splice_spans``) renders the section (and, for a tempo, the bar that ramps into it);
+the bars after it are the previous mix, moved to where the new tempo puts them.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +35,10 @@ class SplicedAudio:
     sample_rate: int
     rendered_bars: tuple[int, int] | None
     rendered_seconds: float
+    spans: tuple[tuple[int, int], ...] = ()
+    """The spans of bars rendered (first, last; 0-based, pre-roll bar included)."""
+    joins: tuple[int, ...] = ()
+    """Where each crossfade between the previous mix and rendered audio starts (samples)."""
 
 
 def wav_to_audio(wav: bytes) -> tuple[np.ndarray, int]:
@@ -65,62 +72,147 @@ def splice_bars(
 ) -> SplicedAudio:
     """``previous`` (the last version's mix, same tempo and length) with bars ``first`` ..
     ``last`` of ``parts`` rendered anew and spliced in."""
+    return splice_spans(previous, sample_rate, parts, parts, [(first, last)], preset=preset)
+
+
+def splice_spans(
+    previous: np.ndarray,
+    sample_rate: int,
+    old: PieceParts,
+    parts: PieceParts,
+    spans: Sequence[tuple[int, int]],
+    *,
+    preset: str,
+) -> SplicedAudio:
+    """``previous`` (the mix of ``old``) with each span of bars (first, last; 0-based,
+    ascending, apart) of ``parts`` rendered anew and spliced in.
+
+    Between spans the two versions' bars are alike and at the same tempo, but may start
+    earlier or later (a section at another tempo before them): there the previous mix is
+    copied, shifted to where the new version's tempo map puts it (to the nearest sample).
+    """
     from cantus.render.mix import master
     from cantus.render.synth import SAMPLE_RATE, render_stems
 
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"the stored mix is at {sample_rate} Hz, the synthesiser at {SAMPLE_RATE}")
     bar_ticks = parts.bar_ticks
-    start = max(0, first - 1)  # one bar of pre-roll: what rings into the first changed bar
-    end = last + 1
-    to_end = end == parts.bar_count
-    tail = TAIL_SECONDS if to_end else CROSSFADE_SECONDS
-    stems = render_stems(
-        parts.tracks(start, end - start),
-        tempo_bpm=parts.tempo_map.from_tick(start * bar_ticks),
-        end_tick=(end - start) * bar_ticks,
-        tail_seconds=tail,
-    )
-    # one limiter pass: the span is brought to the previous mix's level below anyway, so
-    # the passes that home in on the preset's loudness would be wasted
-    fresh = master(stems, sample_rate, preset, max_passes=1).audio
-    offset = round(parts.seconds_before_bar(start) * sample_rate)
-    cut_in = round(parts.seconds_before_bar(first) * sample_rate)
-    cut_out = round(parts.seconds_before_bar(end) * sample_rate)
-    # the level the previous mix had over the changed bars
-    old_span = previous[cut_in:cut_out]
-    new_span = fresh[cut_in - offset : cut_out - offset]
-    if _rms(new_span) > 0 and _rms(old_span) > 0:
-        fresh = fresh * np.float32(_rms(old_span) / _rms(new_span))
     fade = round(CROSSFADE_SECONDS * sample_rate)
-    if to_end:
-        out = np.zeros((cut_in + len(fresh) - (cut_in - offset), 2), np.float32)
-        out[:cut_in] = previous[:cut_in]
-    else:
-        out = previous.copy()
     fade_out, fade_in = _equal_power(fade)
-    # in: the previous mix fades out over the first changed bar's first samples
-    head = min(fade, len(out) - cut_in)
-    out[cut_in : cut_in + head] = (
-        previous[cut_in : cut_in + head] * fade_out[:head]
-        + fresh[cut_in - offset : cut_in - offset + head] * fade_in[:head]
-    )
-    body_end = len(out) if to_end else cut_out
-    body = fresh[cut_in - offset + head : body_end - offset]
-    out[cut_in + head : cut_in + head + len(body)] = body
-    if not to_end:
-        # out: the new bars' last sound fades into the previous mix from the next bar on
-        n = min(fade, len(fresh) - (cut_out - offset), len(out) - cut_out)
-        out[cut_out : cut_out + n] = (
-            fresh[cut_out - offset : cut_out - offset + n] * fade_out[:n]
-            + previous[cut_out : cut_out + n] * fade_in[:n]
+    chunks: list[np.ndarray] = []
+    length = 0  # samples of the new mix so far
+    old_pos = 0  # the previous mix's sample at the new mix's ``length``
+    rendered = 0
+    joins: list[int] = []
+
+    def new_at(bar: int) -> int:
+        return round(parts.seconds_before_bar(bar) * sample_rate)
+
+    def old_at(bar: int) -> int:
+        return round(old.seconds_before_bar(bar) * sample_rate)
+
+    def add(chunk: np.ndarray) -> None:
+        nonlocal length
+        chunks.append(chunk)
+        length += len(chunk)
+
+    for first, last in spans:
+        start = max(0, first - 1)  # one bar of pre-roll: what rings into the first changed bar
+        end = last + 1
+        to_end = end == parts.bar_count
+        stems = render_stems(
+            parts.tracks(start, end - start),
+            tempo_bpm=parts.tempo_map.from_tick(start * bar_ticks),
+            end_tick=(end - start) * bar_ticks,
+            tail_seconds=TAIL_SECONDS if to_end else CROSSFADE_SECONDS,
         )
+        # one limiter pass: the span is brought to the previous mix's level below anyway, so
+        # the passes that home in on the preset's loudness would be wasted
+        fresh = master(stems, sample_rate, preset, max_passes=1).audio
+        rendered += len(fresh)
+        offset = new_at(start)
+        cut_in, cut_out = new_at(first), new_at(end)
+        # the level the previous mix had over the changed bars
+        old_span = previous[old_at(first) : old_at(end)]
+        new_span = fresh[cut_in - offset : cut_out - offset]
+        if _rms(new_span) > 0 and _rms(old_span) > 0:
+            fresh = fresh * np.float32(_rms(old_span) / _rms(new_span))
+        # the unchanged bars before the span, as they were
+        kept = cut_in - length
+        add(previous[old_pos : old_pos + kept])
+        old_pos += kept
+        # in: the previous mix fades out over the first changed bar's first samples
+        head = min(fade, len(fresh) - (cut_in - offset), len(previous) - old_pos)
+        joins.append(length)
+        add(
+            previous[old_pos : old_pos + head] * fade_out[:head]
+            + fresh[cut_in - offset : cut_in - offset + head] * fade_in[:head]
+        )
+        body_end = offset + len(fresh) if to_end else cut_out
+        add(fresh[cut_in - offset + head : body_end - offset])
+        if to_end:
+            old_pos = len(previous)
+            break
+        # out: the new bars' last sound fades into the previous mix from the next bar on
+        old_pos = old_at(end)
+        n = min(fade, len(fresh) - (cut_out - offset), len(previous) - old_pos)
+        joins.append(length)
+        add(
+            fresh[cut_out - offset : cut_out - offset + n] * fade_out[:n]
+            + previous[old_pos : old_pos + n] * fade_in[:n]
+        )
+        old_pos += n
+    add(previous[old_pos:])
+    out = np.concatenate(chunks).astype(np.float32, copy=False)
     return SplicedAudio(
         audio=out,
         sample_rate=sample_rate,
-        rendered_bars=(start, last),
-        rendered_seconds=len(fresh) / sample_rate,
+        rendered_bars=(max(0, spans[0][0] - 1), spans[-1][1]),
+        rendered_seconds=rendered / sample_rate,
+        spans=tuple((max(0, a - 1), b) for a, b in spans),
+        joins=tuple(joins),
     )
+
+
+JOIN_WINDOW_SECONDS = 0.05
+"""How much unspliced audio either side of a crossfade a join's steps are compared with."""
+
+
+def join_steps(audio: SplicedAudio) -> list[dict[str, float]]:
+    """How each splice sounds at its edges: a click is a sample-to-sample step larger than
+    the music makes around it. For each crossfade (``joins``), ``step`` is the largest
+    step (either channel, full scale 1.0) at its first and last sample, ``around`` the
+    largest step in the ``JOIN_WINDOW_SECONDS`` of audio before and after the crossfade,
+    ``ratio`` their quotient (at most 1: nothing stands out of the music; a click would
+    be many times it), ``piece_ratio`` the step over the 99.9th percentile of the whole
+    mix's steps (as ``cantus bench render`` measures segment joints)."""
+    x = audio.audio
+    fade = round(CROSSFADE_SECONDS * audio.sample_rate)
+    window = round(JOIN_WINDOW_SECONDS * audio.sample_rate)
+    steps = np.abs(np.diff(x, axis=0)).max(axis=1) if len(x) > 1 else np.zeros(0)
+    typical = float(np.percentile(steps, 99.9)) if len(steps) else 0.0
+    found = []
+    for join in audio.joins:
+        # steps[k] is the step from sample k to k + 1: into the crossfade and out of it
+        edges = [k for k in (join - 1, join + fade - 1) if 0 <= k < len(steps)]
+        step = float(max((steps[k] for k in edges), default=0.0))
+        around = np.concatenate(
+            [
+                steps[max(0, join - 1 - window) : max(0, join - 1)],
+                steps[join + fade : join + fade + window],
+            ]
+        )
+        level = float(around.max()) if len(around) else 0.0
+        found.append(
+            {
+                "at_seconds": round(join / audio.sample_rate, 3),
+                "step": round(step, 5),
+                "around": round(level, 5),
+                "ratio": round(step / level, 3) if level > 0 else 0.0,
+                "piece_ratio": round(step / typical, 3) if typical > 0 else 0.0,
+            }
+        )
+    return found
 
 
 def whole_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -> SplicedAudio:

@@ -35,13 +35,21 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cantus.editing.audio import SplicedAudio, splice_bars, wav_to_audio, whole_piece_audio
+from cantus.editing.audio import (
+    SplicedAudio,
+    join_steps,
+    splice_bars,
+    splice_spans,
+    wav_to_audio,
+    whole_piece_audio,
+)
 from cantus.editing.requests import (
     Edit,
     EditError,
     LyricsEdit,
     RegenerateEdit,
     ReharmonizeEdit,
+    SectionSoundEdit,
     SoundEdit,
     validate_edit,
 )
@@ -135,6 +143,8 @@ class OpenedEdit:
     timings: dict[str, float] = field(default_factory=dict)
     infill: dict[str, Any] | None = None
     """How the closing phrase of a regeneration was chosen (piece.json's history)."""
+    sound_spans: list[tuple[int, int]] | None = None
+    """The bars whose sound a section's sound edit changes (``sound_changes``)."""
 
 
 class PieceEditor:
@@ -219,6 +229,8 @@ class PieceEditor:
         if isinstance(edit, SoundEdit):
             spec.palette = edit.palette
             spec.tempo_bpm = edit.tempo_bpm
+        elif isinstance(edit, SectionSoundEdit):
+            _set_section_sound(spec, edit)
         parts = dataclasses.replace(
             old,
             spec=spec,
@@ -248,6 +260,10 @@ class PieceEditor:
             async for event in self._rewrite_lyrics(opened, parts, edit):
                 yield event
             changed = (edit.first, edit.last)
+        elif isinstance(edit, SectionSoundEdit):
+            opened.sound_spans = sound_changes(old, parts)
+            spans = opened.sound_spans or [(edit.first, edit.last)]
+            changed = (spans[0][0], spans[-1][1])
         else:
             changed = (0, parts.bar_count - 1)
         opened.timings["bars"] = round(time.perf_counter() - started, 3)
@@ -414,9 +430,27 @@ class PieceEditor:
         try:
             # A sung piece's vocal stem is rendered by the segment renderer, line by line
             # with lookahead, not per bar: such a piece is rendered whole, as render does.
-            if isinstance(edit, LyricsEdit) and not parts.vocals and opened.previous_audio:
+            unchanged = isinstance(edit, LyricsEdit) or (
+                isinstance(edit, SectionSoundEdit) and not opened.sound_spans
+            )
+            if unchanged and not parts.vocals and opened.previous_audio:
                 previous, rate = wav_to_audio(opened.previous_audio)
                 return SplicedAudio(previous, rate, rendered_bars=None, rendered_seconds=0.0)
+            if (
+                isinstance(edit, SectionSoundEdit)
+                and opened.sound_spans
+                and opened.previous_audio is not None
+                and not parts.vocals
+            ):
+                previous, rate = wav_to_audio(opened.previous_audio)
+                return splice_spans(
+                    previous,
+                    rate,
+                    opened.parts,
+                    parts,
+                    opened.sound_spans,
+                    preset=self._preset(parts),
+                )
             if isinstance(edit, SoundEdit) or opened.previous_audio is None or parts.vocals:
                 return whole_piece_audio(
                     parts, self.options.segment_bars, preset=self._preset(parts)
@@ -440,7 +474,9 @@ class PieceEditor:
         audio: SplicedAudio | None,
     ) -> list[pb.RenderSegment]:
         """The render segments whose bars changed (MIDI and, where rendered, audio), and the
-        next one when the crossfade out of the changed bars spills into it."""
+        next one when the crossfade out of the changed bars spills into it; every segment
+        after them too when they now last longer or shorter (a section's tempo): the
+        later segments' audio is the same, but starts at another time."""
         from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
 
         size = self.options.segment_bars
@@ -448,6 +484,9 @@ class PieceEditor:
         after = changed[1] + 1
         if audio is not None and after % size == 0 and after < parts.bar_count:
             last_segment += 1  # the crossfade into the unchanged bars starts that segment
+        bars = parts.bar_count
+        if abs(parts.seconds_before_bar(bars) - opened.parts.seconds_before_bar(bars)) > 1e-9:
+            last_segment = parts.segment_count(size) - 1
         segments = []
         for index in range(changed[0] // size, last_segment + 1):
             first, count = parts.segment_bars(index, size)
@@ -517,6 +556,12 @@ class PieceEditor:
                 else [b + 1 for b in audio.rendered_bars]
             ),
             "rendered_audio_seconds": None if audio is None else round(audio.rendered_seconds, 3),
+            "joins": None if audio is None or not audio.joins else join_steps(audio),
+            "rendered_spans": (
+                None
+                if audio is None or not audio.spans
+                else [[a + 1, b + 1] for a, b in audio.spans]
+            ),
             "infill": opened.infill,
             "edited_at_unix_s": round(time.time(), 3),
             "seconds": {**opened.timings, "total": round(time.perf_counter() - started, 3)},
@@ -605,6 +650,40 @@ class _RangeHarmonizer:
         self.parts.harmony_by_bar[index] = harmony
         self.index += 1
         return harmony
+
+
+def _set_section_sound(spec: pb.PieceSpec, edit: SectionSoundEdit) -> None:
+    """The edit's palette and tempo on its sections of ``spec``'s plan (the piece's own
+    palette or tempo is stored as none of the section's own)."""
+    for index in edit.sections:
+        section = spec.form.sections[index]
+        if edit.palette is not None:
+            section.palette = "" if edit.palette == spec.palette else edit.palette
+        if edit.tempo_bpm is not None:
+            section.tempo_bpm = 0.0 if edit.tempo_bpm == spec.tempo_bpm else edit.tempo_bpm
+
+
+def sound_changes(old: PieceParts, new: PieceParts) -> list[tuple[int, int]]:
+    """The spans of bars (first, last; 0-based) that sound otherwise in ``new``: another
+    palette, or another tempo on any beat (a ramp into or out of a section included)."""
+    from cantus.harmony.rules import pulse_ticks
+
+    meter = spec_meter(new.spec)
+    pulse = pulse_ticks(meter)
+    changed = []
+    for bar in range(new.bar_count):
+        ticks = range(bar * meter.bar_ticks, (bar + 1) * meter.bar_ticks, pulse)
+        if old.bar_palette(bar) is not new.bar_palette(bar) or any(
+            abs(old.tempo_map.bpm_at(t) - new.tempo_map.bpm_at(t)) > 1e-9 for t in ticks
+        ):
+            changed.append(bar)
+    spans: list[tuple[int, int]] = []
+    for bar in changed:
+        if spans and spans[-1][1] == bar - 1:
+            spans[-1] = (spans[-1][0], bar)
+        else:
+            spans.append((bar, bar))
+    return spans
 
 
 def _is_cjk(text: str) -> bool:

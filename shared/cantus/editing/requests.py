@@ -77,14 +77,39 @@ class LyricsEdit:
         return f"lyrics of section {self.section + 1} ({bars}) rewritten"
 
 
-Edit = RegenerateEdit | ReharmonizeEdit | SoundEdit | LyricsEdit
+@dataclass(frozen=True)
+class SectionSoundEdit:
+    """The sections labelled ``section`` (0-based indices ``sections`` of the form plan;
+    bars ``first`` .. ``last`` from the first one's start to the last one's end) in
+    ``palette`` and/or at ``tempo_bpm`` (None: unchanged)."""
+
+    section: str
+    sections: tuple[int, ...]
+    first: int
+    last: int
+    palette: str | None
+    tempo_bpm: float | None
+    kind = "change_sound"
+
+    def describe(self) -> str:
+        changes = []
+        if self.palette is not None:
+            changes.append(f"palette {self.palette}")
+        if self.tempo_bpm is not None:
+            changes.append(f"{self.tempo_bpm:g} bpm")
+        return f"section {self.section}: {', '.join(changes)}"
+
+
+Edit = RegenerateEdit | ReharmonizeEdit | SoundEdit | SectionSoundEdit | LyricsEdit
 
 
 def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.PieceRecord) -> Edit:
     """The edit ``request`` asks of a piece with this ``spec`` and stored parts."""
     which = request.WhichOneof("edit")
     if which is None:
-        raise EditError("edit", "say what to change: regenerate, reharmonize or change_sound")
+        raise EditError(
+            "edit", "say what to change: regenerate, reharmonize, change_sound or rewrite_lyrics"
+        )
     if which == "regenerate":
         if not request.regenerate.HasField("bars"):
             raise EditError("regenerate.bars", "give the bars to compose anew")
@@ -141,7 +166,48 @@ def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.Piece
         )
     if not sound.palette and not sound.HasField("tempo_bpm"):
         raise EditError("change_sound", "give a palette, a tempo_bpm or both")
+    if sound.section:
+        return _section_sound(sound, spec)
     return SoundEdit(palette, tempo)
+
+
+def _section_sound(sound: api.ChangeSound, spec: pb.PieceSpec) -> SectionSoundEdit:
+    """The sections of the plan labelled ``sound.section``."""
+    from cantus.events.conversions import spec_form
+
+    plan = spec_form(spec)
+    if plan is None or plan.total_bars != spec.bars:
+        raise EditError(
+            "change_sound.section",
+            "the piece has no form plan, so no sections: change the whole piece's sound",
+        )
+    labels = [section.label for section in spec.form.sections]
+    wanted = sound.section.strip()
+    indices = tuple(i for i, label in enumerate(labels) if label == wanted)
+    if not indices:  # "b" for "B", "Chorus" for "chorus"
+        indices = tuple(i for i, label in enumerate(labels) if label.lower() == wanted.lower())
+    if not indices and wanted.isdigit() and 1 <= int(wanted) <= len(labels):
+        indices = (int(wanted) - 1,)  # a section by its number, as rewrite_lyrics names it
+    if not indices:
+        known = ", ".join(dict.fromkeys(labels))
+        raise EditError(
+            "change_sound.section", f"no section is labelled {sound.section!r} (sections: {known})"
+        )
+    if sound.HasField("tempo_bpm") and spec.tempo_end_bpm:
+        raise EditError(
+            "change_sound.tempo_bpm",
+            "the piece's tempo ramps to tempo_end_bpm (a session piece): a section's tempo "
+            "can only be set in a piece at one tempo; change the whole piece's tempo",
+        )
+    sections = [spec.form.sections[i] for i in indices]
+    return SectionSoundEdit(
+        section=labels[indices[0]],
+        sections=indices,
+        first=sections[0].first_bar,
+        last=sections[-1].first_bar + sections[-1].bar_count - 1,
+        palette=sound.palette or None,
+        tempo_bpm=sound.tempo_bpm if sound.HasField("tempo_bpm") else None,
+    )
 
 
 def _bars(field: str, bars: api.BarRange, total: int) -> tuple[int, int]:

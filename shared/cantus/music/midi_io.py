@@ -589,6 +589,16 @@ def _write(
                 mido.Message("program_change", channel=part.channel, program=part.program),
             ),
         ]
+        for tick, program in part.program_changes:
+            if not 0 <= program <= 127:
+                raise MidiError(f"track {part.name!r}: program must be 0..127, got {program}")
+            events.append(
+                (
+                    tick,
+                    _ORDER_SETUP,
+                    mido.Message("program_change", channel=part.channel, program=program),
+                )
+            )
         for note in part.notes:
             events.append(
                 (

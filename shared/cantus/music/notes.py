@@ -214,10 +214,22 @@ class Track:
     """One part of a finished piece, ready for a MIDI track: name (``melody``, ``chords``,
     ``bass``, ``drums``), General MIDI program 0..127, channel 0..15 (9 is drums), notes
     with onsets from the start of the piece (polyphony allowed), and optional lyrics as
-    (tick, syllable) pairs."""
+    (tick, syllable) pairs. ``program`` sounds from the start; ``program_changes`` are
+    (tick, program) pairs, ticks increasing, from which the part plays another program (a
+    section in another palette)."""
 
     name: str
     program: int
     channel: int
     notes: Sequence[Note]
     lyrics: Sequence[tuple[int, str]] = field(default_factory=tuple)
+    program_changes: Sequence[tuple[int, int]] = field(default_factory=tuple)
+
+    def program_at(self, tick: int) -> int:
+        """The program sounding at ``tick``."""
+        program = self.program
+        for change_tick, changed in self.program_changes:
+            if change_tick > tick:
+                break
+            program = changed
+        return program

@@ -57,8 +57,13 @@ from cantus.render.arrangement import (
     arrange_tracks,
     segment_level_db,
 )
-from cantus.render.palettes import Palette, spec_palette
-from cantus.render.tempo import TempoMap, ending_tempo_map, midi_tempo_changes
+from cantus.render.palettes import Palette, get_palette, spec_palette
+from cantus.render.tempo import (
+    TempoMap,
+    ending_tempo_map,
+    midi_tempo_changes,
+    section_tempo_map,
+)
 from cantus.v1 import events_pb2 as pb
 
 if TYPE_CHECKING:
@@ -203,12 +208,26 @@ class PieceParts:
         form = piece_form(self)
         if form is None and not self.spec.tempo_end_bpm:
             return TempoMap.constant(self.spec.tempo_bpm)
-        return ending_tempo_map(
+        base = ending_tempo_map(
             self.spec.tempo_bpm,
             spec_meter(self.spec),
             self.bar_count,
             tempo_end_bpm=self.spec.tempo_end_bpm,
             ritardando=form is not None and not self.spec.no_ritardando,
+        )
+        if form is None:
+            return base
+        # sections an edit set to their own tempo (issue #18), ramped in and out by beats
+        return section_tempo_map(
+            base,
+            self.spec.tempo_bpm,
+            spec_meter(self.spec),
+            self.bar_count,
+            [
+                (s.first_bar, s.bar_count, s.tempo_bpm)
+                for s in self.spec.form.sections
+                if s.tempo_bpm > 0
+            ],
         )
 
     def seconds_before_bar(self, index: int) -> float:
@@ -334,21 +353,63 @@ class PieceParts:
         """The spec's palette (its style and mood's default for a spec without one)."""
         return spec_palette(spec_style(self.spec), self.spec.mood, self.spec.palette)
 
+    def bar_palette(self, index: int) -> Palette:
+        """The palette bar ``index`` plays in: its section's own (an edit gave the section
+        one, issue #18), else the piece's."""
+        if any(s.palette for s in self.spec.form.sections) and piece_form(self) is not None:
+            for section in self.spec.form.sections:
+                if section.palette and section.first_bar <= index < (
+                    section.first_bar + section.bar_count
+                ):
+                    return get_palette(section.palette)
+        return self.palette
+
     def tracks(self, first: int, count: int) -> list[Track]:
         """The arranged parts of bars ``first`` .. ``first + count - 1`` (section by section
-        with a form plan), onsets from the start of bar ``first``."""
-        bars = [self.arranged_bar(i) for i in range(first, first + count)]
-        return arrange_tracks(
-            bars,
-            style=spec_style(self.spec),
-            energy=spec_energy(self.spec),
-            first_index=first,
-            total_bars=self.bar_count,
-            humanise=Humanise(self.spec.seed) if self.humanise else None,
-            tempo_bpm=self.spec.tempo_bpm,
-            form=piece_form(self),
-            palette=self.palette,
-        )
+        with a form plan), onsets from the start of bar ``first``. Bars in a section with
+        its own palette are arranged in it, and each part switches program on their first
+        downbeat (``Track.program_changes``) and back after them."""
+        runs: list[tuple[int, int, Palette]] = []  # first bar, count, palette
+        for index in range(first, first + count):
+            palette = self.bar_palette(index)
+            if runs and runs[-1][2] is palette:
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1, palette)
+            else:
+                runs.append((index, 1, palette))
+        arranged = [
+            arrange_tracks(
+                [self.arranged_bar(i) for i in range(start, start + run)],
+                style=spec_style(self.spec),
+                energy=spec_energy(self.spec),
+                first_index=start,
+                total_bars=self.bar_count,
+                humanise=Humanise(self.spec.seed) if self.humanise else None,
+                tempo_bpm=self.spec.tempo_bpm,
+                form=piece_form(self),
+                palette=palette,
+            )
+            for start, run, palette in runs
+        ]
+        if len(arranged) <= 1:
+            return arranged[0] if arranged else []
+        merged = []
+        for position, track in enumerate(arranged[0]):
+            notes, lyrics, changes = list(track.notes), list(track.lyrics), []
+            program = track.program
+            for (start, _, _), tracks in zip(runs[1:], arranged[1:], strict=True):
+                other = tracks[position]
+                shift = (start - first) * self.bar_ticks
+                notes += [
+                    Note(n.onset + shift, n.pitch, n.duration, n.velocity) for n in other.notes
+                ]
+                lyrics += [(tick + shift, text) for tick, text in other.lyrics]
+                if other.program != program:
+                    changes.append((shift, other.program))
+                    program = other.program
+            merged.append(
+                Track(track.name, track.program, track.channel, sorted(notes), lyrics, changes)
+            )
+        return merged
 
     def piece_tracks(self, first: int, count: int) -> list[Track]:
         """Like ``tracks``, with onsets from the start of the piece (what the synth wants)."""
@@ -360,6 +421,7 @@ class PieceParts:
                 track.channel,
                 [Note(n.onset + shift, n.pitch, n.duration, n.velocity) for n in track.notes],
                 [(tick + shift, syllable) for tick, syllable in track.lyrics],
+                [(tick + shift, program) for tick, program in track.program_changes],
             )
             for track in self.tracks(first, count)
         ]

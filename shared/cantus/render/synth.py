@@ -128,10 +128,15 @@ def _block_at_or_after(sample: int) -> int:
     return -(-sample // BLOCK_SAMPLES) * BLOCK_SAMPLES
 
 
+_NOTE_OFF, _PROGRAM, _NOTE_ON = 0, 1, 2
+
+
 @dataclass(order=True)
 class _Event:
-    """A note event at a block boundary; note-offs (kind 0) sort before note-ons (kind 1)
-    of the same block so a repeated pitch is released before it is struck again."""
+    """A note event at a block boundary; note-offs sort before program changes and those
+    before note-ons of the same block, so a repeated pitch is released before it is struck
+    again, and a note on a section's downbeat sounds in that section's program (the pitch
+    field holds the program)."""
 
     sample: int
     kind: int
@@ -233,6 +238,10 @@ class SegmentRenderer:
             )
         for track in tracks_so_far:
             part = self._part_for(track)
+            for change_tick, program in track.program_changes:
+                if self._scheduled_until_tick < change_tick < tick:
+                    sample = _block_at_or_after(self._sample_at(change_tick))
+                    self._push(max(sample, self._synth_samples), _PROGRAM, part, program)
             for note in track.notes:
                 if self._scheduled_until_tick <= note.onset < tick:
                     self._schedule_note(part, note.onset, note.end, note.pitch, note.velocity)
@@ -278,9 +287,10 @@ class SegmentRenderer:
         drum tracks on a free channel switched to percussion), other parts on 0..15."""
         part = self._parts.get(track.name)
         is_drums = track.channel == DRUM_CHANNEL
+        program = track.program_at(self._scheduled_until_tick)
         if part is not None:
-            if part.program != track.program:
-                part.program = track.program
+            if part.program != program:
+                part.program = program
                 self._select_program(part)
             return part
         used = {p.channel for p in self._parts.values()}
@@ -291,7 +301,7 @@ class SegmentRenderer:
             if not free:
                 raise ValueError(f"more than {_MAX_CHANNELS} tracks cannot be rendered")
             channel = free[0]
-        part = _Part(track.name, channel, track.program, is_drums)
+        part = _Part(track.name, channel, program, is_drums)
         if is_drums and channel != DRUM_CHANNEL:
             self._set_channel_type(self._synth.synth, channel, _CHANNEL_TYPE_DRUM)
         self._select_program(part)
@@ -320,14 +330,21 @@ class SegmentRenderer:
         on = _block_at_or_after(self._sample_at(onset))
         off = _block_at_or_after(self._sample_at(end))
         on = max(on, self._synth_samples)  # never in the past (only by rounding)
-        self._push(on, 1, part, pitch, velocity)
-        self._push(max(off, on + BLOCK_SAMPLES), 0, part, pitch)  # off after its own on
+        self._push(on, _NOTE_ON, part, pitch, velocity)
+        self._push(max(off, on + BLOCK_SAMPLES), _NOTE_OFF, part, pitch)  # off after its on
 
     def _apply_events_up_to(self, sample: int) -> None:
         while self._events and self._events[0].sample <= sample:
             event = heapq.heappop(self._events)
             key = (event.channel, event.pitch)
-            if event.kind == 1:
+            if event.kind == _PROGRAM:
+                # voices already sounding ring on in the program they started with
+                for part in self._parts.values():
+                    if part.channel == event.channel:
+                        part.program = event.pitch
+                        self._select_program(part)
+                continue
+            if event.kind == _NOTE_ON:
                 self._sounding[key] = self._sounding.get(key, 0) + 1
                 self._synth.noteon(event.channel, event.pitch, event.velocity)
             else:

@@ -138,6 +138,50 @@ def ramp_tempos(start_bpm: float, end_bpm: float, beats: int) -> list[float]:
     ]
 
 
+def section_tempo_map(
+    base: TempoMap,
+    tempo_bpm: float,
+    meter: Meter,
+    bars: int,
+    section_tempos: Sequence[tuple[int, int, float]],
+) -> TempoMap:
+    """``base`` (the piece's map at ``tempo_bpm``) with sections at their own tempo (an edit,
+    issue #18): ``section_tempos`` holds (first bar, bar count, quarter-note bpm).
+
+    Each bar has a target, the section's tempo as a factor of the piece's (1 outside such
+    sections); where the target changes between a bar and the next, that bar's beats
+    (``pulse_ticks``) move from its target to the next one in equal steps, reaching it on
+    the next downbeat, as a session piece's ``tempo_end_bpm`` ramp does: the bar before a
+    slower section slows into it, its last bar speeds back up, and every change is on a
+    beat. The base map's own changes (a closing ritardando) are scaled by the factor, so a
+    last section keeps its ritardando. Bars after the sections keep the base tempo: their
+    audio is the same, only later or earlier."""
+    factors = [1.0] * bars
+    for first, count, bpm in section_tempos:
+        for bar in range(max(0, first), min(bars, first + count)):
+            factors[bar] = bpm / tempo_bpm
+    if all(factor == 1.0 for factor in factors):
+        return base
+    pulse = pulse_ticks(meter)
+    beats = list(range(0, meter.bar_ticks, pulse))
+    ticks = sorted(
+        {tick for tick, _ in base.changes}
+        | {bar * meter.bar_ticks + beat for bar in range(bars) for beat in beats}
+    )
+    changes: list[tuple[int, float]] = []
+    for tick in ticks:
+        bar = min(tick // meter.bar_ticks, bars - 1)
+        factor = factors[bar]
+        following = factors[bar + 1] if bar + 1 < bars else factor
+        if following != factor:
+            position = (tick - bar * meter.bar_ticks) / meter.bar_ticks
+            factor += (following - factor) * position
+        bpm = round(base.bpm_at(tick) * factor, 3)
+        if not changes or abs(changes[-1][1] - bpm) > 1e-9:
+            changes.append((tick, bpm))
+    return TempoMap(tuple(changes))
+
+
 def largest_step_bpm(tempo_map: TempoMap) -> float:
     """The largest tempo change between two successive changes of the map, BPM."""
     tempos = [bpm for _, bpm in tempo_map.changes]
