@@ -382,7 +382,9 @@ def test_one_sections_tempo_renders_it_and_moves_the_bars_after_it(tmp_path):
     segment = events[3].render_segment
     assert segment.start_seconds == pytest.approx(new.seconds_before_bar(12))
 
-    entry = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])["edit_history"][0]
+    summary = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])
+    assert [s.get("tempo_bpm") for s in summary["form"]["sections"]] == [None, None, 90, None]
+    entry = summary["edit_history"][0]
     assert entry["description"] == "section B: 90 bpm"
     assert entry["bars"] == [8, 12] and entry["rendered_spans"] == [[7, 12]]
     before, after = mix(store, 1), mix(store, 2)

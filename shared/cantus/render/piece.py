@@ -936,14 +936,18 @@ def _summary_json(
 def _form_summary(parts: PieceParts) -> dict | None:
     """piece.json's ``form``: the plan's name, home key and sections (label, first bar and
     bars, key and key area, energy, treatment, cadence, the source section a repeat or
-    variation reuses by index and label, and where the section starts in seconds); None
-    without a plan."""
+    variation reuses by index and label, where the section starts in seconds, and the
+    palette and tempo an edit gave it, if any); None without a plan."""
     plan = piece_form(parts)
     if plan is None:
         return None
     summary = plan.to_dict()
     labels = plan.labels()
-    for section in summary["sections"]:
+    for section, stated in zip(summary["sections"], parts.spec.form.sections, strict=True):
         section["source_label"] = None if section["source"] is None else labels[section["source"]]
         section["start_seconds"] = round(parts.seconds_before_bar(section["first_bar"]), 3)
+        if stated.palette:
+            section["palette"] = stated.palette
+        if stated.tempo_bpm:
+            section["tempo_bpm"] = stated.tempo_bpm
     return summary
