@@ -64,13 +64,14 @@ def free_ports(count: int) -> list[int]:
 def private_stack_environment(state_dir: Path) -> dict[str, str]:
     """Settings (as environment variables, which every process of the stack reads) for a
     stack of its own: ``state_dir`` and free loopback ports, 2 partitions, 4-bar segments."""
-    broker, http, grpc_port, metrics, gateway, gateway_metrics, gateway_http, *web = free_ports(
-        7 + len(STREAM_SERVICES)
+    broker, s3store, http, grpc_port, metrics, gateway, gateway_metrics, gateway_http, *web = (
+        free_ports(8 + len(STREAM_SERVICES))
     )
     return {
         "CANTUS_STATE_DIR": str(state_dir),
         "CANTUS_DATA_DIR": str(state_dir / "pieces"),
         "CANTUS_BROKER": f"127.0.0.1:{broker}",
+        "CANTUS_BROKER_S3_PORT": str(s3store),
         "CANTUS_TRITON_GRPC": f"127.0.0.1:{grpc_port}",
         "CANTUS_TRITON_HTTP_PORT": str(http),
         "CANTUS_TRITON_METRICS_PORT": str(metrics),

@@ -101,3 +101,33 @@ def test_the_report_says_what_was_counted():
     assert "`cantus bench chaos --trials 2`" in text
     assert "| completed | 2 of 2 (100 %) |" in text
     assert "median 4.0" in text
+
+
+def test_a_piece_that_never_answers_is_counted_silent_not_failed():
+    report = ChaosReport(bars=8, seed=0, planned=3, wall_s=600)
+    report.trials = [
+        Trial(0, "broker", "piece", completed=True, topics_recreated=[]),
+        Trial(1, "broker", "piece", error="stream: melody failed: broker gone (INTERNAL)"),
+        Trial(
+            2, "broker", "piece", error="stream: Deadline Exceeded (StatusCode.DEADLINE_EXCEEDED)"
+        ),
+        Trial(3, "broker", "piece", completed=True, topics_recreated=["cantus.melody.bar"]),
+    ]
+    assert [t.outcome for t in report.trials] == [
+        "completed",
+        "failed with an event",
+        "silent",
+        "completed",
+    ]
+    text = format_report(report, command="cantus bench chaos --victims broker")
+    assert "| not completed: failed with a clear event / silent (client deadline) | 1 / 1 |" in text
+    assert "| topics lost by a broker restart | 1 |" in text
+    assert "| broker | 4 | 2 |" in text
+
+
+def test_a_broker_campaign_runs_on_persistent_storage(tmp_path):
+    from cantus.bench.chaos import campaign_environment
+
+    assert campaign_environment(tmp_path)["CANTUS_BROKER_STORAGE"] == "memory"
+    persistent = campaign_environment(tmp_path, broker_storage="local-s3")
+    assert persistent["CANTUS_BROKER_STORAGE"] == "local-s3"

@@ -46,9 +46,12 @@ from cantus.stack import STREAM_SERVICES, private_stack_environment
 
 VICTIMS = ("melody", "harmony", "lyric", "render", "station", "gateway")
 """The default campaign's victims: what `cantus up`'s supervisor restarts."""
-EXTRA_VICTIMS = ("triton",)
-"""Victims only when asked for (``--victims``): Triton is restarted by the bench itself (the
-supervisor does not restart it), as an operator or Kubernetes would, once it is gone."""
+EXTRA_VICTIMS = ("triton", "broker")
+"""Victims only when asked for (``--victims``): Triton and the broker are restarted by the bench
+itself (the supervisor does not restart them), as an operator or Kubernetes would, once they are
+gone. With the broker among the victims, the stack's broker runs on the ``local-s3`` storage
+(``cantus up --broker-storage local-s3``): on ``memory://`` a restart loses every topic."""
+RESTARTED_BY_THE_BENCH = EXTRA_VICTIMS
 
 STATION_CONFIG = """
 styles: {folk: 1}
@@ -59,10 +62,14 @@ buffer_pieces: 1
 """
 
 
-def campaign_environment(state_dir: Path) -> dict[str, str]:
+def campaign_environment(state_dir: Path, *, broker_storage: str = "memory") -> dict[str, str]:
     """``private_stack_environment`` with a long start-up timeout: a campaign runs on a
     machine busy with other work, where starting may take long."""
-    return {**private_stack_environment(state_dir), "CANTUS_STARTUP_TIMEOUT_S": "600"}
+    return {
+        **private_stack_environment(state_dir),
+        "CANTUS_STARTUP_TIMEOUT_S": "600",
+        "CANTUS_BROKER_STORAGE": broker_storage,
+    }
 
 
 # --- what a piece's output must look like ----------------------------------------------------
@@ -159,7 +166,16 @@ class Trial:
     station_pieces_after: int = 0
     station_underruns: int = 0
     station_program_kept: bool = True
+    topics_recreated: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def outcome(self) -> str:
+        """completed; failed with a clear event (the server's ``failed`` event or status);
+        or silent: the client heard nothing before its deadline."""
+        if self.completed:
+            return "completed"
+        return "silent" if "DEADLINE_EXCEEDED" in self.error else "failed with an event"
 
 
 def _kill(stack, victim: str) -> float:
@@ -221,13 +237,18 @@ def piece_trial(
     def kill_and_watch() -> None:
         trial.killed = True  # before the kill: the client may hear of it at once
         killed_at.append(_kill(stack, trial.victim))
-        if trial.victim == "triton":
+        if trial.victim in RESTARTED_BY_THE_BENCH:
             try:
                 time.sleep(1.0)
-                stack.start_triton()  # blocks until Triton says it is ready
+                if trial.victim == "triton":
+                    stack.start_triton()  # blocks until Triton says it is ready
+                else:
+                    stack.start_broker()  # blocks until it listens
+                    # idempotent: names only topics the restart lost
+                    trial.topics_recreated = stack.create_topics()
                 recovery["s"], recovery["exit"] = time.time() - killed_at[0], "killed by bench"
             except Exception as error:
-                recovery["error"] = f"triton did not come back: {error}"
+                recovery["error"] = f"{trial.victim} did not come back: {error}"
             return
         try:
             recovery["s"], recovery["exit"] = _await_recovery(
@@ -410,7 +431,8 @@ def run_chaos_bench(
     with tempfile.TemporaryDirectory(prefix="cantus-chaos-") as tmp:
         state_dir = Path(tmp)
         saved = dict(os.environ)
-        os.environ.update(campaign_environment(state_dir))
+        storage = "local-s3" if "broker" in victims else "memory"
+        os.environ.update(campaign_environment(state_dir, broker_storage=storage))
         stack = Stack(Settings(), owner=os.getpid())  # a campaign killed -9 is reaped later
         try:
             log("starting a private stack with its supervisor…")
@@ -452,11 +474,13 @@ def run_chaos_bench(
 
 
 def _settle(stack, victim: str, timeout_s: float = 120.0) -> None:
-    """Wait until the victim serves again, so one trial's restart never spills into the next."""
-    if victim not in VICTIMS:
-        return  # Triton: the trial waited for it to be ready
+    """Wait until the victim serves again, so one trial's restart never spills into the next
+    (after a broker restart: every service and the gateway, which reconnect to it)."""
+    if victim == "triton":
+        return  # the trial waited for it to be ready
+    names = [*STREAM_SERVICES, "gateway"] if victim == "broker" else [victim]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and not stack.healthy(victim):
+    while time.monotonic() < deadline and not all(stack.healthy(name) for name in names):
         time.sleep(0.5)
 
 
@@ -479,6 +503,8 @@ def _trial_line(trial: Trial) -> str:
         line += f"; its next output {trial.victim_back_s:.1f} s after the kill"
     if trial.stream_cut:
         line += "; stream cut, piece fetched by GetPiece"
+    if trial.topics_recreated:
+        line += f"; topics lost by the restart: {', '.join(trial.topics_recreated)}"
     if trial.kind == "station":
         line += (
             f"; {trial.station_pieces_after} pieces streamed after the kill, "
@@ -528,6 +554,10 @@ def format_report(report: ChaosReport, *, command: str) -> str:
         "|---|---|",
         f"| trials | {len(trials)} ({len(pieces)} piece, {len(stations)} station) |",
         f"| completed | {done} of {len(trials)} ({100 * done / max(len(trials), 1):.0f} %) |",
+        "| not completed: failed with a clear event / silent (client deadline) | "
+        f"{sum(t.outcome == 'failed with an event' for t in trials)} / "
+        f"{sum(t.outcome == 'silent' for t in trials)} |",
+        f"| topics lost by a broker restart | {sum(len(t.topics_recreated) for t in trials)} |",
         f"| duplicated bars / segments / lines (client, piece.json, piece.mid) | {duplicates} |",
         f"| missing bars / segments / lines (client, piece.json, piece.mid) | {gaps} |",
         f"| client streams cut by a gateway kill (piece then fetched by GetPiece) | "

@@ -509,7 +509,10 @@ def bench_chaos(
     seed: Annotated[int, typer.Option(help="Seed of the victims, kill points and pieces")] = 0,
     victims: Annotated[
         str,
-        typer.Option(help="Comma-separated components to choose victims from (also: triton)"),
+        typer.Option(
+            help="Comma-separated components to choose victims from (also: triton, broker; "
+            "with broker, the stack's broker runs on --broker-storage local-s3)"
+        ),
     ] = "melody,harmony,lyric,render,station,gateway",
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
