@@ -431,7 +431,11 @@ def run_chaos_bench(
     with tempfile.TemporaryDirectory(prefix="cantus-chaos-") as tmp:
         state_dir = Path(tmp)
         saved = dict(os.environ)
+        # CANTUS_BROKER_STORAGE=memory: the same trials on the storage that loses every topic
+        # (a private stack never uses an operator's s3:// bucket)
         storage = "local-s3" if "broker" in victims else "memory"
+        if os.environ.get("CANTUS_BROKER_STORAGE") in ("memory", "local-s3"):
+            storage = os.environ["CANTUS_BROKER_STORAGE"]
         os.environ.update(campaign_environment(state_dir, broker_storage=storage))
         stack = Stack(Settings(), owner=os.getpid())  # a campaign killed -9 is reaped later
         try:
