@@ -36,6 +36,7 @@ from cantus.stations.config import (
     parse_station_config,
 )
 from cantus.stations.feeds import SegmentEntry
+from cantus.stations.outcomes import StationOutcomes
 from cantus.stations.plans import PlanError, State, plan_session
 from cantus.stations.records import decode_station_record, encode_station_record
 from cantus.stations.sessions import (
@@ -51,9 +52,6 @@ from cantus.v1 import station_pb2_grpc as st_grpc
 log = logging.getLogger("cantus.gateway.stations")
 
 WAIT_FOR_STATION_S = 15.0
-OUTCOME_RECORDS_KEPT = 50_000
-"""Outcome records kept per station in memory (a 45-minute session with a reading every
-second has about 3,000); the topic keeps them all."""
 
 
 @dataclass
@@ -67,8 +65,8 @@ class StationStream:
     """Audio in ``segments``, seconds."""
     newest_ms: int = 0
     """The latest of ``published_ms``."""
-    outcomes: list[st.OutcomeRecord] = field(default_factory=list)
-    """The session's outcome log, in the order the records were written."""
+    outcomes: StationOutcomes = field(default_factory=StationOutcomes)
+    """The station's sessions' outcome logs, per session id, bounded."""
     discontinuity_sequence: int = 0
     """Discontinuity tags that left the playlist's head (HLS ``EXT-X-DISCONTINUITY-SEQUENCE``,
     by which players line up discontinuities across reloads). A segment's tag goes when it
@@ -182,8 +180,7 @@ class StationDirectory:
             return
         if kind == "station_outcome":
             stream = self.stream(message.station)
-            stream.outcomes.append(message)
-            del stream.outcomes[:-OUTCOME_RECORDS_KEPT]
+            stream.outcomes.add(message)
         elif kind == "station_state":
             stream = self.stream(message.name)
             stream.status = message

@@ -9,7 +9,8 @@ GET  /stations/{name}/playlist.m3u      delivered pieces, extended M3U
 GET  /stations/{name}/playlist.json     program, now playing, plan, steering
 POST /stations/{name}/feedback          {"piece_id": …, "kind": "like"|"skip"}
 GET  /stations/{name}/session.json      a listening session's outcome log (plan, signals,
-GET  /stations/{name}/session.csv       pieces played, adjustments; cantus.stations.outcomes)
+GET  /stations/{name}/session.csv       pieces played, adjustments; cantus.stations.outcomes):
+                                        the latest session, or ?session=ID (kept per id)
 GET  /pieces/{piece_id}/events          a piece's events as they happen (SSE, JSON)
 GET  /pieces/{piece_id}/{file}          a finished piece's file (piece.mp3, piece.json, …)
 GET  /compose/events?key=…&bars=…       compose a piece; its events as they happen (SSE);
@@ -229,9 +230,16 @@ class GatewayWeb:
     async def feed(self, request: web.Request) -> web.Response:
         return web.Response(text=json_feed(self._status(request)), content_type="application/json")
 
+    def _session_records(self, request: web.Request, name: str) -> list:
+        wanted = request.query.get("session", "")
+        log = self.directory.stations[name].outcomes.session(wanted)
+        if log is None and wanted:
+            raise web.HTTPNotFound(text=f"session: no session {wanted[:80]!r} kept for {name}\n")
+        return [] if log is None else log.records
+
     async def session_json(self, request: web.Request) -> web.Response:
         status = self._status(request)
-        records = self.directory.stations[status.name].outcomes
+        records = self._session_records(request, status.name)
         return web.json_response(
             session_log_json(status.name, records),
             headers={"Content-Disposition": f'inline; filename="{status.name}-session.json"'},
@@ -239,7 +247,7 @@ class GatewayWeb:
 
     async def session_csv(self, request: web.Request) -> web.Response:
         status = self._status(request)
-        records = self.directory.stations[status.name].outcomes
+        records = self._session_records(request, status.name)
         return web.Response(
             text=session_log_csv(records),
             content_type="text/csv",

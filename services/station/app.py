@@ -330,6 +330,7 @@ class StationWorker:
             return
         position = self.status.stream_seconds - self.status.ahead_seconds
         record = outcome(self.name, position if self.status.stream_started_unix_ns else -1, **what)
+        record.session_id = self.status.session.session_id
         await self.service.publish_station("station_outcome", record, self.name)
 
     # --- feeding the stream -----------------------------------------------------------------

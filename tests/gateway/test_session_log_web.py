@@ -48,6 +48,18 @@ def test_session_log_downloads():
             lines = (await csv_response.text()).splitlines()
             assert lines[0].startswith("at_utc,") and len(lines) == 3
             assert (await client.get("/stations/nobody/session.csv")).status == 404
+            # a second session on the same name: served by default; the first by its id
+            second = outcome("walk-1", 0.0, adjustment=st.Adjustment(tempo_bpm=99))
+            second.session_id = "second"
+            _, value, headers = encode_station_record("station_outcome", second, "walk-1",
+                                                      source="test")  # fmt: skip
+            directory.on_record(settings.topics.station_outcome, value, headers, 0)
+            log = json.loads(await (await client.get("/stations/walk-1/session.json")).text())
+            assert log["session_id"] == "second" and log["adjustments"][0]["tempo_bpm"] == 99
+            first = await client.get("/stations/walk-1/session.json", params={"session": ""})
+            assert json.loads(await first.text())["session_id"] == "second"
+            missing = await client.get("/stations/walk-1/session.csv", params={"session": "x"})
+            assert missing.status == 404 and "session:" in await missing.text()
 
     asyncio.run(main())
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from google.protobuf.json_format import MessageToDict
@@ -55,14 +57,74 @@ def outcome(station: str, stream_seconds: float, **what) -> st.OutcomeRecord:
     )
 
 
+RECORDS_PER_SESSION = 50_000
+"""Outcome records kept per session (a 45-minute session with a reading every second has
+about 3,000); beyond it the oldest signals go first, never the session's start."""
+SESSIONS_PER_STATION = 8
+"""Sessions kept per station name (a name reused day after day keeps its last ones)."""
+SESSION_RETENTION_S = 7 * 24 * 3600.0
+"""A session whose last record is this much older than the station's newest is dropped."""
+
+
+@dataclass
+class SessionLog:
+    session_id: str
+    records: list[st.OutcomeRecord] = field(default_factory=list)
+    last_unix_ns: int = 0
+
+
+@dataclass
+class StationOutcomes:
+    """A station's outcome logs, per session id, bounded: at most ``sessions`` sessions (the
+    most recently written), each of at most ``records_per_session`` records, none whose last
+    record is ``retention_s`` older than the newest. The topic keeps everything; this is
+    what a gateway holds in memory and serves."""
+
+    sessions: int = SESSIONS_PER_STATION
+    records_per_session: int = RECORDS_PER_SESSION
+    retention_s: float = SESSION_RETENTION_S
+    logs: OrderedDict[str, SessionLog] = field(default_factory=OrderedDict)
+    """session id → its log, least recently written first."""
+
+    def add(self, record: st.OutcomeRecord) -> None:
+        log = self.logs.get(record.session_id)
+        if log is None:
+            log = self.logs[record.session_id] = SessionLog(record.session_id)
+        self.logs.move_to_end(record.session_id)
+        log.records.append(record)
+        log.last_unix_ns = max(log.last_unix_ns, record.at_unix_ns)
+        if len(log.records) > self.records_per_session:
+            # keep the start record (the plan and config): drop the oldest after it
+            first = 1 if log.records[0].WhichOneof("what") == "started" else 0
+            del log.records[first : first + len(log.records) - self.records_per_session]
+        newest = max(entry.last_unix_ns for entry in self.logs.values())
+        while len(self.logs) > 1:
+            oldest = next(iter(self.logs.values()))
+            expired = newest - oldest.last_unix_ns > self.retention_s * 1e9
+            if len(self.logs) <= self.sessions and not expired:
+                break
+            del self.logs[oldest.session_id]
+
+    def session(self, session_id: str = "") -> SessionLog | None:
+        """A session's log; the latest written when ``session_id`` is empty."""
+        if not session_id:
+            return next(reversed(self.logs.values()), None)
+        return self.logs.get(session_id)
+
+    def __len__(self) -> int:
+        return sum(len(log.records) for log in self.logs.values())
+
+
 def _utc(unix_ns: int) -> str:
     return datetime.fromtimestamp(unix_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def session_log_json(station: str, records: Iterable[st.OutcomeRecord]) -> dict:
     """The log as one document: the plan and config, then lists per kind of record."""
-    log: dict = {"station": station, "started": None, "signals": [], "played": [],
-                 "adjustments": [], "ended": None}  # fmt: skip
+    records = list(records)
+    session_id = records[0].session_id if records else ""
+    log: dict = {"station": station, "session_id": session_id, "started": None,
+                 "signals": [], "played": [], "adjustments": [], "ended": None}  # fmt: skip
     for record in records:
         kind = record.WhichOneof("what")
         at = {"at_utc": _utc(record.at_unix_ns), "stream_seconds": round(record.stream_seconds, 2)}

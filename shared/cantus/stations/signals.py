@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from enum import StrEnum
 
 from cantus.stations.sessions import RateSignal, SessionConfig
@@ -87,6 +88,7 @@ def new_session_state(config_yaml: str, config: SessionConfig) -> st.SessionStat
         start=config.start_state.to_pb(),
         target=config.target_state.to_pb(),
         intensity=0.5,
+        session_id=uuid.uuid4().hex,
     )
 
 
