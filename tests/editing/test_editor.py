@@ -254,11 +254,58 @@ def test_bad_edits_name_the_field_and_store_nothing(tmp_path, request_, error, f
     assert store.versions(PIECE_ID) == [1]
 
 
-def test_sung_bars_and_a_pickup_bar_are_refused(tmp_path):
+def test_sung_bars_are_refused_by_an_editor_without_a_lyric_model(tmp_path):
     store = stored_piece(tmp_path, lyrics=True)
-    with pytest.raises(EditError, match="sung") as raised:
+    with pytest.raises(EditError, match=r"sung .* no lyric model") as raised:
         PieceEditor(store, FakeModels().models(), OPTIONS).open(regenerate(2, 3))
     assert raised.value.field == "regenerate.bars"
+    assert store.versions(PIECE_ID) == [1]
+
+
+def lyric_models() -> EditModels:
+    from cantus.lyrics.serving import load_lyric_scorer
+    from cantus.lyrics.training import checkpoint_path
+    from cantus.lyrics.writer import LyricResources
+
+    models = FakeModels().models()
+    models.lyrics = LyricResources(scorer_for=lambda lang: load_lyric_scorer(checkpoint_path(lang)))
+    return models
+
+
+def stored_song(tmp_path: Path) -> LocalPieceStore:
+    """4 bars, one lyric line "la lo" per bar (8 eighth notes), theme "a boat on the sea"."""
+    store = LocalPieceStore(tmp_path / "pieces")
+    piece_spec = spec(4)
+    piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
+    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=True)))
+    assert parts is not None
+    rendered = render_piece_files(
+        parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
+    )
+    for name, content in rendered.files.items():
+        store.write(PIECE_ID, name, content)
+    return store
+
+
+def test_regenerating_sung_bars_fits_new_lyrics_to_the_new_notes(tmp_path):
+    """Bars 2-3 composed anew (four quarter notes each, from the fake decoder): their lines
+    are written again with one syllable per new note, and line 4, which rhymes with
+    line 3 (AABB), with them; line 1 is kept word for word."""
+    store = stored_song(tmp_path)
+    events = run_edit(PieceEditor(store, lyric_models(), OPTIONS), regenerate(2, 3))
+    assert "lyrics written again" in events[0].edited.description
+    lines = {e.lyric_line.meta.index: e.lyric_line for e in events if e.HasField("lyric_line")}
+    assert sorted(lines) == [1, 2, 3]
+    melody = {e.melody_bar.meta.index: e.melody_bar for e in events if e.HasField("melody_bar")}
+    for index in (1, 2):
+        assert len(lines[index].syllables) == len(melody[index].notes) == 4
+        assert {s.bar_index for s in lines[index].syllables} == {index}
+        assert lines[index].text != "la lo"
+    assert len(lines[3].syllables) == 8  # bar 4 kept its notes
+    summary = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])
+    texts = [line["text"] for line in summary["lyrics"]]
+    assert texts[0] == "la lo" and texts[1:] == [lines[i].text for i in (1, 2, 3)]
+    assert summary["edit_history"][0]["edit"]["sung"] == [1, 2]
 
 
 def test_a_piece_stored_before_parts_cannot_be_edited(tmp_path):

@@ -183,6 +183,13 @@ class PieceEditor:
         record = pb.PieceRecord.FromString(files[PARTS_FILE])
         parts = PieceParts.from_record(record, humanise=self.options.humanise)
         edit = validate_edit(request, parts.spec, record)
+        if isinstance(edit, RegenerateEdit) and edit.sung and self.models.lyrics is None:
+            raise EditError(
+                "regenerate.bars",
+                f"bars {edit.first + 1}-{edit.last + 1} are sung (lyric lines "
+                f"{', '.join(str(i + 1) for i in edit.sung)}) and this editor has no lyric "
+                "model to fit new words to the new notes",
+            )
         seed = request.seed if request.HasField("seed") else random.randrange(2**31)
         # last, once the edit is known to be valid: an exclusive claim, so two edits of the
         # piece at once (here or in another gateway) never make the same version
@@ -251,13 +258,28 @@ class PieceEditor:
         if isinstance(edit, RegenerateEdit):
             async for event in self._regenerate(opened, parts, edit):
                 yield event
+            if edit.sung:  # the sung lines on the new notes: written again to fit them
+                async for event in self._rewrite_lyrics(
+                    opened,
+                    parts,
+                    lambda line: _overlaps(line, edit.first, edit.last),
+                    theme=parts.spec.lyrics_theme,
+                    field="regenerate.bars",
+                ):
+                    yield event
             changed = (edit.first, edit.last)
         elif isinstance(edit, ReharmonizeEdit):
             async for event in self._reharmonize(opened, parts, edit):
                 yield event
             changed = (edit.first, edit.last)
         elif isinstance(edit, LyricsEdit):
-            async for event in self._rewrite_lyrics(opened, parts, edit):
+            async for event in self._rewrite_lyrics(
+                opened,
+                parts,
+                lambda line: edit.first <= line.first_bar <= edit.last,
+                theme=edit.theme,
+                field="rewrite_lyrics",
+            ):
                 yield event
             changed = (edit.first, edit.last)
         elif isinstance(edit, SectionSoundEdit):
@@ -343,11 +365,19 @@ class PieceEditor:
             yield api.PieceEvent(harmony_bar=await harmonizer.next(opened.piece_id))
 
     async def _rewrite_lyrics(
-        self, opened: OpenedEdit, parts: PieceParts, edit: LyricsEdit
+        self,
+        opened: OpenedEdit,
+        parts: PieceParts,
+        chosen: Callable[[pb.LyricLine], bool],
+        *,
+        theme: str,
+        field: str,
     ) -> AsyncIterator[api.PieceEvent]:
-        """The section's lines written again, each on the lines before it (as the lyric
-        service writes them: same slots, rhyme scheme per section, constraints), seeded by
-        the edit; the other lines are kept word for word."""
+        """The ``chosen`` sung lines written again on the notes they now have, each on the
+        lines before it (as the lyric service writes them: same slots, rhyme scheme per
+        section, constraints), seeded by the edit, and with them every later line of the
+        stanza that rhymes with one of them (else its rhyme would be lost); the other
+        lines are kept word for word. ``field`` names the request field in errors."""
         from cantus.lyrics.decoding import DecodedLine, NoWordsFit
         from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, is_rhyme_anchor, make_line
         from cantus.lyrics.song_form import SungLine, line_melody, stanza_start
@@ -361,6 +391,7 @@ class PieceEditor:
         scheme = spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME
         written: dict[int, DecodedLine] = {}
         sung: list[SungLine] = []
+        rewritten_lines: set[int] = set()
         for index in sorted(parts.lyric_lines):
             line = parts.lyric_lines[index]
             bars = [
@@ -377,21 +408,25 @@ class PieceEditor:
                 self.options.lyric_melisma,
                 stanza_start=stanza,
             )
-            if edit.first <= line.first_bar <= edit.last and line.syllables:
+            rhymes_with_rewritten = (
+                slots.rhymes_with is not None and slots.rhymes_with in rewritten_lines
+            )
+            if line.syllables and (chosen(line) or rhymes_with_rewritten):
+                rewritten_lines.add(index)
                 try:
                     decoded = await asyncio.to_thread(
                         write_piece_line,
                         self.models.lyrics,
                         slots,
                         language=spec.lyrics_language or "en",
-                        theme=edit.theme,
+                        theme=theme,
                         mood=spec.mood,
                         seed=opened.seed,
                         written=dict(written),
                         is_anchor=is_rhyme_anchor(index - stanza, scheme),
                     )
                 except NoWordsFit as error:
-                    raise EditError("rewrite_lyrics", f"line {index + 1}: {error}") from None
+                    raise EditError(field, f"lyric line {index + 1}: {error}") from None
                 rewritten = pb.LyricLine(
                     meta=new_meta(opened.piece_id, index, PRODUCER),
                     spec=spec,
@@ -684,6 +719,11 @@ def sound_changes(old: PieceParts, new: PieceParts) -> list[tuple[int, int]]:
         else:
             spans.append((bar, bar))
     return spans
+
+
+def _overlaps(line: pb.LyricLine, first: int, last: int) -> bool:
+    """Whether lyric ``line`` is sung over any of bars ``first`` .. ``last``."""
+    return line.first_bar <= last and first <= line.first_bar + line.bar_count - 1
 
 
 def _is_cjk(text: str) -> bool:

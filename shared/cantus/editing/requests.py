@@ -22,14 +22,19 @@ class EditError(RequestError):
 
 @dataclass(frozen=True)
 class RegenerateEdit:
-    """Melody bars ``first`` .. ``last`` (0-based, inclusive) decoded anew, harmonised again."""
+    """Melody bars ``first`` .. ``last`` (0-based, inclusive) decoded anew, harmonised again;
+    the lyric lines ``sung`` over them (indices) written again on the new notes."""
 
     first: int
     last: int
+    sung: tuple[int, ...] = ()
     kind = "regenerate"
 
     def describe(self) -> str:
-        return f"melody of bars {self.first + 1}-{self.last + 1} composed anew, chords to fit"
+        described = f"melody of bars {self.first + 1}-{self.last + 1} composed anew, chords to fit"
+        if self.sung:
+            described += ", their lyrics written again to the new notes"
+        return described
 
 
 @dataclass(frozen=True)
@@ -121,15 +126,7 @@ def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.Piece
                 f"bar 1 is a pickup (its last {pickup} ticks); a bar composed anew fills the "
                 "whole bar, which would move the meter's downbeats mid-bar: start at bar 2",
             )
-        sung = _sung_lines(record, first, last)
-        if sung:
-            raise EditError(
-                "regenerate.bars",
-                f"bars {first + 1}-{last + 1} are sung (lyric lines {sung}); new notes would "
-                "leave their syllables without notes, and rewriting lyrics in an edit is not "
-                "supported yet",
-            )
-        return RegenerateEdit(first, last)
+        return RegenerateEdit(first, last, tuple(_sung_lines(record, first, last)))
     if which == "reharmonize":
         edit = request.reharmonize
         if edit.HasField("bars"):
@@ -222,11 +219,14 @@ def _bars(field: str, bars: api.BarRange, total: int) -> tuple[int, int]:
 
 
 def _sung_lines(record: pb.PieceRecord, first: int, last: int) -> list[int]:
-    """Indices of lyric lines with a syllable in bars ``first`` .. ``last``."""
+    """Indices of the sung lyric lines over any of bars ``first`` .. ``last`` (new notes
+    there need new syllables: whole lines, as a word never crosses a line)."""
     return [
         line.meta.index
         for line in record.lyric_lines
-        if any(first <= s.bar_index <= last for s in line.syllables)
+        if line.syllables
+        and line.first_bar <= last
+        and first <= line.first_bar + line.bar_count - 1
     ]
 
 
