@@ -515,10 +515,37 @@ def bench_chaos(
         ),
     ] = "melody,harmony,lyric,render,station,gateway",
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="kill (the kill -9 campaign), or comma-separated clients, hostile "
+            "(cantus.bench.clients: their sections are written into --out in place)"
+        ),
+    ] = "kill",
+    cases: Annotated[int, typer.Option(help="hostile: invalid requests to send")] = 10_000,
+    burst: Annotated[int, typer.Option(help="clients: Compose calls at once")] = 200,
 ) -> None:
     """Kill -9 campaign on a private supervised stack: a random stream service, the station
-    service or the gateway per trial; pieces completed, bars exactly once, recovery times."""
+    service or the gateway per trial; pieces completed, bars exactly once, recovery times.
+    ``--scenario clients,hostile``: misbehaving clients, a burst and hostile input instead."""
     from cantus.bench.chaos import EXTRA_VICTIMS, VICTIMS, format_report, run_chaos_bench
+
+    if scenario != "kill":
+        from cantus.bench.clients import run_scenarios_cli
+
+        failed = run_scenarios_cli(
+            scenario,
+            seed=seed,
+            bars=bars,
+            cases=cases,
+            burst=burst,
+            out=out,
+            command=_invoked_command(),
+            log=lambda line: console.print(line, soft_wrap=True),
+        )
+        if failed:
+            raise typer.Exit(1)
+        return
 
     if bars < 2:
         raise typer.BadParameter("--bars: at least 2 (the kill comes between bars)")
