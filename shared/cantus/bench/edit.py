@@ -3,8 +3,11 @@
 Side by side in one run, piece after piece (so the shared machine's load falls on both
 alike): compose a piece (time to its first melody bar and to completion), then regenerate
 ``regen_bars`` bars in its middle (time to the first new bar, to completion), then change
-its palette (every segment rendered again). Each edit's piece.json says how much audio it
-rendered (``rendered_audio_seconds``) against the piece's whole audio.
+its palette (every segment rendered again), then the palette and then the tempo of its
+middle section alone (``ChangeSound.section``). Each edit's piece.json says how much
+audio it rendered (``rendered_audio_seconds``) against the piece's whole audio, and for
+the section edits how each splice joins (``joins``: the largest sample step at its edges
+against the music around it).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cantus.cli.compose import open_channel
+from cantus.render.piece import PieceParts
+from cantus.render.tempo import largest_step_bpm
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
 
@@ -64,6 +69,21 @@ class EditBench:
     piece_seconds: list[float]
     regen_segments: list[int]
     segments: list[int]
+    section_palette: list[Timed] = field(default_factory=list)
+    section_tempo: list[Timed] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+    """The label of the section each piece's section edits changed."""
+    section_shares: dict[str, list[float]] = field(default_factory=dict)
+    """Rendered audio over the piece's audio, per section edit kind."""
+    section_segments: dict[str, list[int]] = field(default_factory=dict)
+    join_ratios: dict[str, list[float]] = field(default_factory=dict)
+    """Every join's step over the largest step around it, per section edit kind."""
+    tempo_steps: list[float] = field(default_factory=list)
+    """The largest beat-to-beat tempo step of each piece after its section tempo edit."""
+
+
+SECTION_TEMPO_FACTOR = 0.8
+"""The section tempo edit: the middle section at this share of the piece's tempo."""
 
 
 def run_edit_bench(
@@ -77,6 +97,13 @@ def run_edit_bench(
     first = (bars - regen_bars) // 2 + 1
     compose, regenerate, palette = [], [], []
     rendered, whole, regen_segments, segments = [], [], [], []
+    section_palette: list[Timed] = []
+    section_tempo: list[Timed] = []
+    sections: list[str] = []
+    section_shares: dict[str, list[float]] = {}
+    section_segments: dict[str, list[int]] = {}
+    join_ratios: dict[str, list[float]] = {}
+    tempo_steps: list[float] = []
     with open_channel(gateway) as channel:
         stub = api_grpc.ComposerStub(channel)
         for index in range(pieces):
@@ -111,6 +138,42 @@ def run_edit_bench(
                 f"regenerate first bar {regenerated.first_bar_s:.2f} s "
                 f"(done {regenerated.total_s:.1f} s), palette {palette[-1].total_s:.1f} s"
             )
+            spec = palette[-1].events[0].edited.spec
+            if len(spec.form.sections) < 2:
+                log(f"piece {index + 1}: no form plan, no section edits")
+                continue
+            label = spec.form.sections[len(spec.form.sections) // 2].label
+            sections.append(label)
+            for kind, change in (
+                ("palette", api.ChangeSound(section=label, palette="strings")),
+                (
+                    "tempo",
+                    api.ChangeSound(
+                        section=label, tempo_bpm=round(spec.tempo_bpm * SECTION_TEMPO_FACTOR)
+                    ),
+                ),
+            ):
+                timed = _timed(
+                    stub.Edit(api.EditRequest(piece_id=piece_id, change_sound=change), timeout=600)
+                )
+                summary, timed.stages = _edit_stages(stub, piece_id)
+                entry = summary["edit_history"][-1]
+                (section_palette if kind == "palette" else section_tempo).append(timed)
+                share = (entry["rendered_audio_seconds"] or 0.0) / summary["audio_duration_seconds"]
+                section_shares.setdefault(kind, []).append(share)
+                section_segments.setdefault(kind, []).append(
+                    sum(e.WhichOneof("event") == "render_segment" for e in timed.events)
+                )
+                join_ratios.setdefault(kind, []).extend(j["ratio"] for j in entry["joins"] or [])
+                if kind == "tempo":
+                    edited = timed.events[0].edited.spec
+                    parts = PieceParts(edited, {}, {}, {}, None)
+                    tempo_steps.append(largest_step_bpm(parts.tempo_map))
+                log(
+                    f"piece {index + 1}: section {label} {kind}: {timed.total_s:.1f} s, "
+                    f"{100 * share:.0f} % of the audio rendered, joins "
+                    + ", ".join(f"{j['ratio']:.2f}" for j in entry["joins"] or [])
+                )
     return EditBench(
         pieces,
         bars,
@@ -122,6 +185,13 @@ def run_edit_bench(
         whole,
         regen_segments,
         segments,
+        section_palette,
+        section_tempo,
+        sections,
+        section_shares,
+        section_segments,
+        join_ratios,
+        tempo_steps,
     )
 
 
@@ -136,6 +206,8 @@ def format_edit_bench(bench: EditBench, *, command: str) -> str:
         ("compose a new piece", b.compose),
         (f"regenerate {b.regen_bars} bars", b.regenerate),
         ("change the palette (whole piece)", b.palette),
+        ("change one section's palette", b.section_palette),
+        (f"change one section's tempo (x{SECTION_TEMPO_FACTOR:g})", b.section_tempo),
     ]
     lines = [
         f"# Edits against new pieces ({b.pieces} pieces of {b.bars} bars)",
@@ -145,7 +217,8 @@ def format_edit_bench(bench: EditBench, *, command: str) -> str:
         "```",
         "",
         "Medians; each piece is composed, then its bars regenerated, then its palette changed, "
-        "one after another on the same stack (`cantus.bench.edit`). An edit's bars, audio "
+        "then its middle section's palette (to strings) and then that section's tempo, one "
+        "after another on the same stack (`cantus.bench.edit`). An edit's bars, audio "
         "and total seconds are its own account in piece.json (from the start of the edit; "
         "after the audio come the version's files: MIDI, lead sheet engraved by LilyPond, "
         "pictures, four audio exports).",
@@ -182,4 +255,29 @@ def format_edit_bench(bench: EditBench, *, command: str) -> str:
         f"{_median([float(s) for s in b.segments]):.0f}.",
         "",
     ]
+    if b.sections:
+        lines += [
+            "Section edits (the middle section of each piece's plan: "
+            + ", ".join(b.sections)
+            + "):",
+            "",
+            "| section edit | audio rendered (median % of the piece) | segments streamed "
+            "(median) | joins | largest join step / largest step around it (max) |",
+            "|---|---|---|---|---|",
+        ]
+        for kind in ("palette", "tempo"):
+            shares = b.section_shares.get(kind, [])
+            ratios = b.join_ratios.get(kind, [])
+            lines.append(
+                f"| {kind} | {100 * _median(list(shares)):.0f} | "
+                f"{_median([float(s) for s in b.section_segments.get(kind, [])]):.0f} of "
+                f"{_median([float(s) for s in b.segments]):.0f} | {len(ratios)} | "
+                f"{max(ratios, default=float('nan')):.2f} |"
+            )
+        lines += [
+            "",
+            f"Largest beat-to-beat tempo step after a section tempo edit: "
+            f"{max(b.tempo_steps, default=float('nan')):.1f} bpm (max over pieces).",
+            "",
+        ]
     return "\n".join(lines)
