@@ -48,7 +48,7 @@ from cantus.security import kafka_client_options
 from cantus.settings import Settings, load_settings
 from cantus.stations.config import StationConfigError, check_station_name, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
-from cantus.stations.measure import measure_midi, step_problems
+from cantus.stations.measure import measure_midi, midi_energy, step_problems
 from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
 from cantus.stations.program import Program, SnapshotLimits, new_status
@@ -286,6 +286,8 @@ class StationWorker:
             problems = ["piece.mid is missing from the piece store"]
         else:
             problems = step_problems(await asyncio.to_thread(measure_midi, midi), step)
+            if self.program.session is not None:
+                entry.energy_measured = await asyncio.to_thread(midi_energy, midi)
         if problems:
             self.program.reject(
                 entry.piece_id, f"outside plan step {step.index}: " + "; ".join(problems)

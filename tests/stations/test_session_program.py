@@ -120,6 +120,7 @@ def test_the_outcome_log_as_json_and_csv():
                 key="F",
                 mode="major",
                 energy_asked=0.6,
+                energy_measured=0.41,
             ),
         ),
         outcome("walk-1", 90.0, ended=program.status.session),
@@ -137,6 +138,7 @@ def test_the_outcome_log_as_json_and_csv():
     ]  # fmt: skip
     assert rows[1]["signal_kind"] == "STEP_CADENCE" and rows[2]["rejected"] == "outlier"
     assert rows[4]["tempo_end_bpm"] == "103.0" and rows[4]["energy"] == "0.6"
+    assert rows[4]["energy_measured"] == "0.41" and log["played"][0]["energy_measured"] == 0.41
 
 
 def test_a_ramped_piece_is_measured_against_its_ramps_end():

@@ -50,6 +50,42 @@ def midi_tempi(midi: bytes) -> tuple[float, ...]:
     )
 
 
+ENERGY_DENSITY_RANGE = (0.5, 3.0)
+"""Melody notes per quarter note measured as energy 0 and 1 (log scale between): the
+melody LM's energy tertiles sit inside it (``cantus.melody.controls.EnergyThresholds``)."""
+ENERGY_VELOCITY_RANGE = (56.0, 112.0)
+"""Mean note-on velocity (every part) measured as energy 0 and 1: the arrangement's melody
+velocities for low, mid and high energy (72, 88, 100, plus accents) fall inside it."""
+
+
+def midi_energy(midi: bytes) -> float:
+    """The energy a rendered piece measures as, 0..1: the mean of its melody's note density
+    and of its notes' loudness (mean velocity), each scaled over its range above. The
+    station logs it beside the energy asked for (``ProgramEntry.energy_measured``); 0 only
+    for a piece without notes."""
+    import math
+
+    from cantus.melody.controls import note_density
+    from cantus.music.midi_io import midi_bytes_to_melody
+
+    parsed = mido.MidiFile(file=io.BytesIO(midi))
+    velocities = [
+        message.velocity
+        for track in parsed.tracks
+        for message in track
+        if message.type == "note_on" and message.velocity > 0
+    ]
+    if not velocities:
+        return 0.0
+    low, high = ENERGY_DENSITY_RANGE
+    density = note_density(midi_bytes_to_melody(midi))
+    density_score = math.log(max(density, low) / low) / math.log(high / low)
+    quiet, loud = ENERGY_VELOCITY_RANGE
+    velocity_score = (sum(velocities) / len(velocities) - quiet) / (loud - quiet)
+    energy = (min(density_score, 1.0) + min(max(velocity_score, 0.0), 1.0)) / 2
+    return round(max(energy, 0.001), 3)
+
+
 def measure_midi(midi: bytes) -> Measured:
     import music21
 

@@ -6,7 +6,8 @@ CSV columns (one row per record, in the order they happened): ``at_utc`` (ISO 86
 ``stream_seconds`` (playback position, -1 before playback), ``record`` (started, signal,
 played, adjustment, ended), ``piece_id``, ``plan_step``, ``tempo_bpm`` (a piece's start
 tempo, or the tempo control asked for), ``tempo_end_bpm``, ``planned_tempo_bpm`` (the
-open-loop plan's), ``key``, ``mode``, ``energy`` (0..1), ``planned_energy``,
+open-loop plan's), ``key``, ``mode``, ``energy`` (0..1: asked for), ``planned_energy``,
+``energy_measured`` (a played piece's, ``cantus.stations.measure.midi_energy``),
 ``signal_kind``, ``value`` (heart rate, cadence, intensity), ``valence``, ``arousal``,
 ``measured_utc``, ``rejected`` (why a signal was not used), ``reason`` (why control
 changed the step).
@@ -39,6 +40,7 @@ CSV_COLUMNS = (
     "mode",
     "energy",
     "planned_energy",
+    "energy_measured",
     "signal_kind",
     "value",
     "valence",
@@ -182,6 +184,7 @@ def session_log_csv(records: Iterable[st.OutcomeRecord]) -> str:
                 "key": entry.key,
                 "mode": entry.mode,
                 "energy": entry.energy_asked,
+                "energy_measured": entry.energy_measured or "",
             }
         elif kind == "adjustment":
             adjustment = record.adjustment
