@@ -428,8 +428,14 @@ def run_chaos_bench(
             report.load.append(os.getloadavg()[0])
             stop_sampling.wait(5.0)
 
-    with tempfile.TemporaryDirectory(prefix="cantus-chaos-") as tmp:
+    kept = os.environ.get("CANTUS_CHAOS_STATE_DIR")  # a folder kept after the run: its logs
+    with (
+        contextlib.nullcontext(kept)
+        if kept
+        else tempfile.TemporaryDirectory(prefix="cantus-chaos-")
+    ) as tmp:
         state_dir = Path(tmp)
+        state_dir.mkdir(parents=True, exist_ok=True)
         saved = dict(os.environ)
         # CANTUS_BROKER_STORAGE=memory: the same trials on the storage that loses every topic
         # (a private stack never uses an operator's s3:// bucket)
