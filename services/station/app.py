@@ -48,6 +48,8 @@ from cantus.security import kafka_client_options
 from cantus.settings import Settings, load_settings
 from cantus.stations.config import StationConfigError, check_station_name, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
+from cantus.stations.feeds import playback_seconds
+from cantus.stations.intensity import IntensityStage, intensity_adjustment, release_horizon
 from cantus.stations.measure import measure_midi, midi_energy, step_problems
 from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
@@ -91,6 +93,9 @@ class StationWorker:
         self.program = Program(status, SnapshotLimits.from_settings(service.settings))
         self.name = status.name
         self.mixer = StationMixer(SAMPLE_RATE, self.program.config.crossfade_seconds)
+        session = status.session if status.HasField("session") else None
+        self.stage = IntensityStage(SAMPLE_RATE, session.intensity if session else 0.5)
+        """A session's mixed audio, released as playback nears it at the asked intensity."""
         self.segmenter: HlsSegmenter | None = None
         self.base_seconds = 0.0
         self.requested_bars: dict[str, int] = {}
@@ -172,6 +177,7 @@ class StationWorker:
         while program.wants_piece():
             await self._request_piece()
         await self._feed()
+        await self._release()
         if (
             self.status.running
             and program.plan_finished()
@@ -315,16 +321,27 @@ class StationWorker:
             self.dirty = True
 
     async def on_signal(self, signal: st.ListenerSignal) -> None:
+        adjustment = None
         async with self._lock:
+            before = self.status.session.intensity
             try:
                 rejection = self.program.signal(signal)
             except KeyError as error:
                 log.warning("station %s: signal ignored: %s", self.name, error)
                 return
+            after = self.status.session.intensity
+            if after != before:  # heard in the audio not yet streamed, the playing piece's too
+                starts = self.base_seconds + self.stage.set_intensity(after)
+                playing = playback_seconds(self.status) if self.status.stream_started_unix_ns else 0
+                adjustment = intensity_adjustment(
+                    before, after, starts_at_seconds=starts, playback_seconds=playing
+                )
             self.dirty = True
         await self.publish_outcome(
             signal=st.SignalOutcome(signal=signal, rejected=rejection.value if rejection else "")
         )
+        if adjustment is not None:
+            await self.publish_outcome(adjustment=adjustment)
 
     async def publish_outcome(self, **what) -> None:
         """One record of a session's outcome log (stations without a session keep none)."""
@@ -434,14 +451,36 @@ class StationWorker:
         if entry.stream_start_seconds < 0:
             entry.stream_start_seconds = self.base_seconds + self.mixer.frames_out / SAMPLE_RATE
         entry.fed_seconds += len(frames) / SAMPLE_RATE
-        assert self.segmenter is not None
-        await self.segmenter.write(self.mixer.feed(frames))
+        await self._stream(self.mixer.feed(frames))
         self.dirty = True
+
+    async def _stream(self, frames: np.ndarray) -> None:
+        """Mixed audio to the encoder: at once for a station, through the intensity stage
+        (released as playback nears it) for a session."""
+        assert self.segmenter is not None
+        if self.program.session is None:
+            await self.segmenter.write(frames)
+            return
+        self.stage.push(frames)
+        await self._release()
+
+    async def _release(self, *, everything: bool = False) -> None:
+        if self.program.session is None or not self.stage.pending_frames:
+            return
+        assert self.segmenter is not None
+        until = None
+        if not everything:
+            horizon = release_horizon(self.status, self.program.config, self.program.session)
+            until = round((horizon - self.base_seconds) * SAMPLE_RATE)
+        frames = self.stage.release(until)
+        if len(frames):
+            await self.segmenter.write(frames)
 
     async def _end_stream(self) -> None:
         """The plan is played out: flush the last crossfade, close the encoder."""
         assert self.segmenter is not None
-        await self.segmenter.write(self.mixer.flush())
+        await self._stream(self.mixer.flush())
+        await self._release(everything=True)
         await self.segmenter.close()
         self._closed = True
         if self.program.session is not None:

@@ -117,6 +117,13 @@ class SessionConfig(BaseModel):
     confirm_readings: int = Field(
         4, ge=2, le=20, description="outliers in a row that agree become the new rate"
     )
+    intensity_lead_seconds: float = Field(
+        8.0,
+        ge=2.0,
+        le=60.0,
+        description="stream audio released ahead of playback: an intensity change is heard "
+        "within this, plus up to one HLS segment (cantus.stations.intensity)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> SessionConfig:

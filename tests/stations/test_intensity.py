@@ -1,0 +1,126 @@
+"""Intensity mid-stream (#17): the audio not yet streamed, the playing piece's rest included,
+is re-levelled, so a change is heard within the stage's lead, without a jump."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+
+import numpy as np
+import pytest
+
+from cantus.settings import Settings
+from cantus.stations.config import parse_station_config
+from cantus.stations.intensity import (
+    LIMIT,
+    MAX_BOOST_DB,
+    MAX_CUT_DB,
+    RAMP_SECONDS,
+    IntensityStage,
+    intensity_gain_db,
+    release_horizon,
+)
+from cantus.stations.sessions import session_config
+from cantus.v1 import station_pb2 as st
+
+from .test_session_program import STATION_YAML, session_program
+
+RATE = 1000  # frames a second: small arrays, the same arithmetic
+
+
+def _tone(seconds: float, level: float = 0.1) -> np.ndarray:
+    return np.full((round(seconds * RATE), 2), level, np.float32)
+
+
+def test_levels_span_a_cut_and_a_smaller_boost():
+    assert intensity_gain_db(0.5) == 0.0
+    assert intensity_gain_db(0.0) == -MAX_CUT_DB and intensity_gain_db(1.0) == MAX_BOOST_DB
+    assert intensity_gain_db(-3) == -MAX_CUT_DB  # clamped
+
+
+def test_a_change_starts_at_the_first_frame_not_yet_released_and_ramps():
+    stage = IntensityStage(RATE)
+    stage.push(_tone(30.0))
+    first = stage.release(10 * RATE)
+    assert len(first) == 10 * RATE and np.allclose(first, 0.1)
+    assert stage.set_intensity(0.0) == pytest.approx(10.0)  # where the change starts
+    rest = stage.release()
+    assert len(rest) == 20 * RATE and stage.pending_frames == 0
+    level = rest[:, 0]
+    ramp = round(RAMP_SECONDS * RATE)
+    assert level[0] == pytest.approx(0.1, rel=0.01)  # no jump where it starts
+    assert np.all(np.diff(level[:ramp]) <= 0)  # a smooth fall …
+    assert np.max(np.abs(np.diff(level))) < 0.1 * 0.7 / ramp * 2
+    assert np.allclose(level[ramp:], 0.1 * 10 ** (-MAX_CUT_DB / 20))  # … to the cut
+
+
+def test_a_ramp_goes_on_across_releases_and_a_boost_never_clips():
+    stage = IntensityStage(RATE)
+    stage.push(_tone(4.0, level=0.8))
+    stage.set_intensity(1.0)
+    parts = [stage.release(n) for n in (100, 200, 300, 4000)]
+    joined = np.concatenate(parts)[:, 0]
+    assert len(joined) == 4 * RATE
+    assert np.all(np.diff(joined) >= -1e-6)  # rises without a step back at the joins
+    assert joined.max() < 1.0 and joined[-1] > LIMIT  # soft-limited under full scale
+
+
+def test_release_horizon_is_the_lead_ahead_of_playback():
+    config = parse_station_config(STATION_YAML)
+    session = session_config("focus", "intensity_lead_seconds: 6")
+    status = st.StationStatus()
+    assert release_horizon(status, config, session) == config.prebuffer_seconds + 8.0
+    now = time.time_ns()
+    status.stream_started_unix_ns = now - 30 * 10**9
+    # two 4 s segments at least, so the encoder can always cut a whole one
+    assert release_horizon(status, config, session, now) == pytest.approx(38.0)
+    longer = session_config("focus", "intensity_lead_seconds: 12")
+    assert release_horizon(status, config, longer, now) == pytest.approx(42.0)
+
+
+def test_a_session_worker_hears_an_intensity_change_within_its_lead():
+    """The station's own path: a whole piece fed at once is held back, an intensity signal
+    re-levels what playback has not reached, and the outcome log says how soon."""
+    from services.station.app import SAMPLE_RATE, StationWorker
+
+    program = session_program("focus", "minutes: 5")
+    service = types.SimpleNamespace(settings=Settings(), owners={})
+    worker = StationWorker(service, program.status)
+    written: list[np.ndarray] = []
+    outcomes: list[st.OutcomeRecord] = []
+    changes: list[int] = []
+
+    async def write(frames):
+        written.append(frames)
+
+    async def publish_outcome(**what):
+        outcomes.append(st.OutcomeRecord(**what))
+
+    worker.segmenter = types.SimpleNamespace(write=write)  # type: ignore[assignment]
+    worker.publish_outcome = publish_outcome  # type: ignore[method-assign]
+    worker.mixer.crossfade_frames = worker.mixer._default_frames = 0
+    # playback has been going 40 s; a 60 s piece arrives at once
+    worker.status.stream_started_unix_ns = time.time_ns() - 40 * 10**9
+    entry = st.ProgramEntry(piece_id="p", stream_start_seconds=-1)
+
+    async def scenario():
+        await worker._write(entry, np.full((60 * SAMPLE_RATE, 2), 0.1, np.float32))
+        released = sum(len(f) for f in written)
+        # playback 40 s (and the time this takes) + the 8 s lead
+        assert released / SAMPLE_RATE == pytest.approx(48.0, abs=1.0)
+        changes.append(released)
+        signal = st.ListenerSignal(
+            station="walk-1", measured_unix_ns=time.time_ns(), kind=st.INTENSITY, value=0.0
+        )
+        await worker.on_signal(signal)
+        await worker._release(everything=True)
+
+    asyncio.run(scenario())
+    level = np.concatenate(written)[:, 0]
+    change = changes[0]
+    assert np.allclose(level[:change], 0.1)  # what was already streamed stays
+    assert np.allclose(level[change + SAMPLE_RATE :], 0.1 * 10 ** (-MAX_CUT_DB / 20))
+    adjustment = next(o.adjustment for o in outcomes if o.WhichOneof("what") == "adjustment")
+    assert adjustment.gain_db == -MAX_CUT_DB
+    assert 7.0 <= adjustment.heard_after_seconds <= 8.5
