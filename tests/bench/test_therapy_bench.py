@@ -33,3 +33,19 @@ def test_closed_loop_against_open_loop_on_walkers():
     assert closed["median_end_error_s"] < 10
     report = format_report(results, 3, 5)
     assert report.count("| walk") == 3
+
+
+def test_focus_listeners_reports_and_intensity_steer_the_closed_loop():
+    from cantus.bench.therapy_reports import format_report_section, run_report_bench
+
+    results = run_report_bench(listeners=2, seed=5, minutes=6)
+    today, next_piece, mid_stream = (results[loop] for loop in results)
+    # today's plan never moves: the reports go on; closed loops act on them
+    assert sum(r.reports for r in today) > sum(r.reports for r in next_piece)
+    assert all(not r.delays_s for r in today)
+    # the 8 s lead + half the ramp, on the bench's 1 s clock
+    assert max(d for r in mid_stream for d in r.delays_s) <= 9.0
+    assert min(d for r in next_piece for d in r.delays_s) > 9.0  # the next piece decided
+    share = [sum(r.comfortable) / len(r.comfortable) for r in mid_stream]
+    assert max(share) > 0.5
+    assert format_report_section(results, 2).count("| closed") == 2

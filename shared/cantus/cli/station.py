@@ -279,15 +279,18 @@ def bench_therapy(
     seed: Annotated[int, typer.Option(help="Seed of the listeners and their sensors")] = 17,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
-    """Closed-loop sessions against today's open-loop plan on simulated listeners."""
+    """Closed-loop sessions against today's open-loop plan on simulated listeners: rate-led
+    presets (walk, relax, sleep), then focus steered by self-reports and intensity."""
     import sys
 
     from cantus.bench.therapy import format_report, run_therapy_bench
+    from cantus.bench.therapy_reports import format_report_section, run_report_bench
 
     results = run_therapy_bench(listeners=listeners, seed=seed)
     command = " ".join(["cantus", *sys.argv[1:]])
     text = f"# Therapy sessions: closed loop against open loop\n\n`{command}`\n\n"
     text += format_report(results, listeners, seed)
+    text += "\n" + format_report_section(run_report_bench(listeners, seed), listeners)
     print(text)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,124 @@ def population(
             )
         )
     return listeners
+
+
+@dataclass(frozen=True)
+class ReportingModel:
+    """A listener who says what they want instead of wearing a sensor (a focus session):
+    a comfortable tempo and energy, and how they tell the session.
+
+    * **Comfort.** The music is comfortable while its tempo is within ``tempo_tolerance``
+      of ``comfort_bpm`` and the energy heard within ``energy_tolerance`` of
+      ``preferred_energy``. Energy heard is the playing piece's composed energy plus
+      ``ENERGY_PER_DB`` per dB of the stream's level (an intensity change re-levels the
+      stream, ``cantus.stations.intensity``).
+    * **Reports.** After ``patience_seconds`` of discomfort, and at most every
+      ``report_gap_seconds``, the listener reports once: "too fast" or "too slow" for
+      the tempo; for the energy, the intensity slider moved by ``slider_step`` ("more
+      calm" when both the tempo and the energy are too high).
+    * **Mood.** Every ``mood_seconds`` a self-report: arousal ``0.5 + 1.5 × (energy heard
+      - preferred)``, valence ``0.7`` when comfortable else ``0.4``, each with Gaussian noise
+      ``mood_noise`` and clipped to 0..1.
+    """
+
+    comfort_bpm: float
+    preferred_energy: float
+    tempo_tolerance: float = 0.04
+    energy_tolerance: float = 0.08
+    patience_seconds: float = 20.0
+    report_gap_seconds: float = 45.0
+    slider_step: float = 0.15
+    mood_seconds: float = 60.0
+    mood_noise: float = 0.05
+
+
+ENERGY_PER_DB = 0.02
+"""Energy heard per dB of stream level (a bench assumption: intensity 0, -9 dB, takes 0.18
+off; intensity 1, +4 dB, adds 0.08)."""
+
+
+class ReportingListener:
+    """What a ``ReportingModel`` listener reports, second by second."""
+
+    def __init__(self, model: ReportingModel, rng: random.Random) -> None:
+        self.model = model
+        self.rng = rng
+        self.slider = 0.5
+        self.uncomfortable_for = 0.0
+        self.last_report_s = -1e9
+        self.last_mood_s = -1e9
+
+    def tempo_off(self, tempo_bpm: float) -> int:
+        """+1 too fast, -1 too slow, 0 comfortable."""
+        band = self.model.tempo_tolerance * self.model.comfort_bpm
+        return (tempo_bpm > self.model.comfort_bpm + band) - (
+            tempo_bpm < self.model.comfort_bpm - band
+        )
+
+    def energy_off(self, energy: float) -> int:
+        band = self.model.energy_tolerance
+        return (energy > self.model.preferred_energy + band) - (
+            energy < self.model.preferred_energy - band
+        )
+
+    def comfortable(self, tempo_bpm: float, energy: float) -> bool:
+        return not self.tempo_off(tempo_bpm) and not self.energy_off(energy)
+
+    def hear(self, at_s: float, tempo_bpm: float, energy: float, dt: float) -> list[tuple]:
+        """One stretch of ``dt`` seconds of music; the reports it prompts, as
+        ``(kind, value, valence, arousal)`` with kind a ``SignalKind`` name."""
+        model = self.model
+        reports: list[tuple] = []
+        tempo_off, energy_off = self.tempo_off(tempo_bpm), self.energy_off(energy)
+        self.uncomfortable_for = (
+            0.0 if not (tempo_off or energy_off) else (self.uncomfortable_for + dt)
+        )
+        if (
+            self.uncomfortable_for >= model.patience_seconds
+            and at_s - self.last_report_s >= model.report_gap_seconds
+        ):
+            self.last_report_s = at_s
+            if tempo_off > 0 and energy_off > 0:
+                reports.append(("MORE_CALM", 0.0, 0.0, 0.0))
+                self.slider = max(0.0, self.slider - 0.15)
+            else:
+                if tempo_off:
+                    reports.append(("TOO_FAST" if tempo_off > 0 else "TOO_SLOW", 0.0, 0.0, 0.0))
+                if energy_off:
+                    self.slider = min(max(self.slider - energy_off * model.slider_step, 0.0), 1.0)
+                    reports.append(("INTENSITY", round(self.slider, 3), 0.0, 0.0))
+        if at_s - self.last_mood_s >= model.mood_seconds:
+            self.last_mood_s = at_s
+            arousal = 0.5 + 1.5 * (energy - model.preferred_energy)
+            valence = 0.7 if not (tempo_off or energy_off) else 0.4
+            noisy = [min(max(v + self.rng.gauss(0.0, model.mood_noise), 0.0), 1.0)
+                     for v in (valence, arousal)]  # fmt: skip
+            reports.append(("MOOD", 0.0, round(noisy[0], 3), round(noisy[1], 3)))
+        return reports
+
+
+def reporting_population(
+    comfort_bpm: float,
+    preferred_energy: float,
+    *,
+    count: int,
+    seed: int,
+    tempo_spread: float = 0.1,
+    energy_spread: float = 0.2,
+) -> list[ReportingModel]:
+    """``count`` reporting listeners whose comfort is up to ``tempo_spread`` (a fraction)
+    and ``energy_spread`` off the session's own, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    return [
+        ReportingModel(
+            comfort_bpm=round(comfort_bpm * (1 + rng.uniform(-tempo_spread, tempo_spread)), 1),
+            preferred_energy=round(
+                min(max(preferred_energy + rng.uniform(-energy_spread, energy_spread), 0.0), 1.0),
+                3,
+            ),
+            patience_seconds=rng.uniform(10.0, 40.0),
+            report_gap_seconds=rng.uniform(30.0, 90.0),
+        )
+        for _ in range(count)
+    ]
