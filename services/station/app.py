@@ -126,6 +126,12 @@ class StationWorker:
         await self.segmenter.start()
         # Stream positions go on from what was published before this process took over.
         self.base_seconds = self.status.stream_seconds
+        if self.program.session is not None:
+            # what the last process held back from the stream is fed again
+            taken = self.program.resume_at(self.base_seconds)
+            if taken:
+                log.info("station %s: %d pieces fed again from the stream's end", self.name,
+                         len(taken))  # fmt: skip
         await self._catch_up_from_store()
         self._tasks = [
             asyncio.create_task(self._publish_segments(), name=f"{self.name}-segments"),
@@ -400,7 +406,10 @@ class StationWorker:
                     self.dirty = True
                     continue
                 skip = int(entry.fed_seconds * SAMPLE_RATE)
-                await self._write(entry, stored[skip:])
+                rest = stored[skip:]
+                if fade and self.program.session is not None:  # the last piece, resumed
+                    rest = fade_out(rest, SAMPLE_RATE, self.program.session.fade_seconds)
+                await self._write(entry, rest)
             else:
                 return
             entry.status = "streamed"

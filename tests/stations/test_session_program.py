@@ -212,6 +212,23 @@ def test_a_session_resumes_from_its_snapshot():
     assert plan[2].tempo_bpm == pytest.approx(plan[1].tempo_end_bpm or plan[1].tempo_bpm)
 
 
+def test_a_restarted_session_feeds_again_what_never_reached_the_stream():
+    """The audio a session held back (its release lead, pieces fed after it) died with the
+    process: the program takes it back to where the published stream ends."""
+    program = session_program()
+    for piece_id, start, fed, status in [("a", 0.0, 20.0, "streamed"), ("b", 19.0, 20.0,
+                                         "streamed"), ("c", 38.0, 5.0, "ready")]:  # fmt: skip
+        entry, _ = program.next_request(piece_id * 32)
+        entry.stream_start_seconds, entry.fed_seconds, entry.status = start, fed, status
+    assert program.resume_at(30.0) == ["b" * 32, "c" * 32]
+    a, b, c = program.status.program
+    assert (a.status, a.fed_seconds) == ("streamed", 20.0)
+    assert (b.status, b.fed_seconds, b.stream_start_seconds) == ("ready", 11.0, 19.0)
+    assert (c.status, c.fed_seconds, c.stream_start_seconds) == ("ready", 0.0, -1)
+    assert program.next_to_stream() is b
+    assert program.resume_at(50.0) == []  # nothing fed beyond what is published now
+
+
 def test_an_open_session_plays_todays_plan_and_logs_its_signals():
     from cantus.stations.sessions import reference_plan
 

@@ -380,6 +380,29 @@ class Program:
             del self.status.program[index]
 
     # --- the stream ---------------------------------------------------------------------------
+    def resume_at(self, stream_seconds: float) -> list[str]:
+        """After a restart, take back what was fed but never reached the published stream
+        (a session holds up to its release lead and the pieces fed after it back,
+        ``cantus.stations.intensity``): a piece that starts at or after ``stream_seconds``
+        is fed again from its start, one playing there from where the stream ends. Returns
+        the piece ids taken back."""
+        taken = []
+        for entry in self.status.program:
+            if entry.status not in ("streamed", "composing", "ready") or entry.fed_seconds <= 0:
+                continue
+            if entry.stream_start_seconds < 0:
+                continue
+            published = stream_seconds - entry.stream_start_seconds
+            if published >= entry.fed_seconds - 1e-6:
+                continue  # all of it is in the stream
+            entry.fed_seconds = max(published, 0.0)
+            if entry.fed_seconds == 0:
+                entry.stream_start_seconds = -1
+            if entry.status == "streamed":
+                entry.status = "ready"
+            taken.append(entry.piece_id)
+        return taken
+
     def next_to_stream(self) -> st.ProgramEntry | None:
         """The first entry, in program order, whose audio is not yet all in the stream."""
         for entry in self.status.program:
