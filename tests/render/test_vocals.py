@@ -14,10 +14,14 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cantus.eval.vocals import praat_f0, vowel_onsets
 from cantus.render.piece import VOCALS_FILE, PieceParts, SegmentAudio, render_piece_files
 from cantus.render.vocals import (
+    SungNote,
     arpabet_syllables,
+    lead_piece,
     render_vocals,
+    spoken_syllable,
     syllable_phones,
     world,
 )
@@ -210,3 +214,49 @@ def test_a_note_without_its_own_syllable_holds_the_vowel_before_it():
     assert np.mean(off < 50.0) >= 0.9
     held = stem[round((notes[1].onset + 0.1) * 44100) : round((notes[1].end - 0.05) * 44100)]
     assert np.sqrt(np.mean(held**2)) > 0.02
+
+
+ONSET_WORDS = {
+    "en": ["no", "more", "night", "made", "me", "be-", "gin", "now"],
+    "zh": list("你们来吗明年那么"),
+}
+"""Syllables that start with a nasal, l or b: voiced consonants as loud as the vowel over the
+whole spectrum, which used to be counted as vowel, stretched with it and put it late."""
+
+
+def legato_notes(language: str) -> list[SungNote]:
+    phones = syllable_phones(ONSET_WORDS[language], language)
+    return [
+        SungNote(
+            onset=0.6 + 0.45 * k, end=0.6 + 0.45 * (k + 1), pitch=TUNE[k], velocity=90, phones=p
+        )
+        for k, p in enumerate(phones)
+    ]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_voiced_onsets_are_sung_ahead_so_the_vowel_lands_on_the_note(language):
+    notes = legato_notes(language)
+    # the nasal of "no" / "ni" is the lead, not the vowel's start
+    first = spoken_syllable(notes[0].phones, language)
+    assert first.lead_seconds >= 0.03
+    stem = render_vocals(notes, language, round((notes[-1].end + 0.3) * 44100), 44100)
+    times, f0 = praat_f0(stem, 44100)
+    errors, missed = vowel_onsets(stem, 44100, times, f0, notes)
+    assert missed == 0
+    assert np.mean(np.abs(errors) <= 0.04) >= 0.85, np.round(errors, 3)
+    assert np.median(np.abs(errors)) <= 0.025
+
+
+def test_a_voiced_lead_after_a_legato_note_keeps_that_notes_pitch():
+    notes = legato_notes("en")
+    before, note = notes[0], notes[1]  # "no" then "more": the m sounds inside "no"
+    syllable = spoken_syllable(note.phones, "en")
+    piece = lead_piece(before, note, syllable)
+    assert piece is not None and piece.start < note.onset
+    voiced = piece.f0[piece.f0 > 0]
+    assert len(voiced) and np.allclose(voiced, 440.0 * 2.0 ** ((before.pitch - 69) / 12.0))
+    # and the consonant is sung softer than the vowel it crossfades into
+    consonant = (piece.f0 > 0) & (piece.source < syllable.vowel_start)
+    assert consonant.any() and piece.gain_db is not None
+    assert piece.gain_db[consonant].max() < 0 and piece.gain_db[-1] == 0

@@ -15,10 +15,12 @@ How a syllable is sung on its note(s):
   characters become pinyin with tone numbers (pypinyin, read per lyric line so phrases
   get their context's reading).
 * **Parts of the syllable.** In the spoken syllable the *vowel* is the run of voiced
-  frames within ``VOWEL_RANGE_DB`` of its loudest frame; before it is the *lead* (onset
-  consonants, voiced or not), after it the *coda*.
+  frames whose level in the formant band (``VOWEL_BAND_HZ``) is within ``VOWEL_RANGE_DB``
+  of the loudest; before it is the *lead* (onset consonants, voiced or not: a nasal or l
+  too), after it the *coda*.
 * **Timing.** The vowel starts on the note's onset; the lead is placed before it (so the
-  vowel lands on the beat), squeezed when the previous note leaves it less room. The
+  vowel lands on the beat), squeezed when the previous note leaves it less room; its voiced
+  frames are sung ``VOICED_LEAD_DB`` softer, on a legato previous note's pitch. The
   vowel is held (its middle stretched, its first and last ``TRANSITION_SECONDS`` kept)
   until the coda, which ends where the next syllable's lead begins, or at the note's end.
 * **Melismas** (a note without a syllable right after a sung note, legato, in a lyric
@@ -69,8 +71,14 @@ FRAME_SECONDS = 0.005
 """WORLD analysis and synthesis frame period, seconds."""
 
 VOWEL_RANGE_DB = 10.0
-"""A voiced frame within this many dB of the syllable's loudest frame belongs to its vowel
-(voiced consonants — m, n, l, r, w — are quieter)."""
+"""A voiced frame belongs to the vowel when its level in ``VOWEL_BAND_HZ`` (WORLD's spectral
+envelope) is within this many dB of the syllable's loudest. Nasals and the voice bar of
+b, d, g are as loud as the vowel over the whole spectrum (their energy is under 400 Hz) but
+15–20 dB under it in this band: counted by broadband level they joined the vowel, were
+stretched with it, and the vowel came up to 100 ms after the beat."""
+
+VOWEL_BAND_HZ = (400.0, 3000.0)
+"""The band of the first two formants, where a vowel is loud and a sonorant consonant not."""
 
 SILENCE_RANGE_DB = 40.0
 """Frames more than this many dB under the loudest frame are the silence around a syllable."""
@@ -83,6 +91,12 @@ MAX_LEAD_SECONDS = 0.25
 
 LEAD_SHARE = 0.4
 """A lead may take at most this share of the previous sung note (its vowel must be heard)."""
+
+VOICED_LEAD_DB = -6.0
+"""Level of the lead's voiced frames (m, n, l, w, the voice bar of b, d, g) against the
+spoken syllable's; voiceless consonants (s, t, k, f, h) keep theirs. Sung, a sonorant held
+at the vowel's level before the beat sounds like the vowel come early (and the timing
+eval's level-based vowel onset reads it so); the vowel carries the note."""
 
 CROSSFADE_SECONDS = 0.008
 """Crossfade between a syllable's lead and its vowel, and between melisma notes (doubled)."""
@@ -254,7 +268,9 @@ def spoken_syllable(phones: str, language: str) -> SpokenSyllable:
     audible = np.flatnonzero(level > peak - SILENCE_RANGE_DB)
     start, end = int(audible[0]), int(audible[-1]) + 1
     voiced = f0 > 0
-    loud = voiced & (level > peak - VOWEL_RANGE_DB)
+    band = vowel_band_db(envelope, rate)
+    loud = voiced & (band > band[start:end].max() - VOWEL_RANGE_DB)
+    loud[:start] = loud[end:] = False
     if not loud.any():  # nothing voiced (a whispered fragment): the loudest frames
         loud = level > peak - VOWEL_RANGE_DB
     vowel_frames = np.flatnonzero(loud)
@@ -273,6 +289,15 @@ def spoken_syllable(phones: str, language: str) -> SpokenSyllable:
         end=end,
         gain=VOWEL_LEVEL / max(rms, 1e-6),
     )
+
+
+def vowel_band_db(envelope: np.ndarray, rate: int) -> np.ndarray:
+    """Level (dB) of each frame of a WORLD spectral envelope ``[frames, bins]`` in
+    ``VOWEL_BAND_HZ``."""
+    bins = envelope.shape[1]
+    freqs = np.arange(bins) * (rate / 2.0) / (bins - 1)
+    inside = (freqs >= VOWEL_BAND_HZ[0]) & (freqs < VOWEL_BAND_HZ[1])
+    return 10.0 * np.log10(envelope[:, inside].sum(axis=1) + 1e-16)
 
 
 # --- placing syllables on notes -------------------------------------------------------------
@@ -307,6 +332,8 @@ class _Piece:
     f0: np.ndarray
     fade_in: float
     fade_out: float
+    gain_db: np.ndarray | None = None
+    """Level per output frame (dB), or none."""
 
 
 def _pitch_hz(pitch: float) -> float:
@@ -356,9 +383,14 @@ def lead_piece(before: SungNote | None, note: SungNote, syllable: SpokenSyllable
     source = np.concatenate([source, syllable.vowel_start + np.arange(over, dtype=float)])
     start = note.onset - frames * FRAME_SECONDS
     voiced = syllable.f0[np.minimum(np.round(source).astype(int), len(syllable.f0) - 1)] > 0
-    # a voiced consonant is sung on the note's pitch already (the glide starts at the onset)
-    f0 = np.where(voiced, _pitch_hz(note.pitch), 0.0)
-    return _Piece(start, source, f0, fade_in=0.005, fade_out=CROSSFADE_SECONDS)
+    # a voiced consonant is sung on the pitch it comes from: after a legato note on that
+    # note's (the lead sounds inside it, and the glide to the new pitch starts on the vowel,
+    # at the onset), else already on the note's own
+    pitch = before.pitch if before is not None and legato(before, note) else note.pitch
+    f0 = np.where(voiced, _pitch_hz(pitch), 0.0)
+    gain_db = np.where(voiced, VOICED_LEAD_DB, 0.0)
+    gain_db[frames:] = 0.0  # the crossfade into the vowel
+    return _Piece(start, source, f0, fade_in=0.005, fade_out=CROSSFADE_SECONDS, gain_db=gain_db)
 
 
 def vowel_piece(
@@ -424,6 +456,10 @@ def _synthesise(piece: _Piece, syllable: SpokenSyllable, sample_rate: int, scale
         audio = resample_poly(audio, sample_rate // divisor, syllable.sample_rate // divisor)
     length = round(len(piece.source) * FRAME_SECONDS * sample_rate)
     audio = np.pad(audio, (0, max(0, length - len(audio))))[:length] * (syllable.gain * scale)
+    if piece.gain_db is not None and length:
+        frame_times = (np.arange(len(piece.gain_db)) + 0.5) * FRAME_SECONDS
+        sample_times = np.arange(length) / sample_rate
+        audio *= 10.0 ** (np.interp(sample_times, frame_times, piece.gain_db) / 20.0)
     for seconds, ramp in ((piece.fade_in, slice(None)), (piece.fade_out, slice(None, None, -1))):
         samples = min(len(audio), round(seconds * sample_rate))
         if samples:
