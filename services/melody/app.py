@@ -70,7 +70,12 @@ async def handle_compose_requested(request: pb.ComposeRequested, received: Recei
         await _publish_bar(request, index, recorded[index], received, given=False)
 
     if len(recorded) < spec.bars:
-        composer = FormComposer(_plan(spec), prompter.controls(spec), spec.seed)
+        composer = FormComposer(
+            _plan(spec),
+            prompter.controls(spec),
+            spec.seed,
+            look_ahead=service.settings.melody_fill_in_middle,
+        )
 
         async for index, bar in composer.compose(
             recorded, functools.partial(_decode_phrase, request)

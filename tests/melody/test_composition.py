@@ -69,7 +69,9 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
 
 def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
-    bars, model = _compose(plan)
+    model = FakeModel()
+    composer = FormComposer(plan, CONTROLS, seed=7, look_ahead=True)
+    bars = asyncio.run(collect(composer, [], model.decode))
     by_first_bar = {r.first_bar: r for r in model.requests}
     # B (8-11) leads into A'' whose bars 12-13 copy bars 0-1 (unornamented, the opening
     # as written): the B phrase is decoded knowing them
@@ -84,9 +86,8 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     older = MelodyTokenizer(Vocabulary(tokenizer.vocab.tokens[:-2]))  # no FIM markers
     request = by_first_bar[8]
     assert request.prompt(older) == older.prompt(request.controls, request.context)
-    blind = FakeModel()
-    composer = FormComposer(plan, CONTROLS, seed=7, look_ahead=False)
-    assert asyncio.run(collect(composer, [], blind.decode)) == bars  # the fake ignores it
+    blind = FakeModel()  # the default, settings.melody_fill_in_middle: left to right
+    assert asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7), [], blind.decode)) == bars
     assert all(r.after == () for r in blind.requests)
 
 

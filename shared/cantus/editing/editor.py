@@ -126,6 +126,7 @@ class EditOptions:
     leadsheet: bool = True
     humanise: bool = True
     lyric_melisma: bool = False
+    fill_in_middle: bool = False
 
 
 @dataclass
@@ -311,6 +312,7 @@ class PieceEditor:
             opened.seed,
             self.models.prompter.tokenizer,
             candidates=self.options.candidates,
+            fill_in_middle=self.options.fill_in_middle,
         )
         harmonizer = _RangeHarmonizer(
             self.models, parts, edit.first, spec_style(spec), spec_energy(spec), plan

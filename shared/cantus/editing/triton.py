@@ -71,4 +71,5 @@ def edit_options(settings: Settings) -> EditOptions:
         leadsheet=settings.leadsheet,
         humanise=settings.humanise,
         lyric_melisma=settings.lyric_melisma,
+        fill_in_middle=settings.melody_fill_in_middle,
     )

@@ -17,7 +17,8 @@ theme), then the source's version of the bars it decodes if the section has a so
 the bars just before — not only the last bars (at most 12 bars, ~600 tokens in the worst case,
 so prompt and phrase fit the model's 1,024-token context). A phrase that leads into a return
 also reads the return's first bars after it (fill-in-the-middle, where the checkpoint was
-trained so: ``PhraseRequest.after``), so a bridge heads back to the tune it returns to.
+trained so, and ``look_ahead`` on: ``PhraseRequest.after``), so a bridge heads back to the
+tune it returns to.
 
 All of it is a function of the plan, the bars so far and the seed: a restarted service that
 resumes after bar k composes the same bars every time it resumes there (at a phrase start,
@@ -87,10 +88,12 @@ DecodePhrase = Callable[[PhraseRequest], AsyncIterator[Bar]]
 
 
 class FormComposer:
-    """``async for index, bar in FormComposer(plan, controls, seed).compose(bars, decode)``."""
+    """``async for index, bar in FormComposer(plan, controls, seed).compose(bars, decode)``.
+    ``look_ahead``: a phrase that leads into a return reads its first bars
+    (``known_after``; ``settings.melody_fill_in_middle``)."""
 
     def __init__(
-        self, plan: FormPlan, controls: Controls, seed: int, *, look_ahead: bool = True
+        self, plan: FormPlan, controls: Controls, seed: int, *, look_ahead: bool = False
     ) -> None:
         self.plan = plan
         self.controls = controls

@@ -5,8 +5,9 @@ the form composer builds it (``FormComposer.phrase_request``: the section's key 
 energy as controls, the piece's theme, the source section's bars and the bars just before
 as context, the phrase's cadence where the gap reaches a phrase end). The right side is
 used twice over: the gap's closing phrase (at most a phrase of ``PHRASE_BARS``) is decoded
-fill-in-the-middle, with the following ``RIGHT_BARS`` bars in its prompt (a checkpoint
-trained with the FIM markers: ``PhraseRequest.after``), as several candidates at once (they
+fill-in-the-middle, with the following ``RIGHT_BARS`` bars in its prompt (with
+``fill_in_middle``, a checkpoint trained with the FIM markers: ``PhraseRequest.after``;
+off by default, see ``settings.melody_fill_in_middle``), as several candidates at once (they
 share melody_lm's batch), and the one after which the model, reading left to right, finds
 those bars likeliest is kept — the last note that leads into the bar after, in the model's
 own judgement. Earlier phrases of a long gap are far from the right side and stream as soon
@@ -75,11 +76,13 @@ class Infiller:
         tokenizer: MelodyTokenizer,
         *,
         candidates: int = 4,
+        fill_in_middle: bool = False,
     ) -> None:
         self.plan = plan
         self.composer = FormComposer(plan, controls, seed)
         self.tokenizer = tokenizer
         self.candidates = max(1, candidates)
+        self.fill_in_middle = fill_in_middle
         self.report = FillReport()
 
     def phrases(self, bars: Sequence[Bar], first: int, last: int) -> list[GapPhrase]:
@@ -131,7 +134,7 @@ class Infiller:
         while index <= last:
             phrase = self.phrases(bars, index, last)[0]
             request = phrase.request
-            if phrase.closes_gap and right:
+            if phrase.closes_gap and right and self.fill_in_middle:
                 # a model trained to fill in the middle reads the bars after the gap too
                 request = dataclasses.replace(request, after=tuple(right))
             if phrase.closes_gap and right and score is not None and self.candidates > 1:

@@ -83,6 +83,7 @@ def compose_pieces(
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; None where a piece failed."""
     base = sampling or default_sampling()
+    look_ahead = Settings.model_construct().melody_fill_in_middle  # as the service, by default
 
     async def compose_all() -> list[Melody | None]:
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
@@ -91,7 +92,8 @@ def compose_pieces(
                 plan = plan_form(form, bars=n_bars, key=controls.key, energy=controls.energy)
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
-                    bars = await collect(FormComposer(plan, controls, seed), [], decode)
+                    composer = FormComposer(plan, controls, seed, look_ahead=look_ahead)
+                    bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):
                     return None
                 return Melody(controls.key, controls.tempo_bpm, tuple(bars))

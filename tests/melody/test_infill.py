@@ -1,0 +1,60 @@
+"""Infilling a gap: which requests are made, and the bars after the gap in the closing one's
+prompt only when fill-in-the-middle is on."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cantus.melody.composition import PhraseRequest
+from cantus.melody.controls import Controls
+from cantus.melody.infill import Infiller
+from cantus.melody.tokenizer import MelodyTokenizer
+from cantus.music.form import plan_form
+from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
+
+METER = Meter(4, 4)
+C_MAJOR = Key(0, Mode.MAJOR)
+CONTROLS = Controls(C_MAJOR, METER, 100.0, Style.FOLK, Energy.MID)
+
+
+def _bar(pitch: int) -> Bar:
+    return Bar(METER, tuple(Note(q * 480, pitch + q, 480, 90) for q in range(4)))
+
+
+class RecordingDecoder:
+    def __init__(self) -> None:
+        self.requests: list[PhraseRequest] = []
+
+    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
+        self.requests.append(request)
+        rng = random.Random(request.seed)
+        for _ in range(request.n_bars):
+            yield _bar(rng.choice([60, 62, 64, 65, 67]))
+
+
+@pytest.mark.parametrize("fill_in_middle", [False, True])
+def test_the_closing_phrase_reads_the_bars_after_the_gap_only_with_fim(
+    fill_in_middle: bool,
+) -> None:
+    plan = plan_form("through", bars=16, key=C_MAJOR, energy=Energy.MID)
+    bars = [_bar(48 + i) for i in range(16)]
+    infiller = Infiller(
+        plan, CONTROLS, 3, MelodyTokenizer(), candidates=1, fill_in_middle=fill_in_middle
+    )
+    decoder = RecordingDecoder()
+
+    async def run() -> list[int]:
+        return [index async for index, _ in infiller.fill(bars, 5, 9, decoder.decode, None)]
+
+    assert asyncio.run(run()) == [5, 6, 7, 8, 9]
+    assert bars[10:] == [_bar(48 + i) for i in range(10, 16)]  # the bars after are kept
+    closing = decoder.requests[-1]
+    assert closing.first_bar + closing.n_bars - 1 == 9
+    expected_after = (bars[10], bars[11]) if fill_in_middle else ()
+    assert closing.after == expected_after
+    assert all(r.after == () for r in decoder.requests[:-1])
