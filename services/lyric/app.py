@@ -36,6 +36,7 @@ from cantus.lyrics.song_form import (
     section_end,
     stanza_start,
 )
+from cantus.lyrics.training import checkpoint_path
 from cantus.lyrics.writer import LyricResources, write_piece_line
 from cantus.music.notes import MusicError
 from cantus.streaming import Received, StreamService
@@ -49,8 +50,12 @@ piece_state = service.app.Table("lyric-piece-state", default=None, partitions=se
 """piece_id → ``LyricState`` (``cantus.streaming.table_state``)."""
 resources = LyricResources(
     scorer_for=lambda language: TritonLyricScorer(
-        settings.triton_grpc, language, model_name=settings.lyric_model_name
-    )
+        settings.triton_grpc,
+        language,
+        model_name=settings.lyric_model_name,
+        expected=checkpoint_path(language, model=settings.lyric_models[language]).stem,
+    ),
+    models=settings.lyric_models,
 )
 
 

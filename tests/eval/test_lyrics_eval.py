@@ -8,6 +8,7 @@ from cantus.eval.lyrics import (
     distinct_2,
     format_report,
     measure_piece,
+    reads_better,
     song_melody,
 )
 from cantus.lyrics.decoding import DecodedLine, slot_texts
@@ -36,11 +37,39 @@ def test_english_metrics():
     assert rates["rhyme_compliance"] == 0.0  # "way" does not rhyme with "along"
     assert rates["repeated_lines"] == 0.0
     assert rates["theme_similarity"] == 0.5
-    text = format_report(
-        LyricsEvalReport(1, {"en": "x"}, {"en": {"constrained": stats, "baseline": stats}}),
-        command="cantus eval lyrics",
+    report = LyricsEvalReport(
+        1,
+        {"en": "x"},
+        {"en": {"lstm": stats, "lstm_beam": stats, "baseline": stats}},
+        served={"en": "lstm"},
+        reads_better={"en": "transformer"},
     )
-    assert "| syllable fit | 50.0 % | 50.0 % | = 100 %: not met |" in text
+    text = format_report(report, command="cantus eval lyrics")
+    assert "| metric | LSTM | LSTM, plain beam | baseline | target (served) |" in text
+    assert "| syllable fit | 50.0 % | 50.0 % | 50.0 % | = 100 %: not met |" in text
+    assert "Served (`lyric_models`): **LSTM**" in text
+    assert "the setting does not: set lyric_models en=transformer" in text
+
+
+def test_the_lm_that_reads_better_is_chosen_per_language():
+    checks = {
+        "transformer": {"grammatical": 0.5, "judge_perplexity": 90.0},
+        "lstm": {"grammatical": 0.6, "judge_perplexity": 120.0},
+        "lstm_beam": {"grammatical": 0.9, "judge_perplexity": 10.0},  # another decoder
+        "human": {"grammatical": 0.95, "judge_perplexity": 5.0},
+    }
+    assert reads_better("en", checks) == "lstm"
+    assert reads_better("zh", checks) == "transformer"
+
+
+def test_distinct_2_within_a_piece_counts_a_repeated_line_once():
+    bar = [Note(i * 480, 60, 480) for i in range(4)]
+    lines = plan_lines([bar] * 4, METER, scheme="AABB")
+    chorus = line_of(["we", "sing", "a", "song"])
+    stats = MethodStats()
+    measure_piece(stats, "en", lines[:2], [chorus, chorus], similarity=0.0)
+    assert stats.rates()["distinct_2_in_piece"] == 1.0
+    assert stats.rates()["distinct_2"] == 0.5
 
 
 def test_mandarin_tone_contour():

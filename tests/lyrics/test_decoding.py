@@ -97,3 +97,58 @@ def test_baseline_samples_and_trims_at_word_boundaries(scorers, lexicons):
     for line in lines:
         out = sample_line_unconstrained(scorers["en"], lexicons["en"], line, context="", rng=rng)
         assert 0 < len(out.syllables) <= line.syllables
+
+
+class Recording:
+    """A scorer that remembers the contexts it was asked about."""
+
+    def __init__(self, scorer):
+        self.scorer, self.language, self.version = scorer, scorer.language, scorer.version
+        self.contexts: list[str] = []
+
+    def score(self, contexts, candidates):
+        self.contexts += contexts
+        return self.scorer.score(contexts, candidates)
+
+
+def test_a_word_pair_sung_before_is_not_written_again(scorers, lexicons):
+    lines = plan_lines(melody(11, bars=4), METER)
+    options = DecodeOptions(bigram_penalty=1e4)
+    first = LyricWriter(scorers["en"], lexicons["en"], options=options).write_line(
+        lines[0], context="", used=Counter()
+    )
+    pairs = set(zip(first.words, first.words[1:], strict=False))
+    assert pairs
+    again = LyricWriter(scorers["en"], lexicons["en"], options=options).write_line(
+        lines[0], context="", used=Counter(), pairs=pairs
+    )
+    assert not pairs & set(zip(again.words, again.words[1:], strict=False))
+    written = LyricWriter(scorers["en"], lexicons["en"], options=options).write_lines(
+        plan_lines(melody(12, bars=8), METER)
+    )
+    sung = Counter(p for d in written for p in set(zip(d.words, d.words[1:], strict=False)))
+    assert max(sung.values()) == 1  # no word pair twice in the piece
+
+
+def test_the_theme_is_the_lms_title_line(scorers, lexicons):
+    lines = plan_lines(melody(13, bars=2), METER)
+    recording = Recording(scorers["en"])
+    options = DecodeOptions(prime_theme=True)
+    LyricWriter(
+        recording, lexicons["en"], theme_text="The Sea  at night", options=options
+    ).write_line(lines[0], context="earlier line", used=Counter())
+    assert recording.contexts and all(
+        c.startswith("the sea at night\nearlier line\n") for c in recording.contexts
+    )
+
+
+def test_lines_are_drawn_near_the_best_per_seed(scorers, lexicons):
+    lines = plan_lines(melody(14, bars=8), METER)
+    options = DecodeOptions(pick_temperature=2.0, pick_margin=8.0)
+
+    def song(seed):
+        writer = LyricWriter(scorers["en"], lexicons["en"], options=options, seed=seed)
+        return [d.text for d in writer.write_lines(lines)]
+
+    assert song(1) == song(1)
+    assert len({tuple(song(seed)) for seed in range(3)}) > 1

@@ -37,7 +37,7 @@ def test_serving_answers_the_interface_and_names_bad_inputs(scorers):
         {"LANGUAGE": texts("zh"), "CONTEXTS": texts("明月", ""), "CANDIDATES": texts("光", "\n")}
     )
     assert out["LOGPROBS"].shape == (2, 2) and out["LOGPROBS"].dtype == np.float32
-    assert out["MODEL"][0].decode().startswith("lyric_zh@")
+    assert re.match(r"lyric_(lstm_)?zh@", out["MODEL"][0].decode())
     with pytest.raises(ScoringInputError, match="LANGUAGE"):
         serving.handle({"LANGUAGE": texts("fr"), "CONTEXTS": texts(""), "CANDIDATES": texts("a")})
     with pytest.raises(ScoringInputError, match="CANDIDATES"):
@@ -67,9 +67,10 @@ def test_training_writes_a_loadable_checkpoint_and_lexicon(tmp_path):
         report=lambda line: None,
     )
     assert summary["vocabulary"] > 1000
-    serving = LyricServing.load(tmp_path, languages=("zh",))
-    assert serving.versions.startswith("lyric_zh@")
-    assert (tmp_path / "lyric_lexicon_zh.npz").exists()
+    serving = LyricServing.load(tmp_path, languages=("zh",), models={"zh": "lstm"})
+    assert serving.versions.startswith("lyric_lstm_zh@")
+    assert (tmp_path / "lyric_lexicon_lstm_zh.npz").exists()
+    assert not (tmp_path / "lyric_zh.pt").exists()  # the transformer's place is left alone
 
 
 def test_any_causal_lm_answers_the_same_interface(tmp_path):

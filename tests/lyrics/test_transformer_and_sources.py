@@ -88,7 +88,7 @@ def test_the_transformer_answers_the_scoring_interface(tmp_path):
     first = scorer.score(["the sea"], ["is"])[0, 0]
     second = scorer.score(["the sea is"], ["wide"])[0, 0]
     assert two == pytest.approx(first + second, abs=1e-4)
-    serving = LyricServing.load(tmp_path, languages=("en",))
+    serving = LyricServing.load(tmp_path, languages=("en",), models={"en": "transformer"})
     assert serving.versions.startswith("lyric_en@")
 
 

@@ -449,7 +449,8 @@ def train_lyrics(
 ) -> None:
     """Train the English and Mandarin lyric LMs and build their lexicons (reproduces
     checkpoints/lyric_*.pt and lyric_lexicon_*.npz). The transformer is installed only if
-    it beats the LSTM on held-out perplexity; lstm retrains the fortunes-only baseline."""
+    it beats the LSTM on held-out perplexity; lstm retrains the fortunes LSTM
+    (lyric_lstm_*). Which of the two lyric_lm serves is the lyric_models setting."""
     from cantus.settings import REPO_ROOT
 
     if model == "transformer":
@@ -798,11 +799,17 @@ def eval_lyrics(
     noise: Annotated[float | None, typer.Option(help="Decoder Gumbel noise scale")] = None,
     theme_weight: Annotated[float | None, typer.Option(help="Per-word theme weight")] = None,
     line_theme_weight: Annotated[float | None, typer.Option(help="Line theme weight")] = None,
+    compare_decoders: Annotated[
+        bool, typer.Option(help="Also decode with the plain beam search of before (PLAIN_BEAM)")
+    ] = True,
+    jobs: Annotated[int, typer.Option(help="Languages evaluated in parallel processes")] = 1,
 ) -> None:
-    """Constrained lyric decoding (transformer, and the LSTM it replaced) against the
-    transformer sampled without constraints and held-out human lines: syllable fit, stress on
-    strong beats, rhyme compliance, theme similarity, distinct-2, repeated lines, Mandarin
-    tone-contour agreement, Link Grammar parse rate, judge perplexity; verse-chorus songs."""
+    """Constrained lyric decoding on both lyric LMs (transformer, LSTM), with the current
+    decoder and the plain beam search before it, against the served LM sampled without
+    constraints and held-out human lines: syllable fit, stress on strong beats, rhyme
+    compliance, theme similarity, distinct-2, repeated lines, Mandarin tone-contour
+    agreement, Link Grammar parse rate, judge perplexity; which LM reads better against
+    the one served (lyric_models); verse-chorus songs."""
     import dataclasses
 
     from cantus.eval.lyrics import format_report, run_lyrics_eval
@@ -824,6 +831,8 @@ def eval_lyrics(
         languages=tuple(language or LYRICS_LANGUAGES),
         options=options,
         songs=songs,
+        compare_decoders=compare_decoders,
+        jobs=jobs,
         log=lambda line: console.print(line),
     )
     text = format_report(report, command=command)

@@ -10,6 +10,7 @@ from cantus.editing.editor import EditModels, EditOptions
 from cantus.harmony.client import HarmonyClient
 from cantus.harmony.context import checkpoint_version
 from cantus.lyrics.client import TritonLyricScorer
+from cantus.lyrics.training import checkpoint_path
 from cantus.lyrics.writer import LyricResources
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import DecodePhrase, PhraseRequest
@@ -49,8 +50,12 @@ def triton_edit_models(settings: Settings) -> EditModels:
 
     lyrics = LyricResources(
         scorer_for=lambda language: TritonLyricScorer(
-            settings.triton_grpc, language, model_name=settings.lyric_model_name
-        )
+            settings.triton_grpc,
+            language,
+            model_name=settings.lyric_model_name,
+            expected=checkpoint_path(language, model=settings.lyric_models[language]).stem,
+        ),
+        models=settings.lyric_models,
     )
     return EditModels(
         decoder=decoder,

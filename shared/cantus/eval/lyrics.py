@@ -1,11 +1,15 @@
-"""``cantus eval lyrics``: constrained lyric decoding against the unconstrained baseline.
+"""``cantus eval lyrics``: constrained lyric decoding on both lyric LMs, under the current
+decoder and the one before, against the unconstrained baseline and held-out human lines.
 
 For each language, ``pieces`` melodies (the first 16 bars of test-split tunes of the melody
-corpus, in tune-id order) get lyrics twice in the same run, from the same LM
-(``LocalLyricScorer``, the code the ``lyric_lm`` Triton model runs): by ``LyricWriter``
-(every constraint) and by the baseline that samples the LM freely and trims each line at a
+corpus, in tune-id order) get lyrics in the same run from each LM shipped
+(``cantus.lyrics.LYRIC_MODELS``: the transformer ``lyric_<language>.pt`` and the fortunes
+LSTM ``lyric_lstm_<language>.pt``, each with its lexicon; ``load_lyric_scorer``, the code the
+``lyric_lm`` Triton model runs): by ``LyricWriter`` (every constraint) with the current
+decoder (``DecodeOptions()``) and with ``PLAIN_BEAM`` (the decoder before the diversity
+changes), and by the baseline that samples the served LM freely and trims each line at a
 word boundary (``sample_line_unconstrained``). Themes, moods and rhyme schemes (AABB, ABAB,
-ABCB) rotate over the pieces. Measured per method:
+ABCB) rotate over the pieces; the seed is the piece's number. Measured per method:
 
 * syllable fit: lines whose syllables equal their notes (lines without notes excluded);
 * stress on strong beats (English): primary stresses of words of 2+ syllables that fall on a
@@ -14,17 +18,16 @@ ABCB) rotate over the pieces. Measured per method:
   last word rhymes with the anchor's (CMUdict rhyming part, a different word; Mandarin: the
   merged pinyin final);
 * theme similarity: cosine of the piece's lyrics and the theme + mood (all-MiniLM-L6-v2);
-* distinct-2: distinct word (character) bigrams within lines over all bigrams;
+* distinct-2: distinct word (character) bigrams within lines over all bigrams of all pieces;
+  the same within each piece (its distinct lines), summed over pieces: how much of the
+  repetition is inside a piece and how much across pieces;
 * repeated lines: lines equal to an earlier line of the same piece;
 * tone–contour agreement (Mandarin): adjacent sung characters whose tone step goes the way
   the melody steps, over the note pairs where the pitch changes;
 * blocked words in the output.
 
-Since #21 the LM is the transformer (``lyric_<language>.pt``); *constrained (LSTM)* decodes
-with every constraint against the fortunes LSTM it replaced (``lyric_lstm_<language>.pt``,
-its own lexicon), and *human* lines are held out from both LMs' training (the lyric
-register's held-out documents: fortunes songs and love poems; Song ci). Measured on all of
-them, in the same run:
+*Human* lines are held out from both LMs' training (the lyric register's held-out documents:
+fortunes songs and love poems; Song ci). Measured on all of them, in the same run:
 
 * grammaticality (English): the share of lines Link Grammar parses completely
   (``cantus.eval.grammar``);
@@ -34,9 +37,14 @@ them, in the same run:
   human lines);
 * distinct-2 at equal size: over the first N lines of each, N the fewest any has.
 
+The LM that reads better under the current decoder (``reads_better``: English the higher
+parse rate, Mandarin the lower judge perplexity) is named beside the served one (the
+``lyric_models`` setting), so the report says whether the setting follows the measurement.
+
 Song form: ``SONG_THEMES`` themes per language are set to 24-bar verse-chorus songs
-(``song_melody``: a test tune's bars laid out by the plan, repeats copied) and printed by
-section with their title line; their guarantees are measured like the pieces'.
+(``song_melody``: a test tune's bars laid out by the plan, repeats copied) with the served LM
+and printed by section with their title line; their guarantees are measured like the
+pieces'.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cantus.lyrics import LYRICS_LANGUAGES
+from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.decoding import (
     DecodedLine,
@@ -101,10 +109,7 @@ THEMES = {
 MOODS = ("calm", "happy", "sad", "hopeful", "tender")
 SCHEMES = ("AABB", "ABAB", "ABCB")
 BARS_PER_PIECE = 16
-METHODS = ("constrained", "constrained_lstm", "baseline")
 METHOD_NAMES = {
-    "constrained": "constrained",
-    "constrained_lstm": "constrained (LSTM)",
     "baseline": "baseline",
     "human": "human (held out)",
 }
@@ -130,6 +135,9 @@ class MethodStats:
     tone_agreeing: int = 0
     blocked: int = 0
     relaxed: Counter = field(default_factory=Counter)
+    piece_bigrams: list[tuple[int, int]] = field(default_factory=list)
+    """Per piece: distinct bigrams, bigrams, over its distinct lines (repetition within a
+    piece, against ``bigrams`` over all pieces; a chorus sung again is not counted twice)."""
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
 
@@ -146,6 +154,9 @@ class MethodStats:
             if self.theme_similarity
             else float("nan"),
             "distinct_2": ratio(len(self.bigrams), sum(self.bigrams.values())),
+            "distinct_2_in_piece": ratio(
+                sum(d for d, _ in self.piece_bigrams), sum(n for _, n in self.piece_bigrams)
+            ),
             "repeated_lines": ratio(self.repeated_lines, self.lines),
             "tone_contour_agreement": ratio(self.tone_agreeing, self.tone_pairs),
         }
@@ -167,6 +178,10 @@ def measure_piece(
 ) -> None:
     """Add one piece's lines to ``stats``."""
     stats.theme_similarity.append(similarity)
+    piece_pairs: Counter = Counter()
+    for words in {tuple(out.words) for out in decoded}:  # a repeated chorus line once
+        piece_pairs.update(itertools.pairwise(words))
+    stats.piece_bigrams.append((len(piece_pairs), sum(piece_pairs.values())))
     seen: set[str] = set()
     for line, out in zip(lines, decoded, strict=True):
         if line.syllables == 0:
@@ -226,6 +241,10 @@ class LyricsEvalReport:
     """language → method → grammaticality, judge perplexity, distinct-2 at equal size."""
     songs: dict[str, list[str]] = field(default_factory=dict)
     song_stats: dict[str, MethodStats] = field(default_factory=dict)
+    served: dict[str, str] = field(default_factory=dict)
+    """language → the LM the ``lyric_models`` setting serves."""
+    reads_better: dict[str, str | None] = field(default_factory=dict)
+    """language → the LM whose lines read better in this run (``reads_better``)."""
 
 
 # --- the human lines and the judge LM ------------------------------------------------------
@@ -348,6 +367,50 @@ def song_melody(tune_bars: list[list[Note]], plan: FormPlan) -> list[list[Note]]
     return bars
 
 
+PLAIN_BEAM = DecodeOptions(
+    noise=0.0,
+    function_repeat=1.0,
+    bigram_penalty=0.0,
+    prime_theme=False,
+    pick_temperature=0.0,
+)
+"""The decoder before the diversity changes (#21): a plain beam search, the best line
+taken, every word sung before penalised alike; the *plain beam* methods."""
+
+
+def method_name(method: str) -> str:
+    """``transformer``, ``lstm_beam``, … as the report prints them."""
+    if method in METHOD_NAMES:
+        return METHOD_NAMES[method]
+    model, _, beam = method.partition("_")
+    name = "LSTM" if model == "lstm" else model
+    return f"{name}, plain beam" if beam else name
+
+
+@dataclass
+class LanguageResult:
+    pieces: int
+    models: str
+    stats: dict[str, MethodStats]
+    texts: dict[str, list[str]]
+    checks: dict[str, dict[str, float]]
+    songs: list[str]
+    song_stats: MethodStats
+
+
+def reads_better(language: str, checks: dict[str, dict[str, float]]) -> str | None:
+    """The LM whose lines read better under the same (current) decoder: English, the
+    higher Link Grammar full-parse rate; Mandarin, the lower judge perplexity."""
+    models = [m for m in LYRIC_MODELS if m in checks]
+    if len(models) < 2:
+        return models[0] if models else None
+    if language == "en":
+        if not all("grammatical" in checks[m] for m in models):
+            return None
+        return max(models, key=lambda m: checks[m]["grammatical"])
+    return min(models, key=lambda m: checks[m]["judge_perplexity"])
+
+
 def run_lyrics_eval(
     *,
     pieces: int = 100,
@@ -355,92 +418,140 @@ def run_lyrics_eval(
     checkpoint_dir: Path = CHECKPOINT_DIR,
     options: DecodeOptions | None = None,
     songs: int = 10,
+    compare_decoders: bool = True,
+    jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
+    """Both LMs under the current decoder (``options``, default ``DecodeOptions()``) and,
+    with ``compare_decoders``, under ``PLAIN_BEAM``; the baseline and the songs use the
+    served LM (``lyric_models``). ``jobs`` > 1: the languages in parallel processes."""
+    served = {language: served_lyric_model(language) for language in languages}
+    report = LyricsEvalReport(pieces=pieces, models={}, stats={}, served=served)
+    arguments = [
+        (language, pieces, checkpoint_dir, options, songs, compare_decoders)
+        for language in languages
+    ]
+    if jobs > 1 and len(languages) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(jobs, len(languages)), mp_context=context) as pool:
+            results = list(pool.map(_language_eval_job, arguments))
+    else:
+        results = [_language_eval(*a, log=log) for a in arguments]
+    for language, result in zip(languages, results, strict=True):
+        report.models[language] = result.models
+        report.stats[language] = result.stats
+        report.texts[language] = result.texts
+        report.language_checks[language] = result.checks
+        report.songs[language] = result.songs
+        report.song_stats[language] = result.song_stats
+        report.reads_better[language] = reads_better(language, result.checks)
+        report.pieces = min(report.pieces, result.pieces)
+    return report
+
+
+def _language_eval_job(arguments) -> LanguageResult:
+    return _language_eval(*arguments, log=lambda line: print(line, flush=True))
+
+
+def _language_eval(
+    language: str,
+    pieces: int,
+    checkpoint_dir: Path,
+    options: DecodeOptions | None,
+    songs: int,
+    compare_decoders: bool,
+    *,
+    log: Callable[[str], None],
+) -> LanguageResult:
     from cantus.melody.corpus import load_or_build_corpus
     from cantus.melody.training import CORPUS_CACHE_DIR
 
     torch.set_num_threads(1)
+    options = options or DecodeOptions()
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     tunes = sorted(split.test, key=lambda t: t.tune_id)
     tunes = [t for t in tunes if any(bar.notes for bar in t.melody.bars)]
     song_tunes = [t for t in tunes if sum(1 for bar in t.melody.bars if bar.notes) >= 12]
     tunes = tunes[:pieces]
     embedder = ThemeEmbedder()
-    report = LyricsEvalReport(pieces=len(tunes), models={}, stats={})
-    for language in languages:
-        scorer = load_lyric_scorer(checkpoint_path(language, checkpoint_dir))
-        lexicon = Lexicon.load(lexicon_path(language, checkpoint_dir))
-        lstm_path = checkpoint_dir / f"lyric_lstm_{language}.pt"
-        writers_for = {"constrained": (scorer, lexicon)}
-        if lstm_path.exists():
-            writers_for["constrained_lstm"] = (
-                load_lyric_scorer(lstm_path),
-                Lexicon.load(checkpoint_dir / f"lyric_lexicon_lstm_{language}.npz"),
+    served = served_lyric_model(language)
+    loaded = {}
+    for model in LYRIC_MODELS:
+        path = checkpoint_path(language, checkpoint_dir, model)
+        if path.exists():
+            loaded[model] = (
+                load_lyric_scorer(path),
+                Lexicon.load(lexicon_path(language, checkpoint_dir, model)),
             )
-        report.models[language] = " ".join(
-            f"{METHOD_NAMES[m]}: {w[0].version}" for m, w in writers_for.items()
-        )
-        stats = {method: MethodStats() for method in [*writers_for, "baseline"]}
-        texts: dict[str, list[str]] = {method: [] for method in stats}
-        for number, tune in enumerate(tunes):
-            theme = THEMES[language][number % len(THEMES[language])]
-            mood = MOODS[number % len(MOODS)]
-            scheme = SCHEMES[number % len(SCHEMES)]
-            bars = [bar.notes for bar in tune.melody.bars[:BARS_PER_PIECE]]
-            lines = plan_lines(bars, tune.melody.meter, scheme=scheme)
-            target = theme_text(theme, mood)
-            theme_vector = embedder.embed([target])[0]
-            outputs: dict[str, list[DecodedLine]] = {}
-            for method, (method_scorer, method_lexicon) in writers_for.items():
-                started = time.perf_counter()
-                writer = LyricWriter(
-                    method_scorer,
-                    method_lexicon,
-                    theme_vector=theme_vector,
-                    theme_text=theme,
-                    embed=embedder.embed,
-                    options=options or DecodeOptions(),
-                    seed=number,
-                )
-                outputs[method] = writer.write_lines(lines)
-                stats[method].seconds += time.perf_counter() - started
-
+    scorer, lexicon = loaded[served]
+    writers_for: dict[str, tuple] = {}
+    for model, (model_scorer, model_lexicon) in loaded.items():
+        writers_for[model] = (model_scorer, model_lexicon, options)
+    if compare_decoders:
+        for model, (model_scorer, model_lexicon) in loaded.items():
+            writers_for[f"{model}_beam"] = (model_scorer, model_lexicon, PLAIN_BEAM)
+    models = ", ".join(f"{model} {pair[0].version}" for model, pair in loaded.items())
+    stats = {method: MethodStats() for method in [*writers_for, "baseline"]}
+    texts: dict[str, list[str]] = {method: [] for method in stats}
+    for number, tune in enumerate(tunes):
+        theme = THEMES[language][number % len(THEMES[language])]
+        mood = MOODS[number % len(MOODS)]
+        scheme = SCHEMES[number % len(SCHEMES)]
+        bars = [bar.notes for bar in tune.melody.bars[:BARS_PER_PIECE]]
+        lines = plan_lines(bars, tune.melody.meter, scheme=scheme)
+        target = theme_text(theme, mood)
+        theme_vector = embedder.embed([target])[0]
+        outputs: dict[str, list[DecodedLine]] = {}
+        for method, (method_scorer, method_lexicon, method_options) in writers_for.items():
             started = time.perf_counter()
-            rng = np.random.default_rng(number)
-            baseline: list[DecodedLine] = []
-            for line in lines:
-                context = "\n".join(b.text for b in baseline[-4:] if b.words)
-                baseline.append(
-                    sample_line_unconstrained(scorer, lexicon, line, context=context, rng=rng)
-                )
-            stats["baseline"].seconds += time.perf_counter() - started
-            outputs["baseline"] = baseline
+            writer = LyricWriter(
+                method_scorer,
+                method_lexicon,
+                theme_vector=theme_vector,
+                theme_text=theme,
+                embed=embedder.embed,
+                options=method_options,
+                seed=number,
+            )
+            outputs[method] = writer.write_lines(lines)
+            stats[method].seconds += time.perf_counter() - started
 
-            for method, decoded in outputs.items():
-                text = "\n".join(d.text for d in decoded if d.words)
-                texts[method] += [d.text for d in decoded if d.words]
-                similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
-                measure_piece(stats[method], language, lines, decoded, similarity)
-                if number < 3:
-                    stats[method].examples.append(
-                        f"{tune.tune_id} ({tune.melody.meter}, {scheme}, theme “{theme}”, {mood}): "
-                        + " / ".join(d.text for d in decoded[:4])
-                    )
-            if (number + 1) % 10 == 0:
-                log(f"{language}: {number + 1}/{len(tunes)} pieces")
-        report.stats[language] = stats
-        human, judge_lines = human_and_judge_documents(language)
-        texts["human"] = human[: max(len(v) for v in texts.values())]
-        report.texts[language] = texts
-        report.language_checks[language] = language_checks(
-            language, texts, [_tokens(line, language) for d in judge_lines for line in d]
-        )
-        report.songs[language], report.song_stats[language] = write_songs(
-            language, scorer, lexicon, embedder, song_tunes[:songs], options or DecodeOptions()
-        )
-        log(f"{language}: {len(report.songs[language])} songs")
-    return report
+        started = time.perf_counter()
+        rng = np.random.default_rng(number)
+        baseline: list[DecodedLine] = []
+        for line in lines:
+            context = "\n".join(b.text for b in baseline[-4:] if b.words)
+            baseline.append(
+                sample_line_unconstrained(scorer, lexicon, line, context=context, rng=rng)
+            )
+        stats["baseline"].seconds += time.perf_counter() - started
+        outputs["baseline"] = baseline
+
+        for method, decoded in outputs.items():
+            text = "\n".join(d.text for d in decoded if d.words)
+            texts[method] += [d.text for d in decoded if d.words]
+            similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
+            measure_piece(stats[method], language, lines, decoded, similarity)
+            if number < 3:
+                stats[method].examples.append(
+                    f"{tune.tune_id} ({tune.melody.meter}, {scheme}, theme “{theme}”, {mood}): "
+                    + " / ".join(d.text for d in decoded[:4])
+                )
+        if (number + 1) % 10 == 0:
+            log(f"{language}: {number + 1}/{len(tunes)} pieces")
+    human, judge_lines = human_and_judge_documents(language)
+    texts["human"] = human[: max(len(v) for v in texts.values())]
+    checks = language_checks(
+        language, texts, [_tokens(line, language) for d in judge_lines for line in d]
+    )
+    song_texts, song_stats = write_songs(
+        language, scorer, lexicon, embedder, song_tunes[:songs], options
+    )
+    log(f"{language}: {len(song_texts)} songs")
+    return LanguageResult(len(tunes), models, stats, texts, checks, song_texts, song_stats)
 
 
 def write_songs(
@@ -510,11 +621,13 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         "",
         f"{report.pieces} pieces per language: the first {BARS_PER_PIECE} bars of test-split tunes "
         "of the melody corpus; themes, moods and rhyme schemes (AABB, ABAB, ABCB) rotate. All "
-        "methods run in the same run: *constrained* is `LyricWriter` (syllables, stress, rhyme, "
-        "tone, theme, blocklist) on the transformer, *constrained (LSTM)* the same decoder on "
-        "the fortunes LSTM it replaced, *baseline* samples the transformer without constraints "
-        "and trims each line to its notes at a word boundary; *human* lines are held out from "
-        "both LMs' training. Definitions: `shared/cantus/eval/lyrics.py`; the corpora: "
+        "methods run in the same run. *transformer* and *LSTM* are `LyricWriter` (syllables, "
+        "stress, rhyme, tone, theme, blocklist) with the current decoder on each LM "
+        "(`DecodeOptions()`), *…, plain beam* the same LMs with the decoder before the "
+        "diversity changes (`PLAIN_BEAM`: plain beam search, best line, every repeated word "
+        "penalised alike); *baseline* samples the served LM without constraints and trims "
+        "each line to its notes at a word boundary; *human* lines are held out from both "
+        "LMs' training. Definitions: `shared/cantus/eval/lyrics.py`; the corpora: "
         "`docs/lyrics_data.md`.",
         "",
     ]
@@ -525,19 +638,35 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         ("rhyme_compliance", "rhyme-scheme compliance", True),
         ("theme_similarity", "theme similarity (cosine)", False),
         ("distinct_2", "distinct-2", True),
+        ("distinct_2_in_piece", "distinct-2 within a piece", True),
         ("repeated_lines", "repeated lines", True),
         ("tone_contour_agreement", "tone–contour agreement", True),
     ]
     for language, stats in report.stats.items():
         methods = list(stats)
+        served = report.served.get(language, "")
         rates = {m: s.rates() for m, s in stats.items()}
         title = "English" if language == "en" else "Mandarin"
+        better = report.reads_better.get(language)
+        verdict = ""
+        if better:
+            verdict = (
+                f" Reads better in this run: {method_name(better)} "
+                + ("(the Link Grammar parse rate" if language == "en" else "(the judge perplexity")
+                + " under the same decoder)"
+                + (
+                    "; the setting agrees."
+                    if better == served
+                    else f"; the setting does not: set lyric_models {language}={better}."
+                )
+            )
         lines += [
             f"## {title}",
             "",
-            f"Models: {report.models[language]}.",
+            f"Models: {report.models[language]}. Served (`lyric_models`): "
+            f"**{method_name(served)}**.{verdict}",
             "",
-            "| metric | " + " | ".join(METHOD_NAMES[m] for m in methods) + " | target |",
+            "| metric | " + " | ".join(method_name(m) for m in methods) + " | target (served) |",
             "|---|" + "---:|" * len(methods) + "---|",
         ]
         for key, name, percent in names:
@@ -548,7 +677,8 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             target = ""
             if key in TARGETS and not (key == "stress_on_strong" and language != "en"):
                 label, met = TARGETS[key]
-                target = f"{label}: {'met' if met(values[0]) else 'not met'}"
+                value = rates.get(served, rates[methods[0]])[key]
+                target = f"{label}: {'met' if met(value) else 'not met'}"
             cells = " | ".join("–" if np.isnan(v) else fmt(v) for v in values)
             lines.append(f"| {name} | {cells} | {target} |")
         lines += [
@@ -557,7 +687,7 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             + " | 0 |",
             "| lines | " + " | ".join(str(stats[m].lines) for m in methods) + " | |",
             "| seconds per piece (1 thread) | "
-            + " | ".join(f"{stats[m].seconds / report.pieces:.2f}" for m in methods)
+            + " | ".join(f"{stats[m].seconds / max(1, report.pieces):.2f}" for m in methods)
             + " | |",
             "",
         ]
@@ -567,9 +697,9 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             human = checks.get("human", {})
             lines += [
                 "Language checks, the same lines plus held-out human lines "
-                "(ratio: constrained ÷ human):",
+                f"(ratio: served ({method_name(served)}) ÷ human):",
                 "",
-                "| check | " + " | ".join(METHOD_NAMES[m] for m in order) + " | ratio | goal |",
+                "| check | " + " | ".join(method_name(m) for m in order) + " | ratio | goal |",
                 "|---|" + "---:|" * len(order) + "---:|---|",
             ]
             rows = [
@@ -580,9 +710,12 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             for key, name, percent, goal in rows:
                 if not all(key in checks[m] for m in order):
                     continue
-                fmt = (lambda v: f"{100 * v:.1f} %") if percent else (lambda v: f"{v:.0f}")
-                cells = " | ".join(fmt(checks[m][key]) for m in order)
-                ratio = checks["constrained"][key] / human[key] if human.get(key) else float("nan")
+                cells = " | ".join(
+                    f"{100 * checks[m][key]:.1f} %" if percent else f"{checks[m][key]:.0f}"
+                    for m in order
+                )
+                reference = checks.get(served, checks[order[0]])
+                ratio = reference[key] / human[key] if human.get(key) else float("nan")
                 verdict = ""
                 if goal.startswith("≥"):
                     verdict = ": met" if ratio >= 0.9 else ": not met"
@@ -590,21 +723,22 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             lines += [
                 "",
                 "Lines: "
-                + ", ".join(f"{METHOD_NAMES[m]} {int(checks[m]['lines'])}" for m in order)
+                + ", ".join(f"{method_name(m)} {int(checks[m]['lines'])}" for m in order)
                 + "; "
                 f"distinct-2 over the first {int(checks[order[0]]['equal_size'])} of each.",
                 "",
             ]
-        c = stats["constrained"]
+        relaxed = stats[served].relaxed if served in stats else Counter()
         lines += [
-            f"Constraints relaxed to find a line (constrained): {dict(c.relaxed) or 'none'}.",
+            f"Constraints relaxed to find a line ({method_name(served)}): "
+            f"{dict(relaxed) or 'none'}.",
             "",
             "Examples (first four lines):",
             "",
         ]
         for method in methods:
             for example in stats[method].examples:
-                lines.append(f"* {METHOD_NAMES[method]}: {example}")
+                lines.append(f"* {method_name(method)}: {example}")
         human_lines = report.texts.get(language, {}).get("human", [])
         if human_lines:
             lines.append(f"* human (held out): {' / '.join(human_lines[:8])}")
@@ -613,7 +747,8 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         if songs:
             song = report.song_stats[language].rates()
             lines += [
-                f"### Songs ({title}): {len(songs)} themes, {SONG_BARS}-bar {SONG_FORM}",
+                f"### Songs ({title}): {len(songs)} themes, {SONG_BARS}-bar {SONG_FORM}, "
+                f"{method_name(served)}",
                 "",
                 "Each theme set to a test tune laid out as verse, chorus, verse', chorus' "
                 "(repeat), bridge, chorus'' (variation); the title is the first chorus line. "
@@ -623,7 +758,9 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
                     if language == "en"
                     else f"tone–contour agreement {100 * song['tone_contour_agreement']:.1f} %, "
                 )
-                + f"rhyme compliance {100 * song['rhyme_compliance']:.1f} %.",
+                + f"rhyme compliance {100 * song['rhyme_compliance']:.1f} %, "
+                f"distinct-2 within a song {100 * song['distinct_2_in_piece']:.1f} % "
+                "(the repeated choruses counted once).",
                 "",
             ]
             lines += [f"{number}. {song_text}" for number, song_text in enumerate(songs, 1)]

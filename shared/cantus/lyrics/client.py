@@ -27,14 +27,39 @@ def _text_tensor(name: str, texts: Sequence[str]) -> triton_grpc.InferInput:
     return tensor
 
 
+def check_served(version: str, expected: str | None, language: str) -> None:
+    """Raise ``LyricLMError`` when ``version`` (``name@digest``) is a lyric checkpoint trained
+    here other than ``expected``."""
+    served = version.partition("@")[0]
+    if expected and served.startswith("lyric_") and served != expected:
+        raise LyricLMError(
+            f"lyric_lm serves {version} for {language}, but this process decodes with the "
+            f"lexicon of {expected}: give Triton and the lyric service the same "
+            "CANTUS_LYRIC_MODELS"
+        )
+
+
 class TritonLyricScorer:
+    """``expected``: the checkpoint's name the caller's lexicon belongs to (``lyric_en``,
+    ``lyric_lstm_en``: ``training.checkpoint_path(...).stem``); an answer from another
+    checkpoint trained here is refused, naming both, since its scores would be read
+    against the wrong lexicon (Triton and the caller were given different
+    ``lyric_models``). Any other LM (``causal_lm_dir``) is taken as it is."""
+
     def __init__(
-        self, address: str, language: str, *, model_name: str = "lyric_lm", timeout_s: float = 60.0
+        self,
+        address: str,
+        language: str,
+        *,
+        model_name: str = "lyric_lm",
+        timeout_s: float = 60.0,
+        expected: str | None = None,
     ) -> None:
         self.address = address
         self.language = language
         self.model_name = model_name
         self.timeout_s = timeout_s
+        self.expected = expected
         self.version = model_name
         self._client: triton_grpc.InferenceServerClient | None = None
         self._lock = threading.Lock()
@@ -87,6 +112,7 @@ class TritonLyricScorer:
                 self._reset()
                 raise
             self.version = result.as_numpy("MODEL")[0].decode()
+            check_served(self.version, self.expected, self.language)
             return result.as_numpy("LOGPROBS").reshape(len(contexts), len(candidates))
 
     def _reset(self) -> None:

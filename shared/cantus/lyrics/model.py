@@ -130,7 +130,7 @@ def load_lyric_checkpoint(path: Path, device: str = "cpu") -> LoadedLyricLM:
     model.load_state_dict({k: v.float() for k, v in data["state_dict"].items()})
     model.to(device).eval()
     language = data["language"]
-    version = checkpoint_version(path, f"lyric_{language}")
+    version = checkpoint_version(path, f"lyric_lstm_{language}")
     return LoadedLyricLM(model, Vocabulary(list(data["vocab"])), language, version)
 
 

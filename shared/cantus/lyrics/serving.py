@@ -18,6 +18,7 @@ from cantus.lyrics.scoring import (
     ScoringInputError,
     parse_scoring_request,
 )
+from cantus.lyrics.training import checkpoint_path
 from cantus.lyrics.transformer import TransformerLyricScorer, load_transformer_checkpoint
 
 EXPECTED_INPUTS = INPUTS
@@ -46,8 +47,10 @@ class LyricServing:
         device="cpu",
         torch_threads=1,
         causal_lm_dir: str | None = None,
+        models: Mapping[str, str] | None = None,
     ) -> LyricServing:
-        """The LMs trained here (``lyric_<language>.pt``) from ``checkpoint_dir``; or, with
+        """Per language the LM trained here that ``models`` names (``LYRIC_MODELS``;
+        default: the ``lyric_models`` setting) from ``checkpoint_dir``; or, with
         ``causal_lm_dir``, one Hugging Face causal LM (saved with ``save_pretrained``) for
         every language."""
         torch.set_num_threads(torch_threads)
@@ -62,7 +65,7 @@ class LyricServing:
                 }
             )
         for language in languages:
-            path = Path(checkpoint_dir) / f"lyric_{language}.pt"
+            path = checkpoint_path(language, Path(checkpoint_dir), (models or {}).get(language))
             scorers[language] = load_lyric_scorer(path, device)
         return cls(scorers)
 

@@ -1,7 +1,8 @@
-"""``cantus train lyrics``: trains the English (word-level) and Mandarin (character-level)
-lyric LMs on the fortunes corpora (``corpus``), single-threaded by default, and writes
-``checkpoints/lyric_<language>.pt`` and the language's lexicon with theme embeddings
-(``checkpoints/lyric_lexicon_<language>.npz``).
+"""``cantus train lyrics --model lstm``: trains the English (word-level) and Mandarin
+(character-level) LSTM lyric LMs on the fortunes corpora (``corpus``), single-threaded by
+default, and writes ``checkpoints/lyric_lstm_<language>.pt`` and its lexicon with theme
+embeddings (``checkpoints/lyric_lexicon_lstm_<language>.npz``). ``checkpoint_path`` and
+``lexicon_path`` name the files of either LM (``cantus.lyrics.LYRIC_MODELS``).
 
 Documents are split 95/5 into training and validation by a fixed seed; the checkpoint kept
 is the one with the lowest validation loss (nats per token).
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cantus.lyrics import LYRICS_LANGUAGES
+from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.corpus import load_documents
 from cantus.lyrics.lexicon import build_lexicon
 from cantus.lyrics.model import (
@@ -39,12 +40,25 @@ SEQUENCE_TOKENS = 64
 BATCH = 32
 
 
-def checkpoint_path(language: str, directory: Path = CHECKPOINT_DIR) -> Path:
-    return directory / f"lyric_{language}.pt"
+def _model_part(language: str, model: str | None) -> str:
+    model = model or served_lyric_model(language)
+    if model not in LYRIC_MODELS:
+        raise ValueError(f"lyric model {model!r} is not one of {LYRIC_MODELS}")
+    return "" if model == "transformer" else f"{model}_"
 
 
-def lexicon_path(language: str, directory: Path = CHECKPOINT_DIR) -> Path:
-    return directory / f"lyric_lexicon_{language}.npz"
+def checkpoint_path(
+    language: str, directory: Path = CHECKPOINT_DIR, model: str | None = None
+) -> Path:
+    """The checkpoint of lyric LM ``model`` (``LYRIC_MODELS``; default: the one served,
+    the ``lyric_models`` setting): ``lyric_<language>.pt`` for the transformer,
+    ``lyric_lstm_<language>.pt`` for the LSTM."""
+    return Path(directory) / f"lyric_{_model_part(language, model)}{language}.pt"
+
+
+def lexicon_path(language: str, directory: Path = CHECKPOINT_DIR, model: str | None = None) -> Path:
+    """The lexicon that goes with ``checkpoint_path(language, directory, model)``."""
+    return Path(directory) / f"lyric_lexicon_{_model_part(language, model)}{language}.npz"
 
 
 def token_stream(documents: list[list[str]], vocab: Vocabulary, language: str) -> torch.Tensor:
@@ -143,14 +157,16 @@ def train_language(
         "train_tokens": len(train),
         "epochs": epoch,
     }
-    save_lyric_checkpoint(checkpoint_path(language, out_dir), model, vocab, language, **summary)
+    save_lyric_checkpoint(
+        checkpoint_path(language, out_dir, "lstm"), model, vocab, language, **summary
+    )
     lexicon = build_lexicon(vocab.tokens, language)
     if embed_lexicon:
         from cantus.lyrics.theme import ThemeEmbedder
 
         vectors = ThemeEmbedder().embed(lexicon.words).astype(np.float16)
         lexicon = build_lexicon(lexicon.words, language, embeddings=vectors)
-    lexicon.save(lexicon_path(language, out_dir))
+    lexicon.save(lexicon_path(language, out_dir, "lstm"))
     report(f"{language}: kept validation {best:.3f} nats/token; lexicon {len(lexicon)} entries")
     return summary
 

@@ -27,6 +27,7 @@ from torch import nn
 from cantus.lyrics import corpus as fortunes_corpus
 from cantus.lyrics.model import EOL, PAD, UNK, Vocabulary, load_lyric_checkpoint, tokenize
 from cantus.lyrics.sources import REGISTERS, Document, load_corpus
+from cantus.lyrics.training import checkpoint_path, lexicon_path
 from cantus.lyrics.transformer import (
     LyricTransformer,
     LyricTransformerConfig,
@@ -398,7 +399,9 @@ def train_transformer_command(
     (``lyric_lstm_<language>.pt``, or ``lyric_<language>.pt`` while that is still an LSTM)
     on held-out text, and install it as ``checkpoints/lyric_<language>.pt`` with its
     lexicon only if its perplexity over all held-out text is lower (per-source numbers are
-    logged). The progress lines also go to ``log_path``."""
+    logged). Which installed LM ``lyric_lm`` serves is the ``lyric_models`` setting, chosen
+    by ``cantus eval lyrics`` on the lines each writes. The progress lines also go to
+    ``log_path``."""
     import shutil
 
     from cantus.checkpoint_io import load_checkpoint
@@ -414,8 +417,8 @@ def train_transformer_command(
     results = {}
     for language in languages:
         candidate = Path(work_dir) / f"lyric_{language}.transformer.pt"
-        installed = Path(checkpoint_dir) / f"lyric_{language}.pt"
-        lstm = Path(checkpoint_dir) / f"lyric_lstm_{language}.pt"
+        installed = checkpoint_path(language, checkpoint_dir, "transformer")
+        lstm = checkpoint_path(language, checkpoint_dir, "lstm")
         if not lstm.exists():
             load_checkpoint(installed, LSTM_FORMAT)  # refuses anything but the LSTM
             shutil.copyfile(installed, lstm)
@@ -431,7 +434,7 @@ def train_transformer_command(
         if better:
             shutil.copyfile(candidate, installed)
             size = build_transformer_lexicon(
-                installed, Path(checkpoint_dir) / f"lyric_lexicon_{language}.npz"
+                installed, lexicon_path(language, checkpoint_dir, "transformer")
             )
             report(f"{language}: installed {installed.name}; lexicon {size} entries")
         else:

@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cantus.lyrics.decoding import DecodedLine, LyricWriter
+from cantus.lyrics.decoding import DecodedLine, LyricWriter, word_pairs
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.scoring import LyricScorer
 from cantus.lyrics.slots import LineSlots
@@ -23,6 +23,9 @@ from cantus.lyrics.training import CHECKPOINT_DIR, lexicon_path
 class LyricResources:
     scorer_for: Callable[[str], LyricScorer]
     checkpoint_dir: Path = CHECKPOINT_DIR
+    models: Mapping[str, str] | None = None
+    """The lyric LM per language whose lexicon is used (default: the ``lyric_models``
+    setting); the scorer must be that LM."""
     embedder: ThemeEmbedder = field(default_factory=ThemeEmbedder)
     _lexicons: dict[str, Lexicon] = field(default_factory=dict)
     _scorers: dict[str, LyricScorer] = field(default_factory=dict)
@@ -30,7 +33,10 @@ class LyricResources:
 
     def lexicon(self, language: str) -> Lexicon:
         if language not in self._lexicons:
-            self._lexicons[language] = Lexicon.load(lexicon_path(language, self.checkpoint_dir))
+            model = (self.models or {}).get(language)
+            self._lexicons[language] = Lexicon.load(
+                lexicon_path(language, self.checkpoint_dir, model)
+            )
         return self._lexicons[language]
 
     def scorer(self, language: str) -> LyricScorer:
@@ -68,9 +74,16 @@ def write_piece_line(
         seed=seed,
     )
     used: Counter = Counter()
+    pairs: set[tuple[str, str]] = set()
     for earlier in written.values():
         used.update(earlier.words)
+        pairs |= word_pairs(earlier.words)
     anchor = written.get(line.rhymes_with) if line.rhymes_with is not None else None
     return writer.write_line(
-        line, context=LyricWriter.context(written), anchor=anchor, used=used, is_anchor=is_anchor
+        line,
+        context=LyricWriter.context(written),
+        anchor=anchor,
+        used=used,
+        is_anchor=is_anchor,
+        pairs=pairs,
     )
