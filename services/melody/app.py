@@ -107,7 +107,7 @@ async def _decode_phrase(request: pb.ComposeRequested, phrase: PhraseRequest) ->
         phrase.prompt(prompter.tokenizer),
         n_bars=phrase.n_bars,
         seed=phrase.seed,
-        sampling=served_sampling(service.settings, phrase.cadence_steps),
+        sampling=phrase.sampling(served_sampling(service.settings)),
         request_id=f"{request.meta.piece_id}:{phrase.first_bar}",
     ):
         bar = assembler.push(token)

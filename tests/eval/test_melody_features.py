@@ -97,6 +97,17 @@ def test_rhythm_on_beats_syncopation_and_rests() -> None:
     assert features.notes_per_bar == 3.0
 
 
+def test_a_pickups_padding_is_not_a_rest() -> None:
+    # the corpus writes an upbeat as a bar of rest ending in it: three beats nobody hears
+    pickup = [(3 * QUARTER, 67, QUARTER)]
+    full = [(0, 72, QUARTER), (QUARTER, 71, QUARTER), (2 * QUARTER, 69, 2 * QUARTER)]
+    features = melody_features(from_bars([pickup, full]))
+    assert features.rest_share == 0.0
+    assert features.notes_per_bar == pytest.approx(4 / 1.25)
+    breath = [(0, 72, QUARTER), (QUARTER, 71, QUARTER)]  # a rest inside the tune still counts
+    assert melody_features(from_bars([pickup, breath])).rest_share == pytest.approx(0.4)
+
+
 def test_compound_meter_beats_are_dotted_quarters() -> None:
     six_eight = Meter(6, 8)
     notes = tuple(Note(i * EIGHTH, 60 + i, EIGHTH) for i in range(6))

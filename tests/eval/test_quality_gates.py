@@ -30,7 +30,9 @@ from cantus.music.notes import Meter
 from cantus.music.styles import Energy, Style
 from cantus.settings import CHECKPOINTS
 
-PIECES = 24
+PIECES = 48
+"""Every key twice: at 24 pieces the sample's top-pitch-class mean moved by 0.015 with the
+opening alone (0.379 against 0.394), the model's own mean over 96 pieces being 0.35-0.36."""
 BARS = 8
 
 MAX_MEAN_REPEATED_NOTE_RATE = 0.30
@@ -54,7 +56,7 @@ ENERGIES = (Energy.LOW, Energy.MID, Energy.HIGH, Energy.MID)
 
 
 def _jobs() -> list[tuple[Controls, int]]:
-    """Every one of the 24 keys once, meters, styles and energies cycling."""
+    """Every one of the 24 keys twice, meters, styles and energies cycling."""
     return [
         (
             Controls(
@@ -66,7 +68,7 @@ def _jobs() -> list[tuple[Controls, int]]:
             ),
             1000 + i,
         )
-        for i, key in enumerate(KEY_CYCLE[:PIECES])
+        for i, key in enumerate((KEY_CYCLE * 2)[:PIECES])
     ]
 
 

@@ -53,7 +53,7 @@ def test_report_tells_hammered_melodies_from_stepwise_ones() -> None:
     }
     assert {k.key for k in report.key_agreement} == {"C major", "C minor"}
     assert sum(k.pieces for k in report.key_agreement) == 24
-    assert [row.measure for row in report.structure] == ["returning", "exact", "si"]
+    assert [row.measure for row in report.structure] == ["returning", "exact", "si", "phrase_ends"]
     assert all(0.0 <= row.median_rank <= 1.0 for row in report.structure)
 
     text = "\n".join(format_report(report))

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from cantus.eval.structure import (
     Band,
     bar_similarity,
+    phrase_end_weight,
     plot_self_similarity,
     repetition,
     self_similarity_matrix,
@@ -31,6 +32,26 @@ def _bar(*pitches: int) -> Bar:
 def _phrase_melody(rng: random.Random, phrase_bars: int = 4, times: int = 4) -> Melody:
     phrase = [random_bar(rng) for _ in range(phrase_bars)]
     return Melody(C_MAJOR, 100.0, tuple(phrase * times))
+
+
+def _held(pitch: int) -> list[tuple[int, int, int]]:
+    return [(0, pitch, 4 * QUARTER)]
+
+
+def _running(pitch: int) -> list[tuple[int, int, int]]:
+    return [(i * QUARTER, pitch + i, QUARTER) for i in range(4)]
+
+
+def test_phrase_ends_are_counted_from_the_tunes_own_opening() -> None:
+    phrase = [_running(60), _running(62), _running(64), _held(60)]
+    assert phrase_end_weight(from_bars(phrase * 2)) == pytest.approx(0.75)
+    # the same tune after a one-beat pickup: its phrases end a bar later
+    pickup = [(3 * QUARTER, 59, QUARTER)]
+    assert phrase_end_weight(from_bars([pickup, *phrase * 2])) == pytest.approx(0.75)
+    # long notes one bar early (a cadence forced before the phrase is over) weigh less
+    early = [_running(60), _running(62), _held(64), _running(60)]
+    assert phrase_end_weight(from_bars(early * 2)) == pytest.approx(-0.25)
+    assert phrase_end_weight(from_bars([_running(60)] * 3)) == 0.0  # no phrase
 
 
 def test_bar_similarity() -> None:

@@ -67,6 +67,16 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
         assert sum(n.duration for n in bars[copy].notes) == METER.bar_ticks
 
 
+def test_the_piece_opens_on_the_downbeat_and_its_later_phrases_as_the_model_likes() -> None:
+    # the plan's phrases end on bars 4, 8, ...: a pickup bar would put the model's a bar later
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    _, model = _compose(plan)
+    assert [r.first_onset for r in model.requests] == [0, -1, -1, -1]
+    given = [Bar(METER, (Note(1440, 67, 480),))]  # a given pickup is the user's: kept
+    _, model = _compose(plan, bars=given)
+    assert all(r.first_onset == -1 for r in model.requests)
+
+
 def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     model = FakeModel()

@@ -100,6 +100,25 @@ def test_a_fill_in_the_middle_prompt_generates_the_gap() -> None:
     assert len(gap.bars) == 2 and gap.bars[-1].notes[-1].pitch % 12 == 0
 
 
+@pytest.mark.parametrize(("meter", "first_onset"), [(Meter(4, 4), 0), (Meter(6, 8), 10)])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_first_bar_opens_where_the_plan_says(meter: Meter, first_onset: int, seed: int) -> None:
+    prompt = _prefix(meter=meter)
+    sampling = SamplingParams(first_onset=first_onset, cadence_steps=(0,))
+    grammar = MelodyGrammar(VOCAB, n_bars=3, sampling=sampling)
+    grammar.feed_prompt(prompt)
+    _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
+    first = melody.bars[0].notes[0]
+    assert first.onset == first_onset * 120  # a downbeat, or the pickup asked for
+    assert len(melody.bars) == 3  # later bars are the model's: only the opening is set
+
+
+def test_an_opening_beyond_the_bar_is_refused() -> None:
+    grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(first_onset=12))
+    with pytest.raises(MusicError, match="first_onset 12 lies beyond the bar"):
+        grammar.feed_prompt(_prefix(meter=Meter(3, 4)))
+
+
 @pytest.mark.parametrize(
     "prompt",
     [

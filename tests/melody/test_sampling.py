@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cantus.melody.client import sampling_tensors
+from cantus.melody.composition import PhraseRequest
+from cantus.melody.controls import Controls
 from cantus.melody.sampling import (
     MAX_GUIDANCE,
     MAX_TONAL_EMPHASIS,
@@ -20,6 +22,8 @@ from cantus.melody.sampling import (
     served_sampling,
 )
 from cantus.melody.serving import EXPECTED_INPUTS, RequestInputError, parse_sampling
+from cantus.music.notes import Key, Meter, Mode
+from cantus.music.styles import Energy, Style
 from cantus.settings import Settings
 
 _NUMPY = {"FP32": np.float32, "INT32": np.int32, "BOOL": np.bool_}
@@ -43,6 +47,7 @@ wire_values = st.builds(
     tonal_emphasis=st.floats(0.0, MAX_TONAL_EMPHASIS, width=32),
     cadence_steps=st.lists(st.integers(0, 11), max_size=4).map(tuple),
     guidance=st.floats(1.0, MAX_GUIDANCE, width=32),
+    first_onset=st.integers(-1, 47),
 )
 
 
@@ -71,6 +76,8 @@ def test_tensors_left_out_take_the_defaults() -> None:
         ({"tonal_emphasis": MAX_TONAL_EMPHASIS + 1}, "tonal_emphasis"),
         ({"cadence_steps": (7, 12)}, "cadence_steps"),
         ({"guidance": 0.5}, "guidance"),
+        ({"first_onset": -2}, "first_onset"),
+        ({"first_onset": 48}, "first_onset"),
         ({"pitch_range": (80, 60)}, "pitch_range"),
         ({"max_notes_per_bar": 0}, "max_notes_per_bar"),
     ],
@@ -88,8 +95,18 @@ def test_the_served_model_names_the_tensor() -> None:
 
 def test_the_service_asks_its_settings_sampling_and_the_phrase_cadence() -> None:
     settings = Settings.model_construct()
-    sampling = served_sampling(settings, (7, 2, 11))
+    phrase = PhraseRequest(
+        first_bar=0,
+        n_bars=4,
+        controls=Controls(Key(0, Mode.MAJOR), Meter(4, 4), 100.0, Style.FOLK, Energy.MID),
+        context=(),
+        cadence_steps=(7, 2, 11),
+        seed=1,
+        first_onset=0,
+    )
+    sampling = phrase.sampling(served_sampling(settings))
     assert sampling.cadence_steps == (7, 2, 11)
+    assert sampling.first_onset == 0
     # no scale mask: it removed every chromatic note (#14)
     assert sampling.top_p == settings.melody_top_p == 0.95
     assert sampling.key_constraint is settings.melody_key_constraint is False

@@ -37,7 +37,7 @@ def triton_edit_models(settings: Settings) -> EditModels:
                 phrase.prompt(prompter.tokenizer),
                 n_bars=phrase.n_bars,
                 seed=phrase.seed,
-                sampling=served_sampling(settings, phrase.cadence_steps),
+                sampling=phrase.sampling(served_sampling(settings)),
                 request_id=f"edit:{phrase.first_bar}:{phrase.seed}",
             ):
                 bar = assembler.push(token)

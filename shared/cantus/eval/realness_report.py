@@ -35,15 +35,18 @@ from cantus.eval.realness import (
     split_halves,
     telltale_features,
 )
-from cantus.eval.structure import Band, structure_measures
+from cantus.eval.structure import Band, phrase_end_weight, structure_measures
 from cantus.music.notes import Key, Melody, Mode
 
 STRUCTURE_MEASURES = {
     "returning": "bars that repeat or vary an earlier bar",
     "exact": "bars that repeat an earlier bar note for note",
     "si": "structureness indicator SI (bar-level, MusDr-style)",
+    "phrase_ends": "longest note at phrase ends minus elsewhere (share of a bar)",
 }
 """The structure measures of the report and what each one is."""
+NOT_PERCENT = frozenset({"si", "phrase_ends"})
+"""Structure measures written as numbers, not percentages."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def structure_values(melodies: Sequence[Melody]) -> dict[str, list[float]]:
         values["returning"].append(measures.repetition.returning)
         values["exact"].append(measures.repetition.exact)
         values["si"].append(measures.structureness.si)
+        values["phrase_ends"].append(phrase_end_weight(melody))
     return values
 
 
@@ -357,7 +361,7 @@ def _structure_lines(report: RealnessReport) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for row in report.structure:
-        percent = row.measure != "si"
+        percent = row.measure not in NOT_PERCENT
         lines.append(
             f"| {STRUCTURE_MEASURES[row.measure]} | {_band(row.generated, percent)} | "
             f"{_band(row.real, percent)} | {_pct(row.generated_inside)} | "

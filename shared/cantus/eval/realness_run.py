@@ -37,6 +37,7 @@ import numpy as np
 from cantus.eval.melody_features import first_bars
 from cantus.eval.melody_sampling import SERVED_GUIDANCE, served_guidance
 from cantus.eval.realness_report import (
+    NOT_PERCENT,
     STRUCTURE_MEASURES,
     RealnessReport,
     format_report,
@@ -323,7 +324,7 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         cells = []
         for name in STRUCTURE_MEASURES:
             b = band.bands[name]
-            if name == "si":
+            if name in NOT_PERCENT:
                 cells.append(f"{b.median:.2f} ({b.low:.2f}–{b.high:.2f})")
             else:
                 cells.append(f"{100 * b.median:.0f} % ({100 * b.low:.0f}–{100 * b.high:.0f} %)")

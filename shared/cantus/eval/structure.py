@@ -25,6 +25,12 @@ Measures:
   normalised coverage (how much of the melody they cover, beyond α itself). SI is the
   largest fitness over all segments: 0 for a melody that never returns, toward 1 for one
   made of a single repeated segment.
+* ``phrase_end_weight(melody)``: how much longer the longest note of a phrase's last bar is
+  than that of the other bars (each as a share of its bar), phrases taken as the four-bar
+  units of the tune's own opening: bars 4, 8, 12… of a tune that opens on the downbeat,
+  5, 9, 13… of one that opens with a pickup bar. Real tunes breathe at their phrase ends
+  (held notes, cadences), so a melody whose long notes fall elsewhere, or nowhere, reads
+  as having no phrases.
 * ``self_similarity_matrix(melody)`` and ``plot_self_similarity(melody, path)``: the bar by
   bar matrix and its picture (PNG).
 """
@@ -199,6 +205,25 @@ class StructureMeasures:
 
     repetition: Repetition
     structureness: Structureness
+
+
+PHRASE_BARS = 4
+"""Bars per phrase in ``phrase_end_weight``: the corpus's and the form plans' unit."""
+
+
+def phrase_end_weight(melody: Melody) -> float:
+    """Mean longest-note share of the bars that end a phrase minus that of the other bars
+    (0 for a melody too short to hold a phrase and a bar after it)."""
+    pickup = 1 if melody.bars and melody.bars[0].notes and melody.bars[0].notes[0].onset else 0
+    longest = [
+        max((n.duration for n in bar.notes), default=0) / bar.meter.bar_ticks for bar in melody.bars
+    ]
+    ends = set(range(pickup + PHRASE_BARS - 1, len(longest), PHRASE_BARS))
+    at_ends = [v for i, v in enumerate(longest) if i in ends]
+    elsewhere = [v for i, v in enumerate(longest) if i not in ends and i >= pickup]
+    if not at_ends or not elsewhere:
+        return 0.0
+    return float(np.mean(at_ends) - np.mean(elsewhere))
 
 
 def structure_measures(melody: Melody) -> StructureMeasures:

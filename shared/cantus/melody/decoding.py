@@ -159,7 +159,9 @@ class MelodyGrammar:
 
     What it enforces comes from the request's ``SamplingParams``: ``pitch_range`` (inclusive
     MIDI range of generated pitches), ``key_constraint`` (only the key's scale pitch classes;
-    for minor keys also the raised 6th and 7th), ``max_notes_per_bar``, and ``end_on_tonic``
+    for minor keys also the raised 6th and 7th), ``max_notes_per_bar``, ``first_onset`` (the
+    first generated bar opens with a note at that grid step: 0 on the downbeat, later a
+    pickup; ``MusicError`` from ``feed_prompt`` if the meter's bar is shorter), and ``end_on_tonic``
     or ``cadence_steps`` (the last generated bar ends on the tonic or a cadence step, the
     module docstring says how; ignored if the pitch range holds none). ``max_len``: the
     model's context; the grammar keeps room for the remaining bars and ``EOS`` so that the
@@ -192,6 +194,7 @@ class MelodyGrammar:
         self.end_on_tonic = self.cadence_steps == frozenset(AUTHENTIC_CADENCE_STEPS)
         self.tonal_emphasis = sampling.tonal_emphasis
         self.max_notes_per_bar = sampling.max_notes_per_bar
+        self.first_onset = sampling.first_onset
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
@@ -241,6 +244,10 @@ class MelodyGrammar:
             raise MusicError("the prompt ends in the middle of a note")
         if self._fim_stage == 1:
             raise MusicError("a prompt with FIM_SUF must end with FIM_MID")
+        if self.first_onset >= self._bar_steps:
+            raise MusicError(
+                f"first_onset {self.first_onset} lies beyond the bar ({self._bar_steps} grid steps)"
+            )
         self.generating = True
         self._in_bar = False  # the prompt's bars are final
         self._ranges = None
@@ -387,6 +394,9 @@ class MelodyGrammar:
             return ranges
         bars_left = self.n_bars - self.bars_generated
         note_fits = self.length + 3 + bars_left + 1 <= self.max_len
+        opening = self.first_onset >= 0 and self.bars_generated == 1 and self._notes_in_bar == 0
+        if opening and note_fits:  # the opening the plan chose: the first bar's first note
+            return [(self._pos0 + self.first_onset, self._pos0 + self.first_onset + 1)]
         if (
             self._in_bar
             and self._previous_end < self._bar_steps

@@ -6,7 +6,6 @@ that the service, which talks to Triton, does not import torch.)"""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
 import torch
@@ -42,7 +41,7 @@ def engine_phrase_decoder(
             phrase.prompt(tokenizer),
             n_bars=phrase.n_bars,
             seed=phrase.seed,
-            sampling=dataclasses.replace(sampling, cadence_steps=phrase.cadence_steps),
+            sampling=phrase.sampling(sampling),
         )
 
         def on_token(token: int) -> None:

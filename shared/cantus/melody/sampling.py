@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cantus.melody.tokenizer import MAX_BAR_STEPS
+
 if TYPE_CHECKING:
     from cantus.settings import Settings
 
@@ -48,6 +50,10 @@ class SamplingParams:
     * ``tonal_emphasis``: a logit bonus in nats on the beats for the pitches that establish
       the key (``TONAL_EMPHASIS_WEIGHTS``);
     * ``guidance``: classifier-free guidance on the key (1: none);
+    * ``first_onset``: where the first generated bar's first note starts, in grid steps
+      from its bar line (0: on the downbeat; -1: wherever the model puts it). A piece's
+      opening is decided by its plan, not left to the model: 71 % of the corpus opens with
+      a pickup bar, whose phrases end a bar later than the plan's (``FormComposer``);
     * ``pitch_range`` (MIDI, inclusive) and ``max_notes_per_bar``: not sent over the wire,
       the served model uses the defaults.
     """
@@ -60,6 +66,7 @@ class SamplingParams:
     tonal_emphasis: float = 0.0
     cadence_steps: tuple[int, ...] = ()
     guidance: float = 1.0
+    first_onset: int = -1
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -82,6 +89,10 @@ class SamplingParams:
             )
         if not 1.0 <= self.guidance <= MAX_GUIDANCE:
             raise SamplingError("guidance", f"{self.guidance} is outside 1..{MAX_GUIDANCE}")
+        if not -1 <= self.first_onset < MAX_BAR_STEPS:
+            raise SamplingError(
+                "first_onset", f"{self.first_onset} is outside -1..{MAX_BAR_STEPS - 1}"
+            )
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
             raise SamplingError("pitch_range", f"{self.pitch_range} is not a MIDI range")
@@ -112,18 +123,19 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "tonal_emphasis": WireTensor("TONAL_EMPHASIS", "FP32"),
     "cadence_steps": WireTensor("CADENCE_STEPS", "INT32", is_list=True),
     "guidance": WireTensor("GUIDANCE", "FP32"),
+    "first_onset": WireTensor("FIRST_ONSET", "INT32"),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
 leaves a tensor out gets the field's default."""
 
 
-def served_sampling(settings: Settings, cadence_steps: tuple[int, ...] = ()) -> SamplingParams:
-    """What the melody service asks of the model for one phrase: the phrase's cadence, and
-    the settings' nucleus, scale mask, guidance and tonal emphasis."""
+def served_sampling(settings: Settings) -> SamplingParams:
+    """What the melody service asks of the model, the settings' nucleus, scale mask,
+    guidance and tonal emphasis; each phrase adds its cadence and opening
+    (``PhraseRequest.sampling``)."""
     return SamplingParams(
         top_p=settings.melody_top_p,
         key_constraint=settings.melody_key_constraint,
-        cadence_steps=cadence_steps,
         guidance=settings.melody_guidance,
         tonal_emphasis=settings.melody_tonal_emphasis,
     )
