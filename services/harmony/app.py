@@ -6,8 +6,10 @@ out: cantus.harmony.bar   (chords, voicing and bass for one bar)
 Chords come from the ``harmony`` model on Triton, which reads one bar of lookahead: bar i
 is harmonised when bar i+1 arrives (at most one bar of delay), the final bar at once. A
 bar of rests holds the chord before it (nothing to harmonise), and the rule-based
-harmoniser stands in only where the model cannot answer (Triton down, an error); the
-event's ``harmonizer`` says which one made the bar and why.
+harmoniser stands in only where the model answers with an error or out of the bar's plan;
+the event's ``harmonizer`` says which one made the bar and why. A Triton that cannot be
+reached (restarting) is waited for with back-off, as melody and lyric do
+(``unavailable_wait_s``), not replaced by the rules.
 
 A piece whose spec carries a form plan is harmonised section by section
 (``cantus.harmony.cadence``): each bar in its section's key area with its section's energy,
@@ -55,6 +57,7 @@ triton = HarmonyClient(
     service.settings.triton_grpc,
     service.settings.harmony_model_name,
     timeout_s=service.settings.harmony_timeout_s,
+    wait_when_unavailable=True,  # a Triton restart is waited for, not harmonised by rules
 )
 model_version = checkpoint_version(service.settings.harmony_checkpoint)
 

@@ -1,5 +1,7 @@
 """What every asyncio client of a Cantus Triton model shares: one lazily opened gRPC
-connection per client object, input tensors from arrays, and readiness."""
+connection per client object, input tensors from arrays, and readiness; and
+``upstream_unavailable``, which tells a model server that is not reachable (a restart: wait
+for it) from one that answered with an error."""
 
 from __future__ import annotations
 
@@ -46,3 +48,30 @@ class TritonModelClient:
             return await self._connection().is_model_ready(self.model_name)
         except InferenceServerException:
             return False
+
+
+class ModelServerUnavailable(RuntimeError):
+    """The model server could not be reached (gRPC ``UNAVAILABLE``: refused, reset, not yet
+    listening). Raised by clients asked to tell it apart from a model's own failure, so a stream
+    service waits for Triton with back-off (``unavailable_wait_s``) instead of a fallback."""
+
+
+def upstream_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it was raised from) says a server it called is not
+    reachable: gRPC ``UNAVAILABLE`` from Triton's client, by status code, not by text."""
+    import grpc
+
+    seen: BaseException | None = error
+    for _ in range(8):  # the chain of causes, not forever
+        if seen is None:
+            return False
+        if isinstance(seen, ModelServerUnavailable):
+            return True
+        code = getattr(seen, "code", None) if isinstance(seen, grpc.RpcError) else None
+        if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
+            return True
+        status = getattr(seen, "status", None)
+        if callable(status) and status() in ("StatusCode.UNAVAILABLE", "UNAVAILABLE"):
+            return True  # tritonclient's InferenceServerException
+        seen = seen.__cause__ or seen.__context__
+    return False

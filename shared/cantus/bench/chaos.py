@@ -17,6 +17,10 @@ stack is touched.
   a random 0-8 s later and waits for two more pieces to stream. Counted: the program before the
   kill kept, pieces streamed after it, and audio gaps (the station's underruns: times playback
   would have run dry) during the trial.
+* **Triton** (``--victims triton``, restarted by the bench): with ``lyrics_theme`` the pieces
+  have lyrics, so melody, harmony and lyric all call Triton; each trial counts, per service,
+  the times it found Triton unavailable for the piece and waited (its log's "a model server
+  is unavailable" lines naming the piece) instead of failing it or falling back.
 * **Time to recover**: from the kill to the supervisor's restarted process passing its health
   check, and (piece trials) from the kill to the next event of the piece reaching the client.
 
@@ -167,6 +171,8 @@ class Trial:
     station_underruns: int = 0
     station_program_kept: bool = True
     topics_recreated: list[str] = field(default_factory=list)
+    waited: dict[str, int] = field(default_factory=dict)
+    """Triton trials: service → retries of the piece's work while Triton was unavailable."""
     seconds: float = 0.0
 
     @property
@@ -220,15 +226,44 @@ def _fetch_when_stored(channel, piece_id: str, out_dir: Path, timeout_s: float) 
             time.sleep(1.0)
 
 
+TRITON_CALLERS = ("melody", "harmony", "lyric")
+UNAVAILABLE_LINE = "a model server is unavailable"  # cantus.streaming.service's retry log
+
+
+def unavailable_waits(log_dir: Path, piece_id: str) -> dict[str, int]:
+    """Per Triton-calling service, its log's lines saying it waited for an unavailable model
+    server while working on ``piece_id`` (services with none left out)."""
+    waits = {}
+    for name in TRITON_CALLERS:
+        path = log_dir / f"{name}.log"
+        if not path.exists():
+            continue
+        with path.open(errors="replace") as lines:
+            count = sum(1 for line in lines if piece_id in line and UNAVAILABLE_LINE in line)
+        if count:
+            waits[name] = count
+    return waits
+
+
 def piece_trial(
-    stack, trial: Trial, rng: random.Random, bars: int, out_dir: Path, timeout_s: float
+    stack,
+    trial: Trial,
+    rng: random.Random,
+    bars: int,
+    out_dir: Path,
+    timeout_s: float,
+    lyrics_theme: str = "",
 ) -> None:
     from cantus.cli.compose import ComposeFailed, open_channel, stream_piece
     from cantus.v1 import composer_pb2 as api
 
     address = f"{stack.settings.host}:{stack.settings.gateway_port}"
     trial.killed_after_bars = rng.randint(1, bars - 1)
-    request = api.ComposeRequest(bars=bars, seed=rng.randrange(1 << 30), tempo_bpm=140)
+    request = api.ComposeRequest(
+        bars=bars, seed=rng.randrange(1 << 30), tempo_bpm=140, lyrics_theme=lyrics_theme
+    )
+    if lyrics_theme:
+        request.vocals = False  # the lyric model is what is in play, not the singing
     seen: dict[str, list[int]] = {"melody_bar": [], "harmony_bar": [], "render_segment": []}
     killed_at: list[float] = []
     render_output_at: list[float] = []  # arrival times of render's events at the client
@@ -299,6 +334,8 @@ def piece_trial(
             trial.error = "the stream ended before the piece completed"
             return
     trial.completed = completed
+    if trial.victim == "triton":
+        trial.waited = unavailable_waits(stack.settings.log_dir, trial.piece_id)
     segments = -(-bars // stack.settings.segment_bars)
     if trial.stream_cut:  # only what came before the cut: no duplicates in it
         for kind, indices in seen.items():
@@ -410,10 +447,12 @@ def run_chaos_bench(
     seed: int,
     victims: tuple[str, ...] = VICTIMS,
     trial_timeout_s: float = 300.0,
+    lyrics_theme: str = "",
     log: Callable[[str], None] = print,
 ) -> ChaosReport:
     """Start a private supervised stack, run up to ``trials`` trials within ``minutes``,
-    stop the stack; returns what each trial counted."""
+    stop the stack; returns what each trial counted. ``lyrics_theme``: piece trials compose
+    with lyrics on that theme (all three Triton models in play)."""
     from cantus.settings import Settings
     from cantus.stack import Stack
     from cantus.supervisor import read_state
@@ -462,7 +501,15 @@ def run_chaos_bench(
                     if kind == "station":
                         station_trial(stack, trial, rng, trial_timeout_s)
                     else:
-                        piece_trial(stack, trial, rng, bars, state_dir / "out", trial_timeout_s)
+                        piece_trial(
+                            stack,
+                            trial,
+                            rng,
+                            bars,
+                            state_dir / "out",
+                            trial_timeout_s,
+                            lyrics_theme=lyrics_theme,
+                        )
                 except Exception as error:  # counted, and the campaign goes on
                     trial.error = trial.error or f"{type(error).__name__}: {error}"
                 trial.seconds = time.monotonic() - begun
@@ -513,6 +560,9 @@ def _trial_line(trial: Trial) -> str:
         line += f"; its next output {trial.victim_back_s:.1f} s after the kill"
     if trial.stream_cut:
         line += "; stream cut, piece fetched by GetPiece"
+    if trial.victim == "triton":
+        waited = ", ".join(f"{k} {v}" for k, v in sorted(trial.waited.items())) or "none"
+        line += f"; retries while Triton was unavailable: {waited}"
     if trial.topics_recreated:
         line += f"; topics lost by the restart: {', '.join(trial.topics_recreated)}"
     if trial.kind == "station":
@@ -583,6 +633,19 @@ def format_report(report: ChaosReport, *, command: str) -> str:
         f"| restarts counted by the supervisor | "
         f"{', '.join(f'{k} {v}' for k, v in sorted(report.restarts.items()))} |",
         f"| components given up on | {', '.join(report.gave_up) or 'none'} |",
+        *(
+            [
+                "| Triton trials in which each service waited for Triton (retries in all) | "
+                + ", ".join(
+                    f"{name} {sum(name in t.waited for t in triton)} "
+                    f"({sum(t.waited.get(name, 0) for t in triton)})"
+                    for name in TRITON_CALLERS
+                )
+                + " |"
+            ]
+            if (triton := [t for t in trials if t.victim == "triton"])
+            else []
+        ),
         "",
         "## By victim",
         "",

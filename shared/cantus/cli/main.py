@@ -525,6 +525,13 @@ def bench_chaos(
     ] = "kill",
     cases: Annotated[int, typer.Option(help="hostile: invalid requests to send")] = 10_000,
     burst: Annotated[int, typer.Option(help="clients: Compose calls at once")] = 200,
+    lyrics: Annotated[
+        str,
+        typer.Option(
+            help="kill: compose the trials' pieces with lyrics on this theme (so melody, "
+            "harmony and lyric all call Triton; for --victims triton)"
+        ),
+    ] = "",
 ) -> None:
     """Kill -9 campaign on a private supervised stack: a random stream service, the station
     service or the gateway per trial; pieces completed, bars exactly once, recovery times.
@@ -560,6 +567,7 @@ def bench_chaos(
         bars=bars,
         seed=seed,
         victims=chosen,
+        lyrics_theme=lyrics,
         log=lambda line: console.print(line, soft_wrap=True),
     )
     _emit_report(format_report(report, command=_invoked_command()), out)
@@ -767,10 +775,14 @@ def eval_vocals(
     pieces: Annotated[int, typer.Option(help="Pieces per language")] = 4,
     bars: Annotated[int, typer.Option(help="Bars per piece")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the requests and the sampling")] = 0,
+    seeds: Annotated[int, typer.Option(help="Seeds from --seed on, --pieces each")] = 1,
     language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
     examples: Annotated[
         Path | None, typer.Option(help="Write each language's first piece here (opus, F0 plot)")
     ] = None,
+    candidates: Annotated[
+        bool, typer.Option(help="Compare WORLD, Praat PSOLA and Festival on one piece")
+    ] = True,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Sung lyrics: the vocal stem's F0 against the melody, vowel onsets against note
@@ -782,8 +794,10 @@ def eval_vocals(
         pieces=pieces,
         bars=bars,
         seed=seed,
+        seeds=seeds,
         languages=tuple(language or ("en", "zh")),
         examples=examples,
+        candidates=candidates,
         log=lambda message: console.print(message),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

@@ -11,7 +11,12 @@ from tritonclient.grpc import InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
 from cantus.harmony.context import Window
-from cantus.triton_client import TritonModelClient, input_tensor
+from cantus.triton_client import (
+    ModelServerUnavailable,
+    TritonModelClient,
+    input_tensor,
+    upstream_unavailable,
+)
 
 
 class HarmonyModelError(RuntimeError):
@@ -19,11 +24,24 @@ class HarmonyModelError(RuntimeError):
 
 
 class HarmonyClient(TritonModelClient):
-    """``beats = await HarmonyClient(address).harmonize(window)``"""
+    """``beats = await HarmonyClient(address).harmonize(window)``
 
-    def __init__(self, address: str, model_name: str = "harmony", timeout_s: float = 10.0) -> None:
+    ``wait_when_unavailable``: a Triton that cannot be reached raises
+    ``ModelServerUnavailable`` (which the rule-based fallback does not catch), so the harmony
+    service waits for it with back-off as melody and lyric do (#22); otherwise it is a
+    ``HarmonyModelError`` like any other, and the rules stand in (the editor)."""
+
+    def __init__(
+        self,
+        address: str,
+        model_name: str = "harmony",
+        timeout_s: float = 10.0,
+        *,
+        wait_when_unavailable: bool = False,
+    ) -> None:
         super().__init__(address, model_name)
         self.timeout_s = timeout_s
+        self.wait_when_unavailable = wait_when_unavailable
 
     async def harmonize(self, window: Window) -> list[tuple[int, int]]:
         """(chord class, inversion) for each beat from ``window.decode_from`` on."""
@@ -41,6 +59,8 @@ class HarmonyClient(TritonModelClient):
                 self.model_name, inputs, outputs=outputs, client_timeout=self.timeout_s
             )
         except InferenceServerException as error:
+            if self.wait_when_unavailable and upstream_unavailable(error):
+                raise ModelServerUnavailable(f"{self.model_name}: {error}") from error
             raise HarmonyModelError(f"{self.model_name}: {error}") from error
         chords = result.as_numpy("CHORDS")[0, window.decode_from :]
         inversions = result.as_numpy("INVERSIONS")[0, window.decode_from :]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -101,19 +102,37 @@ class TritonLyricScorer:
                 )
                 while True:
                     result, error = self._responses.get(timeout=self.timeout_s)
-                    if error is not None:
-                        raise LyricLMError(str(error))
+                    if error is not None:  # Triton's error kept as the cause (#22)
+                        raise LyricLMError(str(error)) from error
                     if result.get_response().id == request_id:
                         break  # an answer to an abandoned request is skipped
             except (InferenceServerException, queue.Empty) as error:
+                # a broken stream's own error (Triton gone: UNAVAILABLE) reaches the callback;
+                # the call only says the stream is no longer valid (#22)
+                cause = (
+                    self._stream_error() if isinstance(error, InferenceServerException) else None
+                )
+                cause = cause or error
                 self._reset()
-                raise LyricLMError(f"lyric_lm: {error or 'no response in time'}") from error
+                raise LyricLMError(f"lyric_lm: {cause or 'no response in time'}") from cause
             except LyricLMError:
                 self._reset()
                 raise
             self.version = result.as_numpy("MODEL")[0].decode()
             check_served(self.version, self.expected, self.language)
             return result.as_numpy("LOGPROBS").reshape(len(contexts), len(candidates))
+
+    def _stream_error(self, wait_s: float = 1.0) -> BaseException | None:
+        """The error the stream's callback was given, if one comes within ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                _, error = self._responses.get(timeout=left)
+            except queue.Empty:
+                return None
+            if isinstance(error, BaseException):
+                return error
+        return None
 
     def _reset(self) -> None:
         if self._client is not None:

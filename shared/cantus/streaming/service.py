@@ -44,6 +44,7 @@ from cantus.streaming.observability import (
 )
 from cantus.streaming.offsets import STALL_SECONDS, OffsetGuard
 from cantus.streaming.transport import CantusApp, TunedConsumerThread
+from cantus.triton_client import upstream_unavailable
 from cantus.v1 import events_pb2 as pb
 
 
@@ -335,22 +336,3 @@ class StreamService:
         configure_logging()
         worker = faust.Worker(self.app, loglevel="INFO", redirect_stdouts=False)
         worker.execute_from_commandline()
-
-
-def upstream_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` (or an error it was raised from) says a server it called is not
-    reachable: gRPC ``UNAVAILABLE`` from Triton's client, by status code, not by text."""
-    import grpc
-
-    seen: BaseException | None = error
-    for _ in range(8):  # the chain of causes, not forever
-        if seen is None:
-            return False
-        code = getattr(seen, "code", None) if isinstance(seen, grpc.RpcError) else None
-        if callable(code) and code() == grpc.StatusCode.UNAVAILABLE:
-            return True
-        status = getattr(seen, "status", None)
-        if callable(status) and status() in ("StatusCode.UNAVAILABLE", "UNAVAILABLE"):
-            return True  # tritonclient's InferenceServerException
-        seen = seen.__cause__ or seen.__context__
-    return False
