@@ -102,3 +102,20 @@ def test_lead_sheet_rehearsal_marks_barlines_and_key_areas():
     assert texts[5] == []  # the same key area: no text
     # the key signature stays the piece's
     assert [k.sharps for k in part.flatten().getElementsByClass("KeySignature")] == [0]
+
+
+def test_the_lead_sheet_marks_a_sections_own_tempo_and_the_return(quick_render):
+    """After ``cantus edit ID --section B --tempo 90`` (issue #18): a metronome mark at
+    B's first bar and "a tempo" where the piece's tempo returns."""
+    import re
+
+    piece_spec = spec_with_form(16)
+    piece_spec.form.sections[2].tempo_bpm = 90
+    musicxml = quick_render(piece_spec).files["piece.musicxml"].decode()
+    marks = {}
+    for measure in re.finditer(r'<measure[^>]*number="(\d+)".*?</measure>', musicxml, re.S):
+        tempos = re.findall(r"<per-minute>([\d.]+)</per-minute>", measure.group(0))
+        words = re.findall(r"<words[^>]*>([^<]*)</words>", measure.group(0))
+        if tempos:
+            marks[int(measure.group(1))] = (tempos, words)
+    assert marks == {1: (["120"], []), 9: (["90"], []), 13: (["120"], ["a tempo"])}

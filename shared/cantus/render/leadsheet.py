@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -166,6 +166,7 @@ def build_leadsheet_score(
     *,
     title: str | None = None,
     form: FormPlan | None = None,
+    tempo_marks: Mapping[int, float] | None = None,
 ) -> Any:
     """The lead sheet as a music21 ``Score`` (see ``leadsheet_musicxml``)."""
     from music21 import bar as m21bar
@@ -189,11 +190,17 @@ def build_leadsheet_score(
         if index == 0:
             measure.insert(0, m21meter.TimeSignature(str(meter)))
             measure.insert(0, m21_key)
-            measure.insert(0, m21tempo.MetronomeMark(number=round(tempo, 1), referent=1.0))
+            first_bpm = (tempo_marks or {}).get(0, tempo)
+            measure.insert(0, m21tempo.MetronomeMark(number=round(first_bpm, 1), referent=1.0))
         elif bar.meter != melody_bars[index - 1].meter:
             measure.insert(0, m21meter.TimeSignature(str(bar.meter)))
         for direction in marks.get(index, ()):
             measure.insert(0, direction)
+        if index and tempo_marks and index in tempo_marks:
+            bpm = tempo_marks[index]
+            # back to the piece's tempo after a section at its own: "a tempo"
+            text = "a tempo" if abs(bpm - tempo) < 1e-9 else None
+            measure.insert(0, m21tempo.MetronomeMark(text=text, number=round(bpm, 1), referent=1.0))
         if index in section_ends:
             measure.rightBarline = m21bar.Barline("double")
         position = 0
@@ -232,6 +239,7 @@ def leadsheet_musicxml(
     *,
     title: str | None = None,
     form: FormPlan | None = None,
+    tempo_marks: Mapping[int, float] | None = None,
 ) -> bytes:
     """MusicXML (UTF-8 bytes) of the lead sheet.
 
@@ -240,11 +248,22 @@ def leadsheet_musicxml(
     (or harmony ``ChordSpan`` objects); the text is a chord symbol such as ``F#m7``.
     ``lyrics``: ``(tick from the piece's start, syllable)``; a syllable sits under the
     melody note starting at that tick. ``tempo``: quarter-note beats per minute.
-    ``form``: the piece's plan of sections (rehearsal marks, double barlines, key areas)."""
+    ``form``: the piece's plan of sections (rehearsal marks, double barlines, key areas).
+    ``tempo_marks``: bar (0-based) → quarter-note bpm from that bar on, where a section
+    has its own tempo (an edit, issue #18) and where the piece's tempo returns after it:
+    a metronome mark over the bar (the first bar gets ``tempo`` unless it has a mark)."""
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     score = build_leadsheet_score(
-        melody_bars, chord_spans_per_bar, lyrics, key, meter, tempo, title=title, form=form
+        melody_bars,
+        chord_spans_per_bar,
+        lyrics,
+        key,
+        meter,
+        tempo,
+        title=title,
+        form=form,
+        tempo_marks=tempo_marks,
     )
     try:
         return GeneralObjectExporter(score).parse()

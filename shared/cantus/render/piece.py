@@ -639,6 +639,22 @@ def leadsheet_inputs(parts: PieceParts) -> tuple[list[Bar], list[list[tuple[int,
     return bars, chords, hyphenated_for_notation(sorted(lyrics))
 
 
+def section_tempo_marks(parts: PieceParts) -> dict[int, float]:
+    """Bar (0-based) → bpm where a section set to its own tempo (an edit, issue #18) starts,
+    and where the piece's tempo returns after it: the lead sheet's metronome marks."""
+    bars = parts.bar_count
+    own = [0.0] * bars  # each bar's section tempo, 0 for the piece's
+    for section in parts.spec.form.sections:
+        if section.tempo_bpm > 0:
+            for bar in range(section.first_bar, min(bars, section.first_bar + section.bar_count)):
+                own[bar] = section.tempo_bpm
+    marks = {0: own[0]} if bars and own[0] else {}
+    for bar in range(1, bars):
+        if own[bar] != own[bar - 1]:
+            marks[bar] = own[bar] or parts.spec.tempo_bpm
+    return marks
+
+
 def hyphenated_for_notation(lyrics: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """Syllables as notation wants them: a word's later syllables also get a leading hyphen
     ("hap-", "py" → "hap-", "-py"), which music21 reads as the end (or middle) of a word.
@@ -783,6 +799,7 @@ def render_piece_files(
                 parts.spec.tempo_bpm,
                 title=piece_title(parts),
                 form=piece_form(parts),
+                tempo_marks=section_tempo_marks(parts),
             )
         if "piece.musicxml" in result.files:
             engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
