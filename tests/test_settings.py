@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
-from cantus.settings import Settings
+from cantus.settings import PIECES_IN_FLIGHT_PER_CORE, Settings, pieces_in_flight_for_cores
 
 
 def test_the_embedded_ports_come_from_the_addresses_clients_use(monkeypatch) -> None:
@@ -23,3 +25,13 @@ def test_a_port_cannot_be_set_apart_from_its_address() -> None:
 def test_addresses_need_a_port() -> None:
     with pytest.raises(ValidationError, match="is not host:port"):
         Settings(triton_grpc="localhost")
+
+
+def test_the_in_flight_limit_is_sized_to_the_machine_unless_set(monkeypatch) -> None:
+    monkeypatch.delenv("CANTUS_GATEWAY_MAX_PIECES_IN_FLIGHT", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert Settings().gateway_max_pieces_in_flight == PIECES_IN_FLIGHT_PER_CORE * cores
+    assert pieces_in_flight_for_cores(2) == 8  # the 2-core machine it was measured on
+    assert Settings(gateway_max_pieces_in_flight=3).gateway_max_pieces_in_flight == 3
+    with pytest.raises(ValidationError, match="gateway_max_pieces_in_flight"):
+        Settings(gateway_max_pieces_in_flight=-1)

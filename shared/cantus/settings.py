@@ -186,12 +186,14 @@ class Settings(BaseSettings):
     # five minutes, a lead sheet of several pages): 900 s leaves room for 256 bars.
     compose_timeout_s: float = Field(900.0, gt=0, description="give up on a piece after this")
     # A piece waits its turn in the services' queues; past a few minutes' work, more pieces
-    # only make every piece late. Refusing at once tells a client to come back.
+    # only make every piece late. Refusing at once tells a client to come back. 0: sized to
+    # the machine, PIECES_IN_FLIGHT_PER_CORE per CPU core this process may run on.
     gateway_max_pieces_in_flight: int = Field(
-        32,
-        ge=1,
+        0,
+        ge=0,
         description="Compose calls one gateway streams at once; more are refused at once with "
-        "RESOURCE_EXHAUSTED and a retry hint",
+        "RESOURCE_EXHAUSTED and a retry hint. 0 (default): 4 per CPU core of this machine "
+        "(PIECES_IN_FLIGHT_PER_CORE)",
     )
     gateway_retry_after_s: float = Field(
         5.0, gt=0, description="retry hint sent with RESOURCE_EXHAUSTED (trailing metadata)"
@@ -383,6 +385,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("gateway_max_pieces_in_flight")
+    @classmethod
+    def _sized_to_the_machine(cls, value: int) -> int:
+        return value or pieces_in_flight_for_cores(usable_cpus())
+
     @field_validator("audio_formats")
     @classmethod
     def _known_formats(cls, value: list[str]) -> list[str]:
@@ -466,6 +473,26 @@ class Settings(BaseSettings):
 
     def web_port(self, service: str) -> int:
         return self.service_web_ports[service]
+
+
+PIECES_IN_FLIGHT_PER_CORE = 4
+"""The gateway's default in-flight limit per CPU core (#22). Measured on the 2-core
+development machine under the load of other work (1-minute load 25 median): of 32 4-bar
+pieces admitted at once, 15 finished within the 900 s ``compose_timeout_s`` (a piece alone:
+33 s), so about 8 admitted pieces do; docs/results/reliability.md, "Clients"."""
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity, as a container's cpuset limits it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pieces_in_flight_for_cores(cores: int) -> int:
+    """The default ``gateway_max_pieces_in_flight`` on a machine of ``cores`` cores."""
+    return PIECES_IN_FLIGHT_PER_CORE * max(1, cores)
 
 
 def load_settings() -> Settings:
