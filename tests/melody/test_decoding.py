@@ -215,6 +215,58 @@ def test_a_cadence_tone_holds_the_last_beat_alone(seed: int, meter: Meter) -> No
     assert all(note.end <= last_beat for note in notes[:-1])
 
 
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("meter", [Meter(4, 4), Meter(6, 8), Meter(3, 4), Meter(2, 4)])
+def test_a_phrase_the_tune_goes_on_after_may_breathe_after_its_cadence(
+    seed: int, meter: Meter
+) -> None:
+    # the cadence tone sounds through the beat before the last; after it the last beat is
+    # free: a rest, or an upbeat of any pitch into the next phrase
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    key = Key(7)
+    prompt = _prefix(key, meter)
+    sampling = SamplingParams(cadence_steps=HALF_CADENCE_STEPS, phrase_continues=True)
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
+    grammar.feed_prompt(prompt)
+    tokens = _random_walk(grammar, seed)
+    assert tokens[-1] == VOCAB.eos
+    _, melody = TOKENIZER.decode(prompt + tokens)
+    beat = meter.beat_ticks
+    cadence_beat = meter.bar_ticks - 2 * beat
+    notes = melody.bars[-1].notes
+    sounding = [n for n in notes if n.onset < cadence_beat + beat and n.end > cadence_beat]
+    assert sounding
+    for note in sounding:
+        assert (note.pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+    held = [n for n in sounding if n.onset <= cadence_beat]
+    for note in held:  # one that reaches the cadence beat holds through half of it
+        assert note.end >= cadence_beat + beat // 2
+
+
+def test_upbeats_after_the_cadence_occur_and_the_end_is_scored_as_a_bar_line() -> None:
+    from cantus.melody.decoding import HALF_CADENCE_STEPS, score_phrase_ends
+
+    sampling = SamplingParams(cadence_steps=HALF_CADENCE_STEPS, phrase_continues=True)
+    free = 0
+    for seed in range(40):
+        grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=sampling)
+        grammar.feed_prompt(_prefix(Key(7)))
+        _, melody = TOKENIZER.decode(_prefix(Key(7)) + _random_walk(grammar, seed))
+        last = melody.bars[-1].notes[-1]
+        free += (last.pitch - 7) % 12 not in HALF_CADENCE_STEPS or last.end < 1920
+    assert free >= 5  # the last beat breathes or leads on in some draws, not never
+    grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=sampling)
+    grammar.feed_prompt(_prefix())
+    logits = torch.arange(len(VOCAB), dtype=torch.float32)[None]
+    assert torch.equal(score_phrase_ends(logits, [grammar]), logits)  # not at the end yet
+    for token in (VOCAB.bar, VOCAB.pos(0), VOCAB.pitch(67), VOCAB.dur(16)):
+        grammar.advance(token)
+    assert grammar.ends_as_bar
+    scored = score_phrase_ends(logits, [grammar])
+    assert scored[0, VOCAB.eos] == logits[0, VOCAB.bar] and logits[0, VOCAB.eos] == VOCAB.eos
+
+
 def test_end_on_tonic_is_dropped_when_the_range_holds_no_tonic() -> None:
     grammar = MelodyGrammar(
         VOCAB, n_bars=1, sampling=SamplingParams(pitch_range=(62, 70), end_on_tonic=True)

@@ -74,7 +74,8 @@ class PhraseRequest:
     the bars that follow the new ones (an edit's gap), read by a model trained to fill in
     the middle; empty when the phrase is decoded left to right. ``first_onset``: where the
     first bar's first note starts, in grid steps (``SamplingParams.first_onset``; -1: the
-    model's choice)."""
+    model's choice). ``phrase_continues``: the tune goes on after the last bar
+    (``SamplingParams.phrase_continues``)."""
 
     first_bar: int
     n_bars: int
@@ -84,11 +85,16 @@ class PhraseRequest:
     seed: int
     after: tuple[Bar, ...] = ()
     first_onset: int = -1
+    phrase_continues: bool = False
 
     def sampling(self, base: SamplingParams) -> SamplingParams:
-        """``base`` (the service's settings) with this phrase's cadence and opening."""
+        """``base`` (the service's settings) with this phrase's cadence, opening and
+        whether the tune goes on after it."""
         return dataclasses.replace(
-            base, cadence_steps=self.cadence_steps, first_onset=self.first_onset
+            base,
+            cadence_steps=self.cadence_steps,
+            first_onset=self.first_onset,
+            phrase_continues=self.phrase_continues,
         )
 
     def prompt(self, tokenizer: MelodyTokenizer) -> list[int]:
@@ -134,7 +140,7 @@ class FormComposer:
             produced = 0
             async for bar in decode(request):
                 produced += 1
-                if produced == request.n_bars:
+                if produced == request.n_bars and not request.phrase_continues:
                     bar = hold_last_note(bar)
                 bars.append(bar)
                 yield len(bars) - 1, bar
@@ -212,6 +218,7 @@ class FormComposer:
             seed=self.seed + index,
             after=self.known_after(end, bars) if self.look_ahead else (),
             first_onset=0 if index == 0 else -1,
+            phrase_continues=end < self.plan.total_bars - 1,
         )
 
     def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:
@@ -253,9 +260,11 @@ def return_to_opening(bar: Bar, previous: Bar | None) -> Bar:
 
 
 def hold_last_note(bar: Bar) -> Bar:
-    """The phrase's last bar with its cadence note held to the bar line, leaving at most a
+    """The piece's last bar with its cadence note held to the bar line, leaving at most a
     beat's breath. The model closes a request with ``EOS``, which it learned as the end of
-    a tune, and often played the cadence note short, the rest of the bar silent."""
+    a tune, and often played the cadence note short, the rest of the bar silent. (A phrase
+    the tune goes on after ends where the model would draw the next bar line, its cadence
+    tone held through the beat before the last by the grammar: its breath is the model's.)"""
     if not bar.notes:
         return bar
     last = bar.notes[-1]

@@ -5,8 +5,10 @@ valid melody: a well-formed control prefix, bars whose notes neither overlap nor
 line (rests are the gaps, so every bar is exactly full), pitches inside a range (optionally
 only the key's scale), at most ``max_notes_per_bar`` notes a bar, exactly ``n_bars`` new bars
 and then ``EOS`` — always within the model's context length. ``cadence_steps`` adds a cadence:
-the last note of the last bar is one of those scale steps (semitones above the tonic), and
-no other note sounds in the bar's last beat:
+the last bar's cadence beat (its last but one, in a bar of two beats or more) sounds one of
+those scale steps (semitones above the tonic) alone, and the cadence tone is held to the
+bar line, or, where the tune goes on after the request (``phrase_continues``), the last beat
+is free for a breath or an upbeat into the next phrase:
 ``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a section,
 ``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside one. ``tonal_emphasis``
 is a soft constraint, off in the served configuration since the form issue (#14): a
@@ -34,6 +36,7 @@ from cantus.melody.tokenizer import (
     FIM_MIDDLE,
     FIM_SUFFIX,
     GRID_TICKS,
+    MAX_BAR_STEPS,
     PITCH_RANGE,
     PREFIX_LENGTH,
     Vocabulary,
@@ -146,6 +149,19 @@ def sample_tokens(
     return tokens.tolist()
 
 
+def score_phrase_ends(logits: torch.Tensor, grammars: Sequence[MelodyGrammar]) -> torch.Tensor:
+    """``logits`` (a row per grammar) with ``EOS`` scored as ``BAR`` in the rows whose
+    grammar ``ends_as_bar``: a request that ends mid-tune ends where the model would draw
+    the next bar line, not where it would end the tune."""
+    rows = [i for i, grammar in enumerate(grammars) if grammar.ends_as_bar]
+    if not rows:
+        return logits
+    logits = logits.clone()
+    vocab = grammars[rows[0]].vocab
+    logits[rows, vocab.eos] = logits[rows, vocab.bar]
+    return logits
+
+
 class MelodyGrammar:
     """State machine over token ids: ``allowed_ranges()`` / ``allowed_mask()`` name the tokens
     that may come next, ``advance(token)`` takes one.
@@ -195,6 +211,7 @@ class MelodyGrammar:
         self.tonal_emphasis = sampling.tonal_emphasis
         self.max_notes_per_bar = sampling.max_notes_per_bar
         self.first_onset = sampling.first_onset
+        self.phrase_continues = sampling.phrase_continues
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
@@ -224,6 +241,9 @@ class MelodyGrammar:
         self._pos = 0
         self._pitch = 0  # MIDI pitch of the note being written
         self._ends_on_cadence = False  # the bar's last note so far is a cadence tone
+        # phrase_continues: the cadence tone has sounded through the cadence beat, so the
+        # rest of the bar is free (a breath, an upbeat into the next phrase)
+        self._cadence_held = False
         self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
         # allowed_ranges() of the current state: the engine asks twice per token (to mask
         # the logits, then to check the sampled token), for 32 sequences a step
@@ -275,7 +295,7 @@ class MelodyGrammar:
             self._in_bar = False
         elif token == self._bar:
             self._in_bar, self._previous_end, self._notes_in_bar = True, 0, 0
-            self._ends_on_cadence = False
+            self._ends_on_cadence = self._cadence_held = False
             if self.generating:
                 self.bars_generated += 1
         elif self._expect == "next":
@@ -288,6 +308,13 @@ class MelodyGrammar:
             self._previous_end = self._pos + token - self._dur1 + 1
             self._notes_in_bar += 1
             self._ends_on_cadence = self._is_cadence_tone(self._pitch)
+            if (
+                self.phrase_continues
+                and self._ends_on_cadence
+                and self._previous_end > self._cadence_beat_start()
+                and self._in_cadence_bar()
+            ):
+                self._cadence_held = True
             self._expect = "next"
 
     def _take_control(self, token: int) -> None:
@@ -323,10 +350,10 @@ class MelodyGrammar:
                 return [(self._bos, self._bos + 1)]
             ids = self._groups[_PREFIX_KINDS[self._prefix_index]]
             return [(ids[0], ids[-1] + 1)]
-        cadence = self._in_cadence_bar()
+        cadence = self._in_cadence_bar() and not self._cadence_held
         if self._expect == "pitch":
-            # the bar's last possible note must be a cadence tone, and so must a note in
-            # its last beat (held to the bar line, below)
+            # the bar's last possible note must be a cadence tone, and so must a note that
+            # starts in the cadence beat or later (held, below)
             last = self._notes_in_bar + 1 >= self.max_notes_per_bar
             last = last or self._pos >= self._cadence_beat_start() or self.length + 6 > self.max_len
             return self._pitch_ranges(cadence_only=cadence and last)
@@ -336,30 +363,61 @@ class MelodyGrammar:
                 return [(self._dur1, self._dur1 + longest)]
             return self._cadence_durations(longest)
         ranges = self._next_ranges()
-        if cadence and not self._ends_on_cadence and len(ranges) > 1:
+        # a continuing phrase ends only once its cadence tone held the cadence beat (a
+        # cadence tone that stopped before it would leave that beat silent)
+        unfinished = not self._ends_on_cadence or self.phrase_continues
+        if cadence and unfinished and len(ranges) > 1:
             ranges = [r for r in ranges if r[0] != self._eos]
+        if cadence and self.phrase_continues:
+            # the cadence beat is not left silent: a note starts by its end at the latest
+            latest = self._pos0 + self._cadence_beat_start() + self._beat_steps
+            onsets = range(self._pos0, self._pos0 + MAX_BAR_STEPS)
+            clipped = [(a, min(b, latest)) if a in onsets else (a, b) for a, b in ranges]
+            ranges = [(a, b) for a, b in clipped if a < b]
         if cadence and self._previous_end > self._cadence_beat_start():
             ranges = [r for r in ranges if r[0] in (self._bar, self._eos)]  # the bar is closed
         return ranges
 
+    @property
+    def ends_as_bar(self) -> bool:
+        """True where ``EOS`` would close a phrase the tune goes on after
+        (``phrase_continues``): ``score_phrase_ends`` gives it the model's score for
+        ``BAR``."""
+        return (
+            self.phrase_continues
+            and self.generating
+            and not self.done
+            and self.bars_generated == self.n_bars
+            and self._expect == "next"
+        )
+
     def _cadence_beat_start(self) -> int:
-        """Grid step where the cadence bar's last beat starts: the cadence tone sounds
-        through it. A one-beat bar has none (the bar's last step instead)."""
-        start = self._bar_steps - self._beat_steps
-        return start if start > 0 else self._bar_steps - 1
+        """Grid step where the cadence beat starts, the beat the cadence tone sounds
+        through: the bar's last but one where it has two beats or more (the cadence arrives
+        by then and is held; left to choose, the model played the last note of 99 % of
+        pieces on the last beat alone, real tunes hold it over two beats or more in 70 %),
+        else the last. A one-beat bar has none (the bar's last step instead). After the
+        cadence tone the bar is held to its end, or where the tune goes on
+        (``phrase_continues``) free: a breath, an upbeat into the next phrase."""
+        beats = 2 if self._bar_steps >= 2 * self._beat_steps else 1
+        start = self._bar_steps - beats * self._beat_steps
+        return start if start > 0 or beats == 2 else self._bar_steps - 1
 
     def _cadence_durations(self, longest: int) -> list[tuple[int, int]]:
         """Durations of a note in the cadence bar. A cadence on a sixteenth snatched before
         the bar line is no cadence (constrained decoding left 28-39 % sixteenths in cadence
-        bars, against 15 % elsewhere): other notes end by the last beat, and a cadence tone
-        either ends by then too or holds to the bar line."""
+        bars, against 15 % elsewhere): other notes end by the cadence beat, and a cadence
+        tone either ends by then too or is held: to the bar line, or where the tune goes on,
+        at least through the cadence beat (half of it, from before it)."""
         room = self._cadence_beat_start() - self._pos
         if not self._is_cadence_tone(self._pitch):
             return [(self._dur1, self._dur1 + max(1, min(room, longest - 1)))]
-        # held: through at least half the last beat, leaving at most the rest a breath
-        # takes before the next phrase
+        # held: through at least half the cadence beat
         shortest_held = max(1, min(longest, room + (self._beat_steps + 1) // 2))
-        if room <= 0:  # a cadence tone that starts late holds to the bar line
+        if self.phrase_continues and -self._beat_steps < room <= 0:
+            # one that starts in the cadence beat sounds to its end, then the bar is free
+            shortest_held = min(longest, room + self._beat_steps)
+        elif room <= 0:  # a cadence tone that starts late holds to the bar line
             shortest_held = longest
         held = (self._dur1 + shortest_held - 1, self._dur1 + longest)
         if room <= 0:

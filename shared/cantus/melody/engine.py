@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from cantus.melody.controls import Controls
-from cantus.melody.decoding import MelodyGrammar, UniformDraws, sample_tokens
+from cantus.melody.decoding import MelodyGrammar, UniformDraws, sample_tokens, score_phrase_ends
 from cantus.melody.model import KVCache, MelodyLM
 from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
 from cantus.melody.tokenizer import NO_KEY, NO_MODE, MelodyTokenizer
@@ -334,6 +334,7 @@ class DecodeEngine:
             if any(bias is not None for bias in biases):
                 no_bias = torch.zeros(logits.shape[1])
                 logits = logits + torch.stack([no_bias if b is None else b for b in biases])
+            logits = score_phrase_ends(logits, [s.grammar for s in sequences])
             sampled = sample_tokens(
                 logits,
                 torch.stack([s.grammar.allowed_mask() for s in sequences]),
@@ -471,9 +472,8 @@ def generate(
         bias = grammar.logit_bias()
         if bias is not None:
             logits = logits + bias
-        token = sample_tokens(logits[None], grammar.allowed_mask()[None], [sampling], [generator])[
-            0
-        ]
+        row = score_phrase_ends(logits[None], [grammar])
+        token = sample_tokens(row, grammar.allowed_mask()[None], [sampling], [generator])[0]
         grammar.advance(token)
         tokens.append(token)
         seconds.append(time.perf_counter() - started)

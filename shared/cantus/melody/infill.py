@@ -104,6 +104,7 @@ class Infiller:
                         request,
                         n_bars=end - index + 1,
                         cadence_steps=request.cadence_steps if cadence else (),
+                        phrase_continues=end < self.plan.total_bars - 1,
                         after=(),  # ``fill`` gives the closing phrase the bars after the gap
                     ),
                     closes_gap=end == last,

@@ -50,6 +50,12 @@ class SamplingParams:
     * ``tonal_emphasis``: a logit bonus in nats on the beats for the pitches that establish
       the key (``TONAL_EMPHASIS_WEIGHTS``);
     * ``guidance``: classifier-free guidance on the key (1: none);
+    * ``phrase_continues``: the request's last bar ends a phrase that the tune goes on from
+      (not the end of the piece). The model learned ``EOS`` as the end of a tune and the bar
+      line (``BAR``) as what follows a phrase mid-tune, so the request's closing ``EOS`` is
+      scored as the model scores ``BAR`` there; and after the cadence tone, held through
+      the bar's last beat but one, the last beat may breathe or lead into the next phrase
+      (an upbeat), as real phrases do (``cantus.melody.decoding.MelodyGrammar``);
     * ``first_onset``: where the first generated bar's first note starts, in grid steps
       from its bar line (0: on the downbeat; -1: wherever the model puts it). A piece's
       opening is decided by its plan, not left to the model: 71 % of the corpus opens with
@@ -67,6 +73,7 @@ class SamplingParams:
     cadence_steps: tuple[int, ...] = ()
     guidance: float = 1.0
     first_onset: int = -1
+    phrase_continues: bool = False
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -124,6 +131,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "cadence_steps": WireTensor("CADENCE_STEPS", "INT32", is_list=True),
     "guidance": WireTensor("GUIDANCE", "FP32"),
     "first_onset": WireTensor("FIRST_ONSET", "INT32"),
+    "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
 leaves a tensor out gets the field's default."""
