@@ -27,6 +27,25 @@ def test_file_names_are_checked(tmp_path, name):
         LocalPieceStore(tmp_path).write(PIECE, name, b"")
 
 
+def test_files_are_listed_with_sizes_and_read_in_chunks(tmp_path):
+    store = LocalPieceStore(tmp_path)
+    content = bytes(range(256)) * 41  # 10 496 bytes
+    store.write(PIECE, "piece.wav", content)
+    store.write(PIECE, "piece.json", b"{}")
+    store.write(PIECE, "piece.json", b"[2]", version=2)
+    assert store.file_sizes(PIECE) == {"piece.json": 2, "piece.wav": len(content)}
+    assert store.file_sizes(PIECE, 2) == {"piece.json": 3}
+    chunks = list(store.read_chunks(PIECE, "piece.wav", chunk_bytes=4096))
+    assert [len(c) for c in chunks] == [4096, 4096, 2304] and b"".join(chunks) == content
+    assert list(store.read_chunks(PIECE, "piece.json", 2)) == [b"[2]"]
+    with pytest.raises(StorageError, match=r"has no piece\.mid"):
+        next(store.read_chunks(PIECE, "piece.mid"))
+    with pytest.raises(StorageError, match="not allowed"):
+        next(store.read_chunks(PIECE, "../piece.wav"))
+    with pytest.raises(PieceNotFound):
+        store.file_sizes("ab" * 16)
+
+
 def test_unfinished_piece_is_not_found(tmp_path):
     store = LocalPieceStore(tmp_path)
     store.write(PIECE, "piece.mid", b"")
@@ -82,6 +101,13 @@ def test_s3_versions_are_kept_apart(monkeypatch):
         assert store.read_files(PIECE, ["piece.mp3", "piece.wav"]) == {"piece.mp3": b"ID3"}
         with pytest.raises(VersionNotFound):
             store.read_all(PIECE, 3)
+        assert store.file_sizes(PIECE) == {"piece.json": 2, "piece.mp3": 3}
+        assert store.file_sizes(PIECE, 2) == {"piece.json": 3}
+        store.write(PIECE, "piece.wav", b"x" * 10_000)
+        chunks = list(store.read_chunks(PIECE, "piece.wav", chunk_bytes=4096))
+        assert [len(c) for c in chunks] == [4096, 4096, 1808]
+        with pytest.raises(StorageError, match=r"has no piece\.mid"):
+            next(store.read_chunks(PIECE, "piece.mid"))
 
 
 def test_version_claims_are_exclusive_under_concurrency(tmp_path):

@@ -190,27 +190,31 @@ class Composer(api_grpc.ComposerServicer):
         finally:
             self.router.unsubscribe(piece_id, queue)
 
-    async def _read_piece(
+    async def _piece_files(
         self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[dict[str, bytes], int, int]:
-        """The files of the asked version, the version and the latest version; aborts with
-        INVALID_ARGUMENT or NOT_FOUND naming the field."""
+    ) -> tuple[dict[str, int], int, int]:
+        """The asked version's files by name with their sizes (none read), the version and
+        the latest version; aborts with INVALID_ARGUMENT or NOT_FOUND naming the field."""
         try:
-            versions = self.store.versions(request.piece_id)
+            versions = await asyncio.to_thread(self.store.versions, request.piece_id)
             version = request.version or (versions[-1] if versions else 1)
-            files = self.store.read_all(request.piece_id, version)
+            sizes = await asyncio.to_thread(self.store.file_sizes, request.piece_id, version)
         except StorageError as error:
-            invalid = isinstance(error, InvalidPieceId)
-            code = grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.NOT_FOUND
-            field = "version" if isinstance(error, VersionNotFound) else "piece_id"
-            await context.abort(code, f"{field}: {error}")
+            await self._abort_storage(error, context)
             raise  # abort raises; for type checkers
-        return files, version, versions[-1] if versions else version
+        return sizes, version, versions[-1] if versions else version
+
+    @staticmethod
+    async def _abort_storage(error: StorageError, context: grpc.aio.ServicerContext) -> None:
+        invalid = isinstance(error, InvalidPieceId)
+        code = grpc.StatusCode.INVALID_ARGUMENT if invalid else grpc.StatusCode.NOT_FOUND
+        field = "version" if isinstance(error, VersionNotFound) else "piece_id"
+        await context.abort(code, f"{field}: {error}")
 
     async def GetPiece(self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext):
-        files, version, latest = await self._read_piece(request, context)
-        size = sum(len(content) for content in files.values())
-        if size > self.piece_message_limit:
+        sizes, version, latest = await self._piece_files(request, context)
+        size = sum(sizes.values())
+        if size > self.piece_message_limit:  # refused before anything is read
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"piece_id: version {version} of piece {request.piece_id} has "
@@ -219,6 +223,11 @@ class Composer(api_grpc.ComposerServicer):
                 "fetch it with GetPieceFiles, which streams the files in chunks "
                 "(the cantus CLI does)",
             )
+        try:
+            files = await asyncio.to_thread(self.store.read_all, request.piece_id, version)
+        except StorageError as error:
+            await self._abort_storage(error, context)
+            raise
         return api.Piece(
             piece_id=request.piece_id,
             files=[
@@ -232,27 +241,36 @@ class Composer(api_grpc.ComposerServicer):
     async def GetPieceFiles(
         self, request: api.GetPieceRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[api.PieceChunk]:
-        """Every file of the version in chunks of ``PIECE_CHUNK_BYTES``; each ``yield`` waits
-        for gRPC's flow control, so a slow reader holds at most the piece in memory."""
-        files, version, latest = await self._read_piece(request, context)
-        for name, content in files.items():
-            view = memoryview(content)
+        """Every file of the version in chunks of ``PIECE_CHUNK_BYTES``, read from the store
+        one chunk at a time (#22); each ``yield`` waits for gRPC's flow control, so a call
+        holds about one chunk in memory however large the piece and however slow its
+        reader. An empty file is one empty chunk."""
+        sizes, version, latest = await self._piece_files(request, context)
+        for name, size in sizes.items():
+            chunks = self.store.read_chunks(request.piece_id, name, version, PIECE_CHUNK_BYTES)
             offset = 0
-            while True:
-                data = bytes(view[offset : offset + PIECE_CHUNK_BYTES])
-                yield api.PieceChunk(
-                    piece_id=request.piece_id,
-                    version=version,
-                    latest_version=latest,
-                    name=name,
-                    media_type=media_type(name),
-                    size=len(content),
-                    offset=offset,
-                    data=data,
-                )
-                offset += len(data)
-                if offset >= len(content):
-                    break
+            try:
+                while True:
+                    data = await asyncio.to_thread(next, chunks, None)
+                    if data is None and offset > 0:
+                        break
+                    yield api.PieceChunk(
+                        piece_id=request.piece_id,
+                        version=version,
+                        latest_version=latest,
+                        name=name,
+                        media_type=media_type(name),
+                        size=size,
+                        offset=offset,
+                        data=data or b"",
+                    )
+                    if data is None:
+                        break
+                    offset += len(data)
+            except StorageError as error:  # the file went away between listing and reading
+                await self._abort_storage(error, context)
+            finally:
+                chunks.close()
 
     @property
     def editor(self) -> PieceEditor:

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from google.protobuf.message import Message
@@ -56,6 +57,14 @@ log = logging.getLogger("cantus.gateway.web")
 STATIC = Path(__file__).parent / "static"
 HLS_MEDIA_TYPE = "application/vnd.apple.mpegurl"
 EVENT_STREAM_IDLE_S = 300.0
+HEADER_MAX_BYTES = 8190
+"""Largest header (name and value) the HTTP side takes: aiohttp's own default limit."""
+HTTP_PARSER_LIMITS: dict[str, Any] = {"max_line_size": 128 * 1024, "max_field_size": 128 * 1024}
+"""What aiohttp's parser reads of a request line or one header before it refuses the request
+itself, with a 400 that names no field (#22). Past ``HEADER_MAX_BYTES`` and up to these, the
+request reaches ``_limit_headers``, which answers 431 naming the header, and a long path reaches
+the routes, which name the part that is wrong; beyond them aiohttp's 400 ("Got more than
+131072 bytes when reading") is the answer. At most 128 headers (aiohttp's ``max_headers``)."""
 
 
 def event_to_json(message: Message) -> dict:
@@ -125,7 +134,9 @@ class GatewayWeb:
         self._tokens: list[bytes] = []
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._require_token])
+        app = web.Application(
+            middlewares=[self._limit_headers, self._require_token, self._name_unmatched]
+        )
         app.router.add_get("/", self.index)
         app.router.add_get("/stations", self.stations)
         app.router.add_get("/stations/{name}/live.m3u8", self.playlist)
@@ -141,6 +152,25 @@ class GatewayWeb:
         app.router.add_get("/pieces/{piece_id}/{file}", self.piece_file)
         app.router.add_get("/compose/events", self.compose_events)
         return app
+
+    @web.middleware
+    async def _limit_headers(self, request: web.Request, handler):
+        """A header over ``HEADER_MAX_BYTES``: 431, naming it (``HTTP_PARSER_LIMITS``)."""
+        for name, value in request.raw_headers:
+            if len(name) + len(value) > HEADER_MAX_BYTES:
+                raise web.HTTPRequestHeaderFieldsTooLarge(
+                    text=f"header {name.decode('latin-1')[:60]}: {len(name) + len(value)} "
+                    f"bytes, over the {HEADER_MAX_BYTES} one header may have\n"
+                )
+        return await handler(request)
+
+    @web.middleware
+    async def _name_unmatched(self, request: web.Request, handler):
+        """A path no route matches (an empty piece id, a slash in a name) gets a 404 that
+        names the part of the path it was read as, not aiohttp's bare "Not Found"."""
+        if isinstance(request.match_info.http_exception, web.HTTPNotFound):
+            raise web.HTTPNotFound(text=unmatched_path(request.path))
+        return await handler(request)
 
     @web.middleware
     async def _require_token(self, request: web.Request, handler):
@@ -164,7 +194,7 @@ class GatewayWeb:
         if self.settings.gateway_tls_cert is not None and self.settings.gateway_tls_key is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(self.settings.gateway_tls_cert, self.settings.gateway_tls_key)
-        self.runner = web.AppRunner(self.app())
+        self.runner = web.AppRunner(self.app(), **HTTP_PARSER_LIMITS)
         await self.runner.setup()
         await web.TCPSite(
             self.runner, self.settings.host, self.settings.gateway_http_port, ssl_context=tls
@@ -290,7 +320,7 @@ class GatewayWeb:
             raise web.HTTPNotFound(text="piece_id: no such piece\n")
         return web.json_response({"versions": versions})
 
-    async def piece_file(self, request: web.Request) -> web.Response:
+    async def piece_file(self, request: web.Request) -> web.StreamResponse:
         """A file of a piece as composed (``/pieces/ID/NAME``) or of one of its versions
         (``/pieces/ID/vN/NAME``, issue #18: the player shows a version beside the one it was
         edited from)."""
@@ -298,17 +328,32 @@ class GatewayWeb:
         if not FILE_NAME.match(name):
             raise web.HTTPBadRequest(text=f"file: {name[:60]!r} is not a piece's file name\n")
         version = int(request.match_info.get("version", "1")[:6])
+        piece_id = request.match_info["piece_id"]
         try:
-            files = await asyncio.to_thread(
-                self.store.read_all, request.match_info["piece_id"], version
-            )
+            sizes = await asyncio.to_thread(self.store.file_sizes, piece_id, version)
         except InvalidPieceId as error:
             raise web.HTTPBadRequest(text=f"piece_id: {error}\n") from None
         except StorageError as error:
             raise web.HTTPNotFound(text=f"piece_id: {error}\n") from None
-        if name not in files:
+        if name not in sizes:
             raise web.HTTPNotFound(text=f"file: no {name} in the piece\n")
-        return web.Response(body=files[name], content_type=media_type(name).split(";")[0])
+        # streamed from the store a chunk at a time, as GetPieceFiles does (#22)
+        response = web.StreamResponse(headers={"Content-Length": str(sizes[name])})
+        response.content_type = media_type(name).split(";")[0]
+        chunks = self.store.read_chunks(piece_id, name, version)
+        try:
+            first = await asyncio.to_thread(next, chunks, b"")
+            await response.prepare(request)
+            data: bytes | None = first
+            while data:
+                await response.write(data)
+                data = await asyncio.to_thread(next, chunks, None)
+        except StorageError as error:  # gone between the listing and the first read
+            raise web.HTTPNotFound(text=f"file: {error}\n") from None
+        finally:
+            chunks.close()
+        await response.write_eof()
+        return response
 
     # --- live events ----------------------------------------------------------------------
     async def piece_events(self, request: web.Request) -> web.StreamResponse:
@@ -389,3 +434,16 @@ class GatewayWeb:
                 if isinstance(message, pb.PieceCompleted | pb.DeadLetter):
                     break
         return response
+
+
+def unmatched_path(path: str) -> str:
+    """The 404 text for a path that matches no route, naming the field it would hold."""
+    shown = repr(path[:80])
+    if path.startswith("/pieces/"):
+        return (
+            f"piece_id: the path {shown} is not /pieces/ID/FILE, /pieces/ID/vN/FILE or "
+            "/pieces/ID/events with ID a 32-character hex piece id\n"
+        )
+    if path.startswith("/stations/"):
+        return f"name: the path {shown} is not /stations/NAME/PAGE with NAME a station's name\n"
+    return f"path: no page at {shown}\n"

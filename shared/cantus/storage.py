@@ -22,7 +22,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +92,10 @@ class VersionClaimConflict(StorageError):
     """No free version number could be claimed (other edits kept taking them)."""
 
 
+CHUNK_BYTES = 1024 * 1024
+"""What ``read_chunks`` reads at a time: a large piece is streamed, never held whole (#22)."""
+
+
 class PieceStore(Protocol):
     """What the render service writes through and the gateway reads from."""
 
@@ -102,6 +106,12 @@ class PieceStore(Protocol):
     def read_files(
         self, piece_id: str, names: Iterable[str], version: int = 1
     ) -> dict[str, bytes]: ...
+
+    def file_sizes(self, piece_id: str, version: int = 1) -> dict[str, int]: ...
+
+    def read_chunks(
+        self, piece_id: str, name: str, version: int = 1, chunk_bytes: int = CHUNK_BYTES
+    ) -> Generator[bytes, None, None]: ...
 
     def versions(self, piece_id: str) -> list[int]: ...
 
@@ -158,6 +168,33 @@ class LocalPieceStore:
             for path in sorted(folder.iterdir())
             if path.is_file() and FILE_NAME.match(path.name)
         }
+
+    def file_sizes(self, piece_id: str, version: int = 1) -> dict[str, int]:
+        """Every file of one version by name, with its size in bytes, reading none of them;
+        raises as ``read_all``."""
+        folder = self._folder(piece_id, version)
+        if not (folder / "piece.json").exists():
+            self.read_all(piece_id, version)  # raises PieceNotFound / VersionNotFound
+        return {
+            path.name: path.stat().st_size
+            for path in sorted(folder.iterdir())
+            if path.is_file() and FILE_NAME.match(path.name)
+        }
+
+    def read_chunks(
+        self, piece_id: str, name: str, version: int = 1, chunk_bytes: int = CHUNK_BYTES
+    ) -> Generator[bytes, None, None]:
+        """One file of one version, ``chunk_bytes`` at a time (a rewrite replaces the file
+        whole, so an open file reads as one version of it); ``StorageError`` if absent."""
+        if not FILE_NAME.match(name):
+            raise StorageError(f"file name {name!r} is not allowed")
+        try:
+            file = (self._folder(piece_id, version) / name).open("rb")
+        except FileNotFoundError:
+            raise StorageError(f"piece {piece_id} version {version} has no {name}") from None
+        with file:
+            while data := file.read(chunk_bytes):
+                yield data
 
     def read_files(self, piece_id: str, names: Iterable[str], version: int = 1) -> dict[str, bytes]:
         """The named files of one version (those it has), without reading the others (an
@@ -293,6 +330,37 @@ class S3PieceStore:
             name: self.client.get_object(Bucket=self.bucket, Key=folder + name)["Body"].read()
             for name in sorted(names)
         }
+
+    def file_sizes(self, piece_id: str, version: int = 1) -> dict[str, int]:
+        """Every file of one version by name, with its size in bytes (from the listing);
+        raises as ``read_all``."""
+        folder = self._folder(piece_id, version)
+        sizes: dict[str, int] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=folder):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(folder) :]
+                if FILE_NAME.match(name):
+                    sizes[name] = int(item["Size"])
+        if "piece.json" not in sizes:
+            self.read_all(piece_id, version)  # raises PieceNotFound / VersionNotFound
+        return dict(sorted(sizes.items()))
+
+    def read_chunks(
+        self, piece_id: str, name: str, version: int = 1, chunk_bytes: int = CHUNK_BYTES
+    ) -> Generator[bytes, None, None]:
+        """One object, ``chunk_bytes`` at a time from its body's stream."""
+        if not FILE_NAME.match(name):
+            raise StorageError(f"file name {name!r} is not allowed")
+        key = self._folder(piece_id, version) + name
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except self.client.exceptions.NoSuchKey:
+            raise StorageError(f"piece {piece_id} version {version} has no {name}") from None
+        try:
+            yield from body.iter_chunks(chunk_bytes)
+        finally:
+            body.close()
 
     def read_files(self, piece_id: str, names: Iterable[str], version: int = 1) -> dict[str, bytes]:
         """The named files of one version (those it has); raises as ``read_all``."""

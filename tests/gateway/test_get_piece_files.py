@@ -128,3 +128,49 @@ def test_chunks_with_a_gap_or_a_short_file_are_refused() -> None:
         _join_chunks([chunk(0, b"abcd"), chunk(5, b"fgh")])
     with pytest.raises(ComposeFailed, match="4 of 8 bytes"):
         _join_chunks([chunk(0, b"abcd")])
+
+
+def test_get_piece_files_reads_the_store_a_chunk_at_a_time(gateway) -> None:
+    """A 48 MiB file is streamed with about a chunk in the gateway's memory, not the file
+    (Python's allocations traced across the server's and the reading client's threads; the
+    client drops each chunk as it comes)."""
+    import tracemalloc
+
+    address, composer = gateway
+    size = 48 * 1024 * 1024
+    composer.store.write(PIECE_ID, "piece.wav", os.urandom(size))
+    composer.store.write(PIECE_ID, "piece.json", b"{}")
+    received = 0
+    tracemalloc.start()
+    try:
+        with grpc.insecure_channel(address) as channel:
+            for chunk in api_grpc.ComposerStub(channel).GetPieceFiles(
+                api.GetPieceRequest(piece_id=PIECE_ID), timeout=120
+            ):
+                received += len(chunk.data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == size + 2
+    assert peak < 12 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for a 48 MiB file"
+
+
+def test_get_piece_refuses_before_reading_the_files(gateway) -> None:
+    """The size comes from the store's listing: a piece over the limit is never read."""
+    import tracemalloc
+
+    address, composer = gateway
+    composer.store.write(PIECE_ID, "piece.wav", os.urandom(32 * 1024 * 1024))
+    composer.store.write(PIECE_ID, "piece.json", b"{}")
+    composer.piece_message_limit = 8 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as refused:
+            api_grpc.ComposerStub(channel).GetPiece(
+                api.GetPieceRequest(piece_id=PIECE_ID), timeout=60
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert peak < 8 * 1024 * 1024
