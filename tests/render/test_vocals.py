@@ -20,6 +20,7 @@ from cantus.render.vocals import (
     SungNote,
     arpabet_syllables,
     lead_piece,
+    octave_shift,
     render_vocals,
     spoken_syllable,
     syllable_phones,
@@ -41,8 +42,9 @@ LYRICS = {
 }  # fmt: skip
 
 
-def lyric_piece(language: str, *, vocals: bool = True) -> PieceParts:
-    """Four bars at 100 bpm, one syllable per quarter note, lyric lines of two bars."""
+def lyric_piece(language: str, *, vocals: bool = True, transpose: int = 0) -> PieceParts:
+    """Four bars at 100 bpm, one syllable per quarter note, lyric lines of two bars; the
+    tune ``transpose`` semitones from ``TUNE``."""
     piece_spec = spec(4, tempo=100.0)
     piece_spec.lyrics_theme = "the sea"
     piece_spec.lyrics_language = language
@@ -54,7 +56,12 @@ def lyric_piece(language: str, *, vocals: bool = True) -> PieceParts:
     ]
     for index in range(4):
         notes = [
-            pb.Note(onset_ticks=480 * k, pitch=TUNE[4 * index + k], duration_ticks=480, velocity=90)
+            pb.Note(
+                onset_ticks=480 * k,
+                pitch=TUNE[4 * index + k] + transpose,
+                duration_ticks=480,
+                velocity=90,
+            )
             for k in range(4)
         ]
         events.append(
@@ -121,7 +128,8 @@ def test_a_lyric_piece_sings_its_melody_in_segments_as_at_once(language):
     streamed = audio.piece_vocals()
     assert streamed is not None
     notes = parts.sung_notes(0, parts.bar_count)
-    assert len(notes) == 16 and [n.pitch for n in notes] == TUNE
+    # the voice sings G4..D5 an octave down, in its range (D3..G4)
+    assert len(notes) == 16 and [n.pitch for n in notes] == [p - 12 for p in TUNE]
     # the voice follows the tune: F0 within 50 cents on >= 90 % of voiced frames
     off = cents_off(streamed, audio.sample_rate, parts)
     assert len(off) > 100
@@ -133,6 +141,25 @@ def test_a_lyric_piece_sings_its_melody_in_segments_as_at_once(language):
     for note in notes:
         middle = streamed[round((note.onset + 0.1) * 44100) : round((note.end - 0.05) * 44100)]
         assert np.sqrt(np.mean(middle**2)) > 0.02
+
+
+def test_the_voice_sings_in_its_range_and_the_instruments_as_written():
+    """The octave is chosen by the first lyric line's notes (G4..D5 here, median 71: sung
+    an octave down; two octaves written higher: two down; two lower: one up), the same
+    for the whole piece; the instruments keep the written pitch."""
+    assert octave_shift(TUNE[:8], "en") == -12
+    assert octave_shift([p + 12 for p in TUNE[:8]], "en") == -24
+    assert octave_shift([p - 24 for p in TUNE[:8]], "zh") == 12
+    assert octave_shift([57, 60], "en") == 0 and octave_shift([], "en") == 0
+    parts = lyric_piece("en", transpose=12)
+    assert parts.vocal_octave_shift == -24
+    notes = parts.sung_notes(0, parts.bar_count)
+    assert [n.pitch for n in notes] == [p - 12 for p in TUNE]
+    melody = [n.pitch for t in parts.piece_tracks(0, 4) if t.name == "melody" for n in t.notes]
+    assert set(melody) == {p + 12 for p in TUNE}
+    stem = render_vocals(notes, "en", round(notes[-1].end * 44100) + 4410, 44100)
+    off = cents_off(stem, 44100, parts)
+    assert len(off) > 100 and np.mean(off < 50.0) >= 0.9
 
 
 def test_a_vocal_segment_waits_for_the_bar_after_it():

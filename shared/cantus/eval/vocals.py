@@ -32,6 +32,7 @@ spoken syllables and placement, and Festival's singing mode with its HTS voice.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -91,15 +92,29 @@ class PieceVocals:
     rtf_wall_without: float = 0.0
     rtf_cpu_without: float = 0.0
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    sung_errors: int = 0
-    spoken_errors: int = 0
-    reference_words: int = 0
-    lines_heard: int = 0
-    sung_identified: int = 0
-    spoken_identified: int = 0
-    lower_identified: int = 0
+    octave_shift: int = 0
+    """Semitones the voice sang away from the written melody (``vocal_octave_shift``)."""
+    segment_rtf_cpu: list[float] = field(default_factory=list)
+    """Each streamed segment's CPU-time real-time factor, with vocals."""
+    heard: list[LineHeard] = field(default_factory=list)
     recognised: list[tuple[str, str, str]] = field(default_factory=list)
     """(reference, sung hypothesis, spoken hypothesis) per line."""
+
+
+SINGINGS = ("sung", "spoken", "written", "lower")
+"""What each line is recognised in: the stem as sung (in the voice's octave), the same
+words spoken plainly by the same voice, the stem sung at the melody's written pitch (as
+before the voice chose its octave), and sung an octave under the voice's octave."""
+
+
+@dataclass
+class LineHeard:
+    """One English lyric line recognised: its words, and per singing (``SINGINGS``) the word
+    errors of the open-vocabulary decoder and whether the closed-set grammar found it."""
+
+    words: int
+    errors: dict[str, int]
+    identified: dict[str, bool]
 
 
 # --- measures -----------------------------------------------------------------------------
@@ -338,18 +353,36 @@ def lyric_pieces(language: str, pieces: int, bars: int, seed: int, log: Callable
     return out
 
 
-def stream(parts) -> tuple[np.ndarray, np.ndarray | None, float, float, float]:
-    """Stream ``parts`` as the render service does: mix, vocal stem, audio seconds, wall
-    and CPU seconds."""
+@dataclass
+class Streamed:
+    """A piece streamed as the render service streams it: the mix, the vocal stem, audio
+    seconds, wall and CPU seconds, and each segment's (audio seconds, CPU seconds)."""
+
+    mix: np.ndarray
+    stem: np.ndarray | None
+    seconds: float
+    wall: float
+    cpu: float
+    segments: list[tuple[float, float]]
+
+
+def stream(parts) -> Streamed:
+    """Stream ``parts`` as the render service does (4-bar segments), timed. CPU time is
+    this process's (the render runs in one thread): on a shared machine it is what the
+    render itself costs, where the wall clock also counts the other work."""
     from cantus.render.piece import SegmentAudio
 
     started, cpu_started = time.perf_counter(), time.process_time()
     audio = SegmentAudio(parts.tempo_map)
     seconds = 0.0
+    segments = []
     for segment in range(parts.segment_count(SEGMENT_BARS)):
-        seconds += audio.render(parts, segment, SEGMENT_BARS).duration_seconds
+        cpu_before = time.process_time()
+        rendered = audio.render(parts, segment, SEGMENT_BARS).duration_seconds
+        segments.append((rendered, time.process_time() - cpu_before))
+        seconds += rendered
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return audio.piece_audio(), audio.piece_vocals(), seconds, wall, cpu
+    return Streamed(audio.piece_audio(), audio.piece_vocals(), seconds, wall, cpu, segments)
 
 
 def without_vocals(parts):
@@ -380,10 +413,11 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
 
     language = parts.spec.lyrics_language
     # untimed first: warm caches for the side-by-side runs (and the mix's loudness without)
-    mix_without, *_ = stream(without_vocals(parts))
-    _, _, seconds, wall_without, cpu_without = stream(without_vocals(parts))
+    mix_without = stream(without_vocals(parts)).mix
+    plain = stream(without_vocals(parts))
     load = os.getloadavg()
-    mix, stem, seconds, wall, cpu = stream(parts)
+    sung = stream(parts)
+    stem = sung.stem
     assert stem is not None
     rate = 44100
     preset = PRESETS["streaming"]
@@ -392,18 +426,20 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
         palette=parts.palette.name,
         meter=f"{parts.spec.meter_numerator}/{parts.spec.meter_denominator}",
         tempo_bpm=parts.spec.tempo_bpm,
-        seconds=seconds,
+        seconds=sung.seconds,
         lines=texts,
-        lufs=integrated_loudness(mix, rate),
+        lufs=integrated_loudness(sung.mix, rate),
         lufs_without=integrated_loudness(mix_without, rate),
-        true_peak_dbtp=true_peak_dbtp(mix, rate),
+        true_peak_dbtp=true_peak_dbtp(sung.mix, rate),
         target_lufs=preset.target_lufs,
         ceiling_dbtp=preset.ceiling_dbtp,
-        rtf_wall=seconds / wall,
-        rtf_cpu=seconds / cpu,
-        rtf_wall_without=seconds / wall_without,
-        rtf_cpu_without=seconds / cpu_without,
+        rtf_wall=sung.seconds / sung.wall,
+        rtf_cpu=sung.seconds / sung.cpu,
+        rtf_wall_without=plain.seconds / plain.wall,
+        rtf_cpu_without=plain.seconds / plain.cpu,
         load=load,
+        octave_shift=parts.vocal_octave_shift,
+        segment_rtf_cpu=[audio / max(cpu, 1e-9) for audio, cpu in sung.segments],
     )
     notes = parts.sung_notes(0, parts.bar_count)
     times, f0 = praat_f0(stem, rate)
@@ -413,27 +449,80 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
     if recogniser is not None:
         from cantus.render.vocals import render_vocals
 
-        # the control: the same lines sung an octave lower (a tenor's register)
-        lower = render_vocals(
-            [replace(n, pitch=n.pitch - 12) for n in notes], language, len(stem), rate
-        )
+        def sung_at(semitones: int) -> np.ndarray:
+            if semitones == 0:
+                return stem
+            moved = [replace(n, pitch=n.pitch + semitones) for n in notes]
+            return render_vocals(moved, language, len(stem), rate)
+
+        # the controls: the melody's written pitch (the voice's octave not chosen), and an
+        # octave under the voice's octave
+        stems = {
+            "sung": stem,
+            "written": sung_at(-result.octave_shift),
+            "lower": sung_at(-12),
+        }
         for (start, end), text in zip(line_spans(parts, notes), texts, strict=False):
             reference = _words(text)
             if not reference:
                 continue
             cut = slice(max(0, round(start * rate)), round(end * rate))
-            sung = recogniser.words(stem[cut], rate)
-            spoken_audio, spoken_rate = spoken_line(text, language)
-            spoken = recogniser.words(spoken_audio, spoken_rate)
-            result.sung_errors += word_errors(reference, sung)
-            result.spoken_errors += word_errors(reference, spoken)
-            result.reference_words += len(reference)
-            result.recognised.append((text, " ".join(sung), " ".join(spoken)))
-            result.lines_heard += 1
-            result.sung_identified += recogniser.line(stem[cut], rate) == reference
-            result.spoken_identified += recogniser.line(spoken_audio, spoken_rate) == reference
-            result.lower_identified += recogniser.line(lower[cut], rate) == reference
+            clips = {name: (audio[cut], rate) for name, audio in stems.items()}
+            clips["spoken"] = spoken_line(text, language)
+            heard = {name: recogniser.words(*clip) for name, clip in clips.items()}
+            result.heard.append(
+                LineHeard(
+                    words=len(reference),
+                    errors={name: word_errors(reference, heard[name]) for name in SINGINGS},
+                    identified={
+                        name: recogniser.line(*clips[name]) == reference for name in SINGINGS
+                    },
+                )
+            )
+            result.recognised.append((text, " ".join(heard["sung"]), " ".join(heard["spoken"])))
     return result
+
+
+def accuracy_ratio(lines: Sequence[LineHeard], singing: str = "sung") -> float:
+    """Word accuracy of ``singing`` over that of the spoken lines (accuracy = 1 - word
+    error rate, at least 0), pooled over ``lines``."""
+    words = sum(line.words for line in lines)
+    if not words:
+        return float("nan")
+    sung = min(sum(line.errors[singing] for line in lines) / words, 1.0)
+    spoken = min(sum(line.errors["spoken"] for line in lines) / words, 1.0)
+    return (1.0 - sung) / max(1.0 - spoken, 1e-9)
+
+
+def bootstrap_interval(
+    lines: Sequence[LineHeard],
+    statistic: Callable[[Sequence[LineHeard]], float],
+    *,
+    draws: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A 95 % percentile bootstrap interval of ``statistic`` over ``lines`` resampled with
+    replacement (lines, not words, are the unit: a line's words are heard together)."""
+    if not lines:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        chosen = rng.integers(0, len(lines), len(lines))
+        values.append(statistic([lines[i] for i in chosen]))
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def wilson_interval(hits: int, total: int) -> tuple[float, float]:
+    """A 95 % Wilson score interval of the proportion ``hits`` / ``total``."""
+    if not total:
+        return float("nan"), float("nan")
+    z = 1.959964
+    p = hits / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return float(centre - half), float(centre + half)
 
 
 # --- candidates ---------------------------------------------------------------------------
@@ -616,6 +705,7 @@ class VocalsRun:
     candidates: list[Candidate]
     seconds: float
     bars: int
+    seeds: tuple[int, ...] = (0,)
 
 
 def run_vocals_eval(
@@ -623,24 +713,32 @@ def run_vocals_eval(
     pieces: int = 4,
     bars: int = 8,
     seed: int = 0,
+    seeds: int = 1,
     languages: Sequence[str] = ("en", "zh"),
     examples: Path | None = None,
+    candidates: bool = True,
     log: Callable[[str], None] = print,
 ) -> VocalsRun:
+    """``pieces`` pieces per language for each of ``seeds`` seeds from ``seed`` on (each
+    seed composes other requests: meters, tempos, palettes, melodies, lyrics). The
+    recogniser's closed set is each seed's lines of a language."""
     started = time.perf_counter()
     results: list[PieceVocals] = []
-    candidates: list[Candidate] = []
+    compared: list[Candidate] = []
+    used = tuple(range(seed, seed + seeds))
     for language in languages:
-        composed = lyric_pieces(language, pieces, bars, seed, log)
-        recogniser = Recogniser([line for _, texts in composed for line in texts])
-        for number, (parts, texts) in enumerate(composed):
-            results.append(measure(parts, texts, recogniser if language == "en" else None))
-            log(f"{language}: piece {number + 1} measured")
-            if number == 0 and examples is not None:
-                write_example(parts, examples / f"{language}")
-            if number == 0 and language == "en":
-                candidates = compare_candidates(parts, texts, recogniser)
-    return VocalsRun(results, candidates, time.perf_counter() - started, bars)
+        for run_seed in used:
+            composed = lyric_pieces(language, pieces, bars, run_seed * 1000, log)
+            recogniser = Recogniser([line for _, texts in composed for line in texts])
+            for number, (parts, texts) in enumerate(composed):
+                results.append(measure(parts, texts, recogniser if language == "en" else None))
+                log(f"{language}, seed {run_seed}: piece {number + 1} measured")
+                first = number == 0 and run_seed == seed
+                if first and examples is not None:
+                    write_example(parts, examples / f"{language}")
+                if first and language == "en" and candidates:
+                    compared = compare_candidates(parts, texts, recogniser)
+    return VocalsRun(results, compared, time.perf_counter() - started, bars, used)
 
 
 def write_example(parts, folder: Path) -> None:
@@ -653,7 +751,8 @@ def write_example(parts, folder: Path) -> None:
 
     from cantus.render.exports import audio_export_files
 
-    mix, stem, *_ = stream(parts)
+    streamed = stream(parts)
+    mix, stem = streamed.mix, streamed.stem
     assert stem is not None
     folder.parent.mkdir(parents=True, exist_ok=True)
     exported = audio_export_files(mix, 44100, ("opus",))
@@ -679,6 +778,42 @@ def write_example(parts, folder: Path) -> None:
     plt.close(figure)
 
 
+def _intelligibility_rows(chosen: Sequence[PieceVocals]) -> list[str]:
+    """The English table's recogniser rows: word error rates, accuracy ratios and lines
+    identified, with 95 % intervals, for each singing (``SINGINGS``)."""
+    lines = [line for p in chosen for line in p.heard]
+    words = sum(line.words for line in lines)
+    total = len(lines)
+    closed = len({" ".join(_words(text)) for p in chosen for text in p.lines})
+    names = {
+        "sung": "sung (in the voice's octave)",
+        "written": "sung at the written pitch (control)",
+        "lower": "sung an octave under the voice's octave (control)",
+    }
+    rows = []
+    for name in ("sung", "spoken", "written", "lower"):
+        wer = sum(line.errors[name] for line in lines) / max(words, 1)
+        label = names.get(name, "the same lines spoken by the same voice")
+        rows.append(f"| word error rate, {label} ({words} words) | {100 * wer:.0f} % | |")
+    for name in ("sung", "written", "lower"):
+        ratio = accuracy_ratio(lines, name)
+        low, high = bootstrap_interval(lines, functools.partial(accuracy_ratio, singing=name))
+        rows.append(
+            f"| word accuracy {names[name]} / spoken (95 % bootstrap over {total} lines) | "
+            f"{ratio:.2f} ({low:.2f}–{high:.2f}) | |"
+        )
+    for name in ("sung", "spoken", "written", "lower"):
+        hits = sum(line.identified[name] for line in lines)
+        low, high = wilson_interval(hits, total)
+        label = names.get(name, "the same lines spoken")
+        rows.append(
+            f"| lines identified in a closed set of each seed's lines ({closed} in all): "
+            f"{label} | {_percent(hits, total)} of {total} "
+            f"({100 * low:.0f}–{100 * high:.0f} %) | |"
+        )
+    return rows
+
+
 def _percent(numerator: float, denominator: float) -> str:
     return f"{100.0 * numerator / denominator:.1f} %" if denominator else "n/a"
 
@@ -689,7 +824,8 @@ def format_run(run: VocalsRun, *, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"{len(run.pieces)} pieces of {run.bars} bars composed in process (melody and harmony "
+        f"{len(run.pieces)} pieces of {run.bars} bars (seeds "
+        f"{', '.join(str(seed) for seed in run.seeds)}) composed in process (melody and harmony "
         "models, the lyric LM under the lyric service's constraints, each style and mood's "
         "palette), streamed in 4-bar segments with vocals and, side by side, without; "
         f"{run.seconds:.0f} s in all. Machine: {os.cpu_count()} cores, shared with other "
@@ -731,34 +867,30 @@ def format_run(run: VocalsRun, *, command: str) -> str:
                 f"…{1000 * np.percentile(errors, 90):+.0f} ms | |"
             )
         if language == "en":
-            words = sum(p.reference_words for p in chosen)
-            sung = sum(p.sung_errors for p in chosen) / max(words, 1)
-            spoken = sum(p.spoken_errors for p in chosen) / max(words, 1)
-            ratio = (1 - min(sung, 1)) / max(1 - min(spoken, 1), 1e-9)
-            heard = sum(p.lines_heard for p in chosen)
-            lines_total = len({" ".join(_words(line)) for p in chosen for line in p.lines})
-            out += [
-                f"| word error rate, sung (pocketsphinx en-us, {words} words) | "
-                f"{100 * sung:.0f} % | |",
-                f"| word error rate, the same lines spoken by the same voice | "
-                f"{100 * spoken:.0f} % | |",
-                f"| word accuracy sung / spoken | {ratio:.2f} | |",
-                f"| lines identified, closed set of the run's {lines_total} lines (grammar): "
-                f"sung | {_percent(sum(p.sung_identified for p in chosen), heard)} of {heard} | |",
-                f"| lines identified: the same lines spoken | "
-                f"{_percent(sum(p.spoken_identified for p in chosen), heard)} | |",
-                f"| lines identified: sung an octave lower (control) | "
-                f"{_percent(sum(p.lower_identified for p in chosen), heard)} | |",
-            ]
+            out += _intelligibility_rows(chosen)
+        segment_rtf = np.array([r for p in chosen for r in p.segment_rtf_cpu])
+        if len(segment_rtf):
+            out.append(
+                f"| CPU-time RTF with vocals, per streamed 4-bar segment: median, minimum "
+                f"({len(segment_rtf)} segments) | {np.median(segment_rtf):.1f}, "
+                f"{segment_rtf.min():.1f} | ≥ 5 |"
+            )
+            audio = sum(p.seconds for p in chosen)
+            cpu = sum(p.seconds / p.rtf_cpu for p in chosen if p.rtf_cpu)
+            out.append(
+                f"| CPU-time RTF with vocals, whole pieces ({audio:.0f} s of audio) | "
+                f"{audio / max(cpu, 1e-9):.1f} | ≥ 5 |"
+            )
         out += [
             "",
-            "| piece | palette | meter | tempo | seconds | LUFS (without vocals) | true peak "
-            "dBTP | RTF wall (without vocals) | RTF CPU (without) | load 1/5/15 min |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| piece | palette | meter | tempo | sung octave | seconds | LUFS (without vocals) "
+            "| true peak dBTP | RTF wall (without vocals) | RTF CPU (without) | load 1/5/15 min |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for number, p in enumerate(chosen):
             out.append(
-                f"| {number + 1} | {p.palette} | {p.meter} | {p.tempo_bpm:g} | {p.seconds:.1f} | "
+                f"| {number + 1} | {p.palette} | {p.meter} | {p.tempo_bpm:g} | "
+                f"{p.octave_shift:+d} | {p.seconds:.1f} | "
                 f"{p.lufs:.2f} ({p.lufs_without:.2f}; target {p.target_lufs:g}) | "
                 f"{p.true_peak_dbtp:.2f} (≤ {p.ceiling_dbtp:g}) | "
                 f"{p.rtf_wall:.1f} ({p.rtf_wall_without:.1f}) | "

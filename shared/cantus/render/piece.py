@@ -293,15 +293,38 @@ class PieceParts:
                 )
         return found
 
+    @property
+    def vocal_octave_shift(self) -> int:
+        """Semitones (a multiple of 12) the voice sings the melody away from its written
+        pitch, to sing in its range (``cantus.render.vocals.octave_shift``): decided by the
+        syllables' notes of the first lyric line, which is there (with its bars) before the
+        first segment renders, so a streamed piece and one rendered at once sing alike."""
+        from cantus.render.vocals import octave_shift
+
+        if not self.lyric_lines:
+            return 0
+        meter = spec_meter(self.spec)
+        line = min(self.lyric_lines.values(), key=lambda line: (line.first_bar, line.meta.index))
+        pitches = []
+        for syllable in line.syllables:
+            if syllable.bar_index not in self.melody:
+                continue
+            notes = pb_to_bar(self.melody[syllable.bar_index].notes, meter).notes
+            if 0 <= syllable.note_index < len(notes):
+                pitches.append(notes[syllable.note_index].pitch)
+        return octave_shift(pitches, self.spec.lyrics_language or "en")
+
     def sung_notes(self, first: int, count: int) -> list[SungNote]:
         """The notes the voice sings in bars ``first - 1`` .. ``first + count - 1`` (the bar
         before for context), times in seconds from the start of the piece: a note with a
         syllable sings it, a note right after a sung one (legato) without a syllable of
         its own continues its vowel (a melisma), other notes are not sung. Bars not yet
-        in are left out."""
+        in are left out. The voice sings them ``vocal_octave_shift`` from the written
+        pitch (the instruments keep it)."""
         from cantus.render.vocals import LEGATO_GAP_SECONDS, SungNote
 
         meter = spec_meter(self.spec)
+        shift = self.vocal_octave_shift
         phones = self._line_phones
         form, style = piece_form(self), spec_style(self.spec)
         notes: list[SungNote] = []
@@ -321,7 +344,7 @@ class PieceParts:
                     previous = SungNote(
                         onset,
                         end,
-                        note.pitch,
+                        note.pitch + shift,
                         note.velocity,
                         sung[0],
                         phrase_end=sung[1],
@@ -335,7 +358,7 @@ class PieceParts:
                     previous = SungNote(
                         onset,
                         end,
-                        note.pitch,
+                        note.pitch + shift,
                         note.velocity,
                         previous.phones,
                         continues=True,

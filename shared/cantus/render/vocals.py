@@ -126,6 +126,15 @@ VOWEL_LEVEL = 0.08
 LOOKAHEAD_BARS = 1
 """Bars after a segment whose notes its vocals need (leads that start before the bar line)."""
 
+VOICE_RANGES = {"en": (50, 67), "zh": (50, 67)}
+"""The comfortable sung range (MIDI, inclusive) of each language's voice. eSpeak's ``f2``
+speaks at 142–220 Hz (MIDI 49–57), and WORLD keeps the spectral envelope it measured
+there: the further the sung F0 rises above it, the fewer harmonics sample the formants,
+and the vowels blur into one another (at a soprano's written pitch 12.5 % of the eval's
+lines were identified, an octave lower 50 %). So, as a singer does, the voice sings the
+melody in the octave that puts it in its range, D3–G4, around and just above its speaking
+pitch, and the instruments keep the written pitch (``octave_shift``)."""
+
 
 class VoiceUnavailable(RuntimeError):
     """eSpeak NG or WORLD is missing; the message says what to install."""
@@ -298,6 +307,20 @@ def vowel_band_db(envelope: np.ndarray, rate: int) -> np.ndarray:
     freqs = np.arange(bins) * (rate / 2.0) / (bins - 1)
     inside = (freqs >= VOWEL_BAND_HZ[0]) & (freqs < VOWEL_BAND_HZ[1])
     return 10.0 * np.log10(envelope[:, inside].sum(axis=1) + 1e-16)
+
+
+def octave_shift(pitches: Sequence[int], language: str) -> int:
+    """Semitones, a multiple of 12, by which the voice of ``language`` sings a melody whose
+    sung notes have ``pitches``: the octave that brings their median nearest the middle
+    of ``VOICE_RANGES`` (the written octave on a tie; 0 without notes)."""
+    if not len(pitches):
+        return 0
+    low, high = VOICE_RANGES[language]
+    middle = (low + high) / 2.0
+    median = float(np.median(pitches))
+    nearest = round((middle - median) / 12.0)
+    octaves = (nearest - 1, nearest, nearest + 1)
+    return 12 * min(octaves, key=lambda k: (abs(median + 12 * k - middle), abs(k)))
 
 
 # --- placing syllables on notes -------------------------------------------------------------
