@@ -265,6 +265,14 @@ def test_upbeats_after_the_cadence_occur_and_the_end_is_scored_as_a_bar_line() -
     assert grammar.ends_as_bar
     scored = score_phrase_ends(logits, [grammar])
     assert scored[0, VOCAB.eos] == logits[0, VOCAB.bar] and logits[0, VOCAB.eos] == VOCAB.eos
+    # after a fill-in-the-middle prompt EOS ends the gap, as the model learned it
+    before, after = (Bar(COMMON_TIME, (Note(0, 60, 1920),)),) * 2
+    controls = Controls(C_MAJOR, COMMON_TIME, 100.0, Style.FOLK, Energy.MID)
+    gap = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(phrase_continues=True))
+    gap.feed_prompt(TOKENIZER.infill_prompt(controls, [before], [after]))
+    for token in (VOCAB.bar, VOCAB.pos(0), VOCAB.pitch(67), VOCAB.dur(16)):
+        gap.advance(token)
+    assert not gap.ends_as_bar
 
 
 def test_end_on_tonic_is_dropped_when_the_range_holds_no_tonic() -> None:

@@ -382,9 +382,11 @@ class MelodyGrammar:
     def ends_as_bar(self) -> bool:
         """True where ``EOS`` would close a phrase the tune goes on after
         (``phrase_continues``): ``score_phrase_ends`` gives it the model's score for
-        ``BAR``."""
+        ``BAR``. Not after a fill-in-the-middle prompt: there the model learned ``EOS`` as
+        the end of the gap, which it is."""
         return (
             self.phrase_continues
+            and self._fim_stage == 0
             and self.generating
             and not self.done
             and self.bars_generated == self.n_bars
