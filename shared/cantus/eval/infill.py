@@ -180,6 +180,7 @@ def run_infill_eval(
             context=tuple(window_bars[:LEFT_BARS]),
             cadence_steps=(),
             seed=seed * 1_000_000 + index,
+            phrase_continues=True,  # bars follow the gap, as the editor's Infiller says
         )
         jobs.append((window_bars, request))
 
