@@ -367,10 +367,10 @@ class Settings(BaseSettings):
 
     # --- processing ----------------------------------------------------------------------
     max_attempts: int = Field(4, ge=1, description="tries of a failing event before dead-letter")
-    # A Triton restart took 37 s to minutes on the 2-core machine (docs/results/reliability.md);
+    # A Triton restart took 37 s to 176 s on the 2-core machine (docs/results/reliability.md);
     # aiokafka leaves the group when a consumer does not poll for 300 s (max_poll_interval_ms).
     unavailable_wait_s: float = Field(
-        180.0,
+        270.0,
         ge=0,
         description="how long a service waits, retrying, for an unavailable model server "
         "before its tries count as failures",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
-from tritonclient.grpc import InferInput
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, InferInput, KeepAliveOptions
 from tritonclient.utils import InferenceServerException
 
 
@@ -24,6 +24,31 @@ def input_tensor(
     return tensor
 
 
+RECONNECT_BACKOFF_MS = (500, 2000)
+"""First and largest wait (ms) of a channel reconnecting to a Triton that refused it. gRPC's
+own default grows to 120 s, so a channel that met a restarting Triton a few times kept failing
+calls at once ("Connection refused") for a minute or more after Triton listened again, and
+spent a service's whole ``unavailable_wait_s`` (#22, found by ``cantus bench chaos --victims
+triton``)."""
+
+
+def channel_args() -> list[tuple[str, int]]:
+    """tritonclient's default channel options, with ``RECONNECT_BACKOFF_MS``."""
+    keepalive = KeepAliveOptions()
+    first, largest = RECONNECT_BACKOFF_MS
+    return [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+        ("grpc.initial_reconnect_backoff_ms", first),
+        ("grpc.min_reconnect_backoff_ms", first),
+        ("grpc.max_reconnect_backoff_ms", largest),
+    ]
+
+
 class TritonModelClient:
     """A client of one Triton model at ``address``; the connection opens on first use and
     ``close`` releases it (a later call opens a new one)."""
@@ -35,7 +60,9 @@ class TritonModelClient:
 
     def _connection(self) -> triton_aio.InferenceServerClient:
         if self._client is None:
-            self._client = triton_aio.InferenceServerClient(self.address)
+            self._client = triton_aio.InferenceServerClient(
+                self.address, channel_args=channel_args()
+            )
         return self._client
 
     async def close(self) -> None:

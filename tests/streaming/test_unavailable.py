@@ -16,7 +16,7 @@ from cantus.lyrics.client import LyricLMError, TritonLyricScorer
 from cantus.music.notes import Bar, Key, Meter, Note
 from cantus.music.styles import Energy, Style
 from cantus.streaming.service import upstream_unavailable
-from cantus.triton_client import ModelServerUnavailable
+from cantus.triton_client import ModelServerUnavailable, TritonModelClient
 
 C_MAJOR, FOUR = Key(0), Meter(4, 4)
 
@@ -145,3 +145,36 @@ def test_the_lyric_scorer_says_triton_is_unavailable():
         scorer.score(["the"], ["sea"])
     scorer.close()
     assert upstream_unavailable(raised.value)
+
+
+def test_a_client_reaches_a_model_server_soon_after_it_listens_again():
+    """After failing against a closed port for 15 s, a call made 3 s after a server listens
+    there reaches it (gRPC's default reconnect back-off would still refuse it at once)."""
+    import time
+
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    address = closed_port()
+    client = TritonModelClient(address, "harmony")
+
+    async def run() -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert not await client.ready()
+            await asyncio.sleep(0.2)
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        server.add_insecure_port(address)
+        await server.start()
+        try:
+            await asyncio.sleep(3)
+            try:
+                await client._connection().is_model_ready("harmony")
+            except InferenceServerException as error:
+                return not upstream_unavailable(error)  # answered: UNIMPLEMENTED
+            return True
+        finally:
+            await client.close()
+            await server.stop(0)
+
+    assert asyncio.run(run())

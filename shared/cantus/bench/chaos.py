@@ -322,6 +322,8 @@ def piece_trial(
             trial.error = trial.error or recovery["error"]
         trial.restart_to_healthy_s = recovery.get("s")
         trial.exit = recovery.get("exit", "")
+        if trial.victim == "triton" and trial.piece_id:  # also for a piece that failed
+            trial.waited = unavailable_waits(stack.settings.log_dir, trial.piece_id)
         if trial.error or not trial.piece_id:
             trial.error = trial.error or "no piece id"
             return
@@ -334,8 +336,6 @@ def piece_trial(
             trial.error = "the stream ended before the piece completed"
             return
     trial.completed = completed
-    if trial.victim == "triton":
-        trial.waited = unavailable_waits(stack.settings.log_dir, trial.piece_id)
     segments = -(-bars // stack.settings.segment_bars)
     if trial.stream_cut:  # only what came before the cut: no duplicates in it
         for kind, indices in seen.items():

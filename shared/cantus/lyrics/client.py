@@ -16,6 +16,8 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
+from cantus.triton_client import channel_args
+
 
 class LyricLMError(RuntimeError):
     """Triton refused or failed a scoring request; the message is Triton's."""
@@ -69,7 +71,7 @@ class TritonLyricScorer:
 
     def _stream(self) -> triton_grpc.InferenceServerClient:
         if self._client is None:
-            client = triton_grpc.InferenceServerClient(self.address)
+            client = triton_grpc.InferenceServerClient(self.address, channel_args=channel_args())
             client.start_stream(callback=lambda result, error: self._responses.put((result, error)))
             self._client = client
         return self._client
