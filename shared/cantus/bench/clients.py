@@ -45,7 +45,10 @@ import grpc
 
 from cantus.bench.hostile import HostileReport
 
-SCENARIOS = ("clients", "hostile")
+SCENARIOS = ("clients", "hostile", "burst", "large")
+"""``clients`` runs the four client steps; ``burst`` and ``large`` run only that step (a lean
+re-measure), written under their own heading ("## Clients: burst")."""
+PARTS = {"burst": "burst", "large": "large piece"}
 
 
 def rss_mb(pid: int) -> float:
@@ -61,6 +64,7 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class ClientsReport:
+    heading: str = "## Clients"
     lines: dict[str, list[str]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     wall_s: float = 0.0
@@ -391,7 +395,7 @@ def replace_section(path: Path, text: str) -> None:
 
 def format_clients(report: ClientsReport, *, command: str) -> str:
     lines = [
-        "## Clients",
+        report.heading,
         "",
         f"Made by `{command}` ({report.wall_s / 60:.1f} min, on the private stack with its "
         "supervisor, loopback only).",
@@ -480,8 +484,11 @@ def run_scenarios(
                 )
                 restarts = _restarts(settings)
                 hostile.where += f"; supervisor restarts during the run: {restarts or 'none'}"
-            if "clients" in scenarios:
+            parts = [PARTS[s] for s in scenarios if s in PARTS]
+            if "clients" in scenarios or parts:
                 clients = ClientsReport()
+                if "clients" not in scenarios:
+                    clients.heading = "## Clients: " + ", ".join(parts)
                 started = time.monotonic()
                 with open_channel(address, settings) as channel:
                     for name, step in (
@@ -506,6 +513,8 @@ def run_scenarios(
                             ),
                         ),
                     ):
+                        if "clients" not in scenarios and name not in parts:
+                            continue
                         log(f"clients: {name}…")
                         try:
                             step()

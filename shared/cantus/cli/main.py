@@ -519,8 +519,9 @@ def bench_chaos(
     scenario: Annotated[
         str,
         typer.Option(
-            help="kill (the kill -9 campaign), or comma-separated clients, hostile "
-            "(cantus.bench.clients: their sections are written into --out in place)"
+            help="kill (the kill -9 campaign), or comma-separated clients, hostile, burst, large "
+            "(cantus.bench.clients: their sections are written into --out in place; burst and "
+            "large: that client step alone)"
         ),
     ] = "kill",
     cases: Annotated[int, typer.Option(help="hostile: invalid requests to send")] = 10_000,
