@@ -166,3 +166,45 @@ def test_planned_levels_keep_their_difference_instead_of_being_chased():
     # Level 0 is exactly the unplanned master.
     plain = StreamingMaster(SR, "streaming")
     assert np.array_equal(plain.process({"part": quiet}), master_two((0.0, 0.0))[0])
+
+
+# --- palette mixes ------------------------------------------------------------------------
+
+
+def test_every_palette_has_its_own_mix():
+    from cantus.render.mix import PALETTE_MIXES, PART_PROFILES, palette_profiles, palette_reverb
+    from cantus.render.palettes import PALETTES
+
+    assert set(PALETTE_MIXES) == set(PALETTES)
+    rooms = {tuple(sorted(palette_reverb(name).items())) for name in PALETTES}
+    assert len(rooms) >= 3  # a band's room, a hall, a church at least
+    for name in PALETTES:
+        profiles = palette_profiles(name)
+        assert set(profiles) == set(PART_PROFILES)
+        # the accompaniment stands to one side of the melody, not on top of it
+        assert abs(profiles["chords"].pan - profiles["melody"].pan) >= 0.1
+    assert palette_profiles(None) == PART_PROFILES
+    assert palette_reverb("no-such-palette") == palette_reverb(None)
+
+
+def test_a_palette_mix_places_its_parts_on_the_stage():
+    """The folk band's guitar (chords) comes out on the left, its strings (pad) on the right."""
+    for part, louder in (("chords", 0), ("pad", 1)):
+        bus = mix_stems({part: noise(2.0)}, SR, palette="folk")
+        left, right = (float(np.sqrt(np.mean(bus[:, c] ** 2))) for c in (0, 1))
+        assert (left, right)[louder] > 1.5 * (left, right)[1 - louder], part
+
+
+@needs_synth
+def test_a_palette_mix_in_segments_equals_it_at_once(stems):
+    whole = mix_stems(stems, SR, palette="ambient")
+    from cantus.render.mix import palette_profiles, palette_reverb
+
+    segmented = Mixer(SR, palette_profiles("ambient"), palette_reverb("ambient"))
+    edges = [0, 5000, 60000, len(whole)]
+    parts = [
+        segmented.process({name: stem[a:b] for name, stem in stems.items()})
+        for a, b in itertools.pairwise(edges)
+    ]
+    assert np.abs(np.concatenate(parts) - whole).max() <= 1e-6
+    assert np.abs(whole - mix_stems(stems, SR)).max() > 1e-3  # not the default mix

@@ -128,7 +128,7 @@ def splice_spans(
         )
         # one limiter pass: the span is brought to the previous mix's level below anyway, so
         # the passes that home in on the preset's loudness would be wasted
-        fresh = master(stems, sample_rate, preset, max_passes=1).audio
+        fresh = master(stems, sample_rate, preset, max_passes=1, palette=parts.palette.name).audio
         rendered += len(fresh)
         offset = new_at(start)
         cut_in, cut_out = new_at(first), new_at(end)

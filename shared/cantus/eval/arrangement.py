@@ -49,6 +49,41 @@ BEFORE = (
     "mean 37 %, worst 88 %; the docs/examples piece: 69.5 %)."
 )
 """What the masking rate was before issue #15, for the report."""
+SOUNDFONT_CHOICE = """## Sound: the SoundFont, gain per instrument, the palettes' mixes
+
+**SoundFont.** FluidR3 (`fluid-soundfont-gm`) stays the synth's SoundFont. Debian's
+MuseScore General (`musescore-general-soundfont`, 76 MB, Ogg-compressed `.sf3`) was
+measured against it on the first piece above in every palette, before the trims and mixes
+below, by this eval's own functions (`stream_palette`, `melody_margin_db`; the same run with
+`CANTUS_SOUNDFONT=/usr/share/sounds/sf3/MuseScore_General_Full.sf3`), at a load of 7 to 17 on
+the 2 shared cores: it streams at half FluidR3's real-time factor or less in eight palettes of
+nine (CPU time: folk 7.6 against 15.7, chorale 7.6 / 16.0, piano 8.8 / 18.2, piano-strings
+5.9 / 15.4, strings 5.7 / 16.6, harp-flute 7.8 / 13.5, ambient 8.4 / 19.1, lullaby 12.6 /
+15.1; celtic 14.8 / 12.6), since its presets layer more samples and decode Vorbis; and its
+melody margins are lower in seven of nine (harp-flute 3.4 against 5.2 dB, ambient 0.9 / 4.4,
+piano-strings 4.4 / 8.1, strings 5.6 / 9.7, chorale 5.1 / 7.5, lullaby -10.5 / 0.9: its
+music box is buried under the pad). Spectrally it is darker in the quiet palettes (spectral
+centroid of the master: piano 542 against 634 Hz, piano-strings 500 / 610, ambient 440 / 552,
+lullaby 325 / 619) and alike in the bands (folk 847 / 724, celtic 961 / 946). Neither
+speed (the station needs RTF 20) nor the tune's margin argues for it, so it is not
+installed by `make setup`; `PROGRAM_TRIM_DB` keeps its trims for whoever sets
+`CANTUS_SOUNDFONT` to it.
+
+**Gain per instrument** (`cantus.render.balance`): every program a palette plays is
+measured alone in the SoundFont (a three-octave broken chord, a second a note, velocity
+90, BS.1770 loudness) and trimmed to their median through the channel volume (CC 7) when
+the synth selects it: in FluidR3 the tin whistle -7.0 dB, slow strings -4.3, church organ
+-3.6, flute and pan flute -3.6, vibraphone +4.2, piano +3.3, warm pad +2.1, harp +2.0.
+
+**Mix per palette** (`cantus.render.mix.PALETTE_MIXES`): each palette places its parts on
+a stage (a folk band's guitar left and strings right, an orchestra's violins left and
+cellos right, ambient pads spread wide), gives its accompaniment an EQ dip where its
+melody instrument speaks (1.2 kHz for a choir or a soft piano, 2.5 kHz for a fiddle, a
+violin or a music box), and has its own room: a short band room for folk and celtic, a
+concert hall for piano, strings and harp, a long church for the chorale, a warm (darker)
+hall for ambient, lullaby and therapy, with a send scaled per palette.
+"""
+"""The SoundFont comparison and what the sound settings are, for the report."""
 FRAME = 2048
 """Samples per spectrum frame of the margin (46 ms at 44.1 kHz)."""
 
@@ -164,16 +199,22 @@ def _band_power(audio: np.ndarray, low_hz: float, high_hz: float, rate: int) -> 
     return spectrum[:, band].sum(axis=1)
 
 
-def melody_margin_db(stems: dict[str, np.ndarray], rate: int, pitch_range: tuple[int, int]):
-    """The melody stem against the rest, each part through its mix chain, in the melody's
-    band (``pitch_range``'s lowest fundamental, a quarter tone lower, to the second
-    harmonic of its highest), dB: the median over frames where the melody sounds (within
-    30 dB of its loudest frame)."""
-    from cantus.render.mix import PART_PROFILES, PartProfile, _pan_gains, _part_board, _run
+def melody_margin_db(
+    stems: dict[str, np.ndarray],
+    rate: int,
+    pitch_range: tuple[int, int],
+    palette: str | None = None,
+):
+    """The melody stem against the rest, each part through its mix chain in ``palette``'s
+    mix (``cantus.render.mix.palette_profiles``), in the melody's band (``pitch_range``'s
+    lowest fundamental, a quarter tone lower, to the second harmonic of its highest), dB:
+    the median over frames where the melody sounds (within 30 dB of its loudest frame)."""
+    from cantus.render.mix import PartProfile, _pan_gains, _part_board, _run, palette_profiles
 
+    profiles = palette_profiles(palette)
     treated: dict[str, np.ndarray] = {}
     for name, stem in stems.items():
-        profile = PART_PROFILES.get(name, PartProfile())
+        profile = profiles.get(name, PartProfile())
         board = _part_board(profile, rate)
         treated[name] = (_run(board, stem, rate) * _pan_gains(profile.pan, profile.gain_db)).mean(
             axis=1
@@ -199,7 +240,7 @@ def measure_piece(parts, request: PieceRequest) -> PieceResult:
     tracks = parts.piece_tracks(0, parts.bar_count)
     stems = render_stems(tracks, tempo_bpm=parts.tempo_map, sample_rate=SAMPLE_RATE)
     pitches = [n.pitch for t in tracks if t.name == "melody" for n in t.notes]
-    margin = melody_margin_db(stems, SAMPLE_RATE, (min(pitches), max(pitches)))
+    margin = melody_margin_db(stems, SAMPLE_RATE, (min(pitches), max(pitches)), parts.palette.name)
     return PieceResult(request, masking.melody_notes, masking.masked, margin)
 
 
@@ -319,6 +360,7 @@ def format_run(run: ArrangementRun, *, command: str, before: str = BEFORE) -> st
             f"| {r.style.value} | {r.meter} | {r.key.name} | {r.mood} | {r.palette} "
             f"| {p.melody_notes} | {p.masked} ({100 * p.masking:.1f} %) | {p.margin_db:.1f} |"
         )
+    lines += ["", SOUNDFONT_CHOICE.rstrip()]
     lines += [
         "",
         "## Real-time factor and loudness per palette (streamed)",

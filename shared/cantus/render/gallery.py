@@ -86,7 +86,7 @@ def build_gallery(out: Path, *, bars: int = 16, seed: int = 0) -> list[GalleryEn
         (folder / "piece.mid").write_bytes(midi)
         tracks = parts.piece_tracks(0, parts.bar_count)
         stems = render_stems(tracks, tempo_bpm=parts.tempo_map, sample_rate=SAMPLE_RATE)
-        mastered = master(stems, SAMPLE_RATE)
+        mastered = master(stems, SAMPLE_RATE, palette=request.palette)
         (folder / "piece.ogg").write_bytes(export_audio(mastered.audio, SAMPLE_RATE, "ogg"))
         title = f"{request.palette}: {request.style.value}, {request.mood}, {request.meter}"
         (folder / "pianoroll.png").write_bytes(

@@ -131,7 +131,7 @@ PART_PROFILES: dict[str, PartProfile] = {
         pan=0.3,
         highpass_hz=150.0,
         eq=(("peak", 300.0, -3.0, 1.0), ("high_shelf", 7000.0, -3.0, 0.7)),
-        compressor=(-28.0, 2.0, 40.0, 300.0),
+        compressor=None,  # a sustained wash has no peaks to catch
         reverb_send=0.4,
     ),
     # Colour (a contrasting section's own accompaniment, a layer in the last return): like
@@ -170,12 +170,155 @@ MELODY_UNDER_VOCALS_DB = -9.0
 """The melody instrument's gain change when the vocals sing its tune: it doubles them softly."""
 
 
+@dataclass(frozen=True)
+class PaletteMix:
+    """How a palette is mixed, on top of ``PART_PROFILES``: where each part stands
+    (``pan``, -1 left to +1 right, as the players of that band would sit), a gain change
+    per part (dB), the EQ of its accompaniment (``accompaniment_eq`` replaces the chords',
+    pad's and colour's: a dip where this palette's melody instrument speaks), the room
+    (pedalboard ``Reverb`` settings) and a factor on every part's reverb send."""
+
+    pan: Mapping[str, float]
+    room: Mapping[str, float]
+    send_scale: float = 1.0
+    gain_db: Mapping[str, float] = field(default_factory=dict)
+    accompaniment_eq: tuple[tuple[str, float, float, float], ...] | None = None
+
+
+_BAND_ROOM = {"room_size": 0.45, "damping": 0.55, "width": 0.9}
+_CONCERT_HALL = {"room_size": 0.75, "damping": 0.45, "width": 1.0}
+_CHURCH = {"room_size": 0.88, "damping": 0.35, "width": 1.0}
+_WARM_HALL = {"room_size": 0.82, "damping": 0.65, "width": 1.0}
+
+
+def _dip(hz: float, db: float = -3.0) -> tuple[tuple[str, float, float, float], ...]:
+    """Accompaniment EQ: the mud cut and a dip at ``hz`` where the melody speaks."""
+    return (("peak", 350.0, -2.5, 1.0), ("peak", hz, db, 0.8))
+
+
+PALETTE_MIXES: dict[str, PaletteMix] = {
+    # A folk band on a small stage: flute just right of centre, guitar left, the bridge's
+    # accordion and the strings right.
+    "folk": PaletteMix(
+        pan={"melody": 0.1, "chords": -0.4, "bass": 0.0, "pad": 0.35, "colour": 0.3},
+        room=_BAND_ROOM,
+        send_scale=0.8,
+        accompaniment_eq=_dip(2000.0),
+    ),
+    # A session in a pub: fiddle centre-right, guitar left, accordion right, harp left in
+    # the bridge, the frame drum a little left; a short, lively room.
+    "celtic": PaletteMix(
+        pan={
+            "melody": 0.1,
+            "chords": -0.4,
+            "bass": 0.0,
+            "pad": 0.4,
+            "colour": -0.3,
+            "drums": -0.2,
+        },
+        room=_BAND_ROOM,
+        send_scale=0.7,
+        accompaniment_eq=_dip(2500.0),
+    ),
+    # Choir in the middle, organ wide behind it, a long church.
+    "chorale": PaletteMix(
+        pan={"melody": 0.0, "chords": -0.2, "bass": 0.1, "pad": 0.4, "colour": -0.4},
+        room=_CHURCH,
+        send_scale=1.3,
+        accompaniment_eq=_dip(1200.0),
+    ),
+    # A piano heard from the hall: treble a little right, bass a little left.
+    "piano": PaletteMix(
+        pan={"melody": 0.15, "chords": -0.05, "bass": -0.2, "pad": 0.0, "colour": 0.05},
+        room=_CONCERT_HALL,
+        send_scale=1.1,
+    ),
+    # Piano in front, the strings' violins left and cellos right, as an orchestra sits.
+    "piano-strings": PaletteMix(
+        pan={"melody": 0.05, "chords": -0.1, "bass": 0.35, "pad": -0.45, "colour": 0.4},
+        room=_CONCERT_HALL,
+        send_scale=1.2,
+        gain_db={"pad": -1.5},
+        accompaniment_eq=_dip(1500.0),
+    ),
+    # A string orchestra: violin lead left of centre, the section across, cellos right.
+    "strings": PaletteMix(
+        pan={"melody": -0.15, "chords": 0.15, "bass": 0.45, "pad": -0.45, "colour": 0.3},
+        room=_CONCERT_HALL,
+        send_scale=1.2,
+        accompaniment_eq=_dip(2500.0),
+    ),
+    # Flute right of centre, harp left, cello right, strings behind.
+    "harp-flute": PaletteMix(
+        pan={"melody": 0.15, "chords": -0.4, "bass": 0.35, "pad": -0.2, "colour": 0.35},
+        room=_CONCERT_HALL,
+        send_scale=1.1,
+        accompaniment_eq=_dip(1800.0),
+    ),
+    # A wide, soft space: pads spread to both sides, piano in the middle, a long tail.
+    "ambient": PaletteMix(
+        pan={"melody": 0.0, "chords": -0.5, "bass": 0.2, "pad": 0.5, "colour": -0.35},
+        room=_WARM_HALL,
+        send_scale=1.3,
+        gain_db={"chords": -1.5, "pad": -1.5},
+        accompaniment_eq=_dip(1200.0, -4.0),
+    ),
+    # A music box close to the middle, harp left, pad right, a warm (dark) room.
+    "lullaby": PaletteMix(
+        pan={"melody": 0.05, "chords": -0.35, "bass": 0.25, "pad": 0.4, "colour": -0.3},
+        room=_WARM_HALL,
+        send_scale=1.2,
+        gain_db={"pad": -2.0},
+        accompaniment_eq=_dip(2500.0, -4.0),
+    ),
+    # Pan flute in the middle, strings left, pad right, guitar left in the bridge.
+    "therapy": PaletteMix(
+        pan={"melody": 0.0, "chords": -0.4, "bass": 0.2, "pad": 0.45, "colour": -0.35},
+        room=_WARM_HALL,
+        send_scale=1.2,
+        accompaniment_eq=_dip(1500.0),
+    ),
+}
+"""The mix of every palette (``cantus.render.palettes.PALETTES``)."""
+
+_ACCOMPANIMENTS = ("chords", "pad", "colour")
+
+
+def palette_profiles(palette: str | None) -> dict[str, PartProfile]:
+    """``PART_PROFILES`` placed, levelled and EQ'd for ``palette`` (unchanged for None or
+    a palette without a mix)."""
+    mix = PALETTE_MIXES.get(palette or "")
+    if mix is None:
+        return dict(PART_PROFILES)
+    out = {}
+    for name, profile in PART_PROFILES.items():
+        eq = profile.eq
+        if mix.accompaniment_eq is not None and name in _ACCOMPANIMENTS:
+            eq = mix.accompaniment_eq
+        out[name] = replace(
+            profile,
+            pan=mix.pan.get(name, profile.pan),
+            gain_db=profile.gain_db + mix.gain_db.get(name, 0.0),
+            reverb_send=min(1.0, profile.reverb_send * mix.send_scale),
+            eq=eq,
+        )
+    return out
+
+
+def palette_reverb(palette: str | None) -> dict[str, float]:
+    """The reverb settings (pedalboard ``Reverb``) of ``palette`` (``REVERB`` for None)."""
+    mix = PALETTE_MIXES.get(palette or "")
+    return dict(mix.room) if mix is not None else dict(REVERB)
+
+
 def vocal_profiles(palette: str) -> dict[str, PartProfile]:
-    """``PART_PROFILES`` for a piece with vocals in ``palette``: the vocals as the lead, the
-    melody instrument stepped back and with more reverb, so it doubles the voice from behind."""
-    melody = PART_PROFILES["melody"]
+    """``palette_profiles`` for a piece with vocals in ``palette``: the vocals as the lead,
+    the melody instrument stepped back and with more reverb, so it doubles the voice from
+    behind."""
+    profiles = palette_profiles(palette)
+    melody = profiles["melody"]
     return {
-        **PART_PROFILES,
+        **profiles,
         "melody": replace(
             melody,
             gain_db=melody.gain_db + MELODY_UNDER_VOCALS_DB,
@@ -339,12 +482,18 @@ class Mixer:
 
     MIN_BLOCK_SAMPLES = 3
 
-    def __init__(self, sample_rate: int, profiles: Mapping[str, PartProfile] | None = None):
+    def __init__(
+        self,
+        sample_rate: int,
+        profiles: Mapping[str, PartProfile] | None = None,
+        reverb: Mapping[str, float] | None = None,
+    ):
         self.sample_rate = sample_rate
         self.profiles = dict(PART_PROFILES if profiles is None else profiles)
         self._parts: dict[str, tuple[pb.Pedalboard, np.ndarray, float]] = {}
+        room = dict(REVERB if reverb is None else reverb)
         self._reverb = _prepared(
-            pb.Pedalboard([pb.Reverb(**REVERB, wet_level=1.0, dry_level=0.0)]), sample_rate
+            pb.Pedalboard([pb.Reverb(**room, wet_level=1.0, dry_level=0.0)]), sample_rate
         )
         threshold, ratio, attack, release = BUS_COMPRESSOR
         self._bus = _prepared(
@@ -365,8 +514,10 @@ class Mixer:
         return self._parts[name]
 
     def _mix(self, stems: Mapping[str, np.ndarray], length: int) -> np.ndarray:
-        dry = np.zeros((length, 2), dtype=np.float32)
-        send = np.zeros((length, 2), dtype=np.float32)
+        # Planar (``[2, samples]``, what pedalboard takes) throughout: a stem that is a
+        # transposed view of the synth's planar buffer is then processed without a copy.
+        dry = np.zeros((2, length), dtype=np.float32)
+        send = np.zeros((2, length), dtype=np.float32)
         for name in sorted(stems):  # a fixed order: float sums then do not depend on dicts
             if name not in self._sounded:
                 # A part that has not yet sounded (drums of a palette without them, a
@@ -376,11 +527,16 @@ class Mixer:
                     continue
                 self._sounded.add(name)
             board, pan, reverb_send = self._part(name)
-            treated = _run(board, stems[name], self.sample_rate) * pan
+            planar = np.ascontiguousarray(stems[name].T, dtype=np.float32)
+            treated = board.process(planar, self.sample_rate, reset=False)
+            treated *= pan[:, None]
             dry += treated
-            send += treated * reverb_send
-        wet = _run(self._reverb, send, self.sample_rate)
-        return _run(self._bus, dry + wet, self.sample_rate)
+            if reverb_send:
+                treated *= np.float32(reverb_send)
+                send += treated
+        wet = self._reverb.process(send, self.sample_rate, reset=False)
+        dry += wet
+        return self._bus.process(dry, self.sample_rate, reset=False).T
 
     def process(self, stems: Mapping[str, np.ndarray]) -> np.ndarray:
         """Mix one segment of stems (all the same length, float ``[samples, 2]``) to the
@@ -390,9 +546,12 @@ class Mixer:
             raise ValueError(f"stems of one segment differ in length: {sorted(lengths)} samples")
         length = lengths.pop() if lengths else 0
         total = self._held_samples + length
+        names = set(stems) | set(self._parts) | set(self._held)
+        if not self._held_samples and total >= self.MIN_BLOCK_SAMPLES:
+            silence = np.zeros((length, 2), np.float32)
+            return self._mix({name: stems.get(name, silence) for name in names}, total)
         silence = np.zeros((length, 2), np.float32)
         held_silence = np.zeros((self._held_samples, 2), np.float32)
-        names = set(stems) | set(self._parts) | set(self._held)
         merged = {
             name: np.concatenate(
                 [self._held.get(name, held_silence), stems.get(name, silence)]
@@ -420,10 +579,20 @@ def mix_stems(
     stems: Mapping[str, np.ndarray],
     sample_rate: int,
     profiles: Mapping[str, PartProfile] | None = None,
+    palette: str | None = None,
 ) -> np.ndarray:
-    """One-shot mix bus of a whole piece's stems (before the master gain and limiter)."""
-    mixer = Mixer(sample_rate, profiles)
+    """One-shot mix bus of a whole piece's stems (before the master gain and limiter), in
+    ``palette``'s mix (``palette_profiles``, ``palette_reverb``) unless ``profiles`` say
+    otherwise."""
+    mixer = _palette_mixer(sample_rate, profiles, palette)
     return np.concatenate([mixer.process(stems), mixer.flush()])
+
+
+def _palette_mixer(
+    sample_rate: int, profiles: Mapping[str, PartProfile] | None, palette: str | None
+) -> Mixer:
+    chosen = palette_profiles(palette) if profiles is None else profiles
+    return Mixer(sample_rate, chosen, palette_reverb(palette))
 
 
 def _limiter(preset: MasterPreset, sample_rate: int) -> pb.Pedalboard:
@@ -464,6 +633,7 @@ def master(
     *,
     max_passes: int = 4,
     profiles: Mapping[str, PartProfile] | None = None,
+    palette: str | None = None,
 ) -> MasterResult:
     """Mix and master a whole piece to ``preset`` (``streaming`` or ``broadcast``).
 
@@ -471,7 +641,7 @@ def master(
     corrects the gain by the remaining error (the limiter takes off a little loudness
     when it works), until within ``LOUDNESS_TOLERANCE_LU`` or ``max_passes`` are done."""
     chosen = _preset(preset)
-    bus = mix_stems(stems, sample_rate, profiles)
+    bus = mix_stems(stems, sample_rate, profiles, palette)
     bus_lufs = integrated_loudness(bus, sample_rate)
     if not math.isfinite(bus_lufs):  # silence, or under 400 ms: nothing to normalise
         gain_db = chosen.target_lufs - TYPICAL_BUS_LUFS
@@ -556,11 +726,14 @@ class StreamingMaster:
     ramp_seconds: float = GAIN_RAMP_SECONDS
     ramps: list[GainRamp] = field(default_factory=list)
     profiles: Mapping[str, PartProfile] | None = None
-    """The parts' mix profiles (``PART_PROFILES`` when None; ``vocal_profiles`` with vocals)."""
+    """The parts' mix profiles (``palette_profiles`` when None; ``vocal_profiles`` with
+    vocals)."""
+    palette: str | None = None
+    """The palette whose mix (placement, room) this is; None: ``PART_PROFILES``, ``REVERB``."""
 
     def __post_init__(self) -> None:
         self._preset = _preset(self.preset)
-        self._mixer = Mixer(self.sample_rate, self.profiles)
+        self._mixer = _palette_mixer(self.sample_rate, self.profiles, self.palette)
         self._limiter = _limiter(self._preset, self.sample_rate)
         self._bus_meter = LoudnessMeter(self.sample_rate)
         self._gained_meter = LoudnessMeter(self.sample_rate)

@@ -74,6 +74,11 @@ class Palette:
             "colour": self.colour,
         }
 
+    def programs_all(self) -> set[int]:
+        """Every pitched program the palette plays, at any energy."""
+        programs = set(self.programs(Energy.LOW).values())
+        return programs | set(self.programs(Energy.HIGH).values())
+
     @property
     def has_drums(self) -> bool:
         return self.percussion != NO_PERCUSSION

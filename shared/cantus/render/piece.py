@@ -523,7 +523,10 @@ class SegmentAudio:
                 raise RuntimeError("vocals must be set up from the first segment")
             self._vocals = VocalTrack(parts.spec.lyrics_language or "en", self.sample_rate)
             self._master = StreamingMaster(
-                self.sample_rate, self.preset, profiles=vocal_profiles(parts.palette.name)
+                self.sample_rate,
+                self.preset,
+                profiles=vocal_profiles(parts.palette.name),
+                palette=parts.palette.name,
             )
         samples = len(next(iter(stems.values()))) if stems else 0
         notes = [] if count == 0 else parts.sung_notes(first, count + LOOKAHEAD_BARS)
@@ -549,6 +552,12 @@ class SegmentAudio:
         if segment != self.next_segment:
             raise ValueError(f"segment {segment} asked for, {self.next_segment} is next")
         first, count = parts.segment_bars(segment, segment_bars)
+        if segment == 0 and not parts.vocals:  # the palette's mix from the first segment on
+            from cantus.render.mix import StreamingMaster
+
+            self._master = StreamingMaster(
+                self.sample_rate, self.preset, palette=parts.palette.name
+            )
         end_tick = (first + count) * parts.bar_ticks
         stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
         stems = self._vocal_stems(parts, stems, first, count)
@@ -851,7 +860,9 @@ def render_piece_files(
             profiles = vocal_profiles(parts.palette.name)
     if stems is not None:
         with step("master"):
-            mastered = master(stems, SAMPLE_RATE, preset, profiles=profiles)
+            mastered = master(
+                stems, SAMPLE_RATE, preset, profiles=profiles, palette=parts.palette.name
+            )
             _record_loudness(result, mastered)
         del stems
     if vocals is not None and mastered is not None:

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cantus.music.notes import TICKS_PER_QUARTER, Track
+from cantus.render.balance import trim_db, volume_for_trim
 from cantus.render.tempo import TempoMap
 
 SAMPLE_RATE = 44100
@@ -50,7 +51,9 @@ SOUNDFONT_DIRS = (Path("/usr/share/sounds/sf2"), Path("/usr/share/soundfonts"))
 
 PREFERRED_SOUNDFONTS = ("FluidR3_GM.sf2", "TimGM6mb.sf2", "default-GM.sf2")
 """In order of preference. FluidR3 (``fluid-soundfont-gm``, 142 MiB) sounds better and
-renders faster than TimGM6mb (``timgm6mb-soundfont``, 6 MiB) on our arrangements."""
+renders faster than TimGM6mb (``timgm6mb-soundfont``, 6 MiB) on our arrangements, and
+renders twice as fast as MuseScore General (``musescore-general-soundfont``, not installed),
+with a larger melody margin in most palettes (docs/results/arrangement.md)."""
 
 SOUNDFONT_ENV = "CANTUS_SOUNDFONT"
 """Environment variable naming an explicit ``.sf2`` file, checked first."""
@@ -59,6 +62,7 @@ SYNTH_GAIN = 0.5
 """FluidSynth master gain; stems stay well below full scale (mastering sets loudness)."""
 
 _MAX_CHANNELS = 16
+_VOLUME_CC = 7
 _PERCUSSION_BANK = 128
 _CHANNEL_TYPE_DRUM = 1
 
@@ -176,6 +180,7 @@ class SegmentRenderer:
         sample_rate: int = SAMPLE_RATE,
         soundfont: str | os.PathLike[str] | None = None,
         gain: float = SYNTH_GAIN,
+        trim: bool = True,
     ) -> None:
         tempo_map = tempo if isinstance(tempo, TempoMap) else None
         tempo_bpm = tempo.initial_bpm if isinstance(tempo, TempoMap) else tempo
@@ -187,6 +192,8 @@ class SegmentRenderer:
         """The tempo map when the tempo changes (None: ``tempo_bpm`` throughout)."""
         self.sample_rate = int(sample_rate)
         self.soundfont = find_soundfont(soundfont)
+        self.trim = trim
+        """Whether each program plays at its trim (``cantus.render.balance``)."""
         fluidsynth, self._process, self._set_channel_type = _load_fluidsynth()
         self._synth = fluidsynth.Synth(
             gain=gain,
@@ -313,6 +320,9 @@ class SegmentRenderer:
         status = self._synth.program_select(part.channel, self._soundfont_id, bank, part.program)
         if status != 0:  # preset missing from this SoundFont: fall back to the bank's first
             self._synth.program_select(part.channel, self._soundfont_id, bank, 0)
+        if self.trim and not part.is_drums:
+            trim = trim_db(self.soundfont, part.program)
+            self._synth.cc(part.channel, _VOLUME_CC, volume_for_trim(trim))
 
     def _push(self, sample: int, kind: int, part: _Part, pitch: int, velocity: int = 0) -> None:
         self._event_order += 1
@@ -389,9 +399,9 @@ class SegmentRenderer:
         self._carry = planar[:, wanted:]
         self._emitted_samples += wanted
         self._last_emitted = wanted
+        # Transposed views of the planar buffer: the mixer takes them planar without a copy.
         return {
-            name: np.ascontiguousarray(planar[2 * row : 2 * row + 2, :wanted].T)
-            for row, name in enumerate(self._parts)
+            name: planar[2 * row : 2 * row + 2, :wanted].T for row, name in enumerate(self._parts)
         }
 
     def _sum(self, stems: dict[str, np.ndarray]) -> np.ndarray:
@@ -422,12 +432,15 @@ def render_stems(
     end_tick: int | None = None,
     tail_seconds: float = 2.0,
     soundfont: str | os.PathLike[str] | None = None,
+    trim: bool = True,
 ) -> dict[str, np.ndarray]:
     """One-shot render: stems (track name -> float32 ``[samples, 2]``) of the whole piece up
     to ``end_tick`` (default: the last note's end) plus ``tail_seconds`` of release.
     ``tempo_bpm``: a constant tempo or the piece's ``TempoMap``."""
     end = piece_end_tick(tracks) if end_tick is None else end_tick
-    with SegmentRenderer(tempo_bpm, sample_rate=sample_rate, soundfont=soundfont) as renderer:
+    with SegmentRenderer(
+        tempo_bpm, sample_rate=sample_rate, soundfont=soundfont, trim=trim
+    ) as renderer:
         body = renderer.render_stems_until(end, tracks)
         tail = renderer.finish_stems(tail_seconds)
     return {name: np.concatenate([body[name], tail[name]]) for name in tail}
@@ -441,6 +454,7 @@ def render_tracks(
     end_tick: int | None = None,
     tail_seconds: float = 2.0,
     soundfont: str | os.PathLike[str] | None = None,
+    trim: bool = True,
 ) -> np.ndarray:
     """One-shot render of all tracks, summed (dry, unmixed): float32 ``[samples, 2]``."""
     stems = render_stems(
@@ -450,5 +464,6 @@ def render_tracks(
         end_tick=end_tick,
         tail_seconds=tail_seconds,
         soundfont=soundfont,
+        trim=trim,
     )
     return sum_stems(stems)
