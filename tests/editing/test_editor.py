@@ -507,14 +507,14 @@ def test_a_piece_without_a_plan_has_no_sections_to_change(tmp_path):
     assert raised.value.field == "change_sound.section"
 
 
-def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_path):
+def stored_lyric_piece(tmp_path: Path, piece_spec: pb.PieceSpec):
+    """The fixture's piece with ``piece_spec`` and "la lo" lines, rendered and stored, and
+    the fake models with the shipped lyric LM."""
     from cantus.lyrics.serving import load_lyric_scorer
     from cantus.lyrics.training import checkpoint_path
     from cantus.lyrics.writer import LyricResources
 
     store = LocalPieceStore(tmp_path / "pieces")
-    piece_spec = spec(4)
-    piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
     parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=True)))
     assert parts is not None
     rendered = render_piece_files(
@@ -524,6 +524,13 @@ def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_p
         store.write(PIECE_ID, name, content)
     models = FakeModels().models()
     models.lyrics = LyricResources(scorer_for=lambda lang: load_lyric_scorer(checkpoint_path(lang)))
+    return store, models
+
+
+def test_rewriting_a_sections_lyrics_streams_its_lines_and_keeps_the_audio(tmp_path):
+    piece_spec = spec(4)
+    piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
+    store, models = stored_lyric_piece(tmp_path, piece_spec)
     request = api.EditRequest(
         piece_id=PIECE_ID, seed=3, rewrite_lyrics=api.RewriteLyrics(section=1, theme="winter night")
     )
@@ -560,3 +567,43 @@ def test_a_gap_ending_on_a_phrase_end_keeps_its_cadence(tmp_path):
     by_start = {r.first_bar: r for r in fakes.requests}
     assert by_start[1].cadence_steps != () and by_start[1].n_bars == 3
     assert by_start[4].cadence_steps == () and by_start[4].n_bars == 2
+
+
+def test_a_sung_sections_new_lyrics_render_only_that_section_with_its_voice(tmp_path):
+    """A sung 8-bar AABA piece (issue #18 with #19's voice): new lyrics for B (bars 5-6)
+    change the voice there only, so bars 4-7 are rendered with the voice (the neighbours'
+    leads, glides and codas; bar 3 as pre-roll) and spliced into the previous mix, whose
+    other bars stay as they were, and the joins do not click."""
+    from cantus.events.conversions import form_to_pb
+    from cantus.music.form import plan_form
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy
+
+    piece_spec = spec(8)
+    piece_spec.palette = "folk"
+    piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
+    piece_spec.vocals = True
+    plan = plan_form("AABA", bars=8, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    store, models = stored_lyric_piece(tmp_path, piece_spec)
+    assert "vocals.wav" in store.read_all(PIECE_ID)
+    request = api.EditRequest(
+        piece_id=PIECE_ID, seed=3, rewrite_lyrics=api.RewriteLyrics(section=3, theme="winter")
+    )
+    events = run_edit(PieceEditor(store, models, OPTIONS), request)
+    lines = [e.lyric_line.meta.index for e in events if e.HasField("lyric_line")]
+    assert lines == [4, 5]
+    entry = json.loads(store.read_all(PIECE_ID, 2)["piece.json"])["edit_history"][0]
+    assert entry["rendered_spans"] == [[3, 7]]
+    duration = events[-1].completed.duration_seconds
+    assert entry["rendered_audio_seconds"] < 0.75 * duration
+    assert len(entry["joins"]) == 2
+    assert all(join["ratio"] < 1.5 for join in entry["joins"]), entry["joins"]
+    before, after = mix(store, 1), mix(store, 2)
+    assert len(after) == len(before)
+    parts = PieceParts.from_record(pb.PieceRecord.FromString(store.read_all(PIECE_ID)[PARTS_FILE]))
+    at = [round(parts.seconds_before_bar(bar) * 44100) for bar in range(9)]
+    assert np.allclose(after[: at[3]], before[: at[3]], atol=LSB, rtol=0)  # bars 1-3
+    assert not np.allclose(after[at[4] : at[6]], before[at[4] : at[6]], atol=1e-3)  # B
+    fade = round(0.08 * 44100)
+    assert np.allclose(after[at[7] + fade :], before[at[7] + fade :], atol=LSB, rtol=0)

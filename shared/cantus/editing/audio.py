@@ -9,6 +9,13 @@ An edit that changes the whole piece's sound (palette, tempo) renders every segm
 the render service does (``streamed_piece_audio``). An edit of one section's sound
 (``splice_spans``) renders the section (and, for a tempo, the bar that ramps into it);
 the bars after it are the previous mix, moved to where the new tempo puts them.
+
+A sung piece's spans carry the voice too: each span's vocal stem is sung from the notes of
+its bars and the bars either side (leads before a bar line, the glide from the note
+before), at the same samples as the streamed stem (``VocalTrack`` renders a piece in
+pieces exactly as at once), and mixed as the lead as the streamed segments are. The
+editor chooses the spans (``vocal_changes``: the bars whose sung notes change, and their
+neighbours) and keeps a splice only where its joins do not click (``join_steps``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from cantus.render.piece import TAIL_SECONDS, PieceParts
 
 CROSSFADE_SECONDS = 0.08
 """Equal-power crossfade at each edge of a spliced span."""
+
+SPLICE_CLICK_RATIO = 1.5
+"""A join clicks when its largest step is over this many times the largest in the music
+around it (``join_steps``' ratio); a sung piece's edit is then rendered whole."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,8 @@ class SplicedAudio:
     """The spans of bars rendered (first, last; 0-based, pre-roll bar included)."""
     joins: tuple[int, ...] = ()
     """Where each crossfade between the previous mix and rendered audio starts (samples)."""
+    vocals: np.ndarray | None = None
+    """The whole new vocal stem (mono), where it was rendered whole; None otherwise."""
 
 
 def wav_to_audio(wav: bytes) -> tuple[np.ndarray, int]:
@@ -91,7 +104,7 @@ def splice_spans(
     earlier or later (a section at another tempo before them): there the previous mix is
     copied, shifted to where the new version's tempo map puts it (to the nearest sample).
     """
-    from cantus.render.mix import master
+    from cantus.render.mix import master, vocal_profiles
     from cantus.render.synth import SAMPLE_RATE, render_stems
 
     if sample_rate != SAMPLE_RATE:
@@ -126,9 +139,15 @@ def splice_spans(
             end_tick=(end - start) * bar_ticks,
             tail_seconds=TAIL_SECONDS if to_end else CROSSFADE_SECONDS,
         )
+        profiles = None
+        if parts.vocals:
+            stems["vocals"] = span_vocals(parts, start, end, new_at(start), stems, sample_rate)
+            profiles = vocal_profiles(parts.palette.name)
         # one limiter pass: the span is brought to the previous mix's level below anyway, so
         # the passes that home in on the preset's loudness would be wasted
-        fresh = master(stems, sample_rate, preset, max_passes=1, palette=parts.palette.name).audio
+        fresh = master(
+            stems, sample_rate, preset, max_passes=1, profiles=profiles, palette=parts.palette.name
+        ).audio
         rendered += len(fresh)
         offset = new_at(start)
         cut_in, cut_out = new_at(first), new_at(end)
@@ -174,6 +193,70 @@ def splice_spans(
     )
 
 
+def span_vocals(
+    parts: PieceParts,
+    start: int,
+    end: int,
+    offset: int,
+    stems: dict[str, np.ndarray],
+    sample_rate: int,
+) -> np.ndarray:
+    """The vocal stem (stereo, as the mix takes it) of the samples ``stems`` cover, which
+    start at sample ``offset`` of the piece: bars ``start`` .. ``end - 1`` and what rings
+    on. Sung from the notes of bars ``start - 1`` .. ``end`` (the lookahead bar's leads
+    start before its bar line); what the voice makes before ``offset`` is dropped."""
+    from cantus.render.vocals import LOOKAHEAD_BARS, VocalTrack
+
+    samples = len(next(iter(stems.values())))
+    notes = parts.sung_notes(start, end - start + LOOKAHEAD_BARS)
+    track = VocalTrack(parts.spec.lyrics_language or "en", sample_rate)
+    track.render_until(offset, notes)
+    voice = track.render_until(offset + samples, notes)
+    return np.repeat(voice[:, None], 2, axis=1)
+
+
+def vocal_changes(old: PieceParts, new: PieceParts) -> list[int]:
+    """Bars (0-based) whose sung notes differ between ``old`` and ``new`` (another syllable,
+    pitch, octave, level, or timing within the bar), with the bar before and after each
+    (a note's lead, glide and coda depend on its neighbours)."""
+    if not new.vocals:
+        return []
+    if not old.vocals or old.spec.lyrics_language != new.spec.lyrics_language:
+        return list(range(new.bar_count))
+
+    def sung(parts: PieceParts, bar: int) -> list[tuple]:
+        begin, finish = parts.seconds_before_bar(bar), parts.seconds_before_bar(bar + 1)
+        return [
+            (
+                round(n.onset - begin, 6),
+                round(n.end - begin, 6),
+                n.pitch,
+                n.velocity,
+                n.phones,
+                n.continues,
+                n.phrase_end,
+                round(n.level_db, 6),
+            )
+            for n in parts.sung_notes(bar, 1)
+            if begin - 1e-9 <= n.onset < finish - 1e-9
+        ]
+
+    differ = [bar for bar in range(new.bar_count) if sung(old, bar) != sung(new, bar)]
+    return sorted({b for bar in differ for b in (bar - 1, bar, bar + 1) if 0 <= b < new.bar_count})
+
+
+def merge_spans(bars: Sequence[int], *, gap: int = 2) -> list[tuple[int, int]]:
+    """Sorted bars as spans (first, last), spans fewer than ``gap`` bars apart joined (a
+    span's pre-roll bar must not reach into the span before it)."""
+    spans: list[tuple[int, int]] = []
+    for bar in sorted(set(bars)):
+        if spans and bar - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], bar)
+        else:
+            spans.append((bar, bar))
+    return spans
+
+
 JOIN_WINDOW_SECONDS = 0.05
 """How much unspliced audio either side of a crossfade a join's steps are compared with."""
 
@@ -217,13 +300,14 @@ def join_steps(audio: SplicedAudio) -> list[dict[str, float]]:
 
 def whole_piece_audio(parts: PieceParts, segment_bars: int, *, preset: str) -> SplicedAudio:
     """Every segment rendered and mastered as the render service streams them."""
-    from cantus.render.piece import streamed_piece_audio
+    from cantus.render.piece import streamed_piece_render
     from cantus.render.synth import SAMPLE_RATE
 
-    audio = streamed_piece_audio(parts, segment_bars, preset=preset)
+    audio, vocals = streamed_piece_render(parts, segment_bars, preset=preset)
     return SplicedAudio(
         audio=audio,
         sample_rate=SAMPLE_RATE,
         rendered_bars=(0, parts.bar_count - 1),
         rendered_seconds=len(audio) / SAMPLE_RATE,
+        vocals=vocals,
     )

@@ -36,10 +36,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cantus.editing.audio import (
+    SPLICE_CLICK_RATIO,
     SplicedAudio,
     join_steps,
+    merge_spans,
     splice_bars,
     splice_spans,
+    vocal_changes,
     wav_to_audio,
     whole_piece_audio,
 )
@@ -146,6 +149,8 @@ class OpenedEdit:
     """How the closing phrase of a regeneration was chosen (piece.json's history)."""
     sound_spans: list[tuple[int, int]] | None = None
     """The bars whose sound a section's sound edit changes (``sound_changes``)."""
+    sung_spans: list[tuple[int, int]] | None = None
+    """A sung piece's spans of bars rendered again (instruments and voice), where spliced."""
 
 
 class PieceEditor:
@@ -293,7 +298,13 @@ class PieceEditor:
 
         audio = await asyncio.to_thread(self._audio, opened, parts, changed)
         opened.timings["audio"] = round(time.perf_counter() - started, 3)
-        for segment in await asyncio.to_thread(self._segments, opened, parts, changed, audio):
+        streamed = changed
+        if opened.sung_spans:  # the voice changed around the bars too: their segments again
+            streamed = (
+                min(changed[0], opened.sung_spans[0][0]),
+                max(changed[1], opened.sung_spans[-1][1]),
+            )
+        for segment in await asyncio.to_thread(self._segments, opened, parts, streamed, audio):
             yield api.PieceEvent(render_segment=segment)
         completed = await asyncio.to_thread(self._store, opened, parts, changed, audio, started)
         yield api.PieceEvent(completed=completed)
@@ -465,8 +476,10 @@ class PieceEditor:
     ) -> SplicedAudio | None:
         edit = opened.edit
         try:
-            # A sung piece's vocal stem is rendered by the segment renderer, line by line
-            # with lookahead, not per bar: such a piece is rendered whole, as render does.
+            if parts.vocals and opened.previous_audio and not isinstance(edit, SoundEdit):
+                spliced = self._sung_splice(opened, parts, changed)
+                if spliced is not None:
+                    return spliced
             unchanged = isinstance(edit, LyricsEdit) or (
                 isinstance(edit, SectionSoundEdit) and not opened.sound_spans
             )
@@ -499,6 +512,36 @@ class PieceEditor:
         except Exception as error:  # no synthesiser: the version is stored without audio
             log.warning("piece %s: no audio for the edit (%s)", opened.piece_id, error)
             return None
+
+    def _sung_splice(
+        self, opened: OpenedEdit, parts: PieceParts, changed: tuple[int, int]
+    ) -> SplicedAudio | None:
+        """A sung piece's edit spliced: the bars whose instruments change (``changed``, or a
+        section's sound spans; none for lyrics) and those whose sung notes change
+        (``vocal_changes``), rendered with the voice; None (render it whole) where a join
+        would click (a step over ``SPLICE_CLICK_RATIO`` times the music's around it)."""
+        edit = opened.edit
+        assert opened.previous_audio is not None
+        if isinstance(edit, SectionSoundEdit):
+            bars = [b for first, last in opened.sound_spans or [] for b in range(first, last + 1)]
+        elif isinstance(edit, LyricsEdit):
+            bars = []
+        else:
+            bars = list(range(changed[0], changed[1] + 1))
+        bars += vocal_changes(opened.parts, parts)
+        previous, rate = wav_to_audio(opened.previous_audio)
+        if not bars:
+            return SplicedAudio(previous, rate, rendered_bars=None, rendered_seconds=0.0)
+        spans = merge_spans(bars)
+        audio = splice_spans(previous, rate, opened.parts, parts, spans, preset=self._preset(parts))
+        clicks = [j for j in join_steps(audio) if j["ratio"] > SPLICE_CLICK_RATIO]
+        if clicks:
+            log.info(
+                "piece %s: a sung splice would click (%s): rendered whole", opened.piece_id, clicks
+            )
+            return None
+        opened.sung_spans = spans
+        return audio
 
     def _preset(self, parts: PieceParts) -> str:
         return parts.spec.loudness_preset or self.options.preset
@@ -570,6 +613,7 @@ class PieceEditor:
             audio_formats=() if unchanged else self.options.audio_formats,
             leadsheet=self.options.leadsheet,
             streamed_audio=None if audio is None else audio.audio,
+            streamed_vocals=None if audio is None else audio.vocals,
         )
         summary = json.loads(rendered.files["piece.json"])
         if unchanged:  # the same mix: the previous version's exports, byte for byte
