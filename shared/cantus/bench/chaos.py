@@ -507,7 +507,11 @@ def run_chaos_bench(
                             rng,
                             bars,
                             state_dir / "out",
-                            trial_timeout_s,
+                            # a restarted Triton may take minutes to load its models on a
+                            # loaded machine: its trials wait as long as the gateway does
+                            stack.settings.compose_timeout_s
+                            if victim == "triton"
+                            else trial_timeout_s,
                             lyrics_theme=lyrics_theme,
                         )
                 except Exception as error:  # counted, and the campaign goes on
