@@ -391,14 +391,16 @@ class Stack:
             ],
             env=triton_environment(s),
         )
+        # recorded before it is healthy: a Triton that is not healthy in time is stopped by
+        # down() too (it was left running, with its model stubs, after a timed-out start)
+        component = self._component("triton", process, f"127.0.0.1:{s.triton_grpc_port}", log)
+        self._record(component)
         wait_until(
             lambda: _http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/health/ready"),
             what="triton",
             timeout_s=s.startup_timeout_s,
             process=process,
         )
-        component = self._component("triton", process, f"127.0.0.1:{s.triton_grpc_port}", log)
-        self._record(component)
         return component
 
     def start_service(self, name: str) -> Component:
