@@ -720,6 +720,31 @@ def eval_realness(
     _emit_report(format_run(run, command=_invoked_command()), out)
 
 
+@eval_app.command("energy")
+def eval_energy(
+    pieces: Annotated[int, typer.Option(help="Pieces per style and energy level")] = 12,
+    bars: Annotated[int, typer.Option(help="Bars per piece (a session piece's 8)")] = 8,
+    seed: Annotated[int, typer.Option()] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
+        "docs/results/energy.md"
+    ),
+) -> None:
+    """Energy asked against energy played (#17): pieces composed in process at each level,
+    measured by midi_energy; then the stream level's effect on the energy heard."""
+    from cantus.eval.energy import format_run, run_energy_eval
+
+    with console.status(f"composing {9 * pieces} pieces in process…"):
+        run = run_energy_eval(pieces, bars=bars, seed=seed)
+    command = f"cantus eval energy --pieces {pieces} --bars {bars} --seed {seed}"
+    if out is not None:
+        command += f" --out {out}"
+    report = format_run(run, command=command)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+    print(report)
+
+
 @eval_app.command("harmony")
 def eval_harmony(
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(

@@ -137,8 +137,11 @@ class ReportingModel:
 
 
 ENERGY_PER_DB = 0.02
-"""Energy heard per dB of stream level (a bench assumption: intensity 0, -9 dB, takes 0.18
-off; intensity 1, +4 dB, adds 0.08)."""
+"""Energy heard per dB of stream level (intensity 0, -9 dB, takes 0.18 off; intensity 1,
++4 dB, adds 0.08). It rests on one stated assumption: a stream made louder is heard as the
+same piece struck harder. ``cantus eval energy`` measures what that gives: pieces re-struck
+for a level change (velocities through FluidSynth's curve), their mix's loudness and
+``midi_energy`` measured (``docs/results/energy.md``)."""
 
 
 class ReportingListener:

@@ -1,10 +1,12 @@
 """What a delivered piece measures as, from its files: tempo from the MIDI's tempo events,
 key and mode by music21's key analysis (Krumhansl–Schmuckler profiles over every part),
-so a plan station can hold each piece to its step's bounds."""
+so a plan station can hold each piece to its step's bounds; and the energy it plays
+(``midi_energy``)."""
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import mido
@@ -53,37 +55,55 @@ def midi_tempi(midi: bytes) -> tuple[float, ...]:
 ENERGY_DENSITY_RANGE = (0.5, 3.0)
 """Melody notes per quarter note measured as energy 0 and 1 (log scale between): the
 melody LM's energy tertiles sit inside it (``cantus.melody.controls.EnergyThresholds``)."""
-ENERGY_VELOCITY_RANGE = (56.0, 112.0)
-"""Mean note-on velocity (every part) measured as energy 0 and 1: the arrangement's melody
-velocities for low, mid and high energy (72, 88, 100, plus accents) fall inside it."""
+ENERGY_ACTIVITY_RANGE = (2.0, 16.0)
+"""Note onsets per quarter note over every part, drums included, measured as energy 0 and 1
+(log scale between): how busy the whole arrangement is. A solo line is about 1; the
+arrangement plays about 4 at low energy (sustained chords, no drums), 9 at mid and 11 at
+high (drums, chords re-struck on every beat; ``docs/results/energy.md``)."""
+ENERGY_VELOCITY_RANGE = (40.0, 96.0)
+"""Loudness measured as energy 0 and 1: the mean over the parts that play of each part's
+mean note-on velocity. Each part counts once however many notes it strikes, so chords
+re-struck on every beat at high energy (softer than the melody) do not pull it down."""
 
 
 def midi_energy(midi: bytes) -> float:
-    """The energy a rendered piece measures as, 0..1: the mean of its melody's note density
-    and of its notes' loudness (mean velocity), each scaled over its range above. The
+    """The energy a rendered piece measures as, 0..1, from what it plays: the mean of its
+    melody's note density, the whole arrangement's note onsets per quarter note (drums
+    included) and its parts' loudness (mean velocity per part, each part once), each
+    scaled over its range above. It reads only the notes, never the energy asked. The
     station logs it beside the energy asked for (``ProgramEntry.energy_measured``); 0 only
     for a piece without notes."""
-    import math
-
     from cantus.melody.controls import note_density
     from cantus.music.midi_io import midi_bytes_to_melody
 
     parsed = mido.MidiFile(file=io.BytesIO(midi))
-    velocities = [
-        message.velocity
-        for track in parsed.tracks
-        for message in track
-        if message.type == "note_on" and message.velocity > 0
-    ]
-    if not velocities:
+    part_velocities: list[float] = []
+    onsets, end_tick = 0, 0
+    for track in parsed.tracks:
+        tick, velocities = 0, []
+        for message in track:
+            tick += message.time
+            if message.type == "note_on" and message.velocity > 0:
+                velocities.append(message.velocity)
+        end_tick = max(end_tick, tick)
+        if velocities:
+            part_velocities.append(sum(velocities) / len(velocities))
+            onsets += len(velocities)
+    if not part_velocities:
         return 0.0
-    low, high = ENERGY_DENSITY_RANGE
-    density = note_density(midi_bytes_to_melody(midi))
-    density_score = math.log(max(density, low) / low) / math.log(high / low)
+    quarters = max(end_tick / parsed.ticks_per_beat, 1.0)
+    density = _log_score(note_density(midi_bytes_to_melody(midi)), ENERGY_DENSITY_RANGE)
+    activity = _log_score(onsets / quarters, ENERGY_ACTIVITY_RANGE)
     quiet, loud = ENERGY_VELOCITY_RANGE
-    velocity_score = (sum(velocities) / len(velocities) - quiet) / (loud - quiet)
-    energy = (min(density_score, 1.0) + min(max(velocity_score, 0.0), 1.0)) / 2
-    return round(max(energy, 0.001), 3)
+    mean_velocity = sum(part_velocities) / len(part_velocities)
+    loudness = min(max((mean_velocity - quiet) / (loud - quiet), 0.0), 1.0)
+    return round(max((density + activity + loudness) / 3, 0.001), 3)
+
+
+def _log_score(value: float, bounds: tuple[float, float]) -> float:
+    """``value`` on a log scale from ``bounds[0]`` (0) to ``bounds[1]`` (1), clipped."""
+    low, high = bounds
+    return min(math.log(max(value, low) / low) / math.log(high / low), 1.0)
 
 
 def measure_midi(midi: bytes) -> Measured:

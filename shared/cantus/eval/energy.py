@@ -1,0 +1,274 @@
+"""``cantus eval energy``: is the energy asked for the energy played (#17)?
+
+Pieces are composed in process as the stack composes them (``cantus.eval.arrangement``:
+the shipped melody model along the form plan ``auto``, the shipped harmony model, the
+render service's ``PieceParts``): each style at each energy level, asked as a station asks
+(a mood of that level, ``cantus.stations.steering.mood_for``'s words), keys, meters and
+tempos cycled, in the palette the gateway picks; the folk pieces are also arranged in the
+session presets' palettes (lullaby, ambient, piano). Each ``piece.mid`` is measured by
+``cantus.stations.measure.midi_energy`` (which reads only the notes) and compared with the
+level asked: medians per level, per style and palette, and Spearman's rank correlation.
+
+Then the intensity stage's level against heard energy: the first pieces re-rendered with
+every velocity scaled for a level change of ``g`` dB (``10^(g/40)``: FluidSynth's default
+velocity-to-attenuation curve, ``40·log10(v/127)`` dB); the mix bus's integrated loudness
+is measured (so the change really is ``g`` dB) and so is ``midi_energy`` of the re-struck
+MIDI: the slope is the energy a listener would hear per dB if a louder stream sounded as
+the same piece played harder (``cantus.stations.listeners.ENERGY_PER_DB``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from cantus.eval.arrangement import PieceRequest
+from cantus.music.notes import Key, Meter, Mode
+from cantus.music.styles import Style
+
+LEVELS = ("low", "mid", "high")
+LEVEL_MOODS = {
+    "low": ("calm", "dreamy", "sad"),
+    "mid": ("happy", "hopeful", "bright"),
+    "high": ("energetic", "driving", "triumphant"),
+}
+"""The moods a station asks for at each level (``mood_for``), cycled."""
+STYLES = (Style.FOLK, Style.CELTIC, Style.CHORALE)
+SESSION_PALETTES = ("lullaby", "ambient", "piano")
+"""The palettes the session presets sleep, relax and focus play (walk: the default)."""
+METERS = (Meter(4, 4), Meter(3, 4), Meter(6, 8), Meter(2, 4))
+TEMPOS = (72.0, 88.0, 100.0, 112.0, 126.0)
+LEVEL_GAINS_DB = (-9.0, -4.5, 4.0)
+"""Level changes measured: the intensity stage's range (-9..+4 dB) and its middle cut."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    style: str
+    palette: str
+    level: str
+    energy: float
+
+
+@dataclass(frozen=True)
+class LevelPoint:
+    gain_db: float
+    loudness_change_db: float
+    energy_change: float
+
+
+@dataclass
+class EnergyRun:
+    pieces: list[Measured]
+    levels: list[LevelPoint]
+    failed: int
+    per_level: int
+    bars: int
+    seconds: float
+
+
+def energy_requests(per_level: int, *, seed: int = 0) -> list[PieceRequest]:
+    """``per_level`` requests per style and level, in the style's default palette for
+    the mood; keys (major and minor), meters, tempos and moods cycled."""
+    from cantus.render.palettes import default_palette
+
+    out = []
+    for style in STYLES:
+        for level in LEVELS:
+            for index in range(per_level):
+                mood = LEVEL_MOODS[level][index % 3]
+                meter = METERS[index % len(METERS)]
+                if style is Style.CHORALE and not meter.numerator % 3:
+                    meter = Meter(4, 4)  # chorales are in simple time
+                out.append(
+                    PieceRequest(
+                        key=Key((index * 7) % 12, Mode.MINOR if index % 3 == 2 else Mode.MAJOR),
+                        meter=meter,
+                        tempo_bpm=TEMPOS[index % len(TEMPOS)],
+                        style=style,
+                        mood=mood,
+                        palette=default_palette(style, mood),
+                        seed=seed * 1000 + index,
+                    )
+                )
+    return out
+
+
+def run_energy_eval(
+    per_level: int = 12, *, bars: int = 8, seed: int = 0, level_pieces: int = 6
+) -> EnergyRun:
+    """Compose, arrange and measure; then the level calibration on ``level_pieces``."""
+    import torch
+
+    from cantus.eval.arrangement import HARMONY_CHECKPOINT, compose_melodies, piece_parts
+    from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
+    from cantus.stations.measure import midi_energy
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    requests = energy_requests(per_level, seed=seed)
+    melodies = compose_melodies(requests, bars)
+    harmonizer = ModelHarmonizer(HarmonyServing.load(HARMONY_CHECKPOINT))
+    pieces: list[Measured] = []
+    levels: list[LevelPoint] = []
+    failed = 0
+    for request, melody in zip(requests, melodies, strict=True):
+        if melody is None:
+            failed += 1
+            continue
+        level = request.energy.value
+        palettes = [request.palette]
+        if request.style is Style.FOLK:
+            palettes += [p for p in SESSION_PALETTES if p != request.palette]
+        for palette in palettes:
+            parts = piece_parts(request, melody, harmonizer, palette=palette)
+            midi = parts.midi(0, parts.bar_count)
+            pieces.append(Measured(request.style.value, palette, level, midi_energy(midi)))
+            if palette == request.palette and len(levels) < level_pieces * len(LEVEL_GAINS_DB):
+                levels += level_points(parts)
+    return EnergyRun(pieces, levels, failed, per_level, bars, time.perf_counter() - started)
+
+
+def level_points(parts) -> list[LevelPoint]:
+    """One piece re-struck for each of ``LEVEL_GAINS_DB``: the mix bus's loudness change
+    and ``midi_energy``'s change against the piece as arranged."""
+    from cantus.render.mix import integrated_loudness, mix_stems
+    from cantus.render.synth import SAMPLE_RATE, render_stems
+    from cantus.stations.measure import midi_energy
+
+    tracks = parts.piece_tracks(0, parts.bar_count)
+    midi = parts.midi(0, parts.bar_count)
+
+    def loudness(scale: float) -> float:
+        scaled = [
+            replace(t, notes=[replace(n, velocity=_velocity(n.velocity, scale)) for n in t.notes])
+            for t in tracks
+        ]
+        stems = render_stems(scaled, tempo_bpm=parts.tempo_map, sample_rate=SAMPLE_RATE)
+        return integrated_loudness(mix_stems(stems, SAMPLE_RATE), SAMPLE_RATE)
+
+    base_loudness, base_energy = loudness(1.0), midi_energy(midi)
+    out = []
+    for gain in LEVEL_GAINS_DB:
+        scale = 10.0 ** (gain / 40.0)
+        out.append(
+            LevelPoint(
+                gain,
+                loudness(scale) - base_loudness,
+                midi_energy(scale_velocities(midi, scale)) - base_energy,
+            )
+        )
+    return out
+
+
+def _velocity(velocity: int, scale: float) -> int:
+    return max(1, min(127, round(velocity * scale)))
+
+
+def scale_velocities(midi: bytes, scale: float) -> bytes:
+    """``midi`` with every note-on velocity times ``scale`` (1..127)."""
+    import mido
+
+    parsed = mido.MidiFile(file=io.BytesIO(midi))
+    for track in parsed.tracks:
+        for index, message in enumerate(track):
+            if message.type == "note_on" and message.velocity > 0:
+                track[index] = message.copy(velocity=_velocity(message.velocity, scale))
+    out = io.BytesIO()
+    parsed.save(file=out)
+    return out.getvalue()
+
+
+def spearman(levels: Sequence[str], energies: Sequence[float]) -> float:
+    """Spearman's rank correlation of the level asked (low < mid < high) and the energy."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr([LEVELS.index(level) for level in levels], energies)[0])
+
+
+def _row(label: str, pieces: Sequence[Measured]) -> str:
+    cells = []
+    for level in LEVELS:
+        values = [p.energy for p in pieces if p.level == level]
+        cells.append(f"{statistics.median(values):.3f} ({len(values)})" if values else "–")
+    rho = spearman([p.level for p in pieces], [p.energy for p in pieces])
+    return f"| {label} | {' | '.join(cells)} | {rho:.2f} |"
+
+
+def energy_per_db(levels: Sequence[LevelPoint]) -> float:
+    """The least-squares slope through the origin of energy change against loudness change."""
+    return sum(p.energy_change * p.loudness_change_db for p in levels) / sum(
+        p.loudness_change_db**2 for p in levels
+    )
+
+
+def format_run(run: EnergyRun, *, command: str) -> str:
+    from cantus.stations.listeners import ENERGY_PER_DB
+
+    everything = run.pieces
+    default = [p for p in everything if p.palette not in SESSION_PALETTES or p.style != "folk"]
+    lines = [
+        "# Energy asked against energy played",
+        "",
+        f"Command: `{command}` ({platform.machine()}, Python {platform.python_version()}; "
+        f"2 CPU cores shared with other work, load average {os.getloadavg()[0]:.1f} at the "
+        f"end; {run.seconds:.0f} s).",
+        "",
+        f"{run.per_level} pieces of {run.bars} bars per style and level composed in process "
+        "as the stack composes them (shipped melody and harmony models, form `auto`), asked "
+        "as a station asks (a mood of the level), keys, meters and tempos cycled, in the "
+        "palette the gateway picks; the folk pieces also arranged in the session presets' "
+        f"palettes ({', '.join(SESSION_PALETTES)}). {run.failed} failed to compose. Energy "
+        "played: `cantus.stations.measure.midi_energy` of each `piece.mid` (the mean of the "
+        "melody's note density, the whole arrangement's onsets per quarter note, drums "
+        "included, and the parts' loudness, mean velocity per part), which reads only the "
+        "notes. Medians (pieces), and Spearman's rank correlation of level and energy:",
+        "",
+        "| pieces | low | mid | high | Spearman |",
+        "|---|---|---|---|---|",
+        _row("every style, default palettes", default),
+        _row("every piece, session palettes too", everything),
+    ]
+    for style in STYLES:
+        lines.append(_row(style.value, [p for p in default if p.style == style.value]))
+    for palette in SESSION_PALETTES:
+        lines.append(_row(f"folk in {palette}", [p for p in everything if p.palette == palette]))
+    if run.levels:
+        slope = energy_per_db(run.levels)
+        lines += [
+            "",
+            "## Stream level against heard energy",
+            "",
+            "The intensity stage re-levels the stream (-9..+4 dB); the therapy bench's "
+            f"listeners hear {ENERGY_PER_DB:g} energy per dB "
+            "(`cantus.stations.listeners.ENERGY_PER_DB`). Measured: "
+            f"{len(run.levels) // len(LEVEL_GAINS_DB)} pieces re-struck with every "
+            "velocity times 10^(g/40) (FluidSynth's velocity curve) for each level change "
+            "g, the mix bus's loudness measured (BS.1770) and `midi_energy` of the "
+            "re-struck notes:",
+            "",
+            "| level change g, dB | loudness change, dB (median) | energy change (median) |",
+            "|---|---|---|",
+        ]
+        for gain in LEVEL_GAINS_DB:
+            points = [p for p in run.levels if p.gain_db == gain]
+            lines.append(
+                f"| {gain:+g} | {statistics.median(p.loudness_change_db for p in points):+.2f} "
+                f"| {statistics.median(p.energy_change for p in points):+.3f} |"
+            )
+        lines += [
+            "",
+            f"Energy per dB of loudness (least squares through 0): **{slope:.3f}**. This "
+            "rests on one assumption, stated here: that a stream made louder is heard as "
+            "the same piece played harder (its notes struck harder, which is what "
+            "`midi_energy`'s loudness term reads); the melody's density and the "
+            "arrangement's activity, the other two thirds of the energy, do not change "
+            "with the level. Finished pieces are mastered to one loudness target, so "
+            "between pieces the level carries no energy: only the notes do.",
+        ]
+    return "\n".join(lines) + "\n"

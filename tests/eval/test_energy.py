@@ -1,0 +1,60 @@
+"""``cantus eval energy`` (#17): its requests, rank correlation, level slope and report."""
+
+import io
+
+import mido
+
+from cantus.eval.energy import (
+    LEVEL_GAINS_DB,
+    EnergyRun,
+    LevelPoint,
+    Measured,
+    energy_per_db,
+    energy_requests,
+    format_run,
+    scale_velocities,
+    spearman,
+)
+from cantus.music.styles import MOOD_ENERGY
+
+
+def test_requests_ask_each_style_at_each_level_by_a_mood_of_it():
+    requests = energy_requests(4)
+    assert len(requests) == 3 * 3 * 4
+    levels = {(r.style.value, MOOD_ENERGY[r.mood].value) for r in requests}
+    assert len(levels) == 9
+    assert all(r.meter.numerator % 3 for r in requests if r.style.value == "chorale")
+
+
+def test_spearman_and_the_level_slope():
+    assert spearman(["low", "mid", "high"], [0.1, 0.2, 0.3]) == 1.0
+    assert spearman(["low", "mid", "high"], [0.3, 0.2, 0.1]) == -1.0
+    points = [LevelPoint(-9.0, -8.0, -0.16), LevelPoint(4.0, 2.0, 0.04)]
+    assert abs(energy_per_db(points) - 0.02) < 1e-9
+
+
+def test_velocities_scale_and_clip():
+    midi = mido.MidiFile()
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    for velocity in (40, 100, 120):
+        track.append(mido.Message("note_on", note=60, velocity=velocity))
+        track.append(mido.Message("note_off", note=60, time=480))
+    out = io.BytesIO()
+    midi.save(file=out)
+    scaled = mido.MidiFile(file=io.BytesIO(scale_velocities(out.getvalue(), 1.2)))
+    velocities = [m.velocity for m in scaled.tracks[0] if m.type == "note_on"]
+    assert velocities == [48, 120, 127]
+
+
+def test_the_report_gives_medians_per_level_and_the_slope():
+    pieces = [
+        Measured(style, palette, level, energy)
+        for style, palette in (("folk", "folk"), ("folk", "piano"), ("celtic", "celtic"))
+        for level, energy in (("low", 0.2), ("mid", 0.4), ("high", 0.6))
+    ]
+    levels = [LevelPoint(g, g, 0.01 * g) for g in LEVEL_GAINS_DB]
+    report = format_run(EnergyRun(pieces, levels, 0, 1, 8, 1.0), command="cantus eval energy")
+    assert "| every style, default palettes | 0.200 (2) | 0.400 (2) | 0.600 (2) | 1.00 |" in report
+    assert "| folk in piano | 0.200 (1) | 0.400 (1) | 0.600 (1) | 1.00 |" in report
+    assert "**0.010**" in report
