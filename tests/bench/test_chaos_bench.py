@@ -131,3 +131,27 @@ def test_a_broker_campaign_runs_on_persistent_storage(tmp_path):
     assert campaign_environment(tmp_path)["CANTUS_BROKER_STORAGE"] == "memory"
     persistent = campaign_environment(tmp_path, broker_storage="local-s3")
     assert persistent["CANTUS_BROKER_STORAGE"] == "local-s3"
+
+
+def test_lyric_lines_of_a_piece_with_lyrics_are_its_lines_not_its_bars(tmp_path):
+    """With lyrics a line spans bars: 2 lines of 2 bars are whole for 4 bars, and a line
+    missing or sent twice is named (the bench counted lines 2 and 3 missing before)."""
+    folder = write_piece(tmp_path, [0, 1, 2, 3])
+    summary = json.loads((folder / "piece.json").read_text())
+    summary["event_log"] = [e for e in summary["event_log"] if e["kind"] != "lyric_line"]
+    summary["lyrics"] = [
+        {"line": 0, "first_bar": 0, "bar_count": 2},
+        {"line": 1, "first_bar": 2, "bar_count": 2},
+    ]
+    lines = [{"kind": "lyric_line", "index": i, "producer": "lyric"} for i in (0, 1)]
+    for log, gaps, duplicates in (
+        (lines, {}, {}),
+        (lines[:1], {"piece.json lyric_line": [1]}, {}),
+        ([*lines, lines[1]], {}, {"piece.json lyric_line": [1]}),
+    ):
+        (folder / "piece.json").write_text(
+            json.dumps({**summary, "event_log": summary["event_log"] + log})
+        )
+        exact = Exactness()
+        check_piece_files(folder, 4, exact)
+        assert (exact.gaps, exact.duplicates) == (gaps, duplicates)

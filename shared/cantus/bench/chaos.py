@@ -112,9 +112,20 @@ def check_piece_files(folder: Path, bars: int, exactness: Exactness) -> None:
 
     summary = json.loads((folder / "piece.json").read_text())
     log = summary["event_log"]
+    # without lyrics each bar passes as its own empty line; with them, a line spans bars, and
+    # its lines must cover the bars one after another from bar 0 to the last
+    lines = summary.get("lyrics") or []
+    covered = [
+        bar
+        for line in lines
+        for bar in range(line["first_bar"], line["first_bar"] + line["bar_count"])
+    ]
+    if lines:
+        exactness.check("piece.json lyrics bars", covered, range(bars))
     for kind in ("melody_bar", "harmony_bar", "lyric_line"):
         indices = [e["index"] for e in log if e["kind"] == kind]
-        exactness.check(f"piece.json {kind}", indices, range(bars))
+        expected = range(len(lines)) if kind == "lyric_line" and lines else range(bars)
+        exactness.check(f"piece.json {kind}", indices, expected)
     per_bar = summary["melody_per_bar"]
     expected = [pitch for bar in per_bar for _, pitch, _ in sorted(bar)]
     midi = mido.MidiFile(file=io.BytesIO((folder / "piece.mid").read_bytes()))
