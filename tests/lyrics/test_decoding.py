@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from cantus.lyrics.blocklist import is_blocked
-from cantus.lyrics.decoding import DecodeOptions, LyricWriter, sample_line_unconstrained
+from cantus.lyrics.decoding import (
+    DecodeOptions,
+    LyricWriter,
+    generic_surprisal,
+    sample_line_unconstrained,
+)
 from cantus.lyrics.english import pronounce
 from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
 from cantus.lyrics.slots import plan_lines
@@ -152,3 +157,23 @@ def test_lines_are_drawn_near_the_best_per_seed(scorers, lexicons):
 
     assert song(1) == song(1)
     assert len({tuple(song(seed)) for seed in range(3)}) > 1
+
+
+def test_generic_surprisal_rises_with_rank_around_the_median():
+    surprisal = generic_surprisal(101)
+    assert np.all(np.diff(surprisal) > 0)
+    assert surprisal[50] == pytest.approx(0.0)
+    assert surprisal[0] < 0 < surprisal[-1]
+
+
+def test_the_anti_lm_term_chooses_less_common_words(scorers, lexicons):
+    lines = plan_lines(melody(15, bars=4), METER)
+    lexicon = lexicons["en"]
+
+    def mean_rank(weight):
+        options = DecodeOptions(noise=0, pick_temperature=0, generic_weight=weight)
+        written = LyricWriter(scorers["en"], lexicon, options=options).write_lines(lines)
+        ranks = [lexicon.index[w] for d in written for w in d.words]
+        return sum(ranks) / len(ranks)
+
+    assert mean_rank(1.0) > mean_rank(0.0)

@@ -95,6 +95,15 @@ class DecodeOptions:
     """0: the best finished line; else one of the finished lines within ``pick_margin`` of
     the best, drawn (seeded) with probability ∝ exp(score / pick_temperature)."""
     pick_margin: float = 4.0
+    generic_weight: float = 0.0
+    """Weight of the anti-LM term (maximum mutual information decoding): each word gains
+    ``generic_weight`` × its surprisal out of context, so that the line is scored by how
+    much the context makes a word likely rather than by how common the word is. Pieces are
+    written apart from each other, and the LM's most likely words ("i have been to", "tell
+    me") were the same in every piece: the share of distinct word pairs across pieces stayed
+    low although no pair repeated within one. The out-of-context log probability is Zipf's
+    estimate from the lexicon's order (the LM's vocabulary, most frequent first),
+    ``-log(rank + 1)``, centred on the lexicon's median."""
 
 
 @dataclass
@@ -160,6 +169,8 @@ class LyricWriter:
         self.theme_vector = theme_vector
         self.embed = embed
         self.static = np.zeros(len(lexicon), dtype=np.float32)
+        if options.generic_weight:
+            self.static += options.generic_weight * generic_surprisal(len(lexicon))
         if theme_vector is not None and lexicon.embeddings is not None:
             similarity = lexicon.embeddings.astype(np.float32) @ theme_vector.astype(np.float32)
             self.static += options.theme_weight * (similarity - float(np.median(similarity)))
@@ -380,6 +391,14 @@ class LyricWriter:
     def context(written: dict[int, DecodedLine], lines: int = 4) -> str:
         """The last few lines sung, the LM's context for the next one."""
         return "\n".join(written[i].text for i in sorted(written)[-lines:] if written[i].words)
+
+
+def generic_surprisal(size: int) -> np.ndarray:
+    """Zipf's estimate of each lexicon entry's surprisal out of context, ``log(rank + 1)``
+    (entries in order of frequency), minus its median: common words below zero, rare ones
+    above."""
+    surprisal = np.log(np.arange(1, size + 1, dtype=np.float32))
+    return surprisal - np.float32(np.median(surprisal))
 
 
 def word_pairs(words: Sequence[str]) -> set[tuple[str, str]]:
