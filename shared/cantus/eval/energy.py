@@ -231,7 +231,7 @@ def format_run(run: EnergyRun, *, command: str) -> str:
         "",
         "| pieces | low | mid | high | Spearman |",
         "|---|---|---|---|---|",
-        _row("every style, default palettes", default),
+        _row("every style, default palettes (folk's quiet ones: in the rows below)", default),
         _row("every piece, session palettes too", everything),
     ]
     for style in STYLES:

@@ -141,7 +141,8 @@ ENERGY_PER_DB = 0.02
 +4 dB, adds 0.08). It rests on one stated assumption: a stream made louder is heard as the
 same piece struck harder. ``cantus eval energy`` measures what that gives: pieces re-struck
 for a level change (velocities through FluidSynth's curve), their mix's loudness and
-``midi_energy`` measured (``docs/results/energy.md``)."""
+``midi_energy`` measured (``docs/results/energy.md``: 0.011 per dB of mix loudness, about
+half of this; the bench keeps 0.02 until its results are regenerated)."""
 
 
 class ReportingListener:
