@@ -23,6 +23,10 @@ CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 """Committed model checkpoints: package data, so also found when installed (images)."""
 MASTERING_PRESETS = tuple(PRESETS)
 """Names of the mastering presets (``cantus.mastering_presets``)."""
+SERVED_LYRIC_MODELS = {"en": "lstm", "zh": "lstm"}
+"""The lyric LM served per language unless ``lyric_models`` says otherwise: the one whose
+lines read better under the same decoder in ``cantus eval lyrics``
+(docs/results/lyrics_eval.md, docs/architecture.md)."""
 MAX_GRPC_MESSAGE_BYTES = 256 * 1024 * 1024
 """Largest gRPC message the gateway and its clients take: ``GetPiece`` returns every file of
 a piece in one message, and a five-minute piece's files (WAV, FLAC, MP3, Opus, MIDI, lead
@@ -282,6 +286,12 @@ class Settings(BaseSettings):
     lyric_model_name: str = Field(
         "lyric_lm", description="Triton model answering the lyric scoring interface"
     )
+    lyric_models: dict[str, str] = Field(
+        default_factory=lambda: dict(SERVED_LYRIC_MODELS),
+        description="lyric LM per language, transformer or lstm (cantus.lyrics.LYRIC_MODELS): "
+        "the checkpoint lyric_lm serves and the lexicon the lyric service decodes with; "
+        "Triton and the lyric service must be given the same value",
+    )
     lyric_melisma: bool = Field(
         False,
         description="sing a short note that follows its predecessor within a beat on the "
@@ -377,6 +387,21 @@ class Settings(BaseSettings):
         description="how long a service waits, retrying, for an unavailable model server "
         "before its tries count as failures",
     )
+
+    @field_validator("lyric_models")
+    @classmethod
+    def _known_lyric_models(cls, value: dict[str, str]) -> dict[str, str]:
+        from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES
+
+        merged = {**SERVED_LYRIC_MODELS, **value}
+        for language, model in merged.items():
+            if language not in LYRICS_LANGUAGES:
+                raise ValueError(f"lyric_models: {language!r} is not one of {LYRICS_LANGUAGES}")
+            if model not in LYRIC_MODELS:
+                raise ValueError(
+                    f"lyric_models: {model!r} for {language} is not one of {LYRIC_MODELS}"
+                )
+        return merged
 
     @field_validator("loudness_preset")
     @classmethod
