@@ -101,7 +101,9 @@ def test_a_section_in_its_own_palette_switches_programs_on_its_downbeat():
 def test_the_synthesiser_plays_notes_after_a_program_change_in_the_new_program():
     """One note per bar in one track, the program switched on bar 2's downbeat: it sounds
     as a piano note then a violin note on two tracks of their own (the piano's release
-    rings on into bar 2), not as two piano notes."""
+    rings on into bar 2), not as two piano notes. The one difference: each program's trim
+    is the channel's volume (``cantus.render.balance``), so the piano's release in bar 2
+    takes the violin's trim, a few thousandths of full scale."""
     bar = METER.bar_ticks
     first, second = Note(0, 60, bar, 90), Note(bar, 60, bar, 90)
 
@@ -112,4 +114,6 @@ def test_the_synthesiser_plays_notes_after_a_program_change_in_the_new_program()
     heard = render([Track("melody", 0, 0, [first, second], program_changes=[(bar, 40)])])
     apart = render([Track("piano", 0, 0, [first]), Track("violin", 40, 1, [second])])
     pianos = render([Track("melody", 0, 0, [first, second])])
-    assert np.abs(heard - apart).max() < 1e-4 < np.abs(heard - pianos).max()
+    half = heard.shape[0] // 2
+    assert np.abs(heard[:half] - apart[:half]).max() < 1e-4  # bar 1: the piano alone
+    assert np.abs(heard - apart).max() < 0.05 * np.abs(heard - pianos).max()
