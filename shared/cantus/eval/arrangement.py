@@ -115,31 +115,48 @@ class PieceResult:
         return self.masked / self.melody_notes if self.melody_notes else 0.0
 
 
+def cycled_request(
+    index: int,
+    style: Style,
+    mood: str,
+    *,
+    minor: bool,
+    seed: int,
+    meters: Sequence[Meter] = METERS,
+    tempos: Sequence[float] = TEMPOS,
+) -> PieceRequest:
+    """Request ``index`` of a cycled set: key by fifths from C (``minor`` or major), meter
+    and tempo cycled (a chorale in compound time gets 4/4: chorales are in simple time),
+    in the default palette of its style and mood."""
+    from cantus.render.palettes import default_palette
+
+    meter = meters[index % len(meters)]
+    if style is Style.CHORALE and not meter.numerator % 3:
+        meter = Meter(4, 4)
+    return PieceRequest(
+        key=Key((index * 7) % 12, Mode.MINOR if minor else Mode.MAJOR),
+        meter=meter,
+        tempo_bpm=tempos[index % len(tempos)],
+        style=style,
+        mood=mood,
+        palette=default_palette(style, mood),
+        seed=seed * 1000 + index,
+    )
+
+
 def mixed_requests(pieces: int, *, seed: int = 0) -> list[PieceRequest]:
     """``pieces`` requests cycling keys (major and minor), meters, styles, moods and tempos
     at co-prime strides, each in the default palette of its style and mood."""
-    from cantus.render.palettes import default_palette
-
-    out = []
-    for index in range(pieces):
-        style = STYLES[index % len(STYLES)]
-        mood = MOODS[(index * 3) % len(MOODS)]
-        if style is Style.CHORALE and not METERS[index % len(METERS)].numerator % 3:
-            meter = Meter(4, 4)  # chorales are in simple duple or triple time
-        else:
-            meter = METERS[index % len(METERS)]
-        out.append(
-            PieceRequest(
-                key=Key((index * 7) % 12, Mode.MINOR if index % 2 else Mode.MAJOR),
-                meter=meter,
-                tempo_bpm=TEMPOS[index % len(TEMPOS)],
-                style=style,
-                mood=mood,
-                palette=default_palette(style, mood),
-                seed=seed * 1000 + index,
-            )
+    return [
+        cycled_request(
+            index,
+            STYLES[index % len(STYLES)],
+            MOODS[(index * 3) % len(MOODS)],
+            minor=bool(index % 2),
+            seed=seed,
         )
-    return out
+        for index in range(pieces)
+    ]
 
 
 def compose_melodies(requests: Sequence[PieceRequest], bars: int) -> list[Melody | None]:

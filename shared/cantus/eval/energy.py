@@ -27,8 +27,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from cantus.eval.arrangement import PieceRequest
-from cantus.music.notes import Key, Meter, Mode
+from cantus.eval.arrangement import PieceRequest, cycled_request
+from cantus.music.notes import Meter
 from cantus.music.styles import Style
 
 LEVELS = ("low", "mid", "high")
@@ -75,28 +75,20 @@ class EnergyRun:
 def energy_requests(per_level: int, *, seed: int = 0) -> list[PieceRequest]:
     """``per_level`` requests per style and level, in the style's default palette for
     the mood; keys (major and minor), meters, tempos and moods cycled."""
-    from cantus.render.palettes import default_palette
-
-    out = []
-    for style in STYLES:
-        for level in LEVELS:
-            for index in range(per_level):
-                mood = LEVEL_MOODS[level][index % 3]
-                meter = METERS[index % len(METERS)]
-                if style is Style.CHORALE and not meter.numerator % 3:
-                    meter = Meter(4, 4)  # chorales are in simple time
-                out.append(
-                    PieceRequest(
-                        key=Key((index * 7) % 12, Mode.MINOR if index % 3 == 2 else Mode.MAJOR),
-                        meter=meter,
-                        tempo_bpm=TEMPOS[index % len(TEMPOS)],
-                        style=style,
-                        mood=mood,
-                        palette=default_palette(style, mood),
-                        seed=seed * 1000 + index,
-                    )
-                )
-    return out
+    return [
+        cycled_request(
+            index,
+            style,
+            LEVEL_MOODS[level][index % 3],
+            minor=index % 3 == 2,
+            seed=seed,
+            meters=METERS,
+            tempos=TEMPOS,
+        )
+        for style in STYLES
+        for level in LEVELS
+        for index in range(per_level)
+    ]
 
 
 def run_energy_eval(
