@@ -136,13 +136,13 @@ class ReportingModel:
     mood_noise: float = 0.05
 
 
-ENERGY_PER_DB = 0.02
-"""Energy heard per dB of stream level (intensity 0, -9 dB, takes 0.18 off; intensity 1,
-+4 dB, adds 0.08). It rests on one stated assumption: a stream made louder is heard as the
-same piece struck harder. ``cantus eval energy`` measures what that gives: pieces re-struck
-for a level change (velocities through FluidSynth's curve), their mix's loudness and
-``midi_energy`` measured (``docs/results/energy.md``: 0.011 per dB of mix loudness, about
-half of this; the bench keeps 0.02 until its results are regenerated)."""
+ENERGY_PER_DB = 0.011
+"""Energy heard per dB of stream level (intensity 0, -9 dB, takes 0.10 off; intensity 1,
++4 dB, adds 0.044), as measured by ``cantus eval energy`` (``docs/results/energy.md``):
+pieces re-struck for a level change (velocities through FluidSynth's curve), their mix's
+loudness and ``midi_energy`` measured, 0.011 per dB of mix loudness (least squares through
+0). The one assumption left is that a stream made louder is heard as the same piece struck
+harder; the melody's density and the arrangement's activity do not change with the level."""
 
 
 class ReportingListener:
