@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import grpc
 from aiokafka import AIOKafkaProducer
@@ -26,7 +28,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from cantus.editing.editor import EditUnsupported, PieceEditor
 from cantus.editing.requests import EditError
 from cantus.events.codec import encode_event, new_meta
 from cantus.requests import (
@@ -59,6 +60,12 @@ from services.gateway.auth import BearerTokenInterceptor
 from services.gateway.events import PieceEventRouter, dedup_key
 from services.gateway.stations import StationApi, StationDirectory
 from services.gateway.web import GatewayWeb
+
+if TYPE_CHECKING:
+    # imported on the first edit or by the warm-up after the gateway serves: it pulls in
+    # torch and the render, a minute of imports on a loaded machine that a restarted gateway
+    # spent before it answered anything (#22)
+    from cantus.editing.editor import PieceEditor
 
 log = logging.getLogger("cantus.gateway")
 
@@ -104,6 +111,7 @@ class Composer(api_grpc.ComposerServicer):
         self.router = router
         self.store = piece_store(settings)
         self._editor = editor
+        self._editor_lock = threading.Lock()
         self.pieces_in_flight = 0
         self.piece_message_limit = PIECE_MESSAGE_MAX_BYTES
         self.melody_file_threads = ThreadPoolExecutor(
@@ -274,14 +282,24 @@ class Composer(api_grpc.ComposerServicer):
 
     @property
     def editor(self) -> PieceEditor:
-        """Made on the first edit (it reads the melody vocabulary and opens Triton clients)."""
-        if self._editor is None:
-            from cantus.editing.triton import edit_options, triton_edit_models
+        """Made once, by the warm-up after the gateway serves or by the first edit,
+        whichever comes first (it imports the editor, reads the melody vocabulary and opens
+        Triton clients). Blocking: call it from a thread (``editor_ready``)."""
+        with self._editor_lock:
+            if self._editor is None:
+                from cantus.editing.editor import PieceEditor
+                from cantus.editing.triton import edit_options, triton_edit_models
 
-            self._editor = PieceEditor(
-                self.store, triton_edit_models(self.settings), edit_options(self.settings)
-            )
-        return self._editor
+                self._editor = PieceEditor(
+                    self.store, triton_edit_models(self.settings), edit_options(self.settings)
+                )
+            return self._editor
+
+    async def editor_ready(self) -> PieceEditor:
+        """The editor, made in a worker thread if it is not yet, off the event loop."""
+        if self._editor is not None:
+            return self._editor
+        return await asyncio.to_thread(lambda: self.editor)
 
     async def _refuse_busy(self, context: grpc.aio.ServicerContext) -> None:
         """Refuse a stream at the in-flight limit at once, with the wait as trailing
@@ -301,7 +319,11 @@ class Composer(api_grpc.ComposerServicer):
             await self._refuse_busy(context)
             return
         self.pieces_in_flight += 1
-        editor = self.editor
+        try:
+            editor = await self.editor_ready()
+        except BaseException:
+            self.pieces_in_flight -= 1
+            raise
         try:
             async with editor.lock(request.piece_id):
                 try:
@@ -340,9 +362,18 @@ def _storage_status(error: StorageError) -> grpc.StatusCode:
     edited, NOT_FOUND for a piece or version that is not stored."""
     if isinstance(error, InvalidPieceId):
         return grpc.StatusCode.INVALID_ARGUMENT
+    from cantus.editing.editor import EditUnsupported  # loaded: only the editor raises it
+
     if isinstance(error, EditUnsupported):
         return grpc.StatusCode.FAILED_PRECONDITION
     return grpc.StatusCode.NOT_FOUND
+
+
+async def _warm_up(composer: Composer) -> None:
+    try:
+        await composer.editor_ready()
+    except Exception:  # the first edit tries again, and says why if it fails too
+        log.exception("the editor could not be made at start")
 
 
 async def serve(settings: Settings | None = None) -> None:
@@ -365,9 +396,6 @@ async def serve(settings: Settings | None = None) -> None:
         interceptors=[BearerTokenInterceptor(tokens)] if tokens else [],
     )
     composer = Composer(settings, producer, router)
-    # The editor's imports (render, lyrics) and vocabulary load at start, not on the first
-    # edit, whose first bar would wait for them.
-    await asyncio.to_thread(lambda: composer.editor)
     api_grpc.add_ComposerServicer_to_server(composer, server)
     # Stations: gRPC here, the work in the station service (over Kafka), HTTP (HLS) below.
     stations = StationDirectory(settings)
@@ -400,6 +428,10 @@ async def serve(settings: Settings | None = None) -> None:
     await server.start()
     for name in ("", service_names[0]):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # The editor's imports (torch, render, lyrics) and vocabulary load now, in a thread,
+    # not before serving (a restarted gateway answered nothing for a minute and more on a
+    # loaded machine, #22) and not on the first edit, whose first bar would wait for them.
+    editor_warm_up = asyncio.create_task(_warm_up(composer))
     log.info(
         "gateway serving on %s (%s, %s)",
         address,
@@ -415,6 +447,7 @@ async def serve(settings: Settings | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("gateway stopping")
+    editor_warm_up.cancel()  # a warm-up still importing is left to finish in its thread
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
     if health_server is not None:

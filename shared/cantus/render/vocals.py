@@ -59,7 +59,6 @@ from types import ModuleType
 
 import numpy as np
 import soundfile
-from scipy.signal import butter, resample_poly, sosfilt
 
 VOCAL_LANGUAGES = {"en": "en-us+f2", "zh": "cmn-latn-pinyin+f2"}
 """eSpeak NG voice (language and variant) per lyric language."""
@@ -476,6 +475,8 @@ def _synthesise(piece: _Piece, syllable: SpokenSyllable, sample_rate: int, scale
     )
     if syllable.sample_rate != sample_rate:
         divisor = math.gcd(sample_rate, syllable.sample_rate)
+        from scipy.signal import resample_poly  # not at import: the gateway needs no scipy
+
         audio = resample_poly(audio, sample_rate // divisor, syllable.sample_rate // divisor)
     length = round(len(piece.source) * FRAME_SECONDS * sample_rate)
     audio = np.pad(audio, (0, max(0, length - len(audio))))[:length] * (syllable.gain * scale)
@@ -496,6 +497,8 @@ def breath(start: float, seconds: float, sample_rate: int) -> np.ndarray:
     by its start sample (the same breath in segments as at once)."""
     samples = max(1, round(seconds * sample_rate))
     rng = np.random.default_rng(round(start * sample_rate))
+    from scipy.signal import butter, sosfilt
+
     sos = butter(2, [600.0, 4000.0], btype="bandpass", fs=sample_rate, output="sos")
     noise = sosfilt(sos, rng.standard_normal(samples + 256))[256:]
     noise /= max(float(np.abs(noise).max()), 1e-9)
