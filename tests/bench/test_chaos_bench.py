@@ -9,7 +9,14 @@ from pathlib import Path
 
 import mido
 
-from cantus.bench.chaos import ChaosReport, Exactness, Trial, check_piece_files, format_report
+from cantus.bench.chaos import (
+    ChaosReport,
+    Exactness,
+    Trial,
+    check_piece_files,
+    format_report,
+    piece_stages,
+)
 
 TPQ = 480
 BAR = 4 * TPQ
@@ -155,3 +162,47 @@ def test_lyric_lines_of_a_piece_with_lyrics_are_its_lines_not_its_bars(tmp_path)
         exact = Exactness()
         check_piece_files(folder, 4, exact)
         assert (exact.gaps, exact.duplicates) == (gaps, duplicates)
+
+
+def test_the_stages_of_a_piece_are_timed_from_its_request():
+    def entry(kind: str, index: int, seconds: float) -> dict:
+        return {"kind": kind, "index": index, "produced_at_unix_ns": int((100 + seconds) * 1e9)}
+
+    summary = {
+        "event_log": [
+            entry("compose_requested", 0, 0.0),
+            entry("melody_bar", 0, 2.0),
+            entry("melody_bar", 1, 3.5),
+            entry("render_segment", 0, 20.0),
+            entry("piece_completed", 2, 21.0),  # made before the final render
+        ]
+    }
+    assert piece_stages(summary) == {
+        "last melody bar": 3.5,
+        "last segment": 20.0,
+        "final render started": 21.0,
+    }
+    assert piece_stages({"event_log": [entry("melody_bar", 0, 1.0)]}) == {}
+
+
+def test_a_late_piece_is_told_from_a_lost_one():
+    deadline = "stream: Deadline Exceeded (StatusCode.DEADLINE_EXCEEDED)"
+    report = ChaosReport(bars=8, seed=0, planned=3, wall_s=600)
+    report.trials = [
+        Trial(0, "render", "piece", error=deadline, stored_late_s=316.0),
+        Trial(1, "melody", "piece", error=deadline),
+        Trial(
+            2,
+            "harmony",
+            "piece",
+            completed=True,
+            stages={"last segment": 50.0, "final render started": 51.0},
+        ),
+    ]
+    text = format_report(report, command="cantus bench chaos")
+    assert (
+        "| of those silent: stored late / not stored within the gateway's timeout | 1 / 1 |" in text
+    )
+    assert "| request → final render started, s (median / p95 / max) | 51.0 / 51.0 / 51.0 |" in text
+    assert "stored late, 316 s after the request" in text
+    assert "not stored within the gateway's compose timeout" in text

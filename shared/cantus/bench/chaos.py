@@ -160,6 +160,28 @@ def _name_the_bars(summary: dict, played: list[tuple[int, int]], exactness: Exac
         exactness.gaps["piece.mid melody (notes differ)"] = [-1]
 
 
+STAGES = ("last melody bar", "last segment", "final render started")
+
+
+def piece_stages(summary: dict) -> dict[str, float]:
+    """Seconds from the request (the gateway's ``compose_requested``) to the last melody bar,
+    the last audio segment and the start of the final render (the render service's
+    ``piece_completed`` is made before it renders the piece's files: what comes after it is
+    the final render, with its queue), from piece.json's event log."""
+    log = summary["event_log"]
+    requested = [e["produced_at_unix_ns"] for e in log if e["kind"] == "compose_requested"]
+    if not requested:
+        return {}
+    start = requested[0]
+    kinds = dict(zip(STAGES, ("melody_bar", "render_segment", "piece_completed"), strict=True))
+    stages = {}
+    for stage, kind in kinds.items():
+        times = [e["produced_at_unix_ns"] for e in log if e["kind"] == kind]
+        if times:
+            stages[stage] = (max(times) - start) / 1e9
+    return stages
+
+
 # --- trials -------------------------------------------------------------------------------------
 
 
@@ -184,6 +206,11 @@ class Trial:
     topics_recreated: list[str] = field(default_factory=list)
     waited: dict[str, int] = field(default_factory=dict)
     """Triton trials: service → retries of the piece's work while Triton was unavailable."""
+    stages: dict[str, float] = field(default_factory=dict)
+    """Piece trials: seconds from the request to each stage (``piece_stages``)."""
+    stored_late_s: float | None = None
+    """A piece whose client's deadline passed: seconds from the request to the piece being
+    stored after all (it was late, not lost); None: not stored within the gateway's timeout."""
     seconds: float = 0.0
 
     @property
@@ -305,6 +332,7 @@ def piece_trial(
 
     watcher = threading.Thread(target=kill_and_watch, daemon=True)
     completed = False
+    sent_at = time.time()
     with open_channel(address, stack.settings) as channel:
         try:
             for event in stream_piece(channel, request, timeout_s):
@@ -335,6 +363,8 @@ def piece_trial(
         trial.exit = recovery.get("exit", "")
         if trial.victim == "triton" and trial.piece_id:  # also for a piece that failed
             trial.waited = unavailable_waits(stack.settings.log_dir, trial.piece_id)
+        if "DEADLINE_EXCEEDED" in trial.error and trial.piece_id:
+            _await_late_piece(stack, channel, trial, bars, out_dir, sent_at)
         if trial.error or not trial.piece_id:
             trial.error = trial.error or "no piece id"
             return
@@ -356,7 +386,26 @@ def piece_trial(
         trial.exactness.check("client harmony_bar", seen["harmony_bar"], range(bars))
         trial.exactness.check("client render_segment", seen["render_segment"], range(segments))
     check_piece_files(folder, bars, trial.exactness)
+    trial.stages = piece_stages(json.loads((folder / "piece.json").read_text()))
+    if completed and not trial.stream_cut and render_output_at:
+        trial.stages["completed at the client"] = render_output_at[-1] - sent_at
     trial.victim_back_s = _victim_back_s(trial.victim, folder, killed_at[0], render_output_at)
+
+
+def _await_late_piece(
+    stack, channel, trial: Trial, bars: int, out_dir: Path, sent_at: float
+) -> None:
+    """The client's deadline passed: wait, up to the gateway's own ``compose_timeout_s``
+    from the request, for the piece to be stored after all, and check it as any piece, so
+    a late piece is told from a lost one (the trial still counts as not completed)."""
+    remaining = stack.settings.compose_timeout_s - (time.time() - sent_at)
+    try:
+        folder = _fetch_when_stored(channel, trial.piece_id, out_dir, max(remaining, 0.0))
+    except Exception:  # not stored in time, or the store said no: stored_late_s stays None
+        return
+    trial.stored_late_s = time.time() - sent_at
+    check_piece_files(folder, bars, trial.exactness)
+    trial.stages = piece_stages(json.loads((folder / "piece.json").read_text()))
 
 
 def _victim_back_s(
@@ -575,6 +624,16 @@ def _trial_line(trial: Trial) -> str:
         line += f"; its next output {trial.victim_back_s:.1f} s after the kill"
     if trial.stream_cut:
         line += "; stream cut, piece fetched by GetPiece"
+    if "DEADLINE_EXCEEDED" in trial.error and trial.kind == "piece":
+        line += (
+            f"; stored late, {trial.stored_late_s:.0f} s after the request"
+            if trial.stored_late_s is not None
+            else "; not stored within the gateway's compose timeout"
+        )
+    if trial.stages:
+        line += "; from the request: " + ", ".join(
+            f"{stage} {seconds:.0f} s" for stage, seconds in trial.stages.items()
+        )
     if trial.victim == "triton":
         waited = ", ".join(f"{k} {v}" for k, v in sorted(trial.waited.items())) or "none"
         line += f"; retries while Triton was unavailable: {waited}"
@@ -632,6 +691,14 @@ def format_report(report: ChaosReport, *, command: str) -> str:
         "| not completed: failed with a clear event / silent (client deadline) | "
         f"{sum(t.outcome == 'failed with an event' for t in trials)} / "
         f"{sum(t.outcome == 'silent' for t in trials)} |",
+        "| of those silent: stored late / not stored within the gateway's timeout | "
+        f"{sum(t.outcome == 'silent' and t.stored_late_s is not None for t in trials)} / "
+        f"{sum(t.outcome == 'silent' and t.stored_late_s is None for t in trials)} |",
+        *(
+            f"| request → {stage}, s (median / p95 / max) | "
+            f"{_summary([t.stages[stage] for t in pieces if stage in t.stages])} |"
+            for stage in (*STAGES, "completed at the client")
+        ),
         f"| topics lost by a broker restart | {sum(len(t.topics_recreated) for t in trials)} |",
         f"| duplicated bars / segments / lines (client, piece.json, piece.mid) | {duplicates} |",
         f"| missing bars / segments / lines (client, piece.json, piece.mid) | {gaps} |",
