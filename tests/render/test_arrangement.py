@@ -188,6 +188,34 @@ def test_low_energy_is_sparse_and_high_energy_busy():
     assert 38 not in {n.pitch for n in low}
 
 
+def test_high_energy_doubles_the_last_kick_on_its_off_beat():
+    def kicks(meter, energy, tempo_bpm=100.0):
+        notes = drum_pattern(
+            meter, style=Style.FOLK, energy=energy, bar_index=1, is_final=False,
+            tempo_bpm=tempo_bpm,
+        )  # fmt: skip
+        return [n.onset for n in notes if n.pitch == 36]
+
+    assert kicks(Meter(4, 4), Energy.MID) == [0, 960]
+    assert kicks(Meter(4, 4), Energy.HIGH) == [0, 960, 1200]  # boom, chick, boom-boom, chick
+    assert kicks(Meter(2, 4), Energy.HIGH) == [0, 240]
+    assert kicks(Meter(6, 8), Energy.HIGH) == [0, 480]  # on the jig's third eighth
+    assert kicks(Meter(3, 4), Energy.HIGH) == [0]  # a waltz keeps its one
+    assert kicks(Meter(4, 4), Energy.HIGH, tempo_bpm=150.0) == [0, 960]  # too fast
+
+
+def test_a_chorale_pedal_is_re_struck_on_every_beat_at_high_energy_only():
+    meter = Meter(4, 4)  # two chords of two beats each, the pedal one note a chord
+    for energy, onsets in ((Energy.MID, [0, 960]), (Energy.HIGH, [0, 480, 960, 1440])):
+        bars = piece(meter, Style.CHORALE, energy, bars=1)
+        assert [n.onset for n in bars[0].bass] == [0, 960]
+        chords, bass = arrange_tracks(bars, style=Style.CHORALE, energy=energy, total_bars=4)[1:3]
+        assert [n.onset for n in bass.notes] == onsets
+        assert sorted({n.onset for n in chords.notes}) == onsets  # the organ's chords too
+        pitch_at = {n.onset: n.pitch for n in bars[0].bass}
+        assert all(n.pitch == pitch_at[n.onset // 960 * 960] for n in bass.notes)
+
+
 def test_odd_meters_kick_on_each_group():
     five = drum_pattern(
         Meter(5, 4), style=Style.FOLK, energy=Energy.MID, bar_index=1, is_final=False

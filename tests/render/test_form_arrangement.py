@@ -115,6 +115,17 @@ def test_sections_get_roles_parts_energy_and_dynamics():
     assert all("drums" not in a.parts for a in chorale)
 
 
+@pytest.mark.parametrize("energy", list(Energy))
+def test_a_return_builds_by_dynamics_and_parts_not_a_level_above_the_piece(energy):
+    # An 8-bar piece (A A') plays the energy it was asked for in both halves: its return
+    # is louder and fuller, not the next level's drums and strumming (#17).
+    plan = plan_form("auto", bars=8, key=C, energy=energy)
+    statement, climax = section_arrangements(plan, Style.FOLK)
+    assert (statement.role, climax.role) == ("statement", "climax")
+    assert statement.energy is climax.energy is energy
+    assert climax.dynamics > statement.dynamics and climax.parts > statement.parts
+
+
 def test_final_chorus_is_denser_and_louder_than_the_first_and_the_intro_thinnest():
     parts, plan = planned_parts("verse-chorus", 32, humanise=False)
     tracks = parts.piece_tracks(0, 32)

@@ -90,11 +90,40 @@ def test_a_band_plays_oom_pah_in_two_and_three_and_strums_a_lively_jig():
         return sorted({n.onset for n in played})
 
     assert onsets(Meter(3, 4), Energy.MID) == [480, 960]  # waltz: the bass has beat one
-    assert onsets(Meter(2, 4), Energy.HIGH) == [480]  # march: oom-pah
+    assert onsets(Meter(2, 4), Energy.MID) == [480]  # march: oom-pah
     assert onsets(Meter(3, 4), Energy.LOW) == [0]  # quiet: held chords
     assert onsets(Meter(3, 4), Energy.MID, restrike=False) == [0]  # an organ holds
     jig = onsets(Meter(6, 8), Energy.HIGH)
     assert 0 in jig and 720 in jig and len(jig) > 2
+
+
+def test_at_high_energy_the_oom_pah_is_strummed_and_an_organ_plays_marcato():
+    from cantus.music.styles import Energy
+    from cantus.render.arrangement import FAST_TEMPO_BPM, _accompaniment
+
+    def played(meter, energy, restrike=True, tempo_bpm=100.0):
+        return _accompaniment(
+            voicing(meter, 1), "block", meter, energy=energy, tempo_bpm=tempo_bpm,
+            restrike=restrike,
+        )  # fmt: skip
+
+    # oom-pah-a, oom-pah-a-pah-a: an upstroke on the top strings after each chord
+    for meter, chords, ups in ((Meter(2, 4), [480], [720]), (Meter(3, 4), [480, 960], [720, 1200])):
+        notes = played(meter, Energy.HIGH)
+        assert sorted({n.onset for n in notes}) == sorted(chords + ups)
+        top = sorted(n.pitch for n in voicing(meter, 1))[-UPSTROKE_NOTES:]
+        for up in ups:
+            strings = [n for n in notes if n.onset == up]
+            assert sorted(n.pitch for n in strings) == top
+            down = [n for n in notes if n.onset == up - 240 and n.pitch in top]
+            assert all(u.velocity < d.velocity for u, d in zip(strings, down, strict=True))
+        assert all(n.end <= meter.bar_ticks for n in notes)
+    # an organ holds its chords below high energy, and re-strikes them on every beat at high
+    assert sorted({n.onset for n in played(Meter(4, 4), Energy.HIGH, restrike=False)}) == [
+        0, 480, 960, 1440,
+    ]  # fmt: skip
+    held = played(Meter(4, 4), Energy.HIGH, restrike=False, tempo_bpm=FAST_TEMPO_BPM)
+    assert sorted({n.onset for n in held}) == [0]  # too fast to re-strike
 
 
 def test_the_pedal_holds_a_broken_chord_until_it_changes_or_the_key_is_struck_again():

@@ -21,16 +21,17 @@ A piece with a form plan is arranged section by section (``section_arrangements`
 section gets a role, and with it the parts that play, an energy (drum pattern, chord
 re-strikes, velocities), a dynamics factor on every velocity and an accompaniment pattern.
 An intro is thin (melody, the palette's pad and bass), the first statement has the band, a
-contrasting section (B, a bridge) changes colour (the palette's colour instrument takes
-the accompaniment in its contrast pattern: a folk bridge on accordion, a celtic one on
-harp, a chorale's on strings), a return is fuller than the statement it returns to (a step
-more energy, louder), the last return is the fullest (every part, pad and colour added, the
-loudest) and an outro thins out again. The last bar of a
-section that another follows leads into it: a drum fill over its last beat (or two) where
-drums play, else a rising pickup figure on the accompaniment, and the new section opens
-with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past the
-barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on a
-held tonic rather than a cut. All of it is decided per bar from the plan, so segments
+contrasting section (B, a bridge) changes colour (the palette's colour instrument takes the
+accompaniment in its contrast pattern: a folk bridge on accordion, a celtic one on harp, a
+chorale's on strings), a return is fuller than the statement it returns to (louder, at its
+energy or the plan's own for it, never a level above: a piece asked at mid energy plays
+mid, #17), the last return is the fullest (every part, pad and colour added, the loudest,
+at the highest energy of the sections before it) and an outro thins out again. The last bar
+of a section that another follows leads into it: a drum fill over its last beat (or two)
+where drums play, else a rising pickup figure on the accompaniment, and the new section
+opens with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past
+the barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on
+a held tonic rather than a cut. All of it is decided per bar from the plan, so segments
 still arrange exactly as the whole piece.
 """
 
@@ -42,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
-from cantus.music.form import FormPlan, Section, shift_energy
+from cantus.music.form import FormPlan, Section
 from cantus.music.notes import Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.palettes import (
@@ -55,7 +56,15 @@ from cantus.render.palettes import (
     Palette,
     get_palette,
 )
-from cantus.render.patterns import BROKEN, pattern_for, pedalled, play, tied
+from cantus.render.patterns import (
+    BROKEN,
+    pattern_for,
+    pedalled,
+    play,
+    restruck,
+    tied,
+    upstroked,
+)
 
 MELODY_CHANNEL, CHORDS_CHANNEL, BASS_CHANNEL, DRUMS_CHANNEL = 0, 1, 2, 9
 """MIDI channels (0-based) of the four tracks; 9 is the General MIDI drum channel."""
@@ -170,7 +179,8 @@ def drum_pattern(
     start, sorted. Chorales have no drums (``[]``). Low energy: a soft kick on each beat
     group and a hi-hat on each beat. Mid: kick, snare on the other beats of each group,
     hi-hat (celtic: ride) on every eighth. High: the same, louder, with the cymbal on
-    every eighth and a snare pickup before the next bar. ``bar_index`` 0 opens with a
+    every eighth, the last group of two beats' kick doubled on its off-beat (boom-boom,
+    chick) and a snare pickup before the next bar. ``bar_index`` 0 opens with a
     crash; the final bar is a single kick and crash. Tempo (quarter-note bpm) thins or
     fills the cymbal: beats only from ``FAST_TEMPO_BPM``, sixteenths below
     ``SLOW_TEMPO_BPM``."""
@@ -195,7 +205,8 @@ def drum_pattern(
         subdivisions = 4
     cymbal = RIDE if style is Style.CELTIC else CLOSED_HAT
     beat = 0
-    for group in _beat_groups(beats):
+    groups = _beat_groups(beats)
+    for group in groups:
         for position in range(group):
             onset = beat * pulse
             if energy is Energy.LOW:
@@ -216,6 +227,10 @@ def drum_pattern(
                     velocity = (72 if loud else 60) if sub == 0 else (58 if loud else 48)
                     notes.append(Note(onset + sub * step, cymbal, min(hit, step), velocity))
             beat += 1
+    if energy is Energy.HIGH and subdivisions > 1 and groups[-1] == 2:
+        # The last group's kick doubled on its off-beat (boom-boom, chick): the drive.
+        push = (beats - 2) * pulse + (pulse * 2 // 3 if subdivisions == 3 else pulse // 2)
+        notes.append(Note(push, KICK, min(hit, bar_ticks - push), 92))
     if energy is Energy.HIGH and beats >= 2:
         # A snare pickup on the last eighth leads into the next bar.
         pickup = bar_ticks - pulse // subdivisions
@@ -346,11 +361,11 @@ def section_arrangements(
             parts = (parts - {"chords"}) | {"colour"}
             accompaniment = palette.contrast
         elif role in ("return", "climax"):
+            # A return plays at least its source's energy; it builds by dynamics (and the
+            # last one by parts), not a level up: a piece asked at one energy plays it.
             source = _source_of(plan, section)
             if source is not None and source < index:
-                energy = max(
-                    energy, shift_energy(out[source].energy, 1), key=_ENERGY_RANK.__getitem__
-                )
+                energy = max(energy, out[source].energy, key=_ENERGY_RANK.__getitem__)
             if role == "climax":
                 energy = max([energy, *(a.energy for a in out)], key=_ENERGY_RANK.__getitem__)
                 parts = parts | {"pad", "colour"}
@@ -703,22 +718,40 @@ def _accompaniment(
     pedal: bool = False,
 ) -> list[Note]:
     """The bar's voicing played in ``pattern``, by meter and energy where ``restrike`` (a
-    band; an organ holds its chords): a block chord in a simple bar of two or three beats
-    above low energy becomes an oom-pah (a march) or oom-pah-pah (a waltz); elsewhere it
-    is re-struck on every beat at high energy (a strum; a jig's in compound meters).
-    Nothing is re-struck from ``FAST_TEMPO_BPM``."""
+    band): a block chord in a simple bar of two or three beats above low energy becomes an
+    oom-pah (a march) or oom-pah-pah (a waltz), at high energy strummed (an upstroke on
+    the top strings after each chord: oom-pah-a); elsewhere it is re-struck on every beat
+    at high energy (a strum; a jig's in compound meters). Without ``restrike`` (an organ)
+    block chords are held, and at high energy re-struck on every beat (marcato). Nothing
+    is re-struck from ``FAST_TEMPO_BPM``."""
     beats = meter.bar_ticks // pulse_ticks(meter)
+    fast = tempo_bpm >= FAST_TEMPO_BPM
     if pattern == BLOCK and restrike and energy is not Energy.LOW:
         if beats in (2, 3) and not is_compound_meter(meter):
             pattern = WALTZ
         elif energy is Energy.HIGH:
             pattern = STRUM
-    if pattern == STRUM and tempo_bpm >= FAST_TEMPO_BPM:
+    if pattern == STRUM and fast:
         pattern = BLOCK
+    if pattern == BLOCK and not restrike and energy is Energy.HIGH and not fast:
+        return restruck(voicing, meter)
     played = play(pattern, voicing, meter)
+    if restrike and energy is Energy.HIGH and not fast and pattern_for(pattern, meter) == WALTZ:
+        return upstroked(played, meter)
     if pedal and pattern_for(pattern, meter) in BROKEN:
         return pedalled(played, voicing)
     return played
+
+
+def _bass(
+    bass: Sequence[Note], meter: Meter, style: Style, energy: Energy, tempo_bpm: float
+) -> list[Note]:
+    """The bar's bass line as played: a chorale's pedal, one note a chord, is re-struck on
+    every beat at high energy with its chords (marcato); a band's bass line already moves
+    with the energy (``cantus.harmony.voicing.bass_line``)."""
+    if style is Style.CHORALE and energy is Energy.HIGH and tempo_bpm < FAST_TEMPO_BPM:
+        return restruck(bass, meter)
+    return list(bass)
 
 
 def _bar_parts(
@@ -759,10 +792,11 @@ def _bar_parts(
             tempo_bpm=tempo_bpm,
         )
     chord_scale = _CHORD_VELOCITY_SCALE[energy] * dynamics
+    bass_scale = _BASS_VELOCITY_SCALE[energy] * dynamics
     parts = {
         "melody": _melody_notes(bar.melody, 0, energy),
         "chords": _shifted(accompaniment, 0, chord_scale),
-        "bass": _shifted(bar.bass, 0, _BASS_VELOCITY_SCALE[energy] * dynamics),
+        "bass": _shifted(_bass(bar.bass, meter, style, energy, tempo_bpm), 0, bass_scale),
         "drums": list(drums),
     }
     if dynamics != 1.0:

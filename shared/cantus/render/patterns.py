@@ -11,6 +11,8 @@ placed under the melody stays under it:
 * ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
 * ``strum`` — re-struck on every beat, a lighter upstroke on the top strings on the last
   third of a compound beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
+  ``restruck`` the same without upstrokes (an organ's marcato), ``upstroked`` adds the
+  upstrokes to a pattern already struck on beats (a strummed oom-pah);
 * with ``pedalled``, a broken chord rings until the chord changes (a piano's sustain
   pedal);
 * ``waltz`` — the chord on the beats after each group's first (oom-pah-pah in triple
@@ -28,6 +30,10 @@ from cantus.render.palettes import ALBERTI, ARPEGGIO, BLOCK, STRUM, SUSTAIN, WAL
 _SUSTAIN_SCALE = 0.85
 UPSTROKE_NOTES = 2
 """Notes of a chord a strum's upstroke sounds (the highest)."""
+
+_UPSTROKE_SCALE = 0.8
+"""An upstroke against the downstroke it follows (a strum: 0.7 of the chord's velocity
+after a 0.88 downstroke)."""
 
 
 def _velocity(velocity: float) -> int:
@@ -101,11 +107,47 @@ def alberti(notes: Sequence[Note], meter: Meter) -> list[Note]:
     return _figure(notes, meter, lambda size: [0, size - 1, size // 2, size - 1])
 
 
-def strum(notes: Sequence[Note], meter: Meter) -> list[Note]:
+def _offbeat(meter: Meter) -> int:
+    """Ticks from a beat to its off-beat: the last third of a compound beat (a jig's
+    long-short), the second eighth of a simple one."""
     pulse = pulse_ticks(meter)
-    offbeat = pulse * 2 // 3 if is_compound_meter(meter) else pulse // 2
+    return pulse * 2 // 3 if is_compound_meter(meter) else pulse // 2
+
+
+def strum(notes: Sequence[Note], meter: Meter) -> list[Note]:
     # An upstroke catches only the top strings: the chord's two highest notes.
     upper = {(chord[0].onset, n.pitch) for chord in _chords(notes) for n in chord[-UPSTROKE_NOTES:]}
+    return _strokes(notes, meter, upper)
+
+
+def restruck(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    """The chords struck again on every beat they sound through, without upstrokes: an
+    organ's marcato (a festive hymn, each beat articulated)."""
+    return _strokes(notes, meter, set())
+
+
+def upstroked(played: Sequence[Note], meter: Meter) -> list[Note]:
+    """``played`` (chords struck on beats, a waltz's after-beats say) with a light upstroke
+    on the top strings on the off-beat of every beat a chord is struck on and sounds
+    through: an oom-pah strummed (oom-pah-a, oom-pah-a-pah-a)."""
+    pulse, offbeat = pulse_ticks(meter), _offbeat(meter)
+    out: list[Note] = []
+    for chord in _chords(played):
+        for index, note in enumerate(chord):
+            up_at = (note.onset // pulse) * pulse + offbeat
+            if index >= len(chord) - UPSTROKE_NOTES and note.onset < up_at < note.end:
+                out.append(Note(note.onset, note.pitch, up_at - note.onset, note.velocity))
+                up = _velocity(note.velocity * _UPSTROKE_SCALE)
+                out.append(Note(up_at, note.pitch, note.end - up_at, up))
+            else:
+                out.append(note)
+    return sorted(out)
+
+
+def _strokes(notes: Sequence[Note], meter: Meter, upper: set[tuple[int, int]]) -> list[Note]:
+    """Each note struck again on every beat it sounds through; the ``upper`` ones
+    (chord onset, pitch) with an upstroke on the beat's off-beat."""
+    pulse, offbeat = pulse_ticks(meter), _offbeat(meter)
     out: list[Note] = []
     for note in notes:
         start = note.onset
