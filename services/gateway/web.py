@@ -27,6 +27,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 import ssl
 import time
 import uuid
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 from google.protobuf.message import Message
 
 from cantus.events.codec import encode_event, kind_of, new_meta
@@ -65,6 +67,26 @@ itself, with a 400 that names no field (#22). Past ``HEADER_MAX_BYTES`` and up t
 request reaches ``_limit_headers``, which answers 431 naming the header, and a long path reaches
 the routes, which name the part that is wrong; beyond them aiohttp's 400 ("Got more than
 131072 bytes when reading") is the answer. At most 128 headers (aiohttp's ``max_headers``)."""
+
+
+TOKEN_IN_URL = re.compile(r"((?:^|[?&\s])token=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with the value of every ``token=`` query parameter replaced."""
+    return TOKEN_IN_URL.sub(r"\1REDACTED", text)
+
+
+class RedactingAccessLogger(AccessLogger):
+    """aiohttp's access log without the bearer tokens players send as ``?token=`` (HLS, the
+    audio element): the request line and headers it logs (the Referer of a page opened with
+    a token too) are logged with the token's value replaced (#22: it was logged whole)."""
+
+    def _format_line(self, request, response, time):
+        return [
+            (key, redact_tokens(value) if isinstance(value, str) else value)
+            for key, value in super()._format_line(request, response, time)
+        ]
 
 
 def event_to_json(message: Message) -> dict:
@@ -194,7 +216,9 @@ class GatewayWeb:
         if self.settings.gateway_tls_cert is not None and self.settings.gateway_tls_key is not None:
             tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.load_cert_chain(self.settings.gateway_tls_cert, self.settings.gateway_tls_key)
-        self.runner = web.AppRunner(self.app(), **HTTP_PARSER_LIMITS)
+        self.runner = web.AppRunner(
+            self.app(), access_log_class=RedactingAccessLogger, **HTTP_PARSER_LIMITS
+        )
         await self.runner.setup()
         await web.TCPSite(
             self.runner, self.settings.host, self.settings.gateway_http_port, ssl_context=tls
