@@ -576,6 +576,32 @@ def bench_chaos(
         raise typer.Exit(1)
 
 
+@bench_app.command("soak")
+def bench_soak(
+    stations: Annotated[int, typer.Option(help="Stations side by side")] = 8,
+    minutes: Annotated[float, typer.Option(help="How long they stream")] = 60.0,
+    bars: Annotated[int, typer.Option(help="Bars per piece")] = 8,
+    buffer: Annotated[int, typer.Option(help="Pieces each station buffers")] = 2,
+    sample_s: Annotated[float, typer.Option(help="Seconds between samples")] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+) -> None:
+    """Stations on a private supervised stack for ``--minutes``: RSS and open descriptors per
+    component at start and end, and whether memory stayed flat (#22)."""
+    from cantus.bench.soak import format_report, run_soak_bench
+
+    report = run_soak_bench(
+        stations=stations,
+        minutes=minutes,
+        bars=bars,
+        buffer=buffer,
+        sample_s=sample_s,
+        log=lambda line: console.print(line, soft_wrap=True),
+    )
+    _emit_report(format_report(report, command=_invoked_command()), out)
+    if report.error:
+        raise typer.Exit(1)
+
+
 @bench_app.command("pipeline")
 def bench_pipeline(
     pieces: Annotated[int, typer.Option(help="Pieces to compose")] = 20,
@@ -842,6 +868,15 @@ def eval_lyrics(
     compare_decoders: Annotated[
         bool, typer.Option(help="Also decode with the plain beam search of before (PLAIN_BEAM)")
     ] = True,
+    compare_shared: Annotated[
+        bool,
+        typer.Option(
+            help="Also decode without the per-piece word dropout and verse words (SHARED_WORDS)"
+        ),
+    ] = True,
+    served_only: Annotated[
+        bool, typer.Option(help="Only the served LM (lyric_models), not both")
+    ] = False,
     jobs: Annotated[int, typer.Option(help="Languages evaluated in parallel processes")] = 1,
 ) -> None:
     """Constrained lyric decoding on both lyric LMs (transformer, LSTM), with the current
@@ -872,6 +907,8 @@ def eval_lyrics(
         options=options,
         songs=songs,
         compare_decoders=compare_decoders,
+        compare_shared=compare_shared,
+        served_only=served_only,
         jobs=jobs,
         log=lambda line: console.print(line),
     )
@@ -894,11 +931,18 @@ def bench_render(
             "form pieces (--pieces of --bars), in process"
         ),
     ] = False,
+    palettes: Annotated[
+        int,
+        typer.Option(
+            help="Also stream this many composed pieces (shipped models) in every palette: "
+            "each palette's real-time factor by CPU time; 0: skip"
+        ),
+    ] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Synthesis + mixing + mastering: real-time factor streamed and offline, loudness
-    error against the preset, true peak, clicks at segment joints. With --profile: where
-    the render service's CPU time goes, step by step."""
+    error against the preset, true peak, clicks at segment joints; with --palettes, per
+    palette. With --profile: where the render service's CPU time goes, step by step."""
     import json
     import platform
     import time
@@ -922,11 +966,37 @@ def bench_render(
         )
         _emit_report(text, out)
         return
-    from cantus.bench.render import format_report, run_render_bench
+    from cantus.bench.render import (
+        format_palette_speeds,
+        format_report,
+        run_palette_bench,
+        run_render_bench,
+    )
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     with console.status(f"rendering {pieces} pieces…"):
         report = run_render_bench(pieces, preset=preset, bars=bars, seed=seed)
+    palette_section: list[str] = []
+    if palettes:
+        speeds = run_palette_bench(
+            palettes, bars=bars, seed=seed, log=lambda line: console.print(line)
+        )
+        palette_section = [
+            "## Per palette (streamed, CPU time)",
+            "",
+            f"{palettes} pieces of {bars} bars composed in process (the first of `cantus eval "
+            "arrangement`'s mixed requests: shipped melody and harmony models, form `auto`), "
+            "each streamed in every palette in 4-bar segments through the render service's "
+            "`SegmentAudio` (FluidSynth, mix, streaming master). RTF by CPU time is seconds of "
+            "audio per second of this process's CPU (what one free core gives; goal >= 20); "
+            "the wall clock also counts the machine's other work. Loudness error against "
+            f"{report.target_lufs:g} LUFS (goal <= 0.5 LU), true peak against "
+            f"{report.ceiling_dbtp:g} dBTP.",
+            "",
+            format_palette_speeds(speeds, report.target_lufs),
+            "",
+        ]
     wall = time.perf_counter() - started
     command = _invoked_command()
     text = "\n".join(
@@ -934,7 +1004,9 @@ def bench_render(
             "# Render benchmark",
             "",
             f"Command: `{command}` ({wall:.0f} s wall, {platform.machine()}, "
-            f"Python {platform.python_version()}).",
+            f"Python {platform.python_version()}; {os.cpu_count()} CPU cores shared with "
+            f"other work, load average {load_before:.1f} at the start, "
+            f"{os.getloadavg()[0]:.1f} at the end).",
             "",
             "Each generated arrangement is rendered as the render service does: streamed in "
             "segments of 4 bars (`SegmentRenderer` + `StreamingMaster`) and mastered offline "
@@ -948,6 +1020,7 @@ def bench_render(
             json.dumps(report.as_dict(), indent=2),
             "```",
             "",
+            *palette_section,
         ]
     )
     _emit_report(text, out)
