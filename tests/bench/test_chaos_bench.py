@@ -206,3 +206,20 @@ def test_a_late_piece_is_told_from_a_lost_one():
     assert "| request → final render started, s (median / p95 / max) | 51.0 / 51.0 / 51.0 |" in text
     assert "stored late, 316 s after the request" in text
     assert "not stored within the gateway's compose timeout" in text
+
+
+def test_a_station_trial_says_how_far_ahead_the_stream_was_at_the_kill():
+    trial = Trial(
+        0,
+        "station",
+        "station",
+        completed=True,
+        station_pieces_after=2,
+        station_underruns=1,
+        station_ahead_at_kill_s=7.5,
+        restart_to_healthy_s=31.0,
+    )
+    report = ChaosReport(bars=8, seed=0, planned=1, wall_s=60, trials=[trial])
+    assert "1 underruns (the stream was 7.5 s ahead at the kill)" in format_report(
+        report, command="cantus bench chaos"
+    )

@@ -203,6 +203,9 @@ class Trial:
     station_pieces_after: int = 0
     station_underruns: int = 0
     station_program_kept: bool = True
+    station_ahead_at_kill_s: float | None = None
+    """Station trials: audio the stream was ahead of playback when the service was killed
+    (what a restart can take without the listener running dry)."""
     topics_recreated: list[str] = field(default_factory=list)
     waited: dict[str, int] = field(default_factory=dict)
     """Triton trials: service → retries of the piece's work while Triton was unavailable."""
@@ -461,6 +464,7 @@ def station_trial(stack, trial: Trial, rng: random.Random, timeout_s: float) -> 
             before = wait(lambda s: len(streamed(s)) >= 1, "no stream")
             time.sleep(rng.uniform(0.0, 8.0))
             before = status()
+            trial.station_ahead_at_kill_s = before.ahead_seconds
             killed_at = _kill(stack, "station")
             trial.killed = True
             trial.restart_to_healthy_s, trial.exit = _await_recovery(
@@ -644,6 +648,8 @@ def _trial_line(trial: Trial) -> str:
             f"; {trial.station_pieces_after} pieces streamed after the kill, "
             f"{trial.station_underruns} underruns"
         )
+        if trial.station_ahead_at_kill_s is not None:
+            line += f" (the stream was {trial.station_ahead_at_kill_s:.1f} s ahead at the kill)"
     return line
 
 
