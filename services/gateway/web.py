@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
@@ -257,10 +258,14 @@ class GatewayWeb:
     async def playlist(self, request: web.Request) -> web.Response:
         status = self._status(request)
         stream = self.directory.stations[status.name]
+        # A token given as ?token= (a native HLS player cannot send a header) goes on to the
+        # segment URIs: relative, they would be fetched without it and refused (#22).
+        token = request.query.get("token") if self._tokens else None
         text = media_playlist(
             stream.entries(),
             ended=not status.running,
             discontinuity_sequence=stream.discontinuity_sequence,
+            uri_query=f"?{urlencode({'token': token})}" if token else "",
         )
         return web.Response(
             text=text, content_type=HLS_MEDIA_TYPE, headers={"Cache-Control": "no-cache"}

@@ -96,3 +96,44 @@ def test_bad_piece_file_names_are_refused():
         assert (await client.get("/pieces/" + "b" * 32 + "/piece.mp3")).status == 404
 
     run(check)
+
+
+def test_a_player_given_the_playlist_with_a_token_fetches_its_segments_with_it(tmp_path):
+    """A native HLS player cannot send a header: given ``live.m3u8?token=…`` it resolves the
+    playlist's relative segment URIs against it, which must carry the token too (#22)."""
+    import aiohttp
+    from yarl import URL
+
+    from cantus.stack import free_ports
+
+    token = "s3cret-token-0123456789abcdef"
+    port = free_ports(1)[0]
+    settings = Settings(
+        data_dir=tmp_path, gateway_http_port=port, host="127.0.0.1", gateway_auth_token=token
+    )
+
+    async def main():
+        web = GatewayWeb(settings, RecordingProducer(), None, directory_with_station(settings))
+        await web.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = URL(f"http://127.0.0.1:{port}/stations/radio/live.m3u8").with_query(
+                    token=token
+                )
+                async with session.get(url) as playlist:
+                    assert playlist.status == 200
+                    uris = [u for u in (await playlist.text()).splitlines() if u.startswith("seg")]
+                assert len(uris) == 3
+                bodies = []
+                for uri in uris:
+                    async with session.get(url.join(URL(uri, encoded=True))) as segment:
+                        assert segment.status == 200, uri
+                        bodies.append(await segment.read())
+                assert bodies == [b"ts0", b"ts1", b"ts2"]
+                header = {"Authorization": f"Bearer {token}"}
+                async with session.get(url.with_query(None), headers=header) as playlist:
+                    assert "token" not in await playlist.text()  # nothing to pass on
+        finally:
+            await web.stop()
+
+    asyncio.run(main())

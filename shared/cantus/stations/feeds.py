@@ -28,9 +28,15 @@ class SegmentEntry:
 
 
 def media_playlist(
-    segments: Sequence[SegmentEntry], *, ended: bool, discontinuity_sequence: int = 0
+    segments: Sequence[SegmentEntry],
+    *,
+    ended: bool,
+    discontinuity_sequence: int = 0,
+    uri_query: str = "",
 ) -> str:
-    """An HLS media playlist (RFC 8216) over ``segments``, in order; ``seg<N>.ts`` URIs.
+    """An HLS media playlist (RFC 8216) over ``segments``, in order; ``seg<N>.ts`` URIs, each
+    followed by ``uri_query`` (``?token=…``: a player that was given the playlist's URL with a
+    token fetches the segments with it too).
 
     A live playlist without ``EXT-X-PLAYLIST-TYPE``: the window slides (old segments leave
     it), which an EVENT playlist must never do. ``discontinuity_sequence``: discontinuity
@@ -48,7 +54,7 @@ def media_playlist(
         if segment.discontinuity and index > 0:
             lines.append("#EXT-X-DISCONTINUITY")
         lines.append(f"#EXTINF:{segment.duration_seconds:.3f},")
-        lines.append(f"seg{segment.sequence}.ts")
+        lines.append(f"seg{segment.sequence}.ts{uri_query}")
     if ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
