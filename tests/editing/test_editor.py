@@ -607,3 +607,24 @@ def test_a_sung_sections_new_lyrics_render_only_that_section_with_its_voice(tmp_
     assert not np.allclose(after[at[4] : at[6]], before[at[4] : at[6]], atol=1e-3)  # B
     fade = round(0.08 * 44100)
     assert np.allclose(after[at[7] + fade :], before[at[7] + fade :], atol=LSB, rtol=0)
+    # the voice's stem is spliced as the mix is (vocals.wav, its gain in piece.json): it is
+    # the new version's voice sung whole, but for the crossfades, where old and new overlap
+    from cantus.render.piece import stored_vocals
+    from cantus.render.vocals import render_vocals
+
+    stems = []
+    for version in (1, 2):
+        files = store.read_files(PIECE_ID, ["vocals.wav", "piece.json"], version)
+        gain_db = json.loads(files["piece.json"])["vocals"]["gain_db"]
+        stems.append((stored_vocals(files["vocals.wav"], gain_db), 10 ** (-gain_db / 20)))
+    (old_stem, old_step), (new_stem, new_step) = stems
+    assert len(new_stem) == len(after)
+    new = PieceParts.from_record(pb.PieceRecord.FromString(store.read_all(PIECE_ID, 2)[PARTS_FILE]))
+    sung = render_vocals(new.sung_notes(0, new.bar_count), "en", len(new_stem), 44100)
+    outside = np.ones(len(sung), dtype=bool)
+    for join in (at[3], at[7]):  # the joins: where bar 4 starts, where bar 8 starts
+        outside[join : join + fade] = False
+    tolerance = 1.5 * LSB * max(old_step, new_step)  # both stems were written in 16 bits
+    assert np.abs(new_stem - sung)[outside].max() < tolerance
+    assert np.abs(new_stem[: at[3]] - old_stem[: at[3]]).max() < tolerance  # bars 1-3 as sung
+    assert np.abs(new_stem[at[4] : at[6]] - old_stem[at[4] : at[6]]).max() > 100 * tolerance

@@ -51,7 +51,8 @@ class SplicedAudio:
     joins: tuple[int, ...] = ()
     """Where each crossfade between the previous mix and rendered audio starts (samples)."""
     vocals: np.ndarray | None = None
-    """The whole new vocal stem (mono), where it was rendered whole; None otherwise."""
+    """The whole new vocal stem (mono, as mixed); None without vocals (or where the previous
+    version's stem could not be read back to splice it)."""
 
 
 def wav_to_audio(wav: bytes) -> tuple[np.ndarray, int]:
@@ -96,6 +97,7 @@ def splice_spans(
     spans: Sequence[tuple[int, int]],
     *,
     preset: str,
+    previous_vocals: np.ndarray | None = None,
 ) -> SplicedAudio:
     """``previous`` (the mix of ``old``) with each span of bars (first, last; 0-based,
     ascending, apart) of ``parts`` rendered anew and spliced in.
@@ -103,6 +105,10 @@ def splice_spans(
     Between spans the two versions' bars are alike and at the same tempo, but may start
     earlier or later (a section at another tempo before them): there the previous mix is
     copied, shifted to where the new version's tempo map puts it (to the nearest sample).
+
+    ``previous_vocals``: the previous version's vocal stem (mono, at the level it was
+    mixed at, as long as ``previous``); given, and ``parts`` sung, the new stem is spliced
+    the same way (``SplicedAudio.vocals``), each span's voice as sung for its mix.
     """
     from cantus.render.mix import master, vocal_profiles
     from cantus.render.synth import SAMPLE_RATE, render_stems
@@ -112,7 +118,13 @@ def splice_spans(
     bar_ticks = parts.bar_ticks
     fade = round(CROSSFADE_SECONDS * sample_rate)
     fade_out, fade_in = _equal_power(fade)
-    chunks: list[np.ndarray] = []
+    # the layers spliced alike: the mix, and the vocal stem (as a column) where there is one
+    before = [previous]
+    if parts.vocals and previous_vocals is not None:
+        stem = np.zeros((len(previous), 1), np.float32)
+        stem[: min(len(previous), len(previous_vocals)), 0] = previous_vocals[: len(previous)]
+        before.append(stem)
+    chunks: list[list[np.ndarray]] = [[] for _ in before]
     length = 0  # samples of the new mix so far
     old_pos = 0  # the previous mix's sample at the new mix's ``length``
     rendered = 0
@@ -124,10 +136,17 @@ def splice_spans(
     def old_at(bar: int) -> int:
         return round(old.seconds_before_bar(bar) * sample_rate)
 
-    def add(chunk: np.ndarray) -> None:
+    def add(layers: Sequence[np.ndarray]) -> None:
         nonlocal length
-        chunks.append(chunk)
-        length += len(chunk)
+        for out, layer in zip(chunks, layers, strict=True):
+            out.append(layer)
+        length += len(layers[0])
+
+    def keep(first: int, stop: int) -> None:
+        add([layer[first:stop] for layer in before])
+
+    def crossfade(a: Sequence[np.ndarray], b: Sequence[np.ndarray], n: int) -> None:
+        add([x[:n] * fade_out[:n] + y[:n] * fade_in[:n] for x, y in zip(a, b, strict=True)])
 
     for first, last in spans:
         start = max(0, first - 1)  # one bar of pre-roll: what rings into the first changed bar
@@ -156,19 +175,18 @@ def splice_spans(
         new_span = fresh[cut_in - offset : cut_out - offset]
         if _rms(new_span) > 0 and _rms(old_span) > 0:
             fresh = fresh * np.float32(_rms(old_span) / _rms(new_span))
+        # the voice is not levelled: it is the stem before the mix, as the whole piece's
+        new = [fresh, stems["vocals"][: len(fresh), :1]] if len(before) > 1 else [fresh]
         # the unchanged bars before the span, as they were
         kept = cut_in - length
-        add(previous[old_pos : old_pos + kept])
+        keep(old_pos, old_pos + kept)
         old_pos += kept
         # in: the previous mix fades out over the first changed bar's first samples
         head = min(fade, len(fresh) - (cut_in - offset), len(previous) - old_pos)
         joins.append(length)
-        add(
-            previous[old_pos : old_pos + head] * fade_out[:head]
-            + fresh[cut_in - offset : cut_in - offset + head] * fade_in[:head]
-        )
+        crossfade([layer[old_pos:] for layer in before], [x[cut_in - offset :] for x in new], head)
         body_end = offset + len(fresh) if to_end else cut_out
-        add(fresh[cut_in - offset + head : body_end - offset])
+        add([x[cut_in - offset + head : body_end - offset] for x in new])
         if to_end:
             old_pos = len(previous)
             break
@@ -176,13 +194,11 @@ def splice_spans(
         old_pos = old_at(end)
         n = min(fade, len(fresh) - (cut_out - offset), len(previous) - old_pos)
         joins.append(length)
-        add(
-            fresh[cut_out - offset : cut_out - offset + n] * fade_out[:n]
-            + previous[old_pos : old_pos + n] * fade_in[:n]
-        )
+        crossfade([x[cut_out - offset :] for x in new], [layer[old_pos:] for layer in before], n)
         old_pos += n
-    add(previous[old_pos:])
-    out = np.concatenate(chunks).astype(np.float32, copy=False)
+    keep(old_pos, len(previous))
+    out = np.concatenate(chunks[0]).astype(np.float32, copy=False)
+    vocals = np.concatenate(chunks[1])[:, 0].astype(np.float32) if len(chunks) > 1 else None
     return SplicedAudio(
         audio=out,
         sample_rate=sample_rate,
@@ -190,6 +206,7 @@ def splice_spans(
         rendered_seconds=rendered / sample_rate,
         spans=tuple((max(0, a - 1), b) for a, b in spans),
         joins=tuple(joins),
+        vocals=vocals,
     )
 
 

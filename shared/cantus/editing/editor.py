@@ -35,6 +35,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cantus.editing.audio import (
     SPLICE_CLICK_RATIO,
     SplicedAudio,
@@ -79,7 +81,14 @@ from cantus.music.chords import ChordSymbol
 from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy, Style
-from cantus.render.piece import PARTS_FILE, PieceParts, render_piece_files, render_segment_midi
+from cantus.render.piece import (
+    PARTS_FILE,
+    VOCALS_FILE,
+    PieceParts,
+    render_piece_files,
+    render_segment_midi,
+    stored_vocals,
+)
 from cantus.storage import (
     PieceNotFound,
     PieceStore,
@@ -96,7 +105,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cantus.editing")
 
 PRODUCER = "editor"
-EDIT_INPUTS = (PARTS_FILE, "piece.json", "piece.wav")
+EDIT_INPUTS = (PARTS_FILE, "piece.json", "piece.wav", VOCALS_FILE)
 """What an edit reads of the version it starts from (not the other exports or pictures)."""
 
 
@@ -144,6 +153,8 @@ class OpenedEdit:
     summary: dict[str, Any]
     previous_audio: bytes | None
     seed: int
+    previous_vocals: bytes | None = None
+    """The version's vocals.wav (a sung piece's stem, spliced as its mix is)."""
     timings: dict[str, float] = field(default_factory=dict)
     infill: dict[str, Any] | None = None
     """How the closing phrase of a regeneration was chosen (piece.json's history)."""
@@ -209,6 +220,7 @@ class PieceEditor:
             summary=json.loads(files["piece.json"]),
             previous_audio=files.get("piece.wav"),
             seed=seed,
+            previous_vocals=files.get(VOCALS_FILE),
         )
 
     # --- running -------------------------------------------------------------------------
@@ -530,10 +542,27 @@ class PieceEditor:
             bars = list(range(changed[0], changed[1] + 1))
         bars += vocal_changes(opened.parts, parts)
         previous, rate = wav_to_audio(opened.previous_audio)
+        previous_vocals = _previous_vocals(opened)
         if not bars:
-            return SplicedAudio(previous, rate, rendered_bars=None, rendered_seconds=0.0)
+            return SplicedAudio(
+                previous,
+                rate,
+                rendered_bars=None,
+                rendered_seconds=0.0,
+                vocals=previous_vocals
+                if previous_vocals is not None
+                else _sung_whole(parts, len(previous), rate),
+            )
         spans = merge_spans(bars)
-        audio = splice_spans(previous, rate, opened.parts, parts, spans, preset=self._preset(parts))
+        audio = splice_spans(
+            previous,
+            rate,
+            opened.parts,
+            parts,
+            spans,
+            preset=self._preset(parts),
+            previous_vocals=previous_vocals,
+        )
         clicks = [j for j in join_steps(audio) if j["ratio"] > SPLICE_CLICK_RATIO]
         if clicks:
             log.info(
@@ -541,6 +570,8 @@ class PieceEditor:
             )
             return None
         opened.sung_spans = spans
+        if audio.vocals is None:  # a stem stored without its gain: the voice sung whole
+            audio = dataclasses.replace(audio, vocals=_sung_whole(parts, len(audio.audio), rate))
         return audio
 
     def _preset(self, parts: PieceParts) -> str:
@@ -671,6 +702,29 @@ class PieceEditor:
             completed.loudness_preset = str(rendered.loudness["preset"])
             completed.target_lufs = float(rendered.loudness["target_lufs"])  # type: ignore[arg-type]
         return completed
+
+
+def _previous_vocals(opened: OpenedEdit) -> np.ndarray | None:
+    """The version's vocal stem as it was mixed (mono), from its vocals.wav and the gain
+    piece.json records it was written with; None where either is missing (a version
+    stored before the gain was recorded)."""
+    stored = opened.summary.get("vocals") or {}
+    if opened.previous_vocals is None or "gain_db" not in stored:
+        return None
+    return stored_vocals(opened.previous_vocals, float(stored["gain_db"]))
+
+
+def _sung_whole(parts: PieceParts, samples: int, sample_rate: int) -> np.ndarray:
+    """The whole piece's vocal stem (mono, ``samples`` long), sung from its first sample as
+    the streamed segments sing it."""
+    from cantus.render.vocals import render_vocals
+
+    return render_vocals(
+        parts.sung_notes(0, parts.bar_count),
+        parts.spec.lyrics_language or "en",
+        samples,
+        sample_rate,
+    )
 
 
 class _RangeHarmonizer:

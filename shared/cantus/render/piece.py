@@ -27,6 +27,7 @@ import functools
 import io
 import json
 import logging
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -614,9 +615,10 @@ def streamed_piece_render(
 VOCALS_FILE = "vocals.wav"
 
 
-def vocals_wav(vocals: np.ndarray, sample_rate: int, target_lufs: float) -> bytes:
+def vocals_wav(vocals: np.ndarray, sample_rate: int, target_lufs: float) -> tuple[bytes, float]:
     """The vocal stem as a mono 16-bit WAV at ``target_lufs`` (the mix's target), its sample
-    peak kept under -1 dBFS."""
+    peak kept under -1 dBFS, and the gain applied (dB; piece.json's ``vocals.gain_db``, by
+    which an edit gets the stem as sung back to splice it, ``stored_vocals``)."""
     import soundfile
 
     from cantus.render.mix import integrated_loudness
@@ -629,7 +631,16 @@ def vocals_wav(vocals: np.ndarray, sample_rate: int, target_lufs: float) -> byte
         gain = 10.0 ** (-1.0 / 20.0) / peak
     out = io.BytesIO()
     soundfile.write(out, (vocals * gain).astype(np.float32), sample_rate, "PCM_16", format="WAV")
-    return out.getvalue()
+    return out.getvalue(), 20.0 * math.log10(gain)
+
+
+def stored_vocals(wav: bytes, gain_db: float) -> np.ndarray:
+    """A stored ``vocals.wav`` back at the level it was sung and mixed at (mono float32):
+    ``vocals_wav``'s gain undone, to 16-bit precision."""
+    import soundfile
+
+    stem, _ = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    return (stem[:, 0] * np.float32(10.0 ** (-gain_db / 20.0))).astype(np.float32)
 
 
 # --- the finished piece ------------------------------------------------------------------
@@ -650,6 +661,8 @@ class PieceFiles:
     audio_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    vocals_gain_db: float | None = None
+    """The gain ``vocals.wav`` was written with (None: no stem)."""
 
 
 def leadsheet_inputs(parts: PieceParts) -> tuple[list[Bar], list[list[tuple[int, str]]], list]:
@@ -870,7 +883,8 @@ def render_piece_files(
 
         with step("vocals_wav"):
             target = PRESETS[mastered.preset].target_lufs
-            result.files[VOCALS_FILE] = vocals_wav(vocals, SAMPLE_RATE, target)
+            result.files[VOCALS_FILE], gain_db = vocals_wav(vocals, SAMPLE_RATE, target)
+            result.vocals_gain_db = gain_db
     # The encoders (ffmpeg or libsndfile, outside the GIL) run while the pictures are drawn.
     encoding: Future[tuple[dict[str, bytes], float]] | None = None
     if mastered is not None:
@@ -974,6 +988,11 @@ def _summary_json(
         ],
         "lyrics": lyrics,
         "lyrics_title": lyric_title(parts),
+        "vocals": (
+            None
+            if result.vocals_gain_db is None
+            else {"file": VOCALS_FILE, "gain_db": round(result.vocals_gain_db, 6)}
+        ),
         "models": {"melody": melody_models, "harmony": harmonizers},
         "ticks_per_quarter": TICKS_PER_QUARTER,
         "files": sorted([*result.files, "piece.json"]),
