@@ -71,6 +71,39 @@ final_render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-
 """Finished pieces are mastered and exported one at a time, on one thread, so that the
 segments listeners are waiting for (rendered on the default pool) are not starved."""
 
+
+def warm_up_final_render() -> None:
+    """What a fresh process pays on its first finished piece, paid at start instead (#22):
+    the final render's modules (audio exports, matplotlib for the pictures, music21) and the
+    long-lived LilyPond (``cantus.render.lilypond_server``, started on first use), by
+    engraving a one-bar lead sheet. In the kill -9 campaign the first piece a restarted
+    render service finished took 52-68 s of final render against 20-26 s for the next ones
+    at the same load, and that came on top of the restart."""
+    import cantus.render.exports
+    import cantus.render.pianoroll
+    import cantus.render.selfsim  # noqa: F401 - imported for the warm-up
+
+    if settings.leadsheet:
+        from cantus.music.notes import Bar, Key, Meter, Note
+        from cantus.render.leadsheet import engrave_leadsheet, leadsheet_musicxml
+
+        meter = Meter(4, 4)
+        bar = Bar(meter, (Note(0, 60, 480 * 4),))
+        engrave_leadsheet(leadsheet_musicxml([bar], [[(0, "C")]], [], Key(0), meter, 120.0))
+
+
+@service.app.task
+async def warm_up() -> None:
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    try:  # on the final render's own thread: a piece that finishes first waits for it
+        await loop.run_in_executor(final_render_pool, warm_up_final_render)
+    except Exception as error:  # the first piece pays it instead, and says why if it fails
+        service.log.warning("warming up the final render failed: %s", error)
+        return
+    service.log.info("final render warmed up in %.1f s", time.perf_counter() - started)
+
+
 piece_locks: dict[str, asyncio.Lock] = {}
 """One lock per piece in flight: pieces render side by side (agent concurrency), while the
 events of one piece are handled one at a time, in the order they arrived."""

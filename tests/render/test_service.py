@@ -123,3 +123,20 @@ def test_audio_that_cannot_be_rendered_leaves_the_segment_without_it(render, mon
     feed(render, piece_events(spec(4))[:13])
     (segment,) = segments(render.published)
     assert segment.midi and not segment.audio
+
+
+def test_the_warm_up_starts_what_the_first_finished_piece_would(render):
+    """A restarted render service pays the final render's cold start (imports, the
+    long-lived LilyPond) at start, not on the first piece it finishes (#22)."""
+    import shutil
+
+    from cantus.render import lilypond_server
+
+    if not (shutil.which("lilypond") and shutil.which("musicxml2ly")):
+        pytest.skip("LilyPond is not installed (the Debian package lilypond)")
+    lilypond_server.close_servers()
+    render.settings.leadsheet = True  # the fixture's monkeypatch puts it back
+    render.warm_up_final_render()
+    assert any(server.alive for server in lilypond_server._servers.values())
+    assert "matplotlib.pyplot" in sys.modules and "cantus.render.exports" in sys.modules
+    lilypond_server.close_servers()
