@@ -14,7 +14,11 @@ lowers it):
 
 The delay from a signal to the change being heard is therefore at most the audio released
 ahead of playback: ``lead_seconds`` plus up to one HLS segment still in the encoder, plus the
-ramp. ``IntensityStage.set_intensity`` returns where, in stream seconds, the change starts,
+ramp, once playback is past the prebuffer. Before playback starts the stream is released
+the prebuffer plus the lead ahead (``release_horizon``), so a change asked in playback's
+first ``prebuffer_seconds`` waits for that audio: 20.4 s, asked 7.6 s into playback, in the
+integration session (``tests/integration/test_sessions.py``) with the default 20 s
+prebuffer. ``IntensityStage.set_intensity`` returns where, in stream seconds, the change starts,
 so the station logs the delay it gives each signal (``Adjustment.reason`` in the outcome log).
 
 Levels: intensity 0.5 is the pieces as mastered; 0 is ``-MAX_CUT_DB``, 1 ``+MAX_BOOST_DB``
