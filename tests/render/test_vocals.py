@@ -17,12 +17,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cantus.eval.vocals import praat_f0, vowel_onsets
 from cantus.render.piece import VOCALS_FILE, PieceParts, SegmentAudio, render_piece_files
 from cantus.render.vocals import (
+    BREATH_LEVEL,
     SungNote,
+    VocalTrack,
     arpabet_syllables,
+    breath_span,
+    consonant_leads,
     lead_piece,
     octave_shift,
+    phrase_breaths,
     render_vocals,
     spoken_syllable,
+    sung_before,
     syllable_phones,
     world,
 )
@@ -287,3 +293,61 @@ def test_a_voiced_lead_after_a_legato_note_keeps_that_notes_pitch():
     consonant = (piece.f0 > 0) & (piece.source < syllable.vowel_start)
     assert consonant.any() and piece.gain_db is not None
     assert piece.gain_db[consonant].max() < 0 and piece.gain_db[-1] == 0
+
+
+def test_a_breath_is_caught_at_the_end_of_a_line_that_runs_into_the_next():
+    """The fixture's lines run into each other (quarter notes, no rest): the first line's
+    last note ("the", 0.6 s) gives up its end for a breath, unvoiced noise at a breath's
+    level, before the second line's first syllable ("sea"); rendered in two calls that part inside
+    the breath, the stem is the same as at once. Without the line's end marked, no breath:
+    the note is sung through."""
+    from dataclasses import replace
+
+    notes = lyric_piece("en").sung_notes(0, 4)
+    assert phrase_breaths(notes, "en") == (1, 1)  # lines 1 -> 2; the piece's end is no gap
+    end, after = notes[7], notes[8]
+    assert end.phrase_end and after.onset - end.end < 1e-9  # legato as written
+    syllable = spoken_syllable(after.phones, "en")
+    sung = sung_before(end, after, syllable)
+    lead = lead_piece(sung, after, syllable)
+    taken = breath_span(sung, after, after.onset if lead is None else lead.start)
+    assert sung is not None and taken is not None
+    assert end.onset + 0.25 < sung.end < end.end and taken[0] > sung.end and taken[1] > 0.1
+    samples = round((notes[-1].end + 0.3) * 44100)
+    stem = render_vocals(notes, "en", samples, 44100)
+    gap = stem[round((sung.end + 0.03) * 44100) : round((taken[0] + taken[1]) * 44100)]
+    rms = float(np.sqrt(np.mean(gap**2)))
+    assert 0.1 * BREATH_LEVEL < rms < BREATH_LEVEL, rms  # breath, not the held vowel
+    times, f0 = praat_f0(stem, 44100)
+    in_gap = (times > sung.end + 0.03) & (times < taken[0] + taken[1])
+    assert in_gap.any() and not (f0[in_gap] > 0).any()
+    # in two calls that part inside the breath: the same stem
+    track, cut = VocalTrack("en", 44100), round((taken[0] + taken[1] / 2) * 44100)
+    parted = np.concatenate([track.render_until(cut, notes), track.render_until(samples, notes)])
+    assert np.allclose(parted, stem, atol=1e-6)
+    # not a line's end: sung through, legato
+    through = [replace(n, phrase_end=False) for n in notes]
+    assert phrase_breaths(through, "en") == (0, 0)
+    held = render_vocals(through, "en", samples, 44100)[: len(stem)]
+    assert np.sqrt(np.mean(held[round((sung.end + 0.03) * 44100) : cut] ** 2)) > 0.02
+
+
+def test_a_line_ending_on_a_short_note_sings_into_the_next_without_a_breath():
+    """An eighth note (0.3 s at 100 bpm) cannot give up the room a breath needs."""
+    from dataclasses import replace
+
+    notes = lyric_piece("en").sung_notes(0, 4)
+    short = [*notes[:7], replace(notes[7], onset=notes[7].end - 0.3), *notes[8:]]
+    assert phrase_breaths(short, "en") == (1, 0)
+    assert sung_before(short[7], short[8], spoken_syllable(short[8].phones, "en")) == short[7]
+
+
+def test_onset_consonants_are_placed_before_the_note():
+    """Every syllable of the fixture that starts with consonants ("sai-", "sing-", "the",
+    "sea", ...) sings them before its note's onset, as long as they were spoken (the room
+    a quarter note at 100 bpm leaves is more than eSpeak's leads). The piece's first note
+    ("hap-", at 0 s) has no room before it: its lead is not sung."""
+    leads = np.array(consonant_leads(lyric_piece("en").sung_notes(0, 4), "en"))
+    assert len(leads) >= 10 and leads[0, 1] == 0.0
+    assert np.all(leads[1:, 1] > 0.005)
+    assert np.allclose(leads[1:, 1], np.minimum(leads[1:, 0], 0.25))

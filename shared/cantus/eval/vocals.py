@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cantus.render.vocals import SungNote
+from cantus.render.vocals import SungNote, consonant_leads, phrase_breaths
 
 SEGMENT_BARS = 4
 THEMES = {
@@ -96,6 +96,11 @@ class PieceVocals:
     """Semitones the voice sang away from the written melody (``vocal_octave_shift``)."""
     segment_rtf_cpu: list[float] = field(default_factory=list)
     """Each streamed segment's CPU-time real-time factor, with vocals."""
+    phrase_ends: int = 0
+    phrase_breaths: int = 0
+    """Lyric lines' ends followed by another sung note, and those sung with a breath."""
+    leads: list[tuple[float, float]] = field(default_factory=list)
+    """(spoken, sung before the onset) seconds of each syllable's onset consonants."""
     heard: list[LineHeard] = field(default_factory=list)
     recognised: list[tuple[str, str, str]] = field(default_factory=list)
     """(reference, sung hypothesis, spoken hypothesis) per line."""
@@ -446,6 +451,8 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
     result.pitch_frames, result.pitch_within = pitch_hits(times, f0, notes)
     result.whole_frames, result.whole_within = pitch_hits(times, f0, notes, whole=True)
     result.onset_errors, result.onsets_missed = vowel_onsets(stem, rate, times, f0, notes)
+    result.phrase_ends, result.phrase_breaths = phrase_breaths(notes, language)
+    result.leads = consonant_leads(notes, language)
     if recogniser is not None:
         from cantus.render.vocals import render_vocals
 
@@ -865,6 +872,21 @@ def format_run(run: VocalsRun, *, command: str) -> str:
                 f"| vowel onset − note onset: median, 10th–90th percentile | "
                 f"{1000 * np.median(errors):+.0f} ms, {1000 * np.percentile(errors, 10):+.0f}"
                 f"…{1000 * np.percentile(errors, 90):+.0f} ms | |"
+            )
+        leads = np.array([lead for p in chosen for lead in p.leads]).reshape(-1, 2)
+        if len(leads):
+            ahead = _percent(int(np.sum(leads[:, 1] > 0.005)), len(leads))
+            out.append(
+                f"| syllables with onset consonants sung ahead of the note (their lead before "
+                f"the onset): share, median lead, median spoken | {ahead} of {len(leads)}, "
+                f"{1000 * np.median(leads[:, 1]):.0f} ms, {1000 * np.median(leads[:, 0]):.0f} ms"
+                " | |"
+            )
+        ends = sum(p.phrase_ends for p in chosen)
+        if ends:
+            out.append(
+                f"| lyric lines' ends followed by another line with a breath | "
+                f"{_percent(sum(p.phrase_breaths for p in chosen), ends)} of {ends} | |"
             )
         if language == "en":
             out += _intelligibility_rows(chosen)

@@ -25,8 +25,11 @@ How a syllable is sung on its note(s):
   until the coda, which ends where the next syllable's lead begins, or at the note's end.
 * **Melismas** (a note without a syllable right after a sung note, legato, in a lyric
   line): the vowel goes on, gliding to the new pitch, and the coda waits for the last note.
-* **Breaths** before a phrase that follows a rest or the end of a lyric line, where the
-  gap has room: ``BREATH_SECONDS`` of band-passed noise, ending just before the lead.
+* **Breaths** at phrase ends: before a phrase that follows a rest or the end of a lyric
+  line, where the gap has room, ``BREATH_SECONDS`` at most of band-passed noise, ending
+  just before the lead. A lyric line's last note that runs into the next line (no rest)
+  is cut short to make that room, as a singer catches a breath (``breath_cut``: at most
+  ``CATCH_BREATH_SHARE`` of the note; a shorter note is sung through, legato).
 * **Pitch.** The note's pitch, a ``GLIDE_SECONDS`` portamento from a legato previous note,
   and a vibrato (``VIBRATO_HZ``, ``VIBRATO_CENTS``) that fades in on notes held longer than
   ``VIBRATO_DELAY_SECONDS``.
@@ -53,7 +56,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 
@@ -114,9 +117,15 @@ LEGATO_GAP_SECONDS = 0.06
 """Notes closer than this are sung legato (no breath, a glide, a melisma may continue)."""
 
 BREATH_SECONDS = 0.35
-BREATH_MIN_GAP_SECONDS = 0.3
+BREATH_MIN_GAP_SECONDS = 0.22
 BREATH_LEVEL = 0.016
 """A breath's longest length, the gap it needs and its peak level (the vowels' RMS is 0.08)."""
+
+BREATH_LEAD_GAP_SECONDS = 0.05
+"""Silence between a breath's end and the lead after it."""
+
+CATCH_BREATH_SHARE = 0.6
+"""A lyric line's last note gives up at most this share of its length for a breath."""
 
 VOWEL_LEVEL = 0.08
 """RMS every syllable's vowel is brought to before note velocity and the section's level
@@ -344,6 +353,73 @@ def lead_seconds(before: SungNote | None, note: SungNote, syllable: SpokenSyllab
     return min(syllable.lead_seconds, room)
 
 
+def breath_cut(before: SungNote | None, note: SungNote, syllable: SpokenSyllable) -> float:
+    """Seconds the end of ``before``, a lyric line's last note, is cut short so that a
+    breath fits between it and ``note``'s lead (0: there is room already, ``before`` ends
+    no line, or it is too short to give ``CATCH_BREATH_SHARE`` of itself)."""
+    if before is None or not before.phrase_end or note.continues:
+        return 0.0
+    lead = min(syllable.lead_seconds, MAX_LEAD_SECONDS, max(0.0, note.onset))
+    # a frame over the least gap: the lead's start is rounded to frames
+    cut = BREATH_MIN_GAP_SECONDS + FRAME_SECONDS - (note.onset - lead - before.end)
+    if cut <= 0.0 or cut > CATCH_BREATH_SHARE * before.duration:
+        return 0.0
+    return cut
+
+
+def sung_before(before: SungNote | None, note: SungNote, syllable: SpokenSyllable):
+    """``before`` as sung ahead of ``note``: its end cut for a breath (``breath_cut``)."""
+    cut = breath_cut(before, note, syllable)
+    return before if before is None or cut == 0.0 else replace(before, end=before.end - cut)
+
+
+def breath_span(
+    before: SungNote | None, note: SungNote, lead_start: float
+) -> tuple[float, float] | None:
+    """Where a breath is taken before ``note`` (start, seconds), whose lead starts at
+    ``lead_start``; ``before`` as sung (``sung_before``). None: no breath (a melisma, a
+    legato note within a line, or too little room)."""
+    if note.continues or (before is not None and not before.phrase_end and legato(before, note)):
+        return None
+    gap = lead_start - (before.end if before is not None else 0.0)
+    seconds = min(BREATH_SECONDS, gap - 2 * BREATH_LEAD_GAP_SECONDS)
+    if gap < BREATH_MIN_GAP_SECONDS or seconds <= 0.1:
+        return None
+    return lead_start - BREATH_LEAD_GAP_SECONDS - seconds, seconds
+
+
+def phrase_breaths(notes: Sequence[SungNote], language: str) -> tuple[int, int]:
+    """(lyric lines' ends followed by another sung note, those with a breath before it):
+    the breaths ``VocalTrack`` takes at phrase ends."""
+    ordered = sorted(notes, key=lambda n: n.onset)
+    ends = taken = 0
+    for before, note in itertools.pairwise(ordered):
+        if not before.phrase_end or note.continues:
+            continue
+        syllable = spoken_syllable(note.phones, language)
+        sung = sung_before(before, note, syllable)
+        lead = lead_piece(sung, note, syllable)
+        ends += 1
+        taken += breath_span(sung, note, note.onset if lead is None else lead.start) is not None
+    return ends, taken
+
+
+def consonant_leads(notes: Sequence[SungNote], language: str) -> list[tuple[float, float]]:
+    """(spoken lead, lead sung before the onset), seconds, of each sung syllable that
+    starts with consonants (a spoken lead over 10 ms): ``VocalTrack`` sings the lead before
+    the note's onset so that the vowel lands on it."""
+    ordered = sorted(notes, key=lambda n: n.onset)
+    leads = []
+    for before, note in zip([None, *ordered[:-1]], ordered, strict=True):
+        if note.continues:
+            continue
+        syllable = spoken_syllable(note.phones, language)
+        if syllable.lead_seconds > 0.01:
+            sung = sung_before(before, note, syllable)
+            leads.append((syllable.lead_seconds, lead_seconds(sung, note, syllable)))
+    return leads
+
+
 @dataclass(frozen=True)
 class _Piece:
     """Frames to synthesise: source frame (fractional) and F0 per output frame, starting at
@@ -433,7 +509,14 @@ def vowel_piece(
         end, coda = note.end + 2 * CROSSFADE_SECONDS, 0
     else:
         end = note.end
-        if after is not None and after_syllable is not None and legato(note, after):
+        cut = (
+            0.0
+            if after is None or after_syllable is None
+            else breath_cut(note, after, after_syllable)
+        )
+        if cut > 0.0:  # a breath is caught before the next line
+            end -= cut
+        elif after is not None and after_syllable is not None and legato(note, after):
             end = min(end, after.onset - lead_seconds(note, after, after_syllable))
         end = max(end, note.onset + 2 * FRAME_SECONDS)
         coda = min(syllable.end - syllable.vowel_end, _frames(0.4 * (end - note.onset)))
@@ -544,29 +627,27 @@ class VocalTrack:
             before = ordered[index - 1] if index else None
             after = ordered[index + 1] if index + 1 < len(ordered) else None
             key = round(note.onset * self.sample_rate)
-            if note.onset - MAX_LEAD_SECONDS - BREATH_SECONDS > end_seconds:
+            if (
+                note.onset - MAX_LEAD_SECONDS - BREATH_LEAD_GAP_SECONDS - BREATH_SECONDS
+                > end_seconds
+            ):
                 break
             syllable = spoken_syllable(note.phones, self.language)
             scale = (note.velocity / 100.0) ** 0.5 * 10.0 ** (note.level_db / 20.0)
-            if ("lead", key) not in self._done:
-                lead = lead_piece(before, note, syllable)
-                lead_start = note.onset if lead is None else lead.start
-                if lead_start < end_seconds:
-                    self._done.add(("lead", key))
-                    if lead is not None:
-                        audio = _synthesise(lead, syllable, self.sample_rate, scale)
-                        self._add(round(lead.start * self.sample_rate), audio)
-                    gap = lead_start - (before.end if before is not None else 0.0)
-                    if not note.continues and (
-                        before is None or before.phrase_end or not legato(before, note)
-                    ):
-                        seconds = min(BREATH_SECONDS, gap - 0.1)
-                        if gap >= BREATH_MIN_GAP_SECONDS and seconds > 0.1:
-                            begin = lead_start - 0.05 - seconds
-                            self._add(
-                                round(begin * self.sample_rate),
-                                breath(begin, seconds, self.sample_rate),
-                            )
+            before = sung_before(before, note, syllable)  # cut short for a breath
+            lead = lead_piece(before, note, syllable)
+            lead_start = note.onset if lead is None else lead.start
+            if ("lead", key) not in self._done and lead_start < end_seconds:
+                self._done.add(("lead", key))
+                if lead is not None:
+                    audio = _synthesise(lead, syllable, self.sample_rate, scale)
+                    self._add(round(lead.start * self.sample_rate), audio)
+            taken = breath_span(before, note, lead_start)
+            # from its own start: a breath may begin in the segment before its lead's
+            if taken is not None and ("breath", key) not in self._done and taken[0] < end_seconds:
+                self._done.add(("breath", key))
+                begin, seconds = taken
+                self._add(round(begin * self.sample_rate), breath(begin, seconds, self.sample_rate))
             if ("vowel", key) not in self._done and note.onset < end_seconds:
                 self._done.add(("vowel", key))
                 after_syllable = (
