@@ -12,6 +12,7 @@ from cantus.eval.energy import (
     energy_per_db,
     energy_requests,
     format_run,
+    level_sample,
     scale_velocities,
     spearman,
 )
@@ -24,6 +25,16 @@ def test_requests_ask_each_style_at_each_level_by_a_mood_of_it():
     levels = {(r.style.value, MOOD_ENERGY[r.mood].value) for r in requests}
     assert len(levels) == 9
     assert all(r.meter.numerator % 3 for r in requests if r.style.value == "chorale")
+
+
+def test_the_level_calibration_takes_every_style_and_level():
+    requests = energy_requests(6)
+    chosen = [requests[i] for i in sorted(level_sample(requests, 6))]
+    pairs = [(r.style.value, r.energy.value) for r in chosen]
+    assert len(set(pairs)) == 6
+    assert {s for s, _ in pairs} == {"folk", "celtic", "chorale"}
+    assert sorted(level for _, level in pairs) == ["high", "high", "low", "low", "mid", "mid"]
+    assert len(level_sample(requests, 12)) == 12 and len(level_sample(requests, 99)) == 54
 
 
 def test_spearman_and_the_level_slope():

@@ -109,7 +109,8 @@ def run_energy_eval(
     pieces: list[Measured] = []
     levels: list[LevelPoint] = []
     failed = 0
-    for request, melody in zip(requests, melodies, strict=True):
+    calibrated = level_sample(requests, level_pieces)
+    for index, (request, melody) in enumerate(zip(requests, melodies, strict=True)):
         if melody is None:
             failed += 1
             continue
@@ -121,9 +122,28 @@ def run_energy_eval(
             parts = piece_parts(request, melody, harmonizer, palette=palette)
             midi = parts.midi(0, parts.bar_count)
             pieces.append(Measured(request.style.value, palette, level, midi_energy(midi)))
-            if palette == request.palette and len(levels) < level_pieces * len(LEVEL_GAINS_DB):
+            if palette == request.palette and index in calibrated:
                 levels += level_points(parts)
     return EnergyRun(pieces, levels, failed, per_level, bars, time.perf_counter() - started)
+
+
+def level_sample(requests: Sequence[PieceRequest], count: int) -> set[int]:
+    """Indices of ``count`` of ``requests`` for the level calibration, spread over styles
+    and levels: the pairs in a Latin-square order (folk low, celtic mid, chorale high, folk
+    mid, …), each pair's first request, then each pair's second, and so on. The intensity
+    stage re-levels whatever plays, quiet pieces and loud (the first six requests, all
+    quiet folk, measured 0.007 per dB where this sample measures the whole range)."""
+    order = [(STYLES[i % 3].value, LEVELS[(i + i // 3) % 3]) for i in range(9)]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault((request.style.value, request.energy.value), []).append(index)
+    chosen = [
+        group[round_]
+        for round_ in range(max((len(g) for g in groups.values()), default=0))
+        for pair in order
+        if round_ < len(group := groups.get(pair, []))
+    ]
+    return set(chosen[:count])
 
 
 def level_points(parts) -> list[LevelPoint]:
@@ -239,7 +259,8 @@ def format_run(run: EnergyRun, *, command: str) -> str:
             "The intensity stage re-levels the stream (-9..+4 dB); the therapy bench's "
             f"listeners hear {ENERGY_PER_DB:g} energy per dB "
             "(`cantus.stations.listeners.ENERGY_PER_DB`). Measured: "
-            f"{len(run.levels) // len(LEVEL_GAINS_DB)} pieces re-struck with every "
+            f"{len(run.levels) // len(LEVEL_GAINS_DB)} pieces (spread over the styles and "
+            "levels, `level_sample`) re-struck with every "
             "velocity times 10^(g/40) (FluidSynth's velocity curve) for each level change "
             "g, the mix bus's loudness measured (BS.1770) and `midi_energy` of the "
             "re-struck notes:",

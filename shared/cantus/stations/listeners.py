@@ -136,13 +136,16 @@ class ReportingModel:
     mood_noise: float = 0.05
 
 
-ENERGY_PER_DB = 0.011
-"""Energy heard per dB of stream level (intensity 0, -9 dB, takes 0.10 off; intensity 1,
-+4 dB, adds 0.044), as measured by ``cantus eval energy`` (``docs/results/energy.md``):
-pieces re-struck for a level change (velocities through FluidSynth's curve), their mix's
-loudness and ``midi_energy`` measured, 0.011 per dB of mix loudness (least squares through
-0). The one assumption left is that a stream made louder is heard as the same piece struck
-harder; the melody's density and the arrangement's activity do not change with the level."""
+ENERGY_PER_DB = 0.016
+"""Energy heard per dB of stream level (intensity 0, -9 dB, takes 0.14 off; intensity 1,
++4 dB, adds 0.064), as measured by ``cantus eval energy`` (``docs/results/energy.md``): six
+pieces spread over the styles and levels re-struck for a level change (velocities through
+FluidSynth's curve), their mix's loudness and ``midi_energy`` measured, 0.016 per dB of mix
+loudness (least squares through 0). It depends on the pieces: quiet folk pieces alone gave
+0.011 (the arrangement before #17's return change) and 0.007 (after it), their soft notes
+reaching the velocity floor of ``midi_energy``'s loudness term. The one assumption left is
+that a stream made louder is heard as the same piece struck harder; the melody's density
+and the arrangement's activity do not change with the level."""
 
 
 class ReportingListener:
