@@ -835,6 +835,9 @@ def eval_vocals(
     candidates: Annotated[
         bool, typer.Option(help="Compare WORLD, Praat PSOLA and Festival on one piece")
     ] = True,
+    intelligibility: Annotated[
+        bool, typer.Option(help="Recognise the English lines sung, spoken and as controls")
+    ] = True,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Sung lyrics: the vocal stem's F0 against the melody, vowel onsets against note
@@ -850,6 +853,7 @@ def eval_vocals(
         languages=tuple(language or ("en", "zh")),
         examples=examples,
         candidates=candidates,
+        intelligibility=intelligibility,
         log=lambda message: console.print(message),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

@@ -36,6 +36,7 @@ import functools
 import io
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -371,22 +372,30 @@ class Streamed:
     segments: list[tuple[float, float]]
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (eSpeak NG speaks each new
+    syllable in a subprocess: its time is the voice's too)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def stream(parts) -> Streamed:
     """Stream ``parts`` as the render service does (4-bar segments), timed. CPU time is
-    this process's (the render runs in one thread): on a shared machine it is what the
-    render itself costs, where the wall clock also counts the other work."""
+    this process's and its subprocesses' (``cpu_seconds``; the render runs in one thread):
+    on a shared machine it is what the render itself costs, where the wall clock also
+    counts the other work."""
     from cantus.render.piece import SegmentAudio
 
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     audio = SegmentAudio(parts.tempo_map)
     seconds = 0.0
     segments = []
     for segment in range(parts.segment_count(SEGMENT_BARS)):
-        cpu_before = time.process_time()
+        cpu_before = cpu_seconds()
         rendered = audio.render(parts, segment, SEGMENT_BARS).duration_seconds
-        segments.append((rendered, time.process_time() - cpu_before))
+        segments.append((rendered, cpu_seconds() - cpu_before))
         seconds += rendered
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     return Streamed(audio.piece_audio(), audio.piece_vocals(), seconds, wall, cpu, segments)
 
 
@@ -724,6 +733,7 @@ def run_vocals_eval(
     languages: Sequence[str] = ("en", "zh"),
     examples: Path | None = None,
     candidates: bool = True,
+    intelligibility: bool = True,
     log: Callable[[str], None] = print,
 ) -> VocalsRun:
     """``pieces`` pieces per language for each of ``seeds`` seeds from ``seed`` on (each
@@ -736,14 +746,16 @@ def run_vocals_eval(
     for language in languages:
         for run_seed in used:
             composed = lyric_pieces(language, pieces, bars, run_seed * 1000, log)
-            recogniser = Recogniser([line for _, texts in composed for line in texts])
+            heard = intelligibility and language == "en"
+            lines = [line for _, texts in composed for line in texts]
+            recogniser = Recogniser(lines) if heard or candidates else None
             for number, (parts, texts) in enumerate(composed):
-                results.append(measure(parts, texts, recogniser if language == "en" else None))
+                results.append(measure(parts, texts, recogniser if heard else None))
                 log(f"{language}, seed {run_seed}: piece {number + 1} measured")
                 first = number == 0 and run_seed == seed
                 if first and examples is not None:
                     write_example(parts, examples / f"{language}")
-                if first and language == "en" and candidates:
+                if first and language == "en" and candidates and recogniser is not None:
                     compared = compare_candidates(parts, texts, recogniser)
     return VocalsRun(results, compared, time.perf_counter() - started, bars, used)
 
@@ -888,7 +900,7 @@ def format_run(run: VocalsRun, *, command: str) -> str:
                 f"| lyric lines' ends followed by another line with a breath | "
                 f"{_percent(sum(p.phrase_breaths for p in chosen), ends)} of {ends} | |"
             )
-        if language == "en":
+        if any(p.heard for p in chosen):
             out += _intelligibility_rows(chosen)
         segment_rtf = np.array([r for p in chosen for r in p.segment_rtf_cpu])
         if len(segment_rtf):
@@ -923,7 +935,7 @@ def format_run(run: VocalsRun, *, command: str) -> str:
         out += ["", "Lyrics sung:", ""]
         for number, p in enumerate(chosen):
             out.append(f"{number + 1}. " + " / ".join(p.lines))
-        if language == "en":
+        if chosen[0].recognised:
             out += ["", "Recognised (reference → sung → spoken), first piece:", ""]
             for reference, sung_words, spoken_words in chosen[0].recognised:
                 out.append(f"* {reference} → *{sung_words}* → *{spoken_words}*")
