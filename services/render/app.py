@@ -92,16 +92,21 @@ def warm_up_final_render() -> None:
         engrave_leadsheet(leadsheet_musicxml([bar], [[(0, "C")]], [], Key(0), meter, 120.0))
 
 
-@service.app.task
-async def warm_up() -> None:
-    loop = asyncio.get_running_loop()
-    started = time.perf_counter()
-    try:  # on the final render's own thread: a piece that finishes first waits for it
-        await loop.run_in_executor(final_render_pool, warm_up_final_render)
-    except Exception as error:  # the first piece pays it instead, and says why if it fails
-        service.log.warning("warming up the final render failed: %s", error)
-        return
-    service.log.info("final render warmed up in %.1f s", time.perf_counter() - started)
+def start_warm_up() -> None:
+    """Submit ``warm_up_final_render`` to the final render's own thread before the worker
+    starts (``python -m services.render``), so that it runs while Faust joins its group and
+    recovers its table; a piece that finishes first waits for it on that thread."""
+
+    def warm_up() -> None:
+        started = time.perf_counter()
+        try:
+            warm_up_final_render()
+        except Exception as error:  # the first piece pays it instead, and says why if it fails
+            service.log.warning("warming up the final render failed: %s", error)
+            return
+        service.log.info("final render warmed up in %.1f s", time.perf_counter() - started)
+
+    final_render_pool.submit(warm_up)
 
 
 piece_locks: dict[str, asyncio.Lock] = {}
