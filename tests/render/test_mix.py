@@ -1,5 +1,6 @@
 """Mixing and mastering: loudness on target, true peak under the ceiling, seamless segments."""
 
+import dataclasses
 import itertools
 import math
 
@@ -14,6 +15,7 @@ from cantus.render.mix import (
     PRESETS,
     LoudnessMeter,
     Mixer,
+    PartProfile,
     StreamingMaster,
     integrated_loudness,
     master,
@@ -51,6 +53,62 @@ def test_true_peak_finds_the_peak_between_samples():
     sine = np.sin(2 * np.pi * n / 4 + np.pi / 4).astype(np.float32)[:, None].repeat(2, axis=1)
     assert 20 * np.log10(np.abs(sine).max()) == pytest.approx(-3.01, abs=0.01)
     assert true_peak_dbtp(sine, SR) == pytest.approx(0.0, abs=0.1)
+
+
+def _inter_sample_peaks(seconds=2.0, sample_peak_db=-1.5, seed=0):
+    """Audio whose true peak lies ~3 dB over its sample peak: a sine at a quarter of the
+    sample rate sampled 45 degrees off its crests, in bursts, over soft noise."""
+    n = np.arange(int(seconds * SR))
+    sine = np.sin(2 * np.pi * n / 4 + np.pi / 4) / np.sin(np.pi / 4)  # samples +-1
+    bursts = (n // 2000) % 3 == 1
+    audio = np.where(bursts, sine * 10 ** (sample_peak_db / 20), 0.0)
+    audio = audio[:, None] + noise(seconds, level=0.02, seed=seed)
+    return audio.astype(np.float32)
+
+
+@pytest.mark.parametrize("ceiling", [-1.0, -2.0])
+def test_true_peak_guard_holds_the_ceiling_in_any_chunks(ceiling):
+    from cantus.render.mix import TruePeakGuard
+
+    audio = _inter_sample_peaks()
+    assert true_peak_dbtp(audio, SR) > ceiling + 1.0  # well over, between samples
+    for edges in ([0, len(audio)], [0, 1, 11, 500, 4096, 30000, 30001, len(audio)]):
+        guard = TruePeakGuard(ceiling)
+        out = [guard.process(audio[a:b]) for a, b in itertools.pairwise(edges)]
+        guarded = np.concatenate([*out, guard.flush()])
+        assert guarded.shape == audio.shape
+        assert true_peak_dbtp(guarded, SR) <= ceiling
+        assert guard.dips > 0
+        # only the bursts are touched (a dip reaches 96 samples before the first over):
+        # the noise away from them passes unchanged
+        n = np.arange(len(audio))
+        quiet = ((n // 2000) % 3 != 1) & (n % 2000 >= 200) & (n % 2000 < 1800)
+        assert np.array_equal(guarded[quiet], audio[quiet])
+
+
+def test_true_peak_guard_leaves_audio_under_the_ceiling_alone():
+    from cantus.render.mix import TruePeakGuard
+
+    # samples near enough the ceiling that the guard interpolates them, none over it
+    audio = _inter_sample_peaks(sample_peak_db=-5.0)
+    assert true_peak_dbtp(audio, SR) < -1.2
+    guard = TruePeakGuard(-1.0)
+    assert np.array_equal(guard.apply(audio), audio)
+    assert guard.dips == 0
+
+
+def test_true_peak_limiter_streams_as_long_as_its_input_under_the_ceiling():
+    from cantus.render.mix import TruePeakLimiter
+
+    audio = _inter_sample_peaks(sample_peak_db=3.0) * np.float32(2.0)  # clipping hot
+    limiter = TruePeakLimiter(PRESETS["streaming"], SR)
+    chunks = [limiter.process(chunk) for chunk in np.array_split(audio, [3000, 3001, 40000])]
+    streamed = np.concatenate([*chunks, limiter.flush()])
+    assert streamed.shape == audio.shape
+    assert true_peak_dbtp(streamed, SR) <= PRESETS["streaming"].ceiling_dbtp
+    whole = TruePeakLimiter(PRESETS["streaming"], SR).apply(audio)
+    assert whole.shape == audio.shape
+    assert true_peak_dbtp(whole, SR) <= PRESETS["streaming"].ceiling_dbtp
 
 
 def test_silence_has_no_loudness():
@@ -193,6 +251,32 @@ def test_a_palette_mix_places_its_parts_on_the_stage():
         bus = mix_stems({part: noise(2.0)}, SR, palette="folk")
         left, right = (float(np.sqrt(np.mean(bus[:, c] ** 2))) for c in (0, 1))
         assert (left, right)[louder] > 1.5 * (left, right)[1 - louder], part
+
+
+def test_a_part_s_width_narrows_its_stereo_image():
+    """Ambient narrows its stereo-sampled pads (their side signal) and its hall: the mix of
+    a wide (uncorrelated) pad comes out far more correlated than at full width."""
+    from cantus.render.mix import PALETTE_MIXES, palette_profiles, palette_reverb
+
+    def correlation(bus):
+        left, right = bus[:, 0].astype(np.float64), bus[:, 1].astype(np.float64)
+        return float((left * right).sum() / np.sqrt((left**2).sum() * (right**2).sum()))
+
+    wide = noise(2.0, seed=3)  # left and right independent: correlation ~0
+    narrowed = mix_stems({"pad": wide}, SR, palette="ambient")
+    profiles = palette_profiles("ambient")
+    full = Mixer(
+        SR,
+        {**profiles, "pad": dataclasses.replace(profiles["pad"], width=1.0)},
+        {**palette_reverb("ambient"), "width": 1.0},
+    )
+    unnarrowed = np.concatenate([full.process({"pad": wide}), full.flush()])
+    assert PALETTE_MIXES["ambient"].width["pad"] < 1.0
+    assert correlation(narrowed) > correlation(unnarrowed) + 0.3
+    # width 0 is mono: both channels the same before the pan
+    mono = Mixer(SR, {"part": PartProfile(width=0.0, highpass_hz=None, reverb_send=0.0)})
+    out = np.concatenate([mono.process({"part": wide}), mono.flush()])
+    assert np.allclose(out[:, 0], out[:, 1], atol=1e-6)
 
 
 @needs_synth

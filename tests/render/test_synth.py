@@ -120,3 +120,38 @@ def test_missing_soundfont_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.delenv(synth.SOUNDFONT_ENV, raising=False)
     with pytest.raises(SynthUnavailable, match="fluid-soundfont-gm"):
         find_soundfont()
+
+
+def _tail_db(stem: np.ndarray, after_seconds: float) -> float:
+    """Loudest sample from ``after_seconds`` on, dB against the stem's peak."""
+    level = np.abs(stem).max(axis=1)
+    return float(20 * np.log10(level[int(after_seconds * SR) :].max() / level.max() + 1e-12))
+
+
+def test_the_harp_is_damped_sooner_and_a_reused_channel_forgets_it():
+    """FluidR3's harp rang ten seconds after its note-off; its release is halved
+    (``RELEASE_OFFSET_TIMECENTS``): near silent 4 s on. A channel that then plays
+    another program plays it with the SoundFont's own release."""
+    from cantus.render.synth import RELEASE_OFFSET_TIMECENTS
+
+    assert RELEASE_OFFSET_TIMECENTS[46] < 0
+    harp = render_stems(
+        [Track("chords", 46, 1, [Note(0, 60, 120, 80)])], tempo_bpm=120.0, tail_seconds=12.0
+    )["chords"]
+    assert _tail_db(harp, 1.5) > -60.0  # it still rings on after the note
+    assert _tail_db(harp, 4.0) < -75.0  # the undamped harp was at -40 dB here
+    # the channel switched to strings 5 s on (the harp silent by then): the strings sound
+    # with their own release, as on a channel of their own
+    later = Note(9600, 60, 480, 80)
+    switched = render_stems(
+        [Track("chords", 46, 1, [Note(0, 60, 120, 80), later], program_changes=[(9600, 48)])],
+        tempo_bpm=120.0,
+        tail_seconds=6.0,
+    )["chords"]
+    alone = render_stems([Track("strings", 48, 2, [later])], tempo_bpm=120.0, tail_seconds=6.0)[
+        "strings"
+    ]
+    start = int(4.9 * SR)
+    # within 0.6 % of the strings' peak (the harp's last trace); the harp's release kept on
+    # the channel made the strings' release differ by 19 %
+    assert np.abs(switched[start:] - alone[start:]).max() < 0.02 * np.abs(alone).max()

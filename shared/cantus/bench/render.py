@@ -338,3 +338,99 @@ def format_report(report: RenderBenchReport) -> str:
         f"{summary['streamed_gain_step_db_max']} dB (ramped over the segment's start)",
     ]
     return "\n".join(lines)
+
+
+# --- per palette ---------------------------------------------------------------------------
+
+
+@dataclass
+class PaletteSpeed:
+    """One palette streamed over the bench's pieces: audio produced, this process's CPU
+    time and the wall time it took, the streamed audio's loudness (LUFS) and true peak
+    (dBTP) per piece."""
+
+    palette: str
+    audio_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    lufs: list[float] = field(default_factory=list)
+    true_peaks: list[float] = field(default_factory=list)
+
+    @property
+    def rtf_cpu(self) -> float:
+        return self.audio_seconds / self.cpu_seconds if self.cpu_seconds else 0.0
+
+    @property
+    def rtf_wall(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+
+
+def run_palette_bench(
+    pieces: int = 3,
+    *,
+    bars: int = 16,
+    seed: int = 0,
+    palettes: tuple[str, ...] | None = None,
+    log=None,
+) -> list[PaletteSpeed]:
+    """Stream ``pieces`` composed pieces (the first of ``cantus eval arrangement``'s mixed
+    requests: the shipped melody and harmony models, form ``auto``) in every palette, as
+    the render service streams them (4-bar segments through ``SegmentAudio``: synthesis,
+    mix, streaming master). Palettes take turns within each piece, so a change of the
+    machine's load falls on all of them alike."""
+    import torch
+
+    from cantus.eval.arrangement import (
+        HARMONY_CHECKPOINT,
+        compose_melodies,
+        mixed_requests,
+        piece_parts,
+        stream_palette,
+    )
+    from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
+    from cantus.render.palettes import PALETTES
+
+    torch.set_num_threads(1)
+    names = palettes or tuple(PALETTES)
+    requests = mixed_requests(pieces, seed=seed)
+    melodies = compose_melodies(requests, bars)
+    harmonizer = ModelHarmonizer(HarmonyServing.load(HARMONY_CHECKPOINT))
+    speeds = {name: PaletteSpeed(name) for name in names}
+    warmed = False
+    for request, melody in zip(requests, melodies, strict=True):
+        if melody is None:
+            continue
+        if not warmed:  # the first render pays for imports and loading the SoundFont
+            stream_palette(piece_parts(request, melody, harmonizer))
+            warmed = True
+        for name in names:
+            streamed = stream_palette(piece_parts(request, melody, harmonizer, palette=name))
+            speed = speeds[name]
+            speed.audio_seconds += streamed.audio_seconds
+            speed.cpu_seconds += streamed.audio_seconds / streamed.rtf_cpu
+            speed.wall_seconds += streamed.audio_seconds / streamed.rtf_wall
+            speed.lufs.append(streamed.lufs)
+            speed.true_peaks.append(streamed.true_peak_dbtp)
+            if log is not None:
+                log(
+                    f"{name}: {streamed.audio_seconds:.1f} s, CPU RTF {streamed.rtf_cpu:.1f}, "
+                    f"{streamed.lufs:.2f} LUFS, {streamed.true_peak_dbtp:.2f} dBTP"
+                )
+    return list(speeds.values())
+
+
+def format_palette_speeds(speeds: list[PaletteSpeed], target_lufs: float) -> str:
+    """A Markdown table of ``speeds``."""
+    lines = [
+        "| palette | audio s | CPU s | RTF (CPU time) | RTF (wall clock) | loudness error, "
+        "max LU | true peak, max dBTP |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for speed in speeds:
+        error = max(abs(lufs - target_lufs) for lufs in speed.lufs) if speed.lufs else 0.0
+        peak = max(speed.true_peaks) if speed.true_peaks else float("nan")
+        lines.append(
+            f"| {speed.palette} | {speed.audio_seconds:.1f} | {speed.cpu_seconds:.2f} | "
+            f"{speed.rtf_cpu:.1f} | {speed.rtf_wall:.1f} | {error:.2f} | {peak:.2f} |"
+        )
+    return "\n".join(lines)

@@ -272,6 +272,7 @@ class StreamedPalette:
     rtf_cpu: float
     lufs: float
     true_peak_dbtp: float
+    audio_seconds: float = 0.0
 
 
 def stream_palette(parts) -> StreamedPalette:
@@ -294,6 +295,7 @@ def stream_palette(parts) -> StreamedPalette:
         seconds / cpu,
         integrated_loudness(joined, rate),
         true_peak_dbtp(joined, rate),
+        seconds,
     )
 
 

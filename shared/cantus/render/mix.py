@@ -6,8 +6,9 @@ Signal flow, float32 stereo ``[samples, 2]`` at the synth's sample rate:
    constant-power pan, and a send to a shared reverb bus;
 2. bus: the parts plus the reverb return, then a gentle glue compressor;
 3. master: a loudness-normalising gain (dB), then pedalboard's lookahead brick-wall
-   limiter with 4x-oversampled (true-peak) detection, its ceiling ``LIMITER_MARGIN_DB``
-   under the preset's true-peak ceiling.
+   limiter on sample peaks, its ceiling ``LIMITER_MARGIN_DB`` under the preset's
+   true-peak ceiling, and a true-peak guard that dips the few interpolated peaks still
+   over the ceiling (``TruePeakLimiter``): the true peak is guaranteed, as measured.
 
 Loudness is integrated loudness after ITU-R BS.1770 (K-weighted, gated), in LUFS;
 ``integrated_loudness`` uses pyloudnorm, ``LoudnessMeter`` is the same measure kept
@@ -50,8 +51,11 @@ TRUE_PEAK_OVERSAMPLING = 4
 """Oversampling factor of the true-peak measurement and the limiter's detector."""
 
 LIMITER_MARGIN_DB = 0.5
-"""Limiter ceiling below the preset's true-peak ceiling, dB: the limiter detects
-inter-sample peaks but does not guarantee the reconstructed waveform under its ceiling."""
+"""The brick-wall limiter's (sample-peak) ceiling below the preset's true-peak ceiling, dB:
+room for the peaks between samples, so that the true-peak guard seldom has work."""
+
+GUARD_MARGIN_DB = 0.1
+"""The true-peak guard's ceiling below the preset's, dB (``TruePeakGuard``)."""
 
 LOUDNESS_TOLERANCE_LU = 0.1
 """Offline mastering stops correcting its gain once within this many LU of the target."""
@@ -86,6 +90,9 @@ class PartProfile:
     eq: tuple[tuple[str, float, float, float], ...] = ()
     compressor: tuple[float, float, float, float] | None = None
     reverb_send: float = 0.15
+    width: float = 1.0
+    """Stereo width of the part's own (stereo-sampled) sound before it is panned: its
+    side signal (L - R) scaled by this, 0 mono, 1 as the SoundFont plays it."""
 
 
 PART_PROFILES: dict[str, PartProfile] = {
@@ -176,13 +183,15 @@ class PaletteMix:
     (``pan``, -1 left to +1 right, as the players of that band would sit), a gain change
     per part (dB), the EQ of its accompaniment (``accompaniment_eq`` replaces the chords',
     pad's and colour's: a dip where this palette's melody instrument speaks), the room
-    (pedalboard ``Reverb`` settings) and a factor on every part's reverb send."""
+    (pedalboard ``Reverb`` settings), a factor on every part's reverb send and the parts'
+    stereo ``width`` (``PartProfile.width``)."""
 
     pan: Mapping[str, float]
     room: Mapping[str, float]
     send_scale: float = 1.0
     gain_db: Mapping[str, float] = field(default_factory=dict)
     accompaniment_eq: tuple[tuple[str, float, float, float], ...] | None = None
+    width: Mapping[str, float] = field(default_factory=dict)
 
 
 _BAND_ROOM = {"room_size": 0.45, "damping": 0.55, "width": 0.9}
@@ -255,13 +264,17 @@ PALETTE_MIXES: dict[str, PaletteMix] = {
         send_scale=1.1,
         accompaniment_eq=_dip(1800.0),
     ),
-    # A wide, soft space: pads spread to both sides, piano in the middle, a long tail.
+    # A soft space: piano in the middle, pads to either side, a long tail. FluidR3's piano
+    # and pads are stereo samples already, and spread wide in a wide hall their mix came
+    # out wider than mono-safe (left-right correlation -0.11, more side than mid energy):
+    # their own width is narrowed, the pans and the hall's width drawn in.
     "ambient": PaletteMix(
-        pan={"melody": 0.0, "chords": -0.5, "bass": 0.2, "pad": 0.5, "colour": -0.35},
-        room=_WARM_HALL,
-        send_scale=1.3,
+        pan={"melody": 0.0, "chords": -0.3, "bass": 0.15, "pad": 0.3, "colour": -0.25},
+        room={**_WARM_HALL, "width": 0.6},
+        send_scale=1.2,
         gain_db={"chords": -1.5, "pad": -1.5},
         accompaniment_eq=_dip(1200.0, -4.0),
+        width={"melody": 0.6, "chords": 0.5, "pad": 0.4, "colour": 0.5, "bass": 0.5},
     ),
     # A music box close to the middle, harp left, pad right, a warm (dark) room.
     "lullaby": PaletteMix(
@@ -301,6 +314,7 @@ def palette_profiles(palette: str | None) -> dict[str, PartProfile]:
             gain_db=profile.gain_db + mix.gain_db.get(name, 0.0),
             reverb_send=min(1.0, profile.reverb_send * mix.send_scale),
             eq=eq,
+            width=mix.width.get(name, profile.width),
         )
     return out
 
@@ -399,7 +413,8 @@ class LoudnessMeter:
         stages = pyloudnorm.Meter(sample_rate)._filters.values()  # K-weighting biquads
         self._filters = [(s.passband_gain, s.b, s.a) for s in stages]
         self._states: list[np.ndarray | None] = [None] * len(self._filters)
-        self._step = round(0.1 * sample_rate)  # samples per 100 ms sub-block
+        self.step = round(0.1 * sample_rate)
+        """Samples per 100 ms sub-block."""
         self._partial = np.zeros((0, 2))
         self.sub_block_powers: list[float] = []
         """K-weighted mean square (summed over channels) of each complete 100 ms."""
@@ -414,9 +429,9 @@ class LoudnessMeter:
             weighted, self._states[index] = lfilter(b, a, weighted, axis=0, zi=state)
             weighted = gain * weighted
         pending = np.concatenate([self._partial, weighted])
-        whole = len(pending) // self._step * self._step
+        whole = len(pending) // self.step * self.step
         if whole:
-            squares = (pending[:whole] ** 2).reshape(-1, self._step, pending.shape[1])
+            squares = (pending[:whole] ** 2).reshape(-1, self.step, pending.shape[1])
             self.sub_block_powers.extend(squares.mean(axis=1).sum(axis=1).tolist())
         self._partial = pending[whole:]
 
@@ -490,7 +505,7 @@ class Mixer:
     ):
         self.sample_rate = sample_rate
         self.profiles = dict(PART_PROFILES if profiles is None else profiles)
-        self._parts: dict[str, tuple[pb.Pedalboard, np.ndarray, float]] = {}
+        self._parts: dict[str, tuple[pb.Pedalboard, np.ndarray, float, float]] = {}
         room = dict(REVERB if reverb is None else reverb)
         self._reverb = _prepared(
             pb.Pedalboard([pb.Reverb(**room, wet_level=1.0, dry_level=0.0)]), sample_rate
@@ -503,13 +518,14 @@ class Mixer:
         self._held_samples = 0
         self._sounded: set[str] = set()
 
-    def _part(self, name: str) -> tuple[pb.Pedalboard, np.ndarray, float]:
+    def _part(self, name: str) -> tuple[pb.Pedalboard, np.ndarray, float, float]:
         if name not in self._parts:
             profile = self.profiles.get(name, PartProfile())
             self._parts[name] = (
                 _part_board(profile, self.sample_rate),
                 _pan_gains(profile.pan, profile.gain_db),
                 profile.reverb_send,
+                profile.width,
             )
         return self._parts[name]
 
@@ -526,9 +542,14 @@ class Mixer:
                 if not stems[name].any():
                     continue
                 self._sounded.add(name)
-            board, pan, reverb_send = self._part(name)
+            board, pan, reverb_send, width = self._part(name)
             planar = np.ascontiguousarray(stems[name].T, dtype=np.float32)
             treated = board.process(planar, self.sample_rate, reset=False)
+            if width != 1.0:  # mid + width x side: L, R = m + w s, m - w s
+                mid = (treated[0] + treated[1]) * np.float32(0.5)
+                side = (treated[0] - treated[1]) * np.float32(0.5 * width)
+                treated[0] = mid + side
+                treated[1] = mid - side
             treated *= pan[:, None]
             dry += treated
             if reverb_send:
@@ -595,20 +616,209 @@ def _palette_mixer(
     return Mixer(sample_rate, chosen, palette_reverb(palette))
 
 
-def _limiter(preset: MasterPreset, sample_rate: int) -> pb.Pedalboard:
-    return _prepared(
-        pb.Pedalboard(
-            [
-                pb.BrickwallLimiter(
-                    ceiling_db=preset.ceiling_dbtp - LIMITER_MARGIN_DB,
-                    release_ms=120.0,
-                    lookahead_ms=5.0,
-                    true_peak=True,
-                )
-            ]
-        ),
-        sample_rate,
-    )
+# --- true-peak limiting ------------------------------------------------------------------
+
+_PHASE_TAPS = len(_TRUE_PEAK_FIR) // TRUE_PEAK_OVERSAMPLING
+_PHASES = np.stack(
+    [
+        _TRUE_PEAK_FIR[phase::TRUE_PEAK_OVERSAMPLING][::-1]
+        for phase in range(TRUE_PEAK_OVERSAMPLING)
+    ],
+    axis=1,
+).astype(np.float32)
+"""``[taps, phases]``: oversampled value ``4 n + phase`` of ``true_peak_dbtp``'s interpolator
+is the window ``x[n - taps + 1 .. n]`` dotted with column ``phase``."""
+_PHASE_GAIN = float(np.abs(_PHASES).sum(axis=0).max())
+"""The most an interpolated value can exceed the largest sample of its window (the
+largest L1 norm of a phase, 1.84, +5.3 dB): windows whose samples all lie under the
+ceiling divided by this cannot reach it, and are not interpolated."""
+_GUARD_BLOCK = 64
+"""Frames per block of the guard's cheap test (a block's largest sample)."""
+
+
+class TruePeakGuard:
+    """Keeps the true peak of a stream (``true_peak_dbtp``: the same 4x interpolator) at
+    or under ``ceiling`` (linear), after a sample-peak limiter has done the real work.
+
+    Only windows that could reach the ceiling are interpolated (blocks whose largest
+    sample is over ``ceiling / _PHASE_GAIN``; under a sample-peak limiter a few per cent of
+    the music at most). An interpolated value over the ceiling gets a short raised-cosine
+    gain dip, ``DIP_SAMPLES`` each side, on both channels (the image stays put), deep
+    enough to bring it to ``DIP_TARGET`` of the ceiling; the windows are checked again
+    until none is over. The interpolator is causal (value ``n`` reads samples up to ``n``)
+    and the guard holds back ``DIP_SAMPLES + taps`` samples, so a dip never reaches audio
+    already handed out; the part of a dip past the newest sample waits for the samples it
+    belongs to. ``flush`` hands out the rest (the interpolator's tail over trailing zeros
+    checked too, as ``true_peak_dbtp`` reads it)."""
+
+    DIP_SAMPLES = 96
+    DIP_TARGET = 0.995
+    MAX_PASSES = 8
+
+    def __init__(self, ceiling_dbtp: float) -> None:
+        self.ceiling = float(10.0 ** (ceiling_dbtp / 20.0))
+        self._hot = np.float32(self.ceiling / _PHASE_GAIN)
+        self._buffer = np.zeros((_PHASE_TAPS - 1, 2), np.float32)
+        """The last ``taps - 1`` samples handed out (the interpolator's history), then the
+        samples held."""
+        self._ahead = np.ones(self.DIP_SAMPLES + 1, np.float32)
+        """Gain of the next samples to arrive (the tails of dips already decided)."""
+        self.dips = 0
+        """Interpolated values found over the ceiling (and dipped) so far."""
+        shape = np.arange(-self.DIP_SAMPLES, self.DIP_SAMPLES + 1) / self.DIP_SAMPLES
+        self._shape = (0.5 * (1.0 + np.cos(np.pi * shape))).astype(np.float32)
+
+    @property
+    def latency(self) -> int:
+        """Samples the guard holds back."""
+        return self.DIP_SAMPLES + _PHASE_TAPS
+
+    @property
+    def _held(self) -> int:
+        return len(self._buffer) - (_PHASE_TAPS - 1)
+
+    def _overs(self, extended: np.ndarray) -> list[tuple[int, float]]:
+        """(window end in ``extended``, largest interpolated magnitude) of every value over
+        the ceiling whose window ends in ``extended[taps - 1:]``."""
+        if len(extended) < _PHASE_TAPS:
+            return []
+        if max(float(extended.max()), -float(extended.min())) <= self._hot:
+            return []  # the common case: no sample near the ceiling
+        blocks = -(-len(extended) // _GUARD_BLOCK)
+        padded = np.zeros((blocks * _GUARD_BLOCK, 2), np.float32)
+        padded[: len(extended)] = extended
+        per_block = padded.reshape(blocks, -1)
+        loud = np.maximum(per_block.max(axis=1), -per_block.min(axis=1)) > self._hot
+        # a window ends at most taps - 1 samples after its loud sample: the next block too
+        loud[1:] |= loud[:-1].copy()
+        ends = (np.flatnonzero(loud)[:, None] * _GUARD_BLOCK + np.arange(_GUARD_BLOCK)).ravel()
+        ends = ends[(ends >= _PHASE_TAPS - 1) & (ends < len(extended))]
+        if not len(ends):
+            return []
+        windows = np.lib.stride_tricks.sliding_window_view(extended, _PHASE_TAPS, axis=0)
+        values = windows[ends - (_PHASE_TAPS - 1)] @ _PHASES  # [ends, channels, phases]
+        peaks = np.abs(values).max(axis=(1, 2))
+        over = peaks > self.ceiling
+        return list(zip(ends[over].tolist(), peaks[over].tolist(), strict=True))
+
+    def _guard(self, tail_zeros: int = 0) -> None:
+        """Dip the held samples until no window ending in them (or in ``tail_zeros`` zeros
+        after them) interpolates over the ceiling."""
+        history = _PHASE_TAPS - 1
+        for _ in range(self.MAX_PASSES):
+            extended = self._buffer
+            if tail_zeros:
+                extended = np.concatenate([self._buffer, np.zeros((tail_zeros, 2), np.float32)])
+            overs = self._overs(extended)
+            if not overs:
+                return
+            self.dips += len(overs)
+            held = self._held
+            gain = np.ones(held + len(self._ahead), np.float32)
+            for end, peak in overs:
+                # the window's centre: the interpolator's delay is half its taps
+                centre = end - history - _PHASE_TAPS // 2
+                depth = 1.0 - self.DIP_TARGET * self.ceiling / peak
+                first = centre - self.DIP_SAMPLES
+                low, high = max(0, first), min(len(gain), centre + self.DIP_SAMPLES + 1)
+                if high <= low:
+                    continue
+                dip = 1.0 - depth * self._shape[low - first : high - first]
+                np.minimum(gain[low:high], dip, out=gain[low:high])
+            self._buffer[history:] *= gain[:held, None]
+            self._ahead *= gain[held:]
+        # Not settled after MAX_PASSES (never seen): scale what is held under the ceiling.
+        extended = np.concatenate([self._buffer, np.zeros((tail_zeros, 2), np.float32)])
+        overs = self._overs(extended)
+        if overs:
+            scale = self.DIP_TARGET * self.ceiling / max(peak for _, peak in overs)
+            self._buffer[history:] *= np.float32(scale)
+
+    def _take(self, audio: np.ndarray) -> None:
+        start = len(self._buffer)
+        self._buffer = np.concatenate([self._buffer, audio.astype(np.float32, copy=False)])
+        ahead = min(len(audio), len(self._ahead))
+        self._buffer[start : start + ahead] *= self._ahead[:ahead, None]
+        self._ahead = np.concatenate([self._ahead[ahead:], np.ones(ahead, np.float32)])
+
+    def _hand_out(self, count: int) -> np.ndarray:
+        history = _PHASE_TAPS - 1
+        out = self._buffer[history : history + count]
+        self._buffer = self._buffer[count:]  # its first taps - 1: the last handed out
+        return out
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        """Take float ``[samples, 2]`` audio; hand back what is settled (``latency``
+        samples behind)."""
+        self._take(audio)
+        self._guard()
+        return self._hand_out(max(0, self._held - self.latency))
+
+    def flush(self) -> np.ndarray:
+        """Hand back everything still held."""
+        self._guard(tail_zeros=_PHASE_TAPS - 1)
+        return self._hand_out(self._held)
+
+    def apply(self, audio: np.ndarray) -> np.ndarray:
+        """The whole of ``audio`` guarded at once, as long as it (a fresh guard's use)."""
+        return np.concatenate([self.process(audio), self.flush()])
+
+
+class TruePeakLimiter:
+    """The master's limiter: pedalboard's lookahead brick-wall limiter on sample peaks, its
+    ceiling ``LIMITER_MARGIN_DB`` under the preset's true-peak ceiling, then a
+    ``TruePeakGuard`` that keeps the true peak under ``GUARD_MARGIN_DB`` below it. (The
+    limiter's own 4x-oversampled detection cost 8 ms of CPU per second of audio, a sixth
+    of the whole streamed render, and still did not guarantee the ceiling.)
+
+    ``process`` keeps every state between calls (a stream), output delayed by the
+    limiter's lookahead and the guard's hold; ``flush`` hands out the rest, so the outputs
+    add up to the input's length. ``apply`` limits a whole piece at once (no delay)."""
+
+    def __init__(self, preset: MasterPreset, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._ceiling_dbtp = preset.ceiling_dbtp - GUARD_MARGIN_DB
+        self._board = _prepared(
+            pb.Pedalboard(
+                [
+                    pb.BrickwallLimiter(
+                        ceiling_db=preset.ceiling_dbtp - LIMITER_MARGIN_DB,
+                        release_ms=120.0,
+                        lookahead_ms=5.0,
+                        true_peak=False,
+                    )
+                ]
+            ),
+            sample_rate,
+        )
+        self.guard = TruePeakGuard(self._ceiling_dbtp)
+        self._fed = 0
+        self._limited = 0
+
+    def process(self, audio: np.ndarray) -> np.ndarray:
+        """Limit the next ``[samples, 2]`` of the stream; the settled output back."""
+        limited = _run(self._board, audio, self.sample_rate)
+        self._fed += len(audio)
+        self._limited += len(limited)
+        return self.guard.process(limited)
+
+    def flush(self) -> np.ndarray:
+        """The rest of the stream: the limiter's lookahead, then the guard's hold."""
+        chunks = []
+        silence = np.zeros((_PREPARE_SAMPLES, 2), np.float32)
+        while self._limited < self._fed:
+            chunk = _run(self._board, silence, self.sample_rate)[: self._fed - self._limited]
+            self._limited += len(chunk)
+            chunks.append(self.guard.process(chunk))
+        chunks.append(self.guard.flush())
+        return np.concatenate(chunks)
+
+    def apply(self, audio: np.ndarray) -> np.ndarray:
+        """A whole piece limited at once (fresh state; as long as ``audio``)."""
+        planar = np.ascontiguousarray(audio.T, dtype=np.float32)
+        limited = self._board.process(planar, self.sample_rate, reset=True).T
+        self.guard = TruePeakGuard(self._ceiling_dbtp)
+        return self.guard.apply(limited)
 
 
 def _preset(preset: str | MasterPreset) -> MasterPreset:
@@ -655,11 +865,10 @@ def master(
             chosen.name,
         )
     gain_db = chosen.target_lufs - bus_lufs
-    limiter = _limiter(chosen, sample_rate)
+    limiter = TruePeakLimiter(chosen, sample_rate)
     for _ in range(max_passes):
-        # A one-shot call (reset=True) compensates the lookahead: output as long as input.
-        gained = np.ascontiguousarray((bus * np.float32(_db_to_gain(gain_db))).T)
-        audio = limiter.process(gained, sample_rate, reset=True).T
+        # A one-shot call compensates the lookahead: output as long as input.
+        audio = limiter.apply(bus * np.float32(_db_to_gain(gain_db)))
         lufs = integrated_loudness(audio, sample_rate)
         error = chosen.target_lufs - lufs
         if abs(error) <= LOUDNESS_TOLERANCE_LU:
@@ -692,8 +901,14 @@ class GainRamp:
 
     def gains(self) -> np.ndarray:
         """Linear gain of each sample of the segment."""
-        position = np.minimum(np.arange(1, self.samples + 1) / max(self.ramp_samples, 1), 1.0)
-        return 10.0 ** ((self.start_db + (self.end_db - self.start_db) * position) / 20.0)
+        gains = np.full(self.samples, 10.0 ** (self.end_db / 20.0))
+        ramped = min(self.samples, self.ramp_samples)
+        if ramped and self.start_db != self.end_db:
+            position = np.arange(1, ramped + 1) / max(self.ramp_samples, 1)
+            gains[:ramped] = 10.0 ** (
+                (self.start_db + (self.end_db - self.start_db) * position) / 20.0
+            )
+        return gains
 
 
 @dataclass
@@ -734,10 +949,13 @@ class StreamingMaster:
     def __post_init__(self) -> None:
         self._preset = _preset(self.preset)
         self._mixer = _palette_mixer(self.sample_rate, self.profiles, self.palette)
-        self._limiter = _limiter(self._preset, self.sample_rate)
+        self._limiter = TruePeakLimiter(self._preset, self.sample_rate)
         self._bus_meter = LoudnessMeter(self.sample_rate)
-        self._gained_meter = LoudnessMeter(self.sample_rate)
         self._output_meter = LoudnessMeter(self.sample_rate)
+        self._gained_powers: list[float] = []
+        """The gained audio's 100 ms powers: the bus meter's, times the gain's square at
+        each sub-block's middle (K-weighting is linear and the gain moves over seconds, so
+        a meter of its own on the gained audio read the same within 0.01 LU)."""
         self._gain_db: float | None = None
         self._reference_powers: list[float] = []
         """The gained audio's 100 ms powers, each less its segment's ``level_db``."""
@@ -753,7 +971,8 @@ class StreamingMaster:
 
     def _limiter_loss_db(self) -> float:
         """How much loudness the limiter has taken off so far, LU (0 until measurable)."""
-        gained, output = self._gained_meter.integrated_lufs, self._output_meter.integrated_lufs
+        gained = gated_loudness(np.array(self._gained_powers))
+        output = self._output_meter.integrated_lufs
         if math.isfinite(gained) and math.isfinite(output):
             return max(0.0, gained - output)
         return 0.0
@@ -781,17 +1000,31 @@ class StreamingMaster:
             low, high = (middle, high) if loudness(middle) < goal else (low, middle)
         return (low + high) / 2.0
 
+    def _gain_db_at(self, samples: np.ndarray) -> np.ndarray:
+        """The master gain (dB) at input sample indices ``samples`` (within ``ramps``)."""
+        firsts = np.array([ramp.first_sample for ramp in self.ramps])
+        which = np.clip(np.searchsorted(firsts, samples, side="right") - 1, 0, None)
+        out = np.empty(len(samples))
+        for index in np.unique(which):
+            ramp = self.ramps[index]
+            chosen = which == index
+            position = (samples[chosen] - ramp.first_sample + 1) / max(ramp.ramp_samples, 1)
+            out[chosen] = ramp.start_db + (ramp.end_db - ramp.start_db) * np.clip(position, 0, 1)
+        return out
+
     def _master(self, bus: np.ndarray, ramp: GainRamp) -> np.ndarray:
-        gained = (bus * ramp.gains()[:, None]).astype(np.float32)
+        gained = bus * ramp.gains()[:, None].astype(np.float32)
         if len(bus):
             self.ramps.append(ramp)
-        measured_before = len(self._gained_meter.sub_block_powers)
-        self._gained_meter.add(gained)
-        scale = 10.0 ** (-self._level_db / 10.0)
-        self._reference_powers.extend(
-            power * scale for power in self._gained_meter.sub_block_powers[measured_before:]
-        )
-        output = _run(self._limiter, gained, self.sample_rate)
+        powers = self._bus_meter.sub_block_powers[len(self._gained_powers) :]
+        if powers and self.ramps:
+            step = self._bus_meter.step
+            middles = (np.arange(len(powers)) + len(self._gained_powers) + 0.5) * step
+            gained_powers = np.array(powers) * 10.0 ** (self._gain_db_at(middles) / 10.0)
+            self._gained_powers.extend(gained_powers.tolist())
+            scale = 10.0 ** (-self._level_db / 10.0)
+            self._reference_powers.extend((gained_powers * scale).tolist())
+        output = self._limiter.process(gained)
         self._output_meter.add(output)
         self._samples_in += len(bus)
         self._samples_out += len(output)
@@ -842,12 +1075,7 @@ class StreamingMaster:
             )
             chunks.append(self._master(bus, GainRamp(self._samples_in, len(bus), gain, gain, 0)))
         self._finished = True
-        missing = self._samples_in - self._samples_out
-        silence = np.zeros((_PREPARE_SAMPLES, 2), np.float32)
-        while missing > 0:
-            chunks.append(_run(self._limiter, silence, self.sample_rate)[:missing])
-            missing -= len(chunks[-1])
-        self._samples_out = self._samples_in
-        if not chunks:
-            return np.zeros((0, 2), np.float32)
+        rest = self._limiter.flush()
+        chunks.append(rest)
+        self._samples_out += len(rest)
         return np.ascontiguousarray(np.concatenate(chunks))
