@@ -1,5 +1,7 @@
 """Arrangement: four named tracks with absolute onsets, drums on channel 9."""
 
+import itertools
+
 import pytest
 
 from cantus.harmony.rules import harmonize_bar
@@ -250,3 +252,67 @@ def test_tempo_thins_or_fills_the_cymbal():
         return sum(1 for n in notes if n.pitch == 42)
 
     assert hats(60) > hats(100) > hats(170)
+
+
+# --- articulation -------------------------------------------------------------------------
+
+
+def eighths_bar(meter: Meter, *, gap: int = 0) -> ArrangedBar:
+    """A bar of eighth notes (each ``gap`` ticks short of the next), then a held note."""
+    eighth = 240
+    notes = [Note(i * eighth, 67 + i % 3, eighth - gap) for i in range(4)]
+    notes.append(Note(4 * eighth, 64, meter.bar_ticks - 4 * eighth))
+    melody = Bar(meter, tuple(notes))
+    spans = harmonize_bar(melody, Key(0), previous=None, style=Style.FOLK)
+    return ArrangedBar(
+        melody,
+        spans,
+        voice_chords(spans, style=Style.FOLK, previous_voicing=None),
+        bass_line(spans, meter, style=Style.FOLK, energy=Energy.MID),
+    )
+
+
+def melody_of(bar: ArrangedBar, style: Style, palette: str | None = None) -> list[Note]:
+    from cantus.render.palettes import get_palette
+
+    tracks = arrange_tracks(
+        [bar, bar],  # the second bar ends the piece: the first is articulated
+        style=style,
+        energy=Energy.MID,
+        palette=get_palette(palette) if palette else None,
+    )
+    return [n for n in tracks[0].notes if n.onset < bar.melody.meter.bar_ticks]
+
+
+def test_a_jig_or_reel_is_played_lighter_than_a_folk_tune_and_a_chorale_legato():
+    from cantus.render.arrangement import STYLE_ARTICULATION
+
+    bar = eighths_bar(Meter(4, 4))
+    written = [n.duration for n in bar.melody.notes]
+    celtic = [n.duration for n in melody_of(bar, Style.CELTIC)]
+    folk = [n.duration for n in melody_of(bar, Style.FOLK)]
+    chorale = [n.duration for n in melody_of(bar, Style.CHORALE)]
+    assert celtic[:4] == [round(240 * STYLE_ARTICULATION[Style.CELTIC])] * 4  # detached
+    assert all(c < f < w for c, f, w in zip(celtic[:4], folk[:4], written[:4], strict=True))
+    assert chorale == written
+    # the bar's last (long) note keeps its length, carrying into the next bar
+    assert celtic[4] == folk[4] == written[4]
+
+
+def test_a_legato_palette_ties_the_tune_whatever_the_style():
+    bar = eighths_bar(Meter(4, 4), gap=60)  # the tune written with short rests between
+    for palette in ("strings", "chorale", "ambient", "lullaby"):
+        notes = melody_of(bar, Style.CELTIC, palette)
+        # each note now runs into the next: no rest left inside the bar
+        for note, following in itertools.pairwise(notes):
+            assert note.end == following.onset, palette
+    # a band keeps the style's articulation: the celtic band's eighths stay short
+    band = melody_of(bar, Style.CELTIC, "celtic")
+    assert all(n.duration < 180 for n in band[:4])
+
+
+def test_the_final_bar_is_not_articulated():
+    """The last bar is left as written (a planned piece holds it, a fermata)."""
+    bar = eighths_bar(Meter(4, 4))
+    tracks = arrange_tracks([bar], style=Style.CELTIC, energy=Energy.MID)
+    assert [n.duration for n in tracks[0].notes] == [n.duration for n in bar.melody.notes]

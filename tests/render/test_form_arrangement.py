@@ -33,8 +33,10 @@ from cantus.render.arrangement import (
 from cantus.render.mix import integrated_loudness
 from cantus.render.piece import PieceParts, SegmentAudio
 from cantus.render.tempo import (
+    CADENCE_BROADENING,
     RITARDANDO_END,
     TempoMap,
+    broadened_at_cadences,
     ending_tempo_map,
     midi_tempo_changes,
 )
@@ -267,7 +269,9 @@ def test_piece_midi_has_the_ritardando_as_set_tempo_events():
             tempos.append((tick, mido.tempo2bpm(message.tempo)))
     assert tempos[0] == (0, pytest.approx(120.0))
     expected = midi_tempo_changes(parts.tempo_map)
-    assert [t for t, _ in tempos[1:]] == [t for t, _ in expected] and len(expected) == 8
+    # the ritardando's 8 beats, and at each of the 3 section ends two broadened beats and
+    # the return to tempo
+    assert [t for t, _ in tempos[1:]] == [t for t, _ in expected] and len(expected) == 8 + 3 * 3
     assert [bpm for _, bpm in tempos[1:]] == pytest.approx([bpm for _, bpm in expected], abs=0.01)
     # mido's own clock agrees with the map on the length of the piece.
     assert midi.length == pytest.approx(
@@ -277,6 +281,38 @@ def test_piece_midi_has_the_ritardando_as_set_tempo_events():
     segment = mido.MidiFile(file=io.BytesIO(parts.midi(12, 4)))
     first = next(m for m in segment.tracks[0] if m.type == "set_tempo")
     assert mido.tempo2bpm(first.tempo) == pytest.approx(120.0)
+
+
+def test_a_section_ending_cadence_broadens_then_returns_to_tempo():
+    base = ending_tempo_map(120.0, Meter(4, 4), 8)
+    broad = broadened_at_cadences(base, Meter(4, 4), [4, 8], 8)  # 8: the piece's own end
+    # bar 4's downbeat is tick 7680: its last two beats slow, the next downbeat is in tempo
+    assert broad.bpm_at(7680 - 960) == pytest.approx(120.0 * (1 + CADENCE_BROADENING) / 2)
+    assert broad.bpm_at(7680 - 480) == pytest.approx(120.0 * CADENCE_BROADENING)
+    assert broad.bpm_at(7680 - 961) == broad.bpm_at(7680) == 120.0
+    # the piece's end keeps its own ritardando, untouched
+    assert [c for c in broad.changes if c[0] > 7680] == list(base.changes[1:])
+    # it takes longer by the slower beats, and nothing else moves
+    slower = 0.5 / (1 + CADENCE_BROADENING) * 2 + 0.5 / CADENCE_BROADENING - 1.0
+    assert broad.seconds_at(7680) - base.seconds_at(7680) == pytest.approx(slower)
+    # a bar of two beats broadens its last beat only; an end at 0 or past the piece: none
+    two = broadened_at_cadences(TempoMap.constant(90.0), Meter(2, 4), [0, 2, 9], 4)
+    assert two.changes == ((0, 90.0), (1440, 90.0 * CADENCE_BROADENING), (1920, 90.0))
+
+
+def test_a_planned_piece_breathes_at_its_section_ends_in_midi_and_audio():
+    parts, plan = planned_parts("AABA", 16)
+    tempo = parts.tempo_map
+    for section in plan.sections[:-1]:
+        downbeat = section.end_bar * parts.bar_ticks
+        assert tempo.bpm_at(downbeat - 480) == pytest.approx(120.0 * CADENCE_BROADENING)
+        assert tempo.bpm_at(downbeat) == pytest.approx(120.0)
+    # the streamed segments and piece.mid's tempo follow the same map (the ritardando test
+    # above reads its set_tempo events); a segment of 4 bars lasts its bars' time in it
+    audio = SegmentAudio(tempo)
+    first = audio.render(parts, 0, 4)
+    assert first.duration_seconds == pytest.approx(tempo.seconds_at(4 * parts.bar_ticks), abs=0.01)
+    assert first.duration_seconds > 4 * parts.bar_seconds + 0.05
 
 
 def test_audio_follows_the_tempo_map_and_segments_join_without_a_gap():

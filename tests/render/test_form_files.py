@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
 from music21 import bar as m21bar
 from music21 import converter, expressions
 
@@ -41,7 +42,12 @@ def test_piece_json_lists_the_sections(quick_render):
     assert (bridge["treatment"], bridge["cadence"], bridge["source"]) == ("new", "half", None)
     ret = sections[1]
     assert (ret["treatment"], ret["source"], ret["source_label"]) == ("vary", 0, "A")
-    assert [s["start_seconds"] for s in sections] == [0.0, 8.0, 16.0, 24.0]  # 2 s a bar
+    # 2 s a bar, and each section's cadence broadens its last two beats (0.5 s each)
+    from cantus.render.tempo import CADENCE_BROADENING
+
+    breath = 0.5 / ((1 + CADENCE_BROADENING) / 2) + 0.5 / CADENCE_BROADENING - 1.0
+    expected = [0.0, 8.0 + breath, 16.0 + 2 * breath, 24.0 + 3 * breath]
+    assert [s["start_seconds"] for s in sections] == pytest.approx(expected, abs=0.001)
     assert sections[-1]["cadence"] == "authentic"
 
 

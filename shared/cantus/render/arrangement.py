@@ -33,6 +33,12 @@ opens with a crash. The final bar holds its last chord and note for ``fermata_ti
 the barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on
 a held tonic rather than a cut. All of it is decided per bar from the plan, so segments
 still arrange exactly as the whole piece.
+
+Articulation (``articulated``): a palette that bows, sings or breathes its tune
+(``Palette.legato``: strings, choir, pads) ties each melody note into the next; otherwise
+the style's ``STYLE_ARTICULATION`` shortens the quick notes (a folk tune's a little, a jig's
+or reel's more: lighter, bouncing). A section's last beat or two also broadens in tempo
+(``cantus.render.tempo.broadened_at_cadences``).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from dataclasses import dataclass, field
 
 from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
 from cantus.music.form import FormPlan, Section
-from cantus.music.notes import Bar, Meter, Note, Track
+from cantus.music.notes import TICKS_PER_QUARTER, Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.palettes import (
     ARPEGGIO,  # noqa: F401 (re-exported: the form tests and bench name the patterns here)
@@ -858,4 +864,45 @@ def _bar_parts(
         if name in parts:
             floor = BASS_FLOOR if name == "bass" else CHORD_FLOOR
             parts[name] = under_melody(parts[name], melody, floor=floor)
+    if not is_final:  # the final bar's notes are held (a fermata), not articulated
+        # after under_melody, which keeps the parts under the tune's written lengths
+        parts["melody"] = articulated(melody, meter, style=style, legato=palette.legato)
     return {name: sorted(part_notes) for name, part_notes in parts.items()}
+
+
+STYLE_ARTICULATION: dict[Style, float] = {Style.FOLK: 0.85, Style.CELTIC: 0.7, Style.CHORALE: 1.0}
+"""Share of its written length a melody note shorter than a beat sounds, per style: a
+chorale's line is legato, a folk tune's quick notes are detached, a jig's or reel's light
+and bouncing (a fiddler's short bow strokes). A palette that plays ``legato`` overrides it."""
+LEGATO_GAP_TICKS = TICKS_PER_QUARTER // 4
+"""Legato closes a gap of up to a sixteenth between a melody note and the next."""
+SHORTEST_NOTE_TICKS = TICKS_PER_QUARTER // 12
+"""An articulated note sounds at least this long (a 32nd triplet)."""
+
+
+def articulated(
+    notes: Sequence[Note], meter: Meter, *, style: Style, legato: bool = False
+) -> list[Note]:
+    """The melody notes of one bar (onsets from the bar start) as the style or palette
+    plays them. ``legato`` (a palette's bowed, sung or breathed line): each note is held
+    into the next one of the bar when no more than ``LEGATO_GAP_TICKS`` of rest lies
+    between them. Otherwise the style's ``STYLE_ARTICULATION``: a note shorter than a beat
+    (``pulse_ticks``) that another note of the bar follows sounds for that share of its
+    length, so quick notes are detached and a dance tune bounces; longer notes and a
+    bar's last note keep their length (they carry the phrase into the next bar)."""
+    ordered = sorted(notes)
+    share = STYLE_ARTICULATION.get(style, 1.0)
+    if not legato and share >= 1.0:
+        return ordered
+    pulse = pulse_ticks(meter)
+    out = []
+    for index, note in enumerate(ordered):
+        following = next((n.onset for n in ordered[index + 1 :] if n.onset > note.onset), None)
+        duration = note.duration
+        if following is not None:
+            if legato and 0 < following - note.end <= LEGATO_GAP_TICKS:
+                duration = following - note.onset
+            elif not legato and duration < pulse:
+                duration = max(min(SHORTEST_NOTE_TICKS, duration), round(duration * share))
+        out.append(Note(note.onset, note.pitch, duration, note.velocity))
+    return out

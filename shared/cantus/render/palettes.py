@@ -44,7 +44,9 @@ class Palette:
     melody margin of ``cantus eval arrangement``). ``level_contrast`` scales how much
     louder its fuller sections are planned to sound than its thin ones (what the
     streaming master keeps; ``cantus.render.arrangement.section_levels_db``). ``pedal``:
-    broken chords ring until the chord changes (a piano's sustain pedal)."""
+    broken chords ring until the chord changes (a piano's sustain pedal). ``legato``: the
+    tune is bowed, sung or breathed in one line, each note held into the next, whatever
+    the style's articulation (``cantus.render.arrangement.articulated``)."""
 
     name: str
     summary: str
@@ -62,6 +64,7 @@ class Palette:
     accompaniment_scale: float = 1.0
     level_contrast: float = 1.0
     pedal: bool = False
+    legato: bool = False
 
     def programs(self, energy: Energy) -> dict[str, int]:
         """Program of each pitched part at ``energy``."""
@@ -128,6 +131,7 @@ PALETTES: dict[str, Palette] = {
             contrast=BLOCK,
             melody_scale=1.1,
             accompaniment_scale=0.8,
+            legato=True,
         ),
         Palette(
             "piano",
@@ -159,6 +163,7 @@ PALETTES: dict[str, Palette] = {
             accompaniment_scale=0.65,
             level_contrast=0.6,
             pedal=True,
+            legato=True,
         ),
         Palette(
             "strings",
@@ -172,6 +177,7 @@ PALETTES: dict[str, Palette] = {
             contrast=ARPEGGIO,
             melody_scale=1.1,
             accompaniment_scale=0.85,
+            legato=True,
         ),
         Palette(
             "harp-flute",
@@ -183,6 +189,7 @@ PALETTES: dict[str, Palette] = {
             colour=42,
             accompaniment=ARPEGGIO,
             contrast=SUSTAIN,
+            legato=True,
         ),
         Palette(
             "ambient",
@@ -197,6 +204,7 @@ PALETTES: dict[str, Palette] = {
             dynamics=0.85,
             melody_scale=1.15,
             accompaniment_scale=0.8,
+            legato=True,
         ),
         Palette(
             "lullaby",
@@ -209,6 +217,7 @@ PALETTES: dict[str, Palette] = {
             accompaniment=ARPEGGIO,
             contrast=ARPEGGIO,
             dynamics=0.75,
+            legato=True,
         ),
         Palette(
             "therapy",
@@ -222,6 +231,7 @@ PALETTES: dict[str, Palette] = {
             accompaniment=SUSTAIN,
             contrast=ARPEGGIO,
             dynamics=0.8,
+            legato=True,
         ),
     )
 }

@@ -61,6 +61,7 @@ from cantus.render.arrangement import (
 from cantus.render.palettes import Palette, get_palette, spec_palette
 from cantus.render.tempo import (
     TempoMap,
+    broadened_at_cadences,
     ending_tempo_map,
     midi_tempo_changes,
     section_tempo_map,
@@ -219,7 +220,7 @@ class PieceParts:
         if form is None:
             return base
         # sections an edit set to their own tempo (issue #18), ramped in and out by beats
-        return section_tempo_map(
+        mapped = section_tempo_map(
             base,
             self.spec.tempo_bpm,
             spec_meter(self.spec),
@@ -229,6 +230,14 @@ class PieceParts:
                 for s in self.spec.form.sections
                 if s.tempo_bpm > 0
             ],
+        )
+        if self.spec.tempo_end_bpm or self.spec.no_ritardando:
+            return mapped  # a session's piece keeps the time its station planned for it
+        return broadened_at_cadences(
+            mapped,
+            spec_meter(self.spec),
+            [s.first_bar + s.bar_count for s in self.spec.form.sections],
+            self.bar_count,
         )
 
     def seconds_before_bar(self, index: int) -> float:

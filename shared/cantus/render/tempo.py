@@ -6,7 +6,9 @@ piece with a plan ends the way a player ends it (``ending_tempo_map``): a ritard
 last ``RITARDANDO_BARS`` bars (one in a piece of two or three bars, none in a one-bar
 piece), the tempo falling beat by beat to ``RITARDANDO_END`` of the
 tempo on the last beat, and the final chord held (``cantus.render.arrangement`` lengthens
-it; the last tempo lasts past the final bar). A therapy session's piece (issue #17) may
+it; the last tempo lasts past the final bar); and it breathes at the cadence that ends each
+section another follows (``broadened_at_cadences``: its last beat ``CADENCE_BROADENING`` of
+the tempo, back in tempo on the next downbeat). A therapy session's piece (issue #17) may
 ramp its tempo beat by beat towards the next piece's (``PieceSpec.tempo_end_bpm``) and skip
 the ritardando (``no_ritardando``) when it flows into the next piece. The same map writes
 piece.mid's set_tempo events (``midi_tempo_changes``), times the synthesiser's note events
@@ -28,6 +30,9 @@ RITARDANDO_BARS = 2
 """Bars the closing ritardando spans (one in a piece of two or three bars)."""
 RITARDANDO_END = 0.7
 """Tempo of the last beat as a fraction of the piece's tempo."""
+CADENCE_BROADENING = 0.9
+"""Tempo of the last beat before a section another follows, as a fraction of the tempo
+there (``broadened_at_cadences``); the beat before it moves half as far."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,37 @@ def section_tempo_map(
         if following != factor:
             position = (tick - bar * meter.bar_ticks) / meter.bar_ticks
             factor += (following - factor) * position
+        bpm = round(base.bpm_at(tick) * factor, 3)
+        if not changes or abs(changes[-1][1] - bpm) > 1e-9:
+            changes.append((tick, bpm))
+    return TempoMap(tuple(changes))
+
+
+def broadened_at_cadences(
+    base: TempoMap, meter: Meter, section_ends: Sequence[int], bars: int
+) -> TempoMap:
+    """``base`` with the player's breath at the end of each section another follows: the
+    last beat (``pulse_ticks``) before bar ``end`` of ``section_ends`` at
+    ``CADENCE_BROADENING`` x the tempo there, the beat before it (in a bar of three or
+    more beats) half-way, and the next section back in tempo on its downbeat. Ends at 0 or
+    at ``bars`` (the piece's own end: its ritardando) are left alone; the base map's changes
+    (a section's own tempo) are scaled, not replaced."""
+    pulse = pulse_ticks(meter)
+    beats = max(1, meter.bar_ticks // pulse)
+    spans: list[tuple[int, int, float]] = []  # (first tick, end tick, factor)
+    for end in sorted(set(section_ends)):
+        if not 0 < end < bars:
+            continue
+        downbeat = end * meter.bar_ticks
+        spans.append((downbeat - pulse, downbeat, CADENCE_BROADENING))
+        if beats >= 3:
+            spans.append((downbeat - 2 * pulse, downbeat - pulse, (1.0 + CADENCE_BROADENING) / 2))
+    if not spans:
+        return base
+    ticks = sorted({tick for tick, _ in base.changes} | {t for a, b, _ in spans for t in (a, b)})
+    changes: list[tuple[int, float]] = []
+    for tick in ticks:
+        factor = next((f for a, b, f in spans if a <= tick < b), 1.0)
         bpm = round(base.bpm_at(tick) * factor, 3)
         if not changes or abs(changes[-1][1] - bpm) > 1e-9:
             changes.append((tick, bpm))
