@@ -1,12 +1,13 @@
 """The lyrics metrics on hand-made lines, where the right answer is known."""
 
-from cantus.eval.grammar import parses
+from cantus.eval.grammar import mandarin_tags, parses
 from cantus.eval.lyrics import (
     BigramJudge,
     LyricsEvalReport,
     MethodStats,
     distinct_2,
     format_report,
+    language_checks,
     measure_piece,
     reads_better,
     song_melody,
@@ -85,6 +86,23 @@ def test_mandarin_tone_contour():
 def test_link_grammar_parses_sentences_and_not_word_salad():
     verdicts = parses(["i walked home through the snow", "i could be loved you", "!the dog runs"])
     assert verdicts == [True, False, True]
+
+
+def test_mandarin_lines_are_tagged_word_by_word():
+    moon, we = mandarin_tags(["明月照高楼", "我们在江上"])
+    assert len(moon) < 5  # words, not characters
+    assert we[:2] == ["r", "p"]  # 我们 a pronoun, 在 a preposition
+
+
+def test_mandarin_plausibility_prefers_verse_word_order_to_shuffled_characters():
+    verse = ["明月照高楼", "春风吹绿草", "孤舟过远山", "白云生故乡", "秋雨落空庭"]
+    judge = [list(line) for line in verse * 4]
+    shuffled = ["楼高照月明", "草绿吹风春", "山远过舟孤", "乡故生云白", "庭空落雨秋"]
+    checks = language_checks("zh", {"verse": verse, "shuffled": shuffled, "human": verse}, judge)
+    # at least the human lines' median: about half of the human lines by construction
+    assert checks["verse"]["tags_plausible"] == checks["human"]["tags_plausible"] >= 0.5
+    assert checks["shuffled"]["tags_plausible"] < checks["human"]["tags_plausible"]
+    assert checks["shuffled"]["tag_perplexity"] > checks["verse"]["tag_perplexity"]
 
 
 def test_the_judge_prefers_what_it_has_seen_and_never_gives_zero():

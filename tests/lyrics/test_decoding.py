@@ -177,3 +177,49 @@ def test_the_anti_lm_term_chooses_less_common_words(scorers, lexicons):
         return sum(ranks) / len(ranks)
 
     assert mean_rank(1.0) > mean_rank(0.0)
+
+
+def test_a_piece_does_without_its_dropped_words_except_at_a_line_end(scorers, lexicons):
+    lines = plan_lines(melody(16, bars=8), METER)
+    options = DecodeOptions(word_dropout=0.5)
+    writer = LyricWriter(scorers["en"], lexicons["en"], options=options, seed=3)
+    dropped = {w for w, out in zip(lexicons["en"].words, writer.dropped, strict=True) if out}
+    assert 0 < len(dropped) <= options.dropout_top
+    assert not dropped & {"the", "and", "i", "to"}  # function words are never dropped
+    for out in writer.write_lines(lines):
+        assert not dropped & set(out.words[:-1])
+    other = LyricWriter(scorers["en"], lexicons["en"], options=options, seed=4)
+    assert list(writer.dropped) != list(other.dropped)  # each piece its own share
+
+
+def test_each_stanza_is_steered_to_other_words_of_the_theme(scorers, lexicons):
+    lexicon = lexicons["en"]
+    theme = lexicon.embeddings[lexicon.index["sea"]].astype(np.float32)
+    options = DecodeOptions(verse_words=5, neighbourhood=40)
+
+    def words(seed, stanza):
+        writer = LyricWriter(
+            scorers["en"], lexicon, theme_vector=theme, theme_text="sea", options=options, seed=seed
+        )
+        bonus = writer.verse_bonus(stanza)
+        assert set(np.unique(bonus)) == {0.0, options.verse_weight}
+        return {lexicon.words[i] for i in np.flatnonzero(bonus)}
+
+    first, second = words(1, 0), words(1, 4)
+    assert len(first) == len(second) == 5 and not first & second
+    assert first == words(1, 0)  # the same piece, the same words
+    assert "sea" not in first | second  # the title line names it already
+    near = {"ocean", "seas", "ship", "sail", "shore", "sailor", "waves", "waters", "wave"}
+    assert near & (first | second | words(2, 0) | words(2, 4))
+    lines = plan_lines(melody(17, bars=8), METER, scheme="AABB")
+    assert [line.stanza for line in lines] == [4 * (line.index // 4) for line in lines]
+
+
+def test_mandarin_verse_words_are_characters_the_lm_puts_after_the_theme(scorers, lexicons):
+    options = DecodeOptions(verse_words=6, neighbourhood=30)
+    writer = LyricWriter(
+        scorers["zh"], lexicons["zh"], theme_text="明月思乡", options=options, seed=1
+    )
+    near = {lexicons["zh"].words[i] for i in writer.neighbours}
+    assert len(near) == 30 and not near & set("明月思乡")
+    assert near & set("故家归夜光秋望愁照")

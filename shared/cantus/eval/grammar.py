@@ -59,3 +59,21 @@ def parses(lines: Sequence[str]) -> list[bool]:
     if len(verdicts) != len(texts):
         raise RuntimeError(f"link-parser answered {len(verdicts)} of {len(texts)} lines")
     return verdicts
+
+
+# --- Mandarin: parts of speech ---------------------------------------------------------------
+
+
+def mandarin_tags(lines: Sequence[str]) -> list[list[str]]:
+    """Each line's parts of speech as jieba tags it (``jieba.posseg``, its dictionary only,
+    no HMM for unknown words, so a run of characters it does not know is not joined into an
+    invented name): the tokens of ``cantus.eval.lyrics``'s Mandarin plausibility check. A
+    line that is a sequence of words in an order Chinese uses gets the tag sequences of
+    real verse; characters thrown together get tags in orders verse seldom has."""
+    import logging
+
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return [[pair.flag for pair in jieba.posseg.lcut(line.strip(), HMM=False)] for line in lines]

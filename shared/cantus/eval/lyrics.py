@@ -31,6 +31,10 @@ fortunes songs and love poems; Song ci). Measured on all of them, in the same ru
 
 * grammaticality (English): the share of lines Link Grammar parses completely
   (``cantus.eval.grammar``);
+* part-of-speech plausibility (Mandarin): each line's parts of speech as jieba tags them
+  (``cantus.eval.grammar.mandarin_tags``) scored per tag by an interpolated Kneser-Ney
+  bigram over the tags of the judge's text (below); reported as that perplexity and as the
+  share of lines whose score is at least the human lines' median (human: about half);
 * judge perplexity: per token (words or characters, and the line end) of each line on its
   own, under an interpolated Kneser-Ney bigram trained on the held-out documents of the
   other registers (an LM that shares no training text with the generators nor with the
@@ -116,6 +120,8 @@ METHOD_NAMES = {
 SONG_FORM = "verse-chorus"
 SONG_BARS = 24
 HUMAN_REGISTER = {"en": "song", "zh": "ci"}
+TAG_JUDGE_LINES = 40_000
+"""Lines of the judge's text whose parts of speech train the Mandarin plausibility check."""
 
 
 @dataclass
@@ -297,6 +303,12 @@ class BigramJudge:
         weight = self.discount * self.followers[u] / seen
         return float(np.log(direct + weight * base))
 
+    def line_logprob(self, tokens: list[str]) -> float:
+        """Mean log probability per token of one line (its end included)."""
+        padded = ["<s>", *tokens, "</s>"]
+        pairs = list(itertools.pairwise(padded))
+        return sum(self.logprob(u, v) for u, v in pairs) / len(pairs)
+
     def perplexity(self, lines: list[list[str]]) -> float:
         total, count = 0.0, 0
         for tokens in lines:
@@ -322,13 +334,23 @@ def distinct_2(lines: list[str], language: str) -> float:
 def language_checks(
     language: str, texts: dict[str, list[str]], judge_lines: list[list[str]]
 ) -> dict[str, dict[str, float]]:
-    """Grammaticality (English), judge perplexity and distinct-2 at equal size per method."""
-    from cantus.eval.grammar import parser_available, parses
+    """Grammaticality (English: Link Grammar; Mandarin: part-of-speech plausibility), judge
+    perplexity and distinct-2 at equal size per method."""
+    from cantus.eval.grammar import mandarin_tags, parser_available, parses
 
     vocabulary = {t for lines in texts.values() for line in lines for t in _tokens(line, language)}
     judge = BigramJudge(judge_lines, vocabulary)
     size = min(len(lines) for lines in texts.values())
     out: dict[str, dict[str, float]] = {}
+    tag_scores: dict[str, list[float]] = {}
+    if language == "zh":
+        reference = mandarin_tags(["".join(tokens) for tokens in judge_lines[:TAG_JUDGE_LINES]])
+        tags = {method: mandarin_tags(lines) for method, lines in texts.items()}
+        tag_judge = BigramJudge(
+            reference, {t for lines in tags.values() for line in lines for t in line}
+        )
+        tag_scores = {m: [tag_judge.line_logprob(line) for line in ls] for m, ls in tags.items()}
+    median = float(np.median(tag_scores["human"])) if "human" in tag_scores else float("nan")
     for method, lines in texts.items():
         checks = {
             "judge_perplexity": judge.perplexity([_tokens(line, language) for line in lines]),
@@ -339,6 +361,10 @@ def language_checks(
         if language == "en" and parser_available():
             verdicts = parses(lines)
             checks["grammatical"] = sum(verdicts) / max(1, len(verdicts))
+        if method in tag_scores:
+            scores = np.array(tag_scores[method])
+            checks["tag_perplexity"] = float(np.exp(-scores.mean()))
+            checks["tags_plausible"] = float(np.mean(scores >= median))
         out[method] = checks
     return out
 
@@ -377,14 +403,20 @@ PLAIN_BEAM = DecodeOptions(
 """The decoder before the diversity changes (#21): a plain beam search, the best line
 taken, every word sung before penalised alike; the *plain beam* methods."""
 
+SHARED_WORDS = DecodeOptions(word_dropout=0.0, verse_words=0)
+"""The current decoder without the per-piece word dropout and the per-stanza verse words:
+every piece may reach for the same common words (the *shared words* methods)."""
+
 
 def method_name(method: str) -> str:
     """``transformer``, ``lstm_beam``, … as the report prints them."""
     if method in METHOD_NAMES:
         return METHOD_NAMES[method]
-    model, _, beam = method.partition("_")
+    model, _, decoder = method.partition("_")
     name = "LSTM" if model == "lstm" else model
-    return f"{name}, plain beam" if beam else name
+    if decoder == "shared":
+        return f"{name}, shared words"
+    return f"{name}, plain beam" if decoder else name
 
 
 @dataclass
@@ -419,16 +451,20 @@ def run_lyrics_eval(
     options: DecodeOptions | None = None,
     songs: int = 10,
     compare_decoders: bool = True,
+    compare_shared: bool = True,
+    served_only: bool = False,
     jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
-    """Both LMs under the current decoder (``options``, default ``DecodeOptions()``) and,
-    with ``compare_decoders``, under ``PLAIN_BEAM``; the baseline and the songs use the
-    served LM (``lyric_models``). ``jobs`` > 1: the languages in parallel processes."""
+    """Both LMs (``served_only``: the served one) under the current decoder (``options``,
+    default ``DecodeOptions()``) and, with ``compare_decoders``, under ``PLAIN_BEAM``, with
+    ``compare_shared`` under ``SHARED_WORDS``; the baseline and the songs use the served LM
+    (``lyric_models``). ``jobs`` > 1: the languages in parallel processes."""
     served = {language: served_lyric_model(language) for language in languages}
     report = LyricsEvalReport(pieces=pieces, models={}, stats={}, served=served)
+    comparisons = (PLAIN_BEAM,) * compare_decoders + (SHARED_WORDS,) * compare_shared
     arguments = [
-        (language, pieces, checkpoint_dir, options, songs, compare_decoders)
+        (language, pieces, checkpoint_dir, options, songs, comparisons, served_only)
         for language in languages
     ]
     if jobs > 1 and len(languages) > 1:
@@ -462,7 +498,8 @@ def _language_eval(
     checkpoint_dir: Path,
     options: DecodeOptions | None,
     songs: int,
-    compare_decoders: bool,
+    comparisons: tuple[DecodeOptions, ...],
+    served_only: bool,
     *,
     log: Callable[[str], None],
 ) -> LanguageResult:
@@ -481,7 +518,7 @@ def _language_eval(
     loaded = {}
     for model in LYRIC_MODELS:
         path = checkpoint_path(language, checkpoint_dir, model)
-        if path.exists():
+        if path.exists() and (model == served or not served_only):
             loaded[model] = (
                 load_lyric_scorer(path),
                 Lexicon.load(lexicon_path(language, checkpoint_dir, model)),
@@ -490,9 +527,10 @@ def _language_eval(
     writers_for: dict[str, tuple] = {}
     for model, (model_scorer, model_lexicon) in loaded.items():
         writers_for[model] = (model_scorer, model_lexicon, options)
-    if compare_decoders:
+    for decoder in comparisons:
+        suffix = "beam" if decoder is PLAIN_BEAM else "shared"
         for model, (model_scorer, model_lexicon) in loaded.items():
-            writers_for[f"{model}_beam"] = (model_scorer, model_lexicon, PLAIN_BEAM)
+            writers_for[f"{model}_{suffix}"] = (model_scorer, model_lexicon, decoder)
     models = ", ".join(f"{model} {pair[0].version}" for model, pair in loaded.items())
     stats = {method: MethodStats() for method in [*writers_for, "baseline"]}
     texts: dict[str, list[str]] = {method: [] for method in stats}
@@ -625,10 +663,11 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         "stress, rhyme, tone, theme, blocklist) with the current decoder on each LM "
         "(`DecodeOptions()`), *…, plain beam* the same LMs with the decoder before the "
         "diversity changes (`PLAIN_BEAM`: plain beam search, best line, every repeated word "
-        "penalised alike); *baseline* samples the served LM without constraints and trims "
-        "each line to its notes at a word boundary; *human* lines are held out from both "
-        "LMs' training. Definitions: `shared/cantus/eval/lyrics.py`; the corpora: "
-        "`docs/lyrics_data.md`.",
+        "penalised alike), *…, shared words* the current decoder without the per-piece word "
+        "dropout and per-stanza verse words (`SHARED_WORDS`); *baseline* samples the served "
+        "LM without constraints and trims each line to its notes at a word boundary; *human* "
+        "lines are held out from both LMs' training. Definitions: "
+        "`shared/cantus/eval/lyrics.py`; the corpora: `docs/lyrics_data.md`.",
         "",
     ]
     names = [
@@ -704,6 +743,13 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             ]
             rows = [
                 ("grammatical", "parsed completely by Link Grammar", True, "≥ 0.9× human"),
+                (
+                    "tags_plausible",
+                    "parts of speech as likely as the human median (jieba tags, KN bigram)",
+                    True,
+                    "≥ 0.9× human",
+                ),
+                ("tag_perplexity", "part-of-speech perplexity (same)", False, "lower"),
                 ("judge_perplexity", "judge perplexity (held-out KN bigram)", False, "lower"),
                 ("distinct_2_equal", "distinct-2 (equal line counts)", True, "≥ 0.9× human"),
             ]

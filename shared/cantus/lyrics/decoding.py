@@ -21,8 +21,11 @@ always finding the same best one, so pieces with other seeds get other lines. Fi
 candidates are reranked with the similarity of the whole line to the theme, and the line
 sung is drawn among those near the best (``pick_temperature``). If the masks leave nothing,
 the stress constraint and then the rhyme are relaxed (counted in ``DecodedLine.relaxed``)
-so a line always comes out. Everything random is seeded by the writer's seed, the line and
-the relaxation, so a line written again is the same line.
+so a line always comes out. Across pieces and verses (``DecodeOptions.word_dropout``,
+``verse_words``): each piece does without a seeded share of the common content words, and
+each stanza is steered to its own few words of the theme's neighbourhood. Everything
+random is seeded by the writer's seed, the line and the relaxation, so a line written
+again is the same line.
 """
 
 from __future__ import annotations
@@ -104,6 +107,24 @@ class DecodeOptions:
     low although no pair repeated within one. The out-of-context log probability is Zipf's
     estimate from the lexicon's order (the LM's vocabulary, most frequent first),
     ``-log(rank + 1)``, centred on the lexicon's median."""
+    word_dropout: float = 0.3
+    """Share of the lexicon's ``dropout_top`` most frequent content words (Mandarin:
+    characters) that a piece does without, drawn by the piece's seed; they may still end a
+    line (the rhyme classes stay whole). Pieces are written apart, so nothing else keeps
+    two pieces from reaching for the same common words ("go out", "a time to", "tell me"):
+    with a different share of them missing, each piece finds other ones."""
+    dropout_top: int = 400
+    verse_words: int = 6
+    """Words of the theme's neighbourhood each stanza is steered to (``verse_weight`` each):
+    the ``neighbourhood`` content words nearest the theme (English: sentence-embedding
+    similarity; Mandarin: the characters the LM makes likelier after the theme's title
+    line, its pointwise mutual information), in an order drawn by the piece's seed, each
+    stanza taking the next ``verse_words``, so verses move on to other words of the
+    theme. With ``word_dropout`` 0.3 and 6 verse words, on 10 pieces with the LSTM (61
+    lines), distinct-2 rose from 0.60x to 0.74x the held-out lines' in English (Link
+    Grammar parse rate 1.00x) and to 0.89x in Mandarin (part-of-speech plausibility 1.07x)."""
+    verse_weight: float = 2.0
+    neighbourhood: int = 80
 
 
 @dataclass
@@ -182,6 +203,50 @@ class LyricWriter:
             [self.language == "en" and not is_content_word(w) for w in lexicon.words], dtype=bool
         )
         self.title = " ".join(theme_text.lower().split()) if self.language == "en" else theme_text
+        content = ~self.function if self.language == "en" else np.ones(len(lexicon), bool)
+        piece_rng = np.random.default_rng([seed, 21])
+        self.dropped = np.zeros(len(lexicon), dtype=bool)
+        if options.word_dropout:
+            common = np.flatnonzero(content[: options.dropout_top])
+            left_out = piece_rng.choice(common, round(options.word_dropout * len(common)), False)
+            self.dropped[left_out] = True
+        self.neighbours = np.zeros(0, dtype=np.int64)
+        if options.verse_words:
+            near = self._theme_association(theme_vector)
+            if near is not None:
+                order = np.argsort(-np.where(content & ~self.dropped, near, -np.inf))
+                nearest = order[: options.neighbourhood]
+                self.neighbours = nearest[piece_rng.permutation(len(nearest))]
+
+    def _theme_association(self, theme_vector: np.ndarray | None) -> np.ndarray | None:
+        """How near each lexicon entry is to the theme: the cosine of its sentence embedding
+        (English), else the log ratio of its LM probability after the title line to that
+        at the start of a song (the embedding model is English; the LM learnt which
+        characters go with which from its poems). Words the theme itself names are left
+        out: the title line already gives them."""
+        lex = self.lexicon
+        if self.language == "en" and theme_vector is not None and lex.embeddings is not None:
+            near = lex.embeddings.astype(np.float32) @ theme_vector.astype(np.float32)
+            named = set(self.title.split())
+        elif self.title:
+            after, before = self.scorer.score([self.title + END_OF_LINE, ""], lex.words)
+            near = np.where(after > np.median(after), after - before, -np.inf)
+            named = set(self.title)
+        else:
+            return None
+        return np.where([w in named for w in lex.words], -np.inf, near).astype(np.float32)
+
+    def verse_bonus(self, stanza: int) -> np.ndarray:
+        """``verse_weight`` for the words stanza ``stanza`` (its first line's index) is
+        steered to: the next ``verse_words`` of the piece's shuffled neighbourhood."""
+        bonus = np.zeros(len(self.lexicon), np.float32)
+        size, count = len(self.neighbours), self.options.verse_words
+        if size and count:
+            start = stanza * count
+            bonus[self.neighbours[(start + np.arange(min(count, size))) % size]] = (
+                self.options.verse_weight
+            )
+        return bonus
 
     # --- the constrained search ----------------------------------------------------------
     def write_line(
@@ -224,6 +289,7 @@ class LyricWriter:
         strong_bits = sum(1 << i for i, strong in enumerate(line.strong) if strong)
         strong = np.array(line.strong, dtype=bool)
         pitches = [slot.pitch for slot in line.slots]
+        verse = self.verse_bonus(line.stanza)
         used_penalty = np.array([used.get(w, 0) for w in lex.words], np.float32)
         used_penalty = opts.repeat_penalty * np.minimum(used_penalty, 2)
         if self.language == "zh":
@@ -261,11 +327,12 @@ class LyricWriter:
                     allowed &= ((lex.stress_mask << beam.position) & ~strong_bits) == 0
                 ends = lex.syllables == left
                 allowed &= ~ends | rhyme_ok
+                allowed &= ends | ~self.dropped
                 if beam.ids:
                     allowed[beam.ids[-1]] = False
                 if not allowed.any():
                     continue
-                total = row + self.static - used_penalty + opts.word_bonus
+                total = row + self.static + verse - used_penalty + opts.word_bonus
                 if self.language == "en" and not strong[beam.position]:
                     total = total - opts.weak_content_penalty * lex.content_mono
                 if self.language == "zh" and beam.ids:

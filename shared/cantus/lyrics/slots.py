@@ -50,7 +50,9 @@ class Slot:
 @dataclass(frozen=True)
 class LineSlots:
     """Line ``index`` of a piece: bars ``first_bar`` .. ``first_bar + bar_count - 1``, its
-    slots in order, its rhyme letter and the line it must rhyme with (None: free)."""
+    slots in order, its rhyme letter and the line it must rhyme with (None: free);
+    ``stanza``: the index of the first line of its stanza (the rhyme scheme's round within
+    its section), which the decoder's verse words follow."""
 
     index: int
     first_bar: int
@@ -58,6 +60,7 @@ class LineSlots:
     slots: tuple[Slot, ...]
     rhyme_label: str
     rhymes_with: int | None
+    stanza: int = 0
 
     @property
     def syllables(self) -> int:
@@ -238,4 +241,5 @@ def make_line(
     letter, anchor = rhyme_position(line_index - stanza_start, scheme)
     if anchor is not None:
         anchor += stanza_start
-    return LineSlots(line_index, first_bar, len(line_bars), tuple(slots), letter, anchor)
+    stanza = stanza_start + (line_index - stanza_start) // len(scheme) * len(scheme)
+    return LineSlots(line_index, first_bar, len(line_bars), tuple(slots), letter, anchor, stanza)
