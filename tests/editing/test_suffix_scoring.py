@@ -38,6 +38,19 @@ def test_suffix_logprobs_sum_the_scored_tokens_and_ignore_padding(model):
     assert all(s < 0 for s in scores)
 
 
+def test_excluded_tokens_are_renormalised_away_at_every_scored_position(model):
+    sequence, excluded = [1, 5, 7, 9, 11], [2, 3]
+    with torch.no_grad():
+        logits = model(torch.tensor([sequence]))[0]
+    logits[:, excluded] = -torch.inf
+    logprobs = torch.log_softmax(logits, dim=-1)
+    expected = float(sum(logprobs[t - 1, sequence[t]] for t in range(2, len(sequence))))
+    [read] = suffix_logprobs(model, [sequence], [2], excluded=excluded)
+    assert read == pytest.approx(expected, abs=1e-4)
+    # taking tokens that never occur out of the distribution makes the rest likelier
+    assert read > suffix_logprobs(model, [sequence], [2])[0]
+
+
 def test_the_serving_class_answers_and_refuses_naming_the_input(model):
     serving = MelodyScoreServing(model, VOCAB, "tiny")
     tokens = np.array([[1, 5, 7, 9, 0], [1, 5, 7, 9, 11]], dtype=np.int32)

@@ -92,10 +92,11 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     # A' and A'' decode their cadence bar: A' leads into B (new), A'' ends the piece
     assert by_first_bar[7].after == () and by_first_bar[15].after == ()
     tokenizer = MelodyTokenizer()
-    prompt = by_first_bar[8].prompt(tokenizer)
-    assert prompt[-1] == tokenizer.vocab.id(FIM_MIDDLE)
-    older = MelodyTokenizer(Vocabulary(tokenizer.vocab.tokens[:-2]))  # no FIM markers
     request = by_first_bar[8]
+    prompt = request.prompt(tokenizer)
+    assert prompt == tokenizer.infill_prompt(request.controls, request.context, request.after)
+    assert tokenizer.vocab.id(FIM_MIDDLE) in prompt
+    older = MelodyTokenizer(Vocabulary(tokenizer.vocab.tokens[:-2]))  # no FIM markers
     assert request.prompt(older) == older.prompt(request.controls, request.context)
     blind = FakeModel()  # the default, settings.melody_fill_in_middle: left to right
     assert asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7), [], blind.decode)) == bars

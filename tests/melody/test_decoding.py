@@ -129,7 +129,7 @@ def test_an_opening_beyond_the_bar_is_refused() -> None:
         [VOCAB.bar, *_prefix()],
         [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.bar],  # a suffix without FIM_MID
         [*_prefix(), VOCAB.id(FIM_MIDDLE)],  # FIM_MID before FIM_SUF
-        [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_MIDDLE), VOCAB.bar],  # bars after it
+        [*_prefix(), VOCAB.bar, VOCAB.id(FIM_SUFFIX)],  # bars before the suffix
         [*_prefix(), VOCAB.id(FIM_SUFFIX), VOCAB.id(FIM_SUFFIX)],
     ],
 )

@@ -137,7 +137,7 @@ def test_vocabulary_json_round_trip() -> None:
     assert len(vocab) == 4 + 12 + 2 + 12 + 8 + 3 + 3 + 48 + 61 + 48 + 2 + 2
 
 
-def test_an_infill_prompt_puts_the_bars_after_the_gap_between_the_markers() -> None:
+def test_an_infill_prompt_puts_the_bars_after_the_gap_first_and_the_bars_before_it_last() -> None:
     meter = Meter(3, 4)
     controls = Controls(Key(7), meter, 100.0, Style.FOLK, Energy.MID)
     before = [Bar(meter, (Note(0, 67, 1440),))]
@@ -145,10 +145,11 @@ def test_an_infill_prompt_puts_the_bars_after_the_gap_between_the_markers() -> N
     prompt = TOKENIZER.infill_prompt(controls, before, after)
     vocab = TOKENIZER.vocab
     middle = vocab.id(FIM_MIDDLE)
-    suffix_at = prompt.index(vocab.id(FIM_SUFFIX))
-    assert prompt[:suffix_at] == TOKENIZER.prompt(controls, before)
-    assert prompt[suffix_at + 1 : -1] == TOKENIZER.prompt(controls, after)[7:]
-    assert prompt[-1] == middle and TOKENIZER.has_infill
+    middle_at = prompt.index(middle)
+    assert prompt[:8] == [*TOKENIZER.controls_prefix(controls), vocab.id(FIM_SUFFIX)]
+    assert prompt[8:middle_at] == TOKENIZER.prompt(controls, after)[7:]
+    assert prompt[middle_at + 1 :] == TOKENIZER.prompt(controls, before)[7:]
+    assert TOKENIZER.has_infill
     older = MelodyTokenizer(Vocabulary(vocab.tokens[:-2]))  # a checkpoint before FIM
     assert not older.has_infill
     with pytest.raises(MusicError, match="fill-in-the-middle"):

@@ -24,7 +24,6 @@ from cantus.melody.tokenizer import (
     Vocabulary,
 )
 from cantus.melody.training import (
-    FIM_MAX_GAP_BARS,
     FIM_MAX_SUFFIX_BARS,
     MODE_POSITION,
     EncodedTune,
@@ -132,7 +131,9 @@ def _bars_of(tokens: list[int]) -> list[list[int]]:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=2, max_size=20), st.integers(0, 10_000))
-def test_fim_order_writes_prefix_suffix_then_the_gap(notes_per_bar: list[int], seed: int) -> None:
+def test_fim_order_writes_the_suffix_then_the_prefix_and_the_gap(
+    notes_per_bar: list[int], seed: int
+) -> None:
     meter = Meter.parse("4/4")
     bars = tuple(
         Bar(meter, tuple(Note(i * 480, 60 + b % 12, 480, 80) for i in range(n)))
@@ -143,15 +144,16 @@ def test_fim_order_writes_prefix_suffix_then_the_gap(notes_per_bar: list[int], s
     fim = fim_order(tokens, VOCAB.bar, VOCAB.eos, SUFFIX_ID, MIDDLE_ID, random.Random(seed))
     assert fim is not None
     assert fim[:PREFIX_LENGTH] == tokens[:PREFIX_LENGTH] and fim[-1] == VOCAB.eos
+    assert fim[PREFIX_LENGTH] == SUFFIX_ID
     assert fim.count(SUFFIX_ID) == 1 and fim.count(MIDDLE_ID) == 1
-    suffix_at, middle_at = fim.index(SUFFIX_ID), fim.index(MIDDLE_ID)
-    before = _bars_of(fim[PREFIX_LENGTH:suffix_at])
-    after = _bars_of(fim[suffix_at + 1 : middle_at])
-    gap = _bars_of(fim[middle_at + 1 : -1])
-    assert 1 <= len(gap) <= FIM_MAX_GAP_BARS and 1 <= len(after) <= FIM_MAX_SUFFIX_BARS
-    # before, gap and after are the tune's bars in order, from its first bar
+    middle_at = fim.index(MIDDLE_ID)
+    after = _bars_of(fim[PREFIX_LENGTH + 1 : middle_at])
+    before_and_gap = _bars_of(fim[middle_at + 1 : -1])
+    assert 1 <= len(after) <= FIM_MAX_SUFFIX_BARS
+    assert 1 <= len(before_and_gap) <= len(notes_per_bar) - 1
+    # the bars before the gap, the gap and the bars after it are the tune's, in order
     original = _bars_of(tokens[PREFIX_LENGTH:-1])
-    assert before + gap + after == original[: len(before) + len(gap) + len(after)]
+    assert before_and_gap + after == original[: len(before_and_gap) + len(after)]
     assert len(fim) <= len(tokens) + 2
 
 

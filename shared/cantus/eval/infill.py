@@ -44,6 +44,7 @@ from cantus.melody.controls import Controls
 from cantus.melody.infill import best_of_candidates, logmeanexp, suffix_sequences
 from cantus.melody.local_composition import default_sampling, engine_phrase_decoder
 from cantus.melody.suffix_scoring import suffix_logprobs
+from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import SUPPORTED_METERS, Style
 
@@ -81,6 +82,9 @@ class InfillResult:
     nll_left_per_tune: list[float]
     nll_both_per_tune: list[float]
     nll_fim: float | None  # None: the checkpoint has no FIM markers
+    # the same, read as the decoder reads a gap of known length (EOS, FIM markers excluded)
+    nll_left_known: float
+    nll_fim_known: float | None
     smooth_limit: int
     corpus_bar_line_intervals: int
     corpus_smooth_rate: float
@@ -222,6 +226,12 @@ def run_infill_eval(
         for edge in ("left", "right")
     }
     nll_left, nll_both, nll_fim, tokens_total = [], [], [], 0
+    nll_left_known: list[float] = []
+    nll_fim_known: list[float] = []
+    vocab = tokenizer.vocab
+    never_in_a_gap = [vocab.eos] + (
+        [vocab.id(FIM_SUFFIX), vocab.id(FIM_MIDDLE)] if tokenizer.has_infill else []
+    )
     for index, ((window_bars, request), (best, report)) in enumerate(
         zip(jobs, filled, strict=True)
     ):
@@ -247,12 +257,16 @@ def run_infill_eval(
         middle_tokens = [t for bar in real_middle for t in tokenizer.bar_to_tokens(bar)]
         with_middle = prefix + middle_tokens
         [log_middle] = suffix_logprobs(model, [with_middle], [len(prefix)])
+        [log_middle_known] = suffix_logprobs(
+            model, [with_middle], [len(prefix)], excluded=never_in_a_gap
+        )
         sequences, starts = suffix_sequences(tokenizer, request, [real_middle], right)
         [log_right_real] = suffix_logprobs(model, sequences, starts)
         log_right = logmeanexp(report.suffix_logprobs) if report.suffix_logprobs else log_right_real
         n = len(middle_tokens)
         tokens_total += n
         nll_left.append(-log_middle)
+        nll_left_known.append(-log_middle_known)
         nll_both.append(-(log_middle + log_right_real - log_right))
         if fim:
             fim_prompt = tokenizer.infill_prompt(request.controls, left, right)
@@ -260,6 +274,10 @@ def run_infill_eval(
                 model, [fim_prompt + middle_tokens], [len(fim_prompt)]
             )
             nll_fim.append(-log_middle_fim)
+            [log_middle_fim_known] = suffix_logprobs(
+                model, [fim_prompt + middle_tokens], [len(fim_prompt)], excluded=never_in_a_gap
+            )
+            nll_fim_known.append(-log_middle_fim_known)
     seconds["likelihoods"] = round(time.monotonic() - clock, 1)
     return InfillResult(
         tunes=len(chosen),
@@ -271,6 +289,8 @@ def run_infill_eval(
         nll_left_per_tune=nll_left,
         nll_both_per_tune=nll_both,
         nll_fim=sum(nll_fim) / tokens_total if fim else None,
+        nll_left_known=sum(nll_left_known) / tokens_total,
+        nll_fim_known=sum(nll_fim_known) / tokens_total if fim else None,
         smooth_limit=limit,
         corpus_bar_line_intervals=len(reference),
         corpus_smooth_rate=float(np.mean(np.abs(reference) <= limit)),
@@ -306,9 +326,19 @@ def format_infill(result: InfillResult, *, command: str) -> str:
             if r.nll_fim is not None
             else []
         ),
+        f"| left context only, the gap's length known | {r.nll_left_known:.3f} |",
+        *(
+            [f"| fill-in-the-middle, the gap's length known | {r.nll_fim_known:.3f} |"]
+            if r.nll_fim_known is not None
+            else []
+        ),
         "",
         f"{r.middle_tokens} middle tokens; the right side lowers the NLL in {better} of "
-        f"{r.tunes} tunes.",
+        f'{r.tunes} tunes. "the gap\'s length known": read as the decoder reads a gap of a '
+        "given number of bars, whose grammar allows no `EOS` (nor a FIM marker) inside it; "
+        "the model renormalised without them. A fill-in-the-middle prompt does not say how "
+        "many bars the gap has (training draws gaps of 1 to 8), so its raw reading pays at "
+        "every bar line inside the gap for the chance that the gap ends there.",
         "",
         "## Smooth joins",
         "",

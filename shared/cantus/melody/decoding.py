@@ -170,8 +170,8 @@ class MelodyGrammar:
     tokens are checked only for structure, since given bars may break the generation limits.
     The prompt's last bar counts as finished: generation starts with ``BAR``. Then exactly
     ``n_bars`` bars are generated and ``EOS``; ``done`` turns true after ``EOS``. A
-    fill-in-the-middle prompt (bars, ``FIM_SUF``, the bars after a gap, ``FIM_MID``: see the
-    tokenizer) is taken too; the generated bars are then the gap's.
+    fill-in-the-middle prompt (``FIM_SUF``, the bars after a gap, ``FIM_MID``, the bars
+    before it: see the tokenizer) is taken too; the generated bars are then the gap's.
 
     What it enforces comes from the request's ``SamplingParams``: ``pitch_range`` (inclusive
     MIDI range of generated pitches), ``key_constraint`` (only the key's scale pitch classes;
@@ -443,12 +443,14 @@ class MelodyGrammar:
     def _next_ranges(self) -> list[tuple[int, int]]:
         ranges: list[tuple[int, int]] = []
         if not self.generating:  # prompt: structure only
-            if self._fim_stage == 2:
-                return []  # FIM_MID ends the prompt
             if self._in_bar and self._previous_end < self._bar_steps:
                 ranges.append((self._pos0 + self._previous_end, self._pos0 + self._bar_steps))
             ranges.append((self._bar, self._bar + 1))
-            if self._fim_ids is not None:
+            # suffix first: FIM_SUF right after the controls, FIM_MID after the bars after
+            # the gap; the bars before the gap follow it
+            if self._fim_ids is not None and (
+                (self._fim_stage == 0 and self.length == PREFIX_LENGTH) or self._fim_stage == 1
+            ):
                 marker = self._fim_ids[self._fim_stage]
                 ranges.append((marker, marker + 1))
             return ranges

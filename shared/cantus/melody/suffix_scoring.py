@@ -9,6 +9,7 @@ asks Triton for it. Imports torch only where the model runs (the client does not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,12 +36,18 @@ class ScoreInputError(ValueError):
 
 
 def suffix_logprobs(
-    model: MelodyLM, sequences: Sequence[Sequence[int]], score_from: Sequence[int]
+    model: MelodyLM,
+    sequences: Sequence[Sequence[int]],
+    score_from: Sequence[int],
+    *,
+    excluded: Sequence[int] = (),
 ) -> list[float]:
     """Per sequence, the sum of log P(token t | tokens before t) in nats over the tokens
     ``score_from[i] .. len(sequences[i]) - 1`` (``score_from`` >= 1: the first token has no
     prediction). One forward pass over the batch, padded on the right (causal attention
-    never reads the padding of a scored position)."""
+    never reads the padding of a scored position). ``excluded``: token ids taken out of
+    every scored distribution (renormalised without them), as a decoder whose grammar
+    forbids them reads the sequence (``EOS`` inside a gap of a known number of bars)."""
     import torch
 
     if len(sequences) != len(score_from):
@@ -52,7 +59,10 @@ def suffix_logprobs(
     for row, sequence in enumerate(sequences):
         batch[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
     with torch.no_grad():
-        logprobs = torch.log_softmax(model(batch).float(), dim=-1)
+        logits = model(batch).float()
+        if excluded:
+            logits[..., list(excluded)] = -math.inf
+        logprobs = torch.log_softmax(logits, dim=-1)
     scores = []
     for row, (sequence, start) in enumerate(zip(sequences, score_from, strict=True)):
         positions = torch.arange(start, len(sequence))

@@ -34,13 +34,14 @@ FIM_SUF         the bars after a gap follow (fill-in-middle)  1
 FIM_MID         the gap's bars follow (fill-in-middle)        1
 ==============  ============================================  =====
 
-Fill-in-the-middle (FIM, as code LMs are trained: Bavarian et al. 2022, "prefix, suffix,
-middle"): a gap between given bars is written as ::
+Fill-in-the-middle (FIM, as code LMs are trained: Bavarian et al. 2022, in their
+"suffix, prefix, middle" order): a gap between given bars is written as ::
 
-    <controls> <bars before> FIM_SUF <bars after> FIM_MID <the gap's bars> EOS
+    <controls> FIM_SUF <bars after> FIM_MID <bars before> <the gap's bars> EOS
 
-so the model reads both sides before it writes the gap, left to right as always
-(``MelodyTokenizer.infill_prompt`` builds the part up to ``FIM_MID``).
+so the model reads both sides before it writes the gap, left to right as always, and the
+gap continues the bars before it directly (``MelodyTokenizer.infill_prompt`` builds the
+part up to the gap).
 
 Bars are at most 48 sixteenths (12 quarter notes) long. ``BarAssembler`` turns a stream of
 sampled tokens back into bars, each returned the moment the next ``BAR`` or ``EOS`` closes it.
@@ -227,16 +228,18 @@ class MelodyTokenizer:
     def infill_prompt(
         self, controls: Controls, before: Iterable[Bar], after: Iterable[Bar]
     ) -> list[int]:
-        """A fill-in-the-middle prompt: controls, ``before``, ``FIM_SUF``, ``after``,
-        ``FIM_MID``; the model continues with the gap's bars (``BAR`` first), then ``EOS``.
+        """A fill-in-the-middle prompt: controls, ``FIM_SUF``, ``after``, ``FIM_MID``,
+        ``before``; the model continues with the gap's bars (``BAR`` first), then ``EOS``.
         ``MusicError`` if the vocabulary has no FIM markers (a checkpoint older than them)."""
         if FIM_SUFFIX not in self.vocab.tokens:
             raise MusicError("this melody vocabulary has no fill-in-the-middle tokens")
-        tokens = self.prompt(controls, before)
+        tokens = self.controls_prefix(controls)
         tokens.append(self.vocab.id(FIM_SUFFIX))
         for bar in after:
             tokens += self.bar_to_tokens(bar)
         tokens.append(self.vocab.id(FIM_MIDDLE))
+        for bar in before:
+            tokens += self.bar_to_tokens(bar)
         return tokens
 
     @property
