@@ -51,6 +51,6 @@ def test_the_report_names_each_component():
     ]
     report.load = [3.0, 5.0]
     text = format_report(report, command="cantus bench soak --minutes 10")
-    assert "| broker | 100 | 111 | 111 | yes | 30 / 30 / 30 |" in text
-    assert "| render | 500 | 500 | 500 | yes | 40 / 51 / 51 |" in text
+    assert "| broker | 100 | 111 | 111 | 103 / 106 / 109 | yes | 30 / 30 / 30 |" in text
+    assert "| render | 500 | 500 | 500 | 500 / 500 / 500 | yes | 40 / 51 / 51 |" in text
     assert "sampled every 10 s" in text and "Stations sustained: 8 of 8" in text

@@ -186,15 +186,16 @@ def format_report(report: SoakReport, *, command: str) -> str:
         f"{report.underruns}; pieces streamed {report.pieces}; restarts by the supervisor: "
         f"{', '.join(f'{k} {v}' for k, v in sorted(report.restarts.items())) or 'none'}.",
         "",
-        "| component | RSS at start (MiB) | RSS at end (MiB) | RSS max (MiB) | flat | "
-        "open fds start / end / max |",
-        "|---|---|---|---|---|---|",
+        "| component | RSS at start (MiB) | RSS at end (MiB) | RSS max (MiB) | "
+        "RSS at 1/4, 1/2, 3/4 of the run (MiB) | flat | open fds start / end / max |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in first.rss_mib:
         rss = [s.rss_mib.get(name, 0.0) for s in samples]
         fds = [s.fds.get(name, 0) for s in samples]
+        marks = " / ".join(f"{rss[len(rss) * q // 4]:.0f}" for q in (1, 2, 3))
         lines.append(
-            f"| {name} | {rss[0]:.0f} | {rss[-1]:.0f} | {max(rss):.0f} | "
+            f"| {name} | {rss[0]:.0f} | {rss[-1]:.0f} | {max(rss):.0f} | {marks} | "
             f"{'yes' if is_flat(rss) else 'NO'} | {fds[0]} / {fds[-1]} / {max(fds)} |"
         )
     lines += [
