@@ -50,10 +50,10 @@ from cantus.stations.config import StationConfigError, check_station_name, parse
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
 from cantus.stations.feeds import playback_seconds
 from cantus.stations.intensity import IntensityStage, intensity_adjustment, release_horizon
-from cantus.stations.measure import measure_midi, midi_energy, step_problems
+from cantus.stations.measure import energy_problem, measure_midi, midi_energy, step_problems
 from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
-from cantus.stations.program import Program, SnapshotLimits, new_status
+from cantus.stations.program import ENERGY_TRIES, Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
 from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
@@ -116,6 +116,11 @@ class StationWorker:
     def status(self) -> st.StationStatus:
         return self.program.status
 
+    @property
+    def held_seconds(self) -> float:
+        """Mixed audio the intensity stage holds back from the stream (sessions), seconds."""
+        return self.stage.pending_frames / SAMPLE_RATE
+
     async def start(self) -> None:
         self.segmenter = HlsSegmenter(
             self.service.settings.state_dir / "stations" / self.name,
@@ -177,6 +182,7 @@ class StationWorker:
 
     async def _tick(self) -> None:
         program = self.program
+        program.start_playback(self.held_seconds)
         program.tick()
         AHEAD_SECONDS.labels(self.name).set(self.status.ahead_seconds)
         UNDERRUNS.labels(self.name).set(self.status.underruns)
@@ -292,14 +298,24 @@ class StationWorker:
                 self.dirty = True
 
     async def _hold_to_step(self, entry: st.ProgramEntry, step: st.PlanStep) -> None:
-        """A plan piece streams only once its measured tempo and key fit its step."""
+        """A plan piece streams only once its measured tempo and key fit its step, and a
+        session piece its energy level (``energy_problem``) for the step's first
+        ``ENERGY_TRIES`` pieces; after that it is kept, its miss noted in ``reason``."""
         midi = (await asyncio.to_thread(self.service.stored_files, entry.piece_id)).get("piece.mid")
+        kept = ""
         if midi is None:
             problems = ["piece.mid is missing from the piece store"]
         else:
             problems = step_problems(await asyncio.to_thread(measure_midi, midi), step)
             if self.program.session is not None:
                 entry.energy_measured = await asyncio.to_thread(midi_energy, midi)
+                missed = entry.energy and energy_problem(
+                    entry.energy_measured, entry.energy, entry.palette
+                )
+                if missed and self.program.holds_energy(entry):
+                    problems.append(missed)
+                elif missed:
+                    kept = f"kept after {ENERGY_TRIES} pieces rejected: {missed}"
         if problems:
             self.program.reject(
                 entry.piece_id, f"outside plan step {step.index}: " + "; ".join(problems)
@@ -307,7 +323,9 @@ class StationWorker:
             self.audio.pop(entry.piece_id, None)
             log.info("station %s: %s", self.name, entry.reason)
         else:
-            entry.reason = ""
+            entry.reason = kept
+            if kept:
+                log.info("station %s: %s %s", self.name, entry.piece_id, kept)
 
     def _check_melody(self, piece_id: str, pitches: list[int]) -> None:
         if not self.program.melody_done(piece_id, pitches):
@@ -518,7 +536,9 @@ class StationWorker:
             self._discontinuity = False
             await self.service.publish_station("station_segment", message, self.name)
             async with self._lock:
-                self.program.segment_published(segment.duration_seconds)
+                self.program.segment_published(
+                    segment.duration_seconds, held_seconds=self.held_seconds
+                )
                 self.status.next_segment = segment.sequence + 1
                 if self._closed and self.program.next_to_stream() is None:
                     self.status.running = False

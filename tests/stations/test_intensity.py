@@ -70,7 +70,8 @@ def test_release_horizon_is_the_lead_ahead_of_playback():
     config = parse_station_config(STATION_YAML)
     session = session_config("focus", "intensity_lead_seconds: 6")
     status = st.StationStatus()
-    assert release_horizon(status, config, session) == config.prebuffer_seconds + 8.0
+    # before playback: the lead only (the prebuffer is held in hand, Program.start_playback)
+    assert release_horizon(status, config, session) == 8.0
     now = time.time_ns()
     status.stream_started_unix_ns = now - 30 * 10**9
     # two 4 s segments at least, so the encoder can always cut a whole one
@@ -133,3 +134,72 @@ def test_a_session_worker_hears_an_intensity_change_within_its_lead():
     heard = adjustment.heard_after_seconds  # rounded to 0.01 s
     assert start - signalled[1] - 0.01 <= heard <= start - signalled[0] + 0.01
     assert adjustment.heard_after_seconds <= 8.01
+
+
+def test_a_session_holds_its_prebuffer_in_hand_and_starts_at_its_lead():
+    """Playback starts once published and held audio make the prebuffer (two segments
+    published at least); a station without a session still waits for it published."""
+    program = session_program("focus", "minutes: 5")
+    assert program.config.prebuffer_seconds == 20.0
+    program.segment_published(4.0, now_ns=10**9, held_seconds=30.0)
+    assert not program.status.stream_started_unix_ns  # one segment is not enough to play
+    program.segment_published(4.0, now_ns=2 * 10**9, held_seconds=10.0)
+    assert not program.status.stream_started_unix_ns  # 8 s published + 10 s held < 20 s
+    assert program.start_playback(held_seconds=12.0, now_ns=3 * 10**9)
+    assert program.status.stream_started_unix_ns == 3 * 10**9
+    assert not program.start_playback(held_seconds=60.0, now_ns=4 * 10**9)  # once
+    from cantus.stations.program import Program, new_status
+
+    plain = Program(new_status("radio", STATION_YAML))
+    for second in range(4):
+        plain.segment_published(4.0, now_ns=second * 10**9, held_seconds=60.0)
+    assert not plain.status.stream_started_unix_ns  # held audio is a session's only
+    plain.segment_published(4.0, now_ns=5 * 10**9)
+    assert plain.status.stream_started_unix_ns == 5 * 10**9
+
+
+def test_an_intensity_change_early_in_a_session_is_heard_within_the_lead():
+    """The station's own path at a session's start: a 60 s first piece fed at once, the
+    encoder's whole segments published (playback starts as the second is), and an
+    intensity signal one second into playback: heard within the lead plus one segment,
+    where the stream used to be released the prebuffer plus the lead ahead (27 s later)."""
+    from services.station.app import SAMPLE_RATE, StationWorker
+
+    program = session_program("focus", "minutes: 5")
+    service = types.SimpleNamespace(settings=Settings(), owners={})
+    worker = StationWorker(service, program.status)
+    config = program.config
+    released: list[int] = []
+    outcomes: list[st.OutcomeRecord] = []
+
+    async def write(frames):  # the encoder publishes every whole segment at once
+        released.append(len(frames))
+        segment = round(config.segment_seconds * SAMPLE_RATE)
+        while sum(released) // segment > program.status.next_segment:
+            program.segment_published(config.segment_seconds, held_seconds=worker.held_seconds)
+
+    async def publish_outcome(**what):
+        outcomes.append(st.OutcomeRecord(**what))
+
+    worker.segmenter = types.SimpleNamespace(write=write)  # type: ignore[assignment]
+    worker.publish_outcome = publish_outcome  # type: ignore[method-assign]
+    worker.mixer.crossfade_frames = worker.mixer._default_frames = 0
+    entry = st.ProgramEntry(piece_id="p", stream_start_seconds=-1)
+
+    async def scenario():
+        await worker._write(entry, np.full((60 * SAMPLE_RATE, 2), 0.1, np.float32))
+        assert sum(released) / SAMPLE_RATE == pytest.approx(8.0)  # the lead, not 28 s
+        assert program.status.stream_seconds == 8.0 and worker.held_seconds == 52.0
+        # started as the second segment was published, the held audio making the prebuffer
+        assert program.status.stream_started_unix_ns
+        program.status.stream_started_unix_ns -= 10**9  # one second into playback
+        await worker._release()
+        signal = st.ListenerSignal(
+            station="walk-1", measured_unix_ns=time.time_ns(), kind=st.INTENSITY, value=1.0
+        )
+        await worker.on_signal(signal)
+
+    asyncio.run(scenario())
+    adjustment = next(o.adjustment for o in outcomes if o.WhichOneof("what") == "adjustment")
+    assert adjustment.gain_db == MAX_BOOST_DB
+    assert 7.0 - 0.01 <= adjustment.heard_after_seconds <= 8.0 + config.segment_seconds

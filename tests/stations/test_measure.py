@@ -60,3 +60,33 @@ def test_a_piece_without_notes_measures_as_zero():
     out = io.BytesIO()
     midi.save(file=out)
     assert midi_energy(out.getvalue()) == 0.0
+
+
+def test_energy_bands_hold_a_piece_to_its_level_by_order():
+    from cantus.stations.measure import ENERGY_MEDIANS, energy_band
+
+    for palette, (low, mid, high) in ENERGY_MEDIANS.items():
+        low_band, mid_band, high_band = (energy_band(v, palette) for v in ("low", "mid", "high"))
+        # a low piece may measure up to the mid band's top, a high one down to its bottom
+        assert low_band == (0.0, (mid + high) / 2) and high_band == ((low + mid) / 2, 1.0)
+        assert mid_band == (low, high)
+        assert low_band[1] > mid > high_band[0]  # the levels' medians all pass
+
+
+def test_a_piece_misses_its_energy_in_its_own_palette():
+    import pytest
+
+    from cantus.stations.measure import energy_band, energy_problem
+
+    assert energy_problem(0.4, "high", "ambient") == ""  # above ambient's mid median
+    missed = energy_problem(0.4, "high", "folk")  # under folk's mid
+    assert f"below {energy_band('high', 'folk')[0]:.3f}" in missed
+    assert "high band" in missed and "'folk'" in missed
+    assert "above" in energy_problem(0.66, "low", "folk")
+    low_chorale = energy_band("mid", "chorale")[0]
+    assert energy_problem(0.2, "mid", "chorale").startswith(f"energy 0.200 below {low_chorale}")
+    # a palette not measured: every piece's medians
+    assert energy_band("high", "harp-flute") == energy_band("high", "")
+    assert "below" in energy_problem(0.3, "high", "harp-flute")
+    with pytest.raises(ValueError, match="energy: level 'loud'"):
+        energy_problem(0.5, "loud", "folk")

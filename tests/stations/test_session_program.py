@@ -244,3 +244,82 @@ def test_an_open_session_plays_todays_plan_and_logs_its_signals():
                                kind=st.TOO_FAST)  # fmt: skip
     assert program.signal(report) is Rejection.SESSION_OPEN
     assert len(program.status.plan) == len(plan)  # nothing re-planned
+
+
+def _quiet_c_major(tempo_bpm: float) -> bytes:
+    """Eight bars of a soft C major tune in half notes over held C major chords."""
+    import mido
+
+    melody, chords = mido.MidiTrack(), mido.MidiTrack()
+    melody.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm)))
+    for pitch in [60, 64, 67, 72, 67, 64, 65, 62, 60, 64, 67, 64, 62, 59, 60, 60]:
+        melody.append(mido.Message("note_on", note=pitch, velocity=45))
+        melody.append(mido.Message("note_off", note=pitch, time=960))
+    for root in [48, 53, 55, 48, 53, 55, 55, 48]:
+        for offset in (0, 4, 7):
+            chords.append(mido.Message("note_on", channel=1, note=root + offset, velocity=40))
+        chords.append(mido.Message("note_off", channel=1, note=root, time=1920))
+        for offset in (4, 7):
+            chords.append(mido.Message("note_off", channel=1, note=root + offset))
+    midi = mido.MidiFile(ticks_per_beat=480)
+    midi.tracks.extend([melody, chords])
+    out = io.BytesIO()
+    midi.save(file=out)
+    return out.getvalue()
+
+
+def _energy_worker():
+    import types
+
+    from cantus.settings import Settings
+    from services.station.app import StationWorker
+
+    program = session_program()
+    files: dict[str, bytes] = {}
+    service = types.SimpleNamespace(
+        settings=Settings(), owners={}, stored_files=lambda piece_id: dict(files)
+    )
+    worker = StationWorker(service, program.status)
+    return worker, files
+
+
+async def _deliver(worker, number: int, level: str) -> st.ProgramEntry:
+    """The next piece of step 0, composed at energy ``level`` in folk's palette, completed
+    and measured; its step is held to C major at its tempo so only the energy can miss."""
+    entry, request = worker.program.next_request(f"{number:032x}")
+    step = worker.program.status.plan[0]
+    step.key, step.mode, step.tempo_end_bpm = "C", "major", 0.0
+    spec = validate_compose_request(request, max_bars=64).spec
+    spec.energy, spec.palette = level, "folk"
+    worker.program.accepted(entry.piece_id, spec)
+    entry.status = "ready"
+    await worker._hold_to_step(entry, step)
+    return entry
+
+
+def test_a_session_piece_is_held_to_its_steps_energy_then_kept_after_the_retries():
+    import asyncio
+
+    from cantus.stations.measure import midi_energy
+    from cantus.stations.program import ENERGY_TRIES
+
+    worker, files = _energy_worker()
+
+    async def scenario():
+        first = await _deliver(worker, 0, "low")
+        files["piece.mid"] = _quiet_c_major(worker.program.status.plan[0].tempo_bpm)
+        first.status = "ready"  # measured again, now that its MIDI is stored
+        await worker._hold_to_step(first, worker.program.status.plan[0])
+        assert first.status == "ready" and first.reason == ""  # a quiet low piece plays
+        assert 0 < first.energy_measured == midi_energy(files["piece.mid"]) < 0.3
+        worker.program.reject(first.piece_id, "taken back for this test")  # try 1
+        misses = [await _deliver(worker, n, "high") for n in range(1, ENERGY_TRIES)]
+        for missed in misses:  # a quiet piece asked high: composed again, same step
+            assert missed.status == "rejected" and "energy" in missed.reason
+            assert "below" in missed.reason and missed.plan_step == 0
+        kept = await _deliver(worker, ENERGY_TRIES, "high")  # the retries are spent
+        assert kept.status == "ready" and kept.plan_step == 0
+        assert kept.reason.startswith(f"kept after {ENERGY_TRIES} pieces rejected: energy")
+        assert len(worker.program.status.plan) == 1
+
+    asyncio.run(scenario())

@@ -250,6 +250,7 @@ def format_run(run: EnergyRun, *, command: str) -> str:
         lines.append(_row(style.value, [p for p in default if p.style == style.value]))
     for palette in SESSION_PALETTES:
         lines.append(_row(f"folk in {palette}", [p for p in everything if p.palette == palette]))
+    lines += held_to_level(everything)
     if run.levels:
         slope = energy_per_db(run.levels)
         lines += [
@@ -285,3 +286,65 @@ def format_run(run: EnergyRun, *, command: str) -> str:
             "between pieces the level carries no energy: only the notes do.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def held_to_level(pieces: Sequence[Measured]) -> list[str]:
+    """The session's energy check (``cantus.stations.measure.energy_problem``) on these
+    pieces: how many a session would keep at the first try per level, and the energy error
+    (distance to the asked level's median in the piece's palette) of all pieces against
+    what a session streams with ``ENERGY_TRIES`` retries (a piece rejected is composed again
+    from the same distribution; the last try is kept whatever its energy)."""
+    from cantus.stations.measure import ENERGY_MEDIANS, energy_problem
+    from cantus.stations.program import ENERGY_TRIES
+
+    def error(p: Measured) -> float:
+        medians = ENERGY_MEDIANS.get(p.palette, ENERGY_MEDIANS[""])
+        return abs(p.energy - medians[LEVELS.index(p.level)])
+
+    lines = [
+        "",
+        "## Held to the step's level",
+        "",
+        "A session piece must measure inside its level's band in its palette "
+        "(`cantus.stations.measure.energy_band`: low not above the midpoint of the mid and "
+        "high medians, high not below that of the low and mid, mid between the low and high "
+        f"medians); after {ENERGY_TRIES} rejections the next piece is kept. On these pieces "
+        "(the medians are these pieces' own, so in sample), kept at the first try, and the "
+        "energy error |measured - its level's median|, mean, of every piece against what "
+        f"a session streams (up to {ENERGY_TRIES + 1} tries):",
+        "",
+        "| level | kept at the first try | error, every piece | error, streamed | "
+        "out of band: every piece / streamed | nearest its own median |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level in (*LEVELS, "all"):
+        chosen = [p for p in pieces if level in (p.level, "all")]
+        if not chosen:
+            continue
+        inside = [p for p in chosen if not energy_problem(p.energy, p.level, p.palette)]
+        outside = [p for p in chosen if p not in inside]
+        kept = len(inside) / len(chosen)
+        missed = (1 - kept) ** (ENERGY_TRIES + 1)  # every try out of band
+        every = statistics.fmean(error(p) for p in chosen)
+        streamed = (1 - missed) * statistics.fmean(error(p) for p in inside) if inside else 0.0
+        if outside:
+            streamed += missed * statistics.fmean(error(p) for p in outside)
+        nearest = sum(1 for p in chosen if _nearest_level(p, ENERGY_MEDIANS) == p.level)
+        lines.append(
+            f"| {level} | {kept:.0%} ({len(inside)}/{len(chosen)}) | {every:.3f} | "
+            f"{streamed:.3f} | {1 - kept:.1%} / {missed:.2%} | "
+            f"{nearest / len(chosen):.0%} |"
+        )
+    return [
+        *lines,
+        "",
+        "The last column is a stricter rule, not used: a piece kept only when its energy is "
+        "nearest its own level's median. The levels overlap, so it would compose a good "
+        "share of the pieces again (a piece's time each) while the order rule catches "
+        "only a piece that plays another level outright.",
+    ]
+
+
+def _nearest_level(piece: Measured, medians: dict[str, tuple[float, float, float]]) -> str:
+    row = medians.get(piece.palette, medians[""])
+    return LEVELS[min(range(3), key=lambda i: abs(piece.energy - row[i]))]

@@ -14,12 +14,14 @@ lowers it):
 
 The delay from a signal to the change being heard is therefore at most the audio released
 ahead of playback: ``lead_seconds`` plus up to one HLS segment still in the encoder, plus the
-ramp, once playback is past the prebuffer. Before playback starts the stream is released
-the prebuffer plus the lead ahead (``release_horizon``), so a change asked in playback's
-first ``prebuffer_seconds`` waits for that audio: 20.4 s, asked 7.6 s into playback, in the
-integration session (``tests/integration/test_sessions.py``) with the default 20 s
-prebuffer. ``IntensityStage.set_intensity`` returns where, in stream seconds, the change starts,
-so the station logs the delay it gives each signal (``Adjustment.reason`` in the outcome log).
+ramp, from the session's first second. The prebuffer is kept in hand, not in the stream:
+before playback starts only the lead is released (``release_horizon``) and the audio the
+stage holds counts toward the prebuffer (``Program.start_playback``). Before, the stream was
+released the prebuffer plus the lead ahead, so a change asked in playback's first
+``prebuffer_seconds`` waited for that audio (20.4 s, asked 7.6 s into playback, in the
+integration session). ``IntensityStage.set_intensity`` returns where, in stream seconds, the
+change starts, so the station logs the delay it gives each signal (``Adjustment.reason`` in
+the outcome log).
 
 Levels: intensity 0.5 is the pieces as mastered; 0 is ``-MAX_CUT_DB``, 1 ``+MAX_BOOST_DB``
 (linear in dB between). A boost could push the mastered true peak (-1 dBTP) over full
@@ -150,10 +152,11 @@ def release_horizon(
 ) -> float:
     """How far (stream seconds) a session's audio may be released now: ``lead`` ahead of
     playback (at least two HLS segments, so the encoder always has a whole one to cut), and
-    before playback starts, the prebuffer plus that lead."""
+    before playback starts, the lead from the stream's start (what the stage holds counts
+    toward the prebuffer, ``Program.start_playback``)."""
     lead = max(session.intensity_lead_seconds, 2 * config.segment_seconds)
     if not status.stream_started_unix_ns:
-        return config.prebuffer_seconds + lead
+        return lead
     return playback_seconds(status, now_ns) + lead
 
 

@@ -1,7 +1,7 @@
 """What a delivered piece measures as, from its files: tempo from the MIDI's tempo events,
 key and mode by music21's key analysis (Krumhansl–Schmuckler profiles over every part),
 so a plan station can hold each piece to its step's bounds; and the energy it plays
-(``midi_energy``)."""
+(``midi_energy``), which a session holds to its step's level (``energy_problem``)."""
 
 from __future__ import annotations
 
@@ -142,3 +142,45 @@ def step_problems(measured: Measured, step: st.PlanStep) -> list[str]:
             f"key measures as {', '.join(measured.candidates[:KEY_CANDIDATES])}, not {planned}"
         )
     return problems
+
+
+ENERGY_MEDIANS: dict[str, tuple[float, float, float]] = {
+    "folk": (0.286, 0.541, 0.706),
+    "celtic": (0.296, 0.565, 0.678),
+    "chorale": (0.334, 0.382, 0.522),
+    "lullaby": (0.258, 0.379, 0.487),
+    "ambient": (0.222, 0.351, 0.465),
+    "piano": (0.303, 0.431, 0.545),
+    "": (0.300, 0.430, 0.546),
+}
+"""``midi_energy`` medians of pieces asked low, mid and high, per palette (``""``: every
+piece, for a palette not measured), from ``cantus eval energy --pieces 6 --bars 8``
+(``docs/results/energy.md``). The levels' distributions overlap (a lively low piece
+measures above a quiet mid one), and a palette moves them all (ambient's high median is
+under folk's mid), so a piece is held to its own palette's medians, and only by order."""
+LEVELS = ("low", "mid", "high")
+
+
+def energy_band(level: str, palette: str) -> tuple[float, float]:
+    """The energy a piece asked at ``level`` (low, mid, high) in ``palette`` may measure,
+    by order: a low piece not above the mid band (the midpoint of the mid and high
+    medians), a high one not below it (the midpoint of the low and mid medians), a mid one
+    not past the low or the high median."""
+    if level not in LEVELS:
+        raise ValueError(f"energy: level {level!r} is not one of {', '.join(LEVELS)}")
+    low, mid, high = ENERGY_MEDIANS.get(palette, ENERGY_MEDIANS[""])
+    if level == "low":
+        return 0.0, (mid + high) / 2
+    if level == "high":
+        return (low + mid) / 2, 1.0
+    return low, high
+
+
+def energy_problem(energy: float, level: str, palette: str) -> str:
+    """Why a piece's measured ``energy`` does not play its ``level`` (empty: it does)."""
+    least, most = energy_band(level, palette)
+    if least <= energy <= most:
+        return ""
+    where = "above" if energy > most else "below"
+    bound = most if energy > most else least
+    return f"energy {energy:.3f} {where} {bound:.3f}, the {level} band in palette {palette!r}"

@@ -39,6 +39,11 @@ ACTIVE = ("requested", "composing", "ready")
 """Entries whose audio is not yet in the stream."""
 MAX_TRIES_PER_STEP = 4
 """A plan step whose pieces were rejected this often is given up (the plan goes on)."""
+ENERGY_TRIES = 2
+"""A session step's pieces are held to its energy level this many times; once that many
+were rejected (for energy or anything else), the next piece that fits its tempo and key is
+kept whatever its energy, and the log says so: composing again costs a piece's time, and
+a session must not stall on the energy, whose levels overlap (``measure.energy_band``)."""
 SNAPSHOT_VERSION = 1
 """``StationStatus.snapshot_version`` this module writes: 1 is the bounded window."""
 
@@ -160,13 +165,25 @@ class Program:
     def _steps_done(self) -> set[int]:
         # Pieces that left the window count through plan_progress.
         progress = self.status.plan_progress
-        tries: dict[int, int] = dict(progress.rejections)
-        for e in self.status.program:
-            if e.status == "rejected":
-                tries[e.plan_step] = tries.get(e.plan_step, 0) + 1
+        tries = self._rejections()
         done = {e.plan_step for e in self.status.program if e.status != "rejected"}
         done |= set(progress.steps_done)
         return done | {step for step, count in tries.items() if count >= MAX_TRIES_PER_STEP}
+
+    def _rejections(self) -> dict[int, int]:
+        """Plan step → its pieces rejected so far (those out of the window included)."""
+        tries: dict[int, int] = dict(self.status.plan_progress.rejections)
+        for e in self.status.program:
+            if e.status == "rejected":
+                tries[e.plan_step] = tries.get(e.plan_step, 0) + 1
+        return tries
+
+    def holds_energy(self, entry: st.ProgramEntry) -> bool:
+        """Whether a session piece is held to its step's energy level: a session's, while
+        its step has had fewer than ``ENERGY_TRIES`` pieces rejected."""
+        if self.session is None or entry.plan_step < 0 or not entry.energy:
+            return False
+        return self._rejections().get(entry.plan_step, 0) < ENERGY_TRIES
 
     def wants_piece(self, now_ns: int | None = None) -> bool:
         if not self.status.running or self.plan_finished():
@@ -281,6 +298,7 @@ class Program:
         entry = self.entry(piece_id)
         if entry is not None:
             entry.energy = spec.energy
+            entry.palette = spec.palette
             entry.key = PITCH_CLASS_NAMES[spec.key_tonic]
             entry.form.CopyFrom(spec.form)  # the plan the request validation chose (auto)
 
@@ -411,17 +429,34 @@ class Program:
             return entry
         return None
 
-    def segment_published(self, duration_seconds: float, now_ns: int | None = None) -> None:
-        now_ns = time.time_ns() if now_ns is None else now_ns
+    def segment_published(
+        self, duration_seconds: float, now_ns: int | None = None, *, held_seconds: float = 0.0
+    ) -> None:
         self.status.stream_seconds += duration_seconds
-        if (
-            not self.status.stream_started_unix_ns
-            and self.status.stream_seconds >= self.config.prebuffer_seconds
-        ):
-            # Playback starts once the prebuffer is in: the first piece streams while it is
-            # rendered, barely faster than real time, and would otherwise run dry at once.
-            self.status.stream_started_unix_ns = now_ns
+        self.start_playback(held_seconds, now_ns)
         self.status.next_segment += 1
+
+    def start_playback(self, held_seconds: float = 0.0, now_ns: int | None = None) -> bool:
+        """Start the playback clock once the prebuffer is in hand; True if it started now.
+
+        The first piece streams while it is rendered, barely faster than real time, and
+        would otherwise run dry at once. A station's prebuffer is what it has published. A
+        session's also counts ``held_seconds``, the mixed audio its intensity stage holds
+        back (``cantus.stations.intensity``), once two segments are published: it releases
+        only its lead ahead of playback from the start, so an intensity change in the first
+        seconds is heard within that lead, as later, with the same audio in hand."""
+        if self.status.stream_started_unix_ns:
+            return False
+        published = self.status.stream_seconds
+        prebuffer = self.config.prebuffer_seconds
+        if self.session is not None:
+            least = min(2 * self.config.segment_seconds, prebuffer)
+            ready = published >= least and published + held_seconds >= prebuffer
+        else:
+            ready = published >= prebuffer
+        if ready:
+            self.status.stream_started_unix_ns = time.time_ns() if now_ns is None else now_ns
+        return ready
 
     def tick(self, now_ns: int | None = None) -> None:
         """Update how far the stream is ahead of playback; count (and ride over) underruns."""
