@@ -222,10 +222,9 @@ def format_report_section(results: dict[str, list[ReportRun]], listeners: int) -
         f"{config.energy_floor:g}..{config.energy_ceiling:g}, so listeners whose comfort "
         "lies outside cannot be met. Mid-stream, a change is heard "
         f"{config.intensity_lead_seconds:g} s (the release lead) plus half the "
-        f"{RAMP_SECONDS:g} s ramp after it is asked for, once playback is past the "
-        "station's prebuffer (20 s; before that the stream is out the prebuffer plus the "
-        "lead ahead and a change waits for it, `cantus.stations.intensity`; the bench does "
-        "not model the prebuffer); from the next piece, when the piece "
+        f"{RAMP_SECONDS:g} s ramp after it is asked for, from the session's start (a "
+        "session holds its 20 s prebuffer in hand and releases only the lead ahead, "
+        "`cantus.stations.intensity`); from the next piece, when the piece "
         "decided after the request starts (a piece is decided one ahead).",
         "",
     ]
