@@ -6,8 +6,10 @@ out: cantus.melody.bar   (one event per bar, published the moment the bar is dec
 The piece follows its form plan (``spec.form``, ``cantus.melody.composition``): new
 sections are decoded phrase by phrase by the ``melody_lm`` model on Triton, streamed token
 by token, each phrase ending in its cadence; repeated sections are copied, varied ones
-copied with ornaments and a new ending. Several pieces are decoded at once (agent
-concurrency) and Triton batches them into one forward step.
+copied with ornaments and a new ending. A phrase that leads into a return (the B of AABA)
+is decoded as ``melody_return_candidates`` candidates at once, and the ``melody_score``
+model keeps the one after which the return's first bars are likeliest. Several pieces are
+decoded at once (agent concurrency) and Triton batches them into one forward step.
 
 Restart safety: each bar is recorded in a Faust table (changelog-backed) before it is
 published, and the request's offset is committed only when the whole piece is out. A
@@ -25,8 +27,10 @@ from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_meter
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
+from cantus.melody.infill import phrase_chooser
 from cantus.melody.prompting import MelodyPrompter
 from cantus.melody.sampling import served_sampling
+from cantus.melody.suffix_scoring import MelodyScoreClient
 from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy
@@ -41,6 +45,7 @@ progress = service.app.Table(
 )
 """piece_id → ``MelodyProgress`` (``cantus.streaming.table_state``)."""
 triton = MelodyLMClient(service.settings.triton_grpc, service.settings.melody_model_name)
+scorer = MelodyScoreClient(service.settings.triton_grpc, service.settings.melody_score_model_name)
 prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
 
 
@@ -70,16 +75,21 @@ async def handle_compose_requested(request: pb.ComposeRequested, received: Recei
         await _publish_bar(request, index, recorded[index], received, given=False)
 
     if len(recorded) < spec.bars:
+        decode = functools.partial(_decode_phrase, request)
+        candidates = service.settings.melody_return_candidates
         composer = FormComposer(
             _plan(spec),
             prompter.controls(spec),
             spec.seed,
             look_ahead=service.settings.melody_fill_in_middle,
+            choose=(
+                phrase_chooser(decode, scorer.score, prompter.tokenizer, candidates)
+                if candidates > 1
+                else None
+            ),
         )
 
-        async for index, bar in composer.compose(
-            recorded, functools.partial(_decode_phrase, request)
-        ):
+        async for index, bar in composer.compose(recorded, decode):
             _record(piece_id, recorded, done=False)
             await _publish_bar(request, index, bar, received, given=False)
     _record(piece_id, recorded, done=True)
@@ -108,7 +118,7 @@ async def _decode_phrase(request: pb.ComposeRequested, phrase: PhraseRequest) ->
         n_bars=phrase.n_bars,
         seed=phrase.seed,
         sampling=phrase.sampling(served_sampling(service.settings)),
-        request_id=f"{request.meta.piece_id}:{phrase.first_bar}",
+        request_id=f"{request.meta.piece_id}:{phrase.first_bar}:{phrase.seed}",
     ):
         bar = assembler.push(token)
         if bar is not None:

@@ -103,6 +103,29 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     assert all(r.after == () for r in blind.requests)
 
 
+def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    model = FakeModel()
+    asked: list[tuple[PhraseRequest, tuple[Bar, ...]]] = []
+
+    async def choose(request: PhraseRequest, right) -> list[Bar]:  # type: ignore[no-untyped-def]
+        asked.append((request, tuple(right)))
+        # a candidate the plain decoder would not give: every note on the return's first
+        first = right[0].notes[0].pitch
+        return [Bar(METER, (Note(0, first, METER.bar_ticks, 90),))] * request.n_bars
+
+    composer = FormComposer(plan, CONTROLS, seed=7, choose=choose)
+    bars = asyncio.run(collect(composer, [], model.decode))
+    # only B (8-11) leads into a return whose bars are known (A'' copies bars 0-1)
+    assert [(r.first_bar, r.n_bars) for r, _ in asked] == [(8, 4)]
+    assert asked[0][1] == (bars[0], bars[1])
+    assert all(bar.notes == (Note(0, bars[0].notes[0].pitch, 1920, 90),) for bar in bars[8:12])
+    # every other phrase is decoded as before, bar by bar
+    assert [(r.first_bar, r.n_bars) for r in model.requests] == [(0, 4), (7, 1), (15, 1)]
+    plain = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7), [], FakeModel().decode))
+    assert bars[:8] == plain[:8] and len(bars) == 16
+
+
 def test_a_repeated_section_is_copied_note_for_note() -> None:
     plan = plan_form("ABAC", bars=16, key=C_MAJOR, energy=Energy.MID)
     assert plan.sections[2].treatment is Treatment.REPEAT

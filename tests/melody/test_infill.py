@@ -11,7 +11,7 @@ import pytest
 
 from cantus.melody.composition import PhraseRequest
 from cantus.melody.controls import Controls
-from cantus.melody.infill import Infiller
+from cantus.melody.infill import Infiller, phrase_chooser
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
@@ -58,3 +58,27 @@ def test_the_closing_phrase_reads_the_bars_after_the_gap_only_with_fim(
     expected_after = (bars[10], bars[11]) if fill_in_middle else ()
     assert closing.after == expected_after
     assert all(r.after == () for r in decoder.requests[:-1])
+
+
+def test_the_phrase_chooser_keeps_the_candidate_the_right_side_likes_best() -> None:
+    decoder = RecordingDecoder()
+    request = PhraseRequest(
+        first_bar=4, n_bars=2, controls=CONTROLS, context=(_bar(60),), cadence_steps=(), seed=9
+    )
+    right = [_bar(72)]
+    seen: list[list[int]] = []
+
+    async def score(sequences, starts) -> list[float]:  # type: ignore[no-untyped-def]
+        seen.extend(list(s[:start]) for s, start in zip(sequences, starts, strict=True))
+        return [0.0, -1.0, 5.0, -2.0][: len(sequences)]  # the third candidate
+
+    choose = phrase_chooser(decoder.decode, score, MelodyTokenizer(), 4)
+    chosen = asyncio.run(choose(request, right))
+    assert len(decoder.requests) == 4 and len({r.seed for r in decoder.requests}) == 4
+
+    async def again(r: PhraseRequest) -> list[Bar]:
+        return [bar async for bar in RecordingDecoder().decode(r)]
+
+    assert chosen == asyncio.run(again(decoder.requests[2]))
+    assert chosen != asyncio.run(again(decoder.requests[0]))
+    assert len(chosen) == 2 and len(seen) == 4

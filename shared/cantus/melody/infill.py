@@ -29,7 +29,13 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest, hold_last_note
+from cantus.melody.composition import (
+    ChoosePhrase,
+    DecodePhrase,
+    FormComposer,
+    PhraseRequest,
+    hold_last_note,
+)
 from cantus.melody.controls import Controls
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import FormPlan
@@ -183,6 +189,19 @@ class Infiller:
             request, right, decode, score, self.tokenizer, self.candidates
         )
         return chosen
+
+
+def phrase_chooser(
+    decode: DecodePhrase, score: ScoreSuffix, tokenizer: MelodyTokenizer, candidates: int
+) -> ChoosePhrase:
+    """What ``FormComposer(choose=...)`` asks for: ``candidates`` decodings of a phrase and
+    the one after which the bars it leads into are likeliest (``best_of_candidates``)."""
+
+    async def choose(request: PhraseRequest, right: Sequence[Bar]) -> list[Bar]:
+        chosen, _ = await best_of_candidates(request, right, decode, score, tokenizer, candidates)
+        return chosen
+
+    return choose
 
 
 async def best_of_candidates(

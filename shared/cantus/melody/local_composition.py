@@ -13,8 +13,10 @@ import torch
 from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest, collect
 from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
+from cantus.melody.infill import phrase_chooser
 from cantus.melody.model import MelodyLM
 from cantus.melody.sampling import SamplingParams, served_sampling
+from cantus.melody.suffix_scoring import suffix_logprobs
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import AUTO, plan_form
 from cantus.music.notes import Bar, Melody, Meter, MusicError
@@ -76,13 +78,21 @@ def compose_pieces(
     sampling: SamplingParams | None = None,
     form: str = AUTO,
     max_batch: int = 32,
+    return_candidates: int | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) composed along ``plan_form(form, …)`` in the
     controls' key and energy, all at once on one engine (as concurrent pieces share Triton's
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
-    cadence; None where a piece failed."""
+    cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
+    ``settings.melody_return_candidates``) by the model's own scoring, as the service
+    chooses with ``melody_score``; None where a piece failed."""
     base = sampling or default_sampling()
-    look_ahead = Settings.model_construct().melody_fill_in_middle  # as the service, by default
+    served = Settings.model_construct()  # as the service composes, by default
+    look_ahead = served.melody_fill_in_middle
+    candidates = served.melody_return_candidates if return_candidates is None else return_candidates
+
+    async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
+        return suffix_logprobs(model, sequences, starts)
 
     async def compose_all() -> list[Melody | None]:
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
@@ -91,7 +101,14 @@ def compose_pieces(
                 plan = plan_form(form, bars=n_bars, key=controls.key, energy=controls.energy)
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
-                    composer = FormComposer(plan, controls, seed, look_ahead=look_ahead)
+                    choose = (
+                        phrase_chooser(decode, score, tokenizer, candidates)
+                        if candidates > 1
+                        else None
+                    )
+                    composer = FormComposer(
+                        plan, controls, seed, look_ahead=look_ahead, choose=choose
+                    )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):
                     return None
