@@ -10,14 +10,21 @@ from pathlib import Path
 import torch
 
 from cantus.eval.realness_report import format_report, percentile_rank, realness_report
-from cantus.eval.realness_run import KEY_CYCLE, format_run, realness_jobs, run_realness_eval
+from cantus.eval.realness_run import (
+    KEY_CYCLE,
+    BarLineJoins,
+    bar_line_joins,
+    format_run,
+    realness_jobs,
+    run_realness_eval,
+)
 from cantus.melody.checkpoint import save_melody_checkpoint
-from cantus.melody.controls import EnergyThresholds
+from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import Tune, split_corpus
 from cantus.melody.model import MelodyLM, MelodyLMConfig
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.notes import Key, Melody, Mode
-from cantus.music.styles import Style
+from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
 
 from .melodies import hammered_melody, stepwise_melody
 
@@ -96,6 +103,19 @@ def _tiny_split():  # type: ignore[no-untyped-def]
     return split_corpus(tunes, valid_fraction=0.3, test_fraction=0.3)
 
 
+def test_bar_line_joins_sort_the_join_into_a_return_after_a_contrast() -> None:
+    meter = Meter(4, 4)
+    controls = Controls(Key(0), meter, 100.0, Style.FOLK, Energy.MID)
+    # 16 bars, AABA: bar 12 returns after B; bar 4 follows its source directly
+    pitches = [60 + (i % 3) for i in range(16)]
+    pitches[11], pitches[12] = 79, 60  # a leap of 19 into the return
+    melody = Melody(Key(0), 100.0, tuple(Bar(meter, (Note(0, p, 1920),)) for p in pitches))
+    joins = bar_line_joins([melody, None], [(controls, 0), (controls, 1)], [melody], 16)
+    assert joins.into_returns == [19]
+    assert len(joins.elsewhere) == 14 and len(joins.real) == 15
+    assert BarLineJoins.smooth(joins.into_returns) == 0.0
+
+
 def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     torch.manual_seed(0)
     tokenizer = MelodyTokenizer()
@@ -121,3 +141,7 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     assert text.startswith("# Melody realness")
     assert "Command: `cantus eval realness --pieces 24`" in text
     assert "tonal emphasis **0** nats" in text
+    # 4-bar pieces are AA': no return follows a contrast, every bar line counted elsewhere
+    assert run.joins is not None and run.joins.into_returns == []
+    assert len(run.joins.elsewhere) > 0 and len(run.joins.real) > 0
+    assert "## Joins across bar lines" in text

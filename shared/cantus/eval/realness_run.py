@@ -47,7 +47,8 @@ from cantus.eval.realness_report import (
 from cantus.eval.structure import Band
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
-from cantus.music.notes import Key, Melody, Mode, MusicError
+from cantus.music.form import AUTO, plan_form
+from cantus.music.notes import Bar, Key, Melody, Mode, MusicError
 from cantus.music.styles import Style
 
 DEFAULT_PIECES = 200
@@ -210,6 +211,62 @@ class RealnessRun:
     guidance: float
     timings: dict[str, float]
     composer: str = "form"
+    joins: BarLineJoins | None = None
+
+
+SMOOTH_JOIN_SEMITONES = 5
+"""A join across a bar line is smooth within this many semitones: the 90th percentile of the
+held-out tunes' bar-line intervals (``cantus eval infill``)."""
+
+
+@dataclass(frozen=True)
+class BarLineJoins:
+    """Intervals across bar lines (semitones, absolute): into a return that follows a
+    contrasting section (the B of AABA into A''), every other bar line of the generated
+    pieces, and every bar line of the real tunes in the window."""
+
+    into_returns: list[int]
+    elsewhere: list[int]
+    real: list[int]
+
+    @staticmethod
+    def smooth(intervals: Sequence[int]) -> float:
+        return float(np.mean([i <= SMOOTH_JOIN_SEMITONES for i in intervals])) if intervals else 0.0
+
+
+def bar_line_joins(
+    generated: Sequence[Melody | None],
+    jobs: Sequence[tuple[Controls, int]],
+    real: Sequence[Melody],
+    n_bars: int,
+) -> BarLineJoins:
+    """The joins of form-composed pieces (each job's ``auto`` plan) and of the real tunes."""
+
+    def intervals(bars: Sequence[Bar]) -> list[tuple[int, int]]:
+        out = []
+        for index in range(1, len(bars)):
+            last = next((b.notes[-1] for b in reversed(bars[:index]) if b.notes), None)
+            first = bars[index].notes[0] if bars[index].notes else None
+            if last is not None and first is not None:
+                out.append((index, abs(first.pitch - last.pitch)))
+        return out
+
+    into: list[int] = []
+    elsewhere: list[int] = []
+    for melody, (controls, _) in zip(generated, jobs, strict=True):
+        if melody is None:
+            continue
+        plan = plan_form(AUTO, bars=len(melody.bars), key=controls.key, energy=controls.energy)
+        returns = {
+            section.first_bar
+            for section in plan.sections
+            if section.source is not None
+            and plan.sections[section.source].end_bar != section.first_bar
+        }
+        for index, interval in intervals(melody.bars):
+            (into if index in returns else elsewhere).append(interval)
+    real_joins = [i for m in real if (w := first_bars(m, n_bars)) for _, i in intervals(w.bars)]
+    return BarLineJoins(into, elsewhere, real_joins)
 
 
 def run_realness_eval(
@@ -261,6 +318,11 @@ def run_realness_eval(
     found = [m for m in generated if m is not None]
     report = realness_report(found, [t.melody for t in held_out], n_bars=n_bars, seed=seed)
     lap("comparison")
+    joins = (
+        bar_line_joins(generated, jobs, [t.melody for t in held_out], n_bars)
+        if composer == "form"
+        else None
+    )
     bands = structure_bands(split, held_out, expand=expand_repeats, log=log)
     lap("corpus structure bands")
     timings["total"] = round(time.monotonic() - started, 1)
@@ -274,6 +336,7 @@ def run_realness_eval(
         guidance=guidance,
         timings=timings,
         composer=composer,
+        joins=joins,
     )
 
 
@@ -330,7 +393,35 @@ def format_run(run: RealnessRun, *, command: str) -> str:
                 cells.append(f"{100 * b.median:.0f} % ({100 * b.low:.0f}–{100 * b.high:.0f} %)")
         n = next(iter(band.bands.values())).n
         lines.append(f"| {band.label} | {band.n_bars} | {n} | " + " | ".join(cells) + " |")
+    if run.joins is not None:
+        lines += _join_lines(run.joins)
     return "\n".join(lines) + "\n"
+
+
+def _join_lines(joins: BarLineJoins) -> list[str]:
+    rows = [
+        ("generated: into a return after a contrasting section", joins.into_returns),
+        ("generated: every other bar line", joins.elsewhere),
+        ("real tunes: every bar line", joins.real),
+    ]
+    return [
+        "",
+        "## Joins across bar lines",
+        "",
+        "The interval from the last note before a bar line to the first after it. A return "
+        "after a contrasting section (the B of AABA into A'') is where a form-composed piece "
+        "joins material decoded apart; its B is chosen among candidates by how it leads into "
+        "the return (`settings.melody_return_candidates`). Smooth: within "
+        f"{SMOOTH_JOIN_SEMITONES} semitones.",
+        "",
+        "| bar lines | n | smooth | mean (semitones) |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {len(values)} | {100 * BarLineJoins.smooth(values):.1f} % | "
+            f"{float(np.mean(values)) if values else 0.0:.2f} |"
+            for label, values in rows
+        ),
+    ]
 
 
 def _relative(path: str) -> str:
