@@ -118,8 +118,12 @@ class StationWorker:
 
     @property
     def held_seconds(self) -> float:
-        """Mixed audio the intensity stage holds back from the stream (sessions), seconds."""
-        return self.stage.pending_frames / SAMPLE_RATE
+        """Mixed audio not yet published (sessions), seconds: what the intensity stage holds
+        back and what it released that the encoder has not cut into a segment yet."""
+        mixed = self.base_seconds + (self.stage.released_frames + self.stage.pending_frames) / (
+            SAMPLE_RATE
+        )
+        return max(mixed - self.status.stream_seconds, 0.0)
 
     async def start(self) -> None:
         self.segmenter = HlsSegmenter(

@@ -137,15 +137,14 @@ def test_a_session_worker_hears_an_intensity_change_within_its_lead():
 
 
 def test_a_session_holds_its_prebuffer_in_hand_and_starts_at_its_lead():
-    """Playback starts once published and held audio make the prebuffer (two segments
+    """Playback starts once published and held audio make the prebuffer (a segment
     published at least); a station without a session still waits for it published."""
     program = session_program("focus", "minutes: 5")
     assert program.config.prebuffer_seconds == 20.0
-    program.segment_published(4.0, now_ns=10**9, held_seconds=30.0)
-    assert not program.status.stream_started_unix_ns  # one segment is not enough to play
+    assert not program.start_playback(held_seconds=30.0, now_ns=10**9)  # nothing out yet
     program.segment_published(4.0, now_ns=2 * 10**9, held_seconds=10.0)
-    assert not program.status.stream_started_unix_ns  # 8 s published + 10 s held < 20 s
-    assert program.start_playback(held_seconds=12.0, now_ns=3 * 10**9)
+    assert not program.status.stream_started_unix_ns  # 4 s published + 10 s held < 20 s
+    assert program.start_playback(held_seconds=16.0, now_ns=3 * 10**9)
     assert program.status.stream_started_unix_ns == 3 * 10**9
     assert not program.start_playback(held_seconds=60.0, now_ns=4 * 10**9)  # once
     from cantus.stations.program import Program, new_status
@@ -160,8 +159,8 @@ def test_a_session_holds_its_prebuffer_in_hand_and_starts_at_its_lead():
 
 def test_an_intensity_change_early_in_a_session_is_heard_within_the_lead():
     """The station's own path at a session's start: a 60 s first piece fed at once, the
-    encoder's whole segments published (playback starts as the second is), and an
-    intensity signal one second into playback: heard within the lead plus one segment,
+    encoder's segments published as ffmpeg cuts them (playback starts with the first),
+    and an intensity signal one second into playback: heard within the lead plus one segment,
     where the stream used to be released the prebuffer plus the lead ahead (27 s later)."""
     from services.station.app import SAMPLE_RATE, StationWorker
 
@@ -172,10 +171,10 @@ def test_an_intensity_change_early_in_a_session_is_heard_within_the_lead():
     released: list[int] = []
     outcomes: list[st.OutcomeRecord] = []
 
-    async def write(frames):  # the encoder publishes every whole segment at once
+    async def write(frames):  # as ffmpeg: a segment is published once the next one begins
         released.append(len(frames))
         segment = round(config.segment_seconds * SAMPLE_RATE)
-        while sum(released) // segment > program.status.next_segment:
+        while (sum(released) - 1) // segment > program.status.next_segment:
             program.segment_published(config.segment_seconds, held_seconds=worker.held_seconds)
 
     async def publish_outcome(**what):
@@ -189,8 +188,9 @@ def test_an_intensity_change_early_in_a_session_is_heard_within_the_lead():
     async def scenario():
         await worker._write(entry, np.full((60 * SAMPLE_RATE, 2), 0.1, np.float32))
         assert sum(released) / SAMPLE_RATE == pytest.approx(8.0)  # the lead, not 28 s
-        assert program.status.stream_seconds == 8.0 and worker.held_seconds == 52.0
-        # started as the second segment was published, the held audio making the prebuffer
+        assert program.status.stream_seconds == 4.0 and worker.held_seconds == 56.0
+        # started as the first segment was published: 4 s out, 56 s in hand (two
+        # segments asked for never came: the encoder holds the second until more comes)
         assert program.status.stream_started_unix_ns
         program.status.stream_started_unix_ns -= 10**9  # one second into playback
         await worker._release()

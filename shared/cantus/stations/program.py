@@ -441,16 +441,18 @@ class Program:
 
         The first piece streams while it is rendered, barely faster than real time, and
         would otherwise run dry at once. A station's prebuffer is what it has published. A
-        session's also counts ``held_seconds``, the mixed audio its intensity stage holds
-        back (``cantus.stations.intensity``), once two segments are published: it releases
-        only its lead ahead of playback from the start, so an intensity change in the first
-        seconds is heard within that lead, as later, with the same audio in hand."""
+        session's also counts ``held_seconds``, the mixed audio not yet published (held
+        back by its intensity stage, ``cantus.stations.intensity``, or in the encoder), once
+        a segment is published: it releases only its lead ahead of playback from the start
+        (the encoder publishes a segment once the next one begins, so about the lead less a
+        segment is out), so an intensity change in the first seconds is heard within that
+        lead, as later, with the same audio in hand."""
         if self.status.stream_started_unix_ns:
             return False
         published = self.status.stream_seconds
         prebuffer = self.config.prebuffer_seconds
         if self.session is not None:
-            least = min(2 * self.config.segment_seconds, prebuffer)
+            least = min(self.config.segment_seconds, prebuffer)
             ready = published >= least and published + held_seconds >= prebuffer
         else:
             ready = published >= prebuffer
