@@ -19,7 +19,6 @@ import grpc
 import mido
 import pytest
 
-from cantus.stations.config import StationConfig
 from cantus.stations.records import encode_station_record
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import composer_pb2_grpc as api_grpc
@@ -41,10 +40,6 @@ piece_bars: 4
 fade_seconds: 3
 max_tempo_change_per_minute_bpm: 30
 """
-
-
-PREBUFFER_SECONDS = StationConfig().prebuffer_seconds
-"""Stream audio in before playback starts (the default the session's station keeps)."""
 
 
 def cadence(value: float) -> st.ListenerSignal:
@@ -83,11 +78,11 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
 
         # The walker follows the music: it reports the tempo the last decided step ends on.
         # Once a piece has streamed, the station service is restarted mid-session (kill -9,
-        # started again). Once the restarted station reports again and playback is past the
-        # prebuffer, the listener asks for more intensity: before playback starts the stream
-        # is released the prebuffer plus the lead ahead (20 + 8 s), so a change asked in
-        # playback's first 20 s waits for that audio (20.4 s, asked 7.6 s in, in the run
-        # that sent it before the restart); from then on only the lead is held back.
+        # started again). Once the restarted station reports again, the listener asks for
+        # more intensity, however early in playback: a session holds its prebuffer in hand
+        # and releases only the lead ahead from the start (Program.start_playback; before,
+        # the stream was released the prebuffer plus the lead ahead, 20 + 8 s, and a change
+        # asked 7.6 s into playback was heard 20.4 s later).
         asyncio.run(_send_through_kafka(stack, cadence(96.5)))
         deadline = time.monotonic() + 300
         restarted: st.StationStatus | None = None
@@ -104,9 +99,7 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
                 restarted_ns = time.time_ns()
                 continue
             back = restarted is not None and status.updated_unix_ns > restarted_ns
-            started_ns = status.stream_started_unix_ns or time.time_ns()
-            past_prebuffer = (time.time_ns() - started_ns) / 1e9 >= PREBUFFER_SECONDS
-            if back and past_prebuffer and not intensity_sent:
+            if back and not intensity_sent:
                 stub.SendSignals(iter([st.ListenerSignal(station="walk-it", kind=st.INTENSITY,
                                                          measured_unix_ns=time.time_ns(),
                                                          value=0.8)]), timeout=30)  # fmt: skip
