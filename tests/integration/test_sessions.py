@@ -32,10 +32,13 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs Debian ffmpeg"),
 ]
 
-# About 40 s of music in pieces of 4 bars (~10 s each); the per-minute bound is raised so
-# that such short pieces can move.
-SESSION_YAML = """
-minutes: 0.7
+# About 70 s of music in pieces of 4 bars (~10 s each); the per-minute bound is raised so
+# that such short pieces can move. Long enough that the session still runs once the station
+# killed mid-session is back (about 20 s on an idle machine) and its new signals are taken:
+# at 42 s, an idle machine's session ended before the restarted station took any.
+SESSION_MINUTES = 1.2
+SESSION_YAML = f"""
+minutes: {SESSION_MINUTES}
 piece_bars: 4
 fade_seconds: 3
 max_tempo_change_per_minute_bpm: 30
@@ -124,7 +127,7 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
             assert abs(after.tempo_end_bpm - after.tempo_bpm) <= 4.0 + 1e-6  # the preset's step
         assert any("cadence" in s.adjusted for s in plan[1:])  # the signals steered
         end = plan[-1].start_seconds + plan[-1].duration_seconds
-        assert abs(end - 0.7 * 60) < 6.0
+        assert abs(end - SESSION_MINUTES * 60) < 6.0
 
         # A ramped piece's MIDI: tempo changes on beats, in small steps, no ritardando.
         streamed = [e for e in status.program if e.status == "streamed"]
@@ -140,7 +143,7 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
         # and the final cadence lands on time in the stream itself
         last = by_step[-1]
         assert last.stream_start_seconds + plan[last.plan_step].duration_seconds == (
-            pytest.approx(0.7 * 60, abs=6.0)
+            pytest.approx(SESSION_MINUTES * 60, abs=6.0)
         )
         ramped = next(e for e in streamed if e.tempo_end_bpm and not plan[e.plan_step].last)
         files = composer.GetPiece(api.GetPieceRequest(piece_id=ramped.piece_id), timeout=30)
