@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cantus.requests import validate_compose_request
+from cantus.stations.intensity import intensity_adjustment
 from cantus.stations.mixing import fade_out
 from cantus.stations.outcomes import CSV_COLUMNS, outcome, session_log_csv, session_log_json
 from cantus.stations.program import Program, new_status
@@ -123,6 +124,13 @@ def test_the_outcome_log_as_json_and_csv():
                 energy_measured=0.41,
             ),
         ),
+        outcome(
+            "walk-1",
+            30.0,
+            adjustment=intensity_adjustment(
+                0.8, 0.5, starts_at_seconds=38.0, playback_seconds=30.0
+            ),
+        ),
         outcome("walk-1", 90.0, ended=program.status.session),
     ]
     log = session_log_json("walk-1", records)
@@ -134,8 +142,15 @@ def test_the_outcome_log_as_json_and_csv():
     rows = list(csv.DictReader(io.StringIO(session_log_csv(records))))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [r["record"] for r in rows] == [
-        "started", "signal", "signal", "adjustment", "played", "ended",
+        "started", "signal", "signal", "adjustment", "played", "adjustment", "ended",
     ]  # fmt: skip
+    # an intensity change back to the mastered level: its level and delay, no step
+    level = rows[5]
+    assert level["gain_db"] == "0.0" and level["heard_after_seconds"] == "8.0"
+    assert level["plan_step"] == level["tempo_bpm"] == level["energy"] == ""
+    assert rows[3]["gain_db"] == "" and rows[3]["tempo_bpm"] == "103.0"
+    assert log["adjustments"][1]["gain_db"] == 0.0
+    assert log["adjustments"][1]["heard_after_seconds"] == 8.0
     assert rows[1]["signal_kind"] == "STEP_CADENCE" and rows[2]["rejected"] == "outlier"
     assert rows[4]["tempo_end_bpm"] == "103.0" and rows[4]["energy"] == "0.6"
     assert rows[4]["energy_measured"] == "0.41" and log["played"][0]["energy_measured"] == 0.41

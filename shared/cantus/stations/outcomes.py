@@ -8,6 +8,9 @@ played, adjustment, ended), ``piece_id``, ``plan_step``, ``tempo_bpm`` (a piece'
 tempo, or the tempo control asked for), ``tempo_end_bpm``, ``planned_tempo_bpm`` (the
 open-loop plan's), ``key``, ``mode``, ``energy`` (0..1: asked for), ``planned_energy``,
 ``energy_measured`` (a played piece's, ``cantus.stations.measure.midi_energy``),
+``gain_db`` and ``heard_after_seconds`` (an intensity change heard mid-stream: the stream's
+level from then on, dB against the mastered pieces, and how long after the signal it is
+heard; such a row leaves the step's columns empty),
 ``signal_kind``, ``value`` (heart rate, cadence, intensity), ``valence``, ``arousal``,
 ``measured_utc``, ``rejected`` (why a signal was not used), ``reason`` (why control
 changed the step).
@@ -41,6 +44,8 @@ CSV_COLUMNS = (
     "energy",
     "planned_energy",
     "energy_measured",
+    "gain_db",
+    "heard_after_seconds",
     "signal_kind",
     "value",
     "valence",
@@ -121,6 +126,12 @@ def _utc(unix_ns: int) -> str:
     return datetime.fromtimestamp(unix_ns / 1e9, tz=UTC).isoformat(timespec="milliseconds")
 
 
+def is_level_change(adjustment: st.Adjustment) -> bool:
+    """An intensity change heard mid-stream (``cantus.stations.intensity``): it re-levels
+    the stream and decides no step, so it has no tempo (a step's is always above 0)."""
+    return adjustment.tempo_bpm == 0
+
+
 def session_log_json(station: str, records: Iterable[st.OutcomeRecord]) -> dict:
     """The log as one document: the plan and config, then lists per kind of record."""
     records = list(records)
@@ -146,6 +157,11 @@ def session_log_json(station: str, records: Iterable[st.OutcomeRecord]) -> dict:
         elif kind == "played":
             log["played"].append(at | body)
         elif kind == "adjustment":
+            if is_level_change(record.adjustment):  # a return to the mastered level: 0 dB
+                body |= {
+                    "gain_db": record.adjustment.gain_db,
+                    "heard_after_seconds": record.adjustment.heard_after_seconds,
+                }
             log["adjustments"].append(at | body)
         elif kind == "ended":
             log["ended"] = at | body
@@ -188,14 +204,21 @@ def session_log_csv(records: Iterable[st.OutcomeRecord]) -> str:
             }
         elif kind == "adjustment":
             adjustment = record.adjustment
-            row |= {
-                "plan_step": adjustment.plan_step,
-                "tempo_bpm": adjustment.tempo_bpm,
-                "planned_tempo_bpm": adjustment.planned_tempo_bpm,
-                "energy": adjustment.energy,
-                "planned_energy": adjustment.planned_energy,
-                "reason": adjustment.reason,
-            }
+            if is_level_change(adjustment):
+                row |= {
+                    "gain_db": adjustment.gain_db,
+                    "heard_after_seconds": adjustment.heard_after_seconds,
+                    "reason": adjustment.reason,
+                }
+            else:
+                row |= {
+                    "plan_step": adjustment.plan_step,
+                    "tempo_bpm": adjustment.tempo_bpm,
+                    "planned_tempo_bpm": adjustment.planned_tempo_bpm,
+                    "energy": adjustment.energy,
+                    "planned_energy": adjustment.planned_energy,
+                    "reason": adjustment.reason,
+                }
         elif kind == "started":
             first = record.started.plan[0] if record.started.plan else None
             row |= {"tempo_bpm": record.started.session.start.tempo_bpm,
