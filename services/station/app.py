@@ -184,12 +184,17 @@ class StationWorker:
                 log.exception("station %s: tick failed; retrying", self.name)
             await asyncio.sleep(TICK_SECONDS)
 
-    async def _tick(self) -> None:
-        program = self.program
-        program.start_playback(self.held_seconds)
-        program.tick()
+    def clock(self) -> None:
+        """The playback clock: started once the prebuffer is in hand, then the stream's lead
+        over it and its underruns (``cantus bench therapy`` runs this on a real encoder)."""
+        self.program.start_playback(self.held_seconds)
+        self.program.tick()
         AHEAD_SECONDS.labels(self.name).set(self.status.ahead_seconds)
         UNDERRUNS.labels(self.name).set(self.status.underruns)
+
+    async def _tick(self) -> None:
+        program = self.program
+        self.clock()
         while program.wants_piece():
             await self._request_piece()
         await self._feed()

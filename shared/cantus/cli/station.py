@@ -277,10 +277,22 @@ def signal(
 def bench_therapy(
     listeners: Annotated[int, typer.Option(help="Simulated listeners per preset")] = 30,
     seed: Annotated[int, typer.Option(help="Seed of the listeners and their sensors")] = 17,
+    stream_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Wall-clock seconds of a session's stream start on a real encoder, beside "
+            "a station's, counting underruns (0: skip)",
+            min=0,
+        ),
+    ] = 90.0,
+    render_rtf: Annotated[
+        float, typer.Option(help="How fast the stream bench's pieces arrive (x real time)")
+    ] = 1.35,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Closed-loop sessions against today's open-loop plan on simulated listeners: rate-led
-    presets (walk, relax, sleep), then focus steered by self-reports and intensity."""
+    presets (walk, relax, sleep), then focus steered by self-reports and intensity; then a
+    session's stream start on the station's own code and a real encoder (underruns)."""
     import sys
 
     from cantus.bench.therapy import format_report, run_therapy_bench
@@ -291,6 +303,15 @@ def bench_therapy(
     text = f"# Therapy sessions: closed loop against open loop\n\n`{command}`\n\n"
     text += format_report(results, listeners, seed)
     text += "\n" + format_report_section(run_report_bench(listeners, seed), listeners)
+    if stream_seconds > 0:
+        from cantus.bench.session_stream import (
+            format_stream_section,
+            machine_load,
+            run_session_stream_bench,
+        )
+
+        runs = run_session_stream_bench(stream_seconds, render_rtf=render_rtf)
+        text += "\n" + format_stream_section(runs, render_rtf=render_rtf, load=machine_load())
     print(text)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
