@@ -7,7 +7,12 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from cantus.settings import PIECES_IN_FLIGHT_PER_CORE, Settings, pieces_in_flight_for_cores
+from cantus.settings import (
+    PIECES_IN_FLIGHT_PER_CORE,
+    S3_FETCH_MAX_WAIT_MS,
+    Settings,
+    pieces_in_flight_for_cores,
+)
 
 
 def test_the_embedded_ports_come_from_the_addresses_clients_use(monkeypatch) -> None:
@@ -35,3 +40,17 @@ def test_the_in_flight_limit_is_sized_to_the_machine_unless_set(monkeypatch) -> 
     assert Settings(gateway_max_pieces_in_flight=3).gateway_max_pieces_in_flight == 3
     with pytest.raises(ValidationError, match="gateway_max_pieces_in_flight"):
         Settings(gateway_max_pieces_in_flight=-1)
+
+
+def test_the_fetch_wait_is_longer_on_s3_storage_unless_set(monkeypatch) -> None:
+    # on S3, Tansu's one wait per fetch must cover the store's round trips for every
+    # partition of the request (the local-s3 stall, #22); memory:// keeps the short hop
+    monkeypatch.delenv("CANTUS_KAFKA_FETCH_MAX_WAIT_MS", raising=False)
+    monkeypatch.delenv("CANTUS_BROKER_STORAGE", raising=False)
+    assert Settings().kafka_fetch_max_wait_ms == 20
+    for storage in ("local-s3", "s3://bucket/"):
+        assert Settings(broker_storage=storage).kafka_fetch_max_wait_ms == S3_FETCH_MAX_WAIT_MS
+    monkeypatch.setenv("CANTUS_BROKER_STORAGE", "local-s3")
+    assert Settings().kafka_fetch_max_wait_ms == S3_FETCH_MAX_WAIT_MS
+    monkeypatch.setenv("CANTUS_KAFKA_FETCH_MAX_WAIT_MS", "50")
+    assert Settings().kafka_fetch_max_wait_ms == 50  # an explicit value is kept

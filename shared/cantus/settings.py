@@ -56,6 +56,13 @@ class Topics(BaseSettings):
         return list(self.model_dump().values())
 
 
+S3_FETCH_MAX_WAIT_MS = 1000
+"""``kafka_fetch_max_wait_ms`` when the broker keeps its topics on S3 (#22): long enough for
+Tansu to reach every partition of a fetch through the store's round trips (see
+``Settings._fetch_wait_for_the_storage``); a hop then waits about a quarter of a second at
+the median (226 ms against 9 ms on memory://, six consumers, measured by a probe)."""
+
+
 class Settings(BaseSettings):
     """One object per process. Ports are TCP ports on ``host``; folders are created on use."""
 
@@ -122,7 +129,10 @@ class Settings(BaseSettings):
         ge=1,
         le=5000,
         description="longest a consumer's fetch waits for data; the embedded broker (Tansu) "
-        "holds every fetch this long, so it bounds the latency of each hop",
+        "holds every fetch this long, so it bounds the latency of each hop. Unless set, "
+        f"{S3_FETCH_MAX_WAIT_MS} ms when broker_storage is on S3 (local-s3, s3://): Tansu "
+        "spends this one wait on every partition of a fetch, and on S3 a shorter one starves "
+        "the partitions late in the fetch",
     )
 
     # --- the gateway's edge: TLS and bearer tokens (cantus.security) ---------------------
@@ -470,6 +480,21 @@ class Settings(BaseSettings):
             )
         if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
             raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile must be set together")
+        return self
+
+    @model_validator(mode="after")
+    def _fetch_wait_for_the_storage(self) -> Settings:
+        # Tansu (0.6.0-133) gives all the partitions of one fetch request a single
+        # max_wait, spent partition after partition; a partition reached after it is
+        # spent has its S3 listing thrown away, so it gets nothing. On memory:// that
+        # costs microseconds; on S3 each partition costs round trips to the store, and
+        # with 20 ms the partitions late in every consumer's request were never read:
+        # the local-s3 stall of #22 (10 consumer groups of 12 partitions on moto read
+        # 1 of 120 partitions in 40 s at 20 ms, and 120 of 120 in 2.7 s at 1,000 ms).
+        if "kafka_fetch_max_wait_ms" not in self.model_fields_set and (
+            self.broker_storage != "memory"
+        ):
+            self.kafka_fetch_max_wait_ms = S3_FETCH_MAX_WAIT_MS
         return self
 
     @field_validator("broker_storage")

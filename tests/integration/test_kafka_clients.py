@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from cantus.events.codec import decode_event, encode_event, header_value, new_meta
-from cantus.settings import Settings
+from cantus.settings import S3_FETCH_MAX_WAIT_MS, Settings
 from cantus.stack import Stack, private_stack_environment
 from cantus.v1 import events_pb2 as pb
 
@@ -176,3 +176,70 @@ def test_local_s3_storage_keeps_topics_records_and_offsets_across_a_broker_kill(
     assert _indices(_consume(settings, "before-the-kill", 2)) == [2, 3]
     _produce(settings, range(4, 5))
     assert _indices(_consume(settings, "a-new-group", 5, commit=False)) == [0, 1, 2, 3, 4]
+
+
+def _read_every_partition(settings: Settings, consumers: int, timeout_s: float) -> list[int]:
+    """``consumers`` consumers built as the services build theirs (the settings' fetch wait),
+    each assigned every partition of every Cantus topic, as a stream service's one fetch
+    request asks for many; one record is produced to each partition. Returns, per consumer,
+    how many partitions it read a record from within ``timeout_s``."""
+    from aiokafka import TopicPartition
+
+    from cantus.kafka_clients import unmanaged_consumer
+
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in settings.topics.all()
+        for p in range(settings.partitions)
+    ]
+
+    async def run() -> list[int]:
+        readers = [unmanaged_consumer(settings) for _ in range(consumers)]
+        for reader in readers:
+            await reader.start()
+            reader.assign(partitions)
+            await reader.seek_to_beginning()
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        await producer.start()
+        try:
+            for tp in partitions:
+                await producer.send_and_wait(tp.topic, b"x", partition=tp.partition)
+        finally:
+            await producer.stop()
+        started = asyncio.get_running_loop().time()
+
+        async def read(reader) -> int:
+            seen: set = set()
+            while len(seen) < len(partitions):
+                if asyncio.get_running_loop().time() - started > timeout_s:
+                    break
+                batch = await reader.getmany(timeout_ms=500)
+                seen.update(tp for tp, records in batch.items() if records)
+            return len(seen)
+
+        try:
+            return list(await asyncio.gather(*(read(reader) for reader in readers)))
+        finally:
+            for reader in readers:
+                await reader.stop()
+
+    return asyncio.run(run())
+
+
+def test_local_s3_storage_serves_every_partition_to_many_consumers(broker_only: Stack, monkeypatch):
+    """The local-s3 stall (#22): Tansu spends one fetch's wait on its partitions one after
+    another, and on S3 each costs round trips to the store; with the 20 ms that suits
+    memory://, the partitions late in each consumer's request were never read (pieces sat
+    on a partition for ten minutes). The settings give S3 storage a wait that reaches them."""
+    monkeypatch.setenv("CANTUS_BROKER_STORAGE", "local-s3")
+    monkeypatch.setenv("CANTUS_PARTITIONS", "4")
+    stack = Stack(Settings(), owner=os.getpid())
+    broker_only.settings = stack.settings
+    settings = stack.settings
+    assert settings.kafka_fetch_max_wait_ms == S3_FETCH_MAX_WAIT_MS
+    stack.start_s3_store()
+    stack.start_broker()
+    stack.create_topics()
+
+    partitions = len(settings.topics.all()) * settings.partitions
+    assert _read_every_partition(settings, consumers=6, timeout_s=60) == [partitions] * 6
