@@ -9,9 +9,11 @@ from cantus.eval.energy import (
     EnergyRun,
     LevelPoint,
     Measured,
+    _expected_least,
     energy_per_db,
     energy_requests,
     format_run,
+    held_to_level,
     level_sample,
     scale_velocities,
     spearman,
@@ -70,3 +72,15 @@ def test_the_report_gives_medians_per_level_and_the_slope():
     assert f"{row} 0.200 (2) | 0.400 (2) | 0.600 (2) | 1.00 |" in report
     assert "| folk in piano | 0.200 (1) | 0.400 (1) | 0.600 (1) | 1.00 |" in report
     assert "**0.010**" in report
+
+
+def test_the_closest_of_several_tries_and_the_sample_named():
+    # the least of 2 draws from {0.1, 0.3}: 0.3 only when both are 0.3 (1 in 4)
+    assert abs(_expected_least([0.3, 0.1], 2) - (0.75 * 0.1 + 0.25 * 0.3)) < 1e-12
+    assert _expected_least([0.2], 3) == 0.2 and _expected_least([], 3) == 0.0
+    pieces = [Measured("folk", "folk", "low", 0.286), Measured("folk", "folk", "high", 0.2)]
+    inside = "\n".join(held_to_level(pieces))
+    assert "so in sample" in inside
+    assert "| high | 0% (0/1) |" in inside  # a high piece playing low energy is out of band
+    outside = "\n".join(held_to_level(pieces, seed=1))
+    assert "out of sample" in outside and "seed 1's" in outside

@@ -750,7 +750,12 @@ def eval_realness(
 def eval_energy(
     pieces: Annotated[int, typer.Option(help="Pieces per style and energy level")] = 12,
     bars: Annotated[int, typer.Option(help="Bars per piece (a session piece's 8)")] = 8,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[
+        int, typer.Option(help="0: the run ENERGY_MEDIANS come from; another: out of sample")
+    ] = 0,
+    level_pieces: Annotated[
+        int, typer.Option(help="Pieces re-struck for the level calibration (0: none)", min=0)
+    ] = 6,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/energy.md"
     ),
@@ -760,8 +765,10 @@ def eval_energy(
     from cantus.eval.energy import format_run, run_energy_eval
 
     with console.status(f"composing {9 * pieces} pieces in process…"):
-        run = run_energy_eval(pieces, bars=bars, seed=seed)
+        run = run_energy_eval(pieces, bars=bars, seed=seed, level_pieces=level_pieces)
     command = f"cantus eval energy --pieces {pieces} --bars {bars} --seed {seed}"
+    if level_pieces != 6:
+        command += f" --level-pieces {level_pieces}"
     if out is not None:
         command += f" --out {out}"
     report = format_run(run, command=command)
