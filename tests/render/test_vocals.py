@@ -351,3 +351,36 @@ def test_onset_consonants_are_placed_before_the_note():
     assert len(leads) >= 10 and leads[0, 1] == 0.0
     assert np.all(leads[1:, 1] > 0.005)
     assert np.allclose(leads[1:, 1], np.minimum(leads[1:, 0], 0.25))
+
+
+def test_a_held_note_is_sustained_on_its_vowel_not_faded_as_spoken():
+    """eSpeak's spoken vowel fades (its end 5-10 dB under its start); held for 1.5 s on
+    one note it is sung at a steady level: its last quarter within 3 dB of its first."""
+    phones = syllable_phones(["sea"], "en")[0]
+    note = SungNote(onset=0.3, end=1.8, pitch=62, velocity=90, phones=phones, phrase_end=True)
+    stem = render_vocals([note], "en", round(2.2 * 44100), 44100)
+
+    def level(a: float, b: float) -> float:
+        part = stem[round(a * 44100) : round(b * 44100)]
+        return 10 * np.log10(np.mean(part**2))
+
+    early, late = level(0.45, 0.8), level(1.35, 1.7)
+    assert abs(late - early) < 3.0, (early, late)
+
+
+def test_the_eval_hears_the_voice_in_front_of_the_tune_and_times_the_render():
+    """The voice through its chain is louder than the instrument that plays the tune
+    (stepped back under it) and than the rest of the band; the streamed render is timed
+    per segment by CPU, wall clock and the wall clock less the wait for a core."""
+    from cantus.eval.vocals import lead_margins, run_queue_seconds, stream
+
+    parts = lyric_piece("en")
+    streamed = stream(parts)
+    assert streamed.stem is not None and len(streamed.segments) == 1
+    audio, cpu, wall, waited = streamed.segments[0]
+    assert audio > 10 and cpu > 0 and wall > 0 and 0 <= waited <= wall
+    before = run_queue_seconds()
+    assert before >= 0 and run_queue_seconds() >= before
+    over_tune, over_band, step_back = lead_margins(parts, streamed.stem)
+    assert over_tune is not None and over_band is not None and step_back is not None
+    assert over_tune > 3 and over_band > 0 and step_back < -6

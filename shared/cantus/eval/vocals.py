@@ -21,9 +21,15 @@ on the vocal stem and the mix:
   accuracies, sung over spoken. Mandarin has no offline recogniser in the registries
   this project uses, so it gets pitch, timing and the mix;
 * **mix**: integrated loudness and true peak of the streamed audio against the preset;
-* **speed**: the streamed render's real-time factor with and without vocals, by wall
-  clock and by this process's CPU time, with the machine's load average beside them (the
-  machine is shared).
+* **the voice in front**: the loudness of the vocal stem through its mix chain against the
+  instrument that plays the tune through its chain (stepped back under the voice), and
+  against the rest of the band, each alone through the palette's mix (LU);
+* **speed**: the streamed render's real-time factor with and without vocals, whole pieces
+  and per streamed segment, three ways: by the wall clock; by the wall clock less the time
+  the render waited for a core (the kernel's run-queue delay of this thread,
+  ``/proc/self/schedstat``), the wall clock it would have had with a core of its own; and
+  by CPU time (this process's and its eSpeak subprocesses'). The machine's load average
+  is beside them (the machine is shared).
 
 A small comparison of the resynthesis candidates runs first on one English line
 (``compare_candidates``): the product's WORLD resynthesis, Praat's PSOLA on the very same
@@ -40,6 +46,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -97,6 +104,18 @@ class PieceVocals:
     """Semitones the voice sang away from the written melody (``vocal_octave_shift``)."""
     segment_rtf_cpu: list[float] = field(default_factory=list)
     """Each streamed segment's CPU-time real-time factor, with vocals."""
+    segment_rtf_wall: list[float] = field(default_factory=list)
+    segment_rtf_running: list[float] = field(default_factory=list)
+    """Each streamed segment's real-time factor with vocals by the wall clock, and by the
+    wall clock less the time the render waited for a core (``run_queue_seconds``)."""
+    rtf_running: float = 0.0
+    """The whole piece's, by the wall clock less the time waited for a core."""
+    voice_over_tune_lu: float | None = None
+    voice_over_band_lu: float | None = None
+    tune_step_back_lu: float | None = None
+    """Loudness (LU) of the vocals through their chain over the tune's instrument through
+    its (stepped back) chain, over the rest of the band, and the tune's instrument under
+    the voice against the same instrument without vocals (``lead_margins``)."""
     phrase_ends: int = 0
     phrase_breaths: int = 0
     """Lyric lines' ends followed by another sung note, and those sung with a breath."""
@@ -369,7 +388,9 @@ class Streamed:
     seconds: float
     wall: float
     cpu: float
-    segments: list[tuple[float, float]]
+    segments: list[tuple[float, float, float, float]]
+    """Per segment: audio seconds, CPU seconds, wall seconds, seconds waited for a core."""
+    waited: float = 0.0
 
 
 def cpu_seconds() -> float:
@@ -379,6 +400,18 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def run_queue_seconds() -> float:
+    """Seconds this thread has waited, runnable, for a core (Linux ``/proc/self/task/<tid>/
+    schedstat``'s run delay; 0 where the kernel does not say). The wall clock less this is
+    what the render took with a core of its own, short of what a busy machine's shared
+    caches cost it."""
+    try:
+        fields = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").read_text()
+        return int(fields.split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def stream(parts) -> Streamed:
     """Stream ``parts`` as the render service does (4-bar segments), timed. CPU time is
     this process's and its subprocesses' (``cpu_seconds``; the render runs in one thread):
@@ -386,17 +419,36 @@ def stream(parts) -> Streamed:
     counts the other work."""
     from cantus.render.piece import SegmentAudio
 
-    started, cpu_started = time.perf_counter(), cpu_seconds()
+    started, cpu_started, waited_before = time.perf_counter(), cpu_seconds(), run_queue_seconds()
     audio = SegmentAudio(parts.tempo_map)
     seconds = 0.0
     segments = []
     for segment in range(parts.segment_count(SEGMENT_BARS)):
-        cpu_before = cpu_seconds()
+        cpu_before, wall_before, wait_before = (
+            cpu_seconds(),
+            time.perf_counter(),
+            run_queue_seconds(),
+        )
         rendered = audio.render(parts, segment, SEGMENT_BARS).duration_seconds
-        segments.append((rendered, cpu_seconds() - cpu_before))
+        segments.append(
+            (
+                rendered,
+                cpu_seconds() - cpu_before,
+                time.perf_counter() - wall_before,
+                run_queue_seconds() - wait_before,
+            )
+        )
         seconds += rendered
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
-    return Streamed(audio.piece_audio(), audio.piece_vocals(), seconds, wall, cpu, segments)
+    return Streamed(
+        audio.piece_audio(),
+        audio.piece_vocals(),
+        seconds,
+        wall,
+        cpu,
+        segments,
+        waited=run_queue_seconds() - waited_before,
+    )
 
 
 def without_vocals(parts):
@@ -453,7 +505,15 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
         rtf_cpu_without=plain.seconds / plain.cpu,
         load=load,
         octave_shift=parts.vocal_octave_shift,
-        segment_rtf_cpu=[audio / max(cpu, 1e-9) for audio, cpu in sung.segments],
+        segment_rtf_cpu=[audio / max(cpu, 1e-9) for audio, cpu, _, _ in sung.segments],
+        segment_rtf_wall=[audio / max(wall, 1e-9) for audio, _, wall, _ in sung.segments],
+        segment_rtf_running=[
+            audio / max(wall - waited, 1e-9) for audio, _, wall, waited in sung.segments
+        ],
+        rtf_running=sung.seconds / max(sung.wall - sung.waited, 1e-9),
+    )
+    result.voice_over_tune_lu, result.voice_over_band_lu, result.tune_step_back_lu = lead_margins(
+        parts, stem
     )
     notes = parts.sung_notes(0, parts.bar_count)
     times, f0 = praat_f0(stem, rate)
@@ -497,6 +557,38 @@ def measure(parts, texts: list[str], recogniser: Recogniser | None) -> PieceVoca
             )
             result.recognised.append((text, " ".join(heard["sung"]), " ".join(heard["spoken"])))
     return result
+
+
+def lead_margins(parts, stem: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    """(voice over the tune's instrument, voice over the rest of the band, the tune's
+    instrument under the voice against it without vocals), LU: each stem alone through its
+    chain of the palette's mix (``vocal_profiles``; ``palette_profiles`` for the last), the
+    synth's stems rendered for the whole piece as the stream renders them."""
+    from cantus.render.mix import integrated_loudness, mix_stems, palette_profiles, vocal_profiles
+    from cantus.render.synth import SegmentRenderer
+
+    rate = 44100
+    renderer = SegmentRenderer(parts.tempo_map, sample_rate=rate)
+    end_tick = parts.bar_count * parts.bar_ticks
+    stems = renderer.render_stems_until(end_tick, parts.piece_tracks(0, parts.bar_count))
+    renderer.close()
+    if "melody" not in stems:
+        return None, None, None
+    length = min(len(stem), *(len(s) for s in stems.values()))
+    palette = parts.palette.name
+    with_voice, without = vocal_profiles(palette), palette_profiles(palette)
+
+    def loudness(chosen: dict[str, np.ndarray], profiles) -> float:
+        return integrated_loudness(mix_stems(chosen, rate, profiles, palette), rate)
+
+    voice = loudness({"vocals": np.repeat(stem[:length, None], 2, axis=1)}, with_voice)
+    tune = {"melody": stems["melody"][:length]}
+    band = {name: s[:length] for name, s in stems.items() if name != "melody"}
+    return (
+        voice - loudness(tune, with_voice),
+        voice - loudness(band, with_voice),
+        loudness(tune, with_voice) - loudness(tune, without),
+    )
 
 
 def accuracy_ratio(lines: Sequence[LineHeard], singing: str = "sung") -> float:
@@ -902,18 +994,34 @@ def format_run(run: VocalsRun, *, command: str) -> str:
             )
         if any(p.heard for p in chosen):
             out += _intelligibility_rows(chosen)
-        segment_rtf = np.array([r for p in chosen for r in p.segment_rtf_cpu])
-        if len(segment_rtf):
+        over_tune = [p.voice_over_tune_lu for p in chosen if p.voice_over_tune_lu is not None]
+        over_band = [p.voice_over_band_lu for p in chosen if p.voice_over_band_lu is not None]
+        step_back = [p.tune_step_back_lu for p in chosen if p.tune_step_back_lu is not None]
+        if over_tune and over_band and step_back:
+            out += [
+                "| the voice over the tune's instrument, each through its chain (LU): median, "
+                f"least | {np.median(over_tune):+.1f}, {min(over_tune):+.1f} | > 0 |",
+                "| the voice over the rest of the band (LU): median, least | "
+                f"{np.median(over_band):+.1f}, {min(over_band):+.1f} | |",
+                "| the tune's instrument under the voice against without vocals (LU): median | "
+                f"{np.median(step_back):+.1f} | < 0 |",
+            ]
+        sung_seconds = sum(p.seconds for p in chosen)
+        speeds: tuple[tuple[str, str, str], ...] = (
+            ("CPU time", "segment_rtf_cpu", "rtf_cpu"),
+            ("wall clock less the wait for a core", "segment_rtf_running", "rtf_running"),
+            ("wall clock", "segment_rtf_wall", "rtf_wall"),
+        )
+        for label, per_segment, piece_rtf in speeds:
+            segment_rtf = np.array([r for p in chosen for r in getattr(p, per_segment)])
+            if not len(segment_rtf):
+                continue
+            spent = sum(p.seconds / getattr(p, piece_rtf) for p in chosen if getattr(p, piece_rtf))
             out.append(
-                f"| CPU-time RTF with vocals, per streamed 4-bar segment: median, minimum "
-                f"({len(segment_rtf)} segments) | {np.median(segment_rtf):.1f}, "
-                f"{segment_rtf.min():.1f} | ≥ 5 |"
-            )
-            audio = sum(p.seconds for p in chosen)
-            cpu = sum(p.seconds / p.rtf_cpu for p in chosen if p.rtf_cpu)
-            out.append(
-                f"| CPU-time RTF with vocals, whole pieces ({audio:.0f} s of audio) | "
-                f"{audio / max(cpu, 1e-9):.1f} | ≥ 5 |"
+                f"| RTF with vocals by {label}: per streamed 4-bar segment median, minimum "
+                f"({len(segment_rtf)} segments); whole pieces ({sung_seconds:.0f} s of audio) | "
+                f"{np.median(segment_rtf):.1f}, {segment_rtf.min():.1f}; "
+                f"{sung_seconds / max(spent, 1e-9):.1f} | ≥ 5 |"
             )
         out += [
             "",

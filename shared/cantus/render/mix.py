@@ -156,7 +156,7 @@ PART_PROFILES: dict[str, PartProfile] = {
 with a form plan); other names get ``PartProfile()``."""
 
 VOCALS_PROFILE = PartProfile(
-    gain_db=3.0,
+    gain_db=-12.0,
     pan=0.0,
     highpass_hz=110.0,
     eq=(("peak", 320.0, -2.0, 1.2), ("peak", 3200.0, 3.0, 0.9), ("high_shelf", 9000.0, -2.0, 0.7)),
@@ -165,9 +165,12 @@ VOCALS_PROFILE = PartProfile(
 )
 """The sung lead (``cantus.render.vocals``), a few LU over the band: centred, low rumble and
 mud cut, presence where consonants and vowel formants are heard, the eSpeak voice's hiss
-tamed. Its syllables come evenly levelled, so the compressor only catches peaks. A hotter
-voice or a firmer compressor flattened the sections' planned dynamics the voice sings (the
-bus's glue compressor took the rest), and the streaming master then missed its loudness."""
+tamed. Its syllables come evenly levelled, so the compressor only catches peaks. At +3 dB
+the voice through this chain stood 15-22 LU over the rest of the band and 16-18 LU over the
+tune's instrument (``cantus eval vocals``, "the voice over ..."): the band was all but gone
+under it. At -12 dB it leads by a singer's margin. A hotter voice or a firmer compressor
+also flattened the sections' planned dynamics the voice sings (the bus's glue compressor
+took the rest), and the streaming master then missed its loudness."""
 
 VOCAL_REVERB_SENDS = {"chorale": 0.4, "ambient": 0.45, "lullaby": 0.4, "therapy": 0.4}
 """Reverb send of the vocals per palette (others 0.25): a hall for the slow, sustained

@@ -21,8 +21,9 @@ How a syllable is sung on its note(s):
 * **Timing.** The vowel starts on the note's onset; the lead is placed before it (so the
   vowel lands on the beat), squeezed when the previous note leaves it less room; its voiced
   frames are sung ``VOICED_LEAD_DB`` softer, on a legato previous note's pitch. The
-  vowel is held (its middle stretched, its first and last ``TRANSITION_SECONDS`` kept)
-  until the coda, which ends where the next syllable's lead begins, or at the note's end.
+  vowel is held (its middle stretched, its first and last ``TRANSITION_SECONDS`` kept, at
+  a steady level: the spoken vowel's fade is made up, ``SUSTAIN_MAX_DB``) until the coda,
+  which ends where the next syllable's lead begins, or at the note's end.
 * **Melismas** (a note without a syllable right after a sung note, legato, in a lyric
   line): the vowel goes on, gliding to the new pitch, and the coda waits for the last note.
 * **Breaths** at phrase ends: before a phrase that follows a rest or the end of a lyric
@@ -126,6 +127,19 @@ BREATH_LEAD_GAP_SECONDS = 0.05
 
 CATCH_BREATH_SHARE = 0.6
 """A lyric line's last note gives up at most this share of its length for a breath."""
+
+CODA_MAX_SECONDS = 0.12
+CODA_SHARE = 0.4
+"""A coda (closing consonants) inside a lyric line lasts at most ``CODA_MAX_SECONDS`` (a
+line's last note keeps its whole spoken coda) and at most ``CODA_SHARE`` of what is sung of
+the note."""
+
+SUSTAIN_MAX_DB = 9.0
+"""A held vowel is sung at the level it reaches, not fading as the spoken one does: each
+stretched frame is raised to the vowel's loudest level less ``SUSTAIN_BELOW_DB`` (by at
+most this many dB; 0: the spoken vowel's own contour)."""
+
+SUSTAIN_BELOW_DB = 1.0
 
 VOWEL_LEVEL = 0.08
 """RMS every syllable's vowel is brought to before note velocity and the section's level
@@ -246,6 +260,8 @@ class SpokenSyllable:
     vowel_end: int
     end: int
     gain: float
+    level_db: np.ndarray | None = None
+    """Each frame's level (dB) from the spectral envelope: how loud the voice is there."""
 
     @property
     def lead_seconds(self) -> float:
@@ -305,6 +321,7 @@ def spoken_syllable(phones: str, language: str) -> SpokenSyllable:
         vowel_end=vowel_end,
         end=end,
         gain=VOWEL_LEVEL / max(rms, 1e-6),
+        level_db=(10.0 * np.log10(envelope.sum(axis=1) + 1e-16)).astype(np.float32),
     )
 
 
@@ -519,9 +536,9 @@ def vowel_piece(
         elif after is not None and after_syllable is not None and legato(note, after):
             end = min(end, after.onset - lead_seconds(note, after, after_syllable))
         end = max(end, note.onset + 2 * FRAME_SECONDS)
-        coda = min(syllable.end - syllable.vowel_end, _frames(0.4 * (end - note.onset)))
+        coda = min(syllable.end - syllable.vowel_end, _frames(CODA_SHARE * (end - note.onset)))
         if not note.phrase_end:
-            coda = min(coda, _frames(0.12))
+            coda = min(coda, _frames(CODA_MAX_SECONDS))
     total = max(_frames(end - start), coda + 2)
     vowel = _stretch(syllable.vowel_start, syllable.vowel_end, total - coda)
     tail = syllable.vowel_end + np.linspace(
@@ -534,7 +551,29 @@ def vowel_piece(
     coda_voiced = syllable.f0[np.minimum(np.round(source).astype(int), len(syllable.f0) - 1)] > 0
     f0 = np.where(in_coda & ~coda_voiced, 0.0, f0)
     fade_out = 2 * CROSSFADE_SECONDS if melisma_follows else 0.02
-    return _Piece(start, source, f0, fade_in=overlap, fade_out=fade_out)
+    return _Piece(
+        start,
+        source,
+        f0,
+        fade_in=overlap,
+        fade_out=fade_out,
+        gain_db=_sustain_db(syllable, vowel, len(source)),
+    )
+
+
+def _sustain_db(syllable: SpokenSyllable, vowel: np.ndarray, frames: int) -> np.ndarray | None:
+    """Gain (dB) per output frame that holds a stretched vowel (source positions ``vowel``)
+    at its loudest level less ``SUSTAIN_BELOW_DB`` (``SUSTAIN_MAX_DB``): raised from the
+    end of its onset transition on, the coda after it as spoken. None: no change."""
+    if SUSTAIN_MAX_DB <= 0.0 or syllable.level_db is None or not len(vowel):
+        return None
+    level = syllable.level_db
+    reference = float(level[syllable.vowel_start : syllable.vowel_end].max()) - SUSTAIN_BELOW_DB
+    heard = np.interp(vowel, np.arange(len(level)), level)
+    raised = np.clip(reference - heard, 0.0, SUSTAIN_MAX_DB)
+    onset = min(len(vowel), _frames(TRANSITION_SECONDS))
+    raised[:onset] *= np.linspace(0.0, 1.0, onset)  # the attack as spoken
+    return np.concatenate([raised, np.zeros(frames - len(vowel))])
 
 
 def _synthesise(piece: _Piece, syllable: SpokenSyllable, sample_rate: int, scale: float):
