@@ -384,3 +384,31 @@ def test_the_eval_hears_the_voice_in_front_of_the_tune_and_times_the_render():
     over_tune, over_band, step_back = lead_margins(parts, streamed.stem)
     assert over_tune is not None and over_band is not None and step_back is not None
     assert over_tune > 3 and over_band > 0 and step_back < -6
+
+
+def test_a_syllable_that_starts_on_its_vowel_is_joined_legato(monkeypatch):
+    """ "I am" on two legato notes: the second syllable starts on its vowel, so the first
+    runs on into it (its spoken fade not sung) with no gap; where joins are off, the first
+    faded out before the second and the voice dropped out between them."""
+    import cantus.render.vocals as vocals
+
+    phones = syllable_phones(["i", "am"], "en")
+    notes = [
+        SungNote(onset=0.3, end=0.65, pitch=64, velocity=90, phones=phones[0]),
+        SungNote(onset=0.65, end=1.3, pitch=67, velocity=90, phones=phones[1], phrase_end=True),
+    ]
+    assert vocals.open_syllable(phones[0]) and not vocals.open_syllable(phones[1])
+    assert not vocals.open_syllable("tian1") and vocals.open_syllable("hai3")
+
+    def weakest_db() -> float:
+        stem = render_vocals(notes, "en", round(1.6 * 44100), 44100)
+        hop = 441  # 10 ms
+        around = stem[round(0.5 * 44100) : round(0.75 * 44100)]
+        levels = [np.mean(around[k : k + hop] ** 2) for k in range(0, len(around) - hop, hop)]
+        return 10 * np.log10(min(levels) + 1e-12)
+
+    joined = weakest_db()
+    monkeypatch.setattr(vocals, "JOIN_LEAD_SECONDS", 0.0)
+    vocals.spoken_syllable.cache_clear()
+    apart = weakest_db()
+    assert joined > -32 and apart < joined - 15, (joined, apart)

@@ -973,6 +973,11 @@ def format_run(run: VocalsRun, *, command: str) -> str:
                 " within 40 ms |"
             )
             out.append(
+                f"| the same, of the syllables with a marked onset (a vowel joined legato to "
+                f"the vowel before shows no dip to mark) | {_percent(on_time, len(errors))} of "
+                f"{len(errors)} | |"
+            )
+            out.append(
                 f"| vowel onset − note onset: median, 10th–90th percentile | "
                 f"{1000 * np.median(errors):+.0f} ms, {1000 * np.percentile(errors, 10):+.0f}"
                 f"…{1000 * np.percentile(errors, 90):+.0f} ms | |"
