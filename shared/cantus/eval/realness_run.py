@@ -1,20 +1,20 @@
 """``cantus eval realness``: sample melodies from the shipped checkpoint in process and compare
 them with held-out real tunes (``realness_report``), then write the Markdown report.
 
-What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling through all
-24 (major and minor alternating, so each mode gets half). Each piece borrows its other
-controls (meter, tempo, style and energy) from a held-out real tune in its mode, drawn at
-random: the generated set has the real tunes' mix of meters and styles, so the classifier
-cannot tell the sets apart by their mix. Sampling is the melody service's (``served_sampling``
-with the default settings: top-p 0.95 at temperature 1, no scale mask since session 7 of
-#14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
-emphasis and the classifier-free guidance on the key are parameters (the report records
-them; guidance defaults to the service's where the checkpoint was trained for it). With
-``composer="form"`` (the default) each piece is composed as the service composes it: along
-the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase by
-phrase with cadences, repeats copied and returns varied (``cantus.melody.local_composition``);
-with ``composer="model"`` a piece is decoded freely in one request, which is what the model
-itself does.
+What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling through all 24
+(major and minor alternating, so each mode gets half). Each piece borrows its other controls
+(meter, tempo, style and energy) from a held-out real tune in its mode, drawn at random: the
+generated set has the real tunes' mix of meters and styles, so the classifier cannot tell the
+sets apart by their mix. Sampling is the melody service's (``served_sampling`` with the default
+settings: the whole distribution (top-p 1, since session 11 of #14) at temperature 1, no scale
+mask since session 7, cadences at phrase ends), through the batched ``DecodeEngine`` with a
+bf16 KV cache; the tonal emphasis and the classifier-free guidance on the key are parameters
+(the report records them; guidance defaults to the service's where the checkpoint was trained
+for it). With ``composer="form"`` (the default) each piece is composed as the service composes
+it: along the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase
+by phrase with cadences, repeats copied and returns varied
+(``cantus.melody.local_composition``); with ``composer="model"`` a piece is decoded freely in
+one request, which is what the model itself does.
 
 What it is compared with. The valid and test splits (never trained on), each tune labelled
 with the key music21 hears in it (the labels the model trains on), cut to the same window.
