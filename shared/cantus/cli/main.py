@@ -718,6 +718,10 @@ def eval_realness(
             help="form: along a form plan, as the service composes; model: one free request"
         ),
     ] = "form",
+    top_p: Annotated[
+        float | None,
+        typer.Option(help="Nucleus of the form composer's sampling; unset: the service's"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -741,6 +745,7 @@ def eval_realness(
         expand_repeats=expand_repeats,
         seed=seed,
         composer=composer,
+        top_p=top_p,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

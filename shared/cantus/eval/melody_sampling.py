@@ -52,9 +52,7 @@ DEFAULT_SETTINGS = (
 """The four settings of the report (tempo in quarter-note bpm)."""
 
 SAMPLING = SamplingParams(temperature=1.0, top_k=0, top_p=0.95)
-"""Sampling of every generated piece of ``cantus eval melody``, the same for each model:
-nucleus 0.95, as in its reports so far (the melody service samples the whole distribution,
-``settings.melody_top_p``, since session 11 of #14)."""
+"""Sampling of every generated piece (the engine's defaults)."""
 SERVED_TONAL_EMPHASIS = Settings.model_fields["melody_tonal_emphasis"].default
 """The melody service's tonal emphasis, used with the key constraint on."""
 SERVED_GUIDANCE = Settings.model_fields["melody_guidance"].default

@@ -1,20 +1,20 @@
 """``cantus eval realness``: sample melodies from the shipped checkpoint in process and compare
 them with held-out real tunes (``realness_report``), then write the Markdown report.
 
-What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling through all 24
-(major and minor alternating, so each mode gets half). Each piece borrows its other controls
-(meter, tempo, style and energy) from a held-out real tune in its mode, drawn at random: the
-generated set has the real tunes' mix of meters and styles, so the classifier cannot tell the
-sets apart by their mix. Sampling is the melody service's (``served_sampling`` with the default
-settings: the whole distribution (top-p 1, since session 11 of #14) at temperature 1, no scale
-mask since session 7, cadences at phrase ends), through the batched ``DecodeEngine`` with a
-bf16 KV cache; the tonal emphasis and the classifier-free guidance on the key are parameters
-(the report records them; guidance defaults to the service's where the checkpoint was trained
-for it). With ``composer="form"`` (the default) each piece is composed as the service composes
-it: along the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase
-by phrase with cadences, repeats copied and returns varied
-(``cantus.melody.local_composition``); with ``composer="model"`` a piece is decoded freely in
-one request, which is what the model itself does.
+What is sampled. ``pieces`` melodies of ``n_bars`` bars, the asked keys cycling through all
+24 (major and minor alternating, so each mode gets half). Each piece borrows its other
+controls (meter, tempo, style and energy) from a held-out real tune in its mode, drawn at
+random: the generated set has the real tunes' mix of meters and styles, so the classifier
+cannot tell the sets apart by their mix. Sampling is the melody service's (``served_sampling``
+with the default settings: top-p 0.95 at temperature 1, no scale mask since session 7 of
+#14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
+emphasis and the classifier-free guidance on the key are parameters (the report records
+them; guidance defaults to the service's where the checkpoint was trained for it). With
+``composer="form"`` (the default) each piece is composed as the service composes it: along
+the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase by
+phrase with cadences, repeats copied and returns varied (``cantus.melody.local_composition``);
+with ``composer="model"`` a piece is decoded freely in one request, which is what the model
+itself does.
 
 What it is compared with. The valid and test splits (never trained on), each tune labelled
 with the key music21 hears in it (the labels the model trains on), cut to the same window.
@@ -110,9 +110,11 @@ def sample_melodies(
     guidance: float | None = None,
     max_batch: int = 50,
     composer: str = "form",
+    top_p: float | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
-    docstring; ``guidance`` None: ``served_guidance``); None where the engine failed or the
+    docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
+    ``composer="form"``); None where the engine failed or the
     tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
@@ -126,6 +128,8 @@ def sample_melodies(
         sampling = dataclasses.replace(
             default_sampling(), guidance=guidance, tonal_emphasis=tonal_emphasis
         )
+        if top_p is not None:
+            sampling = dataclasses.replace(sampling, top_p=top_p)
         return compose_pieces(
             model, tokenizer, jobs, n_bars=n_bars, sampling=sampling, max_batch=max_batch
         )
@@ -212,6 +216,7 @@ class RealnessRun:
     timings: dict[str, float]
     composer: str = "form"
     joins: BarLineJoins | None = None
+    top_p: float | None = None
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -279,6 +284,7 @@ def run_realness_eval(
     expand_repeats: bool = True,
     seed: int = 0,
     composer: str = "form",
+    top_p: float | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -313,6 +319,7 @@ def run_realness_eval(
         tonal_emphasis=tonal_emphasis,
         guidance=guidance,
         composer=composer,
+        top_p=top_p,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -337,6 +344,7 @@ def run_realness_eval(
         timings=timings,
         composer=composer,
         joins=joins,
+        top_p=top_p,
     )
 
 
@@ -353,7 +361,7 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         f"Checkpoint `{_relative(run.checkpoint)}`; {run.pieces} pieces sampled in process "
         f"({run.failed} failed), asked keys cycling through all 24, meter, tempo, style and "
         "energy borrowed from a random held-out tune of the same mode; sampled as the "
-        f"melody service samples ({_sampling_words(run.composer)}), "
+        f"melody service samples ({_sampling_words(run.composer, run.top_p)}), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
         "checkpoint trained with key dropout); "
@@ -433,8 +441,9 @@ def _relative(path: str) -> str:
         return path
 
 
-def _sampling_words(composer: str) -> str:
-    """How the pieces were sampled, in the report's words."""
+def _sampling_words(composer: str, top_p: float | None = None) -> str:
+    """How the pieces were sampled, in the report's words (``top_p``: a run's own nucleus,
+    None: the service's)."""
     if composer != "form":
         return "key constraint, tonic cadence, top-p 0.95, temperature 1"
     from cantus.melody.local_composition import default_sampling
@@ -442,6 +451,7 @@ def _sampling_words(composer: str) -> str:
     sampling = default_sampling()
     mask = "scale mask" if sampling.key_constraint else "no scale mask"
     return (
-        f"{mask}, cadences at phrase ends, top-p {sampling.top_p:g}, "
+        f"{mask}, cadences at phrase ends, "
+        f"top-p {sampling.top_p if top_p is None else top_p:g}, "
         f"temperature {sampling.temperature:g}"
     )
