@@ -12,6 +12,7 @@ from cantus.bench.render import joint_discontinuity, synthetic_arrangement, trac
 from cantus.music.notes import Meter
 from cantus.render import synth
 from cantus.render.mix import (
+    PALETTE_MIXES,
     PRESETS,
     LoudnessMeter,
     Mixer,
@@ -292,3 +293,31 @@ def test_a_palette_mix_in_segments_equals_it_at_once(stems):
     ]
     assert np.abs(np.concatenate(parts) - whole).max() <= 1e-6
     assert np.abs(whole - mix_stems(stems, SR)).max() > 1e-3  # not the default mix
+
+
+@pytest.mark.parametrize("palette", sorted(PALETTE_MIXES))
+def test_a_sung_piece_makes_room_for_the_voice_in_its_accompaniment(palette):
+    from cantus.render.mix import VOICE_ROOM_DIP, palette_profiles, vocal_profiles
+
+    plain, sung = palette_profiles(palette), vocal_profiles(palette)
+    for part in ("chords", "pad", "colour"):
+        assert sung[part].eq == (*plain[part].eq, VOICE_ROOM_DIP)
+        assert VOICE_ROOM_DIP not in plain[part].eq
+    assert sung["bass"].eq == plain["bass"].eq
+
+
+def test_the_voice_is_warmer_in_the_slow_palettes_than_over_a_band():
+    from cantus.render.mix import vocal_profiles
+
+    def presence_db(palette: str) -> float:
+        return max(g for kind, hz, g, _ in vocal_profiles(palette)["vocals"].eq if 2000 < hz < 4000)
+
+    def top_db(palette: str) -> float:
+        return sum(
+            g for kind, _, g, _ in vocal_profiles(palette)["vocals"].eq if kind == "high_shelf"
+        )
+
+    for warm in ("lullaby", "ambient", "chorale", "therapy"):
+        assert presence_db(warm) < presence_db("folk")
+        assert top_db(warm) < top_db("celtic")
+    assert vocal_profiles("folk")["vocals"].eq == vocal_profiles("celtic")["vocals"].eq

@@ -172,6 +172,28 @@ under it. At -12 dB it leads by a singer's margin. A hotter voice or a firmer co
 also flattened the sections' planned dynamics the voice sings (the bus's glue compressor
 took the rest), and the streaming master then missed its loudness."""
 
+WARM_VOCALS_EQ = (
+    ("peak", 320.0, -2.0, 1.2),
+    ("peak", 2800.0, 1.5, 0.9),
+    ("high_shelf", 7000.0, -3.5, 0.7),
+)
+"""The voice's EQ in the slow, dark-roomed palettes: half the presence lift and a darker
+top, so the voice sits in their warm hall as their instruments do instead of standing out
+bright and close as it should over a band."""
+
+VOCALS_EQ = {
+    "chorale": WARM_VOCALS_EQ,
+    "ambient": WARM_VOCALS_EQ,
+    "lullaby": WARM_VOCALS_EQ,
+    "therapy": WARM_VOCALS_EQ,
+}
+"""The voice's EQ per palette (others: ``VOCALS_PROFILE.eq``, presence for a band)."""
+
+VOICE_ROOM_DIP = ("peak", 3000.0, -2.0, 0.9)
+"""A dip added to the accompaniment's EQ (chords, pad, colour) when the voice sings, where
+its consonants and upper formants are heard: the room the palette's own dip keeps for the
+melody instrument, kept for the lead that now carries the tune."""
+
 VOCAL_REVERB_SENDS = {"chorale": 0.4, "ambient": 0.45, "lullaby": 0.4, "therapy": 0.4}
 """Reverb send of the vocals per palette (others 0.25): a hall for the slow, sustained
 palettes, a shorter sense of room for the bands."""
@@ -330,19 +352,30 @@ def palette_reverb(palette: str | None) -> dict[str, float]:
 
 def vocal_profiles(palette: str) -> dict[str, PartProfile]:
     """``palette_profiles`` for a piece with vocals in ``palette``: the vocals as the lead,
-    the melody instrument stepped back and with more reverb, so it doubles the voice from
-    behind."""
+    with the palette's EQ and reverb send (``VOCALS_EQ``, ``VOCAL_REVERB_SENDS``), room made
+    for them in the accompaniment (``VOICE_ROOM_DIP``), the melody instrument stepped back and
+    with more reverb, so it doubles the voice from behind."""
     profiles = palette_profiles(palette)
     melody = profiles["melody"]
+    accompaniment = {
+        name: replace(profiles[name], eq=(*profiles[name].eq, VOICE_ROOM_DIP))
+        for name in _ACCOMPANIMENTS
+        if name in profiles
+    }
     return {
         **profiles,
+        **accompaniment,
         "melody": replace(
             melody,
             gain_db=melody.gain_db + MELODY_UNDER_VOCALS_DB,
             pan=-0.2,
             reverb_send=melody.reverb_send + 0.1,
         ),
-        "vocals": replace(VOCALS_PROFILE, reverb_send=VOCAL_REVERB_SENDS.get(palette, 0.25)),
+        "vocals": replace(
+            VOCALS_PROFILE,
+            eq=VOCALS_EQ.get(palette, VOCALS_PROFILE.eq),
+            reverb_send=VOCAL_REVERB_SENDS.get(palette, 0.25),
+        ),
     }
 
 
