@@ -11,16 +11,20 @@ from cantus.music.styles import Energy, Style
 from cantus.render.arrangement import ArrangedBar, arrange_tracks, drum_pattern, programs_for
 
 
-def arranged(meter: Meter, pitch: int) -> ArrangedBar:
-    melody = Bar(meter, (Note(0, pitch, meter.bar_ticks),))
+def folk_bar(melody: Bar, lyrics: list[tuple[int, str]] | None = None) -> ArrangedBar:
+    """``melody`` harmonised, voiced and given a bass as a folk piece in C at mid energy."""
     spans = harmonize_bar(melody, Key(0), previous=None, style=Style.FOLK)
     return ArrangedBar(
         melody,
         spans,
         voice_chords(spans, style=Style.FOLK, previous_voicing=None),
-        bass_line(spans, meter, style=Style.FOLK, energy=Energy.MID),
-        [(0, "la")],
+        bass_line(spans, melody.meter, style=Style.FOLK, energy=Energy.MID),
+        lyrics or [],
     )
+
+
+def arranged(meter: Meter, pitch: int) -> ArrangedBar:
+    return folk_bar(Bar(meter, (Note(0, pitch, meter.bar_ticks),)), [(0, "la")])
 
 
 def test_four_named_tracks_with_absolute_onsets():
@@ -262,14 +266,7 @@ def eighths_bar(meter: Meter, *, gap: int = 0) -> ArrangedBar:
     eighth = 240
     notes = [Note(i * eighth, 67 + i % 3, eighth - gap) for i in range(4)]
     notes.append(Note(4 * eighth, 64, meter.bar_ticks - 4 * eighth))
-    melody = Bar(meter, tuple(notes))
-    spans = harmonize_bar(melody, Key(0), previous=None, style=Style.FOLK)
-    return ArrangedBar(
-        melody,
-        spans,
-        voice_chords(spans, style=Style.FOLK, previous_voicing=None),
-        bass_line(spans, meter, style=Style.FOLK, energy=Energy.MID),
-    )
+    return folk_bar(Bar(meter, tuple(notes)))
 
 
 def melody_of(bar: ArrangedBar, style: Style, palette: str | None = None) -> list[Note]:
