@@ -402,9 +402,10 @@ class StationWorker:
                 step is not None
                 and self.program.closed_loop
                 and not step.last
-                and entry.fed_seconds == 0
-                and (live or entry.status == "ready")
+                and ((live and entry.fed_seconds == 0) or (not live and entry.status == "ready"))
             ):
+                # a ready piece is fed whole at once, from the start or (resumed after a
+                # restart) from where the published stream ends
                 await self._hold_release(entry, step, segments)
             if fade and entry.fed_seconds == 0 and (live or entry.status == "ready"):
                 # The session's last piece (held until ready, so all of it is here): fed
@@ -454,15 +455,18 @@ class StationWorker:
         segments: dict[int, tuple[np.ndarray, int]],
     ) -> None:
         """A session piece's release (everything after its last barline, at the step's
-        length) overlaps the next piece, which comes in on the next downbeat."""
+        length) overlaps the next piece, which comes in on the next downbeat. A piece resumed
+        after a restart overlaps what is left of its release: without it the next piece came
+        in a whole release late, and every later piece with it (the session ended 6 s late)."""
         if segments and all(i in segments for i in range(max(segments) + 1)):
             total = sum(len(frames) for frames, _ in segments.values())
         else:
             stored = await asyncio.to_thread(self.service.stored_audio, entry.piece_id)
             total = 0 if stored is None else len(stored)
         release = total - round(step.duration_seconds * SAMPLE_RATE)
-        if 0 < release < total // 2:
-            self.mixer.hold(release, round(JOIN_FADE_IN_SECONDS * SAMPLE_RATE))
+        left = total - round(entry.fed_seconds * SAMPLE_RATE)
+        if 0 < release < total // 2 and left > 0:
+            self.mixer.hold(min(release, left), round(JOIN_FADE_IN_SECONDS * SAMPLE_RATE))
 
     async def _write_faded(
         self, entry: st.ProgramEntry, segments: dict[int, tuple[np.ndarray, int]]

@@ -150,14 +150,30 @@ def test_a_closed_loop_walk_session(gateway_address, stack, tmp_path):
         # (but the one join across the restart: what was encoded but not published is lost)
         by_step = sorted(streamed, key=lambda e: e.plan_step)
         off_beat = 0
+        joins = []
         for before, after in itertools.pairwise(by_step):
             bar_line = before.stream_start_seconds + plan[before.plan_step].duration_seconds
+            joins.append(round(after.stream_start_seconds - bar_line, 2))
             off_beat += after.stream_start_seconds != pytest.approx(bar_line, abs=0.15)
-        assert off_beat <= 1
-        # and the final cadence lands on time in the stream itself
+        # printed for a failing run: which join was off, by how much, and where the stream was
+        pieces = [
+            (round(e.stream_start_seconds, 2), round(e.fed_seconds, 2),
+             round(plan[e.plan_step].duration_seconds, 2)) for e in by_step
+        ]  # fmt: skip
+        print(
+            f"restart at stream {restarted.stream_seconds:.2f} s; pieces (start, fed, planned):"
+            f" {pieces}; joins off the bar line by {joins} s"
+        )
+        # The join across the restart is on the beat too unless the kill came after the
+        # piece's last bar line had been published: then the next piece comes in where the
+        # stream ended, at most its release (the render's 2 s tail and the last notes) late,
+        # never early (which would cut the piece's bars).
+        assert off_beat <= 1 and all(-0.15 <= join <= 3.5 for join in joins)
+        # and the final cadence lands on time in the stream itself: where the plan ends (a
+        # closed loop's last step ends within a piece of the session's length, checked above)
         last = by_step[-1]
         assert last.stream_start_seconds + plan[last.plan_step].duration_seconds == (
-            pytest.approx(SESSION_MINUTES * 60, abs=6.0)
+            pytest.approx(end, abs=max(joins) + 0.15)
         )
         ramped = next(e for e in streamed if e.tempo_end_bpm and not plan[e.plan_step].last)
         files = composer.GetPiece(api.GetPieceRequest(piece_id=ramped.piece_id), timeout=30)

@@ -283,6 +283,54 @@ def _quiet_c_major(tempo_bpm: float) -> bytes:
     return out.getvalue()
 
 
+def test_a_piece_resumed_after_a_restart_still_overlaps_its_release_with_the_next(
+    monkeypatch,
+):
+    """Found by CI (a walk session's station killed mid-piece): the resumed piece was fed
+    from where the published stream ended but without its release held, so the next piece
+    came in a whole release late and the session ended 6.3 s after its plan."""
+    import asyncio
+    import types
+
+    from cantus.settings import Settings
+    from services.station import app as station_app
+
+    rate = station_app.SAMPLE_RATE
+    program = session_program()
+    entry, _ = program.next_request("a" * 32)
+    step = program.plan_step(entry)
+    assert step is not None and not step.last
+    bars = round(step.duration_seconds * rate)
+    stored = np.full((bars + 2 * rate, 2), 0.1, np.float32)  # its bars, then 2 s of release
+    # the restarted process: 3 s of it were published, the rest died with the old process
+    entry.status, entry.stream_start_seconds, entry.fed_seconds = "streamed", 0.0, 5.0
+    program.status.stream_seconds = 3.0
+    restarted = Program(st.StationStatus.FromString(program.status.SerializeToString()))
+    assert restarted.resume_at(3.0) == [entry.piece_id]
+    service = types.SimpleNamespace(
+        settings=Settings(), owners={}, stored_audio=lambda piece_id: stored
+    )
+    worker = station_app.StationWorker(service, restarted.status)
+    streamed: list[int] = []
+
+    async def stream(frames):
+        streamed.append(len(frames))
+
+    async def publish_outcome(**what):
+        pass
+
+    monkeypatch.setattr(worker, "_stream", stream)
+    monkeypatch.setattr(worker, "publish_outcome", publish_outcome)
+    asyncio.run(worker._feed())
+    resumed = worker.program.status.program[0]
+    assert resumed.status == "streamed"
+    assert resumed.fed_seconds == pytest.approx(len(stored) / rate)
+    # what is left of it up to its last bar line went out; its release waits to be mixed into
+    # the next piece, which comes in on the plan's bar line
+    assert sum(streamed) == bars - 3 * rate
+    assert worker.mixer._head_needed == 2 * rate
+
+
 def _energy_worker():
     import types
 
