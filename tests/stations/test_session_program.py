@@ -301,7 +301,8 @@ def test_a_piece_resumed_after_a_restart_still_overlaps_its_release_with_the_nex
     step = program.plan_step(entry)
     assert step is not None and not step.last
     bars = round(step.duration_seconds * rate)
-    stored = np.full((bars + 2 * rate, 2), 0.1, np.float32)  # its bars, then 2 s of release
+    # its bars, then 3 s of release (longer than the 2 s crossfade a station uses otherwise)
+    stored = np.full((bars + 3 * rate, 2), 0.1, np.float32)
     # the restarted process: 3 s of it were published, the rest died with the old process
     entry.status, entry.stream_start_seconds, entry.fed_seconds = "streamed", 0.0, 5.0
     program.status.stream_seconds = 3.0
@@ -328,7 +329,7 @@ def test_a_piece_resumed_after_a_restart_still_overlaps_its_release_with_the_nex
     # what is left of it up to its last bar line went out; its release waits to be mixed into
     # the next piece, which comes in on the plan's bar line
     assert sum(streamed) == bars - 3 * rate
-    assert worker.mixer._head_needed == 2 * rate
+    assert worker.mixer._head_needed == 3 * rate
 
 
 def _energy_worker():
