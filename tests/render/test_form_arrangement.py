@@ -6,6 +6,7 @@ the audio follows) and a held final chord."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 
 import mido
@@ -35,10 +36,12 @@ from cantus.render.piece import PieceParts, SegmentAudio
 from cantus.render.tempo import (
     CADENCE_BROADENING,
     RITARDANDO_END,
+    RUBATO_DEPTH,
     TempoMap,
     broadened_at_cadences,
     ending_tempo_map,
     midi_tempo_changes,
+    phrase_rubato,
 )
 
 from .piece_fixtures import piece_events, spec, table_events
@@ -260,7 +263,7 @@ def test_ending_tempo_map_slows_beat_by_beat_over_the_last_two_bars():
 
 
 def test_piece_midi_has_the_ritardando_as_set_tempo_events():
-    parts, _ = planned_parts("AABA", 16)
+    parts, _ = planned_parts("AABA", 16, style="celtic")  # a dance tune: no phrase rubato
     midi = mido.MidiFile(file=io.BytesIO(parts.midi(0, 16)))
     tick, tempos = 0, []
     for message in midi.tracks[0]:
@@ -300,8 +303,48 @@ def test_a_section_ending_cadence_broadens_then_returns_to_tempo():
     assert two.changes == ((0, 90.0), (1440, 90.0 * CADENCE_BROADENING), (1920, 90.0))
 
 
+def test_phrase_rubato_leans_into_the_middle_and_eases_into_each_cadence():
+    base = ending_tempo_map(100.0, Meter(3, 4), 12)  # rit over bars 10-11
+    shaped = phrase_rubato(base, Meter(3, 4), [(0, 4), (4, 4), (8, 4)], 0.06, before_bar=10)
+    beat = 480
+    phrase = [shaped.bpm_at(b * beat) for b in range(12)]  # the first phrase's 12 beats
+    # slowest at its edges, fastest in its middle, one small step a beat, no jumps
+    assert phrase[0] == phrase[-1] == min(phrase) and max(phrase) in (phrase[5], phrase[6])
+    assert min(phrase) == pytest.approx(100.0 * (1 - 0.06 * (2 / 3 - 1 + (11 / 12) ** 2)), abs=0.01)
+    assert max(phrase) == pytest.approx(100.0 * (1 + 0.06 / 3), abs=0.1)
+    assert all(abs(b - a) <= 1.7 for a, b in itertools.pairwise(phrase))  # steepest at the edges
+    # a phrase lasts about as long as in strict time
+    assert shaped.seconds_at(4 * 1440) == pytest.approx(base.seconds_at(4 * 1440), rel=0.01)
+    # the next phrase starts as slowly as this one ended: the cadence and the breath after it
+    assert shaped.bpm_at(4 * 1440) == phrase[0]
+    # the closing ritardando is left as it is; a depth of 0 changes nothing
+    assert [c for c in shaped.changes if c[0] >= 10 * 1440] == [
+        c for c in base.changes if c[0] >= 10 * 1440
+    ]
+    assert phrase_rubato(base, Meter(3, 4), [(0, 12)], 0.0) is base
+
+
+def test_a_calm_folk_piece_has_rubato_a_dance_tune_keeps_strict_time():
+    def spread(style: str, energy: Energy) -> float:
+        piece_spec = spec(16, tempo=120.0, style=style, energy=energy.value)
+        plan = plan_form("AABA", bars=16, key=C, energy=energy)
+        piece_spec.form.CopyFrom(form_to_pb(plan))
+        parts = PieceParts.from_state(table_events(piece_events(piece_spec)))
+        assert parts is not None
+        tempos = [parts.tempo_map.bpm_at(tick) for tick in range(0, 12 * 1920, 480)]
+        return (max(tempos) - min(tempos)) / 120.0
+
+    calm, busy = spread("folk", Energy.LOW), spread("folk", Energy.HIGH)
+    # low energy: the whole depth, and the sections' breathing on top (0.9 at their ends)
+    assert 0.1 <= calm <= 0.15 and 0.1 <= busy < calm
+    celtic = spread("celtic", Energy.LOW)
+    assert celtic == pytest.approx(1 - CADENCE_BROADENING)  # only the breath at section ends
+    # the MIDI carries it, so a player, the audio and the segments' times all follow it
+    assert RUBATO_DEPTH["celtic"] == 0.0 < RUBATO_DEPTH["folk"] < RUBATO_DEPTH["chorale"]
+
+
 def test_a_planned_piece_breathes_at_its_section_ends_in_midi_and_audio():
-    parts, plan = planned_parts("AABA", 16)
+    parts, plan = planned_parts("AABA", 16, style="celtic")
     tempo = parts.tempo_map
     for section in plan.sections[:-1]:
         downbeat = section.end_bar * parts.bar_ticks

@@ -20,7 +20,7 @@ from .piece_fixtures import spec
 
 
 def spec_with_form(bars: int, form: str = "auto"):
-    piece_spec = spec(bars, tempo=120.0)
+    piece_spec = spec(bars, tempo=120.0, style="celtic")  # strict time: no phrase rubato
     plan = plan_form(form, bars=bars, key=Key(0, Mode.MAJOR), energy=Energy.MID)
     piece_spec.form.CopyFrom(form_to_pb(plan))
     return piece_spec

@@ -60,10 +60,14 @@ from cantus.render.arrangement import (
 )
 from cantus.render.palettes import Palette, get_palette, spec_palette
 from cantus.render.tempo import (
+    RUBATO_DEPTH,
+    RUBATO_ENERGY,
     TempoMap,
     broadened_at_cadences,
     ending_tempo_map,
     midi_tempo_changes,
+    phrase_rubato,
+    ritardando_bars,
     section_tempo_map,
 )
 from cantus.v1 import events_pb2 as pb
@@ -233,8 +237,18 @@ class PieceParts:
         )
         if self.spec.tempo_end_bpm or self.spec.no_ritardando:
             return mapped  # a session's piece keeps the time its station planned for it
+        # phrases shaped as the style and energy allow, up to the closing ritardando
+        phrases = []
+        for section in form.sections:
+            first = section.first_bar
+            for end, _ in section.phrase_ends():
+                phrases.append((first, end + 1 - first))
+                first = end + 1
+        depth = RUBATO_DEPTH.get(self.spec.style, 0.0) * RUBATO_ENERGY[spec_energy(self.spec).value]
+        closing = self.bar_count - ritardando_bars(self.bar_count)
+        shaped = phrase_rubato(mapped, spec_meter(self.spec), phrases, depth, before_bar=closing)
         return broadened_at_cadences(
-            mapped,
+            shaped,
             spec_meter(self.spec),
             [s.first_bar + s.bar_count for s in self.spec.form.sections],
             self.bar_count,

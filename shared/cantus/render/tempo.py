@@ -6,11 +6,14 @@ piece with a plan ends the way a player ends it (``ending_tempo_map``): a ritard
 last ``RITARDANDO_BARS`` bars (one in a piece of two or three bars, none in a one-bar
 piece), the tempo falling beat by beat to ``RITARDANDO_END`` of the
 tempo on the last beat, and the final chord held (``cantus.render.arrangement`` lengthens
-it; the last tempo lasts past the final bar); and it breathes at the cadence that ends each
-section another follows (``broadened_at_cadences``: its last beat ``CADENCE_BROADENING`` of
-the tempo, back in tempo on the next downbeat). A therapy session's piece (issue #17) may
-ramp its tempo beat by beat towards the next piece's (``PieceSpec.tempo_end_bpm``) and skip
-the ritardando (``no_ritardando``) when it flows into the next piece. The same map writes
+it; the last tempo lasts past the final bar); it shapes each phrase the way a player does
+(``phrase_rubato``: a little ahead in its middle, easing into its cadence and out of the one
+before, in the styles and energies that allow it); and it breathes at the cadence that ends
+each section another follows (``broadened_at_cadences``: its last beat
+``CADENCE_BROADENING`` of the tempo, back in tempo on the next downbeat). A therapy
+session's piece (issue #17) may ramp its tempo beat by beat towards the next piece's
+(``PieceSpec.tempo_end_bpm``) and skip the ritardando (``no_ritardando``) when it flows
+into the next piece; it has no rubato, since its station planned its time. The same map writes
 piece.mid's set_tempo events (``midi_tempo_changes``), times the synthesiser's note events
 (``SegmentRenderer``) and the segments' ``start_seconds``/``duration_seconds``, so MIDI,
 audio and events agree.
@@ -95,6 +98,11 @@ class TempoMap:
         return round(self.seconds_at(tick) * sample_rate)
 
 
+def ritardando_bars(bars: int) -> int:
+    """Bars the closing ritardando of a piece of ``bars`` bars spans."""
+    return RITARDANDO_BARS if bars >= 4 else 1
+
+
 def ending_tempo_map(
     tempo_bpm: float,
     meter: Meter,
@@ -113,7 +121,7 @@ def ending_tempo_map(
     per beat (``ramp_tempos``), so the change is beat-aligned and never a jump; with
     ``ritardando`` false the piece keeps its (ramped) tempo to the end and flows into the
     next."""
-    rit_bars = (RITARDANDO_BARS if bars >= 4 else 1) if ritardando else 0
+    rit_bars = ritardando_bars(bars) if ritardando else 0
     if bars - rit_bars <= 0:  # a one-bar piece keeps its tempo: the map starts at the piece's tempo
         return TempoMap.constant(tempo_bpm)
     pulse = pulse_ticks(meter)
@@ -212,6 +220,54 @@ def broadened_at_cadences(
     changes: list[tuple[int, float]] = []
     for tick in ticks:
         factor = next((f for a, b, f in spans if a <= tick < b), 1.0)
+        bpm = round(base.bpm_at(tick) * factor, 3)
+        if not changes or abs(changes[-1][1] - bpm) > 1e-9:
+            changes.append((tick, bpm))
+    return TempoMap(tuple(changes))
+
+
+RUBATO_DEPTH: dict[str, float] = {"chorale": 0.06, "folk": 0.04, "celtic": 0.0}
+"""Phrase rubato by style (``phrase_rubato``): the tempo at a phrase's edges is 2/3 of this
+below the mean, its middle 1/3 above. A chorale's phrases breathe most (sung, with a pause
+at each cadence); a dance tune (celtic) keeps the dancers' pulse."""
+RUBATO_ENERGY = {"low": 1.0, "mid": 0.6, "high": 0.3}
+"""How much of the style's depth a piece of each energy takes: calm music is freer in
+time, busy music keeps its drive."""
+
+
+def phrase_rubato(
+    base: TempoMap,
+    meter: Meter,
+    phrases: Sequence[tuple[int, int]],
+    depth: float,
+    *,
+    before_bar: int | None = None,
+) -> TempoMap:
+    """``base`` shaped phrase by phrase, a beat (``pulse_ticks``) at a time: over a phrase
+    of ``n`` beats the tempo is ``1 + depth * (arch - 2/3)`` times the base tempo there,
+    where ``arch = 1 - (2x - 1)^2`` at the middle ``x`` of each beat (0 to 1 over the
+    phrase). The tempo rises towards the middle of the phrase and eases into its end, and
+    by the same curve back out at the next phrase's start (Todd's phrase arch, one step a
+    beat); a phrase lasts about as long as in strict time (the arch's mean is 2/3).
+    ``phrases`` are (first bar, bars); from ``before_bar`` on (the closing ritardando) the
+    base map plays as it is. The base map's own changes (a section's tempo set by an edit)
+    are scaled, not replaced; a depth of 0 returns ``base``."""
+    if depth <= 0 or not phrases:
+        return base
+    pulse = pulse_ticks(meter)
+    factors: dict[int, float] = {}
+    for first_bar, bars in phrases:
+        start, end = first_bar * meter.bar_ticks, (first_bar + bars) * meter.bar_ticks
+        beat_ticks = list(range(start, end, pulse))
+        for number, tick in enumerate(beat_ticks):
+            if before_bar is not None and tick >= before_bar * meter.bar_ticks:
+                break
+            x = (number + 0.5) / len(beat_ticks)
+            factors[tick] = 1.0 + depth * (1.0 - (2.0 * x - 1.0) ** 2 - 2.0 / 3.0)
+    ticks = sorted({tick for tick, _ in base.changes} | set(factors))
+    changes: list[tuple[int, float]] = []
+    for tick in ticks:
+        factor = factors.get(tick - tick % pulse, 1.0)
         bpm = round(base.bpm_at(tick) * factor, 3)
         if not changes or abs(changes[-1][1] - bpm) > 1e-9:
             changes.append((tick, bpm))
