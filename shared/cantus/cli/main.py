@@ -329,20 +329,33 @@ def compose(
 
 @app.command()
 def gallery(
-    out: Annotated[Path, typer.Option(help="Folder for DIR/<palette>/ and index.md")] = Path(
-        "out/gallery"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for DIR/<palette>/<style>/, index.md and index.html")
+    ] = Path("out/gallery"),
     bars: Annotated[int, typer.Option(help="Bars per example")] = 16,
     seed: Annotated[int, typer.Option(help="Sampling seed")] = 0,
+    style: Annotated[
+        list[str] | None, typer.Option(help="Only these styles (repeat); default: every style")
+    ] = None,
 ) -> None:
-    """One short example per palette, composed in process: piece.mid, piece.ogg and
-    pianoroll.png in DIR/<palette>/, listed in DIR/index.md."""
+    """An example of every palette in every style, composed in process: piece.mid,
+    piece.ogg and pianoroll.png in DIR/<palette>/<style>/, listed in DIR/index.md and
+    DIR/index.html (a page to listen to)."""
+    from cantus.music.styles import Style
     from cantus.render.gallery import build_gallery
 
-    with console.status("composing and rendering one example per palette…"):
-        entries = build_gallery(out, bars=bars, seed=seed)
+    known = [s.value for s in Style]
+    unknown = [name for name in style or [] if name not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown style {unknown[0]!r} (known: {', '.join(known)})",
+                                 param_hint="--style")  # fmt: skip
+    styles = tuple(Style(name) for name in style) if style else tuple(Style)
+    with console.status(f"composing and rendering {len(styles)} styles x every palette…"):
+        entries = build_gallery(out, bars=bars, seed=seed, styles=styles)
     for entry in entries:
-        print(f"{entry.palette:14} {entry.folder}  masking {100 * entry.masking:.1f} %")
+        print(f"{entry.palette:14} {entry.style:8} {entry.folder}  "
+              f"masking {100 * entry.masking:.1f} %")  # fmt: skip
+    print(f"listen: {out / 'index.html'}")
 
 
 @train_app.command("melody")

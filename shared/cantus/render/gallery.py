@@ -1,32 +1,31 @@
-"""``cantus gallery``: one short example per palette, to hear and see what each sounds like.
+"""``cantus gallery``: a short example of every palette in every style, to hear and see
+what each sounds like.
 
-Each palette gets a piece composed in process as the stack composes it (the shipped melody
-and harmony models, ``cantus.eval.arrangement.piece_parts``), in a style that suits it (its
-own for a style's band), arranged in that palette and written to ``DIR/<palette>/``:
-``piece.mid``, the mastered audio (Ogg Vorbis) and ``pianoroll.png``. An ``index.md``
-lists them with each palette's instruments and the piece's masking rate.
+Each example is a piece composed in process as the stack composes it (the shipped melody
+and harmony models, ``cantus.eval.arrangement.piece_parts``), arranged in the palette and
+written to ``DIR/<palette>/<style>/``: ``piece.mid``, the mastered audio (Ogg Vorbis) and
+``pianoroll.png``. ``index.md`` lists them in a grid (palettes by styles) with each
+palette's instruments and each piece's masking rate; ``index.html`` is the same grid as a
+page to listen to, with each example's player and piano roll, opened from disk.
 """
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cantus.eval.arrangement import PieceRequest
 from cantus.music.notes import Key, Meter, Mode
 from cantus.music.styles import Style
-from cantus.render.palettes import PALETTES, STYLE_BANDS
+from cantus.render.palettes import PALETTES
 
-GALLERY_STYLE = {name: style for style, name in STYLE_BANDS.items()}
-"""The style of each palette's example: a band's own style, else folk or celtic in turn."""
-GALLERY_MOODS = {
-    "folk": "happy",
-    "celtic": "bright",
-    "chorale": "calm",
-    "lullaby": "tender",
-    "therapy": "calm",
-    "ambient": "dreamy",
-}
-"""The mood of each palette's example (default: calm)."""
+PALETTE_MOODS = {"lullaby": "tender", "therapy": "calm", "ambient": "dreamy", "strings": "sad"}
+"""The mood of a palette's examples where the palette asks for one."""
+STYLE_MOODS = {Style.FOLK: "happy", Style.CELTIC: "bright", Style.CHORALE: "calm"}
+"""Otherwise the style's."""
+SLOW_PALETTES = ("lullaby", "therapy", "ambient")
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,41 @@ class GalleryEntry:
     seconds: float
 
 
-def build_gallery(out: Path, *, bars: int = 16, seed: int = 0) -> list[GalleryEntry]:
-    """Compose, arrange, render and write one example per palette under ``out``."""
+def gallery_requests(seed: int = 0, styles: Sequence[Style] = tuple(Style)) -> list[PieceRequest]:
+    """One request per palette and style: the style's meter (a jig's 6/8 for celtic, 3/4
+    and 4/4 in turn otherwise), keys around the circle of fifths, minor for a sad palette
+    and for every third example, slow tempi for the slow palettes."""
+    requests = []
+    for index, name in enumerate(PALETTES):
+        for number, style in enumerate(styles):
+            turn = index * len(styles) + number
+            meter = (
+                Meter(6, 8) if style is Style.CELTIC else Meter(3, 4) if turn % 2 else Meter(4, 4)
+            )
+            mood = PALETTE_MOODS.get(name, STYLE_MOODS[style])
+            minor = mood == "sad" or turn % 3 == 2
+            tempo = 72.0 if name in SLOW_PALETTES else 112.0 if style is Style.CELTIC else 100.0
+            requests.append(
+                PieceRequest(
+                    key=Key((turn * 7) % 12, Mode.MINOR if minor else Mode.MAJOR),
+                    meter=meter,
+                    tempo_bpm=tempo,
+                    style=style,
+                    mood=mood,
+                    palette=name,
+                    seed=seed * 1000 + turn,
+                )
+            )
+    return requests
+
+
+def build_gallery(
+    out: Path, *, bars: int = 16, seed: int = 0, styles: Sequence[Style] = tuple(Style)
+) -> list[GalleryEntry]:
+    """Compose, arrange, render and write an example per palette and style under ``out``."""
     import torch
 
-    from cantus.eval.arrangement import (
-        HARMONY_CHECKPOINT,
-        PieceRequest,
-        compose_melodies,
-        piece_parts,
-    )
+    from cantus.eval.arrangement import HARMONY_CHECKPOINT, compose_melodies, piece_parts
     from cantus.eval.masking import midi_masking
     from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
     from cantus.render.exports import export_audio
@@ -57,22 +81,7 @@ def build_gallery(out: Path, *, bars: int = 16, seed: int = 0) -> list[GalleryEn
     from cantus.render.synth import SAMPLE_RATE, render_stems
 
     torch.set_num_threads(1)
-    requests = []
-    others = (Style.FOLK, Style.CELTIC)
-    for index, name in enumerate(PALETTES):
-        style = GALLERY_STYLE.get(name, others[index % 2])
-        meter = Meter(6, 8) if style is Style.CELTIC else Meter(3, 4) if index % 3 else Meter(4, 4)
-        requests.append(
-            PieceRequest(
-                key=Key((index * 5) % 12, Mode.MINOR if name == "strings" else Mode.MAJOR),
-                meter=meter,
-                tempo_bpm=72.0 if name in ("lullaby", "therapy", "ambient") else 100.0,
-                style=style,
-                mood=GALLERY_MOODS.get(name, "calm"),
-                palette=name,
-                seed=seed * 1000 + index,
-            )
-        )
+    requests = gallery_requests(seed, styles)
     melodies = compose_melodies(requests, bars)
     harmonizer = ModelHarmonizer(HarmonyServing.load(HARMONY_CHECKPOINT))
     entries = []
@@ -80,7 +89,7 @@ def build_gallery(out: Path, *, bars: int = 16, seed: int = 0) -> list[GalleryEn
         if melody is None:
             continue
         parts = piece_parts(request, melody, harmonizer)
-        folder = out / request.palette
+        folder = out / request.palette / request.style.value
         folder.mkdir(parents=True, exist_ok=True)
         midi = parts.midi(0, parts.bar_count)
         (folder / "piece.mid").write_bytes(midi)
@@ -103,23 +112,76 @@ def build_gallery(out: Path, *, bars: int = 16, seed: int = 0) -> list[GalleryEn
             )
         )
     (out / "index.md").write_text(gallery_index(entries, out))
+    (out / "index.html").write_text(gallery_html(entries, out))
     return entries
 
 
+def _grid(entries: Sequence[GalleryEntry]) -> tuple[list[str], list[str]]:
+    """The palettes (in PALETTES' order) and styles the entries hold."""
+    palettes = [name for name in PALETTES if any(e.palette == name for e in entries)]
+    styles = [s.value for s in Style if any(e.style == s.value for e in entries)]
+    return palettes, styles
+
+
 def gallery_index(entries: list[GalleryEntry], out: Path) -> str:
+    palettes, styles = _grid(entries)
+    found = {(e.palette, e.style): e for e in entries}
     lines = [
         "# Palette gallery",
         "",
-        "One example per palette (`cantus gallery`): piece.mid, piece.ogg, pianoroll.png.",
+        "An example of each palette in each style (`cantus gallery`): piece.mid, piece.ogg,",
+        "pianoroll.png; `index.html` to listen. Each cell: the piano roll, the audio, the share of",
+        "melody notes another part sounds at or above (masking).",
         "",
-        "| palette | instruments | style | mood | length | masking |",
-        "|---|---|---|---|---|---|",
+        "| palette | instruments | " + " | ".join(styles) + " |",
+        "|---|---|" + "---|" * len(styles),
     ]
-    for entry in entries:
-        palette = PALETTES[entry.palette]
-        folder = entry.folder.relative_to(out)
-        lines.append(
-            f"| [{entry.palette}]({folder}/pianoroll.png) | {palette.summary} | {entry.style} "
-            f"| {entry.mood} | {entry.seconds:.0f} s | {100 * entry.masking:.1f} % |"
-        )
+    for name in palettes:
+        cells = []
+        for style in styles:
+            entry = found.get((name, style))
+            if entry is None:
+                cells.append("–")
+                continue
+            folder = entry.folder.relative_to(out)
+            cells.append(
+                f"[roll]({folder}/pianoroll.png) · [audio]({folder}/piece.ogg) · "
+                f"{entry.mood}, {entry.seconds:.0f} s, {100 * entry.masking:.1f} %"
+            )
+        lines.append(f"| {name} | {PALETTES[name].summary} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def gallery_html(entries: list[GalleryEntry], out: Path) -> str:
+    """The grid as a page: a player and the piano roll in each cell (relative links, so the
+    folder can be opened from disk or served as it is)."""
+    palettes, styles = _grid(entries)
+    found = {(e.palette, e.style): e for e in entries}
+    head = "".join(f"<th>{html.escape(style)}</th>" for style in styles)
+    rows = []
+    for name in palettes:
+        cells = []
+        for style in styles:
+            entry = found.get((name, style))
+            if entry is None:
+                cells.append("<td>–</td>")
+                continue
+            folder = html.escape(str(entry.folder.relative_to(out)))
+            cells.append(
+                f'<td><img src="{folder}/pianoroll.png" alt="{html.escape(name)}, '
+                f'{html.escape(style)}: piano roll" width="360"><br>'
+                f'<audio controls preload="none" src="{folder}/piece.ogg"></audio><br>'
+                f"{html.escape(entry.mood)}, {entry.seconds:.0f} s, masking "
+                f"{100 * entry.masking:.1f} %</td>"
+            )
+        summary = html.escape(PALETTES[name].summary)
+        rows.append(
+            f"<tr><th>{html.escape(name)}<br><small>{summary}</small></th>{''.join(cells)}</tr>"
+        )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>Cantus palette gallery</title>"
+        "<style>body{font-family:sans-serif}td,th{vertical-align:top;padding:6px}</style>"
+        "</head><body><h1>Cantus palette gallery</h1>"
+        f"<table><tr><th>palette</th>{head}</tr>{''.join(rows)}</table></body></html>\n"
+    )
