@@ -141,3 +141,39 @@ def test_the_pedal_holds_a_broken_chord_until_it_changes_or_the_key_is_struck_ag
         if again:
             assert after.end <= again[0]
     assert any(a.end > b.end for a, b in zip(held, played, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("meter", "lows", "uppers"),
+    [
+        (Meter(4, 4), [0, 960], [(240, 52), (480, 55), (720, 60)]),  # low, then rising
+        (Meter(6, 8), [0, 720], [(240, 55), (480, 60)]),  # low, middle, top
+        (Meter(3, 4), [0], [(240, 52), (480, 55), (720, 60), (960, 55), (1200, 52)]),
+    ],
+)
+def test_a_ballad_holds_the_low_note_under_the_upper_ones(meter, lows, uppers):
+    from cantus.render.patterns import ballad
+
+    chord = voicing(meter, 1)  # 48, 52, 55, 60 for the whole bar
+    played = ballad(chord, meter)
+    low = [n for n in played if n.pitch == 48]
+    assert [n.onset for n in low] == lows
+    assert all(n.end == min(n.onset + (meter.bar_ticks // len(lows)), meter.bar_ticks) for n in low)
+    assert [(n.onset, n.pitch) for n in played if n.pitch != 48][: len(uppers)] == uppers
+    assert all(n.velocity < low[0].velocity for n in played if n.pitch != 48)
+
+
+def test_a_calm_slow_piece_plays_its_broken_chords_as_a_ballad():
+    from cantus.music.styles import Energy
+    from cantus.render.arrangement import BALLAD_TEMPO_BPM, _accompaniment
+
+    meter, chord = Meter(4, 4), voicing(Meter(4, 4), 1)
+
+    def onsets_of_low(energy, tempo):
+        notes = _accompaniment(chord, ARPEGGIO, meter, energy=energy, tempo_bpm=tempo,
+                               restrike=True, pedal=True)  # fmt: skip
+        return [n.onset for n in notes if n.pitch == 48]
+
+    assert onsets_of_low(Energy.LOW, BALLAD_TEMPO_BPM - 12) == [0, 960]  # the ballad
+    assert onsets_of_low(Energy.LOW, BALLAD_TEMPO_BPM) == [0, 1440]  # the arpeggio (up, down)
+    assert onsets_of_low(Energy.MID, 60.0) == [0, 1440]

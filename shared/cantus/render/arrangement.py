@@ -53,7 +53,8 @@ from cantus.music.form import FormPlan, Section
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.palettes import (
-    ARPEGGIO,  # noqa: F401 (re-exported: the form tests and bench name the patterns here)
+    ARPEGGIO,
+    BALLAD,
     BLOCK,
     BODHRAN,
     STRUM,
@@ -168,6 +169,8 @@ def _beat_groups(beats: int) -> list[int]:
 FAST_TEMPO_BPM = 150.0
 """From this tempo the cymbal keeps to the beats and chords are not re-struck: busier
 parts would blur."""
+BALLAD_TEMPO_BPM = 84.0
+"""Below this tempo a calm piece's broken chords are played as a ballad (``_accompaniment``)."""
 SLOW_TEMPO_BPM = 72.0
 """Below this tempo, mid and high energy cymbals move in sixteenths (simple meters)."""
 
@@ -729,9 +732,13 @@ def _accompaniment(
     the top strings after each chord: oom-pah-a); elsewhere it is re-struck on every beat
     at high energy (a strum; a jig's in compound meters). Without ``restrike`` (an organ)
     block chords are held, and at high energy re-struck on every beat (marcato). Nothing
-    is re-struck from ``FAST_TEMPO_BPM``."""
+    is re-struck from ``FAST_TEMPO_BPM``. A calm piece (low energy) under
+    ``BALLAD_TEMPO_BPM`` plays broken chords (an arpeggio) as a ballad: the low note of each
+    chord held under the others."""
     beats = meter.bar_ticks // pulse_ticks(meter)
     fast = tempo_bpm >= FAST_TEMPO_BPM
+    if pattern == ARPEGGIO and energy is Energy.LOW and tempo_bpm < BALLAD_TEMPO_BPM:
+        pattern = BALLAD
     if pattern == BLOCK and restrike and energy is not Energy.LOW:
         if beats in (2, 3) and not is_compound_meter(meter):
             pattern = WALTZ

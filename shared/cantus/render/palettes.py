@@ -21,13 +21,14 @@ from cantus.music.styles import MOOD_ENERGY, Energy, Style
 
 KIT, BODHRAN, NO_PERCUSSION = "kit", "bodhran", "none"
 """Percussion of a palette: the General MIDI kit, a frame drum on hand-drum keys, none."""
-BLOCK, ARPEGGIO, STRUM, WALTZ, ALBERTI, SUSTAIN = (
+BLOCK, ARPEGGIO, STRUM, WALTZ, ALBERTI, SUSTAIN, BALLAD = (
     "block",
     "arpeggio",
     "strum",
     "waltz",
     "alberti",
     "sustain",
+    "ballad",
 )
 """Accompaniment patterns (``cantus.render.patterns``)."""
 

@@ -9,6 +9,9 @@ placed under the melody stays under it:
   chord to chord (a pad or string bed);
 * ``arpeggio`` — broken into a rising and falling figure, one note per eighth;
 * ``alberti`` — low, high, middle, high on eighths (low, high, middle in compound beats);
+* ``ballad`` — a slow ballad's piano: the chord's lowest note on each half bar (each
+  dotted-quarter group in a compound meter), ringing under its upper notes rising on the
+  eighths between (low, then the three above it in 4/4; low, middle, top in 6/8);
 * ``strum`` — re-struck on every beat, a lighter upstroke on the top strings on the last
   third of a compound beat (a jig's strum) or the off-beat eighth of a simple one (a reel's);
   ``restruck`` the same without upstrokes (an organ's marcato), ``upstroked`` adds the
@@ -25,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from cantus.harmony.rules import is_compound_meter, pulse_ticks
 from cantus.music.notes import Meter, Note
-from cantus.render.palettes import ALBERTI, ARPEGGIO, BLOCK, STRUM, SUSTAIN, WALTZ
+from cantus.render.palettes import ALBERTI, ARPEGGIO, BALLAD, BLOCK, STRUM, SUSTAIN, WALTZ
 
 _SUSTAIN_SCALE = 0.85
 UPSTROKE_NOTES = 2
@@ -105,6 +108,39 @@ def alberti(notes: Sequence[Note], meter: Meter) -> list[Note]:
     if is_compound_meter(meter):
         return _figure(notes, meter, lambda size: [0, size - 1, size // 2])
     return _figure(notes, meter, lambda size: [0, size - 1, size // 2, size - 1])
+
+
+def ballad(notes: Sequence[Note], meter: Meter) -> list[Note]:
+    """Each chord's lowest note struck on every group (a half bar of a simple meter of
+    two or four beats, the bar of one of three, each dotted-quarter group of a compound
+    one) and held to the group's end; its upper notes, one per eighth, between."""
+    step = _eighth(meter)
+    pulse = pulse_ticks(meter)
+    beats = meter.bar_ticks // pulse
+    group = meter.bar_ticks  # a bar of three beats: one low note, then five eighths
+    if is_compound_meter(meter):
+        group = pulse
+    elif beats % 2 == 0:
+        group = 2 * pulse
+    out: list[Note] = []
+    for chord in _chords(notes):
+        onset, end = chord[0].onset, max(n.end for n in chord)
+        low, upper = chord[0], chord[1:] or chord
+        # with fewer eighths than upper notes (a compound group), rise from the middle
+        start = max(0, len(upper) - (group // step - 1))
+        order = [*range(start, len(upper)), *range(len(upper) - 2, start, -1)]
+        position = 0
+        for tick in range(onset, end, step):
+            if tick == onset or tick % group == 0:
+                length = min(group - tick % group, end - tick)
+                out.append(Note(tick, low.pitch, length, _velocity(low.velocity)))
+                position = 0
+                continue
+            note = upper[order[position % len(order)]]
+            position += 1
+            velocity = _velocity(note.velocity * 0.8)
+            out.append(Note(tick, note.pitch, min(2 * step, end - tick), velocity))
+    return sorted(out)
 
 
 def _offbeat(meter: Meter) -> int:
@@ -198,6 +234,7 @@ PATTERNS: dict[str, Callable[[Sequence[Note], Meter], list[Note]]] = {
     SUSTAIN: sustain,
     ARPEGGIO: arpeggio,
     ALBERTI: alberti,
+    BALLAD: ballad,
     STRUM: strum,
     WALTZ: waltz,
 }
@@ -231,7 +268,7 @@ def pedalled(played: Sequence[Note], voicing: Sequence[Note]) -> list[Note]:
     return out
 
 
-BROKEN = frozenset({ARPEGGIO, ALBERTI})
+BROKEN = frozenset({ARPEGGIO, ALBERTI, BALLAD})
 """Patterns that break the chord into single notes (what a sustain pedal holds)."""
 
 
