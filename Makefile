@@ -11,7 +11,7 @@ PROTOS := $(wildcard protos/cantus/v1/*.proto)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 GENERATED := shared/cantus/v1/.generated
 
-.PHONY: setup system-deps lyric-data protos lint test test-unit test-integration golden demo up down clean \
+.PHONY: setup system-deps lyric-data protos lint test test-unit test-integration golden grooves demo up down clean \
 	images images-lint k8s-validate
 
 setup: $(VENV)/.installed $(GENERATED)
@@ -24,8 +24,10 @@ setup: $(VENV)/.installed $(GENERATED)
 # link-grammar: the grammaticality check of `cantus eval lyrics` (cantus.eval.grammar).
 # espeak-ng: the singing voice's phones (cantus.render.vocals; English and Mandarin).
 # kcat: the standard Kafka tool, run by `cantus kcat` (and its test) on confluent-kafka's librdkafka.
+# mma: its groove library, the source of the committed drum grooves (`make grooves`; a test
+# checks the table is what importing it writes).
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng kcat
+	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng kcat mma
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -77,6 +79,11 @@ test-unit: setup
 
 test-integration: setup
 	$(VENV)/bin/pytest -m integration -q
+
+# MMA's drum grooves as data (cantus.render.grooves): needs Debian's mma (apt-get install mma);
+# rewrites shared/cantus/render/data/mma_grooves.json, committed so nothing reads MMA at run time.
+grooves: setup
+	$(PY) -m cantus.render.grooves
 
 # Rewrites tests/data/golden (MIDI and MusicXML outputs) from the current code; review the diff.
 GOLDEN_TESTS := tests/music/test_golden_midi.py tests/render/test_golden_files.py

@@ -52,6 +52,7 @@ from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
 from cantus.music.form import FormPlan, Section
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
+from cantus.render.grooves import FOLK_GROOVES, groove_bar
 from cantus.render.palettes import (
     ARPEGGIO,
     BALLAD,
@@ -169,6 +170,8 @@ def _beat_groups(beats: int) -> list[int]:
 FAST_TEMPO_BPM = 150.0
 """From this tempo the cymbal keeps to the beats and chords are not re-struck: busier
 parts would blur."""
+GROOVE_VELOCITY = {Energy.LOW: 0.7, Energy.MID: 0.85, Energy.HIGH: 1.0}
+"""An MMA groove's volumes (its loudest hit 100) to velocities, by energy."""
 BALLAD_TEMPO_BPM = 84.0
 """Below this tempo a calm piece's broken chords are played as a ballad (``_accompaniment``)."""
 SLOW_TEMPO_BPM = 72.0
@@ -184,15 +187,15 @@ def drum_pattern(
     is_final: bool,
     tempo_bpm: float = 100.0,
 ) -> list[Note]:
-    """General MIDI drum notes (for channel 9) for one bar, onsets in ticks from the bar
-    start, sorted. Chorales have no drums (``[]``). Low energy: a soft kick on each beat
-    group and a hi-hat on each beat. Mid: kick, snare on the other beats of each group,
-    hi-hat (celtic: ride) on every eighth. High: the same, louder, with the cymbal on
-    every eighth, the last group of two beats' kick doubled on its off-beat (boom-boom,
-    chick) and a snare pickup before the next bar. ``bar_index`` 0 opens with a
-    crash; the final bar is a single kick and crash. Tempo (quarter-note bpm) thins or
-    fills the cymbal: beats only from ``FAST_TEMPO_BPM``, sixteenths below
-    ``SLOW_TEMPO_BPM``."""
+    """General MIDI drum notes (for channel 9) for one bar, onsets in ticks from the bar start,
+    sorted. Chorales have no drums (``[]``). ``bar_index`` 0 opens with a crash; the final bar
+    is a single kick and crash. A folk waltz at mid or high energy plays the MMA groove
+    ``cantus.render.grooves.FOLK_GROOVES`` names (Waltz, CountryWaltz), bar by bar. Otherwise:
+    at low energy a soft kick on each beat group and a hihat on each beat. Mid: kick, snare on
+    the other beats of each group, hihat (celtic: ride) on every eighth. High: the same, louder,
+    with the cymbal on every eighth, the last group of two beats' kick doubled on its off-beat
+    (boom-boom, chick) and a snare pickup before the next bar. Tempo (quarter-note bpm) thins or
+    fills the cymbal: beats only from ``FAST_TEMPO_BPM``, sixteenths below ``SLOW_TEMPO_BPM``."""
     if style is Style.CHORALE:
         return []
     bar_ticks = meter.bar_ticks
@@ -203,6 +206,10 @@ def drum_pattern(
     if is_final:
         notes.append(Note(0, KICK, hit, 100))
         return sorted(notes)
+    groove = FOLK_GROOVES.get((str(meter), energy.value)) if style is Style.FOLK else None
+    if groove is not None and tempo_bpm < FAST_TEMPO_BPM:
+        # the folk band's kit plays an MMA groove where one fits its meter and energy
+        return sorted(notes + groove_bar(groove, meter, bar_index, GROOVE_VELOCITY[energy]))
 
     pulse = pulse_ticks(meter)
     beats = max(1, bar_ticks // pulse)
