@@ -126,3 +126,25 @@ def test_s3_store_writes_and_reads_a_piece(monkeypatch):
 def test_a_piece_gets_every_default_export(music):
     files = audio_export_files(music, SR)
     assert sorted(files) == ["piece.flac", "piece.mp3", "piece.opus", "piece.wav"]
+
+
+def test_a_piece_over_a_minute_exports_as_ogg_without_killing_the_process():
+    """libvorbis sized a stack buffer by all the audio written in one call: a 60 s piece
+    exported as ogg crashed the process (SIGSEGV; libsndfile #1095). Run in a child, so a
+    crash fails this test instead of the test run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, soundfile, io\n"
+        "from cantus.render.exports import export_audio\n"
+        "rng = np.random.default_rng(0)\n"
+        "audio = (rng.standard_normal((44100 * 75, 2)) * 0.1).astype(np.float32)\n"
+        "encoded = export_audio(audio, 44100, 'ogg')\n"
+        "decoded, rate = soundfile.read(io.BytesIO(encoded))\n"
+        "print(len(decoded), rate)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(44100 * 75), "44100"]

@@ -128,18 +128,34 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     ffmpeg = shutil.which("ffmpeg") if spec.ffmpeg_codec else None
     if ffmpeg:
         return ffmpeg_encode(ffmpeg, data, rate, spec.ffmpeg_codec, label=f"ffmpeg {fmt}")
-    buffer = io.BytesIO()
     try:
-        soundfile.write(
-            buffer,
-            data,
-            rate,
-            format=spec.container,
-            subtype=spec.subtype,
-            compression_level=spec.compression_level,
-        )
+        return _libsndfile_encode(data, rate, spec.container, spec.subtype, spec.compression_level)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise ExportError(f"could not encode {fmt}: {error}") from None
+
+
+LIBSNDFILE_BLOCK_FRAMES = 65536
+"""Frames handed to libsndfile per write. libvorbis's encoder allocates its analysis
+buffer on the stack from all the audio written in one call: a piece of about a minute or
+more at 44.1 kHz, written whole, overflowed it and killed the process (libsndfile issue
+#1095; a 60 s piano piece exported as ogg did). In blocks it never grows past one block."""
+
+
+def _libsndfile_encode(
+    data: np.ndarray, rate: int, container: str, subtype: str, level: float | None
+) -> bytes:
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(
+        buffer,
+        "w",
+        rate,
+        data.shape[1],
+        subtype,
+        format=container,
+        compression_level=level,
+    ) as out:
+        for start in range(0, len(data), LIBSNDFILE_BLOCK_FRAMES):
+            out.write(data[start : start + LIBSNDFILE_BLOCK_FRAMES])
     return buffer.getvalue()
 
 
@@ -253,16 +269,7 @@ def _ffmpeg_opus(ffmpeg: str, data: np.ndarray, bits_per_second: float, serial: 
 
 
 def _libsndfile_opus(data: np.ndarray, level: float) -> bytes:
-    buffer = io.BytesIO()
-    soundfile.write(
-        buffer,
-        data,
-        OPUS_SAMPLE_RATE,
-        format="OGG",
-        subtype="OPUS",
-        compression_level=level,
-    )
-    return buffer.getvalue()
+    return _libsndfile_encode(data, OPUS_SAMPLE_RATE, "OGG", "OPUS", level)
 
 
 _BIT_REVERSED = bytes(int(f"{byte:08b}"[::-1], 2) for byte in range(256))
