@@ -155,6 +155,9 @@ def test_regenerating_bars_streams_only_them_and_stores_a_new_version(tmp_path):
     [entry] = summary["edit_history"]
     assert entry["from_version"] == 1 and entry["kind"] == "regenerate"
     assert entry["bars"] == [3, 4] and entry["rendered_bars"] == [2, 4]
+    # the edit's own account of its first bar: its first melody_lm request, then the bar
+    seconds = entry["seconds"]
+    assert 0 <= seconds["decode_start"] <= seconds["first_bar"] <= seconds["bars"]
     # the spliced audio keeps the untouched bars' samples (to the 16-bit WAV's last bit)
     a, rate = soundfile.read(io.BytesIO(before["piece.wav"]), dtype="float32")
     b, _ = soundfile.read(io.BytesIO(v2["piece.wav"]), dtype="float32")

@@ -200,6 +200,17 @@ def _median(values: list[float | None]) -> float:
     return statistics.median(present) if present else float("nan")
 
 
+def first_bar_ratio(bench: EditBench) -> float:
+    """Median over pieces of the regeneration's first melody bar over the new piece's."""
+    return _median(
+        [
+            r.first_bar_s / c.first_bar_s
+            for c, r in zip(bench.compose, bench.regenerate, strict=True)
+            if r.first_bar_s is not None and c.first_bar_s
+        ]
+    )
+
+
 def format_edit_bench(bench: EditBench, *, command: str) -> str:
     b = bench
     rows = [
@@ -240,14 +251,23 @@ def format_edit_bench(bench: EditBench, *, command: str) -> str:
             f"{_median([t.total_s for t in timed]):.2f} |"
         )
     ratio = _median([r / w for r, w in zip(b.rendered_seconds, b.piece_seconds, strict=True)])
+    first_ratio = first_bar_ratio(b)
     lines += [
         "",
         "Per piece (seconds): "
         + "; ".join(
             f"compose first bar {c.first_bar_s:.2f}, regenerate first bar {r.first_bar_s:.2f}"
+            + (
+                f" (its first request to melody_lm at {r.stages['decode_start']:.2f})"
+                if "decode_start" in r.stages
+                else ""
+            )
             for c, r in zip(b.compose, b.regenerate, strict=True)
         )
         + ".",
+        "",
+        f"First melody bar, regeneration over new piece: median {cell(first_ratio)} "
+        "(per piece, the piece's regeneration over its own composition).",
         "",
         f"Audio rendered for a regeneration: median {100 * ratio:.0f} % of the piece's audio "
         f"(the changed bars, one bar of pre-roll and the crossfade); segments streamed: "

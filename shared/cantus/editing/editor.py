@@ -274,7 +274,9 @@ class PieceEditor:
             )
         )
         if isinstance(edit, RegenerateEdit):
-            async for event in self._regenerate(opened, parts, edit):
+            async for event in self._regenerate(opened, parts, edit, started):
+                if "first_bar" not in opened.timings and event.HasField("melody_bar"):
+                    opened.timings["first_bar"] = round(time.perf_counter() - started, 3)
                 yield event
             if edit.sung:  # the sung lines on the new notes: written again to fit them
                 async for event in self._rewrite_lyrics(
@@ -322,7 +324,7 @@ class PieceEditor:
         yield api.PieceEvent(completed=completed)
 
     async def _regenerate(
-        self, opened: OpenedEdit, parts: PieceParts, edit: RegenerateEdit
+        self, opened: OpenedEdit, parts: PieceParts, edit: RegenerateEdit, started: float
     ) -> AsyncIterator[api.PieceEvent]:
         spec = parts.spec
         meter = spec_meter(spec)
@@ -340,6 +342,9 @@ class PieceEditor:
         harmonizer = _RangeHarmonizer(
             self.models, parts, edit.first, spec_style(spec), spec_energy(spec), plan
         )
+        # seconds from the edit's start to its first request to melody_lm (the rest of the
+        # first bar's time is the model's: prompt, then the bar's tokens)
+        opened.timings["decode_start"] = round(time.perf_counter() - started, 3)
         try:
             async for index, bar in infiller.fill(
                 bars, edit.first, edit.last, self.models.decoder(spec), self.models.score
