@@ -116,16 +116,23 @@ def build_gallery(
     return entries
 
 
-def _grid(entries: Sequence[GalleryEntry]) -> tuple[list[str], list[str]]:
-    """The palettes (in PALETTES' order) and styles the entries hold."""
-    palettes = [name for name in PALETTES if any(e.palette == name for e in entries)]
+def _grid(
+    entries: Sequence[GalleryEntry],
+) -> tuple[list[str], list[tuple[str, list[GalleryEntry | None]]]]:
+    """The styles the entries hold, and a row per palette (in PALETTES' order) with its
+    entry in each of those styles (None where there is none)."""
     styles = [s.value for s in Style if any(e.style == s.value for e in entries)]
-    return palettes, styles
+    found = {(e.palette, e.style): e for e in entries}
+    rows = [
+        (name, [found.get((name, style)) for style in styles])
+        for name in PALETTES
+        if any(e.palette == name for e in entries)
+    ]
+    return styles, rows
 
 
 def gallery_index(entries: list[GalleryEntry], out: Path) -> str:
-    palettes, styles = _grid(entries)
-    found = {(e.palette, e.style): e for e in entries}
+    styles, rows = _grid(entries)
     lines = [
         "# Palette gallery",
         "",
@@ -136,10 +143,9 @@ def gallery_index(entries: list[GalleryEntry], out: Path) -> str:
         "| palette | instruments | " + " | ".join(styles) + " |",
         "|---|---|" + "---|" * len(styles),
     ]
-    for name in palettes:
+    for name, row in rows:
         cells = []
-        for style in styles:
-            entry = found.get((name, style))
+        for entry in row:
             if entry is None:
                 cells.append("–")
                 continue
@@ -155,14 +161,12 @@ def gallery_index(entries: list[GalleryEntry], out: Path) -> str:
 def gallery_html(entries: list[GalleryEntry], out: Path) -> str:
     """The grid as a page: a player and the piano roll in each cell (relative links, so the
     folder can be opened from disk or served as it is)."""
-    palettes, styles = _grid(entries)
-    found = {(e.palette, e.style): e for e in entries}
+    styles, rows = _grid(entries)
     head = "".join(f"<th>{html.escape(style)}</th>" for style in styles)
-    rows = []
-    for name in palettes:
+    html_rows = []
+    for name, row in rows:
         cells = []
-        for style in styles:
-            entry = found.get((name, style))
+        for style, entry in zip(styles, row, strict=True):
             if entry is None:
                 cells.append("<td>–</td>")
                 continue
@@ -175,7 +179,7 @@ def gallery_html(entries: list[GalleryEntry], out: Path) -> str:
                 f"{100 * entry.masking:.1f} %</td>"
             )
         summary = html.escape(PALETTES[name].summary)
-        rows.append(
+        html_rows.append(
             f"<tr><th>{html.escape(name)}<br><small>{summary}</small></th>{''.join(cells)}</tr>"
         )
     return (
@@ -183,5 +187,5 @@ def gallery_html(entries: list[GalleryEntry], out: Path) -> str:
         "<title>Cantus palette gallery</title>"
         "<style>body{font-family:sans-serif}td,th{vertical-align:top;padding:6px}</style>"
         "</head><body><h1>Cantus palette gallery</h1>"
-        f"<table><tr><th>palette</th>{head}</tr>{''.join(rows)}</table></body></html>\n"
+        f"<table><tr><th>palette</th>{head}</tr>{''.join(html_rows)}</table></body></html>\n"
     )

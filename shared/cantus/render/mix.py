@@ -1098,18 +1098,15 @@ class StreamingMaster:
         else:
             ramp = GainRamp(self._samples_in, len(bus), self._gain_db, self._gain_db, ramp_samples)
             if new_powers.size:
-                ramp.end_db = self._end_gain_db(ramp, new_powers, self.max_step_db)
-                # on average over the segment, no faster than one ramp's step over its time
+                # one ramp's step, or where the music got louder or quieter than that can
+                # follow, a larger one at the same average rate over the segment, still over
+                # the same ramp so that it acts while the change is heard (spread over the
+                # segment, the loud segment had passed before the gain reached it: 0.56 LU
+                # left instead of 0.31)
                 rate = self.max_step_db / self.ramp_seconds  # dB a second
                 longest = min(MAX_GAIN_STEP_LONG_DB, rate * len(bus) / self.sample_rate)
-                if abs(ramp.end_db - ramp.start_db) >= self.max_step_db - 1e-9 and (
-                    longest > self.max_step_db
-                ):
-                    # one step is not enough (the music got louder or quieter than the
-                    # gain can follow): a larger one, over the same ramp, so that it acts
-                    # while the change is heard (spread over the segment, the loud segment
-                    # had passed before the gain reached it: 0.56 LU left instead of 0.31)
-                    ramp.end_db = self._end_gain_db(ramp, new_powers, longest)
+                allowed = max(self.max_step_db, longest)
+                ramp.end_db = self._end_gain_db(ramp, new_powers, allowed)
             self._gain_db = ramp.end_db
         return self._master(bus, ramp)
 
