@@ -39,6 +39,7 @@ from google.protobuf.message import Message
 from cantus.events.codec import kind_of, new_meta
 from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
 from cantus.render.piece import (
+    PieceOutputs,
     PieceParts,
     SegmentAudio,
     render_piece_files,
@@ -266,6 +267,9 @@ async def complete_piece(
                 preset=_preset(parts),
             ),
         )
+    outputs = PieceOutputs.asked(
+        parts.spec, audio_formats=settings.audio_formats, leadsheet=settings.leadsheet
+    )
     rendered = await loop.run_in_executor(
         final_render_pool,
         functools.partial(
@@ -274,8 +278,9 @@ async def complete_piece(
             piece_id=piece_id,
             event_log=event_log,
             preset=_preset(parts),
-            audio_formats=settings.audio_formats,
-            leadsheet=settings.leadsheet,
+            audio_formats=outputs.audio_formats,
+            leadsheet=outputs.leadsheet,
+            pictures=outputs.pictures,
             streamed_audio=None if streamed is None else streamed[0],
             streamed_vocals=None if streamed is None else streamed[1],
         ),

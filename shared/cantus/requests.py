@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
@@ -219,7 +220,25 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
             )
         spec.tempo_end_bpm = request.tempo_end_bpm
     spec.no_ritardando = request.no_ritardando
+    spec.outputs.extend(_outputs(request.outputs))
     return ValidatedRequest(spec=spec, given_bars=given_bars)
+
+
+PIECE_OUTPUTS = ("leadsheet", "pictures", "wav", "wav24", "flac", "flac24", "ogg", "opus", "mp3")
+"""What ``ComposeRequest.outputs`` may ask for besides the files every piece gets (piece.mid,
+its parts, piece.json); the audio formats are ``cantus.render.exports.EXPORT_FORMATS``."""
+
+
+def _outputs(asked: Sequence[str]) -> list[str]:
+    """The outputs asked for, each known, in the order given, once."""
+    if len(asked) > len(PIECE_OUTPUTS):
+        raise RequestError("outputs", f"{len(asked)} entries; at most {len(PIECE_OUTPUTS)}")
+    for name in asked:
+        if name not in PIECE_OUTPUTS:
+            raise RequestError(
+                "outputs", f"unknown output {name[:40]!r} (known: {', '.join(PIECE_OUTPUTS)})"
+            )
+    return list(dict.fromkeys(asked))
 
 
 def _requested_bars(request: api.ComposeRequest, tempo: float, meter: Meter, max_bars: int) -> int:

@@ -36,7 +36,7 @@ def _process_groups() -> dict[int, float]:
     return groups
 
 
-def _machine_busy_seconds() -> float:
+def machine_busy_seconds() -> float:
     """CPU seconds the machine has spent busy (all but idle and iowait) since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = values[:8]
@@ -57,7 +57,7 @@ class CpuSnapshot:
         groups = _process_groups()
         return cls(
             {name: groups.get(c.pid, 0.0) for name, c in stack.components().items()},
-            _machine_busy_seconds(),
+            machine_busy_seconds(),
         )
 
     def since(self, earlier: CpuSnapshot) -> CpuSnapshot:

@@ -16,9 +16,19 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
+from cantus.bench.stack_cpu import CpuSnapshot, machine_busy_seconds
+from cantus.bench.station_profile import (
+    Sampler,
+    StationProfile,
+    process_table,
+    spent_between,
+)
+from cantus.settings import load_settings
+from cantus.stack import Stack
 from cantus.v1 import station_pb2 as st
 from cantus.v1 import station_pb2_grpc as st_grpc
 
@@ -43,6 +53,8 @@ class PhaseResult:
     underruns: list[int] = field(default_factory=list)
     pieces: int = 0
     rejected: int = 0
+    stream_seconds: float = 0.0
+    """Audio the stations published, all together."""
 
 
 def run_phase(
@@ -82,6 +94,7 @@ def run_phase(
             status.stream_seconds / streaming_for if streaming_for > 0 else 0.0
         )
         result.underruns.append(status.underruns)
+        result.stream_seconds += status.stream_seconds
         result.min_ahead_s.append(min(ahead[name], default=0.0))
         result.median_ahead_s.append(statistics.median(ahead[name]) if ahead[name] else 0.0)
         result.first_audio_s.append(first_audio.get(name, float("nan")))
@@ -93,14 +106,71 @@ def run_phase(
 
 
 def run_station_bench(
-    address: str, *, stations: int, minutes: float, bars: int, buffer: int
-) -> tuple[PhaseResult, PhaseResult]:
+    address: str,
+    *,
+    stations: int,
+    minutes: float,
+    bars: int,
+    buffer: int,
+    profile_dir: Path | None = None,
+) -> tuple[PhaseResult, PhaseResult, StationProfile | None]:
+    """The two phases; with ``profile_dir``, the loaded phase is profiled
+    (``cantus.bench.station_profile``: py-spy's folded stacks are written there)."""
+    stack = Stack(load_settings()) if profile_dir is not None else None
+    profile = None
     with grpc.insecure_channel(address) as channel:
         stub = st_grpc.StationStub(channel)
         tag = time.strftime("%H%M%S")
+        if stack is not None:
+            idle = idle_percent(stack, IDLE_SECONDS)
+            floor = synthesis_floor()
         baseline = run_phase(stub, f"bench{tag}-one", 1, minutes, bars, buffer)
-        loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
-    return baseline, loaded
+        if stack is None or profile_dir is None:
+            loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
+        else:
+            before, busy_before = process_table(stack), machine_busy_seconds()
+            sampler = Sampler(before, profile_dir)
+            started = time.monotonic()
+            try:
+                loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
+            finally:
+                sampler.stop()
+            wall = time.monotonic() - started
+            spent = spent_between(before, process_table(stack))
+            sampler.attach(spent)
+            profile = StationProfile(
+                stations=stations,
+                wall_seconds=wall,
+                stream_seconds=loaded.stream_seconds,
+                processes=spent,
+                machine_busy=machine_busy_seconds() - busy_before,
+                idle_percent=idle,
+                synthesis_floor=floor,
+            )
+    return baseline, loaded, profile
+
+
+IDLE_SECONDS = 20.0
+
+
+def idle_percent(stack: Stack, seconds: float) -> dict[str, float]:
+    """Each component's CPU over ``seconds`` with nothing to do, in percent of one core."""
+    before = CpuSnapshot.take(stack)
+    time.sleep(seconds)
+    spent = CpuSnapshot.take(stack).since(before)
+    return {
+        name: 100 * value / seconds
+        for name, value in sorted(spent.components.items(), key=lambda item: -item[1])
+    }
+
+
+def synthesis_floor(pieces: int = 2) -> float:
+    """CPU seconds of FluidSynth synthesis alone per minute of audio: 16-bar form pieces
+    through the render service's handler in this process (``cantus.bench.render_profile``)."""
+    from cantus.bench.render_profile import run_render_profile
+
+    profile = run_render_profile(pieces)
+    return profile.steps.get("synthesis", 0.0) / profile.audio_seconds * 60.0
 
 
 def _row(label: str, r: PhaseResult) -> str:

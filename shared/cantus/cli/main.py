@@ -497,22 +497,36 @@ def bench_station(
     bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
     buffer: Annotated[int, typer.Option(help="Pieces each station composes ahead")] = 2,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Profile the loaded phase: CPU per component, process and step (/proc and "
+            "py-spy), the stack's idle CPU and the synthesis-only floor; the report is "
+            "written to this file, py-spy's folded stacks beside it"
+        ),
+    ] = None,
 ) -> None:
     """How many stations the running stack keeps ahead of real-time playback."""
     from cantus.bench.station import format_report, run_station_bench
+    from cantus.bench.station_profile import format_station_profile
     from cantus.settings import load_settings
 
     settings = load_settings()
-    baseline, loaded = run_station_bench(
+    stacks_dir = None if profile is None else profile.with_name(profile.stem + "_stacks")
+    baseline, loaded, measured = run_station_bench(
         f"{settings.host}:{settings.gateway_port}",
         stations=stations,
         minutes=minutes,
         bars=bars,
         buffer=buffer,
+        profile_dir=stacks_dir,
     )
     command = _invoked_command()
     text = format_report(baseline, loaded, command=command, bars=bars, buffer=buffer)
     _emit_report(text, out)
+    if profile is not None and measured is not None:
+        profile.write_text(format_station_profile(measured, command=command))
+        typer.echo(f"profile written to {profile}; py-spy's folded stacks in {stacks_dir}")
 
 
 @bench_app.command("chaos")

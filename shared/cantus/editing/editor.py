@@ -251,6 +251,9 @@ class PieceEditor:
         edit, old = opened.edit, opened.parts
         spec = pb.PieceSpec()
         spec.CopyFrom(old.spec)
+        # An edit is a user's: its version gets every file, whatever the piece was made for
+        # (a station's piece is made with its stream's audio only).
+        del spec.outputs[:]
         if isinstance(edit, SoundEdit):
             spec.palette = edit.palette
             spec.tempo_bpm = edit.tempo_bpm
@@ -641,19 +644,25 @@ class PieceEditor:
         from cantus.storage import media_type
 
         unchanged = audio is not None and audio.rendered_bars is None
+        formats = self.options.audio_formats
+        if unchanged:  # encode only what the previous version lacks (a station's piece)
+            kept = set(opened.summary.get("files", []))
+            formats = [fmt for fmt in formats if export_file_name(fmt) not in kept]
         rendered = render_piece_files(
             parts,
             piece_id=opened.piece_id,
             event_log=[],
             preset=self._preset(parts),
-            audio_formats=() if unchanged else self.options.audio_formats,
+            audio_formats=formats,
             leadsheet=self.options.leadsheet,
             streamed_audio=None if audio is None else audio.audio,
             streamed_vocals=None if audio is None else audio.vocals,
         )
         summary = json.loads(rendered.files["piece.json"])
         if unchanged:  # the same mix: the previous version's exports, byte for byte
-            exports = [export_file_name(fmt) for fmt in self.options.audio_formats]
+            exports = [
+                export_file_name(fmt) for fmt in self.options.audio_formats if fmt not in formats
+            ]
             rendered.files.update(
                 self.store.read_files(opened.piece_id, exports, opened.from_version)
             )

@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -812,6 +813,32 @@ def _record_loudness(result: PieceFiles, mastered) -> None:
     }
 
 
+@dataclass(frozen=True)
+class PieceOutputs:
+    """Which of a finished piece's files are made besides piece.mid, its parts and
+    piece.json."""
+
+    audio_formats: tuple[str, ...]
+    leadsheet: bool
+    pictures: bool
+
+    @classmethod
+    def asked(
+        cls, spec: pb.PieceSpec, *, audio_formats: Sequence[str], leadsheet: bool
+    ) -> PieceOutputs:
+        """What the piece's request asked for (``PieceSpec.outputs``; a station asks for its
+        stream's audio only), else the render service's settings. The lead sheet needs the
+        service's too: it is off where LilyPond is not installed."""
+        asked = list(spec.outputs)
+        if not asked:
+            return cls(tuple(audio_formats), leadsheet, True)
+        return cls(
+            tuple(name for name in asked if name not in ("leadsheet", "pictures")),
+            leadsheet and "leadsheet" in asked,
+            "pictures" in asked,
+        )
+
+
 def render_piece_files(
     parts: PieceParts,
     *,
@@ -820,6 +847,7 @@ def render_piece_files(
     preset: str = "streaming",
     audio_formats: tuple[str, ...] | list[str] = ("wav", "flac", "mp3", "opus"),
     leadsheet: bool = True,
+    pictures: bool = True,
     streamed_audio: np.ndarray | None = None,
     streamed_vocals: np.ndarray | None = None,
 ) -> PieceFiles:
@@ -914,23 +942,24 @@ def render_piece_files(
         encoding = pool.submit(
             _timed, audio_export_files, mastered.audio, SAMPLE_RATE, tuple(audio_formats)
         )
-    pictures: dict[str, bytes] = {}  # filed after the audio, in the order files always had
-    with step("pianoroll"):
-        pictures[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
-    with step("selfsim"):
-        from cantus.render.selfsim import SELFSIM_FILE, selfsim_png
+    drawn: dict[str, bytes] = {}  # filed after the audio, in the order files always had
+    if pictures:
+        with step("pianoroll"):
+            drawn[PIANOROLL_FILE] = pianoroll_png(tracks, meter=meter, title=piece_title(parts))
+        with step("selfsim"):
+            from cantus.render.selfsim import SELFSIM_FILE, selfsim_png
 
-        melody = [pb_to_bar(parts.melody[i].notes, meter) for i in range(parts.bar_count)]
-        pictures[SELFSIM_FILE] = selfsim_png(
-            melody, key=spec_key(parts.spec), plan=piece_form(parts), title=piece_title(parts)
-        )
+            melody = [pb_to_bar(parts.melody[i].notes, meter) for i in range(parts.bar_count)]
+            drawn[SELFSIM_FILE] = selfsim_png(
+                melody, key=spec_key(parts.spec), plan=piece_form(parts), title=piece_title(parts)
+            )
     if encoding is not None:
         with step("encode"):
             exported, seconds = encoding.result()
             result.files.update(exported)
         if "encode" not in result.errors:
             result.timings["encode"] = round(seconds, 3)  # its own time, not the wait
-    result.files.update(pictures)
+    result.files.update(drawn)
     if engraving is not None:
         with step("engrave"):
             engraved = engraving.result()

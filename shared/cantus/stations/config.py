@@ -106,6 +106,13 @@ class StationConfig(BaseModel):
     prebuffer_seconds: float = Field(
         20.0, ge=0.0, le=600.0, description="stream audio in before real-time playback starts"
     )
+    outputs: list[str] = Field(
+        default_factory=list,
+        description="files each piece gets besides its MIDI, its summary and piece.opus (the "
+        "stream's audio, which a restarted station reads back): any of leadsheet, pictures, "
+        "wav, flac, mp3, … (ComposeRequest.outputs); none by default, since listeners hear "
+        "the stream and the rest costs CPU",
+    )
     similarity_threshold: float = Field(
         0.5, gt=0.0, le=1.0, description="interval n-gram similarity that counts as a repeat"
     )
@@ -131,6 +138,13 @@ class StationConfig(BaseModel):
 
         # MusicError (a ValueError) names the known forms
         return _weights(value, normalise_form_name)
+
+    @field_validator("outputs")
+    @classmethod
+    def _known_outputs(cls, value: list[str]) -> list[str]:
+        from cantus.requests import PIECE_OUTPUTS
+
+        return [_one_of("output", list(PIECE_OUTPUTS))(name) for name in dict.fromkeys(value)]
 
     @field_validator("tempo_bpm")
     @classmethod

@@ -37,6 +37,11 @@ from cantus.v1 import station_pb2 as st
 
 ACTIVE = ("requested", "composing", "ready")
 """Entries whose audio is not yet in the stream."""
+STREAM_OUTPUT = "opus"
+"""The one audio file a station's piece needs (ComposeRequest.outputs): the stream is made
+from the render segments, and a restarted station reads the piece back from piece.opus
+(``StationService.stored_audio``). Lead sheets, pictures and other formats only when the
+station's config asks (``StationConfig.outputs``)."""
 MAX_TRIES_PER_STEP = 4
 """A plan step whose pieces were rejected this often is given up (the plan goes on)."""
 ENERGY_TRIES = 2
@@ -241,6 +246,7 @@ class Program:
             mood=choice.mood,
             seed=seed,
             loudness_preset=self.config.loudness_preset,
+            outputs=list(dict.fromkeys([STREAM_OUTPUT, *self.config.outputs])),
         )
         if step is not None and self.session is not None:
             entry.energy_asked = step.energy
