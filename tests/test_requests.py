@@ -91,3 +91,15 @@ def test_a_rejection_of_a_huge_value_stays_small_enough_for_a_grpc_status():
         validate_compose_request(api.ComposeRequest(palette="x" * 1_000_000), max_bars=64)
     assert str(refused.value).startswith("palette: ")
     assert len(refused.value.problem) <= MAX_PROBLEM_CHARS + 40
+
+
+def test_outputs_are_checked_and_carried_into_the_spec():
+    assert list(validate().spec.outputs) == []  # every file
+    asked = validate(outputs=["opus", "leadsheet", "opus"]).spec
+    assert list(asked.outputs) == ["opus", "leadsheet"]
+    with pytest.raises(RequestError) as raised:
+        validate(outputs=["opus", "score.pdf"])
+    assert raised.value.field == "outputs" and "score.pdf" in raised.value.problem
+    assert "pictures" in raised.value.problem  # the known outputs are listed
+    with pytest.raises(RequestError, match="at most"):
+        validate(outputs=["opus"] * 100)

@@ -210,3 +210,27 @@ def test_final_audio_is_the_streamed_segments_joined_and_on_target():
     assert np.max(np.abs(wav - joined)) < 1e-4  # 24-bit quantisation only
     assert abs(rendered.loudness["integrated_lufs"] + 14.0) <= 0.5
     assert rendered.loudness["true_peak_dbtp"] <= -1.0
+
+
+def test_a_piece_asked_for_its_stream_audio_gets_only_that_besides_midi_and_summary():
+    from cantus.render.piece import PieceOutputs
+
+    parts = parts_of(4)
+    everything = PieceOutputs.asked(parts.spec, audio_formats=["wav", "mp3"], leadsheet=True)
+    assert everything == PieceOutputs(("wav", "mp3"), leadsheet=True, pictures=True)
+    parts.spec.outputs.extend(["opus"])
+    outputs = PieceOutputs.asked(parts.spec, audio_formats=["wav", "mp3"], leadsheet=True)
+    assert outputs == PieceOutputs(("opus",), leadsheet=False, pictures=False)
+    rendered = render_piece_files(
+        parts,
+        piece_id=PIECE_ID,
+        event_log=[],
+        audio_formats=outputs.audio_formats,
+        leadsheet=outputs.leadsheet,
+        pictures=outputs.pictures,
+    )
+    assert set(rendered.files) == {"piece.mid", "parts.pb", "piece.opus", "piece.json"}
+    assert rendered.errors == {}
+    # a lead sheet asked for where the service engraves none (no LilyPond) is not made
+    parts.spec.outputs.extend(["leadsheet"])
+    assert not PieceOutputs.asked(parts.spec, audio_formats=[], leadsheet=False).leadsheet

@@ -34,6 +34,7 @@ def test_defaults_and_round_trip():
         ("meters: [11/8]", "meters"),
         ("loudness_preset: loud", "loudness_preset"),
         ("buffer_pieces: 0", "buffer_pieces"),
+        ("outputs: [score]", "outputs"),
         ("colour: red", "colour"),
         ("- a list", "config_yaml"),
         ("styles: {folk: [", "config_yaml"),

@@ -109,3 +109,14 @@ def test_requests_carry_a_form_from_the_station_mix():
         assert spec.form.name == request.form
     default = Program(new_status("s", CONFIG))
     assert {request.form for _, request in fill(default)} == {""}  # auto, by length
+
+
+def test_requests_ask_for_the_stream_audio_only_unless_the_config_asks_for_more():
+    plain = Program(new_status("s", CONFIG))
+    _, request = plain.next_request(uuid.uuid4().hex)
+    assert list(request.outputs) == ["opus"]  # what a restarted station reads back
+    spec = validate_compose_request(request, max_bars=64).spec
+    assert list(spec.outputs) == ["opus"]
+    richer = Program(new_status("s", CONFIG + "outputs: [leadsheet, opus, mp3]\n"))
+    _, request = richer.next_request(uuid.uuid4().hex)
+    assert list(request.outputs) == ["opus", "leadsheet", "mp3"]
