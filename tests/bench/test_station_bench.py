@@ -36,3 +36,15 @@ def test_bench_config_is_a_valid_station():
 
     config = parse_station_config(BENCH_CONFIG.format(bars=16, buffer=2))
     assert config.bars == 16 and config.buffer_pieces == 2
+
+
+def test_report_gives_a_late_station_first_audio():
+    loaded = phase(4, 2.0, [0, 0, 0, 0])
+    loaded.late_first_audio_s = 12.5
+    text = format_report(
+        phase(1, 4.0, [0]), loaded, command="cantus bench station", bars=8, buffer=2
+    )
+    assert "first audio after **12.5 s** (one station alone: 3.0 s)" in text
+    assert "halfway" not in format_report(
+        phase(1, 4.0, [0]), phase(4, 2.0, [0] * 4), command="c", bars=8, buffer=2
+    )

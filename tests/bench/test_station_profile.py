@@ -67,6 +67,8 @@ def test_steps_share_a_process_cpu_by_samples_and_the_report_is_per_station_minu
         machine_busy=25.0,
         idle_percent={"broker": 10.0, "render": 1.0},
         synthesis_floor=0.5,
+        rss_start_mb={"render": 300.0},
+        rss_end_mb={"render": 310.4},
     )
     assert profile.stack_cpu == 20.0
     assert profile.by_component() == {"render": 10.0, "broker": 6.0, "triton": 4.0}
@@ -81,3 +83,4 @@ def test_steps_share_a_process_cpu_by_samples_and_the_report_is_per_station_minu
     assert "| render | 10.0 | 5.000 | 50.0 % |" in text
     assert "20.0× below" in text  # the floor
     assert "broker 10.0 %" in text and "11 % in all" in text
+    assert "| render | 300 | 310 |" in text

@@ -24,6 +24,7 @@ from cantus.bench.stack_cpu import CpuSnapshot, machine_busy_seconds
 from cantus.bench.station_profile import (
     Sampler,
     StationProfile,
+    component_rss,
     process_table,
     spent_between,
 )
@@ -55,12 +56,28 @@ class PhaseResult:
     rejected: int = 0
     stream_seconds: float = 0.0
     """Audio the stations published, all together."""
+    late_first_audio_s: float | None = None
+    """First audio of one more station started halfway through the phase, at its load
+    (seconds from its start; nan if it had none by the end); None when none was started."""
 
 
 def run_phase(
-    stub: st_grpc.StationStub, prefix: str, count: int, minutes: float, bars: int, buffer: int
+    stub: st_grpc.StationStub,
+    prefix: str,
+    count: int,
+    minutes: float,
+    bars: int,
+    buffer: int,
+    *,
+    late_station: bool = False,
 ) -> PhaseResult:
+    """``count`` stations for ``minutes``; with ``late_station``, one more is started
+    halfway through, and the time to its first audio is what a new station waits at that
+    load (it is left out of the other figures)."""
     names = [f"{prefix}-{i}" for i in range(count)]
+    late_name = f"{prefix}-late"
+    late_started: float | None = None
+    late_first: float | None = None
     config = BENCH_CONFIG.format(bars=bars, buffer=buffer)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=min(count, 16)) as pool:
@@ -77,6 +94,16 @@ def run_phase(
     last: dict[str, st.StationStatus] = {}
     deadline = started + minutes * 60
     while time.monotonic() < deadline:
+        now = time.monotonic()
+        if late_station and late_started is None and now - started >= minutes * 30:
+            stub.StartStation(
+                st.StartStationRequest(name=late_name, config_yaml=config), timeout=60
+            )
+            late_started = time.monotonic()
+        if late_started is not None and late_first is None:
+            status = stub.GetStation(st.StationName(name=late_name), timeout=30)
+            if status.stream_started_unix_ns:
+                late_first = time.monotonic() - late_started
         for name in names:
             status = stub.GetStation(st.StationName(name=name), timeout=30)
             last[name] = status
@@ -86,6 +113,9 @@ def run_phase(
         time.sleep(1.0)
     wall = time.monotonic() - started
     result = PhaseResult(stations=count, minutes=minutes)
+    if late_started is not None:
+        stub.StopStation(st.StationName(name=late_name), timeout=60)
+        result.late_first_audio_s = float("nan") if late_first is None else late_first
     for name in names:
         stub.StopStation(st.StationName(name=name), timeout=60)
         status = last[name]
@@ -126,17 +156,23 @@ def run_station_bench(
             floor = synthesis_floor()
         baseline = run_phase(stub, f"bench{tag}-one", 1, minutes, bars, buffer)
         if stack is None or profile_dir is None:
-            loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
+            loaded = run_phase(
+                stub, f"bench{tag}-many", stations, minutes, bars, buffer, late_station=True
+            )
         else:
             before, busy_before = process_table(stack), machine_busy_seconds()
             sampler = Sampler(before, profile_dir)
             started = time.monotonic()
+            rss_start = component_rss(before)
             try:
-                loaded = run_phase(stub, f"bench{tag}-many", stations, minutes, bars, buffer)
+                loaded = run_phase(
+                    stub, f"bench{tag}-many", stations, minutes, bars, buffer, late_station=True
+                )
             finally:
                 sampler.stop()
             wall = time.monotonic() - started
-            spent = spent_between(before, process_table(stack))
+            after = process_table(stack)
+            spent = spent_between(before, after)
             sampler.attach(spent)
             profile = StationProfile(
                 stations=stations,
@@ -146,6 +182,8 @@ def run_station_bench(
                 machine_busy=machine_busy_seconds() - busy_before,
                 idle_percent=idle,
                 synthesis_floor=floor,
+                rss_start_mb=rss_start,
+                rss_end_mb=component_rss(after),
             )
     return baseline, loaded, profile
 
@@ -206,6 +244,16 @@ def format_report(
             _row("baseline: one station", baseline),
             _row(f"{loaded.stations} stations at once", loaded),
             "",
+            *(
+                [
+                    f"A station started halfway through the {loaded.stations}-station phase "
+                    f"had its first audio after **{loaded.late_first_audio_s:.1f} s** (one "
+                    f"station alone: {statistics.median(baseline.first_audio_s):.1f} s).",
+                    "",
+                ]
+                if loaded.late_first_audio_s is not None
+                else []
+            ),
             f"Real-time factor of {loaded.stations} stations against one, same run: "
             f"**{ratio:.2f}×**. A factor ≥ 1.0 means a station produces audio at least as fast "
             "as it is played; the buffer absorbs the start-up and the variance.",

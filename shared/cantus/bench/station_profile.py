@@ -164,6 +164,16 @@ def process_table(stack: Stack) -> dict[int, ProcessCpu]:
     return table
 
 
+def component_rss(table: dict[int, ProcessCpu]) -> dict[str, float]:
+    """Resident memory of each component's processes together, MiB."""
+    from cantus.bench.clients import rss_mb
+
+    totals: Counter[str] = Counter()
+    for pid, process in table.items():
+        totals[process.component] += rss_mb(pid)
+    return dict(totals)
+
+
 @dataclass
 class ProcessSpent:
     """What one process spent during the phase."""
@@ -264,6 +274,9 @@ class StationProfile:
     """Each component's CPU while no station ran (percent of one core): polling."""
     synthesis_floor: float | None = None
     """CPU seconds of synthesis alone per minute of audio, measured in the same run."""
+    rss_start_mb: dict[str, float] = field(default_factory=dict)
+    rss_end_mb: dict[str, float] = field(default_factory=dict)
+    """Resident memory of each component (all its processes) at the phase's start and end."""
 
     @property
     def stream_minutes(self) -> float:
@@ -344,6 +357,17 @@ def format_station_profile(profile: StationProfile, *, command: str, top: int = 
             + ", ".join(f"{n} {v:.1f} %" for n, v in profile.idle_percent.items() if v >= 0.05)
             + f"; {sum(profile.idle_percent.values()):.0f} % in all.",
         ]
+    if profile.rss_start_mb:
+        lines += [
+            "",
+            "Resident memory of each component (all its processes), MiB:",
+            "",
+            "| component | at the start | at the end |",
+            "|---|---:|---:|",
+        ]
+        for name, start in profile.rss_start_mb.items():
+            end = profile.rss_end_mb.get(name, 0.0)
+            lines.append(f"| {name} | {start:.0f} | {end:.0f} |")
     for component in profile.by_component():
         steps = profile.steps(component)
         if not steps:
