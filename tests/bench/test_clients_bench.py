@@ -18,3 +18,18 @@ def test_a_section_is_replaced_in_place_and_a_new_one_appended(tmp_path) -> None
     replace_section(path, "## Hostile input\n\nmore\n")
     assert path.read_text().count("## Hostile input") == 1
     assert path.read_text().endswith("## Hostile input\n\nmore\n")
+
+
+def test_a_restart_summary_says_how_each_process_ended():
+    from cantus.bench.clients import restart_summary
+
+    child = {
+        "restarts": 3,
+        "history": [
+            {"exit": "exit code 1"},
+            {"exit": "killed by SIGKILL (signal 9)"},
+            {"exit": "exit code 1"},
+        ],
+    }
+    assert restart_summary(child) == "3 (exit code 1 ×2, killed by SIGKILL (signal 9) ×1)"
+    assert restart_summary({"restarts": 1}) == "1"

@@ -66,6 +66,15 @@ buffer_pieces: 1
 """
 
 
+def campaign_state_dir(prefix: str) -> contextlib.AbstractContextManager[str]:
+    """The private stack's state folder: ``CANTUS_CHAOS_STATE_DIR`` when set (kept after the
+    run, with every component's log under ``logs/``), else a temporary folder."""
+    kept = os.environ.get("CANTUS_CHAOS_STATE_DIR")
+    if kept:
+        return contextlib.nullcontext(kept)
+    return tempfile.TemporaryDirectory(prefix=prefix)
+
+
 def campaign_environment(state_dir: Path, *, broker_storage: str = "memory") -> dict[str, str]:
     """``private_stack_environment`` with a long start-up timeout: a campaign runs on a
     machine busy with other work, where starting may take long."""
@@ -531,12 +540,7 @@ def run_chaos_bench(
             report.load.append(os.getloadavg()[0])
             stop_sampling.wait(5.0)
 
-    kept = os.environ.get("CANTUS_CHAOS_STATE_DIR")  # a folder kept after the run: its logs
-    with (
-        contextlib.nullcontext(kept)
-        if kept
-        else tempfile.TemporaryDirectory(prefix="cantus-chaos-")
-    ) as tmp:
+    with campaign_state_dir("cantus-chaos-") as tmp:
         state_dir = Path(tmp)
         state_dir.mkdir(parents=True, exist_ok=True)
         saved = dict(os.environ)

@@ -32,7 +32,6 @@ import os
 import random
 import re
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -432,7 +431,7 @@ def run_scenarios(
 ) -> tuple[ClientsReport | None, HostileReport | None]:
     """Start a private stack, run the scenarios, stop it. ``max_in_flight``: the gateway's
     in-flight limit (default: the settings'), so a small burst can pass it."""
-    from cantus.bench.chaos import campaign_environment
+    from cantus.bench.chaos import campaign_environment, campaign_state_dir
     from cantus.bench.hostile import generate, run_cases
     from cantus.cli.compose import open_channel
     from cantus.settings import Settings
@@ -448,7 +447,8 @@ def run_scenarios(
             load.append(os.getloadavg()[0])
             stop_sampling.wait(5.0)
 
-    with tempfile.TemporaryDirectory(prefix="cantus-clients-") as tmp:
+    with campaign_state_dir("cantus-clients-") as tmp:
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         saved = dict(os.environ)
         os.environ.update(campaign_environment(Path(tmp)))
         if max_in_flight is not None:
@@ -483,7 +483,9 @@ def run_scenarios(
                     "through the private stack's gateway and broker",
                 )
                 restarts = _restarts(settings)
-                hostile.where += f"; supervisor restarts during the run: {restarts or 'none'}"
+                hostile.where += "; supervisor restarts during the run: " + (
+                    "; ".join(f"{name} {summary}" for name, summary in restarts.items()) or "none"
+                )
             parts = [PARTS[s] for s in scenarios if s in PARTS]
             if "clients" in scenarios or parts:
                 clients = ClientsReport()
@@ -532,15 +534,25 @@ def run_scenarios(
     return clients, hostile
 
 
-def _restarts(settings) -> dict[str, int]:
+def _restarts(settings) -> dict[str, str]:
+    """Each restarted component: how many times, and how its process ended each time
+    (``render: 2 (exit code 1 ×1, killed by SIGKILL (signal 9) ×1)``), from the supervisor's
+    state; the component's log under the state folder says why."""
     from cantus.supervisor import read_state
 
     state = read_state(settings.run_dir) or {}
     return {
-        name: child["restarts"]
+        name: restart_summary(child)
         for name, child in state.get("components", {}).items()
         if child.get("restarts")
     }
+
+
+def restart_summary(child: dict) -> str:
+    """``N (how it ended ×count, …)`` for one component of the supervisor's state."""
+    ends = Counter(entry.get("exit", "?") for entry in child.get("history", []))
+    how = ", ".join(f"{end} ×{count}" for end, count in ends.most_common())
+    return f"{child['restarts']} ({how})" if how else str(child["restarts"])
 
 
 def _known_station_and_piece(settings, station: str, piece_id: str) -> None:

@@ -15,10 +15,8 @@ grew by less than ``FLAT_MIN_MIB``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import statistics
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,7 +108,7 @@ def run_soak_bench(
 ) -> SoakReport:
     import grpc
 
-    from cantus.bench.chaos import campaign_environment
+    from cantus.bench.chaos import campaign_environment, campaign_state_dir
     from cantus.bench.station import run_phase
     from cantus.settings import Settings
     from cantus.stack import Stack
@@ -118,10 +116,7 @@ def run_soak_bench(
     from cantus.v1 import station_pb2_grpc as st_grpc
 
     report = SoakReport(stations=stations, minutes=minutes, bars=bars, buffer=buffer)
-    kept = os.environ.get("CANTUS_CHAOS_STATE_DIR")
-    with (
-        contextlib.nullcontext(kept) if kept else tempfile.TemporaryDirectory(prefix="cantus-soak-")
-    ) as tmp:
+    with campaign_state_dir("cantus-soak-") as tmp:
         state_dir = Path(tmp)
         state_dir.mkdir(parents=True, exist_ok=True)
         saved = dict(os.environ)
