@@ -23,8 +23,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,10 +169,10 @@ def component_rss(table: dict[int, ProcessCpu]) -> dict[str, float]:
     """Resident memory of each component's processes together, MiB."""
     from cantus.bench.clients import rss_mb
 
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = {}
     for pid, process in table.items():
-        totals[process.component] += rss_mb(pid)
-    return dict(totals)
+        totals[process.component] = totals.get(process.component, 0.0) + rss_mb(pid)
+    return totals
 
 
 @dataclass
@@ -217,7 +218,7 @@ class Sampler:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.files: dict[int, Path] = {}
         self.recorders: list[subprocess.Popen] = []
-        spy = shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy")
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         for pid, process in table.items():
             if not process.python:
                 continue
@@ -290,15 +291,17 @@ class StationProfile:
         return seconds / self.stream_minutes if self.stream_minutes else float("nan")
 
     def by_component(self) -> dict[str, float]:
-        totals: Counter[str] = Counter()
+        totals: dict[str, float] = {}
         for process in self.processes:
-            totals[process.component] += process.own + process.reaped
-        return dict(totals.most_common())
+            totals[process.component] = (
+                totals.get(process.component, 0.0) + process.own + process.reaped
+            )
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
     def steps(self, component: str) -> list[tuple[str, float]]:
         """(step, CPU seconds) of one component: its processes' samples scaled to their CPU,
         and what their reaped children ran."""
-        seconds: Counter[str] = Counter()
+        seconds: defaultdict[str, float] = defaultdict(float)
         for process in self.processes:
             if process.component != component:
                 continue
@@ -315,7 +318,8 @@ class StationProfile:
                 seconds[f"{process.program}: programs run and reaped (ffmpeg, LilyPond)"] += (
                     process.reaped
                 )
-        return [(step, s) for step, s in seconds.most_common() if s >= 0.005]
+        ranked = sorted(seconds.items(), key=lambda item: -item[1])
+        return [(step, s) for step, s in ranked if s >= 0.005]
 
 
 def format_station_profile(profile: StationProfile, *, command: str, top: int = 12) -> str:

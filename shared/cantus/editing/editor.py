@@ -644,7 +644,7 @@ class PieceEditor:
         from cantus.storage import media_type
 
         unchanged = audio is not None and audio.rendered_bars is None
-        formats = self.options.audio_formats
+        formats = list(self.options.audio_formats)
         if unchanged:  # encode only what the previous version lacks (a station's piece)
             kept = set(opened.summary.get("files", []))
             formats = [fmt for fmt in formats if export_file_name(fmt) not in kept]
