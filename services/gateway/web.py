@@ -41,11 +41,13 @@ from aiohttp.web_log import AccessLogger
 from google.protobuf.message import Message
 
 from cantus.events.codec import encode_event, kind_of, new_meta
+from cantus.render.exports import export_file_name
 from cantus.requests import RequestError, validate_compose_request
 from cantus.security import gateway_tokens
 from cantus.settings import Settings
 from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_playlist
 from cantus.stations.outcomes import session_log_csv, session_log_json
+from cantus.stations.program import STREAM_OUTPUT
 from cantus.stations.records import encode_station_record
 from cantus.storage import FILE_NAME, InvalidPieceId, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
@@ -283,7 +285,9 @@ class GatewayWeb:
 
     async def m3u(self, request: web.Request) -> web.Response:
         status = self._status(request)
-        base = f"http://{request.host}/pieces/{{piece_id}}/piece.mp3"
+        # Link the one audio file every station piece is stored with (the stream's), not
+        # an export the station did not ask for.
+        base = f"http://{request.host}/pieces/{{piece_id}}/{export_file_name(STREAM_OUTPUT)}"
         return web.Response(text=m3u_feed(status, base), content_type="audio/x-mpegurl")
 
     async def feed(self, request: web.Request) -> web.Response:

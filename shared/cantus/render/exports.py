@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 from cantus.render.subprocesses import run_program
 
@@ -118,6 +117,8 @@ def export_audio(audio: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     rate = sample_rate
     if spec.subtype == "OPUS" and sample_rate != OPUS_SAMPLE_RATE:
         divisor = np.gcd(OPUS_SAMPLE_RATE, sample_rate)
+        from scipy.signal import resample_poly  # here: the gateway names exports without scipy
+
         data = resample_poly(
             data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
         ).astype(np.float32)
@@ -237,6 +238,8 @@ def encode_segment_audio(
     data = np.asarray(audio, np.float32)
     if sample_rate != OPUS_SAMPLE_RATE:
         divisor = math.gcd(OPUS_SAMPLE_RATE, sample_rate)
+        from scipy.signal import resample_poly  # here: the gateway names exports without scipy
+
         data = resample_poly(
             data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
         ).astype(np.float32)
