@@ -103,3 +103,17 @@ def test_outputs_are_checked_and_carried_into_the_spec():
     assert "pictures" in raised.value.problem  # the known outputs are listed
     with pytest.raises(RequestError, match="at most"):
         validate(outputs=["opus"] * 100)
+
+
+def test_priority_is_checked_and_urgent_is_kept_for_stations():
+    assert validate().spec.priority == pb.PRIORITY_NORMAL
+    assert validate(priority=pb.PRIORITY_BACKGROUND).spec.priority == pb.PRIORITY_BACKGROUND
+    with pytest.raises(RequestError) as raised:
+        validate(priority=pb.PRIORITY_URGENT)
+    assert raised.value.field == "priority" and "stations" in raised.value.problem
+    with pytest.raises(RequestError) as raised:
+        validate(priority=7)
+    assert raised.value.field == "priority" and "background" in raised.value.problem
+    urgent = api.ComposeRequest(priority=pb.PRIORITY_URGENT, seed=1)
+    spec = validate_compose_request(urgent, max_bars=64, urgent_allowed=True).spec
+    assert spec.priority == pb.PRIORITY_URGENT

@@ -9,7 +9,9 @@ by token, each phrase ending in its cadence; repeated sections are copied, varie
 copied with ornaments and a new ending. A phrase that leads into a return (the B of AABA)
 is decoded as ``melody_return_candidates`` candidates at once, and the ``melody_score``
 model keeps the one after which the return's first bars are likeliest. Several pieces are
-decoded at once (agent concurrency) and Triton batches them into one forward step.
+decoded at once (``melody_concurrency``) and Triton batches them into one forward step;
+requests beyond those wait in a ``PriorityGate``, the most pressing first (a station's
+first piece before other stations' pieces for later: ``PieceSpec.priority``).
 
 Restart safety: each bar is recorded in a Faust table (changelog-backed) before it is
 published, and the request's offset is committed only when the whole piece is out. A
@@ -34,6 +36,7 @@ from cantus.melody.suffix_scoring import MelodyScoreClient
 from cantus.music.form import FormPlan, plan_form
 from cantus.music.notes import Bar, MusicError
 from cantus.music.styles import Energy
+from cantus.scheduling import PriorityGate
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import MelodyProgress, bar_from_rows, note_rows
 from cantus.v1 import events_pb2 as pb
@@ -47,14 +50,29 @@ progress = service.app.Table(
 triton = MelodyLMClient(service.settings.triton_grpc, service.settings.melody_model_name)
 scorer = MelodyScoreClient(service.settings.triton_grpc, service.settings.melody_score_model_name)
 prompter = MelodyPrompter.from_checkpoint(service.settings.melody_checkpoint)
+decoding = PriorityGate(service.settings.melody_concurrency)
+"""The pieces decoded at once; the others wait here, not in the topic, so that a pressing
+piece can pass them."""
+
+WAITING_PER_SLOT = 4
+"""Requests taken from the topic per decoding slot: those the gate can choose among."""
 
 
-@service.app.agent(compose_requests, concurrency=service.settings.melody_concurrency)
+@service.app.agent(
+    compose_requests, concurrency=service.settings.melody_concurrency * WAITING_PER_SLOT
+)
 async def compose_melody(stream):
     await service.process(stream, handle_compose_requested)
 
 
 async def handle_compose_requested(request: pb.ComposeRequested, received: Received) -> None:
+    if MelodyProgress.from_table(progress.get(request.meta.piece_id)).done:
+        return
+    async with decoding.slot(request.spec.priority):
+        await compose_piece(request, received)
+
+
+async def compose_piece(request: pb.ComposeRequested, received: Received) -> None:
     piece_id, spec = request.meta.piece_id, request.spec
     state = MelodyProgress.from_table(progress.get(piece_id))
     if state.done:

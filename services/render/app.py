@@ -21,7 +21,8 @@ as published from the table's events, discarding their audio; rendering is
 deterministic, so a republished segment carries the same audio as the first copy. Audio
 that cannot be rendered is logged and left out of the segment (the MIDI still goes);
 files that cannot be rendered are named in piece.json's ``render_errors``. Synthesis,
-mastering and engraving run in a worker thread, off the event loop.
+mastering and engraving run in a worker thread, off the event loop; segments wait for one of
+``render_concurrency`` slots, the most pressing piece's first (``PieceSpec.priority``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from cantus.render.piece import (
     render_segment_midi,
     streamed_piece_render,
 )
+from cantus.scheduling import PriorityGate
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import RenderState
@@ -108,6 +110,11 @@ def start_warm_up() -> None:
         service.log.info("final render warmed up in %.1f s", time.perf_counter() - started)
 
     final_render_pool.submit(warm_up)
+
+
+synthesis = PriorityGate(settings.render_concurrency)
+"""Segments synthesised, mastered and encoded at once; the others wait here, the most
+pressing first (``PieceSpec.priority``: a station's first piece before pieces for later)."""
 
 
 piece_locks: dict[str, asyncio.Lock] = {}
@@ -174,7 +181,8 @@ async def render_piece_event(message: Message, received: Received) -> None:
             midi=render_segment_midi(parts, first, count),
         )
         if settings.segment_audio:
-            await asyncio.to_thread(add_segment_audio, segment, piece_id, parts)
+            async with synthesis.slot(parts.spec.priority):
+                await asyncio.to_thread(add_segment_audio, segment, piece_id, parts)
         await service.publish(segment, received=received)
         service.log.info(
             "piece %s segment %d: bars %d-%d, audio %d bytes",

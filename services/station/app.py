@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -44,6 +45,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 from cantus.events.codec import InvalidEvent, decode_event, encode_event, new_meta, topic_kind
 from cantus.kafka_clients import unmanaged_consumer
 from cantus.requests import RequestError, validate_compose_request
+from cantus.scheduling import priority_name
 from cantus.security import kafka_client_options
 from cantus.settings import Settings, load_settings
 from cantus.stations.config import StationConfigError, check_station_name, parse_station_config
@@ -214,8 +216,13 @@ class StationWorker:
         piece_id = uuid.uuid4().hex
         entry, request = self.program.next_request(piece_id)  # trims the window
         self.forget_pieces_out_of_window()
+        if not self.service.settings.station_priorities:
+            request.priority = pb.PRIORITY_NORMAL
+        validate = functools.partial(
+            validate_compose_request, max_bars=self.service.settings.max_bars, urgent_allowed=True
+        )
         try:
-            validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
+            validated = validate(request)
         except RequestError as error:
             if error.field != "lyrics_theme":
                 self.program.reject(piece_id, str(error))
@@ -224,7 +231,7 @@ class StationWorker:
             # This server refuses the theme (e.g. too long for it): the piece goes without lyrics.
             log.warning("station %s: %s; composing without lyrics", self.name, error)
             request.lyrics_theme = ""
-            validated = validate_compose_request(request, max_bars=self.service.settings.max_bars)
+            validated = validate(request)
         self.requested_bars[piece_id] = validated.spec.bars
         self.program.accepted(piece_id, validated.spec)
         self.service.owners[piece_id] = self.name
@@ -238,7 +245,13 @@ class StationWorker:
             await self.publish_outcome(adjustment=self.program.adjustment)
             self.program.adjustment = None
         PIECES_REQUESTED.labels(self.name).inc()
-        log.info("station %s: requested %s (%s)", self.name, piece_id, entry.title)
+        log.info(
+            "station %s: requested %s (%s, %s)",
+            self.name,
+            piece_id,
+            entry.title,
+            priority_name(validated.spec.priority),
+        )
         self.dirty = True
 
     def forget_pieces_out_of_window(self) -> None:

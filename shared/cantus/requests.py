@@ -43,6 +43,7 @@ from cantus.music.notes import Key, Meter, MusicError, parse_mode
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES, default_palette
 from cantus.render.vocals import VOCAL_LANGUAGES
+from cantus.scheduling import priority_name
 from cantus.settings import MASTERING_PRESETS
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -88,10 +89,13 @@ class ValidatedRequest:
     given_bars: list[pb.BarNotes]
 
 
-def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> ValidatedRequest:
+def validate_compose_request(
+    request: api.ComposeRequest, *, max_bars: int, urgent_allowed: bool = False
+) -> ValidatedRequest:
     """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field.
     A melody file is read in an isolated process and sets the key, mode, meter and tempo
-    the request leaves unset (``cantus.given_melody``)."""
+    the request leaves unset (``cantus.given_melody``). ``urgent_allowed``: the caller is a
+    station, which may ask for ``PRIORITY_URGENT``; a gateway client may not."""
     try:
         given = read_given_melody(request, default_tempo_bpm=DEFAULT_TEMPO_BPM)
     except GivenMelodyError as error:
@@ -221,7 +225,19 @@ def validate_compose_request(request: api.ComposeRequest, *, max_bars: int) -> V
         spec.tempo_end_bpm = request.tempo_end_bpm
     spec.no_ritardando = request.no_ritardando
     spec.outputs.extend(_outputs(request.outputs))
+    spec.priority = _priority(request.priority, urgent_allowed=urgent_allowed)
     return ValidatedRequest(spec=spec, given_bars=given_bars)
+
+
+def _priority(asked: int, *, urgent_allowed: bool) -> pb.Priority.ValueType:
+    if asked not in pb.Priority.values():
+        known = ", ".join(priority_name(value) for value in pb.Priority.values())
+        raise RequestError("priority", f"unknown priority {asked} (known: {known})")
+    if asked == pb.PRIORITY_URGENT and not urgent_allowed:
+        raise RequestError(
+            "priority", "urgent is kept for stations with nothing to play; ask normal or background"
+        )
+    return pb.Priority.ValueType(asked)
 
 
 PIECE_OUTPUTS = ("leadsheet", "pictures", "wav", "wav24", "flac", "flac24", "ogg", "opus", "mp3")

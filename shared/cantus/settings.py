@@ -360,6 +360,13 @@ class Settings(BaseSettings):
     )
 
     # --- stations ------------------------------------------------------------------------
+    station_priorities: bool = Field(
+        True,
+        description="a station asks for its pieces by need (urgent: nothing in hand and less "
+        "than its prebuffer ahead; background: two pieces in hand), and the melody and render "
+        "services serve the most pressing first (cantus.scheduling); off: every "
+        "station piece is normal, served in arrival order (kept for comparisons)",
+    )
     # A station's snapshot is one Kafka record (1 MB at most), so it holds a window of its
     # program, not all of it. With the defaults it measures ~0.17 MB for 16-bar pieces and
     # ~0.31 MB at most for any length (1000 fingerprints of at most 256 one-byte steps, and

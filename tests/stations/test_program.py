@@ -105,7 +105,7 @@ def test_requests_carry_a_form_from_the_station_mix():
     requests = [request for _, request in fill(program)]
     assert {request.form for request in requests} <= {"AABB", "verse-chorus"}
     for request in requests:  # the gateway's validation plans the chosen form
-        spec = validate_compose_request(request, max_bars=256).spec
+        spec = validate_compose_request(request, max_bars=256, urgent_allowed=True).spec
         assert spec.form.name == request.form
     default = Program(new_status("s", CONFIG))
     assert {request.form for _, request in fill(default)} == {""}  # auto, by length
@@ -115,8 +115,27 @@ def test_requests_ask_for_the_stream_audio_only_unless_the_config_asks_for_more(
     plain = Program(new_status("s", CONFIG))
     _, request = plain.next_request(uuid.uuid4().hex)
     assert list(request.outputs) == ["opus"]  # what a restarted station reads back
-    spec = validate_compose_request(request, max_bars=64).spec
+    spec = validate_compose_request(request, max_bars=64, urgent_allowed=True).spec
     assert list(spec.outputs) == ["opus"]
     richer = Program(new_status("s", CONFIG + "outputs: [leadsheet, opus, mp3]\n"))
     _, request = richer.next_request(uuid.uuid4().hex)
     assert list(request.outputs) == ["opus", "leadsheet", "mp3"]
+
+
+def test_a_piece_is_asked_for_by_need_first_urgent_then_normal_then_background():
+    program = Program(new_status("s", CONFIG + "prebuffer_seconds: 10\n"))
+    made = fill(program)
+    assert [r.priority for _, r in made] == [
+        pb.PRIORITY_URGENT,  # nothing to hear until it comes
+        pb.PRIORITY_NORMAL,  # next to play
+        pb.PRIORITY_BACKGROUND,  # a piece further on
+    ]
+    for entry, _ in made:
+        program.entry(entry.piece_id).status = "streamed"
+    # Streamed, with a prebuffer's lead ahead of playback: the next is only next to play.
+    for second in range(3):
+        program.segment_published(4.0, now_ns=(1 + second) * 10**9)
+    program.tick(now_ns=3 * 10**9)
+    assert program.priority_of_next(now_ns=3 * 10**9) == pb.PRIORITY_NORMAL
+    # Running dry: less than the prebuffer ahead and nothing in hand.
+    assert program.priority_of_next(now_ns=8 * 10**9) == pb.PRIORITY_URGENT

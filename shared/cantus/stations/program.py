@@ -153,6 +153,24 @@ class Program:
             if e.status in ACTIVE or (e.status == "streamed" and e.stream_start_seconds > position)
         )
 
+    def priority_of_next(self, now_ns: int | None = None) -> pb.Priority.ValueType:
+        """How soon the piece asked for next is needed (``PieceSpec.priority``), from the
+        pieces in hand (asked for, not yet wholly streamed) and the stream's lead:
+
+        * urgent: none in hand and less than the prebuffer ahead of playback, so listeners
+          hear nothing (a new station) or soon will (one running dry) until it comes;
+        * normal: one in hand, or none with a prebuffer's lead: it is next to play;
+        * background: two or more in hand, a minute of audio or more before it plays.
+
+        In a busy stack the services take urgent pieces first (``cantus.scheduling``)."""
+        in_hand = sum(1 for e in self.status.program if e.status in ACTIVE)
+        if in_hand >= 2:
+            return pb.PRIORITY_BACKGROUND
+        if in_hand == 1:
+            return pb.PRIORITY_NORMAL
+        lead = self.status.stream_seconds - playback_seconds(self.status, now_ns)
+        return pb.PRIORITY_URGENT if lead < self.config.prebuffer_seconds else pb.PRIORITY_NORMAL
+
     @property
     def closed_loop(self) -> bool:
         """A session whose steps control decides one by one (``cantus.stations.control``)."""
@@ -247,6 +265,7 @@ class Program:
             seed=seed,
             loudness_preset=self.config.loudness_preset,
             outputs=list(dict.fromkeys([STREAM_OUTPUT, *self.config.outputs])),
+            priority=self.priority_of_next(),
         )
         if step is not None and self.session is not None:
             entry.energy_asked = step.energy
