@@ -47,7 +47,7 @@ from cantus.render.piece import (
     render_segment_midi,
     streamed_piece_render,
 )
-from cantus.scheduling import PriorityGate
+from cantus.scheduling import PriorityGate, priority_name
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import RenderState
@@ -122,7 +122,7 @@ piece_locks: dict[str, asyncio.Lock] = {}
 events of one piece are handled one at a time, in the order they arrived."""
 
 
-ACTORS_PER_PIECE = 16
+ACTORS_PER_PIECE = 64
 """Agent actors for each piece the service works on at once (``render_concurrency``). While
 a piece's segment or files render, its next events wait for its lock, each holding an
 actor; with one actor per piece, a piece whose bars came in faster than its segments
@@ -185,12 +185,16 @@ async def render_piece_event(message: Message, received: Received) -> None:
                 await asyncio.to_thread(add_segment_audio, segment, piece_id, parts)
         await service.publish(segment, received=received)
         service.log.info(
-            "piece %s segment %d: bars %d-%d, audio %d bytes",
+            "piece %s segment %d: bars %d-%d, audio %d bytes, %s; its last input reached "
+            "this service %.1f s after it was published, and the segment was out %.1f s later",
             piece_id,
             segment.meta.index,
             first,
             first + count - 1,
             len(segment.audio),
+            priority_name(parts.spec.priority),
+            (received.received_at_ns - message.meta.produced_at_unix_ns) / 1e9,
+            (time.time_ns() - received.received_at_ns) / 1e9,
         )
         state.log.append(log_entry(segment, "render_segment"))
         state.segments += 1

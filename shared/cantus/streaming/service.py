@@ -106,6 +106,7 @@ class StreamService:
         )
         self._topics: dict[str, faust.TopicT] = {}
         self._offsets: OffsetGuard[TP] = OffsetGuard(self._committed_offset)
+        self._channels: list[faust.ChannelT] = []
 
         @self.app.timer(interval=STALL_SECONDS)
         async def seek_stalled_partitions() -> None:
@@ -136,6 +137,8 @@ class StreamService:
     async def process(self, stream: faust.StreamT, handle: Handler) -> None:
         """Run ``handle`` on every event of ``stream``; poison events go to the dead-letter
         topic, failing ones are retried then dead-lettered; the loop itself never dies."""
+        if all(channel is not stream.channel for channel in self._channels):
+            self._channels.append(stream.channel)  # the actors of one agent share one
         async for event in stream.events():
             message = event.message
             self._offsets.begin(message.tp)
@@ -167,9 +170,19 @@ class StreamService:
         consumer = self.app.consumer
         if consumer is None or self.app.rebalancing:
             return
+        if self.backlog():
+            # Records fetched and queued for the agent's actors, all busy, are late, not
+            # lost: seeking back would read them again. At 10 stations the render service
+            # sought back 6 times a second and handled each record several times over.
+            return
         ours = set(self.settings.topics.all())
         tps = [tp for tp in consumer.assignment() if tp.topic in ours]
         for tp, offset in self._offsets.stalled(tps, consumer.highwater, idle_s=STALL_SECONDS):
+            position = await consumer.position(tp)
+            if position is not None and position <= offset:
+                # Not yet handed over by the consumer (a busy process fetches late): they
+                # will come. A dropped tail is one the consumer's position has passed.
+                continue
             self.log.warning(
                 "%s: records from offset %d wait but were not delivered; seeking back to read them",
                 tp,
@@ -177,6 +190,10 @@ class StreamService:
             )
             self._offsets.touch(tp)
             await consumer.seek(tp, offset)
+
+    def backlog(self) -> int:
+        """Records delivered to this service's agents and not yet taken by an actor."""
+        return sum(channel.queue.qsize() for channel in self._channels)
 
     async def _process_record(self, record: Record, handle: Handler) -> None:
         received = Received(record.topic, record.partition, record.offset, now_ns())
