@@ -22,6 +22,7 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
 from cantus.given_melody import GivenMelodyError, read_given_melody
@@ -229,7 +230,7 @@ def validate_compose_request(
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 
 
-def _priority(asked: int, *, urgent_allowed: bool) -> pb.Priority.ValueType:
+def _priority(asked: int, *, urgent_allowed: bool) -> pb.Priority:
     if asked not in pb.Priority.values():
         known = ", ".join(priority_name(value) for value in pb.Priority.values())
         raise RequestError("priority", f"unknown priority {asked} (known: {known})")
@@ -237,7 +238,7 @@ def _priority(asked: int, *, urgent_allowed: bool) -> pb.Priority.ValueType:
         raise RequestError(
             "priority", "urgent is kept for stations with nothing to play; ask normal or background"
         )
-    return pb.Priority.ValueType(asked)
+    return cast(pb.Priority, asked)  # checked against the enum's values above
 
 
 PIECE_OUTPUTS = ("leadsheet", "pictures", "wav", "wav24", "flac", "flac24", "ogg", "opus", "mp3")

@@ -153,7 +153,7 @@ class Program:
             if e.status in ACTIVE or (e.status == "streamed" and e.stream_start_seconds > position)
         )
 
-    def priority_of_next(self, now_ns: int | None = None) -> pb.Priority.ValueType:
+    def priority_of_next(self, now_ns: int | None = None) -> pb.Priority:
         """How soon the piece asked for next is needed (``PieceSpec.priority``), from the
         pieces in hand (asked for, not yet wholly streamed) and the stream's lead:
 

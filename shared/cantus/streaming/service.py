@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import faust
 from faust.types import TP
@@ -137,8 +138,9 @@ class StreamService:
     async def process(self, stream: faust.StreamT, handle: Handler) -> None:
         """Run ``handle`` on every event of ``stream``; poison events go to the dead-letter
         topic, failing ones are retried then dead-lettered; the loop itself never dies."""
-        if all(channel is not stream.channel for channel in self._channels):
-            self._channels.append(stream.channel)  # the actors of one agent share one
+        channel = cast(faust.ChannelT, stream.channel)
+        if all(known is not channel for known in self._channels):
+            self._channels.append(channel)  # the actors of one agent share one
         async for event in stream.events():
             message = event.message
             self._offsets.begin(message.tp)
