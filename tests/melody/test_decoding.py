@@ -215,6 +215,45 @@ def test_a_cadence_tone_holds_the_last_beat_alone(seed: int, meter: Meter) -> No
     assert all(note.end <= last_beat for note in notes[:-1])
 
 
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    ("meter", "cadence_beat"),
+    [(Meter(3, 4), 0), (Meter(4, 4), 0), (Meter(4, 4), 3), (Meter(6, 8), 1), (Meter(2, 4), 7)],
+)
+@pytest.mark.parametrize("continues", [True, False])
+def test_the_cadence_arrives_on_the_beat_asked(
+    seed: int, meter: Meter, cadence_beat: int, continues: bool
+) -> None:
+    # the cadence tone sounds on the asked beat (the last, for a beat past the bar), every
+    # note before it ends by then, and a closing cadence holds to the bar line
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    key = Key(7)
+    prompt = _prefix(key, meter)
+    sampling = SamplingParams(
+        cadence_steps=HALF_CADENCE_STEPS, cadence_beat=cadence_beat, phrase_continues=continues
+    )
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
+    grammar.feed_prompt(prompt)
+    _, melody = TOKENIZER.decode(prompt + _random_walk(grammar, seed))
+    beat = meter.beat_ticks
+    start = min(cadence_beat, meter.bar_ticks // beat - 1) * beat
+    notes = melody.bars[-1].notes
+    sounding = [n for n in notes if n.onset < start + beat and n.end > start]
+    assert sounding, "the cadence beat is silent"
+    # the first tone of the cadence beat is the cadence tone; it may stop half-way through
+    # the beat where it began before it, and then the bar is free where the tune goes on
+    assert (sounding[0].pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+    assert all(n.end <= start for n in notes if n.onset < start and n is not sounding[0])
+    if not continues:
+        assert all((n.pitch - key.tonic) % 12 in HALF_CADENCE_STEPS for n in sounding)
+
+
+def test_a_cadence_beat_outside_the_grid_is_refused() -> None:
+    with pytest.raises(ValueError, match="cadence_beat"):
+        SamplingParams(cadence_beat=-2)
+
+
 @pytest.mark.parametrize("seed", range(12))
 @pytest.mark.parametrize("meter", [Meter(4, 4), Meter(6, 8), Meter(3, 4), Meter(2, 4)])
 def test_a_phrase_the_tune_goes_on_after_may_breathe_after_its_cadence(
@@ -260,8 +299,13 @@ def test_upbeats_after_the_cadence_occur_and_the_end_is_scored_as_a_bar_line() -
     grammar.feed_prompt(_prefix())
     logits = torch.arange(len(VOCAB), dtype=torch.float32)[None]
     assert torch.equal(score_phrase_ends(logits, [grammar]), logits)  # not at the end yet
-    for token in (VOCAB.bar, VOCAB.pos(0), VOCAB.pitch(67), VOCAB.dur(16)):
+    for token in (VOCAB.bar, VOCAB.pos(0), VOCAB.pitch(67)):
         grammar.advance(token)
+    # the cadence tone sounds through three beats at most: the last is left to a breath or
+    # an upbeat into the next phrase
+    allowed = [t for start, stop in grammar.allowed_ranges() for t in range(start, stop)]
+    assert VOCAB.dur(12) in allowed and VOCAB.dur(16) not in allowed
+    grammar.advance(VOCAB.dur(12))
     assert grammar.ends_as_bar
     scored = score_phrase_ends(logits, [grammar])
     assert scored[0, VOCAB.eos] == logits[0, VOCAB.bar] and logits[0, VOCAB.eos] == VOCAB.eos

@@ -38,8 +38,9 @@ def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: 
     async def compose():  # type: ignore[no-untyped-def]
         with DecodeEngine(model, tokenizer, max_batch=4) as engine:
             decode = engine_phrase_decoder(engine, tokenizer, controls.meter, default_sampling())
-            return await collect(FormComposer(plan, controls, seed=11), [], decode)
+            return await collect(composer, [], decode)
 
+    composer = FormComposer(plan, controls, seed=11)
     bars = asyncio.run(compose())
     assert len(bars) == plan.total_bars
     assert all(sum(n.duration for n in b.notes) <= b.meter.bar_ticks for b in bars)
@@ -47,11 +48,12 @@ def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: 
         last_bar = bars[section.end_bar - 1]
         assert last_bar.notes, f"section {section.label} ends on an empty bar"
         steps = (0,) if section.cadence is Cadence.AUTHENTIC else HALF_CADENCE_STEPS
-        # the cadence tone sounds through the cadence beat: the bar's last but one where
-        # the tune goes on (the last is free: a breath, an upbeat), else its last
+        # the cadence tone sounds through the cadence beat the composer drew for the phrase
+        # (the rest of the bar is free where the tune goes on: a breath, an upbeat)
         beat = last_bar.meter.beat_ticks
-        goes_on = section.end_bar < plan.total_bars
-        start = last_bar.meter.bar_ticks - (2 if goes_on else 1) * beat
+        drawn = composer.cadence_beat(section.end_bar - 1)
+        assert drawn >= 0, "the corpus has this meter's phrase endings"
+        start = min(drawn, last_bar.meter.bar_ticks // beat - 1) * beat
         sounding = [n for n in last_bar.notes if n.onset < start + beat and n.end > start]
         assert sounding, f"section {section.label}: nothing sounds on its cadence beat"
         for note in sounding:

@@ -54,12 +54,17 @@ class SamplingParams:
       (not the end of the piece). The model learned ``EOS`` as the end of a tune and the bar
       line (``BAR``) as what follows a phrase mid-tune, so the request's closing ``EOS`` is
       scored as the model scores ``BAR`` there; and after the cadence tone, held through
-      the bar's last beat but one, the last beat may breathe or lead into the next phrase
-      (an upbeat), as real phrases do (``cantus.melody.decoding.MelodyGrammar``);
+      its cadence beat, the bar's last beat breathes or leads into the next phrase (an
+      upbeat), as real phrases do (``cantus.melody.decoding.MelodyGrammar``); at the end
+      of the piece the cadence tone holds to the bar line;
     * ``first_onset``: where the first generated bar's first note starts, in grid steps
       from its bar line (0: on the downbeat; -1: wherever the model puts it). A piece's
       opening is decided by its plan, not left to the model: 71 % of the corpus opens with
       a pickup bar, whose phrases end a bar later than the plan's (``FormComposer``);
+    * ``cadence_beat``: the beat of the last bar (0: the downbeat) on which the cadence tone
+      arrives, with ``cadence_steps``; -1: the bar's last beat but one. The form composer
+      draws it per phrase from where the corpus's phrases arrive
+      (``cantus.melody.phrase_endings``); a beat past the bar's last means its last;
     * ``pitch_range`` (MIDI, inclusive) and ``max_notes_per_bar``: not sent over the wire,
       the served model uses the defaults.
     """
@@ -73,6 +78,7 @@ class SamplingParams:
     cadence_steps: tuple[int, ...] = ()
     guidance: float = 1.0
     first_onset: int = -1
+    cadence_beat: int = -1
     phrase_continues: bool = False
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
@@ -99,6 +105,10 @@ class SamplingParams:
         if not -1 <= self.first_onset < MAX_BAR_STEPS:
             raise SamplingError(
                 "first_onset", f"{self.first_onset} is outside -1..{MAX_BAR_STEPS - 1}"
+            )
+        if not -1 <= self.cadence_beat < MAX_BAR_STEPS:
+            raise SamplingError(
+                "cadence_beat", f"{self.cadence_beat} is outside -1..{MAX_BAR_STEPS - 1}"
             )
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
@@ -131,6 +141,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "cadence_steps": WireTensor("CADENCE_STEPS", "INT32", is_list=True),
     "guidance": WireTensor("GUIDANCE", "FP32"),
     "first_onset": WireTensor("FIRST_ONSET", "INT32"),
+    "cadence_beat": WireTensor("CADENCE_BEAT", "INT32"),
     "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
