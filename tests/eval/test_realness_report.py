@@ -11,6 +11,7 @@ import torch
 
 from cantus.eval.realness_report import format_report, percentile_rank, realness_report
 from cantus.eval.realness_run import (
+    ENDING_CLEARANCE_BARS,
     KEY_CYCLE,
     BarLineJoins,
     bar_line_joins,
@@ -87,10 +88,19 @@ def test_jobs_cycle_every_key_and_borrow_the_rest_from_a_tune_of_the_mode() -> N
     )
     thresholds = EnergyThresholds.from_melodies([t.melody for t in tunes])
     jobs = realness_jobs(tunes, 48, 16, thresholds, seed=3)
-    assert [controls.key for controls, _ in jobs] == list(KEY_CYCLE) * 2
-    assert len({seed for _, seed in jobs}) == 48
+    assert [job.controls.key for job in jobs] == list(KEY_CYCLE) * 2
+    assert len({job.seed for job in jobs}) == 48
     # the one minor tune has 8 bars: minor pieces fall back to any tune that is long enough
-    assert Counter(c.style for c, _ in jobs) == {Style.FOLK: 48}
+    assert Counter(job.controls.style for job in jobs) == {Style.FOLK: 48}
+    # every borrowed tune ends at bar 16, so every piece ends inside the window
+    assert {job.bars for job in jobs} == {16}
+    longer = [
+        Tune(f"l{i}", "essen", Style.FOLK.value, stepwise_melody(rng, bars=24)) for i in range(3)
+    ]
+    mixed = realness_jobs(tunes[:3] + longer, 200, 16, thresholds, seed=4)
+    # a piece goes on past the window as often as its borrowed tune does
+    assert {job.bars for job in mixed} == {16, 16 + ENDING_CLEARANCE_BARS}
+    assert 0.35 < sum(job.bars == 16 for job in mixed) / 200 < 0.65
 
 
 def _tiny_split():  # type: ignore[no-untyped-def]

@@ -81,11 +81,13 @@ def sample_transformer(
     timeout_s: float = 3600.0,
     tonal_emphasis: float = SERVED_TONAL_EMPHASIS,
     guidance: float = 1.0,
+    bars: Sequence[int] | None = None,
 ) -> list[list[int] | None]:
     """Sample one piece per job (controls, seed, key constraint) through one batched
     ``DecodeEngine``; the whole token sequence of each, or None where the engine failed.
     ``tonal_emphasis`` applies with the key constraint on (default: the service's);
-    ``guidance``: classifier-free guidance on the key (1: none)."""
+    ``guidance``: classifier-free guidance on the key (1: none); ``bars``: each piece's
+    length (default ``n_bars``)."""
     results: list[list[int] | None] = [None] * len(jobs)
     remaining = [len(jobs)]
     finished = threading.Condition()
@@ -105,7 +107,7 @@ def sample_transformer(
 
             request = DecodeRequest(
                 prompt,
-                n_bars=n_bars,
+                n_bars=n_bars if bars is None else bars[index],
                 seed=seed,
                 # "key constraint on" is what the melody service asks for: scale tones, a
                 # tonic cadence in the last bar and tonal emphasis on the beats

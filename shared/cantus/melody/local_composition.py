@@ -75,12 +75,14 @@ def compose_pieces(
     jobs: Sequence[tuple[Controls, int]],
     *,
     n_bars: int,
+    bars: Sequence[int] | None = None,
     sampling: SamplingParams | None = None,
     form: str = AUTO,
     max_batch: int = 32,
     return_candidates: int | None = None,
 ) -> list[Melody | None]:
-    """One piece per job (controls, seed) composed along ``plan_form(form, …)`` in the
+    """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
+    job) composed along ``plan_form(form, …)`` in the
     controls' key and energy, all at once on one engine (as concurrent pieces share Triton's
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
@@ -97,8 +99,8 @@ def compose_pieces(
     async def compose_all() -> list[Melody | None]:
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
-            async def one(controls: Controls, seed: int) -> Melody | None:
-                plan = plan_form(form, bars=n_bars, key=controls.key, energy=controls.energy)
+            async def one(controls: Controls, seed: int, length: int) -> Melody | None:
+                plan = plan_form(form, bars=length, key=controls.key, energy=controls.energy)
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
                     choose = (
@@ -114,6 +116,8 @@ def compose_pieces(
                     return None
                 return Melody(controls.key, controls.tempo_bpm, tuple(bars))
 
-            return list(await asyncio.gather(*(one(c, s) for c, s in jobs)))
+            lengths = list(bars) if bars is not None else [n_bars] * len(jobs)
+            pieces = (one(c, s, n) for (c, s), n in zip(jobs, lengths, strict=True))
+            return list(await asyncio.gather(*pieces))
 
     return asyncio.run(compose_all())
