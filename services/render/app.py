@@ -10,10 +10,7 @@ out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their part
 
 The join lives in a Faust table keyed by piece id. Each handler stores what the event
 brings (the first copy per (piece, kind, index) wins, so redeliveries change nothing),
-then publishes whatever has become ready and is not yet recorded as published; where an
-actor is already rendering the piece, that one takes the stored event up after its pass and
-the event's actor is free (Faust commits a partition's offsets only up to its oldest event
-still in a handler, so a crash redelivers the renderer's event and every one after it). A crash
+then publishes whatever has become ready and is not yet recorded as published. A crash
 between publishing and recording publishes again; the gateway drops such duplicates.
 
 Segment audio comes from one synthesizer and streaming master per piece
@@ -120,22 +117,17 @@ synthesis = PriorityGate(settings.render_concurrency)
 pressing first (``PieceSpec.priority``: a station's first piece before pieces for later)."""
 
 
-rendering: set[str] = set()
-"""Pieces an actor is rendering now (one at a time per piece: its segments in order)."""
-waiting: dict[str, tuple[Message, Received]] = {}
-"""The latest event stored for a piece while its renderer was busy: the renderer takes the
-piece's state up again after its pass, so the event's own actor is free at once."""
+piece_locks: dict[str, asyncio.Lock] = {}
+"""One lock per piece in flight: pieces render side by side (agent concurrency), while the
+events of one piece are handled one at a time, in the order they arrived."""
 
 
 ACTORS_PER_PIECE = 64
-"""Agent actors for each piece the service works on at once (``render_concurrency``): one
-per piece being rendered, waiting for a synthesis slot or rendering (pieces in hand at 10
-stations: 20-40), and the rest free to store events. An event of a piece that is being
-rendered is stored and handed over (``waiting``) and its actor freed at once. When each
-event waited on its piece's lock instead, holding an actor, the waiting events of the
-pieces in hand (about 50 per 16-bar piece) filled every actor and then the agent's queue: a
-new station's first piece, asked as urgent, reached this service 16 s after it was
-published at 10 stations."""
+"""Agent actors for each piece the service works on at once (``render_concurrency``). While
+a piece's segment or files render, its next events wait for its lock, each holding an
+actor; with one actor per piece, a piece whose bars came in faster than its segments
+rendered took every actor, the other pieces' events found none free, and pieces were
+rendered one after another instead of side by side."""
 
 
 @service.app.agent(piece_inputs, concurrency=settings.render_concurrency * ACTORS_PER_PIECE)
@@ -144,51 +136,29 @@ async def render(stream):
 
 
 async def handle_piece_event(message: Message, received: Received) -> None:
-    """Store the event; render what it makes ready, unless an actor already renders the
-    piece (that one takes the event up after its pass)."""
     piece_id = message.meta.piece_id
-    if not store_event(message):
-        return
-    if piece_id in rendering:
-        waiting[piece_id] = (message, received)
-        return
-    rendering.add(piece_id)
+    # Taken before any suspension, so a piece's events queue on it in arrival order.
+    lock = piece_locks.setdefault(piece_id, asyncio.Lock())
     try:
-        while True:
-            await render_ready(message, received)
-            if piece_id not in waiting:
-                break
-            message, received = waiting.pop(piece_id)
+        async with lock:
+            await render_piece_event(message, received)
     finally:
-        rendering.discard(piece_id)
-        waiting.pop(piece_id, None)
+        if not lock.locked() and RenderState.from_table(pieces.get(piece_id)).completed:
+            piece_locks.pop(piece_id, None)
 
 
-def store_event(message: Message) -> bool:
-    """Record the event in the piece's state (the first copy per (kind, index) wins); False
-    when the piece is already complete. No suspension: events of a piece never interleave
-    here."""
+async def render_piece_event(message: Message, received: Received) -> None:
     piece_id = message.meta.piece_id
     state = RenderState.from_table(pieces.get(piece_id))
     if state.completed:
-        return False
+        return
     kind, index = kind_of(message), str(message.meta.index)
     stored = state.events.setdefault(kind, {})
     if index not in stored:
         stored[index] = base64.b64encode(message.SerializeToString()).decode()
         state.log.append(log_entry(message, kind))
     pieces[piece_id] = state.to_table()  # the changelog sees only assignments
-    return True
 
-
-async def render_ready(message: Message, received: Received) -> None:
-    """Publish the piece's segments that its stored events make ready, then its files once
-    every bar is in (``message``, ``received``: the latest event, for the log and the
-    latency metrics)."""
-    piece_id = message.meta.piece_id
-    state = RenderState.from_table(pieces.get(piece_id))
-    if state.completed:
-        return
     parts = PieceParts.from_state(state.events, humanise=settings.humanise)
     if parts is None:
         return  # no bar yet says how long the piece is
@@ -226,8 +196,6 @@ async def render_ready(message: Message, received: Received) -> None:
             (received.received_at_ns - message.meta.produced_at_unix_ns) / 1e9,
             (time.time_ns() - received.received_at_ns) / 1e9,
         )
-        # events stored while this segment rendered are in the table, not in ``state``
-        state = RenderState.from_table(pieces.get(piece_id))
         state.log.append(log_entry(segment, "render_segment"))
         state.segments += 1
         pieces[piece_id] = state.to_table()

@@ -107,27 +107,6 @@ def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):
     assert again == steady
 
 
-def test_events_that_arrive_while_the_piece_renders_are_taken_up_and_free_their_actor(render):
-    # every event at once, as actors receive them: one renders, the others store their
-    # event, hand it over and return at once; nothing is lost or published twice
-    events = piece_events(spec(12))
-    returned: list[int] = []
-
-    async def run():
-        async def one(offset, event):
-            await render.handle_piece_event(event, Received("t", 0, offset, 1))
-            returned.append(offset)
-
-        await asyncio.gather(*(one(offset, event) for offset, event in enumerate(events)))
-
-    asyncio.run(run())
-    assert [s.meta.index for s in segments(render.published)] == [0, 1, 2]
-    assert len([m for m in render.published if isinstance(m, pb.PieceCompleted)]) == 1
-    # the last event was handed over to the piece's renderer, which returned last
-    assert returned[-1] != len(events) - 1 and sorted(returned) == list(range(len(events)))
-    assert not render.rendering and not render.waiting
-
-
 def test_redelivered_events_publish_nothing_twice(render):
     events = piece_events(spec(4))
     feed(render, events)
