@@ -193,6 +193,31 @@ def test_a_piece_does_without_its_dropped_words_except_at_a_line_end(scorers, le
     assert list(writer.dropped) != list(other.dropped)  # each piece its own share
 
 
+def test_a_piece_penalises_its_share_of_the_stock_pairs(scorers, lexicons):
+    from cantus.lyrics.stock_pairs import load_stock_pairs
+
+    lexicon = lexicons["en"]
+    options = DecodeOptions(pair_dropout=0.5, pair_dropout_penalty=3.0)
+
+    def dropped(seed):
+        writer = LyricWriter(scorers["en"], lexicon, options=options, seed=seed)
+        return {
+            (first, lexicon.words[i]): round(float(p), 3)
+            for first, (ids, penalties) in writer.dropped_pairs.items()
+            for i, p in zip(ids, penalties, strict=True)
+        }
+
+    stock = [(a, b) for a, b in load_stock_pairs("en") if a in lexicon.index and b in lexicon.index]
+    first = dropped(3)
+    assert len(first) == round(0.5 * len(stock)) and set(first) <= set(stock)
+    assert first == dropped(3) and first != dropped(4)  # seeded: each piece its own share
+    # two function words are a sentence's glue and pay a fifth; a pair with a content word all
+    assert {first.get(("in", "the")), first.get(("of", "the"))} <= {None, 0.6}
+    assert {p for (a, b), p in first.items() if "time" in (a, b)} <= {3.0}
+    off = LyricWriter(scorers["en"], lexicon, options=DecodeOptions(pair_dropout=0))
+    assert off.dropped_pairs == {}
+
+
 def test_each_stanza_is_steered_to_other_words_of_the_theme(scorers, lexicons):
     lexicon = lexicons["en"]
     theme = lexicon.embeddings[lexicon.index["sea"]].astype(np.float32)
