@@ -427,8 +427,8 @@ class MelodyGrammar:
         last_beat = self._bar_steps - self._beat_steps
         if self._cadence_beat_start() < last_beat and self._pos < last_beat:
             # an earlier cadence leaves the last beat to a breath or an upbeat into the next
-            # phrase: held through the bar, 23-37 % of the phrases that arrived on the
-            # downbeat, against about 1 in 20 of the corpus's
+            # phrase: held through it, 37 % of 2/4 phrase-end bars were one tone (19 % with
+            # this, nearly all the piece's last bar), against 7 % of the corpus's
             longest = last_beat - self._pos
         # held: through at least half the cadence beat
         shortest_held = max(1, min(longest, room + (self._beat_steps + 1) // 2))
