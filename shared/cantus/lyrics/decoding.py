@@ -238,10 +238,12 @@ class LyricWriter:
         """The piece's dropped stock pairs (``DecodeOptions.pair_dropout``): for each first
         word, the lexicon ids of the second words and the penalty of each."""
         opts, lex = self.options, self.lexicon
+        if not opts.pair_dropout:
+            return {}  # served so: no file read, no draw for every piece
         stock = [
             (a, b) for a, b in load_stock_pairs(self.language) if a in lex.index and b in lex.index
         ]
-        if not opts.pair_dropout or not stock:
+        if not stock:
             return {}
         rng = np.random.default_rng([seed, 22])  # apart from the word dropout's draws
         chosen = rng.choice(len(stock), round(opts.pair_dropout * len(stock)), replace=False)

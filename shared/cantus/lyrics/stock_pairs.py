@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import functools
 import itertools
-import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from cantus.lyrics.english import WORD_PATTERN
+from cantus.lyrics.mandarin import is_hanzi
+
 STOCK_PAIRS = 300
 """Pairs kept per language, most frequent first."""
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
-_ENGLISH_WORD = re.compile(r"[a-z']+")
 
 
 def stock_pairs_path(language: str) -> Path:
@@ -34,23 +35,20 @@ def stock_pairs_path(language: str) -> Path:
     return CHECKPOINTS / f"lyric_stock_pairs_{language}.txt"
 
 
-def line_units(line: str, language: str) -> list[str]:
-    """A corpus line as the lexicon's units: lower-case words (English), characters
-    (Mandarin, punctuation and spaces left out)."""
-    if language == "en":
-        return _ENGLISH_WORD.findall(line.lower())
-    return [char for char in line if "\u4e00" <= char <= "\u9fff"]
-
-
 def count_stock_pairs(
     lines: Iterable[str], language: str, top: int = STOCK_PAIRS
 ) -> list[tuple[str, str]]:
-    """The ``top`` most frequent adjacent pairs of units within the lines (ties: first seen
+    """The ``top`` most frequent adjacent pairs of the LM's tokens within the lines (words,
+    Mandarin characters, as ``cantus.lyrics.model.tokenize`` splits them; ties: first seen
     first)."""
     counts: Counter[tuple[str, str]] = Counter()
     for line in lines:
-        units = line_units(line, language)
-        counts.update(itertools.pairwise(units))
+        tokens = (
+            WORD_PATTERN.findall(line.lower())
+            if language == "en"
+            else [c for c in line if is_hanzi(c)]
+        )
+        counts.update(itertools.pairwise(tokens))
     return [pair for pair, _ in counts.most_common(top)]
 
 

@@ -432,7 +432,7 @@ class MelodyGrammar:
             longest = last_beat - self._pos
         # held: through at least half the cadence beat
         shortest_held = max(1, min(longest, room + (self._beat_steps + 1) // 2))
-        if self.phrase_continues and -self._beat_steps < room <= 0:
+        if -self._beat_steps < room <= 0:
             # one that starts in the cadence beat sounds to its end, then the bar is free
             shortest_held = min(longest, room + self._beat_steps)
         elif room <= 0:  # a cadence tone that starts late holds to the bar line
