@@ -17,6 +17,7 @@ from cantus.melody.composition import (
 )
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, MelodyTokenizer, Vocabulary
 from cantus.music.form import Treatment, plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
@@ -239,3 +240,19 @@ def test_returns_of_a_pickup_opening_hold_the_cadence_note_then_play_the_upbeat(
     # the previous phrase's last note (62) sounds on through the rest, then the upbeat
     assert bars[4].notes == bars[12].notes == (Note(0, 62, 1440, 90), Note(1440, 67, 480, 90))
     assert return_to_opening(bars[0], None).notes == (Note(0, 67, 1920, 90),)
+
+
+def test_phrases_the_tune_goes_on_after_lead_on_with_upbeats_as_the_corpus_does() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    asked: list[PhraseRequest] = []
+    for seed in range(60):
+        model = FakeModel()
+        asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+        asked += model.requests
+        assert model.requests[-1].phrase_continues is False
+        assert model.requests[-1].upbeat == -1  # the piece's end holds its last tone
+    continuing = [r for r in asked if r.phrase_continues]
+    assert {r.upbeat for r in continuing} == {0, 1}
+    share = sum(r.upbeat for r in continuing) / len(continuing)
+    assert 0.7 < share < 1.0  # 4/4: 96 % after a downbeat cadence, 54 % after one on beat 3
+    assert all(r.sampling(SamplingParams()).upbeat == r.upbeat for r in asked)

@@ -13,7 +13,7 @@ from cantus.melody.decoding import (
     sample_token,
     sample_tokens,
 )
-from cantus.melody.sampling import SamplingParams
+from cantus.melody.sampling import SamplingError, SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX, MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
@@ -407,3 +407,48 @@ def test_tonal_emphasis_only_touches_steps_of_the_key_constrained_scale(mode: Mo
     scale = {Mode.MAJOR: {0, 2, 4, 5, 7, 9, 11}, Mode.MINOR: {0, 2, 3, 5, 7, 8, 10, 9, 11}}
     assert set(TONAL_EMPHASIS_WEIGHTS[mode]) <= scale[mode]
     assert all(-1.0 <= w <= 1.5 for w in TONAL_EMPHASIS_WEIGHTS[mode].values())
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    ("meter", "cadence_beat"),
+    [(Meter(4, 4), 0), (Meter(3, 4), 0), (Meter(6, 8), 1), (Meter(2, 4), 1), (Meter(4, 4), 3)],
+)
+def test_a_phrase_leads_on_after_its_held_cadence_tone_as_asked(
+    seed: int, meter: Meter, cadence_beat: int
+) -> None:
+    """``upbeat=1``: a note follows the cadence tone in its bar, also after a cadence on the
+    last beat (an eighth is left for it); ``upbeat=0``: none does (the tone holds or the bar
+    rests)."""
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    key = Key(7)
+
+    def last_bar(upbeat: int) -> Bar:
+        sampling = SamplingParams(
+            cadence_steps=HALF_CADENCE_STEPS,
+            cadence_beat=cadence_beat,
+            phrase_continues=True,
+            upbeat=upbeat,
+        )
+        grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
+        grammar.feed_prompt(_prefix(key, meter))
+        _, melody = TOKENIZER.decode(_prefix(key, meter) + _random_walk(grammar, seed))
+        return melody.bars[-1]
+
+    start = cadence_beat * meter.beat_ticks
+    for upbeat in (1, 0):
+        bar = last_bar(upbeat)
+        cadence = [n for n in bar.notes if n.onset <= start < n.end] or [
+            n for n in bar.notes if start <= n.onset < start + meter.beat_ticks
+        ]
+        assert cadence and (cadence[0].pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+        after = [n for n in bar.notes if n.onset > cadence[0].onset]
+        assert bool(after) == bool(upbeat), f"upbeat={upbeat}: {bar.notes}"
+
+
+def test_upbeat_is_checked_and_asked_only_where_the_tune_goes_on() -> None:
+    grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(upbeat=1))
+    assert grammar.upbeat == -1
+    with pytest.raises(SamplingError):
+        SamplingParams(upbeat=2)

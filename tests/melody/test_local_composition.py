@@ -56,7 +56,9 @@ def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: 
         start = min(drawn, last_bar.meter.bar_ticks // beat - 1) * beat
         sounding = [n for n in last_bar.notes if n.onset < start + beat and n.end > start]
         assert sounding, f"section {section.label}: nothing sounds on its cadence beat"
-        for note in sounding:
+        # the first of them is the cadence tone; an upbeat into the next phrase may follow it
+        # within a cadence on the last beat (a jig's quarter and eighth)
+        for note in sounding[:1]:
             step = (note.pitch - section.key.tonic) % 12
             assert step in steps, f"section {section.label} does not cadence on {steps}"
         if section.treatment is Treatment.REPEAT:

@@ -4,9 +4,13 @@ import random
 
 from cantus.melody.phrase_endings import (
     CADENCE_BEATS,
+    UPBEAT_SHARES,
     cadence_beat_of,
     draw_cadence_beat,
+    draw_upbeat,
+    leads_on,
     measure_cadence_beats,
+    measure_upbeats,
     phrase_end_bars,
 )
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Key, Melody, Meter, Note
@@ -53,3 +57,33 @@ def test_the_draw_follows_the_corpus_and_is_seeded() -> None:
     assert set(draws) <= {0, 1, 2}
     assert draw_cadence_beat(Meter(5, 4), random.Random(0)) == -1  # not in the table
     assert all(abs(sum(shares) - 1) < 0.01 for shares in CADENCE_BEATS.values())
+
+
+HELD = _bar((0, 3 * Q))  # the cadence tone through the bar
+
+
+def test_a_phrase_leads_on_where_a_note_follows_its_cadence_tone() -> None:
+    assert leads_on(DOWNBEAT_CADENCE, WALTZ)
+    assert not leads_on(HELD, WALTZ)
+    assert not leads_on(_bar((0, 2 * Q)), WALTZ)  # a breath is no upbeat
+    assert not leads_on(_bar((Q // 2, Q // 2)), WALTZ)  # no cadence tone on a beat
+
+
+def test_upbeat_shares_are_measured_per_cadence_beat_leaving_out_the_last_bar() -> None:
+    phrase = (MOVING, MOVING, MOVING)
+    tunes = [Melody(Key(0), 100.0, (*phrase, DOWNBEAT_CADENCE, *phrase, HELD))] * 3
+    tunes += [Melody(Key(0), 100.0, (*phrase, HELD, *phrase, HELD))]
+    # the tunes' last bars (held) are not phrase ends the tune goes on after
+    assert measure_upbeats(tunes, minimum=4) == {(3, 4): (0.75,)}
+    assert measure_upbeats(tunes, minimum=5) == {}
+
+
+def test_the_upbeat_draw_follows_the_corpus_per_cadence_beat() -> None:
+    for beat in (0, 2):
+        draws = [draw_upbeat(WALTZ, beat, random.Random(seed)) for seed in range(2000)]
+        assert abs(sum(draws) / len(draws) - UPBEAT_SHARES[(3, 4)][beat]) < 0.04
+    # the grammar's default cadence beat is the last but one
+    default = [draw_upbeat(WALTZ, -1, random.Random(seed)) for seed in range(2000)]
+    assert abs(sum(default) / len(default) - UPBEAT_SHARES[(3, 4)][1]) < 0.04
+    assert draw_upbeat(Meter(5, 4), 0, random.Random(0)) is None  # not in the table
+    assert draw_upbeat(Meter(6, 4), 3, random.Random(0)) is None  # too few such phrases

@@ -27,7 +27,9 @@ the corpus's bar lines).
 A phrase's cadence arrives on a beat drawn from where the corpus's phrases of its meter
 arrive (``cantus.melody.phrase_endings``: mostly the downbeat in 3/4 and 4/4, the second beat
 in four jig phrases of ten), not always on the last beat but one: one cadence rhythm for
-every phrase was what most told the composed pieces from real ones.
+every phrase was what most told the composed pieces from real ones. A phrase the tune goes
+on after leads into the next with an upbeat as often as the corpus's phrases do after a
+cadence on that beat (``PhraseRequest.upbeat``).
 
 The piece opens on the downbeat (``PhraseRequest.first_onset``, held by the model's grammar).
 The plan's phrases end on bars 4, 8, 12…, and so do those of the corpus's tunes that open on
@@ -51,7 +53,7 @@ from dataclasses import dataclass
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
-from cantus.melody.phrase_endings import draw_cadence_beat
+from cantus.melody.phrase_endings import draw_cadence_beat, draw_upbeat
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import Cadence, FormPlan, Section, Treatment
@@ -86,7 +88,9 @@ class PhraseRequest:
     first bar's first note starts, in grid steps (``SamplingParams.first_onset``; -1: the
     model's choice). ``cadence_beat``: the beat of the last bar the cadence arrives on
     (``SamplingParams.cadence_beat``; -1: the grammar's default). ``phrase_continues``: the
-    tune goes on after the last bar (``SamplingParams.phrase_continues``)."""
+    tune goes on after the last bar (``SamplingParams.phrase_continues``); ``upbeat``: whether
+    a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
+    model's choice)."""
 
     first_bar: int
     n_bars: int
@@ -98,16 +102,18 @@ class PhraseRequest:
     first_onset: int = -1
     cadence_beat: int = -1
     phrase_continues: bool = False
+    upbeat: int = -1
 
     def sampling(self, base: SamplingParams) -> SamplingParams:
-        """``base`` (the service's settings) with this phrase's cadence, opening and
-        whether the tune goes on after it."""
+        """``base`` (the service's settings) with this phrase's cadence, opening, whether
+        the tune goes on after it and whether it leads on with an upbeat."""
         return dataclasses.replace(
             base,
             cadence_steps=self.cadence_steps,
             first_onset=self.first_onset,
             cadence_beat=self.cadence_beat,
             phrase_continues=self.phrase_continues,
+            upbeat=self.upbeat,
         )
 
     def prompt(self, tokenizer: MelodyTokenizer) -> list[int]:
@@ -165,13 +171,8 @@ class FormComposer:
             end = request.first_bar + request.n_bars - 1
             leads_into = self.known_after(end, bars) if self.choose is not None else ()
             if self.choose is not None and leads_into:
-                chosen = (await self.choose(request, leads_into))[: request.n_bars]
-                if len(chosen) < request.n_bars:
-                    raise RuntimeError(
-                        f"the model stopped after {len(chosen)} of {request.n_bars} bars "
-                        f"of the phrase at bar {request.first_bar}"
-                    )
-                for bar in chosen:  # a phrase that leads into a return: the tune goes on
+                chosen = await self.choose(request, leads_into)
+                for bar in whole_phrase(request, chosen):  # all at once, when it is chosen
                     bars.append(bar)
                     yield len(bars) - 1, bar
                 continue
@@ -251,10 +252,21 @@ class FormComposer:
         rng = random.Random(self.seed * 1_000_003 + 500_009 * (end + 1))
         return draw_cadence_beat(self.controls.meter, rng)
 
+    def upbeat(self, end: int, cadence_beat: int) -> int:
+        """Whether the phrase ending at bar ``end`` leads into the next with an upbeat
+        (``SamplingParams.upbeat``: 1 or 0), as often as the corpus's phrases do after a
+        cadence on ``cadence_beat``; -1 (the model's choice) where the corpus has too few
+        such phrases. Seeded by the seed and ``end`` alone, as ``cadence_beat``."""
+        rng = random.Random(self.seed * 1_000_003 + 700_001 * (end + 1) + 1)
+        drawn = draw_upbeat(self.controls.meter, cadence_beat, rng)
+        return -1 if drawn is None else int(drawn)
+
     def phrase_request(self, section: Section, index: int, bars: Sequence[Bar]) -> PhraseRequest:
         """The request that decodes from ``index`` to the end of its phrase."""
         end, cadence = next((e, c) for e, c in section.phrase_ends() if e >= index)
         controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
+        cadence_beat = self.cadence_beat(end)
+        continues = end < self.plan.total_bars - 1
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,
@@ -264,8 +276,9 @@ class FormComposer:
             seed=self.seed + index,
             after=self.known_after(end, bars) if self.look_ahead else (),
             first_onset=0 if index == 0 else -1,
-            cadence_beat=self.cadence_beat(end),
-            phrase_continues=end < self.plan.total_bars - 1,
+            cadence_beat=cadence_beat,
+            phrase_continues=continues,
+            upbeat=self.upbeat(end, cadence_beat) if continues else -1,
         )
 
     def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:
@@ -281,6 +294,21 @@ class FormComposer:
             chosen.update(range(start, min(stop, index)))
         chosen.update(range(max(0, index - RECENT_BARS), index))
         return [bars[i] for i in sorted(chosen)]
+
+
+def whole_phrase(request: PhraseRequest, decoded: Sequence[Bar]) -> list[Bar]:
+    """The ``request``'s bars from a phrase decoded at once (a chosen or drawn candidate),
+    its last note held to the bar line where the piece ends; ``RuntimeError`` if the model
+    stopped short."""
+    phrase = list(decoded[: request.n_bars])
+    if len(phrase) < request.n_bars:
+        raise RuntimeError(
+            f"the model stopped after {len(phrase)} of {request.n_bars} bars "
+            f"of the phrase at bar {request.first_bar}"
+        )
+    if not request.phrase_continues:
+        phrase[-1] = hold_last_note(phrase[-1])
+    return phrase
 
 
 # --- ornaments -------------------------------------------------------------------------------

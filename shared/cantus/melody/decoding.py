@@ -9,7 +9,8 @@ the last bar's cadence beat (``cadence_beat``; by default its last but one, in a
 beats or more) sounds one of
 those scale steps (semitones above the tonic) alone, and the cadence tone is held to the
 bar line, or, where the tune goes on after the request (``phrase_continues``), the last beat
-is free for a breath or an upbeat into the next phrase:
+is free for a breath or an upbeat into the next phrase (``upbeat``: one must follow, none
+may, or the model's choice):
 ``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a section,
 ``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside one. ``tonal_emphasis``
 is a soft constraint, off in the served configuration since the form issue (#14): a
@@ -73,6 +74,10 @@ minor one) a small penalty. The leading tone gets nothing: the folk minor the mo
 hardly uses it (0.8 % of the notes of minor test tunes; music21's Aarden-Essen profile weighs
 it low in minor), and favouring it lowered the key agreement. Chosen on seed sets 0-3 of the
 evaluation's A minor pieces and checked on sets 4-6 (docs/results/melody_eval.md)."""
+
+
+UPBEAT_STEPS = 2
+"""Grid steps (an eighth) a cadence on the last beat leaves for an ``upbeat``."""
 
 
 class UniformDraws:
@@ -214,6 +219,7 @@ class MelodyGrammar:
         self.first_onset = sampling.first_onset
         self.cadence_beat = sampling.cadence_beat
         self.phrase_continues = sampling.phrase_continues
+        self.upbeat = sampling.upbeat if sampling.phrase_continues else -1
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
@@ -246,6 +252,7 @@ class MelodyGrammar:
         # phrase_continues: the cadence tone has sounded through the cadence beat, so the
         # rest of the bar is free (a breath, an upbeat into the next phrase)
         self._cadence_held = False
+        self._led_on = False  # a note followed the held cadence tone (``upbeat``)
         self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
         # allowed_ranges() of the current state: the engine asks twice per token (to mask
         # the logits, then to check the sampled token), for 32 sequences a step
@@ -297,7 +304,7 @@ class MelodyGrammar:
             self._in_bar = False
         elif token == self._bar:
             self._in_bar, self._previous_end, self._notes_in_bar = True, 0, 0
-            self._ends_on_cadence = self._cadence_held = False
+            self._ends_on_cadence = self._cadence_held = self._led_on = False
             if self.generating:
                 self.bars_generated += 1
         elif self._expect == "next":
@@ -309,6 +316,7 @@ class MelodyGrammar:
         else:
             self._previous_end = self._pos + token - self._dur1 + 1
             self._notes_in_bar += 1
+            self._led_on = self._led_on or self._cadence_held
             self._ends_on_cadence = self._is_cadence_tone(self._pitch)
             if (
                 self.phrase_continues
@@ -371,14 +379,33 @@ class MelodyGrammar:
         if cadence and unfinished and len(ranges) > 1:
             ranges = [r for r in ranges if r[0] != self._eos]
         if cadence:
-            # the cadence beat is not left silent: a note starts by its end at the latest
+            # the cadence beat is not left silent: a note starts by its end at the latest,
+            # and on it where an upbeat must follow in the bar
             latest = self._pos0 + self._cadence_beat_start() + self._beat_steps
+            if self.upbeat == 1:
+                latest = self._pos0 + self._cadence_beat_start() + 1
             onsets = range(self._pos0, self._pos0 + MAX_BAR_STEPS)
             clipped = [(a, min(b, latest)) if a in onsets else (a, b) for a, b in ranges]
             ranges = [(a, b) for a, b in clipped if a < b]
         if cadence and self._previous_end > self._cadence_beat_start():
             ranges = [r for r in ranges if r[0] in (self._bar, self._eos)]  # the bar is closed
+        if self._upbeat_owed():
+            notes = [r for r in ranges if r[0] not in (self._bar, self._eos)]
+            ranges = notes or ranges
+        elif self.upbeat == 0 and self._cadence_held:
+            ranges = [r for r in ranges if r[0] in (self._bar, self._eos)]  # no upbeat
         return ranges
+
+    def _upbeat_owed(self) -> bool:
+        """An ``upbeat`` phrase whose cadence tone is held and not yet followed by a note,
+        in a bar with room left: the bar may not close yet."""
+        return (
+            self.upbeat == 1
+            and self._cadence_held
+            and not self._led_on
+            and self._previous_end < self._bar_steps
+            and self._in_cadence_bar()
+        )
 
     @property
     def ends_as_bar(self) -> bool:
@@ -425,11 +452,15 @@ class MelodyGrammar:
             to_the_end = (self._dur1 + longest - 1, self._dur1 + longest)
             return [to_the_end] if room <= 0 else [(self._dur1, self._dur1 + room), to_the_end]
         last_beat = self._bar_steps - self._beat_steps
-        if self._cadence_beat_start() < last_beat and self._pos < last_beat:
+        if self._cadence_beat_start() < last_beat and self._pos < last_beat and self.upbeat != 0:
             # an earlier cadence leaves the last beat to a breath or an upbeat into the next
             # phrase: held through it, 37 % of 2/4 phrase-end bars were one tone (19 % with
             # this, nearly all the piece's last bar), against 7 % of the corpus's
             longest = last_beat - self._pos
+        elif self.upbeat == 1 and longest > UPBEAT_STEPS:
+            # a cadence on the last beat still leaves an eighth for the upbeat (a jig's
+            # quarter and eighth)
+            longest -= UPBEAT_STEPS
         # held: through at least half the cadence beat
         shortest_held = max(1, min(longest, room + (self._beat_steps + 1) // 2))
         if -self._beat_steps < room <= 0:

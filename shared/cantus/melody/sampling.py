@@ -65,6 +65,10 @@ class SamplingParams:
       arrives, with ``cadence_steps``; -1: the bar's last beat but one. The form composer
       draws it per phrase from where the corpus's phrases arrive
       (``cantus.melody.phrase_endings``); a beat past the bar's last means its last;
+    * ``upbeat``: with ``phrase_continues``, whether a note follows the held cadence tone in
+      its bar (an upbeat into the next phrase): 1 wherever the bar leaves room, 0 never (the
+      tone holds or the bar rests), -1 as the model likes. The form composer draws it per
+      phrase as often as the corpus's phrases lead on after a cadence on that beat;
     * ``pitch_range`` (MIDI, inclusive) and ``max_notes_per_bar``: not sent over the wire,
       the served model uses the defaults.
     """
@@ -80,6 +84,7 @@ class SamplingParams:
     first_onset: int = -1
     cadence_beat: int = -1
     phrase_continues: bool = False
+    upbeat: int = -1
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -110,6 +115,8 @@ class SamplingParams:
             raise SamplingError(
                 "cadence_beat", f"{self.cadence_beat} is outside -1..{MAX_BAR_STEPS - 1}"
             )
+        if self.upbeat not in (-1, 0, 1):
+            raise SamplingError("upbeat", f"{self.upbeat} is not -1, 0 or 1")
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
             raise SamplingError("pitch_range", f"{self.pitch_range} is not a MIDI range")
@@ -143,6 +150,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "first_onset": WireTensor("FIRST_ONSET", "INT32"),
     "cadence_beat": WireTensor("CADENCE_BEAT", "INT32"),
     "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
+    "upbeat": WireTensor("UPBEAT", "INT32"),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
 leaves a tensor out gets the field's default."""
