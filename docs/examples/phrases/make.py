@@ -1,6 +1,8 @@
 """The phrase examples of docs/examples/README.md: two 16-bar AABA melodies composed in
-process with the service's sampling, their piano rolls, and every bar printed as
-(onset, pitch, length) in sixteenths. Run: .venv/bin/python docs/examples/phrases/make.py"""
+process with the service's sampling, and one 20-bar jig composed twice, its phrase ends
+leading on as the corpus's do and as the model likes (``FormComposer.lead_on``); their
+piano rolls, and every bar printed as (onset, pitch, length) in sixteenths.
+Run: .venv/bin/python docs/examples/phrases/make.py"""
 
 from pathlib import Path
 
@@ -32,6 +34,19 @@ for (name, (controls, seed)), melody in zip(EXAMPLES.items(), melodies, strict=T
     title = f"{controls.key.name}, {controls.meter}, seed {seed}: AABA, 16 bars"
     track = Track("melody", 73, 0, melody.notes_absolute())
     picture = pianoroll_png([track], meter=controls.meter, title=title)
+    (OUT / f"{name}_pianoroll.png").write_bytes(picture)
+    for i, bar in enumerate(melody.bars):
+        print(name, i + 1, [(n.onset // 120, n.pitch, n.duration // 120) for n in bar.notes])
+
+# The jig: the first piece of `cantus eval realness` (C major, 6/8, celtic, high energy).
+JIG = Controls(Key(0), Meter(6, 8), 110.0, Style.CELTIC, Energy.HIGH)
+for lead_on, name in ((True, "jig_c_major_6-8_upbeats"), (False, "jig_c_major_6-8_model_s15")):
+    (melody,) = compose_pieces(model, tokenizer, [(JIG, 0)], n_bars=20, lead_on=lead_on)
+    assert melody is not None, name
+    how = "upbeats drawn from the corpus" if lead_on else "upbeats left to the model"
+    title = f"C major, 6/8, seed 0: 20 bars, {how}"
+    track = Track("melody", 73, 0, melody.notes_absolute())
+    picture = pianoroll_png([track], meter=JIG.meter, title=title)
     (OUT / f"{name}_pianoroll.png").write_bytes(picture)
     for i, bar in enumerate(melody.bars):
         print(name, i + 1, [(n.onset // 120, n.pitch, n.duration // 120) for n in bar.notes])

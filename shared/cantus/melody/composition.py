@@ -137,7 +137,10 @@ class FormComposer:
     ``look_ahead``: a phrase that leads into a return reads its first bars
     (``known_after``; ``settings.melody_fill_in_middle``). ``choose``: such a phrase is
     chosen among candidates by how it leads into them (``settings.melody_return_candidates``);
-    its bars then come all at once, when the candidates are decoded and scored."""
+    its bars then come all at once, when the candidates are decoded and scored.
+    ``lead_on``: each continuing phrase draws whether it leads on with an upbeat from the
+    corpus (``upbeat``); False leaves it to the model, as before session 16 (for
+    comparisons, docs/examples/phrases)."""
 
     def __init__(
         self,
@@ -147,12 +150,14 @@ class FormComposer:
         *,
         look_ahead: bool = False,
         choose: ChoosePhrase | None = None,
+        lead_on: bool = True,
     ) -> None:
         self.plan = plan
         self.controls = controls
         self.seed = seed
         self.look_ahead = look_ahead
         self.choose = choose
+        self.lead_on = lead_on
 
     async def compose(
         self, bars: list[Bar], decode: DecodePhrase
@@ -278,7 +283,7 @@ class FormComposer:
             first_onset=0 if index == 0 else -1,
             cadence_beat=cadence_beat,
             phrase_continues=continues,
-            upbeat=self.upbeat(end, cadence_beat) if continues else -1,
+            upbeat=self.upbeat(end, cadence_beat) if continues and self.lead_on else -1,
         )
 
     def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:

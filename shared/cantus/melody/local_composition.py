@@ -80,6 +80,7 @@ def compose_pieces(
     form: str = AUTO,
     max_batch: int = 32,
     return_candidates: int | None = None,
+    lead_on: bool = True,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -87,7 +88,8 @@ def compose_pieces(
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
     ``settings.melody_return_candidates``) by the model's own scoring, as the service
-    chooses with ``melody_score``; None where a piece failed."""
+    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; None where a piece
+    failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
@@ -109,7 +111,7 @@ def compose_pieces(
                         else None
                     )
                     composer = FormComposer(
-                        plan, controls, seed, look_ahead=look_ahead, choose=choose
+                        plan, controls, seed, look_ahead=look_ahead, choose=choose, lead_on=lead_on
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):
