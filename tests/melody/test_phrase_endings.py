@@ -87,3 +87,16 @@ def test_the_upbeat_draw_follows_the_corpus_per_cadence_beat() -> None:
     assert abs(sum(default) / len(default) - UPBEAT_SHARES[(3, 4)][1]) < 0.04
     assert draw_upbeat(Meter(5, 4), 0, random.Random(0)) is None  # not in the table
     assert draw_upbeat(Meter(6, 4), 3, random.Random(0)) is None  # too few such phrases
+
+
+def test_a_beat_with_too_few_phrases_is_left_to_the_model(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    phrase = (MOVING, MOVING, MOVING)
+    late = _bar((0, Q // 2), (Q // 2, Q // 2), (Q, Q // 2), (3 * Q // 2, Q // 2), (2 * Q, Q))
+    tunes = [Melody(Key(0), 100.0, (*phrase, DOWNBEAT_CADENCE, *phrase, HELD))] * 2
+    tunes += [Melody(Key(0), 100.0, (*phrase, late, *phrase, HELD))] * 2
+    tunes += [Melody(Key(0), 100.0, (*phrase, _bar((0, Q), (Q, 2 * Q)), *phrase, HELD))]
+    # beats 0 and 2 have two phrases each, beat 1 one: below the minimum of 2
+    assert measure_upbeats(tunes, minimum=2) == {(3, 4): (1.0, -1.0, 0.0)}
+    monkeypatch.setitem(UPBEAT_SHARES, (3, 4), (1.0, -1.0, 0.0))
+    assert draw_upbeat(WALTZ, 1, random.Random(0)) is None
+    assert draw_upbeat(WALTZ, 2, random.Random(0)) is False

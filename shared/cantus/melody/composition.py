@@ -176,8 +176,13 @@ class FormComposer:
             end = request.first_bar + request.n_bars - 1
             leads_into = self.known_after(end, bars) if self.choose is not None else ()
             if self.choose is not None and leads_into:
-                chosen = await self.choose(request, leads_into)
-                for bar in whole_phrase(request, chosen):  # all at once, when it is chosen
+                chosen = (await self.choose(request, leads_into))[: request.n_bars]
+                if len(chosen) < request.n_bars:
+                    raise RuntimeError(
+                        f"the model stopped after {len(chosen)} of {request.n_bars} bars "
+                        f"of the phrase at bar {request.first_bar}"
+                    )
+                for bar in chosen:  # a phrase that leads into a return: the tune goes on
                     bars.append(bar)
                     yield len(bars) - 1, bar
                 continue
@@ -299,21 +304,6 @@ class FormComposer:
             chosen.update(range(start, min(stop, index)))
         chosen.update(range(max(0, index - RECENT_BARS), index))
         return [bars[i] for i in sorted(chosen)]
-
-
-def whole_phrase(request: PhraseRequest, decoded: Sequence[Bar]) -> list[Bar]:
-    """The ``request``'s bars from a phrase decoded at once (a chosen or drawn candidate),
-    its last note held to the bar line where the piece ends; ``RuntimeError`` if the model
-    stopped short."""
-    phrase = list(decoded[: request.n_bars])
-    if len(phrase) < request.n_bars:
-        raise RuntimeError(
-            f"the model stopped after {len(phrase)} of {request.n_bars} bars "
-            f"of the phrase at bar {request.first_bar}"
-        )
-    if not request.phrase_continues:
-        phrase[-1] = hold_last_note(phrase[-1])
-    return phrase
 
 
 # --- ornaments -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ that always put the cadence on the bar's last beat but one gave every phrase the
 rhythm, and the realness classifier read the pieces by their note lengths (issue #14).
 
 After its cadence tone a real phrase that the tune goes on after mostly leads into the next
-with an upbeat: notes after the cadence tone in 83-99 % of the phrase-end bars whose cadence
+with an upbeat: notes after the cadence tone in 83-100 % of the phrase-end bars whose cadence
 arrives on the downbeat, fewer the later it arrives (``UPBEAT_SHARES``). Left to choose,
 the model led on too seldom in some meters (jigs: 65 % of phrase-end bars against the
 held-out tunes' 96 %; 2/2: 76 % against 98 %) and too often in others (2/4: 84 % against
@@ -63,8 +63,9 @@ UPBEAT_SHARES: dict[tuple[int, int], tuple[float, ...]] = {
     (9, 8): (1.0, 1.0, 0.692),
 }
 """Share of the corpus's phrase-end bars, the tune's last bar aside, with a note after the
-cadence tone, by meter and by the beat the cadence arrives on (``CADENCE_BEATS``' order; a
-beat the corpus has fewer than 30 such bars of is left out: no upbeat asked)."""
+cadence tone, by meter and by the beat the cadence arrives on (``CADENCE_BEATS``' order); -1
+for a beat the corpus has fewer than 30 such bars of, and none after the last it has
+enough of: there the model chooses (``draw_upbeat``)."""
 
 
 def cadence_note_of(bar: Bar, meter: Meter) -> Note | None:
@@ -132,7 +133,7 @@ def measure_upbeats(
 ) -> dict[tuple[int, int], tuple[float, ...]]:
     """``UPBEAT_SHARES`` measured on ``melodies``: per meter and cadence beat with at least
     ``minimum`` phrase-end bars before the tune's last, the share that leads on (rounded to
-    3 places; the beats after the last such one left out)."""
+    3 places; -1 for a beat with fewer, the beats after the last measured one left out)."""
     total: dict[tuple[int, int], Counter[int]] = {}
     upbeats: dict[tuple[int, int], Counter[int]] = {}
     for melody in melodies:
@@ -150,7 +151,7 @@ def measure_upbeats(
         measured = [b for b in sorted(counter) if counter[b] >= minimum]
         if measured:
             table[key] = tuple(
-                round(upbeats[key][b] / counter[b], 3) if counter[b] >= minimum else 0.0
+                round(upbeats[key][b] / counter[b], 3) if counter[b] >= minimum else -1.0
                 for b in range(max(measured) + 1)
             )
     return table
@@ -163,7 +164,7 @@ def draw_upbeat(meter: Meter, cadence_beat: int, rng: random.Random) -> bool | N
     shares = UPBEAT_SHARES.get((meter.numerator, meter.denominator), ())
     beats = meter.bar_ticks // meter.beat_ticks
     beat = beats - 2 if cadence_beat < 0 else cadence_beat
-    if not 0 <= beat < len(shares):
+    if not 0 <= beat < len(shares) or shares[beat] < 0:
         return None
     return rng.random() < shares[beat]
 
