@@ -9,7 +9,13 @@ from pathlib import Path
 
 import torch
 
-from cantus.eval.realness_report import format_report, percentile_rank, realness_report
+from cantus.eval.realness_report import (
+    PhraseEnds,
+    format_report,
+    percentile_rank,
+    phrase_ends_leading_on,
+    realness_report,
+)
 from cantus.eval.realness_run import (
     ENDING_CLEARANCE_BARS,
     KEY_CYCLE,
@@ -64,10 +70,38 @@ def test_report_tells_hammered_melodies_from_stepwise_ones() -> None:
     assert [row.measure for row in report.structure] == ["returning", "exact", "si", "phrase_ends"]
     assert all(0.0 <= row.median_rank <= 1.0 for row in report.structure)
 
+    assert report.phrase_ends and all(e.generated and e.real for e in report.phrase_ends)
+
     text = "\n".join(format_report(report))
-    for heading in ("## Realness", "## Features", "## Key agreement", "## Structure"):
+    for heading in (
+        "## Realness",
+        "## Features",
+        "## Key agreement",
+        "## Structure",
+        "## Phrase ends that lead on",
+    ):
         assert heading in text
     assert "repeated-note intervals" in text and "pitch_class[0]" in text
+
+
+def test_phrase_ends_lead_on_where_a_note_follows_the_cadence_tone() -> None:
+    meter = Meter(3, 4)
+    q = 480
+
+    def bar(*notes: tuple[int, int]) -> Bar:
+        return Bar(meter, tuple(Note(onset, 60, length) for onset, length in notes))
+
+    moving = bar((0, q), (q, q), (2 * q, q))
+    leading = bar((0, 2 * q), (2 * q, q))  # a half note, then an upbeat
+    held = bar((0, 3 * q))
+    pickup = bar((2 * q, q))
+    generated = [Melody(Key(0), 100.0, (moving,) * 3 + (held,) + (moving,) * 3 + (held,))]
+    # a pickup, then phrase ends at bars 4 (leads on), 8 (held) and 12 (the last: left out)
+    tune = (pickup,) + (moving,) * 3 + (leading,) + (moving,) * 3 + (held,) + (moving,) * 3
+    real = [Melody(Key(0), 100.0, (*tune, held))]
+    assert phrase_ends_leading_on(generated, real, n_bars=16) == [PhraseEnds("3/4", 0, 1, 1, 2)]
+    # the window leaves out the real tune's second phrase end
+    assert phrase_ends_leading_on(generated, real, n_bars=8) == [PhraseEnds("3/4", 0, 1, 1, 1)]
 
 
 def test_percentile_rank_counts_ties_half() -> None:

@@ -11,7 +11,10 @@ each (shorter melodies are left out):
   control on two halves of the real tunes;
 * key agreement per key: music21 hears the key each generated melody was asked for;
 * repetition structure (``structure``): the share of bars returning to earlier material and
-  the structureness indicator SI, generated against the real band.
+  the structureness indicator SI, generated against the real band;
+* phrase ends that lead on, per meter: the share of 4-bar phrase-end bars inside the window
+  (the melody's last bar aside) where a note follows the cadence tone
+  (``cantus.melody.phrase_endings.leads_on``; phrases counted after a pickup).
 
 ``format_report`` writes it as Markdown.
 """
@@ -36,6 +39,7 @@ from cantus.eval.realness import (
     telltale_features,
 )
 from cantus.eval.structure import Band, phrase_end_weight, structure_measures
+from cantus.melody.phrase_endings import leads_on, phrase_end_indices
 from cantus.music.notes import Key, Melody, Mode
 
 STRUCTURE_MEASURES = {
@@ -77,6 +81,37 @@ class KeyAgreement:
     heard_as_asked: int
 
 
+@dataclass(frozen=True)
+class PhraseEnds:
+    """Phrase-end bars of one meter (``"6/8"``) that lead on, and how many were counted."""
+
+    meter: str
+    generated_leading: int
+    generated: int
+    real_leading: int
+    real: int
+
+
+def phrase_ends_leading_on(
+    generated: Sequence[Melody], real: Sequence[Melody], n_bars: int
+) -> list[PhraseEnds]:
+    """Per meter (both sets, by count), the phrase-end bars among each melody's first
+    ``n_bars`` that lead on; its last bar is left out (the end of the tune holds)."""
+    counts: dict[str, list[int]] = {}
+    for side, melodies in ((0, generated), (2, real)):
+        for melody in melodies:
+            meter = melody.meter
+            key = f"{meter.numerator}/{meter.denominator}"
+            row = counts.setdefault(key, [0, 0, 0, 0])
+            for index in phrase_end_indices(melody):
+                if index >= n_bars or index == len(melody.bars) - 1:
+                    continue
+                row[side] += leads_on(melody.bars[index], meter)
+                row[side + 1] += 1
+    order = sorted(counts, key=lambda k: -(counts[k][1] + counts[k][3]))
+    return [PhraseEnds(k, *counts[k]) for k in order if counts[k][1] and counts[k][3]]
+
+
 @dataclass
 class RealnessReport:
     """See the module docstring. ``generated`` and ``real``: melodies compared (after the
@@ -95,6 +130,7 @@ class RealnessReport:
     telltale: list[tuple[str, float]]
     key_agreement: list[KeyAgreement]
     structure: list[StructureComparison]
+    phrase_ends: list[PhraseEnds] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -196,6 +232,7 @@ def realness_report(
         telltale=telltale,
         key_agreement=key_agreement(generated_window, key_of),
         structure=structure,
+        phrase_ends=phrase_ends_leading_on(generated, real, n_bars),
     )
 
 
@@ -315,7 +352,29 @@ def format_report(report: RealnessReport) -> list[str]:
             f"{_number(s['real_low'], name)}–{_number(s['real_high'], name)} | "
             f"{'yes' if s['mean_inside'] else '**no**'} |"
         )
-    lines += _key_lines(report) + _structure_lines(report)
+    lines += _key_lines(report) + _structure_lines(report) + _phrase_end_lines(report)
+    return lines
+
+
+def _phrase_end_lines(report: RealnessReport) -> list[str]:
+    if not report.phrase_ends:
+        return []
+    lines = [
+        "",
+        "## Phrase ends that lead on",
+        "",
+        "Share of phrase-end bars (every 4th bar, counted after a pickup, within the window; "
+        "the melody's last bar aside) with a note after the cadence tone, the bar's longest "
+        "note on a beat (`cantus.melody.phrase_endings.leads_on`), by meter.",
+        "",
+        "| meter | generated | real |",
+        "|---|---|---|",
+    ]
+    for ends in report.phrase_ends:
+        lines.append(
+            f"| {ends.meter} | {_pct(ends.generated_leading / ends.generated)} "
+            f"({ends.generated}) | {_pct(ends.real_leading / ends.real)} ({ends.real}) |"
+        )
     return lines
 
 
