@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from pathlib import Path
@@ -189,3 +190,7 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     assert run.joins is not None and run.joins.into_returns == []
     assert len(run.joins.elsewhere) > 0 and len(run.joins.real) > 0
     assert "## Joins across bar lines" in text
+    assert "left to the model" not in text  # upbeats drawn from the corpus, as served
+    # `--no-upbeats` (the pieces as before session 16) says so in the report
+    before = format_run(dataclasses.replace(run, lead_on=False), command="cantus eval realness")
+    assert "upbeats after them left to the model" in before

@@ -749,6 +749,13 @@ def eval_realness(
         float | None,
         typer.Option(help="Nucleus of the form composer's sampling; unset: the service's"),
     ] = None,
+    upbeats: Annotated[
+        bool,
+        typer.Option(
+            help="Phrases lead on as often as the corpus's (the service's); off: as the "
+            "model likes, as before session 16"
+        ),
+    ] = True,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -773,6 +780,7 @@ def eval_realness(
         seed=seed,
         composer=composer,
         top_p=top_p,
+        lead_on=upbeats,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

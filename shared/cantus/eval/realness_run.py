@@ -135,11 +135,13 @@ def sample_melodies(
     composer: str = "form",
     top_p: float | None = None,
     bars: Sequence[int] | None = None,
+    lead_on: bool = True,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
-    ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all); None
-    where the engine failed or the tokens do not decode."""
+    ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
+    ``lead_on``: the form composer's (``FormComposer``); None where the engine failed or the
+    tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
     from cantus.melody.local_composition import compose_pieces, default_sampling
@@ -162,6 +164,7 @@ def sample_melodies(
             bars=bars,
             sampling=sampling,
             max_batch=max_batch,
+            lead_on=lead_on,
         )
     sequences = sample_transformer(
         model,
@@ -248,6 +251,7 @@ class RealnessRun:
     composer: str = "form"
     joins: BarLineJoins | None = None
     top_p: float | None = None
+    lead_on: bool = True
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -316,6 +320,7 @@ def run_realness_eval(
     seed: int = 0,
     composer: str = "form",
     top_p: float | None = None,
+    lead_on: bool = True,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -352,6 +357,7 @@ def run_realness_eval(
         guidance=guidance,
         composer=composer,
         top_p=top_p,
+        lead_on=lead_on,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -377,6 +383,7 @@ def run_realness_eval(
         composer=composer,
         joins=joins,
         top_p=top_p,
+        lead_on=lead_on,
     )
 
 
@@ -395,7 +402,7 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         "energy and whether the piece ends inside the window borrowed from a random held-out "
         "tune of the same mode (the window's length where the tune ends there, "
         f"{ENDING_CLEARANCE_BARS} bars more where it goes on); sampled as the "
-        f"melody service samples ({_sampling_words(run.composer, run.top_p)}), "
+        f"melody service samples ({_sampling_words(run.composer, run.top_p, run.lead_on)}), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
         "checkpoint trained with key dropout); "
@@ -475,17 +482,18 @@ def _relative(path: str) -> str:
         return path
 
 
-def _sampling_words(composer: str, top_p: float | None = None) -> str:
+def _sampling_words(composer: str, top_p: float | None = None, lead_on: bool = True) -> str:
     """How the pieces were sampled, in the report's words (``top_p``: a run's own nucleus,
-    None: the service's)."""
+    None: the service's; ``lead_on`` False: upbeats left to the model)."""
     if composer != "form":
         return "key constraint, tonic cadence, top-p 0.95, temperature 1"
     from cantus.melody.local_composition import default_sampling
 
     sampling = default_sampling()
     mask = "scale mask" if sampling.key_constraint else "no scale mask"
+    upbeats = "" if lead_on else ", upbeats after them left to the model"
     return (
-        f"{mask}, cadences at phrase ends, "
+        f"{mask}, cadences at phrase ends{upbeats}, "
         f"top-p {sampling.top_p if top_p is None else top_p:g}, "
         f"temperature {sampling.temperature:g}"
     )
