@@ -11,7 +11,7 @@ import torch
 from cantus.melody.checkpoint import load_melody_checkpoint
 from cantus.melody.controls import Controls
 from cantus.melody.local_composition import compose_pieces
-from cantus.music.notes import Key, Meter, Mode, Track
+from cantus.music.notes import Key, Melody, Meter, Mode, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.pianoroll import pianoroll_png
 from cantus.settings import CHECKPOINTS
@@ -25,28 +25,28 @@ EXAMPLES = {
     "aaba_g_major_6-8": (Controls(Key(7), Meter(6, 8), 110.0, Style.CELTIC, Energy.MID), 40),
 }
 
+
+def draw(name: str, melody: Melody | None, meter: Meter, title: str) -> None:
+    """Write the melody's piano roll as ``{name}_pianoroll.png`` and print its bars."""
+    assert melody is not None, name
+    track = Track("melody", 73, 0, melody.notes_absolute())
+    picture = pianoroll_png([track], meter=meter, title=title)
+    (OUT / f"{name}_pianoroll.png").write_bytes(picture)
+    for i, bar in enumerate(melody.bars):
+        print(name, i + 1, [(n.onset // 120, n.pitch, n.duration // 120) for n in bar.notes])
+
+
 torch.set_num_threads(1)
 model, tokenizer, _ = load_melody_checkpoint(CHECKPOINTS / "melody_lm.pt")
 jobs = list(EXAMPLES.values())
 melodies = compose_pieces(model, tokenizer, jobs, n_bars=16, form="AABA")
 for (name, (controls, seed)), melody in zip(EXAMPLES.items(), melodies, strict=True):
-    assert melody is not None, name
     title = f"{controls.key.name}, {controls.meter}, seed {seed}: AABA, 16 bars"
-    track = Track("melody", 73, 0, melody.notes_absolute())
-    picture = pianoroll_png([track], meter=controls.meter, title=title)
-    (OUT / f"{name}_pianoroll.png").write_bytes(picture)
-    for i, bar in enumerate(melody.bars):
-        print(name, i + 1, [(n.onset // 120, n.pitch, n.duration // 120) for n in bar.notes])
+    draw(name, melody, controls.meter, title)
 
 # The jig: the first piece of `cantus eval realness` (C major, 6/8, celtic, high energy).
 JIG = Controls(Key(0), Meter(6, 8), 110.0, Style.CELTIC, Energy.HIGH)
 for lead_on, name in ((True, "jig_c_major_6-8_upbeats"), (False, "jig_c_major_6-8_model_s15")):
     (melody,) = compose_pieces(model, tokenizer, [(JIG, 0)], n_bars=20, lead_on=lead_on)
-    assert melody is not None, name
     how = "upbeats drawn from the corpus" if lead_on else "upbeats left to the model"
-    title = f"C major, 6/8, seed 0: 20 bars, {how}"
-    track = Track("melody", 73, 0, melody.notes_absolute())
-    picture = pianoroll_png([track], meter=JIG.meter, title=title)
-    (OUT / f"{name}_pianoroll.png").write_bytes(picture)
-    for i, bar in enumerate(melody.bars):
-        print(name, i + 1, [(n.onset // 120, n.pitch, n.duration // 120) for n in bar.notes])
+    draw(name, melody, JIG.meter, f"C major, 6/8, seed 0: 20 bars, {how}")

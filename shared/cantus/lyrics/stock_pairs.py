@@ -24,10 +24,10 @@ from pathlib import Path
 
 from cantus.lyrics.english import WORD_PATTERN
 from cantus.lyrics.mandarin import is_hanzi
+from cantus.settings import CHECKPOINTS
 
 STOCK_PAIRS = 300
 """Pairs kept per language, most frequent first."""
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def stock_pairs_path(language: str) -> Path:
