@@ -8,10 +8,14 @@ out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their part
                               .flac, .mp3, .opus, piece.musicxml, .pdf, .png,
                               pianoroll.png, selfsim.png, piece.json)
 
-The join lives in a Faust table keyed by piece id. Each handler stores what the event
-brings (the first copy per (piece, kind, index) wins, so redeliveries change nothing),
-then publishes whatever has become ready and is not yet recorded as published. A crash
-between publishing and recording publishes again; the gateway drops such duplicates.
+The join lives in two Faust tables: ``pieces`` (piece id → which events it holds, the
+segments published) and ``piece_events`` (one key per event, written once), so that the
+changelogs grow with the piece's length, not with its square. Each handler stores what the
+event brings (the first copy per (piece, kind, index) wins, so redeliveries change
+nothing), then publishes whatever has become ready and is not yet recorded as published.
+A crash between publishing and recording publishes again; the gateway drops such
+duplicates. Decoded events are cached in this process (``held_events``) and read back from
+the table after a restart or a rebalance.
 
 Segment audio comes from one synthesizer and streaming master per piece
 (``SegmentAudio``), kept in this process's memory only, never in the table. When it is
@@ -37,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from google.protobuf.message import Message
 
-from cantus.events.codec import kind_of, new_meta
+from cantus.events.codec import EVENT_TYPES, kind_of, new_meta
 from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
 from cantus.render.piece import (
     PieceOutputs,
@@ -50,7 +54,7 @@ from cantus.render.piece import (
 from cantus.scheduling import PriorityGate, priority_name
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
-from cantus.streaming.table_state import RenderState
+from cantus.streaming.table_state import RenderEvent, RenderState, render_event_key
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("render")
@@ -58,6 +62,16 @@ settings = service.settings
 piece_inputs = service.topic("compose_requested", "melody_bar", "harmony_bar", "lyric_line")
 pieces = service.app.Table("render-pieces", default=None, partitions=settings.partitions)
 """piece_id → ``RenderState`` (``cantus.streaming.table_state``)."""
+piece_events = service.app.Table("render-events", default=None, partitions=settings.partitions)
+"""``render_event_key(piece_id, kind, index)`` → ``RenderEvent``: each input event, and the
+log entry of each segment published. Written while handling the piece's own events, so
+each key lands on its piece's partition, and deleted when the piece completes."""
+
+MAX_HELD_PIECES = 256
+"""Pieces whose decoded events stay cached; beyond this the least recently used is dropped
+(and read back from ``piece_events`` should the piece go on)."""
+held_events: OrderedDict[str, dict[str, dict[int, Message]]] = OrderedDict()
+"""piece_id → kind → index → the decoded event, in this process only."""
 store = piece_store(settings)
 
 MAX_LIVE_PIECES = 32
@@ -152,14 +166,21 @@ async def render_piece_event(message: Message, received: Received) -> None:
     state = RenderState.from_table(pieces.get(piece_id))
     if state.completed:
         return
-    kind, index = kind_of(message), str(message.meta.index)
-    stored = state.events.setdefault(kind, {})
-    if index not in stored:
-        stored[index] = base64.b64encode(message.SerializeToString()).decode()
-        state.log.append(log_entry(message, kind))
-    pieces[piece_id] = state.to_table()  # the changelog sees only assignments
+    events = events_held(piece_id, state)
+    kind, index = kind_of(message), message.meta.index
+    if not state.holds(kind, index):
+        key = render_event_key(piece_id, kind, index)
+        stored = piece_events.get(key)
+        if stored is None:
+            encoded = base64.b64encode(message.SerializeToString()).decode()
+            piece_events[key] = RenderEvent(event=encoded, log=log_entry(message, kind)).to_table()
+        else:  # stored before a crash that lost the piece's record: that copy wins
+            message = decode_event(kind, RenderEvent.from_table(stored))
+        state.add(kind, index)
+        pieces[piece_id] = state.to_table()  # the changelog sees only assignments
+        events.setdefault(kind, {})[index] = message
 
-    parts = PieceParts.from_state(state.events, humanise=settings.humanise)
+    parts = PieceParts.from_events(events, humanise=settings.humanise)
     if parts is None:
         return  # no bar yet says how long the piece is
     while state.segments < parts.segment_count(settings.segment_bars):
@@ -196,7 +217,8 @@ async def render_piece_event(message: Message, received: Received) -> None:
             (received.received_at_ns - message.meta.produced_at_unix_ns) / 1e9,
             (time.time_ns() - received.received_at_ns) / 1e9,
         )
-        state.log.append(log_entry(segment, "render_segment"))
+        segment_key = render_event_key(piece_id, "render_segment", segment.meta.index)
+        piece_events[segment_key] = RenderEvent(log=log_entry(segment, "render_segment")).to_table()
         state.segments += 1
         pieces[piece_id] = state.to_table()
 
@@ -263,7 +285,7 @@ async def complete_piece(
         duration_seconds=parts.seconds_before_bar(parts.bar_count),
         chords_per_bar=[" ".join(span.symbol for span in bar.chords) for bar in parts.harmony],
     )
-    event_log = [*state.log, log_entry(completed, "piece_completed")]
+    event_log = [*piece_log(piece_id, state), log_entry(completed, "piece_completed")]
     started = time.perf_counter()
     loop = asyncio.get_running_loop()
     streamed: tuple[np.ndarray, np.ndarray | None] | None = finished_audio.pop(piece_id, None)
@@ -323,12 +345,57 @@ async def complete_piece(
     if stale is not None:
         stale.close()
     # Keep a tombstone, not the parts: late duplicates of this piece are ignored.
+    for key in piece_event_keys(piece_id, state):
+        piece_events.pop(key, None)
     pieces[piece_id] = RenderState(segments=state.segments, completed=True).to_table()
+    held_events.pop(piece_id, None)
 
 
 def _preset(parts: PieceParts) -> str:
     """The piece's mastering preset (a station asks for its own), else the service's."""
     return parts.spec.loudness_preset or settings.loudness_preset
+
+
+def events_held(piece_id: str, state: RenderState) -> dict[str, dict[int, Message]]:
+    """The piece's decoded events: from this process's cache while it holds every event the
+    piece's record names, else read back from ``piece_events`` (a restart, a rebalance, an
+    eviction from the cache)."""
+    events = held_events.get(piece_id)
+    if events is None or sum(map(len, events.values())) != state.event_count():
+        events = {}
+        for kind in state.received:
+            for index in state.indices(kind):
+                stored = piece_events.get(render_event_key(piece_id, kind, index))
+                if stored is not None:
+                    events.setdefault(kind, {})[index] = decode_event(
+                        kind, RenderEvent.from_table(stored)
+                    )
+        held_events[piece_id] = events
+    held_events.move_to_end(piece_id)
+    while len(held_events) > MAX_HELD_PIECES:
+        held_events.popitem(last=False)
+    return events
+
+
+def decode_event(kind: str, stored: RenderEvent) -> Message:
+    return EVENT_TYPES[kind].message.FromString(base64.b64decode(stored.event))
+
+
+def piece_event_keys(piece_id: str, state: RenderState) -> list[str]:
+    """Every key the piece has in ``piece_events``: its events and its segments' entries."""
+    keys = [
+        render_event_key(piece_id, kind, index)
+        for kind in state.received
+        for index in state.indices(kind)
+    ]
+    keys += [render_event_key(piece_id, "render_segment", i) for i in range(state.segments)]
+    return keys
+
+
+def piece_log(piece_id: str, state: RenderState) -> list[dict]:
+    """The piece's event log so far (piece.json orders it by production time)."""
+    stored = (piece_events.get(key) for key in piece_event_keys(piece_id, state))
+    return [RenderEvent.from_table(value).log for value in stored if value is not None]
 
 
 def log_entry(message: Message, kind: str) -> dict:

@@ -89,7 +89,7 @@ class FakeModels:
 
 def stored_piece(tmp_path: Path, *, bars: int = 8, lyrics: bool = False) -> LocalPieceStore:
     store = LocalPieceStore(tmp_path / "pieces")
-    parts = PieceParts.from_state(table_events(piece_events(spec(bars), lyrics=lyrics)))
+    parts = PieceParts.from_events(table_events(piece_events(spec(bars), lyrics=lyrics)))
     assert parts is not None
     rendered = render_piece_files(
         parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
@@ -280,7 +280,7 @@ def stored_song(tmp_path: Path) -> LocalPieceStore:
     store = LocalPieceStore(tmp_path / "pieces")
     piece_spec = spec(4)
     piece_spec.lyrics_theme, piece_spec.lyrics_language = "a boat on the sea", "en"
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=True)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec, lyrics=True)))
     assert parts is not None
     rendered = render_piece_files(
         parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
@@ -376,7 +376,7 @@ def stored_aaba(tmp_path: Path) -> LocalPieceStore:
     piece_spec.palette = "folk"
     plan = plan_form("AABA", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID)
     piece_spec.form.CopyFrom(form_to_pb(plan))
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=False)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec, lyrics=False)))
     assert parts is not None
     rendered = render_piece_files(
         parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False
@@ -525,7 +525,7 @@ def stored_lyric_piece(tmp_path: Path, piece_spec: pb.PieceSpec):
     from cantus.lyrics.writer import LyricResources
 
     store = LocalPieceStore(tmp_path / "pieces")
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=True)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec, lyrics=True)))
     assert parts is not None
     rendered = render_piece_files(
         parts, piece_id=PIECE_ID, event_log=[], audio_formats=("wav",), leadsheet=False

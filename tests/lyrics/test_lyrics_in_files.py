@@ -46,16 +46,16 @@ def themed_events(bars: int = 2) -> list:
 
 def test_render_waits_for_the_line_covering_a_bar():
     events = themed_events()
-    parts = PieceParts.from_state(table_events(events[:-1]), humanise=False)
+    parts = PieceParts.from_events(table_events(events[:-1]), humanise=False)
     assert not parts.bar_ready(0) and not parts.bar_ready(1)
-    parts = PieceParts.from_state(table_events(events), humanise=False)
+    parts = PieceParts.from_events(table_events(events), humanise=False)
     assert parts.all_bars_ready()
 
 
 def test_lyrics_round_trip_through_midi_and_musicxml():
     events = themed_events()
     line = events[-1]
-    parts = PieceParts.from_state(table_events(events), humanise=False)
+    parts = PieceParts.from_events(table_events(events), humanise=False)
     midi = mido.MidiFile(file=io.BytesIO(parts.midi(0, parts.bar_count)), charset="utf-8")
     melody = next(track for track in midi.tracks if track.name == "melody")
     assert [m.text for m in melody if m.type == "lyrics"] == [s.text for s in line.syllables]

@@ -26,7 +26,7 @@ def quick_render(monkeypatch):
     monkeypatch.setattr(leadsheet, "engrave_leadsheet", no_engraving)
 
     def render(piece_spec):
-        parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=False)
+        parts = PieceParts.from_events(table_events(piece_events(piece_spec)), humanise=False)
         assert parts is not None
         return render_piece_files(parts, piece_id=PIECE_ID, event_log=[], audio_formats=())
 

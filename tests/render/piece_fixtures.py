@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 from cantus.v1 import events_pb2 as pb
 
 PIECE_ID = "0123456789abcdef0123456789abcdef"
@@ -118,11 +116,10 @@ KIND = {
 }
 
 
-def table_events(events: list) -> dict[str, dict[str, str]]:
-    """The render table's ``events`` (kind → index → base64 protobuf) for ``events``."""
-    stored: dict[str, dict[str, str]] = {}
+def table_events(events: list) -> dict[str, dict[int, object]]:
+    """One piece's events by kind and index, as the render service holds them
+    (``PieceParts.from_events``)."""
+    held: dict[str, dict[int, object]] = {}
     for message in events:
-        stored.setdefault(KIND[type(message)], {})[str(message.meta.index)] = base64.b64encode(
-            message.SerializeToString()
-        ).decode()
-    return stored
+        held.setdefault(KIND[type(message)], {})[message.meta.index] = message
+    return held

@@ -56,7 +56,7 @@ def planned_parts(
     piece_spec = spec(bars, tempo=tempo, style=style)
     plan = plan_form(form, bars=bars, key=C, energy=Energy.MID)
     piece_spec.form.CopyFrom(form_to_pb(plan))
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=humanise)
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec)), humanise=humanise)
     assert parts is not None
     return parts, plan
 
@@ -234,7 +234,7 @@ def test_segments_arrange_exactly_as_the_whole_planned_piece():
 
 
 def test_a_piece_without_a_plan_keeps_four_tracks_and_its_tempo():
-    parts = PieceParts.from_state(table_events(piece_events(spec(8))))
+    parts = PieceParts.from_events(table_events(piece_events(spec(8))))
     assert [t.name for t in parts.tracks(0, 8)] == ["melody", "chords", "bass", "drums"]
     assert parts.tempo_map == TempoMap.constant(120.0)
     midi = mido.MidiFile(file=io.BytesIO(parts.midi(0, 8)))
@@ -329,7 +329,7 @@ def test_a_calm_folk_piece_has_rubato_a_dance_tune_keeps_strict_time():
         piece_spec = spec(16, tempo=120.0, style=style, energy=energy.value)
         plan = plan_form("AABA", bars=16, key=C, energy=energy)
         piece_spec.form.CopyFrom(form_to_pb(plan))
-        parts = PieceParts.from_state(table_events(piece_events(piece_spec)))
+        parts = PieceParts.from_events(table_events(piece_events(piece_spec)))
         assert parts is not None
         tempos = [parts.tempo_map.bpm_at(tick) for tick in range(0, 12 * 1920, 480)]
         return (max(tempos) - min(tempos)) / 120.0

@@ -92,7 +92,7 @@ def normalise_musicxml(data: bytes) -> bytes:
 
 
 def test_piece_midi_matches_golden(golden) -> None:
-    parts = PieceParts.from_state(table_events(piece_events(spec(4))))
+    parts = PieceParts.from_events(table_events(piece_events(spec(4))))
     assert parts is not None
     golden(GOLDEN_PIECE_MIDI, parts.midi(0, parts.bar_count))
 
@@ -108,7 +108,7 @@ def test_planned_piece_midi_matches_golden(golden) -> None:
     piece_spec.form.CopyFrom(
         form_to_pb(plan_form("AABA", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID))
     )
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec)))
     assert parts is not None
     golden(GOLDEN_PIECE_FORM_MIDI, parts.midi(0, parts.bar_count))
 

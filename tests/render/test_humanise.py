@@ -108,8 +108,8 @@ def test_piece_parts_follow_the_switch(humanise):
     from cantus.render.piece import PieceParts
 
     events = table_events(piece_events(spec(4)))
-    parts = PieceParts.from_state(events, humanise=humanise)
-    plain = PieceParts.from_state(events, humanise=False)
+    parts = PieceParts.from_events(events, humanise=humanise)
+    plain = PieceParts.from_events(events, humanise=False)
     assert (parts.tracks(0, 4) != plain.tracks(0, 4)) is humanise
     # The MIDI follows the arrangement; the melody as composed is untouched.
     assert [n.onset_ticks for n in parts.melody[0].notes] == [

@@ -31,7 +31,7 @@ def planned(palette: str, form: str = "AABA", bars: int = 16, style: str = "folk
     plan = plan_form(form, bars=bars, key=C, energy=Energy.MID)
     piece_spec.form.CopyFrom(form_to_pb(plan))
     piece_spec.palette = palette
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec)), humanise=True)
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec)), humanise=True)
     assert parts is not None
     return parts, plan
 

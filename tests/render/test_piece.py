@@ -21,7 +21,7 @@ from .piece_fixtures import PIECE_ID, piece_events, spec, table_events
 
 
 def parts_of(bars: int = 8, **kwargs) -> PieceParts:
-    parts = PieceParts.from_state(table_events(piece_events(spec(bars, **kwargs))))
+    parts = PieceParts.from_events(table_events(piece_events(spec(bars, **kwargs))))
     assert parts is not None
     return parts
 

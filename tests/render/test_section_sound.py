@@ -64,7 +64,7 @@ def parts_with_sections(**sections: tuple[str, float]) -> PieceParts:
     for section in piece_spec.form.sections:
         if section.label in sections:
             section.palette, section.tempo_bpm = sections[section.label]
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=False)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec, lyrics=False)))
     assert parts is not None
     return parts
 

@@ -5,6 +5,7 @@ replay (same bytes), redeliveries change nothing, and the finished piece is stor
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import sys
 from pathlib import Path
@@ -32,6 +33,8 @@ def render(monkeypatch, tmp_path):
         published.append(message)
 
     monkeypatch.setattr(app, "pieces", {})
+    monkeypatch.setattr(app, "piece_events", {})
+    app.held_events.clear()
     monkeypatch.setattr(app, "store", LocalPieceStore(tmp_path / "pieces"))
     monkeypatch.setattr(app.service, "publish", publish)
     monkeypatch.setattr(app.settings, "leadsheet", False)  # engraving has its own tests
@@ -101,10 +104,69 @@ def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):
     render.pieces.clear()
     render.published.clear()
     feed(render, events[: 1 + 3 * 4])
-    render.live_audio.clear()  # the restart: memory gone, the table kept
+    render.live_audio.clear()  # the restart: memory gone, the tables kept
+    render.held_events.clear()
     feed(render, events[1 + 3 * 4 :])
     again = {s.meta.index: s.audio for s in segments(render.published)}
     assert again == steady
+
+
+def test_the_tables_grow_with_the_piece_not_with_its_square(render, monkeypatch):
+    """Each event is written to the changelog once (#20, #22): the piece's record stays
+    the same size however long the piece, and completion deletes the piece's events."""
+    import json
+
+    writes: list[int] = []
+
+    class Changelog(dict):
+        def __setitem__(self, key, value):
+            writes.append(len(json.dumps(value)))
+            super().__setitem__(key, value)
+
+    def piece_record_sizes(bars: int) -> list[int]:
+        writes.clear()
+        monkeypatch.setattr(render, "pieces", Changelog())
+        monkeypatch.setattr(render, "piece_events", Changelog())
+        feed(render, piece_events(spec(bars)))
+        return list(writes)
+
+    short, long = piece_record_sizes(4), piece_record_sizes(24)
+    assert max(long) < 1.1 * max(short)  # the largest write does not grow with the piece
+    assert sum(long) < 7 * sum(short)  # 6x the bars: linear (the square would be 36x)
+    assert render.piece_events == {}  # completed: the piece's events deleted
+    assert render.pieces[PIECE_ID] == {
+        "version": 2,
+        "received": {},
+        "segments": 6,
+        "completed": True,
+    }
+    summary = json.loads(render.store.read_all(PIECE_ID)["piece.json"])
+    kinds = [entry["kind"] for entry in summary["event_log"]]  # every event, as before
+    assert kinds[0] == "compose_requested" and kinds[-1] == "piece_completed"
+    assert kinds.count("render_segment") == 6 and kinds.count("melody_bar") == 24
+
+
+def test_an_event_stored_before_a_crash_is_the_copy_that_counts(render):
+    """A crash between storing an event and recording it in the piece's record: the
+    redelivered copy finds the stored one, which wins (first copy), and is recorded."""
+    from cantus.streaming.table_state import RenderEvent, render_event_key
+
+    events = piece_events(spec(4))
+    feed(render, events[:2])  # the request and bar 0's melody
+    first_copy = pb.HarmonyBar()
+    first_copy.CopyFrom(events[2])
+    first_copy.meta.producer = "harmony, before the crash"
+    render.piece_events[render_event_key(PIECE_ID, "harmony_bar", 0)] = RenderEvent(
+        event=base64.b64encode(first_copy.SerializeToString()).decode(),
+        log=render.log_entry(first_copy, "harmony_bar"),
+    ).to_table()
+    render.held_events.clear()  # and the process restarted
+    feed(render, events[2:])
+    assert len(segments(render.published)) == 1
+    done = [m for m in render.published if isinstance(m, pb.PieceCompleted)]
+    assert len(done) == 1 and render.piece_events == {}
+    stored = pb.PieceRecord.FromString(render.store.read_all(PIECE_ID)["parts.pb"])
+    assert stored.harmony[0].meta.producer == "harmony, before the crash"
 
 
 def test_redelivered_events_publish_nothing_twice(render):

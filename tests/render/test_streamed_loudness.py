@@ -50,7 +50,7 @@ def request_parts(case: str) -> PieceParts:
     piece_spec.palette = palette
     plan = plan_form(AUTO, bars=bars, key=Key(0, Mode.MAJOR), energy=Energy(energy))
     piece_spec.form.CopyFrom(form_to_pb(plan))
-    parts = PieceParts.from_state(table_events(piece_events(piece_spec, lyrics=False)))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec, lyrics=False)))
     assert parts is not None
     return parts
 

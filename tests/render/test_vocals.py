@@ -104,7 +104,7 @@ def lyric_piece(language: str, *, vocals: bool = True, transpose: int = 0) -> Pi
                 text=" ".join(s.text for s in syllables),
             )
         )
-    parts = PieceParts.from_state(table_events(events), humanise=False)
+    parts = PieceParts.from_events(table_events(events), humanise=False)
     assert parts is not None
     return parts
 

@@ -13,6 +13,7 @@ from cantus.streaming.table_state import (
     HarmonyState,
     LyricState,
     MelodyProgress,
+    RenderEvent,
     RenderState,
     StateVersionError,
     WrittenLine,
@@ -51,11 +52,8 @@ def test_notes_keep_their_velocity() -> None:
             line_start=4,
             lines={"0": WrittenLine(words=["the", "sea"], syllables=["the", "sea"], rhyme="IY")},
         ),
-        RenderState(
-            events={"melody_bar": {"0": "CgQ="}},
-            log=[{"kind": "melody_bar", "index": 0}],
-            segments=1,
-        ),
+        RenderState(received={"melody_bar": [(0, 3), (5, 5)]}, segments=1),
+        RenderEvent(event="CgQ=", log={"kind": "melody_bar", "index": 0}),
     ],
     ids=lambda record: type(record).__name__,
 )
@@ -80,3 +78,21 @@ def test_another_version_or_shape_is_refused_by_name() -> None:
         MelodyProgress.from_table({"bars": [], "cursor": 3})
     with pytest.raises(StateVersionError, match="mapping"):
         LyricState.from_table([1, 2])
+
+
+def test_the_render_record_of_before_is_refused_by_name() -> None:
+    """RenderState version 1 held every event of the piece; version 2 holds their indices."""
+    old = {"events": {"melody_bar": {"0": "CgQ="}}, "log": [], "segments": 0}
+    with pytest.raises(StateVersionError, match="RenderState: table value of version 1"):
+        RenderState.from_table(old)
+
+
+def test_the_render_record_keeps_its_indices_as_ranges() -> None:
+    state = RenderState()
+    for index in (0, 1, 2, 5, 4, 3, 2, 9):  # out of order and redelivered
+        state.add("melody_bar", index)
+    assert state.received == {"melody_bar": [(0, 5), (9, 9)]}
+    assert state.holds("melody_bar", 4) and not state.holds("melody_bar", 7)
+    assert not state.holds("harmony_bar", 0)
+    assert state.indices("melody_bar") == [0, 1, 2, 3, 4, 5, 9]
+    assert state.event_count() == 7

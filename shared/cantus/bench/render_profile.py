@@ -141,7 +141,8 @@ def profiled_targets(profiler: StepProfiler, app: Any) -> list[tuple[Any, str, C
         return owner, attribute, profiler.wrap(function, name)
 
     return [
-        wrapped(piece.PieceParts, "from_state", "event decoding (table → parts)"),
+        wrapped(app, "decode_event", "event decoding (table → parts)"),
+        wrapped(piece.PieceParts, "from_events", "event decoding (table → parts)"),
         wrapped(piece.PieceParts, "tracks", "arrangement (parts → tracks)"),
         wrapped(piece.PieceParts, "midi", "MIDI writing"),
         wrapped(SegmentRenderer, "render_stems_until", "synthesis"),
@@ -273,9 +274,12 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
 
         store.write = write  # type: ignore[method-assign]  # timed for the profile
         table = JsonTable(profiler)
+        event_table = JsonTable(profiler)
+        app.held_events.clear()
         targets = [
             *profiled_targets(profiler, app),
             (app, "pieces", table),
+            (app, "piece_events", event_table),
             (app, "store", store),
             (app.service, "publish", publish),
         ]
@@ -310,7 +314,7 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
         wall_seconds=wall,
         final_render_wall=[s["render_seconds"]["wall"] for s in summaries],
         final_render_steps=[s["render_seconds"] for s in summaries],
-        table_bytes=table.bytes_written,
+        table_bytes=table.bytes_written + event_table.bytes_written,
     )
 
 

@@ -22,7 +22,6 @@ the folder comes from the piece id.
 
 from __future__ import annotations
 
-import base64
 import functools
 import io
 import json
@@ -36,8 +35,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
-from cantus.events.codec import EVENT_TYPES
 from cantus.events.conversions import (
     pb_to_bar,
     pb_to_notes,
@@ -95,37 +94,28 @@ class PieceParts:
     humanise: bool = True
 
     @classmethod
-    def from_state(
-        cls, events: dict[str, dict[str, str]], *, humanise: bool = True
+    def from_events(
+        cls, events: dict[str, dict[int, Message]], *, humanise: bool = True
     ) -> PieceParts | None:
-        """From the render table's ``events`` (kind → index → base64 protobuf); None until
-        some event carries the piece's spec. ``humanise``: arrange with the piece's
-        seeded humanisation."""
-        decoded: dict[str, dict[int, object]] = {}
-        for kind, by_index in events.items():
-            message_type = EVENT_TYPES[kind].message
-            decoded[kind] = {
-                int(index): message_type.FromString(base64.b64decode(raw))
-                for index, raw in by_index.items()
-            }
-        # the ignores below: each kind's messages are of its EVENT_TYPES class, which the
-        # dict of decoded messages cannot say to mypy
+        """From one piece's decoded events (kind → index → message, the kinds of
+        ``cantus.events.codec.EVENT_TYPES``); None until some event carries the piece's
+        spec. ``humanise``: arrange with the piece's seeded humanisation."""
         spec = None
         for kind in ("compose_requested", "melody_bar", "harmony_bar", "lyric_line"):
-            for message in decoded.get(kind, {}).values():
-                spec = message.spec  # type: ignore[attr-defined]
+            for message in events.get(kind, {}).values():
+                spec = message.spec
                 break
             if spec is not None:
                 break
         if spec is None:
             return None
-        requested = decoded.get("compose_requested", {}).get(0)
+        requested = events.get("compose_requested", {}).get(0)
         return cls(
             spec=spec,
-            melody=decoded.get("melody_bar", {}),  # type: ignore[arg-type]
-            harmony_by_bar=decoded.get("harmony_bar", {}),  # type: ignore[arg-type]
-            lyric_lines=decoded.get("lyric_line", {}),  # type: ignore[arg-type]
-            requested=requested,  # type: ignore[arg-type]
+            melody=events.get("melody_bar", {}),
+            harmony_by_bar=events.get("harmony_bar", {}),
+            lyric_lines=events.get("lyric_line", {}),
+            requested=requested,
             humanise=humanise,
         )
 

@@ -59,10 +59,11 @@ class TableState(BaseModel):
         if not isinstance(value, dict):
             raise StateVersionError(f"{cls.__name__}: a table value must be a mapping")
         version = value.get("version", 1)
-        if version != STATE_VERSION:
+        expected = cls.model_fields["version"].default
+        if version != expected:
             raise StateVersionError(
                 f"{cls.__name__}: table value of version {version}, this code reads "
-                f"version {STATE_VERSION}"
+                f"version {expected}"
             )
         return cls.model_validate(value)
 
@@ -94,15 +95,55 @@ class HarmonyState(TableState):
 
 
 class RenderState(TableState):
-    """The render service's piece: every input event by kind and index (base64 protobuf:
-    the render needs whole events, spec and all), the event log that piece.json reports,
-    the segments published, and whether the piece is complete (then a tombstone without
-    events, so late duplicates are ignored)."""
+    """The render service's piece: which input events it holds (kind → ranges of indices,
+    first and last inclusive), the segments published, and whether the piece is complete
+    (then a tombstone that holds nothing, so late duplicates are ignored).
 
-    events: dict[str, dict[str, str]] = Field(default_factory=dict)
-    log: list[dict[str, Any]] = Field(default_factory=list)
+    The events themselves are ``RenderEvent`` records, one key each (``render_event_key``),
+    so that each event is written to the changelog once. A record that held every event
+    was rewritten whole by each new one: its changelog grew with the square of the piece's
+    length (27 MiB for a 160-bar piece's melody and harmony alone), and a broker that keeps
+    every record (Tansu's memory engine compacts nothing) kept all of it."""
+
+    version: int = 2
+    received: dict[str, list[tuple[int, int]]] = Field(default_factory=dict)
     segments: int = 0
     completed: bool = False
+
+    def holds(self, kind: str, index: int) -> bool:
+        return any(first <= index <= last for first, last in self.received.get(kind, ()))
+
+    def add(self, kind: str, index: int) -> None:
+        """Note that the event (``kind``, ``index``) is held, merging adjacent ranges (bars
+        come in order, so each kind stays one range)."""
+        ranges = sorted([*self.received.get(kind, []), (index, index)])
+        merged: list[tuple[int, int]] = []
+        for first, last in ranges:
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        self.received[kind] = merged
+
+    def indices(self, kind: str) -> list[int]:
+        return [i for first, last in self.received.get(kind, ()) for i in range(first, last + 1)]
+
+    def event_count(self) -> int:
+        return sum(last - first + 1 for ranges in self.received.values() for first, last in ranges)
+
+
+class RenderEvent(TableState):
+    """One entry of a piece in the render service's event table: an input event (base64
+    protobuf: the render needs whole events, spec and all; empty for a segment it
+    published) and its entry in the event log that piece.json reports."""
+
+    event: str = ""
+    log: dict[str, Any] = Field(default_factory=dict)
+
+
+def render_event_key(piece_id: str, kind: str, index: int) -> str:
+    """The event table's key of a piece's event (or of a segment it published)."""
+    return f"{piece_id}/{kind}/{index}"
 
 
 class WrittenLine(BaseModel):
