@@ -54,3 +54,20 @@ def test_the_report_names_each_component():
     assert "| broker | 100 | 111 | 111 | 103 / 106 / 109 | yes | 30 / 30 / 30 |" in text
     assert "| render | 500 | 500 | 500 | 500 / 500 / 500 | yes | 40 / 51 / 51 |" in text
     assert "sampled every 10 s" in text and "Stations sustained: 8 of 8" in text
+
+
+def test_the_report_traces_the_broker_to_its_topics():
+    from cantus.bench.broker_usage import TopicUsage
+
+    report = SoakReport(stations=1, minutes=1, bars=8, buffer=2, pieces=4)
+    report.samples = [Sample(0.0, {"broker": 10.0}, {"broker": 3})]
+    report.load = [1.0]
+    report.topics = [
+        TopicUsage("cantus.station.segment", 30, 3 * 2**20),
+        TopicUsage("cantus.melody.bar", 32, 2**20),
+        TopicUsage("cantus.station.command", 0, 0),  # nothing kept: left out
+    ]
+    text = format_report(report, command="cantus bench soak")
+    assert "| cantus.station.segment | 30 | 3.00 | 75.0 % | 768.0 |" in text
+    assert "| cantus.melody.bar | 32 | 1.00 | 25.0 % | 256.0 |" in text
+    assert "station.command" not in text and "| all | 62 | 4.00 | 100 % | 1024.0 |" in text

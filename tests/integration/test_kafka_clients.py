@@ -128,6 +128,25 @@ def test_librdkafka_lists_and_consumes_cantus_topics(broker_only: Stack):
     assert header_value(records[0].headers(), "ce_type") == "cantus.melody.bar.v1"
 
 
+def test_what_the_broker_keeps_is_counted_topic_by_topic(broker_only: Stack):
+    """``cantus bench soak``'s account of the broker (cantus.bench.broker_usage)."""
+    from cantus.bench.broker_usage import read_topic_usage
+
+    stack = broker_only
+    stack.start_broker()
+    stack.create_topics()
+    _produce(stack.settings, range(5))
+    expected = 0
+    for index in range(5):
+        key, value, headers = encode_event(_bar(index), source="melody")
+        expected += len(key) + len(value) + sum(len(k) + len(v) for k, v in headers)
+    usage = {u.topic: u for u in read_topic_usage(stack.settings.broker)}
+    melody = usage[stack.settings.topics.melody_bar]
+    assert melody.records == 5
+    assert abs(melody.bytes - expected) < 5 * 64  # the headers' times differ in length
+    assert usage[stack.settings.topics.harmony_bar].records == 0
+
+
 def test_cantus_kcat_lists_and_consumes_with_the_system_kcat(broker_only: Stack):
     from cantus.kcat import kcat_command
 

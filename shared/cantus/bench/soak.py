@@ -11,6 +11,9 @@ storage the broker holds its topics in its own memory, so its RSS is its "disk".
 Memory is *flat* when the last quarter of the run's samples of a component lie within
 ``FLAT_TOLERANCE`` of its second quarter's (after the start-up's growth, before the end), or
 grew by less than ``FLAT_MIN_MIB``.
+
+At the end of the run, before the stack stops, it reads back every topic and counts what the
+broker keeps, topic by topic (``cantus.bench.broker_usage``): the broker's growth, traced.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ class SoakReport:
     sustained: int = 0
     underruns: int = 0
     pieces: int = 0
+    topics: list = field(default_factory=list)
+    """``broker_usage.TopicUsage`` per topic at the end of the run."""
     error: str = ""
 
 
@@ -108,6 +113,7 @@ def run_soak_bench(
 ) -> SoakReport:
     import grpc
 
+    from cantus.bench.broker_usage import read_topic_usage
     from cantus.bench.chaos import campaign_environment, campaign_state_dir
     from cantus.bench.station import run_phase
     from cantus.settings import Settings
@@ -146,6 +152,8 @@ def run_soak_bench(
             report.pieces = phase.pieces
             stop.set()
             watcher.join(30)
+            log("counting what the broker keeps…")
+            report.topics = read_topic_usage(stack.settings.broker)
             state = read_state(stack.settings.run_dir) or {}
             report.restarts = {
                 name: child["restarts"] for name, child in state.get("components", {}).items()
@@ -201,4 +209,14 @@ def format_report(report: SoakReport, *, command: str) -> str:
         f"{max(report.load):.1f}.",
         "",
     ]
+    if report.topics:
+        from cantus.bench.broker_usage import format_usage
+
+        lines += [
+            "What the broker keeps at the end, topic by topic (every record read back; keys, "
+            "values and headers):",
+            "",
+            *format_usage(report.topics, pieces=report.pieces),
+            "",
+        ]
     return "\n".join(lines)
