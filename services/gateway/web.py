@@ -49,6 +49,7 @@ from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_play
 from cantus.stations.outcomes import session_log_csv, session_log_json
 from cantus.stations.program import STREAM_OUTPUT
 from cantus.stations.records import encode_station_record
+from cantus.stations.segment_store import SegmentNotFound, file_name_of, segment_store
 from cantus.storage import FILE_NAME, InvalidPieceId, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -155,6 +156,7 @@ class GatewayWeb:
         self.router = router
         self.directory = directory
         self.store = piece_store(settings)
+        self.segments = segment_store(settings)
         self.runner: web.AppRunner | None = None
         self._tokens: list[bytes] = []
 
@@ -281,7 +283,16 @@ class GatewayWeb:
         segment = segments.get(int(request.match_info["sequence"]))
         if segment is None:
             raise web.HTTPNotFound(text="no such segment\n")
-        return web.Response(body=segment.data, content_type=segment.media_type)
+        data = segment.data  # a record from before the segment store carries its bytes
+        if not data:
+            try:
+                data = await asyncio.to_thread(
+                    self.segments.read, status.name, file_name_of(segment.uri)
+                )
+            except SegmentNotFound as error:
+                log.warning("station %s segment %d: %s", status.name, segment.sequence, error)
+                raise web.HTTPNotFound(text="no such segment\n") from None
+        return web.Response(body=data, content_type=segment.media_type)
 
     async def m3u(self, request: web.Request) -> web.Response:
         status = self._status(request)

@@ -7,7 +7,9 @@ in:  cantus.station.command   (start / stop, from the gateway's Station service)
      cantus.melody.bar, cantus.render.segment, cantus.piece.completed, cantus.dead-letter
                               (the station's own pieces, as the normal pipeline makes them)
 out: cantus.compose.requested (the next pieces, through the normal pipeline)
-     cantus.station.segment   (HLS media segments: MPEG-TS, AAC)
+     cantus.station.segment   (HLS media segments, MPEG-TS with AAC: each written to the
+                              segment store, cantus.stations.segment_store, and its place
+                              published; the store is pruned to the topic's retention)
      cantus.station.state     (a snapshot of the station after each change)
      cantus.station.outcome   (sessions' outcome logs: plan, signals, pieces, adjustments)
 
@@ -57,6 +59,7 @@ from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
 from cantus.stations.program import ENERGY_TRIES, Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.segment_store import segment_store
 from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
 from cantus.storage import StorageError, piece_store
@@ -79,6 +82,11 @@ AHEAD_SECONDS = Gauge(
     "cantus_station_ahead_seconds", "Stream audio ahead of real-time playback", ["station"]
 )
 UNDERRUNS = Gauge("cantus_station_underruns", "Times playback would have run dry", ["station"])
+PRUNE_EVERY_S = 60.0
+"""How often the segment store is pruned to the segment topic's retention."""
+PRUNE_GRACE_S = 60.0
+"""Kept past the retention: a player that fetched the playlist just before its segment left
+the window still gets the segment."""
 
 
 def _decode_segment_audio(audio: bytes) -> np.ndarray:
@@ -550,11 +558,14 @@ class StationWorker:
                 if 0 <= e.stream_start_seconds < end
                 and e.stream_start_seconds + e.duration_seconds > start
             ]
+            uri = await asyncio.to_thread(
+                self.service.segments.write, self.name, segment.sequence, segment.data
+            )
             message = st.StationSegment(
                 station=self.name,
                 sequence=segment.sequence,
                 duration_seconds=segment.duration_seconds,
-                data=segment.data,
+                uri=uri,
                 media_type=MEDIA_TYPE,
                 discontinuity=self._discontinuity,
                 piece_ids=heard,
@@ -579,6 +590,7 @@ class StationService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = piece_store(settings)
+        self.segments = segment_store(settings)
         self.workers: dict[str, StationWorker] = {}
         self.owners: dict[str, str] = {}
         """piece_id → station name."""
@@ -707,6 +719,19 @@ class StationService:
             self.owners[entry.piece_id] = status.name
         self.workers[status.name] = worker
         log.info("station %s running (%d pieces so far)", status.name, len(status.program))
+
+    async def prune_segments(self) -> None:
+        """Delete stored segments past the segment topic's retention, every station's (a
+        stopped station's too), every ``PRUNE_EVERY_S``."""
+        keep_s = self.settings.station_segment_retention_s + PRUNE_GRACE_S
+        while True:
+            try:
+                deleted = await asyncio.to_thread(self.segments.delete_older_than, keep_s)
+                if deleted:
+                    log.info("pruned %d stored segments older than %.0f s", deleted, keep_s)
+            except Exception:
+                log.exception("pruning the stored segments failed; trying again later")
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     # --- consuming --------------------------------------------------------------------------
     async def restore(self) -> None:
@@ -839,6 +864,7 @@ class StationService:
         await pieces_started.wait()
         await self.restore()
         tasks.append(asyncio.create_task(self.consume_commands(), name="commands"))
+        tasks.append(asyncio.create_task(self.prune_segments(), name="prune"))
         runner = await self._start_web()
         self.ready = True
         log.info("station service ready (%d stations resumed)", len(self.workers))

@@ -137,3 +137,37 @@ def test_a_player_given_the_playlist_with_a_token_fetches_its_segments_with_it(t
             await web.stop()
 
     asyncio.run(main())
+
+
+def test_a_segment_is_served_from_the_segment_store(tmp_path):
+    """Records name where the station stored a segment; the gateway reads it from there
+    and never follows a record's URI as a path."""
+    from cantus.stations.segment_store import segment_store
+
+    async def main():
+        settings = Settings(data_dir=tmp_path / "pieces")
+        directory = directory_with_station(settings)
+        stream = directory.stream("radio")
+        uri = segment_store(settings).write("radio", 3, b"stored ts")
+        stream.segments[3] = st.StationSegment(
+            station="radio", sequence=3, duration_seconds=4.0, uri=uri, media_type="video/mp2t"
+        )
+        stream.segments[4] = st.StationSegment(  # a poisoned record
+            station="radio", sequence=4, duration_seconds=4.0, uri="file:///etc/passwd",
+            media_type="video/mp2t",
+        )  # fmt: skip
+        stream.segments[5] = st.StationSegment(  # pruned since: the record outlived it
+            station="radio", sequence=5, duration_seconds=4.0,
+            uri=uri.replace("seg3-", "seg5-"), media_type="video/mp2t",
+        )  # fmt: skip
+        web = GatewayWeb(settings, RecordingProducer(), None, directory)
+        async with TestClient(TestServer(web.app())) as client:
+            stored = await client.get("/stations/radio/seg3.ts")
+            assert stored.status == 200 and await stored.read() == b"stored ts"
+            assert stored.content_type == "video/mp2t"
+            assert (await client.get("/stations/radio/seg4.ts")).status == 404
+            assert (await client.get("/stations/radio/seg5.ts")).status == 404
+            inline = await client.get("/stations/radio/seg1.ts")  # a record from before
+            assert await inline.read() == b"ts1"
+
+    asyncio.run(main())

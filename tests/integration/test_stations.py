@@ -125,6 +125,9 @@ def test_station_streams_hls_that_ffmpeg_reads(stations, http_base, stack):
     )  # fmt: skip
     samples = np.frombuffer(decoded.stdout, dtype="<i2").astype(np.float32) / 32768
     assert len(samples) / 8000 == pytest.approx(listed, abs=0.5)
+    # The segments' bytes are in the segment store, not in the records (nor the gateway).
+    stored = list((stack.settings.data_dir / "stations" / "radio").glob("seg*.ts"))
+    assert len(stored) >= playlist.count("#EXTINF:")
     # Pieces follow each other with no gap: no stretch of silence (crossfades, not pauses).
     blocks = np.abs(samples[: len(samples) // 400 * 400]).reshape(-1, 400)  # 50 ms each
     loud = blocks.max(axis=1) > 1e-3

@@ -1,0 +1,89 @@
+"""The station segment store: segments written and read back by name, names and stations
+checked (a record's URI is never a path), old segments pruned, on disk and on S3."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from cantus.stations.segment_store import (
+    LocalSegmentStore,
+    S3SegmentStore,
+    SegmentNotFound,
+    file_name_of,
+)
+
+
+def test_a_segment_is_written_and_read_back_by_its_name(tmp_path):
+    store = LocalSegmentStore(tmp_path / "stations")
+    uri = store.write("radio", 12, b"ts-bytes")
+    assert uri.startswith("file://") and "/stations/radio/seg12-" in uri
+    assert store.read("radio", file_name_of(uri)) == b"ts-bytes"
+    again = store.write("radio", 12, b"other")  # a restarted station's sequence 12
+    assert again != uri and store.read("radio", file_name_of(uri)) == b"ts-bytes"
+    assert not list((tmp_path / "stations" / "radio").glob(".*partial"))
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "file:///etc/passwd",
+        "file:///data/stations/radio/../../../etc/seg1-00000000.ts/..",
+        "s3://bucket/pieces/stations/radio/seg1.ts",
+        "seg1-0000000g.ts",
+    ],
+)
+def test_a_uri_that_names_no_segment_is_refused(uri):
+    with pytest.raises(SegmentNotFound, match="uri"):
+        file_name_of(uri)
+
+
+def test_stations_and_names_are_checked(tmp_path):
+    store = LocalSegmentStore(tmp_path)
+    with pytest.raises(SegmentNotFound, match="station"):
+        store.write("../etc", 1, b"x")
+    with pytest.raises(SegmentNotFound, match="station"):
+        store.read("..", "seg1-00000000.ts")
+    with pytest.raises(SegmentNotFound, match="file"):
+        store.read("radio", "../seg1-00000000.ts")
+    with pytest.raises(SegmentNotFound, match="no segment"):
+        store.read("radio", "seg1-00000000.ts")
+
+
+def test_segments_past_the_retention_are_pruned(tmp_path):
+    store = LocalSegmentStore(tmp_path)
+    assert store.delete_older_than(60) == 0  # nothing written yet: nothing to do
+    old = file_name_of(store.write("radio", 1, b"old"))
+    kept = file_name_of(store.write("jazz", 2, b"new"))
+    an_hour_ago = time.time() - 3600
+    os.utime(tmp_path / "radio" / old, (an_hour_ago, an_hour_ago))
+    assert store.delete_older_than(600) == 1
+    with pytest.raises(SegmentNotFound):
+        store.read("radio", old)
+    assert store.read("jazz", kept) == b"new"
+
+
+def test_on_s3_segments_sit_beside_the_pieces_and_are_pruned(monkeypatch):
+    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
+    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with moto.mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="cantus")
+        store = S3SegmentStore(client, "cantus", prefix="pieces")
+        uri = store.write("radio", 3, b"ts")
+        assert uri.startswith("s3://cantus/pieces/stations/radio/seg3-")
+        assert store.read("radio", file_name_of(uri)) == b"ts"
+        with pytest.raises(SegmentNotFound, match="no segment"):
+            store.read("radio", "seg4-00000000.ts")
+        assert store.delete_older_than(600) == 0
+        assert store.delete_older_than(-60) == 1  # everything is older than a minute ahead
+        with pytest.raises(SegmentNotFound):
+            store.read("radio", file_name_of(uri))
