@@ -3,7 +3,9 @@ piece's events out to the Compose streams that wait for them.
 
 The consumer joins no group: every gateway replica must see every event, since the client
 of a piece may be connected to any of them. Duplicates (at-least-once delivery) are
-dropped per (piece, event kind, index) so a client sees each bar exactly once.
+dropped per (piece, event kind, index) so a client sees each bar exactly once. A render
+segment's audio is not in its record but in the segment store (``cantus.segment_store``);
+``for_client`` puts it back, only for the segments a client is sent.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from cantus.events.codec import (
     topic_kind,
 )
 from cantus.kafka_clients import unmanaged_consumer
+from cantus.segment_store import render_segment_store
 from cantus.settings import Settings
+from cantus.storage import StorageError
 from cantus.v1 import events_pb2 as pb
 
 log = logging.getLogger("cantus.gateway.events")
@@ -57,6 +61,29 @@ class PieceEventRouter:
         player opens a piece's event stream after its first bars are out)."""
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        self.segment_audio = render_segment_store(settings)
+
+    async def for_client(self, message: Message) -> Message:
+        """``message`` as a client gets it: a render segment with its audio read back from
+        the segment store (and without ``audio_uri``: the store's place is the server's
+        business). A segment whose audio the store no longer has goes without it, logged."""
+        if not isinstance(message, pb.RenderSegment) or not message.audio_uri:
+            return message
+        sent = pb.RenderSegment()
+        sent.CopyFrom(message)
+        sent.audio_uri = ""
+        try:
+            sent.audio = await asyncio.to_thread(
+                self.segment_audio.read_uri, message.meta.piece_id, message.audio_uri
+            )
+        except StorageError as error:
+            log.warning(
+                "piece %s segment %d goes without its audio: %s",
+                message.meta.piece_id,
+                message.meta.index,
+                error,
+            )
+        return sent
 
     async def start(self) -> None:
         topics = [getattr(self.settings.topics, kind) for kind in RELAYED_KINDS]

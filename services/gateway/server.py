@@ -188,6 +188,7 @@ class Composer(api_grpc.ComposerServicer):
                 seen.add(identity)
                 if isinstance(message, pb.MelodyBar) and message.meta.index == 0:
                     TIME_TO_FIRST_BAR.observe(time.monotonic() - started)
+                message = await self.router.for_client(message)
                 yield api.PieceEvent(**{_EVENT_FIELD[type(message)]: message})
                 if isinstance(message, pb.PieceCompleted):
                     REQUESTS.labels("completed").inc()

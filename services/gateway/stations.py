@@ -8,7 +8,7 @@ It keeps each station's segments of the last ``Settings.station_segment_retentio
 same setting as the segment topic's retention, so that a replica that has run for days and
 one that has just read the topic back list the same segments. It keeps their records only;
 the bytes are read from the segment store when a player asks
-(``cantus.stations.segment_store``).
+(``cantus.segment_store``).
 Commands and feedback go to Kafka for the station service; a call waits (briefly) until
 the station's next snapshot shows their effect.
 """

@@ -44,12 +44,12 @@ from cantus.events.codec import encode_event, kind_of, new_meta
 from cantus.render.exports import export_file_name
 from cantus.requests import RequestError, validate_compose_request
 from cantus.security import gateway_tokens
+from cantus.segment_store import SegmentNotFound, station_segment_store
 from cantus.settings import Settings
 from cantus.stations.feeds import form_metadata, json_feed, m3u_feed, media_playlist
 from cantus.stations.outcomes import session_log_csv, session_log_json
 from cantus.stations.program import STREAM_OUTPUT
 from cantus.stations.records import encode_station_record
-from cantus.stations.segment_store import SegmentNotFound, file_name_of, segment_store
 from cantus.storage import FILE_NAME, InvalidPieceId, StorageError, media_type, piece_store
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -156,7 +156,7 @@ class GatewayWeb:
         self.router = router
         self.directory = directory
         self.store = piece_store(settings)
-        self.segments = segment_store(settings)
+        self.segments = station_segment_store(settings)
         self.runner: web.AppRunner | None = None
         self._tokens: list[bytes] = []
 
@@ -286,9 +286,7 @@ class GatewayWeb:
         data = segment.data  # a record from before the segment store carries its bytes
         if not data:
             try:
-                data = await asyncio.to_thread(
-                    self.segments.read, status.name, file_name_of(segment.uri)
-                )
+                data = await asyncio.to_thread(self.segments.read_uri, status.name, segment.uri)
             except SegmentNotFound as error:
                 log.warning("station %s segment %d: %s", status.name, segment.sequence, error)
                 raise web.HTTPNotFound(text="no such segment\n") from None
@@ -473,6 +471,7 @@ class GatewayWeb:
                 if identity in seen:
                     continue
                 seen.add(identity)
+                message = await self.router.for_client(message)
                 payload = json.dumps(event_to_json(message))
                 await response.write(f"data: {payload}\n\n".encode())
                 if isinstance(message, pb.PieceCompleted | pb.DeadLetter):

@@ -3,7 +3,9 @@
 in:  cantus.compose.requested, cantus.melody.bar, cantus.harmony.bar, cantus.lyric.line
      (one merged stream: every event of a piece, in order, on one partition)
 out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their parts are in:
-                              MIDI and the segment's mastered audio as Ogg Opus)
+                              MIDI, and where the segment's mastered audio is, as Ogg
+                              Opus, in the segment store: cantus.segment_store; the store
+                              is pruned to ``render_segment_retention_s``)
      cantus.piece.completed  (after the piece's files are stored: piece.mid, piece.wav,
                               .flac, .mp3, .opus, piece.musicxml, .pdf, .png,
                               pianoroll.png, selfsim.png, piece.json)
@@ -52,6 +54,7 @@ from cantus.render.piece import (
     streamed_piece_render,
 )
 from cantus.scheduling import PriorityGate, priority_name
+from cantus.segment_store import render_segment_store
 from cantus.storage import media_type, piece_store
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import RenderEvent, RenderState, render_event_key
@@ -73,6 +76,7 @@ MAX_HELD_PIECES = 256
 held_events: OrderedDict[str, dict[str, dict[int, Message]]] = OrderedDict()
 """piece_id → kind → index → the decoded event, in this process only."""
 store = piece_store(settings)
+segment_audio_store = render_segment_store(settings)
 
 MAX_LIVE_PIECES = 32
 """Pieces whose synthesizer stays in memory; the least recently used beyond this is closed
@@ -206,13 +210,13 @@ async def render_piece_event(message: Message, received: Received) -> None:
                 await asyncio.to_thread(add_segment_audio, segment, piece_id, parts)
         await service.publish(segment, received=received)
         service.log.info(
-            "piece %s segment %d: bars %d-%d, audio %d bytes, %s; its last input reached "
+            "piece %s segment %d: bars %d-%d, audio %s, %s; its last input reached "
             "this service %.1f s after it was published, and the segment was out %.1f s later",
             piece_id,
             segment.meta.index,
             first,
             first + count - 1,
-            len(segment.audio),
+            segment.audio_uri or "none",
             priority_name(parts.spec.priority),
             (received.received_at_ns - message.meta.produced_at_unix_ns) / 1e9,
             (time.time_ns() - received.received_at_ns) / 1e9,
@@ -224,6 +228,25 @@ async def render_piece_event(message: Message, received: Received) -> None:
 
     if parts.all_bars_ready():
         await complete_piece(piece_id, parts, state, received)
+
+
+PRUNE_EVERY_S = 60.0
+"""How often the segment store is pruned of segment audio past its retention."""
+
+
+@service.app.timer(interval=PRUNE_EVERY_S)
+async def prune_segment_audio() -> None:
+    """Delete segment audio older than ``render_segment_retention_s``: by then the segment's
+    listeners have it, and a finished piece's audio is in its own files."""
+    try:
+        deleted = await asyncio.to_thread(
+            segment_audio_store.delete_older_than, settings.render_segment_retention_s
+        )
+    except Exception as error:  # tried again at the next tick
+        service.log.warning("pruning segment audio failed: %s: %s", type(error).__name__, error)
+        return
+    if deleted:
+        service.log.info("pruned the audio of %d segments", deleted)
 
 
 def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PieceParts) -> None:
@@ -265,7 +288,17 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
         while len(live_audio) > MAX_LIVE_PIECES:
             _, evicted = live_audio.popitem(last=False)
             evicted.close()
-    segment.audio = encoded
+    try:
+        segment.audio_uri = segment_audio_store.write(piece_id, index, encoded)
+    except Exception as error:  # a store that cannot be written: the MIDI still goes
+        service.log.warning(
+            "piece %s segment %d: audio not stored (%s: %s)",
+            piece_id,
+            index,
+            type(error).__name__,
+            error,
+        )
+        return
     segment.audio_media_type = SEGMENT_AUDIO_MEDIA_TYPE
     segment.audio_start_seconds = rendered.start_seconds
     segment.audio_duration_seconds = rendered.duration_seconds

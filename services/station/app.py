@@ -8,7 +8,7 @@ in:  cantus.station.command   (start / stop, from the gateway's Station service)
                               (the station's own pieces, as the normal pipeline makes them)
 out: cantus.compose.requested (the next pieces, through the normal pipeline)
      cantus.station.segment   (HLS media segments, MPEG-TS with AAC: each written to the
-                              segment store, cantus.stations.segment_store, and its place
+                              segment store, cantus.segment_store, and its place
                               published; the store is pruned to the topic's retention)
      cantus.station.state     (a snapshot of the station after each change)
      cantus.station.outcome   (sessions' outcome logs: plan, signals, pieces, adjustments)
@@ -49,6 +49,7 @@ from cantus.kafka_clients import unmanaged_consumer
 from cantus.requests import RequestError, validate_compose_request
 from cantus.scheduling import priority_name
 from cantus.security import kafka_client_options
+from cantus.segment_store import render_segment_store, station_segment_store
 from cantus.settings import Settings, load_settings
 from cantus.stations.config import StationConfigError, check_station_name, parse_station_config
 from cantus.stations.encoding import MEDIA_TYPE, HlsSegmenter
@@ -59,7 +60,6 @@ from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
 from cantus.stations.program import ENERGY_TRIES, Program, SnapshotLimits, new_status
 from cantus.stations.records import decode_station_record, encode_station_record
-from cantus.stations.segment_store import segment_store
 from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
 from cantus.storage import StorageError, piece_store
@@ -276,6 +276,26 @@ class StationWorker:
                 del owners[piece_id]
 
     # --- what the pipeline delivers ---------------------------------------------------------
+    def _segment_samples(self, segment: pb.RenderSegment) -> np.ndarray | None:
+        """The segment's audio at the stream's rate: inline (records from before the segment
+        store) or read from the store; None, logged, when the store no longer has it."""
+        audio = segment.audio
+        if not audio:
+            try:
+                audio = self.service.render_segments.read_uri(
+                    segment.meta.piece_id, segment.audio_uri
+                )
+            except StorageError as error:
+                log.warning(
+                    "station %s: piece %s segment %d has no audio: %s",
+                    self.name,
+                    segment.meta.piece_id,
+                    segment.meta.index,
+                    error,
+                )
+                return None
+        return _decode_segment_audio(audio)
+
     async def on_event(self, message) -> None:
         async with self._lock:
             piece_id = message.meta.piece_id
@@ -293,11 +313,13 @@ class StationWorker:
                     del self.melodies[piece_id]  # checked once: its notes are not needed again
                     self._check_melody(piece_id, pitches)
             elif isinstance(message, pb.RenderSegment):
-                if not message.audio:
+                if not (message.audio or message.audio_uri):
                     return
-                # decoding Opus and resampling take milliseconds: off the event loop, which
-                # every station's clock and the Kafka consumers share
-                samples = await asyncio.to_thread(_decode_segment_audio, message.audio)
+                # reading, decoding Opus and resampling take milliseconds: off the event
+                # loop, which every station's clock and the Kafka consumers share
+                samples = await asyncio.to_thread(self._segment_samples, message)
+                if samples is None:
+                    return
                 end_bar = message.first_bar + message.bar_count
                 self.audio.setdefault(piece_id, {})[message.meta.index] = (samples, end_bar)
             elif isinstance(message, pb.PieceCompleted):
@@ -590,7 +612,8 @@ class StationService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = piece_store(settings)
-        self.segments = segment_store(settings)
+        self.segments = station_segment_store(settings)
+        self.render_segments = render_segment_store(settings)
         self.workers: dict[str, StationWorker] = {}
         self.owners: dict[str, str] = {}
         """piece_id → station name."""

@@ -404,6 +404,13 @@ class Settings(BaseSettings):
         description="seconds of HLS segments the cantus.station.segment topic retains and "
         "the gateway keeps (and lists) per station",
     )
+    render_segment_retention_s: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description="seconds the render service keeps each render segment's audio in the "
+        "segment store (cantus.segment_store) for the clients and stations that stream it",
+    )
 
     # --- piece store ---------------------------------------------------------------------
     s3_bucket: str | None = Field(

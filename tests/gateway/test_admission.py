@@ -47,6 +47,9 @@ class FakeRouter:
     def unsubscribe(self, piece_id: str, queue: asyncio.Queue) -> None:
         self.queues.pop(piece_id, None)
 
+    async def for_client(self, message):
+        return message
+
 
 class FakeProducer:
     async def send_and_wait(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]

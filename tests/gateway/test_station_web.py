@@ -142,13 +142,13 @@ def test_a_player_given_the_playlist_with_a_token_fetches_its_segments_with_it(t
 def test_a_segment_is_served_from_the_segment_store(tmp_path):
     """Records name where the station stored a segment; the gateway reads it from there
     and never follows a record's URI as a path."""
-    from cantus.stations.segment_store import segment_store
+    from cantus.segment_store import station_segment_store
 
     async def main():
         settings = Settings(data_dir=tmp_path / "pieces")
         directory = directory_with_station(settings)
         stream = directory.stream("radio")
-        uri = segment_store(settings).write("radio", 3, b"stored ts")
+        uri = station_segment_store(settings).write("radio", 3, b"stored ts")
         stream.segments[3] = st.StationSegment(
             station="radio", sequence=3, duration_seconds=4.0, uri=uri, media_type="video/mp2t"
         )

@@ -15,6 +15,8 @@ import pytest
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cantus.segment_store import render_segment_store
+from cantus.settings import Settings
 from cantus.storage import LocalPieceStore
 from cantus.streaming import Received
 from cantus.v1 import events_pb2 as pb
@@ -36,6 +38,9 @@ def render(monkeypatch, tmp_path):
     monkeypatch.setattr(app, "piece_events", {})
     app.held_events.clear()
     monkeypatch.setattr(app, "store", LocalPieceStore(tmp_path / "pieces"))
+    monkeypatch.setattr(
+        app, "segment_audio_store", render_segment_store(Settings(data_dir=tmp_path / "pieces"))
+    )
     monkeypatch.setattr(app.service, "publish", publish)
     monkeypatch.setattr(app.settings, "leadsheet", False)  # engraving has its own tests
     monkeypatch.setattr(app.settings, "audio_formats", ["wav"])
@@ -59,16 +64,23 @@ def segments(published) -> list[pb.RenderSegment]:
     return [m for m in published if isinstance(m, pb.RenderSegment)]
 
 
+def audio_of(app, segment: pb.RenderSegment) -> bytes:
+    """The segment's audio, from the segment store its record names."""
+    assert not segment.audio  # the record carries where the audio is, not the audio
+    return app.segment_audio_store.read_uri(segment.meta.piece_id, segment.audio_uri)
+
+
 def test_segments_carry_audio_and_the_piece_is_stored(render, tmp_path):
     events = piece_events(spec(8))
     feed(render, events[: 1 + 3 * 4])  # request + bars 0-3
     first = segments(render.published)
     assert [s.meta.index for s in first] == [0]
-    assert first[0].audio[:4] == b"OggS" and first[0].audio_media_type.startswith("audio/ogg")
-    assert len(first[0].SerializeToString()) < 200_000
+    audio = audio_of(render, first[0])
+    assert audio[:4] == b"OggS" and first[0].audio_media_type.startswith("audio/ogg")
+    assert len(first[0].SerializeToString()) < 2_000  # MIDI and the audio's place
     assert first[0].audio_start_seconds == 0.0
     assert first[0].audio_duration_seconds == pytest.approx(8.0, abs=0.01)
-    decoded, rate = soundfile.read(io.BytesIO(first[0].audio))
+    decoded, rate = soundfile.read(io.BytesIO(audio))
     assert abs(len(decoded) / rate - 8.0) < 0.05 and np.abs(decoded).max() > 0.05
     assert PIECE_ID in render.live_audio  # kept in memory, not in the table
     assert "audio" not in str(render.pieces[PIECE_ID])
@@ -97,7 +109,7 @@ def test_segments_carry_audio_and_the_piece_is_stored(render, tmp_path):
 def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):
     events = piece_events(spec(12))
     feed(render, events)
-    steady = {s.meta.index: s.audio for s in segments(render.published)}
+    steady = {s.meta.index: audio_of(render, s) for s in segments(render.published)}
     assert len(steady) == 3
 
     # The same piece again, with the process "restarted" after segment 0 was published.
@@ -107,7 +119,7 @@ def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):
     render.live_audio.clear()  # the restart: memory gone, the tables kept
     render.held_events.clear()
     feed(render, events[1 + 3 * 4 :])
-    again = {s.meta.index: s.audio for s in segments(render.published)}
+    again = {s.meta.index: audio_of(render, s) for s in segments(render.published)}
     assert again == steady
 
 
@@ -184,7 +196,7 @@ def test_audio_that_cannot_be_rendered_leaves_the_segment_without_it(render, mon
     monkeypatch.setattr(render, "SegmentAudio", broken)
     feed(render, piece_events(spec(4))[:13])
     (segment,) = segments(render.published)
-    assert segment.midi and not segment.audio
+    assert segment.midi and not segment.audio and not segment.audio_uri
 
 
 def test_the_warm_up_starts_what_the_first_finished_piece_would(render):

@@ -108,3 +108,44 @@ def test_a_piece_this_process_requested_ends_with_its_last_segment(monkeypatch):
 
     asyncio.run(scenario())
     assert entry.status == "streamed" and len(fed) == 2
+
+
+def test_segment_audio_is_read_from_the_segment_store(monkeypatch, tmp_path):
+    """A render segment names where its audio is (the segment store); one whose audio the
+    store no longer has is skipped, with a warning, and the station goes on."""
+    import asyncio
+
+    import numpy as np
+
+    import services.station.app as station_app
+    from cantus.segment_store import render_segment_store
+
+    decoded: list[bytes] = []
+
+    def decode(audio: bytes):
+        decoded.append(audio)
+        return np.zeros(480)
+
+    fed: list[int] = []
+    worker = _worker_feeding_into(fed, monkeypatch)
+    monkeypatch.setattr(station_app, "_decode_segment_audio", decode)
+    store = render_segment_store(Settings(data_dir=tmp_path))
+    worker.service.render_segments = store
+    piece = "0123456789abcdef0123456789abcdef"
+    entry, _ = worker.program.next_request(piece)
+    entry.status = "composing"
+    worker.requested_bars[piece] = 12
+    stored = _segment(piece, 0, 0, 4)
+    stored.audio = b""
+    stored.audio_uri = store.write(piece, 0, b"OggS stored")
+    gone = _segment(piece, 1, 4, 4)
+    gone.audio = b""
+    gone.audio_uri = stored.audio_uri.replace("seg0-", "seg1-")  # pruned meanwhile
+
+    async def scenario() -> None:
+        await worker.on_event(stored)
+        await worker.on_event(gone)
+
+    asyncio.run(scenario())
+    assert decoded == [b"OggS stored"]
+    assert sorted(worker.audio[piece]) == [0]

@@ -273,6 +273,17 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
                 return original_write(piece_id, name, content, version=version)
 
         store.write = write  # type: ignore[method-assign]  # timed for the profile
+        from cantus.segment_store import render_segment_store
+        from cantus.settings import Settings
+
+        segment_audio = render_segment_store(Settings(data_dir=Path(tmp)))
+        original_segment_write = segment_audio.write
+
+        def write_segment(piece_id: str, index: int, content: bytes) -> str:
+            with profiler.step("storing segment audio"):
+                return original_segment_write(piece_id, index, content)
+
+        segment_audio.write = write_segment  # type: ignore[method-assign,assignment]  # timed
         table = JsonTable(profiler)
         event_table = JsonTable(profiler)
         app.held_events.clear()
@@ -281,6 +292,7 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
             (app, "pieces", table),
             (app, "piece_events", event_table),
             (app, "store", store),
+            (app, "segment_audio_store", segment_audio),
             (app.service, "publish", publish),
         ]
         with patched(targets):
