@@ -580,18 +580,22 @@ class StationWorker:
                 if 0 <= e.stream_start_seconds < end
                 and e.stream_start_seconds + e.duration_seconds > start
             ]
-            uri = await asyncio.to_thread(
-                self.service.segments.write, self.name, segment.sequence, segment.data
-            )
             message = st.StationSegment(
                 station=self.name,
                 sequence=segment.sequence,
                 duration_seconds=segment.duration_seconds,
-                uri=uri,
                 media_type=MEDIA_TYPE,
                 discontinuity=self._discontinuity,
                 piece_ids=heard,
             )
+            try:
+                message.uri = await asyncio.to_thread(
+                    self.service.segments.write, self.name, segment.sequence, segment.data
+                )
+            except Exception as error:  # a full or unreachable store: sent in the record
+                log.error("station %s: segment %d not stored (%s); sent inline",
+                          self.name, segment.sequence, error)  # fmt: skip
+                message.data = segment.data
             self._discontinuity = False
             await self.service.publish_station("station_segment", message, self.name)
             async with self._lock:
