@@ -40,7 +40,11 @@ from cantus.stations.config import (
 from cantus.stations.feeds import SegmentEntry
 from cantus.stations.outcomes import StationOutcomes
 from cantus.stations.plans import PlanError, State, plan_session
-from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.records import (
+    decode_station_record,
+    encode_station_record,
+    merge_fingerprints,
+)
 from cantus.stations.sessions import (
     ControlMode,
     reference_plan,
@@ -59,6 +63,9 @@ WAIT_FOR_STATION_S = 15.0
 @dataclass
 class StationStream:
     status: st.StationStatus | None = None
+    """The latest snapshot (without fingerprints: ``with_fingerprints`` adds them)."""
+    fingerprints: st.StationStatus | None = None
+    """The station's latest fingerprints record (``StationStatus.fingerprints_only``)."""
     segments: OrderedDict[int, st.StationSegment] | None = None
     changed: asyncio.Event | None = None
     published_ms: dict[int, int] = field(default_factory=dict)
@@ -73,6 +80,12 @@ class StationStream:
     """Discontinuity tags that left the playlist's head (HLS ``EXT-X-DISCONTINUITY-SEQUENCE``,
     by which players line up discontinuities across reloads). A segment's tag goes when it
     becomes the window's first segment, since no tag precedes the first."""
+
+    def with_fingerprints(self) -> st.StationStatus | None:
+        """The snapshot as the Station service answers it: with the fingerprints."""
+        if self.status is None:
+            return None
+        return merge_fingerprints(self.status, self.fingerprints)
 
     def entries(self) -> list[SegmentEntry]:
         return [
@@ -185,7 +198,10 @@ class StationDirectory:
             stream.outcomes.add(message)
         elif kind == "station_state":
             stream = self.stream(message.name)
-            stream.status = message
+            if message.fingerprints_only:
+                stream.fingerprints = message
+            else:
+                stream.status = message
         else:
             stream = self.stream(message.station)
             stream.add_segment(
@@ -203,10 +219,10 @@ class StationDirectory:
         while True:
             stream = self.stream(name)
             if stream.status is not None and check(stream.status):
-                return stream.status
+                return stream.with_fingerprints()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return stream.status
+                return stream.with_fingerprints()
             assert stream.changed is not None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stream.changed.wait(), timeout=remaining)
@@ -263,7 +279,7 @@ class StationApi(st_grpc.StationServicer):
         )
 
     async def GetStation(self, request: st.StationName, context):
-        return await self._known(request.name, context)
+        return await self._known(request.name, context, answer=True)
 
     async def SendFeedback(self, request: st.StationFeedback, context):
         status = await self._known(request.station, context, "station")
@@ -389,10 +405,16 @@ class StationApi(st_grpc.StationServicer):
             count += 1
         return st.SignalsAccepted(count=count)
 
-    async def _known(self, name: str, context, field: str = "name") -> st.StationStatus:
-        """The station's status; NOT_FOUND naming ``field`` (the request's field that holds
-        the station's name) when the gateway does not know it."""
-        status = self.directory.stream(name).status if name in self.directory.stations else None
+    async def _known(
+        self, name: str, context, field: str = "name", *, answer: bool = False
+    ) -> st.StationStatus:
+        """The station's status (with its fingerprints when it is the ``answer``, else the
+        snapshot as is); NOT_FOUND naming ``field`` (the request's field that holds the
+        station's name) when the gateway does not know it."""
+        status = None
+        if name in self.directory.stations:
+            stream = self.directory.stream(name)
+            status = stream.with_fingerprints() if answer else stream.status
         if status is None:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"{field}: no station {name[:60]!r}")
         return status

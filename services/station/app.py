@@ -59,7 +59,14 @@ from cantus.stations.measure import energy_problem, measure_midi, midi_energy, s
 from cantus.stations.mixing import StationMixer, fade_out, resample
 from cantus.stations.outcomes import outcome
 from cantus.stations.program import ENERGY_TRIES, Program, SnapshotLimits, new_status
-from cantus.stations.records import decode_station_record, encode_station_record
+from cantus.stations.records import (
+    decode_station_record,
+    encode_station_record,
+    fingerprints_key,
+    fingerprints_signature,
+    merge_fingerprints,
+    split_fingerprints,
+)
 from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
 from cantus.storage import StorageError, piece_store
@@ -625,6 +632,8 @@ class StationService:
         self.ready = False
         self.snapshots: dict[str, st.StationStatus] = {}
         """Every station's last snapshot, stopped ones included (a restart resumes them)."""
+        self.fingerprints_published: dict[str, tuple[str, ...]] = {}
+        """Station → the fingerprints it last published (``fingerprints_signature``)."""
 
     # --- publishing -------------------------------------------------------------------------
     async def publish_event(self, message) -> None:
@@ -634,11 +643,15 @@ class StationService:
             self.settings.topics.compose_requested, value, key=key, headers=headers
         )
 
-    async def publish_station(self, kind: str, message, station: str) -> None:
+    async def publish_station(
+        self, kind: str, message, station: str, *, key: str | None = None
+    ) -> None:
         assert self.producer is not None
-        key, value, headers = encode_station_record(kind, message, station, source="station")
+        key_bytes, value, headers = encode_station_record(
+            kind, message, station, source="station", key=key
+        )
         await self.producer.send_and_wait(
-            getattr(self.settings.topics, kind), value, key=key, headers=headers
+            getattr(self.settings.topics, kind), value, key=key_bytes, headers=headers
         )
 
     async def dead_letter(self, record, reason: str) -> None:
@@ -662,9 +675,18 @@ class StationService:
         )
 
     async def publish_state(self, status: st.StationStatus) -> None:
+        """Publish the station's snapshot, without its fingerprints; those go in a record of
+        their own when they changed (``cantus.stations.records.split_fingerprints``)."""
         status.updated_unix_ns = time.time_ns()
         self.snapshots[status.name] = status
-        await self.publish_station("station_state", status, status.name)
+        snapshot, fingerprints = split_fingerprints(status)
+        signature = fingerprints_signature(status)
+        if self.fingerprints_published.get(status.name) != signature:
+            await self.publish_station(
+                "station_state", fingerprints, status.name, key=fingerprints_key(status.name)
+            )
+            self.fingerprints_published[status.name] = signature
+        await self.publish_station("station_state", snapshot, status.name)
 
     # --- the piece store (after a restart) --------------------------------------------------
     def stored_files(self, piece_id: str) -> dict[str, bytes]:
@@ -767,6 +789,7 @@ class StationService:
         consumer = unmanaged_consumer(self.settings)
         await consumer.start()
         latest: dict[str, st.StationStatus] = {}
+        fingerprints: dict[str, st.StationStatus] = {}
         try:
             partitions = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
@@ -785,9 +808,15 @@ class StationService:
                         except InvalidEvent as error:
                             log.warning("skipping a bad station snapshot: %s", error)
                             continue
-                        latest[status.name] = status
+                        if status.fingerprints_only:
+                            fingerprints[status.name] = status
+                        else:
+                            latest[status.name] = status
         finally:
             await consumer.stop()
+        for name, status in latest.items():
+            # (the first snapshot published after this writes the fingerprints' record again)
+            latest[name] = merge_fingerprints(status, fingerprints.get(name))
         self.snapshots.update(latest)
         for status in latest.values():
             if status.running:

@@ -237,6 +237,11 @@ def test_station_survives_a_restart_of_its_service(stations, stack, http_base):
     assert status.running
     ids = [e.piece_id for e in status.program]
     assert ids[: len(before.program)] == [e.piece_id for e in before.program]  # state kept
+    # the fingerprints, in records of their own, came back with the snapshot
+    kept = {f.piece_id for f in status.fingerprints}
+    assert {f.piece_id for f in before.fingerprints} <= kept and len(kept) > len(
+        before.fingerprints
+    )
     assert "#EXT-X-DISCONTINUITY" in get(f"{http_base}/stations/radio/live.m3u8").decode()
     stopped = stub.StopStation(st.StationName(name="radio"), timeout=30)
     assert not stopped.running

@@ -23,8 +23,9 @@ STATION_TYPES: dict[str, tuple[type[Message], str]] = {
 
 
 def encode_station_record(
-    kind: str, message: Message, station: str, *, source: str
+    kind: str, message: Message, station: str, *, source: str, key: str | None = None
 ) -> tuple[bytes, bytes, Headers]:
+    """The record of ``message``, keyed by ``station`` unless ``key`` says otherwise."""
     message_type, ce_type = STATION_TYPES[kind]
     if not isinstance(message, message_type):
         raise TypeError(f"{kind} carries {message_type.__name__}, not {type(message).__name__}")
@@ -37,7 +38,7 @@ def encode_station_record(
         ("ce_subject", station.encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
-    return station.encode(), message.SerializeToString(), headers
+    return (key or station).encode(), message.SerializeToString(), headers
 
 
 def decode_station_record(kind: str, value: bytes | None, headers) -> Message:
@@ -52,3 +53,50 @@ def decode_station_record(kind: str, value: bytes | None, headers) -> Message:
     except DecodeError as error:
         raise InvalidEvent(f"undecodable {message_type.__name__}: {error}") from None
     return message
+
+
+# --- a station's fingerprints, in records of their own ------------------------------------
+# A snapshot is written every few seconds; up to 1000 fingerprints (~0.15 MB of 16-bar
+# melodies) made each one that large, and the broker kept them all (the state topic is
+# compacted on Kafka; Tansu's memory engine keeps every record). They change once a piece.
+
+
+def fingerprints_key(station: str) -> str:
+    """The record key of a station's fingerprints (compaction keeps its latest)."""
+    return f"{station}/fingerprints"
+
+
+def fingerprints_signature(status: st.StationStatus) -> tuple[str, ...]:
+    """What tells whether the fingerprints changed since they were last published."""
+    return tuple(fingerprint.piece_id for fingerprint in status.fingerprints)
+
+
+def split_fingerprints(status: st.StationStatus) -> tuple[st.StationStatus, st.StationStatus]:
+    """``status`` as two records: the snapshot without its fingerprints, and its
+    fingerprints alone (``fingerprints_only``)."""
+    record = st.StationStatus(
+        name=status.name,
+        updated_unix_ns=status.updated_unix_ns,
+        fingerprints=status.fingerprints,
+        fingerprints_only=True,
+    )
+    snapshot = st.StationStatus()
+    snapshot.CopyFrom(status)
+    snapshot.ClearField("fingerprints")
+    return snapshot, record
+
+
+def merge_fingerprints(
+    snapshot: st.StationStatus, record: st.StationStatus | None
+) -> st.StationStatus:
+    """``snapshot`` with the fingerprints of ``record`` (the station's latest fingerprints
+    record), unless the snapshot carries newer ones of its own (written before the
+    fingerprints had records of their own). Returns a copy; the arguments are unchanged."""
+    merged = st.StationStatus()
+    merged.CopyFrom(snapshot)
+    if record is not None and (
+        not snapshot.fingerprints or record.updated_unix_ns >= snapshot.updated_unix_ns
+    ):
+        merged.ClearField("fingerprints")
+        merged.fingerprints.extend(record.fingerprints)
+    return merged
