@@ -172,16 +172,21 @@ async def render_piece_event(message: Message, received: Received) -> None:
         return
     events = events_held(piece_id, state)
     kind, index = kind_of(message), message.meta.index
-    if not state.holds(kind, index):
+    if index not in events.get(kind, {}):
+        # The two tables' changelogs are separate records, so a crash may keep either one
+        # of an event's writes: the event stored, its piece's record not (then the stored
+        # copy wins), or the record and not the event (then this redelivered copy is the
+        # first that counts). Faust commits the event's offset only after both are sent.
         key = render_event_key(piece_id, kind, index)
         stored = piece_events.get(key)
         if stored is None:
             encoded = base64.b64encode(message.SerializeToString()).decode()
             piece_events[key] = RenderEvent(event=encoded, log=log_entry(message, kind)).to_table()
-        else:  # stored before a crash that lost the piece's record: that copy wins
+        else:
             message = decode_event(kind, RenderEvent.from_table(stored))
-        state.add(kind, index)
-        pieces[piece_id] = state.to_table()  # the changelog sees only assignments
+        if not state.holds(kind, index):
+            state.add(kind, index)
+            pieces[piece_id] = state.to_table()  # the changelog sees only assignments
         events.setdefault(kind, {})[index] = message
 
     parts = PieceParts.from_events(events, humanise=settings.humanise)

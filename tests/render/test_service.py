@@ -181,6 +181,23 @@ def test_an_event_stored_before_a_crash_is_the_copy_that_counts(render):
     assert stored.harmony[0].meta.producer == "harmony, before the crash"
 
 
+def test_an_event_whose_record_outlived_it_is_stored_again_when_redelivered(render):
+    """Found by `cantus bench chaos` (session 17): render killed mid-piece kept the piece's
+    record (it holds bars 0-3) but not the events' own writes (separate changelogs). The
+    redelivered events were skipped as held, the piece never had its parts, and it never
+    completed. A redelivered event missing from the event table is stored again."""
+    from cantus.streaming.table_state import render_event_key
+
+    events = piece_events(spec(4))
+    feed(render, events[:7])  # the request and bars 0-1
+    for kind, index in (("melody_bar", 1), ("harmony_bar", 1), ("lyric_line", 1)):
+        del render.piece_events[render_event_key(PIECE_ID, kind, index)]  # lost in the crash
+    render.held_events.clear()  # the process restarted
+    feed(render, events[4:])  # redelivered from the last commit on
+    assert [s.meta.index for s in segments(render.published)] == [0]
+    assert len([m for m in render.published if isinstance(m, pb.PieceCompleted)]) == 1
+
+
 def test_redelivered_events_publish_nothing_twice(render):
     events = piece_events(spec(4))
     feed(render, events)
