@@ -63,9 +63,10 @@ from cantus.stations.records import (
     decode_station_record,
     encode_station_record,
     fingerprints_key,
+    fingerprints_record,
     fingerprints_signature,
     merge_fingerprints,
-    split_fingerprints,
+    snapshot_without_fingerprints,
 )
 from cantus.stations.sessions import reference_plan
 from cantus.stations.signals import SignalError, check_signal
@@ -676,16 +677,16 @@ class StationService:
 
     async def publish_state(self, status: st.StationStatus) -> None:
         """Publish the station's snapshot, without its fingerprints; those go in a record of
-        their own when they changed (``cantus.stations.records.split_fingerprints``)."""
+        their own when they changed (``cantus.stations.records.fingerprints_record``)."""
         status.updated_unix_ns = time.time_ns()
         self.snapshots[status.name] = status
-        snapshot, fingerprints = split_fingerprints(status)
         signature = fingerprints_signature(status)
         if self.fingerprints_published.get(status.name) != signature:
-            await self.publish_station(
-                "station_state", fingerprints, status.name, key=fingerprints_key(status.name)
-            )
+            record = fingerprints_record(status)
+            key = fingerprints_key(status.name)
+            await self.publish_station("station_state", record, status.name, key=key)
             self.fingerprints_published[status.name] = signature
+        snapshot = snapshot_without_fingerprints(status)
         await self.publish_station("station_state", snapshot, status.name)
 
     # --- the piece store (after a restart) --------------------------------------------------

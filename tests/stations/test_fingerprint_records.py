@@ -10,8 +10,9 @@ from cantus.settings import Settings
 from cantus.stations.records import (
     decode_station_record,
     fingerprints_key,
+    fingerprints_record,
     merge_fingerprints,
-    split_fingerprints,
+    snapshot_without_fingerprints,
 )
 from cantus.v1 import station_pb2 as st
 from services.gateway.stations import StationDirectory
@@ -28,7 +29,7 @@ def _status(pieces: int, updated: int = 10) -> st.StationStatus:
 
 def test_a_snapshot_splits_from_its_fingerprints_and_merges_back():
     status = _status(300)
-    snapshot, record = split_fingerprints(status)
+    snapshot, record = snapshot_without_fingerprints(status), fingerprints_record(status)
     assert not snapshot.fingerprints and record.fingerprints_only
     assert list(record.fingerprints) == list(status.fingerprints)
     assert not record.program and record.name == "radio"
@@ -78,7 +79,8 @@ def test_the_station_writes_its_fingerprints_once_per_change(tmp_path):
 def test_the_gateway_answers_with_the_fingerprints():
     settings = Settings()
     directory = StationDirectory(settings)
-    snapshot, record = split_fingerprints(_status(4))
+    status = _status(4)
+    snapshot, record = snapshot_without_fingerprints(status), fingerprints_record(status)
     for message in (record, snapshot):
         directory.on_record(
             settings.topics.station_state,

@@ -71,19 +71,22 @@ def fingerprints_signature(status: st.StationStatus) -> tuple[str, ...]:
     return tuple(fingerprint.piece_id for fingerprint in status.fingerprints)
 
 
-def split_fingerprints(status: st.StationStatus) -> tuple[st.StationStatus, st.StationStatus]:
-    """``status`` as two records: the snapshot without its fingerprints, and its
-    fingerprints alone (``fingerprints_only``)."""
-    record = st.StationStatus(
+def snapshot_without_fingerprints(status: st.StationStatus) -> st.StationStatus:
+    """The snapshot as published: ``status`` less its fingerprints (a copy)."""
+    snapshot = st.StationStatus()
+    snapshot.CopyFrom(status)
+    snapshot.ClearField("fingerprints")
+    return snapshot
+
+
+def fingerprints_record(status: st.StationStatus) -> st.StationStatus:
+    """The station's fingerprints alone (``fingerprints_only``), as their own record."""
+    return st.StationStatus(
         name=status.name,
         updated_unix_ns=status.updated_unix_ns,
         fingerprints=status.fingerprints,
         fingerprints_only=True,
     )
-    snapshot = st.StationStatus()
-    snapshot.CopyFrom(status)
-    snapshot.ClearField("fingerprints")
-    return snapshot, record
 
 
 def merge_fingerprints(
