@@ -116,3 +116,21 @@ def check_golden(
 def golden() -> Callable[..., None]:
     """``check_golden``: compare an output with its golden file (or regenerate it)."""
     return check_golden
+
+
+@pytest.fixture
+def fake_s3(monkeypatch):
+    """A moto-mocked S3 with the bucket ``cantus``, for the S3 stores (skipped where boto3 or
+    moto is not installed: S3 storage is optional)."""
+    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
+    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with moto.mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="cantus")
+        yield client

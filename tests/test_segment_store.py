@@ -77,29 +77,19 @@ def test_segments_past_the_retention_are_pruned(tmp_path):
     assert not (tmp_path / "stations" / "radio").exists()  # left empty: removed
 
 
-def test_on_s3_segments_sit_beside_the_pieces_and_are_pruned(monkeypatch):
-    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
-    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="cantus")
-        settings = Settings(s3_bucket="cantus", s3_prefix="pieces")
-        store = station_segment_store(settings)
-        uri = store.write("radio", 3, b"ts")
-        assert uri.startswith("s3://cantus/pieces/stations/radio/seg3-")
-        assert store.read_uri("radio", uri) == b"ts"
-        with pytest.raises(SegmentNotFound, match="no segment"):
-            store.read("radio", "seg4-00000000.ts")
-        audio = render_segment_store(settings)
-        audio_uri = audio.write(PIECE, 1, b"OggS")
-        assert audio_uri.startswith(f"s3://cantus/pieces/segments/{PIECE}/seg1-")
-        assert store.delete_older_than(600) == 0
-        assert store.delete_older_than(-60) == 1  # a minute ahead, everything is older
-        with pytest.raises(SegmentNotFound):
-            store.read_uri("radio", uri)
-        assert audio.read_uri(PIECE, audio_uri) == b"OggS"  # the other kind is untouched
+def test_on_s3_segments_sit_beside_the_pieces_and_are_pruned(fake_s3):
+    settings = Settings(s3_bucket="cantus", s3_prefix="pieces")
+    store = station_segment_store(settings)
+    uri = store.write("radio", 3, b"ts")
+    assert uri.startswith("s3://cantus/pieces/stations/radio/seg3-")
+    assert store.read_uri("radio", uri) == b"ts"
+    with pytest.raises(SegmentNotFound, match="no segment"):
+        store.read("radio", "seg4-00000000.ts")
+    audio = render_segment_store(settings)
+    audio_uri = audio.write(PIECE, 1, b"OggS")
+    assert audio_uri.startswith(f"s3://cantus/pieces/segments/{PIECE}/seg1-")
+    assert store.delete_older_than(600) == 0
+    assert store.delete_older_than(-60) == 1  # a minute ahead, everything is older
+    with pytest.raises(SegmentNotFound):
+        store.read_uri("radio", uri)
+    assert audio.read_uri(PIECE, audio_uri) == b"OggS"  # the other kind is untouched

@@ -77,37 +77,27 @@ def test_versions_are_kept_apart_and_read_by_number(tmp_path):
     assert store.versions("f" * 32) == []
 
 
-def test_s3_versions_are_kept_apart(monkeypatch):
-    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
-    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+def test_s3_versions_are_kept_apart(fake_s3):
     from cantus.storage import S3PieceStore, VersionNotFound
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="cantus")
-        store = S3PieceStore("cantus", prefix="pieces")
-        store.write(PIECE, "piece.json", b"{}")
-        store.write(PIECE, "piece.mp3", b"ID3")
-        uri = store.write(PIECE, "piece.json", b"[2]", version=2)
-        assert uri == f"s3://cantus/pieces/{PIECE}/v2/piece.json"
-        assert store.versions(PIECE) == [1, 2]
-        assert store.read_all(PIECE) == {"piece.json": b"{}", "piece.mp3": b"ID3"}
-        assert store.read_all(PIECE, 2) == {"piece.json": b"[2]"}
-        assert store.read_files(PIECE, ["piece.mp3", "piece.wav"]) == {"piece.mp3": b"ID3"}
-        with pytest.raises(VersionNotFound):
-            store.read_all(PIECE, 3)
-        assert store.file_sizes(PIECE) == {"piece.json": 2, "piece.mp3": 3}
-        assert store.file_sizes(PIECE, 2) == {"piece.json": 3}
-        store.write(PIECE, "piece.wav", b"x" * 10_000)
-        chunks = list(store.read_chunks(PIECE, "piece.wav", chunk_bytes=4096))
-        assert [len(c) for c in chunks] == [4096, 4096, 1808]
-        with pytest.raises(StorageError, match=r"has no piece\.mid"):
-            next(store.read_chunks(PIECE, "piece.mid"))
+    store = S3PieceStore("cantus", prefix="pieces")
+    store.write(PIECE, "piece.json", b"{}")
+    store.write(PIECE, "piece.mp3", b"ID3")
+    uri = store.write(PIECE, "piece.json", b"[2]", version=2)
+    assert uri == f"s3://cantus/pieces/{PIECE}/v2/piece.json"
+    assert store.versions(PIECE) == [1, 2]
+    assert store.read_all(PIECE) == {"piece.json": b"{}", "piece.mp3": b"ID3"}
+    assert store.read_all(PIECE, 2) == {"piece.json": b"[2]"}
+    assert store.read_files(PIECE, ["piece.mp3", "piece.wav"]) == {"piece.mp3": b"ID3"}
+    with pytest.raises(VersionNotFound):
+        store.read_all(PIECE, 3)
+    assert store.file_sizes(PIECE) == {"piece.json": 2, "piece.mp3": 3}
+    assert store.file_sizes(PIECE, 2) == {"piece.json": 3}
+    store.write(PIECE, "piece.wav", b"x" * 10_000)
+    chunks = list(store.read_chunks(PIECE, "piece.wav", chunk_bytes=4096))
+    assert [len(c) for c in chunks] == [4096, 4096, 1808]
+    with pytest.raises(StorageError, match=r"has no piece\.mid"):
+        next(store.read_chunks(PIECE, "piece.mid"))
 
 
 def test_version_claims_are_exclusive_under_concurrency(tmp_path):
@@ -133,31 +123,21 @@ def test_version_claims_are_exclusive_under_concurrency(tmp_path):
         store.claim_version("f" * 32)
 
 
-def test_s3_version_claims_are_exclusive(monkeypatch):
-    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
-    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+def test_s3_version_claims_are_exclusive(fake_s3, monkeypatch):
     from cantus.storage import S3PieceStore
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="cantus")
-        store = S3PieceStore("cantus", prefix="pieces")
-        store.write(PIECE, "piece.json", b"{}")
-        assert [store.claim_version(PIECE) for _ in range(3)] == [2, 3, 4]
-        # two gateways that listed the same versions race for the same number: the
-        # conditional create lets one have it and sends the other to the next
-        other = S3PieceStore("cantus", prefix="pieces")
-        monkeypatch.setattr(other, "_names", lambda folder: ["piece.json"])
-        assert other.claim_version(PIECE) == 5
-        store.write(PIECE, "piece.json", b"[3]", version=3)
-        assert store.versions(PIECE) == [1, 3]
-        assert store.read_all(PIECE, 3) == {"piece.json": b"[3]"}  # the claim is no file
-        store.release_version(PIECE, 2)
-        store.release_version(PIECE, 3)  # stored: kept
-        assert store.versions(PIECE) == [1, 3]
-        assert store.claim_version(PIECE) == 6
+    store = S3PieceStore("cantus", prefix="pieces")
+    store.write(PIECE, "piece.json", b"{}")
+    assert [store.claim_version(PIECE) for _ in range(3)] == [2, 3, 4]
+    # two gateways that listed the same versions race for the same number: the
+    # conditional create lets one have it and sends the other to the next
+    other = S3PieceStore("cantus", prefix="pieces")
+    monkeypatch.setattr(other, "_names", lambda folder: ["piece.json"])
+    assert other.claim_version(PIECE) == 5
+    store.write(PIECE, "piece.json", b"[3]", version=3)
+    assert store.versions(PIECE) == [1, 3]
+    assert store.read_all(PIECE, 3) == {"piece.json": b"[3]"}  # the claim is no file
+    store.release_version(PIECE, 2)
+    store.release_version(PIECE, 3)  # stored: kept
+    assert store.versions(PIECE) == [1, 3]
+    assert store.claim_version(PIECE) == 6

@@ -95,32 +95,22 @@ def test_file_names():
 PIECE = "0123456789abcdef0123456789abcdef"
 
 
-def test_s3_store_writes_and_reads_a_piece(monkeypatch):
-    boto3 = pytest.importorskip("boto3", reason="boto3 not installed: S3 storage is optional")
-    moto = pytest.importorskip("moto", reason="moto not installed: no fake S3 to test against")
+def test_s3_store_writes_and_reads_a_piece(fake_s3):
     from cantus.storage import S3PieceStore, StorageError
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="cantus")
-        store = S3PieceStore("cantus", prefix="pieces")
-        assert store.write(PIECE, "piece.mp3", b"ID3") == f"s3://cantus/pieces/{PIECE}/piece.mp3"
-        with pytest.raises(StorageError, match="not finished"):
-            store.read_all(PIECE)
-        store.write(PIECE, "piece.json", b"{}")
-        store.write(PIECE, "piece.json", b"{ }")  # rewriting is fine
-        assert store.read_all(PIECE) == {"piece.json": b"{ }", "piece.mp3": b"ID3"}
-        head = boto3.client("s3").head_object(Bucket="cantus", Key=f"pieces/{PIECE}/piece.json")
-        assert head["ContentType"] == "application/json"
-        with pytest.raises(StorageError, match="piece_id"):
-            store.write("../" + PIECE, "piece.json", b"")
-        with pytest.raises(StorageError, match="not allowed"):
-            store.write(PIECE, "../piece.json", b"")
+    store = S3PieceStore("cantus", prefix="pieces")
+    assert store.write(PIECE, "piece.mp3", b"ID3") == f"s3://cantus/pieces/{PIECE}/piece.mp3"
+    with pytest.raises(StorageError, match="not finished"):
+        store.read_all(PIECE)
+    store.write(PIECE, "piece.json", b"{}")
+    store.write(PIECE, "piece.json", b"{ }")  # rewriting is fine
+    assert store.read_all(PIECE) == {"piece.json": b"{ }", "piece.mp3": b"ID3"}
+    head = fake_s3.head_object(Bucket="cantus", Key=f"pieces/{PIECE}/piece.json")
+    assert head["ContentType"] == "application/json"
+    with pytest.raises(StorageError, match="piece_id"):
+        store.write("../" + PIECE, "piece.json", b"")
+    with pytest.raises(StorageError, match="not allowed"):
+        store.write(PIECE, "../piece.json", b"")
 
 
 def test_a_piece_gets_every_default_export(music):
