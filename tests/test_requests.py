@@ -105,6 +105,14 @@ def test_outputs_are_checked_and_carried_into_the_spec():
         validate(outputs=["opus"] * 100)
 
 
+def test_segment_audio_is_opus_unless_flac_is_asked():
+    assert validate().spec.segment_audio == "opus"
+    assert validate(segment_audio="flac").spec.segment_audio == "flac"
+    with pytest.raises(RequestError) as raised:
+        validate(segment_audio="wav")
+    assert raised.value.field == "segment_audio" and "flac" in raised.value.problem
+
+
 def test_priority_is_checked_and_urgent_is_kept_for_stations():
     assert validate().spec.priority == pb.PRIORITY_NORMAL
     assert validate(priority=pb.PRIORITY_BACKGROUND).spec.priority == pb.PRIORITY_BACKGROUND

@@ -32,6 +32,10 @@ def test_a_segment_is_written_and_read_back_by_its_name(tmp_path):
     uri = audio.write(PIECE, 0, b"OggS")
     assert f"/segments/{PIECE}/seg0-" in uri and uri.endswith(".opus")
     assert audio.read(PIECE, file_name_of(uri)) == b"OggS"
+    lossless = audio.write(PIECE, 1, b"fLaC", extension="flac")  # a station's piece
+    assert lossless.endswith(".flac") and audio.read_uri(PIECE, lossless) == b"fLaC"
+    with pytest.raises(SegmentNotFound, match="extension"):
+        audio.write(PIECE, 2, b"x", extension="sh")
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,16 @@ def test_segments_past_the_retention_are_pruned(tmp_path):
     assert store.read("jazz", kept) == b"new"
     assert not (tmp_path / "stations" / "radio").exists()  # left empty: removed
 
+    audio = render_segment_store(Settings(data_dir=tmp_path))
+    names = [file_name_of(audio.write(PIECE, i, b"x", extension=ext)) for i, ext in
+             enumerate(("opus", "flac"))]  # fmt: skip
+    for name in names:
+        os.utime(tmp_path / "segments" / PIECE / name, (an_hour_ago, an_hour_ago))
+    assert audio.delete_older_than(600, extension="flac") == 1  # only the lossless one
+    assert audio.read(PIECE, names[0]) == b"x"
+    with pytest.raises(SegmentNotFound):
+        audio.read(PIECE, names[1])
+
 
 def test_on_s3_segments_sit_beside_the_pieces_and_are_pruned(fake_s3):
     settings = Settings(s3_bucket="cantus", s3_prefix="pieces")
@@ -93,3 +107,8 @@ def test_on_s3_segments_sit_beside_the_pieces_and_are_pruned(fake_s3):
     with pytest.raises(SegmentNotFound):
         store.read_uri("radio", uri)
     assert audio.read_uri(PIECE, audio_uri) == b"OggS"  # the other kind is untouched
+    lossless = audio.write(PIECE, 2, b"fLaC", extension="flac")
+    assert audio.delete_older_than(-60, extension="flac") == 1
+    assert audio.read_uri(PIECE, audio_uri) == b"OggS"  # the Opus segment is not lossless
+    with pytest.raises(SegmentNotFound):
+        audio.read_uri(PIECE, lossless)

@@ -4,8 +4,9 @@ in:  cantus.compose.requested, cantus.melody.bar, cantus.harmony.bar, cantus.lyr
      (one merged stream: every event of a piece, in order, on one partition)
 out: cantus.render.segment   (every ``segment_bars`` bars, as soon as their parts are in:
                               MIDI, and where the segment's mastered audio is, as Ogg
-                              Opus, in the segment store: cantus.segment_store; the store
-                              is pruned to ``render_segment_retention_s``)
+                              Opus or, where the piece asks, FLAC, in the segment store:
+                              cantus.segment_store; the store is pruned to
+                              ``render_segment_retention_s``, FLAC sooner)
      cantus.piece.completed  (after the piece's files are stored: piece.mid, piece.wav,
                               .flac, .mp3, .opus, piece.musicxml, .pdf, .png,
                               pianoroll.png, selfsim.png, piece.json)
@@ -44,7 +45,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from cantus.events.codec import EVENT_TYPES, kind_of, new_meta
-from cantus.render.exports import SEGMENT_AUDIO_MEDIA_TYPE, encode_segment_audio
+from cantus.render.exports import encode_segment_audio, segment_codec
 from cantus.render.piece import (
     PieceOutputs,
     PieceParts,
@@ -241,12 +242,8 @@ PRUNE_EVERY_S = 60.0
 
 @service.app.timer(interval=PRUNE_EVERY_S)
 async def prune_segment_audio() -> None:
-    """Delete segment audio older than ``render_segment_retention_s``: by then the segment's
-    listeners have it, and a finished piece's audio is in its own files."""
     try:
-        deleted = await asyncio.to_thread(
-            segment_audio_store.delete_older_than, settings.render_segment_retention_s
-        )
+        deleted = await asyncio.to_thread(delete_expired_segment_audio)
     except Exception as error:  # tried again at the next tick
         service.log.warning("pruning segment audio failed: %s: %s", type(error).__name__, error)
         return
@@ -254,11 +251,26 @@ async def prune_segment_audio() -> None:
         service.log.info("pruned the audio of %d segments", deleted)
 
 
+def delete_expired_segment_audio() -> int:
+    """Delete segment audio older than ``render_segment_retention_s`` (lossless segments:
+    ``render_lossless_segment_retention_s``): by then the segment's listeners have it, and a
+    finished piece's audio is in its own files. The count deleted."""
+    deleted = segment_audio_store.delete_older_than(settings.render_segment_retention_s)
+    return deleted + segment_audio_store.delete_older_than(
+        settings.render_lossless_segment_retention_s, extension=segment_codec("flac").extension
+    )
+
+
 def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PieceParts) -> None:
     """Render, master and encode the segment's audio into ``segment`` (worker thread; the
     agent handles one event at a time, so ``live_audio`` is never used concurrently)."""
     index = segment.meta.index
     started = time.perf_counter()
+    try:
+        codec = segment_codec(parts.spec.segment_audio)
+    except ValueError as error:  # a request the gateway did not check: the MIDI still goes
+        service.log.warning("piece %s segment %d: no audio (%s)", piece_id, index, error)
+        return
     try:
         audio = live_audio.pop(piece_id, None)
         if audio is not None and (audio.next_segment != index or audio.finished):
@@ -275,6 +287,7 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
         encoded = encode_segment_audio(
             rendered.audio,
             rendered.sample_rate,
+            codec=codec.name,
             kbps=settings.segment_audio_kbps,
             serial=index + 1,  # same audio, same bytes; each segment its own stream
         )
@@ -294,7 +307,9 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
             _, evicted = live_audio.popitem(last=False)
             evicted.close()
     try:
-        segment.audio_uri = segment_audio_store.write(piece_id, index, encoded)
+        segment.audio_uri = segment_audio_store.write(
+            piece_id, index, encoded, extension=codec.extension
+        )
     except Exception as error:  # a store that cannot be written: the MIDI still goes
         service.log.warning(
             "piece %s segment %d: audio not stored (%s: %s)",
@@ -304,7 +319,7 @@ def add_segment_audio(segment: pb.RenderSegment, piece_id: str, parts: PiecePart
             error,
         )
         return
-    segment.audio_media_type = SEGMENT_AUDIO_MEDIA_TYPE
+    segment.audio_media_type = codec.media_type
     segment.audio_start_seconds = rendered.start_seconds
     segment.audio_duration_seconds = rendered.duration_seconds
     segment.audio_sample_rate = rendered.sample_rate

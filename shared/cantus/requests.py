@@ -42,6 +42,7 @@ from cantus.music.form import (
 )
 from cantus.music.notes import Key, Meter, MusicError, parse_mode
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
+from cantus.render.exports import segment_codec
 from cantus.render.palettes import PALETTES, default_palette
 from cantus.render.vocals import VOCAL_LANGUAGES
 from cantus.scheduling import priority_name
@@ -227,6 +228,7 @@ def validate_compose_request(
     spec.no_ritardando = request.no_ritardando
     spec.outputs.extend(_outputs(request.outputs))
     spec.priority = _priority(request.priority, urgent_allowed=urgent_allowed)
+    spec.segment_audio = _segment_audio(request.segment_audio)
     return ValidatedRequest(spec=spec, given_bars=given_bars)
 
 
@@ -256,6 +258,14 @@ def _outputs(asked: Sequence[str]) -> list[str]:
                 "outputs", f"unknown output {name[:40]!r} (known: {', '.join(PIECE_OUTPUTS)})"
             )
     return list(dict.fromkeys(asked))
+
+
+def _segment_audio(asked: str) -> str:
+    """The render segments' codec (``cantus.render.exports.SEGMENT_CODECS``); empty: opus."""
+    try:
+        return segment_codec(asked).name
+    except ValueError as error:
+        raise RequestError("segment_audio", str(error)) from None
 
 
 def _requested_bars(request: api.ComposeRequest, tempo: float, meter: Meter, max_bars: int) -> int:

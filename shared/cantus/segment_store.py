@@ -6,7 +6,8 @@ Two kinds, each in a folder of its own beside the finished pieces, in the same s
 
 * ``stations/<station>/``: a station's HLS segments (MPEG-TS). The station service writes
   them (``StationSegment.uri``); the gateway reads one when a player asks for it.
-* ``segments/<piece id>/``: a piece's render segments' audio (Ogg Opus). The render service
+* ``segments/<piece id>/``: a piece's render segments' audio (Ogg Opus, or FLAC where the
+  piece asked for lossless segments: a station's pieces). The render service
   writes them (``RenderSegment.audio_uri``); the station service reads them to mix its
   stream, and the gateway puts the audio back into the segments it streams to clients.
 
@@ -39,7 +40,7 @@ from cantus.storage import StorageError, check_piece_id
 if TYPE_CHECKING:
     from cantus.settings import Settings
 
-SEGMENT_FILE = re.compile(r"^seg(\d+)-[0-9a-f]{8}\.(ts|opus)$")
+SEGMENT_FILE = re.compile(r"^seg(\d+)-[0-9a-f]{8}\.(ts|opus|flac)$")
 STATION_FOLDER = "stations"
 RENDER_FOLDER = "segments"
 
@@ -103,9 +104,13 @@ class SegmentStore:
             raise SegmentNotFound(f"file: {name[:120]!r} is not a segment's name")
         return f"{self.check_owner(owner)}/{name}"
 
-    def write(self, owner: str, index: int, content: bytes) -> str:
-        """Keep one segment; returns its URI (``file://`` or ``s3://``)."""
-        relative = f"{self.check_owner(owner)}/{segment_file_name(index, self.extension)}"
+    def write(self, owner: str, index: int, content: bytes, *, extension: str | None = None) -> str:
+        """Keep one segment; returns its URI (``file://`` or ``s3://``). ``extension``: the
+        file's, if not the store's own (one of ``SEGMENT_FILE``'s)."""
+        name = segment_file_name(index, extension or self.extension)
+        if not SEGMENT_FILE.match(name):
+            raise SegmentNotFound(f"extension: {name.rsplit('.', 1)[-1][:20]!r} is not a segment's")
+        relative = f"{self.check_owner(owner)}/{name}"
         if self.client is not None:
             key = f"{self.root}/{relative}"
             self.client.put_object(Bucket=self.bucket, Key=key, Body=content)
@@ -135,12 +140,14 @@ class SegmentStore:
         """The segment a record names, read as ``owner``'s (the URI's folders are ignored)."""
         return self.read(owner, file_name_of(uri))
 
-    def delete_older_than(self, seconds: float) -> int:
-        """Delete every owner's segments written more than ``seconds`` ago (and, on disk, the
-        folders left empty); the count of segments deleted."""
+    def delete_older_than(self, seconds: float, *, extension: str | None = None) -> int:
+        """Delete every owner's segments written more than ``seconds`` ago (only those with
+        ``extension``, if given; and, on disk, the folders left empty); the count of
+        segments deleted."""
         oldest_kept = time.time() - seconds
+        suffix = f".{extension}" if extension else ""
         if self.client is not None:
-            return self._delete_older_s3(oldest_kept)
+            return self._delete_older_s3(oldest_kept, suffix)
         root = Path(self.root)
         if not root.is_dir():
             return 0
@@ -149,6 +156,8 @@ class SegmentStore:
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():
+                if not path.name.endswith(suffix):
+                    continue
                 try:
                     if path.stat().st_mtime < oldest_kept:
                         path.unlink()
@@ -159,12 +168,12 @@ class SegmentStore:
                 folder.rmdir()
         return deleted
 
-    def _delete_older_s3(self, oldest_kept: float) -> int:
+    def _delete_older_s3(self, oldest_kept: float, suffix: str) -> int:
         stale = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.root}/"):
             for item in page.get("Contents", []):
-                if item["LastModified"].timestamp() < oldest_kept:
+                if item["Key"].endswith(suffix) and item["LastModified"].timestamp() < oldest_kept:
                     stale.append({"Key": item["Key"]})
         for first in range(0, len(stale), 1000):  # DeleteObjects takes at most 1000 keys
             self.client.delete_objects(

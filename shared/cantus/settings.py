@@ -411,6 +411,14 @@ class Settings(BaseSettings):
         description="seconds the render service keeps each render segment's audio in the "
         "segment store (cantus.segment_store) for the clients and stations that stream it",
     )
+    render_lossless_segment_retention_s: int = Field(
+        600,
+        ge=60,
+        le=86400,
+        description="the same for lossless (FLAC) segment audio, about 15 times Opus's bytes: "
+        "the stations that ask for it read each segment as it is published (a restarted "
+        "station reads a piece's stored file instead)",
+    )
 
     # --- piece store ---------------------------------------------------------------------
     s3_bucket: str | None = Field(

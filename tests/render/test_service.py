@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,46 @@ def test_segments_carry_audio_and_the_piece_is_stored(render, tmp_path):
     }
     assert (tmp_path / "pieces" / PIECE_ID / "piece.wav").stat().st_size > 100_000
     assert PIECE_ID not in render.live_audio and render.pieces[PIECE_ID]["completed"]
+
+
+TWIN_ID = "fedcba9876543210fedcba9876543210"
+
+
+def test_a_piece_that_asks_for_lossless_segments_gets_flac_pruned_sooner(
+    render, tmp_path, monkeypatch
+):
+    asked = spec(4)
+    asked.segment_audio = "flac"  # what a station asks for (cantus.stations.program)
+    feed(render, piece_events(asked))
+    (segment,) = segments(render.published)
+    assert segment.audio_media_type == "audio/flac" and segment.audio_uri.endswith(".flac")
+    audio = audio_of(render, segment)
+    decoded, rate = soundfile.read(io.BytesIO(audio))
+    assert audio[:4] == b"fLaC" and rate == 48000  # the stations' rate: no resampling there
+    assert abs(len(decoded) / rate - segment.audio_duration_seconds) < 0.01
+    assert np.abs(decoded).max() > 0.05
+    # The same segment as Opus is the same music, lossily: within a few dB of it.
+    twin_events = piece_events(spec(4))
+    for event in twin_events:
+        event.meta.piece_id = TWIN_ID
+    feed(render, twin_events)
+    twin = next(s for s in segments(render.published) if s.meta.piece_id == TWIN_ID)
+    lossy, _ = soundfile.read(io.BytesIO(audio_of(render, twin)))
+    assert twin.audio_media_type.startswith("audio/ogg")
+    assert len(audio) > 5 * len(audio_of(render, twin))
+    rms = [float(np.sqrt(np.mean(np.square(x)))) for x in (decoded, lossy)]
+    assert abs(20 * np.log10(rms[0] / rms[1])) < 1.0
+
+    folder = tmp_path / "pieces" / "segments" / PIECE_ID
+    (flac,) = folder.iterdir()
+    an_hour_ago = time.time() - 3600
+    os.utime(flac, (an_hour_ago, an_hour_ago))
+    (kept,) = (tmp_path / "pieces" / "segments" / TWIN_ID).iterdir()
+    os.utime(kept, (an_hour_ago, an_hour_ago))
+    monkeypatch.setattr(render.settings, "render_segment_retention_s", 7200)
+    monkeypatch.setattr(render.settings, "render_lossless_segment_retention_s", 600)
+    assert render.delete_expired_segment_audio() == 1
+    assert not flac.exists() and kept.exists()  # lossless goes after 10 minutes, Opus later
 
 
 def test_after_a_restart_the_audio_is_rebuilt_by_replay(render):

@@ -117,6 +117,7 @@ def test_requests_ask_for_the_stream_audio_only_unless_the_config_asks_for_more(
     assert list(request.outputs) == ["opus"]  # what a restarted station reads back
     spec = validate_compose_request(request, max_bars=64, urgent_allowed=True).spec
     assert list(spec.outputs) == ["opus"]
+    assert spec.segment_audio == "flac"  # lossless segments: the stream's AAC is their one encode
     richer = Program(new_status("s", CONFIG + "outputs: [leadsheet, opus, mp3]\n"))
     _, request = richer.next_request(uuid.uuid4().hex)
     assert list(request.outputs) == ["opus", "leadsheet", "mp3"]

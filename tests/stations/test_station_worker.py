@@ -149,3 +149,17 @@ def test_segment_audio_is_read_from_the_segment_store(monkeypatch, tmp_path):
     asyncio.run(scenario())
     assert decoded == [b"OggS stored"]
     assert sorted(worker.audio[piece]) == [0]
+
+
+def test_lossless_segment_audio_is_decoded_at_the_stream_rate_unchanged():
+    import numpy as np
+
+    from cantus.render.exports import encode_segment_audio
+    from services.station.app import SAMPLE_RATE, _decode_segment_audio
+
+    seconds = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = 0.25 * np.sin(2 * np.pi * 440.0 * seconds)
+    audio = np.stack([tone, tone], axis=1).astype(np.float32)
+    frames = _decode_segment_audio(encode_segment_audio(audio, SAMPLE_RATE, codec="flac"))
+    assert frames.shape == audio.shape
+    assert np.abs(frames - audio).max() < 1e-4  # 16-bit: no codec's loss, no resampling

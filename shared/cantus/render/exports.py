@@ -212,27 +212,62 @@ def audio_export_files(
 
 SEGMENT_AUDIO_MEDIA_TYPE = "audio/ogg; codecs=opus"
 SEGMENT_AUDIO_MAX_BYTES = 512 * 1024
-"""Largest segment audio; the bit rate drops for long segments to stay under it (Kafka's
-default record limit is 1 MB)."""
+"""Largest Opus segment audio; the bit rate drops for long segments to stay under it (the
+gRPC and SSE clients get it inline)."""
 
 
-# --- segment audio: each streamed segment as a small Ogg Opus file ---------------------
+@dataclass(frozen=True)
+class SegmentCodec:
+    """How a render segment's audio is encoded (``PieceSpec.segment_audio``)."""
+
+    name: str
+    media_type: str
+    extension: str
+    """The file name's extension in the segment store (``cantus.segment_store``)."""
+
+
+SEGMENT_CODECS = {
+    "opus": SegmentCodec("opus", SEGMENT_AUDIO_MEDIA_TYPE, "opus"),
+    "flac": SegmentCodec("flac", "audio/flac", "flac"),
+}
+"""Opus (the default) is small, for listeners and players. FLAC is lossless and about 15
+times the bytes, for a consumer that decodes the audio and encodes it again: a station's
+stream (AAC) then has one lossy generation instead of two, and the render skips the Opus
+encode, 20 times the CPU time of FLAC's (docs/results/station_capacity.md)."""
+
+
+def segment_codec(name: str) -> SegmentCodec:
+    """The codec called ``name``; the empty name is Opus, the default."""
+    try:
+        return SEGMENT_CODECS[name or "opus"]
+    except KeyError:
+        raise ValueError(
+            f"unknown segment audio {name[:40]!r} (known: {', '.join(SEGMENT_CODECS)})"
+        ) from None
+
+
+# --- segment audio: each streamed segment as one small self-contained file -------------
 
 
 def encode_segment_audio(
     audio: np.ndarray,
     sample_rate: int,
     *,
+    codec: str = "opus",
     kbps: int = 48,
     max_bytes: int = SEGMENT_AUDIO_MAX_BYTES,
     serial: int = 1,
 ) -> bytes:
-    """Float ``[samples, 2]`` audio as one small Ogg Opus file (48 kHz), at about ``kbps``
-    kbit/s, lower if that would exceed ``max_bytes``; ``b""`` for no samples. The Ogg
-    stream gets serial number ``serial``, so the same audio always gives the same bytes.
-    Encoded by ffmpeg's libopus where ffmpeg is installed, else by libsndfile's."""
+    """Float ``[samples, 2]`` audio as one self-contained file at 48 kHz (Opus's only rate
+    here; the stations' rate), ``b""`` for no samples. ``codec`` (``SEGMENT_CODECS``):
+
+    * ``opus``: Ogg Opus at about ``kbps`` kbit/s, lower if that would exceed ``max_bytes``.
+      The Ogg stream gets serial number ``serial``, so the same audio always gives the same
+      bytes. Encoded by ffmpeg's libopus where ffmpeg is installed, else by libsndfile's.
+    * ``flac``: 16-bit FLAC, in process (libsndfile); no byte limit."""
     if audio.ndim != 2 or len(audio) == 0:
         return b""
+    chosen = segment_codec(codec)
     seconds = len(audio) / sample_rate
     bits_per_second = min(kbps * 1000.0, 0.9 * max_bytes * 8 / seconds)
     data = np.asarray(audio, np.float32)
@@ -244,6 +279,8 @@ def encode_segment_audio(
             data, OPUS_SAMPLE_RATE // divisor, sample_rate // divisor, axis=0
         ).astype(np.float32)
     data = np.clip(data, -1.0, 1.0)
+    if chosen.name == "flac":
+        return _libsndfile_encode(data, OPUS_SAMPLE_RATE, "FLAC", "PCM_16", None)
     ffmpeg = shutil.which("ffmpeg")
     encoded = b""
     for lowest in (False, True):

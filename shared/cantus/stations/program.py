@@ -42,6 +42,11 @@ STREAM_OUTPUT = "opus"
 from the render segments, and a restarted station reads the piece back from piece.opus
 (``StationService.stored_audio``). Lead sheets, pictures and other formats only when the
 station's config asks (``StationConfig.outputs``)."""
+STREAM_SEGMENT_AUDIO = "flac"
+"""How a station's pieces' render segments are encoded (ComposeRequest.segment_audio): the
+station decodes each and encodes its stream (AAC) from them, so lossless segments spare the
+render an Opus encode per segment and the listeners a second lossy generation
+(docs/results/station_capacity.md, session 18)."""
 MAX_TRIES_PER_STEP = 4
 """A plan step whose pieces were rejected this often is given up (the plan goes on)."""
 ENERGY_TRIES = 2
@@ -266,6 +271,7 @@ class Program:
             loudness_preset=self.config.loudness_preset,
             outputs=list(dict.fromkeys([STREAM_OUTPUT, *self.config.outputs])),
             priority=self.priority_of_next(),
+            segment_audio=STREAM_SEGMENT_AUDIO,
         )
         if step is not None and self.session is not None:
             entry.energy_asked = step.energy
