@@ -283,7 +283,7 @@ def run_render_profile(pieces: int = 3, *, bars: int = 16) -> RenderProfile:
             with profiler.step("storing segment audio"):
                 return original_segment_write(*args, **kwargs)
 
-        segment_audio.write = write_segment  # type: ignore[method-assign,assignment]  # timed
+        segment_audio.write = write_segment  # type: ignore[method-assign]  # timed
         table = JsonTable(profiler)
         event_table = JsonTable(profiler)
         app.held_events.clear()
