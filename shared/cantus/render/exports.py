@@ -48,9 +48,9 @@ OPUS_SAMPLE_RATE = 48000
 def at_opus_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Float32 ``[samples, channels]`` audio at ``OPUS_SAMPLE_RATE`` (48 kHz; FluidSynth
     renders at 44.1), resampled by libsoxr at its high quality: in the station bench's
-    profile scipy's ``resample_poly`` cost 0.15 CPU s per station-minute, and soxr takes
-    about half the time with an error of -149 dB on a 1 kHz tone against -64 dB
-    (docs/results/station_capacity.md, session 18)."""
+    profile scipy's ``resample_poly`` cost 0.19 CPU s per station-minute (segments and
+    piece.opus), and soxr takes about half the time with an error of -149 dB on a 1 kHz
+    tone against -64 dB (docs/results/station_capacity.md, session 18)."""
     data = np.asarray(audio, np.float32)
     if sample_rate == OPUS_SAMPLE_RATE or not len(data):
         return data
