@@ -190,6 +190,8 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     assert run.joins is not None and run.joins.into_returns == []
     assert len(run.joins.elsewhere) > 0 and len(run.joins.real) > 0
     assert "## Joins across bar lines" in text
+    assert run.calibration is not None and run.calibration_tunes > 0
+    assert "## Where the model thinks the tune goes next" in text
     assert "left to the model" not in text  # upbeats drawn from the corpus, as served
     # `--no-upbeats` (the pieces as before session 16) says so in the report
     before = format_run(dataclasses.replace(run, lead_on=False), command="cantus eval realness")

@@ -1,16 +1,33 @@
-"""The melody transformer: the KV-cached batched decoding matches the full forward pass."""
+"""The melody transformer: the KV-cached batched decoding matches the full forward pass, and
+the contour embedding sees the melody's last interval."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cantus.melody.model import KVCache, MelodyLM, MelodyLMConfig
+from cantus.melody.model import (
+    NO_INTERVAL,
+    Contour,
+    KVCache,
+    MelodyLM,
+    MelodyLMConfig,
+    contour_buckets,
+)
 
 torch.set_num_threads(1)
 
+CONTOUR = Contour(first_pitch_id=10, n_pitches=20, reset_ids=(40, 41))
+"""A toy vocabulary of 50: pitches 0..19 are tokens 10..29, tokens 40 and 41 reset."""
 
-def _model(max_len: int = 64, n_kv_heads: int | None = None) -> MelodyLM:
+
+def _model(
+    max_len: int = 64, n_kv_heads: int | None = None, contour: Contour | None = None
+) -> MelodyLM:
     torch.manual_seed(0)
     config = MelodyLMConfig(
         vocab_size=50,
@@ -21,13 +38,21 @@ def _model(max_len: int = 64, n_kv_heads: int | None = None) -> MelodyLM:
         max_len=max_len,
         dropout=0.0,
         n_kv_heads=n_kv_heads,
+        contour=contour,
     )
-    return MelodyLM(config).eval()
+    model = MelodyLM(config).eval()
+    if model.contour_embedding is not None:
+        torch.nn.init.normal_(model.contour_embedding.weight)  # trained: not zero
+    return model
 
 
-@pytest.mark.parametrize("n_kv_heads", [None, 2, 1], ids=["multi-head", "grouped", "multi-query"])
-def test_cached_batched_decoding_matches_the_full_forward(n_kv_heads) -> None:
-    model = _model(n_kv_heads=n_kv_heads)
+@pytest.mark.parametrize(
+    ("n_kv_heads", "contour"),
+    [(None, None), (2, None), (1, None), (1, CONTOUR)],
+    ids=["multi-head", "grouped", "multi-query", "contour"],
+)
+def test_cached_batched_decoding_matches_the_full_forward(n_kv_heads, contour) -> None:
+    model = _model(n_kv_heads=n_kv_heads, contour=contour)
     generator = torch.Generator().manual_seed(1)
     lengths = [5, 12, 1, 20]  # prompt lengths differ per sequence
     extra = 9  # tokens decoded one step at a time after the prompt
@@ -65,3 +90,57 @@ def test_slot_reuse_after_reset_forgets_the_old_sequence() -> None:
 def test_default_config_is_a_few_million_parameters() -> None:
     n_parameters = MelodyLM(MelodyLMConfig.default(vocab_size=201)).n_parameters()
     assert 2e6 < n_parameters < 5e6  # float32: well under the 20 MB checkpoint budget
+
+
+def _reference_buckets(tokens: list[int], contour: Contour) -> list[int]:
+    """``contour_buckets`` written as a loop over the tokens."""
+    buckets, latest, bucket = [], None, NO_INTERVAL
+    for token in tokens:
+        pitch = token - contour.first_pitch_id
+        if 0 <= pitch < contour.n_pitches:
+            bucket = NO_INTERVAL if latest is None else max(-12, min(12, pitch - latest)) + 13
+            latest = pitch
+        elif token in contour.reset_ids:
+            latest, bucket = None, NO_INTERVAL
+        buckets.append(bucket)
+    return buckets
+
+
+def test_contour_buckets_hold_the_last_interval_until_the_next_pitch() -> None:
+    c, d, e, bar, reset = 10, 12, 14, 3, 40  # pitches 0, 2, 4 (C, D, E from the lowest)
+    tokens = [1, bar, 5, c, 7, 5, d, 7, bar, 5, e, 7, reset, 5, d, 7, 5, c, 7]
+    assert contour_buckets(torch.tensor(tokens), CONTOUR).tolist() == [
+        *[NO_INTERVAL] * 6,
+        13 + 2, 13 + 2, 13 + 2, 13 + 2,  # C -> D: a step up, held through the next bar line
+        13 + 2, 13 + 2,  # D -> E
+        *[NO_INTERVAL] * 5,  # after a reset D has no pitch before it
+        13 - 2, 13 - 2,  # D -> C
+    ]  # fmt: skip
+
+
+@given(st.lists(st.integers(0, 49), min_size=1, max_size=60))
+def test_contour_buckets_match_a_loop_over_the_tokens(tokens: list[int]) -> None:
+    batch = torch.tensor([tokens, tokens[::-1]])
+    expected = [_reference_buckets(tokens, CONTOUR), _reference_buckets(tokens[::-1], CONTOUR)]
+    assert contour_buckets(batch, CONTOUR).tolist() == expected
+
+
+def test_a_moved_slot_keeps_its_contour() -> None:
+    model = _model(contour=CONTOUR)
+    cache = KVCache(model.config, max_batch=3)
+    sequence = torch.tensor([1, 3, 5, 12, 7, 5, 16, 7, 5])  # pitches 2 then 6: up a third
+    model.prefill(sequence[:-1], cache, 2)
+    cache.move(2, 0)
+    assert cache.contour[0].tolist() == [6, 13 + 4]
+    assert cache.contour[2].tolist() == [-1, NO_INTERVAL]
+    step = model.decode_step(sequence[-1:], cache, torch.tensor([0]))
+    torch.testing.assert_close(step[0], model(sequence[None])[0, -1], atol=1e-4, rtol=0)
+
+
+def test_a_zero_contour_embedding_changes_nothing() -> None:
+    plain = _model()
+    with_contour = MelodyLM(dataclasses.replace(plain.config, contour=CONTOUR))
+    state = {**plain.state_dict(), "contour_embedding.weight": torch.zeros(26, 32)}
+    with_contour.load_state_dict(state)
+    tokens = torch.randint(1, 50, (2, 30), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(with_contour.eval()(tokens), plain(tokens))

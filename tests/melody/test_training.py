@@ -183,6 +183,24 @@ def test_training_continues_from_a_checkpoint_with_a_shorter_vocabulary(tmp_path
         continue_from(bigger, path, TOKENIZER)
 
 
+def test_a_model_with_a_contour_continues_a_checkpoint_without_one(tmp_path: Path) -> None:
+    old_model = MelodyLM(MelodyLMConfig.tiny(len(VOCAB)))
+    path = tmp_path / "old.pt"
+    save_melody_checkpoint(path, old_model, TOKENIZER, EnergyThresholds(1.0, 2.0), {"steps": 3})
+    config = dataclasses.replace(MelodyLMConfig.tiny(len(VOCAB)), contour=VOCAB.contour())
+    model = MelodyLM(config)
+    continue_from(model, path, TOKENIZER)
+    assert model.contour_embedding is not None
+    assert not model.contour_embedding.weight.any()  # starts as the model it continues
+    tokens = torch.tensor([_tune("a", Mode.MAJOR).tokens])
+    torch.testing.assert_close(model.eval()(tokens), old_model.eval()(tokens))
+    # and the contour survives a checkpoint's round trip
+    save_melody_checkpoint(tmp_path / "new.pt", model, TOKENIZER, EnergyThresholds(1.0, 2.0), {})
+    loaded, _, metadata = load_melody_checkpoint(tmp_path / "new.pt")
+    assert metadata["config"].contour == VOCAB.contour()
+    torch.testing.assert_close(loaded(tokens), model(tokens))
+
+
 def test_a_run_with_fim_scores_fim_validation_apart(tmp_path: Path) -> None:
     metadata = train_melody(
         _tiny_split(),

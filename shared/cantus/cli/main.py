@@ -399,6 +399,10 @@ def train_melody(
         typer.Option(help="Continue from this checkpoint instead of random weights"),
     ] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate")] = 1e-3,
+    contour: Annotated[
+        bool,
+        typer.Option(help="Give the model its melody's last interval at every position"),
+    ] = True,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import (
@@ -425,6 +429,7 @@ def train_melody(
         fim_rate=FIM_RATE if fim_rate is None else fim_rate,
         init_from=init_from,
         lr=lr,
+        contour=contour,
     )
 
 

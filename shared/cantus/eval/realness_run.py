@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cantus.eval.contour_calibration import MoveShares, contour_calibration, format_calibration
 from cantus.eval.melody_features import first_bars
 from cantus.eval.melody_sampling import SERVED_GUIDANCE, served_guidance
 from cantus.eval.realness_report import (
@@ -252,6 +253,8 @@ class RealnessRun:
     joins: BarLineJoins | None = None
     top_p: float | None = None
     lead_on: bool = True
+    calibration: list[MoveShares] | None = None
+    calibration_tunes: int = 0
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -329,7 +332,7 @@ def run_realness_eval(
     service's (``served_guidance``)."""
     from cantus.melody.checkpoint import load_melody_checkpoint
     from cantus.melody.corpus import load_or_build_corpus
-    from cantus.melody.training import CORPUS_CACHE_DIR
+    from cantus.melody.training import CORPUS_CACHE_DIR, encode_tunes
 
     timings: dict[str, float] = {}
     clock = started = time.monotonic()
@@ -342,7 +345,7 @@ def run_realness_eval(
     cache_dir = cache_dir or CORPUS_CACHE_DIR
     split = split or load_or_build_corpus(cache_dir)
     held_out = held_out_tunes(split, cache_dir)
-    _, tokenizer, metadata = load_melody_checkpoint(Path(checkpoint))
+    model, tokenizer, metadata = load_melody_checkpoint(Path(checkpoint))
     thresholds = metadata["energy_thresholds"]
     guidance = served_guidance(tokenizer) if guidance is None else guidance
     lap("corpus and key labels")
@@ -370,6 +373,9 @@ def run_realness_eval(
     )
     bands = structure_bands(split, held_out, expand=expand_repeats, log=log)
     lap("corpus structure bands")
+    sequences = [t.tokens for t in encode_tunes(held_out, tokenizer, thresholds)]
+    calibration = contour_calibration(model, tokenizer, sequences)
+    lap("the model's next move")
     timings["total"] = round(time.monotonic() - started, 1)
     return RealnessRun(
         report=report,
@@ -384,6 +390,8 @@ def run_realness_eval(
         joins=joins,
         top_p=top_p,
         lead_on=lead_on,
+        calibration=calibration,
+        calibration_tunes=len(sequences),
     )
 
 
@@ -444,6 +452,8 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         lines.append(f"| {band.label} | {band.n_bars} | {n} | " + " | ".join(cells) + " |")
     if run.joins is not None:
         lines += _join_lines(run.joins)
+    if run.calibration is not None:
+        lines += ["", *format_calibration(run.calibration, run.calibration_tunes)]
     return "\n".join(lines) + "\n"
 
 

@@ -402,10 +402,7 @@ class DecodeEngine:
         if highest < hole:
             return
         moved = self._active.pop(highest)
-        length = int(self.cache.lengths[highest])
-        self.cache.data[:, :, hole, :, :length] = self.cache.data[:, :, highest, :, :length]
-        self.cache.lengths[hole] = length
-        self.cache.reset(highest)
+        self.cache.move(highest, hole)
         moved.slot = hole
         self._active[hole] = moved
 

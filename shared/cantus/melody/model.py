@@ -1,11 +1,19 @@
 """The melody language model: a GPT-style decoder-only transformer with a batched KV cache.
 
 Pre-LayerNorm blocks, learned positions (up to ``max_len``), input and output embeddings
-tied. ``forward`` scores whole sequences (training, evaluation); ``prefill`` and
-``decode_step`` decode incrementally with a ``KVCache`` whose slots hold sequences of
-different lengths, so one forward step advances every active sequence by one token
-(continuous batching). Attention in a step covers only the longest active context, so the
-cost of a step follows the real context rather than ``max_len``.
+tied. A model with a contour (``MelodyLMConfig.contour``) also adds, at every position, an
+embedding of the melody's last interval: the step from the pitch before the latest one to the
+latest one (``contour_buckets``). Its attention would otherwise have to find the last two pitch
+tokens and compare their embeddings to know which way the melody is moving; without the hint
+the shipped 3 M-parameter model continued a step in the same direction 38 % of the time where
+the corpus does 51 % (teacher-forced, held-out tunes: ``cantus.eval.contour_calibration``),
+and its melodies zig-zagged (issue #14).
+
+``forward`` scores whole sequences (training, evaluation); ``prefill`` and ``decode_step``
+decode incrementally with a ``KVCache`` whose slots hold sequences of different lengths, so
+one forward step advances every active sequence by one token (continuous batching).
+Attention in a step covers only the longest active context, so the cost of a step follows
+the real context rather than ``max_len``.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +43,14 @@ class MelodyLMConfig:
     max_len: int = 1024
     dropout: float = 0.1
     n_kv_heads: int | None = None
+    contour: Contour | None = None
+    """The contour embedding's token ids (``Contour``), None: no contour embedding."""
 
     def __post_init__(self) -> None:
+        if self.contour is not None and not isinstance(self.contour, Contour):
+            # a checkpoint's config comes back as plain lists
+            first, count, resets = self.contour
+            object.__setattr__(self, "contour", Contour(first, count, tuple(resets)))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.kv_heads:
@@ -71,15 +85,70 @@ class MelodyLMConfig:
     def kv_heads(self) -> int:
         return self.n_kv_heads or self.n_heads
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, object]:
+        """Plain values (a checkpoint loads without unpickling classes)."""
+        fields = asdict(self)
+        if self.contour is not None:
+            first, count, resets = self.contour
+            fields["contour"] = [first, count, list(resets)]
+        return fields
+
+
+INTERVAL_LIMIT = 12
+"""Widest interval (semitones) the contour embedding tells apart; wider ones share the
+octave's bucket."""
+NO_INTERVAL = 0
+"""Contour bucket of a position with fewer than two pitches since the start or a reset."""
+N_CONTOUR_BUCKETS = 2 * INTERVAL_LIMIT + 2
+"""``NO_INTERVAL`` and one bucket per interval -``INTERVAL_LIMIT``..+``INTERVAL_LIMIT``."""
+
+
+class Contour(NamedTuple):
+    """Where the pitches sit in the vocabulary: ``first_pitch_id`` (the lowest pitch's token
+    id), ``n_pitches`` consecutive pitch tokens a semitone apart, and ``reset_ids``: tokens
+    after which the next pitch does not continue the one before (fill-in-the-middle markers:
+    the bars after a gap come first)."""
+
+    first_pitch_id: int
+    n_pitches: int
+    reset_ids: tuple[int, ...]
+
+
+def _interval_bucket(interval: torch.Tensor) -> torch.Tensor:
+    return interval.clamp(-INTERVAL_LIMIT, INTERVAL_LIMIT) + INTERVAL_LIMIT + 1
+
+
+def contour_buckets(tokens: torch.Tensor, contour: Contour) -> torch.Tensor:
+    """Each position's contour bucket [batch, time]: the interval from the pitch before the
+    latest pitch at or before it to that latest pitch, ``NO_INTERVAL`` where there are not two
+    pitches since the start or the last reset token."""
+    time = tokens.shape[-1]
+    pitch = tokens - contour.first_pitch_id
+    is_pitch = (pitch >= 0) & (pitch < contour.n_pitches)
+    positions = torch.arange(time, device=tokens.device).expand_as(tokens)
+    before_start = torch.full_like(tokens, -1)
+    last_pitch_at = torch.where(is_pitch, positions, before_start).cummax(dim=-1).values
+    resets = torch.tensor(contour.reset_ids, device=tokens.device, dtype=tokens.dtype)
+    last_reset_at = torch.where(torch.isin(tokens, resets), positions, before_start)
+    last_reset_at = last_reset_at.cummax(dim=-1).values
+    pitch_before_at = torch.cat([before_start[..., :1], last_pitch_at[..., :-1]], dim=-1)
+    pitch_before = pitch.gather(-1, pitch_before_at.clamp(min=0))
+    made_here = torch.where(
+        is_pitch & (pitch_before_at > last_reset_at),
+        _interval_bucket(pitch - pitch_before),
+        NO_INTERVAL,
+    )
+    latest = made_here.gather(-1, last_pitch_at.clamp(min=0))
+    return torch.where(last_pitch_at > last_reset_at, latest, NO_INTERVAL)
 
 
 class KVCache:
     """Keys and values of up to ``max_batch`` sequences, one slot each.
 
     ``data``: [n_layers, 2 (key, value), max_batch, kv_heads, max_len, head_dim];
-    ``lengths[slot]``: tokens cached in the slot (0 = free or empty).
+    ``lengths[slot]``: tokens cached in the slot (0 = free or empty);
+    ``contour[slot]``: the slot's latest pitch (relative to the lowest, -1: none since the
+    start or a reset) and its contour bucket, for a model with a contour embedding.
     """
 
     def __init__(
@@ -103,10 +172,22 @@ class KVCache:
             dtype=dtype,
         )
         self.lengths = torch.zeros(max_batch, dtype=torch.long, device=device)
+        self.contour = torch.zeros(max_batch, 2, dtype=torch.long, device=device)
+        self.contour[:, 0] = -1
 
     def reset(self, slot: int) -> None:
         """Forget the slot's sequence (its stale entries are masked out by the length)."""
         self.lengths[slot] = 0
+        self.contour[slot, 0] = -1
+        self.contour[slot, 1] = NO_INTERVAL
+
+    def move(self, source: int, target: int) -> None:
+        """Move the sequence in slot ``source`` to slot ``target`` and free ``source``."""
+        length = int(self.lengths[source])
+        self.data[:, :, target, :, :length] = self.data[:, :, source, :, :length]
+        self.lengths[target] = length
+        self.contour[target] = self.contour[source]
+        self.reset(source)
 
 
 def _step_linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -253,6 +334,9 @@ class _Block(nn.Module):
 class MelodyLM(nn.Module):
     """The transformer. Token ids in, next-token logits [.., vocab_size] out."""
 
+    contour_resets: torch.Tensor
+    """The contour's reset token ids (a buffer), for a model with a contour."""
+
     def __init__(self, config: MelodyLMConfig) -> None:
         super().__init__()
         self.config = config
@@ -262,6 +346,14 @@ class MelodyLM(nn.Module):
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layers))
         self.ln_final = nn.LayerNorm(config.d_model)
         self.apply(self._init_weights)
+        self.contour_embedding: nn.Embedding | None = None
+        if config.contour is not None:
+            self.contour_embedding = nn.Embedding(N_CONTOUR_BUCKETS, config.d_model)
+            # zeros: a model given a contour starts as the same model without one, so a
+            # trained checkpoint can be continued with it (``training.continue_from``)
+            nn.init.zeros_(self.contour_embedding.weight)
+            resets = torch.tensor(config.contour.reset_ids, dtype=torch.long)
+            self.register_buffer("contour_resets", resets, persistent=False)
         # GPT-2: scale the residual projections by depth so the residual stream stays O(1)
         for block in self.typed_blocks():
             for projection in (block.attention.out, block.mlp_linears()[1]):
@@ -312,6 +404,8 @@ class MelodyLM(nn.Module):
         if time > self.config.max_len:
             raise ValueError(f"sequence of {time} tokens exceeds max_len {self.config.max_len}")
         x = self._embed(tokens, torch.arange(time, device=tokens.device))
+        if self.contour_embedding is not None and self.config.contour is not None:
+            x = x + self.contour_embedding(contour_buckets(tokens, self.config.contour))
         kv = []
         for block in self.blocks:
             x, k, v = block(x)
@@ -328,6 +422,16 @@ class MelodyLM(nn.Module):
             cache.data[layer, 0, slot, :, :time] = k[0]
             cache.data[layer, 1, slot, :, :time] = v[0]
         cache.lengths[slot] = time
+        if self.config.contour is not None:
+            first_pitch_id, n_pitches, reset_ids = self.config.contour
+            buckets = contour_buckets(tokens, self.config.contour)
+            pitch = tokens - first_pitch_id
+            is_reset = torch.isin(tokens, torch.tensor(reset_ids, dtype=tokens.dtype))
+            up_to_last_reset = torch.flip(torch.flip(is_reset, [0]).cummax(0).values, [0])
+            # the latest pitch after the last reset, if any
+            latest = ((pitch >= 0) & (pitch < n_pitches) & ~up_to_last_reset).nonzero()
+            cache.contour[slot, 0] = pitch[latest[-1, 0]] if len(latest) else -1
+            cache.contour[slot, 1] = buckets[-1]
         return logits[0, -1]
 
     @torch.inference_mode()
@@ -352,9 +456,28 @@ class MelodyLM(nn.Module):
         x = F.embedding(tokens[:, None], self.token_embedding.weight) + F.embedding(
             positions[:, None], self.position_embedding.weight
         )
+        if self.contour_embedding is not None:
+            x = x + self.contour_embedding(self._step_contour(tokens, cache, slots))[:, None]
         for layer, block in enumerate(self.typed_blocks()):
             x = block.step(x, cache.data[layer], slots, positions, context, visible, span)
         cache.lengths[slots] = positions + 1
         final = self.ln_final
         x = F.layer_norm(x[:, 0], final.normalized_shape, final.weight, final.bias, final.eps)
         return F.linear(x, self.token_embedding.weight)  # tied output embedding
+
+    def _step_contour(
+        self, tokens: torch.Tensor, cache: KVCache, slots: torch.Tensor
+    ) -> torch.Tensor:
+        """Each slot's contour bucket after ``tokens`` [batch] (``contour_buckets``, one step
+        on from the state in ``cache.contour``), stored back in the cache."""
+        assert self.config.contour is not None
+        first_pitch_id, n_pitches, _ = self.config.contour
+        latest, bucket = cache.contour[slots].unbind(-1)
+        pitch = tokens - first_pitch_id
+        is_pitch = (pitch >= 0) & (pitch < n_pitches)
+        is_reset = torch.isin(tokens, self.contour_resets)
+        moved = torch.where(latest >= 0, _interval_bucket(pitch - latest), NO_INTERVAL)
+        bucket = torch.where(is_pitch, moved, torch.where(is_reset, NO_INTERVAL, bucket))
+        latest = torch.where(is_pitch, pitch, torch.where(is_reset, -1, latest))
+        cache.contour[slots] = torch.stack([latest, bucket], dim=-1)
+        return bucket

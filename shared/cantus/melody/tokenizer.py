@@ -59,6 +59,7 @@ from cantus.melody.controls import (
     Controls,
     bucket_tempo,
 )
+from cantus.melody.model import Contour
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, MusicError, Note
 from cantus.music.styles import SUPPORTED_METERS, Energy, Style
 
@@ -175,6 +176,13 @@ class Vocabulary:
     def dur(self, steps: int) -> int:
         """Id of ``DUR_steps`` (steps 1..48)."""
         return self.id(f"DUR_{steps}")
+
+    def contour(self) -> Contour:
+        """The pitch tokens and the fill-in-the-middle markers, for the model's contour
+        embedding (``MelodyLMConfig.contour``)."""
+        low, high = PITCH_RANGE
+        resets = tuple(self.id(token) for token in (FIM_SUFFIX, FIM_MIDDLE) if token in self.tokens)
+        return Contour(self.pitch(low), high - low + 1, resets)
 
     def to_json(self) -> str:
         return json.dumps({"format": "cantus-melody-vocab/1", "tokens": list(self.tokens)})

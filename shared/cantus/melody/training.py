@@ -312,20 +312,25 @@ def learning_rate(step: int, progress: float, peak: float, warmup_steps: int) ->
 
 def continue_from(model: MelodyLM, checkpoint: Path, tokenizer: MelodyTokenizer) -> dict[str, Any]:
     """Load ``checkpoint``'s weights into ``model`` (``tokenizer``'s vocabulary may extend the
-    checkpoint's: new tokens appended at the end get the mean of the old embedding rows) and
-    return the checkpoint's training metadata. ``ValueError`` if the sizes or the shared
-    tokens differ."""
+    checkpoint's: new tokens appended at the end get the mean of the old embedding rows; a
+    model with a contour embedding may continue a checkpoint without one: the embedding
+    starts at zero) and return the checkpoint's training metadata. ``ValueError`` if the
+    sizes or the shared tokens differ."""
     old_model, old_tokenizer, metadata = load_melody_checkpoint(checkpoint)
     old_tokens = old_tokenizer.vocab.tokens
     if tokenizer.vocab.tokens[: len(old_tokens)] != old_tokens:
         raise ValueError(f"{checkpoint}'s vocabulary is not a prefix of the current one")
     old_config = dataclasses.replace(old_model.config, vocab_size=model.config.vocab_size)
+    if old_config.contour is None:
+        old_config = dataclasses.replace(old_config, contour=model.config.contour)
     if old_config != model.config:
         raise ValueError(f"{checkpoint} is a {old_model.config}, not a {model.config}")
     state = old_model.state_dict()
     old_rows = state["token_embedding.weight"]
     new_rows = old_rows.mean(dim=0, keepdim=True).expand(len(tokenizer.vocab) - len(old_rows), -1)
     state["token_embedding.weight"] = torch.cat([old_rows, new_rows])
+    if model.contour_embedding is not None and old_model.contour_embedding is None:
+        state["contour_embedding.weight"] = model.contour_embedding.weight.detach().clone()
     model.load_state_dict(state)
     return metadata
 
@@ -561,20 +566,25 @@ def train_melody_command(
     fim_rate: float = FIM_RATE,
     init_from: Path | None = None,
     lr: float = 1e-3,
+    contour: bool = True,
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train on
     ``threads`` threads (2) for ``minutes`` of wall time (the default: as the shipped
     checkpoint was trained) or, reproducibly, for ``steps`` steps, and write the checkpoint
     to ``out``.
     ``kv_heads``: key/value heads of the attention (None: the named config's).
-    ``init_from``: continue from a checkpoint (``train_melody``), at peak rate ``lr``."""
+    ``init_from``: continue from a checkpoint (``train_melody``), at peak rate ``lr``.
+    ``contour``: give the model the contour embedding (``MelodyLMConfig.contour``)."""
     from cantus.melody.corpus import load_or_build_corpus
 
     # 1 thread on a machine whose other core is busy: two OpenMP threads then wait for each
     # other at every barrier, and a step took twice as long as on one thread
     torch.set_num_threads(threads)
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
-    config = MelodyLMConfig.named(config_name, len(MelodyTokenizer().vocab))
+    vocab = MelodyTokenizer().vocab
+    config = MelodyLMConfig.named(config_name, len(vocab))
+    if contour:
+        config = dataclasses.replace(config, contour=vocab.contour())
     if kv_heads is not None:
         config = dataclasses.replace(config, n_kv_heads=kv_heads)
     train_melody(

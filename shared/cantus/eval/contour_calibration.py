@@ -1,0 +1,133 @@
+"""Where does the melody model think a tune goes next: up, down or the same note?
+
+Zig-zag (too many direction changes) can come from the model or from how it is sampled. This
+measure separates the two: it reads held-out tunes with the model (teacher forcing) and, at
+every note whose two previous notes differ, sums the probability the model gives to the next
+pitch turning back, going on in the same direction, or repeating. A calibrated model's
+average probabilities match how often the tunes themselves do each; a model that has not
+learned the melody's direction gives "turns back" too much after a step, where tunes mostly
+go on (scales and runs). Split by the interval before: a step (1-2 semitones) or a leap
+(3 or more, after which tunes mostly turn back: gap fill).
+
+Issue #14: before the contour embedding (``cantus.melody.model``) the shipped model gave a
+step's continuation 38 % where the held-out tunes take it 51 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cantus.melody.model import MelodyLM
+from cantus.melody.tokenizer import PITCH_RANGE, MelodyTokenizer
+
+MOVES = ("turns back", "goes on", "repeats")
+"""What the next pitch does after an interval, in this order."""
+STEP_SEMITONES = 2
+"""An interval up to this size is a step; a wider one a leap."""
+
+
+@dataclass(frozen=True)
+class MoveShares:
+    """After intervals of one kind (``after``: "a step", "a leap" or "any move"): how often
+    the tunes' next pitch does each of ``MOVES`` (``real``) and the model's mean probability
+    for each (``model``), over ``n`` notes."""
+
+    after: str
+    n: int
+    real: tuple[float, float, float]
+    model: tuple[float, float, float]
+
+
+def _move(previous: int, interval: int) -> np.ndarray:
+    """One-hot over ``MOVES`` of a next interval after one of sign ``previous``."""
+    return np.array(
+        [np.sign(interval) == -previous, np.sign(interval) == previous, interval == 0], float
+    )
+
+
+def contour_calibration(
+    model: MelodyLM, tokenizer: MelodyTokenizer, sequences: Sequence[Sequence[int]]
+) -> list[MoveShares]:
+    """``MoveShares`` after a step, after a leap and after any move, over tunes written as
+    token ``sequences`` (``training.encode_tunes``; the first ``max_len`` tokens of each)."""
+    vocab = tokenizer.vocab
+    low, high = PITCH_RANGE
+    first_pitch_id = vocab.pitch(low)
+    pitches = np.arange(low, high + 1)
+    kinds = ("a step", "a leap", "any move")
+    counts = dict.fromkeys(kinds, 0)
+    real_sums = {after: np.zeros(3) for after in kinds}
+    model_sums = {after: np.zeros(3) for after in kinds}
+    model.eval()
+    for sequence in sequences:
+        tokens = list(sequence[: model.config.max_len])
+        with torch.no_grad():
+            logits = model(torch.tensor([tokens]))[0]
+        # the next pitch's distribution at every position, given that a pitch comes next
+        pitch_probabilities = torch.softmax(
+            logits[:, first_pitch_id : first_pitch_id + len(pitches)], -1
+        ).numpy()
+        notes = [
+            (position, token - first_pitch_id + low)
+            for position, token in enumerate(tokens)
+            if 0 <= token - first_pitch_id < len(pitches)
+        ]
+        for (_, before), (_, latest), (position, following) in zip(
+            notes, notes[1:], notes[2:], strict=False
+        ):
+            interval = latest - before
+            if interval == 0:
+                continue
+            probabilities = pitch_probabilities[position - 1]
+            direction = np.sign(pitches - latest)
+            previous = int(np.sign(interval))
+            predicted = np.array(
+                [
+                    probabilities[direction == -previous].sum(),
+                    probabilities[direction == previous].sum(),
+                    probabilities[direction == 0].sum(),
+                ]
+            )
+            real = _move(previous, following - latest)
+            kind = "a step" if abs(interval) <= STEP_SEMITONES else "a leap"
+            for after in (kind, "any move"):
+                counts[after] += 1
+                real_sums[after] += real
+                model_sums[after] += predicted
+    return [
+        MoveShares(after, n, _shares(real_sums[after] / n), _shares(model_sums[after] / n))
+        for after, n in counts.items()
+        if n
+    ]
+
+
+def _shares(values: np.ndarray) -> tuple[float, float, float]:
+    back, on, repeat = (float(x) for x in values)
+    return back, on, repeat
+
+
+def format_calibration(shares: Sequence[MoveShares], n_tunes: int) -> list[str]:
+    """The Markdown section of ``cantus eval realness``."""
+    lines = [
+        "## Where the model thinks the tune goes next",
+        "",
+        f"The model reads {n_tunes} held-out tunes (teacher forcing). At every note whose two "
+        "previous notes differ: how often the tune's next pitch turns back, goes on in the "
+        "same direction or repeats, and the model's mean probability for each "
+        "(`cantus.eval.contour_calibration`). A calibrated model matches the tunes; one that "
+        "turns back too often after a step zig-zags when sampled.",
+        "",
+        "| after | notes | " + " | ".join(f"{m}: tunes | model" for m in MOVES) + " |",
+        "|---|---:|" + "---:|---:|" * len(MOVES),
+    ]
+    for share in shares:
+        cells = " | ".join(
+            f"{100 * real:.1f} % | {100 * model:.1f} %"
+            for real, model in zip(share.real, share.model, strict=True)
+        )
+        lines.append(f"| {share.after} | {share.n} | {cells} |")
+    return lines
