@@ -64,7 +64,7 @@ def test_every_wire_field_is_an_input_of_the_served_model() -> None:
 
 def test_tensors_left_out_take_the_defaults() -> None:
     assert parse_sampling({}) == SamplingParams()
-    assert SamplingParams().top_p == 0.95  # one default, wherever a request starts
+    assert SamplingParams().top_p == 1.0  # one default, wherever a request starts
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_the_service_asks_its_settings_sampling_and_the_phrase_cadence() -> None
     assert sampling.cadence_steps == (7, 2, 11)
     assert sampling.first_onset == 0
     # no scale mask: it removed every chromatic note (#14)
-    assert sampling.top_p == settings.melody_top_p == 0.95
+    assert sampling.top_p == settings.melody_top_p == 1.0
     assert sampling.key_constraint is settings.melody_key_constraint is False
     assert sampling.guidance == settings.melody_guidance
     assert sampling.tonal_emphasis == settings.melody_tonal_emphasis

@@ -26,6 +26,8 @@ from cantus.melody.tokenizer import PITCH_RANGE, MelodyTokenizer
 
 MOVES = ("turns back", "goes on", "repeats")
 """What the next pitch does after an interval, in this order."""
+MOVE_SIGNS = (-1, 1, 0)
+"""``MOVES`` as the sign of the next interval times the sign of the one before."""
 STEP_SEMITONES = 2
 """An interval up to this size is a step; a wider one a leap."""
 
@@ -40,13 +42,6 @@ class MoveShares:
     n: int
     real: tuple[float, float, float]
     model: tuple[float, float, float]
-
-
-def _move(previous: int, interval: int) -> np.ndarray:
-    """One-hot over ``MOVES`` of a next interval after one of sign ``previous``."""
-    return np.array(
-        [np.sign(interval) == -previous, np.sign(interval) == previous, interval == 0], float
-    )
 
 
 def contour_calibration(
@@ -71,33 +66,27 @@ def contour_calibration(
         pitch_probabilities = torch.softmax(
             logits[:, first_pitch_id : first_pitch_id + len(pitches)], -1
         ).numpy()
-        notes = [
-            (position, token - first_pitch_id + low)
-            for position, token in enumerate(tokens)
-            if 0 <= token - first_pitch_id < len(pitches)
-        ]
-        for (_, before), (_, latest), (position, following) in zip(
-            notes, notes[1:], notes[2:], strict=False
-        ):
-            interval = latest - before
-            if interval == 0:
-                continue
-            probabilities = pitch_probabilities[position - 1]
-            direction = np.sign(pitches - latest)
-            previous = int(np.sign(interval))
-            predicted = np.array(
-                [
-                    probabilities[direction == -previous].sum(),
-                    probabilities[direction == previous].sum(),
-                    probabilities[direction == 0].sum(),
-                ]
-            )
-            real = _move(previous, following - latest)
-            kind = "a step" if abs(interval) <= STEP_SEMITONES else "a leap"
-            for after in (kind, "any move"):
-                counts[after] += 1
-                real_sums[after] += real
-                model_sums[after] += predicted
+        token_array = np.array(tokens)
+        positions = np.flatnonzero(
+            (token_array >= first_pitch_id) & (token_array < first_pitch_id + len(pitches))
+        )
+        note_pitches = token_array[positions] - first_pitch_id + low
+        before, latest, following = note_pitches[:-2], note_pitches[1:-1], note_pitches[2:]
+        previous = np.sign(latest - before)
+        moved = previous != 0
+        latest, previous = latest[moved], previous[moved][:, None]
+        # +1: the same direction as the interval before, -1: back, 0: the same pitch
+        direction = np.sign(pitches[None, :] - latest[:, None]) * previous
+        probabilities = pitch_probabilities[positions[2:][moved] - 1]
+        predicted = np.stack([(probabilities * (direction == d)).sum(1) for d in MOVE_SIGNS], 1)
+        following_direction = np.sign(following[moved] - latest) * previous[:, 0]
+        real = np.stack([following_direction == d for d in MOVE_SIGNS], 1).astype(float)
+        is_step = np.abs(latest - before[moved]) <= STEP_SEMITONES
+        for after, chosen in (("a step", is_step), ("a leap", ~is_step), ("any move", None)):
+            rows = slice(None) if chosen is None else chosen
+            counts[after] += len(real[rows])
+            real_sums[after] += real[rows].sum(0)
+            model_sums[after] += predicted[rows].sum(0)
     return [
         MoveShares(after, n, _shares(real_sums[after] / n), _shares(model_sums[after] / n))
         for after, n in counts.items()

@@ -51,8 +51,9 @@ DEFAULT_SETTINGS = (
 )
 """The four settings of the report (tempo in quarter-note bpm)."""
 
-SAMPLING = SamplingParams(temperature=1.0, top_k=0, top_p=0.95)
-"""Sampling of every generated piece (the engine's defaults)."""
+SAMPLING = SamplingParams()
+"""Sampling of every generated piece: the engine's defaults (temperature 1, no top-k, top-p 1
+since session 19; 0.95 before)."""
 SERVED_TONAL_EMPHASIS = Settings.model_fields["melody_tonal_emphasis"].default
 """The melody service's tonal emphasis, used with the key constraint on."""
 SERVED_GUIDANCE = Settings.model_fields["melody_guidance"].default

@@ -9,8 +9,8 @@ classifier cannot tell the sets apart by their mix. It borrows whether it ends i
 window too: ``n_bars`` bars long where the tune is, ``ENDING_CLEARANCE_BARS`` longer where the
 tune goes on (86 % of the held-out tunes at 16 bars), so a window holds a closing cadence as
 often in both sets. Sampling is the melody service's (``served_sampling``
-with the default settings: top-p 0.95 at temperature 1, no scale mask since session 7 of
-#14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
+with the default settings: top-p 1 (0.95 before session 19) at temperature 1, no scale mask
+since session 7 of #14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
 emphasis and the classifier-free guidance on the key are parameters (the report records
 them; guidance defaults to the service's where the checkpoint was trained for it). With
 ``composer="form"`` (the default) each piece is composed as the service composes it: along
@@ -496,7 +496,12 @@ def _sampling_words(composer: str, top_p: float | None = None, lead_on: bool = T
     """How the pieces were sampled, in the report's words (``top_p``: a run's own nucleus,
     None: the service's; ``lead_on`` False: upbeats left to the model)."""
     if composer != "form":
-        return "key constraint, tonic cadence, top-p 0.95, temperature 1"
+        from cantus.eval.melody_sampling import SAMPLING
+
+        return (
+            f"key constraint, tonic cadence, top-p {SAMPLING.top_p:g}, "
+            f"temperature {SAMPLING.temperature:g}"
+        )
     from cantus.melody.local_composition import default_sampling
 
     sampling = default_sampling()

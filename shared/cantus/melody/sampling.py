@@ -75,7 +75,7 @@ class SamplingParams:
 
     temperature: float = 1.0
     top_k: int = 0
-    top_p: float = 0.95
+    top_p: float = 1.0
     key_constraint: bool = False
     end_on_tonic: bool = False
     tonal_emphasis: float = 0.0
