@@ -8,10 +8,10 @@ mode, drawn at random: the generated set has the real tunes' mix of meters and s
 classifier cannot tell the sets apart by their mix. It borrows whether it ends inside the
 window too: ``n_bars`` bars long where the tune is, ``ENDING_CLEARANCE_BARS`` longer where the
 tune goes on (86 % of the held-out tunes at 16 bars), so a window holds a closing cadence as
-often in both sets. Sampling is the melody service's (``served_sampling``
-with the default settings: top-p 1 (0.95 before session 19) at temperature 1, no scale mask
-since session 7 of #14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the tonal
-emphasis and the classifier-free guidance on the key are parameters (the report records
+often in both sets. Sampling is the melody service's (``served_sampling`` with the default
+settings: top-p 1 (0.95 before session 19) at temperature 1, no scale mask since session 7 of
+#14, cadences at phrase ends), through the batched ``DecodeEngine`` with a bf16 KV cache; the
+tonal emphasis and the classifier-free guidance on the key are parameters (the report records
 them; guidance defaults to the service's where the checkpoint was trained for it). With
 ``composer="form"`` (the default) each piece is composed as the service composes it: along
 the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase by
