@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from cantus.melody.model import (
     NO_INTERVAL,
-    Contour,
     KVCache,
     MelodyLM,
     MelodyLMConfig,
     contour_buckets,
 )
+from cantus.melody.tokenizer import Contour
 
 torch.set_num_threads(1)
 

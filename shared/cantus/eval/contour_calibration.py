@@ -10,7 +10,7 @@ go on (scales and runs). Split by the interval before: a step (1-2 semitones) or
 (3 or more, after which tunes mostly turn back: gap fill).
 
 Issue #14: before the contour embedding (``cantus.melody.model``) the shipped model gave a
-step's continuation 38 % where the held-out tunes take it 51 %.
+step's continuation 40.5 % where the held-out tunes take it 53.9 %.
 """
 
 from __future__ import annotations

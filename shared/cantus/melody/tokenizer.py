@@ -53,13 +53,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from cantus.melody.controls import (
     N_TEMPO_BUCKETS,
     Controls,
     bucket_tempo,
 )
-from cantus.melody.model import Contour
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, MusicError, Note
 from cantus.music.styles import SUPPORTED_METERS, Energy, Style
 
@@ -105,6 +105,18 @@ def vocabulary_path(checkpoint: Path) -> Path:
     """The vocabulary saved beside a checkpoint: ``melody_lm.pt`` → ``melody_lm.vocab.json``
     (read by services that tokenize without loading the model)."""
     return Path(checkpoint).with_suffix(".vocab.json")
+
+
+class Contour(NamedTuple):
+    """Where the pitches sit in the vocabulary, for the melody model's contour embedding
+    (``cantus.melody.model``): ``first_pitch_id`` (the lowest pitch's token id), ``n_pitches``
+    consecutive pitch tokens a semitone apart, and ``reset_ids``: tokens after which the next
+    pitch does not continue the one before (fill-in-the-middle markers: the bars after a gap
+    come first)."""
+
+    first_pitch_id: int
+    n_pitches: int
+    reset_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
