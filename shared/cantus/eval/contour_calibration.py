@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from cantus.melody.model import MelodyLM
-from cantus.melody.tokenizer import PITCH_RANGE, MelodyTokenizer
+from cantus.melody.tokenizer import MelodyTokenizer
 
 MOVES = ("turns back", "goes on", "repeats")
 """What the next pitch does after an interval, in this order."""
@@ -49,10 +49,8 @@ def contour_calibration(
 ) -> list[MoveShares]:
     """``MoveShares`` after a step, after a leap and after any move, over tunes written as
     token ``sequences`` (``training.encode_tunes``; the first ``max_len`` tokens of each)."""
-    vocab = tokenizer.vocab
-    low, high = PITCH_RANGE
-    first_pitch_id = vocab.pitch(low)
-    pitches = np.arange(low, high + 1)
+    first_pitch_id, n_pitches, _ = tokenizer.vocab.contour()
+    pitches = np.arange(n_pitches)  # relative to the lowest: only intervals count here
     kinds = ("a step", "a leap", "any move")
     counts = dict.fromkeys(kinds, 0)
     real_sums = {after: np.zeros(3) for after in kinds}
@@ -70,7 +68,7 @@ def contour_calibration(
         positions = np.flatnonzero(
             (token_array >= first_pitch_id) & (token_array < first_pitch_id + len(pitches))
         )
-        note_pitches = token_array[positions] - first_pitch_id + low
+        note_pitches = token_array[positions] - first_pitch_id
         before, latest, following = note_pitches[:-2], note_pitches[1:-1], note_pitches[2:]
         previous = np.sign(latest - before)
         moved = previous != 0

@@ -113,6 +113,13 @@ def contour_buckets(tokens: torch.Tensor, contour: Contour) -> torch.Tensor:
     """Each position's contour bucket [batch, time]: the interval from the pitch before the
     latest pitch at or before it to that latest pitch, ``NO_INTERVAL`` where there are not two
     pitches since the start or the last reset token."""
+    return contour_state(tokens, contour)[0]
+
+
+def contour_state(tokens: torch.Tensor, contour: Contour) -> tuple[torch.Tensor, torch.Tensor]:
+    """``contour_buckets`` and, at each position, the latest pitch since the start or the last
+    reset (relative to the lowest pitch; -1: none): what ``KVCache.contour`` holds for a slot
+    whose sequence ends there."""
     time = tokens.shape[-1]
     pitch = tokens - contour.first_pitch_id
     is_pitch = (pitch >= 0) & (pitch < contour.n_pitches)
@@ -129,8 +136,11 @@ def contour_buckets(tokens: torch.Tensor, contour: Contour) -> torch.Tensor:
         _interval_bucket(pitch - pitch_before),
         NO_INTERVAL,
     )
-    latest = made_here.gather(-1, last_pitch_at.clamp(min=0))
-    return torch.where(last_pitch_at > last_reset_at, latest, NO_INTERVAL)
+    since_reset = last_pitch_at > last_reset_at
+    latest_at = last_pitch_at.clamp(min=0)
+    buckets = torch.where(since_reset, made_here.gather(-1, latest_at), NO_INTERVAL)
+    latest_pitch = torch.where(since_reset, pitch.gather(-1, latest_at), -1)
+    return buckets, latest_pitch
 
 
 class KVCache:
@@ -414,15 +424,8 @@ class MelodyLM(nn.Module):
             cache.data[layer, 1, slot, :, :time] = v[0]
         cache.lengths[slot] = time
         if self.config.contour is not None:
-            first_pitch_id, n_pitches, reset_ids = self.config.contour
-            buckets = contour_buckets(tokens, self.config.contour)
-            pitch = tokens - first_pitch_id
-            is_reset = torch.isin(tokens, torch.tensor(reset_ids, dtype=tokens.dtype))
-            up_to_last_reset = torch.flip(torch.flip(is_reset, [0]).cummax(0).values, [0])
-            # the latest pitch after the last reset, if any
-            latest = ((pitch >= 0) & (pitch < n_pitches) & ~up_to_last_reset).nonzero()
-            cache.contour[slot, 0] = pitch[latest[-1, 0]] if len(latest) else -1
-            cache.contour[slot, 1] = buckets[-1]
+            buckets, latest_pitch = contour_state(tokens, self.config.contour)
+            cache.contour[slot] = torch.stack([latest_pitch[-1], buckets[-1]])
         return logits[0, -1]
 
     @torch.inference_mode()
