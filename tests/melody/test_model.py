@@ -1,5 +1,6 @@
 """The melody transformer: the KV-cached batched decoding matches the full forward pass, and
-the contour embedding sees the melody's last interval."""
+the contour embedding sees the melody's last interval, the degree embedding its latest pitch's
+scale degree in the asked key."""
 
 from __future__ import annotations
 
@@ -11,22 +12,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cantus.melody.model import (
+    NO_DEGREE,
     NO_INTERVAL,
     KVCache,
     MelodyLM,
     MelodyLMConfig,
     contour_buckets,
+    contour_state,
+    degree_buckets,
+    sequence_key,
 )
-from cantus.melody.tokenizer import Contour
+from cantus.melody.tokenizer import Contour, Tonality
 
 torch.set_num_threads(1)
 
 CONTOUR = Contour(first_pitch_id=10, n_pitches=20, reset_ids=(40, 41))
 """A toy vocabulary of 50: pitches 0..19 are tokens 10..29, tokens 40 and 41 reset."""
+TONALITY = Tonality(first_key_id=30, mode_ids=(42, 43), lowest_pitch=60)
+"""Keys C..B are tokens 30..41 of the toy vocabulary, major and minor 42 and 43; its lowest
+pitch (token 10) is middle C."""
 
 
 def _model(
-    max_len: int = 64, n_kv_heads: int | None = None, contour: Contour | None = None
+    max_len: int = 64,
+    n_kv_heads: int | None = None,
+    contour: Contour | None = None,
+    tonality: Tonality | None = None,
 ) -> MelodyLM:
     torch.manual_seed(0)
     config = MelodyLMConfig(
@@ -39,24 +50,34 @@ def _model(
         dropout=0.0,
         n_kv_heads=n_kv_heads,
         contour=contour,
+        tonality=tonality,
     )
     model = MelodyLM(config).eval()
-    if model.contour_embedding is not None:
-        torch.nn.init.normal_(model.contour_embedding.weight)  # trained: not zero
+    for embedding in (model.contour_embedding, model.degree_embedding):
+        if embedding is not None:
+            torch.nn.init.normal_(embedding.weight)  # trained: not zero
     return model
 
 
 @pytest.mark.parametrize(
-    ("n_kv_heads", "contour"),
-    [(None, None), (2, None), (1, None), (1, CONTOUR)],
-    ids=["multi-head", "grouped", "multi-query", "contour"],
+    ("n_kv_heads", "contour", "tonality"),
+    [
+        (None, None, None),
+        (2, None, None),
+        (1, None, None),
+        (1, CONTOUR, None),
+        (1, CONTOUR, TONALITY),
+    ],
+    ids=["multi-head", "grouped", "multi-query", "contour", "tonality"],
 )
-def test_cached_batched_decoding_matches_the_full_forward(n_kv_heads, contour) -> None:
-    model = _model(n_kv_heads=n_kv_heads, contour=contour)
+def test_cached_batched_decoding_matches_the_full_forward(n_kv_heads, contour, tonality) -> None:
+    model = _model(n_kv_heads=n_kv_heads, contour=contour, tonality=tonality)
     generator = torch.Generator().manual_seed(1)
     lengths = [5, 12, 1, 20]  # prompt lengths differ per sequence
     extra = 9  # tokens decoded one step at a time after the prompt
     sequences = [torch.randint(1, 50, (n + extra,), generator=generator) for n in lengths]
+    for sequence, key, mode in zip(sequences, (33, 40, 30, 35), (42, 43, 1, 43), strict=True):
+        sequence[1:3] = torch.tensor([key, mode])  # a prefix with a key (the third has none)
     full = [model(seq[None])[0] for seq in sequences]
 
     cache = KVCache(model.config, max_batch=6)
@@ -144,3 +165,55 @@ def test_a_zero_contour_embedding_changes_nothing() -> None:
     with_contour.load_state_dict(state)
     tokens = torch.randint(1, 50, (2, 30), generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(with_contour.eval()(tokens), plain(tokens))
+
+
+def test_degree_buckets_give_the_latest_pitch_in_the_asked_key() -> None:
+    d_minor = [1, 32, 43]  # BOS KEY_2 MODE_minor
+    bar, pos, dur, reset = 3, 5, 7, 40
+    # pitches 62 (D, the tonic), 65 (F, the minor third), then 69 (A, the fifth) after a reset
+    tokens = [*d_minor, bar, pos, 12, dur, pos, 15, dur, reset, pos, 19, dur]
+    key = sequence_key(torch.tensor([tokens]), TONALITY)
+    assert key.tolist() == [[2, 1]]
+    latest = contour_state(torch.tensor([tokens]), CONTOUR)[1]
+    assert degree_buckets(latest, key, TONALITY).tolist() == [
+        [*[NO_DEGREE] * 5, 13, 13, 13, 16, 16, NO_DEGREE, NO_DEGREE, 20, 20]
+    ]
+    # the same pitches in F major: D is the 6th, F the tonic, A the third
+    f_major = torch.tensor([[1, 35, 42, *tokens[3:]]])
+    assert degree_buckets(latest, sequence_key(f_major, TONALITY), TONALITY)[0, 5:10].tolist() == [
+        10,
+        10,
+        10,
+        1,
+        1,
+    ]
+
+
+@pytest.mark.parametrize(
+    "prefix", [[1, 44, 45], [1, 32], [1, 32, 7]], ids=["nokey", "short", "no mode"]
+)
+def test_a_sequence_without_a_key_has_no_degrees(prefix: list[int]) -> None:
+    tokens = torch.tensor([[*prefix, 3, 5, 12, 7]])
+    key = sequence_key(tokens, TONALITY)
+    assert key.tolist() == [[-1, -1]]
+    latest = contour_state(tokens, CONTOUR)[1]
+    assert not degree_buckets(latest, key, TONALITY).any()
+
+
+def test_a_moved_slot_keeps_its_key() -> None:
+    model = _model(contour=CONTOUR, tonality=TONALITY)
+    cache = KVCache(model.config, max_batch=3)
+    sequence = torch.tensor([1, 37, 43, 3, 5, 12, 7, 5, 16, 7, 5, 14])
+    model.prefill(sequence[:-1], cache, 2)
+    cache.move(2, 0)
+    assert cache.key[0].tolist() == [7, 1]
+    assert cache.key[2].tolist() == [-1, -1]
+    step = model.decode_step(sequence[-1:], cache, torch.tensor([0]))
+    torch.testing.assert_close(step[0], model(sequence[None])[0, -1], atol=1e-4, rtol=0)
+
+
+def test_a_tonality_needs_a_contour_and_survives_the_config_round_trip() -> None:
+    with pytest.raises(ValueError, match="needs a contour"):
+        MelodyLMConfig(vocab_size=50, tonality=TONALITY)
+    config = _model(contour=CONTOUR, tonality=TONALITY).config
+    assert MelodyLMConfig(**config.to_dict()) == config

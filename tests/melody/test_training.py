@@ -201,6 +201,22 @@ def test_a_model_with_a_contour_continues_a_checkpoint_without_one(tmp_path: Pat
     torch.testing.assert_close(loaded(tokens), model(tokens))
 
 
+def test_a_model_with_a_tonality_continues_one_with_a_contour_alone(tmp_path: Path) -> None:
+    with_contour = dataclasses.replace(MelodyLMConfig.tiny(len(VOCAB)), contour=VOCAB.contour())
+    old_model = MelodyLM(with_contour)
+    path = tmp_path / "old.pt"
+    save_melody_checkpoint(path, old_model, TOKENIZER, EnergyThresholds(1.0, 2.0), {"steps": 3})
+    model = MelodyLM(dataclasses.replace(with_contour, tonality=VOCAB.tonality()))
+    continue_from(model, path, TOKENIZER)
+    assert model.degree_embedding is not None
+    assert not model.degree_embedding.weight.any()
+    tokens = torch.tensor([_tune("a", Mode.MINOR).tokens])
+    torch.testing.assert_close(model.eval()(tokens), old_model.eval()(tokens))
+    save_melody_checkpoint(tmp_path / "new.pt", model, TOKENIZER, EnergyThresholds(1.0, 2.0), {})
+    _, _, metadata = load_melody_checkpoint(tmp_path / "new.pt")
+    assert metadata["config"].tonality == VOCAB.tonality()
+
+
 def test_a_run_with_fim_scores_fim_validation_apart(tmp_path: Path) -> None:
     metadata = train_melody(
         _tiny_split(),

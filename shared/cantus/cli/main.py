@@ -403,6 +403,10 @@ def train_melody(
         bool,
         typer.Option(help="Give the model its melody's last interval at every position"),
     ] = True,
+    tonality: Annotated[
+        bool,
+        typer.Option(help="Give the model its latest pitch's scale degree in the asked key"),
+    ] = False,
 ) -> None:
     """Train the melody LM on the corpus shipped in music21 (reproduces the checkpoint)."""
     from cantus.melody.training import (
@@ -430,6 +434,7 @@ def train_melody(
         init_from=init_from,
         lr=lr,
         contour=contour,
+        tonality=tonality,
     )
 
 

@@ -119,6 +119,17 @@ class Contour(NamedTuple):
     reset_ids: tuple[int, ...]
 
 
+class Tonality(NamedTuple):
+    """Where the key sits in the vocabulary, for the melody model's scale-degree embedding
+    (``cantus.melody.model``): ``first_key_id`` (``KEY_0``'s id; ``KEY_0..KEY_11`` follow a
+    semitone apart), ``mode_ids`` (``MODE_major``, ``MODE_minor``) and ``lowest_pitch``, the
+    MIDI pitch of ``Contour.first_pitch_id``. A prefix with ``NOKEY NOMODE`` has no key."""
+
+    first_key_id: int
+    mode_ids: tuple[int, int]
+    lowest_pitch: int
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """Token strings and their ids, with the id of the first token of each group."""
@@ -195,6 +206,12 @@ class Vocabulary:
         low, high = PITCH_RANGE
         resets = tuple(self.id(token) for token in (FIM_SUFFIX, FIM_MIDDLE) if token in self.tokens)
         return Contour(self.pitch(low), high - low + 1, resets)
+
+    def tonality(self) -> Tonality:
+        """The key and mode tokens, for the model's scale-degree embedding
+        (``MelodyLMConfig.tonality``)."""
+        modes = (self.id(f"MODE_{Mode.MAJOR.value}"), self.id(f"MODE_{Mode.MINOR.value}"))
+        return Tonality(self.id("KEY_0"), modes, PITCH_RANGE[0])
 
     def to_json(self) -> str:
         return json.dumps({"format": "cantus-melody-vocab/1", "tokens": list(self.tokens)})

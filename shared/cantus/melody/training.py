@@ -313,9 +313,9 @@ def learning_rate(step: int, progress: float, peak: float, warmup_steps: int) ->
 def continue_from(model: MelodyLM, checkpoint: Path, tokenizer: MelodyTokenizer) -> dict[str, Any]:
     """Load ``checkpoint``'s weights into ``model`` (``tokenizer``'s vocabulary may extend the
     checkpoint's: new tokens appended at the end get the mean of the old embedding rows; a
-    model with a contour embedding may continue a checkpoint without one: the embedding
-    starts at zero) and return the checkpoint's training metadata. ``ValueError`` if the
-    sizes or the shared tokens differ."""
+    model with a contour or a scale-degree embedding may continue a checkpoint without one:
+    the embedding starts at zero) and return the checkpoint's training metadata.
+    ``ValueError`` if the sizes or the shared tokens differ."""
     old_model, old_tokenizer, metadata = load_melody_checkpoint(checkpoint)
     old_tokens = old_tokenizer.vocab.tokens
     if tokenizer.vocab.tokens[: len(old_tokens)] != old_tokens:
@@ -323,6 +323,8 @@ def continue_from(model: MelodyLM, checkpoint: Path, tokenizer: MelodyTokenizer)
     old_config = dataclasses.replace(old_model.config, vocab_size=model.config.vocab_size)
     if old_config.contour is None:
         old_config = dataclasses.replace(old_config, contour=model.config.contour)
+    if old_config.tonality is None:
+        old_config = dataclasses.replace(old_config, tonality=model.config.tonality)
     if old_config != model.config:
         raise ValueError(f"{checkpoint} is a {old_model.config}, not a {model.config}")
     state = old_model.state_dict()
@@ -331,6 +333,8 @@ def continue_from(model: MelodyLM, checkpoint: Path, tokenizer: MelodyTokenizer)
     state["token_embedding.weight"] = torch.cat([old_rows, new_rows])
     if model.contour_embedding is not None and old_model.contour_embedding is None:
         state["contour_embedding.weight"] = model.contour_embedding.weight.detach().clone()
+    if model.degree_embedding is not None and old_model.degree_embedding is None:
+        state["degree_embedding.weight"] = model.degree_embedding.weight.detach().clone()
     model.load_state_dict(state)
     return metadata
 
@@ -567,6 +571,7 @@ def train_melody_command(
     init_from: Path | None = None,
     lr: float = 1e-3,
     contour: bool = True,
+    tonality: bool = False,
 ) -> None:
     """``cantus train melody``: load the cached corpus (building it if needed), train on
     ``threads`` threads (2) for ``minutes`` of wall time (the default: as the shipped
@@ -574,7 +579,8 @@ def train_melody_command(
     to ``out``.
     ``kv_heads``: key/value heads of the attention (None: the named config's).
     ``init_from``: continue from a checkpoint (``train_melody``), at peak rate ``lr``.
-    ``contour``: give the model the contour embedding (``MelodyLMConfig.contour``)."""
+    ``contour``: give the model the contour embedding (``MelodyLMConfig.contour``);
+    ``tonality``: and the scale-degree embedding (``MelodyLMConfig.tonality``)."""
     from cantus.melody.corpus import load_or_build_corpus
 
     # 1 thread on a machine whose other core is busy: two OpenMP threads then wait for each
@@ -585,6 +591,8 @@ def train_melody_command(
     config = MelodyLMConfig.named(config_name, len(vocab))
     if contour:
         config = dataclasses.replace(config, contour=vocab.contour())
+    if tonality:
+        config = dataclasses.replace(config, tonality=vocab.tonality())
     if kv_heads is not None:
         config = dataclasses.replace(config, n_kv_heads=kv_heads)
     train_melody(
