@@ -8,11 +8,13 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 
 from cantus.eval.realness_report import (
     PhraseEnds,
     format_report,
+    key_relation,
     percentile_rank,
     phrase_ends_leading_on,
     realness_report,
@@ -68,6 +70,13 @@ def test_report_tells_hammered_melodies_from_stepwise_ones() -> None:
     }
     assert {k.key for k in report.key_agreement} == {"C major", "C minor"}
     assert sum(k.pieces for k in report.key_agreement) == 24
+    for k in report.key_agreement:
+        assert k.heard_as_asked + sum(k.heard_instead.values()) == k.pieces
+    major, minor = report.pitch_profiles
+    assert (major.mode, major.n_generated, major.n_real) == ("major", 20, 40)
+    assert (minor.mode, minor.n_generated, minor.n_real) == ("minor", 4, 10)
+    assert major.generated[7] > major.real[7]  # the hammered G
+    assert sum(major.real) == pytest.approx(1.0)
     assert [row.measure for row in report.structure] == ["returning", "exact", "si", "phrase_ends"]
     assert all(0.0 <= row.median_rank <= 1.0 for row in report.structure)
 
@@ -80,6 +89,7 @@ def test_report_tells_hammered_melodies_from_stepwise_ones() -> None:
         "## Key agreement",
         "## Structure",
         "## Phrase ends that lead on",
+        "## Pitch classes by mode",
     ):
         assert heading in text
     assert "repeated-note intervals" in text and "pitch_class[0]" in text
@@ -196,3 +206,21 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     # `--no-upbeats` (the pieces as before session 16) says so in the report
     before = format_run(dataclasses.replace(run, lead_on=False), command="cantus eval realness")
     assert "upbeats after them left to the model" in before
+
+
+@pytest.mark.parametrize(
+    ("asked", "heard", "relation"),
+    [
+        (Key(9, Mode.MINOR), Key(0, Mode.MAJOR), "relative"),  # A minor heard as C major
+        (Key(0, Mode.MAJOR), Key(9, Mode.MINOR), "relative"),
+        (Key(2, Mode.MINOR), Key(2, Mode.MAJOR), "parallel"),
+        (Key(0, Mode.MAJOR), Key(7, Mode.MAJOR), "dominant"),
+        (Key(9, Mode.MINOR), Key(2, Mode.MINOR), "subdominant"),
+        (Key(9, Mode.MINOR), Key(5, Mode.MAJOR), "other"),  # the VI
+        (Key(0, Mode.MAJOR), None, "other"),
+    ],
+)
+def test_key_relation_names_what_was_heard_instead(
+    asked: Key, heard: Key | None, relation: str
+) -> None:
+    assert key_relation(asked, heard) == relation

@@ -9,7 +9,10 @@ each (shorter melodies are left out):
 * the realness classifiers (``realness``), on sets matched by mode (as many major and as many
   minor melodies on both sides, so the mix of modes gives nothing away), with the real-vs-real
   control on two halves of the real tunes;
-* key agreement per key: music21 hears the key each generated melody was asked for;
+* key agreement per key: music21 hears the key each generated melody was asked for, and
+  what it hears instead (the relative, the parallel, the dominant... of the asked key);
+* the pitch-class profile per mode, generated against real: the histogram table pools the
+  modes, in which a minor third reads as a wrong note of a major tune;
 * repetition structure (``structure``): the share of bars returning to earlier material and
   the structureness indicator SI, generated against the real band;
 * phrase ends that lead on, per meter: the share of 4-bar phrase-end bars inside the window
@@ -74,11 +77,43 @@ def percentile_rank(value: float, sample: Sequence[float]) -> float:
 
 @dataclass(frozen=True)
 class KeyAgreement:
-    """Generated melodies asked for ``key``, and how many of them music21 hears in it."""
+    """Generated melodies asked for ``key``, how many of them music21 hears in it, and how
+    the key it hears in the others relates to the asked one (``key_relation``: count)."""
 
     key: str
     pieces: int
     heard_as_asked: int
+    heard_instead: dict[str, int] = field(default_factory=dict)
+
+
+KEY_RELATIONS = ("relative", "parallel", "dominant", "subdominant", "other")
+"""How a key heard instead of the asked one relates to it (``key_relation``)."""
+
+
+def key_relation(asked: Key, heard: Key | None) -> str:
+    """``KEY_RELATIONS`` name of ``heard`` against ``asked`` (two different keys): its
+    relative (same scale, other tonic), its parallel (same tonic, other mode), the dominant or
+    subdominant key in the same mode, or other (None: nothing heard)."""
+    if heard is None:
+        return "other"
+    shift = (heard.tonic - asked.tonic) % 12
+    if heard.mode is not asked.mode:
+        if shift == 0:
+            return "parallel"
+        return "relative" if shift == (9 if asked.mode is Mode.MAJOR else 3) else "other"
+    return {7: "dominant", 5: "subdominant"}.get(shift, "other")
+
+
+@dataclass(frozen=True)
+class PitchClassProfile:
+    """Mean pitch-class histograms (12 shares, semitones above the tonic) of the generated
+    and the real melodies of one mode, and how many melodies each mean is over."""
+
+    mode: str
+    generated: tuple[float, ...]
+    real: tuple[float, ...]
+    n_generated: int
+    n_real: int
 
 
 @dataclass(frozen=True)
@@ -132,6 +167,7 @@ class RealnessReport:
     structure: list[StructureComparison]
     phrase_ends: list[PhraseEnds] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pitch_profiles: list[PitchClassProfile] = field(default_factory=list)
 
     @property
     def strongest(self) -> Accuracy:
@@ -154,17 +190,48 @@ def structure_values(melodies: Sequence[Melody]) -> dict[str, list[float]]:
 def key_agreement(
     melodies: Sequence[Melody], key_of: Callable[[Melody], Key]
 ) -> list[KeyAgreement]:
-    """Per asked key (majors, then minors, by tonic): pieces and those music21 hears in it."""
+    """Per asked key (majors, then minors, by tonic): pieces, those music21 hears in it,
+    and what it hears in the others (``key_relation``)."""
     from cantus.eval.melody_scoring import detect_key
 
     asked = Counter[Key]()
     heard = Counter[Key]()
+    instead: dict[Key, Counter[str]] = {}
     for melody in melodies:
         key = key_of(melody)
         asked[key] += 1
-        heard[key] += int(detect_key(melody) == key)
+        detected = detect_key(melody)
+        if detected == key:
+            heard[key] += 1
+        else:
+            instead.setdefault(key, Counter())[key_relation(key, detected)] += 1
     order = sorted(asked, key=lambda k: (k.mode is Mode.MINOR, k.tonic))
-    return [KeyAgreement(k.name, asked[k], heard[k]) for k in order]
+    return [KeyAgreement(k.name, asked[k], heard[k], dict(instead.get(k, {}))) for k in order]
+
+
+def pitch_class_profiles(
+    generated: np.ndarray,
+    generated_modes: Sequence[str],
+    real: np.ndarray,
+    real_modes: Sequence[str],
+) -> list[PitchClassProfile]:
+    """Per mode present on both sides, the mean pitch-class histograms (the first 12 columns
+    of ``feature_matrix`` rows) of the generated and the real melodies."""
+    profiles = []
+    for mode in Mode:
+        mine = [i for i, m in enumerate(generated_modes) if m == mode.value]
+        theirs = [i for i, m in enumerate(real_modes) if m == mode.value]
+        if mine and theirs:
+            profiles.append(
+                PitchClassProfile(
+                    mode.value,
+                    tuple(float(v) for v in generated[mine, :12].mean(axis=0)),
+                    tuple(float(v) for v in real[theirs, :12].mean(axis=0)),
+                    len(mine),
+                    len(theirs),
+                )
+            )
+    return profiles
 
 
 def realness_report(
@@ -233,6 +300,9 @@ def realness_report(
         key_agreement=key_agreement(generated_window, key_of),
         structure=structure,
         phrase_ends=phrase_ends_leading_on(generated, real, n_bars),
+        pitch_profiles=pitch_class_profiles(
+            generated_features, generated_modes, real_features, real_modes
+        ),
     )
 
 
@@ -395,7 +465,47 @@ def _key_lines(report: RealnessReport) -> list[str]:
         f"| {k.key} | {k.pieces} | {k.heard_as_asked} ({_pct(k.heard_as_asked / k.pieces)}) |"
         for k in report.key_agreement
     ]
+    for mode in Mode:
+        instead = Counter[str]()
+        for k in report.key_agreement:
+            if k.key.endswith(mode.value):
+                instead.update(k.heard_instead)
+        if instead:
+            heard_as = ", ".join(f"{relation} {instead[relation]}" for relation in KEY_RELATIONS)
+            lines += ["", f"Asked {mode.value}, heard in another key: {heard_as}."]
+    return lines + _pitch_profile_lines(report)
+
+
+SCALE_DEGREES = ("1", "b2", "2", "b3", "3", "4", "#4", "5", "b6", "6", "b7", "7")
+"""Names of the semitones above the tonic, for the pitch-class tables."""
+
+
+def _pitch_profile_lines(report: RealnessReport) -> list[str]:
+    if not report.pitch_profiles:
+        return []
+    header = " | ".join(
+        f"{p.mode}: generated ({p.n_generated}) | real ({p.n_real})" for p in report.pitch_profiles
+    )
+    lines = [
+        "",
+        "## Pitch classes by mode",
+        "",
+        "Mean share of notes per degree (semitones above the asked or labelled tonic), "
+        "generated against real melodies of the same mode.",
+        "",
+        f"| degree | {header} |",
+        "|---|" + "---:|---:|" * len(report.pitch_profiles),
+    ]
+    for pc, name in enumerate(SCALE_DEGREES):
+        cells = " | ".join(
+            f"{_share(p.generated[pc])} | {_share(p.real[pc])}" for p in report.pitch_profiles
+        )
+        lines.append(f"| {name} | {cells} |")
     return lines
+
+
+def _share(value: float) -> str:
+    return f"{100 * value:.1f} %"
 
 
 def _band(band: Band, percent: bool) -> str:
