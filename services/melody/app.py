@@ -8,7 +8,10 @@ sections are decoded phrase by phrase by the ``melody_lm`` model on Triton, stre
 by token, each phrase ending in its cadence; repeated sections are copied, varied ones
 copied with ornaments and a new ending. A phrase that leads into a return (the B of AABA)
 is decoded as ``melody_return_candidates`` candidates at once, and the ``melody_score``
-model keeps the one after which the return's first bars are likeliest. Several pieces are
+model keeps the one after which the return's first bars are likeliest; with
+``melody_key_candidates`` > 1 (off by default) every other phrase is decoded as that many
+candidates and the one that keeps the piece clearest in its key is kept
+(``cantus.melody.key_choice``). Several pieces are
 decoded at once (``melody_concurrency``) and Triton batches them into one forward step;
 requests beyond those wait in a ``PriorityGate``, the most pressing first (a station's
 first piece before other stations' pieces for later: ``PieceSpec.priority``).
@@ -30,6 +33,7 @@ from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_me
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.infill import phrase_chooser
+from cantus.melody.key_choice import key_chooser
 from cantus.melody.prompting import MelodyPrompter
 from cantus.melody.sampling import served_sampling
 from cantus.melody.suffix_scoring import MelodyScoreClient
@@ -95,6 +99,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
     if len(recorded) < spec.bars:
         decode = functools.partial(_decode_phrase, request)
         candidates = service.settings.melody_return_candidates
+        in_key = service.settings.melody_key_candidates
         composer = FormComposer(
             _plan(spec),
             prompter.controls(spec),
@@ -105,6 +110,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
                 if candidates > 1
                 else None
             ),
+            choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
         )
 
         async for index, bar in composer.compose(recorded, decode):

@@ -235,6 +235,19 @@ class Settings(BaseSettings):
         "(the B of AABA); the one after which the return's first bars are likeliest is kept "
         "(1: the first, no choice)",
     )
+    # Off while the key is held by guidance (melody_guidance). Session 20, 240 pieces, the
+    # scale-degree checkpoint without guidance, whole pieces chosen by music21: 2 candidates
+    # were heard in the asked key 92 % of the time against 73 % for one, and the classifier
+    # stayed where the unguided melody is (69 %), where guidance 2 gives 95 % and 77 %
+    # (docs/results/melody_realness_decomposition.md). Serving it waits for the phrase-level
+    # choice here to be measured the same way.
+    melody_key_candidates: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="candidates decoded for every other new phrase; the one that keeps the "
+        "piece clearest in its key is kept (cantus.melody.key_choice; 1: no choice)",
+    )
     melody_concurrency: int = Field(
         8, ge=1, le=64, description="pieces one melody process decodes at once"
     )

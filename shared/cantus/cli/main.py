@@ -766,6 +766,13 @@ def eval_realness(
             "model likes, as before session 16"
         ),
     ] = True,
+    key_candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="Phrases decoded per kept one, chosen by how clearly they keep the key; "
+            "unset: the service's"
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -791,6 +798,7 @@ def eval_realness(
         composer=composer,
         top_p=top_p,
         lead_on=upbeats,
+        key_candidates=key_candidates,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

@@ -137,12 +137,13 @@ def sample_melodies(
     top_p: float | None = None,
     bars: Sequence[int] | None = None,
     lead_on: bool = True,
+    key_candidates: int | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
     ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
-    ``lead_on``: the form composer's (``FormComposer``); None where the engine failed or the
-    tokens do not decode."""
+    ``lead_on``, ``key_candidates``: the form composer's (``FormComposer``,
+    ``compose_pieces``); None where the engine failed or the tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
     from cantus.melody.local_composition import compose_pieces, default_sampling
@@ -166,6 +167,7 @@ def sample_melodies(
             sampling=sampling,
             max_batch=max_batch,
             lead_on=lead_on,
+            key_candidates=key_candidates,
         )
     sequences = sample_transformer(
         model,
@@ -255,6 +257,7 @@ class RealnessRun:
     lead_on: bool = True
     calibration: list[MoveShares] | None = None
     calibration_tunes: int = 0
+    key_candidates: int | None = None
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -324,6 +327,7 @@ def run_realness_eval(
     composer: str = "form",
     top_p: float | None = None,
     lead_on: bool = True,
+    key_candidates: int | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -361,6 +365,7 @@ def run_realness_eval(
         composer=composer,
         top_p=top_p,
         lead_on=lead_on,
+        key_candidates=key_candidates,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -392,6 +397,7 @@ def run_realness_eval(
         lead_on=lead_on,
         calibration=calibration,
         calibration_tunes=len(sequences),
+        key_candidates=key_candidates,
     )
 
 
@@ -410,7 +416,8 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         "energy and whether the piece ends inside the window borrowed from a random held-out "
         "tune of the same mode (the window's length where the tune ends there, "
         f"{ENDING_CLEARANCE_BARS} bars more where it goes on); sampled as the "
-        f"melody service samples ({_sampling_words(run.composer, run.top_p, run.lead_on)}), "
+        f"melody service samples "
+        f"({_sampling_words(run.composer, run.top_p, run.lead_on, run.key_candidates)}), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
         "checkpoint trained with key dropout); "
@@ -492,9 +499,15 @@ def _relative(path: str) -> str:
         return path
 
 
-def _sampling_words(composer: str, top_p: float | None = None, lead_on: bool = True) -> str:
+def _sampling_words(
+    composer: str,
+    top_p: float | None = None,
+    lead_on: bool = True,
+    key_candidates: int | None = None,
+) -> str:
     """How the pieces were sampled, in the report's words (``top_p``: a run's own nucleus,
-    None: the service's; ``lead_on`` False: upbeats left to the model)."""
+    None: the service's; ``lead_on`` False: upbeats left to the model; ``key_candidates``:
+    phrases chosen in key among that many, None: the service's)."""
     if composer != "form":
         from cantus.eval.melody_sampling import SAMPLING
 
@@ -507,8 +520,13 @@ def _sampling_words(composer: str, top_p: float | None = None, lead_on: bool = T
     sampling = default_sampling()
     mask = "scale mask" if sampling.key_constraint else "no scale mask"
     upbeats = "" if lead_on else ", upbeats after them left to the model"
+    if key_candidates is None:
+        from cantus.settings import Settings
+
+        key_candidates = Settings.model_construct().melody_key_candidates
+    in_key = f", each phrase chosen in key among {key_candidates}" if key_candidates > 1 else ""
     return (
-        f"{mask}, cadences at phrase ends{upbeats}, "
+        f"{mask}, cadences at phrase ends{upbeats}{in_key}, "
         f"top-p {sampling.top_p if top_p is None else top_p:g}, "
         f"temperature {sampling.temperature:g}"
     )

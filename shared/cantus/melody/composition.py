@@ -140,7 +140,10 @@ class FormComposer:
     its bars then come all at once, when the candidates are decoded and scored.
     ``lead_on``: each continuing phrase draws whether it leads on with an upbeat from the
     corpus (``upbeat``); False leaves it to the model, as before session 16 (for
-    comparisons, docs/examples/phrases)."""
+    comparisons, docs/examples/phrases). ``choose_in_key``: every other decoded phrase is
+    chosen among candidates by how clearly it keeps its key area's bars in their key
+    (``cantus.melody.key_choice``, ``settings.melody_key_candidates``); its bars too come all
+    at once."""
 
     def __init__(
         self,
@@ -151,6 +154,7 @@ class FormComposer:
         look_ahead: bool = False,
         choose: ChoosePhrase | None = None,
         lead_on: bool = True,
+        choose_in_key: ChoosePhrase | None = None,
     ) -> None:
         self.plan = plan
         self.controls = controls
@@ -158,6 +162,7 @@ class FormComposer:
         self.look_ahead = look_ahead
         self.choose = choose
         self.lead_on = lead_on
+        self.choose_in_key = choose_in_key
 
     async def compose(
         self, bars: list[Bar], decode: DecodePhrase
@@ -175,14 +180,21 @@ class FormComposer:
             request = self.phrase_request(section, index, bars)
             end = request.first_bar + request.n_bars - 1
             leads_into = self.known_after(end, bars) if self.choose is not None else ()
+            chosen: list[Bar] | None = None
             if self.choose is not None and leads_into:
-                chosen = (await self.choose(request, leads_into))[: request.n_bars]
+                chosen = await self.choose(request, leads_into)
+            elif self.choose_in_key is not None:
+                chosen = await self.choose_in_key(request, self.key_area_bars(section, bars))
+            if chosen is not None:
+                chosen = chosen[: request.n_bars]
                 if len(chosen) < request.n_bars:
                     raise RuntimeError(
                         f"the model stopped after {len(chosen)} of {request.n_bars} bars "
                         f"of the phrase at bar {request.first_bar}"
                     )
-                for bar in chosen:  # a phrase that leads into a return: the tune goes on
+                if not request.phrase_continues:
+                    chosen[-1] = hold_last_note(chosen[-1])
+                for bar in chosen:
                     bars.append(bar)
                     yield len(bars) - 1, bar
                 continue
@@ -234,6 +246,11 @@ class FormComposer:
         if source_index >= len(bars):
             return None
         return transpose_bar(bars[source_index], key_shift(source.key, section.key)), source_index
+
+    def key_area_bars(self, section: Section, bars: Sequence[Bar]) -> list[Bar]:
+        """The bars so far of the sections in ``section``'s key area (what a phrase chosen
+        in key is heard with)."""
+        return [bar for i, bar in enumerate(bars) if self.plan.section_at(i).key == section.key]
 
     def known_after(self, end: int, bars: Sequence[Bar]) -> tuple[Bar, ...]:
         """Up to ``LOOK_AHEAD_BARS`` bars after bar ``end`` that are already decided: the

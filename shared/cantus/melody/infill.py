@@ -212,14 +212,9 @@ async def best_of_candidates(
     tokenizer: MelodyTokenizer,
     candidates: int,
 ) -> tuple[list[Bar], FillReport]:
-    """``candidates`` decodings of ``request`` (seeds ``request.seed + k *
-    CANDIDATE_SEED_STRIDE``, so candidate 0 is what left-context-only decoding gives), and
-    the one after which ``right`` is likeliest."""
-    requests = [
-        dataclasses.replace(request, seed=request.seed + k * CANDIDATE_SEED_STRIDE)
-        for k in range(candidates)
-    ]
-    decoded = await asyncio.gather(*(_decode_all(decode, r) for r in requests))
+    """``candidates`` decodings of ``request`` (``decode_candidates``), and the one after
+    which ``right`` is likeliest."""
+    decoded = await decode_candidates(decode, request, candidates)
     complete = [bars for bars in decoded if len(bars) >= request.n_bars]
     if not complete:
         return decoded[0], FillReport()
@@ -244,6 +239,19 @@ def suffix_sequences(
         sequences.append(left + right_tokens)
         starts.append(len(left))
     return sequences, starts
+
+
+async def decode_candidates(
+    decode: DecodePhrase, request: PhraseRequest, candidates: int
+) -> list[list[Bar]]:
+    """``candidates`` decodings of ``request`` at once (seeds ``request.seed + k *
+    CANDIDATE_SEED_STRIDE``, so candidate 0 is what one decode without a choice gives), each
+    cut to the request's ``n_bars`` (fewer where the model stopped early)."""
+    requests = [
+        dataclasses.replace(request, seed=request.seed + k * CANDIDATE_SEED_STRIDE)
+        for k in range(candidates)
+    ]
+    return list(await asyncio.gather(*(_decode_all(decode, r) for r in requests)))
 
 
 async def _decode_all(decode: DecodePhrase, request: PhraseRequest) -> list[Bar]:

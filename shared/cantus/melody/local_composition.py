@@ -14,6 +14,7 @@ from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest,
 from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.infill import phrase_chooser
+from cantus.melody.key_choice import key_chooser
 from cantus.melody.model import MelodyLM
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
@@ -81,6 +82,7 @@ def compose_pieces(
     max_batch: int = 32,
     return_candidates: int | None = None,
     lead_on: bool = True,
+    key_candidates: int | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -88,12 +90,14 @@ def compose_pieces(
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
     ``settings.melody_return_candidates``) by the model's own scoring, as the service
-    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; None where a piece
-    failed."""
+    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; every other phrase
+    chosen in key among ``key_candidates`` (None: ``settings.melody_key_candidates``);
+    None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
     candidates = served.melody_return_candidates if return_candidates is None else return_candidates
+    in_key = served.melody_key_candidates if key_candidates is None else key_candidates
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -111,7 +115,13 @@ def compose_pieces(
                         else None
                     )
                     composer = FormComposer(
-                        plan, controls, seed, look_ahead=look_ahead, choose=choose, lead_on=lead_on
+                        plan,
+                        controls,
+                        seed,
+                        look_ahead=look_ahead,
+                        choose=choose,
+                        lead_on=lead_on,
+                        choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):

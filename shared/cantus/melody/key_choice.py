@@ -1,0 +1,84 @@
+"""Holding the asked key by choosing among phrases instead of bending every pitch.
+
+Classifier-free guidance on the key (``SamplingParams.guidance``) keeps a piece in its key by
+raising, at every pitch, what the key makes likelier than no key at all: the tonic and the
+dominant gain, the 6th and 7th that many keys share lose, and the melody's pitch-class
+profile moves away from the corpus's (``docs/results/melody_realness_decomposition.md``,
+session 20). The alternative here leaves the model's distribution alone: each new phrase is
+decoded as a few candidates without guidance, and the one that keeps the piece most clearly
+in its key is kept. The two-candidate version costs what guidance costs (a guided request
+decodes a key-free twin beside it).
+
+How clearly a melody is in a key (``key_clarity``): the Krumhansl-Schmuckler key finding,
+written here rather than borrowed, so that the evaluation's judge (music21's analysis) is not
+also the composer's critic: the correlation of the melody's duration-weighted pitch-class
+histogram with the asked key's Krumhansl-Kessler profile, less the best correlation with any
+other key. Positive: the asked key is the likeliest reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cantus.melody.composition import ChoosePhrase, DecodePhrase, PhraseRequest
+from cantus.melody.infill import decode_candidates
+from cantus.music.notes import Bar, Key, Mode
+
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+"""Krumhansl and Kessler's probe-tone ratings (1982), tonic first."""
+
+
+def _profiles() -> np.ndarray:
+    """[24, 12]: the profile of every key, majors (tonic C..B) then minors, each rotated to
+    its tonic."""
+    rows = [np.roll(MAJOR_PROFILE, tonic) for tonic in range(12)]
+    rows += [np.roll(MINOR_PROFILE, tonic) for tonic in range(12)]
+    return np.array(rows, dtype=float)
+
+
+_PROFILES = _profiles()
+
+
+def pitch_class_weights(bars: Sequence[Bar]) -> np.ndarray:
+    """Sounding time per pitch class [12] (ticks) over ``bars``."""
+    weights = np.zeros(12)
+    for bar in bars:
+        for note in bar.notes:
+            weights[note.pitch % 12] += note.duration
+    return weights
+
+
+def key_clarity(bars: Sequence[Bar], key: Key) -> float:
+    """Correlation of the bars' pitch classes with ``key``'s profile less the best
+    correlation with another key (module docstring); -1 for bars without notes or with a
+    single pitch class (no correlation to read)."""
+    weights = pitch_class_weights(bars)
+    if np.count_nonzero(weights) < 2:
+        return -1.0
+    centred = weights - weights.mean()
+    profiles = _PROFILES - _PROFILES.mean(axis=1, keepdims=True)
+    correlations = profiles @ centred / (np.linalg.norm(profiles, axis=1) * np.linalg.norm(centred))
+    asked = key.tonic + (12 if key.mode is Mode.MINOR else 0)
+    others = np.delete(correlations, asked)
+    return float(correlations[asked] - others.max())
+
+
+def key_chooser(decode: DecodePhrase, candidates: int) -> ChoosePhrase:
+    """What ``FormComposer(choose_in_key=...)`` asks for: ``candidates`` decodings of a phrase
+    (``infill.decode_candidates``) and the complete one after which ``before`` (the bars of
+    the phrase's key area so far) and it are clearest in the request's key (``key_clarity``;
+    ties: the earlier candidate)."""
+
+    async def choose(request: PhraseRequest, before: Sequence[Bar]) -> list[Bar]:
+        decoded = await decode_candidates(decode, request, candidates)
+        complete = [bars for bars in decoded if len(bars) >= request.n_bars]
+        if not complete:
+            return decoded[0]
+        key = request.controls.key
+        clarity = [key_clarity([*before, *bars], key) for bars in complete]
+        return complete[max(range(len(complete)), key=lambda k: clarity[k])]
+
+    return choose

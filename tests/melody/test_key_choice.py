@@ -1,0 +1,102 @@
+"""Phrases chosen in key (``cantus.melody.key_choice``): the key clarity of a melody and the
+chooser that keeps the candidate clearest in the asked key."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from cantus.melody.composition import FormComposer, PhraseRequest, collect
+from cantus.melody.controls import Controls
+from cantus.melody.decoding import HALF_CADENCE_STEPS
+from cantus.melody.infill import CANDIDATE_SEED_STRIDE
+from cantus.melody.key_choice import key_chooser, key_clarity, pitch_class_weights
+from cantus.music.form import plan_form
+from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.styles import Energy, Style
+
+METER = Meter(4, 4)
+C_MAJOR = Key(0, Mode.MAJOR)
+A_MINOR = Key(9, Mode.MINOR)
+CONTROLS = Controls(C_MAJOR, METER, 100.0, Style.FOLK, Energy.MID)
+
+
+def _bar(*pitches: int) -> Bar:
+    return Bar(METER, tuple(Note(q * 480, p, 480, 90) for q, p in enumerate(pitches)))
+
+
+C_TUNE = [_bar(60, 64, 67, 64), _bar(65, 62, 59, 62), _bar(60, 64, 67, 72), _bar(67, 65, 64, 60)]
+A_TUNE = [_bar(69, 72, 76, 72), _bar(74, 71, 68, 71), _bar(69, 72, 76, 81), _bar(76, 71, 68, 69)]
+F_SHARP_TUNE = [_bar(66, 70, 73, 70), _bar(71, 68, 65, 68), _bar(66, 70, 73, 78)]
+
+
+def test_pitch_class_weights_count_sounding_time() -> None:
+    weights = pitch_class_weights([Bar(METER, (Note(0, 60, 1440, 90), Note(1440, 72, 480, 90)))])
+    assert weights[0] == 1920 and weights.sum() == 1920
+
+
+def test_a_tune_is_clearest_in_its_own_key() -> None:
+    assert key_clarity(C_TUNE, C_MAJOR) > 0  # C major is the likeliest reading
+    assert key_clarity(C_TUNE, Key(6, Mode.MAJOR)) < -0.5
+    assert key_clarity(A_TUNE, A_MINOR) > 0  # the G# tells A minor from C major
+    assert key_clarity(A_TUNE, C_MAJOR) < 0
+    assert key_clarity([], C_MAJOR) == -1.0
+    assert key_clarity([_bar(60, 60, 72, 60)], C_MAJOR) == -1.0  # one pitch class: no reading
+
+
+def _request(seed: int = 11) -> PhraseRequest:
+    return PhraseRequest(
+        first_bar=4,
+        n_bars=3,
+        controls=CONTROLS,
+        context=(),
+        cadence_steps=HALF_CADENCE_STEPS,
+        seed=seed,
+    )
+
+
+def test_the_chooser_keeps_the_candidate_that_keeps_the_key() -> None:
+    seeds: list[int] = []
+
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        seeds.append(request.seed)
+        # the plain decode (candidate 0) wanders to F# major, the second stays in C
+        tune = F_SHARP_TUNE if request.seed == 11 else C_TUNE
+        for bar in tune[: request.n_bars]:
+            yield bar
+
+    chosen = asyncio.run(key_chooser(decode, 2)(_request(), C_TUNE[:1]))
+    assert chosen == C_TUNE[:3]
+    assert seeds == [11, 11 + CANDIDATE_SEED_STRIDE]
+
+
+def test_a_candidate_cut_short_is_not_chosen() -> None:
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        tune = C_TUNE[:1] if request.seed == 11 else F_SHARP_TUNE  # the in-key one stops early
+        for bar in tune[: request.n_bars]:
+            yield bar
+
+    assert asyncio.run(key_chooser(decode, 2)(_request(), [])) == F_SHARP_TUNE
+
+
+def test_the_composer_chooses_every_decoded_phrase_in_its_key_area() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    asked: list[tuple[int, int]] = []
+
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        for i in range(request.n_bars):
+            yield C_TUNE[i % 4]
+
+    async def choose(request: PhraseRequest, before) -> list[Bar]:  # type: ignore[no-untyped-def]
+        asked.append((request.first_bar, len(before)))
+        # a phrase ending in a short last note: the piece's last one is held to the bar line
+        return [_bar(60, 62, 64, 67)] * request.n_bars
+
+    composer = FormComposer(plan, CONTROLS, seed=7, choose_in_key=choose)
+    bars = asyncio.run(collect(composer, [], decode))
+    assert len(bars) == 16
+    # A: 0-3, A' decodes its cadence bar 7, B 8-11, A'' its bar 15; each phrase is heard
+    # with every bar of its key area before it (a four-bar B stays home)
+    assert asked == [(0, 0), (7, 7), (8, 8), (15, 15)]
+    assert bars[15].notes[-1].duration == METER.bar_ticks - 3 * 480
+    assert bars[11].notes[-1].duration == 480  # the tune goes on after B
