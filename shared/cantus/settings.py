@@ -235,12 +235,12 @@ class Settings(BaseSettings):
         "(the B of AABA); the one after which the return's first bars are likeliest is kept "
         "(1: the first, no choice)",
     )
-    # Off while the key is held by guidance (melody_guidance). Session 20, 240 pieces, the
-    # scale-degree checkpoint without guidance, whole pieces chosen by music21: 2 candidates
-    # were heard in the asked key 92 % of the time against 73 % for one, and the classifier
-    # stayed where the unguided melody is (69 %), where guidance 2 gives 95 % and 77 %
-    # (docs/results/melody_realness_decomposition.md). Serving it waits for the phrase-level
-    # choice here to be measured the same way.
+    # Off while the key is held by guidance (melody_guidance). Session 20, 240 pieces, a
+    # checkpoint with the scale-degree embedding, no guidance: whole pieces chosen among 3 by
+    # music21 were heard in the asked key 95 % of the time (one: 73 %) and the classifier
+    # stayed near the unguided melody's 68 % (70 %), where guidance 2 gives 95 % and 77 %;
+    # chosen phrase by phrase by this critic, 2 candidates reached 82 % only
+    # (docs/results/melody_realness_decomposition.md, session 20).
     melody_key_candidates: int = Field(
         1,
         ge=1,

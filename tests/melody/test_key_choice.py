@@ -27,6 +27,7 @@ def _bar(*pitches: int) -> Bar:
 
 C_TUNE = [_bar(60, 64, 67, 64), _bar(65, 62, 59, 62), _bar(60, 64, 67, 72), _bar(67, 65, 64, 60)]
 A_TUNE = [_bar(69, 72, 76, 72), _bar(74, 71, 68, 71), _bar(69, 72, 76, 81), _bar(76, 71, 68, 69)]
+LOOSE_C_TUNE = [_bar(60, 62, 64, 65), _bar(67, 69, 71, 72), _bar(71, 69, 67, 65)]
 F_SHARP_TUNE = [_bar(66, 70, 73, 70), _bar(71, 68, 65, 68), _bar(66, 70, 73, 78)]
 
 
@@ -68,6 +69,18 @@ def test_the_chooser_keeps_the_candidate_that_keeps_the_key() -> None:
     chosen = asyncio.run(key_chooser(decode, 2)(_request(), C_TUNE[:1]))
     assert chosen == C_TUNE[:3]
     assert seeds == [11, 11 + CANDIDATE_SEED_STRIDE]
+
+
+def test_the_first_candidate_in_key_is_kept_even_where_a_later_one_is_clearer() -> None:
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        # candidate 0 leaves C major, 1 runs up and down its scale (barely C major: every
+        # degree alike), 2 outlines its tonic triad
+        tunes = {11: F_SHARP_TUNE, 11 + CANDIDATE_SEED_STRIDE: LOOSE_C_TUNE}
+        for bar in tunes.get(request.seed, C_TUNE)[: request.n_bars]:
+            yield bar
+
+    assert 0 < key_clarity(LOOSE_C_TUNE, C_MAJOR) < key_clarity(C_TUNE[:3], C_MAJOR)
+    assert asyncio.run(key_chooser(decode, 3)(_request(), [])) == LOOSE_C_TUNE
 
 
 def test_a_candidate_cut_short_is_not_chosen() -> None:

@@ -68,9 +68,11 @@ def key_clarity(bars: Sequence[Bar], key: Key) -> float:
 
 def key_chooser(decode: DecodePhrase, candidates: int) -> ChoosePhrase:
     """What ``FormComposer(choose_in_key=...)`` asks for: ``candidates`` decodings of a phrase
-    (``infill.decode_candidates``) and the complete one after which ``before`` (the bars of
-    the phrase's key area so far) and it are clearest in the request's key (``key_clarity``;
-    ties: the earlier candidate)."""
+    (``infill.decode_candidates``) and, of the complete ones, the first after which
+    ``before`` (the bars of the phrase's key area so far) and it read in the request's key
+    (``key_clarity`` > 0); where none does, the clearest. Only a phrase that leaves the key is
+    passed over: taking the clearest always favoured the phrases that lean on the tonic and
+    the dominant (session 20: three candidates, classifier 77 % against 72 % for two)."""
 
     async def choose(request: PhraseRequest, before: Sequence[Bar]) -> list[Bar]:
         decoded = await decode_candidates(decode, request, candidates)
@@ -79,6 +81,7 @@ def key_chooser(decode: DecodePhrase, candidates: int) -> ChoosePhrase:
             return decoded[0]
         key = request.controls.key
         clarity = [key_clarity([*before, *bars], key) for bars in complete]
-        return complete[max(range(len(complete)), key=lambda k: clarity[k])]
+        in_key = [k for k, value in enumerate(clarity) if value > 0]
+        return complete[in_key[0] if in_key else max(range(len(complete)), key=clarity.__getitem__)]
 
     return choose
