@@ -9,8 +9,8 @@ by token, each phrase ending in its cadence; repeated sections are copied, varie
 copied with ornaments and a new ending. A phrase that leads into a return (the B of AABA)
 is decoded as ``melody_return_candidates`` candidates at once, and the ``melody_score``
 model keeps the one after which the return's first bars are likeliest; with
-``melody_key_candidates`` > 1 (off by default) every other phrase is decoded as that many
-candidates and the one that keeps the piece clearest in its key is kept
+``melody_key_candidates`` > 1 (off by default) each other new phrase is decoded as that
+many candidates and the first that keeps its key area in the key is kept
 (``cantus.melody.key_choice``). Several pieces are
 decoded at once (``melody_concurrency``) and Triton batches them into one forward step;
 requests beyond those wait in a ``PriorityGate``, the most pressing first (a station's

@@ -245,8 +245,9 @@ class Settings(BaseSettings):
         1,
         ge=1,
         le=8,
-        description="candidates decoded for every other new phrase; the one that keeps the "
-        "piece clearest in its key is kept (cantus.melody.key_choice; 1: no choice)",
+        description="candidates decoded for each new phrase that does not lead into a return; "
+        "the first that keeps its key area in the key is kept (cantus.melody.key_choice; "
+        "1: no choice)",
     )
     melody_concurrency: int = Field(
         8, ge=1, le=64, description="pieces one melody process decodes at once"

@@ -140,10 +140,10 @@ class FormComposer:
     its bars then come all at once, when the candidates are decoded and scored.
     ``lead_on``: each continuing phrase draws whether it leads on with an upbeat from the
     corpus (``upbeat``); False leaves it to the model, as before session 16 (for
-    comparisons, docs/examples/phrases). ``choose_in_key``: every other decoded phrase is
-    chosen among candidates by how clearly it keeps its key area's bars in their key
-    (``cantus.melody.key_choice``, ``settings.melody_key_candidates``); its bars too come all
-    at once."""
+    comparisons, docs/examples/phrases). ``choose_in_key``: each decoded phrase that does not
+    lead into a return is chosen among candidates, the first that keeps its key area's bars
+    in their key (``cantus.melody.key_choice``, ``settings.melody_key_candidates``); its bars
+    too come all at once."""
 
     def __init__(
         self,

@@ -5,9 +5,9 @@ raising, at every pitch, what the key makes likelier than no key at all: the ton
 dominant gain, the 6th and 7th that many keys share lose, and the melody's pitch-class
 profile moves away from the corpus's (``docs/results/melody_realness_decomposition.md``,
 session 20). The alternative here leaves the model's distribution alone: each new phrase is
-decoded as a few candidates without guidance, and the one that keeps the piece most clearly
-in its key is kept. The two-candidate version costs what guidance costs (a guided request
-decodes a key-free twin beside it).
+decoded as a few candidates without guidance, and the first that keeps the piece in its key
+is kept, so only a phrase that leaves the key is passed over. The two-candidate version
+costs what guidance costs (a guided request decodes a key-free twin beside it).
 
 How clearly a melody is in a key (``key_clarity``): the Krumhansl-Schmuckler key finding,
 written here rather than borrowed, so that the evaluation's judge (music21's analysis) is not
@@ -31,15 +31,16 @@ MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.3
 """Krumhansl and Kessler's probe-tone ratings (1982), tonic first."""
 
 
-def _profiles() -> np.ndarray:
+def _centred_profiles() -> np.ndarray:
     """[24, 12]: the profile of every key, majors (tonic C..B) then minors, each rotated to
-    its tonic."""
+    its tonic, less its mean (what a correlation multiplies)."""
     rows = [np.roll(MAJOR_PROFILE, tonic) for tonic in range(12)]
     rows += [np.roll(MINOR_PROFILE, tonic) for tonic in range(12)]
-    return np.array(rows, dtype=float)
+    profiles = np.array(rows, dtype=float)
+    return profiles - profiles.mean(axis=1, keepdims=True)
 
 
-_PROFILES = _profiles()
+_PROFILES = _centred_profiles()
 
 
 def pitch_class_weights(bars: Sequence[Bar]) -> np.ndarray:
@@ -59,8 +60,8 @@ def key_clarity(bars: Sequence[Bar], key: Key) -> float:
     if np.count_nonzero(weights) < 2:
         return -1.0
     centred = weights - weights.mean()
-    profiles = _PROFILES - _PROFILES.mean(axis=1, keepdims=True)
-    correlations = profiles @ centred / (np.linalg.norm(profiles, axis=1) * np.linalg.norm(centred))
+    norms = np.linalg.norm(_PROFILES, axis=1) * np.linalg.norm(centred)
+    correlations = _PROFILES @ centred / norms
     asked = key.tonic + (12 if key.mode is Mode.MINOR else 0)
     others = np.delete(correlations, asked)
     return float(correlations[asked] - others.max())

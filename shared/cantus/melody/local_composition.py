@@ -90,7 +90,7 @@ def compose_pieces(
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
     ``settings.melody_return_candidates``) by the model's own scoring, as the service
-    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; every other phrase
+    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; each other new phrase
     chosen in key among ``key_candidates`` (None: ``settings.melody_key_candidates``);
     None where a piece failed."""
     base = sampling or default_sampling()

@@ -13,7 +13,10 @@ mode (``degree_buckets``): what the key token at the front of the sequence means
 pitch just played, without attention having to relate the two. With only the key token, the
 pieces decoded without classifier-free guidance were heard in the asked key 71-79 % of the
 time (minor keys mostly as their relative major), and the guidance that fixed that bent the
-pitch-class profile (the dominant over-used, the 6th and 7th under-used).
+pitch-class profile (the dominant over-used, the 6th and 7th under-used). Measured (session
+20, docs/results/melody_realness_decomposition.md): continued with it, the model did not hold
+the key better (unguided 73 % against a control's 77 %) but its unguided melodies were the
+most corpus-like yet; the shipped checkpoint does not have it.
 
 ``forward`` scores whole sequences (training, evaluation); ``prefill`` and ``decode_step``
 decode incrementally with a ``KVCache`` whose slots hold sequences of different lengths, so
