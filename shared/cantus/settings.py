@@ -239,8 +239,9 @@ class Settings(BaseSettings):
     # checkpoint with the scale-degree embedding, no guidance: whole pieces chosen among 3 by
     # music21 were heard in the asked key 95 % of the time (one: 73 %) and the classifier
     # stayed near the unguided melody's 68 % (70 %), where guidance 2 gives 95 % and 77 %;
-    # chosen phrase by phrase by this critic, 2 candidates reached 82 % only
-    # (docs/results/melody_realness_decomposition.md, session 20).
+    # chosen phrase by phrase by key_choice's critic (Aarden's profiles), 3 candidates reach
+    # 91 % at a classifier of 69 %, with some keys at 7-8 of 10: not yet the goal of 90 %
+    # for every key (docs/results/melody_realness_decomposition.md, session 20).
     melody_key_candidates: int = Field(
         1,
         ge=1,
