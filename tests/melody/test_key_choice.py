@@ -10,8 +10,9 @@ from cantus.melody.composition import FormComposer, PhraseRequest, collect
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
 from cantus.melody.infill import CANDIDATE_SEED_STRIDE
-from cantus.melody.key_choice import key_chooser, key_clarity, pitch_class_weights
+from cantus.melody.key_choice import key_chooser, key_clarity
 from cantus.music.form import plan_form
+from cantus.music.key_finding import pitch_class_durations
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -32,8 +33,10 @@ F_SHARP_TUNE = [_bar(66, 70, 73, 70), _bar(71, 68, 65, 68), _bar(66, 70, 73, 78)
 
 
 def test_pitch_class_weights_count_sounding_time() -> None:
-    weights = pitch_class_weights([Bar(METER, (Note(0, 60, 1440, 90), Note(1440, 72, 480, 90)))])
-    assert weights[0] == 1920 and weights.sum() == 1920
+    weights = pitch_class_durations(
+        Bar(METER, (Note(0, 60, 1440, 90), Note(1440, 72, 480, 90))).notes
+    )
+    assert weights[0] == 1920 and sum(weights) == 1920
 
 
 def test_a_tune_is_clearest_in_its_own_key() -> None:

@@ -43,6 +43,7 @@ from cantus.eval.realness import (
 )
 from cantus.eval.structure import Band, phrase_end_weight, structure_measures
 from cantus.melody.phrase_endings import leads_on, phrase_end_indices
+from cantus.music.form import KeyArea
 from cantus.music.notes import Key, Melody, Mode
 
 STRUCTURE_MEASURES = {
@@ -94,14 +95,12 @@ def key_relation(asked: Key, heard: Key | None) -> str:
     """``KEY_RELATIONS`` name of ``heard`` against ``asked`` (two different keys): its
     relative (same scale, other tonic), its parallel (same tonic, other mode), the dominant or
     subdominant key in the same mode, or other (None: nothing heard)."""
-    if heard is None:
-        return "other"
-    shift = (heard.tonic - asked.tonic) % 12
-    if heard.mode is not asked.mode:
-        if shift == 0:
-            return "parallel"
-        return "relative" if shift == (9 if asked.mode is Mode.MAJOR else 3) else "other"
-    return {7: "dominant", 5: "subdominant"}.get(shift, "other")
+    for area in (KeyArea.RELATIVE, KeyArea.DOMINANT, KeyArea.SUBDOMINANT):
+        if heard == area.key(asked):
+            return area.value
+    if heard is not None and heard.tonic == asked.tonic:
+        return "parallel"
+    return "other"
 
 
 @dataclass(frozen=True)

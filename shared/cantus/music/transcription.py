@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from cantus.music.key_finding import ALL_KEYS, key_correlations
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Key, Meter, Mode, MusicError, Note
 
 GRID_TICKS = TICKS_PER_QUARTER // 4
@@ -143,42 +144,19 @@ def drop_trailing_empty_bars(bars: Sequence[Bar]) -> list[Bar]:
     return list(bars[:last])
 
 
-# Krumhansl-Kessler key profiles (probe-tone ratings), index 0 = tonic.
-_MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-_MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
-
-ALL_KEYS = tuple(Key(tonic, mode) for mode in (Mode.MAJOR, Mode.MINOR) for tonic in range(12))
-"""The 24 major and minor keys, majors first; ``estimate_key`` breaks ties in this order."""
-
-
-def _correlation(xs: Sequence[float], ys: Sequence[float]) -> float:
-    mean_x = sum(xs) / len(xs)
-    mean_y = sum(ys) / len(ys)
-    cov = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    var_x = sum((x - mean_x) ** 2 for x in xs)
-    var_y = sum((y - mean_y) ** 2 for y in ys)
-    if var_x == 0 or var_y == 0:
-        return 0.0
-    return cov / math.sqrt(var_x * var_y)
-
-
 def estimate_key(notes: Iterable[Note], *, candidates: Iterable[Key] | None = None) -> Key:
     """Estimate the key of notes by the Krumhansl-Schmuckler method: correlate the
     duration-weighted pitch-class histogram with the major and minor profiles rotated to
-    each tonic and return the best key. ``candidates`` restricts the choice (e.g. to the
-    major and relative minor of a known key signature); default all 24 keys. With no notes
-    the first candidate (C major by default) is returned."""
+    each tonic (``key_finding.key_correlations``, Krumhansl-Kessler profiles) and return the
+    best key. ``candidates`` restricts the choice (e.g. to the major and relative minor of a
+    known key signature); default all 24 keys, ties going to the earlier in
+    ``key_finding.ALL_KEYS``. With no notes the first candidate (C major by default) is
+    returned."""
     keys = tuple(candidates) if candidates is not None else ALL_KEYS
     if not keys:
         raise MusicError("estimate_key needs at least one candidate key")
-    histogram = [0.0] * 12
-    for note in notes:
-        histogram[note.pitch % 12] += note.duration
     best_key, best_score = keys[0], -math.inf
-    for key in keys:
-        profile = _MAJOR_PROFILE if key.mode is Mode.MAJOR else _MINOR_PROFILE
-        rotated = [profile[(pc - key.tonic) % 12] for pc in range(12)]
-        score = _correlation(histogram, rotated)
+    for key, score in zip(keys, key_correlations(notes, keys), strict=True):
         if score > best_score:
             best_key, best_score = key, score
     return best_key
