@@ -33,7 +33,7 @@ from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_me
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.infill import phrase_chooser
-from cantus.melody.key_choice import key_chooser
+from cantus.melody.key_choice import candidates_in_key, key_chooser
 from cantus.melody.prompting import MelodyPrompter
 from cantus.melody.sampling import served_sampling
 from cantus.melody.suffix_scoring import MelodyScoreClient
@@ -106,7 +106,13 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
             spec.seed,
             look_ahead=service.settings.melody_fill_in_middle,
             choose=(
-                phrase_chooser(decode, scorer.score, prompter.tokenizer, candidates)
+                phrase_chooser(
+                    decode,
+                    scorer.score,
+                    prompter.tokenizer,
+                    candidates,
+                    candidates_in_key if in_key > 1 else None,
+                )
                 if candidates > 1
                 else None
             ),

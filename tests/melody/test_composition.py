@@ -108,9 +108,11 @@ def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> N
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     model = FakeModel()
     asked: list[tuple[PhraseRequest, tuple[Bar, ...]]] = []
+    key_areas: list[int] = []
 
-    async def choose(request: PhraseRequest, right) -> list[Bar]:  # type: ignore[no-untyped-def]
+    async def choose(request: PhraseRequest, right, key_area) -> list[Bar]:  # type: ignore[no-untyped-def]
         asked.append((request, tuple(right)))
+        key_areas.append(len(key_area))
         # a candidate the plain decoder would not give: every note on the return's first
         first = right[0].notes[0].pitch
         return [Bar(METER, (Note(0, first, METER.bar_ticks, 90),))] * request.n_bars
@@ -120,6 +122,7 @@ def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> N
     # only B (8-11) leads into a return whose bars are known (A'' copies bars 0-1)
     assert [(r.first_bar, r.n_bars) for r, _ in asked] == [(8, 4)]
     assert asked[0][1] == (bars[0], bars[1])
+    assert key_areas == [8]  # heard after the two A's, in the home key as B is
     assert all(bar.notes == (Note(0, bars[0].notes[0].pitch, 1920, 90),) for bar in bars[8:12])
     # every other phrase is decoded as before, bar by bar
     assert [(r.first_bar, r.n_bars) for r in model.requests] == [(0, 4), (7, 1), (15, 1)]

@@ -73,7 +73,7 @@ def test_the_phrase_chooser_keeps_the_candidate_the_right_side_likes_best() -> N
         return [0.0, -1.0, 5.0, -2.0][: len(sequences)]  # the third candidate
 
     choose = phrase_chooser(decoder.decode, score, MelodyTokenizer(), 4)
-    chosen = asyncio.run(choose(request, right))
+    chosen = asyncio.run(choose(request, right, ()))
     assert len(decoder.requests) == 4 and len({r.seed for r in decoder.requests}) == 4
 
     async def again(r: PhraseRequest) -> list[Bar]:

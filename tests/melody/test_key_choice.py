@@ -1,5 +1,5 @@
 """Phrases chosen in key (``cantus.melody.key_choice``): the key clarity of a melody and the
-chooser that keeps the candidate clearest in the asked key."""
+choosers that keep a candidate in the asked key."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from cantus.melody.composition import FormComposer, PhraseRequest, collect
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
-from cantus.melody.infill import CANDIDATE_SEED_STRIDE
-from cantus.melody.key_choice import key_chooser, key_clarity
+from cantus.melody.infill import CANDIDATE_SEED_STRIDE, phrase_chooser
+from cantus.melody.key_choice import candidates_in_key, key_chooser, key_clarity
+from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.key_finding import pitch_class_durations
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
@@ -69,7 +70,7 @@ def test_the_chooser_keeps_the_candidate_that_keeps_the_key() -> None:
         for bar in tune[: request.n_bars]:
             yield bar
 
-    chosen = asyncio.run(key_chooser(decode, 2)(_request(), C_TUNE[:1]))
+    chosen = asyncio.run(key_chooser(decode, 2)(_request(), (), C_TUNE[:1]))
     assert chosen == C_TUNE[:3]
     assert seeds == [11, 11 + CANDIDATE_SEED_STRIDE]
 
@@ -83,7 +84,7 @@ def test_the_first_candidate_in_key_is_kept_even_where_a_later_one_is_clearer() 
             yield bar
 
     assert 0 < key_clarity(LOOSE_C_TUNE, C_MAJOR) < key_clarity(C_TUNE[:3], C_MAJOR)
-    assert asyncio.run(key_chooser(decode, 3)(_request(), [])) == LOOSE_C_TUNE
+    assert asyncio.run(key_chooser(decode, 3)(_request(), (), [])) == LOOSE_C_TUNE
 
 
 def test_a_candidate_cut_short_is_not_chosen() -> None:
@@ -92,7 +93,7 @@ def test_a_candidate_cut_short_is_not_chosen() -> None:
         for bar in tune[: request.n_bars]:
             yield bar
 
-    assert asyncio.run(key_chooser(decode, 2)(_request(), [])) == F_SHARP_TUNE
+    assert asyncio.run(key_chooser(decode, 2)(_request(), (), [])) == F_SHARP_TUNE
 
 
 def test_the_composer_chooses_every_decoded_phrase_in_its_key_area() -> None:
@@ -103,7 +104,8 @@ def test_the_composer_chooses_every_decoded_phrase_in_its_key_area() -> None:
         for i in range(request.n_bars):
             yield C_TUNE[i % 4]
 
-    async def choose(request: PhraseRequest, before) -> list[Bar]:  # type: ignore[no-untyped-def]
+    async def choose(request: PhraseRequest, after, before) -> list[Bar]:  # type: ignore[no-untyped-def]
+        assert after == ()
         asked.append((request.first_bar, len(before)))
         # a phrase ending in a short last note: the piece's last one is held to the bar line
         return [_bar(60, 62, 64, 67)] * request.n_bars
@@ -116,3 +118,27 @@ def test_the_composer_chooses_every_decoded_phrase_in_its_key_area() -> None:
     assert asked == [(0, 0), (7, 7), (8, 8), (15, 15)]
     assert bars[15].notes[-1].duration == METER.bar_ticks - 3 * 480
     assert bars[11].notes[-1].duration == 480  # the tune goes on after B
+
+
+def test_candidates_in_key_are_those_that_keep_the_key_area_in_key_or_the_clearest() -> None:
+    assert candidates_in_key([F_SHARP_TUNE, LOOSE_C_TUNE, C_TUNE[:3]], [], C_MAJOR) == [1, 2]
+    # after four bars of C major, three of F# major leave the key area in C major
+    assert candidates_in_key([F_SHARP_TUNE, C_TUNE[:3]], C_TUNE, C_MAJOR) == [0, 1]
+    assert candidates_in_key([A_TUNE, F_SHARP_TUNE], [], Key(6, Mode.MAJOR)) == [1]
+    assert candidates_in_key([F_SHARP_TUNE, A_TUNE], [], C_MAJOR) == [1]  # neither: clearest
+
+
+def test_a_phrase_leading_into_a_return_is_the_likeliest_of_those_in_key() -> None:
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        tune = F_SHARP_TUNE if request.seed == 11 else C_TUNE  # candidate 0 leaves the key
+        for bar in tune[: request.n_bars]:
+            yield bar
+
+    async def score(sequences, starts) -> list[float]:  # type: ignore[no-untyped-def]
+        return [0.0] * len(sequences) if len(sequences) < 3 else [5.0, 0.0, 0.0]
+
+    right = C_TUNE[:1]
+    unchecked = phrase_chooser(decode, score, MelodyTokenizer(), 3)
+    assert asyncio.run(unchecked(_request(), right, C_TUNE[:1])) == F_SHARP_TUNE
+    checked = phrase_chooser(decode, score, MelodyTokenizer(), 3, candidates_in_key)
+    assert asyncio.run(checked(_request(), right, C_TUNE[:1])) == C_TUNE[:3]

@@ -127,9 +127,15 @@ class PhraseRequest:
 
 DecodePhrase = Callable[[PhraseRequest], AsyncIterator[Bar]]
 """Streams the bars of one request as the model closes them (exactly ``n_bars``)."""
-ChoosePhrase = Callable[[PhraseRequest, Sequence[Bar]], Awaitable[list[Bar]]]
-"""Decodes a request several times and returns the candidate that leads best into the given
-bars after it (``cantus.melody.infill.phrase_chooser``)."""
+ChoosePhrase = Callable[[PhraseRequest, Sequence[Bar], Sequence[Bar]], Awaitable[list[Bar]]]
+"""Decodes a request several times and returns one candidate, given the bars it leads into
+(a return's first bars; empty where none are known) and the bars so far of its key area
+(``FormComposer.key_area_bars``): the one that leads best into the bars after it
+(``cantus.melody.infill.phrase_chooser``), or the first that keeps its key area in the key
+(``cantus.melody.key_choice.key_chooser``)."""
+CandidatesInKey = Callable[[Sequence[Sequence[Bar]], Sequence[Bar], Key], list[int]]
+"""Of a phrase's candidates, given the bars so far of its key area and the key, the indices
+of those to choose among (``cantus.melody.key_choice.candidates_in_key``)."""
 
 
 class FormComposer:
@@ -182,9 +188,9 @@ class FormComposer:
             leads_into = self.known_after(end, bars) if self.choose is not None else ()
             chosen: list[Bar] | None = None
             if self.choose is not None and leads_into:
-                chosen = await self.choose(request, leads_into)
+                chosen = await self.choose(request, leads_into, self.key_area_bars(section, bars))
             elif self.choose_in_key is not None:
-                chosen = await self.choose_in_key(request, self.key_area_bars(section, bars))
+                chosen = await self.choose_in_key(request, (), self.key_area_bars(section, bars))
             if chosen is not None:
                 chosen = chosen[: request.n_bars]
                 if len(chosen) < request.n_bars:

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cantus.melody.composition import (
+    CandidatesInKey,
     ChoosePhrase,
     DecodePhrase,
     FormComposer,
@@ -192,13 +193,25 @@ class Infiller:
 
 
 def phrase_chooser(
-    decode: DecodePhrase, score: ScoreSuffix, tokenizer: MelodyTokenizer, candidates: int
+    decode: DecodePhrase,
+    score: ScoreSuffix,
+    tokenizer: MelodyTokenizer,
+    candidates: int,
+    in_key: CandidatesInKey | None = None,
 ) -> ChoosePhrase:
     """What ``FormComposer(choose=...)`` asks for: ``candidates`` decodings of a phrase and
-    the one after which the bars it leads into are likeliest (``best_of_candidates``)."""
+    the one after which the bars it leads into are likeliest (``best_of_candidates``); with
+    ``in_key`` (``key_choice.candidates_in_key``, where the key is held by choosing), the
+    likeliest of those that keep the phrase's key area in its key. Left out of the key
+    choice, the bridge of an AABA wandered off the key in most of the pieces heard in
+    another key (session 21)."""
 
-    async def choose(request: PhraseRequest, right: Sequence[Bar]) -> list[Bar]:
-        chosen, _ = await best_of_candidates(request, right, decode, score, tokenizer, candidates)
+    async def choose(
+        request: PhraseRequest, right: Sequence[Bar], key_area: Sequence[Bar]
+    ) -> list[Bar]:
+        chosen, _ = await best_of_candidates(
+            request, right, decode, score, tokenizer, candidates, in_key, key_area
+        )
         return chosen
 
     return choose
@@ -211,13 +224,17 @@ async def best_of_candidates(
     score: ScoreSuffix,
     tokenizer: MelodyTokenizer,
     candidates: int,
+    in_key: CandidatesInKey | None = None,
+    key_area: Sequence[Bar] = (),
 ) -> tuple[list[Bar], FillReport]:
     """``candidates`` decodings of ``request`` (``decode_candidates``), and the one after
-    which ``right`` is likeliest."""
+    which ``right`` is likeliest; with ``in_key``, of those it keeps after ``key_area``."""
     decoded = await decode_candidates(decode, request, candidates)
     complete = [bars for bars in decoded if len(bars) >= request.n_bars]
     if not complete:
         return decoded[0], FillReport()
+    if in_key is not None:
+        complete = [complete[k] for k in in_key(complete, key_area, request.controls.key)]
     sequences, starts = suffix_sequences(tokenizer, request, complete, right)
     scores = await score(sequences, starts)
     best = max(range(len(complete)), key=lambda k: scores[k])

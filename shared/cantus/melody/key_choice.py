@@ -43,23 +43,32 @@ def key_clarity(bars: Sequence[Bar], key: Key) -> float:
     return correlations[asked] - max(c for k, c in enumerate(correlations) if k != asked)
 
 
+def candidates_in_key(
+    candidates: Sequence[Sequence[Bar]], key_area: Sequence[Bar], key: Key
+) -> list[int]:
+    """The indices, in order, of the candidates after which ``key_area`` (the bars so far of
+    the phrase's key area) and it read in ``key`` (``key_clarity`` > 0); where none does, the
+    clearest alone."""
+    clarity = [key_clarity([*key_area, *bars], key) for bars in candidates]
+    in_key = [k for k, value in enumerate(clarity) if value > 0]
+    return in_key or [max(range(len(candidates)), key=clarity.__getitem__)]
+
+
 def key_chooser(decode: DecodePhrase, candidates: int) -> ChoosePhrase:
     """What ``FormComposer(choose_in_key=...)`` asks for: ``candidates`` decodings of a phrase
-    (``infill.decode_candidates``) and, of the complete ones, the first after which
-    ``before`` (the bars of the phrase's key area so far) and it read in the request's key
-    (``key_clarity`` > 0); where none does, the clearest. Only a phrase that leaves the key is
+    (``infill.decode_candidates``) and, of the complete ones, the first that keeps its key
+    area in the request's key (``candidates_in_key``). Only a phrase that leaves the key is
     passed over: taking the clearest always favoured the phrases that lean on the tonic and
     the dominant (session 20, Krumhansl-Kessler profiles: three candidates, classifier 77 %
     against 72 % for two)."""
 
-    async def choose(request: PhraseRequest, before: Sequence[Bar]) -> list[Bar]:
+    async def choose(
+        request: PhraseRequest, after: Sequence[Bar], key_area: Sequence[Bar]
+    ) -> list[Bar]:
         decoded = await decode_candidates(decode, request, candidates)
         complete = [bars for bars in decoded if len(bars) >= request.n_bars]
         if not complete:
             return decoded[0]
-        key = request.controls.key
-        clarity = [key_clarity([*before, *bars], key) for bars in complete]
-        in_key = [k for k, value in enumerate(clarity) if value > 0]
-        return complete[in_key[0] if in_key else max(range(len(complete)), key=clarity.__getitem__)]
+        return complete[candidates_in_key(complete, key_area, request.controls.key)[0]]
 
     return choose

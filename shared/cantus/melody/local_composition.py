@@ -14,7 +14,7 @@ from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest,
 from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.infill import phrase_chooser
-from cantus.melody.key_choice import key_chooser
+from cantus.melody.key_choice import candidates_in_key, key_chooser
 from cantus.melody.model import MelodyLM
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
@@ -90,14 +90,16 @@ def compose_pieces(
     steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
     cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
     ``settings.melody_return_candidates``) by the model's own scoring, as the service
-    chooses with ``melody_score``; ``lead_on``: as ``FormComposer``'s; each other new phrase
-    chosen in key among ``key_candidates`` (None: ``settings.melody_key_candidates``);
+    chooses with ``melody_score`` (and, where the key is held by choosing, among those in
+    key); ``lead_on``: as ``FormComposer``'s; each other new phrase chosen in key among
+    ``key_candidates`` (None: ``settings.melody_key_candidates``);
     None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
     candidates = served.melody_return_candidates if return_candidates is None else return_candidates
     in_key = served.melody_key_candidates if key_candidates is None else key_candidates
+    in_key_filter = candidates_in_key if in_key > 1 else None
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -110,7 +112,7 @@ def compose_pieces(
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
                     choose = (
-                        phrase_chooser(decode, score, tokenizer, candidates)
+                        phrase_chooser(decode, score, tokenizer, candidates, in_key_filter)
                         if candidates > 1
                         else None
                     )
