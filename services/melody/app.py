@@ -9,9 +9,10 @@ by token, each phrase ending in its cadence; repeated sections are copied, varie
 copied with ornaments and a new ending. A phrase that leads into a return (the B of AABA)
 is decoded as ``melody_return_candidates`` candidates at once, and the ``melody_score``
 model keeps the one after which the return's first bars are likeliest; with
-``melody_key_candidates`` > 1 (off by default) each other new phrase is decoded as that
-many candidates and the first that keeps its key area in the key is kept
-(``cantus.melody.key_choice``). Several pieces are
+``melody_key_candidates`` > 1 (3 by default) each other new phrase is decoded as that
+many candidates and the first that keeps its key area in the key is kept, and the return's
+lead is the likeliest of the candidates in key (``cantus.melody.key_choice``: how the key
+is held, without guidance). Several pieces are
 decoded at once (``melody_concurrency``) and Triton batches them into one forward step;
 requests beyond those wait in a ``PriorityGate``, the most pressing first (a station's
 first piece before other stations' pieces for later: ``PieceSpec.priority``).

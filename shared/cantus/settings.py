@@ -235,15 +235,16 @@ class Settings(BaseSettings):
         "(the B of AABA); the one after which the return's first bars are likeliest is kept "
         "(1: the first, no choice)",
     )
-    # Off while the key is held by guidance (melody_guidance). Session 20, 240 pieces, a
-    # checkpoint with the scale-degree embedding, no guidance: whole pieces chosen among 3 by
-    # music21 were heard in the asked key 95 % of the time (one: 73 %) and the classifier
-    # stayed near the unguided melody's 68 % (70 %), where guidance 2 gives 95 % and 77 %;
-    # chosen phrase by phrase by key_choice's critic (Aarden's profiles), 3 candidates reach
-    # 91 % at a classifier of 69 %, with some keys at 7-8 of 10: not yet the goal of 90 %
-    # for every key (docs/results/melody_realness_decomposition.md, session 20).
+    # How the key is held since session 21, with the scale-degree checkpoint and no guidance
+    # (melody_guidance 1): each new phrase chosen among 3 unguided candidates, the first that
+    # keeps its key area in key, and a phrase leading into a return the likeliest of those in
+    # key. cantus eval realness, 480 pieces: the key heard as asked in 98 % (every key 18 of
+    # 20 or more), the classifier 72 / 70 %; guidance 2 as served before: 97 % (A minor 17),
+    # 79 / 76 %, the tonic and dominant over-used and the 6th and 7th starved. Two candidates
+    # held the key less well (88 %, 240 pieces), where three cost what two guided sequences
+    # do per phrase (docs/results/melody_realness_decomposition.md, sessions 20-21).
     melody_key_candidates: int = Field(
-        1,
+        3,
         ge=1,
         le=8,
         description="candidates decoded for each new phrase that does not lead into a return; "
@@ -305,8 +306,11 @@ class Settings(BaseSettings):
     # direction changes 58.1 -> 58.9 %; real 50.8 % and 50.8 %). Kept at 2.0: the key goal is
     # not bought with the melody. (Session 11: with top-p 1, 2.5 heard 97 % of 480 pieces
     # as asked, G major 16 and C minor 17 of 20; 2.0 at top-p 1, 94.4 %: see melody_top_p.)
+    # Session 21: 1 (none), the key held by choosing phrases instead (melody_key_candidates):
+    # guidance raises what the key makes likelier than no key, the tonic and the dominant,
+    # and that pitch profile was what most told the melodies from real ones.
     melody_guidance: float = Field(
-        2.0,
+        1.0,
         ge=1.0,
         le=4.0,
         description="classifier-free guidance on the key for pitches (1: none); a guided "

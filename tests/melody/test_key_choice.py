@@ -4,13 +4,21 @@ choosers that keep a candidate in the asked key."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 from cantus.melody.composition import FormComposer, PhraseRequest, collect
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
 from cantus.melody.infill import CANDIDATE_SEED_STRIDE, phrase_chooser
-from cantus.melody.key_choice import candidates_in_key, key_chooser, key_clarity
+from cantus.melody.key_choice import (
+    FALLBACK_GUIDANCE,
+    candidates_in_key,
+    hammers,
+    key_chooser,
+    key_clarity,
+)
+from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.key_finding import pitch_class_durations
@@ -142,3 +150,49 @@ def test_a_phrase_leading_into_a_return_is_the_likeliest_of_those_in_key() -> No
     assert asyncio.run(unchecked(_request(), right, C_TUNE[:1])) == F_SHARP_TUNE
     checked = phrase_chooser(decode, score, MelodyTokenizer(), 3, candidates_in_key)
     assert asyncio.run(checked(_request(), right, C_TUNE[:1])) == C_TUNE[:3]
+
+
+def test_a_phrase_that_hammers_one_note_is_passed_over_while_another_is_in_key() -> None:
+    hammered = [
+        _bar(67, 67, 67, 64),
+        _bar(67, 67, 67, 60),
+        _bar(67, 67, 67, 62),
+        _bar(60, 64, 67, 60),
+    ]
+    assert hammers(hammered)
+    assert not hammers(C_TUNE) and not hammers([_bar(60, 60, 60, 60)])  # a cadence bar never
+    assert not hammers([_bar(60, 60, 64, 67), *C_TUNE[1:]])  # one repeat is a tune's own
+    assert key_clarity(hammered, C_MAJOR) > 0
+    assert candidates_in_key([hammered, C_TUNE, LOOSE_C_TUNE], [], C_MAJOR) == [1, 2]
+    # where every candidate in key hammers, the key still comes first
+    assert candidates_in_key([F_SHARP_TUNE, hammered], [], C_MAJOR) == [1]
+
+
+def test_where_no_candidate_keeps_the_key_the_phrase_is_decoded_once_more_with_guidance() -> None:
+    asked: list[tuple[int, float | None]] = []
+
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        asked.append((request.seed, request.guidance))
+        tune = C_TUNE if request.guidance == FALLBACK_GUIDANCE else F_SHARP_TUNE
+        for bar in tune[: request.n_bars]:
+            yield bar
+
+    assert asyncio.run(key_chooser(decode, 2)(_request(), (), [])) == C_TUNE[:3]
+    # the third seed of the phrase, guided; the two unguided candidates before it
+    assert asked == [
+        (11, None),
+        (11 + CANDIDATE_SEED_STRIDE, None),
+        (11 + 2 * CANDIDATE_SEED_STRIDE, 2.0),
+    ]
+    asked.clear()
+    assert (
+        asyncio.run(key_chooser(decode, 2, fallback_guidance=1.0)(_request(), (), []))
+        == F_SHARP_TUNE
+    )
+    assert len(asked) == 2
+
+
+def test_a_request_with_its_own_guidance_overrides_the_services() -> None:
+    base = SamplingParams(guidance=1.0)
+    assert _request().sampling(base).guidance == 1.0
+    assert dataclasses.replace(_request(), guidance=2.0).sampling(base).guidance == 2.0

@@ -90,7 +90,9 @@ class PhraseRequest:
     (``SamplingParams.cadence_beat``; -1: the grammar's default). ``phrase_continues``: the
     tune goes on after the last bar (``SamplingParams.phrase_continues``); ``upbeat``: whether
     a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
-    model's choice)."""
+    model's choice). ``guidance``: this request's classifier-free guidance on the key, None:
+    the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
+    unguided candidate keeps the key)."""
 
     first_bar: int
     n_bars: int
@@ -103,10 +105,12 @@ class PhraseRequest:
     cadence_beat: int = -1
     phrase_continues: bool = False
     upbeat: int = -1
+    guidance: float | None = None
 
     def sampling(self, base: SamplingParams) -> SamplingParams:
         """``base`` (the service's settings) with this phrase's cadence, opening, whether
-        the tune goes on after it and whether it leads on with an upbeat."""
+        the tune goes on after it, whether it leads on with an upbeat, and its guidance
+        where it has its own."""
         return dataclasses.replace(
             base,
             cadence_steps=self.cadence_steps,
@@ -114,6 +118,7 @@ class PhraseRequest:
             cadence_beat=self.cadence_beat,
             phrase_continues=self.phrase_continues,
             upbeat=self.upbeat,
+            guidance=base.guidance if self.guidance is None else self.guidance,
         )
 
     def prompt(self, tokenizer: MelodyTokenizer) -> list[int]:
