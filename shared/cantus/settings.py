@@ -232,8 +232,8 @@ class Settings(BaseSettings):
         ge=1,
         le=16,
         description="candidates decoded for a phrase that leads into a return of the form "
-        "(the B of AABA); the one after which the return's first bars are likeliest is kept "
-        "(1: the first, no choice)",
+        "(the B of AABA); the one after which the return's first bars are likeliest is kept, "
+        "of those in key where melody_key_candidates > 1 (1: the first, no choice)",
     )
     # How the key is held since session 21, with the scale-degree checkpoint and no guidance
     # (melody_guidance 1): each new phrase chosen among 3 unguided candidates, the first that
@@ -248,8 +248,9 @@ class Settings(BaseSettings):
         ge=1,
         le=8,
         description="candidates decoded for each new phrase that does not lead into a return; "
-        "the first that keeps its key area in the key is kept (cantus.melody.key_choice; "
-        "1: no choice)",
+        "the first that keeps its key area in the key without hammering one note is kept, "
+        "and one guided decode more where none does (cantus.melody.key_choice; 1: no choice, "
+        "the key left to melody_guidance)",
     )
     melody_concurrency: int = Field(
         8, ge=1, le=64, description="pieces one melody process decodes at once"

@@ -1,24 +1,29 @@
-"""Holding the asked key by choosing among phrases instead of bending every pitch.
+"""Holding the asked key by choosing among phrases instead of bending every pitch (served
+since session 21: ``settings.melody_key_candidates`` 3, ``melody_guidance`` 1).
 
 Classifier-free guidance on the key (``SamplingParams.guidance``) keeps a piece in its key by
 raising, at every pitch, what the key makes likelier than no key at all: the tonic and the
 dominant gain, the 6th and 7th that many keys share lose, and the melody's pitch-class
 profile moves away from the corpus's (``docs/results/melody_realness_decomposition.md``,
-session 20). The alternative here leaves the model's distribution alone: each new phrase is
-decoded as a few candidates without guidance, and the first that keeps the piece in its key
-is kept, so only a phrase that leaves the key is passed over. The two-candidate version
-costs what guidance costs (a guided request decodes a key-free twin beside it).
+sessions 20-21). The alternative here leaves the model's distribution alone: each new phrase
+is decoded as a few candidates without guidance, and the first that keeps its key area in the
+key and does not hammer one note (``hammers``) is kept, so only a phrase that leaves the key
+or hammers is passed over; a phrase leading into a return is the likeliest lead among those
+(``candidates_in_key``, given to ``infill.phrase_chooser``). Where no candidate qualifies, the
+phrase is decoded once more with guidance (``FALLBACK_GUIDANCE``; 4 % of four-bar phrases).
 
 How clearly a melody is in a key (``key_clarity``): Krumhansl-Schmuckler key finding
 (``cantus.music.key_finding``), the correlation of the melody's duration-weighted pitch-class
 histogram with the asked key's profile, less the best correlation with any other key
 (positive: the asked key is the likeliest reading). The profiles are Aarden's, measured on
 the Essen folk songs, the same music21's analysis (the evaluation's judge) uses: with
-Krumhansl and Kessler's probe-tone profiles, chosen first to keep critic and judge apart, two
-candidates per phrase lifted the key heard as asked from 73 % to 82 % only, with Aarden's to
-88 %, and three to 91 %, the realness classifier staying at the unguided melody's 69 %
-(session 20). The critic still
-reads only a phrase and the bars of its key area, the judge the piece's first 16 bars.
+Krumhansl and Kessler's probe-tone profiles two candidates per phrase lifted the key heard as
+asked from 73 % to 82 % only, with Aarden's to 88 % (session 20). The critic reads a phrase
+and the bars of its key area, the judge the piece's first 16 bars. Served (480 pieces): the
+key heard as asked in 99 %, every key 19 of 20 or more, the realness classifier at 74 %
+against guidance's 79 %. What it still bends: a minor phrase is kept for reading in minor,
+and the clearest minor phrases lean on the tonic (22.7 % of notes against the corpus's
+18.8 %) and leave out the b7 (6.9 % against 10.1 %).
 """
 
 from __future__ import annotations
@@ -97,8 +102,8 @@ def key_chooser(
     area in the request's key (``candidates_in_key``). Only a phrase that leaves the key is
     passed over: taking the clearest always favoured the phrases that lean on the tonic and
     the dominant (session 20, Krumhansl-Kessler profiles: three candidates, classifier 77 %
-    against 72 % for two). Where none keeps the key, the phrase is decoded once more with
-    ``fallback_guidance`` (1: not) and chosen with the others."""
+    against 72 % for two). Where none keeps the key without hammering, the phrase is decoded
+    once more with ``fallback_guidance`` (1: not) and chosen with the others."""
 
     async def choose(
         request: PhraseRequest, after: Sequence[Bar], key_area: Sequence[Bar]
