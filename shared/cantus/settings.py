@@ -248,7 +248,8 @@ class Settings(BaseSettings):
         ge=1,
         le=8,
         description="candidates decoded for each new phrase that does not lead into a return; "
-        "the first that keeps its key area in the key without hammering one note is kept, "
+        "the first that keeps its key area in the key and does not hammer one note or leap "
+        "more than an octave is kept, "
         "and one guided decode more where none does (cantus.melody.key_choice; 1: no choice, "
         "the key left to melody_guidance)",
     )

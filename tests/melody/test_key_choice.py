@@ -17,6 +17,8 @@ from cantus.melody.key_choice import (
     hammers,
     key_chooser,
     key_clarity,
+    leaps_too_wide,
+    unlike_any_tune,
 )
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
@@ -196,3 +198,12 @@ def test_a_request_with_its_own_guidance_overrides_the_services() -> None:
     base = SamplingParams(guidance=1.0)
     assert _request().sampling(base).guidance == 1.0
     assert dataclasses.replace(_request(), guidance=2.0).sampling(base).guidance == 2.0
+
+
+def test_a_leap_of_more_than_an_octave_is_passed_over_while_another_candidate_is_in_key() -> None:
+    leaping = [_bar(60, 67, 79, 72), *C_TUNE[1:]]  # G4 to G5 is an octave: a tune's own
+    assert not leaps_too_wide(leaping) and not unlike_any_tune(leaping)
+    leaping = [_bar(60, 64, 67, 81), _bar(65, 62, 59, 62), *C_TUNE[2:]]  # G4 to A5
+    assert leaps_too_wide(leaping) and unlike_any_tune(leaping)
+    assert key_clarity(leaping, C_MAJOR) > 0
+    assert candidates_in_key([leaping, LOOSE_C_TUNE], [], C_MAJOR) == [1]

@@ -92,7 +92,7 @@ class PhraseRequest:
     a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
     model's choice). ``guidance``: this request's classifier-free guidance on the key, None:
     the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
-    unguided candidate keeps the key without hammering)."""
+    unguided candidate keeps the key and is like a tune)."""
 
     first_bar: int
     n_bars: int

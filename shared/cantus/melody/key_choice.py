@@ -7,8 +7,9 @@ dominant gain, the 6th and 7th that many keys share lose, and the melody's pitch
 profile moves away from the corpus's (``docs/results/melody_realness_decomposition.md``,
 sessions 20-21). The alternative here leaves the model's distribution alone: each new phrase
 is decoded as a few candidates without guidance, and the first that keeps its key area in the
-key and does not hammer one note (``hammers``) is kept, so only a phrase that leaves the key
-or hammers is passed over; a phrase leading into a return is the likeliest lead among those
+key and is like a tune (``unlike_any_tune``: it does not hammer one note or leap more than an
+octave) is kept, so only a phrase that leaves the key or does what tunes almost never do is
+passed over; a phrase leading into a return is the likeliest lead among those
 (``candidates_in_key``, given to ``infill.phrase_chooser``). Where no candidate qualifies, the
 phrase is decoded once more with guidance (``FALLBACK_GUIDANCE``; 4 % of four-bar phrases).
 
@@ -71,17 +72,36 @@ def hammers(bars: Sequence[Bar]) -> bool:
     return max(repeats, top_class) > HAMMERED_SHARE
 
 
+WIDEST_LEAP = 12
+"""Semitones. A phrase with a wider leap between two of its notes is passed over like one that
+hammers: 0.3 % of the corpus's four-bar windows have one (0.02 % of its intervals; an octave
+itself, in 4.8 % of windows, is the tunes' own), 2.0 % of the unguided model's candidates of
+three bars or more on the quality gates' controls (session 21)."""
+
+
+def leaps_too_wide(bars: Sequence[Bar]) -> bool:
+    """Whether two successive notes of ``bars`` are more than ``WIDEST_LEAP`` apart."""
+    pitches = [note.pitch for bar in bars for note in bar.notes]
+    return any(abs(b - a) > WIDEST_LEAP for a, b in itertools.pairwise(pitches))
+
+
+def unlike_any_tune(bars: Sequence[Bar]) -> bool:
+    """Whether a candidate does what the corpus's phrases almost never do: hammer one note
+    (``hammers``) or leap more than an octave (``leaps_too_wide``)."""
+    return hammers(bars) or leaps_too_wide(bars)
+
+
 def candidates_in_key(
     candidates: Sequence[Sequence[Bar]], key_area: Sequence[Bar], key: Key
 ) -> list[int]:
     """The indices, in order, of the candidates after which ``key_area`` (the bars so far of
-    the phrase's key area) and it read in ``key`` (``key_clarity`` > 0) and that do not
-    hammer one note (``hammers``); where none is both, those in key; where none is in key, the
+    the phrase's key area) and it read in ``key`` (``key_clarity`` > 0) and that are like a
+    tune (not ``unlike_any_tune``); where none is both, those in key; where none is in key, the
     clearest alone."""
     clarity = [key_clarity([*key_area, *bars], key) for bars in candidates]
     in_key = [k for k, value in enumerate(clarity) if value > 0]
     return (
-        [k for k in in_key if not hammers(candidates[k])]
+        [k for k in in_key if not unlike_any_tune(candidates[k])]
         or in_key
         or [max(range(len(candidates)), key=clarity.__getitem__)]
     )
@@ -102,7 +122,7 @@ def key_chooser(
     area in the request's key (``candidates_in_key``). Only a phrase that leaves the key is
     passed over: taking the clearest always favoured the phrases that lean on the tonic and
     the dominant (session 20, Krumhansl-Kessler profiles: three candidates, classifier 77 %
-    against 72 % for two). Where none keeps the key without hammering, the phrase is decoded
+    against 72 % for two). Where none keeps the key and is like a tune, the phrase is decoded
     once more with ``fallback_guidance`` (1: not) and chosen with the others."""
 
     async def choose(
@@ -112,7 +132,8 @@ def key_chooser(
         complete = [bars for bars in decoded if len(bars) >= request.n_bars]
         key = request.controls.key
         if fallback_guidance > 1 and not any(
-            key_clarity([*key_area, *bars], key) > 0 and not hammers(bars) for bars in complete
+            key_clarity([*key_area, *bars], key) > 0 and not unlike_any_tune(bars)
+            for bars in complete
         ):
             guided = dataclasses.replace(
                 request,
