@@ -237,12 +237,13 @@ class Settings(BaseSettings):
     )
     # How the key is held since session 21, with the scale-degree checkpoint and no guidance
     # (melody_guidance 1): each new phrase chosen among 3 unguided candidates, the first that
-    # keeps its key area in key, and a phrase leading into a return the likeliest of those in
-    # key. cantus eval realness, 480 pieces: the key heard as asked in 98 % (every key 18 of
-    # 20 or more), the classifier 72 / 70 %; guidance 2 as served before: 97 % (A minor 17),
-    # 79 / 76 %, the tonic and dominant over-used and the 6th and 7th starved. Two candidates
-    # held the key less well (88 %, 240 pieces), where three cost what two guided sequences
-    # do per phrase (docs/results/melody_realness_decomposition.md, sessions 20-21).
+    # keeps its key area in key and neither hammers one note nor leaps past an octave (one
+    # guided decode more where none does), and a phrase leading into a return the likeliest
+    # of those in key. cantus eval realness, 480 pieces: the key heard as asked in 99 % (every
+    # key 19 of 20 or more), the classifier 75 / 72 %; guidance 2 as served before: 97 % (A
+    # minor 17), 79 / 76 %, the tonic and dominant over-used and the 6th and 7th starved. Two
+    # candidates were alike on 240 pieces (70 / 71 %, 99 %); three are what the official run
+    # measured (docs/results/melody_realness_decomposition.md, sessions 20-21).
     melody_key_candidates: int = Field(
         3,
         ge=1,
