@@ -109,9 +109,10 @@ def candidates_in_key(
 
 FALLBACK_GUIDANCE = 2.0
 """Classifier-free guidance of the one more decode of a phrase none of whose candidates keeps
-the key: as every phrase was decoded until session 21. Unguided, some corners of the controls
-give three candidates out of the key (B minor, 2/4, folk, middle energy: two out of the key,
-the third hammering B), and the clearest of them was a hammered or a wandering phrase."""
+the key and is like a tune: as every phrase was decoded until session 21. Unguided, some
+corners of the controls give three candidates out of the key (B minor, 2/4, folk, middle
+energy: two out of the key, the third hammering B), and the clearest of them was a hammered
+or a wandering phrase."""
 
 
 def key_chooser(
@@ -119,11 +120,12 @@ def key_chooser(
 ) -> ChoosePhrase:
     """What ``FormComposer(choose_in_key=...)`` asks for: ``candidates`` decodings of a phrase
     (``infill.decode_candidates``) and, of the complete ones, the first that keeps its key
-    area in the request's key (``candidates_in_key``). Only a phrase that leaves the key is
-    passed over: taking the clearest always favoured the phrases that lean on the tonic and
-    the dominant (session 20, Krumhansl-Kessler profiles: three candidates, classifier 77 %
-    against 72 % for two). Where none keeps the key and is like a tune, the phrase is decoded
-    once more with ``fallback_guidance`` (1: not) and chosen with the others."""
+    area in the request's key and is like a tune (``candidates_in_key``). Only a phrase that
+    leaves the key or is unlike any tune is passed over: taking the clearest always favoured
+    the phrases that lean on the tonic and the dominant (session 20, Krumhansl-Kessler
+    profiles: three candidates, classifier 77 % against 72 % for two). Where none keeps the
+    key and is like a tune, the phrase is decoded once more with ``fallback_guidance`` (1:
+    not) and chosen with the others."""
 
     async def choose(
         request: PhraseRequest, after: Sequence[Bar], key_area: Sequence[Bar]
