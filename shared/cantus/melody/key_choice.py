@@ -98,13 +98,20 @@ def candidates_in_key(
     the phrase's key area) and it read in ``key`` (``key_clarity`` > 0) and that are like a
     tune (not ``unlike_any_tune``); where none is both, those in key; where none is in key, the
     clearest alone."""
+    return _ranked(candidates, key_area, key)[0]
+
+
+def _ranked(
+    candidates: Sequence[Sequence[Bar]], key_area: Sequence[Bar], key: Key
+) -> tuple[list[int], bool]:
+    """``candidates_in_key``'s indices, and whether they are those in key and like a tune
+    (False: a fallback; also for no candidates, which give no indices)."""
     clarity = [key_clarity([*key_area, *bars], key) for bars in candidates]
     in_key = [k for k, value in enumerate(clarity) if value > 0]
-    return (
-        [k for k in in_key if not unlike_any_tune(candidates[k])]
-        or in_key
-        or [max(range(len(candidates)), key=clarity.__getitem__)]
-    )
+    fitting = [k for k in in_key if not unlike_any_tune(candidates[k])]
+    if fitting or not candidates:
+        return fitting, bool(fitting)
+    return in_key or [max(range(len(candidates)), key=clarity.__getitem__)], False
 
 
 FALLBACK_GUIDANCE = 2.0
@@ -133,10 +140,8 @@ def key_chooser(
         decoded = await decode_candidates(decode, request, candidates)
         complete = [bars for bars in decoded if len(bars) >= request.n_bars]
         key = request.controls.key
-        if fallback_guidance > 1 and not any(
-            key_clarity([*key_area, *bars], key) > 0 and not unlike_any_tune(bars)
-            for bars in complete
-        ):
+        ranked, fitting = _ranked(complete, key_area, key)
+        if fallback_guidance > 1 and not fitting:
             guided = dataclasses.replace(
                 request,
                 seed=request.seed + candidates * CANDIDATE_SEED_STRIDE,
@@ -145,8 +150,7 @@ def key_chooser(
             bars = [bar async for bar in decode(guided)]
             if len(bars) >= request.n_bars:
                 complete.append(bars)
-        if not complete:
-            return decoded[0]
-        return complete[candidates_in_key(complete, key_area, key)[0]]
+                ranked = candidates_in_key(complete, key_area, key)
+        return complete[ranked[0]] if complete else decoded[0]
 
     return choose
