@@ -106,6 +106,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
                 tuple(entry.words),
                 tuple(entry.syllables),
                 entry.rhyme,
+                tuple(entry.clauses),
             )
             for i, entry in sorted(state.lines.items(), key=lambda item: int(item[0]))
         ]
@@ -121,13 +122,18 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         )
         melody = line_melody(start, line.slots)
         written = {
-            int(i): DecodedLine(entry.words, entry.syllables, entry.rhyme)
+            int(i): DecodedLine(entry.words, entry.syllables, entry.rhyme, clauses=entry.clauses)
             for i, entry in state.lines.items()
         }
         again = repeated_line(plan, start, line.bar_count, melody, sung)
         try:
             if again is not None:  # the chorus again: its words again
-                decoded = DecodedLine(list(again.words), list(again.syllables), again.rhyme)
+                decoded = DecodedLine(
+                    list(again.words),
+                    list(again.syllables),
+                    again.rhyme,
+                    clauses=list(again.clauses),
+                )
             else:
                 decoded = await asyncio.to_thread(
                     write_piece_line,
@@ -170,6 +176,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             words=decoded.words,
             syllables=decoded.syllables,
             rhyme=decoded.rhyme,
+            clauses=decoded.clauses,
             first_bar=start,
             bar_count=line.bar_count,
             melody=list(melody),

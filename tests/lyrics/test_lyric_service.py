@@ -44,7 +44,7 @@ def lyric(monkeypatch, tmp_path):
     return app
 
 
-def bars(theme: str, language: str = "en") -> list[pb.MelodyBar]:
+def bars(theme: str, language: str = "en", *, dense: bool = False) -> list[pb.MelodyBar]:
     spec = pb.PieceSpec(
         key_tonic=0,
         mode=pb.MODE_MAJOR,
@@ -61,7 +61,7 @@ def bars(theme: str, language: str = "en") -> list[pb.MelodyBar]:
     )
     out = []
     for index in range(BARS):
-        onsets = [0, 480, 960, 1440] if index % 2 == 0 else [0, 960]
+        onsets = [0, 480, 960, 1440] if index % 2 == 0 or dense else [0, 960]
         notes = [
             pb.Note(onset_ticks=o, pitch=60 + index, duration_ticks=480, velocity=90)
             for o in onsets
@@ -111,6 +111,23 @@ def test_mandarin_lines_are_one_character_per_note(lyric):
     for line in lyric.published:
         assert [len(s.text) for s in line.syllables] == [1] * len(line.syllables)
         assert line.text == "".join(s.text for s in line.syllables)
+
+
+def test_long_mandarin_lines_are_sung_in_clauses_that_the_table_keeps(lyric):
+    from cantus.streaming.table_state import LyricState
+
+    events = bars("明月思乡", "zh", dense=True)
+    feed(lyric, events)
+    texts = [line.text for line in lyric.published]
+    assert any("，" in text for text in texts)
+    for line in lyric.published:
+        assert line.text.replace("，", "") == "".join(s.text for s in line.syllables)
+    kept = LyricState.from_table(lyric.piece_state[PIECE]).lines
+    assert {len(entry.clauses) for entry in kept.values()} >= {2}
+    lyric.piece_state.clear()
+    lyric.published.clear()
+    feed(lyric, events)
+    assert [line.text for line in lyric.published] == texts
 
 
 def test_without_a_theme_every_bar_passes_through(lyric):

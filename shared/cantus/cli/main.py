@@ -943,6 +943,10 @@ def eval_lyrics(
             help="Also decode without the per-piece word dropout and verse words (SHARED_WORDS)"
         ),
     ] = True,
+    compare_clauses: Annotated[
+        bool,
+        typer.Option(help="Also decode Mandarin lines whole, not in clauses (WHOLE_LINES)"),
+    ] = True,
     served_only: Annotated[
         bool, typer.Option(help="Only the served LM (lyric_models), not both")
     ] = False,
@@ -977,6 +981,7 @@ def eval_lyrics(
         songs=songs,
         compare_decoders=compare_decoders,
         compare_shared=compare_shared,
+        compare_clauses=compare_clauses,
         served_only=served_only,
         jobs=jobs,
         log=lambda line: console.print(line),

@@ -474,8 +474,7 @@ class PieceEditor:
                 parts.lyric_lines[index] = rewritten
                 yield api.PieceEvent(lyric_line=rewritten)
             else:
-                words = list(line.text) if _is_cjk(line.text) else line.text.split()
-                decoded = DecodedLine(words, [s.text for s in line.syllables])
+                decoded = DecodedLine.from_text(line.text, [s.text for s in line.syllables])
             written[index] = decoded
             sung.append(
                 SungLine(
@@ -486,6 +485,7 @@ class PieceEditor:
                     tuple(decoded.words),
                     tuple(decoded.syllables),
                     decoded.rhyme,
+                    tuple(decoded.clauses),
                 )
             )
 
@@ -838,10 +838,6 @@ def sound_changes(old: PieceParts, new: PieceParts) -> list[tuple[int, int]]:
 def _overlaps(line: pb.LyricLine, first: int, last: int) -> bool:
     """Whether lyric ``line`` is sung over any of bars ``first`` .. ``last``."""
     return line.first_bar <= last and first <= line.first_bar + line.bar_count - 1
-
-
-def _is_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def _spans(harmony: pb.HarmonyBar) -> list[ChordSpan]:

@@ -41,6 +41,11 @@ fortunes songs and love poems; Song ci). Measured on all of them, in the same ru
   human lines);
 * distinct-2 at equal size: over the first N lines of each, N the fewest any has.
 
+In Mandarin these checks read clauses, the unit of the human lines (Chinese verse is cut at
+its punctuation, ``docs/lyrics_data.md``): a generated line written as two clauses
+(``cantus.lyrics.clauses``, printed with "，") counts as two. English lines are read whole:
+the human English lines are verse lines, commas and all.
+
 The LM that reads better under the current decoder (``reads_better``: English the higher
 parse rate, Mandarin the lower judge perplexity) is named beside the served one (the
 ``lyric_models`` setting), so the report says whether the setting follows the measurement.
@@ -65,6 +70,7 @@ import torch
 
 from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.clauses import CLAUSE_SYLLABLES, SEPARATOR
 from cantus.lyrics.decoding import (
     DecodedLine,
     DecodeOptions,
@@ -323,6 +329,14 @@ def _tokens(line: str, language: str) -> list[str]:
     return tokenize(line, language)
 
 
+def check_units(lines: list[str], language: str) -> list[str]:
+    """What the language checks read of ``lines``: Mandarin lines cut into their clauses (the
+    human lines' unit), English lines whole."""
+    if language != "zh":
+        return lines
+    return [clause for line in lines for clause in line.split(SEPARATOR["zh"]) if clause]
+
+
 def distinct_2(lines: list[str], language: str) -> float:
     pairs: Counter = Counter()
     for line in lines:
@@ -407,6 +421,12 @@ SHARED_WORDS = DecodeOptions(word_dropout=0.0, verse_words=0)
 """The current decoder without the per-piece word dropout and the per-stanza verse words:
 every piece may reach for the same common words (the *shared words* methods)."""
 
+WHOLE_LINES = DecodeOptions(clauses=False)
+"""The current decoder writing each line whole, not in clauses (``cantus.lyrics.clauses``;
+the *whole lines* methods, in the languages whose lines are cut)."""
+
+COMPARISON_SUFFIX = {"beam": PLAIN_BEAM, "shared": SHARED_WORDS, "lines": WHOLE_LINES}
+
 
 def method_name(method: str) -> str:
     """``transformer``, ``lstm_beam``, … as the report prints them."""
@@ -416,6 +436,8 @@ def method_name(method: str) -> str:
     name = "LSTM" if model == "lstm" else model
     if decoder == "shared":
         return f"{name}, shared words"
+    if decoder == "lines":
+        return f"{name}, whole lines"
     return f"{name}, plain beam" if decoder else name
 
 
@@ -452,19 +474,29 @@ def run_lyrics_eval(
     songs: int = 10,
     compare_decoders: bool = True,
     compare_shared: bool = True,
+    compare_clauses: bool = True,
     served_only: bool = False,
     jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
     """Both LMs (``served_only``: the served one) under the current decoder (``options``,
     default ``DecodeOptions()``) and, with ``compare_decoders``, under ``PLAIN_BEAM``, with
-    ``compare_shared`` under ``SHARED_WORDS``; the baseline and the songs use the served LM
+    ``compare_shared`` under ``SHARED_WORDS``, with ``compare_clauses`` (Mandarin) under
+    ``WHOLE_LINES``; the baseline and the songs use the served LM
     (``lyric_models``). ``jobs`` > 1: the languages in parallel processes."""
     served = {language: served_lyric_model(language) for language in languages}
     report = LyricsEvalReport(pieces=pieces, models={}, stats={}, served=served)
     comparisons = (PLAIN_BEAM,) * compare_decoders + (SHARED_WORDS,) * compare_shared
     arguments = [
-        (language, pieces, checkpoint_dir, options, songs, comparisons, served_only)
+        (
+            language,
+            pieces,
+            checkpoint_dir,
+            options,
+            songs,
+            comparisons + (WHOLE_LINES,) * (compare_clauses and language in CLAUSE_SYLLABLES),
+            served_only,
+        )
         for language in languages
     ]
     if jobs > 1 and len(languages) > 1:
@@ -528,7 +560,7 @@ def _language_eval(
     for model, (model_scorer, model_lexicon) in loaded.items():
         writers_for[model] = (model_scorer, model_lexicon, options)
     for decoder in comparisons:
-        suffix = "beam" if decoder is PLAIN_BEAM else "shared"
+        suffix = next(name for name, known in COMPARISON_SUFFIX.items() if known is decoder)
         for model, (model_scorer, model_lexicon) in loaded.items():
             writers_for[f"{model}_{suffix}"] = (model_scorer, model_lexicon, decoder)
     models = ", ".join(f"{model} {pair[0].version}" for model, pair in loaded.items())
@@ -581,6 +613,7 @@ def _language_eval(
         if (number + 1) % 10 == 0:
             log(f"{language}: {number + 1}/{len(tunes)} pieces")
     human, judge_lines = human_and_judge_documents(language)
+    texts = {method: check_units(lines, language) for method, lines in texts.items()}
     texts["human"] = human[: max(len(v) for v in texts.values())]
     checks = language_checks(
         language, texts, [_tokens(line, language) for d in judge_lines for line in d]
@@ -664,7 +697,9 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         "(`DecodeOptions()`), *…, plain beam* the same LMs with the decoder before the "
         "diversity changes (`PLAIN_BEAM`: plain beam search, best line, every repeated word "
         "penalised alike), *…, shared words* the current decoder without the per-piece word "
-        "dropout and per-stanza verse words (`SHARED_WORDS`); *baseline* samples the served "
+        "dropout and per-stanza verse words (`SHARED_WORDS`); *…, whole lines* (Mandarin) the "
+        "current decoder writing each line whole instead of in clauses cut where the melody "
+        "breathes (`WHOLE_LINES`; `cantus.lyrics.clauses`); *baseline* samples the served "
         "LM without constraints and trims each line to its notes at a word boundary; *human* "
         "lines are held out from both LMs' training. Definitions: "
         "`shared/cantus/eval/lyrics.py`; the corpora: `docs/lyrics_data.md`.",

@@ -30,6 +30,7 @@ again is the same line.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections import Counter
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.clauses import SEPARATOR, clause_lengths, word_groups
 from cantus.lyrics.english import is_content_word, pronounce, sung_syllables
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import TONE_LEVEL
@@ -139,24 +141,50 @@ class DecodeOptions:
     pair_dropout_penalty: float = 3.0
     """Subtracted from a word that would complete a dropped stock pair; a pair of two function
     words ("in the", "of the") pays ``function_repeat`` of it, being the glue of a sentence."""
+    clauses: bool = True
+    """Write a line longer than a clause as clauses cut where the melody breathes
+    (``cantus.lyrics.clauses``), each decoded as a line of its own."""
 
 
 @dataclass
 class DecodedLine:
     """A line of lyrics: its words, one text per slot (English syllables end in "-" inside
-    a word), the rhyme key of its last word, and the constraints that had to be relaxed."""
+    a word), the rhyme key of its last word, the constraints that had to be relaxed, and
+    the words per clause (``cantus.lyrics.clauses``; empty: one clause)."""
 
     words: list[str]
     syllables: list[str]
     rhyme: str = ""
     score: float = 0.0
     relaxed: list[str] = field(default_factory=list)
+    clauses: list[int] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        return (
-            "".join(self.words) if self.words and _is_cjk(self.words[0]) else " ".join(self.words)
+        """The line as printed: its clauses joined by a comma."""
+        cjk = bool(self.words) and _is_cjk(self.words[0])
+        separator = SEPARATOR["zh" if cjk else "en"]
+        return separator.join(
+            ("" if cjk else " ").join(group) for group in word_groups(self.words, self.clauses)
         )
+
+    @classmethod
+    def from_text(cls, text: str, syllables: Sequence[str]) -> DecodedLine:
+        """The line printed as ``text`` (``DecodedLine.text``), sung on ``syllables``."""
+        cjk = _is_cjk(text.strip())
+        groups = [g for g in text.split(SEPARATOR["zh" if cjk else "en"].strip()) if g.strip()]
+        words = [list(g.strip()) if cjk else g.split() for g in groups]
+        return cls(
+            [w for group in words for w in group],
+            list(syllables),
+            clauses=[len(group) for group in words] if len(words) > 1 else [],
+        )
+
+    @property
+    def lm_text(self) -> str:
+        """The line as the LM reads it: a clause per line, as it learnt its text."""
+        joiner = "" if self.words and _is_cjk(self.words[0]) else " "
+        return "\n".join(joiner.join(group) for group in word_groups(self.words, self.clauses))
 
 
 def _is_cjk(word: str) -> bool:
@@ -304,9 +332,61 @@ class LyricWriter:
         ``pairs``: word pairs written so far (``word_pairs``)."""
         if line.syllables == 0:
             return DecodedLine([], [])
+        used, pairs = Counter(used or {}), set(pairs or set())
+        lengths = (
+            clause_lengths(line.slots, self.language) if self.options.clauses else (line.syllables,)
+        )
+        if len(lengths) == 1:
+            return self._write_clause(line, context, anchor, used, is_anchor, pairs, 0)
+        parts: list[DecodedLine] = []
+        start = 0
+        for number, length in enumerate(lengths):
+            last = number == len(lengths) - 1
+            clause = dataclasses.replace(line, slots=line.slots[start : start + length])
+            before = "\n".join(t for t in [context, *(p.lm_text for p in parts)] if t)
+            lead = None  # the sung character before the clause, for its first tone step
+            if parts and parts[-1].words:
+                lead = (self.lexicon.index[parts[-1].words[-1]], line.slots[start - 1].pitch)
+            start += length
+            part = self._write_clause(
+                clause,
+                before,
+                anchor if last else None,
+                used,
+                is_anchor and last,
+                pairs,
+                number,
+                lead,
+            )
+            used.update(part.words)
+            pairs |= word_pairs(part.words)
+            parts.append(part)
+        words = [w for p in parts for w in p.words]
+        return DecodedLine(
+            words,
+            [s for p in parts for s in p.syllables],
+            parts[-1].rhyme,
+            sum(p.score for p in parts),
+            sorted({r for p in parts for r in p.relaxed}),
+            [len(p.words) for p in parts],
+        )
+
+    def _write_clause(
+        self,
+        line: LineSlots,
+        context: str,
+        anchor: DecodedLine | None,
+        used: Counter,
+        is_anchor: bool,
+        pairs: set[tuple[str, str]],
+        clause: int,
+        lead: tuple[int, int] | None = None,
+    ) -> DecodedLine:
+        """One clause (or a whole line), relaxing stress and then rhyme if nothing fits;
+        ``lead``: the lexicon id and pitch of the syllable sung just before it."""
         for relaxed in ([], ["stress"], ["stress", "rhyme"]):
             found = self._search(
-                line, context, anchor, used or Counter(), is_anchor, relaxed, pairs or set()
+                line, context, anchor, used, is_anchor, relaxed, pairs, clause, lead
             )
             if found is not None:
                 found.relaxed = relaxed
@@ -322,9 +402,13 @@ class LyricWriter:
         is_anchor: bool,
         relaxed: list[str],
         pairs: set[tuple[str, str]],
+        clause: int = 0,
+        lead: tuple[int, int] | None = None,
     ) -> DecodedLine | None:
         lex, opts = self.lexicon, self.options
-        rng = np.random.default_rng([self.seed, line.index, len(relaxed)])
+        # the first clause draws as a whole line did, so a line of one clause is unchanged
+        stream = [self.seed, line.index, len(relaxed)] + ([clause] if clause else [])
+        rng = np.random.default_rng(stream)
         n = line.syllables
         strong_bits = sum(1 << i for i, strong in enumerate(line.strong) if strong)
         strong = np.array(line.strong, dtype=bool)
@@ -377,6 +461,8 @@ class LyricWriter:
                     total = total - opts.weak_content_penalty * lex.content_mono
                 if self.language == "zh" and beam.ids:
                     total = total + self._tone_scores(beam.ids[-1], pitches, beam.position)
+                elif self.language == "zh" and lead is not None:
+                    total = total + self._tone_scores(lead[0], [lead[1], pitches[0]], 1)
                 if beam.ids:  # a word twice in one line reads as a stutter
                     total[list(beam.ids)] -= 1.5 * opts.repeat_penalty
                     again = followers.get(beam.words[-1])
@@ -471,7 +557,12 @@ class LyricWriter:
             melody = line_melody(line.first_bar, line.slots)
             again = repeated_line(plan, line.first_bar, line.bar_count, melody, sung)
             if again is not None:
-                decoded = DecodedLine(list(again.words), list(again.syllables), again.rhyme)
+                decoded = DecodedLine(
+                    list(again.words),
+                    list(again.syllables),
+                    again.rhyme,
+                    clauses=list(again.clauses),
+                )
             else:
                 decoded = self.write_line(
                     line,
@@ -493,6 +584,7 @@ class LyricWriter:
                     tuple(decoded.words),
                     tuple(decoded.syllables),
                     decoded.rhyme,
+                    tuple(decoded.clauses),
                 )
             )
         return [written[line.index] for line in lines]
@@ -500,7 +592,7 @@ class LyricWriter:
     @staticmethod
     def context(written: dict[int, DecodedLine], lines: int = 4) -> str:
         """The last few lines sung, the LM's context for the next one."""
-        return "\n".join(written[i].text for i in sorted(written)[-lines:] if written[i].words)
+        return "\n".join(written[i].lm_text for i in sorted(written)[-lines:] if written[i].words)
 
 
 def generic_surprisal(size: int) -> np.ndarray:

@@ -17,6 +17,7 @@ whose letter occurred earlier in its stanza must rhyme with that first line ("an
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ class Slot:
     """One sung syllable: the melody note(s) it is tied to. ``bar_index`` and
     ``note_index`` name the first note (its index among the bar's notes sorted by onset);
     ``note_count`` > 1 for a melisma; ``pitch`` of the first note (MIDI); ``strong``: on a
-    strong beat."""
+    strong beat; ``hold_ticks``: from its onset to the next syllable's (the line's last: to
+    the end of its notes), so a long note or a rest after it is a place to breathe
+    (``clauses``)."""
 
     bar_index: int
     note_index: int
@@ -45,6 +48,7 @@ class Slot:
     pitch: int
     strong: bool
     note_count: int = 1
+    hold_ticks: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def line_slots_from_bars(
             raw.append((bar_index, note_index, note, metric_level(note.onset, meter)))
     slots: list[Slot] = []
     counts: list[int] = []
+    starts: list[int] = []
     for position, (bar_index, note_index, note, level) in enumerate(raw):
         if melisma and slots and position:
             previous_bar, _, previous, _ = raw[position - 1]
@@ -133,9 +138,15 @@ def line_slots_from_bars(
         strong = level >= 2 or (level >= 0.5 and level >= left and level > right)
         slots.append(Slot(bar_index, note_index, note.onset, note.pitch, strong))
         counts.append(1)
+        starts.append(bar_index * meter.bar_ticks + note.onset)
+    end = max(
+        (index * meter.bar_ticks + n.onset + n.duration for index, notes in bars for n in notes),
+        default=0,
+    )
+    holds = [later - start for start, later in itertools.pairwise([*starts, end])]
     return [
-        Slot(s.bar_index, s.note_index, s.onset_ticks, s.pitch, s.strong, count)
-        for s, count in zip(slots, counts, strict=True)
+        Slot(s.bar_index, s.note_index, s.onset_ticks, s.pitch, s.strong, count, hold)
+        for s, count, hold in zip(slots, counts, holds, strict=True)
     ]
 
 

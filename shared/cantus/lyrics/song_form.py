@@ -52,6 +52,8 @@ class SungLine:
     words: tuple[str, ...]
     syllables: tuple[str, ...]
     rhyme: str = ""
+    clauses: tuple[int, ...] = ()
+    """Words per clause (``DecodedLine.clauses``)."""
 
 
 def line_melody(first_bar: int, slots) -> tuple[tuple[int, int, int, bool], ...]:

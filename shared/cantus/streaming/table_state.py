@@ -160,6 +160,9 @@ class WrittenLine(BaseModel):
     melody: list[tuple[int, int, int, bool]] = Field(default_factory=list)
     """Per slot: bar offset, onset in ticks, pitch, strong (``song_form.SungLine``): a
     repeated chorus line is recognised by it."""
+    clauses: list[int] = Field(default_factory=list)
+    """Words per clause (``DecodedLine.clauses``; empty: one): the LM reads the line's
+    clauses as lines, so a restarted service prompts as the first run did."""
 
 
 class LyricState(TableState):
