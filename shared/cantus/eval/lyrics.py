@@ -43,7 +43,8 @@ fortunes songs and love poems; Song ci). Measured on all of them, in the same ru
 
 In Mandarin these checks read clauses, the unit of the human lines (Chinese verse is cut at
 its punctuation, ``docs/lyrics_data.md``): a generated line written as two clauses
-(``cantus.lyrics.clauses``, printed with "，") counts as two. English lines are read whole:
+(``cantus.lyrics.clauses``, printed with "，") counts as two, and so does a line written
+whole (the baseline, *whole lines*), cut at the same place. English lines are read whole:
 the human English lines are verse lines, commas and all.
 
 The LM that reads better under the current decoder (``reads_better``: English the higher
@@ -58,6 +59,7 @@ pieces'.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections import Counter
@@ -70,7 +72,7 @@ import torch
 
 from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.blocklist import is_blocked
-from cantus.lyrics.clauses import CLAUSE_SYLLABLES, SEPARATOR
+from cantus.lyrics.clauses import CLAUSE_SYLLABLES, SEPARATOR, clause_lengths
 from cantus.lyrics.decoding import (
     DecodedLine,
     DecodeOptions,
@@ -337,6 +339,20 @@ def check_units(lines: list[str], language: str) -> list[str]:
     return [clause for line in lines for clause in line.split(SEPARATOR["zh"]) if clause]
 
 
+def clause_text(line: LineSlots, decoded: DecodedLine, language: str) -> str:
+    """``decoded`` as the language checks read it: a Mandarin line written whole (the
+    baseline, ``WHOLE_LINES``) cut where the clause decoder cuts that line, so that every
+    method is read in units of the same lengths."""
+    if language not in CLAUSE_SYLLABLES or decoded.clauses:
+        return decoded.text
+    clauses, start = [], 0
+    for length in clause_lengths(line.slots, language):
+        if start < len(decoded.words):
+            clauses.append(len(decoded.words[start : start + length]))
+        start += length
+    return dataclasses.replace(decoded, clauses=clauses if len(clauses) > 1 else []).text
+
+
 def distinct_2(lines: list[str], language: str) -> float:
     pairs: Counter = Counter()
     for line in lines:
@@ -560,7 +576,7 @@ def _language_eval(
     for model, (model_scorer, model_lexicon) in loaded.items():
         writers_for[model] = (model_scorer, model_lexicon, options)
     for decoder in comparisons:
-        suffix = next(name for name, known in COMPARISON_SUFFIX.items() if known is decoder)
+        suffix = next(name for name, known in COMPARISON_SUFFIX.items() if known == decoder)
         for model, (model_scorer, model_lexicon) in loaded.items():
             writers_for[f"{model}_{suffix}"] = (model_scorer, model_lexicon, decoder)
     models = ", ".join(f"{model} {pair[0].version}" for model, pair in loaded.items())
@@ -602,7 +618,11 @@ def _language_eval(
 
         for method, decoded in outputs.items():
             text = "\n".join(d.text for d in decoded if d.words)
-            texts[method] += [d.text for d in decoded if d.words]
+            texts[method] += [
+                clause_text(line, d, language)
+                for line, d in zip(lines, decoded, strict=True)
+                if d.words
+            ]
             similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
             measure_piece(stats[method], language, lines, decoded, similarity)
             if number < 3:
