@@ -1,4 +1,5 @@
-"""Compose requests with lyrics: theme, language and rhyme scheme are checked at the edge."""
+"""Compose requests with lyrics: theme, language, rhyme scheme and register are checked at
+the edge."""
 
 import pytest
 
@@ -18,6 +19,15 @@ def test_a_theme_is_accepted_with_language_and_default_scheme():
         "AABB",
     )
     assert validate(lyrics_theme="rain", lyrics_rhyme_scheme="abcb").lyrics_rhyme_scheme == "ABCB"
+
+
+def test_a_register_of_the_language_is_taken():
+    assert (
+        validate(lyrics_theme="rain", lyrics_register=" Scripture").lyrics_register == "scripture"
+    )
+    zh = validate(lyrics_theme="明月", lyrics_language="zh", lyrics_register="qu")
+    assert zh.lyrics_register == "qu"
+    assert validate(lyrics_theme="rain").lyrics_register == ""
 
 
 def test_no_theme_means_no_lyrics():
@@ -40,6 +50,13 @@ def test_no_theme_means_no_lyrics():
         ({"lyrics_theme": "sea", "lyrics_language": "fr"}, "lyrics_language"),
         ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "A"}, "lyrics_rhyme_scheme"),
         ({"lyrics_theme": "sea", "lyrics_rhyme_scheme": "AZ"}, "lyrics_rhyme_scheme"),
+        ({"lyrics_theme": "sea", "lyrics_register": "ci"}, "lyrics_register"),
+        (
+            {"lyrics_theme": "明月", "lyrics_language": "zh", "lyrics_register": "song"},
+            "lyrics_register",
+        ),
+        ({"lyrics_theme": "sea", "lyrics_register": "x" * 10_000}, "lyrics_register"),
+        ({"lyrics_register": "modern"}, "lyrics_register"),
     ],
 )
 def test_bad_lyrics_fields_are_named(fields, field):

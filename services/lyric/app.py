@@ -19,7 +19,7 @@ import asyncio
 
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import pb_to_notes, spec_form, spec_meter
-from cantus.lyrics import LYRICS_LANGUAGES
+from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
 from cantus.lyrics.client import TritonLyricScorer
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
 from cantus.lyrics.slots import (
@@ -49,11 +49,14 @@ melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table("lyric-piece-state", default=None, partitions=settings.partitions)
 """piece_id → ``LyricState`` (``cantus.streaming.table_state``)."""
 resources = LyricResources(
-    scorer_for=lambda language: TritonLyricScorer(
+    scorer_for=lambda language, register: TritonLyricScorer(
         settings.triton_grpc,
         language,
         model_name=settings.lyric_model_name,
-        expected=checkpoint_path(language, model=settings.lyric_models[language]).stem,
+        expected=checkpoint_path(
+            language, model="transformer" if register else settings.lyric_models[language]
+        ).stem,
+        register=register,
     ),
     models=settings.lyric_models,
 )
@@ -76,6 +79,11 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
     scheme = spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME
     if not RHYME_SCHEME_PATTERN.match(scheme):
         raise InvalidEvent(f"lyrics_rhyme_scheme {scheme!r} is not 2..8 letters A..H")
+    if spec.lyrics_register and spec.lyrics_register not in REGISTERS[spec.lyrics_language]:
+        raise InvalidEvent(
+            f"lyrics_register {spec.lyrics_register[:40]!r} is not a register of "
+            f"{spec.lyrics_language} lyrics"
+        )
     state = LyricState.from_table(piece_state.get(piece_id))
     if index < state.line_start:
         service.log.info("piece %s bar %d: its line is out already, skipped", piece_id, index)
@@ -145,6 +153,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
                     seed=spec.seed,
                     written=written,
                     is_anchor=is_rhyme_anchor(line_index - stanza, scheme),
+                    register=spec.lyrics_register,
                 )
         except NoWordsFit as error:
             # deterministic: a retry would fail the same way; the line is sung without words

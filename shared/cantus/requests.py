@@ -26,7 +26,7 @@ from typing import cast
 
 from cantus.events.conversions import form_to_pb, mode_to_pb, notes_to_pb
 from cantus.given_melody import GivenMelodyError, read_given_melody
-from cantus.lyrics import LYRICS_LANGUAGES
+from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.lyrics.theme import theme_problem
 from cantus.music.form import (
@@ -148,6 +148,15 @@ def validate_compose_request(
             "lyrics_language",
             f"no singing voice for {language!r} (vocals in: {', '.join(VOCAL_LANGUAGES)})",
         )
+    register = request.lyrics_register.strip().lower()
+    if register and not theme:
+        raise RequestError("lyrics_register", "sets the lyrics' register: give lyrics_theme too")
+    if register and register not in REGISTERS[language]:
+        raise RequestError(
+            "lyrics_register",
+            f"{request.lyrics_register[:40]!r} is not a register of {language} lyrics "
+            f"(known: {', '.join(REGISTERS[language])})",
+        )
     rhyme_scheme = (request.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME).upper()
     if not RHYME_SCHEME_PATTERN.match(rhyme_scheme):
         raise RequestError(
@@ -210,6 +219,7 @@ def validate_compose_request(
         lyrics_language=language,
         melody_source=source,
         lyrics_rhyme_scheme=rhyme_scheme if theme else "",
+        lyrics_register=register,
         loudness_preset=request.loudness_preset,
         form=form_to_pb(plan),
         palette=palette,

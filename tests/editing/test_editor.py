@@ -271,7 +271,9 @@ def lyric_models() -> EditModels:
     from cantus.lyrics.writer import LyricResources
 
     models = FakeModels().models()
-    models.lyrics = LyricResources(scorer_for=lambda lang: load_lyric_scorer(checkpoint_path(lang)))
+    models.lyrics = LyricResources(
+        scorer_for=lambda lang, register: load_lyric_scorer(checkpoint_path(lang))
+    )
     return models
 
 
@@ -533,7 +535,9 @@ def stored_lyric_piece(tmp_path: Path, piece_spec: pb.PieceSpec):
     for name, content in rendered.files.items():
         store.write(PIECE_ID, name, content)
     models = FakeModels().models()
-    models.lyrics = LyricResources(scorer_for=lambda lang: load_lyric_scorer(checkpoint_path(lang)))
+    models.lyrics = LyricResources(
+        scorer_for=lambda lang, register: load_lyric_scorer(checkpoint_path(lang))
+    )
     return store, models
 
 

@@ -66,10 +66,13 @@ def musicxml_lyrics(folder) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("language", "theme"),
-    [("en", "a sailor longing for the sea"), ("zh", "明月思乡")],
+    ("language", "theme", "register"),
+    # The Mandarin piece asks for a register: lyric_lm answers it with the lyric transformer.
+    [("en", "a sailor longing for the sea", ""), ("zh", "明月思乡", "qu")],
 )
-def test_themed_piece_has_fitting_lyrics_in_every_file(gateway_address, tmp_path, language, theme):
+def test_themed_piece_has_fitting_lyrics_in_every_file(
+    gateway_address, tmp_path, language, theme, register
+):
     request = api.ComposeRequest(
         key="G",
         mode="major",
@@ -82,12 +85,17 @@ def test_themed_piece_has_fitting_lyrics_in_every_file(gateway_address, tmp_path
         lyrics_theme=theme,
         lyrics_language=language,
         lyrics_rhyme_scheme="AABB",
+        lyrics_register=register,
     )
     piece = compose(gateway_address, request, tmp_path)
     assert piece.events[-1].WhichOneof("event") == "completed"
     texts = check_lines_fit_melody(piece)
     if language == "zh":
         assert all(len(t) == 1 and is_hanzi(t) for t in texts)  # one character per note
+        lines = events_of(piece, "lyric_line")
+        assert all(
+            line.text.replace("，", "") == "".join(s.text for s in line.syllables) for line in lines
+        )
     else:
         words = " ".join(line.text for line in events_of(piece, "lyric_line")).split()
         assert "".join(t.rstrip("-") for t in texts) == "".join(words)
@@ -100,6 +108,7 @@ def test_themed_piece_has_fitting_lyrics_in_every_file(gateway_address, tmp_path
         line.text for line in sorted(events_of(piece, "lyric_line"), key=lambda x: x.meta.index)
     ]
     assert summary["request"]["lyrics_language"] == language
+    assert summary["request"].get("lyrics_register", "") == register
     # Lyrics are sung by default: a vocal stem beside the mix, as long as it (issue #19).
     assert summary["request"]["vocals"] is True
     stem, rate = soundfile.read(piece.folder / "vocals.wav")
@@ -116,6 +125,7 @@ def test_themed_piece_has_fitting_lyrics_in_every_file(gateway_address, tmp_path
         ({"lyrics_theme": "?!…"}, "lyrics_theme"),
         ({"lyrics_theme": "the sea", "lyrics_language": "fr"}, "lyrics_language"),
         ({"lyrics_theme": "the sea", "lyrics_rhyme_scheme": "AXBX"}, "lyrics_rhyme_scheme"),
+        ({"lyrics_theme": "the sea", "lyrics_register": "ci"}, "lyrics_register"),
     ],
 )
 def test_bad_lyrics_requests_are_refused_naming_the_field(gateway_address, tmp_path, fields, field):

@@ -12,6 +12,7 @@ import pytest
 from cantus.events.codec import InvalidEvent
 from cantus.lyrics.serving import load_lyric_scorer
 from cantus.lyrics.training import checkpoint_path
+from cantus.lyrics.transformer import TransformerLyricScorer, load_transformer_checkpoint
 from cantus.streaming import Received
 from cantus.v1 import events_pb2 as pb
 
@@ -33,10 +34,14 @@ def lyric(monkeypatch, tmp_path):
     monkeypatch.setattr(app.service, "publish", publish)
     local = {}
 
-    def scorer_for(language):
-        if language not in local:
-            local[language] = load_lyric_scorer(checkpoint_path(language))
-        return local[language]
+    def scorer_for(language, register):
+        if (language, register) not in local:
+            scorer = load_lyric_scorer(checkpoint_path(language))
+            if register:  # as Triton answers a register: the transformer in it
+                loaded = load_transformer_checkpoint(checkpoint_path(language, model="transformer"))
+                scorer = TransformerLyricScorer(loaded, register)
+            local[language, register] = scorer
+        return local[language, register]
 
     monkeypatch.setattr(app.resources, "scorer_for", scorer_for)
     monkeypatch.setattr(app.resources, "_scorers", {})
@@ -44,7 +49,9 @@ def lyric(monkeypatch, tmp_path):
     return app
 
 
-def bars(theme: str, language: str = "en", *, dense: bool = False) -> list[pb.MelodyBar]:
+def bars(
+    theme: str, language: str = "en", *, dense: bool = False, register: str = ""
+) -> list[pb.MelodyBar]:
     spec = pb.PieceSpec(
         key_tonic=0,
         mode=pb.MODE_MAJOR,
@@ -58,6 +65,7 @@ def bars(theme: str, language: str = "en", *, dense: bool = False) -> list[pb.Me
         lyrics_theme=theme,
         lyrics_language=language,
         lyrics_rhyme_scheme="AABB" if theme else "",
+        lyrics_register=register,
     )
     out = []
     for index in range(BARS):
@@ -128,6 +136,17 @@ def test_long_mandarin_lines_are_sung_in_clauses_that_the_table_keeps(lyric):
     lyric.published.clear()
     feed(lyric, events)
     assert [line.text for line in lyric.published] == texts
+
+
+def test_a_register_is_written_by_the_transformer_in_it(lyric):
+    from cantus.lyrics.lexicon import Lexicon
+    from cantus.lyrics.training import lexicon_path
+
+    feed(lyric, bars("the sea at night", register="scripture"))
+    words = {w for line in lyric.published for w in line.text.split()}
+    assert words and words <= set(Lexicon.load(lexicon_path("en", model="transformer")).words)
+    with pytest.raises(InvalidEvent, match="lyrics_register"):
+        feed(lyric, bars("the sea", register="ci")[:1])
 
 
 def test_without_a_theme_every_bar_passes_through(lyric):

@@ -105,3 +105,27 @@ def test_any_causal_lm_answers_the_same_interface(tmp_path):
             logprobs = torch.log_softmax(logits, -1)
             expected = sum(float(logprobs[len(prefix) - 1 + j, t]) for j, t in enumerate(ids))
             assert out[row, k] == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_request_in_a_register_is_answered_by_the_transformer_in_it():
+    from cantus.lyrics.training import CHECKPOINT_DIR
+
+    serving = LyricServing.load(CHECKPOINT_DIR, languages=("en",), models={"en": "lstm"})
+    texts = lambda *values: np.array([v.encode() for v in values], dtype=np.object_)  # noqa: E731
+    request = {
+        "LANGUAGE": texts("en"),
+        "CONTEXTS": texts("and he said"),
+        "CANDIDATES": texts("unto", "to"),
+    }
+    served = serving.handle(request)
+    assert served["MODEL"][0].decode().startswith("lyric_lstm_en@")
+    scripture = serving.handle({**request, "REGISTER": texts("scripture")})
+    modern = serving.handle({**request, "REGISTER": texts("modern")})
+    assert scripture["MODEL"][0].decode().startswith("lyric_en@")
+    unto = [out["LOGPROBS"][0, 0] - out["LOGPROBS"][0, 1] for out in (scripture, modern)]
+    assert unto[0] > unto[1]  # "and he said unto" is the King James Bible's
+    assert serving.handle({**request, "REGISTER": texts("")})["MODEL"][0] == served["MODEL"][0]
+    with pytest.raises(ScoringInputError, match="REGISTER"):
+        serving.handle({**request, "REGISTER": texts("ci")})
+    with pytest.raises(ScoringInputError, match=r"REGISTER.*no lyric transformer"):
+        LyricServing(serving.scorers).handle({**request, "REGISTER": texts("modern")})

@@ -51,7 +51,7 @@ def test_serving_and_lexicon_follow_the_setting(monkeypatch):
     serving = LyricServing.load(CHECKPOINT_DIR)
     versions = {lang: scorer.version.partition("@")[0] for lang, scorer in serving.scorers.items()}
     assert versions == {"en": "lyric_lstm_en", "zh": "lyric_zh"}
-    resources = LyricResources(scorer_for=serving.scorers.__getitem__)
+    resources = LyricResources(scorer_for=lambda language, register: serving.scorers[language])
     lexicon = resources.lexicon("en")
     # the LSTM's lexicon: every entry is in the LSTM's vocabulary
     vocabulary = set(serving.scorers["en"].loaded.vocab.tokens)

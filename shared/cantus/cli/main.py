@@ -214,6 +214,12 @@ def compose(
     lyrics: Annotated[str, typer.Option(help="Lyrics theme text (default: no lyrics)")] = "",
     lang: Annotated[str, typer.Option(help="Lyrics language: en or zh")] = "en",
     rhyme: Annotated[str, typer.Option(help="Rhyme scheme per stanza: AABB, ABAB, ABCB…")] = "",
+    lyrics_register: Annotated[
+        str,
+        typer.Option(
+            help="Register of the lyrics: en song, modern, literary, scripture; zh ci, shi, qu"
+        ),
+    ] = "",
     vocals: Annotated[
         bool | None,
         typer.Option(
@@ -257,6 +263,7 @@ def compose(
         lyrics_theme=lyrics,
         lyrics_language=lang,
         lyrics_rhyme_scheme=rhyme,
+        lyrics_register=lyrics_register,
         form=form,
     )
     if tempo is not None:

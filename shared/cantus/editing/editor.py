@@ -457,6 +457,7 @@ class PieceEditor:
                         seed=opened.seed,
                         written=dict(written),
                         is_anchor=is_rhyme_anchor(index - stanza, scheme),
+                        register=spec.lyrics_register,
                     )
                 except NoWordsFit as error:
                     raise EditError(field, f"lyric line {index + 1}: {error}") from None

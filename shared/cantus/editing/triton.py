@@ -49,11 +49,14 @@ def triton_edit_models(settings: Settings) -> EditModels:
         return decode
 
     lyrics = LyricResources(
-        scorer_for=lambda language: TritonLyricScorer(
+        scorer_for=lambda language, register: TritonLyricScorer(
             settings.triton_grpc,
             language,
             model_name=settings.lyric_model_name,
-            expected=checkpoint_path(language, model=settings.lyric_models[language]).stem,
+            expected=checkpoint_path(
+                language, model="transformer" if register else settings.lyric_models[language]
+            ).stem,
+            register=register,
         ),
         models=settings.lyric_models,
     )

@@ -4,6 +4,12 @@ constrained decoding, theme scoring and the blocklist."""
 LYRICS_LANGUAGES = ("en", "zh")
 """Languages lyrics are written in (English, Mandarin): the request's ``lyrics_language``."""
 
+REGISTERS = {"en": ("song", "modern", "literary", "scripture"), "zh": ("ci", "shi", "qu")}
+"""The registers the lyric transformer is conditioned on, per language (``sources`` tags
+each training document with one): a request's ``lyrics_register``."""
+DEFAULT_REGISTER = {"en": "song", "zh": "ci"}
+"""The register a lyric is written in unless another is asked for."""
+
 LYRIC_MODELS = ("transformer", "lstm")
 """The lyric LMs shipped per language, each with its own lexicon: the small transformer on
 the registry corpora (``lyric_<language>.pt``, ``lyric_lexicon_<language>.npz``) and the

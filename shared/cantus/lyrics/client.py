@@ -47,7 +47,9 @@ class TritonLyricScorer:
     ``lyric_lstm_en``: ``training.checkpoint_path(...).stem``); an answer from another
     checkpoint trained here is refused, naming both, since its scores would be read
     against the wrong lexicon (Triton and the caller were given different
-    ``lyric_models``). Any other LM (``causal_lm_dir``) is taken as it is."""
+    ``lyric_models``). Any other LM (``causal_lm_dir``) is taken as it is. ``register``: ask
+    for lines in that register (the lyric transformer answers; ``expected`` is then its
+    checkpoint's name)."""
 
     def __init__(
         self,
@@ -57,12 +59,14 @@ class TritonLyricScorer:
         model_name: str = "lyric_lm",
         timeout_s: float = 60.0,
         expected: str | None = None,
+        register: str = "",
     ) -> None:
         self.address = address
         self.language = language
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.expected = expected
+        self.register = register
         self.version = model_name
         self._client: triton_grpc.InferenceServerClient | None = None
         self._lock = threading.Lock()
@@ -95,6 +99,7 @@ class TritonLyricScorer:
                         _text_tensor("LANGUAGE", [self.language]),
                         _text_tensor("CONTEXTS", contexts),
                         _text_tensor("CANDIDATES", candidates),
+                        *([_text_tensor("REGISTER", [self.register])] if self.register else []),
                     ],
                     request_id=request_id,
                     outputs=[

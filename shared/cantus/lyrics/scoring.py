@@ -11,6 +11,9 @@ LM served by Triton under the ``lyric_lm`` interface (``triton_models/lyric_lm``
     inputs  LANGUAGE   BYTES [1]   "en" or "zh"
             CONTEXTS   BYTES [N]   UTF-8 texts
             CANDIDATES BYTES [K]   UTF-8 texts
+            REGISTER   BYTES [1]   optional: a register of the language (``REGISTERS``),
+                                   written by the lyric transformer; absent or empty: the
+                                   served LM
     outputs LOGPROBS   FP32  [N, K]
             MODEL      BYTES [1]   the model's name and version
 
@@ -25,7 +28,8 @@ from typing import Protocol
 
 import numpy as np
 
-INPUTS = ("LANGUAGE", "CONTEXTS", "CANDIDATES")
+REQUIRED_INPUTS = ("LANGUAGE", "CONTEXTS", "CANDIDATES")
+INPUTS = (*REQUIRED_INPUTS, "REGISTER")
 OUTPUTS = ("LOGPROBS", "MODEL")
 MAX_CONTEXTS = 64
 MAX_CANDIDATES = 20000
@@ -65,7 +69,7 @@ def parse_scoring_request(
     inputs: dict[str, np.ndarray], languages: Sequence[str]
 ) -> tuple[str, list[str], list[str]]:
     """``(language, contexts, candidates)`` from a request's tensors."""
-    for name in INPUTS:
+    for name in REQUIRED_INPUTS:
         if name not in inputs:
             raise ScoringInputError(f"input {name} is required")
     language = decode_texts(inputs["LANGUAGE"], "LANGUAGE", 1)
@@ -76,3 +80,18 @@ def parse_scoring_request(
     if not contexts or not candidates:
         raise ScoringInputError("inputs CONTEXTS and CANDIDATES need at least one text each")
     return language[0], contexts, candidates
+
+
+def parse_register(inputs: dict[str, np.ndarray], language: str) -> str:
+    """The request's ``REGISTER`` ("" when absent or empty), one of ``language``'s."""
+    from cantus.lyrics import REGISTERS
+
+    if "REGISTER" not in inputs:
+        return ""
+    values = decode_texts(inputs["REGISTER"], "REGISTER", 1)
+    register = values[0] if values else ""
+    if register and register not in REGISTERS[language]:
+        raise ScoringInputError(
+            f"input REGISTER: {register[:40]!r} is not one of {list(REGISTERS[language])}"
+        )
+    return register

@@ -1,5 +1,7 @@
 """What the ``lyric_lm`` Triton model does, kept out of ``model.py`` so that it is tested
-without Triton: load one LM per language and answer scoring requests (``scoring``)."""
+without Triton: load one LM per language and answer scoring requests (``scoring``); a
+request in a register (``REGISTER``) is answered by the language's lyric transformer,
+conditioned on it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from cantus.lyrics.scoring import (
     OUTPUTS,
     LyricScorer,
     ScoringInputError,
+    parse_register,
     parse_scoring_request,
 )
 from cantus.lyrics.training import checkpoint_path
@@ -35,8 +38,17 @@ def load_lyric_scorer(path: Path, device: str = "cpu") -> LyricScorer:
 
 
 class LyricServing:
-    def __init__(self, scorers: Mapping[str, LyricScorer]) -> None:
+    """``scorers``: the served LM per language; ``transformers``: the lyric transformer per
+    language, which answers requests in a register."""
+
+    def __init__(
+        self,
+        scorers: Mapping[str, LyricScorer],
+        transformers: Mapping[str, TransformerLyricScorer] | None = None,
+    ) -> None:
         self.scorers = dict(scorers)
+        self.transformers = dict(transformers or {})
+        self._in_register: dict[tuple[str, str], TransformerLyricScorer] = {}
 
     @classmethod
     def load(
@@ -64,10 +76,33 @@ class LyricServing:
                     for lang in languages
                 }
             )
+        transformers: dict[str, TransformerLyricScorer] = {}
         for language in languages:
             path = checkpoint_path(language, Path(checkpoint_dir), (models or {}).get(language))
-            scorers[language] = load_lyric_scorer(path, device)
-        return cls(scorers)
+            scorers[language] = served = load_lyric_scorer(path, device)
+            if isinstance(served, TransformerLyricScorer):
+                transformers[language] = served
+                continue
+            transformer = checkpoint_path(language, Path(checkpoint_dir), "transformer")
+            if transformer.exists():
+                transformers[language] = TransformerLyricScorer(
+                    load_transformer_checkpoint(transformer, device), device=device
+                )
+        return cls(scorers, transformers)
+
+    def in_register(self, language: str, register: str) -> TransformerLyricScorer:
+        """The language's lyric transformer conditioned on ``register``."""
+        if language not in self.transformers:
+            raise ScoringInputError(
+                f"input REGISTER: no lyric transformer for {language} is served, so no register"
+            )
+        key = (language, register)
+        if key not in self._in_register:
+            base = self.transformers[language]
+            self._in_register[key] = TransformerLyricScorer(
+                base.loaded, register, device=base.device
+            )
+        return self._in_register[key]
 
     @property
     def versions(self) -> str:
@@ -76,7 +111,8 @@ class LyricServing:
     def handle(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Output tensors for one request; ``ScoringInputError`` names a bad input."""
         language, contexts, candidates = parse_scoring_request(dict(inputs), tuple(self.scorers))
-        scorer = self.scorers[language]
+        register = parse_register(dict(inputs), language)
+        scorer = self.in_register(language, register) if register else self.scorers[language]
         return {
             "LOGPROBS": scorer.score(contexts, candidates).astype(np.float32),
             "MODEL": np.array([scorer.version.encode()], dtype=np.object_),

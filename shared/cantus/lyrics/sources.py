@@ -51,9 +51,6 @@ GCIDE = Path("/usr/share/dictd/gcide.dict.dz")
 MIN_LINE_WORDS, MAX_LINE_WORDS = 2, 14
 MAX_ZH_LINE = 12
 
-REGISTERS = {"en": ("song", "modern", "literary", "scripture"), "zh": ("ci", "shi", "qu")}
-DEFAULT_REGISTER = {"en": "song", "zh": "ci"}
-"""The register a lyric is written in unless another is asked for."""
 
 MODERN_FORTUNES = (
     "wisdom",

@@ -1,5 +1,5 @@
 """The lyric transformer: a small causal transformer over words (English) or characters
-(Mandarin), conditioned on a register (``sources.REGISTERS``: song, modern, literary,
+(Mandarin), conditioned on a register (``cantus.lyrics.REGISTERS``: song, modern, literary,
 scripture; ci, shi, qu), with its checkpoint format and ``TransformerLyricScorer``, which
 answers the lyric scoring interface (``scoring``) in-process (tests, evaluation, and the
 ``lyric_lm`` Triton model's backend).
@@ -27,6 +27,7 @@ from cantus.checkpoint_io import (
     load_checkpoint,
     save_checkpoint,
 )
+from cantus.lyrics import DEFAULT_REGISTER
 from cantus.lyrics.model import EOL, UNK, Vocabulary, tokenize
 
 CHECKPOINT_FORMAT = "cantus-lyric-transformer/1"
@@ -164,8 +165,6 @@ class TransformerLyricScorer:
     def __init__(
         self, loaded: LoadedLyricTransformer, register: str | None = None, device: str = "cpu"
     ) -> None:
-        from cantus.lyrics.sources import DEFAULT_REGISTER
-
         self.loaded = loaded
         self.language = loaded.language
         self.register = register or DEFAULT_REGISTER[loaded.language]

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cantus.lyrics import REGISTERS
 from cantus.lyrics import corpus as fortunes_corpus
 from cantus.lyrics.model import EOL, PAD, UNK, Vocabulary, load_lyric_checkpoint, tokenize
-from cantus.lyrics.sources import REGISTERS, Document, load_corpus
+from cantus.lyrics.sources import Document, load_corpus
 from cantus.lyrics.training import checkpoint_path, lexicon_path
 from cantus.lyrics.transformer import (
     LyricTransformer,

@@ -21,28 +21,33 @@ from cantus.lyrics.training import CHECKPOINT_DIR, lexicon_path
 
 @dataclass
 class LyricResources:
-    scorer_for: Callable[[str], LyricScorer]
+    """``scorer_for(language, register)``: the LM's scores for lyrics of ``language``, in
+    ``register`` ("": the served LM's own; else the lyric transformer in that register)."""
+
+    scorer_for: Callable[[str, str], LyricScorer]
     checkpoint_dir: Path = CHECKPOINT_DIR
     models: Mapping[str, str] | None = None
     """The lyric LM per language whose lexicon is used (default: the ``lyric_models``
     setting); the scorer must be that LM."""
     embedder: ThemeEmbedder = field(default_factory=ThemeEmbedder)
     _lexicons: dict[str, Lexicon] = field(default_factory=dict)
-    _scorers: dict[str, LyricScorer] = field(default_factory=dict)
+    _scorers: dict[tuple[str, str], LyricScorer] = field(default_factory=dict)
     _themes: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def lexicon(self, language: str) -> Lexicon:
-        if language not in self._lexicons:
-            model = (self.models or {}).get(language)
-            self._lexicons[language] = Lexicon.load(
-                lexicon_path(language, self.checkpoint_dir, model)
-            )
-        return self._lexicons[language]
+    def model(self, language: str, register: str = "") -> str | None:
+        """The lyric LM that writes ``language`` in ``register`` (None: the setting's)."""
+        return "transformer" if register else (self.models or {}).get(language)
 
-    def scorer(self, language: str) -> LyricScorer:
-        if language not in self._scorers:
-            self._scorers[language] = self.scorer_for(language)
-        return self._scorers[language]
+    def lexicon(self, language: str, register: str = "") -> Lexicon:
+        path = lexicon_path(language, self.checkpoint_dir, self.model(language, register))
+        if str(path) not in self._lexicons:
+            self._lexicons[str(path)] = Lexicon.load(path)
+        return self._lexicons[str(path)]
+
+    def scorer(self, language: str, register: str = "") -> LyricScorer:
+        if (language, register) not in self._scorers:
+            self._scorers[language, register] = self.scorer_for(language, register)
+        return self._scorers[language, register]
 
     def theme_vector(self, text: str) -> np.ndarray:
         if text not in self._themes:
@@ -62,12 +67,14 @@ def write_piece_line(
     seed: int,
     written: dict[int, DecodedLine],
     is_anchor: bool,
+    register: str = "",
 ) -> DecodedLine:
-    """Line ``line`` of a piece whose earlier lines are ``written`` (line index → line)."""
+    """Line ``line`` of a piece whose earlier lines are ``written`` (line index → line),
+    in ``register`` ("": the served LM's own)."""
     text = theme_text(theme, mood)
     writer = LyricWriter(
-        resources.scorer(language),
-        resources.lexicon(language),
+        resources.scorer(language, register),
+        resources.lexicon(language, register),
         theme_vector=resources.theme_vector(text),
         theme_text=theme,
         embed=resources.embedder.embed,
