@@ -131,3 +131,34 @@ def test_a_song_melody_copies_its_repeated_sections():
             source = plan.sections[section.source]
             copied = bars[section.first_bar : section.end_bar]
             assert copied == bars[source.first_bar : source.first_bar + section.bars]
+
+
+def test_mandarin_checks_read_clauses_and_cut_whole_lines_alike():
+    from cantus.eval.lyrics import check_units, clause_text
+    from cantus.lyrics.slots import make_line
+    from cantus.music.notes import Meter, Note
+
+    eighths = [[Note(i * 240, 60 + i, 240) for i in range(8)] for _ in range(2)]
+    line = make_line(0, 0, eighths, Meter(4, 4), "AABB")  # 16 notes: three clauses
+    words = list("明月几时有把酒问青天不知天上宫阙")
+    whole = clause_text(line, DecodedLine(words, words), "zh")
+    written = clause_text(line, DecodedLine(words, words, clauses=[5, 6, 5]), "zh")
+    assert whole.count("，") == 2 and written == "明月几时有，把酒问青天不，知天上宫阙"
+    assert check_units([whole], "zh") == whole.split("，")
+    assert check_units(["i will go, and you"], "en") == ["i will go, and you"]
+    assert clause_text(line, DecodedLine(["sea"], ["sea"]), "en") == "sea"
+
+
+def test_the_register_table_counts_what_was_heard():
+    from collections import Counter
+
+    from cantus.eval.lyric_registers import RegisterCheck, format_register_check
+
+    check = RegisterCheck("zh", 2)
+    check.heard = {"ci": Counter(ci=2), "shi": Counter(ci=1, shi=1), "qu": Counter(qu=2)}
+    check.lines = {r: ["明月几时有"] for r in check.heard}
+    check.distinct_2 = dict.fromkeys(check.heard, 0.5)
+    assert check.accuracy == 5 / 6
+    text = "\n".join(format_register_check(check))
+    assert "Heard as asked: **83 %** (chance 33 %)" in text
+    assert "| shi | 1 | 1 | 0 | 50.0 % |" in text

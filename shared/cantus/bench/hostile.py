@@ -182,10 +182,18 @@ def _compose(rng: random.Random, max_bars: int) -> Case:
         return case("bars", "out of range", bars=rng.choice([0, max_bars + 1, 2**32 - 1]))
     if which == 5:
         name = rng.choice(
-            ["style", "mood", "palette", "form", "loudness_preset", "lyrics_language"]
+            [
+                "style",
+                "mood",
+                "palette",
+                "form",
+                "loudness_preset",
+                "lyrics_language",
+                "lyrics_register",
+            ]
         )
         value = rng.choice([_junk(rng), _huge(rng)])
-        if name == "lyrics_language":
+        if name in ("lyrics_language", "lyrics_register"):
             return case(name, "unknown", lyrics_theme="the sea", **{name: value})
         return case(name, "unknown", **{name: value})
     if which == 6:

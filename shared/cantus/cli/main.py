@@ -957,6 +957,10 @@ def eval_lyrics(
     served_only: Annotated[
         bool, typer.Option(help="Only the served LM (lyric_models), not both")
     ] = False,
+    register_pieces: Annotated[
+        int,
+        typer.Option(help="Pieces per register asked of the transformer (0: no register check)"),
+    ] = 10,
     jobs: Annotated[int, typer.Option(help="Languages evaluated in parallel processes")] = 1,
 ) -> None:
     """Constrained lyric decoding on both lyric LMs (transformer, LSTM), with the current
@@ -990,6 +994,7 @@ def eval_lyrics(
         compare_shared=compare_shared,
         compare_clauses=compare_clauses,
         served_only=served_only,
+        register_pieces=register_pieces,
         jobs=jobs,
         log=lambda line: console.print(line),
     )

@@ -70,6 +70,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cantus.eval.lyric_registers import RegisterCheck, format_register_check, run_register_check
 from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.clauses import CLAUSE_SYLLABLES, SEPARATOR, clause_lengths
@@ -259,6 +260,8 @@ class LyricsEvalReport:
     """language → the LM the ``lyric_models`` setting serves."""
     reads_better: dict[str, str | None] = field(default_factory=dict)
     """language → the LM whose lines read better in this run (``reads_better``)."""
+    registers: dict[str, RegisterCheck] = field(default_factory=dict)
+    """language → the registers asked for and heard (``lyric_registers``)."""
 
 
 # --- the human lines and the judge LM ------------------------------------------------------
@@ -466,6 +469,7 @@ class LanguageResult:
     checks: dict[str, dict[str, float]]
     songs: list[str]
     song_stats: MethodStats
+    registers: RegisterCheck | None = None
 
 
 def reads_better(language: str, checks: dict[str, dict[str, float]]) -> str | None:
@@ -492,6 +496,7 @@ def run_lyrics_eval(
     compare_shared: bool = True,
     compare_clauses: bool = True,
     served_only: bool = False,
+    register_pieces: int = 0,
     jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
@@ -512,6 +517,7 @@ def run_lyrics_eval(
             songs,
             comparisons + (WHOLE_LINES,) * (compare_clauses and language in CLAUSE_SYLLABLES),
             served_only,
+            register_pieces,
         )
         for language in languages
     ]
@@ -531,6 +537,8 @@ def run_lyrics_eval(
         report.language_checks[language] = result.checks
         report.songs[language] = result.songs
         report.song_stats[language] = result.song_stats
+        if result.registers is not None:
+            report.registers[language] = result.registers
         report.reads_better[language] = reads_better(language, result.checks)
         report.pieces = min(report.pieces, result.pieces)
     return report
@@ -548,6 +556,7 @@ def _language_eval(
     songs: int,
     comparisons: tuple[DecodeOptions, ...],
     served_only: bool,
+    register_pieces: int = 0,
     *,
     log: Callable[[str], None],
 ) -> LanguageResult:
@@ -642,7 +651,19 @@ def _language_eval(
         language, scorer, lexicon, embedder, song_tunes[:songs], options
     )
     log(f"{language}: {len(song_texts)} songs")
-    return LanguageResult(len(tunes), models, stats, texts, checks, song_texts, song_stats)
+    registers = None
+    if register_pieces:
+        registers = run_register_check(
+            language,
+            tunes[:register_pieces],
+            THEMES[language],
+            list(MOODS),
+            bars=BARS_PER_PIECE,
+        )
+        log(f"{language}: registers heard as asked {100 * registers.accuracy:.0f} %")
+    return LanguageResult(
+        len(tunes), models, stats, texts, checks, song_texts, song_stats, registers
+    )
 
 
 def write_songs(
@@ -866,4 +887,6 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             ]
             lines += [f"{number}. {song_text}" for number, song_text in enumerate(songs, 1)]
             lines.append("")
+        if language in report.registers:
+            lines += format_register_check(report.registers[language])
     return "\n".join(lines)
