@@ -126,8 +126,8 @@ def format_register_check(check: RegisterCheck) -> list[str]:
         "",
         "| asked \\ heard | "
         + " | ".join(registers)
-        + " | distinct-2 | "
-        + ("parsed completely |" if check.parse_rate else ""),
+        + " | distinct-2 |"
+        + (" parsed completely |" if check.parse_rate else ""),
         "|---|" + "---:|" * (len(registers) + 1 + bool(check.parse_rate)),
     ]
     for asked in registers:
