@@ -17,7 +17,8 @@ GENERATED := shared/cantus/v1/.generated
 setup: $(VENV)/.installed $(GENERATED)
 
 # Debian packages: the system libpython3.11 that Triton's Python backend stub embeds,
-# FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets),
+# FluidSynth with a General MIDI SoundFont (audio), LilyPond (engraved lead sheets) and a
+# CJK font for it (fonts-wqy-microhei: without one, Mandarin lyrics engrave as blanks),
 # fortunes (songs-poems) and fortunes-zh (Tang and Song poems): the lyric LMs' training text,
 # ffmpeg (stations' HLS encoding; ffprobe in their tests), chromium (the web player's test).
 # abcmidi and abcm2ps: their chord-annotated example tunes test the harmony model's styles.
@@ -27,7 +28,8 @@ setup: $(VENV)/.installed $(GENERATED)
 # mma: its groove library, the source of the committed drum grooves (`make grooves`; a test
 # checks the table is what importing it writes).
 DEBIAN_PACKAGES := libpython3.11 libfluidsynth3 fluid-soundfont-gm timgm6mb-soundfont lilypond \
-	fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng kcat mma
+	fonts-wqy-microhei fortunes fortunes-zh ffmpeg chromium abcmidi abcm2ps link-grammar espeak-ng \
+	kcat mma
 system-deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -1,6 +1,7 @@
 """Lead sheet (MusicXML, LilyPond PDF/PNG) and piano-roll pictures."""
 
 import io
+import re
 import shutil
 
 import pytest
@@ -89,6 +90,17 @@ def test_lilypond_engraves_pdf_and_png(musicxml):
     assert engraved.pdf.startswith(b"%PDF")
     assert engraved.png.startswith(b"\x89PNG")
     assert engraved.seconds < 60
+
+
+@pytest.mark.skipif(not shutil.which("lilypond"), reason="LilyPond not installed (Debian lilypond)")
+def test_mandarin_lyrics_are_engraved_in_a_font_that_has_them(sheet):
+    bars, chords, lyrics = sheet
+    hanzi = [(tick, character) for (tick, _), character in zip(lyrics, "明月几时有酒", strict=True)]
+    musicxml = leadsheet_musicxml(bars, chords, hanzi, KEY, METER, 96.0, title="明月")
+    fonts = re.findall(rb"/BaseFont\s*/[A-Z]{6}\+([A-Za-z-]+)", engrave_leadsheet(musicxml).pdf)
+    # LilyPond's own fonts (Emmentaler, C059, Nimbus) have no hanzi: without a CJK font
+    # (Debian fonts-wqy-microhei) the lyrics and the title come out blank.
+    assert any(b"WenQuanYi" in font or b"CJK" in font for font in fonts), fonts
 
 
 def test_pianoroll_png_of_all_parts():
