@@ -21,7 +21,9 @@ always finding the same best one, so pieces with other seeds get other lines. Fi
 candidates are reranked with the similarity of the whole line to the theme, and the line
 sung is drawn among those near the best (``pick_temperature``). If the masks leave nothing,
 the stress constraint and then the rhyme are relaxed (counted in ``DecodedLine.relaxed``)
-so a line always comes out. Across pieces and verses (``DecodeOptions.word_dropout``,
+so a line always comes out. A Mandarin line longer than a clause is written clause by
+clause, each clause a line of the LM's (``cantus.lyrics.clauses``), the rhyme on the last.
+Across pieces and verses (``DecodeOptions.word_dropout``,
 ``verse_words``): each piece does without a seeded share of the common content words, and
 each stanza is steered to its own few words of the theme's neighbourhood. Everything
 random is seeded by the writer's seed, the line and the relaxation, so a line written
