@@ -4,7 +4,8 @@ The lyric transformer writes pieces in each register of the language (``REGISTER
 modern, literary, scripture; ci, shi, qu), as the lyric service does for a request's
 ``lyrics_register``. Each piece's lyrics are then scored by one judge per register, an
 interpolated Kneser-Ney bigram (``BigramJudge``) trained on that register's held-out
-documents, which the transformer never saw. A piece is *heard* in the register whose judge
+documents, which the transformer never saw (as many lines for each register, so that no
+judge wins for knowing more words). A piece is *heard* in the register whose judge
 finds its words likeliest per token. The confusion table says whether asking for a register
 changes the voice as a reader would tell it (chance: one in the number of registers).
 Reported beside each register: the English lines' Link Grammar parse rate and distinct-2.
@@ -43,8 +44,10 @@ class RegisterCheck:
         return right / max(1, sum(sum(counts.values()) for counts in self.heard.values()))
 
 
-def held_out_by_register(language: str) -> dict[str, list[list[str]]]:
-    """Each register's held-out lines as tokens (``transformer_training``'s split)."""
+def held_out_by_register(language: str, seed: int = 0) -> dict[str, list[list[str]]]:
+    """Each register's held-out lines as tokens (``transformer_training``'s split), as many
+    for each as the register with the fewest has (a seeded draw): a judge trained on more
+    text knows more words and would win pieces for that alone."""
     from cantus.lyrics.sources import load_corpus
     from cantus.lyrics.transformer_training import split_documents
 
@@ -52,7 +55,12 @@ def held_out_by_register(language: str) -> dict[str, list[list[str]]]:
     out: dict[str, list[list[str]]] = {register: [] for register in REGISTERS[language]}
     for document in split_documents(documents, language).held_out:
         out[document.register] += [tokenize(line, language) for line in document.lines]
-    return out
+    size = min(len(lines) for lines in out.values())
+    rng = np.random.default_rng(seed)
+    return {
+        register: [lines[i] for i in sorted(rng.choice(len(lines), size, replace=False))]
+        for register, lines in out.items()
+    }
 
 
 def run_register_check(
@@ -120,7 +128,8 @@ def format_register_check(check: RegisterCheck) -> list[str]:
         "Each register written as a request's `lyrics_register` writes it (the transformer "
         "conditioned on it, its lexicon, the current decoder); each piece heard in the "
         "register whose held-out text (a Kneser-Ney bigram per register, unseen in training) "
-        "finds its words likeliest (`cantus.eval.lyric_registers`). "
+        "finds its words likeliest, each judge trained on as many lines "
+        "(`cantus.eval.lyric_registers`). "
         f"Heard as asked: **{100 * check.accuracy:.0f} %** "
         f"(chance {100 / len(registers):.0f} %).",
         "",

@@ -844,7 +844,11 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
                 lines.append(f"| {name} | {cells} | {ratio:.2f}× | {goal}{verdict} |")
             lines += [
                 "",
-                "Lines: "
+                (
+                    "Clauses read (every line cut where the clause decoder cuts it): "
+                    if language in CLAUSE_SYLLABLES
+                    else "Lines: "
+                )
                 + ", ".join(f"{method_name(m)} {int(checks[m]['lines'])}" for m in order)
                 + "; "
                 f"distinct-2 over the first {int(checks[order[0]]['equal_size'])} of each.",
