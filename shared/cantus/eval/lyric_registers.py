@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cantus.lyrics import REGISTERS
-from cantus.lyrics.decoding import DecodeOptions, LyricWriter
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.model import tokenize
 from cantus.lyrics.slots import plan_lines
-from cantus.lyrics.theme import ThemeEmbedder, theme_text
+from cantus.lyrics.theme import ThemeEmbedder
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
 from cantus.lyrics.transformer import TransformerLyricScorer, load_transformer_checkpoint
+from cantus.lyrics.writer import themed_writer
 
 
 @dataclass
@@ -45,15 +45,13 @@ class RegisterCheck:
 
 
 def held_out_by_register(language: str, seed: int = 0) -> dict[str, list[list[str]]]:
-    """Each register's held-out lines as tokens (``transformer_training``'s split), as many
-    for each as the register with the fewest has (a seeded draw): a judge trained on more
-    text knows more words and would win pieces for that alone."""
-    from cantus.lyrics.sources import load_corpus
-    from cantus.lyrics.transformer_training import split_documents
+    """Each register's held-out lines as tokens (``held_out_documents``), as many for each as
+    the register with the fewest has (a seeded draw): a judge trained on more text knows more
+    words and would win pieces for that alone."""
+    from cantus.eval.lyrics import held_out_documents
 
-    documents, _ = load_corpus(language)
     out: dict[str, list[list[str]]] = {register: [] for register in REGISTERS[language]}
-    for document in split_documents(documents, language).held_out:
+    for document in held_out_documents(language):
         out[document.register] += [tokenize(line, language) for line in document.lines]
     size = min(len(lines) for lines in out.values())
     rng = np.random.default_rng(seed)
@@ -89,15 +87,7 @@ def run_register_check(
             lines = plan_lines(
                 [bar.notes for bar in tune.melody.bars[:bars]], tune.melody.meter, scheme=scheme
             )
-            writer = LyricWriter(
-                scorer,
-                lexicon,
-                theme_vector=embedder.embed([theme_text(theme, mood)])[0],
-                theme_text=theme,
-                embed=embedder.embed,
-                options=DecodeOptions(),
-                seed=number,
-            )
+            writer = themed_writer(scorer, lexicon, embedder, theme, mood, seed=number)
             pieces[register].append([d.text for d in writer.write_lines(lines) if d.words])
         check.lines[register] = [line for piece in pieces[register] for line in piece]
         check.distinct_2[register] = distinct_2(check.lines[register], language)

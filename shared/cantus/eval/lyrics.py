@@ -60,6 +60,7 @@ pieces'.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from collections import Counter
@@ -267,15 +268,21 @@ class LyricsEvalReport:
 # --- the human lines and the judge LM ------------------------------------------------------
 
 
-def human_and_judge_documents(language: str) -> tuple[list[str], list[list[str]]]:
-    """Held-out lines of the lyric register (human: song; ci) and the held-out documents of
-    the other registers (the judge's training text), all unseen by either LM
-    (``transformer_training``'s split)."""
+@functools.lru_cache(maxsize=2)
+def held_out_documents(language: str) -> tuple:
+    """The lyric corpus's held-out documents (``transformer_training``'s split), unseen by
+    either LM; read once per language and process (the English corpus takes a while)."""
     from cantus.lyrics.sources import load_corpus
     from cantus.lyrics.transformer_training import split_documents
 
     documents, _ = load_corpus(language)
-    held_out = split_documents(documents, language).held_out
+    return tuple(split_documents(documents, language).held_out)
+
+
+def human_and_judge_documents(language: str) -> tuple[list[str], list[list[str]]]:
+    """Held-out lines of the lyric register (human: song; ci) and the held-out documents of
+    the other registers (the judge's training text), all unseen by either LM."""
+    held_out = held_out_documents(language)
     human = [d for d in held_out if d.register == HUMAN_REGISTER[language]]
     judge = [list(d.lines) for d in held_out if d.register != HUMAN_REGISTER[language]]
     return [line for d in human for line in d.lines], judge

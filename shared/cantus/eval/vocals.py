@@ -322,12 +322,12 @@ def lyric_pieces(language: str, pieces: int, bars: int, seed: int, log: Callable
         piece_parts,
     )
     from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
-    from cantus.lyrics.decoding import LyricWriter
     from cantus.lyrics.lexicon import Lexicon
     from cantus.lyrics.serving import load_lyric_scorer
     from cantus.lyrics.slots import plan_lines
-    from cantus.lyrics.theme import ThemeEmbedder, theme_text
+    from cantus.lyrics.theme import ThemeEmbedder
     from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
+    from cantus.lyrics.writer import themed_writer
     from cantus.v1 import events_pb2 as pb
 
     torch.set_num_threads(1)
@@ -350,14 +350,7 @@ def lyric_pieces(language: str, pieces: int, bars: int, seed: int, log: Callable
         parts.spec.lyrics_language = language
         parts.spec.vocals = True
         lines = plan_lines([bar.notes for bar in melody.bars], melody.meter, scheme="AABB")
-        writer = LyricWriter(
-            scorer,
-            lexicon,
-            theme_vector=embedder.embed([theme_text(theme, mood)])[0],
-            theme_text=theme,
-            embed=embedder.embed,
-            seed=request.seed,
-        )
+        writer = themed_writer(scorer, lexicon, embedder, theme, mood, seed=request.seed)
         decoded = writer.write_lines(lines)
         parts.lyric_lines = {
             line.index: pb.LyricLine(

@@ -161,14 +161,15 @@ class DecodedLine:
     relaxed: list[str] = field(default_factory=list)
     clauses: list[int] = field(default_factory=list)
 
+    def _clause_texts(self) -> list[str]:
+        joiner = "" if self.words and _is_cjk(self.words[0]) else " "
+        return [joiner.join(group) for group in word_groups(self.words, self.clauses)]
+
     @property
     def text(self) -> str:
         """The line as printed: its clauses joined by a comma."""
         cjk = bool(self.words) and _is_cjk(self.words[0])
-        separator = SEPARATOR["zh" if cjk else "en"]
-        return separator.join(
-            ("" if cjk else " ").join(group) for group in word_groups(self.words, self.clauses)
-        )
+        return SEPARATOR["zh" if cjk else "en"].join(self._clause_texts())
 
     @classmethod
     def from_text(cls, text: str, syllables: Sequence[str]) -> DecodedLine:
@@ -185,8 +186,7 @@ class DecodedLine:
     @property
     def lm_text(self) -> str:
         """The line as the LM reads it: a clause per line, as it learnt its text."""
-        joiner = "" if self.words and _is_cjk(self.words[0]) else " "
-        return "\n".join(joiner.join(group) for group in word_groups(self.words, self.clauses))
+        return "\n".join(self._clause_texts())
 
 
 def _is_cjk(word: str) -> bool:

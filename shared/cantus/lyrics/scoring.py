@@ -28,6 +28,8 @@ from typing import Protocol
 
 import numpy as np
 
+from cantus.lyrics import REGISTERS
+
 REQUIRED_INPUTS = ("LANGUAGE", "CONTEXTS", "CANDIDATES")
 INPUTS = (*REQUIRED_INPUTS, "REGISTER")
 OUTPUTS = ("LOGPROBS", "MODEL")
@@ -84,8 +86,6 @@ def parse_scoring_request(
 
 def parse_register(inputs: dict[str, np.ndarray], language: str) -> str:
     """The request's ``REGISTER`` ("" when absent or empty), one of ``language``'s."""
-    from cantus.lyrics import REGISTERS
-
     if "REGISTER" not in inputs:
         return ""
     values = decode_texts(inputs["REGISTER"], "REGISTER", 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cantus.lyrics.decoding import DecodedLine, LyricWriter, word_pairs
+from cantus.lyrics.decoding import DecodedLine, DecodeOptions, LyricWriter, word_pairs
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.scoring import LyricScorer
 from cantus.lyrics.slots import LineSlots
@@ -55,6 +55,29 @@ class LyricResources:
                 self._themes.clear()
             self._themes[text] = self.embedder.embed([text])[0]
         return self._themes[text]
+
+
+def themed_writer(
+    scorer: LyricScorer,
+    lexicon: Lexicon,
+    embedder: ThemeEmbedder,
+    theme: str,
+    mood: str,
+    *,
+    seed: int,
+    options: DecodeOptions | None = None,
+) -> LyricWriter:
+    """A ``LyricWriter`` for a piece on ``theme`` in ``mood`` (the theme's sentence embedding
+    steers the words, the theme is the LM's title line), as the evaluations write pieces."""
+    return LyricWriter(
+        scorer,
+        lexicon,
+        theme_vector=embedder.embed([theme_text(theme, mood)])[0],
+        theme_text=theme,
+        embed=embedder.embed,
+        options=options or DecodeOptions(),
+        seed=seed,
+    )
 
 
 def write_piece_line(
