@@ -133,6 +133,24 @@ def _section_label(form: pb.FormPlan, bar: int) -> str | None:
     return None
 
 
+QUERY_TEXTS = (
+    ("key", "key"),
+    ("mode", "mode"),
+    ("meter", "meter"),
+    ("style", "style"),
+    ("mood", "mood"),
+    ("form", "form"),
+    ("palette", "palette"),
+    ("lyrics", "lyrics_theme"),
+    ("lang", "lyrics_language"),
+    ("register", "lyrics_register"),
+    ("rhyme", "lyrics_rhyme_scheme"),
+)
+"""The compose page's text parameters: query name, ComposeRequest field. Each is checked as
+the gRPC request's field is (``validate_compose_request``), and refused naming the field."""
+
+QUERY_BOOLEANS = {"1": True, "true": True, "on": True, "0": False, "false": False, "off": False}
+
 QUERY_NUMBERS = (
     ("tempo", "tempo_bpm", float),
     ("bars", "bars", int),
@@ -141,6 +159,22 @@ QUERY_NUMBERS = (
 )
 """The compose page's number parameters: query name, ComposeRequest field, type. A value that
 is not one (or out of the field's range, such as bars=-1) is refused naming the parameter."""
+
+
+def query_problem(error: ValueError) -> str:
+    """A refused compose request in the page's terms: the query parameter first, then the
+    request field it sets where the names differ ("register (lyrics_register): …")."""
+    if not isinstance(error, RequestError):
+        return f"query: {error}"
+    name = QUERY_NAMES.get(error.field, error.field)
+    field = error.field if name == error.field else f"{name} ({error.field})"
+    return f"{field}: {error.problem}"
+
+
+QUERY_NAMES = {
+    field: name for name, field in (*QUERY_TEXTS, *((n, f) for n, f, _ in QUERY_NUMBERS))
+}
+"""ComposeRequest field → the compose page's query parameter that sets it."""
 
 
 class GatewayWeb:
@@ -409,13 +443,15 @@ class GatewayWeb:
     async def compose_events(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         compose = api.ComposeRequest(
-            key=query.get("key", ""),
-            mode=query.get("mode", ""),
-            meter=query.get("meter", ""),
-            style=query.get("style", ""),
-            mood=query.get("mood", ""),
-            form=query.get("form", ""),
+            **{field: query.get(name, "") for name, field in QUERY_TEXTS},
         )
+        if "vocals" in query:
+            if query["vocals"] not in QUERY_BOOLEANS:
+                raise web.HTTPBadRequest(
+                    text=f"vocals: {query['vocals'][:40]!r} is not one of "
+                    f"{', '.join(QUERY_BOOLEANS)}\n"
+                )
+            compose.vocals = QUERY_BOOLEANS[query["vocals"]]
         for name, field, kind in QUERY_NUMBERS:
             if name not in query:
                 continue
@@ -429,8 +465,7 @@ class GatewayWeb:
         try:
             validated = validate_compose_request(compose, max_bars=self.settings.max_bars)
         except ValueError as error:  # RequestError: "field: problem"
-            text = str(error) if isinstance(error, RequestError) else f"query: {error}"
-            raise web.HTTPBadRequest(text=f"{text}\n") from None
+            raise web.HTTPBadRequest(text=f"{query_problem(error)}\n") from None
         piece_id = uuid.uuid4().hex
         requested = pb.ComposeRequested(meta=new_meta(piece_id, 0, "gateway"), spec=validated.spec)
         queue = self.router.subscribe(piece_id)

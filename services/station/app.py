@@ -246,7 +246,7 @@ class StationWorker:
                 return
             # This server refuses the theme (e.g. too long for it): the piece goes without lyrics.
             log.warning("station %s: %s; composing without lyrics", self.name, error)
-            request.lyrics_theme = ""
+            request.lyrics_theme = request.lyrics_register = ""
             validated = validate(request)
         self.requested_bars[piece_id] = validated.spec.bars
         self.program.accepted(piece_id, validated.spec)

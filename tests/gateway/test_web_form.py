@@ -75,7 +75,8 @@ def test_compose_events_name_the_bad_field():
         bad_form = await client.get("/compose/events?form=sonata")
         assert bad_form.status == 400 and (await bad_form.text()).startswith("form: ")
         both = await client.get("/compose/events?duration=60&bars=16")
-        assert both.status == 400 and (await both.text()).startswith("duration_seconds: ")
+        assert both.status == 400
+        assert (await both.text()).startswith("duration (duration_seconds): ")
         unreadable = await client.get("/compose/events?duration=soon")
         assert unreadable.status == 400
         assert producer.sent == []
@@ -121,3 +122,44 @@ def test_versions_of_a_piece_are_served_beside_each_other(tmp_path, monkeypatch)
             assert (await client.get(f"/pieces/{'cd' * 16}/versions")).status == 404
 
     asyncio.run(main())
+
+
+def test_compose_events_take_lyrics_language_register_and_vocals():
+    async def check(client, producer):
+        response = await client.get(
+            "/compose/events",
+            params={"lyrics": "河上的月光", "lang": "zh", "register": "qu", "rhyme": "ABAB"},
+        )
+        assert response.status == 200
+        english = await client.get(
+            "/compose/events", params={"lyrics": "the sea at night", "vocals": "off"}
+        )
+        assert english.status == 200
+        specs = [pb.ComposeRequested.FromString(value).spec for _, _, value in producer.sent]
+        mandarin, sea = specs
+        assert (mandarin.lyrics_theme, mandarin.lyrics_language) == ("河上的月光", "zh")
+        assert (mandarin.lyrics_register, mandarin.lyrics_rhyme_scheme) == ("qu", "ABAB")
+        assert mandarin.vocals  # on by default with lyrics
+        assert (sea.lyrics_theme, sea.lyrics_language) == ("the sea at night", "en")
+        assert not sea.vocals
+
+    run(check)
+
+
+def test_compose_events_refuse_bad_lyrics_fields_by_name():
+    async def check(client, producer):
+        cases = {
+            "register (lyrics_register)": {"lyrics": "the sea", "register": "qu"},  # not English
+            "lang (lyrics_language)": {"lyrics": "the sea", "lang": "fr"},
+            "lyrics (lyrics_theme)": {"lyrics": "x" * 1_000},
+            "vocals": {"lyrics": "the sea", "vocals": "loud"},
+        }
+        for field, params in cases.items():
+            response = await client.get("/compose/events", params=params)
+            assert response.status == 400, field
+            assert (await response.text()).startswith(f"{field}: "), field
+        without_theme = await client.get("/compose/events", params={"vocals": "1"})
+        assert (await without_theme.text()).startswith("vocals: ")
+        assert producer.sent == []
+
+    run(check)

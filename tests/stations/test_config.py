@@ -1,5 +1,7 @@
 """Station configuration: YAML in, every bad field named."""
 
+import re
+
 import pytest
 
 from cantus.stations.config import (
@@ -84,3 +86,27 @@ def test_a_session_yaml_nested_too_deeply_is_refused_naming_it():
 
     with pytest.raises(PlanError, match=r"^session_yaml: "):
         session_config("", "a: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_lyrics_take_a_language_a_register_and_several_themes():
+    config = parse_station_config(
+        "lyrics: true\nlyrics_themes: [河上的月光, a road home]\nlyrics_language: zh\n"
+        "lyrics_register: ci"
+    )
+    assert config.themes() == ["河上的月光", "a road home"]
+    assert (config.lyrics_language, config.lyrics_register) == ("zh", "ci")
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("lyrics: true\nlyrics_theme: the sea\nlyrics_language: fr", "lyrics_language"),
+        ("lyrics: true\nlyrics_theme: the sea\nlyrics_register: qu", "lyrics_register"),
+        ("lyrics: true\nlyrics_theme: 河上的月光", "lyrics_theme"),  # Han for English lyrics
+        ("lyrics: true\nlyrics_themes: [the sea, ' ']", "lyrics_themes[1]"),
+        ("lyrics: true\nlyrics_themes: []", "lyrics_theme"),
+    ],
+)
+def test_bad_lyrics_settings_are_refused_naming_the_field(text, field):
+    with pytest.raises(StationConfigError, match=rf"^{re.escape(field)}: "):
+        parse_station_config(text)

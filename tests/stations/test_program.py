@@ -140,3 +140,25 @@ def test_a_piece_is_asked_for_by_need_first_urgent_then_normal_then_background()
     assert program.priority_of_next(now_ns=3 * 10**9) == pb.PRIORITY_NORMAL
     # Running dry: less than the prebuffer ahead and nothing in hand.
     assert program.priority_of_next(now_ns=8 * 10**9) == pb.PRIORITY_URGENT
+
+
+def test_requests_carry_lyrics_in_the_station_language_and_register_on_drawn_themes():
+    config = "styles: {folk: 1}\nbars: 8\nbuffer_pieces: 7\nlyrics: true\n"
+    themes = "lyrics_themes: [河上的月光, 春天的早晨, a road home]\n"
+    zh = "lyrics_language: zh\nlyrics_register: ci\n"
+    program = Program(new_status("s", config + themes + zh))
+    requests = [request for _, request in fill(program)]
+    drawn = {request.lyrics_theme for request in requests}
+    assert drawn == {"河上的月光", "春天的早晨", "a road home"}
+    for request in requests:  # each one as the gateway would take it
+        spec = validate_compose_request(request, max_bars=64, urgent_allowed=True).spec
+        assert (spec.lyrics_language, spec.lyrics_register) == ("zh", "ci")
+        assert spec.vocals  # sung, as any piece with lyrics
+    one_theme = Program(new_status("s", config + "lyrics_theme: the sea at night\n"))
+    asked = [request for _, request in fill(one_theme)]
+    assert {(r.lyrics_theme, r.lyrics_language, r.lyrics_register) for r in asked} == {
+        ("the sea at night", "en", "")
+    }
+    # a theme draws nothing: the seeds are those of the same station without lyrics
+    plain = Program(new_status("s", "styles: {folk: 1}\nbars: 8\nbuffer_pieces: 7\n"))
+    assert [r.seed for r in asked] == [r.seed for _, r in fill(plain)]

@@ -411,6 +411,12 @@ def _http(rng: random.Random, max_bars: int) -> Case:
                 ("style", _junk(rng, 60)),
                 ("mood", _junk(rng, 60)),
                 ("form", _junk(rng, 60)),
+                ("palette", _junk(rng, 60)),
+                ("lyrics", rng.choice([" ", "!?", "x" * 2000, "\u4e2d\u6587"])),  # zh theme, en
+                ("lang", rng.choice(["fr", "xx", "q" + _junk(rng, 60)])),
+                ("register", rng.choice(["qu", "song", "q" + _junk(rng, 60)])),  # no lyrics
+                ("rhyme", rng.choice(["ABCDEFGHI", "A", "XYZ", "Z" + _junk(rng, 60)])),
+                ("vocals", rng.choice(["maybe", "2", "yes please"])),
             ]
         )
         return Case(

@@ -11,7 +11,9 @@ Example ``station.yaml``::
     energy: [0.2, 0.6]
     keys: [C, G, D, F]
     modes: [major, minor]
-    lyrics: false
+    lyrics: false          # true: sung lyrics on a theme drawn per piece
+    lyrics_theme: ""       # or lyrics_themes: [the sea at night, a road home]
+    lyrics_language: en    # or zh; lyrics_register: song, modern, … (optional)
     loudness_preset: streaming
     bars: 16
     buffer_pieces: 2
@@ -98,6 +100,17 @@ class StationConfig(BaseModel):
     meters: list[str] = Field(default_factory=lambda: ["4/4", "3/4", "6/8"])
     lyrics: bool = False
     lyrics_theme: str = Field("", description="theme sent with each piece when lyrics is on")
+    lyrics_themes: list[str] = Field(
+        default_factory=list,
+        description="themes drawn one per piece when lyrics is on, beside lyrics_theme: a "
+        "station's songs are about more than one thing",
+    )
+    lyrics_language: str = Field("en", description="language of the lyrics: en or zh")
+    lyrics_register: str = Field(
+        "",
+        description="register of the lyrics (en: song, modern, literary, scripture; zh: ci, "
+        "shi, qu); empty: the served lyric LM's own",
+    )
     loudness_preset: str = "streaming"
     bars: int = Field(16, ge=2, le=128, description="bars per piece")
     buffer_pieces: int = Field(2, ge=1, le=16, description="pieces composed ahead of playback")
@@ -218,9 +231,39 @@ class StationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _theme_with_lyrics(self) -> StationConfig:
-        if self.lyrics and not self.lyrics_theme.strip():
+        from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
+        from cantus.lyrics.theme import theme_problem
+
+        if self.lyrics_language not in LYRICS_LANGUAGES:
+            raise ValueError(
+                f"lyrics_language: {self.lyrics_language[:40]!r} is not one of "
+                f"{', '.join(LYRICS_LANGUAGES)}"
+            )
+        register = self.lyrics_register
+        if register and register not in REGISTERS[self.lyrics_language]:
+            raise ValueError(
+                f"lyrics_register: {register[:40]!r} is not a register of "
+                f"{self.lyrics_language} lyrics (known: "
+                f"{', '.join(REGISTERS[self.lyrics_language])})"
+            )
+        if self.lyrics and not self.themes():
             raise ValueError("lyrics_theme: lyrics is on, so give a theme")
+        if self.lyrics_theme.strip() and (
+            problem := theme_problem(self.lyrics_theme.strip(), self.lyrics_language)
+        ):
+            raise ValueError(f"lyrics_theme: {problem}")
+        for index, theme in enumerate(self.lyrics_themes):
+            if not theme.strip():
+                raise ValueError(f"lyrics_themes[{index}]: is empty")
+            if problem := theme_problem(theme.strip(), self.lyrics_language):
+                raise ValueError(f"lyrics_themes[{index}]: {problem}")
         return self
+
+    def themes(self) -> list[str]:
+        """The lyric themes a piece's theme is drawn from: ``lyrics_theme`` and then
+        ``lyrics_themes``, blank ones left out."""
+        named = [self.lyrics_theme, *self.lyrics_themes]
+        return [theme.strip() for theme in named if theme.strip()]
 
 
 MAX_CONFIG_CHARS = 64_000
@@ -252,7 +295,7 @@ def parse_station_config(text: str) -> StationConfig:
         first = error.errors()[0]
         field, problem = ".".join(str(part) for part in first["loc"]), first["msg"]
         if not field:  # a check across fields names its field in its message: "forms: …"
-            named = re.match(r"(?:Value error, )?([a-z_]+): (.*)", problem, re.DOTALL)
+            named = re.match(r"(?:Value error, )?([a-z_]+(?:\[\d+\])?): (.*)", problem, re.DOTALL)
             field, problem = named.groups() if named else ("config_yaml", problem)
         raise StationConfigError(field, problem) from None
 

@@ -287,7 +287,11 @@ class Program:
             names = list(self.config.forms)
             request.form = rng.choices(names, weights=[self.config.forms[n] for n in names])[0]
         if self.config.lyrics:
-            request.lyrics_theme = self.config.lyrics_theme
+            themes = self.config.themes()
+            # one theme draws nothing, so a config of one theme keeps its draws
+            request.lyrics_theme = rng.choice(themes) if len(themes) > 1 else themes[0]
+            request.lyrics_language = self.config.lyrics_language
+            request.lyrics_register = self.config.lyrics_register
         # append copies the message: hand back the entry the program holds, so that what
         # the caller sets on it (a rejection) is in the snapshot
         self.status.program.append(entry)
