@@ -1,11 +1,22 @@
 """``cantus train lyrics --model lstm``: trains the English (word-level) and Mandarin
-(character-level) LSTM lyric LMs on the fortunes corpora (``corpus``), single-threaded by
-default, and writes ``checkpoints/lyric_lstm_<language>.pt`` and its lexicon with theme
-embeddings (``checkpoints/lyric_lexicon_lstm_<language>.npz``). ``checkpoint_path`` and
+(character-level) LSTM lyric LMs, single-threaded by default, and writes
+``checkpoints/lyric_lstm_<language>.pt`` and its lexicon with theme embeddings
+(``checkpoints/lyric_lexicon_lstm_<language>.npz``). ``checkpoint_path`` and
 ``lexicon_path`` name the files of either LM (``cantus.lyrics.LYRIC_MODELS``).
 
-Documents are split 95/5 into training and validation by a fixed seed; the checkpoint kept
-is the one with the lowest validation loss (nats per token).
+What each language reads (``lstm_documents``):
+
+* English: the song and everyday registers of the registry corpus (``cantus.lyrics.sources``,
+  ``make lyric-data``): the fortunes songs, love poems and literature, each read
+  ``LYRIC_REPEATS`` times an epoch, and the fortunes prose and WordNet's example sentences
+  once. On the songs alone (55 k words) the LM knew a few hundred stock phrases and strung
+  them together ("i have been to do"); the example sentences teach it whole sentences
+  ("he got up in the air"). Held out: the transformer's split
+  (``transformer_training.split_documents``), whose song documents are the LSTM's own
+  validation set, so the eval's human lines stay out of training.
+* Mandarin: the fortunes-zh poems (``corpus``), split 95/5 by a fixed seed.
+
+The checkpoint kept is the one with the lowest validation loss (nats per token).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +48,14 @@ from cantus.lyrics.model import (
 log = logging.getLogger("cantus.lyrics.training")
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+LSTM_REGISTERS = {"en": ("song", "modern")}
+"""Registers of the registry corpus an LSTM reads; a language not named reads the fortunes
+poems (``corpus.load_documents``)."""
+LYRIC_REPEATS = 3
+"""Reads per epoch of the lyric documents (the fortunes files the LSTM read before) beside
+the everyday prose, so that the LM still writes verse."""
+MIN_COUNT = {"en": 3}
+"""Occurrences in training a word needs to be in the vocabulary (default 2)."""
 SEQUENCE_TOKENS = 64
 BATCH = 32
 
@@ -102,13 +122,9 @@ def train_language(
     lexicon; returns a summary (validation loss, perplexity, sizes)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    documents, dropped = load_documents(language)
-    order = list(range(len(documents)))
-    rng.shuffle(order)
-    cut = max(1, len(order) // 20)
-    valid_docs = [documents[i] for i in order[:cut]]
-    train_docs = [documents[i] for i in order[cut:]]
-    vocab = Vocabulary.build(train_docs, language)
+    train_docs, valid_docs, dropped = lstm_documents(language, rng)
+    once = list({tuple(document): document for document in train_docs}.values())
+    vocab = Vocabulary.build(once, language, min_count=MIN_COUNT.get(language, 2))
     train, valid = (token_stream(d, vocab, language) for d in (train_docs, valid_docs))
     config = LyricLMConfig(vocab_size=len(vocab), **(config_overrides or {}))
     model = LyricLM(config)
@@ -171,11 +187,41 @@ def train_language(
     return summary
 
 
+def lstm_documents(
+    language: str, rng: random.Random
+) -> tuple[list[list[str]], list[list[str]], Counter]:
+    """Training and validation documents (lists of lines) of ``language``'s LSTM and the
+    dropped lines by reason (module docstring); training documents in a shuffled order."""
+    if language not in LSTM_REGISTERS:
+        documents, dropped = load_documents(language)
+        order = list(range(len(documents)))
+        rng.shuffle(order)
+        cut = max(1, len(order) // 20)
+        return [documents[i] for i in order[cut:]], [documents[i] for i in order[:cut]], dropped
+    from cantus.lyrics.sources import load_corpus
+    from cantus.lyrics.transformer_training import LSTM_SOURCES, split_documents
+
+    documents, dropped = load_corpus(language)
+    split = split_documents(documents, language)
+    lyric = {f"fortunes/{name}" for name in LSTM_SOURCES[language]}
+    registers = LSTM_REGISTERS[language]
+    train = [
+        list(document.lines)
+        for document in split.train
+        if document.register in registers or document.source in lyric
+        for _ in range(LYRIC_REPEATS if document.source in lyric else 1)
+    ]
+    rng.shuffle(train)
+    valid = [list(document.lines) for document in split.held_out if document.source in lyric]
+    return train, valid, dropped
+
+
 def train_lyrics_command(
     *, minutes: float, out_dir: Path = CHECKPOINT_DIR, languages=LYRICS_LANGUAGES, log_path=None
 ) -> None:
     """Train every language in turn, ``minutes`` each at most, one thread; the progress
-    lines also go to ``log_path`` (``docs/results/lyrics_training.log``)."""
+    lines are appended to ``log_path`` (``docs/results/lyrics_training.log``) under the
+    command that made them."""
     torch.set_num_threads(1)
     lines: list[str] = []
 
@@ -187,5 +233,7 @@ def train_lyrics_command(
         train_language(language, minutes=minutes, out_dir=out_dir, report=report)
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        command = f"cantus train lyrics --minutes {minutes:g}"
-        Path(log_path).write_text(f"# {command}\n" + "\n".join(lines) + "\n")
+        named = "".join(f" --language {language}" for language in languages)
+        command = f"cantus train lyrics --model lstm --minutes {minutes:g}{named}"
+        with Path(log_path).open("a") as handle:
+            handle.write(f"\n# {command}\n" + "\n".join(lines) + "\n")
