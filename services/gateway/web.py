@@ -442,9 +442,9 @@ class GatewayWeb:
 
     async def compose_events(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        compose = api.ComposeRequest(
-            **{field: query.get(name, "") for name, field in QUERY_TEXTS},
-        )
+        compose = api.ComposeRequest()
+        for name, field in QUERY_TEXTS:
+            setattr(compose, field, query.get(name, ""))
         if "vocals" in query:
             if query["vocals"] not in QUERY_BOOLEANS:
                 raise web.HTTPBadRequest(

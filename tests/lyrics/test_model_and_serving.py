@@ -64,6 +64,7 @@ def test_training_writes_a_loadable_checkpoint_and_lexicon(tmp_path):
         config_overrides={"embedding": 16, "hidden": 32},
         max_epochs=1,
         embed_lexicon=False,
+        registry=False,  # the fortunes poems alone: no `make lyric-data` here
         report=lambda line: None,
     )
     assert summary["vocabulary"] > 1000
@@ -129,3 +130,25 @@ def test_a_request_in_a_register_is_answered_by_the_transformer_in_it():
         serving.handle({**request, "REGISTER": texts("ci")})
     with pytest.raises(ScoringInputError, match=r"REGISTER.*no lyric transformer"):
         LyricServing(serving.scorers).handle({**request, "REGISTER": texts("modern")})
+
+
+def test_the_lstm_reads_its_fortunes_files_three_times_beside_the_registry_registers(monkeypatch):
+    import random
+
+    from cantus.lyrics import training
+    from cantus.lyrics.sources import Document
+
+    song = Document(("the sea at night", "a light"), "fortunes/songs-poems", "song")
+    example = Document(("he went to the store",), "wordnet", "modern")
+    verse = Document(("and he shall be",), "bible-kjv", "scripture")
+    held = Document(("a held out song",), "fortunes/love", "song")
+    monkeypatch.setattr(
+        "cantus.lyrics.sources.load_corpus", lambda language: ([song, example, verse, held], {})
+    )
+    monkeypatch.setattr(
+        "cantus.lyrics.transformer_training.split_documents",
+        lambda documents, language: type("Split", (), {"train": documents[:3], "held_out": [held]}),
+    )
+    train, valid, _ = training.lstm_documents("en", random.Random(0))
+    assert sorted(map(tuple, train)) == sorted([song.lines] * 3 + [example.lines])
+    assert valid == [list(held.lines)]  # the fortunes documents held out, as before

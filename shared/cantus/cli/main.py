@@ -479,8 +479,10 @@ def train_lyrics(
 ) -> None:
     """Train the English and Mandarin lyric LMs and build their lexicons (reproduces
     checkpoints/lyric_*.pt and lyric_lexicon_*.npz). The transformer is installed only if
-    it beats the LSTM on held-out perplexity; lstm retrains the fortunes LSTM
-    (lyric_lstm_*). Which of the two lyric_lm serves is the lyric_models setting."""
+    it beats the LSTM on held-out perplexity; lstm retrains the LSTM (lyric_lstm_*: its
+    fortunes files and, with `make lyric-data`, the registry corpus's song and everyday
+    English, the Mandarin ci). Which of the two lyric_lm serves is the lyric_models
+    setting."""
     from cantus.settings import REPO_ROOT
 
     if model == "transformer":

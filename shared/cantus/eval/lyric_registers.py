@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cantus.lyrics import REGISTERS
+from cantus.lyrics.decoding import REGISTER_DECODING
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.model import tokenize
 from cantus.lyrics.slots import plan_lines
@@ -87,7 +88,9 @@ def run_register_check(
             lines = plan_lines(
                 [bar.notes for bar in tune.melody.bars[:bars]], tune.melody.meter, scheme=scheme
             )
-            writer = themed_writer(scorer, lexicon, embedder, theme, mood, seed=number)
+            writer = themed_writer(
+                scorer, lexicon, embedder, theme, mood, seed=number, options=REGISTER_DECODING
+            )
             pieces[register].append([d.text for d in writer.write_lines(lines) if d.words])
         check.lines[register] = [line for piece in pieces[register] for line in piece]
         check.distinct_2[register] = distinct_2(check.lines[register], language)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cantus.lyrics.decoding import DecodedLine, DecodeOptions, LyricWriter, word_pairs
+from cantus.lyrics.decoding import (
+    REGISTER_DECODING,
+    DecodedLine,
+    DecodeOptions,
+    LyricWriter,
+    word_pairs,
+)
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.scoring import LyricScorer
 from cantus.lyrics.slots import LineSlots
@@ -101,6 +107,7 @@ def write_piece_line(
         theme_vector=resources.theme_vector(text),
         theme_text=theme,
         embed=resources.embedder.embed,
+        options=REGISTER_DECODING if register else DecodeOptions(),
         seed=seed,
     )
     used: Counter = Counter()
