@@ -105,6 +105,7 @@ def test_lyrics_take_a_language_a_register_and_several_themes():
         ("lyrics: true\nlyrics_theme: 河上的月光", "lyrics_theme"),  # Han for English lyrics
         ("lyrics: true\nlyrics_themes: [the sea, ' ']", "lyrics_themes[1]"),
         ("lyrics: true\nlyrics_themes: []", "lyrics_theme"),
+        ("lyrics: true\nlyrics_themes: [the sea, " + "x" * 600 + "]", "lyrics_themes[1]"),
     ],
 )
 def test_bad_lyrics_settings_are_refused_naming_the_field(text, field):

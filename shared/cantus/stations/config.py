@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
-from cantus.requests import clip_problem
+from cantus.requests import MAX_THEME_CHARS, clip_problem
 from cantus.settings import MASTERING_PRESETS
 
 STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -248,15 +248,19 @@ class StationConfig(BaseModel):
             )
         if self.lyrics and not self.themes():
             raise ValueError("lyrics_theme: lyrics is on, so give a theme")
-        if self.lyrics_theme.strip() and (
-            problem := theme_problem(self.lyrics_theme.strip(), self.lyrics_language)
-        ):
-            raise ValueError(f"lyrics_theme: {problem}")
-        for index, theme in enumerate(self.lyrics_themes):
+        named = [("lyrics_theme", self.lyrics_theme)] if self.lyrics_theme.strip() else []
+        named += [(f"lyrics_themes[{i}]", theme) for i, theme in enumerate(self.lyrics_themes)]
+        for field, theme in named:
+            # the gateway's checks (cantus.requests), here so that a station does not start
+            # with a theme every piece of it would be refused
             if not theme.strip():
-                raise ValueError(f"lyrics_themes[{index}]: is empty")
+                raise ValueError(f"{field}: is empty")
+            if len(theme.strip()) > MAX_THEME_CHARS:
+                raise ValueError(
+                    f"{field}: {len(theme.strip())} characters; at most {MAX_THEME_CHARS}"
+                )
             if problem := theme_problem(theme.strip(), self.lyrics_language):
-                raise ValueError(f"lyrics_themes[{index}]: {problem}")
+                raise ValueError(f"{field}: {problem}")
         return self
 
     def themes(self) -> list[str]:
