@@ -439,6 +439,7 @@ PLAIN_BEAM = DecodeOptions(
     bigram_penalty=0.0,
     prime_theme=False,
     pick_temperature=0.0,
+    pair_dropout=0.0,
 )
 """The decoder before the diversity changes (#21): a plain beam search, the best line
 taken, every word sung before penalised alike; the *plain beam* methods."""
