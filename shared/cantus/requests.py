@@ -91,6 +91,17 @@ class ValidatedRequest:
     given_bars: list[pb.BarNotes]
 
 
+def lyrics_theme_problem(theme: str, language: str) -> str | None:
+    """Why a (stripped, non-empty) lyrics theme is refused in ``language``, or None: too long,
+    no words, or ``theme_problem`` (script, blocked words). A station's config checks its
+    themes with it too, so that it does not start with a theme every piece would lose."""
+    if len(theme) > MAX_THEME_CHARS:
+        return f"{len(theme)} characters; at most {MAX_THEME_CHARS}"
+    if not any(character.isalnum() for character in theme):
+        return "has no words (only punctuation or symbols)"
+    return theme_problem(theme, language)
+
+
 def validate_compose_request(
     request: api.ComposeRequest, *, max_bars: int, urgent_allowed: bool = False
 ) -> ValidatedRequest:
@@ -131,13 +142,9 @@ def validate_compose_request(
     if language not in LYRICS_LANGUAGES:
         raise RequestError("lyrics_language", f"unsupported language {language!r} (en, zh)")
     theme = request.lyrics_theme.strip()
-    if len(theme) > MAX_THEME_CHARS:
-        raise RequestError("lyrics_theme", f"{len(theme)} characters; at most {MAX_THEME_CHARS}")
     if request.lyrics_theme and not theme:
         raise RequestError("lyrics_theme", "is only white space; leave it empty for no lyrics")
-    if theme and not any(character.isalnum() for character in theme):
-        raise RequestError("lyrics_theme", "has no words (only punctuation or symbols)")
-    if theme and (problem := theme_problem(theme, language)):
+    if theme and (problem := lyrics_theme_problem(theme, language)):
         raise RequestError("lyrics_theme", problem)
     # Sung lyrics: on by default when there are lyrics (cantus.render.vocals).
     vocals = request.vocals if request.HasField("vocals") else bool(theme)

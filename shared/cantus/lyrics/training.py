@@ -215,12 +215,11 @@ def lstm_documents(
         cut = max(1, len(order) // 20)
         return [documents[i] for i in order[cut:]], [documents[i] for i in order[:cut]], dropped
     from cantus.lyrics.sources import load_corpus
-    from cantus.lyrics.transformer_training import LSTM_SOURCES, split_documents
+    from cantus.lyrics.transformer_training import lstm_sources, split_documents
 
     corpus, dropped = load_corpus(language)
     split = split_documents(corpus, language)
-    package = "fortunes" if language == "en" else "fortunes-zh"
-    lyric = {f"{package}/{name}" for name in LSTM_SOURCES[language]}
+    lyric = lstm_sources(language)
     registers = LSTM_REGISTERS[language]
     train = [
         list(document.lines)

@@ -66,11 +66,15 @@ def lstm_validation_lines(language: str) -> set[tuple[str, ...]]:
     return {tuple(documents[i]) for i in order[:cut]}
 
 
+def lstm_sources(language: str) -> set[str]:
+    """The registry corpus's ``Document.source`` names of the fortunes files the LSTM reads."""
+    package = "fortunes" if language == "en" else "fortunes-zh"
+    return {f"{package}/{name}" for name in LSTM_SOURCES[language]}
+
+
 def split_documents(documents: Sequence[Document], language: str) -> Split:
     lstm_valid = lstm_validation_lines(language)
-    lstm_files = {
-        f"{'fortunes' if language == 'en' else 'fortunes-zh'}/{n}" for n in LSTM_SOURCES[language]
-    }
+    lstm_files = lstm_sources(language)
     train: list[Document] = []
     held_out: list[Document] = []
     for document in documents:

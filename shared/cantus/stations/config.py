@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cantus.music.notes import Key, Meter, MusicError
 from cantus.music.styles import SUPPORTED_METERS, TEMPO_RANGE_BPM, Style
-from cantus.requests import MAX_THEME_CHARS, clip_problem
+from cantus.requests import clip_problem, lyrics_theme_problem
 from cantus.settings import MASTERING_PRESETS
 
 STATION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -232,7 +232,6 @@ class StationConfig(BaseModel):
     @model_validator(mode="after")
     def _theme_with_lyrics(self) -> StationConfig:
         from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
-        from cantus.lyrics.theme import theme_problem
 
         if self.lyrics_language not in LYRICS_LANGUAGES:
             raise ValueError(
@@ -251,15 +250,9 @@ class StationConfig(BaseModel):
         named = [("lyrics_theme", self.lyrics_theme)] if self.lyrics_theme.strip() else []
         named += [(f"lyrics_themes[{i}]", theme) for i, theme in enumerate(self.lyrics_themes)]
         for field, theme in named:
-            # the gateway's checks (cantus.requests), here so that a station does not start
-            # with a theme every piece of it would be refused
             if not theme.strip():
                 raise ValueError(f"{field}: is empty")
-            if len(theme.strip()) > MAX_THEME_CHARS:
-                raise ValueError(
-                    f"{field}: {len(theme.strip())} characters; at most {MAX_THEME_CHARS}"
-                )
-            if problem := theme_problem(theme.strip(), self.lyrics_language):
+            if problem := lyrics_theme_problem(theme.strip(), self.lyrics_language):
                 raise ValueError(f"{field}: {problem}")
         return self
 
