@@ -118,6 +118,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
                 else None
             ),
             choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
+            register_contrast=service.settings.melody_register_contrast,
         )
 
         async for index, bar in composer.compose(recorded, decode):

@@ -332,6 +332,14 @@ class Settings(BaseSettings):
         description="prompt the melody model with the bars after a gap or a phrase "
         "(fill-in-the-middle; only with a checkpoint trained for it)",
     )
+    # Session 24: the B of a 16-bar AABA sat 0.1 semitone below its A with the candidates
+    # kept as they came; the held-out tunes' second strain sits 1.5 above their first
+    # (docs/results/form_register.md, cantus.melody.register).
+    melody_register_contrast: bool = Field(
+        True,
+        description="a contrasting section's phrases are chosen, among their candidates, "
+        "near a register drawn from the corpus's second strains (cantus.melody.register)",
+    )
 
     # --- harmony model -------------------------------------------------------------------
     harmony_model_name: str = "harmony"

@@ -782,6 +782,14 @@ def eval_realness(
             "unset: the service's"
         ),
     ] = None,
+    register_contrast: Annotated[
+        bool | None,
+        typer.Option(
+            "--register-contrast/--no-register-contrast",
+            help="Contrasting sections chosen near a register drawn from the corpus's second "
+            "strains; unset: the service's",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -808,6 +816,7 @@ def eval_realness(
         top_p=top_p,
         lead_on=upbeats,
         key_candidates=key_candidates,
+        register_contrast=register_contrast,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

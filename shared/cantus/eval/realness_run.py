@@ -138,11 +138,12 @@ def sample_melodies(
     bars: Sequence[int] | None = None,
     lead_on: bool = True,
     key_candidates: int | None = None,
+    register_contrast: bool | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
     ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
-    ``lead_on``, ``key_candidates``: the form composer's (``FormComposer``,
+    ``lead_on``, ``key_candidates``, ``register_contrast``: the form composer's (``FormComposer``,
     ``compose_pieces``); None where the engine failed or the tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
@@ -168,6 +169,7 @@ def sample_melodies(
             max_batch=max_batch,
             lead_on=lead_on,
             key_candidates=key_candidates,
+            register_contrast=register_contrast,
         )
     sequences = sample_transformer(
         model,
@@ -258,6 +260,28 @@ class RealnessRun:
     calibration: list[MoveShares] | None = None
     calibration_tunes: int = 0
     key_candidates: int | None = None
+    register_contrast: bool | None = None
+    contrast_lifts: ContrastLifts | None = None
+
+
+@dataclass(frozen=True)
+class ContrastLifts:
+    """Mean pitch of bars 9-12 less that of bars 1-8 (``register.strain_lift``; a real
+    tune's pickup bar left out), semitones: in a 16-bar piece along ``auto``'s plan, its B
+    against its A and A'; in a real tune, the first phrase of its second strain against
+    its first strain."""
+
+    generated: list[float]
+    real: list[float]
+
+
+def contrast_lifts(generated: Sequence[Melody], real: Sequence[Melody]) -> ContrastLifts:
+    from cantus.melody.register import strain_lift
+
+    def lifts(melodies: Sequence[Melody]) -> list[float]:
+        return [lift for m in melodies if (lift := strain_lift(m)) is not None]
+
+    return ContrastLifts(lifts(generated), lifts(real))
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -328,6 +352,7 @@ def run_realness_eval(
     top_p: float | None = None,
     lead_on: bool = True,
     key_candidates: int | None = None,
+    register_contrast: bool | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -366,6 +391,7 @@ def run_realness_eval(
         top_p=top_p,
         lead_on=lead_on,
         key_candidates=key_candidates,
+        register_contrast=register_contrast,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -398,6 +424,8 @@ def run_realness_eval(
         calibration=calibration,
         calibration_tunes=len(sequences),
         key_candidates=key_candidates,
+        register_contrast=register_contrast,
+        contrast_lifts=contrast_lifts(found, [t.melody for t in held_out]),
     )
 
 
@@ -459,9 +487,50 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         lines.append(f"| {band.label} | {band.n_bars} | {n} | " + " | ".join(cells) + " |")
     if run.joins is not None:
         lines += _join_lines(run.joins)
+    if run.contrast_lifts is not None:
+        lines += _contrast_lines(run.contrast_lifts, run.register_contrast)
     if run.calibration is not None:
         lines += ["", *format_calibration(run.calibration, run.calibration_tunes)]
     return "\n".join(lines) + "\n"
+
+
+def _contrast_lines(lifts: ContrastLifts, register_contrast: bool | None) -> list[str]:
+    if register_contrast is None:
+        from cantus.settings import Settings
+
+        register_contrast = Settings.model_construct().melody_register_contrast
+    chosen = (
+        "chosen among its candidates near a register drawn from the corpus's second strains "
+        "(`cantus.melody.register`)"
+        if register_contrast
+        else "its candidates kept without regard to register (`--no-register-contrast`)"
+    )
+
+    def row(label: str, values: Sequence[float]) -> str:
+        if not values:
+            return f"| {label} | 0 | | | | | |"
+        low, median, high = np.percentile(values, [10, 50, 90])
+        above = float(np.mean([v > 2 for v in values]))
+        below = float(np.mean([v < -1 for v in values]))
+        return (
+            f"| {label} | {len(values)} | {float(np.mean(values)):+.2f} | "
+            f"{low:+.2f} / {median:+.2f} / {high:+.2f} | {100 * above:.0f} % | "
+            f"{100 * below:.0f} % |"
+        )
+
+    return [
+        "",
+        "## Register of the contrasting section",
+        "",
+        "Mean pitch of bars 9-12 less that of bars 1-8, in semitones: a 16-bar piece's B "
+        f"against its A and A' ({chosen}); a real tune's second strain's first phrase against "
+        "its first strain (a pickup bar left out).",
+        "",
+        "| melodies | n | mean | 10th / 50th / 90th percentile | over +2 | under -1 |",
+        "|---|---|---|---|---|---|",
+        row("generated", lifts.generated),
+        row("real tunes", lifts.real),
+    ]
 
 
 def _join_lines(joins: BarLineJoins) -> list[str]:

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.phrase_endings import draw_cadence_beat, draw_upbeat
+from cantus.melody.register import contrasting_sections, draw_lift, mean_pitch, theme_sections
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import Cadence, FormPlan, Section, Treatment
@@ -92,7 +93,9 @@ class PhraseRequest:
     a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
     model's choice). ``guidance``: this request's classifier-free guidance on the key, None:
     the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
-    unguided candidate keeps the key and is like a tune)."""
+    unguided candidate keeps the key and is like a tune). ``register_aim``: the mean pitch a
+    contrasting section's phrase is chosen to sit near (``cantus.melody.register``), None
+    for the theme, its returns, intros and outros; read by the choosers, not the model."""
 
     first_bar: int
     n_bars: int
@@ -106,6 +109,7 @@ class PhraseRequest:
     phrase_continues: bool = False
     upbeat: int = -1
     guidance: float | None = None
+    register_aim: float | None = None
 
     def sampling(self, base: SamplingParams) -> SamplingParams:
         """``base`` (the service's settings) with this phrase's cadence, opening, whether
@@ -154,7 +158,9 @@ class FormComposer:
     comparisons, docs/examples/phrases). ``choose_in_key``: each decoded phrase that does not
     lead into a return is chosen among candidates, the first that keeps its key area's bars
     in their key (``cantus.melody.key_choice``, ``settings.melody_key_candidates``); its bars
-    too come all at once."""
+    too come all at once. ``register_contrast``: a contrasting section's phrases carry a
+    register aim (``PhraseRequest.register_aim``, ``cantus.melody.register``) that the
+    choosers keep the nearest candidates to; False: none (as before session 24)."""
 
     def __init__(
         self,
@@ -166,6 +172,7 @@ class FormComposer:
         choose: ChoosePhrase | None = None,
         lead_on: bool = True,
         choose_in_key: ChoosePhrase | None = None,
+        register_contrast: bool = True,
     ) -> None:
         self.plan = plan
         self.controls = controls
@@ -174,6 +181,8 @@ class FormComposer:
         self.choose = choose
         self.lead_on = lead_on
         self.choose_in_key = choose_in_key
+        self.contrasting = contrasting_sections(plan) if register_contrast else set()
+        self.theme = theme_sections(plan)
 
     async def compose(
         self, bars: list[Bar], decode: DecodePhrase
@@ -317,7 +326,29 @@ class FormComposer:
             cadence_beat=cadence_beat,
             phrase_continues=continues,
             upbeat=self.upbeat(end, cadence_beat) if continues and self.lead_on else -1,
+            register_aim=self.register_aim(index, bars),
         )
+
+    def register_aim(self, index: int, bars: Sequence[Bar]) -> float | None:
+        """The mean pitch a phrase at ``index`` of a contrasting section is chosen near: the
+        theme's bars so far plus a lift drawn from the corpus's second strains, one per
+        section (seeded by the seed and the section's first bar alone, so a restart draws the
+        same); None outside contrasting sections or before any theme bar."""
+        section_index = self.plan.section_index(index)
+        if section_index not in self.contrasting:
+            return None
+        section = self.plan.sections[section_index]
+        theme = [self.plan.sections[number] for number in sorted(self.theme)]
+        theme_bars = [
+            bars[bar]
+            for part in theme
+            for bar in range(part.first_bar, min(part.end_bar, section.first_bar))
+        ]
+        theme_pitch = mean_pitch(theme_bars)
+        if theme_pitch is None:
+            return None
+        rng = random.Random(self.seed * 1_000_003 + 900_001 * (section.first_bar + 1) + 2)
+        return theme_pitch + draw_lift(rng)
 
     def context(self, section: Section, index: int, n_bars: int, bars: Sequence[Bar]) -> list[Bar]:
         """The bars a request is prompted with, each once and in piece order so the model

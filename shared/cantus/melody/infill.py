@@ -38,6 +38,7 @@ from cantus.melody.composition import (
     hold_last_note,
 )
 from cantus.melody.controls import Controls
+from cantus.melody.register import REGISTER_TOLERANCE, nearest_register
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import FormPlan
 from cantus.music.notes import Bar
@@ -228,13 +229,20 @@ async def best_of_candidates(
     key_area: Sequence[Bar] = (),
 ) -> tuple[list[Bar], FillReport]:
     """``candidates`` decodings of ``request`` (``decode_candidates``), and the one after
-    which ``right`` is likeliest; with ``in_key``, of those it keeps after ``key_area``."""
+    which ``right`` is likeliest; with ``in_key``, of those it keeps after ``key_area``;
+    with a register aim (``PhraseRequest.register_aim``), of those nearest it
+    (``register.nearest_register``, within ``REGISTER_TOLERANCE``)."""
     decoded = await decode_candidates(decode, request, candidates)
     complete = [bars for bars in decoded if len(bars) >= request.n_bars]
     if not complete:
         return decoded[0], FillReport()
     if in_key is not None:
         complete = [complete[k] for k in in_key(complete, key_area, request.controls.key)]
+    if request.register_aim is not None:
+        near = nearest_register(
+            complete, range(len(complete)), request.register_aim, REGISTER_TOLERANCE
+        )
+        complete = [complete[k] for k in sorted(near)]
     sequences, starts = suffix_sequences(tokenizer, request, complete, right)
     scores = await score(sequences, starts)
     best = max(range(len(complete)), key=lambda k: scores[k])

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 from cantus.melody.composition import ChoosePhrase, DecodePhrase, PhraseRequest
 from cantus.melody.infill import CANDIDATE_SEED_STRIDE, decode_candidates
+from cantus.melody.register import nearest_register
 from cantus.music.form import PHRASE_BARS
 from cantus.music.key_finding import AARDEN_ESSEN, ALL_KEYS, key_correlations
 from cantus.music.notes import Bar, Key
@@ -132,7 +133,9 @@ def key_chooser(
     the phrases that lean on the tonic and the dominant (session 20, Krumhansl-Kessler
     profiles: three candidates, classifier 77 % against 72 % for two). Where none keeps the
     key and is like a tune, the phrase is decoded once more with ``fallback_guidance`` (1:
-    not) and chosen with the others."""
+    not) and chosen with the others. A phrase with a register aim (a contrasting section's,
+    ``cantus.melody.register``) is the fitting candidate nearest the aim instead of the
+    first."""
 
     async def choose(
         request: PhraseRequest, after: Sequence[Bar], key_area: Sequence[Bar]
@@ -141,6 +144,8 @@ def key_chooser(
         complete = [bars for bars in decoded if len(bars) >= request.n_bars]
         key = request.controls.key
         ranked, fitting = _ranked(complete, key_area, key)
+        if fitting and request.register_aim is not None:
+            ranked = nearest_register(complete, ranked, request.register_aim, 0.0)
         if fallback_guidance > 1 and not fitting:
             guided = dataclasses.replace(
                 request,

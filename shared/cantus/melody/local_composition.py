@@ -83,6 +83,7 @@ def compose_pieces(
     return_candidates: int | None = None,
     lead_on: bool = True,
     key_candidates: int | None = None,
+    register_contrast: bool | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -92,7 +93,8 @@ def compose_pieces(
     ``settings.melody_return_candidates``) by the model's own scoring, as the service
     chooses with ``melody_score`` (and, where the key is held by choosing, among those in
     key); ``lead_on``: as ``FormComposer``'s; each other new phrase chosen in key among
-    ``key_candidates`` (None: ``settings.melody_key_candidates``);
+    ``key_candidates`` (None: ``settings.melody_key_candidates``); ``register_contrast``: as
+    ``FormComposer``'s (None: ``settings.melody_register_contrast``);
     None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
@@ -100,6 +102,7 @@ def compose_pieces(
     candidates = served.melody_return_candidates if return_candidates is None else return_candidates
     in_key = served.melody_key_candidates if key_candidates is None else key_candidates
     in_key_filter = candidates_in_key if in_key > 1 else None
+    contrast = served.melody_register_contrast if register_contrast is None else register_contrast
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -124,6 +127,7 @@ def compose_pieces(
                         choose=choose,
                         lead_on=lead_on,
                         choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
+                        register_contrast=contrast,
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):

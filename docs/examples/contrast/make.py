@@ -1,0 +1,80 @@
+"""The register-contrast example of docs/examples/README.md: six 16-bar pieces (form ``auto``:
+AABA, the B in bars 9-12) composed in process with the service's sampling, once with the
+candidates of the B kept without regard to register (as before session 24) and once chosen
+near a register drawn from the corpus's second strains (``cantus.melody.register``); their
+piano rolls side by side, the B shaded, each title with how far the B's mean pitch lies above
+its A's. Run: .venv/bin/python docs/examples/contrast/make.py"""
+
+from pathlib import Path
+
+import matplotlib
+import torch
+
+from cantus.melody.checkpoint import load_melody_checkpoint
+from cantus.melody.controls import Controls
+from cantus.melody.local_composition import compose_pieces, default_sampling
+from cantus.melody.register import strain_lift
+from cantus.music.notes import Key, Meter, Mode
+from cantus.music.styles import Energy, Style
+from cantus.settings import CHECKPOINTS
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+OUT = Path(__file__).parent / "b_register_pianoroll.png"
+PIECES = [
+    (Controls(Key(0), Meter(4, 4), 100.0, Style.FOLK, Energy.MID), 11),
+    (Controls(Key(7), Meter(6, 8), 110.0, Style.CELTIC, Energy.MID), 12),
+    (Controls(Key(2, Mode.MINOR), Meter(3, 4), 96.0, Style.FOLK, Energy.LOW), 13),
+    (Controls(Key(9, Mode.MINOR), Meter(4, 4), 120.0, Style.CELTIC, Energy.HIGH), 14),
+    (Controls(Key(5), Meter(2, 4), 104.0, Style.FOLK, Energy.MID), 15),
+    (Controls(Key(4, Mode.MINOR), Meter(6, 8), 100.0, Style.FOLK, Energy.MID), 16),
+]
+NAMES = "C C# D Eb E F F# G Ab A Bb B".split()
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    model, tokenizer, _ = load_melody_checkpoint(CHECKPOINTS / "melody_lm.pt")
+    runs = {
+        contrast: compose_pieces(
+            model, tokenizer, PIECES, n_bars=16, sampling=default_sampling(),
+            register_contrast=contrast,
+        )
+        for contrast in (False, True)
+    }  # fmt: skip
+    figure, axes = plt.subplots(len(PIECES), 2, figsize=(16, 2.4 * len(PIECES)))
+    for row, (controls, seed) in enumerate(PIECES):
+        for column, contrast in enumerate((False, True)):
+            melody = runs[contrast][row]
+            axis = axes[row][column]
+            if melody is None:
+                axis.set_title("failed")
+                continue
+            bar_ticks = melody.bars[0].meter.bar_ticks
+            axis.axvspan(8 * bar_ticks, 12 * bar_ticks, color="#fde8c8")
+            for number, bar in enumerate(melody.bars):
+                start = number * bar_ticks
+                for note in bar.notes:
+                    axis.broken_barh(
+                        [(start + note.onset, note.duration)],
+                        (note.pitch - 0.4, 0.8),
+                        color="C3" if contrast else "C0",
+                    )
+                axis.axvline(start, color="#ddd", lw=0.5)
+            key = f"{NAMES[controls.key.tonic]} {controls.key.mode.value}"
+            lift = strain_lift(melody)
+            axis.set_title(
+                f"{key}, {controls.meter}, {controls.style.value}, seed {seed}; "
+                f"{'B near a drawn register' if contrast else 'B as it came'}: "
+                f"B {lift:+.1f} semitones over A",
+                fontsize=9,
+            )
+            axis.set_xticks([])
+    figure.tight_layout()
+    figure.savefig(OUT, dpi=60)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
