@@ -17,8 +17,9 @@ def meta(index: int, produced_ms: int, received_ms: int = 0) -> pb.EventMeta:
     )
 
 
-def test_stage_latencies_from_timestamps():
-    events = [
+def piece_events() -> list[api.PieceEvent]:
+    """A two-bar piece's events, each stage's timestamps known."""
+    return [
         api.PieceEvent(requested=pb.ComposeRequested(meta=meta(0, 1000))),
         api.PieceEvent(melody_bar=pb.MelodyBar(meta=meta(0, 1100, 1001))),
         api.PieceEvent(harmony_bar=pb.HarmonyBar(meta=meta(0, 1110, 1105))),
@@ -31,7 +32,10 @@ def test_stage_latencies_from_timestamps():
         ),
         api.PieceEvent(completed=pb.PieceCompleted(meta=meta(2, 1200, 1175))),
     ]
-    stages = stage_latencies(events)
+
+
+def test_stage_latencies_from_timestamps():
+    stages = stage_latencies(piece_events())
     assert stages["time to first bar"] == [100.0]
     assert stages["melody, per bar"] == [100.0, 50.0]
     assert stages["harmony, after melody bar"] == [10.0, 20.0]
@@ -41,3 +45,26 @@ def test_stage_latencies_from_timestamps():
     report = PipelineReport(pieces=1, concurrency=1, bars=2, wall_seconds=1.0, stages_ms=stages)
     text = format_report(report, command="cantus bench pipeline")
     assert "| time to first bar | 1 | 100.0 | 100.0 |" in text
+
+
+def test_pieces_ask_for_lyrics_where_the_bench_is_given_a_theme(monkeypatch):
+    from types import SimpleNamespace
+
+    import cantus.bench.pipeline as pipeline
+
+    asked: list[api.ComposeRequest] = []
+
+    def compose(address, request, folder):
+        asked.append(request)
+        return SimpleNamespace(events=piece_events())
+
+    monkeypatch.setattr(pipeline, "compose", compose)
+    monkeypatch.setattr(pipeline, "_running_stack", lambda: None)
+    report = pipeline.run_pipeline_bench(
+        "gateway:1", pieces=3, concurrency=1, bars=4, lyrics_theme="明月", lyrics_language="zh"
+    )
+    assert [(r.lyrics_theme, r.lyrics_language) for r in asked] == [("明月", "zh")] * 3
+    assert "with lyrics on “明月 (zh)”" in format_report(report, command="bench")
+    asked.clear()
+    plain = pipeline.run_pipeline_bench("gateway:1", pieces=1, concurrency=1, bars=4)
+    assert asked[0].lyrics_theme == "" and "lyrics" not in format_report(plain, command="bench")

@@ -44,6 +44,8 @@ class PipelineReport:
     """CPU seconds spent during the run, per stack component and machine-wide."""
     load_average: tuple[float, float] = (0.0, 0.0)
     """The machine's one-minute load average at the start and at the end."""
+    lyrics: str = ""
+    """The lyrics theme (and language) every piece asked for; empty: none."""
 
 
 def _ms(later_ns: int, earlier_ns: int) -> float:
@@ -114,9 +116,25 @@ def stage_latencies(events: list[api.PieceEvent]) -> dict[str, list[float]]:
 
 
 def run_pipeline_bench(
-    address: str, *, pieces: int, concurrency: int, bars: int, seed: int = 1000
+    address: str,
+    *,
+    pieces: int,
+    concurrency: int,
+    bars: int,
+    seed: int = 1000,
+    lyrics_theme: str = "",
+    lyrics_language: str = "",
 ) -> PipelineReport:
-    report = PipelineReport(pieces=pieces, concurrency=concurrency, bars=bars, wall_seconds=0.0)
+    """``pieces`` requests through the gateway at ``address``, ``concurrency`` at a time;
+    with ``lyrics_theme``, every piece also asks for lyrics on it (in ``lyrics_language``;
+    "": English), so the lyric service's share of the stack's work is in the figures."""
+    report = PipelineReport(
+        pieces=pieces,
+        concurrency=concurrency,
+        bars=bars,
+        wall_seconds=0.0,
+        lyrics=f"{lyrics_theme} ({lyrics_language or 'en'})" if lyrics_theme else "",
+    )
     styles = ("folk", "celtic", "chorale")
     moods = ("calm", "happy", "energetic")
     with TemporaryDirectory() as tmp:
@@ -128,6 +146,8 @@ def run_pipeline_bench(
                 style=styles[i % 3],
                 mood=moods[i % 3],
                 key=("C", "G", "D", "F")[i % 4],
+                lyrics_theme=lyrics_theme,
+                lyrics_language=lyrics_language,
             )
             return compose(address, request, Path(tmp))
 
@@ -175,7 +195,8 @@ def format_report(report: PipelineReport, *, command: str) -> str:
         f"Command: `{command}`",
         "",
         f"{done}/{report.pieces} pieces of {report.bars} bars, {report.concurrency} at a time, "
-        f"in {report.wall_seconds:.1f} s ({done * 60 / max(report.wall_seconds, 1e-9):.1f} "
+        + (f"with lyrics on “{report.lyrics}”, " if report.lyrics else "")
+        + f"in {report.wall_seconds:.1f} s ({done * 60 / max(report.wall_seconds, 1e-9):.1f} "
         "pieces per minute).",
         "",
         "| stage | n | p50 ms | p95 ms |",

@@ -653,6 +653,10 @@ def bench_pipeline(
     pieces: Annotated[int, typer.Option(help="Pieces to compose")] = 20,
     concurrency: Annotated[int, typer.Option(help="Pieces in flight at once")] = 4,
     bars: Annotated[int, typer.Option(help="Bars per piece")] = 16,
+    lyrics: Annotated[
+        str, typer.Option(help="Lyrics theme every piece asks for (default: no lyrics)")
+    ] = "",
+    lang: Annotated[str, typer.Option(help="Language of the lyrics: en or zh")] = "",
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
 ) -> None:
     """Time to first bar and per-stage latency (p50/p95) from the events' timestamps."""
@@ -665,6 +669,8 @@ def bench_pipeline(
         pieces=pieces,
         concurrency=concurrency,
         bars=bars,
+        lyrics_theme=lyrics,
+        lyrics_language=lang,
     )
     text = format_report(report, command=_invoked_command())
     _emit_report(text, out)
