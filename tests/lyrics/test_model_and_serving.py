@@ -152,3 +152,25 @@ def test_the_lstm_reads_its_fortunes_files_three_times_beside_the_registry_regis
     train, valid, _ = training.lstm_documents("en", random.Random(0))
     assert sorted(map(tuple, train)) == sorted([song.lines] * 3 + [example.lines])
     assert valid == [list(held.lines)]  # the fortunes documents held out, as before
+
+
+def test_the_last_positions_logits_are_the_full_forwards_there():
+    import torch
+
+    from cantus.lyrics.model import LyricLM, LyricLMConfig
+
+    torch.manual_seed(0)
+    model = LyricLM(LyricLMConfig(vocab_size=50, embedding=8, hidden=16)).eval()
+    ids = torch.randint(1, 50, (3, 7))
+    positions = torch.tensor([6, 2, 4])
+    full = model(ids)[torch.arange(3), positions]
+    assert torch.allclose(model.logits_at(ids, positions), full, atol=1e-6)
+
+
+def test_scores_do_not_depend_on_the_other_contexts_of_the_batch(scorers):
+    # contexts of different lengths share a right-padded batch; each is read at its own end
+    scorer = scorers["en"]
+    words = ["sea", "the", "night", "\n"]
+    together = scorer.score(["down to the", "i", "and the moon is over the"], words)
+    for row, context in enumerate(["down to the", "i", "and the moon is over the"]):
+        np.testing.assert_allclose(together[row], scorer.score([context], words)[0], atol=1e-4)
