@@ -23,7 +23,10 @@ from cantus.eval.realness_run import (
     ENDING_CLEARANCE_BARS,
     KEY_CYCLE,
     BarLineJoins,
+    ContrastLifts,
     bar_line_joins,
+    contrast_lifts,
+    format_contrast_lifts,
     format_run,
     realness_jobs,
     run_realness_eval,
@@ -206,6 +209,28 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
     # `--no-upbeats` (the pieces as before session 16) says so in the report
     before = format_run(dataclasses.replace(run, lead_on=False), command="cantus eval realness")
     assert "upbeats after them left to the model" in before
+    # 4-bar pieces have no second strain; the held-out tunes of 16 bars and more do
+    assert run.contrast_lifts is not None and run.contrast_lifts.generated == []
+    assert "## Register of the contrasting section" in text
+    off = format_run(
+        dataclasses.replace(run, register_contrast=False), command="cantus eval realness"
+    )
+    assert "kept without regard to register (`--no-register-contrast`)" in off
+
+
+def test_contrast_lifts_compare_the_b_with_the_a_and_print_their_spread() -> None:
+    meter = Meter(4, 4)
+
+    def tune(a_pitch: int, b_pitch: int) -> Melody:
+        bar = lambda pitch: Bar(meter, (Note(0, pitch, 1920, 90),))  # noqa: E731
+        bars = [bar(a_pitch)] * 8 + [bar(b_pitch)] * 4 + [bar(a_pitch)] * 4
+        return Melody(Key(0, Mode.MAJOR), 100.0, tuple(bars))
+
+    lifts = contrast_lifts([tune(60, 60), tune(60, 57)], [tune(60, 65), tune(60, 63)])
+    assert lifts == ContrastLifts(generated=[0.0, -3.0], real=[5.0, 3.0])
+    run_text = "\n".join(format_contrast_lifts(lifts, True))
+    assert "| generated | 2 | -1.50 |" in run_text and "| real tunes | 2 | +4.00 |" in run_text
+    assert "| 0 % | 50 % |" in run_text  # generated: none over +2, one of two under -1
 
 
 @pytest.mark.parametrize(

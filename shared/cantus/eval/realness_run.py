@@ -488,13 +488,15 @@ def format_run(run: RealnessRun, *, command: str) -> str:
     if run.joins is not None:
         lines += _join_lines(run.joins)
     if run.contrast_lifts is not None:
-        lines += _contrast_lines(run.contrast_lifts, run.register_contrast)
+        lines += format_contrast_lifts(run.contrast_lifts, run.register_contrast)
     if run.calibration is not None:
         lines += ["", *format_calibration(run.calibration, run.calibration_tunes)]
     return "\n".join(lines) + "\n"
 
 
-def _contrast_lines(lifts: ContrastLifts, register_contrast: bool | None) -> list[str]:
+def format_contrast_lifts(lifts: ContrastLifts, register_contrast: bool | None) -> list[str]:
+    """The report's "Register of the contrasting section" (``register_contrast`` None: the
+    service's setting): mean, percentiles and both tails of each set's lifts."""
     if register_contrast is None:
         from cantus.settings import Settings
 
