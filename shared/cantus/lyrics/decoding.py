@@ -469,7 +469,8 @@ class LyricWriter:
         if opts.prime_theme and self.title:
             context = self.title + END_OF_LINE + context if context else self.title
         prefix = context + END_OF_LINE if context else ""
-        completable = self.completable(n, strong_bits, rhyme_ok, relaxed)
+        fitting = self.fitting_words(n, strong_bits, rhyme_ok, relaxed)
+        completable = self.completable(n, strong_bits, rhyme_ok, relaxed, fitting)
         if not completable[0]:
             return None
         beams = [_Beam((), (), 0, 0.0)]
@@ -482,17 +483,8 @@ class LyricWriter:
             scores = self.scorer.score(texts, lex.words)
             pool: list[_Beam] = []
             for beam, row in zip(active, scores, strict=True):
-                left = n - beam.position
-                allowed = lex.syllables <= left
-                if "stress" not in relaxed and self.language == "en":
-                    stressed_right = ((lex.stress_mask << beam.position) & ~strong_bits) == 0
-                    if "end stress" in relaxed:  # the rhyme word may fall as it must
-                        stressed_right |= lex.syllables == left
-                    allowed &= stressed_right
-                ends = lex.syllables == left
-                allowed &= ~ends | rhyme_ok
-                allowed &= ends | ~self.dropped
-                allowed &= completable[np.minimum(beam.position + lex.syllables, n)]
+                after = completable[np.minimum(beam.position + lex.syllables, n)]
+                allowed = fitting[beam.position] & after  # a new array: changed below
                 if beam.ids:
                     allowed[beam.ids[-1]] = False
                 if not allowed.any():
@@ -548,31 +540,48 @@ class LyricWriter:
             return None
         return self._best(sorted(done, key=lambda b: -b.score)[: opts.beam], rng)
 
-    def completable(
+    def fitting_words(
         self, n: int, strong_bits: int, rhyme_ok: np.ndarray, relaxed: Sequence[str]
-    ) -> np.ndarray:
-        """For each syllable position 0..``n`` of a line of ``n``, whether words of the
-        lexicon can fill the rest of it under the masks (each word's stresses on strong
-        slots unless relaxed, the last word in ``rhyme_ok``, a dropped word only last):
-        position ``n`` is complete; a word that leaves the line at a position that is not
-        completable leads nowhere."""
+    ) -> list[np.ndarray]:
+        """For each syllable position 0..``n`` - 1 of a line of ``n``, the words that may be
+        sung from there under the masks: no more syllables than are left; English, each
+        stress on a strong slot unless relaxed (``RELAXATIONS``; "end stress": the line's
+        last word may fall as it must); the last word in ``rhyme_ok``; a dropped word only
+        last."""
         lex = self.lexicon
-        done = np.zeros(n + 1, dtype=bool)
-        done[n] = True
         check_stress = "stress" not in relaxed and self.language == "en"
-        for position in range(n - 1, -1, -1):
+        masks = []
+        for position in range(n):
             left = n - position
-            fits = lex.syllables <= left
             ends = lex.syllables == left
+            fits = lex.syllables <= left
             if check_stress:
                 stressed_right = ((lex.stress_mask << position) & ~strong_bits) == 0
                 if "end stress" in relaxed:
                     stressed_right |= ends
                 fits &= stressed_right
-            last = fits & ends & rhyme_ok
-            inner = fits & ~ends & ~self.dropped
+            masks.append(fits & (~ends | rhyme_ok) & (ends | ~self.dropped))
+        return masks
+
+    def completable(
+        self,
+        n: int,
+        strong_bits: int,
+        rhyme_ok: np.ndarray,
+        relaxed: Sequence[str],
+        fitting: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """For each syllable position 0..``n`` of a line of ``n``, whether words of the
+        lexicon can fill the rest of it under the masks (``fitting_words``, computed here
+        unless given): position ``n`` is complete; a word that leaves the line at a
+        position that is not completable leads nowhere."""
+        lex = self.lexicon
+        fitting = fitting or self.fitting_words(n, strong_bits, rhyme_ok, relaxed)
+        done = np.zeros(n + 1, dtype=bool)
+        done[n] = True
+        for position in range(n - 1, -1, -1):
             after = done[np.minimum(position + lex.syllables, n)]
-            done[position] = bool(last.any() or (inner & after).any())
+            done[position] = bool((fitting[position] & after).any())
         return done
 
     def _tone_scores(self, previous: int, pitches: Sequence[int], position: int) -> np.ndarray:
