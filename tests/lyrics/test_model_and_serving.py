@@ -1,6 +1,7 @@
 """The lyric LM, its checkpoint, the scoring interface and what the Triton model runs."""
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -136,21 +137,24 @@ def test_the_lstm_reads_its_fortunes_files_three_times_beside_the_registry_regis
     import random
 
     from cantus.lyrics import training
-    from cantus.lyrics.sources import Document
+    from cantus.lyrics.sources import Document, Dropped
 
     song = Document(("the sea at night", "a light"), "fortunes/songs-poems", "song")
-    example = Document(("he went to the store",), "wordnet", "modern")
+    example = Document(("he went to the store", "we went to the store"), "wordnet", "modern")
     verse = Document(("and he shall be",), "bible-kjv", "scripture")
     held = Document(("a held out song",), "fortunes/love", "song")
     monkeypatch.setattr(
-        "cantus.lyrics.sources.load_corpus", lambda language: ([song, example, verse, held], {})
+        "cantus.lyrics.sources.load_corpus",
+        lambda language: ([song, example, verse, held], Counter()),
     )
     monkeypatch.setattr(
         "cantus.lyrics.transformer_training.split_documents",
         lambda documents, language: type("Split", (), {"train": documents[:3], "held_out": [held]}),
     )
-    train, valid, _ = training.lstm_documents("en", random.Random(0))
-    assert sorted(map(tuple, train)) == sorted([song.lines] * 3 + [example.lines])
+    train, valid, dropped = training.lstm_documents("en", random.Random(0))
+    # WordNet's examples that tell of "he" or "she" are left out; the songs' are kept
+    assert sorted(map(tuple, train)) == sorted([song.lines] * 3 + [("we went to the store",)])
+    assert dropped == {Dropped.THIRD_PERSON: 1}
     assert valid == [list(held.lines)]  # the fortunes documents held out, as before
 
 
@@ -174,3 +178,46 @@ def test_scores_do_not_depend_on_the_other_contexts_of_the_batch(scorers):
     together = scorer.score(["down to the", "i", "and the moon is over the"], words)
     for row, context in enumerate(["down to the", "i", "and the moon is over the"]):
         np.testing.assert_allclose(together[row], scorer.score([context], words)[0], atol=1e-4)
+
+
+def test_the_scorer_reads_on_from_kept_states_with_the_scores_of_whole_contexts(monkeypatch):
+    import random
+
+    import torch
+
+    from cantus.lyrics import model as lyric_model
+    from cantus.lyrics.model import (
+        MAX_CONTEXT_TOKENS,
+        LoadedLyricLM,
+        LocalLyricScorer,
+        LyricLM,
+        LyricLMConfig,
+        Vocabulary,
+    )
+
+    torch.manual_seed(0)
+    words = [f"w{k}" for k in range(40)]
+    vocab = Vocabulary(["<pad>", "<unk>", EOL, *words])
+    model = LyricLM(LyricLMConfig(vocab_size=len(vocab), embedding=8, hidden=16)).eval()
+    loaded = LoadedLyricLM(model, vocab, "en", "lyric_en@test")
+
+    class WholeContexts(LocalLyricScorer):
+        """Reads every context whole, in one right-padded batch (as before the states)."""
+
+        def _last_logits(self, rows):
+            batch = torch.zeros((len(rows), max(map(len, rows))), dtype=torch.long)
+            for i, row in enumerate(rows):
+                batch[i, : len(row)] = torch.tensor(row)
+            return model.logits_at(batch, torch.tensor([len(row) - 1 for row in rows]))
+
+    monkeypatch.setattr(lyric_model, "STATE_CACHE_ENTRIES", 50)  # evictions happen too
+    kept, whole = LocalLyricScorer(loaded), WholeContexts(loaded)
+    rng = random.Random(1)
+    beams = ["w1 w2", "w3", "w1 w2", ""]  # a repeated context and an empty one
+    candidates = ["w5", "\n", "w7 w8", "zz"]
+    for _ in range(MAX_CONTEXT_TOKENS + 20):  # past the window, which then slides
+        beams = [b + rng.choice([" w4", " w9", "\nw2", " w30"]) for b in beams]
+        beams[rng.randrange(4)] = rng.choice(beams)  # beams die and are replaced
+        expected = whole.score(beams, candidates)
+        np.testing.assert_allclose(kept.score(beams, candidates), expected, atol=1e-5)
+    assert 0 < len(kept._states) <= 50

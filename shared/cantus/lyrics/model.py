@@ -8,7 +8,7 @@ starts every context (so the first word of a piece is predicted after ``<eol>``)
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,13 +145,27 @@ def load_lyric_checkpoint(path: Path, device: str = "cpu") -> LoadedLyricLM:
     return LoadedLyricLM(model, Vocabulary(list(data["vocab"])), language, version)
 
 
+STATE_CACHE_ENTRIES = 4096
+"""LSTM states kept by ``LocalLyricScorer``, the most recently used (3 KB each for the served
+English LM, 12 MB in all). A beam search's next call reads on from its last call's states
+only, at most ``DecodeOptions.beam`` (16) of them a line, so this serves a few hundred lines
+written at once."""
+
+
 class LocalLyricScorer:
     """The scoring interface answered by a ``LyricLM`` in this process (tests, evaluation,
     and the Triton model's backend).
 
     ``score(contexts, candidates)`` → float32 [len(contexts), len(candidates)]: the log
     probability of each candidate text following each context (summed over its tokens;
-    ``"\\n"`` is the end of the line)."""
+    ``"\\n"`` is the end of the line).
+
+    The LSTM's state after each context it read is kept (``STATE_CACHE_ENTRIES``, keyed by
+    the context's tokens). A beam search asks for contexts one word longer than those of
+    its last call, so a context whose tokens but the last few were read before is read on
+    from there: one token per beam instead of the whole context (up to
+    ``MAX_CONTEXT_TOKENS``) at every call. The scores are the same; the LSTM reads a
+    sequence in pieces as it reads it whole."""
 
     def __init__(self, loaded: LoadedLyricLM, device: str = "cpu") -> None:
         self.loaded = loaded
@@ -159,6 +173,9 @@ class LocalLyricScorer:
         self.language = loaded.language
         self.version = loaded.version
         self._candidate_cache: tuple[tuple[str, ...], list[list[int]]] | None = None
+        self._states: OrderedDict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = (
+            OrderedDict()
+        )
 
     def _candidate_ids(self, candidates: Sequence[str]) -> list[list[int]]:
         key = tuple(candidates)
@@ -175,12 +192,7 @@ class LocalLyricScorer:
         rows = [
             [eol, *vocab.ids(tokenize(c, self.language))][-MAX_CONTEXT_TOKENS:] for c in contexts
         ]
-        width = max(len(r) for r in rows)
-        batch = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            batch[i, : len(row)] = torch.tensor(row)  # right padding: the LSTM is causal
-        last = torch.tensor([len(row) - 1 for row in rows], device=self.device)
-        logits = self.loaded.model.logits_at(batch.to(self.device), last)
+        logits = self._last_logits(rows)
         logprobs = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
         candidate_ids = self._candidate_ids(candidates)
         first = np.array([ids[0] for ids in candidate_ids])
@@ -190,6 +202,45 @@ class LocalLyricScorer:
                 for i in range(len(contexts)):
                     scores[i, k] = self._sequence_logprob(rows[i], ids)
         return scores
+
+    def _last_logits(self, rows: Sequence[list[int]]) -> torch.Tensor:
+        """The logits after each row's last token, the LSTM reading each row on from the
+        longest prefix whose state is kept; rows with as many tokens left to read are read
+        together (no padding, so each row's final state is its own)."""
+        model = self.loaded.model
+        config = model.config
+        start: list[int] = []
+        for row in rows:
+            known = len(row)
+            while known and tuple(row[:known]) not in self._states:
+                known -= 1
+            start.append(known)
+        hidden = torch.empty((len(rows), config.hidden), device=self.device)
+        groups: dict[int, list[int]] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(len(row) - start[i], []).append(i)
+        zero = torch.zeros((config.layers, config.hidden), device=self.device)
+        for left, members in groups.items():
+            prefixes = [tuple(rows[i][: start[i]]) for i in members]
+            h0 = torch.stack([self._states[p][0] if p else zero for p in prefixes], dim=1)
+            c0 = torch.stack([self._states[p][1] if p else zero for p in prefixes], dim=1)
+            if left == 0:  # the whole row was read before: its state is the answer
+                hidden[members] = h0[-1]
+                continue
+            ids = torch.tensor([rows[i][start[i] :] for i in members], device=self.device)
+            _, (h, c) = model.lstm(model.embed(ids), (h0, c0))
+            hidden[members] = h[-1].float()
+            for j, i in enumerate(members):
+                self._keep(tuple(rows[i]), h[:, j], c[:, j])
+        for prefix in {tuple(rows[i][: start[i]]) for i in range(len(rows)) if start[i]}:
+            self._states.move_to_end(prefix)
+        return model.out(hidden.to(model.out.weight.dtype))
+
+    def _keep(self, key: tuple[int, ...], h: torch.Tensor, c: torch.Tensor) -> None:
+        self._states[key] = (h.clone(), c.clone())
+        self._states.move_to_end(key)
+        while len(self._states) > STATE_CACHE_ENTRIES:
+            self._states.popitem(last=False)
 
     def _sequence_logprob(self, context: list[int], ids: list[int]) -> float:
         sequence = torch.tensor([context + ids])

@@ -83,6 +83,9 @@ class Dropped(str, Enum):
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
     NOT_CONVERTED = "not_converted"
+    THIRD_PERSON = "third_person"
+    """A WordNet example told of "he" or "she", left out of the English LSTM's training
+    (``cantus.lyrics.training.THIRD_PERSON``)."""
 
 
 @dataclass(frozen=True)
