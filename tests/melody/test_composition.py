@@ -19,7 +19,7 @@ from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, MelodyTokenizer, Vocabulary
-from cantus.music.form import Treatment, plan_form
+from cantus.music.form import Cadence, Treatment, plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -259,3 +259,25 @@ def test_phrases_the_tune_goes_on_after_lead_on_with_upbeats_as_the_corpus_does(
     share = sum(r.upbeat for r in continuing) / len(continuing)
     assert 0.7 < share < 1.0  # 4/4: 96 % after a downbeat cadence, 54 % after one on beat 3
     assert all(r.sampling(SamplingParams()).upbeat == r.upbeat for r in asked)
+
+
+def test_cadences_close_on_their_chords_tones_and_the_piece_on_its_tonic() -> None:
+    from cantus.melody.composition import cadence_steps
+    from cantus.music.notes import Mode
+
+    assert cadence_steps(Cadence.AUTHENTIC, Mode.MAJOR, last=True) == (0,)
+    assert cadence_steps(Cadence.AUTHENTIC, Mode.MINOR, last=True) == (0,)
+    assert sorted(cadence_steps(Cadence.AUTHENTIC, Mode.MAJOR, last=False)) == [0, 4]
+    assert sorted(cadence_steps(Cadence.AUTHENTIC, Mode.MINOR, last=False)) == [0, 3]
+    assert sorted(cadence_steps(Cadence.HALF, Mode.MAJOR, last=False)) == [2, 7, 11]
+    assert sorted(cadence_steps(Cadence.HALF, Mode.MINOR, last=False)) == [2, 7, 10, 11]
+    # the AABA's A' closes its first half on the tonic or its third, the A'' the piece on
+    # the tonic
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    _, model = _compose(plan)
+    assert [(r.first_bar, sorted(r.cadence_steps)) for r in model.requests] == [
+        (0, [2, 7, 11]),
+        (7, [0, 4]),
+        (8, [2, 7, 11]),
+        (15, [0]),
+    ]

@@ -47,7 +47,12 @@ def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: 
     for section in plan.sections:
         last_bar = bars[section.end_bar - 1]
         assert last_bar.notes, f"section {section.label} ends on an empty bar"
-        steps = (0,) if section.cadence is Cadence.AUTHENTIC else HALF_CADENCE_STEPS
+        if section.cadence is Cadence.HALF:  # the dominant chord; in minor also v's third
+            steps = HALF_CADENCE_STEPS + ((10,) if section.key.mode is Mode.MINOR else ())
+        elif section.end_bar == plan.total_bars:  # the piece closes on the tonic itself
+            steps = (0,)
+        else:  # a section inside it on the tonic or its third
+            steps = (0, 3) if section.key.mode is Mode.MINOR else (0, 4)
         # the cadence tone sounds through the cadence beat the composer drew for the phrase
         # (the rest of the bar is free where the tune goes on: a breath, an upbeat)
         beat = last_bar.meter.beat_ticks
