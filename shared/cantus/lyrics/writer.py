@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,10 @@ from cantus.lyrics.slots import LineSlots
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, lexicon_path
 
+WRITERS_KEPT = 64
+"""Pieces whose ``LyricWriter`` ``LyricResources`` keeps (a station writes a piece at a time,
+the service a few at once)."""
+
 
 @dataclass
 class LyricResources:
@@ -39,6 +43,7 @@ class LyricResources:
     _lexicons: dict[str, Lexicon] = field(default_factory=dict)
     _scorers: dict[tuple[str, str], LyricScorer] = field(default_factory=dict)
     _themes: dict[str, np.ndarray] = field(default_factory=dict)
+    _writers: OrderedDict[tuple, LyricWriter] = field(default_factory=OrderedDict)
 
     def model(self, language: str, register: str = "") -> str | None:
         """The lyric LM that writes ``language`` in ``register`` (None: the setting's)."""
@@ -54,6 +59,29 @@ class LyricResources:
         if (language, register) not in self._scorers:
             self._scorers[language, register] = self.scorer_for(language, register)
         return self._scorers[language, register]
+
+    def writer(self, language: str, register: str, theme: str, mood: str, seed: int) -> LyricWriter:
+        """The ``LyricWriter`` of a piece, built once and kept for its next lines (the
+        ``WRITERS_KEPT`` most recently used): a writer does not change as it writes, and
+        building one for every line (its lexicon-wide arrays, its word and pair dropout) was
+        7 % of the lyric service's CPU (py-spy, session 25)."""
+        key = (language, register, theme, mood, seed)
+        writer = self._writers.get(key)
+        if writer is None:
+            writer = LyricWriter(
+                self.scorer(language, register),
+                self.lexicon(language, register),
+                theme_vector=self.theme_vector(theme_text(theme, mood)),
+                theme_text=theme,
+                embed=self.embedder.embed,
+                options=REGISTER_DECODING if register else DecodeOptions(),
+                seed=seed,
+            )
+            self._writers[key] = writer
+            while len(self._writers) > WRITERS_KEPT:
+                self._writers.popitem(last=False)
+        self._writers.move_to_end(key)
+        return writer
 
     def theme_vector(self, text: str) -> np.ndarray:
         if text not in self._themes:
@@ -100,16 +128,7 @@ def write_piece_line(
 ) -> DecodedLine:
     """Line ``line`` of a piece whose earlier lines are ``written`` (line index → line),
     in ``register`` ("": the served LM's own)."""
-    text = theme_text(theme, mood)
-    writer = LyricWriter(
-        resources.scorer(language, register),
-        resources.lexicon(language, register),
-        theme_vector=resources.theme_vector(text),
-        theme_text=theme,
-        embed=resources.embedder.embed,
-        options=REGISTER_DECODING if register else DecodeOptions(),
-        seed=seed,
-    )
+    writer = resources.writer(language, register, theme, mood, seed)
     used: Counter = Counter()
     pairs: set[tuple[str, str]] = set()
     for earlier in written.values():
