@@ -180,7 +180,10 @@ def test_scores_do_not_depend_on_the_other_contexts_of_the_batch(scorers):
         np.testing.assert_allclose(together[row], scorer.score([context], words)[0], atol=1e-4)
 
 
-def test_the_scorer_reads_on_from_kept_states_with_the_scores_of_whole_contexts(monkeypatch):
+@pytest.mark.parametrize("kept_states", [50, 3])  # 3: states let go within one call
+def test_the_scorer_reads_on_from_kept_states_with_the_scores_of_whole_contexts(
+    monkeypatch, kept_states
+):
     import random
 
     import torch
@@ -210,7 +213,7 @@ def test_the_scorer_reads_on_from_kept_states_with_the_scores_of_whole_contexts(
                 batch[i, : len(row)] = torch.tensor(row)
             return model.logits_at(batch, torch.tensor([len(row) - 1 for row in rows]))
 
-    monkeypatch.setattr(lyric_model, "STATE_CACHE_ENTRIES", 50)  # evictions happen too
+    monkeypatch.setattr(lyric_model, "STATE_CACHE_ENTRIES", kept_states)  # evictions too
     kept, whole = LocalLyricScorer(loaded), WholeContexts(loaded)
     rng = random.Random(1)
     beams = ["w1 w2", "w3", "w1 w2", ""]  # a repeated context and an empty one
@@ -220,4 +223,4 @@ def test_the_scorer_reads_on_from_kept_states_with_the_scores_of_whole_contexts(
         beams[rng.randrange(4)] = rng.choice(beams)  # beams die and are replaced
         expected = whole.score(beams, candidates)
         np.testing.assert_allclose(kept.score(beams, candidates), expected, atol=1e-5)
-    assert 0 < len(kept._states) <= 50
+    assert 0 < len(kept._states) <= kept_states

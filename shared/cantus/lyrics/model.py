@@ -209,21 +209,27 @@ class LocalLyricScorer:
         together (no padding, so each row's final state is its own)."""
         model = self.loaded.model
         config = model.config
+        zero = torch.zeros((config.layers, config.hidden), device=self.device)
         start: list[int] = []
+        initial: list[tuple[torch.Tensor, torch.Tensor]] = []
         for row in rows:
             known = len(row)
             while known and tuple(row[:known]) not in self._states:
                 known -= 1
             start.append(known)
+            if known:  # taken now: keeping this call's states may let older ones go
+                prefix = tuple(row[:known])
+                self._states.move_to_end(prefix)
+                initial.append(self._states[prefix])
+            else:
+                initial.append((zero, zero))
         hidden = torch.empty((len(rows), config.hidden), device=self.device)
         groups: dict[int, list[int]] = {}
         for i, row in enumerate(rows):
             groups.setdefault(len(row) - start[i], []).append(i)
-        zero = torch.zeros((config.layers, config.hidden), device=self.device)
         for left, members in groups.items():
-            prefixes = [tuple(rows[i][: start[i]]) for i in members]
-            h0 = torch.stack([self._states[p][0] if p else zero for p in prefixes], dim=1)
-            c0 = torch.stack([self._states[p][1] if p else zero for p in prefixes], dim=1)
+            h0 = torch.stack([initial[i][0] for i in members], dim=1)
+            c0 = torch.stack([initial[i][1] for i in members], dim=1)
             if left == 0:  # the whole row was read before: its state is the answer
                 hidden[members] = h0[-1]
                 continue
@@ -232,8 +238,6 @@ class LocalLyricScorer:
             hidden[members] = h[-1].float()
             for j, i in enumerate(members):
                 self._keep(tuple(rows[i]), h[:, j], c[:, j])
-        for prefix in {tuple(rows[i][: start[i]]) for i in range(len(rows)) if start[i]}:
-            self._states.move_to_end(prefix)
         return model.out(hidden.to(model.out.weight.dtype))
 
     def _keep(self, key: tuple[int, ...], h: torch.Tensor, c: torch.Tensor) -> None:
