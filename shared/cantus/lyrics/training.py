@@ -9,9 +9,10 @@ What each language reads (``lstm_documents``):
 * English: the song and everyday registers of the registry corpus (``cantus.lyrics.sources``,
   ``make lyric-data``): the fortunes songs, love poems and literature, each read
   ``LYRIC_REPEATS`` times an epoch, and the fortunes prose and WordNet's example sentences
-  once (those that tell of "he" or "she" left out: ``THIRD_PERSON``). On the songs alone (55 k words) the LM knew a few hundred stock phrases and strung
-  them together ("i have been to do"); the example sentences teach it whole sentences
-  ("he got up in the air"). Held out: the transformer's split
+  once (those that tell of "he" or "she" left out: ``THIRD_PERSON``). On the songs alone
+  (55 k words) the LM knew a few hundred stock phrases and strung them together ("i have
+  been to do"); the example sentences teach it whole sentences ("we went up in the boat").
+  Held out: the transformer's split
   (``transformer_training.split_documents``), whose song documents are the LSTM's own
   validation set, so the eval's human lines stay out of training.
 * Mandarin: the ci of the registry corpus (``chinese-poetry``'s Song ci and Huajian ji, 1.4 M
