@@ -11,7 +11,7 @@ What each language reads (``lstm_documents``):
   ``LYRIC_REPEATS`` times an epoch, and the fortunes prose and WordNet's example sentences
   once (those that tell of "he" or "she" left out: ``THIRD_PERSON``). On the songs alone
   (55 k words) the LM knew a few hundred stock phrases and strung them together ("i have
-  been to do"); the example sentences teach it whole sentences ("we went up in the boat").
+  been to do"); the example sentences teach it whole sentences ("the oceans are teeming with life").
   Held out: the transformer's split
   (``transformer_training.split_documents``), whose song documents are the LSTM's own
   validation set, so the eval's human lines stay out of training.
