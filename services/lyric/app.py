@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 
+import torch
+
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import pb_to_notes, spec_form, spec_meter
 from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
@@ -45,6 +47,7 @@ from cantus.v1 import events_pb2 as pb
 
 service = StreamService("lyric")
 settings = service.settings
+torch.set_num_threads(settings.lyric_torch_threads)
 melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table("lyric-piece-state", default=None, partitions=settings.partitions)
 """piece_id → ``LyricState`` (``cantus.streaming.table_state``)."""

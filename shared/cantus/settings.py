@@ -361,6 +361,15 @@ class Settings(BaseSettings):
         "the checkpoint lyric_lm serves and the lexicon the lyric service decodes with; "
         "Triton and the lyric service must be given the same value",
     )
+    lyric_torch_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="intra-op threads of the lyric service's theme embedder (the sentence "
+        "model that chooses among a line's finished beams); one, as every process of a stack "
+        "on shared cores: with two, its two threads spun against the other processes and it "
+        "took five times the CPU for the same vectors",
+    )
     lyric_melisma: bool = Field(
         False,
         description="sing a short note that follows its predecessor within a beat on the "

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,10 @@ class LyricResources:
     _lexicons: dict[str, Lexicon] = field(default_factory=dict)
     _scorers: dict[tuple[str, str], LyricScorer] = field(default_factory=dict)
     _themes: dict[str, np.ndarray] = field(default_factory=dict)
-    _writers: OrderedDict[tuple, LyricWriter] = field(default_factory=OrderedDict)
+    _writers: OrderedDict[tuple[str, str, str, str, int], LyricWriter] = field(
+        default_factory=OrderedDict
+    )
+    _writers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def model(self, language: str, register: str = "") -> str | None:
         """The lyric LM that writes ``language`` in ``register`` (None: the setting's)."""
@@ -66,6 +70,11 @@ class LyricResources:
         building one for every line (its lexicon-wide arrays, its word and pair dropout) was
         7 % of the lyric service's CPU (py-spy, session 25)."""
         key = (language, register, theme, mood, seed)
+        with self._writers_lock:  # lines are written in worker threads
+            return self._kept_writer(key)
+
+    def _kept_writer(self, key: tuple[str, str, str, str, int]) -> LyricWriter:
+        language, register, theme, mood, seed = key
         writer = self._writers.get(key)
         if writer is None:
             writer = LyricWriter(

@@ -11,8 +11,9 @@ those scale steps (semitones above the tonic) alone, and the cadence tone is hel
 bar line, or, where the tune goes on after the request (``phrase_continues``), the last beat
 is free for a breath or an upbeat into the next phrase (``upbeat``: one must follow, none
 may, or the model's choice):
-``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a section,
-``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside one. ``tonal_emphasis``
+``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a piece,
+``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside a section (the form
+composer asks for these or others: ``composition.cadence_steps``). ``tonal_emphasis``
 is a soft constraint, off in the served configuration since the form issue (#14): a
 logit bonus on the beats, where a listener (and a key finder) hears the key, for the pitches
 that establish it (``TONAL_EMPHASIS_WEIGHTS``): the tonic triad in major; in minor the tonic,
