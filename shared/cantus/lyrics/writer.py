@@ -10,8 +10,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from cantus.lyrics.decoding import (
     REGISTER_DECODING,
     DecodedLine,
@@ -43,7 +41,6 @@ class LyricResources:
     embedder: ThemeEmbedder = field(default_factory=ThemeEmbedder)
     _lexicons: dict[str, Lexicon] = field(default_factory=dict)
     _scorers: dict[tuple[str, str], LyricScorer] = field(default_factory=dict)
-    _themes: dict[str, np.ndarray] = field(default_factory=dict)
     _writers: OrderedDict[tuple[str, str, str, str, int], LyricWriter] = field(
         default_factory=OrderedDict
     )
@@ -65,39 +62,28 @@ class LyricResources:
         return self._scorers[language, register]
 
     def writer(self, language: str, register: str, theme: str, mood: str, seed: int) -> LyricWriter:
-        """The ``LyricWriter`` of a piece, built once and kept for its next lines (the
-        ``WRITERS_KEPT`` most recently used): a writer does not change as it writes, and
-        building one for every line (its lexicon-wide arrays, its word and pair dropout) was
-        7 % of the lyric service's CPU (py-spy, session 25)."""
+        """The ``LyricWriter`` of a piece (``themed_writer``), built once and kept for its next
+        lines (the ``WRITERS_KEPT`` most recently used): a writer does not change as it writes,
+        and building one for every line (its lexicon-wide arrays, its word and pair dropout)
+        was 7 % of the lyric service's CPU (py-spy, session 25)."""
         key = (language, register, theme, mood, seed)
         with self._writers_lock:  # lines are written in worker threads
-            return self._kept_writer(key)
-
-    def _kept_writer(self, key: tuple[str, str, str, str, int]) -> LyricWriter:
-        language, register, theme, mood, seed = key
-        writer = self._writers.get(key)
-        if writer is None:
-            writer = LyricWriter(
-                self.scorer(language, register),
-                self.lexicon(language, register),
-                theme_vector=self.theme_vector(theme_text(theme, mood)),
-                theme_text=theme,
-                embed=self.embedder.embed,
-                options=REGISTER_DECODING if register else DecodeOptions(),
-                seed=seed,
-            )
-            self._writers[key] = writer
-            while len(self._writers) > WRITERS_KEPT:
-                self._writers.popitem(last=False)
-        self._writers.move_to_end(key)
-        return writer
-
-    def theme_vector(self, text: str) -> np.ndarray:
-        if text not in self._themes:
-            if len(self._themes) > 256:
-                self._themes.clear()
-            self._themes[text] = self.embedder.embed([text])[0]
-        return self._themes[text]
+            writer = self._writers.get(key)
+            if writer is None:
+                writer = themed_writer(
+                    self.scorer(language, register),
+                    self.lexicon(language, register),
+                    self.embedder,
+                    theme,
+                    mood,
+                    seed=seed,
+                    options=REGISTER_DECODING if register else None,
+                )
+                self._writers[key] = writer
+                while len(self._writers) > WRITERS_KEPT:
+                    self._writers.popitem(last=False)
+            self._writers.move_to_end(key)
+            return writer
 
 
 def themed_writer(
