@@ -34,7 +34,7 @@ from cantus.events.conversions import notes_to_pb, pb_to_bar, spec_form, spec_me
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.infill import phrase_chooser
-from cantus.melody.key_choice import candidates_in_key, key_chooser
+from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
 from cantus.melody.prompting import MelodyPrompter
 from cantus.melody.sampling import served_sampling
 from cantus.melody.suffix_scoring import MelodyScoreClient
@@ -101,6 +101,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
         decode = functools.partial(_decode_phrase, request)
         candidates = service.settings.melody_return_candidates
         in_key = service.settings.melody_key_candidates
+        floors = key_floors(service.settings.melody_corpus_key_clarity)
         composer = FormComposer(
             _plan(spec),
             prompter.controls(spec),
@@ -112,12 +113,12 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
                     scorer.score,
                     prompter.tokenizer,
                     candidates,
-                    candidates_in_key if in_key > 1 else None,
+                    functools.partial(candidates_in_key, floors=floors) if in_key > 1 else None,
                 )
                 if candidates > 1
                 else None
             ),
-            choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
+            choose_in_key=key_chooser(decode, in_key, floors=floors) if in_key > 1 else None,
             register_contrast=service.settings.melody_register_contrast,
         )
 

@@ -340,6 +340,15 @@ class Settings(BaseSettings):
         description="a contrasting section's phrases are chosen, among their candidates, "
         "near a register drawn from the corpus's second strains (cantus.melody.register)",
     )
+    # Session 26: every key area read in its key from its first phrase on, where real tunes'
+    # first four bars do in 80 % (major) and 61 % (minor); the kept openings leaned on the
+    # triad (docs/results/melody_realness_decomposition.md, cantus.melody.key_choice).
+    melody_corpus_key_clarity: bool = Field(
+        True,
+        description="a phrase chosen in key need only leave its key area as clear in its key "
+        "as most real tunes are at that length (cantus.melody.key_choice.KEY_CLARITY_FLOORS); "
+        "off: the key area must read in the asked key from its first phrase on",
+    )
 
     # --- harmony model -------------------------------------------------------------------
     harmony_model_name: str = "harmony"

@@ -12,19 +12,26 @@ from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
 from cantus.melody.infill import CANDIDATE_SEED_STRIDE, phrase_chooser
 from cantus.melody.key_choice import (
+    ASKED_KEY_FLOORS,
     FALLBACK_GUIDANCE,
+    FLOOR_BARS,
+    KEY_CLARITY_FLOORS,
     candidates_in_key,
+    clarity_floor,
+    first_bars,
     hammers,
     key_chooser,
     key_clarity,
+    key_floors,
     leaps_too_wide,
+    measure_floors,
     unlike_any_tune,
 )
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.key_finding import pitch_class_durations
-from cantus.music.notes import Bar, Key, Meter, Mode, Note
+from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
 METER = Meter(4, 4)
@@ -41,6 +48,13 @@ C_TUNE = [_bar(60, 64, 67, 64), _bar(65, 62, 59, 62), _bar(60, 64, 67, 72), _bar
 A_TUNE = [_bar(69, 72, 76, 72), _bar(74, 71, 68, 71), _bar(69, 72, 76, 81), _bar(76, 71, 68, 69)]
 LOOSE_C_TUNE = [_bar(60, 62, 64, 65), _bar(67, 69, 71, 72), _bar(71, 69, 67, 65)]
 F_SHARP_TUNE = [_bar(66, 70, 73, 70), _bar(71, 68, 65, 68), _bar(66, 70, 73, 78)]
+# opens on A minor's triad and settles on C's scale: as near C major as A minor
+AMBIGUOUS_C_OPENING = [
+    _bar(69, 72, 76, 72),
+    _bar(74, 72, 71, 69),
+    _bar(67, 65, 64, 62),
+    _bar(67, 67, 69, 69),
+]
 
 
 def test_pitch_class_weights_count_sounding_time() -> None:
@@ -207,3 +221,66 @@ def test_a_leap_of_more_than_an_octave_is_passed_over_while_another_candidate_is
     assert leaps_too_wide(leaping) and unlike_any_tune(leaping)
     assert key_clarity(leaping, C_MAJOR) > 0
     assert candidates_in_key([leaping, LOOSE_C_TUNE], [], C_MAJOR) == [1]
+
+
+def test_the_clarity_floor_is_the_one_measured_at_the_longest_length_within_the_key_area() -> None:
+    major = KEY_CLARITY_FLOORS[Mode.MAJOR]
+    assert [clarity_floor(n, Mode.MAJOR) for n in (1, 4, 7, 8, 12, 15, 16, 40)] == [
+        major[0],
+        major[0],
+        major[0],
+        major[1],
+        major[2],
+        major[2],
+        major[3],
+        major[3],
+    ]
+    assert clarity_floor(4, Mode.MINOR, ASKED_KEY_FLOORS) == 0.0
+    assert key_floors(True) is KEY_CLARITY_FLOORS and key_floors(False) is ASKED_KEY_FLOORS
+
+
+def test_the_floors_ask_less_of_an_opening_than_of_a_whole_strain_and_never_more_than_the_key() -> (
+    None
+):
+    for mode in Mode:
+        floors = KEY_CLARITY_FLOORS[mode]
+        assert len(floors) == len(FLOOR_BARS)
+        assert list(floors) == sorted(floors)
+        assert floors[0] < 0 and floors[-1] == 0.0
+
+
+def test_an_opening_as_clear_as_real_tunes_openings_is_in_key_without_reading_in_it() -> None:
+    clarity = key_clarity(AMBIGUOUS_C_OPENING, C_MAJOR)
+    assert KEY_CLARITY_FLOORS[Mode.MAJOR][0] < clarity < 0
+    candidates = [AMBIGUOUS_C_OPENING, C_TUNE]
+    assert candidates_in_key(candidates, [], C_MAJOR) == [0, 1]
+    assert candidates_in_key(candidates, [], C_MAJOR, ASKED_KEY_FLOORS) == [1]
+    # the same four bars closing an eight-bar key area must read in C major by then
+    assert key_clarity([*AMBIGUOUS_C_OPENING, *AMBIGUOUS_C_OPENING], C_MAJOR) < (
+        clarity_floor(8, Mode.MAJOR)
+    )
+    assert candidates_in_key(candidates, AMBIGUOUS_C_OPENING, C_MAJOR) == [1]
+
+
+def test_the_chooser_keeps_an_opening_as_clear_as_real_tunes_unless_asked_to_read_in_key() -> None:
+    async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
+        tune = AMBIGUOUS_C_OPENING if request.seed == 11 else C_TUNE
+        for bar in tune[: request.n_bars]:
+            yield bar
+
+    request = dataclasses.replace(_request(), first_bar=0, n_bars=4)
+    assert asyncio.run(key_chooser(decode, 2)(request, (), [])) == AMBIGUOUS_C_OPENING
+    strict = key_chooser(decode, 2, floors=ASKED_KEY_FLOORS)
+    assert asyncio.run(strict(request, (), [])) == C_TUNE
+
+
+def test_the_floors_are_a_percentile_of_real_openings_capped_at_reading_in_key() -> None:
+    pickup = Bar(METER, (Note(3 * 480, 67, 480, 90),))
+    ambiguous = Melody(C_MAJOR, 100.0, (pickup, *AMBIGUOUS_C_OPENING))
+    clear = Melody(C_MAJOR, 100.0, tuple(C_TUNE * 2))
+    assert first_bars(ambiguous, 4) == AMBIGUOUS_C_OPENING  # the pickup bar left out
+    floors = measure_floors([ambiguous, clear, clear], {Mode.MAJOR: 0, Mode.MINOR: 20})
+    opening = round(key_clarity(AMBIGUOUS_C_OPENING, C_MAJOR), 3)
+    # four bars: the least clear opening; eight: only the clear tunes are that long, capped
+    # at 0; no tune of twelve bars or in minor: 0
+    assert floors == {Mode.MAJOR: (opening, 0.0, 0.0, 0.0), Mode.MINOR: (0.0,) * 4}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cantus.music.notes import Meter, Note
-from cantus.music.pickup import estimate_pickup, right_align_pickup
+from cantus.music.notes import Bar, Meter, Note
+from cantus.music.pickup import estimate_pickup, pickup_bars, right_align_pickup
 
 Q = 480
 
@@ -40,3 +40,13 @@ def test_right_align_moves_the_pickup_to_the_end_of_the_first_bar():
     moved = right_align_pickup(notes, Q, Meter(4, 4))
     assert [(n.onset, n.duration) for n in moved] == [(3 * Q, Q), (4 * Q, 4 * Q)]
     assert right_align_pickup(notes, 0, Meter(4, 4)) == notes
+
+
+def test_a_pickup_bar_is_a_first_bar_whose_first_note_starts_after_the_downbeat():
+    meter = Meter(3, 4)
+    upbeat = Bar(meter, (Note(960, 67, 480, 90),))
+    full = Bar(meter, (Note(0, 72, 1440, 90),))
+    assert pickup_bars([upbeat, full]) == 1
+    assert pickup_bars([full, upbeat]) == 0
+    assert pickup_bars([Bar(meter, ()), full]) == 0  # a silent bar is no pickup
+    assert pickup_bars([]) == 0

@@ -796,6 +796,15 @@ def eval_realness(
             "strains; unset: the service's",
         ),
     ] = None,
+    corpus_key_clarity: Annotated[
+        bool | None,
+        typer.Option(
+            "--corpus-key-clarity/--no-corpus-key-clarity",
+            help="Phrases chosen in key need leave their key area only as clear as most real "
+            "tunes are at that length; off: reading in the asked key from the first phrase on; "
+            "unset: the service's",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -823,6 +832,7 @@ def eval_realness(
         lead_on=upbeats,
         key_candidates=key_candidates,
         register_contrast=register_contrast,
+        corpus_key_clarity=corpus_key_clarity,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

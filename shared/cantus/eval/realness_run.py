@@ -139,11 +139,13 @@ def sample_melodies(
     lead_on: bool = True,
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
+    corpus_key_clarity: bool | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
     ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
-    ``lead_on``, ``key_candidates``, ``register_contrast``: the form composer's (``FormComposer``,
+    ``lead_on``, ``key_candidates``, ``register_contrast``, ``corpus_key_clarity``: the form
+    composer's (``FormComposer``,
     ``compose_pieces``); None where the engine failed or the tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
@@ -170,6 +172,7 @@ def sample_melodies(
             lead_on=lead_on,
             key_candidates=key_candidates,
             register_contrast=register_contrast,
+            corpus_key_clarity=corpus_key_clarity,
         )
     sequences = sample_transformer(
         model,
@@ -262,6 +265,7 @@ class RealnessRun:
     key_candidates: int | None = None
     register_contrast: bool | None = None
     contrast_lifts: ContrastLifts | None = None
+    corpus_key_clarity: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,7 @@ def run_realness_eval(
     lead_on: bool = True,
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
+    corpus_key_clarity: bool | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -392,6 +397,7 @@ def run_realness_eval(
         lead_on=lead_on,
         key_candidates=key_candidates,
         register_contrast=register_contrast,
+        corpus_key_clarity=corpus_key_clarity,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -426,12 +432,16 @@ def run_realness_eval(
         key_candidates=key_candidates,
         register_contrast=register_contrast,
         contrast_lifts=contrast_lifts(found, [t.melody for t in held_out]),
+        corpus_key_clarity=corpus_key_clarity,
     )
 
 
 def format_run(run: RealnessRun, *, command: str) -> str:
     """The whole Markdown report of a run, starting with the command that made it."""
     report = run.report
+    sampling = _sampling_words(
+        run.composer, run.top_p, run.lead_on, run.key_candidates, run.corpus_key_clarity
+    )
     lines = [
         "# Melody realness: generated melodies against held-out real tunes",
         "",
@@ -445,7 +455,7 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         "tune of the same mode (the window's length where the tune ends there, "
         f"{ENDING_CLEARANCE_BARS} bars more where it goes on); sampled as the "
         f"melody service samples "
-        f"({_sampling_words(run.composer, run.top_p, run.lead_on, run.key_candidates)}), "
+        f"({sampling}), "
         f"tonal emphasis **{run.tonal_emphasis:g}** nats, classifier-free guidance on the key "
         f"**{run.guidance:g}** (1: none; the service asks for {SERVED_GUIDANCE:g} from a "
         "checkpoint trained with key dropout); "
@@ -575,10 +585,12 @@ def _sampling_words(
     top_p: float | None = None,
     lead_on: bool = True,
     key_candidates: int | None = None,
+    corpus_key_clarity: bool | None = None,
 ) -> str:
     """How the pieces were sampled, in the report's words (``top_p``: a run's own nucleus,
     None: the service's; ``lead_on`` False: upbeats left to the model; ``key_candidates``:
-    phrases chosen in key among that many, None: the service's)."""
+    phrases chosen in key among that many, None: the service's; ``corpus_key_clarity``: how
+    clearly, None: the service's)."""
     if composer != "form":
         from cantus.eval.melody_sampling import SAMPLING
 
@@ -595,7 +607,18 @@ def _sampling_words(
         from cantus.settings import Settings
 
         key_candidates = Settings.model_construct().melody_key_candidates
-    in_key = f", each phrase chosen in key among {key_candidates}" if key_candidates > 1 else ""
+    if corpus_key_clarity is None:
+        from cantus.settings import Settings
+
+        corpus_key_clarity = Settings.model_construct().melody_corpus_key_clarity
+    clear = (
+        " (its key area as clear in its key as most real tunes are at that length)"
+        if corpus_key_clarity
+        else " (its key area reading in the asked key from the first phrase on)"
+    )
+    in_key = (
+        f", each phrase chosen in key among {key_candidates}{clear}" if key_candidates > 1 else ""
+    )
     return (
         f"{mask}, cadences at phrase ends{upbeats}{in_key}, "
         f"top-p {sampling.top_p if top_p is None else top_p:g}, "

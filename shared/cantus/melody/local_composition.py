@@ -6,6 +6,7 @@ that the service, which talks to Triton, does not import torch.)"""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 
 import torch
@@ -14,7 +15,7 @@ from cantus.melody.composition import DecodePhrase, FormComposer, PhraseRequest,
 from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.infill import phrase_chooser
-from cantus.melody.key_choice import candidates_in_key, key_chooser
+from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
 from cantus.melody.model import MelodyLM
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
@@ -84,6 +85,7 @@ def compose_pieces(
     lead_on: bool = True,
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
+    corpus_key_clarity: bool | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -94,14 +96,19 @@ def compose_pieces(
     chooses with ``melody_score`` (and, where the key is held by choosing, among those in
     key); ``lead_on``: as ``FormComposer``'s; each other new phrase chosen in key among
     ``key_candidates`` (None: ``settings.melody_key_candidates``); ``register_contrast``: as
-    ``FormComposer``'s (None: ``settings.melody_register_contrast``);
+    ``FormComposer``'s (None: ``settings.melody_register_contrast``); ``corpus_key_clarity``:
+    the key areas as clear as real tunes' (``key_choice.KEY_CLARITY_FLOORS``) or reading in the
+    asked key (None: ``settings.melody_corpus_key_clarity``);
     None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
     candidates = served.melody_return_candidates if return_candidates is None else return_candidates
     in_key = served.melody_key_candidates if key_candidates is None else key_candidates
-    in_key_filter = candidates_in_key if in_key > 1 else None
+    floors = key_floors(
+        served.melody_corpus_key_clarity if corpus_key_clarity is None else corpus_key_clarity
+    )
+    in_key_filter = functools.partial(candidates_in_key, floors=floors) if in_key > 1 else None
     contrast = served.melody_register_contrast if register_contrast is None else register_contrast
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
@@ -126,7 +133,9 @@ def compose_pieces(
                         look_ahead=look_ahead,
                         choose=choose,
                         lead_on=lead_on,
-                        choose_in_key=key_chooser(decode, in_key) if in_key > 1 else None,
+                        choose_in_key=(
+                            key_chooser(decode, in_key, floors=floors) if in_key > 1 else None
+                        ),
                         register_contrast=contrast,
                     )
                     bars = await collect(composer, [], decode)

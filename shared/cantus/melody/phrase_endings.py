@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from cantus.music.notes import Bar, Melody, Meter, Note
+from cantus.music.pickup import pickup_bars
 
 PHRASE_BARS = 4
 """Bars per phrase in the measurement (the form plans' phrases are 4 bars, 8 in long ones)."""
@@ -95,10 +96,7 @@ def leads_on(bar: Bar, meter: Meter) -> bool:
 def phrase_end_indices(melody: Melody, phrase_bars: int = PHRASE_BARS) -> range:
     """Indices of the bars that end the melody's phrases of ``phrase_bars`` full bars (after
     a pickup, a first bar whose first note starts after the downbeat)."""
-    bars = melody.bars
-    pickup = bool(bars) and bool(bars[0].notes) and bars[0].notes[0].onset > 0
-    first_full = 1 if pickup else 0
-    return range(first_full + phrase_bars - 1, len(bars), phrase_bars)
+    return range(pickup_bars(melody.bars) + phrase_bars - 1, len(melody.bars), phrase_bars)
 
 
 def phrase_end_bars(melody: Melody, phrase_bars: int = PHRASE_BARS) -> list[Bar]:

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 from cantus.music.form import FormPlan, Treatment
 from cantus.music.notes import Bar, Melody
+from cantus.music.pickup import pickup_bars
 
 STRAIN_BARS = 8
 """Bars of a folk tune's first strain: what the corpus's lifts are measured against."""
@@ -59,9 +60,7 @@ def strain_lift(melody: Melody) -> float | None:
     """The corpus statistic: mean pitch of the second strain's first phrase less the first
     strain's, counted from the first full bar (a pickup bar, padded with a rest before its
     first note, is left out); None for a tune too short or without notes there."""
-    bars = list(melody.bars)
-    if bars and bars[0].notes and bars[0].notes[0].onset > 0:
-        bars = bars[1:]
+    bars = list(melody.bars[pickup_bars(melody.bars) :])
     if len(bars) < 2 * STRAIN_BARS:
         return None
     first = mean_pitch(bars[:STRAIN_BARS])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from cantus.music.notes import Meter, Note
+from cantus.music.notes import Bar, Meter, Note
 from cantus.music.transcription import GRID_TICKS
 
 # Weights of the evidence for a downbeat, fitted on the Essen tunes above: a note's weight
@@ -28,6 +28,12 @@ _DOWNBEAT_WEIGHT = 4.0
 _BEAT_WEIGHT = 1.0
 _HALF_BEAT_WEIGHT = 0.5
 _NO_PICKUP_BONUS = 8.0
+
+
+def pickup_bars(bars: Sequence[Bar]) -> int:
+    """1 where ``bars`` open with a pickup bar as Cantus keeps one (a first bar whose first note
+    starts after the downbeat, ``right_align_pickup``), else 0: the index of the first full bar."""
+    return 1 if bars and bars[0].notes and bars[0].notes[0].onset > 0 else 0
 
 
 def _metric_weight(position: int, meter: Meter) -> float:
