@@ -120,6 +120,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
             ),
             choose_in_key=key_chooser(decode, in_key, floors=floors) if in_key > 1 else None,
             register_contrast=service.settings.melody_register_contrast,
+            register_window=service.settings.melody_register_window,
         )
 
         async for index, bar in composer.compose(recorded, decode):

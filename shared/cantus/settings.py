@@ -340,6 +340,14 @@ class Settings(BaseSettings):
         description="a contrasting section's phrases are chosen, among their candidates, "
         "near a register drawn from the corpus's second strains (cantus.melody.register)",
     )
+    # Session 26: chosen among three or four candidates, the B climbed +0.74 semitones over its
+    # A where the corpus's second strains climb +1.71 (docs/results/form_register.md).
+    melody_register_window: bool = Field(
+        True,
+        description="with melody_register_contrast, a contrasting section's phrases are "
+        "decoded inside a window of pitches around their register aim "
+        "(cantus.melody.register.register_pitch_range)",
+    )
     # Session 26: every key area read in its key from its first phrase on, where real tunes'
     # first four bars do in 80 % (major) and 61 % (minor); the kept openings leaned on the
     # triad (docs/results/melody_realness_decomposition.md, cantus.melody.key_choice).

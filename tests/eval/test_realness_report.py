@@ -231,6 +231,8 @@ def test_contrast_lifts_compare_the_b_with_the_a_and_print_their_spread() -> Non
     run_text = "\n".join(format_contrast_lifts(lifts, True))
     assert "| generated | 2 | -1.50 |" in run_text and "| real tunes | 2 | +4.00 |" in run_text
     assert "| 0 % | 50 % |" in run_text  # generated: none over +2, one of two under -1
+    assert "decoded inside a window of pitches" in run_text
+    assert "window" not in "\n".join(format_contrast_lifts(lifts, True, False))
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,11 @@ from cantus.melody.register import (
     lift_quantiles,
     mean_pitch,
     nearest_register,
+    register_pitch_range,
     strain_lift,
     theme_sections,
 )
+from cantus.melody.sampling import DEFAULT_SAMPLING
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
@@ -148,9 +150,11 @@ def test_a_phrase_into_a_return_is_the_likeliest_lead_of_those_near_the_aim() ->
 def test_the_composer_aims_the_b_of_aaba_from_its_a_and_nothing_else() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     aims: dict[int, float | None] = {}
+    ranges: dict[int, tuple[int, int]] = {}
 
     async def decode(request: PhraseRequest) -> AsyncIterator[Bar]:
         aims[request.first_bar] = request.register_aim
+        ranges[request.first_bar] = request.sampling(DEFAULT_SAMPLING).pitch_range
         for _ in range(request.n_bars):
             yield _bar(60, 62, 64, 62)  # mean 62
 
@@ -158,10 +162,13 @@ def test_the_composer_aims_the_b_of_aaba_from_its_a_and_nothing_else() -> None:
     bars = asyncio.run(collect(composer, [], decode))
     assert len(bars) == 16
     assert aims[0] is None and aims[15] is None  # the theme and its varied return
+    # the theme keeps the service's pitch range; the B is decoded around its aim
+    assert ranges[0] == ranges[15] == DEFAULT_SAMPLING.pitch_range
     lift = draw_lift(random.Random(7 * 1_000_003 + 900_001 * 9 + 2))
     b_aim = aims[8]
     assert b_aim is not None
     assert abs(b_aim - mean_pitch(bars[:8]) - lift) < 1e-9  # type: ignore[operator]
+    assert ranges[8] == register_pitch_range(b_aim)
     # the same seed draws the same aim (a restarted service resumes the same B)
     again: dict[int, float | None] = {}
 
@@ -176,3 +183,23 @@ def test_the_composer_aims_the_b_of_aaba_from_its_a_and_nothing_else() -> None:
     aims.clear()
     asyncio.run(collect(off, [], decode))
     assert aims[8] is None
+    # chosen near the aim, decoded over the whole range (as before session 26)
+    unwindowed = FormComposer(plan, CONTROLS, seed=7, register_window=False)
+    asyncio.run(collect(unwindowed, [], decode))
+    assert aims[8] == b_aim and ranges[8] == DEFAULT_SAMPLING.pitch_range
+
+
+def test_the_register_window_surrounds_the_aim_and_keeps_its_width_inside_the_range() -> None:
+    assert register_pitch_range(66.4) == (61, 75)  # 5 below and 9 above the rounded aim
+    assert register_pitch_range(66.6, window=(3, 4)) == (64, 71)
+    # near the edges of the served range (48-88) the window moves whole, an octave and more
+    assert register_pitch_range(86.0) == (74, 88)
+    assert register_pitch_range(45.0) == (48, 62)
+    assert register_pitch_range(70.0, bounds=(60, 64)) == (60, 64)  # a range narrower than it
+
+
+@given(st.floats(20.0, 110.0))
+def test_every_window_holds_every_pitch_class_inside_the_served_range(aim: float) -> None:
+    low, high = register_pitch_range(aim)
+    assert DEFAULT_SAMPLING.pitch_range[0] <= low <= high <= DEFAULT_SAMPLING.pitch_range[1]
+    assert high - low >= 11

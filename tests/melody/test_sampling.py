@@ -48,6 +48,7 @@ wire_values = st.builds(
     cadence_steps=st.lists(st.integers(0, 11), max_size=4).map(tuple),
     guidance=st.floats(1.0, MAX_GUIDANCE, width=32),
     first_onset=st.integers(-1, 47),
+    pitch_range=st.tuples(st.integers(0, 60), st.integers(60, 127)),
 )
 
 
@@ -59,7 +60,7 @@ def test_sampling_crosses_the_wire_unchanged(sampling: SamplingParams) -> None:
 def test_every_wire_field_is_an_input_of_the_served_model() -> None:
     assert {t.name for t in WIRE_TENSORS.values()} <= set(EXPECTED_INPUTS)
     not_on_the_wire = {f.name for f in dataclasses.fields(SamplingParams)} - set(WIRE_TENSORS)
-    assert not_on_the_wire == {"pitch_range", "max_notes_per_bar"}
+    assert not_on_the_wire == {"max_notes_per_bar"}
 
 
 def test_tensors_left_out_take_the_defaults() -> None:
@@ -79,6 +80,7 @@ def test_tensors_left_out_take_the_defaults() -> None:
         ({"first_onset": -2}, "first_onset"),
         ({"first_onset": 48}, "first_onset"),
         ({"pitch_range": (80, 60)}, "pitch_range"),
+        ({"pitch_range": (60, 70, 80)}, "pitch_range"),
         ({"max_notes_per_bar": 0}, "max_notes_per_bar"),
     ],
 )
@@ -91,6 +93,8 @@ def test_a_bad_setting_is_named(settings: dict, field: str) -> None:
 def test_the_served_model_names_the_tensor() -> None:
     with pytest.raises(RequestInputError, match=r"input GUIDANCE 0\.5 is outside"):
         parse_sampling({"GUIDANCE": np.array([0.5], np.float32)})
+    with pytest.raises(RequestInputError, match=r"input PITCH_RANGE \[60\] is not \[low, high\]"):
+        parse_sampling({"PITCH_RANGE": np.array([60], np.int32)})
 
 
 def test_the_service_asks_its_settings_sampling_and_the_phrase_cadence() -> None:

@@ -1,9 +1,10 @@
 """The register-contrast example of docs/examples/README.md: six 16-bar pieces (form ``auto``:
-AABA, the B in bars 9-12) composed in process with the service's sampling, once with the
-candidates of the B kept without regard to register (as before session 24) and once chosen
-near a register drawn from the corpus's second strains (``cantus.melody.register``); their
-piano rolls side by side, the B shaded, each title with how far the B's mean pitch lies above
-its A's. Run: .venv/bin/python docs/examples/contrast/make.py"""
+AABA, the B in bars 9-12) composed in process with the service's sampling three times: with
+the candidates of the B kept without regard to register (as before session 24), chosen near
+a register drawn from the corpus's second strains (``cantus.melody.register``, sessions
+24-25), and decoded inside a window of pitches around it as well (served since session 26);
+their piano rolls side by side, the B shaded, each title with how far the B's mean pitch lies
+above its A's. Run: .venv/bin/python docs/examples/contrast/make.py"""
 
 from pathlib import Path
 
@@ -36,17 +37,22 @@ NAMES = "C C# D Eb E F F# G Ab A Bb B".split()
 def main() -> None:
     torch.set_num_threads(1)
     model, tokenizer, _ = load_melody_checkpoint(CHECKPOINTS / "melody_lm.pt")
+    ways = {
+        "B as it came": {"register_contrast": False},
+        "B chosen near a drawn register": {"register_window": False},
+        "B decoded around it": {},
+    }
     runs = {
-        contrast: compose_pieces(
-            model, tokenizer, PIECES, n_bars=16, sampling=default_sampling(),
-            register_contrast=contrast,
+        way: compose_pieces(
+            model, tokenizer, PIECES, n_bars=16, sampling=default_sampling(), **options
         )
-        for contrast in (False, True)
-    }  # fmt: skip
-    figure, axes = plt.subplots(len(PIECES), 2, figsize=(16, 2.4 * len(PIECES)))
+        for way, options in ways.items()
+    }
+    colours = dict(zip(ways, ("C0", "C2", "C3"), strict=True))
+    figure, axes = plt.subplots(len(PIECES), len(ways), figsize=(24, 2.4 * len(PIECES)))
     for row, (controls, seed) in enumerate(PIECES):
-        for column, contrast in enumerate((False, True)):
-            melody = runs[contrast][row]
+        for column, way in enumerate(ways):
+            melody = runs[way][row]
             axis = axes[row][column]
             if melody is None:
                 axis.set_title("failed")
@@ -59,15 +65,14 @@ def main() -> None:
                     axis.broken_barh(
                         [(start + note.onset, note.duration)],
                         (note.pitch - 0.4, 0.8),
-                        color="C3" if contrast else "C0",
+                        color=colours[way],
                     )
                 axis.axvline(start, color="#ddd", lw=0.5)
             key = f"{NAMES[controls.key.tonic]} {controls.key.mode.value}"
             lift = strain_lift(melody)
             axis.set_title(
                 f"{key}, {controls.meter}, {controls.style.value}, seed {seed}; "
-                f"{'B near a drawn register' if contrast else 'B as it came'}: "
-                f"B {lift:+.1f} semitones over A",
+                f"{way}: B {lift:+.1f} semitones over A",
                 fontsize=9,
             )
             axis.set_xticks([])

@@ -805,6 +805,14 @@ def eval_realness(
             "unset: the service's",
         ),
     ] = None,
+    register_window: Annotated[
+        bool | None,
+        typer.Option(
+            "--register-window/--no-register-window",
+            help="Contrasting sections decoded inside a window of pitches around their drawn "
+            "register; unset: the service's",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -833,6 +841,7 @@ def eval_realness(
         key_candidates=key_candidates,
         register_contrast=register_contrast,
         corpus_key_clarity=corpus_key_clarity,
+        register_window=register_window,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

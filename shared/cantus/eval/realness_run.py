@@ -140,12 +140,13 @@ def sample_melodies(
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
+    register_window: bool | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
     ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
-    ``lead_on``, ``key_candidates``, ``register_contrast``, ``corpus_key_clarity``: the form
-    composer's (``FormComposer``,
+    ``lead_on``, ``key_candidates``, ``register_contrast``, ``corpus_key_clarity``,
+    ``register_window``: the form composer's (``FormComposer``,
     ``compose_pieces``); None where the engine failed or the tokens do not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
@@ -173,6 +174,7 @@ def sample_melodies(
             key_candidates=key_candidates,
             register_contrast=register_contrast,
             corpus_key_clarity=corpus_key_clarity,
+            register_window=register_window,
         )
     sequences = sample_transformer(
         model,
@@ -266,6 +268,7 @@ class RealnessRun:
     register_contrast: bool | None = None
     contrast_lifts: ContrastLifts | None = None
     corpus_key_clarity: bool | None = None
+    register_window: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -358,6 +361,7 @@ def run_realness_eval(
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
+    register_window: bool | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -398,6 +402,7 @@ def run_realness_eval(
         key_candidates=key_candidates,
         register_contrast=register_contrast,
         corpus_key_clarity=corpus_key_clarity,
+        register_window=register_window,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -433,6 +438,7 @@ def run_realness_eval(
         register_contrast=register_contrast,
         contrast_lifts=contrast_lifts(found, [t.melody for t in held_out]),
         corpus_key_clarity=corpus_key_clarity,
+        register_window=register_window,
     )
 
 
@@ -498,22 +504,31 @@ def format_run(run: RealnessRun, *, command: str) -> str:
     if run.joins is not None:
         lines += _join_lines(run.joins)
     if run.contrast_lifts is not None:
-        lines += format_contrast_lifts(run.contrast_lifts, run.register_contrast)
+        lines += format_contrast_lifts(
+            run.contrast_lifts, run.register_contrast, run.register_window
+        )
     if run.calibration is not None:
         lines += ["", *format_calibration(run.calibration, run.calibration_tunes)]
     return "\n".join(lines) + "\n"
 
 
-def format_contrast_lifts(lifts: ContrastLifts, register_contrast: bool | None) -> list[str]:
-    """The report's "Register of the contrasting section" (``register_contrast`` None: the
-    service's setting): mean, percentiles and both tails of each set's lifts."""
-    if register_contrast is None:
-        from cantus.settings import Settings
+def format_contrast_lifts(
+    lifts: ContrastLifts, register_contrast: bool | None, register_window: bool | None = None
+) -> list[str]:
+    """The report's "Register of the contrasting section" (``register_contrast``,
+    ``register_window`` None: the service's settings): mean, percentiles and both tails of
+    each set's lifts."""
+    from cantus.settings import Settings
 
-        register_contrast = Settings.model_construct().melody_register_contrast
+    served = Settings.model_construct()
+    if register_contrast is None:
+        register_contrast = served.melody_register_contrast
+    if register_window is None:
+        register_window = served.melody_register_window
+    window = ", decoded inside a window of pitches around it" if register_window else ""
     chosen = (
-        "chosen among its candidates near a register drawn from the corpus's second strains "
-        "(`cantus.melody.register`)"
+        "chosen among its candidates near a register drawn from the corpus's second strains"
+        f"{window} (`cantus.melody.register`)"
         if register_contrast
         else "its candidates kept without regard to register (`--no-register-contrast`)"
     )

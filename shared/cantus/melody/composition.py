@@ -54,7 +54,13 @@ from dataclasses import dataclass
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.phrase_endings import draw_cadence_beat, draw_upbeat
-from cantus.melody.register import contrasting_sections, draw_lift, mean_pitch, theme_sections
+from cantus.melody.register import (
+    contrasting_sections,
+    draw_lift,
+    mean_pitch,
+    register_pitch_range,
+    theme_sections,
+)
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import Cadence, FormPlan, Section, Treatment
@@ -120,7 +126,10 @@ class PhraseRequest:
     the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
     unguided candidate keeps the key and is like a tune). ``register_aim``: the mean pitch a
     contrasting section's phrase is chosen to sit near (``cantus.melody.register``), None
-    for the theme, its returns, intros and outros; read by the choosers, not the model."""
+    for the theme, its returns, intros and outros; read by the choosers, not the model.
+    ``pitch_range``: the pitches the phrase keeps to (``SamplingParams.pitch_range``; a
+    contrasting section's window around its aim, ``register.register_pitch_range``), None: the
+    service's."""
 
     first_bar: int
     n_bars: int
@@ -135,11 +144,12 @@ class PhraseRequest:
     upbeat: int = -1
     guidance: float | None = None
     register_aim: float | None = None
+    pitch_range: tuple[int, int] | None = None
 
     def sampling(self, base: SamplingParams) -> SamplingParams:
         """``base`` (the service's settings) with this phrase's cadence, opening, whether
-        the tune goes on after it, whether it leads on with an upbeat, and its guidance
-        where it has its own."""
+        the tune goes on after it, whether it leads on with an upbeat, and its guidance and
+        pitch range where it has its own."""
         return dataclasses.replace(
             base,
             cadence_steps=self.cadence_steps,
@@ -148,6 +158,7 @@ class PhraseRequest:
             phrase_continues=self.phrase_continues,
             upbeat=self.upbeat,
             guidance=base.guidance if self.guidance is None else self.guidance,
+            pitch_range=base.pitch_range if self.pitch_range is None else self.pitch_range,
         )
 
     def prompt(self, tokenizer: MelodyTokenizer) -> list[int]:
@@ -185,7 +196,10 @@ class FormComposer:
     in their key (``cantus.melody.key_choice``, ``settings.melody_key_candidates``); its bars
     too come all at once. ``register_contrast``: a contrasting section's phrases carry a
     register aim (``PhraseRequest.register_aim``, ``cantus.melody.register``) that the
-    choosers keep the nearest candidates to; False: none (as before session 24)."""
+    choosers keep the nearest candidates to; False: none (as before session 24).
+    ``register_window``: such a phrase is also decoded inside a window of pitches around its
+    aim (``PhraseRequest.pitch_range``, ``register.register_pitch_range``); False: over the
+    service's whole range, as before session 26."""
 
     def __init__(
         self,
@@ -198,6 +212,7 @@ class FormComposer:
         lead_on: bool = True,
         choose_in_key: ChoosePhrase | None = None,
         register_contrast: bool = True,
+        register_window: bool = True,
     ) -> None:
         self.plan = plan
         self.controls = controls
@@ -207,6 +222,7 @@ class FormComposer:
         self.lead_on = lead_on
         self.choose_in_key = choose_in_key
         self.contrasting = contrasting_sections(plan) if register_contrast else set()
+        self.register_window = register_window
         self.theme = theme_sections(plan)
 
     async def compose(
@@ -339,6 +355,7 @@ class FormComposer:
         controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
         cadence_beat = self.cadence_beat(end)
         continues = end < self.plan.total_bars - 1
+        aim = self.register_aim(index, bars)
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,
@@ -351,7 +368,10 @@ class FormComposer:
             cadence_beat=cadence_beat,
             phrase_continues=continues,
             upbeat=self.upbeat(end, cadence_beat) if continues and self.lead_on else -1,
-            register_aim=self.register_aim(index, bars),
+            register_aim=aim,
+            pitch_range=(
+                register_pitch_range(aim) if aim is not None and self.register_window else None
+            ),
         )
 
     def register_aim(self, index: int, bars: Sequence[Bar]) -> float | None:

@@ -86,6 +86,7 @@ def compose_pieces(
     key_candidates: int | None = None,
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
+    register_window: bool | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -98,7 +99,8 @@ def compose_pieces(
     ``key_candidates`` (None: ``settings.melody_key_candidates``); ``register_contrast``: as
     ``FormComposer``'s (None: ``settings.melody_register_contrast``); ``corpus_key_clarity``:
     the key areas as clear as real tunes' (``key_choice.KEY_CLARITY_FLOORS``) or reading in the
-    asked key (None: ``settings.melody_corpus_key_clarity``);
+    asked key (None: ``settings.melody_corpus_key_clarity``); ``register_window``: as
+    ``FormComposer``'s (None: ``settings.melody_register_window``);
     None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
@@ -110,6 +112,7 @@ def compose_pieces(
     )
     in_key_filter = functools.partial(candidates_in_key, floors=floors) if in_key > 1 else None
     contrast = served.melody_register_contrast if register_contrast is None else register_contrast
+    window = served.melody_register_window if register_window is None else register_window
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -137,6 +140,7 @@ def compose_pieces(
                             key_chooser(decode, in_key, floors=floors) if in_key > 1 else None
                         ),
                         register_contrast=contrast,
+                        register_window=window,
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):

@@ -69,8 +69,10 @@ class SamplingParams:
       its bar (an upbeat into the next phrase): 1 wherever the bar leaves room, 0 never (the
       tone holds or the bar rests), -1 as the model likes. The form composer draws it per
       phrase as often as the corpus's phrases lead on after a cadence on that beat;
-    * ``pitch_range`` (MIDI, inclusive) and ``max_notes_per_bar``: not sent over the wire,
-      the served model uses the defaults.
+    * ``pitch_range`` (MIDI, inclusive): every generated pitch inside it; the form composer
+      narrows it for a contrasting section's phrases to a window around their register aim
+      (``cantus.melody.register.register_pitch_range``);
+    * ``max_notes_per_bar``: not sent over the wire, the served model uses the default.
     """
 
     temperature: float = 1.0
@@ -117,6 +119,8 @@ class SamplingParams:
             )
         if self.upbeat not in (-1, 0, 1):
             raise SamplingError("upbeat", f"{self.upbeat} is not -1, 0 or 1")
+        if len(self.pitch_range) != 2:
+            raise SamplingError("pitch_range", f"{list(self.pitch_range)} is not [low, high]")
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
             raise SamplingError("pitch_range", f"{self.pitch_range} is not a MIDI range")
@@ -131,7 +135,8 @@ DEFAULT_SAMPLING = SamplingParams()
 @dataclass(frozen=True)
 class WireTensor:
     """How one ``SamplingParams`` field travels to Triton: the tensor's name, its Triton
-    datatype, and whether it holds a list (``cadence_steps``) rather than one value."""
+    datatype, and whether it holds a list (``cadence_steps``, ``pitch_range``) rather than one
+    value."""
 
     name: str
     datatype: str
@@ -151,6 +156,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "cadence_beat": WireTensor("CADENCE_BEAT", "INT32"),
     "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
     "upbeat": WireTensor("UPBEAT", "INT32"),
+    "pitch_range": WireTensor("PITCH_RANGE", "INT32", is_list=True),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
 leaves a tensor out gets the field's default."""
