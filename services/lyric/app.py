@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import asyncio
 
-import torch
-
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import pb_to_notes, spec_form, spec_meter
 from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
-from cantus.lyrics.client import TritonLyricScorer
+from cantus.lyrics.client import served_lyric_resources
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
 from cantus.lyrics.slots import (
     DEFAULT_RHYME_SCHEME,
@@ -38,8 +36,7 @@ from cantus.lyrics.song_form import (
     section_end,
     stanza_start,
 )
-from cantus.lyrics.training import checkpoint_path
-from cantus.lyrics.writer import LyricResources, write_piece_line
+from cantus.lyrics.writer import write_piece_line
 from cantus.music.notes import MusicError
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import LyricState, WrittenLine, note_rows, notes_from_rows
@@ -47,22 +44,10 @@ from cantus.v1 import events_pb2 as pb
 
 service = StreamService("lyric")
 settings = service.settings
-torch.set_num_threads(settings.lyric_torch_threads)
 melody_bars = service.topic("melody_bar")
 piece_state = service.app.Table("lyric-piece-state", default=None, partitions=settings.partitions)
 """piece_id → ``LyricState`` (``cantus.streaming.table_state``)."""
-resources = LyricResources(
-    scorer_for=lambda language, register: TritonLyricScorer(
-        settings.triton_grpc,
-        language,
-        model_name=settings.lyric_model_name,
-        expected=checkpoint_path(
-            language, model="transformer" if register else settings.lyric_models[language]
-        ).stem,
-        register=register,
-    ),
-    models=settings.lyric_models,
-)
+resources = served_lyric_resources(settings)
 
 
 @service.app.agent(melody_bars)

@@ -67,3 +67,27 @@ def test_the_candidates_are_serialised_once_while_they_stay_the_same():
         assert made.call_count == 1
         assert scorer._candidate_tensor(["moon", "\n"]) is not first
         assert made.call_count == 2
+
+
+def test_the_served_resources_embed_on_the_settings_torch_threads():
+    import torch
+
+    from cantus.lyrics.client import served_lyric_resources
+    from cantus.lyrics.theme import ThemeEmbedder
+    from cantus.settings import Settings
+
+    settings = Settings.model_construct(lyric_torch_threads=1)
+    resources = served_lyric_resources(settings)
+    assert resources.embedder.torch_threads == 1
+    assert resources.models == settings.lyric_models
+    scorer = resources.scorer("en")  # built lazily, without asking Triton
+    assert isinstance(scorer, TritonLyricScorer)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        embedder = ThemeEmbedder(torch_threads=1)
+        assert torch.get_num_threads() == 2  # nothing set until the model loads
+        embedder.embed(["the sea at night"])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

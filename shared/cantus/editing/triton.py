@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator
 from cantus.editing.editor import EditModels, EditOptions
 from cantus.harmony.client import HarmonyClient
 from cantus.harmony.context import checkpoint_version
-from cantus.lyrics.client import TritonLyricScorer
-from cantus.lyrics.training import checkpoint_path
-from cantus.lyrics.writer import LyricResources
+from cantus.lyrics.client import served_lyric_resources
 from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import DecodePhrase, PhraseRequest
 from cantus.melody.prompting import MelodyPrompter
@@ -48,25 +46,13 @@ def triton_edit_models(settings: Settings) -> EditModels:
 
         return decode
 
-    lyrics = LyricResources(
-        scorer_for=lambda language, register: TritonLyricScorer(
-            settings.triton_grpc,
-            language,
-            model_name=settings.lyric_model_name,
-            expected=checkpoint_path(
-                language, model="transformer" if register else settings.lyric_models[language]
-            ).stem,
-            register=register,
-        ),
-        models=settings.lyric_models,
-    )
     return EditModels(
         decoder=decoder,
         score=scorer.score,
         harmonize=harmony.harmonize,
         prompter=prompter,
         harmony_model_version=checkpoint_version(settings.harmony_checkpoint),
-        lyrics=lyrics,
+        lyrics=served_lyric_resources(settings),
     )
 
 

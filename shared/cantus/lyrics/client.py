@@ -11,12 +11,17 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tritonclient.grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
 
 from cantus.triton_client import channel_args
+
+if TYPE_CHECKING:
+    from cantus.lyrics.writer import LyricResources
+    from cantus.settings import Settings
 
 
 class LyricLMError(RuntimeError):
@@ -160,3 +165,27 @@ class TritonLyricScorer:
                 pass
             self._client = None
         self._responses = queue.Queue()
+
+
+def served_lyric_resources(settings: Settings) -> LyricResources:
+    """What a process that writes lyrics against the stack needs (the lyric service, the
+    gateway's editor): a ``TritonLyricScorer`` per language and register, checked against the
+    checkpoint it expects, the setting's lexicons, and the theme embedder on
+    ``settings.lyric_torch_threads``."""
+    from cantus.lyrics.theme import ThemeEmbedder
+    from cantus.lyrics.training import checkpoint_path
+    from cantus.lyrics.writer import LyricResources
+
+    return LyricResources(
+        scorer_for=lambda language, register: TritonLyricScorer(
+            settings.triton_grpc,
+            language,
+            model_name=settings.lyric_model_name,
+            expected=checkpoint_path(
+                language, model="transformer" if register else settings.lyric_models[language]
+            ).stem,
+            register=register,
+        ),
+        models=settings.lyric_models,
+        embedder=ThemeEmbedder(torch_threads=settings.lyric_torch_threads),
+    )

