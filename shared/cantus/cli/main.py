@@ -977,6 +977,10 @@ def eval_lyrics(
     noise: Annotated[float | None, typer.Option(help="Decoder Gumbel noise scale")] = None,
     theme_weight: Annotated[float | None, typer.Option(help="Per-word theme weight")] = None,
     line_theme_weight: Annotated[float | None, typer.Option(help="Line theme weight")] = None,
+    generic_weight: Annotated[
+        float | None,
+        typer.Option(help="Anti-LM (maximum mutual information) weight, both languages"),
+    ] = None,
     compare_decoders: Annotated[
         bool, typer.Option(help="Also decode with the plain beam search of before (PLAIN_BEAM)")
     ] = True,
@@ -1019,6 +1023,7 @@ def eval_lyrics(
         line_theme_weight=defaults.line_theme_weight
         if line_theme_weight is None
         else line_theme_weight,
+        generic_weight=defaults.generic_weight if generic_weight is None else generic_weight,
     )
     command = _invoked_command()
     report = run_lyrics_eval(
