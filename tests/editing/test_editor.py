@@ -642,3 +642,13 @@ def test_a_sung_sections_new_lyrics_render_only_that_section_with_its_voice(tmp_
     assert np.abs(new_stem - sung)[outside].max() < tolerance
     assert np.abs(new_stem[: at[3]] - old_stem[: at[3]]).max() < tolerance  # bars 1-3 as sung
     assert np.abs(new_stem[at[4] : at[6]] - old_stem[at[4] : at[6]]).max() > 100 * tolerance
+
+
+def test_edits_take_the_services_register_settings():
+    from cantus.editing.triton import edit_options
+    from cantus.settings import Settings
+
+    served = edit_options(Settings.model_construct())
+    assert served.register_contrast and served.register_window
+    off = edit_options(Settings.model_construct(melody_register_window=False))
+    assert off.register_contrast and not off.register_window

@@ -82,3 +82,31 @@ def test_the_phrase_chooser_keeps_the_candidate_the_right_side_likes_best() -> N
     assert chosen == asyncio.run(again(decoder.requests[2]))
     assert chosen != asyncio.run(again(decoder.requests[0]))
     assert len(chosen) == 2 and len(seen) == 4
+
+
+@pytest.mark.parametrize(
+    ("contrast", "window"), [(True, True), (True, False), (False, True), (False, False)]
+)
+def test_a_regenerated_b_keeps_to_its_register_as_the_service_asks(
+    contrast: bool, window: bool
+) -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    bars = [_bar(60 + i % 5) for i in range(16)]
+    infiller = Infiller(
+        plan,
+        CONTROLS,
+        3,
+        MelodyTokenizer(),
+        candidates=1,
+        register_contrast=contrast,
+        register_window=window,
+    )
+    decoder = RecordingDecoder()
+
+    async def run() -> list[int]:
+        return [index async for index, _ in infiller.fill(bars, 8, 11, decoder.decode, None)]
+
+    assert asyncio.run(run()) == [8, 9, 10, 11]
+    request = decoder.requests[0]
+    assert (request.register_aim is not None) is contrast
+    assert (request.pitch_range is not None) is (contrast and window)

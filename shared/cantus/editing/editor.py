@@ -139,6 +139,8 @@ class EditOptions:
     humanise: bool = True
     lyric_melisma: bool = False
     fill_in_middle: bool = False
+    register_contrast: bool = True
+    register_window: bool = True
 
 
 @dataclass
@@ -341,6 +343,8 @@ class PieceEditor:
             self.models.prompter.tokenizer,
             candidates=self.options.candidates,
             fill_in_middle=self.options.fill_in_middle,
+            register_contrast=self.options.register_contrast,
+            register_window=self.options.register_window,
         )
         harmonizer = _RangeHarmonizer(
             self.models, parts, edit.first, spec_style(spec), spec_energy(spec), plan

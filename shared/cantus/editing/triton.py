@@ -66,4 +66,6 @@ def edit_options(settings: Settings) -> EditOptions:
         humanise=settings.humanise,
         lyric_melisma=settings.lyric_melisma,
         fill_in_middle=settings.melody_fill_in_middle,
+        register_contrast=settings.melody_register_contrast,
+        register_window=settings.melody_register_window,
     )

@@ -74,7 +74,9 @@ class FillReport:
 
 
 class Infiller:
-    """``async for index, bar in Infiller(plan, controls, seed, tokenizer).fill(...)``."""
+    """``async for index, bar in Infiller(plan, controls, seed, tokenizer).fill(...)``;
+    ``register_contrast`` and ``register_window``: as ``FormComposer``'s, so that a bar
+    composed anew in a contrasting section keeps to its register as the service's do."""
 
     def __init__(
         self,
@@ -85,9 +87,17 @@ class Infiller:
         *,
         candidates: int = 4,
         fill_in_middle: bool = False,
+        register_contrast: bool = True,
+        register_window: bool = True,
     ) -> None:
         self.plan = plan
-        self.composer = FormComposer(plan, controls, seed)
+        self.composer = FormComposer(
+            plan,
+            controls,
+            seed,
+            register_contrast=register_contrast,
+            register_window=register_window,
+        )
         self.tokenizer = tokenizer
         self.candidates = max(1, candidates)
         self.fill_in_middle = fill_in_middle
