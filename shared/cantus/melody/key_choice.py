@@ -192,14 +192,13 @@ def key_chooser(
     """What ``FormComposer(choose_in_key=...)`` asks for: ``candidates`` decodings of a phrase
     (``infill.decode_candidates``) and, of the complete ones, the first that keeps its key
     area in the request's key (above ``floors``) and is like a tune (``candidates_in_key``).
-    Only a phrase that
-    leaves the key or is unlike any tune is passed over: taking the clearest always favoured
-    the phrases that lean on the tonic and the dominant (session 20, Krumhansl-Kessler
-    profiles: three candidates, classifier 77 % against 72 % for two). Where none keeps the
-    key and is like a tune, the phrase is decoded once more with ``fallback_guidance`` (1:
-    not) and chosen with the others. A phrase with a register aim (a contrasting section's,
-    ``cantus.melody.register``) is the fitting candidate nearest the aim instead of the
-    first."""
+    Only a phrase that leaves the key or is unlike any tune is passed over: taking the
+    clearest always favoured the phrases that lean on the tonic and the dominant (session 20,
+    Krumhansl-Kessler profiles: three candidates, classifier 77 % against 72 % for two).
+    Where none keeps the key and is like a tune, the phrase is decoded once more with
+    ``fallback_guidance`` (1: not) and chosen with the others. A phrase with a register aim
+    (a contrasting section's, ``cantus.melody.register``) is the fitting candidate nearest
+    the aim instead of the first."""
 
     async def choose(
         request: PhraseRequest, after: Sequence[Bar], key_area: Sequence[Bar]
@@ -234,11 +233,8 @@ def first_bars(melody: Melody, bars: int) -> list[Bar]:
 def opening_clarity(melodies: Sequence[Melody], mode: Mode, bars: int) -> list[float]:
     """``key_clarity`` of the first ``bars`` bars (``first_bars``) of each of ``melodies`` in
     ``mode`` that is that long, in the key it is labelled with."""
-    return [
-        key_clarity(first_bars(m, bars), m.key)
-        for m in melodies
-        if m.key.mode is mode and len(first_bars(m, bars)) == bars
-    ]
+    openings = [(first_bars(m, bars), m.key) for m in melodies if m.key.mode is mode]
+    return [key_clarity(opening, key) for opening, key in openings if len(opening) == bars]
 
 
 def measure_floors(
