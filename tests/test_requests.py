@@ -2,6 +2,7 @@
 
 import pytest
 
+from cantus.events.conversions import spec_form
 from cantus.requests import RequestError, validate_compose_request
 from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
@@ -14,7 +15,9 @@ def validate(**fields):
 def test_empty_request_gets_sensible_defaults():
     spec = validate().spec
     assert (spec.key_tonic, spec.mode, spec.tempo_bpm) == (0, pb.MODE_MAJOR, 100.0)
-    assert (spec.meter_numerator, spec.meter_denominator, spec.bars) == (4, 4, 16)
+    # 16 bars, and a pickup bar before them as often as folk tunes in 4/4 open with one
+    assert (spec.meter_numerator, spec.meter_denominator) == (4, 4)
+    assert spec.bars == 16 + spec_form(spec).pickup_bars
     assert (spec.style, spec.mood, spec.energy) == ("folk", "calm", "low")
     assert spec.melody_source == pb.MELODY_SOURCE_COMPOSE
 

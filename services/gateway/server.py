@@ -131,7 +131,11 @@ class Composer(api_grpc.ComposerServicer):
                     ),
                 )
             else:
-                validated = validate_compose_request(request, max_bars=self.settings.max_bars)
+                validated = validate_compose_request(
+                    request,
+                    max_bars=self.settings.max_bars,
+                    pickups=self.settings.melody_pickups,
+                )
         except RequestError as error:
             REQUESTS.labels("invalid").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))

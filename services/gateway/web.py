@@ -445,13 +445,14 @@ class GatewayWeb:
         compose = api.ComposeRequest()
         for name, field in QUERY_TEXTS:
             setattr(compose, field, query.get(name, ""))
-        if "vocals" in query:
-            if query["vocals"] not in QUERY_BOOLEANS:
+        for name in ("vocals", "pickup"):
+            if name not in query:
+                continue
+            if query[name] not in QUERY_BOOLEANS:
                 raise web.HTTPBadRequest(
-                    text=f"vocals: {query['vocals'][:40]!r} is not one of "
-                    f"{', '.join(QUERY_BOOLEANS)}\n"
+                    text=f"{name}: {query[name][:40]!r} is not one of {', '.join(QUERY_BOOLEANS)}\n"
                 )
-            compose.vocals = QUERY_BOOLEANS[query["vocals"]]
+            setattr(compose, name, QUERY_BOOLEANS[query[name]])
         for name, field, kind in QUERY_NUMBERS:
             if name not in query:
                 continue
@@ -463,7 +464,11 @@ class GatewayWeb:
                     f"for {field}\n"
                 ) from None
         try:
-            validated = validate_compose_request(compose, max_bars=self.settings.max_bars)
+            validated = validate_compose_request(
+                compose,
+                max_bars=self.settings.max_bars,
+                pickups=self.settings.melody_pickups,
+            )
         except ValueError as error:  # RequestError: "field: problem"
             raise web.HTTPBadRequest(text=f"{query_problem(error)}\n") from None
         piece_id = uuid.uuid4().hex

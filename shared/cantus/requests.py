@@ -10,9 +10,12 @@ A continued melody (``continue_midi``) keeps the plan of the whole piece when th
 end on a section boundary (they are its first sections, and later returns reuse them);
 otherwise they form one section of their own, labelled ``given``, and the form is planned
 over the bars after them. A harmonised melody (``harmonize_midi``) has one section covering
-its bars: its form is the melody's own, so the request takes no form for it. A melody
-file (MIDI, MusicXML or ABC) sets the key, mode, meter and tempo the request leaves unset,
-and what was read goes into ``PieceSpec.given_melody`` (``cantus.given_melody``).
+its bars: its form is the melody's own, so the request takes no form for it. A composed
+piece may open with a pickup bar before its plan (``ComposeRequest.pickup``; unset: as often
+as the corpus's tunes of its style and meter, ``cantus.melody.openings``), and is then a bar
+longer than asked. A melody file (MIDI, MusicXML or ABC) sets the key, mode, meter and tempo
+the request leaves unset, and what was read goes into ``PieceSpec.given_melody``
+(``cantus.given_melody``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from cantus.given_melody import GivenMelodyError, read_given_melody
 from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.lyrics.theme import theme_problem
+from cantus.melody.openings import draw_opening
 from cantus.music.form import (
     AUTO,
     Cadence,
@@ -39,6 +43,7 @@ from cantus.music.form import (
     bars_for_duration,
     normalise_form_name,
     plan_form,
+    with_pickup,
 )
 from cantus.music.notes import Key, Meter, MusicError, parse_mode
 from cantus.music.styles import MOOD_ENERGY, SUPPORTED_METERS, TEMPO_RANGE_BPM, Energy, Style
@@ -103,12 +108,19 @@ def lyrics_theme_problem(theme: str, language: str) -> str | None:
 
 
 def validate_compose_request(
-    request: api.ComposeRequest, *, max_bars: int, urgent_allowed: bool = False
+    request: api.ComposeRequest,
+    *,
+    max_bars: int,
+    urgent_allowed: bool = False,
+    pickups: bool = True,
 ) -> ValidatedRequest:
     """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field.
     A melody file is read in an isolated process and sets the key, mode, meter and tempo
     the request leaves unset (``cantus.given_melody``). ``urgent_allowed``: the caller is a
-    station, which may ask for ``PRIORITY_URGENT``; a gateway client may not."""
+    station, which may ask for ``PRIORITY_URGENT``; a gateway client may not. ``pickups``:
+    a composed piece whose request leaves ``pickup`` unset opens with a pickup bar as often
+    as the corpus's tunes of its style and meter (``settings.melody_pickups``); off: on the
+    downbeat."""
     try:
         given = read_given_melody(request, default_tempo_bpm=DEFAULT_TEMPO_BPM)
     except GivenMelodyError as error:
@@ -211,6 +223,16 @@ def validate_compose_request(
     plan = _form_plan(form, bars, key, energy, source, len(given_bars), length_field)
 
     seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+    if request.HasField("pickup") and source != pb.MELODY_SOURCE_COMPOSE:
+        raise RequestError(
+            "pickup", "a given melody keeps its own opening; give no pickup with a melody file"
+        )
+    if source == pb.MELODY_SOURCE_COMPOSE:
+        if request.HasField("pickup"):
+            plan = with_pickup(plan) if request.pickup else plan
+        elif pickups:
+            plan = draw_opening(plan, style, meter, seed)
+    bars = plan.total_bars
     spec = pb.PieceSpec(
         key_tonic=key.tonic,
         mode=mode_to_pb(key.mode),

@@ -357,6 +357,14 @@ class Settings(BaseSettings):
         "as most real tunes are at that length (cantus.melody.key_choice.KEY_CLARITY_FLOORS); "
         "off: the key area must read in the asked key from its first phrase on",
     )
+    # Session 27: composed pieces opened on the downbeat every time, where 71 % of the
+    # corpus's tunes open with a pickup (cantus.melody.openings).
+    melody_pickups: bool = Field(
+        True,
+        description="a composed piece opens with a pickup bar before its plan as often as the "
+        "corpus's tunes of its style and meter do (cantus.melody.openings); off: every piece "
+        "opens on the downbeat",
+    )
 
     # --- harmony model -------------------------------------------------------------------
     harmony_model_name: str = "harmony"

@@ -55,7 +55,7 @@ def first_event(text: str) -> dict:
 
 def test_compose_events_take_form_and_duration_and_announce_the_plan():
     async def check(client, producer):
-        response = await client.get("/compose/events?form=rondo&duration=60&tempo=120")
+        response = await client.get("/compose/events?form=rondo&duration=60&tempo=120&pickup=0")
         assert response.status == 200
         first = first_event(await response.text())
         assert first["bars"] == 32  # 60 s at 2 s a bar
@@ -66,6 +66,19 @@ def test_compose_events_take_form_and_duration_and_announce_the_plan():
         assert sections[0]["label"] == "A" and sections[1]["key"] == "C major"
         ((_, _, value),) = producer.sent
         assert pb.ComposeRequested.FromString(value).spec.form.name == "rondo"
+
+    run(check)
+
+
+def test_compose_events_take_a_pickup():
+    async def check(client, producer):
+        response = await client.get("/compose/events?form=AABA&bars=16&pickup=on")
+        assert response.status == 200
+        first = first_event(await response.text())
+        assert first["bars"] == 17
+        assert [s["label"] for s in first["form"]["sections"]][:2] == ["pickup", "A"]
+        bad = await client.get("/compose/events?pickup=maybe")
+        assert bad.status == 400 and (await bad.text()).startswith("pickup: ")
 
     run(check)
 
@@ -85,12 +98,14 @@ def test_compose_events_name_the_bad_field():
 
 
 def test_melody_bars_name_their_section():
-    spec = validate_compose_request(api.ComposeRequest(), max_bars=64).spec
-    labels = [
-        event_to_json(pb.MelodyBar(meta=new_meta("p", index, "melody"), spec=spec))["section"]
-        for index in range(16)
-    ]
-    assert labels == ["A"] * 4 + ["A'"] * 4 + ["B"] * 4 + ["A''"] * 4
+    for pickup, opening in ((False, []), (True, ["pickup"])):
+        request = api.ComposeRequest(pickup=pickup)
+        spec = validate_compose_request(request, max_bars=64).spec
+        labels = [
+            event_to_json(pb.MelodyBar(meta=new_meta("p", index, "melody"), spec=spec))["section"]
+            for index in range(spec.bars)
+        ]
+        assert labels == opening + ["A"] * 4 + ["A'"] * 4 + ["B"] * 4 + ["A''"] * 4
     assert event_to_json(pb.MelodyBar(meta=new_meta("p", 0, "melody")))["section"] is None
 
 

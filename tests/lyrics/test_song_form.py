@@ -6,7 +6,7 @@ from collections import Counter
 from cantus.lyrics.decoding import DecodedLine, LyricWriter
 from cantus.lyrics.slots import plan_lines
 from cantus.lyrics.song_form import SungLine, line_melody, repeated_line, title_line
-from cantus.music.form import plan_form
+from cantus.music.form import plan_form, with_pickup
 from cantus.music.notes import Key, Meter, Mode, Note
 from cantus.music.styles import Energy
 
@@ -105,3 +105,13 @@ def test_line_melody_is_relative_to_the_line():
 
     slots = [Slot(4, 0, 0, 60, True), Slot(5, 0, 480, 62, False)]
     assert line_melody(4, slots) == ((0, 0, 60, True), (1, 480, 62, False))
+
+
+def test_a_pickup_bar_opens_the_first_line_instead_of_making_one_of_its_own():
+    plan = with_pickup(verse_chorus())
+    melody = melody_for(plan)
+    melody[0] = [Note(1440, 67, 480)]  # the upbeat: one syllable
+    lines = plan_lines(melody, FOUR_FOUR, scheme="AABB", plan=plan)
+    assert lines[0].first_bar == 0 and lines[0].bar_count > 1
+    assert lines[0].first_bar + lines[0].bar_count <= plan.sections[1].end_bar
+    assert {line.first_bar for line in lines} >= {s.first_bar for s in plan.sections[2:]}

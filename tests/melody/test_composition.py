@@ -17,9 +17,10 @@ from cantus.melody.composition import (
 )
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.openings import PICKUP_ONSETS
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, MelodyTokenizer, Vocabulary
-from cantus.music.form import Cadence, Treatment, plan_form
+from cantus.music.form import Cadence, Treatment, plan_form, with_pickup
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -77,6 +78,24 @@ def test_the_piece_opens_on_the_downbeat_and_its_later_phrases_as_the_model_like
     given = [Bar(METER, (Note(1440, 67, 480),))]  # a given pickup is the user's: kept
     _, model = _compose(plan, bars=given)
     assert all(r.first_onset == -1 for r in model.requests)
+
+
+def test_a_pickup_bar_is_decoded_with_the_phrase_it_leads_into() -> None:
+    plan = with_pickup(plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID))
+    bars, model = _compose(plan)
+    assert len(bars) == 17
+    # pickup + A: 0-4 in one request, its first note after the downbeat where the corpus's
+    # 4/4 pickups start; A' copies 5-7 and decodes its cadence bar 8; B: 9-12; A'': 16
+    assert [(r.first_bar, r.n_bars) for r in model.requests] == [(0, 5), (8, 1), (9, 4), (16, 1)]
+    opening = model.requests[0]
+    assert opening.first_onset in PICKUP_ONSETS[(4, 4)]
+    assert opening.cadence_steps == HALF_CADENCE_STEPS  # A's phrase ends on bar 4
+    for copy, source in ((5, 1), (6, 2), (13, 1)):  # returns copy A's bars, not the pickup
+        assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch
+    # later prompts open with the pickup and the theme's four bars
+    assert model.requests[2].context[:5] == tuple(bars[:5])
+    # the onset is the seed's: the same piece every time
+    assert _compose(plan)[1].requests[0].first_onset == opening.first_onset
 
 
 def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from cantus.music.form import (
     form_names,
     normalise_form_name,
     plan_form,
+    with_pickup,
 )
 from cantus.music.notes import Key, Meter, Mode, MusicError
 from cantus.music.styles import Energy
@@ -119,3 +122,30 @@ def test_durations_round_to_whole_phrases():
     assert bars_for_duration(1, 60.0, Meter(6, 8)) == PHRASE_BARS
     with pytest.raises(MusicError, match="duration"):
         bars_for_duration(0, 100.0, Meter(4, 4))
+
+
+def test_a_pickup_bar_comes_before_the_plan_and_ends_no_phrase():
+    plan = plan_form("AABA", bars=16, key=Key(0), energy=Energy.MID)
+    opened = with_pickup(plan)
+    assert (opened.total_bars, opened.pickup_bars, plan.pickup_bars) == (17, 1, 0)
+    assert opened.labels() == ["pickup", *plan.labels()]
+    assert [s.first_bar for s in opened.sections] == [0, 1, 5, 9, 13]
+    assert [s.source for s in opened.sections[1:]] == [None, 1, None, 1]
+    # the phrases end a bar later, as a written tune's with an anacrusis do
+    assert opened.cadence_at(0) is None and opened.cadence_at(4) is Cadence.HALF
+    assert opened.cadence_at(16) is Cadence.AUTHENTIC
+    assert with_pickup(opened) == opened
+    assert FormPlan.from_dict(opened.to_dict()) == opened
+
+
+def test_a_pickup_is_one_bar_at_the_start_of_a_plan():
+    opened = with_pickup(plan_form("AABA", bars=16, key=Key(0), energy=Energy.MID))
+    pickup, first = opened.sections[:2]
+    with pytest.raises(MusicError, match="one bar"):
+        dataclasses.replace(pickup, bars=2)
+    with pytest.raises(MusicError, match="only a piece's first"):
+        FormPlan(
+            "x", (dataclasses.replace(first, first_bar=0), dataclasses.replace(pickup, first_bar=4))
+        )
+    with pytest.raises(MusicError, match="only a piece's first"):
+        FormPlan("x", (pickup,))

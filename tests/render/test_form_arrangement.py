@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cantus.events.conversions import form_to_pb
-from cantus.music.form import plan_form
+from cantus.music.form import plan_form, with_pickup
 from cantus.music.notes import Key, Meter, Mode, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.arrangement import (
@@ -25,6 +25,7 @@ from cantus.render.arrangement import (
     LOW_TOM,
     MID_TOM,
     SNARE,
+    bar_arrangements,
     drum_fill,
     fermata_ticks,
     section_arrangements,
@@ -118,6 +119,18 @@ def test_sections_get_roles_parts_energy_and_dynamics():
     assert [a.role for a in chorale] == ["statement", "contrast", "climax"]
     assert "chords" not in chorale[1].parts and "colour" in chorale[1].parts
     assert all("drums" not in a.parts for a in chorale)
+
+
+def test_a_pickup_bar_is_a_short_intro_and_the_band_comes_in_after_it():
+    plan = with_pickup(plan_form("AABA", bars=16, key=C, energy=Energy.HIGH))
+    pickup, statement, *_ = section_arrangements(plan, Style.FOLK)
+    # pad and bass under the upbeat, so the piece does not open on a bar of silence
+    assert pickup.role == "pickup" and pickup.parts == {"melody", "pad", "bass"}
+    assert pickup.energy is Energy.LOW
+    assert statement.role == "statement" and "drums" in statement.parts
+    first, second = bar_arrangements(plan, Style.FOLK)[:2]
+    assert not first.leads_in  # the tune's own upbeat leads in: no fill over it
+    assert second.opens_section  # the band's entry: a crash on the downbeat
 
 
 @pytest.mark.parametrize("energy", list(Energy))

@@ -44,7 +44,7 @@ def test_an_entry_without_a_plan_has_no_form():
 
 
 def test_form_keys_are_named_with_their_mode():
-    request = api.ComposeRequest(key="A", mode="minor", bars=32)
+    request = api.ComposeRequest(key="A", mode="minor", bars=32, pickup=False)
     spec = validate_compose_request(request, max_bars=64, urgent_allowed=True).spec
     keys = [s["key"] for s in form_metadata(spec.form)["sections"]]
     assert keys == ["A minor", "A minor", "E minor", "A minor"]

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from cantus.events.conversions import spec_form
 from cantus.requests import validate_compose_request
 from cantus.stations.intensity import intensity_adjustment
 from cantus.stations.mixing import fade_out
@@ -47,7 +48,7 @@ def test_a_closed_loop_session_decides_steps_as_it_asks_for_pieces():
     assert request.tempo_bpm == 92.0 and request.no_ritardando
     assert program.adjustment is not None and "cadence" in program.adjustment.reason
     spec = validate_compose_request(request, max_bars=64, urgent_allowed=True).spec
-    assert spec.no_ritardando and spec.bars == 8
+    assert spec.no_ritardando and spec.bars == 8 + spec_form(spec).pickup_bars
     # every next step starts where the one before ends, until the last
     steps = [step]
     for number in range(1, 20):

@@ -227,6 +227,14 @@ def compose(
             help="Sing the lyrics: a vocal stem mixed as the lead (default: on with --lyrics)",
         ),
     ] = None,
+    pickup: Annotated[
+        bool | None,
+        typer.Option(
+            "--pickup/--no-pickup",
+            help="Open with an upbeat in a bar of its own (the piece is a bar longer); default: "
+            "as often as folk tunes of the style and meter do",
+        ),
+    ] = None,
     continue_midi: Annotated[
         Path | None,
         typer.Option("--continue", help="A melody to continue (.mid, .musicxml, .mxl or .abc)"),
@@ -270,6 +278,8 @@ def compose(
         request.tempo_bpm = tempo
     if vocals is not None:
         request.vocals = vocals
+    if pickup is not None:
+        request.pickup = pickup
     if seed is not None:
         request.seed = seed
     if bars is not None:
@@ -813,6 +823,14 @@ def eval_realness(
             "register; unset: the service's",
         ),
     ] = None,
+    pickups: Annotated[
+        bool | None,
+        typer.Option(
+            "--pickups/--no-pickups",
+            help="Pieces open with a pickup as often as the corpus's tunes of their style and "
+            "meter; off: on the downbeat; unset: the service's",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -842,6 +860,7 @@ def eval_realness(
         register_contrast=register_contrast,
         corpus_key_clarity=corpus_key_clarity,
         register_window=register_window,
+        pickups=pickups,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

@@ -52,8 +52,9 @@ from cantus.eval.realness_report import (
 from cantus.eval.structure import Band
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
-from cantus.music.form import AUTO, plan_form
+from cantus.music.form import AUTO, plan_form, with_pickup
 from cantus.music.notes import Bar, Key, Melody, Mode, MusicError
+from cantus.music.pickup import pickup_bars
 from cantus.music.styles import Style
 
 DEFAULT_PIECES = 200
@@ -141,6 +142,7 @@ def sample_melodies(
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
+    pickups: bool | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
@@ -175,6 +177,7 @@ def sample_melodies(
             register_contrast=register_contrast,
             corpus_key_clarity=corpus_key_clarity,
             register_window=register_window,
+            pickups=pickups,
         )
     sequences = sample_transformer(
         model,
@@ -269,6 +272,8 @@ class RealnessRun:
     contrast_lifts: ContrastLifts | None = None
     corpus_key_clarity: bool | None = None
     register_window: bool | None = None
+    pickups: bool | None = None
+    openings: Openings | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +294,64 @@ def contrast_lifts(generated: Sequence[Melody], real: Sequence[Melody]) -> Contr
         return [lift for m in melodies if (lift := strain_lift(m)) is not None]
 
     return ContrastLifts(lifts(generated), lifts(real))
+
+
+@dataclass(frozen=True)
+class Openings:
+    """How melodies open: of each, the length of its pickup in beats of its meter (0: it opens
+    on the downbeat)."""
+
+    generated: list[float]
+    real: list[float]
+
+
+def openings_of(generated: Sequence[Melody], real: Sequence[Melody]) -> Openings:
+    def pickups(melodies: Sequence[Melody]) -> list[float]:
+        lengths = []
+        for melody in melodies:
+            meter = melody.bars[0].meter
+            onset = melody.bars[0].notes[0].onset if pickup_bars(melody.bars) else meter.bar_ticks
+            lengths.append((meter.bar_ticks - onset) / meter.beat_ticks)
+        return lengths
+
+    return Openings(pickups(generated), pickups(real))
+
+
+def format_openings(openings: Openings, pickups: bool | None) -> list[str]:
+    """The report's section on how the melodies open (``pickups`` None: the service's)."""
+    if pickups is None:
+        from cantus.settings import Settings
+
+        pickups = Settings.model_construct().melody_pickups
+    how = (
+        "a pickup drawn as often as the corpus's tunes of the style and meter open with one "
+        "(`cantus.melody.openings`)"
+        if pickups
+        else "every piece on the downbeat (`--no-pickups`)"
+    )
+    lines = [
+        "",
+        "## Openings",
+        "",
+        f"Share of melodies that open with a pickup bar, and its length in beats of the meter; "
+        f"generated: {how}.",
+        "",
+        "| melodies | n | on the downbeat | pickup ≤ 1/2 beat | ≤ 1 beat | longer |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, lengths in (("generated", openings.generated), ("real tunes", openings.real)):
+        values = np.array(lengths, float)
+        if not len(values):
+            continue
+        bins = (
+            values == 0,
+            (values > 0) & (values <= 0.5),
+            (values > 0.5) & (values <= 1),
+            values > 1,
+        )
+        cells = " | ".join(f"{100 * np.mean(b):.0f} %" for b in bins)
+        lines.append(f"| {label} | {len(values)} | {cells} |")
+    return lines
 
 
 SMOOTH_JOIN_SEMITONES = 5
@@ -333,7 +396,11 @@ def bar_line_joins(
     for melody, (controls, *_) in zip(generated, jobs, strict=True):
         if melody is None:
             continue
-        plan = plan_form(AUTO, bars=len(melody.bars), key=controls.key, energy=controls.energy)
+        opening = pickup_bars(melody.bars)
+        plan = plan_form(
+            AUTO, bars=len(melody.bars) - opening, key=controls.key, energy=controls.energy
+        )
+        plan = with_pickup(plan) if opening else plan
         returns = {
             section.first_bar
             for section in plan.sections
@@ -362,6 +429,7 @@ def run_realness_eval(
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
+    pickups: bool | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -403,6 +471,7 @@ def run_realness_eval(
         register_contrast=register_contrast,
         corpus_key_clarity=corpus_key_clarity,
         register_window=register_window,
+        pickups=pickups,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
@@ -439,6 +508,8 @@ def run_realness_eval(
         contrast_lifts=contrast_lifts(found, [t.melody for t in held_out]),
         corpus_key_clarity=corpus_key_clarity,
         register_window=register_window,
+        pickups=pickups,
+        openings=openings_of(found, [t.melody for t in held_out]),
     )
 
 
@@ -503,6 +574,8 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         lines.append(f"| {band.label} | {band.n_bars} | {n} | " + " | ".join(cells) + " |")
     if run.joins is not None:
         lines += _join_lines(run.joins)
+    if run.openings is not None:
+        lines += format_openings(run.openings, run.pickups)
     if run.contrast_lifts is not None:
         lines += format_contrast_lifts(
             run.contrast_lifts, run.register_contrast, run.register_window

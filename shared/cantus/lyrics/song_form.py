@@ -33,10 +33,14 @@ def is_chorus(label: str) -> bool:
 
 def section_end(plan: FormPlan | None, bar: int, total_bars: int) -> int:
     """One past the last bar of the section holding ``bar`` (the piece's end without a
-    plan, or past the plan's end)."""
+    plan, or past the plan's end). A pickup bar's line goes on into the section it leads
+    into: its upbeat is the first line's first words, not a line of its own."""
     if plan is None or bar >= plan.total_bars:
         return total_bars
-    return min(total_bars, plan.section_at(bar).end_bar)
+    index = plan.section_index(bar)
+    if plan.sections[index].treatment is Treatment.PICKUP and index + 1 < len(plan.sections):
+        index += 1
+    return min(total_bars, plan.sections[index].end_bar)
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,14 @@ every phrase was what most told the composed pieces from real ones. A phrase the
 on after leads into the next with an upbeat as often as the corpus's phrases do after a
 cadence on that beat (``PhraseRequest.upbeat``).
 
-The piece opens on the downbeat (``PhraseRequest.first_onset``, held by the model's grammar).
-The plan's phrases end on bars 4, 8, 12…, and so do those of the corpus's tunes that open on
-the downbeat. But 71 % of its tunes open with a pickup bar, and theirs end a bar later: left
-to itself the model opened three pieces in four with a pickup, and each cadence then came a
-bar before its phrase was over (the long notes of those pieces fell on bars 4 and 5, 12 and
-13). Given bars keep their own opening.
+Where the piece opens is the plan's, not the model's (``PhraseRequest.first_onset``, held by
+the model's grammar). Left to itself the model opened three pieces in four with a pickup,
+and each cadence then came a bar before its phrase was over: the plan's phrases ended on
+bars 4, 8, 12… as those of a tune without one do. A plan that opens with a pickup bar
+(``cantus.music.form.with_pickup``, drawn as often as the corpus's tunes of the style and
+meter open with one: ``cantus.melody.openings``) has its phrases end a bar later; its
+pickup bar is decoded with the phrase it leads into, its first note where the corpus's
+pickups start. A plan without one opens on the downbeat. Given bars keep their own opening.
 
 All of it is a function of the plan, the bars so far and the seed: a restarted service that
 resumes after bar k composes the same bars every time it resumes there (at a phrase start,
@@ -53,6 +55,7 @@ from dataclasses import dataclass
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
+from cantus.melody.openings import draw_pickup_onset
 from cantus.melody.phrase_endings import draw_cadence_beat, draw_upbeat
 from cantus.melody.register import (
     contrasting_sections,
@@ -349,8 +352,19 @@ class FormComposer:
         drawn = draw_upbeat(self.controls.meter, cadence_beat, rng)
         return -1 if drawn is None else int(drawn)
 
+    def first_onset(self) -> int:
+        """Where the piece's first note starts (``SamplingParams.first_onset``): on the
+        downbeat, or after a plan's pickup bar's rest, where the corpus's pickups in the meter
+        start (seeded by the seed alone)."""
+        if not self.plan.pickup_bars:
+            return 0
+        return draw_pickup_onset(self.controls.meter, random.Random(self.seed * 1_000_003 + 3))
+
     def phrase_request(self, section: Section, index: int, bars: Sequence[Bar]) -> PhraseRequest:
-        """The request that decodes from ``index`` to the end of its phrase."""
+        """The request that decodes from ``index`` to the end of its phrase (from a pickup
+        bar, to the end of the phrase it leads into)."""
+        if section.treatment is Treatment.PICKUP:
+            section = self.plan.sections[self.plan.section_index(index) + 1]
         end, cadence = next((e, c) for e, c in section.phrase_ends() if e >= index)
         controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
         cadence_beat = self.cadence_beat(end)
@@ -364,7 +378,7 @@ class FormComposer:
             cadence_steps=cadence_steps(cadence, section.key.mode, last=not continues),
             seed=self.seed + index,
             after=self.known_after(end, bars) if self.look_ahead else (),
-            first_onset=0 if index == 0 else -1,
+            first_onset=self.first_onset() if index == 0 else -1,
             cadence_beat=cadence_beat,
             phrase_continues=continues,
             upbeat=self.upbeat(end, cadence_beat) if continues and self.lead_on else -1,
@@ -399,7 +413,7 @@ class FormComposer:
         """The bars a request is prompted with, each once and in piece order so the model
         reads them as one tune: the theme, the source's version of the bars to decode (with
         ``SOURCE_LEAD_BARS`` before them) and the recent bars."""
-        chosen: set[int] = set(range(min(THEME_BARS, index)))
+        chosen: set[int] = set(range(min(self.plan.pickup_bars + THEME_BARS, index)))
         if section.source is not None:
             source = self.plan.sections[section.source]
             offset = index - section.first_bar

@@ -17,6 +17,7 @@ from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.infill import phrase_chooser
 from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
 from cantus.melody.model import MelodyLM
+from cantus.melody.openings import draw_opening
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
 from cantus.melody.tokenizer import MelodyTokenizer
@@ -87,6 +88,7 @@ def compose_pieces(
     register_contrast: bool | None = None,
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
+    pickups: bool | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
     job) composed along ``plan_form(form, …)`` in the
@@ -100,8 +102,10 @@ def compose_pieces(
     ``FormComposer``'s (None: ``settings.melody_register_contrast``); ``corpus_key_clarity``:
     the key areas as clear as real tunes' (``key_choice.KEY_CLARITY_FLOORS``) or reading in the
     asked key (None: ``settings.melody_corpus_key_clarity``); ``register_window``: as
-    ``FormComposer``'s (None: ``settings.melody_register_window``);
-    None where a piece failed."""
+    ``FormComposer``'s (None: ``settings.melody_register_window``); ``pickups``: a piece
+    opens with a pickup bar before its plan's bars as often as the corpus's tunes of its style
+    and meter do (``cantus.melody.openings``; None: ``settings.melody_pickups``; off: on the
+    downbeat); None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
@@ -113,6 +117,7 @@ def compose_pieces(
     in_key_filter = functools.partial(candidates_in_key, floors=floors) if in_key > 1 else None
     contrast = served.melody_register_contrast if register_contrast is None else register_contrast
     window = served.melody_register_window if register_window is None else register_window
+    opening = served.melody_pickups if pickups is None else pickups
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -122,6 +127,8 @@ def compose_pieces(
 
             async def one(controls: Controls, seed: int, length: int) -> Melody | None:
                 plan = plan_form(form, bars=length, key=controls.key, energy=controls.energy)
+                if opening:
+                    plan = draw_opening(plan, controls.style.value, controls.meter, seed)
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
                     choose = (

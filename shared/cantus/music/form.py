@@ -8,7 +8,11 @@ section has a label (``intro``, ``A``, ``A'``, ``B``, ``verse``, ``chorus``, ``b
 * ``NEW`` — decode new material (the first statement of a section, an intro, a bridge);
 * ``REPEAT`` — play the ``source`` section's melody again, note for note;
 * ``VARY`` — the ``source`` section's melody with its closing phrase decoded anew (a changed
-  cadence) and light ornaments, the way folk tunes vary a returning strain.
+  cadence) and light ornaments, the way folk tunes vary a returning strain;
+* ``PICKUP`` — a first bar that rests until its last beat or so and leads into the next
+  section (an anacrusis, as 71 % of the corpus's tunes open: ``with_pickup``). It ends no
+  phrase: the composer decodes it with the phrase it leads into, and the arrangement leaves
+  it to the melody.
 
 ``plan_form`` builds a plan from a named form (``FORMS``) and a length in bars, or picks the form
 that suits a target duration (``bars_for_duration``). Sections are whole phrases (multiples of
@@ -45,6 +49,7 @@ class Treatment(str, enum.Enum):
     NEW = "new"
     REPEAT = "repeat"
     VARY = "vary"
+    PICKUP = "pickup"
 
 
 class Cadence(str, enum.Enum):
@@ -101,7 +106,10 @@ class Section:
     def __post_init__(self) -> None:
         if self.bars < 1:
             raise MusicError(f"section {self.label!r} must have at least one bar")
-        if self.treatment is not Treatment.NEW and self.source is None:
+        if self.treatment is Treatment.PICKUP:
+            if self.bars != 1 or self.source is not None:
+                raise MusicError(f"pickup section {self.label!r} must be one bar of its own")
+        elif self.treatment is not Treatment.NEW and self.source is None:
             raise MusicError(f"section {self.label!r} ({self.treatment.value}) needs a source")
 
     @property
@@ -111,7 +119,10 @@ class Section:
 
     def phrase_ends(self) -> list[tuple[int, Cadence]]:
         """(last bar of each phrase, its cadence): half cadences inside, the section's own
-        cadence on its last bar. A short tail phrase joins the phrase before it."""
+        cadence on its last bar. A short tail phrase joins the phrase before it. A pickup
+        ends none: it belongs to the phrase it leads into."""
+        if self.treatment is Treatment.PICKUP:
+            return []
         ends = list(range(self.first_bar + PHRASE_BARS - 1, self.end_bar - 1, PHRASE_BARS))
         if ends and self.end_bar - 1 - ends[-1] < 2:
             ends.pop()  # a one-bar tail would make a one-bar phrase: extend the last one
@@ -165,6 +176,11 @@ class FormPlan:
                     f"section {index} ({section.label}) starts at bar {section.first_bar}, "
                     f"expected {expected}"
                 )
+            if section.treatment is Treatment.PICKUP and (index or len(self.sections) < 2):
+                raise MusicError(
+                    f"section {index} ({section.label}) is a pickup: only a piece's first "
+                    "section, before another, can be one"
+                )
             if section.source is not None and not 0 <= section.source < index:
                 raise MusicError(
                     f"section {index} ({section.label}) reuses section {section.source}, "
@@ -189,6 +205,12 @@ class FormPlan:
             if section.first_bar <= bar < section.end_bar:
                 return index
         raise MusicError(f"bar {bar} is outside the plan's {self.total_bars} bars")
+
+    @property
+    def pickup_bars(self) -> int:
+        """1 where the plan opens with a pickup bar (``with_pickup``), else 0: the first bar
+        of the first phrase that ends in a cadence."""
+        return int(self.sections[0].treatment is Treatment.PICKUP)
 
     def section_at(self, bar: int) -> Section:
         return self.sections[self.section_index(bar)]
@@ -367,6 +389,41 @@ def plan_form(name: str, *, bars: int, key: Key, energy: Energy) -> FormPlan:
     lengths = [p.fixed_bars or unit for p in parts]
     parts = _spread_remainder(parts, lengths, bars)
     return _build(form, parts, lengths, key, energy)
+
+
+PICKUP_LABEL = "pickup"
+
+
+def with_pickup(plan: FormPlan) -> FormPlan:
+    """``plan`` after a one-bar pickup section (``Treatment.PICKUP``): one bar longer, every
+    section a bar later. A plan that opens with a pickup already is returned as it is.
+
+    A tune with an anacrusis is written with its phrases ending a bar after the pickup's: the
+    pickup bar is the phrases' bar 0, not their first bar, so its plan keeps the whole
+    phrases of the plan without it (a 16-bar AABA with a pickup is 17 bars, its last phrase
+    ending on bar 17 as a written tune's does)."""
+    if plan.pickup_bars:
+        return plan
+    first = plan.sections[0]
+    pickup = Section(
+        PICKUP_LABEL,
+        0,
+        1,
+        first.key,
+        first.key_area,
+        first.energy,
+        Treatment.PICKUP,
+        Cadence.HALF,
+    )
+    shifted = tuple(
+        dataclasses.replace(
+            section,
+            first_bar=section.first_bar + 1,
+            source=None if section.source is None else section.source + 1,
+        )
+        for section in plan.sections
+    )
+    return FormPlan(plan.name, (pickup, *shifted), plan.home_key)
 
 
 def _section_length(ideal: float) -> int:

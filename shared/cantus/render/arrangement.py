@@ -20,8 +20,11 @@ put, so no note leaves its bar or starts to overlap another.
 A piece with a form plan is arranged section by section (``section_arrangements``): each
 section gets a role, and with it the parts that play, an energy (drum pattern, chord
 re-strikes, velocities), a dynamics factor on every velocity and an accompaniment pattern.
-An intro is thin (melody, the palette's pad and bass), the first statement has the band, a
-contrasting section (B, a bridge) changes colour (the palette's colour instrument takes the
+A pickup bar is played as a short intro: the pad and the bass hold its chord under the
+tune's upbeat, as a band vamps a bar before a dance tune comes in (the piece does not open
+on a bar of silence), and the band comes in on the downbeat after it. An intro is thin
+(melody, the palette's pad and bass), the first statement has the band, a contrasting
+section (B, a bridge) changes colour (the palette's colour instrument takes the
 accompaniment in its contrast pattern: a folk bridge on accordion, a celtic one on harp, a
 chorale's on strings), a return is fuller than the statement it returns to (louder, at its
 energy or the plan's own for it, never a level above: a piece asked at mid energy plays
@@ -49,7 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cantus.harmony.rules import ChordSpan, is_compound_meter, pulse_ticks
-from cantus.music.form import FormPlan, Section
+from cantus.music.form import FormPlan, Section, Treatment
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Meter, Note, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.grooves import FOLK_GROOVES, groove_bar
@@ -297,6 +300,7 @@ MAIN_LABELS = frozenset({"verse", "chorus"})
 """Labels of sections that are stated rather than contrasted (in a verse-chorus form)."""
 
 ROLE_DYNAMICS = {
+    "pickup": 0.8,
     "intro": 0.8,
     "outro": 0.8,
     "statement": 0.92,
@@ -329,6 +333,8 @@ _ENERGY_RANK = {Energy.LOW: 0, Energy.MID: 1, Energy.HIGH: 2}
 def _role(plan: FormPlan, index: int, last_return: int | None) -> str:
     section = plan.sections[index]
     label = section.label.lower().rstrip("'")
+    if section.treatment is Treatment.PICKUP:
+        return "pickup"
     if label == "intro":
         return "intro"
     if label == "outro":
@@ -336,7 +342,9 @@ def _role(plan: FormPlan, index: int, last_return: int | None) -> str:
     if section.source is not None:
         return "climax" if index == last_return else "return"
     first_main = next(
-        i for i, s in enumerate(plan.sections) if s.label.lower().rstrip("'") != "intro"
+        i
+        for i, s in enumerate(plan.sections)
+        if s.label.lower().rstrip("'") != "intro" and s.treatment is not Treatment.PICKUP
     )
     if index == first_main or label in MAIN_LABELS:
         return "statement"
@@ -369,7 +377,7 @@ def section_arrangements(
         energy = section.energy
         parts = {"melody", "chords", "bass"} | ({"drums"} if drums else set())
         accompaniment = palette.accompaniment
-        if role in ("intro", "outro"):
+        if role in ("pickup", "intro", "outro"):
             energy = Energy.LOW
             parts = {"melody", "pad", "bass"}
         elif role == "contrast":
@@ -393,6 +401,7 @@ def section_arrangements(
 
 ENERGY_LEVEL_DB = {Energy.LOW: -2.0, Energy.MID: 0.0, Energy.HIGH: 1.5}
 ROLE_LEVEL_DB = {
+    "pickup": -4.0,
     "intro": -4.0,
     "outro": -4.0,
     "statement": -1.0,
@@ -473,7 +482,9 @@ def bar_arrangements(
                 BarArrangement(
                     sections[index],
                     opens_section=bar == section.first_bar and bar > 0,
-                    leads_in=bar == section.end_bar - 1 and index + 1 < len(plan.sections),
+                    leads_in=bar == section.end_bar - 1
+                    and index + 1 < len(plan.sections)
+                    and section.treatment is not Treatment.PICKUP,
                     is_final=bar == plan.total_bars - 1,
                     swell=phrase_swell(bar - section.first_bar, section.bars),
                 )
