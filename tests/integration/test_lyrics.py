@@ -86,6 +86,7 @@ def test_themed_piece_has_fitting_lyrics_in_every_file(
         lyrics_language=language,
         lyrics_rhyme_scheme="AABB",
         lyrics_register=register,
+        pickup=False,
     )
     piece = compose(gateway_address, request, tmp_path)
     assert piece.events[-1].WhichOneof("event") == "completed"

@@ -78,36 +78,43 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
         style="celtic",
         mood="happy",
         seed=7,
+        pickup=True,
     )
     piece = compose(gateway_address, request, tmp_path)
     order = kinds(piece.events)
     assert order[0] == ("requested", 0)
-    assert order[-1] == ("completed", 12)
-    # The first event carries the piece's form: a plan whose sections cover the bars (auto
-    # over 12 bars: AABA in 3-bar sections, all in the home key).
+    assert order[-1] == ("completed", 13)
+    # The first event carries the piece's form: a plan whose sections cover the bars (a
+    # pickup bar, then auto over 12 bars: AABA in 3-bar sections, all in the home key).
     spec = piece.events[0].requested.spec
     plan = spec_form(spec)
-    assert plan is not None and plan.total_bars == spec.bars == 12
-    assert [(s.first_bar, s.bars) for s in plan.sections] == [(0, 3), (3, 3), (6, 3), (9, 3)]
-    assert plan.labels() == ["A", "A'", "B", "A''"]
+    assert plan is not None and plan.total_bars == spec.bars == 13
+    sections = [(s.first_bar, s.bars) for s in plan.sections]
+    assert sections == [(0, 1), (1, 3), (4, 3), (7, 3), (10, 3)]
+    assert plan.labels() == ["pickup", "A", "A'", "B", "A''"]
     # Streaming is real: bar 0's melody and chords reach the client before the last bar
     # of melody has been decoded.
-    last_melody = order.index(("melody_bar", 11))
+    last_melody = order.index(("melody_bar", 12))
     assert order.index(("melody_bar", 0)) < last_melody
     assert order.index(("harmony_bar", 0)) < last_melody
     by_kind = {k: [e for e in piece.events if e.WhichOneof("event") == k] for k, _ in order}
     first_harmony = by_kind["harmony_bar"][0].harmony_bar.meta.produced_at_unix_ns
     assert first_harmony < by_kind["melody_bar"][-1].melody_bar.meta.produced_at_unix_ns
     # Each bar exactly once on the stream.
-    assert sorted(i for k, i in order if k == "melody_bar") == list(range(12))
-    assert sorted(i for k, i in order if k == "render_segment") == [0, 1, 2]
+    assert sorted(i for k, i in order if k == "melody_bar") == list(range(13))
+    assert sorted(i for k, i in order if k == "render_segment") == [0, 1, 2, 3]
+    # The tune comes in with an upbeat: bar 0 rests until its pickup.
+    first_bar = by_kind["melody_bar"][0].melody_bar
+    assert first_bar.meta.index == 0 and 0 < first_bar.notes[0].onset_ticks < 1440
     # The request that reaches the last bar asks for a cadence: the piece ends on D.
     last_bar = max(by_kind["melody_bar"], key=lambda e: e.melody_bar.meta.index).melody_bar
     assert last_bar.notes and max(last_bar.notes, key=lambda n: n.onset_ticks).pitch % 12 == 2
-    summary = assert_piece_complete(piece.folder, 12)
+    summary = assert_piece_complete(piece.folder, 13)
     assert summary["key"] == "D minor"
     assert [s["label"] for s in summary["form"]["sections"]] == plan.labels()
-    assert (piece.folder / "piece.musicxml").read_bytes().count(b"<rehearsal") == 4
+    musicxml = (piece.folder / "piece.musicxml").read_bytes()
+    assert musicxml.count(b"<rehearsal") == 4  # the sections; the pickup is an anacrusis
+    assert b'<measure implicit="yes" number="0">' in musicxml
     assert summary["meter"] == "6/8"
     assert summary["models"]["melody"][0].startswith("melody_lm")
     # Every segment carries its mastered audio, back to back, in small events.
@@ -135,7 +142,7 @@ def test_compose_streams_bars_and_writes_the_piece(gateway_address, tmp_path):
     # Harmony follows the plan's cadences: each section's last bar ends on the dominant of
     # its key area (half) or its tonic (authentic), the piece on the home tonic.
     harmony = {e.harmony_bar.meta.index: e.harmony_bar for e in by_kind["harmony_bar"]}
-    for section in plan.sections:
+    for section in plan.sections[1:]:  # the pickup ends no phrase
         end = section.end_bar - 1
         key = plan.home_key if end == plan.total_bars - 1 else section.key
         half = plan.cadence_at(end) is Cadence.HALF
@@ -260,7 +267,7 @@ def test_poison_events_go_to_dead_letters_and_service_keeps_serving(
     assert any("pitch 300" in letter.reason for letter in letters)
     assert any("missing ce_type" in letter.reason for letter in letters)
     # …and every service still serves.
-    piece = compose(gateway_address, api.ComposeRequest(bars=4, seed=3), tmp_path)
+    piece = compose(gateway_address, api.ComposeRequest(bars=4, seed=3, pickup=False), tmp_path)
     assert_piece_complete(piece.folder, 4)
 
 
@@ -300,7 +307,7 @@ def test_piece_completes_when_a_service_is_killed_mid_piece(
         try:
             result["piece"] = compose(
                 gateway_address,
-                api.ComposeRequest(bars=bars, seed=11, tempo_bpm=140),
+                api.ComposeRequest(bars=bars, seed=11, tempo_bpm=140, pickup=False),
                 tmp_path,
                 on_event=on_event,
                 timeout_s=240,

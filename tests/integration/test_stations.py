@@ -314,7 +314,7 @@ def test_web_player_plays_a_station_and_draws_its_bars(stations, http_base, tmp_
                 "('plan').rows.length, now: document.getElementById('now').textContent})"
             )
             await page.screenshot(tmp_path / "station_player.png")
-        async with HeadlessPage(f"{http_base}/?compose=1&bars=8&key=D&mode=minor") as page:
+        async with HeadlessPage(f"{http_base}/?compose=1&bars=8&key=D&mode=minor&pickup=0") as page:
             await page.wait_for("window.cantus && (cantus.decodedSegments || 0) >= 2", 180)
             piece = await page.evaluate("Object.keys(cantus.bars).length")
         return seen, piece

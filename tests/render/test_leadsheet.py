@@ -7,7 +7,9 @@ import shutil
 import pytest
 from music21 import converter, harmony
 
+from cantus.music.form import plan_form, with_pickup
 from cantus.music.notes import Bar, Key, Meter, Mode, Note, Track
+from cantus.music.styles import Energy
 from cantus.render.leadsheet import (
     chord_symbol,
     engrave_leadsheet,
@@ -54,6 +56,26 @@ def test_musicxml_has_melody_chords_and_lyrics(musicxml):
     assert symbols == ["E-", "A-", "B-7", "E-maj7/G"]
     assert str(part.flatten().getElementsByClass("TimeSignature")[0].ratioString) == "3/4"
     assert part.flatten().getElementsByClass("KeySignature")[0].sharps == -3
+
+
+def test_a_pickup_bar_is_written_as_an_anacrusis():
+    plan = with_pickup(plan_form("AA'", bars=8, key=KEY, energy=Energy.MID))
+    upbeat = Bar(METER, (Note(960, 70, 480),))
+    bars = [upbeat] + [Bar(METER, (Note(0, 63, 1440),))] * 8
+    chords = [[(0, "Eb"), (480, "Bb7")]] + [[(0, "Eb")]] * 8
+    xml = leadsheet_musicxml(bars, chords, [(960, "the")], KEY, METER, 96.0, form=plan)
+    part = converter.parse(xml, format="musicxml").parts[0]
+    measures = list(part.getElementsByClass("Measure"))
+    assert [m.number for m in measures[:2]] == [0, 1]
+    assert b'<measure implicit="yes" number="0">' in xml
+    first = measures[0]
+    assert first.duration.quarterLength == 1.0  # the upbeat alone, no bar of rest
+    (note,) = first.flatten().notes.getElementsNotOfClass(harmony.ChordSymbol)
+    assert (note.pitch.name, note.lyric) == ("B-", "the")
+    symbols = first.flatten().getElementsByClass(harmony.ChordSymbol)
+    assert [c.figure for c in symbols] == ["B-7"]  # the chord sounding under the upbeat
+    marks = [m.content for m in part.flatten().getElementsByClass("RehearsalMark")]
+    assert marks[0] == "A"  # no mark for the anacrusis
 
 
 @pytest.mark.parametrize(

@@ -145,8 +145,10 @@ def check_piece_files(folder: Path, bars: int, exactness: Exactness) -> None:
         if message.type == "note_on" and message.velocity > 0:
             played.append((now, message.note))
     pitches = [pitch for _, pitch in sorted(played)]
-    if len(per_bar) != bars:
+    if len(per_bar) < bars:
         exactness.gaps["piece.json melody_per_bar"] = list(range(len(per_bar), bars))
+    elif len(per_bar) > bars:  # bars past the piece's end: named as extra, not an empty gap
+        exactness.duplicates["piece.json melody_per_bar"] = list(range(bars, len(per_bar)))
     if pitches != expected:
         _name_the_bars(summary, sorted(played), exactness)
 
@@ -318,6 +320,7 @@ def piece_trial(
     killed_at: list[float] = []
     render_output_at: list[float] = []  # arrival times of render's events at the client
     recovery: dict = {}
+    piece_bars = bars  # the piece's own, a pickup bar included: its first event says
 
     def kill_and_watch() -> None:
         trial.killed = True  # before the kill: the client may hear of it at once
@@ -353,6 +356,7 @@ def piece_trial(
                     render_output_at.append(time.time())
                 if kind == "requested":
                     trial.piece_id = event.requested.meta.piece_id
+                    piece_bars = event.requested.spec.bars
                 elif kind in seen:
                     seen[kind].append(getattr(event, kind).meta.index)
                 elif kind == "completed":
@@ -376,7 +380,7 @@ def piece_trial(
         if trial.victim == "triton" and trial.piece_id:  # also for a piece that failed
             trial.waited = unavailable_waits(stack.settings.log_dir, trial.piece_id)
         if "DEADLINE_EXCEEDED" in trial.error and trial.piece_id:
-            _await_late_piece(stack, channel, trial, bars, out_dir, sent_at)
+            _await_late_piece(stack, channel, trial, piece_bars, out_dir, sent_at)
         if trial.error or not trial.piece_id:
             trial.error = trial.error or "no piece id"
             return
@@ -389,15 +393,15 @@ def piece_trial(
             trial.error = "the stream ended before the piece completed"
             return
     trial.completed = completed
-    segments = -(-bars // stack.settings.segment_bars)
+    segments = -(-piece_bars // stack.settings.segment_bars)
     if trial.stream_cut:  # only what came before the cut: no duplicates in it
         for kind, indices in seen.items():
             trial.exactness.check(f"client {kind}", indices, range(0))
     else:
-        trial.exactness.check("client melody_bar", seen["melody_bar"], range(bars))
-        trial.exactness.check("client harmony_bar", seen["harmony_bar"], range(bars))
+        trial.exactness.check("client melody_bar", seen["melody_bar"], range(piece_bars))
+        trial.exactness.check("client harmony_bar", seen["harmony_bar"], range(piece_bars))
         trial.exactness.check("client render_segment", seen["render_segment"], range(segments))
-    check_piece_files(folder, bars, trial.exactness)
+    check_piece_files(folder, piece_bars, trial.exactness)
     trial.stages = piece_stages(json.loads((folder / "piece.json").read_text()))
     if completed and not trial.stream_cut and render_output_at:
         trial.stages["completed at the client"] = render_output_at[-1] - sent_at

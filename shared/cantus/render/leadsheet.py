@@ -30,14 +30,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from cantus.music.form import FormPlan, Treatment
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
 from cantus.render.lilypond_server import EngravingFailed, ServerUnavailable, engrave_with_server
 from cantus.render.subprocesses import ProgramTimeout, run_program
 
 if TYPE_CHECKING:
     from music21.style import TextStyle
-
-    from cantus.music.form import FormPlan
 
 _CHORD_TEXT = re.compile(r"^([A-Ga-g])([#b♯♭]?)(.*?)(?:/([A-Ga-g])([#b♯♭]?))?$")
 # musicxml2ly 2.24 writes triads with an explicit fifth (``c:5``, ``a:m5``), which
@@ -136,6 +135,8 @@ def _section_marks(form: FormPlan | None, bar_count: int) -> dict[int, list[Any]
     for section in form.sections:
         if section.first_bar >= bar_count:
             break
+        if section.treatment is Treatment.PICKUP:
+            continue  # an anacrusis, not a section a player looks for
         directions = marks.setdefault(section.first_bar, [])
         directions.append(expressions.RehearsalMark(section.label))
         area = (section.key, section.key_area)
@@ -184,9 +185,16 @@ def build_leadsheet_score(
     part = stream.Part()
     part.partName = "Melody"
     bar_start = 0
+    # A plan's pickup bar is written as an anacrusis: a short measure 0 holding the upbeat.
+    opening = form is not None and form.pickup_bars and melody_bars and melody_bars[0].notes
+    pickup_rest = melody_bars[0].notes[0].onset if opening else 0
     for index, bar in enumerate(melody_bars):
         bar_ticks = bar.meter.bar_ticks
-        measure = stream.Measure(number=index + 1)
+        skipped = pickup_rest if index == 0 else 0
+        measure = stream.Measure(number=index if opening else index + 1)
+        if skipped:
+            measure.paddingLeft = _quarters(skipped)
+            measure.showNumber = stream.enums.ShowNumber.NEVER  # implicit="yes": no number
         if index == 0:
             measure.insert(0, m21meter.TimeSignature(str(meter)))
             measure.insert(0, m21_key)
@@ -203,26 +211,30 @@ def build_leadsheet_score(
             measure.insert(0, m21tempo.MetronomeMark(text=text, number=round(bpm, 1), referent=1.0))
         if index in section_ends:
             measure.rightBarline = m21bar.Barline("double")
-        position = 0
+        position = skipped
         for melody_note in bar.notes:
             if melody_note.onset > position:
                 rest = note.Rest(quarterLength=_quarters(melody_note.onset - position))
-                measure.insert(_quarters(position), rest)
+                measure.insert(_quarters(position - skipped), rest)
             m21_note = note.Note(quarterLength=_quarters(melody_note.duration))
             m21_note.pitch = _spelled_pitch(melody_note.pitch, scale_names)
             syllable = lyric_at.get(bar_start + melody_note.onset)
             if syllable:
                 m21_note.addLyric(syllable)  # "sing-" / "-ing": music21 sets the syllabic
-            measure.insert(_quarters(melody_note.onset), m21_note)
+            measure.insert(_quarters(melody_note.onset - skipped), m21_note)
             position = melody_note.end
         if position < bar_ticks:
             measure.insert(
-                _quarters(position), note.Rest(quarterLength=_quarters(bar_ticks - position))
+                _quarters(position - skipped),
+                note.Rest(quarterLength=_quarters(bar_ticks - position)),
             )
         spans = chord_spans_per_bar[index] if index < len(chord_spans_per_bar) else ()
-        for span in spans:
-            onset, text = _span_onset_and_text(span)
-            measure.insert(_quarters(onset), chord_symbol(text))
+        placed = [_span_onset_and_text(span) for span in spans]
+        if skipped:  # the chord sounding at the upbeat, over it
+            before = [(o, t) for o, t in placed if o <= skipped]
+            placed = [(o, t) for o, t in placed if o > skipped] + before[-1:]
+        for onset, text in placed:
+            measure.insert(_quarters(max(onset - skipped, 0)), chord_symbol(text))
         part.append(measure)
         bar_start += bar_ticks
     score.insert(0, part)
