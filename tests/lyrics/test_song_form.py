@@ -114,4 +114,8 @@ def test_a_pickup_bar_opens_the_first_line_instead_of_making_one_of_its_own():
     lines = plan_lines(melody, FOUR_FOUR, scheme="AABB", plan=plan)
     assert lines[0].first_bar == 0 and lines[0].bar_count > 1
     assert lines[0].first_bar + lines[0].bar_count <= plan.sections[1].end_bar
+    # the first line is the first section's: its stanza, its rhyme
+    assert lines[1].first_bar < plan.sections[1].end_bar
+    assert lines[1].stanza == 0 and lines[1].rhymes_with == 0
+    assert plan.sections[plan.heard_section_index(0)].label == "intro"
     assert {line.first_bar for line in lines} >= {s.first_bar for s in plan.sections[2:]}

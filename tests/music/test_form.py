@@ -135,6 +135,9 @@ def test_a_pickup_bar_comes_before_the_plan_and_ends_no_phrase():
     assert opened.cadence_at(0) is None and opened.cadence_at(4) is Cadence.HALF
     assert opened.cadence_at(16) is Cadence.AUTHENTIC
     assert with_pickup(opened) == opened
+    # as heard, the pickup bar is the first A's
+    assert [opened.heard_section_index(bar) for bar in (0, 1, 5)] == [1, 1, 2]
+    assert [opened.heard_first_bar(index) for index in (1, 2)] == [0, 5]
     assert FormPlan.from_dict(opened.to_dict()) == opened
 
 

@@ -75,7 +75,8 @@ def test_a_pickup_bar_is_written_as_an_anacrusis():
     symbols = first.flatten().getElementsByClass(harmony.ChordSymbol)
     assert [c.figure for c in symbols] == ["B-7"]  # the chord sounding under the upbeat
     marks = [m.content for m in part.flatten().getElementsByClass("RehearsalMark")]
-    assert marks[0] == "A"  # no mark for the anacrusis
+    assert marks[0] == "A"  # no mark for the anacrusis, and no double bar line after it
+    assert first.rightBarline is None or first.rightBarline.type != "double"
 
 
 @pytest.mark.parametrize(

@@ -713,7 +713,7 @@ def write_songs(
         title = found[1] if found else ""
         sections: list[tuple[str, list[str]]] = []
         for line, words in zip(lines, decoded, strict=True):
-            label = plan.section_at(line.first_bar).label
+            label = plan.sections[plan.heard_section_index(line.first_bar)].label
             if not sections or sections[-1][0] != label:
                 sections.append((label, []))
             if words.words:

@@ -37,10 +37,7 @@ def section_end(plan: FormPlan | None, bar: int, total_bars: int) -> int:
     into: its upbeat is the first line's first words, not a line of its own."""
     if plan is None or bar >= plan.total_bars:
         return total_bars
-    index = plan.section_index(bar)
-    if plan.sections[index].treatment is Treatment.PICKUP and index + 1 < len(plan.sections):
-        index += 1
-    return min(total_bars, plan.sections[index].end_bar)
+    return min(total_bars, plan.sections[plan.heard_section_index(bar)].end_bar)
 
 
 @dataclass(frozen=True)
@@ -68,12 +65,13 @@ def line_melody(first_bar: int, slots) -> tuple[tuple[int, int, int, bool], ...]
 
 
 def stanza_start(plan: FormPlan | None, first_bar: int, earlier: Sequence[SungLine]) -> int:
-    """Index of the first line of the section that a line starting at ``first_bar`` is in:
-    the rhyme scheme counts from there."""
+    """Index of the first line of the section that a line starting at ``first_bar`` is in
+    (a line from a pickup bar in the section it leads into): the rhyme scheme counts from
+    there."""
     if plan is None or first_bar >= plan.total_bars:
         return 0
-    section = plan.section_at(first_bar)
-    inside = [line.index for line in earlier if line.first_bar >= section.first_bar]
+    start = plan.heard_first_bar(plan.heard_section_index(first_bar))
+    inside = [line.index for line in earlier if line.first_bar >= start]
     return min(inside) if inside else len(earlier)
 
 
@@ -87,7 +85,7 @@ def repeated_line(
     """The earlier chorus line whose words this line sings again, or None (new words)."""
     if plan is None or first_bar >= plan.total_bars:
         return None
-    section = plan.section_at(first_bar)
+    section = plan.sections[plan.heard_section_index(first_bar)]
     if not is_chorus(section.label) or section.treatment is Treatment.NEW or section.source is None:
         return None
     source = plan.sections[section.source]
@@ -119,6 +117,8 @@ def title_line(
         return None
     if plan is not None:
         for index, bar, text in sung:
-            if bar < plan.total_bars and is_chorus(plan.section_at(bar).label):
+            if bar < plan.total_bars and is_chorus(
+                plan.sections[plan.heard_section_index(bar)].label
+            ):
                 return index, text
     return sung[0][0], sung[0][2]

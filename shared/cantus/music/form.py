@@ -212,6 +212,23 @@ class FormPlan:
         of the first phrase that ends in a cadence."""
         return int(self.sections[0].treatment is Treatment.PICKUP)
 
+    def heard_section_index(self, bar: int) -> int:
+        """Index of the section ``bar`` belongs to as a listener hears it: a pickup bar
+        belongs to the section it leads into (its upbeat starts that section's first phrase
+        and its first line of lyrics)."""
+        index = self.section_index(bar)
+        if self.sections[index].treatment is Treatment.PICKUP and index + 1 < len(self.sections):
+            return index + 1
+        return index
+
+    def heard_first_bar(self, index: int) -> int:
+        """Where section ``index`` starts as a listener hears it: at the pickup bar before
+        it, if it has one."""
+        first = self.sections[index].first_bar
+        if index and self.sections[index - 1].treatment is Treatment.PICKUP:
+            return self.sections[index - 1].first_bar
+        return first
+
     def section_at(self, bar: int) -> Section:
         return self.sections[self.section_index(bar)]
 

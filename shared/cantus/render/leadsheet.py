@@ -151,10 +151,14 @@ def _section_marks(form: FormPlan | None, bar_count: int) -> dict[int, list[Any]
 
 
 def _section_ends(form: FormPlan | None, bar_count: int) -> set[int]:
-    """Bars (0-based) that end a section, the piece's last bar excepted."""
+    """Bars (0-based) that end a section, the piece's last bar and a pickup excepted."""
     if form is None:
         return set()
-    return {s.end_bar - 1 for s in form.sections if s.end_bar < bar_count}
+    return {
+        s.end_bar - 1
+        for s in form.sections
+        if s.end_bar < bar_count and s.treatment is not Treatment.PICKUP
+    }
 
 
 def build_leadsheet_score(

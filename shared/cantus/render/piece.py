@@ -1004,7 +1004,11 @@ def _summary_json(
             "first_bar": line.first_bar,
             "bar_count": line.bar_count,
             "text": line.text,
-            "section": plan.section_at(line.first_bar).label if plan is not None else None,
+            "section": (
+                plan.sections[plan.heard_section_index(line.first_bar)].label
+                if plan is not None
+                else None
+            ),
         }
         for index, line in sorted(parts.lyric_lines.items())
         if line.text
