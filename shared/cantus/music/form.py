@@ -11,8 +11,8 @@ section has a label (``intro``, ``A``, ``A'``, ``B``, ``verse``, ``chorus``, ``b
   cadence) and light ornaments, the way folk tunes vary a returning strain;
 * ``PICKUP`` — a first bar that rests until its last beat or so and leads into the next
   section (an anacrusis, as 71 % of the corpus's tunes open: ``with_pickup``). It ends no
-  phrase: the composer decodes it with the phrase it leads into, and the arrangement leaves
-  it to the melody.
+  phrase: the composer decodes it with the phrase it leads into, and the arrangement plays
+  it as a short intro under the upbeat.
 
 ``plan_form`` builds a plan from a named form (``FORMS``) and a length in bars, or picks the form
 that suits a target duration (``bars_for_duration``). Sections are whole phrases (multiples of
