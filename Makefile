@@ -38,10 +38,12 @@ system-deps:
 	    --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# --no-cache-dir: a wheel cached beside its installed copy doubles the disk the install
+# takes (a CI run once stopped on "No space left on device" there); the venv is about 2.6 GB.
 $(VENV)/.installed: pyproject.toml | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	$(PIP) install -q --no-cache-dir --upgrade pip
+	$(PIP) install -q --no-cache-dir $(FIND_LINKS) -e ".[dev]"
 	touch $@
 
 # The lyric transformers' training text (and the human lines of `cantus eval lyrics`), from the
