@@ -71,10 +71,13 @@ def test_bad_durations(text):
 
 
 def test_form_and_duration_reach_the_request_and_the_plan_is_printed(gateway, tmp_path):
-    result = run("--form", "rondo", "--duration", "1m", "--tempo", "120", tmp_path=tmp_path)
+    result = run(
+        "--form", "rondo", "--duration", "1m", "--tempo", "120", "--no-pickup", tmp_path=tmp_path
+    )
     assert result.exit_code == 0, result.output
     (request,) = gateway
     assert request.form == "rondo"
+    assert request.HasField("pickup") and not request.pickup
     assert request.HasField("duration_seconds") and request.duration_seconds == 60.0
     assert not request.HasField("bars")  # the length comes from the duration alone
     assert "form rondo: A 1-" in result.output
@@ -88,8 +91,11 @@ def test_the_defaults_send_no_length_and_get_the_auto_form(gateway, tmp_path):
     (request,) = gateway
     assert request.form == "auto" and not request.HasField("bars")
     assert not request.HasField("duration_seconds")
-    assert "form AABA: A 1-4 | A' 5-8 | B 9-12 | A'' 13-16" in result.output
-    assert "16/16" in result.output  # the progress bar advanced once per bar
+    assert not request.HasField("pickup")  # the server draws it as the corpus's tunes open
+    # the progress bar advanced once per bar, a pickup bar's included
+    plain = "form AABA: A 1-4 | A' 5-8 | B 9-12 | A'' 13-16" in result.output
+    opened = "form AABA: pickup 1 | A 2-5 | A' 6-9 | B 10-13 | A'' 14-17" in result.output
+    assert (plain and "16/16" in result.output) or (opened and "17/17" in result.output)
 
 
 @pytest.mark.parametrize(
@@ -116,9 +122,13 @@ def test_an_unreadable_duration_is_refused_before_any_call(gateway, tmp_path):
 
 def test_describe_form_marks_key_areas_away_from_home():
     spec = validate_compose_request(
-        api.ComposeRequest(key="A", mode="minor", bars=32), max_bars=64
+        api.ComposeRequest(key="A", mode="minor", bars=32, pickup=False), max_bars=64
     ).spec
     assert describe_form(spec) == "AABA: A 1-8 | A' 9-16 | B 17-24 (E minor) | A'' 25-32"
+    spec = validate_compose_request(
+        api.ComposeRequest(key="A", mode="minor", bars=32, pickup=True), max_bars=64
+    ).spec
+    assert describe_form(spec).startswith("AABA: pickup 1 | A 2-9 | A' 10-17 | B 18-25 (E minor)")
     assert describe_form(pb.PieceSpec()) == ""
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import random
 import re
@@ -90,12 +91,15 @@ def _compose_events(channel, request, timeout_s: float, on_event=None):
     return piece_id, completed, kinds
 
 
-def _fetch_and_check(channel, piece_id: str, bars: int, out_dir: Path, timeout_s: float):
-    """The stored piece, fetched when it is there; its exactness (cantus.bench.chaos)."""
+def _fetch_and_check(channel, piece_id: str, out_dir: Path, timeout_s: float):
+    """The stored piece, fetched when it is there; its exactness (cantus.bench.chaos)
+    against its own bars (its spec's: a piece that opens with a pickup bar is a bar longer
+    than asked)."""
     from cantus.bench.chaos import Exactness, _fetch_when_stored, check_piece_files
 
     folder = _fetch_when_stored(channel, piece_id, out_dir, timeout_s)
     exactness = Exactness()
+    bars = int(json.loads((folder / "piece.json").read_text())["bars"])
     check_piece_files(folder, bars, exactness)
     return exactness
 
@@ -114,7 +118,7 @@ def disconnect(stack, channel, out_dir: Path, report: ClientsReport, bars: int, 
 
     piece_id, _, kinds = _compose_events(channel, request, 600, after_first_bar)
     cut_at = time.monotonic() - started
-    exactness = _fetch_and_check(channel, piece_id, bars, out_dir, 600)
+    exactness = _fetch_and_check(channel, piece_id, out_dir, 600)
     stored_at = time.monotonic() - started
     ok = exactness.duplicate_count == 0 and exactness.gap_count == 0
     if not ok:
@@ -277,7 +281,7 @@ def burst(
     checked = duplicates = gaps = 0
     with open_channel(address, stack.settings) as channel:
         for r in completed:
-            exactness = _fetch_and_check(channel, r["piece_id"], bars, out_dir, 120)
+            exactness = _fetch_and_check(channel, r["piece_id"], out_dir, 120)
             checked += 1
             duplicates += exactness.duplicate_count
             gaps += exactness.gap_count
