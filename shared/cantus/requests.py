@@ -20,7 +20,6 @@ the request leaves unset, and what was read goes into ``PieceSpec.given_melody``
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import secrets
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from cantus.music.form import (
     KeyArea,
     Section,
     Treatment,
+    after_opening,
     bars_for_duration,
     normalise_form_name,
     plan_form,
@@ -364,15 +364,7 @@ def _form_plan(
     opening = Section(
         GIVEN_SECTION_LABEL, 0, given, key, KeyArea.HOME, energy, Treatment.NEW, Cadence.HALF
     )
-    shifted = tuple(
-        dataclasses.replace(
-            s,
-            first_bar=s.first_bar + given,
-            source=None if s.source is None else s.source + 1,
-        )
-        for s in rest.sections
-    )
-    return FormPlan(rest.name, (opening, *shifted), key)
+    return after_opening(opening, rest)
 
 
 def _shortest_bars(form: str, key: Key, energy: Energy) -> int:

@@ -224,10 +224,9 @@ class FormPlan:
     def heard_first_bar(self, index: int) -> int:
         """Where section ``index`` starts as a listener hears it: at the pickup bar before
         it, if it has one."""
-        first = self.sections[index].first_bar
         if index and self.sections[index - 1].treatment is Treatment.PICKUP:
             return self.sections[index - 1].first_bar
-        return first
+        return self.sections[index].first_bar
 
     def section_at(self, bar: int) -> Section:
         return self.sections[self.section_index(bar)]
@@ -423,24 +422,23 @@ def with_pickup(plan: FormPlan) -> FormPlan:
         return plan
     first = plan.sections[0]
     pickup = Section(
-        PICKUP_LABEL,
-        0,
-        1,
-        first.key,
-        first.key_area,
-        first.energy,
-        Treatment.PICKUP,
-        Cadence.HALF,
+        PICKUP_LABEL, 0, 1, first.key, first.key_area, first.energy, Treatment.PICKUP, Cadence.HALF
     )
+    return after_opening(pickup, plan)
+
+
+def after_opening(opening: Section, plan: FormPlan) -> FormPlan:
+    """``plan`` after one ``opening`` section at bar 0 (a pickup bar, or a continued melody's
+    given bars): every section ``opening.bars`` later, every source one section on."""
     shifted = tuple(
         dataclasses.replace(
             section,
-            first_bar=section.first_bar + 1,
+            first_bar=section.first_bar + opening.bars,
             source=None if section.source is None else section.source + 1,
         )
         for section in plan.sections
     )
-    return FormPlan(plan.name, (pickup, *shifted), plan.home_key)
+    return FormPlan(plan.name, (opening, *shifted), plan.home_key)
 
 
 def _section_length(ideal: float) -> int:

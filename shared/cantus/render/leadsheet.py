@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from cantus.music.form import FormPlan, Treatment
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
+from cantus.music.pickup import pickup_bars
 from cantus.render.lilypond_server import EngravingFailed, ServerUnavailable, engrave_with_server
 from cantus.render.subprocesses import ProgramTimeout, run_program
 
@@ -190,7 +191,7 @@ def build_leadsheet_score(
     part.partName = "Melody"
     bar_start = 0
     # A plan's pickup bar is written as an anacrusis: a short measure 0 holding the upbeat.
-    opening = form is not None and form.pickup_bars and melody_bars and melody_bars[0].notes
+    opening = form is not None and form.pickup_bars and pickup_bars(melody_bars)
     pickup_rest = melody_bars[0].notes[0].onset if opening else 0
     for index, bar in enumerate(melody_bars):
         bar_ticks = bar.meter.bar_ticks
