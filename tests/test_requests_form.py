@@ -18,9 +18,11 @@ from cantus.v1 import composer_pb2 as api
 from cantus.v1 import events_pb2 as pb
 
 
-def validate(max_bars: int = 256, **fields):
+def validate(max_bars: int = 256, corpus_forms: bool = False, **fields):
     # the form's own plan: pieces opening with a pickup bar are tests/test_requests_pickup.py's
-    return validate_compose_request(api.ComposeRequest(**fields), max_bars=max_bars, pickups=False)
+    return validate_compose_request(
+        api.ComposeRequest(**fields), max_bars=max_bars, pickups=False, corpus_forms=corpus_forms
+    )
 
 
 def rejected(max_bars: int = 256, **fields) -> RequestError:
@@ -43,7 +45,7 @@ def assert_covers(spec: pb.PieceSpec) -> None:
     assert sum(s.bar_count for s in spec.form.sections) == spec.bars
 
 
-def test_the_default_is_a_whole_short_piece_in_aaba():
+def test_auto_without_corpus_forms_is_a_whole_short_piece_in_aaba():
     spec = validate().spec
     assert spec.bars == 16 and spec.form.name == "AABA"
     assert [(s.label, s.first_bar, s.bar_count) for s in spec.form.sections] == [
@@ -58,6 +60,30 @@ def test_the_default_is_a_whole_short_piece_in_aaba():
     assert spec.form.sections[2].key_area == "home" and spec.form.sections[2].key_tonic == 0
     assert spec.form.sections[-1].cadence == "authentic"
     assert_covers(spec)
+
+
+def test_the_default_form_is_drawn_per_seed_from_the_corpus_phrase_patterns():
+    specs = [
+        validate(corpus_forms=True, seed=seed, style="celtic", meter="6/8").spec
+        for seed in range(40)
+    ]
+    assert all(spec.bars == 16 for spec in specs)
+    for spec in specs:
+        assert_covers(spec)
+        assert all(s.bar_count == 4 for s in spec.form.sections)  # one section per phrase
+        assert spec.form.sections[-1].cadence == "authentic"
+    names = {spec.form.name for spec in specs}
+    assert len(names) >= 4 and "AA'BB'" in names
+    again = [
+        validate(corpus_forms=True, seed=seed, style="celtic", meter="6/8").spec
+        for seed in range(40)
+    ]
+    assert [s.form for s in again] == [s.form for s in specs]
+    # a form asked for, a length the corpus's patterns do not cover, or a continued melody
+    assert validate(corpus_forms=True, form="AABA", seed=1).spec.form.name == "AABA"
+    assert validate(corpus_forms=True, bars=32, seed=1).spec.form.name == "AABA"
+    continued = validate(corpus_forms=True, continue_midi=midi_of(4), bars=16, seed=1).spec
+    assert continued.form == validate(continue_midi=midi_of(4), bars=16, seed=1).spec.form
 
 
 @pytest.mark.parametrize("name", [n for n in form_names()])

@@ -135,6 +135,7 @@ class Composer(api_grpc.ComposerServicer):
                     request,
                     max_bars=self.settings.max_bars,
                     pickups=self.settings.melody_pickups,
+                    corpus_forms=self.settings.melody_corpus_forms,
                 )
         except RequestError as error:
             REQUESTS.labels("invalid").inc()

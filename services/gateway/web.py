@@ -468,6 +468,7 @@ class GatewayWeb:
                 compose,
                 max_bars=self.settings.max_bars,
                 pickups=self.settings.melody_pickups,
+                corpus_forms=self.settings.melody_corpus_forms,
             )
         except ValueError as error:  # RequestError: "field: problem"
             raise web.HTTPBadRequest(text=f"{query_problem(error)}\n") from None

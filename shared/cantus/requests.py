@@ -32,6 +32,7 @@ from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
 from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, RHYME_SCHEME_PATTERN
 from cantus.lyrics.theme import theme_problem
 from cantus.melody.openings import draw_opening
+from cantus.melody.phrase_patterns import draw_form
 from cantus.music.form import (
     AUTO,
     Cadence,
@@ -113,6 +114,7 @@ def validate_compose_request(
     max_bars: int,
     urgent_allowed: bool = False,
     pickups: bool = True,
+    corpus_forms: bool = True,
 ) -> ValidatedRequest:
     """The request as a complete ``PieceSpec``; raises ``RequestError`` naming the field.
     A melody file is read in an isolated process and sets the key, mode, meter and tempo
@@ -120,7 +122,10 @@ def validate_compose_request(
     station, which may ask for ``PRIORITY_URGENT``; a gateway client may not. ``pickups``:
     a composed piece whose request leaves ``pickup`` unset opens with a pickup bar as often
     as the corpus's tunes of its style and meter (``settings.melody_pickups``); off: on the
-    downbeat."""
+    downbeat. ``corpus_forms``: a composed piece of a length the corpus's phrase patterns
+    cover, whose request leaves ``form`` at ``auto``, draws its form from them as its seed
+    says (``settings.melody_corpus_forms``, ``cantus.melody.phrase_patterns``); off: ``auto``
+    picks by length alone."""
     try:
         given = read_given_melody(request, default_tempo_bpm=DEFAULT_TEMPO_BPM)
     except GivenMelodyError as error:
@@ -220,9 +225,14 @@ def validate_compose_request(
                 raise RequestError("harmonize_midi", f"{bars} bars; at most {max_bars}")
 
     energy = MOOD_ENERGY[mood]
-    plan = _form_plan(form, bars, key, energy, source, len(given_bars), length_field)
-
     seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+    if source == pb.MELODY_SOURCE_COMPOSE and form == AUTO and corpus_forms:
+        plan = draw_form(
+            form, bars=bars, key=key, energy=energy, style=style, meter=meter, seed=seed
+        )
+    else:
+        plan = _form_plan(form, bars, key, energy, source, len(given_bars), length_field)
+
     if request.HasField("pickup") and source != pb.MELODY_SOURCE_COMPOSE:
         raise RequestError(
             "pickup", "a given melody keeps its own opening; give no pickup with a melody file"

@@ -365,6 +365,15 @@ class Settings(BaseSettings):
         "corpus's tunes of its style and meter do (cantus.melody.openings); off: every piece "
         "opens on the downbeat",
     )
+    # Session 28: every 16-bar piece had the same form (A A' B A''), which 6 % of the
+    # corpus's tunes have (cantus.melody.phrase_patterns).
+    melody_corpus_forms: bool = Field(
+        True,
+        description="a composed piece of 8, 12, 16 or 20 bars whose request leaves the form "
+        "at auto draws its phrase pattern as often as the corpus's tunes of its style and "
+        "meter are shaped so (cantus.melody.phrase_patterns); off: auto picks the form by "
+        "length alone (16 bars: AABA)",
+    )
 
     # --- harmony model -------------------------------------------------------------------
     harmony_model_name: str = "harmony"

@@ -168,7 +168,8 @@ def test_bar_line_joins_sort_the_join_into_a_return_after_a_contrast() -> None:
     pitches = [60 + (i % 3) for i in range(16)]
     pitches[11], pitches[12] = 79, 60  # a leap of 19 into the return
     melody = Melody(Key(0), 100.0, tuple(Bar(meter, (Note(0, p, 1920),)) for p in pitches))
-    joins = bar_line_joins([melody, None], [(controls, 0), (controls, 1)], [melody], 16)
+    jobs = [(controls, 0), (controls, 1)]
+    joins = bar_line_joins([melody, None], jobs, [melody], 16, corpus_forms=False)
     assert joins.into_returns == [19]
     assert len(joins.elsewhere) == 14 and len(joins.real) == 15
     assert BarLineJoins.smooth(joins.into_returns) == 0.0

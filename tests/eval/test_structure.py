@@ -3,6 +3,7 @@ against one of random bars."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -14,13 +15,14 @@ from cantus.eval.structure import (
     Band,
     bar_similarity,
     phrase_end_weight,
+    phrase_pattern,
     plot_self_similarity,
     repetition,
     self_similarity_matrix,
     structure_measures,
     structureness,
 )
-from cantus.music.notes import Bar, Melody, Note
+from cantus.music.notes import Bar, Melody, MusicError, Note
 
 from .melodies import C_MAJOR, COMMON, QUARTER, from_bars, random_bar, random_melody
 
@@ -124,3 +126,43 @@ def test_band_is_percentiles() -> None:
 def test_plot_self_similarity_writes_a_png(tmp_path) -> None:
     path = plot_self_similarity(_phrase_melody(random.Random(2)), tmp_path / "ssm.png", title="x")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_phrase_pattern_names_new_varied_and_repeated_phrases() -> None:
+    a = [_bar(60, 62, 64, 65), _bar(67, 65, 64, 62), _bar(60, 64, 67, 64), _bar(62, 59, 55, 60)]
+    a_varied = [*a[:3], _bar(62, 67, 71, 74)]  # a new cadence bar: 3 of 4 bars kept
+    b = [_bar(72, 71, 69, 67), _bar(65, 69, 72, 69), _bar(71, 67, 62, 67), _bar(72, 60, 72, 60)]
+    c = [_bar(57, 59, 60, 57), _bar(53, 53, 57, 60), _bar(58, 58, 58, 58), _bar(61, 66, 70, 61)]
+    assert phrase_pattern(a + a_varied + b + c, 4) == "A A~ B C"
+    assert phrase_pattern(a + b + a + b, 4) == "A B A= B="
+    assert phrase_pattern(a + a_varied + b + b, 4) == "A A~ B B="
+    assert phrase_pattern(a + b + c, 3) == "A B C"
+    # a sequence (the phrase a step higher) is a repeat, as a listener hears it
+    up = [
+        Bar(COMMON, tuple(dataclasses.replace(n, pitch=n.pitch + 2) for n in bar.notes))
+        for bar in a
+    ]
+    assert phrase_pattern(a + up, 2) == "A A="
+    with pytest.raises(MusicError, match="need 16 bars"):
+        phrase_pattern(a + b, 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 5), st.integers(-12, 12))
+def test_a_phrase_pattern_is_well_formed_and_heard_in_any_key(
+    seed: int, phrases: int, shift: int
+) -> None:
+    rng = random.Random(seed)
+    pool = [[random_bar(rng) for _ in range(4)] for _ in range(3)]
+    bars = [bar for _ in range(phrases) for bar in rng.choice(pool)]
+    pattern = phrase_pattern(bars, phrases)
+    tokens = pattern.split()
+    assert len(tokens) == phrases and tokens[0] == "A"
+    stated = [t for t in tokens if len(t) == 1]
+    assert stated == [chr(ord("A") + i) for i in range(len(stated))]  # letters in order
+    assert all(t[0] in stated[: stated.index(t[0]) + 1] for t in tokens)
+    moved = [
+        Bar(COMMON, tuple(dataclasses.replace(n, pitch=n.pitch + shift) for n in bar.notes))
+        for bar in bars
+    ]
+    assert phrase_pattern(moved, phrases) == pattern

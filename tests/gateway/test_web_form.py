@@ -99,7 +99,7 @@ def test_compose_events_name_the_bad_field():
 
 def test_melody_bars_name_their_section():
     for pickup, opening in ((False, []), (True, ["pickup"])):
-        request = api.ComposeRequest(pickup=pickup)
+        request = api.ComposeRequest(pickup=pickup, form="AABA")
         spec = validate_compose_request(request, max_bars=64).spec
         labels = [
             event_to_json(pb.MelodyBar(meta=new_meta("p", index, "melody"), spec=spec))["section"]

@@ -14,7 +14,7 @@ from cantus.melody.controls import Controls
 from cantus.melody.decoding import HALF_CADENCE_STEPS
 from cantus.melody.engine import DecodeEngine
 from cantus.melody.local_composition import default_sampling, engine_phrase_decoder
-from cantus.music.form import Cadence, Treatment, plan_form
+from cantus.music.form import Cadence, Treatment, plan_form, plan_pattern
 from cantus.music.notes import Key, Meter, Mode
 from cantus.music.styles import Energy, Style
 from cantus.settings import load_settings
@@ -28,11 +28,18 @@ def shipped():  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     ("form", "key", "meter"),
-    [("AABA", Key(7, Mode.MAJOR), "6/8"), ("verse-chorus", Key(2, Mode.MINOR), "4/4")],
+    [
+        ("AABA", Key(7, Mode.MAJOR), "6/8"),
+        ("verse-chorus", Key(2, Mode.MINOR), "4/4"),
+        ("A A= B B~", Key(9, Mode.MINOR), "3/4"),  # a phrase pattern drawn from the corpus's
+    ],
 )
 def test_a_composed_piece_follows_its_plan(shipped, form: str, key: Key, meter: str) -> None:  # type: ignore[no-untyped-def]
     model, tokenizer, _ = shipped
-    plan = plan_form(form, bars=32, key=key, energy=Energy.MID)
+    if " " in form:
+        plan = plan_pattern(form, key=key, energy=Energy.MID)
+    else:
+        plan = plan_form(form, bars=32, key=key, energy=Energy.MID)
     controls = Controls(key, Meter.parse(meter), 110.0, Style.FOLK, Energy.MID)
 
     async def compose():  # type: ignore[no-untyped-def]

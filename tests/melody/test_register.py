@@ -28,7 +28,7 @@ from cantus.melody.register import (
 )
 from cantus.melody.sampling import DEFAULT_SAMPLING
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.form import plan_form
+from cantus.music.form import plan_form, plan_pattern
 from cantus.music.notes import Bar, Key, Melody, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -89,6 +89,15 @@ def test_contrasting_sections_are_the_new_ones_after_the_theme() -> None:
     assert (
         contrasting_sections(plan_form("through", bars=8, key=C_MAJOR, energy=Energy.MID)) == set()
     )
+
+
+def test_a_new_phrase_inside_the_first_strain_answers_the_theme() -> None:
+    through = plan_pattern("A B C D", key=C_MAJOR, energy=Energy.MID)
+    assert [through.sections[i].label for i in sorted(contrasting_sections(through))] == ["C", "D"]
+    assert [through.sections[i].label for i in sorted(theme_sections(through))] == ["A", "B"]
+    doubled = plan_pattern("A A~ B B~", key=C_MAJOR, energy=Energy.MID)
+    assert [doubled.sections[i].label for i in sorted(contrasting_sections(doubled))] == ["B"]
+    assert [doubled.sections[i].label for i in sorted(theme_sections(doubled))] == ["A", "A'"]
 
 
 def test_nearest_register_keeps_those_within_the_tolerance_nearest_first() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from cantus.music.form import (
     form_names,
     normalise_form_name,
     plan_form,
+    plan_pattern,
     with_pickup,
 )
 from cantus.music.notes import Key, Meter, Mode, MusicError
@@ -152,3 +154,64 @@ def test_a_pickup_is_one_bar_at_the_start_of_a_plan():
         )
     with pytest.raises(MusicError, match="only a piece's first"):
         FormPlan("x", (pickup,))
+
+
+def test_a_phrase_pattern_plans_one_section_per_phrase() -> None:
+    plan = plan_pattern("A A~ B C", key=Key(7), energy=Energy.MID)
+    assert plan.name == "AA'BC" and plan.total_bars == 16
+    assert [s.label for s in plan.sections] == ["A", "A'", "B", "C"]
+    assert [s.treatment for s in plan.sections] == [
+        Treatment.NEW,
+        Treatment.VARY,
+        Treatment.NEW,
+        Treatment.NEW,
+    ]
+    assert plan.sections[1].source == 0
+    # a half cadence mid-strain, the first strain closing on the tonic, the piece too
+    assert [s.cadence for s in plan.sections] == [
+        Cadence.HALF,
+        Cadence.AUTHENTIC,
+        Cadence.HALF,
+        Cadence.AUTHENTIC,
+    ]
+    # the second strain's new material plays a level up
+    assert [s.energy for s in plan.sections] == [Energy.MID, Energy.MID, Energy.HIGH, Energy.HIGH]
+    assert all(s.key == Key(7) and s.key_area is KeyArea.HOME for s in plan.sections)
+
+
+def test_a_repeated_phrase_closes_as_its_source_and_returns_keep_its_energy() -> None:
+    plan = plan_pattern("A A= B A~", key=Key(0), energy=Energy.LOW)
+    assert [s.label for s in plan.sections] == ["A", "A'", "B", "A''"]
+    assert plan.sections[1].treatment is Treatment.REPEAT
+    assert plan.sections[1].cadence is plan.sections[0].cadence is Cadence.HALF
+    assert plan.sections[3].treatment is Treatment.VARY and plan.sections[3].source == 0
+    assert plan.sections[3].energy is Energy.LOW and plan.sections[2].energy is Energy.MID
+    # a repeat as the last phrase must close on the tonic: it varies its source's cadence
+    last = plan_pattern("A B A=", key=Key(0), energy=Energy.MID).sections[-1]
+    assert last.treatment is Treatment.VARY and last.cadence is Cadence.AUTHENTIC
+    assert plan_pattern("A B", key=Key(0), energy=Energy.MID).name == "AB"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("", "at least one phrase"),
+        ("A b", "'b'"),
+        ("A A+", "'A+'"),
+        ("A B~ C", "returns to B before it"),
+        ("A B A", "states A again"),
+    ],
+)
+def test_a_malformed_phrase_pattern_is_refused_naming_the_phrase(pattern, problem) -> None:
+    with pytest.raises(MusicError, match=re.escape(problem)):
+        plan_pattern(pattern, key=Key(0), energy=Energy.MID)
+
+
+def test_the_opening_strain_is_the_theme_and_the_phrases_that_answer_it() -> None:
+    through = plan_pattern("A B C D", key=Key(0), energy=Energy.MID)
+    assert through.opening_strain() == {0, 1}  # B answers A inside the first eight bars
+    assert plan_pattern("A A~ B C", key=Key(0), energy=Energy.MID).opening_strain() == {0}
+    # a named form's B plays a level up: it contrasts wherever it starts
+    assert plan_form("ABA", bars=12, key=Key(0), energy=Energy.MID).opening_strain() == {0}
+    song = plan_form("verse-chorus", bars=32, key=Key(0), energy=Energy.MID)
+    assert [song.sections[i].label for i in song.opening_strain()] == ["verse"]

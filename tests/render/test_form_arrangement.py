@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cantus.events.conversions import form_to_pb
-from cantus.music.form import plan_form, with_pickup
+from cantus.music.form import plan_form, plan_pattern, with_pickup
 from cantus.music.notes import Key, Meter, Mode, Track
 from cantus.music.styles import Energy, Style
 from cantus.render.arrangement import (
@@ -119,6 +119,9 @@ def test_sections_get_roles_parts_energy_and_dynamics():
     assert [a.role for a in chorale] == ["statement", "contrast", "climax"]
     assert "chords" not in chorale[1].parts and "colour" in chorale[1].parts
     assert all("drums" not in a.parts for a in chorale)
+    # a through-composed tune: its second phrase answers the first, the second strain contrasts
+    through = section_arrangements(plan_pattern("A B C D", key=C, energy=Energy.MID), Style.FOLK)
+    assert [a.role for a in through] == ["statement", "statement", "contrast", "contrast"]
 
 
 def test_a_pickup_bar_is_a_short_intro_and_the_band_comes_in_after_it():

@@ -831,6 +831,14 @@ def eval_realness(
             "meter; off: on the downbeat; unset: the service's",
         ),
     ] = None,
+    corpus_forms: Annotated[
+        bool | None,
+        typer.Option(
+            "--corpus-forms/--no-corpus-forms",
+            help="Each piece's auto form drawn as often as the corpus's tunes of its style and "
+            "meter are shaped so; off: auto picks by length (AABA); unset: the service's",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = Path(
         "docs/results/melody_realness.md"
     ),
@@ -861,6 +869,7 @@ def eval_realness(
         corpus_key_clarity=corpus_key_clarity,
         register_window=register_window,
         pickups=pickups,
+        corpus_forms=corpus_forms,
         log=lambda line: console.print(line),
     )
     _emit_report(format_run(run, command=_invoked_command()), out)

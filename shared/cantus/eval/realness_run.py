@@ -14,8 +14,10 @@ settings: top-p 1 (0.95 before session 19) at temperature 1, no scale mask since
 tonal emphasis and the classifier-free guidance on the key are parameters (the report records
 them; guidance defaults to the service's where the checkpoint was trained for it). With
 ``composer="form"`` (the default) each piece is composed as the service composes it: along
-the form plan ``auto`` picks for its length (16 bars: AABA in 4-bar sections), phrase by
-phrase with cadences, repeats copied and returns varied (``cantus.melody.local_composition``);
+the form plan ``auto`` draws for it (``cantus.melody.phrase_patterns``: the phrase pattern
+of a piece of ``n_bars``, as often as the corpus's tunes of its style and meter are shaped
+so; a piece that goes on past the window goes on with new phrases), phrase by phrase with
+cadences, repeats copied and returns varied (``cantus.melody.local_composition``);
 with ``composer="model"`` a piece is decoded freely in one request, which is what the model
 itself does.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +55,7 @@ from cantus.eval.realness_report import (
 from cantus.eval.structure import Band
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
+from cantus.melody.phrase_patterns import draw_form
 from cantus.music.form import AUTO, plan_form, with_pickup
 from cantus.music.notes import Bar, Key, Melody, Mode, MusicError
 from cantus.music.pickup import pickup_bars
@@ -143,13 +147,15 @@ def sample_melodies(
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
     pickups: bool | None = None,
+    corpus_forms: bool | None = None,
 ) -> list[Melody | None]:
     """One melody per job from the checkpoint, sampled as the melody service does (module
     docstring; ``guidance`` None: ``served_guidance``; ``top_p`` None: the service's, for
     ``composer="form"``); ``bars``: each piece's length (default ``n_bars`` for all);
     ``lead_on``, ``key_candidates``, ``register_contrast``, ``corpus_key_clarity``,
-    ``register_window``: the form composer's (``FormComposer``,
-    ``compose_pieces``); None where the engine failed or the tokens do not decode."""
+    ``register_window``, ``pickups``, ``corpus_forms``: the form composer's
+    (``FormComposer``, ``compose_pieces``); None where the engine failed or the tokens do
+    not decode."""
     from cantus.eval.melody_sampling import sample_transformer
     from cantus.melody.checkpoint import load_melody_checkpoint
     from cantus.melody.local_composition import compose_pieces, default_sampling
@@ -178,6 +184,8 @@ def sample_melodies(
             corpus_key_clarity=corpus_key_clarity,
             register_window=register_window,
             pickups=pickups,
+            corpus_forms=corpus_forms,
+            pattern_window=n_bars,
         )
     sequences = sample_transformer(
         model,
@@ -274,6 +282,8 @@ class RealnessRun:
     register_window: bool | None = None
     pickups: bool | None = None
     openings: Openings | None = None
+    corpus_forms: bool | None = None
+    phrase_patterns: PhrasePatterns | None = None
 
 
 @dataclass(frozen=True)
@@ -354,6 +364,100 @@ def format_openings(openings: Openings, pickups: bool | None) -> list[str]:
     return lines
 
 
+PATTERN_ROWS = 8
+"""The real tunes' commonest phrase patterns shown one per row; the rest share a row."""
+
+
+@dataclass(frozen=True)
+class PhrasePatterns:
+    """The phrase pattern of each melody's window (``structure.phrase_pattern`` after any
+    pickup bar; melodies too short left out), and the real tunes split in two halves at
+    random: how far apart two sets of real tunes' patterns lie."""
+
+    generated: list[str]
+    real: list[str]
+    real_halves: tuple[list[str], list[str]]
+
+    @staticmethod
+    def shares(patterns: Sequence[str]) -> dict[str, float]:
+        counts = Counter(patterns)
+        return {pattern: count / len(patterns) for pattern, count in counts.items()}
+
+    @classmethod
+    def distance(cls, first: Sequence[str], second: Sequence[str]) -> float:
+        """Total variation distance of the two sets' pattern shares (0: the same mix, 1: no
+        pattern in common)."""
+        a, b = cls.shares(first), cls.shares(second)
+        return 0.5 * sum(abs(a.get(p, 0.0) - b.get(p, 0.0)) for p in set(a) | set(b))
+
+
+def phrase_patterns_of(
+    generated: Sequence[Melody], real: Sequence[Melody], n_bars: int, seed: int = 0
+) -> PhrasePatterns:
+    from cantus.eval.structure import PHRASE_BARS, phrase_pattern
+
+    def patterns(melodies: Sequence[Melody]) -> list[str]:
+        found = []
+        for melody in melodies:
+            body = melody.bars[pickup_bars(melody.bars) :]
+            if len(body) >= n_bars:
+                found.append(phrase_pattern(body, n_bars // PHRASE_BARS))
+        return found
+
+    real_patterns = patterns(real)
+    order = np.random.default_rng(seed).permutation(len(real_patterns))
+    half = len(order) // 2
+    halves = (
+        [real_patterns[i] for i in order[:half]],
+        [real_patterns[i] for i in order[half:]],
+    )
+    return PhrasePatterns(patterns(generated), real_patterns, halves)
+
+
+def format_phrase_patterns(patterns: PhrasePatterns, corpus_forms: bool | None) -> list[str]:
+    """The report's section on the melodies' forms, phrase by phrase."""
+    if corpus_forms is None:
+        from cantus.settings import Settings
+
+        corpus_forms = Settings.model_construct().melody_corpus_forms
+    how = (
+        "each piece's `auto` form drawn as often as the corpus's tunes of its style and meter "
+        "are shaped so (`cantus.melody.phrase_patterns`)"
+        if corpus_forms
+        else "`auto` picking the form by length alone (`--no-corpus-forms`)"
+    )
+    generated = PhrasePatterns.shares(patterns.generated)
+    real = PhrasePatterns.shares(patterns.real)
+    top = sorted(real, key=lambda p: -real[p])[:PATTERN_ROWS]
+    lines = [
+        "",
+        "## Phrase patterns",
+        "",
+        "The window's four-bar phrases after any pickup bar, each new (a letter) or returning "
+        "to an earlier one (`~` varied, `=` repeated; `cantus.eval.structure.phrase_pattern`); "
+        f"generated: {how}. Distance: total variation between the two sets' mixes of "
+        "patterns (0: the same mix); the control splits the real tunes in two halves.",
+        "",
+        "| pattern | generated | real |",
+        "|---|---:|---:|",
+    ]
+    for pattern in top:
+        shares = f"{100 * generated.get(pattern, 0):.1f} % | {100 * real[pattern]:.1f} %"
+        lines.append(f"| `{pattern}` | {shares} |")
+    apart = PhrasePatterns.distance(patterns.generated, patterns.real)
+    control = PhrasePatterns.distance(*patterns.real_halves)
+    rest_generated = 1 - sum(generated.get(p, 0) for p in top)
+    rest_real = 1 - sum(real[p] for p in top)
+    lines += [
+        f"| every other pattern | {100 * rest_generated:.1f} % | {100 * rest_real:.1f} % |",
+        f"| melodies | {len(patterns.generated)} | {len(patterns.real)} |",
+        f"| distinct patterns | {len(generated)} | {len(real)} |",
+        "",
+        f"Distance generated–real **{apart:.2f}**; real half–real half {control:.2f}.",
+    ]
+    return lines
+
+
 SMOOTH_JOIN_SEMITONES = 5
 """A join across a bar line is smooth within this many semitones: the 90th percentile of the
 held-out tunes' bar-line intervals (``cantus eval infill``)."""
@@ -379,8 +483,10 @@ def bar_line_joins(
     jobs: Sequence[RealnessJob],
     real: Sequence[Melody],
     n_bars: int,
+    corpus_forms: bool | None = None,
 ) -> BarLineJoins:
-    """The joins of form-composed pieces (each job's ``auto`` plan) and of the real tunes."""
+    """The joins of form-composed pieces (each job's ``auto`` plan, drawn as
+    ``compose_pieces`` draws it) and of the real tunes."""
 
     def intervals(bars: Sequence[Bar]) -> list[tuple[int, int]]:
         out = []
@@ -393,12 +499,28 @@ def bar_line_joins(
 
     into: list[int] = []
     elsewhere: list[int] = []
-    for melody, (controls, *_) in zip(generated, jobs, strict=True):
+    if corpus_forms is None:
+        from cantus.settings import Settings
+
+        corpus_forms = Settings.model_construct().melody_corpus_forms
+    for melody, (controls, seed, *_) in zip(generated, jobs, strict=True):
         if melody is None:
             continue
         opening = pickup_bars(melody.bars)
-        plan = plan_form(
-            AUTO, bars=len(melody.bars) - opening, key=controls.key, energy=controls.energy
+        length = len(melody.bars) - opening
+        plan = (
+            draw_form(
+                AUTO,
+                bars=length,
+                key=controls.key,
+                energy=controls.energy,
+                style=controls.style.value,
+                meter=controls.meter,
+                seed=seed,
+                window=n_bars,
+            )
+            if corpus_forms
+            else plan_form(AUTO, bars=length, key=controls.key, energy=controls.energy)
         )
         plan = with_pickup(plan) if opening else plan
         returns = {
@@ -430,6 +552,7 @@ def run_realness_eval(
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
     pickups: bool | None = None,
+    corpus_forms: bool | None = None,
     split: CorpusSplit | None = None,
     cache_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -472,13 +595,14 @@ def run_realness_eval(
         corpus_key_clarity=corpus_key_clarity,
         register_window=register_window,
         pickups=pickups,
+        corpus_forms=corpus_forms,
     )
     lap("sampling")
     found = [m for m in generated if m is not None]
     report = realness_report(found, [t.melody for t in held_out], n_bars=n_bars, seed=seed)
     lap("comparison")
     joins = (
-        bar_line_joins(generated, jobs, [t.melody for t in held_out], n_bars)
+        bar_line_joins(generated, jobs, [t.melody for t in held_out], n_bars, corpus_forms)
         if composer == "form"
         else None
     )
@@ -510,6 +634,8 @@ def run_realness_eval(
         register_window=register_window,
         pickups=pickups,
         openings=openings_of(found, [t.melody for t in held_out]),
+        corpus_forms=corpus_forms,
+        phrase_patterns=phrase_patterns_of(found, [t.melody for t in held_out], n_bars, seed),
     )
 
 
@@ -538,8 +664,9 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         "checkpoint trained with key dropout); "
         + (
             "each piece composed as the melody service composes it, along the form plan "
-            "`auto` picks for its length (phrase by phrase with cadences, repeats copied, "
-            "returns varied). "
+            "`auto` gives a piece of the window's length (see Phrase patterns; a piece that "
+            "goes on past the window goes on with new phrases), phrase by phrase with "
+            "cadences, repeats copied, returns varied. "
             if run.composer == "form"
             else "each piece decoded freely in one request, without a form plan. "
         )
@@ -576,6 +703,8 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         lines += _join_lines(run.joins)
     if run.openings is not None:
         lines += format_openings(run.openings, run.pickups)
+    if run.phrase_patterns is not None:
+        lines += format_phrase_patterns(run.phrase_patterns, run.corpus_forms)
     if run.contrast_lifts is not None:
         lines += format_contrast_lifts(
             run.contrast_lifts, run.register_contrast, run.register_window

@@ -31,6 +31,12 @@ Measures:
   5, 9, 13… of one that opens with a pickup bar. Real tunes breathe at their phrase ends
   (held notes, cadences), so a melody whose long notes fall elsewhere, or nowhere, reads
   as having no phrases.
+* ``phrase_pattern(bars)``: the melody's form at the phrase level, as a listener names it:
+  each four-bar phrase labelled by the earlier phrase it returns to (``A A~ B C``: a phrase, its
+  varied return, two new ones). A phrase returns to the earlier first statement it is most
+  like, by the mean ``bar_similarity`` of its bars to that phrase's: ``=`` from
+  ``REPEAT_SIMILARITY`` (a repeat, or a sequence), ``~`` from ``VARIATION_SIMILARITY`` (a
+  variation: a changed cadence, a bar or two new); below that it is new material.
 * ``self_similarity_matrix(melody)`` and ``plot_self_similarity(melody, path)``: the bar by
   bar matrix and its picture (PNG).
 """
@@ -43,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cantus.music.notes import Bar, Melody
+from cantus.music.notes import Bar, Melody, MusicError
 
 MIN_NOTES_TO_TRANSPOSE = 3
 """Fewest notes both bars need before a transposed match counts."""
@@ -55,6 +61,9 @@ third of the notes of two bars of equal size differ (3 of 4 kept: 0.6; 6 of 8 ke
 2 of 4 kept: 0.33)."""
 MIN_SEGMENT_BARS = 2
 """Shortest segment the structureness indicator looks for repeats of."""
+REPEAT_SIMILARITY = 0.9
+"""Mean bar similarity from which a phrase counts as a repeat of an earlier one in
+``phrase_pattern`` (``=``), not a variation (``~``)."""
 ENHANCE_THRESHOLD = VARIATION_SIMILARITY
 """Self-similarity below which a cell counts ``PENALTY`` in the structureness indicator."""
 PENALTY = -2.0
@@ -224,6 +233,38 @@ def phrase_end_weight(melody: Melody) -> float:
     if not at_ends or not elsewhere:
         return 0.0
     return float(np.mean(at_ends) - np.mean(elsewhere))
+
+
+def phrase_pattern(bars: Sequence[Bar], phrases: int, phrase_bars: int = PHRASE_BARS) -> str:
+    """The first ``phrases`` phrases of ``bars`` (which start on a phrase's first bar: leave a
+    pickup bar out) labelled as the module docstring says, space-separated: ``"A A~ B C"``.
+    ``MusicError`` if the bars are too few."""
+    if len(bars) < phrases * phrase_bars:
+        needed = phrases * phrase_bars
+        raise MusicError(f"{phrases} phrases of {phrase_bars} bars need {needed} bars")
+
+    def likeness(first: int, second: int) -> float:
+        pairs = zip(
+            bars[first * phrase_bars : (first + 1) * phrase_bars],
+            bars[second * phrase_bars : (second + 1) * phrase_bars],
+            strict=True,
+        )
+        return float(np.mean([bar_similarity(a, b) for a, b in pairs]))
+
+    letters: list[str] = []
+    originals: list[int] = []  # phrases that state new material, the only ones returned to
+    labels: list[str] = []
+    for phrase in range(phrases):
+        scored = [(likeness(origin, phrase), origin) for origin in originals]
+        best, origin = max(scored, default=(0.0, -1))
+        if best >= VARIATION_SIMILARITY:
+            mark = "=" if best >= REPEAT_SIMILARITY else "~"
+            labels.append(letters[originals.index(origin)] + mark)
+            continue
+        letters.append(chr(ord("A") + len(letters)))
+        originals.append(phrase)
+        labels.append(letters[-1])
+    return " ".join(labels)
 
 
 def structure_measures(melody: Melody) -> StructureMeasures:

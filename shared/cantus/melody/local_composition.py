@@ -18,6 +18,7 @@ from cantus.melody.infill import phrase_chooser
 from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
 from cantus.melody.model import MelodyLM
 from cantus.melody.openings import draw_opening
+from cantus.melody.phrase_patterns import draw_form
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
 from cantus.melody.tokenizer import MelodyTokenizer
@@ -89,23 +90,28 @@ def compose_pieces(
     corpus_key_clarity: bool | None = None,
     register_window: bool | None = None,
     pickups: bool | None = None,
+    corpus_forms: bool | None = None,
+    pattern_window: int | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
-    job) composed along ``plan_form(form, …)`` in the
-    controls' key and energy, all at once on one engine (as concurrent pieces share Triton's
-    steps), sampled with ``sampling`` (default: ``default_sampling``) and each phrase's
-    cadence; a phrase that leads into a return chosen among ``return_candidates`` (None:
-    ``settings.melody_return_candidates``) by the model's own scoring, as the service
-    chooses with ``melody_score`` (and, where the key is held by choosing, among those in
-    key); ``lead_on``: as ``FormComposer``'s; each other new phrase chosen in key among
+    job) composed along ``plan_form(form, …)`` (or ``draw_form``) in the controls' key and
+    energy, all at once on one engine (as concurrent pieces share Triton's steps), sampled with
+    ``sampling`` (default: ``default_sampling``) and each phrase's cadence; a phrase that leads
+    into a return chosen among ``return_candidates`` (None:
+    ``settings.melody_return_candidates``) by the model's own scoring, as the service chooses
+    with ``melody_score`` (and, where the key is held by choosing, among those in key);
+    ``lead_on``: as ``FormComposer``'s; each other new phrase chosen in key among
     ``key_candidates`` (None: ``settings.melody_key_candidates``); ``register_contrast``: as
     ``FormComposer``'s (None: ``settings.melody_register_contrast``); ``corpus_key_clarity``:
     the key areas as clear as real tunes' (``key_choice.KEY_CLARITY_FLOORS``) or reading in the
     asked key (None: ``settings.melody_corpus_key_clarity``); ``register_window``: as
-    ``FormComposer``'s (None: ``settings.melody_register_window``); ``pickups``: a piece
-    opens with a pickup bar before its plan's bars as often as the corpus's tunes of its style
-    and meter do (``cantus.melody.openings``; None: ``settings.melody_pickups``; off: on the
-    downbeat); None where a piece failed."""
+    ``FormComposer``'s (None: ``settings.melody_register_window``); ``pickups``: a piece opens
+    with a pickup bar before its plan's bars as often as the corpus's tunes of its style and
+    meter do (``cantus.melody.openings``; None: ``settings.melody_pickups``; off: on the
+    downbeat); ``corpus_forms``: with ``form`` ``auto``, a piece of a length the corpus's phrase
+    patterns cover draws its form from them (``cantus.melody.phrase_patterns``; None:
+    ``settings.melody_corpus_forms``; off: ``auto`` picks by length; ``pattern_window``:
+    ``draw_form``'s ``window``); None where a piece failed."""
     base = sampling or default_sampling()
     served = Settings.model_construct()  # as the service composes, by default
     look_ahead = served.melody_fill_in_middle
@@ -118,6 +124,7 @@ def compose_pieces(
     contrast = served.melody_register_contrast if register_contrast is None else register_contrast
     window = served.melody_register_window if register_window is None else register_window
     opening = served.melody_pickups if pickups is None else pickups
+    drawn = served.melody_corpus_forms if corpus_forms is None else corpus_forms
 
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
@@ -126,7 +133,20 @@ def compose_pieces(
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
             async def one(controls: Controls, seed: int, length: int) -> Melody | None:
-                plan = plan_form(form, bars=length, key=controls.key, energy=controls.energy)
+                plan = (
+                    draw_form(
+                        form,
+                        bars=length,
+                        key=controls.key,
+                        energy=controls.energy,
+                        style=controls.style.value,
+                        meter=controls.meter,
+                        seed=seed,
+                        window=pattern_window,
+                    )
+                    if drawn
+                    else plan_form(form, bars=length, key=controls.key, energy=controls.energy)
+                )
                 if opening:
                     plan = draw_opening(plan, controls.style.value, controls.meter, seed)
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)

@@ -9,8 +9,8 @@ prompted with the first strain stays in its band or dips before the return: the 
 lower, against the held-out tunes' 15 %), and chosen near the aim below it sits +0.84 above
 (20 % lower; session 24, 240 pieces, ``docs/results/form_register.md``).
 
-So a contrasting section (``contrasting_sections``: a new section after the theme, not an
-intro or outro) gets a register aim: a lift drawn from the corpus's own distribution
+So a contrasting section (``contrasting_sections``: a new section after the theme's first
+strain, not an intro or outro) gets a register aim: a lift drawn from the corpus's own distribution
 (``CONTRAST_LIFT_QUANTILES``, drawn per section so that a piece's B is sometimes level or
 lower, as a tune's is), added to the mean pitch of the theme's bars so far. Of a phrase's
 candidates that keep the key and are like a tune, the choosers keep those nearest the aim
@@ -33,12 +33,10 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from cantus.melody.sampling import DEFAULT_PITCH_RANGE
-from cantus.music.form import FormPlan, Treatment
+from cantus.music.form import OPENING_LABELS, STRAIN_BARS, FormPlan, Treatment
 from cantus.music.notes import Bar, Melody
 from cantus.music.pickup import pickup_bars
 
-STRAIN_BARS = 8
-"""Bars of a folk tune's first strain: what the corpus's lifts are measured against."""
 CONTRAST_PHRASE_BARS = 4
 """Bars of the second strain's first phrase, whose lift is measured."""
 
@@ -62,8 +60,6 @@ cadence tone. Measured on 240 pieces (session 26, ``docs/results/form_register.m
 B's lift +0.74 -> +1.62 semitones (the corpus's +1.71; 41 % of Bs more than 2 over their A,
 as in the corpus), the classifier and the key heard as without it; 5 below and 7 above gave
 +1.45, 7 and 7 +1.03."""
-
-_NON_CONTRASTING = ("intro", "outro")
 
 
 def mean_pitch(bars: Iterable[Bar]) -> float | None:
@@ -111,32 +107,25 @@ def draw_lift(rng: random.Random, quantiles: Sequence[float] = CONTRAST_LIFT_QUA
 
 
 def contrasting_sections(plan: FormPlan) -> set[int]:
-    """Indices of the plan's sections that contrast with its theme: new sections after the
-    first new one (the theme), other than an intro or an outro."""
-    new = [
+    """Indices of the plan's sections that contrast with its theme: new sections (not an intro
+    or an outro) after the theme's first strain (``FormPlan.opening_strain``), where the
+    corpus's lifts are measured. A new phrase inside the first strain (the B of a
+    through-composed ``A B C D``) answers the theme rather than leaving it."""
+    opening = plan.opening_strain()
+    return {
         index
         for index, section in enumerate(plan.sections)
-        if section.treatment is Treatment.NEW and section.label.rstrip("'") not in _NON_CONTRASTING
-    ]
-    return set(new[1:])
+        if section.treatment is Treatment.NEW
+        and section.label.rstrip("'").lower() not in OPENING_LABELS
+        and index not in opening
+    }
 
 
 def theme_sections(plan: FormPlan) -> set[int]:
-    """Indices of the theme (the first new section other than an intro) and of its returns."""
-    contrasting = contrasting_sections(plan)
-    theme = next(
-        (
-            index
-            for index, section in enumerate(plan.sections)
-            if section.treatment is Treatment.NEW
-            and index not in contrasting
-            and section.label.rstrip("'") not in _NON_CONTRASTING
-        ),
-        None,
-    )
-    if theme is None:
-        return set()
-    return {theme} | {i for i, s in enumerate(plan.sections) if s.source == theme}
+    """Indices of the theme's first strain (``FormPlan.opening_strain``) and of their returns:
+    what a contrasting section's register is measured against."""
+    opening = plan.opening_strain()
+    return opening | {i for i, s in enumerate(plan.sections) if s.source in opening}
 
 
 def register_pitch_range(

@@ -15,7 +15,10 @@ section has a label (``intro``, ``A``, ``A'``, ``B``, ``verse``, ``chorus``, ``b
   it as a short intro under the upbeat.
 
 ``plan_form`` builds a plan from a named form (``FORMS``) and a length in bars, or picks the form
-that suits a target duration (``bars_for_duration``). Sections are whole phrases (multiples of
+that suits a target duration (``bars_for_duration``). ``plan_pattern`` builds one from a phrase
+pattern as ``cantus.eval.structure.phrase_pattern`` reads a tune (``A A~ B C``: one section
+per four-bar phrase), which is how a short piece's form is drawn from the corpus's
+(``cantus.melody.phrase_patterns``). Sections are whole phrases (multiples of
 ``PHRASE_BARS`` where the length allows), so phrase ends — where cadences fall — line up with
 section ends; a half cadence closes every phrase inside a section, the section's own cadence
 closes its last phrase.
@@ -34,6 +37,12 @@ from cantus.music.styles import Energy
 
 PHRASE_BARS = 4
 """Bars per phrase: cadences fall every ``PHRASE_BARS`` bars inside a section."""
+STRAIN_BARS = 2 * PHRASE_BARS
+"""Bars of a tune's first strain. A new section inside the theme's first strain, at its energy
+and in its key, answers the theme (the B of a through-composed ``A B C D``, bars 5-8) rather
+than contrasting with it as a second strain does (``FormPlan.opening_strain``)."""
+OPENING_LABELS = ("intro", "outro")
+"""Labels of sections outside a form's strains: they frame the theme, not state it."""
 MAX_SECTION_BARS = 16
 """Longest section; longer pieces get more sections, not longer ones."""
 MIN_KEY_AREA_BARS = 2 * PHRASE_BARS
@@ -205,6 +214,30 @@ class FormPlan:
             if section.first_bar <= bar < section.end_bar:
                 return index
         raise MusicError(f"bar {bar} is outside the plan's {self.total_bars} bars")
+
+    def opening_strain(self) -> set[int]:
+        """Indices of the sections that state the theme: the first new section other than a
+        pickup, an intro or an outro, and the new sections that answer it inside its first
+        strain (start before ``STRAIN_BARS`` are over, at its energy and in its key). Other
+        new sections contrast with it: a form's B, which plays a level up, or whatever
+        comes after the first strain."""
+        new = [
+            index
+            for index, section in enumerate(self.sections)
+            if section.treatment is Treatment.NEW
+            and section.label.rstrip("'").lower() not in OPENING_LABELS
+        ]
+        if not new:
+            return set()
+        theme = self.sections[new[0]]
+        strain_end = theme.first_bar + STRAIN_BARS
+        return {
+            index
+            for index in new
+            if self.sections[index].first_bar < strain_end
+            and self.sections[index].energy is theme.energy
+            and self.sections[index].key == theme.key
+        }
 
     @property
     def pickup_bars(self) -> int:
@@ -405,6 +438,57 @@ def plan_form(name: str, *, bars: int, key: Key, energy: Energy) -> FormPlan:
     lengths = [p.fixed_bars or unit for p in parts]
     parts = _spread_remainder(parts, lengths, bars)
     return _build(form, parts, lengths, key, energy)
+
+
+PATTERN_RETURNS = {"~": Treatment.VARY, "=": Treatment.REPEAT}
+"""A phrase pattern's marks for a return (``cantus.eval.structure.phrase_pattern``)."""
+
+
+def plan_pattern(
+    pattern: str, *, key: Key, energy: Energy, phrase_bars: int = PHRASE_BARS
+) -> FormPlan:
+    """The plan of a phrase pattern (``"A A~ B C"``): one section of ``phrase_bars`` bars per
+    phrase; a letter's first phrase is new, ``X~`` varies it and ``X=`` repeats it. Its name
+    is its labels (``AA'BC``).
+
+    Phrases pair into eight-bar periods: the first of a pair closes on a half cadence, the
+    second on the tonic (bar 8 of 16, where a tune's first strain ends), and so does the last
+    phrase; a repeat closes as its source does. The material the piece's second half brings
+    in plays an energy level up, as a second strain does; a return keeps its source's level."""
+    tokens = pattern.split()
+    if not tokens:
+        raise MusicError("a phrase pattern needs at least one phrase")
+    parts: list[_Part] = []
+    steps: dict[str, int] = {}
+    cadences: dict[str, Cadence] = {}
+    returns: dict[str, int] = {}
+    for index, token in enumerate(tokens):
+        letter, mark = token[:1], token[1:]
+        if not letter.isalpha() or not letter.isupper() or mark not in ("", *PATTERN_RETURNS):
+            raise MusicError(f"phrase {token!r} of {pattern!r}: write a letter, then ~ or =")
+        cadence = Cadence.AUTHENTIC if index % 2 else Cadence.HALF
+        if not mark:
+            if letter in steps:
+                raise MusicError(f"phrase {index + 1} of {pattern!r} states {letter} again")
+            steps[letter] = int(len(tokens) >= 4 and index >= len(tokens) // 2)
+            cadences[letter] = cadence
+            parts.append(_Part(letter, energy_step=steps[letter], cadence=cadence))
+            continue
+        if letter not in steps:
+            raise MusicError(f"phrase {index + 1} of {pattern!r} returns to {letter} before it")
+        returns[letter] = returns.get(letter, 0) + 1
+        treatment = PATTERN_RETURNS[mark]
+        parts.append(
+            _Part(
+                letter + "'" * returns[letter],
+                treatment,
+                letter,
+                energy_step=steps[letter],
+                cadence=cadences[letter] if treatment is Treatment.REPEAT else cadence,
+            )
+        )
+    name = "".join(part.label for part in parts)
+    return _build(name, parts, [phrase_bars] * len(parts), key, energy)
 
 
 PICKUP_LABEL = "pickup"

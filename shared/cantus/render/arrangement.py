@@ -341,13 +341,8 @@ def _role(plan: FormPlan, index: int, last_return: int | None) -> str:
         return "outro"
     if section.source is not None:
         return "climax" if index == last_return else "return"
-    first_main = next(
-        i
-        for i, s in enumerate(plan.sections)
-        if s.label.lower().rstrip("'") != "intro" and s.treatment is not Treatment.PICKUP
-    )
-    if index == first_main or label in MAIN_LABELS:
-        return "statement"
+    if index in plan.opening_strain() or label in MAIN_LABELS:
+        return "statement"  # the theme, and a phrase that answers it inside its first strain
     return "contrast"  # B, C, a bridge: the sections that contrast with the main one
 
 
