@@ -10,9 +10,9 @@ lower, against the held-out tunes' 15 %), and chosen near the aim below it sits 
 (20 % lower; session 24, 240 pieces, ``docs/results/form_register.md``).
 
 So a contrasting section (``contrasting_sections``: a new section after the theme's first
-strain, not an intro or outro) gets a register aim: a lift drawn from the corpus's own distribution
-(``CONTRAST_LIFT_QUANTILES``, drawn per section so that a piece's B is sometimes level or
-lower, as a tune's is), added to the mean pitch of the theme's bars so far. Of a phrase's
+strain, not an intro or outro) gets a register aim: a lift drawn from the corpus's own
+distribution (``CONTRAST_LIFT_QUANTILES``, drawn per section so that a piece's B is sometimes
+level or lower, as a tune's is), added to the mean pitch of the theme's bars so far. Of a phrase's
 candidates that keep the key and are like a tune, the choosers keep those nearest the aim
 (``nearest_register``). Nothing bends a pitch: which phrase is kept changes, not what the
 model decodes. ``python -m cantus.melody.register`` measures the quantiles again.
@@ -33,7 +33,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 
 from cantus.melody.sampling import DEFAULT_PITCH_RANGE
-from cantus.music.form import OPENING_LABELS, STRAIN_BARS, FormPlan, Treatment
+from cantus.music.form import STRAIN_BARS, FormPlan
 from cantus.music.notes import Bar, Melody
 from cantus.music.pickup import pickup_bars
 
@@ -111,14 +111,7 @@ def contrasting_sections(plan: FormPlan) -> set[int]:
     or an outro) after the theme's first strain (``FormPlan.opening_strain``), where the
     corpus's lifts are measured. A new phrase inside the first strain (the B of a
     through-composed ``A B C D``) answers the theme rather than leaving it."""
-    opening = plan.opening_strain()
-    return {
-        index
-        for index, section in enumerate(plan.sections)
-        if section.treatment is Treatment.NEW
-        and section.label.rstrip("'").lower() not in OPENING_LABELS
-        and index not in opening
-    }
+    return set(plan.stated_sections()) - plan.opening_strain()
 
 
 def theme_sections(plan: FormPlan) -> set[int]:

@@ -215,18 +215,22 @@ class FormPlan:
                 return index
         raise MusicError(f"bar {bar} is outside the plan's {self.total_bars} bars")
 
-    def opening_strain(self) -> set[int]:
-        """Indices of the sections that state the theme: the first new section other than a
-        pickup, an intro or an outro, and the new sections that answer it inside its first
-        strain (start before ``STRAIN_BARS`` are over, at its energy and in its key). Other
-        new sections contrast with it: a form's B, which plays a level up, or whatever
-        comes after the first strain."""
-        new = [
+    def stated_sections(self) -> list[int]:
+        """Indices of the sections that state new material inside the form's strains: new,
+        and not an intro or an outro (a pickup is never new)."""
+        return [
             index
             for index, section in enumerate(self.sections)
             if section.treatment is Treatment.NEW
             and section.label.rstrip("'").lower() not in OPENING_LABELS
         ]
+
+    def opening_strain(self) -> set[int]:
+        """Indices of the sections that state the theme: the first of ``stated_sections``,
+        and those that answer it inside its first strain (start before ``STRAIN_BARS`` are
+        over, at its energy and in its key). The others contrast with it: a form's B, which
+        plays a level up, or whatever comes after the first strain."""
+        new = self.stated_sections()
         if not new:
             return set()
         theme = self.sections[new[0]]

@@ -6,7 +6,7 @@ Example ``station.yaml``::
 
     styles: {folk: 2, celtic: 1}
     palettes: {piano-strings: 1, harp-flute: 1}   # optional; default: from style and mood
-    forms: {AABA: 2, AABB: 1}   # optional; default: auto, chosen by the piece's length
+    forms: {AABA: 2, AABB: 1}   # optional; default: auto (see cantus.music.form)
     tempo_bpm: [80, 110]
     energy: [0.2, 0.6]
     keys: [C, G, D, F]
@@ -91,7 +91,8 @@ class StationConfig(BaseModel):
     )
     forms: dict[str, float] = Field(
         default_factory=dict,
-        description="form → relative weight (> 0); empty: auto, chosen by each piece's length",
+        description="form → relative weight (> 0); empty: auto, drawn per piece from the "
+        "corpus's phrase patterns (8-20 bars) or chosen by its length",
     )
     tempo_bpm: tuple[float, float] = Field((80.0, 120.0), description="quarter-note BPM range")
     energy: tuple[float, float] = Field((0.0, 1.0), description="energy (arousal) range, 0..1")
