@@ -652,3 +652,23 @@ def test_edits_take_the_services_register_settings():
     assert served.register_contrast and served.register_window
     off = edit_options(Settings.model_construct(melody_register_window=False))
     assert off.register_contrast and not off.register_window
+
+
+def test_a_planned_pickup_bar_is_not_composed_anew():
+    from cantus.editing.requests import validate_edit
+    from cantus.events.conversions import form_to_pb
+    from cantus.music.form import plan_form, with_pickup
+    from cantus.music.notes import Key, Mode
+    from cantus.music.styles import Energy
+
+    plain = plan_form("AABA", bars=16, key=Key(0, Mode.MAJOR), energy=Energy.MID)
+    opened = with_pickup(plain)
+    piece = pb.PieceSpec(bars=opened.total_bars, mode=pb.MODE_MAJOR, form=form_to_pb(opened))
+    with pytest.raises(EditError) as raised:
+        validate_edit(regenerate(1, 4), piece, pb.PieceRecord())
+    assert raised.value.field == "regenerate.bars.first_bar" and "pickup bar" in str(raised.value)
+    edit = validate_edit(regenerate(2, 5), piece, pb.PieceRecord())
+    assert (edit.first, edit.last) == (1, 4)
+    # a piece that opens on the downbeat composes its first bar anew
+    downbeat = pb.PieceSpec(bars=16, mode=pb.MODE_MAJOR, form=form_to_pb(plain))
+    assert validate_edit(regenerate(1, 4), downbeat, pb.PieceRecord()).first == 0

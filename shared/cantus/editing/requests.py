@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cantus.events.conversions import spec_form
+from cantus.music.notes import MusicError
 from cantus.music.styles import TEMPO_RANGE_BPM, Energy, Style
 from cantus.render.palettes import PALETTES
 from cantus.requests import MAX_THEME_CHARS, RequestError
@@ -125,6 +127,13 @@ def validate_edit(request: api.EditRequest, spec: pb.PieceSpec, record: pb.Piece
                 "regenerate.bars.first_bar",
                 f"bar 1 is a pickup (its last {pickup} ticks); a bar composed anew fills the "
                 "whole bar, which would move the meter's downbeats mid-bar: start at bar 2",
+            )
+        if first == 0 and _opens_with_pickup(spec):
+            raise EditError(
+                "regenerate.bars.first_bar",
+                "bar 1 is the pickup bar (the upbeat before the first phrase); a bar composed "
+                "anew fills the whole bar and makes the first phrase a bar too long: start at "
+                "bar 2",
             )
         return RegenerateEdit(first, last, tuple(_sung_lines(record, first, last)))
     if which == "reharmonize":
@@ -252,3 +261,12 @@ def _lyrics_edit(edit: api.RewriteLyrics, spec: pb.PieceSpec, record: pb.PieceRe
     if not any(first <= line.first_bar <= last and line.syllables for line in record.lyric_lines):
         raise EditError("rewrite_lyrics.section", f"section {edit.section} has no sung lines")
     return LyricsEdit(edit.section - 1, first, last, theme)
+
+
+def _opens_with_pickup(spec: pb.PieceSpec) -> bool:
+    """Whether the piece's plan opens with a pickup section (``form.with_pickup``)."""
+    try:
+        plan = spec_form(spec)
+    except MusicError:
+        return False  # the editor refuses a piece whose plan does not read, elsewhere
+    return plan is not None and plan.pickup_bars == 1
