@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cantus.melody.composition import (
+    LONGER_VARIED_TAIL_SHARE,
     FormComposer,
     PhraseRequest,
     collect,
@@ -67,6 +68,30 @@ def test_aaba_decodes_new_sections_by_phrase_and_reuses_returns() -> None:
         # an ornament keeps the bar's onset span and first pitch
         assert bars[copy].notes[0].pitch == bars[source].notes[0].pitch
         assert sum(n.duration for n in bars[copy].notes) == METER.bar_ticks
+
+
+def test_a_varied_phrase_goes_its_own_way_from_its_third_bar_as_often_as_the_corpus() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    varied = plan.sections[1]  # A': bars 4-7
+    tails = [
+        varied.end_bar - FormComposer(plan, CONTROLS, seed=seed).varied_from(varied)
+        for seed in range(600)
+    ]
+    assert set(tails) == {1, 2}
+    assert tails.count(2) / len(tails) == pytest.approx(LONGER_VARIED_TAIL_SHARE, abs=0.05)
+    # a function of the seed and the section: a resumed piece varies the same bars
+    again = FormComposer(plan, CONTROLS, seed=5)
+    assert again.varied_from(varied) == FormComposer(plan, CONTROLS, seed=5).varied_from(varied)
+    # a long section decodes its last two bars anew, whatever the seed
+    long_plan = plan_form("AABA", bars=32, key=C_MAJOR, energy=Energy.MID)
+    long_varied = long_plan.sections[1]
+    assert {
+        long_varied.end_bar - FormComposer(long_plan, CONTROLS, seed=s).varied_from(long_varied)
+        for s in range(50)
+    } == {2}
+    _, model = _compose(plan)  # seed 7: the requests decode what is not copied
+    starts = {r.first_bar for r in model.requests}
+    assert FormComposer(plan, CONTROLS, seed=7).varied_from(varied) in starts
 
 
 def test_the_piece_opens_on_the_downbeat_and_its_later_phrases_as_the_model_likes() -> None:
