@@ -11,7 +11,7 @@ from music21 import bar as m21bar
 from music21 import converter, expressions
 
 from cantus.events.conversions import form_to_pb
-from cantus.music.form import FormPlan, KeyArea, plan_form
+from cantus.music.form import FormPlan, KeyArea, plan_form, plan_pattern
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy
 from cantus.render.leadsheet import leadsheet_musicxml
@@ -60,7 +60,9 @@ def test_a_piece_without_a_plan_has_no_form_and_no_rehearsal_marks(quick_render)
 def test_the_rendered_lead_sheet_marks_the_sections(quick_render):
     musicxml = quick_render(spec_with_form(16)).files["piece.musicxml"]
     assert musicxml.count(b"<rehearsal") == 4
-    assert musicxml.count(b"<bar-style>light-light</bar-style>") == 3
+    # A A' B A'': a double barline where the first period closes on the tonic (bar 8); the A
+    # and the B pause on half cadences and the tune goes on through a plain barline
+    assert musicxml.count(b"<bar-style>light-light</bar-style>") == 1
 
 
 def test_a_plan_of_other_length_than_the_piece_is_ignored(quick_render):
@@ -98,7 +100,9 @@ def test_lead_sheet_rehearsal_marks_barlines_and_key_areas():
         for m in measures
         if isinstance(m.rightBarline, m21bar.Barline) and m.rightBarline.type == "double"
     ]
-    assert doubles == [4, 8, 12]  # the piece's end keeps its final barline
+    # a period's close on the tonic (bar 8) and the B that leaves for the dominant (bar 12);
+    # the A pauses on a half cadence and goes on; the piece's end keeps its final barline
+    assert doubles == [8, 12]
     texts = {
         m.number: [t.content for t in m.getElementsByClass(expressions.TextExpression)]
         for m in measures
@@ -125,3 +129,18 @@ def test_the_lead_sheet_marks_a_sections_own_tempo_and_the_return(quick_render):
         if tempos:
             marks[int(measure.group(1))] = (tempos, words)
     assert marks == {1: (["120"], []), 9: (["90"], []), 13: (["120"], ["a tempo"])}
+
+
+def test_a_drawn_through_composed_form_has_one_double_barline_between_its_periods():
+    meter = Meter(4, 4)
+    bars = [Bar(meter, (Note(0, 60 + i % 5, 960), Note(960, 64, 960))) for i in range(16)]
+    plan = plan_pattern("A B C D", key=Key(0), energy=Energy.MID)
+    xml = leadsheet_musicxml(bars, [[(0, "C")]] * 16, [], Key(0), meter, 100.0, form=plan)
+    measures = list(converter.parse(xml, format="musicxml").parts[0].getElementsByClass("Measure"))
+    doubles = [
+        m.number
+        for m in measures
+        if isinstance(m.rightBarline, m21bar.Barline) and m.rightBarline.type == "double"
+    ]
+    assert doubles == [8]  # after B closes the first period on the tonic
+    assert sum(len(m.getElementsByClass(expressions.RehearsalMark)) for m in measures) == 4

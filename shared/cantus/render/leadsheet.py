@@ -11,8 +11,9 @@ sheet's typesetting, so one long-lived LilyPond engraves them all
 (``cantus.render.lilypond_server``).
 
 A piece with a form plan (``cantus.music.form``) gets a rehearsal mark with each section's
-label on the section's first bar, a double barline where a section ends (the piece's end keeps
-its final barline), and, where a section moves to another key area, a text direction naming
+label on the section's first bar, a double barline where a section ends a period or a strain
+(``_section_ends``: not after a phrase that pauses on a half cadence; the piece's end keeps its
+final barline), and, where a section moves to another key area, a text direction naming
 it ("G major (dominant)"); the key signature stays the piece's.
 
 Needs the Debian package ``lilypond`` for engraving (MusicXML needs only music21).
@@ -30,7 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from cantus.music.form import FormPlan, Treatment
+from cantus.music.form import STRAIN_BARS, Cadence, FormPlan, Treatment
 from cantus.music.notes import PITCH_CLASS_NAMES, TICKS_PER_QUARTER, Bar, Key, Meter, Mode
 from cantus.music.pickup import pickup_bars
 from cantus.render.lilypond_server import EngravingFailed, ServerUnavailable, engrave_with_server
@@ -152,14 +153,26 @@ def _section_marks(form: FormPlan | None, bar_count: int) -> dict[int, list[Any]
 
 
 def _section_ends(form: FormPlan | None, bar_count: int) -> set[int]:
-    """Bars (0-based) that end a section, the piece's last bar and a pickup excepted."""
+    """Bars (0-based) that end a section with a double barline: a section a strain long or
+    longer, one that closes on the tonic, or one the next leaves for another key area. A
+    one-phrase section that pauses on a half cadence is the first half of a period (the A
+    of a 16-bar A A' B A'', the first phrase of a drawn ``A B C D``): the tune goes on, and
+    a folk tune is written with a plain barline there. The piece's last bar and a pickup bar
+    are not section ends."""
     if form is None:
         return set()
-    return {
-        s.end_bar - 1
-        for s in form.sections
-        if s.end_bar < bar_count and s.treatment is not Treatment.PICKUP
-    }
+    ends = set()
+    for section, following in zip(form.sections, form.sections[1:], strict=False):
+        if section.treatment is Treatment.PICKUP or section.end_bar >= bar_count:
+            continue
+        goes_on = (
+            section.bars < STRAIN_BARS
+            and section.cadence is Cadence.HALF
+            and following.key == section.key
+        )
+        if not goes_on:
+            ends.add(section.end_bar - 1)
+    return ends
 
 
 def build_leadsheet_score(
