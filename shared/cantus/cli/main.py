@@ -197,8 +197,8 @@ def compose(
     form: Annotated[
         str,
         typer.Option(
-            help="Form: auto (chosen by length), through, AA', AABA, ABAC, AABB, ABA, rondo, "
-            "verse-chorus"
+            help="Form: auto (8-20 bars: drawn from the corpus's phrase patterns; longer: by "
+            "length), through, AA', AABA, ABAC, AABB, ABA, rondo, verse-chorus"
         ),
     ] = "auto",
     style: Annotated[str, typer.Option(help="folk, celtic or chorale")] = "folk",
