@@ -38,9 +38,10 @@ from cantus.music.styles import Energy
 PHRASE_BARS = 4
 """Bars per phrase: cadences fall every ``PHRASE_BARS`` bars inside a section."""
 STRAIN_BARS = 2 * PHRASE_BARS
-"""Bars of a tune's first strain. A new section inside the theme's first strain, at its energy
-and in its key, answers the theme (the B of a through-composed ``A B C D``, bars 5-8) rather
-than contrasting with it as a second strain does (``FormPlan.opening_strain``)."""
+"""Bars of a tune's first strain. In a plan drawn from a phrase pattern, a new section inside
+the theme's first strain, at its energy and in its key, answers the theme (the B of a
+through-composed ``A B C D``, bars 5-8) rather than contrasting with it as a second strain does
+(``FormPlan.opening_strain``)."""
 OPENING_LABELS = ("intro", "outro")
 """Labels of sections outside a form's strains: they frame the theme, not state it."""
 MAX_SECTION_BARS = 16
@@ -227,12 +228,15 @@ class FormPlan:
 
     def opening_strain(self) -> set[int]:
         """Indices of the sections that state the theme: the first of ``stated_sections``,
-        and those that answer it inside its first strain (start before ``STRAIN_BARS`` are
-        over, at its energy and in its key). The others contrast with it: a form's B, which
-        plays a level up, or whatever comes after the first strain."""
+        and in a plan drawn from a phrase pattern (``plan_pattern``) those that answer it
+        inside its first strain (start before ``STRAIN_BARS`` are over, at its energy and in
+        its key). The others contrast with it: a named form's B, C or bridge wherever it
+        starts (its template says so), a drawn pattern's phrases after the first strain."""
         new = self.stated_sections()
         if not new:
             return set()
+        if self.name in FORMS:
+            return {new[0]}
         theme = self.sections[new[0]]
         strain_end = theme.first_bar + STRAIN_BARS
         return {
