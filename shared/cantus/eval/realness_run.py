@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -56,7 +56,7 @@ from cantus.eval.structure import Band
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
 from cantus.melody.phrase_patterns import draw_form
-from cantus.music.form import AUTO, plan_form, with_pickup
+from cantus.music.form import AUTO, with_pickup
 from cantus.music.notes import Bar, Key, Melody, Mode, MusicError
 from cantus.music.pickup import pickup_bars
 from cantus.music.styles import Style
@@ -329,10 +329,7 @@ def openings_of(generated: Sequence[Melody], real: Sequence[Melody]) -> Openings
 
 def format_openings(openings: Openings, pickups: bool | None) -> list[str]:
     """The report's section on how the melodies open (``pickups`` None: the service's)."""
-    if pickups is None:
-        from cantus.settings import Settings
-
-        pickups = Settings.model_construct().melody_pickups
+    pickups = _served(pickups, "melody_pickups")
     how = (
         "a pickup drawn as often as the corpus's tunes of the style and meter open with one "
         "(`cantus.melody.openings`)"
@@ -362,6 +359,19 @@ def format_openings(openings: Openings, pickups: bool | None) -> list[str]:
         cells = " | ".join(f"{100 * np.mean(b):.0f} %" for b in bins)
         lines.append(f"| {label} | {len(values)} | {cells} |")
     return lines
+
+
+_T = TypeVar("_T")
+
+
+def _served(value: _T | None, setting: str) -> _T:
+    """``value``, or where it is None the melody service's default ``setting``."""
+    if value is not None:
+        return value
+    from cantus.settings import Settings
+
+    served: _T = getattr(Settings.model_construct(), setting)
+    return served
 
 
 PATTERN_ROWS = 8
@@ -416,10 +426,7 @@ def phrase_patterns_of(
 
 def format_phrase_patterns(patterns: PhrasePatterns, corpus_forms: bool | None) -> list[str]:
     """The report's section on the melodies' forms, phrase by phrase."""
-    if corpus_forms is None:
-        from cantus.settings import Settings
-
-        corpus_forms = Settings.model_construct().melody_corpus_forms
+    corpus_forms = _served(corpus_forms, "melody_corpus_forms")
     how = (
         "each piece's `auto` form drawn as often as the corpus's tunes of its style and meter "
         "are shaped so (`cantus.melody.phrase_patterns`)"
@@ -499,28 +506,22 @@ def bar_line_joins(
 
     into: list[int] = []
     elsewhere: list[int] = []
-    if corpus_forms is None:
-        from cantus.settings import Settings
-
-        corpus_forms = Settings.model_construct().melody_corpus_forms
+    corpus_forms = _served(corpus_forms, "melody_corpus_forms")
     for melody, (controls, seed, *_) in zip(generated, jobs, strict=True):
         if melody is None:
             continue
         opening = pickup_bars(melody.bars)
         length = len(melody.bars) - opening
-        plan = (
-            draw_form(
-                AUTO,
-                bars=length,
-                key=controls.key,
-                energy=controls.energy,
-                style=controls.style.value,
-                meter=controls.meter,
-                seed=seed,
-                window=n_bars,
-            )
-            if corpus_forms
-            else plan_form(AUTO, bars=length, key=controls.key, energy=controls.energy)
+        plan = draw_form(
+            AUTO,
+            bars=length,
+            key=controls.key,
+            energy=controls.energy,
+            style=controls.style.value,
+            meter=controls.meter,
+            seed=seed,
+            window=n_bars,
+            drawn=corpus_forms,
         )
         plan = with_pickup(plan) if opening else plan
         returns = {
@@ -820,14 +821,8 @@ def _sampling_words(
     sampling = default_sampling()
     mask = "scale mask" if sampling.key_constraint else "no scale mask"
     upbeats = "" if lead_on else ", upbeats after them left to the model"
-    if key_candidates is None:
-        from cantus.settings import Settings
-
-        key_candidates = Settings.model_construct().melody_key_candidates
-    if corpus_key_clarity is None:
-        from cantus.settings import Settings
-
-        corpus_key_clarity = Settings.model_construct().melody_corpus_key_clarity
+    key_candidates = _served(key_candidates, "melody_key_candidates")
+    corpus_key_clarity = _served(corpus_key_clarity, "melody_corpus_key_clarity")
     clear = (
         " (its key area as clear in its key as most real tunes are at that length)"
         if corpus_key_clarity

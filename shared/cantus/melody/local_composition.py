@@ -22,7 +22,7 @@ from cantus.melody.phrase_patterns import draw_form
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.form import AUTO, plan_form
+from cantus.music.form import AUTO
 from cantus.music.notes import Bar, Melody, Meter, MusicError
 from cantus.settings import Settings
 
@@ -94,7 +94,7 @@ def compose_pieces(
     pattern_window: int | None = None,
 ) -> list[Melody | None]:
     """One piece per job (controls, seed) of ``n_bars`` bars (or of ``bars``, one length per
-    job) composed along ``plan_form(form, …)`` (or ``draw_form``) in the controls' key and
+    job) composed along ``draw_form(form, …)`` in the controls' key and
     energy, all at once on one engine (as concurrent pieces share Triton's steps), sampled with
     ``sampling`` (default: ``default_sampling``) and each phrase's cadence; a phrase that leads
     into a return chosen among ``return_candidates`` (None:
@@ -133,19 +133,16 @@ def compose_pieces(
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
             async def one(controls: Controls, seed: int, length: int) -> Melody | None:
-                plan = (
-                    draw_form(
-                        form,
-                        bars=length,
-                        key=controls.key,
-                        energy=controls.energy,
-                        style=controls.style.value,
-                        meter=controls.meter,
-                        seed=seed,
-                        window=pattern_window,
-                    )
-                    if drawn
-                    else plan_form(form, bars=length, key=controls.key, energy=controls.energy)
+                plan = draw_form(
+                    form,
+                    bars=length,
+                    key=controls.key,
+                    energy=controls.energy,
+                    style=controls.style.value,
+                    meter=controls.meter,
+                    seed=seed,
+                    window=pattern_window,
+                    drawn=drawn,
                 )
                 if opening:
                     plan = draw_opening(plan, controls.style.value, controls.meter, seed)

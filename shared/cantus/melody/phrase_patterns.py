@@ -85,20 +85,22 @@ def draw_form(
     meter: Meter,
     seed: int,
     window: int | None = None,
+    drawn: bool = True,
 ) -> FormPlan:
     """The plan of a piece: ``form``'s (``plan_form``), except that ``auto`` over one of
     ``PATTERN_BARS`` draws its phrase pattern from the corpus's (``draw_pattern``); a
-    function of the seed alone, so a resumed piece plans the same.
+    function of the seed alone, so a resumed piece plans the same. ``drawn`` off
+    (``settings.melody_corpus_forms``): ``auto`` picks by length alone.
 
     ``window``: a piece longer than ``window`` bars draws the pattern of a piece of
     ``window`` bars and goes on past it with new phrases. The realness eval compares the
     first bars of pieces that go on past them with those of real tunes that do; drawn from
     the longer tunes' patterns, its windows were the longer tunes' (mostly through-composed
     songs), not the pieces of that length a user gets."""
-    if form == AUTO:
-        drawn = window if window is not None and window < bars else bars
-        extra, rest = divmod(bars - drawn, PHRASE_BARS)
-        pattern = draw_pattern(style, meter, drawn, random.Random(seed * 1_000_003 + 13))
+    if form == AUTO and drawn:
+        length = window if window is not None and window < bars else bars
+        extra, rest = divmod(bars - length, PHRASE_BARS)
+        pattern = draw_pattern(style, meter, length, random.Random(seed * 1_000_003 + 13))
         if pattern is not None and not rest:
             stated = {token[0] for token in pattern.split()}
             tail = [chr(ord("A") + len(stated) + number) for number in range(extra)]
