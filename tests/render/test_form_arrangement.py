@@ -17,6 +17,7 @@ from cantus.events.conversions import form_to_pb
 from cantus.music.form import plan_form, plan_pattern, with_pickup
 from cantus.music.notes import Key, Meter, Mode, Track
 from cantus.music.styles import Energy, Style
+from cantus.render import arrangement
 from cantus.render.arrangement import (
     ARPEGGIO,
     CRASH,
@@ -31,6 +32,7 @@ from cantus.render.arrangement import (
     section_arrangements,
     section_levels_db,
     segment_level_db,
+    sustains,
 )
 from cantus.render.mix import integrated_loudness
 from cantus.render.piece import PieceParts, SegmentAudio
@@ -52,9 +54,16 @@ TOMS = {HIGH_TOM, MID_TOM, LOW_TOM}
 
 
 def planned_parts(
-    form: str, bars: int, *, style: str = "folk", tempo: float = 120.0, humanise=True
+    form: str,
+    bars: int,
+    *,
+    style: str = "folk",
+    tempo: float = 120.0,
+    humanise=True,
+    palette: str = "",
 ):
     piece_spec = spec(bars, tempo=tempo, style=style)
+    piece_spec.palette = palette
     plan = plan_form(form, bars=bars, key=C, energy=Energy.MID)
     piece_spec.form.CopyFrom(form_to_pb(plan))
     parts = PieceParts.from_events(table_events(piece_events(piece_spec)), humanise=humanise)
@@ -173,6 +182,31 @@ def test_final_chorus_is_denser_and_louder_than_the_first_and_the_intro_thinnest
     assert len({n.onset for n in bridge}) > len({n.onset for n in notes["verse"]["chords"]})
 
 
+def test_levels_are_centred_by_time_where_bars_last_differently():
+    """A loudness meter weighs by time: a slowed last section counts for its seconds."""
+    plan = plan_form("AABA", bars=16, key=C, energy=Energy.MID)
+    seconds = [2.0] * 12 + [4.0] * 4
+    levels = section_levels_db(plan, Style.FOLK, bar_seconds=seconds)
+    power = sum(
+        sum(seconds[s.first_bar : s.end_bar]) * 10 ** (level / 10)
+        for s, level in zip(plan.sections, levels, strict=True)
+    )
+    assert 10 * math.log10(power / sum(seconds)) == pytest.approx(0.0, abs=1e-9)
+    by_bars = section_levels_db(plan, Style.FOLK)
+    assert levels[0] < by_bars[0]  # the loud last return weighs more: the mean rises
+    assert segment_level_db(plan, Style.FOLK, 12, 4, bar_seconds=seconds) == pytest.approx(
+        levels[3]
+    )
+    # two bars of each of two sections, the longer one weighing twice
+    mixed = segment_level_db(plan, Style.FOLK, 10, 4, bar_seconds=seconds)
+    expected = 10 * math.log10(
+        (2 * 2 * 10 ** (levels[2] / 10) + 2 * 4 * 10 ** (levels[3] / 10)) / 12
+    )
+    assert mixed == pytest.approx(expected)
+    with pytest.raises(ValueError, match="15 bar durations for a 16-bar plan"):
+        section_levels_db(plan, Style.FOLK, bar_seconds=seconds[:15])
+
+
 def test_levels_are_planned_around_the_piece_and_follow_the_roles():
     plan = plan_form("verse-chorus", bars=32, key=C, energy=Energy.MID)
     levels = dict(zip(plan.labels(), section_levels_db(plan, Style.FOLK), strict=True))
@@ -238,6 +272,41 @@ def test_the_final_chord_is_held_past_the_last_barline():
             last_onset = max(n.onset for n in track.notes)
             assert {n.end for n in track.notes if n.onset == last_onset} == {held}, track.name
             assert all(n.end <= end for n in track.notes if n.onset < last_onset)
+
+
+@pytest.mark.parametrize(
+    ("style", "palette", "softer"),
+    [
+        ("celtic", "celtic", True),  # a jig's detached fiddle
+        ("folk", "folk", True),  # a folk tune's flute
+        ("celtic", "piano", False),  # a piano's note dies away by itself
+        ("folk", "strings", False),  # a legato line was sustained all along
+        ("chorale", "chorale", False),  # so is a chorale's
+    ],
+)
+def test_a_detached_tune_on_an_instrument_that_sustains_holds_its_last_note_softer(
+    monkeypatch, style, palette, softer
+):
+    def final_velocities() -> dict[str, list[int]]:
+        parts, _ = planned_parts("AABA", 16, style=style, palette=palette, humanise=False)
+        velocities = {}
+        for track in parts.piece_tracks(0, 16):
+            if track.name in ("melody", "chords", "bass", "pad") and track.notes:
+                last = max(n.onset for n in track.notes)
+                velocities[track.name] = [n.velocity for n in track.notes if n.onset == last]
+        return velocities
+
+    scale = arrangement.HELD_FINAL_VELOCITY
+    played = final_velocities()
+    monkeypatch.setattr(arrangement, "HELD_FINAL_VELOCITY", 1.0)
+    written = final_velocities()
+    melody = [round(v * scale) for v in written["melody"]]
+    assert played["melody"] == (melody if softer else written["melody"])
+    assert {k: v for k, v in played.items() if k != "melody"} == {
+        k: v for k, v in written.items() if k != "melody"
+    }
+    assert sustains(40) and sustains(73) and sustains(19) and sustains(48)  # fiddle, flute...
+    assert not any(sustains(p) for p in (0, 25, 32, 45, 46))  # piano, guitar, bass, harp
 
 
 def test_segments_arrange_exactly_as_the_whole_planned_piece():
@@ -409,6 +478,29 @@ def test_audio_follows_the_tempo_map_and_segments_join_without_a_gap():
         return integrated_loudness(joined[start:end], 44100)
 
     assert section_lufs(3) > section_lufs(0) + 2.0  # A'' (the last return) over A
+
+
+def test_a_short_jig_ends_on_a_held_note_no_louder_than_its_tune_and_lands_on_target():
+    """A 24-second jig (a pickup and three phrases of 6/8 on a fiddle): its final note, held
+    through the fermata, used to ring 1.9 LU over the last phrase (a real tune's 4-6 dB),
+    mastered at the last bar's gain, and the piece streamed 0.34 LU over its target (a real
+    one 1.1 LU)."""
+    plan = with_pickup(plan_pattern("A B C", key=C, energy=Energy.MID))
+    piece_spec = spec(plan.total_bars, meter=(6, 8), style="celtic")
+    piece_spec.palette = "celtic"
+    piece_spec.form.CopyFrom(form_to_pb(plan))
+    parts = PieceParts.from_events(table_events(piece_events(piece_spec)))
+    audio = SegmentAudio(parts.tempo_map)
+    for segment in range(parts.segment_count(4)):
+        audio.render(parts, segment, 4)
+    joined = audio.piece_audio()
+    assert integrated_loudness(joined, 44100) == pytest.approx(-14.0, abs=0.25)
+    music = parts.seconds_before_bar(plan.total_bars)
+    last_phrase = joined[
+        round(parts.seconds_before_bar(plan.sections[-1].first_bar) * 44100) : round(music * 44100)
+    ]
+    hold = joined[round(music * 44100) : round((music + 1.0) * 44100)]
+    assert integrated_loudness(hold, 44100) < integrated_loudness(last_phrase, 44100)
 
 
 def test_each_phrase_swells_into_its_cadence_and_the_next_starts_softer():

@@ -12,6 +12,7 @@ from cantus.bench.render import joint_discontinuity, synthetic_arrangement, trac
 from cantus.music.notes import Meter
 from cantus.render import synth
 from cantus.render.mix import (
+    GAIN_RAMP_SECONDS,
     MAX_GAIN_STEP_DB,
     MAX_GAIN_STEP_LONG_DB,
     PALETTE_MIXES,
@@ -248,6 +249,33 @@ def test_planned_levels_keep_their_difference_instead_of_being_chased():
     # Level 0 is exactly the unplanned master.
     plain = StreamingMaster(SR, "streaming")
     assert np.array_equal(plain.process({"part": quiet}), master_two((0.0, 0.0))[0])
+
+
+def test_an_ending_is_brought_down_as_it_rings_and_never_pushed_up():
+    """The final chord's hold and release come as the ending: one that rings louder than the
+    piece is faded down over its hold, one that dies away keeps the last gain (it used to get
+    up to 1.5 dB more, chasing the quiet release)."""
+    body = noise(6.0, level=0.004, seed=1)
+
+    def ending_gain(tail_level):
+        streaming = StreamingMaster(SR, "streaming")
+        streaming.process({"part": body})
+        before = streaming.gain_db
+        tail = noise(4.0, level=tail_level, seed=2)
+        tail[int(1.5 * SR) :] *= np.linspace(1.0, 0.0, len(tail) - int(1.5 * SR))[:, None]
+        streaming.process({"part": tail}, ending_seconds=1.5)
+        streaming.finish()
+        return before, streaming.gain_db, streaming.ramps[-1]
+
+    before, after, ramp = ending_gain(0.012)  # a held chord 9.5 dB over the body
+    assert after < before - 1.0
+    assert ramp.ramp_samples == round(GAIN_RAMP_SECONDS * SR)  # the hold is shorter
+    before, after, _ = ending_gain(0.001)  # a chord dying away under the body
+    assert after == pytest.approx(before)
+    streaming = StreamingMaster(SR, "streaming")
+    streaming.process({"part": body})
+    streaming.process({"part": noise(4.0, level=0.012, seed=2)}, ending_seconds=3.0)
+    assert streaming.ramps[-1].ramp_samples == 3 * SR  # ramped over the whole hold
 
 
 # --- palette mixes ------------------------------------------------------------------------

@@ -19,6 +19,12 @@
   of the streamed audio; the whole piece's loudness against the target, the closing
   ritardando's tempos and how much longer it makes the piece, and whether the segments'
   times agree with the audio.
+* **Endings.** Short pieces as ``auto`` draws them (a pickup bar, then three or four
+  four-bar phrases: 20 to 35 seconds), made of held-out folk and celtic tunes' bars,
+  harmonised and streamed the same way in six palettes: the whole piece's loudness against
+  the target (a short piece has little time to converge, and its ending weighs more) and
+  the loudness of the second after the last barline (the held final chord) against the
+  last phrase's.
 """
 
 from __future__ import annotations
@@ -192,9 +198,16 @@ class PieceResult:
     render_seconds: float
 
 
-def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_bpm: float):
+def planned_piece(
+    plan: FormPlan,
+    tune_bars: Sequence[Bar],
+    style: Style,
+    tempo_bpm: float,
+    palette: str = "",
+):
     """``PieceParts`` of ``tune_bars`` (repeated to the plan's length) harmonised under
-    ``plan`` as the harmony service does."""
+    ``plan`` as the harmony service does, played in ``palette`` (default: the style's and
+    mood's)."""
     from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
     from cantus.render.offline_parts import parts_from_beats
     from cantus.v1 import events_pb2 as pb
@@ -214,6 +227,7 @@ def planned_piece(plan: FormPlan, tune_bars: Sequence[Bar], style: Style, tempo_
         energy=Energy.MID.value,
         seed=1,
         melody_source=pb.MELODY_SOURCE_COMPOSE,
+        palette=palette,
     )
     spec.form.CopyFrom(form_to_pb(plan))
     harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
@@ -288,7 +302,96 @@ def measure_piece(form: str, bars: int, style: Style, tune_bars: Sequence[Bar], 
     )
 
 
-def format_report(cadences: CadenceResult, pieces: list[PieceResult], command: str) -> str:
+# --- endings --------------------------------------------------------------------------------
+
+ENDING_PATTERNS = ("A B C", "A A~ B A~", "A B C D")
+"""Phrase patterns of short pieces ``auto`` draws (``cantus.melody.phrase_patterns``)."""
+ENDING_PALETTES = ("folk", "celtic", "piano", "strings", "harp-flute", "ambient")
+ENDING_TEMPO_BPM = 120.0
+
+
+@dataclass
+class EndingRow:
+    palette: str
+    pattern: str
+    style: str
+    seconds: float
+    lufs: float
+    hold_over_last_phrase: float
+    """Loudness of the second after the last barline less the last phrase's, LU."""
+
+
+def measure_endings(tunes_per_style: int = 3) -> list[EndingRow]:
+    """Every palette of ``ENDING_PALETTES`` streams each pattern of ``ENDING_PATTERNS``
+    with a pickup, on the bars of ``tunes_per_style`` held-out folk and celtic tunes."""
+    from cantus.music.form import plan_pattern, with_pickup
+    from cantus.render.mix import integrated_loudness
+    from cantus.render.piece import SegmentAudio
+
+    tunes = [t for t in _held_out_tunes(tunes_per_style) if t.style != Style.CHORALE.value]
+    rows = []
+    for tune in tunes:
+        for pattern in ENDING_PATTERNS:
+            plan = with_pickup(plan_pattern(pattern, key=tune.melody.key, energy=Energy.MID))
+            for palette in ENDING_PALETTES:
+                style = Style(tune.style)
+                parts = planned_piece(plan, tune.melody.bars, style, ENDING_TEMPO_BPM, palette)
+                audio = SegmentAudio(parts.tempo_map)
+                for index in range(parts.segment_count(SEGMENT_BARS)):
+                    audio.render(parts, index, SEGMENT_BARS)
+                joined, rate = audio.piece_audio(), audio.sample_rate
+                music = parts.seconds_before_bar(plan.total_bars)
+                last = parts.seconds_before_bar(plan.sections[-1].first_bar)
+                phrase = integrated_loudness(joined[round(last * rate) : round(music * rate)], rate)
+                hold = integrated_loudness(
+                    joined[round(music * rate) : round((music + 1.0) * rate)], rate
+                )
+                rows.append(
+                    EndingRow(
+                        palette,
+                        pattern,
+                        style.value,
+                        len(joined) / rate,
+                        integrated_loudness(joined, rate),
+                        hold - phrase,
+                    )
+                )
+    return rows
+
+
+def format_endings(rows: list[EndingRow], target_lufs: float) -> list[str]:
+    lines = [
+        "## Endings: short pieces streamed",
+        "",
+        f"{len(rows) // len(ENDING_PALETTES)} short pieces "
+        f"({', '.join(ENDING_PATTERNS)} after a pickup bar, at {ENDING_TEMPO_BPM:g} bpm, on "
+        "held-out folk and celtic tunes' bars), each streamed in every palette. Error: the "
+        f"whole piece's integrated loudness less the target ({target_lufs:g} LUFS). Hold: the "
+        "second after the last barline (the held final chord) against the last phrase.",
+        "",
+        "| palette | pieces | seconds | mean error | mean abs. error | worst | hold − last "
+        "phrase, mean | hold − last phrase, max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for palette in (*ENDING_PALETTES, None):
+        chosen = [r for r in rows if palette is None or r.palette == palette]
+        errors = [r.lufs - target_lufs for r in chosen]
+        holds = [r.hold_over_last_phrase for r in chosen]
+        lines.append(
+            f"| {palette or '**all**'} | {len(chosen)} "
+            f"| {np.mean([r.seconds for r in chosen]):.1f} "
+            f"| {np.mean(errors):+.2f} | {np.mean(np.abs(errors)):.2f} "
+            f"| {max(errors, key=abs):+.2f} | {np.mean(holds):+.1f} | {max(holds):+.1f} |"
+        )
+    return [*lines, ""]
+
+
+def format_report(
+    cadences: CadenceResult,
+    pieces: list[PieceResult],
+    command: str,
+    endings: list[EndingRow] | None = None,
+) -> str:
     lines = [
         "# Form in harmony and arrangement",
         "",
@@ -360,6 +463,8 @@ def format_report(cadences: CadenceResult, pieces: list[PieceResult], command: s
             f"Rendered (streamed) in {piece.render_seconds:.1f} s.",
             "",
         ]
+    if endings:
+        lines += format_endings(endings, pieces[0].target_lufs if pieces else -14.0)
     return "\n".join(lines)
 
 
@@ -382,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for form, bars, style in PIECES:
         tune = next(t for t in tunes if t.style == style.value)
         pieces.append(measure_piece(form, bars, style, tune.melody.bars[:16], tune.melody.key))
-    report = format_report(cadences, pieces, command)
+    report = format_report(cadences, pieces, command, measure_endings())
     if args.out:
         args.out.write_text(report + "\n")
     print(report)

@@ -34,7 +34,8 @@ of a section that another follows leads into it: a drum fill over its last beat 
 where drums play, else a rising pickup figure on the accompaniment, and the new section
 opens with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past
 the barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on
-a held tonic rather than a cut. All of it is decided per bar from the plan, so segments
+a held tonic rather than a cut (a detached tune on a fiddle or a flute holds its last note
+softer: ``HELD_FINAL_VELOCITY``). All of it is decided per bar from the plan, so segments
 still arrange exactly as the whole piece.
 
 Articulation (``articulated``): a palette that bows, sings or breathes its tune
@@ -409,35 +410,62 @@ its role (fitted to the one-gain loudness of rendered sections: a thin low intro
 under the piece, a high-energy last return about 2.5 dB over it)."""
 
 
-def section_levels_db(plan: FormPlan, style: Style, palette: Palette | None = None) -> list[float]:
+def section_levels_db(
+    plan: FormPlan,
+    style: Style,
+    palette: Palette | None = None,
+    bar_seconds: Sequence[float] | None = None,
+) -> list[float]:
     """Each section's planned loudness relative to the whole piece, dB: ``ENERGY_LEVEL_DB``
     plus ``ROLE_LEVEL_DB`` (times the palette's ``level_contrast``: a solo instrument
     grows less from intro to last chorus than a band), less their power mean over the
-    piece's bars (so a piece mastered to a target with these levels kept lands on it)."""
+    piece (so a piece mastered to a target with these levels kept lands on it). The mean
+    weighs each bar by ``bar_seconds`` (how long each bar of the plan lasts) where given,
+    else each bar alike: a loudness meter weighs by time, and a short piece's slowed last
+    bars outlast its pickup bar two to three times."""
     contrast = palette.level_contrast if palette is not None else 1.0
     arrangements = section_arrangements(plan, style, palette)
     raw = [contrast * (ENERGY_LEVEL_DB[a.energy] + ROLE_LEVEL_DB[a.role]) for a in arrangements]
+    weights = _section_weights(plan, bar_seconds)
     mean = 10.0 * math.log10(
-        sum(s.bars * 10.0 ** (level / 10.0) for s, level in zip(plan.sections, raw, strict=True))
-        / plan.total_bars
+        sum(weight * 10.0 ** (level / 10.0) for weight, level in zip(weights, raw, strict=True))
+        / sum(weights)
     )
     return [level - mean for level in raw]
 
 
+def _section_weights(plan: FormPlan, bar_seconds: Sequence[float] | None) -> list[float]:
+    """Each section's weight in the piece's mean level: its bars, or their seconds."""
+    if bar_seconds is None:
+        return [float(section.bars) for section in plan.sections]
+    if len(bar_seconds) != plan.total_bars:
+        raise ValueError(f"{len(bar_seconds)} bar durations for a {plan.total_bars}-bar plan")
+    return [sum(bar_seconds[section.first_bar : section.end_bar]) for section in plan.sections]
+
+
 def segment_level_db(
-    plan: FormPlan | None, style: Style, first: int, count: int, palette: Palette | None = None
+    plan: FormPlan | None,
+    style: Style,
+    first: int,
+    count: int,
+    palette: Palette | None = None,
+    bar_seconds: Sequence[float] | None = None,
 ) -> float:
     """The planned loudness (``section_levels_db``) of bars ``first`` .. ``first + count -
-    1``, their power mean, dB; 0 without a plan (what ``StreamingMaster.process`` takes)."""
+    1``, their power mean (weighed by ``bar_seconds`` where given), dB; 0 without a plan
+    (what ``StreamingMaster.process`` takes)."""
     if plan is None or count < 1:
         return 0.0
-    levels = section_levels_db(plan, style, palette)
-    bars = [
-        levels[plan.section_index(bar)] for bar in range(first, min(first + count, plan.total_bars))
-    ]
+    levels = section_levels_db(plan, style, palette, bar_seconds)
+    bars = range(first, min(first + count, plan.total_bars))
     if not bars:
         return 0.0
-    return 10.0 * math.log10(sum(10.0 ** (level / 10.0) for level in bars) / len(bars))
+    weights = [1.0 if bar_seconds is None else bar_seconds[bar] for bar in bars]
+    power = sum(
+        weight * 10.0 ** (levels[plan.section_index(bar)] / 10.0)
+        for weight, bar in zip(weights, bars, strict=True)
+    )
+    return 10.0 * math.log10(power / sum(weights))
 
 
 @dataclass(frozen=True)
@@ -492,15 +520,37 @@ def fermata_ticks(meter: Meter) -> int:
     return max(meter.bar_ticks // 2, pulse_ticks(meter))
 
 
-def _held(notes: Sequence[Note], bar_ticks: int, extra: int) -> list[Note]:
+HELD_FINAL_VELOCITY = 0.8
+"""The velocity factor of the tune's final note where a detached tune (``articulated``, not
+legato) is played on an instrument that sustains (``sustains``): the bowed or blown note
+held through the fermata rings at full level where the tune's quick notes never reached
+it, and at the cadence's accented velocity a jig's final fiddle note sounded 4-6 dB over
+the tune (momentary loudness -9 against -12 to -15 LUFS). A legato line was already
+sustained, and struck or plucked notes die away by themselves: they keep their accent."""
+
+
+def sustains(program: int) -> bool:
+    """Whether General MIDI ``program`` (0-based) keeps its level while a note is held:
+    organs and accordions, bowed strings, choirs, brass, reeds, pipes, synth leads and
+    pads; a struck or plucked note (piano, guitar, bass, harp, pizzicato) dies away."""
+    return 16 <= program <= 23 or 40 <= program <= 44 or 48 <= program <= 54 or 56 <= program <= 95
+
+
+def _held(
+    notes: Sequence[Note], bar_ticks: int, extra: int, *, velocity_scale: float = 1.0
+) -> list[Note]:
     """``notes`` with those starting at the part's last onset held to ``extra`` ticks past
-    the barline (the final chord, the last note)."""
+    the barline (the final chord, the last note), their velocities times
+    ``velocity_scale``."""
     if not notes:
         return list(notes)
     last = max(n.onset for n in notes)
     end = bar_ticks + extra
     return [
-        Note(n.onset, n.pitch, end - n.onset, n.velocity) if n.onset == last else n for n in notes
+        Note(n.onset, n.pitch, end - n.onset, _clamp_velocity(n.velocity * velocity_scale))
+        if n.onset == last
+        else n
+        for n in notes
     ]
 
 
@@ -703,6 +753,7 @@ def arrange_tracks(
             bar_index=bar_index,
             is_final=bar_index == total - 1,
             tempo_bpm=tempo_bpm,
+            piece_energy=energy,
         )
         if humanise is not None:
             parts = {
@@ -789,6 +840,7 @@ def _bar_parts(
     bar_index: int,
     is_final: bool,
     tempo_bpm: float,
+    piece_energy: Energy,
 ) -> dict[str, list[Note]]:
     """The notes of every part of one bar (onsets from the bar start), before humanising.
     An unplanned bar has the four parts at dynamics 1 and no section events (no pad or
@@ -869,8 +921,14 @@ def _bar_parts(
                 parts[lead] = _pickup(parts[lead], chord, meter)
         if is_final:
             hold = fermata_ticks(meter)
+            softer = (
+                sustains(palette.programs(piece_energy)["melody"])
+                and not palette.legato
+                and STYLE_ARTICULATION.get(style, 1.0) < 1.0
+            )
             for name in ("melody", "chords", "bass", "pad", "colour"):
-                parts[name] = _held(parts[name], meter.bar_ticks, hold)
+                scale = HELD_FINAL_VELOCITY if softer and name == "melody" else 1.0
+                parts[name] = _held(parts[name], meter.bar_ticks, hold, velocity_scale=scale)
     if palette.melody_scale != 1.0:
         parts["melody"] = _shifted(parts["melody"], 0, palette.melody_scale)
     if palette.accompaniment_scale != 1.0:

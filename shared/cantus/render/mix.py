@@ -969,7 +969,9 @@ class StreamingMaster:
     reached by a linear ramp in dB over the segment's first ``GAIN_RAMP_SECONDS`` and at
     most ``MAX_GAIN_STEP_DB`` away from the previous segment's; where that is not enough,
     up to 0.75 dB for each second of the segment (at most ``MAX_GAIN_STEP_LONG_DB``).
-    The tail keeps the last gain.
+    The piece's ending (the final chord's hold past the last barline and its release, a
+    segment of its own: ``process(..., ending_seconds=)``) may only bring the gain down;
+    ``finish``'s tail keeps the last gain.
 
     Planned dynamics: a segment may come with the ``level_db`` its arrangement is meant to
     sound at, relative to the piece as a whole (a thin intro under it, the last chorus over
@@ -1021,10 +1023,13 @@ class StreamingMaster:
             return max(0.0, gained - output)
         return 0.0
 
-    def _end_gain_db(self, ramp: GainRamp, new_powers: np.ndarray, max_step_db: float) -> float:
+    def _end_gain_db(
+        self, ramp: GainRamp, new_powers: np.ndarray, max_step_db: float, *, rise: bool = True
+    ) -> float:
         """The end gain (dB) of ``ramp`` that puts the integrated loudness of all gained
-        audio so far on the goal, within ``max_step_db`` of its start (bisection: more gain
-        is always louder). ``new_powers`` are the segment's 100 ms bus powers."""
+        audio so far on the goal, within ``max_step_db`` of its start, and not above it
+        unless ``rise`` (bisection: more gain is always louder). ``new_powers`` are the
+        segment's 100 ms bus powers."""
         goal = self._preset.target_lufs + self._limiter_loss_db()
         previous = np.array(self._reference_powers)
         centres = (np.arange(len(new_powers)) + 0.5) * ramp.samples / len(new_powers)
@@ -1034,7 +1039,7 @@ class StreamingMaster:
             gains_db = ramp.start_db + (end_db - ramp.start_db) * position
             return gated_loudness(np.concatenate([previous, new_powers * 10.0 ** (gains_db / 10)]))
 
-        low, high = ramp.start_db - max_step_db, ramp.start_db + max_step_db
+        low, high = ramp.start_db - max_step_db, ramp.start_db + (max_step_db if rise else 0.0)
         if not math.isfinite(loudness(high)) or loudness(high) <= goal:
             return high
         if loudness(low) >= goal:
@@ -1074,9 +1079,23 @@ class StreamingMaster:
         self._samples_out += len(output)
         return np.ascontiguousarray(output)
 
-    def process(self, stems: Mapping[str, np.ndarray], *, level_db: float = 0.0) -> np.ndarray:
+    def process(
+        self,
+        stems: Mapping[str, np.ndarray],
+        *,
+        level_db: float = 0.0,
+        ending_seconds: float | None = None,
+    ) -> np.ndarray:
         """Master one segment of stems, planned to sound ``level_db`` relative to the whole
-        piece (see the class docstring); float32 ``[samples, 2]`` of output back."""
+        piece (see the class docstring); float32 ``[samples, 2]`` of output back.
+
+        ``ending_seconds``: the segment is the piece's ending, what sounds after the last
+        barline: the final chord held that long, then its release. Its gain is ramped over
+        the hold and may only come down: a chord that rings loud is brought down as it
+        rings, like a fader on a held chord, and one that dies away (a piano's) is not
+        pushed back up. (Mastered as ``finish``'s tail, at the last bar's gain, the held
+        chord went unheard by the gain; a piano's dying one, mastered with its last bar,
+        was met with 2 dB more gain.)"""
         if self._finished:
             raise RuntimeError("this StreamingMaster is finished")
         bus = self._mixer.process(stems)
@@ -1086,6 +1105,8 @@ class StreamingMaster:
         scale = 10.0 ** (-level_db / 10.0)
         new_powers = np.array(self._bus_meter.sub_block_powers[measured_before:]) * scale
         ramp_samples = round(self.ramp_seconds * self.sample_rate)
+        if ending_seconds is not None:
+            ramp_samples = max(ramp_samples, round(ending_seconds * self.sample_rate))
         if self._gain_db is None:
             # Nothing heard yet: the constant gain that brings this segment to the target
             # (the typical gain while it is too short or quiet to measure).
@@ -1106,7 +1127,9 @@ class StreamingMaster:
                 rate = self.max_step_db / self.ramp_seconds  # dB a second
                 longest = min(MAX_GAIN_STEP_LONG_DB, rate * len(bus) / self.sample_rate)
                 allowed = max(self.max_step_db, longest)
-                ramp.end_db = self._end_gain_db(ramp, new_powers, allowed)
+                ramp.end_db = self._end_gain_db(
+                    ramp, new_powers, allowed, rise=ending_seconds is None
+                )
             self._gain_db = ramp.end_db
         return self._master(bus, ramp)
 

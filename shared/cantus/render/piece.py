@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import logging
 import math
@@ -245,6 +246,13 @@ class PieceParts:
             self.bar_count,
         )
 
+    @functools.cached_property
+    def bar_durations(self) -> tuple[float, ...]:
+        """How long each bar lasts, seconds, by the tempo map (the final chord's hold past
+        the last barline is the ending's, not the last bar's)."""
+        starts = [self.seconds_before_bar(index) for index in range(self.bar_count + 1)]
+        return tuple(b - a for a, b in itertools.pairwise(starts))
+
     def seconds_before_bar(self, index: int) -> float:
         if self.tempo_map.is_constant:
             return index * self.bar_seconds
@@ -349,7 +357,7 @@ class PieceParts:
                 previous = None
                 continue
             bar = pb_to_bar(self.melody[index].notes, meter)
-            level = segment_level_db(form, style, index, 1, self.palette)
+            level = segment_level_db(form, style, index, 1, self.palette, self.bar_durations)
             for position, note in enumerate(bar.notes):
                 tick = index * meter.bar_ticks + note.onset
                 onset = self.tick_seconds(tick)
@@ -576,14 +584,20 @@ class SegmentAudio:
         end_tick = (first + count) * parts.bar_ticks
         stems = self._renderer.render_stems_until(end_tick, parts.piece_tracks(first, count))
         stems = self._vocal_stems(parts, stems, first, count)
-        level = segment_level_db(
-            piece_form(parts), spec_style(parts.spec), first, count, parts.palette
-        )
+        form, style = piece_form(parts), spec_style(parts.spec)
+        level = segment_level_db(form, style, first, count, parts.palette, parts.bar_durations)
         chunks = [self._master.process(stems, level_db=level)]
         if segment == parts.segment_count(segment_bars) - 1:
+            # the ending: the final chord's hold past the barline and its release
             tail = self._renderer.finish_stems(TAIL_SECONDS)
             tail = self._vocal_stems(parts, tail, first + count, 0)
-            chunks.append(self._master.finish(tail))
+            samples = len(next(iter(tail.values()))) if tail else 0
+            hold = max(0.0, samples / self.sample_rate - TAIL_SECONDS)
+            last_bar = segment_level_db(
+                form, style, first + count - 1, 1, parts.palette, parts.bar_durations
+            )
+            chunks.append(self._master.process(tail, level_db=last_bar, ending_seconds=hold))
+            chunks.append(self._master.finish())
             self.finished = True
         audio = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
         self.mastered.append(audio)
