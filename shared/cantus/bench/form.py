@@ -46,6 +46,7 @@ from cantus.harmony.vocabulary import class_to_chord
 from cantus.music.form import Cadence, FormPlan, plan_form
 from cantus.music.notes import Bar, Key
 from cantus.music.styles import Energy, Style
+from cantus.render.tempo import ritardando_bars
 from cantus.settings import REPO_ROOT
 
 CHECKPOINT = REPO_ROOT / "shared/cantus/checkpoints/harmony_gru.pt"
@@ -284,7 +285,10 @@ def measure_piece(form: str, bars: int, style: Style, tune_bars: Sequence[Bar], 
                 integrated_loudness(joined[start:end], rate),
             )
         )
-    tempos = [bpm for _, bpm in parts.tempo_map.changes]
+    # the closing ritardando: from the piece's tempo, its steps over the last bars (the
+    # phrases' rubato and the cadences' broadening before them are not counted)
+    closing = (bars - ritardando_bars(bars)) * parts.bar_ticks
+    tempos = [tempo, *(bpm for tick, bpm in parts.tempo_map.changes if tick >= closing)]
     return PieceResult(
         form,
         bars,
