@@ -101,8 +101,19 @@ def test_lead_sheet_rehearsal_marks_barlines_and_key_areas():
         if isinstance(m.rightBarline, m21bar.Barline) and m.rightBarline.type == "double"
     ]
     # a period's close on the tonic (bar 8) and the B that leaves for the dominant (bar 12);
-    # the A pauses on a half cadence and goes on; the piece's end keeps its final barline
+    # the A pauses on a half cadence and goes on
     assert doubles == [8, 12]
+    # the piece ends on a final barline, its last note held (the render's fermata)
+    assert measures[-1].rightBarline.type == "final"
+    held = [n for n in part.recurse().notes if n.expressions]
+    assert held == [measures[-1].notes[-1]]
+    assert isinstance(held[0].expressions[0], expressions.Fermata)
+    assert held[0].expressions[0].type == "upright"  # over the note
+    # without a plan nothing is held past the barline: a final barline, no fermata
+    xml = leadsheet_musicxml(bars, chords, [], Key(0), meter, 100.0)
+    unplanned = converter.parse(xml, format="musicxml").parts[0]
+    assert list(unplanned.getElementsByClass("Measure"))[-1].rightBarline.type == "final"
+    assert not [n for n in unplanned.recurse().notes if n.expressions]
     texts = {
         m.number: [t.content for t in m.getElementsByClass(expressions.TextExpression)]
         for m in measures

@@ -15,3 +15,4 @@ jig=$(compose)
 piano=$(compose --palette piano)
 .venv/bin/cantus down
 .venv/bin/python docs/examples/endings/plot.py "$jig" "$piano" docs/examples/endings/loudness.png
+cp "$jig/piece.png" docs/examples/endings/jig_leadsheet.png

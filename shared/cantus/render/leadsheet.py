@@ -12,9 +12,10 @@ sheet's typesetting, so one long-lived LilyPond engraves them all
 
 A piece with a form plan (``cantus.music.form``) gets a rehearsal mark with each section's
 label on the section's first bar, a double barline where a section ends a period or a strain
-(``_section_ends``: not after a phrase that pauses on a half cadence; the piece's end keeps its
-final barline), and, where a section moves to another key area, a text direction naming
-it ("G major (dominant)"); the key signature stays the piece's.
+(``_section_ends``: not after a phrase that pauses on a half cadence), and, where a section
+moves to another key area, a text direction naming it ("G major (dominant)"); the key
+signature stays the piece's. Its last note has a fermata, as the render holds it past the
+barline. Every lead sheet ends on a final barline.
 
 Needs the Debian package ``lilypond`` for engraving (MusicXML needs only music21).
 """
@@ -189,7 +190,7 @@ def build_leadsheet_score(
 ) -> Any:
     """The lead sheet as a music21 ``Score`` (see ``leadsheet_musicxml``)."""
     from music21 import bar as m21bar
-    from music21 import metadata, note, stream
+    from music21 import expressions, metadata, note, stream
     from music21 import meter as m21meter
     from music21 import tempo as m21tempo
 
@@ -229,6 +230,9 @@ def build_leadsheet_score(
             measure.insert(0, m21tempo.MetronomeMark(text=text, number=round(bpm, 1), referent=1.0))
         if index in section_ends:
             measure.rightBarline = m21bar.Barline("double")
+        last = index == len(melody_bars) - 1
+        if last:
+            measure.rightBarline = m21bar.Barline("final")
         position = skipped
         for melody_note in bar.notes:
             if melody_note.onset > position:
@@ -236,6 +240,12 @@ def build_leadsheet_score(
                 measure.insert(_quarters(position - skipped), rest)
             m21_note = note.Note(quarterLength=_quarters(melody_note.duration))
             m21_note.pitch = _spelled_pitch(melody_note.pitch, scale_names)
+            if last and form is not None and melody_note is bar.notes[-1]:
+                # a planned piece holds its final note past the barline (the render's
+                # fermata, ``cantus.render.arrangement.fermata_ticks``)
+                fermata = expressions.Fermata()
+                fermata.type = "upright"  # over the note (music21's default is "inverted")
+                m21_note.expressions.append(fermata)
             syllable = lyric_at.get(bar_start + melody_note.onset)
             if syllable:
                 m21_note.addLyric(syllable)  # "sing-" / "-ing": music21 sets the syllabic
