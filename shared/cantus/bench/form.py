@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import time
 from collections.abc import Sequence
@@ -116,12 +117,20 @@ def _last_segment_chord_tones(
     return on, total
 
 
+@functools.cache
+def _harmonizer():
+    """The shipped harmony model, loaded once (every piece of the bench harmonises with it)."""
+    from cantus.harmony.serving import HarmonyServing, ModelHarmonizer
+
+    return ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
+
+
 def measure_cadences(per_style: int = 40) -> CadenceResult:
     """Cadence bars of held-out tunes under an AABA plan, with and without the plan."""
-    from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
+    from cantus.harmony.serving import MelodyToHarmonize
 
     tunes = _held_out_tunes(per_style)
-    harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
+    harmonizer = _harmonizer()
     pieces = []
     for tune in tunes:
         bars = tuple(tune.melody.bars[:16])
@@ -209,7 +218,7 @@ def planned_piece(
     """``PieceParts`` of ``tune_bars`` (repeated to the plan's length) harmonised under
     ``plan`` as the harmony service does, played in ``palette`` (default: the style's and
     mood's)."""
-    from cantus.harmony.serving import HarmonyServing, MelodyToHarmonize, ModelHarmonizer
+    from cantus.harmony.serving import MelodyToHarmonize
     from cantus.render.offline_parts import parts_from_beats
     from cantus.v1 import events_pb2 as pb
 
@@ -231,8 +240,7 @@ def planned_piece(
         palette=palette,
     )
     spec.form.CopyFrom(form_to_pb(plan))
-    harmonizer = ModelHarmonizer(HarmonyServing.load(CHECKPOINT))
-    (beats,) = harmonizer.harmonize([MelodyToHarmonize(bars, key, style, Energy.MID, plan)])
+    (beats,) = _harmonizer().harmonize([MelodyToHarmonize(bars, key, style, Energy.MID, plan)])
     return parts_from_beats(spec, bars, beats, plan, key=key, style=style, energy=Energy.MID)
 
 

@@ -55,7 +55,6 @@ from cantus.eval.realness_report import (
 from cantus.eval.structure import Band
 from cantus.melody.controls import Controls, EnergyThresholds
 from cantus.melody.corpus import CorpusSplit, Tune
-from cantus.melody.phrase_patterns import draw_form
 from cantus.music.form import AUTO, with_pickup
 from cantus.music.notes import Bar, Key, Melody, Mode, MusicError
 from cantus.music.pickup import pickup_bars
@@ -504,6 +503,8 @@ def bar_line_joins(
                 out.append((index, abs(first.pitch - last.pitch)))
         return out
 
+    from cantus.melody.local_composition import piece_plan
+
     into: list[int] = []
     elsewhere: list[int] = []
     corpus_forms = _served(corpus_forms, "melody_corpus_forms")
@@ -512,17 +513,7 @@ def bar_line_joins(
             continue
         opening = pickup_bars(melody.bars)
         length = len(melody.bars) - opening
-        plan = draw_form(
-            AUTO,
-            bars=length,
-            key=controls.key,
-            energy=controls.energy,
-            style=controls.style.value,
-            meter=controls.meter,
-            seed=seed,
-            window=n_bars,
-            drawn=corpus_forms,
-        )
+        plan = piece_plan(AUTO, controls, bars=length, seed=seed, window=n_bars, drawn=corpus_forms)
         plan = with_pickup(plan) if opening else plan
         returns = {
             section.first_bar

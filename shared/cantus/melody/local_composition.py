@@ -22,7 +22,7 @@ from cantus.melody.phrase_patterns import draw_form
 from cantus.melody.sampling import SamplingParams, served_sampling
 from cantus.melody.suffix_scoring import suffix_logprobs
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.form import AUTO
+from cantus.music.form import AUTO, FormPlan
 from cantus.music.notes import Bar, Melody, Meter, MusicError
 from cantus.settings import Settings
 
@@ -71,6 +71,31 @@ def engine_phrase_decoder(
             yield bar
 
     return decode
+
+
+def piece_plan(
+    form: str,
+    controls: Controls,
+    *,
+    bars: int,
+    seed: int,
+    window: int | None,
+    drawn: bool,
+) -> FormPlan:
+    """The plan ``compose_pieces`` composes one piece of ``bars`` bars along, before its
+    opening (``draw_form`` in the controls' key, energy, style and meter): the realness eval
+    reads a generated piece's returns from the same plan."""
+    return draw_form(
+        form,
+        bars=bars,
+        key=controls.key,
+        energy=controls.energy,
+        style=controls.style.value,
+        meter=controls.meter,
+        seed=seed,
+        window=window,
+        drawn=drawn,
+    )
 
 
 def compose_pieces(
@@ -133,16 +158,8 @@ def compose_pieces(
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
             async def one(controls: Controls, seed: int, length: int) -> Melody | None:
-                plan = draw_form(
-                    form,
-                    bars=length,
-                    key=controls.key,
-                    energy=controls.energy,
-                    style=controls.style.value,
-                    meter=controls.meter,
-                    seed=seed,
-                    window=pattern_window,
-                    drawn=drawn,
+                plan = piece_plan(
+                    form, controls, bars=length, seed=seed, window=pattern_window, drawn=drawn
                 )
                 if opening:
                     plan = draw_opening(plan, controls.style.value, controls.meter, seed)
