@@ -16,3 +16,4 @@ piano=$(compose --palette piano)
 .venv/bin/cantus down
 .venv/bin/python docs/examples/endings/plot.py "$jig" "$piano" docs/examples/endings/loudness.png
 cp "$jig/piece.png" docs/examples/endings/jig_leadsheet.png
+cp "$jig/pianoroll.png" docs/examples/endings/jig_pianoroll.png

@@ -151,7 +151,9 @@ def pianoroll_png(
     octave_cs = [p for p in range(low, high + 1) if p % 12 == 0]
     roll.set_yticks(octave_cs, [f"C{p // 12 - 1}" for p in octave_cs])
     roll.set_ylabel("pitch")
-    roll.legend(handles=legend, loc="upper right", fontsize=8, framealpha=0.9)
+    # beside the roll, not on it: inside, it hid the tune's high notes at the end of the
+    # piece (a jig's held last note, under the box)
+    roll.legend(handles=legend, loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8)
     if title:
         roll.set_title(title)
     if drum_rows:
