@@ -279,12 +279,15 @@ def test_the_final_chord_is_held_past_the_last_barline():
     [
         ("celtic", "celtic", True),  # a jig's detached fiddle
         ("folk", "folk", True),  # a folk tune's flute
+        ("folk", "strings", True),  # a legato violin line
+        ("chorale", "chorale", True),  # a chorale's
+        ("folk", "therapy", True),  # a pan flute
         ("celtic", "piano", False),  # a piano's note dies away by itself
-        ("folk", "strings", False),  # a legato line was sustained all along
-        ("chorale", "chorale", False),  # so is a chorale's
+        ("folk", "ambient", False),  # so does the ambient palette's piano
+        ("folk", "lullaby", False),  # and a music box's
     ],
 )
-def test_a_detached_tune_on_an_instrument_that_sustains_holds_its_last_note_softer(
+def test_a_tune_on_an_instrument_that_sustains_holds_its_last_note_softer(
     monkeypatch, style, palette, softer
 ):
     def final_velocities() -> dict[str, list[int]]:

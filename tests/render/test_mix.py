@@ -251,6 +251,27 @@ def test_planned_levels_keep_their_difference_instead_of_being_chased():
     assert np.array_equal(plain.process({"part": quiet}), master_two((0.0, 0.0))[0])
 
 
+def test_the_gain_never_pushes_a_quiet_segment_further_down():
+    """After a loud segment the running integral is over the target; the quiet segment that
+    follows keeps at least its gain (chasing the integral alone took 2.5 dB off ambient's
+    quiet bridge after a loud statement, and the piece landed 1.2 LU under), and a loud one
+    is never pushed up to make up for a quiet past."""
+    quiet, loud = 0.004, 0.008  # under the bus compressor
+
+    def ramps(levels):
+        streaming = StreamingMaster(SR, "streaming")
+        for index, level in enumerate(levels):
+            streaming.process({"part": noise(4.0, level=level, seed=index)})
+        return streaming.ramps
+
+    _, after_loud, quiet_again = ramps((quiet, loud, quiet))
+    assert after_loud.end_db < after_loud.start_db - 1.0
+    assert quiet_again.end_db >= quiet_again.start_db
+    _, after_quiet, loud_again = ramps((loud, quiet, loud))
+    assert after_quiet.end_db > after_quiet.start_db + 1.0
+    assert loud_again.end_db <= loud_again.start_db
+
+
 def test_an_ending_is_brought_down_as_it_rings_and_never_pushed_up():
     """The final chord's hold and release come as the ending: one that rings louder than the
     piece is faded down over its hold, one that dies away keeps the last gain (it used to get

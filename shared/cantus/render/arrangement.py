@@ -34,9 +34,9 @@ of a section that another follows leads into it: a drum fill over its last beat 
 where drums play, else a rising pickup figure on the accompaniment, and the new section
 opens with a crash. The final bar holds its last chord and note for ``fermata_ticks`` past
 the barline (with the closing ritardando of ``cantus.render.tempo``), so the piece ends on
-a held tonic rather than a cut (a detached tune on a fiddle or a flute holds its last note
-softer: ``HELD_FINAL_VELOCITY``). All of it is decided per bar from the plan, so segments
-still arrange exactly as the whole piece.
+a held tonic rather than a cut (a tune on an instrument that sustains, a fiddle, a flute or
+a choir, holds its last note softer: ``HELD_FINAL_VELOCITY``). All of it is decided per bar
+from the plan, so segments still arrange exactly as the whole piece.
 
 Articulation (``articulated``): a palette that bows, sings or breathes its tune
 (``Palette.legato``: strings, choir, pads) ties each melody note into the next; otherwise
@@ -521,12 +521,16 @@ def fermata_ticks(meter: Meter) -> int:
 
 
 HELD_FINAL_VELOCITY = 0.8
-"""The velocity factor of the tune's final note where a detached tune (``articulated``, not
-legato) is played on an instrument that sustains (``sustains``): the bowed or blown note
-held through the fermata rings at full level where the tune's quick notes never reached
-it, and at the cadence's accented velocity a jig's final fiddle note sounded 4-6 dB over
-the tune (momentary loudness -9 against -12 to -15 LUFS). A legato line was already
-sustained, and struck or plucked notes die away by themselves: they keep their accent."""
+"""The velocity factor of the tune's final note on an instrument that sustains
+(``sustains``): the bowed or blown note held through the fermata rings at full level, at
+its phrase's swell and the downbeat's accent, where the tune's quick notes never reached
+it. A jig's final fiddle note sounded 4-6 dB over the tune (momentary loudness -9 against
+-12 to -15 LUFS); a legato line too, though it was sustained all along: a pan flute's
+closing A5 held in the therapy palette ran 5 dB over the tune's loudest moments, and the
+held second after the barline sat over the last phrase in the strings, harp-flute and
+chorale palettes (session 30, ``docs/results/form_render.md``). Struck or plucked notes die
+away by themselves and keep their accent, as does every accompanying part (scaled too, the
+pads and chords made ambient and chorale endings too quiet)."""
 
 
 def sustains(program: int) -> bool:
@@ -921,11 +925,7 @@ def _bar_parts(
                 parts[lead] = _pickup(parts[lead], chord, meter)
         if is_final:
             hold = fermata_ticks(meter)
-            softer = (
-                sustains(palette.programs(piece_energy)["melody"])
-                and not palette.legato
-                and STYLE_ARTICULATION.get(style, 1.0) < 1.0
-            )
+            softer = sustains(palette.programs(piece_energy)["melody"])
             for name in ("melody", "chords", "bass", "pad", "colour"):
                 scale = HELD_FINAL_VELOCITY if softer and name == "melody" else 1.0
                 parts[name] = _held(parts[name], meter.bar_ticks, hold, velocity_scale=scale)

@@ -27,11 +27,13 @@ Two ways to master, one per use:
   instrumentation and density. So the gain is *running*: the first segment gets the gain
   that brings it to the target (nothing has been heard yet, so no jump); after that
   the gain follows the integrated loudness of everything so far, moving as a linear ramp
-  across each segment and never faster than ``MAX_GAIN_SLEW_DB_PER_SECOND``: no step at
-  any joint, and the whole piece converges on the target. Every processor keeps its state
-  across segments (reverb tails, compressor envelopes, the limiter's lookahead), so the
-  segments join seamlessly; the stream is delayed by the limiter's lookahead
-  (``finish()`` returns the last of it).
+  across each segment and never faster than 0.75 dB a second (``MAX_GAIN_STEP_DB``): no
+  step at any joint, and the whole piece converges on the target. It never moves the wrong
+  way for the segment at hand (down on one under the target, up on one over it), so a loud
+  passage is made up by later loud ones, not by pushing a quiet one further down. Every
+  processor keeps its state across segments (reverb tails, compressor envelopes, the
+  limiter's lookahead), so the segments join seamlessly; the stream is delayed by the
+  limiter's lookahead (``finish()`` returns the last of it).
 """
 
 from __future__ import annotations
@@ -966,6 +968,8 @@ class StreamingMaster:
     Gain: the first segment gets the constant gain that brings it to the target. Each
     later segment gets the gain that puts the integrated loudness of everything so far,
     itself included, on the target (plus the loudness the limiter has taken off so far),
+    but never further from the target for the segment itself than its start gain leaves
+    it (``_end_gain_db``),
     reached by a linear ramp in dB over the segment's first ``GAIN_RAMP_SECONDS`` and at
     most ``MAX_GAIN_STEP_DB`` away from the previous segment's; where that is not enough,
     up to 0.75 dB for each second of the segment (at most ``MAX_GAIN_STEP_LONG_DB``).
@@ -1029,7 +1033,14 @@ class StreamingMaster:
         """The end gain (dB) of ``ramp`` that puts the integrated loudness of all gained
         audio so far on the goal, within ``max_step_db`` of its start, and not above it
         unless ``rise`` (bisection: more gain is always louder). ``new_powers`` are the
-        segment's 100 ms bus powers."""
+        segment's 100 ms bus powers (less its planned level).
+
+        Never the wrong way for the segment itself: one that sounds under the goal at the
+        start gain (less its planned level) keeps at least that gain, one over it at most.
+        A past segment's excess is made up by later segments that have some to give, not by
+        pushing a quiet passage further down: chasing the running integral alone, a loud
+        statement took 2.5 dB off the quiet bridge after it, which then ran 4 LU under its
+        plan and the piece landed 1.2 LU under the target (ambient's vibraphone bridge)."""
         goal = self._preset.target_lufs + self._limiter_loss_db()
         previous = np.array(self._reference_powers)
         centres = (np.arange(len(new_powers)) + 0.5) * ramp.samples / len(new_powers)
@@ -1040,6 +1051,12 @@ class StreamingMaster:
             return gated_loudness(np.concatenate([previous, new_powers * 10.0 ** (gains_db / 10)]))
 
         low, high = ramp.start_db - max_step_db, ramp.start_db + (max_step_db if rise else 0.0)
+        own = gated_loudness(new_powers * 10.0 ** (ramp.start_db / 10))
+        if math.isfinite(own):
+            if own < goal:
+                low = ramp.start_db
+            else:
+                high = min(high, ramp.start_db)
         if not math.isfinite(loudness(high)) or loudness(high) <= goal:
             return high
         if loudness(low) >= goal:
