@@ -318,7 +318,18 @@ def measure_piece(form: str, bars: int, style: Style, tune_bars: Sequence[Bar], 
 
 ENDING_PATTERNS = ("A B C", "A A~ B A~", "A B C D")
 """Phrase patterns of short pieces ``auto`` draws (``cantus.melody.phrase_patterns``)."""
-ENDING_PALETTES = ("folk", "celtic", "piano", "strings", "harp-flute", "ambient")
+ENDING_PALETTES = (
+    "folk",
+    "celtic",
+    "piano",
+    "piano-strings",
+    "strings",
+    "harp-flute",
+    "ambient",
+    "lullaby",
+    "therapy",
+    "chorale",
+)
 ENDING_TEMPO_BPM = 120.0
 
 
@@ -331,6 +342,10 @@ class EndingRow:
     lufs: float
     hold_over_last_phrase: float
     """Loudness of the second after the last barline less the last phrase's, LU."""
+    ending_peak: float = 0.0
+    """The loudest momentary loudness (400 ms) of the last bar and the second after it, less
+    the 95th percentile of the momentary loudness before the last bar, LU: a final note that
+    swells over everything the piece played before it."""
 
 
 def measure_endings(tunes_per_style: int = 3) -> list[EndingRow]:
@@ -358,6 +373,11 @@ def measure_endings(tunes_per_style: int = 3) -> list[EndingRow]:
                 hold = integrated_loudness(
                     joined[round(music * rate) : round((music + 1.0) * rate)], rate
                 )
+                last_bar = parts.seconds_before_bar(plan.total_bars - 1)
+                body = momentary_loudness(joined[: round(last_bar * rate)], rate)
+                ending = momentary_loudness(
+                    joined[round(last_bar * rate) : round((music + 1.0) * rate)], rate
+                )
                 rows.append(
                     EndingRow(
                         palette,
@@ -366,9 +386,26 @@ def measure_endings(tunes_per_style: int = 3) -> list[EndingRow]:
                         len(joined) / rate,
                         integrated_loudness(joined, rate),
                         hold - phrase,
+                        float(ending.max() - np.percentile(body, 95)),
                     )
                 )
     return rows
+
+
+def momentary_loudness(audio: np.ndarray, rate: int, step_seconds: float = 0.1) -> np.ndarray:
+    """Momentary loudness (400 ms windows, every ``step_seconds``) of ``audio``, LUFS; the
+    silent windows left out."""
+    import pyloudnorm
+
+    meter = pyloudnorm.Meter(rate, block_size=0.4)
+    window = round(0.4 * rate)
+    starts = range(0, max(len(audio) - window, 0) + 1, round(step_seconds * rate))
+    levels = [
+        meter.integrated_loudness(audio[start : start + window].astype(np.float64))
+        for start in starts
+        if start + window <= len(audio)
+    ]
+    return np.array([level for level in levels if np.isfinite(level)] or [-np.inf])
 
 
 def format_endings(rows: list[EndingRow], target_lufs: float) -> list[str]:
@@ -379,21 +416,26 @@ def format_endings(rows: list[EndingRow], target_lufs: float) -> list[str]:
         f"({', '.join(ENDING_PATTERNS)} after a pickup bar, at {ENDING_TEMPO_BPM:g} bpm, on "
         "held-out folk and celtic tunes' bars), each streamed in every palette. Error: the "
         f"whole piece's integrated loudness less the target ({target_lufs:g} LUFS). Hold: the "
-        "second after the last barline (the held final chord) against the last phrase.",
+        "second after the last barline (the held final chord) against the last phrase. "
+        "Ending peak: the loudest 400 ms of the last bar and that second against the 95th "
+        "percentile of the 400 ms loudness before the last bar (a final note swelling over "
+        "the piece).",
         "",
         "| palette | pieces | seconds | mean error | mean abs. error | worst | hold − last "
-        "phrase, mean | hold − last phrase, max |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "phrase, mean | hold − last phrase, max | ending peak, mean | ending peak, max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for palette in (*ENDING_PALETTES, None):
         chosen = [r for r in rows if palette is None or r.palette == palette]
         errors = [r.lufs - target_lufs for r in chosen]
         holds = [r.hold_over_last_phrase for r in chosen]
+        peaks = [r.ending_peak for r in chosen]
         lines.append(
             f"| {palette or '**all**'} | {len(chosen)} "
             f"| {np.mean([r.seconds for r in chosen]):.1f} "
             f"| {np.mean(errors):+.2f} | {np.mean(np.abs(errors)):.2f} "
-            f"| {max(errors, key=abs):+.2f} | {np.mean(holds):+.1f} | {max(holds):+.1f} |"
+            f"| {max(errors, key=abs):+.2f} | {np.mean(holds):+.1f} | {max(holds):+.1f} "
+            f"| {np.mean(peaks):+.1f} | {max(peaks):+.1f} |"
         )
     return [*lines, ""]
 
