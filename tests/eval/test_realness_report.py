@@ -24,10 +24,12 @@ from cantus.eval.realness_run import (
     KEY_CYCLE,
     BarLineJoins,
     ContrastLifts,
+    VariedReturns,
     bar_line_joins,
     contrast_lifts,
     format_contrast_lifts,
     format_run,
+    format_varied_returns,
     realness_jobs,
     run_realness_eval,
 )
@@ -217,6 +219,15 @@ def test_run_end_to_end_on_a_tiny_model(tmp_path: Path) -> None:
         dataclasses.replace(run, register_contrast=False), command="cantus eval realness"
     )
     assert "kept without regard to register (`--no-register-contrast`)" in off
+    assert "## Varied returns, bar by bar" in text
+
+
+def test_varied_returns_print_each_bar_s_likeness_and_the_shares_new_and_kept() -> None:
+    varied = VariedReturns([(1.0, 0.6, 0.8, 0.2), (1.0, 1.0, 0.4, 0.0)], [])
+    lines = format_varied_returns(varied)
+    generated = next(line for line in lines if line.startswith("| generated"))
+    assert generated == "| generated | 2 | 1.00 | 0.80 | 0.60 | 0.10 | 0.62 | 38 % | 38 % |"
+    assert "| real tunes | 0 |" in "\n".join(lines)
 
 
 def test_contrast_lifts_compare_the_b_with_the_a_and_print_their_spread() -> None:

@@ -21,6 +21,7 @@ from cantus.eval.structure import (
     self_similarity_matrix,
     structure_measures,
     structureness,
+    varied_returns,
 )
 from cantus.music.notes import Bar, Melody, MusicError, Note
 
@@ -145,6 +146,17 @@ def test_a_phrase_pattern_names_new_varied_and_repeated_phrases() -> None:
     assert phrase_pattern(a + up, 2) == "A A="
     with pytest.raises(MusicError, match="need 16 bars"):
         phrase_pattern(a + b, 4)
+
+
+def test_varied_returns_are_compared_with_their_source_bar_by_bar() -> None:
+    a = [_bar(60, 62, 64, 65), _bar(67, 65, 64, 62), _bar(60, 64, 67, 64), _bar(62, 59, 55, 60)]
+    a_varied = [_bar(60, 62, 64, 67), *a[1:3], _bar(62, 67, 71, 74)]
+    b = [_bar(72, 71, 69, 67), _bar(65, 69, 72, 69), _bar(71, 67, 62, 67), _bar(72, 60, 72, 60)]
+    (varied,) = varied_returns(a + b + a_varied + b, 4)  # B= is a repeat, not a variation
+    assert varied[1:3] == (1.0, 1.0)
+    assert varied[0] == pytest.approx(3 / 5)  # one note of four changed
+    assert varied[3] < 0.5
+    assert varied_returns(a + b + a + b, 4) == []
 
 
 @settings(max_examples=40, deadline=None)

@@ -10,8 +10,14 @@ import pytest
 
 from cantus.melody.composition import (
     LONGER_VARIED_TAIL_SHARE,
+    VARIED_BAR_SHARE,
     FormComposer,
     PhraseRequest,
+    _dotted,
+    _merge,
+    _neighbour,
+    _passing_tone,
+    _split,
     collect,
     ornament,
     return_to_opening,
@@ -214,25 +220,66 @@ def test_a_model_that_stops_early_is_an_error() -> None:
         asyncio.run(collect(FormComposer(plan, CONTROLS, 1), [], short))
 
 
-def test_ornament_fills_a_third_with_a_passing_tone() -> None:
-    bar = Bar(METER, (Note(0, 60, 960, 90), Note(960, 64, 960, 90)))
-    varied = {ornament(bar, C_MAJOR, random.Random(seed)) for seed in range(20)}
-    filled = Bar(METER, (Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)))
-    assert varied == {bar, filled}
+C_SCALE = {0, 2, 4, 5, 7, 9, 11}
 
 
-def test_ornament_dots_two_equal_quarters() -> None:
-    bar = Bar(METER, (Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)))
-    dotted = {ornament(bar, C_MAJOR, random.Random(seed)) for seed in range(20)} - {bar}
-    assert dotted == {
-        Bar(METER, (Note(0, 60, 720, 90), Note(720, 62, 240, 90), Note(960, 64, 960, 90)))
-    }
+def test_a_passing_tone_fills_a_third() -> None:
+    bar = [Note(0, 60, 960, 90), Note(960, 64, 960, 90)]
+    filled = [Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)]
+    assert _passing_tone(bar, C_SCALE) == filled
+
+
+def test_a_dotted_rhythm_on_two_equal_quarters() -> None:
+    bar = [Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)]
+    assert _dotted(bar) == [Note(0, 60, 720, 90), Note(720, 62, 240, 90), Note(960, 64, 960, 90)]
+
+
+def test_a_neighbour_moves_a_note_by_a_scale_step_and_keeps_the_line_by_steps() -> None:
+    bar = [Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 64, 960, 90)]
+    seen = {tuple(_neighbour(bar, C_SCALE, random.Random(seed)) or ()) for seed in range(40)}
+    # 62 may not move onto 60 or 64 (a repeated note); 64 moves to 65 (62 -> 65: a third)
+    assert seen == {(bar[0], bar[1], Note(960, 65, 960, 90))}
+
+
+def test_a_long_note_splits_towards_the_next_and_a_repeated_note_is_held() -> None:
+    bar = [Note(0, 60, 480, 90), Note(480, 64, 960, 90), Note(1440, 60, 480, 90)]
+    assert _split(bar, C_SCALE) == [
+        Note(0, 60, 480, 90),
+        Note(480, 64, 480, 90),
+        Note(960, 62, 480, 90),
+        Note(1440, 60, 480, 90),
+    ]
+    repeated = [Note(0, 60, 480, 90), Note(480, 62, 480, 90), Note(960, 62, 960, 90)]
+    assert _merge(repeated) == [Note(0, 60, 480, 90), Note(480, 62, 1440, 90)]
+
+
+def test_ornaments_change_a_share_of_bars_and_keep_their_first_note_and_span() -> None:
+    rng = random.Random(5)
+    changed = 0
+    trials = 2000
+    for seed in range(trials):
+        onsets = sorted(rng.sample(range(240, 1920, 240), 4))
+        starts = [0, *onsets]
+        pitches = [60 + rng.choice((0, 2, 4, 5, 7, 9)) for _ in starts]
+        notes = tuple(
+            Note(start, pitch, end - start, 90)
+            for start, end, pitch in zip(starts, [*onsets, 1920], pitches, strict=True)
+        )
+        bar = Bar(METER, notes)
+        varied = ornament(bar, C_MAJOR, random.Random(seed))
+        changed += varied != bar
+        assert varied.notes[0].onset == 0 and varied.notes[0].pitch == notes[0].pitch
+        assert varied.notes[-1].onset + varied.notes[-1].duration == 1920
+        assert all(n.duration >= min(240, *(m.duration for m in notes)) for n in varied.notes)
+        assert all(n.pitch % 12 in C_SCALE for n in varied.notes)
+    assert 0.6 * VARIED_BAR_SHARE < changed / trials < VARIED_BAR_SHARE + 0.03
 
 
 def test_ornaments_never_split_eighths_into_sixteenths() -> None:
     # a third filled or a dotted pair made of eighths would be sixteenths, rare in the corpus
     eighths = Bar(METER, (Note(0, 60, 240, 90), Note(240, 64, 240, 90), Note(480, 62, 1440, 90)))
-    assert {ornament(eighths, C_MAJOR, random.Random(seed)) for seed in range(20)} == {eighths}
+    for seed in range(40):
+        assert min(n.duration for n in ornament(eighths, C_MAJOR, random.Random(seed)).notes) >= 240
 
 
 def test_a_return_in_another_key_area_is_its_source_transposed_there() -> None:
@@ -284,8 +331,12 @@ def test_returns_of_a_pickup_opening_hold_the_cadence_note_then_play_the_upbeat(
 
     bars = asyncio.run(collect(FormComposer(plan, CONTROLS, 3), [], pickup_first))
     assert bars[0].notes == (Note(1440, 67, 480, 90),)  # the opening keeps its pickup
-    # the previous phrase's last note (62) sounds on through the rest, then the upbeat
-    assert bars[4].notes == bars[12].notes == (Note(0, 62, 1440, 90), Note(1440, 67, 480, 90))
+    # the previous phrase's last note (62) sounds on through the rest, then the upbeat (which
+    # a varied return may move by a step)
+    for bar in (bars[4], bars[12]):
+        held, upbeat = bar.notes
+        assert held == Note(0, 62, 1440, 90)
+        assert (upbeat.onset, upbeat.duration) == (1440, 480) and abs(upbeat.pitch - 67) <= 2
     assert return_to_opening(bars[0], None).notes == (Note(0, 67, 1920, 90),)
 
 

@@ -283,6 +283,7 @@ class RealnessRun:
     openings: Openings | None = None
     corpus_forms: bool | None = None
     phrase_patterns: PhrasePatterns | None = None
+    varied: VariedReturns | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,64 @@ def phrase_patterns_of(
         [real_patterns[i] for i in order[half:]],
     )
     return PhrasePatterns(patterns(generated), real_patterns, halves)
+
+
+@dataclass(frozen=True)
+class VariedReturns:
+    """Each varied return in the melodies' windows (``structure.varied_returns`` after any
+    pickup bar): its bars' likeness to its source's, bar by bar."""
+
+    generated: list[tuple[float, ...]]
+    real: list[tuple[float, ...]]
+
+
+def varied_returns_of(
+    generated: Sequence[Melody], real: Sequence[Melody], n_bars: int
+) -> VariedReturns:
+    from cantus.eval.structure import PHRASE_BARS, varied_returns
+
+    def returns(melodies: Sequence[Melody]) -> list[tuple[float, ...]]:
+        found = []
+        for melody in melodies:
+            body = melody.bars[pickup_bars(melody.bars) :]
+            if len(body) >= n_bars:
+                found += varied_returns(body, n_bars // PHRASE_BARS)
+        return found
+
+    return VariedReturns(returns(generated), returns(real))
+
+
+def format_varied_returns(varied: VariedReturns) -> list[str]:
+    """The report's table of varied returns against their sources, bar by bar."""
+    from cantus.eval.structure import PHRASE_BARS, VARIATION_SIMILARITY
+
+    lines = [
+        "",
+        "## Varied returns, bar by bar",
+        "",
+        "Each phrase of the window heard as a varied return (`~` above), each of its bars "
+        "against the same bar of the phrase it returns to (`cantus.eval.structure."
+        "bar_similarity`: 1 the same notes, 0 none in common); the last columns: the share "
+        f"of its bars heard as new (under {VARIATION_SIMILARITY:g}) and of its bars that "
+        "repeat the source's note for note.",
+        "",
+        "| melodies | returns | "
+        + " | ".join(f"bar {i + 1}" for i in range(PHRASE_BARS))
+        + " | mean | bars heard as new | bars note for note |",
+        "|---|---:|" + "---:|" * (PHRASE_BARS + 3),
+    ]
+    for name, returns in (("generated", varied.generated), ("real tunes", varied.real)):
+        if not returns:
+            lines.append(f"| {name} | 0 |" + " |" * (PHRASE_BARS + 3))
+            continue
+        table = np.array(returns)
+        lines.append(
+            f"| {name} | {len(returns)} | "
+            + " | ".join(f"{value:.2f}" for value in table.mean(axis=0))
+            + f" | {table.mean():.2f} | {100 * (table < VARIATION_SIMILARITY).mean():.0f} % "
+            f"| {100 * (table >= 1.0).mean():.0f} % |"
+        )
+    return lines
 
 
 def format_phrase_patterns(patterns: PhrasePatterns, corpus_forms: bool | None) -> list[str]:
@@ -628,6 +687,7 @@ def run_realness_eval(
         openings=openings_of(found, [t.melody for t in held_out]),
         corpus_forms=corpus_forms,
         phrase_patterns=phrase_patterns_of(found, [t.melody for t in held_out], n_bars, seed),
+        varied=varied_returns_of(found, [t.melody for t in held_out], n_bars),
     )
 
 
@@ -697,6 +757,8 @@ def format_run(run: RealnessRun, *, command: str) -> str:
         lines += format_openings(run.openings, run.pickups)
     if run.phrase_patterns is not None:
         lines += format_phrase_patterns(run.phrase_patterns, run.corpus_forms)
+    if run.varied is not None:
+        lines += format_varied_returns(run.varied)
     if run.contrast_lifts is not None:
         lines += format_contrast_lifts(
             run.contrast_lifts, run.register_contrast, run.register_window

@@ -37,6 +37,7 @@ Measures:
   like, by the mean ``bar_similarity`` of its bars to that phrase's: ``=`` from
   ``REPEAT_SIMILARITY`` (a repeat, or a sequence), ``~`` from ``VARIATION_SIMILARITY`` (a
   variation: a changed cadence, a bar or two new); below that it is new material.
+* ``varied_returns(bars)``: each ``~`` phrase's bars against its source's, one by one.
 * ``self_similarity_matrix(melody)`` and ``plot_self_similarity(melody, path)``: the bar by
   bar matrix and its picture (PNG).
 """
@@ -239,6 +240,30 @@ def phrase_pattern(bars: Sequence[Bar], phrases: int, phrase_bars: int = PHRASE_
     """The first ``phrases`` phrases of ``bars`` (which start on a phrase's first bar: leave a
     pickup bar out) labelled as the module docstring says, space-separated: ``"A A~ B C"``.
     ``MusicError`` if the bars are too few."""
+    return " ".join(label for label, _ in _phrase_labels(bars, phrases, phrase_bars))
+
+
+def varied_returns(
+    bars: Sequence[Bar], phrases: int, phrase_bars: int = PHRASE_BARS
+) -> list[tuple[float, ...]]:
+    """Each varied return (``~`` of ``phrase_pattern``) among the first ``phrases`` phrases
+    of ``bars``: the ``bar_similarity`` of each of its bars to the same bar of the phrase it
+    returns to. A listener hears where a return goes its own way: a changed first bar, a
+    new cadence."""
+    out = []
+    for index, (label, origin) in enumerate(_phrase_labels(bars, phrases, phrase_bars)):
+        if label.endswith("~"):
+            out.append(
+                tuple(
+                    bar_similarity(bars[origin * phrase_bars + i], bars[index * phrase_bars + i])
+                    for i in range(phrase_bars)
+                )
+            )
+    return out
+
+
+def _phrase_labels(bars: Sequence[Bar], phrases: int, phrase_bars: int) -> list[tuple[str, int]]:
+    """Each phrase's label and the phrase it returns to (its own index if it is new)."""
     if len(bars) < phrases * phrase_bars:
         needed = phrases * phrase_bars
         raise MusicError(f"{phrases} phrases of {phrase_bars} bars need {needed} bars")
@@ -253,18 +278,18 @@ def phrase_pattern(bars: Sequence[Bar], phrases: int, phrase_bars: int = PHRASE_
 
     letters: list[str] = []
     originals: list[int] = []  # phrases that state new material, the only ones returned to
-    labels: list[str] = []
+    labels: list[tuple[str, int]] = []
     for phrase in range(phrases):
         scored = [(likeness(origin, phrase), origin) for origin in originals]
         best, origin = max(scored, default=(0.0, -1))
         if best >= VARIATION_SIMILARITY:
             mark = "=" if best >= REPEAT_SIMILARITY else "~"
-            labels.append(letters[originals.index(origin)] + mark)
+            labels.append((letters[originals.index(origin)] + mark, origin))
             continue
         letters.append(chr(ord("A") + len(letters)))
         originals.append(phrase)
-        labels.append(letters[-1])
-    return " ".join(labels)
+        labels.append((letters[-1], phrase))
+    return labels
 
 
 def structure_measures(melody: Melody) -> StructureMeasures:
