@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cantus.melody.composition import (
+    ECHO_SHARE,
     LONGER_VARIED_TAIL_SHARE,
     VARIED_BAR_SHARE,
     FormComposer,
@@ -53,7 +54,7 @@ class FakeModel:
 
 def _compose(plan, bars=None, model=None):  # type: ignore[no-untyped-def]
     model = model or FakeModel()
-    composer = FormComposer(plan, CONTROLS, seed=7)
+    composer = FormComposer(plan, CONTROLS, seed=7, echoes=False)
     return asyncio.run(collect(composer, list(bars or []), model.decode)), model
 
 
@@ -97,7 +98,7 @@ def test_a_varied_phrase_goes_its_own_way_from_its_third_bar_as_often_as_the_cor
     } == {2}
     _, model = _compose(plan)  # seed 7: the requests decode what is not copied
     starts = {r.first_bar for r in model.requests}
-    assert FormComposer(plan, CONTROLS, seed=7).varied_from(varied) in starts
+    assert FormComposer(plan, CONTROLS, seed=7, echoes=False).varied_from(varied) in starts
 
 
 def test_the_piece_opens_on_the_downbeat_and_its_later_phrases_as_the_model_likes() -> None:
@@ -132,7 +133,7 @@ def test_a_pickup_bar_is_decoded_with_the_phrase_it_leads_into() -> None:
 def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     model = FakeModel()
-    composer = FormComposer(plan, CONTROLS, seed=7, look_ahead=True)
+    composer = FormComposer(plan, CONTROLS, seed=7, look_ahead=True, echoes=False)
     bars = asyncio.run(collect(composer, [], model.decode))
     by_first_bar = {r.first_bar: r for r in model.requests}
     # B (8-11) leads into A'' whose bars 12-13 copy bars 0-1 (unornamented, the opening
@@ -150,8 +151,46 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     older = MelodyTokenizer(Vocabulary(tokenizer.vocab.tokens[:-2]))  # no FIM markers
     assert request.prompt(older) == older.prompt(request.controls, request.context)
     blind = FakeModel()  # the default, settings.melody_fill_in_middle: left to right
-    assert asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7), [], blind.decode)) == bars
+    assert (
+        asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7, echoes=False), [], blind.decode))
+        == bars
+    )
     assert all(r.after == () for r in blind.requests)
+
+
+def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus() -> None:
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    new_phrases = [0, 8]  # A and B; A', A'' vary
+    drawn = [
+        (seed, first)
+        for seed in range(800)
+        for first in new_phrases
+        if FormComposer(plan, CONTROLS, seed=seed).echo_source(
+            plan.section_at(first + 2), first + 2
+        )
+        == first
+    ]
+    assert 0.6 * ECHO_SHARE < len(drawn) / (800 * len(new_phrases)) < 1.4 * ECHO_SHARE
+    seed, first = drawn[0]
+    model = FakeModel()
+    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+    assert bars[first + 2] == bars[first]  # note for note
+    by_first_bar = {r.first_bar: r for r in model.requests}
+    opening, closing = by_first_bar[first], by_first_bar[first + 3]
+    assert (opening.n_bars, closing.n_bars) == (2, 1)
+    assert opening.cadence_steps == () and opening.phrase_continues and opening.upbeat == -1
+    assert closing.cadence_steps  # the phrase still ends in its cadence
+    assert bars[first + 2] in closing.context  # and is prompted with the echo
+    # a restart anywhere in the phrase composes the same bars
+    for done in range(first, first + 4):
+        again = FormComposer(plan, CONTROLS, seed=seed)
+        resumed = asyncio.run(collect(again, list(bars[:done]), FakeModel().decode))
+        if done <= first + 1:
+            assert resumed[first + 2] == resumed[first]
+        else:
+            assert resumed == bars
+    never = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
+    assert never.echo_source(plan.section_at(first + 2), first + 2) is None
 
 
 def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> None:
@@ -167,7 +206,7 @@ def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> N
         first = right[0].notes[0].pitch
         return [Bar(METER, (Note(0, first, METER.bar_ticks, 90),))] * request.n_bars
 
-    composer = FormComposer(plan, CONTROLS, seed=7, choose=choose)
+    composer = FormComposer(plan, CONTROLS, seed=7, choose=choose, echoes=False)
     bars = asyncio.run(collect(composer, [], model.decode))
     # only B (8-11) leads into a return whose bars are known (A'' copies bars 0-1)
     assert [(r.first_bar, r.n_bars) for r, _ in asked] == [(8, 4)]
@@ -176,7 +215,9 @@ def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> N
     assert all(bar.notes == (Note(0, bars[0].notes[0].pitch, 1920, 90),) for bar in bars[8:12])
     # every other phrase is decoded as before, bar by bar
     assert [(r.first_bar, r.n_bars) for r in model.requests] == [(0, 4), (7, 1), (15, 1)]
-    plain = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=7), [], FakeModel().decode))
+    plain = asyncio.run(
+        collect(FormComposer(plan, CONTROLS, seed=7, echoes=False), [], FakeModel().decode)
+    )
     assert bars[:8] == plain[:8] and len(bars) == 16
 
 
@@ -349,7 +390,7 @@ def test_phrases_the_tune_goes_on_after_lead_on_with_upbeats_as_the_corpus_does(
         asked += model.requests
         assert model.requests[-1].phrase_continues is False
         assert model.requests[-1].upbeat == -1  # the piece's end holds its last tone
-    continuing = [r for r in asked if r.phrase_continues]
+    continuing = [r for r in asked if r.phrase_continues and r.cadence_steps]  # phrase ends
     assert {r.upbeat for r in continuing} == {0, 1}
     share = sum(r.upbeat for r in continuing) / len(continuing)
     assert 0.7 < share < 1.0  # 4/4: 96 % after a downbeat cadence, 54 % after one on beat 3

@@ -134,7 +134,7 @@ def test_the_composer_chooses_every_decoded_phrase_in_its_key_area() -> None:
         # a phrase ending in a short last note: the piece's last one is held to the bar line
         return [_bar(60, 62, 64, 67)] * request.n_bars
 
-    composer = FormComposer(plan, CONTROLS, seed=7, choose_in_key=choose)
+    composer = FormComposer(plan, CONTROLS, seed=7, choose_in_key=choose, echoes=False)
     bars = asyncio.run(collect(composer, [], decode))
     assert len(bars) == 16
     # A: 0-3, A' decodes its cadence bar 7, B 8-11, A'' its bar 15; each phrase is heard

@@ -67,7 +67,7 @@ from cantus.melody.register import (
 )
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import MelodyTokenizer
-from cantus.music.form import Cadence, FormPlan, Section, Treatment
+from cantus.music.form import PHRASE_BARS, Cadence, FormPlan, Section, Treatment
 from cantus.music.notes import TICKS_PER_QUARTER, Bar, Key, Mode, Note
 
 THEME_BARS = 4
@@ -88,6 +88,14 @@ cadence of its own cannot (session 28, ``docs/results/melody_realness_decomposit
 With every return new in its cadence bar alone, 92 % of generated returns repeated their
 source's third bar note for note, against 48 % of the corpus's; with half of every 4-bar
 return new, too few bars returned (docs/results/design_measurements.md)."""
+
+ECHO_SHARE = 0.09
+"""Share of new four-bar phrases whose third bar repeats their first note for note, the
+phrase then going its own way to its cadence (``FormComposer.echo_source``): 9.3 % of the
+training split's new phrases (first 16 bars of its tunes, ``cantus.eval.structure``'s
+phrases), the commonest way a real tune's new phrase reuses a bar (its first bar again in
+its second: 2.3 %, its second in its fourth: 2.1 %). Of the bars of real new phrases 11 %
+repeat an earlier bar note for note, of the composed ones' 3 % (session 30)."""
 
 LOOK_AHEAD_BARS = 2
 """Bars of a coming return a phrase reads after its gap (as ``cantus.melody.infill``)."""
@@ -211,7 +219,9 @@ class FormComposer:
     choosers keep the nearest candidates to; False: none (as before session 24).
     ``register_window``: such a phrase is also decoded inside a window of pitches around its
     aim (``PhraseRequest.pitch_range``, ``register.register_pitch_range``); False: over the
-    service's whole range, as before session 26."""
+    service's whole range, as before session 26. ``echoes``: a new phrase's third bar
+    repeats its first as often as the corpus's do (``echo_source``); False: never, as before
+    session 30."""
 
     def __init__(
         self,
@@ -225,8 +235,10 @@ class FormComposer:
         choose_in_key: ChoosePhrase | None = None,
         register_contrast: bool = True,
         register_window: bool = True,
+        echoes: bool = True,
     ) -> None:
         self.plan = plan
+        self.echoes = echoes
         self.controls = controls
         self.seed = seed
         self.look_ahead = look_ahead
@@ -297,8 +309,8 @@ class FormComposer:
         original, source_index = copied
         if source_index == 0:
             original = return_to_opening(original, bars[index - 1] if index else None)
-        if section.treatment is Treatment.REPEAT:
-            return original
+        if section.treatment is not Treatment.VARY:
+            return original  # a repeat, or a new phrase's echo of its first bar
         rng = random.Random(self.seed * 1_000_003 + index)
         return ornament(original, section.key, rng)
 
@@ -308,6 +320,9 @@ class FormComposer:
         """The source's bar that bar ``index`` returns to, moved to the section's key area,
         and its index; None if the bar is decoded (a new section, a return in the other
         mode, the decoded ending of a varied one) or its source is not composed yet."""
+        echo = self.echo_source(section, index)
+        if echo is not None:
+            return (bars[echo], echo) if echo < len(bars) else None
         if section.source is None or section.treatment is Treatment.NEW:
             return None
         source = self.plan.sections[section.source]
@@ -338,6 +353,21 @@ class FormComposer:
             after.append(copied[0])
             index += 1
         return tuple(after)
+
+    def echo_source(self, section: Section, index: int) -> int | None:
+        """The bar that bar ``index`` repeats note for note where it is the third bar of a
+        new four-bar phrase that echoes its first (``ECHO_SHARE`` of them, drawn per phrase
+        by the seed and the phrase's first bar alone, so a restart draws the same); None
+        otherwise."""
+        if not self.echoes or section.treatment is not Treatment.NEW:
+            return None
+        first = index - 2
+        if first < section.first_bar or (first - section.first_bar) % PHRASE_BARS:
+            return None
+        if not any(end == first + PHRASE_BARS - 1 for end, _ in section.phrase_ends()):
+            return None  # a phrase of another length
+        rng = random.Random(self.seed * 1_000_003 + 800_011 * (first + 1) + 4)
+        return first if rng.random() < ECHO_SHARE else None
 
     def varied_from(self, section: Section) -> int:
         """First bar of a VARY section that is decoded anew: its last ``VARIED_ENDING_BARS``
@@ -380,22 +410,36 @@ class FormComposer:
         if section.treatment is Treatment.PICKUP:
             section = self.plan.sections[self.plan.section_index(index) + 1]
         end, cadence = next((e, c) for e, c in section.phrase_ends() if e >= index)
+        echo = next(
+            (
+                bar
+                for bar in range(index + 1, end + 1)
+                if self.echo_source(section, bar) is not None
+            ),
+            None,
+        )
         controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
-        cadence_beat = self.cadence_beat(end)
-        continues = end < self.plan.total_bars - 1
         aim = self.register_aim(index, bars)
+        if echo is not None:
+            # the bars before the echo: no cadence, the phrase goes on
+            end, steps, cadence_beat, continues, upbeat = echo - 1, (), -1, True, -1
+        else:
+            cadence_beat = self.cadence_beat(end)
+            continues = end < self.plan.total_bars - 1
+            steps = cadence_steps(cadence, section.key.mode, last=not continues)
+            upbeat = self.upbeat(end, cadence_beat) if continues and self.lead_on else -1
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,
             controls=controls,
             context=tuple(self.context(section, index, end - index + 1, bars)),
-            cadence_steps=cadence_steps(cadence, section.key.mode, last=not continues),
+            cadence_steps=steps,
             seed=self.seed + index,
             after=self.known_after(end, bars) if self.look_ahead else (),
             first_onset=self.first_onset() if index == 0 else -1,
             cadence_beat=cadence_beat,
             phrase_continues=continues,
-            upbeat=self.upbeat(end, cadence_beat) if continues and self.lead_on else -1,
+            upbeat=upbeat,
             register_aim=aim,
             pitch_range=(
                 register_pitch_range(aim) if aim is not None and self.register_window else None

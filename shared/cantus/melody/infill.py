@@ -97,6 +97,7 @@ class Infiller:
             seed,
             register_contrast=register_contrast,
             register_window=register_window,
+            echoes=False,  # a gap is decoded whole, each phrase up to its cadence
         )
         self.tokenizer = tokenizer
         self.candidates = max(1, candidates)
