@@ -420,6 +420,7 @@ class FormComposer:
         )
         controls = dataclasses.replace(self.controls, key=section.key, energy=section.energy)
         aim = self.register_aim(index, bars)
+        steps: tuple[int, ...]
         if echo is not None:
             # the bars before the echo: no cadence, the phrase goes on
             end, steps, cadence_beat, continues, upbeat = echo - 1, (), -1, True, -1
