@@ -525,10 +525,10 @@ HELD_FINAL_VELOCITY = 0.8
 (``sustains``): the bowed or blown note held through the fermata rings at full level, at
 its phrase's swell and the downbeat's accent, where the tune's quick notes never reached
 it. A jig's final fiddle note sounded 4-6 dB over the tune (momentary loudness -9 against
--12 to -15 LUFS); a legato line too, though it was sustained all along: a pan flute's
-closing A5 held in the therapy palette ran 5 dB over the tune's loudest moments, and the
-held second after the barline sat over the last phrase in the strings, harp-flute and
-chorale palettes (session 30, ``docs/results/form_render.md``). Struck or plucked notes die
+-12 to -15 LUFS); a legato line too, though it was sustained all along: the held second
+after the barline sat level with or over the last phrase in the strings, harp-flute,
+chorale and therapy palettes (+0.2 to +0.7 LU on average; 0.7-2.0 LU under it, softer;
+session 30, ``docs/results/form_render.md``). Struck or plucked notes die
 away by themselves and keep their accent, as does every accompanying part (scaled too, the
 pads and chords made ambient and chorale endings too quiet)."""
 
