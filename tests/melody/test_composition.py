@@ -11,6 +11,7 @@ import pytest
 from cantus.melody.composition import (
     ECHO_SHARE,
     LONGER_VARIED_TAIL_SHARE,
+    PARALLEL_OPENING_SHARE,
     VARIED_BAR_SHARE,
     FormComposer,
     PhraseRequest,
@@ -28,7 +29,7 @@ from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.openings import PICKUP_ONSETS
 from cantus.melody.sampling import SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, MelodyTokenizer, Vocabulary
-from cantus.music.form import Cadence, Treatment, plan_form, with_pickup
+from cantus.music.form import Cadence, Treatment, plan_form, plan_pattern, with_pickup
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
 from cantus.music.styles import Energy, Style
 
@@ -191,6 +192,31 @@ def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus()
             assert resumed == bars
     never = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
     assert never.echo_source(plan.section_at(first + 2), first + 2) is None
+
+
+def test_an_answering_phrase_opens_with_the_first_bar_of_the_phrase_before() -> None:
+    plan = plan_pattern("A B C D", key=C_MAJOR, energy=Energy.MID)
+    drawn = {
+        first: [
+            seed
+            for seed in range(800)
+            if FormComposer(plan, CONTROLS, seed=seed).opening_source(plan.section_at(first), first)
+            == first - 4
+        ]
+        for first in (0, 4, 8, 12)
+    }
+    assert drawn[0] == [] and drawn[8] == []  # the first phrase, and C opening a strain
+    for first in (4, 12):  # B answers A, D answers C
+        share = len(drawn[first]) / 800
+        assert 0.6 * PARALLEL_OPENING_SHARE < share < 1.4 * PARALLEL_OPENING_SHARE
+    seed = drawn[4][0]
+    model = FakeModel()
+    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+    assert bars[4] == bars[0]
+    assert 4 not in {r.first_bar for r in model.requests}  # B's request starts on its bar 2
+    assert bars[4] in next(r for r in model.requests if r.first_bar == 5).context
+    never = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
+    assert never.opening_source(plan.section_at(4), 4) is None
 
 
 def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> None:

@@ -14,7 +14,9 @@ exists, so the melody service can publish it at once:
   its ending (``varied_from``: a four-bar phrase its cadence bar, or its last two as often
   as the corpus's varied phrases);
 * a new four-bar phrase repeats its first bar in its third as often as the corpus's new
-  phrases do (``echo_source``): its first two bars are one request without a cadence.
+  phrases do (``echo_source``): its first two bars are one request without a cadence; a
+  strain's second or fourth phrase opens with the first bar of the phrase before as often
+  (``opening_source``, a parallel period).
 
 Every request is prompted with the material it refers to: the piece's opening bars (its main
 theme), then the source's version of the bars it decodes if the section has a source, then
@@ -101,6 +103,15 @@ its second: 2.3 %, its second in its fourth: 2.1 %). Left to itself the model ne
 (0 of 359 new phrases). Of the bars of real new phrases 11.3 % repeat an earlier bar note for
 note, of the composed ones' 1.7 %, 3.9 % with the echoes (session 30,
 ``docs/results/melody_realness_decomposition.md``)."""
+
+PARALLEL_OPENING_SHARE = 0.10
+"""Share of new four-bar phrases that answer the phrase before them by opening with its
+first bar (a parallel period: the consequent starts as the antecedent did and goes
+elsewhere; ``FormComposer.opening_source``), for the second and fourth phrases of a strain:
+of the training split's new phrases (first 16 bars), 11.8 % of second phrases open with the
+first's first bar and 8.7 % of fourth phrases with the third's, against under 1 % of third
+phrases (a strain's start); the most common way a real tune's new phrase reuses an earlier
+phrase's bar (session 30)."""
 
 LOOK_AHEAD_BARS = 2
 """Bars of a coming return a phrase reads after its gap (as ``cantus.melody.infill``)."""
@@ -225,7 +236,8 @@ class FormComposer:
     ``register_window``: such a phrase is also decoded inside a window of pitches around its
     aim (``PhraseRequest.pitch_range``, ``register.register_pitch_range``); False: over the
     service's whole range, as before session 26. ``echoes``: a new phrase's third bar
-    repeats its first as often as the corpus's do (``echo_source``); False: never, as before
+    repeats its first, and an answering phrase opens with the first bar of the phrase before,
+    as often as the corpus's do (``echo_source``, ``opening_source``); False: never, as before
     session 30."""
 
     def __init__(
@@ -326,6 +338,8 @@ class FormComposer:
         and its index; None if the bar is decoded (a new section, a return in the other
         mode, the decoded ending of a varied one) or its source is not composed yet."""
         echo = self.echo_source(section, index)
+        if echo is None:
+            echo = self.opening_source(section, index)
         if echo is not None:
             return (bars[echo], echo) if echo < len(bars) else None
         if section.source is None or section.treatment is Treatment.NEW:
@@ -373,6 +387,23 @@ class FormComposer:
             return None  # a phrase of another length
         rng = random.Random(self.seed * 1_000_003 + 800_011 * (first + 1) + 4)
         return first if rng.random() < ECHO_SHARE else None
+
+    def opening_source(self, section: Section, index: int) -> int | None:
+        """The first bar of the phrase before where bar ``index`` opens a new four-bar phrase
+        that answers it (``PARALLEL_OPENING_SHARE`` of the second and fourth phrases of a
+        strain, drawn per phrase by the seed and its first bar alone); None otherwise."""
+        if not self.echoes or section.treatment is not Treatment.NEW:
+            return None
+        if (index - section.first_bar) % PHRASE_BARS:
+            return None
+        if not any(end == index + PHRASE_BARS - 1 for end, _ in section.phrase_ends()):
+            return None  # a phrase of another length
+        previous = index - PHRASE_BARS
+        number = previous - self.plan.pickup_bars
+        if previous < self.plan.pickup_bars or (number // PHRASE_BARS) % 2:
+            return None  # the first phrase, or one that starts a strain
+        rng = random.Random(self.seed * 1_000_003 + 800_011 * (index + 1) + 6)
+        return previous if rng.random() < PARALLEL_OPENING_SHARE else None
 
     def varied_from(self, section: Section) -> int:
         """First bar of a VARY section that is decoded anew: its last ``VARIED_ENDING_BARS``
