@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cantus.melody.composition import (
-    ECHO_SHARE,
+    ECHO_SHARES,
     LONGER_VARIED_TAIL_SHARE,
-    PARALLEL_OPENING_SHARE,
+    PARALLEL_OPENING_SHARES,
     VARIED_BAR_SHARE,
     FormComposer,
     PhraseRequest,
@@ -20,6 +20,7 @@ from cantus.melody.composition import (
     _neighbour,
     _passing_tone,
     _split,
+    bar_motion,
     collect,
     ornament,
     return_to_opening,
@@ -159,22 +160,29 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
     assert all(r.after == () for r in blind.requests)
 
 
+MOVING = Bar(METER, tuple(Note(q * 480, p, 480, 90) for q, p in enumerate((60, 62, 64, 65))))
+ONE_PITCH = Bar(METER, (Note(0, 67, 960, 90), Note(960, 67, 960, 90)))
+
+
 def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     new_phrases = [0, 8]  # A and B; A', A'' vary
-    drawn = [
-        (seed, first)
-        for seed in range(800)
-        for first in new_phrases
-        if FormComposer(plan, CONTROLS, seed=seed).echo_source(
-            plan.section_at(first + 2), first + 2
-        )
-        == first
-    ]
-    assert 0.6 * ECHO_SHARE < len(drawn) / (800 * len(new_phrases)) < 1.4 * ECHO_SHARE
-    seed, first = drawn[0]
-    model = FakeModel()
-    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+    most = max(ECHO_SHARES.values())
+
+    def echoes(seed: int, first: int, bars: list[Bar]) -> bool:
+        composer = FormComposer(plan, CONTROLS, seed=seed)
+        return composer.echo_source(plan.section_at(first + 2), first + 2, bars) == first
+
+    may = [(s, f) for s in range(800) for f in new_phrases if echoes(s, f, [])]
+    assert 0.6 * most < len(may) / (800 * len(new_phrases)) < 1.4 * most
+    # a bar that moves over three pitches is echoed at that share, one of one pitch never
+    assert all(echoes(s, f, [MOVING] * (f + 1)) for s, f in may)
+    assert not any(echoes(s, f, [ONE_PITCH] * (f + 1)) for s, f in may)
+    for seed, first in may:
+        model = FakeModel()
+        bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+        if bar_motion(bars[first]) == 3:
+            break
     assert bars[first + 2] == bars[first]  # note for note
     by_first_bar = {r.first_bar: r for r in model.requests}
     opening, closing = by_first_bar[first], by_first_bar[first + 3]
@@ -182,41 +190,40 @@ def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus()
     assert opening.cadence_steps == () and opening.phrase_continues and opening.upbeat == -1
     assert closing.cadence_steps  # the phrase still ends in its cadence
     assert bars[first + 2] in closing.context  # and is prompted with the echo
-    # a restart anywhere in the phrase composes the same bars
-    for done in range(first, first + 4):
+    # a restart from the phrase's second bar on composes the same bars
+    for done in range(first + 1, first + 4):
         again = FormComposer(plan, CONTROLS, seed=seed)
         resumed = asyncio.run(collect(again, list(bars[:done]), FakeModel().decode))
-        if done <= first + 1:
-            assert resumed[first + 2] == resumed[first]
-        else:
+        assert resumed[first + 2] == resumed[first]
+        if done >= first + 2:
             assert resumed == bars
     never = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
-    assert never.echo_source(plan.section_at(first + 2), first + 2) is None
+    assert never.echo_source(plan.section_at(first + 2), first + 2, bars) is None
 
 
 def test_an_answering_phrase_opens_with_the_first_bar_of_the_phrase_before() -> None:
     plan = plan_pattern("A B C D", key=C_MAJOR, energy=Energy.MID)
-    drawn = {
-        first: [
-            seed
-            for seed in range(800)
-            if FormComposer(plan, CONTROLS, seed=seed).opening_source(plan.section_at(first), first)
-            == first - 4
-        ]
-        for first in (0, 4, 8, 12)
-    }
+
+    def answers(seed: int, first: int, bar: Bar) -> bool:
+        composer = FormComposer(plan, CONTROLS, seed=seed)
+        return composer.opening_source(plan.section_at(first), first, [bar] * first) == first - 4
+
+    drawn = {first: [s for s in range(800) if answers(s, first, MOVING)] for first in (0, 4, 8, 12)}
     assert drawn[0] == [] and drawn[8] == []  # the first phrase, and C opening a strain
+    most = PARALLEL_OPENING_SHARES[3]
     for first in (4, 12):  # B answers A, D answers C
-        share = len(drawn[first]) / 800
-        assert 0.6 * PARALLEL_OPENING_SHARE < share < 1.4 * PARALLEL_OPENING_SHARE
-    seed = drawn[4][0]
-    model = FakeModel()
-    bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+        assert 0.6 * most < len(drawn[first]) / 800 < 1.4 * most
+        assert not any(answers(s, first, ONE_PITCH) for s in drawn[first])
+    for seed in drawn[4]:
+        model = FakeModel()
+        bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
+        if bar_motion(bars[0]) == 3:
+            break
     assert bars[4] == bars[0]
     assert 4 not in {r.first_bar for r in model.requests}  # B's request starts on its bar 2
     assert bars[4] in next(r for r in model.requests if r.first_bar == 5).context
     never = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
-    assert never.opening_source(plan.section_at(4), 4) is None
+    assert never.opening_source(plan.section_at(4), 4, bars) is None
 
 
 def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> None:

@@ -14,9 +14,9 @@ exists, so the melody service can publish it at once:
   its ending (``varied_from``: a four-bar phrase its cadence bar, or its last two as often
   as the corpus's varied phrases);
 * a new four-bar phrase repeats its first bar in its third as often as the corpus's new
-  phrases do (``echo_source``): its first two bars are one request without a cadence; a
-  strain's second or fourth phrase opens with the first bar of the phrase before as often
-  (``opening_source``, a parallel period).
+  phrases do (``echo_source``; its first two bars are one request without a cadence), and
+  a strain's second or fourth phrase opens with the first bar of the phrase before as often
+  (``opening_source``, a parallel period), each by how much that bar moves.
 
 Every request is prompted with the material it refers to: the piece's opening bars (its main
 theme), then the source's version of the bars it decodes if the section has a source, then
@@ -94,24 +94,32 @@ With every return new in its cadence bar alone, 92 % of generated returns repeat
 source's third bar note for note, against 48 % of the corpus's; with half of every 4-bar
 return new, too few bars returned (docs/results/design_measurements.md)."""
 
-ECHO_SHARE = 0.09
+ECHO_SHARES = {1: 0.0, 2: 0.062, 3: 0.113}
 """Share of new four-bar phrases whose third bar repeats their first note for note, the
-phrase then going its own way to its cadence (``FormComposer.echo_source``): 9.3 % of the
-training split's new phrases (first 16 bars of its tunes, ``cantus.eval.structure``'s
-phrases), the commonest way a real tune's new phrase reuses a bar (its first bar again in
-its second: 2.3 %, its second in its fourth: 2.1 %). Left to itself the model never did
-(0 of 359 new phrases). Of the bars of real new phrases 11.3 % repeat an earlier bar note for
-note, of the composed ones' 1.7 %, 3.9 % with the echoes (session 30,
-``docs/results/melody_realness_decomposition.md``)."""
+phrase then going its own way to its cadence (``FormComposer.echo_source``), by the distinct
+pitches of the first bar (3: three or more). Of the training split's new phrases (first 16
+bars of its tunes, ``cantus.eval.structure``'s phrases) 9.3 % do, the commonest way a real
+tune's new phrase reuses a bar: 11.3 % of those whose first bar moves over three pitches or
+more, 6.2 % over two, 2.4 % of those on one pitch. The last is left out: a bar of one pitch
+echoed is the hammering issue 14 began with (an 8-bar piece of the quality gate played one
+pitch in 67 % of its notes with it). Left to itself the model never echoed (0 of 359 new
+phrases). Of the bars of real new phrases 11.3 % repeat an earlier bar note for note, of the
+composed ones' 1.7 % before (session 30, ``docs/results/melody_realness_decomposition.md``)."""
 
-PARALLEL_OPENING_SHARE = 0.10
-"""Share of new four-bar phrases that answer the phrase before them by opening with its
-first bar (a parallel period: the consequent starts as the antecedent did and goes
-elsewhere; ``FormComposer.opening_source``), for the second and fourth phrases of a strain:
-of the training split's new phrases (first 16 bars), 11.8 % of second phrases open with the
-first's first bar and 8.7 % of fourth phrases with the third's, against under 1 % of third
-phrases (a strain's start); the most common way a real tune's new phrase reuses an earlier
-phrase's bar (session 30)."""
+PARALLEL_OPENING_SHARES = {1: 0.0, 2: 0.054, 3: 0.135}
+"""Share of a strain's second and fourth new phrases that answer the phrase before by
+opening with its first bar (a parallel period: the consequent starts as the antecedent did
+and goes elsewhere; ``FormComposer.opening_source``), by the distinct pitches of that bar as
+``ECHO_SHARES``: of the training split's second phrases 11.8 % open with the first's first
+bar, of fourth phrases 8.7 % with the third's, of third phrases (a strain's start) under
+1 %; 13.5 % where the bar moves over three pitches or more, 5.4 % over two, 4.8 % on one
+(left out, as for the echo)."""
+
+
+def bar_motion(bar: Bar) -> int:
+    """The distinct pitches of ``bar``, three or more counted as 3 (``ECHO_SHARES``)."""
+    return min(len({note.pitch for note in bar.notes}), 3)
+
 
 LOOK_AHEAD_BARS = 2
 """Bars of a coming return a phrase reads after its gap (as ``cantus.melody.infill``)."""
@@ -337,9 +345,9 @@ class FormComposer:
         """The source's bar that bar ``index`` returns to, moved to the section's key area,
         and its index; None if the bar is decoded (a new section, a return in the other
         mode, the decoded ending of a varied one) or its source is not composed yet."""
-        echo = self.echo_source(section, index)
+        echo = self.echo_source(section, index, bars)
         if echo is None:
-            echo = self.opening_source(section, index)
+            echo = self.opening_source(section, index, bars)
         if echo is not None:
             return (bars[echo], echo) if echo < len(bars) else None
         if section.source is None or section.treatment is Treatment.NEW:
@@ -373,11 +381,13 @@ class FormComposer:
             index += 1
         return tuple(after)
 
-    def echo_source(self, section: Section, index: int) -> int | None:
+    def echo_source(self, section: Section, index: int, bars: Sequence[Bar]) -> int | None:
         """The bar that bar ``index`` repeats note for note where it is the third bar of a
-        new four-bar phrase that echoes its first (``ECHO_SHARE`` of them, drawn per phrase
-        by the seed and the phrase's first bar alone, so a restart draws the same); None
-        otherwise."""
+        new four-bar phrase that echoes its first (``ECHO_SHARES`` by that bar's motion, one
+        draw per phrase by the seed and the phrase's first bar alone, so a restart draws the
+        same); None otherwise. Before the first bar is composed (``bars`` shorter), whether
+        the phrase may echo, at the largest share: its first two bars are then decoded as a
+        request of their own, and the third is decoded with the fourth if it does not."""
         if not self.echoes or section.treatment is not Treatment.NEW:
             return None
         first = index - 2
@@ -385,13 +395,17 @@ class FormComposer:
             return None
         if not any(end == first + PHRASE_BARS - 1 for end, _ in section.phrase_ends()):
             return None  # a phrase of another length
-        rng = random.Random(self.seed * 1_000_003 + 800_011 * (first + 1) + 4)
-        return first if rng.random() < ECHO_SHARE else None
+        draw = random.Random(self.seed * 1_000_003 + 800_011 * (first + 1) + 4).random()
+        share = (
+            ECHO_SHARES[bar_motion(bars[first])] if first < len(bars) else max(ECHO_SHARES.values())
+        )
+        return first if draw < share else None
 
-    def opening_source(self, section: Section, index: int) -> int | None:
+    def opening_source(self, section: Section, index: int, bars: Sequence[Bar]) -> int | None:
         """The first bar of the phrase before where bar ``index`` opens a new four-bar phrase
-        that answers it (``PARALLEL_OPENING_SHARE`` of the second and fourth phrases of a
-        strain, drawn per phrase by the seed and its first bar alone); None otherwise."""
+        that answers it (``PARALLEL_OPENING_SHARES`` of the second and fourth phrases of a
+        strain, by that bar's motion, drawn per phrase by the seed and its first bar alone);
+        None otherwise, or while the phrase before is not composed."""
         if not self.echoes or section.treatment is not Treatment.NEW:
             return None
         if (index - section.first_bar) % PHRASE_BARS:
@@ -402,8 +416,10 @@ class FormComposer:
         number = previous - self.plan.pickup_bars
         if previous < self.plan.pickup_bars or (number // PHRASE_BARS) % 2:
             return None  # the first phrase, or one that starts a strain
-        rng = random.Random(self.seed * 1_000_003 + 800_011 * (index + 1) + 6)
-        return previous if rng.random() < PARALLEL_OPENING_SHARE else None
+        if previous >= len(bars):
+            return None
+        draw = random.Random(self.seed * 1_000_003 + 800_011 * (index + 1) + 6).random()
+        return previous if draw < PARALLEL_OPENING_SHARES[bar_motion(bars[previous])] else None
 
     def varied_from(self, section: Section) -> int:
         """First bar of a VARY section that is decoded anew: its last ``VARIED_ENDING_BARS``
@@ -450,7 +466,7 @@ class FormComposer:
             (
                 bar
                 for bar in range(index + 1, end + 1)
-                if self.echo_source(section, bar) is not None
+                if self.echo_source(section, bar, bars) is not None
             ),
             None,
         )
