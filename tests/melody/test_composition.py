@@ -162,6 +162,7 @@ def test_a_phrase_leading_into_a_return_reads_the_returns_first_bars() -> None:
 
 MOVING = Bar(METER, tuple(Note(q * 480, p, 480, 90) for q, p in enumerate((60, 62, 64, 65))))
 ONE_PITCH = Bar(METER, (Note(0, 67, 960, 90), Note(960, 67, 960, 90)))
+REST = Bar(METER, ())
 
 
 def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus() -> None:
@@ -178,6 +179,7 @@ def test_a_new_phrase_echoes_its_first_bar_in_its_third_as_often_as_the_corpus()
     # a bar that moves over three pitches is echoed at that share, one of one pitch never
     assert all(echoes(s, f, [MOVING] * (f + 1)) for s, f in may)
     assert not any(echoes(s, f, [ONE_PITCH] * (f + 1)) for s, f in may)
+    assert not any(echoes(s, f, [REST] * (f + 1)) for s, f in may)  # a bar of rest: none
     for seed, first in may:
         model = FakeModel()
         bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
@@ -214,6 +216,7 @@ def test_an_answering_phrase_opens_with_the_first_bar_of_the_phrase_before() -> 
     for first in (4, 12):  # B answers A, D answers C
         assert 0.6 * most < len(drawn[first]) / 800 < 1.4 * most
         assert not any(answers(s, first, ONE_PITCH) for s in drawn[first])
+        assert not any(answers(s, first, REST) for s in drawn[first])
     for seed in drawn[4]:
         model = FakeModel()
         bars = asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))

@@ -94,19 +94,20 @@ With every return new in its cadence bar alone, 92 % of generated returns repeat
 source's third bar note for note, against 48 % of the corpus's; with half of every 4-bar
 return new, too few bars returned (docs/results/design_measurements.md)."""
 
-ECHO_SHARES = {1: 0.0, 2: 0.062, 3: 0.113}
+ECHO_SHARES = {0: 0.0, 1: 0.0, 2: 0.062, 3: 0.113}
 """Share of new four-bar phrases whose third bar repeats their first note for note, the
-phrase then going its own way to its cadence (``FormComposer.echo_source``), by the distinct
-pitches of the first bar (3: three or more). Of the training split's new phrases (first 16
-bars of its tunes, ``cantus.eval.structure``'s phrases) 9.3 % do, the commonest way a real
-tune's new phrase reuses a bar: 11.3 % of those whose first bar moves over three pitches or
-more, 6.2 % over two, 2.4 % of those on one pitch. The last is left out: a bar of one pitch
-echoed is the hammering issue 14 began with (an 8-bar piece of the quality gate played one
-pitch in 67 % of its notes with it). Left to itself the model never echoed (0 of 359 new
-phrases). Of the bars of real new phrases 11.3 % repeat an earlier bar note for note, of the
-composed ones' 1.7 % before (session 30, ``docs/results/melody_realness_decomposition.md``)."""
+phrase then going its own way to its cadence (``FormComposer.echo_source``), by the
+distinct pitches of the first bar (3: three or more; 0, a bar of rest, never). Of the
+training split's new phrases (first 16 bars of its tunes, ``cantus.eval.structure``'s
+phrases) 9.3 % do, the commonest way a real tune's new phrase reuses a bar: 11.3 % of those
+whose first bar moves over three pitches or more, 6.2 % over two, 2.4 % of those on one
+pitch. The last is left out: a bar of one pitch echoed is the hammering issue 14 began with
+(an 8-bar piece of the quality gate played one pitch in 67 % of its notes with it). Left
+to itself the model never echoed (0 of 359 new phrases). Of the bars of real new phrases
+11.3 % repeat an earlier bar note for note, of the composed ones' 1.7 % before (session 30,
+``docs/results/melody_realness_decomposition.md``)."""
 
-PARALLEL_OPENING_SHARES = {1: 0.0, 2: 0.054, 3: 0.135}
+PARALLEL_OPENING_SHARES = {0: 0.0, 1: 0.0, 2: 0.054, 3: 0.135}
 """Share of a strain's second and fourth new phrases that answer the phrase before by
 opening with its first bar (a parallel period: the consequent starts as the antecedent did
 and goes elsewhere; ``FormComposer.opening_source``), by the distinct pitches of that bar as
