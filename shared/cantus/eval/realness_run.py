@@ -401,18 +401,21 @@ class PhrasePatterns:
         return 0.5 * sum(abs(a.get(p, 0.0) - b.get(p, 0.0)) for p in set(a) | set(b))
 
 
+def phrase_bodies(melodies: Sequence[Melody], n_bars: int) -> list[tuple[Bar, ...]]:
+    """Each melody's bars after any pickup bar, where they fill the ``n_bars`` window (the
+    bars the phrase-level measures read; shorter melodies left out)."""
+    bodies = (melody.bars[pickup_bars(melody.bars) :] for melody in melodies)
+    return [tuple(body) for body in bodies if len(body) >= n_bars]
+
+
 def phrase_patterns_of(
     generated: Sequence[Melody], real: Sequence[Melody], n_bars: int, seed: int = 0
 ) -> PhrasePatterns:
     from cantus.eval.structure import PHRASE_BARS, phrase_pattern
 
     def patterns(melodies: Sequence[Melody]) -> list[str]:
-        found = []
-        for melody in melodies:
-            body = melody.bars[pickup_bars(melody.bars) :]
-            if len(body) >= n_bars:
-                found.append(phrase_pattern(body, n_bars // PHRASE_BARS))
-        return found
+        phrases = n_bars // PHRASE_BARS
+        return [phrase_pattern(body, phrases) for body in phrase_bodies(melodies, n_bars)]
 
     real_patterns = patterns(real)
     order = np.random.default_rng(seed).permutation(len(real_patterns))
@@ -439,12 +442,10 @@ def varied_returns_of(
     from cantus.eval.structure import PHRASE_BARS, varied_returns
 
     def returns(melodies: Sequence[Melody]) -> list[tuple[float, ...]]:
-        found = []
-        for melody in melodies:
-            body = melody.bars[pickup_bars(melody.bars) :]
-            if len(body) >= n_bars:
-                found += varied_returns(body, n_bars // PHRASE_BARS)
-        return found
+        phrases = n_bars // PHRASE_BARS
+        return [
+            r for body in phrase_bodies(melodies, n_bars) for r in varied_returns(body, phrases)
+        ]
 
     return VariedReturns(returns(generated), returns(real))
 

@@ -389,30 +389,31 @@ class FormComposer:
         same); None otherwise. Before the first bar is composed (``bars`` shorter), whether
         the phrase may echo, at the largest share: its first two bars are then decoded as a
         request of their own, and the third is decoded with the fourth if it does not."""
-        if not self.echoes or section.treatment is not Treatment.NEW:
-            return None
         first = index - 2
-        if first < section.first_bar or (first - section.first_bar) % PHRASE_BARS:
+        if not self._reuses_bars(section, first):
             return None
-        if not any(end == first + PHRASE_BARS - 1 for end, _ in section.phrase_ends()):
-            return None  # a phrase of another length
         draw = random.Random(self.seed * 1_000_003 + 800_011 * (first + 1) + 4).random()
         share = (
             ECHO_SHARES[bar_motion(bars[first])] if first < len(bars) else max(ECHO_SHARES.values())
         )
         return first if draw < share else None
 
+    def _reuses_bars(self, section: Section, first: int) -> bool:
+        """Whether a phrase starting at bar ``first`` may echo or answer with a bar: echoes
+        on, a new section, and a four-bar phrase of it starting there."""
+        if not self.echoes or section.treatment is not Treatment.NEW:
+            return False
+        if first < section.first_bar or (first - section.first_bar) % PHRASE_BARS:
+            return False
+        return any(end == first + PHRASE_BARS - 1 for end, _ in section.phrase_ends())
+
     def opening_source(self, section: Section, index: int, bars: Sequence[Bar]) -> int | None:
         """The first bar of the phrase before where bar ``index`` opens a new four-bar phrase
         that answers it (``PARALLEL_OPENING_SHARES`` of the second and fourth phrases of a
         strain, by that bar's motion, drawn per phrase by the seed and its first bar alone);
         None otherwise, or while the phrase before is not composed."""
-        if not self.echoes or section.treatment is not Treatment.NEW:
+        if not self._reuses_bars(section, index):
             return None
-        if (index - section.first_bar) % PHRASE_BARS:
-            return None
-        if not any(end == index + PHRASE_BARS - 1 for end, _ in section.phrase_ends()):
-            return None  # a phrase of another length
         previous = index - PHRASE_BARS
         number = previous - self.plan.pickup_bars
         if previous < self.plan.pickup_bars or (number // PHRASE_BARS) % 2:
