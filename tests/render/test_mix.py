@@ -15,8 +15,12 @@ from cantus.render.mix import (
     GAIN_RAMP_SECONDS,
     MAX_GAIN_STEP_DB,
     MAX_GAIN_STEP_LONG_DB,
+    MAX_RIDE_DB,
     PALETTE_MIXES,
     PRESETS,
+    RIDE_ATTACK_DB_PER_SECOND,
+    RIDE_RELEASE_DB_PER_SECOND,
+    SWELL_ALLOWANCE_LU,
     LoudnessMeter,
     Mixer,
     PartProfile,
@@ -297,6 +301,74 @@ def test_an_ending_is_brought_down_as_it_rings_and_never_pushed_up():
     streaming.process({"part": body})
     streaming.process({"part": noise(4.0, level=0.012, seed=2)}, ending_seconds=3.0)
     assert streaming.ramps[-1].ramp_samples == 3 * SR  # ramped over the whole hold
+
+
+def _momentary(audio):
+    from cantus.bench.form import momentary_loudness
+
+    return momentary_loudness(audio, SR)
+
+
+def _ride_of(ramp):
+    """The swell ride (dB) at each sample of ``ramp``'s segment."""
+    assert ramp.ride_db is not None
+    return np.interp(np.arange(ramp.samples), ramp.ride_offsets, ramp.ride_db)
+
+
+def _swell_piece(swell_db, *, level_db=0.0, swell_at=(3.0, 4.5), seconds=6.0):
+    """8 s of steady noise, then a ``seconds`` segment whose ``swell_at`` span is
+    ``swell_db`` louder (under the bus compressor), planned at ``level_db``."""
+    quiet = 0.003
+    streaming = StreamingMaster(SR, "streaming")
+    body = streaming.process({"part": noise(8.0, level=quiet, seed=1)})
+    segment = noise(seconds, level=quiet, seed=2)
+    first, last = (round(t * SR) for t in swell_at)
+    segment[first:last] *= 10 ** (swell_db / 20)
+    out = streaming.process({"part": segment}, level_db=level_db)
+    return streaming, body, np.concatenate([out, streaming.finish()])
+
+
+def test_a_swell_over_the_piece_is_ridden_down_smoothly():
+    """A held note that rings in the room (therapy's pan flute on G sharp: 5.4 LU over the
+    piece in its last bar) is taken down to the allowance over what was heard, by a slow
+    ride that starts before it and comes back after it; the music around it keeps its gain."""
+    streaming, body, after = _swell_piece(8.0)
+    ceiling = np.percentile(_momentary(body), 95) + SWELL_ALLOWANCE_LU
+    assert _momentary(after).max() <= ceiling + 0.5
+    ride = _ride_of(streaming.ramps[1])
+    assert -MAX_RIDE_DB - 1e-9 <= ride.min() <= -1.0
+    slope = np.diff(ride) * SR  # dB a second
+    assert slope.min() >= -RIDE_ATTACK_DB_PER_SECOND - 1e-6
+    assert slope.max() <= RIDE_RELEASE_DB_PER_SECOND + 1e-6
+    assert ride[: round(2.0 * SR)].min() > -1e-6  # a second before the swell: untouched
+    assert ride[-1] > -1e-6  # back before the segment ends
+
+
+def test_a_planned_swell_and_a_small_one_are_left_alone():
+    """A louder segment the plan asks for (the last chorus over the piece) and a swell
+    within the allowance keep their loudness: the ride is no compressor."""
+    planned = _swell_piece(8.0, level_db=8.0, swell_at=(0.0, 6.0))
+    for streaming, _, _ in (planned, _swell_piece(1.0)):
+        assert streaming.ramps[1].ride_db is None
+
+
+def test_a_ride_at_a_segment_s_end_is_released_in_the_next():
+    """A swell at the end of a segment: the next segment starts where the ride stood and
+    comes back up at the release rate, no step at the joint."""
+    streaming = StreamingMaster(SR, "streaming")
+    streaming.process({"part": noise(8.0, level=0.003, seed=1)})
+    segment = noise(6.0, level=0.003, seed=2)
+    segment[round(4.0 * SR) :] *= 10 ** (8.0 / 20)
+    streaming.process({"part": segment})
+    streaming.process({"part": noise(4.0, level=0.003, seed=3)})
+    before, after = streaming.ramps[1], streaming.ramps[2]
+    assert _ride_of(before)[-1] < -1.0
+    last = before.db_at(np.array([before.samples - 1.0]))[0]
+    first = after.db_at(np.array([0.0]))[0]
+    assert first == pytest.approx(last, abs=0.05)
+    ride = _ride_of(after)
+    assert ride[0] < -1.0 and ride[-1] > -1e-6
+    assert np.diff(ride).max() * SR <= RIDE_RELEASE_DB_PER_SECOND + 1e-6
 
 
 # --- palette mixes ------------------------------------------------------------------------
