@@ -10,6 +10,7 @@ import pytest
 
 from cantus.melody.composition import (
     ECHO_SHARES,
+    KEPT_CADENCE_SHARE,
     LONGER_VARIED_TAIL_SHARE,
     PARALLEL_OPENING_SHARES,
     VARIED_BAR_SHARE,
@@ -424,8 +425,10 @@ def test_phrases_the_tune_goes_on_after_lead_on_with_upbeats_as_the_corpus_does(
         model = FakeModel()
         asyncio.run(collect(FormComposer(plan, CONTROLS, seed=seed), [], model.decode))
         asked += model.requests
-        assert model.requests[-1].phrase_continues is False
-        assert model.requests[-1].upbeat == -1  # the piece's end holds its last tone
+        for request in model.requests:  # the piece's end (decoded, or a kept cadence)
+            if request.first_bar + request.n_bars == plan.total_bars:
+                assert request.phrase_continues is False
+                assert request.upbeat == -1  # the piece's end holds its last tone
     continuing = [r for r in asked if r.phrase_continues and r.cadence_steps]  # phrase ends
     assert {r.upbeat for r in continuing} == {0, 1}
     share = sum(r.upbeat for r in continuing) / len(continuing)
@@ -453,3 +456,55 @@ def test_cadences_close_on_their_chords_tones_and_the_piece_on_its_tonic() -> No
         (8, [2, 7, 11]),
         (15, [0]),
     ]
+
+
+class ClosingModel(FakeModel):
+    """Decodes every bar as a half note E, then a half note ``closing`` (its cadence tone)."""
+
+    def __init__(self, closing: int) -> None:
+        super().__init__()
+        self.closing = closing
+
+    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
+        self.requests.append(request)
+        for _ in range(request.n_bars):
+            yield Bar(METER, (Note(0, 64, 960, 90), Note(960, self.closing, 960, 90)))
+
+
+def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -> None:
+    """A' and A'' of AABA close on the tonic (authentic); their source A closes on C too
+    here, so about half of the returns that change only their cadence bar keep the
+    source's, closing tone and all, and decode nothing (the corpus: 38 % of varied
+    returns keep something of it)."""
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    kept = changed_alone = 0
+    for seed in range(200):
+        model = ClosingModel(60)
+        composer = FormComposer(plan, CONTROLS, seed=seed)
+        bars = asyncio.run(collect(composer, [], model.decode))
+        for section in (plan.sections[1], plan.sections[3]):
+            cadence = section.end_bar - 1
+            if composer.varied_from(section) < cadence:
+                assert not composer.keeps_cadence(section, bars)
+                continue
+            changed_alone += 1
+            decoded = any(r.first_bar <= cadence < r.first_bar + r.n_bars for r in model.requests)
+            assert decoded is not composer.keeps_cadence(section, bars)
+            if not decoded:
+                kept += 1
+                assert bars[cadence].notes[-1].pitch == 60
+                assert bars[cadence].notes[-1].onset == 960
+    assert kept / changed_alone == pytest.approx(KEPT_CADENCE_SHARE, abs=0.08)
+    assert bars[15].notes[-1].duration == 960  # the piece's end is held to the bar line
+
+
+def test_a_return_whose_source_closes_off_its_cadence_decodes_its_own() -> None:
+    """A source that closes on D (a half cadence's tone) cannot end an authentic return:
+    the return's cadence bar is decoded towards its own cadence, every time."""
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    for seed in range(40):
+        model = ClosingModel(62)
+        composer = FormComposer(plan, CONTROLS, seed=seed)
+        bars = asyncio.run(collect(composer, [], model.decode))
+        assert not any(composer.keeps_cadence(s, bars) for s in plan.sections)
+        assert any(r.first_bar <= 15 < r.first_bar + r.n_bars for r in model.requests)
