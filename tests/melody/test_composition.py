@@ -120,8 +120,12 @@ def test_a_pickup_bar_is_decoded_with_the_phrase_it_leads_into() -> None:
     bars, model = _compose(plan)
     assert len(bars) == 17
     # pickup + A: 0-4 in one request, its first note after the downbeat where the corpus's
-    # 4/4 pickups start; A' copies 5-7 and decodes its cadence bar 8; B: 9-12; A'': 16
-    assert [(r.first_bar, r.n_bars) for r in model.requests] == [(0, 5), (8, 1), (9, 4), (16, 1)]
+    # 4/4 pickups start; A' copies 5-7 and decodes its cadence bar 8 unless it keeps A's;
+    # B: 9-12; A'': 16 likewise
+    composer = FormComposer(plan, CONTROLS, seed=7, echoes=False)
+    kept = [composer.keeps_cadence(plan.sections[i], bars) for i in (2, 4)]
+    expected = [(0, 5), *[(8, 1)][: not kept[0]], (9, 4), *[(16, 1)][: not kept[1]]]
+    assert [(r.first_bar, r.n_bars) for r in model.requests] == expected
     opening = model.requests[0]
     assert opening.first_onset in PICKUP_ONSETS[(4, 4)]
     assert opening.cadence_steps == HALF_CADENCE_STEPS  # A's phrase ends on bar 4
@@ -459,16 +463,17 @@ def test_cadences_close_on_their_chords_tones_and_the_piece_on_its_tonic() -> No
 
 
 class ClosingModel(FakeModel):
-    """Decodes every bar as a half note E, then a half note ``closing`` (its cadence tone)."""
+    """Decodes every bar as a half note ``before``, then a half note ``closing`` (its
+    cadence tone)."""
 
-    def __init__(self, closing: int) -> None:
+    def __init__(self, closing: int, before: int = 64) -> None:
         super().__init__()
-        self.closing = closing
+        self.closing, self.before = closing, before
 
     async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
         self.requests.append(request)
         for _ in range(request.n_bars):
-            yield Bar(METER, (Note(0, 64, 960, 90), Note(960, self.closing, 960, 90)))
+            yield Bar(METER, (Note(0, self.before, 960, 90), Note(960, self.closing, 960, 90)))
 
 
 def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -> None:
@@ -498,13 +503,53 @@ def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -
     assert bars[15].notes[-1].duration == 960  # the piece's end is held to the bar line
 
 
-def test_a_return_whose_source_closes_off_its_cadence_decodes_its_own() -> None:
-    """A source that closes on D (a half cadence's tone) cannot end an authentic return:
-    the return's cadence bar is decoded towards its own cadence, every time."""
+def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
+    """A source that closes on D (a half cadence's tone) after E: a return that keeps its
+    cadence bar closes it on the nearest tone of its own cadence, as a second ending does
+    (A' on C or E, the piece's end on C); one whose closing tone would be more than a third
+    from the note before (after a high C) decodes its cadence bar instead."""
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
-    for seed in range(40):
+    kept = 0
+    for seed in range(60):
         model = ClosingModel(62)
         composer = FormComposer(plan, CONTROLS, seed=seed)
         bars = asyncio.run(collect(composer, [], model.decode))
+        for section in (plan.sections[1], plan.sections[3]):
+            if composer.keeps_cadence(section, bars):
+                kept += 1
+                cadence = bars[section.end_bar - 1]
+                assert cadence.notes[-1].pitch == 60  # C: nearest D of the tonic triad's C, E
+                assert cadence.notes[-1].onset == 960
+        high = ClosingModel(62, before=72)
+        composer = FormComposer(plan, CONTROLS, seed=seed)
+        bars = asyncio.run(collect(composer, [], high.decode))
         assert not any(composer.keeps_cadence(s, bars) for s in plan.sections)
-        assert any(r.first_bar <= 15 < r.first_bar + r.n_bars for r in model.requests)
+        assert any(r.first_bar <= 15 < r.first_bar + r.n_bars for r in high.requests)
+    assert kept > 10
+
+
+class StepsModel(FakeModel):
+    """Decodes every bar as E and D in quarter notes, then a half note C."""
+
+    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
+        self.requests.append(request)
+        for _ in range(request.n_bars):
+            yield Bar(METER, (Note(0, 64, 480, 90), Note(480, 62, 480, 90), Note(960, 60, 960, 90)))
+
+
+def test_a_return_that_keeps_its_cadence_still_varies() -> None:
+    """A varied return that keeps its source's cadence bar, its other bars copied without an
+    ornament, changes a note of the cadence bar before its closing tone: it is never its
+    source note for note."""
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    kept = 0
+    for seed in range(80):
+        composer = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
+        bars = asyncio.run(collect(composer, [], StepsModel().decode))
+        for section in (plan.sections[1], plan.sections[3]):
+            if composer.keeps_cadence(section, bars):
+                kept += 1
+                own = bars[section.first_bar : section.end_bar]
+                assert own != bars[0 : section.bars]
+                assert own[-1].notes[-1] == Note(960, 60, 960, 90)
+    assert kept > 10

@@ -105,7 +105,12 @@ it alone (0.38 of the 0.73 that do not go their own way from their third bar: 0.
 every return's cadence bar decoded anew, the composed returns' cadence bars were 0.17 alike
 their source's (``cantus.eval.structure.bar_similarity``), the held-out tunes' 0.41
 (``cantus eval realness``, "Varied returns, bar by bar", session 30). A kept cadence bar may
-be ornamented like the others, its closing tone kept."""
+be ornamented like the others before its closing tone, which becomes the return's own
+cadence tone where the source's is not one (``FormComposer.kept_closing``)."""
+
+MAX_CLOSING_MOVE = 4
+"""The widest step (semitones) into a kept cadence bar's changed closing tone
+(``FormComposer.kept_closing``): a second ending moves to its cadence tone by step or third."""
 
 ECHO_SHARES = {0: 0.0, 1: 0.0, 2: 0.062, 3: 0.113}
 """Share of new four-bar phrases whose third bar repeats their first note for note, the
@@ -351,14 +356,21 @@ class FormComposer:
         if section.treatment is not Treatment.VARY:
             return original  # a repeat, or a new phrase's echo of its first bar
         rng = random.Random(self.seed * 1_000_003 + index)
-        varied = ornament(original, section.key, rng)
-        if index == section.end_bar - 1 and self.keeps_cadence(section, bars):
-            # a kept cadence bar: ornamented before its closing tone, the piece's end held
-            if varied.notes[-1:] != original.notes[-1:]:
-                varied = original
-            if index == self.plan.total_bars - 1:
-                varied = hold_last_note(varied)
-        return varied
+        closing = self.kept_closing(section, bars) if index == section.end_bar - 1 else None
+        if closing is None:
+            return ornament(original, section.key, rng)
+        # A kept cadence bar: ornamented before its closing tone, which is the section's
+        # cadence's; always where the return would otherwise repeat its source note for note
+        # (a varied return varies). The piece's end is held to the bar line.
+        *before, last = original.notes
+        same_so_far = closing == last.pitch and all(
+            bars[i] == copied[0]
+            for i in range(section.first_bar, index)
+            if (copied := self.copied_bar(section, i, bars)) is not None
+        )
+        varied = ornament(Bar(original.meter, tuple(before)), section.key, rng, always=same_so_far)
+        kept = Bar(original.meter, (*varied.notes, dataclasses.replace(last, pitch=closing)))
+        return hold_last_note(kept) if index == self.plan.total_bars - 1 else kept
 
     def copied_bar(
         self, section: Section, index: int, bars: Sequence[Bar]
@@ -459,31 +471,49 @@ class FormComposer:
 
     def keeps_cadence(self, section: Section, bars: Sequence[Bar]) -> bool:
         """Whether a VARY section keeps its source's closing bars (those ``varied_from``
-        would decode) instead of a cadence of its own: only where its source's cadence bar,
-        moved to the section's key, closes on a tone the section's cadence may close on
-        (``cadence_steps``; at the piece's end, on a note of a beat or more, not an upbeat),
-        and as often as the corpus's returns do (``KEPT_CADENCE_SHARE``, drawn per section
-        by the seed; never where its last two bars go their own way)."""
+        would decode) instead of decoding a cadence of its own (``kept_closing``)."""
+        return self.kept_closing(section, bars) is not None
+
+    def kept_closing(self, section: Section, bars: Sequence[Bar]) -> int | None:
+        """The pitch a VARY section that keeps its source's closing bars closes on, or None
+        where it decodes them anew. Kept as often as the corpus's returns keep their cadence
+        bar (``KEPT_CADENCE_SHARE``, drawn per section by the seed; never where its last two
+        bars go their own way), and only where the source's cadence bar, moved to the
+        section's key, closes on a held tone (a beat or more, not an upbeat into the next
+        phrase): on that tone where the section's cadence may close on it
+        (``cadence_steps``), else on the nearest tone it may close on, at most a major
+        third from the note before (``MAX_CLOSING_MOVE``), as a second ending changes its
+        last note (a half cadence's D, an authentic cadence's C)."""
         if section.treatment is not Treatment.VARY or section.source is None:
-            return False
+            return None
         if section.bars < 8 and self.varied_from(section) < section.end_bar - 1:
-            return False
+            return None
         source = self.plan.sections[section.source]
         source_cadence = source.first_bar + section.bars - 1
         if source.key.mode is not section.key.mode or source_cadence >= len(bars):
-            return False
+            return None
         rng = random.Random(self.seed * 1_000_003 + 900_001 * (section.first_bar + 1) + 7)
         if rng.random() >= KEPT_CADENCE_SHARE:
-            return False
+            return None
         cadence_bar = bars[source_cadence]
-        if not cadence_bar.notes:
-            return False
-        closing = cadence_bar.notes[-1]
-        last = section.end_bar >= self.plan.total_bars
-        if last and closing.duration < cadence_bar.meter.beat_ticks:
-            return False
-        step = (closing.pitch + key_shift(source.key, section.key) - section.key.tonic) % 12
-        return step in cadence_steps(section.cadence, section.key.mode, last=last)
+        if not cadence_bar.notes or cadence_bar.notes[-1].duration < cadence_bar.meter.beat_ticks:
+            return None
+        shift = key_shift(source.key, section.key)
+        closing = cadence_bar.notes[-1].pitch + shift
+        steps = cadence_steps(
+            section.cadence, section.key.mode, last=section.end_bar >= self.plan.total_bars
+        )
+        candidates = [
+            pitch
+            for pitch in range(closing - 7, closing + 8)
+            if (pitch - section.key.tonic) % 12 in steps
+        ]
+        if len(cadence_bar.notes) > 1:
+            before = cadence_bar.notes[-2].pitch + shift
+            candidates = [p for p in candidates if abs(p - before) <= MAX_CLOSING_MOVE]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda pitch: (abs(pitch - closing), pitch))
 
     def cadence_beat(self, end: int) -> int:
         """The beat on which the cadence of the phrase ending at bar ``end`` arrives
@@ -662,10 +692,10 @@ ORNAMENT_WEIGHTS = {"neighbour": 3.0, "passing": 2.0, "split": 2.0, "merge": 2.0
 a note added (a passing tone, a long note split), one left out (merged), a rhythm changed."""
 
 
-def ornament(bar: Bar, key: Key, rng: random.Random) -> Bar:
+def ornament(bar: Bar, key: Key, rng: random.Random, *, always: bool = False) -> Bar:
     """The bar with one light change, as a returning strain varies its source
-    (``VARIED_BAR_SHARE`` of bars; unchanged otherwise or where none fits), drawn among
-    those that fit by ``ORNAMENT_WEIGHTS``:
+    (``VARIED_BAR_SHARE`` of bars, every bar with ``always``; unchanged otherwise or where
+    none fits), drawn among those that fit by ``ORNAMENT_WEIGHTS``:
 
     * ``neighbour``: a note after the first moves to the next scale tone up or down, where it
       still moves by step or third from the notes around it;
@@ -678,7 +708,7 @@ def ornament(bar: Bar, key: Key, rng: random.Random) -> Bar:
 
     The bar's first note (its onset and pitch) and its span stay as they were, and no change
     makes notes shorter than an eighth."""
-    if rng.random() >= VARIED_BAR_SHARE:
+    if rng.random() >= VARIED_BAR_SHARE and not always:
         return bar
     notes = list(bar.notes)
     scale = scale_pitch_classes(key)
