@@ -359,18 +359,28 @@ class FormComposer:
         closing = self.kept_closing(section, bars) if index == section.end_bar - 1 else None
         if closing is None:
             return ornament(original, section.key, rng)
-        # A kept cadence bar: ornamented before its closing tone, which is the section's
+        # A kept cadence bar: ornamented before its cadence tone, which becomes the section's
         # cadence's; always where the return would otherwise repeat its source note for note
-        # (a varied return varies). The piece's end is held to the bar line.
-        *before, last = original.notes
-        same_so_far = closing == last.pitch and all(
+        # (a varied return varies). The piece's end drops the upbeat and holds its tone.
+        held = self.cadence_tone(index, original)
+        assert held is not None  # kept_closing found it
+        tone = original.notes[held]
+        upbeat = original.notes[held + 1 :]
+        same_so_far = closing == tone.pitch and all(
             bars[i] == copied[0]
             for i in range(section.first_bar, index)
             if (copied := self.copied_bar(section, i, bars)) is not None
         )
-        varied = ornament(Bar(original.meter, tuple(before)), section.key, rng, always=same_so_far)
-        kept = Bar(original.meter, (*varied.notes, dataclasses.replace(last, pitch=closing)))
-        return hold_last_note(kept) if index == self.plan.total_bars - 1 else kept
+        closed = dataclasses.replace(tone, pitch=closing)
+        before = Bar(original.meter, original.notes[:held])
+        varied = ornament(before, section.key, rng, always=same_so_far)
+        if index == self.plan.total_bars - 1:
+            return hold_last_note(Bar(original.meter, (*varied.notes, closed)))
+        kept = Bar(original.meter, (*varied.notes, closed, *upbeat))
+        if same_so_far and varied == before:  # a cadence on the downbeat: vary its upbeat
+            whole = ornament(kept, section.key, rng, always=True)
+            kept = whole if closed in whole.notes else kept
+        return kept
 
     def copied_bar(
         self, section: Section, index: int, bars: Sequence[Bar]
@@ -479,11 +489,13 @@ class FormComposer:
         where it decodes them anew. Kept as often as the corpus's returns keep their cadence
         bar (``KEPT_CADENCE_SHARE``, drawn per section by the seed; never where its last two
         bars go their own way), and only where the source's cadence bar, moved to the
-        section's key, closes on a held tone (a beat or more, not an upbeat into the next
-        phrase): on that tone where the section's cadence may close on it
-        (``cadence_steps``), else on the nearest tone it may close on, at most a major
-        third from the note before (``MAX_CLOSING_MOVE``), as a second ending changes its
-        last note (a half cadence's D, an authentic cadence's C)."""
+        section's key, has a cadence tone where the section's own cadence would have it
+        (``cadence_tone``: sounding through the beat drawn for it; an upbeat into the next
+        phrase may follow): that tone where the section's cadence may close on it
+        (``cadence_steps``), else the nearest tone it may close on, at most a major third
+        from the note before (``MAX_CLOSING_MOVE``) and a fifth from the upbeat after, as a
+        second ending changes its cadence tone (a half cadence's D, an authentic cadence's
+        C)."""
         if section.treatment is not Treatment.VARY or section.source is None:
             return None
         if section.bars < 8 and self.varied_from(section) < section.end_bar - 1:
@@ -496,10 +508,11 @@ class FormComposer:
         if rng.random() >= KEPT_CADENCE_SHARE:
             return None
         cadence_bar = bars[source_cadence]
-        if not cadence_bar.notes or cadence_bar.notes[-1].duration < cadence_bar.meter.beat_ticks:
+        held = self.cadence_tone(section.end_bar - 1, cadence_bar)
+        if held is None:
             return None
         shift = key_shift(source.key, section.key)
-        closing = cadence_bar.notes[-1].pitch + shift
+        closing = cadence_bar.notes[held].pitch + shift
         steps = cadence_steps(
             section.cadence, section.key.mode, last=section.end_bar >= self.plan.total_bars
         )
@@ -508,12 +521,40 @@ class FormComposer:
             for pitch in range(closing - 7, closing + 8)
             if (pitch - section.key.tonic) % 12 in steps
         ]
-        if len(cadence_bar.notes) > 1:
-            before = cadence_bar.notes[-2].pitch + shift
-            candidates = [p for p in candidates if abs(p - before) <= MAX_CLOSING_MOVE]
+        # by step or third from the note before (in the bar before for a cadence on the
+        # downbeat), and no wider than a fifth into an upbeat
+        previous = cadence_bar.notes[held - 1] if held else None
+        if previous is None and source_cadence > 0 and bars[source_cadence - 1].notes:
+            previous = bars[source_cadence - 1].notes[-1]
+        neighbours = [(note.pitch + shift, MAX_CLOSING_MOVE) for note in (previous,) if note]
+        if held + 1 < len(cadence_bar.notes):
+            neighbours.append((cadence_bar.notes[held + 1].pitch + shift, 7))
+        candidates = [
+            p for p in candidates if all(abs(p - other) <= limit for other, limit in neighbours)
+        ]
         if not candidates:
             return None
         return min(candidates, key=lambda pitch: (abs(pitch - closing), pitch))
+
+    def cadence_tone(self, end: int, bar: Bar) -> int | None:
+        """Index in ``bar`` of the note that would be the cadence tone of the phrase ending
+        at bar ``end``: the one that has arrived by the beat drawn for that cadence
+        (``cadence_beat``) and sounds through it, as the grammar holds a decoded cadence
+        tone (notes after it are the upbeat into the next phrase); None if no note does, or
+        the meter has no drawn beat."""
+        drawn = self.cadence_beat(end)
+        if drawn < 0:
+            return None
+        meter = bar.meter
+        start = min(drawn, meter.bar_ticks // meter.beat_ticks - 1) * meter.beat_ticks
+        return next(
+            (
+                i
+                for i, note in enumerate(bar.notes)
+                if note.onset <= start and note.onset + note.duration >= start + meter.beat_ticks
+            ),
+            None,
+        )
 
     def cadence_beat(self, end: int) -> int:
         """The beat on which the cadence of the phrase ending at bar ``end`` arrives
