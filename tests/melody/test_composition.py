@@ -510,9 +510,10 @@ def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -
 
 def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
     """A source that closes on D (a half cadence's tone) after E: a return that keeps its
-    cadence bar closes it on the nearest tone of its own cadence, as a second ending does
-    (A' on C or E, the piece's end on C); one whose closing tone would be more than a third
-    from the note before (after a high C) decodes its cadence bar instead."""
+    cadence bar closes it on its own cadence's root, as a second ending does (A' and the
+    piece's end on C, not E, which would lean to another key in minor); one whose closing
+    tone would be more than a third from the note before (after a high C) decodes its
+    cadence bar instead."""
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     kept = 0
     for seed in range(60):
@@ -523,7 +524,7 @@ def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
             if composer.keeps_cadence(section, bars):
                 kept += 1
                 cadence = bars[section.end_bar - 1]
-                assert cadence.notes[0].pitch == 60  # C: nearest D of the tonic triad's C, E
+                assert cadence.notes[0].pitch == 60  # the tonic, the authentic cadence's root
         high = ClosingModel(62, before=72)
         composer = FormComposer(plan, CONTROLS, seed=seed)
         bars = asyncio.run(collect(composer, [], high.decode))

@@ -12,9 +12,9 @@ exists, so the melody service can publish it at once:
   (``ornament``: a neighbour tone, a passing tone, a split or held note, a dotted rhythm),
   and decodes its closing bars anew towards its cadence, the way a returning strain changes
   its ending (``varied_from``: a four-bar phrase its cadence bar, or its last two as often
-  as the corpus's varied phrases), or, as often as the corpus's returns do and where the
-  source's cadence bar closes on a tone its own cadence may close on, keeps that bar too
-  (``keeps_cadence``);
+  as the corpus's varied phrases), or, as often as the corpus's returns do, keeps the
+  source's cadence bar too, its cadence tone moved to the return's own cadence where it
+  differs, as a second ending does (``kept_closing``);
 * a new four-bar phrase repeats its first bar in its third as often as the corpus's new
   phrases do (``echo_source``; its first two bars are one request without a cadence), and
   a strain's second or fourth phrase opens with the first bar of the phrase before as often
@@ -98,8 +98,8 @@ return new, too few bars returned (docs/results/design_measurements.md)."""
 
 KEPT_CADENCE_SHARE = 0.52
 """Share of the VARY sections that do not decode their last two bars anew
-(``LONGER_VARIED_TAIL_SHARE``) which keep their source's cadence bar too, where that bar
-closes on a tone their own cadence may close on (``FormComposer.keeps_cadence``). Of the
+(``LONGER_VARIED_TAIL_SHARE``) which keep their source's cadence bar too, where its cadence
+tone sounds where their own cadence's would (``FormComposer.kept_closing``). Of the
 corpus's varied four-bar returns 38 % keep something of the source's cadence bar, 36 % change
 it alone (0.38 of the 0.73 that do not go their own way from their third bar: 0.52). With
 every return's cadence bar decoded anew, the composed returns' cadence bars were 0.17 alike
