@@ -15,7 +15,7 @@ cadence that ends a phrase on it (``FormPlan.cadence_at``):
 * the **last bar of the piece** cadences on ``I`` of the home key whatever the plan says.
 
 Consistency with the melody: the harmoniser (model or rules) chooses among the allowed
-chords by the melody's fit; in minor the modal ``v`` is allowed beside ``V`` and ``V7`` where
+chords by the melody's fit; in minor the modal ``v`` takes the place of ``V`` and ``V7`` where
 the melody sounds the subtonic and not the leading tone (a natural-minor tune). The
 approach to an authentic cadence is dropped where the melody clashes with every dominant
 chord (fits none of them: more weight on non-chord tones than on chord tones) — first moved
@@ -108,8 +108,10 @@ def dominant_chords(
     key: Key, bar: Bar | None = None, segment: Segment | None = None
 ) -> tuple[ChordSymbol, ...]:
     """The dominant chords a cadence may use in ``key``: ``V`` and ``V7`` (harmonic minor in
-    minor keys), and in minor also ``v`` where the melody of ``segment`` of ``bar`` sounds
-    the subtonic and not the leading tone."""
+    minor keys); in minor, ``v`` alone where the melody of ``segment`` of ``bar`` sounds the
+    subtonic and not the leading tone (``V``'s leading tone against the melody's subtonic is
+    a semitone clash: an A-minor tune's G over E7, which the harmony model chose over Em
+    while both were offered; session 31, ``docs/examples/README.md``)."""
     root = (key.tonic + 7) % 12
     chords: tuple[ChordSymbol, ...] = (
         ChordSymbol(root, ChordQuality.MAJOR),
@@ -119,7 +121,7 @@ def dominant_chords(
         start, end = segment[0], segment[0] + segment[1]
         sounding = {n.pitch % 12 for n in bar.notes if n.onset < end and n.end > start}
         if (key.tonic + 10) % 12 in sounding and (key.tonic + 11) % 12 not in sounding:
-            chords += (ChordSymbol(root, ChordQuality.MINOR),)
+            chords = (ChordSymbol(root, ChordQuality.MINOR),)
     return chords
 
 
