@@ -113,16 +113,12 @@ def dominant_chords(
     a semitone clash: an A-minor tune's G over E7, which the harmony model chose over Em
     while both were offered; session 31, ``docs/examples/README.md``)."""
     root = (key.tonic + 7) % 12
-    chords: tuple[ChordSymbol, ...] = (
-        ChordSymbol(root, ChordQuality.MAJOR),
-        ChordSymbol(root, ChordQuality.DOMINANT_7),
-    )
     if key.mode is Mode.MINOR and bar is not None and segment is not None:
         start, end = segment[0], segment[0] + segment[1]
         sounding = {n.pitch % 12 for n in bar.notes if n.onset < end and n.end > start}
         if (key.tonic + 10) % 12 in sounding and (key.tonic + 11) % 12 not in sounding:
-            chords = (ChordSymbol(root, ChordQuality.MINOR),)
-    return chords
+            return (ChordSymbol(root, ChordQuality.MINOR),)
+    return (ChordSymbol(root, ChordQuality.MAJOR), ChordSymbol(root, ChordQuality.DOMINANT_7))
 
 
 def _clashes(bar: Bar, segment: Segment, chords: Sequence[ChordSymbol]) -> bool:

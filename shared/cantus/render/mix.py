@@ -458,14 +458,19 @@ def true_peak_dbtp(audio: np.ndarray, sample_rate: int) -> float:
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
+def block_powers(sub_block_powers: np.ndarray) -> np.ndarray:
+    """The mean powers of the 400 ms blocks (four 100 ms sub-blocks) every 100 ms: momentary
+    loudness is ``-0.691 + 10 log10`` of each."""
+    return np.lib.stride_tricks.sliding_window_view(np.asarray(sub_block_powers), 4).mean(axis=1)
+
+
 def gated_loudness(sub_block_powers: np.ndarray) -> float:
     """BS.1770 integrated loudness (LUFS) from the K-weighted mean-square powers of
     consecutive 100 ms sub-blocks (summed over channels): 400 ms gating blocks every
     100 ms, absolute gate -70 LUFS, relative gate -10 LU; ``-inf`` if nothing passes."""
     if len(sub_block_powers) < 4:
         return -math.inf
-    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(sub_block_powers), 4)
-    powers = windows.mean(axis=1)
+    powers = block_powers(sub_block_powers)
     with np.errstate(divide="ignore"):
         loudness = -0.691 + 10.0 * np.log10(powers)
     above_absolute = loudness >= -70.0
@@ -986,15 +991,6 @@ class GainRamp:
 
     def gains(self) -> np.ndarray:
         """Linear gain of each sample of the segment."""
-        if self.ride_db is None:
-            gains = np.full(self.samples, 10.0 ** (self.end_db / 20.0))
-            ramped = min(self.samples, self.ramp_samples)
-            if ramped and self.start_db != self.end_db:
-                position = np.arange(1, ramped + 1) / max(self.ramp_samples, 1)
-                gains[:ramped] = 10.0 ** (
-                    (self.start_db + (self.end_db - self.start_db) * position) / 20.0
-                )
-            return gains
         return 10.0 ** (self.db_at(np.arange(self.samples, dtype=np.float64)) / 20.0)
 
 
@@ -1214,9 +1210,7 @@ class StreamingMaster:
             self._release_ride(ramp)
             return
         with np.errstate(divide="ignore"):
-            heard = 10.0 * np.log10(
-                np.lib.stride_tricks.sliding_window_view(history, 4).mean(axis=1)
-            )
+            heard = 10.0 * np.log10(block_powers(history))
         heard = heard[heard > -70.0 + 0.691]
         if not len(heard):
             self._release_ride(ramp)
@@ -1225,9 +1219,8 @@ class StreamingMaster:
         middles = (measured_before + np.arange(len(powers)) + 0.5) * step - ramp.first_sample
         gained = powers * 10.0 ** (ramp.db_at(middles) / 10.0)
         before = np.array(self._gained_powers[-3:])
-        windows = np.lib.stride_tricks.sliding_window_view(np.concatenate([before, gained]), 4)
         with np.errstate(divide="ignore"):
-            momentary = 10.0 * np.log10(windows.mean(axis=1))
+            momentary = 10.0 * np.log10(block_powers(np.concatenate([before, gained])))
         # the window of reading k holds sub-blocks k - 3 .. k: each sub-block comes down by
         # the largest excess of the readings it is in
         excess = np.clip(momentary[-len(powers) :] - ceiling, 0.0, MAX_RIDE_DB)
