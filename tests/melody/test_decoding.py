@@ -13,8 +13,9 @@ from cantus.melody.decoding import (
     sample_token,
     sample_tokens,
 )
+from cantus.melody.phrase_endings import HOLD_PART, HOLD_SHORT
 from cantus.melody.sampling import SamplingError, SamplingParams
-from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX, MelodyTokenizer
+from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX, GRID_TICKS, MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
 from cantus.music.styles import Energy, Style
 
@@ -452,3 +453,52 @@ def test_upbeat_is_checked_and_asked_only_where_the_tune_goes_on() -> None:
     assert grammar.upbeat == -1
     with pytest.raises(SamplingError):
         SamplingParams(upbeat=2)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    ("meter", "cadence_beat", "hold", "shortest", "longest"),
+    [
+        (Meter(2, 2), 0, HOLD_SHORT, 1, 3),  # a reel's running eighth (or a sixteenth)
+        (Meter(2, 2), 0, HOLD_PART, 4, 7),
+        (Meter(6, 8), 0, HOLD_SHORT, 1, 2),
+        (Meter(6, 8), 1, HOLD_PART, 3, 5),
+        (Meter(2, 4), 0, HOLD_PART, 2, 3),
+    ],
+)
+def test_a_shorter_cadence_tone_starts_on_its_beat_and_lasts_as_asked(
+    seed: int, meter: Meter, cadence_beat: int, hold: int, shortest: int, longest: int
+) -> None:
+    """``cadence_hold``: the note on the cadence beat is a cadence tone that starts on it and
+    lasts ``shortest``..``longest`` grid steps (under half the beat, or half of it or more
+    but under all of it); the bar leads on after it, no note on a later beat longer than it."""
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    key = Key(2)
+    sampling = SamplingParams(
+        cadence_steps=HALF_CADENCE_STEPS,
+        cadence_beat=cadence_beat,
+        phrase_continues=True,
+        upbeat=1,
+        cadence_hold=hold,
+    )
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
+    grammar.feed_prompt(_prefix(key, meter))
+    _, melody = TOKENIZER.decode(_prefix(key, meter) + _random_walk(grammar, seed))
+    bar = melody.bars[-1]
+    start = cadence_beat * meter.beat_ticks
+    (cadence,) = [n for n in bar.notes if n.onset <= start < n.end]
+    assert cadence.onset == start, bar.notes
+    assert (cadence.pitch - key.tonic) % 12 in HALF_CADENCE_STEPS
+    assert shortest * GRID_TICKS <= cadence.duration <= longest * GRID_TICKS, bar.notes
+    after = [n for n in bar.notes if n.onset > cadence.onset]
+    assert after, bar.notes
+    on_beats = [n for n in after if n.onset % meter.beat_ticks == 0]
+    assert all(n.duration <= cadence.duration for n in on_beats), bar.notes
+
+
+def test_cadence_hold_is_checked_and_asked_only_where_the_tune_goes_on() -> None:
+    grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(cadence_hold=HOLD_SHORT))
+    assert grammar.cadence_hold == -1  # the piece's last tone holds to the bar line
+    with pytest.raises(SamplingError):
+        SamplingParams(cadence_hold=2)

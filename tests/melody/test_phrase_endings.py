@@ -4,12 +4,19 @@ import random
 
 from cantus.melody.phrase_endings import (
     CADENCE_BEATS,
+    CADENCE_HOLDS,
+    HOLD_BEAT,
+    HOLD_PART,
+    HOLD_SHORT,
     UPBEAT_SHARES,
     cadence_beat_of,
     draw_cadence_beat,
+    draw_cadence_hold,
     draw_upbeat,
+    hold_of,
     leads_on,
     measure_cadence_beats,
+    measure_cadence_holds,
     measure_upbeats,
     phrase_end_bars,
 )
@@ -100,3 +107,39 @@ def test_a_beat_with_too_few_phrases_is_left_to_the_model(monkeypatch) -> None: 
     monkeypatch.setitem(UPBEAT_SHARES, (3, 4), (1.0, -1.0, 0.0))
     assert draw_upbeat(WALTZ, 1, random.Random(0)) is None
     assert draw_upbeat(WALTZ, 2, random.Random(0)) is False
+
+
+REEL = Meter(2, 2)
+
+
+def test_a_cadence_tone_is_short_part_or_held_against_its_beat() -> None:
+    half = 2 * Q  # a 2/2 beat
+    assert hold_of(Note(0, 60, Q // 2), REEL) == HOLD_SHORT  # a running eighth
+    assert hold_of(Note(0, 60, Q), REEL) == HOLD_PART
+    assert hold_of(Note(0, 60, half), REEL) == HOLD_BEAT
+    assert hold_of(Note(0, 60, Q), WALTZ) == HOLD_BEAT
+
+
+def test_holds_are_measured_per_meter_period_half_and_beat() -> None:
+    running = Bar(REEL, tuple(Note(i * Q // 2, 60, Q // 2) for i in range(8)))
+    held = Bar(REEL, (Note(0, 60, 2 * Q), Note(2 * Q, 62, 2 * Q)))
+    closing = Bar(REEL, (Note(0, 60, 4 * Q),))  # the tune's last bar: not counted
+    tunes = [Melody(Key(0), 100.0, (running,) * 7 + (held, closing))] * 3
+    tunes += [Melody(Key(0), 100.0, (running,) * 3 + (held,) + (running,) * 3 + (closing,))]
+    table = measure_cadence_holds(tunes, minimum=3)
+    assert table[(2, 2, False)] == ((0.75, 0.0, 0.25),)
+    assert table[(2, 2, True)] == ((0.0, 0.0, 1.0),)
+    assert measure_cadence_holds(tunes, minimum=5) == {}
+
+
+def test_the_hold_draw_follows_the_corpus_and_leaves_a_held_tone_to_the_grammar() -> None:
+    draws = [draw_cadence_hold(REEL, 0, False, random.Random(seed)) for seed in range(2000)]
+    short, part, _ = CADENCE_HOLDS[(2, 2, False)][0]
+    assert abs(draws.count(HOLD_SHORT) / len(draws) - short) < 0.04
+    assert abs(draws.count(HOLD_PART) / len(draws) - part) < 0.04
+    assert set(draws) <= {HOLD_SHORT, HOLD_PART, -1}
+    assert draw_cadence_hold(WALTZ, 0, False, random.Random(0)) in (-1, HOLD_PART)
+    assert draw_cadence_hold(Meter(5, 4), 0, False, random.Random(0)) == -1  # not measured
+    assert draw_cadence_hold(REEL, 7, True, random.Random(0)) == -1  # no such beat
+    for rows in CADENCE_HOLDS.values():
+        assert all(abs(sum(row) - 1) < 0.01 for row in rows if row[0] >= 0)

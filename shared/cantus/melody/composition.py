@@ -37,7 +37,9 @@ arrive (``cantus.melody.phrase_endings``: mostly the downbeat in 3/4 and 4/4, th
 in four jig phrases of ten), not always on the last beat but one: one cadence rhythm for
 every phrase was what most told the composed pieces from real ones. A phrase the tune goes
 on after leads into the next with an upbeat as often as the corpus's phrases do after a
-cadence on that beat (``PhraseRequest.upbeat``).
+cadence on that beat (``PhraseRequest.upbeat``), and its cadence tone lasts as long as
+theirs (``PhraseRequest.cadence_hold``): through the beat in 3/4 and 4/4, mostly one of the
+running eighths in a reel.
 
 Where the piece opens is the plan's, not the model's (``PhraseRequest.first_onset``, held by
 the model's grammar). Left to itself the model opened three pieces in four with a pickup,
@@ -64,7 +66,7 @@ from dataclasses import dataclass
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.openings import draw_pickup_onset
-from cantus.melody.phrase_endings import draw_cadence_beat, draw_upbeat
+from cantus.melody.phrase_endings import draw_cadence_beat, draw_cadence_hold, draw_upbeat
 from cantus.melody.register import (
     contrasting_sections,
     draw_lift,
@@ -193,7 +195,8 @@ class PhraseRequest:
     (``SamplingParams.cadence_beat``; -1: the grammar's default). ``phrase_continues``: the
     tune goes on after the last bar (``SamplingParams.phrase_continues``); ``upbeat``: whether
     a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
-    model's choice). ``guidance``: this request's classifier-free guidance on the key, None:
+    model's choice), and how long the cadence tone lasts (``SamplingParams.cadence_hold``).
+    ``guidance``: this request's classifier-free guidance on the key, None:
     the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
     unguided candidate keeps the key and is like a tune). ``register_aim``: the mean pitch a
     contrasting section's phrase is chosen to sit near (``cantus.melody.register``), None
@@ -213,6 +216,7 @@ class PhraseRequest:
     cadence_beat: int = -1
     phrase_continues: bool = False
     upbeat: int = -1
+    cadence_hold: int = -1
     guidance: float | None = None
     register_aim: float | None = None
     pitch_range: tuple[int, int] | None = None
@@ -228,6 +232,7 @@ class PhraseRequest:
             cadence_beat=self.cadence_beat,
             phrase_continues=self.phrase_continues,
             upbeat=self.upbeat,
+            cadence_hold=self.cadence_hold,
             guidance=base.guidance if self.guidance is None else self.guidance,
             pitch_range=base.pitch_range if self.pitch_range is None else self.pitch_range,
         )
@@ -583,6 +588,16 @@ class FormComposer:
         drawn = draw_upbeat(self.controls.meter, cadence_beat, rng)
         return -1 if drawn is None else int(drawn)
 
+    def cadence_hold(self, end: int, cadence_beat: int, cadence: Cadence) -> int:
+        """How long the cadence tone of the phrase ending at bar ``end``, which leads on,
+        lasts (``SamplingParams.cadence_hold``), as the corpus's phrase-end bars in the meter
+        with a cadence on ``cadence_beat`` do: a half cadence is read as the corpus's
+        mid-period phrase ends (the 4th bar), an authentic one as its period ends (the 8th).
+        Seeded by the seed and ``end`` alone, as ``cadence_beat``."""
+        rng = random.Random(self.seed * 1_000_003 + 900_007 * (end + 1) + 2)
+        closes_period = cadence is Cadence.AUTHENTIC
+        return draw_cadence_hold(self.controls.meter, cadence_beat, closes_period, rng)
+
     def first_onset(self) -> int:
         """Where the piece's first note starts (``SamplingParams.first_onset``): on the
         downbeat, or after a plan's pickup bar's rest, where the corpus's pickups in the meter
@@ -611,11 +626,13 @@ class FormComposer:
         if echo is not None:
             # the bars before the echo: no cadence, the phrase goes on
             end, steps, cadence_beat, continues, upbeat = echo - 1, (), -1, True, -1
+            hold = -1
         else:
             cadence_beat = self.cadence_beat(end)
             continues = end < self.plan.total_bars - 1
             steps = cadence_steps(cadence, section.key.mode, last=not continues)
             upbeat = self.upbeat(end, cadence_beat) if continues and self.lead_on else -1
+            hold = self.cadence_hold(end, cadence_beat, cadence) if upbeat == 1 else -1
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,
@@ -628,6 +645,7 @@ class FormComposer:
             cadence_beat=cadence_beat,
             phrase_continues=continues,
             upbeat=upbeat,
+            cadence_hold=hold,
             register_aim=aim,
             pitch_range=(
                 register_pitch_range(aim) if aim is not None and self.register_window else None

@@ -10,7 +10,9 @@ beats or more) sounds one of
 those scale steps (semitones above the tonic) alone, and the cadence tone is held to the
 bar line, or, where the tune goes on after the request (``phrase_continues``), the last beat
 is free for a breath or an upbeat into the next phrase (``upbeat``: one must follow, none
-may, or the model's choice):
+may, or the model's choice), and how long the cadence tone lasts before it (``cadence_hold``:
+through its beat, or a shorter note on the beat, as a reel's phrase runs on through its
+cadence):
 ``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a piece,
 ``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside a section (the form
 composer asks for these or others: ``composition.cadence_steps``). ``tonal_emphasis``
@@ -34,6 +36,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from cantus.melody.phrase_endings import HOLD_PART, HOLD_SHORT
 from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
 from cantus.melody.tokenizer import (
     FIM_MIDDLE,
@@ -221,6 +224,7 @@ class MelodyGrammar:
         self.cadence_beat = sampling.cadence_beat
         self.phrase_continues = sampling.phrase_continues
         self.upbeat = sampling.upbeat if sampling.phrase_continues else -1
+        self.cadence_hold = sampling.cadence_hold if sampling.phrase_continues else -1
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
@@ -254,6 +258,7 @@ class MelodyGrammar:
         # rest of the bar is free (a breath, an upbeat into the next phrase)
         self._cadence_held = False
         self._led_on = False  # a note followed the held cadence tone (``upbeat``)
+        self._cadence_length = 0  # grid steps of the cadence tone, once held
         self._pitch_ranges_cache: dict[bool, list[tuple[int, int]]] = {}
         # allowed_ranges() of the current state: the engine asks twice per token (to mask
         # the logits, then to check the sampled token), for 32 sequences a step
@@ -325,6 +330,8 @@ class MelodyGrammar:
                 and self._previous_end > self._cadence_beat_start()
                 and self._in_cadence_bar()
             ):
+                if not self._cadence_held:
+                    self._cadence_length = token - self._dur1 + 1
                 self._cadence_held = True
             self._expect = "next"
 
@@ -371,6 +378,8 @@ class MelodyGrammar:
         if self._expect == "dur":
             longest = self._bar_steps - self._pos
             if not cadence:
+                if self._runs_on():
+                    longest = min(longest, self._cadence_length)
                 return [(self._dur1, self._dur1 + longest)]
             return self._cadence_durations(longest)
         ranges = self._next_ranges()
@@ -383,7 +392,7 @@ class MelodyGrammar:
             # the cadence beat is not left silent: a note starts by its end at the latest,
             # and on it where an upbeat must follow in the bar
             latest = self._pos0 + self._cadence_beat_start() + self._beat_steps
-            if self.upbeat == 1:
+            if self.upbeat == 1 or self._hold_steps() is not None:
                 latest = self._pos0 + self._cadence_beat_start() + 1
             onsets = range(self._pos0, self._pos0 + MAX_BAR_STEPS)
             clipped = [(a, min(b, latest)) if a in onsets else (a, b) for a, b in ranges]
@@ -448,6 +457,12 @@ class MelodyGrammar:
         room = self._cadence_beat_start() - self._pos
         if not self._is_cadence_tone(self._pitch):
             return [(self._dur1, self._dur1 + max(1, min(room, longest - 1)))]
+        shorter = self._hold_steps()
+        if shorter is not None and room > 0:
+            # a shorter cadence tone starts on the cadence beat: one before it ends by then
+            return [(self._dur1, self._dur1 + min(room, longest))]
+        if shorter is not None and room == 0:
+            return [(self._dur1 + shorter[0] - 1, self._dur1 + min(shorter[1], longest))]
         if not self.phrase_continues:
             # the piece's last tone: one that reaches the cadence beat holds to the bar line
             to_the_end = (self._dur1 + longest - 1, self._dur1 + longest)
@@ -475,6 +490,32 @@ class MelodyGrammar:
         if room + 1 >= shortest_held:
             return [(self._dur1, self._dur1 + longest)]
         return [(self._dur1, self._dur1 + room), held]
+
+    def _runs_on(self) -> bool:
+        """A note on a beat after a shorter cadence tone (``cadence_hold``) in its bar: it
+        lasts no longer than the cadence tone, as in the corpus's bars that run on through
+        their cadence (whose cadence tone is their longest note on a beat); a half note
+        after a reel's cadence eighth would be heard as the arrival instead."""
+        return (
+            self._cadence_held
+            and self._hold_steps() is not None
+            and self._in_cadence_bar()
+            and self._pos % self._beat_steps == 0
+        )
+
+    def _hold_steps(self) -> tuple[int, int] | None:
+        """Shortest and longest grid steps of a cadence tone on the cadence beat under
+        ``cadence_hold`` (under half the beat, or half of it or more but under all of it);
+        None for the default (held through the beat) and where the beat is too short to
+        divide so (a 3/8 eighth cannot sound under half of itself)."""
+        beat = self._beat_steps
+        if self.cadence_hold == HOLD_SHORT:
+            shortest, longest = 1, (beat - 1) // 2
+        elif self.cadence_hold == HOLD_PART:
+            shortest, longest = (beat + 1) // 2, beat - 1
+        else:
+            return None
+        return (shortest, longest) if shortest <= longest else None
 
     def _is_cadence_tone(self, pitch: int) -> bool:
         return (pitch - self._tonic) % 12 in self.cadence_steps

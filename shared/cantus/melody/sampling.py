@@ -69,6 +69,12 @@ class SamplingParams:
       its bar (an upbeat into the next phrase): 1 wherever the bar leaves room, 0 never (the
       tone holds or the bar rests), -1 as the model likes. The form composer draws it per
       phrase as often as the corpus's phrases lead on after a cadence on that beat;
+    * ``cadence_hold``: with ``phrase_continues``, how long the cadence tone lasts, against
+      its beat: -1 through the beat (the default), 0 (``HOLD_SHORT``) under half of it, 1
+      (``HOLD_PART``) half of it or more but under all of it; with 0 or 1 the tone starts on
+      the cadence beat. A reel's phrase mostly runs on through its cadence; the form composer
+      draws it per phrase that leads on, as often as the corpus's do
+      (``cantus.melody.phrase_endings.CADENCE_HOLDS``);
     * ``pitch_range`` (MIDI, inclusive): every generated pitch inside it; the form composer
       narrows it for a contrasting section's phrases to a window around their register aim
       (``cantus.melody.register.register_pitch_range``);
@@ -87,6 +93,7 @@ class SamplingParams:
     cadence_beat: int = -1
     phrase_continues: bool = False
     upbeat: int = -1
+    cadence_hold: int = -1
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -119,6 +126,8 @@ class SamplingParams:
             )
         if self.upbeat not in (-1, 0, 1):
             raise SamplingError("upbeat", f"{self.upbeat} is not -1, 0 or 1")
+        if self.cadence_hold not in (-1, 0, 1):
+            raise SamplingError("cadence_hold", f"{self.cadence_hold} is not -1, 0 or 1")
         if len(self.pitch_range) != 2:
             raise SamplingError("pitch_range", f"{list(self.pitch_range)} is not [low, high]")
         low, high = self.pitch_range
@@ -156,6 +165,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "cadence_beat": WireTensor("CADENCE_BEAT", "INT32"),
     "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
     "upbeat": WireTensor("UPBEAT", "INT32"),
+    "cadence_hold": WireTensor("CADENCE_HOLD", "INT32"),
     "pitch_range": WireTensor("PITCH_RANGE", "INT32", is_list=True),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
