@@ -115,9 +115,13 @@ def test_phrase_ends_lead_on_where_a_note_follows_the_cadence_tone() -> None:
     # a pickup, then phrase ends at bars 4 (leads on), 8 (held) and 12 (the last: left out)
     tune = (pickup,) + (moving,) * 3 + (leading,) + (moving,) * 3 + (held,) + (moving,) * 3
     real = [Melody(Key(0), 100.0, (*tune, held))]
-    assert phrase_ends_leading_on(generated, real, n_bars=16) == [PhraseEnds("3/4", 0, 1, 1, 2)]
+    # the real tune's leading cadence tone is a half note: two beats (HOLD_LONG)
+    holds = {"generated_holds": (0, 0, 0, 0), "real_holds": (0, 0, 0, 1)}
+    ends = PhraseEnds("3/4", 0, 1, 1, 2, **holds)
+    assert phrase_ends_leading_on(generated, real, n_bars=16) == [ends]
     # the window leaves out the real tune's second phrase end
-    assert phrase_ends_leading_on(generated, real, n_bars=8) == [PhraseEnds("3/4", 0, 1, 1, 1)]
+    ends = PhraseEnds("3/4", 0, 1, 1, 1, **holds)
+    assert phrase_ends_leading_on(generated, real, n_bars=8) == [ends]
 
 
 def test_percentile_rank_counts_ties_half() -> None:

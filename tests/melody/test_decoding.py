@@ -13,7 +13,7 @@ from cantus.melody.decoding import (
     sample_token,
     sample_tokens,
 )
-from cantus.melody.phrase_endings import HOLD_PART, HOLD_SHORT
+from cantus.melody.phrase_endings import HOLD_BEAT, HOLD_LONG, HOLD_PART, HOLD_SHORT
 from cantus.melody.sampling import SamplingError, SamplingParams
 from cantus.melody.tokenizer import FIM_MIDDLE, FIM_SUFFIX, GRID_TICKS, MelodyTokenizer
 from cantus.music.notes import Bar, Key, Meter, Mode, MusicError, Note
@@ -464,14 +464,18 @@ def test_upbeat_is_checked_and_asked_only_where_the_tune_goes_on() -> None:
         (Meter(6, 8), 0, HOLD_SHORT, 1, 2),
         (Meter(6, 8), 1, HOLD_PART, 3, 5),
         (Meter(2, 4), 0, HOLD_PART, 2, 3),
+        (Meter(3, 4), 0, HOLD_BEAT, 4, 7),
+        (Meter(3, 4), 0, HOLD_LONG, 8, 10),  # a half note, then an eighth's upbeat at least
+        (Meter(4, 4), 1, HOLD_LONG, 8, 10),
     ],
 )
 def test_a_shorter_cadence_tone_starts_on_its_beat_and_lasts_as_asked(
     seed: int, meter: Meter, cadence_beat: int, hold: int, shortest: int, longest: int
 ) -> None:
     """``cadence_hold``: the note on the cadence beat is a cadence tone that starts on it and
-    lasts ``shortest``..``longest`` grid steps (under half the beat, or half of it or more
-    but under all of it); the bar leads on after it, no note on a later beat longer than it."""
+    lasts ``shortest``..``longest`` grid steps (under half the beat, half of it or more, the
+    beat or more, two beats or more, leaving room for the upbeat); the bar leads on after it,
+    no note on a later beat longer than it."""
     from cantus.melody.decoding import HALF_CADENCE_STEPS
 
     key = Key(2)
@@ -501,4 +505,4 @@ def test_cadence_hold_is_checked_and_asked_only_where_the_tune_goes_on() -> None
     grammar = MelodyGrammar(VOCAB, n_bars=1, sampling=SamplingParams(cadence_hold=HOLD_SHORT))
     assert grammar.cadence_hold == -1  # the piece's last tone holds to the bar line
     with pytest.raises(SamplingError):
-        SamplingParams(cadence_hold=2)
+        SamplingParams(cadence_hold=4)

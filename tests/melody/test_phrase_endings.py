@@ -6,6 +6,7 @@ from cantus.melody.phrase_endings import (
     CADENCE_BEATS,
     CADENCE_HOLDS,
     HOLD_BEAT,
+    HOLD_LONG,
     HOLD_PART,
     HOLD_SHORT,
     UPBEAT_SHARES,
@@ -118,6 +119,7 @@ def test_a_cadence_tone_is_short_part_or_held_against_its_beat() -> None:
     assert hold_of(Note(0, 60, Q), REEL) == HOLD_PART
     assert hold_of(Note(0, 60, half), REEL) == HOLD_BEAT
     assert hold_of(Note(0, 60, Q), WALTZ) == HOLD_BEAT
+    assert hold_of(Note(0, 60, 2 * Q), WALTZ) == HOLD_LONG
 
 
 def test_holds_are_measured_per_meter_period_half_and_beat() -> None:
@@ -127,18 +129,19 @@ def test_holds_are_measured_per_meter_period_half_and_beat() -> None:
     tunes = [Melody(Key(0), 100.0, (running,) * 7 + (held, closing))] * 3
     tunes += [Melody(Key(0), 100.0, (running,) * 3 + (held,) + (running,) * 3 + (closing,))]
     table = measure_cadence_holds(tunes, minimum=3)
-    assert table[(2, 2, False)] == ((0.75, 0.0, 0.25),)
-    assert table[(2, 2, True)] == ((0.0, 0.0, 1.0),)
+    assert table[(2, 2, False)] == ((0.75, 0.0, 0.25, 0.0),)
+    assert table[(2, 2, True)] == ((0.0, 0.0, 1.0, 0.0),)
     assert measure_cadence_holds(tunes, minimum=5) == {}
 
 
-def test_the_hold_draw_follows_the_corpus_and_leaves_a_held_tone_to_the_grammar() -> None:
+def test_the_hold_draw_follows_the_corpus() -> None:
     draws = [draw_cadence_hold(REEL, 0, False, random.Random(seed)) for seed in range(2000)]
-    short, part, _ = CADENCE_HOLDS[(2, 2, False)][0]
+    short, part, *_ = CADENCE_HOLDS[(2, 2, False)][0]
     assert abs(draws.count(HOLD_SHORT) / len(draws) - short) < 0.04
     assert abs(draws.count(HOLD_PART) / len(draws) - part) < 0.04
-    assert set(draws) <= {HOLD_SHORT, HOLD_PART, -1}
-    assert draw_cadence_hold(WALTZ, 0, False, random.Random(0)) in (-1, HOLD_PART)
+    assert set(draws) <= {HOLD_SHORT, HOLD_PART, HOLD_BEAT}  # a reel holds no two beats
+    waltz = [draw_cadence_hold(WALTZ, 0, False, random.Random(seed)) for seed in range(2000)]
+    assert abs(waltz.count(HOLD_LONG) / 2000 - CADENCE_HOLDS[(3, 4, False)][0][3]) < 0.04
     assert draw_cadence_hold(Meter(5, 4), 0, False, random.Random(0)) == -1  # not measured
     assert draw_cadence_hold(REEL, 7, True, random.Random(0)) == -1  # no such beat
     for rows in CADENCE_HOLDS.values():

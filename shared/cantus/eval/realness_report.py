@@ -42,7 +42,13 @@ from cantus.eval.realness import (
     telltale_features,
 )
 from cantus.eval.structure import Band, phrase_end_weight, structure_measures
-from cantus.melody.phrase_endings import leads_on, phrase_end_indices
+from cantus.melody.phrase_endings import (
+    HOLDS,
+    cadence_note_of,
+    hold_of,
+    leads_on,
+    phrase_end_indices,
+)
 from cantus.music.form import KeyArea
 from cantus.music.notes import Key, Melody, Mode
 
@@ -117,33 +123,59 @@ class PitchClassProfile:
 
 @dataclass(frozen=True)
 class PhraseEnds:
-    """Phrase-end bars of one meter (``"6/8"``) that lead on, and how many were counted."""
+    """Phrase-end bars of one meter (``"6/8"``) that lead on, and how many were counted; of
+    those that lead on, how many hold their cadence tone for each of ``HOLDS``."""
 
     meter: str
     generated_leading: int
     generated: int
     real_leading: int
     real: int
+    generated_holds: tuple[int, ...] = ()
+    real_holds: tuple[int, ...] = ()
 
 
 def phrase_ends_leading_on(
     generated: Sequence[Melody], real: Sequence[Melody], n_bars: int
 ) -> list[PhraseEnds]:
     """Per meter (both sets, by count), the phrase-end bars among each melody's first
-    ``n_bars`` that lead on; its last bar is left out (the end of the tune holds)."""
+    ``n_bars`` that lead on, and how long their cadence tones last (``hold_of``); its last
+    bar is left out (the end of the tune holds)."""
     counts: dict[str, list[int]] = {}
+    holds: dict[str, list[list[int]]] = {}
     for side, melodies in ((0, generated), (2, real)):
         for melody in melodies:
             meter = melody.meter
             key = f"{meter.numerator}/{meter.denominator}"
             row = counts.setdefault(key, [0, 0, 0, 0])
+            held = holds.setdefault(key, [[0] * len(HOLDS), [0] * len(HOLDS)])
             for index in phrase_end_indices(melody):
                 if index >= n_bars or index == len(melody.bars) - 1:
                     continue
-                row[side] += leads_on(melody.bars[index], meter)
+                bar = melody.bars[index]
+                if leads_on(bar, meter):
+                    row[side] += 1
+                    note = cadence_note_of(bar, meter)
+                    if note is not None:
+                        held[side // 2][hold_of(note, meter)] += 1
                 row[side + 1] += 1
     order = sorted(counts, key=lambda k: -(counts[k][1] + counts[k][3]))
-    return [PhraseEnds(k, *counts[k]) for k in order if counts[k][1] and counts[k][3]]
+    ends = []
+    for k in order:
+        generated_leading, generated_count, real_leading, real_count = counts[k]
+        if generated_count and real_count:
+            ends.append(
+                PhraseEnds(
+                    k,
+                    generated_leading,
+                    generated_count,
+                    real_leading,
+                    real_count,
+                    generated_holds=tuple(holds[k][0]),
+                    real_holds=tuple(holds[k][1]),
+                )
+            )
+    return ends
 
 
 @dataclass
@@ -444,7 +476,28 @@ def _phrase_end_lines(report: RealnessReport) -> list[str]:
             f"| {ends.meter} | {_pct(ends.generated_leading / ends.generated)} "
             f"({ends.generated}) | {_pct(ends.real_leading / ends.real)} ({ends.real}) |"
         )
+    lines += [
+        "",
+        "How long the cadence tone of those that lead on lasts, against the beat "
+        "(`cantus.melody.phrase_endings.hold_of`; the composer draws it from the training "
+        "split's shares, `CADENCE_HOLDS`): shares under half a beat / half a beat or more / "
+        "a beat or more / two beats or more.",
+        "",
+        "| meter | generated | real |",
+        "|---|---|---|",
+    ]
+    for ends in report.phrase_ends:
+        if sum(ends.generated_holds) and sum(ends.real_holds):
+            lines.append(
+                f"| {ends.meter} | {_hold_shares(ends.generated_holds)} "
+                f"| {_hold_shares(ends.real_holds)} |"
+            )
     return lines
+
+
+def _hold_shares(counts: Sequence[int]) -> str:
+    total = sum(counts)
+    return " / ".join(f"{round(100 * c / total)}" for c in counts) + f" % ({total})"
 
 
 def _key_lines(report: RealnessReport) -> list[str]:

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from cantus.melody.phrase_endings import HOLD_PART, HOLD_SHORT
+from cantus.melody.phrase_endings import HOLD_BEAT, HOLD_LONG, HOLD_PART, HOLD_SHORT
 from cantus.melody.sampling import DEFAULT_SAMPLING, SamplingParams
 from cantus.melody.tokenizer import (
     FIM_MIDDLE,
@@ -457,12 +457,12 @@ class MelodyGrammar:
         room = self._cadence_beat_start() - self._pos
         if not self._is_cadence_tone(self._pitch):
             return [(self._dur1, self._dur1 + max(1, min(room, longest - 1)))]
-        shorter = self._hold_steps()
-        if shorter is not None and room > 0:
-            # a shorter cadence tone starts on the cadence beat: one before it ends by then
+        hold = self._hold_steps()
+        if hold is not None and room > 0:
+            # a drawn hold starts on the cadence beat: a cadence tone before it ends by then
             return [(self._dur1, self._dur1 + min(room, longest))]
-        if shorter is not None and room == 0:
-            return [(self._dur1 + shorter[0] - 1, self._dur1 + min(shorter[1], longest))]
+        if hold is not None and room == 0:
+            return [(self._dur1 + hold[0] - 1, self._dur1 + hold[1])]
         if not self.phrase_continues:
             # the piece's last tone: one that reaches the cadence beat holds to the bar line
             to_the_end = (self._dur1 + longest - 1, self._dur1 + longest)
@@ -492,10 +492,10 @@ class MelodyGrammar:
         return [(self._dur1, self._dur1 + room), held]
 
     def _runs_on(self) -> bool:
-        """A note on a beat after a shorter cadence tone (``cadence_hold``) in its bar: it
-        lasts no longer than the cadence tone, as in the corpus's bars that run on through
-        their cadence (whose cadence tone is their longest note on a beat); a half note
-        after a reel's cadence eighth would be heard as the arrival instead."""
+        """A note on a beat after a drawn cadence tone (``cadence_hold``) in its bar: it
+        lasts no longer than the cadence tone, as in the corpus's phrase-end bars (whose
+        cadence tone is their longest note on a beat); a half note after a reel's cadence
+        eighth would be heard as the arrival instead."""
         return (
             self._cadence_held
             and self._hold_steps() is not None
@@ -505,17 +505,25 @@ class MelodyGrammar:
 
     def _hold_steps(self) -> tuple[int, int] | None:
         """Shortest and longest grid steps of a cadence tone on the cadence beat under
-        ``cadence_hold`` (under half the beat, or half of it or more but under all of it);
-        None for the default (held through the beat) and where the beat is too short to
-        divide so (a 3/8 eighth cannot sound under half of itself)."""
+        ``cadence_hold`` (``phrase_endings.hold_of``: under half the beat, half of it or
+        more, the beat or more, two beats or more), within the bar and leaving an eighth
+        for an ``upbeat``; None for the default (held through the beat, the rest the
+        model's) and where the bar has no room for the hold asked (a 3/8 eighth cannot
+        sound under half of itself, a 2/4 bar has no two beats before an upbeat)."""
         beat = self._beat_steps
-        if self.cadence_hold == HOLD_SHORT:
-            shortest, longest = 1, (beat - 1) // 2
-        elif self.cadence_hold == HOLD_PART:
-            shortest, longest = (beat + 1) // 2, beat - 1
-        else:
+        room = self._bar_steps - self._cadence_beat_start()
+        if self.upbeat == 1:
+            room -= min(UPBEAT_STEPS, beat)
+        bounds = {
+            HOLD_SHORT: (1, (beat - 1) // 2),
+            HOLD_PART: ((beat + 1) // 2, beat - 1),
+            HOLD_BEAT: (beat, 2 * beat - 1),
+            HOLD_LONG: (2 * beat, room),
+        }.get(self.cadence_hold)
+        if bounds is None:
             return None
-        return (shortest, longest) if shortest <= longest else None
+        shortest, longest = bounds[0], min(bounds[1], room)
+        return (shortest, longest) if 1 <= shortest <= longest else None
 
     def _is_cadence_tone(self, pitch: int) -> bool:
         return (pitch - self._tonic) % 12 in self.cadence_steps

@@ -21,13 +21,15 @@ cadence on its beat (``SamplingParams.upbeat``).
 
 How long the cadence tone lasts depends on the meter and on where in the period the phrase
 ends (``CADENCE_HOLDS``). In 3/4 and 4/4 nearly every phrase-end bar that leads on holds its
-cadence tone through its beat; the dance meters often do not. A reel (2/2) that leads on from
-its 4th bar sounds the cadence tone as one of its running eighths in 85 % of cases, a jig
-(6/8) in about half, a 2/4 tune in a fifth, and at the 8th bar less often. The grammar held
-every cadence tone through its beat, and the classifier read the dotted quarters and half
-notes of those bars (session 32: 7.1 % of the notes of the composed pieces' 4th bars were
-dotted quarters, 2.2 % of the held-out tunes'). Each phrase that leads on now draws how long
-its cadence tone lasts as the corpus's do (``SamplingParams.cadence_hold``).
+cadence tone through its beat, and half of them through two beats; the dance meters often do
+not hold it at all. A reel (2/2) that leads on from its 4th bar sounds the cadence tone as one
+of its running eighths in 82 % of cases, a jig (6/8) in 40 %, a 2/4 tune in 14 %, and at
+the 8th bar less often. The grammar held every cadence tone through its beat and left the
+rest to the model, which led on after one beat: the classifier read the dotted quarters of
+the dance meters' cadence bars (session 32: 7.1 % of the notes of the composed pieces' 4th
+bars, 2.2 % of the held-out tunes') and the quarter notes where 3/4 and 4/4 tunes hold a
+half. Each phrase that leads on now draws how long its cadence tone lasts as the corpus's do
+(``SamplingParams.cadence_hold``).
 
 ``CADENCE_BEATS``, ``UPBEAT_SHARES`` and ``CADENCE_HOLDS`` hold the shares; ``python -m
 cantus.melody.phrase_endings`` measures them again from the corpus cache and prints the
@@ -79,33 +81,42 @@ for a beat the corpus has fewer than 30 such bars of, and none after the last it
 enough of: there the model chooses (``draw_upbeat``)."""
 
 
-HOLD_SHORT, HOLD_PART, HOLD_BEAT = 0, 1, 2
+HOLD_SHORT, HOLD_PART, HOLD_BEAT, HOLD_LONG = 0, 1, 2, 3
 """How long a cadence tone lasts against its beat (``hold_of``)."""
-HOLDS = (HOLD_SHORT, HOLD_PART, HOLD_BEAT)
+HOLDS = (HOLD_SHORT, HOLD_PART, HOLD_BEAT, HOLD_LONG)
 
-CADENCE_HOLDS: dict[tuple[int, int, bool], tuple[tuple[float, float, float], ...]] = {
-    (2, 2, False): ((0.816, 0.133, 0.051), (0.052, 0.948, 0.0)),
-    (2, 2, True): ((0.541, 0.412, 0.048), (0.085, 0.915, 0.0)),
-    (2, 4, False): ((0.141, 0.389, 0.47), (0.015, 0.985, 0.0)),
-    (2, 4, True): ((0.057, 0.509, 0.434), (0.075, 0.925, 0.0)),
-    (3, 2, False): ((0.0, 0.021, 0.979),),
-    (3, 2, True): ((0.0, 0.022, 0.978),),
-    (3, 4, False): ((0.0, 0.045, 0.955), (0.0, 0.04, 0.96)),
-    (3, 4, True): ((0.0, 0.045, 0.955), (0.0, 0.011, 0.989)),
-    (3, 8, False): ((0.0, 0.004, 0.996),),
-    (3, 8, True): ((0.0, 0.007, 0.993),),
-    (4, 4, False): ((0.0, 0.037, 0.963), (0.022, 0.083, 0.895), (0.0, 0.014, 0.986)),
-    (4, 4, True): ((0.001, 0.024, 0.975), (0.041, 0.082, 0.876), (0.0, 0.037, 0.963)),
-    (6, 4, False): ((0.0, 0.0, 1.0),),
-    (6, 4, True): ((0.0, 0.0, 1.0),),
-    (6, 8, False): ((0.402, 0.278, 0.32), (0.031, 0.969, 0.0)),
-    (6, 8, True): ((0.181, 0.324, 0.495), (0.084, 0.916, 0.0)),
-    (9, 8, False): ((0.484, 0.5, 0.016), (0.233, 0.733, 0.033), (0.0, 1.0, 0.0)),
+CADENCE_HOLDS: dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]] = {
+    (2, 2, False): ((0.816, 0.133, 0.051, 0.0), (0.052, 0.948, 0.0, 0.0)),
+    (2, 2, True): ((0.541, 0.412, 0.048, 0.0), (0.085, 0.915, 0.0, 0.0)),
+    (2, 4, False): ((0.141, 0.389, 0.47, 0.0), (0.015, 0.985, 0.0, 0.0)),
+    (2, 4, True): ((0.057, 0.509, 0.434, 0.0), (0.075, 0.925, 0.0, 0.0)),
+    (3, 2, False): ((0.0, 0.021, 0.204, 0.775),),
+    (3, 2, True): ((0.0, 0.022, 0.18, 0.798),),
+    (3, 4, False): ((0.0, 0.045, 0.533, 0.422), (0.0, 0.04, 0.96, 0.0)),
+    (3, 4, True): ((0.0, 0.045, 0.501, 0.454), (0.0, 0.011, 0.989, 0.0)),
+    (3, 8, False): ((0.0, 0.004, 0.552, 0.444),),
+    (3, 8, True): ((0.0, 0.007, 0.531, 0.463),),
+    (4, 4, False): (
+        (0.0, 0.037, 0.454, 0.51),
+        (0.022, 0.083, 0.773, 0.122),
+        (0.0, 0.014, 0.986, 0.0),
+    ),
+    (4, 4, True): (
+        (0.001, 0.024, 0.491, 0.484),
+        (0.041, 0.082, 0.784, 0.093),
+        (0.0, 0.037, 0.963, 0.0),
+    ),
+    (6, 4, False): ((0.0, 0.0, 0.066, 0.934),),
+    (6, 4, True): ((0.0, 0.0, 0.087, 0.913),),
+    (6, 8, False): ((0.402, 0.278, 0.32, 0.0), (0.031, 0.969, 0.0, 0.0)),
+    (6, 8, True): ((0.181, 0.324, 0.495, 0.0), (0.084, 0.916, 0.0, 0.0)),
+    (9, 8, False): ((0.484, 0.5, 0.016, 0.0), (0.233, 0.733, 0.033, 0.0), (0.0, 1.0, 0.0, 0.0)),
 }
 """Share of the corpus's phrase-end bars that lead on whose cadence tone lasts under half its
-beat, half of it or more, and the beat or more (``HOLDS``), by meter, whether the phrase closes
-a period (every second phrase end: the 8th bar, the 16th…) and cadence beat (rows in
-``CADENCE_BEATS``' order; (-1, -1, -1) for a beat with fewer than 30 such bars); measured on
+beat, half of it or more, the beat or more, and two beats or more (``HOLDS``), by meter,
+whether the phrase closes a period (every second phrase end: the 8th bar, the 16th…) and
+cadence beat (rows in ``CADENCE_BEATS``' order; all -1 for a beat with fewer than 30 such
+bars); measured on
 the training split (module docstring)."""
 
 
@@ -168,20 +179,24 @@ def measure_cadence_beats(
 
 def hold_of(note: Note, meter: Meter) -> int:
     """How long a cadence tone lasts against its beat: ``HOLD_SHORT`` (under half of it),
-    ``HOLD_PART`` (half of it or more, under all of it) or ``HOLD_BEAT`` (the beat or more)."""
-    if 2 * note.duration < meter.beat_ticks:
+    ``HOLD_PART`` (half of it or more, under all of it), ``HOLD_BEAT`` (the beat or more,
+    under two) or ``HOLD_LONG`` (two beats or more)."""
+    beat = meter.beat_ticks
+    if 2 * note.duration < beat:
         return HOLD_SHORT
-    return HOLD_PART if note.duration < meter.beat_ticks else HOLD_BEAT
+    if note.duration < beat:
+        return HOLD_PART
+    return HOLD_BEAT if note.duration < 2 * beat else HOLD_LONG
 
 
 def measure_cadence_holds(
     melodies: Iterable[Melody], minimum: int = 30
-) -> dict[tuple[int, int, bool], tuple[tuple[float, float, float], ...]]:
+) -> dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]]:
     """``CADENCE_HOLDS`` measured on ``melodies``: per meter and whether the phrase closes a
     period (its 8th bar, 16th…: every second phrase end), of the phrase-end bars before the
-    tune's last that lead on, the share of each hold (``hold_of``) per cadence beat, (-1, -1,
-    -1) for a beat with fewer than ``minimum`` bars; the beats after the last measured one left
-    out (rounded to 3 places)."""
+    tune's last that lead on, the share of each hold (``hold_of``) per cadence beat, all -1 for
+    a beat with fewer than ``minimum`` bars; the beats after the last measured one left out
+    (rounded to 3 places)."""
     counts: dict[tuple[int, int, bool], dict[int, Counter[int]]] = {}
     for melody in melodies:
         meter = melody.meter
@@ -193,20 +208,18 @@ def measure_cadence_holds(
             key = (meter.numerator, meter.denominator, order % 2 == 1)
             beat = note.onset // meter.beat_ticks
             counts.setdefault(key, {}).setdefault(beat, Counter())[hold_of(note, meter)] += 1
-    table: dict[tuple[int, int, bool], tuple[tuple[float, float, float], ...]] = {}
+    table: dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]] = {}
     for key, beats in sorted(counts.items()):
         measured = [b for b, c in beats.items() if sum(c.values()) >= minimum]
         if not measured:
             continue
-        rows: list[tuple[float, float, float]] = []
+        rows = []
         for beat in range(max(measured) + 1):
             counter = beats.get(beat, Counter())
             total = sum(counter.values())
-            if total >= minimum:
-                short, part, held = (round(counter[h] / total, 3) for h in HOLDS)
-                rows.append((short, part, held))
-            else:
-                rows.append((-1.0, -1.0, -1.0))
+            rows.append(
+                tuple(round(counter[h] / total, 3) if total >= minimum else -1.0 for h in HOLDS)
+            )
         table[key] = tuple(rows)
     return table
 
@@ -257,14 +270,12 @@ def draw_cadence_hold(
 ) -> int:
     """How long the cadence tone of a phrase that leads on lasts
     (``SamplingParams.cadence_hold``), drawn from ``CADENCE_HOLDS`` for a cadence on
-    ``cadence_beat`` in a phrase that closes a period or not: ``HOLD_SHORT``, ``HOLD_PART``,
-    or -1 (held through its beat, the grammar's default) for ``HOLD_BEAT`` and where the
-    corpus has too few such phrases to say."""
+    ``cadence_beat`` in a phrase that closes a period or not (``HOLDS``); -1 (the grammar's
+    default: held through its beat) where the corpus has too few such phrases to say."""
     rows = CADENCE_HOLDS.get((meter.numerator, meter.denominator, closes_period), ())
     if not 0 <= cadence_beat < len(rows) or rows[cadence_beat][0] < 0:
         return -1
-    hold = rng.choices(HOLDS, weights=rows[cadence_beat])[0]
-    return -1 if hold == HOLD_BEAT else hold
+    return rng.choices(HOLDS, weights=rows[cadence_beat])[0]
 
 
 def draw_cadence_beat(meter: Meter, rng: random.Random) -> int:

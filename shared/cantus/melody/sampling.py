@@ -70,11 +70,12 @@ class SamplingParams:
       tone holds or the bar rests), -1 as the model likes. The form composer draws it per
       phrase as often as the corpus's phrases lead on after a cadence on that beat;
     * ``cadence_hold``: with ``phrase_continues``, how long the cadence tone lasts, against
-      its beat: -1 through the beat (the default), 0 (``HOLD_SHORT``) under half of it, 1
-      (``HOLD_PART``) half of it or more but under all of it; with 0 or 1 the tone starts on
-      the cadence beat. A reel's phrase mostly runs on through its cadence; the form composer
-      draws it per phrase that leads on, as often as the corpus's do
-      (``cantus.melody.phrase_endings.CADENCE_HOLDS``);
+      its beat (``cantus.melody.phrase_endings.hold_of``): -1 through the beat, the rest the
+      model's (the default); 0 under half of it, 1 half of it or more, 2 the beat or more, 3
+      two beats or more, the tone starting on the cadence beat. A reel's phrase mostly runs
+      on through its cadence, a waltz's holds its tone for two beats in half of them; the
+      form composer draws it per phrase that leads on, as often as the corpus's do
+      (``CADENCE_HOLDS``);
     * ``pitch_range`` (MIDI, inclusive): every generated pitch inside it; the form composer
       narrows it for a contrasting section's phrases to a window around their register aim
       (``cantus.melody.register.register_pitch_range``);
@@ -126,8 +127,8 @@ class SamplingParams:
             )
         if self.upbeat not in (-1, 0, 1):
             raise SamplingError("upbeat", f"{self.upbeat} is not -1, 0 or 1")
-        if self.cadence_hold not in (-1, 0, 1):
-            raise SamplingError("cadence_hold", f"{self.cadence_hold} is not -1, 0 or 1")
+        if not -1 <= self.cadence_hold <= 3:
+            raise SamplingError("cadence_hold", f"{self.cadence_hold} is outside -1..3")
         if len(self.pitch_range) != 2:
             raise SamplingError("pitch_range", f"{list(self.pitch_range)} is not [low, high]")
         low, high = self.pitch_range
