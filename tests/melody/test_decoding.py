@@ -506,3 +506,25 @@ def test_cadence_hold_is_checked_and_asked_only_where_the_tune_goes_on() -> None
     assert grammar.cadence_hold == -1  # the piece's last tone holds to the bar line
     with pytest.raises(SamplingError):
         SamplingParams(cadence_hold=4)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_cadence_tone_that_does_not_lead_on_holds_as_asked(seed: int) -> None:
+    """``cadence_hold`` without an upbeat: a waltz phrase's cadence tone held two beats or
+    more, and nothing after it in the bar (the model cut it to a quarter and rested)."""
+    from cantus.melody.decoding import HALF_CADENCE_STEPS
+
+    meter = Meter(3, 4)
+    sampling = SamplingParams(
+        cadence_steps=HALF_CADENCE_STEPS,
+        cadence_beat=0,
+        phrase_continues=True,
+        upbeat=0,
+        cadence_hold=HOLD_LONG,
+    )
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
+    grammar.feed_prompt(_prefix(C_MAJOR, meter))
+    _, melody = TOKENIZER.decode(_prefix(C_MAJOR, meter) + _random_walk(grammar, seed))
+    (cadence, *after) = melody.bars[-1].notes
+    assert cadence.onset == 0 and cadence.duration >= 2 * meter.beat_ticks
+    assert not after

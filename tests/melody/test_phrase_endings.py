@@ -129,20 +129,25 @@ def test_holds_are_measured_per_meter_period_half_and_beat() -> None:
     tunes = [Melody(Key(0), 100.0, (running,) * 7 + (held, closing))] * 3
     tunes += [Melody(Key(0), 100.0, (running,) * 3 + (held,) + (running,) * 3 + (closing,))]
     table = measure_cadence_holds(tunes, minimum=3)
-    assert table[(2, 2, False)] == ((0.75, 0.0, 0.25, 0.0),)
-    assert table[(2, 2, True)] == ((0.0, 0.0, 1.0, 0.0),)
+    assert table[(2, 2, False, True)] == ((0.75, 0.0, 0.25, 0.0),)
+    assert table[(2, 2, True, True)] == ((0.0, 0.0, 1.0, 0.0),)
     assert measure_cadence_holds(tunes, minimum=5) == {}
+    ringing = Bar(REEL, (Note(0, 60, 4 * Q),))  # held to the bar line: it does not lead on
+    tunes = [Melody(Key(0), 100.0, (running,) * 3 + (ringing,) + (running,) * 4)] * 3
+    assert measure_cadence_holds(tunes, minimum=3) == {(2, 2, False, False): ((0, 0, 0, 1.0),)}
 
 
 def test_the_hold_draw_follows_the_corpus() -> None:
-    draws = [draw_cadence_hold(REEL, 0, False, random.Random(seed)) for seed in range(2000)]
-    short, part, *_ = CADENCE_HOLDS[(2, 2, False)][0]
+    draws = [draw_cadence_hold(REEL, 0, False, True, random.Random(s)) for s in range(2000)]
+    short, part, *_ = CADENCE_HOLDS[(2, 2, False, True)][0]
     assert abs(draws.count(HOLD_SHORT) / len(draws) - short) < 0.04
     assert abs(draws.count(HOLD_PART) / len(draws) - part) < 0.04
     assert set(draws) <= {HOLD_SHORT, HOLD_PART, HOLD_BEAT}  # a reel holds no two beats
-    waltz = [draw_cadence_hold(WALTZ, 0, False, random.Random(seed)) for seed in range(2000)]
-    assert abs(waltz.count(HOLD_LONG) / 2000 - CADENCE_HOLDS[(3, 4, False)][0][3]) < 0.04
-    assert draw_cadence_hold(Meter(5, 4), 0, False, random.Random(0)) == -1  # not measured
-    assert draw_cadence_hold(REEL, 7, True, random.Random(0)) == -1  # no such beat
+    for leads in (True, False):
+        waltz = [draw_cadence_hold(WALTZ, 0, False, leads, random.Random(s)) for s in range(2000)]
+        long = CADENCE_HOLDS[(3, 4, False, leads)][0][HOLD_LONG]
+        assert abs(waltz.count(HOLD_LONG) / 2000 - long) < 0.04
+    assert draw_cadence_hold(Meter(5, 4), 0, False, True, random.Random(0)) == -1  # unmeasured
+    assert draw_cadence_hold(REEL, 7, True, True, random.Random(0)) == -1  # no such beat
     for rows in CADENCE_HOLDS.values():
         assert all(abs(sum(row) - 1) < 0.01 for row in rows if row[0] >= 0)

@@ -588,15 +588,16 @@ class FormComposer:
         drawn = draw_upbeat(self.controls.meter, cadence_beat, rng)
         return -1 if drawn is None else int(drawn)
 
-    def cadence_hold(self, end: int, cadence_beat: int, cadence: Cadence) -> int:
-        """How long the cadence tone of the phrase ending at bar ``end``, which leads on,
-        lasts (``SamplingParams.cadence_hold``), as the corpus's phrase-end bars in the meter
-        with a cadence on ``cadence_beat`` do: a half cadence is read as the corpus's
-        mid-period phrase ends (the 4th bar), an authentic one as its period ends (the 8th).
-        Seeded by the seed and ``end`` alone, as ``cadence_beat``."""
+    def cadence_hold(self, end: int, cadence_beat: int, cadence: Cadence, upbeat: int) -> int:
+        """How long the cadence tone of the phrase ending at bar ``end`` lasts
+        (``SamplingParams.cadence_hold``), as the corpus's phrase-end bars in the meter with a
+        cadence on ``cadence_beat`` that lead on (``upbeat`` 1) or not (0) do: a half cadence
+        is read as the corpus's mid-period phrase ends (the 4th bar), an authentic one as its
+        period ends (the 8th). Seeded by the seed and ``end`` alone, as ``cadence_beat``."""
         rng = random.Random(self.seed * 1_000_003 + 900_007 * (end + 1) + 2)
         closes_period = cadence is Cadence.AUTHENTIC
-        return draw_cadence_hold(self.controls.meter, cadence_beat, closes_period, rng)
+        meter = self.controls.meter
+        return draw_cadence_hold(meter, cadence_beat, closes_period, upbeat == 1, rng)
 
     def first_onset(self) -> int:
         """Where the piece's first note starts (``SamplingParams.first_onset``): on the
@@ -632,7 +633,7 @@ class FormComposer:
             continues = end < self.plan.total_bars - 1
             steps = cadence_steps(cadence, section.key.mode, last=not continues)
             upbeat = self.upbeat(end, cadence_beat) if continues and self.lead_on else -1
-            hold = self.cadence_hold(end, cadence_beat, cadence) if upbeat == 1 else -1
+            hold = self.cadence_hold(end, cadence_beat, cadence, upbeat) if upbeat >= 0 else -1
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,

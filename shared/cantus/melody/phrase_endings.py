@@ -28,8 +28,9 @@ the 8th bar less often. The grammar held every cadence tone through its beat and
 rest to the model, which led on after one beat: the classifier read the dotted quarters of
 the dance meters' cadence bars (session 32: 7.1 % of the notes of the composed pieces' 4th
 bars, 2.2 % of the held-out tunes') and the quarter notes where 3/4 and 4/4 tunes hold a
-half. Each phrase that leads on now draws how long its cadence tone lasts as the corpus's do
-(``SamplingParams.cadence_hold``).
+half; a waltz phrase that does not lead on holds its tone to the bar line (the model cut it
+to a quarter and rested). Each phrase inside a piece now draws how long its cadence tone lasts
+as the corpus's do, by whether it leads on (``SamplingParams.cadence_hold``).
 
 ``CADENCE_BEATS``, ``UPBEAT_SHARES`` and ``CADENCE_HOLDS`` hold the shares; ``python -m
 cantus.melody.phrase_endings`` measures them again from the corpus cache and prints the
@@ -85,39 +86,64 @@ HOLD_SHORT, HOLD_PART, HOLD_BEAT, HOLD_LONG = 0, 1, 2, 3
 """How long a cadence tone lasts against its beat (``hold_of``)."""
 HOLDS = (HOLD_SHORT, HOLD_PART, HOLD_BEAT, HOLD_LONG)
 
-CADENCE_HOLDS: dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]] = {
-    (2, 2, False): ((0.816, 0.133, 0.051, 0.0), (0.052, 0.948, 0.0, 0.0)),
-    (2, 2, True): ((0.541, 0.412, 0.048, 0.0), (0.085, 0.915, 0.0, 0.0)),
-    (2, 4, False): ((0.141, 0.389, 0.47, 0.0), (0.015, 0.985, 0.0, 0.0)),
-    (2, 4, True): ((0.057, 0.509, 0.434, 0.0), (0.075, 0.925, 0.0, 0.0)),
-    (3, 2, False): ((0.0, 0.021, 0.204, 0.775),),
-    (3, 2, True): ((0.0, 0.022, 0.18, 0.798),),
-    (3, 4, False): ((0.0, 0.045, 0.533, 0.422), (0.0, 0.04, 0.96, 0.0)),
-    (3, 4, True): ((0.0, 0.045, 0.501, 0.454), (0.0, 0.011, 0.989, 0.0)),
-    (3, 8, False): ((0.0, 0.004, 0.552, 0.444),),
-    (3, 8, True): ((0.0, 0.007, 0.531, 0.463),),
-    (4, 4, False): (
+CADENCE_HOLDS: dict[tuple[int, int, bool, bool], tuple[tuple[float, ...], ...]] = {
+    (2, 2, False, True): ((0.816, 0.133, 0.051, 0.0), (0.052, 0.948, 0.0, 0.0)),
+    (2, 2, True, True): ((0.541, 0.412, 0.048, 0.0), (0.085, 0.915, 0.0, 0.0)),
+    (2, 4, False, False): ((0.0, 0.0, 0.303, 0.697), (0.0, 0.031, 0.969, 0.0)),
+    (2, 4, False, True): ((0.141, 0.389, 0.47, 0.0), (0.015, 0.985, 0.0, 0.0)),
+    (2, 4, True, False): ((0.002, 0.006, 0.298, 0.694), (0.0, 0.05, 0.95, 0.0)),
+    (2, 4, True, True): ((0.057, 0.509, 0.434, 0.0), (0.075, 0.925, 0.0, 0.0)),
+    (3, 2, False, True): ((0.0, 0.021, 0.204, 0.775),),
+    (3, 2, True, True): ((0.0, 0.022, 0.18, 0.798),),
+    (3, 4, False, False): (
+        (0.0, 0.0, 0.082, 0.918),
+        (0.0, 0.0, 0.418, 0.582),
+        (0.0, 0.0, 1.0, 0.0),
+    ),
+    (3, 4, False, True): ((0.0, 0.045, 0.533, 0.422), (0.0, 0.04, 0.96, 0.0)),
+    (3, 4, True, False): ((0.0, 0.0, 0.12, 0.88), (0.0, 0.0, 0.237, 0.763), (0.0, 0.0, 1.0, 0.0)),
+    (3, 4, True, True): ((0.0, 0.045, 0.501, 0.454), (0.0, 0.011, 0.989, 0.0)),
+    (3, 8, False, False): ((0.0, 0.0, 0.022, 0.978),),
+    (3, 8, False, True): ((0.0, 0.004, 0.552, 0.444),),
+    (3, 8, True, False): ((0.0, 0.0, 0.015, 0.985),),
+    (3, 8, True, True): ((0.0, 0.007, 0.531, 0.463),),
+    (4, 4, False, False): (
+        (0.0, 0.0, 0.025, 0.975),
+        (-1.0, -1.0, -1.0, -1.0),
+        (0.0, 0.0, 0.085, 0.915),
+    ),
+    (4, 4, False, True): (
         (0.0, 0.037, 0.454, 0.51),
         (0.022, 0.083, 0.773, 0.122),
         (0.0, 0.014, 0.986, 0.0),
     ),
-    (4, 4, True): (
+    (4, 4, True, False): (
+        (0.0, 0.0, 0.043, 0.957),
+        (-1.0, -1.0, -1.0, -1.0),
+        (0.0, 0.0, 0.074, 0.926),
+    ),
+    (4, 4, True, True): (
         (0.001, 0.024, 0.491, 0.484),
         (0.041, 0.082, 0.784, 0.093),
         (0.0, 0.037, 0.963, 0.0),
     ),
-    (6, 4, False): ((0.0, 0.0, 0.066, 0.934),),
-    (6, 4, True): ((0.0, 0.0, 0.087, 0.913),),
-    (6, 8, False): ((0.402, 0.278, 0.32, 0.0), (0.031, 0.969, 0.0, 0.0)),
-    (6, 8, True): ((0.181, 0.324, 0.495, 0.0), (0.084, 0.916, 0.0, 0.0)),
-    (9, 8, False): ((0.484, 0.5, 0.016, 0.0), (0.233, 0.733, 0.033, 0.0), (0.0, 1.0, 0.0, 0.0)),
+    (6, 4, False, True): ((0.0, 0.0, 0.066, 0.934),),
+    (6, 4, True, True): ((0.0, 0.0, 0.087, 0.913),),
+    (6, 8, False, False): ((0.0, 0.205, 0.718, 0.077), (0.0, 0.286, 0.714, 0.0)),
+    (6, 8, False, True): ((0.402, 0.278, 0.32, 0.0), (0.031, 0.969, 0.0, 0.0)),
+    (6, 8, True, False): ((-1.0, -1.0, -1.0, -1.0), (0.0, 0.529, 0.471, 0.0)),
+    (6, 8, True, True): ((0.181, 0.324, 0.495, 0.0), (0.084, 0.916, 0.0, 0.0)),
+    (9, 8, False, True): (
+        (0.484, 0.5, 0.016, 0.0),
+        (0.233, 0.733, 0.033, 0.0),
+        (0.0, 1.0, 0.0, 0.0),
+    ),
 }
-"""Share of the corpus's phrase-end bars that lead on whose cadence tone lasts under half its
-beat, half of it or more, the beat or more, and two beats or more (``HOLDS``), by meter,
-whether the phrase closes a period (every second phrase end: the 8th bar, the 16th…) and
-cadence beat (rows in ``CADENCE_BEATS``' order; all -1 for a beat with fewer than 30 such
-bars); measured on
-the training split (module docstring)."""
+"""Share of the corpus's phrase-end bars (the tune's last aside) whose cadence tone lasts
+under half its beat, half of it or more, the beat or more, and two beats or more (``HOLDS``),
+by meter, whether the phrase closes a period (every second phrase end: the 8th bar, the
+16th…), whether it leads on, and cadence beat (rows in ``CADENCE_BEATS``' order; all -1 for
+a beat with fewer than 30 such bars); measured on the training split (module docstring)."""
 
 
 def cadence_note_of(bar: Bar, meter: Meter) -> Note | None:
@@ -191,24 +217,24 @@ def hold_of(note: Note, meter: Meter) -> int:
 
 def measure_cadence_holds(
     melodies: Iterable[Melody], minimum: int = 30
-) -> dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]]:
-    """``CADENCE_HOLDS`` measured on ``melodies``: per meter and whether the phrase closes a
-    period (its 8th bar, 16th…: every second phrase end), of the phrase-end bars before the
-    tune's last that lead on, the share of each hold (``hold_of``) per cadence beat, all -1 for
-    a beat with fewer than ``minimum`` bars; the beats after the last measured one left out
-    (rounded to 3 places)."""
-    counts: dict[tuple[int, int, bool], dict[int, Counter[int]]] = {}
+) -> dict[tuple[int, int, bool, bool], tuple[tuple[float, ...], ...]]:
+    """``CADENCE_HOLDS`` measured on ``melodies``: per meter, whether the phrase closes a
+    period (its 8th bar, 16th…: every second phrase end) and whether it leads on, of the
+    phrase-end bars before the tune's last, the share of each hold (``hold_of``) per cadence
+    beat, all -1 for a beat with fewer than ``minimum`` bars; the beats after the last
+    measured one left out (rounded to 3 places)."""
+    counts: dict[tuple[int, int, bool, bool], dict[int, Counter[int]]] = {}
     for melody in melodies:
         meter = melody.meter
         for order, index in enumerate(phrase_end_indices(melody)):
             bar = melody.bars[index]
             note = cadence_note_of(bar, meter)
-            if index == len(melody.bars) - 1 or note is None or not leads_on(bar, meter):
+            if index == len(melody.bars) - 1 or note is None:
                 continue
-            key = (meter.numerator, meter.denominator, order % 2 == 1)
+            key = (meter.numerator, meter.denominator, order % 2 == 1, leads_on(bar, meter))
             beat = note.onset // meter.beat_ticks
             counts.setdefault(key, {}).setdefault(beat, Counter())[hold_of(note, meter)] += 1
-    table: dict[tuple[int, int, bool], tuple[tuple[float, ...], ...]] = {}
+    table: dict[tuple[int, int, bool, bool], tuple[tuple[float, ...], ...]] = {}
     for key, beats in sorted(counts.items()):
         measured = [b for b, c in beats.items() if sum(c.values()) >= minimum]
         if not measured:
@@ -266,13 +292,15 @@ def draw_upbeat(meter: Meter, cadence_beat: int, rng: random.Random) -> bool | N
 
 
 def draw_cadence_hold(
-    meter: Meter, cadence_beat: int, closes_period: bool, rng: random.Random
+    meter: Meter, cadence_beat: int, closes_period: bool, leads: bool, rng: random.Random
 ) -> int:
-    """How long the cadence tone of a phrase that leads on lasts
+    """How long the cadence tone of a phrase inside a tune lasts
     (``SamplingParams.cadence_hold``), drawn from ``CADENCE_HOLDS`` for a cadence on
-    ``cadence_beat`` in a phrase that closes a period or not (``HOLDS``); -1 (the grammar's
-    default: held through its beat) where the corpus has too few such phrases to say."""
-    rows = CADENCE_HOLDS.get((meter.numerator, meter.denominator, closes_period), ())
+    ``cadence_beat`` in a phrase that closes a period or not and ``leads`` on or not
+    (``HOLDS``); -1 (the grammar's default: held through its beat) where the corpus has too
+    few such phrases to say."""
+    key = (meter.numerator, meter.denominator, closes_period, leads)
+    rows = CADENCE_HOLDS.get(key, ())
     if not 0 <= cadence_beat < len(rows) or rows[cadence_beat][0] < 0:
         return -1
     return rng.choices(HOLDS, weights=rows[cadence_beat])[0]
