@@ -38,8 +38,8 @@ in four jig phrases of ten), not always on the last beat but one: one cadence rh
 every phrase was what most told the composed pieces from real ones. A phrase the tune goes
 on after leads into the next with an upbeat as often as the corpus's phrases do after a
 cadence on that beat (``PhraseRequest.upbeat``), and its cadence tone lasts as long as
-theirs (``PhraseRequest.cadence_hold``): through the beat in 3/4 and 4/4, mostly one of the
-running eighths in a reel.
+theirs (``PhraseRequest.cadence_hold``): two beats or more in about half the 3/4 and 4/4
+phrases that lead on, mostly one of the running eighths in a reel.
 
 Where the piece opens is the plan's, not the model's (``PhraseRequest.first_onset``, held by
 the model's grammar). Left to itself the model opened three pieces in four with a pickup,

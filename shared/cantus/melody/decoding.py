@@ -10,9 +10,10 @@ beats or more) sounds one of
 those scale steps (semitones above the tonic) alone, and the cadence tone is held to the
 bar line, or, where the tune goes on after the request (``phrase_continues``), the last beat
 is free for a breath or an upbeat into the next phrase (``upbeat``: one must follow, none
-may, or the model's choice), and how long the cadence tone lasts before it (``cadence_hold``:
-through its beat, or a shorter note on the beat, as a reel's phrase runs on through its
-cadence):
+may, or the model's choice), and how long the cadence tone lasts (``cadence_hold``: through
+its beat by default; asked, from its beat for under half of it, half of it or more, a beat or
+more, or two beats or more, as a reel's phrase runs on through its cadence and a waltz's
+holds it):
 ``AUTHENTIC_CADENCE_STEPS`` (the tonic; ``end_on_tonic`` is its shorthand) closes a piece,
 ``HALF_CADENCE_STEPS`` (a tone of the dominant chord) a phrase inside a section (the form
 composer asks for these or others: ``composition.cadence_steps``). ``tonal_emphasis``
