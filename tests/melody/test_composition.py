@@ -560,3 +560,31 @@ def test_a_return_that_keeps_its_cadence_still_varies() -> None:
                 assert own != bars[0 : section.bars]
                 assert own[-1].notes[0] == Note(0, 60, 960, 90) or section.end_bar == 16
     assert kept > 10
+
+
+class RunningModel(FakeModel):
+    """Decodes every bar as eight running eighths from C, a reel's bar that runs on through
+    its cadence: no note sounds through a whole beat."""
+
+    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
+        self.requests.append(request)
+        for _ in range(request.n_bars):
+            pitches = (60, 62, 64, 62, 60, 62, 64, 65)
+            yield Bar(METER, tuple(Note(i * 240, p, 240, 90) for i, p in enumerate(pitches)))
+
+
+def test_a_return_keeps_a_cadence_bar_that_runs_on() -> None:
+    """A source cadence bar of running eighths (a shorter cadence tone on its beat,
+    ``cadence_hold``) can be kept too: its tone is the eighth on the beat drawn for the
+    return's cadence, and the bar keeps its running rhythm."""
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    kept = 0
+    for seed in range(60):
+        composer = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
+        bars = asyncio.run(collect(composer, [], RunningModel().decode))
+        for section in (plan.sections[1], plan.sections[3]):
+            cadence = section.end_bar - 1
+            if composer.keeps_cadence(section, bars) and cadence < plan.total_bars - 1:
+                kept += 1
+                assert [n.duration for n in bars[cadence].notes] == [240] * 8
+    assert kept > 5

@@ -503,8 +503,8 @@ class FormComposer:
         bar (``KEPT_CADENCE_SHARE``, drawn per section by the seed; never where its last two
         bars go their own way), and only where the source's cadence bar, moved to the
         section's key, has a cadence tone where the section's own cadence would have it
-        (``cadence_tone``: sounding through the beat drawn for it; an upbeat into the next
-        phrase may follow): that tone where the section's cadence may close on it
+        (``cadence_tone``: sounding through the beat drawn for it or starting on it; an upbeat
+        into the next phrase may follow): that tone where the section's cadence may close on it
         (``cadence_steps``), else the nearest tonic (authentic) or dominant (half;
         ``CHANGED_CLOSING_STEPS``), at most a major third from the note before
         (``MAX_CLOSING_MOVE``) and a fifth from the upbeat after, as a second ending changes
@@ -555,21 +555,22 @@ class FormComposer:
         """Index in ``bar`` of the note that would be the cadence tone of the phrase ending
         at bar ``end``: the one that has arrived by the beat drawn for that cadence
         (``cadence_beat``) and sounds through it, as the grammar holds a decoded cadence
-        tone (notes after it are the upbeat into the next phrase); None if no note does, or
-        the meter has no drawn beat."""
+        tone, or else the one that starts on that beat, as a shorter cadence tone does
+        (``cadence_hold``: a reel's phrase running on through its cadence); notes after it
+        are the upbeat into the next phrase. None if no note does, or the meter has no
+        drawn beat."""
         drawn = self.cadence_beat(end)
         if drawn < 0:
             return None
         meter = bar.meter
         start = min(drawn, meter.bar_ticks // meter.beat_ticks - 1) * meter.beat_ticks
-        return next(
-            (
-                i
-                for i, note in enumerate(bar.notes)
-                if note.onset <= start and note.onset + note.duration >= start + meter.beat_ticks
-            ),
-            None,
+        through = (
+            i
+            for i, note in enumerate(bar.notes)
+            if note.onset <= start and note.onset + note.duration >= start + meter.beat_ticks
         )
+        on_the_beat = (i for i, note in enumerate(bar.notes) if note.onset == start)
+        return next(through, next(on_the_beat, None))
 
     def cadence_beat(self, end: int) -> int:
         """The beat on which the cadence of the phrase ending at bar ``end`` arrives
