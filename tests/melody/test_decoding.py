@@ -7,6 +7,7 @@ import torch
 
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import (
+    HALF_CADENCE_STEPS,
     TONAL_EMPHASIS_WEIGHTS,
     MelodyGrammar,
     UniformDraws,
@@ -410,6 +411,16 @@ def test_tonal_emphasis_only_touches_steps_of_the_key_constrained_scale(mode: Mo
     assert all(-1.0 <= w <= 1.5 for w in TONAL_EMPHASIS_WEIGHTS[mode].values())
 
 
+def _phrase_end_bar(key: Key, meter: Meter, seed: int, **sampling: int) -> Bar:
+    """The last bar of a random walk through two bars that end a phrase the tune goes on
+    after, on a half cadence, under ``sampling`` (cadence beat, upbeat, hold)."""
+    params = SamplingParams(cadence_steps=HALF_CADENCE_STEPS, phrase_continues=True, **sampling)
+    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=params)
+    grammar.feed_prompt(_prefix(key, meter))
+    _, melody = TOKENIZER.decode(_prefix(key, meter) + _random_walk(grammar, seed))
+    return melody.bars[-1]
+
+
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize(
     ("meter", "cadence_beat"),
@@ -421,25 +432,10 @@ def test_a_phrase_leads_on_after_its_held_cadence_tone_as_asked(
     """``upbeat=1``: a note follows the cadence tone in its bar, also after a cadence on the
     last beat (an eighth is left for it); ``upbeat=0``: none does (the tone holds or the bar
     rests)."""
-    from cantus.melody.decoding import HALF_CADENCE_STEPS
-
     key = Key(7)
-
-    def last_bar(upbeat: int) -> Bar:
-        sampling = SamplingParams(
-            cadence_steps=HALF_CADENCE_STEPS,
-            cadence_beat=cadence_beat,
-            phrase_continues=True,
-            upbeat=upbeat,
-        )
-        grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
-        grammar.feed_prompt(_prefix(key, meter))
-        _, melody = TOKENIZER.decode(_prefix(key, meter) + _random_walk(grammar, seed))
-        return melody.bars[-1]
-
     start = cadence_beat * meter.beat_ticks
     for upbeat in (1, 0):
-        bar = last_bar(upbeat)
+        bar = _phrase_end_bar(key, meter, seed, cadence_beat=cadence_beat, upbeat=upbeat)
         cadence = [n for n in bar.notes if n.onset <= start < n.end] or [
             n for n in bar.notes if start <= n.onset < start + meter.beat_ticks
         ]
@@ -476,20 +472,8 @@ def test_a_shorter_cadence_tone_starts_on_its_beat_and_lasts_as_asked(
     lasts ``shortest``..``longest`` grid steps (under half the beat, half of it or more, the
     beat or more, two beats or more, leaving room for the upbeat); the bar leads on after it,
     no note on a later beat longer than it."""
-    from cantus.melody.decoding import HALF_CADENCE_STEPS
-
     key = Key(2)
-    sampling = SamplingParams(
-        cadence_steps=HALF_CADENCE_STEPS,
-        cadence_beat=cadence_beat,
-        phrase_continues=True,
-        upbeat=1,
-        cadence_hold=hold,
-    )
-    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
-    grammar.feed_prompt(_prefix(key, meter))
-    _, melody = TOKENIZER.decode(_prefix(key, meter) + _random_walk(grammar, seed))
-    bar = melody.bars[-1]
+    bar = _phrase_end_bar(key, meter, seed, cadence_beat=cadence_beat, upbeat=1, cadence_hold=hold)
     start = cadence_beat * meter.beat_ticks
     (cadence,) = [n for n in bar.notes if n.onset <= start < n.end]
     assert cadence.onset == start, bar.notes
@@ -512,19 +496,8 @@ def test_cadence_hold_is_checked_and_asked_only_where_the_tune_goes_on() -> None
 def test_a_cadence_tone_that_does_not_lead_on_holds_as_asked(seed: int) -> None:
     """``cadence_hold`` without an upbeat: a waltz phrase's cadence tone held two beats or
     more, and nothing after it in the bar (the model cut it to a quarter and rested)."""
-    from cantus.melody.decoding import HALF_CADENCE_STEPS
-
     meter = Meter(3, 4)
-    sampling = SamplingParams(
-        cadence_steps=HALF_CADENCE_STEPS,
-        cadence_beat=0,
-        phrase_continues=True,
-        upbeat=0,
-        cadence_hold=HOLD_LONG,
-    )
-    grammar = MelodyGrammar(VOCAB, n_bars=2, sampling=sampling)
-    grammar.feed_prompt(_prefix(C_MAJOR, meter))
-    _, melody = TOKENIZER.decode(_prefix(C_MAJOR, meter) + _random_walk(grammar, seed))
-    (cadence, *after) = melody.bars[-1].notes
+    bar = _phrase_end_bar(C_MAJOR, meter, seed, cadence_beat=0, upbeat=0, cadence_hold=HOLD_LONG)
+    (cadence, *after) = bar.notes
     assert cadence.onset == 0 and cadence.duration >= 2 * meter.beat_ticks
     assert not after

@@ -511,19 +511,19 @@ class MelodyGrammar:
         for an ``upbeat``; None for the default (held through the beat, the rest the
         model's) and where the bar has no room for the hold asked (a 3/8 eighth cannot
         sound under half of itself, a 2/4 bar has no two beats before an upbeat)."""
+        if self.cadence_hold < 0:  # every step of a cadence bar asks: the default first
+            return None
         beat = self._beat_steps
         room = self._bar_steps - self._cadence_beat_start()
         if self.upbeat == 1:
             room -= min(UPBEAT_STEPS, beat)
-        bounds = {
+        shortest, longest = {
             HOLD_SHORT: (1, (beat - 1) // 2),
             HOLD_PART: ((beat + 1) // 2, beat - 1),
             HOLD_BEAT: (beat, 2 * beat - 1),
             HOLD_LONG: (2 * beat, room),
-        }.get(self.cadence_hold)
-        if bounds is None:
-            return None
-        shortest, longest = bounds[0], min(bounds[1], room)
+        }[self.cadence_hold]
+        longest = min(longest, room)
         return (shortest, longest) if 1 <= shortest <= longest else None
 
     def _is_cadence_tone(self, pitch: int) -> bool:
