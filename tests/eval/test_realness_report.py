@@ -109,19 +109,30 @@ def test_phrase_ends_lead_on_where_a_note_follows_the_cadence_tone() -> None:
 
     moving = bar((0, q), (q, q), (2 * q, q))
     leading = bar((0, 2 * q), (2 * q, q))  # a half note, then an upbeat
+    breathing = bar((0, q), (2 * q, q))  # a quarter, a rest, then an upbeat
     held = bar((0, 3 * q))
     pickup = bar((2 * q, q))
-    generated = [Melody(Key(0), 100.0, (moving,) * 3 + (held,) + (moving,) * 3 + (held,))]
+    # phrase ends at bars 4 (leads on after a breath) and 8 (the last: left out)
+    generated = [Melody(Key(0), 100.0, (moving,) * 3 + (breathing,) + (moving,) * 3 + (held,))]
     # a pickup, then phrase ends at bars 4 (leads on), 8 (held) and 12 (the last: left out)
     tune = (pickup,) + (moving,) * 3 + (leading,) + (moving,) * 3 + (held,) + (moving,) * 3
     real = [Melody(Key(0), 100.0, (*tune, held))]
-    # the real tune's leading cadence tone is a half note: two beats (HOLD_LONG)
-    holds = {"generated_holds": (0, 0, 0, 0), "real_holds": (0, 0, 0, 1)}
-    ends = PhraseEnds("3/4", 0, 1, 1, 2, **holds)
+    # the generated cadence tone lasts a beat (HOLD_BEAT) and breathes; the real tune's is a
+    # half note (HOLD_LONG) and leads on at once
+    ends = PhraseEnds(
+        "3/4",
+        1,
+        1,
+        1,
+        2,
+        generated_holds=(0, 0, 1, 0),
+        real_holds=(0, 0, 0, 1),
+        generated_breaths=(1, 1),
+        real_breaths=(0, 1),
+    )
     assert phrase_ends_leading_on(generated, real, n_bars=16) == [ends]
     # the window leaves out the real tune's second phrase end
-    ends = PhraseEnds("3/4", 0, 1, 1, 1, **holds)
-    assert phrase_ends_leading_on(generated, real, n_bars=8) == [ends]
+    assert phrase_ends_leading_on(generated, real, n_bars=8) == [dataclasses.replace(ends, real=1)]
 
 
 def test_percentile_rank_counts_ties_half() -> None:

@@ -501,3 +501,22 @@ def test_a_cadence_tone_that_does_not_lead_on_holds_as_asked(seed: int) -> None:
     (cadence, *after) = bar.notes
     assert cadence.onset == 0 and cadence.duration >= 2 * meter.beat_ticks
     assert not after
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("breath", [1, 0])
+def test_a_phrase_breathes_before_its_upbeat_as_asked(seed: int, breath: int) -> None:
+    """``breath``: after a drawn cadence hold, a rest before the upbeat (1) or the upbeat at
+    once (0)."""
+    meter = Meter(4, 4)
+    bar = _phrase_end_bar(
+        C_MAJOR, meter, seed, cadence_beat=0, upbeat=1, cadence_hold=HOLD_LONG, breath=breath
+    )
+    cadence, upbeat, *_ = bar.notes
+    assert cadence.duration >= 2 * meter.beat_ticks
+    assert (upbeat.onset > cadence.end) == bool(breath), bar.notes
+
+
+def test_breath_is_checked() -> None:
+    with pytest.raises(SamplingError):
+        SamplingParams(breath=2)

@@ -3,6 +3,11 @@
 import random
 
 from cantus.melody.phrase_endings import (
+    BREATH_ALWAYS,
+    BREATH_HABITS,
+    BREATH_NEVER,
+    BREATH_SHARES,
+    BREATH_SOMETIMES,
     CADENCE_BEATS,
     CADENCE_HOLDS,
     HOLD_BEAT,
@@ -10,12 +15,16 @@ from cantus.melody.phrase_endings import (
     HOLD_PART,
     HOLD_SHORT,
     UPBEAT_SHARES,
+    breathes,
     cadence_beat_of,
+    draw_breath,
+    draw_breath_habit,
     draw_cadence_beat,
     draw_cadence_hold,
     draw_upbeat,
     hold_of,
     leads_on,
+    measure_breaths,
     measure_cadence_beats,
     measure_cadence_holds,
     measure_upbeats,
@@ -151,3 +160,42 @@ def test_the_hold_draw_follows_the_corpus() -> None:
     assert draw_cadence_hold(REEL, 7, True, True, random.Random(0)) == -1  # no such beat
     for rows in CADENCE_HOLDS.values():
         assert all(abs(sum(row) - 1) < 0.01 for row in rows if row[0] >= 0)
+
+
+def test_breaths_are_measured_as_a_tunes_habit() -> None:
+    breathing = _bar((0, Q), (2 * Q, Q))  # a quarter, a rest, the upbeat
+    at_once = _bar((0, Q), (Q, Q), (2 * Q, Q))
+    assert breathes(breathing, WALTZ) and not breathes(at_once, WALTZ)
+    assert not breathes(_bar((0, 3 * Q)), WALTZ)  # nothing follows
+
+    def tune(*ends: Bar) -> tuple[str, Melody]:  # phrase ends at bars 4 and 8 of 12
+        bars = (MOVING,) * 3 + (ends[0],) + (MOVING,) * 3 + (ends[1],) + (MOVING,) * 4
+        return "folk", Melody(Key(0), 100.0, bars)
+
+    tunes = [
+        tune(at_once, at_once),
+        tune(breathing, breathing),
+        tune(breathing, at_once),
+        tune(at_once, breathing),
+        tune(_bar((0, 3 * Q)), breathing),  # one breath end only: no habit to count
+    ]
+    habits, shares = measure_breaths(tunes, minimum=2)
+    assert habits == {("folk", 0, 0): (0.25, 0.5, 0.25), ("folk", 3, 4): (0.25, 0.5, 0.25)}
+    assert shares == {(3, 4): (-1.0, -1.0, 0.5, -1.0)}  # of the tunes that sometimes breathe
+
+
+def test_a_piece_draws_its_breath_habit_once_then_its_phrases_by_it() -> None:
+    habits = [draw_breath_habit("folk", WALTZ, random.Random(seed)) for seed in range(2000)]
+    for habit, share in enumerate(BREATH_HABITS[("folk", 3, 4)]):
+        assert abs(habits.count(habit) / len(habits) - share) < 0.04
+    chorale = [draw_breath_habit("chorale", WALTZ, random.Random(seed)) for seed in range(2000)]
+    assert abs(chorale.count(BREATH_NEVER) / 2000 - BREATH_HABITS[("chorale", 0, 0)][0]) < 0.04
+    assert draw_breath_habit("jazz", WALTZ, random.Random(0)) == -1  # no such style measured
+
+    assert draw_breath(BREATH_NEVER, WALTZ, HOLD_LONG, random.Random(0)) == 0
+    assert draw_breath(BREATH_ALWAYS, WALTZ, HOLD_BEAT, random.Random(0)) == 1
+    draws = [draw_breath(BREATH_SOMETIMES, WALTZ, HOLD_BEAT, random.Random(s)) for s in range(2000)]
+    assert abs(sum(draws) / len(draws) - BREATH_SHARES[(3, 4)][HOLD_BEAT]) < 0.04
+    assert draw_breath(BREATH_ALWAYS, WALTZ, HOLD_PART, random.Random(0)) == -1  # under a beat
+    assert draw_breath(-1, WALTZ, HOLD_BEAT, random.Random(0)) == -1  # no habit
+    assert draw_breath(BREATH_SOMETIMES, Meter(2, 2), HOLD_BEAT, random.Random(0)) == -1

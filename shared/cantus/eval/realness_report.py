@@ -43,7 +43,9 @@ from cantus.eval.realness import (
 )
 from cantus.eval.structure import Band, phrase_end_weight, structure_measures
 from cantus.melody.phrase_endings import (
+    HOLD_BEAT,
     HOLDS,
+    breathes,
     cadence_note_of,
     hold_of,
     leads_on,
@@ -124,7 +126,8 @@ class PitchClassProfile:
 @dataclass(frozen=True)
 class PhraseEnds:
     """Phrase-end bars of one meter (``"6/8"``) that lead on, and how many were counted; of
-    those that lead on, how many hold their cadence tone for each of ``HOLDS``."""
+    those that lead on, how many hold their cadence tone for each of ``HOLDS``, and of those
+    held a beat or more, how many and how many of them breathe (``breathes``)."""
 
     meter: str
     generated_leading: int
@@ -133,22 +136,27 @@ class PhraseEnds:
     real: int
     generated_holds: tuple[int, ...] = ()
     real_holds: tuple[int, ...] = ()
+    generated_breaths: tuple[int, int] = (0, 0)
+    real_breaths: tuple[int, int] = (0, 0)
 
 
 def phrase_ends_leading_on(
     generated: Sequence[Melody], real: Sequence[Melody], n_bars: int
 ) -> list[PhraseEnds]:
     """Per meter (both sets, by count), the phrase-end bars among each melody's first
-    ``n_bars`` that lead on, and how long their cadence tones last (``hold_of``); its last
-    bar is left out (the end of the tune holds)."""
+    ``n_bars`` that lead on, how long their cadence tones last (``hold_of``) and whether
+    those held a beat or more rest before the upbeat (``breathes``); its last bar is left
+    out (the end of the tune holds)."""
     counts: dict[str, list[int]] = {}
     holds: dict[str, list[list[int]]] = {}
+    breaths: dict[str, list[list[int]]] = {}
     for side, melodies in ((0, generated), (2, real)):
         for melody in melodies:
             meter = melody.meter
             key = f"{meter.numerator}/{meter.denominator}"
             row = counts.setdefault(key, [0, 0, 0, 0])
             held = holds.setdefault(key, [[0] * len(HOLDS), [0] * len(HOLDS)])
+            breathing = breaths.setdefault(key, [[0, 0], [0, 0]])
             for index in phrase_end_indices(melody):
                 if index >= n_bars or index == len(melody.bars) - 1:
                     continue
@@ -157,7 +165,11 @@ def phrase_ends_leading_on(
                     row[side] += 1
                     note = cadence_note_of(bar, meter)
                     if note is not None:
-                        held[side // 2][hold_of(note, meter)] += 1
+                        hold = hold_of(note, meter)
+                        held[side // 2][hold] += 1
+                        if hold >= HOLD_BEAT:
+                            breathing[side // 2][0] += breathes(bar, meter)
+                            breathing[side // 2][1] += 1
                 row[side + 1] += 1
     order = sorted(counts, key=lambda k: -(counts[k][1] + counts[k][3]))
     ends = []
@@ -173,6 +185,8 @@ def phrase_ends_leading_on(
                     real_count,
                     generated_holds=tuple(holds[k][0]),
                     real_holds=tuple(holds[k][1]),
+                    generated_breaths=(breaths[k][0][0], breaths[k][0][1]),
+                    real_breaths=(breaths[k][1][0], breaths[k][1][1]),
                 )
             )
     return ends
@@ -491,6 +505,23 @@ def _phrase_end_lines(report: RealnessReport) -> list[str]:
             lines.append(
                 f"| {ends.meter} | {_hold_shares(ends.generated_holds)} "
                 f"| {_hold_shares(ends.real_holds)} |"
+            )
+    lines += [
+        "",
+        "Of those held a beat or more, the share with a rest before the upbeat "
+        "(`cantus.melody.phrase_endings.breathes`; the composer draws a piece's habit, never, "
+        "sometimes or always, as the training split's tunes of its style and meter have "
+        "theirs, `BREATH_HABITS`).",
+        "",
+        "| meter | generated | real |",
+        "|---|---|---|",
+    ]
+    for ends in report.phrase_ends:
+        (generated, generated_count), (real, real_count) = ends.generated_breaths, ends.real_breaths
+        if generated_count and real_count:
+            lines.append(
+                f"| {ends.meter} | {_pct(generated / generated_count)} ({generated_count}) "
+                f"| {_pct(real / real_count)} ({real_count}) |"
             )
     return lines
 

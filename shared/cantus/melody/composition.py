@@ -66,7 +66,13 @@ from dataclasses import dataclass
 from cantus.melody.controls import Controls
 from cantus.melody.decoding import AUTHENTIC_CADENCE_STEPS, HALF_CADENCE_STEPS
 from cantus.melody.openings import draw_pickup_onset
-from cantus.melody.phrase_endings import draw_cadence_beat, draw_cadence_hold, draw_upbeat
+from cantus.melody.phrase_endings import (
+    draw_breath,
+    draw_breath_habit,
+    draw_cadence_beat,
+    draw_cadence_hold,
+    draw_upbeat,
+)
 from cantus.melody.register import (
     contrasting_sections,
     draw_lift,
@@ -195,7 +201,8 @@ class PhraseRequest:
     (``SamplingParams.cadence_beat``; -1: the grammar's default). ``phrase_continues``: the
     tune goes on after the last bar (``SamplingParams.phrase_continues``); ``upbeat``: whether
     a note follows the held cadence tone then (``SamplingParams.upbeat``: 1, 0, -1 the
-    model's choice), and how long the cadence tone lasts (``SamplingParams.cadence_hold``).
+    model's choice), how long the cadence tone lasts (``SamplingParams.cadence_hold``) and
+    whether a rest comes before the upbeat (``SamplingParams.breath``).
     ``guidance``: this request's classifier-free guidance on the key, None:
     the service's (``SamplingParams.guidance``; ``key_choice`` asks for it where no
     unguided candidate keeps the key and is like a tune). ``register_aim``: the mean pitch a
@@ -217,6 +224,7 @@ class PhraseRequest:
     phrase_continues: bool = False
     upbeat: int = -1
     cadence_hold: int = -1
+    breath: int = -1
     guidance: float | None = None
     register_aim: float | None = None
     pitch_range: tuple[int, int] | None = None
@@ -233,6 +241,7 @@ class PhraseRequest:
             phrase_continues=self.phrase_continues,
             upbeat=self.upbeat,
             cadence_hold=self.cadence_hold,
+            breath=self.breath,
             guidance=base.guidance if self.guidance is None else self.guidance,
             pitch_range=base.pitch_range if self.pitch_range is None else self.pitch_range,
         )
@@ -600,6 +609,20 @@ class FormComposer:
         meter = self.controls.meter
         return draw_cadence_hold(meter, cadence_beat, closes_period, upbeat == 1, rng)
 
+    def breath(self, end: int, hold: int) -> int:
+        """Whether the phrase ending at bar ``end``, which leads on after a cadence tone of
+        ``hold``, rests before its upbeat (``SamplingParams.breath``): by the piece's breath
+        habit, drawn once from its seed as the corpus's tunes of its style and meter have
+        theirs, then per phrase as often as the corpus's phrases in tunes of that habit do.
+        Seeded by the seed and ``end`` alone, as ``cadence_beat``."""
+        habit = draw_breath_habit(
+            self.controls.style.value,
+            self.controls.meter,
+            random.Random(self.seed * 1_000_003 + 999_983),
+        )
+        rng = random.Random(self.seed * 1_000_003 + 1_100_009 * (end + 1) + 3)
+        return draw_breath(habit, self.controls.meter, hold, rng)
+
     def first_onset(self) -> int:
         """Where the piece's first note starts (``SamplingParams.first_onset``): on the
         downbeat, or after a plan's pickup bar's rest, where the corpus's pickups in the meter
@@ -628,13 +651,14 @@ class FormComposer:
         if echo is not None:
             # the bars before the echo: no cadence, the phrase goes on
             end, steps, cadence_beat, continues, upbeat = echo - 1, (), -1, True, -1
-            hold = -1
+            hold = breath = -1
         else:
             cadence_beat = self.cadence_beat(end)
             continues = end < self.plan.total_bars - 1
             steps = cadence_steps(cadence, section.key.mode, last=not continues)
             upbeat = self.upbeat(end, cadence_beat) if continues and self.lead_on else -1
             hold = self.cadence_hold(end, cadence_beat, cadence, upbeat) if upbeat >= 0 else -1
+            breath = self.breath(end, hold) if upbeat == 1 and hold >= 0 else -1
         return PhraseRequest(
             first_bar=index,
             n_bars=end - index + 1,
@@ -648,6 +672,7 @@ class FormComposer:
             phrase_continues=continues,
             upbeat=upbeat,
             cadence_hold=hold,
+            breath=breath,
             register_aim=aim,
             pitch_range=(
                 register_pitch_range(aim) if aim is not None and self.register_window else None

@@ -226,6 +226,7 @@ class MelodyGrammar:
         self.phrase_continues = sampling.phrase_continues
         self.upbeat = sampling.upbeat if sampling.phrase_continues else -1
         self.cadence_hold = sampling.cadence_hold if sampling.phrase_continues else -1
+        self.breath = sampling.breath if sampling.phrase_continues else -1
         self.max_len = max_len
         self._groups = {kind: vocab.group(kind) for kind in _PREFIX_KINDS[1:]}
         self._bos, self._eos, self._bar = vocab.bos, vocab.eos, vocab.bar
@@ -403,6 +404,7 @@ class MelodyGrammar:
         if self._upbeat_owed():
             notes = [r for r in ranges if r[0] not in (self._bar, self._eos)]
             ranges = notes or ranges
+            ranges = self._breathe(ranges)
         elif self.upbeat == 0 and self._cadence_held:
             ranges = [r for r in ranges if r[0] in (self._bar, self._eos)]  # no upbeat
         return ranges
@@ -492,6 +494,21 @@ class MelodyGrammar:
             return [(self._dur1, self._dur1 + longest)]
         return [(self._dur1, self._dur1 + room), held]
 
+    def _breathe(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The onsets of an owed upbeat after a drawn cadence hold (``cadence_hold``): after a
+        rest where ``breath`` asks for one, at once where it asks for none; as they were where
+        the bar has no room for the rest or the breath is the model's."""
+        if self.breath < 0 or self._hold_steps() is None:
+            return ranges
+        onset = self._pos0 + self._previous_end  # the token of a note starting at once
+        if self.breath == 1:
+            if self._previous_end + 1 >= self._bar_steps:
+                return ranges
+            clipped = [(max(a, onset + 1), b) if a <= onset < b else (a, b) for a, b in ranges]
+        else:
+            clipped = [(a, min(b, onset + 1)) if a <= onset < b else (a, b) for a, b in ranges]
+        return [(a, b) for a, b in clipped if a < b] or ranges
+
     def _runs_on(self) -> bool:
         """A note on a beat after a drawn cadence tone (``cadence_hold``) in its bar: it
         lasts no longer than the cadence tone, as in the corpus's phrase-end bars (whose
@@ -516,7 +533,7 @@ class MelodyGrammar:
         beat = self._beat_steps
         room = self._bar_steps - self._cadence_beat_start()
         if self.upbeat == 1:
-            room -= min(UPBEAT_STEPS, beat)
+            room -= min(UPBEAT_STEPS, beat) + (1 if self.breath == 1 else 0)
         shortest, longest = {
             HOLD_SHORT: (1, (beat - 1) // 2),
             HOLD_PART: ((beat + 1) // 2, beat - 1),

@@ -32,9 +32,20 @@ half; a waltz phrase that does not lead on holds its tone to the bar line (the m
 to a quarter and rested). Each phrase inside a piece now draws how long its cadence tone lasts
 as the corpus's do, by whether it leads on (``SamplingParams.cadence_hold``).
 
-``CADENCE_BEATS``, ``UPBEAT_SHARES`` and ``CADENCE_HOLDS`` hold the shares; ``python -m
-cantus.melody.phrase_endings`` measures them again from the corpus cache and prints the
-tables to paste.
+Between a cadence tone held a beat or more and the upbeat after it, real phrases often
+breathe: a rest in a third of the folk tunes' phrase-end bars that lead on, in one in twelve of
+the celtic ones. The model, left to choose, played the upbeat at once (phrase-end bars of the
+composed pieces were 4 % silence, the held-out tunes' 11 %). A breath is a tune's habit, not
+a phrase's: of the folk tunes with two such phrase ends or more, 56 % never breathe there,
+17 % always do and 27 % sometimes (drawn per phrase instead, in session 32, most pieces
+breathed a little and the realness classifier read the rests better than before). A piece
+draws its habit once, by style and meter (``BREATH_HABITS``); a phrase of a piece that
+breathes sometimes draws as often as such tunes' phrases do with its meter and hold
+(``BREATH_SHARES``; ``SamplingParams.breath``).
+
+``CADENCE_BEATS``, ``UPBEAT_SHARES``, ``CADENCE_HOLDS``, ``BREATH_HABITS`` and
+``BREATH_SHARES`` hold the shares; ``python -m cantus.melody.phrase_endings`` measures them
+again from the corpus cache and prints the tables to paste.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from cantus.music.notes import Bar, Melody, Meter, Note
 from cantus.music.pickup import pickup_bars
@@ -144,6 +156,50 @@ under half its beat, half of it or more, the beat or more, and two beats or more
 by meter, whether the phrase closes a period (every second phrase end: the 8th bar, the
 16th…), whether it leads on, and cadence beat (rows in ``CADENCE_BEATS``' order; all -1 for
 a beat with fewer than 30 such bars); measured on the training split (module docstring)."""
+
+
+BREATH_NEVER, BREATH_SOMETIMES, BREATH_ALWAYS = 0, 1, 2
+"""A tune's habit at its phrase ends that lead on after a cadence tone held a beat or more."""
+
+BREATH_HABITS: dict[tuple[str, int, int], tuple[float, float, float]] = {
+    ("celtic", 0, 0): (0.856, 0.117, 0.027),
+    ("celtic", 2, 4): (0.811, 0.189, 0.0),
+    ("celtic", 3, 4): (0.88, 0.096, 0.024),
+    ("celtic", 4, 4): (0.816, 0.14, 0.044),
+    ("celtic", 6, 8): (0.908, 0.077, 0.015),
+    ("chorale", 0, 0): (0.913, 0.083, 0.004),
+    ("chorale", 4, 4): (0.902, 0.094, 0.004),
+    ("folk", 0, 0): (0.556, 0.271, 0.173),
+    ("folk", 2, 4): (0.554, 0.251, 0.195),
+    ("folk", 3, 2): (0.938, 0.031, 0.031),
+    ("folk", 3, 4): (0.639, 0.236, 0.126),
+    ("folk", 3, 8): (0.882, 0.077, 0.041),
+    ("folk", 4, 4): (0.447, 0.373, 0.18),
+    ("folk", 6, 4): (0.717, 0.196, 0.087),
+    ("folk", 6, 8): (0.303, 0.244, 0.453),
+}
+"""Share of the corpus's tunes with two such phrase ends or more that never, sometimes and
+always breathe there (``breathes``), by style and meter, and by style alone under meter
+(0, 0); rows with fewer than 30 tunes left out; measured on the training split."""
+
+BREATH_SHARES: dict[tuple[int, int], tuple[float, ...]] = {
+    (2, 4): (-1.0, -1.0, 0.48, -1.0),
+    (3, 4): (-1.0, -1.0, 0.515, 0.109),
+    (3, 8): (-1.0, -1.0, 0.634, -1.0),
+    (4, 4): (-1.0, -1.0, 0.2, 0.757),
+    (6, 8): (-1.0, -1.0, 0.54, -1.0),
+}
+"""Share of the phrase ends that breathe in the tunes that sometimes do, by meter and by how
+long the cadence tone lasts (``HOLDS``' order; -1 for a hold under a beat or with fewer than
+30 such bars); measured on the training split."""
+
+
+def breathes(bar: Bar, meter: Meter) -> bool:
+    """Whether ``bar``'s cadence tone is followed by a rest before the next note in the bar
+    (False where nothing follows it)."""
+    note = cadence_note_of(bar, meter)
+    after = [other.onset for other in bar.notes if note is not None and other.onset > note.onset]
+    return note is not None and bool(after) and min(after) > note.end
 
 
 def cadence_note_of(bar: Bar, meter: Meter) -> Note | None:
@@ -250,6 +306,72 @@ def measure_cadence_holds(
     return table
 
 
+def _breath_ends(melody: Melody) -> list[tuple[int, bool]]:
+    """The hold and whether it ``breathes`` of each of ``melody``'s phrase-end bars before its
+    last that leads on after a cadence tone held a beat or more."""
+    meter = melody.meter
+    ends = []
+    for index in phrase_end_indices(melody):
+        bar = melody.bars[index]
+        note = cadence_note_of(bar, meter)
+        if index == len(melody.bars) - 1 or note is None or not leads_on(bar, meter):
+            continue
+        hold = hold_of(note, meter)
+        if hold >= HOLD_BEAT:
+            ends.append((hold, breathes(bar, meter)))
+    return ends
+
+
+def measure_breaths(
+    tunes: Iterable[tuple[str, Melody]], minimum: int = 30
+) -> tuple[
+    dict[tuple[str, int, int], tuple[float, float, float]], dict[tuple[int, int], tuple[float, ...]]
+]:
+    """``BREATH_HABITS`` and ``BREATH_SHARES`` measured on ``tunes`` (style, melody): each
+    tune with two breath ends or more (``_breath_ends``) counted by its habit, per style and
+    meter and per style; the ends of the tunes that sometimes breathe by meter and hold
+    (rows with fewer than ``minimum`` tunes or bars -1 or left out; rounded to 3 places)."""
+    habits: dict[tuple[str, int, int], Counter[int]] = {}
+    total: dict[tuple[int, int], Counter[int]] = {}
+    breaths: dict[tuple[int, int], Counter[int]] = {}
+    for style, melody in tunes:
+        ends = _breath_ends(melody)
+        if len(ends) < 2:
+            continue
+        count = sum(breath for _, breath in ends)
+        habit = (
+            BREATH_NEVER
+            if count == 0
+            else BREATH_ALWAYS
+            if count == len(ends)
+            else BREATH_SOMETIMES
+        )
+        meter = (melody.meter.numerator, melody.meter.denominator)
+        for key in ((style, *meter), (style, 0, 0)):
+            habits.setdefault(key, Counter())[habit] += 1
+        if habit == BREATH_SOMETIMES:
+            for hold, breath in ends:
+                total.setdefault(meter, Counter())[hold] += 1
+                breaths.setdefault(meter, Counter())[hold] += breath
+    habit_table = {
+        key: (
+            round(counter[BREATH_NEVER] / n, 3),
+            round(counter[BREATH_SOMETIMES] / n, 3),
+            round(counter[BREATH_ALWAYS] / n, 3),
+        )
+        for key, counter in sorted(habits.items())
+        if (n := sum(counter.values())) >= minimum
+    }
+    share_table = {
+        key: tuple(
+            round(breaths[key][h] / counter[h], 3) if counter[h] >= minimum else -1.0 for h in HOLDS
+        )
+        for key, counter in sorted(total.items())
+        if any(counter[h] >= minimum for h in HOLDS)
+    }
+    return habit_table, share_table
+
+
 def measure_upbeats(
     melodies: Iterable[Melody], minimum: int = 30
 ) -> dict[tuple[int, int], tuple[float, ...]]:
@@ -306,6 +428,32 @@ def draw_cadence_hold(
     return rng.choices(HOLDS, weights=rows[cadence_beat])[0]
 
 
+def draw_breath_habit(style: str, meter: Meter, rng: random.Random) -> int:
+    """A piece's breath habit (``BREATH_NEVER``, ``BREATH_SOMETIMES``, ``BREATH_ALWAYS``)
+    drawn from ``BREATH_HABITS`` for its style and meter, or its style's where the meter has
+    too few tunes; -1 (the model's choice at every phrase end) for a style without a row."""
+    shares = BREATH_HABITS.get((style, meter.numerator, meter.denominator))
+    shares = shares or BREATH_HABITS.get((style, 0, 0))
+    if shares is None:
+        return -1
+    return rng.choices((BREATH_NEVER, BREATH_SOMETIMES, BREATH_ALWAYS), weights=shares)[0]
+
+
+def draw_breath(habit: int, meter: Meter, hold: int, rng: random.Random) -> int:
+    """Whether a phrase of a piece with the breath ``habit`` that leads on after a cadence
+    tone of ``hold`` rests before its upbeat (``SamplingParams.breath``: 1 or 0); -1 (the
+    model's choice) under a beat's hold, with no habit, or where the corpus has too few
+    phrases like it to say (``BREATH_SHARES``)."""
+    if habit < 0 or hold < HOLD_BEAT:
+        return -1
+    if habit != BREATH_SOMETIMES:
+        return int(habit == BREATH_ALWAYS)
+    shares = BREATH_SHARES.get((meter.numerator, meter.denominator), ())
+    if not 0 <= hold < len(shares) or shares[hold] < 0:
+        return -1
+    return int(rng.random() < shares[hold])
+
+
 def draw_cadence_beat(meter: Meter, rng: random.Random) -> int:
     """A cadence beat for a phrase in ``meter``, drawn from ``CADENCE_BEATS``; -1 (the
     grammar's default) for a meter the corpus has too few phrases of."""
@@ -316,20 +464,24 @@ def draw_cadence_beat(meter: Meter, rng: random.Random) -> int:
 
 
 def main() -> None:
-    """Measure ``CADENCE_BEATS`` on the training split of the corpus cache and print it."""
+    """Measure the tables on the training split of the corpus cache and print them."""
     from cantus.melody.corpus import load_or_build_corpus
     from cantus.melody.training import CORPUS_CACHE_DIR
 
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     melodies = [tune.melody for tune in split.train]
-    for name, table in (
+    habits, breaths = measure_breaths((tune.style, tune.melody) for tune in split.train)
+    tables: tuple[tuple[str, dict[Any, Any]], ...] = (
         ("CADENCE_BEATS", measure_cadence_beats(melodies)),
         ("UPBEAT_SHARES", measure_upbeats(melodies)),
         ("CADENCE_HOLDS", measure_cadence_holds(melodies)),
-    ):
+        ("BREATH_HABITS", habits),
+        ("BREATH_SHARES", breaths),
+    )
+    for name, table in tables:
         print(f"{name} = {{")
         for key, shares in table.items():
-            print(f"    {key}: {shares},")
+            print(f"    {key!r}: {shares},")
         print("}")
 
 

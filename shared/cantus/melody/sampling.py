@@ -76,6 +76,10 @@ class SamplingParams:
       on through its cadence, a waltz's holds its tone for two beats in half of them; the
       form composer draws it per phrase that leads on, as often as the corpus's do
       (``CADENCE_HOLDS``);
+    * ``breath``: with ``cadence_hold`` and ``upbeat`` 1, whether a rest comes between the
+      cadence tone and the upbeat (1), none does (0), or the model's choice (-1); the form
+      composer draws it as often as the corpus's phrases with that hold breathe
+      (``BREATH_SHARES``);
     * ``pitch_range`` (MIDI, inclusive): every generated pitch inside it; the form composer
       narrows it for a contrasting section's phrases to a window around their register aim
       (``cantus.melody.register.register_pitch_range``);
@@ -95,6 +99,7 @@ class SamplingParams:
     phrase_continues: bool = False
     upbeat: int = -1
     cadence_hold: int = -1
+    breath: int = -1
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE
     max_notes_per_bar: int = DEFAULT_MAX_NOTES_PER_BAR
 
@@ -129,6 +134,8 @@ class SamplingParams:
             raise SamplingError("upbeat", f"{self.upbeat} is not -1, 0 or 1")
         if not -1 <= self.cadence_hold <= 3:
             raise SamplingError("cadence_hold", f"{self.cadence_hold} is outside -1..3")
+        if self.breath not in (-1, 0, 1):
+            raise SamplingError("breath", f"{self.breath} is not -1, 0 or 1")
         if len(self.pitch_range) != 2:
             raise SamplingError("pitch_range", f"{list(self.pitch_range)} is not [low, high]")
         low, high = self.pitch_range
@@ -167,6 +174,7 @@ WIRE_TENSORS: dict[str, WireTensor] = {
     "phrase_continues": WireTensor("PHRASE_CONTINUES", "BOOL"),
     "upbeat": WireTensor("UPBEAT", "INT32"),
     "cadence_hold": WireTensor("CADENCE_HOLD", "INT32"),
+    "breath": WireTensor("BREATH", "INT32"),
     "pitch_range": WireTensor("PITCH_RANGE", "INT32", is_list=True),
 }
 """The fields of ``SamplingParams`` a Triton request carries, by field name. A request that
