@@ -35,6 +35,7 @@ from cantus.melody.client import MelodyLMClient
 from cantus.melody.composition import FormComposer, PhraseRequest
 from cantus.melody.infill import phrase_chooser
 from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
+from cantus.melody.lead_in import lead_in_drawer
 from cantus.melody.prompting import MelodyPrompter
 from cantus.melody.sampling import served_sampling
 from cantus.melody.suffix_scoring import MelodyScoreClient
@@ -121,6 +122,11 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
             choose_in_key=key_chooser(decode, in_key, floors=floors) if in_key > 1 else None,
             register_contrast=service.settings.melody_register_contrast,
             register_window=service.settings.melody_register_window,
+            lead_in=(
+                lead_in_drawer(scorer.score, prompter.tokenizer)
+                if service.settings.melody_lead_in
+                else None
+            ),
         )
 
         async for index, bar in composer.compose(recorded, decode):

@@ -348,6 +348,13 @@ class Settings(BaseSettings):
         "decoded inside a window of pitches around their register aim "
         "(cantus.melody.register.register_pitch_range)",
     )
+    # Session 33: the upbeat into a return was decoded blind to it (joins into a repeated
+    # bar by a step or less: 40 % against the held-out tunes' 56 %); cantus.melody.lead_in.
+    melody_lead_in: bool = Field(
+        True,
+        description="a phrase's upbeat into bars already decided (a return, an echo) is drawn "
+        "again from the model's posterior given them (cantus.melody.lead_in)",
+    )
     # Session 26: every key area read in its key from its first phrase on, where real tunes'
     # first four bars do in 80 % (major) and 61 % (minor); the kept openings leaned on the
     # triad (docs/results/melody_realness_decomposition.md, cantus.melody.key_choice).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 
@@ -260,6 +261,43 @@ def test_a_phrase_leading_into_a_return_is_chosen_by_how_it_leads_into_it() -> N
         collect(FormComposer(plan, CONTROLS, seed=7, echoes=False), [], FakeModel().decode)
     )
     assert bars[:8] == plain[:8] and len(bars) == 16
+
+
+def test_an_upbeat_into_bars_decided_once_its_phrase_is_is_drawn_again() -> None:
+    """``lead_in``: the first A's upbeat into the second A (its own first bars, known once
+    it is decoded) and B's into the last A are drawn knowing those bars; the bar is
+    yielded as drawn."""
+    plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
+    asked: list[tuple[int, int, tuple[Bar, ...]]] = []
+
+    async def lead_in(request: PhraseRequest, phrase, after) -> list[Bar]:  # type: ignore[no-untyped-def]
+        asked.append((request.first_bar, len(phrase), tuple(after)))
+        last = phrase[-1]
+        upbeat = dataclasses.replace(last.notes[-1], pitch=59)
+        return [*phrase[:-1], Bar(last.meter, (*last.notes[:-1], upbeat))]
+
+    composer = FormComposer(plan, CONTROLS, seed=7, echoes=False, lead_in=lead_in)
+    streamed: list[tuple[int, Bar]] = []
+
+    async def run() -> list[Bar]:
+        bars: list[Bar] = []
+        async for index, bar in composer.compose(bars, FakeModel().decode):
+            streamed.append((index, bar))
+        return bars
+
+    bars = asyncio.run(run())
+    assert [(first, n) for first, n, _ in asked] == [(0, 4), (8, 4)]  # A' (7) leads into B
+    assert all(after == (bars[0], bars[1]) for *_, after in asked)
+    plain = asyncio.run(
+        collect(FormComposer(plan, CONTROLS, seed=7, echoes=False), [], FakeModel().decode)
+    )
+    for index in range(16):
+        if index in (3, 11):
+            assert bars[index].notes[-1].pitch == 59
+            assert bars[index].notes[:-1] == plain[index].notes[:-1]
+        else:
+            assert bars[index] == plain[index]
+    assert streamed == list(enumerate(bars))
 
 
 def test_a_repeated_section_is_copied_note_for_note() -> None:

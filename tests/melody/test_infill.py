@@ -110,3 +110,36 @@ def test_a_regenerated_b_keeps_to_its_register_as_the_service_asks(
     request = decoder.requests[0]
     assert (request.register_aim is not None) is contrast
     assert (request.pitch_range is not None) is (contrast and window)
+
+
+def test_a_chosen_phrase_that_goes_on_draws_its_upbeat_before_the_known_bars() -> None:
+    decoder = RecordingDecoder()
+    request = PhraseRequest(
+        first_bar=4,
+        n_bars=2,
+        controls=CONTROLS,
+        context=(_bar(60),),
+        cadence_steps=(),
+        seed=9,
+        phrase_continues=True,
+    )
+    pitch0 = MelodyTokenizer().vocab.pitch(36)
+
+    async def score(sequences, starts) -> list[float]:  # type: ignore[no-untyped-def]
+        if len(sequences) == 3:  # the candidates: the second
+            return [0.0, 5.0, -1.0]
+        # the upbeat's pitches: the one nearest middle C, by far
+        return [
+            -20.0 * abs(s[i] - pitch0 + 36 - 60) for s, i in zip(sequences, starts, strict=True)
+        ]
+
+    chosen = asyncio.run(
+        phrase_chooser(decoder.decode, score, MelodyTokenizer(), 3)(request, [_bar(72)], ())
+    )
+
+    async def again(r: PhraseRequest) -> list[Bar]:
+        return [bar async for bar in RecordingDecoder().decode(r)]
+
+    decoded = asyncio.run(again(decoder.requests[1]))
+    assert chosen[0] == decoded[0] and chosen[-1].notes[:-1] == decoded[-1].notes[:-1]
+    assert chosen[-1].notes[-1].pitch == max(60, decoded[-1].notes[-1].pitch - 7)

@@ -263,6 +263,9 @@ ChoosePhrase = Callable[[PhraseRequest, Sequence[Bar], Sequence[Bar]], Awaitable
 (``FormComposer.key_area_bars``): the one that leads best into the bars after it
 (``cantus.melody.infill.phrase_chooser``), or the first that keeps its key area in the key
 (``cantus.melody.key_choice.key_chooser``)."""
+LeadIn = Callable[[PhraseRequest, Sequence[Bar], Sequence[Bar]], Awaitable[list[Bar]]]
+"""Given a request, its decoded bars and the bars they lead into, the bars with the upbeat
+into those drawn again from the model's posterior (``cantus.melody.lead_in.lead_in_drawer``)."""
 CandidatesInKey = Callable[[Sequence[Sequence[Bar]], Sequence[Bar], Key], list[int]]
 """Of a phrase's candidates, given the bars so far of its key area and the key, the indices
 of those to choose among (``cantus.melody.key_choice.candidates_in_key``)."""
@@ -302,6 +305,7 @@ class FormComposer:
         register_contrast: bool = True,
         register_window: bool = True,
         echoes: bool = True,
+        lead_in: LeadIn | None = None,
     ) -> None:
         self.plan = plan
         self.echoes = echoes
@@ -311,6 +315,7 @@ class FormComposer:
         self.choose = choose
         self.lead_on = lead_on
         self.choose_in_key = choose_in_key
+        self.lead_in = lead_in
         self.contrasting = contrasting_sections(plan) if register_contrast else set()
         self.register_window = register_window
         self.theme = theme_sections(plan)
@@ -345,6 +350,8 @@ class FormComposer:
                     )
                 if not request.phrase_continues:
                     chosen[-1] = hold_last_note(chosen[-1])
+                elif not leads_into:
+                    chosen = await self.led_in(request, chosen, bars)
                 for bar in chosen:
                     bars.append(bar)
                     yield len(bars) - 1, bar
@@ -352,8 +359,13 @@ class FormComposer:
             produced = 0
             async for bar in decode(request):
                 produced += 1
-                if produced == request.n_bars and not request.phrase_continues:
-                    bar = hold_last_note(bar)
+                if produced == request.n_bars:
+                    if not request.phrase_continues:
+                        bar = hold_last_note(bar)
+                    else:
+                        first = len(bars) - request.n_bars + 1  # the phrase's bars so far
+                        phrase = [*bars[first:], bar]
+                        bar = (await self.led_in(request, phrase, bars[:first]))[-1]
                 bars.append(bar)
                 yield len(bars) - 1, bar
                 if produced == request.n_bars:
@@ -363,6 +375,18 @@ class FormComposer:
                     f"the model stopped after {produced} of {request.n_bars} bars "
                     f"of the phrase at bar {request.first_bar}"
                 )
+
+    async def led_in(
+        self, request: PhraseRequest, phrase: list[Bar], bars: Sequence[Bar]
+    ) -> list[Bar]:
+        """``phrase`` (the request's bars, not yet in ``bars``), with its upbeat drawn again
+        (``lead_in``) where the bars after it are decided once it is (``known_after``): a
+        return to the phrase's own first bar (the second A of an AABA), or a new phrase's
+        echo. Before, such an upbeat was decoded blind to what it led into."""
+        if self.lead_in is None:
+            return phrase
+        after = self.known_after(request.first_bar + len(phrase) - 1, [*bars, *phrase])
+        return list(await self.lead_in(request, phrase, after)) if after else phrase
 
     # --- what each bar is ---------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from cantus.melody.composition import (
@@ -38,6 +38,7 @@ from cantus.melody.composition import (
     hold_last_note,
 )
 from cantus.melody.controls import Controls
+from cantus.melody.lead_in import ScoreSuffix, lead_in_drawer
 from cantus.melody.register import REGISTER_TOLERANCE, nearest_register
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import FormPlan
@@ -47,10 +48,6 @@ RIGHT_BARS = 2
 """Bars after the gap whose likelihood chooses among the closing candidates."""
 CANDIDATE_SEED_STRIDE = 1_000_003
 """Seeds of a phrase's candidates: its seed plus multiples of this (distinct streams)."""
-
-ScoreSuffix = Callable[[Sequence[Sequence[int]], Sequence[int]], Awaitable[list[float]]]
-"""Sum of log P(token | tokens before) over ``sequence[score_from:]`` per sequence
-(``MelodyScoreClient.score``, or ``suffix_logprobs`` on a model in process)."""
 
 
 @dataclass(frozen=True)
@@ -242,7 +239,9 @@ async def best_of_candidates(
     """``candidates`` decodings of ``request`` (``decode_candidates``), and the one after
     which ``right`` is likeliest; with ``in_key``, of those it keeps after ``key_area``;
     with a register aim (``PhraseRequest.register_aim``), of those nearest it
-    (``register.nearest_register``, within ``REGISTER_TOLERANCE``)."""
+    (``register.nearest_register``, within ``REGISTER_TOLERANCE``). A phrase that goes on
+    into ``right`` has its upbeat drawn again from the model's posterior given ``right``
+    (``lead_in.lead_in_drawer``)."""
     decoded = await decode_candidates(decode, request, candidates)
     complete = [bars for bars in decoded if len(bars) >= request.n_bars]
     if not complete:
@@ -257,7 +256,10 @@ async def best_of_candidates(
     sequences, starts = suffix_sequences(tokenizer, request, complete, right)
     scores = await score(sequences, starts)
     best = max(range(len(complete)), key=lambda k: scores[k])
-    return complete[best], FillReport(list(scores), best, complete)
+    chosen = complete[best][: request.n_bars]
+    if request.phrase_continues:
+        chosen = await lead_in_drawer(score, tokenizer)(request, chosen, right)
+    return chosen, FillReport(list(scores), best, complete)
 
 
 def suffix_sequences(

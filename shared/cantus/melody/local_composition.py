@@ -16,6 +16,7 @@ from cantus.melody.controls import Controls
 from cantus.melody.engine import DecodeEngine, DecodeRequest
 from cantus.melody.infill import phrase_chooser
 from cantus.melody.key_choice import candidates_in_key, key_chooser, key_floors
+from cantus.melody.lead_in import lead_in_drawer
 from cantus.melody.model import MelodyLM
 from cantus.melody.openings import draw_opening
 from cantus.melody.phrase_patterns import draw_form
@@ -182,6 +183,7 @@ def compose_pieces(
                         ),
                         register_contrast=contrast,
                         register_window=window,
+                        lead_in=lead_in_drawer(score, tokenizer) if served.melody_lead_in else None,
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):
