@@ -103,6 +103,11 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
         candidates = service.settings.melody_return_candidates
         in_key = service.settings.melody_key_candidates
         floors = key_floors(service.settings.melody_corpus_key_clarity)
+        lead_in = (
+            lead_in_drawer(scorer.score, prompter.tokenizer)
+            if service.settings.melody_lead_in
+            else None
+        )
         composer = FormComposer(
             _plan(spec),
             prompter.controls(spec),
@@ -115,6 +120,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
                     prompter.tokenizer,
                     candidates,
                     functools.partial(candidates_in_key, floors=floors) if in_key > 1 else None,
+                    lead_in,
                 )
                 if candidates > 1
                 else None
@@ -122,11 +128,7 @@ async def compose_piece(request: pb.ComposeRequested, received: Received) -> Non
             choose_in_key=key_chooser(decode, in_key, floors=floors) if in_key > 1 else None,
             register_contrast=service.settings.melody_register_contrast,
             register_window=service.settings.melody_register_window,
-            lead_in=(
-                lead_in_drawer(scorer.score, prompter.tokenizer)
-                if service.settings.melody_lead_in
-                else None
-            ),
+            lead_in=lead_in,
         )
 
         async for index, bar in composer.compose(recorded, decode):

@@ -12,6 +12,7 @@ import pytest
 from cantus.melody.composition import PhraseRequest
 from cantus.melody.controls import Controls
 from cantus.melody.infill import Infiller, phrase_chooser
+from cantus.melody.lead_in import lead_in_drawer
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import plan_form
 from cantus.music.notes import Bar, Key, Meter, Mode, Note
@@ -133,9 +134,13 @@ def test_a_chosen_phrase_that_goes_on_draws_its_upbeat_before_the_known_bars() -
             -20.0 * abs(s[i] - pitch0 + 36 - 60) for s, i in zip(sequences, starts, strict=True)
         ]
 
-    chosen = asyncio.run(
-        phrase_chooser(decoder.decode, score, MelodyTokenizer(), 3)(request, [_bar(72)], ())
+    tokenizer = MelodyTokenizer()
+    choose = phrase_chooser(
+        decoder.decode, score, tokenizer, 3, lead_in=lead_in_drawer(score, tokenizer)
     )
+    chosen = asyncio.run(choose(request, [_bar(72)], ()))
+    without = phrase_chooser(RecordingDecoder().decode, score, tokenizer, 3)
+    assert asyncio.run(without(request, [_bar(72)], ())) != chosen  # no lead-in unless asked
 
     async def again(r: PhraseRequest) -> list[Bar]:
         return [bar async for bar in RecordingDecoder().decode(r)]

@@ -34,11 +34,12 @@ from cantus.melody.composition import (
     ChoosePhrase,
     DecodePhrase,
     FormComposer,
+    LeadIn,
     PhraseRequest,
     hold_last_note,
 )
 from cantus.melody.controls import Controls
-from cantus.melody.lead_in import ScoreSuffix, lead_in_drawer
+from cantus.melody.lead_in import ScoreSuffix
 from cantus.melody.register import REGISTER_TOLERANCE, nearest_register
 from cantus.melody.tokenizer import MelodyTokenizer
 from cantus.music.form import FormPlan
@@ -207,19 +208,21 @@ def phrase_chooser(
     tokenizer: MelodyTokenizer,
     candidates: int,
     in_key: CandidatesInKey | None = None,
+    lead_in: LeadIn | None = None,
 ) -> ChoosePhrase:
     """What ``FormComposer(choose=...)`` asks for: ``candidates`` decodings of a phrase and
     the one after which the bars it leads into are likeliest (``best_of_candidates``); with
     ``in_key`` (``key_choice.candidates_in_key``, where the key is held by choosing), the
     likeliest of those that keep the phrase's key area in its key. Left out of the key
     choice, the bridge of an AABA wandered off the key in most of the pieces heard in
-    another key (session 21)."""
+    another key (session 21). With ``lead_in`` (``lead_in.lead_in_drawer``), the chosen
+    phrase's upbeat into the bars after it is drawn again knowing them."""
 
     async def choose(
         request: PhraseRequest, right: Sequence[Bar], key_area: Sequence[Bar]
     ) -> list[Bar]:
         chosen, _ = await best_of_candidates(
-            request, right, decode, score, tokenizer, candidates, in_key, key_area
+            request, right, decode, score, tokenizer, candidates, in_key, key_area, lead_in
         )
         return chosen
 
@@ -235,13 +238,14 @@ async def best_of_candidates(
     candidates: int,
     in_key: CandidatesInKey | None = None,
     key_area: Sequence[Bar] = (),
+    lead_in: LeadIn | None = None,
 ) -> tuple[list[Bar], FillReport]:
     """``candidates`` decodings of ``request`` (``decode_candidates``), and the one after
     which ``right`` is likeliest; with ``in_key``, of those it keeps after ``key_area``;
     with a register aim (``PhraseRequest.register_aim``), of those nearest it
-    (``register.nearest_register``, within ``REGISTER_TOLERANCE``). A phrase that goes on
-    into ``right`` has its upbeat drawn again from the model's posterior given ``right``
-    (``lead_in.lead_in_drawer``)."""
+    (``register.nearest_register``, within ``REGISTER_TOLERANCE``). With ``lead_in``, a
+    phrase that goes on into ``right`` has its upbeat drawn again from the model's posterior
+    given ``right``."""
     decoded = await decode_candidates(decode, request, candidates)
     complete = [bars for bars in decoded if len(bars) >= request.n_bars]
     if not complete:
@@ -257,8 +261,8 @@ async def best_of_candidates(
     scores = await score(sequences, starts)
     best = max(range(len(complete)), key=lambda k: scores[k])
     chosen = complete[best][: request.n_bars]
-    if request.phrase_continues:
-        chosen = await lead_in_drawer(score, tokenizer)(request, chosen, right)
+    if lead_in is not None and request.phrase_continues:
+        chosen = await lead_in(request, chosen, right)
     return chosen, FillReport(list(scores), best, complete)
 
 

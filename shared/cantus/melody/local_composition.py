@@ -155,6 +155,8 @@ def compose_pieces(
     async def score(sequences: Sequence[Sequence[int]], starts: Sequence[int]) -> list[float]:
         return suffix_logprobs(model, sequences, starts)
 
+    lead_in = lead_in_drawer(score, tokenizer) if served.melody_lead_in else None
+
     async def compose_all() -> list[Melody | None]:
         with DecodeEngine(model, tokenizer, max_batch=max_batch, kv_dtype=torch.bfloat16) as engine:
 
@@ -167,7 +169,7 @@ def compose_pieces(
                 decode = engine_phrase_decoder(engine, tokenizer, controls.meter, base)
                 try:
                     choose = (
-                        phrase_chooser(decode, score, tokenizer, candidates, in_key_filter)
+                        phrase_chooser(decode, score, tokenizer, candidates, in_key_filter, lead_in)
                         if candidates > 1
                         else None
                     )
@@ -183,7 +185,7 @@ def compose_pieces(
                         ),
                         register_contrast=contrast,
                         register_window=window,
-                        lead_in=lead_in_drawer(score, tokenizer) if served.melody_lead_in else None,
+                        lead_in=lead_in,
                     )
                     bars = await collect(composer, [], decode)
                 except (RuntimeError, MusicError):
