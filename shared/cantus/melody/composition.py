@@ -30,7 +30,10 @@ tune it returns to. With a ``choose`` (``cantus.melody.infill.phrase_chooser``),
 phrase is decoded as several candidates and the one after which the model finds the
 return's first bars likeliest is kept, as an edit closes a gap: left to the model, a bridge
 ended in a leap into the return (30 % of those joins wider than a fourth, against 7 % of
-the corpus's bar lines).
+the corpus's bar lines). Once the bars after any phrase are decided (a return, or an echo
+of its own first bar), its upbeat into them is drawn again from the model's posterior given
+them (``lead_in``, ``FormComposer.led_in``): decoded blind, 40 % of the joins into a
+repeated bar moved by a step or less, the corpus's 56 %.
 
 A phrase's cadence arrives on a beat drawn from where the corpus's phrases of its meter
 arrive (``cantus.melody.phrase_endings``: mostly the downbeat in 3/4 and 4/4, the second beat
@@ -39,7 +42,9 @@ every phrase was what most told the composed pieces from real ones. A phrase the
 on after leads into the next with an upbeat as often as the corpus's phrases do after a
 cadence on that beat (``PhraseRequest.upbeat``), and its cadence tone lasts as long as
 theirs (``PhraseRequest.cadence_hold``): two beats or more in about half the 3/4 and 4/4
-phrases that lead on, mostly one of the running eighths in a reel.
+phrases that lead on, mostly one of the running eighths in a reel. Whether it rests before
+the upbeat is the piece's habit, drawn once as the corpus's tunes of its style and meter
+have theirs (``PhraseRequest.breath``).
 
 Where the piece opens is the plan's, not the model's (``PhraseRequest.first_onset``, held by
 the model's grammar). Left to itself the model opened three pieces in four with a pickup,
