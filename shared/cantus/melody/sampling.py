@@ -78,8 +78,8 @@ class SamplingParams:
       (``CADENCE_HOLDS``);
     * ``breath``: with ``cadence_hold`` and ``upbeat`` 1, whether a rest comes between the
       cadence tone and the upbeat (1), none does (0), or the model's choice (-1); the form
-      composer draws it as often as the corpus's phrases with that hold breathe
-      (``BREATH_SHARES``);
+      composer draws a piece's habit once, as the corpus's tunes of its style and meter have
+      theirs (``BREATH_HABITS``), then each phrase by it (``BREATH_SHARES``);
     * ``pitch_range`` (MIDI, inclusive): every generated pitch inside it; the form composer
       narrows it for a contrasting section's phrases to a window around their register aim
       (``cantus.melody.register.register_pitch_range``);
