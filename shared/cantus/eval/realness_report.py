@@ -126,8 +126,9 @@ class PitchClassProfile:
 @dataclass(frozen=True)
 class PhraseEnds:
     """Phrase-end bars of one meter (``"6/8"``) that lead on, and how many were counted; of
-    those that lead on, how many hold their cadence tone for each of ``HOLDS``, and of those
-    held a beat or more, how many and how many of them breathe (``breathes``)."""
+    those that lead on, how many hold their cadence tone for each of ``HOLDS``; and, as
+    (breathing, counted), how many of those held a beat or more rest before the upbeat
+    (``breathes``)."""
 
     meter: str
     generated_leading: int
