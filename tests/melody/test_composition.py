@@ -503,19 +503,24 @@ def test_cadences_close_on_their_chords_tones_and_the_piece_on_its_tonic() -> No
     ]
 
 
-class ClosingModel(FakeModel):
-    """Decodes every bar as a dotted half note ``closing`` on the downbeat (the cadence tone
-    of a phrase end, where 4/4 phrases mostly close), then a quarter note ``before`` (the
-    upbeat into the next bar)."""
+class OneBarModel(FakeModel):
+    """Decodes every bar of every request as ``bar``."""
 
-    def __init__(self, closing: int, before: int = 64) -> None:
+    def __init__(self, bar: Bar) -> None:
         super().__init__()
-        self.closing, self.before = closing, before
+        self.bar = bar
 
     async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
         self.requests.append(request)
         for _ in range(request.n_bars):
-            yield Bar(METER, (Note(0, self.closing, 1440, 90), Note(1440, self.before, 480, 90)))
+            yield self.bar
+
+
+def closing_model(closing: int, before: int = 64) -> OneBarModel:
+    """Every bar a dotted half note ``closing`` on the downbeat (the cadence tone of a phrase
+    end, where 4/4 phrases mostly close), then a quarter note ``before`` (the upbeat into the
+    next bar)."""
+    return OneBarModel(Bar(METER, (Note(0, closing, 1440, 90), Note(1440, before, 480, 90))))
 
 
 def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -> None:
@@ -526,7 +531,7 @@ def test_a_return_keeps_its_source_s_cadence_bar_as_often_as_the_corpus_s_do() -
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     kept = changed_alone = 0
     for seed in range(200):
-        model = ClosingModel(60)
+        model = closing_model(60)
         composer = FormComposer(plan, CONTROLS, seed=seed)
         bars = asyncio.run(collect(composer, [], model.decode))
         for section in (plan.sections[1], plan.sections[3]):
@@ -555,7 +560,7 @@ def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
     plan = plan_form("AABA", bars=16, key=C_MAJOR, energy=Energy.MID)
     kept = 0
     for seed in range(60):
-        model = ClosingModel(62)
+        model = closing_model(62)
         composer = FormComposer(plan, CONTROLS, seed=seed)
         bars = asyncio.run(collect(composer, [], model.decode))
         for section in (plan.sections[1], plan.sections[3]):
@@ -563,7 +568,7 @@ def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
                 kept += 1
                 cadence = bars[section.end_bar - 1]
                 assert cadence.notes[0].pitch == 60  # the tonic, the authentic cadence's root
-        high = ClosingModel(62, before=72)
+        high = closing_model(62, before=72)
         composer = FormComposer(plan, CONTROLS, seed=seed)
         bars = asyncio.run(collect(composer, [], high.decode))
         assert not any(composer.keeps_cadence(s, bars) for s in plan.sections)
@@ -571,15 +576,8 @@ def test_a_kept_cadence_bar_closes_on_the_return_s_own_cadence_tone() -> None:
     assert kept > 10
 
 
-class StepsModel(FakeModel):
-    """Decodes every bar as a half note C on the downbeat, then D and E in quarter notes."""
-
-    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
-        self.requests.append(request)
-        for _ in range(request.n_bars):
-            yield Bar(
-                METER, (Note(0, 60, 960, 90), Note(960, 62, 480, 90), Note(1440, 64, 480, 90))
-            )
+STEPS = Bar(METER, (Note(0, 60, 960, 90), Note(960, 62, 480, 90), Note(1440, 64, 480, 90)))
+"""A half note C on the downbeat, then D and E in quarter notes."""
 
 
 def test_a_return_that_keeps_its_cadence_still_varies() -> None:
@@ -590,7 +588,7 @@ def test_a_return_that_keeps_its_cadence_still_varies() -> None:
     kept = 0
     for seed in range(80):
         composer = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
-        bars = asyncio.run(collect(composer, [], StepsModel().decode))
+        bars = asyncio.run(collect(composer, [], OneBarModel(STEPS).decode))
         for section in (plan.sections[1], plan.sections[3]):
             if composer.keeps_cadence(section, bars):
                 kept += 1
@@ -600,15 +598,11 @@ def test_a_return_that_keeps_its_cadence_still_varies() -> None:
     assert kept > 10
 
 
-class RunningModel(FakeModel):
-    """Decodes every bar as eight running eighths from C, a reel's bar that runs on through
-    its cadence: no note sounds through a whole beat."""
-
-    async def decode(self, request: PhraseRequest) -> AsyncIterator[Bar]:
-        self.requests.append(request)
-        for _ in range(request.n_bars):
-            pitches = (60, 62, 64, 62, 60, 62, 64, 65)
-            yield Bar(METER, tuple(Note(i * 240, p, 240, 90) for i, p in enumerate(pitches)))
+RUNNING = Bar(
+    METER, tuple(Note(i * 240, p, 240, 90) for i, p in enumerate((60, 62, 64, 62, 60, 62, 64, 65)))
+)
+"""Eight running eighths from C, a reel's bar that runs on through its cadence: no note
+sounds through a whole beat."""
 
 
 def test_a_return_keeps_a_cadence_bar_that_runs_on() -> None:
@@ -619,7 +613,7 @@ def test_a_return_keeps_a_cadence_bar_that_runs_on() -> None:
     kept = 0
     for seed in range(60):
         composer = FormComposer(plan, CONTROLS, seed=seed, echoes=False)
-        bars = asyncio.run(collect(composer, [], RunningModel().decode))
+        bars = asyncio.run(collect(composer, [], OneBarModel(RUNNING).decode))
         for section in (plan.sections[1], plan.sections[3]):
             cadence = section.end_bar - 1
             if composer.keeps_cadence(section, bars) and cadence < plan.total_bars - 1:

@@ -260,7 +260,7 @@ async def best_of_candidates(
     sequences, starts = suffix_sequences(tokenizer, request, complete, right)
     scores = await score(sequences, starts)
     best = max(range(len(complete)), key=lambda k: scores[k])
-    chosen = complete[best][: request.n_bars]
+    chosen = complete[best]
     if lead_in is not None and request.phrase_continues:
         chosen = await lead_in(request, chosen, right)
     return chosen, FillReport(list(scores), best, complete)

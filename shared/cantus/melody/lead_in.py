@@ -87,16 +87,17 @@ async def draw_lead_in(
     ]
     if len(pitches) < 2:
         return list(phrase)
+    left = tokenizer.prompt(controls, [*before, *phrase])
     right = [t for bar in after for t in tokenizer.bar_to_tokens(bar)]
-    sequences, starts = [], []
+    # the upbeat's PITCH token: its note's POS PITCH DUR close the phrase's tokens, before
+    # those of any note sorted after it
+    start = len(left) - 3 * (len(last.notes) - index) + 1
+    sequences = []
     for pitch in pitches:
-        bar = with_pitch(last, index, pitch)
-        left = tokenizer.prompt(controls, [*before, *phrase[:-1], bar])
-        # the note's tokens close the prompt: POS PITCH DUR, after any later-sorted note
-        start = len(left) - 3 * (len(bar.notes) - index) + 1
-        sequences.append(left + right)
-        starts.append(start)
-    scores = await score(sequences, starts)
+        sequence = left + right
+        sequence[start] = tokenizer.vocab.pitch(pitch)
+        sequences.append(sequence)
+    scores = await score(sequences, [start] * len(sequences))
     top = max(scores)
     weights = [math.exp(s - top) for s in scores]
     pitch = rng.choices(pitches, weights=weights)[0]
