@@ -11,6 +11,12 @@ thread, and published with one syllable per note. Decoding is seeded by the piec
 and the line, so a line written again after a restart comes out the same; render keeps the
 first copy per line. A line whose bars hold no notes is published without syllables (the
 documented fallback for a silent melody).
+
+Mandarin lyrics (``lyric_ci``): a run of sections of up to ``ci.CI_MAX_BARS`` bars
+(``ci.ci_groups``) waits for all its bars, then the ci stanza (词牌) that fits its melody, if
+one does, is fitted once and kept in the table (``ci_sections``, ``ci_lines``); each of its
+lines is then written carrying its clauses, rhymes and melismas, and published with the
+stanza's name.
 """
 
 from __future__ import annotations
@@ -20,6 +26,17 @@ import asyncio
 from cantus.events.codec import InvalidEvent, new_meta
 from cantus.events.conversions import pb_to_notes, spec_form, spec_meter
 from cantus.lyrics import LYRICS_LANGUAGES, REGISTERS
+from cantus.lyrics.ci import (
+    CI_LANGUAGES,
+    CI_MAX_BARS,
+    CiLine,
+    ci_groups,
+    group_of,
+    group_shape,
+    received_group,
+    stanza_named,
+    sung_as_planned,
+)
 from cantus.lyrics.client import served_lyric_resources
 from cantus.lyrics.decoding import DecodedLine, NoWordsFit
 from cantus.lyrics.slots import (
@@ -39,7 +56,13 @@ from cantus.lyrics.song_form import (
 from cantus.lyrics.writer import write_piece_line
 from cantus.music.notes import MusicError
 from cantus.streaming import Received, StreamService
-from cantus.streaming.table_state import LyricState, WrittenLine, note_rows, notes_from_rows
+from cantus.streaming.table_state import (
+    CiLinePlan,
+    LyricState,
+    WrittenLine,
+    note_rows,
+    notes_from_rows,
+)
 from cantus.v1 import events_pb2 as pb
 
 service = StreamService("lyric")
@@ -93,6 +116,9 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         if line_bars is None:
             return
         line_index = len(state.lines)
+        sings_ci = settings.lyric_ci and spec.lyrics_language in CI_LANGUAGES
+        if sings_ci and not fit_ci_stanza(state, received_bars, start, line_index, spec):
+            return  # the stanza's bars are not all in yet
         sung = [
             SungLine(
                 int(i),
@@ -116,6 +142,12 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             settings.lyric_melisma,
             stanza_start=stanza,
         )
+        planned = state.ci_lines.get(str(start))
+        is_anchor = is_rhyme_anchor(line_index - stanza, scheme)
+        if planned is not None:
+            fitted = CiLine(tuple(planned.merged), tuple(planned.clauses), tuple(planned.rhymes))
+            line = sung_as_planned(line, fitted, planned.rhymes_with)
+            is_anchor = planned.is_anchor
         melody = line_melody(start, line.slots)
         written = {
             int(i): DecodedLine(entry.words, entry.syllables, entry.rhyme, clauses=entry.clauses)
@@ -140,7 +172,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
                     mood=spec.mood,
                     seed=spec.seed,
                     written=written,
-                    is_anchor=is_rhyme_anchor(line_index - stanza, scheme),
+                    is_anchor=is_anchor,
                     register=spec.lyrics_register,
                 )
         except NoWordsFit as error:
@@ -156,7 +188,10 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
                 for slot, text in zip(line.slots, decoded.syllables, strict=True)
             ]
             content = (syllables, decoded.text)
-        await publish_line(spec, piece_id, line_index, start, line.bar_count, content, received)
+        ci_stanza = planned.stanza if planned is not None else ""
+        await publish_line(
+            spec, piece_id, line_index, start, line.bar_count, content, received, ci_stanza
+        )
         service.log.info(
             "piece %s line %d (bars %d-%d, %d syllables%s): %s",
             piece_id,
@@ -182,6 +217,57 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
         piece_state[piece_id] = state.to_table()
 
 
+def fit_ci_stanza(
+    state: LyricState,
+    bars: dict[int, list],
+    start: int,
+    line_index: int,
+    spec: pb.PieceSpec,
+) -> bool:
+    """Decide the ci stanza of the group of sections (``ci.ci_groups``) that a line
+    starting at bar ``start`` opens or is in, once (kept in ``state``); False while the
+    group still waits for its bars."""
+    plan = spec_form(spec)
+    groups = ci_groups(plan, spec.bars)
+    group = group_of(groups, start)
+    if group < 0 or str(group) in state.ci_sections:
+        return True
+    first, end = groups[group]
+    if end - first > CI_MAX_BARS:
+        state.ci_sections[str(group)] = ""
+        return True
+    if any(bar not in bars for bar in range(start, end)):
+        return False
+    fit, lines = received_group(
+        bars,
+        (start, end),
+        spec_meter(spec),
+        plan,
+        spec.bars,
+        first_line=line_index,
+        scheme=spec.lyrics_rhyme_scheme or DEFAULT_RHYME_SCHEME,
+        melisma=settings.lyric_melisma,
+        after=stanza_named(state.ci_sections.get(str(group - 1), "")),
+        seen=state.ci_shapes,
+    )
+    state.ci_sections[str(group)] = fit.stanza.name if fit is not None else ""
+    if fit is not None:
+        state.ci_shapes[group_shape(lines)] = fit.stanza.name
+        anchors = {line.rhymes_with for line in lines if line.rhymes_with is not None}
+        for line in lines:
+            fitted = fit.lines.get(line.index)
+            if fitted is not None:
+                state.ci_lines[str(line.first_bar)] = CiLinePlan(
+                    stanza=fit.stanza.name,
+                    merged=list(fitted.merged),
+                    clauses=list(fitted.clauses),
+                    rhymes=list(fitted.rhymes),
+                    rhymes_with=line.rhymes_with,
+                    is_anchor=line.index in anchors,
+                )
+    return True
+
+
 async def publish_line(
     spec: pb.PieceSpec,
     piece_id: str,
@@ -190,6 +276,7 @@ async def publish_line(
     bar_count: int,
     content: tuple[list[pb.Syllable], str] | None,
     received: Received,
+    ci_stanza: str = "",
 ) -> None:
     line = pb.LyricLine(
         meta=new_meta(
@@ -202,4 +289,5 @@ async def publish_line(
     if content is not None:
         line.syllables.extend(content[0])
         line.text = content[1]
+        line.ci_stanza = ci_stanza
     await service.publish(line, received=received)

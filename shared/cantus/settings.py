@@ -411,6 +411,12 @@ class Settings(BaseSettings):
         "on shared cores (torch's default is every core; on the 2-core stack one thread took "
         "6-8 % less of the lyric service's CPU for the same lines)",
     )
+    lyric_ci: bool = Field(
+        True,
+        description="Mandarin lyrics: each section of up to 16 bars carries the ci stanza "
+        "(词牌) that fits its melody where one does (cantus.lyrics.ci); the lyric service "
+        "waits for the section's bars before its first line",
+    )
     lyric_melisma: bool = Field(
         False,
         description="sing a short note that follows its predecessor within a beat on the "

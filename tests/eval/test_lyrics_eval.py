@@ -162,3 +162,34 @@ def test_the_register_table_counts_what_was_heard():
     text = "\n".join(format_register_check(check))
     assert "Heard as asked: **83 %** (chance 33 %)" in text
     assert "| shi | 1 | 1 | 0 | 50.0 % |" in text
+
+
+def test_the_ci_report_counts_the_pieces_that_carry_a_stanza():
+    from cantus.eval.lyrics import CiStats, format_ci, measure_ci
+    from cantus.lyrics.ci import sing_ci
+    from cantus.lyrics.slots import LineSlots, Slot
+
+    def lines(counts):
+        return [
+            LineSlots(
+                i,
+                2 * i,
+                2,
+                tuple(Slot(2 * i, k, k * 480, 60, k % 2 == 0, 1, 480) for k in range(n)),
+                "A",
+                None,
+            )
+            for i, n in enumerate(counts)
+        ]
+
+    stats = CiStats()
+    carried = lines([7, 7, 7, 7, 7, 8])
+    sung, stanzas = sing_ci(carried, None)
+    measure_ci(stats, carried, sung, stanzas)
+    free = lines([3])
+    measure_ci(stats, free, *sing_ci(free, None))
+    measure_ci(stats, [], [], {})  # a silent piece is not counted
+    assert (stats.sections, stats.carried, stats.notes, stats.melisma) == (2, 1, 43, 1)
+    assert stats.stanzas == {"浣溪沙": 1}
+    text = "\n".join(format_ci(stats))
+    assert "**1 of 2** (50 %)" in text and "浣溪沙 1" in text and "2.3 %" in text

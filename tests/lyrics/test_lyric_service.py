@@ -10,8 +10,10 @@ import asyncio
 import pytest
 
 from cantus.events.codec import InvalidEvent
+from cantus.lyrics.ci import stanza_named
+from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.serving import load_lyric_scorer
-from cantus.lyrics.training import checkpoint_path
+from cantus.lyrics.training import checkpoint_path, lexicon_path
 from cantus.lyrics.transformer import TransformerLyricScorer, load_transformer_checkpoint
 from cantus.streaming import Received
 from cantus.v1 import events_pb2 as pb
@@ -232,3 +234,50 @@ def test_song_form_lines_stay_in_sections_and_the_chorus_repeats(lyric, monkeypa
         elif label.startswith("verse") and number:
             assert texts[number] != verse
     assert len(written) < len(lines)
+
+
+def ci_bars(lines: int = 6) -> list[pb.MelodyBar]:
+    """A Mandarin piece of ``lines`` two-bar phrases of seven notes (four quarters, then two
+    quarters and a half note): the 浣溪沙's 7 × 6 when ``lines`` is six."""
+    spec = bars("明月思乡", "zh")[0].spec
+    spec.bars = 2 * lines
+    out = []
+    for index in range(2 * lines):
+        shape = [(0, 480), (480, 480), (960, 480), (1440, 480)]
+        if index % 2:
+            shape = [(0, 480), (480, 480), (960, 960)]
+        notes = [
+            pb.Note(onset_ticks=o, pitch=62 + (index + i) % 5, duration_ticks=d, velocity=90)
+            for i, (o, d) in enumerate(shape)
+        ]
+        out.append(
+            pb.MelodyBar(meta=pb.EventMeta(piece_id=PIECE, index=index), spec=spec, notes=notes)
+        )
+    return out
+
+
+def test_a_mandarin_piece_the_tune_allows_is_sung_to_a_ci_stanza(lyric):
+    events = ci_bars()
+    feed(lyric, events[:-1])
+    assert lyric.published == []  # the stanza waits for its last bar
+    feed(lyric, events[-1:])
+    lines = lyric.published
+    assert {line.ci_stanza for line in lines} == {"浣溪沙"}
+    assert [len(line.syllables) for line in lines] == [7] * 6
+    stanza = stanza_named("浣溪沙")
+    assert stanza is not None
+    finals = [line.text[-1] for line in lines]
+    rhyming = [f for f, c in zip(finals, stanza.clauses, strict=True) if c.rhymes]
+    lexicon = Lexicon.load(lexicon_path("zh"))
+    assert len({lexicon.rhymes[lexicon.index[f]] for f in rhyming}) == 1
+    texts = [line.text for line in lines]
+    lyric.piece_state.clear()  # written again from nothing: the same lines
+    lyric.published.clear()
+    feed(lyric, events)
+    assert [line.text for line in lyric.published] == texts
+
+
+def test_a_long_piece_without_a_plan_does_not_wait_for_a_stanza(lyric):
+    feed(lyric, ci_bars(10)[:4])  # 20 bars: more than a stanza's group
+    assert lyric.published
+    assert all(line.ci_stanza == "" for line in lyric.published)

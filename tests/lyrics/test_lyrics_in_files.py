@@ -75,3 +75,26 @@ def test_lyrics_round_trip_through_midi_and_musicxml():
     assert [n.lyric for n in sung] == [s.text.rstrip("-") for s in line.syllables]
     syllabic = [n.lyrics[0].syllabic for n in sung[:6]]
     assert syllabic == ["begin", "end", "begin", "end", "single", "begin"]  # hap-py peo-ple sing a-
+
+
+def test_a_ci_stanza_is_named_over_its_first_bar_on_the_lead_sheet():
+    from cantus.render.piece import ci_stanza_marks
+
+    events = themed_events()
+    events[-1].ci_stanza = "浣溪沙·上片"
+    parts = PieceParts.from_events(table_events(events), humanise=False)
+    assert ci_stanza_marks(parts) == {0: "浣溪沙·上片"}
+    bars, chords, lyrics = leadsheet_inputs(parts)
+    xml = leadsheet_musicxml(
+        bars,
+        chords,
+        lyrics,
+        spec_key(parts.spec),
+        spec_meter(parts.spec),
+        120.0,
+        stanzas=ci_stanza_marks(parts),
+    )
+    score = music21.converter.parse(xml, format="musicxml")
+    first = score.parts[0].getElementsByClass("Measure")[0]
+    texts = [t.content for t in first.recurse().getElementsByClass("TextExpression")]
+    assert "调寄《浣溪沙·上片》" in texts

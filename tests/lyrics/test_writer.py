@@ -91,3 +91,13 @@ def test_the_served_resources_embed_on_the_settings_torch_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_kept_lines_rhyme_is_its_lexicons_so_a_rewritten_line_can_rhyme_with_it(scorers):
+    """An edit reads kept lines back from their text; the rhyme a rewritten line after
+    them must keep comes from the lexicon (a word it lacks has none)."""
+    resources = LyricResources(scorer_for=lambda language, register: scorers[language])
+    lexicon = resources.lexicon("en")
+    assert resources.rhyme_of("en", "", "night") == lexicon.rhymes[lexicon.index["night"]]
+    assert resources.rhyme_of("en", "", "night") == resources.rhyme_of("en", "", "light")
+    assert resources.rhyme_of("en", "", "zzzq") == ""

@@ -1001,8 +1001,10 @@ def eval_lyrics(
     language: Annotated[list[str] | None, typer.Option(help="en and/or zh (default both)")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the report (Markdown) here")] = None,
     songs: Annotated[int, typer.Option(help="Verse-chorus songs per language")] = 10,
-    beam: Annotated[int | None, typer.Option(help="Decoder beam (default: DecodeOptions)")] = None,
-    noise: Annotated[float | None, typer.Option(help="Decoder Gumbel noise scale")] = None,
+    beam: Annotated[int | None, typer.Option(help="Decoder beam (default: served)")] = None,
+    noise: Annotated[
+        float | None, typer.Option(help="Decoder Gumbel noise scale, both languages")
+    ] = None,
     theme_weight: Annotated[float | None, typer.Option(help="Per-word theme weight")] = None,
     line_theme_weight: Annotated[float | None, typer.Option(help="Line theme weight")] = None,
     generic_weight: Annotated[
@@ -1020,7 +1022,10 @@ def eval_lyrics(
     ] = True,
     compare_clauses: Annotated[
         bool,
-        typer.Option(help="Also decode Mandarin lines whole, not in clauses (WHOLE_LINES)"),
+        typer.Option(
+            help="Also decode Mandarin lines whole, not in clauses (WHOLE_LINES), and on lines "
+            "without ci stanzas (clauses by breath)"
+        ),
     ] = True,
     served_only: Annotated[
         bool, typer.Option(help="Only the served LM (lyric_models), not both")
@@ -1037,27 +1042,20 @@ def eval_lyrics(
     compliance, theme similarity, distinct-2, repeated lines, Mandarin tone-contour
     agreement, Link Grammar parse rate, judge perplexity; which LM reads better against
     the one served (lyric_models); verse-chorus songs."""
-    import dataclasses
-
     from cantus.eval.lyrics import format_report, run_lyrics_eval
-    from cantus.lyrics.decoding import DecodeOptions
 
-    defaults = DecodeOptions()
-    options = dataclasses.replace(
-        defaults,
-        beam=defaults.beam if beam is None else beam,
-        noise=defaults.noise if noise is None else noise,
-        theme_weight=defaults.theme_weight if theme_weight is None else theme_weight,
-        line_theme_weight=defaults.line_theme_weight
-        if line_theme_weight is None
-        else line_theme_weight,
-        generic_weight=defaults.generic_weight if generic_weight is None else generic_weight,
-    )
+    given = {
+        "beam": beam,
+        "noise": noise,
+        "theme_weight": theme_weight,
+        "line_theme_weight": line_theme_weight,
+        "generic_weight": generic_weight,
+    }
     command = _invoked_command()
     report = run_lyrics_eval(
         pieces=pieces,
         languages=tuple(language or LYRICS_LANGUAGES),
-        options=options,
+        overrides={name: value for name, value in given.items() if value is not None},
         songs=songs,
         compare_decoders=compare_decoders,
         compare_shared=compare_shared,

@@ -415,8 +415,15 @@ class PieceEditor:
         section, constraints), seeded by the edit, and with them every later line of the
         stanza that rhymes with one of them (else its rhyme would be lost); the other
         lines are kept word for word. ``field`` names the request field in errors."""
+        from cantus.lyrics.ci import sing_named
         from cantus.lyrics.decoding import DecodedLine, NoWordsFit
-        from cantus.lyrics.slots import DEFAULT_RHYME_SCHEME, is_rhyme_anchor, make_line
+        from cantus.lyrics.slots import (
+            DEFAULT_RHYME_SCHEME,
+            LineSlots,
+            is_rhyme_anchor,
+            make_line,
+            rhyme_word,
+        )
         from cantus.lyrics.song_form import SungLine, line_melody, stanza_start
         from cantus.lyrics.writer import write_piece_line
 
@@ -429,6 +436,7 @@ class PieceEditor:
         written: dict[int, DecodedLine] = {}
         sung: list[SungLine] = []
         rewritten_lines: set[int] = set()
+        planned: dict[int, LineSlots] = {}
         for index in sorted(parts.lyric_lines):
             line = parts.lyric_lines[index]
             bars = [
@@ -436,7 +444,7 @@ class PieceEditor:
                 for b in range(line.first_bar, line.first_bar + line.bar_count)
             ]
             stanza = stanza_start(plan, line.first_bar, sung)
-            slots = make_line(
+            planned[index] = make_line(
                 index,
                 line.first_bar,
                 bars,
@@ -444,6 +452,19 @@ class PieceEditor:
                 scheme,
                 self.options.lyric_melisma,
                 stanza_start=stanza,
+            )
+            sung.append(SungLine(index, line.first_bar, line.bar_count, (), (), ()))
+        # sections sung to a ci stanza keep it, on the notes they have now
+        names = {i: line.ci_stanza for i, line in parts.lyric_lines.items() if line.ci_stanza}
+        carried = sing_named(list(planned.values()), names, plan) if names else {}
+        anchors = {s.rhymes_with for s in carried.values() if s.rhymes_with is not None}
+        sung = []
+        for index in sorted(parts.lyric_lines):
+            line = parts.lyric_lines[index]
+            stanza = stanza_start(plan, line.first_bar, sung)
+            slots = carried.get(index, planned[index])
+            is_anchor = (
+                index in anchors if index in carried else is_rhyme_anchor(index - stanza, scheme)
             )
             rhymes_with_rewritten = (
                 slots.rhymes_with is not None and slots.rhymes_with in rewritten_lines
@@ -460,7 +481,7 @@ class PieceEditor:
                         mood=spec.mood,
                         seed=opened.seed,
                         written=dict(written),
-                        is_anchor=is_rhyme_anchor(index - stanza, scheme),
+                        is_anchor=is_anchor,
                         register=spec.lyrics_register,
                     )
                 except NoWordsFit as error:
@@ -475,11 +496,18 @@ class PieceEditor:
                         for slot, text in zip(slots.slots, decoded.syllables, strict=True)
                     ],
                     text=decoded.text,
+                    ci_stanza=line.ci_stanza if index in carried else "",
                 )
                 parts.lyric_lines[index] = rewritten
                 yield api.PieceEvent(lyric_line=rewritten)
             else:
                 decoded = DecodedLine.from_text(line.text, [s.text for s in line.syllables])
+                if decoded.words:  # the rhyme a rewritten line after it must keep
+                    decoded.rhyme = self.models.lyrics.rhyme_of(
+                        spec.lyrics_language or "en",
+                        spec.lyrics_register,
+                        rhyme_word(slots, decoded.words),
+                    )
             written[index] = decoded
             sung.append(
                 SungLine(

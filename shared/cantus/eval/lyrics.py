@@ -64,9 +64,10 @@ import functools
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,19 +75,21 @@ import torch
 from cantus.eval.lyric_registers import RegisterCheck, format_register_check, run_register_check
 from cantus.lyrics import LYRIC_MODELS, LYRICS_LANGUAGES, served_lyric_model
 from cantus.lyrics.blocklist import is_blocked
+from cantus.lyrics.ci import CI_LANGUAGES, CiStanza, sing_ci
 from cantus.lyrics.clauses import CLAUSE_SYLLABLES, SEPARATOR, clause_lengths
 from cantus.lyrics.decoding import (
     DecodedLine,
     DecodeOptions,
     LyricWriter,
     sample_line_unconstrained,
+    served_decoding,
 )
 from cantus.lyrics.english import is_content_word, pronounce
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
 from cantus.lyrics.model import tokenize
 from cantus.lyrics.serving import load_lyric_scorer
-from cantus.lyrics.slots import LineSlots, plan_lines
+from cantus.lyrics.slots import LineSlots, plan_lines, rhyme_word
 from cantus.lyrics.song_form import title_line
 from cantus.lyrics.theme import ThemeEmbedder, theme_text
 from cantus.lyrics.training import CHECKPOINT_DIR, checkpoint_path, lexicon_path
@@ -122,6 +125,8 @@ THEMES = {
 }
 MOODS = ("calm", "happy", "sad", "hopeful", "tender")
 SCHEMES = ("AABB", "ABAB", "ABCB")
+CI_EXAMPLES = 6
+"""Pieces printed per language with the ci stanza they carry."""
 BARS_PER_PIECE = 16
 METHOD_NAMES = {
     "baseline": "baseline",
@@ -234,6 +239,7 @@ def measure_piece(
                     stats.tone_pairs += 1
                     stats.tone_agreeing += agrees
     by_index = {line.index: out for line, out in zip(lines, decoded, strict=True)}
+    lines_by_index = {line.index: line for line in lines}
     for line in lines:
         if line.rhymes_with is None or line.syllables == 0:
             continue
@@ -242,8 +248,43 @@ def measure_piece(
             continue
         stats.rhyme_lines += 1
         if out.words:
-            same_key = _rhyme_key(out.words[-1], language) == _rhyme_key(anchor.words[-1], language)
-            stats.rhyming += same_key and out.words[-1] != anchor.words[-1]
+            word = rhyme_word(line, out.words)
+            anchor_word = rhyme_word(lines_by_index[line.rhymes_with], anchor.words)
+            same_key = _rhyme_key(word, language) == _rhyme_key(anchor_word, language)
+            stats.rhyming += same_key and word != anchor_word
+
+
+@dataclass
+class CiStats:
+    """How the pieces' sections carried ci stanzas (``cantus.lyrics.ci``)."""
+
+    sections: int = 0
+    carried: int = 0
+    stanzas: Counter = field(default_factory=Counter)
+    notes: int = 0
+    """Notes of the sections that carry a stanza."""
+    melisma: int = 0
+    """Of those, the notes sung on the character before them."""
+    examples: list[str] = field(default_factory=list)
+
+
+def measure_ci(
+    stats: CiStats,
+    free_lines: list[LineSlots],
+    lines: list[LineSlots],
+    stanzas: Mapping[int, CiStanza],
+) -> None:
+    """Add one piece (without a form plan: one section) to ``stats``."""
+    if not any(line.syllables for line in free_lines):
+        return
+    stats.sections += 1
+    if not stanzas:
+        return
+    stats.carried += 1
+    stats.stanzas[next(iter(stanzas.values())).name] += 1
+    notes = sum(line.syllables for line in free_lines)
+    stats.notes += notes
+    stats.melisma += notes - sum(line.syllables for line in lines)
 
 
 @dataclass
@@ -263,6 +304,8 @@ class LyricsEvalReport:
     """language → the LM whose lines read better in this run (``reads_better``)."""
     registers: dict[str, RegisterCheck] = field(default_factory=dict)
     """language → the registers asked for and heard (``lyric_registers``)."""
+    ci: dict[str, CiStats] = field(default_factory=dict)
+    """language → how its pieces carried ci stanzas (``CI_LANGUAGES``)."""
 
 
 # --- the human lines and the judge LM ------------------------------------------------------
@@ -356,7 +399,7 @@ def clause_text(line: LineSlots, decoded: DecodedLine, language: str) -> str:
     if language not in CLAUSE_SYLLABLES or decoded.clauses:
         return decoded.text
     clauses, start = [], 0
-    for length in clause_lengths(line.slots, language):
+    for length in line.clauses or clause_lengths(line.slots, language):
         if start < len(decoded.words):
             clauses.append(len(decoded.words[start : start + length]))
         start += length
@@ -433,26 +476,37 @@ def song_melody(tune_bars: list[list[Note]], plan: FormPlan) -> list[list[Note]]
     return bars
 
 
-PLAIN_BEAM = DecodeOptions(
-    noise=0.0,
-    function_repeat=1.0,
-    bigram_penalty=0.0,
-    prime_theme=False,
-    pick_temperature=0.0,
-    pair_dropout=0.0,
-)
+PLAIN_BEAM = {
+    "noise": 0.0,
+    "function_repeat": 1.0,
+    "bigram_penalty": 0.0,
+    "prime_theme": False,
+    "pick_temperature": 0.0,
+    "pair_dropout": 0.0,
+}
 """The decoder before the diversity changes (#21): a plain beam search, the best line
 taken, every word sung before penalised alike; the *plain beam* methods."""
 
-SHARED_WORDS = DecodeOptions(word_dropout=0.0, verse_words=0)
+SHARED_WORDS = {"word_dropout": 0.0, "verse_words": 0}
 """The current decoder without the per-piece word dropout and the per-stanza verse words:
 every piece may reach for the same common words (the *shared words* methods)."""
 
-WHOLE_LINES = DecodeOptions(clauses=False)
+WHOLE_LINES = {"clauses": False}
 """The current decoder writing each line whole, not in clauses (``cantus.lyrics.clauses``;
-the *whole lines* methods, in the languages whose lines are cut)."""
+the *whole lines* methods, in the languages whose lines are cut), on lines that carry no ci
+stanza."""
 
-COMPARISON_SUFFIX = {"beam": PLAIN_BEAM, "shared": SHARED_WORDS, "lines": WHOLE_LINES}
+BREATH_CLAUSES = "breath"
+"""The *clauses by breath* methods (Mandarin): the current decoder on lines that carry no
+ci stanza (``cantus.lyrics.ci``), cut into clauses where the melody breathes alone."""
+
+COMPARISONS: dict[str, dict] = {
+    "beam": PLAIN_BEAM,
+    "shared": SHARED_WORDS,
+    "lines": WHOLE_LINES,
+    BREATH_CLAUSES: {},
+}
+"""Comparison methods by suffix: the changes each makes to the served decoder."""
 
 
 def method_name(method: str) -> str:
@@ -465,6 +519,8 @@ def method_name(method: str) -> str:
         return f"{name}, shared words"
     if decoder == "lines":
         return f"{name}, whole lines"
+    if decoder == BREATH_CLAUSES:
+        return f"{name}, clauses by breath"
     return f"{name}, plain beam" if decoder else name
 
 
@@ -478,6 +534,7 @@ class LanguageResult:
     songs: list[str]
     song_stats: MethodStats
     registers: RegisterCheck | None = None
+    ci: CiStats | None = None
 
 
 def reads_better(language: str, checks: dict[str, dict[str, float]]) -> str | None:
@@ -498,7 +555,7 @@ def run_lyrics_eval(
     pieces: int = 100,
     languages: tuple[str, ...] = LYRICS_LANGUAGES,
     checkpoint_dir: Path = CHECKPOINT_DIR,
-    options: DecodeOptions | None = None,
+    overrides: Mapping[str, Any] | None = None,
     songs: int = 10,
     compare_decoders: bool = True,
     compare_shared: bool = True,
@@ -508,22 +565,24 @@ def run_lyrics_eval(
     jobs: int = 1,
     log: Callable[[str], None] = print,
 ) -> LyricsEvalReport:
-    """Both LMs (``served_only``: the served one) under the current decoder (``options``,
-    default ``DecodeOptions()``) and, with ``compare_decoders``, under ``PLAIN_BEAM``, with
-    ``compare_shared`` under ``SHARED_WORDS``, with ``compare_clauses`` (Mandarin) under
-    ``WHOLE_LINES``; the baseline and the songs use the served LM
-    (``lyric_models``). ``jobs`` > 1: the languages in parallel processes."""
+    """Both LMs (``served_only``: the served one) under the served decoder
+    (``served_decoding``, changed by ``overrides``) and, with ``compare_decoders``, under
+    ``PLAIN_BEAM``, with ``compare_shared`` under ``SHARED_WORDS``, with ``compare_clauses``
+    (Mandarin) under ``WHOLE_LINES`` and on lines without ci stanzas (``BREATH_CLAUSES``);
+    the baseline and the songs use the served LM (``lyric_models``). ``jobs`` > 1: the
+    languages in parallel processes."""
     served = {language: served_lyric_model(language) for language in languages}
     report = LyricsEvalReport(pieces=pieces, models={}, stats={}, served=served)
-    comparisons = (PLAIN_BEAM,) * compare_decoders + (SHARED_WORDS,) * compare_shared
+    comparisons = ("beam",) * compare_decoders + ("shared",) * compare_shared
+    clause_comparisons = ("lines", BREATH_CLAUSES)
     arguments = [
         (
             language,
             pieces,
             checkpoint_dir,
-            options,
+            dict(overrides or {}),
             songs,
-            comparisons + (WHOLE_LINES,) * (compare_clauses and language in CLAUSE_SYLLABLES),
+            comparisons + clause_comparisons * (compare_clauses and language in CLAUSE_SYLLABLES),
             served_only,
             register_pieces,
         )
@@ -547,6 +606,8 @@ def run_lyrics_eval(
         report.song_stats[language] = result.song_stats
         if result.registers is not None:
             report.registers[language] = result.registers
+        if result.ci is not None:
+            report.ci[language] = result.ci
         report.reads_better[language] = reads_better(language, result.checks)
         report.pieces = min(report.pieces, result.pieces)
     return report
@@ -560,9 +621,9 @@ def _language_eval(
     language: str,
     pieces: int,
     checkpoint_dir: Path,
-    options: DecodeOptions | None,
+    overrides: dict[str, Any],
     songs: int,
-    comparisons: tuple[DecodeOptions, ...],
+    comparisons: tuple[str, ...],
     served_only: bool,
     register_pieces: int = 0,
     *,
@@ -572,7 +633,7 @@ def _language_eval(
     from cantus.melody.training import CORPUS_CACHE_DIR
 
     torch.set_num_threads(1)
-    options = options or DecodeOptions()
+    options = dataclasses.replace(served_decoding(language), **overrides)
     split = load_or_build_corpus(CORPUS_CACHE_DIR)
     tunes = sorted(split.test, key=lambda t: t.tune_id)
     tunes = [t for t in tunes if any(bar.notes for bar in t.melody.bars)]
@@ -589,26 +650,33 @@ def _language_eval(
                 Lexicon.load(lexicon_path(language, checkpoint_dir, model)),
             )
     scorer, lexicon = loaded[served]
-    writers_for: dict[str, tuple] = {}
+    sings_ci = language in CI_LANGUAGES
+    writers_for: dict[str, tuple] = {}  # method → (scorer, lexicon, decoder, on ci lines)
     for model, (model_scorer, model_lexicon) in loaded.items():
-        writers_for[model] = (model_scorer, model_lexicon, options)
-    for decoder in comparisons:
-        suffix = next(name for name, known in COMPARISON_SUFFIX.items() if known == decoder)
+        writers_for[model] = (model_scorer, model_lexicon, options, sings_ci)
+    for suffix in comparisons:
+        decoder = dataclasses.replace(options, **COMPARISONS[suffix])
+        on_ci = sings_ci and suffix not in ("lines", BREATH_CLAUSES)
         for model, (model_scorer, model_lexicon) in loaded.items():
-            writers_for[f"{model}_{suffix}"] = (model_scorer, model_lexicon, decoder)
+            writers_for[f"{model}_{suffix}"] = (model_scorer, model_lexicon, decoder, on_ci)
     models = ", ".join(f"{model} {pair[0].version}" for model, pair in loaded.items())
     stats = {method: MethodStats() for method in [*writers_for, "baseline"]}
+    ci_stats = CiStats()
     texts: dict[str, list[str]] = {method: [] for method in stats}
     for number, tune in enumerate(tunes):
         theme = THEMES[language][number % len(THEMES[language])]
         mood = MOODS[number % len(MOODS)]
         scheme = SCHEMES[number % len(SCHEMES)]
         bars = [bar.notes for bar in tune.melody.bars[:BARS_PER_PIECE]]
-        lines = plan_lines(bars, tune.melody.meter, scheme=scheme)
+        free_lines = plan_lines(bars, tune.melody.meter, scheme=scheme)
+        lines, stanzas = sing_ci(free_lines, None) if sings_ci else (free_lines, {})
+        if sings_ci:
+            measure_ci(ci_stats, free_lines, lines, stanzas)
         target = theme_text(theme, mood)
         theme_vector = embedder.embed([target])[0]
         outputs: dict[str, list[DecodedLine]] = {}
-        for method, (method_scorer, method_lexicon, method_options) in writers_for.items():
+        lines_of: dict[str, list[LineSlots]] = {"baseline": lines}
+        for method, (method_scorer, method_lexicon, method_options, on_ci) in writers_for.items():
             started = time.perf_counter()
             writer = LyricWriter(
                 method_scorer,
@@ -619,7 +687,8 @@ def _language_eval(
                 options=method_options,
                 seed=number,
             )
-            outputs[method] = writer.write_lines(lines)
+            lines_of[method] = lines if on_ci else free_lines
+            outputs[method] = writer.write_lines(lines_of[method])
             stats[method].seconds += time.perf_counter() - started
 
         started = time.perf_counter()
@@ -637,11 +706,17 @@ def _language_eval(
             text = "\n".join(d.text for d in decoded if d.words)
             texts[method] += [
                 clause_text(line, d, language)
-                for line, d in zip(lines, decoded, strict=True)
+                for line, d in zip(lines_of[method], decoded, strict=True)
                 if d.words
             ]
             similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
-            measure_piece(stats[method], language, lines, decoded, similarity)
+            measure_piece(stats[method], language, lines_of[method], decoded, similarity)
+            if method == served and stanzas and len(ci_stats.examples) < CI_EXAMPLES:
+                name = next(iter(stanzas.values())).name
+                ci_stats.examples.append(
+                    f"{tune.tune_id} ({tune.melody.meter}, theme “{theme}”, {mood}), "
+                    f"调寄《{name}》: " + " / ".join(d.text for d in decoded if d.words)
+                )
             if number < 3:
                 stats[method].examples.append(
                     f"{tune.tune_id} ({tune.melody.meter}, {scheme}, theme “{theme}”, {mood}): "
@@ -670,7 +745,15 @@ def _language_eval(
         )
         log(f"{language}: registers heard as asked {100 * registers.accuracy:.0f} %")
     return LanguageResult(
-        len(tunes), models, stats, texts, checks, song_texts, song_stats, registers
+        len(tunes),
+        models,
+        stats,
+        texts,
+        checks,
+        song_texts,
+        song_stats,
+        registers,
+        ci_stats if sings_ci else None,
     )
 
 
@@ -691,6 +774,9 @@ def write_songs(
         plan = plan_form(SONG_FORM, bars=SONG_BARS, key=Key(0, Mode.MAJOR), energy=Energy.MID)
         bars = song_melody([bar.notes for bar in tune.melody.bars], plan)
         lines = plan_lines(bars, tune.melody.meter, scheme="AABB", plan=plan)
+        stanzas: dict[int, CiStanza] = {}
+        if language in CI_LANGUAGES:
+            lines, stanzas = sing_ci(lines, plan)
         theme_vector = embedder.embed([theme_text(theme, mood)])[0]
         writer = LyricWriter(
             scorer,
@@ -714,6 +800,8 @@ def write_songs(
         sections: list[tuple[str, list[str]]] = []
         for line, words in zip(lines, decoded, strict=True):
             label = plan.sections[plan.heard_section_index(line.first_bar)].label
+            if line.index in stanzas:
+                label += f" 《{stanzas[line.index].name}》"
             if not sections or sections[-1][0] != label:
                 sections.append((label, []))
             if words.words:
@@ -742,13 +830,16 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
         f"{report.pieces} pieces per language: the first {BARS_PER_PIECE} bars of test-split tunes "
         "of the melody corpus; themes, moods and rhyme schemes (AABB, ABAB, ABCB) rotate. All "
         "methods run in the same run. *transformer* and *LSTM* are `LyricWriter` (syllables, "
-        "stress, rhyme, tone, theme, blocklist) with the current decoder on each LM "
-        "(`DecodeOptions()`), *…, plain beam* the same LMs with the decoder before the "
+        "stress, rhyme, tone, theme, blocklist) with the served decoder on each LM "
+        "(`served_decoding`), Mandarin on lines that carry a ci stanza where the tune allows "
+        "(`cantus.lyrics.ci`), *…, plain beam* the same LMs with the decoder before the "
         "diversity changes (`PLAIN_BEAM`: plain beam search, best line, every repeated word "
         "penalised alike), *…, shared words* the current decoder without the per-piece word "
         "dropout and per-stanza verse words (`SHARED_WORDS`); *…, whole lines* (Mandarin) the "
         "current decoder writing each line whole instead of in clauses cut where the melody "
-        "breathes (`WHOLE_LINES`; `cantus.lyrics.clauses`); *baseline* samples the served "
+        "breathes (`WHOLE_LINES`; `cantus.lyrics.clauses`), and *…, clauses by breath* "
+        "(Mandarin) the current decoder on lines that carry no ci stanza, cut into clauses "
+        "where the melody breathes; *baseline* samples the served "
         "LM without constraints and trims each line to its notes at a word boundary; *human* "
         "lines are held out from both LMs' training. Definitions: "
         "`shared/cantus/eval/lyrics.py`; the corpora: `docs/lyrics_data.md`.",
@@ -899,6 +990,29 @@ def format_report(report: LyricsEvalReport, *, command: str) -> str:
             ]
             lines += [f"{number}. {song_text}" for number, song_text in enumerate(songs, 1)]
             lines.append("")
+        if language in report.ci:
+            lines += format_ci(report.ci[language])
         if language in report.registers:
             lines += format_register_check(report.registers[language])
     return "\n".join(lines)
+
+
+def format_ci(stats: CiStats) -> list[str]:
+    """The ci section of a language's report."""
+    share = stats.carried / stats.sections if stats.sections else float("nan")
+    melisma = stats.melisma / stats.notes if stats.notes else float("nan")
+    stanzas = ", ".join(f"{name} {count}" for name, count in stats.stanzas.most_common())
+    return [
+        "### Ci stanzas (词牌)",
+        "",
+        f"Pieces whose melody carries a stanza of a ci pattern (`cantus.lyrics.ci`: the "
+        f"commonest clause lengths and rhymes of the Song ci patterns with the most poems): "
+        f"**{stats.carried} of {stats.sections}** ({100 * share:.0f} %); of their notes, "
+        f"{100 * melisma:.1f} % are sung on the character before them (a melisma). "
+        f"Stanzas: {stanzas or 'none'}. The others are cut into clauses where the melody "
+        "breathes. The served LSTM's lines above are written on these lines; *…, clauses by "
+        "breath* is the same decoder on the same tunes without the stanzas.",
+        "",
+        *[f"* {example}" for example in stats.examples],
+        "",
+    ]

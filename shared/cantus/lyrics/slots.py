@@ -65,6 +65,11 @@ class LineSlots:
     rhyme_label: str
     rhymes_with: int | None
     stanza: int = 0
+    clauses: tuple[int, ...] = ()
+    """Syllables per clause where a ci pattern sets them (``cantus.lyrics.ci``); empty:
+    cut where the melody breathes (``cantus.lyrics.clauses``)."""
+    clause_rhymes: tuple[bool, ...] = ()
+    """Per clause of ``clauses``: it ends on the line's rhyme."""
 
     @property
     def syllables(self) -> int:
@@ -202,6 +207,17 @@ def rhyme_position(line_index: int, scheme: str) -> tuple[str, int | None]:
     return letter, None if first == position else stanza * size + first
 
 
+def rhyme_word(line: LineSlots, words: Sequence[str]) -> str:
+    """The word of ``words`` (sung on ``line``) that carries its rhyme: the end of its last
+    rhyming clause in a ci stanza (``LineSlots.clause_rhymes``), else its last word."""
+    if line.clauses and any(line.clause_rhymes):
+        last = max(i for i, rhymes in enumerate(line.clause_rhymes) if rhymes)
+        index = sum(line.clauses[: last + 1]) - 1
+        if index < len(words):
+            return words[index]
+    return words[-1]
+
+
 def is_rhyme_anchor(line_index: int, scheme: str) -> bool:
     """Whether later lines of the stanza rhyme with line ``line_index``."""
     letter, anchor = rhyme_position(line_index, scheme)
@@ -215,10 +231,12 @@ def plan_lines(
     scheme: str = DEFAULT_RHYME_SCHEME,
     melisma: bool = False,
     plan: FormPlan | None = None,
+    ci: bool = False,
 ) -> list[LineSlots]:
     """Every line of a whole melody (a list of bars' notes), as the service would close
     them bar by bar; with a form ``plan``, lines end at section ends and the rhyme scheme
-    starts again with each section (``song_form``)."""
+    starts again with each section (``song_form``); with ``ci``, each section carries the
+    ci stanza that fits it, where one does (``cantus.lyrics.ci``)."""
     lines: list[LineSlots] = []
     start, stanza = 0, 0
     for index in range(len(bars)):
@@ -231,6 +249,10 @@ def plan_lines(
             start = index + 1
             if start == end:
                 stanza = len(lines)
+    if ci:
+        from cantus.lyrics.ci import sing_ci  # ci fits the lines planned here
+
+        lines = sing_ci(lines, plan)[0]
     return lines
 
 

@@ -15,6 +15,7 @@ from cantus.lyrics.decoding import (
     DecodedLine,
     DecodeOptions,
     LyricWriter,
+    served_decoding,
     word_pairs,
 )
 from cantus.lyrics.lexicon import Lexicon
@@ -55,6 +56,13 @@ class LyricResources:
         if str(path) not in self._lexicons:
             self._lexicons[str(path)] = Lexicon.load(path)
         return self._lexicons[str(path)]
+
+    def rhyme_of(self, language: str, register: str, word: str) -> str:
+        """The rhyme key of ``word`` in the lexicon of ``language`` and ``register`` ("":
+        a word it does not hold)."""
+        lexicon = self.lexicon(language, register)
+        index = lexicon.index.get(word)
+        return lexicon.rhymes[index] if index is not None else ""
 
     def scorer(self, language: str, register: str = "") -> LyricScorer:
         if (language, register) not in self._scorers:
@@ -104,7 +112,7 @@ def themed_writer(
         theme_vector=embedder.embed([theme_text(theme, mood)])[0],
         theme_text=theme,
         embed=embedder.embed,
-        options=options or DecodeOptions(),
+        options=options or served_decoding(lexicon.language),
         seed=seed,
     )
 

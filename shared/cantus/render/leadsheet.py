@@ -187,6 +187,7 @@ def build_leadsheet_score(
     title: str | None = None,
     form: FormPlan | None = None,
     tempo_marks: Mapping[int, float] | None = None,
+    stanzas: Mapping[int, str] | None = None,
 ) -> Any:
     """The lead sheet as a music21 ``Score`` (see ``leadsheet_musicxml``)."""
     from music21 import bar as m21bar
@@ -198,6 +199,10 @@ def build_leadsheet_score(
     scale_names = {p.pitchClass: p.name for p in m21_key.pitches}
     lyric_at = dict(lyrics)
     marks = _section_marks(form, len(melody_bars))
+    for bar_index, name in (stanzas or {}).items():
+        tune = expressions.TextExpression(f"调寄《{name}》")
+        tune.placement = "above"
+        marks.setdefault(bar_index, []).append(tune)
     section_ends = _section_ends(form, len(melody_bars))
     score = stream.Score()
     score.insert(0, metadata.Metadata(title=title or "Cantus", composer="Cantus"))
@@ -280,6 +285,7 @@ def leadsheet_musicxml(
     title: str | None = None,
     form: FormPlan | None = None,
     tempo_marks: Mapping[int, float] | None = None,
+    stanzas: Mapping[int, str] | None = None,
 ) -> bytes:
     """MusicXML (UTF-8 bytes) of the lead sheet.
 
@@ -291,7 +297,9 @@ def leadsheet_musicxml(
     ``form``: the piece's plan of sections (rehearsal marks, double barlines, key areas).
     ``tempo_marks``: bar (0-based) → quarter-note bpm from that bar on, where a section
     has its own tempo (an edit, issue #18) and where the piece's tempo returns after it:
-    a metronome mark over the bar (the first bar gets ``tempo`` unless it has a mark)."""
+    a metronome mark over the bar (the first bar gets ``tempo`` unless it has a mark).
+    ``stanzas``: bar (0-based) → the ci stanza (词牌) sung from there (``cantus.lyrics.ci``),
+    written over the bar as 调寄《name》."""
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     score = build_leadsheet_score(
@@ -304,6 +312,7 @@ def leadsheet_musicxml(
         title=title,
         form=form,
         tempo_marks=tempo_marks,
+        stanzas=stanzas,
     )
     try:
         return GeneralObjectExporter(score).parse()

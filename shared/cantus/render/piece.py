@@ -763,6 +763,19 @@ def lyric_title(parts: PieceParts) -> str | None:
     return None if found is None else found[1]
 
 
+def ci_stanza_marks(parts: PieceParts) -> dict[int, str]:
+    """Bar → the ci stanza (词牌) sung from there: the first bar of each run of lyric lines
+    that carry one (``LyricLine.ci_stanza``)."""
+    marks: dict[int, str] = {}
+    previous = ""
+    for _, line in sorted(parts.lyric_lines.items()):
+        if line.ci_stanza and line.ci_stanza != previous:
+            marks[line.first_bar] = line.ci_stanza
+        if line.text:
+            previous = line.ci_stanza
+    return marks
+
+
 def piece_title(parts: PieceParts) -> str:
     """The lyrics' title line when the piece has lyrics, else its style and key."""
     title = lyric_title(parts)
@@ -900,6 +913,7 @@ def render_piece_files(
                 title=piece_title(parts),
                 form=piece_form(parts),
                 tempo_marks=section_tempo_marks(parts),
+                stanzas=ci_stanza_marks(parts),
             )
         if "piece.musicxml" in result.files:
             engraving = pool.submit(engrave_leadsheet, result.files["piece.musicxml"])
@@ -1023,6 +1037,7 @@ def _summary_json(
                 if plan is not None
                 else None
             ),
+            "ci_stanza": line.ci_stanza or None,
         }
         for index, line in sorted(parts.lyric_lines.items())
         if line.text

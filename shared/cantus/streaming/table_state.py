@@ -165,6 +165,20 @@ class WrittenLine(BaseModel):
     clauses as lines, so a restarted service prompts as the first run did."""
 
 
+class CiLinePlan(BaseModel):
+    """How a line carries its section's ci stanza (``cantus.lyrics.ci.CiLine``), fitted
+    when the section's bars were all in, and the line it rhymes with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stanza: str
+    merged: list[int] = Field(default_factory=list)
+    clauses: list[int] = Field(default_factory=list)
+    rhymes: list[bool] = Field(default_factory=list)
+    rhymes_with: int | None = None
+    is_anchor: bool = False
+
+
 class LyricState(TableState):
     """The lyric service's piece: melody bars not yet in a written line (by bar index, as
     text: table keys are strings), the first bar of the next line, and the lines written
@@ -173,3 +187,10 @@ class LyricState(TableState):
     bars: dict[str, list[NoteRow]] = Field(default_factory=dict)
     line_start: int = 0
     lines: dict[str, WrittenLine] = Field(default_factory=dict)
+    ci_sections: dict[str, str] = Field(default_factory=dict)
+    """Group of sections (index in ``ci.ci_groups``) → the ci stanza it carries ("":
+    none), once decided."""
+    ci_lines: dict[str, CiLinePlan] = Field(default_factory=dict)
+    """First bar of a line → how it carries its section's stanza."""
+    ci_shapes: dict[str, str] = Field(default_factory=dict)
+    """``ci.group_shape`` of each group that carries a stanza → the stanza's name."""
