@@ -31,6 +31,7 @@ from cantus.lyrics.ci import (
     CI_MAX_BARS,
     CiLine,
     ci_groups,
+    group_bars,
     group_of,
     group_shape,
     received_group,
@@ -193,12 +194,13 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             spec, piece_id, line_index, start, line.bar_count, content, received, ci_stanza
         )
         service.log.info(
-            "piece %s line %d (bars %d-%d, %d syllables%s): %s",
+            "piece %s line %d (bars %d-%d, %d syllables%s%s): %s",
             piece_id,
             line_index,
             start,
             start + line.bar_count - 1,
             line.syllables,
+            f", {ci_stanza}" if ci_stanza else "",
             f", relaxed {'+'.join(decoded.relaxed)}" if decoded.relaxed else "",
             decoded.text,
         )
@@ -233,7 +235,7 @@ def fit_ci_stanza(
     if group < 0 or str(group) in state.ci_sections:
         return True
     first, end = groups[group]
-    if end - first > CI_MAX_BARS:
+    if group_bars(plan, (first, end)) > CI_MAX_BARS:
         state.ci_sections[str(group)] = ""
         return True
     if any(bar not in bars for bar in range(start, end)):

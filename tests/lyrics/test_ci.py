@@ -28,7 +28,7 @@ from cantus.lyrics.ci import (
 )
 from cantus.lyrics.decoding import LyricWriter
 from cantus.lyrics.slots import Slot, plan_lines, rhyme_word
-from cantus.music.form import plan_form
+from cantus.music.form import plan_form, with_pickup
 from cantus.music.notes import TICKS_PER_QUARTER, Key, Meter, Mode, Note
 from cantus.music.styles import Energy
 
@@ -180,6 +180,8 @@ def test_sixteen_bars_of_aaba_are_one_group_and_a_chorus_is_its_own():
     assert groups[0][0] == 0 and groups[-1][1] == 24
     assert all(end - first <= CI_MAX_BARS for first, end in groups)
     assert ci_groups(None, 40) == [(0, 40)]
+    # a pickup bar is the first line's upbeat: 17 bars of AABA are still one group
+    assert ci_groups(with_pickup(aaba), 17) == [(0, 17)]
 
 
 def test_the_service_plans_a_group_as_the_whole_piece_is_planned():

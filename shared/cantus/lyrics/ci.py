@@ -345,13 +345,21 @@ def ci_groups(plan: FormPlan | None, total_bars: int) -> list[tuple[int, int]]:
         chorus = is_chorus(section.label)
         if first >= total_bars:
             break
-        if groups and not chorus and not groups[-1][2] and end - groups[-1][0] <= CI_MAX_BARS:
+        joined = (groups[-1][0], end) if groups else (first, end)
+        if groups and not chorus and not groups[-1][2] and group_bars(plan, joined) <= CI_MAX_BARS:
             groups[-1] = (groups[-1][0], end, False)
         else:
             groups.append((first, end, chorus))
     if groups[-1][1] < total_bars:  # bars past the plan's end close its last line
         groups[-1] = (groups[-1][0], total_bars, groups[-1][2])
     return [(first, end) for first, end, _ in groups]
+
+
+def group_bars(plan: FormPlan | None, group: tuple[int, int]) -> int:
+    """Bars of a group, a pickup bar that opens the piece not counted (its upbeat is the
+    first line's first notes)."""
+    first, end = group
+    return end - first - (1 if plan is not None and plan.pickup_bars and first == 0 else 0)
 
 
 def group_of(groups: Sequence[tuple[int, int]], bar: int) -> int:
@@ -415,9 +423,9 @@ def fit_group(
     seen: Mapping[str, str] | None = None,
 ) -> CiFit | None:
     """The stanza a group's lines carry, or None: a group shaped as one before (``seen``:
-    shape → stanza name) carries that one again; a group of more than ``CI_MAX_BARS`` bars
-    (a long section) carries none."""
-    if not lines or lines[-1].first_bar + lines[-1].bar_count - lines[0].first_bar > CI_MAX_BARS:
+    shape → stanza name) carries that one again. The caller leaves out groups of more than
+    ``CI_MAX_BARS`` bars (a long section, a long piece without a plan)."""
+    if not lines:
         return None
     known = (seen or {}).get(group_shape(lines))
     if known is not None:
@@ -506,7 +514,10 @@ def sing_ci(
     after: CiStanza | None = None
     seen: dict[str, str] = {}
     for group in _grouped(lines, plan):
-        fit = fit_group(group, after=after, seen=seen)
+        span = (group[0].first_bar, group[-1].first_bar + group[-1].bar_count)
+        fit = None
+        if group_bars(plan, span) <= CI_MAX_BARS:
+            fit = fit_group(group, after=after, seen=seen)
         after = fit.stanza if fit is not None else None
         if fit is None:
             out += group
