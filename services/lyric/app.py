@@ -240,7 +240,7 @@ def fit_ci_stanza(
         return True
     if any(bar not in bars for bar in range(start, end)):
         return False
-    fit, lines = received_group(
+    parts = received_group(
         bars,
         (start, end),
         spec_meter(spec),
@@ -252,8 +252,8 @@ def fit_ci_stanza(
         after=stanza_named(state.ci_sections.get(str(group - 1), "")),
         seen=state.ci_shapes,
     )
-    state.ci_sections[str(group)] = fit.stanza.name if fit is not None else ""
-    if fit is not None:
+    state.ci_sections[str(group)] = parts[-1][0].stanza.name if parts else ""
+    for fit, lines in parts:
         state.ci_shapes[group_shape(lines)] = fit.stanza.name
         anchors = {line.rhymes_with for line in lines if line.rhymes_with is not None}
         for line in lines:

@@ -192,4 +192,4 @@ def test_the_ci_report_counts_the_pieces_that_carry_a_stanza():
     assert (stats.sections, stats.carried, stats.notes, stats.melisma) == (2, 1, 43, 1)
     assert stats.stanzas == {"浣溪沙": 1}
     text = "\n".join(format_ci(stats))
-    assert "**1 of 2** (50 %)" in text and "浣溪沙 1" in text and "2.3 %" in text
+    assert "**1 of 2** (50 %)" in text and "《浣溪沙》 1" in text and "2.3 %" in text

@@ -109,16 +109,17 @@ def stanza_lines(counts: list[int]):
     return bars
 
 
-def line_slots(counts: list[int]):
-    """Lines of ``counts`` slots each (quarter notes, strong on beats 1 and 3)."""
+def line_slots(counts: list[int], bars: int = 2):
+    """Lines of ``counts`` slots each (quarter notes, strong on beats 1 and 3), each over
+    ``bars`` bars."""
     from cantus.lyrics.slots import LineSlots
 
     out = []
     for index, count in enumerate(counts):
         line = tuple(
-            Slot(2 * index, i, i * QUARTER, 60 + i, i % 2 == 0, 1, QUARTER) for i in range(count)
+            Slot(bars * index, i, i * QUARTER, 60 + i, i % 2 == 0, 1, QUARTER) for i in range(count)
         )
-        out.append(LineSlots(index, 2 * index, 2, line, "A", None))
+        out.append(LineSlots(index, bars * index, bars, line, "A", None))
     return out
 
 
@@ -187,7 +188,7 @@ def test_sixteen_bars_of_aaba_are_one_group_and_a_chorus_is_its_own():
 def test_the_service_plans_a_group_as_the_whole_piece_is_planned():
     bars = stanza_lines([7, 7, 7, 7, 7, 7])
     whole = plan_lines(bars, FOUR_FOUR, scheme="AABB", ci=True)
-    fit, received = received_group(
+    parts = received_group(
         dict(enumerate(bars)),
         (0, len(bars)),
         FOUR_FOUR,
@@ -197,8 +198,8 @@ def test_the_service_plans_a_group_as_the_whole_piece_is_planned():
         scheme="AABB",
         melisma=False,
     )
-    assert fit is not None and fit.stanza.name == "浣溪沙"
-    assert received == whole
+    assert [fit.stanza.name for fit, _ in parts] == ["浣溪沙"]
+    assert parts[0][1] == whole
 
 
 def test_an_edit_sings_the_stanza_again_on_the_notes_there_are_now():
@@ -239,3 +240,18 @@ def test_a_carried_line_is_written_clause_by_clause_with_each_rhyme(scorers, lex
             assert rhyme(line, out.words) == key
             rhymed += 1
     assert rhymed >= 3
+
+
+def test_a_group_no_stanza_fits_whole_carries_one_over_each_half():
+    """Sixteen one-bar lines of seven notes (112) are more than any stanza holds; each half
+    (56 notes) holds one, with its own rhyme."""
+    lines = line_slots([7] * 16, bars=1)
+    sung, stanzas = sing_ci(lines, None)
+    assert set(stanzas) == set(range(16))
+    first, second = {stanzas[i].name for i in range(8)}, {stanzas[i].name for i in range(8, 16)}
+    assert len(first) == len(second) == 1
+    assert sung[8].rhymes_with is None
+    assert all(line.rhymes_with in (None, *range(8)) for line in sung[:8])
+    assert all(line.rhymes_with in (None, *range(8, 16)) for line in sung[8:])
+    names = {index: stanza.name for index, stanza in stanzas.items()}
+    assert sing_named(lines, names, None) == {line.index: line for line in sung}

@@ -268,6 +268,12 @@ class CiStats:
     examples: list[str] = field(default_factory=list)
 
 
+def stanza_names(stanzas: Mapping[int, CiStanza]) -> str:
+    """The stanzas a piece carries, in order ("浣溪沙·上片》《浣溪沙·下片" for two)."""
+    names = [stanza.name for _, stanza in sorted(stanzas.items())]
+    return "》《".join(dict.fromkeys(names))
+
+
 def measure_ci(
     stats: CiStats,
     free_lines: list[LineSlots],
@@ -281,7 +287,7 @@ def measure_ci(
     if not stanzas:
         return
     stats.carried += 1
-    stats.stanzas[next(iter(stanzas.values())).name] += 1
+    stats.stanzas[stanza_names(stanzas)] += 1
     notes = sum(line.syllables for line in free_lines)
     stats.notes += notes
     stats.melisma += notes - sum(line.syllables for line in lines)
@@ -712,7 +718,7 @@ def _language_eval(
             similarity = float(embedder.embed([text])[0] @ theme_vector) if text else 0.0
             measure_piece(stats[method], language, lines_of[method], decoded, similarity)
             if method == served and stanzas and len(ci_stats.examples) < CI_EXAMPLES:
-                name = next(iter(stanzas.values())).name
+                name = stanza_names(stanzas)
                 ci_stats.examples.append(
                     f"{tune.tune_id} ({tune.melody.meter}, theme “{theme}”, {mood}), "
                     f"调寄《{name}》: " + " / ".join(d.text for d in decoded if d.words)
@@ -1001,12 +1007,13 @@ def format_ci(stats: CiStats) -> list[str]:
     """The ci section of a language's report."""
     share = stats.carried / stats.sections if stats.sections else float("nan")
     melisma = stats.melisma / stats.notes if stats.notes else float("nan")
-    stanzas = ", ".join(f"{name} {count}" for name, count in stats.stanzas.most_common())
+    stanzas = ", ".join(f"《{name}》 {count}" for name, count in stats.stanzas.most_common())
     return [
         "### Ci stanzas (词牌)",
         "",
         f"Pieces whose melody carries a stanza of a ci pattern (`cantus.lyrics.ci`: the "
-        f"commonest clause lengths and rhymes of the Song ci patterns with the most poems): "
+        f"commonest clause lengths and rhymes of the Song ci patterns with the most poems; "
+        f"one over the whole piece, else one over each half where it fits): "
         f"**{stats.carried} of {stats.sections}** ({100 * share:.0f} %); of their notes, "
         f"{100 * melisma:.1f} % are sung on the character before them (a melisma). "
         f"Stanzas: {stanzas or 'none'}. The others are cut into clauses where the melody "

@@ -434,6 +434,47 @@ def fit_group(
     return fit_stanza(lines, after=after)
 
 
+def half_cut(lines: Sequence[LineSlots], plan: FormPlan | None) -> int | None:
+    """Where a group's lines split into two halves: at the line that starts a section
+    nearest the group's middle bar (without a plan, at the line start nearest it); None
+    where no line but the first starts a section."""
+    if len(lines) < 2:
+        return None
+    first, end = lines[0].first_bar, lines[-1].first_bar + lines[-1].bar_count
+    starts = None
+    if plan is not None:
+        starts = {plan.heard_first_bar(k) for k in range(len(plan.sections))}
+    cuts = [i for i in range(1, len(lines)) if starts is None or lines[i].first_bar in starts]
+    if not cuts:
+        return None
+    return min(cuts, key=lambda i: (abs(2 * lines[i].first_bar - first - end), i))
+
+
+def fit_parts(
+    lines: Sequence[LineSlots],
+    plan: FormPlan | None,
+    *,
+    after: CiStanza | None = None,
+    seen: Mapping[str, str] | None = None,
+) -> list[tuple[list[LineSlots], CiFit]]:
+    """The stanzas a group's lines carry, each with its lines: one over the whole group
+    where one fits (``fit_group``), else one over each half (``half_cut``) that a stanza
+    fits, as a ci's 上片 and 下片 are sung to the two halves of its tune."""
+    whole = fit_group(lines, after=after, seen=seen)
+    if whole is not None:
+        return [(list(lines), whole)]
+    cut = half_cut(lines, plan)
+    if cut is None:
+        return []
+    parts = []
+    for half in (lines[:cut], lines[cut:]):
+        fit = fit_group(half, after=after, seen=seen)
+        after = fit.stanza if fit is not None else None
+        if fit is not None:
+            parts.append((list(half), fit))
+    return parts
+
+
 def received_group(
     bars: Mapping[int, Sequence[Note]],
     group: tuple[int, int],
@@ -446,12 +487,12 @@ def received_group(
     melisma: bool,
     after: CiStanza | None = None,
     seen: Mapping[str, str] | None = None,
-) -> tuple[CiFit | None, list[LineSlots]]:
-    """The stanza a group carries, fitted once its bars are all in ``bars`` (bar index →
-    notes), and its lines as they carry it (empty: none fits); its first line is line
-    ``first_line`` of the piece. The lines close as ``slots.next_line_bars`` closes them
-    bar by bar, at each section's end, each section's rhyme scheme counted from its first
-    line (as the lyric service plans them)."""
+) -> list[tuple[CiFit, list[LineSlots]]]:
+    """The stanzas a group carries (``fit_parts``), fitted once its bars are all in
+    ``bars`` (bar index → notes), each with its lines as they carry it (empty: none fits);
+    the group's first line is line ``first_line`` of the piece. The lines close as
+    ``slots.next_line_bars`` closes them bar by bar, at each section's end, each section's
+    rhyme scheme counted from its first line (as the lyric service plans them)."""
     lines: list[LineSlots] = []
     cursor, end = group
     stanza, section = first_line, section_end(plan, cursor, total_bars)
@@ -473,8 +514,8 @@ def received_group(
             )
         )
         cursor += len(line_bars)
-    fit = fit_group(lines, after=after, seen=seen)
-    return fit, (sing_stanza(lines, fit) if fit is not None else [])
+    parts = fit_parts(lines, plan, after=after, seen=seen)
+    return [(fit, sing_stanza(part, fit)) for part, fit in parts]
 
 
 def _grouped(lines: Sequence[LineSlots], plan: FormPlan | None) -> list[list[LineSlots]]:
@@ -496,35 +537,44 @@ def sing_named(
     (an edit rewrites some of them); a group the stanza no longer fits is left out."""
     out: dict[int, LineSlots] = {}
     for group in _grouped(lines, plan):
-        name = next((names[line.index] for line in group if names.get(line.index)), "")
-        stanza = stanza_named(name) if name else None
-        fit = fit_stanza(group, [stanza]) if stanza is not None else None
-        if fit is not None:
-            out.update({line.index: line for line in sing_stanza(group, fit)})
+        for name, run in itertools.groupby(group, key=lambda line: names.get(line.index, "")):
+            part = list(run)
+            stanza = stanza_named(name) if name else None
+            if stanza is None:
+                continue
+            fit = fit_stanza(part, [stanza])
+            # both halves of a group may carry the same stanza: one run of names
+            cut = half_cut(part, plan) if fit is None else None
+            halves = [part] if fit is not None else [part[:cut], part[cut:]] if cut else []
+            for half in halves:
+                fitted = fit if fit is not None else fit_stanza(half, [stanza])
+                if fitted is not None:
+                    out.update({line.index: line for line in sing_stanza(half, fitted)})
     return out
 
 
 def sing_ci(
     lines: Sequence[LineSlots], plan: FormPlan | None
 ) -> tuple[list[LineSlots], dict[int, CiStanza]]:
-    """Every line of a piece, each group (``ci_groups``) carrying the stanza that fits it
-    best where one does (``fit_group``), and the stanza per line index of those groups."""
+    """Every line of a piece, each group (``ci_groups``) carrying the stanzas that fit it
+    where they do (``fit_parts``), and the stanza per line index of the lines that carry
+    one."""
     out: list[LineSlots] = []
     stanzas: dict[int, CiStanza] = {}
     after: CiStanza | None = None
     seen: dict[str, str] = {}
     for group in _grouped(lines, plan):
         span = (group[0].first_bar, group[-1].first_bar + group[-1].bar_count)
-        fit = None
+        parts = []
         if group_bars(plan, span) <= CI_MAX_BARS:
-            fit = fit_group(group, after=after, seen=seen)
-        after = fit.stanza if fit is not None else None
-        if fit is None:
-            out += group
-            continue
-        seen[group_shape(group)] = fit.stanza.name
-        out += sing_stanza(group, fit)
-        stanzas.update({line.index: fit.stanza for line in group})
+            parts = fit_parts(group, plan, after=after, seen=seen)
+        after = parts[-1][1].stanza if parts else None
+        carried: dict[int, LineSlots] = {}
+        for part, fit in parts:
+            seen[group_shape(part)] = fit.stanza.name
+            carried.update({line.index: line for line in sing_stanza(part, fit)})
+            stanzas.update({line.index: fit.stanza for line in part})
+        out += [carried.get(line.index, line) for line in group]
     return out, stanzas
 
 

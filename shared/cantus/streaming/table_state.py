@@ -188,8 +188,8 @@ class LyricState(TableState):
     line_start: int = 0
     lines: dict[str, WrittenLine] = Field(default_factory=dict)
     ci_sections: dict[str, str] = Field(default_factory=dict)
-    """Group of sections (index in ``ci.ci_groups``) → the ci stanza it carries ("":
-    none), once decided."""
+    """Group of sections (index in ``ci.ci_groups``) → the last ci stanza it carries ("":
+    none), once decided: the next group prefers the 下片 after a 上片."""
     ci_lines: dict[str, CiLinePlan] = Field(default_factory=dict)
     """First bar of a line → how it carries its section's stanza."""
     ci_shapes: dict[str, str] = Field(default_factory=dict)
