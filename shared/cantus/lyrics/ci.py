@@ -2,21 +2,21 @@
 
 A ci is a song lyric written to a fixed tune pattern: the pattern sets how many clauses a
 stanza has, how many characters each clause holds, and which clauses rhyme (浣溪沙: three
-rhyming clauses of seven, twice; 如梦令: 6 6 5 6 2 2 6). ``CI_PATTERNS`` are the patterns of
-the Song ci in ``chinese-poetry`` (``make lyric-data``) with the most poems: per pattern, the
-clause lengths most of its poems use, and the clauses that most of them end with a rhyme
-mark (。？！; ，、；： end the others). A pattern of two stanzas (上片, 下片) is cut at the
-rhyme nearest half its characters.
+rhyming clauses of seven, twice; 如梦令: 6 6 5 6 2 2 6). The patterns (``ci_stanzas``, from
+``CI_PATTERNS_PATH``) are those of the Song ci in ``chinese-poetry`` (``make lyric-data``)
+with the most poems: per pattern, the clause lengths most of its poems use, and the clauses
+that most of them end with a rhyme mark (。？！; ，、；： end the others). A pattern of two
+stanzas (上片, 下片) is cut at the rhyme nearest half its characters.
 
-A section of melody (a stanza in song form) carries a stanza of a pattern where the tune
-allows (``fit_stanza``): its lines take the pattern's clauses in order, each line whole
+A group of sections (``ci_groups``: up to ``CI_MAX_BARS`` bars) carries a stanza where the
+tune allows (``fit_stanza``): its lines take the stanza's clauses in order, each line whole
 clauses, each clause a run of notes with one character per note, except that a note may be
 sung on the character before it (a melisma) where the melody has more notes than the
 clauses have characters. The fit spends as few melismas as it can, on weak and short notes
-first, and cuts clauses where the melody breathes. A tune that would need more than
+first, and cuts clauses where the melody breathes. A group that would need more than
 ``MAX_MELISMA_SHARE`` of its notes held over, or has fewer notes than a stanza has
-characters, carries no pattern, and its lines are cut into clauses by the breath alone
-(``cantus.lyrics.clauses``).
+characters, carries one stanza over each half that one fits (``fit_parts``), or none; lines
+that carry none are cut into clauses by the breath alone (``cantus.lyrics.clauses``).
 
 ``python -m cantus.lyrics.ci`` counts the patterns again and writes ``CI_PATTERNS_PATH``.
 """
@@ -51,17 +51,19 @@ MAX_CHARACTERS = 64
 RHYME_MARKS = "。？！"
 CLAUSE_MARKS = "，。？！、；："
 MAX_MELISMA_SHARE = 0.3
-"""The most of a section's notes that may be sung on the character before them."""
+"""The most of a group's notes (and, less one, of a line's) that may be sung on the
+character before them."""
 MELISMA_COST = 1.0
 STRONG_MELISMA_COST = 2.0
 """Added for a note on a strong beat held over from the character before."""
 BREATH_BONUS = 0.5
 """Per quarter note of hold (at most two) after a clause cut inside a line."""
 CONTINUE_BONUS = 3.0
-"""For the stanza after the one the previous section sang (上片 then 下片)."""
+"""For the stanza after the one the group or half before sang (上片 then 下片)."""
 CI_MAX_BARS = 16
-"""Longer sections carry no stanza: their notes are more than any pattern's characters, and
-the lyric service, which waits for a section's bars before it fits one, would wait long."""
+"""Longer groups (a long section, a long piece without a plan) carry no stanza: their
+halves hold more notes than most stanzas' characters, and the lyric service, which waits
+for a group's bars before it fits one, would wait long."""
 
 
 @dataclass(frozen=True)
@@ -242,8 +244,9 @@ def fit_stanza(
     *,
     after: CiStanza | None = None,
 ) -> CiFit | None:
-    """The stanza that the section of ``lines`` carries best, or None where the tune
-    allows none; ``after``: the stanza the section before carried (its 下片 is preferred)."""
+    """The stanza (of ``stanzas``, default every one) that ``lines`` carry best, or None
+    where the tune allows none; ``after``: the stanza sung before them (its 下片 is
+    preferred)."""
     stanzas = ci_stanzas() if stanzas is None else stanzas
     sung = [line for line in lines if line.syllables]
     notes = sum(line.syllables for line in sung)
