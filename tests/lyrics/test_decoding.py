@@ -1,6 +1,7 @@
 """Constrained decoding with the committed LMs: exact syllable counts, stress on strong
 beats, rhymes, tone contour, blocklist; and the unconstrained baseline."""
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -13,7 +14,7 @@ from cantus.lyrics.decoding import (
     generic_surprisal,
     sample_line_unconstrained,
 )
-from cantus.lyrics.english import pronounce
+from cantus.lyrics.english import pronounce, starts_with_vowel_sound
 from cantus.lyrics.mandarin import contour_agrees, reading, rhyme_class
 from cantus.lyrics.slots import plan_lines
 from cantus.music.notes import Meter, Note
@@ -292,3 +293,39 @@ def test_a_rhyme_word_stressed_off_the_beat_costs_its_own_stress_first(scorers, 
     # three slots, the last strong: "beneath" fits the end, the first word keeps its stress
     reach = writer.completable(3, 0b100, only_beneath, [])
     assert reach[0] and reach[1] and not reach[2]
+
+
+class ArticleLover:
+    """The served LM, except that "a" and "an" are what it expects after anything and
+    "the" or "eagle" what it expects after them: without agreement it would sing
+    "an the"."""
+
+    def __init__(self, scorer):
+        self.scorer, self.language, self.version = scorer, scorer.language, scorer.version
+
+    def score(self, contexts, candidates):
+        scores = self.scorer.score(contexts, candidates)
+        index = {word: k for k, word in enumerate(candidates)}
+        if "an" not in index:  # the line's end scored
+            return scores
+        for row, context in zip(scores, contexts, strict=True):
+            last = context.split()[-1] if context.split() else ""
+            if last in ("a", "an"):
+                row[index["the"]] += 30.0
+                row[index["eagle"]] += 30.0
+            else:
+                row[index["an"]] += 30.0
+                row[index["a"]] += 25.0
+        return scores
+
+
+def test_an_article_agrees_with_the_sound_of_the_word_after_it(scorers, lexicons):
+    writer = LyricWriter(
+        ArticleLover(scorers["en"]), lexicons["en"], options=DecodeOptions(noise=0), seed=1
+    )
+    pairs = []
+    for line in plan_lines(melody(14, bars=8), METER):
+        words = writer.write_line(line, context="").words
+        pairs += [(a, b) for a, b in itertools.pairwise(words) if a in ("a", "an")]
+    assert pairs  # the articles were sung, and each agrees
+    assert all((a == "an") == starts_with_vowel_sound(b) for a, b in pairs), pairs

@@ -8,6 +8,7 @@ from cantus.lyrics.english import (
     is_content_word,
     pronounce,
     split_syllables,
+    starts_with_vowel_sound,
     sung_syllables,
 )
 
@@ -62,3 +63,9 @@ def test_estimates_are_positive(word):
 def test_vowelless_dictionary_words_still_get_a_syllable():
     # CMUdict spells "sh" as SH alone: found by the property test above on a CI run
     assert pronounce("sh").syllables == 1 and pronounce("sh").stresses == "1"
+
+
+def test_an_article_goes_by_the_sound_not_the_letter():
+    assert starts_with_vowel_sound("hour") and starts_with_vowel_sound("apple")
+    assert not starts_with_vowel_sound("one") and not starts_with_vowel_sound("year")
+    assert starts_with_vowel_sound("ozzlebark")  # not in CMUdict: its first letter

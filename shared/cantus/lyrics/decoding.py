@@ -47,7 +47,12 @@ import numpy as np
 
 from cantus.lyrics.blocklist import is_blocked
 from cantus.lyrics.clauses import SEPARATOR, clause_lengths, word_groups
-from cantus.lyrics.english import is_content_word, pronounce, sung_syllables
+from cantus.lyrics.english import (
+    is_content_word,
+    pronounce,
+    starts_with_vowel_sound,
+    sung_syllables,
+)
 from cantus.lyrics.lexicon import Lexicon
 from cantus.lyrics.mandarin import TONE_LEVEL
 from cantus.lyrics.scoring import LyricScorer
@@ -310,6 +315,9 @@ class LyricWriter:
         self.function = np.array(
             [self.language == "en" and not is_content_word(w) for w in lexicon.words], dtype=bool
         )
+        self.vowel_initial: np.ndarray | None = None
+        if self.language == "en" and {"a", "an"} & set(lexicon.index):
+            self.vowel_initial = np.array([starts_with_vowel_sound(w) for w in lexicon.words])
         self.title = " ".join(theme_text.lower().split()) if self.language == "en" else theme_text
         content = ~self.function if self.language == "en" else np.ones(len(lexicon), bool)
         piece_rng = np.random.default_rng([seed, 21])
@@ -530,6 +538,9 @@ class LyricWriter:
                 allowed = fitting[beam.position] & after  # a new array: changed below
                 if beam.ids:
                     allowed[beam.ids[-1]] = False
+                    if self.vowel_initial is not None and beam.words[-1] in ("a", "an"):
+                        # "an the first house": the article agrees with the word after it
+                        allowed &= self.vowel_initial == (beam.words[-1] == "an")
                 if not allowed.any():
                     continue
                 total = row + self.static + verse - used_penalty + opts.word_bonus

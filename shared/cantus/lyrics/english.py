@@ -72,6 +72,16 @@ def pronounce(word: str) -> Pronunciation:
     return Pronunciation(count, "1" + "0" * (count - 1), "~" + tail, known=False)
 
 
+@functools.lru_cache(maxsize=65536)
+def starts_with_vowel_sound(word: str) -> bool:
+    """Whether ``word`` is spoken from a vowel, so that it takes "an", not "a" ("an hour",
+    "a one", "a year"): CMUdict's first phone, else the first letter."""
+    phones = pronouncing.phones_for_word(word)
+    if phones:
+        return phones[0].split()[0][-1].isdigit()
+    return word[:1] in "aeiou"
+
+
 def estimate_syllables(word: str) -> int:
     """Syllables of a word from its spelling alone, at least 1."""
     word = word.lower().replace("'", "")
