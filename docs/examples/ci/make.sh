@@ -20,7 +20,7 @@ for mode in without with; do
     .venv/bin/python - "$dir/piece.json" "$name ($mode ci)" >> "$here/lyrics.md" <<'PY'
 import json, sys
 piece = json.load(open(sys.argv[1]))
-stanzas = sorted({line["ci_stanza"] for line in piece["lyrics"] if line.get("ci_stanza")})
+stanzas = list(dict.fromkeys(line["ci_stanza"] for line in piece["lyrics"] if line.get("ci_stanza")))
 print(f"**{sys.argv[2]}**: {piece['request'].get('lyrics_theme')}, "
       f"{'调寄《' + '》《'.join(stanzas) + '》' if stanzas else 'no stanza'}  ")
 print(" / ".join(line["text"] for line in piece["lyrics"]))
