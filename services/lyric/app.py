@@ -55,6 +55,7 @@ from cantus.lyrics.song_form import (
     stanza_start,
 )
 from cantus.lyrics.writer import write_piece_line
+from cantus.music.form import FormPlan
 from cantus.music.notes import MusicError
 from cantus.streaming import Received, StreamService
 from cantus.streaming.table_state import (
@@ -118,7 +119,7 @@ async def handle_melody_bar(bar: pb.MelodyBar, received: Received) -> None:
             return
         line_index = len(state.lines)
         sings_ci = settings.lyric_ci and spec.lyrics_language in CI_LANGUAGES
-        if sings_ci and not fit_ci_stanza(state, received_bars, start, line_index, spec):
+        if sings_ci and not fit_ci_stanza(state, received_bars, start, line_index, spec, plan):
             return  # the stanza's bars are not all in yet
         sung = [
             SungLine(
@@ -225,11 +226,11 @@ def fit_ci_stanza(
     start: int,
     line_index: int,
     spec: pb.PieceSpec,
+    plan: FormPlan | None,
 ) -> bool:
     """Decide the ci stanza of the group of sections (``ci.ci_groups``) that a line
     starting at bar ``start`` opens or is in, once (kept in ``state``); False while the
     group still waits for its bars."""
-    plan = spec_form(spec)
     groups = ci_groups(plan, spec.bars)
     group = group_of(groups, start)
     if group < 0 or str(group) in state.ci_sections:

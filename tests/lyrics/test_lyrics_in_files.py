@@ -44,6 +44,15 @@ def themed_events(bars: int = 2) -> list:
     return [*events, line]
 
 
+def lead_sheet(parts: PieceParts, **options):
+    """The piece's lead sheet (``leadsheet_musicxml`` at 120 bpm) read back by music21."""
+    bars, chords, lyrics = leadsheet_inputs(parts)
+    xml = leadsheet_musicxml(
+        bars, chords, lyrics, spec_key(parts.spec), spec_meter(parts.spec), 120.0, **options
+    )
+    return music21.converter.parse(xml, format="musicxml")
+
+
 def test_render_waits_for_the_line_covering_a_bar():
     events = themed_events()
     parts = PieceParts.from_events(table_events(events[:-1]), humanise=False)
@@ -60,17 +69,7 @@ def test_lyrics_round_trip_through_midi_and_musicxml():
     melody = next(track for track in midi.tracks if track.name == "melody")
     assert [m.text for m in melody if m.type == "lyrics"] == [s.text for s in line.syllables]
 
-    bars, chords, lyrics = leadsheet_inputs(parts)
-    xml = leadsheet_musicxml(
-        bars,
-        chords,
-        lyrics,
-        spec_key(parts.spec),
-        spec_meter(parts.spec),
-        120.0,
-        title=piece_title(parts),
-    )
-    score = music21.converter.parse(xml, format="musicxml")
+    score = lead_sheet(parts, title=piece_title(parts))
     sung = [n for n in score.recurse().notes if n.lyric]
     assert [n.lyric for n in sung] == [s.text.rstrip("-") for s in line.syllables]
     syllabic = [n.lyrics[0].syllabic for n in sung[:6]]
@@ -84,17 +83,7 @@ def test_a_ci_stanza_is_named_over_its_first_bar_on_the_lead_sheet():
     events[-1].ci_stanza = "浣溪沙·上片"
     parts = PieceParts.from_events(table_events(events), humanise=False)
     assert ci_stanza_marks(parts) == {0: "浣溪沙·上片"}
-    bars, chords, lyrics = leadsheet_inputs(parts)
-    xml = leadsheet_musicxml(
-        bars,
-        chords,
-        lyrics,
-        spec_key(parts.spec),
-        spec_meter(parts.spec),
-        120.0,
-        stanzas=ci_stanza_marks(parts),
-    )
-    score = music21.converter.parse(xml, format="musicxml")
+    score = lead_sheet(parts, stanzas=ci_stanza_marks(parts))
     first = score.parts[0].getElementsByClass("Measure")[0]
     texts = [t.content for t in first.recurse().getElementsByClass("TextExpression")]
     assert "调寄《浣溪沙·上片》" in texts

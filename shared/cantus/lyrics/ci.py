@@ -107,7 +107,7 @@ class CiFit:
     lines: dict[int, CiLine]
     """Line index → how it carries its part (silent lines are absent)."""
     melisma: int
-    notes: int
+    """Notes sung on the character before them."""
     cost: float
 
 
@@ -305,8 +305,7 @@ def _fit_lines(lines: Sequence[LineSlots], stanza: CiStanza) -> CiFit | None:
         )
         j, k2 = j - 1, k
     melisma = sum(len(line.merged) for line in fitted_lines.values())
-    notes = sum(line.syllables for line in lines)
-    return CiFit(stanza, fitted_lines, melisma, notes, best[len(lines)][len(clauses)])
+    return CiFit(stanza, fitted_lines, melisma, best[len(lines)][len(clauses)])
 
 
 def carry(line: LineSlots, fitted: CiLine) -> LineSlots:
@@ -424,17 +423,19 @@ def fit_group(
     *,
     after: CiStanza | None = None,
     seen: Mapping[str, str] | None = None,
+    stanzas: Sequence[CiStanza] | None = None,
 ) -> CiFit | None:
-    """The stanza a group's lines carry, or None: a group shaped as one before (``seen``:
-    shape → stanza name) carries that one again. The caller leaves out groups of more than
-    ``CI_MAX_BARS`` bars (a long section, a long piece without a plan)."""
+    """The stanza (of ``stanzas``, default every one) a group's lines carry, or None: a
+    group shaped as one before (``seen``: shape → stanza name) carries that one again. The
+    caller leaves out groups of more than ``CI_MAX_BARS`` bars (a long section, a long
+    piece without a plan)."""
     if not lines:
         return None
     known = (seen or {}).get(group_shape(lines))
     if known is not None:
         stanza = stanza_named(known)
-        return fit_stanza(lines, [stanza]) if stanza is not None else None
-    return fit_stanza(lines, after=after)
+        stanzas = [stanza] if stanza is not None else []
+    return fit_stanza(lines, stanzas, after=after)
 
 
 def half_cut(lines: Sequence[LineSlots], plan: FormPlan | None) -> int | None:
@@ -459,11 +460,13 @@ def fit_parts(
     *,
     after: CiStanza | None = None,
     seen: Mapping[str, str] | None = None,
+    stanzas: Sequence[CiStanza] | None = None,
 ) -> list[tuple[list[LineSlots], CiFit]]:
-    """The stanzas a group's lines carry, each with its lines: one over the whole group
-    where one fits (``fit_group``), else one over each half (``half_cut``) that a stanza
-    fits, as a ci's 上片 and 下片 are sung to the two halves of its tune."""
-    whole = fit_group(lines, after=after, seen=seen)
+    """The stanzas (of ``stanzas``, default every one) a group's lines carry, each with its
+    lines: one over the whole group where one fits (``fit_group``), else one over each half
+    (``half_cut``) that a stanza fits, as a ci's 上片 and 下片 are sung to the two halves of
+    its tune."""
+    whole = fit_group(lines, after=after, seen=seen, stanzas=stanzas)
     if whole is not None:
         return [(list(lines), whole)]
     cut = half_cut(lines, plan)
@@ -471,7 +474,7 @@ def fit_parts(
         return []
     parts = []
     for half in (lines[:cut], lines[cut:]):
-        fit = fit_group(half, after=after, seen=seen)
+        fit = fit_group(half, after=after, seen=seen, stanzas=stanzas)
         after = fit.stanza if fit is not None else None
         if fit is not None:
             parts.append((list(half), fit))
@@ -545,14 +548,9 @@ def sing_named(
             stanza = stanza_named(name) if name else None
             if stanza is None:
                 continue
-            fit = fit_stanza(part, [stanza])
             # both halves of a group may carry the same stanza: one run of names
-            cut = half_cut(part, plan) if fit is None else None
-            halves = [part] if fit is not None else [part[:cut], part[cut:]] if cut else []
-            for half in halves:
-                fitted = fit if fit is not None else fit_stanza(half, [stanza])
-                if fitted is not None:
-                    out.update({line.index: line for line in sing_stanza(half, fitted)})
+            for half, fit in fit_parts(part, plan, stanzas=[stanza]):
+                out.update({line.index: line for line in sing_stanza(half, fit)})
     return out
 
 
